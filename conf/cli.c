@@ -1,0 +1,1 @@
+/* conf/cli.c: not written yet */

@@ -1,0 +1,1 @@
+/* conf/cli.h: not written yet */

@@ -1,0 +1,1 @@
+/* conf/conf.c: not written yet */

@@ -1,0 +1,1 @@
+/* conf/env.c: not written yet */

@@ -1,0 +1,1 @@
+/* conf/env.h: not written yet */

@@ -1,0 +1,1 @@
+/* conf/file.c: not written yet */

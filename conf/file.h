@@ -1,0 +1,1 @@
+/* conf/file.h: not written yet */

@@ -1,0 +1,1 @@
+/* conf/parse.c: not written yet */

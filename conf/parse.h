@@ -1,0 +1,1 @@
+/* conf/parse.h: not written yet */

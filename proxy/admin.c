@@ -1,0 +1,1 @@
+/* proxy/admin.c: not written yet */

@@ -1,0 +1,1 @@
+/* proxy/admin.h: not written yet */

@@ -1,0 +1,1 @@
+/* proxy/auth.c: not written yet */

@@ -1,0 +1,1 @@
+/* proxy/auth.h: not written yet */

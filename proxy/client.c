@@ -1,0 +1,1 @@
+/* proxy/client.c: not written yet */

@@ -1,0 +1,1 @@
+/* proxy/client.h: not written yet */

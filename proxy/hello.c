@@ -1,0 +1,1 @@
+/* proxy/hello.c: not written yet */

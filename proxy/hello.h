@@ -1,0 +1,1 @@
+/* proxy/hello.h: not written yet */

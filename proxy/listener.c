@@ -1,0 +1,1 @@
+/* proxy/listener.c: not written yet */

@@ -1,0 +1,1 @@
+/* proxy/listener.h: not written yet */

@@ -1,0 +1,1 @@
+/* proxy/log.c: not written yet */

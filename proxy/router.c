@@ -1,0 +1,1 @@
+/* proxy/router.c: not written yet */

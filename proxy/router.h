@@ -1,0 +1,1 @@
+/* proxy/router.h: not written yet */

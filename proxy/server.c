@@ -1,0 +1,1 @@
+/* proxy/server.c: not written yet */

@@ -1,0 +1,1 @@
+/* proxy/server.h: not written yet */

@@ -1,0 +1,1 @@
+/* proxy/stats.c: not written yet */

@@ -1,0 +1,1 @@
+/* proxy/stats.h: not written yet */

@@ -1,0 +1,1 @@
+/* proxy/upstream.c: not written yet */

@@ -1,0 +1,1 @@
+/* proxy/upstream.h: not written yet */

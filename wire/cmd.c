@@ -1,0 +1,1 @@
+/* wire/cmd.c: not written yet */

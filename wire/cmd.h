@@ -1,0 +1,37 @@
+/*
+ * wire/cmd.h: what the proxy needs to know about a command body: its name
+ * (the first key), $db, the collection it names, and the session and
+ * transaction fields. Reads the body in place with bson_iter; the body must
+ * have passed wire_doc_check.
+ */
+#ifndef MONGOCACHE_WIRE_CMD_H
+#define MONGOCACHE_WIRE_CMD_H
+
+#include <bson/bson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct wire_cmd {
+    const char *name;     /* first key, inside the body */
+    const char *db;       /* value of $db, inside the body, or NULL */
+    uint32_t db_len;
+    const char *coll;     /* string value of the first element when it is a string, or NULL */
+    uint32_t coll_len;
+    bool has_lsid;
+    bool has_txn_number;
+    bool has_autocommit;
+    bool has_start_transaction;
+    bool has_duplicate_top_level_key;
+};
+
+/*
+ * Fills cmd from a checked body. Returns false (error set) when the body is
+ * empty or $db is not a string.
+ */
+bool wire_cmd_parse(const uint8_t *body, uint32_t len, struct wire_cmd *cmd,
+                    bson_error_t *error) __attribute__((warn_unused_result));
+
+/* True when the command name is hello, isMaster or ismaster. */
+bool wire_cmd_is_hello(const char *name);
+
+#endif

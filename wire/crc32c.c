@@ -1,0 +1,1 @@
+/* wire/crc32c.c: not written yet */

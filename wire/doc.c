@@ -1,0 +1,1 @@
+/* wire/doc.c: not written yet */

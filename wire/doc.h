@@ -1,0 +1,29 @@
+/*
+ * wire/doc.h: structural validation of one untrusted BSON document, done
+ * iteratively (an explicit stack, no recursion) so that a deeply nested
+ * document can never exhaust the C stack. Every document from a client, the
+ * upstream or a cache must pass this before any libbson call touches it
+ * (Debian's bson_validate recurses and can be crashed by depth).
+ */
+#ifndef MONGOCACHE_WIRE_DOC_H
+#define MONGOCACHE_WIRE_DOC_H
+
+#include <bson/bson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Nesting depth allowed by default: the top-level document has depth 1. */
+#define WIRE_DOC_MAX_DEPTH 200
+
+/*
+ * Checks that buf[0..avail) starts with one well-formed BSON document:
+ * lengths consistent and in bounds, every element type known, strings
+ * length-prefixed and NUL-terminated, keys terminated inside the document,
+ * booleans 0 or 1, code-with-scope sizes consistent, nesting <= max_depth.
+ * On success stores the document's length in *doc_len (may be < avail).
+ * Returns false with error set otherwise. Never reads past buf + avail.
+ */
+bool wire_doc_check(const uint8_t *buf, size_t avail, uint32_t max_depth, uint32_t *doc_len,
+                    bson_error_t *error) __attribute__((warn_unused_result));
+
+#endif

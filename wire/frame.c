@@ -1,0 +1,1 @@
+/* wire/frame.c: not written yet */

@@ -1,0 +1,1 @@
+/* wire/msg.c: not written yet */

@@ -1,0 +1,1 @@
+/* wire/reply.c: not written yet */
