@@ -1,1 +1,179 @@
-/* proxy/admin.c: not written yet */
+/*
+ * proxy/admin.c: the HTTP endpoint (see admin.h), on libevent's evhttp with
+ * its limits set (timeouts, header and body sizes, GET only) so the admin
+ * port cannot be used to starve the data port. Reads the counters; never
+ * changes anything and never shows a secret, a query or a principal.
+ */
+#include "config.h"
+
+#include "proxy/admin.h"
+
+#include "proxy/log.h"
+#include "proxy/server.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+struct proxy_admin {
+    struct proxy_server *server;
+    struct evhttp *http;
+    time_t started;
+};
+
+static bool
+authorized(struct proxy_admin *admin, struct evhttp_request *req)
+{
+    const char *token = admin->server->conf->http_token;
+    const char *header;
+    size_t a, b;
+
+    if (!token || !token[0])
+        return true;
+    header = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (!header || strncmp(header, "Bearer ", 7) != 0)
+        return false;
+    header += 7;
+    /* Compare in time independent of where the strings differ. */
+    a = strlen(header);
+    b = strlen(token);
+    {
+        unsigned char diff = (unsigned char)(a != b);
+
+        for (size_t i = 0; i < a && i < b; i++)
+            diff |= (unsigned char)(header[i] ^ token[i]);
+        return diff == 0;
+    }
+}
+
+static void
+reply_json(struct evhttp_request *req, int code, const char *reason, struct evbuffer *body)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "application/json");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
+    evhttp_send_reply(req, code, reason, body);
+}
+
+static void
+stats_cb(struct evhttp_request *req, void *arg)
+{
+    struct proxy_admin *admin = arg;
+    struct proxy_server *server = admin->server;
+    struct evbuffer *body = evbuffer_new();
+
+    if (!authorized(admin, req)) {
+        evbuffer_add_printf(body, "{\"error\": \"unauthorized\"}\n");
+        reply_json(req, 401, "Unauthorized", body);
+        evbuffer_free(body);
+        return;
+    }
+    evbuffer_add_printf(body,
+                        "{\"version\": \"%s\", \"uptime_seconds\": %lld, \"upstream\": \"%s\", "
+                        "\"draining\": %s, \"counters\": {",
+                        PACKAGE_VERSION, (long long)(time(NULL) - admin->started),
+                        server->upstream_label, server->draining ? "true" : "false");
+    proxy_stats_json(&server->stats, body);
+    evbuffer_add_printf(body, "}}\n");
+    reply_json(req, 200, "OK", body);
+    evbuffer_free(body);
+}
+
+static void
+healthz_cb(struct evhttp_request *req, void *arg)
+{
+    struct proxy_admin *admin = arg;
+    struct evbuffer *body = evbuffer_new();
+
+    if (admin->server->draining) {
+        evbuffer_add_printf(body, "{\"status\": \"draining\"}\n");
+        reply_json(req, 503, "Service Unavailable", body);
+    } else {
+        evbuffer_add_printf(body, "{\"status\": \"ok\"}\n");
+        reply_json(req, 200, "OK", body);
+    }
+    evbuffer_free(body);
+}
+
+static void
+not_found_cb(struct evhttp_request *req, void *arg)
+{
+    struct evbuffer *body = evbuffer_new();
+
+    (void)arg;
+    evbuffer_add_printf(body, "{\"error\": \"not found\", \"paths\": [\"/stats\", \"/healthz\"]}\n");
+    reply_json(req, 404, "Not Found", body);
+    evbuffer_free(body);
+}
+
+static bool
+is_loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    return strcmp(host, "localhost") == 0;
+}
+
+struct proxy_admin *
+proxy_admin_new(struct proxy_server *server, bson_error_t *error)
+{
+    const struct conf *conf = server->conf;
+    struct proxy_admin *admin;
+    char *host = NULL;
+    uint16_t port = 0;
+
+    if (!conf->http_listen || !conf->http_listen[0])
+        return NULL;
+    if (!conf_split_addr(conf->http_listen, &host, &port)) {
+        bson_set_error(error, 1, 1, "http_listen: \"%s\" is not HOST:PORT", conf->http_listen);
+        return NULL;
+    }
+    if (!is_loopback(host) && (!conf->http_token || !conf->http_token[0])) {
+        bson_set_error(error, 1, 2,
+                       "http_listen %s is not a loopback address: set http_token so the "
+                       "endpoint is not open to anyone",
+                       conf->http_listen);
+        bson_free(host);
+        return NULL;
+    }
+    admin = bson_malloc0(sizeof *admin);
+    admin->server = server;
+    admin->started = time(NULL);
+    admin->http = evhttp_new(server->base);
+    evhttp_set_timeout(admin->http, 10);
+    evhttp_set_max_headers_size(admin->http, 8192);
+    evhttp_set_max_body_size(admin->http, 1024);
+    evhttp_set_allowed_methods(admin->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+    evhttp_set_cb(admin->http, "/stats", stats_cb, admin);
+    evhttp_set_cb(admin->http, "/healthz", healthz_cb, admin);
+    evhttp_set_gencb(admin->http, not_found_cb, admin);
+    if (evhttp_bind_socket(admin->http, host, port) != 0) {
+        bson_set_error(error, 1, 3, "cannot listen for HTTP on %s (address in use?)",
+                       conf->http_listen);
+        bson_free(host);
+        proxy_admin_destroy(admin);
+        return NULL;
+    }
+    bson_free(host);
+    return admin;
+}
+
+void
+proxy_admin_destroy(struct proxy_admin *admin)
+{
+    if (!admin)
+        return;
+    if (admin->http)
+        evhttp_free(admin->http);
+    bson_free(admin);
+}

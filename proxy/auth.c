@@ -1,1 +1,172 @@
-/* proxy/auth.c: not written yet */
+/*
+ * proxy/auth.c: the SCRAM observer. Owns a connection's authentication state
+ * machine (none -> in progress -> ok | failed, or unknown when it cannot
+ * tell). Does not forward anything, log anything, or touch passwords: the
+ * only part of a SCRAM payload it reads is the user name of client-first.
+ */
+#include "proxy/auth.h"
+
+#include <string.h>
+
+static const char *const state_names[] = {"none", "in_progress", "ok", "failed", "unknown"};
+
+void
+proxy_auth_init(struct proxy_auth *auth)
+{
+    memset(auth, 0, sizeof *auth);
+}
+
+void
+proxy_auth_cleanup(struct proxy_auth *auth)
+{
+    bson_free(auth->pending);
+    bson_free(auth->principal);
+    memset(auth, 0, sizeof *auth);
+}
+
+const char *
+proxy_auth_state_name(enum proxy_auth_state state)
+{
+    return state_names[state];
+}
+
+char *
+proxy_auth_scram_user(const uint8_t *payload, uint32_t len)
+{
+    const char *p = (const char *)payload;
+    const char *end = p + len;
+    const char *name;
+    char *user;
+    size_t n = 0;
+
+    /* gs2 header: "n," or "y," then an optional "a=authzid", then ",". */
+    if (len < 3 || (p[0] != 'n' && p[0] != 'y') || p[1] != ',')
+        return NULL;
+    p += 2;
+    while (p < end && *p != ',')
+        p++;
+    if (p >= end)
+        return NULL;
+    p++;
+    if (end - p < 2 || p[0] != 'n' || p[1] != '=')
+        return NULL;
+    name = p + 2;
+    for (p = name; p < end && *p != ','; p++)
+        ;
+    if (p >= end || p == name)
+        return NULL;
+
+    user = bson_malloc((size_t)(p - name) + 1);
+    for (const char *q = name; q < p; q++) {
+        if (*q == '\0') {
+            bson_free(user);
+            return NULL;
+        }
+        if (*q == '=') {
+            /* RFC 5802: only "=2C" (",") and "=3D" ("=") may follow '='. */
+            if (p - q >= 3 && q[1] == '2' && q[2] == 'C')
+                user[n++] = ',';
+            else if (p - q >= 3 && q[1] == '3' && q[2] == 'D')
+                user[n++] = '=';
+            else {
+                bson_free(user);
+                return NULL;
+            }
+            q += 2;
+            continue;
+        }
+        user[n++] = *q;
+    }
+    user[n] = '\0';
+    return user;
+}
+
+void
+proxy_auth_start(struct proxy_auth *auth, const bson_t *cmd, const char *db)
+{
+    bson_iter_t it;
+    const char *mech = NULL;
+    const uint8_t *payload = NULL;
+    uint32_t payload_len = 0;
+    bson_subtype_t subtype;
+    char *user;
+
+    if (bson_iter_init_find(&it, cmd, "mechanism") && BSON_ITER_HOLDS_UTF8(&it))
+        mech = bson_iter_utf8(&it, NULL);
+    if (bson_iter_init_find(&it, cmd, "payload")) {
+        if (BSON_ITER_HOLDS_BINARY(&it))
+            bson_iter_binary(&it, &subtype, &payload_len, &payload);
+        else if (BSON_ITER_HOLDS_UTF8(&it))
+            payload = (const uint8_t *)bson_iter_utf8(&it, &payload_len);
+    }
+    bson_free(auth->pending);
+    auth->pending = NULL;
+    if (!mech || strncmp(mech, "SCRAM-SHA-", 10) != 0 || !payload || !db) {
+        proxy_auth_unknown(auth);
+        return;
+    }
+    user = proxy_auth_scram_user(payload, payload_len);
+    if (!user) {
+        proxy_auth_unknown(auth);
+        return;
+    }
+    auth->pending = bson_strdup_printf("%s@%s", user, db);
+    bson_free(user);
+    if (auth->state != PROXY_AUTH_OK && auth->state != PROXY_AUTH_UNKNOWN)
+        auth->state = PROXY_AUTH_IN_PROGRESS;
+}
+
+enum proxy_auth_state
+proxy_auth_reply(struct proxy_auth *auth, const bson_t *reply)
+{
+    bson_iter_t it;
+    bool ok = false;
+    bool done = false;
+
+    if (bson_iter_init_find(&it, reply, "ok"))
+        ok = bson_iter_as_bool(&it);
+    if (bson_iter_init_find(&it, reply, "done"))
+        done = bson_iter_as_bool(&it);
+
+    if (!ok) {
+        bson_free(auth->pending);
+        auth->pending = NULL;
+        /* A refused attempt after a success leaves the earlier login in force
+         * upstream, but the proxy treats the mixed state as unknown. */
+        auth->state = auth->state == PROXY_AUTH_OK ? PROXY_AUTH_UNKNOWN : PROXY_AUTH_FAILED;
+        return auth->state;
+    }
+    if (!done || !auth->pending)
+        return auth->state;
+
+    if (auth->state == PROXY_AUTH_UNKNOWN) {
+        /* stays unknown */
+    } else if (auth->principal && strcmp(auth->principal, auth->pending) != 0) {
+        auth->state = PROXY_AUTH_UNKNOWN;
+    } else {
+        bson_free(auth->principal);
+        auth->principal = auth->pending;
+        auth->pending = NULL;
+        auth->state = PROXY_AUTH_OK;
+    }
+    bson_free(auth->pending);
+    auth->pending = NULL;
+    return auth->state;
+}
+
+void
+proxy_auth_abandon(struct proxy_auth *auth)
+{
+    bson_free(auth->pending);
+    auth->pending = NULL;
+    if (auth->state == PROXY_AUTH_IN_PROGRESS)
+        auth->state = auth->principal ? PROXY_AUTH_OK : PROXY_AUTH_NONE;
+}
+
+void
+proxy_auth_unknown(struct proxy_auth *auth)
+{
+    bson_free(auth->pending);
+    auth->pending = NULL;
+    auth->state = PROXY_AUTH_UNKNOWN;
+}

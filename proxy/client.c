@@ -1,1 +1,945 @@
-/* proxy/client.c: not written yet */
+/*
+ * proxy/client.c: one client connection, and the request pipeline.
+ *
+ *   client socket
+ *     -> frame: 16-byte header, 16 <= length <= max_message_size, then wait
+ *        for the whole message (message_timeout from its first byte)
+ *     -> check: OP_MSG sections, flags, checksum, BSON structure and depth
+ *        (wire/msg.c); OP_QUERY only for the legacy handshake; anything else
+ *        closes the connection (OP_COMPRESSED after an error reply)
+ *     -> route (router.c): hello -> strip compression/loadBalanced;
+ *        saslStart/saslContinue -> observe; everything else untouched
+ *        [the query cache will look up here, before forwarding]
+ *     -> forward on this client's own upstream connection (upstream.c), in
+ *        order; remember the request unless it is moreToCome (no reply)
+ *   upstream socket
+ *     -> frame and check the reply (responseTo must be the oldest request in
+ *        flight, same rules as requests)
+ *     -> hello: persona rewrite (hello.c); sasl: note the verdict (auth.c)
+ *        [the query cache will store here]
+ *     -> relay to the client, strictly in request order
+ *
+ * Owns: the client bufferevent, its upstream, the list of requests in
+ * flight, timers (message deadline, idle, drain) and the auth state. Does
+ * not own sockets' accept (listener.c) or the upstream's framing (upstream.c).
+ *
+ * Lifetime: nothing frees a client inside one of its own callbacks. Closing
+ * marks it dead and activates close_ev; close_ev's callback frees it.
+ */
+#include "proxy/client.h"
+
+#include "proxy/auth.h"
+#include "proxy/hello.h"
+#include "proxy/log.h"
+#include "proxy/router.h"
+#include "proxy/server.h"
+#include "proxy/upstream.h"
+#include "wire/cmd.h"
+#include "wire/msg.h"
+#include "wire/reply.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+/* One request waiting for its reply. Its state is the list it is on. */
+struct proxy_request {
+    TAILQ_ENTRY(proxy_request) link;
+    int32_t request_id;
+    enum proxy_route route;
+    bool legacy; /* OP_QUERY: the reply is an OP_REPLY */
+    struct proxy_hello_request hello;
+};
+
+TAILQ_HEAD(proxy_request_list, proxy_request);
+
+struct proxy_client {
+    TAILQ_ENTRY(proxy_client) link;
+    struct proxy_server *server;
+    uint64_t id;
+    char peer[INET6_ADDRSTRLEN + 16];
+    struct bufferevent *bev;
+    struct proxy_upstream *up;    /* NULL until the first request, and after it is lost */
+    bool oneway_sent;             /* a moreToCome request went to the current upstream */
+    struct proxy_request_list pending;
+    uint32_t n_pending;
+    struct event *timer;          /* message deadline, idle or drain */
+    bool deadline_armed;
+    struct event *close_ev;
+    bool reading_paused;          /* the upstream's queue is full */
+    bool upstream_paused;         /* our own output is full */
+    bool finishing;               /* close when nothing is in flight and output is flushed */
+    bool peer_eof;                /* the client shut down its side; replies still go out */
+    bool peer_gone;               /* the socket failed; replies are discarded */
+    bool dead;                    /* close_ev is scheduled */
+    const char *close_reason;
+    uint64_t n_requests;
+    struct proxy_auth auth;
+};
+
+static int32_t next_reply_id = 1;
+
+static void close_now(struct proxy_client *c, const char *reason);
+static void process_input(struct proxy_client *c);
+static void maybe_finish(struct proxy_client *c);
+
+static struct timeval
+ms_to_tv(int64_t ms)
+{
+    struct timeval tv;
+
+    tv.tv_sec = ms / 1000;
+    tv.tv_usec = (ms % 1000) * 1000;
+    return tv;
+}
+
+static struct evbuffer *
+client_output(struct proxy_client *c)
+{
+    return bufferevent_get_output(c->bev);
+}
+
+/* ---- timers ------------------------------------------------------------- */
+
+static void
+update_timer(struct proxy_client *c, bool progressed)
+{
+    const struct conf *conf = c->server->conf;
+    struct timeval tv;
+
+    if (c->dead)
+        return;
+    if (!c->reading_paused && !c->finishing &&
+        evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+        /* A message has started: it must be whole by the deadline. */
+        if (!c->deadline_armed || progressed) {
+            c->deadline_armed = true;
+            tv = ms_to_tv(conf->message_timeout);
+            evtimer_add(c->timer, &tv);
+        }
+        return;
+    }
+    c->deadline_armed = false;
+    if (c->finishing || c->peer_gone || c->peer_eof) {
+        tv = ms_to_tv(conf->drain_timeout);
+        evtimer_add(c->timer, &tv);
+    } else if (c->n_pending == 0 && conf->idle_timeout > 0) {
+        tv = ms_to_tv(conf->idle_timeout);
+        evtimer_add(c->timer, &tv);
+    } else {
+        evtimer_del(c->timer);
+    }
+}
+
+static void
+timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_client *c = arg;
+    struct proxy_stats *stats = &c->server->stats;
+
+    (void)fd;
+    (void)what;
+    if (c->deadline_armed) {
+        proxy_stats_add(stats, PROXY_STAT_message_timeouts, 1);
+        proxy_log(PROXY_LOG_WARN, c->id, "message_timeout",
+                  "peer=%s timeout_ms=%lld msg=\"a message did not arrive whole in time; "
+                  "closing\"",
+                  c->peer, (long long)c->server->conf->message_timeout);
+        close_now(c, "message_timeout");
+    } else if (c->finishing || c->peer_gone || c->peer_eof) {
+        close_now(c, "drain_timeout");
+    } else if (c->n_pending == 0) {
+        proxy_stats_add(stats, PROXY_STAT_idle_timeouts, 1);
+        close_now(c, "idle_timeout");
+    }
+}
+
+/* ---- closing -------------------------------------------------------------- */
+
+static void
+close_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    proxy_client_free(arg);
+}
+
+static void
+close_now(struct proxy_client *c, const char *reason)
+{
+    if (c->dead)
+        return;
+    c->dead = true;
+    c->close_reason = reason;
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    if (c->up)
+        proxy_upstream_pause(c->up, true);
+    event_active(c->close_ev, 0, 0);
+}
+
+static void
+maybe_finish(struct proxy_client *c)
+{
+    if (c->dead || !(c->finishing || c->peer_eof || c->peer_gone) || c->n_pending > 0)
+        return;
+    if (c->peer_gone || evbuffer_get_length(client_output(c)) == 0)
+        close_now(c, c->peer_gone ? "client_gone" : c->finishing ? "finished" : "client_eof");
+    else
+        bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+}
+
+static void
+finish(struct proxy_client *c)
+{
+    c->finishing = true;
+    bufferevent_disable(c->bev, EV_READ);
+    maybe_finish(c);
+    update_timer(c, false);
+}
+
+void
+proxy_client_free(struct proxy_client *c)
+{
+    struct proxy_request *req;
+
+    if (!c)
+        return;
+    proxy_log(PROXY_LOG_INFO, c->id, "client_close", "peer=%s reason=%s requests=%llu", c->peer,
+              c->close_reason ? c->close_reason : "shutdown", (unsigned long long)c->n_requests);
+    while ((req = TAILQ_FIRST(&c->pending))) {
+        TAILQ_REMOVE(&c->pending, req, link);
+        bson_free(req);
+    }
+    proxy_upstream_destroy(c->up);
+    if (c->bev)
+        bufferevent_free(c->bev);
+    if (c->timer)
+        event_free(c->timer);
+    if (c->close_ev)
+        event_free(c->close_ev);
+    proxy_auth_cleanup(&c->auth);
+    TAILQ_REMOVE(&c->server->clients, c, link);
+    proxy_server_client_closed(c->server);
+    bson_free(c);
+}
+
+void
+proxy_client_drain_all(struct proxy_server *server)
+{
+    struct proxy_client *c;
+
+    TAILQ_FOREACH(c, &server->clients, link)
+        finish(c);
+}
+
+void
+proxy_client_free_all(struct proxy_server *server)
+{
+    struct proxy_client *c;
+
+    while ((c = TAILQ_FIRST(&server->clients)))
+        proxy_client_free(c);
+}
+
+/* ---- replies written by the proxy itself ----------------------------------- */
+
+static void
+write_owned(struct proxy_client *c, uint8_t *bytes, size_t len)
+{
+    if (!c->peer_gone)
+        evbuffer_add(client_output(c), bytes, len);
+    bson_free(bytes);
+}
+
+static void
+send_error(struct proxy_client *c, int32_t response_to, bool legacy, int32_t code,
+           const char *code_name, const char *errmsg)
+{
+    bson_t body = BSON_INITIALIZER;
+    uint8_t *bytes;
+    size_t len;
+
+    wire_reply_error_body(&body, code, code_name, errmsg);
+    if (legacy)
+        bytes = wire_reply_op_reply(next_reply_id++, response_to, 0, &body, &len);
+    else
+        bytes = wire_reply_msg(next_reply_id++, response_to, &body, &len);
+    bson_destroy(&body);
+    write_owned(c, bytes, len);
+    proxy_stats_add(&c->server->stats, PROXY_STAT_error_replies, 1);
+}
+
+/* ---- requests --------------------------------------------------------------- */
+
+static void
+decoding_error(struct proxy_client *c, const struct wire_header *h, const bson_error_t *error)
+{
+    proxy_stats_add(&c->server->stats, PROXY_STAT_decoding_errors, 1);
+    proxy_log(PROXY_LOG_WARN, c->id, "decoding_error",
+              "peer=%s opcode=%d length=%d code=%u error=\"%s\" msg=\"the client broke the wire "
+              "protocol; closing its connection\"",
+              c->peer, h ? h->opcode : 0, h ? h->length : 0, error->code, error->message);
+    close_now(c, "decoding_error");
+}
+
+static struct proxy_request *
+push_request(struct proxy_client *c, int32_t request_id, enum proxy_route route, bool legacy)
+{
+    struct proxy_request *req = bson_malloc0(sizeof *req);
+
+    req->request_id = request_id;
+    req->route = route;
+    req->legacy = legacy;
+    TAILQ_INSERT_TAIL(&c->pending, req, link);
+    c->n_pending++;
+    return req;
+}
+
+static void
+pop_request(struct proxy_client *c, struct proxy_request *req)
+{
+    TAILQ_REMOVE(&c->pending, req, link);
+    c->n_pending--;
+    bson_free(req);
+}
+
+/*
+ * Moves the message of len bytes at the front of in to the upstream, or
+ * replaces it with `replacement` (taken) when the proxy rewrote it.
+ */
+static void
+forward(struct proxy_client *c, struct evbuffer *in, size_t len, uint8_t *replacement,
+        size_t replacement_len, bool oneway)
+{
+    struct evbuffer *out;
+    size_t limit = (size_t)c->server->conf->buffer_limit;
+
+    if (!c->up) {
+        c->up = proxy_upstream_new(c->server, c);
+        c->oneway_sent = false;
+        proxy_upstream_set_low_watermark(c->up, limit / 2);
+    }
+    out = proxy_upstream_output(c->up);
+    if (replacement) {
+        evbuffer_add(out, replacement, replacement_len);
+        bson_free(replacement);
+        evbuffer_drain(in, len);
+    } else {
+        evbuffer_remove_buffer(in, out, len);
+    }
+    if (oneway)
+        c->oneway_sent = true;
+    if (proxy_upstream_queued(c->up) > limit && !c->reading_paused) {
+        c->reading_paused = true;
+        bufferevent_disable(c->bev, EV_READ);
+    }
+}
+
+/* Logs the driver and application named in a handshake's client metadata. */
+static void
+log_client_metadata(struct proxy_client *c, const bson_t *cmd)
+{
+    bson_iter_t it;
+    const char *app = "";
+    const char *driver = "";
+
+    if (!proxy_log_enabled(PROXY_LOG_INFO) || !bson_iter_init(&it, cmd) ||
+        !bson_iter_find_descendant(&it, "client.driver.name", &it))
+        return;
+    if (BSON_ITER_HOLDS_UTF8(&it))
+        driver = bson_iter_utf8(&it, NULL);
+    if (bson_iter_init(&it, cmd) && bson_iter_find_descendant(&it, "client.application.name", &it) &&
+        BSON_ITER_HOLDS_UTF8(&it))
+        app = bson_iter_utf8(&it, NULL);
+    proxy_log(PROXY_LOG_INFO, c->id, "client_hello", "driver=\"%.64s\" app=\"%.64s\"", driver,
+              app);
+}
+
+/*
+ * Prepares a hello for the upstream: notes what the client asked for and
+ * any speculative SCRAM start. Returns the rewritten command in *stripped
+ * (initialised here) and true when it differs from cmd.
+ */
+static bool
+prepare_hello(struct proxy_client *c, const bson_t *cmd, struct proxy_request *req,
+              bson_t *stripped)
+{
+    bson_iter_t it;
+    bool changed;
+
+    bson_init(stripped);
+    changed = proxy_hello_prepare(cmd, stripped, &req->hello);
+    log_client_metadata(c, cmd);
+    if (req->hello.speculative_auth && bson_iter_init_find(&it, cmd, "speculativeAuthenticate") &&
+        BSON_ITER_HOLDS_DOCUMENT(&it)) {
+        const uint8_t *data;
+        uint32_t len;
+        bson_t sub;
+        bson_iter_t db_it;
+        const char *db = NULL;
+
+        bson_iter_document(&it, &len, &data);
+        if (bson_init_static(&sub, data, len)) {
+            if (bson_iter_init_find(&db_it, &sub, "db") && BSON_ITER_HOLDS_UTF8(&db_it))
+                db = bson_iter_utf8(&db_it, NULL);
+            proxy_auth_start(&c->auth, &sub, db);
+        }
+    }
+    return changed;
+}
+
+static bool
+handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
+              const struct wire_header *h)
+{
+    const struct conf *conf = c->server->conf;
+    struct wire_msg msg;
+    struct wire_cmd cmd;
+    bson_error_t error;
+    enum proxy_route route = PROXY_ROUTE_FORWARD;
+    struct proxy_request *req = NULL;
+    uint8_t *replacement = NULL;
+    size_t replacement_len = 0;
+    bool oneway;
+    bson_t body;
+
+    if (!wire_msg_parse(data, (size_t)h->length, (uint32_t)conf->max_bson_depth, &msg, &error)) {
+        decoding_error(c, h, &error);
+        return false;
+    }
+    oneway = (msg.flags & WIRE_MSG_MORE_TO_COME) != 0;
+    if (wire_cmd_parse(msg.body, msg.body_len, &cmd, &error))
+        route = proxy_router_route(&cmd);
+    else
+        memset(&cmd, 0, sizeof cmd);
+    if (proxy_log_enabled(PROXY_LOG_DEBUG))
+        proxy_log(PROXY_LOG_DEBUG, c->id, "request",
+                  "request_id=%d cmd=%.64s db=%.64s route=%s bytes=%d oneway=%d", h->request_id,
+                  cmd.name ? cmd.name : "?", cmd.db ? cmd.db : "?",
+                  proxy_router_route_name(route), h->length, oneway);
+
+    if (!oneway)
+        req = push_request(c, h->request_id, route, false);
+    (void)bson_init_static(&body, msg.body, msg.body_len);
+    switch (route) {
+    case PROXY_ROUTE_HELLO:
+        if (req) {
+            bson_t stripped;
+
+            if (prepare_hello(c, &body, req, &stripped))
+                replacement = wire_msg_rebuild(&msg, &stripped, &replacement_len);
+            bson_destroy(&stripped);
+        }
+        break;
+    case PROXY_ROUTE_SASL_START:
+        proxy_auth_start(&c->auth, &body, cmd.db);
+        break;
+    case PROXY_ROUTE_AUTH_OTHER:
+        proxy_auth_unknown(&c->auth);
+        break;
+    case PROXY_ROUTE_SASL_CONTINUE:
+    case PROXY_ROUTE_FORWARD:
+        break;
+    }
+    /* Exhaust is never negotiated: every request gets one reply. The
+     * OP_MSG spec lets a server ignore exhaustAllowed; so may we. */
+    if (msg.flags & WIRE_MSG_EXHAUST_ALLOWED) {
+        if (!replacement) {
+            replacement = bson_malloc((size_t)h->length);
+            memcpy(replacement, data, (size_t)h->length);
+            replacement_len = (size_t)h->length;
+        }
+        wire_msg_clear_flags(replacement, replacement_len, WIRE_MSG_EXHAUST_ALLOWED);
+    }
+    forward(c, in, (size_t)h->length, replacement, replacement_len, oneway);
+    return true;
+}
+
+static bool
+handle_op_query(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
+                const struct wire_header *h)
+{
+    const struct conf *conf = c->server->conf;
+    struct wire_query query;
+    struct wire_cmd cmd;
+    bson_error_t error;
+    size_t coll_len;
+    struct proxy_request *req;
+    uint8_t *replacement = NULL;
+    size_t replacement_len = 0;
+    bson_t doc, stripped;
+
+    if (!wire_msg_parse_query(data, (size_t)h->length, (uint32_t)conf->max_bson_depth, &query,
+                              &error)) {
+        decoding_error(c, h, &error);
+        return false;
+    }
+    coll_len = strlen(query.full_collection);
+    if (coll_len < 5 || strcmp(query.full_collection + coll_len - 5, ".$cmd") != 0 ||
+        !wire_cmd_parse(query.query, query.query_len, &cmd, &error) ||
+        !wire_cmd_is_hello(cmd.name)) {
+        /* Since MongoDB 5.1 OP_QUERY carries only the legacy handshake. */
+        proxy_stats_add(&c->server->stats, PROXY_STAT_decoding_errors, 1);
+        proxy_log(PROXY_LOG_WARN, c->id, "unsupported_op_query",
+                  "peer=%s msg=\"OP_QUERY is accepted only for hello/isMaster on a $cmd "
+                  "collection; closing\"",
+                  c->peer);
+        send_error(c, h->request_id, true, WIRE_CODE_UNSUPPORTED_OP_QUERY, "UnsupportedOpQueryCommand",
+                   "mongocache: OP_QUERY is supported only for hello and isMaster");
+        evbuffer_drain(in, (size_t)h->length);
+        finish(c);
+        return false;
+    }
+    if (proxy_log_enabled(PROXY_LOG_DEBUG))
+        proxy_log(PROXY_LOG_DEBUG, c->id, "request",
+                  "request_id=%d cmd=%.64s op=OP_QUERY route=hello bytes=%d", h->request_id,
+                  cmd.name, h->length);
+    req = push_request(c, h->request_id, PROXY_ROUTE_HELLO, true);
+    (void)bson_init_static(&doc, query.query, query.query_len);
+    if (prepare_hello(c, &doc, req, &stripped))
+        replacement = wire_msg_rebuild_query(&query, &stripped, &replacement_len);
+    bson_destroy(&stripped);
+    forward(c, in, (size_t)h->length, replacement, replacement_len, false);
+    return true;
+}
+
+/* Handles the whole message at the front of in. Returns false to stop reading. */
+static bool
+handle_message(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h)
+{
+    const uint8_t *data = evbuffer_pullup(in, h->length);
+    bson_error_t error;
+
+    if (!data) {
+        close_now(c, "out_of_memory");
+        return false;
+    }
+    c->n_requests++;
+    proxy_stats_add(&c->server->stats, PROXY_STAT_requests, 1);
+    proxy_stats_add(&c->server->stats, PROXY_STAT_bytes_from_clients, h->length);
+    switch (h->opcode) {
+    case WIRE_OP_MSG:
+        return handle_op_msg(c, in, data, h);
+    case WIRE_OP_QUERY:
+        return handle_op_query(c, in, data, h);
+    case WIRE_OP_COMPRESSED:
+        proxy_stats_add(&c->server->stats, PROXY_STAT_decoding_errors, 1);
+        proxy_log(PROXY_LOG_WARN, c->id, "compression_refused",
+                  "peer=%s msg=\"OP_COMPRESSED received but compression was never negotiated; "
+                  "closing\"",
+                  c->peer);
+        send_error(c, h->request_id, false, WIRE_CODE_PROTOCOL_ERROR, "ProtocolError",
+                   "mongocache: compression was not negotiated; OP_COMPRESSED is not accepted");
+        evbuffer_drain(in, (size_t)h->length);
+        finish(c);
+        return false;
+    default:
+        bson_set_error(&error, WIRE_ERROR_DOMAIN, WIRE_CODE_PROTOCOL_ERROR,
+                       "unsupported opcode %d", h->opcode);
+        decoding_error(c, h, &error);
+        return false;
+    }
+}
+
+static void
+process_input(struct proxy_client *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    const int32_t max = (int32_t)c->server->conf->max_message_size;
+    uint8_t head[WIRE_HEADER_LEN];
+    struct wire_header h;
+    bson_error_t error;
+    bool progressed = false;
+
+    while (!c->dead && !c->reading_paused && !c->finishing) {
+        size_t avail = evbuffer_get_length(in);
+        enum wire_status st;
+
+        if (avail < WIRE_HEADER_LEN)
+            break;
+        evbuffer_copyout(in, head, sizeof head);
+        st = wire_frame_header(head, sizeof head, max, &h, &error);
+        if (st == WIRE_ERROR) {
+            decoding_error(c, NULL, &error);
+            return;
+        }
+        if (avail < (size_t)h.length)
+            break;
+        if (!handle_message(c, in, &h))
+            break;
+        progressed = true;
+    }
+    update_timer(c, progressed);
+}
+
+static void
+read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    process_input(arg);
+}
+
+static void
+write_cb(struct bufferevent *bev, void *arg)
+{
+    struct proxy_client *c = arg;
+
+    (void)bev;
+    if (c->upstream_paused && c->up) {
+        c->upstream_paused = false;
+        proxy_upstream_pause(c->up, false);
+        proxy_upstream_process(c->up);
+        if (c->dead)
+            return;
+    }
+    maybe_finish(c);
+}
+
+static void
+event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct proxy_client *c = arg;
+
+    (void)bev;
+    if (what & BEV_EVENT_EOF) {
+        c->peer_eof = true;
+        bufferevent_disable(c->bev, EV_READ);
+    } else {
+        c->peer_gone = true;
+        bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    }
+    if (c->n_pending == 0) {
+        if (c->peer_gone)
+            close_now(c, "client_error");
+        else
+            maybe_finish(c);
+        return;
+    }
+    /* Replies still owed: wait for them (bounded by drain_timeout) so that
+     * the upstream connection is never left with a reply outstanding. */
+    update_timer(c, false);
+}
+
+/* ---- replies ---------------------------------------------------------------- */
+
+static void
+upstream_protocol_error(struct proxy_client *c, struct proxy_request *req, const char *what)
+{
+    char errmsg[512];
+
+    proxy_stats_add(&c->server->stats, PROXY_STAT_upstream_protocol_errors, 1);
+    proxy_log(PROXY_LOG_WARN, c->id, "upstream_protocol_error",
+              "upstream=%s error=\"%s\" msg=\"the upstream sent an invalid reply; closing both "
+              "connections\"",
+              c->server->upstream_label, what);
+    if (req) {
+        snprintf(errmsg, sizeof errmsg, "mongocache: invalid reply from upstream %s: %s",
+                 c->server->upstream_label, what);
+        send_error(c, req->request_id, req->legacy, WIRE_CODE_PROTOCOL_ERROR, "ProtocolError",
+                   errmsg);
+    }
+    proxy_upstream_destroy(c->up);
+    c->up = NULL;
+    while ((req = TAILQ_FIRST(&c->pending)))
+        pop_request(c, req);
+    finish(c);
+}
+
+static void
+observe_auth_reply(struct proxy_client *c, const bson_t *reply)
+{
+    enum proxy_auth_state before = c->auth.state;
+    char *attempt = c->auth.pending ? bson_strdup(c->auth.pending) : NULL;
+    enum proxy_auth_state after = proxy_auth_reply(&c->auth, reply);
+
+    if (after == PROXY_AUTH_OK && before != PROXY_AUTH_OK) {
+        proxy_stats_add(&c->server->stats, PROXY_STAT_auth_success, 1);
+        proxy_log(PROXY_LOG_INFO, c->id, "auth_success", "principal=%s", c->auth.principal);
+    } else if (after == PROXY_AUTH_FAILED || (after == PROXY_AUTH_UNKNOWN && before != after)) {
+        if (after == PROXY_AUTH_FAILED)
+            proxy_stats_add(&c->server->stats, PROXY_STAT_auth_failure, 1);
+        proxy_log(after == PROXY_AUTH_FAILED ? PROXY_LOG_WARN : PROXY_LOG_INFO, c->id,
+                  after == PROXY_AUTH_FAILED ? "auth_failure" : "auth_unknown",
+                  "attempted=%s state=%s", attempt ? attempt : "-", proxy_auth_state_name(after));
+    }
+    bson_free(attempt);
+}
+
+/* Rewrites a hello reply for the persona. Returns the new message (bson_free). */
+static uint8_t *
+rewrite_hello(struct proxy_client *c, struct proxy_request *req, const struct wire_header *h,
+              const bson_t *reply, int32_t reply_flags, size_t *out_len)
+{
+    bson_t out = BSON_INITIALIZER;
+    bson_iter_t it;
+    uint8_t *bytes;
+
+    if (req->hello.speculative_auth) {
+        if (bson_iter_init_find(&it, reply, "speculativeAuthenticate") &&
+            BSON_ITER_HOLDS_DOCUMENT(&it)) {
+            const uint8_t *data;
+            uint32_t len;
+            bson_t sub, verdict = BSON_INITIALIZER;
+            bson_iter_t done_it;
+
+            bson_iter_document(&it, &len, &data);
+            BSON_APPEND_BOOL(&verdict, "ok", true);
+            if (bson_init_static(&sub, data, len) && bson_iter_init_find(&done_it, &sub, "done"))
+                BSON_APPEND_BOOL(&verdict, "done", bson_iter_as_bool(&done_it));
+            observe_auth_reply(c, &verdict);
+            bson_destroy(&verdict);
+        } else {
+            proxy_auth_abandon(&c->auth);
+        }
+    }
+    proxy_hello_rewrite(reply, &req->hello, &c->server->service_id, &out);
+    if (req->legacy)
+        bytes = wire_reply_op_reply(h->request_id, h->response_to, reply_flags, &out, out_len);
+    else
+        bytes = wire_reply_msg(h->request_id, h->response_to, &out, out_len);
+    bson_destroy(&out);
+    proxy_stats_add(&c->server->stats, PROXY_STAT_hello_rewritten, 1);
+    return bytes;
+}
+
+bool
+proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h)
+{
+    const struct conf *conf = c->server->conf;
+    struct proxy_request *req = TAILQ_FIRST(&c->pending);
+    const uint8_t *data;
+    const uint8_t *body = NULL;
+    uint32_t body_len = 0;
+    int32_t reply_flags = 0;
+    bson_error_t error;
+    char what[320];
+    uint8_t *rewritten = NULL;
+    size_t rewritten_len = 0;
+    bson_t reply;
+
+    if (!req) {
+        upstream_protocol_error(c, NULL, "a reply arrived with no request in flight");
+        return false;
+    }
+    if (h->response_to != req->request_id) {
+        snprintf(what, sizeof what, "responseTo %d does not match the request in flight (%d)",
+                 h->response_to, req->request_id);
+        upstream_protocol_error(c, req, what);
+        return false;
+    }
+    data = evbuffer_pullup(in, h->length);
+    if (!data) {
+        upstream_protocol_error(c, req, "out of memory");
+        return false;
+    }
+    if (req->legacy) {
+        struct wire_reply r;
+
+        if (h->opcode != WIRE_OP_REPLY) {
+            snprintf(what, sizeof what, "opcode %d answers an OP_QUERY", h->opcode);
+            upstream_protocol_error(c, req, what);
+            return false;
+        }
+        if (!wire_msg_parse_reply(data, (size_t)h->length, (uint32_t)conf->max_bson_depth, &r,
+                                  &error) ||
+            r.n_returned < 1) {
+            upstream_protocol_error(c, req, r.n_returned < 1 ? "empty OP_REPLY" : error.message);
+            return false;
+        }
+        body = r.docs;
+        body_len = (uint32_t)wire_frame_read_i32(r.docs);
+        reply_flags = r.flags;
+    } else {
+        struct wire_msg m;
+
+        if (h->opcode != WIRE_OP_MSG) {
+            snprintf(what, sizeof what, "opcode %d answers an OP_MSG", h->opcode);
+            upstream_protocol_error(c, req, what);
+            return false;
+        }
+        if (!wire_msg_parse(data, (size_t)h->length, (uint32_t)conf->max_bson_depth, &m,
+                            &error)) {
+            upstream_protocol_error(c, req, error.message);
+            return false;
+        }
+        if (m.flags & WIRE_MSG_MORE_TO_COME) {
+            upstream_protocol_error(c, req, "moreToCome reply although exhaust was not allowed");
+            return false;
+        }
+        body = m.body;
+        body_len = m.body_len;
+    }
+    (void)bson_init_static(&reply, body, body_len);
+    switch (req->route) {
+    case PROXY_ROUTE_HELLO:
+        rewritten = rewrite_hello(c, req, h, &reply, reply_flags, &rewritten_len);
+        break;
+    case PROXY_ROUTE_SASL_START:
+    case PROXY_ROUTE_SASL_CONTINUE:
+        observe_auth_reply(c, &reply);
+        break;
+    case PROXY_ROUTE_AUTH_OTHER:
+    case PROXY_ROUTE_FORWARD:
+        break;
+    }
+    proxy_stats_add(&c->server->stats, PROXY_STAT_replies, 1);
+    if (rewritten) {
+        evbuffer_drain(in, (size_t)h->length);
+        write_owned(c, rewritten, rewritten_len);
+    } else if (c->peer_gone) {
+        evbuffer_drain(in, (size_t)h->length);
+    } else {
+        evbuffer_remove_buffer(in, client_output(c), (size_t)h->length);
+    }
+    pop_request(c, req);
+
+    if (!c->peer_gone &&
+        evbuffer_get_length(client_output(c)) > (size_t)conf->buffer_limit && !c->upstream_paused) {
+        c->upstream_paused = true;
+        proxy_upstream_pause(c->up, true);
+        bufferevent_setwatermark(c->bev, EV_WRITE, (size_t)conf->buffer_limit / 2, 0);
+    }
+    maybe_finish(c);
+    if (!c->dead)
+        update_timer(c, false);
+    return !c->dead && !c->upstream_paused;
+}
+
+void
+proxy_client_on_upstream_down(struct proxy_client *c, const char *why, bool connected)
+{
+    struct proxy_request *req;
+    bool oneway_lost = c->oneway_sent;
+
+    proxy_upstream_destroy(c->up);
+    c->up = NULL;
+    c->upstream_paused = false;
+    if (c->n_pending == 0 && !oneway_lost) {
+        proxy_log(PROXY_LOG_DEBUG, c->id, "upstream_closed", "reason=\"%s\"", why);
+        maybe_finish(c);
+        return;
+    }
+    if (!connected) {
+        proxy_stats_add(&c->server->stats, PROXY_STAT_upstream_connect_failures, 1);
+        proxy_log(PROXY_LOG_WARN, c->id, "upstream_unreachable",
+                  "upstream=%s error=\"%s\" msg=\"check that the upstream is running and that "
+                  "the upstream option names it\"",
+                  c->server->upstream_label, why);
+        if (!oneway_lost) {
+            /* Nothing reached the server: an error reply is the truth. */
+            char errmsg[512];
+
+            snprintf(errmsg, sizeof errmsg, "mongocache: %s", why);
+            while ((req = TAILQ_FIRST(&c->pending))) {
+                send_error(c, req->request_id, req->legacy, WIRE_CODE_HOST_UNREACHABLE,
+                           "HostUnreachable", errmsg);
+                pop_request(c, req);
+            }
+            maybe_finish(c);
+            if (!c->dead) {
+                /* Requests buffered behind the failure can be tried again. */
+                if (c->reading_paused) {
+                    c->reading_paused = false;
+                    bufferevent_enable(c->bev, EV_READ);
+                }
+                update_timer(c, false);
+            }
+            return;
+        }
+        close_now(c, "upstream_unreachable");
+        return;
+    }
+    /* Requests may have reached the server: never invent an answer. The
+     * driver sees a network error and retries what is safe to retry. */
+    proxy_stats_add(&c->server->stats, PROXY_STAT_upstream_lost, 1);
+    proxy_log(PROXY_LOG_WARN, c->id, "upstream_lost",
+              "upstream=%s error=\"%s\" in_flight=%u msg=\"closing the client so its driver "
+              "retries\"",
+              c->server->upstream_label, why, c->n_pending);
+    close_now(c, "upstream_lost");
+}
+
+void
+proxy_client_on_upstream_drained(struct proxy_client *c)
+{
+    if (!c->reading_paused || c->dead)
+        return;
+    c->reading_paused = false;
+    if (!c->finishing && !c->peer_eof && !c->peer_gone)
+        bufferevent_enable(c->bev, EV_READ);
+    process_input(c);
+}
+
+/* ---- construction ------------------------------------------------------------ */
+
+static void
+format_peer(char *out, size_t size, const struct sockaddr *addr)
+{
+    char host[INET6_ADDRSTRLEN];
+
+    if (addr->sa_family == AF_INET) {
+        const struct sockaddr_in *in4 = (const struct sockaddr_in *)addr;
+
+        inet_ntop(AF_INET, &in4->sin_addr, host, sizeof host);
+        snprintf(out, size, "%s:%u", host, ntohs(in4->sin_port));
+    } else if (addr->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)addr;
+
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        snprintf(out, size, "[%s]:%u", host, ntohs(in6->sin6_port));
+    } else {
+        snprintf(out, size, "unix");
+    }
+}
+
+struct proxy_client *
+proxy_client_new(struct proxy_server *server, evutil_socket_t fd, const struct sockaddr *addr,
+                 int addrlen)
+{
+    struct proxy_client *c = bson_malloc0(sizeof *c);
+    int one = 1;
+
+    (void)addrlen;
+    c->server = server;
+    c->id = ++server->next_conn_id;
+    TAILQ_INIT(&c->pending);
+    proxy_auth_init(&c->auth);
+    format_peer(c->peer, sizeof c->peer, addr);
+    if (addr->sa_family == AF_INET || addr->sa_family == AF_INET6) {
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    }
+    evutil_make_socket_nonblocking(fd);
+    c->bev = bufferevent_socket_new(server->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->timer = evtimer_new(server->base, timer_cb, c);
+    c->close_ev = event_new(server->base, -1, 0, close_cb, c);
+    if (!c->bev || !c->timer || !c->close_ev) {
+        if (c->bev) {
+            /* The bufferevent owns fd now; keep the caller from closing it twice. */
+            bufferevent_setfd(c->bev, -1);
+            bufferevent_free(c->bev);
+        }
+        if (c->timer)
+            event_free(c->timer);
+        if (c->close_ev)
+            event_free(c->close_ev);
+        proxy_auth_cleanup(&c->auth);
+        bson_free(c);
+        return NULL;
+    }
+    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    TAILQ_INSERT_TAIL(&server->clients, c, link);
+    server->n_clients++;
+    proxy_stats_add(&server->stats, PROXY_STAT_clients_accepted, 1);
+    proxy_stats_add(&server->stats, PROXY_STAT_clients_active, 1);
+    proxy_log(PROXY_LOG_INFO, c->id, "client_accept", "peer=%s", c->peer);
+    update_timer(c, false);
+    return c;
+}

@@ -1,1 +1,226 @@
-int main(void) { return 0; }
+/*
+ * proxy/main.c: start-up and ordered shutdown, nothing else.
+ *   configuration -> logging -> event base -> upstream address -> listeners
+ *   -> HTTP endpoint -> signals -> loop -> drain -> free in reverse order.
+ * SIGTERM/SIGINT drain (server.c), SIGHUP reloads what can be reloaded.
+ */
+#include "config.h"
+
+#include "conf/conf.h"
+#include "proxy/admin.h"
+#include "proxy/client.h"
+#include "proxy/listener.h"
+#include "proxy/log.h"
+#include "proxy/server.h"
+
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <mongoc/mongoc.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static void
+apply_reload(struct proxy_server *server, struct conf *next)
+{
+    struct conf *old = server->conf;
+
+    for (int id = 0; id < CONF_OPT_COUNT; id++) {
+        if (!conf_differs(old, next, (enum conf_opt_id)id))
+            continue;
+        if (conf_is_reloadable((enum conf_opt_id)id))
+            proxy_log(PROXY_LOG_INFO, 0, "reload_applied", "option=%s",
+                      conf_opt_name((enum conf_opt_id)id));
+        else
+            proxy_log(PROXY_LOG_WARN, 0, "reload_ignored",
+                      "option=%s msg=\"this option needs a restart; the old value stays\"",
+                      conf_opt_name((enum conf_opt_id)id));
+    }
+    /* Keep the values that need a restart; take the rest. */
+    for (int id = 0; id < CONF_OPT_COUNT; id++) {
+        if (conf_is_reloadable((enum conf_opt_id)id))
+            continue;
+        switch ((enum conf_opt_id)id) {
+#define CONF_COPY_STR(name) \
+    case CONF_OPT_##name: { \
+        char *tmp = next->name; \
+        next->name = old->name; \
+        old->name = tmp; \
+        break; \
+    }
+#define CONF_COPY_NUM(name) \
+    case CONF_OPT_##name: \
+        next->name = old->name; \
+        break;
+#define CONF_OPT(name, type, def, env, reload, help) CONF_COPY_##type(name)
+#define CONF_COPY_STRING CONF_COPY_STR
+#define CONF_COPY_SECRET CONF_COPY_STR
+#define CONF_COPY_ADDR CONF_COPY_STR
+#define CONF_COPY_URI CONF_COPY_STR
+#define CONF_COPY_INT CONF_COPY_NUM
+#define CONF_COPY_SIZE CONF_COPY_NUM
+#define CONF_COPY_DURATION CONF_COPY_NUM
+#define CONF_COPY_BOOL CONF_COPY_NUM
+#define CONF_COPY_LOGLEVEL CONF_COPY_NUM
+#include "conf/options.def"
+#undef CONF_OPT
+        default:
+            break;
+        }
+    }
+    server->conf = next;
+    conf_destroy(old);
+    proxy_log_set_level(server->conf->log_level);
+}
+
+static void
+signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    struct proxy_server *server = arg;
+    bson_error_t error;
+    struct conf *next;
+
+    (void)what;
+    if (sig == SIGHUP) {
+        next = conf_reload(server->conf, &error);
+        if (!next) {
+            proxy_log(PROXY_LOG_ERROR, 0, "reload_failed",
+                      "error=\"%s\" msg=\"fix the configuration; the running one stays in force\"",
+                      error.message);
+            return;
+        }
+        apply_reload(server, next);
+        proxy_log(PROXY_LOG_INFO, 0, "reloaded", NULL);
+        return;
+    }
+    proxy_log(PROXY_LOG_INFO, 0, "signal", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    proxy_server_drain(server);
+}
+
+static bool
+write_pid_file(const char *path)
+{
+    FILE *f = fopen(path, "w");
+
+    if (!f)
+        return false;
+    fprintf(f, "%ld\n", (long)getpid());
+    return fclose(f) == 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    struct proxy_server server;
+    enum conf_action action;
+    bson_error_t error;
+    struct event *sig_term = NULL, *sig_int = NULL, *sig_hup = NULL;
+    char *redacted;
+    int status = 1;
+
+    memset(&server, 0, sizeof server);
+    TAILQ_INIT(&server.clients);
+    mongoc_init();
+    server.conf = conf_new();
+    if (!conf_load(server.conf, argc, argv, &action, &error)) {
+        fprintf(stderr, "mongocache: %s\n", error.message);
+        conf_destroy(server.conf);
+        mongoc_cleanup();
+        return 2;
+    }
+    switch (action) {
+    case CONF_ACTION_HELP:
+        conf_usage(stdout, argv[0]);
+        status = 0;
+        goto out_conf;
+    case CONF_ACTION_VERSION:
+        printf("mongocache %s\n", PACKAGE_VERSION);
+        status = 0;
+        goto out_conf;
+    case CONF_ACTION_CHECK:
+        conf_print(server.conf, stdout);
+        status = 0;
+        goto out_conf;
+    case CONF_ACTION_RUN:
+        break;
+    }
+    proxy_log_set_level(server.conf->log_level);
+    signal(SIGPIPE, SIG_IGN);
+
+    server.base = event_base_new();
+    server.dns = server.base ? evdns_base_new(server.base, EVDNS_BASE_INITIALIZE_NAMESERVERS)
+                             : NULL;
+    if (!server.base) {
+        proxy_log(PROXY_LOG_ERROR, 0, "startup_failed", "error=\"cannot create event base\"");
+        goto out;
+    }
+    if (!server.dns)
+        server.dns = evdns_base_new(server.base, 0);
+    bson_oid_init(&server.service_id, NULL);
+    if (!proxy_server_set_upstream(&server, &error)) {
+        proxy_log(PROXY_LOG_ERROR, 0, "startup_failed", "option=upstream error=\"%s\"",
+                  error.message);
+        goto out;
+    }
+    server.listener = proxy_listener_new(&server, &error);
+    if (!server.listener) {
+        proxy_log(PROXY_LOG_ERROR, 0, "startup_failed", "error=\"%s\"", error.message);
+        goto out;
+    }
+    memset(&error, 0, sizeof error);
+    server.admin = proxy_admin_new(&server, &error);
+    if (!server.admin && error.code) {
+        proxy_log(PROXY_LOG_ERROR, 0, "startup_failed", "option=http_listen error=\"%s\"",
+                  error.message);
+        goto out;
+    }
+    if (server.conf->pid_file[0] && !write_pid_file(server.conf->pid_file)) {
+        proxy_log(PROXY_LOG_ERROR, 0, "startup_failed", "option=pid_file path=%s error=\"%s\"",
+                  server.conf->pid_file, strerror(errno));
+        goto out;
+    }
+    sig_term = evsignal_new(server.base, SIGTERM, signal_cb, &server);
+    sig_int = evsignal_new(server.base, SIGINT, signal_cb, &server);
+    sig_hup = evsignal_new(server.base, SIGHUP, signal_cb, &server);
+    evsignal_add(sig_term, NULL);
+    evsignal_add(sig_int, NULL);
+    evsignal_add(sig_hup, NULL);
+
+    redacted = conf_redact_uri(server.conf->upstream);
+    proxy_log(PROXY_LOG_INFO, 0, "started",
+              "version=%s listen=%s listen_unix=%s upstream=%s http=%s max_clients=%lld",
+              PACKAGE_VERSION, server.conf->listen[0] ? server.conf->listen : "-",
+              server.conf->listen_unix[0] ? server.conf->listen_unix : "-", redacted,
+              server.admin ? server.conf->http_listen : "-",
+              (long long)server.conf->max_clients);
+    bson_free(redacted);
+
+    event_base_dispatch(server.base);
+    proxy_log(PROXY_LOG_INFO, 0, "stopped", "clients_left=%llu",
+              (unsigned long long)server.n_clients);
+    status = 0;
+out:
+    proxy_client_free_all(&server);
+    proxy_admin_destroy(server.admin);
+    proxy_listener_destroy(server.listener);
+    if (sig_term)
+        event_free(sig_term);
+    if (sig_int)
+        event_free(sig_int);
+    if (sig_hup)
+        event_free(sig_hup);
+    if (server.drain_timer)
+        event_free(server.drain_timer);
+    if (server.dns)
+        evdns_base_free(server.dns, 0);
+    if (server.base)
+        event_base_free(server.base);
+    bson_free(server.upstream_host);
+    bson_free(server.upstream_label);
+out_conf:
+    conf_destroy(server.conf);
+    mongoc_cleanup();
+    return status;
+}

@@ -1,1 +1,58 @@
-/* proxy/server.h: not written yet */
+/*
+ * proxy/server.h: the context every part of the proxy hangs off: the event
+ * base, the configuration in force, the counters, the upstream's address,
+ * and the list of client connections. One per process; passed explicitly,
+ * never global.
+ */
+#ifndef MONGOCACHE_PROXY_SERVER_H
+#define MONGOCACHE_PROXY_SERVER_H
+
+#include "conf/conf.h"
+#include "proxy/stats.h"
+
+#include <bson/bson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+struct event_base;
+struct evdns_base;
+struct event;
+struct proxy_client;
+struct proxy_listener;
+struct proxy_admin;
+
+TAILQ_HEAD(proxy_client_list, proxy_client);
+
+struct proxy_server {
+    struct event_base *base;
+    struct evdns_base *dns;
+    struct conf *conf;          /* owned; replaced on SIGHUP */
+    struct proxy_stats stats;
+    char *upstream_host;        /* from conf->upstream's first host, owned */
+    uint16_t upstream_port;     /* 0 for a unix socket path */
+    char *upstream_label;       /* "host:port" for messages, owned */
+    bson_oid_t service_id;      /* given to loadBalanced clients */
+    struct proxy_listener *listener;
+    struct proxy_admin *admin;
+    struct proxy_client_list clients;
+    uint64_t n_clients;
+    uint64_t next_conn_id;
+    bool draining;              /* SIGTERM received */
+    struct event *drain_timer;
+};
+
+/*
+ * Sets the upstream address from conf->upstream (parsed with libmongoc).
+ * Returns false with error set when it names no usable host.
+ */
+bool proxy_server_set_upstream(struct proxy_server *server, bson_error_t *error)
+    __attribute__((warn_unused_result));
+
+/* Called by client.c when a client connection has been freed. */
+void proxy_server_client_closed(struct proxy_server *server);
+
+/* Starts the SIGTERM drain: stop accepting, let in-flight requests finish. */
+void proxy_server_drain(struct proxy_server *server);
+
+#endif

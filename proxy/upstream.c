@@ -1,1 +1,221 @@
-/* proxy/upstream.c: not written yet */
+/*
+ * proxy/upstream.c: a client's upstream socket (see upstream.h). Owns the
+ * bufferevent, the connect timer and reply framing: it waits for a whole
+ * reply, checks its header against max_message_size, and hands it to
+ * client.c. What a reply means, and whether it is valid beyond its header,
+ * is client.c's business.
+ */
+#include "proxy/upstream.h"
+
+#include "proxy/client.h"
+#include "proxy/log.h"
+#include "proxy/server.h"
+#include "wire/frame.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+struct proxy_upstream {
+    struct proxy_server *server;
+    struct proxy_client *client; /* owner */
+    struct bufferevent *bev;
+    struct event *connect_timer;
+    bool connected;
+    bool paused;
+};
+
+static void
+fail(struct proxy_upstream *up, const char *why)
+{
+    /* The client destroys us from inside this call. */
+    proxy_client_on_upstream_down(up->client, why, up->connected);
+}
+
+static void
+read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    proxy_upstream_process(arg);
+}
+
+void
+proxy_upstream_process(struct proxy_upstream *up)
+{
+    struct evbuffer *in = bufferevent_get_input(up->bev);
+    uint8_t head[WIRE_HEADER_LEN];
+    struct wire_header header;
+    bson_error_t error;
+    char why[640];
+
+    while (!up->paused) {
+        size_t avail = evbuffer_get_length(in);
+
+        if (avail < WIRE_HEADER_LEN)
+            return;
+        evbuffer_copyout(in, head, sizeof head);
+        if (wire_frame_header(head, sizeof head, (int32_t)up->server->conf->max_message_size,
+                              &header, &error) != WIRE_OK) {
+            proxy_stats_add(&up->server->stats, PROXY_STAT_upstream_protocol_errors, 1);
+            snprintf(why, sizeof why, "invalid reply from upstream: %s", error.message);
+            fail(up, why);
+            return;
+        }
+        if (avail < (size_t)header.length)
+            return;
+        proxy_stats_add(&up->server->stats, PROXY_STAT_bytes_from_upstream, header.length);
+        if (!proxy_client_on_reply(up->client, in, &header))
+            return;
+    }
+}
+
+static void
+write_cb(struct bufferevent *bev, void *arg)
+{
+    struct proxy_upstream *up = arg;
+
+    (void)bev;
+    proxy_client_on_upstream_drained(up->client);
+}
+
+static void
+event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct proxy_upstream *up = arg;
+    char why[640];
+    int err = EVUTIL_SOCKET_ERROR();
+
+    if (what & BEV_EVENT_CONNECTED) {
+        evutil_socket_t fd = bufferevent_getfd(bev);
+        int one = 1;
+
+        up->connected = true;
+        evtimer_del(up->connect_timer);
+        if (up->server->upstream_port) {
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+        }
+        return;
+    }
+    if (what & BEV_EVENT_EOF)
+        snprintf(why, sizeof why, "upstream %s closed the connection", up->server->upstream_label);
+    else if ((what & BEV_EVENT_ERROR) && bufferevent_socket_get_dns_error(bev))
+        snprintf(why, sizeof why, "cannot resolve upstream %s: %s", up->server->upstream_label,
+                 evutil_gai_strerror(bufferevent_socket_get_dns_error(bev)));
+    else
+        snprintf(why, sizeof why, "upstream %s %s: %s", up->server->upstream_label,
+                 up->connected ? "connection failed" : "unreachable",
+                 evutil_socket_error_to_string(err));
+    fail(up, why);
+}
+
+static void
+connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_upstream *up = arg;
+    char why[640];
+
+    (void)fd;
+    (void)what;
+    snprintf(why, sizeof why, "upstream %s unreachable: no connection within %lld ms",
+             up->server->upstream_label, (long long)up->server->conf->connect_timeout);
+    fail(up, why);
+}
+
+struct proxy_upstream *
+proxy_upstream_new(struct proxy_server *server, struct proxy_client *client)
+{
+    struct proxy_upstream *up = bson_malloc0(sizeof *up);
+    struct timeval tv;
+    int rc;
+
+    up->server = server;
+    up->client = client;
+    /* Deferred callbacks: a connect that fails at once must not call back into
+     * the client before this constructor has returned. */
+    up->bev = bufferevent_socket_new(server->base, -1,
+                                     BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    up->connect_timer = evtimer_new(server->base, connect_timeout_cb, up);
+    if (!up->bev || !up->connect_timer) {
+        proxy_upstream_destroy(up);
+        return NULL;
+    }
+    bufferevent_setcb(up->bev, read_cb, write_cb, event_cb, up);
+    bufferevent_enable(up->bev, EV_READ | EV_WRITE);
+
+    tv.tv_sec = server->conf->connect_timeout / 1000;
+    tv.tv_usec = (server->conf->connect_timeout % 1000) * 1000;
+    evtimer_add(up->connect_timer, &tv);
+
+    if (server->upstream_port == 0) {
+        struct sockaddr_un sun;
+
+        memset(&sun, 0, sizeof sun);
+        sun.sun_family = AF_UNIX;
+        snprintf(sun.sun_path, sizeof sun.sun_path, "%s", server->upstream_host);
+        rc = bufferevent_socket_connect(up->bev, (struct sockaddr *)&sun, sizeof sun);
+    } else {
+        rc = bufferevent_socket_connect_hostname(up->bev, server->dns, AF_UNSPEC,
+                                                 server->upstream_host, server->upstream_port);
+    }
+    if (rc != 0) {
+        /* Reported through event_cb on the next loop turn in most cases; an
+         * immediate failure leaves the timer to report it. */
+        proxy_log(PROXY_LOG_DEBUG, 0, "upstream_connect_error", "upstream=%s",
+                  server->upstream_label);
+    }
+    return up;
+}
+
+void
+proxy_upstream_destroy(struct proxy_upstream *up)
+{
+    if (!up)
+        return;
+    if (up->bev)
+        bufferevent_free(up->bev);
+    if (up->connect_timer)
+        event_free(up->connect_timer);
+    bson_free(up);
+}
+
+struct evbuffer *
+proxy_upstream_output(struct proxy_upstream *up)
+{
+    return bufferevent_get_output(up->bev);
+}
+
+size_t
+proxy_upstream_queued(const struct proxy_upstream *up)
+{
+    return evbuffer_get_length(bufferevent_get_output(up->bev));
+}
+
+bool
+proxy_upstream_connected(const struct proxy_upstream *up)
+{
+    return up->connected;
+}
+
+void
+proxy_upstream_pause(struct proxy_upstream *up, bool paused)
+{
+    up->paused = paused;
+    if (paused)
+        bufferevent_disable(up->bev, EV_READ);
+    else
+        bufferevent_enable(up->bev, EV_READ);
+}
+
+void
+proxy_upstream_set_low_watermark(struct proxy_upstream *up, size_t low)
+{
+    bufferevent_setwatermark(up->bev, EV_WRITE, low, 0);
+}

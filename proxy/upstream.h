@@ -1,1 +1,42 @@
-/* proxy/upstream.h: not written yet */
+/*
+ * proxy/upstream.h: one client's own connection to the upstream server.
+ * Owns the socket, the connect timeout and reply framing (header and size
+ * limit); hands every whole reply to its client (client.c), which checks
+ * and relays it. Never shared between clients: an authenticated upstream
+ * connection belongs to the client that authenticated it.
+ */
+#ifndef MONGOCACHE_PROXY_UPSTREAM_H
+#define MONGOCACHE_PROXY_UPSTREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct proxy_client;
+struct proxy_server;
+struct evbuffer;
+
+struct proxy_upstream;
+
+/*
+ * Starts connecting to the server's upstream for client (borrowed; it owns
+ * the result). Bytes written before the connection is up are queued.
+ * Free with proxy_upstream_destroy.
+ */
+struct proxy_upstream *proxy_upstream_new(struct proxy_server *server, struct proxy_client *client);
+void proxy_upstream_destroy(struct proxy_upstream *up);
+
+/* The queue of bytes to send; callers move whole messages into it. */
+struct evbuffer *proxy_upstream_output(struct proxy_upstream *up);
+/* Bytes queued and not yet written. */
+size_t proxy_upstream_queued(const struct proxy_upstream *up);
+/* True once the TCP (or unix) connection is established. */
+bool proxy_upstream_connected(const struct proxy_upstream *up);
+/* Stops or resumes reading replies (backpressure from a slow client). */
+void proxy_upstream_pause(struct proxy_upstream *up, bool paused);
+/* Frames and delivers replies already buffered (after a pause ends). */
+void proxy_upstream_process(struct proxy_upstream *up);
+/* Sets the output size below which the client is told it may send again. */
+void proxy_upstream_set_low_watermark(struct proxy_upstream *up, size_t low);
+
+#endif
