@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# tests/run-all.sh: set up everything and run every test, as CI does.
+#
+#   1. tests/setup.sh: Debian packages, FerretDB, Node and Python clients
+#   2. a -Werror build in _build/ and `make check` (unit + integration)
+#   3. an --enable-asan build in _build-asan/ and the same `make check`
+#   4. `make distcheck` (the release tarball builds and its unit tests pass)
+#
+# Integration tests fail instead of skipping here (MONGOCACHE_REQUIRE_INTEGRATION=1).
+# Ends with one line: "mongocache: N passed, N failed, N skipped".
+set -eu
+
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+cd "$TOP"
+JOBS=$(nproc 2>/dev/null || echo 2)
+START=$(date +%s)
+export PATH=$PATH:/usr/local/go/bin
+
+step() { printf '\n==> %s\n' "$*"; }
+
+pass=0 fail=0 skip=0 status=0
+tally() {
+    # Adds the counts of one automake test-suite.log to the totals.
+    local log=$1 p f s e
+    [ -f "$log" ] || return 0
+    p=$(sed -n 's/^# PASS: *//p' "$log" | head -n1)
+    f=$(sed -n 's/^# FAIL: *//p' "$log" | head -n1)
+    s=$(sed -n 's/^# SKIP: *//p' "$log" | head -n1)
+    e=$(sed -n 's/^# ERROR: *//p' "$log" | head -n1)
+    pass=$((pass + ${p:-0})); fail=$((fail + ${f:-0} + ${e:-0})); skip=$((skip + ${s:-0}))
+}
+
+run_check() {
+    # run_check DIR CONFIGURE-ARGS...: configure, build and `make check` in DIR.
+    local dir=$1; shift
+    mkdir -p "$dir"
+    (cd "$dir" && "$TOP/configure" -q "$@" && make -j"$JOBS" >/dev/null) || return 1
+    if ! (cd "$dir" && MONGOCACHE_REQUIRE_INTEGRATION=1 make -j1 check); then
+        find "$dir/tests" -name '*.log' ! -name test-suite.log -exec grep -l '^not ok\|^ERROR\|^Bail out' {} + 2>/dev/null |
+            while read -r l; do printf '\n---- %s\n' "$l"; grep -v '^ok ' "$l" | tail -n 60; done
+        return 1
+    fi
+}
+
+step "setup (tests/setup.sh)"
+bash tests/setup.sh
+
+step "autoreconf"
+autoreconf -fi >/dev/null
+
+step "build with -Werror and run every test (_build)"
+rm -f _build/test-suite.log
+run_check _build --enable-werror || status=1
+tally _build/test-suite.log
+
+step "AddressSanitizer + UBSan build, every test again (_build-asan)"
+rm -f _build-asan/test-suite.log
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+    run_check _build-asan --enable-werror --enable-asan || status=1
+tally _build-asan/test-suite.log
+
+step "make distcheck"
+if (cd _build && make -j"$JOBS" distcheck >distcheck.log 2>&1); then
+    echo "distcheck: ok"
+    pass=$((pass + 1))
+else
+    tail -n 40 _build/distcheck.log
+    fail=$((fail + 1)); status=1
+fi
+
+printf '\nmongocache: all tests ran in %d s\n' $(( $(date +%s) - START ))
+printf '%d passed, %d failed, %d skipped\n' "$pass" "$fail" "$skip"
+exit $status
