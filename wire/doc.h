@@ -21,7 +21,10 @@
  * length-prefixed and NUL-terminated, keys terminated inside the document,
  * booleans 0 or 1, code-with-scope sizes consistent, nesting <= max_depth.
  * On success stores the document's length in *doc_len (may be < avail).
- * Returns false with error set otherwise. Never reads past buf + avail.
+ * Returns false with error set otherwise (WIRE_ERR_INVALID_BSON, or
+ * WIRE_ERR_OVERFLOW when too deep). Never reads past buf + avail.
+ * max_depth 0, or above WIRE_DOC_MAX_DEPTH (the explicit stack's size), means
+ * WIRE_DOC_MAX_DEPTH.
  */
 bool wire_doc_check(const uint8_t *buf, size_t avail, uint32_t max_depth, uint32_t *doc_len,
                     bson_error_t *error) __attribute__((warn_unused_result));

@@ -31,6 +31,21 @@ enum wire_status {
 /* Error domain and codes put in a bson_error_t by wire/ parsers. */
 #define WIRE_ERROR_DOMAIN 0x77697265u /* "wire" */
 
+/* error->code values: mongod's ErrorCodes number for the same fault. */
+#define WIRE_ERR_TYPE_MISMATCH 14      /* $db is not a string */
+#define WIRE_ERR_OVERFLOW 15           /* a field or section runs past its end; nesting too deep */
+#define WIRE_ERR_PROTOCOL 17           /* bad message length or opcode, trailing bytes */
+#define WIRE_ERR_INVALID_BSON 22       /* a document is malformed */
+#define WIRE_ERR_COMMAND_NOT_FOUND 59  /* empty command body */
+#define WIRE_ERR_ILLEGAL_OP_MSG_FLAG 223
+#define WIRE_ERR_TOO_MANY_SEQUENCES 233
+#define WIRE_ERR_CHECKSUM_MISMATCH 288
+#define WIRE_ERR_MULTIPLE_BODIES 40430
+#define WIRE_ERR_DUPLICATE_SEQUENCE 40431
+#define WIRE_ERR_UNKNOWN_SECTION 40432
+#define WIRE_ERR_SEQUENCE_IN_BODY 40433
+#define WIRE_ERR_NO_BODY 40587
+
 struct wire_header {
     int32_t length;
     int32_t request_id;
@@ -46,7 +61,9 @@ void wire_frame_write_i32(uint8_t *buf, int32_t value);
 /*
  * Decodes the header at buf when at least 16 bytes are available and checks
  * 16 <= length <= max_len (max_len <= WIRE_MAX_MESSAGE_LEN). Returns
- * WIRE_NEED_MORE when avail < 16, WIRE_ERROR (error set) on a bad length.
+ * WIRE_NEED_MORE when avail < 16, WIRE_ERROR (error set, WIRE_ERR_PROTOCOL)
+ * on a bad length; header is filled whenever 16 bytes are there. A max_len outside
+ * [16, WIRE_MAX_MESSAGE_LEN] is treated as WIRE_MAX_MESSAGE_LEN.
  * The caller then waits for header->length bytes before parsing the body.
  */
 enum wire_status wire_frame_header(const uint8_t *buf, size_t avail, int32_t max_len,

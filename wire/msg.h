@@ -82,7 +82,10 @@ struct wire_reply {
 bool wire_msg_parse(const uint8_t *data, size_t len, uint32_t max_depth, struct wire_msg *msg,
                     bson_error_t *error) __attribute__((warn_unused_result));
 
-/* Parses an OP_QUERY: header, flags, collection name, skip, nReturn, query and optional selector. */
+/*
+ * Parses an OP_QUERY: header, flags, collection name, skip, nReturn, query
+ * and optional selector.
+ */
 bool wire_msg_parse_query(const uint8_t *data, size_t len, uint32_t max_depth,
                           struct wire_query *query, bson_error_t *error)
     __attribute__((warn_unused_result));
@@ -95,20 +98,24 @@ bool wire_msg_parse_reply(const uint8_t *data, size_t len, uint32_t max_depth,
 /*
  * Clears the flag bits `bits` of the OP_MSG at data (len bytes, already
  * parsed) in place, recomputing the checksum trailer when one is present.
+ * checksumPresent itself is never cleared (the trailer cannot be dropped in
+ * place): use wire_msg_rebuild to get a message without a checksum.
  */
 void wire_msg_clear_flags(uint8_t *data, size_t len, uint32_t bits);
 
 /*
  * Builds a new OP_MSG: the header of msg with the same requestID and
  * responseTo, msg's flags minus checksumPresent, `body` in place of msg's
- * body, and msg's sequences unchanged. Returns a buffer the caller frees
- * with bson_free; its length in *out_len.
+ * body, and msg's sequences unchanged (written after the body). Returns a
+ * buffer the caller frees with bson_free; its length in *out_len. NULL only
+ * when the result would exceed INT32_MAX bytes.
  */
 uint8_t *wire_msg_rebuild(const struct wire_msg *msg, const bson_t *body, size_t *out_len);
 
 /*
  * Builds a new OP_QUERY like query but with `doc` as the query document.
- * Returns a buffer freed with bson_free; its length in *out_len.
+ * Returns a buffer freed with bson_free; its length in *out_len (NULL as
+ * for wire_msg_rebuild).
  */
 uint8_t *wire_msg_rebuild_query(const struct wire_query *query, const bson_t *doc,
                                 size_t *out_len);

@@ -1,2 +1,219 @@
-#include <stdio.h>
-int main(void) { printf("1..0 # SKIP not written yet\n"); return 0; }
+/*
+ * tests/unit/test_wire_cmd.c: owns the tests of wire/cmd.c: command name,
+ * $db, collection, session/transaction fields, duplicate top-level keys and
+ * the hello-name check. It does not test BSON validation (test_wire_doc.c).
+ */
+#include "config.h"
+
+#include "tests/unit/tap.h"
+#include "wire/cmd.h"
+#include "wire/frame.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* JSON with single quotes for readability: 'a' becomes "a". */
+static bson_t *
+json(const char *text)
+{
+    char *copy = bson_strdup(text);
+    bson_error_t error;
+    bson_t *doc;
+
+    for (char *p = copy; *p; p++) {
+        if (*p == '\'')
+            *p = '"';
+    }
+    doc = bson_new_from_json((const uint8_t *)copy, -1, &error);
+    if (!doc) {
+        diag("bad test JSON %s: %s", text, error.message);
+        abort();
+    }
+    bson_free(copy);
+    return doc;
+}
+
+enum flag {
+    LSID = 1 << 0,
+    TXN = 1 << 1,
+    AUTOCOMMIT = 1 << 2,
+    START_TXN = 1 << 3,
+    DUP = 1 << 4,
+};
+
+struct cmd_case {
+    const char *name;
+    const char *body;
+    uint32_t code; /* 0: parses */
+    const char *cmd_name;
+    const char *db;
+    const char *coll;
+    unsigned flags;
+};
+
+static const struct cmd_case cmd_cases[] = {
+    {"find with $db", "{'find': 'users', 'filter': {'a': 1}, '$db': 'test'}", 0, "find", "test",
+     "users", 0},
+    {"ping has no collection", "{'ping': 1, '$db': 'admin'}", 0, "ping", "admin", NULL, 0},
+    {"no $db", "{'hello': 1}", 0, "hello", NULL, NULL, 0},
+    {"$db before the rest", "{'count': 'c', '$db': 'x', 'query': {}}", 0, "count", "x", "c", 0},
+    {"empty collection string", "{'find': '', '$db': 'd'}", 0, "find", "d", "", 0},
+    {"collection that is a document is not a collection", "{'aggregate': {'a': 1}, '$db': 'd'}",
+     0, "aggregate", "d", NULL, 0},
+    {"collection that is a number is not a collection", "{'find': 1, '$db': 'd'}", 0, "find",
+     "d", NULL, 0},
+    {"session and transaction fields",
+     "{'find': 'c', 'lsid': {'id': 1}, 'txnNumber': 5, 'autocommit': false, "
+     "'startTransaction': true, '$db': 'd'}",
+     0, "find", "d", "c", LSID | TXN | AUTOCOMMIT | START_TXN},
+    {"lsid only", "{'find': 'c', 'lsid': {'id': 1}, '$db': 'd'}", 0, "find", "d", "c", LSID},
+    {"transaction fields inside a subdocument do not count",
+     "{'find': 'c', 'filter': {'lsid': 1, 'txnNumber': 2}, '$db': 'd'}", 0, "find", "d", "c", 0},
+    {"field names are case-sensitive", "{'find': 'c', 'LSID': 1, 'TxnNumber': 1}", 0, "find",
+     NULL, "c", 0},
+    {"duplicate key", "{'find': 'a', 'find': 'b', '$db': 'd'}", 0, "find", "d", "a", DUP},
+    {"duplicate $db (the last one wins)", "{'find': 'a', '$db': 'd', '$db': 'e'}", 0, "find",
+     "e", "a", DUP},
+    {"duplicate non-adjacent", "{'a': 1, 'b': 2, 'c': 3, 'a': 4}", 0, "a", NULL, NULL, DUP},
+    {"same key at different levels is no duplicate", "{'a': 1, 'b': {'a': 1}}", 0, "a", NULL,
+     NULL, 0},
+    {"keys differing only by prefix", "{'ab': 1, 'a': 1, 'abc': 1}", 0, "ab", NULL, NULL, 0},
+    {"empty body", "{}", WIRE_ERR_COMMAND_NOT_FOUND, NULL, NULL, NULL, 0},
+    {"$db is a number", "{'ping': 1, '$db': 1}", WIRE_ERR_TYPE_MISMATCH, NULL, NULL, NULL, 0},
+    {"$db is null", "{'ping': 1, '$db': null}", WIRE_ERR_TYPE_MISMATCH, NULL, NULL, NULL, 0},
+    {"$db is a document", "{'ping': 1, '$db': {'a': 'b'}}", WIRE_ERR_TYPE_MISMATCH, NULL, NULL,
+     NULL, 0},
+    {"$db first and a string", "{'$db': 'd'}", 0, "$db", "d", "d", 0},
+    {"$db first and not a string", "{'$db': true}", WIRE_ERR_TYPE_MISMATCH, NULL, NULL, NULL, 0},
+};
+
+static bool
+same_str(const char *got, uint32_t got_len, const char *want)
+{
+    if (!got || !want)
+        return got == want;
+    return got_len == strlen(want) && strcmp(got, want) == 0;
+}
+
+static void
+test_cmd_cases(void)
+{
+    for (size_t i = 0; i < sizeof cmd_cases / sizeof cmd_cases[0]; i++) {
+        const struct cmd_case *c = &cmd_cases[i];
+        bson_t *body = json(c->body);
+        struct wire_cmd cmd;
+        bson_error_t error;
+        bool got = wire_cmd_parse(bson_get_data(body), body->len, &cmd, &error);
+        unsigned flags;
+
+        if (c->code != 0) {
+            ok(!got && error.domain == WIRE_ERROR_DOMAIN && error.code == c->code,
+               "cmd rejected: %s (%s)", c->name, error.message);
+            bson_destroy(body);
+            continue;
+        }
+        if (!ok(got, "cmd parses: %s", c->name)) {
+            diag("%s", error.message);
+            bson_destroy(body);
+            continue;
+        }
+        flags = (cmd.has_lsid ? LSID : 0) | (cmd.has_txn_number ? TXN : 0) |
+                (cmd.has_autocommit ? AUTOCOMMIT : 0) |
+                (cmd.has_start_transaction ? START_TXN : 0) |
+                (cmd.has_duplicate_top_level_key ? DUP : 0);
+        ok(strcmp(cmd.name, c->cmd_name) == 0 && same_str(cmd.db, cmd.db_len, c->db) &&
+               same_str(cmd.coll, cmd.coll_len, c->coll) && flags == c->flags,
+           "cmd fields: %s", c->name);
+        ok(cmd.name > (const char *)bson_get_data(body) &&
+               cmd.name < (const char *)bson_get_data(body) + body->len,
+           "cmd name points inside the body: %s", c->name);
+        bson_destroy(body);
+    }
+}
+
+/* A body with n int32 keys "k0".."k{n-1}", plus a repeat of "k{dup}" when dup >= 0. */
+static bson_t *
+many_keys(int n, int dup)
+{
+    bson_t *b = bson_new();
+    char key[16];
+
+    for (int i = 0; i < n; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        BSON_APPEND_INT32(b, key, i);
+    }
+    if (dup >= 0) {
+        snprintf(key, sizeof key, "k%d", dup);
+        BSON_APPEND_INT32(b, key, -1);
+    }
+    return b;
+}
+
+static void
+test_many_keys(void)
+{
+    static const struct {
+        int n, dup;
+    } sizes[] = {{31, -1}, {32, -1}, {33, -1}, {500, -1}, {31, 0}, {33, 32}, {500, 250},
+                 {5000, 4999}};
+
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        bson_t *b = many_keys(sizes[i].n, sizes[i].dup);
+        struct wire_cmd cmd;
+        bson_error_t error;
+        bool got = wire_cmd_parse(bson_get_data(b), b->len, &cmd, &error);
+
+        ok(got && cmd.has_duplicate_top_level_key == (sizes[i].dup >= 0) &&
+               strcmp(cmd.name, "k0") == 0,
+           "%d keys %s duplicate detected correctly", sizes[i].n,
+           sizes[i].dup >= 0 ? "with a" : "without");
+        bson_destroy(b);
+    }
+}
+
+static void
+test_bad_bodies(void)
+{
+    /* {a: 1} handed over short, and a body whose second element is cut. */
+    static const uint8_t short_len[] = "\x0c\0\0\0\x10" "a\0" "\x01\0\0\0" "\0";
+    static const uint8_t bad_second[] = "\x10\0\0\0\x10" "a\0" "\x01\0\0\0" "\x02" "b\0" "\0\0";
+    struct wire_cmd cmd;
+    bson_error_t error;
+
+    ok(!wire_cmd_parse(short_len, 11, &cmd, &error) && error.code == WIRE_ERR_INVALID_BSON,
+       "cmd rejected: length field larger than the buffer");
+    ok(!wire_cmd_parse(short_len, 3, &cmd, &error), "cmd rejected: 3-byte body");
+    ok(!wire_cmd_parse(bad_second, sizeof bad_second - 1, &cmd, &error) &&
+           error.code == WIRE_ERR_INVALID_BSON,
+       "cmd rejected: unchecked body with a truncated second element (%s)", error.message);
+}
+
+struct hello_case {
+    const char *name;
+    bool want;
+};
+
+static const struct hello_case hello_cases[] = {
+    {"hello", true},     {"isMaster", true},  {"ismaster", true}, {"Hello", false},
+    {"HELLO", false},    {"ISMASTER", false}, {"isMaster ", false}, {"helloo", false},
+    {"hell", false},     {"", false},         {"ping", false},    {"IsMaster", false},
+};
+
+static void
+test_is_hello(void)
+{
+    for (size_t i = 0; i < sizeof hello_cases / sizeof hello_cases[0]; i++)
+        ok(wire_cmd_is_hello(hello_cases[i].name) == hello_cases[i].want, "is_hello(\"%s\") is %s",
+           hello_cases[i].name, hello_cases[i].want ? "true" : "false");
+    ok(!wire_cmd_is_hello(NULL), "is_hello(NULL) is false");
+}
+
+int
+main(void)
+{
+    test_cmd_cases();
+    test_many_keys();
+    test_bad_bodies();
+    test_is_hello();
+    return done_testing();
+}
