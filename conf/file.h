@@ -1,1 +1,29 @@
-/* conf/file.h: not written yet */
+/*
+ * conf/file.h: reading a config file of "name = value" lines into a
+ * struct conf. Blank lines and lines starting with '#' are skipped; a value
+ * may be quoted ("..." with \" and \\ escapes, or '...' taken literally);
+ * an unquoted value ends at a '#' that follows a space. Each value's source
+ * is "PATH:LINE"; an unknown name or a line without '=' is an error naming
+ * PATH:LINE.
+ */
+#ifndef MONGOCACHE_CONF_FILE_H
+#define MONGOCACHE_CONF_FILE_H
+
+#include <bson/bson.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "conf/conf.h"
+
+/*
+ * Reads path into conf. origin says where the path came from ("flag
+ * --config", "env MONGOCACHE_CONFIG") for the error when it cannot be
+ * opened. Values already applied stay applied when a later line fails.
+ */
+bool conf_file_load(struct conf *conf, const char *path, const char *origin,
+                    bson_error_t *error);
+
+/* Same for an open stream; name is used in sources and errors in place of a path. */
+bool conf_file_read(struct conf *conf, FILE *in, const char *name, bson_error_t *error);
+
+#endif

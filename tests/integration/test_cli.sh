@@ -1,3 +1,280 @@
 #!/bin/sh
-# not written yet
-exit 77
+# tests/integration/test_cli.sh: the daemon's command line as a user meets
+# it, through $abs_top_builddir/mongocache: --help lists every option of
+# conf/options.def, --version, --check-config prints the effective
+# configuration, bad values from a flag, the environment or the config file
+# exit 2 naming the option, value and source, precedence file < env < flag,
+# secrets redacted (in output, in errors, in /proc/PID/cmdline), and the
+# sample config file loads. Needs no MongoDB. Prints TAP.
+
+srcdir=${abs_top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
+builddir=${abs_top_builddir:-$srcdir}
+bin=${MONGOCACHE_TEST_BIN:-$builddir/mongocache}
+def=$srcdir/conf/options.def
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/test_cli.XXXXXX") || exit 1
+daemon_pid=""
+cleanup() {
+    if [ -n "$daemon_pid" ]; then
+        kill "$daemon_pid" 2>/dev/null
+        wait "$daemon_pid" 2>/dev/null
+    fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+n=0
+failed=0
+ok() {
+    # ok STATUS DESCRIPTION: a TAP line; on failure, what the last run printed.
+    n=$((n + 1))
+    if [ "$1" -eq 0 ]; then
+        echo "ok $n - $2"
+    else
+        echo "not ok $n - $2"
+        failed=1
+        echo "#   exit status: $rc"
+        sed -n '1,15s/^/#   stdout: /p' "$tmp/out" 2>/dev/null
+        sed -n '1,15s/^/#   stderr: /p' "$tmp/err" 2>/dev/null
+    fi
+}
+skip() {
+    n=$((n + 1))
+    echo "ok $n - $1 # SKIP $2"
+}
+
+# run ARGS...: runs the daemon with stdout/stderr in $tmp/out, $tmp/err and status in $rc.
+run() {
+    "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+}
+# erun 'VAR=VALUE ...' ARGS...: run with these variables set (values without blanks).
+erun() {
+    vars=$1
+    shift
+    # shellcheck disable=SC2086
+    env $vars "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+}
+out_has() { grep -qF -e "$1" "$tmp/out"; }
+err_has() { grep -qF -e "$1" "$tmp/err"; }
+out_lacks() { ! grep -qF -e "$1" "$tmp/out"; }
+err_lacks() { ! grep -qF -e "$1" "$tmp/err"; }
+
+if [ ! -x "$bin" ]; then
+    echo "1..0 # SKIP $bin not built"
+    exit 77
+fi
+
+# A clean environment: none of the options' variables, no MONGOCACHE_CONFIG.
+for var in $(sed -n 's/^CONF_OPT([^"]*"[^"]*", *"\(MONGOCACHE_[A-Z0-9_]*\)".*/\1/p' "$def") \
+    MONGOCACHE_CONFIG; do
+    unset "$var"
+done
+# name<TAB>env per option.
+sed -n 's/^CONF_OPT(\([a-z0-9_]*\),[^"]*"[^"]*", *"\(MONGOCACHE_[A-Z0-9_]*\)".*/\1 \2/p' "$def" \
+    >"$tmp/opts"
+
+# ---- --help, --version ---------------------------------------------------
+run --help
+[ "$rc" -eq 0 ] && [ -s "$tmp/out" ]
+ok $? "--help exits 0 and prints the usage"
+cp "$tmp/out" "$tmp/help"
+while read -r name env; do
+    flag=--$(echo "$name" | tr '_' '-')
+    grep -qF -e "$flag " "$tmp/help" && grep -qF -e "$env" "$tmp/help"
+    ok $? "--help lists $flag and $env"
+done <"$tmp/opts"
+run -h
+[ "$rc" -eq 0 ] && cmp -s "$tmp/out" "$tmp/help"
+ok $? "-h prints the same help"
+run --help --max-clients nope
+[ "$rc" -eq 0 ] && cmp -s "$tmp/out" "$tmp/help"
+ok $? "--help works whatever else is on the line"
+
+run --version
+[ "$rc" -eq 0 ] && grep -qE '^mongocache [0-9]+\.[0-9]+' "$tmp/out"
+ok $? "--version prints \"mongocache VERSION\" and exits 0"
+run -V
+[ "$rc" -eq 0 ] && grep -qE '^mongocache [0-9]' "$tmp/out"
+ok $? "-V prints the version"
+
+# ---- --check-config ---------------------------------------------------------
+run --check-config
+[ "$rc" -eq 0 ]
+ok $? "--check-config exits 0 with the defaults"
+missing=""
+while read -r name env; do
+    grep -qE "^$name = .*  # default\$" "$tmp/out" || missing="$missing $name"
+done <"$tmp/opts"
+[ -z "$missing" ]
+ok $? "--check-config prints every option as \"name = value  # default\"${missing:+ (not:$missing)}"
+out_has "max_clients = 10000  # default" && out_has "buffer_limit = 64MiB  # default"
+ok $? "--check-config prints the default values"
+
+# ---- bad values, from each layer ---------------------------------------------
+run --max-clients abc
+[ "$rc" -eq 2 ] &&
+    err_has 'mongocache: invalid value "abc" for max_clients (from flag --max-clients): expected' &&
+    err_has 'expected an integer from 1 to 1000000'
+ok $? "a bad flag value exits 2 naming option, value and flag"
+run --idle-timeout=-5s --check-config
+[ "$rc" -eq 2 ] && err_has 'invalid value "-5s" for idle_timeout (from flag --idle-timeout)'
+ok $? "a negative duration is refused, also under --check-config"
+
+erun MONGOCACHE_CONNECT_TIMEOUT=soon --check-config
+[ "$rc" -eq 2 ] &&
+    err_has 'invalid value "soon" for connect_timeout (from env MONGOCACHE_CONNECT_TIMEOUT)'
+ok $? "a bad env value exits 2 naming option, value and variable"
+
+printf '# listen on all interfaces\n\nlisten = 0.0.0.0\n' >"$tmp/bad-value.conf"
+run --config "$tmp/bad-value.conf"
+[ "$rc" -eq 2 ] && err_has "invalid value \"0.0.0.0\" for listen (from $tmp/bad-value.conf:3)"
+ok $? "a bad file value exits 2 naming option, value and FILE:LINE"
+
+printf 'max_clients = 5\nmax_clients_total = 6\n' >"$tmp/unknown.conf"
+erun "MONGOCACHE_CONFIG=$tmp/unknown.conf" --check-config
+[ "$rc" -eq 2 ] && err_has "$tmp/unknown.conf:2: unknown option \"max_clients_total\""
+ok $? "an unknown key in the file (from MONGOCACHE_CONFIG) exits 2 naming FILE:LINE"
+
+run --config "$tmp/does-not-exist.conf"
+[ "$rc" -eq 2 ] && err_has "$tmp/does-not-exist.conf"
+ok $? "a missing config file exits 2 naming it"
+
+run --max-connections 5
+[ "$rc" -eq 2 ] && err_has 'unknown flag "--max-connections"'
+ok $? "an unknown flag exits 2"
+
+run --listen
+[ "$rc" -eq 2 ] && err_has "flag --listen needs a value"
+ok $? "a flag without its value exits 2"
+
+run --max-message-size 64MiB
+[ "$rc" -eq 2 ] && err_has 'invalid value "64MiB" for max_message_size' && err_has "16 to 48000000"
+ok $? "max_message_size above 48000000 is refused"
+
+# ---- precedence: default < file < env < flag ------------------------------------
+cat >"$tmp/layers.conf" <<EOF
+# layers
+max_clients = 100
+log_level = debug
+idle_timeout = 2s
+buffer_limit = 8MiB
+EOF
+erun "MONGOCACHE_MAX_CLIENTS=200 MONGOCACHE_LOG_LEVEL=warn MONGOCACHE_BUFFER_LIMIT=16MiB" \
+    --config "$tmp/layers.conf" --max-clients 300 --buffer-limit=32MiB --check-config
+[ "$rc" -eq 0 ]
+ok $? "--check-config with file, env and flags exits 0"
+out_has "max_clients = 300  # flag --max-clients"
+ok $? "flag beats env and file (--name value)"
+out_has "buffer_limit = 32MiB  # flag --buffer-limit"
+ok $? "flag beats env and file (--name=value)"
+out_has "log_level = warn  # env MONGOCACHE_LOG_LEVEL"
+ok $? "env beats file"
+out_has "idle_timeout = 2s  # $tmp/layers.conf:4"
+ok $? "file beats default, source FILE:LINE"
+out_has "drain_timeout = 10s  # default"
+ok $? "untouched options stay default"
+erun "MONGOCACHE_CONFIG=$tmp/layers.conf" --check-config
+[ "$rc" -eq 0 ] && out_has "max_clients = 100  # $tmp/layers.conf:2"
+ok $? "MONGOCACHE_CONFIG names the config file"
+
+# ---- secrets ----------------------------------------------------------------------
+uri='mongodb://app:uri-S3cret@db.example.com:27017/?authSource=admin'
+run --check-config --http-token 'flag-S3cret' --upstream "$uri"
+[ "$rc" -eq 0 ] && out_has "http_token = <redacted>  # flag --http-token" &&
+    out_has "upstream = mongodb://app:<redacted>@db.example.com:27017/?authSource=admin  # flag"
+ok $? "--check-config redacts the token and the URI password"
+out_lacks "flag-S3cret" && out_lacks "uri-S3cret" &&
+    err_lacks "flag-S3cret" && err_lacks "uri-S3cret"
+ok $? "... and never shows them"
+
+printf 'http_token = "file-S3cret"\n' >"$tmp/secret.conf"
+chmod 600 "$tmp/secret.conf"
+erun MONGOCACHE_HTTP_TOKEN=env-S3cret --config "$tmp/secret.conf" --check-config
+[ "$rc" -eq 0 ] && out_has "http_token = <redacted>  # env MONGOCACHE_HTTP_TOKEN" &&
+    out_lacks "env-S3cret" && out_lacks "file-S3cret"
+ok $? "a secret from env or file is redacted too"
+
+run --upstream 'mongodb://app:uri-S3cret@db.example.com:0/'
+[ "$rc" -eq 2 ] &&
+    err_has "invalid value \"mongodb://app:<redacted>@db.example.com:0/\" for upstream (from flag" &&
+    err_lacks "uri-S3cret"
+ok $? "a refused URI is reported without its password"
+
+run --http-token 'flag-S3cret' --max-clients 0
+[ "$rc" -eq 2 ] && err_lacks "flag-S3cret"
+ok $? "an error does not show a secret given on the same line"
+
+printf 'tok-from-file\n' >"$tmp/token"
+chmod 644 "$tmp/token"
+run --http-token "file:$tmp/token" --check-config
+[ "$rc" -eq 0 ] && out_has "http_token = <redacted>" && out_lacks "tok-from-file" &&
+    err_has "readable by group or others" && err_lacks "tok-from-file"
+ok $? "file:/path secret is read; a group/world readable file warns"
+chmod 600 "$tmp/token"
+run --http-token "file:$tmp/token" --check-config
+[ "$rc" -eq 0 ] && err_lacks "readable by group or others"
+ok $? "no warning for a 0600 secret file"
+
+run --http-listen 0.0.0.0:9180
+[ "$rc" -eq 2 ] && err_has "http_token must be set"
+ok $? "a non-loopback http_listen without http_token is refused"
+
+# /proc/PID/cmdline of a running daemon no longer shows the secrets.
+if [ -r /proc/self/cmdline ]; then
+    port=$((20000 + $$ % 20000))
+    "$bin" --listen "127.0.0.1:$port" --http-listen "" --http-token cmdline-S3cret \
+        --upstream "mongodb://app:cmdline-Pw@127.0.0.1:1/" >"$tmp/out" 2>"$tmp/err" &
+    daemon_pid=$!
+    seen=""
+    i=0
+    while [ $i -lt 30 ]; do
+        if [ -r "/proc/$daemon_pid/cmdline" ]; then
+            tr '\0' ' ' <"/proc/$daemon_pid/cmdline" >"$tmp/cmdline" 2>/dev/null
+            if grep -qF -e "--http-token" "$tmp/cmdline" &&
+                ! grep -qF -e "cmdline-S3cret" "$tmp/cmdline" &&
+                ! grep -qF -e "cmdline-Pw" "$tmp/cmdline"; then
+                seen=scrubbed
+                break
+            fi
+        fi
+        if ! kill -0 "$daemon_pid" 2>/dev/null; then
+            break
+        fi
+        sleep 0.1
+        i=$((i + 1))
+    done
+    if [ -n "$seen" ]; then
+        rc=0
+        ok 0 "/proc/PID/cmdline shows neither the token nor the URI password"
+    elif kill -0 "$daemon_pid" 2>/dev/null; then
+        rc=running
+        cp "$tmp/cmdline" "$tmp/out"
+        ok 1 "/proc/PID/cmdline shows neither the token nor the URI password"
+    else
+        skip "/proc/PID/cmdline shows neither the token nor the URI password" \
+            "the daemon did not stay up"
+    fi
+    kill "$daemon_pid" 2>/dev/null
+    wait "$daemon_pid" 2>/dev/null
+    daemon_pid=""
+else
+    skip "/proc/PID/cmdline shows neither the token nor the URI password" "no /proc"
+fi
+
+# ---- the sample config file ---------------------------------------------------------
+sed 's/^# \([a-z0-9_]* = \)/\1/' "$srcdir/mongocache.conf.sample" >"$tmp/sample.conf"
+run --config "$tmp/sample.conf" --check-config
+from_sample=$(grep -c "  # $tmp/sample.conf:[0-9]*\$" "$tmp/out")
+n_opts=$(wc -l <"$tmp/opts" | tr -d ' ')
+[ "$rc" -eq 0 ] && [ "$from_sample" -eq "$n_opts" ]
+ok $? "mongocache.conf.sample, uncommented, loads and sets every option ($from_sample of $n_opts)"
+sed 's/  # .*//' "$tmp/out" | grep -v '^#' >"$tmp/sample-values"
+run --check-config
+sed 's/  # .*//' "$tmp/out" | grep -v '^#' >"$tmp/default-values"
+cmp -s "$tmp/sample-values" "$tmp/default-values"
+ok $? "... with the default values"
+
+echo "1..$n"
+exit $failed
