@@ -24,75 +24,19 @@
 #include "conf/env.h"
 #include "conf/file.h"
 #include "conf/parse.h"
+#include "tests/unit/tap.h"
 
-/* ---- a small TAP producer ------------------------------------------------ */
-
-static int tap_run;
-static int tap_failed;
-
-static bool t_ok(bool cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static bool
-t_ok(bool cond, const char *fmt, ...)
-{
-    va_list ap;
-
-    tap_run++;
-    if (!cond) {
-        tap_failed++;
-    }
-    printf("%sok %d - ", cond ? "" : "not ", tap_run);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    putchar('\n');
-    fflush(stdout);
-    return cond;
-}
-
-static void t_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void
-t_diag(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("# ", stdout);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    putchar('\n');
-}
-
-static bool
-t_is_str(const char *got, const char *want, const char *what)
-{
-    bool same = got != NULL && want != NULL ? strcmp(got, want) == 0 : got == want;
-
-    if (!t_ok(same, "%s", what)) {
-        t_diag("  got:  \"%s\"", got ? got : "(null)");
-        t_diag("  want: \"%s\"", want ? want : "(null)");
-    }
-    return same;
-}
-
-static bool
-t_is_int(int64_t got, int64_t want, const char *what)
-{
-    if (!t_ok(got == want, "%s", what)) {
-        t_diag("  got %lld, want %lld", (long long)got, (long long)want);
-        return false;
-    }
-    return true;
-}
+/* The cases name themselves with a plain string. */
+#define t_is_str(got, want, what) is_str((got), (want), "%s", (what))
+#define t_is_int(got, want, what) is_int((got), (want), "%s", (what))
 
 static bool
 t_contains(const char *hay, const char *needle, const char *what)
 {
     bool found = hay != NULL && strstr(hay, needle) != NULL;
 
-    if (!t_ok(found, "%s", what)) {
-        t_diag("  \"%s\" not in: %s", needle, hay ? hay : "(null)");
+    if (!ok(found, "%s", what)) {
+        diag("  \"%s\" not in: %s", needle, hay ? hay : "(null)");
     }
     return found;
 }
@@ -102,8 +46,8 @@ t_lacks(const char *hay, const char *needle, const char *what)
 {
     bool absent = hay != NULL && strstr(hay, needle) == NULL;
 
-    if (!t_ok(absent, "%s", what)) {
-        t_diag("  \"%s\" must not be in: %s", needle, hay ? hay : "(null)");
+    if (!ok(absent, "%s", what)) {
+        diag("  \"%s\" must not be in: %s", needle, hay ? hay : "(null)");
     }
     return absent;
 }
@@ -164,7 +108,7 @@ load_argv(enum conf_action *action, bson_error_t *err, const char *const *flags)
     int argc = 0;
     struct conf *conf = conf_new();
     enum conf_action dummy;
-    bool ok;
+    bool good;
 
     argv[argc++] = bson_strdup("mongocache");
     for (; *flags != NULL; flags++) {
@@ -173,11 +117,11 @@ load_argv(enum conf_action *action, bson_error_t *err, const char *const *flags)
     }
     argv[argc] = NULL;
     memset(err, 0, sizeof *err);
-    ok = conf_load(conf, argc, argv, action != NULL ? action : &dummy, err);
+    good = conf_load(conf, argc, argv, action != NULL ? action : &dummy, err);
     for (int i = 0; i < argc; i++) {
         bson_free(argv[i]);
     }
-    if (!ok) {
+    if (!good) {
         conf_destroy(conf);
         return NULL;
     }
@@ -248,13 +192,13 @@ test_table(void)
         want_env[o] = '\0';
         if (strcmp(want_env, d->env) != 0) {
             envs_ok = false;
-            t_diag("%s: env %s, expected %s", d->name, d->env, want_env);
+            diag("%s: env %s, expected %s", d->name, d->env, want_env);
         }
         if ((d->type == CONF_TYPE_INT || d->type == CONF_TYPE_SIZE ||
              d->type == CONF_TYPE_DURATION) &&
             !conf_parse_range((enum conf_opt_id)id, &min, &max)) {
             ranges_ok = false;
-            t_diag("%s: numeric option without a range in conf/parse.c", d->name);
+            diag("%s: numeric option without a range in conf/parse.c", d->name);
         }
         if (conf_parse_lookup(d->name, strlen(d->name)) != id) {
             names_unique = false;
@@ -264,21 +208,21 @@ test_table(void)
         want = bson_strdup_printf("%s = %s  # default", d->name, d->def[0] ? d->def : "\"\"");
         if (strcmp(line, want) != 0) {
             defaults_print = false;
-            t_diag("printed \"%s\", expected \"%s\"", line, want);
+            diag("printed \"%s\", expected \"%s\"", line, want);
         }
         bson_free(line);
         bson_free(want);
     }
-    t_ok(envs_ok, "every option's env variable is MONGOCACHE_<NAME>");
-    t_ok(ranges_ok, "every INT, SIZE and DURATION option has a range");
-    t_ok(names_unique, "option names are unique and found by conf_parse_lookup");
-    t_ok(defaults_print, "every default parses and prints back as written in options.def");
+    ok(envs_ok, "every option's env variable is MONGOCACHE_<NAME>");
+    ok(ranges_ok, "every INT, SIZE and DURATION option has a range");
+    ok(names_unique, "option names are unique and found by conf_parse_lookup");
+    ok(defaults_print, "every default parses and prints back as written in options.def");
     t_is_str(conf_opt_name(CONF_OPT_max_clients), "max_clients", "conf_opt_name");
-    t_ok(conf_is_reloadable(CONF_OPT_log_level), "log_level is reloadable");
-    t_ok(!conf_is_reloadable(CONF_OPT_listen), "listen is not reloadable");
-    t_ok(conf_parse_lookup("max-clients", 11) == CONF_OPT_max_clients,
+    ok(conf_is_reloadable(CONF_OPT_log_level), "log_level is reloadable");
+    ok(!conf_is_reloadable(CONF_OPT_listen), "listen is not reloadable");
+    ok(conf_parse_lookup("max-clients", 11) == CONF_OPT_max_clients,
          "lookup accepts '-' for '_'");
-    t_ok(conf_parse_lookup("max_client", 10) == -1, "lookup refuses a prefix");
+    ok(conf_parse_lookup("max_client", 10) == -1, "lookup refuses a prefix");
     conf_destroy(conf);
 }
 
@@ -313,13 +257,13 @@ test_int(void)
 
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int64_t v = -1;
-        bool ok = conf_parse_int(cases[i].text, 1, 1000000, &v);
+        bool good = conf_parse_int(cases[i].text, 1, 1000000, &v);
 
         if (cases[i].valid) {
-            t_ok(ok && v == cases[i].want, "INT \"%s\" = %lld", cases[i].text,
+            ok(good && v == cases[i].want, "INT \"%s\" = %lld", cases[i].text,
                  (long long)cases[i].want);
         } else {
-            t_ok(!ok, "INT \"%s\" refused (range 1..1000000)", cases[i].text);
+            ok(!good, "INT \"%s\" refused (range 1..1000000)", cases[i].text);
         }
     }
 }
@@ -355,16 +299,16 @@ test_size(void)
 
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int64_t v = -1;
-        bool ok = conf_parse_size(cases[i].text, 16, INT64_C(1) << 40, &v);
+        bool good = conf_parse_size(cases[i].text, 16, INT64_C(1) << 40, &v);
 
         if (cases[i].valid) {
-            t_ok(ok && v == cases[i].want, "SIZE \"%s\" = %lld", cases[i].text,
+            ok(good && v == cases[i].want, "SIZE \"%s\" = %lld", cases[i].text,
                  (long long)cases[i].want);
         } else {
-            t_ok(!ok, "SIZE \"%s\" refused (range 16..1TiB)", cases[i].text);
+            ok(!good, "SIZE \"%s\" refused (range 16..1TiB)", cases[i].text);
         }
     }
-    t_ok(!conf_parse_size("48000001", 16, 48000000, &(int64_t){0}),
+    ok(!conf_parse_size("48000001", 16, 48000000, &(int64_t){0}),
          "SIZE above max_message_size's 48000000 refused");
 }
 
@@ -395,13 +339,13 @@ test_duration(void)
 
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int64_t v = -1;
-        bool ok = conf_parse_duration(cases[i].text, 0, 168 * 3600000LL, &v);
+        bool good = conf_parse_duration(cases[i].text, 0, 168 * 3600000LL, &v);
 
         if (cases[i].valid) {
-            t_ok(ok && v == cases[i].want, "DURATION \"%s\" = %lldms", cases[i].text,
+            ok(good && v == cases[i].want, "DURATION \"%s\" = %lldms", cases[i].text,
                  (long long)cases[i].want);
         } else {
-            t_ok(!ok, "DURATION \"%s\" refused", cases[i].text);
+            ok(!good, "DURATION \"%s\" refused", cases[i].text);
         }
     }
 }
@@ -424,16 +368,16 @@ test_bool_level(void)
 
     for (size_t i = 0; i < sizeof bools / sizeof bools[0]; i++) {
         bool v = false;
-        bool ok = conf_parse_bool(bools[i].text, &v);
+        bool good = conf_parse_bool(bools[i].text, &v);
 
-        t_ok(bools[i].want < 0 ? !ok : ok && v == (bools[i].want == 1), "BOOL \"%s\" %s",
+        ok(bools[i].want < 0 ? !good : good && v == (bools[i].want == 1), "BOOL \"%s\" %s",
              bools[i].text, bools[i].want < 0 ? "refused" : bools[i].want ? "true" : "false");
     }
     for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
         int v = -1;
-        bool ok = conf_parse_loglevel(levels[i].text, &v);
+        bool good = conf_parse_loglevel(levels[i].text, &v);
 
-        t_ok(levels[i].want < 0 ? !ok : ok && v == levels[i].want, "LOGLEVEL \"%s\" %s",
+        ok(levels[i].want < 0 ? !good : good && v == levels[i].want, "LOGLEVEL \"%s\" %s",
              levels[i].text, levels[i].want < 0 ? "refused" : "accepted");
     }
 }
@@ -474,19 +418,19 @@ test_addr(void)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *host = NULL;
         uint16_t port = 0;
-        bool ok = conf_split_addr(cases[i].text, &host, &port);
+        bool good = conf_split_addr(cases[i].text, &host, &port);
 
         if (cases[i].valid) {
-            t_ok(ok && strcmp(host, cases[i].host) == 0 && port == cases[i].port,
+            ok(good && strcmp(host, cases[i].host) == 0 && port == cases[i].port,
                  "ADDR \"%s\" = host \"%s\" port %d", cases[i].text, cases[i].host,
                  cases[i].port);
         } else {
-            t_ok(!ok && !conf_parse_addr(cases[i].text), "ADDR \"%s\" refused", cases[i].text);
+            ok(!good && !conf_parse_addr(cases[i].text), "ADDR \"%s\" refused", cases[i].text);
         }
         bson_free(host);
     }
-    t_ok(conf_parse_addr(""), "ADDR \"\" accepted (disabled)");
-    t_ok(!conf_split_addr("", NULL, NULL), "conf_split_addr refuses \"\"");
+    ok(conf_parse_addr(""), "ADDR \"\" accepted (disabled)");
+    ok(!conf_split_addr("", NULL, NULL), "conf_split_addr refuses \"\"");
 }
 
 static void
@@ -511,10 +455,10 @@ test_uri(void)
 
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         why[0] = '\0';
-        t_ok(conf_parse_uri(cases[i].text, why, sizeof why) == cases[i].valid, "URI \"%s\" %s",
+        ok(conf_parse_uri(cases[i].text, why, sizeof why) == cases[i].valid, "URI \"%s\" %s",
              cases[i].text, cases[i].valid ? "accepted" : "refused");
     }
-    t_ok(!conf_parse_uri("mongodb://u:hunter2@h:99999", why, sizeof why) && why[0] != '\0',
+    ok(!conf_parse_uri("mongodb://u:hunter2@h:99999", why, sizeof why) && why[0] != '\0',
          "libmongoc's reason is given for a refused URI");
     t_lacks(why, "hunter2", "libmongoc's reason does not show the password");
 }
@@ -581,11 +525,11 @@ test_set_errors(void)
 {
     struct conf *conf = conf_new();
     bson_error_t err;
-    bool ok;
+    bool good;
 
-    ok = conf_parse_set(conf, CONF_OPT_max_clients, "abc", CONF_SRC_ENV,
+    good = conf_parse_set(conf, CONF_OPT_max_clients, "abc", CONF_SRC_ENV,
                         "env MONGOCACHE_MAX_CLIENTS", &err);
-    t_ok(!ok, "max_clients \"abc\" refused");
+    ok(!good, "max_clients \"abc\" refused");
     t_is_str(err.message,
              "invalid value \"abc\" for max_clients (from env MONGOCACHE_MAX_CLIENTS): expected "
              "an integer from 1 to 1000000",
@@ -593,42 +537,42 @@ test_set_errors(void)
     t_is_int(conf->max_clients, 10000, "a refused value leaves the old one");
     t_is_str(conf->source[CONF_OPT_max_clients], "default", "... and its source");
 
-    ok = conf_parse_set(conf, CONF_OPT_idle_timeout, "-3s", CONF_SRC_FLAG, "flag --idle-timeout",
+    good = conf_parse_set(conf, CONF_OPT_idle_timeout, "-3s", CONF_SRC_FLAG, "flag --idle-timeout",
                         &err);
-    t_ok(!ok && strstr(err.message, "\"-3s\"") && strstr(err.message, "idle_timeout") &&
+    ok(!good && strstr(err.message, "\"-3s\"") && strstr(err.message, "idle_timeout") &&
              strstr(err.message, "flag --idle-timeout") && strstr(err.message, "0 to 168h"),
          "negative duration refused: %s", err.message);
 
-    ok = conf_parse_set(conf, CONF_OPT_max_message_size, "64MiB", CONF_SRC_FILE, "/x.conf:3",
+    good = conf_parse_set(conf, CONF_OPT_max_message_size, "64MiB", CONF_SRC_FILE, "/x.conf:3",
                         &err);
-    t_ok(!ok && strstr(err.message, "\"64MiB\"") && strstr(err.message, "max_message_size") &&
+    ok(!good && strstr(err.message, "\"64MiB\"") && strstr(err.message, "max_message_size") &&
              strstr(err.message, "/x.conf:3") && strstr(err.message, "16 to 48000000"),
          "max_message_size above 48000000 refused: %s", err.message);
 
-    ok = conf_parse_set(conf, CONF_OPT_listen, "localhost", CONF_SRC_FLAG, "flag --listen", &err);
-    t_ok(!ok && strstr(err.message, "\"localhost\" for listen (from flag --listen)"),
+    good = conf_parse_set(conf, CONF_OPT_listen, "localhost", CONF_SRC_FLAG, "flag --listen", &err);
+    ok(!good && strstr(err.message, "\"localhost\" for listen (from flag --listen)"),
          "ADDR without port refused: %s", err.message);
 
-    ok = conf_parse_set(conf, CONF_OPT_log_level, "loud\"\n", CONF_SRC_FLAG, "flag --log-level",
+    good = conf_parse_set(conf, CONF_OPT_log_level, "loud\"\n", CONF_SRC_FLAG, "flag --log-level",
                         &err);
     t_contains(err.message, "\"loud\\\"\\x0a\"", "quotes and control characters escaped");
 
-    ok = conf_parse_set(conf, CONF_OPT_upstream, "mongodb://admin:hunter2@h:99999/db",
+    good = conf_parse_set(conf, CONF_OPT_upstream, "mongodb://admin:hunter2@h:99999/db",
                         CONF_SRC_FLAG, "flag --upstream", &err);
-    t_ok(!ok, "bad upstream URI refused");
+    ok(!good, "bad upstream URI refused");
     t_contains(err.message,
                "invalid value \"mongodb://admin:<redacted>@h:99999/db\" for upstream (from flag "
                "--upstream): libmongoc says: ",
                "URI error shows the redacted URI and libmongoc's reason");
     t_lacks(err.message, "hunter2", "URI error does not show the password");
 
-    ok = conf_parse_set(conf, CONF_OPT_http_token, "file:/nonexistent/token", CONF_SRC_ENV,
+    good = conf_parse_set(conf, CONF_OPT_http_token, "file:/nonexistent/token", CONF_SRC_ENV,
                         "env MONGOCACHE_HTTP_TOKEN", &err);
-    t_ok(!ok && strstr(err.message, "file:/nonexistent/token") &&
+    ok(!good && strstr(err.message, "file:/nonexistent/token") &&
              strstr(err.message, "http_token") && strstr(err.message, "env MONGOCACHE_HTTP_TOKEN"),
          "missing secret file refused, naming the file: %s", err.message);
 
-    ok = conf_parse_set(conf, CONF_OPT_max_clients, "12345678901234567890123456789", CONF_SRC_FLAG,
+    good = conf_parse_set(conf, CONF_OPT_max_clients, "12345678901234567890123456789", CONF_SRC_FLAG,
                         "flag --max-clients", &err);
     t_contains(err.message, "12345678901234567890123456789", "overflowing INT refused with value");
     {
@@ -636,9 +580,9 @@ test_set_errors(void)
 
         memset(long_value, '9', sizeof long_value - 1);
         long_value[sizeof long_value - 1] = '\0';
-        ok = conf_parse_set(conf, CONF_OPT_max_clients, long_value, CONF_SRC_FLAG,
+        good = conf_parse_set(conf, CONF_OPT_max_clients, long_value, CONF_SRC_FLAG,
                             "flag --max-clients", &err);
-        t_ok(!ok && strstr(err.message, "...\" for max_clients (from flag --max-clients)"),
+        ok(!good && strstr(err.message, "...\" for max_clients (from flag --max-clients)"),
              "a long value is cut short in the message");
     }
     conf_destroy(conf);
@@ -670,7 +614,7 @@ test_file(void)
     bson_error_t err;
     char *src;
 
-    t_ok(conf_file_load(conf, path, "flag --config", &err), "file with comments, quotes loads");
+    ok(conf_file_load(conf, path, "flag --config", &err), "file with comments, quotes loads");
     t_is_int(conf->max_clients, 123, "bare value");
     t_is_int(conf->log_level, CONF_LOG_DEBUG, "no blanks around '='");
     t_is_str(conf->listen_unix, "/tmp/with space.sock", "double-quoted value, trailing comment");
@@ -687,7 +631,7 @@ test_file(void)
     src = bson_strdup_printf("%s:13", path);
     t_is_str(conf->source[CONF_OPT_idle_timeout], src, "source of a repeated key is its last line");
     bson_free(src);
-    t_ok(conf->source_kind[CONF_OPT_max_clients] == CONF_SRC_FILE, "source kind is FILE");
+    ok(conf->source_kind[CONF_OPT_max_clients] == CONF_SRC_FILE, "source kind is FILE");
     t_is_str(conf->source[CONF_OPT_drain_timeout], "default", "unset options stay default");
     conf_destroy(conf);
 
@@ -696,7 +640,7 @@ test_file(void)
         const char *text;
         const char *want; /* after "PATH" */
     } bad[] = {
-        {"unknown.conf", "# ok\nmax_clients = 5\nmax_client = 5\n",
+        {"unknown.conf", "# good\nmax_clients = 5\nmax_client = 5\n",
          ":3: unknown option \"max_client\""},
         {"noeq.conf", "\n\nlisten 127.0.0.1:1\n", ":3: expected \"name = value\""},
         {"noname.conf", "= 5\n", ":1: expected \"name = value\""},
@@ -720,17 +664,17 @@ test_file(void)
         }
         conf = conf_new();
         memset(&err, 0, sizeof err);
-        t_ok(!conf_file_load(conf, p, "flag --config", &err) && strstr(err.message, want),
+        ok(!conf_file_load(conf, p, "flag --config", &err) && strstr(err.message, want),
              "%s refused: %s", bad[i].name, err.message);
         bson_free(want);
         conf_destroy(conf);
     }
 
     conf = conf_new();
-    t_ok(!conf_file_load(conf, "/nonexistent/mongocache.conf", "env MONGOCACHE_CONFIG", &err) &&
+    ok(!conf_file_load(conf, "/nonexistent/mongocache.conf", "env MONGOCACHE_CONFIG", &err) &&
              strstr(err.message, "\"/nonexistent/mongocache.conf\" (from env MONGOCACHE_CONFIG)"),
          "a missing file is an error naming it and where its name came from: %s", err.message);
-    t_ok(!conf_file_load(conf, tmpdir, "flag --config", &err),
+    ok(!conf_file_load(conf, tmpdir, "flag --config", &err),
          "a directory is refused: %s", err.message);
     conf_destroy(conf);
 }
@@ -757,20 +701,20 @@ test_precedence(void)
     setenv("MONGOCACHE_LOG_LEVEL", "warn", 1);
     setenv("MONGOCACHE_CONNECT_TIMEOUT", "3s", 1);
     conf = LOAD(&action, &err, "--config", path, "--max-clients", "300");
-    if (!t_ok(conf != NULL, "four layers load")) {
-        t_diag("%s", err.message);
+    if (!ok(conf != NULL, "four layers load")) {
+        diag("%s", err.message);
         clear_env();
         return;
     }
-    t_ok(action == CONF_ACTION_RUN, "action is RUN");
+    ok(action == CONF_ACTION_RUN, "action is RUN");
     t_is_int(conf->max_clients, 300, "flag beats env and file");
     t_is_str(conf->source[CONF_OPT_max_clients], "flag --max-clients",
              "source \"flag --max-clients\"");
-    t_ok(conf->source_kind[CONF_OPT_max_clients] == CONF_SRC_FLAG, "source kind FLAG");
+    ok(conf->source_kind[CONF_OPT_max_clients] == CONF_SRC_FLAG, "source kind FLAG");
     t_is_int(conf->log_level, CONF_LOG_WARN, "env beats file");
     t_is_str(conf->source[CONF_OPT_log_level], "env MONGOCACHE_LOG_LEVEL",
              "source \"env MONGOCACHE_LOG_LEVEL\"");
-    t_ok(conf->source_kind[CONF_OPT_log_level] == CONF_SRC_ENV, "source kind ENV");
+    ok(conf->source_kind[CONF_OPT_log_level] == CONF_SRC_ENV, "source kind ENV");
     t_is_int(conf->connect_timeout, 3000, "env beats file (duration)");
     t_is_int(conf->idle_timeout, 2000, "file beats default");
     src = bson_strdup_printf("%s:4", path);
@@ -778,23 +722,23 @@ test_precedence(void)
     bson_free(src);
     t_is_int(conf->drain_timeout, 10000, "default when no layer sets it");
     t_is_str(conf->source[CONF_OPT_drain_timeout], "default", "source \"default\"");
-    t_ok(conf->source_kind[CONF_OPT_drain_timeout] == CONF_SRC_DEFAULT, "source kind DEFAULT");
+    ok(conf->source_kind[CONF_OPT_drain_timeout] == CONF_SRC_DEFAULT, "source kind DEFAULT");
     t_is_str(conf->config_path, path, "config_path is the --config file");
     conf_destroy(conf);
 
     /* MONGOCACHE_CONFIG names the file; --config wins over it; --config= reads none. */
     setenv(CONF_ENV_CONFIG, other, 1);
     conf = LOAD(NULL, &err, "--max-clients=5");
-    t_ok(conf != NULL && conf->max_bson_depth == 7 && conf->max_clients == 5,
+    ok(conf != NULL && conf->max_bson_depth == 7 && conf->max_clients == 5,
          "MONGOCACHE_CONFIG names the config file; --name=value form");
     conf_destroy(conf);
     conf = LOAD(NULL, &err, "--config=" "/nonexistent.conf");
-    t_ok(conf == NULL && strstr(err.message, "/nonexistent.conf") &&
+    ok(conf == NULL && strstr(err.message, "/nonexistent.conf") &&
              strstr(err.message, "flag --config"),
          "--config beats MONGOCACHE_CONFIG: %s", err.message);
     conf_destroy(conf);
     conf = LOAD(NULL, &err, "--config=", "--listen", "127.0.0.1:1");
-    t_ok(conf != NULL && conf->max_bson_depth == 200 && conf->config_path == NULL,
+    ok(conf != NULL && conf->max_bson_depth == 200 && conf->config_path == NULL,
          "--config= reads no file");
     conf_destroy(conf);
     unsetenv(CONF_ENV_CONFIG);
@@ -803,8 +747,8 @@ test_precedence(void)
     setenv("MONGOCACHE_LISTEN_UNIX", "/tmp/m.sock", 1);
     setenv("MONGOCACHE_LISTEN", "", 1);
     conf = LOAD(NULL, &err, "--max-clients", "1", "--max-clients=2");
-    t_ok(conf != NULL && conf->max_clients == 2, "the last of two flags wins");
-    t_ok(conf != NULL && strcmp(conf->listen, "") == 0 &&
+    ok(conf != NULL && conf->max_clients == 2, "the last of two flags wins");
+    ok(conf != NULL && strcmp(conf->listen, "") == 0 &&
              strcmp(conf->source[CONF_OPT_listen], "env MONGOCACHE_LISTEN") == 0,
          "an empty env variable sets an empty value");
     conf_destroy(conf);
@@ -821,7 +765,7 @@ test_layer_errors(void)
 
     clear_env();
     conf = LOAD(NULL, &err, "--max-clients", "abc");
-    t_ok(conf == NULL, "bad flag value refused");
+    ok(conf == NULL, "bad flag value refused");
     t_is_str(err.message,
              "invalid value \"abc\" for max_clients (from flag --max-clients): expected an "
              "integer from 1 to 1000000",
@@ -829,38 +773,38 @@ test_layer_errors(void)
 
     setenv("MONGOCACHE_MAX_CLIENTS", "abc", 1);
     conf = LOAD(NULL, &err, "--check-config");
-    t_ok(conf == NULL, "bad env value refused, also with --check-config");
+    ok(conf == NULL, "bad env value refused, also with --check-config");
     t_is_str(err.message,
              "invalid value \"abc\" for max_clients (from env MONGOCACHE_MAX_CLIENTS): expected "
              "an integer from 1 to 1000000",
              "env error names option, value and variable");
     conf = LOAD(NULL, &err, "--max-clients", "5");
-    t_ok(conf == NULL, "a bad env value is an error even when a flag overrides it");
+    ok(conf == NULL, "a bad env value is an error even when a flag overrides it");
     unsetenv("MONGOCACHE_MAX_CLIENTS");
 
     conf = LOAD(NULL, &err, "--config", path);
     want = bson_strdup_printf("invalid value \"lots\" for max_clients (from %s:3): expected an "
                               "integer from 1 to 1000000",
                               path);
-    t_ok(conf == NULL, "bad file value refused");
+    ok(conf == NULL, "bad file value refused");
     t_is_str(err.message, want, "file error names option, value and FILE:LINE");
     bson_free(want);
 
     conf = LOAD(NULL, &err, "--listen", "", "--listen-unix", "");
-    t_ok(conf == NULL && strstr(err.message, "nothing to listen on"),
+    ok(conf == NULL && strstr(err.message, "nothing to listen on"),
          "listen and listen_unix both empty refused: %s", err.message);
     conf = LOAD(NULL, &err, "--listen", "", "--listen-unix", "/tmp/x.sock");
-    t_ok(conf != NULL, "listen empty with listen_unix set is fine");
+    ok(conf != NULL, "listen empty with listen_unix set is fine");
     conf_destroy(conf);
     conf = LOAD(NULL, &err, "--http-listen", "0.0.0.0:9180");
-    t_ok(conf == NULL && strstr(err.message, "http_token must be set") &&
+    ok(conf == NULL && strstr(err.message, "http_token must be set") &&
              strstr(err.message, "0.0.0.0:9180") && strstr(err.message, "flag --http-listen"),
          "non-loopback http_listen without http_token refused: %s", err.message);
     conf = LOAD(NULL, &err, "--http-listen", "0.0.0.0:9180", "--http-token", "t0k");
-    t_ok(conf != NULL, "non-loopback http_listen with a token is fine");
+    ok(conf != NULL, "non-loopback http_listen with a token is fine");
     conf_destroy(conf);
     conf = LOAD(NULL, &err, "--http-listen", "[::1]:9180");
-    t_ok(conf != NULL, "[::1] http_listen needs no token");
+    ok(conf != NULL, "[::1] http_listen needs no token");
     conf_destroy(conf);
     clear_env();
 }
@@ -874,50 +818,50 @@ test_cli(void)
 
     clear_env();
     conf = LOAD(&action, &err, "--bogus", "1");
-    t_ok(conf == NULL && strstr(err.message, "unknown flag \"--bogus\""), "unknown flag: %s",
+    ok(conf == NULL && strstr(err.message, "unknown flag \"--bogus\""), "unknown flag: %s",
          err.message);
     conf = LOAD(&action, &err, "--http-tokn=s3cret");
-    t_ok(conf == NULL && strstr(err.message, "\"--http-tokn\"") && !strstr(err.message, "s3cret"),
+    ok(conf == NULL && strstr(err.message, "\"--http-tokn\"") && !strstr(err.message, "s3cret"),
          "a mistyped flag is named without its value: %s", err.message);
     conf = LOAD(&action, &err, "--max_clients", "5");
-    t_ok(conf == NULL && strstr(err.message, "unknown flag"), "flags use '-', not '_'");
+    ok(conf == NULL && strstr(err.message, "unknown flag"), "flags use '-', not '_'");
     conf = LOAD(&action, &err, "-x");
-    t_ok(conf == NULL && strstr(err.message, "unknown flag \"-x\""), "unknown short flag");
+    ok(conf == NULL && strstr(err.message, "unknown flag \"-x\""), "unknown short flag");
     conf = LOAD(&action, &err, "stray");
-    t_ok(conf == NULL && strstr(err.message, "unexpected argument 1") &&
+    ok(conf == NULL && strstr(err.message, "unexpected argument 1") &&
              !strstr(err.message, "stray"),
          "positional argument refused without echoing it: %s", err.message);
     conf = LOAD(&action, &err, "--listen");
-    t_ok(conf == NULL && strstr(err.message, "flag --listen needs a value"),
+    ok(conf == NULL && strstr(err.message, "flag --listen needs a value"),
          "flag without a value: %s", err.message);
     conf = LOAD(&action, &err, "--config");
-    t_ok(conf == NULL && strstr(err.message, "--config needs a value"), "--config without a value");
+    ok(conf == NULL && strstr(err.message, "--config needs a value"), "--config without a value");
 
     conf = LOAD(&action, &err, "--help");
-    t_ok(conf != NULL && action == CONF_ACTION_HELP, "--help");
+    ok(conf != NULL && action == CONF_ACTION_HELP, "--help");
     conf_destroy(conf);
     conf = LOAD(&action, &err, "-h");
-    t_ok(conf != NULL && action == CONF_ACTION_HELP, "-h");
+    ok(conf != NULL && action == CONF_ACTION_HELP, "-h");
     conf_destroy(conf);
     conf = LOAD(&action, &err, "--version");
-    t_ok(conf != NULL && action == CONF_ACTION_VERSION, "--version");
+    ok(conf != NULL && action == CONF_ACTION_VERSION, "--version");
     conf_destroy(conf);
     conf = LOAD(&action, &err, "-V");
-    t_ok(conf != NULL && action == CONF_ACTION_VERSION, "-V");
+    ok(conf != NULL && action == CONF_ACTION_VERSION, "-V");
     conf_destroy(conf);
     conf = LOAD(&action, &err, "--check-config");
-    t_ok(conf != NULL && action == CONF_ACTION_CHECK, "--check-config");
+    ok(conf != NULL && action == CONF_ACTION_CHECK, "--check-config");
     conf_destroy(conf);
     conf = LOAD(&action, &err, "--bogus", "--max-clients", "0", "--help");
-    t_ok(conf != NULL && action == CONF_ACTION_HELP, "--help wins over errors on the line");
+    ok(conf != NULL && action == CONF_ACTION_HELP, "--help wins over errors on the line");
     conf_destroy(conf);
     setenv("MONGOCACHE_MAX_CLIENTS", "zero", 1);
     conf = LOAD(&action, &err, "--version");
-    t_ok(conf != NULL && action == CONF_ACTION_VERSION, "--version works with a bad env value");
+    ok(conf != NULL && action == CONF_ACTION_VERSION, "--version works with a bad env value");
     conf_destroy(conf);
     clear_env();
     conf = LOAD(&action, &err, "--check-config", "--log-level", "error");
-    t_ok(conf != NULL && action == CONF_ACTION_CHECK && conf->log_level == CONF_LOG_ERROR,
+    ok(conf != NULL && action == CONF_ACTION_CHECK && conf->log_level == CONF_LOG_ERROR,
          "--check-config with options");
     conf_destroy(conf);
 }
@@ -966,7 +910,7 @@ test_secrets(void)
     clear_env();
     conf = LOAD(NULL, &err, "--http-token", "flag-s3cret-value", "--upstream",
                 "mongodb://admin:uri-s3cret-pw@db.example.com:27017/app");
-    t_ok(conf != NULL, "secret flag and URI with a password load");
+    ok(conf != NULL, "secret flag and URI with a password load");
     t_is_str(conf->http_token, "flag-s3cret-value", "the secret's value is kept");
     out = print_to_string(conf);
     t_lacks(out, "flag-s3cret-value", "conf_print does not show the SECRET");
@@ -981,7 +925,7 @@ test_secrets(void)
     setenv("MONGOCACHE_HTTP_TOKEN", "env-s3cret-value", 1);
     conf = LOAD(NULL, &err, "--check-config");
     out = conf != NULL ? print_to_string(conf) : bson_strdup("");
-    t_ok(conf != NULL && strcmp(conf->http_token, "env-s3cret-value") == 0, "secret from env");
+    ok(conf != NULL && strcmp(conf->http_token, "env-s3cret-value") == 0, "secret from env");
     t_lacks(out, "env-s3cret-value", "conf_print hides a SECRET from env");
     bson_free(out);
     conf_destroy(conf);
@@ -989,7 +933,7 @@ test_secrets(void)
 
     conf = LOAD(NULL, &err, "--config", cfg);
     out = conf != NULL ? print_to_string(conf) : bson_strdup("");
-    t_ok(conf != NULL && strcmp(conf->http_token, "file-s3cret-value") == 0,
+    ok(conf != NULL && strcmp(conf->http_token, "file-s3cret-value") == 0,
          "secret from the config file");
     t_lacks(out, "file-s3cret-value", "conf_print hides a SECRET from the file");
     bson_free(out);
@@ -997,7 +941,7 @@ test_secrets(void)
 
     arg = bson_strdup_printf("file:%s", tokfile);
     conf = load_capturing_stderr(&warn, &err, (const char *const[]){"--http-token", arg, NULL});
-    t_ok(conf != NULL && strcmp(conf->http_token, "from-a-file-t0k3n") == 0,
+    ok(conf != NULL && strcmp(conf->http_token, "from-a-file-t0k3n") == 0,
          "file:/path reads the secret, trailing newline trimmed");
     t_is_str(warn, "", "no warning for a 0600 secret file");
     out = conf != NULL ? print_to_string(conf) : bson_strdup("");
@@ -1009,7 +953,7 @@ test_secrets(void)
 
     arg = bson_strdup_printf("--http-token=file:%s", loose);
     conf = load_capturing_stderr(&warn, &err, (const char *const[]){arg, NULL});
-    t_ok(conf != NULL && strcmp(conf->http_token, "loose-t0k3n") == 0,
+    ok(conf != NULL && strcmp(conf->http_token, "loose-t0k3n") == 0,
          "file:/path trims a CRLF line end");
     t_contains(warn, "readable by group or others", "a group/world readable secret file warns");
     t_contains(warn, loose, "the warning names the file");
@@ -1020,13 +964,13 @@ test_secrets(void)
 
     /* Error messages never show a secret. */
     conf = LOAD(NULL, &err, "--http-token", "never-shown-t0k", "--max-clients", "0");
-    t_ok(conf == NULL && !strstr(err.message, "never-shown-t0k"),
+    ok(conf == NULL && !strstr(err.message, "never-shown-t0k"),
          "an error elsewhere does not show the secret");
     conf = LOAD(NULL, &err, "--upstream", "mongodb://admin:never-shown-pw@h:0/");
-    t_ok(conf == NULL && strstr(err.message, "upstream") && !strstr(err.message, "never-shown-pw"),
+    ok(conf == NULL && strstr(err.message, "upstream") && !strstr(err.message, "never-shown-pw"),
          "a bad URI's error hides its password: %s", err.message);
     conf = LOAD(NULL, &err, "--upstream", "mongodb://admin:never/shown@h/");
-    t_ok(conf == NULL && !strstr(err.message, "never/shown") && !strstr(err.message, "shown"),
+    ok(conf == NULL && !strstr(err.message, "never/shown") && !strstr(err.message, "shown"),
          "an unparseable URI's password is hidden too: %s", err.message);
     clear_env();
 }
@@ -1047,11 +991,11 @@ test_scrub(void)
     struct conf *conf = conf_new();
     enum conf_action action;
     bson_error_t err;
-    bool ok;
+    bool good;
 
     clear_env();
-    ok = conf_load(conf, 9, argv, &action, &err);
-    t_ok(ok, "conf_load with secrets in argv");
+    good = conf_load(conf, 9, argv, &action, &err);
+    ok(good, "conf_load with secrets in argv");
     t_is_str(argv[2], "xxxxxxxxxxxxxx", "argv: a SECRET flag's separate value is overwritten");
     t_is_str(argv[3], "--upstream=mongodb://admin:xxxxxxxx@db:27017/x",
              "argv: a URI flag's password is overwritten (--name=value)");
@@ -1061,7 +1005,7 @@ test_scrub(void)
     t_is_str(argv[1], "--http-token", "argv: flag names are left alone");
     t_is_str(conf->http_token, "other-t0k", "the last secret flag wins");
     t_is_str(conf->upstream, "mongodb://u:pw2@h:1", "the URI keeps its password in conf");
-    t_ok(conf->n_flags == 8 && strcmp(conf->flags[1], "scrub-me-t0k3n") == 0,
+    ok(conf->n_flags == 8 && strcmp(conf->flags[1], "scrub-me-t0k3n") == 0,
          "conf keeps its own unscrubbed copy of the flags");
     conf_destroy(conf);
 
@@ -1074,8 +1018,8 @@ test_scrub(void)
         char *bargv[] = {b0, b1, b2, b3, b4, NULL};
 
         conf = conf_new();
-        ok = conf_load(conf, 5, bargv, &action, &err);
-        t_ok(!ok, "conf_load failing");
+        good = conf_load(conf, 5, bargv, &action, &err);
+        ok(!good, "conf_load failing");
         t_is_str(bargv[2], "file:/run/secrets/token", "a file:/path secret is only a file name");
         conf_destroy(conf);
     }
@@ -1086,8 +1030,8 @@ test_scrub(void)
         char *cargv[] = {c0, c1, c2, NULL};
 
         conf = conf_new();
-        ok = conf_load(conf, 3, cargv, &action, &err);
-        t_ok(!ok && strcmp(cargv[1], "--http-token=xxxxxxxx") == 0,
+        good = conf_load(conf, 3, cargv, &action, &err);
+        ok(!good && strcmp(cargv[1], "--http-token=xxxxxxxx") == 0,
              "argv is scrubbed even when loading fails");
         conf_destroy(conf);
     }
@@ -1108,7 +1052,7 @@ test_reload(void)
 
     clear_env();
     conf = LOAD(NULL, &err, "--config", path, "--http-token", "kept-t0k", "--drain-timeout", "3s");
-    if (!t_ok(conf != NULL, "initial load")) {
+    if (!ok(conf != NULL, "initial load")) {
         return;
     }
     write_file("reload.conf",
@@ -1120,7 +1064,7 @@ test_reload(void)
                0600);
     setenv("MONGOCACHE_IDLE_TIMEOUT", "1m", 1);
     next = conf_reload(conf, &err);
-    if (t_ok(next != NULL, "reload after the file changed")) {
+    if (ok(next != NULL, "reload after the file changed")) {
         char *src = bson_strdup_printf("%s:2", path);
 
         t_is_int(next->max_clients, 200, "reload: new file value");
@@ -1130,23 +1074,23 @@ test_reload(void)
         t_is_int(next->drain_timeout, 3000, "reload: saved flags still win over the file");
         t_is_str(next->http_token, "kept-t0k", "reload: saved secret flag re-applied");
         t_is_str(next->listen, "127.0.0.1:5001", "reload: non-reloadable value read too");
-        t_ok(conf_differs(conf, next, CONF_OPT_max_clients), "conf_differs: max_clients");
-        t_ok(conf_differs(conf, next, CONF_OPT_listen), "conf_differs: listen");
-        t_ok(conf_differs(conf, next, CONF_OPT_log_level), "conf_differs: log_level");
-        t_ok(!conf_differs(conf, next, CONF_OPT_http_token), "conf_differs: same http_token");
-        t_ok(!conf_differs(conf, next, CONF_OPT_upstream), "conf_differs: same upstream");
-        t_ok(!conf_differs(conf, next, CONF_OPT_buffer_limit), "conf_differs: same buffer_limit");
+        ok(conf_differs(conf, next, CONF_OPT_max_clients), "conf_differs: max_clients");
+        ok(conf_differs(conf, next, CONF_OPT_listen), "conf_differs: listen");
+        ok(conf_differs(conf, next, CONF_OPT_log_level), "conf_differs: log_level");
+        ok(!conf_differs(conf, next, CONF_OPT_http_token), "conf_differs: same http_token");
+        ok(!conf_differs(conf, next, CONF_OPT_upstream), "conf_differs: same upstream");
+        ok(!conf_differs(conf, next, CONF_OPT_buffer_limit), "conf_differs: same buffer_limit");
         t_is_int(conf->max_clients, 100, "reload leaves the old configuration alone");
         bson_free(src);
         conf_destroy(next);
     }
     write_file("reload.conf", "max_clients = many\n", 0600);
     next = conf_reload(conf, &err);
-    t_ok(next == NULL && strstr(err.message, "\"many\" for max_clients"),
+    ok(next == NULL && strstr(err.message, "\"many\" for max_clients"),
          "reload of an invalid file fails with the reason: %s", err.message);
     unlink(path);
     next = conf_reload(conf, &err);
-    t_ok(next == NULL && strstr(err.message, path), "reload of a removed file fails");
+    ok(next == NULL && strstr(err.message, path), "reload of a removed file fails");
     t_is_int(conf->max_clients, 100, "the old configuration stays in force");
     conf_destroy(conf);
     clear_env();
@@ -1179,14 +1123,14 @@ test_usage_print(void)
         conf_cli_flag_name((enum conf_opt_id)id, flag, sizeof flag);
         if (!strstr(buf, flag) || !strstr(buf, d->env) || !strstr(buf, d->help)) {
             all_flags = false;
-            t_diag("--help lacks %s, %s or its help", flag, d->env);
+            diag("--help lacks %s, %s or its help", flag, d->env);
         }
         reloadable += d->reloadable;
     }
     for (const char *p = buf; (p = strstr(p, " (reloadable)\n")) != NULL; p++) {
         marked++;
     }
-    t_ok(all_flags, "--help shows every option's flag, env variable and help");
+    ok(all_flags, "--help shows every option's flag, env variable and help");
     t_is_int(marked, reloadable, "--help marks each reloadable option (reloadable)");
     t_contains(buf, "Usage: mongocache ", "--help uses the program's base name");
     t_contains(buf, "--check-config", "--help shows --check-config");
@@ -1199,25 +1143,25 @@ test_usage_print(void)
     conf = LOAD(NULL, &err, "--listen-unix", "/tmp/a b#c.sock", "--pid-file", "\"q\"",
                 "--idle-timeout", "1500ms", "--buffer-limit", "2M", "--log-level", "error",
                 "--upstream", "mongodb://h1:1,h2:2/?replicaSet=rs");
-    if (!t_ok(conf != NULL, "load for the print round trip")) {
+    if (!ok(conf != NULL, "load for the print round trip")) {
         return;
     }
     text = print_to_string(conf);
-    t_ok(strncmp(text, "listen = ", 9) == 0, "conf_print starts with the first option");
+    ok(strncmp(text, "listen = ", 9) == 0, "conf_print starts with the first option");
     t_contains(text, "\nmax_clients = 10000  # default\n",
                "a line per option: name = value  # source");
     t_contains(text, "\nidle_timeout = 1500ms  # flag --idle-timeout\n",
                "durations print with a unit");
     path = write_file("printed.conf", text, 0600);
     back = LOAD(NULL, &err, "--config", path);
-    if (t_ok(back != NULL, "conf_print output loads as a config file")) {
+    if (ok(back != NULL, "conf_print output loads as a config file")) {
         for (int id = 0; id < CONF_OPT_COUNT; id++) {
             if (conf_differs(conf, back, (enum conf_opt_id)id)) {
                 same = false;
-                t_diag("%s differs after the round trip", conf_opt_name((enum conf_opt_id)id));
+                diag("%s differs after the round trip", conf_opt_name((enum conf_opt_id)id));
             }
         }
-        t_ok(same, "... with the same values");
+        ok(same, "... with the same values");
     }
     bson_free(text);
     conf_destroy(back);
@@ -1259,6 +1203,5 @@ main(void)
         bson_free(tmpfiles[i]);
     }
     rmdir(tmpdir);
-    printf("1..%d\n", tap_run);
-    return tap_failed == 0 ? 0 : 1;
+    return done_testing();
 }
