@@ -55,6 +55,9 @@ struct proxy_request {
     enum proxy_route route;
     bool legacy; /* OP_QUERY: the reply is an OP_REPLY */
     struct proxy_hello_request hello;
+    uint8_t *canned; /* a reply the proxy made itself, sent when this request reaches
+                      * the head of the list; owned */
+    size_t canned_len;
 };
 
 TAILQ_HEAD(proxy_request_list, proxy_request);
@@ -129,7 +132,8 @@ update_timer(struct proxy_client *c, bool progressed)
     if (c->finishing || c->peer_gone || c->peer_eof) {
         tv = ms_to_tv(conf->drain_timeout);
         evtimer_add(c->timer, &tv);
-    } else if (c->n_pending == 0 && conf->idle_timeout > 0) {
+    } else if (c->n_pending == 0 && conf->idle_timeout > 0 && !c->reading_paused &&
+               evbuffer_get_length(client_output(c)) == 0) {
         tv = ms_to_tv(conf->idle_timeout);
         evtimer_add(c->timer, &tv);
     } else {
@@ -154,7 +158,8 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
         close_now(c, "message_timeout");
     } else if (c->finishing || c->peer_gone || c->peer_eof) {
         close_now(c, "drain_timeout");
-    } else if (c->n_pending == 0) {
+    } else if (c->n_pending == 0 && !c->reading_paused &&
+               evbuffer_get_length(client_output(c)) == 0) {
         proxy_stats_add(stats, PROXY_STAT_idle_timeouts, 1);
         close_now(c, "idle_timeout");
     }
@@ -183,11 +188,21 @@ close_now(struct proxy_client *c, const char *reason)
     event_active(c->close_ev, 0, 0);
 }
 
+/*
+ * Closes a client that is finishing (drain, EOF, a fatal error) once nothing
+ * is owed either way: no reply awaited, every reply flushed to the client,
+ * and every request (moreToCome writes included) flushed to the upstream.
+ * Until then the write callbacks call it again; drain_timeout bounds it.
+ */
 static void
 maybe_finish(struct proxy_client *c)
 {
     if (c->dead || !(c->finishing || c->peer_eof || c->peer_gone) || c->n_pending > 0)
         return;
+    if (c->up && proxy_upstream_queued(c->up) > 0) {
+        proxy_upstream_set_low_watermark(c->up, 0);
+        return;
+    }
     if (c->peer_gone || evbuffer_get_length(client_output(c)) == 0)
         close_now(c, c->peer_gone ? "client_gone" : c->finishing ? "finished" : "client_eof");
     else
@@ -214,6 +229,7 @@ proxy_client_free(struct proxy_client *c)
               c->close_reason ? c->close_reason : "shutdown", (unsigned long long)c->n_requests);
     while ((req = TAILQ_FIRST(&c->pending))) {
         TAILQ_REMOVE(&c->pending, req, link);
+        bson_free(req->canned);
         bson_free(req);
     }
     proxy_upstream_destroy(c->up);
@@ -257,22 +273,33 @@ write_owned(struct proxy_client *c, uint8_t *bytes, size_t len)
     bson_free(bytes);
 }
 
+/* An error reply to request response_to; freed with bson_free. */
+static uint8_t *
+make_error(struct proxy_client *c, int32_t response_to, bool legacy, int32_t code,
+           const char *code_name, const char *errmsg, size_t *len)
+{
+    bson_t body = BSON_INITIALIZER;
+    uint8_t *bytes;
+
+    wire_reply_error_body(&body, code, code_name, errmsg);
+    if (legacy)
+        bytes = wire_reply_op_reply(next_reply_id++, response_to, 0, &body, len);
+    else
+        bytes = wire_reply_msg(next_reply_id++, response_to, &body, len);
+    bson_destroy(&body);
+    proxy_stats_add(&c->server->stats, PROXY_STAT_error_replies, 1);
+    return bytes;
+}
+
+/* Writes an error reply now: only for the request at the head of the list. */
 static void
 send_error(struct proxy_client *c, int32_t response_to, bool legacy, int32_t code,
            const char *code_name, const char *errmsg)
 {
-    bson_t body = BSON_INITIALIZER;
-    uint8_t *bytes;
     size_t len;
+    uint8_t *bytes = make_error(c, response_to, legacy, code, code_name, errmsg, &len);
 
-    wire_reply_error_body(&body, code, code_name, errmsg);
-    if (legacy)
-        bytes = wire_reply_op_reply(next_reply_id++, response_to, 0, &body, &len);
-    else
-        bytes = wire_reply_msg(next_reply_id++, response_to, &body, &len);
-    bson_destroy(&body);
     write_owned(c, bytes, len);
-    proxy_stats_add(&c->server->stats, PROXY_STAT_error_replies, 1);
 }
 
 /* ---- requests --------------------------------------------------------------- */
@@ -306,7 +333,37 @@ pop_request(struct proxy_client *c, struct proxy_request *req)
 {
     TAILQ_REMOVE(&c->pending, req, link);
     c->n_pending--;
+    bson_free(req->canned);
     bson_free(req);
+}
+
+/* Sends the proxy-made replies that have reached the head of the list. */
+static void
+flush_canned(struct proxy_client *c)
+{
+    struct proxy_request *req;
+
+    while ((req = TAILQ_FIRST(&c->pending)) && req->canned) {
+        write_owned(c, req->canned, req->canned_len);
+        req->canned = NULL;
+        pop_request(c, req);
+    }
+}
+
+/*
+ * Answers request h with an error of the proxy's own, after the replies
+ * still owed to earlier requests, and then closes the connection.
+ */
+static void
+refuse(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h, bool legacy,
+       int32_t code, const char *code_name, const char *errmsg)
+{
+    struct proxy_request *req = push_request(c, h->request_id, PROXY_ROUTE_FORWARD, legacy);
+
+    req->canned = make_error(c, h->request_id, legacy, code, code_name, errmsg, &req->canned_len);
+    evbuffer_drain(in, (size_t)h->length);
+    flush_canned(c);
+    finish(c);
 }
 
 /*
@@ -322,6 +379,12 @@ forward(struct proxy_client *c, struct evbuffer *in, size_t len, uint8_t *replac
 
     if (!c->up) {
         c->up = proxy_upstream_new(c->server, c);
+        if (!c->up) {
+            proxy_log(PROXY_LOG_ERROR, c->id, "upstream_alloc_failed",
+                      "msg=\"out of memory; closing the client\"");
+            close_now(c, "out_of_memory");
+            return;
+        }
         c->oneway_sent = false;
         proxy_upstream_set_low_watermark(c->up, limit / 2);
     }
@@ -490,10 +553,8 @@ handle_op_query(struct proxy_client *c, struct evbuffer *in, const uint8_t *data
                   "peer=%s msg=\"OP_QUERY is accepted only for hello/isMaster on a $cmd "
                   "collection; closing\"",
                   c->peer);
-        send_error(c, h->request_id, true, WIRE_CODE_UNSUPPORTED_OP_QUERY, "UnsupportedOpQueryCommand",
-                   "mongocache: OP_QUERY is supported only for hello and isMaster");
-        evbuffer_drain(in, (size_t)h->length);
-        finish(c);
+        refuse(c, in, h, true, WIRE_CODE_UNSUPPORTED_OP_QUERY, "UnsupportedOpQueryCommand",
+               "mongocache: OP_QUERY is supported only for hello and isMaster");
         return false;
     }
     if (proxy_log_enabled(PROXY_LOG_DEBUG))
@@ -534,10 +595,8 @@ handle_message(struct proxy_client *c, struct evbuffer *in, const struct wire_he
                   "peer=%s msg=\"OP_COMPRESSED received but compression was never negotiated; "
                   "closing\"",
                   c->peer);
-        send_error(c, h->request_id, false, WIRE_CODE_PROTOCOL_ERROR, "ProtocolError",
-                   "mongocache: compression was not negotiated; OP_COMPRESSED is not accepted");
-        evbuffer_drain(in, (size_t)h->length);
-        finish(c);
+        refuse(c, in, h, false, WIRE_CODE_PROTOCOL_ERROR, "ProtocolError",
+               "mongocache: compression was not negotiated; OP_COMPRESSED is not accepted");
         return false;
     default:
         bson_set_error(&error, WIRE_ERROR_DOMAIN, WIRE_CODE_PROTOCOL_ERROR,
@@ -578,6 +637,18 @@ process_input(struct proxy_client *c)
     update_timer(c, progressed);
 }
 
+/* Ends backpressure from the upstream side and handles what is buffered. */
+static void
+resume_reading(struct proxy_client *c)
+{
+    if (!c->reading_paused || c->dead)
+        return;
+    c->reading_paused = false;
+    if (!c->finishing && !c->peer_eof && !c->peer_gone)
+        bufferevent_enable(c->bev, EV_READ);
+    process_input(c);
+}
+
 static void
 read_cb(struct bufferevent *bev, void *arg)
 {
@@ -599,6 +670,7 @@ write_cb(struct bufferevent *bev, void *arg)
             return;
     }
     maybe_finish(c);
+    update_timer(c, false);
 }
 
 static void
@@ -614,15 +686,16 @@ event_cb(struct bufferevent *bev, short what, void *arg)
         c->peer_gone = true;
         bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     }
-    if (c->n_pending == 0) {
-        if (c->peer_gone)
-            close_now(c, "client_error");
-        else
-            maybe_finish(c);
+    if (c->peer_gone) {
+        /* Nothing can reach the client any more. Its upstream connection
+         * is its own and goes with it: the server finishes writes it has
+         * started and stops reads when it sees the close. */
+        close_now(c, "client_error");
         return;
     }
-    /* Replies still owed: wait for them (bounded by drain_timeout) so that
-     * the upstream connection is never left with a reply outstanding. */
+    /* EOF: replies still owed are sent (the client may have shut down only
+     * its side), bounded by drain_timeout. */
+    maybe_finish(c);
     update_timer(c, false);
 }
 
@@ -798,6 +871,7 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
         evbuffer_remove_buffer(in, client_output(c), (size_t)h->length);
     }
     pop_request(c, req);
+    flush_canned(c);
 
     if (!c->peer_gone &&
         evbuffer_get_length(client_output(c)) > (size_t)conf->buffer_limit && !c->upstream_paused) {
@@ -820,11 +894,6 @@ proxy_client_on_upstream_down(struct proxy_client *c, const char *why, bool conn
     proxy_upstream_destroy(c->up);
     c->up = NULL;
     c->upstream_paused = false;
-    if (c->n_pending == 0 && !oneway_lost) {
-        proxy_log(PROXY_LOG_DEBUG, c->id, "upstream_closed", "reason=\"%s\"", why);
-        maybe_finish(c);
-        return;
-    }
     if (!connected) {
         proxy_stats_add(&c->server->stats, PROXY_STAT_upstream_connect_failures, 1);
         proxy_log(PROXY_LOG_WARN, c->id, "upstream_unreachable",
@@ -842,38 +911,35 @@ proxy_client_on_upstream_down(struct proxy_client *c, const char *why, bool conn
                 pop_request(c, req);
             }
             maybe_finish(c);
-            if (!c->dead) {
-                /* Requests buffered behind the failure can be tried again. */
-                if (c->reading_paused) {
-                    c->reading_paused = false;
-                    bufferevent_enable(c->bev, EV_READ);
-                }
-                update_timer(c, false);
-            }
+            /* Requests buffered behind the failure are tried on a new connection. */
+            resume_reading(c);
             return;
         }
         close_now(c, "upstream_unreachable");
         return;
     }
-    /* Requests may have reached the server: never invent an answer. The
-     * driver sees a network error and retries what is safe to retry. */
+    /* The connection held this client's authentication, cursors and
+     * transactions, so it is not silently replaced, and requests in flight
+     * may have reached the server: never invent an answer. Replies already
+     * relayed are flushed, then the client is closed; its driver sees a
+     * network error, reconnects, and retries what is safe to retry. */
     proxy_stats_add(&c->server->stats, PROXY_STAT_upstream_lost, 1);
-    proxy_log(PROXY_LOG_WARN, c->id, "upstream_lost",
+    proxy_log(c->n_pending ? PROXY_LOG_WARN : PROXY_LOG_INFO, c->id, "upstream_lost",
               "upstream=%s error=\"%s\" in_flight=%u msg=\"closing the client so its driver "
-              "retries\"",
+              "reconnects\"",
               c->server->upstream_label, why, c->n_pending);
-    close_now(c, "upstream_lost");
+    while ((req = TAILQ_FIRST(&c->pending)))
+        pop_request(c, req);
+    finish(c);
 }
 
 void
 proxy_client_on_upstream_drained(struct proxy_client *c)
 {
-    if (!c->reading_paused || c->dead)
+    if (c->dead)
         return;
-    c->reading_paused = false;
-    if (!c->finishing && !c->peer_eof && !c->peer_gone)
-        bufferevent_enable(c->bev, EV_READ);
-    process_input(c);
+    resume_reading(c);
+    maybe_finish(c);
 }
 
 /* ---- construction ------------------------------------------------------------ */

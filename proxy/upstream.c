@@ -29,6 +29,8 @@ struct proxy_upstream {
     struct bufferevent *bev;
     struct event *connect_timer;
     bool connected;
+    bool connect_failed; /* the connect call itself failed: reported by the timer */
+    int connect_errno;
     bool paused;
 };
 
@@ -124,6 +126,24 @@ connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    if (!up->connected && !up->connect_failed) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+
+        /* Deferred callbacks can write the queued requests in the same turn
+         * that finds the connection up, before CONNECTED is reported: if
+         * the socket has a peer, bytes may have reached the server. */
+        if (getpeername(bufferevent_getfd(up->bev), (struct sockaddr *)&ss, &len) == 0) {
+            up->connected = true;
+            return;
+        }
+    }
+    if (up->connect_failed) {
+        snprintf(why, sizeof why, "upstream %s unreachable: %s", up->server->upstream_label,
+                 evutil_socket_error_to_string(up->connect_errno));
+        fail(up, why);
+        return;
+    }
     snprintf(why, sizeof why, "upstream %s unreachable: no connection within %lld ms",
              up->server->upstream_label, (long long)up->server->conf->connect_timeout);
     fail(up, why);
@@ -166,10 +186,13 @@ proxy_upstream_new(struct proxy_server *server, struct proxy_client *client)
                                                  server->upstream_host, server->upstream_port);
     }
     if (rc != 0) {
-        /* Reported through event_cb on the next loop turn in most cases; an
-         * immediate failure leaves the timer to report it. */
-        proxy_log(PROXY_LOG_DEBUG, 0, "upstream_connect_error", "upstream=%s",
-                  server->upstream_label);
+        /* The connect call failed at once (no descriptor, no such unix
+         * socket): report it on the next loop turn, not at connect_timeout. */
+        struct timeval now = {0, 0};
+
+        up->connect_failed = true;
+        up->connect_errno = EVUTIL_SOCKET_ERROR();
+        evtimer_add(up->connect_timer, &now);
     }
     return up;
 }
