@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# tests/setup.sh: install everything the mongocache build and its
+# integration tests need, on a fresh Debian 12, as root, non-interactively.
+# Idempotent: every step is skipped when its result is already there.
+#
+#   apt:    build deps, redis-server, valgrind, clang, ...
+#   Go:     FerretDB v1.24.2        -> $TOP/.tools/bin/ferretdb
+#   npm:    tests/integration/node  -> node_modules (npm ci, lockfile)
+#   PyPI:   $TOP/.tools/venv        (tests/integration/python/requirements.txt)
+set -eu
+
+TOP=$(cd "$(dirname "$0")/.." && pwd)
+TOOLS=$TOP/.tools
+FERRETDB_VERSION=v1.24.2
+
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+export DEBIAN_FRONTEND=noninteractive
+
+# ---- Debian packages -------------------------------------------------------
+APT_PKGS="autoconf automake libtool pkg-config make gcc libevent-dev libbson-dev
+libmongoc-dev libhiredis-dev libxxhash-dev redis-server docker-compose
+python3-hypothesis python3-venv clang-14 libclang-rt-14-dev valgrind curl iproute2 ca-certificates"
+missing=""
+for p in $APT_PKGS; do
+    st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+    [ "$st" = installed ] || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    [ "$(id -u)" = 0 ] || die "not root; install:$missing"
+    say "apt-get install:$missing"
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null
+else
+    say "apt packages present"
+fi
+
+# ---- Go toolchain and FerretDB ---------------------------------------------
+command -v go >/dev/null 2>&1 || [ -x /usr/local/go/bin/go ] || die "go not found (need Go >= 1.22)"
+command -v go >/dev/null 2>&1 || PATH=$PATH:/usr/local/go/bin
+mkdir -p "$TOOLS/bin"
+have=$("$TOOLS/bin/ferretdb" --version 2>/dev/null | sed -n 's/^version: //p' || true)
+if [ "$have" = "$FERRETDB_VERSION" ]; then
+    say "ferretdb $FERRETDB_VERSION present"
+else
+    # A plain `go install github.com/FerretDB/FerretDB/cmd/ferretdb@v1.24.2`
+    # builds a binary that panics at start: the module lacks the generated
+    # build/version/version.txt. So: fetch the module from the Go module
+    # proxy, copy it, write version.txt and `go install` from the copy.
+    say "building ferretdb $FERRETDB_VERSION (go install; first time takes a few minutes)"
+    moddir=$(cd "$TOOLS" && GOFLAGS=-mod=mod go mod download -json "github.com/FerretDB/FerretDB@$FERRETDB_VERSION" |
+        sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+    if [ -z "$moddir" ] || [ ! -d "$moddir" ]; then die "go mod download of FerretDB failed"; fi
+    src=$TOOLS/src/ferretdb-$FERRETDB_VERSION
+    rm -rf "$src"
+    mkdir -p "$TOOLS/src"
+    cp -r "$moddir" "$src"
+    chmod -R u+w "$src"
+    echo "$FERRETDB_VERSION" > "$src/build/version/version.txt"
+    (cd "$src" && GOFLAGS=-buildvcs=false GOBIN="$TOOLS/bin" go install ./cmd/ferretdb)
+    have=$("$TOOLS/bin/ferretdb" --version 2>/dev/null | sed -n 's/^version: //p' || true)
+    [ "$have" = "$FERRETDB_VERSION" ] || die "built ferretdb reports version '$have'"
+    rm -rf "$src"
+    rmdir "$TOOLS/src" 2>/dev/null || true
+fi
+
+# ---- Node.js clients --------------------------------------------------------
+command -v node >/dev/null 2>&1 || die "node not found (need Node >= 18)"
+NODE_DIR=$TOP/tests/integration/node
+stamp=$NODE_DIR/node_modules/.package-lock.json
+if [ -f "$stamp" ] && cmp -s "$NODE_DIR/package-lock.json" "$NODE_DIR/node_modules/.mongocache-lock"; then
+    say "node_modules up to date"
+else
+    say "npm ci in tests/integration/node"
+    (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    cp "$NODE_DIR/package-lock.json" "$NODE_DIR/node_modules/.mongocache-lock"
+fi
+
+# ---- Python clients ---------------------------------------------------------
+REQ=$TOP/tests/integration/python/requirements.txt
+VENV=$TOOLS/venv
+if [ -x "$VENV/bin/python" ] && cmp -s "$REQ" "$VENV/.mongocache-requirements"; then
+    say "python venv up to date"
+else
+    PY=$(command -v python3) || die "python3 not found"
+    if [ ! -x "$VENV/bin/python" ]; then
+        say "creating venv $VENV"
+        "$PY" -m venv "$VENV"
+    fi
+    say "pip install -r tests/integration/python/requirements.txt"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQ"
+    cp "$REQ" "$VENV/.mongocache-requirements"
+fi
+
+say "done"

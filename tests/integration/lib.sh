@@ -1,0 +1,300 @@
+# tests/integration/lib.sh: sourced by every integration script (bash).
+#
+#   . "$(dirname "$0")/lib.sh"
+#   mc_init                      # dirs, $MC_TMP, teardown trap, tool check
+#   mc_start_ferretdb [ARGS]     # FERRET_PORT FERRET_URI FERRET_PID FERRET_LOG
+#   mc_start_redis               # REDIS_PORT REDIS_PID
+#   mc_start_proxy [FLAGS]       # PROXY_PORT PROXY_URI PROXY_HTTP_PORT PROXY_PID PROXY_LOG
+#   mc_stop_proxy                # SIGTERM, bounded wait; MC_PROXY_STATUS = exit status
+#   mc_plan N; mc_ok STATUS NAME; mc_is GOT WANT NAME; mc_done
+#
+# Everything listens on 127.0.0.1 only; every wait is bounded; teardown
+# (EXIT, INT, TERM) kills every process started here and removes $MC_TMP
+# (kept when MC_KEEP_TMP=1).
+#
+# Environment:
+#   abs_top_srcdir, abs_top_builddir  set by `make check`; default: repo root
+#   MONGOCACHE_REQUIRE_INTEGRATION=1  missing tools are an error, not a skip
+#   MC_PROXY_BYPASS=1                 development only: no proxy is started and
+#                                     PROXY_* point at FerretDB itself
+#   MC_KEEP_TMP=1                     keep $MC_TMP for inspection
+#   MC_PROXY_UPSTREAM=URI             mc_start_proxy forwards there instead of
+#                                     to the FerretDB started by mc_start_ferretdb
+#
+# TAP goes to stdout; diagnostics are "# " lines.
+
+# shellcheck disable=SC2034 # the variables set here are for the sourcing scripts
+MC_PIDS=""
+MC_N=0
+MC_FAILED=0
+MC_PLANNED=""
+
+mc_diag() {
+    printf '%s\n' "$@" | sed 's/^/# /'
+}
+
+mc_bail() {
+    printf 'Bail out! %s\n' "$*"
+    exit 1
+}
+
+# Adds a pid to the set killed at teardown.
+mc_track() {
+    MC_PIDS="$MC_PIDS $1"
+}
+
+mc_teardown() {
+    local st=$? pid i alive
+    trap - EXIT INT TERM
+    for pid in $MC_PIDS; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    # bounded: 5 s for everything to go, then SIGKILL
+    for i in $(seq 1 50); do
+        alive=""
+        for pid in $MC_PIDS; do
+            kill -0 "$pid" 2>/dev/null && alive="$alive $pid"
+        done
+        [ -z "$alive" ] && break
+        sleep 0.1
+    done
+    for pid in $MC_PIDS; do
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ -n "${MC_TMP:-}" ] && [ -d "$MC_TMP" ]; then
+        if [ "${MC_KEEP_TMP:-0}" = 1 ]; then
+            echo "# kept $MC_TMP" >&2
+        else
+            rm -rf "$MC_TMP"
+        fi
+    fi
+    exit "$st"
+}
+
+mc_init() {
+    local here
+    here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+    abs_top_srcdir=${abs_top_srcdir:-$(cd "$here/../.." && pwd)}
+    abs_top_builddir=${abs_top_builddir:-$abs_top_srcdir}
+    export abs_top_srcdir abs_top_builddir
+    MC_TESTDIR=$abs_top_srcdir/tests/integration
+    MC_TOOLS=$abs_top_srcdir/.tools
+    MC_FERRETDB=$MC_TOOLS/bin/ferretdb
+    MC_PYTHON=$MC_TOOLS/venv/bin/python
+    MC_NODE=node
+    MC_NODE_DIR=$MC_TESTDIR/node
+    MC_MONGOCACHE=$abs_top_builddir/mongocache
+
+    local missing=""
+    [ -x "$MC_FERRETDB" ] || missing="$missing ferretdb"
+    [ -x "$MC_PYTHON" ] && "$MC_PYTHON" -c 'import pymongo' 2>/dev/null || missing="$missing python-venv"
+    command -v "$MC_NODE" >/dev/null 2>&1 || missing="$missing node"
+    [ -d "$MC_NODE_DIR/node_modules/mongodb" ] && [ -d "$MC_NODE_DIR/node_modules/mongoose" ] ||
+        missing="$missing node_modules"
+    command -v timeout >/dev/null 2>&1 || missing="$missing timeout"
+    if [ -n "$missing" ]; then
+        if [ "${MONGOCACHE_REQUIRE_INTEGRATION:-0}" = 1 ]; then
+            mc_bail "integration tools missing:$missing (run tests/setup.sh)"
+        fi
+        echo "1..0 # SKIP run tests/setup.sh first (missing:$missing)"
+        exit 0
+    fi
+
+    MC_TMP=$(mktemp -d "${TMPDIR:-/tmp}/mongocache-it.XXXXXX")
+    trap mc_teardown EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+# Prints a TCP port on 127.0.0.1 that nothing uses and that this run has not
+# handed out before (recorded in $MC_TMP/ports, so $(mc_free_port) works).
+mc_free_port() {
+    local i port
+    for i in $(seq 1 200); do
+        port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+        grep -qx "$port" "$MC_TMP/ports" 2>/dev/null && continue
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue
+        if command -v ss >/dev/null 2>&1 && [ -n "$(ss -Htan "sport = :$port" 2>/dev/null)" ]; then
+            continue
+        fi
+        echo "$port" >>"$MC_TMP/ports"
+        echo "$port"
+        return 0
+    done
+    echo "mc_free_port: no free port found" >&2
+    return 1
+}
+
+# mc_wait_port PORT PID SECONDS: 0 once 127.0.0.1:PORT accepts, 1 when PID
+# died or time ran out.
+mc_wait_port() {
+    local port=$1 pid=$2 secs=$3 i
+    for i in $(seq 1 $((secs * 10))); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# Port $1 can't be reached any more after $2 seconds.
+mc_wait_port_closed() {
+    local port=$1 secs=$2 i
+    for i in $(seq 1 $((secs * 10))); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+mc_log_tail() {
+    echo "# --- last lines of $1:"
+    tail -n "${2:-30}" "$1" 2>/dev/null | sed 's/^/#   /'
+}
+
+# mc_mongo_ping URI: the server answers hello (bounded by a 10 s timeout).
+mc_mongo_ping() {
+    timeout 20 "$MC_PYTHON" - "$1" <<'EOF' >/dev/null 2>&1
+import sys, pymongo
+c = pymongo.MongoClient(sys.argv[1], serverSelectionTimeoutMS=10000, directConnection=True)
+c.admin.command("hello")
+EOF
+}
+
+MC_FERRET_N=0
+mc_start_ferretdb() {
+    MC_FERRET_N=$((MC_FERRET_N + 1))
+    local dir=$MC_TMP/ferretdb.$MC_FERRET_N
+    mkdir -p "$dir/data"
+    FERRET_PORT=$(mc_free_port)
+    FERRET_LOG=$dir/ferretdb.log
+    "$MC_FERRETDB" --handler=sqlite --sqlite-url="file:$dir/data/" --state-dir="$dir" \
+        --listen-addr="127.0.0.1:$FERRET_PORT" --telemetry=disable --debug-addr=- \
+        --log-level=WARN "$@" >"$FERRET_LOG" 2>&1 &
+    FERRET_PID=$!
+    mc_track "$FERRET_PID"
+    FERRET_URI=mongodb://127.0.0.1:$FERRET_PORT/
+    if ! mc_wait_port "$FERRET_PORT" "$FERRET_PID" 30 || ! mc_mongo_ping "$FERRET_URI"; then
+        mc_log_tail "$FERRET_LOG"
+        mc_bail "FerretDB did not come up on 127.0.0.1:$FERRET_PORT"
+    fi
+}
+
+mc_start_redis() {
+    command -v redis-server >/dev/null 2>&1 || mc_bail "redis-server not found (run tests/setup.sh)"
+    local dir=$MC_TMP/redis.$$.$RANDOM
+    mkdir -p "$dir"
+    REDIS_PORT=$(mc_free_port)
+    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
+        --daemonize no --dir "$dir" --protected-mode yes >"$dir/redis.log" 2>&1 &
+    REDIS_PID=$!
+    mc_track "$REDIS_PID"
+    if ! mc_wait_port "$REDIS_PORT" "$REDIS_PID" 10; then
+        mc_log_tail "$dir/redis.log"
+        mc_bail "redis-server did not come up on 127.0.0.1:$REDIS_PORT"
+    fi
+}
+
+MC_PROXY_N=0
+mc_start_proxy() {
+    # the upstream: FerretDB started above, or MC_PROXY_UPSTREAM (a URI)
+    local upstream=${MC_PROXY_UPSTREAM:-}
+    if [ -z "$upstream" ]; then
+        [ -n "${FERRET_PORT:-}" ] || mc_bail "mc_start_proxy: start FerretDB first (or set MC_PROXY_UPSTREAM)"
+        upstream=mongodb://127.0.0.1:$FERRET_PORT
+    fi
+    MC_PROXY_N=$((MC_PROXY_N + 1))
+    PROXY_LOG=$MC_TMP/proxy.$MC_PROXY_N.log
+    if [ "${MC_PROXY_BYPASS:-0}" = 1 ]; then
+        echo "# MC_PROXY_BYPASS=1: no proxy, PROXY_* point at FerretDB" >&2
+        PROXY_PORT=$FERRET_PORT
+        PROXY_HTTP_PORT=$(mc_free_port)
+        PROXY_PID=$FERRET_PID
+        PROXY_URI=$FERRET_URI
+        : >"$PROXY_LOG"
+        return 0
+    fi
+    [ -x "$MC_MONGOCACHE" ] || mc_bail "mongocache not built: $MC_MONGOCACHE"
+    local st
+    PROXY_PORT=$(mc_free_port)
+    PROXY_HTTP_PORT=$(mc_free_port)
+    "$MC_MONGOCACHE" --listen "127.0.0.1:$PROXY_PORT" \
+        --upstream "$upstream" \
+        --http-listen "127.0.0.1:$PROXY_HTTP_PORT" --log-level debug "$@" >"$PROXY_LOG" 2>&1 &
+    PROXY_PID=$!
+    mc_track "$PROXY_PID"
+    PROXY_URI=mongodb://127.0.0.1:$PROXY_PORT/
+    if ! mc_wait_port "$PROXY_PORT" "$PROXY_PID" 10; then
+        if kill -0 "$PROXY_PID" 2>/dev/null; then
+            echo "# mongocache (pid $PROXY_PID) does not accept on 127.0.0.1:$PROXY_PORT after 10 s"
+        else
+            wait "$PROXY_PID" 2>/dev/null && st=0 || st=$?
+            echo "# mongocache exited with status $st"
+        fi
+        mc_log_tail "$PROXY_LOG"
+        mc_bail "mongocache did not start"
+    fi
+}
+
+# SIGTERM, then up to 15 s (the default drain is 10 s) before SIGKILL.
+# Sets MC_PROXY_STATUS.
+mc_stop_proxy() {
+    MC_PROXY_STATUS=0
+    [ "${MC_PROXY_BYPASS:-0}" = 1 ] && return 0
+    [ -n "${PROXY_PID:-}" ] || return 0
+    kill -TERM "$PROXY_PID" 2>/dev/null || true
+    local i
+    for i in $(seq 1 150); do
+        kill -0 "$PROXY_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$PROXY_PID" 2>/dev/null; then
+        echo "# mongocache did not exit 15 s after SIGTERM; killing it"
+        kill -KILL "$PROXY_PID" 2>/dev/null || true
+    fi
+    wait "$PROXY_PID" 2>/dev/null && MC_PROXY_STATUS=0 || MC_PROXY_STATUS=$?
+    PROXY_PID=""
+}
+
+# ---- TAP -------------------------------------------------------------------
+
+mc_plan() {
+    MC_PLANNED=$1
+    echo "1..$1"
+}
+
+# mc_ok STATUS NAME: passes when STATUS is 0.
+mc_ok() {
+    MC_N=$((MC_N + 1))
+    if [ "$1" -eq 0 ] 2>/dev/null; then
+        echo "ok $MC_N - $2"
+    else
+        echo "not ok $MC_N - $2"
+        MC_FAILED=$((MC_FAILED + 1))
+    fi
+}
+
+# mc_is GOT WANT NAME
+mc_is() {
+    if [ "$1" = "$2" ]; then
+        mc_ok 0 "$3"
+    else
+        mc_ok 1 "$3"
+        mc_diag "got:  $1" "want: $2"
+    fi
+}
+
+mc_done() {
+    if [ -n "$MC_PLANNED" ] && [ "$MC_N" -ne "$MC_PLANNED" ]; then
+        echo "# planned $MC_PLANNED tests but ran $MC_N"
+        MC_FAILED=$((MC_FAILED + 1))
+    fi
+    if [ "$MC_FAILED" -ne 0 ]; then
+        echo "# $MC_FAILED failed"
+        exit 1
+    fi
+    exit 0
+}
