@@ -16,6 +16,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -111,6 +112,35 @@ not_found_cb(struct evhttp_request *req, void *arg)
     evbuffer_free(body);
 }
 
+static void
+resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    evconnlistener_enable(arg);
+}
+
+/*
+ * accept() failed on the HTTP port. Without this callback libevent logs and
+ * returns, the socket stays readable and the loop spins: pause for a second
+ * instead, as the client listener does. (The callback's argument is evhttp's,
+ * so the timer is a one-shot on the listener itself; the listener lives until
+ * the event base is freed, after which no timer runs.)
+ */
+static void
+accept_error_cb(struct evconnlistener *listener, void *arg)
+{
+    struct timeval one_second = {1, 0};
+    int err = EVUTIL_SOCKET_ERROR();
+
+    (void)arg;
+    evconnlistener_disable(listener);
+    event_base_once(evconnlistener_get_base(listener), -1, EV_TIMEOUT, resume_cb, listener,
+                    &one_second);
+    proxy_log(PROXY_LOG_WARN, 0, "http_accept_paused", "error=\"%s\"",
+              evutil_socket_error_to_string(err));
+}
+
 static bool
 is_loopback(const char *host)
 {
@@ -131,6 +161,7 @@ proxy_admin_new(struct proxy_server *server, bson_error_t *error)
     struct proxy_admin *admin;
     char *host = NULL;
     uint16_t port = 0;
+    struct evhttp_bound_socket *handle;
 
     if (!conf->http_listen || !conf->http_listen[0])
         return NULL;
@@ -157,14 +188,15 @@ proxy_admin_new(struct proxy_server *server, bson_error_t *error)
     evhttp_set_cb(admin->http, "/stats", stats_cb, admin);
     evhttp_set_cb(admin->http, "/healthz", healthz_cb, admin);
     evhttp_set_gencb(admin->http, not_found_cb, admin);
-    if (evhttp_bind_socket(admin->http, host, port) != 0) {
+    handle = evhttp_bind_socket_with_handle(admin->http, host, port);
+    bson_free(host);
+    if (!handle) {
         bson_set_error(error, 1, 3, "cannot listen for HTTP on %s (address in use?)",
                        conf->http_listen);
-        bson_free(host);
         proxy_admin_destroy(admin);
         return NULL;
     }
-    bson_free(host);
+    evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(handle), accept_error_cb);
     return admin;
 }
 

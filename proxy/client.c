@@ -70,6 +70,12 @@ struct proxy_client {
     struct bufferevent *bev;
     struct proxy_upstream *up;    /* NULL until the first request, and after it is lost */
     bool oneway_sent;             /* a moreToCome request went to the current upstream */
+    /* requestIDs of the latest moreToCome requests, oldest first, in a ring
+     * allocated on first use: a server that answers one anyway (FerretDB
+     * does) has its reply dropped, not relayed. */
+    int32_t *oneway_ring;
+    uint32_t oneway_head;
+    uint32_t oneway_count;
     struct proxy_request_list pending;
     uint32_t n_pending;
     struct event *timer;          /* message deadline, idle or drain */
@@ -240,6 +246,7 @@ proxy_client_free(struct proxy_client *c)
     if (c->close_ev)
         event_free(c->close_ev);
     proxy_auth_cleanup(&c->auth);
+    bson_free(c->oneway_ring);
     TAILQ_REMOVE(&c->server->clients, c, link);
     proxy_server_client_closed(c->server);
     bson_free(c);
@@ -313,6 +320,22 @@ decoding_error(struct proxy_client *c, const struct wire_header *h, const bson_e
               "protocol; closing its connection\"",
               c->peer, h ? h->opcode : 0, h ? h->length : 0, error->code, error->message);
     close_now(c, "decoding_error");
+}
+
+#define ONEWAY_RING 4096
+
+static void
+remember_oneway(struct proxy_client *c, int32_t request_id)
+{
+    if (!c->oneway_ring)
+        c->oneway_ring = bson_malloc(ONEWAY_RING * sizeof *c->oneway_ring);
+    if (c->oneway_count == ONEWAY_RING) {
+        /* Full: forget the oldest (a spec-following server never answers). */
+        c->oneway_head = (c->oneway_head + 1) % ONEWAY_RING;
+        c->oneway_count--;
+    }
+    c->oneway_ring[(c->oneway_head + c->oneway_count) % ONEWAY_RING] = request_id;
+    c->oneway_count++;
 }
 
 static struct proxy_request *
@@ -489,6 +512,8 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
 
     if (!oneway)
         req = push_request(c, h->request_id, route, false);
+    else
+        remember_oneway(c, h->request_id);
     (void)bson_init_static(&body, msg.body, msg.body_len);
     switch (route) {
     case PROXY_ROUTE_HELLO:
@@ -781,6 +806,26 @@ rewrite_hello(struct proxy_client *c, struct proxy_request *req, const struct wi
     return bytes;
 }
 
+/*
+ * True (and forgotten) when response_to names a recent moreToCome request:
+ * the OP_MSG spec says such a request gets no reply, but some servers send
+ * one. The client is not expecting it, so it is dropped.
+ */
+static bool
+answers_oneway(struct proxy_client *c, int32_t response_to)
+{
+    /* Replies come in request order: older entries went unanswered. */
+    while (c->oneway_count > 0) {
+        int32_t id = c->oneway_ring[c->oneway_head];
+
+        c->oneway_head = (c->oneway_head + 1) % ONEWAY_RING;
+        c->oneway_count--;
+        if (id == response_to)
+            return true;
+    }
+    return false;
+}
+
 bool
 proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h)
 {
@@ -796,6 +841,13 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
     size_t rewritten_len = 0;
     bson_t reply;
 
+    if ((!req || h->response_to != req->request_id) && answers_oneway(c, h->response_to)) {
+        proxy_stats_add(&c->server->stats, PROXY_STAT_oneway_replies_dropped, 1);
+        proxy_log(PROXY_LOG_DEBUG, c->id, "oneway_reply_dropped", "response_to=%d",
+                  h->response_to);
+        evbuffer_drain(in, (size_t)h->length);
+        return true;
+    }
     if (!req) {
         upstream_protocol_error(c, NULL, "a reply arrived with no request in flight");
         return false;
