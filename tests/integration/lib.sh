@@ -226,6 +226,7 @@ mc_start_proxy() {
         --http-listen "127.0.0.1:$PROXY_HTTP_PORT" --log-level debug "$@" >"$PROXY_LOG" 2>&1 &
     PROXY_PID=$!
     mc_track "$PROXY_PID"
+    MC_PROXY_PIDS="${MC_PROXY_PIDS:-} $PROXY_PID"
     PROXY_URI=mongodb://127.0.0.1:$PROXY_PORT/
     if ! mc_wait_port "$PROXY_PORT" "$PROXY_PID" 10; then
         if kill -0 "$PROXY_PID" 2>/dev/null; then
@@ -287,7 +288,33 @@ mc_is() {
     fi
 }
 
+# Stops every proxy this script started (so that LeakSanitizer reports at
+# exit) and fails the script when any proxy log holds a sanitizer report:
+# the --enable-asan build runs every integration test this way.
+mc_check_sanitizers() {
+    local pid i log
+    for pid in ${MC_PROXY_PIDS:-}; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in ${MC_PROXY_PIDS:-}; do
+        for i in $(seq 1 150); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        wait "$pid" 2>/dev/null || true
+    done
+    for log in "$MC_TMP"/proxy.*.log; do
+        [ -f "$log" ] || continue
+        if grep -Eq 'ERROR: [A-Za-z]*Sanitizer|runtime error:' "$log"; then
+            echo "# sanitizer report in $log:"
+            grep -E -A 20 'ERROR: [A-Za-z]*Sanitizer|runtime error:' "$log" | head -n 40 | sed 's/^/#   /'
+            MC_FAILED=$((MC_FAILED + 1))
+        fi
+    done
+}
+
 mc_done() {
+    mc_check_sanitizers
     if [ -n "$MC_PLANNED" ] && [ "$MC_N" -ne "$MC_PLANNED" ]; then
         echo "# planned $MC_PLANNED tests but ran $MC_N"
         MC_FAILED=$((MC_FAILED + 1))
