@@ -6,32 +6,12 @@
 #include "config.h"
 
 #include "tests/unit/tap.h"
+#include "tests/unit/json.h"
 #include "wire/cmd.h"
 #include "wire/frame.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-/* JSON with single quotes for readability: 'a' becomes "a". */
-static bson_t *
-json(const char *text)
-{
-    char *copy = bson_strdup(text);
-    bson_error_t error;
-    bson_t *doc;
-
-    for (char *p = copy; *p; p++) {
-        if (*p == '\'')
-            *p = '"';
-    }
-    doc = bson_new_from_json((const uint8_t *)copy, -1, &error);
-    if (!doc) {
-        diag("bad test JSON %s: %s", text, error.message);
-        abort();
-    }
-    bson_free(copy);
-    return doc;
-}
 
 enum flag {
     LSID = 1 << 0,

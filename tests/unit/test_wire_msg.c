@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include "tests/unit/tap.h"
+#include "tests/unit/json.h"
 #include "wire/crc32c.h"
 #include "wire/doc.h"
 #include "wire/msg.h"
@@ -46,27 +47,6 @@ struct built {
     uint8_t *data;
     size_t len;
 };
-
-/* JSON with single quotes for readability: 'a' becomes "a". */
-static bson_t *
-json(const char *text)
-{
-    char *copy = bson_strdup(text);
-    bson_error_t error;
-    bson_t *doc;
-
-    for (char *p = copy; *p; p++) {
-        if (*p == '\'')
-            *p = '"';
-    }
-    doc = bson_new_from_json((const uint8_t *)copy, -1, &error);
-    if (!doc) {
-        diag("bad test JSON %s: %s", text, error.message);
-        abort();
-    }
-    bson_free(copy);
-    return doc;
-}
 
 static void
 put(uint8_t *buf, size_t *pos, const void *bytes, size_t n)
