@@ -8,6 +8,7 @@
 
 #include "proxy/admin.h"
 
+#include "cache/cache.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
 
@@ -80,7 +81,12 @@ stats_cb(struct evhttp_request *req, void *arg)
                         PACKAGE_VERSION, (long long)(time(NULL) - admin->started),
                         server->upstream_label, server->draining ? "true" : "false");
     proxy_stats_json(&server->stats, body);
-    evbuffer_add_printf(body, "}}\n");
+    evbuffer_add_printf(body, "}");
+    if (server->cache) {
+        evbuffer_add_printf(body, ", ");
+        cache_stats_json(server->cache, body);
+    }
+    evbuffer_add_printf(body, "}\n");
     reply_json(req, 200, "OK", body);
     evbuffer_free(body);
 }

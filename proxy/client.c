@@ -28,6 +28,7 @@
  */
 #include "proxy/client.h"
 
+#include "cache/cache.h"
 #include "proxy/auth.h"
 #include "proxy/hello.h"
 #include "proxy/log.h"
@@ -58,6 +59,9 @@ struct proxy_request {
     uint8_t *canned; /* a reply the proxy made itself, sent when this request reaches
                       * the head of the list; owned */
     size_t canned_len;
+    struct cache_value *hit;      /* a stored reply, sent like canned; one reference */
+    struct cache_pending *miss;   /* a cacheable read in flight: store its reply; owned */
+    struct cache_inval *inval;    /* a write in flight: bump again when it ends; owned */
 };
 
 TAILQ_HEAD(proxy_request_list, proxy_request);
@@ -97,6 +101,7 @@ static int32_t next_reply_id = 1;
 static void close_now(struct proxy_client *c, const char *reason);
 static void process_input(struct proxy_client *c);
 static void maybe_finish(struct proxy_client *c);
+static void pop_request(struct proxy_client *c, struct proxy_request *req);
 
 static struct timeval
 ms_to_tv(int64_t ms)
@@ -233,11 +238,9 @@ proxy_client_free(struct proxy_client *c)
         return;
     proxy_log(PROXY_LOG_INFO, c->id, "client_close", "peer=%s reason=%s requests=%llu", c->peer,
               c->close_reason ? c->close_reason : "shutdown", (unsigned long long)c->n_requests);
-    while ((req = TAILQ_FIRST(&c->pending))) {
-        TAILQ_REMOVE(&c->pending, req, link);
-        bson_free(req->canned);
-        bson_free(req);
-    }
+    /* A write whose reply never came ends here: its generations are bumped. */
+    while ((req = TAILQ_FIRST(&c->pending)))
+        pop_request(c, req);
     proxy_upstream_destroy(c->up);
     if (c->bev)
         bufferevent_free(c->bev);
@@ -351,13 +354,53 @@ push_request(struct proxy_client *c, int32_t request_id, enum proxy_route route,
     return req;
 }
 
+/* Ends a request: its write, if any, is over (acknowledged or lost). */
 static void
 pop_request(struct proxy_client *c, struct proxy_request *req)
 {
     TAILQ_REMOVE(&c->pending, req, link);
     c->n_pending--;
+    if (req->inval) {
+        cache_write_end(c->server->cache, req->inval);
+        bson_free(req->inval);
+    }
+    if (req->miss) {
+        cache_pending_cleanup(req->miss);
+        bson_free(req->miss);
+    }
+    cache_value_unref(req->hit);
     bson_free(req->canned);
     bson_free(req);
+}
+
+static void
+unref_value(const void *data, size_t len, void *value)
+{
+    (void)data;
+    (void)len;
+    cache_value_unref(value);
+}
+
+/*
+ * Writes a stored reply for req: a fresh header (new requestID, responseTo
+ * the client's request) and the stored bytes after it, by reference.
+ */
+static void
+write_hit(struct proxy_client *c, struct proxy_request *req)
+{
+    size_t len;
+    const uint8_t *data = cache_value_data(req->hit, &len);
+    uint8_t header[WIRE_HEADER_LEN];
+    struct evbuffer *out = client_output(c);
+
+    if (c->peer_gone)
+        return;
+    memcpy(header, data, sizeof header);
+    wire_reply_restamp(header, next_reply_id++, req->request_id);
+    evbuffer_add(out, header, sizeof header);
+    if (evbuffer_add_reference(out, data + WIRE_HEADER_LEN, len - WIRE_HEADER_LEN, unref_value,
+                               req->hit) == 0)
+        req->hit = NULL; /* the buffer holds the reference now */
 }
 
 /* Sends the proxy-made replies that have reached the head of the list. */
@@ -366,9 +409,13 @@ flush_canned(struct proxy_client *c)
 {
     struct proxy_request *req;
 
-    while ((req = TAILQ_FIRST(&c->pending)) && req->canned) {
-        write_owned(c, req->canned, req->canned_len);
-        req->canned = NULL;
+    while ((req = TAILQ_FIRST(&c->pending)) && (req->canned || req->hit)) {
+        if (req->hit) {
+            write_hit(c, req);
+        } else {
+            write_owned(c, req->canned, req->canned_len);
+            req->canned = NULL;
+        }
         pop_request(c, req);
     }
 }
@@ -480,6 +527,71 @@ prepare_hello(struct proxy_client *c, const bson_t *cmd, struct proxy_request *r
     return changed;
 }
 
+/* The principal cache entries are keyed by; NULL when the cache must not be used. */
+static const char *
+cache_principal(const struct proxy_client *c)
+{
+    switch (c->auth.state) {
+    case PROXY_AUTH_NONE:
+        return "";
+    case PROXY_AUTH_OK:
+        return c->auth.principal;
+    case PROXY_AUTH_IN_PROGRESS:
+    case PROXY_AUTH_FAILED:
+    case PROXY_AUTH_UNKNOWN:
+        break;
+    }
+    return NULL;
+}
+
+/*
+ * The cache's part of a forwarded command: a write bumps the generations
+ * it may change (req remembers it, to bump again at the end); a read is
+ * looked up. Returns true when req is answered from the cache (req->hit).
+ */
+static bool
+consult_cache(struct proxy_client *c, const struct wire_msg *msg, const struct wire_cmd *cmd,
+              const bson_t *body, struct proxy_request *req, bool oneway)
+{
+    struct cache *cache = c->server->cache;
+    const char *ids[WIRE_MSG_MAX_SEQUENCES];
+    const uint8_t *docs[WIRE_MSG_MAX_SEQUENCES];
+    uint32_t lens[WIRE_MSG_MAX_SEQUENCES];
+    struct cache_inval inval;
+    struct cache_request read;
+    struct cache_pending pending;
+    struct cache_value *hit;
+
+    for (uint32_t i = 0; i < msg->n_seqs; i++) {
+        ids[i] = msg->seqs[i].id;
+        docs[i] = msg->seqs[i].docs;
+        lens[i] = msg->seqs[i].docs_len;
+    }
+    if (cache_write_begin(cache, body, cmd->db, ids, docs, lens, msg->n_seqs, oneway, &inval)) {
+        req->inval = bson_malloc(sizeof inval);
+        *req->inval = inval;
+        return false;
+    }
+    if (oneway || inval.n > 0 || !req)
+        return false;
+    read.body = body;
+    read.db = cmd->db;
+    read.n_sequences = msg->n_seqs;
+    read.principal = cache_principal(c);
+    switch (cache_lookup(cache, &read, &pending, &hit)) {
+    case CACHE_HIT:
+        req->hit = hit;
+        return true;
+    case CACHE_MISS:
+        req->miss = bson_malloc(sizeof pending);
+        *req->miss = pending;
+        break;
+    case CACHE_BYPASS:
+        break;
+    }
+    return false;
+}
+
 static bool
 handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
               const struct wire_header *h)
@@ -532,7 +644,13 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
         proxy_auth_unknown(&c->auth);
         break;
     case PROXY_ROUTE_SASL_CONTINUE:
+        break;
     case PROXY_ROUTE_FORWARD:
+        if (c->server->cache && cmd.db && consult_cache(c, &msg, &cmd, &body, req, oneway)) {
+            evbuffer_drain(in, (size_t)h->length);
+            flush_canned(c);
+            return true;
+        }
         break;
     }
     /* Exhaust is never negotiated: every request gets one reply. The
@@ -899,6 +1017,7 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
         }
         body = m.body;
         body_len = m.body_len;
+        reply_flags = (int32_t)m.flags;
     }
     (void)bson_init_static(&reply, body, body_len);
     switch (req->route) {
@@ -910,7 +1029,12 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
         observe_auth_reply(c, &reply);
         break;
     case PROXY_ROUTE_AUTH_OTHER:
+        break;
     case PROXY_ROUTE_FORWARD:
+        /* A stored reply is replayed with a new header, which a checksum
+         * would cover: checksummed replies are not stored. */
+        if (req->miss && !(reply_flags & WIRE_MSG_CHECKSUM_PRESENT))
+            cache_store(c->server->cache, req->miss, data, (size_t)h->length, &reply);
         break;
     }
     proxy_stats_add(&c->server->stats, PROXY_STAT_replies, 1);

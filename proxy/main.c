@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include "cache/cache.h"
 #include "conf/conf.h"
 #include "proxy/admin.h"
 #include "proxy/client.h"
@@ -91,6 +92,13 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
                       error.message);
             return;
         }
+        if (server->cache && !cache_reconfigure(server->cache, next, &error)) {
+            proxy_log(PROXY_LOG_ERROR, 0, "reload_failed",
+                      "error=\"%s\" msg=\"fix the configuration; the running one stays in force\"",
+                      error.message);
+            conf_destroy(next);
+            return;
+        }
         apply_reload(server, next);
         proxy_log(PROXY_LOG_INFO, 0, "reloaded", NULL);
         return;
@@ -159,6 +167,11 @@ main(int argc, char **argv)
     if (!server.dns)
         server.dns = evdns_base_new(server.base, 0);
     bson_oid_init(&server.service_id, NULL);
+    server.cache = cache_new(server.conf, &error);
+    if (!server.cache) {
+        proxy_log(PROXY_LOG_ERROR, 0, "startup_failed", "error=\"%s\"", error.message);
+        goto out;
+    }
     if (!proxy_server_set_upstream(&server, &error)) {
         proxy_log(PROXY_LOG_ERROR, 0, "startup_failed", "option=upstream error=\"%s\"",
                   error.message);
@@ -190,11 +203,13 @@ main(int argc, char **argv)
 
     redacted = conf_redact_uri(server.conf->upstream);
     proxy_log(PROXY_LOG_INFO, 0, "started",
-              "version=%s listen=%s listen_unix=%s upstream=%s http=%s max_clients=%lld",
+              "version=%s listen=%s listen_unix=%s upstream=%s http=%s max_clients=%lld "
+              "cache=%s cache_memory=%lld",
               PACKAGE_VERSION, server.conf->listen[0] ? server.conf->listen : "-",
               server.conf->listen_unix[0] ? server.conf->listen_unix : "-", redacted,
               server.admin ? server.conf->http_listen : "-",
-              (long long)server.conf->max_clients);
+              (long long)server.conf->max_clients, server.conf->cache ? "on" : "off",
+              (long long)server.conf->cache_memory);
     bson_free(redacted);
 
     event_base_dispatch(server.base);
@@ -203,6 +218,7 @@ main(int argc, char **argv)
     status = 0;
 out:
     proxy_client_free_all(&server);
+    cache_destroy(server.cache);
     proxy_admin_destroy(server.admin);
     proxy_listener_destroy(server.listener);
     if (sig_term)

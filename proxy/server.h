@@ -21,6 +21,7 @@ struct event;
 struct proxy_client;
 struct proxy_listener;
 struct proxy_admin;
+struct cache;
 
 TAILQ_HEAD(proxy_client_list, proxy_client);
 
@@ -35,6 +36,7 @@ struct proxy_server {
     bson_oid_t service_id;      /* given to loadBalanced clients */
     struct proxy_listener *listener;
     struct proxy_admin *admin;
+    struct cache *cache;        /* the query cache, owned */
     struct proxy_client_list clients;
     uint64_t n_clients;
     uint64_t next_conn_id;

@@ -14,8 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Keys counted on the stack before the duplicate check needs the heap. */
-#define SMALL_KEYS 32
+/*
+ * Top-level keys checked for duplicates, on the stack. A command with more
+ * is reported as having a duplicate without looking (it is then only not
+ * cacheable), so that a huge body costs no memory here.
+ */
+#define MAX_CHECKED_KEYS 256
 
 static int
 key_cmp(const void *a, const void *b)
@@ -71,9 +75,9 @@ note_key(const bson_iter_t *it, struct wire_cmd *cmd, bson_error_t *error)
 bool
 wire_cmd_parse(const uint8_t *body, uint32_t len, struct wire_cmd *cmd, bson_error_t *error)
 {
-    const char *small[SMALL_KEYS];
-    const char **keys = small;
+    const char *keys[MAX_CHECKED_KEYS];
     size_t n = 0;
+    bool too_many = false;
     bson_iter_t it;
     bson_t b;
 
@@ -96,27 +100,17 @@ wire_cmd_parse(const uint8_t *body, uint32_t len, struct wire_cmd *cmd, bson_err
 
     do {
         if (!note_key(&it, cmd, error))
-            goto fail;
-        if (n == SMALL_KEYS) {
-            keys = bson_malloc(sizeof *keys * (len / 2));
-            memcpy(keys, small, sizeof small);
-        }
-        keys[n++] = bson_iter_key(&it);
+            return false;
+        if (n < MAX_CHECKED_KEYS)
+            keys[n++] = bson_iter_key(&it);
+        else
+            too_many = true;
     } while (bson_iter_next(&it));
-    if (it.err_off != 0) {
-        invalid(error, &it);
-        goto fail;
-    }
+    if (it.err_off != 0)
+        return invalid(error, &it);
 
-    cmd->has_duplicate_top_level_key = has_duplicate(keys, n);
-    if (keys != small)
-        bson_free(keys);
+    cmd->has_duplicate_top_level_key = too_many || has_duplicate(keys, n);
     return true;
-
-fail:
-    if (keys != small)
-        bson_free(keys);
-    return false;
 }
 
 bool

@@ -21,7 +21,7 @@ struct wire_cmd {
     bool has_txn_number;
     bool has_autocommit;
     bool has_start_transaction;
-    bool has_duplicate_top_level_key;
+    bool has_duplicate_top_level_key; /* also set, unchecked, past 256 top-level keys */
 };
 
 /*

@@ -1,0 +1,755 @@
+/*
+ * cache/cache.c: the door between the proxy and the cache (see cache.h).
+ * Owns the in-process tier (an LRU of immutable, reference-counted stored
+ * replies), the generation table, the per-namespace settings (include and
+ * exclude lists, TTL overrides), the transaction write sets, and the
+ * counters. Decides nothing about the wire: the proxy hands it checked
+ * documents and whole reply messages, and writes hits out itself.
+ *
+ * Validity: an entry records every generation it was filled under (its
+ * namespaces, their databases, its principal, the whole cache). A hit is
+ * served only if all are unchanged, its TTL has not passed, and its full key
+ * material equals the request's. A fill is stored only if the generations
+ * read at lookup are still current when the reply arrives.
+ */
+#include "config.h"
+
+#include "cache/cache.h"
+
+#include "cache/lru.h"
+
+#include <event2/buffer.h>
+#include <fcntl.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct cache_value {
+    uint32_t refs;
+    struct cache_gen_rec *deps[CACHE_MAX_DEPS];
+    uint64_t gens[CACHE_MAX_DEPS];
+    uint32_t n_deps;
+    struct cache_gen_rec *ns;
+    size_t material_len;
+    size_t reply_len;
+    uint8_t *material; /* inside this allocation */
+    uint8_t *reply;    /* inside this allocation */
+};
+
+/* One namespace rule from cache_include, cache_exclude or cache_ttl_overrides. */
+struct ns_rule {
+    char *db;
+    char *coll; /* NULL: every collection of db */
+    int64_t ttl_ms;
+};
+
+struct ns_rules {
+    struct ns_rule *rules;
+    size_t n;
+};
+
+/* Namespaces written inside one transaction, by session. */
+struct txn_writes {
+    struct txn_writes *next;
+    uint8_t lsid[64];
+    uint32_t lsid_len;
+    struct cache_gen_rec *recs[64];
+    uint32_t n;
+    bool overflow;
+};
+
+#define MAX_OPEN_TXNS 1024
+
+struct cache {
+    bool enabled;
+    size_t max_entry;
+    int64_t ttl_ms;
+    int64_t write_grace_ms;
+    uint32_t conf_version;
+    struct ns_rules include, exclude, ttl_overrides;
+    struct cache_key_secret secret;
+    struct cache_lru *lru;
+    struct cache_gen *gen;
+    struct txn_writes *txns;
+    uint32_t n_txns;
+    uint64_t counters[CACHE_CTR_COUNT];
+    uint64_t bypass[CACHE_BYPASS_COUNT];
+};
+
+static const char *const counter_names[] = {
+#define CACHE_COUNTER_NAME(name, help) #name,
+    CACHE_COUNTERS(CACHE_COUNTER_NAME)
+#undef CACHE_COUNTER_NAME
+};
+
+static uint64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- values ---------------------------------------------------------------- */
+
+const uint8_t *
+cache_value_data(const struct cache_value *value, size_t *len)
+{
+    *len = value->reply_len;
+    return value->reply;
+}
+
+void
+cache_value_ref(struct cache_value *value)
+{
+    value->refs++;
+}
+
+void
+cache_value_unref(struct cache_value *value)
+{
+    if (value && --value->refs == 0)
+        bson_free(value);
+}
+
+static void
+lru_release(void *value)
+{
+    cache_value_unref(value);
+}
+
+/* ---- namespace rules --------------------------------------------------------- */
+
+static void
+rules_clear(struct ns_rules *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        bson_free(r->rules[i].db);
+        bson_free(r->rules[i].coll);
+    }
+    bson_free(r->rules);
+    memset(r, 0, sizeof *r);
+}
+
+/*
+ * Parses "db.coll, db.*" (with_ttl: "db.coll=30s, db.*=0") into r.
+ * option names the setting in error messages.
+ */
+static bool
+rules_parse(struct ns_rules *r, const char *text, bool with_ttl, const char *option,
+            bson_error_t *error)
+{
+    char *copy = bson_strdup(text ? text : "");
+    char *save = NULL;
+
+    memset(r, 0, sizeof *r);
+    for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        char *eq, *dot, *end;
+        struct ns_rule rule = {0};
+
+        while (*item == ' ' || *item == '\t')
+            item++;
+        end = item + strlen(item);
+        while (end > item && (end[-1] == ' ' || end[-1] == '\t'))
+            *--end = '\0';
+        if (!*item)
+            continue;
+        eq = strchr(item, '=');
+        if (with_ttl) {
+            char *unit;
+            double amount;
+
+            if (!eq)
+                goto bad;
+            *eq = '\0';
+            amount = strtod(eq + 1, &unit);
+            if (unit == eq + 1 || amount < 0)
+                goto bad;
+            if (strcmp(unit, "ms") == 0)
+                rule.ttl_ms = (int64_t)amount;
+            else if (strcmp(unit, "s") == 0 || *unit == '\0')
+                rule.ttl_ms = (int64_t)(amount * 1000);
+            else if (strcmp(unit, "m") == 0)
+                rule.ttl_ms = (int64_t)(amount * 60000);
+            else if (strcmp(unit, "h") == 0)
+                rule.ttl_ms = (int64_t)(amount * 3600000);
+            else
+                goto bad;
+        } else if (eq) {
+            goto bad;
+        }
+        dot = strchr(item, '.');
+        if (!dot || dot == item || dot[1] == '\0')
+            goto bad;
+        *dot = '\0';
+        rule.db = bson_strdup(item);
+        rule.coll = strcmp(dot + 1, "*") == 0 ? NULL : bson_strdup(dot + 1);
+        r->rules = bson_realloc(r->rules, (r->n + 1) * sizeof *r->rules);
+        r->rules[r->n++] = rule;
+        continue;
+bad:
+        bson_set_error(error, 1, 1,
+                       "invalid entry \"%s\" in %s: expected %s, comma-separated", item, option,
+                       with_ttl ? "db.coll=DURATION or db.*=DURATION" : "db.coll or db.*");
+        bson_free(copy);
+        rules_clear(r);
+        return false;
+    }
+    bson_free(copy);
+    return true;
+}
+
+/* The most specific rule for db.coll (an exact collection beats db.*), or NULL. */
+static const struct ns_rule *
+rules_match(const struct ns_rules *r, const char *ns, size_t ns_len)
+{
+    const struct ns_rule *wild = NULL;
+    const char *dot = memchr(ns, '.', ns_len);
+    size_t db_len = dot ? (size_t)(dot - ns) : ns_len;
+
+    for (size_t i = 0; i < r->n; i++) {
+        const struct ns_rule *rule = &r->rules[i];
+
+        if (strlen(rule->db) != db_len || memcmp(rule->db, ns, db_len) != 0)
+            continue;
+        if (!rule->coll) {
+            wild = wild ? wild : rule;
+            continue;
+        }
+        if (dot && strlen(rule->coll) == ns_len - db_len - 1 &&
+            memcmp(rule->coll, dot + 1, ns_len - db_len - 1) == 0)
+            return rule;
+    }
+    return wild;
+}
+
+/* The TTL for namespace record rec (its name is "n:db.coll"): 0 means not cached. */
+static int64_t
+ns_ttl(struct cache *cache, struct cache_gen_rec *rec)
+{
+    const char *ns = rec->name + 2;
+    size_t len = rec->name_len - 2;
+    const struct ns_rule *rule;
+
+    if (rec->conf_version == cache->conf_version)
+        return rec->ttl_ms;
+    rec->conf_version = cache->conf_version;
+    rec->ttl_ms = cache->ttl_ms;
+    if (cache->include.n && !rules_match(&cache->include, ns, len))
+        rec->ttl_ms = 0;
+    else if (rules_match(&cache->exclude, ns, len))
+        rec->ttl_ms = 0;
+    else if ((rule = rules_match(&cache->ttl_overrides, ns, len)))
+        rec->ttl_ms = rule->ttl_ms;
+    return rec->ttl_ms;
+}
+
+/* ---- life cycle -------------------------------------------------------------- */
+
+static bool
+apply_conf(struct cache *cache, const struct conf *conf, bson_error_t *error)
+{
+    struct ns_rules include, exclude, ttls;
+
+    if (!rules_parse(&include, conf->cache_include, false, "cache_include", error))
+        return false;
+    if (!rules_parse(&exclude, conf->cache_exclude, false, "cache_exclude", error)) {
+        rules_clear(&include);
+        return false;
+    }
+    if (!rules_parse(&ttls, conf->cache_ttl_overrides, true, "cache_ttl_overrides", error)) {
+        rules_clear(&include);
+        rules_clear(&exclude);
+        return false;
+    }
+    rules_clear(&cache->include);
+    rules_clear(&cache->exclude);
+    rules_clear(&cache->ttl_overrides);
+    cache->include = include;
+    cache->exclude = exclude;
+    cache->ttl_overrides = ttls;
+    cache->enabled = conf->cache;
+    cache->max_entry = (size_t)conf->cache_max_entry_bytes;
+    cache->ttl_ms = conf->cache_ttl;
+    cache->write_grace_ms = conf->cache_write_grace;
+    cache->conf_version++;
+    if (cache->lru)
+        cache->counters[CACHE_CTR_evictions] +=
+            cache_lru_set_budget(cache->lru, (size_t)conf->cache_memory);
+    return true;
+}
+
+/* A secret for this process alone, when none is configured. */
+static void
+random_secret(struct cache_key_secret *secret)
+{
+    char text[65];
+    uint8_t raw[32];
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    ssize_t got = fd >= 0 ? read(fd, raw, sizeof raw) : -1;
+
+    if (fd >= 0)
+        close(fd);
+    if (got != (ssize_t)sizeof raw) {
+        /* No /dev/urandom: an ObjectId (time, host, counter) is still unique. */
+        bson_oid_t oid;
+
+        bson_oid_init(&oid, NULL);
+        memset(raw, 0, sizeof raw);
+        memcpy(raw, oid.bytes, sizeof oid.bytes);
+    }
+    for (size_t i = 0; i < sizeof raw; i++)
+        snprintf(text + 2 * i, 3, "%02x", raw[i]);
+    cache_key_secret_init(secret, text);
+}
+
+struct cache *
+cache_new(const struct conf *conf, bson_error_t *error)
+{
+    struct cache *cache = bson_malloc0(sizeof *cache);
+
+    if (!apply_conf(cache, conf, error)) {
+        bson_free(cache);
+        return NULL;
+    }
+    if (conf->cache_key_secret && conf->cache_key_secret[0])
+        cache_key_secret_init(&cache->secret, conf->cache_key_secret);
+    else
+        random_secret(&cache->secret);
+    cache->lru = cache_lru_new((size_t)conf->cache_memory, lru_release);
+    cache->gen = cache_gen_new();
+    return cache;
+}
+
+bool
+cache_reconfigure(struct cache *cache, const struct conf *conf, bson_error_t *error)
+{
+    return apply_conf(cache, conf, error);
+}
+
+void
+cache_destroy(struct cache *cache)
+{
+    if (!cache)
+        return;
+    cache_lru_destroy(cache->lru);
+    cache_gen_destroy(cache->gen);
+    rules_clear(&cache->include);
+    rules_clear(&cache->exclude);
+    rules_clear(&cache->ttl_overrides);
+    while (cache->txns) {
+        struct txn_writes *next = cache->txns->next;
+
+        bson_free(cache->txns);
+        cache->txns = next;
+    }
+    bson_free(cache);
+}
+
+/* ---- reads -------------------------------------------------------------------- */
+
+static void
+add_dep(struct cache_pending *p, struct cache_gen_rec *rec)
+{
+    for (uint32_t i = 0; i < p->n_deps; i++)
+        if (p->deps[i] == rec)
+            return;
+    p->deps[p->n_deps] = rec;
+    p->snapshot[p->n_deps] = rec->value;
+    p->n_deps++;
+}
+
+static bool
+value_current(const struct cache_value *v)
+{
+    for (uint32_t i = 0; i < v->n_deps; i++)
+        if (v->deps[i]->value != v->gens[i])
+            return false;
+    return true;
+}
+
+enum cache_outcome
+cache_lookup(struct cache *cache, const struct cache_request *req, struct cache_pending *p,
+             struct cache_value **hit)
+{
+    struct cache_read read;
+    enum cache_policy_reason reason;
+    struct cache_value *v;
+    char ns[512];
+    int n;
+
+    *hit = NULL;
+    if (!cache->enabled) {
+        cache->bypass[CACHE_BYPASS_OFF]++;
+        return CACHE_BYPASS;
+    }
+    reason = cache_policy_request(req->body, req->db, req->n_sequences, &read);
+    if (reason != CACHE_POLICY_OK) {
+        cache->bypass[reason]++;
+        cache->counters[CACHE_CTR_bypassed]++;
+        return CACHE_BYPASS;
+    }
+    if (!req->principal) {
+        cache->bypass[CACHE_BYPASS_AUTH]++;
+        cache->counters[CACHE_CTR_bypassed]++;
+        return CACHE_BYPASS;
+    }
+    memset(p, 0, sizeof *p);
+    for (uint32_t i = 0; i < read.n_ns; i++) {
+        const struct cache_ns_ref *ref = &read.ns[i];
+        struct cache_gen_rec *rec;
+
+        n = snprintf(ns, sizeof ns, "%.*s.%.*s", (int)ref->db_len, ref->db, (int)ref->coll_len,
+                     ref->coll);
+        if (n < 0 || (size_t)n >= sizeof ns) {
+            cache->bypass[CACHE_POLICY_NO_COLLECTION]++;
+            cache->counters[CACHE_CTR_bypassed]++;
+            return CACHE_BYPASS;
+        }
+        rec = cache_gen_get(cache->gen, 'n', ns, (size_t)n);
+        if (i == 0) {
+            p->ns = rec;
+            p->ttl_ms = ns_ttl(cache, rec);
+            if (p->ttl_ms <= 0) {
+                cache->bypass[CACHE_BYPASS_EXCLUDED]++;
+                cache->counters[CACHE_CTR_bypassed]++;
+                return CACHE_BYPASS;
+            }
+        }
+        add_dep(p, rec);
+        add_dep(p, cache_gen_get(cache->gen, 'd', ref->db, ref->db_len));
+    }
+    add_dep(p, cache_gen_get(cache->gen, 'u', req->principal, strlen(req->principal)));
+    add_dep(p, cache_gen_global(cache->gen));
+
+    cache_key_build(&cache->secret, req->principal, req->db, read.ns[0].coll,
+                    read.ns[0].coll_len, req->body, &p->material, &p->key);
+    v = cache_lru_get(cache->lru, &p->key, now_ms());
+    if (v) {
+        if (v->material_len != p->material.len ||
+            memcmp(v->material, p->material.data, v->material_len) != 0) {
+            cache->counters[CACHE_CTR_collisions]++;
+        } else if (!value_current(v)) {
+            cache->counters[CACHE_CTR_stale_entries_dropped]++;
+            cache_lru_remove(cache->lru, &p->key);
+        } else {
+            cache_value_ref(v);
+            *hit = v;
+            p->ns->hits++;
+            cache->counters[CACHE_CTR_hits]++;
+            cache_pending_cleanup(p);
+            return CACHE_HIT;
+        }
+    }
+    p->ns->misses++;
+    cache->counters[CACHE_CTR_misses]++;
+    return CACHE_MISS;
+}
+
+void
+cache_store(struct cache *cache, struct cache_pending *p, const uint8_t *reply, size_t len,
+            const bson_t *reply_body)
+{
+    enum cache_policy_reason reason;
+    struct cache_value *v;
+    uint64_t now = now_ms();
+    uint32_t evicted = 0;
+
+    reason = cache_policy_reply(reply_body, len, cache->max_entry);
+    if (reason != CACHE_POLICY_OK) {
+        cache->bypass[reason]++;
+        cache->counters[CACHE_CTR_fills_refused_reply]++;
+        return;
+    }
+    for (uint32_t i = 0; i < p->n_deps; i++) {
+        if (p->deps[i]->value != p->snapshot[i] || now < p->deps[i]->no_fill_until) {
+            cache->counters[CACHE_CTR_fills_refused_generation]++;
+            return;
+        }
+    }
+    v = bson_malloc(sizeof *v + p->material.len + len);
+    v->refs = 1;
+    v->n_deps = p->n_deps;
+    memcpy(v->deps, p->deps, p->n_deps * sizeof *p->deps);
+    memcpy(v->gens, p->snapshot, p->n_deps * sizeof *p->snapshot);
+    v->ns = p->ns;
+    v->material = (uint8_t *)(v + 1);
+    v->material_len = p->material.len;
+    memcpy(v->material, p->material.data, p->material.len);
+    v->reply = v->material + v->material_len;
+    v->reply_len = len;
+    memcpy(v->reply, reply, len);
+    if (cache_lru_put(cache->lru, &p->key, v,
+                      sizeof *v + v->material_len + v->reply_len + cache_lru_overhead(),
+                      now + (uint64_t)p->ttl_ms, &evicted)) {
+        cache->counters[CACHE_CTR_fills]++;
+        p->ns->fills++;
+    }
+    cache->counters[CACHE_CTR_evictions] += evicted;
+}
+
+void
+cache_pending_cleanup(struct cache_pending *p)
+{
+    cache_key_material_cleanup(&p->material);
+}
+
+/* ---- writes ------------------------------------------------------------------- */
+
+static void
+inval_add(struct cache_inval *inv, struct cache_gen_rec *rec)
+{
+    for (uint32_t i = 0; i < inv->n; i++)
+        if (inv->recs[i] == rec)
+            return;
+    if (inv->n < CACHE_MAX_INVAL)
+        inv->recs[inv->n++] = rec;
+}
+
+/* The raw bytes of the command's lsid value, or false. */
+static bool
+find_lsid(const bson_t *body, const uint8_t **data, uint32_t *len)
+{
+    bson_iter_t it;
+
+    if (!bson_iter_init_find(&it, body, "lsid") || !BSON_ITER_HOLDS_DOCUMENT(&it))
+        return false;
+    bson_iter_document(&it, len, data);
+    return *len <= sizeof(((struct txn_writes *)0)->lsid);
+}
+
+static struct txn_writes *
+txn_find(struct cache *cache, const uint8_t *lsid, uint32_t len, bool create)
+{
+    struct txn_writes *t;
+
+    for (t = cache->txns; t; t = t->next)
+        if (t->lsid_len == len && memcmp(t->lsid, lsid, len) == 0)
+            return t;
+    if (!create)
+        return NULL;
+    if (cache->n_txns >= MAX_OPEN_TXNS) {
+        /* Forget the oldest: its commit will then bump everything, which is safe. */
+        struct txn_writes **last = &cache->txns;
+
+        while ((*last)->next)
+            last = &(*last)->next;
+        bson_free(*last);
+        *last = NULL;
+        cache->n_txns--;
+    }
+    t = bson_malloc0(sizeof *t);
+    memcpy(t->lsid, lsid, len);
+    t->lsid_len = len;
+    t->next = cache->txns;
+    cache->txns = t;
+    cache->n_txns++;
+    return t;
+}
+
+static void
+txn_drop(struct cache *cache, struct txn_writes *t)
+{
+    struct txn_writes **link = &cache->txns;
+
+    while (*link != t)
+        link = &(*link)->next;
+    *link = t->next;
+    bson_free(t);
+    cache->n_txns--;
+}
+
+static void
+bump_all(struct cache *cache, struct cache_inval *inv, bool oneway)
+{
+    uint64_t until = now_ms() + (uint64_t)cache->write_grace_ms;
+
+    for (uint32_t i = 0; i < inv->n; i++) {
+        cache_gen_bump(inv->recs[i]);
+        inv->recs[i]->invalidations++;
+        if (oneway && inv->recs[i]->no_fill_until < until)
+            inv->recs[i]->no_fill_until = until;
+    }
+    if (inv->n)
+        cache->counters[CACHE_CTR_invalidations]++;
+}
+
+bool
+cache_write_begin(struct cache *cache, const bson_t *body, const char *db,
+                  const char *const *seq_ids, const uint8_t *const *seq_docs,
+                  const uint32_t *seq_lens, uint32_t n_seqs, bool oneway,
+                  struct cache_inval *inv)
+{
+    struct cache_write w;
+    const uint8_t *lsid = NULL;
+    uint32_t lsid_len = 0;
+    char ns[512];
+    int n;
+
+    memset(inv, 0, sizeof *inv);
+    cache_policy_write(body, db, seq_ids, seq_docs, seq_lens, n_seqs, &w);
+    switch (w.scope) {
+    case CACHE_WRITE_NONE:
+        return false;
+    case CACHE_WRITE_NS:
+        for (uint32_t i = 0; i < w.n_ns; i++) {
+            n = snprintf(ns, sizeof ns, "%.*s.%.*s", (int)w.ns[i].db_len, w.ns[i].db,
+                         (int)w.ns[i].coll_len, w.ns[i].coll);
+            if (n < 0 || (size_t)n >= sizeof ns) {
+                inval_add(inv, cache_gen_global(cache->gen));
+                continue;
+            }
+            inval_add(inv, cache_gen_get(cache->gen, 'n', ns, (size_t)n));
+        }
+        break;
+    case CACHE_WRITE_DB:
+        for (uint32_t i = 0; i < w.n_ns; i++)
+            inval_add(inv, cache_gen_get(cache->gen, 'd', w.ns[i].db, w.ns[i].db_len));
+        break;
+    case CACHE_WRITE_USER:
+        n = snprintf(ns, sizeof ns, "%.*s@%s", (int)w.user_len, w.user, db ? db : "admin");
+        if (n > 0 && (size_t)n < sizeof ns)
+            inval_add(inv, cache_gen_get(cache->gen, 'u', ns, (size_t)n));
+        else
+            inval_add(inv, cache_gen_global(cache->gen));
+        break;
+    case CACHE_WRITE_ALL:
+        inval_add(inv, cache_gen_global(cache->gen));
+        break;
+    case CACHE_WRITE_TXN_END: {
+        struct txn_writes *t = NULL;
+
+        if (find_lsid(body, &lsid, &lsid_len))
+            t = txn_find(cache, lsid, lsid_len, false);
+        if (!t || t->overflow) {
+            /* The session's writes are not known here: everything may have changed. */
+            inval_add(inv, cache_gen_global(cache->gen));
+        } else {
+            for (uint32_t i = 0; i < t->n; i++)
+                inval_add(inv, t->recs[i]);
+        }
+        if (t)
+            txn_drop(cache, t);
+        break;
+    }
+    }
+    if (w.in_transaction && w.scope != CACHE_WRITE_TXN_END) {
+        struct txn_writes *t = NULL;
+
+        if (find_lsid(body, &lsid, &lsid_len))
+            t = txn_find(cache, lsid, lsid_len, true);
+        if (!t) {
+            inval_add(inv, cache_gen_global(cache->gen));
+        } else {
+            for (uint32_t i = 0; i < inv->n; i++) {
+                bool seen = false;
+
+                for (uint32_t j = 0; j < t->n; j++)
+                    seen = seen || t->recs[j] == inv->recs[i];
+                if (seen)
+                    continue;
+                if (t->n < sizeof t->recs / sizeof t->recs[0])
+                    t->recs[t->n++] = inv->recs[i];
+                else
+                    t->overflow = true;
+            }
+        }
+    }
+    bump_all(cache, inv, oneway);
+    return !oneway && inv->n > 0;
+}
+
+void
+cache_write_end(struct cache *cache, struct cache_inval *inv)
+{
+    for (uint32_t i = 0; i < inv->n; i++)
+        cache_gen_bump(inv->recs[i]);
+    (void)cache;
+    inv->n = 0;
+}
+
+/* ---- statistics --------------------------------------------------------------- */
+
+static void
+json_string(struct evbuffer *buf, const char *s, size_t len)
+{
+    evbuffer_add(buf, "\"", 1);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+
+        if (ch == '"' || ch == '\\')
+            evbuffer_add_printf(buf, "\\%c", ch);
+        else if (ch < 0x20)
+            evbuffer_add_printf(buf, "\\u%04x", ch);
+        else
+            evbuffer_add(buf, &s[i], 1);
+    }
+    evbuffer_add(buf, "\"", 1);
+}
+
+struct ns_json {
+    struct evbuffer *buf;
+    bool first;
+};
+
+static void
+ns_json_one(const struct cache_gen_rec *rec, void *arg)
+{
+    struct ns_json *nj = arg;
+    uint64_t reads = rec->hits + rec->misses;
+
+    if (reads == 0 && rec->invalidations == 0)
+        return;
+    evbuffer_add_printf(nj->buf, "%s", nj->first ? "" : ", ");
+    nj->first = false;
+    json_string(nj->buf, rec->name + 2, rec->name_len - 2);
+    evbuffer_add_printf(nj->buf,
+                        ": {\"hits\": %llu, \"misses\": %llu, \"hit_ratio\": %.4f, "
+                        "\"fills\": %llu, \"invalidations\": %llu}",
+                        (unsigned long long)rec->hits, (unsigned long long)rec->misses,
+                        reads ? (double)rec->hits / (double)reads : 0.0,
+                        (unsigned long long)rec->fills, (unsigned long long)rec->invalidations);
+}
+
+void
+cache_stats_json(struct cache *cache, struct evbuffer *buf)
+{
+    uint64_t reads = cache->counters[CACHE_CTR_hits] + cache->counters[CACHE_CTR_misses];
+    struct ns_json nj = {buf, true};
+    bool first = true;
+
+    evbuffer_add_printf(buf, "\"cache\": {\"enabled\": %s, \"tier\": \"memory\", ",
+                        cache->enabled ? "true" : "false");
+    for (int i = 0; i < CACHE_CTR_COUNT; i++)
+        evbuffer_add_printf(buf, "\"%s\": %llu, ", counter_names[i],
+                            (unsigned long long)cache->counters[i]);
+    evbuffer_add_printf(buf,
+                        "\"hit_ratio\": %.4f, \"entries\": %zu, \"bytes\": %zu, "
+                        "\"key_bits\": %u, \"bypass_reasons\": {",
+                        reads ? (double)cache->counters[CACHE_CTR_hits] / (double)reads : 0.0,
+                        cache_lru_count(cache->lru), cache_lru_bytes(cache->lru),
+                        cache_key_bits());
+    for (int i = 1; i < CACHE_BYPASS_COUNT; i++) {
+        const char *name = i < CACHE_POLICY_REASON_COUNT
+                               ? cache_policy_reason_name((enum cache_policy_reason)i)
+                           : i == CACHE_BYPASS_OFF      ? "cache_off"
+                           : i == CACHE_BYPASS_EXCLUDED ? "namespace_excluded"
+                                                        : "auth_state";
+
+        if (!cache->bypass[i])
+            continue;
+        evbuffer_add_printf(buf, "%s\"%s\": %llu", first ? "" : ", ", name,
+                            (unsigned long long)cache->bypass[i]);
+        first = false;
+    }
+    evbuffer_add_printf(buf, "}}, \"namespaces\": {");
+    cache_gen_foreach(cache->gen, 'n', ns_json_one, &nj);
+    evbuffer_add_printf(buf, "}");
+}
+
+uint64_t
+cache_counter(const struct cache *cache, enum cache_counter counter)
+{
+    return cache->counters[counter];
+}

@@ -1,0 +1,152 @@
+/*
+ * cache/cache.h: the one door the proxy uses to the query cache.
+ *
+ *   read:   cache_lookup  -> HIT (a stored reply) | MISS (remember, forward,
+ *           then cache_store with the reply) | BYPASS (forward, not cached)
+ *   write:  cache_write_begin before forwarding (bump), cache_write_end when
+ *           the ack arrives or is lost (bump again)
+ *
+ * Keys come from cache/key.c, the allowlist from cache/policy.c, validity
+ * from the generation counters of cache/gen.c, storage from cache/lru.c.
+ * Everything runs on the event-loop thread.
+ */
+#ifndef MONGOCACHE_CACHE_CACHE_H
+#define MONGOCACHE_CACHE_CACHE_H
+
+#include "cache/gen.h"
+#include "cache/key.h"
+#include "cache/policy.h"
+#include "conf/conf.h"
+
+#include <bson/bson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct evbuffer;
+struct cache;
+
+/* Counters, declared once: X(name, help). */
+#define CACHE_COUNTERS(X) \
+    X(hits, "reads answered from the cache") \
+    X(misses, "cacheable reads sent to the upstream") \
+    X(fills, "replies stored") \
+    X(fills_refused_generation, "replies not stored: a write raced the read") \
+    X(fills_refused_reply, "replies not stored: error, open cursor or too large") \
+    X(bypassed, "reads not cacheable (see bypass_reasons)") \
+    X(invalidations, "writes that bumped generations") \
+    X(evictions, "entries evicted to stay within cache_memory") \
+    X(collisions, "hash matches whose key material differed") \
+    X(stale_entries_dropped, "entries found invalid by generation on lookup")
+
+enum cache_counter {
+#define CACHE_COUNTER_ENUM(name, help) CACHE_CTR_##name,
+    CACHE_COUNTERS(CACHE_COUNTER_ENUM)
+#undef CACHE_COUNTER_ENUM
+        CACHE_CTR_COUNT
+};
+
+/* Why a read bypassed the cache, beyond the policy's reasons. */
+enum cache_bypass {
+    CACHE_BYPASS_OFF = CACHE_POLICY_REASON_COUNT, /* cache = off */
+    CACHE_BYPASS_EXCLUDED,                        /* cache_include / cache_exclude / ttl 0 */
+    CACHE_BYPASS_AUTH,                            /* auth state unknown, in progress or failed */
+    CACHE_BYPASS_COUNT
+};
+
+/* A stored reply: immutable, reference-counted. */
+struct cache_value;
+
+/* Most generation records one entry depends on. */
+#define CACHE_MAX_DEPS (2 * CACHE_POLICY_MAX_NAMESPACES + 2)
+
+/* A miss waiting for its reply. Owned by the request; see cache_pending_cleanup. */
+struct cache_pending {
+    struct cache_key key;
+    struct cache_key_material material;
+    struct cache_gen_rec *deps[CACHE_MAX_DEPS];
+    uint64_t snapshot[CACHE_MAX_DEPS];
+    uint32_t n_deps;
+    struct cache_gen_rec *ns; /* the command's own namespace (statistics) */
+    int64_t ttl_ms;
+};
+
+/* A write in flight: the records to bump again when it ends. */
+#define CACHE_MAX_INVAL (CACHE_POLICY_MAX_WRITE_NS + 1)
+struct cache_inval {
+    struct cache_gen_rec *recs[CACHE_MAX_INVAL];
+    uint32_t n;
+};
+
+/* What the proxy knows about one read. */
+struct cache_request {
+    const bson_t *body;     /* checked command body */
+    const char *db;         /* its $db */
+    uint32_t n_sequences;   /* OP_MSG kind-1 sections */
+    const char *principal;  /* "user@db", "" when unauthenticated, NULL: auth state unusable */
+};
+
+enum cache_outcome {
+    CACHE_BYPASS,
+    CACHE_MISS,
+    CACHE_HIT,
+};
+
+/*
+ * A cache configured from conf (cache, cache_memory, cache_max_entry_bytes,
+ * cache_ttl, cache_ttl_overrides, cache_include, cache_exclude,
+ * cache_key_secret, cache_write_grace). Returns NULL with error set when a
+ * namespace list or override is malformed. Free with cache_destroy.
+ */
+struct cache *cache_new(const struct conf *conf, bson_error_t *error);
+void cache_destroy(struct cache *cache);
+
+/* Applies a reloaded configuration (memory, TTLs, lists). False: nothing changed. */
+bool cache_reconfigure(struct cache *cache, const struct conf *conf, bson_error_t *error);
+
+/*
+ * Looks a read up. HIT: *hit holds a reference (cache_value_unref). MISS:
+ * *pending is filled (it must be cleaned up with cache_pending_cleanup), to
+ * pass to cache_store with the reply. BYPASS: nothing to do.
+ */
+enum cache_outcome cache_lookup(struct cache *cache, const struct cache_request *req,
+                                struct cache_pending *pending, struct cache_value **hit);
+
+/*
+ * Stores reply (the whole reply message, len bytes, whose body is reply_body)
+ * for the miss, if the policy allows it and no generation it depends on has
+ * moved since the lookup.
+ */
+void cache_store(struct cache *cache, struct cache_pending *pending, const uint8_t *reply,
+                 size_t len, const bson_t *reply_body);
+
+void cache_pending_cleanup(struct cache_pending *pending);
+
+/*
+ * A command is on its way up: bumps what it may change. Returns true (and
+ * fills inv) when it is a write whose end must be reported with
+ * cache_write_end; a oneway (moreToCome) write is not: fills of what it
+ * touches are refused for cache_write_grace instead. seqs are the OP_MSG
+ * kind-1 sections (ids, first documents, byte lengths). principal as in
+ * cache_request (NULL allowed).
+ */
+bool cache_write_begin(struct cache *cache, const bson_t *body, const char *db,
+                       const char *const *seq_ids, const uint8_t *const *seq_docs,
+                       const uint32_t *seq_lens, uint32_t n_seqs, bool oneway,
+                       struct cache_inval *inv);
+
+/* The write's reply arrived, or was lost: bumps again. */
+void cache_write_end(struct cache *cache, struct cache_inval *inv);
+
+/* The stored reply message (its 16-byte header included) and its length. */
+const uint8_t *cache_value_data(const struct cache_value *value, size_t *len);
+void cache_value_ref(struct cache_value *value);
+void cache_value_unref(struct cache_value *value);
+
+/* Appends the cache section of /stats ("cache": {...}, "namespaces": {...}) to buf. */
+void cache_stats_json(struct cache *cache, struct evbuffer *buf);
+
+/* A counter's value (tests and logs). */
+uint64_t cache_counter(const struct cache *cache, enum cache_counter counter);
+
+#endif

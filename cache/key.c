@@ -1,0 +1,112 @@
+/*
+ * cache/key.c: key material and its XXH3-128 hash (see key.h). Owns the
+ * list of per-request fields left out of the key and the material's layout;
+ * does not decide whether a command is cacheable (policy.c) or store
+ * anything (cache.c). Reads the body's elements in place: the material is
+ * the raw bytes of each kept element, never a re-encoding.
+ */
+#include "config.h"
+
+#include "cache/key.h"
+
+#include <string.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_generateSecret is in the "experimental" part in 0.8.1 */
+#include <xxhash.h>
+
+/* Fields that vary per request but never change the answer. */
+static const char *const volatile_fields[] = {
+    "lsid", "$clusterTime", "txnNumber", "$db", "comment", "maxTimeMS", NULL,
+};
+
+static bool
+is_volatile(const char *key)
+{
+    for (const char *const *f = volatile_fields; *f; f++)
+        if (strcmp(key, *f) == 0)
+            return true;
+    return false;
+}
+
+void
+cache_key_secret_init(struct cache_key_secret *secret, const char *text)
+{
+    static const char fallback[] = "mongocache";
+    const char *seed = text && text[0] ? text : fallback;
+
+    XXH3_generateSecret(secret->bytes, sizeof secret->bytes, seed, strlen(seed));
+}
+
+void
+cache_key_material_cleanup(struct cache_key_material *material)
+{
+    bson_free(material->data);
+    memset(material, 0, sizeof *material);
+}
+
+static void
+append(struct cache_key_material *m, const void *data, size_t len)
+{
+    if (m->len + len > m->cap) {
+        size_t cap = m->cap ? m->cap : 256;
+
+        while (cap < m->len + len)
+            cap *= 2;
+        m->data = bson_realloc(m->data, cap);
+        m->cap = cap;
+    }
+    memcpy(m->data + m->len, data, len);
+    m->len += len;
+}
+
+/* A part of the material: its length (4 bytes, little-endian), then its bytes. */
+static void
+append_part(struct cache_key_material *m, const void *data, size_t len)
+{
+    uint8_t prefix[4] = {(uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16),
+                         (uint8_t)(len >> 24)};
+
+    append(m, prefix, sizeof prefix);
+    append(m, data, len);
+}
+
+void
+cache_key_build(const struct cache_key_secret *secret, const char *principal, const char *db,
+                const char *coll, uint32_t coll_len, const bson_t *body,
+                struct cache_key_material *material, struct cache_key *key)
+{
+    const uint8_t *raw = bson_get_data(body);
+    bson_iter_t it;
+    XXH128_hash_t h;
+
+    material->len = 0;
+    append_part(material, principal, strlen(principal));
+    append_part(material, db, strlen(db));
+    append_part(material, coll, coll_len);
+    if (bson_iter_init(&it, body)) {
+        while (bson_iter_next(&it)) {
+            if (is_volatile(bson_iter_key(&it)))
+                continue;
+            /* The element as sent: type byte, key, value. */
+            append_part(material, raw + it.off, it.next_off - it.off);
+        }
+    }
+    h = XXH3_128bits_withSecret(material->data, material->len, secret->bytes,
+                                sizeof secret->bytes);
+    key->hi = h.high64;
+    key->lo = h.low64;
+#ifdef MONGOCACHE_TINY_KEYS
+    /* Test build: 8 significant bits, so that collisions happen all the time. */
+    key->hi = 0;
+    key->lo &= 0xff;
+#endif
+}
+
+unsigned
+cache_key_bits(void)
+{
+#ifdef MONGOCACHE_TINY_KEYS
+    return 8;
+#else
+    return 128;
+#endif
+}

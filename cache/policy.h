@@ -1,0 +1,170 @@
+/*
+ * cache/policy.h: what may be cached, and what a write invalidates. An
+ * allowlist: find, aggregate, count and distinct, only under the conditions
+ * of DESIGN.md decision 3; every other command passes through. Every
+ * decision has a reason, which the proxy counts and logs at debug level.
+ * Pure functions over checked command and reply documents: no I/O, no state.
+ */
+#ifndef MONGOCACHE_CACHE_POLICY_H
+#define MONGOCACHE_CACHE_POLICY_H
+
+#include <bson/bson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Why a request or reply is (not) cacheable. CACHE_POLICY_REASONS(X) lists
+ * them once: X(enum suffix, "name used in stats and logs").
+ */
+#define CACHE_POLICY_REASONS(X) \
+    X(OK, "cacheable") \
+    X(NOT_A_READ, "not_a_cacheable_command") \
+    X(NO_COLLECTION, "no_collection") \
+    X(SYSTEM_NAMESPACE, "system_namespace") \
+    X(DUPLICATE_FIELD, "duplicate_top_level_field") \
+    X(SEQUENCES, "document_sequences") \
+    X(TRANSACTION, "transaction") \
+    X(READ_CONCERN, "read_concern") \
+    X(CLUSTER_TIME, "after_or_at_cluster_time") \
+    X(TAILABLE, "tailable_or_await") \
+    X(EXHAUST, "exhaust") \
+    X(PARTIAL, "allow_partial_results") \
+    X(NONDETERMINISTIC, "nondeterministic_operator") \
+    X(WRITE_STAGE, "out_or_merge_stage") \
+    X(SERVER_STATE, "server_state_stage") \
+    X(TOO_MANY_NAMESPACES, "too_many_namespaces") \
+    X(EXPLAIN, "explain") \
+    X(SKIP_REQUESTED, "skip_requested") \
+    X(REPLY_ERROR, "reply_not_ok") \
+    X(REPLY_WRITE_CONCERN_ERROR, "reply_write_concern_error") \
+    X(REPLY_OPEN_CURSOR, "reply_cursor_open") \
+    X(REPLY_TOO_LARGE, "reply_too_large") \
+    X(REPLY_MALFORMED, "reply_malformed")
+
+enum cache_policy_reason {
+#define CACHE_POLICY_ENUM(name, text) CACHE_POLICY_##name,
+    CACHE_POLICY_REASONS(CACHE_POLICY_ENUM)
+#undef CACHE_POLICY_ENUM
+        CACHE_POLICY_REASON_COUNT
+};
+
+const char *cache_policy_reason_name(enum cache_policy_reason reason);
+
+/* A command's `comment` with this value (or starting with it) skips the cache. */
+#define CACHE_POLICY_SKIP_COMMENT "mongocache:nocache"
+
+/* Most namespaces one cached read may depend on ($lookup, $unionWith, ...). */
+#define CACHE_POLICY_MAX_NAMESPACES 8
+
+/* A namespace, pointing into the checked command (not NUL-terminated). */
+struct cache_ns_ref {
+    const char *db;
+    uint32_t db_len;
+    const char *coll;
+    uint32_t coll_len;
+};
+
+/* What a cacheable read depends on. */
+struct cache_read {
+    struct cache_ns_ref ns[CACHE_POLICY_MAX_NAMESPACES]; /* ns[0] is the command's own */
+    uint32_t n_ns;
+};
+
+/*
+ * Decides whether the command body (checked; its first key is the command
+ * name) may be answered from the cache. db is the command's $db. n_sequences
+ * is the number of OP_MSG kind-1 sections with it (reads never have any).
+ * On CACHE_POLICY_OK fills read with the namespaces the result depends on:
+ * the command's own collection first, then every collection named by
+ * $lookup (from), $graphLookup (from) and $unionWith (coll), at any depth
+ * of nested pipelines (a `{db, coll}` form is honoured), deduplicated.
+ *
+ * Not cacheable (the reason says which): a command other than find,
+ * aggregate, count, distinct; the collection argument not a string (a UUID,
+ * or aggregate: 1 on a database); duplicate top-level keys; any document
+ * sequence; lsid with txnNumber, autocommit or startTransaction (a
+ * transaction); readConcern level other than local, available or majority,
+ * or with afterClusterTime or atClusterTime; tailable, awaitData, exhaust,
+ * allowPartialResults; explain; $where, $function, $accumulator, $rand,
+ * $sample, $$NOW, $$CLUSTER_TIME anywhere in the command; $out or $merge
+ * stages; $currentOp, $listSessions, $listLocalSessions, $collStats,
+ * $indexStats, $planCacheStats, $changeStream stages; more than
+ * CACHE_POLICY_MAX_NAMESPACES namespaces; a comment that asks to skip.
+ * Also not cacheable: any namespace the server writes by itself (system.*
+ * collections such as system.profile, and the local and config databases),
+ * which no write through the proxy invalidates. tailable, awaitData,
+ * exhaust, allowPartialResults and explain count when true (false, 0 and
+ * null are the defaults). When several reasons apply, the one found first
+ * is returned: the command, its collection, duplicates, sequences, the own
+ * namespace, the skip comment, then the top-level options (the one listed
+ * first above wins), then the operators and stages anywhere in the body.
+ * The exhaustAllowed flag of OP_MSG is not in the body: the caller checks it.
+ */
+enum cache_policy_reason cache_policy_request(const bson_t *body, const char *db,
+                                              uint32_t n_sequences, struct cache_read *read);
+
+/*
+ * Decides whether a reply body (checked) to a cacheable request may be
+ * stored: ok is 1, no writeConcernError, and a cursor (when there is one)
+ * with id 0. reply_len is the whole reply message's length, compared with
+ * max_entry_bytes.
+ */
+enum cache_policy_reason cache_policy_reply(const bson_t *reply, size_t reply_len,
+                                            size_t max_entry_bytes);
+
+/* What a command may change, so what the proxy must invalidate. */
+enum cache_write_scope {
+    CACHE_WRITE_NONE,      /* a read or a command that changes no data */
+    CACHE_WRITE_NS,        /* the collections in ns[] */
+    CACHE_WRITE_DB,        /* whole databases: the db fields of ns[] (DDL) */
+    CACHE_WRITE_USER,      /* the entries of principal user@db (user management) */
+    CACHE_WRITE_ALL,       /* everything (role changes, unknown scope, too many namespaces) */
+    CACHE_WRITE_TXN_END,   /* commitTransaction/abortTransaction: the session's writes */
+};
+
+#define CACHE_POLICY_MAX_WRITE_NS 16
+
+struct cache_write {
+    enum cache_write_scope scope;
+    struct cache_ns_ref ns[CACHE_POLICY_MAX_WRITE_NS];
+    uint32_t n_ns;
+    const char *user;     /* CACHE_WRITE_USER: the user name, inside the command */
+    uint32_t user_len;
+    bool in_transaction;  /* txnNumber with autocommit:false: bump again at commit */
+};
+
+/*
+ * Classifies a command by what it may write. body is checked; db its $db;
+ * seqs/n_seqs its OP_MSG kind-1 sections (the 8.0 bulkWrite names its
+ * namespaces in an nsInfo sequence), passed as (id, first document, bytes).
+ *   insert, update, delete, findAndModify, createIndexes, dropIndexes,
+ *   compact, validate -> NS (db.coll);
+ *   aggregate with $out / $merge -> NS (the target, in its own db if given);
+ *   bulkWrite (admin) -> NS for each nsInfo.ns ("db.coll" strings);
+ *   drop, create, collMod, convertToCapped, cloneCollectionAsCapped,
+ *   dropDatabase -> DB (the command's db); renameCollection -> DB for the
+ *   databases of `renameCollection` and `to` ("db.coll" strings);
+ *   createUser, updateUser, dropUser, grantRolesToUser, revokeRolesFromUser
+ *   -> USER (user points at the user named; ns[0].db is db);
+ *   dropAllUsersFromDatabase, createRole, updateRole, dropRole,
+ *   dropAllRolesFromDatabase, grantPrivilegesToRole,
+ *   revokePrivilegesFromRole, grantRolesToRole, revokeRolesFromRole,
+ *   applyOps -> ALL;
+ *   mapReduce with an output collection (out: "coll" or {replace|merge|
+ *   reduce: coll, db}) -> NS (the output); out: {inline: 1} -> NONE;
+ *   commitTransaction, abortTransaction -> TXN_END;
+ *   any other command (reads, and commands that change no data) -> NONE.
+ * The aliases findandmodify, deleteIndexes and mapreduce count as their
+ * commands. A listed command whose targets cannot be read (a malformed
+ * target, duplicate top-level keys, no db, more than
+ * CACHE_POLICY_MAX_WRITE_NS namespaces) -> ALL. An NS command whose
+ * collection is not a string (a UUID) -> DB. For DB scope ns[] holds
+ * databases only (coll NULL). in_transaction is set for any command
+ * carrying txnNumber together with autocommit: false.
+ */
+void cache_policy_write(const bson_t *body, const char *db, const char *const *seq_ids,
+                        const uint8_t *const *seq_docs, const uint32_t *seq_lens, uint32_t n_seqs,
+                        struct cache_write *write);
+
+#endif
