@@ -19,6 +19,7 @@
 #include "cache/lru.h"
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <fcntl.h>
 #include <string.h>
 #include <time.h>
@@ -60,6 +61,27 @@ struct txn_writes {
 
 #define MAX_OPEN_TXNS 1024
 
+/* A read that waits for an identical one in flight (its leader). */
+struct cache_wait {
+    struct cache_wait *next;
+    struct cache_wait **prev;
+    struct cache_inflight *owner;
+    struct cache *cache;
+    struct event *timer;
+    cache_wait_cb cb;
+    void *arg;
+};
+
+/* A miss in flight that identical reads may wait for. */
+struct cache_inflight {
+    struct cache_inflight *next; /* hash chain */
+    struct cache_pending *leader;
+    struct cache_wait *waiters;
+    struct cache_value *stored; /* what the leader's reply became, or NULL */
+};
+
+#define INFLIGHT_BUCKETS 1024
+
 struct cache {
     bool enabled;
     size_t max_entry;
@@ -72,6 +94,9 @@ struct cache {
     struct cache_gen *gen;
     struct txn_writes *txns;
     uint32_t n_txns;
+    struct event_base *base;
+    int64_t coalesce_wait_ms;
+    struct cache_inflight *inflight[INFLIGHT_BUCKETS];
     uint64_t counters[CACHE_CTR_COUNT];
     uint64_t bypass[CACHE_BYPASS_COUNT];
 };
@@ -273,6 +298,7 @@ apply_conf(struct cache *cache, const struct conf *conf, bson_error_t *error)
     cache->max_entry = (size_t)conf->cache_max_entry_bytes;
     cache->ttl_ms = conf->cache_ttl;
     cache->write_grace_ms = conf->cache_write_grace;
+    cache->coalesce_wait_ms = conf->cache_coalesce_wait;
     cache->conf_version++;
     if (cache->lru)
         cache->counters[CACHE_CTR_evictions] +=
@@ -305,10 +331,11 @@ random_secret(struct cache_key_secret *secret)
 }
 
 struct cache *
-cache_new(const struct conf *conf, bson_error_t *error)
+cache_new(const struct conf *conf, struct event_base *base, bson_error_t *error)
 {
     struct cache *cache = bson_malloc0(sizeof *cache);
 
+    cache->base = base;
     if (!apply_conf(cache, conf, error)) {
         bson_free(cache);
         return NULL;
@@ -338,6 +365,7 @@ cache_destroy(struct cache *cache)
     rules_clear(&cache->include);
     rules_clear(&cache->exclude);
     rules_clear(&cache->ttl_overrides);
+    /* Clients (and so pendings and waits) are gone before the cache is. */
     while (cache->txns) {
         struct txn_writes *next = cache->txns->next;
 
@@ -345,6 +373,134 @@ cache_destroy(struct cache *cache)
         cache->txns = next;
     }
     bson_free(cache);
+}
+
+/* ---- coalescing --------------------------------------------------------------- */
+
+static struct cache_inflight **
+inflight_slot(struct cache *cache, const struct cache_key *key)
+{
+    return &cache->inflight[(key->lo ^ key->hi ^ (key->lo >> 29)) % INFLIGHT_BUCKETS];
+}
+
+static struct cache_inflight *
+inflight_find(struct cache *cache, const struct cache_pending *p)
+{
+    for (struct cache_inflight *f = *inflight_slot(cache, &p->key); f; f = f->next) {
+        const struct cache_pending *l = f->leader;
+
+        if (cache_key_equal(&l->key, &p->key) && l->material.len == p->material.len &&
+            memcmp(l->material.data, p->material.data, p->material.len) == 0)
+            return f;
+    }
+    return NULL;
+}
+
+static void
+wait_unlink(struct cache_wait *w)
+{
+    *w->prev = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    if (w->timer)
+        event_free(w->timer);
+}
+
+static void
+wait_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct cache_wait *w = arg;
+    cache_wait_cb cb = w->cb;
+    void *cb_arg = w->arg;
+
+    (void)fd;
+    (void)what;
+    w->cache->counters[CACHE_CTR_coalesced_timeouts]++;
+    wait_unlink(w);
+    bson_free(w);
+    cb(cb_arg, CACHE_BYPASS, NULL);
+}
+
+void
+cache_wait_cancel(struct cache_wait *w)
+{
+    if (!w)
+        return;
+    wait_unlink(w);
+    bson_free(w);
+}
+
+/* Registers p as the read others may wait for. */
+static void
+inflight_lead(struct cache *cache, struct cache_pending *p)
+{
+    struct cache_inflight **slot = inflight_slot(cache, &p->key);
+    struct cache_inflight *f = bson_malloc0(sizeof *f);
+
+    f->leader = p;
+    f->next = *slot;
+    *slot = f;
+    p->inflight = f;
+}
+
+static struct cache_wait *
+inflight_follow(struct cache *cache, struct cache_inflight *f, cache_wait_cb cb, void *arg)
+{
+    struct cache_wait *w = bson_malloc0(sizeof *w);
+    struct timeval tv;
+
+    w->cache = cache;
+    w->owner = f;
+    w->cb = cb;
+    w->arg = arg;
+    w->next = f->waiters;
+    if (w->next)
+        w->next->prev = &w->next;
+    w->prev = &f->waiters;
+    f->waiters = w;
+    w->timer = evtimer_new(cache->base, wait_timeout_cb, w);
+    tv.tv_sec = cache->coalesce_wait_ms / 1000;
+    tv.tv_usec = (cache->coalesce_wait_ms % 1000) * 1000;
+    evtimer_add(w->timer, &tv);
+    cache->counters[CACHE_CTR_coalesced]++;
+    return w;
+}
+
+/*
+ * The leader's miss is over: unhook it, then release every waiter with the
+ * stored reply, or to go upstream. The callbacks may start new lookups;
+ * the entry is out of the table before any runs.
+ */
+static void
+inflight_finish(struct cache *cache, struct cache_pending *p)
+{
+    struct cache_inflight *f = p->inflight;
+    struct cache_inflight **link = inflight_slot(cache, &p->key);
+    struct cache_wait *w;
+
+    if (!f)
+        return;
+    p->inflight = NULL;
+    while (*link != f)
+        link = &(*link)->next;
+    *link = f->next;
+    while ((w = f->waiters)) {
+        cache_wait_cb cb = w->cb;
+        void *cb_arg = w->arg;
+
+        wait_unlink(w);
+        bson_free(w);
+        if (f->stored) {
+            cache_value_ref(f->stored);
+            cache->counters[CACHE_CTR_hits]++;
+            f->stored->ns->hits++;
+            cb(cb_arg, CACHE_HIT, f->stored);
+        } else {
+            cb(cb_arg, CACHE_BYPASS, NULL);
+        }
+    }
+    cache_value_unref(f->stored);
+    bson_free(f);
 }
 
 /* ---- reads -------------------------------------------------------------------- */
@@ -371,8 +527,9 @@ value_current(const struct cache_value *v)
 
 enum cache_outcome
 cache_lookup(struct cache *cache, const struct cache_request *req, struct cache_pending *p,
-             struct cache_value **hit)
+             struct cache_value **hit, cache_wait_cb cb, void *arg, struct cache_wait **wait)
 {
+    struct cache_inflight *f;
     struct cache_read read;
     enum cache_policy_reason reason;
     struct cache_value *v;
@@ -380,6 +537,7 @@ cache_lookup(struct cache *cache, const struct cache_request *req, struct cache_
     int n;
 
     *hit = NULL;
+    *wait = NULL;
     if (!cache->enabled) {
         cache->bypass[CACHE_BYPASS_OFF]++;
         return CACHE_BYPASS;
@@ -438,9 +596,15 @@ cache_lookup(struct cache *cache, const struct cache_request *req, struct cache_
             *hit = v;
             p->ns->hits++;
             cache->counters[CACHE_CTR_hits]++;
-            cache_pending_cleanup(p);
             return CACHE_HIT;
         }
+    }
+    if (cache->coalesce_wait_ms > 0 && cb) {
+        if ((f = inflight_find(cache, p))) {
+            *wait = inflight_follow(cache, f, cb, arg);
+            return CACHE_WAIT;
+        }
+        inflight_lead(cache, p);
     }
     p->ns->misses++;
     cache->counters[CACHE_CTR_misses]++;
@@ -480,6 +644,11 @@ cache_store(struct cache *cache, struct cache_pending *p, const uint8_t *reply, 
     v->reply = v->material + v->material_len;
     v->reply_len = len;
     memcpy(v->reply, reply, len);
+    if (p->inflight) {
+        /* Waiting reads get this reply even if the LRU refuses it. */
+        cache_value_ref(v);
+        p->inflight->stored = v;
+    }
     if (cache_lru_put(cache->lru, &p->key, v,
                       sizeof *v + v->material_len + v->reply_len + cache_lru_overhead(),
                       now + (uint64_t)p->ttl_ms, &evicted)) {
@@ -490,8 +659,9 @@ cache_store(struct cache *cache, struct cache_pending *p, const uint8_t *reply, 
 }
 
 void
-cache_pending_cleanup(struct cache_pending *p)
+cache_pending_cleanup(struct cache *cache, struct cache_pending *p)
 {
+    inflight_finish(cache, p);
     cache_key_material_cleanup(&p->material);
 }
 

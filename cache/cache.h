@@ -24,7 +24,10 @@
 #include <stdint.h>
 
 struct evbuffer;
+struct event_base;
 struct cache;
+struct cache_inflight;
+struct cache_wait;
 
 /* Counters, declared once: X(name, help). */
 #define CACHE_COUNTERS(X) \
@@ -37,7 +40,9 @@ struct cache;
     X(invalidations, "writes that bumped generations") \
     X(evictions, "entries evicted to stay within cache_memory") \
     X(collisions, "hash matches whose key material differed") \
-    X(stale_entries_dropped, "entries found invalid by generation on lookup")
+    X(stale_entries_dropped, "entries found invalid by generation on lookup") \
+    X(coalesced, "reads that waited for an identical read in flight") \
+    X(coalesced_timeouts, "waiting reads that gave up at cache_coalesce_wait")
 
 enum cache_counter {
 #define CACHE_COUNTER_ENUM(name, help) CACHE_CTR_##name,
@@ -69,6 +74,7 @@ struct cache_pending {
     uint32_t n_deps;
     struct cache_gen_rec *ns; /* the command's own namespace (statistics) */
     int64_t ttl_ms;
+    struct cache_inflight *inflight; /* identical reads wait on this one; private */
 };
 
 /* A write in flight: the records to bump again when it ends. */
@@ -87,10 +93,18 @@ struct cache_request {
 };
 
 enum cache_outcome {
-    CACHE_BYPASS,
-    CACHE_MISS,
-    CACHE_HIT,
+    CACHE_BYPASS, /* forward; store nothing */
+    CACHE_MISS,   /* forward; store the reply with cache_store */
+    CACHE_HIT,    /* answer with the stored reply */
+    CACHE_WAIT,   /* decided later, by the callback */
 };
+
+/*
+ * The decision on a read that had to wait (an identical read was in flight).
+ * Called once, never from inside cache_lookup, unless cancelled: HIT with a
+ * reference to the stored reply, or BYPASS (go upstream, store nothing).
+ */
+typedef void (*cache_wait_cb)(void *arg, enum cache_outcome outcome, struct cache_value *hit);
 
 /*
  * A cache configured from conf (cache, cache_memory, cache_max_entry_bytes,
@@ -98,7 +112,7 @@ enum cache_outcome {
  * cache_key_secret, cache_write_grace). Returns NULL with error set when a
  * namespace list or override is malformed. Free with cache_destroy.
  */
-struct cache *cache_new(const struct conf *conf, bson_error_t *error);
+struct cache *cache_new(const struct conf *conf, struct event_base *base, bson_error_t *error);
 void cache_destroy(struct cache *cache);
 
 /* Applies a reloaded configuration (memory, TTLs, lists). False: nothing changed. */
@@ -106,11 +120,18 @@ bool cache_reconfigure(struct cache *cache, const struct conf *conf, bson_error_
 
 /*
  * Looks a read up. HIT: *hit holds a reference (cache_value_unref). MISS:
- * *pending is filled (it must be cleaned up with cache_pending_cleanup), to
- * pass to cache_store with the reply. BYPASS: nothing to do.
+ * *pending is filled, to pass to cache_store with the reply; pending must
+ * stay at the same address until cache_pending_cleanup, because identical
+ * reads arriving meanwhile wait for it (coalescing). WAIT: cb(arg, ...) will
+ * decide, *wait is the handle for cache_wait_cancel. BYPASS: forward.
+ * pending needs cache_pending_cleanup after every outcome but BYPASS.
  */
 enum cache_outcome cache_lookup(struct cache *cache, const struct cache_request *req,
-                                struct cache_pending *pending, struct cache_value **hit);
+                                struct cache_pending *pending, struct cache_value **hit,
+                                cache_wait_cb cb, void *arg, struct cache_wait **wait);
+
+/* The waiting read went away: its callback will not be called. */
+void cache_wait_cancel(struct cache_wait *wait);
 
 /*
  * Stores reply (the whole reply message, len bytes, whose body is reply_body)
@@ -120,7 +141,11 @@ enum cache_outcome cache_lookup(struct cache *cache, const struct cache_request 
 void cache_store(struct cache *cache, struct cache_pending *pending, const uint8_t *reply,
                  size_t len, const bson_t *reply_body);
 
-void cache_pending_cleanup(struct cache_pending *pending);
+/*
+ * The miss is over (stored or not). Reads waiting for it are released: with
+ * the stored reply if cache_store kept it, otherwise to go upstream.
+ */
+void cache_pending_cleanup(struct cache *cache, struct cache_pending *pending);
 
 /*
  * A command is on its way up: bumps what it may change. Returns true (and

@@ -57,6 +57,7 @@ static const struct conf_range {
     {CONF_OPT_cache_max_entry_bytes, 16, 48000000},
     {CONF_OPT_cache_ttl, 0, DURATION_MAX},
     {CONF_OPT_cache_write_grace, 0, DURATION_MAX},
+    {CONF_OPT_cache_coalesce_wait, 0, DURATION_MAX},
 };
 
 static const struct {

@@ -62,6 +62,10 @@ struct proxy_request {
     struct cache_value *hit;      /* a stored reply, sent like canned; one reference */
     struct cache_pending *miss;   /* a cacheable read in flight: store its reply; owned */
     struct cache_inval *inval;    /* a write in flight: bump again when it ends; owned */
+    struct cache_wait *wait;      /* waiting for an identical read in flight */
+    uint8_t *held;                /* the message itself while waiting; owned */
+    size_t held_len;
+    struct proxy_client *client;
 };
 
 TAILQ_HEAD(proxy_request_list, proxy_request);
@@ -91,6 +95,8 @@ struct proxy_client {
     bool peer_eof;                /* the client shut down its side; replies still go out */
     bool peer_gone;               /* the socket failed; replies are discarded */
     bool dead;                    /* close_ev is scheduled */
+    bool blocked;                 /* a request waits on the cache: read no further */
+    struct event *resume_ev;      /* runs process_input once a wait is over */
     const char *close_reason;
     uint64_t n_requests;
     struct proxy_auth auth;
@@ -248,6 +254,8 @@ proxy_client_free(struct proxy_client *c)
         event_free(c->timer);
     if (c->close_ev)
         event_free(c->close_ev);
+    if (c->resume_ev)
+        event_free(c->resume_ev);
     proxy_auth_cleanup(&c->auth);
     bson_free(c->oneway_ring);
     TAILQ_REMOVE(&c->server->clients, c, link);
@@ -349,6 +357,7 @@ push_request(struct proxy_client *c, int32_t request_id, enum proxy_route route,
     req->request_id = request_id;
     req->route = route;
     req->legacy = legacy;
+    req->client = c;
     TAILQ_INSERT_TAIL(&c->pending, req, link);
     c->n_pending++;
     return req;
@@ -365,9 +374,11 @@ pop_request(struct proxy_client *c, struct proxy_request *req)
         bson_free(req->inval);
     }
     if (req->miss) {
-        cache_pending_cleanup(req->miss);
+        cache_pending_cleanup(c->server->cache, req->miss);
         bson_free(req->miss);
     }
+    cache_wait_cancel(req->wait);
+    bson_free(req->held);
     cache_value_unref(req->hit);
     bson_free(req->canned);
     bson_free(req);
@@ -462,7 +473,8 @@ forward(struct proxy_client *c, struct evbuffer *in, size_t len, uint8_t *replac
     if (replacement) {
         evbuffer_add(out, replacement, replacement_len);
         bson_free(replacement);
-        evbuffer_drain(in, len);
+        if (in)
+            evbuffer_drain(in, len);
     } else {
         evbuffer_remove_buffer(in, out, len);
     }
@@ -544,12 +556,21 @@ cache_principal(const struct proxy_client *c)
     return NULL;
 }
 
+/* What the cache made of a forwarded command. */
+enum consult {
+    CONSULT_FORWARD, /* send it upstream */
+    CONSULT_ANSWERED, /* req->hit holds the reply */
+    CONSULT_WAITING, /* an identical read is in flight: hold the message */
+};
+
+static void cache_resolved(void *arg, enum cache_outcome outcome, struct cache_value *hit);
+
 /*
  * The cache's part of a forwarded command: a write bumps the generations
  * it may change (req remembers it, to bump again at the end); a read is
- * looked up. Returns true when req is answered from the cache (req->hit).
+ * looked up.
  */
-static bool
+static enum consult
 consult_cache(struct proxy_client *c, const struct wire_msg *msg, const struct wire_cmd *cmd,
               const bson_t *body, struct proxy_request *req, bool oneway)
 {
@@ -559,8 +580,8 @@ consult_cache(struct proxy_client *c, const struct wire_msg *msg, const struct w
     uint32_t lens[WIRE_MSG_MAX_SEQUENCES];
     struct cache_inval inval;
     struct cache_request read;
-    struct cache_pending pending;
-    struct cache_value *hit;
+    struct cache_pending *pending;
+    enum consult verdict = CONSULT_FORWARD;
 
     for (uint32_t i = 0; i < msg->n_seqs; i++) {
         ids[i] = msg->seqs[i].id;
@@ -570,26 +591,71 @@ consult_cache(struct proxy_client *c, const struct wire_msg *msg, const struct w
     if (cache_write_begin(cache, body, cmd->db, ids, docs, lens, msg->n_seqs, oneway, &inval)) {
         req->inval = bson_malloc(sizeof inval);
         *req->inval = inval;
-        return false;
+        return CONSULT_FORWARD;
     }
     if (oneway || inval.n > 0 || !req)
-        return false;
+        return CONSULT_FORWARD;
     read.body = body;
     read.db = cmd->db;
     read.n_sequences = msg->n_seqs;
     read.principal = cache_principal(c);
-    switch (cache_lookup(cache, &read, &pending, &hit)) {
-    case CACHE_HIT:
-        req->hit = hit;
-        return true;
+    /* On the heap from the start: reads that coalesce on it keep its address. */
+    pending = bson_malloc0(sizeof *pending);
+    switch (cache_lookup(cache, &read, pending, &req->hit, cache_resolved, req, &req->wait)) {
     case CACHE_MISS:
-        req->miss = bson_malloc(sizeof pending);
-        *req->miss = pending;
+        req->miss = pending;
+        return CONSULT_FORWARD;
+    case CACHE_HIT:
+        verdict = CONSULT_ANSWERED;
+        break;
+    case CACHE_WAIT:
+        verdict = CONSULT_WAITING;
         break;
     case CACHE_BYPASS:
         break;
     }
-    return false;
+    /* Only a miss keeps its pending: hits, waits and bypasses never fill. */
+    cache_pending_cleanup(cache, pending);
+    bson_free(pending);
+    return verdict;
+}
+
+/* Runs process_input on the next loop turn, after a wait is over. */
+static void
+resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_client *c = arg;
+
+    (void)fd;
+    (void)what;
+    if (!c->dead && !c->blocked)
+        process_input(c);
+}
+
+/*
+ * The cache decided on a read that waited for an identical one: answer it
+ * from the stored reply, or send the held message upstream after all.
+ */
+static void
+cache_resolved(void *arg, enum cache_outcome outcome, struct cache_value *hit)
+{
+    struct proxy_request *req = arg;
+    struct proxy_client *c = req->client;
+
+    req->wait = NULL;
+    if (outcome == CACHE_HIT) {
+        req->hit = hit;
+        bson_free(req->held);
+    } else if (!c->dead) {
+        forward(c, NULL, 0, req->held, req->held_len, false);
+    } else {
+        bson_free(req->held);
+    }
+    req->held = NULL;
+    c->blocked = false;
+    flush_canned(c);
+    if (!c->dead)
+        event_active(c->resume_ev, 0, 0);
 }
 
 static bool
@@ -646,10 +712,25 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
     case PROXY_ROUTE_SASL_CONTINUE:
         break;
     case PROXY_ROUTE_FORWARD:
-        if (c->server->cache && cmd.db && consult_cache(c, &msg, &cmd, &body, req, oneway)) {
+        if (!c->server->cache || !cmd.db)
+            break;
+        switch (consult_cache(c, &msg, &cmd, &body, req, oneway)) {
+        case CONSULT_FORWARD:
+            break;
+        case CONSULT_ANSWERED:
             evbuffer_drain(in, (size_t)h->length);
             flush_canned(c);
             return true;
+        case CONSULT_WAITING:
+            /* Read nothing more until the wait is over: replies stay in order. */
+            req->held = bson_malloc((size_t)h->length);
+            memcpy(req->held, data, (size_t)h->length);
+            req->held_len = (size_t)h->length;
+            if (msg.flags & WIRE_MSG_EXHAUST_ALLOWED)
+                wire_msg_clear_flags(req->held, req->held_len, WIRE_MSG_EXHAUST_ALLOWED);
+            evbuffer_drain(in, (size_t)h->length);
+            c->blocked = true;
+            return false;
         }
         break;
     }
@@ -759,7 +840,7 @@ process_input(struct proxy_client *c)
     bson_error_t error;
     bool progressed = false;
 
-    while (!c->dead && !c->reading_paused && !c->finishing) {
+    while (!c->dead && !c->reading_paused && !c->finishing && !c->blocked) {
         size_t avail = evbuffer_get_length(in);
         enum wire_status st;
 
@@ -1161,7 +1242,8 @@ proxy_client_new(struct proxy_server *server, evutil_socket_t fd, const struct s
     c->bev = bufferevent_socket_new(server->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->timer = evtimer_new(server->base, timer_cb, c);
     c->close_ev = event_new(server->base, -1, 0, close_cb, c);
-    if (!c->bev || !c->timer || !c->close_ev) {
+    c->resume_ev = event_new(server->base, -1, 0, resume_cb, c);
+    if (!c->bev || !c->timer || !c->close_ev || !c->resume_ev) {
         if (c->bev) {
             /* The bufferevent owns fd now; keep the caller from closing it twice. */
             bufferevent_setfd(c->bev, -1);
@@ -1171,6 +1253,8 @@ proxy_client_new(struct proxy_server *server, evutil_socket_t fd, const struct s
             event_free(c->timer);
         if (c->close_ev)
             event_free(c->close_ev);
+        if (c->resume_ev)
+            event_free(c->resume_ev);
         proxy_auth_cleanup(&c->auth);
         bson_free(c);
         return NULL;

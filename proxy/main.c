@@ -167,7 +167,7 @@ main(int argc, char **argv)
     if (!server.dns)
         server.dns = evdns_base_new(server.base, 0);
     bson_oid_init(&server.service_id, NULL);
-    server.cache = cache_new(server.conf, &error);
+    server.cache = cache_new(server.conf, server.base, &error);
     if (!server.cache) {
         proxy_log(PROXY_LOG_ERROR, 0, "startup_failed", "error=\"%s\"", error.message);
         goto out;
