@@ -17,6 +17,7 @@
 #include "cache/cache.h"
 
 #include "cache/lru.h"
+#include "wire/frame.h"
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -34,7 +35,12 @@ struct cache_value {
     size_t material_len;
     size_t reply_len;
     uint8_t *material; /* inside this allocation */
-    uint8_t *reply;    /* inside this allocation */
+    uint8_t *reply;    /* inside this allocation: a whole reply message, or for a
+                        * drained cursor: n_docs offsets, the documents, the ns */
+    uint32_t n_docs;   /* a drained cursor's documents; 0 for a reply message */
+    bool docs;
+    const uint32_t *offsets;
+    const char *cursor_ns;
 };
 
 /* One namespace rule from cache_include, cache_exclude or cache_ttl_overrides. */
@@ -611,28 +617,27 @@ cache_lookup(struct cache *cache, const struct cache_request *req, struct cache_
     return CACHE_MISS;
 }
 
-void
-cache_store(struct cache *cache, struct cache_pending *p, const uint8_t *reply, size_t len,
-            const bson_t *reply_body)
+/* True when no generation the miss depends on moved since its lookup. */
+static bool
+still_current(struct cache *cache, const struct cache_pending *p)
 {
-    enum cache_policy_reason reason;
-    struct cache_value *v;
     uint64_t now = now_ms();
-    uint32_t evicted = 0;
 
-    reason = cache_policy_reply(reply_body, len, cache->max_entry);
-    if (reason != CACHE_POLICY_OK) {
-        cache->bypass[reason]++;
-        cache->counters[CACHE_CTR_fills_refused_reply]++;
-        return;
-    }
     for (uint32_t i = 0; i < p->n_deps; i++) {
         if (p->deps[i]->value != p->snapshot[i] || now < p->deps[i]->no_fill_until) {
             cache->counters[CACHE_CTR_fills_refused_generation]++;
-            return;
+            return false;
         }
     }
-    v = bson_malloc(sizeof *v + p->material.len + len);
+    return true;
+}
+
+/* A value for miss p with `len` bytes of payload space, generations from p. */
+static struct cache_value *
+value_new(const struct cache_pending *p, size_t len)
+{
+    struct cache_value *v = bson_malloc0(sizeof *v + p->material.len + len);
+
     v->refs = 1;
     v->n_deps = p->n_deps;
     memcpy(v->deps, p->deps, p->n_deps * sizeof *p->deps);
@@ -643,19 +648,114 @@ cache_store(struct cache *cache, struct cache_pending *p, const uint8_t *reply, 
     memcpy(v->material, p->material.data, p->material.len);
     v->reply = v->material + v->material_len;
     v->reply_len = len;
-    memcpy(v->reply, reply, len);
-    if (p->inflight) {
+    return v;
+}
+
+/* Puts v (the caller's reference is kept) in the LRU and hands it to waiting reads. */
+static void
+value_insert(struct cache *cache, struct cache_pending *p, struct cache_value *v)
+{
+    uint32_t evicted = 0;
+
+    if (p->inflight && !p->inflight->stored) {
         /* Waiting reads get this reply even if the LRU refuses it. */
         cache_value_ref(v);
         p->inflight->stored = v;
     }
+    cache_value_ref(v);
     if (cache_lru_put(cache->lru, &p->key, v,
                       sizeof *v + v->material_len + v->reply_len + cache_lru_overhead(),
-                      now + (uint64_t)p->ttl_ms, &evicted)) {
+                      now_ms() + (uint64_t)p->ttl_ms, &evicted)) {
         cache->counters[CACHE_CTR_fills]++;
         p->ns->fills++;
     }
     cache->counters[CACHE_CTR_evictions] += evicted;
+}
+
+void
+cache_store(struct cache *cache, struct cache_pending *p, const uint8_t *reply, size_t len,
+            const bson_t *reply_body)
+{
+    enum cache_policy_reason reason;
+    struct cache_value *v;
+
+    reason = cache_policy_reply(reply_body, len, cache->max_entry);
+    if (reason != CACHE_POLICY_OK) {
+        cache->bypass[reason]++;
+        cache->counters[CACHE_CTR_fills_refused_reply]++;
+        return;
+    }
+    if (!still_current(cache, p))
+        return;
+    v = value_new(p, len);
+    memcpy(v->reply, reply, len);
+    value_insert(cache, p, v);
+    cache_value_unref(v);
+}
+
+struct cache_value *
+cache_store_docs(struct cache *cache, struct cache_pending *p, const uint8_t *docs,
+                 size_t docs_len, uint32_t n_docs, const char *ns, bool complete)
+{
+    size_t ns_len = strlen(ns) + 1;
+    size_t offsets_len = (size_t)n_docs * sizeof(uint32_t);
+    struct cache_value *v = value_new(p, offsets_len + docs_len + ns_len);
+    uint32_t *offsets = (uint32_t *)(void *)v->reply;
+    uint8_t *data = v->reply + offsets_len;
+    size_t at = 0;
+
+    memcpy(data, docs, docs_len);
+    memcpy(data + docs_len, ns, ns_len);
+    for (uint32_t i = 0; i < n_docs; i++) {
+        uint32_t len;
+
+        /* The documents were checked as part of their replies; a wrong count is our bug. */
+        if (docs_len - at < 5 || (len = (uint32_t)wire_frame_read_i32(data + at)) < 5 ||
+            len > docs_len - at) {
+            cache_value_unref(v);
+            return NULL;
+        }
+        offsets[i] = (uint32_t)at;
+        at += len;
+    }
+    v->docs = true;
+    v->n_docs = n_docs;
+    v->offsets = offsets;
+    v->cursor_ns = (const char *)(data + docs_len);
+    if (!complete || docs_len > cache->max_entry) {
+        cache->bypass[complete ? CACHE_POLICY_REPLY_TOO_LARGE : CACHE_POLICY_REPLY_OPEN_CURSOR]++;
+        cache->counters[CACHE_CTR_fills_refused_reply]++;
+    } else if (still_current(cache, p)) {
+        value_insert(cache, p, v);
+    }
+    return v;
+}
+
+bool
+cache_value_is_docs(const struct cache_value *v)
+{
+    return v->docs;
+}
+
+uint32_t
+cache_value_n_docs(const struct cache_value *v)
+{
+    return v->n_docs;
+}
+
+const uint8_t *
+cache_value_doc(const struct cache_value *v, uint32_t i, uint32_t *len)
+{
+    const uint8_t *doc = v->reply + (size_t)v->n_docs * sizeof(uint32_t) + v->offsets[i];
+
+    *len = (uint32_t)wire_frame_read_i32(doc);
+    return doc;
+}
+
+const char *
+cache_value_ns(const struct cache_value *v)
+{
+    return v->cursor_ns;
 }
 
 void

@@ -148,6 +148,26 @@ void cache_store(struct cache *cache, struct cache_pending *pending, const uint8
 void cache_pending_cleanup(struct cache *cache, struct cache_pending *pending);
 
 /*
+ * A cursor result the proxy drained itself: n documents back to back (docs,
+ * docs_len, each already checked) from namespace ns. Stored like cache_store
+ * when complete (the server's cursor is exhausted), small enough, and no
+ * generation moved; a reference to the value is returned either way,
+ * because the proxy serves the client from it. NULL only when the
+ * documents do not add up (the caller's bug).
+ */
+struct cache_value *cache_store_docs(struct cache *cache, struct cache_pending *pending,
+                                     const uint8_t *docs, size_t docs_len, uint32_t n_docs,
+                                     const char *ns, bool complete);
+
+/* A drained cursor's documents (cache_store_docs), instead of a reply message. */
+bool cache_value_is_docs(const struct cache_value *value);
+uint32_t cache_value_n_docs(const struct cache_value *value);
+/* The i-th document (i < n_docs) and its length. */
+const uint8_t *cache_value_doc(const struct cache_value *value, uint32_t i, uint32_t *len);
+/* The namespace the cursor was on ("db.coll"). */
+const char *cache_value_ns(const struct cache_value *value);
+
+/*
  * A command is on its way up: bumps what it may change. Returns true (and
  * fills inv) when it is a write whose end must be reported with
  * cache_write_end; a oneway (moreToCome) write is not: fills of what it

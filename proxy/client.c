@@ -30,6 +30,7 @@
 
 #include "cache/cache.h"
 #include "proxy/auth.h"
+#include "proxy/cursor.h"
 #include "proxy/hello.h"
 #include "proxy/log.h"
 #include "proxy/router.h"
@@ -65,7 +66,26 @@ struct proxy_request {
     struct cache_wait *wait;      /* waiting for an identical read in flight */
     uint8_t *held;                /* the message itself while waiting; owned */
     size_t held_len;
+    int64_t batch_size;           /* a cacheable read's batchSize, or -1 */
+    uint8_t *lsid;                /* a miss's lsid document, for draining its cursor; owned */
+    uint32_t lsid_len;
+    struct drain *drain;          /* the proxy is reading this miss's cursor to its end */
     struct proxy_client *client;
+};
+
+/*
+ * A cacheable read answered with an open cursor: the proxy reads it to the
+ * end itself with getMore on the same connection (the client's later
+ * requests wait), then serves the whole result from a cursor of its own.
+ */
+struct drain {
+    uint8_t *docs; /* the documents so far, back to back */
+    size_t len;
+    size_t cap;
+    uint32_t n;
+    int64_t upstream_id;
+    char *ns;       /* "db.coll" from the reply */
+    int32_t expect; /* requestID of the getMore in flight */
 };
 
 TAILQ_HEAD(proxy_request_list, proxy_request);
@@ -108,6 +128,7 @@ static void close_now(struct proxy_client *c, const char *reason);
 static void process_input(struct proxy_client *c);
 static void maybe_finish(struct proxy_client *c);
 static void pop_request(struct proxy_client *c, struct proxy_request *req);
+static const char *cache_principal(const struct proxy_client *c);
 
 static struct timeval
 ms_to_tv(int64_t ms)
@@ -357,6 +378,7 @@ push_request(struct proxy_client *c, int32_t request_id, enum proxy_route route,
     req->request_id = request_id;
     req->route = route;
     req->legacy = legacy;
+    req->batch_size = -1;
     req->client = c;
     TAILQ_INSERT_TAIL(&c->pending, req, link);
     c->n_pending++;
@@ -379,6 +401,12 @@ pop_request(struct proxy_client *c, struct proxy_request *req)
     }
     cache_wait_cancel(req->wait);
     bson_free(req->held);
+    bson_free(req->lsid);
+    if (req->drain) {
+        bson_free(req->drain->docs);
+        bson_free(req->drain->ns);
+        bson_free(req->drain);
+    }
     cache_value_unref(req->hit);
     bson_free(req->canned);
     bson_free(req);
@@ -406,6 +434,16 @@ write_hit(struct proxy_client *c, struct proxy_request *req)
 
     if (c->peer_gone)
         return;
+    if (cache_value_is_docs(req->hit)) {
+        /* A drained cursor: its batches come from a cursor of the proxy's. */
+        const char *principal = cache_principal(c);
+        uint8_t *bytes = proxy_cursor_first(c->server->cursors, req->hit, req->batch_size, 0,
+                                            principal ? principal : "", next_reply_id++,
+                                            req->request_id, &len);
+
+        write_owned(c, bytes, len);
+        return;
+    }
     memcpy(header, data, sizeof header);
     wire_reply_restamp(header, next_reply_id++, req->request_id);
     evbuffer_add(out, header, sizeof header);
@@ -599,12 +637,23 @@ consult_cache(struct proxy_client *c, const struct wire_msg *msg, const struct w
     read.db = cmd->db;
     read.n_sequences = msg->n_seqs;
     read.principal = cache_principal(c);
+    req->batch_size = proxy_cursor_requested_batch(body);
     /* On the heap from the start: reads that coalesce on it keep its address. */
     pending = bson_malloc0(sizeof *pending);
     switch (cache_lookup(cache, &read, pending, &req->hit, cache_resolved, req, &req->wait)) {
-    case CACHE_MISS:
+    case CACHE_MISS: {
+        bson_iter_t it;
+
         req->miss = pending;
+        if (bson_iter_init_find(&it, body, "lsid") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
+            const uint8_t *data;
+
+            bson_iter_document(&it, &req->lsid_len, &data);
+            req->lsid = bson_malloc(req->lsid_len);
+            memcpy(req->lsid, data, req->lsid_len);
+        }
         return CONSULT_FORWARD;
+    }
     case CACHE_HIT:
         verdict = CONSULT_ANSWERED;
         break;
@@ -656,6 +705,28 @@ cache_resolved(void *arg, enum cache_outcome outcome, struct cache_value *hit)
     flush_canned(c);
     if (!c->dead)
         event_active(c->resume_ev, 0, 0);
+}
+
+/*
+ * getMore and killCursors on the proxy's own cursors are answered here;
+ * true when req got its reply (req->canned).
+ */
+static bool
+answer_proxy_cursor(struct proxy_client *c, const struct wire_cmd *cmd, const bson_t *body,
+                    struct proxy_request *req)
+{
+    const char *principal = cache_principal(c);
+
+    if (strcmp(cmd->name, "getMore") == 0)
+        req->canned = proxy_cursor_get_more(c->server->cursors, body, principal, next_reply_id,
+                                            req->request_id, &req->canned_len);
+    else if (strcmp(cmd->name, "killCursors") == 0)
+        req->canned = proxy_cursor_kill(c->server->cursors, body, principal, next_reply_id,
+                                        req->request_id, &req->canned_len);
+    if (!req->canned)
+        return false;
+    next_reply_id++;
+    return true;
 }
 
 static bool
@@ -714,6 +785,11 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
     case PROXY_ROUTE_FORWARD:
         if (!c->server->cache || !cmd.db)
             break;
+        if (req && answer_proxy_cursor(c, &cmd, &body, req)) {
+            evbuffer_drain(in, (size_t)h->length);
+            flush_canned(c);
+            return true;
+        }
         switch (consult_cache(c, &msg, &cmd, &body, req, oneway)) {
         case CONSULT_FORWARD:
             break;
@@ -1025,6 +1101,160 @@ answers_oneway(struct proxy_client *c, int32_t response_to)
     return false;
 }
 
+/* The requestID the upstream's next reply for req answers. */
+static int32_t
+expected_id(const struct proxy_request *req)
+{
+    return req->drain ? req->drain->expect : req->request_id;
+}
+
+/*
+ * True when reply is ok:1 with a cursor whose id is not 0; sets the id, the
+ * batch array (firstBatch or nextBatch) and the namespace when asked.
+ */
+static bool
+open_cursor(const bson_t *reply, int64_t *id, bson_iter_t *batch, const char **ns)
+{
+    bson_iter_t it, cursor;
+    int64_t cid = 0;
+    bool have_batch = false;
+    const char *cns = NULL;
+
+    if (!bson_iter_init_find(&it, reply, "ok") || bson_iter_as_double(&it) != 1.0)
+        return false;
+    if (!bson_iter_init_find(&it, reply, "cursor") || !BSON_ITER_HOLDS_DOCUMENT(&it) ||
+        !bson_iter_recurse(&it, &cursor))
+        return false;
+    while (bson_iter_next(&cursor)) {
+        const char *key = bson_iter_key(&cursor);
+
+        if (strcmp(key, "id") == 0 && BSON_ITER_HOLDS_INT64(&cursor))
+            cid = bson_iter_int64(&cursor);
+        else if (strcmp(key, "id") == 0 && BSON_ITER_HOLDS_INT32(&cursor))
+            cid = bson_iter_int32(&cursor);
+        else if ((strcmp(key, "firstBatch") == 0 || strcmp(key, "nextBatch") == 0) &&
+                 BSON_ITER_HOLDS_ARRAY(&cursor)) {
+            have_batch = true;
+            if (batch)
+                *batch = cursor;
+        } else if (strcmp(key, "ns") == 0 && BSON_ITER_HOLDS_UTF8(&cursor)) {
+            cns = bson_iter_utf8(&cursor, NULL);
+        }
+    }
+    if (!have_batch || !cns || !strchr(cns, '.'))
+        return false;
+    if (id)
+        *id = cid;
+    if (ns)
+        *ns = cns;
+    return id ? true : cid != 0;
+}
+
+/* Asks the upstream for the next batch of the cursor being drained. */
+static void
+send_get_more(struct proxy_client *c, struct proxy_request *req)
+{
+    static int32_t next_internal_id = 0x4d430000;
+    struct drain *d = req->drain;
+    const char *dot = strchr(d->ns, '.');
+    bson_t body = BSON_INITIALIZER, lsid;
+    uint8_t *bytes;
+    size_t len;
+    char db[256];
+
+    snprintf(db, sizeof db, "%.*s", (int)(dot - d->ns), d->ns);
+    BSON_APPEND_INT64(&body, "getMore", d->upstream_id);
+    BSON_APPEND_UTF8(&body, "collection", dot + 1);
+    BSON_APPEND_UTF8(&body, "$db", db);
+    if (req->lsid && bson_init_static(&lsid, req->lsid, req->lsid_len))
+        BSON_APPEND_DOCUMENT(&body, "lsid", &lsid);
+    d->expect = next_internal_id++;
+    bytes = wire_reply_msg(d->expect, 0, &body, &len);
+    bson_destroy(&body);
+    evbuffer_add(proxy_upstream_output(c->up), bytes, len);
+    bson_free(bytes);
+}
+
+/*
+ * The drain is over: the client gets the result from a proxy cursor. When
+ * the server's cursor is still open (too large to keep, or the server
+ * stopped answering with a batch), the client is handed over to it after
+ * the drained part. Only a complete result is stored.
+ */
+static void
+drain_finish(struct proxy_client *c, struct proxy_request *req, int64_t upstream_id)
+{
+    struct drain *d = req->drain;
+    const char *principal = cache_principal(c);
+    struct cache_value *value;
+
+    value = cache_store_docs(c->server->cache, req->miss, d->docs, d->len, d->n, d->ns,
+                             upstream_id == 0);
+    req->drain = NULL;
+    if (value) {
+        req->canned = proxy_cursor_first(c->server->cursors, value, req->batch_size, upstream_id,
+                                         principal ? principal : "", next_reply_id++,
+                                         req->request_id, &req->canned_len);
+        cache_value_unref(value);
+    } else {
+        req->canned = make_error(c, req->request_id, false, WIRE_CODE_PROTOCOL_ERROR,
+                                 "ProtocolError", "mongocache: inconsistent cursor batches",
+                                 &req->canned_len);
+    }
+    proxy_log(PROXY_LOG_DEBUG, c->id, "cursor_drained", "ns=%s docs=%u bytes=%zu complete=%d",
+              d->ns, d->n, d->len, upstream_id == 0);
+    bson_free(d->docs);
+    bson_free(d->ns);
+    bson_free(d);
+    c->blocked = false;
+    flush_canned(c);
+    if (!c->dead)
+        event_active(c->resume_ev, 0, 0);
+}
+
+/* Takes one batch (the first reply, or a getMore's) of a cursor being drained. */
+static void
+drain_step(struct proxy_client *c, struct proxy_request *req, const bson_t *reply)
+{
+    struct drain *d = req->drain;
+    bson_iter_t batch, it;
+    const char *ns;
+    int64_t id;
+
+    if (!open_cursor(reply, &id, &batch, &ns)) {
+        /* An error in the middle: serve what came, then the server's own answer. */
+        drain_finish(c, req, d->upstream_id);
+        return;
+    }
+    if (!d) {
+        d = req->drain = bson_malloc0(sizeof *d);
+        d->ns = bson_strdup(ns);
+        c->blocked = true;
+    }
+    if (bson_iter_recurse(&batch, &it)) {
+        while (bson_iter_next(&it)) {
+            const uint8_t *doc;
+            uint32_t len;
+
+            if (!BSON_ITER_HOLDS_DOCUMENT(&it))
+                continue;
+            bson_iter_document(&it, &len, &doc);
+            if (d->len + len > d->cap) {
+                d->cap = (d->len + len) * 2;
+                d->docs = bson_realloc(d->docs, d->cap);
+            }
+            memcpy(d->docs + d->len, doc, len);
+            d->len += len;
+            d->n++;
+        }
+    }
+    d->upstream_id = id;
+    if (id == 0 || d->len > (size_t)c->server->conf->cache_max_entry_bytes || !c->up)
+        drain_finish(c, req, id);
+    else
+        send_get_more(c, req);
+}
+
 bool
 proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h)
 {
@@ -1040,7 +1270,7 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
     size_t rewritten_len = 0;
     bson_t reply;
 
-    if ((!req || h->response_to != req->request_id) && answers_oneway(c, h->response_to)) {
+    if ((!req || h->response_to != expected_id(req)) && answers_oneway(c, h->response_to)) {
         proxy_stats_add(&c->server->stats, PROXY_STAT_oneway_replies_dropped, 1);
         proxy_log(PROXY_LOG_DEBUG, c->id, "oneway_reply_dropped", "response_to=%d",
                   h->response_to);
@@ -1051,9 +1281,9 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
         upstream_protocol_error(c, NULL, "a reply arrived with no request in flight");
         return false;
     }
-    if (h->response_to != req->request_id) {
+    if (h->response_to != expected_id(req)) {
         snprintf(what, sizeof what, "responseTo %d does not match the request in flight (%d)",
-                 h->response_to, req->request_id);
+                 h->response_to, expected_id(req));
         upstream_protocol_error(c, req, what);
         return false;
     }
@@ -1114,8 +1344,16 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
     case PROXY_ROUTE_FORWARD:
         /* A stored reply is replayed with a new header, which a checksum
          * would cover: checksummed replies are not stored. */
-        if (req->miss && !(reply_flags & WIRE_MSG_CHECKSUM_PRESENT))
-            cache_store(c->server->cache, req->miss, data, (size_t)h->length, &reply);
+        if (!req->miss || (reply_flags & WIRE_MSG_CHECKSUM_PRESENT))
+            break;
+        if (req->drain || (c->n_pending == 1 && open_cursor(&reply, NULL, NULL, NULL))) {
+            /* The reply (a batch) stays with the proxy; the client gets the
+             * whole result once the cursor is drained. */
+            drain_step(c, req, &reply);
+            evbuffer_drain(in, (size_t)h->length);
+            return !c->dead;
+        }
+        cache_store(c->server->cache, req->miss, data, (size_t)h->length, &reply);
         break;
     }
     proxy_stats_add(&c->server->stats, PROXY_STAT_replies, 1);

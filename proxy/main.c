@@ -10,6 +10,7 @@
 #include "conf/conf.h"
 #include "proxy/admin.h"
 #include "proxy/client.h"
+#include "proxy/cursor.h"
 #include "proxy/listener.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
@@ -167,6 +168,7 @@ main(int argc, char **argv)
     if (!server.dns)
         server.dns = evdns_base_new(server.base, 0);
     bson_oid_init(&server.service_id, NULL);
+    server.cursors = proxy_cursors_new(server.base);
     server.cache = cache_new(server.conf, server.base, &error);
     if (!server.cache) {
         proxy_log(PROXY_LOG_ERROR, 0, "startup_failed", "error=\"%s\"", error.message);
@@ -218,6 +220,7 @@ main(int argc, char **argv)
     status = 0;
 out:
     proxy_client_free_all(&server);
+    proxy_cursors_destroy(server.cursors);
     cache_destroy(server.cache);
     proxy_admin_destroy(server.admin);
     proxy_listener_destroy(server.listener);

@@ -22,6 +22,7 @@ struct proxy_client;
 struct proxy_listener;
 struct proxy_admin;
 struct cache;
+struct proxy_cursors;
 
 TAILQ_HEAD(proxy_client_list, proxy_client);
 
@@ -37,6 +38,7 @@ struct proxy_server {
     struct proxy_listener *listener;
     struct proxy_admin *admin;
     struct cache *cache;        /* the query cache, owned */
+    struct proxy_cursors *cursors; /* cursors the proxy serves itself, owned */
     struct proxy_client_list clients;
     uint64_t n_clients;
     uint64_t next_conn_id;

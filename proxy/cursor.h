@@ -1,0 +1,69 @@
+/*
+ * proxy/cursor.h: cursors the proxy serves itself. When a cacheable find or
+ * aggregate returns an open cursor, the proxy drains it (client.c) and
+ * keeps the whole result as one cache value; every client reading that
+ * result, from the server or from the cache, gets firstBatch and then each
+ * getMore from a cursor of the proxy's own, honouring batchSize, as the
+ * server would. killCursors on those ids works. A result that was only
+ * partly drained (too large, or the server stopped) hands the client over
+ * to the server's cursor once the drained part is served.
+ * Spec: source/find_getmore_killcursors_commands/find_getmore_killcursors_commands.md
+ */
+#ifndef MONGOCACHE_PROXY_CURSOR_H
+#define MONGOCACHE_PROXY_CURSOR_H
+
+#include <bson/bson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct cache_value;
+struct proxy_cursors;
+
+/* Default first batch, as the server's: 101 documents. */
+#define PROXY_CURSOR_DEFAULT_FIRST_BATCH 101
+/* Most bytes of documents in one batch (the server's 16 MiB). */
+#define PROXY_CURSOR_MAX_BATCH_BYTES (16 * 1024 * 1024)
+
+/* The table of open proxy cursors. Free with proxy_cursors_destroy. */
+struct proxy_cursors *proxy_cursors_new(struct event_base *base);
+void proxy_cursors_destroy(struct proxy_cursors *cursors);
+
+/*
+ * The reply to the command that produced value (a drained result): an
+ * OP_MSG with firstBatch (batch_size documents, or 101 when batch_size < 0),
+ * and a new proxy cursor when documents remain, or when upstream_id is not 0
+ * (the server's cursor to continue with). principal owns the cursor.
+ * Returns the message (bson_free) and its length.
+ */
+uint8_t *proxy_cursor_first(struct proxy_cursors *cursors, struct cache_value *value,
+                            int64_t batch_size, int64_t upstream_id, const char *principal,
+                            int32_t request_id, int32_t response_to, size_t *len);
+
+/*
+ * A getMore (checked body) for a cursor of the proxy's: the reply (nextBatch)
+ * or the server's error for it. Returns NULL when the id is not a proxy
+ * cursor, so the getMore goes to the server.
+ */
+uint8_t *proxy_cursor_get_more(struct proxy_cursors *cursors, const bson_t *body,
+                               const char *principal, int32_t request_id, int32_t response_to,
+                               size_t *len);
+
+/*
+ * A killCursors (checked body): when every id is a proxy cursor's, kills
+ * them and returns the reply; otherwise kills the proxy's among them and
+ * returns NULL, so the command goes to the server (which reports the
+ * proxy's ids as not found).
+ */
+uint8_t *proxy_cursor_kill(struct proxy_cursors *cursors, const bson_t *body,
+                           const char *principal, int32_t request_id, int32_t response_to,
+                           size_t *len);
+
+/* Open proxy cursors (statistics). */
+size_t proxy_cursor_count(const struct proxy_cursors *cursors);
+
+/* The batchSize a find or aggregate asked for, or -1. */
+int64_t proxy_cursor_requested_batch(const bson_t *cmd);
+
+#endif
