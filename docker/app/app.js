@@ -40,8 +40,8 @@ function describe(stats) {
   const cache = stats.cache;
   const rate = cache && typeof cache.hit_ratio === 'number'
     ? `hit rate ${(cache.hit_ratio * 100).toFixed(1)}% (${cache.hits} hits, ${cache.misses} misses)`
-    : 'hit rate n/a (this build forwards every query; the cache is not built yet)';
-  return `${rate}; requests ${c.requests}, replies ${c.replies}, clients ${c.clients_active}`;
+    : 'hit rate n/a (the cache is off)';
+  return `${rate}; ${c.requests} requests reached the proxy, ${c.replies} went to the server`;
 }
 
 async function seed() {
