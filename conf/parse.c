@@ -58,6 +58,9 @@ static const struct conf_range {
     {CONF_OPT_cache_ttl, 0, DURATION_MAX},
     {CONF_OPT_cache_write_grace, 0, DURATION_MAX},
     {CONF_OPT_cache_coalesce_wait, 0, DURATION_MAX},
+    {CONF_OPT_redis_timeout, 1, DURATION_MAX},
+    {CONF_OPT_redis_breaker_failures, 1, 1000},
+    {CONF_OPT_redis_breaker_cooldown, 0, DURATION_MAX},
 };
 
 static const struct {

@@ -4,7 +4,9 @@
 #   1. tests/setup.sh: Debian packages, FerretDB, Node and Python clients
 #   2. a -Werror build in _build/ and `make check` (unit + integration)
 #   3. an --enable-asan build in _build-asan/ and the same `make check`
-#   4. `make distcheck` (the release tarball builds and its unit tests pass)
+#   4. a --enable-tiny-keys build (8-bit cache keys: collisions everywhere)
+#      running the collision and workload tests: never a wrong answer
+#   5. `make distcheck` (the release tarball builds and its unit tests pass)
 #
 # Integration tests fail instead of skipping here (MONGOCACHE_REQUIRE_INTEGRATION=1).
 # Ends with one line: "mongocache: N passed, N failed, N skipped".
@@ -31,11 +33,13 @@ tally() {
 }
 
 run_check() {
-    # run_check DIR CONFIGURE-ARGS...: configure, build and `make check` in DIR.
-    local dir=$1; shift
+    # run_check DIR CONFIGURE-ARGS... [TESTS=...]: configure, build and
+    # `make check` (only the given TESTS when a TESTS=... argument ends the list) in DIR.
+    local dir=$1 tests=""; shift
+    case "${*: -1}" in TESTS=*) tests=${*: -1}; set -- "${@:1:$(($# - 1))}" ;; esac
     mkdir -p "$dir"
     (cd "$dir" && "$TOP/configure" -q "$@" && make -j"$JOBS" >/dev/null) || return 1
-    if ! (cd "$dir" && MONGOCACHE_REQUIRE_INTEGRATION=1 make -j1 check); then
+    if ! (cd "$dir" && MONGOCACHE_REQUIRE_INTEGRATION=1 make -j1 check ${tests:+"$tests"}); then
         find "$dir/tests" -name '*.log' ! -name test-suite.log -exec grep -l '^not ok\|^ERROR\|^Bail out' {} + 2>/dev/null |
             while read -r l; do printf '\n---- %s\n' "$l"; grep -v '^ok ' "$l" | tail -n 60; done
         return 1
@@ -58,6 +62,12 @@ rm -f _build-asan/test-suite.log
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
     run_check _build-asan --enable-werror --enable-asan || status=1
 tally _build-asan/test-suite.log
+
+step "8-bit cache keys (_build-tiny): collisions never give a wrong answer"
+rm -f _build-tiny/test-suite.log
+run_check _build-tiny --enable-werror --enable-tiny-keys \
+    TESTS="tests/integration/test_collisions.sh tests/integration/test_workload.sh" || status=1
+tally _build-tiny/test-suite.log
 
 step "make distcheck"
 if (cd _build && make -j"$JOBS" distcheck >distcheck.log 2>&1); then

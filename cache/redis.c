@@ -1,0 +1,1711 @@
+/*
+ * cache/redis.c: the shared tier (see redis.h). It owns the two hiredis
+ * async connections (one for commands, one subscribed to P"inval"), their
+ * handshake (AUTH, SELECT, SCRIPT LOAD / SUBSCRIBE) and reconnection with
+ * backoff, one libevent timer per command, the circuit breaker, the dirty
+ * flag and the epoch bump that clears it, the four Lua scripts, the value
+ * blob format and the Redis URL. It does not own the cache key (key.c),
+ * which generations a read depends on or what is cacheable (cache.c,
+ * policy.c), nor the in-process tier (lru.c, gen.c), and it never compares
+ * key material: a HIT hands the stored material to the caller to compare.
+ *
+ * An op's life: built and sent (EVALSHA; EVAL once on NOSCRIPT), its timer
+ * armed. It is "settled" once, by its reply or by its timer; settling calls
+ * the caller back (unless cancelled) and feeds the breaker. hiredis holds
+ * the op as privdata until it calls op_reply (with a reply, or NULL when the
+ * connection is lost or freed), and only op_reply frees it: so a reply that
+ * arrives after the timer gave up finds the op still allocated, settled,
+ * and is dropped. hiredis calls every pending callback before it frees a
+ * context, so no op outlives its connection.
+ *
+ * Connections are only freed from outside hiredis's connect/disconnect
+ * callbacks: from timers, from a reply callback (hiredis defers the free
+ * until it returns), or from cache_redis_destroy. A connection we drop is
+ * forgotten first (conn->ac = NULL) so that its late callbacks are ignored.
+ */
+#include "config.h"
+
+#include "cache/redis.h"
+#include "proxy/log.h"
+#include "wire/msg.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BLOB_MAGIC "MCV1"
+#define BLOB_FIXED (4 + 8 + 4 + 4 + 4) /* magic, epoch, n_gens, material_len, reply_len */
+#define URL_MAX 4096
+#define BACKOFF_FIRST_MS 100
+#define BACKOFF_MAX_MS 5000
+#define HANDSHAKE_MIN_MS 1000 /* a (re)connection's handshake gets at least this long */
+#define EPOCH_RETRY_MS 250
+#define BASE_MASK ((UINT64_C(1) << 62) - 1)
+
+/* The scripts, loaded with SCRIPT LOAD on connect and run with EVALSHA. */
+enum script { SCRIPT_LOOKUP, SCRIPT_FILL, SCRIPT_BUMP, SCRIPT_EPOCH, SCRIPT_COUNT };
+
+/*
+ * KEYS: value, epoch, gens...  ARGV: epoch base, gen bases...
+ * Returns {value or nil, epoch, gens...}; creates missing counters at their
+ * base. A value key of another type reads as "" (refused by the decoder).
+ */
+static const char lookup_lua[] =
+    "local v = redis.pcall('GET', KEYS[1])\n"
+    "if type(v) == 'table' and v.err then v = '' end\n"
+    "local r = {v}\n"
+    "for i = 2, #KEYS do\n"
+    "  local g = redis.call('GET', KEYS[i])\n"
+    "  if not g then g = ARGV[i - 1]; redis.call('SET', KEYS[i], g) end\n"
+    "  r[i] = g\n"
+    "end\n"
+    "return r\n";
+
+/* KEYS: value, epoch, gens...  ARGV: blob, ttl ms, epoch, gens... Returns 1 stored, 0 refused. */
+static const char fill_lua[] =
+    "for i = 2, #KEYS do\n"
+    "  if redis.call('GET', KEYS[i]) ~= ARGV[i + 1] then return 0 end\n"
+    "end\n"
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+    "return 1\n";
+
+/* KEYS: gens...  ARGV: channel, message, gen bases... */
+static const char bump_lua[] =
+    "for i = 1, #KEYS do\n"
+    "  if redis.call('EXISTS', KEYS[i]) == 0 then redis.call('SET', KEYS[i], ARGV[i + 2]) end\n"
+    "  redis.call('INCR', KEYS[i])\n"
+    "end\n"
+    "redis.call('PUBLISH', ARGV[1], ARGV[2])\n"
+    "return #KEYS\n";
+
+/*
+ * KEYS: epoch  ARGV: base, channel, message. Returns the new epoch as text:
+ * Lua numbers are doubles, which cannot hold a 62-bit counter exactly.
+ */
+static const char epoch_lua[] =
+    "if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], ARGV[1]) end\n"
+    "redis.call('INCR', KEYS[1])\n"
+    "redis.call('PUBLISH', ARGV[2], ARGV[3])\n"
+    "return redis.call('GET', KEYS[1])\n";
+
+static const char *const script_text[SCRIPT_COUNT] = {lookup_lua, fill_lua, bump_lua, epoch_lua};
+
+static const char *const counter_names[CACHE_REDIS_CTR_COUNT] = {
+#define CACHE_REDIS_NAME(name, help) #name,
+    CACHE_REDIS_COUNTERS(CACHE_REDIS_NAME)
+#undef CACHE_REDIS_NAME
+};
+
+static const char *const state_names[] = {"disconnected", "connected", "breaker_open", "dirty"};
+
+enum breaker { BREAKER_CLOSED, BREAKER_OPEN, BREAKER_HALF_OPEN };
+
+enum op_kind { OP_LOOKUP, OP_FILL, OP_BUMP, OP_EPOCH };
+
+/* A command's arguments, each an owned copy (kept for the EVAL fallback). */
+struct cmd {
+    int argc;
+    int cap;
+    char **argv;
+    size_t *len;
+};
+
+/* One command in flight; see the file comment for its life. */
+struct cache_redis_op {
+    struct cache_redis *redis;
+    enum op_kind kind;
+    enum script script;
+    struct cmd cmd;
+    struct event *timer;
+    bool settled;  /* reply handled or timer fired: the outcome is known */
+    bool retried;  /* resent as EVAL after NOSCRIPT */
+    bool wanted;   /* false once cancelled */
+    cache_redis_lookup_cb lookup_cb;
+    cache_redis_done_cb done_cb;
+    void *arg;
+    struct cache_redis_gen *gens; /* lookup: the caller's array */
+    uint32_t n;
+    uint64_t dirty_seq; /* epoch: redis->dirty_seq when sent */
+};
+
+/* A handshake reply's privdata: which connection, which script (or -1). */
+struct step {
+    struct conn *conn;
+    int script;
+};
+
+/* One of the two connections. */
+struct conn {
+    struct cache_redis *redis;
+    const char *name; /* "commands" or "pubsub", for logs */
+    bool sub;
+    redisAsyncContext *ac; /* NULL when down */
+    bool ready;            /* handshake done */
+    bool ever_ready;
+    int pending;           /* handshake replies awaited */
+    struct step steps[2 + SCRIPT_COUNT];
+    struct event *handshake_timer;
+    struct event *retry_timer;
+    int64_t backoff_ms;
+};
+
+struct cache_redis {
+    struct event_base *base;
+    struct cache_redis_url url;
+    char *password; /* effective password, or NULL */
+    char *redacted; /* the URL for logs */
+    char *prefix;
+    size_t prefix_len;
+    int64_t timeout_ms;
+    int64_t breaker_failures;
+    int64_t cooldown_ms;
+    struct conn cmd;
+    struct conn sub;
+    char sha[SCRIPT_COUNT][41]; /* "" until loaded */
+    enum breaker breaker;
+    int64_t consecutive;
+    uint64_t open_until;
+    struct cache_redis_op *probe; /* the half-open probe in flight, or NULL */
+    bool dirty;
+    uint64_t dirty_seq; /* incremented at each reason to be dirty */
+    bool epoch_inflight;
+    struct event *epoch_timer;
+    uint64_t rng;
+    char instance[17]; /* our id in published messages, to skip our own */
+    void (*inval_fn)(void *arg, const char *name, size_t len);
+    void *inval_arg;
+    int in_callback; /* depth of caller callbacks running */
+    bool destroying;
+    uint64_t counters[CACHE_REDIS_CTR_COUNT];
+};
+
+static void conn_start(struct conn *conn);
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static uint64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static struct timeval
+tv_ms(int64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+
+    return tv;
+}
+
+/* splitmix64: a base for a new counter only has to be unpredictable enough not to collide. */
+static uint64_t
+rng_next(struct cache_redis *redis)
+{
+    uint64_t z = (redis->rng += UINT64_C(0x9e3779b97f4a7c15));
+
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+static uint64_t
+random_base(struct cache_redis *redis)
+{
+    return (rng_next(redis) & BASE_MASK) + 1;
+}
+
+static void
+count(struct cache_redis *redis, enum cache_redis_counter c)
+{
+    redis->counters[c]++;
+}
+
+/* Parses Redis's decimal integer text (what INCR leaves) into a uint64 (two's complement). */
+static bool
+parse_i64(const char *s, size_t len, uint64_t *out)
+{
+    bool neg = len > 0 && s[0] == '-';
+    uint64_t v = 0;
+    size_t i = neg ? 1 : 0;
+
+    if (i == len || len > 20)
+        return false;
+    for (; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9' || v > (UINT64_C(9223372036854775808) - (s[i] - '0')) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (!neg && v > INT64_MAX)
+        return false;
+    *out = neg ? (uint64_t)0 - v : v;
+    return true;
+}
+
+/* ---- the value blob ----------------------------------------------------- */
+
+static uint8_t *
+put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        *p++ = (uint8_t)(v >> (8 * i));
+    return p;
+}
+
+static uint8_t *
+put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        *p++ = (uint8_t)(v >> (8 * i));
+    return p;
+}
+
+static uint8_t *
+put_bytes(uint8_t *p, const void *data, size_t len)
+{
+    if (len)
+        memcpy(p, data, len);
+    return p + len;
+}
+
+uint8_t *
+cache_redis_blob_encode(const struct cache_redis_blob *blob, size_t *len)
+{
+    size_t total = BLOB_FIXED + blob->material_len + blob->reply_len;
+    uint8_t *buf;
+    uint8_t *p;
+
+    if (blob->n_gens > CACHE_REDIS_MAX_GENS || blob->material_len > CACHE_REDIS_MAX_MATERIAL ||
+        blob->reply_len > CACHE_REDIS_MAX_REPLY)
+        return NULL;
+    for (uint32_t i = 0; i < blob->n_gens; i++) {
+        if (blob->gens[i].name_len == 0 || blob->gens[i].name_len > CACHE_REDIS_MAX_NAME)
+            return NULL;
+        total += 4 + blob->gens[i].name_len + 8;
+    }
+    p = buf = bson_malloc(total);
+    p = put_bytes(p, BLOB_MAGIC, 4);
+    p = put_u64(p, blob->epoch);
+    p = put_u32(p, blob->n_gens);
+    for (uint32_t i = 0; i < blob->n_gens; i++) {
+        p = put_u32(p, (uint32_t)blob->gens[i].name_len);
+        p = put_bytes(p, blob->gens[i].name, blob->gens[i].name_len);
+        p = put_u64(p, blob->gens[i].value);
+    }
+    p = put_u32(p, (uint32_t)blob->material_len);
+    p = put_bytes(p, blob->material, blob->material_len);
+    p = put_u32(p, (uint32_t)blob->reply_len);
+    p = put_bytes(p, blob->reply, blob->reply_len);
+    BSON_ASSERT((size_t)(p - buf) == total);
+    *len = total;
+    return buf;
+}
+
+/* A cursor over untrusted bytes: every take is bounds-checked. */
+struct reader {
+    const uint8_t *p;
+    size_t left;
+};
+
+static const uint8_t *
+take(struct reader *r, size_t n)
+{
+    const uint8_t *p = r->p;
+
+    if (n > r->left)
+        return NULL;
+    r->p += n;
+    r->left -= n;
+    return p;
+}
+
+static bool
+take_u32(struct reader *r, uint32_t *v)
+{
+    const uint8_t *p = take(r, 4);
+
+    if (!p)
+        return false;
+    *v = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    return true;
+}
+
+static bool
+take_u64(struct reader *r, uint64_t *v)
+{
+    uint32_t lo;
+    uint32_t hi;
+
+    if (!take_u32(r, &lo) || !take_u32(r, &hi))
+        return false;
+    *v = (uint64_t)hi << 32 | lo;
+    return true;
+}
+
+/* Takes a u32 length (at most max) and that many bytes. */
+static bool
+take_field(struct reader *r, uint32_t max, const uint8_t **data, size_t *len)
+{
+    uint32_t n;
+
+    if (!take_u32(r, &n) || n > max || !(*data = take(r, n)))
+        return false;
+    *len = n;
+    return true;
+}
+
+static bool
+blob_fail(bson_error_t *error, const char *what)
+{
+    bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, 1, "stored value refused: %s", what);
+    return false;
+}
+
+bool
+cache_redis_blob_decode(const uint8_t *data, size_t len, struct cache_redis_blob *blob,
+                        bson_error_t *error)
+{
+    struct reader r = {data, len};
+    const uint8_t *magic;
+    struct wire_msg msg;
+    bson_error_t why;
+
+    memset(blob, 0, sizeof *blob);
+    if (len > BLOB_FIXED + (size_t)CACHE_REDIS_MAX_GENS * (12 + CACHE_REDIS_MAX_NAME) +
+                  CACHE_REDIS_MAX_MATERIAL + CACHE_REDIS_MAX_REPLY)
+        return blob_fail(error, "too large");
+    if (!(magic = take(&r, 4)) || memcmp(magic, BLOB_MAGIC, 4) != 0)
+        return blob_fail(error, "not an MCV1 value");
+    if (!take_u64(&r, &blob->epoch) || !take_u32(&r, &blob->n_gens))
+        return blob_fail(error, "truncated header");
+    if (blob->n_gens > CACHE_REDIS_MAX_GENS)
+        return blob_fail(error, "too many generations");
+    for (uint32_t i = 0; i < blob->n_gens; i++) {
+        struct cache_redis_gen *g = &blob->gens[i];
+        const uint8_t *name;
+
+        if (!take_field(&r, CACHE_REDIS_MAX_NAME, &name, &g->name_len) || g->name_len == 0 ||
+            !take_u64(&r, &g->value))
+            return blob_fail(error, "bad generation");
+        g->name = (const char *)name;
+    }
+    if (!take_field(&r, CACHE_REDIS_MAX_MATERIAL, &blob->material, &blob->material_len))
+        return blob_fail(error, "bad key material");
+    if (!take_field(&r, CACHE_REDIS_MAX_REPLY, &blob->reply, &blob->reply_len))
+        return blob_fail(error, "bad reply length");
+    if (r.left != 0)
+        return blob_fail(error, "trailing bytes");
+    if (!wire_msg_parse(blob->reply, blob->reply_len, CACHE_REDIS_MAX_DEPTH, &msg, &why))
+        return blob_fail(error, why.message);
+    return true;
+}
+
+/* ---- the URL -------------------------------------------------------------- */
+
+/* The user info's password; a query other than ?db=N is replaced whole (it may hold one). */
+char *
+cache_redis_url_redact(const char *text)
+{
+    const char *scheme = text ? strstr(text, "://") : NULL;
+    const char *auth = scheme ? scheme + 3 : text;
+    const char *at = auth ? strrchr(auth, '@') : NULL;
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    const char *query;
+    size_t keep;
+    char *out;
+
+    if (!text)
+        return bson_strdup("");
+    if (!at)
+        out = bson_strdup(text);
+    else if (!colon) /* no ':' (malformed): the whole user info may be a password */
+        out = bson_strdup_printf("%.*s<redacted>%s", (int)(auth - text), text, at);
+    else
+        out = bson_strdup_printf("%.*s<redacted>%s", (int)(colon + 1 - text), text, at);
+    query = strchr(out, '?');
+    if (query && (strncmp(query, "?db=", 4) != 0 ||
+                  query[4 + strspn(query + 4, "0123456789")] != '\0')) {
+        keep = (size_t)(query - out);
+        out = bson_realloc(out, keep + sizeof "?<redacted>");
+        memcpy(out + keep, "?<redacted>", sizeof "?<redacted>");
+    }
+    return out;
+}
+
+static int
+hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* %-decodes s[0..len) into a new string (NULL when empty); false on a bad escape. */
+static bool
+pct_decode(const char *s, size_t len, char **out)
+{
+    char *d = bson_malloc(len + 1);
+    size_t o = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '%') {
+            int hi = i + 2 < len ? hex_value(s[i + 1]) : -1;
+            int lo = hi >= 0 ? hex_value(s[i + 2]) : -1;
+
+            if (lo < 0 || (hi == 0 && lo == 0)) {
+                bson_zero_free(d, len + 1);
+                return false;
+            }
+            d[o++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            d[o++] = s[i];
+        }
+    }
+    d[o] = '\0';
+    if (o == 0) {
+        bson_free(d);
+        d = NULL;
+    }
+    *out = d;
+    return true;
+}
+
+/* Reads 1..digits decimal digits at *p (up to end) into *v (<= max); advances *p. */
+static bool
+parse_num(const char **p, const char *end, int64_t max, int64_t *v)
+{
+    const char *s = *p;
+    int64_t n = 0;
+
+    if (s == end || *s < '0' || *s > '9')
+        return false;
+    for (; s < end && *s >= '0' && *s <= '9'; s++) {
+        n = n * 10 + (*s - '0');
+        if (n > max)
+            return false;
+    }
+    *p = s;
+    *v = n;
+    return true;
+}
+
+static bool
+host_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '-' || c == '_';
+}
+
+/* Sets *why (always a fixed text: never a piece of the URL) and returns false. */
+static bool
+refuse(const char **why, const char *text)
+{
+    *why = text;
+    return false;
+}
+
+/* "[[user]:password@]host[:port][/db]" (after "redis://"). */
+static bool
+parse_tcp(const char *s, struct cache_redis_url *url, const char **why)
+{
+    const char *at = strrchr(s, '@');
+    const char *p = at ? at + 1 : s;
+    const char *end = p + strlen(p);
+    const char *h0;
+    const char *h1;
+    int64_t v;
+
+    if (at) {
+        const char *colon = memchr(s, ':', (size_t)(at - s));
+
+        if (!colon)
+            return refuse(why, "the user info must be [user]:password");
+        if (!pct_decode(s, (size_t)(colon - s), &url->user) ||
+            !pct_decode(colon + 1, (size_t)(at - colon - 1), &url->password))
+            return refuse(why, "bad %-escape in the user info");
+    }
+    if (*p == '[') {
+        h0 = p + 1;
+        if (!(h1 = memchr(h0, ']', (size_t)(end - h0))) || h1 == h0)
+            return refuse(why, "bad [IPv6] host");
+        for (const char *q = h0; q < h1; q++)
+            if (hex_value(*q) < 0 && *q != ':' && *q != '.')
+                return refuse(why, "bad [IPv6] host");
+        p = h1 + 1;
+    } else {
+        for (h0 = h1 = p; h1 < end && host_char(*h1); h1++)
+            ;
+        if (h1 == h0)
+            return refuse(why, "no host");
+        p = h1;
+    }
+    url->host = bson_strndup(h0, (size_t)(h1 - h0));
+    if (p < end && *p == ':') {
+        p++;
+        if (!parse_num(&p, end, 65535, &v) || v == 0)
+            return refuse(why, "the port must be 1..65535");
+        url->port = (uint16_t)v;
+    }
+    if (p < end && *p == '/') {
+        v = 0;
+        p++;
+        if (p < end && (!parse_num(&p, end, 65535, &v) || p != end))
+            return refuse(why, "the database must be a number 0..65535");
+        url->db = (int)v;
+    }
+    if (p != end)
+        return refuse(why, "unexpected text after host[:port][/db]");
+    return true;
+}
+
+/* "/path[?db=N]" (after "unix://"). */
+static bool
+parse_unix(const char *s, struct cache_redis_url *url, const char **why)
+{
+    const char *q = strchr(s, '?');
+    size_t len = q ? (size_t)(q - s) : strlen(s);
+    int64_t v;
+
+    if (s[0] != '/' || len < 2)
+        return refuse(why, "a unix URL is unix:///absolute/path[?db=N]");
+    if (len > 107)
+        return refuse(why, "the socket path is too long");
+    url->path = bson_strndup(s, len);
+    if (q) {
+        const char *end = q + strlen(q);
+        const char *p;
+
+        if (strncmp(q, "?db=", 4) != 0)
+            return refuse(why, "the only query is ?db=N (0..65535)");
+        p = q + 4;
+        if (!parse_num(&p, end, 65535, &v) || p != end)
+            return refuse(why, "the only query is ?db=N (0..65535)");
+        url->db = (int)v;
+    }
+    return true;
+}
+
+bool
+cache_redis_url_parse(const char *text, struct cache_redis_url *url, bson_error_t *error)
+{
+    const char *why = NULL;
+    bool ok = false;
+
+    memset(url, 0, sizeof *url);
+    url->port = 6379;
+    if (!text || strlen(text) > URL_MAX)
+        why = "empty or too long";
+    else if (strncmp(text, "redis://", 8) == 0)
+        ok = parse_tcp(text + 8, url, &why);
+    else if (strncmp(text, "unix://", 7) == 0)
+        ok = parse_unix(text + 7, url, &why);
+    else if (strncmp(text, "rediss://", 9) == 0)
+        why = "TLS (rediss://) is not supported";
+    else
+        why = "the scheme must be redis:// or unix://";
+    if (!ok) {
+        char *shown = cache_redis_url_redact(text && strlen(text) <= URL_MAX ? text : "");
+
+        bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, 2, "invalid Redis URL \"%s\": %s", shown,
+                       why);
+        bson_zero_free(shown, strlen(shown));
+        cache_redis_url_cleanup(url);
+    }
+    return ok;
+}
+
+void
+cache_redis_url_cleanup(struct cache_redis_url *url)
+{
+    bson_free(url->host);
+    bson_free(url->path);
+    if (url->user)
+        bson_zero_free(url->user, strlen(url->user));
+    if (url->password)
+        bson_zero_free(url->password, strlen(url->password));
+    memset(url, 0, sizeof *url);
+}
+
+/* ---- commands and ops ----------------------------------------------------- */
+
+static void
+cmd_take(struct cmd *cmd, char *data, size_t len)
+{
+    if (cmd->argc == cmd->cap) {
+        cmd->cap = cmd->cap ? 2 * cmd->cap : 16;
+        cmd->argv = bson_realloc(cmd->argv, (size_t)cmd->cap * sizeof *cmd->argv);
+        cmd->len = bson_realloc(cmd->len, (size_t)cmd->cap * sizeof *cmd->len);
+    }
+    cmd->argv[cmd->argc] = data;
+    cmd->len[cmd->argc++] = len;
+}
+
+static void
+cmd_add(struct cmd *cmd, const char *s)
+{
+    cmd_take(cmd, bson_strdup(s), strlen(s));
+}
+
+static void
+cmd_add_i64(struct cmd *cmd, uint64_t v)
+{
+    char buf[24];
+
+    bson_snprintf(buf, sizeof buf, "%" PRId64, (int64_t)v);
+    cmd_add(cmd, buf);
+}
+
+/* Appends the key prefix + kind + name ("mongocache:" "g:" "n:db.coll"). */
+static void
+cmd_add_key(struct cmd *cmd, const struct cache_redis *redis, const char *kind, const char *name,
+            size_t len)
+{
+    size_t klen = strlen(kind);
+    char *s = bson_malloc(redis->prefix_len + klen + len + 1);
+
+    memcpy(s, redis->prefix, redis->prefix_len);
+    memcpy(s + redis->prefix_len, kind, klen);
+    if (len)
+        memcpy(s + redis->prefix_len + klen, name, len);
+    s[redis->prefix_len + klen + len] = '\0';
+    cmd_take(cmd, s, redis->prefix_len + klen + len);
+}
+
+static void
+cmd_cleanup(struct cmd *cmd)
+{
+    for (int i = 0; i < cmd->argc; i++)
+        bson_free(cmd->argv[i]);
+    bson_free(cmd->argv);
+    bson_free(cmd->len);
+    memset(cmd, 0, sizeof *cmd);
+}
+
+/* Replaces "EVALSHA sha" by "EVAL script". */
+static void
+cmd_use_eval(struct cmd *cmd, enum script script)
+{
+    bson_free(cmd->argv[0]);
+    bson_free(cmd->argv[1]);
+    cmd->argv[0] = bson_strdup("EVAL");
+    cmd->len[0] = 4;
+    cmd->argv[1] = bson_strdup(script_text[script]);
+    cmd->len[1] = strlen(script_text[script]);
+}
+
+static void op_timeout(evutil_socket_t fd, short what, void *arg);
+
+/* A new op whose command starts "EVALSHA sha nkeys" (or EVAL when the sha is unknown). */
+static struct cache_redis_op *
+op_new(struct cache_redis *redis, enum op_kind kind, enum script script, uint32_t nkeys)
+{
+    struct cache_redis_op *op = bson_malloc0(sizeof *op);
+
+    op->redis = redis;
+    op->kind = kind;
+    op->script = script;
+    op->wanted = true;
+    op->timer = evtimer_new(redis->base, op_timeout, op);
+    cmd_add(&op->cmd, "EVALSHA");
+    cmd_add(&op->cmd, redis->sha[script]);
+    cmd_add_i64(&op->cmd, nkeys);
+    if (redis->sha[script][0] == '\0') {
+        cmd_use_eval(&op->cmd, script);
+        op->retried = true;
+    }
+    return op;
+}
+
+static void
+op_free(struct cache_redis_op *op)
+{
+    event_free(op->timer);
+    cmd_cleanup(&op->cmd);
+    bson_free(op);
+}
+
+static void op_reply(redisAsyncContext *ac, void *r, void *privdata);
+
+static bool
+op_send(struct cache_redis_op *op, redisAsyncContext *ac)
+{
+    if (!ac || redisAsyncCommandArgv(ac, op_reply, op, op->cmd.argc, (const char **)op->cmd.argv,
+                                     op->cmd.len) != REDIS_OK)
+        return false;
+    count(op->redis, CACHE_REDIS_CTR_redis_commands);
+    return true;
+}
+
+/* Sends op on the command connection and arms its timer; frees it and returns false on failure. */
+static bool
+op_start(struct cache_redis_op *op)
+{
+    struct timeval tv = tv_ms(op->redis->timeout_ms);
+
+    if (!op_send(op, op->redis->cmd.ac)) {
+        op_free(op);
+        return false;
+    }
+    evtimer_add(op->timer, &tv);
+    return true;
+}
+
+/* ---- breaker and dirty flag ---------------------------------------------------- */
+
+/* 0: refused; 1: allowed; 2: allowed as the one half-open probe. */
+static int
+breaker_admit(struct cache_redis *redis)
+{
+    if (redis->breaker == BREAKER_CLOSED)
+        return 1;
+    if (redis->breaker == BREAKER_OPEN) {
+        if (now_ms() < redis->open_until)
+            return 0;
+        redis->breaker = BREAKER_HALF_OPEN;
+        redis->probe = NULL;
+    }
+    return redis->probe ? 0 : 2;
+}
+
+static void
+breaker_reset(struct cache_redis *redis)
+{
+    redis->breaker = BREAKER_CLOSED;
+    redis->consecutive = 0;
+    redis->probe = NULL;
+}
+
+/* Feeds an op's outcome to the breaker: answered means Redis replied (even with an error). */
+static void
+breaker_result(struct cache_redis *redis, struct cache_redis_op *op, bool answered)
+{
+    if (redis->probe == op)
+        redis->probe = NULL;
+    if (answered) {
+        redis->consecutive = 0;
+        if (redis->breaker == BREAKER_HALF_OPEN) {
+            redis->breaker = BREAKER_CLOSED;
+            proxy_log(PROXY_LOG_INFO, 0, "redis_breaker_closed", "redis=%s", redis->redacted);
+        }
+        return;
+    }
+    redis->consecutive++;
+    if (redis->breaker == BREAKER_HALF_OPEN ||
+        (redis->breaker == BREAKER_CLOSED && redis->consecutive >= redis->breaker_failures)) {
+        redis->breaker = BREAKER_OPEN;
+        redis->open_until = now_ms() + (uint64_t)redis->cooldown_ms;
+        count(redis, CACHE_REDIS_CTR_redis_breaker_trips);
+        proxy_log(PROXY_LOG_WARN, 0, "redis_breaker_open",
+                  "redis=%s failures=%lld cooldown_ms=%lld", redis->redacted,
+                  (long long)redis->consecutive, (long long)redis->cooldown_ms);
+    }
+}
+
+static void
+epoch_schedule(struct cache_redis *redis, int64_t ms)
+{
+    struct timeval tv = tv_ms(ms);
+
+    if (!redis->destroying && !evtimer_pending(redis->epoch_timer, NULL))
+        evtimer_add(redis->epoch_timer, &tv);
+}
+
+/* An invalidation may not have reached Redis: distrust it until an epoch bump sent after now. */
+static void
+mark_dirty(struct cache_redis *redis, const char *why)
+{
+    redis->dirty_seq++;
+    if (!redis->dirty && !redis->destroying)
+        proxy_log(PROXY_LOG_WARN, 0, "redis_dirty", "redis=%s reason=%s", redis->redacted, why);
+    redis->dirty = true;
+    epoch_schedule(redis, 0);
+}
+
+/* Sends the epoch bump when dirty, connected and the breaker lets it through. */
+static void
+epoch_try(struct cache_redis *redis)
+{
+    struct cache_redis_op *op;
+    char msg[32];
+    int admit;
+
+    if (!redis->dirty || redis->epoch_inflight || !redis->cmd.ready || redis->destroying)
+        return;
+    if ((admit = breaker_admit(redis)) == 0) {
+        uint64_t now = now_ms();
+
+        epoch_schedule(redis, redis->breaker == BREAKER_OPEN && redis->open_until > now
+                                  ? (int64_t)(redis->open_until - now)
+                                  : EPOCH_RETRY_MS);
+        return;
+    }
+    op = op_new(redis, OP_EPOCH, SCRIPT_EPOCH, 1);
+    op->dirty_seq = redis->dirty_seq;
+    cmd_add_key(&op->cmd, redis, "epoch", "", 0);
+    cmd_add_i64(&op->cmd, random_base(redis));
+    cmd_add_key(&op->cmd, redis, "inval", "", 0);
+    bson_snprintf(msg, sizeof msg, "@%s\n*", redis->instance);
+    cmd_add(&op->cmd, msg);
+    if (!op_start(op)) {
+        epoch_schedule(redis, EPOCH_RETRY_MS);
+        return;
+    }
+    redis->epoch_inflight = true;
+    if (admit == 2)
+        redis->probe = op;
+}
+
+static void
+epoch_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    epoch_try(arg);
+}
+
+/* ---- settling ops ------------------------------------------------------------- */
+
+/* True when the blob's generations are exactly gens[0..n) (names and values, any order). */
+static bool
+gens_match(const struct cache_redis_blob *blob, const struct cache_redis_gen *gens, uint32_t n)
+{
+    if (blob->n_gens != n)
+        return false;
+    for (uint32_t i = 0; i < n; i++) {
+        bool found = false;
+
+        for (uint32_t j = 0; j < n && !found; j++)
+            found = blob->gens[j].name_len == gens[i].name_len &&
+                    memcmp(blob->gens[j].name, gens[i].name, gens[i].name_len) == 0 &&
+                    blob->gens[j].value == gens[i].value;
+        if (!found)
+            return false;
+    }
+    for (uint32_t j = 0; j < n; j++) {
+        bool found = false;
+
+        for (uint32_t i = 0; i < n && !found; i++)
+            found = blob->gens[j].name_len == gens[i].name_len &&
+                    memcmp(blob->gens[j].name, gens[i].name, gens[i].name_len) == 0;
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+/* Reads {value, epoch, gens...} into op->gens and *epoch; false when malformed. */
+static bool
+lookup_parse(struct cache_redis_op *op, const redisReply *reply, uint64_t *epoch)
+{
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 + (size_t)op->n)
+        return false;
+    for (size_t i = 1; i < reply->elements; i++) {
+        const redisReply *e = reply->element[i];
+        uint64_t v;
+
+        if (e->type != REDIS_REPLY_STRING || !parse_i64(e->str, e->len, &v))
+            return false;
+        if (i == 1)
+            *epoch = v;
+        else
+            op->gens[i - 2].value = v;
+    }
+    return reply->element[0]->type == REDIS_REPLY_NIL ||
+           reply->element[0]->type == REDIS_REPLY_STRING;
+}
+
+static void
+lookup_deliver(struct cache_redis_op *op, enum cache_redis_status st,
+               const struct cache_redis_blob *blob, uint64_t epoch)
+{
+    struct cache_redis *redis = op->redis;
+
+    redis->in_callback++;
+    if (st == CACHE_REDIS_HIT)
+        op->lookup_cb(op->arg, st, blob->reply, blob->reply_len, blob->material,
+                      blob->material_len, epoch);
+    else
+        op->lookup_cb(op->arg, st, NULL, 0, NULL, 0, epoch);
+    redis->in_callback--;
+}
+
+/* A lookup's outcome; reply is NULL when it failed. */
+static void
+lookup_done(struct cache_redis_op *op, const redisReply *reply)
+{
+    struct cache_redis *redis = op->redis;
+    enum cache_redis_status st = CACHE_REDIS_FAILED;
+    struct cache_redis_blob blob;
+    uint64_t epoch = 0;
+
+    if (!op->wanted) /* cancelled: gens may be gone */
+        return;
+    if (reply && !lookup_parse(op, reply, &epoch)) {
+        count(redis, CACHE_REDIS_CTR_redis_corrupt);
+        reply = NULL;
+    }
+    if (reply) {
+        const redisReply *v = reply->element[0];
+        bson_error_t error;
+
+        st = CACHE_REDIS_MISS;
+        if (v->type == REDIS_REPLY_STRING) {
+            if (!cache_redis_blob_decode((const uint8_t *)v->str, v->len, &blob, &error)) {
+                count(redis, CACHE_REDIS_CTR_redis_corrupt);
+                proxy_log(PROXY_LOG_DEBUG, 0, "redis_corrupt", "bytes=%zu reason=\"%s\"", v->len,
+                          error.message);
+            } else if (blob.epoch == epoch && gens_match(&blob, op->gens, op->n) &&
+                       !redis->dirty) {
+                st = CACHE_REDIS_HIT;
+            }
+        }
+        count(redis, st == CACHE_REDIS_HIT ? CACHE_REDIS_CTR_redis_hits
+                                           : CACHE_REDIS_CTR_redis_misses);
+    }
+    lookup_deliver(op, st, &blob, epoch);
+}
+
+static void
+bump_done(struct cache_redis_op *op, const redisReply *reply)
+{
+    struct cache_redis *redis = op->redis;
+    bool ok = reply && reply->type == REDIS_REPLY_INTEGER;
+
+    if (!ok) {
+        count(redis, CACHE_REDIS_CTR_redis_bumps_failed);
+        mark_dirty(redis, reply ? "bump_refused" : "bump_unconfirmed");
+    }
+    if (op->wanted && op->done_cb) {
+        redis->in_callback++;
+        op->done_cb(op->arg, ok);
+        redis->in_callback--;
+    }
+}
+
+static void
+epoch_done(struct cache_redis_op *op, const redisReply *reply)
+{
+    struct cache_redis *redis = op->redis;
+    uint64_t epoch;
+
+    redis->epoch_inflight = false;
+    if (!reply || reply->type != REDIS_REPLY_STRING || !parse_i64(reply->str, reply->len, &epoch)) {
+        epoch_schedule(redis, EPOCH_RETRY_MS);
+        return;
+    }
+    count(redis, CACHE_REDIS_CTR_redis_epoch_bumps);
+    if (redis->dirty_seq != op->dirty_seq) { /* dirty again since it was sent */
+        epoch_schedule(redis, 0);
+        return;
+    }
+    redis->dirty = false;
+    proxy_log(PROXY_LOG_INFO, 0, "redis_epoch_bumped", "redis=%s epoch=%" PRIu64,
+              redis->redacted, epoch);
+}
+
+/*
+ * Decides op's outcome, once: reply is Redis's answer, or NULL when the
+ * connection was lost (or freed) or, with timed_out, when the timer fired.
+ */
+static void
+op_settle(struct cache_redis_op *op, const redisReply *reply, bool timed_out)
+{
+    struct cache_redis *redis = op->redis;
+    bool answered = reply != NULL;
+
+    op->settled = true;
+    evtimer_del(op->timer);
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+        count(redis, CACHE_REDIS_CTR_redis_errors);
+        proxy_log(PROXY_LOG_DEBUG, 0, "redis_error", "error=\"%.80s\"", reply->str);
+        reply = NULL;
+    } else if (!reply && !timed_out) {
+        count(redis, CACHE_REDIS_CTR_redis_errors);
+    }
+    breaker_result(redis, op, answered);
+    switch (op->kind) {
+    case OP_LOOKUP:
+        lookup_done(op, reply);
+        break;
+    case OP_FILL:
+        if (reply && reply->type == REDIS_REPLY_INTEGER)
+            count(redis, reply->integer == 1 ? CACHE_REDIS_CTR_redis_fills
+                                             : CACHE_REDIS_CTR_redis_fills_refused);
+        break;
+    case OP_BUMP:
+        bump_done(op, reply);
+        break;
+    case OP_EPOCH:
+        epoch_done(op, reply);
+        break;
+    }
+}
+
+static void
+op_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct cache_redis_op *op = arg;
+
+    (void)fd;
+    (void)what;
+    count(op->redis, CACHE_REDIS_CTR_redis_timeouts);
+    op_settle(op, NULL, true); /* the op stays until hiredis hands it back */
+}
+
+/* hiredis's callback for every op: a reply, or NULL when the connection is lost or freed. */
+static void
+op_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct cache_redis_op *op = privdata;
+    redisReply *reply = r;
+
+    if (!op->settled) {
+        if (reply && reply->type == REDIS_REPLY_ERROR && !op->retried &&
+            strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+            op->retried = true;
+            cmd_use_eval(&op->cmd, op->script);
+            if (op_send(op, ac))
+                return; /* same op, same timer */
+        }
+        op_settle(op, reply, false);
+    }
+    op_free(op);
+}
+
+/* ---- connections ----------------------------------------------------------------- */
+
+/* Copies text for a log value: no quotes or control characters, at most 120 bytes. */
+static const char *
+log_text(const char *text, char *buf, size_t len)
+{
+    size_t i = 0;
+
+    for (; text && text[i] && i + 1 < len && i < 120; i++)
+        buf[i] = text[i] == '"' || (unsigned char)text[i] < 0x20 ? '\'' : text[i];
+    buf[i] = '\0';
+    return buf;
+}
+
+static void
+conn_schedule_retry(struct conn *conn)
+{
+    struct timeval tv = tv_ms(conn->backoff_ms);
+
+    if (conn->redis->destroying)
+        return;
+    evtimer_add(conn->retry_timer, &tv);
+    conn->backoff_ms *= 2;
+    if (conn->backoff_ms > BACKOFF_MAX_MS)
+        conn->backoff_ms = BACKOFF_MAX_MS;
+}
+
+/* The connection is gone (conn->ac already forgotten): note it and plan the next attempt. */
+static void
+conn_lost(struct conn *conn, const char *why)
+{
+    struct cache_redis *redis = conn->redis;
+    bool was_ready = conn->ready;
+    char buf[128];
+
+    conn->ready = false;
+    conn->pending = 0;
+    evtimer_del(conn->handshake_timer);
+    if (was_ready) {
+        proxy_log(PROXY_LOG_WARN, 0, "redis_disconnected", "conn=%s redis=%s reason=\"%s\"",
+                  conn->name, redis->redacted, log_text(why, buf, sizeof buf));
+        if (!conn->sub) /* replies lost in flight, or Redis restarted: distrust it */
+            mark_dirty(redis, "disconnected");
+    } else {
+        proxy_log(PROXY_LOG_DEBUG, 0, "redis_connect_failed", "conn=%s redis=%s reason=\"%s\"",
+                  conn->name, redis->redacted, log_text(why, buf, sizeof buf));
+    }
+    conn_schedule_retry(conn);
+}
+
+/* Forgets and frees our connection; never from hiredis's connect/disconnect callbacks. */
+static void
+conn_drop(struct conn *conn, const char *why)
+{
+    redisAsyncContext *ac = conn->ac;
+
+    conn->ac = NULL;
+    conn_lost(conn, why);
+    if (ac)
+        redisAsyncFree(ac); /* deferred by hiredis when inside one of ac's reply callbacks */
+}
+
+static void
+conn_ready(struct conn *conn)
+{
+    struct cache_redis *redis = conn->redis;
+
+    evtimer_del(conn->handshake_timer);
+    conn->ready = true;
+    conn->backoff_ms = BACKOFF_FIRST_MS;
+    if (conn->ever_ready)
+        count(redis, CACHE_REDIS_CTR_redis_reconnects);
+    conn->ever_ready = true;
+    proxy_log(PROXY_LOG_INFO, 0, "redis_connected", "conn=%s redis=%s", conn->name,
+              redis->redacted);
+    if (conn->sub) {
+        static const char all[] = "*";
+
+        /* Bumps made while nobody listened are unknown: drop everything held locally. */
+        if (redis->inval_fn) {
+            redis->in_callback++;
+            redis->inval_fn(redis->inval_arg, all, 1);
+            redis->in_callback--;
+        }
+        return;
+    }
+    breaker_reset(redis);
+    epoch_try(redis);
+}
+
+/* Delivers the names in a published message, skipping our own messages. */
+static void
+inval_message(struct cache_redis *redis, const char *msg, size_t len)
+{
+    const char *end = msg + len;
+    char name[CACHE_REDIS_MAX_NAME + 1];
+
+    if (len == 17 && msg[0] == '@' && memcmp(msg + 1, redis->instance, 16) == 0)
+        return;
+    if (len > 17 && msg[0] == '@' && memcmp(msg + 1, redis->instance, 16) == 0 && msg[17] == '\n')
+        return;
+    while (msg < end) {
+        const char *nl = memchr(msg, '\n', (size_t)(end - msg));
+        size_t n = (size_t)((nl ? nl : end) - msg);
+
+        if (n > 0 && msg[0] != '@') {
+            if (n > CACHE_REDIS_MAX_NAME) /* not one of ours: forget everything */
+                n = bson_snprintf(name, sizeof name, "*");
+            else
+                memcpy(name, msg, n);
+            name[n] = '\0';
+            count(redis, CACHE_REDIS_CTR_redis_invalidations_received);
+            if (redis->inval_fn) {
+                redis->in_callback++;
+                redis->inval_fn(redis->inval_arg, name, n);
+                redis->in_callback--;
+            }
+        }
+        msg += n + (nl ? 1 : 0);
+    }
+}
+
+/* hiredis's callback for the subscription: the confirmation, then each message. */
+static void
+sub_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct conn *conn = privdata;
+    redisReply *reply = r;
+    const redisReply *kind;
+
+    if (conn->ac != ac || !reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3)
+        return;
+    kind = reply->element[0];
+    if (kind->type != REDIS_REPLY_STRING)
+        return;
+    if (strcmp(kind->str, "subscribe") == 0 && !conn->ready)
+        conn_ready(conn);
+    else if (strcmp(kind->str, "message") == 0 && reply->element[2]->type == REDIS_REPLY_STRING)
+        inval_message(conn->redis, reply->element[2]->str, reply->element[2]->len);
+}
+
+static void
+handshake_done(struct conn *conn)
+{
+    struct cache_redis *redis = conn->redis;
+    struct cmd cmd = {0};
+    int rc;
+
+    if (!conn->sub) {
+        conn_ready(conn);
+        return;
+    }
+    cmd_add(&cmd, "SUBSCRIBE");
+    cmd_add_key(&cmd, redis, "inval", "", 0);
+    rc = redisAsyncCommandArgv(conn->ac, sub_reply, conn, cmd.argc, (const char **)cmd.argv,
+                               cmd.len);
+    cmd_cleanup(&cmd);
+    if (rc != REDIS_OK)
+        conn_drop(conn, "cannot subscribe");
+}
+
+/* hiredis's callback for AUTH, SELECT and SCRIPT LOAD. */
+static void
+step_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    struct step *st = privdata;
+    struct conn *conn = st->conn;
+    redisReply *reply = r;
+    char buf[128];
+
+    if (conn->ac != ac || !reply) /* an old connection, or this one is going away */
+        return;
+    if (reply->type == REDIS_REPLY_ERROR) {
+        /* For AUTH only the error's first word: nothing a server echoes back is logged. */
+        size_t n = st->script == -1 ? strcspn(reply->str, " ") : strlen(reply->str);
+
+        proxy_log(PROXY_LOG_ERROR, 0, "redis_handshake_failed",
+                  "conn=%s redis=%s step=%s error=\"%.*s\"", conn->name, conn->redis->redacted,
+                  st->script == -1 ? "auth" : st->script == -2 ? "select" : "script_load",
+                  (int)(n < 100 ? n : 100), log_text(reply->str, buf, sizeof buf));
+        conn_drop(conn, "handshake refused");
+        return;
+    }
+    if (st->script >= 0) {
+        if (reply->type != REDIS_REPLY_STRING || reply->len != 40) {
+            conn_drop(conn, "unexpected SCRIPT LOAD reply");
+            return;
+        }
+        memcpy(conn->redis->sha[st->script], reply->str, 40);
+        conn->redis->sha[st->script][40] = '\0';
+    }
+    if (--conn->pending == 0)
+        handshake_done(conn);
+}
+
+/* Queues one handshake command; script is -1 for AUTH, -2 for SELECT, else the script. */
+static bool
+step_send(struct conn *conn, struct step *st, int script, struct cmd *cmd)
+{
+    int rc;
+
+    st->conn = conn;
+    st->script = script;
+    rc = redisAsyncCommandArgv(conn->ac, step_reply, st, cmd->argc, (const char **)cmd->argv,
+                               cmd->len);
+    for (int i = 0; script == -1 && i < cmd->argc; i++) /* wipe our copies of AUTH's arguments */
+        memset(cmd->argv[i], 0, cmd->len[i]);
+    cmd_cleanup(cmd);
+    if (rc != REDIS_OK)
+        return false;
+    conn->pending++;
+    return true;
+}
+
+/* AUTH [user] password, SELECT db, SCRIPT LOAD x4 (commands) -- in that order, before anything. */
+static bool
+handshake_start(struct conn *conn)
+{
+    struct cache_redis *redis = conn->redis;
+    struct cmd cmd = {0};
+
+    if (redis->password) {
+        cmd_add(&cmd, "AUTH");
+        if (redis->url.user)
+            cmd_add(&cmd, redis->url.user);
+        cmd_add(&cmd, redis->password);
+        if (!step_send(conn, &conn->steps[0], -1, &cmd))
+            return false;
+    }
+    if (!conn->sub && redis->url.db != 0) {
+        char db[16];
+
+        bson_snprintf(db, sizeof db, "%d", redis->url.db);
+        cmd_add(&cmd, "SELECT");
+        cmd_add(&cmd, db);
+        if (!step_send(conn, &conn->steps[1], -2, &cmd))
+            return false;
+    }
+    for (int i = 0; !conn->sub && i < SCRIPT_COUNT; i++) {
+        cmd_add(&cmd, "SCRIPT");
+        cmd_add(&cmd, "LOAD");
+        cmd_add(&cmd, script_text[i]);
+        if (!step_send(conn, &conn->steps[2 + i], i, &cmd))
+            return false;
+    }
+    if (conn->pending == 0)
+        handshake_done(conn);
+    return true;
+}
+
+static void
+on_connect(const redisAsyncContext *ac, int status)
+{
+    struct conn *conn = ac->data;
+
+    if (conn->ac != ac || status == REDIS_OK)
+        return;
+    conn->ac = NULL; /* hiredis frees it when this returns */
+    conn_lost(conn, ac->errstr);
+}
+
+static void
+on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct conn *conn = ac->data;
+
+    (void)status;
+    if (conn->ac != ac) /* one we dropped ourselves */
+        return;
+    conn->ac = NULL; /* hiredis frees it when this returns */
+    conn_lost(conn, ac->err ? ac->errstr : "closed");
+}
+
+static void
+conn_start(struct conn *conn)
+{
+    struct cache_redis *redis = conn->redis;
+    struct timeval tv = tv_ms(redis->timeout_ms * 4 > HANDSHAKE_MIN_MS ? redis->timeout_ms * 4
+                                                                     : HANDSHAKE_MIN_MS);
+    redisAsyncContext *ac;
+
+    ac = redis->url.path ? redisAsyncConnectUnix(redis->url.path)
+                         : redisAsyncConnect(redis->url.host, redis->url.port);
+    if (!ac || ac->err) {
+        conn_lost(conn, ac ? ac->errstr : "out of memory");
+        if (ac)
+            redisAsyncFree(ac);
+        return;
+    }
+    ac->data = conn;
+    conn->ac = ac;
+    conn->pending = 0;
+    if (redisLibeventAttach(ac, redis->base) != REDIS_OK ||
+        redisAsyncSetConnectCallback(ac, on_connect) != REDIS_OK ||
+        redisAsyncSetDisconnectCallback(ac, on_disconnect) != REDIS_OK || !handshake_start(conn)) {
+        if (conn->ac == ac)
+            conn_drop(conn, "cannot set the connection up");
+        return;
+    }
+    if (conn->ac == ac)
+        evtimer_add(conn->handshake_timer, &tv);
+}
+
+static void
+retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_start(arg);
+}
+
+static void
+handshake_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *conn = arg;
+
+    (void)fd;
+    (void)what;
+    conn_drop(conn, "handshake timed out");
+}
+
+static void
+conn_init(struct cache_redis *redis, struct conn *conn, bool sub)
+{
+    conn->redis = redis;
+    conn->sub = sub;
+    conn->name = sub ? "pubsub" : "commands";
+    conn->backoff_ms = BACKOFF_FIRST_MS;
+    conn->retry_timer = evtimer_new(redis->base, retry_cb, conn);
+    conn->handshake_timer = evtimer_new(redis->base, handshake_timeout, conn);
+}
+
+/* Frees the connection at destroy: hiredis calls every pending op back with NULL first. */
+static void
+conn_cleanup(struct conn *conn)
+{
+    redisAsyncContext *ac = conn->ac;
+
+    conn->ac = NULL;
+    conn->ready = false;
+    if (ac)
+        redisAsyncFree(ac);
+}
+
+static void
+conn_free_timers(struct conn *conn)
+{
+    event_free(conn->retry_timer);
+    event_free(conn->handshake_timer);
+}
+
+/* ---- the API ---------------------------------------------------------------------- */
+
+struct cache_redis *
+cache_redis_new(struct event_base *base, const struct conf *conf, bson_error_t *error)
+{
+    struct cache_redis *redis = bson_malloc0(sizeof *redis);
+    uint64_t seed = 0;
+
+    if (!conf->redis || !conf->redis[0]) {
+        bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, 3, "no Redis URL configured");
+        bson_free(redis);
+        return NULL;
+    }
+    if (!cache_redis_url_parse(conf->redis, &redis->url, error)) {
+        bson_free(redis);
+        return NULL;
+    }
+    redis->base = base;
+    if (conf->redis_password && conf->redis_password[0])
+        redis->password = bson_strdup(conf->redis_password);
+    else if (redis->url.password)
+        redis->password = bson_strdup(redis->url.password);
+    redis->redacted = cache_redis_url_redact(conf->redis);
+    redis->prefix = bson_strdup(conf->redis_prefix ? conf->redis_prefix : "");
+    redis->prefix_len = strlen(redis->prefix);
+    cache_redis_reconfigure(redis, conf);
+    if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+        seed = now_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)redis;
+    redis->rng = seed;
+    bson_snprintf(redis->instance, sizeof redis->instance, "%016" PRIx64, rng_next(redis));
+    redis->epoch_timer = evtimer_new(base, epoch_timer_cb, redis);
+    conn_init(redis, &redis->cmd, false);
+    conn_init(redis, &redis->sub, true);
+    conn_start(&redis->cmd);
+    conn_start(&redis->sub);
+    return redis;
+}
+
+void
+cache_redis_destroy(struct cache_redis *redis)
+{
+    if (!redis)
+        return;
+    /* See redis.h: not from inside one of the tier's callbacks. */
+    BSON_ASSERT(redis->in_callback == 0);
+    redis->destroying = true;
+    conn_cleanup(&redis->cmd); /* pending ops are called back with FAILED here */
+    conn_cleanup(&redis->sub);
+    conn_free_timers(&redis->cmd);
+    conn_free_timers(&redis->sub);
+    event_free(redis->epoch_timer);
+    cache_redis_url_cleanup(&redis->url);
+    if (redis->password)
+        bson_zero_free(redis->password, strlen(redis->password));
+    bson_free(redis->redacted);
+    bson_free(redis->prefix);
+    bson_free(redis);
+}
+
+void
+cache_redis_reconfigure(struct cache_redis *redis, const struct conf *conf)
+{
+    redis->timeout_ms = conf->redis_timeout > 0 ? conf->redis_timeout : 1;
+    redis->breaker_failures = conf->redis_breaker_failures > 0 ? conf->redis_breaker_failures : 1;
+    redis->cooldown_ms = conf->redis_breaker_cooldown > 0 ? conf->redis_breaker_cooldown : 0;
+}
+
+enum cache_redis_state
+cache_redis_state(const struct cache_redis *redis)
+{
+    if (!redis->cmd.ready)
+        return CACHE_REDIS_DISCONNECTED;
+    if (redis->breaker != BREAKER_CLOSED)
+        return CACHE_REDIS_BREAKER_OPEN;
+    return redis->dirty ? CACHE_REDIS_DIRTY : CACHE_REDIS_CONNECTED;
+}
+
+bool
+cache_redis_usable(const struct cache_redis *redis)
+{
+    if (!redis || redis->destroying || !redis->cmd.ready || redis->dirty)
+        return false;
+    switch (redis->breaker) {
+    case BREAKER_CLOSED:
+        return true;
+    case BREAKER_OPEN:
+        return now_ms() >= redis->open_until;
+    case BREAKER_HALF_OPEN:
+        break;
+    }
+    return !redis->probe;
+}
+
+bool
+cache_redis_subscribed(const struct cache_redis *redis)
+{
+    return redis && redis->sub.ready;
+}
+
+/* True when every name is one a key and a message can carry. */
+static bool
+names_ok(const struct cache_redis_gen *gens, uint32_t n)
+{
+    if (n > CACHE_REDIS_MAX_GENS)
+        return false;
+    for (uint32_t i = 0; i < n; i++)
+        if (gens[i].name_len == 0 || gens[i].name_len > CACHE_REDIS_MAX_NAME)
+            return false;
+    return true;
+}
+
+/* Appends the value key and the epoch key, then each generation's key. */
+static void
+add_keys(struct cmd *cmd, const struct cache_redis *redis, const struct cache_key *key,
+         const struct cache_redis_gen *gens, uint32_t n)
+{
+    char hex[33];
+
+    if (key) {
+        bson_snprintf(hex, sizeof hex, "%016" PRIx64 "%016" PRIx64, key->hi, key->lo);
+        cmd_add_key(cmd, redis, "v:", hex, 32);
+        cmd_add_key(cmd, redis, "epoch", "", 0);
+    }
+    for (uint32_t i = 0; i < n; i++)
+        cmd_add_key(cmd, redis, "g:", gens[i].name, gens[i].name_len);
+}
+
+struct cache_redis_op *
+cache_redis_lookup(struct cache_redis *redis, const struct cache_key *key,
+                   struct cache_redis_gen *gens, uint32_t n, cache_redis_lookup_cb cb, void *arg)
+{
+    struct cache_redis_op *op;
+    int admit;
+
+    if (!cache_redis_usable(redis) || !names_ok(gens, n) || (admit = breaker_admit(redis)) == 0) {
+        if (redis)
+            count(redis, CACHE_REDIS_CTR_redis_skipped);
+        return NULL;
+    }
+    op = op_new(redis, OP_LOOKUP, SCRIPT_LOOKUP, 2 + n);
+    op->lookup_cb = cb;
+    op->arg = arg;
+    op->gens = gens;
+    op->n = n;
+    add_keys(&op->cmd, redis, key, gens, n);
+    cmd_add_i64(&op->cmd, random_base(redis));
+    for (uint32_t i = 0; i < n; i++)
+        cmd_add_i64(&op->cmd, random_base(redis));
+    if (!op_start(op)) {
+        count(redis, CACHE_REDIS_CTR_redis_skipped);
+        return NULL;
+    }
+    if (admit == 2)
+        redis->probe = op;
+    return op;
+}
+
+void
+cache_redis_cancel(struct cache_redis_op *op)
+{
+    if (op)
+        op->wanted = false;
+}
+
+void
+cache_redis_fill(struct cache_redis *redis, const struct cache_key *key,
+                 const uint8_t *material, size_t material_len, const uint8_t *reply,
+                 size_t reply_len, const struct cache_redis_gen *gens, uint32_t n,
+                 uint64_t epoch, int64_t ttl_ms)
+{
+    struct cache_redis_blob blob = {0};
+    struct cache_redis_op *op;
+    uint8_t *data;
+    size_t len;
+
+    if (!cache_redis_usable(redis) || redis->breaker != BREAKER_CLOSED || ttl_ms <= 0 ||
+        !names_ok(gens, n))
+        return;
+    blob.epoch = epoch;
+    blob.n_gens = n;
+    memcpy(blob.gens, gens, n * sizeof *gens);
+    blob.material = material;
+    blob.material_len = material_len;
+    blob.reply = reply;
+    blob.reply_len = reply_len;
+    if (!(data = cache_redis_blob_encode(&blob, &len)))
+        return;
+    op = op_new(redis, OP_FILL, SCRIPT_FILL, 2 + n);
+    add_keys(&op->cmd, redis, key, gens, n);
+    cmd_take(&op->cmd, (char *)data, len);
+    cmd_add_i64(&op->cmd, (uint64_t)ttl_ms);
+    cmd_add_i64(&op->cmd, epoch);
+    for (uint32_t i = 0; i < n; i++)
+        cmd_add_i64(&op->cmd, gens[i].value);
+    (void)op_start(op);
+}
+
+/* "@instance\nname\nname...": a name holding '\n' is sent as "*" (everything). */
+static char *
+bump_message(const struct cache_redis *redis, const struct cache_redis_gen *gens, uint32_t n,
+             size_t *len)
+{
+    bson_string_t *s = bson_string_new("@");
+
+    bson_string_append(s, redis->instance);
+    for (uint32_t i = 0; i < n; i++) {
+        bson_string_append_c(s, '\n');
+        if (memchr(gens[i].name, '\n', gens[i].name_len) ||
+            memchr(gens[i].name, '\0', gens[i].name_len))
+            bson_string_append_c(s, '*');
+        else
+            for (size_t j = 0; j < gens[i].name_len; j++)
+                bson_string_append_c(s, gens[i].name[j]);
+    }
+    *len = s->len;
+    return bson_string_free(s, false);
+}
+
+struct cache_redis_op *
+cache_redis_bump(struct cache_redis *redis, const struct cache_redis_gen *gens, uint32_t n,
+                 cache_redis_done_cb cb, void *arg)
+{
+    struct cache_redis_op *op;
+    size_t len;
+    char *msg;
+
+    if (n == 0)
+        return NULL;
+    if (redis->destroying || !redis->cmd.ready || redis->breaker != BREAKER_CLOSED ||
+        !names_ok(gens, n))
+        goto fail;
+    op = op_new(redis, OP_BUMP, SCRIPT_BUMP, n);
+    op->done_cb = cb;
+    op->arg = arg;
+    add_keys(&op->cmd, redis, NULL, gens, n);
+    cmd_add_key(&op->cmd, redis, "inval", "", 0);
+    msg = bump_message(redis, gens, n, &len);
+    cmd_take(&op->cmd, msg, len);
+    for (uint32_t i = 0; i < n; i++)
+        cmd_add_i64(&op->cmd, random_base(redis));
+    if (op_start(op))
+        return op;
+fail:
+    count(redis, CACHE_REDIS_CTR_redis_bumps_failed);
+    mark_dirty(redis, redis->cmd.ready ? "bump_not_sent" : "bump_while_disconnected");
+    return NULL;
+}
+
+void
+cache_redis_on_invalidation(struct cache_redis *redis,
+                            void (*fn)(void *arg, const char *name, size_t len), void *arg)
+{
+    redis->inval_fn = fn;
+    redis->inval_arg = arg;
+}
+
+uint64_t
+cache_redis_counter(const struct cache_redis *redis, enum cache_redis_counter counter)
+{
+    return redis->counters[counter];
+}
+
+void
+cache_redis_stats_json(const struct cache_redis *redis, struct evbuffer *buf)
+{
+    evbuffer_add_printf(buf, "\"redis\": {\"state\": \"%s\", \"subscribed\": %s, \"counters\": {",
+                        state_names[cache_redis_state(redis)],
+                        cache_redis_subscribed(redis) ? "true" : "false");
+    for (int i = 0; i < CACHE_REDIS_CTR_COUNT; i++)
+        evbuffer_add_printf(buf, "%s\"%s\": %llu", i ? ", " : "", counter_names[i],
+                            (unsigned long long)redis->counters[i]);
+    evbuffer_add_printf(buf, "}}");
+}

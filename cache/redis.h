@@ -1,0 +1,264 @@
+/*
+ * cache/redis.h: the shared tier. Several proxies keep one cache in Redis:
+ * stored replies, and the generation counters that invalidate them, so a
+ * write through any proxy invalidates what every proxy serves.
+ *
+ * hiredis 0.14 async on the proxy's own event loop; every command has its
+ * own libevent timer (hiredis 0.14 has no async timeout). Redis failing is
+ * never a client's problem: an error or a timeout is a miss, after repeated
+ * failures a circuit breaker skips Redis for a while, and a bump that could
+ * not be delivered makes the tier "dirty": it is not trusted again until an
+ * epoch bump (which invalidates every stored value) has succeeded.
+ *
+ * Keys, under the configured prefix P:
+ *   P v:<32 hex digits of the cache key>  a stored value (see the blob below), with a TTL
+ *   P g:<generation name>                 a generation counter (no TTL); created at a random
+ *                                         64-bit base so an evicted counter never lines up
+ *                                         with old values
+ *   P epoch                               the epoch (no TTL)
+ *   P inval                               the pub/sub channel carrying bumped generation names
+ * Values are read like any untrusted input: versioned, sizes checked, the
+ * reply re-checked as a wire message (structure and BSON depth); junk is a
+ * miss and a counter.
+ */
+#ifndef MONGOCACHE_CACHE_REDIS_H
+#define MONGOCACHE_CACHE_REDIS_H
+
+#include "cache/key.h"
+#include "conf/conf.h"
+
+#include <bson/bson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct cache_redis;
+struct cache_redis_op;
+
+/* Counters of the Redis tier: X(name, help). */
+#define CACHE_REDIS_COUNTERS(X) \
+    X(redis_commands, "commands sent to Redis") \
+    X(redis_errors, "Redis commands that failed (error reply, connection lost)") \
+    X(redis_timeouts, "Redis commands abandoned at redis_timeout") \
+    X(redis_reconnects, "connections to Redis re-established") \
+    X(redis_breaker_trips, "times the circuit breaker opened") \
+    X(redis_skipped, "lookups that skipped Redis (breaker open, disconnected or dirty)") \
+    X(redis_hits, "lookups answered from Redis") \
+    X(redis_misses, "lookups Redis had no valid value for") \
+    X(redis_corrupt, "values from Redis refused as malformed or of another version") \
+    X(redis_fills, "values stored in Redis") \
+    X(redis_fills_refused, "fills Redis refused because a generation had moved") \
+    X(redis_bumps_failed, "generation bumps that did not reach Redis (tier marked dirty)") \
+    X(redis_epoch_bumps, "epoch bumps (after a dirty period)") \
+    X(redis_invalidations_received, "generation bumps received from other proxies")
+
+enum cache_redis_counter {
+#define CACHE_REDIS_ENUM(name, help) CACHE_REDIS_CTR_##name,
+    CACHE_REDIS_COUNTERS(CACHE_REDIS_ENUM)
+#undef CACHE_REDIS_ENUM
+        CACHE_REDIS_CTR_COUNT
+};
+
+enum cache_redis_state {
+    CACHE_REDIS_DISCONNECTED,
+    CACHE_REDIS_CONNECTED,
+    CACHE_REDIS_BREAKER_OPEN,
+    CACHE_REDIS_DIRTY, /* connected, waiting for the epoch bump to succeed */
+};
+
+/* A generation the caller depends on: its name ("n:db.coll") and, on return, its value. */
+struct cache_redis_gen {
+    const char *name;
+    size_t name_len;
+    uint64_t value;
+};
+
+/*
+ * Callbacks and destruction. Every callback (lookup, bump, invalidation) runs
+ * on the loop thread, never before the call that asked for it returns, and
+ * at most once. Inside any of them the caller may look up, fill, bump or
+ * cancel, but must NOT call cache_redis_destroy (it asserts): destroy from
+ * outside the tier's callbacks (e.g. at shutdown, after the loop stopped).
+ * An op handle is valid until its callback has been called or it has been
+ * cancelled, whichever comes first.
+ *
+ * Connects to conf->redis ("redis://[[user]:password@]host:port[/db]" or
+ * "unix:///path[?db=N]"; a password may also come from conf->redis_password)
+ * and subscribes to the invalidation channel. Reconnects with backoff on
+ * its own. Returns NULL with error set when the URL is malformed (an
+ * unreachable Redis is not an error: the tier starts disconnected).
+ * Free with cache_redis_destroy (pending callbacks are called with
+ * CACHE_REDIS_FAILED first).
+ */
+struct cache_redis *cache_redis_new(struct event_base *base, const struct conf *conf,
+                                    bson_error_t *error);
+void cache_redis_destroy(struct cache_redis *redis);
+
+/* Applies reloadable settings (timeout, breaker, TTLs). */
+void cache_redis_reconfigure(struct cache_redis *redis, const struct conf *conf);
+
+enum cache_redis_state cache_redis_state(const struct cache_redis *redis);
+
+/* True when lookups and fills may use Redis now (connected, breaker closed, not dirty). */
+bool cache_redis_usable(const struct cache_redis *redis);
+
+enum cache_redis_status {
+    CACHE_REDIS_HIT,    /* value and gens filled */
+    CACHE_REDIS_MISS,   /* no (valid) value; gens filled: the snapshot for a fill */
+    CACHE_REDIS_FAILED, /* error, timeout, cancelled by destroy: treat as a miss, fill nothing */
+};
+
+/*
+ * Called once per lookup. On HIT, reply (a whole reply message, checked)
+ * and material are valid only during the call: copy what you keep. gens[]
+ * (the array passed to cache_redis_lookup) holds the current values on HIT
+ * and MISS; epoch is the current epoch.
+ */
+typedef void (*cache_redis_lookup_cb)(void *arg, enum cache_redis_status status,
+                                      const uint8_t *reply, size_t reply_len,
+                                      const uint8_t *material, size_t material_len,
+                                      uint64_t epoch);
+
+/*
+ * Looks key up: one round trip reading the value, every generation in
+ * gens[0..n) (missing counters are created at a random base) and the epoch.
+ * A value is a HIT only if its stored generations and epoch equal the
+ * current ones. gens (names and the array itself) must stay valid until
+ * the callback, which is never called before this function returns.
+ * Returns a handle for cache_redis_cancel, or NULL when Redis is not usable
+ * (then the callback is not called).
+ * A HIT hands back the stored key material: the caller compares it with its
+ * own (a 128-bit key collision is a miss). On MISS, gens[] and epoch are the
+ * snapshot to pass to cache_redis_fill. While the breaker is half-open one
+ * lookup goes out as the probe and the others return NULL.
+ */
+struct cache_redis_op *cache_redis_lookup(struct cache_redis *redis, const struct cache_key *key,
+                                          struct cache_redis_gen *gens, uint32_t n,
+                                          cache_redis_lookup_cb cb, void *arg);
+
+/* The caller no longer wants the callback (its request went away). */
+void cache_redis_cancel(struct cache_redis_op *op);
+
+/*
+ * Stores reply under key with ttl_ms, if every generation still has the
+ * value in gens[] and the epoch is unchanged (compare-and-set, a Lua
+ * script). Fire and forget: never delays anything; a failure is counted.
+ */
+void cache_redis_fill(struct cache_redis *redis, const struct cache_key *key,
+                      const uint8_t *material, size_t material_len, const uint8_t *reply,
+                      size_t reply_len, const struct cache_redis_gen *gens, uint32_t n,
+                      uint64_t epoch, int64_t ttl_ms);
+
+/* Called once per bump with whether Redis confirmed it. */
+typedef void (*cache_redis_done_cb)(void *arg, bool ok);
+
+/*
+ * Increments the named generations and publishes their names to the other
+ * proxies. When Redis does not confirm within redis_timeout the tier is
+ * marked dirty (and the callback says false). cb may be NULL. Returns a
+ * handle for cache_redis_cancel (NULL when Redis is not connected: then
+ * the tier is marked dirty at once and cb is not called).
+ * The same NULL + dirty when the breaker is not closed (Redis is failing: a
+ * bump would only wait for its timeout) or n > CACHE_REDIS_MAX_GENS. n == 0
+ * is a no-op (NULL, not dirty). Cancelling only silences cb: a bump that
+ * then fails still marks the tier dirty. All names go out in one PUBLISH.
+ */
+struct cache_redis_op *cache_redis_bump(struct cache_redis *redis,
+                                        const struct cache_redis_gen *gens, uint32_t n,
+                                        cache_redis_done_cb cb, void *arg);
+
+/*
+ * fn is called with the name of every generation another proxy bumped (from
+ * the pub/sub channel), so the in-process tier can drop what it holds. name
+ * is NUL-terminated and valid only during the call. "*" means everything:
+ * sent after an epoch bump, on every (re)subscription, and for a name that
+ * cannot travel in a message. A proxy does not hear its own bumps.
+ */
+void cache_redis_on_invalidation(struct cache_redis *redis,
+                                 void (*fn)(void *arg, const char *name, size_t len), void *arg);
+
+uint64_t cache_redis_counter(const struct cache_redis *redis, enum cache_redis_counter counter);
+
+/* Appends "redis": {...} (state and counters) to buf. */
+struct evbuffer;
+void cache_redis_stats_json(const struct cache_redis *redis, struct evbuffer *buf);
+
+/*
+ * True while the invalidation channel is subscribed. While it is not, bumps
+ * made by other proxies are not heard: the in-process tier should not serve
+ * (or should drop what it holds). Each time the subscription is (re)made,
+ * the invalidation callback receives the name "*": anything may have
+ * changed while nobody listened.
+ */
+bool cache_redis_subscribed(const struct cache_redis *redis);
+
+/* ---- The value format and the URL, exposed for the unit tests ---------- */
+
+#define CACHE_REDIS_ERROR_DOMAIN 0x72656469u /* "redi" */
+
+/* Most generations one value depends on; longest generation name. */
+#define CACHE_REDIS_MAX_GENS 64
+#define CACHE_REDIS_MAX_NAME 1024
+/* Largest reply (WIRE_MAX_MESSAGE_LEN) and key material in a value. */
+#define CACHE_REDIS_MAX_REPLY 48000000
+#define CACHE_REDIS_MAX_MATERIAL 48000000
+/* BSON depth the reply in a value is re-checked with. */
+#define CACHE_REDIS_MAX_DEPTH 200
+
+/*
+ * A stored value. Encoded little-endian, exactly this and nothing after:
+ *   "MCV1"  epoch:u64  n_gens:u32 (<= CACHE_REDIS_MAX_GENS)
+ *   n_gens x { name_len:u32 (1..CACHE_REDIS_MAX_NAME)  name  value:u64 }
+ *   material_len:u32  material  reply_len:u32  reply (a whole OP_MSG)
+ * A decoded blob points into the bytes it was decoded from.
+ */
+struct cache_redis_blob {
+    uint64_t epoch;
+    uint32_t n_gens;
+    struct cache_redis_gen gens[CACHE_REDIS_MAX_GENS];
+    const uint8_t *material;
+    size_t material_len;
+    const uint8_t *reply;
+    size_t reply_len;
+};
+
+/*
+ * Encodes blob (it is not checked as a wire message here). Returns a buffer
+ * freed with bson_free and its length in *len, or NULL when a count or size
+ * is beyond the limits above.
+ */
+uint8_t *cache_redis_blob_encode(const struct cache_redis_blob *blob, size_t *len);
+
+/*
+ * Decodes data (untrusted): every length bounds-checked, nothing left over,
+ * the reply checked with wire_msg_parse (OP_MSG, depth CACHE_REDIS_MAX_DEPTH).
+ * blob points into data. Returns false with error set on any fault.
+ */
+bool cache_redis_blob_decode(const uint8_t *data, size_t len, struct cache_redis_blob *blob,
+                             bson_error_t *error) __attribute__((warn_unused_result));
+
+/* A parsed Redis URL. Strings are owned; free with cache_redis_url_cleanup. */
+struct cache_redis_url {
+    char *host;     /* TCP host (brackets removed), or NULL for a unix socket */
+    uint16_t port;  /* 6379 when the URL names none */
+    char *path;     /* unix socket path, or NULL */
+    char *user;     /* ACL user, or NULL */
+    char *password; /* or NULL; wiped on cleanup */
+    int db;
+};
+
+/*
+ * Parses "redis://[[user]:password@]host[:port][/db]" (user and password
+ * may be %-escaped; an IPv6 host is written in brackets) or
+ * "unix:///path[?db=N]". Returns false with error set when malformed; the
+ * message shows the URL with its password redacted.
+ */
+bool cache_redis_url_parse(const char *text, struct cache_redis_url *url, bson_error_t *error)
+    __attribute__((warn_unused_result));
+void cache_redis_url_cleanup(struct cache_redis_url *url);
+
+/* Copies a Redis URL with its user info's password replaced by "<redacted>" (bson_free). */
+char *cache_redis_url_redact(const char *text);
+
+#endif

@@ -1,0 +1,877 @@
+/*
+ * tests/integration/redis_driver.c: drives cache/redis.c against a real
+ * redis-server for tests/integration/test_redis_tier.sh. It owns only the
+ * scenario: two cache_redis instances (two proxies) on one event loop, a
+ * blocking hiredis connection to inspect and tamper with Redis, and the
+ * faults (SIGKILL, a restart from the saved RDB, SIGSTOP / SIGCONT). It
+ * prints "PLAN n", then "RESULT 0|1 name" per check and "# " diagnostics;
+ * the script turns them into TAP. Everything on 127.0.0.1, every wait bounded.
+ *
+ *   redis_driver PORT REDIS_PID PIDFILE
+ * PIDFILE receives the pid of the redis-server this program restarts (it
+ * dies with this program: PR_SET_PDEATHSIG).
+ */
+#include "config.h"
+
+#include "cache/redis.h"
+#include "conf/conf.h"
+#include "proxy/log.h"
+#include "wire/frame.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define N_CHECKS 48
+#define TIMEOUT_MS 50
+#define SLACK_MS 100 /* scheduling slack allowed around redis_timeout (ASan, busy CI) */
+#define FAILURES 3
+#define COOLDOWN_MS 1000
+
+/* The scenario's state: one loop, the Redis being tortured, the check count. */
+struct drv {
+    struct event_base *base;
+    int port;
+    pid_t redis_pid;
+    pid_t child; /* the restarted redis-server, or 0 */
+    const char *pidfile;
+    char dir[512];
+    int checks;
+};
+
+/* What a lookup callback saw. */
+struct res {
+    bool done;
+    enum cache_redis_status status;
+    uint8_t reply[256];
+    size_t reply_len;
+    uint64_t epoch;
+    uint64_t at_ms;
+};
+
+/* What a bump callback saw. */
+struct bump_res {
+    bool done;
+    bool ok;
+};
+
+/* Names an instance's invalidation callback received. */
+struct heard {
+    char names[1024];
+    int count;
+};
+
+static uint64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void check(struct drv *d, bool good, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+check(struct drv *d, bool good, const char *fmt, ...)
+{
+    va_list ap;
+
+    d->checks++;
+    printf("RESULT %d ", good ? 0 : 1);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    putchar('\n');
+    fflush(stdout);
+}
+
+static void
+deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    *(bool *)arg = true;
+}
+
+/* Runs the loop until *flag (when not NULL) or ms pass. Returns whether *flag. */
+static bool
+run_until(struct drv *d, const bool *flag, int ms)
+{
+    bool expired = false;
+    struct event *ev = evtimer_new(d->base, deadline_cb, &expired);
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+    evtimer_add(ev, &tv);
+    while (!(flag && *flag) && !expired)
+        event_base_loop(d->base, EVLOOP_ONCE);
+    event_free(ev);
+    return flag && *flag;
+}
+
+/* Runs the loop until redis reaches state, for at most ms. */
+static bool
+wait_state(struct drv *d, struct cache_redis *redis, enum cache_redis_state state, int ms)
+{
+    uint64_t end = now_ms() + (uint64_t)ms;
+
+    while (cache_redis_state(redis) != state && now_ms() < end)
+        run_until(d, NULL, 10);
+    return cache_redis_state(redis) == state;
+}
+
+static void
+lookup_cb(void *arg, enum cache_redis_status status, const uint8_t *reply, size_t reply_len,
+          const uint8_t *material, size_t material_len, uint64_t epoch)
+{
+    struct res *res = arg;
+
+    (void)material;
+    (void)material_len;
+    res->done = true;
+    res->status = status;
+    res->epoch = epoch;
+    res->at_ms = now_ms();
+    res->reply_len = reply_len <= sizeof res->reply ? reply_len : 0;
+    if (reply && res->reply_len)
+        memcpy(res->reply, reply, res->reply_len);
+}
+
+static void
+bump_cb(void *arg, bool ok)
+{
+    struct bump_res *b = arg;
+
+    b->done = true;
+    b->ok = ok;
+}
+
+static void
+heard_cb(void *arg, const char *name, size_t len)
+{
+    struct heard *h = arg;
+    size_t used = strlen(h->names);
+
+    h->count++;
+    if (used + len + 2 < sizeof h->names) {
+        memcpy(h->names + used, name, len);
+        memcpy(h->names + used + len, " ", 2);
+    }
+}
+
+/* The generations a read of db.coll depends on. */
+static void
+gens_init(struct cache_redis_gen gens[2])
+{
+    gens[0] = (struct cache_redis_gen){"n:db.coll", 9, 0};
+    gens[1] = (struct cache_redis_gen){"d:db", 4, 0};
+}
+
+/* Lookup and wait: a status, or -1 when cache_redis_lookup returned NULL. */
+static int
+lookup(struct drv *d, struct cache_redis *redis, const struct cache_key *key,
+       struct cache_redis_gen *gens, struct res *res)
+{
+    memset(res, 0, sizeof *res);
+    if (!cache_redis_lookup(redis, key, gens, 2, lookup_cb, res))
+        return -1;
+    if (!run_until(d, &res->done, 3000))
+        return -2;
+    return (int)res->status;
+}
+
+/* An OP_MSG reply {ok: 1, v: tag}. */
+static size_t
+make_reply(uint8_t *buf, size_t cap, int tag)
+{
+    bson_t *doc = BCON_NEW("ok", BCON_DOUBLE(1), "v", BCON_INT32(tag));
+    struct wire_header h = {(int32_t)(WIRE_HEADER_LEN + 5 + doc->len), 1, 2, WIRE_OP_MSG};
+    size_t len = (size_t)h.length;
+
+    BSON_ASSERT(len <= cap);
+    memset(buf, 0, len);
+    wire_frame_put_header(buf, &h);
+    memcpy(buf + WIRE_HEADER_LEN + 5, bson_get_data(doc), doc->len);
+    bson_destroy(doc);
+    return len;
+}
+
+static const char material[] = "principal|db|coll|{find: coll}";
+
+/* Fills key (gens and epoch from a lookup) and waits until Redis stored or refused it. */
+static bool
+fill(struct drv *d, struct cache_redis *redis, const struct cache_key *key,
+     const struct cache_redis_gen *gens, uint64_t epoch, int tag)
+{
+    uint8_t reply[256];
+    size_t len = make_reply(reply, sizeof reply, tag);
+    uint64_t before = cache_redis_counter(redis, CACHE_REDIS_CTR_redis_fills) +
+                      cache_redis_counter(redis, CACHE_REDIS_CTR_redis_fills_refused) +
+                      cache_redis_counter(redis, CACHE_REDIS_CTR_redis_errors);
+    uint64_t end = now_ms() + 2000;
+
+    cache_redis_fill(redis, key, (const uint8_t *)material, sizeof material, reply, len, gens, 2,
+                     epoch, 60000);
+    while (now_ms() < end) {
+        uint64_t after = cache_redis_counter(redis, CACHE_REDIS_CTR_redis_fills) +
+                         cache_redis_counter(redis, CACHE_REDIS_CTR_redis_fills_refused) +
+                         cache_redis_counter(redis, CACHE_REDIS_CTR_redis_errors);
+
+        if (after > before)
+            return true;
+        run_until(d, NULL, 5);
+    }
+    return false;
+}
+
+static bool
+is_tagged_reply(const struct res *res, int tag)
+{
+    uint8_t want[256];
+    size_t len = make_reply(want, sizeof want, tag);
+
+    return res->reply_len == len && memcmp(res->reply, want, len) == 0;
+}
+
+static redisContext *
+sync_connect(int port)
+{
+    struct timeval tv = {2, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+
+    if (c && !c->err) {
+        redisSetTimeout(c, tv);
+        return c;
+    }
+    if (c)
+        redisFree(c);
+    return NULL;
+}
+
+/* Runs one command on a fresh blocking connection; returns the reply (freeReplyObject) or NULL. */
+static redisReply *
+sync_cmd(int port, const char *fmt, ...)
+{
+    redisContext *c = sync_connect(port);
+    redisReply *r = NULL;
+    va_list ap;
+
+    if (!c)
+        return NULL;
+    va_start(ap, fmt);
+    r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    redisFree(c);
+    return r;
+}
+
+static void
+key_hex(const struct cache_key *key, char out[33])
+{
+    snprintf(out, 33, "%016llx%016llx", (unsigned long long)key->hi, (unsigned long long)key->lo);
+}
+
+/* Waits until pid is gone or a zombie (it is the script's child, not ours). */
+static void
+wait_dead(pid_t pid)
+{
+    char path[64];
+
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    for (int i = 0; i < 200; i++) {
+        char buf[256] = "";
+        FILE *f = fopen(path, "r");
+        char *p;
+
+        if (!f)
+            return;
+        if (!fgets(buf, sizeof buf, f))
+            buf[0] = '\0';
+        fclose(f);
+        p = strrchr(buf, ')');
+        if (!p || p[1] == '\0' || p[2] == 'Z' || p[2] == 'X')
+            return;
+        usleep(10000);
+    }
+}
+
+/* Starts redis-server again on the same port and directory (so it loads dump.rdb). */
+static pid_t
+restart_redis(struct drv *d)
+{
+    char port[16];
+    char log[600];
+    pid_t pid;
+
+    snprintf(port, sizeof port, "%d", d->port);
+    snprintf(log, sizeof log, "%s/restarted.log", d->dir);
+    pid = fork();
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execlp("redis-server", "redis-server", "--bind", "127.0.0.1", "--port", port, "--save", "",
+               "--appendonly", "no", "--daemonize", "no", "--dir", d->dir, "--protected-mode",
+               "yes", (char *)NULL);
+        _exit(127);
+    }
+    if (pid > 0) {
+        FILE *f = fopen(d->pidfile, "w");
+
+        if (f) {
+            fprintf(f, "%d\n", (int)pid);
+            fclose(f);
+        }
+    }
+    for (int i = 0; pid > 0 && i < 100; i++) {
+        redisReply *r = sync_cmd(d->port, "PING");
+        bool up = r && r->type == REDIS_REPLY_STATUS;
+
+        if (r)
+            freeReplyObject(r);
+        if (up)
+            break;
+        usleep(50000);
+    }
+    return pid;
+}
+
+static struct conf *
+make_conf(const char *url, const char *prefix)
+{
+    char timeout[32];
+    char failures[16];
+    char cooldown[32];
+    char url_copy[512]; /* conf_load blanks a secret flag's value in argv: it must be writable */
+    char *argv[] = {"redis_driver", "--redis", url_copy, "--redis-prefix", (char *)prefix,
+                    "--redis-timeout", timeout, "--redis-breaker-failures", failures,
+                    "--redis-breaker-cooldown", cooldown, NULL};
+    struct conf *conf = conf_new();
+    enum conf_action action;
+    bson_error_t error;
+
+    snprintf(url_copy, sizeof url_copy, "%s", url);
+    snprintf(timeout, sizeof timeout, "%dms", TIMEOUT_MS);
+    snprintf(failures, sizeof failures, "%d", FAILURES);
+    snprintf(cooldown, sizeof cooldown, "%dms", COOLDOWN_MS);
+    if (!conf_load(conf, 11, argv, &action, &error)) {
+        printf("# conf_load: %s\n", error.message);
+        conf_destroy(conf);
+        return NULL;
+    }
+    return conf;
+}
+
+static const char *
+status_name(int st)
+{
+    switch (st) {
+    case CACHE_REDIS_HIT:
+        return "HIT";
+    case CACHE_REDIS_MISS:
+        return "MISS";
+    case CACHE_REDIS_FAILED:
+        return "FAILED";
+    case -1:
+        return "skipped (NULL)";
+    default:
+        return "no callback";
+    }
+}
+
+/* The two proxies share values; a write through one is seen by the other. */
+static void
+phase_shared(struct drv *d, struct cache_redis *a, struct cache_redis *b, struct heard *heard_a,
+             struct heard *heard_b)
+{
+    struct cache_key k1 = {1, 1};
+    struct cache_key k2 = {2, 2};
+    struct cache_redis_gen gens[2];
+    struct cache_redis_gen snap[2];
+    struct bump_res bump = {0};
+    struct res res;
+    uint64_t epoch;
+    int st;
+
+    gens_init(gens);
+    st = lookup(d, a, &k1, gens, &res);
+    check(d, st == CACHE_REDIS_MISS && gens[0].value != 0 && gens[1].value != 0,
+          "a new key is a MISS with the generations filled (%s)", status_name(st));
+    printf("# generation bases: n:db.coll=%llu d:db=%llu epoch=%llu\n",
+           (unsigned long long)gens[0].value, (unsigned long long)gens[1].value,
+           (unsigned long long)res.epoch);
+    check(d, gens[0].value < (UINT64_C(1) << 62) + 1 && gens[0].value != gens[1].value,
+          "counters start at random 62-bit bases");
+    check(d, fill(d, a, &k1, gens, res.epoch, 1) &&
+                 cache_redis_counter(a, CACHE_REDIS_CTR_redis_fills) == 1,
+          "fill stored");
+    gens_init(gens);
+    st = lookup(d, a, &k1, gens, &res);
+    check(d, st == CACHE_REDIS_HIT && is_tagged_reply(&res, 1), "lookup after fill is a HIT (%s)",
+          status_name(st));
+    gens_init(gens);
+    st = lookup(d, b, &k1, gens, &res);
+    check(d, st == CACHE_REDIS_HIT && is_tagged_reply(&res, 1),
+          "the second proxy gets the same HIT (%s)", status_name(st));
+
+    /* The cache-aside race: A misses, B writes (bumps), A's late fill must be refused. */
+    gens_init(snap);
+    st = lookup(d, a, &k2, snap, &res);
+    epoch = res.epoch;
+    check(d, st == CACHE_REDIS_MISS, "k2 misses (%s)", status_name(st));
+    gens_init(gens);
+    if (!cache_redis_bump(b, gens, 1, bump_cb, &bump) || !run_until(d, &bump.done, 2000))
+        bump.ok = false;
+    check(d, bump.ok, "the second proxy's bump is confirmed");
+    check(d, fill(d, a, &k2, snap, epoch, 2) &&
+                 cache_redis_counter(a, CACHE_REDIS_CTR_redis_fills_refused) == 1,
+          "a fill under a generation that moved is refused");
+    gens_init(gens);
+    st = lookup(d, a, &k2, gens, &res);
+    check(d, st == CACHE_REDIS_MISS && gens[0].value == snap[0].value + 1,
+          "nothing was stored, and the generation moved by one (%s)", status_name(st));
+    gens_init(gens);
+    st = lookup(d, a, &k1, gens, &res);
+    check(d, st == CACHE_REDIS_MISS, "the bump turned k1's HIT into a MISS (%s)",
+          status_name(st));
+
+    run_until(d, NULL, 200);
+    check(d, strstr(heard_a->names, "n:db.coll ") != NULL &&
+                 cache_redis_counter(a, CACHE_REDIS_CTR_redis_invalidations_received) == 1,
+          "pub/sub delivered the other proxy's bump (heard: %s)", heard_a->names);
+    check(d, strstr(heard_b->names, "n:db.coll") == NULL,
+          "a proxy ignores its own published bump (heard: %s)", heard_b->names);
+}
+
+/* Junk under our prefix is a miss and a counter, never a crash. */
+static void
+phase_junk(struct drv *d, struct cache_redis *a)
+{
+    struct cache_key k3 = {3, 3};
+    struct cache_key k4 = {4, 4};
+    struct cache_redis_gen gens[2];
+    uint64_t corrupt = cache_redis_counter(a, CACHE_REDIS_CTR_redis_corrupt);
+    uint64_t errors;
+    uint64_t commands;
+    char hex[33];
+    redisReply *r;
+    struct res res;
+    int st;
+
+    key_hex(&k3, hex);
+    r = sync_cmd(d->port, "SET t:v:%s %s", hex, "MCV1-this-is-junk");
+    check(d, r && r->type == REDIS_REPLY_STATUS, "junk written with SET under the prefix");
+    if (r)
+        freeReplyObject(r);
+    gens_init(gens);
+    st = lookup(d, a, &k3, gens, &res);
+    check(d, st == CACHE_REDIS_MISS &&
+                 cache_redis_counter(a, CACHE_REDIS_CTR_redis_corrupt) == corrupt + 1,
+          "junk is a MISS and counted as corrupt (%s)", status_name(st));
+    key_hex(&k4, hex);
+    r = sync_cmd(d->port, "RPUSH t:v:%s x", hex);
+    if (r)
+        freeReplyObject(r);
+    gens_init(gens);
+    st = lookup(d, a, &k4, gens, &res);
+    check(d, st == CACHE_REDIS_MISS &&
+                 cache_redis_counter(a, CACHE_REDIS_CTR_redis_corrupt) == corrupt + 2,
+          "a value key of another type is a MISS and counted (%s)", status_name(st));
+    check(d, fill(d, a, &k4, gens, res.epoch, 4) &&
+                 lookup(d, a, &k4, gens, &res) == CACHE_REDIS_HIT,
+          "a fill replaces the junk");
+
+    /* Scripts flushed (a failover, SCRIPT FLUSH): NOSCRIPT, then the same op as EVAL. */
+    r = sync_cmd(d->port, "SCRIPT FLUSH");
+    if (r)
+        freeReplyObject(r);
+    errors = cache_redis_counter(a, CACHE_REDIS_CTR_redis_errors);
+    commands = cache_redis_counter(a, CACHE_REDIS_CTR_redis_commands);
+    gens_init(gens);
+    st = lookup(d, a, &k4, gens, &res);
+    check(d,
+          st == CACHE_REDIS_HIT && cache_redis_counter(a, CACHE_REDIS_CTR_redis_errors) == errors &&
+              cache_redis_counter(a, CACHE_REDIS_CTR_redis_commands) == commands + 2,
+          "after SCRIPT FLUSH a lookup gets NOSCRIPT, is resent as EVAL and hits (%s)",
+          status_name(st));
+}
+
+/* kill -9: fail fast, breaker, dirty; restart from the RDB: epoch bump, nothing stale. */
+static void
+phase_kill(struct drv *d, struct cache_redis *a, struct cache_redis *b, struct cache_key *k5)
+{
+    struct res res[FAILURES];
+    struct cache_redis_gen gens[FAILURES][2];
+    uint64_t trips = cache_redis_counter(a, CACHE_REDIS_CTR_redis_breaker_trips);
+    uint64_t skipped;
+    uint64_t timeouts;
+    uint64_t epochs = cache_redis_counter(a, CACHE_REDIS_CTR_redis_epoch_bumps);
+    uint64_t t0;
+    uint64_t worst = 0;
+    bool all_failed = true;
+    bool all_done = true;
+    char hex[33];
+    redisReply *r;
+    int st;
+
+    gens_init(gens[0]);
+    st = lookup(d, a, k5, gens[0], &res[0]);
+    fill(d, a, k5, gens[0], res[0].epoch, 5);
+    gens_init(gens[0]);
+    st = lookup(d, a, k5, gens[0], &res[0]);
+    r = sync_cmd(d->port, "SAVE");
+    check(d, st == CACHE_REDIS_HIT && r && r->type == REDIS_REPLY_STATUS,
+          "k5 stored and saved to the RDB before the outage (%s)", status_name(st));
+    if (r)
+        freeReplyObject(r);
+
+    kill(d->redis_pid, SIGKILL);
+    wait_dead(d->redis_pid);
+    t0 = now_ms();
+    for (int i = 0; i < FAILURES; i++) {
+        gens_init(gens[i]);
+        memset(&res[i], 0, sizeof res[i]);
+        if (!cache_redis_lookup(a, k5, gens[i], 2, lookup_cb, &res[i])) {
+            res[i].done = true;
+            res[i].at_ms = t0;
+            all_failed = false;
+        }
+    }
+    for (int i = 0; i < FAILURES; i++) {
+        all_done = run_until(d, &res[i].done, 2000) && all_done;
+        all_failed = all_failed && res[i].status == CACHE_REDIS_FAILED;
+        if (res[i].at_ms - t0 > worst)
+            worst = res[i].at_ms - t0;
+    }
+    printf("# after kill -9: %d lookups FAILED within %llu ms (redis_timeout %d ms)\n", FAILURES,
+           (unsigned long long)worst, TIMEOUT_MS);
+    check(d, all_done && all_failed && worst <= TIMEOUT_MS + SLACK_MS,
+          "lookups in flight at kill -9 fail fast (%llu ms)", (unsigned long long)worst);
+    check(d, cache_redis_counter(a, CACHE_REDIS_CTR_redis_breaker_trips) == trips + 1,
+          "%d consecutive failures opened the breaker", FAILURES);
+    skipped = cache_redis_counter(a, CACHE_REDIS_CTR_redis_skipped);
+    timeouts = cache_redis_counter(a, CACHE_REDIS_CTR_redis_timeouts);
+    gens_init(gens[0]);
+    check(d, !cache_redis_lookup(a, k5, gens[0], 2, lookup_cb, &res[0]) &&
+                 cache_redis_counter(a, CACHE_REDIS_CTR_redis_skipped) == skipped + 1,
+          "while down, lookups skip Redis at once (skipped counted)");
+    gens_init(gens[0]);
+    check(d, !cache_redis_bump(a, gens[0], 1, bump_cb, NULL) &&
+                 cache_redis_counter(a, CACHE_REDIS_CTR_redis_bumps_failed) >= 1,
+          "a bump while down is refused and counted");
+    run_until(d, NULL, 300);
+    check(d, cache_redis_counter(a, CACHE_REDIS_CTR_redis_timeouts) == timeouts &&
+                 cache_redis_state(a) == CACHE_REDIS_DISCONNECTED && !cache_redis_usable(a),
+          "no timeouts while down; state disconnected, not usable");
+
+    d->child = restart_redis(d);
+    key_hex(k5, hex);
+    r = sync_cmd(d->port, "EXISTS t:v:%s", hex);
+    check(d, d->child > 0 && r && r->type == REDIS_REPLY_INTEGER && r->integer == 1,
+          "redis restarted; k5 was resurrected from the RDB");
+    if (r)
+        freeReplyObject(r);
+    check(d, wait_state(d, a, CACHE_REDIS_CONNECTED, 10000) &&
+                 wait_state(d, b, CACHE_REDIS_CONNECTED, 10000),
+          "both instances reconnect and become usable (state %d)", (int)cache_redis_state(a));
+    check(d, cache_redis_counter(a, CACHE_REDIS_CTR_redis_epoch_bumps) == epochs + 1 &&
+                 cache_redis_counter(a, CACHE_REDIS_CTR_redis_reconnects) >= 1,
+          "after the outage the epoch was bumped once before Redis was trusted");
+    gens_init(gens[0]);
+    st = lookup(d, a, k5, gens[0], &res[0]);
+    check(d, st == CACHE_REDIS_MISS, "the value stored before the outage is not served (%s)",
+          status_name(st));
+    check(d, fill(d, a, k5, gens[0], res[0].epoch, 6) &&
+                 lookup(d, a, k5, gens[0], &res[0]) == CACHE_REDIS_HIT &&
+                 is_tagged_reply(&res[0], 6),
+          "fill and hit work again");
+}
+
+/* SIGSTOP: each op abandoned at redis_timeout, breaker, late replies dropped; SIGCONT recovers. */
+static void
+phase_stop(struct drv *d, struct cache_redis *a, const struct cache_key *k5)
+{
+    struct cache_redis_gen gens[2];
+    struct res res;
+    uint64_t timeouts = cache_redis_counter(a, CACHE_REDIS_CTR_redis_timeouts);
+    uint64_t trips = cache_redis_counter(a, CACHE_REDIS_CTR_redis_breaker_trips);
+    uint64_t hits;
+    uint64_t misses;
+    uint64_t stopped_at;
+    uint64_t lo = UINT64_MAX;
+    uint64_t hi = 0;
+    bool all_failed = true;
+    bool recovered = false;
+    int st;
+
+    kill(d->child, SIGSTOP);
+    stopped_at = now_ms();
+    for (int i = 0; i < FAILURES; i++) {
+        uint64_t t0 = now_ms();
+
+        gens_init(gens);
+        st = lookup(d, a, k5, gens, &res);
+        all_failed = all_failed && st == CACHE_REDIS_FAILED;
+        lo = res.at_ms - t0 < lo ? res.at_ms - t0 : lo;
+        hi = res.at_ms - t0 > hi ? res.at_ms - t0 : hi;
+    }
+    printf("# SIGSTOP: %d lookups abandoned after %llu..%llu ms (redis_timeout %d ms)\n", FAILURES,
+           (unsigned long long)lo, (unsigned long long)hi, TIMEOUT_MS);
+    check(d, all_failed && lo >= TIMEOUT_MS - 5 && hi <= TIMEOUT_MS + SLACK_MS,
+          "each lookup is abandoned at redis_timeout (%llu..%llu ms)", (unsigned long long)lo,
+          (unsigned long long)hi);
+    check(d, cache_redis_counter(a, CACHE_REDIS_CTR_redis_timeouts) == timeouts + FAILURES &&
+                 cache_redis_counter(a, CACHE_REDIS_CTR_redis_breaker_trips) == trips + 1 &&
+                 cache_redis_state(a) == CACHE_REDIS_BREAKER_OPEN,
+          "%d timeouts opened the breaker", FAILURES);
+    timeouts = cache_redis_counter(a, CACHE_REDIS_CTR_redis_timeouts);
+    gens_init(gens);
+    st = lookup(d, a, k5, gens, &res);
+    check(d, st == -1 && cache_redis_counter(a, CACHE_REDIS_CTR_redis_timeouts) == timeouts,
+          "with the breaker open a lookup skips Redis at once, no timeout (%s)", status_name(st));
+
+    /* Past the cooldown one probe goes out, times out, and the breaker opens again. */
+    run_until(d, NULL, COOLDOWN_MS + 50);
+    gens_init(gens);
+    st = lookup(d, a, k5, gens, &res);
+    check(d, st == CACHE_REDIS_FAILED &&
+                 cache_redis_counter(a, CACHE_REDIS_CTR_redis_breaker_trips) == trips + 2,
+          "after the cooldown one probe is tried and fails (%s)", status_name(st));
+    gens_init(gens);
+    check(d, !cache_redis_bump(a, gens, 1, NULL, NULL) &&
+                 cache_redis_state(a) == CACHE_REDIS_BREAKER_OPEN && !cache_redis_usable(a),
+          "a bump with the breaker open is refused (and marks the tier dirty)");
+    while (now_ms() < stopped_at + 2000)
+        run_until(d, NULL, 20);
+    hits = cache_redis_counter(a, CACHE_REDIS_CTR_redis_hits);
+    misses = cache_redis_counter(a, CACHE_REDIS_CTR_redis_misses);
+    kill(d->child, SIGCONT);
+    run_until(d, NULL, 300); /* the late replies arrive and must be dropped */
+    check(d, cache_redis_counter(a, CACHE_REDIS_CTR_redis_hits) == hits &&
+                 cache_redis_counter(a, CACHE_REDIS_CTR_redis_misses) == misses,
+          "late replies after SIGCONT are discarded");
+    for (uint64_t end = now_ms() + 5000; now_ms() < end && !recovered;) {
+        gens_init(gens);
+        st = lookup(d, a, k5, gens, &res);
+        recovered = st == CACHE_REDIS_MISS || st == CACHE_REDIS_HIT;
+        if (!recovered)
+            run_until(d, NULL, 100);
+    }
+    check(d, recovered && cache_redis_state(a) == CACHE_REDIS_CONNECTED,
+          "after SIGCONT the tier recovers (breaker closed, epoch bumped)");
+    check(d, st == CACHE_REDIS_MISS, "the dirty period's epoch bump invalidated k5 (%s)",
+          status_name(st));
+}
+
+/* A pending lookup is called back with FAILED by destroy; stats JSON; cancel. */
+static void
+phase_end(struct drv *d, struct cache_redis *a, struct cache_redis *b, const struct conf *conf)
+{
+    struct cache_key k6 = {6, 6};
+    struct cache_redis_gen gens[2];
+    struct cache_redis_gen gens2[2];
+    struct evbuffer *buf = evbuffer_new();
+    struct res res;
+    struct res res2;
+    struct cache_redis_op *op;
+    char *json;
+
+    cache_redis_reconfigure(a, conf);
+    evbuffer_add(buf, "{", 1);
+    cache_redis_stats_json(a, buf);
+    evbuffer_add(buf, "}", 2);
+    json = (char *)evbuffer_pullup(buf, -1);
+    printf("# %s\n", json);
+    check(d, strstr(json, "{\"redis\": {\"state\": \"connected\", ") == json &&
+                 strstr(json, "\"redis_timeouts\": ") && strstr(json, "\"counters\": {"),
+          "stats JSON: state and counters");
+    evbuffer_free(buf);
+
+    gens_init(gens2);
+    memset(&res2, 0, sizeof res2);
+    op = cache_redis_lookup(a, &k6, gens2, 2, lookup_cb, &res2);
+    cache_redis_cancel(op);
+    gens_init(gens);
+    memset(&res, 0, sizeof res);
+    op = cache_redis_lookup(a, &k6, gens, 2, lookup_cb, &res);
+    check(d, op != NULL && !res.done, "a lookup is pending");
+    cache_redis_destroy(a);
+    check(d, res.done && res.status == CACHE_REDIS_FAILED && !res2.done,
+          "destroy calls the pending lookup back with FAILED, not the cancelled one");
+    cache_redis_destroy(b);
+    run_until(d, NULL, 50);
+}
+
+/* AUTH (password, ACL user), SELECT; a wrong password stays disconnected. */
+static void
+phase_auth(struct drv *d)
+{
+    char url[256];
+    struct conf *conf;
+    struct cache_redis *c;
+    struct cache_redis *w;
+    struct cache_key k7 = {7, 7};
+    struct cache_redis_gen gens[2];
+    bson_error_t error;
+    struct res res;
+    redisReply *r;
+    char hex[33];
+
+    r = sync_cmd(d->port, "ACL SETUSER mcuser on >acl-pw-5150 ~t:* &* +@all");
+    if (r)
+        freeReplyObject(r);
+    r = sync_cmd(d->port, "CONFIG SET requirepass s3cret-pw-42");
+    check(d, r && r->type == REDIS_REPLY_STATUS, "Redis now requires a password");
+    if (r)
+        freeReplyObject(r);
+
+    snprintf(url, sizeof url, "redis://:s3cret-pw-42@127.0.0.1:%d/1", d->port);
+    conf = make_conf(url, "t:");
+    c = conf ? cache_redis_new(d->base, conf, &error) : NULL;
+    check(d, c && wait_state(d, c, CACHE_REDIS_CONNECTED, 3000),
+          "AUTH with the URL's password, then SELECT 1");
+    if (c) {
+        gens_init(gens);
+        lookup(d, c, &k7, gens, &res);
+        fill(d, c, &k7, gens, res.epoch, 7);
+    }
+    key_hex(&k7, hex);
+    {
+        redisContext *s = sync_connect(d->port);
+        redisReply *a1 = s ? redisCommand(s, "AUTH s3cret-pw-42") : NULL;
+        redisReply *a2 = s ? redisCommand(s, "SELECT 1") : NULL;
+        redisReply *a3 = s ? redisCommand(s, "EXISTS t:v:%s", hex) : NULL;
+
+        check(d, a3 && a3->type == REDIS_REPLY_INTEGER && a3->integer == 1,
+              "the value landed in database 1");
+        if (a1)
+            freeReplyObject(a1);
+        if (a2)
+            freeReplyObject(a2);
+        if (a3)
+            freeReplyObject(a3);
+        if (s)
+            redisFree(s);
+    }
+    cache_redis_destroy(c);
+    conf_destroy(conf);
+
+    snprintf(url, sizeof url, "redis://mcuser:acl-pw-5150@127.0.0.1:%d", d->port);
+    conf = make_conf(url, "t:");
+    c = conf ? cache_redis_new(d->base, conf, &error) : NULL;
+    check(d, c && wait_state(d, c, CACHE_REDIS_CONNECTED, 3000), "AUTH with an ACL user");
+    cache_redis_destroy(c);
+    conf_destroy(conf);
+
+    snprintf(url, sizeof url, "redis://:wrong-pw-777@127.0.0.1:%d", d->port);
+    conf = make_conf(url, "t:");
+    w = conf ? cache_redis_new(d->base, conf, &error) : NULL;
+    run_until(d, NULL, 700);
+    check(d, w && cache_redis_state(w) == CACHE_REDIS_DISCONNECTED && !cache_redis_subscribed(w),
+          "a wrong password leaves the tier disconnected (retrying with backoff)");
+    cache_redis_destroy(w);
+    conf_destroy(conf);
+
+    snprintf(url, sizeof url, "redis://:pw-in-bad-url-99@127.0.0.1:0");
+    conf = make_conf("redis://127.0.0.1:1", "t:");
+    if (conf) {
+        bson_free(conf->redis);
+        conf->redis = bson_strdup(url);
+    }
+    w = conf ? cache_redis_new(d->base, conf, &error) : NULL;
+    check(d, !w && strstr(error.message, "pw-in-bad-url-99") == NULL &&
+                 strstr(error.message, "<redacted>") != NULL,
+          "a malformed URL is refused with the password redacted: %s", error.message);
+    conf_destroy(conf);
+
+    /* Destroyed before the loop ever ran: connections half-open, nothing sent yet. */
+    snprintf(url, sizeof url, "redis://:s3cret-pw-42@127.0.0.1:%d", d->port);
+    conf = make_conf(url, "t:");
+    w = conf ? cache_redis_new(d->base, conf, &error) : NULL;
+    cache_redis_destroy(w);
+    run_until(d, NULL, 50);
+    check(d, w != NULL, "an instance destroyed before it connected goes away cleanly");
+    conf_destroy(conf);
+}
+
+int
+main(int argc, char **argv)
+{
+    struct drv d = {0};
+    struct conf *conf;
+    struct cache_redis *a;
+    struct cache_redis *b;
+    struct heard heard_a = {{0}, 0};
+    struct heard heard_b = {{0}, 0};
+    struct cache_key k5 = {5, 5};
+    bson_error_t error;
+    char url[128];
+    redisReply *r;
+
+    if (argc != 4) {
+        fprintf(stderr, "usage: %s PORT REDIS_PID PIDFILE\n", argv[0]);
+        return 2;
+    }
+    d.port = atoi(argv[1]);
+    d.redis_pid = (pid_t)atoi(argv[2]);
+    d.pidfile = argv[3];
+    signal(SIGPIPE, SIG_IGN);
+    proxy_log_set_level(PROXY_LOG_DEBUG);
+    printf("PLAN %d\n", N_CHECKS);
+    r = sync_cmd(d.port, "CONFIG GET dir");
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2)
+        snprintf(d.dir, sizeof d.dir, "%s", r->element[1]->str);
+    if (r)
+        freeReplyObject(r);
+    d.base = event_base_new();
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", d.port);
+    conf = make_conf(url, "t:");
+    a = conf ? cache_redis_new(d.base, conf, &error) : NULL;
+    b = conf ? cache_redis_new(d.base, conf, &error) : NULL;
+    if (!a || !b || !d.dir[0]) {
+        printf("# setup failed: %s\n", a && b ? "no redis dir" : error.message);
+        return 1;
+    }
+    cache_redis_on_invalidation(a, heard_cb, &heard_a);
+    cache_redis_on_invalidation(b, heard_cb, &heard_b);
+    check(&d, wait_state(&d, a, CACHE_REDIS_CONNECTED, 3000) &&
+                  wait_state(&d, b, CACHE_REDIS_CONNECTED, 3000) && cache_redis_usable(a),
+          "both instances connect and are usable");
+    for (int i = 0; i < 100 && !(cache_redis_subscribed(a) && cache_redis_subscribed(b)); i++)
+        run_until(&d, NULL, 10);
+    check(&d, cache_redis_subscribed(a) && cache_redis_subscribed(b) &&
+                  strcmp(heard_a.names, "* ") == 0,
+          "both subscribed; a (re)subscription announces \"*\" (heard: %s)", heard_a.names);
+    heard_a.names[0] = heard_b.names[0] = '\0';
+
+    phase_shared(&d, a, b, &heard_a, &heard_b);
+    phase_junk(&d, a);
+    phase_kill(&d, a, b, &k5);
+    phase_stop(&d, a, &k5);
+    phase_end(&d, a, b, conf);
+    phase_auth(&d);
+    conf_destroy(conf);
+    event_base_free(d.base);
+    if (d.child > 0) {
+        kill(d.child, SIGCONT);
+        kill(d.child, SIGTERM);
+        waitpid(d.child, NULL, 0);
+    }
+    printf("# %d checks\n", d.checks);
+    return d.checks == N_CHECKS ? 0 : 1;
+}

@@ -1,0 +1,448 @@
+/*
+ * tests/unit/test_cache_redis.c: the parts of cache/redis.c that need no
+ * Redis: the stored value format (encode, decode, hostile inputs: every
+ * truncation and random byte flips) and the Redis URL (parsing, redaction,
+ * and no password in any error message). The live tier (connections,
+ * timeouts, breaker, dirty flag) is tests/integration/test_redis_tier.sh.
+ */
+#include "config.h"
+
+#include "cache/redis.h"
+#include "tests/unit/tap.h"
+#include "wire/frame.h"
+
+#include <bson/bson.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A whole OP_MSG (header, flags, one kind-0 section) around body. bson_free. */
+static uint8_t *
+make_msg(const uint8_t *body, size_t body_len, size_t *len)
+{
+    struct wire_header h = {(int32_t)(WIRE_HEADER_LEN + 5 + body_len), 7, 3, WIRE_OP_MSG};
+    uint8_t *buf = bson_malloc0(WIRE_HEADER_LEN + 5 + body_len);
+
+    wire_frame_put_header(buf, &h);
+    buf[WIRE_HEADER_LEN + 4] = 0; /* kind 0 */
+    memcpy(buf + WIRE_HEADER_LEN + 5, body, body_len);
+    *len = WIRE_HEADER_LEN + 5 + body_len;
+    return buf;
+}
+
+/* An OP_MSG reply {ok: 1, n: 42}. */
+static uint8_t *
+make_reply(size_t *len)
+{
+    bson_t *doc = BCON_NEW("ok", BCON_DOUBLE(1), "n", BCON_INT32(42));
+    uint8_t *msg = make_msg(bson_get_data(doc), doc->len, len);
+
+    bson_destroy(doc);
+    return msg;
+}
+
+/* An OP_MSG whose body nests depth documents: {a: {a: ... {}}}. */
+static uint8_t *
+make_deep_reply(int depth, size_t *len)
+{
+    size_t cap = 5 + (size_t)depth * 8;
+    uint8_t *doc = bson_malloc0(cap);
+    size_t n = 5;
+    uint8_t *msg;
+
+    doc[0] = 5; /* the innermost {} */
+    for (int i = 0; i < depth; i++) {
+        memmove(doc + 7, doc, n);
+        n += 8;
+        doc[0] = (uint8_t)n;
+        doc[1] = (uint8_t)(n >> 8);
+        doc[2] = (uint8_t)(n >> 16);
+        doc[3] = 0;
+        doc[4] = 0x03;
+        doc[5] = 'a';
+        doc[6] = 0;
+        doc[n - 1] = 0;
+    }
+    msg = make_msg(doc, n, len);
+    bson_free(doc);
+    return msg;
+}
+
+static const char material[] = "principal\0db\0coll\0{find: 'coll'}";
+
+/* A valid value with two generations. bson_free. */
+static uint8_t *
+make_blob(size_t *len, uint8_t **reply, size_t *reply_len)
+{
+    struct cache_redis_blob b = {0};
+
+    *reply = make_reply(reply_len);
+    b.epoch = UINT64_C(0x1234567890abcdef);
+    b.n_gens = 2;
+    b.gens[0] = (struct cache_redis_gen){"n:db.coll", 9, 17};
+    b.gens[1] = (struct cache_redis_gen){"d:db", 4, UINT64_MAX};
+    b.material = (const uint8_t *)material;
+    b.material_len = sizeof material;
+    b.reply = *reply;
+    b.reply_len = *reply_len;
+    return cache_redis_blob_encode(&b, len);
+}
+
+static void
+test_round_trip(void)
+{
+    struct cache_redis_blob d;
+    bson_error_t error;
+    uint8_t *reply;
+    size_t reply_len;
+    size_t len;
+    uint8_t *blob = make_blob(&len, &reply, &reply_len);
+
+    ok(blob != NULL, "a value encodes");
+    ok(len > 4 && memcmp(blob, "MCV1", 4) == 0, "it starts with the MCV1 magic");
+    ok(cache_redis_blob_decode(blob, len, &d, &error), "and decodes");
+    is_int((long long)(d.epoch == UINT64_C(0x1234567890abcdef)), 1, "epoch kept");
+    is_int(d.n_gens, 2, "two generations");
+    ok(d.gens[0].name_len == 9 && memcmp(d.gens[0].name, "n:db.coll", 9) == 0 &&
+           d.gens[0].value == 17,
+       "first generation: name and value");
+    ok(d.gens[1].name_len == 4 && memcmp(d.gens[1].name, "d:db", 4) == 0 &&
+           d.gens[1].value == UINT64_MAX,
+       "second generation: name and a value of all ones");
+    ok(d.material_len == sizeof material && memcmp(d.material, material, sizeof material) == 0,
+       "key material kept, NULs included");
+    ok(d.reply_len == reply_len && memcmp(d.reply, reply, reply_len) == 0, "reply kept");
+    ok(d.reply >= blob && d.reply + d.reply_len == blob + len,
+       "decoded fields point into the bytes");
+    bson_free(blob);
+    bson_free(reply);
+}
+
+static void
+test_encode_limits(void)
+{
+    struct cache_redis_blob b = {0};
+    size_t len = 0;
+    uint8_t *p;
+
+    b.n_gens = CACHE_REDIS_MAX_GENS + 1;
+    for (int i = 0; i < CACHE_REDIS_MAX_GENS; i++)
+        b.gens[i] = (struct cache_redis_gen){"n:a.b", 5, 1};
+    ok(cache_redis_blob_encode(&b, &len) == NULL, "encode refuses too many generations");
+    b.n_gens = 1;
+    b.gens[0].name_len = 0;
+    ok(cache_redis_blob_encode(&b, &len) == NULL, "encode refuses an empty generation name");
+    b.gens[0].name_len = CACHE_REDIS_MAX_NAME + 1;
+    ok(cache_redis_blob_encode(&b, &len) == NULL, "encode refuses an over-long name");
+    b.gens[0].name_len = 5;
+    b.reply_len = CACHE_REDIS_MAX_REPLY + 1;
+    ok(cache_redis_blob_encode(&b, &len) == NULL, "encode refuses a reply over 48000000 bytes");
+    b.reply_len = 0;
+    p = cache_redis_blob_encode(&b, &len);
+    ok(p != NULL, "encode takes an empty reply (decode refuses it)");
+    bson_free(p);
+}
+
+/* Decodes a copy of data (so ASan sees reads past len). */
+static bool
+decode_copy(const uint8_t *data, size_t len, bson_error_t *error)
+{
+    uint8_t *copy = bson_malloc(len ? len : 1);
+    struct cache_redis_blob d;
+    bool ok;
+
+    memcpy(copy, data, len);
+    ok = cache_redis_blob_decode(copy, len, &d, error);
+    bson_free(copy);
+    return ok;
+}
+
+/* Builds a value around reply_bytes and says whether it decodes. */
+static bool
+decodes_with_reply(const uint8_t *reply, size_t reply_len, bson_error_t *error)
+{
+    struct cache_redis_blob b = {0};
+    size_t len;
+    uint8_t *blob;
+    bool ok;
+
+    b.reply = reply;
+    b.reply_len = reply_len;
+    blob = cache_redis_blob_encode(&b, &len);
+    ok = decode_copy(blob, len, error);
+    bson_free(blob);
+    return ok;
+}
+
+static void
+put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+static void
+test_hostile(void)
+{
+    bson_error_t error;
+    uint8_t *reply;
+    size_t reply_len;
+    size_t len;
+    uint8_t *blob = make_blob(&len, &reply, &reply_len);
+    uint8_t *bad = bson_malloc(len + 8);
+    size_t gen0 = 4 + 8 + 4; /* offset of the first name_len */
+    size_t mat = gen0 + (4 + 9 + 8) + (4 + 4 + 8);
+    uint8_t *deep;
+    size_t deep_len;
+
+    ok(!decode_copy((const uint8_t *)"", 0, &error), "empty input refused");
+    memcpy(bad, blob, len);
+    memcpy(bad, "MCV2", 4);
+    ok(!decode_copy(bad, len, &error), "another version refused");
+    ok(strstr(error.message, "MCV1") != NULL, "error says why: %s", error.message);
+
+    memcpy(bad, blob, len);
+    put32(bad + 12, CACHE_REDIS_MAX_GENS + 1);
+    ok(!decode_copy(bad, len, &error), "too many generations refused");
+    memcpy(bad, blob, len);
+    put32(bad + 12, 0xffffffffu);
+    ok(!decode_copy(bad, len, &error), "generation count 2^32-1 refused");
+
+    memcpy(bad, blob, len);
+    put32(bad + gen0, 0);
+    ok(!decode_copy(bad, len, &error), "empty generation name refused");
+    memcpy(bad, blob, len);
+    put32(bad + gen0, 0xfffffff0u);
+    ok(!decode_copy(bad, len, &error), "huge name length refused");
+
+    memcpy(bad, blob, len);
+    put32(bad + mat, 0xffffffffu);
+    ok(!decode_copy(bad, len, &error), "material length past the end refused");
+    memcpy(bad, blob, len);
+    put32(bad + mat + 4 + sizeof material, (uint32_t)reply_len + 1);
+    ok(!decode_copy(bad, len, &error), "reply length one past the end refused");
+
+    memcpy(bad, blob, len);
+    bad[len] = 0;
+    ok(!decode_copy(bad, len + 1, &error), "a trailing byte refused");
+
+    /* The reply must be a whole, valid OP_MSG. */
+    ok(decodes_with_reply(reply, reply_len, &error), "the plain reply is accepted");
+    ok(!decodes_with_reply(reply, 0, &error), "an empty reply refused");
+    memcpy(bad, reply, reply_len);
+    put32(bad + 12, WIRE_OP_QUERY);
+    ok(!decodes_with_reply(bad, reply_len, &error), "a reply that is not OP_MSG refused");
+    memcpy(bad, reply, reply_len);
+    put32(bad, (uint32_t)reply_len + 4);
+    ok(!decodes_with_reply(bad, reply_len, &error), "a reply whose header length lies refused");
+    memcpy(bad, reply, reply_len);
+    bad[reply_len - 1] = 1; /* the body's terminating NUL */
+    ok(!decodes_with_reply(bad, reply_len, &error), "a reply with a malformed document refused");
+    memcpy(bad, reply, reply_len);
+    bad[WIRE_HEADER_LEN] = 0x04; /* an unknown required flag bit */
+    ok(!decodes_with_reply(bad, reply_len, &error), "a reply with unknown required flags refused");
+
+    deep = make_deep_reply(50, &deep_len);
+    ok(decodes_with_reply(deep, deep_len, &error), "a reply nested 50 deep is accepted");
+    bson_free(deep);
+    deep = make_deep_reply(260, &deep_len);
+    ok(!decodes_with_reply(deep, deep_len, &error), "a reply nested 260 deep refused: %s",
+       error.message);
+    bson_free(deep);
+
+    bson_free(bad);
+    bson_free(blob);
+    bson_free(reply);
+}
+
+/* Every prefix of a valid value and thousands of random corruptions. */
+static void
+test_fuzz(void)
+{
+    bson_error_t error;
+    uint8_t *reply;
+    size_t reply_len;
+    size_t len;
+    uint8_t *blob = make_blob(&len, &reply, &reply_len);
+    uint8_t *bad = bson_malloc(len);
+    bool truncations_refused = true;
+    bool consistent = true;
+    int accepted = 0;
+    unsigned seed = 12345;
+
+    for (size_t n = 0; n < len; n++)
+        if (decode_copy(blob, n, &error))
+            truncations_refused = false;
+    ok(truncations_refused, "each of the %zu truncations is refused", len);
+
+    for (int round = 0; round < 20000; round++) {
+        struct cache_redis_blob d;
+        int flips = 1 + (int)(rand_r(&seed) % 4);
+        uint8_t *again;
+        size_t again_len;
+
+        memcpy(bad, blob, len);
+        for (int f = 0; f < flips; f++) {
+            size_t at = (size_t)rand_r(&seed) % len;
+
+            if (rand_r(&seed) % 2)
+                bad[at] = (uint8_t)rand_r(&seed);
+            else
+                bad[at] ^= (uint8_t)(1u << (rand_r(&seed) % 8));
+        }
+        if (!cache_redis_blob_decode(bad, len, &d, &error))
+            continue;
+        /* Accepted: it must mean exactly these bytes (re-encoding gives them back). */
+        accepted++;
+        again = cache_redis_blob_encode(&d, &again_len);
+        if (!again || again_len != len || memcmp(again, bad, len) != 0)
+            consistent = false;
+        if (d.reply + d.reply_len > bad + len || d.material + d.material_len > bad + len)
+            consistent = false;
+        bson_free(again);
+    }
+    ok(consistent, "20000 random corruptions: each refused or decoded consistently (%d accepted)",
+       accepted);
+    bson_free(bad);
+    bson_free(blob);
+    bson_free(reply);
+}
+
+struct url_case {
+    const char *text;
+    const char *host;
+    int port;
+    const char *path;
+    const char *user;
+    const char *password;
+    int db;
+};
+
+static const char *
+or_null(const char *s)
+{
+    return s ? s : "(null)";
+}
+
+static void
+test_url_good(void)
+{
+    static const struct url_case cases[] = {
+        {"redis://127.0.0.1:6379", "127.0.0.1", 6379, NULL, NULL, NULL, 0},
+        {"redis://localhost", "localhost", 6379, NULL, NULL, NULL, 0},
+        {"redis://cache.example.com:7000/3", "cache.example.com", 7000, NULL, NULL, NULL, 3},
+        {"redis://:hunter2@10.0.0.1:6380", "10.0.0.1", 6380, NULL, NULL, "hunter2", 0},
+        {"redis://proxy:hunter2@h:1/15", "h", 1, NULL, "proxy", "hunter2", 15},
+        {"redis://u:p%40ss%3Aw@h:2", "h", 2, NULL, "u", "p@ss:w", 0},
+        {"redis://u:p@ss@h:3", "h", 3, NULL, "u", "p@ss", 0},
+        {"redis://[::1]:6379/2", "::1", 6379, NULL, NULL, NULL, 2},
+        {"redis://h:6379/", "h", 6379, NULL, NULL, NULL, 0},
+        {"unix:///run/redis/redis.sock", NULL, 6379, "/run/redis/redis.sock", NULL, NULL, 0},
+        {"unix:///tmp/r.sock?db=4", NULL, 6379, "/tmp/r.sock", NULL, NULL, 4},
+    };
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const struct url_case *c = &cases[i];
+        struct cache_redis_url u;
+        bson_error_t error;
+        bool parsed = cache_redis_url_parse(c->text, &u, &error);
+        bool same = parsed && strcmp(or_null(u.host), or_null(c->host)) == 0 &&
+                    u.port == c->port && strcmp(or_null(u.path), or_null(c->path)) == 0 &&
+                    strcmp(or_null(u.user), or_null(c->user)) == 0 &&
+                    strcmp(or_null(u.password), or_null(c->password)) == 0 && u.db == c->db;
+
+        ok(same, "URL %s", c->text);
+        if (!parsed)
+            diag("error: %s", error.message);
+        else if (!same)
+            diag("host=%s port=%d path=%s user=%s db=%d", or_null(u.host), u.port,
+                 or_null(u.path), or_null(u.user), u.db);
+        if (parsed)
+            cache_redis_url_cleanup(&u);
+    }
+}
+
+static void
+test_url_bad(void)
+{
+    static const char *const cases[] = {
+        "",
+        "http://h:6379",
+        "rediss://h:6379",
+        "redis://",
+        "redis://:6379",
+        "redis://h:0",
+        "redis://h:65536",
+        "redis://h:12ab",
+        "redis://h:",
+        "redis://h/x",
+        "redis://h/1/2",
+        "redis://h:1?db=2",
+        "redis://h h:1",
+        "redis://[::1:6379",
+        "redis://hunter2@h:1",
+        "redis://u:hunter2%zz@h:1",
+        "redis://u:hunter2%00@h:1",
+        "redis://u:hunter2@h:99999",
+        "redis://:hunter2@/1",
+        "unix://relative/path",
+        "unix:///",
+        "unix:///tmp/r.sock?db=x",
+        "unix:///tmp/r.sock?password=hunter2",
+        "unix://:hunter2@/tmp/r.sock",
+    };
+    bool no_secret = true;
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct cache_redis_url u;
+        bson_error_t error;
+
+        memset(&error, 0, sizeof error);
+        ok(!cache_redis_url_parse(cases[i], &u, &error) && error.message[0] != '\0',
+           "refused: \"%s\"", strstr(cases[i], "hunter2") ? "(a URL with a password)" : cases[i]);
+        if (strstr(error.message, "hunter2")) {
+            no_secret = false;
+            diag("leaks in error %zu", i);
+        }
+    }
+    ok(no_secret, "no error message holds the password");
+}
+
+static void
+test_redact(void)
+{
+    static const struct {
+        const char *in;
+        const char *want;
+    } cases[] = {
+        {"redis://h:1", "redis://h:1"},
+        {"redis://:hunter2@h:1/2", "redis://:<redacted>@h:1/2"},
+        {"redis://user:hunter2@h:1", "redis://user:<redacted>@h:1"},
+        {"redis://user:pa:ss@w@h:1", "redis://user:<redacted>@h:1"},
+        {"redis://hunter2@h:1", "redis://<redacted>@h:1"},
+        {"unix:///tmp/r.sock?db=1", "unix:///tmp/r.sock?db=1"},
+        {"unix:///tmp/r.sock?password=hunter2", "unix:///tmp/r.sock?<redacted>"},
+        {"redis://h:1/0?x=hunter2", "redis://h:1/0?<redacted>"},
+    };
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *got = cache_redis_url_redact(cases[i].in);
+
+        is_str(got, cases[i].want, "redact %s", cases[i].want);
+        bson_free(got);
+    }
+}
+
+int
+main(void)
+{
+    test_round_trip();
+    test_encode_limits();
+    test_hostile();
+    test_fuzz();
+    test_url_good();
+    test_url_bad();
+    test_redact();
+    return done_testing();
+}
