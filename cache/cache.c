@@ -70,8 +70,10 @@ struct txn_writes {
 /* A read that waits for an identical one in flight (its leader). */
 struct cache_wait {
     struct cache_wait *next;
-    struct cache_wait **prev;
+    struct cache_wait **prev;     /* NULL for a Redis lookup (not on a waiter list) */
     struct cache_inflight *owner;
+    struct cache_redis_op *op;    /* a Redis lookup in flight */
+    struct cache_pending *pending;
     struct cache *cache;
     struct event *timer;
     cache_wait_cb cb;
@@ -102,6 +104,8 @@ struct cache {
     uint32_t n_txns;
     struct event_base *base;
     int64_t coalesce_wait_ms;
+    struct cache_redis *redis;   /* the shared tier, or NULL */
+    bool redis_was_down;         /* in-process entries are dropped when Redis comes back */
     struct cache_inflight *inflight[INFLIGHT_BUCKETS];
     uint64_t counters[CACHE_CTR_COUNT];
     uint64_t bypass[CACHE_BYPASS_COUNT];
@@ -312,6 +316,21 @@ apply_conf(struct cache *cache, const struct conf *conf, bson_error_t *error)
     return true;
 }
 
+/*
+ * Another proxy bumped a generation ("n:db.coll", "d:db", "u:user@db"; "*"
+ * for everything): the in-process entries that depend on it must go.
+ */
+static void
+remote_bump(void *arg, const char *name, size_t len)
+{
+    struct cache *cache = arg;
+
+    if (len >= 2 && name[1] == ':' && (name[0] == 'n' || name[0] == 'd' || name[0] == 'u'))
+        cache_gen_bump(cache_gen_get(cache->gen, name[0], name + 2, len - 2));
+    else
+        cache_gen_bump(cache_gen_global(cache->gen));
+}
+
 /* A secret for this process alone, when none is configured. */
 static void
 random_secret(struct cache_key_secret *secret)
@@ -352,13 +371,25 @@ cache_new(const struct conf *conf, struct event_base *base, bson_error_t *error)
         random_secret(&cache->secret);
     cache->lru = cache_lru_new((size_t)conf->cache_memory, lru_release);
     cache->gen = cache_gen_new();
+    if (conf->redis && conf->redis[0]) {
+        cache->redis = cache_redis_new(base, conf, error);
+        if (!cache->redis) {
+            cache_destroy(cache);
+            return NULL;
+        }
+        cache_redis_on_invalidation(cache->redis, remote_bump, cache);
+    }
     return cache;
 }
 
 bool
 cache_reconfigure(struct cache *cache, const struct conf *conf, bson_error_t *error)
 {
-    return apply_conf(cache, conf, error);
+    if (!apply_conf(cache, conf, error))
+        return false;
+    if (cache->redis)
+        cache_redis_reconfigure(cache->redis, conf);
+    return true;
 }
 
 void
@@ -366,6 +397,7 @@ cache_destroy(struct cache *cache)
 {
     if (!cache)
         return;
+    cache_redis_destroy(cache->redis);
     cache_lru_destroy(cache->lru);
     cache_gen_destroy(cache->gen);
     rules_clear(&cache->include);
@@ -405,11 +437,17 @@ inflight_find(struct cache *cache, const struct cache_pending *p)
 static void
 wait_unlink(struct cache_wait *w)
 {
-    *w->prev = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
+    if (w->prev) {
+        *w->prev = w->next;
+        if (w->next)
+            w->next->prev = w->prev;
+    }
     if (w->timer)
         event_free(w->timer);
+    if (w->op)
+        cache_redis_cancel(w->op);
+    if (w->pending)
+        w->pending->redis_wait = NULL;
 }
 
 static void
@@ -531,6 +569,78 @@ value_current(const struct cache_value *v)
     return true;
 }
 
+static bool still_current(struct cache *cache, const struct cache_pending *p);
+static struct cache_value *value_new(const struct cache_pending *p, size_t len);
+static void value_insert(struct cache *cache, struct cache_pending *p, struct cache_value *v);
+
+/* The shared tier answered a lookup (see redis_lookup). */
+static void
+redis_answer(void *arg, enum cache_redis_status status, const uint8_t *reply, size_t reply_len,
+             const uint8_t *material, size_t material_len, uint64_t epoch)
+{
+    struct cache_wait *w = arg;
+    struct cache *cache = w->cache;
+    struct cache_pending *p = w->pending;
+    cache_wait_cb cb = w->cb;
+    void *cb_arg = w->arg;
+    struct cache_value *v = NULL;
+
+    w->op = NULL; /* answered: nothing to cancel */
+    wait_unlink(w);
+    bson_free(w);
+    if (status == CACHE_REDIS_HIT &&
+        (material_len != p->material.len || memcmp(material, p->material.data, material_len) != 0)) {
+        cache->counters[CACHE_CTR_collisions]++;
+        status = CACHE_REDIS_MISS;
+    }
+    if (status == CACHE_REDIS_HIT && still_current(cache, p)) {
+        /* Kept in process too: the next hit needs no round trip. */
+        v = value_new(p, reply_len);
+        memcpy(v->reply, reply, reply_len);
+        value_insert(cache, p, v);
+        p->ns->hits++;
+        cache->counters[CACHE_CTR_hits]++;
+        cb(cb_arg, CACHE_HIT, v);
+        return;
+    }
+    /* A miss: the fill goes to Redis only when Redis gave the snapshot. */
+    p->redis_fill = status == CACHE_REDIS_MISS;
+    p->redis_epoch = epoch;
+    p->ns->misses++;
+    cache->counters[CACHE_CTR_misses]++;
+    cb(cb_arg, CACHE_MISS, NULL);
+}
+
+/*
+ * An in-process miss with the shared tier on: ask Redis, in one round trip,
+ * for the value and the current generations. True when the answer will come
+ * through cb (then *wait is its handle).
+ */
+static bool
+redis_lookup(struct cache *cache, struct cache_pending *p, cache_wait_cb cb, void *arg,
+             struct cache_wait **wait)
+{
+    struct cache_wait *w = bson_malloc0(sizeof *w);
+
+    for (uint32_t i = 0; i < p->n_deps; i++) {
+        p->rgens[i].name = p->deps[i]->name;
+        p->rgens[i].name_len = p->deps[i]->name_len;
+        p->rgens[i].value = 0;
+    }
+    w->cache = cache;
+    w->cb = cb;
+    w->arg = arg;
+    w->pending = p;
+    w->op = cache_redis_lookup(cache->redis, &p->key, p->rgens, p->n_deps, redis_answer, w);
+    if (!w->op) {
+        bson_free(w);
+        return false;
+    }
+    p->redis_wait = w;
+    *wait = w;
+    return true;
+}
+
 enum cache_outcome
 cache_lookup(struct cache *cache, const struct cache_request *req, struct cache_pending *p,
              struct cache_value **hit, cache_wait_cb cb, void *arg, struct cache_wait **wait)
@@ -558,6 +668,20 @@ cache_lookup(struct cache *cache, const struct cache_request *req, struct cache_
         cache->bypass[CACHE_BYPASS_AUTH]++;
         cache->counters[CACHE_CTR_bypassed]++;
         return CACHE_BYPASS;
+    }
+    if (cache->redis) {
+        /* Without the shared tier (and its invalidations) nothing cached is
+         * trusted: other proxies' writes are not being heard. */
+        if (!cache_redis_usable(cache->redis) || !cache_redis_subscribed(cache->redis)) {
+            cache->redis_was_down = true;
+            cache->bypass[CACHE_BYPASS_REDIS]++;
+            cache->counters[CACHE_CTR_bypassed]++;
+            return CACHE_BYPASS;
+        }
+        if (cache->redis_was_down) {
+            cache->redis_was_down = false;
+            cache_gen_bump(cache_gen_global(cache->gen));
+        }
     }
     memset(p, 0, sizeof *p);
     for (uint32_t i = 0; i < read.n_ns; i++) {
@@ -589,7 +713,12 @@ cache_lookup(struct cache *cache, const struct cache_request *req, struct cache_
 
     cache_key_build(&cache->secret, req->principal, req->db, read.ns[0].coll,
                     read.ns[0].coll_len, req->body, &p->material, &p->key);
-    v = cache_lru_get(cache->lru, &p->key, now_ms());
+    /*
+     * With the shared tier, the truth about generations is in Redis: an
+     * in-process copy could miss another proxy's bump that is still on its
+     * way (pub/sub), so every lookup asks Redis, in one round trip.
+     */
+    v = cache->redis ? NULL : cache_lru_get(cache->lru, &p->key, now_ms());
     if (v) {
         if (v->material_len != p->material.len ||
             memcmp(v->material, p->material.data, v->material_len) != 0) {
@@ -612,6 +741,8 @@ cache_lookup(struct cache *cache, const struct cache_request *req, struct cache_
         }
         inflight_lead(cache, p);
     }
+    if (cache->redis && cb && redis_lookup(cache, p, cb, arg, wait))
+        return CACHE_WAIT;
     p->ns->misses++;
     cache->counters[CACHE_CTR_misses]++;
     return CACHE_MISS;
@@ -662,6 +793,8 @@ value_insert(struct cache *cache, struct cache_pending *p, struct cache_value *v
         cache_value_ref(v);
         p->inflight->stored = v;
     }
+    if (cache->redis)
+        return; /* stored in Redis by the caller; see cache_lookup */
     cache_value_ref(v);
     if (cache_lru_put(cache->lru, &p->key, v,
                       sizeof *v + v->material_len + v->reply_len + cache_lru_overhead(),
@@ -684,6 +817,12 @@ cache_store(struct cache *cache, struct cache_pending *p, const uint8_t *reply, 
         cache->bypass[reason]++;
         cache->counters[CACHE_CTR_fills_refused_reply]++;
         return;
+    }
+    if (cache->redis && p->redis_fill) {
+        cache_redis_fill(cache->redis, &p->key, p->material.data, p->material.len, reply, len,
+                         p->rgens, p->n_deps, p->redis_epoch, p->ttl_ms);
+        cache->counters[CACHE_CTR_fills]++;
+        p->ns->fills++;
     }
     if (!still_current(cache, p))
         return;
@@ -761,6 +900,12 @@ cache_value_ns(const struct cache_value *v)
 void
 cache_pending_cleanup(struct cache *cache, struct cache_pending *p)
 {
+    if (p->redis_wait) {
+        struct cache_wait *w = p->redis_wait;
+
+        wait_unlink(w);
+        bson_free(w);
+    }
     inflight_finish(cache, p);
     cache_key_material_cleanup(&p->material);
 }
@@ -830,6 +975,22 @@ txn_drop(struct cache *cache, struct txn_writes *t)
     cache->n_txns--;
 }
 
+/* Bumps inv's generations in Redis too; see cache_redis_bump. */
+static struct cache_redis_op *
+redis_bump(struct cache *cache, const struct cache_inval *inv, cache_redis_done_cb cb, void *arg)
+{
+    struct cache_redis_gen gens[CACHE_MAX_INVAL];
+
+    if (!cache->redis || inv->n == 0)
+        return NULL;
+    for (uint32_t i = 0; i < inv->n; i++) {
+        gens[i].name = inv->recs[i]->name;
+        gens[i].name_len = inv->recs[i]->name_len;
+        gens[i].value = 0;
+    }
+    return cache_redis_bump(cache->redis, gens, inv->n, cb, arg);
+}
+
 static void
 bump_all(struct cache *cache, struct cache_inval *inv, bool oneway)
 {
@@ -843,6 +1004,8 @@ bump_all(struct cache *cache, struct cache_inval *inv, bool oneway)
     }
     if (inv->n)
         cache->counters[CACHE_CTR_invalidations]++;
+    /* Before forwarding: fire and forget (a failure leaves the tier dirty). */
+    redis_bump(cache, inv, NULL, NULL);
 }
 
 bool
@@ -935,8 +1098,63 @@ cache_write_end(struct cache *cache, struct cache_inval *inv)
 {
     for (uint32_t i = 0; i < inv->n; i++)
         cache_gen_bump(inv->recs[i]);
-    (void)cache;
+    redis_bump(cache, inv, NULL, NULL);
     inv->n = 0;
+}
+
+/* An acknowledged write waiting for Redis to confirm its second bump. */
+struct cache_write_wait {
+    cache_write_done_cb cb; /* NULL once cancelled */
+    void *arg;
+};
+
+static void
+write_confirmed(void *arg, bool ok)
+{
+    struct cache_write_wait *ww = arg;
+    cache_write_done_cb cb = ww->cb;
+    void *cb_arg = ww->arg;
+
+    (void)ok; /* not confirmed: the tier is dirty, so nothing stale is served from it */
+    bson_free(ww);
+    if (cb)
+        cb(cb_arg);
+}
+
+bool
+cache_write_end_async(struct cache *cache, struct cache_inval *inv, cache_write_done_cb cb,
+                      void *arg, struct cache_write_wait **wait)
+{
+    struct cache_write_wait *ww;
+    struct cache_redis_op *op;
+
+    *wait = NULL;
+    if (!cache->redis || inv->n == 0) {
+        cache_write_end(cache, inv);
+        return false;
+    }
+    for (uint32_t i = 0; i < inv->n; i++)
+        cache_gen_bump(inv->recs[i]);
+    ww = bson_malloc(sizeof *ww);
+    ww->cb = cb;
+    ww->arg = arg;
+    /* The Redis tier calls write_confirmed exactly once (FAILED at destroy
+     * at the latest), which frees ww: the op itself is never cancelled. */
+    op = redis_bump(cache, inv, write_confirmed, ww);
+    inv->n = 0;
+    if (!op) {
+        bson_free(ww);
+        return false;
+    }
+    *wait = ww;
+    return true;
+}
+
+void
+cache_write_cancel(struct cache_write_wait *ww)
+{
+    if (ww)
+        ww->cb = NULL;
 }
 
 /* ---- statistics --------------------------------------------------------------- */
@@ -989,8 +1207,8 @@ cache_stats_json(struct cache *cache, struct evbuffer *buf)
     struct ns_json nj = {buf, true};
     bool first = true;
 
-    evbuffer_add_printf(buf, "\"cache\": {\"enabled\": %s, \"tier\": \"memory\", ",
-                        cache->enabled ? "true" : "false");
+    evbuffer_add_printf(buf, "\"cache\": {\"enabled\": %s, \"tier\": \"%s\", ",
+                        cache->enabled ? "true" : "false", cache->redis ? "memory+redis" : "memory");
     for (int i = 0; i < CACHE_CTR_COUNT; i++)
         evbuffer_add_printf(buf, "\"%s\": %llu, ", counter_names[i],
                             (unsigned long long)cache->counters[i]);
@@ -1005,7 +1223,8 @@ cache_stats_json(struct cache *cache, struct evbuffer *buf)
                                ? cache_policy_reason_name((enum cache_policy_reason)i)
                            : i == CACHE_BYPASS_OFF      ? "cache_off"
                            : i == CACHE_BYPASS_EXCLUDED ? "namespace_excluded"
-                                                        : "auth_state";
+                           : i == CACHE_BYPASS_AUTH     ? "auth_state"
+                                                        : "redis_unavailable";
 
         if (!cache->bypass[i])
             continue;
@@ -1013,7 +1232,12 @@ cache_stats_json(struct cache *cache, struct evbuffer *buf)
                             (unsigned long long)cache->bypass[i]);
         first = false;
     }
-    evbuffer_add_printf(buf, "}}, \"namespaces\": {");
+    evbuffer_add_printf(buf, "}");
+    if (cache->redis) {
+        evbuffer_add_printf(buf, ", ");
+        cache_redis_stats_json(cache->redis, buf);
+    }
+    evbuffer_add_printf(buf, "}, \"namespaces\": {");
     cache_gen_foreach(cache->gen, 'n', ns_json_one, &nj);
     evbuffer_add_printf(buf, "}");
 }

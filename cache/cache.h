@@ -16,6 +16,7 @@
 #include "cache/gen.h"
 #include "cache/key.h"
 #include "cache/policy.h"
+#include "cache/redis.h"
 #include "conf/conf.h"
 
 #include <bson/bson.h>
@@ -28,6 +29,7 @@ struct event_base;
 struct cache;
 struct cache_inflight;
 struct cache_wait;
+struct cache_write_wait;
 
 /* Counters, declared once: X(name, help). */
 #define CACHE_COUNTERS(X) \
@@ -56,6 +58,7 @@ enum cache_bypass {
     CACHE_BYPASS_OFF = CACHE_POLICY_REASON_COUNT, /* cache = off */
     CACHE_BYPASS_EXCLUDED,                        /* cache_include / cache_exclude / ttl 0 */
     CACHE_BYPASS_AUTH,                            /* auth state unknown, in progress or failed */
+    CACHE_BYPASS_REDIS,                           /* the Redis tier is configured but unusable */
     CACHE_BYPASS_COUNT
 };
 
@@ -75,6 +78,11 @@ struct cache_pending {
     struct cache_gen_rec *ns; /* the command's own namespace (statistics) */
     int64_t ttl_ms;
     struct cache_inflight *inflight; /* identical reads wait on this one; private */
+    /* the Redis tier's view, for the fill: private */
+    struct cache_redis_gen rgens[CACHE_MAX_DEPS];
+    bool redis_fill;
+    uint64_t redis_epoch;
+    struct cache_wait *redis_wait;
 };
 
 /* A write in flight: the records to bump again when it ends. */
@@ -180,8 +188,25 @@ bool cache_write_begin(struct cache *cache, const bson_t *body, const char *db,
                        const uint32_t *seq_lens, uint32_t n_seqs, bool oneway,
                        struct cache_inval *inv);
 
-/* The write's reply arrived, or was lost: bumps again. */
+/* The write's reply was lost (or needs no confirmation): bumps again. */
 void cache_write_end(struct cache *cache, struct cache_inval *inv);
+
+/* Called once when the second bump of an acknowledged write is as far as it will get. */
+typedef void (*cache_write_done_cb)(void *arg);
+
+/*
+ * The write's reply arrived: bumps again. With the Redis tier, the bump
+ * must reach Redis before the client may see the acknowledgement (or a read
+ * through another proxy could still find the old value): returns true and
+ * calls cb(arg) once Redis confirmed or gave up (redis_timeout; the tier
+ * then stays dirty until an epoch bump); *wait is the handle for
+ * cache_write_cancel. Returns false when there is nothing to wait for.
+ */
+bool cache_write_end_async(struct cache *cache, struct cache_inval *inv, cache_write_done_cb cb,
+                           void *arg, struct cache_write_wait **wait);
+
+/* The write's client went away: its callback will not be called (the bump still counts). */
+void cache_write_cancel(struct cache_write_wait *wait);
 
 /* The stored reply message (its 16-byte header included) and its length. */
 const uint8_t *cache_value_data(const struct cache_value *value, size_t *len);

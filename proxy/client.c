@@ -70,6 +70,7 @@ struct proxy_request {
     uint8_t *lsid;                /* a miss's lsid document, for draining its cursor; owned */
     uint32_t lsid_len;
     struct drain *drain;          /* the proxy is reading this miss's cursor to its end */
+    struct cache_write_wait *write_wait; /* the ack (canned) waits for Redis to see the bump */
     struct proxy_client *client;
 };
 
@@ -400,6 +401,7 @@ pop_request(struct proxy_client *c, struct proxy_request *req)
         bson_free(req->miss);
     }
     cache_wait_cancel(req->wait);
+    cache_write_cancel(req->write_wait);
     bson_free(req->held);
     bson_free(req->lsid);
     if (req->drain) {
@@ -458,7 +460,7 @@ flush_canned(struct proxy_client *c)
 {
     struct proxy_request *req;
 
-    while ((req = TAILQ_FIRST(&c->pending)) && (req->canned || req->hit)) {
+    while ((req = TAILQ_FIRST(&c->pending)) && (req->canned || req->hit) && !req->write_wait) {
         if (req->hit) {
             write_hit(c, req);
         } else {
@@ -658,12 +660,13 @@ consult_cache(struct proxy_client *c, const struct wire_msg *msg, const struct w
         verdict = CONSULT_ANSWERED;
         break;
     case CACHE_WAIT:
-        verdict = CONSULT_WAITING;
-        break;
+        /* Kept: a wait for Redis may end in a miss, whose reply is stored. */
+        req->miss = pending;
+        return CONSULT_WAITING;
     case CACHE_BYPASS:
         break;
     }
-    /* Only a miss keeps its pending: hits, waits and bypasses never fill. */
+    /* Hits and bypasses never fill. */
     cache_pending_cleanup(cache, pending);
     bson_free(pending);
     return verdict;
@@ -692,6 +695,11 @@ cache_resolved(void *arg, enum cache_outcome outcome, struct cache_value *hit)
     struct proxy_client *c = req->client;
 
     req->wait = NULL;
+    if (outcome != CACHE_MISS && req->miss) {
+        cache_pending_cleanup(c->server->cache, req->miss);
+        bson_free(req->miss);
+        req->miss = NULL;
+    }
     if (outcome == CACHE_HIT) {
         req->hit = hit;
         bson_free(req->held);
@@ -1101,6 +1109,32 @@ answers_oneway(struct proxy_client *c, int32_t response_to)
     return false;
 }
 
+/* The oldest request still waiting for the upstream's reply (earlier ones are answered). */
+static struct proxy_request *
+in_flight_head(struct proxy_client *c)
+{
+    struct proxy_request *req;
+
+    TAILQ_FOREACH(req, &c->pending, link)
+        if (!req->canned && !req->hit)
+            return req;
+    return NULL;
+}
+
+/* An acknowledged write's bump reached Redis (or gave up): its ack may go out. */
+static void
+write_bumped(void *arg)
+{
+    struct proxy_request *req = arg;
+    struct proxy_client *c = req->client;
+
+    req->write_wait = NULL;
+    flush_canned(c);
+    maybe_finish(c);
+    if (!c->dead)
+        update_timer(c, false);
+}
+
 /* The requestID the upstream's next reply for req answers. */
 static int32_t
 expected_id(const struct proxy_request *req)
@@ -1259,7 +1293,7 @@ bool
 proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h)
 {
     const struct conf *conf = c->server->conf;
-    struct proxy_request *req = TAILQ_FIRST(&c->pending);
+    struct proxy_request *req = in_flight_head(c);
     const uint8_t *data;
     const uint8_t *body = NULL;
     uint32_t body_len = 0;
@@ -1357,6 +1391,17 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
         break;
     }
     proxy_stats_add(&c->server->stats, PROXY_STAT_replies, 1);
+    if (req->inval && !rewritten &&
+        cache_write_end_async(c->server->cache, req->inval, write_bumped, req, &req->write_wait)) {
+        /* The ack waits (in order) until the other proxies can no longer
+         * serve what this write changed. */
+        bson_free(req->inval);
+        req->inval = NULL;
+        req->canned = bson_malloc((size_t)h->length);
+        evbuffer_remove(in, req->canned, (size_t)h->length);
+        req->canned_len = (size_t)h->length;
+        return !c->dead;
+    }
     if (rewritten) {
         evbuffer_drain(in, (size_t)h->length);
         write_owned(c, rewritten, rewritten_len);
