@@ -39,7 +39,7 @@ struct cache_value {
                         * drained cursor: n_docs offsets, the documents, the ns */
     uint32_t n_docs;   /* a drained cursor's documents; 0 for a reply message */
     bool docs;
-    const uint32_t *offsets;
+    const uint8_t *offsets; /* n_docs uint32 offsets, unaligned: read with memcpy */
     const char *cursor_ns;
 };
 
@@ -839,14 +839,14 @@ cache_store_docs(struct cache *cache, struct cache_pending *p, const uint8_t *do
     size_t ns_len = strlen(ns) + 1;
     size_t offsets_len = (size_t)n_docs * sizeof(uint32_t);
     struct cache_value *v = value_new(p, offsets_len + docs_len + ns_len);
-    uint32_t *offsets = (uint32_t *)(void *)v->reply;
+    uint8_t *offsets = v->reply;
     uint8_t *data = v->reply + offsets_len;
     size_t at = 0;
 
     memcpy(data, docs, docs_len);
     memcpy(data + docs_len, ns, ns_len);
     for (uint32_t i = 0; i < n_docs; i++) {
-        uint32_t len;
+        uint32_t len, offset = (uint32_t)at;
 
         /* The documents were checked as part of their replies; a wrong count is our bug. */
         if (docs_len - at < 5 || (len = (uint32_t)wire_frame_read_i32(data + at)) < 5 ||
@@ -854,7 +854,7 @@ cache_store_docs(struct cache *cache, struct cache_pending *p, const uint8_t *do
             cache_value_unref(v);
             return NULL;
         }
-        offsets[i] = (uint32_t)at;
+        memcpy(offsets + (size_t)i * sizeof offset, &offset, sizeof offset);
         at += len;
     }
     v->docs = true;
@@ -885,7 +885,11 @@ cache_value_n_docs(const struct cache_value *v)
 const uint8_t *
 cache_value_doc(const struct cache_value *v, uint32_t i, uint32_t *len)
 {
-    const uint8_t *doc = v->reply + (size_t)v->n_docs * sizeof(uint32_t) + v->offsets[i];
+    uint32_t at;
+    const uint8_t *doc;
+
+    memcpy(&at, v->offsets + (size_t)i * sizeof at, sizeof at);
+    doc = v->reply + (size_t)v->n_docs * sizeof(uint32_t) + at;
 
     *len = (uint32_t)wire_frame_read_i32(doc);
     return doc;

@@ -1,0 +1,363 @@
+/*
+ * tests/unit/test_cache_cache.c: the cache door (cache/cache.c) without a
+ * server: lookups, fills, the generation checks that make invalidation and
+ * the cache-aside race safe, transactions, w:0 grace, per-user entries,
+ * namespace rules, and coalescing of identical misses.
+ */
+#include "cache/cache.h"
+#include "conf/conf.h"
+#include "tests/unit/tap.h"
+#include "tests/unit/json.h"
+#include "wire/frame.h"
+#include "wire/reply.h"
+
+#include <event2/event.h>
+#include <string.h>
+#include <unistd.h>
+
+struct fx {
+    struct event_base *base;
+    struct conf *conf;
+    struct cache *cache;
+};
+
+/* A reply message {cursor: {firstBatch: [{v: n}], id: 0, ns}, ok: 1}. */
+static uint8_t *
+reply_for(int n, size_t *len, bson_t **body)
+{
+    char text[160];
+    uint8_t *bytes;
+
+    snprintf(text, sizeof text,
+             "{'cursor': {'firstBatch': [{'v': %d}], 'id': 0, 'ns': 'd.c'}, 'ok': 1.0}", n);
+    *body = json(text);
+    bytes = wire_reply_msg(1, 2, *body, len);
+    return bytes;
+}
+
+/* The command's $db ("d" when it has none). */
+static const char *
+db_of(const bson_t *cmd)
+{
+    bson_iter_t it;
+
+    return bson_iter_init_find(&it, cmd, "$db") && BSON_ITER_HOLDS_UTF8(&it)
+               ? bson_iter_utf8(&it, NULL)
+               : "d";
+}
+
+/* Looks cmd up as principal; on a miss stores a reply carrying n. Returns the outcome. */
+static enum cache_outcome
+read_once(struct fx *f, const char *cmd_json, const char *principal, int n, int *got)
+{
+    bson_t *cmd = json(cmd_json);
+    struct cache_request req = {cmd, db_of(cmd), 0, principal};
+    struct cache_pending p;
+    struct cache_value *hit;
+    struct cache_wait *wait;
+    enum cache_outcome out;
+
+    memset(&p, 0, sizeof p);
+    *got = -1;
+    out = cache_lookup(f->cache, &req, &p, &hit, NULL, NULL, &wait);
+    if (out == CACHE_HIT) {
+        size_t len;
+        const uint8_t *data = cache_value_data(hit, &len);
+        struct cache_value *keep = hit;
+
+        /* The stored reply's only document says which fill it came from. */
+        for (size_t i = 0; i + 3 < len; i++)
+            if (data[i] == 0x10 && data[i + 1] == 'v' && data[i + 2] == 0)
+                *got = (int)wire_frame_read_i32(data + i + 3);
+        cache_value_unref(keep);
+    } else if (out == CACHE_MISS) {
+        size_t len;
+        bson_t *body;
+        uint8_t *bytes = reply_for(n, &len, &body);
+
+        cache_store(f->cache, &p, bytes, len, body);
+        bson_free(bytes);
+        bson_destroy(body);
+    }
+    if (out != CACHE_BYPASS)
+        cache_pending_cleanup(f->cache, &p);
+    bson_destroy(cmd);
+    return out;
+}
+
+static void
+write_cmd(struct fx *f, const char *cmd_json, bool oneway)
+{
+    bson_t *cmd = json(cmd_json);
+    struct cache_inval inv;
+
+    if (cache_write_begin(f->cache, cmd, db_of(cmd), NULL, NULL, NULL, 0, oneway, &inv))
+        cache_write_end(f->cache, &inv);
+    bson_destroy(cmd);
+}
+
+static struct fx
+setup(const char *const *flags, int n)
+{
+    struct fx f;
+    char *argv[16] = {"test"};
+    char copies[16][128];
+    enum conf_action action;
+    bson_error_t error;
+
+    for (int i = 0; i < n && i < 15; i++) {
+        snprintf(copies[i], sizeof copies[i], "%s", flags[i]);
+        argv[i + 1] = copies[i];
+    }
+    f.base = event_base_new();
+    f.conf = conf_new();
+    if (!conf_load(f.conf, n + 1, argv, &action, &error))
+        diag("conf_load: %s", error.message);
+    f.cache = cache_new(f.conf, f.base, &error);
+    return f;
+}
+
+static void
+teardown(struct fx *f)
+{
+    cache_destroy(f->cache);
+    conf_destroy(f->conf);
+    event_base_free(f->base);
+}
+
+#define Q "{'find': 'c', 'filter': {'a': 1}, '$db': 'd'}"
+
+static void
+test_hits_and_invalidation(void)
+{
+    struct fx f = setup(NULL, 0);
+    int got;
+
+    is_int(read_once(&f, Q, "", 1, &got), CACHE_MISS, "first read misses");
+    is_int(read_once(&f, Q, "", 2, &got), CACHE_HIT, "second read hits");
+    is_int(got, 1, "the hit is the stored reply");
+    is_int(read_once(&f, "{'find': 'c', 'filter': {'a': 1}, '$db': 'd', 'lsid': {'id': 1}, "
+                         "'$clusterTime': {'t': 5}, 'maxTimeMS': 9, 'comment': 'x'}",
+                     "", 3, &got),
+           CACHE_HIT, "lsid, $clusterTime, maxTimeMS and comment do not change the key");
+    is_int(read_once(&f, "{'find': 'c', 'filter': {'a': 2}, '$db': 'd'}", "", 4, &got), CACHE_MISS,
+           "another filter is another key");
+    read_once(&f, "{'find': 'c', 'sort': {'x': 1, 'y': 1}, '$db': 'd'}", "", 5, &got);
+    is_int(read_once(&f, "{'find': 'c', 'sort': {'y': 1, 'x': 1}, '$db': 'd'}", "", 5, &got),
+           CACHE_MISS, "field order is part of the key (sort order matters)");
+    write_cmd(&f, "{'insert': 'other', 'documents': [{}], '$db': 'd'}", false);
+    is_int(read_once(&f, Q, "", 6, &got), CACHE_HIT, "a write to another collection leaves it");
+    write_cmd(&f, "{'update': 'c', 'updates': [{'q': {}, 'u': {}}], '$db': 'd'}", false);
+    is_int(read_once(&f, Q, "", 7, &got), CACHE_MISS, "an update of the collection invalidates");
+    is_int(read_once(&f, Q, "", 8, &got), CACHE_HIT, "and the next read is fresh");
+    is_int(got, 7, "filled after the update");
+    write_cmd(&f, "{'drop': 'elsewhere', '$db': 'd'}", false);
+    is_int(read_once(&f, Q, "", 9, &got), CACHE_MISS, "DDL invalidates the whole database");
+    write_cmd(&f, "{'createUser': 'bob', 'pwd': 'x', 'roles': [], '$db': 'admin'}", false);
+    is_int(read_once(&f, Q, "", 10, &got), CACHE_HIT, "user management of another user leaves it");
+    is_int(read_once(&f, Q, "bob@admin", 11, &got), CACHE_MISS, "each user has own entries");
+    is_int(read_once(&f, Q, "bob@admin", 12, &got), CACHE_HIT, "bob's own entry");
+    write_cmd(&f, "{'updateUser': 'bob', 'roles': [], '$db': 'admin'}", false);
+    is_int(read_once(&f, Q, "bob@admin", 13, &got), CACHE_MISS, "changing bob drops bob's entries");
+    is_int(read_once(&f, Q, "", 14, &got), CACHE_HIT, "but not the others'");
+    is_int(read_once(&f, Q, NULL, 15, &got), CACHE_BYPASS, "unknown auth state bypasses");
+    is_int((long long)cache_counter(f.cache, CACHE_CTR_hits), 7, "every hit counted");
+    teardown(&f);
+}
+
+static void
+test_race(void)
+{
+    struct fx f = setup(NULL, 0);
+    bson_t *cmd = json(Q);
+    struct cache_request req = {cmd, "d", 0, ""};
+    struct cache_pending p;
+    struct cache_value *hit;
+    struct cache_wait *wait;
+    struct cache_inval inv;
+    bson_t *w = json("{'delete': 'c', 'deletes': [{'q': {}, 'limit': 0}], '$db': 'd'}");
+    bson_t *body;
+    size_t len;
+    uint8_t *bytes = reply_for(1, &len, &body);
+    int got;
+
+    memset(&p, 0, sizeof p);
+    is_int(cache_lookup(f.cache, &req, &p, &hit, NULL, NULL, &wait), CACHE_MISS, "race: a miss");
+    ok(cache_write_begin(f.cache, w, "d", NULL, NULL, NULL, 0, false, &inv),
+       "race: a write begins while the read is in flight");
+    cache_write_end(f.cache, &inv);
+    cache_store(f.cache, &p, bytes, len, body);
+    cache_pending_cleanup(f.cache, &p);
+    is_int((long long)cache_counter(f.cache, CACHE_CTR_fills_refused_generation), 1,
+           "race: the read's reply is not stored");
+    is_int(read_once(&f, Q, "", 2, &got), CACHE_MISS, "race: the next read goes upstream");
+
+    /* A read that starts after the first bump but returns before the ack. */
+    memset(&p, 0, sizeof p);
+    ok(cache_write_begin(f.cache, w, "d", NULL, NULL, NULL, 0, false, &inv), "race 2: write begins");
+    is_int(cache_lookup(f.cache, &req, &p, &hit, NULL, NULL, &wait), CACHE_MISS,
+           "race 2: a read after the first bump misses");
+    cache_store(f.cache, &p, bytes, len, body);
+    cache_pending_cleanup(f.cache, &p);
+    cache_write_end(f.cache, &inv);
+    is_int(read_once(&f, Q, "", 3, &got), CACHE_MISS,
+           "race 2: its reply, stored before the ack, is dropped by the second bump");
+    bson_free(bytes);
+    bson_destroy(body);
+    bson_destroy(w);
+    bson_destroy(cmd);
+    teardown(&f);
+}
+
+static void
+test_oneway_and_txn(void)
+{
+    const char *flags[] = {"--cache-write-grace", "300ms"};
+    struct fx f = setup(flags, 2);
+    int got;
+    bson_t *in_txn, *commit;
+    struct cache_inval inv;
+
+    read_once(&f, Q, "", 1, &got);
+    write_cmd(&f, "{'insert': 'c', 'documents': [{}], '$db': 'd', 'writeConcern': {'w': 0}}", true);
+    is_int(read_once(&f, Q, "", 2, &got), CACHE_MISS, "w:0: the entry is invalid at once");
+    is_int(read_once(&f, Q, "", 3, &got), CACHE_MISS, "w:0: nothing is stored during the grace");
+    usleep(350 * 1000);
+    read_once(&f, Q, "", 4, &got);
+    is_int(read_once(&f, Q, "", 5, &got), CACHE_HIT, "w:0: after the grace, cached again");
+
+    in_txn = json("{'insert': 'c', 'documents': [{}], '$db': 'd', 'lsid': {'id': 7}, "
+                  "'txnNumber': 1, 'autocommit': false, 'startTransaction': true}");
+    commit = json("{'commitTransaction': 1, '$db': 'admin', 'lsid': {'id': 7}, 'txnNumber': 1, "
+                  "'autocommit': false}");
+    ok(cache_write_begin(f.cache, in_txn, "d", NULL, NULL, NULL, 0, false, &inv),
+       "txn: a write inside a transaction");
+    cache_write_end(f.cache, &inv);
+    read_once(&f, Q, "", 6, &got);
+    is_int(read_once(&f, Q, "", 7, &got), CACHE_HIT, "txn: reads before the commit are cached");
+    ok(cache_write_begin(f.cache, commit, "admin", NULL, NULL, NULL, 0, false, &inv),
+       "txn: commitTransaction is a write");
+    cache_write_end(f.cache, &inv);
+    is_int(read_once(&f, Q, "", 8, &got), CACHE_MISS,
+           "txn: the commit invalidates what the transaction wrote");
+    read_once(&f, "{'find': 'unrelated', '$db': 'x'}", "", 9, &got);
+    ok(cache_write_begin(f.cache, commit, "admin", NULL, NULL, NULL, 0, false, &inv),
+       "txn: a commit of an unknown session");
+    cache_write_end(f.cache, &inv);
+    is_int(read_once(&f, "{'find': 'unrelated', '$db': 'x'}", "", 10, &got), CACHE_MISS,
+           "txn: ...invalidates everything, to be safe");
+    bson_destroy(in_txn);
+    bson_destroy(commit);
+    teardown(&f);
+}
+
+static void
+test_rules(void)
+{
+    const char *flags[] = {"--cache-exclude", "d.secret, x.*", "--cache-ttl-overrides",
+                           "d.fast=100ms, d.never=0"};
+    struct fx f = setup(flags, 4);
+    int got;
+
+    read_once(&f, "{'find': 'secret', '$db': 'd'}", "", 1, &got);
+    is_int(read_once(&f, "{'find': 'secret', '$db': 'd'}", "", 2, &got), CACHE_BYPASS,
+           "an excluded collection bypasses");
+    is_int(read_once(&f, "{'find': 'any', '$db': 'x'}", "", 3, &got), CACHE_BYPASS,
+           "an excluded database bypasses");
+    is_int(read_once(&f, "{'find': 'never', '$db': 'd'}", "", 4, &got), CACHE_BYPASS,
+           "a TTL of 0 bypasses");
+    read_once(&f, "{'find': 'fast', '$db': 'd'}", "", 5, &got);
+    is_int(read_once(&f, "{'find': 'fast', '$db': 'd'}", "", 6, &got), CACHE_HIT,
+           "a short TTL hits at first");
+    usleep(150 * 1000);
+    is_int(read_once(&f, "{'find': 'fast', '$db': 'd'}", "", 7, &got), CACHE_MISS,
+           "and misses once it has passed");
+    is_int(read_once(&f, "{'find': 'c', '$db': 'd', 'comment': 'mongocache:nocache'}", "", 8, &got),
+           CACHE_BYPASS, "the skip comment bypasses");
+    teardown(&f);
+    {
+        const char *off[] = {"--cache", "false"};
+        struct fx g = setup(off, 2);
+
+        read_once(&g, Q, "", 1, &got);
+        is_int(read_once(&g, Q, "", 2, &got), CACHE_BYPASS, "cache = false: a pass-through");
+        teardown(&g);
+    }
+}
+
+struct follower {
+    enum cache_outcome outcome;
+    struct cache_value *hit;
+    int calls;
+};
+
+static void
+follower_cb(void *arg, enum cache_outcome outcome, struct cache_value *hit)
+{
+    struct follower *fo = arg;
+
+    fo->outcome = outcome;
+    fo->hit = hit;
+    fo->calls++;
+}
+
+static void
+test_coalescing(void)
+{
+    struct fx f = setup(NULL, 0);
+    bson_t *cmd = json(Q);
+    struct cache_request req = {cmd, "d", 0, ""};
+    struct cache_pending leader, p2, p3;
+    struct cache_value *hit;
+    struct cache_wait *w2, *w3, *w1;
+    struct follower a = {0}, b = {0};
+    bson_t *body;
+    size_t len;
+    uint8_t *bytes = reply_for(1, &len, &body);
+
+    memset(&leader, 0, sizeof leader);
+    memset(&p2, 0, sizeof p2);
+    memset(&p3, 0, sizeof p3);
+    is_int(cache_lookup(f.cache, &req, &leader, &hit, follower_cb, &a, &w1), CACHE_MISS,
+           "coalescing: the first read leads");
+    is_int(cache_lookup(f.cache, &req, &p2, &hit, follower_cb, &a, &w2), CACHE_WAIT,
+           "coalescing: an identical read waits");
+    is_int(cache_lookup(f.cache, &req, &p3, &hit, follower_cb, &b, &w3), CACHE_WAIT,
+           "coalescing: and another");
+    cache_pending_cleanup(f.cache, &p2);
+    cache_pending_cleanup(f.cache, &p3);
+    cache_wait_cancel(w3);
+    cache_store(f.cache, &leader, bytes, len, body);
+    cache_pending_cleanup(f.cache, &leader);
+    ok(a.calls == 1 && a.outcome == CACHE_HIT && a.hit != NULL,
+       "coalescing: the waiter gets the leader's reply");
+    is_int(b.calls, 0, "coalescing: a cancelled waiter is not called");
+    cache_value_unref(a.hit);
+
+    /* The leader's reply is not storable: waiters go upstream themselves. */
+    write_cmd(&f, "{'delete': 'c', 'deletes': [], '$db': 'd'}", false);
+    memset(&a, 0, sizeof a);
+    memset(&leader, 0, sizeof leader);
+    memset(&p2, 0, sizeof p2);
+    cache_lookup(f.cache, &req, &leader, &hit, follower_cb, &a, &w1);
+    is_int(cache_lookup(f.cache, &req, &p2, &hit, follower_cb, &a, &w2), CACHE_WAIT,
+           "coalescing: waiting again");
+    cache_pending_cleanup(f.cache, &p2);
+    cache_pending_cleanup(f.cache, &leader);
+    ok(a.calls == 1 && a.outcome == CACHE_BYPASS, "coalescing: a failed leader sends waiters upstream");
+    bson_free(bytes);
+    bson_destroy(body);
+    bson_destroy(cmd);
+    teardown(&f);
+}
+
+int
+main(void)
+{
+    test_hits_and_invalidation();
+    test_race();
+    test_oneway_and_txn();
+    test_rules();
+    test_coalescing();
+    return done_testing();
+}
