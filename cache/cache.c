@@ -1,10 +1,13 @@
 /*
  * cache/cache.c: the door between the proxy and the cache (see cache.h).
  * Owns the in-process tier (an LRU of immutable, reference-counted stored
- * replies), the generation table, the per-namespace settings (include and
- * exclude lists, TTL overrides), the transaction write sets, and the
- * counters. Decides nothing about the wire: the proxy hands it checked
- * documents and whole reply messages, and writes hits out itself.
+ * replies), the generation table, resolving the per-namespace settings
+ * (include and exclude lists, TTL overrides) into each namespace's TTL,
+ * bumping what a write touches (again at a transaction's end), and the
+ * counters. Parsing and matching the namespace lists is rules.c's; which
+ * records a transaction wrote, by session, is txn.c's. Decides nothing
+ * about the wire: the proxy hands it checked documents and whole reply
+ * messages, and writes hits out itself.
  *
  * Validity: an entry records every generation it was filled under (its
  * namespaces, their databases, its principal, the whole cache). A hit is
@@ -17,6 +20,8 @@
 #include "cache/cache.h"
 
 #include "cache/lru.h"
+#include "cache/rules.h"
+#include "cache/txn.h"
 #include "wire/frame.h"
 
 #include <event2/buffer.h>
@@ -42,30 +47,6 @@ struct cache_value {
     const uint8_t *offsets; /* n_docs uint32 offsets, unaligned: read with memcpy */
     const char *cursor_ns;
 };
-
-/* One namespace rule from cache_include, cache_exclude or cache_ttl_overrides. */
-struct ns_rule {
-    char *db;
-    char *coll; /* NULL: every collection of db */
-    int64_t ttl_ms;
-};
-
-struct ns_rules {
-    struct ns_rule *rules;
-    size_t n;
-};
-
-/* Namespaces written inside one transaction, by session. */
-struct txn_writes {
-    struct txn_writes *next;
-    uint8_t lsid[64];
-    uint32_t lsid_len;
-    struct cache_gen_rec *recs[64];
-    uint32_t n;
-    bool overflow;
-};
-
-#define MAX_OPEN_TXNS 1024
 
 /* A read that waits for an identical one in flight (its leader). */
 struct cache_wait {
@@ -96,12 +77,11 @@ struct cache {
     int64_t ttl_ms;
     int64_t write_grace_ms;
     uint32_t conf_version;
-    struct ns_rules include, exclude, ttl_overrides;
+    struct cache_rules include, exclude, ttl_overrides;
     struct cache_key_secret secret;
     struct cache_lru *lru;
     struct cache_gen *gen;
-    struct txn_writes *txns;
-    uint32_t n_txns;
+    struct cache_txn *txns; /* transaction write sets */
     struct event_base *base;
     int64_t coalesce_wait_ms;
     struct cache_redis *redis;   /* the shared tier, or NULL */
@@ -154,110 +134,7 @@ lru_release(void *value)
     cache_value_unref(value);
 }
 
-/* ---- namespace rules --------------------------------------------------------- */
-
-static void
-rules_clear(struct ns_rules *r)
-{
-    for (size_t i = 0; i < r->n; i++) {
-        bson_free(r->rules[i].db);
-        bson_free(r->rules[i].coll);
-    }
-    bson_free(r->rules);
-    memset(r, 0, sizeof *r);
-}
-
-/*
- * Parses "db.coll, db.*" (with_ttl: "db.coll=30s, db.*=0") into r.
- * option names the setting in error messages.
- */
-static bool
-rules_parse(struct ns_rules *r, const char *text, bool with_ttl, const char *option,
-            bson_error_t *error)
-{
-    char *copy = bson_strdup(text ? text : "");
-    char *save = NULL;
-
-    memset(r, 0, sizeof *r);
-    for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
-        char *eq, *dot, *end;
-        struct ns_rule rule = {0};
-
-        while (*item == ' ' || *item == '\t')
-            item++;
-        end = item + strlen(item);
-        while (end > item && (end[-1] == ' ' || end[-1] == '\t'))
-            *--end = '\0';
-        if (!*item)
-            continue;
-        eq = strchr(item, '=');
-        if (with_ttl) {
-            char *unit;
-            double amount;
-
-            if (!eq)
-                goto bad;
-            *eq = '\0';
-            amount = strtod(eq + 1, &unit);
-            if (unit == eq + 1 || amount < 0)
-                goto bad;
-            if (strcmp(unit, "ms") == 0)
-                rule.ttl_ms = (int64_t)amount;
-            else if (strcmp(unit, "s") == 0 || *unit == '\0')
-                rule.ttl_ms = (int64_t)(amount * 1000);
-            else if (strcmp(unit, "m") == 0)
-                rule.ttl_ms = (int64_t)(amount * 60000);
-            else if (strcmp(unit, "h") == 0)
-                rule.ttl_ms = (int64_t)(amount * 3600000);
-            else
-                goto bad;
-        } else if (eq) {
-            goto bad;
-        }
-        dot = strchr(item, '.');
-        if (!dot || dot == item || dot[1] == '\0')
-            goto bad;
-        *dot = '\0';
-        rule.db = bson_strdup(item);
-        rule.coll = strcmp(dot + 1, "*") == 0 ? NULL : bson_strdup(dot + 1);
-        r->rules = bson_realloc(r->rules, (r->n + 1) * sizeof *r->rules);
-        r->rules[r->n++] = rule;
-        continue;
-bad:
-        bson_set_error(error, 1, 1,
-                       "invalid entry \"%s\" in %s: expected %s, comma-separated", item, option,
-                       with_ttl ? "db.coll=DURATION or db.*=DURATION" : "db.coll or db.*");
-        bson_free(copy);
-        rules_clear(r);
-        return false;
-    }
-    bson_free(copy);
-    return true;
-}
-
-/* The most specific rule for db.coll (an exact collection beats db.*), or NULL. */
-static const struct ns_rule *
-rules_match(const struct ns_rules *r, const char *ns, size_t ns_len)
-{
-    const struct ns_rule *wild = NULL;
-    const char *dot = memchr(ns, '.', ns_len);
-    size_t db_len = dot ? (size_t)(dot - ns) : ns_len;
-
-    for (size_t i = 0; i < r->n; i++) {
-        const struct ns_rule *rule = &r->rules[i];
-
-        if (strlen(rule->db) != db_len || memcmp(rule->db, ns, db_len) != 0)
-            continue;
-        if (!rule->coll) {
-            wild = wild ? wild : rule;
-            continue;
-        }
-        if (dot && strlen(rule->coll) == ns_len - db_len - 1 &&
-            memcmp(rule->coll, dot + 1, ns_len - db_len - 1) == 0)
-            return rule;
-    }
-    return wild;
-}
+/* ---- namespace settings ------------------------------------------------------ */
 
 /* The TTL for namespace record rec (its name is "n:db.coll"): 0 means not cached. */
 static int64_t
@@ -265,17 +142,17 @@ ns_ttl(struct cache *cache, struct cache_gen_rec *rec)
 {
     const char *ns = rec->name + 2;
     size_t len = rec->name_len - 2;
-    const struct ns_rule *rule;
+    const struct cache_rule *rule;
 
     if (rec->conf_version == cache->conf_version)
         return rec->ttl_ms;
     rec->conf_version = cache->conf_version;
     rec->ttl_ms = cache->ttl_ms;
-    if (cache->include.n && !rules_match(&cache->include, ns, len))
+    if (cache->include.n && !cache_rules_match(&cache->include, ns, len))
         rec->ttl_ms = 0;
-    else if (rules_match(&cache->exclude, ns, len))
+    else if (cache_rules_match(&cache->exclude, ns, len))
         rec->ttl_ms = 0;
-    else if ((rule = rules_match(&cache->ttl_overrides, ns, len)))
+    else if ((rule = cache_rules_match(&cache->ttl_overrides, ns, len)))
         rec->ttl_ms = rule->ttl_ms;
     return rec->ttl_ms;
 }
@@ -285,22 +162,22 @@ ns_ttl(struct cache *cache, struct cache_gen_rec *rec)
 static bool
 apply_conf(struct cache *cache, const struct conf *conf, bson_error_t *error)
 {
-    struct ns_rules include, exclude, ttls;
+    struct cache_rules include, exclude, ttls;
 
-    if (!rules_parse(&include, conf->cache_include, false, "cache_include", error))
+    if (!cache_rules_parse(&include, conf->cache_include, false, "cache_include", error))
         return false;
-    if (!rules_parse(&exclude, conf->cache_exclude, false, "cache_exclude", error)) {
-        rules_clear(&include);
-        return false;
-    }
-    if (!rules_parse(&ttls, conf->cache_ttl_overrides, true, "cache_ttl_overrides", error)) {
-        rules_clear(&include);
-        rules_clear(&exclude);
+    if (!cache_rules_parse(&exclude, conf->cache_exclude, false, "cache_exclude", error)) {
+        cache_rules_clear(&include);
         return false;
     }
-    rules_clear(&cache->include);
-    rules_clear(&cache->exclude);
-    rules_clear(&cache->ttl_overrides);
+    if (!cache_rules_parse(&ttls, conf->cache_ttl_overrides, true, "cache_ttl_overrides", error)) {
+        cache_rules_clear(&include);
+        cache_rules_clear(&exclude);
+        return false;
+    }
+    cache_rules_clear(&cache->include);
+    cache_rules_clear(&cache->exclude);
+    cache_rules_clear(&cache->ttl_overrides);
     cache->include = include;
     cache->exclude = exclude;
     cache->ttl_overrides = ttls;
@@ -371,6 +248,7 @@ cache_new(const struct conf *conf, struct event_base *base, bson_error_t *error)
         random_secret(&cache->secret);
     cache->lru = cache_lru_new((size_t)conf->cache_memory, lru_release);
     cache->gen = cache_gen_new();
+    cache->txns = cache_txn_new();
     if (conf->redis && conf->redis[0]) {
         cache->redis = cache_redis_new(base, conf, error);
         if (!cache->redis) {
@@ -400,16 +278,11 @@ cache_destroy(struct cache *cache)
     cache_redis_destroy(cache->redis);
     cache_lru_destroy(cache->lru);
     cache_gen_destroy(cache->gen);
-    rules_clear(&cache->include);
-    rules_clear(&cache->exclude);
-    rules_clear(&cache->ttl_overrides);
+    cache_rules_clear(&cache->include);
+    cache_rules_clear(&cache->exclude);
+    cache_rules_clear(&cache->ttl_overrides);
     /* Clients (and so pendings and waits) are gone before the cache is. */
-    while (cache->txns) {
-        struct txn_writes *next = cache->txns->next;
-
-        bson_free(cache->txns);
-        cache->txns = next;
-    }
+    cache_txn_destroy(cache->txns);
     bson_free(cache);
 }
 
@@ -641,6 +514,36 @@ redis_lookup(struct cache *cache, struct cache_pending *p, cache_wait_cb cb, voi
     return true;
 }
 
+const char *
+cache_bypass_name(int reason)
+{
+    if (reason >= 0 && reason < CACHE_POLICY_REASON_COUNT)
+        return cache_policy_reason_name((enum cache_policy_reason)reason);
+    switch (reason) {
+    case CACHE_BYPASS_OFF:
+        return "cache_off";
+    case CACHE_BYPASS_EXCLUDED:
+        return "namespace_excluded";
+    case CACHE_BYPASS_AUTH:
+        return "auth_state";
+    case CACHE_BYPASS_REDIS:
+        return "redis_unavailable";
+    default:
+        return "unknown";
+    }
+}
+
+/* A read not cached: counted by reason, which p keeps for the caller's log. */
+static enum cache_outcome
+bypass(struct cache *cache, struct cache_pending *p, int reason)
+{
+    cache->bypass[reason]++;
+    if (reason != CACHE_BYPASS_OFF)
+        cache->counters[CACHE_CTR_bypassed]++;
+    p->bypass_reason = reason;
+    return CACHE_BYPASS;
+}
+
 enum cache_outcome
 cache_lookup(struct cache *cache, const struct cache_request *req, struct cache_pending *p,
              struct cache_value **hit, cache_wait_cb cb, void *arg, struct cache_wait **wait)
@@ -654,56 +557,40 @@ cache_lookup(struct cache *cache, const struct cache_request *req, struct cache_
 
     *hit = NULL;
     *wait = NULL;
-    if (!cache->enabled) {
-        cache->bypass[CACHE_BYPASS_OFF]++;
-        return CACHE_BYPASS;
-    }
+    memset(p, 0, sizeof *p);
+    if (!cache->enabled)
+        return bypass(cache, p, CACHE_BYPASS_OFF);
     reason = cache_policy_request(req->body, req->db, req->n_sequences, &read);
-    if (reason != CACHE_POLICY_OK) {
-        cache->bypass[reason]++;
-        cache->counters[CACHE_CTR_bypassed]++;
-        return CACHE_BYPASS;
-    }
-    if (!req->principal) {
-        cache->bypass[CACHE_BYPASS_AUTH]++;
-        cache->counters[CACHE_CTR_bypassed]++;
-        return CACHE_BYPASS;
-    }
+    if (reason != CACHE_POLICY_OK)
+        return bypass(cache, p, (int)reason);
+    if (!req->principal)
+        return bypass(cache, p, CACHE_BYPASS_AUTH);
     if (cache->redis) {
         /* Without the shared tier (and its invalidations) nothing cached is
          * trusted: other proxies' writes are not being heard. */
         if (!cache_redis_usable(cache->redis) || !cache_redis_subscribed(cache->redis)) {
             cache->redis_was_down = true;
-            cache->bypass[CACHE_BYPASS_REDIS]++;
-            cache->counters[CACHE_CTR_bypassed]++;
-            return CACHE_BYPASS;
+            return bypass(cache, p, CACHE_BYPASS_REDIS);
         }
         if (cache->redis_was_down) {
             cache->redis_was_down = false;
             cache_gen_bump(cache_gen_global(cache->gen));
         }
     }
-    memset(p, 0, sizeof *p);
     for (uint32_t i = 0; i < read.n_ns; i++) {
         const struct cache_ns_ref *ref = &read.ns[i];
         struct cache_gen_rec *rec;
 
         n = snprintf(ns, sizeof ns, "%.*s.%.*s", (int)ref->db_len, ref->db, (int)ref->coll_len,
                      ref->coll);
-        if (n < 0 || (size_t)n >= sizeof ns) {
-            cache->bypass[CACHE_POLICY_NO_COLLECTION]++;
-            cache->counters[CACHE_CTR_bypassed]++;
-            return CACHE_BYPASS;
-        }
+        if (n < 0 || (size_t)n >= sizeof ns)
+            return bypass(cache, p, CACHE_POLICY_NO_COLLECTION);
         rec = cache_gen_get(cache->gen, 'n', ns, (size_t)n);
         if (i == 0) {
             p->ns = rec;
             p->ttl_ms = ns_ttl(cache, rec);
-            if (p->ttl_ms <= 0) {
-                cache->bypass[CACHE_BYPASS_EXCLUDED]++;
-                cache->counters[CACHE_CTR_bypassed]++;
-                return CACHE_BYPASS;
-            }
+            if (p->ttl_ms <= 0)
+                return bypass(cache, p, CACHE_BYPASS_EXCLUDED);
         }
         add_dep(p, rec);
         add_dep(p, cache_gen_get(cache->gen, 'd', ref->db, ref->db_len));
@@ -926,59 +813,6 @@ inval_add(struct cache_inval *inv, struct cache_gen_rec *rec)
         inv->recs[inv->n++] = rec;
 }
 
-/* The raw bytes of the command's lsid value, or false. */
-static bool
-find_lsid(const bson_t *body, const uint8_t **data, uint32_t *len)
-{
-    bson_iter_t it;
-
-    if (!bson_iter_init_find(&it, body, "lsid") || !BSON_ITER_HOLDS_DOCUMENT(&it))
-        return false;
-    bson_iter_document(&it, len, data);
-    return *len <= sizeof(((struct txn_writes *)0)->lsid);
-}
-
-static struct txn_writes *
-txn_find(struct cache *cache, const uint8_t *lsid, uint32_t len, bool create)
-{
-    struct txn_writes *t;
-
-    for (t = cache->txns; t; t = t->next)
-        if (t->lsid_len == len && memcmp(t->lsid, lsid, len) == 0)
-            return t;
-    if (!create)
-        return NULL;
-    if (cache->n_txns >= MAX_OPEN_TXNS) {
-        /* Forget the oldest: its commit will then bump everything, which is safe. */
-        struct txn_writes **last = &cache->txns;
-
-        while ((*last)->next)
-            last = &(*last)->next;
-        bson_free(*last);
-        *last = NULL;
-        cache->n_txns--;
-    }
-    t = bson_malloc0(sizeof *t);
-    memcpy(t->lsid, lsid, len);
-    t->lsid_len = len;
-    t->next = cache->txns;
-    cache->txns = t;
-    cache->n_txns++;
-    return t;
-}
-
-static void
-txn_drop(struct cache *cache, struct txn_writes *t)
-{
-    struct txn_writes **link = &cache->txns;
-
-    while (*link != t)
-        link = &(*link)->next;
-    *link = t->next;
-    bson_free(t);
-    cache->n_txns--;
-}
-
 /* Bumps inv's generations in Redis too; see cache_redis_bump. */
 static struct cache_redis_op *
 redis_bump(struct cache *cache, const struct cache_inval *inv, cache_redis_done_cb cb, void *arg)
@@ -1019,8 +853,6 @@ cache_write_begin(struct cache *cache, const bson_t *body, const char *db,
                   struct cache_inval *inv)
 {
     struct cache_write w;
-    const uint8_t *lsid = NULL;
-    uint32_t lsid_len = 0;
     char ns[512];
     int n;
 
@@ -1055,10 +887,8 @@ cache_write_begin(struct cache *cache, const bson_t *body, const char *db,
         inval_add(inv, cache_gen_global(cache->gen));
         break;
     case CACHE_WRITE_TXN_END: {
-        struct txn_writes *t = NULL;
+        struct cache_txn_writes *t = cache_txn_find(cache->txns, body, false);
 
-        if (find_lsid(body, &lsid, &lsid_len))
-            t = txn_find(cache, lsid, lsid_len, false);
         if (!t || t->overflow) {
             /* The session's writes are not known here: everything may have changed. */
             inval_add(inv, cache_gen_global(cache->gen));
@@ -1067,30 +897,18 @@ cache_write_begin(struct cache *cache, const bson_t *body, const char *db,
                 inval_add(inv, t->recs[i]);
         }
         if (t)
-            txn_drop(cache, t);
+            cache_txn_drop(cache->txns, t);
         break;
     }
     }
     if (w.in_transaction && w.scope != CACHE_WRITE_TXN_END) {
-        struct txn_writes *t = NULL;
+        struct cache_txn_writes *t = cache_txn_find(cache->txns, body, true);
 
-        if (find_lsid(body, &lsid, &lsid_len))
-            t = txn_find(cache, lsid, lsid_len, true);
         if (!t) {
             inval_add(inv, cache_gen_global(cache->gen));
         } else {
-            for (uint32_t i = 0; i < inv->n; i++) {
-                bool seen = false;
-
-                for (uint32_t j = 0; j < t->n; j++)
-                    seen = seen || t->recs[j] == inv->recs[i];
-                if (seen)
-                    continue;
-                if (t->n < sizeof t->recs / sizeof t->recs[0])
-                    t->recs[t->n++] = inv->recs[i];
-                else
-                    t->overflow = true;
-            }
+            for (uint32_t i = 0; i < inv->n; i++)
+                cache_txn_add(t, inv->recs[i]);
         }
     }
     bump_all(cache, inv, oneway);
@@ -1223,12 +1041,7 @@ cache_stats_json(struct cache *cache, struct evbuffer *buf)
                         cache_lru_count(cache->lru), cache_lru_bytes(cache->lru),
                         cache_key_bits());
     for (int i = 1; i < CACHE_BYPASS_COUNT; i++) {
-        const char *name = i < CACHE_POLICY_REASON_COUNT
-                               ? cache_policy_reason_name((enum cache_policy_reason)i)
-                           : i == CACHE_BYPASS_OFF      ? "cache_off"
-                           : i == CACHE_BYPASS_EXCLUDED ? "namespace_excluded"
-                           : i == CACHE_BYPASS_AUTH     ? "auth_state"
-                                                        : "redis_unavailable";
+        const char *name = cache_bypass_name(i);
 
         if (!cache->bypass[i])
             continue;

@@ -83,6 +83,7 @@ struct cache_pending {
     bool redis_fill;
     uint64_t redis_epoch;
     struct cache_wait *redis_wait;
+    int bypass_reason; /* after CACHE_BYPASS: why (cache_bypass_name) */
 };
 
 /* A write in flight: the records to bump again when it ends. */
@@ -215,6 +216,9 @@ void cache_value_unref(struct cache_value *value);
 
 /* Appends the cache section of /stats ("cache": {...}, "namespaces": {...}) to buf. */
 void cache_stats_json(struct cache *cache, struct evbuffer *buf);
+
+/* The name of a bypass reason (a cache_policy_reason or a cache_bypass). */
+const char *cache_bypass_name(int reason);
 
 /* A counter's value (tests and logs). */
 uint64_t cache_counter(const struct cache *cache, enum cache_counter counter);

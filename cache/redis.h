@@ -11,7 +11,7 @@
  * epoch bump (which invalidates every stored value) has succeeded.
  *
  * Keys, under the configured prefix P:
- *   P v:<32 hex digits of the cache key>  a stored value (see the blob below), with a TTL
+ *   P v:<32 hex digits of the cache key>  a stored value (redis_blob.h), with a TTL
  *   P g:<generation name>                 a generation counter (no TTL); created at a random
  *                                         64-bit base so an evicted counter never lines up
  *                                         with old values
@@ -193,72 +193,13 @@ void cache_redis_stats_json(const struct cache_redis *redis, struct evbuffer *bu
  */
 bool cache_redis_subscribed(const struct cache_redis *redis);
 
-/* ---- The value format and the URL, exposed for the unit tests ---------- */
+/* ---- Limits and errors (the value blob: redis_blob.h; the URL: redis_url.h) ---- */
 
+/* bson_error_t domain of the tier, the value blob and the URL. */
 #define CACHE_REDIS_ERROR_DOMAIN 0x72656469u /* "redi" */
 
 /* Most generations one value depends on; longest generation name. */
 #define CACHE_REDIS_MAX_GENS 64
 #define CACHE_REDIS_MAX_NAME 1024
-/* Largest reply (WIRE_MAX_MESSAGE_LEN) and key material in a value. */
-#define CACHE_REDIS_MAX_REPLY 48000000
-#define CACHE_REDIS_MAX_MATERIAL 48000000
-/* BSON depth the reply in a value is re-checked with. */
-#define CACHE_REDIS_MAX_DEPTH 200
-
-/*
- * A stored value. Encoded little-endian, exactly this and nothing after:
- *   "MCV1"  epoch:u64  n_gens:u32 (<= CACHE_REDIS_MAX_GENS)
- *   n_gens x { name_len:u32 (1..CACHE_REDIS_MAX_NAME)  name  value:u64 }
- *   material_len:u32  material  reply_len:u32  reply (a whole OP_MSG)
- * A decoded blob points into the bytes it was decoded from.
- */
-struct cache_redis_blob {
-    uint64_t epoch;
-    uint32_t n_gens;
-    struct cache_redis_gen gens[CACHE_REDIS_MAX_GENS];
-    const uint8_t *material;
-    size_t material_len;
-    const uint8_t *reply;
-    size_t reply_len;
-};
-
-/*
- * Encodes blob (it is not checked as a wire message here). Returns a buffer
- * freed with bson_free and its length in *len, or NULL when a count or size
- * is beyond the limits above.
- */
-uint8_t *cache_redis_blob_encode(const struct cache_redis_blob *blob, size_t *len);
-
-/*
- * Decodes data (untrusted): every length bounds-checked, nothing left over,
- * the reply checked with wire_msg_parse (OP_MSG, depth CACHE_REDIS_MAX_DEPTH).
- * blob points into data. Returns false with error set on any fault.
- */
-bool cache_redis_blob_decode(const uint8_t *data, size_t len, struct cache_redis_blob *blob,
-                             bson_error_t *error) __attribute__((warn_unused_result));
-
-/* A parsed Redis URL. Strings are owned; free with cache_redis_url_cleanup. */
-struct cache_redis_url {
-    char *host;     /* TCP host (brackets removed), or NULL for a unix socket */
-    uint16_t port;  /* 6379 when the URL names none */
-    char *path;     /* unix socket path, or NULL */
-    char *user;     /* ACL user, or NULL */
-    char *password; /* or NULL; wiped on cleanup */
-    int db;
-};
-
-/*
- * Parses "redis://[[user]:password@]host[:port][/db]" (user and password
- * may be %-escaped; an IPv6 host is written in brackets) or
- * "unix:///path[?db=N]". Returns false with error set when malformed; the
- * message shows the URL with its password redacted.
- */
-bool cache_redis_url_parse(const char *text, struct cache_redis_url *url, bson_error_t *error)
-    __attribute__((warn_unused_result));
-void cache_redis_url_cleanup(struct cache_redis_url *url);
-
-/* Copies a Redis URL with its user info's password replaced by "<redacted>" (bson_free). */
-char *cache_redis_url_redact(const char *text);
 
 #endif

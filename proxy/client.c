@@ -621,6 +621,7 @@ consult_cache(struct proxy_client *c, const struct wire_msg *msg, const struct w
     struct cache_inval inval;
     struct cache_request read;
     struct cache_pending *pending;
+    enum cache_outcome outcome;
     enum consult verdict = CONSULT_FORWARD;
 
     for (uint32_t i = 0; i < msg->n_seqs; i++) {
@@ -642,7 +643,16 @@ consult_cache(struct proxy_client *c, const struct wire_msg *msg, const struct w
     req->batch_size = proxy_cursor_requested_batch(body);
     /* On the heap from the start: reads that coalesce on it keep its address. */
     pending = bson_malloc0(sizeof *pending);
-    switch (cache_lookup(cache, &read, pending, &req->hit, cache_resolved, req, &req->wait)) {
+    outcome = cache_lookup(cache, &read, pending, &req->hit, cache_resolved, req, &req->wait);
+    if (proxy_log_enabled(PROXY_LOG_DEBUG))
+        proxy_log(PROXY_LOG_DEBUG, c->id, "cache", "request_id=%d outcome=%s reason=%s",
+                  req->request_id,
+                  outcome == CACHE_HIT    ? "hit"
+                  : outcome == CACHE_MISS ? "miss"
+                  : outcome == CACHE_WAIT ? "wait"
+                                          : "bypass",
+                  outcome == CACHE_BYPASS ? cache_bypass_name(pending->bypass_reason) : "-");
+    switch (outcome) {
     case CACHE_MISS: {
         bson_iter_t it;
 

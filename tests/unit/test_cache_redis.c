@@ -1,13 +1,16 @@
 /*
- * tests/unit/test_cache_redis.c: the parts of cache/redis.c that need no
- * Redis: the stored value format (encode, decode, hostile inputs: every
- * truncation and random byte flips) and the Redis URL (parsing, redaction,
- * and no password in any error message). The live tier (connections,
- * timeouts, breaker, dirty flag) is tests/integration/test_redis_tier.sh.
+ * tests/unit/test_cache_redis.c: the parts of the Redis tier that need no
+ * Redis: the stored value format of cache/redis_blob.c (encode, decode,
+ * hostile inputs: every truncation and random byte flips) and the Redis URL
+ * of cache/redis_url.c (parsing, redaction, and no password in any error
+ * message). The live tier (cache/redis.c: connections, timeouts, breaker,
+ * dirty flag) is tests/integration/test_redis_tier.sh.
  */
 #include "config.h"
 
 #include "cache/redis.h"
+#include "cache/redis_blob.h"
+#include "cache/redis_url.h"
 #include "tests/unit/tap.h"
 #include "wire/frame.h"
 

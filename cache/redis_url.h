@@ -1,0 +1,36 @@
+/*
+ * cache/redis_url.h: the Redis URL the shared tier (cache/redis.h) connects
+ * to: parsing, and redaction for logs and error messages. Exposed on its
+ * own for the unit tests.
+ */
+#ifndef MONGOCACHE_CACHE_REDIS_URL_H
+#define MONGOCACHE_CACHE_REDIS_URL_H
+
+#include <bson/bson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* A parsed Redis URL. Strings are owned; free with cache_redis_url_cleanup. */
+struct cache_redis_url {
+    char *host;     /* TCP host (brackets removed), or NULL for a unix socket */
+    uint16_t port;  /* 6379 when the URL names none */
+    char *path;     /* unix socket path, or NULL */
+    char *user;     /* ACL user, or NULL */
+    char *password; /* or NULL; wiped on cleanup */
+    int db;
+};
+
+/*
+ * Parses "redis://[[user]:password@]host[:port][/db]" (user and password
+ * may be %-escaped; an IPv6 host is written in brackets) or
+ * "unix:///path[?db=N]". Returns false with error set when malformed; the
+ * message shows the URL with its password redacted.
+ */
+bool cache_redis_url_parse(const char *text, struct cache_redis_url *url, bson_error_t *error)
+    __attribute__((warn_unused_result));
+void cache_redis_url_cleanup(struct cache_redis_url *url);
+
+/* Copies a Redis URL with its user info's password replaced by "<redacted>" (bson_free). */
+char *cache_redis_url_redact(const char *text);
+
+#endif

@@ -1,0 +1,51 @@
+/*
+ * cache/txn.h: transaction write sets. A write inside a multi-document
+ * transaction bumps its generations at once, but the data it changed only
+ * becomes visible at commit, so the commit (or abort) must bump them again.
+ * The table remembers, per session (the command's lsid), the generation
+ * records written since the transaction began.
+ */
+#ifndef MONGOCACHE_CACHE_TXN_H
+#define MONGOCACHE_CACHE_TXN_H
+
+#include <bson/bson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct cache_gen_rec;
+
+/* Most records one write set holds; beyond that it is marked overflow. */
+#define CACHE_TXN_MAX_RECS 64
+
+/* Namespaces written inside one transaction. */
+struct cache_txn_writes {
+    struct cache_gen_rec *recs[CACHE_TXN_MAX_RECS];
+    uint32_t n;
+    bool overflow; /* more were written than recs holds: the end must bump everything */
+};
+
+/* The open write sets, by session. */
+struct cache_txn;
+
+/* An empty table. Free with cache_txn_destroy (NULL is a no-op). */
+struct cache_txn *cache_txn_new(void);
+void cache_txn_destroy(struct cache_txn *txn);
+
+/*
+ * The write set of the session named by body's lsid, or NULL when body has
+ * no lsid document (or one too long to be ours). With create, a set is
+ * opened when there is none; the number open is bounded, so opening one
+ * more may forget the oldest (whose end then finds none and bumps
+ * everything). Without create, NULL when none is open. The pointer is valid until cache_txn_drop or the next
+ * cache_txn_find with create.
+ */
+struct cache_txn_writes *cache_txn_find(struct cache_txn *txn, const bson_t *body,
+                                        bool create);
+
+/* Adds rec to the set (once), or marks the set overflow when it is full. */
+void cache_txn_add(struct cache_txn_writes *writes, struct cache_gen_rec *rec);
+
+/* The transaction ended: forgets its set. */
+void cache_txn_drop(struct cache_txn *txn, struct cache_txn_writes *writes);
+
+#endif
