@@ -288,6 +288,30 @@ mc_is() {
     fi
 }
 
+# mc_run_lines SUITE WANT LABEL CMD...: runs CMD (at most MC_GROUP_TIMEOUT
+# seconds, 120 by default), which prints unnumbered TAP lines ("ok - ...",
+# "not ok - ...", "# ..."), and numbers them; fails when CMD exits non-zero
+# or prints another number of result lines than WANT.
+mc_run_lines() {
+    local suite=$1 want=$2 label=$3 out rc line n=0
+    shift 3
+    out=$MC_TMP/$suite.$label.out
+    timeout "${MC_GROUP_TIMEOUT:-120}" "$@" >"$out" 2>"$out.err"
+    rc=$?
+    while IFS= read -r line; do
+        case $line in
+        "ok - "*) mc_ok 0 "${line#ok - }"; n=$((n + 1)) ;;
+        "not ok - "*) mc_ok 1 "${line#not ok - }"; n=$((n + 1)) ;;
+        "#"*) echo "$line" ;;
+        *) echo "# $line" ;;
+        esac
+    done <"$out"
+    if [ "$rc" -ne 0 ] || [ "$n" -ne "$want" ]; then
+        mc_ok 1 "$suite $label: the group ran to its end ($n of $want lines, status $rc)"
+        tail -n 15 "$out.err" | cut -c1-300 | sed 's/^/#   /'
+    fi
+}
+
 # Stops every proxy this script started (so that LeakSanitizer reports at
 # exit) and fails the script when any proxy log holds a sanitizer report:
 # the --enable-asan build runs every integration test this way.

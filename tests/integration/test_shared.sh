@@ -50,26 +50,9 @@ shared_exit() {
 }
 trap shared_exit EXIT
 
-# run_lines WANT LABEL CMD...: runs CMD (bounded), numbers its TAP lines;
-# fails when it exits non-zero or prints another number of lines than WANT.
+# run_lines WANT LABEL CMD...: see mc_run_lines in lib.sh.
 run_lines() {
-    local want=$1 label=$2 out rc line n=0
-    shift 2
-    out=$MC_TMP/shared.$label.out
-    timeout 120 "$@" >"$out" 2>"$out.err"
-    rc=$?
-    while IFS= read -r line; do
-        case $line in
-        "ok - "*) mc_ok 0 "${line#ok - }"; n=$((n + 1)) ;;
-        "not ok - "*) mc_ok 1 "${line#not ok - }"; n=$((n + 1)) ;;
-        "#"*) echo "$line" ;;
-        *) echo "# $line" ;;
-        esac
-    done <"$out"
-    if [ "$rc" -ne 0 ] || [ "$n" -ne "$want" ]; then
-        mc_ok 1 "shared $label: the group ran to its end ($n of $want lines, status $rc)"
-        tail -n 15 "$out.err" | cut -c1-300 | sed 's/^/#   /'
-    fi
+    MC_GROUP_TIMEOUT=120 mc_run_lines shared "$@"
 }
 
 TIMEOUT_MS=50
