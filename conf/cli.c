@@ -54,6 +54,9 @@ match_option(const char *arg, const char **inline_value)
         return -1; /* flags are written with '-' only */
     }
     id = conf_parse_lookup(name, len);
+    if (id < 0 && len == 4 && strncmp(name, "http", 4) == 0) {
+        id = CONF_OPT_http_listen; /* --http ADDR:PORT, the short spelling */
+    }
     if (id >= 0 && eq != NULL) {
         *inline_value = eq + 1;
     }

@@ -112,6 +112,10 @@ ok $? "--check-config prints every option as \"name = value  # default\"${missin
 out_has "max_clients = 10000  # default" && out_has "buffer_limit = 64MiB  # default"
 ok $? "--check-config prints the default values"
 
+run --check-config --http 127.0.0.1:9999
+[ "$rc" -eq 0 ] && out_has "http_listen = 127.0.0.1:9999"
+ok $? "--http is the short spelling of --http-listen"
+
 # ---- bad values, from each layer ---------------------------------------------
 run --max-clients abc
 [ "$rc" -eq 2 ] &&
