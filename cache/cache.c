@@ -42,6 +42,11 @@ struct cache_value {
     uint8_t *material; /* inside this allocation */
     uint8_t *reply;    /* inside this allocation: a whole reply message, or for a
                         * drained cursor: n_docs offsets, the documents, the ns */
+    /* With the Redis tier: the shared generations and epoch this copy is
+     * valid under, checked with Redis (one small round trip) on every hit. */
+    bool rvalid;
+    uint64_t rgen[CACHE_MAX_DEPS];
+    uint64_t repoch;
     uint32_t n_docs;   /* a drained cursor's documents; 0 for a reply message */
     bool docs;
     const uint8_t *offsets; /* n_docs uint32 offsets, unaligned: read with memcpy */
@@ -55,6 +60,7 @@ struct cache_wait {
     struct cache_inflight *owner;
     struct cache_redis_op *op;    /* a Redis lookup in flight */
     struct cache_pending *pending;
+    struct cache_value *value;    /* an in-process copy being checked with Redis; one reference */
     struct cache *cache;
     struct event *timer;
     cache_wait_cb cb;
@@ -321,6 +327,8 @@ wait_unlink(struct cache_wait *w)
         cache_redis_cancel(w->op);
     if (w->pending)
         w->pending->redis_wait = NULL;
+    cache_value_unref(w->value);
+    w->value = NULL;
 }
 
 static void
@@ -446,6 +454,16 @@ static bool still_current(struct cache *cache, const struct cache_pending *p);
 static struct cache_value *value_new(const struct cache_pending *p, size_t len);
 static void value_insert(struct cache *cache, struct cache_pending *p, struct cache_value *v);
 
+/* Records the shared generations copy v is valid under (it may then be served in process). */
+static void
+redis_stamp(struct cache_value *v, const struct cache_pending *p, uint64_t epoch)
+{
+    for (uint32_t i = 0; i < p->n_deps; i++)
+        v->rgen[i] = p->rgens[i].value;
+    v->repoch = epoch;
+    v->rvalid = true;
+}
+
 /* The shared tier answered a lookup (see redis_lookup). */
 static void
 redis_answer(void *arg, enum cache_redis_status status, const uint8_t *reply, size_t reply_len,
@@ -470,6 +488,7 @@ redis_answer(void *arg, enum cache_redis_status status, const uint8_t *reply, si
         /* Kept in process too: the next hit needs no round trip. */
         v = value_new(p, reply_len);
         memcpy(v->reply, reply, reply_len);
+        redis_stamp(v, p, epoch);
         value_insert(cache, p, v);
         p->ns->hits++;
         cache->counters[CACHE_CTR_hits]++;
@@ -484,6 +503,84 @@ redis_answer(void *arg, enum cache_redis_status status, const uint8_t *reply, si
     cb(cb_arg, CACHE_MISS, NULL);
 }
 
+/* Redis answered the check of an in-process copy (see redis_check). */
+static void
+redis_checked(void *arg, enum cache_redis_status status, const uint8_t *reply, size_t reply_len,
+              const uint8_t *material, size_t material_len, uint64_t epoch)
+{
+    struct cache_wait *w = arg;
+    struct cache *cache = w->cache;
+    struct cache_pending *p = w->pending;
+    struct cache_value *v = w->value;
+    cache_wait_cb cb = w->cb;
+    void *cb_arg = w->arg;
+    bool same = status == CACHE_REDIS_MISS && epoch == v->repoch;
+
+    (void)reply;
+    (void)reply_len;
+    (void)material;
+    (void)material_len;
+    w->op = NULL;
+    w->value = NULL; /* ours now */
+    wait_unlink(w);
+    bson_free(w);
+    for (uint32_t i = 0; same && i < p->n_deps; i++)
+        same = p->rgens[i].value == v->rgen[i];
+    if (same && value_current(v)) {
+        p->ns->hits++;
+        cache->counters[CACHE_CTR_hits]++;
+        cb(cb_arg, CACHE_HIT, v);
+        return;
+    }
+    /* Moved on elsewhere: the copy goes; the fresh generations are the fill's snapshot. */
+    cache->counters[CACHE_CTR_stale_entries_dropped]++;
+    cache_lru_remove(cache->lru, &p->key);
+    cache_value_unref(v);
+    p->redis_fill = status == CACHE_REDIS_MISS;
+    p->redis_epoch = epoch;
+    p->ns->misses++;
+    cache->counters[CACHE_CTR_misses]++;
+    cb(cb_arg, CACHE_MISS, NULL);
+}
+
+static void
+redis_gens_from(struct cache_pending *p)
+{
+    for (uint32_t i = 0; i < p->n_deps; i++) {
+        p->rgens[i].name = p->deps[i]->name;
+        p->rgens[i].name_len = p->deps[i]->name_len;
+        p->rgens[i].value = 0;
+    }
+}
+
+/* Asks Redis whether in-process copy v may be served. True when cb will say. */
+static bool
+redis_check(struct cache *cache, struct cache_pending *p, struct cache_value *v, cache_wait_cb cb,
+            void *arg, struct cache_wait **wait)
+{
+    struct cache_wait *w = bson_malloc0(sizeof *w);
+
+    if (v->n_deps != p->n_deps) {
+        bson_free(w);
+        return false;
+    }
+    redis_gens_from(p);
+    w->cache = cache;
+    w->cb = cb;
+    w->arg = arg;
+    w->pending = p;
+    w->op = cache_redis_check(cache->redis, p->rgens, p->n_deps, redis_checked, w);
+    if (!w->op) {
+        bson_free(w);
+        return false;
+    }
+    cache_value_ref(v);
+    w->value = v;
+    p->redis_wait = w;
+    *wait = w;
+    return true;
+}
+
 /*
  * An in-process miss with the shared tier on: ask Redis, in one round trip,
  * for the value and the current generations. True when the answer will come
@@ -495,11 +592,7 @@ redis_lookup(struct cache *cache, struct cache_pending *p, cache_wait_cb cb, voi
 {
     struct cache_wait *w = bson_malloc0(sizeof *w);
 
-    for (uint32_t i = 0; i < p->n_deps; i++) {
-        p->rgens[i].name = p->deps[i]->name;
-        p->rgens[i].name_len = p->deps[i]->name_len;
-        p->rgens[i].value = 0;
-    }
+    redis_gens_from(p);
     w->cache = cache;
     w->cb = cb;
     w->arg = arg;
@@ -600,12 +693,7 @@ cache_lookup(struct cache *cache, const struct cache_request *req, struct cache_
 
     cache_key_build(&cache->secret, req->principal, req->db, read.ns[0].coll,
                     read.ns[0].coll_len, req->body, &p->material, &p->key);
-    /*
-     * With the shared tier, the truth about generations is in Redis: an
-     * in-process copy could miss another proxy's bump that is still on its
-     * way (pub/sub), so every lookup asks Redis, in one round trip.
-     */
-    v = cache->redis ? NULL : cache_lru_get(cache->lru, &p->key, now_ms());
+    v = cache_lru_get(cache->lru, &p->key, now_ms());
     if (v) {
         if (v->material_len != p->material.len ||
             memcmp(v->material, p->material.data, v->material_len) != 0) {
@@ -613,12 +701,19 @@ cache_lookup(struct cache *cache, const struct cache_request *req, struct cache_
         } else if (!value_current(v)) {
             cache->counters[CACHE_CTR_stale_entries_dropped]++;
             cache_lru_remove(cache->lru, &p->key);
-        } else {
+        } else if (!cache->redis) {
             cache_value_ref(v);
             *hit = v;
             p->ns->hits++;
             cache->counters[CACHE_CTR_hits]++;
             return CACHE_HIT;
+        } else if (cb && v->rvalid && redis_check(cache, p, v, cb, arg, wait)) {
+            /*
+             * With the shared tier, the truth about generations is in Redis:
+             * the in-process copy is served only once Redis confirms that no
+             * proxy has moved them (a bump may still be on its way by pub/sub).
+             */
+            return CACHE_WAIT;
         }
     }
     if (cache->coalesce_wait_ms > 0 && cb) {
@@ -680,8 +775,8 @@ value_insert(struct cache *cache, struct cache_pending *p, struct cache_value *v
         cache_value_ref(v);
         p->inflight->stored = v;
     }
-    if (cache->redis)
-        return; /* stored in Redis by the caller; see cache_lookup */
+    if (cache->redis && !v->rvalid)
+        return; /* a copy Redis never vouched for could not be checked: not kept */
     cache_value_ref(v);
     if (cache_lru_put(cache->lru, &p->key, v,
                       sizeof *v + v->material_len + v->reply_len + cache_lru_overhead(),
@@ -705,16 +800,15 @@ cache_store(struct cache *cache, struct cache_pending *p, const uint8_t *reply, 
         cache->counters[CACHE_CTR_fills_refused_reply]++;
         return;
     }
-    if (cache->redis && p->redis_fill) {
+    if (cache->redis && p->redis_fill)
         cache_redis_fill(cache->redis, &p->key, p->material.data, p->material.len, reply, len,
                          p->rgens, p->n_deps, p->redis_epoch, p->ttl_ms);
-        cache->counters[CACHE_CTR_fills]++;
-        p->ns->fills++;
-    }
     if (!still_current(cache, p))
         return;
     v = value_new(p, len);
     memcpy(v->reply, reply, len);
+    if (cache->redis && p->redis_fill)
+        redis_stamp(v, p, p->redis_epoch);
     value_insert(cache, p, v);
     cache_value_unref(v);
 }

@@ -125,6 +125,7 @@ struct cache_redis_op {
     bool settled;  /* reply handled or timer fired: the outcome is known */
     bool retried;  /* resent as EVAL after NOSCRIPT */
     bool wanted;   /* false once cancelled */
+    bool check;    /* a lookup of the generations only (cache_redis_check) */
     cache_redis_lookup_cb lookup_cb;
     cache_redis_done_cb done_cb;
     void *arg;
@@ -566,6 +567,11 @@ lookup_done(struct cache_redis_op *op, const redisReply *reply)
     if (reply && !lookup_parse(op, reply, &epoch)) {
         count(redis, CACHE_REDIS_CTR_redis_corrupt);
         reply = NULL;
+    }
+    if (reply && op->check) {
+        /* The generations and the epoch are all the caller wants. */
+        lookup_deliver(op, redis->dirty ? CACHE_REDIS_FAILED : CACHE_REDIS_MISS, NULL, epoch);
+        return;
     }
     if (reply) {
         const redisReply *v = reply->element[0];
@@ -1191,6 +1197,42 @@ cache_redis_lookup(struct cache_redis *redis, const struct cache_key *key,
     op->gens = gens;
     op->n = n;
     add_keys(&op->cmd, redis, key, gens, n);
+    cmd_add_i64(&op->cmd, random_base(redis));
+    for (uint32_t i = 0; i < n; i++)
+        cmd_add_i64(&op->cmd, random_base(redis));
+    if (!op_start(op)) {
+        count(redis, CACHE_REDIS_CTR_redis_skipped);
+        return NULL;
+    }
+    if (admit == 2)
+        redis->probe = op;
+    return op;
+}
+
+struct cache_redis_op *
+cache_redis_check(struct cache_redis *redis, struct cache_redis_gen *gens, uint32_t n,
+                  cache_redis_lookup_cb cb, void *arg)
+{
+    struct cache_redis_op *op;
+    int admit;
+
+    if (!cache_redis_usable(redis) || !names_ok(gens, n) || (admit = breaker_admit(redis)) == 0) {
+        if (redis)
+            count(redis, CACHE_REDIS_CTR_redis_skipped);
+        return NULL;
+    }
+    op = op_new(redis, OP_LOOKUP, SCRIPT_LOOKUP, 2 + n);
+    op->lookup_cb = cb;
+    op->arg = arg;
+    op->gens = gens;
+    op->n = n;
+    op->check = true;
+    /* The lookup script with a value key that never holds a value (values
+     * are named by 32 hex digits): only the counters and the epoch come back. */
+    cmd_add_key(&op->cmd, redis, "v:", "check", 5);
+    cmd_add_key(&op->cmd, redis, "epoch", "", 0);
+    for (uint32_t i = 0; i < n; i++)
+        cmd_add_key(&op->cmd, redis, "g:", gens[i].name, gens[i].name_len);
     cmd_add_i64(&op->cmd, random_base(redis));
     for (uint32_t i = 0; i < n; i++)
         cmd_add_i64(&op->cmd, random_base(redis));

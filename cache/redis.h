@@ -137,6 +137,15 @@ struct cache_redis_op *cache_redis_lookup(struct cache_redis *redis, const struc
                                           struct cache_redis_gen *gens, uint32_t n,
                                           cache_redis_lookup_cb cb, void *arg);
 
+/*
+ * Reads only the generations in gens[0..n) and the epoch, in one round trip
+ * (for an in-process copy, which must not be served if another proxy has
+ * moved them). The callback gets MISS with gens[] and epoch filled, or
+ * FAILED. Otherwise as cache_redis_lookup.
+ */
+struct cache_redis_op *cache_redis_check(struct cache_redis *redis, struct cache_redis_gen *gens,
+                                         uint32_t n, cache_redis_lookup_cb cb, void *arg);
+
 /* The caller no longer wants the callback (its request went away). */
 void cache_redis_cancel(struct cache_redis_op *op);
 

@@ -7,6 +7,7 @@
 #   Go:     FerretDB v1.24.2        -> $TOP/.tools/bin/ferretdb
 #   npm:    tests/integration/node  -> node_modules (npm ci, lockfile)
 #   PyPI:   $TOP/.tools/venv        (tests/integration/python/requirements.txt)
+#   Maven:  mongo-java-server       -> $TOP/.tools/java/lib (tests/integration/java)
 set -eu
 
 TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -92,6 +93,25 @@ else
     say "pip install -r tests/integration/python/requirements.txt"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQ"
     cp "$REQ" "$VENV/.mongocache-requirements"
+fi
+
+# ---- Java: mongo-java-server for test_types.sh (Maven Central) -------------
+# tests/integration/java -> $TOOLS/java/lib (its jar and runtime dependencies);
+# Maven's build output stays in tests/integration/java/target.
+command -v java >/dev/null 2>&1 || die "java not found (need Java >= 17)"
+command -v mvn >/dev/null 2>&1 || die "mvn not found (need Maven >= 3.6)"
+JAVA_SRC=$TOP/tests/integration/java
+JAVA_LIB=$TOOLS/java/lib
+java_inputs() { cat "$JAVA_SRC/pom.xml" "$JAVA_SRC/src/main/java/mongocache/it/Server.java"; }
+if [ -f "$JAVA_LIB/mongocache-it-upstream-1.jar" ] && java_inputs | cmp -s - "$JAVA_LIB/.mongocache-inputs"; then
+    say "mongo-java-server classpath up to date"
+else
+    say "mvn package in tests/integration/java (mongo-java-server)"
+    rm -rf "$JAVA_LIB"
+    mvn -q -B -Dstyle.color=never -f "$JAVA_SRC/pom.xml" package dependency:copy-dependencies \
+        -DincludeScope=runtime -DoutputDirectory="$JAVA_LIB" || die "mvn package failed"
+    cp "$JAVA_SRC/target/mongocache-it-upstream-1.jar" "$JAVA_LIB/"
+    java_inputs >"$JAVA_LIB/.mongocache-inputs"
 fi
 
 say "done"
