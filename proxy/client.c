@@ -31,6 +31,7 @@
 #include "cache/cache.h"
 #include "proxy/auth.h"
 #include "proxy/cursor.h"
+#include "proxy/io.h"
 #include "proxy/hello.h"
 #include "proxy/log.h"
 #include "proxy/router.h"
@@ -97,6 +98,7 @@ struct proxy_client {
     uint64_t id;
     char peer[INET6_ADDRSTRLEN + 16];
     struct bufferevent *bev;
+    struct evbuffer *scratch;     /* one message on its way out, either direction; empty between */
     struct proxy_upstream *up;    /* NULL until the first request, and after it is lost */
     bool oneway_sent;             /* a moreToCome request went to the current upstream */
     /* requestIDs of the latest moreToCome requests, oldest first, in a ring
@@ -278,6 +280,8 @@ proxy_client_free(struct proxy_client *c)
         event_free(c->close_ev);
     if (c->resume_ev)
         event_free(c->resume_ev);
+    if (c->scratch)
+        evbuffer_free(c->scratch);
     proxy_auth_cleanup(&c->auth);
     bson_free(c->oneway_ring);
     TAILQ_REMOVE(&c->server->clients, c, link);
@@ -308,8 +312,10 @@ proxy_client_free_all(struct proxy_server *server)
 static void
 write_owned(struct proxy_client *c, uint8_t *bytes, size_t len)
 {
-    if (!c->peer_gone)
-        evbuffer_add(client_output(c), bytes, len);
+    if (!c->peer_gone) {
+        evbuffer_add(c->scratch, bytes, len);
+        proxy_io_send(c->bev, c->scratch);
+    }
     bson_free(bytes);
 }
 
@@ -432,7 +438,7 @@ write_hit(struct proxy_client *c, struct proxy_request *req)
     size_t len;
     const uint8_t *data = cache_value_data(req->hit, &len);
     uint8_t header[WIRE_HEADER_LEN];
-    struct evbuffer *out = client_output(c);
+    struct evbuffer *out = c->scratch;
 
     if (c->peer_gone)
         return;
@@ -452,6 +458,7 @@ write_hit(struct proxy_client *c, struct proxy_request *req)
     if (evbuffer_add_reference(out, data + WIRE_HEADER_LEN, len - WIRE_HEADER_LEN, unref_value,
                                req->hit) == 0)
         req->hit = NULL; /* the buffer holds the reference now */
+    proxy_io_send(c->bev, out);
 }
 
 /* Sends the proxy-made replies that have reached the head of the list. */
@@ -509,7 +516,7 @@ forward(struct proxy_client *c, struct evbuffer *in, size_t len, uint8_t *replac
         c->oneway_sent = false;
         proxy_upstream_set_low_watermark(c->up, limit / 2);
     }
-    out = proxy_upstream_output(c->up);
+    out = c->scratch;
     if (replacement) {
         evbuffer_add(out, replacement, replacement_len);
         bson_free(replacement);
@@ -518,6 +525,7 @@ forward(struct proxy_client *c, struct evbuffer *in, size_t len, uint8_t *replac
     } else {
         evbuffer_remove_buffer(in, out, len);
     }
+    proxy_upstream_send(c->up, out);
     if (oneway)
         c->oneway_sent = true;
     if (proxy_upstream_queued(c->up) > limit && !c->reading_paused) {
@@ -1418,7 +1426,8 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
     } else if (c->peer_gone) {
         evbuffer_drain(in, (size_t)h->length);
     } else {
-        evbuffer_remove_buffer(in, client_output(c), (size_t)h->length);
+        evbuffer_remove_buffer(in, c->scratch, (size_t)h->length);
+        proxy_io_send(c->bev, c->scratch);
     }
     pop_request(c, req);
     flush_canned(c);
@@ -1536,7 +1545,8 @@ proxy_client_new(struct proxy_server *server, evutil_socket_t fd, const struct s
     c->timer = evtimer_new(server->base, timer_cb, c);
     c->close_ev = event_new(server->base, -1, 0, close_cb, c);
     c->resume_ev = event_new(server->base, -1, 0, resume_cb, c);
-    if (!c->bev || !c->timer || !c->close_ev || !c->resume_ev) {
+    c->scratch = evbuffer_new();
+    if (!c->bev || !c->timer || !c->close_ev || !c->resume_ev || !c->scratch) {
         if (c->bev) {
             /* The bufferevent owns fd now; keep the caller from closing it twice. */
             bufferevent_setfd(c->bev, -1);
@@ -1548,6 +1558,8 @@ proxy_client_new(struct proxy_server *server, evutil_socket_t fd, const struct s
             event_free(c->close_ev);
         if (c->resume_ev)
             event_free(c->resume_ev);
+        if (c->scratch)
+            evbuffer_free(c->scratch);
         proxy_auth_cleanup(&c->auth);
         bson_free(c);
         return NULL;

@@ -8,6 +8,7 @@
 #include "proxy/upstream.h"
 
 #include "proxy/client.h"
+#include "proxy/io.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
 #include "wire/frame.h"
@@ -213,6 +214,15 @@ struct evbuffer *
 proxy_upstream_output(struct proxy_upstream *up)
 {
     return bufferevent_get_output(up->bev);
+}
+
+void
+proxy_upstream_send(struct proxy_upstream *up, struct evbuffer *data)
+{
+    if (up->connected)
+        proxy_io_send(up->bev, data);
+    else
+        evbuffer_add_buffer(bufferevent_get_output(up->bev), data);
 }
 
 size_t

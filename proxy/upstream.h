@@ -28,6 +28,9 @@ void proxy_upstream_destroy(struct proxy_upstream *up);
 
 /* The queue of bytes to send; callers move whole messages into it. */
 struct evbuffer *proxy_upstream_output(struct proxy_upstream *up);
+/* Sends (and empties) data: written at once when the connection is up and idle. */
+void proxy_upstream_send(struct proxy_upstream *up, struct evbuffer *data);
+
 /* Bytes queued and not yet written. */
 size_t proxy_upstream_queued(const struct proxy_upstream *up);
 /* True once the TCP (or unix) connection is established. */
