@@ -21,7 +21,11 @@
  *
  * Owns: the client bufferevent, its upstream, the list of requests in
  * flight, timers (message deadline, idle, drain) and the auth state. Does
- * not own sockets' accept (listener.c) or the upstream's framing (upstream.c).
+ * not own sockets' accept (listener.c) or the upstream's framing (upstream.c),
+ * nor the query cache's part of a request (lookup.c), the reading of an
+ * open cursor to its end (drain.c) or a hello's and authentication's
+ * preparation and observation (handshake.c); the structures they share
+ * with this file are in client_internal.h.
  *
  * Lifetime: nothing frees a client inside one of its own callbacks. Closing
  * marks it dead and activates close_ev; close_ev's callback frees it.
@@ -30,10 +34,13 @@
 
 #include "cache/cache.h"
 #include "proxy/auth.h"
-#include "proxy/cursor.h"
+#include "proxy/client_internal.h"
+#include "proxy/drain.h"
+#include "proxy/handshake.h"
 #include "proxy/io.h"
 #include "proxy/hello.h"
 #include "proxy/log.h"
+#include "proxy/lookup.h"
 #include "proxy/router.h"
 #include "proxy/server.h"
 #include "proxy/upstream.h"
@@ -51,87 +58,9 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-/* One request waiting for its reply. Its state is the list it is on. */
-struct proxy_request {
-    TAILQ_ENTRY(proxy_request) link;
-    int32_t request_id;
-    enum proxy_route route;
-    bool legacy; /* OP_QUERY: the reply is an OP_REPLY */
-    struct proxy_hello_request hello;
-    uint8_t *canned; /* a reply the proxy made itself, sent when this request reaches
-                      * the head of the list; owned */
-    size_t canned_len;
-    struct cache_value *hit;      /* a stored reply, sent like canned; one reference */
-    struct cache_pending *miss;   /* a cacheable read in flight: store its reply; owned */
-    struct cache_inval *inval;    /* a write in flight: bump again when it ends; owned */
-    struct cache_wait *wait;      /* waiting for an identical read in flight */
-    uint8_t *held;                /* the message itself while waiting; owned */
-    size_t held_len;
-    int64_t batch_size;           /* a cacheable read's batchSize, or -1 */
-    uint8_t *lsid;                /* a miss's lsid document, for draining its cursor; owned */
-    uint32_t lsid_len;
-    struct drain *drain;          /* the proxy is reading this miss's cursor to its end */
-    struct cache_write_wait *write_wait; /* the ack (canned) waits for Redis to see the bump */
-    struct proxy_client *client;
-};
-
-/*
- * A cacheable read answered with an open cursor: the proxy reads it to the
- * end itself with getMore on the same connection (the client's later
- * requests wait), then serves the whole result from a cursor of its own.
- */
-struct drain {
-    uint8_t *docs; /* the documents so far, back to back */
-    size_t len;
-    size_t cap;
-    uint32_t n;
-    int64_t upstream_id;
-    char *ns;       /* "db.coll" from the reply */
-    int32_t expect; /* requestID of the getMore in flight */
-};
-
-TAILQ_HEAD(proxy_request_list, proxy_request);
-
-struct proxy_client {
-    TAILQ_ENTRY(proxy_client) link;
-    struct proxy_server *server;
-    uint64_t id;
-    char peer[INET6_ADDRSTRLEN + 16];
-    struct bufferevent *bev;
-    struct evbuffer *scratch;     /* one message on its way out, either direction; empty between */
-    struct proxy_upstream *up;    /* NULL until the first request, and after it is lost */
-    bool oneway_sent;             /* a moreToCome request went to the current upstream */
-    /* requestIDs of the latest moreToCome requests, oldest first, in a ring
-     * allocated on first use: a server that answers one anyway (FerretDB
-     * does) has its reply dropped, not relayed. */
-    int32_t *oneway_ring;
-    uint32_t oneway_head;
-    uint32_t oneway_count;
-    struct proxy_request_list pending;
-    uint32_t n_pending;
-    struct event *timer;          /* message deadline, idle or drain */
-    bool deadline_armed;
-    struct event *close_ev;
-    bool reading_paused;          /* the upstream's queue is full */
-    bool upstream_paused;         /* our own output is full */
-    bool finishing;               /* close when nothing is in flight and output is flushed */
-    bool peer_eof;                /* the client shut down its side; replies still go out */
-    bool peer_gone;               /* the socket failed; replies are discarded */
-    bool dead;                    /* close_ev is scheduled */
-    bool blocked;                 /* a request waits on the cache: read no further */
-    struct event *resume_ev;      /* runs process_input once a wait is over */
-    const char *close_reason;
-    uint64_t n_requests;
-    struct proxy_auth auth;
-};
-
-static int32_t next_reply_id = 1;
 
 static void close_now(struct proxy_client *c, const char *reason);
-static void process_input(struct proxy_client *c);
-static void maybe_finish(struct proxy_client *c);
 static void pop_request(struct proxy_client *c, struct proxy_request *req);
-static const char *cache_principal(const struct proxy_client *c);
 
 static struct timeval
 ms_to_tv(int64_t ms)
@@ -151,8 +80,8 @@ client_output(struct proxy_client *c)
 
 /* ---- timers ------------------------------------------------------------- */
 
-static void
-update_timer(struct proxy_client *c, bool progressed)
+void
+proxy_client_update_timer(struct proxy_client *c, bool progressed)
 {
     const struct conf *conf = c->server->conf;
     struct timeval tv;
@@ -235,8 +164,8 @@ close_now(struct proxy_client *c, const char *reason)
  * and every request (moreToCome writes included) flushed to the upstream.
  * Until then the write callbacks call it again; drain_timeout bounds it.
  */
-static void
-maybe_finish(struct proxy_client *c)
+void
+proxy_client_maybe_finish(struct proxy_client *c)
 {
     if (c->dead || !(c->finishing || c->peer_eof || c->peer_gone) || c->n_pending > 0)
         return;
@@ -255,8 +184,8 @@ finish(struct proxy_client *c)
 {
     c->finishing = true;
     bufferevent_disable(c->bev, EV_READ);
-    maybe_finish(c);
-    update_timer(c, false);
+    proxy_client_maybe_finish(c);
+    proxy_client_update_timer(c, false);
 }
 
 void
@@ -309,8 +238,8 @@ proxy_client_free_all(struct proxy_server *server)
 
 /* ---- replies written by the proxy itself ----------------------------------- */
 
-static void
-write_owned(struct proxy_client *c, uint8_t *bytes, size_t len)
+void
+proxy_client_write_owned(struct proxy_client *c, uint8_t *bytes, size_t len)
 {
     if (!c->peer_gone) {
         evbuffer_add(c->scratch, bytes, len);
@@ -320,18 +249,18 @@ write_owned(struct proxy_client *c, uint8_t *bytes, size_t len)
 }
 
 /* An error reply to request response_to; freed with bson_free. */
-static uint8_t *
-make_error(struct proxy_client *c, int32_t response_to, bool legacy, int32_t code,
-           const char *code_name, const char *errmsg, size_t *len)
+uint8_t *
+proxy_client_make_error(struct proxy_client *c, int32_t response_to, bool legacy, int32_t code,
+                        const char *code_name, const char *errmsg, size_t *len)
 {
     bson_t body = BSON_INITIALIZER;
     uint8_t *bytes;
 
     wire_reply_error_body(&body, code, code_name, errmsg);
     if (legacy)
-        bytes = wire_reply_op_reply(next_reply_id++, response_to, 0, &body, len);
+        bytes = wire_reply_op_reply(proxy_client_reply_id(c), response_to, 0, &body, len);
     else
-        bytes = wire_reply_msg(next_reply_id++, response_to, &body, len);
+        bytes = wire_reply_msg(proxy_client_reply_id(c), response_to, &body, len);
     bson_destroy(&body);
     proxy_stats_add(&c->server->stats, PROXY_STAT_error_replies, 1);
     return bytes;
@@ -343,9 +272,9 @@ send_error(struct proxy_client *c, int32_t response_to, bool legacy, int32_t cod
            const char *code_name, const char *errmsg)
 {
     size_t len;
-    uint8_t *bytes = make_error(c, response_to, legacy, code, code_name, errmsg, &len);
+    uint8_t *bytes = proxy_client_make_error(c, response_to, legacy, code, code_name, errmsg, &len);
 
-    write_owned(c, bytes, len);
+    proxy_client_write_owned(c, bytes, len);
 }
 
 /* ---- requests --------------------------------------------------------------- */
@@ -420,58 +349,17 @@ pop_request(struct proxy_client *c, struct proxy_request *req)
     bson_free(req);
 }
 
-static void
-unref_value(const void *data, size_t len, void *value)
-{
-    (void)data;
-    (void)len;
-    cache_value_unref(value);
-}
-
-/*
- * Writes a stored reply for req: a fresh header (new requestID, responseTo
- * the client's request) and the stored bytes after it, by reference.
- */
-static void
-write_hit(struct proxy_client *c, struct proxy_request *req)
-{
-    size_t len;
-    const uint8_t *data = cache_value_data(req->hit, &len);
-    uint8_t header[WIRE_HEADER_LEN];
-    struct evbuffer *out = c->scratch;
-
-    if (c->peer_gone)
-        return;
-    if (cache_value_is_docs(req->hit)) {
-        /* A drained cursor: its batches come from a cursor of the proxy's. */
-        const char *principal = cache_principal(c);
-        uint8_t *bytes = proxy_cursor_first(c->server->cursors, req->hit, req->batch_size, 0,
-                                            principal ? principal : "", next_reply_id++,
-                                            req->request_id, &len);
-
-        write_owned(c, bytes, len);
-        return;
-    }
-    memcpy(header, data, sizeof header);
-    wire_reply_restamp(header, next_reply_id++, req->request_id);
-    evbuffer_add(out, header, sizeof header);
-    if (evbuffer_add_reference(out, data + WIRE_HEADER_LEN, len - WIRE_HEADER_LEN, unref_value,
-                               req->hit) == 0)
-        req->hit = NULL; /* the buffer holds the reference now */
-    proxy_io_send(c->bev, out);
-}
-
 /* Sends the proxy-made replies that have reached the head of the list. */
-static void
-flush_canned(struct proxy_client *c)
+void
+proxy_client_flush_canned(struct proxy_client *c)
 {
     struct proxy_request *req;
 
     while ((req = TAILQ_FIRST(&c->pending)) && (req->canned || req->hit) && !req->write_wait) {
         if (req->hit) {
-            write_hit(c, req);
+            proxy_lookup_write_hit(c, req);
         } else {
-            write_owned(c, req->canned, req->canned_len);
+            proxy_client_write_owned(c, req->canned, req->canned_len);
             req->canned = NULL;
         }
         pop_request(c, req);
@@ -488,9 +376,10 @@ refuse(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h,
 {
     struct proxy_request *req = push_request(c, h->request_id, PROXY_ROUTE_FORWARD, legacy);
 
-    req->canned = make_error(c, h->request_id, legacy, code, code_name, errmsg, &req->canned_len);
+    req->canned = proxy_client_make_error(c, h->request_id, legacy, code, code_name, errmsg,
+                                          &req->canned_len);
     evbuffer_drain(in, (size_t)h->length);
-    flush_canned(c);
+    proxy_client_flush_canned(c);
     finish(c);
 }
 
@@ -498,9 +387,9 @@ refuse(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h,
  * Moves the message of len bytes at the front of in to the upstream, or
  * replaces it with `replacement` (taken) when the proxy rewrote it.
  */
-static void
-forward(struct proxy_client *c, struct evbuffer *in, size_t len, uint8_t *replacement,
-        size_t replacement_len, bool oneway)
+void
+proxy_client_forward(struct proxy_client *c, struct evbuffer *in, size_t len,
+                     uint8_t *replacement, size_t replacement_len, bool oneway)
 {
     struct evbuffer *out;
     size_t limit = (size_t)c->server->conf->buffer_limit;
@@ -532,227 +421,6 @@ forward(struct proxy_client *c, struct evbuffer *in, size_t len, uint8_t *replac
         c->reading_paused = true;
         bufferevent_disable(c->bev, EV_READ);
     }
-}
-
-/* Logs the driver and application named in a handshake's client metadata. */
-static void
-log_client_metadata(struct proxy_client *c, const bson_t *cmd)
-{
-    bson_iter_t it;
-    const char *app = "";
-    const char *driver = "";
-
-    if (!proxy_log_enabled(PROXY_LOG_INFO) || !bson_iter_init(&it, cmd) ||
-        !bson_iter_find_descendant(&it, "client.driver.name", &it))
-        return;
-    if (BSON_ITER_HOLDS_UTF8(&it))
-        driver = bson_iter_utf8(&it, NULL);
-    if (bson_iter_init(&it, cmd) && bson_iter_find_descendant(&it, "client.application.name", &it) &&
-        BSON_ITER_HOLDS_UTF8(&it))
-        app = bson_iter_utf8(&it, NULL);
-    proxy_log(PROXY_LOG_INFO, c->id, "client_hello", "driver=\"%.64s\" app=\"%.64s\"", driver,
-              app);
-}
-
-/*
- * Prepares a hello for the upstream: notes what the client asked for and
- * any speculative SCRAM start. Returns the rewritten command in *stripped
- * (initialised here) and true when it differs from cmd.
- */
-static bool
-prepare_hello(struct proxy_client *c, const bson_t *cmd, struct proxy_request *req,
-              bson_t *stripped)
-{
-    bson_iter_t it;
-    bool changed;
-
-    bson_init(stripped);
-    changed = proxy_hello_prepare(cmd, stripped, &req->hello);
-    log_client_metadata(c, cmd);
-    if (req->hello.speculative_auth && bson_iter_init_find(&it, cmd, "speculativeAuthenticate") &&
-        BSON_ITER_HOLDS_DOCUMENT(&it)) {
-        const uint8_t *data;
-        uint32_t len;
-        bson_t sub;
-        bson_iter_t db_it;
-        const char *db = NULL;
-
-        bson_iter_document(&it, &len, &data);
-        if (bson_init_static(&sub, data, len)) {
-            if (bson_iter_init_find(&db_it, &sub, "db") && BSON_ITER_HOLDS_UTF8(&db_it))
-                db = bson_iter_utf8(&db_it, NULL);
-            proxy_auth_start(&c->auth, &sub, db);
-        }
-    }
-    return changed;
-}
-
-/* The principal cache entries are keyed by; NULL when the cache must not be used. */
-static const char *
-cache_principal(const struct proxy_client *c)
-{
-    switch (c->auth.state) {
-    case PROXY_AUTH_NONE:
-        return "";
-    case PROXY_AUTH_OK:
-        return c->auth.principal;
-    case PROXY_AUTH_IN_PROGRESS:
-    case PROXY_AUTH_FAILED:
-    case PROXY_AUTH_UNKNOWN:
-        break;
-    }
-    return NULL;
-}
-
-/* What the cache made of a forwarded command. */
-enum consult {
-    CONSULT_FORWARD, /* send it upstream */
-    CONSULT_ANSWERED, /* req->hit holds the reply */
-    CONSULT_WAITING, /* an identical read is in flight: hold the message */
-};
-
-static void cache_resolved(void *arg, enum cache_outcome outcome, struct cache_value *hit);
-
-/*
- * The cache's part of a forwarded command: a write bumps the generations
- * it may change (req remembers it, to bump again at the end); a read is
- * looked up.
- */
-static enum consult
-consult_cache(struct proxy_client *c, const struct wire_msg *msg, const struct wire_cmd *cmd,
-              const bson_t *body, struct proxy_request *req, bool oneway)
-{
-    struct cache *cache = c->server->cache;
-    const char *ids[WIRE_MSG_MAX_SEQUENCES];
-    const uint8_t *docs[WIRE_MSG_MAX_SEQUENCES];
-    uint32_t lens[WIRE_MSG_MAX_SEQUENCES];
-    struct cache_inval inval;
-    struct cache_request read;
-    struct cache_pending *pending;
-    enum cache_outcome outcome;
-    enum consult verdict = CONSULT_FORWARD;
-
-    for (uint32_t i = 0; i < msg->n_seqs; i++) {
-        ids[i] = msg->seqs[i].id;
-        docs[i] = msg->seqs[i].docs;
-        lens[i] = msg->seqs[i].docs_len;
-    }
-    if (cache_write_begin(cache, body, cmd->db, ids, docs, lens, msg->n_seqs, oneway, &inval)) {
-        req->inval = bson_malloc(sizeof inval);
-        *req->inval = inval;
-        return CONSULT_FORWARD;
-    }
-    if (oneway || inval.n > 0 || !req)
-        return CONSULT_FORWARD;
-    read.body = body;
-    read.db = cmd->db;
-    read.n_sequences = msg->n_seqs;
-    read.principal = cache_principal(c);
-    req->batch_size = proxy_cursor_requested_batch(body);
-    /* On the heap from the start: reads that coalesce on it keep its address. */
-    pending = bson_malloc0(sizeof *pending);
-    outcome = cache_lookup(cache, &read, pending, &req->hit, cache_resolved, req, &req->wait);
-    if (proxy_log_enabled(PROXY_LOG_DEBUG))
-        proxy_log(PROXY_LOG_DEBUG, c->id, "cache", "request_id=%d outcome=%s reason=%s",
-                  req->request_id,
-                  outcome == CACHE_HIT    ? "hit"
-                  : outcome == CACHE_MISS ? "miss"
-                  : outcome == CACHE_WAIT ? "wait"
-                                          : "bypass",
-                  outcome == CACHE_BYPASS ? cache_bypass_name(pending->bypass_reason) : "-");
-    switch (outcome) {
-    case CACHE_MISS: {
-        bson_iter_t it;
-
-        req->miss = pending;
-        if (bson_iter_init_find(&it, body, "lsid") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
-            const uint8_t *data;
-
-            bson_iter_document(&it, &req->lsid_len, &data);
-            req->lsid = bson_malloc(req->lsid_len);
-            memcpy(req->lsid, data, req->lsid_len);
-        }
-        return CONSULT_FORWARD;
-    }
-    case CACHE_HIT:
-        verdict = CONSULT_ANSWERED;
-        break;
-    case CACHE_WAIT:
-        /* Kept: a wait for Redis may end in a miss, whose reply is stored. */
-        req->miss = pending;
-        return CONSULT_WAITING;
-    case CACHE_BYPASS:
-        break;
-    }
-    /* Hits and bypasses never fill. */
-    cache_pending_cleanup(cache, pending);
-    bson_free(pending);
-    return verdict;
-}
-
-/* Runs process_input on the next loop turn, after a wait is over. */
-static void
-resume_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct proxy_client *c = arg;
-
-    (void)fd;
-    (void)what;
-    if (!c->dead && !c->blocked)
-        process_input(c);
-}
-
-/*
- * The cache decided on a read that waited for an identical one: answer it
- * from the stored reply, or send the held message upstream after all.
- */
-static void
-cache_resolved(void *arg, enum cache_outcome outcome, struct cache_value *hit)
-{
-    struct proxy_request *req = arg;
-    struct proxy_client *c = req->client;
-
-    req->wait = NULL;
-    if (outcome != CACHE_MISS && req->miss) {
-        cache_pending_cleanup(c->server->cache, req->miss);
-        bson_free(req->miss);
-        req->miss = NULL;
-    }
-    if (outcome == CACHE_HIT) {
-        req->hit = hit;
-        bson_free(req->held);
-    } else if (!c->dead) {
-        forward(c, NULL, 0, req->held, req->held_len, false);
-    } else {
-        bson_free(req->held);
-    }
-    req->held = NULL;
-    c->blocked = false;
-    flush_canned(c);
-    if (!c->dead)
-        event_active(c->resume_ev, 0, 0);
-}
-
-/*
- * getMore and killCursors on the proxy's own cursors are answered here;
- * true when req got its reply (req->canned).
- */
-static bool
-answer_proxy_cursor(struct proxy_client *c, const struct wire_cmd *cmd, const bson_t *body,
-                    struct proxy_request *req)
-{
-    const char *principal = cache_principal(c);
-
-    if (strcmp(cmd->name, "getMore") == 0)
-        req->canned = proxy_cursor_get_more(c->server->cursors, body, principal, next_reply_id,
-                                            req->request_id, &req->canned_len);
-    else if (strcmp(cmd->name, "killCursors") == 0)
-        req->canned = proxy_cursor_kill(c->server->cursors, body, principal, next_reply_id,
-                                        req->request_id, &req->canned_len);
-    if (!req->canned)
-        return false;
-    next_reply_id++;
-    return true;
 }
 
 static bool
@@ -795,7 +463,7 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
         if (req) {
             bson_t stripped;
 
-            if (prepare_hello(c, &body, req, &stripped))
+            if (proxy_handshake_prepare_hello(c, &body, req, &stripped))
                 replacement = wire_msg_rebuild(&msg, &stripped, &replacement_len);
             bson_destroy(&stripped);
         }
@@ -811,19 +479,19 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
     case PROXY_ROUTE_FORWARD:
         if (!c->server->cache || !cmd.db)
             break;
-        if (req && answer_proxy_cursor(c, &cmd, &body, req)) {
+        if (req && proxy_lookup_answer_cursor(c, &cmd, &body, req)) {
             evbuffer_drain(in, (size_t)h->length);
-            flush_canned(c);
+            proxy_client_flush_canned(c);
             return true;
         }
-        switch (consult_cache(c, &msg, &cmd, &body, req, oneway)) {
-        case CONSULT_FORWARD:
+        switch (proxy_lookup_consult(c, &msg, &cmd, &body, req, oneway)) {
+        case PROXY_LOOKUP_FORWARD:
             break;
-        case CONSULT_ANSWERED:
+        case PROXY_LOOKUP_ANSWERED:
             evbuffer_drain(in, (size_t)h->length);
-            flush_canned(c);
+            proxy_client_flush_canned(c);
             return true;
-        case CONSULT_WAITING:
+        case PROXY_LOOKUP_WAITING:
             /* Read nothing more until the wait is over: replies stay in order. */
             req->held = bson_malloc((size_t)h->length);
             memcpy(req->held, data, (size_t)h->length);
@@ -846,7 +514,7 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
         }
         wire_msg_clear_flags(replacement, replacement_len, WIRE_MSG_EXHAUST_ALLOWED);
     }
-    forward(c, in, (size_t)h->length, replacement, replacement_len, oneway);
+    proxy_client_forward(c, in, (size_t)h->length, replacement, replacement_len, oneway);
     return true;
 }
 
@@ -889,10 +557,10 @@ handle_op_query(struct proxy_client *c, struct evbuffer *in, const uint8_t *data
                   cmd.name, h->length);
     req = push_request(c, h->request_id, PROXY_ROUTE_HELLO, true);
     (void)bson_init_static(&doc, query.query, query.query_len);
-    if (prepare_hello(c, &doc, req, &stripped))
+    if (proxy_handshake_prepare_hello(c, &doc, req, &stripped))
         replacement = wire_msg_rebuild_query(&query, &stripped, &replacement_len);
     bson_destroy(&stripped);
-    forward(c, in, (size_t)h->length, replacement, replacement_len, false);
+    proxy_client_forward(c, in, (size_t)h->length, replacement, replacement_len, false);
     return true;
 }
 
@@ -932,8 +600,8 @@ handle_message(struct proxy_client *c, struct evbuffer *in, const struct wire_he
     }
 }
 
-static void
-process_input(struct proxy_client *c)
+void
+proxy_client_process_input(struct proxy_client *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     const int32_t max = (int32_t)c->server->conf->max_message_size;
@@ -960,7 +628,7 @@ process_input(struct proxy_client *c)
             break;
         progressed = true;
     }
-    update_timer(c, progressed);
+    proxy_client_update_timer(c, progressed);
 }
 
 /* Ends backpressure from the upstream side and handles what is buffered. */
@@ -972,14 +640,14 @@ resume_reading(struct proxy_client *c)
     c->reading_paused = false;
     if (!c->finishing && !c->peer_eof && !c->peer_gone)
         bufferevent_enable(c->bev, EV_READ);
-    process_input(c);
+    proxy_client_process_input(c);
 }
 
 static void
 read_cb(struct bufferevent *bev, void *arg)
 {
     (void)bev;
-    process_input(arg);
+    proxy_client_process_input(arg);
 }
 
 static void
@@ -995,8 +663,8 @@ write_cb(struct bufferevent *bev, void *arg)
         if (c->dead)
             return;
     }
-    maybe_finish(c);
-    update_timer(c, false);
+    proxy_client_maybe_finish(c);
+    proxy_client_update_timer(c, false);
 }
 
 static void
@@ -1021,8 +689,8 @@ event_cb(struct bufferevent *bev, short what, void *arg)
     }
     /* EOF: replies still owed are sent (the client may have shut down only
      * its side), bounded by drain_timeout. */
-    maybe_finish(c);
-    update_timer(c, false);
+    proxy_client_maybe_finish(c);
+    proxy_client_update_timer(c, false);
 }
 
 /* ---- replies ---------------------------------------------------------------- */
@@ -1048,63 +716,6 @@ upstream_protocol_error(struct proxy_client *c, struct proxy_request *req, const
     while ((req = TAILQ_FIRST(&c->pending)))
         pop_request(c, req);
     finish(c);
-}
-
-static void
-observe_auth_reply(struct proxy_client *c, const bson_t *reply)
-{
-    enum proxy_auth_state before = c->auth.state;
-    char *attempt = c->auth.pending ? bson_strdup(c->auth.pending) : NULL;
-    enum proxy_auth_state after = proxy_auth_reply(&c->auth, reply);
-
-    if (after == PROXY_AUTH_OK && before != PROXY_AUTH_OK) {
-        proxy_stats_add(&c->server->stats, PROXY_STAT_auth_success, 1);
-        proxy_log(PROXY_LOG_INFO, c->id, "auth_success", "principal=%s", c->auth.principal);
-    } else if (after == PROXY_AUTH_FAILED || (after == PROXY_AUTH_UNKNOWN && before != after)) {
-        if (after == PROXY_AUTH_FAILED)
-            proxy_stats_add(&c->server->stats, PROXY_STAT_auth_failure, 1);
-        proxy_log(after == PROXY_AUTH_FAILED ? PROXY_LOG_WARN : PROXY_LOG_INFO, c->id,
-                  after == PROXY_AUTH_FAILED ? "auth_failure" : "auth_unknown",
-                  "attempted=%s state=%s", attempt ? attempt : "-", proxy_auth_state_name(after));
-    }
-    bson_free(attempt);
-}
-
-/* Rewrites a hello reply for the persona. Returns the new message (bson_free). */
-static uint8_t *
-rewrite_hello(struct proxy_client *c, struct proxy_request *req, const struct wire_header *h,
-              const bson_t *reply, int32_t reply_flags, size_t *out_len)
-{
-    bson_t out = BSON_INITIALIZER;
-    bson_iter_t it;
-    uint8_t *bytes;
-
-    if (req->hello.speculative_auth) {
-        if (bson_iter_init_find(&it, reply, "speculativeAuthenticate") &&
-            BSON_ITER_HOLDS_DOCUMENT(&it)) {
-            const uint8_t *data;
-            uint32_t len;
-            bson_t sub, verdict = BSON_INITIALIZER;
-            bson_iter_t done_it;
-
-            bson_iter_document(&it, &len, &data);
-            BSON_APPEND_BOOL(&verdict, "ok", true);
-            if (bson_init_static(&sub, data, len) && bson_iter_init_find(&done_it, &sub, "done"))
-                BSON_APPEND_BOOL(&verdict, "done", bson_iter_as_bool(&done_it));
-            observe_auth_reply(c, &verdict);
-            bson_destroy(&verdict);
-        } else {
-            proxy_auth_abandon(&c->auth);
-        }
-    }
-    proxy_hello_rewrite(reply, &req->hello, &c->server->service_id, &out);
-    if (req->legacy)
-        bytes = wire_reply_op_reply(h->request_id, h->response_to, reply_flags, &out, out_len);
-    else
-        bytes = wire_reply_msg(h->request_id, h->response_to, &out, out_len);
-    bson_destroy(&out);
-    proxy_stats_add(&c->server->stats, PROXY_STAT_hello_rewritten, 1);
-    return bytes;
 }
 
 /*
@@ -1139,174 +750,6 @@ in_flight_head(struct proxy_client *c)
     return NULL;
 }
 
-/* An acknowledged write's bump reached Redis (or gave up): its ack may go out. */
-static void
-write_bumped(void *arg)
-{
-    struct proxy_request *req = arg;
-    struct proxy_client *c = req->client;
-
-    req->write_wait = NULL;
-    flush_canned(c);
-    maybe_finish(c);
-    if (!c->dead)
-        update_timer(c, false);
-}
-
-/* The requestID the upstream's next reply for req answers. */
-static int32_t
-expected_id(const struct proxy_request *req)
-{
-    return req->drain ? req->drain->expect : req->request_id;
-}
-
-/*
- * True when reply is ok:1 with a cursor whose id is not 0; sets the id, the
- * batch array (firstBatch or nextBatch) and the namespace when asked.
- */
-static bool
-open_cursor(const bson_t *reply, int64_t *id, bson_iter_t *batch, const char **ns)
-{
-    bson_iter_t it, cursor;
-    int64_t cid = 0;
-    bool have_batch = false;
-    const char *cns = NULL;
-
-    if (!bson_iter_init_find(&it, reply, "ok") || bson_iter_as_double(&it) != 1.0)
-        return false;
-    if (!bson_iter_init_find(&it, reply, "cursor") || !BSON_ITER_HOLDS_DOCUMENT(&it) ||
-        !bson_iter_recurse(&it, &cursor))
-        return false;
-    while (bson_iter_next(&cursor)) {
-        const char *key = bson_iter_key(&cursor);
-
-        if (strcmp(key, "id") == 0 && BSON_ITER_HOLDS_INT64(&cursor))
-            cid = bson_iter_int64(&cursor);
-        else if (strcmp(key, "id") == 0 && BSON_ITER_HOLDS_INT32(&cursor))
-            cid = bson_iter_int32(&cursor);
-        else if ((strcmp(key, "firstBatch") == 0 || strcmp(key, "nextBatch") == 0) &&
-                 BSON_ITER_HOLDS_ARRAY(&cursor)) {
-            have_batch = true;
-            if (batch)
-                *batch = cursor;
-        } else if (strcmp(key, "ns") == 0 && BSON_ITER_HOLDS_UTF8(&cursor)) {
-            cns = bson_iter_utf8(&cursor, NULL);
-        }
-    }
-    if (!have_batch || !cns || !strchr(cns, '.'))
-        return false;
-    if (id)
-        *id = cid;
-    if (ns)
-        *ns = cns;
-    return id ? true : cid != 0;
-}
-
-/* Asks the upstream for the next batch of the cursor being drained. */
-static void
-send_get_more(struct proxy_client *c, struct proxy_request *req)
-{
-    static int32_t next_internal_id = 0x4d430000;
-    struct drain *d = req->drain;
-    const char *dot = strchr(d->ns, '.');
-    bson_t body = BSON_INITIALIZER, lsid;
-    uint8_t *bytes;
-    size_t len;
-    char db[256];
-
-    snprintf(db, sizeof db, "%.*s", (int)(dot - d->ns), d->ns);
-    BSON_APPEND_INT64(&body, "getMore", d->upstream_id);
-    BSON_APPEND_UTF8(&body, "collection", dot + 1);
-    BSON_APPEND_UTF8(&body, "$db", db);
-    if (req->lsid && bson_init_static(&lsid, req->lsid, req->lsid_len))
-        BSON_APPEND_DOCUMENT(&body, "lsid", &lsid);
-    d->expect = next_internal_id++;
-    bytes = wire_reply_msg(d->expect, 0, &body, &len);
-    bson_destroy(&body);
-    evbuffer_add(proxy_upstream_output(c->up), bytes, len);
-    bson_free(bytes);
-}
-
-/*
- * The drain is over: the client gets the result from a proxy cursor. When
- * the server's cursor is still open (too large to keep, or the server
- * stopped answering with a batch), the client is handed over to it after
- * the drained part. Only a complete result is stored.
- */
-static void
-drain_finish(struct proxy_client *c, struct proxy_request *req, int64_t upstream_id)
-{
-    struct drain *d = req->drain;
-    const char *principal = cache_principal(c);
-    struct cache_value *value;
-
-    value = cache_store_docs(c->server->cache, req->miss, d->docs, d->len, d->n, d->ns,
-                             upstream_id == 0);
-    req->drain = NULL;
-    if (value) {
-        req->canned = proxy_cursor_first(c->server->cursors, value, req->batch_size, upstream_id,
-                                         principal ? principal : "", next_reply_id++,
-                                         req->request_id, &req->canned_len);
-        cache_value_unref(value);
-    } else {
-        req->canned = make_error(c, req->request_id, false, WIRE_CODE_PROTOCOL_ERROR,
-                                 "ProtocolError", "mongocache: inconsistent cursor batches",
-                                 &req->canned_len);
-    }
-    proxy_log(PROXY_LOG_DEBUG, c->id, "cursor_drained", "ns=%s docs=%u bytes=%zu complete=%d",
-              d->ns, d->n, d->len, upstream_id == 0);
-    bson_free(d->docs);
-    bson_free(d->ns);
-    bson_free(d);
-    c->blocked = false;
-    flush_canned(c);
-    if (!c->dead)
-        event_active(c->resume_ev, 0, 0);
-}
-
-/* Takes one batch (the first reply, or a getMore's) of a cursor being drained. */
-static void
-drain_step(struct proxy_client *c, struct proxy_request *req, const bson_t *reply)
-{
-    struct drain *d = req->drain;
-    bson_iter_t batch, it;
-    const char *ns;
-    int64_t id;
-
-    if (!open_cursor(reply, &id, &batch, &ns)) {
-        /* An error in the middle: serve what came, then the server's own answer. */
-        drain_finish(c, req, d->upstream_id);
-        return;
-    }
-    if (!d) {
-        d = req->drain = bson_malloc0(sizeof *d);
-        d->ns = bson_strdup(ns);
-        c->blocked = true;
-    }
-    if (bson_iter_recurse(&batch, &it)) {
-        while (bson_iter_next(&it)) {
-            const uint8_t *doc;
-            uint32_t len;
-
-            if (!BSON_ITER_HOLDS_DOCUMENT(&it))
-                continue;
-            bson_iter_document(&it, &len, &doc);
-            if (d->len + len > d->cap) {
-                d->cap = (d->len + len) * 2;
-                d->docs = bson_realloc(d->docs, d->cap);
-            }
-            memcpy(d->docs + d->len, doc, len);
-            d->len += len;
-            d->n++;
-        }
-    }
-    d->upstream_id = id;
-    if (id == 0 || d->len > (size_t)c->server->conf->cache_max_entry_bytes || !c->up)
-        drain_finish(c, req, id);
-    else
-        send_get_more(c, req);
-}
-
 bool
 proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h)
 {
@@ -1322,7 +765,8 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
     size_t rewritten_len = 0;
     bson_t reply;
 
-    if ((!req || h->response_to != expected_id(req)) && answers_oneway(c, h->response_to)) {
+    if ((!req || h->response_to != proxy_drain_expected_id(req)) &&
+        answers_oneway(c, h->response_to)) {
         proxy_stats_add(&c->server->stats, PROXY_STAT_oneway_replies_dropped, 1);
         proxy_log(PROXY_LOG_DEBUG, c->id, "oneway_reply_dropped", "response_to=%d",
                   h->response_to);
@@ -1333,9 +777,9 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
         upstream_protocol_error(c, NULL, "a reply arrived with no request in flight");
         return false;
     }
-    if (h->response_to != expected_id(req)) {
+    if (h->response_to != proxy_drain_expected_id(req)) {
         snprintf(what, sizeof what, "responseTo %d does not match the request in flight (%d)",
-                 h->response_to, expected_id(req));
+                 h->response_to, proxy_drain_expected_id(req));
         upstream_protocol_error(c, req, what);
         return false;
     }
@@ -1385,11 +829,12 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
     (void)bson_init_static(&reply, body, body_len);
     switch (req->route) {
     case PROXY_ROUTE_HELLO:
-        rewritten = rewrite_hello(c, req, h, &reply, reply_flags, &rewritten_len);
+        rewritten =
+            proxy_handshake_rewrite_hello(c, req, h, &reply, reply_flags, &rewritten_len);
         break;
     case PROXY_ROUTE_SASL_START:
     case PROXY_ROUTE_SASL_CONTINUE:
-        observe_auth_reply(c, &reply);
+        proxy_handshake_observe_auth(c, &reply);
         break;
     case PROXY_ROUTE_AUTH_OTHER:
         break;
@@ -1398,10 +843,11 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
          * would cover: checksummed replies are not stored. */
         if (!req->miss || (reply_flags & WIRE_MSG_CHECKSUM_PRESENT))
             break;
-        if (req->drain || (c->n_pending == 1 && open_cursor(&reply, NULL, NULL, NULL))) {
+        if (req->drain ||
+            (c->n_pending == 1 && proxy_drain_open_cursor(&reply, NULL, NULL, NULL))) {
             /* The reply (a batch) stays with the proxy; the client gets the
              * whole result once the cursor is drained. */
-            drain_step(c, req, &reply);
+            proxy_drain_step(c, req, &reply);
             evbuffer_drain(in, (size_t)h->length);
             return !c->dead;
         }
@@ -1410,7 +856,8 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
     }
     proxy_stats_add(&c->server->stats, PROXY_STAT_replies, 1);
     if (req->inval && !rewritten &&
-        cache_write_end_async(c->server->cache, req->inval, write_bumped, req, &req->write_wait)) {
+        cache_write_end_async(c->server->cache, req->inval, proxy_lookup_write_bumped, req,
+                              &req->write_wait)) {
         /* The ack waits (in order) until the other proxies can no longer
          * serve what this write changed. */
         bson_free(req->inval);
@@ -1422,7 +869,7 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
     }
     if (rewritten) {
         evbuffer_drain(in, (size_t)h->length);
-        write_owned(c, rewritten, rewritten_len);
+        proxy_client_write_owned(c, rewritten, rewritten_len);
     } else if (c->peer_gone) {
         evbuffer_drain(in, (size_t)h->length);
     } else {
@@ -1430,7 +877,7 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
         proxy_io_send(c->bev, c->scratch);
     }
     pop_request(c, req);
-    flush_canned(c);
+    proxy_client_flush_canned(c);
 
     if (!c->peer_gone &&
         evbuffer_get_length(client_output(c)) > (size_t)conf->buffer_limit && !c->upstream_paused) {
@@ -1438,9 +885,9 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
         proxy_upstream_pause(c->up, true);
         bufferevent_setwatermark(c->bev, EV_WRITE, (size_t)conf->buffer_limit / 2, 0);
     }
-    maybe_finish(c);
+    proxy_client_maybe_finish(c);
     if (!c->dead)
-        update_timer(c, false);
+        proxy_client_update_timer(c, false);
     return !c->dead && !c->upstream_paused;
 }
 
@@ -1469,7 +916,7 @@ proxy_client_on_upstream_down(struct proxy_client *c, const char *why, bool conn
                            "HostUnreachable", errmsg);
                 pop_request(c, req);
             }
-            maybe_finish(c);
+            proxy_client_maybe_finish(c);
             /* Requests buffered behind the failure are tried on a new connection. */
             resume_reading(c);
             return;
@@ -1498,7 +945,7 @@ proxy_client_on_upstream_drained(struct proxy_client *c)
     if (c->dead)
         return;
     resume_reading(c);
-    maybe_finish(c);
+    proxy_client_maybe_finish(c);
 }
 
 /* ---- construction ------------------------------------------------------------ */
@@ -1544,7 +991,7 @@ proxy_client_new(struct proxy_server *server, evutil_socket_t fd, const struct s
     c->bev = bufferevent_socket_new(server->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->timer = evtimer_new(server->base, timer_cb, c);
     c->close_ev = event_new(server->base, -1, 0, close_cb, c);
-    c->resume_ev = event_new(server->base, -1, 0, resume_cb, c);
+    c->resume_ev = event_new(server->base, -1, 0, proxy_lookup_resume_cb, c);
     c->scratch = evbuffer_new();
     if (!c->bev || !c->timer || !c->close_ev || !c->resume_ev || !c->scratch) {
         if (c->bev) {
@@ -1571,6 +1018,6 @@ proxy_client_new(struct proxy_server *server, evutil_socket_t fd, const struct s
     proxy_stats_add(&server->stats, PROXY_STAT_clients_accepted, 1);
     proxy_stats_add(&server->stats, PROXY_STAT_clients_active, 1);
     proxy_log(PROXY_LOG_INFO, c->id, "client_accept", "peer=%s", c->peer);
-    update_timer(c, false);
+    proxy_client_update_timer(c, false);
     return c;
 }

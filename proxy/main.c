@@ -131,6 +131,7 @@ main(int argc, char **argv)
 
     memset(&server, 0, sizeof server);
     TAILQ_INIT(&server.clients);
+    server.next_reply_id = 1;
     mongoc_init();
     server.conf = conf_new();
     if (!conf_load(server.conf, argc, argv, &action, &error)) {

@@ -42,6 +42,7 @@ struct proxy_server {
     struct proxy_client_list clients;
     uint64_t n_clients;
     uint64_t next_conn_id;
+    uint32_t next_reply_id;     /* requestID of the next reply the proxy makes itself */
     bool draining;              /* SIGTERM received */
     struct event *drain_timer;
 };

@@ -1,0 +1,143 @@
+/*
+ * proxy/client_internal.h: what client.c shares with lookup.c and drain.c,
+ * the files the request pipeline is split into: the client and request
+ * structures, and the client.c functions the other two call. Not for use
+ * outside proxy/client.c, proxy/lookup.c and proxy/drain.c.
+ */
+#ifndef MONGOCACHE_PROXY_CLIENT_INTERNAL_H
+#define MONGOCACHE_PROXY_CLIENT_INTERNAL_H
+
+#include "proxy/auth.h"
+#include "proxy/client.h"
+#include "proxy/hello.h"
+#include "proxy/router.h"
+#include "proxy/server.h"
+
+#include <arpa/inet.h>
+#include <event2/util.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+struct bufferevent;
+struct cache_inval;
+struct cache_pending;
+struct cache_value;
+struct cache_wait;
+struct cache_write_wait;
+struct event;
+struct evbuffer;
+struct proxy_upstream;
+
+/* One request waiting for its reply. Its state is the list it is on. */
+struct proxy_request {
+    TAILQ_ENTRY(proxy_request) link;
+    int32_t request_id;
+    enum proxy_route route;
+    bool legacy; /* OP_QUERY: the reply is an OP_REPLY */
+    struct proxy_hello_request hello;
+    uint8_t *canned; /* a reply the proxy made itself, sent when this request reaches
+                      * the head of the list; owned */
+    size_t canned_len;
+    struct cache_value *hit;      /* a stored reply, sent like canned; one reference */
+    struct cache_pending *miss;   /* a cacheable read in flight: store its reply; owned */
+    struct cache_inval *inval;    /* a write in flight: bump again when it ends; owned */
+    struct cache_wait *wait;      /* waiting for an identical read in flight */
+    uint8_t *held;                /* the message itself while waiting; owned */
+    size_t held_len;
+    int64_t batch_size;           /* a cacheable read's batchSize, or -1 */
+    uint8_t *lsid;                /* a miss's lsid document, for draining its cursor; owned */
+    uint32_t lsid_len;
+    struct proxy_drain *drain;    /* the proxy is reading this miss's cursor to its end */
+    struct cache_write_wait *write_wait; /* the ack (canned) waits for Redis to see the bump */
+    struct proxy_client *client;
+};
+
+/*
+ * A cacheable read answered with an open cursor: the proxy reads it to the
+ * end itself with getMore on the same connection (the client's later
+ * requests wait), then serves the whole result from a cursor of its own.
+ */
+struct proxy_drain {
+    uint8_t *docs; /* the documents so far, back to back */
+    size_t len;
+    size_t cap;
+    uint32_t n;
+    int64_t upstream_id;
+    char *ns;       /* "db.coll" from the reply */
+    int32_t expect; /* requestID of the getMore in flight */
+};
+
+TAILQ_HEAD(proxy_request_list, proxy_request);
+
+struct proxy_client {
+    TAILQ_ENTRY(proxy_client) link;
+    struct proxy_server *server;
+    uint64_t id;
+    char peer[INET6_ADDRSTRLEN + 16];
+    struct bufferevent *bev;
+    struct evbuffer *scratch;     /* one message on its way out, either direction; empty between */
+    struct proxy_upstream *up;    /* NULL until the first request, and after it is lost */
+    bool oneway_sent;             /* a moreToCome request went to the current upstream */
+    /* requestIDs of the latest moreToCome requests, oldest first, in a ring
+     * allocated on first use: a server that answers one anyway (FerretDB
+     * does) has its reply dropped, not relayed. */
+    int32_t *oneway_ring;
+    uint32_t oneway_head;
+    uint32_t oneway_count;
+    struct proxy_request_list pending;
+    uint32_t n_pending;
+    struct event *timer;          /* message deadline, idle or drain */
+    bool deadline_armed;
+    struct event *close_ev;
+    bool reading_paused;          /* the upstream's queue is full */
+    bool upstream_paused;         /* our own output is full */
+    bool finishing;               /* close when nothing is in flight and output is flushed */
+    bool peer_eof;                /* the client shut down its side; replies still go out */
+    bool peer_gone;               /* the socket failed; replies are discarded */
+    bool dead;                    /* close_ev is scheduled */
+    bool blocked;                 /* a request waits on the cache: read no further */
+    struct event *resume_ev;      /* runs proxy_client_process_input once a wait is over */
+    const char *close_reason;
+    uint64_t n_requests;
+    struct proxy_auth auth;
+};
+
+/* A fresh requestID for a reply the proxy makes itself (one counter per process). */
+static inline int32_t
+proxy_client_reply_id(struct proxy_client *c)
+{
+    /* Positive and wrapping: a requestID is an int32. */
+    return (int32_t)(c->server->next_reply_id++ & 0x7fffffffu);
+}
+
+/* Handles the whole messages buffered from the client, until one blocks it. */
+void proxy_client_process_input(struct proxy_client *c);
+
+/* Re-arms the client's timer: message deadline, idle or drain. */
+void proxy_client_update_timer(struct proxy_client *c, bool progressed);
+
+/* Closes a finishing client once nothing is owed either way. */
+void proxy_client_maybe_finish(struct proxy_client *c);
+
+/* Writes bytes (taken, bson_free) to the client unless it is gone. */
+void proxy_client_write_owned(struct proxy_client *c, uint8_t *bytes, size_t len);
+
+/* An error reply to request response_to; freed with bson_free. */
+uint8_t *proxy_client_make_error(struct proxy_client *c, int32_t response_to, bool legacy,
+                                 int32_t code, const char *code_name, const char *errmsg,
+                                 size_t *len);
+
+/* Sends the proxy-made replies that have reached the head of the list. */
+void proxy_client_flush_canned(struct proxy_client *c);
+
+/*
+ * Moves the message of len bytes at the front of in to the upstream, or
+ * replaces it with `replacement` (taken) when the proxy rewrote it.
+ */
+void proxy_client_forward(struct proxy_client *c, struct evbuffer *in, size_t len,
+                          uint8_t *replacement, size_t replacement_len, bool oneway);
+
+#endif

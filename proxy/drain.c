@@ -1,0 +1,180 @@
+/*
+ * proxy/drain.c: a cacheable read answered with an open cursor. The proxy
+ * reads the cursor to its end itself, with getMore on the client's own
+ * upstream connection (the client's later requests wait), stores the whole
+ * result and answers the client from a cursor of its own (proxy/cursor.h).
+ *
+ * Owns: the drain state of one request (struct proxy_drain) and the
+ * getMores it sends. Does not own checking the upstream's replies or
+ * relaying them (client.c), nor the cache lookup that made the request a
+ * miss (lookup.c).
+ */
+#include "proxy/drain.h"
+
+#include "cache/cache.h"
+#include "proxy/client_internal.h"
+#include "proxy/cursor.h"
+#include "proxy/log.h"
+#include "proxy/lookup.h"
+#include "proxy/server.h"
+#include "proxy/upstream.h"
+#include "wire/reply.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <string.h>
+
+/* The requestID the upstream's next reply for req answers. */
+int32_t
+proxy_drain_expected_id(const struct proxy_request *req)
+{
+    return req->drain ? req->drain->expect : req->request_id;
+}
+
+/*
+ * True when reply is ok:1 with a cursor whose id is not 0; sets the id, the
+ * batch array (firstBatch or nextBatch) and the namespace when asked.
+ */
+bool
+proxy_drain_open_cursor(const bson_t *reply, int64_t *id, bson_iter_t *batch, const char **ns)
+{
+    bson_iter_t it, cursor;
+    int64_t cid = 0;
+    bool have_batch = false;
+    const char *cns = NULL;
+
+    if (!bson_iter_init_find(&it, reply, "ok") || bson_iter_as_double(&it) != 1.0)
+        return false;
+    if (!bson_iter_init_find(&it, reply, "cursor") || !BSON_ITER_HOLDS_DOCUMENT(&it) ||
+        !bson_iter_recurse(&it, &cursor))
+        return false;
+    while (bson_iter_next(&cursor)) {
+        const char *key = bson_iter_key(&cursor);
+
+        if (strcmp(key, "id") == 0 && BSON_ITER_HOLDS_INT64(&cursor))
+            cid = bson_iter_int64(&cursor);
+        else if (strcmp(key, "id") == 0 && BSON_ITER_HOLDS_INT32(&cursor))
+            cid = bson_iter_int32(&cursor);
+        else if ((strcmp(key, "firstBatch") == 0 || strcmp(key, "nextBatch") == 0) &&
+                 BSON_ITER_HOLDS_ARRAY(&cursor)) {
+            have_batch = true;
+            if (batch)
+                *batch = cursor;
+        } else if (strcmp(key, "ns") == 0 && BSON_ITER_HOLDS_UTF8(&cursor)) {
+            cns = bson_iter_utf8(&cursor, NULL);
+        }
+    }
+    if (!have_batch || !cns || !strchr(cns, '.'))
+        return false;
+    if (id)
+        *id = cid;
+    if (ns)
+        *ns = cns;
+    return id ? true : cid != 0;
+}
+
+/* Asks the upstream for the next batch of the cursor being drained. */
+static void
+send_get_more(struct proxy_client *c, struct proxy_request *req)
+{
+    struct proxy_drain *d = req->drain;
+    const char *dot = strchr(d->ns, '.');
+    bson_t body = BSON_INITIALIZER, lsid;
+    uint8_t *bytes;
+    size_t len;
+    char db[256];
+
+    snprintf(db, sizeof db, "%.*s", (int)(dot - d->ns), d->ns);
+    BSON_APPEND_INT64(&body, "getMore", d->upstream_id);
+    BSON_APPEND_UTF8(&body, "collection", dot + 1);
+    BSON_APPEND_UTF8(&body, "$db", db);
+    if (req->lsid && bson_init_static(&lsid, req->lsid, req->lsid_len))
+        BSON_APPEND_DOCUMENT(&body, "lsid", &lsid);
+    d->expect = proxy_client_reply_id(c); /* unique per connection is all it needs */
+    bytes = wire_reply_msg(d->expect, 0, &body, &len);
+    bson_destroy(&body);
+    evbuffer_add(proxy_upstream_output(c->up), bytes, len);
+    bson_free(bytes);
+}
+
+/*
+ * The drain is over: the client gets the result from a proxy cursor. When
+ * the server's cursor is still open (too large to keep, or the server
+ * stopped answering with a batch), the client is handed over to it after
+ * the drained part. Only a complete result is stored.
+ */
+static void
+drain_finish(struct proxy_client *c, struct proxy_request *req, int64_t upstream_id)
+{
+    struct proxy_drain *d = req->drain;
+    const char *principal = proxy_lookup_principal(c);
+    struct cache_value *value;
+
+    value = cache_store_docs(c->server->cache, req->miss, d->docs, d->len, d->n, d->ns,
+                             upstream_id == 0);
+    req->drain = NULL;
+    if (value) {
+        req->canned = proxy_cursor_first(c->server->cursors, value, req->batch_size, upstream_id,
+                                         principal ? principal : "", proxy_client_reply_id(c),
+                                         req->request_id, &req->canned_len);
+        cache_value_unref(value);
+    } else {
+        req->canned = proxy_client_make_error(c, req->request_id, false,
+                                              WIRE_CODE_PROTOCOL_ERROR, "ProtocolError",
+                                              "mongocache: inconsistent cursor batches",
+                                              &req->canned_len);
+    }
+    proxy_log(PROXY_LOG_DEBUG, c->id, "cursor_drained", "ns=%s docs=%u bytes=%zu complete=%d",
+              d->ns, d->n, d->len, upstream_id == 0);
+    bson_free(d->docs);
+    bson_free(d->ns);
+    bson_free(d);
+    c->blocked = false;
+    proxy_client_flush_canned(c);
+    if (!c->dead)
+        event_active(c->resume_ev, 0, 0);
+}
+
+/* Takes one batch (the first reply, or a getMore's) of a cursor being drained. */
+void
+proxy_drain_step(struct proxy_client *c, struct proxy_request *req, const bson_t *reply)
+{
+    struct proxy_drain *d = req->drain;
+    bson_iter_t batch, it;
+    const char *ns;
+    int64_t id;
+
+    if (!proxy_drain_open_cursor(reply, &id, &batch, &ns)) {
+        /* An error in the middle: serve what came, then the server's own answer. */
+        drain_finish(c, req, d->upstream_id);
+        return;
+    }
+    if (!d) {
+        d = req->drain = bson_malloc0(sizeof *d);
+        d->ns = bson_strdup(ns);
+        c->blocked = true;
+    }
+    if (bson_iter_recurse(&batch, &it)) {
+        while (bson_iter_next(&it)) {
+            const uint8_t *doc;
+            uint32_t len;
+
+            if (!BSON_ITER_HOLDS_DOCUMENT(&it))
+                continue;
+            bson_iter_document(&it, &len, &doc);
+            if (d->len + len > d->cap) {
+                d->cap = (d->len + len) * 2;
+                d->docs = bson_realloc(d->docs, d->cap);
+            }
+            memcpy(d->docs + d->len, doc, len);
+            d->len += len;
+            d->n++;
+        }
+    }
+    d->upstream_id = id;
+    if (id == 0 || d->len > (size_t)c->server->conf->cache_max_entry_bytes || !c->up)
+        drain_finish(c, req, id);
+    else
+        send_get_more(c, req);
+}

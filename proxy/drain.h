@@ -1,0 +1,29 @@
+/*
+ * proxy/drain.h: reading a cacheable read's open cursor to its end on the
+ * client's own upstream connection, so the whole result can be stored and
+ * served from a cursor of the proxy's own (proxy/cursor.h).
+ */
+#ifndef MONGOCACHE_PROXY_DRAIN_H
+#define MONGOCACHE_PROXY_DRAIN_H
+
+#include <bson/bson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct proxy_client;
+struct proxy_request;
+
+/* The requestID the upstream's next reply for req answers. */
+int32_t proxy_drain_expected_id(const struct proxy_request *req);
+
+/*
+ * True when reply is ok:1 with a cursor whose id is not 0; sets the id, the
+ * batch array (firstBatch or nextBatch) and the namespace when asked.
+ */
+bool proxy_drain_open_cursor(const bson_t *reply, int64_t *id, bson_iter_t *batch,
+                             const char **ns);
+
+/* Takes one batch (the first reply, or a getMore's) of a cursor being drained. */
+void proxy_drain_step(struct proxy_client *c, struct proxy_request *req, const bson_t *reply);
+
+#endif

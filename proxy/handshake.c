@@ -1,0 +1,133 @@
+/*
+ * proxy/handshake.c: what the proxy makes of one client's hello and
+ * authentication as they pass through the request pipeline (see the diagram
+ * in client.c): the hello sent upstream is prepared (compression and
+ * loadBalanced stripped, a speculative SCRAM start noted, the driver
+ * logged), the hello reply is rewritten for the persona, and each
+ * authentication reply's verdict is recorded in the client's auth state.
+ *
+ * Owns: the calls into proxy/hello.h and proxy/auth.h for one client, and
+ * the auth_* and hello_rewritten statistics and log lines. Does not own the
+ * persona or the SCRAM parsing themselves (hello.c, auth.c), nor framing,
+ * routing or relaying the messages (client.c).
+ */
+#include "proxy/handshake.h"
+
+#include "proxy/auth.h"
+#include "proxy/client_internal.h"
+#include "proxy/hello.h"
+#include "proxy/log.h"
+#include "proxy/server.h"
+#include "wire/reply.h"
+
+/* Logs the driver and application named in a handshake's client metadata. */
+static void
+log_client_metadata(struct proxy_client *c, const bson_t *cmd)
+{
+    bson_iter_t it;
+    const char *app = "";
+    const char *driver = "";
+
+    if (!proxy_log_enabled(PROXY_LOG_INFO) || !bson_iter_init(&it, cmd) ||
+        !bson_iter_find_descendant(&it, "client.driver.name", &it))
+        return;
+    if (BSON_ITER_HOLDS_UTF8(&it))
+        driver = bson_iter_utf8(&it, NULL);
+    if (bson_iter_init(&it, cmd) &&
+        bson_iter_find_descendant(&it, "client.application.name", &it) &&
+        BSON_ITER_HOLDS_UTF8(&it))
+        app = bson_iter_utf8(&it, NULL);
+    proxy_log(PROXY_LOG_INFO, c->id, "client_hello", "driver=\"%.64s\" app=\"%.64s\"", driver,
+              app);
+}
+
+/*
+ * Prepares a hello for the upstream: notes what the client asked for and
+ * any speculative SCRAM start. Returns the rewritten command in *stripped
+ * (initialised here) and true when it differs from cmd.
+ */
+bool
+proxy_handshake_prepare_hello(struct proxy_client *c, const bson_t *cmd,
+                              struct proxy_request *req, bson_t *stripped)
+{
+    bson_iter_t it;
+    bool changed;
+
+    bson_init(stripped);
+    changed = proxy_hello_prepare(cmd, stripped, &req->hello);
+    log_client_metadata(c, cmd);
+    if (req->hello.speculative_auth && bson_iter_init_find(&it, cmd, "speculativeAuthenticate") &&
+        BSON_ITER_HOLDS_DOCUMENT(&it)) {
+        const uint8_t *data;
+        uint32_t len;
+        bson_t sub;
+        bson_iter_t db_it;
+        const char *db = NULL;
+
+        bson_iter_document(&it, &len, &data);
+        if (bson_init_static(&sub, data, len)) {
+            if (bson_iter_init_find(&db_it, &sub, "db") && BSON_ITER_HOLDS_UTF8(&db_it))
+                db = bson_iter_utf8(&db_it, NULL);
+            proxy_auth_start(&c->auth, &sub, db);
+        }
+    }
+    return changed;
+}
+
+void
+proxy_handshake_observe_auth(struct proxy_client *c, const bson_t *reply)
+{
+    enum proxy_auth_state before = c->auth.state;
+    char *attempt = c->auth.pending ? bson_strdup(c->auth.pending) : NULL;
+    enum proxy_auth_state after = proxy_auth_reply(&c->auth, reply);
+
+    if (after == PROXY_AUTH_OK && before != PROXY_AUTH_OK) {
+        proxy_stats_add(&c->server->stats, PROXY_STAT_auth_success, 1);
+        proxy_log(PROXY_LOG_INFO, c->id, "auth_success", "principal=%s", c->auth.principal);
+    } else if (after == PROXY_AUTH_FAILED || (after == PROXY_AUTH_UNKNOWN && before != after)) {
+        if (after == PROXY_AUTH_FAILED)
+            proxy_stats_add(&c->server->stats, PROXY_STAT_auth_failure, 1);
+        proxy_log(after == PROXY_AUTH_FAILED ? PROXY_LOG_WARN : PROXY_LOG_INFO, c->id,
+                  after == PROXY_AUTH_FAILED ? "auth_failure" : "auth_unknown",
+                  "attempted=%s state=%s", attempt ? attempt : "-", proxy_auth_state_name(after));
+    }
+    bson_free(attempt);
+}
+
+/* Rewrites a hello reply for the persona. Returns the new message (bson_free). */
+uint8_t *
+proxy_handshake_rewrite_hello(struct proxy_client *c, struct proxy_request *req,
+                              const struct wire_header *h, const bson_t *reply,
+                              int32_t reply_flags, size_t *out_len)
+{
+    bson_t out = BSON_INITIALIZER;
+    bson_iter_t it;
+    uint8_t *bytes;
+
+    if (req->hello.speculative_auth) {
+        if (bson_iter_init_find(&it, reply, "speculativeAuthenticate") &&
+            BSON_ITER_HOLDS_DOCUMENT(&it)) {
+            const uint8_t *data;
+            uint32_t len;
+            bson_t sub, verdict = BSON_INITIALIZER;
+            bson_iter_t done_it;
+
+            bson_iter_document(&it, &len, &data);
+            BSON_APPEND_BOOL(&verdict, "ok", true);
+            if (bson_init_static(&sub, data, len) && bson_iter_init_find(&done_it, &sub, "done"))
+                BSON_APPEND_BOOL(&verdict, "done", bson_iter_as_bool(&done_it));
+            proxy_handshake_observe_auth(c, &verdict);
+            bson_destroy(&verdict);
+        } else {
+            proxy_auth_abandon(&c->auth);
+        }
+    }
+    proxy_hello_rewrite(reply, &req->hello, &c->server->service_id, &out);
+    if (req->legacy)
+        bytes = wire_reply_op_reply(h->request_id, h->response_to, reply_flags, &out, out_len);
+    else
+        bytes = wire_reply_msg(h->request_id, h->response_to, &out, out_len);
+    bson_destroy(&out);
+    proxy_stats_add(&c->server->stats, PROXY_STAT_hello_rewritten, 1);
+    return bytes;
+}

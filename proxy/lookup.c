@@ -1,0 +1,244 @@
+/*
+ * proxy/lookup.c: the query cache's part of the request pipeline (see the
+ * diagram in client.c). A forwarded command is looked up (read) or bumps
+ * the generations it may change (write); a read that waits for an identical
+ * one in flight is resolved here; getMore and killCursors on the proxy's
+ * own cursors are answered here; a stored reply is written back to the
+ * client; a write's ack is released once its bump reached Redis.
+ *
+ * Owns: the calls into cache/cache.h and proxy/cursor.h for one request.
+ * Does not own the client, its request list or its sockets (client.c), nor
+ * reading an open cursor to its end (drain.c).
+ */
+#include "proxy/lookup.h"
+
+#include "cache/cache.h"
+#include "proxy/client_internal.h"
+#include "proxy/cursor.h"
+#include "proxy/io.h"
+#include "proxy/log.h"
+#include "proxy/server.h"
+#include "wire/cmd.h"
+#include "wire/msg.h"
+#include "wire/reply.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <string.h>
+
+/* The principal cache entries are keyed by; NULL when the cache must not be used. */
+const char *
+proxy_lookup_principal(const struct proxy_client *c)
+{
+    switch (c->auth.state) {
+    case PROXY_AUTH_NONE:
+        return "";
+    case PROXY_AUTH_OK:
+        return c->auth.principal;
+    case PROXY_AUTH_IN_PROGRESS:
+    case PROXY_AUTH_FAILED:
+    case PROXY_AUTH_UNKNOWN:
+        break;
+    }
+    return NULL;
+}
+
+static void cache_resolved(void *arg, enum cache_outcome outcome, struct cache_value *hit);
+
+/*
+ * The cache's part of a forwarded command: a write bumps the generations
+ * it may change (req remembers it, to bump again at the end); a read is
+ * looked up.
+ */
+enum proxy_lookup_verdict
+proxy_lookup_consult(struct proxy_client *c, const struct wire_msg *msg, const struct wire_cmd *cmd,
+                     const bson_t *body, struct proxy_request *req, bool oneway)
+{
+    struct cache *cache = c->server->cache;
+    const char *ids[WIRE_MSG_MAX_SEQUENCES];
+    const uint8_t *docs[WIRE_MSG_MAX_SEQUENCES];
+    uint32_t lens[WIRE_MSG_MAX_SEQUENCES];
+    struct cache_inval inval;
+    struct cache_request read;
+    struct cache_pending *pending;
+    enum cache_outcome outcome;
+    enum proxy_lookup_verdict verdict = PROXY_LOOKUP_FORWARD;
+
+    for (uint32_t i = 0; i < msg->n_seqs; i++) {
+        ids[i] = msg->seqs[i].id;
+        docs[i] = msg->seqs[i].docs;
+        lens[i] = msg->seqs[i].docs_len;
+    }
+    if (cache_write_begin(cache, body, cmd->db, ids, docs, lens, msg->n_seqs, oneway, &inval)) {
+        req->inval = bson_malloc(sizeof inval);
+        *req->inval = inval;
+        return PROXY_LOOKUP_FORWARD;
+    }
+    if (oneway || inval.n > 0 || !req)
+        return PROXY_LOOKUP_FORWARD;
+    read.body = body;
+    read.db = cmd->db;
+    read.n_sequences = msg->n_seqs;
+    read.principal = proxy_lookup_principal(c);
+    req->batch_size = proxy_cursor_requested_batch(body);
+    /* On the heap from the start: reads that coalesce on it keep its address. */
+    pending = bson_malloc0(sizeof *pending);
+    outcome = cache_lookup(cache, &read, pending, &req->hit, cache_resolved, req, &req->wait);
+    if (proxy_log_enabled(PROXY_LOG_DEBUG))
+        proxy_log(PROXY_LOG_DEBUG, c->id, "cache", "request_id=%d outcome=%s reason=%s",
+                  req->request_id,
+                  outcome == CACHE_HIT    ? "hit"
+                  : outcome == CACHE_MISS ? "miss"
+                  : outcome == CACHE_WAIT ? "wait"
+                                          : "bypass",
+                  outcome == CACHE_BYPASS ? cache_bypass_name(pending->bypass_reason) : "-");
+    switch (outcome) {
+    case CACHE_MISS: {
+        bson_iter_t it;
+
+        req->miss = pending;
+        if (bson_iter_init_find(&it, body, "lsid") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
+            const uint8_t *data;
+
+            bson_iter_document(&it, &req->lsid_len, &data);
+            req->lsid = bson_malloc(req->lsid_len);
+            memcpy(req->lsid, data, req->lsid_len);
+        }
+        return PROXY_LOOKUP_FORWARD;
+    }
+    case CACHE_HIT:
+        verdict = PROXY_LOOKUP_ANSWERED;
+        break;
+    case CACHE_WAIT:
+        /* Kept: a wait for Redis may end in a miss, whose reply is stored. */
+        req->miss = pending;
+        return PROXY_LOOKUP_WAITING;
+    case CACHE_BYPASS:
+        break;
+    }
+    /* Hits and bypasses never fill. */
+    cache_pending_cleanup(cache, pending);
+    bson_free(pending);
+    return verdict;
+}
+
+/* Runs proxy_client_process_input on the next loop turn, after a wait is over. */
+void
+proxy_lookup_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_client *c = arg;
+
+    (void)fd;
+    (void)what;
+    if (!c->dead && !c->blocked)
+        proxy_client_process_input(c);
+}
+
+/*
+ * The cache decided on a read that waited for an identical one: answer it
+ * from the stored reply, or send the held message upstream after all.
+ */
+static void
+cache_resolved(void *arg, enum cache_outcome outcome, struct cache_value *hit)
+{
+    struct proxy_request *req = arg;
+    struct proxy_client *c = req->client;
+
+    req->wait = NULL;
+    if (outcome != CACHE_MISS && req->miss) {
+        cache_pending_cleanup(c->server->cache, req->miss);
+        bson_free(req->miss);
+        req->miss = NULL;
+    }
+    if (outcome == CACHE_HIT) {
+        req->hit = hit;
+        bson_free(req->held);
+    } else if (!c->dead) {
+        proxy_client_forward(c, NULL, 0, req->held, req->held_len, false);
+    } else {
+        bson_free(req->held);
+    }
+    req->held = NULL;
+    c->blocked = false;
+    proxy_client_flush_canned(c);
+    if (!c->dead)
+        event_active(c->resume_ev, 0, 0);
+}
+
+/*
+ * getMore and killCursors on the proxy's own cursors are answered here;
+ * true when req got its reply (req->canned).
+ */
+bool
+proxy_lookup_answer_cursor(struct proxy_client *c, const struct wire_cmd *cmd, const bson_t *body,
+                           struct proxy_request *req)
+{
+    const char *principal = proxy_lookup_principal(c);
+    int32_t id = proxy_client_reply_id(c);
+
+    if (strcmp(cmd->name, "getMore") == 0)
+        req->canned = proxy_cursor_get_more(c->server->cursors, body, principal,
+                                            id, req->request_id,
+                                            &req->canned_len);
+    else if (strcmp(cmd->name, "killCursors") == 0)
+        req->canned = proxy_cursor_kill(c->server->cursors, body, principal,
+                                        id, req->request_id,
+                                        &req->canned_len);
+    return req->canned != NULL;
+}
+
+static void
+unref_value(const void *data, size_t len, void *value)
+{
+    (void)data;
+    (void)len;
+    cache_value_unref(value);
+}
+
+/*
+ * Writes a stored reply for req: a fresh header (new requestID, responseTo
+ * the client's request) and the stored bytes after it, by reference.
+ */
+void
+proxy_lookup_write_hit(struct proxy_client *c, struct proxy_request *req)
+{
+    size_t len;
+    const uint8_t *data = cache_value_data(req->hit, &len);
+    uint8_t header[WIRE_HEADER_LEN];
+    struct evbuffer *out = c->scratch;
+
+    if (c->peer_gone)
+        return;
+    if (cache_value_is_docs(req->hit)) {
+        /* A drained cursor: its batches come from a cursor of the proxy's. */
+        const char *principal = proxy_lookup_principal(c);
+        uint8_t *bytes = proxy_cursor_first(c->server->cursors, req->hit, req->batch_size, 0,
+                                            principal ? principal : "",
+                                            proxy_client_reply_id(c), req->request_id, &len);
+
+        proxy_client_write_owned(c, bytes, len);
+        return;
+    }
+    memcpy(header, data, sizeof header);
+    wire_reply_restamp(header, proxy_client_reply_id(c), req->request_id);
+    evbuffer_add(out, header, sizeof header);
+    if (evbuffer_add_reference(out, data + WIRE_HEADER_LEN, len - WIRE_HEADER_LEN, unref_value,
+                               req->hit) == 0)
+        req->hit = NULL; /* the buffer holds the reference now */
+    proxy_io_send(c->bev, out);
+}
+
+/* An acknowledged write's bump reached Redis (or gave up): its ack may go out. */
+void
+proxy_lookup_write_bumped(void *arg)
+{
+    struct proxy_request *req = arg;
+    struct proxy_client *c = req->client;
+
+    req->write_wait = NULL;
+    proxy_client_flush_canned(c);
+    proxy_client_maybe_finish(c);
+    if (!c->dead)
+        proxy_client_update_timer(c, false);
+}
