@@ -1179,9 +1179,14 @@ add_keys(struct cmd *cmd, const struct cache_redis *redis, const struct cache_ke
         cmd_add_key(cmd, redis, "g:", gens[i].name, gens[i].name_len);
 }
 
-struct cache_redis_op *
-cache_redis_lookup(struct cache_redis *redis, const struct cache_key *key,
-                   struct cache_redis_gen *gens, uint32_t n, cache_redis_lookup_cb cb, void *arg)
+/*
+ * Starts the lookup script: for key's value, or (key NULL) for the
+ * generations and the epoch only, with a value key that never holds a value
+ * (values are named by 32 hex digits).
+ */
+static struct cache_redis_op *
+lookup_start(struct cache_redis *redis, const struct cache_key *key, struct cache_redis_gen *gens,
+             uint32_t n, cache_redis_lookup_cb cb, void *arg)
 {
     struct cache_redis_op *op;
     int admit;
@@ -1196,7 +1201,14 @@ cache_redis_lookup(struct cache_redis *redis, const struct cache_key *key,
     op->arg = arg;
     op->gens = gens;
     op->n = n;
-    add_keys(&op->cmd, redis, key, gens, n);
+    op->check = key == NULL;
+    if (key) {
+        add_keys(&op->cmd, redis, key, gens, n);
+    } else {
+        cmd_add_key(&op->cmd, redis, "v:", "check", 5);
+        cmd_add_key(&op->cmd, redis, "epoch", "", 0);
+        add_keys(&op->cmd, redis, NULL, gens, n);
+    }
     cmd_add_i64(&op->cmd, random_base(redis));
     for (uint32_t i = 0; i < n; i++)
         cmd_add_i64(&op->cmd, random_base(redis));
@@ -1210,39 +1222,17 @@ cache_redis_lookup(struct cache_redis *redis, const struct cache_key *key,
 }
 
 struct cache_redis_op *
+cache_redis_lookup(struct cache_redis *redis, const struct cache_key *key,
+                   struct cache_redis_gen *gens, uint32_t n, cache_redis_lookup_cb cb, void *arg)
+{
+    return lookup_start(redis, key, gens, n, cb, arg);
+}
+
+struct cache_redis_op *
 cache_redis_check(struct cache_redis *redis, struct cache_redis_gen *gens, uint32_t n,
                   cache_redis_lookup_cb cb, void *arg)
 {
-    struct cache_redis_op *op;
-    int admit;
-
-    if (!cache_redis_usable(redis) || !names_ok(gens, n) || (admit = breaker_admit(redis)) == 0) {
-        if (redis)
-            count(redis, CACHE_REDIS_CTR_redis_skipped);
-        return NULL;
-    }
-    op = op_new(redis, OP_LOOKUP, SCRIPT_LOOKUP, 2 + n);
-    op->lookup_cb = cb;
-    op->arg = arg;
-    op->gens = gens;
-    op->n = n;
-    op->check = true;
-    /* The lookup script with a value key that never holds a value (values
-     * are named by 32 hex digits): only the counters and the epoch come back. */
-    cmd_add_key(&op->cmd, redis, "v:", "check", 5);
-    cmd_add_key(&op->cmd, redis, "epoch", "", 0);
-    for (uint32_t i = 0; i < n; i++)
-        cmd_add_key(&op->cmd, redis, "g:", gens[i].name, gens[i].name_len);
-    cmd_add_i64(&op->cmd, random_base(redis));
-    for (uint32_t i = 0; i < n; i++)
-        cmd_add_i64(&op->cmd, random_base(redis));
-    if (!op_start(op)) {
-        count(redis, CACHE_REDIS_CTR_redis_skipped);
-        return NULL;
-    }
-    if (admit == 2)
-        redis->probe = op;
-    return op;
+    return lookup_start(redis, NULL, gens, n, cb, arg);
 }
 
 void

@@ -188,6 +188,25 @@ finish(struct proxy_client *c)
     proxy_client_update_timer(c, false);
 }
 
+/* Frees what a client holds of its own (not its requests or upstream), and the client. */
+static void
+free_parts(struct proxy_client *c)
+{
+    if (c->bev)
+        bufferevent_free(c->bev);
+    if (c->timer)
+        event_free(c->timer);
+    if (c->close_ev)
+        event_free(c->close_ev);
+    if (c->resume_ev)
+        event_free(c->resume_ev);
+    if (c->scratch)
+        evbuffer_free(c->scratch);
+    proxy_auth_cleanup(&c->auth);
+    bson_free(c->oneway_ring);
+    bson_free(c);
+}
+
 void
 proxy_client_free(struct proxy_client *c)
 {
@@ -201,21 +220,9 @@ proxy_client_free(struct proxy_client *c)
     while ((req = TAILQ_FIRST(&c->pending)))
         pop_request(c, req);
     proxy_upstream_destroy(c->up);
-    if (c->bev)
-        bufferevent_free(c->bev);
-    if (c->timer)
-        event_free(c->timer);
-    if (c->close_ev)
-        event_free(c->close_ev);
-    if (c->resume_ev)
-        event_free(c->resume_ev);
-    if (c->scratch)
-        evbuffer_free(c->scratch);
-    proxy_auth_cleanup(&c->auth);
-    bson_free(c->oneway_ring);
     TAILQ_REMOVE(&c->server->clients, c, link);
     proxy_server_client_closed(c->server);
-    bson_free(c);
+    free_parts(c);
 }
 
 void
@@ -994,21 +1001,10 @@ proxy_client_new(struct proxy_server *server, evutil_socket_t fd, const struct s
     c->resume_ev = event_new(server->base, -1, 0, proxy_lookup_resume_cb, c);
     c->scratch = evbuffer_new();
     if (!c->bev || !c->timer || !c->close_ev || !c->resume_ev || !c->scratch) {
-        if (c->bev) {
-            /* The bufferevent owns fd now; keep the caller from closing it twice. */
+        /* The bufferevent owns fd now; keep the caller from closing it twice. */
+        if (c->bev)
             bufferevent_setfd(c->bev, -1);
-            bufferevent_free(c->bev);
-        }
-        if (c->timer)
-            event_free(c->timer);
-        if (c->close_ev)
-            event_free(c->close_ev);
-        if (c->resume_ev)
-            event_free(c->resume_ev);
-        if (c->scratch)
-            evbuffer_free(c->scratch);
-        proxy_auth_cleanup(&c->auth);
-        bson_free(c);
+        free_parts(c);
         return NULL;
     }
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
