@@ -480,7 +480,8 @@ redis_answer(void *arg, enum cache_redis_status status, const uint8_t *reply, si
     wait_unlink(w);
     bson_free(w);
     if (status == CACHE_REDIS_HIT &&
-        (material_len != p->material.len || memcmp(material, p->material.data, material_len) != 0)) {
+        (material_len != p->material.len ||
+         memcmp(material, p->material.data, material_len) != 0)) {
         cache->counters[CACHE_CTR_collisions]++;
         status = CACHE_REDIS_MISS;
     }
@@ -653,7 +654,7 @@ cache_lookup(struct cache *cache, const struct cache_request *req, struct cache_
     memset(p, 0, sizeof *p);
     if (!cache->enabled)
         return bypass(cache, p, CACHE_BYPASS_OFF);
-    reason = cache_policy_request(req->body, req->db, req->n_sequences, &read);
+    reason = cache_policy_request(req->body, req->cmd, req->db, req->n_sequences, &read);
     if (reason != CACHE_POLICY_OK)
         return bypass(cache, p, (int)reason);
     if (!req->principal)
@@ -941,7 +942,8 @@ bump_all(struct cache *cache, struct cache_inval *inv, bool oneway)
 }
 
 bool
-cache_write_begin(struct cache *cache, const bson_t *body, const char *db,
+cache_write_begin(struct cache *cache, const bson_t *body, const struct wire_cmd *cmd,
+                  const char *db,
                   const char *const *seq_ids, const uint8_t *const *seq_docs,
                   const uint32_t *seq_lens, uint32_t n_seqs, bool oneway,
                   struct cache_inval *inv)
@@ -951,7 +953,7 @@ cache_write_begin(struct cache *cache, const bson_t *body, const char *db,
     int n;
 
     memset(inv, 0, sizeof *inv);
-    cache_policy_write(body, db, seq_ids, seq_docs, seq_lens, n_seqs, &w);
+    cache_policy_write(body, cmd, db, seq_ids, seq_docs, seq_lens, n_seqs, &w);
     switch (w.scope) {
     case CACHE_WRITE_NONE:
         return false;
@@ -1124,7 +1126,8 @@ cache_stats_json(struct cache *cache, struct evbuffer *buf)
     bool first = true;
 
     evbuffer_add_printf(buf, "\"cache\": {\"enabled\": %s, \"tier\": \"%s\", ",
-                        cache->enabled ? "true" : "false", cache->redis ? "memory+redis" : "memory");
+                        cache->enabled ? "true" : "false",
+                        cache->redis ? "memory+redis" : "memory");
     for (int i = 0; i < CACHE_CTR_COUNT; i++)
         evbuffer_add_printf(buf, "\"%s\": %llu, ", counter_names[i],
                             (unsigned long long)cache->counters[i]);

@@ -96,6 +96,7 @@ struct cache_inval {
 /* What the proxy knows about one read. */
 struct cache_request {
     const bson_t *body;     /* checked command body */
+    const struct wire_cmd *cmd; /* body read by wire_cmd_parse, or NULL (read again) */
     const char *db;         /* its $db */
     uint32_t n_sequences;   /* OP_MSG kind-1 sections */
     const char *principal;  /* "user@db", "" when unauthenticated, NULL: auth state unusable */
@@ -184,7 +185,8 @@ const char *cache_value_ns(const struct cache_value *value);
  * kind-1 sections (ids, first documents, byte lengths). principal as in
  * cache_request (NULL allowed).
  */
-bool cache_write_begin(struct cache *cache, const bson_t *body, const char *db,
+bool cache_write_begin(struct cache *cache, const bson_t *body, const struct wire_cmd *cmd,
+                       const char *db,
                        const char *const *seq_ids, const uint8_t *const *seq_docs,
                        const uint32_t *seq_lens, uint32_t n_seqs, bool oneway,
                        struct cache_inval *inv);

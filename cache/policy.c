@@ -383,7 +383,8 @@ skip_requested(const bson_t *body)
 }
 
 static enum cache_policy_reason
-judge_request(const bson_t *body, const char *db, uint32_t n_sequences, struct req_scan *s)
+judge_request(const bson_t *body, const struct wire_cmd *parsed, const char *db,
+              uint32_t n_sequences, struct req_scan *s)
 {
     static const char *const reads[] = {"find", "aggregate", "count", "distinct", NULL};
     struct wire_cmd cmd;
@@ -391,7 +392,9 @@ judge_request(const bson_t *body, const char *db, uint32_t n_sequences, struct r
     enum cache_policy_reason r = CACHE_POLICY_OK;
     bson_iter_t it;
 
-    if (!wire_cmd_parse(bson_get_data(body), body->len, &cmd, &error))
+    if (parsed)
+        cmd = *parsed;
+    else if (!wire_cmd_parse(bson_get_data(body), body->len, &cmd, &error))
         return CACHE_POLICY_NOT_A_READ;
     if (strcmp(cmd.name, "explain") == 0)
         return CACHE_POLICY_EXPLAIN;
@@ -429,15 +432,15 @@ judge_request(const bson_t *body, const char *db, uint32_t n_sequences, struct r
 }
 
 enum cache_policy_reason
-cache_policy_request(const bson_t *body, const char *db, uint32_t n_sequences,
-                     struct cache_read *read)
+cache_policy_request(const bson_t *body, const struct wire_cmd *cmd, const char *db,
+                     uint32_t n_sequences, struct cache_read *read)
 {
     struct req_scan s;
     enum cache_policy_reason r;
 
     memset(&s, 0, sizeof s);
     s.db = "";
-    r = judge_request(body, db, n_sequences, &s);
+    r = judge_request(body, cmd, db, n_sequences, &s);
     if (read) {
         if (r == CACHE_POLICY_OK)
             *read = s.read;
@@ -846,9 +849,9 @@ classify_write(const struct wire_cmd *cmd, const bson_t *body, const char *db, u
 }
 
 void
-cache_policy_write(const bson_t *body, const char *db, const char *const *seq_ids,
-                   const uint8_t *const *seq_docs, const uint32_t *seq_lens, uint32_t n_seqs,
-                   struct cache_write *write)
+cache_policy_write(const bson_t *body, const struct wire_cmd *parsed, const char *db,
+                   const char *const *seq_ids, const uint8_t *const *seq_docs,
+                   const uint32_t *seq_lens, uint32_t n_seqs, struct cache_write *write)
 {
     struct wire_cmd cmd;
     bson_error_t error;
@@ -856,7 +859,9 @@ cache_policy_write(const bson_t *body, const char *db, const char *const *seq_id
 
     memset(write, 0, sizeof *write);
     write->scope = CACHE_WRITE_NONE;
-    if (!wire_cmd_parse(bson_get_data(body), body->len, &cmd, &error)) {
+    if (parsed) {
+        cmd = *parsed;
+    } else if (!wire_cmd_parse(bson_get_data(body), body->len, &cmd, &error)) {
         write_all(write);
         return;
     }

@@ -8,6 +8,8 @@
 #ifndef MONGOCACHE_CACHE_POLICY_H
 #define MONGOCACHE_CACHE_POLICY_H
 
+#include "wire/cmd.h"
+
 #include <bson/bson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -73,7 +75,8 @@ struct cache_read {
 
 /*
  * Decides whether the command body (checked; its first key is the command
- * name) may be answered from the cache. db is the command's $db. n_sequences
+ * name) may be answered from the cache. cmd is body already read with
+ * wire_cmd_parse (NULL: read it here). db is the command's $db. n_sequences
  * is the number of OP_MSG kind-1 sections with it (reads never have any).
  * On CACHE_POLICY_OK fills read with the namespaces the result depends on:
  * the command's own collection first, then every collection named by
@@ -101,8 +104,9 @@ struct cache_read {
  * first above wins), then the operators and stages anywhere in the body.
  * The exhaustAllowed flag of OP_MSG is not in the body: the caller checks it.
  */
-enum cache_policy_reason cache_policy_request(const bson_t *body, const char *db,
-                                              uint32_t n_sequences, struct cache_read *read);
+enum cache_policy_reason cache_policy_request(const bson_t *body, const struct wire_cmd *cmd,
+                                              const char *db, uint32_t n_sequences,
+                                              struct cache_read *read);
 
 /*
  * Decides whether a reply body (checked) to a cacheable request may be
@@ -135,7 +139,8 @@ struct cache_write {
 };
 
 /*
- * Classifies a command by what it may write. body is checked; db its $db;
+ * Classifies a command by what it may write. body is checked; cmd as for
+ * cache_policy_request; db its $db;
  * seqs/n_seqs its OP_MSG kind-1 sections (the 8.0 bulkWrite names its
  * namespaces in an nsInfo sequence), passed as (id, first document, bytes).
  *   insert, update, delete, findAndModify, createIndexes, dropIndexes,
@@ -163,8 +168,8 @@ struct cache_write {
  * databases only (coll NULL). in_transaction is set for any command
  * carrying txnNumber together with autocommit: false.
  */
-void cache_policy_write(const bson_t *body, const char *db, const char *const *seq_ids,
-                        const uint8_t *const *seq_docs, const uint32_t *seq_lens, uint32_t n_seqs,
-                        struct cache_write *write);
+void cache_policy_write(const bson_t *body, const struct wire_cmd *cmd, const char *db,
+                        const char *const *seq_ids, const uint8_t *const *seq_docs,
+                        const uint32_t *seq_lens, uint32_t n_seqs, struct cache_write *write);
 
 #endif

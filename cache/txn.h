@@ -36,8 +36,8 @@ void cache_txn_destroy(struct cache_txn *txn);
  * no lsid document (or one too long to be ours). With create, a set is
  * opened when there is none; the number open is bounded, so opening one
  * more may forget the oldest (whose end then finds none and bumps
- * everything). Without create, NULL when none is open. The pointer is valid until cache_txn_drop or the next
- * cache_txn_find with create.
+ * everything). Without create, NULL when none is open. The pointer is
+ * valid until cache_txn_drop or the next cache_txn_find with create.
  */
 struct cache_txn_writes *cache_txn_find(struct cache_txn *txn, const bson_t *body,
                                         bool create);

@@ -113,7 +113,8 @@ not_found_cb(struct evhttp_request *req, void *arg)
     struct evbuffer *body = evbuffer_new();
 
     (void)arg;
-    evbuffer_add_printf(body, "{\"error\": \"not found\", \"paths\": [\"/stats\", \"/healthz\"]}\n");
+    evbuffer_add_printf(body,
+                        "{\"error\": \"not found\", \"paths\": [\"/stats\", \"/healthz\"]}\n");
     reply_json(req, 404, "Not Found", body);
     evbuffer_free(body);
 }

@@ -70,7 +70,8 @@ proxy_lookup_consult(struct proxy_client *c, const struct wire_msg *msg, const s
         docs[i] = msg->seqs[i].docs;
         lens[i] = msg->seqs[i].docs_len;
     }
-    if (cache_write_begin(cache, body, cmd->db, ids, docs, lens, msg->n_seqs, oneway, &inval)) {
+    if (cache_write_begin(cache, body, cmd, cmd->db, ids, docs, lens, msg->n_seqs, oneway,
+                          &inval)) {
         req->inval = bson_malloc(sizeof inval);
         *req->inval = inval;
         return PROXY_LOOKUP_FORWARD;
@@ -78,6 +79,7 @@ proxy_lookup_consult(struct proxy_client *c, const struct wire_msg *msg, const s
     if (oneway || inval.n > 0 || !req)
         return PROXY_LOOKUP_FORWARD;
     read.body = body;
+    read.cmd = cmd; /* parsed once, in client.c */
     read.db = cmd->db;
     read.n_sequences = msg->n_seqs;
     read.principal = proxy_lookup_principal(c);

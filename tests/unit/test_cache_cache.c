@@ -51,7 +51,7 @@ static enum cache_outcome
 read_once(struct fx *f, const char *cmd_json, const char *principal, int n, int *got)
 {
     bson_t *cmd = json(cmd_json);
-    struct cache_request req = {cmd, db_of(cmd), 0, principal};
+    struct cache_request req = {cmd, NULL, db_of(cmd), 0, principal};
     struct cache_pending p;
     struct cache_value *hit;
     struct cache_wait *wait;
@@ -91,7 +91,7 @@ write_cmd(struct fx *f, const char *cmd_json, bool oneway)
     bson_t *cmd = json(cmd_json);
     struct cache_inval inv;
 
-    if (cache_write_begin(f->cache, cmd, db_of(cmd), NULL, NULL, NULL, 0, oneway, &inv))
+    if (cache_write_begin(f->cache, cmd, NULL, db_of(cmd), NULL, NULL, NULL, 0, oneway, &inv))
         cache_write_end(f->cache, &inv);
     bson_destroy(cmd);
 }
@@ -170,7 +170,7 @@ test_race(void)
 {
     struct fx f = setup(NULL, 0);
     bson_t *cmd = json(Q);
-    struct cache_request req = {cmd, "d", 0, ""};
+    struct cache_request req = {cmd, NULL, "d", 0, ""};
     struct cache_pending p;
     struct cache_value *hit;
     struct cache_wait *wait;
@@ -183,7 +183,7 @@ test_race(void)
 
     memset(&p, 0, sizeof p);
     is_int(cache_lookup(f.cache, &req, &p, &hit, NULL, NULL, &wait), CACHE_MISS, "race: a miss");
-    ok(cache_write_begin(f.cache, w, "d", NULL, NULL, NULL, 0, false, &inv),
+    ok(cache_write_begin(f.cache, w, NULL, "d", NULL, NULL, NULL, 0, false, &inv),
        "race: a write begins while the read is in flight");
     cache_write_end(f.cache, &inv);
     cache_store(f.cache, &p, bytes, len, body);
@@ -194,7 +194,8 @@ test_race(void)
 
     /* A read that starts after the first bump but returns before the ack. */
     memset(&p, 0, sizeof p);
-    ok(cache_write_begin(f.cache, w, "d", NULL, NULL, NULL, 0, false, &inv), "race 2: write begins");
+    ok(cache_write_begin(f.cache, w, NULL, "d", NULL, NULL, NULL, 0, false, &inv),
+       "race 2: write begins");
     is_int(cache_lookup(f.cache, &req, &p, &hit, NULL, NULL, &wait), CACHE_MISS,
            "race 2: a read after the first bump misses");
     cache_store(f.cache, &p, bytes, len, body);
@@ -230,18 +231,18 @@ test_oneway_and_txn(void)
                   "'txnNumber': 1, 'autocommit': false, 'startTransaction': true}");
     commit = json("{'commitTransaction': 1, '$db': 'admin', 'lsid': {'id': 7}, 'txnNumber': 1, "
                   "'autocommit': false}");
-    ok(cache_write_begin(f.cache, in_txn, "d", NULL, NULL, NULL, 0, false, &inv),
+    ok(cache_write_begin(f.cache, in_txn, NULL, "d", NULL, NULL, NULL, 0, false, &inv),
        "txn: a write inside a transaction");
     cache_write_end(f.cache, &inv);
     read_once(&f, Q, "", 6, &got);
     is_int(read_once(&f, Q, "", 7, &got), CACHE_HIT, "txn: reads before the commit are cached");
-    ok(cache_write_begin(f.cache, commit, "admin", NULL, NULL, NULL, 0, false, &inv),
+    ok(cache_write_begin(f.cache, commit, NULL, "admin", NULL, NULL, NULL, 0, false, &inv),
        "txn: commitTransaction is a write");
     cache_write_end(f.cache, &inv);
     is_int(read_once(&f, Q, "", 8, &got), CACHE_MISS,
            "txn: the commit invalidates what the transaction wrote");
     read_once(&f, "{'find': 'unrelated', '$db': 'x'}", "", 9, &got);
-    ok(cache_write_begin(f.cache, commit, "admin", NULL, NULL, NULL, 0, false, &inv),
+    ok(cache_write_begin(f.cache, commit, NULL, "admin", NULL, NULL, NULL, 0, false, &inv),
        "txn: a commit of an unknown session");
     cache_write_end(f.cache, &inv);
     is_int(read_once(&f, "{'find': 'unrelated', '$db': 'x'}", "", 10, &got), CACHE_MISS,
@@ -306,7 +307,7 @@ test_coalescing(void)
 {
     struct fx f = setup(NULL, 0);
     bson_t *cmd = json(Q);
-    struct cache_request req = {cmd, "d", 0, ""};
+    struct cache_request req = {cmd, NULL, "d", 0, ""};
     struct cache_pending leader, p2, p3;
     struct cache_value *hit;
     struct cache_wait *w2, *w3, *w1;
@@ -344,7 +345,8 @@ test_coalescing(void)
            "coalescing: waiting again");
     cache_pending_cleanup(f.cache, &p2);
     cache_pending_cleanup(f.cache, &leader);
-    ok(a.calls == 1 && a.outcome == CACHE_BYPASS, "coalescing: a failed leader sends waiters upstream");
+    ok(a.calls == 1 && a.outcome == CACHE_BYPASS,
+       "coalescing: a failed leader sends waiters upstream");
     bson_free(bytes);
     bson_destroy(body);
     bson_destroy(cmd);

@@ -439,7 +439,7 @@ check_request(const char *name, const bson_t *body, const char *db, uint32_t n_s
     bool pass, pointers = true;
 
     memset(&read, 0xa5, sizeof read);
-    got = cache_policy_request(body, db, n_seq, &read);
+    got = cache_policy_request(body, NULL, db, n_seq, &read);
     if (got == CACHE_POLICY_OK) {
         format_ns(read.ns, read.n_ns, ns, sizeof ns);
         for (uint32_t i = 0; i < read.n_ns; i++) {
@@ -800,7 +800,7 @@ check_write(const char *name, const bson_t *body, const char *db, const uint8_t 
     bool user_ok;
 
     memset(&w, 0xa5, sizeof w);
-    cache_policy_write(body, db, ids, docs, lens, seq ? 2 : 0, &w);
+    cache_policy_write(body, NULL, db, ids, docs, lens, seq ? 2 : 0, &w);
     format_ns(w.ns, w.n_ns, ns, sizeof ns);
     user_ok = want_user ? w.user && w.user_len == strlen(want_user) &&
                               memcmp(w.user, want_user, w.user_len) == 0 && inside(w.user, body)
