@@ -313,6 +313,12 @@ inflight_find(struct cache *cache, const struct cache_pending *p)
     return NULL;
 }
 
+/*
+ * Stops a wait: off its leader's list, timer and Redis op gone, no longer
+ * tied to its pending read. Idempotent: a stopped wait stays allocated
+ * until its one owner frees it (the cache just before calling its
+ * callback, or the holder of the handle in cache_wait_cancel).
+ */
 static void
 wait_unlink(struct cache_wait *w)
 {
@@ -320,13 +326,18 @@ wait_unlink(struct cache_wait *w)
         *w->prev = w->next;
         if (w->next)
             w->next->prev = w->prev;
+        w->prev = NULL;
+        w->next = NULL;
     }
     if (w->timer)
         event_free(w->timer);
+    w->timer = NULL;
     if (w->op)
         cache_redis_cancel(w->op);
+    w->op = NULL;
     if (w->pending)
         w->pending->redis_wait = NULL;
+    w->pending = NULL;
     cache_value_unref(w->value);
     w->value = NULL;
 }
@@ -886,12 +897,10 @@ cache_value_ns(const struct cache_value *v)
 void
 cache_pending_cleanup(struct cache *cache, struct cache_pending *p)
 {
-    if (p->redis_wait) {
-        struct cache_wait *w = p->redis_wait;
-
-        wait_unlink(w);
-        bson_free(w);
-    }
+    /* A Redis wait on this read is stopped, not freed: its handle's holder
+     * frees it (cache_wait_cancel), whichever of the two calls comes first. */
+    if (p->redis_wait)
+        wait_unlink(p->redis_wait);
     inflight_finish(cache, p);
     cache_key_material_cleanup(&p->material);
 }

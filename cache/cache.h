@@ -140,7 +140,12 @@ enum cache_outcome cache_lookup(struct cache *cache, const struct cache_request 
                                 struct cache_pending *pending, struct cache_value **hit,
                                 cache_wait_cb cb, void *arg, struct cache_wait **wait);
 
-/* The waiting read went away: its callback will not be called. */
+/*
+ * The waiting read went away: its callback will not be called, and the wait
+ * is freed. The handle's holder is the wait's only owner until the callback
+ * runs (the cache frees it just before): cancel it exactly once, in either
+ * order with cache_pending_cleanup of the same read. NULL is accepted.
+ */
 void cache_wait_cancel(struct cache_wait *wait);
 
 /*
@@ -153,7 +158,9 @@ void cache_store(struct cache *cache, struct cache_pending *pending, const uint8
 
 /*
  * The miss is over (stored or not). Reads waiting for it are released: with
- * the stored reply if cache_store kept it, otherwise to go upstream.
+ * the stored reply if cache_store kept it, otherwise to go upstream. A Redis
+ * wait of this read is stopped (no callback) but not freed: that is
+ * cache_wait_cancel's, by the handle's holder.
  */
 void cache_pending_cleanup(struct cache *cache, struct cache_pending *pending);
 

@@ -334,6 +334,9 @@ pop_request(struct proxy_client *c, struct proxy_request *req)
 {
     TAILQ_REMOVE(&c->pending, req, link);
     c->n_pending--;
+    /* The wait first: it may still point at req->miss (a Redis lookup). */
+    cache_wait_cancel(req->wait);
+    req->wait = NULL;
     if (req->inval) {
         cache_write_end(c->server->cache, req->inval);
         bson_free(req->inval);
@@ -342,7 +345,6 @@ pop_request(struct proxy_client *c, struct proxy_request *req)
         cache_pending_cleanup(c->server->cache, req->miss);
         bson_free(req->miss);
     }
-    cache_wait_cancel(req->wait);
     cache_write_cancel(req->write_wait);
     bson_free(req->held);
     bson_free(req->lsid);

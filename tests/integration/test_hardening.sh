@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# tests/integration/test_hardening.sh: regression tests of issue 6, against
+# FerretDB and redis-server (the cases are in hardening.py; one proxy per
+# group, started here with the options the group needs).
+set -u
+# shellcheck source=tests/integration/lib.sh source-path=SCRIPTDIR/../..
+. "$(dirname "$0")/lib.sh"
+mc_init
+
+HPY=$MC_TESTDIR/hardening.py
+
+# group NAME WANT [PY-ARGS...]: runs one group of hardening.py against the current proxy.
+group() {
+    local name=$1 want=$2
+    shift 2
+    mc_run_lines hardening "$want" "$name" "$MC_PYTHON" "$HPY" "$name" --port "$PROXY_PORT" \
+        --http "$PROXY_HTTP_PORT" --pid "$PROXY_PID" "$@"
+}
+
+# proxy_exit_ok LABEL: the proxy started last has exited (or is stopped now) with status 0.
+proxy_exit_ok() {
+    local st
+    if kill -0 "$PROXY_PID" 2>/dev/null; then
+        mc_stop_proxy
+        st=$MC_PROXY_STATUS
+    else
+        wait "$PROXY_PID" 2>/dev/null && st=0 || st=$?
+        PROXY_PID=""
+    fi
+    mc_is "$st" 0 "$1: the proxy exits with status 0"
+    [ "$st" = 0 ] || mc_log_tail "$PROXY_LOG" 15
+}
+
+REDIS_OPTS="--cache-key-secret hardening-secret --redis-timeout 3s"
+
+# ---- item 1: a read waiting on Redis --------------------------------------
+mc_start_ferretdb
+mc_start_redis
+mc_start_proxy --redis "redis://127.0.0.1:$REDIS_PORT" $REDIS_OPTS
+group redis_wait 6 --redis-pid "$REDIS_PID"
+proxy_exit_ok "redis_wait"
+
+mc_start_proxy --redis "redis://127.0.0.1:$REDIS_PORT" $REDIS_OPTS --drain-timeout 500ms
+group redis_shutdown 2 --redis-pid "$REDIS_PID"
+proxy_exit_ok "redis_shutdown"
+
+mc_start_proxy --redis "redis://127.0.0.1:$REDIS_PORT" $REDIS_OPTS
+group redis_lost 3 --redis-pid "$REDIS_PID" --ferret-pid "$FERRET_PID"
+proxy_exit_ok "redis_lost"
+
+mc_plan "$MC_N"
+mc_done
