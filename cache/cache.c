@@ -981,13 +981,14 @@ cache_write_begin(struct cache *cache, const bson_t *body, const struct wire_cmd
         for (uint32_t i = 0; i < w.n_ns; i++)
             inval_add(inv, cache_gen_get(cache->gen, 'd', w.ns[i].db, w.ns[i].db_len));
         break;
-    case CACHE_WRITE_USER:
-        n = snprintf(ns, sizeof ns, "%.*s@%s", (int)w.user_len, w.user, db ? db : "admin");
-        if (n > 0 && (size_t)n < sizeof ns)
-            inval_add(inv, cache_gen_get(cache->gen, 'u', ns, (size_t)n));
-        else
-            inval_add(inv, cache_gen_global(cache->gen));
+    case CACHE_WRITE_USER: {
+        const char *udb = db ? db : "admin";
+        char *principal = cache_key_principal(w.user, w.user_len, udb, strlen(udb));
+
+        inval_add(inv, cache_gen_get(cache->gen, 'u', principal, strlen(principal)));
+        bson_free(principal);
         break;
+    }
     case CACHE_WRITE_ALL:
         inval_add(inv, cache_gen_global(cache->gen));
         break;

@@ -36,6 +36,12 @@ cache_key_secret_init(struct cache_key_secret *secret, const char *text)
     XXH3_generateSecret(secret->bytes, sizeof secret->bytes, seed, strlen(seed));
 }
 
+char *
+cache_key_principal(const char *user, size_t user_len, const char *db, size_t db_len)
+{
+    return bson_strdup_printf("%zu:%.*s@%.*s", user_len, (int)user_len, user, (int)db_len, db);
+}
+
 void
 cache_key_material_cleanup(struct cache_key_material *material)
 {

@@ -30,6 +30,16 @@ struct cache_key_secret {
 /* Derives the hashing secret from text (any length, may be empty). */
 void cache_key_secret_init(struct cache_key_secret *secret, const char *text);
 
+/*
+ * The principal as the cache names it: one string per (user, database)
+ * pair that no other pair gives, for the key material, the "u:" generation
+ * record and the owner of a proxy cursor. The user's length comes first
+ * ("5:alice@admin"), so an '@' in either part cannot make two pairs meet:
+ * user "a@b" on "c" is "3:a@b@c", user "a" on "b@c" is "1:a@b@c".
+ * Returns a string freed with bson_free.
+ */
+char *cache_key_principal(const char *user, size_t user_len, const char *db, size_t db_len);
+
 /* Key material under construction: a growable byte string. */
 struct cache_key_material {
     uint8_t *data; /* bson_malloc'd; freed with cache_key_material_cleanup */

@@ -1,14 +1,31 @@
 /*
  * proxy/auth.c: the SCRAM observer. Owns a connection's authentication state
  * machine (none -> in progress -> ok | failed, or unknown when it cannot
- * tell). Does not forward anything, log anything, or touch passwords: the
- * only part of a SCRAM payload it reads is the user name of client-first.
+ * tell) and the conversation a verdict belongs to (see struct proxy_auth).
+ * Does not forward anything, log anything, or touch passwords: the only
+ * part of a SCRAM payload it reads is the user name of client-first. How a
+ * principal is named for the cache is cache/key.c's.
  */
 #include "proxy/auth.h"
+
+#include "cache/key.h"
 
 #include <string.h>
 
 static const char *const state_names[] = {"none", "in_progress", "ok", "failed", "unknown"};
+
+/* Forgets the conversation in progress (not the confirmed principal). */
+static void
+conversation_clear(struct proxy_auth *auth)
+{
+    bson_free(auth->pending);
+    bson_free(auth->pending_name);
+    auth->pending = NULL;
+    auth->pending_name = NULL;
+    auth->open = false;
+    auth->have_conv_id = false;
+    auth->conv_id = 0;
+}
 
 void
 proxy_auth_init(struct proxy_auth *auth)
@@ -19,8 +36,9 @@ proxy_auth_init(struct proxy_auth *auth)
 void
 proxy_auth_cleanup(struct proxy_auth *auth)
 {
-    bson_free(auth->pending);
+    conversation_clear(auth);
     bson_free(auth->principal);
+    bson_free(auth->principal_name);
     memset(auth, 0, sizeof *auth);
 }
 
@@ -81,6 +99,43 @@ proxy_auth_scram_user(const uint8_t *payload, uint32_t len)
     return user;
 }
 
+/* A conversationId as sent or answered (an int32 for mongod, int64 allowed). */
+static bool
+conversation_id(const bson_t *doc, int64_t *id)
+{
+    bson_iter_t it;
+
+    if (!bson_iter_init_find(&it, doc, "conversationId"))
+        return false;
+    if (BSON_ITER_HOLDS_INT32(&it))
+        *id = bson_iter_int32(&it);
+    else if (BSON_ITER_HOLDS_INT64(&it))
+        *id = bson_iter_int64(&it);
+    else
+        return false;
+    return true;
+}
+
+/*
+ * Counts a step on its way up. A step sent while another awaits its reply
+ * is an overlap no driver produces: the state becomes unknown for good.
+ * Returns false when the step is not to be followed.
+ */
+static bool
+step_sent(struct proxy_auth *auth)
+{
+    bool overlap = auth->in_flight > 0;
+
+    auth->in_flight++;
+    if (auth->state == PROXY_AUTH_UNKNOWN)
+        return false;
+    if (overlap) {
+        proxy_auth_unknown(auth);
+        return false;
+    }
+    return true;
+}
+
 void
 proxy_auth_start(struct proxy_auth *auth, const bson_t *cmd, const char *db)
 {
@@ -91,6 +146,10 @@ proxy_auth_start(struct proxy_auth *auth, const bson_t *cmd, const char *db)
     bson_subtype_t subtype;
     char *user;
 
+    if (!step_sent(auth))
+        return;
+    /* A new saslStart ends any earlier conversation (the server keeps one). */
+    conversation_clear(auth);
     if (bson_iter_init_find(&it, cmd, "mechanism") && BSON_ITER_HOLDS_UTF8(&it))
         mech = bson_iter_utf8(&it, NULL);
     if (bson_iter_init_find(&it, cmd, "payload")) {
@@ -99,8 +158,6 @@ proxy_auth_start(struct proxy_auth *auth, const bson_t *cmd, const char *db)
         else if (BSON_ITER_HOLDS_UTF8(&it))
             payload = (const uint8_t *)bson_iter_utf8(&it, &payload_len);
     }
-    bson_free(auth->pending);
-    auth->pending = NULL;
     if (!mech || strncmp(mech, "SCRAM-SHA-", 10) != 0 || !payload || !db) {
         proxy_auth_unknown(auth);
         return;
@@ -110,55 +167,84 @@ proxy_auth_start(struct proxy_auth *auth, const bson_t *cmd, const char *db)
         proxy_auth_unknown(auth);
         return;
     }
-    auth->pending = bson_strdup_printf("%s@%s", user, db);
+    auth->pending = cache_key_principal(user, strlen(user), db, strlen(db));
+    auth->pending_name = bson_strdup_printf("%s@%s", user, db);
     bson_free(user);
-    if (auth->state != PROXY_AUTH_OK && auth->state != PROXY_AUTH_UNKNOWN)
+    if (auth->state != PROXY_AUTH_OK)
         auth->state = PROXY_AUTH_IN_PROGRESS;
 }
 
+void
+proxy_auth_continue(struct proxy_auth *auth, const bson_t *cmd)
+{
+    int64_t id;
+
+    if (!step_sent(auth) || !auth->open)
+        return; /* outside a conversation the server refuses it: nothing to credit */
+    if (auth->have_conv_id && (!conversation_id(cmd, &id) || id != auth->conv_id))
+        proxy_auth_unknown(auth); /* a step of some other conversation */
+}
+
+/* done:true ended the open conversation: its principal is the connection's. */
+static void
+credit(struct proxy_auth *auth)
+{
+    if (auth->principal && strcmp(auth->principal, auth->pending) != 0) {
+        proxy_auth_unknown(auth); /* a second user on one connection */
+        return;
+    }
+    bson_free(auth->principal);
+    bson_free(auth->principal_name);
+    auth->principal = auth->pending;
+    auth->principal_name = auth->pending_name;
+    auth->pending = NULL;
+    auth->pending_name = NULL;
+    auth->state = PROXY_AUTH_OK;
+    conversation_clear(auth);
+}
+
 enum proxy_auth_state
-proxy_auth_reply(struct proxy_auth *auth, const bson_t *reply)
+proxy_auth_reply(struct proxy_auth *auth, enum proxy_auth_step step, const bson_t *reply)
 {
     bson_iter_t it;
     bool ok = false;
     bool done = false;
 
+    if (auth->in_flight > 0)
+        auth->in_flight--;
+    if (auth->state == PROXY_AUTH_UNKNOWN)
+        return auth->state;
     if (bson_iter_init_find(&it, reply, "ok"))
         ok = bson_iter_as_bool(&it);
     if (bson_iter_init_find(&it, reply, "done"))
         done = bson_iter_as_bool(&it);
 
     if (!ok) {
-        bson_free(auth->pending);
-        auth->pending = NULL;
+        conversation_clear(auth);
         /* A refused attempt after a success leaves the earlier login in force
          * upstream, but the proxy treats the mixed state as unknown. */
         auth->state = auth->state == PROXY_AUTH_OK ? PROXY_AUTH_UNKNOWN : PROXY_AUTH_FAILED;
         return auth->state;
     }
-    if (!done || !auth->pending)
+    if (step == PROXY_AUTH_STEP_START) {
+        if (!auth->pending)
+            return auth->state;
+        auth->open = true;
+        auth->have_conv_id = conversation_id(reply, &auth->conv_id);
+    } else if (!auth->open) {
         return auth->state;
-
-    if (auth->state == PROXY_AUTH_UNKNOWN) {
-        /* stays unknown */
-    } else if (auth->principal && strcmp(auth->principal, auth->pending) != 0) {
-        auth->state = PROXY_AUTH_UNKNOWN;
-    } else {
-        bson_free(auth->principal);
-        auth->principal = auth->pending;
-        auth->pending = NULL;
-        auth->state = PROXY_AUTH_OK;
     }
-    bson_free(auth->pending);
-    auth->pending = NULL;
+    if (done)
+        credit(auth);
     return auth->state;
 }
 
 void
 proxy_auth_abandon(struct proxy_auth *auth)
 {
-    bson_free(auth->pending);
-    auth->pending = NULL;
+    if (auth->in_flight > 0)
+        auth->in_flight--;
+    conversation_clear(auth);
     if (auth->state == PROXY_AUTH_IN_PROGRESS)
         auth->state = auth->principal ? PROXY_AUTH_OK : PROXY_AUTH_NONE;
 }
@@ -166,7 +252,6 @@ proxy_auth_abandon(struct proxy_auth *auth)
 void
 proxy_auth_unknown(struct proxy_auth *auth)
 {
-    bson_free(auth->pending);
-    auth->pending = NULL;
+    conversation_clear(auth);
     auth->state = PROXY_AUTH_UNKNOWN;
 }

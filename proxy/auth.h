@@ -19,13 +19,35 @@ enum proxy_auth_state {
     PROXY_AUTH_IN_PROGRESS, /* a conversation has started, no verdict yet */
     PROXY_AUTH_OK,          /* exactly one principal, confirmed by the upstream */
     PROXY_AUTH_FAILED,      /* the last attempt was refused */
-    PROXY_AUTH_UNKNOWN,     /* several principals, or a mechanism the proxy cannot follow */
+    PROXY_AUTH_UNKNOWN,     /* several principals, overlapping conversations, or a
+                             * mechanism the proxy cannot follow: final */
 };
 
+/* Which step of a conversation a request or its reply is. */
+enum proxy_auth_step {
+    PROXY_AUTH_STEP_START,    /* saslStart, or hello with speculativeAuthenticate */
+    PROXY_AUTH_STEP_CONTINUE, /* saslContinue */
+};
+
+/*
+ * One connection's authentication as observed. A verdict is bound to the
+ * conversation it ends: the user named by the saslStart whose reply opened
+ * that conversation (its conversationId), credited only by a done:true reply
+ * to a step of that same conversation. Drivers authenticate one step at a
+ * time, so a step sent while another is still awaiting its reply (a client
+ * pipelining SCRAM to have one user's verdict credited to another) makes the
+ * state UNKNOWN for good: the connection never uses the cache.
+ */
 struct proxy_auth {
     enum proxy_auth_state state;
-    char *pending;   /* "user@db" of the conversation in progress, owned, or NULL */
-    char *principal; /* "user@db" once confirmed, owned, or NULL */
+    uint32_t in_flight;   /* steps sent whose replies have not come back */
+    bool open;            /* a conversation is open: its saslStart reply came back */
+    bool have_conv_id;    /* that reply named a conversationId */
+    int64_t conv_id;      /* ... which every saslContinue must carry */
+    char *pending;        /* the conversation's principal (cache_key_principal), owned */
+    char *pending_name;   /* ... as "user@db", for logs, owned */
+    char *principal;      /* the confirmed principal (cache_key_principal), owned, or NULL */
+    char *principal_name; /* ... as "user@db", for logs, owned */
 };
 
 void proxy_auth_init(struct proxy_auth *auth);
@@ -45,17 +67,21 @@ char *proxy_auth_scram_user(const uint8_t *payload, uint32_t len);
  */
 void proxy_auth_start(struct proxy_auth *auth, const bson_t *cmd, const char *db);
 
-/*
- * The upstream answered a saslStart/saslContinue (or a hello carrying
- * speculativeAuthenticate: pass the speculativeAuthenticate subdocument and
- * ok=true). reply is the reply body. Returns the new state.
- */
-enum proxy_auth_state proxy_auth_reply(struct proxy_auth *auth, const bson_t *reply);
+/* A saslContinue (cmd, checked) is on its way up. */
+void proxy_auth_continue(struct proxy_auth *auth, const bson_t *cmd);
 
-/* A speculative attempt the upstream ignored: the driver starts over. */
+/*
+ * The upstream answered a step (for a hello carrying speculativeAuthenticate:
+ * pass STEP_START and the speculativeAuthenticate subdocument with ok:1
+ * added). reply is the reply body. Returns the new state.
+ */
+enum proxy_auth_state proxy_auth_reply(struct proxy_auth *auth, enum proxy_auth_step step,
+                                       const bson_t *reply);
+
+/* A speculative attempt the upstream ignored (its hello reply has none): the driver starts over. */
 void proxy_auth_abandon(struct proxy_auth *auth);
 
-/* An authentication the proxy cannot follow (authenticate, X.509, logout). */
+/* An authentication the proxy cannot follow (authenticate, X.509, logout): final. */
 void proxy_auth_unknown(struct proxy_auth *auth);
 
 const char *proxy_auth_state_name(enum proxy_auth_state state);

@@ -484,6 +484,7 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
         proxy_auth_unknown(&c->auth);
         break;
     case PROXY_ROUTE_SASL_CONTINUE:
+        proxy_auth_continue(&c->auth, &body);
         break;
     case PROXY_ROUTE_FORWARD:
         if (!c->server->cache || !cmd.db)
@@ -842,8 +843,10 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
             proxy_handshake_rewrite_hello(c, req, h, &reply, reply_flags, &rewritten_len);
         break;
     case PROXY_ROUTE_SASL_START:
+        proxy_handshake_observe_auth(c, PROXY_AUTH_STEP_START, &reply);
+        break;
     case PROXY_ROUTE_SASL_CONTINUE:
-        proxy_handshake_observe_auth(c, &reply);
+        proxy_handshake_observe_auth(c, PROXY_AUTH_STEP_CONTINUE, &reply);
         break;
     case PROXY_ROUTE_AUTH_OTHER:
         break;

@@ -20,6 +20,8 @@
 #include "proxy/server.h"
 #include "wire/reply.h"
 
+#include <string.h>
+
 /* Logs the driver and application named in a handshake's client metadata. */
 static void
 log_client_metadata(struct proxy_client *c, const bson_t *cmd)
@@ -75,15 +77,17 @@ proxy_handshake_prepare_hello(struct proxy_client *c, const bson_t *cmd,
 }
 
 void
-proxy_handshake_observe_auth(struct proxy_client *c, const bson_t *reply)
+proxy_handshake_observe_auth(struct proxy_client *c, enum proxy_auth_step step,
+                             const bson_t *reply)
 {
     enum proxy_auth_state before = c->auth.state;
-    char *attempt = c->auth.pending ? bson_strdup(c->auth.pending) : NULL;
-    enum proxy_auth_state after = proxy_auth_reply(&c->auth, reply);
+    char *attempt = c->auth.pending_name ? bson_strdup(c->auth.pending_name) : NULL;
+    enum proxy_auth_state after = proxy_auth_reply(&c->auth, step, reply);
 
     if (after == PROXY_AUTH_OK && before != PROXY_AUTH_OK) {
         proxy_stats_add(&c->server->stats, PROXY_STAT_auth_success, 1);
-        proxy_log(PROXY_LOG_INFO, c->id, "auth_success", "principal=%s", c->auth.principal);
+        proxy_log(PROXY_LOG_INFO, c->id, "auth_success", "principal=%s",
+                  c->auth.principal_name);
     } else if (after == PROXY_AUTH_FAILED || (after == PROXY_AUTH_UNKNOWN && before != after)) {
         if (after == PROXY_AUTH_FAILED)
             proxy_stats_add(&c->server->stats, PROXY_STAT_auth_failure, 1);
@@ -110,13 +114,20 @@ proxy_handshake_rewrite_hello(struct proxy_client *c, struct proxy_request *req,
             const uint8_t *data;
             uint32_t len;
             bson_t sub, verdict = BSON_INITIALIZER;
-            bson_iter_t done_it;
+            bson_iter_t sub_it;
 
+            /* The saslStart reply inside hello: ok by being there. */
             bson_iter_document(&it, &len, &data);
             BSON_APPEND_BOOL(&verdict, "ok", true);
-            if (bson_init_static(&sub, data, len) && bson_iter_init_find(&done_it, &sub, "done"))
-                BSON_APPEND_BOOL(&verdict, "done", bson_iter_as_bool(&done_it));
-            proxy_handshake_observe_auth(c, &verdict);
+            if (bson_init_static(&sub, data, len) && bson_iter_init(&sub_it, &sub)) {
+                while (bson_iter_next(&sub_it)) {
+                    const char *key = bson_iter_key(&sub_it);
+
+                    if (strcmp(key, "done") == 0 || strcmp(key, "conversationId") == 0)
+                        bson_append_iter(&verdict, key, -1, &sub_it);
+                }
+            }
+            proxy_handshake_observe_auth(c, PROXY_AUTH_STEP_START, &verdict);
             bson_destroy(&verdict);
         } else {
             proxy_auth_abandon(&c->auth);

@@ -6,6 +6,8 @@
 #ifndef MONGOCACHE_PROXY_HANDSHAKE_H
 #define MONGOCACHE_PROXY_HANDSHAKE_H
 
+#include "proxy/auth.h"
+
 #include <bson/bson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -23,8 +25,9 @@ struct wire_header;
 bool proxy_handshake_prepare_hello(struct proxy_client *c, const bson_t *cmd,
                                    struct proxy_request *req, bson_t *stripped);
 
-/* Notes the verdict of an authentication reply in the client's auth state. */
-void proxy_handshake_observe_auth(struct proxy_client *c, const bson_t *reply);
+/* Notes the verdict of the reply to an authentication step in the client's auth state. */
+void proxy_handshake_observe_auth(struct proxy_client *c, enum proxy_auth_step step,
+                                  const bson_t *reply);
 
 /* Rewrites a hello reply for the persona. Returns the new message (bson_free). */
 uint8_t *proxy_handshake_rewrite_hello(struct proxy_client *c, struct proxy_request *req,

@@ -48,5 +48,16 @@ mc_start_proxy --redis "redis://127.0.0.1:$REDIS_PORT" $REDIS_OPTS
 group redis_lost 3 --redis-pid "$REDIS_PID" --ferret-pid "$FERRET_PID"
 proxy_exit_ok "redis_lost"
 
+# ---- items 2 and 6: principals (FerretDB with authentication) -------------
+AUTH_USER=hardroot
+AUTH_PW="hardPw-$$-$RANDOM"
+mc_start_ferretdb --test-enable-new-auth --setup-database=admin \
+    --setup-username="$AUTH_USER" --setup-password="$AUTH_PW"
+mc_start_proxy
+AUTH_ARGS=(--direct "$FERRET_URI" --user "$AUTH_USER" --password "$AUTH_PW")
+group scram 6 "${AUTH_ARGS[@]}"
+group principals 4 "${AUTH_ARGS[@]}"
+proxy_exit_ok "principals"
+
 mc_plan "$MC_N"
 mc_done

@@ -155,10 +155,10 @@ test_hits_and_invalidation(void)
     is_int(read_once(&f, Q, "", 9, &got), CACHE_MISS, "DDL invalidates the whole database");
     write_cmd(&f, "{'createUser': 'bob', 'pwd': 'x', 'roles': [], '$db': 'admin'}", false);
     is_int(read_once(&f, Q, "", 10, &got), CACHE_HIT, "user management of another user leaves it");
-    is_int(read_once(&f, Q, "bob@admin", 11, &got), CACHE_MISS, "each user has own entries");
-    is_int(read_once(&f, Q, "bob@admin", 12, &got), CACHE_HIT, "bob's own entry");
+    is_int(read_once(&f, Q, "3:bob@admin", 11, &got), CACHE_MISS, "each user has own entries");
+    is_int(read_once(&f, Q, "3:bob@admin", 12, &got), CACHE_HIT, "bob's own entry");
     write_cmd(&f, "{'updateUser': 'bob', 'roles': [], '$db': 'admin'}", false);
-    is_int(read_once(&f, Q, "bob@admin", 13, &got), CACHE_MISS, "changing bob drops bob's entries");
+    is_int(read_once(&f, Q, "3:bob@admin", 13, &got), CACHE_MISS, "changing bob drops bob's entries");
     is_int(read_once(&f, Q, "", 14, &got), CACHE_HIT, "but not the others'");
     is_int(read_once(&f, Q, NULL, 15, &got), CACHE_BYPASS, "unknown auth state bypasses");
     is_int((long long)cache_counter(f.cache, CACHE_CTR_hits), 7, "every hit counted");
