@@ -41,7 +41,7 @@ struct cache_value {
     size_t reply_len;
     uint8_t *material; /* inside this allocation */
     uint8_t *reply;    /* inside this allocation: a whole reply message, or for a
-                        * drained cursor: n_docs offsets, the documents, the ns */
+                        * drained cursor: n_docs + 1 offsets, the elements, the ns */
     /* With the Redis tier: the shared generations and epoch this copy is
      * valid under, checked with Redis (one small round trip) on every hit. */
     bool rvalid;
@@ -49,7 +49,8 @@ struct cache_value {
     uint64_t repoch;
     uint32_t n_docs;   /* a drained cursor's documents; 0 for a reply message */
     bool docs;
-    const uint8_t *offsets; /* n_docs uint32 offsets, unaligned: read with memcpy */
+    const uint8_t *offsets; /* n_docs + 1 uint32 element offsets, unaligned: read with memcpy */
+    const uint8_t *elements; /* document i as array element "i" (type, key, document) */
     const char *cursor_ns;
 };
 
@@ -830,30 +831,56 @@ cache_store_docs(struct cache *cache, struct cache_pending *p, const uint8_t *do
                  size_t docs_len, uint32_t n_docs, const char *ns, bool complete)
 {
     size_t ns_len = strlen(ns) + 1;
-    size_t offsets_len = (size_t)n_docs * sizeof(uint32_t);
-    struct cache_value *v = value_new(p, offsets_len + docs_len + ns_len);
-    uint8_t *offsets = v->reply;
-    uint8_t *data = v->reply + offsets_len;
-    size_t at = 0;
+    size_t offsets_len = ((size_t)n_docs + 1) * sizeof(uint32_t);
+    size_t elems_len = docs_len;
+    struct cache_value *v;
+    uint8_t *offsets, *data;
+    size_t at = 0, out = 0;
+    char key[16];
+    const char *key_str;
 
-    memcpy(data, docs, docs_len);
-    memcpy(data + docs_len, ns, ns_len);
+    /* Each document becomes the array element it is in a batch from 0:
+     * type 0x03, its index as the key, the document. */
+    for (uint32_t i = 0; i < n_docs; i++)
+        elems_len += 2 + bson_uint32_to_string(i, &key_str, key, sizeof key);
+    if (elems_len > UINT32_MAX)
+        return NULL;
+    v = value_new(p, offsets_len + elems_len + ns_len);
+    offsets = v->reply;
+    data = v->reply + offsets_len;
     for (uint32_t i = 0; i < n_docs; i++) {
-        uint32_t len, offset = (uint32_t)at;
+        uint32_t len, offset = (uint32_t)out;
+        size_t key_len = bson_uint32_to_string(i, &key_str, key, sizeof key);
 
         /* The documents were checked as part of their replies; a wrong count is our bug. */
-        if (docs_len - at < 5 || (len = (uint32_t)wire_frame_read_i32(data + at)) < 5 ||
+        if (docs_len - at < 5 || (len = (uint32_t)wire_frame_read_i32(docs + at)) < 5 ||
             len > docs_len - at) {
             cache_value_unref(v);
             return NULL;
         }
         memcpy(offsets + (size_t)i * sizeof offset, &offset, sizeof offset);
+        data[out++] = BSON_TYPE_DOCUMENT;
+        memcpy(data + out, key_str, key_len + 1);
+        out += key_len + 1;
+        memcpy(data + out, docs + at, len);
+        out += len;
         at += len;
     }
+    if (at != docs_len) {
+        cache_value_unref(v);
+        return NULL;
+    }
+    {
+        uint32_t end = (uint32_t)out;
+
+        memcpy(offsets + (size_t)n_docs * sizeof end, &end, sizeof end);
+    }
+    memcpy(data + elems_len, ns, ns_len);
     v->docs = true;
     v->n_docs = n_docs;
     v->offsets = offsets;
-    v->cursor_ns = (const char *)(data + docs_len);
+    v->elements = data;
+    v->cursor_ns = (const char *)(data + elems_len);
     if (!complete || docs_len > cache->max_entry) {
         cache->bypass[complete ? CACHE_POLICY_REPLY_TOO_LARGE : CACHE_POLICY_REPLY_OPEN_CURSOR]++;
         cache->counters[CACHE_CTR_fills_refused_reply]++;
@@ -875,17 +902,31 @@ cache_value_n_docs(const struct cache_value *v)
     return v->n_docs;
 }
 
+/* Where element i starts in v->elements (i == n_docs: where they end). */
+static uint32_t
+element_offset(const struct cache_value *v, uint32_t i)
+{
+    uint32_t at;
+
+    memcpy(&at, v->offsets + (size_t)i * sizeof at, sizeof at);
+    return at;
+}
+
 const uint8_t *
 cache_value_doc(const struct cache_value *v, uint32_t i, uint32_t *len)
 {
-    uint32_t at;
-    const uint8_t *doc;
-
-    memcpy(&at, v->offsets + (size_t)i * sizeof at, sizeof at);
-    doc = v->reply + (size_t)v->n_docs * sizeof(uint32_t) + at;
+    const uint8_t *elem = v->elements + element_offset(v, i);
+    const uint8_t *doc = elem + 1 + strlen((const char *)elem + 1) + 1;
 
     *len = (uint32_t)wire_frame_read_i32(doc);
     return doc;
+}
+
+const uint8_t *
+cache_value_elements(const struct cache_value *v, uint32_t k, size_t *len)
+{
+    *len = element_offset(v, k) - element_offset(v, 0);
+    return v->elements;
 }
 
 const char *

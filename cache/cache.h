@@ -181,6 +181,12 @@ bool cache_value_is_docs(const struct cache_value *value);
 uint32_t cache_value_n_docs(const struct cache_value *value);
 /* The i-th document (i < n_docs) and its length. */
 const uint8_t *cache_value_doc(const struct cache_value *value, uint32_t i, uint32_t *len);
+/*
+ * The first k documents (k <= n_docs) as the elements of an array that
+ * starts with them ("0": doc 0, "1": doc 1, ...): a first batch's bytes,
+ * served by reference. Sets *len to their length.
+ */
+const uint8_t *cache_value_elements(const struct cache_value *value, uint32_t k, size_t *len);
 /* The namespace the cursor was on ("db.coll"). */
 const char *cache_value_ns(const struct cache_value *value);
 

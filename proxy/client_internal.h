@@ -48,8 +48,10 @@ struct proxy_request {
     uint8_t *held;                /* the message itself while waiting; owned */
     size_t held_len;
     int64_t batch_size;           /* a cacheable read's batchSize, or -1 */
-    uint8_t *lsid;                /* a miss's lsid document, for draining its cursor; owned */
+    uint8_t *lsid;                /* a cacheable read's lsid document: the session its
+                                   * drain and its proxy cursor belong to; owned */
     uint32_t lsid_len;
+    int64_t cursor_upstream_id;   /* a drained result (hit): the server's cursor it goes on to */
     struct proxy_drain *drain;    /* the proxy is reading this miss's cursor to its end */
     struct cache_write_wait *write_wait; /* the ack (canned) waits for Redis to see the bump */
     struct proxy_client *client;

@@ -2,23 +2,30 @@
  * proxy/cursor.c: the proxy's own cursors (see cursor.h). Owns the table
  * of open cursors (id -> result, position, owner), batch building, and the
  * replies to getMore and killCursors for those ids. Draining the server's
- * cursor is client.c's; storing results is the cache's. Cursors idle for
+ * cursor is drain.c's; storing results is the cache's. Cursors idle for
  * ten minutes are dropped, as the server drops its own.
+ *
+ * Like mongod's, a cursor can be read only by the principal that opened it,
+ * on its own namespace, in its own session; and its id is 63 random bits,
+ * so it cannot be guessed by anyone else.
  */
 #include "proxy/cursor.h"
 
 #include "cache/cache.h"
+#include "wire/frame.h"
+#include "wire/msg.h"
 #include "wire/reply.h"
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #define BUCKETS 4096
 #define IDLE_LIMIT_SECONDS 600
 #define MAX_CURSORS 100000
-/* Proxy cursor ids start with these bits: easy to tell apart in logs. */
-#define ID_TAG (INT64_C(0x4d43) << 48)
+#define RANDOM_POOL 512 /* bytes of random ids fetched at once */
 
 struct proxy_cursor {
     struct proxy_cursor *next; /* hash chain */
@@ -26,14 +33,18 @@ struct proxy_cursor {
     struct cache_value *value; /* one reference */
     uint32_t position;         /* next document to send */
     int64_t upstream_id;       /* the server's cursor after the drained part, or 0 */
-    char *principal;
+    char *principal;           /* the owner (cache_key_principal's name), owned */
+    uint8_t *lsid;             /* the session it was opened in, or NULL; owned */
+    uint32_t lsid_len;
     time_t last_used;
 };
 
 struct proxy_cursors {
     struct proxy_cursor *buckets[BUCKETS];
     size_t count;
-    uint64_t next_id;
+    uint8_t pool[RANDOM_POOL]; /* random bytes for ids, used from pool_at on */
+    size_t pool_at;
+    uint64_t fallback;         /* a counter mixed in if getrandom fails */
     struct event *sweep;
 };
 
@@ -62,6 +73,7 @@ drop(struct proxy_cursors *t, struct proxy_cursor *c)
     *link = c->next;
     cache_value_unref(c->value);
     bson_free(c->principal);
+    bson_free(c->lsid);
     bson_free(c);
     t->count--;
 }
@@ -93,6 +105,7 @@ proxy_cursors_new(struct event_base *base)
     struct proxy_cursors *t = bson_malloc0(sizeof *t);
     struct timeval every = {30, 0};
 
+    t->pool_at = RANDOM_POOL;
     t->sweep = event_new(base, -1, EV_PERSIST, sweep_cb, t);
     evtimer_add(t->sweep, &every);
     return t;
@@ -117,23 +130,63 @@ proxy_cursor_count(const struct proxy_cursors *t)
     return t->count;
 }
 
+/* 64 random bits from the kernel, fetched RANDOM_POOL bytes at a time. */
+static uint64_t
+random_u64(struct proxy_cursors *t)
+{
+    uint64_t r;
+
+    if (t->pool_at + sizeof r > RANDOM_POOL) {
+        if (getrandom(t->pool, RANDOM_POOL, 0) != RANDOM_POOL) {
+            /* No kernel randomness (not on Linux >= 3.17): a splitmix64 of a
+             * counter and the clock is unique, if less unguessable. */
+            struct timespec ts;
+
+            clock_gettime(CLOCK_REALTIME, &ts);
+            r = (t->fallback += UINT64_C(0x9e3779b97f4a7c15)) ^ (uint64_t)ts.tv_nsec;
+            r = (r ^ (r >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+            r = (r ^ (r >> 27)) * UINT64_C(0x94d049bb133111eb);
+            return r ^ (r >> 31);
+        }
+        t->pool_at = 0;
+    }
+    memcpy(&r, t->pool + t->pool_at, sizeof r);
+    t->pool_at += sizeof r;
+    return r;
+}
+
+/* A fresh random id: positive, not 0, not in use. */
+static int64_t
+random_id(struct proxy_cursors *t)
+{
+    int64_t id;
+
+    do
+        id = (int64_t)(random_u64(t) & INT64_MAX);
+    while (id == 0 || find(t, id));
+    return id;
+}
+
 static struct proxy_cursor *
 open_cursor(struct proxy_cursors *t, struct cache_value *value, uint32_t position,
-            int64_t upstream_id, const char *principal)
+            int64_t upstream_id, const struct proxy_cursor_owner *owner)
 {
     struct proxy_cursor *c = bson_malloc0(sizeof *c);
     struct proxy_cursor **head;
 
     if (t->count >= MAX_CURSORS)
         sweep_cb(-1, 0, t);
-    do
-        c->id = ID_TAG | (int64_t)(++t->next_id & UINT64_C(0xffffffffffff));
-    while (find(t, c->id));
+    c->id = random_id(t);
     cache_value_ref(value);
     c->value = value;
     c->position = position;
     c->upstream_id = upstream_id;
-    c->principal = bson_strdup(principal);
+    c->principal = bson_strdup(owner->principal ? owner->principal : "");
+    if (owner->lsid) {
+        c->lsid = bson_malloc(owner->lsid_len);
+        memcpy(c->lsid, owner->lsid, owner->lsid_len);
+        c->lsid_len = owner->lsid_len;
+    }
     c->last_used = time(NULL);
     head = slot(t, c->id);
     c->next = *head;
@@ -202,26 +255,100 @@ stays_open(uint32_t position, uint32_t k, uint32_t n, int64_t limit)
     return position + k < n || (limit > 0 && (int64_t)k == limit);
 }
 
-uint8_t *
-proxy_cursor_first(struct proxy_cursors *t, struct cache_value *value, int64_t batch_size,
-                   int64_t upstream_id, const char *principal, int32_t request_id,
-                   int32_t response_to, size_t *len)
+static uint8_t *
+put_i32(uint8_t *p, int32_t v)
 {
-    bson_t body = BSON_INITIALIZER;
+    wire_frame_write_i32(p, v);
+    return p + 4;
+}
+
+static uint8_t *
+put_bytes(uint8_t *p, const void *data, size_t len)
+{
+    memcpy(p, data, len);
+    return p + len;
+}
+
+static void
+unref_value(const void *data, size_t len, void *value)
+{
+    (void)data;
+    (void)len;
+    cache_value_unref(value);
+}
+
+/*
+ * The reply {cursor: {firstBatch: [...], id, ns}, ok: 1} written by hand
+ * around the value's first k elements, which go out by reference: pipelined
+ * hits of one large result share its bytes instead of copying them.
+ */
+static size_t
+first_reply(struct cache_value *value, uint32_t k, int64_t id, int32_t request_id,
+            int32_t response_to, struct evbuffer *out)
+{
+    static const uint8_t ok_one[] = {0x01, 'o', 'k', 0, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f};
+    const char *ns = cache_value_ns(value);
+    size_t ns_len = strlen(ns) + 1;
+    size_t elems_len;
+    const uint8_t *elems = cache_value_elements(value, k, &elems_len);
+    size_t array_len = 4 + elems_len + 1;
+    size_t cursor_len = 4 + (1 + 11 + array_len) + (1 + 3 + 8) + (1 + 3 + 4 + ns_len) + 1;
+    size_t body_len = 4 + (1 + 7 + cursor_len) + sizeof ok_one + 1;
+    size_t total = WIRE_HEADER_LEN + 4 + 1 + body_len;
+    struct wire_header h = {(int32_t)total, request_id, response_to, WIRE_OP_MSG};
+    uint8_t head[WIRE_HEADER_LEN + 4 + 1 + 4 + 8 + 4 + 12 + 4];
+    uint8_t tail[1 + 1 + 3 + 8 + 1 + 3 + 4 + 1 + sizeof ok_one + 1];
+    uint8_t *p = head;
+    uint8_t *q = tail;
+
+    wire_frame_put_header(p, &h);
+    p += WIRE_HEADER_LEN;
+    p = put_i32(p, 0); /* flags */
+    *p++ = 0;          /* kind 0: the body */
+    p = put_i32(p, (int32_t)body_len);
+    p = put_bytes(p, "\x03" "cursor", 8);
+    p = put_i32(p, (int32_t)cursor_len);
+    p = put_bytes(p, "\x04" "firstBatch", 12);
+    p = put_i32(p, (int32_t)array_len);
+    evbuffer_add(out, head, (size_t)(p - head));
+    if (elems_len > 0) {
+        cache_value_ref(value);
+        if (evbuffer_add_reference(out, elems, elems_len, unref_value, value) != 0) {
+            cache_value_unref(value);
+            evbuffer_add(out, elems, elems_len);
+        }
+    }
+    *q++ = 0; /* the array's end */
+    q = put_bytes(q, "\x12" "id", 4);
+    wire_frame_write_i64(q, id);
+    q += 8;
+    q = put_bytes(q, "\x02" "ns", 4);
+    q = put_i32(q, (int32_t)ns_len);
+    evbuffer_add(out, tail, (size_t)(q - tail));
+    evbuffer_add(out, ns, ns_len);
+    q = tail;
+    *q++ = 0; /* the cursor's end */
+    q = put_bytes(q, ok_one, sizeof ok_one);
+    *q++ = 0; /* the body's end */
+    evbuffer_add(out, tail, (size_t)(q - tail));
+    return total;
+}
+
+size_t
+proxy_cursor_first(struct proxy_cursors *t, struct cache_value *value, int64_t batch_size,
+                   int64_t upstream_id, const struct proxy_cursor_owner *owner,
+                   int32_t request_id, int32_t response_to, struct evbuffer *out)
+{
     uint32_t n = cache_value_n_docs(value);
     int64_t limit = batch_size < 0 ? PROXY_CURSOR_DEFAULT_FIRST_BATCH : batch_size;
     uint32_t k = batch_count(value, 0, limit);
     int64_t id = 0;
-    uint8_t *bytes;
 
     if (k == n && upstream_id != 0)
         id = upstream_id; /* the drained part fits: straight on to the server's cursor */
     else if (stays_open(0, k, n, limit) || upstream_id != 0)
-        id = open_cursor(t, value, k, upstream_id, principal)->id;
-    batch_body(&body, value, 0, k, "firstBatch", id);
-    bytes = wire_reply_msg(request_id, response_to, &body, len);
-    bson_destroy(&body);
-    return bytes;
+        id = open_cursor(t, value, k, upstream_id, owner)->id;
+    return first_reply(value, k, id, request_id, response_to, out);
 }
 
 static int64_t
@@ -249,28 +376,101 @@ error_reply(int32_t request_id, int32_t response_to, int32_t code, const char *n
     return bytes;
 }
 
+/* The string value of cmd's field `name` (the collection of getMore / killCursors), or NULL. */
+static const char *
+utf8_field(const bson_t *cmd, const char *name, bool first)
+{
+    bson_iter_t it;
+
+    if (first ? !(bson_iter_init(&it, cmd) && bson_iter_next(&it))
+              : !bson_iter_init_find(&it, cmd, name))
+        return NULL;
+    return BSON_ITER_HOLDS_UTF8(&it) ? bson_iter_utf8(&it, NULL) : NULL;
+}
+
+/* True when db.coll names c's namespace. */
+static bool
+same_ns(const struct proxy_cursor *c, const char *db, const char *coll)
+{
+    const char *ns = cache_value_ns(c->value);
+    size_t db_len = db ? strlen(db) : 0;
+
+    return db && coll && strncmp(ns, db, db_len) == 0 && ns[db_len] == '.' &&
+           strcmp(ns + db_len + 1, coll) == 0;
+}
+
+static bool
+same_owner(const struct proxy_cursor *c, const struct proxy_cursor_owner *owner)
+{
+    return owner->principal && strcmp(owner->principal, c->principal) == 0;
+}
+
+/*
+ * Whether owner may getMore c on db.coll: 0, or mongod's error code for the
+ * refusal, with its message in msg (checks in mongod's order).
+ */
+static int32_t
+refusal(const struct proxy_cursor *c, const char *db, const char *coll,
+        const struct proxy_cursor_owner *owner, char *msg, size_t size, const char **name)
+{
+    *name = "Unauthorized";
+    if (!same_ns(c, db, coll)) {
+        snprintf(msg, size, "Requested getMore on namespace '%.200s.%.200s', but cursor "
+                 "belongs to a different namespace %.400s", db ? db : "", coll ? coll : "",
+                 cache_value_ns(c->value));
+        return 13;
+    }
+    if (!same_owner(c, owner)) {
+        snprintf(msg, size, "cursor id %lld was not created by the authenticated user",
+                 (long long)c->id);
+        return 13;
+    }
+    *name = "Location";
+    if (!c->lsid && owner->lsid) {
+        snprintf(msg, size, "Cannot run getMore on cursor %lld, which was not created in a "
+                 "session, in a session", (long long)c->id);
+        return 50736;
+    }
+    if (c->lsid && !owner->lsid) {
+        snprintf(msg, size, "Cannot run getMore on cursor %lld, which was created in a "
+                 "session, without an lsid", (long long)c->id);
+        return 50737;
+    }
+    if (c->lsid && (c->lsid_len != owner->lsid_len ||
+                    memcmp(c->lsid, owner->lsid, c->lsid_len) != 0)) {
+        snprintf(msg, size, "Cannot run getMore on cursor %lld, which was created in another "
+                 "session", (long long)c->id);
+        return 50738;
+    }
+    return 0;
+}
+
 uint8_t *
-proxy_cursor_get_more(struct proxy_cursors *t, const bson_t *cmd, const char *principal,
-                      int32_t request_id, int32_t response_to, size_t *len)
+proxy_cursor_get_more(struct proxy_cursors *t, const bson_t *cmd, const char *db,
+                      const struct proxy_cursor_owner *owner, int32_t request_id,
+                      int32_t response_to, size_t *len)
 {
     bson_iter_t it;
     struct proxy_cursor *c;
     int64_t id, batch = -1;
     uint32_t n, k;
+    int32_t code;
     bool ok;
     bson_t body = BSON_INITIALIZER;
     uint8_t *bytes;
-    char msg[128];
+    const char *code_name;
+    char msg[1024];
 
     if (!bson_iter_init(&it, cmd) || !bson_iter_next(&it))
         return NULL;
     id = as_int64(&it, &ok);
     if (!ok || !(c = find(t, id)))
         return NULL;
-    if (!principal || strcmp(principal, c->principal) != 0) {
-        snprintf(msg, sizeof msg, "cursor id %lld belongs to a different user",
-                 (long long)id);
-        return error_reply(request_id, response_to, 13, "Unauthorized", msg, len);
+    code = refusal(c, db, utf8_field(cmd, "collection", false), owner, msg, sizeof msg,
+                   &code_name);
+    if (code != 0) {
+        bson_destroy(&body);
+        return error_reply(request_id, response_to, code, code_name, msg, len);
     }
     if (bson_iter_init_find(&it, cmd, "batchSize")) {
         batch = as_int64(&it, &ok);
@@ -294,9 +494,11 @@ proxy_cursor_get_more(struct proxy_cursors *t, const bson_t *cmd, const char *pr
 }
 
 uint8_t *
-proxy_cursor_kill(struct proxy_cursors *t, const bson_t *cmd, const char *principal,
-                  int32_t request_id, int32_t response_to, size_t *len)
+proxy_cursor_kill(struct proxy_cursors *t, const bson_t *cmd, const char *db,
+                  const struct proxy_cursor_owner *owner, int32_t request_id,
+                  int32_t response_to, size_t *len)
 {
+    const char *coll = utf8_field(cmd, NULL, true);
     bson_iter_t it, ids;
     bson_t body = BSON_INITIALIZER, killed, not_found, empty;
     bool all_ours = true, any = false, ok;
@@ -306,8 +508,10 @@ proxy_cursor_kill(struct proxy_cursors *t, const bson_t *cmd, const char *princi
     uint8_t *bytes;
 
     if (!bson_iter_init_find(&it, cmd, "cursors") || !BSON_ITER_HOLDS_ARRAY(&it) ||
-        !bson_iter_recurse(&it, &ids))
+        !bson_iter_recurse(&it, &ids)) {
+        bson_destroy(&body);
         return NULL;
+    }
     bson_append_array_begin(&body, "cursorsKilled", -1, &killed);
     while (bson_iter_next(&ids)) {
         int64_t id = as_int64(&ids, &ok);
@@ -318,7 +522,7 @@ proxy_cursor_kill(struct proxy_cursors *t, const bson_t *cmd, const char *princi
             all_ours = false;
             continue;
         }
-        if (!principal || strcmp(principal, c->principal) != 0)
+        if (!same_owner(c, owner) || !same_ns(c, db, coll))
             continue; /* listed as not found below */
         drop(t, c);
         bson_uint32_to_string(n_killed++, &key_str, key, sizeof key);
@@ -329,7 +533,7 @@ proxy_cursor_kill(struct proxy_cursors *t, const bson_t *cmd, const char *princi
         bson_destroy(&body);
         return NULL;
     }
-    /* Another user's cursors are reported as not found, as the server would. */
+    /* Another user's or namespace's cursors are reported as not found, as the server would. */
     bson_append_array_begin(&body, "cursorsNotFound", -1, &not_found);
     if (bson_iter_init_find(&it, cmd, "cursors") && bson_iter_recurse(&it, &ids)) {
         uint32_t k = 0;

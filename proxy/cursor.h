@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 struct event_base;
+struct evbuffer;
 struct cache_value;
 struct proxy_cursors;
 
@@ -26,39 +27,54 @@ struct proxy_cursors;
 /* Most bytes of documents in one batch (the server's 16 MiB). */
 #define PROXY_CURSOR_MAX_BATCH_BYTES (16 * 1024 * 1024)
 
+/*
+ * Who may read a cursor, as mongod binds its own: the principal that opened
+ * it and the session it was opened in. Its namespace is the result's.
+ */
+struct proxy_cursor_owner {
+    const char *principal; /* cache_key_principal's name, "" unauthenticated, NULL: unusable */
+    const uint8_t *lsid;   /* the opening command's lsid document, or NULL; borrowed */
+    uint32_t lsid_len;
+};
+
 /* The table of open proxy cursors. Free with proxy_cursors_destroy. */
 struct proxy_cursors *proxy_cursors_new(struct event_base *base);
 void proxy_cursors_destroy(struct proxy_cursors *cursors);
 
 /*
- * The reply to the command that produced value (a drained result): an
- * OP_MSG with firstBatch (batch_size documents, or 101 when batch_size < 0),
- * and a new proxy cursor when documents remain, or when upstream_id is not 0
- * (the server's cursor to continue with). principal owns the cursor.
- * Returns the message (bson_free) and its length.
+ * Appends to out the reply to the command that produced value (a drained
+ * result): an OP_MSG with firstBatch (batch_size documents, or 101 when
+ * batch_size < 0), whose documents are added by reference to value (out
+ * holds a reference until they are sent), and a new proxy cursor for owner
+ * when documents remain, or when upstream_id is not 0 (the server's cursor
+ * to continue with). Cursor ids are random: another client cannot guess one.
+ * Returns the reply's length.
  */
-uint8_t *proxy_cursor_first(struct proxy_cursors *cursors, struct cache_value *value,
-                            int64_t batch_size, int64_t upstream_id, const char *principal,
-                            int32_t request_id, int32_t response_to, size_t *len);
+size_t proxy_cursor_first(struct proxy_cursors *cursors, struct cache_value *value,
+                          int64_t batch_size, int64_t upstream_id,
+                          const struct proxy_cursor_owner *owner, int32_t request_id,
+                          int32_t response_to, struct evbuffer *out);
 
 /*
- * A getMore (checked body) for a cursor of the proxy's: the reply (nextBatch)
- * or the server's error for it. Returns NULL when the id is not a proxy
- * cursor, so the getMore goes to the server.
+ * A getMore (checked body, its $db) for a cursor of the proxy's: the reply
+ * (nextBatch) or the error mongod gives when the cursor is another user's,
+ * another namespace's or another session's. Returns NULL when the id is not
+ * a proxy cursor, so the getMore goes to the server.
  */
-uint8_t *proxy_cursor_get_more(struct proxy_cursors *cursors, const bson_t *body,
-                               const char *principal, int32_t request_id, int32_t response_to,
-                               size_t *len);
+uint8_t *proxy_cursor_get_more(struct proxy_cursors *cursors, const bson_t *body, const char *db,
+                               const struct proxy_cursor_owner *owner, int32_t request_id,
+                               int32_t response_to, size_t *len);
 
 /*
- * A killCursors (checked body): when every id is a proxy cursor's, kills
- * them and returns the reply; otherwise kills the proxy's among them and
- * returns NULL, so the command goes to the server (which reports the
- * proxy's ids as not found).
+ * A killCursors (checked body, its $db): when every id is a proxy cursor's,
+ * kills those owner may kill (others are reported as not found, as the
+ * server would) and returns the reply; otherwise kills the proxy's among
+ * them and returns NULL, so the command goes to the server (which reports
+ * the proxy's ids as not found).
  */
-uint8_t *proxy_cursor_kill(struct proxy_cursors *cursors, const bson_t *body,
-                           const char *principal, int32_t request_id, int32_t response_to,
-                           size_t *len);
+uint8_t *proxy_cursor_kill(struct proxy_cursors *cursors, const bson_t *body, const char *db,
+                           const struct proxy_cursor_owner *owner, int32_t request_id,
+                           int32_t response_to, size_t *len);
 
 /* Open proxy cursors (statistics). */
 size_t proxy_cursor_count(const struct proxy_cursors *cursors);

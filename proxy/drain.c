@@ -13,7 +13,6 @@
 
 #include "cache/cache.h"
 #include "proxy/client_internal.h"
-#include "proxy/cursor.h"
 #include "proxy/log.h"
 #include "proxy/lookup.h"
 #include "proxy/server.h"
@@ -108,17 +107,15 @@ static void
 drain_finish(struct proxy_client *c, struct proxy_request *req, int64_t upstream_id)
 {
     struct proxy_drain *d = req->drain;
-    const char *principal = proxy_lookup_principal(c);
     struct cache_value *value;
 
     value = cache_store_docs(c->server->cache, req->miss, d->docs, d->len, d->n, d->ns,
                              upstream_id == 0);
     req->drain = NULL;
     if (value) {
-        req->canned = proxy_cursor_first(c->server->cursors, value, req->batch_size, upstream_id,
-                                         principal ? principal : "", proxy_client_reply_id(c),
-                                         req->request_id, &req->canned_len);
-        cache_value_unref(value);
+        /* Served like a hit of the stored result (proxy_lookup_write_hit). */
+        req->hit = value;
+        req->cursor_upstream_id = upstream_id;
     } else {
         req->canned = proxy_client_make_error(c, req->request_id, false,
                                               WIRE_CODE_PROTOCOL_ERROR, "ProtocolError",

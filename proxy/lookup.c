@@ -46,6 +46,33 @@ proxy_lookup_principal(const struct proxy_client *c)
 
 static void cache_resolved(void *arg, enum cache_outcome outcome, struct cache_value *hit);
 
+/* The lsid document of a command, borrowed from body, or NULL. */
+static const uint8_t *
+lsid_of(const bson_t *body, uint32_t *len)
+{
+    bson_iter_t it;
+    const uint8_t *data = NULL;
+
+    *len = 0;
+    if (bson_iter_init_find(&it, body, "lsid") && BSON_ITER_HOLDS_DOCUMENT(&it))
+        bson_iter_document(&it, len, &data);
+    return data;
+}
+
+/* Copies a cacheable read's lsid into req: its drain and its proxy cursor belong to it. */
+static void
+keep_lsid(struct proxy_request *req, const bson_t *body)
+{
+    uint32_t len;
+    const uint8_t *data = lsid_of(body, &len);
+
+    if (!data || req->lsid)
+        return;
+    req->lsid = bson_malloc(len);
+    memcpy(req->lsid, data, len);
+    req->lsid_len = len;
+}
+
 /*
  * The cache's part of a forwarded command: a write bumps the generations
  * it may change (req remembers it, to bump again at the end); a read is
@@ -96,25 +123,19 @@ proxy_lookup_consult(struct proxy_client *c, const struct wire_msg *msg, const s
                                           : "bypass",
                   outcome == CACHE_BYPASS ? cache_bypass_name(pending->bypass_reason) : "-");
     switch (outcome) {
-    case CACHE_MISS: {
-        bson_iter_t it;
-
+    case CACHE_MISS:
         req->miss = pending;
-        if (bson_iter_init_find(&it, body, "lsid") && BSON_ITER_HOLDS_DOCUMENT(&it)) {
-            const uint8_t *data;
-
-            bson_iter_document(&it, &req->lsid_len, &data);
-            req->lsid = bson_malloc(req->lsid_len);
-            memcpy(req->lsid, data, req->lsid_len);
-        }
+        keep_lsid(req, body);
         return PROXY_LOOKUP_FORWARD;
-    }
     case CACHE_HIT:
+        if (cache_value_is_docs(req->hit))
+            keep_lsid(req, body); /* its proxy cursor belongs to this session */
         verdict = PROXY_LOOKUP_ANSWERED;
         break;
     case CACHE_WAIT:
         /* Kept: a wait for Redis may end in a miss, whose reply is stored. */
         req->miss = pending;
+        keep_lsid(req, body);
         return PROXY_LOOKUP_WAITING;
     case CACHE_BYPASS:
         break;
@@ -176,17 +197,16 @@ bool
 proxy_lookup_answer_cursor(struct proxy_client *c, const struct wire_cmd *cmd, const bson_t *body,
                            struct proxy_request *req)
 {
-    const char *principal = proxy_lookup_principal(c);
+    struct proxy_cursor_owner owner = {proxy_lookup_principal(c), NULL, 0};
     int32_t id = proxy_client_reply_id(c);
 
+    owner.lsid = lsid_of(body, &owner.lsid_len);
     if (strcmp(cmd->name, "getMore") == 0)
-        req->canned = proxy_cursor_get_more(c->server->cursors, body, principal,
-                                            id, req->request_id,
-                                            &req->canned_len);
+        req->canned = proxy_cursor_get_more(c->server->cursors, body, cmd->db, &owner, id,
+                                            req->request_id, &req->canned_len);
     else if (strcmp(cmd->name, "killCursors") == 0)
-        req->canned = proxy_cursor_kill(c->server->cursors, body, principal,
-                                        id, req->request_id,
-                                        &req->canned_len);
+        req->canned = proxy_cursor_kill(c->server->cursors, body, cmd->db, &owner, id,
+                                        req->request_id, &req->canned_len);
     return req->canned != NULL;
 }
 
@@ -214,12 +234,12 @@ proxy_lookup_write_hit(struct proxy_client *c, struct proxy_request *req)
         return;
     if (cache_value_is_docs(req->hit)) {
         /* A drained cursor: its batches come from a cursor of the proxy's. */
-        const char *principal = proxy_lookup_principal(c);
-        uint8_t *bytes = proxy_cursor_first(c->server->cursors, req->hit, req->batch_size, 0,
-                                            principal ? principal : "",
-                                            proxy_client_reply_id(c), req->request_id, &len);
+        struct proxy_cursor_owner owner = {proxy_lookup_principal(c), req->lsid, req->lsid_len};
 
-        proxy_client_write_owned(c, bytes, len);
+        (void)proxy_cursor_first(c->server->cursors, req->hit, req->batch_size,
+                                 req->cursor_upstream_id, &owner, proxy_client_reply_id(c),
+                                 req->request_id, out);
+        proxy_io_send(c->bev, out);
         return;
     }
     memcpy(header, data, sizeof header);

@@ -36,6 +36,15 @@ wire_frame_write_i32(uint8_t *buf, int32_t value)
     buf[3] = (uint8_t)(v >> 24);
 }
 
+void
+wire_frame_write_i64(uint8_t *buf, int64_t value)
+{
+    uint64_t v = (uint64_t)value;
+
+    for (int i = 0; i < 8; i++)
+        buf[i] = (uint8_t)(v >> (8 * i));
+}
+
 enum wire_status
 wire_frame_header(const uint8_t *buf, size_t avail, int32_t max_len, struct wire_header *header,
                   bson_error_t *error)

@@ -57,6 +57,7 @@ struct wire_header {
 int32_t wire_frame_read_i32(const uint8_t *buf);
 int64_t wire_frame_read_i64(const uint8_t *buf);
 void wire_frame_write_i32(uint8_t *buf, int32_t value);
+void wire_frame_write_i64(uint8_t *buf, int64_t value);
 
 /*
  * Decodes the header at buf when at least 16 bytes are available and checks

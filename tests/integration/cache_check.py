@@ -125,6 +125,17 @@ def nval(s, ns, name):
     return s.get("namespaces", {}).get(ns, {}).get(name, 0)
 
 
+def wait_counter(st, base, name, want, timeout=5.0):
+    """Waits (bounded) until cache counter `name` has risen by `want` since snapshot base:
+    the proxy has acted on what was sent, however slow the machine is right now."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cval(st.snap(), name) - cval(base, name) >= want:
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def deltas(a, b, names=("hits", "misses", "fills", "bypassed", "invalidations",
                         "fills_refused_generation")):
     return {n: cval(b, n) - cval(a, n) for n in names}
@@ -328,7 +339,7 @@ def group_hits(a, tap):
                 data2, rid2 = op_msg({"insert": coll, "documents": [{"_id": 500, "v": "race", "n": 500}],
                                       "$db": db})
                 w2.send(data2)
-                time.sleep(0.2)
+                wait_counter(st, s0, "invalidations", 1)  # the write's first bump is done
                 os.kill(a.ferret_pid, signal.SIGCONT)
                 stopped = False
                 _, to, _, _, doc = w.recv(5.0)
@@ -366,10 +377,11 @@ def group_hits(a, tap):
                     stopped = True
                     data, rid = op_msg(qc)
                     w.send(data)
-                    time.sleep(0.1)
+                    wait_counter(st, s0, "misses", 1)  # the leader is in flight
                     d2, rid2 = op_msg(qc)
                     d3, rid3 = op_msg({"ping": 1, "$db": "admin"})
                     w2.send(d2 + d3)
+                    wait_counter(st, s0, "coalesced", 1)  # the follower is waiting
                     time.sleep(hold)
                     os.kill(a.ferret_pid, signal.SIGCONT)
                     stopped = False

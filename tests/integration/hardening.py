@@ -323,7 +323,67 @@ def group_principals(a):
         c.sock.close()
 
 
+# ---- item 12: proxy cursors belong to their owner ---------------------------
+
+
+def group_cursors(a):
+    """Another connection cannot guess or consume a proxy cursor."""
+    import bson
+    addr = "127.0.0.1:%d" % a.port
+    direct = direct_client(a)
+    for name in ("cur_a", "cur_b"):
+        direct.hard[name].delete_many({})
+        direct.hard[name].insert_many([{"_id": i, "owner": name} for i in range(300)])
+    lsid_a = {"id": bson.Binary(os.urandom(16), 4)}
+    lsid_b = {"id": bson.Binary(os.urandom(16), 4)}
+    ca, cb = mf.Conn(addr, 5.0), mf.Conn(addr, 5.0)
+
+    def first(conn, coll, lsid):
+        doc = {"find": coll, "filter": {}, "batchSize": 2, "lsid": mf.Raw(bson.encode(lsid)),
+               "$db": "hard"}
+        r = conn.call(mf.op_msg(doc), 10.0)
+        return r, (r.doc or {}).get("cursor", {}).get("id", 0)
+
+    def get_more(conn, cid, coll, lsid=None):
+        doc = {"getMore": mf.Int64(cid), "collection": coll, "batchSize": 2}
+        if lsid:
+            doc["lsid"] = mf.Raw(bson.encode(lsid))
+        doc["$db"] = "hard"
+        return conn.call(mf.op_msg(doc), 10.0)
+
+    owners = lambda r: {d.get("owner") for d in  # noqa: E731
+                        (r.doc or {}).get("cursor", {}).get("nextBatch", [])}
+    ra, ida = first(ca, "cur_a", lsid_a)
+    rb, idb = first(cb, "cur_b", lsid_b)
+    tap(ra.ok() and rb.ok() and ida and idb,
+        "cursors: each client's find is served from a proxy cursor (ids %s, %s)" % (ida, idb))
+    leaked = []
+    for guess in {idb - 2, idb - 1, idb + 1, ida}:
+        for lsid in (lsid_b, None):
+            r = get_more(cb, guess, "cur_a", lsid)
+            if "cur_a" in owners(r):
+                leaked.append((guess, bool(lsid)))
+    tap(not leaked, "cursors: client B never reads client A's cursor, by guess or by its id",
+        leaked)
+    r = get_more(ca, ida, "cur_a", lsid_a)
+    tap(r.ok() and owners(r) == {"cur_a"} and r.doc["cursor"]["nextBatch"][0]["_id"] == 2,
+        "cursors: A's own getMore reads on from where A left off", r)
+    r = get_more(ca, ida, "cur_b", lsid_a)
+    tap((r.doc or {}).get("code") == 13, "cursors: a getMore naming another collection is "
+        "refused (Unauthorized), as mongod does", r)
+    ids = []
+    for i in range(20):
+        _, cid = first(ca, "cur_a", lsid_a)
+        ids.append(cid)
+    steps = {abs(x - y) for x, y in zip(ids, ids[1:])}
+    tap(len(set(ids)) == 20 and min(steps) > 1 << 20,
+        "cursors: 20 ids in a row are far apart (not a counter)", ids)
+    ca.sock.close()
+    cb.sock.close()
+
+
 GROUPS = {
+    "cursors": group_cursors,
     "scram": group_scram,
     "principals": group_principals,
     "redis_wait": group_redis_wait,

@@ -44,6 +44,11 @@ mc_start_proxy --redis "redis://127.0.0.1:$REDIS_PORT" $REDIS_OPTS --drain-timeo
 group redis_shutdown 2 --redis-pid "$REDIS_PID"
 proxy_exit_ok "redis_shutdown"
 
+# ---- item 12: proxy cursors (before redis_lost kills this FerretDB) --------
+mc_start_proxy
+group cursors 5 --direct "$FERRET_URI"
+proxy_exit_ok "cursors"
+
 mc_start_proxy --redis "redis://127.0.0.1:$REDIS_PORT" $REDIS_OPTS
 group redis_lost 3 --redis-pid "$REDIS_PID" --ferret-pid "$FERRET_PID"
 proxy_exit_ok "redis_lost"
