@@ -13,17 +13,44 @@
 #define XXH_STATIC_LINKING_ONLY /* XXH3_generateSecret is in the "experimental" part in 0.8.1 */
 #include <xxhash.h>
 
-/* Fields that vary per request but never change the answer. */
-static const char *const volatile_fields[] = {
-    "lsid", "$clusterTime", "txnNumber", "$db", "comment", "maxTimeMS", NULL,
-};
+/*
+ * Fields that vary per request but never change the answer, and the only
+ * values of them left out of the key: the ones a server accepts. Any other
+ * value (a comment that is not a string, maxTimeMS "abc" or -1) stays in the
+ * key, so that command reaches the server, whose error is never stored,
+ * instead of being answered with the reply to its valid twin.
+ */
+static bool
+valid_max_time_ms(const bson_iter_t *it)
+{
+    double d;
+
+    switch (bson_iter_type(it)) {
+    case BSON_TYPE_INT32:
+        return bson_iter_int32(it) >= 0;
+    case BSON_TYPE_INT64:
+        return bson_iter_int64(it) >= 0 && bson_iter_int64(it) <= INT32_MAX;
+    case BSON_TYPE_DOUBLE:
+        d = bson_iter_double(it);
+        return d >= 0 && d <= INT32_MAX && d == (double)(int64_t)d;
+    default:
+        return false;
+    }
+}
 
 static bool
-is_volatile(const char *key)
+is_volatile(const bson_iter_t *it)
 {
-    for (const char *const *f = volatile_fields; *f; f++)
-        if (strcmp(key, *f) == 0)
-            return true;
+    const char *key = bson_iter_key(it);
+
+    if (strcmp(key, "lsid") == 0 || strcmp(key, "$clusterTime") == 0)
+        return BSON_ITER_HOLDS_DOCUMENT(it);
+    if (strcmp(key, "txnNumber") == 0)
+        return BSON_ITER_HOLDS_INT64(it);
+    if (strcmp(key, "$db") == 0 || strcmp(key, "comment") == 0)
+        return BSON_ITER_HOLDS_UTF8(it);
+    if (strcmp(key, "maxTimeMS") == 0)
+        return valid_max_time_ms(it);
     return false;
 }
 
@@ -90,7 +117,7 @@ cache_key_build(const struct cache_key_secret *secret, const char *principal, co
     append_part(material, coll, coll_len);
     if (bson_iter_init(&it, body)) {
         while (bson_iter_next(&it)) {
-            if (is_volatile(bson_iter_key(&it)))
+            if (is_volatile(&it))
                 continue;
             /* The element as sent: type byte, key, value. */
             append_part(material, raw + it.off, it.next_off - it.off);

@@ -3,7 +3,7 @@
  * database, the collection, and the command document exactly as sent, in
  * its field order (sort order matters), minus the per-request fields that
  * do not change the answer (lsid, $clusterTime, txnNumber, $db, comment,
- * maxTimeMS). The key is XXH3-128 of that material, keyed by a per-
+ * maxTimeMS) when their values are ones a server accepts. The key is XXH3-128 of that material, keyed by a per-
  * deployment secret so that keys cannot be predicted from outside. Entries
  * keep the whole material and compare it on every hit, so two commands whose
  * hashes collide never share an answer.

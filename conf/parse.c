@@ -52,6 +52,7 @@ static const struct conf_range {
     {CONF_OPT_drain_timeout, 0, DURATION_MAX},
     {CONF_OPT_max_message_size, 16, 48000000},
     {CONF_OPT_buffer_limit, KIB, 1024 * GIB},
+    {CONF_OPT_max_memory, 0, 1024 * GIB},
     {CONF_OPT_max_bson_depth, 1, 200},
     {CONF_OPT_cache_memory, 0, 1024 * GIB},
     {CONF_OPT_cache_max_entry_bytes, 16, 48000000},

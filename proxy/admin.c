@@ -80,6 +80,7 @@ stats_cb(struct evhttp_request *req, void *arg)
                         "\"draining\": %s, \"counters\": {",
                         PACKAGE_VERSION, (long long)(time(NULL) - admin->started),
                         server->upstream_label, server->draining ? "true" : "false");
+    server->stats.value[PROXY_STAT_memory_buffered] = (int64_t)server->mem_buffered;
     proxy_stats_json(&server->stats, body);
     evbuffer_add_printf(body, "}");
     if (server->cache) {

@@ -78,6 +78,110 @@ client_output(struct proxy_client *c)
     return bufferevent_get_output(c->bev);
 }
 
+/* ---- when the client is read ---------------------------------------------- */
+
+/* True when nothing stops the client's buffered messages being handled. */
+static bool
+can_take_input(const struct proxy_client *c)
+{
+    return !c->dead && !c->finishing && !c->reading_paused && !c->output_full &&
+           !c->memory_paused && !c->barrier && !c->blocked;
+}
+
+/*
+ * Turns the socket's read event on or off to match the client's state. A
+ * change costs an epoll_ctl, so it is made only when the answer changes.
+ */
+static void
+update_reading(struct proxy_client *c)
+{
+    bool want = can_take_input(c) && !c->peer_eof && !c->peer_gone;
+
+    if (c->dead || want == c->reading)
+        return;
+    c->reading = want;
+    if (want)
+        bufferevent_enable(c->bev, EV_READ);
+    else
+        bufferevent_disable(c->bev, EV_READ);
+}
+
+/* The upstream is read unless our output or the memory budget is full. */
+static void
+sync_upstream(struct proxy_client *c)
+{
+    if (c->up)
+        proxy_upstream_pause(c->up, c->output_full || c->memory_paused);
+}
+
+void
+proxy_client_set_blocked(struct proxy_client *c, bool blocked)
+{
+    c->blocked = blocked;
+    update_reading(c);
+}
+
+/*
+ * Our output passed buffer_limit (hits, proxy cursors and errors count like
+ * relayed replies): read neither the client nor its upstream until the
+ * client has taken half of it (write_cb). True while it stays full.
+ */
+static bool
+check_output(struct proxy_client *c)
+{
+    size_t limit = (size_t)c->server->conf->buffer_limit;
+
+    if (c->output_full)
+        return true;
+    if (c->peer_gone || evbuffer_get_length(client_output(c)) <= limit)
+        return false;
+    c->output_full = true;
+    sync_upstream(c);
+    bufferevent_setwatermark(c->bev, EV_WRITE, limit / 2, 0);
+    return true;
+}
+
+/* Bytes this client holds: its buffers, its upstream's, and what its arriving message announced. */
+static size_t
+client_share(struct proxy_client *c)
+{
+    size_t n = evbuffer_get_length(bufferevent_get_input(c->bev)) +
+               evbuffer_get_length(client_output(c)) + c->promised;
+
+    return c->up ? n + proxy_upstream_buffered(c->up) : n;
+}
+
+/*
+ * Over max_memory, a client holding more than PROXY_MEMORY_SMALL is read no
+ * further (nor its upstream) until the total falls back (memory_resume_all).
+ * True while it stays paused.
+ */
+static bool
+check_memory(struct proxy_client *c)
+{
+    if (c->memory_paused)
+        return true;
+    if (!proxy_server_memory_over(c->server, 0) || client_share(c) <= PROXY_MEMORY_SMALL)
+        return false;
+    c->memory_paused = true;
+    c->server->n_memory_paused++;
+    sync_upstream(c);
+    proxy_stats_add(&c->server->stats, PROXY_STAT_memory_pauses, 1);
+    proxy_log(PROXY_LOG_DEBUG, c->id, "memory_pause", "holds=%zu total=%zu max_memory=%lld",
+              client_share(c), proxy_server_memory_used(c->server),
+              (long long)c->server->conf->max_memory);
+    return true;
+}
+
+/* The message arriving now is whole (or the client is gone): its promise is kept. */
+static void
+release_promise(struct proxy_client *c)
+{
+    c->server->mem_promised -= c->promised;
+    c->promised = 0;
+    c->admitted_len = 0;
+}
+
 /* ---- timers ------------------------------------------------------------- */
 
 void
@@ -88,8 +192,7 @@ proxy_client_update_timer(struct proxy_client *c, bool progressed)
 
     if (c->dead)
         return;
-    if (!c->reading_paused && !c->finishing &&
-        evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+    if (can_take_input(c) && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
         /* A message has started: it must be whole by the deadline. */
         if (!c->deadline_armed || progressed) {
             c->deadline_armed = true;
@@ -102,7 +205,7 @@ proxy_client_update_timer(struct proxy_client *c, bool progressed)
     if (c->finishing || c->peer_gone || c->peer_eof) {
         tv = ms_to_tv(conf->drain_timeout);
         evtimer_add(c->timer, &tv);
-    } else if (c->n_pending == 0 && conf->idle_timeout > 0 && !c->reading_paused &&
+    } else if (c->n_pending == 0 && conf->idle_timeout > 0 && can_take_input(c) &&
                evbuffer_get_length(client_output(c)) == 0) {
         tv = ms_to_tv(conf->idle_timeout);
         evtimer_add(c->timer, &tv);
@@ -128,7 +231,7 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
         close_now(c, "message_timeout");
     } else if (c->finishing || c->peer_gone || c->peer_eof) {
         close_now(c, "drain_timeout");
-    } else if (c->n_pending == 0 && !c->reading_paused &&
+    } else if (c->n_pending == 0 && can_take_input(c) &&
                evbuffer_get_length(client_output(c)) == 0) {
         proxy_stats_add(stats, PROXY_STAT_idle_timeouts, 1);
         close_now(c, "idle_timeout");
@@ -152,6 +255,7 @@ close_now(struct proxy_client *c, const char *reason)
         return;
     c->dead = true;
     c->close_reason = reason;
+    c->reading = false;
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     if (c->up)
         proxy_upstream_pause(c->up, true);
@@ -183,7 +287,7 @@ static void
 finish(struct proxy_client *c)
 {
     c->finishing = true;
-    bufferevent_disable(c->bev, EV_READ);
+    update_reading(c);
     proxy_client_maybe_finish(c);
     proxy_client_update_timer(c, false);
 }
@@ -192,8 +296,13 @@ finish(struct proxy_client *c)
 static void
 free_parts(struct proxy_client *c)
 {
-    if (c->bev)
+    if (c->bev) {
+        if (c->tracked) {
+            proxy_server_memory_untrack(c->server, bufferevent_get_input(c->bev));
+            proxy_server_memory_untrack(c->server, bufferevent_get_output(c->bev));
+        }
         bufferevent_free(c->bev);
+    }
     if (c->timer)
         event_free(c->timer);
     if (c->close_ev)
@@ -220,6 +329,9 @@ proxy_client_free(struct proxy_client *c)
     while ((req = TAILQ_FIRST(&c->pending)))
         pop_request(c, req);
     proxy_upstream_destroy(c->up);
+    release_promise(c);
+    if (c->memory_paused)
+        c->server->n_memory_paused--;
     TAILQ_REMOVE(&c->server->clients, c, link);
     proxy_server_client_closed(c->server);
     free_parts(c);
@@ -232,6 +344,27 @@ proxy_client_drain_all(struct proxy_server *server)
 
     TAILQ_FOREACH(c, &server->clients, link)
         finish(c);
+}
+
+void
+proxy_client_memory_resume_all(struct proxy_server *server)
+{
+    struct proxy_client *c;
+
+    /* Clients are freed only by their close_ev, so the list holds still. */
+    TAILQ_FOREACH(c, &server->clients, link) {
+        if (!c->memory_paused)
+            continue;
+        c->memory_paused = false;
+        server->n_memory_paused--;
+        if (c->dead)
+            continue;
+        sync_upstream(c);
+        if (c->up && !c->output_full)
+            proxy_upstream_process(c->up);
+        if (!c->dead)
+            proxy_client_process_input(c);
+    }
 }
 
 void
@@ -297,6 +430,14 @@ decoding_error(struct proxy_client *c, const struct wire_header *h, const bson_e
     close_now(c, "decoding_error");
 }
 
+/*
+ * The requestIDs of moreToCome requests are kept (a server that answers one
+ * anyway has its reply dropped) in a ring of ONEWAY_RING. A spec-following
+ * server never answers them, so the proxy cannot wait for replies to make
+ * room: when the ring is full it sends a barrier of its own (a ping) and
+ * reads the client no further until its reply, before which every earlier
+ * request has been answered or never will be. Nothing is dropped.
+ */
 #define ONEWAY_RING 4096
 
 static void
@@ -304,13 +445,18 @@ remember_oneway(struct proxy_client *c, int32_t request_id)
 {
     if (!c->oneway_ring)
         c->oneway_ring = bson_malloc(ONEWAY_RING * sizeof *c->oneway_ring);
-    if (c->oneway_count == ONEWAY_RING) {
-        /* Full: forget the oldest (a spec-following server never answers). */
-        c->oneway_head = (c->oneway_head + 1) % ONEWAY_RING;
-        c->oneway_count--;
-    }
+    BSON_ASSERT(c->oneway_count < ONEWAY_RING); /* the barrier keeps room */
     c->oneway_ring[(c->oneway_head + c->oneway_count) % ONEWAY_RING] = request_id;
     c->oneway_count++;
+}
+
+static bool
+in_oneway_ring(const struct proxy_client *c, int32_t id)
+{
+    for (uint32_t i = 0; i < c->oneway_count; i++)
+        if (c->oneway_ring[(c->oneway_head + i) % ONEWAY_RING] == id)
+            return true;
+    return false;
 }
 
 static struct proxy_request *
@@ -326,6 +472,30 @@ push_request(struct proxy_client *c, int32_t request_id, enum proxy_route route,
     TAILQ_INSERT_TAIL(&c->pending, req, link);
     c->n_pending++;
     return req;
+}
+
+/* Sends the oneway barrier (see ONEWAY_RING): a ping whose reply only the proxy reads. */
+static void
+send_barrier(struct proxy_client *c)
+{
+    bson_t body = BSON_INITIALIZER;
+    struct proxy_request *req;
+    uint8_t *bytes;
+    size_t len;
+    int32_t id;
+
+    do
+        id = proxy_client_reply_id(c); /* never one a remembered request has */
+    while (in_oneway_ring(c, id));
+    BSON_APPEND_INT32(&body, "ping", 1);
+    BSON_APPEND_UTF8(&body, "$db", "admin");
+    bytes = wire_reply_msg(id, 0, &body, &len);
+    bson_destroy(&body);
+    req = push_request(c, id, PROXY_ROUTE_FORWARD, false);
+    req->internal = true;
+    c->barrier = true;
+    proxy_stats_add(&c->server->stats, PROXY_STAT_oneway_barriers, 1);
+    proxy_client_forward(c, NULL, 0, bytes, len, false);
 }
 
 /* Ends a request: its write, if any, is over (acknowledged or lost). */
@@ -377,19 +547,58 @@ proxy_client_flush_canned(struct proxy_client *c)
 
 /*
  * Answers request h with an error of the proxy's own, after the replies
- * still owed to earlier requests, and then closes the connection.
+ * still owed to earlier requests, and then closes the connection. Drops the
+ * message from in: all of it, or what has arrived of it.
  */
 static void
 refuse(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h, bool legacy,
        int32_t code, const char *code_name, const char *errmsg)
 {
     struct proxy_request *req = push_request(c, h->request_id, PROXY_ROUTE_FORWARD, legacy);
+    size_t avail = evbuffer_get_length(in);
 
     req->canned = proxy_client_make_error(c, h->request_id, legacy, code, code_name, errmsg,
                                           &req->canned_len);
-    evbuffer_drain(in, (size_t)h->length);
+    evbuffer_drain(in, avail < (size_t)h->length ? avail : (size_t)h->length);
+    release_promise(c);
     proxy_client_flush_canned(c);
     finish(c);
+}
+
+/*
+ * A message has begun to arrive whole-less: its remaining bytes are promised
+ * against max_memory. A new one larger than PROXY_MEMORY_SMALL that would
+ * take the total past max_memory is refused (an error, then the connection
+ * closes). False when it was.
+ */
+static bool
+admit(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h, size_t avail)
+{
+    struct proxy_server *s = c->server;
+    size_t need = (size_t)h->length - avail;
+    char errmsg[256];
+
+    if (c->admitted_len != (size_t)h->length) {
+        if ((size_t)h->length > PROXY_MEMORY_SMALL && proxy_server_memory_over(s, need)) {
+            proxy_stats_add(&s->stats, PROXY_STAT_memory_refusals, 1);
+            proxy_log(PROXY_LOG_WARN, c->id, "memory_refused",
+                      "peer=%s length=%d total=%zu max_memory=%lld msg=\"a large message "
+                      "would take the proxy past max_memory; refused\"",
+                      c->peer, h->length, proxy_server_memory_used(s),
+                      (long long)s->conf->max_memory);
+            snprintf(errmsg, sizeof errmsg,
+                     "mongocache: a message of %d bytes was refused: the proxy's buffers are at "
+                     "max_memory (%lld bytes); retry later",
+                     h->length, (long long)s->conf->max_memory);
+            refuse(c, in, h, h->opcode == WIRE_OP_QUERY, WIRE_CODE_EXCEEDED_MEMORY,
+                   "ExceededMemoryLimit", errmsg);
+            return false;
+        }
+        c->admitted_len = (size_t)h->length;
+    }
+    s->mem_promised = s->mem_promised - c->promised + need;
+    c->promised = need;
+    return true;
 }
 
 /*
@@ -428,7 +637,7 @@ proxy_client_forward(struct proxy_client *c, struct evbuffer *in, size_t len,
         c->oneway_sent = true;
     if (proxy_upstream_queued(c->up) > limit && !c->reading_paused) {
         c->reading_paused = true;
-        bufferevent_disable(c->bev, EV_READ);
+        update_reading(c);
     }
 }
 
@@ -509,7 +718,7 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
             if (msg.flags & WIRE_MSG_EXHAUST_ALLOWED)
                 wire_msg_clear_flags(req->held, req->held_len, WIRE_MSG_EXHAUST_ALLOWED);
             evbuffer_drain(in, (size_t)h->length);
-            c->blocked = true;
+            proxy_client_set_blocked(c, true);
             return false;
         }
         break;
@@ -525,6 +734,8 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
         wire_msg_clear_flags(replacement, replacement_len, WIRE_MSG_EXHAUST_ALLOWED);
     }
     proxy_client_forward(c, in, (size_t)h->length, replacement, replacement_len, oneway);
+    if (oneway && c->oneway_count == ONEWAY_RING && !c->dead)
+        send_barrier(c);
     return true;
 }
 
@@ -620,7 +831,7 @@ proxy_client_process_input(struct proxy_client *c)
     bson_error_t error;
     bool progressed = false;
 
-    while (!c->dead && !c->reading_paused && !c->finishing && !c->blocked) {
+    while (can_take_input(c) && !check_output(c) && !check_memory(c)) {
         size_t avail = evbuffer_get_length(in);
         enum wire_status st;
 
@@ -632,12 +843,17 @@ proxy_client_process_input(struct proxy_client *c)
             decoding_error(c, NULL, &error);
             return;
         }
-        if (avail < (size_t)h.length)
+        if (avail < (size_t)h.length) {
+            if (!admit(c, in, &h, avail))
+                return;
             break;
+        }
+        release_promise(c);
         if (!handle_message(c, in, &h))
             break;
         progressed = true;
     }
+    update_reading(c);
     proxy_client_update_timer(c, progressed);
 }
 
@@ -648,8 +864,6 @@ resume_reading(struct proxy_client *c)
     if (!c->reading_paused || c->dead)
         return;
     c->reading_paused = false;
-    if (!c->finishing && !c->peer_eof && !c->peer_gone)
-        bufferevent_enable(c->bev, EV_READ);
     proxy_client_process_input(c);
 }
 
@@ -666,10 +880,17 @@ write_cb(struct bufferevent *bev, void *arg)
     struct proxy_client *c = arg;
 
     (void)bev;
-    if (c->upstream_paused && c->up) {
-        c->upstream_paused = false;
-        proxy_upstream_pause(c->up, false);
-        proxy_upstream_process(c->up);
+    if (c->output_full &&
+        evbuffer_get_length(client_output(c)) <= (size_t)c->server->conf->buffer_limit / 2) {
+        c->output_full = false;
+        bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+        sync_upstream(c);
+        if (c->up && !c->memory_paused) {
+            proxy_upstream_process(c->up);
+            if (c->dead)
+                return;
+        }
+        proxy_client_process_input(c);
         if (c->dead)
             return;
     }
@@ -685,9 +906,10 @@ event_cb(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     if (what & BEV_EVENT_EOF) {
         c->peer_eof = true;
-        bufferevent_disable(c->bev, EV_READ);
+        update_reading(c);
     } else {
         c->peer_gone = true;
+        c->reading = false;
         bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     }
     if (c->peer_gone) {
@@ -711,6 +933,8 @@ upstream_protocol_error(struct proxy_client *c, struct proxy_request *req, const
     char errmsg[512];
 
     proxy_stats_add(&c->server->stats, PROXY_STAT_upstream_protocol_errors, 1);
+    if (req && req->internal)
+        req = NULL; /* the proxy's own request: nobody to tell but the log */
     proxy_log(PROXY_LOG_WARN, c->id, "upstream_protocol_error",
               "upstream=%s error=\"%s\" msg=\"the upstream sent an invalid reply; closing both "
               "connections\"",
@@ -760,6 +984,24 @@ in_flight_head(struct proxy_client *c)
     return NULL;
 }
 
+/* The oldest of the client's own requests still waiting for a reply, or NULL. */
+static struct proxy_request *
+client_head(struct proxy_client *c)
+{
+    struct proxy_request *req;
+
+    TAILQ_FOREACH(req, &c->pending, link)
+        if (!req->canned && !req->hit && !req->internal)
+            return req;
+    return NULL;
+}
+
+void
+proxy_client_on_upstream_invalid(struct proxy_client *c, const char *why)
+{
+    upstream_protocol_error(c, client_head(c), why);
+}
+
 bool
 proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h)
 {
@@ -792,6 +1034,19 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
                  h->response_to, proxy_drain_expected_id(req));
         upstream_protocol_error(c, req, what);
         return false;
+    }
+    if (req->internal) {
+        /* The oneway barrier's reply: every moreToCome request before it has
+         * been answered or never will be. The client is read again. */
+        evbuffer_drain(in, (size_t)h->length);
+        pop_request(c, req);
+        c->oneway_head = 0;
+        c->oneway_count = 0;
+        c->barrier = false;
+        proxy_client_flush_canned(c);
+        proxy_client_process_input(c);
+        proxy_client_maybe_finish(c);
+        return !c->dead && !c->output_full && !c->memory_paused;
     }
     data = evbuffer_pullup(in, h->length);
     if (!data) {
@@ -891,16 +1146,13 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
     pop_request(c, req);
     proxy_client_flush_canned(c);
 
-    if (!c->peer_gone &&
-        evbuffer_get_length(client_output(c)) > (size_t)conf->buffer_limit && !c->upstream_paused) {
-        c->upstream_paused = true;
-        proxy_upstream_pause(c->up, true);
-        bufferevent_setwatermark(c->bev, EV_WRITE, (size_t)conf->buffer_limit / 2, 0);
-    }
+    check_output(c);
+    check_memory(c);
+    update_reading(c);
     proxy_client_maybe_finish(c);
     if (!c->dead)
         proxy_client_update_timer(c, false);
-    return !c->dead && !c->upstream_paused;
+    return !c->dead && !c->output_full && !c->memory_paused;
 }
 
 void
@@ -911,7 +1163,6 @@ proxy_client_on_upstream_down(struct proxy_client *c, const char *why, bool conn
 
     proxy_upstream_destroy(c->up);
     c->up = NULL;
-    c->upstream_paused = false;
     if (!connected) {
         proxy_stats_add(&c->server->stats, PROXY_STAT_upstream_connect_failures, 1);
         proxy_log(PROXY_LOG_WARN, c->id, "upstream_unreachable",
@@ -1014,6 +1265,10 @@ proxy_client_new(struct proxy_server *server, evutil_socket_t fd, const struct s
     }
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    c->reading = true;
+    proxy_server_memory_track(server, bufferevent_get_input(c->bev));
+    proxy_server_memory_track(server, bufferevent_get_output(c->bev));
+    c->tracked = true;
     TAILQ_INSERT_TAIL(&server->clients, c, link);
     server->n_clients++;
     proxy_stats_add(&server->stats, PROXY_STAT_clients_accepted, 1);

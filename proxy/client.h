@@ -33,6 +33,9 @@ void proxy_client_drain_all(struct proxy_server *server);
 /* Frees every client at once (process exit). */
 void proxy_client_free_all(struct proxy_server *server);
 
+/* The buffered total fell back under max_memory: clients paused for it read again. */
+void proxy_client_memory_resume_all(struct proxy_server *server);
+
 /* Frees one client at once. */
 void proxy_client_free(struct proxy_client *client);
 
@@ -52,6 +55,12 @@ bool proxy_client_on_reply(struct proxy_client *client, struct evbuffer *in,
  * failed (nothing was sent). why is for the log and the error reply.
  */
 void proxy_client_on_upstream_down(struct proxy_client *client, const char *why, bool connected);
+
+/*
+ * The upstream broke the wire protocol (an impossible header): the client's
+ * oldest request gets an error naming the upstream, then the client closes.
+ */
+void proxy_client_on_upstream_invalid(struct proxy_client *client, const char *why);
 
 /* The upstream's output queue drained below the low watermark. */
 void proxy_client_on_upstream_drained(struct proxy_client *client);

@@ -54,6 +54,8 @@ struct proxy_request {
     int64_t cursor_upstream_id;   /* a drained result (hit): the server's cursor it goes on to */
     struct proxy_drain *drain;    /* the proxy is reading this miss's cursor to its end */
     struct cache_write_wait *write_wait; /* the ack (canned) waits for Redis to see the bump */
+    bool internal;                /* the proxy's own request (a oneway barrier): its reply
+                                   * is read by the proxy, never relayed */
     struct proxy_client *client;
 };
 
@@ -70,6 +72,9 @@ struct proxy_drain {
     int64_t upstream_id;
     char *ns;       /* "db.coll" from the reply */
     int32_t expect; /* requestID of the getMore in flight */
+    uint32_t rounds;       /* getMores answered */
+    uint32_t empty_rounds; /* ... in a row with an empty batch */
+    int64_t started_ms;    /* monotonic, when the first batch came */
 };
 
 TAILQ_HEAD(proxy_request_list, proxy_request);
@@ -94,13 +99,24 @@ struct proxy_client {
     struct event *timer;          /* message deadline, idle or drain */
     bool deadline_armed;
     struct event *close_ev;
+    /* Why the client is not read: any of these stops both reading its
+     * socket and handling what is buffered (proxy_client_update_reading). */
     bool reading_paused;          /* the upstream's queue is full */
-    bool upstream_paused;         /* our own output is full */
+    bool output_full;             /* our own output is over buffer_limit: the upstream is
+                                   * not read either */
+    bool memory_paused;           /* over max_memory with more than PROXY_MEMORY_SMALL
+                                   * buffered: neither it nor its upstream is read */
+    bool barrier;                 /* 4,096 moreToCome requests outstanding: waiting for the
+                                   * barrier's reply */
     bool finishing;               /* close when nothing is in flight and output is flushed */
     bool peer_eof;                /* the client shut down its side; replies still go out */
     bool peer_gone;               /* the socket failed; replies are discarded */
     bool dead;                    /* close_ev is scheduled */
-    bool blocked;                 /* a request waits on the cache: read no further */
+    bool blocked;                 /* a request waits on the cache or a drain: read no further */
+    bool reading;                 /* the socket's read event is enabled */
+    bool tracked;                 /* its buffers count toward max_memory */
+    size_t admitted_len;          /* the message arriving now was admitted at this length */
+    size_t promised;              /* its bytes not yet arrived (in server->mem_promised) */
     struct event *resume_ev;      /* runs proxy_client_process_input once a wait is over */
     const char *close_reason;
     uint64_t n_requests;
@@ -117,6 +133,13 @@ proxy_client_reply_id(struct proxy_client *c)
 
 /* Handles the whole messages buffered from the client, until one blocks it. */
 void proxy_client_process_input(struct proxy_client *c);
+
+/*
+ * Sets or clears c->blocked (a request waits on the cache or a drain), and
+ * turns reading off or back on. Clearing does not handle what is buffered:
+ * the caller schedules resume_ev for that.
+ */
+void proxy_client_set_blocked(struct proxy_client *c, bool blocked);
 
 /* Re-arms the client's timer: message deadline, idle or drain. */
 void proxy_client_update_timer(struct proxy_client *c, bool progressed);

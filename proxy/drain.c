@@ -23,6 +23,7 @@
 #include <event2/event.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /* The requestID the upstream's next reply for req answers. */
 int32_t
@@ -127,10 +128,47 @@ drain_finish(struct proxy_client *c, struct proxy_request *req, int64_t upstream
     bson_free(d->docs);
     bson_free(d->ns);
     bson_free(d);
-    c->blocked = false;
+    proxy_client_set_blocked(c, false);
     proxy_client_flush_canned(c);
     if (!c->dead)
         event_active(c->resume_ev, 0, 0);
+}
+
+/*
+ * A drain is cut (the client goes on with the server's cursor, nothing is
+ * stored) after this many getMores, after this many empty batches in a row
+ * (an upstream that never ends its cursor), or once message_timeout has
+ * passed since the first batch.
+ */
+#define DRAIN_MAX_ROUNDS 10000
+#define DRAIN_MAX_EMPTY 8
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* True (logged and counted) when the drain has gone on too long to go on. */
+static bool
+drain_exhausted(struct proxy_client *c, const struct proxy_drain *d)
+{
+    const char *why = d->rounds >= DRAIN_MAX_ROUNDS       ? "rounds"
+                      : d->empty_rounds >= DRAIN_MAX_EMPTY ? "empty_batches"
+                      : now_ms() - d->started_ms > c->server->conf->message_timeout ? "time"
+                                                                                      : NULL;
+
+    if (!why)
+        return false;
+    proxy_stats_add(&c->server->stats, PROXY_STAT_drains_cut, 1);
+    proxy_log(PROXY_LOG_WARN, c->id, "drain_cut",
+              "ns=%s why=%s rounds=%u docs=%u msg=\"the upstream did not end its cursor in "
+              "time; the client goes on with the server's cursor, nothing is stored\"",
+              d->ns, why, d->rounds, d->n);
+    return true;
 }
 
 /* Takes one batch (the first reply, or a getMore's) of a cursor being drained. */
@@ -141,6 +179,7 @@ proxy_drain_step(struct proxy_client *c, struct proxy_request *req, const bson_t
     bson_iter_t batch, it;
     const char *ns;
     int64_t id;
+    uint32_t before;
 
     if (!proxy_drain_open_cursor(reply, &id, &batch, &ns)) {
         /* An error in the middle: serve what came, then the server's own answer. */
@@ -150,8 +189,12 @@ proxy_drain_step(struct proxy_client *c, struct proxy_request *req, const bson_t
     if (!d) {
         d = req->drain = bson_malloc0(sizeof *d);
         d->ns = bson_strdup(ns);
-        c->blocked = true;
+        d->started_ms = now_ms();
+        proxy_client_set_blocked(c, true);
+    } else {
+        d->rounds++;
     }
+    before = d->n;
     if (bson_iter_recurse(&batch, &it)) {
         while (bson_iter_next(&it)) {
             const uint8_t *doc;
@@ -170,7 +213,9 @@ proxy_drain_step(struct proxy_client *c, struct proxy_request *req, const bson_t
         }
     }
     d->upstream_id = id;
-    if (id == 0 || d->len > (size_t)c->server->conf->cache_max_entry_bytes || !c->up)
+    d->empty_rounds = d->n == before && d->rounds > 0 ? d->empty_rounds + 1 : 0;
+    if (id == 0 || d->len > (size_t)c->server->conf->cache_max_entry_bytes || !c->up ||
+        drain_exhausted(c, d))
         drain_finish(c, req, id);
     else
         send_get_more(c, req);

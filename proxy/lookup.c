@@ -183,7 +183,7 @@ cache_resolved(void *arg, enum cache_outcome outcome, struct cache_value *hit)
         bson_free(req->held);
     }
     req->held = NULL;
-    c->blocked = false;
+    proxy_client_set_blocked(c, false);
     proxy_client_flush_canned(c);
     if (!c->dead)
         event_active(c->resume_ev, 0, 0);

@@ -233,6 +233,8 @@ out:
         event_free(sig_hup);
     if (server.drain_timer)
         event_free(server.drain_timer);
+    if (server.memory_ev)
+        event_free(server.memory_ev);
     if (server.dns)
         evdns_base_free(server.dns, 0);
     if (server.base)

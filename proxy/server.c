@@ -2,8 +2,10 @@
  * proxy/server.c: the process-wide context's behaviour: resolving the
  * upstream address from the configuration, counting clients in and out, and
  * the SIGTERM drain (stop accepting, let every client finish what it has in
- * flight, exit when the last one closes or drain_timeout passes). Start-up
- * order and signals are main.c's.
+ * flight, exit when the last one closes or drain_timeout passes), and the
+ * count of buffered bytes that max_memory bounds (which clients pause for
+ * it, and when they resume, is client.c's). Start-up order and signals are
+ * main.c's.
  */
 #include "proxy/server.h"
 
@@ -11,6 +13,7 @@
 #include "proxy/listener.h"
 #include "proxy/log.h"
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <mongoc/mongoc.h>
 #include <string.h>
@@ -37,6 +40,65 @@ proxy_server_set_upstream(struct proxy_server *server, bson_error_t *error)
     server->upstream_label = bson_strdup(host->host_and_port);
     mongoc_uri_destroy(uri);
     return true;
+}
+
+/* ---- the memory budget ----------------------------------------------------- */
+
+bool
+proxy_server_memory_over(const struct proxy_server *server, size_t extra)
+{
+    size_t max = (size_t)server->conf->max_memory;
+
+    return max > 0 && proxy_server_memory_used(server) + extra > max;
+}
+
+/* Paused clients resume once the total is back under seven eighths of max_memory. */
+static bool
+memory_low(const struct proxy_server *server)
+{
+    size_t max = (size_t)server->conf->max_memory;
+
+    return max == 0 || proxy_server_memory_used(server) <= max - max / 8;
+}
+
+static void
+memory_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_server *server = arg;
+
+    (void)fd;
+    (void)what;
+    if (server->n_memory_paused > 0 && memory_low(server))
+        proxy_client_memory_resume_all(server);
+}
+
+/* Runs on every change to a tracked buffer: keep it to a few additions. */
+static void
+buffer_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    struct proxy_server *server = arg;
+
+    (void)buf;
+    server->mem_buffered += info->n_added;
+    server->mem_buffered -= info->n_deleted;
+    if (info->n_deleted && server->n_memory_paused > 0 && memory_low(server))
+        event_active(server->memory_ev, 0, 0); /* never resume inside a buffer's callback */
+}
+
+void
+proxy_server_memory_track(struct proxy_server *server, struct evbuffer *buf)
+{
+    if (!server->memory_ev)
+        server->memory_ev = event_new(server->base, -1, 0, memory_cb, server);
+    server->mem_buffered += evbuffer_get_length(buf);
+    evbuffer_add_cb(buf, buffer_cb, server);
+}
+
+void
+proxy_server_memory_untrack(struct proxy_server *server, struct evbuffer *buf)
+{
+    evbuffer_remove_cb(buf, buffer_cb, server);
+    server->mem_buffered -= evbuffer_get_length(buf);
 }
 
 void

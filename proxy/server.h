@@ -18,6 +18,7 @@
 struct event_base;
 struct evdns_base;
 struct event;
+struct evbuffer;
 struct proxy_client;
 struct proxy_listener;
 struct proxy_admin;
@@ -43,6 +44,13 @@ struct proxy_server {
     uint64_t n_clients;
     uint64_t next_conn_id;
     uint32_t next_reply_id;     /* requestID of the next reply the proxy makes itself */
+    /* max_memory: bytes in every client's and upstream's buffers (counted by
+     * evbuffer callbacks), bytes announced by client messages still arriving,
+     * and the clients paused until the total falls back (proxy_server_memory_*) */
+    size_t mem_buffered;
+    size_t mem_promised;
+    uint32_t n_memory_paused;
+    struct event *memory_ev;    /* resumes the paused clients; created on first use */
     bool draining;              /* SIGTERM received */
     struct event *drain_timer;
 };
@@ -53,6 +61,31 @@ struct proxy_server {
  */
 bool proxy_server_set_upstream(struct proxy_server *server, bson_error_t *error)
     __attribute__((warn_unused_result));
+
+/*
+ * The memory budget (max_memory). Messages up to PROXY_MEMORY_SMALL bytes
+ * are always admitted and a connection holding no more than that is never
+ * paused, so control traffic (hello, ping, small reads) flows while large
+ * clients wait: the bound is max_memory plus PROXY_MEMORY_SMALL per
+ * connection, plus one socket read per connection.
+ */
+#define PROXY_MEMORY_SMALL (64 * 1024)
+
+/* Counts buf's bytes in server->mem_buffered from now on (its bytes so far included). */
+void proxy_server_memory_track(struct proxy_server *server, struct evbuffer *buf);
+
+/* Stops counting buf (before it is freed): its bytes leave the total. */
+void proxy_server_memory_untrack(struct proxy_server *server, struct evbuffer *buf);
+
+/* Bytes buffered plus bytes announced by messages still arriving. */
+static inline size_t
+proxy_server_memory_used(const struct proxy_server *server)
+{
+    return server->mem_buffered + server->mem_promised;
+}
+
+/* True when max_memory is set and extra more bytes would take the total past it. */
+bool proxy_server_memory_over(const struct proxy_server *server, size_t extra);
 
 /* Called by client.c when a client connection has been freed. */
 void proxy_server_client_closed(struct proxy_server *server);

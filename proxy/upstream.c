@@ -33,6 +33,7 @@ struct proxy_upstream {
     bool connect_failed; /* the connect call itself failed: reported by the timer */
     int connect_errno;
     bool paused;
+    bool tracked; /* its buffers count toward max_memory */
 };
 
 static void
@@ -66,9 +67,9 @@ proxy_upstream_process(struct proxy_upstream *up)
         evbuffer_copyout(in, head, sizeof head);
         if (wire_frame_header(head, sizeof head, (int32_t)up->server->conf->max_message_size,
                               &header, &error) != WIRE_OK) {
-            proxy_stats_add(&up->server->stats, PROXY_STAT_upstream_protocol_errors, 1);
-            snprintf(why, sizeof why, "invalid reply from upstream: %s", error.message);
-            fail(up, why);
+            snprintf(why, sizeof why, "%s", error.message);
+            /* The client answers its oldest request with an error and destroys us. */
+            proxy_client_on_upstream_invalid(up->client, why);
             return;
         }
         if (avail < (size_t)header.length)
@@ -170,6 +171,9 @@ proxy_upstream_new(struct proxy_server *server, struct proxy_client *client)
     }
     bufferevent_setcb(up->bev, read_cb, write_cb, event_cb, up);
     bufferevent_enable(up->bev, EV_READ | EV_WRITE);
+    proxy_server_memory_track(server, bufferevent_get_input(up->bev));
+    proxy_server_memory_track(server, bufferevent_get_output(up->bev));
+    up->tracked = true;
 
     tv.tv_sec = server->conf->connect_timeout / 1000;
     tv.tv_usec = (server->conf->connect_timeout % 1000) * 1000;
@@ -203,6 +207,10 @@ proxy_upstream_destroy(struct proxy_upstream *up)
 {
     if (!up)
         return;
+    if (up->tracked) {
+        proxy_server_memory_untrack(up->server, bufferevent_get_input(up->bev));
+        proxy_server_memory_untrack(up->server, bufferevent_get_output(up->bev));
+    }
     if (up->bev)
         bufferevent_free(up->bev);
     if (up->connect_timer)
@@ -223,6 +231,13 @@ proxy_upstream_send(struct proxy_upstream *up, struct evbuffer *data)
         proxy_io_send(up->bev, data);
     else
         evbuffer_add_buffer(bufferevent_get_output(up->bev), data);
+}
+
+size_t
+proxy_upstream_buffered(const struct proxy_upstream *up)
+{
+    return evbuffer_get_length(bufferevent_get_input(up->bev)) +
+           evbuffer_get_length(bufferevent_get_output(up->bev));
 }
 
 size_t

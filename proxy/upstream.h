@@ -32,6 +32,9 @@ struct evbuffer *proxy_upstream_output(struct proxy_upstream *up);
 void proxy_upstream_send(struct proxy_upstream *up, struct evbuffer *data);
 
 /* Bytes queued and not yet written. */
+/* Bytes in the upstream connection's buffers, both ways (max_memory). */
+size_t proxy_upstream_buffered(const struct proxy_upstream *up);
+
 size_t proxy_upstream_queued(const struct proxy_upstream *up);
 /* True once the TCP (or unix) connection is established. */
 bool proxy_upstream_connected(const struct proxy_upstream *up);

@@ -16,6 +16,7 @@
 #define WIRE_CODE_PROTOCOL_ERROR 17
 #define WIRE_CODE_COMMAND_NOT_FOUND 59
 #define WIRE_CODE_UNSUPPORTED_OP_QUERY 352
+#define WIRE_CODE_EXCEEDED_MEMORY 146
 
 /* Appends {ok: 0.0, errmsg, code, codeName} to the empty document out. */
 void wire_reply_error_body(bson_t *out, int32_t code, const char *code_name, const char *errmsg);

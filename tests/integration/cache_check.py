@@ -125,6 +125,22 @@ def nval(s, ns, name):
     return s.get("namespaces", {}).get(ns, {}).get(name, 0)
 
 
+def sigstop(pid, timeout=5.0):
+    """SIGSTOPs pid and waits (bounded) until the kernel shows it stopped: kill()
+    returns before every thread of a busy process has stopped."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in ("T", "t"):
+                    return True
+        except OSError:
+            return False
+        time.sleep(0.005)
+    return False
+
+
 def wait_counter(st, base, name, want, timeout=5.0):
     """Waits (bounded) until cache counter `name` has risen by `want` since snapshot base:
     the proxy has acted on what was sent, however slow the machine is right now."""
@@ -292,7 +308,7 @@ def group_hits(a, tap):
             c.check(dl["misses"] == 1 and dl["hits"] == 1 and dl["fills"] == 1, "stats deltas %s" % dl)
         with Case(tap, "hits: FerretDB stopped (SIGSTOP): Q still answered within 1 s with the right "
                        "documents, cache.hits rose") as c:
-            os.kill(a.ferret_pid, signal.SIGSTOP)
+            sigstop(a.ferret_pid)
             stopped = True
             time.sleep(0.1)
             s0 = st.snap()
@@ -331,7 +347,7 @@ def group_hits(a, tap):
             w2 = Wire(a.proxy, 3.0)
             try:
                 s0 = st.snap()
-                os.kill(a.ferret_pid, signal.SIGSTOP)
+                sigstop(a.ferret_pid)
                 stopped = True
                 data, rid = op_msg(q3)
                 w.send(data)
@@ -373,7 +389,7 @@ def group_hits(a, tap):
                 nonlocal stopped
                 try:
                     s0 = st.snap()
-                    os.kill(a.ferret_pid, signal.SIGSTOP)
+                    sigstop(a.ferret_pid)
                     stopped = True
                     data, rid = op_msg(qc)
                     w.send(data)

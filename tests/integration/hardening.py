@@ -382,7 +382,69 @@ def group_cursors(a):
     cb.sock.close()
 
 
+# ---- item 9: invalid volatile fields go to the server ------------------------
+
+
+def group_volatile(a):
+    addr = "127.0.0.1:%d" % a.port
+    direct = direct_client(a)
+    direct.hard.vol.delete_many({})
+    direct.hard.vol.insert_one({"_id": 1})
+    c = mf.Conn(addr, 5.0)
+    q = find("vol", filt={"_id": 1})
+    c.call(mf.op_msg(q), 5.0)
+    r = c.call(mf.op_msg(q), 5.0)
+    tap(r.ok(), "volatile: Q is answered and cached", r)
+    for extra in ({"maxTimeMS": "abc"}, {"maxTimeMS": -1}, {"maxTimeMS": 1.5},
+                  {"comment": 5}, {"comment": {"x": 1}}):
+        doc = dict(q)
+        del doc["$db"]
+        doc.update(extra)
+        doc["$db"] = "hard"
+        want = direct.hard.command(_son(doc), check=False)
+        r = c.call(mf.op_msg(doc), 5.0)
+        tap(not r.ok() and (r.doc or {}).get("code") == want.get("code"),
+            "volatile: Q with %s gets the server's error (%s), not Q's cached reply"
+            % (extra, want.get("codeName")), r, want)
+    c.sock.close()
+
+
+def _son(doc):
+    from bson.son import SON
+    return SON([(k, v) for k, v in doc.items() if k != "$db"])
+
+
+# ---- item 11: more than 4,096 outstanding w:0 writes -----------------------
+
+
+def group_oneway(a):
+    addr = "127.0.0.1:%d" % a.port
+    direct = direct_client(a)
+    direct.hard.w0.delete_many({})
+    n = 6000
+    c = mf.Conn(addr, 10.0)
+    burst = b"".join(mf.op_msg({"insert": "w0", "documents": [{"_id": i}],
+                                "writeConcern": {"w": 0}, "$db": "hard"},
+                               flags=mf.MORE_TO_COME) for i in range(n))
+    try:
+        c.send(burst)
+        r = c.call(mf.op_msg({"count": "w0", "$db": "hard"}), 30.0)
+        got = (r.doc or {}).get("n")
+    except (socket.timeout, mf.Closed, OSError) as e:
+        r, got = e, None
+    tap(got == n, "oneway: %d pipelined w:0 inserts, then a count on the same connection: "
+        "all %d counted, the connection open" % (n, n), r)
+    tap(direct.hard.w0.count_documents({}) == n, "oneway: the server holds all %d (%d)"
+        % (n, direct.hard.w0.count_documents({})))
+    barriers = stat(a.http, "counters.oneway_barriers")
+    tap(isinstance(barriers, int) and barriers >= 1,
+        "oneway: the proxy sent barriers instead of dropping (%s)" % barriers)
+    c.sock.close()
+
+
 GROUPS = {
+    "volatile": group_volatile,
+    "oneway": group_oneway,
     "cursors": group_cursors,
     "scram": group_scram,
     "principals": group_principals,

@@ -477,6 +477,15 @@ class FakeUpstream:
         elif fault == "unsolicited":
             # a correct reply, then a second one nobody asked for
             s.sendall(self.msg({"ok": 1.0}, rid) + self.msg({"ok": 1.0, "m": marker}, rid))
+        elif name == "find" and body.get("comment") == "endless":
+            # an open cursor that never ends: empty batches forever
+            ns = "%s.%s" % (body.get("$db"), body["find"])
+            s.sendall(self.msg({"cursor": {"firstBatch": [], "id": Int64(42), "ns": ns},
+                                "ok": 1.0}, rid))
+        elif name == "getMore" and body.get("getMore") == 42:
+            ns = "%s.%s" % (body.get("$db"), body.get("collection"))
+            s.sendall(self.msg({"cursor": {"nextBatch": [], "id": Int64(42), "ns": ns},
+                                "ok": 1.0}, rid))
         elif name == "count":
             with self.lock:
                 n = self.counts.get(body["count"], 0)
@@ -559,7 +568,7 @@ def group_fake(a, tap):
 
     for fault in ("wrong_response_to", "len8", "huge_len", "bad_bson", "body_past_end",
                   "more_to_come", "op_reply", "too_deep", "unsolicited"):
-        with Case(tap, "ops upstream invalid reply (%s): error or close, never the bytes" % fault) as c:
+        with Case(tap, "ops upstream invalid reply (%s): an error reply then close, never the bytes" % fault) as c:
             before = stat(a.http, "upstream_protocol_errors")
             conn = Conn(a.addr, 2.0)
             msg = faulty_ping(fault)
@@ -575,6 +584,8 @@ def group_fake(a, tap):
             else:
                 c.check(not any(r.ok() for r in replies), "an ok reply was relayed: %s" % short(replies))
                 rest = replies
+                # issue 6 item 13: framing errors too get the error the README promises
+                c.check(len(rest) == 1, "want exactly one error reply, got %s" % short(replies))
             for r in rest:
                 d = r.doc or {}
                 c.check(r.response_to == rid_of(msg) and d.get("ok") == 0 and "code" in d,
@@ -584,6 +595,26 @@ def group_fake(a, tap):
             after = stat(a.http, "upstream_protocol_errors")
             c.check((delta(before, after) or 0) >= 1,
                     "upstream_protocol_errors %s -> %s" % (before, after))
+
+    with Case(tap, "ops an upstream cursor that never ends (empty batches forever): the drain is "
+                   "cut, the client gets the first batch and the server's cursor [issue 6 item 13]") as c:
+        before = stat(a.http, "drains_cut")
+        conn = Conn(a.addr, 2.0)
+        msg = op_msg({"find": "endless", "filter": {}, "comment": "endless", "$db": "hostile"})
+        try:
+            r = conn.call(msg, 10.0)
+            cur = (r.doc or {}).get("cursor", {})
+            c.check(r.ok() and cur.get("id") == 42 and cur.get("firstBatch") == [],
+                    "reply %r" % r)
+            r = conn.call(op_msg({"getMore": Int64(42), "collection": "endless",
+                                  "$db": "hostile"}), 5.0)
+            c.check(r.ok() and r.doc["cursor"]["id"] == 42,
+                    "the client goes on with the server's cursor: %r" % r)
+        except (socket.timeout, Closed) as e:
+            c.check(False, "no reply to a find whose cursor never ends: %s" % e)
+        conn.close()
+        c.check((delta(before, stat(a.http, "drains_cut")) or 0) == 1,
+                "drains_cut %s -> %s" % (before, stat(a.http, "drains_cut")))
 
     with Case(tap, "ops proxy and fake upstream still serve after the faults") as c:
         conn = Conn(a.addr, 3.0)

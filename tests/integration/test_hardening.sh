@@ -47,7 +47,9 @@ proxy_exit_ok "redis_shutdown"
 # ---- item 12: proxy cursors (before redis_lost kills this FerretDB) --------
 mc_start_proxy
 group cursors 5 --direct "$FERRET_URI"
-proxy_exit_ok "cursors"
+group volatile 6 --direct "$FERRET_URI"
+group oneway 3 --direct "$FERRET_URI"
+proxy_exit_ok "cursors, volatile, oneway"
 
 mc_start_proxy --redis "redis://127.0.0.1:$REDIS_PORT" $REDIS_OPTS
 group redis_lost 3 --redis-pid "$REDIS_PID" --ferret-pid "$FERRET_PID"

@@ -142,6 +142,42 @@ test_hits_and_invalidation(void)
            CACHE_HIT, "lsid, $clusterTime, maxTimeMS and comment do not change the key");
     is_int(read_once(&f, "{'find': 'c', 'filter': {'a': 2}, '$db': 'd'}", "", 4, &got), CACHE_MISS,
            "another filter is another key");
+    /* Issue 6 item 9: only values a server accepts are left out of the key. */
+    {
+        static const struct {
+            const char *extra;
+            enum cache_outcome want;
+        } rows[] = {
+            {"'maxTimeMS': 0", CACHE_HIT},
+            {"'maxTimeMS': {'$numberLong': '2147483647'}", CACHE_HIT},
+            {"'maxTimeMS': 250.0", CACHE_HIT},
+            {"'comment': 'a string'", CACHE_HIT},
+            {"'lsid': {'id': 7}, '$clusterTime': {'t': 1}", CACHE_HIT},
+            {"'maxTimeMS': 'abc'", CACHE_MISS},
+            {"'maxTimeMS': -1", CACHE_MISS},
+            {"'maxTimeMS': 1.5", CACHE_MISS},
+            {"'maxTimeMS': {'$numberLong': '2147483648'}", CACHE_MISS},
+            {"'maxTimeMS': null", CACHE_MISS},
+            {"'comment': 5", CACHE_MISS},
+            {"'comment': {'x': 1}", CACHE_MISS},
+            {"'comment': null", CACHE_MISS},
+            {"'lsid': 5", CACHE_MISS},
+            {"'$clusterTime': 'now'", CACHE_MISS},
+            {"'txnNumber': {'$numberLong': '3'}", CACHE_BYPASS}, /* a transaction's */
+        };
+
+        for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+            char text[256];
+
+            snprintf(text, sizeof text, "{'find': 'c', 'filter': {'a': 1}, '$db': 'd', %s}",
+                     rows[i].extra);
+            is_int(read_once(&f, text, "", 100 + (int)i, &got), rows[i].want,
+                   "%s: %s", rows[i].extra,
+                   rows[i].want == CACHE_HIT    ? "left out of the key (a hit)"
+                   : rows[i].want == CACHE_MISS ? "kept in the key (goes to the server)"
+                                                : "not cacheable at all");
+        }
+    }
     read_once(&f, "{'find': 'c', 'sort': {'x': 1, 'y': 1}, '$db': 'd'}", "", 5, &got);
     is_int(read_once(&f, "{'find': 'c', 'sort': {'y': 1, 'x': 1}, '$db': 'd'}", "", 5, &got),
            CACHE_MISS, "field order is part of the key (sort order matters)");
@@ -161,7 +197,7 @@ test_hits_and_invalidation(void)
     is_int(read_once(&f, Q, "3:bob@admin", 13, &got), CACHE_MISS, "changing bob drops bob's entries");
     is_int(read_once(&f, Q, "", 14, &got), CACHE_HIT, "but not the others'");
     is_int(read_once(&f, Q, NULL, 15, &got), CACHE_BYPASS, "unknown auth state bypasses");
-    is_int((long long)cache_counter(f.cache, CACHE_CTR_hits), 7, "every hit counted");
+    is_int((long long)cache_counter(f.cache, CACHE_CTR_hits), 12, "every hit counted");
     teardown(&f);
 }
 
