@@ -3,8 +3,10 @@
  * authentication as they pass through the request pipeline (see the diagram
  * in client.c): the hello sent upstream is prepared (compression and
  * loadBalanced stripped, a speculative SCRAM start noted, the driver
- * logged), the hello reply is rewritten for the persona, and each
- * authentication reply's verdict is recorded in the client's auth state.
+ * logged), the hello reply is rewritten for the persona hello.c picks from
+ * it (with the proxy's serviceId and max_message_size; the upstream's kind
+ * is logged when it changes), and each authentication reply's verdict is
+ * recorded in the client's auth state.
  *
  * Owns: the calls into proxy/hello.h and proxy/auth.h for one client, and
  * the auth_* and hello_rewritten statistics and log lines. Does not own the
