@@ -46,6 +46,7 @@ struct proxy_cursors {
     size_t pool_at;
     uint64_t fallback;         /* a counter mixed in if getrandom fails */
     struct event *sweep;
+    size_t max_batch_bytes; /* at most PROXY_CURSOR_MAX_BATCH_BYTES */
 };
 
 static struct proxy_cursor **
@@ -108,7 +109,15 @@ proxy_cursors_new(struct event_base *base)
     t->pool_at = RANDOM_POOL;
     t->sweep = event_new(base, -1, EV_PERSIST, sweep_cb, t);
     evtimer_add(t->sweep, &every);
+    t->max_batch_bytes = PROXY_CURSOR_MAX_BATCH_BYTES;
     return t;
+}
+
+void
+proxy_cursors_set_max_batch_bytes(struct proxy_cursors *t, size_t bytes)
+{
+    t->max_batch_bytes = bytes < PROXY_CURSOR_MAX_BATCH_BYTES ? bytes
+                                                              : PROXY_CURSOR_MAX_BATCH_BYTES;
 }
 
 void
@@ -195,12 +204,16 @@ open_cursor(struct proxy_cursors *t, struct cache_value *value, uint32_t positio
     return c;
 }
 
+/* An array entry's bytes besides its document: type, decimal index (uint32), NUL. */
+#define ENTRY_OVERHEAD 12
+
 /*
  * How many documents from position the next batch holds: at most `limit`
- * (all when < 0) and PROXY_CURSOR_MAX_BATCH_BYTES of them (but at least one).
+ * (all when < 0) and max_bytes of them with their array entries (but at
+ * least one).
  */
 static uint32_t
-batch_count(struct cache_value *value, uint32_t position, int64_t limit)
+batch_count(struct cache_value *value, uint32_t position, int64_t limit, size_t max_bytes)
 {
     uint32_t n = cache_value_n_docs(value);
     uint32_t k = 0;
@@ -210,9 +223,9 @@ batch_count(struct cache_value *value, uint32_t position, int64_t limit)
         uint32_t len;
 
         (void)cache_value_doc(value, position + k, &len);
-        if (k > 0 && bytes + len > PROXY_CURSOR_MAX_BATCH_BYTES)
+        if (k > 0 && bytes + len + ENTRY_OVERHEAD > max_bytes)
             break;
-        bytes += len;
+        bytes += len + ENTRY_OVERHEAD;
         k++;
     }
     return k;
@@ -341,7 +354,7 @@ proxy_cursor_first(struct proxy_cursors *t, struct cache_value *value, int64_t b
 {
     uint32_t n = cache_value_n_docs(value);
     int64_t limit = batch_size < 0 ? PROXY_CURSOR_DEFAULT_FIRST_BATCH : batch_size;
-    uint32_t k = batch_count(value, 0, limit);
+    uint32_t k = batch_count(value, 0, limit, t->max_batch_bytes);
     int64_t id = 0;
 
     if (k == n && upstream_id != 0)
@@ -479,7 +492,7 @@ proxy_cursor_get_more(struct proxy_cursors *t, const bson_t *cmd, const char *db
     }
     c->last_used = time(NULL);
     n = cache_value_n_docs(c->value);
-    k = batch_count(c->value, c->position, batch);
+    k = batch_count(c->value, c->position, batch, t->max_batch_bytes);
     if (stays_open(c->position, k, n, batch) && !(c->position + k >= n && c->upstream_id))
         id = c->id;
     else

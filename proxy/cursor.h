@@ -42,6 +42,15 @@ struct proxy_cursors *proxy_cursors_new(struct event_base *base);
 void proxy_cursors_destroy(struct proxy_cursors *cursors);
 
 /*
+ * Caps the bytes of one batch (documents and their array entries) below
+ * PROXY_CURSOR_MAX_BATCH_BYTES, so that every reply fits the message size
+ * the proxy advertises to its clients (hello.c): drivers refuse a reply
+ * larger than maxMessageSizeBytes. A batch still holds at least one
+ * document.
+ */
+void proxy_cursors_set_max_batch_bytes(struct proxy_cursors *cursors, size_t bytes);
+
+/*
  * Appends to out the reply to the command that produced value (a drained
  * result): an OP_MSG with firstBatch (batch_size documents, or 101 when
  * batch_size < 0), whose documents are added by reference to value (out

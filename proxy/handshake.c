@@ -3,8 +3,10 @@
  * authentication as they pass through the request pipeline (see the diagram
  * in client.c): the hello sent upstream is prepared (compression and
  * loadBalanced stripped, a speculative SCRAM start noted, the driver
- * logged), the hello reply is rewritten for the persona, and each
- * authentication reply's verdict is recorded in the client's auth state.
+ * logged), the hello reply is rewritten for the persona hello.c picks from
+ * it (with the proxy's serviceId and max_message_size; the upstream's kind
+ * is logged when it changes), and each authentication reply's verdict is
+ * recorded in the client's auth state.
  *
  * Owns: the calls into proxy/hello.h and proxy/auth.h for one client, and
  * the auth_* and hello_rewritten statistics and log lines. Does not own the
@@ -98,12 +100,58 @@ proxy_handshake_observe_auth(struct proxy_client *c, enum proxy_auth_step step,
     bson_free(attempt);
 }
 
+/*
+ * Logs the persona a hello reply got: every one at debug; at info (warn for
+ * a member that is not the primary) when the upstream's kind differs from
+ * the previous reply's, whichever client it came to, so that a restart or
+ * an election shows once; and once per process when a load-balanced client
+ * sits behind a standalone, which will refuse its retryable writes.
+ */
+static void
+log_persona(struct proxy_client *c, const struct proxy_request *req,
+            enum proxy_hello_upstream upstream, enum proxy_hello_persona persona)
+{
+    struct proxy_server *server = c->server;
+    bool usable = upstream == PROXY_HELLO_UPSTREAM_STANDALONE ||
+                  upstream == PROXY_HELLO_UPSTREAM_MONGOS ||
+                  upstream == PROXY_HELLO_UPSTREAM_RS_PRIMARY;
+
+    if (proxy_log_enabled(PROXY_LOG_DEBUG))
+        proxy_log(PROXY_LOG_DEBUG, c->id, "hello_persona",
+                  "upstream=%s persona=%s load_balanced=%d legacy=%d",
+                  proxy_hello_upstream_name(upstream), proxy_hello_persona_name(persona),
+                  req->hello.load_balanced, req->legacy);
+    if (upstream != PROXY_HELLO_UPSTREAM_UNKNOWN && (int)upstream != server->hello_upstream) {
+        server->hello_upstream = (int)upstream;
+        if (usable)
+            proxy_log(PROXY_LOG_INFO, c->id, "upstream_kind", "upstream=%s persona=%s",
+                      proxy_hello_upstream_name(upstream), proxy_hello_persona_name(persona));
+        else
+            proxy_log(PROXY_LOG_WARN, c->id, "upstream_kind",
+                      "upstream=%s persona=%s msg=\"the upstream is a replica-set member that "
+                      "is not the primary: writes and reads with the primary read preference "
+                      "get its errors; point the upstream at the primary or a mongos\"",
+                      proxy_hello_upstream_name(upstream), proxy_hello_persona_name(persona));
+    }
+    if (req->hello.load_balanced && upstream == PROXY_HELLO_UPSTREAM_STANDALONE &&
+        !server->hello_warned_lb_standalone) {
+        server->hello_warned_lb_standalone = true;
+        proxy_log(PROXY_LOG_WARN, c->id, "load_balanced_standalone",
+                  "msg=\"a loadBalanced client is behind a standalone upstream: the driver "
+                  "adds txnNumber to retryable writes, which a standalone mongod refuses "
+                  "(code 20); such clients need retryWrites=false\"");
+    }
+}
+
 /* Rewrites a hello reply for the persona. Returns the new message (bson_free). */
 uint8_t *
 proxy_handshake_rewrite_hello(struct proxy_client *c, struct proxy_request *req,
                               const struct wire_header *h, const bson_t *reply,
                               int32_t reply_flags, size_t *out_len)
 {
+    struct proxy_hello_self self;
+    enum proxy_hello_upstream upstream;
+    enum proxy_hello_persona persona;
     bson_t out = BSON_INITIALIZER;
     bson_iter_t it;
     uint8_t *bytes;
@@ -133,7 +181,10 @@ proxy_handshake_rewrite_hello(struct proxy_client *c, struct proxy_request *req,
             proxy_auth_abandon(&c->auth);
         }
     }
-    proxy_hello_rewrite(reply, &req->hello, &c->server->service_id, &out);
+    self.service_id = c->server->service_id;
+    self.max_message_size = c->server->conf->max_message_size;
+    persona = proxy_hello_rewrite(reply, &req->hello, &self, &out, &upstream);
+    log_persona(c, req, upstream, persona);
     if (req->legacy)
         bytes = wire_reply_op_reply(h->request_id, h->response_to, reply_flags, &out, out_len);
     else

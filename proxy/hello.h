@@ -1,11 +1,34 @@
 /*
- * proxy/hello.h: the handshake persona. The proxy answers hello / isMaster
- * as a mongos would, so that drivers given only its address never discover
- * the replica-set members behind it and connect around it, while retryable
- * writes and transactions stay available (a mongos supports both).
+ * proxy/hello.h: the handshake persona. The proxy forwards each client's
+ * hello / isMaster on the client's own upstream connection, and what the
+ * upstream's reply says it is decides what the client is told:
+ *
+ *   upstream (SDAM type)                   persona
+ *   standalone mongod                      standalone: the reply as it is
+ *   replica-set member (primary,           mongos: msg "isdbgrid", none of the
+ *     secondary, arbiter, other, ghost)      set's topology fields
+ *   mongos                                 mongos: the reply as it is
+ *
+ * A replica-set member's own reply would make drivers discover the members
+ * and connect to them around the proxy; as a mongos, retryable writes and
+ * transactions stay available. A standalone stays a standalone because a
+ * standalone mongod refuses what drivers add for a mongos (txnNumber on
+ * every retryable write: code 20 "Transaction numbers are only allowed on a
+ * replica set member or mongos"). Every member state maps to the same
+ * persona because a driver in a Sharded topology removes a server whose
+ * type turns into anything but Mongos or Unknown: an election must not
+ * make drivers drop the proxy.
+ *
+ * Whatever the persona, the proxy strips what it does not support
+ * (topologyVersion, which would turn on streaming hello; compression),
+ * answers loadBalanced clients with its own serviceId, and lowers the size
+ * limits to its own max_message_size.
+ *
  * Spec: source/mongodb-handshake/handshake.md,
- * source/server-discovery-and-monitoring/server-discovery-and-monitoring.md,
- * source/load-balancers/load-balancers.md.
+ * source/server-discovery-and-monitoring/server-discovery-and-monitoring.md
+ * ("Parsing a hello or legacy hello response", "TopologyType table"),
+ * source/retryable-writes/retryable-writes.md ("Determining Retryable Write
+ * Support"), source/load-balancers/load-balancers.md.
  */
 #ifndef MONGOCACHE_PROXY_HELLO_H
 #define MONGOCACHE_PROXY_HELLO_H
@@ -22,6 +45,34 @@ struct proxy_hello_request {
 };
 
 /*
+ * What a hello reply says the upstream is: the server types of SDAM
+ * "Parsing a hello or legacy hello response", in the order it checks them.
+ */
+enum proxy_hello_upstream {
+    PROXY_HELLO_UPSTREAM_UNKNOWN,      /* no ok:1 (an error reply) */
+    PROXY_HELLO_UPSTREAM_MONGOS,       /* msg: "isdbgrid" */
+    PROXY_HELLO_UPSTREAM_RS_GHOST,     /* isreplicaset: true */
+    PROXY_HELLO_UPSTREAM_RS_PRIMARY,   /* setName, isWritablePrimary (or ismaster): true */
+    PROXY_HELLO_UPSTREAM_RS_SECONDARY, /* setName, secondary: true */
+    PROXY_HELLO_UPSTREAM_RS_ARBITER,   /* setName, arbiterOnly: true */
+    PROXY_HELLO_UPSTREAM_RS_OTHER,     /* setName, hidden, or none of the above */
+    PROXY_HELLO_UPSTREAM_STANDALONE,   /* none of the above */
+};
+
+/* What the client is told it is talking to. */
+enum proxy_hello_persona {
+    PROXY_HELLO_PERSONA_NONE,       /* an error reply, relayed unchanged */
+    PROXY_HELLO_PERSONA_STANDALONE, /* the upstream's reply minus what the proxy lacks */
+    PROXY_HELLO_PERSONA_MONGOS,     /* msg: "isdbgrid", no replica-set fields */
+};
+
+/* The proxy's own side of every hello reply. */
+struct proxy_hello_self {
+    bson_oid_t service_id;    /* given to loadBalanced clients */
+    int64_t max_message_size; /* the proxy's limit on one wire message, both ways */
+};
+
+/*
  * Copies the client's hello command (checked) into out (an initialised,
  * empty bson_t) without `compression` (mongocache never negotiates
  * compression) and without `loadBalanced` (answered by the proxy itself).
@@ -30,16 +81,46 @@ struct proxy_hello_request {
  */
 bool proxy_hello_prepare(const bson_t *cmd, bson_t *out, struct proxy_hello_request *req);
 
+/* Reads the upstream's server type from its hello reply (checked, borrowed). */
+enum proxy_hello_upstream proxy_hello_classify(const bson_t *reply);
+
+/* The persona a reply from this kind of upstream gets (see the table above). */
+enum proxy_hello_persona proxy_hello_persona_for(enum proxy_hello_upstream upstream);
+
+/* Lower-case names for logs: "rs_secondary", "mongos", ... (static strings). */
+const char *proxy_hello_upstream_name(enum proxy_hello_upstream upstream);
+const char *proxy_hello_persona_name(enum proxy_hello_persona persona);
+
 /*
- * Builds the persona reply in out (an initialised, empty bson_t) from the
- * upstream's reply (checked): every field kept but the replica-set topology
- * (setName, setVersion, hosts, passives, arbiters, primary, me, secondary,
- * arbiterOnly, passive, hidden, tags, electionId, lastWrite, isreplicaset),
- * topologyVersion (so drivers poll instead of streaming), and compression;
- * then msg: "isdbgrid", and serviceId when the client is load balanced.
- * A reply without ok:1 is copied unchanged. service_id is the proxy's id.
+ * The limits advertised for an upstream limit and the proxy's
+ * max_message_size: maxMessageSizeBytes is the smaller of the two;
+ * maxBsonObjectSize leaves room, inside the proxy's limit, for the wire
+ * framing and the command around the largest document (drivers split
+ * batches by maxBsonObjectSize as well as maxMessageSizeBytes, and a server
+ * accepts a command 16 KiB over maxBsonObjectSize). upstream <= 0 means
+ * "not in the reply" and stands for the drivers' defaults (48000000 and
+ * 16 MiB).
  */
-void proxy_hello_rewrite(const bson_t *reply, const struct proxy_hello_request *req,
-                         const bson_oid_t *service_id, bson_t *out);
+int64_t proxy_hello_max_message_size(int64_t upstream, int64_t proxy_max);
+int64_t proxy_hello_max_bson_size(int64_t upstream, int64_t proxy_max);
+
+/*
+ * Builds the reply for the client in out (an initialised, empty bson_t)
+ * from the upstream's reply (checked, borrowed), and returns the persona it
+ * was given. A reply without ok:1 is copied unchanged (PERSONA_NONE).
+ * Otherwise, for every persona: topologyVersion (so drivers poll instead
+ * of streaming), compression and serviceId are dropped, maxMessageSizeBytes
+ * and maxBsonObjectSize are lowered to the proxy's limits (added when the
+ * reply lacks them and the default is above the limit), and a load-balanced
+ * client gets self->service_id. The mongos persona of a replica-set member
+ * also drops setName, setVersion, hosts, passives, arbiters, primary, me,
+ * secondary, arbiterOnly, passive, hidden, tags, electionId, lastWrite and
+ * isreplicaset, and adds msg: "isdbgrid". *upstream (may be NULL) receives
+ * the classification.
+ */
+enum proxy_hello_persona proxy_hello_rewrite(const bson_t *reply,
+                                             const struct proxy_hello_request *req,
+                                             const struct proxy_hello_self *self, bson_t *out,
+                                             enum proxy_hello_upstream *upstream);
 
 #endif

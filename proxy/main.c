@@ -11,6 +11,7 @@
 #include "proxy/admin.h"
 #include "proxy/client.h"
 #include "proxy/cursor.h"
+#include "proxy/hello.h"
 #include "proxy/listener.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
@@ -170,6 +171,9 @@ main(int argc, char **argv)
         server.dns = evdns_base_new(server.base, 0);
     bson_oid_init(&server.service_id, NULL);
     server.cursors = proxy_cursors_new(server.base);
+    /* Batches fit the limits hello advertises (max_message_size is not reloadable). */
+    proxy_cursors_set_max_batch_bytes(
+        server.cursors, (size_t)proxy_hello_max_bson_size(0, server.conf->max_message_size));
     server.cache = cache_new(server.conf, server.base, &error);
     if (!server.cache) {
         proxy_log(PROXY_LOG_ERROR, 0, "startup_failed", "error=\"%s\"", error.message);

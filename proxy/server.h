@@ -36,6 +36,9 @@ struct proxy_server {
     uint16_t upstream_port;     /* 0 for a unix socket path */
     char *upstream_label;       /* "host:port" for messages, owned */
     bson_oid_t service_id;      /* given to loadBalanced clients */
+    int hello_upstream;         /* enum proxy_hello_upstream of the latest hello reply, so
+                                 * that handshake.c logs a change once */
+    bool hello_warned_lb_standalone; /* handshake.c warned of loadBalanced + standalone */
     struct proxy_listener *listener;
     struct proxy_admin *admin;
     struct cache *cache;        /* the query cache, owned */
