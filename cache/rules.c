@@ -2,8 +2,9 @@
  * cache/rules.c: namespace rules (see rules.h): parsing the comma-separated
  * lists of cache_include, cache_exclude and cache_ttl_overrides (each TTL a
  * duration as conf/parse.c reads them, within cache_ttl's range) and
- * finding the most specific rule for a namespace. It does not own what a rule means (cache.c resolves a namespace's TTL from
- * the three lists), nor when the lists are read (conf/, cache_reconfigure).
+ * finding the most specific rule for a namespace. It does not own what a
+ * rule means (cache.c resolves a namespace's TTL from the three lists), nor
+ * when the lists are read (conf/, cache_reconfigure).
  */
 #include "config.h"
 

@@ -34,7 +34,8 @@ warn_unknown(struct conf *conf, const char *name, size_t len)
         near = conf_parse_desc((enum conf_opt_id)id)->env;
         (void)conf_parse_near(rest, rest_len, conf_opt_name((enum conf_opt_id)id), &d_option);
     }
-    if (conf_parse_near(rest, rest_len, config, &d_config) && (near == NULL || d_config < d_option)) {
+    if (conf_parse_near(rest, rest_len, config, &d_config) &&
+        (near == NULL || d_config < d_option)) {
         near = CONF_ENV_CONFIG;
     }
     if (near != NULL) {
