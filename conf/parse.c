@@ -120,14 +120,10 @@ conf_parse_near(const char *typed, size_t len, const char *name, unsigned *dista
     unsigned rows[3][NEAR_MAX + 1];
     unsigned *prev2 = rows[0], *prev = rows[1], *cur = rows[2];
     unsigned limit = len <= 4 ? 1 : len <= 8 ? 2 : 3;
-    bool prefix = len >= 4 && len < nlen;
 
     *distance = UINT32_MAX;
     if (len == 0 || len > NEAR_MAX || nlen > NEAR_MAX) {
         return false;
-    }
-    for (size_t i = 0; i < len && prefix; i++) {
-        prefix = fold(typed[i]) == name[i];
     }
     /* Edit distance with adjacent swaps (optimal string alignment), row by row. */
     for (size_t j = 0; j <= nlen; j++) {
@@ -158,7 +154,22 @@ conf_parse_near(const char *typed, size_t len, const char *name, unsigned *dista
         cur = spare;
     }
     *distance = prev[nlen];
-    return *distance <= limit || prefix;
+    return *distance <= limit;
+}
+
+/* True when typed (len bytes, at least 4) is the start of name. */
+static bool
+starts(const char *typed, size_t len, const char *name)
+{
+    if (len < 4 || len >= strlen(name)) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (fold(typed[i]) != name[i]) {
+            return false;
+        }
+    }
+    return true;
 }
 
 int
@@ -166,6 +177,8 @@ conf_parse_suggest(const char *typed, size_t len)
 {
     int best = -1;
     unsigned best_distance = UINT32_MAX;
+    int prefix_of = -1;
+    int n_prefix = 0;
 
     for (int id = 0; id < CONF_OPT_COUNT; id++) {
         unsigned d;
@@ -174,6 +187,13 @@ conf_parse_suggest(const char *typed, size_t len)
             best = id;
             best_distance = d;
         }
+        if (starts(typed, len, opt_table[id].name)) {
+            prefix_of = id;
+            n_prefix++;
+        }
+    }
+    if (best < 0 && n_prefix == 1) {
+        best = prefix_of; /* the start of one option's name, and of no other */
     }
     return best;
 }

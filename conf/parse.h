@@ -55,12 +55,16 @@ const struct conf_opt_desc *conf_parse_desc(enum conf_opt_id id);
 int conf_parse_lookup(const char *name, size_t len);
 /*
  * True when typed (len bytes; case ignored, '-' read as '_') is near
- * enough to name to be a likely misspelling of it: a few letters added,
- * dropped, changed or swapped (more for longer names), or the start of it
- * (4 letters at least). *distance receives the edit distance.
+ * enough to name (lower case) to be a likely misspelling of it: a few
+ * letters added, dropped, changed or swapped (1 up to 4 letters, 2 up to 8,
+ * else 3). *distance receives the edit distance.
  */
 bool conf_parse_near(const char *typed, size_t len, const char *name, unsigned *distance);
-/* The option whose name typed (len bytes) is a likely misspelling of (the nearest), or -1. */
+/*
+ * The option whose name typed (len bytes) is a likely misspelling of (the
+ * nearest), else the one option whose name typed starts (4 letters at
+ * least), else -1.
+ */
 int conf_parse_suggest(const char *typed, size_t len);
 /*
  * Accepted range of a numeric (INT, SIZE, DURATION in milliseconds) option.
