@@ -30,6 +30,20 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/*
+ * libmongoc parses only the upstream URI here (conf/parse.c, proxy/check.c,
+ * proxy/server.c). Its warnings repeat what proxy/check.c reports (an
+ * option with no effect), so they are logged at debug level; its errors as
+ * errors. Either way through proxy_log, escaped like any value.
+ */
+static void
+mongoc_log_cb(mongoc_log_level_t level, const char *domain, const char *message, void *arg)
+{
+    (void)arg;
+    proxy_log(level <= MONGOC_LOG_LEVEL_CRITICAL ? PROXY_LOG_ERROR : PROXY_LOG_DEBUG, 0,
+              "libmongoc", "domain=%s msg=\"%s\"", domain ? domain : "-", message ? message : "");
+}
+
 /* Logs each warning of a loaded configuration (the log is up by then). */
 static void
 log_warnings(const struct conf *conf)
@@ -165,6 +179,7 @@ main(int argc, char **argv)
     TAILQ_INIT(&server.clients);
     server.next_reply_id = 1;
     mongoc_init();
+    mongoc_log_set_handler(mongoc_log_cb, NULL);
     server.conf = conf_new();
     conf_set_check(server.conf, proxy_check_option);
     if (!conf_load(server.conf, argc, argv, &action, &error)) {
