@@ -52,6 +52,20 @@ log_warnings(const struct conf *conf)
         proxy_log(PROXY_LOG_WARN, 0, "config_warning", "msg=\"%s\"", conf->warnings.lines[i]);
 }
 
+/* Writes "mongocache: PREFIXTEXT" and a newline to stderr, control bytes of text as \xNN. */
+static void
+print_line(const char *prefix, const char *text)
+{
+    fprintf(stderr, "mongocache: %s", prefix);
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            fprintf(stderr, "\\x%02x", *p);
+        else
+            fputc(*p, stderr);
+    }
+    fputc('\n', stderr);
+}
+
 /*
  * Writes a configuration's problems to stderr, before there is a log:
  * warnings, then every error (when refused).
@@ -60,11 +74,11 @@ static void
 print_problems(const struct conf *conf, bool refused)
 {
     for (size_t i = 0; i < conf->warnings.n; i++)
-        fprintf(stderr, "mongocache: warning: %s\n", conf->warnings.lines[i]);
+        print_line("warning: ", conf->warnings.lines[i]);
     if (!refused)
         return;
     for (size_t i = 0; i < conf->errors.n; i++)
-        fprintf(stderr, "mongocache: %s\n", conf->errors.lines[i]);
+        print_line("", conf->errors.lines[i]);
     if (conf->errors.n > 1)
         fprintf(stderr, "mongocache: %zu errors in the configuration\n", conf->errors.n);
 }
