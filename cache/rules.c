@@ -1,13 +1,15 @@
 /*
  * cache/rules.c: namespace rules (see rules.h): parsing the comma-separated
- * lists of cache_include, cache_exclude and cache_ttl_overrides (durations
- * in ms, s, m or h) and finding the most specific rule for a namespace. It
- * does not own what a rule means (cache.c resolves a namespace's TTL from
- * the three lists), nor when the lists are read (conf/, cache_reconfigure).
+ * lists of cache_include, cache_exclude and cache_ttl_overrides (each TTL a
+ * duration as conf/parse.c reads them, within cache_ttl's range) and
+ * finding the most specific rule for a namespace. It does not own what a
+ * rule means (cache.c resolves a namespace's TTL from the three lists), nor
+ * when the lists are read (conf/, cache_reconfigure).
  */
 #include "config.h"
 
 #include "cache/rules.h"
+#include "conf/parse.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +35,7 @@ cache_rules_parse(struct cache_rules *r, const char *text, bool with_ttl, const 
     memset(r, 0, sizeof *r);
     for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
         char *eq, *dot, *end;
+        char shown[128]; /* the entry as written, for the error */
         struct cache_rule rule = {0};
 
         while (*item == ' ' || *item == '\t')
@@ -42,26 +45,20 @@ cache_rules_parse(struct cache_rules *r, const char *text, bool with_ttl, const 
             *--end = '\0';
         if (!*item)
             continue;
+        bson_strncpy(shown, item, sizeof shown);
         eq = strchr(item, '=');
         if (with_ttl) {
-            char *unit;
-            double amount;
+            /* A duration as every other is written (conf/parse.c), in cache_ttl's range. */
+            int64_t min, max;
+            char *ttl = eq ? eq + 1 : NULL;
 
-            if (!eq)
+            if (!eq || !conf_parse_range(CONF_OPT_cache_ttl, &min, &max))
                 goto bad;
-            *eq = '\0';
-            amount = strtod(eq + 1, &unit);
-            if (unit == eq + 1 || amount < 0)
-                goto bad;
-            if (strcmp(unit, "ms") == 0)
-                rule.ttl_ms = (int64_t)amount;
-            else if (strcmp(unit, "s") == 0 || *unit == '\0')
-                rule.ttl_ms = (int64_t)(amount * 1000);
-            else if (strcmp(unit, "m") == 0)
-                rule.ttl_ms = (int64_t)(amount * 60000);
-            else if (strcmp(unit, "h") == 0)
-                rule.ttl_ms = (int64_t)(amount * 3600000);
-            else
+            for (*eq = '\0'; eq > item && (eq[-1] == ' ' || eq[-1] == '\t');)
+                *--eq = '\0';
+            while (*ttl == ' ' || *ttl == '\t')
+                ttl++;
+            if (!conf_parse_duration(ttl, min, max, &rule.ttl_ms))
                 goto bad;
         } else if (eq) {
             goto bad;
@@ -77,8 +74,10 @@ cache_rules_parse(struct cache_rules *r, const char *text, bool with_ttl, const 
         continue;
 bad:
         bson_set_error(error, 1, 1,
-                       "invalid entry \"%s\" in %s: expected %s, comma-separated", item, option,
-                       with_ttl ? "db.coll=DURATION or db.*=DURATION" : "db.coll or db.*");
+                       "invalid entry \"%s\" in %s: expected %s, comma-separated", shown, option,
+                       with_ttl ? "db.coll=DURATION or db.*=DURATION (a whole number with ms, "
+                                  "s, m or h, up to 168h)"
+                                : "db.coll or db.*");
         bson_free(copy);
         cache_rules_clear(r);
         return false;

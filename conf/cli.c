@@ -85,8 +85,28 @@ conf_cli_args_clear(struct conf_cli_args *args)
     memset(args, 0, sizeof *args);
 }
 
+/* Records an unknown flag in errors, with the nearest option's flag when one is close. */
+static void
+unknown_flag(const char *arg, struct conf_notes *errors)
+{
+    /* Never echo what follows '=': it may be a mistyped secret flag's value. */
+    size_t len = strcspn(arg, "=");
+    int near = -1;
+    char flag[FLAG_NAME_MAX];
+
+    if (strncmp(arg, "--", 2) == 0) {
+        near = conf_parse_suggest(arg + 2, len - 2);
+    }
+    if (near >= 0) {
+        conf_cli_flag_name((enum conf_opt_id)near, flag, sizeof flag);
+    }
+    conf_notes_add(errors, "unknown flag \"%.*s\"%s%s%s (see --help)", len > 64 ? 64 : (int)len,
+                   arg, near >= 0 ? " (did you mean " : "", near >= 0 ? flag : "",
+                   near >= 0 ? "?)" : "");
+}
+
 bool
-conf_cli_parse(int n, char *const *flags, struct conf_cli_args *args, bson_error_t *error)
+conf_cli_parse(int n, char *const *flags, struct conf_cli_args *args, struct conf_notes *errors)
 {
     bool failed = false;
 
@@ -107,17 +127,13 @@ conf_cli_parse(int n, char *const *flags, struct conf_cli_args *args, bson_error
             args->action = CONF_ACTION_VERSION;
             return true;
         }
-        if (failed) {
-            continue; /* only looking for --help and --version now */
-        }
         if (strcmp(arg, "--check-config") == 0) {
             args->action = CONF_ACTION_CHECK;
             continue;
         }
         if (match_config(arg, &inline_value)) {
             if (inline_value == NULL && i + 1 >= n) {
-                bson_set_error(error, CONF_ERROR_DOMAIN, CONF_ERROR_FLAG,
-                               "flag --config needs a value (a file name)");
+                conf_notes_add(errors, "flag --config needs a value (a file name)");
                 failed = true;
                 continue;
             }
@@ -134,8 +150,7 @@ conf_cli_parse(int n, char *const *flags, struct conf_cli_args *args, bson_error
             }
             if (value == NULL) {
                 conf_cli_flag_name((enum conf_opt_id)id, flag, sizeof flag);
-                bson_set_error(error, CONF_ERROR_DOMAIN, CONF_ERROR_FLAG,
-                               "flag %s needs a value (see --help)", flag);
+                conf_notes_add(errors, "flag %s needs a value (see --help)", flag);
                 failed = true;
                 continue;
             }
@@ -145,13 +160,9 @@ conf_cli_parse(int n, char *const *flags, struct conf_cli_args *args, bson_error
             continue;
         }
         if (arg[0] == '-') {
-            /* Never echo what follows '=': it may be a mistyped secret flag's value. */
-            size_t len = strcspn(arg, "=");
-
-            bson_set_error(error, CONF_ERROR_DOMAIN, CONF_ERROR_FLAG,
-                           "unknown flag \"%.*s\" (see --help)", len > 64 ? 64 : (int)len, arg);
+            unknown_flag(arg, errors);
         } else {
-            bson_set_error(error, CONF_ERROR_DOMAIN, CONF_ERROR_FLAG,
+            conf_notes_add(errors,
                            "unexpected argument %d: not a flag (options are written "
                            "--name value or --name=value; see --help)",
                            i + 1);
@@ -162,20 +173,23 @@ conf_cli_parse(int n, char *const *flags, struct conf_cli_args *args, bson_error
 }
 
 bool
-conf_cli_apply(struct conf *conf, const struct conf_cli_args *args, bson_error_t *error)
+conf_cli_apply(struct conf *conf, const struct conf_cli_args *args)
 {
+    size_t errors_before = conf->errors.n;
+
     for (int i = 0; i < args->n_items; i++) {
         char flag[FLAG_NAME_MAX];
         char source[FLAG_NAME_MAX + 8];
+        bson_error_t error;
 
         conf_cli_flag_name(args->items[i].id, flag, sizeof flag);
         bson_snprintf(source, sizeof source, "flag %s", flag);
         if (!conf_parse_set(conf, args->items[i].id, args->items[i].value, CONF_SRC_FLAG, source,
-                            error)) {
-            return false;
+                            &error)) {
+            conf_notes_add(&conf->errors, "%s", error.message);
         }
     }
-    return true;
+    return conf->errors.n == errors_before;
 }
 
 void

@@ -27,12 +27,19 @@ struct conf_cli_args {
 
 /*
  * Parses n flags (argv without argv[0]). --help and --version win over
- * anything else on the line, errors included. Free args with
- * conf_cli_args_clear, also after a failure.
+ * anything else on the line, errors included. Every unknown flag, flag
+ * without its value or stray argument adds a line to errors; returns false
+ * when there was any. Free args with conf_cli_args_clear, also after a
+ * failure.
  */
-bool conf_cli_parse(int n, char *const *flags, struct conf_cli_args *args, bson_error_t *error);
-/* Applies the parsed option flags to conf, later ones winning, source "flag --name". */
-bool conf_cli_apply(struct conf *conf, const struct conf_cli_args *args, bson_error_t *error);
+bool conf_cli_parse(int n, char *const *flags, struct conf_cli_args *args,
+                    struct conf_notes *errors);
+/*
+ * Applies the parsed option flags to conf, later ones winning, source
+ * "flag --name"; each bad value adds a line to conf->errors. Returns false
+ * when it added any.
+ */
+bool conf_cli_apply(struct conf *conf, const struct conf_cli_args *args);
 void conf_cli_args_clear(struct conf_cli_args *args);
 
 /*

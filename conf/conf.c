@@ -1,16 +1,20 @@
 /*
  * conf/conf.c: owns struct conf's life (defaults, loading, reload,
  * destruction), the order of the layers (default < file < environment <
- * flag), the checks that involve more than one option, and the two
- * generated outputs: --help (conf_usage) and --check-config (conf_print).
- * Parsing of single values is conf/parse.c; the layers are file.c, env.c
- * and cli.c.
+ * flag), the lists of errors and warnings a load finds (every layer is
+ * read to its end, so that every bad value is reported at once), the
+ * checks that involve more than one option, and the two generated
+ * outputs: --help (conf_usage) and --check-config (conf_print). Parsing of
+ * single values is conf/parse.c (which also calls the users' check
+ * installed with conf_set_check); the layers are file.c, env.c and cli.c.
  */
 #include "config.h"
 
 #include "conf/conf.h"
 
+#include <arpa/inet.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +39,34 @@ conf_new(void)
         }
     }
     return conf;
+}
+
+void
+conf_set_check(struct conf *conf, conf_check_fn check)
+{
+    conf->check = check;
+}
+
+void
+conf_notes_add(struct conf_notes *notes, const char *fmt, ...)
+{
+    va_list ap;
+
+    notes->lines = bson_realloc(notes->lines, sizeof(char *) * (notes->n + 1));
+    va_start(ap, fmt);
+    notes->lines[notes->n++] = bson_strdupv_printf(fmt, ap);
+    va_end(ap);
+}
+
+void
+conf_notes_clear(struct conf_notes *notes)
+{
+    for (size_t i = 0; i < notes->n; i++) {
+        bson_free(notes->lines[i]);
+    }
+    bson_free(notes->lines);
+    notes->lines = NULL;
+    notes->n = 0;
 }
 
 static void
@@ -71,62 +103,77 @@ conf_destroy(struct conf *conf)
     }
     bson_free(conf->config_path);
     free_flags(conf);
+    conf_notes_clear(&conf->errors);
+    conf_notes_clear(&conf->warnings);
     bson_free(conf);
 }
 
-static bool
-is_loopback_host(const char *host)
+bool
+conf_host_is_loopback(const char *host)
 {
-    return strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
-           strcmp(host, "::1") == 0;
+    struct in_addr a4;
+    struct in6_addr a6;
+
+    if (inet_pton(AF_INET, host, &a4) == 1) {
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    }
+    if (inet_pton(AF_INET6, host, &a6) == 1) {
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    }
+    return strcmp(host, "localhost") == 0;
 }
 
-/* Checks that need more than one option. */
-static bool
-validate(const struct conf *conf, bson_error_t *error)
+/* Checks that need more than one option; each failure is one line of conf->errors. */
+static void
+validate(struct conf *conf)
 {
     if (conf->listen[0] == '\0' && conf->listen_unix[0] == '\0') {
-        bson_set_error(error, CONF_ERROR_DOMAIN, CONF_ERROR_INVALID,
+        conf_notes_add(&conf->errors,
                        "nothing to listen on: listen (from %s) and listen_unix (from %s) are "
                        "both empty",
                        conf->source[CONF_OPT_listen], conf->source[CONF_OPT_listen_unix]);
-        return false;
     }
     if (conf->http_listen[0] != '\0' && conf->http_token[0] == '\0') {
         char *host = NULL;
         uint16_t port;
-        bool loopback = conf_split_addr(conf->http_listen, &host, &port) && is_loopback_host(host);
+        bool loopback =
+            conf_split_addr(conf->http_listen, &host, &port) && conf_host_is_loopback(host);
 
         bson_free(host);
         if (!loopback) {
-            bson_set_error(error, CONF_ERROR_DOMAIN, CONF_ERROR_INVALID,
+            conf_notes_add(&conf->errors,
                            "http_token must be set when http_listen \"%s\" (from %s) is not a "
                            "loopback address",
                            conf->http_listen, conf->source[CONF_OPT_http_listen]);
-            return false;
         }
     }
-    return true;
 }
 
-/* Applies file, environment and conf->flags on top of conf's current values. */
-static bool
-load_layers(struct conf *conf, enum conf_action *action, bson_error_t *error)
+/*
+ * Applies file, environment and conf->flags on top of conf's current
+ * values, every problem going to conf->errors and conf->warnings. A command
+ * line that does not parse stops there: which file to read is not known.
+ */
+static void
+load_layers(struct conf *conf, enum conf_action *action)
 {
     struct conf_cli_args args;
     const char *path;
     const char *origin;
     bool ok;
 
-    ok = conf_cli_parse(conf->n_flags, conf->flags, &args, error);
+    conf_notes_clear(&conf->errors);
+    conf_notes_clear(&conf->warnings);
+    ok = conf_cli_parse(conf->n_flags, conf->flags, &args, &conf->errors);
     *action = args.action;
     if (args.action == CONF_ACTION_HELP || args.action == CONF_ACTION_VERSION) {
+        conf_notes_clear(&conf->errors);
         conf_cli_args_clear(&args);
-        return true;
+        return;
     }
     if (!ok) {
         conf_cli_args_clear(&args);
-        return false;
+        return;
     }
     if (args.config != NULL) {
         path = args.config[0] != '\0' ? args.config : NULL; /* --config= reads no file */
@@ -138,11 +185,27 @@ load_layers(struct conf *conf, enum conf_action *action, bson_error_t *error)
     bson_free(conf->config_path);
     conf->config_path = path != NULL ? bson_strdup(path) : NULL;
 
-    ok = (path == NULL || conf_file_load(conf, path, origin, error)) &&
-         conf_env_load(conf, error) && conf_cli_apply(conf, &args, error) &&
-         validate(conf, error);
+    if (path != NULL) {
+        (void)conf_file_load(conf, path, origin);
+    }
+    (void)conf_env_load(conf);
+    (void)conf_cli_apply(conf, &args);
+    validate(conf);
     conf_cli_args_clear(&args);
-    return ok;
+}
+
+/* Sets error to conf's first error, and how many more there are. */
+static void
+first_error(const struct conf *conf, bson_error_t *error)
+{
+    uint32_t code = CONF_ERROR_INVALID;
+
+    if (conf->errors.n > 1) {
+        bson_set_error(error, CONF_ERROR_DOMAIN, code, "%s (and %zu more problems)",
+                       conf->errors.lines[0], conf->errors.n - 1);
+    } else {
+        bson_set_error(error, CONF_ERROR_DOMAIN, code, "%s", conf->errors.lines[0]);
+    }
 }
 
 bool
@@ -158,7 +221,12 @@ conf_load(struct conf *conf, int argc, char **argv, enum conf_action *action,
     }
     conf->n_flags = n;
     conf_cli_scrub(n, argv + 1);
-    return load_layers(conf, action, error);
+    load_layers(conf, action);
+    if (conf->errors.n > 0) {
+        first_error(conf, error);
+        return false;
+    }
+    return true;
 }
 
 struct conf *
@@ -172,7 +240,10 @@ conf_reload(const struct conf *old, bson_error_t *error)
         conf->flags[i] = bson_strdup(old->flags[i]);
     }
     conf->n_flags = old->n_flags;
-    if (!load_layers(conf, &action, error)) {
+    conf->check = old->check;
+    load_layers(conf, &action);
+    if (conf->errors.n > 0) {
+        first_error(conf, error);
         conf_destroy(conf);
         return NULL;
     }

@@ -3,13 +3,22 @@
  * conf/options.def; values come from the defaults, then a config file, then
  * MONGOCACHE_* environment variables, then command-line flags (later wins).
  * A bad value is refused with the option's name, the value and where it
- * came from. Secrets (SECRET options, passwords in URIs) are never printed.
+ * came from; every bad value is reported, not only the first. Secrets
+ * (SECRET options, passwords in URIs) are never printed.
+ *
+ * conf/ checks each value's type and range. What the code that uses a value
+ * would refuse beyond that (a namespace list, a Redis URL, an upstream the
+ * proxy cannot serve) is checked by a hook that code supplies
+ * (conf_set_check), called for every value as it is read: so --check-config,
+ * start-up and SIGHUP run the very same checks, and conf/ includes nothing
+ * of the folders above it.
  */
 #ifndef MONGOCACHE_CONF_CONF_H
 #define MONGOCACHE_CONF_CONF_H
 
 #include <bson/bson.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -39,6 +48,25 @@ enum conf_opt_id {
     CONF_OPT_COUNT
 };
 
+/* Messages found while loading, one line each, in the order found. Owned by their struct conf. */
+struct conf_notes {
+    size_t n;
+    char **lines;
+};
+
+struct conf;
+
+/*
+ * A check of one value beyond its type, by the code that will use it (see
+ * conf_set_check). value is the text of option id, already valid for its
+ * type (for a SECRET, after a file: was read); source says where it came
+ * from. Returns false, with why (why_len bytes, NUL-terminated) saying
+ * what is wrong, when start-up would refuse the value. May add warnings
+ * (conf_notes_add on conf->warnings) naming source. Must not keep value.
+ */
+typedef bool (*conf_check_fn)(struct conf *conf, enum conf_opt_id id, const char *value,
+                              const char *source, char *why, size_t why_len);
+
 /* Where an option's value came from. */
 enum conf_source_kind {
     CONF_SRC_DEFAULT,
@@ -60,6 +88,16 @@ struct conf {
     /* Command-line flags kept (secrets included) for SIGHUP reloads. Owned. */
     int n_flags;
     char **flags;
+    /* The users' check of each value (conf_set_check), or NULL; kept by conf_reload. */
+    conf_check_fn check;
+    /*
+     * What the last conf_load or conf_reload found: every error (each makes
+     * the configuration invalid) and every warning (a secret file others
+     * can read, an unknown MONGOCACHE_* variable, an upstream option with
+     * no effect). Secrets are never in them.
+     */
+    struct conf_notes errors;
+    struct conf_notes warnings;
 };
 
 /* What the command line asked for. */
@@ -75,20 +113,37 @@ struct conf *conf_new(void);
 void conf_destroy(struct conf *conf);
 
 /*
+ * Installs the check that every value read from now on must also pass
+ * (the defaults were set by conf_new without it). NULL: none.
+ */
+void conf_set_check(struct conf *conf, conf_check_fn check);
+
+/* Appends one printf-formatted line to notes. */
+void conf_notes_add(struct conf_notes *notes, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Frees every line and leaves notes empty. */
+void conf_notes_clear(struct conf_notes *notes);
+
+/*
  * Loads the whole configuration: --config FILE (or MONGOCACHE_CONFIG), then
  * the environment, then argv's flags, and validates the result. Flags take
  * "--name value" and "--name=value". After reading, secrets found in argv
  * (SECRET flags, passwords in URIs) are overwritten in place so that
- * /proc/PID/cmdline no longer shows them. Returns false with error->message
- * naming the option, the value and its source.
+ * /proc/PID/cmdline no longer shows them. Every layer is read to its end:
+ * each bad line, variable or flag, and each bad combination, is one line of
+ * conf->errors naming the option, the value and its source; warnings go to
+ * conf->warnings. Returns false when there is any error, with
+ * error->message holding the first (and how many more there are).
  */
 bool conf_load(struct conf *conf, int argc, char **argv, enum conf_action *action,
                bson_error_t *error) __attribute__((warn_unused_result));
 
 /*
  * Reads the file and environment again and re-applies the saved flags into
- * a new configuration (for SIGHUP). Returns NULL with error set when the new
- * configuration is invalid; the old one stays in force. Free with conf_destroy.
+ * a new configuration (for SIGHUP), with old's check. Returns NULL with
+ * error set (the first error, and how many more) when the new configuration
+ * is invalid; the old one stays in force. Free with conf_destroy. The new
+ * configuration's warnings are in its ->warnings.
  */
 struct conf *conf_reload(const struct conf *old, bson_error_t *error)
     __attribute__((warn_unused_result));
@@ -116,5 +171,11 @@ char *conf_redact_uri(const char *uri);
  * Returns false when it is not of that form.
  */
 bool conf_split_addr(const char *addr, char **host, uint16_t *port);
+
+/*
+ * True when host (as conf_split_addr returns it) is a loopback address:
+ * an IPv4 address in 127.0.0.0/8, the IPv6 loopback, or "localhost".
+ */
+bool conf_host_is_loopback(const char *host);
 
 #endif

@@ -2,7 +2,8 @@
  * conf/file.c: owns the config file syntax: "name = value" lines, '#'
  * comments, blank lines, quoted values, and the PATH:LINE that names each
  * value's source and each syntax error. Values are handed to
- * conf_parse_set, which parses them by type.
+ * conf_parse_set, which parses them by type (and runs the users' check).
+ * A bad line does not stop the reading: every one is reported.
  */
 #include "config.h"
 
@@ -10,6 +11,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -65,16 +67,34 @@ take_value(char *p, const char **what)
     return p;
 }
 
+/* Records the problem of line lineno of name in conf->errors. */
+static void
+line_error(struct conf *conf, const char *name, unsigned lineno, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void
+line_error(struct conf *conf, const char *name, unsigned lineno, const char *fmt, ...)
+{
+    va_list ap;
+    char *what;
+
+    va_start(ap, fmt);
+    what = bson_strdupv_printf(fmt, ap);
+    va_end(ap);
+    conf_notes_add(&conf->errors, "%s:%u: %s", name, lineno, what);
+    bson_free(what);
+}
+
 bool
-conf_file_read(struct conf *conf, FILE *in, const char *name, bson_error_t *error)
+conf_file_read(struct conf *conf, FILE *in, const char *name)
 {
     char *line = NULL;
     size_t cap = 0;
     ssize_t got;
     unsigned lineno = 0;
-    bool ok = true;
+    size_t errors_before = conf->errors.n;
 
-    while (ok && (got = getline(&line, &cap, in)) >= 0) {
+    while ((got = getline(&line, &cap, in)) >= 0) {
         char *p = line;
         char *key;
         size_t key_len;
@@ -104,60 +124,60 @@ conf_file_read(struct conf *conf, FILE *in, const char *name, bson_error_t *erro
             p++;
         }
         if (key_len == 0 || *p != '=') {
-            bson_set_error(error, CONF_ERROR_DOMAIN, CONF_ERROR_FILE,
-                           "%s:%u: expected \"name = value\"", name, lineno);
-            ok = false;
-            break;
+            line_error(conf, name, lineno, "expected \"name = value\"");
+            continue;
         }
         id = conf_parse_lookup(key, key_len);
         if (id < 0) {
-            bson_set_error(error, CONF_ERROR_DOMAIN, CONF_ERROR_FILE,
-                           "%s:%u: unknown option \"%.*s\"", name, lineno,
-                           key_len > 64 ? 64 : (int)key_len, key);
-            ok = false;
-            break;
+            int near = conf_parse_suggest(key, key_len);
+
+            line_error(conf, name, lineno, "unknown option \"%.*s\"%s%s%s",
+                       key_len > 64 ? 64 : (int)key_len, key, near >= 0 ? " (did you mean " : "",
+                       near >= 0 ? conf_opt_name((enum conf_opt_id)near) : "",
+                       near >= 0 ? "?)" : "");
+            continue;
         }
         for (p++; *p == ' ' || *p == '\t'; p++) {
         }
         value = take_value(p, &what);
         if (value == NULL) {
-            bson_set_error(error, CONF_ERROR_DOMAIN, CONF_ERROR_FILE, "%s:%u: %s for %s", name,
-                           lineno, what, conf_opt_name((enum conf_opt_id)id));
-            ok = false;
-            break;
+            line_error(conf, name, lineno, "%s for %s", what,
+                       conf_opt_name((enum conf_opt_id)id));
+            continue;
         }
         {
             char *source = bson_strdup_printf("%s:%u", name, lineno);
+            bson_error_t error;
 
-            ok = conf_parse_set(conf, (enum conf_opt_id)id, value, CONF_SRC_FILE, source, error);
+            if (!conf_parse_set(conf, (enum conf_opt_id)id, value, CONF_SRC_FILE, source,
+                                &error)) {
+                conf_notes_add(&conf->errors, "%s", error.message);
+            }
             bson_free(source);
         }
     }
-    if (ok && ferror(in)) {
-        bson_set_error(error, CONF_ERROR_DOMAIN, CONF_ERROR_FILE, "cannot read %s: %s", name,
-                       strerror(errno));
-        ok = false;
+    if (ferror(in)) {
+        conf_notes_add(&conf->errors, "cannot read %s: %s", name, strerror(errno));
     }
     if (line != NULL) {
         /* The line may have held a secret. */
         bson_zero_free(line, cap);
     }
-    return ok;
+    return conf->errors.n == errors_before;
 }
 
 bool
-conf_file_load(struct conf *conf, const char *path, const char *origin, bson_error_t *error)
+conf_file_load(struct conf *conf, const char *path, const char *origin)
 {
     FILE *in = fopen(path, "re");
     bool ok;
 
     if (in == NULL) {
-        bson_set_error(error, CONF_ERROR_DOMAIN, CONF_ERROR_FILE,
-                       "cannot read config file \"%s\" (from %s): %s", path, origin,
-                       strerror(errno));
+        conf_notes_add(&conf->errors, "cannot read config file \"%s\" (from %s): %s", path,
+                       origin, strerror(errno));
         return false;
     }
-    ok = conf_file_read(conf, in, path, error);
+    ok = conf_file_read(conf, in, path);
     fclose(in);
     return ok;
 }

@@ -105,6 +105,100 @@ conf_parse_lookup(const char *name, size_t len)
     return -1;
 }
 
+/* Longest name conf_parse_near compares. */
+#define NEAR_MAX 64
+
+static char
+fold(char c)
+{
+    return c == '-' ? '_' : (char)tolower((unsigned char)c);
+}
+
+bool
+conf_parse_near(const char *typed, size_t len, const char *name, unsigned *distance)
+{
+    size_t nlen = strlen(name);
+    unsigned rows[3][NEAR_MAX + 1];
+    unsigned *prev2 = rows[0], *prev = rows[1], *cur = rows[2];
+    unsigned limit = len <= 4 ? 1 : len <= 8 ? 2 : 3;
+
+    *distance = UINT32_MAX;
+    if (len == 0 || len > NEAR_MAX || nlen > NEAR_MAX) {
+        return false;
+    }
+    /* Edit distance with adjacent swaps (optimal string alignment), row by row. */
+    for (size_t j = 0; j <= nlen; j++) {
+        prev[j] = (unsigned)j;
+    }
+    for (size_t i = 1; i <= len; i++) {
+        unsigned *spare = prev2;
+
+        cur[0] = (unsigned)i;
+        for (size_t j = 1; j <= nlen; j++) {
+            unsigned cost = fold(typed[i - 1]) == name[j - 1] ? 0 : 1;
+            unsigned best = prev[j] + 1;
+
+            if (cur[j - 1] + 1 < best) {
+                best = cur[j - 1] + 1;
+            }
+            if (prev[j - 1] + cost < best) {
+                best = prev[j - 1] + cost;
+            }
+            if (i > 1 && j > 1 && fold(typed[i - 1]) == name[j - 2] &&
+                fold(typed[i - 2]) == name[j - 1] && prev2[j - 2] + 1 < best) {
+                best = prev2[j - 2] + 1;
+            }
+            cur[j] = best;
+        }
+        prev2 = prev;
+        prev = cur;
+        cur = spare;
+    }
+    *distance = prev[nlen];
+    return *distance <= limit;
+}
+
+/* True when typed (len bytes, at least 4) is the start of name. */
+static bool
+starts(const char *typed, size_t len, const char *name)
+{
+    if (len < 4 || len >= strlen(name)) {
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (fold(typed[i]) != name[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+int
+conf_parse_suggest(const char *typed, size_t len)
+{
+    int best = -1;
+    unsigned best_distance = UINT32_MAX;
+    int prefix_of = -1;
+    int n_prefix = 0;
+
+    for (int id = 0; id < CONF_OPT_COUNT; id++) {
+        unsigned d;
+
+        if (conf_parse_near(typed, len, opt_table[id].name, &d) && d < best_distance) {
+            best = id;
+            best_distance = d;
+        }
+        if (starts(typed, len, opt_table[id].name)) {
+            prefix_of = id;
+            n_prefix++;
+        }
+    }
+    if (best < 0 && n_prefix == 1) {
+        best = prefix_of; /* the start of one option's name, and of no other */
+    }
+    return best;
+}
+
 bool
 conf_parse_range(enum conf_opt_id id, int64_t *min, int64_t *max)
 {
@@ -537,10 +631,10 @@ quote_value(const char *text, char *buf, size_t len)
     }
 }
 
-/* Reads a secret from path (for "file:/path"), warning when others may read it. */
+/* Reads a secret from path (for "file:/path"), warning in conf when others may read it. */
 static bool
-read_secret_file(const struct conf_opt_desc *d, const char *path, const char *source,
-                 char **out, char *why, size_t why_len)
+read_secret_file(struct conf *conf, const struct conf_opt_desc *d, const char *path,
+                 const char *source, char **out, char *why, size_t why_len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
@@ -557,10 +651,10 @@ read_secret_file(const struct conf_opt_desc *d, const char *path, const char *so
         return false;
     }
     if (st.st_mode & (S_IRGRP | S_IROTH)) {
-        fprintf(stderr,
-                "mongocache: warning: secret file \"%s\" for %s (from %s) is readable by "
-                "group or others; chmod 600 it\n",
-                path, d->name, source);
+        conf_notes_add(&conf->warnings,
+                       "secret file \"%s\" for %s (from %s) is readable by group or others; "
+                       "chmod 600 it",
+                       path, d->name, source);
     }
     buf = bson_malloc(CONF_SECRET_FILE_MAX + 1);
     for (;;) {
@@ -639,7 +733,7 @@ conf_parse_set(struct conf *conf, enum conf_opt_id id, const char *text,
         break;
     case CONF_TYPE_SECRET:
         if (strncmp(text, "file:", 5) == 0) {
-            ok = read_secret_file(d, text + 5, source, &str, why, sizeof why);
+            ok = read_secret_file(conf, d, text + 5, source, &str, why, sizeof why);
         } else {
             str = bson_strdup(text);
         }
@@ -674,6 +768,16 @@ conf_parse_set(struct conf *conf, enum conf_opt_id id, const char *text,
     case CONF_TYPE_LOGLEVEL:
         ok = conf_parse_loglevel(text, &level);
         break;
+    }
+    /* Valid for its type: now what the code using it would refuse. */
+    if (ok && conf->check != NULL &&
+        !conf->check(conf, id, str != NULL ? str : text, source, why, sizeof why)) {
+        if (why[0] == '\0') {
+            bson_snprintf(why, sizeof why, "refused");
+        }
+        conf_parse_free_value(id, str);
+        str = NULL;
+        ok = false;
     }
 
     if (!ok) {

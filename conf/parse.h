@@ -54,6 +54,19 @@ const struct conf_opt_desc *conf_parse_desc(enum conf_opt_id id);
 /* Option id for a config-file key (name, '-' also accepted for '_'), or -1. */
 int conf_parse_lookup(const char *name, size_t len);
 /*
+ * True when typed (len bytes; case ignored, '-' read as '_') is near
+ * enough to name (lower case) to be a likely misspelling of it: a few
+ * letters added, dropped, changed or swapped (1 up to 4 letters, 2 up to 8,
+ * else 3). *distance receives the edit distance.
+ */
+bool conf_parse_near(const char *typed, size_t len, const char *name, unsigned *distance);
+/*
+ * The option whose name typed (len bytes) is a likely misspelling of (the
+ * nearest), else the one option whose name typed starts (4 letters at
+ * least), else -1.
+ */
+int conf_parse_suggest(const char *typed, size_t len);
+/*
  * Accepted range of a numeric (INT, SIZE, DURATION in milliseconds) option.
  * Returns false when id has no range entry (a non-numeric option, or a
  * numeric one someone forgot: the unit tests check there is none).
@@ -92,12 +105,13 @@ void conf_parse_format_duration(int64_t ms, char *buf, size_t len);
 void conf_parse_format_size(int64_t bytes, char *buf, size_t len);
 
 /*
- * Parses text for option id and, when valid, stores it in conf together
- * with its source (kind and description, e.g. "env MONGOCACHE_LISTEN").
- * SECRET values written "file:/path" are read from that file. On failure
- * sets error to 'invalid value "TEXT" for NAME (from SOURCE): REASON'
- * (secret values never shown, URI passwords redacted) and leaves conf as
- * it was.
+ * Parses text for option id and, when valid for its type and for
+ * conf->check (when set), stores it in conf together with its source (kind
+ * and description, e.g. "env MONGOCACHE_LISTEN"). SECRET values written
+ * "file:/path" are read from that file (a file others may read adds a
+ * warning to conf->warnings). On failure sets error to 'invalid value
+ * "TEXT" for NAME (from SOURCE): REASON' (secret values never shown, URI
+ * passwords redacted) and leaves conf's values as they were.
  */
 bool conf_parse_set(struct conf *conf, enum conf_opt_id id, const char *text,
                     enum conf_source_kind kind, const char *source, bson_error_t *error);

@@ -1,14 +1,20 @@
 /*
  * proxy/main.c: start-up and ordered shutdown, nothing else.
- *   configuration -> logging -> event base -> upstream address -> listeners
- *   -> HTTP endpoint -> signals -> loop -> drain -> free in reverse order.
- * SIGTERM/SIGINT drain (server.c), SIGHUP reloads what can be reloaded.
+ *   configuration (checked by proxy/check.c as it is read) -> logging ->
+ *   event base -> upstream address -> listeners -> HTTP endpoint ->
+ *   signals -> loop -> drain -> free in reverse order.
+ * --check-config is the same configuration step, stopped before logging:
+ * both run conf_load with the same check installed, so the check refuses
+ * exactly what start-up would (exit status 2, every problem on its own
+ * line of stderr). SIGTERM/SIGINT drain (server.c), SIGHUP reloads what can
+ * be reloaded, through the same check.
  */
 #include "config.h"
 
 #include "cache/cache.h"
 #include "conf/conf.h"
 #include "proxy/admin.h"
+#include "proxy/check.h"
 #include "proxy/client.h"
 #include "proxy/cursor.h"
 #include "proxy/hello.h"
@@ -24,6 +30,59 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+/*
+ * libmongoc parses only the upstream URI here (conf/parse.c, proxy/check.c,
+ * proxy/server.c). Its warnings repeat what proxy/check.c reports (an
+ * option with no effect), so they are logged at debug level; its errors as
+ * errors. Either way through proxy_log, escaped like any value.
+ */
+static void
+mongoc_log_cb(mongoc_log_level_t level, const char *domain, const char *message, void *arg)
+{
+    (void)arg;
+    proxy_log(level <= MONGOC_LOG_LEVEL_CRITICAL ? PROXY_LOG_ERROR : PROXY_LOG_DEBUG, 0,
+              "libmongoc", "domain=%s msg=\"%s\"", domain ? domain : "-", message ? message : "");
+}
+
+/* Logs each warning of a loaded configuration (the log is up by then). */
+static void
+log_warnings(const struct conf *conf)
+{
+    for (size_t i = 0; i < conf->warnings.n; i++)
+        proxy_log(PROXY_LOG_WARN, 0, "config_warning", "msg=\"%s\"", conf->warnings.lines[i]);
+}
+
+/* Writes "mongocache: PREFIXTEXT" and a newline to stderr, control bytes of text as \xNN. */
+static void
+print_line(const char *prefix, const char *text)
+{
+    fprintf(stderr, "mongocache: %s", prefix);
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            fprintf(stderr, "\\x%02x", *p);
+        else
+            fputc(*p, stderr);
+    }
+    fputc('\n', stderr);
+}
+
+/*
+ * Writes a configuration's problems to stderr, before there is a log:
+ * warnings, then every error (when refused).
+ */
+static void
+print_problems(const struct conf *conf, bool refused)
+{
+    for (size_t i = 0; i < conf->warnings.n; i++)
+        print_line("warning: ", conf->warnings.lines[i]);
+    if (!refused)
+        return;
+    for (size_t i = 0; i < conf->errors.n; i++)
+        print_line("", conf->errors.lines[i]);
+    if (conf->errors.n > 1)
+        fprintf(stderr, "mongocache: %zu errors in the configuration\n", conf->errors.n);
+}
 
 static void
 apply_reload(struct proxy_server *server, struct conf *next)
@@ -102,6 +161,7 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
             return;
         }
         apply_reload(server, next);
+        log_warnings(server->conf);
         proxy_log(PROXY_LOG_INFO, 0, "reloaded", NULL);
         return;
     }
@@ -134,9 +194,11 @@ main(int argc, char **argv)
     TAILQ_INIT(&server.clients);
     server.next_reply_id = 1;
     mongoc_init();
+    mongoc_log_set_handler(mongoc_log_cb, NULL);
     server.conf = conf_new();
+    conf_set_check(server.conf, proxy_check_option);
     if (!conf_load(server.conf, argc, argv, &action, &error)) {
-        fprintf(stderr, "mongocache: %s\n", error.message);
+        print_problems(server.conf, true);
         conf_destroy(server.conf);
         mongoc_cleanup();
         return 2;
@@ -151,6 +213,7 @@ main(int argc, char **argv)
         status = 0;
         goto out_conf;
     case CONF_ACTION_CHECK:
+        print_problems(server.conf, false);
         conf_print(server.conf, stdout);
         status = 0;
         goto out_conf;
@@ -158,6 +221,7 @@ main(int argc, char **argv)
         break;
     }
     proxy_log_set_level(server.conf->log_level);
+    log_warnings(server.conf);
     signal(SIGPIPE, SIG_IGN);
 
     server.base = event_base_new();

@@ -3,9 +3,12 @@
 # it, through $abs_top_builddir/mongocache: --help lists every option of
 # conf/options.def, --version, --check-config prints the effective
 # configuration, bad values from a flag, the environment or the config file
-# exit 2 naming the option, value and source, precedence file < env < flag,
-# secrets redacted (in output, in errors, in /proc/PID/cmdline), and the
-# sample config file loads. Needs no MongoDB. Prints TAP.
+# exit 2 naming the option, value and source, --check-config refuses exactly
+# what start-up refuses (namespace lists, Redis URL, listen address, an
+# upstream the proxy cannot serve) with the same messages, every bad line of
+# a file is reported, unknown MONGOCACHE_* variables warn, precedence file <
+# env < flag, secrets redacted (in output, in errors, in /proc/PID/cmdline),
+# and the sample config file loads. Needs no MongoDB. Prints TAP.
 
 srcdir=${abs_top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
 builddir=${abs_top_builddir:-$srcdir}
@@ -48,6 +51,13 @@ run() {
     "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
     rc=$?
 }
+# start ARGS...: starts the daemon for real, on a port of its own and without
+# the HTTP endpoint, for at most 3 s (status 124: it was still running).
+start() {
+    timeout 3 "$bin" --listen "127.0.0.1:$((20000 + ($$ + n) % 20000))" --http-listen "" "$@" \
+        >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+}
 # erun 'VAR=VALUE ...' ARGS...: run with these variables set (values without blanks).
 erun() {
     vars=$1
@@ -66,9 +76,10 @@ if [ ! -x "$bin" ]; then
     exit 77
 fi
 
-# A clean environment: none of the options' variables, no MONGOCACHE_CONFIG.
+# A clean environment: none of the options' variables, no MONGOCACHE_CONFIG,
+# no other MONGOCACHE_* variable (make check's own would draw warnings).
 for var in $(sed -n 's/^CONF_OPT([^"]*"[^"]*", *"\(MONGOCACHE_[A-Z0-9_]*\)".*/\1/p' "$def") \
-    MONGOCACHE_CONFIG; do
+    MONGOCACHE_CONFIG $(env | sed -n 's/^\(MONGOCACHE_[A-Za-z0-9_]*\)=.*/\1/p'); do
     unset "$var"
 done
 # name<TAB>env per option.
@@ -157,6 +168,115 @@ run --max-message-size 64MiB
 [ "$rc" -eq 2 ] && err_has 'invalid value "64MiB" for max_message_size' && err_has "16 to 48000000"
 ok $? "max_message_size above 48000000 is refused"
 
+# ---- --check-config refuses what start-up refuses, in the same words ---------------
+# Each case: a flag, its value, and what the error must say. The check and a
+# real start must both exit 2 with the same error line.
+while IFS='|' read -r flag value want; do
+    [ -n "$flag" ] || continue
+    run --check-config "$flag" "$value"
+    grep '^mongocache: invalid' "$tmp/err" >"$tmp/check-err"
+    [ "$rc" -eq 2 ] && err_has "$want"
+    ok $? "--check-config refuses $flag $value"
+    start "$flag" "$value"
+    grep '^mongocache: invalid' "$tmp/err" >"$tmp/start-err"
+    [ "$rc" -eq 2 ] && [ -s "$tmp/start-err" ] && cmp -s "$tmp/check-err" "$tmp/start-err"
+    ok $? "... and start-up refuses it the same way (exit 2, the same message)"
+done <<'CASES'
+--cache-ttl-overrides|demo=10s|invalid value "demo=10s" for cache_ttl_overrides (from flag --cache-ttl-overrides): invalid entry "demo=10s"
+--cache-ttl-overrides|a.b=1.5s|invalid entry "a.b=1.5s" in cache_ttl_overrides
+--cache-include|nodot|invalid value "nodot" for cache_include (from flag --cache-include): invalid entry "nodot"
+--cache-exclude|a.b=1|invalid entry "a.b=1" in cache_exclude
+--redis|http://x|invalid value for redis (from flag --redis): invalid Redis URL "http://x": the scheme must be redis://
+--listen|localhost:27018|invalid value "localhost:27018" for listen (from flag --listen): the listener needs a numeric address
+--upstream|mongodb://127.0.0.1:1/?tls=true|for upstream (from flag --upstream): tls: TLS to the upstream is not supported yet
+--upstream|mongodb://127.0.0.1:1/?ssl=true|ssl: TLS to the upstream is not supported yet
+--upstream|mongodb://127.0.0.1:1/?tlsCAFile=/etc/ca.pem|tlsCAFile: TLS to the upstream is not supported yet
+--upstream|mongodb://127.0.0.1:1,127.0.0.1:2/|it names 2 hosts, and the proxy forwards to one server only
+--upstream|mongodb://127.0.0.1:1/?replicaSet=rs0|replicaSet: following a replica set is not supported yet
+--upstream|mongodb://127.0.0.1:1/?authMechanism=MONGODB-X509|authMechanism: the proxy never logs in to the upstream itself
+--upstream|mongodb://127.0.0.1:1/?directConnection=false|directConnection=false: the proxy never discovers other servers
+--upstream|mongodb://127.0.0.1:1/?loadBalanced=true|loadBalanced: the proxy does not connect as a load-balanced client
+--upstream|mongodb://127.0.0.1:1/?readPreference=secondary|readPreference: the proxy forwards each client's own read preference
+--upstream|mongodb://127.0.0.1:1/?w=majority&journal=true|w: the proxy forwards each client's own write concern and adds none; remove it; journal:
+--upstream|mongodb://127.0.0.1:1/?readConcernLevel=majority|readConcernLevel: the proxy forwards each client's own read concern
+CASES
+
+run --check-config --upstream 'mongodb://127.0.0.1:1/?directConnection=true&readPreference=primary&tls=false'
+[ "$rc" -eq 0 ] && [ ! -s "$tmp/err" ]
+ok $? "upstream options that say what the proxy does anyway pass without a word"
+run --check-config --upstream 'mongodb://127.0.0.1:1/app?appName=x&retryWrites=false'
+[ "$rc" -eq 0 ] &&
+    err_has 'mongocache: warning: upstream options appName, retryWrites (from flag --upstream) have no effect' &&
+    err_has 'mongocache: warning: the database in upstream (from flag --upstream) has no effect'
+ok $? "upstream options that only tune a driver pass, with a warning naming them"
+
+# Every bad line of a file, not only the first; the good lines still count.
+cat >"$tmp/many.conf" <<'CONF'
+# six bad lines, two good ones
+max_clients = 7
+cache_ttl_overrides = demo=10s
+listen = 0.0.0.0
+max_client = 3
+redis = http://x
+pid_file = "/run/unterminated
+upstream = mongodb://127.0.0.1:1/?replicaSet=rs0
+idle_timeout = 5s
+CONF
+run --config "$tmp/many.conf" --check-config
+cp "$tmp/err" "$tmp/many-check"
+f=$tmp/many.conf
+[ "$rc" -eq 2 ] &&
+    err_has "invalid value \"demo=10s\" for cache_ttl_overrides (from $f:3)" &&
+    err_has "invalid value \"0.0.0.0\" for listen (from $f:4)" &&
+    err_has "$f:5: unknown option \"max_client\" (did you mean max_clients?)" &&
+    err_has "invalid value for redis (from $f:6)" &&
+    err_has "$f:7: missing closing quote for pid_file" &&
+    err_has "for upstream (from $f:8): replicaSet" &&
+    err_has "mongocache: 6 errors in the configuration"
+ok $? "--check-config reports every bad line of a file, each with FILE:LINE"
+[ "$(grep -c '^mongocache: ' "$tmp/err")" -eq 7 ] && out_lacks "max_clients"
+ok $? "... one line each, then the count, and no configuration printed"
+start --config "$tmp/many.conf"
+[ "$rc" -eq 2 ] && cmp -s "$tmp/err" "$tmp/many-check"
+ok $? "start-up reports the same lines and exits 2"
+
+run --max-clients x --idle-timeout y --cache-include nodot --check-config
+[ "$rc" -eq 2 ] && err_has 'for max_clients (from flag --max-clients)' &&
+    err_has 'for idle_timeout (from flag --idle-timeout)' &&
+    err_has 'for cache_include (from flag --cache-include)'
+ok $? "every bad flag value is reported too"
+run --max-clents 5 --check-confg
+[ "$rc" -eq 2 ] && err_has 'unknown flag "--max-clents" (did you mean --max-clients?)' &&
+    err_has 'unknown flag "--check-confg"'
+ok $? "every unknown flag is reported, with the flag it may have meant"
+
+# Unknown MONGOCACHE_* variables warn, naming the variable, never its value.
+erun "MONGOCACHE_LISTN=127.0.0.1:7 MONGOCACHE_CONFG=/x MONGOCACHE_WHATEVER=s3cret-value" \
+    --check-config
+[ "$rc" -eq 0 ] &&
+    err_has 'mongocache: warning: unknown environment variable MONGOCACHE_LISTN is ignored; did you mean MONGOCACHE_LISTEN?' &&
+    err_has 'unknown environment variable MONGOCACHE_CONFG is ignored; did you mean MONGOCACHE_CONFIG?' &&
+    err_has 'unknown environment variable MONGOCACHE_WHATEVER is ignored' &&
+    err_lacks "s3cret-value" && err_lacks "127.0.0.1:7" && out_has "listen = 127.0.0.1:27018  # default"
+ok $? "unknown MONGOCACHE_* variables warn with a did-you-mean, values unshown, and set nothing"
+run --check-config
+[ "$rc" -eq 0 ] && [ ! -s "$tmp/err" ]
+ok $? "no warning when every variable is known"
+MONGOCACHE_LISTN=127.0.0.1:7 "$bin" --listen "127.0.0.1:$((20000 + ($$ + 7) % 20000))" \
+    --http-listen "" >"$tmp/out" 2>"$tmp/err" &
+daemon_pid=$!
+i=0
+while [ $i -lt 30 ] && ! grep -q "event=started" "$tmp/err" 2>/dev/null; do
+    sleep 0.1
+    i=$((i + 1))
+done
+kill "$daemon_pid" 2>/dev/null
+wait "$daemon_pid" 2>/dev/null
+daemon_pid=""
+rc=0
+grep -q 'level=warn event=config_warning msg="unknown environment variable MONGOCACHE_LISTN is ignored; did you mean MONGOCACHE_LISTEN?"' "$tmp/err"
+ok $? "at start-up the warning is a log line"
+
 # ---- precedence: default < file < env < flag ------------------------------------
 cat >"$tmp/layers.conf" <<EOF
 # layers
@@ -184,14 +304,18 @@ erun "MONGOCACHE_CONFIG=$tmp/layers.conf" --check-config
 ok $? "MONGOCACHE_CONFIG names the config file"
 
 # ---- secrets ----------------------------------------------------------------------
+run --check-config --http-token 'flag-S3cret'
+[ "$rc" -eq 0 ] && out_has "http_token = <redacted>  # flag --http-token"
+ok $? "--check-config redacts the token"
+out_lacks "flag-S3cret" && err_lacks "flag-S3cret"
+ok $? "... and never shows it"
+
 uri='mongodb://app:uri-S3cret@db.example.com:27017/?authSource=admin'
-run --check-config --http-token 'flag-S3cret' --upstream "$uri"
-[ "$rc" -eq 0 ] && out_has "http_token = <redacted>  # flag --http-token" &&
-    out_has "upstream = mongodb://app:<redacted>@db.example.com:27017/?authSource=admin  # flag"
-ok $? "--check-config redacts the token and the URI password"
-out_lacks "flag-S3cret" && out_lacks "uri-S3cret" &&
-    err_lacks "flag-S3cret" && err_lacks "uri-S3cret"
-ok $? "... and never shows them"
+run --check-config --upstream "$uri"
+[ "$rc" -eq 2 ] &&
+    err_has 'invalid value "mongodb://app:<redacted>@db.example.com:27017/?authSource=admin" for upstream (from flag --upstream): user name and password: the proxy never logs in' &&
+    err_has "authSource: the proxy never logs in" && out_lacks "uri-S3cret" && err_lacks "uri-S3cret"
+ok $? "credentials in upstream are refused (the proxy does not use them), password unshown"
 
 printf 'http_token = "file-S3cret"\n' >"$tmp/secret.conf"
 chmod 600 "$tmp/secret.conf"
@@ -229,7 +353,7 @@ ok $? "a non-loopback http_listen without http_token is refused"
 if [ -r /proc/self/cmdline ]; then
     port=$((20000 + $$ % 20000))
     "$bin" --listen "127.0.0.1:$port" --http-listen "" --http-token cmdline-S3cret \
-        --upstream "mongodb://app:cmdline-Pw@127.0.0.1:1/" >"$tmp/out" 2>"$tmp/err" &
+        --redis "redis://:cmdline-Pw@127.0.0.1:1" >"$tmp/out" 2>"$tmp/err" &
     daemon_pid=$!
     seen=""
     i=0
@@ -251,20 +375,20 @@ if [ -r /proc/self/cmdline ]; then
     done
     if [ -n "$seen" ]; then
         rc=0
-        ok 0 "/proc/PID/cmdline shows neither the token nor the URI password"
+        ok 0 "/proc/PID/cmdline shows neither the token nor the Redis password"
     elif kill -0 "$daemon_pid" 2>/dev/null; then
         rc=running
         cp "$tmp/cmdline" "$tmp/out"
-        ok 1 "/proc/PID/cmdline shows neither the token nor the URI password"
+        ok 1 "/proc/PID/cmdline shows neither the token nor the Redis password"
     else
-        skip "/proc/PID/cmdline shows neither the token nor the URI password" \
+        skip "/proc/PID/cmdline shows neither the token nor the Redis password" \
             "the daemon did not stay up"
     fi
     kill "$daemon_pid" 2>/dev/null
     wait "$daemon_pid" 2>/dev/null
     daemon_pid=""
 else
-    skip "/proc/PID/cmdline shows neither the token nor the URI password" "no /proc"
+    skip "/proc/PID/cmdline shows neither the token nor the Redis password" "no /proc"
 fi
 
 # ---- the sample config file ---------------------------------------------------------

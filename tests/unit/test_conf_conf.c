@@ -3,7 +3,10 @@
  * valid and invalid values, the config file syntax, precedence of default <
  * file < environment < flag with each value's source, error messages (option,
  * value, source), secrets kept out of output and errors, argv scrubbing,
- * SIGHUP reload, conf_redact_uri and the generated --help/--check-config.
+ * SIGHUP reload, conf_redact_uri and the generated --help/--check-config;
+ * every bad line, variable and flag reported at once, unknown MONGOCACHE_*
+ * variables, "did you mean", and the proxy's check (proxy/check.c): what it
+ * refuses and accepts, through every layer and across a reload.
  * Temporary files go in a mkdtemp directory removed at the end.
  */
 #include "config.h"
@@ -24,6 +27,7 @@
 #include "conf/env.h"
 #include "conf/file.h"
 #include "conf/parse.h"
+#include "proxy/check.h"
 #include "tests/unit/tap.h"
 
 /* The cases name themselves with a plain string. */
@@ -91,10 +95,24 @@ write_file(const char *name, const char *text, mode_t mode)
 static void
 clear_env(void)
 {
-    for (int id = 0; id < CONF_OPT_COUNT; id++) {
-        unsetenv(conf_parse_desc((enum conf_opt_id)id)->env);
+    extern char **environ;
+    char name[256];
+    bool again = true;
+
+    /* Every MONGOCACHE_* variable, the harness's own (MONGOCACHE_REQUIRE_INTEGRATION) too. */
+    while (again) {
+        again = false;
+        for (char **e = environ; e && *e; e++) {
+            const char *eq = strchr(*e, '=');
+
+            if (strncmp(*e, "MONGOCACHE_", 11) == 0 && eq && (size_t)(eq - *e) < sizeof name) {
+                snprintf(name, sizeof name, "%.*s", (int)(eq - *e), *e);
+                unsetenv(name);
+                again = true;
+                break;
+            }
+        }
     }
-    unsetenv(CONF_ENV_CONFIG);
 }
 
 /*
@@ -144,6 +162,21 @@ print_to_string(const struct conf *conf)
     copy = bson_strdup(buf);
     free(buf);
     return copy;
+}
+
+/* Every line of notes, each ended by '\n' (bson_free). */
+static char *
+join_notes(const struct conf_notes *notes)
+{
+    char *all = bson_strdup("");
+
+    for (size_t i = 0; i < notes->n; i++) {
+        char *next = bson_strdup_printf("%s%s\n", all, notes->lines[i]);
+
+        bson_free(all);
+        all = next;
+    }
+    return all;
 }
 
 /* The line of conf_print output for option name. */
@@ -590,6 +623,20 @@ test_set_errors(void)
 
 /* ---- the config file ------------------------------------------------------ */
 
+/* conf_file_load, with err set to the first error it recorded. */
+static bool
+file_load(struct conf *conf, const char *path, const char *origin, bson_error_t *err)
+{
+    size_t before = conf->errors.n;
+    bool good = conf_file_load(conf, path, origin);
+
+    memset(err, 0, sizeof *err);
+    if (conf->errors.n > before) {
+        bson_strncpy(err->message, conf->errors.lines[before], sizeof err->message);
+    }
+    return good;
+}
+
 static void
 test_file(void)
 {
@@ -614,7 +661,7 @@ test_file(void)
     bson_error_t err;
     char *src;
 
-    ok(conf_file_load(conf, path, "flag --config", &err), "file with comments, quotes loads");
+    ok(file_load(conf, path, "flag --config", &err), "file with comments, quotes loads");
     t_is_int(conf->max_clients, 123, "bare value");
     t_is_int(conf->log_level, CONF_LOG_DEBUG, "no blanks around '='");
     t_is_str(conf->listen_unix, "/tmp/with space.sock", "double-quoted value, trailing comment");
@@ -664,17 +711,17 @@ test_file(void)
         }
         conf = conf_new();
         memset(&err, 0, sizeof err);
-        ok(!conf_file_load(conf, p, "flag --config", &err) && strstr(err.message, want),
+        ok(!file_load(conf, p, "flag --config", &err) && strstr(err.message, want),
              "%s refused: %s", bad[i].name, err.message);
         bson_free(want);
         conf_destroy(conf);
     }
 
     conf = conf_new();
-    ok(!conf_file_load(conf, "/nonexistent/mongocache.conf", "env MONGOCACHE_CONFIG", &err) &&
+    ok(!file_load(conf, "/nonexistent/mongocache.conf", "env MONGOCACHE_CONFIG", &err) &&
              strstr(err.message, "\"/nonexistent/mongocache.conf\" (from env MONGOCACHE_CONFIG)"),
          "a missing file is an error naming it and where its name came from: %s", err.message);
-    ok(!conf_file_load(conf, tmpdir, "flag --config", &err),
+    ok(!file_load(conf, tmpdir, "flag --config", &err),
          "a directory is refused: %s", err.message);
     conf_destroy(conf);
 }
@@ -955,6 +1002,9 @@ test_secrets(void)
     conf = load_capturing_stderr(&warn, &err, (const char *const[]){arg, NULL});
     ok(conf != NULL && strcmp(conf->http_token, "loose-t0k3n") == 0,
          "file:/path trims a CRLF line end");
+    t_is_str(warn, "", "conf/ writes nothing itself: warnings are the caller's to show");
+    bson_free(warn);
+    warn = conf != NULL ? join_notes(&conf->warnings) : bson_strdup("");
     t_contains(warn, "readable by group or others", "a group/world readable secret file warns");
     t_contains(warn, loose, "the warning names the file");
     t_lacks(warn, "loose-t0k3n", "the warning does not show the secret");
@@ -1096,6 +1146,363 @@ test_reload(void)
     clear_env();
 }
 
+/* ---- every problem, and the users' check (issue 6 item 16) ------------------------ */
+
+/*
+ * Runs conf_load on flags like load_argv, with check installed (NULL:
+ * none), and returns the conf whether it loaded or not (*good says), so
+ * that its errors and warnings can be read. Free with conf_destroy.
+ */
+static struct conf *
+load_keep(conf_check_fn check, bool *good, bson_error_t *err, const char *const *flags)
+{
+    char *argv[32];
+    int argc = 0;
+    struct conf *conf = conf_new();
+    enum conf_action action;
+
+    conf_set_check(conf, check);
+    argv[argc++] = bson_strdup("mongocache");
+    for (; *flags != NULL; flags++) {
+        BSON_ASSERT(argc < 31);
+        argv[argc++] = bson_strdup(*flags);
+    }
+    argv[argc] = NULL;
+    memset(err, 0, sizeof *err);
+    *good = conf_load(conf, argc, argv, &action, err);
+    for (int i = 0; i < argc; i++) {
+        bson_free(argv[i]);
+    }
+    return conf;
+}
+
+#define KEEP(check, good, err, ...)                                                               \
+    load_keep((check), (good), (err), (const char *const[]){__VA_ARGS__, NULL})
+
+static void
+test_every_error(void)
+{
+    const char *path = write_file("many.conf",
+                                  "max_clients = 7\n"          /* 1: good */
+                                  "max_bson_depth = deep\n"    /* 2: bad value */
+                                  "listen 127.0.0.1:1\n"       /* 3: no '=' */
+                                  "idle_timout = 5s\n"         /* 4: unknown, near */
+                                  "pid_file = \"/run/x\n"      /* 5: no closing quote */
+                                  "drain_timeout = 3s\n"       /* 6: good */
+                                  "buffer_limit = 12\n",       /* 7: below 1KiB */
+                                  0600);
+    bson_error_t err;
+    struct conf *conf;
+    bool good;
+    char *all;
+    char *want;
+
+    clear_env();
+    conf = KEEP(NULL, &good, &err, "--config", path, "--check-config");
+    ok(!good, "a file with five bad lines is refused");
+    t_is_int((long long)conf->errors.n, 5, "... and every bad line is one error");
+    all = join_notes(&conf->errors);
+    for (int line = 2; line <= 7; line++) {
+        char *at = bson_strdup_printf("%s:%d", path, line);
+
+        if (line == 6) {
+            t_lacks(all, at, "a good line between bad ones is no error");
+        } else {
+            t_contains(all, at, "each bad line is named by FILE:LINE");
+        }
+        bson_free(at);
+    }
+    want = bson_strdup_printf("%s:4: unknown option \"idle_timout\" (did you mean idle_timeout?)",
+                              path);
+    t_contains(all, want, "an unknown option names the one it may have meant");
+    bson_free(want);
+    t_is_int(conf->max_clients, 7, "good lines are applied (before a bad one)");
+    t_is_int(conf->drain_timeout, 3000, "good lines are applied (after a bad one)");
+    t_contains(err.message, "(and 4 more problems)", "error: the first problem, and how many more");
+    t_contains(err.message, "max_bson_depth", "error: the first problem is the first line's");
+    bson_free(all);
+    conf_destroy(conf);
+
+    /* Every layer at once: file, environment, flags, and a combination. */
+    setenv("MONGOCACHE_CONNECT_TIMEOUT", "soon", 1);
+    setenv("MONGOCACHE_MAX_CLIENTS", "0", 1);
+    conf = KEEP(NULL, &good, &err, "--config", path, "--idle-timeout", "x", "--listen", "",
+                "--listen-unix", "");
+    all = join_notes(&conf->errors);
+    ok(!good, "bad values in every layer are refused");
+    t_contains(all, "(from env MONGOCACHE_CONNECT_TIMEOUT)", "... the first env error");
+    t_contains(all, "(from env MONGOCACHE_MAX_CLIENTS)", "... the second env error");
+    t_contains(all, "(from flag --idle-timeout)", "... the flag error");
+    t_contains(all, "nothing to listen on", "... and the combination");
+    t_is_int((long long)conf->errors.n, 9, "... nine in all");
+    bson_free(all);
+    conf_destroy(conf);
+    clear_env();
+
+    /* Unknown flags: every one, with the nearest flag. */
+    conf = KEEP(NULL, &good, &err, "--max-clents", "5", "--bogus", "--listen=x", "stray");
+    all = join_notes(&conf->errors);
+    ok(!good, "unknown flags refused");
+    t_contains(all, "unknown flag \"--max-clents\" (did you mean --max-clients?)",
+               "an unknown flag names the one it may have meant");
+    t_contains(all, "unknown flag \"--bogus\" (see --help)", "a second unknown flag is reported");
+    t_contains(all, "unexpected argument", "a stray argument too");
+    bson_free(all);
+    conf_destroy(conf);
+    conf = KEEP(NULL, &good, &err, "--bogus", "--help");
+    ok(good && conf->errors.n == 0, "--help still wins over unknown flags, with no errors left");
+    conf_destroy(conf);
+}
+
+static void
+test_unknown_env(void)
+{
+    bson_error_t err;
+    struct conf *conf;
+    bool good;
+    char *all;
+
+    clear_env();
+    setenv("MONGOCACHE_LISTN", "127.0.0.1:7", 1);
+    setenv("MONGOCACHE_CACHE_TTL_OVERRIDE", "a.b=1s", 1);
+    setenv("MONGOCACHE_CONFG", "/x", 1);
+    setenv("MONGOCACHE_TOKEN", "s3cret-env-value", 1);
+    setenv("MONGOCACHE_max_clients", "3", 1);
+    conf = KEEP(NULL, &good, &err, "--check-config");
+    all = join_notes(&conf->warnings);
+    ok(good && conf->errors.n == 0, "unknown MONGOCACHE_* variables are not errors");
+    t_contains(all,
+               "unknown environment variable MONGOCACHE_LISTN is ignored; did you mean "
+               "MONGOCACHE_LISTEN?",
+               "a misspelt variable: warning with did you mean");
+    t_contains(all, "MONGOCACHE_CACHE_TTL_OVERRIDE is ignored; did you mean "
+                    "MONGOCACHE_CACHE_TTL_OVERRIDES?",
+               "a missing letter");
+    t_contains(all, "MONGOCACHE_CONFG is ignored; did you mean MONGOCACHE_CONFIG?",
+               "MONGOCACHE_CONFIG is known too");
+    t_contains(all, "MONGOCACHE_max_clients is ignored; did you mean MONGOCACHE_MAX_CLIENTS?",
+               "the wrong case");
+    t_contains(all, "unknown environment variable MONGOCACHE_TOKEN is ignored (--help",
+               "a variable near nothing: no suggestion");
+    t_lacks(all, "s3cret-env-value", "values are never shown");
+    t_is_str(conf->listen, "127.0.0.1:27018", "an unknown variable sets nothing");
+    t_is_int((long long)conf->warnings.n, 5, "one warning per unknown variable");
+    bson_free(all);
+    conf_destroy(conf);
+    unsetenv("MONGOCACHE_LISTN");
+    unsetenv("MONGOCACHE_CACHE_TTL_OVERRIDE");
+    unsetenv("MONGOCACHE_CONFG");
+    unsetenv("MONGOCACHE_TOKEN");
+    unsetenv("MONGOCACHE_max_clients");
+    setenv("MONGOCACHE_MAX_CLIENTS", "9", 1);
+    conf = KEEP(NULL, &good, &err, "--check-config");
+    ok(good && conf->warnings.n == 0, "known variables draw no warning");
+    conf_destroy(conf);
+    clear_env();
+}
+
+static void
+test_near(void)
+{
+    static const struct {
+        const char *typed;
+        const char *want; /* NULL: no suggestion */
+    } cases[] = {
+        {"max_client", "max_clients"},     {"max-clents", "max_clients"},
+        {"MAX_CLIENTS_", "max_clients"},   {"lisen", "listen"},
+        {"listne", "listen"},              {"redis_pass", "redis_password"},
+        {"cache_ttl_overide", "cache_ttl_overrides"},
+        {"http", NULL},                    {"zzz", NULL},
+        {"max_connections", NULL},         {"redis_breaker", NULL},
+        {"", NULL},
+    };
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int id = conf_parse_suggest(cases[i].typed, strlen(cases[i].typed));
+
+        t_is_str(id >= 0 ? conf_opt_name((enum conf_opt_id)id) : "(none)",
+                 cases[i].want ? cases[i].want : "(none)", cases[i].typed);
+    }
+}
+
+static void
+test_loopback(void)
+{
+    static const struct {
+        const char *host;
+        bool loopback;
+    } cases[] = {
+        {"127.0.0.1", true},     {"127.255.0.9", true}, {"::1", true},
+        {"localhost", true},     {"0:0:0:0:0:0:0:1", true},
+        {"127.example.com", false}, {"0.0.0.0", false}, {"10.0.0.1", false},
+        {"::", false},           {"localhost.evil", false}, {"", false},
+    };
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ok(conf_host_is_loopback(cases[i].host) == cases[i].loopback, "loopback(\"%s\") is %s",
+           cases[i].host, cases[i].loopback ? "true" : "false");
+    }
+}
+
+/* What the proxy's check (proxy/check.c) refuses, through conf_load. */
+static const struct {
+    const char *flag;
+    const char *value;
+    const char *want; /* NULL: accepted; else in the error */
+} check_cases[] = {
+    {"--cache-include", "a.b, c.*", NULL},
+    {"--cache-include", "nodot", "invalid value \"nodot\" for cache_include (from flag "
+                                 "--cache-include): invalid entry \"nodot\" in cache_include"},
+    {"--cache-include", ".x", "invalid entry \".x\""},
+    {"--cache-exclude", "a.", "invalid entry \"a.\" in cache_exclude"},
+    {"--cache-exclude", "a.b=1s", "invalid entry \"a.b=1s\" in cache_exclude"},
+    {"--cache-ttl-overrides", "a.b=30s, c.*=0, d.e = 100ms", NULL},
+    {"--cache-ttl-overrides", "demo=10s", "invalid entry \"demo=10s\" in cache_ttl_overrides"},
+    {"--cache-ttl-overrides", "a.b", "invalid entry \"a.b\""},
+    {"--cache-ttl-overrides", "a.b=1.5s", "invalid entry \"a.b=1.5s\""},
+    {"--cache-ttl-overrides", "a.b=nan", "invalid entry \"a.b=nan\""},
+    {"--cache-ttl-overrides", "a.b=1e300h", "invalid entry \"a.b=1e300h\""},
+    {"--cache-ttl-overrides", "a.b=-1s", "invalid entry \"a.b=-1s\""},
+    {"--cache-ttl-overrides", "a.b=169h", "invalid entry \"a.b=169h\""},
+    {"--redis", "redis://127.0.0.1:6379/2", NULL},
+    {"--redis", "", NULL},
+    {"--redis", "http://x", "invalid value for redis (from flag --redis): invalid Redis URL"},
+    {"--redis", "redis://:never-shown@h:99999", "invalid value for redis"},
+    {"--listen", "127.0.0.1:27018", NULL},
+    {"--listen", "[::1]:27018", NULL},
+    {"--listen", "localhost:27018", "the listener needs a numeric address"},
+    {"--listen-unix", "/tmp/x.sock", NULL},
+    {"--listen-unix",
+     "/tmp/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "aaaaaaaaaaaaaaaaaaaa.sock",
+     "a unix socket path must be shorter than 108 bytes"},
+    {"--upstream", "mongodb://db.example.com:27017", NULL},
+    {"--upstream", "mongodb://%2Ftmp%2Fmongodb-27017.sock", NULL},
+    {"--upstream", "mongodb://h:1/?directConnection=true&readPreference=primary&tls=false", NULL},
+    {"--upstream", "mongodb://h:1/?tls=true", "tls: TLS to the upstream is not supported yet"},
+    {"--upstream", "mongodb://h:1/?SSL=true", "SSL: TLS to the upstream is not supported yet"},
+    {"--upstream", "mongodb://h:1/?tlsInsecure=true", "tlsInsecure: TLS to the upstream"},
+    {"--upstream", "mongodb://a:1,b:2,c:3", "it names 3 hosts"},
+    {"--upstream", "mongodb://h:1/?replicaSet=rs0", "replicaSet: following a replica set"},
+    {"--upstream", "mongodb://u:never-shown@h:1/", "user name and password: the proxy never logs"},
+    {"--upstream", "mongodb://u@h:1/", "user name and password"},
+    {"--upstream", "mongodb://h:1/?authSource=admin", "authSource: the proxy never logs in"},
+    {"--upstream", "mongodb://h:1/?authMechanism=MONGODB-X509", "authMechanism: the proxy never"},
+    {"--upstream", "mongodb://h:1/?directConnection=false", "directConnection=false"},
+    {"--upstream", "mongodb://h:1/?loadBalanced=true", "loadBalanced: the proxy does not"},
+    {"--upstream", "mongodb://h:1/?readPreference=nearest", "readPreference: the proxy forwards"},
+    {"--upstream", "mongodb://h:1/?readPreference=secondary&maxStalenessSeconds=120",
+     "maxStalenessSeconds: the proxy forwards each client's own read preference"},
+    {"--upstream", "mongodb://h:1/?w=1", "w: the proxy forwards each client's own write concern"},
+    {"--upstream", "mongodb://h:1/?wtimeoutMS=5", "wtimeoutMS: the proxy forwards"},
+    {"--upstream", "mongodb://h:1/?readConcernLevel=local", "readConcernLevel: the proxy"},
+    {"--upstream", "mongodb+srv://cluster.example.com", "mongodb+srv:// is not supported"},
+};
+
+static void
+test_check(void)
+{
+    bson_error_t err;
+    struct conf *conf;
+    bool good;
+
+    clear_env();
+    /* Every default passes the check: start-up with no configuration works. */
+    conf = KEEP(proxy_check_option, &good, &err, "--check-config");
+    ok(good, "the defaults pass the proxy's check: %s", err.message);
+    for (int id = 0; id < CONF_OPT_COUNT; id++) {
+        const struct conf_opt_desc *d = conf_parse_desc((enum conf_opt_id)id);
+        char why[256] = "";
+
+        if (!proxy_check_option(conf, (enum conf_opt_id)id, d->def, "default", why, sizeof why)) {
+            ok(false, "default of %s passes the check: %s", d->name, why);
+        }
+    }
+    conf_destroy(conf);
+
+    for (size_t i = 0; i < sizeof check_cases / sizeof check_cases[0]; i++) {
+        const char *want = check_cases[i].want;
+
+        conf = KEEP(proxy_check_option, &good, &err, check_cases[i].flag, check_cases[i].value);
+        if (want == NULL) {
+            ok(good, "check accepts %s %s: %s", check_cases[i].flag, check_cases[i].value,
+               err.message);
+        } else {
+            ok(!good && strstr(err.message, want) != NULL && !strstr(err.message, "never-shown"),
+               "check refuses %s %s: %s", check_cases[i].flag, check_cases[i].value,
+               err.message);
+        }
+        conf_destroy(conf);
+        /* The same value passes conf/ alone: the refusal is the check's. */
+        if (want != NULL && strncmp(check_cases[i].value, "mongodb+srv", 11) != 0) {
+            conf = KEEP(NULL, &good, &err, check_cases[i].flag, check_cases[i].value);
+            if (!good && strcmp(check_cases[i].flag, "--listen-unix") != 0) {
+                diag("conf alone refuses %s too: %s", check_cases[i].value, err.message);
+            }
+            conf_destroy(conf);
+        }
+    }
+
+    /* A refused value leaves the old one; the check runs for overridden layers too. */
+    {
+        const char *path = write_file("check.conf",
+                                      "cache_include = a.b\n"
+                                      "cache_include = nodot\n"
+                                      "redis = http://x\n",
+                                      0600);
+        char *all;
+
+        conf = KEEP(proxy_check_option, &good, &err, "--config", path, "--cache-include", "c.d",
+                    "--redis", "");
+        all = join_notes(&conf->errors);
+        ok(!good && conf->errors.n == 2, "a file's bad lines are refused even when flags override "
+                                          "them (%zu errors)",
+           conf->errors.n);
+        t_contains(all, ":2): invalid entry \"nodot\"", "... each with its line");
+        t_contains(all, ":3): invalid Redis URL", "... each with its line (2)");
+        t_is_str(conf->cache_include, "c.d", "the flag's value is in place");
+        bson_free(all);
+        conf_destroy(conf);
+    }
+
+    /* Warnings for upstream options that change nothing. */
+    conf = KEEP(proxy_check_option, &good, &err, "--upstream",
+                "mongodb://h:1/app?appName=x&connectTimeoutMS=100&maxPoolSize=5");
+    {
+        char *all = join_notes(&conf->warnings);
+
+        ok(good, "driver tuning options are accepted");
+        t_contains(all,
+                   "upstream options appName, connectTimeoutMS, maxPoolSize (from flag "
+                   "--upstream) have no effect",
+                   "... with one warning naming them");
+        t_contains(all, "the database in upstream (from flag --upstream) has no effect",
+                   "... and one for the database");
+        bson_free(all);
+    }
+    conf_destroy(conf);
+
+    /* SIGHUP: the reload keeps the check. */
+    {
+        const char *path = write_file("reload-check.conf", "cache_exclude = a.b\n", 0600);
+        struct conf *next;
+
+        conf = KEEP(proxy_check_option, &good, &err, "--config", path);
+        ok(good, "load with the check");
+        write_file("reload-check.conf", "cache_exclude = a\n", 0600);
+        next = conf_reload(conf, &err);
+        ok(next == NULL && strstr(err.message, "invalid entry \"a\" in cache_exclude"),
+           "a reload runs the same check: %s", err.message);
+        write_file("reload-check.conf", "cache_exclude = a.c\nmax_clients = 2\n", 0600);
+        next = conf_reload(conf, &err);
+        ok(next != NULL && next->check == proxy_check_option && next->max_clients == 2,
+           "a good reload keeps the check");
+        conf_destroy(next);
+        conf_destroy(conf);
+    }
+    clear_env();
+}
+
 /* ---- generated output ------------------------------------------------------ */
 
 static void
@@ -1196,6 +1603,11 @@ main(void)
     test_secrets();
     test_scrub();
     test_reload();
+    test_every_error();
+    test_unknown_env();
+    test_near();
+    test_loopback();
+    test_check();
     test_usage_print();
 
     for (int i = 0; i < n_tmpfiles; i++) {
