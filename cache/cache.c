@@ -131,8 +131,11 @@ cache_value_ref(struct cache_value *value)
 void
 cache_value_unref(struct cache_value *value)
 {
-    if (value && --value->refs == 0)
-        bson_free(value);
+    if (!value || --value->refs > 0)
+        return;
+    for (uint32_t i = 0; i < value->n_deps; i++)
+        cache_gen_unref(value->deps[i]);
+    bson_free(value);
 }
 
 static void
@@ -283,13 +286,15 @@ cache_destroy(struct cache *cache)
     if (!cache)
         return;
     cache_redis_destroy(cache->redis);
+    /* Clients (and so pendings, waits and proxy cursors) are gone before the
+     * cache is; values and write sets release their records before the
+     * table goes. */
     cache_lru_destroy(cache->lru);
+    cache_txn_destroy(cache->txns);
     cache_gen_destroy(cache->gen);
     cache_rules_clear(&cache->include);
     cache_rules_clear(&cache->exclude);
     cache_rules_clear(&cache->ttl_overrides);
-    /* Clients (and so pendings and waits) are gone before the cache is. */
-    cache_txn_destroy(cache->txns);
     bson_free(cache);
 }
 
@@ -442,15 +447,26 @@ inflight_finish(struct cache *cache, struct cache_pending *p)
 
 /* ---- reads -------------------------------------------------------------------- */
 
+/* p holds rec (cache_gen_ref) until release_deps. */
 static void
 add_dep(struct cache_pending *p, struct cache_gen_rec *rec)
 {
     for (uint32_t i = 0; i < p->n_deps; i++)
         if (p->deps[i] == rec)
             return;
+    cache_gen_ref(rec);
     p->deps[p->n_deps] = rec;
     p->snapshot[p->n_deps] = rec->value;
     p->n_deps++;
+}
+
+static void
+release_deps(struct cache_pending *p)
+{
+    for (uint32_t i = 0; i < p->n_deps; i++)
+        cache_gen_unref(p->deps[i]);
+    p->n_deps = 0;
+    p->ns = NULL;
 }
 
 static bool
@@ -647,6 +663,7 @@ bypass(struct cache *cache, struct cache_pending *p, int reason)
     if (reason != CACHE_BYPASS_OFF)
         cache->counters[CACHE_CTR_bypassed]++;
     p->bypass_reason = reason;
+    release_deps(p); /* a bypass needs no cache_pending_cleanup */
     return CACHE_BYPASS;
 }
 
@@ -767,6 +784,8 @@ value_new(const struct cache_pending *p, size_t len)
     v->refs = 1;
     v->n_deps = p->n_deps;
     memcpy(v->deps, p->deps, p->n_deps * sizeof *p->deps);
+    for (uint32_t i = 0; i < v->n_deps; i++)
+        cache_gen_ref(v->deps[i]);
     memcpy(v->gens, p->snapshot, p->n_deps * sizeof *p->snapshot);
     v->ns = p->ns;
     v->material = (uint8_t *)(v + 1);
@@ -943,19 +962,31 @@ cache_pending_cleanup(struct cache *cache, struct cache_pending *p)
     if (p->redis_wait)
         wait_unlink(p->redis_wait);
     inflight_finish(cache, p);
+    release_deps(p);
     cache_key_material_cleanup(&p->material);
 }
 
 /* ---- writes ------------------------------------------------------------------- */
 
+/* inv holds rec (cache_gen_ref) until inval_release. */
 static void
 inval_add(struct cache_inval *inv, struct cache_gen_rec *rec)
 {
     for (uint32_t i = 0; i < inv->n; i++)
         if (inv->recs[i] == rec)
             return;
-    if (inv->n < CACHE_MAX_INVAL)
+    if (inv->n < CACHE_MAX_INVAL) {
+        cache_gen_ref(rec);
         inv->recs[inv->n++] = rec;
+    }
+}
+
+static void
+inval_release(struct cache_inval *inv)
+{
+    for (uint32_t i = 0; i < inv->n; i++)
+        cache_gen_unref(inv->recs[i]);
+    inv->n = 0;
 }
 
 /* Bumps inv's generations in Redis too; see cache_redis_bump. */
@@ -1059,7 +1090,10 @@ cache_write_begin(struct cache *cache, const bson_t *body, const struct wire_cmd
         }
     }
     bump_all(cache, inv, oneway);
-    return !oneway && inv->n > 0;
+    inv->write = inv->n > 0;
+    if (oneway)
+        inval_release(inv); /* nothing reports its end: the grace period covers it */
+    return inv->n > 0;
 }
 
 void
@@ -1068,7 +1102,7 @@ cache_write_end(struct cache *cache, struct cache_inval *inv)
     for (uint32_t i = 0; i < inv->n; i++)
         cache_gen_bump(inv->recs[i]);
     redis_bump(cache, inv, NULL, NULL);
-    inv->n = 0;
+    inval_release(inv);
 }
 
 /* An acknowledged write waiting for Redis to confirm its second bump. */
@@ -1110,7 +1144,7 @@ cache_write_end_async(struct cache *cache, struct cache_inval *inv, cache_write_
     /* The Redis tier calls write_confirmed exactly once (FAILED at destroy
      * at the latest), which frees ww: the op itself is never cancelled. */
     op = redis_bump(cache, inv, write_confirmed, ww);
-    inv->n = 0;
+    inval_release(inv);
     if (!op) {
         bson_free(ww);
         return false;
@@ -1145,23 +1179,90 @@ json_string(struct evbuffer *buf, const char *s, size_t len)
     evbuffer_add(buf, "\"", 1);
 }
 
-struct ns_json {
-    struct evbuffer *buf;
-    bool first;
+/*
+ * The namespaces shown in /stats: the CACHE_STATS_NAMESPACES most read (a
+ * bounded min-heap on reads, one pass over the records), and the totals of
+ * the rest, so the section stays small however many namespaces exist.
+ */
+struct ns_top {
+    const struct cache_gen_rec *heap[CACHE_STATS_NAMESPACES];
+    size_t n;
+    uint64_t other_count, other_hits, other_misses, other_fills, other_invalidations;
 };
 
-static void
-ns_json_one(const struct cache_gen_rec *rec, void *arg)
+static uint64_t
+ns_reads(const struct cache_gen_rec *rec)
 {
-    struct ns_json *nj = arg;
-    uint64_t reads = rec->hits + rec->misses;
+    return rec->hits + rec->misses;
+}
 
-    if (reads == 0 && rec->invalidations == 0)
+static void
+heap_down(struct ns_top *t, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, min = i;
+
+        if (l < t->n && ns_reads(t->heap[l]) < ns_reads(t->heap[min]))
+            min = l;
+        if (r < t->n && ns_reads(t->heap[r]) < ns_reads(t->heap[min]))
+            min = r;
+        if (min == i)
+            return;
+        {
+            const struct cache_gen_rec *x = t->heap[i];
+
+            t->heap[i] = t->heap[min];
+            t->heap[min] = x;
+        }
+        i = min;
+    }
+}
+
+static void
+ns_other(struct ns_top *t, const struct cache_gen_rec *rec)
+{
+    t->other_count++;
+    t->other_hits += rec->hits;
+    t->other_misses += rec->misses;
+    t->other_fills += rec->fills;
+    t->other_invalidations += rec->invalidations;
+}
+
+static void
+ns_top_one(const struct cache_gen_rec *rec, void *arg)
+{
+    struct ns_top *t = arg;
+
+    if (ns_reads(rec) == 0 && rec->invalidations == 0)
         return;
-    evbuffer_add_printf(nj->buf, "%s", nj->first ? "" : ", ");
-    nj->first = false;
-    json_string(nj->buf, rec->name + 2, rec->name_len - 2);
-    evbuffer_add_printf(nj->buf,
+    if (t->n < CACHE_STATS_NAMESPACES) {
+        size_t i = t->n++;
+
+        t->heap[i] = rec;
+        while (i > 0 && ns_reads(t->heap[(i - 1) / 2]) > ns_reads(t->heap[i])) {
+            const struct cache_gen_rec *x = t->heap[i];
+
+            t->heap[i] = t->heap[(i - 1) / 2];
+            t->heap[(i - 1) / 2] = x;
+            i = (i - 1) / 2;
+        }
+    } else if (ns_reads(rec) > ns_reads(t->heap[0])) {
+        ns_other(t, t->heap[0]);
+        t->heap[0] = rec;
+        heap_down(t, 0);
+    } else {
+        ns_other(t, rec);
+    }
+}
+
+static void
+ns_json_one(struct evbuffer *buf, const struct cache_gen_rec *rec, bool first)
+{
+    uint64_t reads = ns_reads(rec);
+
+    evbuffer_add_printf(buf, "%s", first ? "" : ", ");
+    json_string(buf, rec->name + 2, rec->name_len - 2);
+    evbuffer_add_printf(buf,
                         ": {\"hits\": %llu, \"misses\": %llu, \"hit_ratio\": %.4f, "
                         "\"fills\": %llu, \"invalidations\": %llu}",
                         (unsigned long long)rec->hits, (unsigned long long)rec->misses,
@@ -1173,7 +1274,6 @@ void
 cache_stats_json(struct cache *cache, struct evbuffer *buf)
 {
     uint64_t reads = cache->counters[CACHE_CTR_hits] + cache->counters[CACHE_CTR_misses];
-    struct ns_json nj = {buf, true};
     bool first = true;
 
     evbuffer_add_printf(buf, "\"cache\": {\"enabled\": %s, \"tier\": \"%s\", ",
@@ -1202,9 +1302,49 @@ cache_stats_json(struct cache *cache, struct evbuffer *buf)
         evbuffer_add_printf(buf, ", ");
         cache_redis_stats_json(cache->redis, buf);
     }
-    evbuffer_add_printf(buf, "}, \"namespaces\": {");
-    cache_gen_foreach(cache->gen, 'n', ns_json_one, &nj);
-    evbuffer_add_printf(buf, "}");
+    evbuffer_add_printf(buf, ", \"records\": %zu, \"records_forgotten\": %llu}",
+                        cache_gen_count(cache->gen),
+                        (unsigned long long)cache_gen_forgotten(cache->gen));
+}
+
+void
+cache_stats_namespaces_json(struct cache *cache, struct evbuffer *buf)
+{
+    struct ns_top *t = bson_malloc0(sizeof *t);
+    size_t n;
+
+    cache_gen_foreach(cache->gen, 'n', ns_top_one, t);
+    /* Most read first: pop the min-heap from the back. */
+    n = t->n;
+    while (t->n > 1) {
+        const struct cache_gen_rec *x = t->heap[0];
+
+        t->heap[0] = t->heap[--t->n];
+        t->heap[t->n] = x;
+        heap_down(t, 0);
+    }
+    evbuffer_add_printf(buf, "\"namespaces\": {");
+    for (size_t i = 0; i < n; i++)
+        ns_json_one(buf, t->heap[i], i == 0);
+    evbuffer_add_printf(buf,
+                        "}, \"namespaces_other\": {\"count\": %llu, \"hits\": %llu, "
+                        "\"misses\": %llu, \"fills\": %llu, \"invalidations\": %llu}",
+                        (unsigned long long)t->other_count, (unsigned long long)t->other_hits,
+                        (unsigned long long)t->other_misses, (unsigned long long)t->other_fills,
+                        (unsigned long long)t->other_invalidations);
+    bson_free(t);
+}
+
+size_t
+cache_records(const struct cache *cache)
+{
+    return cache_gen_count(cache->gen);
+}
+
+uint64_t
+cache_records_forgotten(const struct cache *cache)
+{
+    return cache_gen_forgotten(cache->gen);
 }
 
 uint64_t

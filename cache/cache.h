@@ -89,8 +89,9 @@ struct cache_pending {
 /* A write in flight: the records to bump again when it ends. */
 #define CACHE_MAX_INVAL (CACHE_POLICY_MAX_WRITE_NS + 1)
 struct cache_inval {
-    struct cache_gen_rec *recs[CACHE_MAX_INVAL];
+    struct cache_gen_rec *recs[CACHE_MAX_INVAL]; /* held until cache_write_end* */
     uint32_t n;
+    bool write; /* the command is a write (even a oneway one, whose recs are released) */
 };
 
 /* What the proxy knows about one read. */
@@ -229,11 +230,25 @@ const uint8_t *cache_value_data(const struct cache_value *value, size_t *len);
 void cache_value_ref(struct cache_value *value);
 void cache_value_unref(struct cache_value *value);
 
-/* Appends the cache section of /stats ("cache": {...}, "namespaces": {...}) to buf. */
+/* Appends the cache section of /stats ("cache": {...}) to buf. */
 void cache_stats_json(struct cache *cache, struct evbuffer *buf);
+
+/* Namespaces shown by name in /stats, the most read; the rest are summed. */
+#define CACHE_STATS_NAMESPACES 100
+
+/*
+ * Appends "namespaces": {the CACHE_STATS_NAMESPACES most read}, and
+ * "namespaces_other": {count and totals of the rest} to buf: bounded however
+ * many namespaces clients name (one pass over the records).
+ */
+void cache_stats_namespaces_json(struct cache *cache, struct evbuffer *buf);
 
 /* The name of a bypass reason (a cache_policy_reason or a cache_bypass). */
 const char *cache_bypass_name(int reason);
+
+/* Generation records held now (namespaces, databases, principals) and idle ones forgotten. */
+size_t cache_records(const struct cache *cache);
+uint64_t cache_records_forgotten(const struct cache *cache);
 
 /* A counter's value (tests and logs). */
 uint64_t cache_counter(const struct cache *cache, enum cache_counter counter);

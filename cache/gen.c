@@ -1,9 +1,10 @@
 /*
  * cache/gen.c: the in-process generation table (see gen.h). A chained hash
- * table of records that are never freed before the table itself, so callers
- * may keep pointers. It grows by doubling; names are few (one per
- * namespace, database and principal seen), so a rehash is short. Whether a
- * write should bump, and which records, is cache.c's and policy.c's call.
+ * table of reference-counted records, plus the list of idle records (held
+ * by nothing) in least recently used order, from which records beyond
+ * CACHE_GEN_MAX_IDLE are freed. It grows by doubling. Whether a write
+ * should bump, and which records, is cache.c's and policy.c's call; who
+ * holds a record is the holder's.
  */
 #include "config.h"
 
@@ -11,13 +12,19 @@
 
 #include <bson/bson.h>
 #include <string.h>
+#include <time.h>
 #include <xxhash.h>
+
+TAILQ_HEAD(cache_gen_idle, cache_gen_rec);
 
 struct cache_gen {
     struct cache_gen_rec **buckets;
     size_t n_buckets; /* a power of two */
     size_t count;
     struct cache_gen_rec *global;
+    struct cache_gen_idle idle; /* records held by nothing, least recently used first */
+    size_t n_idle;
+    uint64_t forgotten;
 };
 
 struct cache_gen *
@@ -27,7 +34,9 @@ cache_gen_new(void)
 
     gen->n_buckets = 64;
     gen->buckets = bson_malloc0(gen->n_buckets * sizeof *gen->buckets);
+    TAILQ_INIT(&gen->idle);
     gen->global = cache_gen_get(gen, '*', "", 0);
+    cache_gen_ref(gen->global); /* held by the table itself */
     return gen;
 }
 
@@ -79,6 +88,53 @@ grow(struct cache_gen *gen)
     bson_free(old);
 }
 
+static uint64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Unhooks rec from its hash chain and frees it (it is idle and off the list). */
+static void
+rec_free(struct cache_gen *gen, struct cache_gen_rec *rec)
+{
+    struct cache_gen_rec **link = &gen->buckets[slot(gen, rec->name, rec->name_len)];
+
+    while (*link != rec)
+        link = &(*link)->next;
+    *link = rec->next;
+    gen->count--;
+    gen->forgotten++;
+    bson_free(rec);
+}
+
+/*
+ * Frees the least recently used idle records beyond CACHE_GEN_MAX_IDLE,
+ * never keep and never one inside a w:0 grace period (those go to the
+ * back; each idle record is looked at once at most).
+ */
+static void
+forget_idle(struct cache_gen *gen, const struct cache_gen_rec *keep)
+{
+    uint64_t now = 0;
+    size_t looked = 0, n = gen->n_idle;
+
+    while (gen->n_idle > CACHE_GEN_MAX_IDLE && looked++ < n) {
+        struct cache_gen_rec *rec = TAILQ_FIRST(&gen->idle);
+
+        TAILQ_REMOVE(&gen->idle, rec, idle_link);
+        if (rec == keep || (rec->no_fill_until && rec->no_fill_until > (now ? now : (now = now_ms())))) {
+            TAILQ_INSERT_TAIL(&gen->idle, rec, idle_link);
+            continue;
+        }
+        gen->n_idle--;
+        rec_free(gen, rec);
+    }
+}
+
 struct cache_gen_rec *
 cache_gen_get(struct cache_gen *gen, char kind, const char *name, size_t name_len)
 {
@@ -95,20 +151,54 @@ cache_gen_get(struct cache_gen *gen, char kind, const char *name, size_t name_le
     s = slot(gen, full, len);
     for (rec = gen->buckets[s]; rec; rec = rec->next)
         if (rec->name_len == len && memcmp(rec->name, full, len) == 0)
-            goto out;
+            break;
+    if (rec) {
+        if (rec->refs == 0) {
+            /* Used again: to the back of the idle list. */
+            TAILQ_REMOVE(&gen->idle, rec, idle_link);
+            TAILQ_INSERT_TAIL(&gen->idle, rec, idle_link);
+        }
+        goto out;
+    }
     rec = bson_malloc0(sizeof *rec + len + 1);
     memcpy(rec->name, full, len + 1);
     rec->name_len = len;
+    rec->gen = gen;
     /* Generations start at 1: 0 is never a valid snapshot. */
     rec->value = 1;
     rec->next = gen->buckets[s];
     gen->buckets[s] = rec;
+    TAILQ_INSERT_TAIL(&gen->idle, rec, idle_link);
+    gen->n_idle++;
     if (++gen->count > gen->n_buckets)
         grow(gen);
+    forget_idle(gen, rec);
 out:
     if (full != stack)
         bson_free(full);
     return rec;
+}
+
+void
+cache_gen_ref(struct cache_gen_rec *rec)
+{
+    if (rec->refs++ == 0) {
+        TAILQ_REMOVE(&rec->gen->idle, rec, idle_link);
+        rec->gen->n_idle--;
+    }
+}
+
+void
+cache_gen_unref(struct cache_gen_rec *rec)
+{
+    struct cache_gen *gen = rec->gen;
+
+    BSON_ASSERT(rec->refs > 0);
+    if (--rec->refs > 0)
+        return;
+    TAILQ_INSERT_TAIL(&gen->idle, rec, idle_link);
+    gen->n_idle++;
+    forget_idle(gen, rec);
 }
 
 struct cache_gen_rec *
@@ -131,4 +221,10 @@ size_t
 cache_gen_count(const struct cache_gen *gen)
 {
     return gen->count;
+}
+
+uint64_t
+cache_gen_forgotten(const struct cache_gen *gen)
+{
+    return gen->forgotten;
 }

@@ -7,8 +7,14 @@
  * counters moved while its query was in flight is refused (the cache-aside
  * race). Records also carry each namespace's hit and miss counts.
  *
- * This is the in-process table: records live as long as the table, so
- * pointers to them stay valid and a hit compares integers, not names.
+ * This is the in-process table. A record is held (cache_gen_ref) by
+ * everything that keeps a pointer to it: stored values and the reads,
+ * writes and transactions in flight that depend on it, so a hit compares
+ * integers, not names. A record nothing holds is idle: forgetting it loses
+ * nothing, because no entry depends on its generation, so beyond
+ * CACHE_GEN_MAX_IDLE idle records the least recently used are freed (never
+ * one inside a w:0 write's grace period). Names from clients cannot grow
+ * the table without bound.
  */
 #ifndef MONGOCACHE_CACHE_GEN_H
 #define MONGOCACHE_CACHE_GEN_H
@@ -16,6 +22,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
+
+/* Idle records kept (least recently used beyond this are freed). */
+#define CACHE_GEN_MAX_IDLE 4096
+
+struct cache_gen;
 
 struct cache_gen_rec {
     uint64_t value;          /* the generation */
@@ -28,12 +40,13 @@ struct cache_gen_rec {
     uint64_t misses;
     uint64_t fills;
     uint64_t invalidations;
+    uint32_t refs;             /* holders (cache_gen_ref); 0: idle */
+    struct cache_gen *gen;     /* its table, private */
+    TAILQ_ENTRY(cache_gen_rec) idle_link; /* on the table's idle list while refs == 0, private */
     struct cache_gen_rec *next; /* hash chain, private */
     size_t name_len;
     char name[];               /* "n:db.coll", NUL-terminated */
 };
-
-struct cache_gen;
 
 /* An empty table. Free with cache_gen_destroy. */
 struct cache_gen *cache_gen_new(void);
@@ -41,13 +54,21 @@ void cache_gen_destroy(struct cache_gen *gen);
 
 /*
  * The record named kind + name ("n" + "db.coll" -> "n:db.coll"), created on
- * first use. The pointer stays valid until cache_gen_destroy.
+ * first use. The pointer is valid until the next cache_gen_get or
+ * cache_gen_unref (which may free idle records) unless the caller holds it
+ * with cache_gen_ref; the record returned is never the one freed.
  */
 struct cache_gen_rec *cache_gen_get(struct cache_gen *gen, char kind, const char *name,
                                     size_t name_len);
 
-/* The record for the whole cache ("*"). */
+/* The record for the whole cache ("*"): never freed before the table. */
 struct cache_gen_rec *cache_gen_global(struct cache_gen *gen);
+
+/* Holds rec: it is not freed until released as many times. */
+void cache_gen_ref(struct cache_gen_rec *rec);
+
+/* Releases rec; when nothing holds it, it is idle and may be freed. */
+void cache_gen_unref(struct cache_gen_rec *rec);
 
 static inline void
 cache_gen_bump(struct cache_gen_rec *rec)
@@ -59,7 +80,8 @@ cache_gen_bump(struct cache_gen_rec *rec)
 void cache_gen_foreach(const struct cache_gen *gen, char kind,
                        void (*fn)(const struct cache_gen_rec *rec, void *arg), void *arg);
 
-/* Number of records. */
+/* Number of records, and of idle records freed so far. */
 size_t cache_gen_count(const struct cache_gen *gen);
+uint64_t cache_gen_forgotten(const struct cache_gen *gen);
 
 #endif

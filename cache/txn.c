@@ -9,6 +9,8 @@
 
 #include "cache/txn.h"
 
+#include "cache/gen.h"
+
 #include <string.h>
 
 #define MAX_OPEN_TXNS 1024
@@ -26,6 +28,15 @@ struct cache_txn {
     uint32_t n_txns;
 };
 
+/* Frees an entry and releases the records its set held. */
+static void
+entry_free(struct txn_entry *t)
+{
+    for (uint32_t i = 0; i < t->writes.n; i++)
+        cache_gen_unref(t->writes.recs[i]);
+    bson_free(t);
+}
+
 struct cache_txn *
 cache_txn_new(void)
 {
@@ -42,7 +53,7 @@ cache_txn_destroy(struct cache_txn *txn)
     while (txn->txns) {
         struct txn_entry *next = txn->txns->next;
 
-        bson_free(txn->txns);
+        entry_free(txn->txns);
         txn->txns = next;
     }
     bson_free(txn);
@@ -80,7 +91,7 @@ cache_txn_find(struct cache_txn *txn, const bson_t *body, bool create)
 
         while ((*last)->next)
             last = &(*last)->next;
-        bson_free(*last);
+        entry_free(*last);
         *last = NULL;
         txn->n_txns--;
     }
@@ -99,9 +110,10 @@ cache_txn_add(struct cache_txn_writes *writes, struct cache_gen_rec *rec)
     for (uint32_t j = 0; j < writes->n; j++)
         if (writes->recs[j] == rec)
             return;
-    if (writes->n < sizeof writes->recs / sizeof writes->recs[0])
+    if (writes->n < sizeof writes->recs / sizeof writes->recs[0]) {
+        cache_gen_ref(rec);
         writes->recs[writes->n++] = rec;
-    else
+    } else
         writes->overflow = true;
 }
 
@@ -115,6 +127,6 @@ cache_txn_drop(struct cache_txn *txn, struct cache_txn_writes *writes)
         link = &(*link)->next;
     t = *link;
     *link = t->next;
-    bson_free(t);
+    entry_free(t);
     txn->n_txns--;
 }

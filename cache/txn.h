@@ -19,7 +19,7 @@ struct cache_gen_rec;
 
 /* Namespaces written inside one transaction. */
 struct cache_txn_writes {
-    struct cache_gen_rec *recs[CACHE_TXN_MAX_RECS];
+    struct cache_gen_rec *recs[CACHE_TXN_MAX_RECS]; /* each held (cache_gen_ref) */
     uint32_t n;
     bool overflow; /* more were written than recs holds: the end must bump everything */
 };
@@ -42,7 +42,7 @@ void cache_txn_destroy(struct cache_txn *txn);
 struct cache_txn_writes *cache_txn_find(struct cache_txn *txn, const bson_t *body,
                                         bool create);
 
-/* Adds rec to the set (once), or marks the set overflow when it is full. */
+/* Adds rec to the set (once, held until the set is dropped), or marks the set overflow when it is full. */
 void cache_txn_add(struct cache_txn_writes *writes, struct cache_gen_rec *rec);
 
 /* The transaction ended: forgets its set. */

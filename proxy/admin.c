@@ -1,7 +1,8 @@
 /*
  * proxy/admin.c: the HTTP endpoint (see admin.h), on libevent's evhttp with
  * its limits set (timeouts, header and body sizes, GET only) so the admin
- * port cannot be used to starve the data port. Reads the counters; never
+ * port cannot be used to starve the data port; /stats is bounded and sent
+ * in chunks. Reads the counters; never
  * changes anything and never shows a secret, a query or a principal.
  */
 #include "config.h"
@@ -54,11 +55,17 @@ authorized(struct proxy_admin *admin, struct evhttp_request *req)
 }
 
 static void
-reply_json(struct evhttp_request *req, int code, const char *reason, struct evbuffer *body)
+add_json_headers(struct evhttp_request *req)
 {
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       "application/json");
     evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
+}
+
+static void
+reply_json(struct evhttp_request *req, int code, const char *reason, struct evbuffer *body)
+{
+    add_json_headers(req);
     evhttp_send_reply(req, code, reason, body);
 }
 
@@ -83,12 +90,21 @@ stats_cb(struct evhttp_request *req, void *arg)
     server->stats.value[PROXY_STAT_memory_buffered] = (int64_t)server->mem_buffered;
     proxy_stats_json(&server->stats, body);
     evbuffer_add_printf(body, "}");
+    /* Sent in chunks as each part is made; every part is bounded (at most
+     * CACHE_STATS_NAMESPACES namespaces by name), so /stats stays small and
+     * quick however many namespaces clients have named. */
+    add_json_headers(req);
+    evhttp_send_reply_start(req, 200, "OK");
     if (server->cache) {
         evbuffer_add_printf(body, ", ");
         cache_stats_json(server->cache, body);
+        evhttp_send_reply_chunk(req, body);
+        evbuffer_add_printf(body, ", ");
+        cache_stats_namespaces_json(server->cache, body);
     }
     evbuffer_add_printf(body, "}\n");
-    reply_json(req, 200, "OK", body);
+    evhttp_send_reply_chunk(req, body);
+    evhttp_send_reply_end(req);
     evbuffer_free(body);
 }
 

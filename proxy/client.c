@@ -59,6 +59,9 @@
 #include <sys/un.h>
 
 
+/* Most messages of one client handled in a row before the loop serves others. */
+#define PROXY_CLIENT_BATCH 16
+
 static void close_now(struct proxy_client *c, const char *reason);
 static void pop_request(struct proxy_client *c, struct proxy_request *req);
 
@@ -830,10 +833,20 @@ proxy_client_process_input(struct proxy_client *c)
     struct wire_header h;
     bson_error_t error;
     bool progressed = false;
+    int handled = 0;
 
     while (can_take_input(c) && !check_output(c) && !check_memory(c)) {
         size_t avail = evbuffer_get_length(in);
         enum wire_status st;
+
+        if (handled == PROXY_CLIENT_BATCH && avail > 0) {
+            /* Fairness: the rest waits until the loop has polled every
+             * other connection (a zero timer runs after the next poll). */
+            static const struct timeval now = {0, 0};
+
+            event_add(c->resume_ev, &now);
+            break;
+        }
 
         if (avail < WIRE_HEADER_LEN)
             break;
@@ -849,6 +862,7 @@ proxy_client_process_input(struct proxy_client *c)
             break;
         }
         release_promise(c);
+        handled++;
         if (!handle_message(c, in, &h))
             break;
         progressed = true;

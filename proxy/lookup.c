@@ -103,7 +103,7 @@ proxy_lookup_consult(struct proxy_client *c, const struct wire_msg *msg, const s
         *req->inval = inval;
         return PROXY_LOOKUP_FORWARD;
     }
-    if (oneway || inval.n > 0 || !req)
+    if (oneway || inval.write || !req)
         return PROXY_LOOKUP_FORWARD;
     read.body = body;
     read.cmd = cmd; /* parsed once, in client.c */

@@ -50,6 +50,9 @@ read_cb(struct bufferevent *bev, void *arg)
     proxy_upstream_process(arg);
 }
 
+/* Most replies handled in a row before the loop serves other connections. */
+#define PROXY_UPSTREAM_BATCH 16
+
 void
 proxy_upstream_process(struct proxy_upstream *up)
 {
@@ -58,12 +61,19 @@ proxy_upstream_process(struct proxy_upstream *up)
     struct wire_header header;
     bson_error_t error;
     char why[640];
+    int handled = 0;
 
     while (!up->paused) {
         size_t avail = evbuffer_get_length(in);
 
         if (avail < WIRE_HEADER_LEN)
             return;
+        if (handled++ == PROXY_UPSTREAM_BATCH) {
+            /* Fairness: the read callback runs again after the loop's next poll. */
+            bufferevent_trigger(up->bev, EV_READ,
+                                BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+            return;
+        }
         evbuffer_copyout(in, head, sizeof head);
         if (wire_frame_header(head, sizeof head, (int32_t)up->server->conf->max_message_size,
                               &header, &error) != WIRE_OK) {

@@ -389,6 +389,49 @@ test_coalescing(void)
     teardown(&f);
 }
 
+/*
+ * Issue 6 item 7: reads of ever new namespaces must not grow the generation
+ * table without bound, and forgetting idle records must not lose an
+ * invalidation (a held record stays; a w:0 grace period stays).
+ */
+static void
+test_bounded_namespaces(void)
+{
+    static const char *const flags[] = {"--cache-memory", "64KiB", "--cache-write-grace", "1h"};
+    struct fx f = setup(flags, 4);
+    enum { FLOOD = 20000 };
+    size_t most = 0;
+    char text[160];
+    int got;
+    bool all_missed = true;
+
+    is_int(read_once(&f, Q, "", 1, &got), CACHE_MISS, "Q is read once");
+    is_int(read_once(&f, Q, "", 2, &got), CACHE_HIT, "and cached");
+    write_cmd(&f, "{'insert': 'w0', 'documents': [{}], '$db': 'd'}", true);
+    for (int i = 0; i < FLOOD; i++) {
+        snprintf(text, sizeof text, "{'find': 'flood%d', 'filter': {}, '$db': 'f%d'}", i, i % 7);
+        all_missed = all_missed && read_once(&f, text, "", 10, &got) == CACHE_MISS;
+        if (cache_records(f.cache) > most)
+            most = cache_records(f.cache);
+    }
+    ok(all_missed, "%d reads of new namespaces all miss", FLOOD);
+    ok(most < 2 * CACHE_GEN_MAX_IDLE + 200,
+       "the generation table stays bounded: at most %zu records (idle cap %d)", most,
+       CACHE_GEN_MAX_IDLE);
+    ok(cache_records_forgotten(f.cache) > 10000, "idle records were forgotten (%llu)",
+       (unsigned long long)cache_records_forgotten(f.cache));
+    is_int(read_once(&f, "{'find': 'w0', 'filter': {}, '$db': 'd'}", "", 11, &got), CACHE_MISS,
+           "a read inside the w:0 write's grace period misses");
+    is_int(read_once(&f, "{'find': 'w0', 'filter': {}, '$db': 'd'}", "", 12, &got), CACHE_MISS,
+           "and was not stored: the grace period survived the flood");
+    write_cmd(&f, "{'update': 'c', 'updates': [{'q': {}, 'u': {}}], '$db': 'd'}", false);
+    is_int(read_once(&f, Q, "", 3, &got), CACHE_MISS,
+           "a write after the flood still invalidates Q");
+    is_int(read_once(&f, Q, "", 4, &got), CACHE_HIT, "Q is cached again");
+    is_int(got, 3, "with the reply read after the write");
+    teardown(&f);
+}
+
 int
 main(void)
 {
@@ -397,5 +440,6 @@ main(void)
     test_oneway_and_txn();
     test_rules();
     test_coalescing();
+    test_bounded_namespaces();
     return done_testing();
 }
