@@ -12,6 +12,7 @@
 #include "proxy/cursor.h"
 
 #include "cache/cache.h"
+#include "proxy/io.h"
 #include "wire/frame.h"
 #include "wire/msg.h"
 #include "wire/reply.h"
@@ -47,6 +48,7 @@ struct proxy_cursors {
     uint64_t fallback;         /* a counter mixed in if getrandom fails */
     struct event *sweep;
     size_t max_batch_bytes; /* at most PROXY_CURSOR_MAX_BATCH_BYTES */
+    size_t *shared;         /* bytes of stored results queued by reference (proxy_io_add_value) */
 };
 
 static struct proxy_cursor **
@@ -101,12 +103,13 @@ sweep_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 struct proxy_cursors *
-proxy_cursors_new(struct event_base *base)
+proxy_cursors_new(struct event_base *base, size_t *shared)
 {
     struct proxy_cursors *t = bson_malloc0(sizeof *t);
     struct timeval every = {30, 0};
 
     t->pool_at = RANDOM_POOL;
+    t->shared = shared;
     t->sweep = event_new(base, -1, EV_PERSIST, sweep_cb, t);
     evtimer_add(t->sweep, &every);
     t->max_batch_bytes = PROXY_CURSOR_MAX_BATCH_BYTES;
@@ -282,22 +285,14 @@ put_bytes(uint8_t *p, const void *data, size_t len)
     return p + len;
 }
 
-static void
-unref_value(const void *data, size_t len, void *value)
-{
-    (void)data;
-    (void)len;
-    cache_value_unref(value);
-}
-
 /*
  * The reply {cursor: {firstBatch: [...], id, ns}, ok: 1} written by hand
  * around the value's first k elements, which go out by reference: pipelined
  * hits of one large result share its bytes instead of copying them.
  */
 static size_t
-first_reply(struct cache_value *value, uint32_t k, int64_t id, int32_t request_id,
-            int32_t response_to, struct evbuffer *out)
+first_reply(struct proxy_cursors *t, struct cache_value *value, uint32_t k, int64_t id,
+            int32_t request_id, int32_t response_to, struct evbuffer *out)
 {
     static const uint8_t ok_one[] = {0x01, 'o', 'k', 0, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f};
     const char *ns = cache_value_ns(value);
@@ -324,13 +319,7 @@ first_reply(struct cache_value *value, uint32_t k, int64_t id, int32_t request_i
     p = put_bytes(p, "\x04" "firstBatch", 12);
     p = put_i32(p, (int32_t)array_len);
     evbuffer_add(out, head, (size_t)(p - head));
-    if (elems_len > 0) {
-        cache_value_ref(value);
-        if (evbuffer_add_reference(out, elems, elems_len, unref_value, value) != 0) {
-            cache_value_unref(value);
-            evbuffer_add(out, elems, elems_len);
-        }
-    }
+    proxy_io_add_value(out, value, elems, elems_len, t->shared);
     *q++ = 0; /* the array's end */
     q = put_bytes(q, "\x12" "id", 4);
     wire_frame_write_i64(q, id);
@@ -361,7 +350,7 @@ proxy_cursor_first(struct proxy_cursors *t, struct cache_value *value, int64_t b
         id = upstream_id; /* the drained part fits: straight on to the server's cursor */
     else if (stays_open(0, k, n, limit) || upstream_id != 0)
         id = open_cursor(t, value, k, upstream_id, owner)->id;
-    return first_reply(value, k, id, request_id, response_to, out);
+    return first_reply(t, value, k, id, request_id, response_to, out);
 }
 
 static int64_t

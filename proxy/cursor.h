@@ -37,8 +37,12 @@ struct proxy_cursor_owner {
     uint32_t lsid_len;
 };
 
-/* The table of open proxy cursors. Free with proxy_cursors_destroy. */
-struct proxy_cursors *proxy_cursors_new(struct event_base *base);
+/*
+ * The table of open proxy cursors. shared (borrowed for the table's life)
+ * counts the bytes of results its first batches queue by reference (see
+ * proxy_io_add_value). Free with proxy_cursors_destroy.
+ */
+struct proxy_cursors *proxy_cursors_new(struct event_base *base, size_t *shared);
 void proxy_cursors_destroy(struct proxy_cursors *cursors);
 
 /*

@@ -9,7 +9,11 @@
 #ifndef MONGOCACHE_PROXY_IO_H
 #define MONGOCACHE_PROXY_IO_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 struct bufferevent;
+struct cache_value;
 struct evbuffer;
 
 /*
@@ -18,5 +22,16 @@ struct evbuffer;
  * errors are left for the bufferevent to find on its next write.
  */
 void proxy_io_send(struct bufferevent *bev, struct evbuffer *data);
+
+/*
+ * Appends len bytes at data, which live inside value (a stored reply), to
+ * out by reference, not by copy: out holds a reference to value until they
+ * are sent. *shared counts the bytes so referenced in buffers (they are the
+ * cache's memory, not the connection's: max_memory leaves them out); they
+ * go in pieces of PROXY_IO_PIECE, so that a piece partly sent hides little.
+ */
+#define PROXY_IO_PIECE (256 * 1024)
+void proxy_io_add_value(struct evbuffer *out, struct cache_value *value, const uint8_t *data,
+                        size_t len, size_t *shared);
 
 #endif

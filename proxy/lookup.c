@@ -210,14 +210,6 @@ proxy_lookup_answer_cursor(struct proxy_client *c, const struct wire_cmd *cmd, c
     return req->canned != NULL;
 }
 
-static void
-unref_value(const void *data, size_t len, void *value)
-{
-    (void)data;
-    (void)len;
-    cache_value_unref(value);
-}
-
 /*
  * Writes a stored reply for req: a fresh header (new requestID, responseTo
  * the client's request) and the stored bytes after it, by reference.
@@ -245,9 +237,8 @@ proxy_lookup_write_hit(struct proxy_client *c, struct proxy_request *req)
     memcpy(header, data, sizeof header);
     wire_reply_restamp(header, proxy_client_reply_id(c), req->request_id);
     evbuffer_add(out, header, sizeof header);
-    if (evbuffer_add_reference(out, data + WIRE_HEADER_LEN, len - WIRE_HEADER_LEN, unref_value,
-                               req->hit) == 0)
-        req->hit = NULL; /* the buffer holds the reference now */
+    proxy_io_add_value(out, req->hit, data + WIRE_HEADER_LEN, len - WIRE_HEADER_LEN,
+                       &c->server->mem_referenced);
     proxy_io_send(c->bev, out);
 }
 

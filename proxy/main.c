@@ -234,7 +234,7 @@ main(int argc, char **argv)
     if (!server.dns)
         server.dns = evdns_base_new(server.base, 0);
     bson_oid_init(&server.service_id, NULL);
-    server.cursors = proxy_cursors_new(server.base);
+    server.cursors = proxy_cursors_new(server.base, &server.mem_referenced);
     /* Batches fit the limits hello advertises (max_message_size is not reloadable). */
     proxy_cursors_set_max_batch_bytes(
         server.cursors, (size_t)proxy_hello_max_bson_size(0, server.conf->max_message_size));

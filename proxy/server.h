@@ -52,6 +52,8 @@ struct proxy_server {
      * and the clients paused until the total falls back (proxy_server_memory_*) */
     size_t mem_buffered;
     size_t mem_promised;
+    size_t mem_referenced;      /* of mem_buffered (or on its way there): stored replies
+                                 * queued by reference, the cache's memory (left out) */
     uint32_t n_memory_paused;
     struct event *memory_ev;    /* resumes the paused clients; created on first use */
     bool draining;              /* SIGTERM received */
@@ -80,11 +82,19 @@ void proxy_server_memory_track(struct proxy_server *server, struct evbuffer *buf
 /* Stops counting buf (before it is freed): its bytes leave the total. */
 void proxy_server_memory_untrack(struct proxy_server *server, struct evbuffer *buf);
 
-/* Bytes buffered plus bytes announced by messages still arriving. */
+/*
+ * Bytes buffered plus bytes announced by messages still arriving, less the
+ * stored replies queued by reference (the cache's memory, shared by every
+ * connection that reads them; a piece of one partly sent may hide up to
+ * PROXY_IO_PIECE per connection).
+ */
 static inline size_t
 proxy_server_memory_used(const struct proxy_server *server)
 {
-    return server->mem_buffered + server->mem_promised;
+    size_t shared = server->mem_referenced < server->mem_buffered ? server->mem_referenced
+                                                                   : server->mem_buffered;
+
+    return server->mem_buffered - shared + server->mem_promised;
 }
 
 /* True when max_memory is set and extra more bytes would take the total past it. */

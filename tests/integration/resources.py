@@ -94,6 +94,18 @@ def _ping_loop(addr, stop, out):
     out.put((times, failures))
 
 
+def small_window(addr):
+    """A client socket whose receive buffer is set before connecting (no autotuning):
+    what it does not read stays in the proxy's buffers."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(5.0)
+    s.connect(addr)
+    c = mf.Conn.__new__(mf.Conn)
+    c.sock, c.buf = s, b""
+    return c
+
+
 class PingMonitor:
     """Times fresh pings from a process of its own, so that the attackers' threads
     (and Python's interpreter lock) do not delay the measurement."""
@@ -183,20 +195,20 @@ def phase_hits(a):
     coll = d.res.big
     coll.drop()
     pad = "x" * 4000
-    coll.insert_many([{"_id": i, "pad": pad} for i in range(1500)])
-    q = mf.op_msg({"find": "big", "filter": {}, "batchSize": 1000, "$db": "res"})
+    coll.insert_many([{"_id": i, "pad": pad} for i in range(3000)])
+    q = mf.op_msg({"find": "big", "filter": {}, "batchSize": 2500, "$db": "res"})
     warm = mf.Conn(a.addr, 30.0)
     r = warm.call(q, 30.0)
     batch = (r.doc or {}).get("cursor", {})
-    tap(r.ok() and len(batch.get("firstBatch", [])) == 1000 and batch.get("id"),
-        "hits: the result is drained into a proxy cursor (first batch of 1000, cursor open)",
+    tap(r.ok() and len(batch.get("firstBatch", [])) == 2500 and batch.get("id"),
+        "hits: the result is drained into a proxy cursor (a first batch of 2500, 10 MB, and "
+        "the cursor open)",
         "%r" % r if not r.ok() else "")
     warm.sock.close()
     with Phase(a, "hits", a.pid, a.addr):
         conns = []
-        for _ in range(4):
-            c = mf.Conn(a.addr, 5.0)
-            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        for _ in range(2):
+            c = small_window(a.addr_tuple)
             c.send(q * 150)  # 150 pipelined finds, replies never read
             conns.append(c)
         time.sleep(4.0)
@@ -204,6 +216,28 @@ def phase_hits(a):
             c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             c.sock.close()
         time.sleep(0.5)
+    # 40 slow readers that each have the 10 MB first batch waiting (about 240 MB of it in
+    # the proxy's buffers, past max_memory, but by reference: the cache's bytes): a 2 MB
+    # insert must still be admitted.
+    readers = []
+    for _ in range(40):
+        c = small_window(a.addr_tuple)
+        c.send(q)
+        readers.append(c)
+    time.sleep(1.0)
+    refusals = stats(a.http).get("counters", {}).get("memory_refusals", 0)
+    w = mf.Conn(a.addr, 10.0)
+    r = w.call(mf.op_msg({"insert": "ins", "documents": [{"_id": 1, "pad": "y" * 2000000}],
+                          "$db": "res"}), 10.0)
+    after = stats(a.http).get("counters", {})
+    tap(r.ok() and after.get("memory_refusals", 0) == refusals,
+        "hits: with 40 slow readers of the result (%.0f MiB of it buffered, by reference), a "
+        "2 MB insert is admitted: references are the cache's memory"
+        % (after.get("memory_buffered", 0) / MIB), r)
+    w.sock.close()
+    for c in readers:
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.sock.close()
 
 
 def phase_namespaces(a):

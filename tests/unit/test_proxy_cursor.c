@@ -25,6 +25,7 @@ struct fixture {
     struct conf *conf;
     struct cache *cache;
     struct proxy_cursors *cursors;
+    size_t shared; /* bytes queued by reference */
 };
 
 /* A stored result of n documents {_id: i}, as a drain would produce it. */
@@ -275,7 +276,7 @@ test_sessions(struct fixture *f)
     ok(get_more_as(f, plain, 5, "d", "c", &in_a, &next, &count, &first, &code) && code == 50736,
        "its getMore in a session is refused (50736)");
     proxy_cursors_destroy(f->cursors);
-    f->cursors = proxy_cursors_new(f->base);
+    f->cursors = proxy_cursors_new(f->base, &f->shared);
     bson_destroy(a);
     bson_destroy(b);
     cache_value_unref(v);
@@ -308,7 +309,7 @@ test_random_ids(struct fixture *f)
     ok(!sequential, "no id follows its predecessor");
     ok(or_bits == INT64_MAX && and_bits == 0, "each of the 63 bits varies across ids");
     proxy_cursors_destroy(f->cursors);
-    f->cursors = proxy_cursors_new(f->base);
+    f->cursors = proxy_cursors_new(f->base, &f->shared);
     cache_value_unref(v);
 }
 
@@ -319,7 +320,8 @@ test_first_reply_bytes(struct fixture *f)
     struct cache_value *v = result(f, "x", 7, true);
     struct evbuffer *out = evbuffer_new();
     size_t len = proxy_cursor_first(f->cursors, v, -1, 0, &anyone, 5, 6, out);
-    const uint8_t *got = evbuffer_pullup(out, -1);
+    size_t shared = f->shared;
+    const uint8_t *got = evbuffer_pullup(out, -1); /* copies the referenced pieces */
     bson_t body = BSON_INITIALIZER, cursor, batch;
     size_t want_len;
     uint8_t *want;
@@ -344,9 +346,11 @@ test_first_reply_bytes(struct fixture *f)
     want = wire_reply_msg(5, 6, &body, &want_len);
     ok(len == want_len && evbuffer_get_length(out) == len && memcmp(got, want, len) == 0,
        "the first batch by reference is byte for byte the reply libbson builds");
+    ok(shared > 0 && shared < len, "its documents were counted as shared, not the envelope");
     bson_free(want);
     bson_destroy(&body);
     evbuffer_free(out);
+    is_int((long long)f->shared, 0, "copied out, nothing is counted as shared any more");
     cache_value_unref(v);
 }
 
@@ -377,7 +381,8 @@ main(void)
     f.base = event_base_new();
     f.conf = conf_new();
     f.cache = cache_new(f.conf, f.base, &error);
-    f.cursors = proxy_cursors_new(f.base);
+    f.shared = 0;
+    f.cursors = proxy_cursors_new(f.base, &f.shared);
     test_batches(&f);
     test_owner_and_kill(&f);
     test_sessions(&f);
