@@ -74,7 +74,10 @@ fi
 # cmd/server, so the binary `go install` writes is named `server`: build it
 # in a scratch GOBIN, with the version stamped in, and install it under its
 # real name.
-have=$("$TOOLS/bin/toxiproxy-server" -version 2>/dev/null | sed -n 's/^toxiproxy-server version //p' || true)
+toxiproxy_version() {
+    "$TOOLS/bin/toxiproxy-server" -version 2>/dev/null | sed -n 's/^toxiproxy-server version //p' || true
+}
+have=$(toxiproxy_version)
 if [ "$have" = "$TOXIPROXY_VERSION" ]; then
     say "toxiproxy $TOXIPROXY_VERSION present"
 else
@@ -86,7 +89,7 @@ else
         { rm -rf "$gobin"; die "go install of toxiproxy failed"; }
     mv -f "$gobin/server" "$TOOLS/bin/toxiproxy-server"
     rm -rf "$gobin"
-    have=$("$TOOLS/bin/toxiproxy-server" -version 2>/dev/null | sed -n 's/^toxiproxy-server version //p' || true)
+    have=$(toxiproxy_version)
     [ "$have" = "$TOXIPROXY_VERSION" ] || die "built toxiproxy-server reports version '$have'"
 fi
 

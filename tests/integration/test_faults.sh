@@ -65,8 +65,9 @@ if ! mc_wait_port "$TOXI_PORT" "$TOXI_PID" 10; then
 fi
 TOXI_API=http://127.0.0.1:$TOXI_PORT
 toxi_create() { # NAME LISTEN-PORT UPSTREAM-PORT
-    curl -sf -m 5 -X POST "$TOXI_API/proxies" -H 'Content-Type: application/json' \
-        -d "{\"name\": \"$1\", \"listen\": \"127.0.0.1:$2\", \"upstream\": \"127.0.0.1:$3\", \"enabled\": true}" \
+    local body="{\"name\": \"$1\", \"listen\": \"127.0.0.1:$2\","
+    body="$body \"upstream\": \"127.0.0.1:$3\", \"enabled\": true}"
+    curl -sf -m 5 -X POST "$TOXI_API/proxies" -H 'Content-Type: application/json' -d "$body" \
         >/dev/null || mc_bail "toxiproxy: cannot create proxy $1"
 }
 toxi_create mongo "$TOXI_MONGO_PORT" "$FERRET_PORT"
