@@ -36,7 +36,7 @@ if [ "${MC_PROXY_BYPASS:-0}" = 1 ]; then
     exit 0
 fi
 TOXIPROXY=$MC_TOOLS/bin/toxiproxy-server
-for tool in "$TOXIPROXY" redis-server curl; do
+for tool in "$TOXIPROXY" redis-server; do
     command -v "$tool" >/dev/null 2>&1 && continue
     [ "${MONGOCACHE_REQUIRE_INTEGRATION:-0}" = 1 ] && mc_bail "$tool not found (run tests/setup.sh)"
     echo "1..0 # SKIP $tool not found (run tests/setup.sh)"
@@ -51,46 +51,30 @@ DRAIN_TIMEOUT_MS=1000
 mc_start_ferretdb
 mc_start_redis
 
-# ---- toxiproxy: one proxy per link, on free loopback ports ------------------
-TOXI_PORT=$(mc_free_port)
-TOXI_MONGO_PORT=$(mc_free_port)
-TOXI_REDIS_PORT=$(mc_free_port)
-TOXI_LOG=$MC_TMP/toxiproxy.log
-LOG_LEVEL=warn "$TOXIPROXY" -host 127.0.0.1 -port "$TOXI_PORT" >"$TOXI_LOG" 2>&1 &
-TOXI_PID=$!
-mc_track "$TOXI_PID"
-if ! mc_wait_port "$TOXI_PORT" "$TOXI_PID" 10; then
-    mc_log_tail "$TOXI_LOG"
-    mc_bail "toxiproxy-server did not come up on 127.0.0.1:$TOXI_PORT"
-fi
-TOXI_API=http://127.0.0.1:$TOXI_PORT
-toxi_create() { # NAME LISTEN-PORT UPSTREAM-PORT
-    local body="{\"name\": \"$1\", \"listen\": \"127.0.0.1:$2\","
-    body="$body \"upstream\": \"127.0.0.1:$3\", \"enabled\": true}"
-    curl -sf -m 5 -X POST "$TOXI_API/proxies" -H 'Content-Type: application/json' -d "$body" \
-        >/dev/null || mc_bail "toxiproxy: cannot create proxy $1"
-}
-toxi_create mongo "$TOXI_MONGO_PORT" "$FERRET_PORT"
-toxi_create redis "$TOXI_REDIS_PORT" "$REDIS_PORT"
-
-# ---- the proxies ---------------------------------------------------------------
-# P1 is started (and, after a crash, started again on the same ports) by
-# faults.py, which reports the crash; its pids go to $P1_PIDFILE, killed on
-# exit like every process lib.sh starts. Its logs are $MC_TMP/proxy.p1-N.log,
-# scanned for sanitizer reports by mc_done.
+# ---- toxiproxy and the proxies ---------------------------------------------------
+# faults.py starts toxiproxy-server (two proxies: "mongo" in front of FerretDB
+# and "redis" in front of redis-server, on the ports chosen here) and P1,
+# the proxy under faults, which goes through both. It starts either again
+# after a crash or a hang, on the same ports, and reports it. The pids it
+# runs are in $FAULTS_PIDFILE.*, killed on exit like every process lib.sh
+# starts (faults.py removes them once it has stopped them); P1's logs are $MC_TMP/proxy.p1-N.log, scanned for sanitizer
+# reports by mc_done. P2, started here, uses the same FerretDB and Redis
+# without faults.
 [ -x "$MC_MONGOCACHE" ] || mc_bail "mongocache not built: $MC_MONGOCACHE"
-P1_PIDFILE=$MC_TMP/p1.pids
-: >"$P1_PIDFILE"
+FAULTS_PIDFILE=$MC_TMP/faults.pid
 # shellcheck disable=SC2317 # invoked by the EXIT trap
 faults_exit() {
     local st=$? pid
-    for pid in $(cat "$P1_PIDFILE" 2>/dev/null); do
-        kill -TERM "$pid" 2>/dev/null
+    for pid in $(cat "$FAULTS_PIDFILE".* 2>/dev/null); do
+        kill -KILL "$pid" 2>/dev/null
     done
     (exit "$st")
     mc_teardown # exits with $? as it finds it: st
 }
 trap faults_exit EXIT
+TOXI_PORT=$(mc_free_port)
+TOXI_MONGO_PORT=$(mc_free_port)
+TOXI_REDIS_PORT=$(mc_free_port)
 SECRET="faults-secret-$$-$RANDOM"
 P1_PORT=$(mc_free_port)
 P1_HTTP=$(mc_free_port)
@@ -113,8 +97,10 @@ st=0
 timeout 170 "$MC_PYTHON" "$MC_TESTDIR/faults.py" \
     --proxy "mongodb://127.0.0.1:$P1_PORT/" --stats "http://127.0.0.1:$P1_HTTP/stats" \
     --proxy2 "mongodb://127.0.0.1:$P2_PORT/" --stats2 "http://127.0.0.1:$P2_HTTP/stats" \
-    --direct "$FERRET_URI" --toxiproxy "$TOXI_API" --redis-timeout-ms "$REDIS_TIMEOUT_MS" \
-    --p1-port "$P1_PORT" --p1-log-prefix "$MC_TMP/proxy.p1" --p1-pidfile "$P1_PIDFILE" \
+    --direct "$FERRET_URI" --redis-timeout-ms "$REDIS_TIMEOUT_MS" \
+    --toxiproxy "$TOXIPROXY" --toxiproxy-port "$TOXI_PORT" --toxiproxy-log "$MC_TMP/toxiproxy.log" \
+    --mongo-link "$TOXI_MONGO_PORT:$FERRET_PORT" --redis-link "$TOXI_REDIS_PORT:$REDIS_PORT" \
+    --p1-port "$P1_PORT" --p1-log-prefix "$MC_TMP/proxy.p1" --pidfile "$FAULTS_PIDFILE" \
     ${MC_FAULTS_ONLY:+--only "$MC_FAULTS_ONLY"} -- "${P1_CMD[@]}" >"$out" 2>"$out.err" || st=$?
 
 plan=$(sed -n 's/^PLAN \([0-9]*\)$/\1/p' "$out" | head -n 1)
