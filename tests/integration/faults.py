@@ -8,10 +8,14 @@ counter writes the value $pushed), so that command monitoring gives every
 attempt's duration and outcome, and the final state read directly from
 FerretDB tells how often each write was applied.
 
+It starts toxiproxy-server and P1 itself, so that it can start either again
+on the same ports: P1 after a crash (reported; the crash of issue 6 item 1 as
+a known failure), toxiproxy when its API hangs (see Toxiproxy).
+
 Prints "PLAN n", then unnumbered TAP lines ("ok - ...", "not ok - ...",
 "# ..."); a known proxy bug is reported as "not ok - ... # TODO ...".
-Everything is bounded: each case lasts WINDOW plus a bounded recovery, each
-operation is bounded by the clients' timeouts, each wait by a deadline.
+Everything is bounded: each case lasts its window plus a bounded recovery,
+each operation is bounded by the clients' timeouts, each wait by a deadline.
 """
 
 import argparse

@@ -14,7 +14,8 @@
 # one link and direction: latency, a stall (all bytes held, then released),
 # bandwidth, slicing, reset, black hole (bytes dropped, then every
 # connection closed), a cut between a request and its reply (or in the
-# middle of a request), slow close, connection refused. Each case checks:
+# middle of a request), slow close, connection refused, and upstream
+# connections closed while reads wait on a slowed Redis. Each case checks:
 # every operation answered correctly or failed with a clear error (never a
 # wrong reply; with a Redis fault, never an error at all: the tier fails
 # open); every attempt's latency within the bound that case states; P1 alive
@@ -24,8 +25,11 @@
 # A write made through P1 while its Redis link is black-holed is seen after
 # recovery, through P1 at once and through P2 once P1's epoch bump lands.
 #
-# A case the lead still has to fix prints "not ok ... # TODO ..." (a TAP
-# expected failure). Bounded: about 90 s (timeout 150 s).
+# A known proxy bug (P1's crash of issue 6 item 1, recognised by its report;
+# P1 is then started again and the cases go on) prints "not ok ... # TODO"
+# (a TAP expected failure). A case during which toxiproxy's API hung (its
+# issue #558; it is then restarted) checks only for wrong answers and SKIPs
+# its latency line. Bounded: about 75 s (faults.py is stopped at 170 s).
 set -u
 
 # shellcheck source=tests/integration/lib.sh source-path=SCRIPTDIR/../..
