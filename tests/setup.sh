@@ -5,6 +5,7 @@
 #
 #   apt:    build deps, redis-server, valgrind, clang, ...
 #   Go:     FerretDB v1.24.2        -> $TOP/.tools/bin/ferretdb
+#           toxiproxy v2.12.0       -> $TOP/.tools/bin/toxiproxy-server (test_faults.sh)
 #   npm:    tests/integration/node  -> node_modules (npm ci, lockfile)
 #   PyPI:   $TOP/.tools/venv        (tests/integration/python/requirements.txt)
 #   Maven:  mongo-java-server       -> $TOP/.tools/java/lib (tests/integration/java)
@@ -13,6 +14,7 @@ set -eu
 TOP=$(cd "$(dirname "$0")/.." && pwd)
 TOOLS=$TOP/.tools
 FERRETDB_VERSION=v1.24.2
+TOXIPROXY_VERSION=v2.12.0
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
@@ -65,6 +67,30 @@ else
     [ "$have" = "$FERRETDB_VERSION" ] || die "built ferretdb reports version '$have'"
     rm -rf "$src"
     rmdir "$TOOLS/src" 2>/dev/null || true
+fi
+
+# ---- toxiproxy (fault injection for tests/integration/test_faults.sh) -------
+# Only the server is needed (the test drives its HTTP API). Its command is
+# cmd/server, so the binary `go install` writes is named `server`: build it
+# in a scratch GOBIN, with the version stamped in, and install it under its
+# real name.
+toxiproxy_version() {
+    "$TOOLS/bin/toxiproxy-server" -version 2>/dev/null | sed -n 's/^toxiproxy-server version //p' || true
+}
+have=$(toxiproxy_version)
+if [ "$have" = "$TOXIPROXY_VERSION" ]; then
+    say "toxiproxy $TOXIPROXY_VERSION present"
+else
+    say "building toxiproxy-server $TOXIPROXY_VERSION (go install)"
+    gobin=$(mktemp -d)
+    (cd "$TOOLS" && GOFLAGS=-buildvcs=false GOBIN="$gobin" go install \
+        -ldflags "-X github.com/Shopify/toxiproxy/v2.Version=$TOXIPROXY_VERSION" \
+        "github.com/Shopify/toxiproxy/v2/cmd/server@$TOXIPROXY_VERSION") ||
+        { rm -rf "$gobin"; die "go install of toxiproxy failed"; }
+    mv -f "$gobin/server" "$TOOLS/bin/toxiproxy-server"
+    rm -rf "$gobin"
+    have=$(toxiproxy_version)
+    [ "$have" = "$TOXIPROXY_VERSION" ] || die "built toxiproxy-server reports version '$have'"
 fi
 
 # ---- Node.js clients --------------------------------------------------------
