@@ -3,8 +3,9 @@
  * stored replies, and the generation counters that invalidate them, so a
  * write through any proxy invalidates what every proxy serves.
  *
- * hiredis 0.14 async on the proxy's own event loop; every command has its
- * own libevent timer (hiredis 0.14 has no async timeout). Redis failing is
+ * Two connections of our own on the proxy's event loop (cache/redis_conn.h:
+ * hiredis only encodes commands and parses replies); every command has its
+ * own libevent timer. Redis failing is
  * never a client's problem: an error or a timeout is a miss, after repeated
  * failures a circuit breaker skips Redis for a while, and a bump that could
  * not be delivered makes the tier "dirty": it is not trusted again until an
@@ -51,7 +52,10 @@ struct cache_redis_op;
     X(redis_fills_refused, "fills Redis refused because a generation had moved") \
     X(redis_bumps_failed, "generation bumps that did not reach Redis (tier marked dirty)") \
     X(redis_epoch_bumps, "epoch bumps (after a dirty period)") \
-    X(redis_invalidations_received, "generation bumps received from other proxies")
+    X(redis_invalidations_received, "generation bumps received from other proxies") \
+    X(redis_protocol_errors, \
+      "connections dropped because Redis sent what it should not (malformed or unexpected " \
+      "reply or push)")
 
 enum cache_redis_counter {
 #define CACHE_REDIS_ENUM(name, help) CACHE_REDIS_CTR_##name,

@@ -16,6 +16,10 @@
 /* Largest reply (WIRE_MAX_MESSAGE_LEN) and key material in a value. */
 #define CACHE_REDIS_MAX_REPLY 48000000
 #define CACHE_REDIS_MAX_MATERIAL 48000000
+/* Largest encoded value: header, generations, material, reply. */
+#define CACHE_REDIS_MAX_BLOB                                                                    \
+    ((size_t)24 + (size_t)CACHE_REDIS_MAX_GENS * (12 + CACHE_REDIS_MAX_NAME) +                  \
+     (size_t)CACHE_REDIS_MAX_MATERIAL + (size_t)CACHE_REDIS_MAX_REPLY)
 /* BSON depth the reply in a value is re-checked with. */
 #define CACHE_REDIS_MAX_DEPTH 200
 
