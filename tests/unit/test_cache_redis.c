@@ -1,15 +1,19 @@
 /*
  * tests/unit/test_cache_redis.c: the parts of the Redis tier that need no
  * Redis: the stored value format of cache/redis_blob.c (encode, decode,
- * hostile inputs: every truncation and random byte flips) and the Redis URL
+ * hostile inputs: every truncation and random byte flips), the Redis URL
  * of cache/redis_url.c (parsing, redaction, and no password in any error
- * message). The live tier (cache/redis.c: connections, timeouts, breaker,
- * dirty flag) is tests/integration/test_redis_tier.sh.
+ * message), and reading what Redis sends (cache/redis_resp.c: replies cut
+ * anywhere, budgets, the subscription's pushes, random streams). The live
+ * tier (cache/redis.c and redis_conn.c: connections, timeouts, breaker,
+ * dirty flag) is tests/integration/test_redis_tier.sh, and a hostile Redis
+ * tests/integration/test_redis_hostile.sh.
  */
 #include "config.h"
 
 #include "cache/redis.h"
 #include "cache/redis_blob.h"
+#include "cache/redis_resp.h"
 #include "cache/redis_url.h"
 #include "tests/unit/tap.h"
 #include "wire/frame.h"
@@ -437,6 +441,267 @@ test_redact(void)
     }
 }
 
+
+/* ---- reading what Redis sends (redis_resp.c) ---------------------------------------- */
+
+/* Feeds text in slices of step bytes; returns the replies' types joined, or "ERR:why". */
+static void
+read_all(const char *data, size_t len, size_t step, size_t max_bytes, size_t max_elements,
+         char *out, size_t cap)
+{
+    struct cache_redis_resp *resp = cache_redis_resp_new(max_bytes, max_elements);
+    bson_error_t error;
+    size_t at = 0;
+
+    out[0] = '\0';
+    while (at < len) {
+        size_t n = len - at < step ? len - at : step;
+        redisReply *r;
+        enum cache_redis_resp_status st;
+
+        if (!cache_redis_resp_feed(resp, data + at, n, &error)) {
+            snprintf(out, cap, "ERR:%.200s", error.message);
+            break;
+        }
+        at += n;
+        while ((st = cache_redis_resp_next(resp, &r, &error)) == CACHE_REDIS_RESP_REPLY) {
+            size_t used = strlen(out);
+
+            snprintf(out + used, cap - used, "%d%s", r->type,
+                     r->type == REDIS_REPLY_ARRAY ? "[" : ",");
+            for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+                used = strlen(out);
+                snprintf(out + used, cap - used, "%d,", r->element[i]->type);
+            }
+            if (r->type == REDIS_REPLY_ARRAY) {
+                used = strlen(out);
+                snprintf(out + used, cap - used, "],");
+            }
+            freeReplyObject(r);
+        }
+        if (st == CACHE_REDIS_RESP_ERROR) {
+            snprintf(out, cap, "ERR:%.200s", error.message);
+            break;
+        }
+    }
+    cache_redis_resp_destroy(resp);
+}
+
+static void
+test_resp(void)
+{
+    static const char stream[] = "+OK\r\n:42\r\n$5\r\nhello\r\n$-1\r\n-ERR no\r\n"
+                                 "*3\r\n$-1\r\n$2\r\n17\r\n:1\r\n*0\r\n*-1\r\n";
+    char want[256];
+    char got[256];
+    bool same = true;
+
+    read_all(stream, sizeof stream - 1, sizeof stream, 1 << 20, 8, want, sizeof want);
+    is_str(want, "5,3,1,4,6,2[4,1,3,],2[],4,", "a stream of replies, read at once");
+    for (size_t step = 1; step < sizeof stream; step++) {
+        read_all(stream, sizeof stream - 1, step, 1 << 20, 8, got, sizeof got);
+        if (strcmp(got, want) != 0) {
+            same = false;
+            diag("slices of %zu: %s", step, got);
+        }
+    }
+    ok(same, "the same replies whatever the slices (1 to %zu bytes)", sizeof stream - 1);
+
+    read_all("*3\r\n:1\r\n:2\r\n:3\r\n", 16, 16, 1 << 20, 2, got, sizeof got);
+    ok(strncmp(got, "ERR:", 4) == 0 && strstr(got, "element limit"),
+       "an array over the element limit is refused: %s", got);
+    read_all("$2000\r\n", 7, 7, 1000, 8, got, sizeof got);
+    ok(strcmp(got, "") == 0, "a bulk header alone is not a reply yet");
+    {
+        size_t n = 7 + 70000;
+        char *big = bson_malloc(n);
+
+        memcpy(big, "$900000\r\n", 9);
+        memset(big + 9, 'x', n - 9);
+        read_all(big, n, 4096, 1000, 8, got, sizeof got);
+        ok(strncmp(got, "ERR:", 4) == 0 && strstr(got, "budget"),
+           "a bulk string growing past the byte budget is refused while it arrives: %s", got);
+        bson_free(big);
+    }
+    read_all("$5\r\nhello\r\n", 11, 11, 20, 8, got, sizeof got);
+    ok(strncmp(got, "ERR:", 4) == 0, "a whole reply over the byte budget is refused: %s", got);
+    read_all("*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n", 40, 40, 1 << 20, 8,
+             got, sizeof got);
+    ok(strncmp(got, "ERR:", 4) == 0, "nesting 9 deep is refused: %s", got);
+    read_all("%3\r\n", 4, 4, 1 << 20, 8, got, sizeof got);
+    ok(strncmp(got, "ERR:", 4) == 0 && strstr(got, "Protocol error"),
+       "an unknown type byte is refused: %s", got);
+    read_all(":12a\r\n", 6, 6, 1 << 20, 8, got, sizeof got);
+    ok(strncmp(got, "ERR:", 4) == 0, "a bad integer is refused: %s", got);
+    read_all("$-2\r\n", 5, 5, 1 << 20, 8, got, sizeof got);
+    ok(strncmp(got, "ERR:", 4) == 0, "a negative bulk length is refused: %s", got);
+    read_all("*99999999999\r\n", 14, 14, 1 << 20, 8, got, sizeof got);
+    ok(strncmp(got, "ERR:", 4) == 0, "a huge array length is refused: %s", got);
+}
+
+#define CH "mc:inval"
+
+/* What push_cb saw. */
+struct pushes {
+    int subscribed;
+    int messages;
+    char last[64];
+    int refuse_after; /* refuse the push after this many (-1: never) */
+};
+
+static bool
+push_cb(void *arg, const struct cache_redis_push *push)
+{
+    struct pushes *p = arg;
+
+    if (p->refuse_after >= 0 && p->subscribed + p->messages >= p->refuse_after)
+        return false;
+    if (push->kind == CACHE_REDIS_PUSH_SUBSCRIBED) {
+        p->subscribed++;
+    } else {
+        p->messages++;
+        snprintf(p->last, sizeof p->last, "%.*s", (int)push->payload_len, push->payload);
+    }
+    return true;
+}
+
+/* Feeds text (in slices of step) as a subscription's stream; true when every push was fine. */
+static bool
+feed_pushes(const char *data, size_t len, size_t step, struct pushes *p, bson_error_t *error)
+{
+    struct cache_redis_resp *resp = cache_redis_resp_new(1 << 20, 3);
+    bool ok = true;
+
+    for (size_t at = 0; ok && at < len; at += step)
+        ok = cache_redis_push_feed(resp, CH, strlen(CH), data + at,
+                                   len - at < step ? len - at : step, push_cb, p, error);
+    cache_redis_resp_destroy(resp);
+    return ok;
+}
+
+static void
+test_pushes(void)
+{
+    static const char good[] = "*3\r\n$9\r\nsubscribe\r\n$8\r\n" CH "\r\n:1\r\n"
+                               "*3\r\n$7\r\nmessage\r\n$8\r\n" CH "\r\n$7\r\nn:a.b\nc\r\n"
+                               "*3\r\n$7\r\nmessage\r\n$8\r\n" CH "\r\n$0\r\n\r\n";
+    static const struct {
+        const char *bytes;
+        const char *what;
+    } bad[] = {
+        {"*3\r\n:1\r\n$8\r\n" CH "\r\n:1\r\n", "kind is an integer"},
+        {"*1\r\n$9\r\nsubscribe\r\n", "one element"},
+        {"*0\r\n", "an empty array"},
+        {"*2\r\n$7\r\nmessage\r\n$8\r\n" CH "\r\n", "two elements"},
+        {"*4\r\n$7\r\nmessage\r\n$8\r\n" CH "\r\n$1\r\nx\r\n$1\r\ny\r\n", "four elements"},
+        {"*3\r\n$9\r\nsubscribe\r\n:5\r\n:1\r\n", "channel is an integer"},
+        {"*3\r\n$9\r\nsubscribe\r\n$8\r\n" CH "\r\n$1\r\n1\r\n", "count is a bulk string"},
+        {"*3\r\n$9\r\nsubscribe\r\n$8\r\n" CH "\r\n:0\r\n", "count 0"},
+        {"*3\r\n$11\r\nunsubscribe\r\n$8\r\n" CH "\r\n$1\r\nx\r\n", "unsubscribe"},
+        {"*3\r\n$7\r\nmessage\r\n$8\r\n" CH "\r\n:7\r\n", "an integer payload"},
+        {"*3\r\n$7\r\nmessage\r\n$8\r\n" CH "\r\n*1\r\n$1\r\nx\r\n", "an array payload"},
+        {"*3\r\n$7\r\nmessage\r\n$8\r\n" CH "\r\n$-1\r\n", "a nil payload"},
+        {"*3\r\n$7\r\nmessage\r\n$5\r\nother\r\n$1\r\nx\r\n", "another channel"},
+        {"*3\r\n$7\r\nmessage\r\n$8\r\nmc:invaL\r\n$1\r\nx\r\n", "a channel one byte off"},
+        {"*3\r\n+message\r\n$8\r\n" CH "\r\n$1\r\nx\r\n", "kind is a status"},
+        {"*3\r\n$7\r\nMESSAGE\r\n$8\r\n" CH "\r\n$1\r\nx\r\n", "kind in capitals"},
+        {"*3\r\n$8\r\npmessage\r\n$8\r\n" CH "\r\n$1\r\nx\r\n", "a pattern message"},
+        {"+OK\r\n", "a status"},
+        {":1\r\n", "an integer"},
+        {"$-1\r\n", "a nil"},
+        {"-ERR \"quoted\"\r\n", "an error"},
+        {"\x01garbage\r\n", "garbage"},
+    };
+    struct pushes p = {0, 0, "", -1};
+    bson_error_t error;
+    bool all = true;
+
+    ok(feed_pushes(good, sizeof good - 1, sizeof good, &p, &error) && p.subscribed == 1 &&
+           p.messages == 2 && p.last[0] == '\0',
+       "a confirmation and two messages are read");
+    for (size_t step = 1; step < sizeof good; step++) {
+        struct pushes q = {0, 0, "", -1};
+
+        if (!feed_pushes(good, sizeof good - 1, step, &q, &error) || q.subscribed != 1 ||
+            q.messages != 2)
+            all = false;
+    }
+    ok(all, "the same whatever the slices");
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct pushes q = {0, 0, "", -1};
+        bool refused = !feed_pushes(bad[i].bytes, strlen(bad[i].bytes), 1, &q, &error);
+
+        ok(refused && q.subscribed + q.messages == 0 && error.message[0],
+           "a push refused: %s (%s)", bad[i].what, error.message);
+        if (strstr(error.message, "\"quoted\""))
+            diag("the error text was not sanitized");
+    }
+    p = (struct pushes){0, 0, "", 1};
+    ok(!feed_pushes(good, sizeof good - 1, 7, &p, &error) && p.subscribed == 1 &&
+           p.messages == 0 && strstr(error.message, "unexpected push"),
+       "a push its reader refuses stops the stream: %s", error.message);
+}
+
+/*
+ * Random streams (RESP atoms, or a valid stream with bytes changed), cut
+ * anywhere: each is read to its end or to an error, never a crash (run it
+ * under ASan: --enable-asan).
+ */
+static void
+test_resp_random(void)
+{
+    static const char *const atoms[] = {
+        "*", "$", ":", "+", "-", "\r\n", "0", "1", "3", "9", "-1", "subscribe", "message",
+        CH, "x", "\r", "\n", "*3\r\n", "$7\r\nmessage\r\n", "$8\r\n" CH "\r\n", "$1\r\nx\r\n",
+        ":1\r\n", "$-1\r\n", "*-1\r\n", "\x00", "\xff",
+    };
+    static const char valid[] = "*3\r\n$9\r\nsubscribe\r\n$8\r\n" CH "\r\n:1\r\n"
+                                "*3\r\n$7\r\nmessage\r\n$8\r\n" CH "\r\n$5\r\nn:a.b\r\n"
+                                "*3\r\n$7\r\nmessage\r\n$8\r\n" CH "\r\n$3\r\nd:a\r\n";
+    unsigned seed = 4242;
+    int errors = 0;
+    int pushes = 0;
+
+    for (int round = 0; round < 20000; round++) {
+        char buf[256];
+        size_t len = 0;
+        struct cache_redis_resp *resp = cache_redis_resp_new(512, 3);
+        struct pushes p = {0, 0, "", -1};
+        bson_error_t error;
+        bool ok = true;
+
+        if (round % 2) { /* atoms */
+            while (len < sizeof buf - 32) {
+                const char *a = atoms[rand_r(&seed) % (sizeof atoms / sizeof atoms[0])];
+                size_t n = a[0] ? strlen(a) : 1;
+
+                memcpy(buf + len, a, n);
+                len += n;
+                if (rand_r(&seed) % 16 == 0)
+                    break;
+            }
+        } else { /* a valid stream with one to three bytes changed */
+            len = sizeof valid - 1;
+            memcpy(buf, valid, len);
+            for (int f = 1 + rand_r(&seed) % 3; f > 0; f--)
+                buf[(size_t)rand_r(&seed) % len] = (char)rand_r(&seed);
+        }
+        for (size_t at = 0; ok && at < len;) {
+            size_t n = 1 + (size_t)rand_r(&seed) % 17;
+
+            n = n < len - at ? n : len - at;
+            ok = cache_redis_push_feed(resp, CH, strlen(CH), buf + at, n, push_cb, &p, &error);
+            at += n;
+        }
+        errors += !ok;
+        pushes += p.subscribed + p.messages;
+        cache_redis_resp_destroy(resp);
+    }
+    ok(errors > 0 && pushes > 0,
+       "20000 random streams read without a crash (%d refused, %d pushes accepted)", errors,
+       pushes);
+}
+
 int
 main(void)
 {
@@ -447,5 +712,8 @@ main(void)
     test_url_good();
     test_url_bad();
     test_redact();
+    test_resp();
+    test_pushes();
+    test_resp_random();
     return done_testing();
 }
