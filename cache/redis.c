@@ -36,6 +36,7 @@
 #include "cache/redis.h"
 #include "cache/redis_blob.h"
 #include "cache/redis_conn.h"
+#include "cache/redis_mac.h"
 #include "cache/redis_url.h"
 #include "proxy/log.h"
 
@@ -53,6 +54,7 @@
 #define BACKOFF_MAX_MS 5000
 #define HANDSHAKE_MIN_MS 1000 /* a (re)connection's handshake gets at least this long */
 #define EPOCH_RETRY_MS 250
+#define MAC_LOG_EVERY_MS 60000 /* at most one warning a minute about forged values */
 /* Largest reply read on each connection: a lookup's value and counters; a published message. */
 #define CMD_MAX_REPLY (CACHE_REDIS_MAX_BLOB + (size_t)1048576)
 #define SUB_MAX_REPLY ((size_t)1048576)
@@ -171,6 +173,9 @@ struct conn {
 struct cache_redis {
     struct event_base *base;
     struct evdns_base *dns; /* for a host name in the URL, else NULL */
+    struct cache_redis_mac *mac; /* seals and checks stored values */
+    uint64_t mac_logged_ms;      /* last warning about a value refused by its MAC */
+    uint64_t mac_unlogged;       /* refused since then, not logged */
     struct cache_redis_url url;
     char *password; /* effective password, or NULL */
     char *redacted; /* the URL for logs */
@@ -570,6 +575,36 @@ lookup_parse(struct cache_redis_op *op, const redisReply *reply, uint64_t *epoch
            reply->element[0]->type == REDIS_REPLY_STRING;
 }
 
+/*
+ * A value read from Redis was refused: counted by why (its MAC: forged or
+ * tampered with; else malformed or of another version). A bad MAC is
+ * warned about at most once a minute, with how many since.
+ */
+static void
+value_refused(struct cache_redis *redis, size_t bytes, const bson_error_t *error)
+{
+    uint64_t now;
+
+    if (error->code != CACHE_REDIS_BLOB_BAD_MAC) {
+        count(redis, CACHE_REDIS_CTR_redis_corrupt);
+        proxy_log(PROXY_LOG_DEBUG, 0, "redis_corrupt", "bytes=%zu reason=\"%s\"", bytes,
+                  error->message);
+        return;
+    }
+    count(redis, CACHE_REDIS_CTR_redis_values_refused_mac);
+    now = now_ms();
+    if (redis->mac_logged_ms != 0 && now - redis->mac_logged_ms < MAC_LOG_EVERY_MS) {
+        redis->mac_unlogged++;
+        return;
+    }
+    proxy_log(PROXY_LOG_WARN, 0, "redis_value_refused_mac",
+              "bytes=%zu refused_since_last_warning=%llu hint=\"forged or altered in Redis, or "
+              "written by a proxy with another cache_key_secret\"",
+              bytes, (unsigned long long)redis->mac_unlogged + 1);
+    redis->mac_logged_ms = now;
+    redis->mac_unlogged = 0;
+}
+
 static void
 lookup_deliver(struct cache_redis_op *op, enum cache_redis_status st,
                const struct cache_redis_blob *blob, uint64_t epoch)
@@ -611,10 +646,10 @@ lookup_done(struct cache_redis_op *op, const redisReply *reply)
 
         st = CACHE_REDIS_MISS;
         if (v->type == REDIS_REPLY_STRING) {
-            if (!cache_redis_blob_decode((const uint8_t *)v->str, v->len, &blob, &error)) {
-                count(redis, CACHE_REDIS_CTR_redis_corrupt);
-                proxy_log(PROXY_LOG_DEBUG, 0, "redis_corrupt", "bytes=%zu reason=\"%s\"", v->len,
-                          error.message);
+            /* argv[3]: the value's key (EVALSHA sha nkeys key ...) */
+            if (!cache_redis_blob_decode((const uint8_t *)v->str, v->len, redis->mac,
+                                         op->cmd.argv[3], op->cmd.len[3], &blob, &error)) {
+                value_refused(redis, v->len, &error);
             } else if (blob.epoch == epoch && gens_match(&blob, op->gens, op->n) &&
                        !redis->dirty) {
                 st = CACHE_REDIS_HIT;
@@ -1131,7 +1166,20 @@ cache_redis_new(struct event_base *base, const struct conf *conf, bson_error_t *
         bson_free(redis);
         return NULL;
     }
+    if (!conf->cache_key_secret || !conf->cache_key_secret[0]) {
+        bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, 3,
+                       "redis needs cache_key_secret: the same secret on every proxy sharing "
+                       "the Redis (it keys the cache and seals the values stored there)");
+        bson_free(redis);
+        return NULL;
+    }
+    if (!(redis->mac = cache_redis_mac_new(conf->cache_key_secret,
+                                           strlen(conf->cache_key_secret), error))) {
+        bson_free(redis);
+        return NULL;
+    }
     if (!cache_redis_url_parse(conf->redis, &redis->url, error)) {
+        cache_redis_mac_destroy(redis->mac);
         bson_free(redis);
         return NULL;
     }
@@ -1144,6 +1192,7 @@ cache_redis_new(struct event_base *base, const struct conf *conf, bson_error_t *
             bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, 3,
                            "cannot set up a DNS resolver for the Redis host name");
             cache_redis_url_cleanup(&redis->url);
+            cache_redis_mac_destroy(redis->mac);
             bson_free(redis);
             return NULL;
         }
@@ -1184,6 +1233,7 @@ cache_redis_destroy(struct cache_redis *redis)
     if (redis->dns)
         evdns_base_free(redis->dns, 0); /* after the connections: they cancel their lookups */
     cache_redis_url_cleanup(&redis->url);
+    cache_redis_mac_destroy(redis->mac);
     if (redis->password)
         bson_zero_free(redis->password, strlen(redis->password));
     bson_free(redis->redacted);
@@ -1343,10 +1393,14 @@ cache_redis_fill(struct cache_redis *redis, const struct cache_key *key,
     blob.material_len = material_len;
     blob.reply = reply;
     blob.reply_len = reply_len;
-    if (!(data = cache_redis_blob_encode(&blob, &len)))
-        return;
     op = op_new(redis, OP_FILL, SCRIPT_FILL, 2 + n);
     add_keys(&op->cmd, redis, key, gens, n);
+    /* sealed for the key it is stored under: argv[3] */
+    if (!(data = cache_redis_blob_encode(&blob, redis->mac, op->cmd.argv[3], op->cmd.len[3],
+                                         &len))) {
+        op_free(op);
+        return;
+    }
     cmd_take(&op->cmd, (char *)data, len);
     cmd_add_i64(&op->cmd, (uint64_t)ttl_ms);
     cmd_add_i64(&op->cmd, epoch);

@@ -92,6 +92,14 @@ validate(const struct conf *conf, bson_error_t *error)
                        conf->source[CONF_OPT_listen], conf->source[CONF_OPT_listen_unix]);
         return false;
     }
+    if (conf->redis[0] != '\0' && conf->cache_key_secret[0] == '\0') {
+        /* A random per-process secret would make every proxy's values unreadable to the others. */
+        bson_set_error(error, CONF_ERROR_DOMAIN, CONF_ERROR_INVALID,
+                       "cache_key_secret must be set when redis (from %s) is: the same secret on "
+                       "every proxy sharing that Redis",
+                       conf->source[CONF_OPT_redis]);
+        return false;
+    }
     if (conf->http_listen[0] != '\0' && conf->http_token[0] == '\0') {
         char *host = NULL;
         uint16_t port;

@@ -1,7 +1,9 @@
 /*
  * tests/unit/test_cache_redis.c: the parts of the Redis tier that need no
  * Redis: the stored value format of cache/redis_blob.c (encode, decode,
- * hostile inputs: every truncation and random byte flips), the Redis URL
+ * hostile inputs: every truncation and random byte flips) and its MAC
+ * (cache/redis_mac.c: forgeries, every single-bit flip, a value moved to
+ * another key, another secret, the old version), the Redis URL
  * of cache/redis_url.c (parsing, redaction, and no password in any error
  * message), and reading what Redis sends (cache/redis_resp.c: replies cut
  * anywhere, budgets, the subscription's pushes, random streams). The live
@@ -13,6 +15,7 @@
 
 #include "cache/redis.h"
 #include "cache/redis_blob.h"
+#include "cache/redis_mac.h"
 #include "cache/redis_resp.h"
 #include "cache/redis_url.h"
 #include "tests/unit/tap.h"
@@ -76,37 +79,69 @@ make_deep_reply(int depth, size_t *len)
 
 static const char material[] = "principal\0db\0coll\0{find: 'coll'}";
 
-/* A valid value with two generations. bson_free. */
+/* The Redis key values are sealed for, and another one. */
+#define RKEY "mc:v:0123456789abcdef0123456789abcdef"
+#define RKEY2 "mc:v:0123456789abcdef0123456789abcdee"
+
+/* The MAC of a proxy with the test's cache_key_secret; destroyed at the end of main. */
+static struct cache_redis_mac *
+mac_new(const char *secret)
+{
+    bson_error_t error;
+    struct cache_redis_mac *mac = cache_redis_mac_new(secret, strlen(secret), &error);
+
+    if (!mac)
+        diag("cache_redis_mac_new: %s", error.message);
+    return mac;
+}
+
+/* A value with two generations around reply, sealed for RKEY. bson_free. */
 static uint8_t *
-make_blob(size_t *len, uint8_t **reply, size_t *reply_len)
+make_blob_with(struct cache_redis_mac *mac, const uint8_t *reply, size_t reply_len, size_t *len)
 {
     struct cache_redis_blob b = {0};
 
-    *reply = make_reply(reply_len);
     b.epoch = UINT64_C(0x1234567890abcdef);
     b.n_gens = 2;
     b.gens[0] = (struct cache_redis_gen){"n:db.coll", 9, 17};
     b.gens[1] = (struct cache_redis_gen){"d:db", 4, UINT64_MAX};
     b.material = (const uint8_t *)material;
     b.material_len = sizeof material;
-    b.reply = *reply;
-    b.reply_len = *reply_len;
-    return cache_redis_blob_encode(&b, len);
+    b.reply = reply;
+    b.reply_len = reply_len;
+    return cache_redis_blob_encode(&b, mac, RKEY, strlen(RKEY), len);
+}
+
+/* A valid value around {ok: 1, n: 42}; *reply is the reply (bson_free both). */
+static uint8_t *
+make_blob(struct cache_redis_mac *mac, size_t *len, uint8_t **reply, size_t *reply_len)
+{
+    *reply = make_reply(reply_len);
+    return make_blob_with(mac, *reply, *reply_len, len);
+}
+
+/* Recomputes the MAC of a value changed in place: what a writer knowing the secret could do. */
+static void
+reseal(struct cache_redis_mac *mac, uint8_t *blob, size_t len)
+{
+    if (!cache_redis_mac_compute(mac, RKEY, strlen(RKEY), blob, len - CACHE_REDIS_MAC_LEN,
+                                 blob + len - CACHE_REDIS_MAC_LEN))
+        diag("cache_redis_mac_compute failed");
 }
 
 static void
-test_round_trip(void)
+test_round_trip(struct cache_redis_mac *mac)
 {
     struct cache_redis_blob d;
     bson_error_t error;
     uint8_t *reply;
     size_t reply_len;
     size_t len;
-    uint8_t *blob = make_blob(&len, &reply, &reply_len);
+    uint8_t *blob = make_blob(mac, &len, &reply, &reply_len);
 
     ok(blob != NULL, "a value encodes");
-    ok(len > 4 && memcmp(blob, "MCV1", 4) == 0, "it starts with the MCV1 magic");
-    ok(cache_redis_blob_decode(blob, len, &d, &error), "and decodes");
+    ok(len > 4 && memcmp(blob, "MCV2", 4) == 0, "it starts with the MCV2 magic");
+    ok(cache_redis_blob_decode(blob, len, mac, RKEY, strlen(RKEY), &d, &error), "and decodes");
     is_int((long long)(d.epoch == UINT64_C(0x1234567890abcdef)), 1, "epoch kept");
     is_int(d.n_gens, 2, "two generations");
     ok(d.gens[0].name_len == 9 && memcmp(d.gens[0].name, "n:db.coll", 9) == 0 &&
@@ -118,14 +153,14 @@ test_round_trip(void)
     ok(d.material_len == sizeof material && memcmp(d.material, material, sizeof material) == 0,
        "key material kept, NULs included");
     ok(d.reply_len == reply_len && memcmp(d.reply, reply, reply_len) == 0, "reply kept");
-    ok(d.reply >= blob && d.reply + d.reply_len == blob + len,
-       "decoded fields point into the bytes");
+    ok(d.reply >= blob && d.reply + d.reply_len + CACHE_REDIS_MAC_LEN == blob + len,
+       "decoded fields point into the bytes, the MAC last");
     bson_free(blob);
     bson_free(reply);
 }
 
 static void
-test_encode_limits(void)
+test_encode_limits(struct cache_redis_mac *mac)
 {
     struct cache_redis_blob b = {0};
     size_t len = 0;
@@ -134,48 +169,47 @@ test_encode_limits(void)
     b.n_gens = CACHE_REDIS_MAX_GENS + 1;
     for (int i = 0; i < CACHE_REDIS_MAX_GENS; i++)
         b.gens[i] = (struct cache_redis_gen){"n:a.b", 5, 1};
-    ok(cache_redis_blob_encode(&b, &len) == NULL, "encode refuses too many generations");
+    ok(cache_redis_blob_encode(&b, mac, RKEY, 4, &len) == NULL,
+       "encode refuses too many generations");
     b.n_gens = 1;
     b.gens[0].name_len = 0;
-    ok(cache_redis_blob_encode(&b, &len) == NULL, "encode refuses an empty generation name");
+    ok(cache_redis_blob_encode(&b, mac, RKEY, 4, &len) == NULL,
+       "encode refuses an empty generation name");
     b.gens[0].name_len = CACHE_REDIS_MAX_NAME + 1;
-    ok(cache_redis_blob_encode(&b, &len) == NULL, "encode refuses an over-long name");
+    ok(cache_redis_blob_encode(&b, mac, RKEY, 4, &len) == NULL, "encode refuses an over-long name");
     b.gens[0].name_len = 5;
     b.reply_len = CACHE_REDIS_MAX_REPLY + 1;
-    ok(cache_redis_blob_encode(&b, &len) == NULL, "encode refuses a reply over 48000000 bytes");
+    ok(cache_redis_blob_encode(&b, mac, RKEY, 4, &len) == NULL,
+       "encode refuses a reply over 48000000 bytes");
     b.reply_len = 0;
-    p = cache_redis_blob_encode(&b, &len);
+    p = cache_redis_blob_encode(&b, mac, RKEY, 4, &len);
     ok(p != NULL, "encode takes an empty reply (decode refuses it)");
     bson_free(p);
 }
 
-/* Decodes a copy of data (so ASan sees reads past len). */
+/* Decodes a copy of data for RKEY (so ASan sees reads past len). */
 static bool
-decode_copy(const uint8_t *data, size_t len, bson_error_t *error)
+decode_copy(struct cache_redis_mac *mac, const uint8_t *data, size_t len, bson_error_t *error)
 {
     uint8_t *copy = bson_malloc(len ? len : 1);
     struct cache_redis_blob d;
     bool ok;
 
     memcpy(copy, data, len);
-    ok = cache_redis_blob_decode(copy, len, &d, error);
+    ok = cache_redis_blob_decode(copy, len, mac, RKEY, strlen(RKEY), &d, error);
     bson_free(copy);
     return ok;
 }
 
 /* Builds a value around reply_bytes and says whether it decodes. */
 static bool
-decodes_with_reply(const uint8_t *reply, size_t reply_len, bson_error_t *error)
+decodes_with_reply(struct cache_redis_mac *mac, const uint8_t *reply, size_t reply_len,
+                   bson_error_t *error)
 {
-    struct cache_redis_blob b = {0};
     size_t len;
-    uint8_t *blob;
-    bool ok;
+    uint8_t *blob = make_blob_with(mac, reply, reply_len, &len);
+    bool ok = decode_copy(mac, blob, len, error);
 
-    b.reply = reply;
-    b.reply_len = reply_len;
-    blob = cache_redis_blob_encode(&b, &len);
-    ok = decode_copy(blob, len, error);
     bson_free(blob);
     return ok;
 }
@@ -189,72 +223,83 @@ put32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)(v >> 24);
 }
 
+/* Decodes bad (len bytes) after resealing it: the structural checks behind the MAC. */
+static bool
+decode_resealed(struct cache_redis_mac *mac, uint8_t *bad, size_t len, bson_error_t *error)
+{
+    reseal(mac, bad, len);
+    return decode_copy(mac, bad, len, error);
+}
+
+/* Malformed values, sealed with the right key: the decoder behind the MAC refuses them. */
 static void
-test_hostile(void)
+test_hostile(struct cache_redis_mac *mac)
 {
     bson_error_t error;
     uint8_t *reply;
     size_t reply_len;
     size_t len;
-    uint8_t *blob = make_blob(&len, &reply, &reply_len);
+    uint8_t *blob = make_blob(mac, &len, &reply, &reply_len);
     uint8_t *bad = bson_malloc(len + 8);
     size_t gen0 = 4 + 8 + 4; /* offset of the first name_len */
     size_t mat = gen0 + (4 + 9 + 8) + (4 + 4 + 8);
     uint8_t *deep;
     size_t deep_len;
 
-    ok(!decode_copy((const uint8_t *)"", 0, &error), "empty input refused");
-    memcpy(bad, blob, len);
-    memcpy(bad, "MCV2", 4);
-    ok(!decode_copy(bad, len, &error), "another version refused");
-    ok(strstr(error.message, "MCV1") != NULL, "error says why: %s", error.message);
+    ok(!decode_copy(mac, (const uint8_t *)"", 0, &error), "empty input refused");
 
     memcpy(bad, blob, len);
     put32(bad + 12, CACHE_REDIS_MAX_GENS + 1);
-    ok(!decode_copy(bad, len, &error), "too many generations refused");
+    ok(!decode_resealed(mac, bad, len, &error) && error.code == CACHE_REDIS_BLOB_MALFORMED,
+       "too many generations refused");
     memcpy(bad, blob, len);
     put32(bad + 12, 0xffffffffu);
-    ok(!decode_copy(bad, len, &error), "generation count 2^32-1 refused");
+    ok(!decode_resealed(mac, bad, len, &error), "generation count 2^32-1 refused");
 
     memcpy(bad, blob, len);
     put32(bad + gen0, 0);
-    ok(!decode_copy(bad, len, &error), "empty generation name refused");
+    ok(!decode_resealed(mac, bad, len, &error), "empty generation name refused");
     memcpy(bad, blob, len);
     put32(bad + gen0, 0xfffffff0u);
-    ok(!decode_copy(bad, len, &error), "huge name length refused");
+    ok(!decode_resealed(mac, bad, len, &error), "huge name length refused");
 
     memcpy(bad, blob, len);
     put32(bad + mat, 0xffffffffu);
-    ok(!decode_copy(bad, len, &error), "material length past the end refused");
+    ok(!decode_resealed(mac, bad, len, &error), "material length past the end refused");
     memcpy(bad, blob, len);
     put32(bad + mat + 4 + sizeof material, (uint32_t)reply_len + 1);
-    ok(!decode_copy(bad, len, &error), "reply length one past the end refused");
+    ok(!decode_resealed(mac, bad, len, &error), "reply length one past the end refused");
 
-    memcpy(bad, blob, len);
-    bad[len] = 0;
-    ok(!decode_copy(bad, len + 1, &error), "a trailing byte refused");
+    /* a byte between the reply and the MAC */
+    memcpy(bad, blob, len - CACHE_REDIS_MAC_LEN);
+    bad[len - CACHE_REDIS_MAC_LEN] = 0;
+    ok(!decode_resealed(mac, bad, len + 1, &error) && error.code == CACHE_REDIS_BLOB_MALFORMED,
+       "a trailing byte refused: %s", error.message);
 
     /* The reply must be a whole, valid OP_MSG. */
-    ok(decodes_with_reply(reply, reply_len, &error), "the plain reply is accepted");
-    ok(!decodes_with_reply(reply, 0, &error), "an empty reply refused");
+    ok(decodes_with_reply(mac, reply, reply_len, &error), "the plain reply is accepted");
+    ok(!decodes_with_reply(mac, reply, 0, &error), "an empty reply refused");
     memcpy(bad, reply, reply_len);
     put32(bad + 12, WIRE_OP_QUERY);
-    ok(!decodes_with_reply(bad, reply_len, &error), "a reply that is not OP_MSG refused");
+    ok(!decodes_with_reply(mac, bad, reply_len, &error), "a reply that is not OP_MSG refused");
     memcpy(bad, reply, reply_len);
     put32(bad, (uint32_t)reply_len + 4);
-    ok(!decodes_with_reply(bad, reply_len, &error), "a reply whose header length lies refused");
+    ok(!decodes_with_reply(mac, bad, reply_len, &error),
+       "a reply whose header length lies refused");
     memcpy(bad, reply, reply_len);
     bad[reply_len - 1] = 1; /* the body's terminating NUL */
-    ok(!decodes_with_reply(bad, reply_len, &error), "a reply with a malformed document refused");
+    ok(!decodes_with_reply(mac, bad, reply_len, &error),
+       "a reply with a malformed document refused");
     memcpy(bad, reply, reply_len);
     bad[WIRE_HEADER_LEN] = 0x04; /* an unknown required flag bit */
-    ok(!decodes_with_reply(bad, reply_len, &error), "a reply with unknown required flags refused");
+    ok(!decodes_with_reply(mac, bad, reply_len, &error),
+       "a reply with unknown required flags refused");
 
     deep = make_deep_reply(50, &deep_len);
-    ok(decodes_with_reply(deep, deep_len, &error), "a reply nested 50 deep is accepted");
+    ok(decodes_with_reply(mac, deep, deep_len, &error), "a reply nested 50 deep is accepted");
     bson_free(deep);
     deep = make_deep_reply(260, &deep_len);
-    ok(!decodes_with_reply(deep, deep_len, &error), "a reply nested 260 deep refused: %s",
+    ok(!decodes_with_reply(mac, deep, deep_len, &error), "a reply nested 260 deep refused: %s",
        error.message);
     bson_free(deep);
 
@@ -263,23 +308,171 @@ test_hostile(void)
     bson_free(reply);
 }
 
-/* Every prefix of a valid value and thousands of random corruptions. */
+/* Writes the MCV1 layout (the format before the MAC) of the value make_blob builds. bson_free. */
+static uint8_t *
+make_v1(const uint8_t *reply, size_t reply_len, size_t *len)
+{
+    size_t n = 4 + 8 + 4 + (4 + 9 + 8) + (4 + 4 + 8) + 4 + sizeof material + 4 + reply_len;
+    uint8_t *b = bson_malloc(n);
+    uint8_t *p = b;
+
+    memcpy(p, "MCV1", 4);
+    p += 4;
+    for (int i = 0; i < 8; i++)
+        *p++ = (uint8_t)(UINT64_C(0x1234567890abcdef) >> (8 * i));
+    put32(p, 2);
+    p += 4;
+    put32(p, 9);
+    memcpy(p + 4, "n:db.coll", 9);
+    memset(p + 13, 0, 8);
+    p[13] = 17;
+    p += 21;
+    put32(p, 4);
+    memcpy(p + 4, "d:db", 4);
+    memset(p + 8, 0xff, 8);
+    p += 16;
+    put32(p, sizeof material);
+    memcpy(p + 4, material, sizeof material);
+    p += 4 + sizeof material;
+    put32(p, (uint32_t)reply_len);
+    memcpy(p + 4, reply, reply_len);
+    *len = n;
+    return b;
+}
+
+/*
+ * Issue 6 item 5: values must be authentic. A forged value with a valid
+ * structure, every single-bit flip, a value moved to another key, one
+ * sealed with another secret, and the old unsealed version: all refused.
+ */
 static void
-test_fuzz(void)
+test_mac(struct cache_redis_mac *mac)
+{
+    struct cache_redis_mac *other = mac_new("another deployment's secret");
+    bson_t *forged_doc = BCON_NEW("ok", BCON_DOUBLE(0), "errmsg", BCON_UTF8("forged"), "code",
+                                  BCON_INT32(13));
+    uint8_t *reply;
+    uint8_t *forged_reply;
+    size_t reply_len;
+    size_t forged_len;
+    size_t len;
+    size_t flen;
+    uint8_t *blob = make_blob(mac, &len, &reply, &reply_len);
+    uint8_t *bad = bson_malloc(len);
+    uint8_t *forged;
+    uint8_t *v1;
+    size_t v1_len;
+    bson_error_t error;
+    size_t bits = 0;
+    size_t refused = 0;
+    size_t by_mac = 0;
+    uint8_t tag[CACHE_REDIS_MAC_LEN];
+    uint8_t tag2[CACHE_REDIS_MAC_LEN];
+
+    /* The MAC itself: keyed, bound to the name, deterministic. */
+    ok(cache_redis_mac_compute(mac, "k", 1, "data", 4, tag) &&
+           cache_redis_mac_verify(mac, "k", 1, "data", 4, tag),
+       "a MAC verifies");
+    ok(cache_redis_mac_compute(mac, "k", 1, "data", 4, tag2) && memcmp(tag, tag2, 32) == 0,
+       "the same input gives the same MAC");
+    ok(!cache_redis_mac_verify(mac, "kd", 2, "ata", 3, tag),
+       "moving bytes between the name and the data changes the MAC");
+    ok(!cache_redis_mac_verify(other, "k", 1, "data", 4, tag),
+       "another secret gives another MAC");
+    {
+        bson_error_t e;
+
+        ok(cache_redis_mac_new("", 0, &e) == NULL && e.message[0], "an empty secret is refused");
+    }
+
+    /* A forged value with a valid structure: a forged error reply, sealed with another key. */
+    forged_reply = make_msg(bson_get_data(forged_doc), forged_doc->len, &forged_len);
+    forged = make_blob_with(other, forged_reply, forged_len, &flen);
+    ok(decode_copy(other, forged, flen, &error), "the forgery is well formed (its maker reads it)");
+    ok(!decode_copy(mac, forged, flen, &error) && error.code == CACHE_REDIS_BLOB_BAD_MAC,
+       "a forged error reply with a valid structure is refused: %s", error.message);
+    bson_free(forged);
+    /* the same, with our valid value's MAC copied over it */
+    forged = make_blob_with(mac, forged_reply, forged_len, &flen);
+    memcpy(forged + flen - CACHE_REDIS_MAC_LEN, blob + len - CACHE_REDIS_MAC_LEN,
+           CACHE_REDIS_MAC_LEN);
+    ok(!decode_copy(mac, forged, flen, &error) && error.code == CACHE_REDIS_BLOB_BAD_MAC,
+       "a forged value carrying a genuine value's MAC is refused");
+    bson_free(forged);
+
+    /* Every single-bit flip. */
+    for (size_t i = 0; i < len; i++) {
+        for (int b = 0; b < 8; b++) {
+            memcpy(bad, blob, len);
+            bad[i] ^= (uint8_t)(1u << b);
+            bits++;
+            if (!decode_copy(mac, bad, len, &error)) {
+                refused++;
+                by_mac += error.code == CACHE_REDIS_BLOB_BAD_MAC;
+            }
+        }
+    }
+    ok(refused == bits, "every one of the %zu single-bit flips of a %zu-byte value is refused "
+       "(%zu by the MAC, the rest by the version)", bits, len, by_mac);
+    ok(by_mac == bits - 32, "all but the magic's 32 bits are refused by the MAC");
+
+    /* Moved to another key. */
+    {
+        uint8_t *copy = bson_malloc(len);
+        struct cache_redis_blob d;
+
+        memcpy(copy, blob, len);
+        ok(!cache_redis_blob_decode(copy, len, mac, RKEY2, strlen(RKEY2), &d, &error) &&
+               error.code == CACHE_REDIS_BLOB_BAD_MAC,
+           "a valid value copied to another key is refused");
+        ok(cache_redis_blob_decode(copy, len, mac, RKEY, strlen(RKEY), &d, &error),
+           "and still read under its own");
+        bson_free(copy);
+    }
+
+    /* Truncated: the MAC cut off, or only part of it left. */
+    ok(!decode_copy(mac, blob, len - CACHE_REDIS_MAC_LEN, &error), "a value without its MAC is refused");
+    ok(!decode_copy(mac, blob, len - 1, &error), "a value one byte short is refused");
+
+    /* The old, unsealed version. */
+    v1 = make_v1(reply, reply_len, &v1_len);
+    ok(!decode_copy(mac, v1, v1_len, &error) && error.code == CACHE_REDIS_BLOB_MALFORMED &&
+           strstr(error.message, "MCV2"),
+       "an MCV1 value (before the MAC) is refused: %s", error.message);
+    memcpy(v1, "MCV2", 4);
+    ok(!decode_copy(mac, v1, v1_len, &error), "and so is one relabelled MCV2");
+    bson_free(v1);
+
+    bson_free(forged_reply);
+    bson_destroy(forged_doc);
+    bson_free(bad);
+    bson_free(blob);
+    bson_free(reply);
+    cache_redis_mac_destroy(other);
+}
+
+/*
+ * Every prefix of a valid value and thousands of random corruptions: none
+ * verifies; resealed (a writer with the secret), each is refused by the
+ * structure checks or decodes to exactly its bytes.
+ */
+static void
+test_fuzz(struct cache_redis_mac *mac)
 {
     bson_error_t error;
     uint8_t *reply;
     size_t reply_len;
     size_t len;
-    uint8_t *blob = make_blob(&len, &reply, &reply_len);
+    uint8_t *blob = make_blob(mac, &len, &reply, &reply_len);
     uint8_t *bad = bson_malloc(len);
     bool truncations_refused = true;
     bool consistent = true;
+    int forged_accepted = 0;
     int accepted = 0;
     unsigned seed = 12345;
 
     for (size_t n = 0; n < len; n++)
-        if (decode_copy(blob, n, &error))
+        if (decode_copy(mac, blob, n, &error))
             truncations_refused = false;
     ok(truncations_refused, "each of the %zu truncations is refused", len);
 
@@ -291,25 +484,31 @@ test_fuzz(void)
 
         memcpy(bad, blob, len);
         for (int f = 0; f < flips; f++) {
-            size_t at = (size_t)rand_r(&seed) % len;
+            size_t at = (size_t)rand_r(&seed) % (len - CACHE_REDIS_MAC_LEN);
 
             if (rand_r(&seed) % 2)
                 bad[at] = (uint8_t)rand_r(&seed);
             else
                 bad[at] ^= (uint8_t)(1u << (rand_r(&seed) % 8));
         }
-        if (!cache_redis_blob_decode(bad, len, &d, &error))
+        if (memcmp(bad, blob, len) != 0 && decode_copy(mac, bad, len, &error))
+            forged_accepted++;
+        reseal(mac, bad, len);
+        if (!cache_redis_blob_decode(bad, len, mac, RKEY, strlen(RKEY), &d, &error))
             continue;
         /* Accepted: it must mean exactly these bytes (re-encoding gives them back). */
         accepted++;
-        again = cache_redis_blob_encode(&d, &again_len);
+        again = cache_redis_blob_encode(&d, mac, RKEY, strlen(RKEY), &again_len);
         if (!again || again_len != len || memcmp(again, bad, len) != 0)
             consistent = false;
         if (d.reply + d.reply_len > bad + len || d.material + d.material_len > bad + len)
             consistent = false;
         bson_free(again);
     }
-    ok(consistent, "20000 random corruptions: each refused or decoded consistently (%d accepted)",
+    ok(forged_accepted == 0, "none of 20000 random corruptions is accepted (%d were)",
+       forged_accepted);
+    ok(consistent,
+       "resealed, each is refused or decoded consistently (%d accepted, all re-encode)",
        accepted);
     bson_free(bad);
     bson_free(blob);
@@ -705,15 +904,21 @@ test_resp_random(void)
 int
 main(void)
 {
-    test_round_trip();
-    test_encode_limits();
-    test_hostile();
-    test_fuzz();
+    struct cache_redis_mac *mac = mac_new("the cache_key_secret of the unit tests");
+
+    if (!mac)
+        return 1;
+    test_round_trip(mac);
+    test_encode_limits(mac);
+    test_hostile(mac);
+    test_mac(mac);
+    test_fuzz(mac);
     test_url_good();
     test_url_bad();
     test_redact();
     test_resp();
     test_pushes();
     test_resp_random();
+    cache_redis_mac_destroy(mac);
     return done_testing();
 }
