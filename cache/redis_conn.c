@@ -2,8 +2,8 @@
  * cache/redis_conn.c: one connection to Redis (see redis_conn.h). It owns
  * the socket (a libevent bufferevent), resolving the host name (evdns: the
  * event loop never blocks on DNS), the output written before the socket
- * exists, the reader of what comes back (redis_resp.c) and the FIFO that
- * pairs each reply with the command it answers. It does not own what a
+ * exists, the reader of what comes back (redis_resp.c, redis_push.c) and
+ * the FIFO that pairs each reply with the command it answers. It does not own what a
  * reply must look like (each command's callback says), reconnection,
  * timeouts or logs (redis.c).
  *

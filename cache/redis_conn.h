@@ -9,7 +9,7 @@
  * hiredis (redisFormatCommandArgv) and pairs each reply with the oldest
  * command still waiting (a FIFO of callbacks). A connection may instead be
  * turned into a subscription to one channel: from then on every reply is a
- * push (cache/redis_resp.h). Any protocol error, a reply with no command
+ * push (cache/redis_push.h). Any protocol error, a reply with no command
  * waiting, a reply whose callback refuses its shape, a malformed or
  * unwanted push: the connection is dropped and its owner told (lost).
  * It does not reconnect, time commands out or log: its owner does.
@@ -17,7 +17,7 @@
 #ifndef MONGOCACHE_CACHE_REDIS_CONN_H
 #define MONGOCACHE_CACHE_REDIS_CONN_H
 
-#include "cache/redis_resp.h"
+#include "cache/redis_push.h"
 #include "cache/redis_url.h"
 
 #include <bson/bson.h>

@@ -5,8 +5,9 @@
  * (cache/redis_mac.c: forgeries, every single-bit flip, a value moved to
  * another key, another secret, the old version), the Redis URL
  * of cache/redis_url.c (parsing, redaction, and no password in any error
- * message), and reading what Redis sends (cache/redis_resp.c: replies cut
- * anywhere, budgets, the subscription's pushes, random streams). The live
+ * message), and reading what Redis sends (cache/redis_resp.c and
+ * redis_push.c: replies cut anywhere, budgets, the subscription's pushes,
+ * random streams). The live
  * tier (cache/redis.c and redis_conn.c: connections, timeouts, breaker,
  * dirty flag) is tests/integration/test_redis_tier.sh, and a hostile Redis
  * tests/integration/test_redis_hostile.sh.
@@ -16,6 +17,7 @@
 #include "cache/redis.h"
 #include "cache/redis_blob.h"
 #include "cache/redis_mac.h"
+#include "cache/redis_push.h"
 #include "cache/redis_resp.h"
 #include "cache/redis_url.h"
 #include "tests/unit/tap.h"
@@ -431,7 +433,8 @@ test_mac(struct cache_redis_mac *mac)
     }
 
     /* Truncated: the MAC cut off, or only part of it left. */
-    ok(!decode_copy(mac, blob, len - CACHE_REDIS_MAC_LEN, &error), "a value without its MAC is refused");
+    ok(!decode_copy(mac, blob, len - CACHE_REDIS_MAC_LEN, &error),
+       "a value without its MAC is refused");
     ok(!decode_copy(mac, blob, len - 1, &error), "a value one byte short is refused");
 
     /* The old, unsealed version. */
@@ -641,7 +644,7 @@ test_redact(void)
 }
 
 
-/* ---- reading what Redis sends (redis_resp.c) ---------------------------------------- */
+/* ---- reading what Redis sends (redis_resp.c, redis_push.c) ---------------------------- */
 
 /* Feeds text in slices of step bytes; returns the replies' types joined, or "ERR:why". */
 static void
