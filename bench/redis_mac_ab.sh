@@ -221,7 +221,7 @@ text = open(sys.argv[1]).read()
 hits = int(sys.argv[2])
 total = re.search(r"^\s*([\d,]+)\s+\(100\.0%\)\s+PROGRAM TOTALS", text, re.M)
 def incl(fn):
-    m = re.search(r"^\s*([\d,]+)\s+\([\d.]+%\)\s+\S*:%s\b" % re.escape(fn), text, re.M)
+    m = re.search(r"^\s*([\d,]+)\s+\([\d.]+%\)\s+\S*:" + re.escape(fn) + r"\b", text, re.M)
     return int(m.group(1).replace(",", "")) if m else 0
 t = int(total.group(1).replace(",", "")) if total else 0
 print("callgrind: instructions over %d Redis-tier hits (redis_hits counted around them)" % hits)

@@ -32,7 +32,8 @@ struct cache_redis_resp {
     size_t max_bytes;
     size_t max_elements;
     size_t used;      /* object bytes of the reply being read */
-    const char *over; /* why an object function refused, or NULL */
+    const char *over; /* why an object function or a limit refused, or NULL */
+    bool failed;      /* unusable from the first error on */
 };
 
 /* ---- reply objects ------------------------------------------------------------ */
@@ -194,8 +195,9 @@ unparsed(const struct cache_redis_resp *resp)
 }
 
 static void
-resp_error(const struct cache_redis_resp *resp, bson_error_t *error)
+resp_error(struct cache_redis_resp *resp, bson_error_t *error)
 {
+    resp->failed = true;
     bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, 20, "protocol error: %s",
                    resp->over ? resp->over : resp->reader->errstr);
 }
@@ -204,11 +206,14 @@ bool
 cache_redis_resp_feed(struct cache_redis_resp *resp, const void *data, size_t len,
                       bson_error_t *error)
 {
-    if (resp->reader->err) {
+    size_t limit;
+
+    if (resp->failed || resp->reader->err) {
         resp_error(resp, error);
         return false;
     }
-    if (len > resp->max_bytes + 2 * WIRE_SLACK - unparsed(resp)) {
+    limit = resp->max_bytes + 2 * WIRE_SLACK;
+    if (len > limit || unparsed(resp) > limit - len) {
         resp->over = "a reply larger than the budget";
         resp_error(resp, error);
         return false;
@@ -226,7 +231,7 @@ cache_redis_resp_next(struct cache_redis_resp *resp, redisReply **reply, bson_er
     void *obj = NULL;
 
     *reply = NULL;
-    if (redisReaderGetReply(resp->reader, &obj) != REDIS_OK) {
+    if (resp->failed || redisReaderGetReply(resp->reader, &obj) != REDIS_OK) {
         resp_error(resp, error);
         return CACHE_REDIS_RESP_ERROR;
     }
