@@ -21,7 +21,7 @@
 #                       under test (default 1 and 0)
 #   S4_ARGS             mongocache flags for S4 (Redis tier only); REDIS_URL in
 #                       them is replaced by the Redis address (default:
-#                       "--redis REDIS_URL --cache-memory 0")
+#                       "--redis REDIS_URL --cache-memory 0 --cache-key-secret bench")
 #
 # Everything listens on 127.0.0.1, every process runs under `timeout`, every
 # measurement has a request count and a time cap, and warm-ups are excluded.
@@ -343,7 +343,7 @@ for s in $SIZES; do
     start_redis "redis-$s" "$s"
     if [ "$S4_ON" = 1 ]; then
         start_redis "redis-s4-$s" 0
-        s4_args=${S4_ARGS:-"$REDIS_FLAG REDIS_URL --cache-memory 0"}
+        s4_args=${S4_ARGS:-"$REDIS_FLAG REDIS_URL --cache-memory 0 --cache-key-secret bench"}
         s4_args=${s4_args//REDIS_URL/redis://127.0.0.1:${PORT[redis-s4-$s]}}
         # shellcheck disable=SC2086
         if ! start_mongocache "mc-redis-$s" "${PORT[up-$s]}" $s4_args; then

@@ -1,41 +1,50 @@
 /*
- * cache/redis.c: the shared tier (see redis.h). It owns the two hiredis
- * async connections (one for commands, one subscribed to P"inval"), their
+ * cache/redis.c: the shared tier (see redis.h). It owns the two connections
+ * (one for commands, one subscribed to P"inval"; each a redis_conn.c), their
  * handshake (AUTH, SELECT, SCRIPT LOAD / SUBSCRIBE) and reconnection with
  * backoff, one libevent timer per command, the circuit breaker, the dirty
- * flag and the epoch bump that clears it, and the four Lua scripts. It does
- * not own the value blob's format (redis_blob.c) nor the Redis URL
- * (redis_url.c), the cache key (key.c), which generations a read depends on
- * or what is cacheable (cache.c, policy.c), nor the in-process tier (lru.c,
- * gen.c), and it never compares key material: a HIT hands the stored
- * material to the caller to compare.
+ * flag and the epoch bump that clears it, the four Lua scripts, and what
+ * each reply must look like. It does not own the value blob's format
+ * (redis_blob.c) nor its MAC (redis_mac.c), the Redis URL (redis_url.c),
+ * reading the wire (redis_resp.c, redis_conn.c), the cache key (key.c),
+ * which generations a read depends on or what is cacheable (cache.c,
+ * policy.c), nor the in-process tier (lru.c, gen.c), and it never compares
+ * key material: a HIT hands the stored material to the caller to compare.
  *
  * An op's life: built and sent (EVALSHA; EVAL once on NOSCRIPT), its timer
  * armed. It is "settled" once, by its reply or by its timer; settling calls
- * the caller back (unless cancelled) and feeds the breaker. hiredis holds
- * the op as privdata until it calls op_reply (with a reply, or NULL when the
- * connection is lost or freed), and only op_reply frees it: so a reply that
- * arrives after the timer gave up finds the op still allocated, settled,
- * and is dropped. hiredis calls every pending callback before it frees a
- * context, so no op outlives its connection.
+ * the caller back (unless cancelled) and feeds the breaker. The connection
+ * holds the op as its callback's argument until it calls op_reply (with a
+ * reply, or NULL when the connection is freed), and only op_reply frees it:
+ * so a reply that arrives after the timer gave up finds the op still
+ * allocated, settled, and is dropped. A connection calls every waiting
+ * command back before it is freed, so no op outlives its connection.
  *
- * Connections are only freed from outside hiredis's connect/disconnect
- * callbacks: from timers, from a reply callback (hiredis defers the free
- * until it returns), or from cache_redis_destroy. A connection we drop is
- * forgotten first (conn->ac = NULL) so that its late callbacks are ignored.
+ * Whatever Redis sends, the worst outcome is a dropped connection: a reply
+ * whose shape its command cannot have (op_shape_ok, step_reply), a reply
+ * nobody asked for, a malformed or unexpected push, a protocol error. Each
+ * is counted (redis_protocol_errors), logged once (then quietly while they
+ * repeat), and the connection is re-made with the usual backoff, which does
+ * not reset while Redis keeps misbehaving.
+ *
+ * A connection we drop is forgotten first (conn->c = NULL), then freed; its
+ * waiting ops are called back with NULL then, and a lost connection's
+ * notice (conn_on_lost) is only acted on for the current one.
  */
 #include "config.h"
 
 #include "cache/redis.h"
 #include "cache/redis_blob.h"
+#include "cache/redis_conn.h"
+#include "cache/redis_mac.h"
 #include "cache/redis_url.h"
 #include "proxy/log.h"
 
 #include <event2/buffer.h>
+#include <event2/dns.h>
 #include <event2/event.h>
-#include <hiredis/adapters/libevent.h>
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <arpa/inet.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -45,6 +54,10 @@
 #define BACKOFF_MAX_MS 5000
 #define HANDSHAKE_MIN_MS 1000 /* a (re)connection's handshake gets at least this long */
 #define EPOCH_RETRY_MS 250
+#define MAC_LOG_EVERY_MS 60000 /* at most one warning a minute about forged values */
+/* Largest reply read on each connection: a lookup's value and counters; a published message. */
+#define CMD_MAX_REPLY (CACHE_REDIS_MAX_BLOB + (size_t)1048576)
+#define SUB_MAX_REPLY ((size_t)1048576)
 #define BASE_MASK ((UINT64_C(1) << 62) - 1)
 
 /* The scripts, loaded with SCRIPT LOAD on connect and run with EVALSHA. */
@@ -134,9 +147,10 @@ struct cache_redis_op {
     uint64_t dirty_seq; /* epoch: redis->dirty_seq when sent */
 };
 
-/* A handshake reply's privdata: which connection, which script (or -1). */
+/* A handshake reply's argument: which connection, which script (-1 AUTH, -2 SELECT). */
 struct step {
     struct conn *conn;
+    struct cache_redis_conn *c; /* the connection it was sent on */
     int script;
 };
 
@@ -145,9 +159,10 @@ struct conn {
     struct cache_redis *redis;
     const char *name; /* "commands" or "pubsub", for logs */
     bool sub;
-    redisAsyncContext *ac; /* NULL when down */
-    bool ready;            /* handshake done */
+    struct cache_redis_conn *c; /* NULL when down */
+    bool ready;                 /* handshake done */
     bool ever_ready;
+    bool misbehaved;            /* the last connection was dropped for a protocol error */
     int pending;           /* handshake replies awaited */
     struct step steps[2 + SCRIPT_COUNT];
     struct event *handshake_timer;
@@ -157,6 +172,10 @@ struct conn {
 
 struct cache_redis {
     struct event_base *base;
+    struct evdns_base *dns; /* for a host name in the URL, else NULL */
+    struct cache_redis_mac *mac; /* seals and checks stored values */
+    uint64_t mac_logged_ms;      /* last warning about a value refused by its MAC */
+    uint64_t mac_unlogged;       /* refused since then, not logged */
     struct cache_redis_url url;
     char *password; /* effective password, or NULL */
     char *redacted; /* the URL for logs */
@@ -227,6 +246,24 @@ static void
 count(struct cache_redis *redis, enum cache_redis_counter c)
 {
     redis->counters[c]++;
+}
+
+/*
+ * Copies text for a log value: printable ASCII only (quotes, backslashes,
+ * control and non-ASCII bytes become '?'), at most 120 bytes.
+ */
+static const char *
+log_text(const char *text, char *buf, size_t len)
+{
+    size_t i = 0;
+
+    for (; text && text[i] && i + 1 < len && i < 120; i++) {
+        unsigned char ch = (unsigned char)text[i];
+
+        buf[i] = ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\' ? '?' : (char)ch;
+    }
+    buf[i] = '\0';
+    return buf;
 }
 
 /* Parses Redis's decimal integer text (what INCR leaves) into a uint64 (two's complement). */
@@ -348,13 +385,13 @@ op_free(struct cache_redis_op *op)
     bson_free(op);
 }
 
-static void op_reply(redisAsyncContext *ac, void *r, void *privdata);
+static bool op_reply(void *arg, const redisReply *reply);
 
 static bool
-op_send(struct cache_redis_op *op, redisAsyncContext *ac)
+op_send(struct cache_redis_op *op)
 {
-    if (!ac || redisAsyncCommandArgv(ac, op_reply, op, op->cmd.argc, (const char **)op->cmd.argv,
-                                     op->cmd.len) != REDIS_OK)
+    if (!cache_redis_conn_send(op->redis->cmd.c, op->cmd.argc, (const char **)op->cmd.argv,
+                               op->cmd.len, false, op_reply, op))
         return false;
     count(op->redis, CACHE_REDIS_CTR_redis_commands);
     return true;
@@ -366,7 +403,7 @@ op_start(struct cache_redis_op *op)
 {
     struct timeval tv = tv_ms(op->redis->timeout_ms);
 
-    if (!op_send(op, op->redis->cmd.ac)) {
+    if (!op_send(op)) {
         op_free(op);
         return false;
     }
@@ -538,6 +575,36 @@ lookup_parse(struct cache_redis_op *op, const redisReply *reply, uint64_t *epoch
            reply->element[0]->type == REDIS_REPLY_STRING;
 }
 
+/*
+ * A value read from Redis was refused: counted by why (its MAC: forged or
+ * tampered with; else malformed or of another version). A bad MAC is
+ * warned about at most once a minute, with how many since.
+ */
+static void
+value_refused(struct cache_redis *redis, size_t bytes, const bson_error_t *error)
+{
+    uint64_t now;
+
+    if (error->code != CACHE_REDIS_BLOB_BAD_MAC) {
+        count(redis, CACHE_REDIS_CTR_redis_corrupt);
+        proxy_log(PROXY_LOG_DEBUG, 0, "redis_corrupt", "bytes=%zu reason=\"%s\"", bytes,
+                  error->message);
+        return;
+    }
+    count(redis, CACHE_REDIS_CTR_redis_values_refused_mac);
+    now = now_ms();
+    if (redis->mac_logged_ms != 0 && now - redis->mac_logged_ms < MAC_LOG_EVERY_MS) {
+        redis->mac_unlogged++;
+        return;
+    }
+    proxy_log(PROXY_LOG_WARN, 0, "redis_value_refused_mac",
+              "bytes=%zu refused_since_last_warning=%llu hint=\"forged or altered in Redis, or "
+              "written by a proxy with another cache_key_secret\"",
+              bytes, (unsigned long long)redis->mac_unlogged + 1);
+    redis->mac_logged_ms = now;
+    redis->mac_unlogged = 0;
+}
+
 static void
 lookup_deliver(struct cache_redis_op *op, enum cache_redis_status st,
                const struct cache_redis_blob *blob, uint64_t epoch)
@@ -579,10 +646,10 @@ lookup_done(struct cache_redis_op *op, const redisReply *reply)
 
         st = CACHE_REDIS_MISS;
         if (v->type == REDIS_REPLY_STRING) {
-            if (!cache_redis_blob_decode((const uint8_t *)v->str, v->len, &blob, &error)) {
-                count(redis, CACHE_REDIS_CTR_redis_corrupt);
-                proxy_log(PROXY_LOG_DEBUG, 0, "redis_corrupt", "bytes=%zu reason=\"%s\"", v->len,
-                          error.message);
+            /* argv[3]: the value's key (EVALSHA sha nkeys key ...) */
+            if (!cache_redis_blob_decode((const uint8_t *)v->str, v->len, redis->mac,
+                                         op->cmd.argv[3], op->cmd.len[3], &blob, &error)) {
+                value_refused(redis, v->len, &error);
             } else if (blob.epoch == epoch && gens_match(&blob, op->gens, op->n) &&
                        !redis->dirty) {
                 st = CACHE_REDIS_HIT;
@@ -646,7 +713,10 @@ op_settle(struct cache_redis_op *op, const redisReply *reply, bool timed_out)
     evtimer_del(op->timer);
     if (reply && reply->type == REDIS_REPLY_ERROR) {
         count(redis, CACHE_REDIS_CTR_redis_errors);
-        proxy_log(PROXY_LOG_DEBUG, 0, "redis_error", "error=\"%.80s\"", reply->str);
+        char buf[128];
+
+        proxy_log(PROXY_LOG_DEBUG, 0, "redis_error", "error=\"%.80s\"",
+                  log_text(reply->str, buf, sizeof buf));
         reply = NULL;
     } else if (!reply && !timed_out) {
         count(redis, CACHE_REDIS_CTR_redis_errors);
@@ -678,42 +748,64 @@ op_timeout(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     count(op->redis, CACHE_REDIS_CTR_redis_timeouts);
-    op_settle(op, NULL, true); /* the op stays until hiredis hands it back */
+    op_settle(op, NULL, true); /* the op stays until its connection hands it back */
 }
 
-/* hiredis's callback for every op: a reply, or NULL when the connection is lost or freed. */
-static void
-op_reply(redisAsyncContext *ac, void *r, void *privdata)
+/*
+ * Whether reply can answer op's command at all (an error reply always can).
+ * One that cannot means the connection is out of step with its commands.
+ */
+static bool
+op_shape_ok(const struct cache_redis_op *op, const redisReply *reply)
 {
-    struct cache_redis_op *op = privdata;
-    redisReply *reply = r;
+    if (reply->type == REDIS_REPLY_ERROR)
+        return true;
+    switch (op->kind) {
+    case OP_LOOKUP:
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 + (size_t)op->n)
+            return false;
+        if (reply->element[0]->type != REDIS_REPLY_NIL &&
+            reply->element[0]->type != REDIS_REPLY_STRING)
+            return false;
+        for (size_t i = 1; i < reply->elements; i++)
+            if (reply->element[i]->type != REDIS_REPLY_STRING)
+                return false;
+        return true;
+    case OP_FILL:
+    case OP_BUMP:
+        return reply->type == REDIS_REPLY_INTEGER;
+    case OP_EPOCH:
+        return reply->type == REDIS_REPLY_STRING;
+    }
+    return false;
+}
+
+/*
+ * The connection's callback for every op: a reply, or NULL when the
+ * connection is freed. Returns false for a reply of a shape the command
+ * cannot have (the connection is then dropped).
+ */
+static bool
+op_reply(void *arg, const redisReply *reply)
+{
+    struct cache_redis_op *op = arg;
+    bool shape = !reply || op_shape_ok(op, reply);
 
     if (!op->settled) {
-        if (reply && reply->type == REDIS_REPLY_ERROR && !op->retried &&
+        if (shape && reply && reply->type == REDIS_REPLY_ERROR && !op->retried &&
             strncmp(reply->str, "NOSCRIPT", 8) == 0) {
             op->retried = true;
             cmd_use_eval(&op->cmd, op->script);
-            if (op_send(op, ac))
-                return; /* same op, same timer */
+            if (op_send(op))
+                return true; /* same op, same timer */
         }
-        op_settle(op, reply, false);
+        op_settle(op, shape ? reply : NULL, false);
     }
     op_free(op);
+    return shape;
 }
 
 /* ---- connections ----------------------------------------------------------------- */
-
-/* Copies text for a log value: no quotes or control characters, at most 120 bytes. */
-static const char *
-log_text(const char *text, char *buf, size_t len)
-{
-    size_t i = 0;
-
-    for (; text && text[i] && i + 1 < len && i < 120; i++)
-        buf[i] = text[i] == '"' || (unsigned char)text[i] < 0x20 ? '\'' : text[i];
-    buf[i] = '\0';
-    return buf;
-}
 
 static void
 conn_schedule_retry(struct conn *conn)
@@ -728,9 +820,13 @@ conn_schedule_retry(struct conn *conn)
         conn->backoff_ms = BACKOFF_MAX_MS;
 }
 
-/* The connection is gone (conn->ac already forgotten): note it and plan the next attempt. */
+/*
+ * The connection is gone (conn->c already forgotten): note it and plan the
+ * next attempt. protocol: dropped because Redis sent what it should not
+ * have; counted, logged when it starts (quietly while it repeats).
+ */
 static void
-conn_lost(struct conn *conn, const char *why)
+conn_lost(struct conn *conn, const char *why, bool protocol)
 {
     struct cache_redis *redis = conn->redis;
     bool was_ready = conn->ready;
@@ -739,28 +835,33 @@ conn_lost(struct conn *conn, const char *why)
     conn->ready = false;
     conn->pending = 0;
     evtimer_del(conn->handshake_timer);
-    if (was_ready) {
+    if (protocol) {
+        count(redis, CACHE_REDIS_CTR_redis_protocol_errors);
+        proxy_log(conn->misbehaved ? PROXY_LOG_DEBUG : PROXY_LOG_WARN, 0, "redis_protocol_error",
+                  "conn=%s redis=%s reason=\"%s\"", conn->name, redis->redacted,
+                  log_text(why, buf, sizeof buf));
+    } else if (was_ready) {
         proxy_log(PROXY_LOG_WARN, 0, "redis_disconnected", "conn=%s redis=%s reason=\"%s\"",
                   conn->name, redis->redacted, log_text(why, buf, sizeof buf));
-        if (!conn->sub) /* replies lost in flight, or Redis restarted: distrust it */
-            mark_dirty(redis, "disconnected");
     } else {
         proxy_log(PROXY_LOG_DEBUG, 0, "redis_connect_failed", "conn=%s redis=%s reason=\"%s\"",
                   conn->name, redis->redacted, log_text(why, buf, sizeof buf));
     }
+    conn->misbehaved = protocol;
+    if (!conn->sub && was_ready) /* replies lost in flight: distrust Redis */
+        mark_dirty(redis, protocol ? "protocol_error" : "disconnected");
     conn_schedule_retry(conn);
 }
 
-/* Forgets and frees our connection; never from hiredis's connect/disconnect callbacks. */
+/* Forgets and frees our connection (its waiting ops are called back with NULL). */
 static void
-conn_drop(struct conn *conn, const char *why)
+conn_drop(struct conn *conn, const char *why, bool protocol)
 {
-    redisAsyncContext *ac = conn->ac;
+    struct cache_redis_conn *c = conn->c;
 
-    conn->ac = NULL;
-    conn_lost(conn, why);
-    if (ac)
-        redisAsyncFree(ac); /* deferred by hiredis when inside one of ac's reply callbacks */
+    conn->c = NULL;
+    conn_lost(conn, why, protocol);
+    cache_redis_conn_free(c); /* deferred when inside one of c's callbacks */
 }
 
 static void
@@ -770,7 +871,8 @@ conn_ready(struct conn *conn)
 
     evtimer_del(conn->handshake_timer);
     conn->ready = true;
-    conn->backoff_ms = BACKOFF_FIRST_MS;
+    if (!conn->misbehaved) /* a Redis that keeps misbehaving keeps its backoff */
+        conn->backoff_ms = BACKOFF_FIRST_MS;
     if (conn->ever_ready)
         count(redis, CACHE_REDIS_CTR_redis_reconnects);
     conn->ever_ready = true;
@@ -807,7 +909,7 @@ inval_message(struct cache_redis *redis, const char *msg, size_t len)
         size_t n = (size_t)((nl ? nl : end) - msg);
 
         if (n > 0 && msg[0] != '@') {
-            if (n > CACHE_REDIS_MAX_NAME) /* not one of ours: forget everything */
+            if (n > CACHE_REDIS_MAX_NAME || memchr(msg, '\0', n)) /* not one of ours */
                 n = bson_snprintf(name, sizeof name, "*");
             else
                 memcpy(name, msg, n);
@@ -823,23 +925,26 @@ inval_message(struct cache_redis *redis, const char *msg, size_t len)
     }
 }
 
-/* hiredis's callback for the subscription: the confirmation, then each message. */
-static void
-sub_reply(redisAsyncContext *ac, void *r, void *privdata)
+/*
+ * The subscription's pushes (already checked by redis_resp.c): the
+ * confirmation once, then messages. Anything out of that order is refused:
+ * the connection is dropped.
+ */
+static bool
+sub_push(void *arg, const struct cache_redis_push *push)
 {
-    struct conn *conn = privdata;
-    redisReply *reply = r;
-    const redisReply *kind;
+    struct conn *conn = arg;
 
-    if (conn->ac != ac || !reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3)
-        return;
-    kind = reply->element[0];
-    if (kind->type != REDIS_REPLY_STRING)
-        return;
-    if (strcmp(kind->str, "subscribe") == 0 && !conn->ready)
+    if (push->kind == CACHE_REDIS_PUSH_SUBSCRIBED) {
+        if (conn->ready)
+            return false; /* we subscribed once */
         conn_ready(conn);
-    else if (strcmp(kind->str, "message") == 0 && reply->element[2]->type == REDIS_REPLY_STRING)
-        inval_message(conn->redis, reply->element[2]->str, reply->element[2]->len);
+        return true;
+    }
+    if (!conn->ready)
+        return false; /* a message before the confirmation */
+    inval_message(conn->redis, push->payload, push->payload_len);
+    return true;
 }
 
 static void
@@ -847,32 +952,32 @@ handshake_done(struct conn *conn)
 {
     struct cache_redis *redis = conn->redis;
     struct cmd cmd = {0};
-    int rc;
+    bool ok;
 
     if (!conn->sub) {
         conn_ready(conn);
         return;
     }
-    cmd_add(&cmd, "SUBSCRIBE");
     cmd_add_key(&cmd, redis, "inval", "", 0);
-    rc = redisAsyncCommandArgv(conn->ac, sub_reply, conn, cmd.argc, (const char **)cmd.argv,
-                               cmd.len);
+    ok = cache_redis_conn_subscribe(conn->c, cmd.argv[0], cmd.len[0]);
     cmd_cleanup(&cmd);
-    if (rc != REDIS_OK)
-        conn_drop(conn, "cannot subscribe");
+    if (!ok)
+        conn_drop(conn, "cannot subscribe", false);
 }
 
-/* hiredis's callback for AUTH, SELECT and SCRIPT LOAD. */
-static void
-step_reply(redisAsyncContext *ac, void *r, void *privdata)
+/*
+ * The connection's callback for AUTH, SELECT and SCRIPT LOAD. Returns
+ * false for a reply none of them can have.
+ */
+static bool
+step_reply(void *arg, const redisReply *reply)
 {
-    struct step *st = privdata;
+    struct step *st = arg;
     struct conn *conn = st->conn;
-    redisReply *reply = r;
     char buf[128];
 
-    if (conn->ac != ac || !reply) /* an old connection, or this one is going away */
-        return;
+    if (!reply || st->c != conn->c) /* freed, or an old connection's */
+        return true;
     if (reply->type == REDIS_REPLY_ERROR) {
         /* For AUTH only the error's first word: nothing a server echoes back is logged. */
         size_t n = st->script == -1 ? strcspn(reply->str, " ") : strlen(reply->str);
@@ -881,38 +986,39 @@ step_reply(redisAsyncContext *ac, void *r, void *privdata)
                   "conn=%s redis=%s step=%s error=\"%.*s\"", conn->name, conn->redis->redacted,
                   st->script == -1 ? "auth" : st->script == -2 ? "select" : "script_load",
                   (int)(n < 100 ? n : 100), log_text(reply->str, buf, sizeof buf));
-        conn_drop(conn, "handshake refused");
-        return;
+        conn_drop(conn, "handshake refused", false);
+        return true;
     }
+    if (st->script < 0 && reply->type != REDIS_REPLY_STATUS) /* AUTH, SELECT: +OK */
+        return false;
     if (st->script >= 0) {
-        if (reply->type != REDIS_REPLY_STRING || reply->len != 40) {
-            conn_drop(conn, "unexpected SCRIPT LOAD reply");
-            return;
-        }
+        if (reply->type != REDIS_REPLY_STRING || reply->len != 40)
+            return false;
         memcpy(conn->redis->sha[st->script], reply->str, 40);
         conn->redis->sha[st->script][40] = '\0';
     }
     if (--conn->pending == 0)
         handshake_done(conn);
+    return true;
 }
 
 /* Queues one handshake command; script is -1 for AUTH, -2 for SELECT, else the script. */
 static bool
 step_send(struct conn *conn, struct step *st, int script, struct cmd *cmd)
 {
-    int rc;
+    bool ok;
 
     st->conn = conn;
+    st->c = conn->c;
     st->script = script;
-    rc = redisAsyncCommandArgv(conn->ac, step_reply, st, cmd->argc, (const char **)cmd->argv,
-                               cmd->len);
+    ok = cache_redis_conn_send(conn->c, cmd->argc, (const char **)cmd->argv, cmd->len,
+                               script == -1, step_reply, st);
     for (int i = 0; script == -1 && i < cmd->argc; i++) /* wipe our copies of AUTH's arguments */
-        memset(cmd->argv[i], 0, cmd->len[i]);
+        explicit_bzero(cmd->argv[i], cmd->len[i]);
     cmd_cleanup(cmd);
-    if (rc != REDIS_OK)
-        return false;
-    conn->pending++;
-    return true;
+    if (ok)
+        conn->pending++;
+    return ok;
 }
 
 /* AUTH [user] password, SELECT db, SCRIPT LOAD x4 (commands) -- in that order, before anything. */
@@ -951,56 +1057,41 @@ handshake_start(struct conn *conn)
     return true;
 }
 
+/* The connection's notice that it is gone (connect failed, closed, protocol error). */
 static void
-on_connect(const redisAsyncContext *ac, int status)
+conn_on_lost(void *arg, enum cache_redis_conn_loss kind, const char *why)
 {
-    struct conn *conn = ac->data;
+    struct conn *conn = arg;
 
-    if (conn->ac != ac || status == REDIS_OK)
-        return;
-    conn->ac = NULL; /* hiredis frees it when this returns */
-    conn_lost(conn, ac->errstr);
-}
-
-static void
-on_disconnect(const redisAsyncContext *ac, int status)
-{
-    struct conn *conn = ac->data;
-
-    (void)status;
-    if (conn->ac != ac) /* one we dropped ourselves */
-        return;
-    conn->ac = NULL; /* hiredis frees it when this returns */
-    conn_lost(conn, ac->err ? ac->errstr : "closed");
+    /* Only the current connection calls this: a dropped one is freed and silent. */
+    conn_drop(conn, why, kind == CACHE_REDIS_CONN_PROTOCOL);
 }
 
 static void
 conn_start(struct conn *conn)
 {
+    static const struct cache_redis_conn_handlers handlers = {conn_on_lost, sub_push};
     struct cache_redis *redis = conn->redis;
     struct timeval tv = tv_ms(redis->timeout_ms * 4 > HANDSHAKE_MIN_MS ? redis->timeout_ms * 4
                                                                      : HANDSHAKE_MIN_MS);
-    redisAsyncContext *ac;
+    struct cache_redis_conn *c;
+    bson_error_t error;
 
-    ac = redis->url.path ? redisAsyncConnectUnix(redis->url.path)
-                         : redisAsyncConnect(redis->url.host, redis->url.port);
-    if (!ac || ac->err) {
-        conn_lost(conn, ac ? ac->errstr : "out of memory");
-        if (ac)
-            redisAsyncFree(ac);
+    c = cache_redis_conn_new(redis->base, redis->dns, &redis->url,
+                             conn->sub ? SUB_MAX_REPLY : CMD_MAX_REPLY,
+                             conn->sub ? 3 : 2 + CACHE_REDIS_MAX_GENS, &handlers, conn, &error);
+    if (!c) {
+        conn_lost(conn, error.message, false);
         return;
     }
-    ac->data = conn;
-    conn->ac = ac;
+    conn->c = c;
     conn->pending = 0;
-    if (redisLibeventAttach(ac, redis->base) != REDIS_OK ||
-        redisAsyncSetConnectCallback(ac, on_connect) != REDIS_OK ||
-        redisAsyncSetDisconnectCallback(ac, on_disconnect) != REDIS_OK || !handshake_start(conn)) {
-        if (conn->ac == ac)
-            conn_drop(conn, "cannot set the connection up");
+    if (!handshake_start(conn)) {
+        if (conn->c == c)
+            conn_drop(conn, "cannot set the connection up", false);
         return;
     }
-    if (conn->ac == ac)
+    if (conn->c == c)
         evtimer_add(conn->handshake_timer, &tv);
 }
 
@@ -1019,7 +1110,7 @@ handshake_timeout(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    conn_drop(conn, "handshake timed out");
+    conn_drop(conn, "handshake timed out", false);
 }
 
 static void
@@ -1033,16 +1124,15 @@ conn_init(struct cache_redis *redis, struct conn *conn, bool sub)
     conn->handshake_timer = evtimer_new(redis->base, handshake_timeout, conn);
 }
 
-/* Frees the connection at destroy: hiredis calls every pending op back with NULL first. */
+/* Frees the connection at destroy: its waiting ops are called back with NULL first. */
 static void
 conn_cleanup(struct conn *conn)
 {
-    redisAsyncContext *ac = conn->ac;
+    struct cache_redis_conn *c = conn->c;
 
-    conn->ac = NULL;
+    conn->c = NULL;
     conn->ready = false;
-    if (ac)
-        redisAsyncFree(ac);
+    cache_redis_conn_free(c);
 }
 
 static void
@@ -1050,6 +1140,17 @@ conn_free_timers(struct conn *conn)
 {
     event_free(conn->retry_timer);
     event_free(conn->handshake_timer);
+}
+
+/* True when the URL names a host to resolve (not a unix socket nor a numeric address). */
+static bool
+host_is_name(const struct cache_redis_url *url)
+{
+    struct in6_addr a6;
+    struct in_addr a4;
+
+    return url->host && inet_pton(AF_INET, url->host, &a4) != 1 &&
+           inet_pton(AF_INET6, url->host, &a6) != 1;
 }
 
 /* ---- the API ---------------------------------------------------------------------- */
@@ -1065,11 +1166,37 @@ cache_redis_new(struct event_base *base, const struct conf *conf, bson_error_t *
         bson_free(redis);
         return NULL;
     }
+    if (!conf->cache_key_secret || !conf->cache_key_secret[0]) {
+        bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, 3,
+                       "redis needs cache_key_secret: the same secret on every proxy sharing "
+                       "the Redis (it keys the cache and seals the values stored there)");
+        bson_free(redis);
+        return NULL;
+    }
+    if (!(redis->mac = cache_redis_mac_new(conf->cache_key_secret,
+                                           strlen(conf->cache_key_secret), error))) {
+        bson_free(redis);
+        return NULL;
+    }
     if (!cache_redis_url_parse(conf->redis, &redis->url, error)) {
+        cache_redis_mac_destroy(redis->mac);
         bson_free(redis);
         return NULL;
     }
     redis->base = base;
+    if (host_is_name(&redis->url)) {
+        /* Resolved on the loop, never with a blocking getaddrinfo. */
+        redis->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+                                              EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+        if (!redis->dns) {
+            bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, 3,
+                           "cannot set up a DNS resolver for the Redis host name");
+            cache_redis_url_cleanup(&redis->url);
+            cache_redis_mac_destroy(redis->mac);
+            bson_free(redis);
+            return NULL;
+        }
+    }
     if (conf->redis_password && conf->redis_password[0])
         redis->password = bson_strdup(conf->redis_password);
     else if (redis->url.password)
@@ -1103,7 +1230,10 @@ cache_redis_destroy(struct cache_redis *redis)
     conn_free_timers(&redis->cmd);
     conn_free_timers(&redis->sub);
     event_free(redis->epoch_timer);
+    if (redis->dns)
+        evdns_base_free(redis->dns, 0); /* after the connections: they cancel their lookups */
     cache_redis_url_cleanup(&redis->url);
+    cache_redis_mac_destroy(redis->mac);
     if (redis->password)
         bson_zero_free(redis->password, strlen(redis->password));
     bson_free(redis->redacted);
@@ -1263,10 +1393,14 @@ cache_redis_fill(struct cache_redis *redis, const struct cache_key *key,
     blob.material_len = material_len;
     blob.reply = reply;
     blob.reply_len = reply_len;
-    if (!(data = cache_redis_blob_encode(&blob, &len)))
-        return;
     op = op_new(redis, OP_FILL, SCRIPT_FILL, 2 + n);
     add_keys(&op->cmd, redis, key, gens, n);
+    /* sealed for the key it is stored under: argv[3] */
+    if (!(data = cache_redis_blob_encode(&blob, redis->mac, op->cmd.argv[3], op->cmd.len[3],
+                                         &len))) {
+        op_free(op);
+        return;
+    }
     cmd_take(&op->cmd, (char *)data, len);
     cmd_add_i64(&op->cmd, (uint64_t)ttl_ms);
     cmd_add_i64(&op->cmd, epoch);

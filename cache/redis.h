@@ -3,8 +3,9 @@
  * stored replies, and the generation counters that invalidate them, so a
  * write through any proxy invalidates what every proxy serves.
  *
- * hiredis 0.14 async on the proxy's own event loop; every command has its
- * own libevent timer (hiredis 0.14 has no async timeout). Redis failing is
+ * Two connections of our own on the proxy's event loop (cache/redis_conn.h:
+ * hiredis only encodes commands and parses replies); every command has its
+ * own libevent timer. Redis failing is
  * never a client's problem: an error or a timeout is a miss, after repeated
  * failures a circuit breaker skips Redis for a while, and a bump that could
  * not be delivered makes the tier "dirty": it is not trusted again until an
@@ -17,9 +18,11 @@
  *                                         with old values
  *   P epoch                               the epoch (no TTL)
  *   P inval                               the pub/sub channel carrying bumped generation names
- * Values are read like any untrusted input: versioned, sizes checked, the
- * reply re-checked as a wire message (structure and BSON depth); junk is a
- * miss and a counter.
+ * Values are read like any untrusted input: versioned, sealed by an
+ * HMAC-SHA-256 keyed from cache_key_secret over the key and every byte
+ * (redis_mac.h; checked first), sizes checked, the reply re-checked as a
+ * wire message (structure and BSON depth); junk or a forgery is a miss and
+ * a counter.
  */
 #ifndef MONGOCACHE_CACHE_REDIS_H
 #define MONGOCACHE_CACHE_REDIS_H
@@ -47,11 +50,17 @@ struct cache_redis_op;
     X(redis_hits, "lookups answered from Redis") \
     X(redis_misses, "lookups Redis had no valid value for") \
     X(redis_corrupt, "values from Redis refused as malformed or of another version") \
+    X(redis_values_refused_mac, \
+      "values from Redis refused because their MAC did not verify (forged, altered, moved to " \
+      "another key, or written with another cache_key_secret)") \
     X(redis_fills, "values stored in Redis") \
     X(redis_fills_refused, "fills Redis refused because a generation had moved") \
     X(redis_bumps_failed, "generation bumps that did not reach Redis (tier marked dirty)") \
     X(redis_epoch_bumps, "epoch bumps (after a dirty period)") \
-    X(redis_invalidations_received, "generation bumps received from other proxies")
+    X(redis_invalidations_received, "generation bumps received from other proxies") \
+    X(redis_protocol_errors, \
+      "connections dropped because Redis sent what it should not (malformed or unexpected " \
+      "reply or push)")
 
 enum cache_redis_counter {
 #define CACHE_REDIS_ENUM(name, help) CACHE_REDIS_CTR_##name,
@@ -86,8 +95,9 @@ struct cache_redis_gen {
  * Connects to conf->redis ("redis://[[user]:password@]host:port[/db]" or
  * "unix:///path[?db=N]"; a password may also come from conf->redis_password)
  * and subscribes to the invalidation channel. Reconnects with backoff on
- * its own. Returns NULL with error set when the URL is malformed (an
- * unreachable Redis is not an error: the tier starts disconnected).
+ * its own. Returns NULL with error set when the URL is malformed or
+ * conf->cache_key_secret is empty (values are sealed with a key derived from
+ * it; an unreachable Redis is not an error: the tier starts disconnected).
  * Free with cache_redis_destroy (pending callbacks are called with
  * CACHE_REDIS_FAILED first).
  */

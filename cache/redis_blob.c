@@ -1,10 +1,11 @@
 /*
  * cache/redis_blob.c: the stored value's format (see redis_blob.h): its
- * encoding, and its decoding as untrusted input (every length checked
+ * encoding, sealed with its MAC, and its decoding as untrusted input (the
+ * MAC verified before anything else is read, then every length checked
  * against the limits, nothing left over, the reply re-checked as a wire
- * message). It does not own talking to Redis, comparing the decoded
- * generations and epoch with the current ones (redis.c), nor comparing the
- * key material (the caller, cache.c).
+ * message). It does not own the MAC itself (redis_mac.c), talking to Redis,
+ * comparing the decoded generations and epoch with the current ones
+ * (redis.c), nor comparing the key material (the caller, cache.c).
  */
 #include "config.h"
 
@@ -13,7 +14,7 @@
 
 #include <string.h>
 
-#define BLOB_MAGIC "MCV1"
+#define BLOB_MAGIC "MCV2"
 #define BLOB_FIXED (4 + 8 + 4 + 4 + 4) /* magic, epoch, n_gens, material_len, reply_len */
 
 /* ---- encoding ------------------------------------------------------------ */
@@ -43,9 +44,10 @@ put_bytes(uint8_t *p, const void *data, size_t len)
 }
 
 uint8_t *
-cache_redis_blob_encode(const struct cache_redis_blob *blob, size_t *len)
+cache_redis_blob_encode(const struct cache_redis_blob *blob, struct cache_redis_mac *mac,
+                        const char *rkey, size_t rkey_len, size_t *len)
 {
-    size_t total = BLOB_FIXED + blob->material_len + blob->reply_len;
+    size_t total = BLOB_FIXED + blob->material_len + blob->reply_len + CACHE_REDIS_MAC_LEN;
     uint8_t *buf;
     uint8_t *p;
 
@@ -70,7 +72,11 @@ cache_redis_blob_encode(const struct cache_redis_blob *blob, size_t *len)
     p = put_bytes(p, blob->material, blob->material_len);
     p = put_u32(p, (uint32_t)blob->reply_len);
     p = put_bytes(p, blob->reply, blob->reply_len);
-    BSON_ASSERT((size_t)(p - buf) == total);
+    BSON_ASSERT((size_t)(p - buf) + CACHE_REDIS_MAC_LEN == total);
+    if (!cache_redis_mac_compute(mac, rkey, rkey_len, buf, (size_t)(p - buf), p)) {
+        bson_free(buf);
+        return NULL;
+    }
     *len = total;
     return buf;
 }
@@ -133,12 +139,14 @@ take_field(struct reader *r, uint32_t max, const uint8_t **data, size_t *len)
 static bool
 blob_fail(bson_error_t *error, const char *what)
 {
-    bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, 1, "stored value refused: %s", what);
+    bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, CACHE_REDIS_BLOB_MALFORMED,
+                   "stored value refused: %s", what);
     return false;
 }
 
 bool
-cache_redis_blob_decode(const uint8_t *data, size_t len, struct cache_redis_blob *blob,
+cache_redis_blob_decode(const uint8_t *data, size_t len, struct cache_redis_mac *mac,
+                        const char *rkey, size_t rkey_len, struct cache_redis_blob *blob,
                         bson_error_t *error)
 {
     struct reader r = {data, len};
@@ -147,11 +155,20 @@ cache_redis_blob_decode(const uint8_t *data, size_t len, struct cache_redis_blob
     bson_error_t why;
 
     memset(blob, 0, sizeof *blob);
-    if (len > BLOB_FIXED + (size_t)CACHE_REDIS_MAX_GENS * (12 + CACHE_REDIS_MAX_NAME) +
-                  CACHE_REDIS_MAX_MATERIAL + CACHE_REDIS_MAX_REPLY)
+    if (len > CACHE_REDIS_MAX_BLOB)
         return blob_fail(error, "too large");
     if (!(magic = take(&r, 4)) || memcmp(magic, BLOB_MAGIC, 4) != 0)
-        return blob_fail(error, "not an MCV1 value");
+        return blob_fail(error, "not an MCV2 value");
+    if (len < BLOB_FIXED + CACHE_REDIS_MAC_LEN)
+        return blob_fail(error, "truncated");
+    /* Nothing of a value is read before it is known to be ours. */
+    r.left -= CACHE_REDIS_MAC_LEN;
+    if (!cache_redis_mac_verify(mac, rkey, rkey_len, data, len - CACHE_REDIS_MAC_LEN,
+                                data + len - CACHE_REDIS_MAC_LEN)) {
+        bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, CACHE_REDIS_BLOB_BAD_MAC,
+                       "stored value refused: its MAC does not verify");
+        return false;
+    }
     if (!take_u64(&r, &blob->epoch) || !take_u32(&r, &blob->n_gens))
         return blob_fail(error, "truncated header");
     if (blob->n_gens > CACHE_REDIS_MAX_GENS)

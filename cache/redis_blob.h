@@ -1,12 +1,14 @@
 /*
  * cache/redis_blob.h: the value the Redis tier (cache/redis.h) stores under
  * P v:<key>: the reply, the key material it answers, and the generations
- * and epoch it was filled under. Exposed on its own for the unit tests.
+ * and epoch it was filled under, sealed by a MAC (cache/redis_mac.h) over
+ * all of it and the Redis key. Exposed on its own for the unit tests.
  */
 #ifndef MONGOCACHE_CACHE_REDIS_BLOB_H
 #define MONGOCACHE_CACHE_REDIS_BLOB_H
 
 #include "cache/redis.h"
+#include "cache/redis_mac.h"
 
 #include <bson/bson.h>
 #include <stdbool.h>
@@ -16,15 +18,21 @@
 /* Largest reply (WIRE_MAX_MESSAGE_LEN) and key material in a value. */
 #define CACHE_REDIS_MAX_REPLY 48000000
 #define CACHE_REDIS_MAX_MATERIAL 48000000
+/* Largest encoded value: header, generations, material, reply, MAC. */
+#define CACHE_REDIS_MAX_BLOB                                                                    \
+    ((size_t)24 + (size_t)CACHE_REDIS_MAX_GENS * (12 + CACHE_REDIS_MAX_NAME) +                  \
+     (size_t)CACHE_REDIS_MAX_MATERIAL + (size_t)CACHE_REDIS_MAX_REPLY + CACHE_REDIS_MAC_LEN)
 /* BSON depth the reply in a value is re-checked with. */
 #define CACHE_REDIS_MAX_DEPTH 200
 
 /*
  * A stored value. Encoded little-endian, exactly this and nothing after:
- *   "MCV1"  epoch:u64  n_gens:u32 (<= CACHE_REDIS_MAX_GENS)
+ *   "MCV2"  epoch:u64  n_gens:u32 (<= CACHE_REDIS_MAX_GENS)
  *   n_gens x { name_len:u32 (1..CACHE_REDIS_MAX_NAME)  name  value:u64 }
  *   material_len:u32  material  reply_len:u32  reply (a whole OP_MSG)
- * A decoded blob points into the bytes it was decoded from.
+ *   mac: 32 bytes, cache_redis_mac_compute(Redis key, every byte before it)
+ * A decoded blob points into the bytes it was decoded from. "MCV1" (the
+ * same without the MAC) is refused like any other version.
  */
 struct cache_redis_blob {
     uint64_t epoch;
@@ -36,19 +44,30 @@ struct cache_redis_blob {
     size_t reply_len;
 };
 
-/*
- * Encodes blob (it is not checked as a wire message here). Returns a buffer
- * freed with bson_free and its length in *len, or NULL when a count or size
- * is beyond the limits above.
- */
-uint8_t *cache_redis_blob_encode(const struct cache_redis_blob *blob, size_t *len);
+/* bson_error_t codes of a refused value (domain CACHE_REDIS_ERROR_DOMAIN). */
+enum cache_redis_blob_error {
+    CACHE_REDIS_BLOB_MALFORMED = 1, /* another version, or not a value at all */
+    CACHE_REDIS_BLOB_BAD_MAC = 2,   /* forged, altered, moved, or another secret's */
+};
 
 /*
- * Decodes data (untrusted): every length bounds-checked, nothing left over,
- * the reply checked with wire_msg_parse (OP_MSG, depth CACHE_REDIS_MAX_DEPTH).
- * blob points into data. Returns false with error set on any fault.
+ * Encodes blob for the Redis key rkey (rkey_len bytes) with its MAC (blob
+ * is not checked as a wire message here). Returns a buffer freed with
+ * bson_free and its length in *len, or NULL when a count or size is beyond
+ * the limits above or the MAC cannot be computed.
  */
-bool cache_redis_blob_decode(const uint8_t *data, size_t len, struct cache_redis_blob *blob,
+uint8_t *cache_redis_blob_encode(const struct cache_redis_blob *blob, struct cache_redis_mac *mac,
+                                 const char *rkey, size_t rkey_len, size_t *len);
+
+/*
+ * Decodes data (untrusted) read from the Redis key rkey: the version, then
+ * the MAC (before anything else is read), then every length bounds-checked,
+ * nothing left over, the reply checked with wire_msg_parse (OP_MSG, depth
+ * CACHE_REDIS_MAX_DEPTH). blob points into data. Returns false with error
+ * set on any fault; error->code is a cache_redis_blob_error.
+ */
+bool cache_redis_blob_decode(const uint8_t *data, size_t len, struct cache_redis_mac *mac,
+                             const char *rkey, size_t rkey_len, struct cache_redis_blob *blob,
                              bson_error_t *error) __attribute__((warn_unused_result));
 
 #endif

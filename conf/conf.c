@@ -133,6 +133,13 @@ validate(struct conf *conf)
                        "both empty",
                        conf->source[CONF_OPT_listen], conf->source[CONF_OPT_listen_unix]);
     }
+    if (conf->redis[0] != '\0' && conf->cache_key_secret[0] == '\0') {
+        /* A random per-process secret would make every proxy's values unreadable to the others. */
+        conf_notes_add(&conf->errors,
+                       "cache_key_secret must be set when redis (from %s) is: the same secret on "
+                       "every proxy sharing that Redis",
+                       conf->source[CONF_OPT_redis]);
+    }
     if (conf->http_listen[0] != '\0' && conf->http_token[0] == '\0') {
         char *host = NULL;
         uint16_t port;

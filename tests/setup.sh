@@ -23,7 +23,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 # ---- Debian packages -------------------------------------------------------
 APT_PKGS="autoconf automake libtool pkg-config make gcc libevent-dev libbson-dev
-libmongoc-dev libhiredis-dev libxxhash-dev redis-server docker-compose
+libmongoc-dev libhiredis-dev libxxhash-dev libssl-dev redis-server docker-compose
 python3-hypothesis python3-venv clang-14 libclang-rt-14-dev valgrind curl iproute2 ca-certificates"
 missing=""
 for p in $APT_PKGS; do

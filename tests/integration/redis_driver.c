@@ -2,8 +2,9 @@
  * tests/integration/redis_driver.c: drives cache/redis.c against a real
  * redis-server for tests/integration/test_redis_tier.sh. It owns only the
  * scenario: two cache_redis instances (two proxies) on one event loop, a
- * blocking hiredis connection to inspect and tamper with Redis, and the
- * faults (SIGKILL, a restart from the saved RDB, SIGSTOP / SIGCONT). It
+ * blocking hiredis connection to inspect and tamper with Redis (junk,
+ * values moved, altered or forged: refused by their MAC), host names, and
+ * the faults (SIGKILL, a restart from the saved RDB, SIGSTOP / SIGCONT). It
  * prints "PLAN n", then "RESULT 0|1 name" per check and "# " diagnostics;
  * the script turns them into TAP. Everything on 127.0.0.1, every wait bounded.
  *
@@ -14,6 +15,8 @@
 #include "config.h"
 
 #include "cache/redis.h"
+#include "cache/redis_blob.h"
+#include "cache/redis_mac.h"
 #include "conf/conf.h"
 #include "proxy/log.h"
 #include "wire/frame.h"
@@ -32,7 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define N_CHECKS 48
+#define N_CHECKS 58
 #define TIMEOUT_MS 50
 #define SLACK_MS 100 /* scheduling slack allowed around redis_timeout (ASan, busy CI) */
 #define FAILURES 3
@@ -351,30 +354,42 @@ restart_redis(struct drv *d)
     return pid;
 }
 
+#define SECRET "driver-cache-key-secret"
+
+/* A conf for url and prefix with cache_key_secret secret. conf_destroy. */
 static struct conf *
-make_conf(const char *url, const char *prefix)
+make_conf_secret(const char *url, const char *prefix, const char *secret)
 {
     char timeout[32];
     char failures[16];
     char cooldown[32];
     char url_copy[512]; /* conf_load blanks a secret flag's value in argv: it must be writable */
+    char secret_copy[128];
     char *argv[] = {"redis_driver", "--redis", url_copy, "--redis-prefix", (char *)prefix,
                     "--redis-timeout", timeout, "--redis-breaker-failures", failures,
-                    "--redis-breaker-cooldown", cooldown, NULL};
+                    "--redis-breaker-cooldown", cooldown, "--cache-key-secret", secret_copy,
+                    NULL};
     struct conf *conf = conf_new();
     enum conf_action action;
     bson_error_t error;
 
     snprintf(url_copy, sizeof url_copy, "%s", url);
+    snprintf(secret_copy, sizeof secret_copy, "%s", secret);
     snprintf(timeout, sizeof timeout, "%dms", TIMEOUT_MS);
     snprintf(failures, sizeof failures, "%d", FAILURES);
     snprintf(cooldown, sizeof cooldown, "%dms", COOLDOWN_MS);
-    if (!conf_load(conf, 11, argv, &action, &error)) {
+    if (!conf_load(conf, 13, argv, &action, &error)) {
         printf("# conf_load: %s\n", error.message);
         conf_destroy(conf);
         return NULL;
     }
     return conf;
+}
+
+static struct conf *
+make_conf(const char *url, const char *prefix)
+{
+    return make_conf_secret(url, prefix, SECRET);
 }
 
 static const char *
@@ -509,6 +524,207 @@ phase_junk(struct drv *d, struct cache_redis *a)
               cache_redis_counter(a, CACHE_REDIS_CTR_redis_commands) == commands + 2,
           "after SCRIPT FLUSH a lookup gets NOSCRIPT, is resent as EVAL and hits (%s)",
           status_name(st));
+}
+
+/* Reads the value stored for key (GET, binary); *len its length. bson_free, or NULL. */
+static uint8_t *
+get_value(struct drv *d, const struct cache_key *key, size_t *len)
+{
+    char hex[33];
+    redisReply *r;
+    uint8_t *out = NULL;
+
+    key_hex(key, hex);
+    r = sync_cmd(d->port, "GET t:v:%s", hex);
+    if (r && r->type == REDIS_REPLY_STRING) {
+        out = bson_malloc(r->len);
+        memcpy(out, r->str, r->len);
+        *len = r->len;
+    }
+    if (r)
+        freeReplyObject(r);
+    return out;
+}
+
+/* Stores data under key's value key (SET, binary, one minute). */
+static bool
+set_value(struct drv *d, const struct cache_key *key, const uint8_t *data, size_t len)
+{
+    char hex[33];
+    redisReply *r;
+    bool ok;
+
+    key_hex(key, hex);
+    r = sync_cmd(d->port, "SET t:v:%s %b PX 60000", hex, data, len);
+    ok = r && r->type == REDIS_REPLY_STATUS;
+    if (r)
+        freeReplyObject(r);
+    return ok;
+}
+
+/* Offset of the reply's "v" int32 inside a value built around make_reply (the last 5 bytes). */
+static size_t
+tag_offset(size_t value_len)
+{
+    return value_len - CACHE_REDIS_MAC_LEN - 1 - 4;
+}
+
+/*
+ * Values are authentic (issue 6 item 5): a value moved to another key, a
+ * bit flipped in a stored value, a well-formed forgery (a forged error
+ * reply with the right generations and epoch, sealed with another secret),
+ * and a proxy with another cache_key_secret: each a MISS, counted in
+ * redis_values_refused_mac, never served. A tier without a secret is refused.
+ */
+static void
+phase_mac(struct drv *d, struct cache_redis *a)
+{
+    struct cache_key k10 = {10, 10};
+    struct cache_key k11 = {11, 11};
+    struct cache_key k12 = {12, 12};
+    struct cache_redis_gen gens[2];
+    uint64_t refused = cache_redis_counter(a, CACHE_REDIS_CTR_redis_values_refused_mac);
+    uint64_t hits;
+    uint8_t *value;
+    size_t len = 0;
+    struct res res;
+    bson_error_t error;
+    int st;
+
+    gens_init(gens);
+    lookup(d, a, &k10, gens, &res);
+    fill(d, a, &k10, gens, res.epoch, 10);
+    gens_init(gens);
+    st = lookup(d, a, &k10, gens, &res);
+    value = get_value(d, &k10, &len);
+    check(d, st == CACHE_REDIS_HIT && is_tagged_reply(&res, 10) && value && len > 4 &&
+                 memcmp(value, "MCV2", 4) == 0,
+          "k10 filled: an MCV2 value, a HIT (%s)", status_name(st));
+
+    /* a genuine value copied under another key */
+    check(d, value && set_value(d, &k11, value, len), "k10's value copied to k11's key");
+    gens_init(gens);
+    st = lookup(d, a, &k11, gens, &res);
+    check(d, st == CACHE_REDIS_MISS &&
+                 cache_redis_counter(a, CACHE_REDIS_CTR_redis_values_refused_mac) == refused + 1,
+          "a value moved to another key is a MISS, refused by its MAC (%s)", status_name(st));
+
+    /* one bit of the reply flipped: the answer would still be well formed */
+    if (value) {
+        value[tag_offset(len)] ^= 0x01;
+        set_value(d, &k10, value, len);
+    }
+    hits = cache_redis_counter(a, CACHE_REDIS_CTR_redis_hits);
+    gens_init(gens);
+    st = lookup(d, a, &k10, gens, &res);
+    check(d, st == CACHE_REDIS_MISS && cache_redis_counter(a, CACHE_REDIS_CTR_redis_hits) == hits &&
+                 cache_redis_counter(a, CACHE_REDIS_CTR_redis_values_refused_mac) == refused + 2,
+          "a bit flipped in a stored reply is a MISS, refused by its MAC (%s)", status_name(st));
+    bson_free(value);
+
+    /* a forgery: right generations, epoch, material; a forged error reply; another secret */
+    {
+        struct cache_redis_mac *other = cache_redis_mac_new("not the secret", 14, &error);
+        bson_t *doc = BCON_NEW("ok", BCON_DOUBLE(0), "errmsg", BCON_UTF8("forged"));
+        struct wire_header h = {(int32_t)(WIRE_HEADER_LEN + 5 + doc->len), 1, 2, WIRE_OP_MSG};
+        uint8_t reply[256] = {0};
+        struct cache_redis_blob blob = {0};
+        char rkey[64];
+        char hex[33];
+        uint8_t *forged;
+        size_t flen = 0;
+
+        wire_frame_put_header(reply, &h);
+        memcpy(reply + WIRE_HEADER_LEN + 5, bson_get_data(doc), doc->len);
+        gens_init(gens);
+        lookup(d, a, &k12, gens, &res);
+        blob.epoch = res.epoch;
+        blob.n_gens = 2;
+        blob.gens[0] = gens[0];
+        blob.gens[1] = gens[1];
+        blob.material = (const uint8_t *)material;
+        blob.material_len = sizeof material;
+        blob.reply = reply;
+        blob.reply_len = (size_t)h.length;
+        key_hex(&k12, hex);
+        snprintf(rkey, sizeof rkey, "t:v:%s", hex);
+        forged = other ? cache_redis_blob_encode(&blob, other, rkey, strlen(rkey), &flen) : NULL;
+        check(d, forged && set_value(d, &k12, forged, flen),
+              "a forged value planted under k12 (right generations, epoch and material)");
+        gens_init(gens);
+        st = lookup(d, a, &k12, gens, &res);
+        check(d, st == CACHE_REDIS_MISS &&
+                     cache_redis_counter(a, CACHE_REDIS_CTR_redis_values_refused_mac) ==
+                         refused + 3,
+              "a well-formed forged error reply is a MISS, refused by its MAC (%s)",
+              status_name(st));
+        bson_free(forged);
+        bson_destroy(doc);
+        cache_redis_mac_destroy(other);
+    }
+
+    /* a proxy with another secret cannot read (nor be fooled by) our values */
+    {
+        char url[128];
+        struct conf *conf;
+        struct cache_redis *c;
+
+        snprintf(url, sizeof url, "redis://127.0.0.1:%d", d->port);
+        conf = make_conf_secret(url, "t:", "a different secret");
+        c = conf ? cache_redis_new(d->base, conf, &error) : NULL;
+        gens_init(gens);
+        lookup(d, a, &k10, gens, &res);
+        fill(d, a, &k10, gens, res.epoch, 13);
+        st = c && wait_state(d, c, CACHE_REDIS_CONNECTED, 3000) ? lookup(d, c, &k10, gens, &res)
+                                                                : -3;
+        check(d, st == CACHE_REDIS_MISS &&
+                     cache_redis_counter(c, CACHE_REDIS_CTR_redis_values_refused_mac) == 1,
+              "a proxy with another cache_key_secret refuses the values (%s)", status_name(st));
+        cache_redis_destroy(c);
+        conf_destroy(conf);
+
+        conf = make_conf_secret(url, "t:", "x");
+        if (conf) {
+            bson_free(conf->cache_key_secret);
+            conf->cache_key_secret = bson_strdup("");
+        }
+        c = conf ? cache_redis_new(d->base, conf, &error) : NULL;
+        check(d, !c && strstr(error.message, "cache_key_secret"),
+              "a tier without cache_key_secret is refused: %s", c ? "(created)" : error.message);
+        cache_redis_destroy(c);
+        conf_destroy(conf);
+    }
+}
+
+/* A host name is resolved on the loop (evdns): localhost connects, a bad name fails alone. */
+static void
+phase_names(struct drv *d)
+{
+    char url[128];
+    struct conf *conf;
+    struct cache_redis *c;
+    bson_error_t error;
+    uint64_t t0;
+    uint64_t took;
+
+    snprintf(url, sizeof url, "redis://localhost:%d", d->port);
+    conf = make_conf(url, "t:");
+    c = conf ? cache_redis_new(d->base, conf, &error) : NULL;
+    check(d, c && wait_state(d, c, CACHE_REDIS_CONNECTED, 3000) && cache_redis_usable(c),
+          "redis://localhost:PORT is resolved and connects");
+    cache_redis_destroy(c);
+    conf_destroy(conf);
+
+    conf = make_conf("redis://no-such-host.invalid:6379", "t:");
+    t0 = now_ms();
+    c = conf ? cache_redis_new(d->base, conf, &error) : NULL;
+    took = now_ms() - t0;
+    run_until(d, NULL, 300);
+    check(d, c && took < 100 && cache_redis_state(c) == CACHE_REDIS_DISCONNECTED,
+          "an unresolvable host name does not block (%llu ms) and leaves the tier disconnected",
+          (unsigned long long)took);
+    cache_redis_destroy(c);
+    conf_destroy(conf);
 }
 
 /* kill -9: fail fast, breaker, dirty; restart from the RDB: epoch bump, nothing stale. */
@@ -861,6 +1077,8 @@ main(int argc, char **argv)
 
     phase_shared(&d, a, b, &heard_a, &heard_b);
     phase_junk(&d, a);
+    phase_mac(&d, a);
+    phase_names(&d);
     phase_kill(&d, a, b, &k5);
     phase_stop(&d, a, &k5);
     phase_end(&d, a, b, conf);

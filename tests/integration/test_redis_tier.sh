@@ -3,7 +3,9 @@
 # against a real redis-server on a free loopback port. The scenario lives in
 # tests/integration/redis_driver.c (built by `make check`): two tier
 # instances (two proxies) on one loop; miss -> fill -> hit, the cache-aside
-# race (fill refused), bump invalidation and pub/sub, junk values, kill -9
+# race (fill refused), bump invalidation and pub/sub, junk values, values
+# refused by their MAC (moved, altered, forged, another secret), host names
+# resolved without blocking, kill -9
 # (fail fast, breaker, dirty) and a restart from the RDB (epoch bump, nothing
 # stale served), SIGSTOP (each op abandoned at redis_timeout, late replies
 # dropped) and SIGCONT, AUTH / ACL user / SELECT. The driver prints

@@ -1,15 +1,24 @@
 /*
  * tests/unit/test_cache_redis.c: the parts of the Redis tier that need no
  * Redis: the stored value format of cache/redis_blob.c (encode, decode,
- * hostile inputs: every truncation and random byte flips) and the Redis URL
+ * hostile inputs: every truncation and random byte flips) and its MAC
+ * (cache/redis_mac.c: forgeries, every single-bit flip, a value moved to
+ * another key, another secret, the old version), the Redis URL
  * of cache/redis_url.c (parsing, redaction, and no password in any error
- * message). The live tier (cache/redis.c: connections, timeouts, breaker,
- * dirty flag) is tests/integration/test_redis_tier.sh.
+ * message), and reading what Redis sends (cache/redis_resp.c and
+ * redis_push.c: replies cut anywhere, budgets, the subscription's pushes,
+ * random streams). The live
+ * tier (cache/redis.c and redis_conn.c: connections, timeouts, breaker,
+ * dirty flag) is tests/integration/test_redis_tier.sh, and a hostile Redis
+ * tests/integration/test_redis_hostile.sh.
  */
 #include "config.h"
 
 #include "cache/redis.h"
 #include "cache/redis_blob.h"
+#include "cache/redis_mac.h"
+#include "cache/redis_push.h"
+#include "cache/redis_resp.h"
 #include "cache/redis_url.h"
 #include "tests/unit/tap.h"
 #include "wire/frame.h"
@@ -72,37 +81,69 @@ make_deep_reply(int depth, size_t *len)
 
 static const char material[] = "principal\0db\0coll\0{find: 'coll'}";
 
-/* A valid value with two generations. bson_free. */
+/* The Redis key values are sealed for, and another one. */
+#define RKEY "mc:v:0123456789abcdef0123456789abcdef"
+#define RKEY2 "mc:v:0123456789abcdef0123456789abcdee"
+
+/* The MAC of a proxy with the test's cache_key_secret; destroyed at the end of main. */
+static struct cache_redis_mac *
+mac_new(const char *secret)
+{
+    bson_error_t error;
+    struct cache_redis_mac *mac = cache_redis_mac_new(secret, strlen(secret), &error);
+
+    if (!mac)
+        diag("cache_redis_mac_new: %s", error.message);
+    return mac;
+}
+
+/* A value with two generations around reply, sealed for RKEY. bson_free. */
 static uint8_t *
-make_blob(size_t *len, uint8_t **reply, size_t *reply_len)
+make_blob_with(struct cache_redis_mac *mac, const uint8_t *reply, size_t reply_len, size_t *len)
 {
     struct cache_redis_blob b = {0};
 
-    *reply = make_reply(reply_len);
     b.epoch = UINT64_C(0x1234567890abcdef);
     b.n_gens = 2;
     b.gens[0] = (struct cache_redis_gen){"n:db.coll", 9, 17};
     b.gens[1] = (struct cache_redis_gen){"d:db", 4, UINT64_MAX};
     b.material = (const uint8_t *)material;
     b.material_len = sizeof material;
-    b.reply = *reply;
-    b.reply_len = *reply_len;
-    return cache_redis_blob_encode(&b, len);
+    b.reply = reply;
+    b.reply_len = reply_len;
+    return cache_redis_blob_encode(&b, mac, RKEY, strlen(RKEY), len);
+}
+
+/* A valid value around {ok: 1, n: 42}; *reply is the reply (bson_free both). */
+static uint8_t *
+make_blob(struct cache_redis_mac *mac, size_t *len, uint8_t **reply, size_t *reply_len)
+{
+    *reply = make_reply(reply_len);
+    return make_blob_with(mac, *reply, *reply_len, len);
+}
+
+/* Recomputes the MAC of a value changed in place: what a writer knowing the secret could do. */
+static void
+reseal(struct cache_redis_mac *mac, uint8_t *blob, size_t len)
+{
+    if (!cache_redis_mac_compute(mac, RKEY, strlen(RKEY), blob, len - CACHE_REDIS_MAC_LEN,
+                                 blob + len - CACHE_REDIS_MAC_LEN))
+        diag("cache_redis_mac_compute failed");
 }
 
 static void
-test_round_trip(void)
+test_round_trip(struct cache_redis_mac *mac)
 {
     struct cache_redis_blob d;
     bson_error_t error;
     uint8_t *reply;
     size_t reply_len;
     size_t len;
-    uint8_t *blob = make_blob(&len, &reply, &reply_len);
+    uint8_t *blob = make_blob(mac, &len, &reply, &reply_len);
 
     ok(blob != NULL, "a value encodes");
-    ok(len > 4 && memcmp(blob, "MCV1", 4) == 0, "it starts with the MCV1 magic");
-    ok(cache_redis_blob_decode(blob, len, &d, &error), "and decodes");
+    ok(len > 4 && memcmp(blob, "MCV2", 4) == 0, "it starts with the MCV2 magic");
+    ok(cache_redis_blob_decode(blob, len, mac, RKEY, strlen(RKEY), &d, &error), "and decodes");
     is_int((long long)(d.epoch == UINT64_C(0x1234567890abcdef)), 1, "epoch kept");
     is_int(d.n_gens, 2, "two generations");
     ok(d.gens[0].name_len == 9 && memcmp(d.gens[0].name, "n:db.coll", 9) == 0 &&
@@ -114,14 +155,14 @@ test_round_trip(void)
     ok(d.material_len == sizeof material && memcmp(d.material, material, sizeof material) == 0,
        "key material kept, NULs included");
     ok(d.reply_len == reply_len && memcmp(d.reply, reply, reply_len) == 0, "reply kept");
-    ok(d.reply >= blob && d.reply + d.reply_len == blob + len,
-       "decoded fields point into the bytes");
+    ok(d.reply >= blob && d.reply + d.reply_len + CACHE_REDIS_MAC_LEN == blob + len,
+       "decoded fields point into the bytes, the MAC last");
     bson_free(blob);
     bson_free(reply);
 }
 
 static void
-test_encode_limits(void)
+test_encode_limits(struct cache_redis_mac *mac)
 {
     struct cache_redis_blob b = {0};
     size_t len = 0;
@@ -130,48 +171,47 @@ test_encode_limits(void)
     b.n_gens = CACHE_REDIS_MAX_GENS + 1;
     for (int i = 0; i < CACHE_REDIS_MAX_GENS; i++)
         b.gens[i] = (struct cache_redis_gen){"n:a.b", 5, 1};
-    ok(cache_redis_blob_encode(&b, &len) == NULL, "encode refuses too many generations");
+    ok(cache_redis_blob_encode(&b, mac, RKEY, 4, &len) == NULL,
+       "encode refuses too many generations");
     b.n_gens = 1;
     b.gens[0].name_len = 0;
-    ok(cache_redis_blob_encode(&b, &len) == NULL, "encode refuses an empty generation name");
+    ok(cache_redis_blob_encode(&b, mac, RKEY, 4, &len) == NULL,
+       "encode refuses an empty generation name");
     b.gens[0].name_len = CACHE_REDIS_MAX_NAME + 1;
-    ok(cache_redis_blob_encode(&b, &len) == NULL, "encode refuses an over-long name");
+    ok(cache_redis_blob_encode(&b, mac, RKEY, 4, &len) == NULL, "encode refuses an over-long name");
     b.gens[0].name_len = 5;
     b.reply_len = CACHE_REDIS_MAX_REPLY + 1;
-    ok(cache_redis_blob_encode(&b, &len) == NULL, "encode refuses a reply over 48000000 bytes");
+    ok(cache_redis_blob_encode(&b, mac, RKEY, 4, &len) == NULL,
+       "encode refuses a reply over 48000000 bytes");
     b.reply_len = 0;
-    p = cache_redis_blob_encode(&b, &len);
+    p = cache_redis_blob_encode(&b, mac, RKEY, 4, &len);
     ok(p != NULL, "encode takes an empty reply (decode refuses it)");
     bson_free(p);
 }
 
-/* Decodes a copy of data (so ASan sees reads past len). */
+/* Decodes a copy of data for RKEY (so ASan sees reads past len). */
 static bool
-decode_copy(const uint8_t *data, size_t len, bson_error_t *error)
+decode_copy(struct cache_redis_mac *mac, const uint8_t *data, size_t len, bson_error_t *error)
 {
     uint8_t *copy = bson_malloc(len ? len : 1);
     struct cache_redis_blob d;
     bool ok;
 
     memcpy(copy, data, len);
-    ok = cache_redis_blob_decode(copy, len, &d, error);
+    ok = cache_redis_blob_decode(copy, len, mac, RKEY, strlen(RKEY), &d, error);
     bson_free(copy);
     return ok;
 }
 
 /* Builds a value around reply_bytes and says whether it decodes. */
 static bool
-decodes_with_reply(const uint8_t *reply, size_t reply_len, bson_error_t *error)
+decodes_with_reply(struct cache_redis_mac *mac, const uint8_t *reply, size_t reply_len,
+                   bson_error_t *error)
 {
-    struct cache_redis_blob b = {0};
     size_t len;
-    uint8_t *blob;
-    bool ok;
+    uint8_t *blob = make_blob_with(mac, reply, reply_len, &len);
+    bool ok = decode_copy(mac, blob, len, error);
 
-    b.reply = reply;
-    b.reply_len = reply_len;
-    blob = cache_redis_blob_encode(&b, &len);
-    ok = decode_copy(blob, len, error);
     bson_free(blob);
     return ok;
 }
@@ -185,72 +225,83 @@ put32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)(v >> 24);
 }
 
+/* Decodes bad (len bytes) after resealing it: the structural checks behind the MAC. */
+static bool
+decode_resealed(struct cache_redis_mac *mac, uint8_t *bad, size_t len, bson_error_t *error)
+{
+    reseal(mac, bad, len);
+    return decode_copy(mac, bad, len, error);
+}
+
+/* Malformed values, sealed with the right key: the decoder behind the MAC refuses them. */
 static void
-test_hostile(void)
+test_hostile(struct cache_redis_mac *mac)
 {
     bson_error_t error;
     uint8_t *reply;
     size_t reply_len;
     size_t len;
-    uint8_t *blob = make_blob(&len, &reply, &reply_len);
+    uint8_t *blob = make_blob(mac, &len, &reply, &reply_len);
     uint8_t *bad = bson_malloc(len + 8);
     size_t gen0 = 4 + 8 + 4; /* offset of the first name_len */
     size_t mat = gen0 + (4 + 9 + 8) + (4 + 4 + 8);
     uint8_t *deep;
     size_t deep_len;
 
-    ok(!decode_copy((const uint8_t *)"", 0, &error), "empty input refused");
-    memcpy(bad, blob, len);
-    memcpy(bad, "MCV2", 4);
-    ok(!decode_copy(bad, len, &error), "another version refused");
-    ok(strstr(error.message, "MCV1") != NULL, "error says why: %s", error.message);
+    ok(!decode_copy(mac, (const uint8_t *)"", 0, &error), "empty input refused");
 
     memcpy(bad, blob, len);
     put32(bad + 12, CACHE_REDIS_MAX_GENS + 1);
-    ok(!decode_copy(bad, len, &error), "too many generations refused");
+    ok(!decode_resealed(mac, bad, len, &error) && error.code == CACHE_REDIS_BLOB_MALFORMED,
+       "too many generations refused");
     memcpy(bad, blob, len);
     put32(bad + 12, 0xffffffffu);
-    ok(!decode_copy(bad, len, &error), "generation count 2^32-1 refused");
+    ok(!decode_resealed(mac, bad, len, &error), "generation count 2^32-1 refused");
 
     memcpy(bad, blob, len);
     put32(bad + gen0, 0);
-    ok(!decode_copy(bad, len, &error), "empty generation name refused");
+    ok(!decode_resealed(mac, bad, len, &error), "empty generation name refused");
     memcpy(bad, blob, len);
     put32(bad + gen0, 0xfffffff0u);
-    ok(!decode_copy(bad, len, &error), "huge name length refused");
+    ok(!decode_resealed(mac, bad, len, &error), "huge name length refused");
 
     memcpy(bad, blob, len);
     put32(bad + mat, 0xffffffffu);
-    ok(!decode_copy(bad, len, &error), "material length past the end refused");
+    ok(!decode_resealed(mac, bad, len, &error), "material length past the end refused");
     memcpy(bad, blob, len);
     put32(bad + mat + 4 + sizeof material, (uint32_t)reply_len + 1);
-    ok(!decode_copy(bad, len, &error), "reply length one past the end refused");
+    ok(!decode_resealed(mac, bad, len, &error), "reply length one past the end refused");
 
-    memcpy(bad, blob, len);
-    bad[len] = 0;
-    ok(!decode_copy(bad, len + 1, &error), "a trailing byte refused");
+    /* a byte between the reply and the MAC */
+    memcpy(bad, blob, len - CACHE_REDIS_MAC_LEN);
+    bad[len - CACHE_REDIS_MAC_LEN] = 0;
+    ok(!decode_resealed(mac, bad, len + 1, &error) && error.code == CACHE_REDIS_BLOB_MALFORMED,
+       "a trailing byte refused: %s", error.message);
 
     /* The reply must be a whole, valid OP_MSG. */
-    ok(decodes_with_reply(reply, reply_len, &error), "the plain reply is accepted");
-    ok(!decodes_with_reply(reply, 0, &error), "an empty reply refused");
+    ok(decodes_with_reply(mac, reply, reply_len, &error), "the plain reply is accepted");
+    ok(!decodes_with_reply(mac, reply, 0, &error), "an empty reply refused");
     memcpy(bad, reply, reply_len);
     put32(bad + 12, WIRE_OP_QUERY);
-    ok(!decodes_with_reply(bad, reply_len, &error), "a reply that is not OP_MSG refused");
+    ok(!decodes_with_reply(mac, bad, reply_len, &error), "a reply that is not OP_MSG refused");
     memcpy(bad, reply, reply_len);
     put32(bad, (uint32_t)reply_len + 4);
-    ok(!decodes_with_reply(bad, reply_len, &error), "a reply whose header length lies refused");
+    ok(!decodes_with_reply(mac, bad, reply_len, &error),
+       "a reply whose header length lies refused");
     memcpy(bad, reply, reply_len);
     bad[reply_len - 1] = 1; /* the body's terminating NUL */
-    ok(!decodes_with_reply(bad, reply_len, &error), "a reply with a malformed document refused");
+    ok(!decodes_with_reply(mac, bad, reply_len, &error),
+       "a reply with a malformed document refused");
     memcpy(bad, reply, reply_len);
     bad[WIRE_HEADER_LEN] = 0x04; /* an unknown required flag bit */
-    ok(!decodes_with_reply(bad, reply_len, &error), "a reply with unknown required flags refused");
+    ok(!decodes_with_reply(mac, bad, reply_len, &error),
+       "a reply with unknown required flags refused");
 
     deep = make_deep_reply(50, &deep_len);
-    ok(decodes_with_reply(deep, deep_len, &error), "a reply nested 50 deep is accepted");
+    ok(decodes_with_reply(mac, deep, deep_len, &error), "a reply nested 50 deep is accepted");
     bson_free(deep);
     deep = make_deep_reply(260, &deep_len);
-    ok(!decodes_with_reply(deep, deep_len, &error), "a reply nested 260 deep refused: %s",
+    ok(!decodes_with_reply(mac, deep, deep_len, &error), "a reply nested 260 deep refused: %s",
        error.message);
     bson_free(deep);
 
@@ -259,23 +310,172 @@ test_hostile(void)
     bson_free(reply);
 }
 
-/* Every prefix of a valid value and thousands of random corruptions. */
+/* Writes the MCV1 layout (the format before the MAC) of the value make_blob builds. bson_free. */
+static uint8_t *
+make_v1(const uint8_t *reply, size_t reply_len, size_t *len)
+{
+    size_t n = 4 + 8 + 4 + (4 + 9 + 8) + (4 + 4 + 8) + 4 + sizeof material + 4 + reply_len;
+    uint8_t *b = bson_malloc(n);
+    uint8_t *p = b;
+
+    memcpy(p, "MCV1", 4);
+    p += 4;
+    for (int i = 0; i < 8; i++)
+        *p++ = (uint8_t)(UINT64_C(0x1234567890abcdef) >> (8 * i));
+    put32(p, 2);
+    p += 4;
+    put32(p, 9);
+    memcpy(p + 4, "n:db.coll", 9);
+    memset(p + 13, 0, 8);
+    p[13] = 17;
+    p += 21;
+    put32(p, 4);
+    memcpy(p + 4, "d:db", 4);
+    memset(p + 8, 0xff, 8);
+    p += 16;
+    put32(p, sizeof material);
+    memcpy(p + 4, material, sizeof material);
+    p += 4 + sizeof material;
+    put32(p, (uint32_t)reply_len);
+    memcpy(p + 4, reply, reply_len);
+    *len = n;
+    return b;
+}
+
+/*
+ * Issue 6 item 5: values must be authentic. A forged value with a valid
+ * structure, every single-bit flip, a value moved to another key, one
+ * sealed with another secret, and the old unsealed version: all refused.
+ */
 static void
-test_fuzz(void)
+test_mac(struct cache_redis_mac *mac)
+{
+    struct cache_redis_mac *other = mac_new("another deployment's secret");
+    bson_t *forged_doc = BCON_NEW("ok", BCON_DOUBLE(0), "errmsg", BCON_UTF8("forged"), "code",
+                                  BCON_INT32(13));
+    uint8_t *reply;
+    uint8_t *forged_reply;
+    size_t reply_len;
+    size_t forged_len;
+    size_t len;
+    size_t flen;
+    uint8_t *blob = make_blob(mac, &len, &reply, &reply_len);
+    uint8_t *bad = bson_malloc(len);
+    uint8_t *forged;
+    uint8_t *v1;
+    size_t v1_len;
+    bson_error_t error;
+    size_t bits = 0;
+    size_t refused = 0;
+    size_t by_mac = 0;
+    uint8_t tag[CACHE_REDIS_MAC_LEN];
+    uint8_t tag2[CACHE_REDIS_MAC_LEN];
+
+    /* The MAC itself: keyed, bound to the name, deterministic. */
+    ok(cache_redis_mac_compute(mac, "k", 1, "data", 4, tag) &&
+           cache_redis_mac_verify(mac, "k", 1, "data", 4, tag),
+       "a MAC verifies");
+    ok(cache_redis_mac_compute(mac, "k", 1, "data", 4, tag2) && memcmp(tag, tag2, 32) == 0,
+       "the same input gives the same MAC");
+    ok(!cache_redis_mac_verify(mac, "kd", 2, "ata", 3, tag),
+       "moving bytes between the name and the data changes the MAC");
+    ok(!cache_redis_mac_verify(other, "k", 1, "data", 4, tag),
+       "another secret gives another MAC");
+    {
+        bson_error_t e;
+
+        ok(cache_redis_mac_new("", 0, &e) == NULL && e.message[0], "an empty secret is refused");
+    }
+
+    /* A forged value with a valid structure: a forged error reply, sealed with another key. */
+    forged_reply = make_msg(bson_get_data(forged_doc), forged_doc->len, &forged_len);
+    forged = make_blob_with(other, forged_reply, forged_len, &flen);
+    ok(decode_copy(other, forged, flen, &error), "the forgery is well formed (its maker reads it)");
+    ok(!decode_copy(mac, forged, flen, &error) && error.code == CACHE_REDIS_BLOB_BAD_MAC,
+       "a forged error reply with a valid structure is refused: %s", error.message);
+    bson_free(forged);
+    /* the same, with our valid value's MAC copied over it */
+    forged = make_blob_with(mac, forged_reply, forged_len, &flen);
+    memcpy(forged + flen - CACHE_REDIS_MAC_LEN, blob + len - CACHE_REDIS_MAC_LEN,
+           CACHE_REDIS_MAC_LEN);
+    ok(!decode_copy(mac, forged, flen, &error) && error.code == CACHE_REDIS_BLOB_BAD_MAC,
+       "a forged value carrying a genuine value's MAC is refused");
+    bson_free(forged);
+
+    /* Every single-bit flip. */
+    for (size_t i = 0; i < len; i++) {
+        for (int b = 0; b < 8; b++) {
+            memcpy(bad, blob, len);
+            bad[i] ^= (uint8_t)(1u << b);
+            bits++;
+            if (!decode_copy(mac, bad, len, &error)) {
+                refused++;
+                by_mac += error.code == CACHE_REDIS_BLOB_BAD_MAC;
+            }
+        }
+    }
+    ok(refused == bits, "every one of the %zu single-bit flips of a %zu-byte value is refused "
+       "(%zu by the MAC, the rest by the version)", bits, len, by_mac);
+    ok(by_mac == bits - 32, "all but the magic's 32 bits are refused by the MAC");
+
+    /* Moved to another key. */
+    {
+        uint8_t *copy = bson_malloc(len);
+        struct cache_redis_blob d;
+
+        memcpy(copy, blob, len);
+        ok(!cache_redis_blob_decode(copy, len, mac, RKEY2, strlen(RKEY2), &d, &error) &&
+               error.code == CACHE_REDIS_BLOB_BAD_MAC,
+           "a valid value copied to another key is refused");
+        ok(cache_redis_blob_decode(copy, len, mac, RKEY, strlen(RKEY), &d, &error),
+           "and still read under its own");
+        bson_free(copy);
+    }
+
+    /* Truncated: the MAC cut off, or only part of it left. */
+    ok(!decode_copy(mac, blob, len - CACHE_REDIS_MAC_LEN, &error),
+       "a value without its MAC is refused");
+    ok(!decode_copy(mac, blob, len - 1, &error), "a value one byte short is refused");
+
+    /* The old, unsealed version. */
+    v1 = make_v1(reply, reply_len, &v1_len);
+    ok(!decode_copy(mac, v1, v1_len, &error) && error.code == CACHE_REDIS_BLOB_MALFORMED &&
+           strstr(error.message, "MCV2"),
+       "an MCV1 value (before the MAC) is refused: %s", error.message);
+    memcpy(v1, "MCV2", 4);
+    ok(!decode_copy(mac, v1, v1_len, &error), "and so is one relabelled MCV2");
+    bson_free(v1);
+
+    bson_free(forged_reply);
+    bson_destroy(forged_doc);
+    bson_free(bad);
+    bson_free(blob);
+    bson_free(reply);
+    cache_redis_mac_destroy(other);
+}
+
+/*
+ * Every prefix of a valid value and thousands of random corruptions: none
+ * verifies; resealed (a writer with the secret), each is refused by the
+ * structure checks or decodes to exactly its bytes.
+ */
+static void
+test_fuzz(struct cache_redis_mac *mac)
 {
     bson_error_t error;
     uint8_t *reply;
     size_t reply_len;
     size_t len;
-    uint8_t *blob = make_blob(&len, &reply, &reply_len);
+    uint8_t *blob = make_blob(mac, &len, &reply, &reply_len);
     uint8_t *bad = bson_malloc(len);
     bool truncations_refused = true;
     bool consistent = true;
+    int forged_accepted = 0;
     int accepted = 0;
     unsigned seed = 12345;
 
     for (size_t n = 0; n < len; n++)
-        if (decode_copy(blob, n, &error))
+        if (decode_copy(mac, blob, n, &error))
             truncations_refused = false;
     ok(truncations_refused, "each of the %zu truncations is refused", len);
 
@@ -287,25 +487,31 @@ test_fuzz(void)
 
         memcpy(bad, blob, len);
         for (int f = 0; f < flips; f++) {
-            size_t at = (size_t)rand_r(&seed) % len;
+            size_t at = (size_t)rand_r(&seed) % (len - CACHE_REDIS_MAC_LEN);
 
             if (rand_r(&seed) % 2)
                 bad[at] = (uint8_t)rand_r(&seed);
             else
                 bad[at] ^= (uint8_t)(1u << (rand_r(&seed) % 8));
         }
-        if (!cache_redis_blob_decode(bad, len, &d, &error))
+        if (memcmp(bad, blob, len) != 0 && decode_copy(mac, bad, len, &error))
+            forged_accepted++;
+        reseal(mac, bad, len);
+        if (!cache_redis_blob_decode(bad, len, mac, RKEY, strlen(RKEY), &d, &error))
             continue;
         /* Accepted: it must mean exactly these bytes (re-encoding gives them back). */
         accepted++;
-        again = cache_redis_blob_encode(&d, &again_len);
+        again = cache_redis_blob_encode(&d, mac, RKEY, strlen(RKEY), &again_len);
         if (!again || again_len != len || memcmp(again, bad, len) != 0)
             consistent = false;
         if (d.reply + d.reply_len > bad + len || d.material + d.material_len > bad + len)
             consistent = false;
         bson_free(again);
     }
-    ok(consistent, "20000 random corruptions: each refused or decoded consistently (%d accepted)",
+    ok(forged_accepted == 0, "none of 20000 random corruptions is accepted (%d were)",
+       forged_accepted);
+    ok(consistent,
+       "resealed, each is refused or decoded consistently (%d accepted, all re-encode)",
        accepted);
     bson_free(bad);
     bson_free(blob);
@@ -437,15 +643,285 @@ test_redact(void)
     }
 }
 
+
+/* ---- reading what Redis sends (redis_resp.c, redis_push.c) ---------------------------- */
+
+/* Feeds text in slices of step bytes; returns the replies' types joined, or "ERR:why". */
+static void
+read_all(const char *data, size_t len, size_t step, size_t max_bytes, size_t max_elements,
+         char *out, size_t cap)
+{
+    struct cache_redis_resp *resp = cache_redis_resp_new(max_bytes, max_elements);
+    bson_error_t error;
+    size_t at = 0;
+
+    out[0] = '\0';
+    while (at < len) {
+        size_t n = len - at < step ? len - at : step;
+        redisReply *r;
+        enum cache_redis_resp_status st;
+
+        if (!cache_redis_resp_feed(resp, data + at, n, &error)) {
+            snprintf(out, cap, "ERR:%.200s", error.message);
+            break;
+        }
+        at += n;
+        while ((st = cache_redis_resp_next(resp, &r, &error)) == CACHE_REDIS_RESP_REPLY) {
+            size_t used = strlen(out);
+
+            snprintf(out + used, cap - used, "%d%s", r->type,
+                     r->type == REDIS_REPLY_ARRAY ? "[" : ",");
+            for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+                used = strlen(out);
+                snprintf(out + used, cap - used, "%d,", r->element[i]->type);
+            }
+            if (r->type == REDIS_REPLY_ARRAY) {
+                used = strlen(out);
+                snprintf(out + used, cap - used, "],");
+            }
+            freeReplyObject(r);
+        }
+        if (st == CACHE_REDIS_RESP_ERROR) {
+            snprintf(out, cap, "ERR:%.200s", error.message);
+            break;
+        }
+    }
+    cache_redis_resp_destroy(resp);
+}
+
+static void
+test_resp(void)
+{
+    static const char stream[] = "+OK\r\n:42\r\n$5\r\nhello\r\n$-1\r\n-ERR no\r\n"
+                                 "*3\r\n$-1\r\n$2\r\n17\r\n:1\r\n*0\r\n*-1\r\n";
+    char want[256];
+    char got[256];
+    bool same = true;
+
+    read_all(stream, sizeof stream - 1, sizeof stream, 1 << 20, 8, want, sizeof want);
+    is_str(want, "5,3,1,4,6,2[4,1,3,],2[],4,", "a stream of replies, read at once");
+    for (size_t step = 1; step < sizeof stream; step++) {
+        read_all(stream, sizeof stream - 1, step, 1 << 20, 8, got, sizeof got);
+        if (strcmp(got, want) != 0) {
+            same = false;
+            diag("slices of %zu: %s", step, got);
+        }
+    }
+    ok(same, "the same replies whatever the slices (1 to %zu bytes)", sizeof stream - 1);
+
+    read_all("*3\r\n:1\r\n:2\r\n:3\r\n", 16, 16, 1 << 20, 2, got, sizeof got);
+    ok(strncmp(got, "ERR:", 4) == 0 && strstr(got, "element limit"),
+       "an array over the element limit is refused: %s", got);
+    read_all("$2000\r\n", 7, 7, 1000, 8, got, sizeof got);
+    ok(strcmp(got, "") == 0, "a bulk header alone is not a reply yet");
+    {
+        size_t n = 7 + 70000;
+        char *big = bson_malloc(n);
+
+        memcpy(big, "$900000\r\n", 9);
+        memset(big + 9, 'x', n - 9);
+        read_all(big, n, 4096, 1000, 8, got, sizeof got);
+        ok(strncmp(got, "ERR:", 4) == 0 && strstr(got, "budget"),
+           "a bulk string growing past the byte budget is refused while it arrives: %s", got);
+        bson_free(big);
+    }
+    read_all("$5\r\nhello\r\n", 11, 11, 20, 8, got, sizeof got);
+    ok(strncmp(got, "ERR:", 4) == 0, "a whole reply over the byte budget is refused: %s", got);
+    read_all("*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n", 40, 40, 1 << 20, 8,
+             got, sizeof got);
+    ok(strncmp(got, "ERR:", 4) == 0, "nesting 9 deep is refused: %s", got);
+    read_all("%3\r\n", 4, 4, 1 << 20, 8, got, sizeof got);
+    ok(strncmp(got, "ERR:", 4) == 0 && strstr(got, "Protocol error"),
+       "an unknown type byte is refused: %s", got);
+    read_all(":12a\r\n", 6, 6, 1 << 20, 8, got, sizeof got);
+    ok(strncmp(got, "ERR:", 4) == 0, "a bad integer is refused: %s", got);
+    read_all("$-2\r\n", 5, 5, 1 << 20, 8, got, sizeof got);
+    ok(strncmp(got, "ERR:", 4) == 0, "a negative bulk length is refused: %s", got);
+    read_all("*99999999999\r\n", 14, 14, 1 << 20, 8, got, sizeof got);
+    ok(strncmp(got, "ERR:", 4) == 0, "a huge array length is refused: %s", got);
+}
+
+#define CH "mc:inval"
+
+/* What push_cb saw. */
+struct pushes {
+    int subscribed;
+    int messages;
+    char last[64];
+    int refuse_after; /* refuse the push after this many (-1: never) */
+};
+
+static bool
+push_cb(void *arg, const struct cache_redis_push *push)
+{
+    struct pushes *p = arg;
+
+    if (p->refuse_after >= 0 && p->subscribed + p->messages >= p->refuse_after)
+        return false;
+    if (push->kind == CACHE_REDIS_PUSH_SUBSCRIBED) {
+        p->subscribed++;
+    } else {
+        p->messages++;
+        snprintf(p->last, sizeof p->last, "%.*s", (int)push->payload_len, push->payload);
+    }
+    return true;
+}
+
+/* Feeds text (in slices of step) as a subscription's stream; true when every push was fine. */
+static bool
+feed_pushes(const char *data, size_t len, size_t step, struct pushes *p, bson_error_t *error)
+{
+    struct cache_redis_resp *resp = cache_redis_resp_new(1 << 20, 3);
+    bool ok = true;
+
+    for (size_t at = 0; ok && at < len; at += step)
+        ok = cache_redis_push_feed(resp, CH, strlen(CH), data + at,
+                                   len - at < step ? len - at : step, push_cb, p, error);
+    cache_redis_resp_destroy(resp);
+    return ok;
+}
+
+static void
+test_pushes(void)
+{
+    static const char good[] = "*3\r\n$9\r\nsubscribe\r\n$8\r\n" CH "\r\n:1\r\n"
+                               "*3\r\n$7\r\nmessage\r\n$8\r\n" CH "\r\n$7\r\nn:a.b\nc\r\n"
+                               "*3\r\n$7\r\nmessage\r\n$8\r\n" CH "\r\n$0\r\n\r\n";
+    static const struct {
+        const char *bytes;
+        const char *what;
+    } bad[] = {
+        {"*3\r\n:1\r\n$8\r\n" CH "\r\n:1\r\n", "kind is an integer"},
+        {"*1\r\n$9\r\nsubscribe\r\n", "one element"},
+        {"*0\r\n", "an empty array"},
+        {"*2\r\n$7\r\nmessage\r\n$8\r\n" CH "\r\n", "two elements"},
+        {"*4\r\n$7\r\nmessage\r\n$8\r\n" CH "\r\n$1\r\nx\r\n$1\r\ny\r\n", "four elements"},
+        {"*3\r\n$9\r\nsubscribe\r\n:5\r\n:1\r\n", "channel is an integer"},
+        {"*3\r\n$9\r\nsubscribe\r\n$8\r\n" CH "\r\n$1\r\n1\r\n", "count is a bulk string"},
+        {"*3\r\n$9\r\nsubscribe\r\n$8\r\n" CH "\r\n:0\r\n", "count 0"},
+        {"*3\r\n$11\r\nunsubscribe\r\n$8\r\n" CH "\r\n$1\r\nx\r\n", "unsubscribe"},
+        {"*3\r\n$7\r\nmessage\r\n$8\r\n" CH "\r\n:7\r\n", "an integer payload"},
+        {"*3\r\n$7\r\nmessage\r\n$8\r\n" CH "\r\n*1\r\n$1\r\nx\r\n", "an array payload"},
+        {"*3\r\n$7\r\nmessage\r\n$8\r\n" CH "\r\n$-1\r\n", "a nil payload"},
+        {"*3\r\n$7\r\nmessage\r\n$5\r\nother\r\n$1\r\nx\r\n", "another channel"},
+        {"*3\r\n$7\r\nmessage\r\n$8\r\nmc:invaL\r\n$1\r\nx\r\n", "a channel one byte off"},
+        {"*3\r\n+message\r\n$8\r\n" CH "\r\n$1\r\nx\r\n", "kind is a status"},
+        {"*3\r\n$7\r\nMESSAGE\r\n$8\r\n" CH "\r\n$1\r\nx\r\n", "kind in capitals"},
+        {"*3\r\n$8\r\npmessage\r\n$8\r\n" CH "\r\n$1\r\nx\r\n", "a pattern message"},
+        {"+OK\r\n", "a status"},
+        {":1\r\n", "an integer"},
+        {"$-1\r\n", "a nil"},
+        {"-ERR \"quoted\"\r\n", "an error"},
+        {"\x01garbage\r\n", "garbage"},
+    };
+    struct pushes p = {0, 0, "", -1};
+    bson_error_t error;
+    bool all = true;
+
+    ok(feed_pushes(good, sizeof good - 1, sizeof good, &p, &error) && p.subscribed == 1 &&
+           p.messages == 2 && p.last[0] == '\0',
+       "a confirmation and two messages are read");
+    for (size_t step = 1; step < sizeof good; step++) {
+        struct pushes q = {0, 0, "", -1};
+
+        if (!feed_pushes(good, sizeof good - 1, step, &q, &error) || q.subscribed != 1 ||
+            q.messages != 2)
+            all = false;
+    }
+    ok(all, "the same whatever the slices");
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct pushes q = {0, 0, "", -1};
+        bool refused = !feed_pushes(bad[i].bytes, strlen(bad[i].bytes), 1, &q, &error);
+
+        ok(refused && q.subscribed + q.messages == 0 && error.message[0],
+           "a push refused: %s (%s)", bad[i].what, error.message);
+        if (strstr(error.message, "\"quoted\""))
+            diag("the error text was not sanitized");
+    }
+    p = (struct pushes){0, 0, "", 1};
+    ok(!feed_pushes(good, sizeof good - 1, 7, &p, &error) && p.subscribed == 1 &&
+           p.messages == 0 && strstr(error.message, "unexpected push"),
+       "a push its reader refuses stops the stream: %s", error.message);
+}
+
+/*
+ * Random streams (RESP atoms, or a valid stream with bytes changed), cut
+ * anywhere: each is read to its end or to an error, never a crash (run it
+ * under ASan: --enable-asan).
+ */
+static void
+test_resp_random(void)
+{
+    static const char *const atoms[] = {
+        "*", "$", ":", "+", "-", "\r\n", "0", "1", "3", "9", "-1", "subscribe", "message",
+        CH, "x", "\r", "\n", "*3\r\n", "$7\r\nmessage\r\n", "$8\r\n" CH "\r\n", "$1\r\nx\r\n",
+        ":1\r\n", "$-1\r\n", "*-1\r\n", "\x00", "\xff",
+    };
+    static const char valid[] = "*3\r\n$9\r\nsubscribe\r\n$8\r\n" CH "\r\n:1\r\n"
+                                "*3\r\n$7\r\nmessage\r\n$8\r\n" CH "\r\n$5\r\nn:a.b\r\n"
+                                "*3\r\n$7\r\nmessage\r\n$8\r\n" CH "\r\n$3\r\nd:a\r\n";
+    unsigned seed = 4242;
+    int errors = 0;
+    int pushes = 0;
+
+    for (int round = 0; round < 20000; round++) {
+        char buf[256];
+        size_t len = 0;
+        struct cache_redis_resp *resp = cache_redis_resp_new(512, 3);
+        struct pushes p = {0, 0, "", -1};
+        bson_error_t error;
+        bool ok = true;
+
+        if (round % 2) { /* atoms */
+            while (len < sizeof buf - 32) {
+                const char *a = atoms[rand_r(&seed) % (sizeof atoms / sizeof atoms[0])];
+                size_t n = a[0] ? strlen(a) : 1;
+
+                memcpy(buf + len, a, n);
+                len += n;
+                if (rand_r(&seed) % 16 == 0)
+                    break;
+            }
+        } else { /* a valid stream with one to three bytes changed */
+            len = sizeof valid - 1;
+            memcpy(buf, valid, len);
+            for (int f = 1 + rand_r(&seed) % 3; f > 0; f--)
+                buf[(size_t)rand_r(&seed) % len] = (char)rand_r(&seed);
+        }
+        for (size_t at = 0; ok && at < len;) {
+            size_t n = 1 + (size_t)rand_r(&seed) % 17;
+
+            n = n < len - at ? n : len - at;
+            ok = cache_redis_push_feed(resp, CH, strlen(CH), buf + at, n, push_cb, &p, &error);
+            at += n;
+        }
+        errors += !ok;
+        pushes += p.subscribed + p.messages;
+        cache_redis_resp_destroy(resp);
+    }
+    ok(errors > 0 && pushes > 0,
+       "20000 random streams read without a crash (%d refused, %d pushes accepted)", errors,
+       pushes);
+}
+
 int
 main(void)
 {
-    test_round_trip();
-    test_encode_limits();
-    test_hostile();
-    test_fuzz();
+    struct cache_redis_mac *mac = mac_new("the cache_key_secret of the unit tests");
+
+    if (!mac)
+        return 1;
+    test_round_trip(mac);
+    test_encode_limits(mac);
+    test_hostile(mac);
+    test_mac(mac);
+    test_fuzz(mac);
     test_url_good();
     test_url_bad();
     test_redact();
+    test_resp();
+    test_pushes();
+    test_resp_random();
+    cache_redis_mac_destroy(mac);
     return done_testing();
 }

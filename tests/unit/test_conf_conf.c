@@ -1420,6 +1420,8 @@ test_check(void)
     }
     conf_destroy(conf);
 
+    /* The cases name one option each; redis also needs a secret (a rule of conf/ itself). */
+    setenv("MONGOCACHE_CACHE_KEY_SECRET", "check-cases-secret", 1);
     for (size_t i = 0; i < sizeof check_cases / sizeof check_cases[0]; i++) {
         const char *want = check_cases[i].want;
 

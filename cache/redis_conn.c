@@ -1,0 +1,532 @@
+/*
+ * cache/redis_conn.c: one connection to Redis (see redis_conn.h). It owns
+ * the socket (a libevent bufferevent), resolving the host name (evdns: the
+ * event loop never blocks on DNS), the output written before the socket
+ * exists, the reader of what comes back (redis_resp.c, redis_push.c) and
+ * the FIFO that pairs each reply with the command it answers. It does not own what a
+ * reply must look like (each command's callback says), reconnection,
+ * timeouts or logs (redis.c).
+ *
+ * A connection's life:
+ *
+ *   new ──> resolving ──> connecting ──> connected ──> dead ──> freed
+ *            (names only)   (bufferevent)  (replies)    (lost)
+ *
+ * Commands queue from the start; they are written once the socket exists.
+ * "Dead" is one-way: a loss (I/O or protocol) or the owner's free. A dead
+ * connection sends and dispatches nothing more; the owner hears of a loss
+ * once (lost). Every command waiting is called back exactly once: with its
+ * reply, or with NULL when the connection is freed. The struct is freed
+ * only by teardown(), and never while one of its own callbacks is on the
+ * stack (busy): a free asked for then is done when the outermost one
+ * returns.
+ */
+#include "config.h"
+
+#include "cache/redis_conn.h"
+
+#include "cache/redis.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/util.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* Bytes handed to the reader at a time: a partial reply never holds more than one chunk extra. */
+#define READ_CHUNK 65536
+
+/* A command waiting for its reply. */
+struct waiter {
+    cache_redis_conn_reply_cb cb;
+    void *arg;
+};
+
+struct cache_redis_conn {
+    struct event_base *base;
+    struct cache_redis_conn_handlers handlers;
+    void *arg;
+    struct bufferevent *bev; /* NULL until the address is known */
+    struct evbuffer *early;  /* what was sent before bev existed */
+    struct evdns_getaddrinfo_request *dns_req; /* a resolution in flight, or NULL */
+    struct cache_redis_resp *resp;
+    struct waiter *fifo; /* a ring: count waiters from head */
+    size_t head;
+    size_t count;
+    size_t cap;
+    char *channel; /* subscribed to it; NULL before */
+    size_t channel_len;
+    bool tcp;
+    bool connected;
+    bool dead;         /* lost or freed: nothing more sent or dispatched */
+    bool detached;     /* freed by the owner: no handler called any more */
+    bool free_pending; /* freed while busy: teardown when the stack unwinds */
+    bool tearing;
+    int busy; /* our callbacks on the stack */
+    /* a resolution answered during cache_redis_conn_new */
+    bool in_setup;
+    bool setup_resolved;
+    int setup_result;
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+};
+
+/* ---- the FIFO --------------------------------------------------------------------- */
+
+static void
+fifo_push(struct cache_redis_conn *conn, cache_redis_conn_reply_cb cb, void *arg)
+{
+    if (conn->count == conn->cap) {
+        size_t cap = conn->cap ? 2 * conn->cap : 16;
+        struct waiter *ring = bson_malloc(cap * sizeof *ring);
+
+        for (size_t i = 0; i < conn->count; i++)
+            ring[i] = conn->fifo[(conn->head + i) % conn->cap];
+        bson_free(conn->fifo);
+        conn->fifo = ring;
+        conn->head = 0;
+        conn->cap = cap;
+    }
+    conn->fifo[(conn->head + conn->count) % conn->cap] = (struct waiter){cb, arg};
+    conn->count++;
+}
+
+static struct waiter
+fifo_pop(struct cache_redis_conn *conn)
+{
+    struct waiter w = conn->fifo[conn->head];
+
+    conn->head = (conn->head + 1) % conn->cap;
+    conn->count--;
+    return w;
+}
+
+/* ---- life ---------------------------------------------------------------------------- */
+
+/* The only place conn is freed: its waiters are called back with NULL first. */
+static void
+teardown(struct cache_redis_conn *conn)
+{
+    conn->tearing = true;
+    if (conn->dns_req) {
+        /* evdns calls resolved() later with EVUTIL_EAI_CANCEL, which never touches conn. */
+        evdns_getaddrinfo_cancel(conn->dns_req);
+        conn->dns_req = NULL;
+    }
+    if (conn->bev)
+        bufferevent_free(conn->bev); /* closes the socket */
+    conn->bev = NULL;
+    while (conn->count > 0) {
+        struct waiter w = fifo_pop(conn);
+
+        (void)w.cb(w.arg, NULL);
+    }
+    cache_redis_resp_destroy(conn->resp);
+    evbuffer_free(conn->early);
+    bson_free(conn->fifo);
+    bson_free(conn->channel);
+    bson_free(conn);
+}
+
+static void
+busy_begin(struct cache_redis_conn *conn)
+{
+    conn->busy++;
+}
+
+/* Ends one of our callbacks; conn may be gone when it returns. */
+static void
+busy_end(struct cache_redis_conn *conn)
+{
+    if (--conn->busy == 0 && conn->free_pending)
+        teardown(conn);
+}
+
+/* The connection is dead: tell the owner once (unless it freed it). */
+static void
+lose(struct cache_redis_conn *conn, enum cache_redis_conn_loss kind, const char *why)
+{
+    if (conn->dead)
+        return;
+    conn->dead = true;
+    if (conn->bev)
+        bufferevent_disable(conn->bev, EV_READ | EV_WRITE);
+    if (!conn->detached && conn->handlers.lost)
+        conn->handlers.lost(conn->arg, kind, why);
+}
+
+void
+cache_redis_conn_free(struct cache_redis_conn *conn)
+{
+    if (!conn || conn->tearing || conn->free_pending)
+        return;
+    conn->detached = true;
+    conn->dead = true;
+    if (conn->busy > 0) {
+        conn->free_pending = true;
+        if (conn->bev)
+            bufferevent_disable(conn->bev, EV_READ | EV_WRITE);
+        return;
+    }
+    teardown(conn);
+}
+
+/* ---- replies ---------------------------------------------------------------------------- */
+
+static bool
+on_push(void *arg, const struct cache_redis_push *push)
+{
+    struct cache_redis_conn *conn = arg;
+
+    if (conn->dead) /* freed by an earlier push's handler: read no further */
+        return false;
+    return conn->handlers.push ? conn->handlers.push(conn->arg, push) : false;
+}
+
+/* Reads pushes from what is buffered plus data; a fault loses the connection. */
+static void
+read_pushes(struct cache_redis_conn *conn, const void *data, size_t len)
+{
+    bson_error_t error;
+
+    if (!cache_redis_push_feed(conn->resp, conn->channel, conn->channel_len, data, len, on_push,
+                               conn, &error))
+        lose(conn, CACHE_REDIS_CONN_PROTOCOL, error.message);
+}
+
+/* Hands every whole reply buffered to the command it answers. */
+static void
+dispatch(struct cache_redis_conn *conn)
+{
+    while (!conn->dead) {
+        redisReply *reply;
+        struct waiter w;
+        bson_error_t error;
+        char why[64];
+        bool ok;
+
+        if (conn->channel) { /* subscribed by the callback of the last reply */
+            read_pushes(conn, NULL, 0);
+            return;
+        }
+        switch (cache_redis_resp_next(conn->resp, &reply, &error)) {
+        case CACHE_REDIS_RESP_NEED_MORE:
+            return;
+        case CACHE_REDIS_RESP_ERROR:
+            lose(conn, CACHE_REDIS_CONN_PROTOCOL, error.message);
+            return;
+        case CACHE_REDIS_RESP_REPLY:
+            break;
+        }
+        if (conn->count == 0) {
+            bson_snprintf(why, sizeof why, "a reply nobody asked for (type %d)", reply->type);
+            freeReplyObject(reply);
+            lose(conn, CACHE_REDIS_CONN_PROTOCOL, why);
+            return;
+        }
+        w = fifo_pop(conn);
+        ok = w.cb(w.arg, reply);
+        bson_snprintf(why, sizeof why, "a reply of an unexpected shape (type %d)", reply->type);
+        freeReplyObject(reply);
+        if (!ok)
+            lose(conn, CACHE_REDIS_CONN_PROTOCOL, why);
+    }
+}
+
+static void
+read_cb(struct bufferevent *bev, void *arg)
+{
+    struct cache_redis_conn *conn = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+
+    busy_begin(conn);
+    while (!conn->dead && evbuffer_get_length(in) > 0) {
+        struct evbuffer_iovec v;
+        size_t n;
+        bson_error_t error;
+
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            break;
+        n = v.iov_len < READ_CHUNK ? v.iov_len : READ_CHUNK;
+        if (conn->channel)
+            read_pushes(conn, v.iov_base, n);
+        else if (!cache_redis_resp_feed(conn->resp, v.iov_base, n, &error))
+            lose(conn, CACHE_REDIS_CONN_PROTOCOL, error.message);
+        else
+            dispatch(conn);
+        evbuffer_drain(in, n);
+    }
+    if (conn->dead)
+        evbuffer_drain(in, evbuffer_get_length(in));
+    busy_end(conn);
+}
+
+static void
+event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct cache_redis_conn *conn = arg;
+    char why[160];
+
+    (void)bev;
+    busy_begin(conn);
+    if (what & BEV_EVENT_CONNECTED) {
+        conn->connected = true;
+    } else if (what & BEV_EVENT_EOF) {
+        lose(conn, CACHE_REDIS_CONN_IO, "closed by the server");
+    } else if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+        int err = EVUTIL_SOCKET_ERROR();
+
+        bson_snprintf(why, sizeof why, "%s%s", conn->connected ? "" : "connect: ",
+                      err ? evutil_socket_error_to_string(err) : "socket error");
+        lose(conn, CACHE_REDIS_CONN_IO, why);
+    }
+    busy_end(conn);
+}
+
+/* ---- connecting ------------------------------------------------------------------------- */
+
+static bool
+conn_fail(bson_error_t *error, const char *what, int err)
+{
+    bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, 24, "%s%s%s", what, err ? ": " : "",
+                   err ? strerror(err) : "");
+    return false;
+}
+
+/* Creates the socket and the bufferevent and starts connecting to conn->addr. */
+static bool
+connect_addr(struct cache_redis_conn *conn, bson_error_t *error)
+{
+    const struct sockaddr *sa = (const struct sockaddr *)&conn->addr;
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+
+    if (fd < 0)
+        return conn_fail(error, "socket", errno);
+    /* Lookups are small requests pipelined on one connection: no Nagle delay. */
+    if (conn->tcp)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    conn->bev = bufferevent_socket_new(conn->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!conn->bev) {
+        close(fd);
+        return conn_fail(error, "cannot create a bufferevent", 0);
+    }
+    bufferevent_setcb(conn->bev, read_cb, NULL, event_cb, conn);
+    if (bufferevent_socket_connect(conn->bev, (struct sockaddr *)&conn->addr,
+                                   (int)conn->addr_len) < 0)
+        return conn_fail(error, "connect", errno);
+    if (bufferevent_write_buffer(conn->bev, conn->early) != 0 ||
+        bufferevent_enable(conn->bev, EV_READ | EV_WRITE) != 0)
+        return conn_fail(error, "cannot queue output", 0);
+    return true;
+}
+
+/* Keeps the first IPv4 address of res, else its first IPv6 one (as hiredis 0.14 preferred). */
+static bool
+pick_addr(struct cache_redis_conn *conn, const struct evutil_addrinfo *res)
+{
+    const struct evutil_addrinfo *best = NULL;
+
+    for (const struct evutil_addrinfo *ai = res; ai; ai = ai->ai_next) {
+        if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
+            ai->ai_addrlen > sizeof conn->addr)
+            continue;
+        if (!best || (best->ai_family != AF_INET && ai->ai_family == AF_INET))
+            best = ai;
+    }
+    if (!best)
+        return false;
+    memcpy(&conn->addr, best->ai_addr, best->ai_addrlen);
+    conn->addr_len = (socklen_t)best->ai_addrlen;
+    return true;
+}
+
+static void
+resolved(int result, struct evutil_addrinfo *res, void *arg)
+{
+    struct cache_redis_conn *conn = arg;
+    bson_error_t error;
+    char why[160];
+
+    if (result == EVUTIL_EAI_CANCEL) { /* conn was freed: arg is not to be touched */
+        if (res)
+            evutil_freeaddrinfo(res);
+        return;
+    }
+    if (result == 0 && !pick_addr(conn, res))
+        result = EVUTIL_EAI_NODATA;
+    if (res)
+        evutil_freeaddrinfo(res);
+    if (conn->in_setup) { /* answered at once: cache_redis_conn_new goes on */
+        conn->setup_resolved = true;
+        conn->setup_result = result;
+        return;
+    }
+    conn->dns_req = NULL;
+    busy_begin(conn);
+    if (result != 0) {
+        bson_snprintf(why, sizeof why, "cannot resolve the host: %s",
+                      evutil_gai_strerror(result));
+        lose(conn, CACHE_REDIS_CONN_IO, why);
+    } else if (!connect_addr(conn, &error)) {
+        lose(conn, CACHE_REDIS_CONN_IO, error.message);
+    }
+    busy_end(conn);
+}
+
+/* Fills conn->addr from a unix path or a numeric host; false when host is a name. */
+static bool
+direct_addr(struct cache_redis_conn *conn, const struct cache_redis_url *url, bool *bad)
+{
+    *bad = false;
+    memset(&conn->addr, 0, sizeof conn->addr);
+    if (url->path) {
+        struct sockaddr_un *un = (struct sockaddr_un *)&conn->addr;
+
+        if (strlen(url->path) >= sizeof un->sun_path) {
+            *bad = true;
+            return false;
+        }
+        un->sun_family = AF_UNIX;
+        memcpy(un->sun_path, url->path, strlen(url->path) + 1);
+        conn->addr_len = (socklen_t)sizeof *un;
+        return true;
+    }
+    conn->tcp = true;
+    {
+        struct sockaddr_in *in4 = (struct sockaddr_in *)&conn->addr;
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&conn->addr;
+
+        if (inet_pton(AF_INET, url->host, &in4->sin_addr) == 1) {
+            in4->sin_family = AF_INET;
+            in4->sin_port = htons(url->port);
+            conn->addr_len = (socklen_t)sizeof *in4;
+            return true;
+        }
+        memset(&conn->addr, 0, sizeof conn->addr);
+        if (inet_pton(AF_INET6, url->host, &in6->sin6_addr) == 1) {
+            in6->sin6_family = AF_INET6;
+            in6->sin6_port = htons(url->port);
+            conn->addr_len = (socklen_t)sizeof *in6;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Starts resolving url->host; false with error set when it failed at once. */
+static bool
+start_resolve(struct cache_redis_conn *conn, struct evdns_base *dns,
+              const struct cache_redis_url *url, bson_error_t *error)
+{
+    struct evutil_addrinfo hints;
+    char port[8];
+
+    if (!dns)
+        return conn_fail(error, "no DNS resolver for a host name", 0);
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    bson_snprintf(port, sizeof port, "%u", (unsigned)url->port);
+    conn->in_setup = true;
+    conn->dns_req = evdns_getaddrinfo(dns, url->host, port, &hints, resolved, conn);
+    conn->in_setup = false;
+    if (conn->dns_req)
+        return true;
+    if (!conn->setup_resolved || conn->setup_result != 0) {
+        bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, 24, "cannot resolve the host: %s",
+                       evutil_gai_strerror(conn->setup_resolved ? conn->setup_result
+                                                                : EVUTIL_EAI_FAIL));
+        return false;
+    }
+    return connect_addr(conn, error);
+}
+
+struct cache_redis_conn *
+cache_redis_conn_new(struct event_base *base, struct evdns_base *dns,
+                     const struct cache_redis_url *url, size_t max_reply, size_t max_elements,
+                     const struct cache_redis_conn_handlers *handlers, void *arg,
+                     bson_error_t *error)
+{
+    struct cache_redis_conn *conn = bson_malloc0(sizeof *conn);
+    bool bad;
+    bool ok;
+
+    conn->base = base;
+    conn->handlers = *handlers;
+    conn->arg = arg;
+    conn->early = evbuffer_new();
+    conn->resp = cache_redis_resp_new(max_reply, max_elements);
+    if (!conn->early || !conn->resp) {
+        ok = conn_fail(error, "out of memory", 0);
+    } else if (direct_addr(conn, url, &bad)) {
+        ok = connect_addr(conn, error);
+    } else if (bad) {
+        ok = conn_fail(error, "unix socket path too long", 0);
+    } else {
+        ok = start_resolve(conn, dns, url, error);
+    }
+    if (!ok) {
+        conn->detached = true;
+        conn->dead = true;
+        teardown(conn);
+        return NULL;
+    }
+    return conn;
+}
+
+/* ---- commands ------------------------------------------------------------------------------ */
+
+/* Appends an encoded command to the output; false when it cannot be encoded or queued. */
+static bool
+queue(struct cache_redis_conn *conn, int argc, const char **argv, const size_t *argvlen,
+      bool secret)
+{
+    struct evbuffer *out = conn->bev ? bufferevent_get_output(conn->bev) : conn->early;
+    char *cmd = NULL;
+    int len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
+    int rc;
+
+    if (len < 0 || !cmd)
+        return false;
+    rc = evbuffer_add(out, cmd, (size_t)len);
+    if (secret)
+        explicit_bzero(cmd, (size_t)len);
+    redisFreeCommand(cmd);
+    return rc == 0;
+}
+
+bool
+cache_redis_conn_send(struct cache_redis_conn *conn, int argc, const char **argv,
+                      const size_t *argvlen, bool secret, cache_redis_conn_reply_cb cb, void *arg)
+{
+    if (!conn || conn->dead || conn->channel || !queue(conn, argc, argv, argvlen, secret))
+        return false;
+    fifo_push(conn, cb, arg);
+    return true;
+}
+
+bool
+cache_redis_conn_subscribe(struct cache_redis_conn *conn, const char *channel, size_t len)
+{
+    const char *argv[2] = {"SUBSCRIBE", channel};
+    size_t argvlen[2] = {9, len};
+
+    if (!conn || conn->dead || conn->channel || conn->count > 0 ||
+        !queue(conn, 2, argv, argvlen, false))
+        return false;
+    conn->channel = bson_malloc(len + 1);
+    memcpy(conn->channel, channel, len);
+    conn->channel[len] = '\0';
+    conn->channel_len = len;
+    return true;
+}

@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""tests/integration/redis_mac_check.py: values in Redis are authentic (issue
+6, item 5), against a real redis-server.
+
+Driven by test_redis_mac.sh, which starts FerretDB, redis-server and one proxy
+with the Redis tier only (--cache-memory 0: every hit is read from Redis):
+    redis_mac_check.py --proxy PORT --http PORT --direct PORT --redis-port PORT
+                       --prefix PREFIX
+It fills one value through the proxy, then tampers with it in Redis the way
+an attacker with access to Redis would, and checks that the proxy answers
+exactly what FerretDB answers, counting the refusal:
+  - one bit flipped inside the stored reply (the value stays well formed:
+    without a MAC the proxy served the altered document);
+  - a forged error reply planted with redis-cli in place of the value (same
+    generations, epoch and key material: well formed, only its MAC is wrong).
+Prints unnumbered TAP lines; the wrapper numbers them.
+"""
+import argparse
+import json
+import socket
+import struct
+import subprocess
+import sys
+import time
+import urllib.request
+
+import bson
+import pymongo
+from pymongo.errors import PyMongoError
+
+DB = "mcmac"
+
+
+class Redis:
+    """Just enough RESP to read keys and values (binary-safe)."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), 5)
+        self.buf = b""
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            self.buf += self.sock.recv(65536)
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _exact(self, n):
+        while len(self.buf) < n:
+            self.buf += self.sock.recv(65536)
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def _reply(self):
+        line = self._line()
+        kind, rest = line[:1], line[1:]
+        if kind in (b"+", b"-"):
+            return rest.decode()
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else self._exact(n + 2)[:-2]
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._reply() for _ in range(n)]
+        raise ValueError("bad reply %r" % line)
+
+    def call(self, *args):
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        self.sock.sendall(out)
+        return self._reply()
+
+
+def stats(http):
+    with urllib.request.urlopen("http://127.0.0.1:%d/stats" % http, timeout=5) as r:
+        return json.loads(r.read())
+
+
+def rcounter(http, name):
+    return stats(http).get("cache", {}).get("redis", {}).get("counters", {}).get(name)
+
+
+def split_value(v):
+    """A stored value (MCV1 or MCV2) as (everything before the reply's length, reply, rest)."""
+    pos = 16
+    (n,) = struct.unpack_from("<I", v, 12)
+    for _ in range(n):
+        (nl,) = struct.unpack_from("<I", v, pos)
+        pos += 4 + nl + 8
+    (ml,) = struct.unpack_from("<I", v, pos)
+    pos += 4 + ml
+    (rl,) = struct.unpack_from("<I", v, pos)
+    return v[:pos], v[pos + 4:pos + 4 + rl], v[pos + 4 + rl:]
+
+
+def op_msg(doc):
+    body = b"\x00\x00\x00\x00" + b"\x00" + bson.encode(doc)
+    return struct.pack("<iiii", 16 + len(body), 1, 2, 2013) + body
+
+
+class Tap:
+    def __init__(self):
+        self.failed = 0
+
+    def ok(self, cond, name, *diag):
+        print("%s - %s" % ("ok" if cond else "not ok", name), flush=True)
+        if not cond:
+            self.failed += 1
+            for d in diag:
+                print("#   %s" % d, flush=True)
+        return cond
+
+
+def read(client, q):
+    try:
+        return list(client[DB].c.find(q))
+    except PyMongoError as e:
+        return "error: %s" % e
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--proxy", type=int, required=True)
+    ap.add_argument("--http", type=int, required=True)
+    ap.add_argument("--direct", type=int, required=True)
+    ap.add_argument("--redis-port", type=int, required=True)
+    ap.add_argument("--prefix", default="mongocache:")
+    args = ap.parse_args()
+    t = Tap()
+
+    direct = pymongo.MongoClient("mongodb://127.0.0.1:%d/" % args.direct, directConnection=True)
+    proxy = pymongo.MongoClient("mongodb://127.0.0.1:%d/" % args.proxy, directConnection=True,
+                                serverSelectionTimeoutMS=5000)
+    r = Redis(args.redis_port)
+    direct[DB].c.drop()
+    direct[DB].c.insert_many([{"_id": i, "v": i * 10} for i in range(10)])
+    q = {"_id": 3}
+    want = list(direct[DB].c.find(q))
+
+    # the tier connected
+    for _ in range(100):
+        if stats(args.http).get("cache", {}).get("redis", {}).get("state") == "connected":
+            break
+        time.sleep(0.1)
+
+    # 1: miss, fill, then a Redis hit
+    hits0 = rcounter(args.http, "redis_hits") or 0
+    first = read(proxy, q)
+    key = None
+    for _ in range(50):
+        keys = r.call("KEYS", args.prefix + "v:*")
+        if keys:
+            key = keys[0]
+            break
+        time.sleep(0.05)
+    second = read(proxy, q)
+    hits1 = rcounter(args.http, "redis_hits") or 0
+    t.ok(first == want and second == want and key is not None and hits1 == hits0 + 1,
+         "a read is filled into Redis, and the next one is a Redis hit",
+         "first %s second %s want %s key %s hits %s -> %s" % (first, second, want, key, hits0,
+                                                              hits1))
+    if key is None:
+        print("# no value in Redis: nothing to tamper with", flush=True)
+        return 1
+    value = r.call("GET", key)
+    print("# value %s: %d bytes, version %r" % (key.decode(), len(value), value[:4]), flush=True)
+
+    # 2: one bit flipped inside the stored reply: v 30 -> 31, still a valid document
+    refused0 = rcounter(args.http, "redis_values_refused_mac") or 0
+    needle = b"\x10v\x00" + struct.pack("<i", 30)
+    at = value.find(needle)
+    if not t.ok(at > 0, "the stored reply holds {v: 30}"):
+        return 1
+    flipped = bytearray(value)
+    flipped[at + 3] ^= 0x01
+    r.call("SET", key, bytes(flipped), "KEEPTTL")
+    got = read(proxy, q)
+    refused1 = rcounter(args.http, "redis_values_refused_mac")
+    t.ok(got == want, "a bit flipped in the stored reply is not served: the answer is FerretDB's",
+         "got %s, want %s" % (got, want))
+    t.ok(refused1 == refused0 + 1, "the refusal is counted (redis_values_refused_mac %s -> %s)" %
+         (refused0, refused1))
+
+    # 3: the proxy refilled the value; it is a Redis hit again
+    def refilled():
+        v = r.call("GET", key)
+        return v if v and v != bytes(flipped) and needle in v else None
+    for _ in range(50):
+        if refilled():
+            break
+        time.sleep(0.05)
+    value = refilled()
+    hits2 = rcounter(args.http, "redis_hits") or 0
+    got = read(proxy, q)
+    hits3 = rcounter(args.http, "redis_hits") or 0
+    t.ok(value is not None and got == want and hits3 == hits2 + 1,
+         "the proxy stored the value again, and serves it from Redis",
+         "hits %s -> %s, got %s" % (hits2, hits3, got))
+
+    # 4: a forged error reply planted with redis-cli: generations, epoch, material kept
+    head, reply, tail = split_value(value if value is not None else r.call("GET", key))
+    fake = op_msg({"ok": 0.0, "errmsg": "forged by whoever can write to Redis", "code": 13})
+    forged = head + struct.pack("<I", len(fake)) + fake + tail
+    cli = subprocess.run(["redis-cli", "-p", str(args.redis_port), "-x", "SET", key.decode()],
+                         input=forged, capture_output=True, timeout=10)
+    t.ok(cli.returncode == 0 and b"OK" in cli.stdout,
+         "a forged error reply planted with redis-cli under the proxy's prefix",
+         "redis-cli: %s %s" % (cli.stdout, cli.stderr))
+    refused2 = rcounter(args.http, "redis_values_refused_mac") or 0
+    got = read(proxy, q)
+    refused3 = rcounter(args.http, "redis_values_refused_mac")
+    t.ok(got == want, "the forged reply is not served: the answer is FerretDB's",
+         "got %s, want %s" % (got, want))
+    t.ok(refused3 == refused2 + 1, "the refusal is counted (redis_values_refused_mac %s -> %s)" %
+         (refused2, refused3))
+
+    proxy.close()
+    direct.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
