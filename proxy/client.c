@@ -295,6 +295,22 @@ finish(struct proxy_client *c)
     proxy_client_update_timer(c, false);
 }
 
+/*
+ * Output still queued can no longer be sent: dropped now, not when libevent
+ * finalizes the freed bufferevent (at shutdown that is in event_base_free,
+ * after the cache is gone), so that stored values queued by reference (hits,
+ * proxy cursors' first batches) are released while the cache exists. The
+ * bufferevent froze the buffer's front for itself; it is being freed.
+ */
+static void
+drop_output(struct proxy_client *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
+    evbuffer_unfreeze(out, 1);
+    evbuffer_drain(out, evbuffer_get_length(out));
+}
+
 /* Frees what a client holds of its own (not its requests or upstream), and the client. */
 static void
 free_parts(struct proxy_client *c)
@@ -304,6 +320,7 @@ free_parts(struct proxy_client *c)
             proxy_server_memory_untrack(c->server, bufferevent_get_input(c->bev));
             proxy_server_memory_untrack(c->server, bufferevent_get_output(c->bev));
         }
+        drop_output(c);
         bufferevent_free(c->bev);
     }
     if (c->timer)

@@ -442,7 +442,41 @@ def group_oneway(a):
     c.sock.close()
 
 
+# ---- found in review: lifetimes and wake-ups ---------------------------------
+
+
+def slow_socket(port, rcvbuf=4096):
+    """A raw connection with a small receive buffer: what it does not read stays queued."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def group_shutdown_hit(a):
+    """SIGTERM while a client's large hit is still queued (it reads slowly) and
+    its next request is in flight: the proxy frees that client after the loop,
+    and the queued hit's reference to the stored value must not outlive the
+    cache (ASan: heap-use-after-free in cache_gen_unref at exit). Needs the
+    canned upstream (mcload --server --size 8000000 --delay-us 500000)."""
+    addr = "127.0.0.1:%d" % a.port
+    q = lambda k: find("c", db="rv", filt={"_id": k})  # noqa: E731
+    c = mf.Conn(addr, 10.0)
+    r = c.call(mf.op_msg(q(1)), 10.0)
+    tap(r.ok(), "shutdown_hit: an 8 MB reply is read and cached", r)
+    c.sock.close()
+    s = slow_socket(a.port)
+    # The hit is queued by reference; the miss after it keeps the client busy.
+    s.sendall(mf.op_msg(q(1)) + mf.op_msg(q(2)))
+    time.sleep(0.2)
+    os.kill(a.pid, signal.SIGTERM)
+    gone = wait_for(lambda: not alive(a.pid), 10)
+    tap(gone, "shutdown_hit: the proxy exits after SIGTERM with the hit still queued")
+    s.close()
+
+
 GROUPS = {
+    "shutdown_hit": group_shutdown_hit,
     "volatile": group_volatile,
     "oneway": group_oneway,
     "cursors": group_cursors,

@@ -55,6 +55,19 @@ mc_start_proxy --redis "redis://127.0.0.1:$REDIS_PORT" $REDIS_OPTS
 group redis_lost 3 --redis-pid "$REDIS_PID" --ferret-pid "$FERRET_PID"
 proxy_exit_ok "redis_lost"
 
+# ---- found in review: a hit still queued at shutdown (canned upstream) ----
+MCLOAD=$abs_top_builddir/bench/mcload
+[ -x "$MCLOAD" ] || mc_bail "bench/mcload not built: $MCLOAD"
+CANNED=$(mc_free_port)
+"$MCLOAD" --server --port "$CANNED" --size 8000000 --delay-us 500000 \
+    >"$MC_TMP/mcload.$CANNED.log" 2>&1 &
+CANNED_PID=$!
+mc_track "$CANNED_PID"
+mc_wait_port "$CANNED" "$CANNED_PID" 10 || mc_bail "mcload --server did not start"
+MC_PROXY_UPSTREAM=mongodb://127.0.0.1:$CANNED mc_start_proxy --drain-timeout 1s
+group shutdown_hit 2
+proxy_exit_ok "shutdown_hit"
+
 # ---- items 2 and 6: principals (FerretDB with authentication) -------------
 AUTH_USER=hardroot
 AUTH_PW="hardPw-$$-$RANDOM"
