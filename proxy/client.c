@@ -183,6 +183,7 @@ release_promise(struct proxy_client *c)
     c->server->mem_promised -= c->promised;
     c->promised = 0;
     c->admitted_len = 0;
+    proxy_server_memory_check(c->server);
 }
 
 /* ---- timers ------------------------------------------------------------- */

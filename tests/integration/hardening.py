@@ -17,6 +17,10 @@ Groups:
                session (item 12)
   hostile      an upstream that never ends a cursor, and one that breaks
                framing (item 13)
+Found in review:
+  shutdown_hit     SIGTERM while a hit queued by reference is unread
+  memory_wakeup    a paused client resumes when another client's close frees
+                   the memory; memory_reload: when SIGHUP lifts max_memory
 
 The raw wire helpers (Conn, op_msg, encode, decode) are malformed.py's.
 """
@@ -475,7 +479,73 @@ def group_shutdown_hit(a):
     s.close()
 
 
+def read_reply(sock, timeout):
+    """Reads one whole message from a raw socket; None on timeout or close."""
+    sock.settimeout(timeout)
+    buf = b""
+    try:
+        while len(buf) < 4 or len(buf) < struct.unpack("<i", buf[:4])[0]:
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                return None
+            buf += chunk
+    except (socket.timeout, OSError):
+        return None
+    return mf.Reply(buf)
+
+
+def _paused_client(a, label):
+    """A hog holding more than max_memory (an 8 MB reply it never reads), and
+    a client paused over it with its ping's reply still to come. Needs
+    --max-memory 4MiB in front of the canned upstream (mcload --server
+    --size 8000000)."""
+    q = lambda k: find("c", db="rv", filt={"_id": k})  # noqa: E731
+    pauses = stat(a.http, "counters.memory_pauses") or 0
+    hog = slow_socket(a.port)
+    hog.sendall(mf.op_msg(q(1)))
+    ok = wait_for(lambda: (stat(a.http, "counters.memory_buffered") or 0) > 4 * 1024 * 1024, 5)
+    tap(ok, "%s: a client that does not read holds more than max_memory (%s)"
+        % (label, stat(a.http, "counters.memory_buffered")))
+    c = slow_socket(a.port)
+    c.sendall(mf.op_msg(q(2)) + mf.ping())  # its 8 MB reply pauses it; the ping's reply waits
+    r = read_reply(c, 10.0)
+    tap(r is not None and r.ok(), "%s: the paused client reads its large reply" % label, r)
+    tap((stat(a.http, "counters.memory_pauses") or 0) > pauses,
+        "%s: it was paused over max_memory" % label)
+    return hog, c
+
+
+def group_memory_wakeup(a):
+    """A client paused over max_memory resumes once another client's close
+    frees the memory (its buffers leave the count without a buffer callback)."""
+    hog, c = _paused_client(a, "memory_wakeup")
+    hog.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    hog.close()  # its buffers go: the total is far under max_memory now
+    r = read_reply(c, 5.0)
+    tap(r is not None and r.ok(),
+        "memory_wakeup: once the hog has gone, the paused client gets its ping's reply", r)
+    c.close()
+
+
+def group_memory_reload(a):
+    """A client paused over max_memory resumes when SIGHUP lifts max_memory
+    (--config a.config holds max_memory; it is rewritten with 0)."""
+    hog, c = _paused_client(a, "memory_reload")
+    with open(a.config) as f:
+        text = f.read()
+    with open(a.config, "w") as f:
+        f.write(text.replace("max_memory = 4MiB", "max_memory = 0"))
+    os.kill(a.pid, signal.SIGHUP)
+    r = read_reply(c, 5.0)
+    tap(r is not None and r.ok(),
+        "memory_reload: after SIGHUP lifts max_memory, the paused client gets its ping's reply",
+        r)
+    hog.close()
+    c.close()
+
 GROUPS = {
+    "memory_wakeup": group_memory_wakeup,
+    "memory_reload": group_memory_reload,
     "shutdown_hit": group_shutdown_hit,
     "volatile": group_volatile,
     "oneway": group_oneway,
@@ -499,6 +569,7 @@ def main():
     p.add_argument("--direct", default="")
     p.add_argument("--user", default="")
     p.add_argument("--password", default="")
+    p.add_argument("--config", default="")
     a = p.parse_args()
     GROUPS[a.group](a)
 

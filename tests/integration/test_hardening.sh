@@ -68,6 +68,21 @@ MC_PROXY_UPSTREAM=mongodb://127.0.0.1:$CANNED mc_start_proxy --drain-timeout 1s
 group shutdown_hit 2
 proxy_exit_ok "shutdown_hit"
 
+# ---- found in review: paused clients resume whatever frees the memory -----
+CANNED8=$(mc_free_port)
+"$MCLOAD" --server --port "$CANNED8" --size 8000000 >"$MC_TMP/mcload.$CANNED8.log" 2>&1 &
+CANNED8_PID=$!
+mc_track "$CANNED8_PID"
+mc_wait_port "$CANNED8" "$CANNED8_PID" 10 || mc_bail "mcload --server did not start"
+MC_PROXY_UPSTREAM=mongodb://127.0.0.1:$CANNED8 mc_start_proxy --max-memory 4MiB
+group memory_wakeup 4
+proxy_exit_ok "memory_wakeup"
+MEMCONF=$MC_TMP/memory.conf
+printf 'max_memory = 4MiB\n' >"$MEMCONF"
+MC_PROXY_UPSTREAM=mongodb://127.0.0.1:$CANNED8 mc_start_proxy --config "$MEMCONF"
+group memory_reload 4 --config "$MEMCONF"
+proxy_exit_ok "memory_reload"
+
 # ---- items 2 and 6: principals (FerretDB with authentication) -------------
 AUTH_USER=hardroot
 AUTH_PW="hardPw-$$-$RANDOM"
