@@ -164,6 +164,12 @@ check_memory(struct proxy_client *c)
 {
     if (c->memory_paused)
         return true;
+    /* A message admitted under max_memory is read to its end and handled:
+     * its bytes are counted already (promised), and pausing the client would
+     * hold them, and the total over the resume mark, for good (and with no
+     * message_timeout while paused). */
+    if (c->promised > 0)
+        return false;
     if (!proxy_server_memory_over(c->server, 0) || client_share(c) <= PROXY_MEMORY_SMALL)
         return false;
     c->memory_paused = true;

@@ -21,6 +21,8 @@ Found in review:
   shutdown_hit     SIGTERM while a hit queued by reference is unread
   memory_wakeup    a paused client resumes when another client's close frees
                    the memory; memory_reload: when SIGHUP lifts max_memory
+  memory_admitted  a large message admitted under max_memory is read to its
+                   end (and a stalled one still times out)
 
 The raw wire helpers (Conn, op_msg, encode, decode) are malformed.py's.
 """
@@ -30,6 +32,7 @@ import signal
 import socket
 import struct
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -543,8 +546,91 @@ def group_memory_reload(a):
     hog.close()
     c.close()
 
+
+def _send(sock, data):
+    try:
+        sock.sendall(data)
+    except OSError:
+        pass
+
+
+def _half_message(port, length, sent):
+    """A raw connection that announced a message of `length` bytes and sent `sent` of them."""
+    s = socket.socket()
+    s.connect(("127.0.0.1", port))
+    body = mf.encode({"ping": 1, "pad": "x" * (length - 16 - 5 - 40), "$db": "admin"})
+    msg = mf.op_msg(body)
+    assert len(msg) >= sent
+    s.sendall(msg[:sent])
+    return s, msg
+
+
+def group_memory_admitted(a):
+    """A large message admitted under max_memory is read to its end even when
+    the total passes max_memory meanwhile: its bytes were promised already.
+    Before the fix such a client was paused for good (its own promise kept the
+    total over the resume mark), never timed out, and large messages from
+    everyone were refused from then on. Needs --max-memory 4MiB
+    --message-timeout 3s in front of FerretDB."""
+    addr = "127.0.0.1:%d" % a.port
+    big = 3900000
+
+    def squeeze(holder):
+        """Small half-sent messages (always admitted) take the total past max_memory;
+        then the holder sends one byte more, and they go."""
+        smalls = [_half_message(a.port, 65536, 200)[0] for _ in range(6)]
+        time.sleep(0.3)
+        holder()
+        time.sleep(0.3)
+        for s in smalls:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+        time.sleep(0.3)
+
+    # 1. A client sending a large message at the wrong moment gets its reply.
+    s, msg = _half_message(a.port, big, 100000)
+    time.sleep(0.3)
+    squeeze(lambda: _send(s, msg[100000:100001]))
+    threading.Thread(target=_send, args=(s, msg[100001:]), daemon=True).start()
+    r = read_reply(s, 8.0)
+    tap(r is not None and r.ok(), "memory_admitted: a large admitted message that arrives while "
+        "others pass max_memory is answered", r)
+    s.close()
+    time.sleep(0.3)
+
+    # 2. The same with a client that stalls: message_timeout still closes it,
+    # and then a large message from someone else is admitted again.
+    s, msg = _half_message(a.port, big, 100000)
+    time.sleep(0.3)
+    squeeze(lambda: _send(s, msg[100000:100001]))
+    s.settimeout(8.0)
+    got, closed = b"", False
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                closed = True
+                break
+            got += chunk
+    except socket.timeout:
+        pass
+    except OSError:
+        closed = True
+    tap(closed and not got, "memory_admitted: a client that stalls halfway is closed by "
+        "message_timeout", "closed=%s, received %r" % (closed, got[:200]))
+    s.close()
+    c = mf.Conn(addr, 10.0)
+    try:
+        r = c.call(mf.op_msg({"ping": 1, "pad": "y" * 1000000, "$db": "admin"}), 10.0)
+    except (mf.Closed, OSError, socket.timeout) as e:
+        r = e
+    tap(isinstance(r, mf.Reply) and r.ok(),
+        "memory_admitted: afterwards a 1 MB message is admitted and answered", r)
+
+
 GROUPS = {
     "memory_wakeup": group_memory_wakeup,
+    "memory_admitted": group_memory_admitted,
     "memory_reload": group_memory_reload,
     "shutdown_hit": group_shutdown_hit,
     "volatile": group_volatile,

@@ -51,6 +51,11 @@ group volatile 6 --direct "$FERRET_URI"
 group oneway 3 --direct "$FERRET_URI"
 proxy_exit_ok "cursors, volatile, oneway"
 
+# ---- found in review: an admitted message is read to its end over max_memory
+mc_start_proxy --max-memory 4MiB --message-timeout 3s
+group memory_admitted 3
+proxy_exit_ok "memory_admitted"
+
 mc_start_proxy --redis "redis://127.0.0.1:$REDIS_PORT" $REDIS_OPTS
 group redis_lost 3 --redis-pid "$REDIS_PID" --ferret-pid "$FERRET_PID"
 proxy_exit_ok "redis_lost"
