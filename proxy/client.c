@@ -531,6 +531,8 @@ pop_request(struct proxy_client *c, struct proxy_request *req)
 {
     TAILQ_REMOVE(&c->pending, req, link);
     c->n_pending--;
+    if (req->held || req->drain)
+        c->blocked = false; /* the request the client waited on is gone */
     /* The wait first: it may still point at req->miss (a Redis lookup). */
     cache_wait_cancel(req->wait);
     req->wait = NULL;
@@ -1218,8 +1220,11 @@ proxy_client_on_upstream_down(struct proxy_client *c, const char *why, bool conn
                 pop_request(c, req);
             }
             proxy_client_maybe_finish(c);
-            /* Requests buffered behind the failure are tried on a new connection. */
-            resume_reading(c);
+            /* Requests buffered behind the failure are tried on a new
+             * connection (the old one's queue is gone, and so is any wait). */
+            c->reading_paused = false;
+            if (!c->dead)
+                proxy_client_process_input(c);
             return;
         }
         close_now(c, "upstream_unreachable");

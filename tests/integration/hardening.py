@@ -21,6 +21,7 @@ Found in review:
   shutdown_hit     SIGTERM while a hit queued by reference is unread
   memory_wakeup    a paused client resumes when another client's close frees
                    the memory; memory_reload: when SIGHUP lifts max_memory
+  redis_unreachable  the upstream unreachable while a read waits on Redis
   memory_admitted  a large message admitted under max_memory is read to its
                    end (and a stalled one still times out)
 
@@ -628,7 +629,40 @@ def group_memory_admitted(a):
         "memory_admitted: afterwards a 1 MB message is admitted and answered", r)
 
 
+def group_redis_unreachable(a):
+    """The upstream cannot be reached while a read waits on Redis: both
+    requests get HostUnreachable, and the client must still be read (the
+    wait was cancelled with its request; nothing else would unblock it).
+    Needs a proxy with Redis whose upstream is a closed port."""
+    addr = "127.0.0.1:%d" % a.port
+    c = mf.Conn(addr, 5.0)
+    r = c.call(mf.op_msg(find("u1")), 8.0)  # Redis is connected and subscribed by now
+    tap(not r.ok() and (r.doc or {}).get("codeName") == "HostUnreachable",
+        "redis_unreachable: a find gets HostUnreachable", r)
+    os.kill(a.redis_pid, signal.SIGSTOP)
+    try:
+        c.send(mf.ping() + mf.op_msg(find("u2")))  # the find's lookup waits on Redis
+        got = []
+        for _ in range(2):
+            try:
+                got.append(c.recv_msg(5.0))
+            except (socket.timeout, mf.Closed, OSError) as e:
+                got.append(e)
+        tap(all(isinstance(x, mf.Reply) and not x.ok() for x in got),
+            "redis_unreachable: the ping and the waiting find both get an error", *got)
+    finally:
+        os.kill(a.redis_pid, signal.SIGCONT)
+    try:
+        r = c.call(mf.ping(), 5.0)
+    except (socket.timeout, mf.Closed, OSError) as e:
+        r = e
+    tap(isinstance(r, mf.Reply) and (r.doc or {}).get("codeName") == "HostUnreachable",
+        "redis_unreachable: the same connection is still read (its next ping is answered)", r)
+    c.sock.close()
+
+
 GROUPS = {
+    "redis_unreachable": group_redis_unreachable,
     "memory_wakeup": group_memory_wakeup,
     "memory_admitted": group_memory_admitted,
     "memory_reload": group_memory_reload,

@@ -60,6 +60,13 @@ mc_start_proxy --redis "redis://127.0.0.1:$REDIS_PORT" $REDIS_OPTS
 group redis_lost 3 --redis-pid "$REDIS_PID" --ferret-pid "$FERRET_PID"
 proxy_exit_ok "redis_lost"
 
+# ---- found in review: the upstream unreachable while a read waits on Redis
+CLOSED_PORT=$(mc_free_port)
+MC_PROXY_UPSTREAM=mongodb://127.0.0.1:$CLOSED_PORT mc_start_proxy \
+    --redis "redis://127.0.0.1:$REDIS_PORT" $REDIS_OPTS
+group redis_unreachable 3 --redis-pid "$REDIS_PID"
+proxy_exit_ok "redis_unreachable"
+
 # ---- found in review: a hit still queued at shutdown (canned upstream) ----
 MCLOAD=$abs_top_builddir/bench/mcload
 [ -x "$MCLOAD" ] || mc_bail "bench/mcload not built: $MCLOAD"
