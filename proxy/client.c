@@ -283,6 +283,10 @@ proxy_client_maybe_finish(struct proxy_client *c)
 {
     if (c->dead || !(c->finishing || c->peer_eof || c->peer_gone) || c->n_pending > 0)
         return;
+    /* Messages sent before an EOF that wait for their turn (the fairness
+     * yield) are answered first: resume_ev calls this again after them. */
+    if (!c->finishing && !c->peer_gone && event_pending(c->resume_ev, EV_TIMEOUT, NULL))
+        return;
     if (c->up && proxy_upstream_queued(c->up) > 0) {
         proxy_upstream_set_low_watermark(c->up, 0);
         return;

@@ -22,6 +22,7 @@ Found in review:
   memory_wakeup    a paused client resumes when another client's close frees
                    the memory; memory_reload: when SIGHUP lifts max_memory
   redis_unreachable  the upstream unreachable while a read waits on Redis
+  eof_pipeline     more than 16 pipelined reads, then EOF: every reply
   memory_admitted  a large message admitted under max_memory is read to its
                    end (and a stalled one still times out)
 
@@ -661,7 +662,49 @@ def group_redis_unreachable(a):
     c.sock.close()
 
 
+def group_eof_pipeline(a):
+    """A client that pipelines more than 16 reads (the fairness batch) and then
+    shuts down its sending side gets every reply: the ones handled after the
+    loop's yield were dropped when the EOF closed the connection first."""
+    addr = "127.0.0.1:%d" % a.port
+    direct = direct_client(a)
+    direct.hard.eof.delete_many({})
+    direct.hard.eof.insert_one({"_id": 1})
+    q = find("eof", filt={"_id": 1})
+    c = mf.Conn(addr, 5.0)
+    c.call(mf.op_msg(q), 5.0)
+    tap(c.call(mf.op_msg(q), 5.0).ok(), "eof_pipeline: Q is cached (the rest are hits)")
+    c.sock.close()
+    counts = []
+    for n in (20, 33, 100, 20, 33, 100):
+        s = socket.create_connection(("127.0.0.1", a.port))
+        s.sendall(b"".join(mf.op_msg(q) for _ in range(n)))
+        s.shutdown(socket.SHUT_WR)
+        s.settimeout(5.0)
+        buf, closed, t0 = b"", False, time.time()
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    closed = True
+                    break
+                buf += chunk
+        except (socket.timeout, OSError):
+            pass
+        secs = time.time() - t0
+        s.close()
+        got, pos = 0, 0
+        while pos + 4 <= len(buf):
+            pos += struct.unpack("<i", buf[pos:pos + 4])[0]
+            got += 1
+        counts.append((n, got, closed and secs < 2.0))
+    tap(all(n == got and prompt for n, got, prompt in counts),
+        "eof_pipeline: n pipelined reads then EOF get n replies, then the close",
+        "(sent, replies, closed within 2 s): %s" % counts)
+
+
 GROUPS = {
+    "eof_pipeline": group_eof_pipeline,
     "redis_unreachable": group_redis_unreachable,
     "memory_wakeup": group_memory_wakeup,
     "memory_admitted": group_memory_admitted,

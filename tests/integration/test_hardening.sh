@@ -49,6 +49,7 @@ mc_start_proxy
 group cursors 5 --direct "$FERRET_URI"
 group volatile 6 --direct "$FERRET_URI"
 group oneway 3 --direct "$FERRET_URI"
+group eof_pipeline 2 --direct "$FERRET_URI"
 proxy_exit_ok "cursors, volatile, oneway"
 
 # ---- found in review: an admitted message is read to its end over max_memory
