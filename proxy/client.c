@@ -272,6 +272,22 @@ close_now(struct proxy_client *c, const char *reason)
     event_active(c->close_ev, 0, 0);
 }
 
+/* True when a whole message waits in the client's input. */
+static bool
+message_buffered(struct proxy_client *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t avail = evbuffer_get_length(in);
+    uint8_t head[4];
+    int32_t len;
+
+    if (avail < WIRE_HEADER_LEN)
+        return false;
+    evbuffer_copyout(in, head, sizeof head);
+    len = wire_frame_read_i32(head);
+    return len >= WIRE_HEADER_LEN && (size_t)len <= avail;
+}
+
 /*
  * Closes a client that is finishing (drain, EOF, a fatal error) once nothing
  * is owed either way: no reply awaited, every reply flushed to the client,
@@ -284,8 +300,9 @@ proxy_client_maybe_finish(struct proxy_client *c)
     if (c->dead || !(c->finishing || c->peer_eof || c->peer_gone) || c->n_pending > 0)
         return;
     /* Messages sent before an EOF that wait for their turn (the fairness
-     * yield) are answered first: resume_ev calls this again after them. */
-    if (!c->finishing && !c->peer_gone && event_pending(c->resume_ev, EV_TIMEOUT, NULL))
+     * yield, a pause) are answered first: process_input calls this again
+     * after them; drain_timeout bounds the wait. */
+    if (!c->finishing && !c->peer_gone && message_buffered(c))
         return;
     if (c->up && proxy_upstream_queued(c->up) > 0) {
         proxy_upstream_set_low_watermark(c->up, 0);
@@ -899,6 +916,8 @@ proxy_client_process_input(struct proxy_client *c)
     }
     update_reading(c);
     proxy_client_update_timer(c, progressed);
+    if (c->peer_eof)
+        proxy_client_maybe_finish(c); /* were those the last before its EOF? */
 }
 
 /* Ends backpressure from the upstream side and handles what is buffered. */

@@ -154,10 +154,8 @@ proxy_lookup_resume_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (!c->dead && !c->blocked) {
+    if (!c->dead && !c->blocked)
         proxy_client_process_input(c);
-        proxy_client_maybe_finish(c); /* after an EOF: were they the last? */
-    }
 }
 
 /*

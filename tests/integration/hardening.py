@@ -23,6 +23,7 @@ Found in review:
                    the memory; memory_reload: when SIGHUP lifts max_memory
   redis_unreachable  the upstream unreachable while a read waits on Redis
   eof_pipeline     more than 16 pipelined reads, then EOF: every reply
+  memory_eof       a client paused over max_memory with reads buffered, then EOF
   memory_admitted  a large message admitted under max_memory is read to its
                    end (and a stalled one still times out)
 
@@ -703,7 +704,69 @@ def group_eof_pipeline(a):
         "(sent, replies, closed within 2 s): %s" % counts)
 
 
+def _read_all(sock, timeout):
+    """Reads until EOF or timeout: (number of whole messages, EOF seen)."""
+    sock.settimeout(timeout)
+    buf, eof = b"", False
+    try:
+        while True:
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                eof = True
+                break
+            buf += chunk
+    except (socket.timeout, OSError):
+        pass
+    n, pos = 0, 0
+    while pos + 4 <= len(buf) and pos + struct.unpack("<i", buf[pos:pos + 4])[0] <= len(buf):
+        pos += struct.unpack("<i", buf[pos:pos + 4])[0]
+        n += 1
+    return n, eof
+
+
+def group_memory_eof(a):
+    """A client paused over max_memory with reads still buffered, then EOF:
+    once the memory is back, every buffered read is answered before the
+    close (they were dropped: the EOF closed it with nothing in flight).
+    Needs --max-memory 4MiB in front of FerretDB."""
+    direct = direct_client(a)
+    direct.hard.hog.delete_many({})
+    direct.hard.hog.insert_many([{"_id": i, "pad": "h" * 100000} for i in range(120)])
+    direct.hard.small.delete_many({})
+    direct.hard.small.insert_one({"_id": 1})
+    q = find("small", filt={"_id": 1})
+    c = mf.Conn("127.0.0.1:%d" % a.port, 5.0)
+    c.call(mf.op_msg(q), 5.0)
+    tap(c.call(mf.op_msg(q), 5.0).ok(), "memory_eof: Q is cached (the reads are hits)")
+    c.sock.close()
+    # The hog's 12 MB reply (never read) lands while the client's reads,
+    # all received with its EOF, are still being answered 16 at a time.
+    n = 30000
+    pauses = stat(a.http, "counters.memory_pauses") or 0
+    hog = slow_socket(a.port)
+    hog.sendall(mf.op_msg(find("hog", batchSize=1000)))
+    s = socket.create_connection(("127.0.0.1", a.port))
+
+    def send_then_eof():
+        _send(s, b"".join(mf.op_msg(q) for _ in range(n)))
+        try:
+            s.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+    threading.Thread(target=send_then_eof, daemon=True).start()
+    ok = wait_for(lambda: (stat(a.http, "counters.memory_pauses") or 0) > pauses, 5)
+    tap(ok, "memory_eof: the reading client was paused over max_memory")
+    time.sleep(0.5)
+    hog.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    hog.close()
+    got, eof = _read_all(s, 15.0)
+    tap(got == n and eof, "memory_eof: %d pipelined reads then EOF: %d replies, then the close"
+        " (%s)" % (n, got, "closed" if eof else "still open"))
+    s.close()
+
+
 GROUPS = {
+    "memory_eof": group_memory_eof,
     "eof_pipeline": group_eof_pipeline,
     "redis_unreachable": group_redis_unreachable,
     "memory_wakeup": group_memory_wakeup,

@@ -52,10 +52,12 @@ group oneway 3 --direct "$FERRET_URI"
 group eof_pipeline 2 --direct "$FERRET_URI"
 proxy_exit_ok "cursors, volatile, oneway"
 
-# ---- found in review: an admitted message is read to its end over max_memory
+# ---- found in review: max_memory: an admitted message is read to its end;
+# a paused client's buffered reads are answered before its EOF closes it
 mc_start_proxy --max-memory 4MiB --message-timeout 3s
 group memory_admitted 3
-proxy_exit_ok "memory_admitted"
+group memory_eof 4 --direct "$FERRET_URI"
+proxy_exit_ok "memory_admitted, memory_eof"
 
 mc_start_proxy --redis "redis://127.0.0.1:$REDIS_PORT" $REDIS_OPTS
 group redis_lost 3 --redis-pid "$REDIS_PID" --ferret-pid "$FERRET_PID"
