@@ -56,7 +56,7 @@ proxy_exit_ok "cursors, volatile, oneway"
 # a paused client's buffered reads are answered before its EOF closes it
 mc_start_proxy --max-memory 4MiB --message-timeout 3s
 group memory_admitted 3
-group memory_eof 4 --direct "$FERRET_URI"
+group memory_eof 3 --direct "$FERRET_URI"
 proxy_exit_ok "memory_admitted, memory_eof"
 
 mc_start_proxy --redis "redis://127.0.0.1:$REDIS_PORT" $REDIS_OPTS
