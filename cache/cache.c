@@ -1067,8 +1067,9 @@ cache_write_begin(struct cache *cache, const bson_t *body, const struct wire_cmd
     case CACHE_WRITE_TXN_END: {
         struct cache_txn_writes *t = cache_txn_find(cache->txns, body, false);
 
-        if (!t || t->overflow) {
-            /* The session's writes are not known here: everything may have changed. */
+        if (!t || t->overflow || t->n > CACHE_MAX_INVAL) {
+            /* The session's writes are not known here, or more than one
+             * invalidation holds: everything may have changed. */
             inval_add(inv, cache_gen_global(cache->gen));
         } else {
             for (uint32_t i = 0; i < t->n; i++)

@@ -164,6 +164,12 @@ check_memory(struct proxy_client *c)
 {
     if (c->memory_paused)
         return true;
+    /* A message admitted under max_memory is read to its end and handled:
+     * its bytes are counted already (promised), and pausing the client would
+     * hold them, and the total over the resume mark, for good (and with no
+     * message_timeout while paused). */
+    if (c->promised > 0)
+        return false;
     if (!proxy_server_memory_over(c->server, 0) || client_share(c) <= PROXY_MEMORY_SMALL)
         return false;
     c->memory_paused = true;
@@ -183,6 +189,7 @@ release_promise(struct proxy_client *c)
     c->server->mem_promised -= c->promised;
     c->promised = 0;
     c->admitted_len = 0;
+    proxy_server_memory_check(c->server);
 }
 
 /* ---- timers ------------------------------------------------------------- */
@@ -265,6 +272,22 @@ close_now(struct proxy_client *c, const char *reason)
     event_active(c->close_ev, 0, 0);
 }
 
+/* True when a whole message waits in the client's input. */
+static bool
+message_buffered(struct proxy_client *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t avail = evbuffer_get_length(in);
+    uint8_t head[4];
+    int32_t len;
+
+    if (avail < WIRE_HEADER_LEN)
+        return false;
+    evbuffer_copyout(in, head, sizeof head);
+    len = wire_frame_read_i32(head);
+    return len >= WIRE_HEADER_LEN && (size_t)len <= avail;
+}
+
 /*
  * Closes a client that is finishing (drain, EOF, a fatal error) once nothing
  * is owed either way: no reply awaited, every reply flushed to the client,
@@ -275,6 +298,11 @@ void
 proxy_client_maybe_finish(struct proxy_client *c)
 {
     if (c->dead || !(c->finishing || c->peer_eof || c->peer_gone) || c->n_pending > 0)
+        return;
+    /* Messages sent before an EOF that wait for their turn (the fairness
+     * yield, a pause) are answered first: process_input calls this again
+     * after them; drain_timeout bounds the wait. */
+    if (!c->finishing && !c->peer_gone && message_buffered(c))
         return;
     if (c->up && proxy_upstream_queued(c->up) > 0) {
         proxy_upstream_set_low_watermark(c->up, 0);
@@ -295,6 +323,22 @@ finish(struct proxy_client *c)
     proxy_client_update_timer(c, false);
 }
 
+/*
+ * Output still queued can no longer be sent: dropped now, not when libevent
+ * finalizes the freed bufferevent (at shutdown that is in event_base_free,
+ * after the cache is gone), so that stored values queued by reference (hits,
+ * proxy cursors' first batches) are released while the cache exists. The
+ * bufferevent froze the buffer's front for itself; it is being freed.
+ */
+static void
+drop_output(struct proxy_client *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
+    evbuffer_unfreeze(out, 1);
+    evbuffer_drain(out, evbuffer_get_length(out));
+}
+
 /* Frees what a client holds of its own (not its requests or upstream), and the client. */
 static void
 free_parts(struct proxy_client *c)
@@ -304,6 +348,7 @@ free_parts(struct proxy_client *c)
             proxy_server_memory_untrack(c->server, bufferevent_get_input(c->bev));
             proxy_server_memory_untrack(c->server, bufferevent_get_output(c->bev));
         }
+        drop_output(c);
         bufferevent_free(c->bev);
     }
     if (c->timer)
@@ -507,6 +552,8 @@ pop_request(struct proxy_client *c, struct proxy_request *req)
 {
     TAILQ_REMOVE(&c->pending, req, link);
     c->n_pending--;
+    if (req->held || req->drain)
+        c->blocked = false; /* the request the client waited on is gone */
     /* The wait first: it may still point at req->miss (a Redis lookup). */
     cache_wait_cancel(req->wait);
     req->wait = NULL;
@@ -869,6 +916,8 @@ proxy_client_process_input(struct proxy_client *c)
     }
     update_reading(c);
     proxy_client_update_timer(c, progressed);
+    if (c->peer_eof)
+        proxy_client_maybe_finish(c); /* were those the last before its EOF? */
 }
 
 /* Ends backpressure from the upstream side and handles what is buffered. */
@@ -1194,8 +1243,11 @@ proxy_client_on_upstream_down(struct proxy_client *c, const char *why, bool conn
                 pop_request(c, req);
             }
             proxy_client_maybe_finish(c);
-            /* Requests buffered behind the failure are tried on a new connection. */
-            resume_reading(c);
+            /* Requests buffered behind the failure are tried on a new
+             * connection (the old one's queue is gone, and so is any wait). */
+            c->reading_paused = false;
+            if (!c->dead)
+                proxy_client_process_input(c);
             return;
         }
         close_now(c, "upstream_unreachable");

@@ -161,6 +161,7 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
             return;
         }
         apply_reload(server, next);
+        proxy_server_memory_check(server); /* max_memory may have risen */
         log_warnings(server->conf);
         proxy_log(PROXY_LOG_INFO, 0, "reloaded", NULL);
         return;

@@ -99,6 +99,14 @@ proxy_server_memory_untrack(struct proxy_server *server, struct evbuffer *buf)
 {
     evbuffer_remove_cb(buf, buffer_cb, server);
     server->mem_buffered -= evbuffer_get_length(buf);
+    proxy_server_memory_check(server);
+}
+
+void
+proxy_server_memory_check(struct proxy_server *server)
+{
+    if (server->n_memory_paused > 0 && memory_low(server))
+        event_active(server->memory_ev, 0, 0);
 }
 
 void

@@ -83,6 +83,13 @@ void proxy_server_memory_track(struct proxy_server *server, struct evbuffer *buf
 void proxy_server_memory_untrack(struct proxy_server *server, struct evbuffer *buf);
 
 /*
+ * The total fell, or max_memory changed, other than by a tracked buffer's
+ * callback (a buffer untracked, a promise released, a reload): paused
+ * clients resume on the next loop turn if the total is now low enough.
+ */
+void proxy_server_memory_check(struct proxy_server *server);
+
+/*
  * Bytes buffered plus bytes announced by messages still arriving, less the
  * stored replies queued by reference (the cache's memory, shared by every
  * connection that reads them; a piece of one partly sent may hide up to

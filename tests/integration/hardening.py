@@ -17,6 +17,15 @@ Groups:
                session (item 12)
   hostile      an upstream that never ends a cursor, and one that breaks
                framing (item 13)
+Found in review:
+  shutdown_hit     SIGTERM while a hit queued by reference is unread
+  memory_wakeup    a paused client resumes when another client's close frees
+                   the memory; memory_reload: when SIGHUP lifts max_memory
+  redis_unreachable  the upstream unreachable while a read waits on Redis
+  eof_pipeline     more than 16 pipelined reads, then EOF: every reply
+  memory_eof       a client paused over max_memory with reads buffered, then EOF
+  memory_admitted  a large message admitted under max_memory is read to its
+                   end (and a stalled one still times out)
 
 The raw wire helpers (Conn, op_msg, encode, decode) are malformed.py's.
 """
@@ -26,6 +35,7 @@ import signal
 import socket
 import struct
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -442,7 +452,327 @@ def group_oneway(a):
     c.sock.close()
 
 
+# ---- found in review: lifetimes and wake-ups ---------------------------------
+
+
+def slow_socket(port, rcvbuf=4096):
+    """A raw connection with a small receive buffer: what it does not read stays queued."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def group_shutdown_hit(a):
+    """SIGTERM while a client's large hit is still queued (it reads slowly) and
+    its next request is in flight: the proxy frees that client after the loop,
+    and the queued hit's reference to the stored value must not outlive the
+    cache (ASan: heap-use-after-free in cache_gen_unref at exit). Needs the
+    canned upstream (mcload --server --size 8000000 --delay-us 500000)."""
+    addr = "127.0.0.1:%d" % a.port
+    q = lambda k: find("c", db="rv", filt={"_id": k})  # noqa: E731
+    c = mf.Conn(addr, 10.0)
+    r = c.call(mf.op_msg(q(1)), 10.0)
+    tap(r.ok(), "shutdown_hit: an 8 MB reply is read and cached", r)
+    c.sock.close()
+    s = slow_socket(a.port)
+    # The hit is queued by reference; the miss after it keeps the client busy.
+    s.sendall(mf.op_msg(q(1)) + mf.op_msg(q(2)))
+    time.sleep(0.2)
+    os.kill(a.pid, signal.SIGTERM)
+    gone = wait_for(lambda: not alive(a.pid), 10)
+    tap(gone, "shutdown_hit: the proxy exits after SIGTERM with the hit still queued")
+    s.close()
+
+
+def read_reply(sock, timeout):
+    """Reads one whole message from a raw socket; None on timeout or close."""
+    sock.settimeout(timeout)
+    buf = b""
+    try:
+        while len(buf) < 4 or len(buf) < struct.unpack("<i", buf[:4])[0]:
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                return None
+            buf += chunk
+    except (socket.timeout, OSError):
+        return None
+    return mf.Reply(buf)
+
+
+def _paused_client(a, label):
+    """A hog holding more than max_memory (an 8 MB reply it never reads), and
+    a client paused over it with its ping's reply still to come. Needs
+    --max-memory 4MiB in front of the canned upstream (mcload --server
+    --size 8000000)."""
+    q = lambda k: find("c", db="rv", filt={"_id": k})  # noqa: E731
+    pauses = stat(a.http, "counters.memory_pauses") or 0
+    hog = slow_socket(a.port)
+    hog.sendall(mf.op_msg(q(1)))
+    ok = wait_for(lambda: (stat(a.http, "counters.memory_buffered") or 0) > 4 * 1024 * 1024, 5)
+    tap(ok, "%s: a client that does not read holds more than max_memory (%s)"
+        % (label, stat(a.http, "counters.memory_buffered")))
+    c = slow_socket(a.port)
+    c.sendall(mf.op_msg(q(2)) + mf.ping())  # its 8 MB reply pauses it; the ping's reply waits
+    r = read_reply(c, 10.0)
+    tap(r is not None and r.ok(), "%s: the paused client reads its large reply" % label, r)
+    tap((stat(a.http, "counters.memory_pauses") or 0) > pauses,
+        "%s: it was paused over max_memory" % label)
+    return hog, c
+
+
+def group_memory_wakeup(a):
+    """A client paused over max_memory resumes once another client's close
+    frees the memory (its buffers leave the count without a buffer callback)."""
+    hog, c = _paused_client(a, "memory_wakeup")
+    hog.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    hog.close()  # its buffers go: the total is far under max_memory now
+    r = read_reply(c, 5.0)
+    tap(r is not None and r.ok(),
+        "memory_wakeup: once the hog has gone, the paused client gets its ping's reply", r)
+    c.close()
+
+
+def group_memory_reload(a):
+    """A client paused over max_memory resumes when SIGHUP lifts max_memory
+    (--config a.config holds max_memory; it is rewritten with 0)."""
+    hog, c = _paused_client(a, "memory_reload")
+    with open(a.config) as f:
+        text = f.read()
+    with open(a.config, "w") as f:
+        f.write(text.replace("max_memory = 4MiB", "max_memory = 0"))
+    os.kill(a.pid, signal.SIGHUP)
+    r = read_reply(c, 5.0)
+    tap(r is not None and r.ok(),
+        "memory_reload: after SIGHUP lifts max_memory, the paused client gets its ping's reply",
+        r)
+    hog.close()
+    c.close()
+
+
+def _send(sock, data):
+    try:
+        sock.sendall(data)
+    except OSError:
+        pass
+
+
+def _half_message(port, length, sent):
+    """A raw connection that announced a message of `length` bytes and sent `sent` of them."""
+    s = socket.socket()
+    s.connect(("127.0.0.1", port))
+    body = mf.encode({"ping": 1, "pad": "x" * (length - 16 - 5 - 40), "$db": "admin"})
+    msg = mf.op_msg(body)
+    assert len(msg) >= sent
+    s.sendall(msg[:sent])
+    return s, msg
+
+
+def group_memory_admitted(a):
+    """A large message admitted under max_memory is read to its end even when
+    the total passes max_memory meanwhile: its bytes were promised already.
+    Before the fix such a client was paused for good (its own promise kept the
+    total over the resume mark), never timed out, and large messages from
+    everyone were refused from then on. Needs --max-memory 4MiB
+    --message-timeout 3s in front of FerretDB."""
+    addr = "127.0.0.1:%d" % a.port
+    big = 3900000
+
+    def squeeze(holder):
+        """Small half-sent messages (always admitted) take the total past max_memory;
+        then the holder sends one byte more, and they go."""
+        smalls = [_half_message(a.port, 65536, 200)[0] for _ in range(6)]
+        time.sleep(0.3)
+        holder()
+        time.sleep(0.3)
+        for s in smalls:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+        time.sleep(0.3)
+
+    # 1. A client sending a large message at the wrong moment gets its reply.
+    s, msg = _half_message(a.port, big, 100000)
+    time.sleep(0.3)
+    squeeze(lambda: _send(s, msg[100000:100001]))
+    threading.Thread(target=_send, args=(s, msg[100001:]), daemon=True).start()
+    r = read_reply(s, 8.0)
+    tap(r is not None and r.ok(), "memory_admitted: a large admitted message that arrives while "
+        "others pass max_memory is answered", r)
+    s.close()
+    time.sleep(0.3)
+
+    # 2. The same with a client that stalls: message_timeout still closes it,
+    # and then a large message from someone else is admitted again.
+    s, msg = _half_message(a.port, big, 100000)
+    time.sleep(0.3)
+    squeeze(lambda: _send(s, msg[100000:100001]))
+    s.settimeout(8.0)
+    got, closed = b"", False
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                closed = True
+                break
+            got += chunk
+    except socket.timeout:
+        pass
+    except OSError:
+        closed = True
+    tap(closed and not got, "memory_admitted: a client that stalls halfway is closed by "
+        "message_timeout", "closed=%s, received %r" % (closed, got[:200]))
+    s.close()
+    c = mf.Conn(addr, 10.0)
+    try:
+        r = c.call(mf.op_msg({"ping": 1, "pad": "y" * 1000000, "$db": "admin"}), 10.0)
+    except (mf.Closed, OSError, socket.timeout) as e:
+        r = e
+    tap(isinstance(r, mf.Reply) and r.ok(),
+        "memory_admitted: afterwards a 1 MB message is admitted and answered", r)
+
+
+def group_redis_unreachable(a):
+    """The upstream cannot be reached while a read waits on Redis: both
+    requests get HostUnreachable, and the client must still be read (the
+    wait was cancelled with its request; nothing else would unblock it).
+    Needs a proxy with Redis whose upstream is a closed port."""
+    addr = "127.0.0.1:%d" % a.port
+    c = mf.Conn(addr, 5.0)
+    r = c.call(mf.op_msg(find("u1")), 8.0)  # Redis is connected and subscribed by now
+    tap(not r.ok() and (r.doc or {}).get("codeName") == "HostUnreachable",
+        "redis_unreachable: a find gets HostUnreachable", r)
+    os.kill(a.redis_pid, signal.SIGSTOP)
+    try:
+        c.send(mf.ping() + mf.op_msg(find("u2")))  # the find's lookup waits on Redis
+        got = []
+        for _ in range(2):
+            try:
+                got.append(c.recv_msg(5.0))
+            except (socket.timeout, mf.Closed, OSError) as e:
+                got.append(e)
+        tap(all(isinstance(x, mf.Reply) and not x.ok() for x in got),
+            "redis_unreachable: the ping and the waiting find both get an error", *got)
+    finally:
+        os.kill(a.redis_pid, signal.SIGCONT)
+    try:
+        r = c.call(mf.ping(), 5.0)
+    except (socket.timeout, mf.Closed, OSError) as e:
+        r = e
+    tap(isinstance(r, mf.Reply) and (r.doc or {}).get("codeName") == "HostUnreachable",
+        "redis_unreachable: the same connection is still read (its next ping is answered)", r)
+    c.sock.close()
+
+
+def group_eof_pipeline(a):
+    """A client that pipelines more than 16 reads (the fairness batch) and then
+    shuts down its sending side gets every reply: the ones handled after the
+    loop's yield were dropped when the EOF closed the connection first."""
+    addr = "127.0.0.1:%d" % a.port
+    direct = direct_client(a)
+    direct.hard.eof.delete_many({})
+    direct.hard.eof.insert_one({"_id": 1})
+    q = find("eof", filt={"_id": 1})
+    c = mf.Conn(addr, 5.0)
+    c.call(mf.op_msg(q), 5.0)
+    tap(c.call(mf.op_msg(q), 5.0).ok(), "eof_pipeline: Q is cached (the rest are hits)")
+    c.sock.close()
+    counts = []
+    for n in (20, 33, 100, 20, 33, 100):
+        s = socket.create_connection(("127.0.0.1", a.port))
+        s.sendall(b"".join(mf.op_msg(q) for _ in range(n)))
+        s.shutdown(socket.SHUT_WR)
+        s.settimeout(5.0)
+        buf, closed, t0 = b"", False, time.time()
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    closed = True
+                    break
+                buf += chunk
+        except (socket.timeout, OSError):
+            pass
+        secs = time.time() - t0
+        s.close()
+        got, pos = 0, 0
+        while pos + 4 <= len(buf):
+            pos += struct.unpack("<i", buf[pos:pos + 4])[0]
+            got += 1
+        counts.append((n, got, closed and secs < 2.0))
+    tap(all(n == got and prompt for n, got, prompt in counts),
+        "eof_pipeline: n pipelined reads then EOF get n replies, then the close",
+        "(sent, replies, closed within 2 s): %s" % counts)
+
+
+def _read_all(sock, timeout):
+    """Reads until EOF or timeout: (number of whole messages, EOF seen)."""
+    sock.settimeout(timeout)
+    buf, eof = b"", False
+    try:
+        while True:
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                eof = True
+                break
+            buf += chunk
+    except (socket.timeout, OSError):
+        pass
+    n, pos = 0, 0
+    while pos + 4 <= len(buf) and pos + struct.unpack("<i", buf[pos:pos + 4])[0] <= len(buf):
+        pos += struct.unpack("<i", buf[pos:pos + 4])[0]
+        n += 1
+    return n, eof
+
+
+def group_memory_eof(a):
+    """A client paused over max_memory with reads still buffered, then EOF:
+    once the memory is back, every buffered read is answered before the
+    close (they were dropped: the EOF closed it with nothing in flight).
+    Needs --max-memory 4MiB in front of FerretDB."""
+    direct = direct_client(a)
+    direct.hard.hog.delete_many({})
+    direct.hard.hog.insert_many([{"_id": i, "pad": "h" * 100000} for i in range(120)])
+    direct.hard.small.delete_many({})
+    direct.hard.small.insert_one({"_id": 1})
+    q = find("small", filt={"_id": 1})
+    c = mf.Conn("127.0.0.1:%d" % a.port, 5.0)
+    c.call(mf.op_msg(q), 5.0)
+    tap(c.call(mf.op_msg(q), 5.0).ok(), "memory_eof: Q is cached (the reads are hits)")
+    c.sock.close()
+    # The hog's 12 MB reply (never read) lands while the client's reads,
+    # all received with its EOF, are still being answered 16 at a time.
+    n = 30000
+    pauses = stat(a.http, "counters.memory_pauses") or 0
+    hog = slow_socket(a.port)
+    hog.sendall(mf.op_msg(find("hog", batchSize=1000)))
+    s = socket.create_connection(("127.0.0.1", a.port))
+
+    def send_then_eof():
+        _send(s, b"".join(mf.op_msg(q) for _ in range(n)))
+        try:
+            s.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+    threading.Thread(target=send_then_eof, daemon=True).start()
+    ok = wait_for(lambda: (stat(a.http, "counters.memory_pauses") or 0) > pauses, 5)
+    tap(ok, "memory_eof: the reading client was paused over max_memory")
+    time.sleep(0.5)
+    hog.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    hog.close()
+    got, eof = _read_all(s, 15.0)
+    tap(got == n and eof, "memory_eof: %d pipelined reads then EOF: %d replies, then the close"
+        " (%s)" % (n, got, "closed" if eof else "still open"))
+    s.close()
+
+
 GROUPS = {
+    "memory_eof": group_memory_eof,
+    "eof_pipeline": group_eof_pipeline,
+    "redis_unreachable": group_redis_unreachable,
+    "memory_wakeup": group_memory_wakeup,
+    "memory_admitted": group_memory_admitted,
+    "memory_reload": group_memory_reload,
+    "shutdown_hit": group_shutdown_hit,
     "volatile": group_volatile,
     "oneway": group_oneway,
     "cursors": group_cursors,
@@ -465,6 +795,7 @@ def main():
     p.add_argument("--direct", default="")
     p.add_argument("--user", default="")
     p.add_argument("--password", default="")
+    p.add_argument("--config", default="")
     a = p.parse_args()
     GROUPS[a.group](a)
 

@@ -49,11 +49,54 @@ mc_start_proxy
 group cursors 5 --direct "$FERRET_URI"
 group volatile 6 --direct "$FERRET_URI"
 group oneway 3 --direct "$FERRET_URI"
+group eof_pipeline 2 --direct "$FERRET_URI"
 proxy_exit_ok "cursors, volatile, oneway"
+
+# ---- found in review: max_memory: an admitted message is read to its end;
+# a paused client's buffered reads are answered before its EOF closes it
+mc_start_proxy --max-memory 4MiB --message-timeout 3s
+group memory_admitted 3
+group memory_eof 3 --direct "$FERRET_URI"
+proxy_exit_ok "memory_admitted, memory_eof"
 
 mc_start_proxy --redis "redis://127.0.0.1:$REDIS_PORT" $REDIS_OPTS
 group redis_lost 3 --redis-pid "$REDIS_PID" --ferret-pid "$FERRET_PID"
 proxy_exit_ok "redis_lost"
+
+# ---- found in review: the upstream unreachable while a read waits on Redis
+CLOSED_PORT=$(mc_free_port)
+MC_PROXY_UPSTREAM=mongodb://127.0.0.1:$CLOSED_PORT mc_start_proxy \
+    --redis "redis://127.0.0.1:$REDIS_PORT" $REDIS_OPTS
+group redis_unreachable 3 --redis-pid "$REDIS_PID"
+proxy_exit_ok "redis_unreachable"
+
+# ---- found in review: a hit still queued at shutdown (canned upstream) ----
+MCLOAD=$abs_top_builddir/bench/mcload
+[ -x "$MCLOAD" ] || mc_bail "bench/mcload not built: $MCLOAD"
+CANNED=$(mc_free_port)
+"$MCLOAD" --server --port "$CANNED" --size 8000000 --delay-us 500000 \
+    >"$MC_TMP/mcload.$CANNED.log" 2>&1 &
+CANNED_PID=$!
+mc_track "$CANNED_PID"
+mc_wait_port "$CANNED" "$CANNED_PID" 10 || mc_bail "mcload --server did not start"
+MC_PROXY_UPSTREAM=mongodb://127.0.0.1:$CANNED mc_start_proxy --drain-timeout 1s
+group shutdown_hit 2
+proxy_exit_ok "shutdown_hit"
+
+# ---- found in review: paused clients resume whatever frees the memory -----
+CANNED8=$(mc_free_port)
+"$MCLOAD" --server --port "$CANNED8" --size 8000000 >"$MC_TMP/mcload.$CANNED8.log" 2>&1 &
+CANNED8_PID=$!
+mc_track "$CANNED8_PID"
+mc_wait_port "$CANNED8" "$CANNED8_PID" 10 || mc_bail "mcload --server did not start"
+MC_PROXY_UPSTREAM=mongodb://127.0.0.1:$CANNED8 mc_start_proxy --max-memory 4MiB
+group memory_wakeup 4
+proxy_exit_ok "memory_wakeup"
+MEMCONF=$MC_TMP/memory.conf
+printf 'max_memory = 4MiB\n' >"$MEMCONF"
+MC_PROXY_UPSTREAM=mongodb://127.0.0.1:$CANNED8 mc_start_proxy --config "$MEMCONF"
+group memory_reload 4 --config "$MEMCONF"
+proxy_exit_ok "memory_reload"
 
 # ---- items 2 and 6: principals (FerretDB with authentication) -------------
 AUTH_USER=hardroot

@@ -288,6 +288,56 @@ test_oneway_and_txn(void)
     teardown(&f);
 }
 
+/*
+ * A transaction that wrote more namespaces than one write's invalidation
+ * holds (CACHE_MAX_INVAL): its commit must still invalidate every one of
+ * them (found in review: the commit bumped only the first 17).
+ */
+static void
+test_txn_many_namespaces(void)
+{
+    struct fx f = setup(NULL, 0);
+    enum { N = 24 };
+    char text[256];
+    int got;
+    bson_t *commit;
+    struct cache_inval inv;
+    bool all_missed = true;
+
+    for (int i = 0; i < N; i++) {
+        bson_t *w;
+
+        snprintf(text, sizeof text,
+                 "{'insert': 'c%d', 'documents': [{}], '$db': 'd', 'lsid': {'id': 9}, "
+                 "'txnNumber': 1, 'autocommit': false%s}",
+                 i, i == 0 ? ", 'startTransaction': true" : "");
+        w = json(text);
+        if (cache_write_begin(f.cache, w, NULL, "d", NULL, NULL, NULL, 0, false, &inv))
+            cache_write_end(f.cache, &inv);
+        bson_destroy(w);
+    }
+    /* Reads by others before the commit see the old data, and are cached. */
+    for (int i = 0; i < N; i++) {
+        snprintf(text, sizeof text, "{'find': 'c%d', 'filter': {}, '$db': 'd'}", i);
+        read_once(&f, text, "", 1, &got);
+    }
+    commit = json("{'commitTransaction': 1, '$db': 'admin', 'lsid': {'id': 9}, 'txnNumber': 1, "
+                  "'autocommit': false}");
+    ok(cache_write_begin(f.cache, commit, NULL, "admin", NULL, NULL, NULL, 0, false, &inv),
+       "txn of %d namespaces: the commit is a write", N);
+    cache_write_end(f.cache, &inv);
+    for (int i = 0; i < N; i++) {
+        snprintf(text, sizeof text, "{'find': 'c%d', 'filter': {}, '$db': 'd'}", i);
+        if (read_once(&f, text, "", 2, &got) != CACHE_MISS) {
+            diag("d.c%d was served from before the commit", i);
+            all_missed = false;
+        }
+    }
+    ok(all_missed, "txn of %d namespaces: the commit invalidates every one of them", N);
+    bson_destroy(commit);
+    teardown(&f);
+}
+
 static void
 test_rules(void)
 {
@@ -438,6 +488,7 @@ main(void)
     test_hits_and_invalidation();
     test_race();
     test_oneway_and_txn();
+    test_txn_many_namespaces();
     test_rules();
     test_coalescing();
     test_bounded_namespaces();
