@@ -63,6 +63,7 @@
 #define PROXY_CLIENT_BATCH 16
 
 static void close_now(struct proxy_client *c, const char *reason);
+static void start_linger(struct proxy_client *c);
 static void pop_request(struct proxy_client *c, struct proxy_request *req);
 
 static struct timeval
@@ -100,7 +101,7 @@ update_reading(struct proxy_client *c)
 {
     bool want = can_take_input(c) && !c->peer_eof && !c->peer_gone;
 
-    if (c->dead || want == c->reading)
+    if (c->dead || c->lingering || want == c->reading)
         return;
     c->reading = want;
     if (want)
@@ -308,10 +309,36 @@ proxy_client_maybe_finish(struct proxy_client *c)
         proxy_upstream_set_low_watermark(c->up, 0);
         return;
     }
-    if (c->peer_gone || evbuffer_get_length(client_output(c)) == 0)
-        close_now(c, c->peer_gone ? "client_gone" : c->finishing ? "finished" : "client_eof");
-    else
+    if (c->peer_gone || evbuffer_get_length(client_output(c)) == 0) {
+        if (c->linger && !c->peer_gone && !c->peer_eof)
+            start_linger(c);
+        else
+            close_now(c, c->peer_gone ? "client_gone" : c->finishing ? "finished" : "client_eof");
+    } else {
         bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    }
+}
+
+/*
+ * A lingering close, after refusing a message that had not arrived whole:
+ * closing with the rest of it unread would make the kernel answer with a
+ * reset, which can destroy the error reply before the client reads it. So
+ * the write side is shut (the reply, then FIN, go out), what the client
+ * still sends is read and dropped, and the connection closes at its EOF or
+ * at drain_timeout.
+ */
+static void
+start_linger(struct proxy_client *c)
+{
+    if (c->lingering)
+        return;
+    c->lingering = true;
+    shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+    evbuffer_drain(bufferevent_get_input(c->bev),
+                   evbuffer_get_length(bufferevent_get_input(c->bev)));
+    c->reading = true;
+    bufferevent_enable(c->bev, EV_READ);
+    proxy_client_update_timer(c, false);
 }
 
 static void
@@ -609,6 +636,7 @@ refuse(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h,
 
     req->canned = proxy_client_make_error(c, h->request_id, legacy, code, code_name, errmsg,
                                           &req->canned_len);
+    c->linger = avail < (size_t)h->length; /* the rest is still coming: see start_linger */
     evbuffer_drain(in, avail < (size_t)h->length ? avail : (size_t)h->length);
     release_promise(c);
     proxy_client_flush_canned(c);
@@ -933,8 +961,15 @@ resume_reading(struct proxy_client *c)
 static void
 read_cb(struct bufferevent *bev, void *arg)
 {
-    (void)bev;
-    proxy_client_process_input(arg);
+    struct proxy_client *c = arg;
+
+    if (c->lingering) {
+        struct evbuffer *in = bufferevent_get_input(bev);
+
+        evbuffer_drain(in, evbuffer_get_length(in)); /* see start_linger */
+        return;
+    }
+    proxy_client_process_input(c);
 }
 
 static void
@@ -967,6 +1002,10 @@ event_cb(struct bufferevent *bev, short what, void *arg)
     struct proxy_client *c = arg;
 
     (void)bev;
+    if (c->lingering) {
+        close_now(c, "refused");
+        return;
+    }
     if (what & BEV_EVENT_EOF) {
         c->peer_eof = true;
         update_reading(c);

@@ -114,6 +114,8 @@ struct proxy_client {
     bool dead;                    /* close_ev is scheduled */
     bool blocked;                 /* a request waits on the cache or a drain: read no further */
     bool reading;                 /* the socket's read event is enabled */
+    bool linger;                  /* close by start_linger: a refused message is still arriving */
+    bool lingering;               /* write side shut; input read and dropped until EOF */
     bool tracked;                 /* its buffers count toward max_memory */
     size_t admitted_len;          /* the message arriving now was admitted at this length */
     size_t promised;              /* its bytes not yet arrived (in server->mem_promised) */
