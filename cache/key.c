@@ -38,12 +38,24 @@ valid_max_time_ms(const bson_iter_t *it)
     }
 }
 
+/* A session id as drivers send it: {id: <UUID binary>, ...} (mongod refuses an empty lsid). */
+static bool
+valid_lsid(const bson_iter_t *it)
+{
+    bson_iter_t sub;
+
+    return BSON_ITER_HOLDS_DOCUMENT(it) && bson_iter_recurse(it, &sub) &&
+           bson_iter_find(&sub, "id") && BSON_ITER_HOLDS_BINARY(&sub);
+}
+
 static bool
 is_volatile(const bson_iter_t *it)
 {
     const char *key = bson_iter_key(it);
 
-    if (strcmp(key, "lsid") == 0 || strcmp(key, "$clusterTime") == 0)
+    if (strcmp(key, "lsid") == 0)
+        return valid_lsid(it);
+    if (strcmp(key, "$clusterTime") == 0)
         return BSON_ITER_HOLDS_DOCUMENT(it);
     if (strcmp(key, "txnNumber") == 0)
         return BSON_ITER_HOLDS_INT64(it);

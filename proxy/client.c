@@ -695,6 +695,7 @@ proxy_client_forward(struct proxy_client *c, struct evbuffer *in, size_t len,
         if (!c->up) {
             proxy_log(PROXY_LOG_ERROR, c->id, "upstream_alloc_failed",
                       "msg=\"out of memory; closing the client\"");
+            bson_free(replacement);
             close_now(c, "out_of_memory");
             return;
         }
@@ -1004,6 +1005,19 @@ event_cb(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     if (c->lingering) {
         close_now(c, "refused");
+        return;
+    }
+    if (what & BEV_EVENT_TIMEOUT) {
+        proxy_stats_add(&c->server->stats, PROXY_STAT_write_timeouts, 1);
+        proxy_log(PROXY_LOG_WARN, c->id, "write_timeout",
+                  "peer=%s queued=%zu timeout_ms=%lld msg=\"the client took none of its replies "
+                  "in time; closing\"",
+                  c->peer, evbuffer_get_length(client_output(c)),
+                  (long long)c->server->conf->message_timeout);
+        c->peer_gone = true;
+        c->reading = false;
+        bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+        close_now(c, "write_timeout");
         return;
     }
     if (what & BEV_EVENT_EOF) {
@@ -1369,6 +1383,13 @@ proxy_client_new(struct proxy_server *server, evutil_socket_t fd, const struct s
         return NULL;
     }
     bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+    {
+        /* A client that takes none of its replies for message_timeout is
+         * closed: what it leaves queued cannot hold the proxy's memory. */
+        struct timeval write_tv = ms_to_tv(server->conf->message_timeout);
+
+        bufferevent_set_timeouts(c->bev, NULL, &write_tv);
+    }
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     c->reading = true;
     proxy_server_memory_track(server, bufferevent_get_input(c->bev));

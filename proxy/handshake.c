@@ -57,6 +57,8 @@ proxy_handshake_prepare_hello(struct proxy_client *c, const bson_t *cmd,
     bson_iter_t it;
     bool changed;
 
+    bool started = false;
+
     bson_init(stripped);
     changed = proxy_hello_prepare(cmd, stripped, &req->hello);
     log_client_metadata(c, cmd);
@@ -73,8 +75,11 @@ proxy_handshake_prepare_hello(struct proxy_client *c, const bson_t *cmd,
             if (bson_iter_init_find(&db_it, &sub, "db") && BSON_ITER_HOLDS_UTF8(&db_it))
                 db = bson_iter_utf8(&db_it, NULL);
             proxy_auth_start(&c->auth, &sub, db);
+            started = true;
         }
     }
+    /* The reply is read as a step's only when one was started (and counted). */
+    req->hello.speculative_auth = started;
     return changed;
 }
 

@@ -765,7 +765,34 @@ def group_memory_eof(a):
     s.close()
 
 
+# ---- a client that never reads its replies ------------------------------------
+
+
+def group_slow_reader(a):
+    """With --message-timeout 2s: a client that takes none of a 9 MB reply is closed."""
+    addr = "127.0.0.1:%d" % a.port
+    direct = direct_client(a)
+    direct.hard.slow.delete_many({})
+    direct.hard.slow.insert_many([{"_id": i, "pad": "z" * (3 * 1000 * 1000)} for i in range(3)])
+    before = stat(a.http, "counters.write_timeouts") or 0
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: no autotuning
+    s.settimeout(10.0)
+    s.connect(("127.0.0.1", a.port))
+    s.sendall(mf.op_msg({"find": "slow", "filter": {}, "$db": "hard"}))
+    t0 = time.monotonic()
+    closed = wait_for(lambda: (stat(a.http, "counters.write_timeouts") or 0) > before, 10)
+    took = time.monotonic() - t0
+    tap(closed and 1.5 <= took <= 6.0,
+        "slow_reader: a client that takes none of a 9 MB reply is closed after message_timeout "
+        "(%.1f s; write_timeouts +%d)" % (took, (stat(a.http, "counters.write_timeouts") or 0)
+                                         - before))
+    s.close()
+    tap(ping_ok(addr), "slow_reader: the proxy answers others afterwards")
+
+
 GROUPS = {
+    "slow_reader": group_slow_reader,
     "memory_eof": group_memory_eof,
     "eof_pipeline": group_eof_pipeline,
     "redis_unreachable": group_redis_unreachable,

@@ -59,6 +59,11 @@ group memory_admitted 3
 group memory_eof 3 --direct "$FERRET_URI"
 proxy_exit_ok "memory_admitted, memory_eof"
 
+# ---- a client that takes none of its replies is closed at message_timeout
+mc_start_proxy --message-timeout 2s
+group slow_reader 2 --direct "$FERRET_URI"
+proxy_exit_ok "slow_reader"
+
 mc_start_proxy --redis "redis://127.0.0.1:$REDIS_PORT" $REDIS_OPTS
 group redis_lost 3 --redis-pid "$REDIS_PID" --ferret-pid "$FERRET_PID"
 proxy_exit_ok "redis_lost"

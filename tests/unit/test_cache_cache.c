@@ -136,8 +136,10 @@ test_hits_and_invalidation(void)
     is_int(read_once(&f, Q, "", 1, &got), CACHE_MISS, "first read misses");
     is_int(read_once(&f, Q, "", 2, &got), CACHE_HIT, "second read hits");
     is_int(got, 1, "the hit is the stored reply");
-    is_int(read_once(&f, "{'find': 'c', 'filter': {'a': 1}, '$db': 'd', 'lsid': {'id': 1}, "
-                         "'$clusterTime': {'t': 5}, 'maxTimeMS': 9, 'comment': 'x'}",
+    is_int(read_once(&f,
+                     "{'find': 'c', 'filter': {'a': 1}, '$db': 'd', 'lsid': {'id': {'$binary': "
+                     "{'base64': 'AAAAAAAAAAAAAAAAAAAAAg==', 'subType': '04'}}}, "
+                     "'$clusterTime': {'t': 5}, 'maxTimeMS': 9, 'comment': 'x'}",
                      "", 3, &got),
            CACHE_HIT, "lsid, $clusterTime, maxTimeMS and comment do not change the key");
     is_int(read_once(&f, "{'find': 'c', 'filter': {'a': 2}, '$db': 'd'}", "", 4, &got), CACHE_MISS,
@@ -152,7 +154,10 @@ test_hits_and_invalidation(void)
             {"'maxTimeMS': {'$numberLong': '2147483647'}", CACHE_HIT},
             {"'maxTimeMS': 250.0", CACHE_HIT},
             {"'comment': 'a string'", CACHE_HIT},
-            {"'lsid': {'id': 7}, '$clusterTime': {'t': 1}", CACHE_HIT},
+            {"'lsid': {'id': {'$binary': {'base64': 'AAAAAAAAAAAAAAAAAAAAAQ==', 'subType': '04'}}}, "
+             "'$clusterTime': {'t': 1}", CACHE_HIT},
+            {"'lsid': {}", CACHE_MISS},
+            {"'lsid': {'id': 7}", CACHE_MISS},
             {"'maxTimeMS': 'abc'", CACHE_MISS},
             {"'maxTimeMS': -1", CACHE_MISS},
             {"'maxTimeMS': 1.5", CACHE_MISS},
