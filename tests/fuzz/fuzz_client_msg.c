@@ -14,7 +14,8 @@
  * Properties checked on every input: everything a parser returns points
  * inside the message; a message the proxy rewrites parses again with the
  * same body; a key is a pure function of the command; a restamped reply
- * answers the client's requestID. It does not cover the persona
+ * answers the client's requestID; a $db with a NUL inside (mongod refuses
+ * it) is never cacheable. It does not cover the persona
  * (proxy/hello.c), SCRAM observation (proxy/auth.c) or the proxy's own
  * cursors (proxy/cursor.c): those need a connection's state.
  */
@@ -204,6 +205,9 @@ consult_cache(const struct wire_msg *msg, const struct wire_cmd *cmd, const bson
         FUZZ_CHECK(msg->n_seqs == 0);
         FUZZ_CHECK(!(cmd->has_txn_number || cmd->has_autocommit || cmd->has_start_transaction));
         FUZZ_CHECK(!cmd->has_duplicate_top_level_key);
+        /* The key takes db as a C string and leaves $db out of the body's part: a $db
+         * with a NUL inside (which mongod refuses) would share the key of its prefix. */
+        FUZZ_CHECK(memchr(cmd->db, '\0', cmd->db_len) == NULL);
 
         cache_key_build(&secret, "fuzz@admin", cmd->db, read.ns[0].coll, read.ns[0].coll_len,
                         body, &m1, &k1);
