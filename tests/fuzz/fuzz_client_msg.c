@@ -15,7 +15,8 @@
  * inside the message; a message the proxy rewrites parses again with the
  * same body; a key is a pure function of the command; a restamped reply
  * answers the client's requestID; a $db with a NUL inside (mongod refuses
- * it) is never cacheable. It does not cover the persona
+ * it) is never cacheable; a command that changes data always invalidates
+ * something, and a cacheable read nothing. It does not cover the persona
  * (proxy/hello.c), SCRAM observation (proxy/auth.c) or the proxy's own
  * cursors (proxy/cursor.c): those need a connection's state.
  */
@@ -157,6 +158,31 @@ check_clear_exhaust(const uint8_t *data, size_t len)
     bson_free(copy);
 }
 
+/*
+ * Commands that change data, so whatever their arguments the proxy must
+ * invalidate something (cache/policy.h; bulkWrite, mapReduce and aggregate
+ * write only in some forms).
+ */
+static const char *const writers[] = {
+    "insert", "update", "delete", "findAndModify", "findandmodify", "createIndexes",
+    "dropIndexes", "deleteIndexes", "drop", "create", "collMod", "convertToCapped",
+    "cloneCollectionAsCapped", "dropDatabase", "renameCollection", "createUser", "updateUser",
+    "dropUser", "grantRolesToUser", "revokeRolesFromUser", "dropAllUsersFromDatabase",
+    "createRole", "updateRole", "dropRole", "dropAllRolesFromDatabase", "grantPrivilegesToRole",
+    "revokePrivilegesFromRole", "grantRolesToRole", "revokeRolesFromRole", "applyOps",
+    "commitTransaction", "abortTransaction", NULL,
+};
+
+static bool
+is_writer(const char *name)
+{
+    for (const char *const *w = writers; *w; w++) {
+        if (strcmp(name, *w) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* The cache's part: invalidation scope, cacheability, and the key of a cacheable read. */
 static void
 consult_cache(const struct wire_msg *msg, const struct wire_cmd *cmd, const bson_t *body,
@@ -189,6 +215,8 @@ consult_cache(const struct wire_msg *msg, const struct wire_cmd *cmd, const bson
     }
     if (write.scope == CACHE_WRITE_USER)
         FUZZ_CHECK(write.user != NULL && inside(write.user, write.user_len, data, len));
+    if (is_writer(cmd->name))
+        FUZZ_CHECK(write.scope != CACHE_WRITE_NONE);
 
     memset(&read, 0, sizeof read);
     reason = cache_policy_request(body, cmd, cmd->db, msg->n_seqs, &read);
@@ -199,6 +227,7 @@ consult_cache(const struct wire_msg *msg, const struct wire_cmd *cmd, const bson
         struct cache_key k1, k2, k3;
 
         FUZZ_CHECK(read.n_ns >= 1 && read.n_ns <= CACHE_POLICY_MAX_NAMESPACES);
+        FUZZ_CHECK(write.scope == CACHE_WRITE_NONE); /* a cached read never writes */
         for (uint32_t i = 0; i < read.n_ns; i++)
             check_ns(&read.ns[i], true, data, len);
         /* Reads never carry sequences, and a read inside a transaction is never cached. */
