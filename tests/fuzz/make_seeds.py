@@ -265,6 +265,19 @@ def client_msg():
     s["bulkwrite-nsinfo"] = op_msg(cmd("bulkWrite", [("bulkWrite", 1)], db="admin"), seqs=[
         seq("ops", [doc({"insert": 0, "document": {"a": 1}}), doc({"delete": 1, "filter": {}})]),
         seq("nsInfo", [doc({"ns": "app.a"}), doc({"ns": "other.b"})])])
+    s["bulkwrite-nsinfo-inline"] = op_msg(cmd("bulkWrite", [
+        ("bulkWrite", 1), ("ops", [{"insert": 0, "document": {}}]),
+        ("nsInfo", [{"ns": "app.a"}, {"ns": "b.c"}])], db="admin"))
+    s["insert-uuid-collection"] = op_msg(cmd("insert", [("insert", uuid()),
+                                                        ("documents", [{"a": 1}])]))
+    s["find-300-keys"] = op_msg(cmd("find", [("find", "items")] +
+                                    [("k%d" % i, None) for i in range(300)]))
+    s["aggregate-merge-string"] = op_msg(cmd("aggregate", [("aggregate", "a"), ("pipeline", [
+        {"$merge": "t"}]), ("cursor", {})]))
+    s["aggregate-merge-into-string"] = op_msg(cmd("aggregate", [("aggregate", "a"), ("pipeline", [
+        {"$merge": {"into": "t", "on": "_id"}}]), ("cursor", {})]))
+    s["aggregate-out-db-coll"] = op_msg(cmd("aggregate", [("aggregate", "a"), ("pipeline", [
+        {"$out": {"db": "d2", "coll": "c2"}}]), ("cursor", {})]))
     s["rename"] = op_msg(cmd("renameCollection", [("renameCollection", "app.a"),
                                                   ("to", "other.b")], db="admin"))
     for c in ("drop", "create", "collMod", "dropDatabase", "createIndexes", "dropIndexes"):
@@ -276,7 +289,8 @@ def client_msg():
     s["role-create"] = op_msg(cmd("createRole", [("createRole", "r"), ("privileges", []),
                                                  ("roles", [])]))
     s["applyops"] = op_msg(cmd("applyOps", [("applyOps", [])], db="admin"))
-    for i, out in enumerate(["o", {"replace": "o", "db": "d"}, {"merge": "o"}, {"inline": 1}]):
+    for i, out in enumerate(["o", {"replace": "o", "db": "d"}, {"merge": "o"}, {"inline": 1},
+                             {"reduce": "o", "db": "d", "sharded": False}]):
         s["mapreduce-%d" % i] = op_msg(cmd("mapReduce", [
             ("mapReduce", "items"), ("map", Raw(0x0d, string("function(){}"))),
             ("reduce", Raw(0x0d, string("function(){}"))), ("out", out)]))
