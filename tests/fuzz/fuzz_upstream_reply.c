@@ -82,7 +82,7 @@ replay_stored(const uint8_t *data, size_t len, const struct wire_header *h, uint
     bson_error_t error;
 
     memcpy(copy, data, len);
-    wire_reply_restamp(copy, h->request_id + 1, h->response_to ^ 0x77);
+    wire_reply_restamp(copy, (int32_t)((uint32_t)h->request_id + 1), h->response_to ^ 0x77);
     FUZZ_CHECK(wire_msg_parse(copy, len, WIRE_DOC_MAX_DEPTH, &m, &error));
     FUZZ_CHECK(m.header.response_to == (h->response_to ^ 0x77));
     FUZZ_CHECK(m.body == copy + body_off && m.body_len == body_len);
