@@ -894,35 +894,24 @@ conn_ready(struct conn *conn)
 }
 
 /* Delivers the names in a published message, skipping our own messages. */
+/* One name a message carried: counted, then the cache's invalidation. */
+static void
+inval_name(void *arg, const char *name, size_t len)
+{
+    struct cache_redis *redis = arg;
+
+    count(redis, CACHE_REDIS_CTR_redis_invalidations_received);
+    if (redis->inval_fn) {
+        redis->in_callback++;
+        redis->inval_fn(redis->inval_arg, name, len);
+        redis->in_callback--;
+    }
+}
+
 static void
 inval_message(struct cache_redis *redis, const char *msg, size_t len)
 {
-    const char *end = msg + len;
-    char name[CACHE_REDIS_MAX_NAME + 1];
-
-    if (len == 17 && msg[0] == '@' && memcmp(msg + 1, redis->instance, 16) == 0)
-        return;
-    if (len > 17 && msg[0] == '@' && memcmp(msg + 1, redis->instance, 16) == 0 && msg[17] == '\n')
-        return;
-    while (msg < end) {
-        const char *nl = memchr(msg, '\n', (size_t)(end - msg));
-        size_t n = (size_t)((nl ? nl : end) - msg);
-
-        if (n > 0 && msg[0] != '@') {
-            if (n > CACHE_REDIS_MAX_NAME || memchr(msg, '\0', n)) /* not one of ours */
-                n = bson_snprintf(name, sizeof name, "*");
-            else
-                memcpy(name, msg, n);
-            name[n] = '\0';
-            count(redis, CACHE_REDIS_CTR_redis_invalidations_received);
-            if (redis->inval_fn) {
-                redis->in_callback++;
-                redis->inval_fn(redis->inval_arg, name, n);
-                redis->in_callback--;
-            }
-        }
-        msg += n + (nl ? 1 : 0);
-    }
+    cache_redis_push_names(msg, len, redis->instance, inval_name, redis);
 }
 
 /*

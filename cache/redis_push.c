@@ -3,8 +3,9 @@
  * redis_push.h): exactly three elements, the kind a bulk string
  * ("subscribe" or "message", as Redis writes them), the channel a bulk
  * string equal to ours, then a positive integer count or a bulk payload.
- * It does not own reading the bytes (redis_resp.c), nor what the tier does
- * with a push (redis.c: one confirmation, then messages).
+ * And the names a message's payload carries. It does not own reading the
+ * bytes (redis_resp.c), nor what the tier does with a push (redis.c: one
+ * confirmation, then messages; a name, a bump).
  */
 #include "config.h"
 
@@ -111,5 +112,34 @@ cache_redis_push_feed(struct cache_redis_resp *resp, const char *channel, size_t
         freeReplyObject(reply);
         if (!ok)
             return false;
+    }
+}
+
+void
+cache_redis_push_names(const char *payload, size_t len, const char instance[16],
+                       cache_redis_push_name_cb cb, void *arg)
+{
+    const char *msg = payload;
+    const char *end = payload + len;
+    char name[CACHE_REDIS_MAX_NAME + 1];
+
+    if (len >= 17 && msg[0] == '@' && memcmp(msg + 1, instance, 16) == 0 &&
+        (len == 17 || msg[17] == '\n'))
+        return;
+    while (msg < end) {
+        const char *nl = memchr(msg, '\n', (size_t)(end - msg));
+        size_t line = (size_t)((nl ? nl : end) - msg);
+
+        if (line > 0 && msg[0] != '@') {
+            size_t n = line;
+
+            if (n > CACHE_REDIS_MAX_NAME || memchr(msg, '\0', n))
+                n = (size_t)bson_snprintf(name, sizeof name, "*"); /* not one of ours */
+            else
+                memcpy(name, msg, n);
+            name[n] = '\0';
+            cb(arg, name, n);
+        }
+        msg += line + (nl ? 1 : 0); /* the whole line, whatever was reported */
     }
 }

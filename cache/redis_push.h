@@ -58,4 +58,17 @@ bool cache_redis_push_feed(struct cache_redis_resp *resp, const char *channel,
                            cache_redis_push_cb cb, void *arg, bson_error_t *error)
     __attribute__((warn_unused_result));
 
+/* A message's payload names generations, one per line (see cache_redis_push_names). */
+typedef void (*cache_redis_push_name_cb)(void *arg, const char *name, size_t len);
+
+/*
+ * The generation names a message's payload carries (what a bump published:
+ * one per line), each to cb as a NUL-terminated copy. A message that begins
+ * with "@" and the publisher's 16-character instance id is ours: nothing is
+ * reported. Other "@" lines are skipped; a line that cannot be a name of
+ * ours (over CACHE_REDIS_MAX_NAME, or holding a NUL) names everything: "*".
+ */
+void cache_redis_push_names(const char *payload, size_t len, const char instance[16],
+                            cache_redis_push_name_cb cb, void *arg);
+
 #endif

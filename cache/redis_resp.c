@@ -173,7 +173,7 @@ cache_redis_resp_new(size_t max_bytes, size_t max_elements)
         bson_free(resp);
         return NULL;
     }
-    redisReaderSetPrivdata(resp->reader, resp);
+    resp->reader->privdata = resp; /* hiredis's redisReaderSetPrivdata casts a pointer to int */
     resp->max_bytes = max_bytes;
     resp->max_elements = max_elements;
     return resp;

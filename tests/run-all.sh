@@ -6,7 +6,12 @@
 #   3. an --enable-asan build in _build-asan/ and the same `make check`
 #   4. a --enable-tiny-keys build (8-bit cache keys: collisions everywhere)
 #      running the collision and workload tests: never a wrong answer
-#   5. `make distcheck` (the release tarball builds and its unit tests pass)
+#   5. a --enable-fuzzing build (_build-fuzz, clang-14 + libFuzzer, ASan, UBSan):
+#      every committed fuzz input replayed, then each fuzz target run for
+#      FUZZ_SECONDS (default 60, "a minute each"), FUZZ_JOBS targets at a time
+#      (default: one per core), so 6 targets x 60 s / 2 cores = ~3 min here.
+#      FUZZ_SECONDS=0 keeps only the replay. See tests/fuzz/README.md.
+#   6. `make distcheck` (the release tarball builds and its unit tests pass)
 #
 # Integration tests fail instead of skipping here (MONGOCACHE_REQUIRE_INTEGRATION=1).
 # Ends with one line: "mongocache: N passed, N failed, N skipped".
@@ -68,6 +73,24 @@ rm -f _build-tiny/test-suite.log
 run_check _build-tiny --enable-werror --enable-tiny-keys \
     TESTS="tests/integration/test_collisions.sh tests/integration/test_workload.sh" || status=1
 tally _build-tiny/test-suite.log
+
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+step "libFuzzer targets (_build-fuzz): corpus replay, then ${FUZZ_SECONDS} s per target"
+mkdir -p _build-fuzz
+rm -rf _build-fuzz/fuzz-findings
+if (cd _build-fuzz && "$TOP/configure" -q --enable-werror --enable-fuzzing &&
+    make -j"$JOBS" >/dev/null); then
+    if [ "$FUZZ_SECONDS" -gt 0 ]; then fuzz_mode=fuzz; else fuzz_mode=fuzz-replay; fi
+    (cd _build-fuzz && FUZZ_SECONDS=$FUZZ_SECONDS FUZZ_JOBS=${FUZZ_JOBS:-$JOBS} \
+        make "$fuzz_mode") | tee _build-fuzz/fuzz.log || status=1
+    p=$(sed -n 's/^fuzz: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p' _build-fuzz/fuzz.log)
+    f=$(sed -n 's/^fuzz: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p' _build-fuzz/fuzz.log)
+    pass=$((pass + ${p:-0})); fail=$((fail + ${f:-1}))
+    [ "${f:-1}" -eq 0 ] || status=1
+else
+    echo "fuzzing build failed"
+    fail=$((fail + 1)); status=1
+fi
 
 step "make distcheck"
 if (cd _build && make -j"$JOBS" distcheck >distcheck.log 2>&1); then

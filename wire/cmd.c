@@ -47,7 +47,10 @@ invalid(bson_error_t *error, const bson_iter_t *it)
     return false;
 }
 
-/* Records what the top-level key at it means for cmd; false when $db is not a string. */
+/*
+ * Records what the top-level key at it means for cmd; false when $db is not a
+ * string or holds a NUL.
+ */
 static bool
 note_key(const bson_iter_t *it, struct wire_cmd *cmd, bson_error_t *error)
 {
@@ -60,6 +63,12 @@ note_key(const bson_iter_t *it, struct wire_cmd *cmd, bson_error_t *error)
             return false;
         }
         cmd->db = bson_iter_utf8(it, &cmd->db_len);
+        /* mongod refuses it too; readers of cmd->db take it as a C string. */
+        if (memchr(cmd->db, '\0', cmd->db_len) != NULL) {
+            bson_set_error(error, WIRE_ERROR_DOMAIN, WIRE_ERR_INVALID_NAMESPACE,
+                           "$db holds a NUL");
+            return false;
+        }
     } else if (strcmp(key, "lsid") == 0) {
         cmd->has_lsid = true;
     } else if (strcmp(key, "txnNumber") == 0) {

@@ -27,7 +27,8 @@ struct wire_cmd {
 /*
  * Fills cmd from a checked body. Returns false (error set) when the body is
  * empty (WIRE_ERR_COMMAND_NOT_FOUND), $db is not a string
- * (WIRE_ERR_TYPE_MISMATCH) or libbson cannot iterate it (WIRE_ERR_INVALID_BSON).
+ * (WIRE_ERR_TYPE_MISMATCH) or holds a NUL (WIRE_ERR_INVALID_NAMESPACE), or
+ * libbson cannot iterate it (WIRE_ERR_INVALID_BSON).
  */
 bool wire_cmd_parse(const uint8_t *body, uint32_t len, struct wire_cmd *cmd,
                     bson_error_t *error) __attribute__((warn_unused_result));

@@ -33,6 +33,7 @@ enum wire_status {
 
 /* error->code values: mongod's ErrorCodes number for the same fault. */
 #define WIRE_ERR_TYPE_MISMATCH 14      /* $db is not a string */
+#define WIRE_ERR_INVALID_NAMESPACE 73  /* $db holds a NUL */
 #define WIRE_ERR_OVERFLOW 15           /* a field or section runs past its end; nesting too deep */
 #define WIRE_ERR_PROTOCOL 17           /* bad message length or opcode, trailing bytes */
 #define WIRE_ERR_INVALID_BSON 22       /* a document is malformed */

@@ -904,6 +904,63 @@ test_resp_random(void)
        pushes);
 }
 
+struct names_seen {
+    int n;
+    char all[256];
+};
+
+static void
+name_seen(void *arg, const char *name, size_t len)
+{
+    struct names_seen *seen = arg;
+    size_t at = strlen(seen->all);
+
+    seen->n++;
+    if (at + len + 2 < sizeof seen->all)
+        snprintf(seen->all + at, sizeof seen->all - at, "%s%s", at ? "|" : "", name);
+}
+
+/* The names a bump's message carries (cache_redis_push_names). */
+static void
+test_push_names(void)
+{
+    static const char me[17] = "0123456789abcdef";
+    static const struct {
+        const char *payload;
+        int n;
+        const char *want;
+    } rows[] = {
+        {"n:db.coll", 1, "n:db.coll"},
+        {"n:db.a\nd:db\n*", 3, "n:db.a|d:db|*"},
+        {"@0123456789abcdef", 0, ""},
+        {"@0123456789abcdef\nn:db.x", 0, ""},
+        {"@fedcba9876543210\nn:db.x", 1, "n:db.x"},
+        {"\n\n\nn:x\n\n", 1, "n:x"},
+        {"", 0, ""},
+    };
+    char *huge = bson_malloc(3000);
+    struct names_seen seen;
+
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        memset(&seen, 0, sizeof seen);
+        cache_redis_push_names(rows[i].payload, strlen(rows[i].payload), me, name_seen, &seen);
+        ok(seen.n == rows[i].n && strcmp(seen.all, rows[i].want) == 0,
+           "push names, row %zu: %d names [%s]", i, seen.n, seen.all);
+    }
+    /* A line too long to be a name names everything once (it named "*" once per byte). */
+    memset(huge, 'a', 2999);
+    huge[2999] = '\n';
+    memset(&seen, 0, sizeof seen);
+    cache_redis_push_names(huge, 3000, me, name_seen, &seen);
+    ok(seen.n == 1 && strcmp(seen.all, "*") == 0,
+       "a 2,999-byte line names everything once (%d names)", seen.n);
+    memset(&seen, 0, sizeof seen);
+    huge[10] = '\0';
+    cache_redis_push_names(huge, 20, me, name_seen, &seen);
+    ok(seen.n == 1 && strcmp(seen.all, "*") == 0, "a line holding a NUL names everything once");
+    bson_free(huge);
+}
+
 int
 main(void)
 {
@@ -921,6 +978,7 @@ main(void)
     test_redact();
     test_resp();
     test_pushes();
+    test_push_names();
     test_resp_random();
     cache_redis_mac_destroy(mac);
     return done_testing();

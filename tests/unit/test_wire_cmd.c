@@ -171,6 +171,37 @@ test_bad_bodies(void)
        "cmd rejected: unchecked body with a truncated second element (%s)", error.message);
 }
 
+/*
+ * A $db holding a NUL (found by tests/fuzz/fuzz_client_msg): mongod refuses
+ * such a name, but the cache key read $db as a C string and left the field
+ * itself out, so {find: "c", $db: "app\0x"} had the key of $db "app" and was
+ * answered from app.c's cached reply. wire_cmd_parse now refuses it (the
+ * command then goes to the server uncached, which answers with its error).
+ */
+static void
+test_db_with_nul(void)
+{
+    static const char with_nul[] = "app\0x";
+    struct wire_cmd cmd;
+    bson_error_t error;
+    bson_t *b = bson_new();
+
+    BSON_APPEND_UTF8(b, "find", "c");
+    bson_append_utf8(b, "$db", 3, with_nul, (int)sizeof with_nul - 1);
+    ok(!wire_cmd_parse(bson_get_data(b), b->len, &cmd, &error) &&
+           error.domain == WIRE_ERROR_DOMAIN && error.code == WIRE_ERR_INVALID_NAMESPACE,
+       "cmd rejected: $db with a NUL inside (%s)", error.message);
+    bson_destroy(b);
+
+    b = bson_new();
+    BSON_APPEND_UTF8(b, "find", "c");
+    bson_append_utf8(b, "$db", 3, with_nul, 3);
+    ok(wire_cmd_parse(bson_get_data(b), b->len, &cmd, &error) && cmd.db_len == 3 &&
+           strcmp(cmd.db, "app") == 0,
+       "cmd parses: the same $db without the NUL");
+    bson_destroy(b);
+}
+
 struct hello_case {
     const char *name;
     bool want;
@@ -197,6 +228,7 @@ main(void)
     test_cmd_cases();
     test_many_keys();
     test_bad_bodies();
+    test_db_with_nul();
     test_is_hello();
     return done_testing();
 }
