@@ -596,7 +596,7 @@ pop_request(struct proxy_client *c, struct proxy_request *req)
     bson_free(req->held);
     bson_free(req->lsid);
     if (req->drain) {
-        bson_free(req->drain->docs);
+        bson_free(req->drain->docs.data);
         bson_free(req->drain->ns);
         bson_free(req->drain);
     }

@@ -9,6 +9,7 @@
 
 #include "proxy/auth.h"
 #include "proxy/client.h"
+#include "proxy/drain.h"
 #include "proxy/hello.h"
 #include "proxy/router.h"
 #include "proxy/server.h"
@@ -65,10 +66,7 @@ struct proxy_request {
  * requests wait), then serves the whole result from a cursor of its own.
  */
 struct proxy_drain {
-    uint8_t *docs; /* the documents so far, back to back */
-    size_t len;
-    size_t cap;
-    uint32_t n;
+    struct proxy_drain_docs docs; /* the documents so far */
     int64_t upstream_id;
     char *ns;       /* "db.coll" from the reply */
     int32_t expect; /* requestID of the getMore in flight */

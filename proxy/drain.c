@@ -110,7 +110,8 @@ drain_finish(struct proxy_client *c, struct proxy_request *req, int64_t upstream
     struct proxy_drain *d = req->drain;
     struct cache_value *value;
 
-    value = cache_store_docs(c->server->cache, req->miss, d->docs, d->len, d->n, d->ns,
+    value = cache_store_docs(c->server->cache, req->miss, d->docs.data, d->docs.len, d->docs.n,
+                             d->ns,
                              upstream_id == 0);
     req->drain = NULL;
     if (value) {
@@ -124,14 +125,41 @@ drain_finish(struct proxy_client *c, struct proxy_request *req, int64_t upstream
                                               &req->canned_len);
     }
     proxy_log(PROXY_LOG_DEBUG, c->id, "cursor_drained", "ns=%s docs=%u bytes=%zu complete=%d",
-              d->ns, d->n, d->len, upstream_id == 0);
-    bson_free(d->docs);
+              d->ns, d->docs.n, d->docs.len, upstream_id == 0);
+    bson_free(d->docs.data);
     bson_free(d->ns);
     bson_free(d);
     proxy_client_set_blocked(c, false);
     proxy_client_flush_canned(c);
     if (!c->dead)
         event_active(c->resume_ev, 0, 0);
+}
+
+uint32_t
+proxy_drain_docs_append(struct proxy_drain_docs *docs, const bson_iter_t *batch)
+{
+    bson_iter_t it;
+    uint32_t n = 0;
+
+    if (!bson_iter_recurse(batch, &it))
+        return 0;
+    while (bson_iter_next(&it)) {
+        const uint8_t *doc;
+        uint32_t len;
+
+        if (!BSON_ITER_HOLDS_DOCUMENT(&it))
+            continue;
+        bson_iter_document(&it, &len, &doc);
+        if (docs->len + len > docs->cap) {
+            docs->cap = (docs->len + len) * 2;
+            docs->data = bson_realloc(docs->data, docs->cap);
+        }
+        memcpy(docs->data + docs->len, doc, len);
+        docs->len += len;
+        docs->n++;
+        n++;
+    }
+    return n;
 }
 
 /*
@@ -167,7 +195,7 @@ drain_exhausted(struct proxy_client *c, const struct proxy_drain *d)
     proxy_log(PROXY_LOG_WARN, c->id, "drain_cut",
               "ns=%s why=%s rounds=%u docs=%u msg=\"the upstream did not end its cursor in "
               "time; the client goes on with the server's cursor, nothing is stored\"",
-              d->ns, why, d->rounds, d->n);
+              d->ns, why, d->rounds, d->docs.n);
     return true;
 }
 
@@ -176,10 +204,10 @@ void
 proxy_drain_step(struct proxy_client *c, struct proxy_request *req, const bson_t *reply)
 {
     struct proxy_drain *d = req->drain;
-    bson_iter_t batch, it;
+    bson_iter_t batch;
     const char *ns;
     int64_t id;
-    uint32_t before;
+    uint32_t appended;
 
     if (!proxy_drain_open_cursor(reply, &id, &batch, &ns)) {
         /* An error in the middle: serve what came, then the server's own answer. */
@@ -194,27 +222,10 @@ proxy_drain_step(struct proxy_client *c, struct proxy_request *req, const bson_t
     } else {
         d->rounds++;
     }
-    before = d->n;
-    if (bson_iter_recurse(&batch, &it)) {
-        while (bson_iter_next(&it)) {
-            const uint8_t *doc;
-            uint32_t len;
-
-            if (!BSON_ITER_HOLDS_DOCUMENT(&it))
-                continue;
-            bson_iter_document(&it, &len, &doc);
-            if (d->len + len > d->cap) {
-                d->cap = (d->len + len) * 2;
-                d->docs = bson_realloc(d->docs, d->cap);
-            }
-            memcpy(d->docs + d->len, doc, len);
-            d->len += len;
-            d->n++;
-        }
-    }
+    appended = proxy_drain_docs_append(&d->docs, &batch);
     d->upstream_id = id;
-    d->empty_rounds = d->n == before && d->rounds > 0 ? d->empty_rounds + 1 : 0;
-    if (id == 0 || d->len > (size_t)c->server->conf->cache_max_entry_bytes || !c->up ||
+    d->empty_rounds = appended == 0 && d->rounds > 0 ? d->empty_rounds + 1 : 0;
+    if (id == 0 || d->docs.len > (size_t)c->server->conf->cache_max_entry_bytes || !c->up ||
         drain_exhausted(c, d))
         drain_finish(c, req, id);
     else

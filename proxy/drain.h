@@ -23,6 +23,21 @@ int32_t proxy_drain_expected_id(const struct proxy_request *req);
 bool proxy_drain_open_cursor(const bson_t *reply, int64_t *id, bson_iter_t *batch,
                              const char **ns);
 
+/* Documents read from a cursor's batches, back to back. */
+struct proxy_drain_docs {
+    uint8_t *data; /* bson_malloc'd; bson_free when done */
+    size_t len;
+    size_t cap;
+    uint32_t n;
+};
+
+/*
+ * Appends every document of a batch array (an iterator on firstBatch or
+ * nextBatch, from a checked reply) to docs; elements that are not
+ * documents are skipped. Returns how many were appended.
+ */
+uint32_t proxy_drain_docs_append(struct proxy_drain_docs *docs, const bson_iter_t *batch);
+
 /* Takes one batch (the first reply, or a getMore's) of a cursor being drained. */
 void proxy_drain_step(struct proxy_client *c, struct proxy_request *req, const bson_t *reply);
 

@@ -36,29 +36,12 @@
 static void
 drain_batch(const bson_iter_t *batch)
 {
-    bson_iter_t it;
-    uint8_t *docs = NULL;
-    size_t used = 0, cap = 0;
-    uint32_t n = 0;
+    struct proxy_drain_docs d = {NULL, 0, 0, 0};
+    uint32_t n = proxy_drain_docs_append(&d, batch);
+    uint8_t *docs = d.data;
+    size_t used = d.len;
 
-    if (bson_iter_recurse(batch, &it)) {
-        while (bson_iter_next(&it)) {
-            const uint8_t *doc;
-            uint32_t len;
-
-            if (!BSON_ITER_HOLDS_DOCUMENT(&it))
-                continue;
-            bson_iter_document(&it, &len, &doc);
-            FUZZ_CHECK(doc != NULL && len >= 5);
-            if (used + len > cap) {
-                cap = (used + len) * 2;
-                docs = bson_realloc(docs, cap);
-            }
-            memcpy(docs + used, doc, len);
-            used += len;
-            n++;
-        }
-    }
+    FUZZ_CHECK(n == d.n);
     /* What the proxy's cursors later serve, one document at a time. */
     for (size_t at = 0; at < used;) {
         uint32_t doc_len;

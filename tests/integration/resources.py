@@ -34,20 +34,12 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import malformed as mf  # noqa: E402
+from hardening import alive, tap  # noqa: E402
 from ops import http_request  # noqa: E402
 
 MIB = 1024 * 1024
 SLACK = 64 * MIB
 PING_BOUND_MS = 50.0
-
-
-def tap(cond, name, *diag):
-    print(("ok - " if cond else "not ok - ") + name)
-    if not cond:
-        for d in diag:
-            print("# " + str(d).replace("\n", "\n# "))
-    sys.stdout.flush()
-    return cond
 
 
 def skip(name, why):
@@ -66,14 +58,6 @@ def status_kb(pid, field):
 def reset_peak(pid):
     with open("/proc/%d/clear_refs" % pid, "w") as f:
         f.write("5")
-
-
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-        return True
-    except OSError:
-        return False
 
 
 def _ping_loop(addr, stop, out):
