@@ -1,0 +1,129 @@
+/*
+ * advice/shape.h: a query's shape, for index advice. A shape is what an
+ * index can serve of a query, with every value removed: the namespace, each
+ * filter path with its operator class, the sort keys with their directions,
+ * and whether a collation or a hint was given. Two queries that differ only
+ * in their values have one shape (and one hash).
+ *
+ * Where shapes come from (advice_shape_extract): find; aggregate (its
+ * leading $match and/or $sort, and each $lookup's foreignField, an equality
+ * on the foreign collection); count; distinct (its query); the q of each
+ * update and delete statement (in the body or in the OP_MSG document
+ * sequence); findAndModify. $and merges into one shape; each $or (and
+ * $nor is unindexable) branch becomes a shape of its own, merged with the
+ * paths outside the $or; $elemMatch gives dotted paths.
+ *
+ * Operator classes: equality (a value, $eq, an $elemMatch equality, a
+ * document or array compared whole); $in; range ($gt, $gte, $lt, $lte, a
+ * $regex or /re/ anchored with ^ and a literal prefix); unindexable ($ne,
+ * $nin, $not, $exists:false, $type, $mod, $size, $all, an unanchored
+ * $regex, $where, $expr, $text, $jsonSchema, geo operators). A path given
+ * several operators keeps the most useful class (equality > $in > range >
+ * unindexable). Paths are kept in the order they first appear.
+ *
+ * Pure functions: no I/O, no state. Everything in a shape is owned by it.
+ */
+#ifndef MONGOCACHE_ADVICE_SHAPE_H
+#define MONGOCACHE_ADVICE_SHAPE_H
+
+#include <bson/bson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct wire_cmd;
+
+enum advice_op {
+    ADVICE_OP_EQ,          /* equality */
+    ADVICE_OP_IN,          /* $in */
+    ADVICE_OP_RANGE,       /* $gt/$gte/$lt/$lte, anchored $regex prefix */
+    ADVICE_OP_UNINDEXABLE, /* see the file comment */
+};
+
+/* Most paths and sort keys one shape keeps; more make the shape "truncated". */
+#define ADVICE_SHAPE_MAX_PATHS 32
+#define ADVICE_SHAPE_MAX_SORT 32
+/* Longest path kept (bytes); longer paths make the shape "truncated". */
+#define ADVICE_SHAPE_MAX_PATH_LEN 256
+
+struct advice_path {
+    char *path; /* dotted; owned */
+    enum advice_op op;
+};
+
+struct advice_sort_key {
+    char *path; /* dotted; owned */
+    int dir;    /* 1 or -1 ($meta and other non-numeric sorts make the shape unsortable) */
+};
+
+/* What command a shape came from (for the display and for explain). */
+enum advice_source {
+    ADVICE_SRC_FIND,
+    ADVICE_SRC_AGGREGATE,
+    ADVICE_SRC_COUNT,
+    ADVICE_SRC_DISTINCT,
+    ADVICE_SRC_UPDATE,
+    ADVICE_SRC_DELETE,
+    ADVICE_SRC_FIND_AND_MODIFY,
+    ADVICE_SRC_LOOKUP, /* a $lookup's foreignField on the foreign collection */
+};
+
+struct advice_shape {
+    char *db;   /* owned */
+    char *coll; /* owned */
+    enum advice_source source;
+    struct advice_path paths[ADVICE_SHAPE_MAX_PATHS];
+    uint32_t n_paths;
+    struct advice_sort_key sort[ADVICE_SHAPE_MAX_SORT];
+    uint32_t n_sort;
+    bool sort_unusable; /* a sort no index can serve ($meta, a non-numeric direction) */
+    bool collation;     /* a collation was given */
+    bool hint;          /* a hint was given */
+    bool truncated;     /* more paths or sort keys than kept, or a path too long */
+    uint64_t hash;      /* XXH3-64 of the canonical form: equal shapes, equal hashes */
+};
+
+/* The shapes of one command (owned; advice_shapes_cleanup). */
+#define ADVICE_MAX_SHAPES_PER_COMMAND 16
+struct advice_shapes {
+    struct advice_shape shape[ADVICE_MAX_SHAPES_PER_COMMAND];
+    uint32_t n;
+};
+
+/* An OP_MSG kind-1 section, as the proxy has it (update and delete statements). */
+struct advice_sequence {
+    const char *id;
+    const uint8_t *docs;
+    uint32_t len;
+};
+
+/*
+ * Derives every shape command body has (checked; cmd is its wire_cmd_parse
+ * result; seqs its document sequences) into out (emptied first). Commands
+ * other than those in the file comment, a collection argument that is not a
+ * string, and an empty filter with no sort give no shape. Beyond
+ * ADVICE_MAX_SHAPES_PER_COMMAND shapes the rest are dropped. Returns out->n.
+ */
+uint32_t advice_shape_extract(const bson_t *body, const struct wire_cmd *cmd,
+                              const struct advice_sequence *seqs, uint32_t n_seqs,
+                              struct advice_shapes *out);
+
+/* Frees what every shape of shapes owns; shapes is empty afterwards. */
+void advice_shapes_cleanup(struct advice_shapes *shapes);
+
+/* Deep copy of src into dst (dst's old contents are not freed). */
+void advice_shape_copy(struct advice_shape *dst, const struct advice_shape *src);
+void advice_shape_cleanup(struct advice_shape *shape);
+
+/*
+ * The shape as people read it, values shown as "?": for example
+ *   find app.books {author: ?, year: {$gte: ?}} sort {year: -1}
+ *   update app.books {isbn: {$in: ?}}
+ * A string freed with bson_free.
+ */
+char *advice_shape_display(const struct advice_shape *shape);
+
+const char *advice_op_name(enum advice_op op);
+const char *advice_source_name(enum advice_source source);
+
+#endif
