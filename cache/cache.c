@@ -47,6 +47,7 @@ struct cache_value {
     bool rvalid;
     uint64_t rgen[CACHE_MAX_DEPS];
     uint64_t repoch;
+    uint64_t tag;      /* the storing miss's cache_pending.tag */
     uint32_t n_docs;   /* a drained cursor's documents; 0 for a reply message */
     bool docs;
     const uint8_t *offsets; /* n_docs + 1 uint32 element offsets, unaligned: read with memcpy */
@@ -120,6 +121,12 @@ cache_value_data(const struct cache_value *value, size_t *len)
 {
     *len = value->reply_len;
     return value->reply;
+}
+
+uint64_t
+cache_value_tag(const struct cache_value *value)
+{
+    return value->tag;
 }
 
 void
@@ -788,6 +795,7 @@ value_new(const struct cache_pending *p, size_t len)
         cache_gen_ref(v->deps[i]);
     memcpy(v->gens, p->snapshot, p->n_deps * sizeof *p->snapshot);
     v->ns = p->ns;
+    v->tag = p->tag;
     v->material = (uint8_t *)(v + 1);
     v->material_len = p->material.len;
     memcpy(v->material, p->material.data, p->material.len);

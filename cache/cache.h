@@ -84,6 +84,8 @@ struct cache_pending {
     uint64_t redis_epoch;
     struct cache_wait *redis_wait;
     int bypass_reason; /* after CACHE_BYPASS: why (cache_bypass_name) */
+    uint64_t tag;      /* the caller's, set after the lookup: kept with the stored value
+                        * (cache_value_tag); the proxy's query shape */
 };
 
 /* A write in flight: the records to bump again when it ends. */
@@ -224,6 +226,9 @@ bool cache_write_end_async(struct cache *cache, struct cache_inval *inv, cache_w
 
 /* The write's client went away: its callback will not be called (the bump still counts). */
 void cache_write_cancel(struct cache_write_wait *wait);
+
+/* The tag of the miss that stored value (cache_pending.tag), or 0. */
+uint64_t cache_value_tag(const struct cache_value *value);
 
 /* The stored reply message (its 16-byte header included) and its length. */
 const uint8_t *cache_value_data(const struct cache_value *value, size_t *len);

@@ -2,7 +2,7 @@
  * proxy/admin.c: the HTTP endpoint (see admin.h), on libevent's evhttp with
  * its limits set (timeouts, header and body sizes, GET only) so the admin
  * port cannot be used to starve the data port; /stats is bounded and sent
- * in chunks. Reads the counters; never
+ * in chunks; /advice shows the index advice. Reads the counters; never
  * changes anything and never shows a secret, a query or a principal.
  */
 #include "config.h"
@@ -10,6 +10,7 @@
 #include "proxy/admin.h"
 
 #include "cache/cache.h"
+#include "proxy/advice.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
 
@@ -102,9 +103,29 @@ stats_cb(struct evhttp_request *req, void *arg)
         evbuffer_add_printf(body, ", ");
         cache_stats_namespaces_json(server->cache, body);
     }
+    evbuffer_add_printf(body, ", ");
+    proxy_advice_stats_json(server->advice, body);
     evbuffer_add_printf(body, "}\n");
     evhttp_send_reply_chunk(req, body);
     evhttp_send_reply_end(req);
+    evbuffer_free(body);
+}
+
+/* GET /advice: the index advice (proxy/advice.h), the advisor's state. */
+static void
+advice_cb(struct evhttp_request *req, void *arg)
+{
+    struct proxy_admin *admin = arg;
+    struct evbuffer *body = evbuffer_new();
+
+    if (!authorized(admin, req)) {
+        evbuffer_add_printf(body, "{\"error\": \"unauthorized\"}\n");
+        reply_json(req, 401, "Unauthorized", body);
+        evbuffer_free(body);
+        return;
+    }
+    proxy_advice_json(admin->server->advice, body);
+    reply_json(req, 200, "OK", body);
     evbuffer_free(body);
 }
 
@@ -211,6 +232,7 @@ proxy_admin_new(struct proxy_server *server, bson_error_t *error)
     evhttp_set_allowed_methods(admin->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
     evhttp_set_cb(admin->http, "/stats", stats_cb, admin);
     evhttp_set_cb(admin->http, "/healthz", healthz_cb, admin);
+    evhttp_set_cb(admin->http, "/advice", advice_cb, admin);
     evhttp_set_gencb(admin->http, not_found_cb, admin);
     handle = evhttp_bind_socket_with_handle(admin->http, host, port);
     bson_free(host);

@@ -57,6 +57,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 
 
 /* Most messages of one client handled in a row before the loop serves others. */
@@ -595,6 +596,8 @@ pop_request(struct proxy_client *c, struct proxy_request *req)
     cache_write_cancel(req->write_wait);
     bson_free(req->held);
     bson_free(req->lsid);
+    bson_free(req->index_db);
+    bson_free(req->index_coll);
     if (req->drain) {
         bson_free(req->drain->docs.data);
         bson_free(req->drain->ns);
@@ -720,6 +723,102 @@ proxy_client_forward(struct proxy_client *c, struct evbuffer *in, size_t len,
     }
 }
 
+static int64_t
+now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Commands that change a namespace's indexes: the advisor re-reads them when one succeeds. */
+static bool
+changes_indexes(const char *name)
+{
+    return strcmp(name, "createIndexes") == 0 || strcmp(name, "dropIndexes") == 0 ||
+           strcmp(name, "deleteIndexes") == 0 || strcmp(name, "drop") == 0 ||
+           strcmp(name, "dropDatabase") == 0;
+}
+
+/*
+ * Index advice (proxy/advice.h) for a command on its way to the server:
+ * its shapes are counted, and req (NULL for moreToCome) remembers them and
+ * when it left, to count the round trip at the reply; a miss's stored
+ * entry keeps its shape, so hits are counted too.
+ */
+static void
+advise(struct proxy_client *c, struct proxy_request *req, const struct wire_msg *msg,
+       const struct wire_cmd *cmd, const bson_t *body)
+{
+    uint64_t hashes[PROXY_ADVICE_SHAPES];
+    uint32_t n;
+
+    if (!c->server->advice || !cmd->name)
+        return;
+    n = proxy_advice_record(c->server->advice, msg, cmd, body, hashes, PROXY_ADVICE_SHAPES);
+    if (!req)
+        return;
+    if (n > 0) {
+        memcpy(req->shapes, hashes, n * sizeof *hashes);
+        req->n_shapes = n;
+        req->sent_us = now_us();
+        if (req->miss)
+            req->miss->tag = hashes[0];
+    } else if (cmd->db && changes_indexes(cmd->name)) {
+        req->index_db = bson_strndup(cmd->db, cmd->db_len);
+        if (cmd->coll && strcmp(cmd->name, "dropDatabase") != 0)
+            req->index_coll = bson_strndup(cmd->coll, cmd->coll_len);
+    }
+}
+
+void
+proxy_client_advise_held(struct proxy_client *c, struct proxy_request *req)
+{
+    struct wire_msg msg;
+    struct wire_cmd cmd;
+    bson_error_t error;
+    bson_t body;
+
+    if (!c->server->advice || !req->held ||
+        !wire_msg_parse(req->held, req->held_len, (uint32_t)c->server->conf->max_bson_depth,
+                        &msg, &error) ||
+        !wire_cmd_parse(msg.body, msg.body_len, &cmd, &error) ||
+        !bson_init_static(&body, msg.body, msg.body_len))
+        return;
+    advise(c, req, &msg, &cmd, &body);
+}
+
+/* The reply to an advised request: its round trip, and the documents of its first batch. */
+static void
+advise_reply(struct proxy_client *c, struct proxy_request *req, const bson_t *reply)
+{
+    bson_iter_t it, batch;
+    uint64_t docs = 0;
+    bool ok = false;
+
+    if (bson_iter_init_find(&it, reply, "ok"))
+        ok = bson_iter_as_double(&it) == 1.0;
+    if (req->n_shapes > 0) {
+        if (bson_iter_init(&it, reply) &&
+            (bson_iter_find_descendant(&it, "cursor.firstBatch", &batch) ||
+             (bson_iter_init(&it, reply) &&
+              bson_iter_find_descendant(&it, "cursor.nextBatch", &batch))) &&
+            BSON_ITER_HOLDS_ARRAY(&batch) && bson_iter_recurse(&batch, &it)) {
+            while (bson_iter_next(&it))
+                docs++;
+        }
+        proxy_advice_reply(c->server->advice, req->shapes, req->n_shapes,
+                           (double)(now_us() - req->sent_us) / 1000.0, docs);
+        req->n_shapes = 0; /* a drain's getMores are not the query again */
+    }
+    if (req->index_db && ok)
+        proxy_advice_indexes_changed(c->server->advice, req->index_db, req->index_coll);
+    bson_free(req->index_db);
+    bson_free(req->index_coll);
+    req->index_db = req->index_coll = NULL;
+}
+
 static bool
 handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
               const struct wire_header *h)
@@ -802,6 +901,8 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
         }
         break;
     }
+    if (route == PROXY_ROUTE_FORWARD)
+        advise(c, req, &msg, &cmd, &body);
     /* Exhaust is never negotiated: every request gets one reply. The
      * OP_MSG spec lets a server ignore exhaustAllowed; so may we. */
     if (msg.flags & WIRE_MSG_EXHAUST_ALLOWED) {
@@ -1208,6 +1309,8 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
         reply_flags = (int32_t)m.flags;
     }
     (void)bson_init_static(&reply, body, body_len);
+    if (req->n_shapes > 0 || req->index_db)
+        advise_reply(c, req, &reply);
     switch (req->route) {
     case PROXY_ROUTE_HELLO:
         rewritten =

@@ -7,6 +7,7 @@
 #ifndef MONGOCACHE_PROXY_CLIENT_INTERNAL_H
 #define MONGOCACHE_PROXY_CLIENT_INTERNAL_H
 
+#include "proxy/advice.h"
 #include "proxy/auth.h"
 #include "proxy/client.h"
 #include "proxy/drain.h"
@@ -57,6 +58,13 @@ struct proxy_request {
     struct cache_write_wait *write_wait; /* the ack (canned) waits for Redis to see the bump */
     bool internal;                /* the proxy's own request (a oneway barrier): its reply
                                    * is read by the proxy, never relayed */
+    uint64_t shapes[PROXY_ADVICE_SHAPES]; /* query shapes recorded for index advice */
+    uint32_t n_shapes;            /* ... whose round trip is counted at the reply */
+    int64_t sent_us;              /* monotonic, when it went to the server (advice) */
+    char *index_db;               /* an index change (createIndexes, dropIndexes, drop,
+                                   * dropDatabase): its db and collection (NULL: whole db),
+                                   * owned; the advisor re-reads them when it succeeds */
+    char *index_coll;
     struct proxy_client *client;
 };
 
@@ -130,6 +138,9 @@ proxy_client_reply_id(struct proxy_client *c)
     /* Positive and wrapping: a requestID is an int32. */
     return (int32_t)(c->server->next_reply_id++ & 0x7fffffffu);
 }
+
+/* Index advice for a held read sent upstream after its wait (see lookup.c). */
+void proxy_client_advise_held(struct proxy_client *c, struct proxy_request *req);
 
 /* Handles the whole messages buffered from the client, until one blocks it. */
 void proxy_client_process_input(struct proxy_client *c);

@@ -13,6 +13,7 @@
 #include "proxy/lookup.h"
 
 #include "cache/cache.h"
+#include "proxy/advice.h"
 #include "proxy/client_internal.h"
 #include "proxy/cursor.h"
 #include "proxy/io.h"
@@ -128,6 +129,7 @@ proxy_lookup_consult(struct proxy_client *c, const struct wire_msg *msg, const s
         keep_lsid(req, body);
         return PROXY_LOOKUP_FORWARD;
     case CACHE_HIT:
+        proxy_advice_hit(c->server->advice, cache_value_tag(req->hit));
         if (cache_value_is_docs(req->hit))
             keep_lsid(req, body); /* its proxy cursor belongs to this session */
         verdict = PROXY_LOOKUP_ANSWERED;
@@ -176,8 +178,10 @@ cache_resolved(void *arg, enum cache_outcome outcome, struct cache_value *hit)
     }
     if (outcome == CACHE_HIT) {
         req->hit = hit;
+        proxy_advice_hit(c->server->advice, cache_value_tag(hit));
         bson_free(req->held);
     } else if (!c->dead) {
+        proxy_client_advise_held(c, req);
         proxy_client_forward(c, NULL, 0, req->held, req->held_len, false);
     } else {
         bson_free(req->held);

@@ -14,6 +14,7 @@
 #include "cache/cache.h"
 #include "conf/conf.h"
 #include "proxy/admin.h"
+#include "proxy/advice.h"
 #include "proxy/check.h"
 #include "proxy/client.h"
 #include "proxy/cursor.h"
@@ -161,6 +162,7 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
             return;
         }
         apply_reload(server, next);
+        proxy_advice_reconfigure(server->advice);
         proxy_server_memory_check(server); /* max_memory may have risen */
         log_warnings(server->conf);
         proxy_log(PROXY_LOG_INFO, 0, "reloaded", NULL);
@@ -240,6 +242,13 @@ main(int argc, char **argv)
     proxy_cursors_set_max_batch_bytes(
         server.cursors, (size_t)proxy_hello_max_bson_size(0, server.conf->max_message_size));
     server.cache = cache_new(server.conf, server.base, &error);
+    if (server.cache) {
+        server.advice = proxy_advice_new(&server, &error);
+        if (!server.advice && error.code) {
+            proxy_log(PROXY_LOG_ERROR, 0, "startup_failed", "error=\"%s\"", error.message);
+            goto out;
+        }
+    }
     if (!server.cache) {
         proxy_log(PROXY_LOG_ERROR, 0, "startup_failed", "error=\"%s\"", error.message);
         goto out;
@@ -291,6 +300,7 @@ main(int argc, char **argv)
 out:
     proxy_client_free_all(&server);
     proxy_cursors_destroy(server.cursors);
+    proxy_advice_destroy(server.advice);
     cache_destroy(server.cache);
     proxy_admin_destroy(server.admin);
     proxy_listener_destroy(server.listener);

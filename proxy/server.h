@@ -24,6 +24,7 @@ struct proxy_listener;
 struct proxy_admin;
 struct cache;
 struct proxy_cursors;
+struct proxy_advice;
 
 TAILQ_HEAD(proxy_client_list, proxy_client);
 
@@ -43,6 +44,7 @@ struct proxy_server {
     struct proxy_admin *admin;
     struct cache *cache;        /* the query cache, owned */
     struct proxy_cursors *cursors; /* cursors the proxy serves itself, owned */
+    struct proxy_advice *advice;   /* index advice, owned; NULL when advice is off */
     struct proxy_client_list clients;
     uint64_t n_clients;
     uint64_t next_conn_id;

@@ -2,7 +2,8 @@
 # tests/demo.sh: set up everything and run the main job, as plain processes
 # with the same configuration as docker/docker-compose.yml:
 #   FerretDB (a MongoDB-compatible server)  <-  mongocache  <-  docker/app (Mongoose)
-# then print what mongocache's /stats endpoint reports.
+# then print what mongocache's /stats endpoint reports (the app prints the
+# hit rate after each round, and the index advice at the end).
 set -eu
 
 TOP=$(cd "$(dirname "$0")/.." && pwd)
@@ -59,6 +60,7 @@ MONGOCACHE_LISTEN="127.0.0.1:$PROXY_PORT" \
 MONGOCACHE_UPSTREAM="mongodb://127.0.0.1:$MONGO_PORT" \
 MONGOCACHE_HTTP_LISTEN="127.0.0.1:$HTTP_PORT" \
 MONGOCACHE_LOG_LEVEL=warn \
+MONGOCACHE_ADVICE_INTERVAL=1s \
     "$TOP/_build/mongocache" >"$WORK/mongocache.log" 2>&1 &
 PIDS+=($!)
 wait_port "$PROXY_PORT" mongocache "$WORK/mongocache.log"

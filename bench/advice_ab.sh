@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# bench/advice_ab.sh: what index advice costs the data path (issue 7: "hit
+# and pass-through throughput with advice on vs off, same run: within 3 %",
+# and the shape-recording cost per request). One build, four proxies side by
+# side against the canned upstream (bench/mcload --server):
+#   hit-on / hit-off     cache on, every key read twice first: only hits;
+#   pass-on / pass-off   --cache false: every find reaches the upstream, so
+#                        every request has its shape recorded (advice on).
+# Each repetition runs the four in turn, the order rotating; the summary
+# gives medians and the median of the per-repetition ratios on/off. With
+# --callgrind, a proxy runs under valgrind's callgrind for a fixed number of
+# pass-through requests, with advice on and then off (collection switched on
+# around the requests only): instructions per request, and their difference,
+# which is what recording a shape costs.
+#
+#   bench/advice_ab.sh [--reps N] [-c C] [-n N] [--callgrind] [--out DIR]
+#
+# CPUs as bench/run.sh: the systems under test on SUT_CPU (0), mcload on
+# LOADGEN_CPU (1). The build is _build-bench (shared with run.sh).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+top=$(cd "$here/.." && pwd)
+REPS=7
+CONNS=16
+N=40000
+CALLGRIND=0
+CG_REQS=3000
+SIZE=256
+OUT=""
+while [ $# -gt 0 ]; do
+    case $1 in
+    --reps) REPS=$2; shift ;;
+    -c) CONNS=$2; shift ;;
+    -n) N=$2; shift ;;
+    --callgrind) CALLGRIND=1 ;;
+    --out) OUT=$2; shift ;;
+    -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+    *) echo "advice_ab.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+LOADGEN_CPU=${LOADGEN_CPU:-1}
+SUT_CPU=${SUT_CPU:-0}
+KEYS=1000
+OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/mongocache-adviceab.XXXXXX")}
+mkdir -p "$OUT/logs"
+echo "# results in $OUT" >&2
+
+[ -x "$top/configure" ] || (cd "$top" && autoreconf -fi >/dev/null 2>&1)
+mkdir -p "$top/_build-bench"
+if [ ! -f "$top/_build-bench/Makefile" ]; then
+    (cd "$top/_build-bench" && "$top/configure" -q --disable-asan CFLAGS="-O2 -g") >&2
+fi
+(cd "$top/_build-bench" && make -j2 mongocache bench/mcload >/dev/null)
+BIN=$top/_build-bench/mongocache
+MCLOAD=$top/_build-bench/bench/mcload
+
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true; done
+    sleep 0.3
+    for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -KILL "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_port() {
+    local i
+    for i in $(seq 1 200); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "advice_ab.sh: nothing listens on $1" >&2
+    return 1
+}
+start() { # NAME PORT CMD...
+    local name=$1 port=$2
+    shift 2
+    taskset -c "$SUT_CPU" "$@" >"$OUT/logs/$name.log" 2>&1 &
+    PIDS+=("$!")
+    wait_port "$port"
+}
+UP=$(free_port)
+start upstream "$UP" "$MCLOAD" --server --port "$UP" --size "$SIZE"
+declare -A PORT HTTP PID
+for v in hit-on hit-off pass-on pass-off; do
+    PORT[$v]=$(free_port)
+    HTTP[$v]=$(free_port)
+    extra=(--advice on --advice-interval 10s)
+    case $v in *-off) extra=(--advice off) ;; esac
+    case $v in pass-*) extra+=(--cache false) ;; esac
+    start "$v" "${PORT[$v]}" "$BIN" --listen "127.0.0.1:${PORT[$v]}" \
+        --upstream "mongodb://127.0.0.1:$UP" --http-listen "127.0.0.1:${HTTP[$v]}" \
+        --log-level warn --cache-ttl 1h "${extra[@]}"
+    PID[$v]=${PIDS[-1]}
+    # priming: every key read twice (hits from then on where the cache is on)
+    taskset -c "$LOADGEN_CPU" "$MCLOAD" --port "${PORT[$v]}" -c 1 -n "$KEYS" --warmup "$KEYS" \
+        --keys "$KEYS" --size "$SIZE" --seconds 60 >/dev/null
+done
+
+cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+RESULTS=$OUT/results.jsonl
+: >"$RESULTS"
+VARIANTS=(hit-on hit-off pass-on pass-off)
+for rep in $(seq 1 "$REPS"); do
+    for i in 0 1 2 3; do
+        v=${VARIANTS[$(((i + rep) % 4))]}
+        t0=$(cpu_ticks "${PID[$v]}")
+        json=$(taskset -c "$LOADGEN_CPU" "$MCLOAD" --port "${PORT[$v]}" -c "$CONNS" -n "$N" \
+            --seconds 3 --warmup 1000 --keys "$KEYS" --size "$SIZE" --scenario "$v" \
+            --stats-url "http://127.0.0.1:${HTTP[$v]}/stats")
+        t1=$(cpu_ticks "${PID[$v]}")
+        echo "${json%\}}, \"rep\": $rep, \"cpu_ticks\": $((t1 - t0))}" >>"$RESULTS"
+    done
+done
+
+python3 - "$RESULTS" "$(getconf CLK_TCK)" <<'EOF' | tee "$OUT/summary.txt"
+import json, statistics, sys
+runs = [json.loads(l) for l in open(sys.argv[1])]
+hz = int(sys.argv[2])
+by = {}
+for r in runs:
+    by.setdefault(r["scenario"], {})[r["rep"]] = r
+def cpu_us(r):
+    return r["cpu_ticks"] * 1e6 / hz / (r["n"] + r["warmup_n"])
+print("advice on vs off, %d connections, %d repetitions (medians)" %
+      (runs[0]["connections"], len(by["hit-on"])))
+print("%-12s %12s %12s %10s %14s %14s" % ("", "on req/s", "off req/s", "on/off",
+                                          "on CPU us/req", "off CPU us/req"))
+for kind in ("hit", "pass"):
+    on, off = by[kind + "-on"], by[kind + "-off"]
+    ratios = [on[k]["rps"] / off[k]["rps"] for k in on if k in off]
+    print("%-12s %12.0f %12.0f %10.3f %14.2f %14.2f" % (
+        {"hit": "hits", "pass": "pass-through"}[kind],
+        statistics.median(r["rps"] for r in on.values()),
+        statistics.median(r["rps"] for r in off.values()),
+        statistics.median(ratios),
+        statistics.median(cpu_us(r) for r in on.values()),
+        statistics.median(cpu_us(r) for r in off.values())))
+EOF
+
+if [ "$CALLGRIND" = 1 ]; then
+    command -v valgrind >/dev/null 2>&1 || { echo "# callgrind skipped: no valgrind" >&2; exit 0; }
+    for mode in on off; do
+        p=$(free_port)
+        h=$(free_port)
+        taskset -c "$SUT_CPU" valgrind --tool=callgrind --instr-atstart=no \
+            --callgrind-out-file="$OUT/callgrind-$mode.out" "$BIN" --listen "127.0.0.1:$p" \
+            --upstream "mongodb://127.0.0.1:$UP" --http-listen "127.0.0.1:$h" --log-level warn \
+            --cache false --advice "$mode" --advice-interval 1h \
+            >"$OUT/logs/callgrind-$mode.log" 2>&1 &
+        CG=$!
+        PIDS+=("$CG")
+        wait_port "$p"
+        sleep 1
+        taskset -c "$LOADGEN_CPU" "$MCLOAD" --port "$p" -c 1 -n 500 --warmup 500 \
+            --keys "$KEYS" --size "$SIZE" --seconds 120 >/dev/null
+        callgrind_control -i on "$CG" >/dev/null
+        taskset -c "$LOADGEN_CPU" "$MCLOAD" --port "$p" -c 1 -n "$CG_REQS" --warmup 0 \
+            --keys "$KEYS" --size "$SIZE" --seconds 120 >/dev/null
+        callgrind_control -i off "$CG" >/dev/null
+        callgrind_control -d "$CG" >/dev/null
+        sleep 1
+        kill -TERM "$CG" 2>/dev/null || true
+        wait "$CG" 2>/dev/null || true
+        dump=$(ls "$OUT"/callgrind-$mode.out.* | head -n 1)
+        callgrind_annotate "$dump" 2>/dev/null | sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' |
+            tr -d , >"$OUT/cg-$mode.total"
+    done
+    python3 - "$OUT" "$CG_REQS" <<'EOF' | tee -a "$OUT/summary.txt"
+import sys
+out, n = sys.argv[1], int(sys.argv[2])
+on = int(open(out + "/cg-on.total").read().strip() or 0)
+off = int(open(out + "/cg-off.total").read().strip() or 0)
+print("callgrind, %d pass-through requests: %.0f instructions per request with advice on, "
+      "%.0f off: recording a shape costs %.0f (%.1f %%)" % (
+          n, on / n, off / n, (on - off) / n, 100.0 * (on - off) / max(off, 1)))
+EOF
+fi

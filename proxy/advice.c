@@ -1,0 +1,397 @@
+/*
+ * proxy/advice.c: index advice as the proxy runs it (see advice.h). Owns
+ * the shape table, the advisor, the interval timer and the latest report,
+ * and the log line of each new advice. Does not own what a shape is, how a
+ * plan is read or what index to advise (advice/), nor where in a request's
+ * life the recording happens (client.c, lookup.c).
+ *
+ * The loop thread alone touches the table; the advisor works on snapshots
+ * and hands its reports back to advice_report_cb on the loop thread.
+ */
+#include "config.h"
+
+#include "proxy/advice.h"
+
+#include "advice/advisor.h"
+#include "advice/shape.h"
+#include "advice/table.h"
+#include "proxy/log.h"
+#include "proxy/server.h"
+#include "wire/cmd.h"
+#include "wire/msg.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <string.h>
+#include <time.h>
+
+/* Shapes the table keeps (the least recently used go beyond that). */
+#define TABLE_SHAPES 4096
+/* After an index change passed through, the advisor runs this soon. */
+#define CHANGE_DELAY_MS 200
+/* Each advisor command's timeout. */
+#define COMMAND_TIMEOUT_MS 5000
+
+struct proxy_advice {
+    struct proxy_server *server;
+    struct advice_table *table;
+    struct advice_advisor *advisor;
+    struct event *timer;
+    struct advice_report *report; /* the latest, or NULL */
+    char **announced;             /* "db.coll index-name" of every advice logged */
+    uint32_t n_announced;
+    uint32_t cap_announced;
+};
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+arm(struct proxy_advice *a, int64_t ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+    evtimer_add(a->timer, &tv);
+}
+
+static void
+interval_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_advice *a = arg;
+    const struct conf *conf = a->server->conf;
+
+    (void)fd;
+    (void)what;
+    advice_advisor_submit(a->advisor,
+                          advice_table_snapshot(a->table, (uint32_t)conf->advice_max_shapes));
+    arm(a, conf->advice_interval);
+}
+
+/* True the first time this advice is seen (it is then remembered). */
+static bool
+first_seen(struct proxy_advice *a, const struct advice_item *item)
+{
+    char *key = bson_strdup_printf("%s.%s %s", item->db, item->coll, item->index.name);
+
+    for (uint32_t i = 0; i < a->n_announced; i++) {
+        if (strcmp(a->announced[i], key) == 0) {
+            bson_free(key);
+            return false;
+        }
+    }
+    if (a->n_announced == a->cap_announced) {
+        a->cap_announced = a->cap_announced ? a->cap_announced * 2 : 16;
+        a->announced = bson_realloc(a->announced, a->cap_announced * sizeof *a->announced);
+    }
+    a->announced[a->n_announced++] = key;
+    return true;
+}
+
+static void
+report_cb(void *arg, struct advice_report *report)
+{
+    struct proxy_advice *a = arg;
+    enum advice_state before = a->report ? a->report->state : ADVICE_STATE_STARTING;
+
+    for (uint32_t i = 0; i < report->n_items; i++) {
+        const struct advice_item *it = &report->items[i];
+
+        if (first_seen(a, it))
+            proxy_log(PROXY_LOG_INFO, 0, "index_advice",
+                      "namespace=%s.%s index=%s reason=%s evidence=%s queries=%llu "
+                      "server_ms=%.1f documents=%lld mongosh=\"%s\"",
+                      it->db, it->coll, it->index.name, advice_reason_name(it->reason),
+                      advice_evidence_name(it->evidence), (unsigned long long)it->queries,
+                      it->server_ms, (long long)it->documents, it->mongosh);
+    }
+    if (report->state != before && report->state != ADVICE_STATE_OK)
+        proxy_log(PROXY_LOG_WARN, 0, "advisor_state",
+                  "state=%s error=\"%s\" retry_in_ms=%lld msg=\"index advice is paused; "
+                  "proxying and caching are not affected\"",
+                  advice_state_name(report->state), report->last_error ? report->last_error : "",
+                  (long long)report->retry_in_ms);
+    else if (report->state != before)
+        proxy_log(PROXY_LOG_INFO, 0, "advisor_state", "state=%s",
+                  advice_state_name(report->state));
+    advice_report_destroy(a->report);
+    a->report = report;
+}
+
+static void
+config_from(const struct proxy_server *server, struct advice_config *cfg)
+{
+    const struct conf *conf = server->conf;
+
+    cfg->uri = conf->advice_uri[0] ? conf->advice_uri : conf->upstream;
+    cfg->interval_ms = conf->advice_interval;
+    cfg->min_documents = conf->advice_min_documents;
+    cfg->explain = conf->advice_explain;
+    cfg->max_shapes = (uint32_t)conf->advice_max_shapes;
+    cfg->timeout_ms = COMMAND_TIMEOUT_MS;
+}
+
+struct proxy_advice *
+proxy_advice_new(struct proxy_server *server, bson_error_t *error)
+{
+    struct proxy_advice *a;
+    struct advice_config cfg;
+
+    memset(error, 0, sizeof *error);
+    if (!server->conf->advice)
+        return NULL;
+    a = bson_malloc0(sizeof *a);
+    a->server = server;
+    a->table = advice_table_new(TABLE_SHAPES);
+    config_from(server, &cfg);
+    a->advisor = advice_advisor_new(server->base, &cfg, report_cb, a, error);
+    a->timer = evtimer_new(server->base, interval_cb, a);
+    if (!a->advisor || !a->timer) {
+        if (!error->code)
+            bson_set_error(error, 1, 1, "cannot start the index advisor");
+        proxy_advice_destroy(a);
+        return NULL;
+    }
+    arm(a, server->conf->advice_interval);
+    return a;
+}
+
+void
+proxy_advice_destroy(struct proxy_advice *a)
+{
+    if (!a)
+        return;
+    if (a->timer)
+        event_free(a->timer);
+    advice_advisor_destroy(a->advisor); /* joins the thread: no report comes after this */
+    advice_table_destroy(a->table);
+    advice_report_destroy(a->report);
+    for (uint32_t i = 0; i < a->n_announced; i++)
+        bson_free(a->announced[i]);
+    bson_free(a->announced);
+    bson_free(a);
+}
+
+void
+proxy_advice_reconfigure(struct proxy_advice *a)
+{
+    struct advice_config cfg;
+
+    if (!a)
+        return;
+    config_from(a->server, &cfg);
+    advice_advisor_reconfigure(a->advisor, &cfg);
+    arm(a, cfg.interval_ms);
+}
+
+/* Only these commands have shapes: the rest cost one comparison or two. */
+static bool
+may_have_shape(const char *name)
+{
+    switch (name[0]) {
+    case 'f':
+        return strcmp(name, "find") == 0 || strcmp(name, "findAndModify") == 0 ||
+               strcmp(name, "findandmodify") == 0;
+    case 'a':
+        return strcmp(name, "aggregate") == 0;
+    case 'c':
+        return strcmp(name, "count") == 0;
+    case 'd':
+        return strcmp(name, "distinct") == 0 || strcmp(name, "delete") == 0;
+    case 'u':
+        return strcmp(name, "update") == 0;
+    default:
+        return false;
+    }
+}
+
+uint32_t
+proxy_advice_record(struct proxy_advice *a, const struct wire_msg *msg, const struct wire_cmd *cmd,
+                    const bson_t *body, uint64_t *hashes, uint32_t max)
+{
+    struct advice_sequence seqs[WIRE_MSG_MAX_SEQUENCES];
+    struct advice_shapes shapes;
+    int64_t now;
+    uint32_t n = 0;
+
+    if (!a || !cmd->name || !cmd->db || !may_have_shape(cmd->name))
+        return 0;
+    for (uint32_t i = 0; i < msg->n_seqs; i++) {
+        seqs[i].id = msg->seqs[i].id;
+        seqs[i].docs = msg->seqs[i].docs;
+        seqs[i].len = msg->seqs[i].docs_len;
+    }
+    shapes.n = 0;
+    if (advice_shape_extract(body, cmd, seqs, msg->n_seqs, &shapes) == 0)
+        return 0;
+    now = now_ms();
+    for (uint32_t i = 0; i < shapes.n; i++) {
+        const struct advice_shape *s = &shapes.shape[i];
+
+        advice_table_record(a->table, s, bson_get_data(body), body->len, s->statement, now);
+        if (n < max)
+            hashes[n++] = s->hash;
+    }
+    advice_shapes_cleanup(&shapes);
+    return n;
+}
+
+void
+proxy_advice_reply(struct proxy_advice *a, const uint64_t *hashes, uint32_t n, double server_ms,
+                   uint64_t documents)
+{
+    if (!a)
+        return;
+    for (uint32_t i = 0; i < n; i++)
+        advice_table_reply(a->table, hashes[i], server_ms, documents);
+}
+
+void
+proxy_advice_indexes_changed(struct proxy_advice *a, const char *db, const char *coll)
+{
+    if (!a)
+        return;
+    advice_table_indexes_changed(a->table, db, coll);
+    arm(a, CHANGE_DELAY_MS); /* the interval timer runs sooner, then re-arms as usual */
+}
+
+void
+proxy_advice_hit(struct proxy_advice *a, uint64_t hash)
+{
+    if (a && hash)
+        advice_table_hit(a->table, hash, now_ms());
+}
+
+/* ---- the report as JSON ------------------------------------------------------- */
+
+static void
+append_index_keys(bson_t *parent, const char *key, const struct advice_index *index)
+{
+    bson_t keys;
+
+    advice_index_keys_bson(index, &keys);
+    bson_append_document(parent, key, -1, &keys);
+    bson_destroy(&keys);
+}
+
+static void
+append_item(bson_t *array, uint32_t i, const struct advice_item *it)
+{
+    char key[16];
+    const char *key_str;
+    bson_t doc, shapes;
+    char ns[512];
+
+    bson_uint32_to_string(i, &key_str, key, sizeof key);
+    bson_append_document_begin(array, key_str, -1, &doc);
+    bson_snprintf(ns, sizeof ns, "%s.%s", it->db, it->coll);
+    BSON_APPEND_UTF8(&doc, "namespace", ns);
+    append_index_keys(&doc, "index", &it->index);
+    BSON_APPEND_UTF8(&doc, "name", it->index.name);
+    BSON_APPEND_UTF8(&doc, "reason", advice_reason_name(it->reason));
+    BSON_APPEND_UTF8(&doc, "evidence", advice_evidence_name(it->evidence));
+    BSON_APPEND_INT64(&doc, "queries", (int64_t)it->queries);
+    BSON_APPEND_DOUBLE(&doc, "server_ms", it->server_ms);
+    BSON_APPEND_INT64(&doc, "documents", it->documents);
+    bson_append_array_begin(&doc, "shapes", -1, &shapes);
+    for (uint32_t s = 0; s < it->n_shapes; s++) {
+        bson_uint32_to_string(s, &key_str, key, sizeof key);
+        BSON_APPEND_UTF8(&shapes, key_str, it->shapes[s]);
+    }
+    bson_append_array_end(&doc, &shapes);
+    BSON_APPEND_UTF8(&doc, "mongosh", it->mongosh);
+    BSON_APPEND_UTF8(&doc, "mongoose", it->mongoose);
+    bson_append_document_end(array, &doc);
+}
+
+static void
+append_advisor(bson_t *parent, const struct proxy_advice *a)
+{
+    const struct advice_report *r = a->report;
+    bson_t doc;
+
+    BSON_APPEND_DOCUMENT_BEGIN(parent, "advisor", &doc);
+    BSON_APPEND_UTF8(&doc, "state", advice_state_name(r ? r->state : ADVICE_STATE_STARTING));
+    if (r && r->last_run_ms)
+        BSON_APPEND_DATE_TIME(&doc, "last_run", r->last_run_ms);
+    else
+        BSON_APPEND_NULL(&doc, "last_run");
+    BSON_APPEND_INT64(&doc, "runs", r ? (int64_t)r->runs : 0);
+    BSON_APPEND_INT64(&doc, "errors", r ? (int64_t)r->errors : 0);
+    if (r && r->last_error)
+        BSON_APPEND_UTF8(&doc, "last_error", r->last_error);
+    BSON_APPEND_INT64(&doc, "retry_in_ms", r ? r->retry_in_ms : 0);
+    BSON_APPEND_INT64(&doc, "explains", r ? (int64_t)r->explains : 0);
+    BSON_APPEND_INT64(&doc, "list_indexes", r ? (int64_t)r->list_indexes : 0);
+    BSON_APPEND_INT64(&doc, "shapes", (int64_t)advice_table_count(a->table));
+    BSON_APPEND_INT64(&doc, "shapes_evicted", (int64_t)advice_table_evicted(a->table));
+    bson_append_document_end(parent, &doc);
+}
+
+static void
+add_json(struct evbuffer *out, const bson_t *doc)
+{
+    size_t len;
+    char *json = bson_as_relaxed_extended_json(doc, &len);
+
+    if (json)
+        evbuffer_add(out, json, len);
+    bson_free(json);
+    evbuffer_add(out, "\n", 1);
+}
+
+void
+proxy_advice_json(struct proxy_advice *a, struct evbuffer *out)
+{
+    bson_t doc = BSON_INITIALIZER, items, redundant;
+    char key[16];
+    const char *key_str;
+
+    if (!a) {
+        evbuffer_add_printf(out, "{\"advice\": [], \"redundant\": [], "
+                                 "\"advisor\": {\"state\": \"off\"}}\n");
+        return;
+    }
+    bson_append_array_begin(&doc, "advice", -1, &items);
+    for (uint32_t i = 0; a->report && i < a->report->n_items; i++)
+        append_item(&items, i, &a->report->items[i]);
+    bson_append_array_end(&doc, &items);
+    bson_append_array_begin(&doc, "redundant", -1, &redundant);
+    for (uint32_t i = 0; a->report && i < a->report->n_redundant; i++) {
+        const struct advice_redundant *r = &a->report->redundant[i];
+        bson_t one;
+        char ns[512];
+
+        bson_uint32_to_string(i, &key_str, key, sizeof key);
+        bson_append_document_begin(&redundant, key_str, -1, &one);
+        bson_snprintf(ns, sizeof ns, "%s.%s", r->db, r->coll);
+        BSON_APPEND_UTF8(&one, "namespace", ns);
+        BSON_APPEND_UTF8(&one, "index", r->index);
+        BSON_APPEND_UTF8(&one, "covered_by", r->covered_by);
+        bson_append_document_end(&redundant, &one);
+    }
+    bson_append_array_end(&doc, &redundant);
+    append_advisor(&doc, a);
+    add_json(out, &doc);
+    bson_destroy(&doc);
+}
+
+void
+proxy_advice_stats_json(struct proxy_advice *a, struct evbuffer *out)
+{
+    if (!a) {
+        evbuffer_add_printf(out, "\"advice\": {\"enabled\": false, \"open\": 0}");
+        return;
+    }
+    evbuffer_add_printf(out,
+                        "\"advice\": {\"enabled\": true, \"open\": %u, \"redundant\": %u, "
+                        "\"shapes\": %zu, \"state\": \"%s\"}",
+                        a->report ? a->report->n_items : 0, a->report ? a->report->n_redundant : 0,
+                        advice_table_count(a->table),
+                        advice_state_name(a->report ? a->report->state : ADVICE_STATE_STARTING));
+}

@@ -1,0 +1,65 @@
+/*
+ * proxy/advice.h: index advice as the proxy runs it. The shapes of every
+ * command that reaches the server are counted in the shape table on the
+ * loop thread (advice/table.h), with the server time of its round trip and
+ * the documents it returned; cache hits are counted by the shape stored
+ * with the entry. Every advice_interval the table's snapshot goes to the
+ * advisor thread (advice/advisor.h), whose report comes back here and is
+ * served by GET /advice. With advice off nothing of this exists: no table,
+ * no thread, no command to the server.
+ */
+#ifndef MONGOCACHE_PROXY_ADVICE_H
+#define MONGOCACHE_PROXY_ADVICE_H
+
+#include <bson/bson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct evbuffer;
+struct proxy_server;
+struct proxy_advice;
+struct wire_cmd;
+struct wire_msg;
+
+/* Most shapes of one request whose round trip is counted (the first ones). */
+#define PROXY_ADVICE_SHAPES 4
+
+/*
+ * Starts advice from server->conf (the advisor on advice_uri, or on the
+ * upstream URI when that is empty). Returns NULL with error->code 0 when
+ * advice is off, NULL with error set when it cannot start. Free with
+ * proxy_advice_destroy.
+ */
+struct proxy_advice *proxy_advice_new(struct proxy_server *server, bson_error_t *error);
+void proxy_advice_destroy(struct proxy_advice *advice);
+
+/* A reloaded configuration: interval, thresholds and explain apply from the next run. */
+void proxy_advice_reconfigure(struct proxy_advice *advice);
+
+/*
+ * A command is on its way to the server: its shapes are counted, and their
+ * hashes (at most max) written to hashes for proxy_advice_reply. Returns
+ * how many were written. Cheap when the command has no shape.
+ */
+uint32_t proxy_advice_record(struct proxy_advice *advice, const struct wire_msg *msg,
+                             const struct wire_cmd *cmd, const bson_t *body, uint64_t *hashes,
+                             uint32_t max);
+
+/* The reply to a recorded command came after server_ms, with documents documents. */
+void proxy_advice_reply(struct proxy_advice *advice, const uint64_t *hashes, uint32_t n,
+                        double server_ms, uint64_t documents);
+
+/* An index change passed through (its reply ok): re-read db.coll's indexes now (coll NULL: all of db). */
+void proxy_advice_indexes_changed(struct proxy_advice *advice, const char *db, const char *coll);
+
+/* A cache hit of an entry stored with this shape hash (0: none). */
+void proxy_advice_hit(struct proxy_advice *advice, uint64_t hash);
+
+/* GET /advice: the latest report as JSON (see the README). */
+void proxy_advice_json(struct proxy_advice *advice, struct evbuffer *out);
+
+/* The /stats section: "advice": {"open", "shapes", "state", ...}. */
+void proxy_advice_stats_json(struct proxy_advice *advice, struct evbuffer *out);
+
+#endif
