@@ -29,9 +29,10 @@
  * every wait bounded. The libmongoc client used to seed data is the test's
  * own (this program's main thread), never the advisor's.
  *
- *   advisor_driver FERRET_URI AUTH_HOSTPORT USER PASSWORD FAKE_PORT BADHELLO_PORT FERRETDB DIR
- *                  PORT PIDFILE
- * FAKE_PORT: advisor_fake.py; BADHELLO_PORT: advisor_fake.py badhello.
+ *   advisor_driver FERRET_URI AUTH_HOSTPORT USER PASSWORD FAKE_PORT BADHELLO_PORT
+ *                  BADSTREAM_PORT FERRETDB DIR PORT PIDFILE
+ * FAKE_PORT, BADHELLO_PORT, BADSTREAM_PORT: advisor_fake.py, with no mode,
+ * badhello and badstream.
  * DIR/PORT: where the faults scenario runs its own FerretDB; PIDFILE gets
  * its pid (it also dies with this program: PR_SET_PDEATHSIG).
  */
@@ -58,7 +59,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define N_CHECKS 59
+#define N_CHECKS 60
 #define REPORT_WAIT_MS 20000
 #define DB "advtest"
 
@@ -761,7 +762,7 @@ struct junk_case {
 };
 
 static void
-scenario_junk(struct drv *d, int fake_port, int badhello_port)
+scenario_junk(struct drv *d, int fake_port, int badhello_port, int badstream_port)
 {
     static const struct junk_case cases[] = {
         {"badcursor", ADVICE_STATE_ERROR, "listIndexes", 0},
@@ -838,6 +839,36 @@ scenario_junk(struct drv *d, int fake_port, int badhello_port)
         advice_table_destroy(t);
     }
     bson_free(uri);
+
+    /*
+     * A server that would crash a libmongoc 1.23 client pool's monitor (it
+     * announces a topologyVersion, then answers OP_MSG hello with junk):
+     * the advisor's single-threaded client never streams hello, and is fine.
+     */
+    uri = bson_strdup_printf("mongodb://127.0.0.1:%d/", badstream_port);
+    {
+        struct advice_table *t = advice_table_new(8);
+        struct advice_config cfg = config(uri);
+        struct advice_advisor *adv;
+        const struct advice_report *r;
+        bson_error_t error;
+        bool good = true;
+
+        record(t, DB, &S_ESR, 3, 1.0);
+        cfg.timeout_ms = 1000;
+        adv = advice_advisor_new(d->base, &cfg, on_report, d, &error);
+        for (int i = 0; i < 3 && good; i++) {
+            r = adv ? submit(d, adv, t, REPORT_WAIT_MS) : NULL;
+            good = is_state(r, ADVICE_STATE_OK) && r->list_indexes == (uint64_t)i + 1;
+            if (!good)
+                show(r);
+            run_for(d, 600); /* past heartbeatFrequencyMS's floor (500 ms) */
+        }
+        check(d, good, "junk: a server whose OP_MSG hello is junk: three runs ok, no crash");
+        advice_advisor_destroy(adv);
+        advice_table_destroy(t);
+    }
+    bson_free(uri);
 }
 
 /* ADVISOR_ONLY=name (development): run that scenario alone (the plan then fails). */
@@ -855,20 +886,20 @@ main(int argc, char **argv)
     struct drv d = {0};
     struct timeval tick = {0, 10000};
 
-    if (argc != 11) {
+    if (argc != 12) {
         fprintf(stderr,
                 "usage: %s FERRET_URI AUTH_HOSTPORT USER PASSWORD FAKE_PORT BADHELLO_PORT "
-                "FERRETDB DIR PORT PIDFILE\n",
+                "BADSTREAM_PORT FERRETDB DIR PORT PIDFILE\n",
                 argv[0]);
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
     mongoc_init();
     d.base = event_base_new();
-    d.ferretdb = argv[7];
-    d.dir = argv[8];
-    d.port = atoi(argv[9]);
-    d.pidfile = argv[10];
+    d.ferretdb = argv[8];
+    d.dir = argv[9];
+    d.port = atoi(argv[10]);
+    d.pidfile = argv[11];
     d.ticker = event_new(d.base, -1, EV_PERSIST, on_tick, &d);
     event_add(d.ticker, &tick);
     printf("PLAN %d\n", N_CHECKS);
@@ -881,7 +912,7 @@ main(int argc, char **argv)
     if (wanted("faults"))
         scenario_faults(&d);
     if (wanted("junk"))
-        scenario_junk(&d, atoi(argv[5]), atoi(argv[6]));
+        scenario_junk(&d, atoi(argv[5]), atoi(argv[6]), atoi(argv[7]));
 
     ferret_kill(&d);
     advice_report_destroy(d.last);

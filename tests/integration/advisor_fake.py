@@ -2,13 +2,16 @@
 """tests/integration/advisor_fake.py: a fake MongoDB server that answers the
 index advisor's commands with junk, for test_advisor.sh (advisor_driver.c).
 
-    advisor_fake.py PORT [badhello]
+    advisor_fake.py PORT [badhello | badstream]
 
 It answers the handshake (OP_QUERY isMaster and OP_MSG hello) like a
-standalone server, so that libmongoc selects it (with "badhello", it
-answers the handshake itself with junk: an OP_REPLY announcing 3 documents
-and holding 1, an OP_MSG hello with a section of kind 9); then listIndexes,
-count and explain on the collection named after a fault answer that fault:
+standalone server, so that libmongoc selects it. With "badhello" it answers
+the handshake itself with junk: an OP_REPLY announcing 3 documents and
+holding 1, an OP_MSG hello with a section of kind 9. With "badstream" its
+isMaster is sane but announces a topologyVersion (so that a libmongoc client
+pool's monitor switches to OP_MSG hello: libmongoc 1.23 crashes on the
+answer, a section of kind 9). Then listIndexes, count and explain on the
+collection named after a fault answer that fault:
 
   badcursor  listIndexes: {ok: 1, cursor: 5} (no cursor document)
   nokey      listIndexes: an entry without a key
@@ -120,7 +123,7 @@ def read_exact(s, n):
     return buf
 
 
-def serve(s, bad_hello):
+def serve(s, mode):
     s.settimeout(60)
     try:
         while True:
@@ -132,9 +135,12 @@ def serve(s, bad_hello):
             if rest is None:
                 return
             raw = head + rest
+            hello = dict(HELLO)
+            if mode == "badstream":
+                hello["topologyVersion"] = {"processId": bytes(12), "counter": Int64(0)}
             if opcode == OP_QUERY:
-                doc = encode(HELLO)
-                body = struct.pack("<iqii", 0, 0, 0, 3 if bad_hello else 1) + doc
+                doc = encode(hello)
+                body = struct.pack("<iqii", 0, 0, 0, 3 if mode == "badhello" else 1) + doc
                 s.sendall(header(16 + len(body), 7, rid, OP_REPLY) + body)
                 continue
             body = decode(raw, 21) if raw[20] == 0 else {}
@@ -142,8 +148,8 @@ def serve(s, bad_hello):
             db = body.get("$db", "")
             kind, extra, flags = 0, b"", 0
             if name.lower() in ("hello", "ismaster"):
-                out = HELLO
-                kind = 9 if bad_hello else 0
+                out = hello
+                kind = 9 if mode in ("badhello", "badstream") else 0
             elif name == "listIndexes":
                 coll = body[name]
                 if coll == "close":
@@ -175,7 +181,7 @@ def serve(s, bad_hello):
 
 def main():
     port = int(sys.argv[1])
-    bad_hello = len(sys.argv) > 2 and sys.argv[2] == "badhello"
+    mode = sys.argv[2] if len(sys.argv) > 2 else ""
     ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind(("127.0.0.1", port))
@@ -183,7 +189,7 @@ def main():
     print("ready", flush=True)
     while True:
         s, _ = ls.accept()
-        threading.Thread(target=serve, args=(s, bad_hello), daemon=True).start()
+        threading.Thread(target=serve, args=(s, mode), daemon=True).start()
 
 
 if __name__ == "__main__":

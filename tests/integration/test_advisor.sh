@@ -33,7 +33,7 @@ mc_start_ferretdb --test-enable-new-auth --setup-database=admin \
     --setup-username="$AUTH_USER" --setup-password="$AUTH_PW"
 auth_hostport=127.0.0.1:$FERRET_PORT
 
-# the junk servers: junk replies; a junk handshake
+# the junk servers: junk replies; a junk handshake; junk only for a streaming monitor
 start_fake() {
     local port pid
     port=$(mc_free_port)
@@ -50,6 +50,8 @@ start_fake
 fake_port=$FAKE_PORT
 start_fake badhello
 badhello_port=$FAKE_PORT
+start_fake badstream
+badstream_port=$FAKE_PORT
 
 # where the driver runs (kills, restarts, pauses) a FerretDB of its own
 fault_dir=$MC_TMP/ferretdb.fault
@@ -61,7 +63,7 @@ out=$MC_TMP/driver.out
 log=$MC_TMP/driver.log
 st=0
 timeout 300 "$driver" "$plain_uri" "$auth_hostport" "$AUTH_USER" "$AUTH_PW" "$fake_port" \
-    "$badhello_port" "$MC_FERRETDB" "$fault_dir" "$fault_port" "$pidfile" >"$out" 2>"$log" || st=$?
+    "$badhello_port" "$badstream_port" "$MC_FERRETDB" "$fault_dir" "$fault_port" "$pidfile" >"$out" 2>"$log" || st=$?
 if [ -s "$pidfile" ]; then
     mc_track "$(cat "$pidfile")"
 fi
