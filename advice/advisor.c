@@ -111,6 +111,7 @@
 #define CODE_AUTH_FAILED 18
 #define CODE_NAMESPACE_NOT_FOUND 26
 #define CODE_INVALID_NAMESPACE 73
+#define CODE_NOT_ON_VIEW 166 /* CommandNotSupportedOnView */
 /* bson_error_t domain of an answer refused as junk (by the guard or by the checks here). */
 #define JUNK_DOMAIN 0x6a756e6bu /* "junk" */
 
@@ -395,11 +396,17 @@ server_said(const bson_error_t *e)
            e->domain == MONGOC_ERROR_COMMAND;
 }
 
+/*
+ * The server says the namespace is not a collection: none (26), a name
+ * that cannot be one (73: a client's typo), a view (166). Not a failure:
+ * nothing to advise there.
+ */
 static bool
 missing_namespace(const bson_error_t *e)
 {
     return server_said(e) &&
-           (e->code == CODE_NAMESPACE_NOT_FOUND || e->code == CODE_INVALID_NAMESPACE);
+           (e->code == CODE_NAMESPACE_NOT_FOUND || e->code == CODE_INVALID_NAMESPACE ||
+            e->code == CODE_NOT_ON_VIEW);
 }
 
 /* A command failed: counted, remembered (scrubbed) as last_error, the run marked. */
@@ -703,11 +710,13 @@ take_batch(const bson_iter_t *batch, struct advice_indexes *out, uint32_t *taken
  * listIndexes on ns into out (the caller's on success), its cursor read
  * here: the first batch, then a getMore while the cursor lives and each
  * batch brings entries (an empty batch from a live cursor is junk), so at
- * most ADVISOR_MAX_INDEXES getMores. A missing collection has no indexes.
- * False when a command failed or the answer is junk (recorded).
+ * most ADVISOR_MAX_INDEXES getMores. What is not a collection (see
+ * missing_namespace) has no indexes and *not_collection set. False when a
+ * command failed or the answer is junk (recorded).
  */
 static bool
-list_indexes(struct advice_advisor *a, struct run *r, struct ns *ns, struct advice_indexes *out)
+list_indexes(struct advice_advisor *a, struct run *r, struct ns *ns, struct advice_indexes *out,
+             bool *not_collection)
 {
     struct worker *w = &a->w;
     bson_t cmd = BSON_INITIALIZER;
@@ -719,6 +728,7 @@ list_indexes(struct advice_advisor *a, struct run *r, struct ns *ns, struct advi
     const char *junk;
     const char *what = "listIndexes";
 
+    *not_collection = false;
     out->index = bson_malloc0(ADVISOR_MAX_INDEXES * sizeof *out->index);
     out->n = 0;
     BSON_APPEND_UTF8(&cmd, "listIndexes", ns->coll);
@@ -726,8 +736,10 @@ list_indexes(struct advice_advisor *a, struct run *r, struct ns *ns, struct advi
     if (!send_command(w, ns->db, &cmd, &reply, &error)) {
         bson_destroy(&cmd);
         bson_destroy(&reply);
-        if (missing_namespace(&error))
+        if (missing_namespace(&error)) {
+            *not_collection = true;
             return true;
+        }
         fail_error(w, r, what, ns, &error);
         advice_indexes_cleanup(out);
         return false;
@@ -810,17 +822,22 @@ count_documents(struct advice_advisor *a, struct run *r, struct ns *ns, int64_t 
     return true;
 }
 
-/* Reads ns's indexes and count; a changed index set forgets ns's verdicts. */
+/*
+ * Reads ns's indexes and count (not for what is not a collection: a view's
+ * count would run its pipeline); a changed index set forgets ns's verdicts.
+ */
 static void
 read_namespace(struct advice_advisor *a, struct run *r, struct ns *ns)
 {
     struct advice_indexes got = {0};
     int64_t documents = 0;
+    bool not_collection = false;
     uint64_t fp;
 
-    if (!list_indexes(a, r, ns, &got))
+    if (!list_indexes(a, r, ns, &got, &not_collection))
         return;
-    if (r->unreachable || stopping(a, r) || !count_documents(a, r, ns, &documents)) {
+    if (!not_collection &&
+        (r->unreachable || stopping(a, r) || !count_documents(a, r, ns, &documents))) {
         advice_indexes_cleanup(&got);
         return;
     }

@@ -59,7 +59,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define N_CHECKS 60
+#define N_CHECKS 62
 #define REPORT_WAIT_MS 20000
 #define DB "advtest"
 
@@ -779,6 +779,8 @@ scenario_junk(struct drv *d, int fake_port, int badhello_port, int badstream_por
         {"close", ADVICE_STATE_UNREACHABLE, "listIndexes", 0},
         {"badexplain", ADVICE_STATE_OK, NULL, 1},
         {"errexplain", ADVICE_STATE_OK, NULL, 1},
+        {"view", ADVICE_STATE_OK, NULL, 0},
+        {"missing", ADVICE_STATE_OK, NULL, 0},
     };
     char *uri = bson_strdup_printf("mongodb://127.0.0.1:%d/", fake_port);
 

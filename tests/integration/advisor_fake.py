@@ -27,6 +27,8 @@ collection named after a fault answer that fault:
   sections   listIndexes: a reply with a body and two kind-1 sections
   checksum   listIndexes: a reply with checksumPresent (and its right checksum)
   close      listIndexes: the connection closed instead of a reply
+  view       listIndexes: CommandNotSupportedOnView (166); count: junk
+  missing    listIndexes: NamespaceNotFound (26); count: junk
 
 Anything else (a sane collection) has the _id index and 5000 documents.
 Commands it does not know get {ok: 1}. Prints "ready" once listening.
@@ -77,6 +79,12 @@ def reply_list_indexes(db, coll):
         return cursor(ns, [ID_INDEX, {"v": 2, "key": {"a": 1}, "name": "a_1", "x": nested(300)}])
     if coll == "endless":
         return cursor(ns, [], cid=123)
+    if coll == "view":
+        return {"ok": 0.0, "code": 166, "codeName": "CommandNotSupportedOnView",
+                "errmsg": "Namespace %s is a view, not a collection" % ns}
+    if coll == "missing":
+        return {"ok": 0.0, "code": 26, "codeName": "NamespaceNotFound",
+                "errmsg": "ns does not exist: %s" % ns}
     if coll == "unauth":
         return {"ok": 0.0, "code": 13, "codeName": "Unauthorized",
                 "errmsg": "not authorized on %s to execute command" % db}
@@ -84,7 +92,7 @@ def reply_list_indexes(db, coll):
 
 
 def reply_count(coll):
-    if coll == "badcount":
+    if coll in ("badcount", "view", "missing"):
         return {"n": "many", "ok": 1.0}
     if coll == "negcount":
         return {"n": -5, "ok": 1.0}
