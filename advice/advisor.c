@@ -64,9 +64,10 @@
  * command returns, is error. Every failed command is counted; after a run
  * with a failure the next runs are skipped (the report still built, from
  * memory, with retry_in_ms) for a backoff that doubles from 1 s to 60 s and
- * resets after a clean run. A namespace that does not exist (26) or cannot
- * exist (73: a client's invalid name) is read as empty, not as a failure;
- * explain's own errors (a query the server refuses) are "no mongod plan".
+ * resets after a clean run. A namespace that does not exist (26), cannot
+ * exist (73: a client's invalid name) or is a view (166) is read as empty,
+ * not as a failure; explain's own errors (a query the server refuses) are
+ * "no mongod plan".
  */
 #include "config.h"
 
