@@ -853,7 +853,20 @@ read_namespace(struct advice_advisor *a, struct run *r, struct ns *ns)
     ns->fresh = true;
 }
 
-/* explain of shape s's last query: its verdict, or false when the run failed. */
+/*
+ * Whether an explain can be built for s: from its last query (the body, or
+ * an update or delete statement), or for a $lookup from the shape alone.
+ */
+static bool
+explainable(const struct advice_snapshot_shape *s)
+{
+    return s->query != NULL || s->shape.source == ADVICE_SRC_LOOKUP;
+}
+
+/*
+ * explain (advice_plan_shape_command) of shape s: its verdict, or false
+ * when the run failed. A query that gives no command is "no mongod plan".
+ */
 static bool
 explain(struct advice_advisor *a, struct run *r, const struct advice_snapshot_shape *s,
         const struct ns *ns, enum advice_plan_verdict *verdict)
@@ -864,12 +877,16 @@ explain(struct advice_advisor *a, struct run *r, const struct advice_snapshot_sh
     bool sent;
 
     *verdict = ADVICE_PLAN_NOT_MONGOD;
-    if (!bson_init_static(&body, s->query, s->query_len))
+    if (s->query == NULL)
+        bson_init(&body); /* a $lookup's explain is built from its shape alone */
+    else if (!bson_init_static(&body, s->query, s->query_len))
         return true;
-    if (!advice_plan_command(&body, s->statement, &cmd)) {
+    if (!advice_plan_shape_command(&s->shape, &body, s->statement, &cmd)) {
         bson_destroy(&cmd);
+        bson_destroy(&body);
         return true;
     }
+    bson_destroy(&body);
     w->explains++;
     sent = send_command(w, ns->db, &cmd, &reply, &error);
     bson_destroy(&cmd);
@@ -904,7 +921,7 @@ shape_verdict(struct worker *w, const struct run *r, uint32_t i, enum advice_pla
         return true;
     }
     /* shapes that would be explained wait for it; the others are judged by the indexes */
-    return !(s->query != NULL && r->recommendable[i] && ns->documents >= r->set.min_documents);
+    return !(explainable(s) && r->recommendable[i] && ns->documents >= r->set.min_documents);
 }
 
 static void
@@ -929,7 +946,7 @@ explain_new_shapes(struct advice_advisor *a, struct run *r)
         }
         if (!r->set.explain || r->unreachable || sent >= r->set.max_shapes)
             continue;
-        if (!ns->fresh || s->query == NULL || !r->recommendable[i] ||
+        if (!ns->fresh || !explainable(s) || !r->recommendable[i] ||
             ns->documents < r->set.min_documents)
             continue;
         if (stopping(a, r))

@@ -39,7 +39,9 @@
 #include "config.h"
 
 #include "advice/advisor.h"
+#include "advice/shape.h"
 #include "advice/table.h"
+#include "wire/cmd.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -203,59 +205,39 @@ is_state(const struct advice_report *r, enum advice_state s)
     return r != NULL && r->state == s;
 }
 
-/* ---- shapes -------------------------------------------------------------- */
+/* ---- shapes ------------------------------------------------------------ */
 
-struct qshape {
-    const char *coll;
-    const char *eq[3];
-    const char *range;
-    const char *sort;
-    int dir;
-    uint64_t hash;
-    const char *json; /* the query as sent */
-};
-
+/*
+ * Records n queries (each taking ms on the server, returning one document)
+ * of the query tmpl with "@DB@" replaced by db, as the proxy will: its
+ * shape derived by advice_shape_extract, with the query and statement that
+ * go with it.
+ */
 static void
-make_shape(struct advice_shape *s, const char *db, const struct qshape *q)
+record(struct advice_table *t, const char *db, const char *tmpl, int n, double ms)
 {
-    memset(s, 0, sizeof *s);
-    s->db = bson_strdup(db);
-    s->coll = bson_strdup(q->coll);
-    s->source = ADVICE_SRC_FIND;
-    for (int i = 0; i < 3 && q->eq[i]; i++) {
-        s->paths[s->n_paths].path = bson_strdup(q->eq[i]);
-        s->paths[s->n_paths++].op = ADVICE_OP_EQ;
-    }
-    if (q->range) {
-        s->paths[s->n_paths].path = bson_strdup(q->range);
-        s->paths[s->n_paths++].op = ADVICE_OP_RANGE;
-    }
-    if (q->sort) {
-        s->sort[0].path = bson_strdup(q->sort);
-        s->sort[0].dir = q->dir;
-        s->n_sort = 1;
-    }
-    s->hash = q->hash;
-}
-
-/* Records n queries of q (each taking ms on the server, returning docs documents). */
-static void
-record(struct advice_table *t, const char *db, const struct qshape *q, int n, double ms)
-{
-    struct advice_shape s;
+    char json[512];
+    const char *at = strstr(tmpl, "@DB@");
     bson_error_t error;
-    bson_t *body = bson_new_from_json((const uint8_t *)q->json, -1, &error);
+    bson_t *body;
+    struct wire_cmd cmd;
+    struct advice_shapes shapes;
 
-    if (body == NULL) {
-        printf("# bad query json %s: %s\n", q->json, error.message);
+    if (at == NULL)
+        exit(2);
+    snprintf(json, sizeof json, "%.*s%s%s", (int)(at - tmpl), tmpl, db, at + 4);
+    body = bson_new_from_json((const uint8_t *)json, -1, &error);
+    if (body == NULL || !wire_cmd_parse(bson_get_data(body), body->len, &cmd, &error) ||
+        advice_shape_extract(body, &cmd, NULL, 0, &shapes) != 1) {
+        printf("# not one shape in %s\n", json);
         exit(2);
     }
-    make_shape(&s, db, q);
     for (int i = 0; i < n; i++) {
-        advice_table_record(t, &s, bson_get_data(body), body->len, 0, now_ms());
-        advice_table_reply(t, q->hash, ms, 1);
+        advice_table_record(t, &shapes.shape[0], shapes.query[0], shapes.query_len[0],
+                            shapes.statement[0], now_ms());
+        advice_table_reply(t, shapes.shape[0].hash, ms, 1);
     }
-    advice_shape_cleanup(&s);
+    advice_shapes_cleanup(&shapes);
     bson_destroy(body);
 }
 
@@ -344,19 +326,15 @@ config(const char *uri)
 
 /* ---- scenario: advice --------------------------------------------------- */
 
-static const struct qshape S_ESR = {
-    "books", {"author"}, "pages", "year", -1, 0x1001,
+/* The queries (the database's name left to fill in). */
+static const char Q_ESR[] =
     "{\"find\": \"books\", \"filter\": {\"author\": \"a1\", \"pages\": {\"$gte\": 100}}, "
-    "\"sort\": {\"year\": -1}, \"$db\": \"" DB "\"}"};
-static const struct qshape S_ID = {
-    "books", {"_id"}, NULL, NULL, 0, 0x1002,
-    "{\"find\": \"books\", \"filter\": {\"_id\": 7}, \"$db\": \"" DB "\"}"};
-static const struct qshape S_INDEXED = {
-    "isbns", {"isbn"}, NULL, NULL, 0, 0x1003,
-    "{\"find\": \"isbns\", \"filter\": {\"isbn\": \"isbn-7\"}, \"$db\": \"" DB "\"}"};
-static const struct qshape S_SMALL = {
-    "small", {"author"}, NULL, NULL, 0, 0x1004,
-    "{\"find\": \"small\", \"filter\": {\"author\": \"a3\"}, \"$db\": \"" DB "\"}"};
+    "\"sort\": {\"year\": -1}, \"$db\": \"@DB@\"}";
+static const char Q_ID[] = "{\"find\": \"books\", \"filter\": {\"_id\": 7}, \"$db\": \"@DB@\"}";
+static const char Q_INDEXED[] =
+    "{\"find\": \"isbns\", \"filter\": {\"isbn\": \"isbn-7\"}, \"$db\": \"@DB@\"}";
+static const char Q_SMALL[] =
+    "{\"find\": \"small\", \"filter\": {\"author\": \"a3\"}, \"$db\": \"@DB@\"}";
 
 static bool
 keys_are(const struct advice_index *ix, const char *p0, int d0, const char *p1, int d1,
@@ -386,10 +364,10 @@ scenario_advice(struct drv *d, const char *uri)
     check(d, seeded,
           "advice: seeded books (5000), isbns (5000, indexed), small (100), many (1500)");
 
-    record(t, DB, &S_ESR, 10, 5.0);
-    record(t, DB, &S_ID, 50, 0.5);
-    record(t, DB, &S_INDEXED, 20, 0.5);
-    record(t, DB, &S_SMALL, 30, 1.0);
+    record(t, DB, Q_ESR, 10, 5.0);
+    record(t, DB, Q_ID, 50, 0.5);
+    record(t, DB, Q_INDEXED, 20, 0.5);
+    record(t, DB, Q_SMALL, 30, 1.0);
 
     adv = advice_advisor_new(d->base, &cfg, on_report, d, &error);
     check(d, adv != NULL, "advice: advisor started (%s)", adv ? "ok" : error.message);
@@ -472,24 +450,19 @@ scenario_advice(struct drv *d, const char *uri)
 
     /* at most max_shapes explains per run; shapes waiting for theirs are not advised yet */
     {
-        static const struct qshape many[5] = {
-            {"many", {"p1"}, NULL, NULL, 0, 0x2001,
-             "{\"find\": \"many\", \"filter\": {\"p1\": 1}, \"$db\": \"" DB "\"}"},
-            {"many", {"p2"}, NULL, NULL, 0, 0x2002,
-             "{\"find\": \"many\", \"filter\": {\"p2\": 1}, \"$db\": \"" DB "\"}"},
-            {"many", {"p3"}, NULL, NULL, 0, 0x2003,
-             "{\"find\": \"many\", \"filter\": {\"p3\": 1}, \"$db\": \"" DB "\"}"},
-            {"many", {"p4"}, NULL, NULL, 0, 0x2004,
-             "{\"find\": \"many\", \"filter\": {\"p4\": 1}, \"$db\": \"" DB "\"}"},
-            {"many", {"p5"}, NULL, NULL, 0, 0x2005,
-             "{\"find\": \"many\", \"filter\": {\"p5\": 1}, \"$db\": \"" DB "\"}"},
+        static const char *const many[5] = {
+            "{\"find\": \"many\", \"filter\": {\"p1\": 1}, \"$db\": \"@DB@\"}",
+            "{\"find\": \"many\", \"filter\": {\"p2\": 1}, \"$db\": \"@DB@\"}",
+            "{\"find\": \"many\", \"filter\": {\"p3\": 1}, \"$db\": \"@DB@\"}",
+            "{\"find\": \"many\", \"filter\": {\"p4\": 1}, \"$db\": \"@DB@\"}",
+            "{\"find\": \"many\", \"filter\": {\"p5\": 1}, \"$db\": \"@DB@\"}",
         };
         uint64_t ex[3] = {0};
         uint32_t items[3] = {0};
 
         t = advice_table_new(64);
         for (int i = 0; i < 5; i++)
-            record(t, DB, &many[i], 10 - i, 1.0);
+            record(t, DB, many[i], 10 - i, 1.0);
         cfg = config(uri);
         cfg.max_shapes = 2;
         adv = advice_advisor_new(d->base, &cfg, on_report, d, &error);
@@ -536,7 +509,7 @@ scenario_auth(struct drv *d, const char *hostport, const char *user, const char 
     bson_error_t error;
 
     check(d, seed(c, "authdb", "books", 1500), "auth: seeded authdb.books with credentials");
-    record(t, "authdb", &S_ESR, 5, 2.0);
+    record(t, "authdb", Q_ESR, 5, 2.0);
 
     adv = advice_advisor_new(d->base, &cfg, on_report, d, &error);
     r = adv ? submit(d, adv, t, REPORT_WAIT_MS) : NULL;
@@ -669,7 +642,7 @@ scenario_faults(struct drv *d)
     c = test_client(uri);
     check(d, seed(c, "fault", "books", 1200), "faults: seeded fault.books (1200)");
     mongoc_client_destroy(c);
-    record(t, "fault", &S_ESR, 5, 2.0);
+    record(t, "fault", Q_ESR, 5, 2.0);
 
     cfg.timeout_ms = 500;
     adv = advice_advisor_new(d->base, &cfg, on_report, d, &error);
@@ -788,18 +761,15 @@ scenario_junk(struct drv *d, int fake_port, int badhello_port, int badstream_por
         const struct junk_case *k = &cases[i];
         struct advice_table *t = advice_table_new(8);
         struct advice_config cfg = config(uri);
-        struct qshape q = S_INDEXED;
-        char json[200];
+        char fmt[200];
         struct advice_advisor *adv;
         const struct advice_report *r;
         bson_error_t error;
         bool good;
 
-        snprintf(json, sizeof json, "{\"find\": \"%s\", \"filter\": {\"isbn\": \"x\"}, "
-                 "\"$db\": \"junk\"}", k->coll);
-        q.coll = k->coll;
-        q.json = json;
-        record(t, "junk", &q, 3, 1.0);
+        snprintf(fmt, sizeof fmt, "{\"find\": \"%s\", \"filter\": {\"isbn\": \"x\"}, "
+                 "\"$db\": \"@DB@\"}", k->coll);
+        record(t, "junk", fmt, 3, 1.0);
         cfg.timeout_ms = 1000;
         adv = advice_advisor_new(d->base, &cfg, on_report, d, &error);
         r = adv ? submit(d, adv, t, REPORT_WAIT_MS) : NULL;
@@ -829,7 +799,7 @@ scenario_junk(struct drv *d, int fake_port, int badhello_port, int badstream_por
         const struct advice_report *r;
         bson_error_t error;
 
-        record(t, DB, &S_ESR, 3, 1.0);
+        record(t, DB, Q_ESR, 3, 1.0);
         cfg.timeout_ms = 1000;
         adv = advice_advisor_new(d->base, &cfg, on_report, d, &error);
         r = adv ? submit(d, adv, t, REPORT_WAIT_MS) : NULL;
@@ -856,7 +826,7 @@ scenario_junk(struct drv *d, int fake_port, int badhello_port, int badstream_por
         bson_error_t error;
         bool good = true;
 
-        record(t, DB, &S_ESR, 3, 1.0);
+        record(t, DB, Q_ESR, 3, 1.0);
         cfg.timeout_ms = 1000;
         adv = advice_advisor_new(d->base, &cfg, on_report, d, &error);
         for (int i = 0; i < 3 && good; i++) {
