@@ -61,7 +61,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define N_CHECKS 62
+#define N_CHECKS 64
 #define REPORT_WAIT_MS 20000
 #define DB "advtest"
 
@@ -732,28 +732,31 @@ struct junk_case {
     enum advice_state state;
     const char *text; /* in last_error */
     uint32_t items;
+    const char *reason; /* of the advice, when there is one to check */
 };
 
 static void
 scenario_junk(struct drv *d, int fake_port, int badhello_port, int badstream_port)
 {
     static const struct junk_case cases[] = {
-        {"badcursor", ADVICE_STATE_ERROR, "listIndexes", 0},
-        {"nokey", ADVICE_STATE_ERROR, "without a usable key", 0},
-        {"toomany", ADVICE_STATE_ERROR, "more than 64", 0},
-        {"deep", ADVICE_STATE_ERROR, "malformed OP_MSG", 0},
-        {"endless", ADVICE_STATE_ERROR, "does not end", 0},
-        {"badcount", ADVICE_STATE_ERROR, "document count", 0},
-        {"negcount", ADVICE_STATE_ERROR, "document count", 0},
-        {"unauth", ADVICE_STATE_UNAUTHORIZED, "not authorized", 0},
-        {"garbage", ADVICE_STATE_ERROR, "malformed OP_MSG", 0},
-        {"sections", ADVICE_STATE_ERROR, "document sequence", 0},
-        {"checksum", ADVICE_STATE_ERROR, "flags 0x1", 0},
-        {"close", ADVICE_STATE_UNREACHABLE, "listIndexes", 0},
-        {"badexplain", ADVICE_STATE_OK, NULL, 1},
-        {"errexplain", ADVICE_STATE_OK, NULL, 1},
-        {"view", ADVICE_STATE_OK, NULL, 0},
-        {"missing", ADVICE_STATE_OK, NULL, 0},
+        {"badcursor", ADVICE_STATE_ERROR, "listIndexes", 0, NULL},
+        {"nokey", ADVICE_STATE_ERROR, "without a usable key", 0, NULL},
+        {"toomany", ADVICE_STATE_ERROR, "more than 64", 0, NULL},
+        {"deep", ADVICE_STATE_ERROR, "malformed OP_MSG", 0, NULL},
+        {"endless", ADVICE_STATE_ERROR, "does not end", 0, NULL},
+        {"badcount", ADVICE_STATE_ERROR, "document count", 0, NULL},
+        {"negcount", ADVICE_STATE_ERROR, "document count", 0, NULL},
+        {"unauth", ADVICE_STATE_UNAUTHORIZED, "not authorized", 0, NULL},
+        {"garbage", ADVICE_STATE_ERROR, "malformed OP_MSG", 0, NULL},
+        {"sections", ADVICE_STATE_ERROR, "document sequence", 0, NULL},
+        {"checksum", ADVICE_STATE_ERROR, "flags 0x1", 0, NULL},
+        {"close", ADVICE_STATE_UNREACHABLE, "listIndexes", 0, NULL},
+        {"badexplain", ADVICE_STATE_OK, NULL, 1, NULL},
+        {"errexplain", ADVICE_STATE_OK, NULL, 1, NULL},
+        {"collscan", ADVICE_STATE_OK, NULL, 1, "collection_scan"},
+        {"ixscan", ADVICE_STATE_OK, NULL, 0, NULL},
+        {"view", ADVICE_STATE_OK, NULL, 0, NULL},
+        {"missing", ADVICE_STATE_OK, NULL, 0, NULL},
     };
     char *uri = bson_strdup_printf("mongodb://127.0.0.1:%d/", fake_port);
 
@@ -777,14 +780,19 @@ scenario_junk(struct drv *d, int fake_port, int badhello_port, int badstream_por
         good = is_state(r, k->state) && r->n_items == k->items &&
                (k->text == NULL ? r->last_error == NULL
                                 : r->last_error && strstr(r->last_error, k->text) != NULL);
+        if (good && k->reason != NULL)
+            good = r->items[0].evidence == ADVICE_EVIDENCE_EXPLAIN &&
+                   strcmp(advice_reason_name(r->items[0].reason), k->reason) == 0;
         /* the advisor keeps working: the next run (after the backoff) gives a report too */
         if (good && k->state != ADVICE_STATE_OK) {
             run_for(d, (int)r->retry_in_ms + 50);
             r = submit(d, adv, t, REPORT_WAIT_MS);
             good = r && r->runs == 2 && r->state == k->state;
         }
-        check(d, good, "junk: %s: state %s%s%s", k->coll, advice_state_name(k->state),
-              k->text ? ", last_error mentions " : "", k->text ? k->text : "");
+        check(d, good, "junk: %s: state %s%s%s%s%s, %u advice", k->coll,
+              advice_state_name(k->state), k->text ? ", last_error mentions " : "",
+              k->text ? k->text : "", k->reason ? ", evidence explain, reason " : "",
+              k->reason ? k->reason : "", k->items);
         advice_advisor_destroy(adv);
         advice_table_destroy(t);
     }

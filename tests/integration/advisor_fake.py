@@ -27,6 +27,8 @@ collection named after a fault answer that fault:
   sections   listIndexes: a reply with a body and two kind-1 sections
   checksum   listIndexes: a reply with checksumPresent (and its right checksum)
   close      listIndexes: the connection closed instead of a reply
+  collscan   explain: mongod's documented COLLSCAN plan (tests/fixtures/explain)
+  ixscan     explain: mongod's documented FETCH over IXSCAN plan
   view       listIndexes: CommandNotSupportedOnView (166); count: junk
   missing    listIndexes: NamespaceNotFound (26); count: junk
 
@@ -34,6 +36,7 @@ Anything else (a sane collection) has the _id index and 5000 documents.
 Commands it does not know get {ok: 1}. Prints "ready" once listening.
 Python 3 stdlib only; wire helpers from malformed.py.
 """
+import json
 import os
 import socket
 import struct
@@ -99,8 +102,20 @@ def reply_count(coll):
     return {"n": 5000, "ok": 1.0}
 
 
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "explain")
+
+
+def fixture(name):
+    with open(os.path.join(FIXTURES, name), encoding="utf-8") as f:
+        return json.load(f)
+
+
 def reply_explain(inner):
     coll = next(iter(inner.values()), "") if inner else ""
+    if coll == "collscan":
+        return fixture("mongod-find-collscan.json")
+    if coll == "ixscan":
+        return fixture("mongod-find-ixscan-fetch.json")
     if coll == "badexplain":
         return {"ok": 1.0, "queryPlanner": 5}
     if coll == "errexplain":
