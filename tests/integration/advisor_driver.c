@@ -12,6 +12,9 @@
  *            namespace's indexes change (seen, or told by the table);
  *            explain off sends none; at most max_shapes explains per run;
  *            reconfigure.
+ *   tls      FerretDB behind TLS: the guard stream sits above libmongoc's
+ *            TLS stream (the advice comes, with tlsCAFile; the certificate
+ *            is still verified without it).
  *   auth     FerretDB with authentication: credentials in the URI work,
  *            none or a wrong password give "unauthorized"; no error text
  *            holds a credential; a URI that does not parse is refused.
@@ -30,7 +33,7 @@
  * own (this program's main thread), never the advisor's.
  *
  *   advisor_driver FERRET_URI AUTH_HOSTPORT USER PASSWORD FAKE_PORT BADHELLO_PORT
- *                  BADSTREAM_PORT FERRETDB DIR PORT PIDFILE
+ *                  BADSTREAM_PORT FERRETDB DIR PORT PIDFILE TLS_HOSTPORT CA_FILE
  * FAKE_PORT, BADHELLO_PORT, BADSTREAM_PORT: advisor_fake.py, with no mode,
  * badhello and badstream.
  * DIR/PORT: where the faults scenario runs its own FerretDB; PIDFILE gets
@@ -61,7 +64,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define N_CHECKS 64
+#define N_CHECKS 67
 #define REPORT_WAIT_MS 20000
 #define DB "advtest"
 
@@ -483,6 +486,43 @@ scenario_advice(struct drv *d, const char *uri)
     mongoc_client_destroy(c);
 }
 
+/* ---- scenario: tls ------------------------------------------------------ */
+
+static void
+scenario_tls(struct drv *d, const char *hostport, const char *ca_file)
+{
+    char *uri = bson_strdup_printf("mongodb://%s/?tls=true&tlsCAFile=%s", hostport, ca_file);
+    char *no_ca = bson_strdup_printf("mongodb://%s/?tls=true", hostport);
+    mongoc_client_t *c = test_client(uri);
+    struct advice_table *t = advice_table_new(64);
+    struct advice_config cfg = config(uri);
+    struct advice_advisor *adv;
+    const struct advice_report *r;
+    bson_error_t error;
+
+    check(d, seed(c, "tlsdb", "books", 1500), "tls: seeded tlsdb.books over TLS");
+    record(t, "tlsdb", Q_ESR, 5, 2.0);
+    adv = advice_advisor_new(d->base, &cfg, on_report, d, &error);
+    r = adv ? submit(d, adv, t, REPORT_WAIT_MS) : NULL;
+    show(r);
+    check(d, is_state(r, ADVICE_STATE_OK) && r->n_items == 1 && r->explains == 1,
+          "tls: through the guard over TLS: state ok, the advice, one explain");
+    advice_advisor_destroy(adv);
+
+    cfg.uri = no_ca;
+    adv = advice_advisor_new(d->base, &cfg, on_report, d, &error);
+    r = adv ? submit(d, adv, t, REPORT_WAIT_MS) : NULL;
+    show(r);
+    check(d, is_state(r, ADVICE_STATE_UNREACHABLE) && r->last_error &&
+                 strstr(r->last_error, "certificate") != NULL,
+          "tls: without the CA the server's certificate is refused (unreachable)");
+    advice_advisor_destroy(adv);
+    advice_table_destroy(t);
+    mongoc_client_destroy(c);
+    bson_free(uri);
+    bson_free(no_ca);
+}
+
 /* ---- scenario: auth --------------------------------------------------- */
 
 static bool
@@ -866,10 +906,10 @@ main(int argc, char **argv)
     struct drv d = {0};
     struct timeval tick = {0, 10000};
 
-    if (argc != 12) {
+    if (argc != 14) {
         fprintf(stderr,
                 "usage: %s FERRET_URI AUTH_HOSTPORT USER PASSWORD FAKE_PORT BADHELLO_PORT "
-                "BADSTREAM_PORT FERRETDB DIR PORT PIDFILE\n",
+                "BADSTREAM_PORT FERRETDB DIR PORT PIDFILE TLS_HOSTPORT CA_FILE\n",
                 argv[0]);
         return 2;
     }
@@ -887,6 +927,8 @@ main(int argc, char **argv)
 
     if (wanted("advice"))
         scenario_advice(&d, argv[1]);
+    if (wanted("tls"))
+        scenario_tls(&d, argv[12], argv[13]);
     if (wanted("auth"))
         scenario_auth(&d, argv[2], argv[3], argv[4]);
     if (wanted("faults"))

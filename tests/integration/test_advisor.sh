@@ -5,8 +5,9 @@
 # check`): the expected index for an unindexed equality + sort + range query
 # on 5,000 documents and none for _id lookups, indexed queries and small
 # collections; withdrawal after createIndex; explain counted, bounded and
-# off; FerretDB with authentication (credentials work, none or a wrong
-# password: unauthorized); a FerretDB of the driver's own killed (unreachable,
+# off; FerretDB behind TLS (certificates made here with openssl); FerretDB
+# with authentication (credentials work, none or a wrong password:
+# unauthorized); a FerretDB of the driver's own killed (unreachable,
 # backoff), restarted (ok again) and paused (timeouts, the loop unaffected,
 # destroy bounded); junk from tests/integration/advisor_fake.py (state error,
 # no crash). The driver prints "PLAN n" and "RESULT 0|1 name" lines, turned
@@ -23,6 +24,12 @@ if [ ! -x "$driver" ]; then
     exit 0
 fi
 
+command -v openssl >/dev/null 2>&1 || {
+    [ "${MONGOCACHE_REQUIRE_INTEGRATION:-0}" = 1 ] && mc_bail "openssl not found"
+    echo "1..0 # SKIP openssl not found (the TLS scenario makes its certificates with it)"
+    exit 0
+}
+
 AUTH_USER=advuser
 AUTH_PW="advPw-$$-$RANDOM-k3"
 
@@ -32,6 +39,34 @@ plain_uri=$FERRET_URI
 mc_start_ferretdb --test-enable-new-auth --setup-database=admin \
     --setup-username="$AUTH_USER" --setup-password="$AUTH_PW"
 auth_hostport=127.0.0.1:$FERRET_PORT
+
+# FerretDB behind TLS: a CA and a certificate for 127.0.0.1, made here
+tls_dir=$MC_TMP/tls
+mkdir -p "$tls_dir/data"
+(
+    cd "$tls_dir" &&
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
+            -subj "/CN=mongocache-test-ca" &&
+        openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr \
+            -subj "/CN=127.0.0.1" &&
+        printf 'subjectAltName=IP:127.0.0.1\n' >ext.cnf &&
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+            -out server.pem -days 2 -extfile ext.cnf
+) >"$tls_dir/openssl.log" 2>&1 || {
+    mc_log_tail "$tls_dir/openssl.log"
+    mc_bail "could not make the test certificates"
+}
+tls_port=$(mc_free_port)
+"$MC_FERRETDB" --handler=sqlite --sqlite-url="file:$tls_dir/data/" --state-dir="$tls_dir" \
+    --listen-addr= --listen-tls="127.0.0.1:$tls_port" \
+    --listen-tls-cert-file="$tls_dir/server.pem" --listen-tls-key-file="$tls_dir/server.key" \
+    --telemetry=disable --debug-addr=- --log-level=WARN >"$tls_dir/ferretdb.log" 2>&1 &
+tls_pid=$!
+mc_track "$tls_pid"
+mc_wait_port "$tls_port" "$tls_pid" 30 || {
+    mc_log_tail "$tls_dir/ferretdb.log"
+    mc_bail "FerretDB with TLS did not come up"
+}
 
 # the junk servers: junk replies; a junk handshake; junk only for a streaming monitor
 start_fake() {
@@ -63,7 +98,8 @@ out=$MC_TMP/driver.out
 log=$MC_TMP/driver.log
 st=0
 timeout 300 "$driver" "$plain_uri" "$auth_hostport" "$AUTH_USER" "$AUTH_PW" "$fake_port" \
-    "$badhello_port" "$badstream_port" "$MC_FERRETDB" "$fault_dir" "$fault_port" "$pidfile" >"$out" 2>"$log" || st=$?
+    "$badhello_port" "$badstream_port" "$MC_FERRETDB" "$fault_dir" "$fault_port" "$pidfile" \
+    "127.0.0.1:$tls_port" "$tls_dir/ca.pem" >"$out" 2>"$log" || st=$?
 if [ -s "$pidfile" ]; then
     mc_track "$(cat "$pidfile")"
 fi
