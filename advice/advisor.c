@@ -1114,15 +1114,13 @@ start(struct advice_advisor *a)
     struct worker *w = &a->w;
     bson_error_t error;
     int32_t t = a->timeout_ms > INT32_MAX ? INT32_MAX : (int32_t)a->timeout_ms;
-    mongoc_uri_t *parsed;
     bool ok;
 
     mongoc_init();
     memset(&error, 0, sizeof error);
-    parsed = mongoc_uri_new_with_error(a->uri_text, &error);
-    if (parsed != NULL) {
-        w->uri = mongoc_uri_copy(parsed);
-        mongoc_uri_destroy(parsed);
+    /* our own mongoc_uri_t, parsed from the caller's text: the timeouts are set on it alone */
+    w->uri = mongoc_uri_new_with_error(a->uri_text, &error);
+    if (w->uri != NULL) {
         mongoc_uri_set_option_as_int32(w->uri, MONGOC_URI_SOCKETTIMEOUTMS, t);
         mongoc_uri_set_option_as_int32(w->uri, MONGOC_URI_CONNECTTIMEOUTMS, t);
         mongoc_uri_set_option_as_int32(w->uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, t);
