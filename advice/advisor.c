@@ -1,12 +1,14 @@
 /*
  * advice/advisor.c: the index advisor's worker thread (see advisor.h). It
- * owns the thread, its libmongoc client (and the guard on its connections,
- * advice/guard.c), the mailbox that brings snapshots in, the pipe that takes reports out and the
- * libevent event that reads it on the loop, the advisor's memory between
- * runs (per namespace: the indexes, document count and an epoch; per shape
- * hash: the explain verdict, tied to its namespace's epoch), the state,
- * counters and backoff, the checks on every answer, and the scrubbing of
- * error texts. It does not derive shapes, read plans or choose indexes
+ * owns the thread, its libmongoc client (with the guard on its
+ * connections), the mailbox that brings snapshots in, the pipe that takes
+ * reports out and the libevent event that reads it on the loop, the
+ * advisor's memory between runs (per namespace: the indexes, document
+ * count and an epoch; per shape hash: the explain verdict, tied to its
+ * namespace's epoch), which commands a run sends, the state, counters and
+ * backoff. It does not send the commands or check their answers
+ * (advice/probe.c), check messages (advice/guard.c), scrub secrets
+ * (advice/secret.c), derive shapes, read plans or choose indexes
  * (advice/shape.c, plan.c, recommend.c: pure functions called from the
  * worker), does not keep the shape table (advice/table.c, loop thread) and
  * does not decide when to run: the loop submits a snapshot every
@@ -46,8 +48,8 @@
  * (serverSelectionTryOnce), with no background threads to stop.
  *
  * A run: the namespaces of the snapshot's shapes, each read with one
- * listIndexes (its cursor read by hand: at most ADVISOR_MAX_INDEXES entries,
- * each checked, a getMore only while each batch brings some) and one
+ * listIndexes (its cursor read by hand: at most 64 entries, each checked, a
+ * getMore only while each batch brings some) and one
  * count without a query (the estimated count); then explain, at
  * queryPlanner verbosity, for shapes without a verdict, most used first, at
  * most max_shapes, only where an index could help and the collection is big
@@ -55,7 +57,8 @@
  * ranking. A namespace that cannot be read this run is advised from what the
  * last successful read found, so an outage does not empty /advice. Stop is
  * checked before every command; every command is bounded by timeout_ms
- * (socket, connect and server selection timeouts set on a copy of the URI).
+ * (socket, connect and server selection timeouts set on the advisor's own
+ * parsed URI).
  *
  * Failures: server selection or a network error makes the run unreachable
  * and ends its commands; error codes 13 and 18, and libmongoc's
@@ -76,15 +79,15 @@
 #include "advice/guard.h"
 #include "advice/index.h"
 #include "advice/plan.h"
+#include "advice/probe.h"
 #include "advice/recommend.h"
+#include "advice/secret.h"
 #include "advice/shape.h"
 #include "advice/table.h"
-#include "wire/doc.h"
 
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
-#include <math.h>
 #include <mongoc/mongoc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -95,8 +98,6 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-/* mongod allows 64 indexes per collection: a longer listIndexes answer is junk. */
-#define ADVISOR_MAX_INDEXES 64
 #define BACKOFF_FIRST_MS 1000
 #define BACKOFF_MAX_MS 60000
 #define DEFAULT_TIMEOUT_MS 5000
@@ -106,15 +107,6 @@
 #define MAX_VERDICTS 65536
 /* Longest last_error (bytes). */
 #define MAX_ERROR_LEN 300
-#define MAX_SECRETS 8
-/* Server error codes. */
-#define CODE_UNAUTHORIZED 13
-#define CODE_AUTH_FAILED 18
-#define CODE_NAMESPACE_NOT_FOUND 26
-#define CODE_INVALID_NAMESPACE 73
-#define CODE_NOT_ON_VIEW 166 /* CommandNotSupportedOnView */
-/* bson_error_t domain of an answer refused as junk (by the guard or by the checks here). */
-#define JUNK_DOMAIN 0x6a756e6bu /* "junk" */
 
 /* The settings a reconfigure may change; copied by the worker when it takes a snapshot. */
 struct settings {
@@ -149,9 +141,8 @@ struct verdict {
 struct worker {
     mongoc_uri_t *uri;
     mongoc_client_t *client;
-    struct advice_guard guard; /* its connections' junk count */
-    char *secrets[MAX_SECRETS]; /* scrubbed from every error text; owned */
-    uint32_t n_secrets;
+    struct advice_guard guard;     /* its connections' junk count */
+    struct advice_secrets secrets; /* scrubbed from every error text */
     struct ns *ns; /* owned array */
     uint32_t n_ns;
     uint32_t cap_ns;
@@ -265,183 +256,35 @@ advice_report_destroy(struct advice_report *report)
     bson_free(report);
 }
 
-/* ---- error texts ------------------------------------------------------- */
-
-static void
-add_secret(struct worker *w, const char *s, size_t len)
-{
-    if (s == NULL || len == 0 || w->n_secrets >= MAX_SECRETS)
-        return;
-    w->secrets[w->n_secrets++] = bson_strndup(s, len);
-}
-
-/*
- * The secrets of uri_text: the whole URI, its user-info as written
- * (percent-encoded) and its parts, and what libmongoc decoded from them.
- * Longest first, so a secret containing another is replaced whole.
- */
-static void
-collect_secrets(struct worker *w, const char *uri_text)
-{
-    const char *start = strstr(uri_text, "://");
-    const char *p;
-
-    add_secret(w, uri_text, strlen(uri_text));
-    if (start != NULL) {
-        const char *end, *at = NULL, *colon;
-
-        start += 3;
-        end = start + strcspn(start, "/?");
-        for (p = start; p < end; p++)
-            if (*p == '@')
-                at = p;
-        if (at != NULL) {
-            add_secret(w, start, (size_t)(at - start));
-            colon = memchr(start, ':', (size_t)(at - start));
-            if (colon != NULL) {
-                add_secret(w, colon + 1, (size_t)(at - colon - 1));
-                add_secret(w, start, (size_t)(colon - start));
-            } else {
-                add_secret(w, start, (size_t)(at - start));
-            }
-        }
-    }
-    if (w->uri != NULL) {
-        const char *pw = mongoc_uri_get_password(w->uri);
-        const char *user = mongoc_uri_get_username(w->uri);
-        const char *keypw = mongoc_uri_get_option_as_utf8(
-            w->uri, MONGOC_URI_TLSCERTIFICATEKEYFILEPASSWORD, NULL);
-
-        if (pw != NULL)
-            add_secret(w, pw, strlen(pw));
-        if (keypw != NULL)
-            add_secret(w, keypw, strlen(keypw));
-        if (user != NULL)
-            add_secret(w, user, strlen(user));
-    }
-}
-
-/*
- * text with every secret replaced by "***", control bytes by '?', cut to
- * MAX_ERROR_LEN bytes at a character boundary. Freed with bson_free.
- */
-static char *
-scrub(char *const *secrets, uint32_t n_secrets, const char *text)
-{
-    char *out = bson_strdup(text);
-    size_t len;
-
-    for (uint32_t i = 0; i < n_secrets; i++) {
-        size_t slen = strlen(secrets[i]);
-        bson_string_t *b;
-        const char *p = out, *hit;
-
-        if (slen == 0 || strstr(out, secrets[i]) == NULL)
-            continue;
-        b = bson_string_new(NULL);
-        while ((hit = strstr(p, secrets[i])) != NULL) {
-            char *part = bson_strndup(p, (size_t)(hit - p));
-
-            bson_string_append(b, part);
-            bson_string_append(b, "***");
-            bson_free(part);
-            p = hit + slen;
-        }
-        bson_string_append(b, p);
-        bson_free(out);
-        out = bson_string_free(b, false);
-    }
-    for (char *c = out; *c != '\0'; c++)
-        if ((unsigned char)*c < 0x20 || *c == 0x7f)
-            *c = '?';
-    len = strlen(out);
-    if (len > MAX_ERROR_LEN) {
-        len = MAX_ERROR_LEN;
-        while (len > 0 && ((unsigned char)out[len] & 0xc0) == 0x80)
-            len--;
-        out[len] = '\0';
-    }
-    return out;
-}
+/* ---- failures ------------------------------------------------------------ */
 
 /* Which state an error puts the advisor in. */
 static enum advice_state
 classify(const bson_error_t *e)
 {
-    switch (e->domain) {
-    case MONGOC_ERROR_SERVER_SELECTION:
-    case MONGOC_ERROR_STREAM:
+    if (advice_probe_unreachable(e))
         return ADVICE_STATE_UNREACHABLE;
-    case MONGOC_ERROR_SASL:
-    case MONGOC_ERROR_SCRAM:
+    if (advice_probe_unauthorized(e))
         return ADVICE_STATE_UNAUTHORIZED;
-    case MONGOC_ERROR_CLIENT:
-        return e->code == MONGOC_ERROR_CLIENT_AUTHENTICATE ? ADVICE_STATE_UNAUTHORIZED
-                                                           : ADVICE_STATE_ERROR;
-    case MONGOC_ERROR_SERVER:
-    case MONGOC_ERROR_QUERY:
-    case MONGOC_ERROR_COMMAND:
-        return e->code == CODE_UNAUTHORIZED || e->code == CODE_AUTH_FAILED
-                   ? ADVICE_STATE_UNAUTHORIZED
-                   : ADVICE_STATE_ERROR;
-    default:
-        return ADVICE_STATE_ERROR;
-    }
-}
-
-/* The server answered the command with an error of its own (ok: 0). */
-static bool
-server_said(const bson_error_t *e)
-{
-    return e->domain == MONGOC_ERROR_SERVER || e->domain == MONGOC_ERROR_QUERY ||
-           e->domain == MONGOC_ERROR_COMMAND;
-}
-
-/*
- * The server says the namespace is not a collection: none (26), a name
- * that cannot be one (73: a client's typo), a view (166). Not a failure:
- * nothing to advise there.
- */
-static bool
-missing_namespace(const bson_error_t *e)
-{
-    return server_said(e) &&
-           (e->code == CODE_NAMESPACE_NOT_FOUND || e->code == CODE_INVALID_NAMESPACE ||
-            e->code == CODE_NOT_ON_VIEW);
+    return ADVICE_STATE_ERROR;
 }
 
 /* A command failed: counted, remembered (scrubbed) as last_error, the run marked. */
 static void
-fail(struct worker *w, struct run *r, enum advice_state state, const char *what,
-     const struct ns *ns, const char *message)
+fail(struct worker *w, struct run *r, const char *what, const struct ns *ns,
+     const bson_error_t *e)
 {
-    char *text = bson_strdup_printf("%s %s.%s: %s", what, ns->db, ns->coll, message);
+    enum advice_state state = classify(e);
+    char *text = bson_strdup_printf("%s %s.%s: %s", what, ns->db, ns->coll, e->message);
 
     bson_free(w->last_error);
-    w->last_error = scrub(w->secrets, w->n_secrets, text);
+    w->last_error = advice_secrets_scrub(&w->secrets, text, MAX_ERROR_LEN);
     bson_free(text);
     w->errors++;
     r->failed = true;
     r->state = state;
     if (state == ADVICE_STATE_UNREACHABLE)
         r->unreachable = true;
-}
-
-static void
-fail_error(struct worker *w, struct run *r, const char *what, const struct ns *ns,
-           const bson_error_t *e)
-{
-    fail(w, r, classify(e), what, ns, e->message);
-}
-
-/* Checks a document from the server like any untrusted input, before libbson reads it. */
-static bool
-doc_ok(const bson_t *doc)
-{
-    bson_error_t error;
-    uint32_t len = 0;
-
-    return wire_doc_check(bson_get_data(doc), doc->len, 0, &len, &error) && len == doc->len;
 }
 
 /* Whether stop was asked; then the run is abandoned. */
@@ -619,208 +462,12 @@ fingerprint(const struct advice_indexes *ix)
 
 /* ---- the commands -------------------------------------------------------- */
 
-/*
- * Sends cmd to db. True when the server answered ok: 1 with a well-formed
- * document (reply: the answer). False with error set otherwise: the
- * server's own error (server_said), the connection's, or junk (JUNK_DOMAIN:
- * a message the guard refused, or an answer that is not BSON). reply is
- * initialised either way.
- */
-static bool
-send_command(struct worker *w, const char *db, const bson_t *cmd, bson_t *reply,
-             bson_error_t *error)
+static struct advice_probe
+probe_of(struct advice_advisor *a)
 {
-    uint64_t junk = w->guard.junk;
-    bool ok = mongoc_client_command_simple(w->client, db, cmd, NULL, reply, error);
+    struct advice_probe p = {a->w.client, &a->w.guard, &a->stop};
 
-    if (!ok && w->guard.junk != junk) {
-        bson_set_error(error, JUNK_DOMAIN, 0, "%s", w->guard.reason);
-        return false;
-    }
-    if (ok && !doc_ok(reply)) {
-        bson_set_error(error, JUNK_DOMAIN, 0, "an answer that is not valid BSON");
-        return false;
-    }
-    return ok;
-}
-
-/*
- * Finds cursor.id and cursor.<batch_name> (an array) in a checked reply.
- * Returns NULL, or what is wrong with it.
- */
-static const char *
-read_cursor(const bson_t *reply, const char *batch_name, int64_t *id, bson_iter_t *batch)
-{
-    bson_iter_t it, c;
-    bool have_id = false, have_batch = false;
-
-    if (!bson_iter_init_find(&it, reply, "cursor") || !BSON_ITER_HOLDS_DOCUMENT(&it) ||
-        !bson_iter_recurse(&it, &c))
-        return "an answer without a cursor";
-    while (bson_iter_next(&c)) {
-        const char *key = bson_iter_key(&c);
-
-        if (strcmp(key, "id") == 0) {
-            if (BSON_ITER_HOLDS_INT64(&c))
-                *id = bson_iter_int64(&c);
-            else if (BSON_ITER_HOLDS_INT32(&c))
-                *id = bson_iter_int32(&c);
-            else
-                return "a cursor id that is not an integer";
-            have_id = true;
-        } else if (strcmp(key, batch_name) == 0) {
-            if (!BSON_ITER_HOLDS_ARRAY(&c))
-                return "a cursor batch that is not an array";
-            *batch = c;
-            have_batch = true;
-        }
-    }
-    return have_id && have_batch ? NULL : "an answer without a cursor";
-}
-
-/* Adds the index specs of a batch to out (checked, at most ADVISOR_MAX_INDEXES in all). */
-static const char *
-take_batch(const bson_iter_t *batch, struct advice_indexes *out, uint32_t *taken)
-{
-    bson_iter_t it;
-
-    *taken = 0;
-    if (!bson_iter_recurse(batch, &it))
-        return "a cursor batch that is not an array";
-    while (bson_iter_next(&it)) {
-        const uint8_t *data;
-        uint32_t len;
-        bson_t spec;
-
-        if (!BSON_ITER_HOLDS_DOCUMENT(&it))
-            return "an index entry that is not a document";
-        if (out->n == ADVISOR_MAX_INDEXES)
-            return "more than 64 indexes";
-        bson_iter_document(&it, &len, &data);
-        if (!bson_init_static(&spec, data, len))
-            return "an index entry that is not valid BSON";
-        if (!advice_index_from_spec(&spec, &out->index[out->n]))
-            return "an index entry without a usable key";
-        out->n++;
-        (*taken)++;
-    }
-    return NULL;
-}
-
-/*
- * listIndexes on ns into out (the caller's on success), its cursor read
- * here: the first batch, then a getMore while the cursor lives and each
- * batch brings entries (an empty batch from a live cursor is junk), so at
- * most ADVISOR_MAX_INDEXES getMores. What is not a collection (see
- * missing_namespace) has no indexes and *not_collection set. False when a
- * command failed or the answer is junk (recorded).
- */
-static bool
-list_indexes(struct advice_advisor *a, struct run *r, struct ns *ns, struct advice_indexes *out,
-             bool *not_collection)
-{
-    struct worker *w = &a->w;
-    bson_t cmd = BSON_INITIALIZER;
-    bson_t reply;
-    bson_error_t error;
-    bson_iter_t batch;
-    int64_t id = 0;
-    uint32_t taken = 0;
-    const char *junk;
-    const char *what = "listIndexes";
-
-    *not_collection = false;
-    out->index = bson_malloc0(ADVISOR_MAX_INDEXES * sizeof *out->index);
-    out->n = 0;
-    BSON_APPEND_UTF8(&cmd, "listIndexes", ns->coll);
-    w->list_indexes++;
-    if (!send_command(w, ns->db, &cmd, &reply, &error)) {
-        bson_destroy(&cmd);
-        bson_destroy(&reply);
-        if (missing_namespace(&error)) {
-            *not_collection = true;
-            return true;
-        }
-        fail_error(w, r, what, ns, &error);
-        advice_indexes_cleanup(out);
-        return false;
-    }
-    bson_destroy(&cmd);
-    junk = read_cursor(&reply, "firstBatch", &id, &batch);
-    if (junk == NULL)
-        junk = take_batch(&batch, out, &taken);
-    bson_destroy(&reply);
-    while (junk == NULL && id != 0) {
-        what = "getMore";
-        if (stopping(a, r)) {
-            advice_indexes_cleanup(out);
-            return false;
-        }
-        bson_init(&cmd);
-        BSON_APPEND_INT64(&cmd, "getMore", id);
-        BSON_APPEND_UTF8(&cmd, "collection", ns->coll);
-        if (!send_command(w, ns->db, &cmd, &reply, &error)) {
-            bson_destroy(&cmd);
-            bson_destroy(&reply);
-            fail_error(w, r, what, ns, &error);
-            advice_indexes_cleanup(out);
-            return false;
-        }
-        bson_destroy(&cmd);
-        junk = read_cursor(&reply, "nextBatch", &id, &batch);
-        if (junk == NULL)
-            junk = take_batch(&batch, out, &taken);
-        if (junk == NULL && taken == 0 && id != 0)
-            junk = "a cursor that does not end";
-        bson_destroy(&reply);
-    }
-    if (junk != NULL) {
-        fail(w, r, ADVICE_STATE_ERROR, what, ns, junk);
-        advice_indexes_cleanup(out);
-        return false;
-    }
-    return true;
-}
-
-/* The estimated document count of ns (the count command without a query). */
-static bool
-count_documents(struct advice_advisor *a, struct run *r, struct ns *ns, int64_t *documents)
-{
-    struct worker *w = &a->w;
-    bson_t cmd = BSON_INITIALIZER;
-    bson_t reply;
-    bson_error_t error;
-    bson_iter_t it;
-    bool sent;
-    double n = -1;
-
-    BSON_APPEND_UTF8(&cmd, "count", ns->coll);
-    sent = send_command(w, ns->db, &cmd, &reply, &error);
-    bson_destroy(&cmd);
-    if (!sent) {
-        bson_destroy(&reply);
-        if (missing_namespace(&error)) {
-            *documents = 0;
-            return true;
-        }
-        fail_error(w, r, "count", ns, &error);
-        return false;
-    }
-    if (bson_iter_init_find(&it, &reply, "n")) {
-        if (BSON_ITER_HOLDS_INT32(&it))
-            n = bson_iter_int32(&it);
-        else if (BSON_ITER_HOLDS_INT64(&it))
-            n = (double)bson_iter_int64(&it);
-        else if (BSON_ITER_HOLDS_DOUBLE(&it))
-            n = bson_iter_double(&it);
-    }
-    bson_destroy(&reply);
-    if (!isfinite(n) || n < 0 || n > 9.0e18) {
-        fail(w, r, ADVICE_STATE_ERROR, "count", ns, "an answer without a document count");
-        return false;
-    }
-    *documents = (int64_t)n;
-    return true;
+    return p;
 }
 
 /*
@@ -830,21 +477,36 @@ count_documents(struct advice_advisor *a, struct run *r, struct ns *ns, int64_t 
 static void
 read_namespace(struct advice_advisor *a, struct run *r, struct ns *ns)
 {
+    struct worker *w = &a->w;
+    struct advice_probe p = probe_of(a);
     struct advice_indexes got = {0};
     int64_t documents = 0;
-    bool not_collection = false;
+    bson_error_t error;
+    enum advice_probe_result res;
     uint64_t fp;
 
-    if (!list_indexes(a, r, ns, &got, &not_collection))
-        return;
-    if (!not_collection &&
-        (r->unreachable || stopping(a, r) || !count_documents(a, r, ns, &documents))) {
+    w->list_indexes++;
+    res = advice_probe_indexes(&p, ns->db, ns->coll, &got, &error);
+    if (res == ADVICE_PROBE_OK && !r->unreachable && !stopping(a, r)) {
+        res = advice_probe_count(&p, ns->db, ns->coll, &documents, &error);
+        if (res == ADVICE_PROBE_FAILED)
+            fail(w, r, "count", ns, &error);
+    } else if (res == ADVICE_PROBE_FAILED) {
+        fail(w, r, "listIndexes", ns, &error);
+    }
+    if (res == ADVICE_PROBE_STOPPED)
+        r->abandoned = true;
+    if (res != ADVICE_PROBE_OK && res != ADVICE_PROBE_NONE) {
         advice_indexes_cleanup(&got);
         return;
     }
+    if (res == ADVICE_PROBE_NONE) {
+        advice_indexes_cleanup(&got); /* nothing to advise: no indexes, no documents */
+        documents = 0;
+    }
     fp = fingerprint(&got);
     if (ns->known && fp != ns->fingerprint)
-        ns->epoch = ++a->w.epochs;
+        ns->epoch = ++w->epochs;
     advice_indexes_cleanup(&ns->indexes);
     ns->indexes = got;
     ns->documents = documents;
@@ -863,43 +525,23 @@ explainable(const struct advice_snapshot_shape *s)
     return s->query != NULL || s->shape.source == ADVICE_SRC_LOOKUP;
 }
 
-/*
- * explain (advice_plan_shape_command) of shape s: its verdict, or false
- * when the run failed. A query that gives no command is "no mongod plan".
- */
+/* explain of shape s: its verdict, or false when the run failed. */
 static bool
 explain(struct advice_advisor *a, struct run *r, const struct advice_snapshot_shape *s,
         const struct ns *ns, enum advice_plan_verdict *verdict)
 {
-    struct worker *w = &a->w;
-    bson_t body, cmd, reply;
+    struct advice_probe p = probe_of(a);
     bson_error_t error;
-    bool sent;
+    bool sent = false;
+    enum advice_probe_result res = advice_probe_explain(&p, &s->shape, s->query, s->query_len,
+                                                        s->statement, verdict, &sent, &error);
 
-    *verdict = ADVICE_PLAN_NOT_MONGOD;
-    if (s->query == NULL)
-        bson_init(&body); /* a $lookup's explain is built from its shape alone */
-    else if (!bson_init_static(&body, s->query, s->query_len))
+    if (sent)
+        a->w.explains++;
+    if (res == ADVICE_PROBE_OK)
         return true;
-    if (!advice_plan_shape_command(&s->shape, &body, s->statement, &cmd)) {
-        bson_destroy(&cmd);
-        bson_destroy(&body);
-        return true;
-    }
-    bson_destroy(&body);
-    w->explains++;
-    sent = send_command(w, ns->db, &cmd, &reply, &error);
-    bson_destroy(&cmd);
-    if (!sent) {
-        bson_destroy(&reply);
-        if (server_said(&error) && classify(&error) == ADVICE_STATE_ERROR)
-            return true; /* the server refuses to plan this query: no mongod plan */
-        fail_error(w, r, "explain", ns, &error);
-        return false;
-    }
-    *verdict = advice_plan_read(&reply);
-    bson_destroy(&reply);
-    return true;
+    fail(&a->w, r, "explain", ns, &error);
+    return false;
 }
 
 /* ---- a run --------------------------------------------------------------- */
@@ -1129,12 +771,12 @@ start(struct advice_advisor *a)
         if (mongoc_uri_get_appname(w->uri) == NULL)
             mongoc_uri_set_appname(w->uri, "mongocache-advisor");
     }
-    collect_secrets(w, a->uri_text);
+    advice_secrets_init(&w->secrets, a->uri_text, w->uri);
     pthread_mutex_lock(&a->mu);
     a->started = true;
     a->start_ok = ok = w->uri != NULL;
     if (!ok) {
-        char *msg = scrub(w->secrets, w->n_secrets, error.message);
+        char *msg = advice_secrets_scrub(&w->secrets, error.message, MAX_ERROR_LEN);
 
         bson_set_error(&a->start_error, error.domain, error.code, "advice_uri: %s", msg);
         bson_free(msg);
@@ -1146,7 +788,7 @@ start(struct advice_advisor *a)
 
     w->client = mongoc_client_new_from_uri_with_error(w->uri, &error);
     if (w->client == NULL) {
-        char *msg = scrub(w->secrets, w->n_secrets, error.message);
+        char *msg = advice_secrets_scrub(&w->secrets, error.message, MAX_ERROR_LEN);
 
         w->state = ADVICE_STATE_ERROR;
         w->last_error = bson_strdup_printf("advice_uri: %s", msg);
@@ -1168,8 +810,7 @@ worker_cleanup(struct worker *w)
         ns_cleanup(&w->ns[i]);
     bson_free(w->ns);
     bson_free(w->verdicts);
-    for (uint32_t i = 0; i < w->n_secrets; i++)
-        bson_free(w->secrets[i]);
+    advice_secrets_cleanup(&w->secrets);
     bson_free(w->last_error);
     memset(w, 0, sizeof *w);
 }
