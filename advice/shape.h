@@ -46,14 +46,42 @@ enum advice_op {
 /* Longest path kept (bytes); longer paths make the shape "truncated". */
 #define ADVICE_SHAPE_MAX_PATH_LEN 256
 
+/*
+ * The operators given for a path, one bit each (a path may have several:
+ * {year: {$gte: 1, $lt: 2}}). They are part of the shape, as in mongod's own
+ * query shapes ($gt and $gte are two shapes that one index serves), and
+ * advice_shape_display shows them. A path whose name starts with '$' is a
+ * top-level operator ($where, $expr, $text, $nor, $jsonSchema, ...).
+ */
+#define ADVICE_OPS_EQ (1u << 0) /* a value, $eq, a document or array compared whole */
+#define ADVICE_OPS_IN (1u << 1)
+#define ADVICE_OPS_GT (1u << 2)
+#define ADVICE_OPS_GTE (1u << 3)
+#define ADVICE_OPS_LT (1u << 4)
+#define ADVICE_OPS_LTE (1u << 5)
+#define ADVICE_OPS_REGEX_PREFIX (1u << 6) /* /^abc/: a range */
+#define ADVICE_OPS_REGEX (1u << 7)        /* unanchored, case-insensitive or multi-line */
+#define ADVICE_OPS_NE (1u << 8)
+#define ADVICE_OPS_NIN (1u << 9)
+#define ADVICE_OPS_NOT (1u << 10)
+#define ADVICE_OPS_EXISTS (1u << 11)
+#define ADVICE_OPS_TYPE (1u << 12)
+#define ADVICE_OPS_SIZE (1u << 13)
+#define ADVICE_OPS_ALL (1u << 14)
+#define ADVICE_OPS_MOD (1u << 15)
+#define ADVICE_OPS_BITS (1u << 16)  /* $bitsAllSet and the three others */
+#define ADVICE_OPS_GEO (1u << 17)   /* $near, $nearSphere, $geoWithin, $geoIntersects, ... */
+#define ADVICE_OPS_OTHER (1u << 18) /* a top-level operator, or one unknown to mongod */
+
 struct advice_path {
     char *path; /* dotted; owned */
     enum advice_op op;
+    uint32_t ops; /* ADVICE_OPS_* bits; 0 in a hand-built shape: displayed by op */
 };
 
 struct advice_sort_key {
     char *path; /* dotted; owned */
-    int dir;    /* 1 or -1 ($meta and other non-numeric sorts make the shape unsortable) */
+    int dir;    /* 1 or -1; 0 for $meta or another non-numeric value (then sort_unusable) */
 };
 
 /* What command a shape came from (for the display and for explain). */
@@ -80,13 +108,29 @@ struct advice_shape {
     bool collation;     /* a collation was given */
     bool hint;          /* a hint was given */
     bool truncated;     /* more paths or sort keys than kept, or a path too long */
-    uint64_t hash;      /* XXH3-64 of the canonical form: equal shapes, equal hashes */
+    uint64_t hash;      /* XXH3-64 of the canonical form (advice_shape_hash): equal shapes,
+                         * equal hashes; the order of the filter paths does not matter,
+                         * the order of the sort keys does */
 };
 
-/* The shapes of one command (owned; advice_shapes_cleanup). */
+/*
+ * The shapes of one command (owned; advice_shapes_cleanup). For each shape,
+ * also what to keep for explain (advice_table_record's query and statement),
+ * borrowed from the command (valid while its bytes are):
+ *   - query: the command body; for an update or delete statement, the
+ *     statement document itself ({q, u, ...}), wherever it was (in the
+ *     body's array or in the document sequence), so that a bulk write
+ *     keeps one statement and not the whole body;
+ *   - statement: the index of that statement in updates/deletes; for a
+ *     $lookup shape, the index of the $lookup stage in the pipeline; else 0.
+ * advice_plan_shape_command (advice/plan.h) builds the explain from them.
+ */
 #define ADVICE_MAX_SHAPES_PER_COMMAND 16
 struct advice_shapes {
     struct advice_shape shape[ADVICE_MAX_SHAPES_PER_COMMAND];
+    const uint8_t *query[ADVICE_MAX_SHAPES_PER_COMMAND];
+    uint32_t query_len[ADVICE_MAX_SHAPES_PER_COMMAND];
+    uint32_t statement[ADVICE_MAX_SHAPES_PER_COMMAND];
     uint32_t n;
 };
 
@@ -99,10 +143,15 @@ struct advice_sequence {
 
 /*
  * Derives every shape command body has (checked; cmd is its wire_cmd_parse
- * result; seqs its document sequences) into out (emptied first). Commands
- * other than those in the file comment, a collection argument that is not a
- * string, and an empty filter with no sort give no shape. Beyond
- * ADVICE_MAX_SHAPES_PER_COMMAND shapes the rest are dropped. Returns out->n.
+ * result; seqs its document sequences) into out (emptied first: out->n is
+ * set to 0, whatever it held is not freed). Commands other than those in
+ * the file comment, a collection argument that is not a string, a body
+ * without $db, and an empty filter with no sort give no shape. Equal shapes
+ * of one command (the statements of a bulk update, $or branches) are kept
+ * once. Beyond ADVICE_MAX_SHAPES_PER_COMMAND shapes the rest are dropped.
+ * The work is bounded whatever the body (elements visited, nesting, path
+ * lengths); past a bound the shape is marked truncated. Allocates only the
+ * shapes' own strings. Returns out->n.
  */
 uint32_t advice_shape_extract(const bson_t *body, const struct wire_cmd *cmd,
                               const struct advice_sequence *seqs, uint32_t n_seqs,
@@ -110,6 +159,14 @@ uint32_t advice_shape_extract(const bson_t *body, const struct wire_cmd *cmd,
 
 /* Frees what every shape of shapes owns; shapes is empty afterwards. */
 void advice_shapes_cleanup(struct advice_shapes *shapes);
+
+/*
+ * The hash of shape's canonical form: namespace, source, each filter path
+ * with its class and operators (in any order), the sort keys in order, and
+ * the flags. What advice_shape_extract stores in shape->hash; for shapes
+ * built by hand.
+ */
+uint64_t advice_shape_hash(const struct advice_shape *shape);
 
 /* Deep copy of src into dst (dst's old contents are not freed). */
 void advice_shape_copy(struct advice_shape *dst, const struct advice_shape *src);
@@ -119,6 +176,10 @@ void advice_shape_cleanup(struct advice_shape *shape);
  * The shape as people read it, values shown as "?": for example
  *   find app.books {author: ?, year: {$gte: ?}} sort {year: -1}
  *   update app.books {isbn: {$in: ?}}
+ *   find app.books {name: /^?/, "tags.k": ?} sort {score: {$meta: ?}} collation ? hint ?
+ * Paths that are not plain identifiers are quoted; control bytes, quotes
+ * and bytes that are not UTF-8 are escaped, so the text is safe in a log
+ * line or a JSON string. A truncated shape ends with " (truncated)".
  * A string freed with bson_free.
  */
 char *advice_shape_display(const struct advice_shape *shape);

@@ -29,7 +29,10 @@ void advice_table_destroy(struct advice_table *table);
  * One query of shape went to the server (a miss or a pass-through): the
  * shape is added (copied) or found, counted, and query (its command body
  * as sent, query_len bytes; statement: which update/delete statement the
- * shape is of) kept as its last query. now_ms: the loop's monotonic clock.
+ * shape is of) kept as its last query (copied; a query longer than
+ * ADVICE_TABLE_MAX_QUERY leaves the one kept before). At max_shapes, the
+ * least recently recorded or hit shape is evicted first. The shape's hash
+ * is its identity. now_ms: the loop's monotonic clock.
  */
 void advice_table_record(struct advice_table *table, const struct advice_shape *shape,
                          const uint8_t *query, uint32_t query_len, uint32_t statement,
@@ -55,7 +58,8 @@ struct advice_snapshot_shape {
     double server_ms_max;
     uint64_t documents;   /* returned, summed */
     int64_t last_seen_ms;
-    uint8_t *query;       /* the last query as sent, or NULL (too long) */
+    uint8_t *query;       /* the last query as sent that was short enough to keep,
+                           * or NULL when none was */
     uint32_t query_len;
     uint32_t statement;
     bool new_shape;       /* not in any earlier snapshot */
