@@ -21,7 +21,8 @@
  * several operators keeps the most useful class (equality > $in > range >
  * unindexable). Paths are kept in the order they first appear.
  *
- * Pure functions: no I/O, no state. Everything in a shape is owned by it.
+ * Pure functions: no I/O, no state. Everything in a shape is owned by it
+ * (see strings below for how).
  */
 #ifndef MONGOCACHE_ADVICE_SHAPE_H
 #define MONGOCACHE_ADVICE_SHAPE_H
@@ -108,6 +109,10 @@ struct advice_shape {
     bool collation;     /* a collation was given */
     bool hint;          /* a hint was given */
     bool truncated;     /* more paths or sort keys than kept, or a path too long */
+    void *strings;      /* the one block holding db, coll and every path (advice_shape_extract
+                         * and advice_shape_copy make shapes so), or NULL when each string
+                         * is its own bson_malloc'd block (a shape built by hand: start from
+                         * a zeroed struct); advice_shape_cleanup frees either way */
     uint64_t hash;      /* XXH3-64 of the canonical form (advice_shape_hash): equal shapes,
                          * equal hashes; the order of the filter paths does not matter,
                          * the order of the sort keys does */
