@@ -248,6 +248,17 @@ test_refusals(void)
     memcpy(buf, "\x0e\x00\x00\x00\x02\x61\x00\x09\x00\x00\x00\x78\x00\x00", 14);
     ok(advice_reader_init(&r, buf, 14) && !advice_reader_next(&r) && !advice_reader_next(&r),
        "a string length past the document ends it, for good");
+    /* {a: "x"} whose string length claims the document's own final NUL */
+    memcpy(buf, "\x0e\x00\x00\x00\x02\x61\x00\x03\x00\x00\x00\x78\x00\x00", 14);
+    ok(advice_reader_init(&r, buf, 14) && !advice_reader_next(&r),
+       "a string running onto the document's final NUL is refused");
+    /* {a: {}} whose subdocument length claims the final NUL */
+    memcpy(buf, "\x0d\x00\x00\x00\x03\x61\x00\x06\x00\x00\x00\x00\x00", 13);
+    ok(advice_reader_init(&r, buf, 13) && !advice_reader_next(&r),
+       "a subdocument running onto the document's final NUL is refused");
+    /* {a: {$binary}} of 1 byte claimed 2 */
+    memcpy(buf, "\x0e\x00\x00\x00\x05\x61\x00\x02\x00\x00\x00\x00\x07\x00", 14);
+    ok(advice_reader_init(&r, buf, 14) && !advice_reader_next(&r), "a binary running past the end");
     /* {a: <type 0x42>} */
     memcpy(buf, "\x08\x00\x00\x00\x42\x61\x00\x00", 8);
     ok(advice_reader_init(&r, buf, 8) && !advice_reader_next(&r),
