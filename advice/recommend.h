@@ -44,8 +44,8 @@ bool advice_recommend_index(const struct advice_shape *shape, struct advice_inde
 /*
  * Whether an existing ordinary index would be used for shape (the check
  * when there is no mongod plan): its first key is an equality, $in or range
- * path of the shape, or the shape's first sort key. A special or partial
- * index never counts.
+ * path of the shape, or the shape's first sort key. A special, partial or
+ * hidden index never counts, nor one with a collation for a shape without.
  */
 bool advice_index_serves(const struct advice_index *index, const struct advice_shape *shape);
 

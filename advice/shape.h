@@ -182,9 +182,10 @@ void advice_shape_cleanup(struct advice_shape *shape);
  *   find app.books {author: ?, year: {$gte: ?}} sort {year: -1}
  *   update app.books {isbn: {$in: ?}}
  *   find app.books {name: /^?/, "tags.k": ?} sort {score: {$meta: ?}} collation ? hint ?
- * Paths that are not plain identifiers are quoted; control bytes, quotes
- * and bytes that are not UTF-8 are escaped, so the text is safe in a log
- * line or a JSON string. A truncated shape ends with " (truncated)".
+ * Paths that are not plain identifiers are quoted; control bytes, quotes,
+ * backslashes and bytes that are not UTF-8 are escaped (\x01), so the text
+ * is valid UTF-8 without control bytes (a JSON writer still escapes its
+ * quotes and backslashes). A truncated shape ends with " (truncated)".
  * A string freed with bson_free.
  */
 char *advice_shape_display(const struct advice_shape *shape);
