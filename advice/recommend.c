@@ -241,12 +241,23 @@ redundant_given(const struct advice_index *a, const struct advice_index *b)
     return same || reversed;
 }
 
+/*
+ * Indexes compared pairwise for redundancy: mongod allows 64 per collection,
+ * so more is a server's junk, and only the first are looked at (the pairs
+ * grow with the square).
+ */
+#define REDUNDANT_MAX_INDEXES 256
+
 static void
 find_redundant(const char *db, const char *coll, const struct advice_indexes *indexes,
                struct advice_redundant **redundant, uint32_t *n_redundant)
 {
-    for (uint32_t i = 0; indexes && i < indexes->n; i++) {
-        for (uint32_t j = 0; j < indexes->n; j++) {
+    uint32_t n = indexes ? indexes->n : 0;
+
+    if (n > REDUNDANT_MAX_INDEXES)
+        n = REDUNDANT_MAX_INDEXES;
+    for (uint32_t i = 0; i < n; i++) {
+        for (uint32_t j = 0; j < n; j++) {
             struct advice_redundant *r;
 
             if (!redundant_given(&indexes->index[i], &indexes->index[j]) ||

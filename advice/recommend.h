@@ -44,8 +44,8 @@ bool advice_recommend_index(const struct advice_shape *shape, struct advice_inde
 /*
  * Whether an existing ordinary index would be used for shape (the check
  * when there is no mongod plan): its first key is an equality, $in or range
- * path of the shape, or the shape's first sort key. A special or partial
- * index never counts.
+ * path of the shape, or the shape's first sort key. A special, partial or
+ * hidden index never counts, nor one with a collation for a shape without.
  */
 bool advice_index_serves(const struct advice_index *index, const struct advice_shape *shape);
 
@@ -69,7 +69,8 @@ struct advice_item {
     int64_t documents;         /* the collection's estimated count */
     char **shapes;             /* advice_shape_display of each shape served */
     uint32_t n_shapes;
-    char *mongosh;             /* db.getSiblingDB("app").books.createIndex({author: 1}, {name: "author_1"}) */
+    char *mongosh;             /* db.getSiblingDB("app").books.createIndex({author: 1},
+                                *     {name: "author_1"}) */
     char *mongoose;            /* bookSchema.index({author: 1}) */
 };
 

@@ -1,28 +1,23 @@
 /*
  * advice/shape.c: owns deriving the shapes of a command (advice/shape.h):
- * which filter paths it has and with which operators, its sort, collation
- * and hint, with every value left out; the shapes' hash, copy, cleanup and
- * display. It runs on the event loop for every miss and pass-through, over
- * a body that passed wire_doc_check but is otherwise hostile, so:
+ * which command and namespace, which statements (update/delete, in the
+ * body or in a document sequence), which part of an aggregate pipeline
+ * (leading $match and $sort, each $lookup), the sort, collation and hint;
+ * the shapes' hash, copy, cleanup and display. The filter itself is read
+ * by advice/filter.c. It runs on the event loop for every miss and
+ * pass-through, over a body that passed wire_doc_check but is otherwise
+ * hostile, so:
  *
- *   - it reads the body in place (bson_iter), never re-encodes it, and
- *     allocates nothing but the strings of the shapes it returns: the walk
- *     works on a scratch area on the stack (struct walk), where paths are
- *     pointers into the body, or into a small arena for the dotted paths
- *     that $elemMatch composes;
- *   - it is bounded whatever the body: WALK_BUDGET elements visited per
- *     command, WALK_MAX_NEST levels of $and/$or/$elemMatch (the recursion's
- *     only source, so the C stack is bounded too), ADVICE_SHAPE_MAX_PATHS
- *     paths and sort keys, ADVICE_SHAPE_MAX_PATH_LEN bytes per path,
- *     WALK_MAX_CONJ branches in flight. Past a bound the shape is marked
- *     truncated, or the extra $or branches are dropped; nothing fails.
- *
- * The filter becomes a disjunction of conjunctions: each conjunction (struct
- * conj) is one shape's paths. A plain path is added to every conjunction of
- * the current range; $and walks its members into the same range; $or
- * replaces the range by one copy of it per branch, each walked with its
- * branch (so paths outside the $or are in every branch's shape). The range
- * is always the top of the conjunction stack, which is what lets $or grow it.
+ *   - it reads the body in place (advice/reader.h), never re-encodes it, and
+ *     allocates only the shapes it returns: one block per shape for all its
+ *     strings. The scratch area (struct advice_filter) is on the stack;
+ *   - equal shapes of one command are hashed and compared before anything
+ *     is allocated, so a bulk write of a thousand like statements costs one
+ *     shape;
+ *   - it is bounded whatever the body: SHAPE_BUDGET elements visited per
+ *     command (filter keys, operators, array members, sort keys, stages,
+ *     statements), and the bounds of advice/filter.h. Past a bound the
+ *     shape is marked truncated, or the extra shapes are dropped.
  *
  * It does not decide what scans (advice/plan.c), which index serves a shape
  * (advice/recommend.c), nor count shapes (advice/table.c).
@@ -31,39 +26,16 @@
 
 #include "advice/shape.h"
 
+#include "advice/filter.h"
+#include "advice/reader.h"
+
 #include "wire/cmd.h"
 
 #include <string.h>
 #include <xxhash.h>
 
 /* Elements (filter keys, operators, array members, sort keys, stages) visited per command. */
-#define WALK_BUDGET 4096
-/* Nesting of $and, $or and $elemMatch walked; deeper marks the shape truncated. */
-#define WALK_MAX_NEST 32
-/*
- * Conjunctions in flight while $or branches are expanded: each nesting level
- * of $or holds a copy of its base while its branch is walked, so this is
- * more than WALK_MAX_NEST.
- */
-#define WALK_MAX_CONJ 48
-/* Bytes for the dotted paths $elemMatch composes, per statement. */
-#define WALK_ARENA 4096
-
-/* A filter path during the walk: not owned (in the body or in the arena). 16 bytes. */
-struct part {
-    const char *p;
-    uint32_t ops;
-    uint16_t len; /* <= ADVICE_SHAPE_MAX_PATH_LEN */
-    uint8_t op;   /* enum advice_op */
-};
-
-/* One conjunction: the paths of one future shape. */
-struct conj {
-    uint32_t n;
-    bool truncated;
-    struct part paths[ADVICE_SHAPE_MAX_PATHS];
-};
-
+#define SHAPE_BUDGET 4096
 /* A sort key during the walk (in the body). */
 struct skey {
     const char *p;
@@ -92,540 +64,40 @@ struct query {
     uint32_t statement;
 };
 
-/* The scratch area of one command (on the caller's stack: about 30 KB). */
-struct walk {
-    struct conj conj[WALK_MAX_CONJ];
-    uint32_t n_conj;
-    char arena[WALK_ARENA];
-    uint32_t arena_used;
-    uint32_t budget;
-    bool truncated; /* the budget ran out: every shape of this query is incomplete */
-};
-
-/* ---- small helpers ---------------------------------------------------------------------- */
-
-static bool
-key_is(const char *key, uint32_t len, const char *name)
-{
-    size_t n = strlen(name);
-
-    return len == n && memcmp(key, name, n) == 0;
-}
-
-/* One more element visited; false (and the walk marked truncated) when the budget is spent. */
-static bool
-spend(struct walk *w)
-{
-    if (w->budget == 0) {
-        w->truncated = true;
-        return false;
-    }
-    w->budget--;
-    return true;
-}
-
-static void
-mark_truncated(struct walk *w, uint32_t lo)
-{
-    for (uint32_t i = lo; i < w->n_conj; i++)
-        w->conj[i].truncated = true;
-}
-
-/*
- * Whether an index could have path as a key: not empty, no empty component
- * ("a..b", "a."), no component starting with '$' (mongod refuses both in
- * an index key pattern, bar the DBRef fields).
- */
-static bool
-indexable_path(const char *p, uint32_t len)
-{
-    uint32_t start = 0;
-
-    if (len == 0)
-        return false;
-    for (uint32_t i = 0; i <= len; i++) {
-        if (i == len || p[i] == '.') {
-            if (i == start)
-                return false;
-            if (p[start] == '$' && !key_is(p + start, i - start, "$id") &&
-                !key_is(p + start, i - start, "$ref") && !key_is(p + start, i - start, "$db"))
-                return false;
-            start = i + 1;
-        }
-    }
-    return true;
-}
-
-/* Usefulness to an index: equality > $in > range > unindexable. */
-static int
-op_rank(enum advice_op op)
-{
-    switch (op) {
-    case ADVICE_OP_EQ:
-        return 3;
-    case ADVICE_OP_IN:
-        return 2;
-    case ADVICE_OP_RANGE:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
-/* Adds (or merges) a path into every conjunction of the range [lo, top). */
-static void
-add_path(struct walk *w, uint32_t lo, const char *p, uint32_t len, enum advice_op op, uint32_t ops)
-{
-    if (len > ADVICE_SHAPE_MAX_PATH_LEN) {
-        mark_truncated(w, lo);
-        return;
-    }
-    if (p[0] != '$' && !indexable_path(p, len))
-        op = ADVICE_OP_UNINDEXABLE;
-    for (uint32_t i = lo; i < w->n_conj; i++) {
-        struct conj *c = &w->conj[i];
-        uint32_t j;
-
-        for (j = 0; j < c->n; j++) {
-            struct part *q = &c->paths[j];
-
-            if (q->len == len && memcmp(q->p, p, len) == 0) {
-                if (op_rank(op) > op_rank((enum advice_op)q->op))
-                    q->op = (uint8_t)op;
-                q->ops |= ops;
-                break;
-            }
-        }
-        if (j < c->n)
-            continue;
-        if (c->n == ADVICE_SHAPE_MAX_PATHS) {
-            c->truncated = true;
-            continue;
-        }
-        c->paths[c->n].p = p;
-        c->paths[c->n].len = (uint16_t)len;
-        c->paths[c->n].op = (uint8_t)op;
-        c->paths[c->n].ops = ops;
-        c->n++;
-    }
-}
-
-/*
- * The path of key under prefix: key itself (in the body) without a prefix,
- * else "prefix.key" composed in the arena. False when it does not fit (the
- * range is then marked truncated).
- */
-static bool
-make_path(struct walk *w, uint32_t lo, const char *prefix, uint32_t plen, const char *key,
-          uint32_t klen, const char **out, uint32_t *out_len)
-{
-    uint32_t len;
-
-    if (plen == 0) {
-        *out = key;
-        *out_len = klen;
-        return true;
-    }
-    len = plen + 1 + klen;
-    if (len > ADVICE_SHAPE_MAX_PATH_LEN || WALK_ARENA - w->arena_used < len) {
-        mark_truncated(w, lo);
-        return false;
-    }
-    memcpy(w->arena + w->arena_used, prefix, plen);
-    w->arena[w->arena_used + plen] = '.';
-    memcpy(w->arena + w->arena_used + plen + 1, key, klen);
-    *out = w->arena + w->arena_used;
-    *out_len = len;
-    w->arena_used += len;
-    return true;
-}
-
-/* The first key of the document at it, or NULL (not a document, or empty). */
-static const char *
-first_key(const bson_iter_t *it, uint32_t *len)
-{
-    bson_iter_t sub;
-
-    if (!BSON_ITER_HOLDS_DOCUMENT(it) || !bson_iter_recurse(it, &sub) || !bson_iter_next(&sub))
-        return NULL;
-    *len = bson_iter_key_len(&sub);
-    return bson_iter_key(&sub);
-}
-
-/* A top-level query operator (mongod's "logical" and whole-document operators). */
-static bool
-is_top_level_operator(const char *key, uint32_t len)
-{
-    return key_is(key, len, "$and") || key_is(key, len, "$or") || key_is(key, len, "$nor") ||
-           key_is(key, len, "$where") || key_is(key, len, "$expr") || key_is(key, len, "$text") ||
-           key_is(key, len, "$jsonSchema") || key_is(key, len, "$comment") ||
-           key_is(key, len, "$alwaysTrue") || key_is(key, len, "$alwaysFalse") ||
-           key_is(key, len, "$sampleRate");
-}
-
-/*
- * Whether a path's value is an operator document ({$gt: 1}) rather than a
- * document compared whole: its first key starts with '$' and is not a DBRef
- * field (mongod's rule).
- */
-static bool
-is_operator_doc(const bson_iter_t *it)
-{
-    uint32_t len = 0;
-    const char *k = first_key(it, &len);
-
-    return k != NULL && k[0] == '$' && !key_is(k, len, "$ref") && !key_is(k, len, "$id") &&
-           !key_is(k, len, "$db");
-}
-
-/* Whether flag f is in opts[0..len) (a regex's options: a C string, or a $options value). */
-static bool
-has_flag(const char *opts, uint32_t len, char f)
-{
-    return opts != NULL && memchr(opts, f, len) != NULL;
-}
-
-/*
- * The class of a regular expression: a range when anchored (^ without the
- * m flag, or \A) and followed by a literal character that is not made
- * optional, without the i flag and without alternation (mongod's
- * simpleRegex rule, conservatively); unindexable otherwise.
- */
-static enum advice_op
-regex_op(const char *pat, uint32_t len, bool flag_i, bool flag_m, uint32_t *ops)
-{
-    static const char special[] = ".[]()*+?{}|\\^$";
-    const char *rest;
-    uint32_t rest_len;
-
-    *ops = ADVICE_OPS_REGEX;
-    if (flag_i || memchr(pat, '|', len) != NULL)
-        return ADVICE_OP_UNINDEXABLE;
-    if (len >= 2 && pat[0] == '\\' && pat[1] == 'A') {
-        rest = pat + 2;
-        rest_len = len - 2;
-    } else if (len >= 1 && pat[0] == '^' && !flag_m) {
-        rest = pat + 1;
-        rest_len = len - 1;
-    } else {
-        return ADVICE_OP_UNINDEXABLE;
-    }
-    if (rest_len == 0 || rest[0] == '\0' || strchr(special, rest[0]) != NULL)
-        return ADVICE_OP_UNINDEXABLE;
-    if (rest_len >= 2 && (rest[1] == '?' || rest[1] == '*' || rest[1] == '{'))
-        return ADVICE_OP_UNINDEXABLE;
-    *ops = ADVICE_OPS_REGEX_PREFIX;
-    return ADVICE_OP_RANGE;
-}
-
-/*
- * The class of a regex value at it: a BSON regex (with its own options), or
- * a $regex string; more_opts is a sibling $options value (or NULL).
- */
-static enum advice_op
-regex_value_op(const bson_iter_t *it, const char *more_opts, uint32_t more_len, uint32_t *ops)
-{
-    const char *pat, *opts = NULL;
-    uint32_t len, opts_len = 0;
-
-    if (BSON_ITER_HOLDS_REGEX(it)) {
-        pat = bson_iter_regex(it, &opts);
-        len = (uint32_t)strlen(pat);
-        opts_len = opts ? (uint32_t)strlen(opts) : 0;
-    } else if (BSON_ITER_HOLDS_UTF8(it)) {
-        pat = bson_iter_utf8(it, &len);
-    } else {
-        *ops = ADVICE_OPS_REGEX;
-        return ADVICE_OP_UNINDEXABLE;
-    }
-    return regex_op(pat, len, has_flag(opts, opts_len, 'i') || has_flag(more_opts, more_len, 'i'),
-                    has_flag(opts, opts_len, 'm') || has_flag(more_opts, more_len, 'm'), ops);
-}
-
-/* ---- the filter walk ---------------------------------------------------------------------- */
-
-static void walk_filter(struct walk *w, uint32_t lo, const bson_iter_t *doc, const char *prefix,
-                        uint32_t plen, uint32_t depth);
-
-/* What one field operator ($gt, $in, ...) means for its path. */
-static enum advice_op
-operator_op(const char *name, uint32_t len, uint32_t *ops)
-{
-    static const struct {
-        const char *name;
-        enum advice_op op;
-        uint32_t ops;
-    } table[] = {
-        {"$eq", ADVICE_OP_EQ, ADVICE_OPS_EQ},
-        {"$in", ADVICE_OP_IN, ADVICE_OPS_IN},
-        {"$gt", ADVICE_OP_RANGE, ADVICE_OPS_GT},
-        {"$gte", ADVICE_OP_RANGE, ADVICE_OPS_GTE},
-        {"$lt", ADVICE_OP_RANGE, ADVICE_OPS_LT},
-        {"$lte", ADVICE_OP_RANGE, ADVICE_OPS_LTE},
-        {"$ne", ADVICE_OP_UNINDEXABLE, ADVICE_OPS_NE},
-        {"$nin", ADVICE_OP_UNINDEXABLE, ADVICE_OPS_NIN},
-        {"$not", ADVICE_OP_UNINDEXABLE, ADVICE_OPS_NOT},
-        {"$exists", ADVICE_OP_UNINDEXABLE, ADVICE_OPS_EXISTS},
-        {"$type", ADVICE_OP_UNINDEXABLE, ADVICE_OPS_TYPE},
-        {"$size", ADVICE_OP_UNINDEXABLE, ADVICE_OPS_SIZE},
-        {"$all", ADVICE_OP_UNINDEXABLE, ADVICE_OPS_ALL},
-        {"$mod", ADVICE_OP_UNINDEXABLE, ADVICE_OPS_MOD},
-        {"$bitsAllSet", ADVICE_OP_UNINDEXABLE, ADVICE_OPS_BITS},
-        {"$bitsAnySet", ADVICE_OP_UNINDEXABLE, ADVICE_OPS_BITS},
-        {"$bitsAllClear", ADVICE_OP_UNINDEXABLE, ADVICE_OPS_BITS},
-        {"$bitsAnyClear", ADVICE_OP_UNINDEXABLE, ADVICE_OPS_BITS},
-        {"$near", ADVICE_OP_UNINDEXABLE, ADVICE_OPS_GEO},
-        {"$nearSphere", ADVICE_OP_UNINDEXABLE, ADVICE_OPS_GEO},
-        {"$geoWithin", ADVICE_OP_UNINDEXABLE, ADVICE_OPS_GEO},
-        {"$geoIntersects", ADVICE_OP_UNINDEXABLE, ADVICE_OPS_GEO},
-        {"$within", ADVICE_OP_UNINDEXABLE, ADVICE_OPS_GEO},
-        {"$maxDistance", ADVICE_OP_UNINDEXABLE, ADVICE_OPS_GEO},
-        {"$minDistance", ADVICE_OP_UNINDEXABLE, ADVICE_OPS_GEO},
-    };
-
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
-        if (key_is(name, len, table[i].name)) {
-            *ops = table[i].ops;
-            return table[i].op;
-        }
-    }
-    *ops = ADVICE_OPS_OTHER;
-    return ADVICE_OP_UNINDEXABLE;
-}
-
-/* The $options string next to a $regex in the operator document at doc, if any. */
-static void
-find_options(const bson_iter_t *doc, const char **opts, uint32_t *len)
-{
-    bson_iter_t it;
-
-    *opts = NULL;
-    *len = 0;
-    if (bson_iter_recurse(doc, &it) && bson_iter_find(&it, "$options") && BSON_ITER_HOLDS_UTF8(&it))
-        *opts = bson_iter_utf8(&it, len);
-}
-
-/*
- * $elemMatch's value form applies operators to the elements themselves
- * ({scores: {$elemMatch: {$gt: 80}}}); its object form is a filter on the
- * elements' fields (dotted paths under the array's).
- */
-static bool
-is_elem_value_form(const bson_iter_t *it)
-{
-    uint32_t len = 0;
-    const char *k = first_key(it, &len);
-
-    return k != NULL && k[0] == '$' && !is_top_level_operator(k, len);
-}
-
-/* The operator document at doc for path: each operator adds its class to the path. */
-static void
-walk_operators(struct walk *w, uint32_t lo, const char *path, uint32_t plen, const bson_iter_t *doc,
-               uint32_t depth)
-{
-    bson_iter_t it;
-
-    if (!bson_iter_recurse(doc, &it))
-        return;
-    while (bson_iter_next(&it)) {
-        const char *name = bson_iter_key(&it);
-        uint32_t len = bson_iter_key_len(&it);
-        enum advice_op op;
-        uint32_t ops;
-
-        if (!spend(w))
-            return;
-        if (key_is(name, len, "$options"))
-            continue;
-        if (key_is(name, len, "$elemMatch")) {
-            if (!BSON_ITER_HOLDS_DOCUMENT(&it))
-                continue;
-            if (depth + 1 > WALK_MAX_NEST)
-                mark_truncated(w, lo);
-            else if (is_elem_value_form(&it))
-                walk_operators(w, lo, path, plen, &it, depth + 1);
-            else
-                walk_filter(w, lo, &it, path, plen, depth + 1);
-            continue;
-        }
-        if (key_is(name, len, "$regex")) {
-            const char *opts;
-            uint32_t opts_len;
-
-            find_options(doc, &opts, &opts_len);
-            op = regex_value_op(&it, opts, opts_len, &ops);
-        } else {
-            op = operator_op(name, len, &ops);
-        }
-        add_path(w, lo, path, plen, op, ops);
-    }
-}
-
-static void
-copy_conj(struct conj *dst, const struct conj *src)
-{
-    dst->n = src->n;
-    dst->truncated = src->truncated;
-    memcpy(dst->paths, src->paths, src->n * sizeof src->paths[0]);
-}
-
-/*
- * $or: the range [lo, top) is replaced by one copy per branch, each walked
- * with its branch. Branches that do not fit in the scratch are dropped
- * (and the remaining shapes marked truncated).
- */
-static void
-walk_or(struct walk *w, uint32_t lo, const bson_iter_t *arr, const char *prefix, uint32_t plen,
-        uint32_t depth)
-{
-    uint32_t hi = w->n_conj, base = hi - lo, made = 0;
-    bson_iter_t it;
-
-    if (!BSON_ITER_HOLDS_ARRAY(arr) || !bson_iter_recurse(arr, &it))
-        return;
-    while (bson_iter_next(&it)) {
-        uint32_t start = w->n_conj;
-
-        if (!spend(w))
-            break;
-        if (!BSON_ITER_HOLDS_DOCUMENT(&it))
-            continue;
-        if (w->n_conj + base > WALK_MAX_CONJ) {
-            for (uint32_t i = hi; i < w->n_conj; i++)
-                w->conj[i].truncated = true;
-            mark_truncated(w, lo);
-            break;
-        }
-        for (uint32_t i = 0; i < base; i++)
-            copy_conj(&w->conj[start + i], &w->conj[lo + i]);
-        w->n_conj += base;
-        walk_filter(w, start, &it, prefix, plen, depth + 1);
-        made++;
-    }
-    if (made == 0) {
-        w->n_conj = hi; /* an empty $or: mongod refuses it; keep the range as it was */
-        return;
-    }
-    for (uint32_t i = 0; i < w->n_conj - hi; i++)
-        copy_conj(&w->conj[lo + i], &w->conj[hi + i]);
-    w->n_conj = lo + (w->n_conj - hi);
-}
-
-/* A key starting with '$' in a filter (or in an $elemMatch object). */
-static void
-walk_top_operator(struct walk *w, uint32_t lo, const char *key, uint32_t klen,
-                  const bson_iter_t *it, const char *prefix, uint32_t plen, uint32_t depth)
-{
-    if (key_is(key, klen, "$comment"))
-        return;
-    if (key_is(key, klen, "$and")) {
-        bson_iter_t m;
-
-        if (!BSON_ITER_HOLDS_ARRAY(it) || !bson_iter_recurse(it, &m))
-            return;
-        while (bson_iter_next(&m)) {
-            if (!spend(w))
-                return;
-            if (BSON_ITER_HOLDS_DOCUMENT(&m))
-                walk_filter(w, lo, &m, prefix, plen, depth + 1);
-        }
-        return;
-    }
-    if (key_is(key, klen, "$or")) {
-        walk_or(w, lo, it, prefix, plen, depth);
-        return;
-    }
-    /* $nor, $where, $expr, $text, $jsonSchema, ...: nothing an index serves. */
-    if (plen == 0)
-        add_path(w, lo, key, klen, ADVICE_OP_UNINDEXABLE, ADVICE_OPS_OTHER);
-    else
-        add_path(w, lo, prefix, plen, ADVICE_OP_UNINDEXABLE, ADVICE_OPS_OTHER);
-}
-
-/* One path and its value. */
-static void
-walk_field(struct walk *w, uint32_t lo, const char *path, uint32_t len, const bson_iter_t *it,
-           uint32_t depth)
-{
-    enum advice_op op;
-    uint32_t ops;
-
-    if (BSON_ITER_HOLDS_DOCUMENT(it) && is_operator_doc(it)) {
-        walk_operators(w, lo, path, len, it, depth);
-        return;
-    }
-    if (BSON_ITER_HOLDS_REGEX(it)) {
-        op = regex_value_op(it, NULL, 0, &ops);
-        add_path(w, lo, path, len, op, ops);
-        return;
-    }
-    add_path(w, lo, path, len, ADVICE_OP_EQ, ADVICE_OPS_EQ);
-}
-
-/* The filter document at doc, into the range [lo, top), its paths under prefix. */
-static void
-walk_filter(struct walk *w, uint32_t lo, const bson_iter_t *doc, const char *prefix, uint32_t plen,
-            uint32_t depth)
-{
-    bson_iter_t it;
-
-    if (depth > WALK_MAX_NEST) {
-        mark_truncated(w, lo);
-        return;
-    }
-    if (!BSON_ITER_HOLDS_DOCUMENT(doc) || !bson_iter_recurse(doc, &it))
-        return;
-    while (bson_iter_next(&it)) {
-        const char *key = bson_iter_key(&it), *path;
-        uint32_t klen = bson_iter_key_len(&it), len;
-
-        if (!spend(w))
-            return;
-        if (klen > 0 && key[0] == '$') {
-            walk_top_operator(w, lo, key, klen, &it, prefix, plen, depth);
-            continue;
-        }
-        if (!make_path(w, lo, prefix, plen, key, klen, &path, &len))
-            continue;
-        walk_field(w, lo, path, len, &it, depth);
-    }
-}
+/* Whether key (len bytes) is the string literal lit. */
+#define KEY_IS(key, len, lit)                                                                      \
+    ((len) == sizeof(lit) - 1 && memcmp((key), (lit), sizeof(lit) - 1) == 0)
 
 /* ---- the parts of a query besides its filter ------------------------------------------- */
 
 /* A sort document: keys in order, directions by sign; anything else is unusable. */
 static void
-read_sort(struct walk *w, struct query *q, const bson_iter_t *doc)
+read_sort(struct advice_filter *f, struct query *q, const struct advice_reader *doc)
 {
-    bson_iter_t it;
+    struct advice_reader it;
 
-    if (!BSON_ITER_HOLDS_DOCUMENT(doc) || !bson_iter_recurse(doc, &it))
+    if (!advice_reader_is_doc(doc) || !advice_reader_recurse(doc, &it))
         return;
-    while (bson_iter_next(&it)) {
-        const char *key = bson_iter_key(&it);
-        uint32_t len = bson_iter_key_len(&it);
+    while (advice_reader_next(&it)) {
+        double v;
         int dir = 0;
 
-        if (!spend(w)) {
+        if (!advice_filter_spend(f)) {
             q->sort_unusable = true;
             return;
         }
-        if (BSON_ITER_HOLDS_NUMBER(&it)) {
-            double v = bson_iter_as_double(&it);
-
+        if (advice_reader_number(&it, &v))
             dir = v > 0 ? 1 : v < 0 ? -1 : 0;
-        }
-        if (dir == 0 || !indexable_path(key, len))
+        if (dir == 0 || !advice_filter_indexable_path(it.key, it.key_len))
             q->sort_unusable = true;
-        if (len > ADVICE_SHAPE_MAX_PATH_LEN || q->n_sort == ADVICE_SHAPE_MAX_SORT) {
+        if (it.key_len > ADVICE_SHAPE_MAX_PATH_LEN || q->n_sort == ADVICE_SHAPE_MAX_SORT) {
             /* a sort key left out: what is kept no longer describes the order */
             q->truncated = true;
             q->sort_unusable = true;
             continue;
         }
-        q->sort[q->n_sort].p = key;
-        q->sort[q->n_sort].len = len;
+        q->sort[q->n_sort].p = it.key;
+        q->sort[q->n_sort].len = it.key_len;
         q->sort[q->n_sort].dir = dir;
         q->n_sort++;
     }
@@ -633,34 +105,30 @@ read_sort(struct walk *w, struct query *q, const bson_iter_t *doc)
 
 /* A collation other than the simple (binary) one, which every index has. */
 static bool
-real_collation(const bson_iter_t *it)
+real_collation(const struct advice_reader *it)
 {
-    bson_iter_t sub;
-    const char *locale;
+    struct advice_reader sub, locale;
+    const char *name;
     uint32_t len;
 
-    if (!BSON_ITER_HOLDS_DOCUMENT(it) || !bson_iter_recurse(it, &sub))
-        return false;
-    if (!bson_iter_next(&sub))
-        return false; /* {} */
-    if (!bson_iter_recurse(it, &sub) || !bson_iter_find(&sub, "locale"))
+    if (!advice_reader_is_doc(it) || !advice_reader_recurse(it, &sub) || !advice_reader_next(&sub))
+        return false; /* not a document, or {} */
+    if (!advice_reader_find(it, "locale", 6, &locale) || !advice_reader_utf8(&locale, &name, &len))
         return true;
-    if (!BSON_ITER_HOLDS_UTF8(&sub))
-        return true;
-    locale = bson_iter_utf8(&sub, &len);
-    return !key_is(locale, len, "simple");
+    return !KEY_IS(name, len, "simple");
 }
 
+/* A hint: a non-empty index name or key pattern. */
 static bool
-real_hint(const bson_iter_t *it)
+real_hint(const struct advice_reader *it)
 {
+    struct advice_reader sub;
+    const char *name;
     uint32_t len = 0;
 
-    if (BSON_ITER_HOLDS_UTF8(it)) {
-        bson_iter_utf8(it, &len);
+    if (advice_reader_utf8(it, &name, &len))
         return len > 0;
-    }
-    return first_key(it, &len) != NULL;
+    return advice_reader_is_doc(it) && advice_reader_recurse(it, &sub) && advice_reader_next(&sub);
 }
 
 /* ---- hashing --------------------------------------------------------------------------- */
@@ -671,16 +139,22 @@ real_hint(const bson_iter_t *it)
  * the path hashes are summed, so their order does not matter; the sort keys
  * hash in order; source, counts and flags go in the final block.
  */
+/* The namespace's part of the hash: the seed of the rest. */
 static uint64_t
-hash_parts(const char *db, size_t db_len, const char *coll, size_t coll_len,
-           enum advice_source source, const struct part *paths, uint32_t n_paths,
-           const struct skey *sort, uint32_t n_sort, uint32_t flags)
+ns_seed(const char *db, size_t db_len, const char *coll, size_t coll_len)
+{
+    uint64_t seed = XXH3_64bits_withSeed(db, db_len, 0x6d63616476696365ull); /* "mcadvice" */
+
+    return XXH3_64bits_withSeed(coll, coll_len, seed);
+}
+
+static uint64_t
+hash_parts(uint64_t seed, enum advice_source source, const struct advice_filter_path *paths,
+           uint32_t n_paths, const struct skey *sort, uint32_t n_sort, uint32_t flags)
 {
     uint64_t words[2 + ADVICE_SHAPE_MAX_SORT];
-    uint64_t seed = XXH3_64bits_withSeed(db, db_len, 0x6d63616476696365ull); /* "mcadvice" */
     uint64_t sum = 0;
 
-    seed = XXH3_64bits_withSeed(coll, coll_len, seed);
     for (uint32_t i = 0; i < n_paths; i++)
         sum += XXH3_64bits_withSeed(paths[i].p, paths[i].len,
                                     ((uint64_t)paths[i].op << 32) | paths[i].ops);
@@ -701,7 +175,7 @@ flag_bits(bool sort_unusable, bool collation, bool hint, bool truncated)
 uint64_t
 advice_shape_hash(const struct advice_shape *shape)
 {
-    struct part paths[ADVICE_SHAPE_MAX_PATHS];
+    struct advice_filter_path paths[ADVICE_SHAPE_MAX_PATHS];
     struct skey sort[ADVICE_SHAPE_MAX_SORT];
     uint32_t n_paths =
         shape->n_paths < ADVICE_SHAPE_MAX_PATHS ? shape->n_paths : ADVICE_SHAPE_MAX_PATHS;
@@ -723,13 +197,43 @@ advice_shape_hash(const struct advice_shape *shape)
         sort[i].dir = shape->sort[i].dir;
     }
     return hash_parts(
-        shape->db ? shape->db : "", shape->db ? strlen(shape->db) : 0,
-        shape->coll ? shape->coll : "", shape->coll ? strlen(shape->coll) : 0, shape->source, paths,
-        n_paths, sort, n_sort,
+        ns_seed(shape->db ? shape->db : "", shape->db ? strlen(shape->db) : 0,
+                shape->coll ? shape->coll : "", shape->coll ? strlen(shape->coll) : 0),
+        shape->source, paths, n_paths, sort, n_sort,
         flag_bits(shape->sort_unusable, shape->collation, shape->hint, shape->truncated));
 }
 
 /* ---- from the walk to owned shapes ------------------------------------------------------ */
+
+/* One string of a shape: where it comes from (len bytes, no NUL needed) and where its copy goes. */
+struct pack_item {
+    const char *src;
+    size_t len;
+    char **dst;
+};
+
+/*
+ * Copies the strings into one block owned by shape (shape->strings), each
+ * NUL-terminated, and points each dst at its copy: one allocation per
+ * shape, however many paths it has.
+ */
+static void
+pack(struct advice_shape *shape, const struct pack_item *items, uint32_t n)
+{
+    size_t total = 0;
+    char *p;
+
+    for (uint32_t i = 0; i < n; i++)
+        total += items[i].len + 1;
+    p = bson_malloc(total);
+    shape->strings = p;
+    for (uint32_t i = 0; i < n; i++) {
+        memcpy(p, items[i].src, items[i].len);
+        p[items[i].len] = '\0';
+        *items[i].dst = p;
+        p += items[i].len + 1;
+    }
+}
 
 /*
  * Turns each conjunction of the walk into a shape of q in out, unless it is
@@ -737,20 +241,22 @@ advice_shape_hash(const struct advice_shape *shape)
  * is full.
  */
 static bool
-emit(const struct walk *w, const struct query *q, struct advice_shapes *out)
+emit(const struct advice_filter *f, const struct query *q, struct advice_shapes *out)
 {
-    for (uint32_t i = 0; i < w->n_conj; i++) {
-        const struct conj *c = &w->conj[i];
-        bool truncated = c->truncated || w->truncated || q->truncated;
-        uint64_t hash;
+    uint64_t seed = ns_seed(q->db, q->db_len, q->coll, q->coll_len);
+
+    for (uint32_t i = 0; i < f->n_conj; i++) {
+        const struct advice_filter_conj *c = &f->conj[i];
+        bool truncated = c->truncated || f->truncated || q->truncated;
+        struct pack_item items[2 + ADVICE_SHAPE_MAX_PATHS + ADVICE_SHAPE_MAX_SORT];
+        uint32_t k, n_items;
         struct advice_shape *s;
-        uint32_t k;
+        uint64_t hash;
 
         if (c->n == 0 && q->n_sort == 0)
             continue;
-        hash =
-            hash_parts(q->db, q->db_len, q->coll, q->coll_len, q->source, c->paths, c->n, q->sort,
-                       q->n_sort, flag_bits(q->sort_unusable, q->collation, q->hint, truncated));
+        hash = hash_parts(seed, q->source, c->paths, c->n, q->sort, q->n_sort,
+                          flag_bits(q->sort_unusable, q->collation, q->hint, truncated));
         for (k = 0; k < out->n && out->shape[k].hash != hash; k++)
             ;
         if (k < out->n)
@@ -758,19 +264,22 @@ emit(const struct walk *w, const struct query *q, struct advice_shapes *out)
         if (out->n == ADVICE_MAX_SHAPES_PER_COMMAND)
             return false;
         s = &out->shape[out->n];
-        s->db = bson_strndup(q->db, q->db_len);
-        s->coll = bson_strndup(q->coll, q->coll_len);
+        n_items = 0;
+        items[n_items++] = (struct pack_item){q->db, q->db_len, &s->db};
+        items[n_items++] = (struct pack_item){q->coll, q->coll_len, &s->coll};
         s->source = q->source;
         for (k = 0; k < c->n; k++) {
-            s->paths[k].path = bson_strndup(c->paths[k].p, c->paths[k].len);
+            items[n_items++] =
+                (struct pack_item){c->paths[k].p, c->paths[k].len, &s->paths[k].path};
             s->paths[k].op = (enum advice_op)c->paths[k].op;
             s->paths[k].ops = c->paths[k].ops;
         }
         s->n_paths = c->n;
         for (k = 0; k < q->n_sort; k++) {
-            s->sort[k].path = bson_strndup(q->sort[k].p, q->sort[k].len);
+            items[n_items++] = (struct pack_item){q->sort[k].p, q->sort[k].len, &s->sort[k].path};
             s->sort[k].dir = q->sort[k].dir;
         }
+        pack(s, items, n_items);
         s->n_sort = q->n_sort;
         s->sort_unusable = q->sort_unusable;
         s->collation = q->collation;
@@ -783,17 +292,6 @@ emit(const struct walk *w, const struct query *q, struct advice_shapes *out)
         out->n++;
     }
     return true;
-}
-
-/* A fresh walk for the next query of the command (the budget goes on). */
-static void
-walk_reset(struct walk *w)
-{
-    w->n_conj = 1;
-    w->conj[0].n = 0;
-    w->conj[0].truncated = false;
-    w->arena_used = 0;
-    w->truncated = false;
 }
 
 static void
@@ -817,67 +315,70 @@ query_init(struct query *q, const struct query *ns, enum advice_source source)
 /*
  * A document holding a filter under filter_key, and optionally sort,
  * hint and collation: a find, count, distinct or findAndModify body, or an
- * update/delete statement.
+ * update/delete statement (doc, len bytes).
  */
 static bool
-one_query(struct walk *w, struct query *q, const bson_t *doc, const char *filter_key,
-          struct advice_shapes *out)
+one_query(struct advice_filter *f, struct query *q, const uint8_t *doc, uint32_t doc_len,
+          const char *filter_key, struct advice_shapes *out)
 {
-    bson_iter_t it, filter;
+    struct advice_reader it, filter;
     bool have_filter = false;
+    uint32_t filter_len = (uint32_t)strlen(filter_key);
 
-    walk_reset(w);
-    if (!bson_iter_init(&it, doc))
+    advice_filter_reset(f);
+    if (!advice_reader_init(&it, doc, doc_len))
         return true;
-    while (bson_iter_next(&it)) {
-        const char *key = bson_iter_key(&it);
-
-        if (!spend(w))
+    while (advice_reader_next(&it)) {
+        if (!advice_filter_spend(f))
             break;
-        if (strcmp(key, filter_key) == 0) {
+        if (it.key_len == filter_len && memcmp(it.key, filter_key, filter_len) == 0) {
             filter = it;
             have_filter = true;
-        } else if (strcmp(key, "sort") == 0) {
-            read_sort(w, q, &it);
-        } else if (strcmp(key, "hint") == 0) {
+        } else if (KEY_IS(it.key, it.key_len, "sort")) {
+            read_sort(f, q, &it);
+        } else if (KEY_IS(it.key, it.key_len, "hint")) {
             q->hint = real_hint(&it);
-        } else if (strcmp(key, "collation") == 0) {
+        } else if (KEY_IS(it.key, it.key_len, "collation")) {
             q->collation = real_collation(&it);
         }
     }
     if (have_filter)
-        walk_filter(w, 0, &filter, "", 0, 0);
-    return emit(w, q, out);
+        advice_filter_walk(f, &filter);
+    return emit(f, q, out);
+}
+
+/* One update or delete statement (a document at data, len bytes), numbered index. */
+static bool
+statement(struct advice_filter *f, const struct query *ns, enum advice_source source,
+          const uint8_t *data, uint32_t len, uint32_t index, struct advice_shapes *out)
+{
+    struct query q;
+
+    query_init(&q, ns, source);
+    q.doc = data;
+    q.doc_len = len;
+    q.statement = index;
+    return one_query(f, &q, data, len, "q", out);
 }
 
 /* The statements of an update or delete: in the body's array, or in the document sequence. */
 static void
-statements(struct walk *w, const struct query *ns, const bson_t *body, const char *array,
-           enum advice_source source, const struct advice_sequence *seqs, uint32_t n_seqs,
-           struct advice_shapes *out)
+statements(struct advice_filter *f, const struct query *ns, const struct advice_reader *top,
+           const char *array, enum advice_source source, const struct advice_sequence *seqs,
+           uint32_t n_seqs, struct advice_shapes *out)
 {
-    bson_iter_t it, m;
+    struct advice_reader it, m;
     uint32_t index = 0;
 
-    if (bson_iter_init_find(&it, body, array) && BSON_ITER_HOLDS_ARRAY(&it) &&
-        bson_iter_recurse(&it, &m)) {
-        while (bson_iter_next(&m) && w->budget > 0) {
-            const uint8_t *data;
-            uint32_t len;
-            struct query q;
-            bson_t stmt;
-
-            if (BSON_ITER_HOLDS_DOCUMENT(&m)) {
-                bson_iter_document(&m, &len, &data);
-                if (bson_init_static(&stmt, data, len)) {
-                    query_init(&q, ns, source);
-                    q.doc = data;
-                    q.doc_len = len;
-                    q.statement = index;
-                    if (!one_query(w, &q, &stmt, "q", out))
-                        return;
-                }
-            }
+    it = *top;
+    while (advice_reader_next(&it)) {
+        if (strcmp(it.key, array) != 0 || !advice_reader_is_array(&it) ||
+            !advice_reader_recurse(&it, &m))
+            continue;
+        while (f->budget > 0 && advice_reader_next(&m)) {
+            if (advice_reader_is_doc(&m) &&
+                !statement(f, ns, source, m.value, m.value_len, index, out))
+                return;
             index++;
         }
         return;
@@ -888,23 +389,15 @@ statements(struct walk *w, const struct query *ns, const bson_t *body, const cha
         if (seqs[s].id == NULL || strcmp(seqs[s].id, array) != 0)
             continue;
         /* Documents back to back; their lengths were checked, but are not trusted here. */
-        while (seqs[s].len - off >= 5 && w->budget > 0) {
+        while (seqs[s].len - off >= 5 && f->budget > 0) {
             const uint8_t *data = seqs[s].docs + off;
             int32_t len = (int32_t)((uint32_t)data[0] | (uint32_t)data[1] << 8 |
                                     (uint32_t)data[2] << 16 | (uint32_t)data[3] << 24);
-            struct query q;
-            bson_t stmt;
 
             if (len < 5 || (uint32_t)len > seqs[s].len - off)
                 break;
-            if (bson_init_static(&stmt, data, (size_t)len)) {
-                query_init(&q, ns, source);
-                q.doc = data;
-                q.doc_len = (uint32_t)len;
-                q.statement = index;
-                if (!one_query(w, &q, &stmt, "q", out))
-                    return;
-            }
+            if (!statement(f, ns, source, data, (uint32_t)len, index, out))
+                return;
             off += (uint32_t)len;
             index++;
         }
@@ -914,25 +407,23 @@ statements(struct walk *w, const struct query *ns, const bson_t *body, const cha
 
 /* A $lookup stage: an equality on foreignField in the foreign collection. */
 static bool
-lookup(struct walk *w, const struct query *ns, const bson_iter_t *stage, uint32_t index,
-       struct advice_shapes *out)
+lookup(struct advice_filter *f, const struct query *ns, const struct advice_reader *stage,
+       uint32_t index, struct advice_shapes *out)
 {
     const char *from = NULL, *field = NULL;
     uint32_t from_len = 0, field_len = 0;
-    bson_iter_t it;
+    struct advice_reader it;
     struct query q;
 
-    if (!bson_iter_recurse(stage, &it))
+    if (!advice_reader_recurse(stage, &it))
         return true;
-    while (bson_iter_next(&it)) {
-        const char *key = bson_iter_key(&it);
-
-        if (!spend(w))
+    while (advice_reader_next(&it)) {
+        if (!advice_filter_spend(f))
             return true;
-        if (strcmp(key, "from") == 0 && BSON_ITER_HOLDS_UTF8(&it))
-            from = bson_iter_utf8(&it, &from_len);
-        else if (strcmp(key, "foreignField") == 0 && BSON_ITER_HOLDS_UTF8(&it))
-            field = bson_iter_utf8(&it, &field_len);
+        if (KEY_IS(it.key, it.key_len, "from"))
+            advice_reader_utf8(&it, &from, &from_len);
+        else if (KEY_IS(it.key, it.key_len, "foreignField"))
+            advice_reader_utf8(&it, &field, &field_len);
     }
     if (from == NULL || field == NULL || from_len == 0 || field_len == 0 ||
         memchr(from, '\0', from_len) != NULL || memchr(field, '\0', field_len) != NULL)
@@ -941,9 +432,17 @@ lookup(struct walk *w, const struct query *ns, const bson_iter_t *stage, uint32_
     q.coll = from;
     q.coll_len = from_len;
     q.statement = index;
-    walk_reset(w);
-    add_path(w, 0, field, field_len, ADVICE_OP_EQ, ADVICE_OPS_EQ);
-    return emit(w, &q, out);
+    advice_filter_reset(f);
+    advice_filter_add(f, field, field_len, ADVICE_OP_EQ, ADVICE_OPS_EQ);
+    return emit(f, &q, out);
+}
+
+/* The first element of the stage document at stages' current element (a document). */
+static bool
+stage_of(const struct advice_reader *stages, struct advice_reader *stage)
+{
+    return advice_reader_is_doc(stages) && advice_reader_recurse(stages, stage) &&
+           advice_reader_next(stage);
 }
 
 /*
@@ -952,54 +451,48 @@ lookup(struct walk *w, const struct query *ns, const bson_iter_t *stage, uint32_
  * a $lookup's own pipeline).
  */
 static void
-aggregate(struct walk *w, const struct query *ns, const bson_t *body, struct advice_shapes *out)
+aggregate(struct advice_filter *f, const struct query *ns, const struct advice_reader *top,
+          struct advice_shapes *out)
 {
-    bson_iter_t it, stages;
+    struct advice_reader it, pipeline, stages, stage;
     struct query q;
-    bool leading = true, sorted = false;
+    bool leading = true, sorted = false, found = false;
     uint32_t index = 0;
 
-    if (!bson_iter_init_find(&it, body, "pipeline") || !BSON_ITER_HOLDS_ARRAY(&it) ||
-        !bson_iter_recurse(&it, &stages))
-        return;
     query_init(&q, ns, ADVICE_SRC_AGGREGATE);
-    walk_reset(w);
-    if (bson_iter_init(&it, body)) {
-        while (bson_iter_next(&it)) {
-            if (!spend(w))
-                break;
-            if (strcmp(bson_iter_key(&it), "hint") == 0)
-                q.hint = real_hint(&it);
-            else if (strcmp(bson_iter_key(&it), "collation") == 0)
-                q.collation = real_collation(&it);
+    advice_filter_reset(f);
+    it = *top;
+    while (advice_reader_next(&it)) {
+        if (!advice_filter_spend(f))
+            break;
+        if (KEY_IS(it.key, it.key_len, "pipeline") && !found) {
+            pipeline = it;
+            found = advice_reader_is_array(&it);
+        } else if (KEY_IS(it.key, it.key_len, "hint")) {
+            q.hint = real_hint(&it);
+        } else if (KEY_IS(it.key, it.key_len, "collation")) {
+            q.collation = real_collation(&it);
         }
     }
-    while (leading && bson_iter_next(&stages)) {
-        bson_iter_t stage;
-
-        if (!spend(w) || !BSON_ITER_HOLDS_DOCUMENT(&stages) ||
-            !bson_iter_recurse(&stages, &stage) || !bson_iter_next(&stage))
+    if (!found || !advice_reader_recurse(&pipeline, &stages))
+        return;
+    while (leading && advice_reader_next(&stages)) {
+        if (!advice_filter_spend(f) || !stage_of(&stages, &stage))
             break;
-        if (strcmp(bson_iter_key(&stage), "$match") == 0)
-            walk_filter(w, 0, &stage, "", 0, 0);
-        else if (!sorted && strcmp(bson_iter_key(&stage), "$sort") == 0) {
-            read_sort(w, &q, &stage);
+        if (KEY_IS(stage.key, stage.key_len, "$match")) {
+            advice_filter_walk(f, &stage);
+        } else if (!sorted && KEY_IS(stage.key, stage.key_len, "$sort")) {
+            read_sort(f, &q, &stage);
             sorted = true;
         } else {
             leading = false;
         }
     }
-    if (!emit(w, &q, out))
+    if (!emit(f, &q, out) || !advice_reader_recurse(&pipeline, &stages))
         return;
-
-    if (!bson_iter_init_find(&it, body, "pipeline") || !bson_iter_recurse(&it, &stages))
-        return;
-    while (bson_iter_next(&stages) && spend(w)) {
-        bson_iter_t stage;
-
-        if (BSON_ITER_HOLDS_DOCUMENT(&stages) && bson_iter_recurse(&stages, &stage) &&
-            bson_iter_next(&stage) && strcmp(bson_iter_key(&stage), "$lookup") == 0 &&
-            BSON_ITER_HOLDS_DOCUMENT(&stage) && !lookup(w, ns, &stage, index, out))
+    while (advice_reader_next(&stages) && advice_filter_spend(f)) {
+        if (stage_of(&stages, &stage) && KEY_IS(stage.key, stage.key_len, "$lookup") &&
+            advice_reader_is_doc(&stage) && !lookup(f, ns, &stage, index, out))
             return;
         index++;
     }
@@ -1009,15 +502,17 @@ uint32_t
 advice_shape_extract(const bson_t *body, const struct wire_cmd *cmd,
                      const struct advice_sequence *seqs, uint32_t n_seqs, struct advice_shapes *out)
 {
-    struct walk w;
+    struct advice_filter f;
+    struct advice_reader top;
     struct query ns, q;
     const char *name;
 
     out->n = 0;
     if (cmd == NULL || cmd->name == NULL || cmd->coll == NULL || cmd->coll_len == 0 ||
-        cmd->db == NULL || cmd->db_len == 0 || memchr(cmd->coll, '\0', cmd->coll_len) != NULL)
+        cmd->db == NULL || cmd->db_len == 0 || memchr(cmd->coll, '\0', cmd->coll_len) != NULL ||
+        !advice_reader_init(&top, bson_get_data(body), body->len))
         return 0;
-    w.budget = WALK_BUDGET;
+    advice_filter_init(&f, SHAPE_BUDGET);
     ns.db = cmd->db;
     ns.db_len = cmd->db_len;
     ns.coll = cmd->coll;
@@ -1028,22 +523,22 @@ advice_shape_extract(const bson_t *body, const struct wire_cmd *cmd,
 
     if (strcmp(name, "find") == 0) {
         query_init(&q, &ns, ADVICE_SRC_FIND);
-        one_query(&w, &q, body, "filter", out);
+        one_query(&f, &q, ns.doc, ns.doc_len, "filter", out);
     } else if (strcmp(name, "count") == 0) {
         query_init(&q, &ns, ADVICE_SRC_COUNT);
-        one_query(&w, &q, body, "query", out);
+        one_query(&f, &q, ns.doc, ns.doc_len, "query", out);
     } else if (strcmp(name, "distinct") == 0) {
         query_init(&q, &ns, ADVICE_SRC_DISTINCT);
-        one_query(&w, &q, body, "query", out);
+        one_query(&f, &q, ns.doc, ns.doc_len, "query", out);
     } else if (strcmp(name, "findAndModify") == 0 || strcmp(name, "findandmodify") == 0) {
         query_init(&q, &ns, ADVICE_SRC_FIND_AND_MODIFY);
-        one_query(&w, &q, body, "query", out);
+        one_query(&f, &q, ns.doc, ns.doc_len, "query", out);
     } else if (strcmp(name, "aggregate") == 0) {
-        aggregate(&w, &ns, body, out);
+        aggregate(&f, &ns, &top, out);
     } else if (strcmp(name, "update") == 0) {
-        statements(&w, &ns, body, "updates", ADVICE_SRC_UPDATE, seqs, n_seqs, out);
+        statements(&f, &ns, &top, "updates", ADVICE_SRC_UPDATE, seqs, n_seqs, out);
     } else if (strcmp(name, "delete") == 0) {
-        statements(&w, &ns, body, "deletes", ADVICE_SRC_DELETE, seqs, n_seqs, out);
+        statements(&f, &ns, &top, "deletes", ADVICE_SRC_DELETE, seqs, n_seqs, out);
     }
     return out->n;
 }
@@ -1055,12 +550,17 @@ advice_shape_cleanup(struct advice_shape *shape)
 {
     if (shape == NULL)
         return;
-    bson_free(shape->db);
-    bson_free(shape->coll);
-    for (uint32_t i = 0; i < shape->n_paths && i < ADVICE_SHAPE_MAX_PATHS; i++)
-        bson_free(shape->paths[i].path);
-    for (uint32_t i = 0; i < shape->n_sort && i < ADVICE_SHAPE_MAX_SORT; i++)
-        bson_free(shape->sort[i].path);
+    if (shape->strings != NULL) {
+        bson_free(shape->strings);
+    } else {
+        bson_free(shape->db);
+        bson_free(shape->coll);
+        for (uint32_t i = 0; i < shape->n_paths && i < ADVICE_SHAPE_MAX_PATHS; i++)
+            bson_free(shape->paths[i].path);
+        for (uint32_t i = 0; i < shape->n_sort && i < ADVICE_SHAPE_MAX_SORT; i++)
+            bson_free(shape->sort[i].path);
+    }
+    shape->strings = NULL;
     shape->db = NULL;
     shape->coll = NULL;
     shape->n_paths = 0;
@@ -1080,29 +580,34 @@ advice_shapes_cleanup(struct advice_shapes *shapes)
 void
 advice_shape_copy(struct advice_shape *dst, const struct advice_shape *src)
 {
+    struct pack_item items[2 + ADVICE_SHAPE_MAX_PATHS + ADVICE_SHAPE_MAX_SORT];
     uint32_t n_paths =
         src->n_paths < ADVICE_SHAPE_MAX_PATHS ? src->n_paths : ADVICE_SHAPE_MAX_PATHS;
     uint32_t n_sort = src->n_sort < ADVICE_SHAPE_MAX_SORT ? src->n_sort : ADVICE_SHAPE_MAX_SORT;
+    uint32_t n = 0;
 
-    dst->db = bson_strdup(src->db);
-    dst->coll = bson_strdup(src->coll);
+#define ITEM(s, d) (struct pack_item){(s) ? (s) : "", (s) ? strlen(s) : 0, (d)}
+    items[n++] = ITEM(src->db, &dst->db);
+    items[n++] = ITEM(src->coll, &dst->coll);
     dst->source = src->source;
     for (uint32_t i = 0; i < n_paths; i++) {
-        dst->paths[i].path = bson_strdup(src->paths[i].path);
+        items[n++] = ITEM(src->paths[i].path, &dst->paths[i].path);
         dst->paths[i].op = src->paths[i].op;
         dst->paths[i].ops = src->paths[i].ops;
     }
     dst->n_paths = n_paths;
     for (uint32_t i = 0; i < n_sort; i++) {
-        dst->sort[i].path = bson_strdup(src->sort[i].path);
+        items[n++] = ITEM(src->sort[i].path, &dst->sort[i].path);
         dst->sort[i].dir = src->sort[i].dir;
     }
+#undef ITEM
     dst->n_sort = n_sort;
     dst->sort_unusable = src->sort_unusable;
     dst->collation = src->collation;
     dst->hint = src->hint;
     dst->truncated = src->truncated;
     dst->hash = src->hash;
+    pack(dst, items, n);
 }
 
 /* ---- display ------------------------------------------------------------------------------ */

@@ -21,7 +21,8 @@
  * several operators keeps the most useful class (equality > $in > range >
  * unindexable). Paths are kept in the order they first appear.
  *
- * Pure functions: no I/O, no state. Everything in a shape is owned by it.
+ * Pure functions: no I/O, no state. Everything in a shape is owned by it
+ * (see strings below for how).
  */
 #ifndef MONGOCACHE_ADVICE_SHAPE_H
 #define MONGOCACHE_ADVICE_SHAPE_H
@@ -108,6 +109,10 @@ struct advice_shape {
     bool collation;     /* a collation was given */
     bool hint;          /* a hint was given */
     bool truncated;     /* more paths or sort keys than kept, or a path too long */
+    void *strings;      /* the one block holding db, coll and every path (advice_shape_extract
+                         * and advice_shape_copy make shapes so), or NULL when each string
+                         * is its own bson_malloc'd block (a shape built by hand: start from
+                         * a zeroed struct); advice_shape_cleanup frees either way */
     uint64_t hash;      /* XXH3-64 of the canonical form (advice_shape_hash): equal shapes,
                          * equal hashes; the order of the filter paths does not matter,
                          * the order of the sort keys does */
@@ -177,9 +182,10 @@ void advice_shape_cleanup(struct advice_shape *shape);
  *   find app.books {author: ?, year: {$gte: ?}} sort {year: -1}
  *   update app.books {isbn: {$in: ?}}
  *   find app.books {name: /^?/, "tags.k": ?} sort {score: {$meta: ?}} collation ? hint ?
- * Paths that are not plain identifiers are quoted; control bytes, quotes
- * and bytes that are not UTF-8 are escaped, so the text is safe in a log
- * line or a JSON string. A truncated shape ends with " (truncated)".
+ * Paths that are not plain identifiers are quoted; control bytes, quotes,
+ * backslashes and bytes that are not UTF-8 are escaped (\x01), so the text
+ * is valid UTF-8 without control bytes (a JSON writer still escapes its
+ * quotes and backslashes). A truncated shape ends with " (truncated)".
  * A string freed with bson_free.
  */
 char *advice_shape_display(const struct advice_shape *shape);

@@ -38,9 +38,6 @@ struct proxy_advice {
     struct advice_advisor *advisor;
     struct event *timer;
     struct advice_report *report; /* the latest, or NULL */
-    char **announced;             /* "db.coll index-name" of every advice logged */
-    uint32_t n_announced;
-    uint32_t cap_announced;
 };
 
 static int64_t
@@ -73,23 +70,17 @@ interval_cb(evutil_socket_t fd, short what, void *arg)
     arm(a, conf->advice_interval);
 }
 
-/* True the first time this advice is seen (it is then remembered). */
+/* True when item was not in the last report (a new advice, or one come back). */
 static bool
-first_seen(struct proxy_advice *a, const struct advice_item *item)
+is_new(const struct advice_report *last, const struct advice_item *item)
 {
-    char *key = bson_strdup_printf("%s.%s %s", item->db, item->coll, item->index.name);
+    for (uint32_t i = 0; last && i < last->n_items; i++) {
+        const struct advice_item *old = &last->items[i];
 
-    for (uint32_t i = 0; i < a->n_announced; i++) {
-        if (strcmp(a->announced[i], key) == 0) {
-            bson_free(key);
+        if (strcmp(old->index.name, item->index.name) == 0 && strcmp(old->coll, item->coll) == 0 &&
+            strcmp(old->db, item->db) == 0)
             return false;
-        }
     }
-    if (a->n_announced == a->cap_announced) {
-        a->cap_announced = a->cap_announced ? a->cap_announced * 2 : 16;
-        a->announced = bson_realloc(a->announced, a->cap_announced * sizeof *a->announced);
-    }
-    a->announced[a->n_announced++] = key;
     return true;
 }
 
@@ -102,7 +93,7 @@ report_cb(void *arg, struct advice_report *report)
     for (uint32_t i = 0; i < report->n_items; i++) {
         const struct advice_item *it = &report->items[i];
 
-        if (first_seen(a, it))
+        if (is_new(a->report, it))
             proxy_log(PROXY_LOG_INFO, 0, "index_advice",
                       "namespace=%s.%s index=%s reason=%s evidence=%s queries=%llu "
                       "server_ms=%.1f documents=%lld mongosh=\"%s\"",
@@ -171,9 +162,6 @@ proxy_advice_destroy(struct proxy_advice *a)
     advice_advisor_destroy(a->advisor); /* joins the thread: no report comes after this */
     advice_table_destroy(a->table);
     advice_report_destroy(a->report);
-    for (uint32_t i = 0; i < a->n_announced; i++)
-        bson_free(a->announced[i]);
-    bson_free(a->announced);
     bson_free(a);
 }
 
@@ -233,7 +221,8 @@ proxy_advice_record(struct proxy_advice *a, const struct wire_msg *msg, const st
     for (uint32_t i = 0; i < shapes.n; i++) {
         const struct advice_shape *s = &shapes.shape[i];
 
-        advice_table_record(a->table, s, bson_get_data(body), body->len, s->statement, now);
+        advice_table_record(a->table, s, shapes.query[i], shapes.query_len[i],
+                            shapes.statement[i], now);
         if (n < max)
             hashes[n++] = s->hash;
     }
@@ -317,10 +306,19 @@ append_advisor(bson_t *parent, const struct proxy_advice *a)
 
     BSON_APPEND_DOCUMENT_BEGIN(parent, "advisor", &doc);
     BSON_APPEND_UTF8(&doc, "state", advice_state_name(r ? r->state : ADVICE_STATE_STARTING));
-    if (r && r->last_run_ms)
-        BSON_APPEND_DATE_TIME(&doc, "last_run", r->last_run_ms);
-    else
+    if (r && r->last_run_ms) {
+        char when[40];
+        time_t secs = (time_t)(r->last_run_ms / 1000);
+        struct tm tm;
+        size_t n;
+
+        gmtime_r(&secs, &tm);
+        n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+        bson_snprintf(when + n, sizeof when - n, ".%03dZ", (int)(r->last_run_ms % 1000));
+        BSON_APPEND_UTF8(&doc, "last_run", when);
+    } else {
         BSON_APPEND_NULL(&doc, "last_run");
+    }
     BSON_APPEND_INT64(&doc, "runs", r ? (int64_t)r->runs : 0);
     BSON_APPEND_INT64(&doc, "errors", r ? (int64_t)r->errors : 0);
     if (r && r->last_error)

@@ -50,7 +50,10 @@ uint32_t proxy_advice_record(struct proxy_advice *advice, const struct wire_msg 
 void proxy_advice_reply(struct proxy_advice *advice, const uint64_t *hashes, uint32_t n,
                         double server_ms, uint64_t documents);
 
-/* An index change passed through (its reply ok): re-read db.coll's indexes now (coll NULL: all of db). */
+/*
+ * An index change passed through (its reply ok): db.coll's indexes are
+ * re-read at the advisor's next run, which comes soon (coll NULL: all of db).
+ */
 void proxy_advice_indexes_changed(struct proxy_advice *advice, const char *db, const char *coll);
 
 /* A cache hit of an entry stored with this shape hash (0: none). */

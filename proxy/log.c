@@ -22,12 +22,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/time.h>
 #include <sys/types.h>
 #include <time.h>
 
-static int current_level = PROXY_LOG_INFO;
+/* Atomic: libmongoc logs from the advisor's thread too (proxy/main.c). */
+static atomic_int current_level = PROXY_LOG_INFO;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 

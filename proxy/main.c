@@ -33,9 +33,11 @@
 #include <sys/stat.h>
 
 /*
- * libmongoc parses only the upstream URI here (conf/parse.c, proxy/check.c,
- * proxy/server.c). Its warnings repeat what proxy/check.c reports (an
- * option with no effect), so they are logged at debug level; its errors as
+ * libmongoc parses the upstream URI here (conf/parse.c, proxy/check.c,
+ * proxy/server.c) and runs the index advisor's client on its thread
+ * (advice/advisor.c; proxy_log is safe from any thread). Its warnings
+ * repeat what proxy/check.c reports (an option with no effect) or what the
+ * advisor's state shows, so they are logged at debug level; its errors as
  * errors. Either way through proxy_log, escaped like any value.
  */
 static void

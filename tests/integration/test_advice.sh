@@ -25,7 +25,7 @@ mc_start_ferretdb "--debug-addr=127.0.0.1:$DEBUG_PORT"
 MAIN_FERRET_PID=$FERRET_PID MAIN_FERRET_URI=$FERRET_URI MAIN_FERRET_PORT=$FERRET_PORT
 
 mc_start_proxy "${INTERVAL[@]}"
-group workload 12 --proxy "$PROXY_URI" --http "$PROXY_HTTP_PORT" --direct "$FERRET_URI"
+group workload 10 --proxy "$PROXY_URI" --http "$PROXY_HTTP_PORT" --direct "$FERRET_URI"
 mc_stop_proxy
 mc_is "$MC_PROXY_STATUS" 0 "workload: the proxy exits 0 on SIGTERM"
 

@@ -1,0 +1,233 @@
+/*
+ * advice/reader.c: owns the forward-only BSON element reader of
+ * advice/reader.h: the size of each element's value by its type (BSON
+ * specification, bsonspec.org "Specification Version 1.1"), each checked
+ * against the end of the document that holds it. It does not check UTF-8,
+ * key uniqueness or array keys (wire/doc.c's job is structure, libbson's
+ * the rest); it gives the shape code what it reads, cheaply.
+ */
+#include "config.h"
+
+#include "advice/reader.h"
+
+#include <string.h>
+
+static int32_t
+read_i32(const uint8_t *p)
+{
+    return (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                     (uint32_t)p[3] << 24);
+}
+
+bool
+advice_reader_init(struct advice_reader *r, const uint8_t *doc, uint32_t len)
+{
+    int32_t n;
+
+    memset(r, 0, sizeof *r);
+    if (doc == NULL || len < 5)
+        return false;
+    n = read_i32(doc);
+    if (n < 5 || (uint32_t)n > len || doc[n - 1] != 0)
+        return false;
+    r->pos = doc + 4;
+    r->end = doc + n - 1;
+    return true;
+}
+
+/* Bytes of a length-prefixed string at p (room bytes available), or 0 when malformed. */
+static uint32_t
+string_size(const uint8_t *p, size_t room)
+{
+    int32_t n;
+
+    if (room < 5)
+        return 0;
+    n = read_i32(p);
+    if (n < 1 || (size_t)n > room - 4 || p[4 + n - 1] != 0)
+        return 0;
+    return 4 + (uint32_t)n;
+}
+
+/*
+ * The size plus one of each fixed-size type's value, indexed by the type
+ * byte; 0 for a type whose size is in its bytes, or that is unknown.
+ */
+static const uint8_t fixed_sizes[256] = {
+    [0x01] = 9,  /* double */
+    [0x06] = 1,  /* undefined */
+    [0x07] = 13, /* ObjectId */
+    [0x08] = 2,  /* bool */
+    [0x09] = 9,  /* date */
+    [0x0A] = 1,  /* null */
+    [0x10] = 5,  /* int32 */
+    [0x11] = 9,  /* timestamp */
+    [0x12] = 9,  /* int64 */
+    [0x13] = 17, /* decimal128 */
+    [0x7F] = 1,  /* maxKey */
+    [0xFF] = 1,  /* minKey */
+};
+
+/* The size of a variable-size value of type at p, room bytes available; false when malformed. */
+static bool
+value_size(uint8_t type, const uint8_t *p, size_t room, uint32_t *size)
+{
+    const uint8_t *nul;
+    int32_t n;
+
+    switch (type) {
+    case 0x02: /* string */
+    case 0x0D: /* code */
+    case 0x0E: /* symbol */
+        *size = string_size(p, room);
+        return *size != 0;
+    case 0x03: /* document */
+    case 0x04: /* array */
+    case 0x0F: /* code with scope */
+        if (room < 5 || (n = read_i32(p)) < 5 || (size_t)n > room || p[n - 1] != 0)
+            return false;
+        *size = (uint32_t)n;
+        return true;
+    case 0x05: /* binary: length, subtype, bytes */
+        if (room < 5 || (n = read_i32(p)) < 0 || (size_t)n > room - 5)
+            return false;
+        *size = 5 + (uint32_t)n;
+        return true;
+    case 0x0B: /* regex: two C strings */
+        nul = memchr(p, 0, room);
+        if (nul == NULL)
+            return false;
+        nul = memchr(nul + 1, 0, room - (size_t)(nul + 1 - p));
+        if (nul == NULL)
+            return false;
+        *size = (uint32_t)(nul + 1 - p);
+        return true;
+    case 0x0C: /* DBPointer: string and ObjectId */
+        *size = string_size(p, room);
+        if (*size == 0 || room - *size < 12)
+            return false;
+        *size += 12;
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool
+advice_reader_next(struct advice_reader *r)
+{
+    const uint8_t *p = r->pos, *end = r->end, *k;
+    uint32_t size;
+    int fixed;
+
+    if (p == NULL || p >= end)
+        return false;
+    /* the key: keys are short, a plain loop beats a call to memchr */
+    for (k = p + 1; k < end && *k != 0; k++)
+        ;
+    if (k >= end)
+        goto malformed;
+    fixed = fixed_sizes[p[0]];
+    if (fixed > 0) {
+        if ((size_t)fixed - 1 > (size_t)(end - k - 1))
+            goto malformed;
+        size = (uint32_t)fixed - 1;
+    } else if (!value_size(p[0], k + 1, (size_t)(end - k - 1), &size)) {
+        goto malformed;
+    }
+    r->type = p[0];
+    r->key = (const char *)(p + 1);
+    r->key_len = (uint32_t)(k - p - 1);
+    r->value = k + 1;
+    r->value_len = size;
+    r->pos = k + 1 + size;
+    return true;
+malformed:
+    r->pos = end;
+    return false;
+}
+
+bool
+advice_reader_is_doc(const struct advice_reader *r)
+{
+    return r->type == 0x03;
+}
+
+bool
+advice_reader_is_array(const struct advice_reader *r)
+{
+    return r->type == 0x04;
+}
+
+bool
+advice_reader_recurse(const struct advice_reader *r, struct advice_reader *child)
+{
+    if (r->type != 0x03 && r->type != 0x04) {
+        memset(child, 0, sizeof *child);
+        return false;
+    }
+    return advice_reader_init(child, r->value, r->value_len);
+}
+
+bool
+advice_reader_utf8(const struct advice_reader *r, const char **s, uint32_t *len)
+{
+    if (r->type != 0x02)
+        return false;
+    *s = (const char *)r->value + 4;
+    *len = r->value_len - 5;
+    return true;
+}
+
+bool
+advice_reader_number(const struct advice_reader *r, double *v)
+{
+    uint64_t bits;
+    double d;
+
+    switch (r->type) {
+    case 0x10:
+        *v = (double)read_i32(r->value);
+        return true;
+    case 0x12:
+    case 0x01:
+        bits = (uint64_t)(uint32_t)read_i32(r->value) | (uint64_t)(uint32_t)read_i32(r->value + 4)
+                                                            << 32;
+        if (r->type == 0x12) {
+            *v = (double)(int64_t)bits;
+        } else {
+            memcpy(&d, &bits, sizeof d);
+            *v = d;
+        }
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool
+advice_reader_regex(const struct advice_reader *r, const char **pattern, const char **options)
+{
+    if (r->type != 0x0B)
+        return false;
+    *pattern = (const char *)r->value;
+    *options = *pattern + strlen(*pattern) + 1;
+    return true;
+}
+
+bool
+advice_reader_find(const struct advice_reader *doc, const char *key, uint32_t key_len,
+                   struct advice_reader *found)
+{
+    struct advice_reader it;
+
+    if (!advice_reader_recurse(doc, &it))
+        return false;
+    while (advice_reader_next(&it)) {
+        if (it.key_len == key_len && memcmp(it.key, key, key_len) == 0) {
+            *found = it;
+            return true;
+        }
+    }
+    return false;
+}
