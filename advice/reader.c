@@ -53,7 +53,7 @@ string_size(const uint8_t *p, size_t room)
  * The size plus one of each fixed-size type's value, indexed by the type
  * byte; 0 for a type whose size is in its bytes, or that is unknown.
  */
-static const uint8_t fixed_sizes[256] = {
+const uint8_t advice_reader_fixed_sizes[256] = {
     [0x01] = 9,  /* double */
     [0x06] = 1,  /* undefined */
     [0x07] = 13, /* ObjectId */
@@ -114,26 +114,14 @@ value_size(uint8_t type, const uint8_t *p, size_t room, uint32_t *size)
 }
 
 bool
-advice_reader_next(struct advice_reader *r)
+advice_reader_next_slow(struct advice_reader *r, const uint8_t *k)
 {
-    const uint8_t *p = r->pos, *end = r->end, *k;
+    const uint8_t *p = r->pos, *end = r->end;
     uint32_t size;
-    int fixed;
 
-    if (p == NULL || p >= end)
+    if (k >= end || !value_size(p[0], k + 1, (size_t)(end - k - 1), &size)) {
+        r->pos = end;
         return false;
-    /* the key: keys are short, a plain loop beats a call to memchr */
-    for (k = p + 1; k < end && *k != 0; k++)
-        ;
-    if (k >= end)
-        goto malformed;
-    fixed = fixed_sizes[p[0]];
-    if (fixed > 0) {
-        if ((size_t)fixed - 1 > (size_t)(end - k - 1))
-            goto malformed;
-        size = (uint32_t)fixed - 1;
-    } else if (!value_size(p[0], k + 1, (size_t)(end - k - 1), &size)) {
-        goto malformed;
     }
     r->type = p[0];
     r->key = (const char *)(p + 1);
@@ -142,9 +130,6 @@ advice_reader_next(struct advice_reader *r)
     r->value_len = size;
     r->pos = k + 1 + size;
     return true;
-malformed:
-    r->pos = end;
-    return false;
 }
 
 bool

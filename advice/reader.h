@@ -12,6 +12,7 @@
 #define MONGOCACHE_ADVICE_READER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /*
@@ -31,8 +32,66 @@ struct advice_reader {
 /* Starts before the first element of the document at doc (len bytes available). */
 bool advice_reader_init(struct advice_reader *r, const uint8_t *doc, uint32_t len);
 
-/* Steps to the next element: false at the end, or (for good) at anything malformed. */
-bool advice_reader_next(struct advice_reader *r);
+/*
+ * Steps to the next element: false at the end, or (for good) at anything
+ * malformed. Inline, as it runs for every element the shape code reads on
+ * the loop: the key's NUL is searched without a bound, as the document's
+ * own final NUL (checked by init) stops the search at the latest; values of
+ * a fixed size are sized from a table, documents, arrays and strings here,
+ * the rarer types by advice_reader_next_slow. Every length is checked
+ * against the document's end as in the slow path.
+ */
+extern const uint8_t advice_reader_fixed_sizes[256]; /* size + 1; 0: not fixed */
+bool advice_reader_next_slow(struct advice_reader *r, const uint8_t *key_end);
+
+static inline int32_t
+advice_reader_i32(const uint8_t *p)
+{
+    return (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+                     (uint32_t)p[3] << 24);
+}
+
+static inline bool
+advice_reader_next(struct advice_reader *r)
+{
+    const uint8_t *p = r->pos, *end = r->end, *k;
+    size_t room;
+    uint32_t size;
+    int32_t n;
+
+    if (p == NULL || p >= end)
+        return false;
+    for (k = p + 1; *k != 0; k++)
+        ;
+    if (k >= end)
+        return advice_reader_next_slow(r, k); /* the key ran into the end: malformed */
+    room = (size_t)(end - k - 1);
+    size = advice_reader_fixed_sizes[p[0]];
+    if (size > 0) {
+        if (--size > room)
+            goto malformed;
+    } else if (p[0] == 0x03 || p[0] == 0x04) { /* document, array: length, elements, NUL */
+        if (room < 5 || (n = advice_reader_i32(k + 1)) < 5 || (size_t)n > room || k[n] != 0)
+            goto malformed;
+        size = (uint32_t)n;
+    } else if (p[0] == 0x02) { /* string: length, bytes, NUL */
+        if (room < 5 || (n = advice_reader_i32(k + 1)) < 1 || (size_t)n > room - 4 || k[4 + n] != 0)
+            goto malformed;
+        size = 4 + (uint32_t)n;
+    } else {
+        return advice_reader_next_slow(r, k);
+    }
+    r->type = p[0];
+    r->key = (const char *)(p + 1);
+    r->key_len = (uint32_t)(k - p - 1);
+    r->value = k + 1;
+    r->value_len = size;
+    r->pos = k + 1 + size;
+    return true;
+malformed:
+    r->pos = end;
+    return false;
+}
 
 /* Whether the current element is a document (0x03) or an array (0x04). */
 bool advice_reader_is_doc(const struct advice_reader *r);

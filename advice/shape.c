@@ -264,6 +264,20 @@ emit(const struct advice_filter *f, const struct query *q, struct advice_shapes 
         if (out->n == ADVICE_MAX_SHAPES_PER_COMMAND)
             return false;
         s = &out->shape[out->n];
+        out->query[out->n] = q->doc;
+        out->query_len[out->n] = q->doc_len;
+        out->statement[out->n] = q->statement;
+        if (out->known != NULL && out->known(out->known_arg, hash)) {
+            /* kept already: the hash is all the caller needs */
+            s->db = s->coll = NULL;
+            s->source = q->source;
+            s->n_paths = s->n_sort = 0;
+            s->sort_unusable = s->collation = s->hint = s->truncated = false;
+            s->strings = NULL;
+            s->hash = hash;
+            out->n++;
+            continue;
+        }
         n_items = 0;
         items[n_items++] = (struct pack_item){q->db, q->db_len, &s->db};
         items[n_items++] = (struct pack_item){q->coll, q->coll_len, &s->coll};
@@ -286,9 +300,6 @@ emit(const struct advice_filter *f, const struct query *q, struct advice_shapes 
         s->hint = q->hint;
         s->truncated = truncated;
         s->hash = hash;
-        out->query[out->n] = q->doc;
-        out->query_len[out->n] = q->doc_len;
-        out->statement[out->n] = q->statement;
         out->n++;
     }
     return true;
@@ -502,12 +513,22 @@ uint32_t
 advice_shape_extract(const bson_t *body, const struct wire_cmd *cmd,
                      const struct advice_sequence *seqs, uint32_t n_seqs, struct advice_shapes *out)
 {
+    return advice_shape_extract_known(body, cmd, seqs, n_seqs, NULL, NULL, out);
+}
+
+uint32_t
+advice_shape_extract_known(const bson_t *body, const struct wire_cmd *cmd,
+                           const struct advice_sequence *seqs, uint32_t n_seqs,
+                           advice_shape_known_fn known, void *arg, struct advice_shapes *out)
+{
     struct advice_filter f;
     struct advice_reader top;
     struct query ns, q;
     const char *name;
 
     out->n = 0;
+    out->known = known;
+    out->known_arg = arg;
     if (cmd == NULL || cmd->name == NULL || cmd->coll == NULL || cmd->coll_len == 0 ||
         cmd->db == NULL || cmd->db_len == 0 || memchr(cmd->coll, '\0', cmd->coll_len) != NULL ||
         !advice_reader_init(&top, bson_get_data(body), body->len))

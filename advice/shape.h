@@ -131,12 +131,21 @@ struct advice_shape {
  * advice_plan_shape_command (advice/plan.h) builds the explain from them.
  */
 #define ADVICE_MAX_SHAPES_PER_COMMAND 16
+
+/*
+ * Whether the shape of this hash is kept already (by the caller's table):
+ * advice_shape_extract_known then gives that shape its hash alone.
+ */
+typedef bool (*advice_shape_known_fn)(void *arg, uint64_t hash);
+
 struct advice_shapes {
     struct advice_shape shape[ADVICE_MAX_SHAPES_PER_COMMAND];
     const uint8_t *query[ADVICE_MAX_SHAPES_PER_COMMAND];
     uint32_t query_len[ADVICE_MAX_SHAPES_PER_COMMAND];
     uint32_t statement[ADVICE_MAX_SHAPES_PER_COMMAND];
     uint32_t n;
+    advice_shape_known_fn known; /* set by the extract functions */
+    void *known_arg;
 };
 
 /* An OP_MSG kind-1 section, as the proxy has it (update and delete statements). */
@@ -161,6 +170,18 @@ struct advice_sequence {
 uint32_t advice_shape_extract(const bson_t *body, const struct wire_cmd *cmd,
                               const struct advice_sequence *seqs, uint32_t n_seqs,
                               struct advice_shapes *out);
+
+/*
+ * As advice_shape_extract, but a shape whose hash known(arg, hash) says is
+ * kept already is not copied out: it gets its hash (and its query and
+ * statement) only, with db NULL and nothing allocated. The proxy's table
+ * knows nearly every shape it is shown, so most commands cost a walk and a
+ * hash, no allocation.
+ */
+uint32_t advice_shape_extract_known(const bson_t *body, const struct wire_cmd *cmd,
+                                    const struct advice_sequence *seqs, uint32_t n_seqs,
+                                    advice_shape_known_fn known, void *arg,
+                                    struct advice_shapes *out);
 
 /* Frees what every shape of shapes owns; shapes is empty afterwards. */
 void advice_shapes_cleanup(struct advice_shapes *shapes);

@@ -235,6 +235,26 @@ advice_table_record(struct advice_table *table, const struct advice_shape *shape
     keep_query(e, query, query_len, statement);
 }
 
+bool
+advice_table_has(void *table, uint64_t hash)
+{
+    return find(table, hash) != NULL;
+}
+
+void
+advice_table_record_known(struct advice_table *table, uint64_t hash, const uint8_t *query,
+                          uint32_t query_len, uint32_t statement, int64_t now_ms)
+{
+    struct entry *e = find(table, hash);
+
+    if (e == NULL)
+        return;
+    touch(table, e);
+    e->queries++;
+    e->last_seen_ms = now_ms;
+    keep_query(e, query, query_len, statement);
+}
+
 void
 advice_table_reply(struct advice_table *table, uint64_t hash, double server_ms,
                    uint64_t documents)

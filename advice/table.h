@@ -38,6 +38,20 @@ void advice_table_record(struct advice_table *table, const struct advice_shape *
                          const uint8_t *query, uint32_t query_len, uint32_t statement,
                          int64_t now_ms);
 
+/*
+ * Whether the shape of this hash is kept (for advice_shape_extract_known:
+ * arg is the table). Touches nothing.
+ */
+bool advice_table_has(void *table, uint64_t hash);
+
+/*
+ * As advice_table_record for a shape known by its hash alone (kept, as
+ * advice_table_has said): counted and its query kept; nothing when it is
+ * not kept (evicted since).
+ */
+void advice_table_record_known(struct advice_table *table, uint64_t hash, const uint8_t *query,
+                               uint32_t query_len, uint32_t statement, int64_t now_ms);
+
 /* The reply to a query of shape hash came: its round trip and the documents it returned. */
 void advice_table_reply(struct advice_table *table, uint64_t hash, double server_ms,
                         uint64_t documents);

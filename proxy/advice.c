@@ -13,6 +13,7 @@
 #include "proxy/advice.h"
 
 #include "advice/advisor.h"
+#include "advice/reader.h"
 #include "advice/shape.h"
 #include "advice/table.h"
 #include "proxy/log.h"
@@ -215,18 +216,58 @@ proxy_advice_record(struct proxy_advice *a, const struct wire_msg *msg, const st
         seqs[i].len = msg->seqs[i].docs_len;
     }
     shapes.n = 0;
-    if (advice_shape_extract(body, cmd, seqs, msg->n_seqs, &shapes) == 0)
+    if (advice_shape_extract_known(body, cmd, seqs, msg->n_seqs, advice_table_has, a->table,
+                                   &shapes) == 0)
         return 0;
     now = now_ms();
     for (uint32_t i = 0; i < shapes.n; i++) {
         const struct advice_shape *s = &shapes.shape[i];
 
-        advice_table_record(a->table, s, shapes.query[i], shapes.query_len[i],
-                            shapes.statement[i], now);
+        if (s->db == NULL)
+            advice_table_record_known(a->table, s->hash, shapes.query[i], shapes.query_len[i],
+                                      shapes.statement[i], now);
+        else
+            advice_table_record(a->table, s, shapes.query[i], shapes.query_len[i],
+                                shapes.statement[i], now);
         if (n < max)
             hashes[n++] = s->hash;
     }
     advice_shapes_cleanup(&shapes);
+    return n;
+}
+
+/* Steps r to its first element named key (len bytes); false when there is none. */
+static bool
+find_key(struct advice_reader *r, const char *key, uint32_t len)
+{
+    while (advice_reader_next(r)) {
+        if (r->key_len == len && memcmp(r->key, key, len) == 0)
+            return true;
+    }
+    return false;
+}
+
+uint64_t
+proxy_advice_batch_documents(const uint8_t *reply, uint32_t len)
+{
+    struct advice_reader top, cursor, next, batch;
+    const struct advice_reader *found;
+    uint64_t n = 0;
+
+    if (!advice_reader_init(&top, reply, len) || !find_key(&top, "cursor", 6) ||
+        !advice_reader_recurse(&top, &cursor))
+        return 0;
+    next = cursor;
+    if (find_key(&cursor, "firstBatch", 10))
+        found = &cursor;
+    else if (find_key(&next, "nextBatch", 9))
+        found = &next;
+    else
+        return 0;
+    if (!advice_reader_is_array(found) || !advice_reader_recurse(found, &batch))
+        return 0;
+    while (advice_reader_next(&batch))
+        n++;
     return n;
 }
 

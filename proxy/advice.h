@@ -46,6 +46,13 @@ uint32_t proxy_advice_record(struct proxy_advice *advice, const struct wire_msg 
                              const struct wire_cmd *cmd, const bson_t *body, uint64_t *hashes,
                              uint32_t max);
 
+/*
+ * The documents of a reply's first batch (cursor.firstBatch, or nextBatch),
+ * counted without libbson: the reply is read once, key by key, and every
+ * length is checked against the enclosing document. 0 when it has none.
+ */
+uint64_t proxy_advice_batch_documents(const uint8_t *reply, uint32_t len);
+
 /* The reply to a recorded command came after server_ms, with documents documents. */
 void proxy_advice_reply(struct proxy_advice *advice, const uint64_t *hashes, uint32_t n,
                         double server_ms, uint64_t documents);

@@ -793,30 +793,21 @@ proxy_client_advise_held(struct proxy_client *c, struct proxy_request *req)
 static void
 advise_reply(struct proxy_client *c, struct proxy_request *req, const bson_t *reply)
 {
-    bson_iter_t it, batch;
-    uint64_t docs = 0;
-    bool ok = false;
-
-    if (bson_iter_init_find(&it, reply, "ok"))
-        ok = bson_iter_as_double(&it) == 1.0;
     if (req->n_shapes > 0) {
-        if (bson_iter_init(&it, reply) &&
-            (bson_iter_find_descendant(&it, "cursor.firstBatch", &batch) ||
-             (bson_iter_init(&it, reply) &&
-              bson_iter_find_descendant(&it, "cursor.nextBatch", &batch))) &&
-            BSON_ITER_HOLDS_ARRAY(&batch) && bson_iter_recurse(&batch, &it)) {
-            while (bson_iter_next(&it))
-                docs++;
-        }
         proxy_advice_reply(c->server->advice, req->shapes, req->n_shapes,
-                           (double)(now_us() - req->sent_us) / 1000.0, docs);
+                           (double)(now_us() - req->sent_us) / 1000.0,
+                           proxy_advice_batch_documents(bson_get_data(reply), reply->len));
         req->n_shapes = 0; /* a drain's getMores are not the query again */
     }
-    if (req->index_db && ok)
-        proxy_advice_indexes_changed(c->server->advice, req->index_db, req->index_coll);
-    bson_free(req->index_db);
-    bson_free(req->index_coll);
-    req->index_db = req->index_coll = NULL;
+    if (req->index_db) {
+        bson_iter_t it;
+
+        if (bson_iter_init_find(&it, reply, "ok") && bson_iter_as_double(&it) == 1.0)
+            proxy_advice_indexes_changed(c->server->advice, req->index_db, req->index_coll);
+        bson_free(req->index_db);
+        bson_free(req->index_coll);
+        req->index_db = req->index_coll = NULL;
+    }
 }
 
 static bool

@@ -1189,6 +1189,58 @@ test_nesting(void)
     }
 }
 
+/* advice_shape_extract_known: a shape the caller keeps is given by its hash alone. */
+struct known_arg {
+    uint64_t hash; /* the one "kept" */
+    int calls;
+};
+
+static bool
+known_one(void *arg, uint64_t hash)
+{
+    struct known_arg *k = arg;
+
+    k->calls++;
+    return hash == k->hash;
+}
+
+static void
+test_known(void)
+{
+    bson_t *body = BCON_NEW("find", "books", "filter", "{", "$or", "[", "{", "a", BCON_INT32(1),
+                            "}", "{", "b", BCON_INT32(2), "}", "]", "}", "sort", "{", "c",
+                            BCON_INT32(1), "}", "$db", "app");
+    struct advice_shapes full, out;
+    struct known_arg k = {0, 0};
+    struct wire_cmd cmd;
+
+    full.n = out.n = 0;
+    if (!ok(parse(body, &cmd) && advice_shape_extract(body, &cmd, NULL, 0, &full) == 2,
+            "an $or of two branches: two shapes")) {
+        advice_shapes_cleanup(&full);
+        bson_destroy(body);
+        return;
+    }
+    k.hash = full.shape[1].hash;
+    is_int(advice_shape_extract_known(body, &cmd, NULL, 0, known_one, &k, &out), 2,
+           "extract_known: the same two shapes");
+    is_int(k.calls, 2, "known asked once per shape");
+    ok(out.shape[0].hash == full.shape[0].hash && out.shape[0].db != NULL &&
+           strcmp(out.shape[0].coll, "books") == 0 && out.shape[0].n_paths == 1 &&
+           out.shape[0].n_sort == 1,
+       "a shape not kept is copied out whole, with the same hash");
+    ok(out.shape[1].hash == full.shape[1].hash && out.shape[1].db == NULL &&
+           out.shape[1].coll == NULL && out.shape[1].n_paths == 0 && out.shape[1].n_sort == 0 &&
+           out.shape[1].strings == NULL,
+       "a kept shape gets its hash alone, nothing allocated");
+    ok(out.query[1] == full.query[1] && out.query_len[1] == full.query_len[1] &&
+           out.statement[1] == full.statement[1],
+       "and its query and statement, as a full extract gives them");
+    advice_shapes_cleanup(&out);
+    advice_shapes_cleanup(&full);
+    bson_destroy(body);
+}
+
 /* Many statements, many keys: the work stops at the budget. */
 static void
 test_budget(void)
@@ -1351,6 +1403,7 @@ main(void)
     test_hash_properties();
     test_bounds();
     test_nesting();
+    test_known();
     test_budget();
     test_statement_bookkeeping();
     test_sequence_lengths();

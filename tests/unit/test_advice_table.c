@@ -124,6 +124,36 @@ test_counters(void)
     advice_table_destroy(t);
 }
 
+/* A shape known by its hash alone (advice_table_has, advice_table_record_known). */
+static void
+test_known(void)
+{
+    struct advice_table *t = advice_table_new(2);
+    struct advice_snapshot *snap;
+    const struct advice_snapshot_shape *a;
+
+    ok(!advice_table_has(t, 42), "an empty table has no shape 42");
+    advice_table_record_known(t, 42, (const uint8_t *)"lost", 4, 0, 10);
+    is_int((long long)advice_table_count(t), 0, "record_known of a shape not kept adds nothing");
+    record(t, 42, 100);
+    ok(advice_table_has(t, 42) && !advice_table_has(t, 43), "has: 42 yes, 43 no");
+    record(t, 1, 150);
+    advice_table_record_known(t, 42, (const uint8_t *)"later", 5, 3, 200);
+    record(t, 2, 300); /* evicts the least recently used: 1, not 42 (record_known touched it) */
+    ok(advice_table_has(t, 42) && !advice_table_has(t, 1),
+       "record_known counts as a use for eviction");
+    snap = advice_table_snapshot(t, 10);
+    a = find_in(snap, 42);
+    ok(a != NULL && a->queries == 2 && a->last_seen_ms == 200,
+       "record_known counts the query and its time");
+    ok(a != NULL && a->query_len == 5 && memcmp(a->query, "later", 5) == 0 && a->statement == 3,
+       "record_known keeps the last query and its statement");
+    ok(a != NULL && a->shape.db != NULL && strcmp(a->shape.db, "app") == 0,
+       "the shape itself is the one first recorded");
+    advice_snapshot_destroy(snap);
+    advice_table_destroy(t);
+}
+
 static void
 test_query_kept(void)
 {
@@ -406,6 +436,7 @@ int
 main(void)
 {
     test_counters();
+    test_known();
     test_query_kept();
     test_bound_and_order();
     test_snapshot();
