@@ -479,40 +479,12 @@ advice_redundant_cleanup(struct advice_redundant *redundant)
 /* ---- texts ------------------------------------------------------------------------------------
  */
 
-static bool
-is_js_identifier(const char *s)
-{
-    if (s == NULL ||
-        !(*s == '_' || *s == '$' || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
-        return false;
-    for (s++; *s; s++) {
-        if (!(*s == '_' || *s == '$' || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-              (*s >= '0' && *s <= '9')))
-            return false;
-    }
-    return true;
-}
-
-/* s as a JavaScript string literal: quotes, backslashes, control and non-UTF-8 bytes escaped. */
+/* s as a JavaScript string literal (escaped as advice_shape_append_escaped says). */
 static void
 append_js_string(bson_string_t *out, const char *s)
 {
-    size_t len = strlen(s);
-    bool utf8 = bson_utf8_validate(s, len, false);
-
     bson_string_append_c(out, '"');
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-
-        if (c == '"' || c == '\\')
-            bson_string_append_printf(out, "\\%c", c);
-        else if (c == '\n')
-            bson_string_append(out, "\\n");
-        else if (c < 0x20 || c == 0x7f || (c >= 0x80 && !utf8))
-            bson_string_append_printf(out, "\\x%02x", c);
-        else
-            bson_string_append_c(out, (char)c);
-    }
+    advice_shape_append_escaped(out, s);
     bson_string_append_c(out, '"');
 }
 
@@ -523,7 +495,7 @@ append_keys(bson_string_t *out, const struct advice_index *index)
     bson_string_append_c(out, '{');
     for (uint32_t i = 0; i < index->n_keys && i < ADVICE_INDEX_MAX_KEYS; i++) {
         bson_string_append(out, i ? ", " : "");
-        if (is_js_identifier(index->keys[i].path))
+        if (advice_shape_is_identifier(index->keys[i].path))
             bson_string_append(out, index->keys[i].path);
         else
             append_js_string(out, index->keys[i].path);
@@ -628,7 +600,7 @@ advice_mongosh_text(const char *db, const char *coll, const struct advice_index 
 
     append_js_string(out, db ? db : "");
     bson_string_append_c(out, ')');
-    if (coll && is_js_identifier(coll) && coll[0] != '_' && !is_db_property(coll)) {
+    if (coll && advice_shape_is_identifier(coll) && coll[0] != '_' && !is_db_property(coll)) {
         bson_string_append_c(out, '.');
         bson_string_append(out, coll);
     } else {

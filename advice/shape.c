@@ -633,8 +633,8 @@ advice_shape_copy(struct advice_shape *dst, const struct advice_shape *src)
 
 /* ---- display ------------------------------------------------------------------------------ */
 
-static bool
-is_identifier(const char *s)
+bool
+advice_shape_is_identifier(const char *s)
 {
     if (s == NULL ||
         !(*s == '_' || *s == '$' || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
@@ -647,9 +647,8 @@ is_identifier(const char *s)
     return true;
 }
 
-/* s with control bytes, quotes, backslashes and (when not UTF-8) high bytes escaped. */
-static void
-append_escaped(bson_string_t *out, const char *s)
+void
+advice_shape_append_escaped(bson_string_t *out, const char *s)
 {
     size_t len = strlen(s);
     bool utf8 = bson_utf8_validate(s, len, false);
@@ -669,12 +668,12 @@ append_escaped(bson_string_t *out, const char *s)
 static void
 append_key(bson_string_t *out, const char *path)
 {
-    if (is_identifier(path)) {
+    if (advice_shape_is_identifier(path)) {
         bson_string_append(out, path);
         return;
     }
     bson_string_append_c(out, '"');
-    append_escaped(out, path ? path : "");
+    advice_shape_append_escaped(out, path ? path : "");
     bson_string_append_c(out, '"');
 }
 
@@ -745,9 +744,9 @@ advice_shape_display(const struct advice_shape *shape)
     bson_string_t *out = bson_string_new(advice_source_name(shape->source));
 
     bson_string_append_c(out, ' ');
-    append_escaped(out, shape->db ? shape->db : "");
+    advice_shape_append_escaped(out, shape->db ? shape->db : "");
     bson_string_append_c(out, '.');
-    append_escaped(out, shape->coll ? shape->coll : "");
+    advice_shape_append_escaped(out, shape->coll ? shape->coll : "");
     bson_string_append(out, " {");
     for (uint32_t i = 0; i < shape->n_paths && i < ADVICE_SHAPE_MAX_PATHS; i++) {
         bson_string_append(out, i ? ", " : "");

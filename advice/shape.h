@@ -211,6 +211,17 @@ void advice_shape_cleanup(struct advice_shape *shape);
  */
 char *advice_shape_display(const struct advice_shape *shape);
 
+/*
+ * For texts built from paths and names (the display above, the mongosh and
+ * Mongoose texts of advice/recommend.c): whether s can stand unquoted as a
+ * key ([A-Za-z_$][A-Za-z0-9_$]*), and s appended with '"' and '\\'
+ * backslashed and control bytes, DEL and (when s is not UTF-8) bytes over
+ * 0x7f written \xNN, which reads the same in JavaScript and leaves no
+ * control byte in a log or JSON value.
+ */
+bool advice_shape_is_identifier(const char *s);
+void advice_shape_append_escaped(bson_string_t *out, const char *s);
+
 const char *advice_op_name(enum advice_op op);
 const char *advice_source_name(enum advice_source source);
 
