@@ -34,17 +34,6 @@
 #define KEY_IS(key, len, lit)                                                                      \
     ((len) == sizeof(lit) - 1 && memcmp((key), (lit), sizeof(lit) - 1) == 0)
 
-bool
-advice_filter_spend(struct advice_filter *w)
-{
-    if (w->budget == 0) {
-        w->truncated = true;
-        return false;
-    }
-    w->budget--;
-    return true;
-}
-
 static void
 mark_truncated(struct advice_filter *w, uint32_t lo)
 {

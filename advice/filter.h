@@ -81,7 +81,16 @@ void advice_filter_add(struct advice_filter *f, const char *path, uint32_t len, 
                        uint32_t ops);
 
 /* One more element visited: false (and truncated set) when the budget is spent. */
-bool advice_filter_spend(struct advice_filter *f);
+static inline bool
+advice_filter_spend(struct advice_filter *f)
+{
+    if (f->budget == 0) {
+        f->truncated = true;
+        return false;
+    }
+    f->budget--;
+    return true;
+}
 
 /*
  * Whether an index could have path as a key: not empty, no empty component

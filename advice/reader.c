@@ -133,28 +133,6 @@ advice_reader_next_slow(struct advice_reader *r, const uint8_t *k)
 }
 
 bool
-advice_reader_is_doc(const struct advice_reader *r)
-{
-    return r->type == 0x03;
-}
-
-bool
-advice_reader_is_array(const struct advice_reader *r)
-{
-    return r->type == 0x04;
-}
-
-bool
-advice_reader_recurse(const struct advice_reader *r, struct advice_reader *child)
-{
-    if (r->type != 0x03 && r->type != 0x04) {
-        memset(child, 0, sizeof *child);
-        return false;
-    }
-    return advice_reader_init(child, r->value, r->value_len);
-}
-
-bool
 advice_reader_utf8(const struct advice_reader *r, const char **s, uint32_t *len)
 {
     if (r->type != 0x02)

@@ -51,7 +51,7 @@ advice_reader_i32(const uint8_t *p)
                      (uint32_t)p[3] << 24);
 }
 
-static inline bool
+static inline __attribute__((always_inline)) bool
 advice_reader_next(struct advice_reader *r)
 {
     const uint8_t *p = r->pos, *end = r->end, *k;
@@ -94,11 +94,43 @@ malformed:
 }
 
 /* Whether the current element is a document (0x03) or an array (0x04). */
-bool advice_reader_is_doc(const struct advice_reader *r);
-bool advice_reader_is_array(const struct advice_reader *r);
+static inline bool
+advice_reader_is_doc(const struct advice_reader *r)
+{
+    return r->type == 0x03;
+}
 
-/* A reader over the current element's document or array; false for another type. */
-bool advice_reader_recurse(const struct advice_reader *r, struct advice_reader *child);
+static inline bool
+advice_reader_is_array(const struct advice_reader *r)
+{
+    return r->type == 0x04;
+}
+
+/*
+ * A reader over the current element's document or array; false (child
+ * empty) for another type. The value's length and final NUL were checked
+ * by next, and are checked again, as for any document.
+ */
+static inline bool
+advice_reader_recurse(const struct advice_reader *r, struct advice_reader *child)
+{
+    const uint8_t *v = r->value;
+    uint32_t n = r->value_len;
+
+    child->type = 0;
+    child->key = NULL;
+    child->key_len = 0;
+    child->value = NULL;
+    child->value_len = 0;
+    if ((r->type != 0x03 && r->type != 0x04) || v == NULL || n < 5 ||
+        (uint32_t)advice_reader_i32(v) != n || v[n - 1] != 0) {
+        child->pos = child->end = NULL;
+        return false;
+    }
+    child->pos = v + 4;
+    child->end = v + n - 1;
+    return true;
+}
 
 /* The current element's string (UTF-8 type; len without the NUL; may hold NULs). */
 bool advice_reader_utf8(const struct advice_reader *r, const char **s, uint32_t *len);

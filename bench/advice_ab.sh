@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # bench/advice_ab.sh: what index advice costs the data path (issue 7: "hit
 # and pass-through throughput with advice on vs off, same run: within 3 %",
-# and the shape-recording cost per request). One build, four proxies side by
+# and the shape-recording cost per request). One build, five proxies side by
 # side against the canned upstream (bench/mcload --server):
 #   hit-on / hit-off     cache on, every key read twice first: only hits;
 #   pass-on / pass-off   --cache false: every find reaches the upstream, so
-#                        every request has its shape recorded (advice on).
-# Each repetition runs the four in turn, the order rotating; the summary
+#                        every request has its shape recorded (advice on);
+#   hit-aa               hit-off's twin (advice off): hit-aa/hit-off is an
+#                        A/A ratio, the noise the other ratios sit in.
+# Each repetition runs the five in turn, the order rotating; the summary
 # gives medians and the median of the per-repetition ratios on/off. With
 # --callgrind, a proxy runs under valgrind's callgrind for a fixed number of
 # pass-through requests, with advice on and then off (collection switched on
 # around the requests only): instructions per request, and their difference,
-# which is what recording a shape costs; then as many hits (advice on), to
-# give that cost as a share of a hit.
+# which is what recording a shape costs; then as many hits with advice on
+# and off: what advice costs a hit, and the recording cost as a share of a
+# hit.
 #
 #   bench/advice_ab.sh [--reps N] [-c C] [-n N] [--callgrind] [--out DIR]
 #
@@ -26,7 +29,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=$(cd "$here/.." && pwd)
 REPS=7
 CONNS=16
-N=40000
+N=300000
 CALLGRIND=0
 CG_REQS=3000
 SIZE=256
@@ -90,11 +93,11 @@ start() { # NAME PORT CMD...
 UP=$(free_port)
 start upstream "$UP" "$MCLOAD" --server --port "$UP" --size "$SIZE"
 declare -A PORT HTTP PID
-for v in hit-on hit-off pass-on pass-off; do
+for v in hit-on hit-off pass-on pass-off hit-aa; do
     PORT[$v]=$(free_port)
     HTTP[$v]=$(free_port)
     extra=(--advice on --advice-interval 10s)
-    case $v in *-off) extra=(--advice off) ;; esac
+    case $v in *-off | hit-aa) extra=(--advice off) ;; esac
     case $v in pass-*) extra+=(--cache false) ;; esac
     start "$v" "${PORT[$v]}" "$BIN" --listen "127.0.0.1:${PORT[$v]}" \
         --upstream "mongodb://127.0.0.1:$UP" --http-listen "127.0.0.1:${HTTP[$v]}" \
@@ -108,13 +111,13 @@ done
 cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 RESULTS=$OUT/results.jsonl
 : >"$RESULTS"
-VARIANTS=(hit-on hit-off pass-on pass-off)
+VARIANTS=(hit-on hit-off pass-on pass-off hit-aa)
 for rep in $(seq 1 "$REPS"); do
-    for i in 0 1 2 3; do
-        v=${VARIANTS[$(((i + rep) % 4))]}
+    for i in 0 1 2 3 4; do
+        v=${VARIANTS[$(((i + rep) % 5))]}
         t0=$(cpu_ticks "${PID[$v]}")
         json=$(taskset -c "$LOADGEN_CPU" "$MCLOAD" --port "${PORT[$v]}" -c "$CONNS" -n "$N" \
-            --seconds 3 --warmup 1000 --keys "$KEYS" --size "$SIZE" --scenario "$v" \
+            --seconds 30 --warmup 1000 --keys "$KEYS" --size "$SIZE" --scenario "$v" \
             --stats-url "http://127.0.0.1:${HTTP[$v]}/stats")
         t1=$(cpu_ticks "${PID[$v]}")
         echo "${json%\}}, \"rep\": $rep, \"cpu_ticks\": $((t1 - t0))}" >>"$RESULTS"
@@ -134,25 +137,28 @@ print("advice on vs off, %d connections, %d repetitions (medians)" %
       (runs[0]["connections"], len(by["hit-on"])))
 print("%-12s %12s %12s %10s %14s %14s" % ("", "on req/s", "off req/s", "on/off",
                                           "on CPU us/req", "off CPU us/req"))
-for kind in ("hit", "pass"):
-    on, off = by[kind + "-on"], by[kind + "-off"]
+for kind in ("hit", "pass", "aa"):
+    on, off = (by["hit-aa"], by["hit-off"]) if kind == "aa" else (by[kind + "-on"],
+                                                                   by[kind + "-off"])
     ratios = [on[k]["rps"] / off[k]["rps"] for k in on if k in off]
-    print("%-12s %12.0f %12.0f %10.3f %14.2f %14.2f" % (
-        {"hit": "hits", "pass": "pass-through"}[kind],
+    print("%-12s %12.0f %12.0f %10.3f %14.2f %14.2f   per repetition %.3f to %.3f" % (
+        {"hit": "hits", "pass": "pass-through", "aa": "hits A/A"}[kind],
         statistics.median(r["rps"] for r in on.values()),
         statistics.median(r["rps"] for r in off.values()),
         statistics.median(ratios),
         statistics.median(cpu_us(r) for r in on.values()),
-        statistics.median(cpu_us(r) for r in off.values())))
+        statistics.median(cpu_us(r) for r in off.values()), min(ratios), max(ratios)))
+print("hits A/A: a second proxy with advice off in the on column, against hit-off: the noise")
 EOF
 
 if [ "$CALLGRIND" = 1 ]; then
     command -v valgrind >/dev/null 2>&1 || { echo "# callgrind skipped: no valgrind" >&2; exit 0; }
-    for mode in on off hit; do
+    for mode in on off hit hitoff; do
         p=$(free_port)
         h=$(free_port)
         case $mode in
         hit) flags=(--cache-ttl 1h --advice on) ;;
+        hitoff) flags=(--cache-ttl 1h --advice off) ;;
         *) flags=(--cache false --advice "$mode") ;;
         esac
         taskset -c "$SUT_CPU" valgrind --tool=callgrind --instr-atstart=no \
@@ -185,10 +191,12 @@ out, n = sys.argv[1], int(sys.argv[2])
 on = int(open(out + "/cg-on.total").read().strip() or 0)
 off = int(open(out + "/cg-off.total").read().strip() or 0)
 hit = int(open(out + "/cg-hit.total").read().strip() or 0)
+hitoff = int(open(out + "/cg-hitoff.total").read().strip() or 0)
 print("callgrind, %d pass-through requests: %.0f instructions per request with advice on, "
       "%.0f off: recording a shape costs %.0f (%.1f %% of a pass-through)" % (
           n, on / n, off / n, (on - off) / n, 100.0 * (on - off) / max(off, 1)))
-print("callgrind, %d hits (advice on): %.0f instructions per hit: recording a shape costs "
-      "%.1f %% of a hit" % (n, hit / n, 100.0 * (on - off) / max(hit, 1)))
+print("callgrind, %d hits: %.0f instructions per hit with advice on, %.0f off (a hit's own "
+      "advice costs %.0f); recording a shape costs %.1f %% of a hit" % (
+          n, hit / n, hitoff / n, (hit - hitoff) / n, 100.0 * (on - off) / max(hitoff, 1)))
 EOF
 fi
