@@ -40,23 +40,29 @@
 /* Longest namespace name kept (MongoDB allows 255 bytes). */
 #define MAX_NS_LEN 512
 
-/* One shape and its counters. */
+/*
+ * One shape and its counters. What a hit, a record or a reply reads and
+ * writes (the hash, the links, the counters) comes first, in one cache
+ * line; the shape (a kilobyte) and the query after it are read by
+ * snapshots only.
+ */
 struct entry {
+    uint64_t hash;       /* shape.hash, kept here for find */
     struct entry *chain; /* next in the hash bucket */
     struct entry *prev;  /* towards the most recently used end */
     struct entry *next;  /* towards the least recently used end */
-    struct advice_shape shape; /* deep copy, owned */
     uint64_t queries;
     uint64_t hits;
+    int64_t last_seen_ms;
+    uint64_t documents;
     double server_ms;
     double server_ms_max;
-    uint64_t documents;
-    int64_t last_seen_ms;
     uint8_t *query; /* owned; query_cap bytes allocated, query_len used (0: none kept) */
     uint32_t query_len;
     uint32_t query_cap;
     uint32_t statement;
     bool snapshotted; /* included in a snapshot already */
+    struct advice_shape shape; /* deep copy, owned */
 };
 
 struct advice_table {
@@ -83,7 +89,7 @@ find(const struct advice_table *table, uint64_t hash)
 {
     struct entry *e = table->buckets[bucket_of(table, hash)];
 
-    while (e != NULL && e->shape.hash != hash)
+    while (e != NULL && e->hash != hash)
         e = e->chain;
     return e;
 }
@@ -126,7 +132,7 @@ touch(struct advice_table *table, struct entry *e)
 static void
 bucket_unlink(struct advice_table *table, struct entry *e)
 {
-    struct entry **link = &table->buckets[bucket_of(table, e->shape.hash)];
+    struct entry **link = &table->buckets[bucket_of(table, e->hash)];
 
     while (*link != e)
         link = &(*link)->chain;
@@ -224,6 +230,7 @@ advice_table_record(struct advice_table *table, const struct advice_shape *shape
         advice_shape_copy(&e->shape, shape);
         /* the copy keeps the caller's hash: it is the identity of the entry */
         e->shape.hash = shape->hash;
+        e->hash = shape->hash;
         b = bucket_of(table, shape->hash);
         e->chain = table->buckets[b];
         table->buckets[b] = e;
