@@ -116,19 +116,14 @@ value_size(uint8_t type, const uint8_t *p, size_t room, uint32_t *size)
 bool
 advice_reader_next_slow(struct advice_reader *r, const uint8_t *k)
 {
-    const uint8_t *p = r->pos, *end = r->end;
+    const uint8_t *end = r->end;
     uint32_t size;
 
-    if (k >= end || !value_size(p[0], k + 1, (size_t)(end - k - 1), &size)) {
+    if (k >= end || !value_size(r->pos[0], k + 1, (size_t)(end - k - 1), &size)) {
         r->pos = end;
         return false;
     }
-    r->type = p[0];
-    r->key = (const char *)(p + 1);
-    r->key_len = (uint32_t)(k - p - 1);
-    r->value = k + 1;
-    r->value_len = size;
-    r->pos = k + 1 + size;
+    advice_reader_step(r, k, size);
     return true;
 }
 

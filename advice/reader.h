@@ -51,6 +51,20 @@ advice_reader_i32(const uint8_t *p)
                      (uint32_t)p[3] << 24);
 }
 
+/* The element at r->pos, its key ending at k, its value size bytes: current, and r past it. */
+static inline void
+advice_reader_step(struct advice_reader *r, const uint8_t *k, uint32_t size)
+{
+    const uint8_t *p = r->pos;
+
+    r->type = p[0];
+    r->key = (const char *)(p + 1);
+    r->key_len = (uint32_t)(k - p - 1);
+    r->value = k + 1;
+    r->value_len = size;
+    r->pos = k + 1 + size;
+}
+
 static inline __attribute__((always_inline)) bool
 advice_reader_next(struct advice_reader *r)
 {
@@ -81,12 +95,7 @@ advice_reader_next(struct advice_reader *r)
     } else {
         return advice_reader_next_slow(r, k);
     }
-    r->type = p[0];
-    r->key = (const char *)(p + 1);
-    r->key_len = (uint32_t)(k - p - 1);
-    r->value = k + 1;
-    r->value_len = size;
-    r->pos = k + 1 + size;
+    advice_reader_step(r, k, size);
     return true;
 malformed:
     r->pos = end;
