@@ -30,7 +30,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /*
  * libmongoc parses the upstream URI here (conf/parse.c, proxy/check.c,
@@ -185,6 +187,25 @@ write_pid_file(const char *path)
     return fclose(f) == 0;
 }
 
+/*
+ * libmongoc (initialized before main by its own constructor, as Debian
+ * builds it) keeps its counters in a shared-memory file named after the
+ * PID, /dev/shm/mongoc-PID, removed by mongoc_cleanup. A proxy killed with
+ * -9 left it behind, and a later process given the same PID (pid_max is
+ * often 32768) then got a libmongoc warning on standard error, even for
+ * --check-config. The name is removed at once instead: the mapping, and
+ * the counters in it, live on until the process ends, and nothing is left
+ * however it ends. The proxy reads none of those counters.
+ */
+static void
+forget_mongoc_counters_file(void)
+{
+    char name[32];
+
+    snprintf(name, sizeof name, "/mongoc-%d", (int)getpid());
+    (void)shm_unlink(name);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -198,8 +219,9 @@ main(int argc, char **argv)
     memset(&server, 0, sizeof server);
     TAILQ_INIT(&server.clients);
     server.next_reply_id = 1;
-    mongoc_init();
     mongoc_log_set_handler(mongoc_log_cb, NULL);
+    mongoc_init();
+    forget_mongoc_counters_file();
     server.conf = conf_new();
     conf_set_check(server.conf, proxy_check_option);
     if (!conf_load(server.conf, argc, argv, &action, &error)) {
