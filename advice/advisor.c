@@ -999,6 +999,7 @@ advice_advisor_submit(struct advice_advisor *advisor, struct advice_snapshot *sn
 
     pthread_mutex_lock(&advisor->mu);
     old = advisor->mailbox;
+    advice_snapshot_take_changed(snapshot, old); /* old was never read */
     advisor->mailbox = snapshot;
     pthread_cond_signal(&advisor->wake);
     pthread_mutex_unlock(&advisor->mu);

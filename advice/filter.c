@@ -335,6 +335,9 @@ walk_operators(struct advice_filter *w, uint32_t lo, const char *path, uint32_t 
                const struct advice_reader *doc, uint32_t depth)
 {
     struct advice_reader it;
+    const char *opts = NULL;
+    uint32_t opts_len = 0;
+    bool options_read = false;
 
     if (!advice_reader_recurse(doc, &it))
         return;
@@ -360,10 +363,10 @@ walk_operators(struct advice_filter *w, uint32_t lo, const char *path, uint32_t 
             continue;
         }
         if (KEY_IS(name, len, "$regex")) {
-            const char *opts;
-            uint32_t opts_len;
-
-            find_options(doc, &opts, &opts_len);
+            if (!options_read) { /* once per document, however many $regex it repeats */
+                find_options(doc, &opts, &opts_len);
+                options_read = true;
+            }
             op = regex_value_op(&it, opts, opts_len, &ops);
         } else {
             op = operator_op(name, len, &ops);

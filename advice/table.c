@@ -385,6 +385,27 @@ advice_snapshot_destroy(struct advice_snapshot *snapshot)
     bson_free(snapshot);
 }
 
+void
+advice_snapshot_take_changed(struct advice_snapshot *to, struct advice_snapshot *from)
+{
+    if (to == NULL || from == NULL || from->n_changed == 0)
+        return;
+    to->changed_ns = bson_realloc(to->changed_ns, MAX_CHANGED * sizeof *to->changed_ns);
+    for (uint32_t i = 0; i < from->n_changed; i++) {
+        char *ns = from->changed_ns[i];
+        uint32_t j;
+
+        for (j = 0; j < to->n_changed && strcmp(to->changed_ns[j], ns) != 0; j++)
+            ;
+        if (j < to->n_changed || to->n_changed >= MAX_CHANGED) {
+            bson_free(ns);
+            continue;
+        }
+        to->changed_ns[to->n_changed++] = ns;
+    }
+    from->n_changed = 0;
+}
+
 /*
  * Remembers "db.coll" ("db.*" when coll is NULL) once. Beyond MAX_CHANGED
  * distinct names until the next snapshot, further names are dropped: the

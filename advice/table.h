@@ -96,6 +96,13 @@ struct advice_snapshot {
 struct advice_snapshot *advice_table_snapshot(struct advice_table *table, uint32_t max_shapes);
 void advice_snapshot_destroy(struct advice_snapshot *snapshot);
 
+/*
+ * A snapshot replaced before the advisor took it: its changed namespaces
+ * move to the one replacing it (each once, as many as the table itself
+ * keeps), so that no index change is forgotten. from keeps its shapes.
+ */
+void advice_snapshot_take_changed(struct advice_snapshot *to, struct advice_snapshot *from);
+
 /* createIndexes, dropIndexes or drop passed through for db.coll (coll NULL: dropDatabase). */
 void advice_table_indexes_changed(struct advice_table *table, const char *db, const char *coll);
 

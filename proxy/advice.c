@@ -25,6 +25,7 @@
 #include <event2/event.h>
 #include <string.h>
 #include <time.h>
+#include <xxhash.h>
 
 /* Shapes the table keeps (the least recently used go beyond that). */
 #define TABLE_SHAPES 4096
@@ -42,19 +43,33 @@ struct proxy_advice {
 };
 
 static int64_t
-now_ms(void)
+now_us(void)
 {
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t
+now_ms(void)
+{
+    return now_us() / 1000;
 }
 
 static void
 arm(struct proxy_advice *a, int64_t ms)
 {
-    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000}, when, now, want;
 
+    /* A run already due sooner stays: frequent index changes or reloads
+     * would otherwise push it back for ever. */
+    if (evtimer_pending(a->timer, &when)) {
+        event_base_gettimeofday_cached(a->server->base, &now);
+        evutil_timeradd(&now, &tv, &want);
+        if (evutil_timercmp(&when, &want, <=))
+            return;
+    }
     evtimer_add(a->timer, &tv);
 }
 
@@ -71,18 +86,22 @@ interval_cb(evutil_socket_t fd, short what, void *arg)
     arm(a, conf->advice_interval);
 }
 
-/* True when item was not in the last report (a new advice, or one come back). */
-static bool
-is_new(const struct advice_report *last, const struct advice_item *item)
+/* An advice's identity: its namespace and index name. */
+static uint64_t
+item_id(const struct advice_item *it)
 {
-    for (uint32_t i = 0; last && i < last->n_items; i++) {
-        const struct advice_item *old = &last->items[i];
+    uint64_t h = XXH3_64bits(it->db, strlen(it->db) + 1);
 
-        if (strcmp(old->index.name, item->index.name) == 0 && strcmp(old->coll, item->coll) == 0 &&
-            strcmp(old->db, item->db) == 0)
-            return false;
-    }
-    return true;
+    h = XXH3_64bits_withSeed(it->coll, strlen(it->coll) + 1, h);
+    return XXH3_64bits_withSeed(it->index.name, strlen(it->index.name), h);
+}
+
+static int
+id_cmp(const void *x, const void *y)
+{
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+
+    return a < b ? -1 : a > b;
 }
 
 static void
@@ -91,10 +110,19 @@ report_cb(void *arg, struct advice_report *report)
     struct proxy_advice *a = arg;
     enum advice_state before = a->report ? a->report->state : ADVICE_STATE_STARTING;
 
+    /* The last report's advice, sorted, so that each new one is found in
+     * log time (reports hold up to advice_max_shapes items). */
+    uint32_t n_last = a->report ? a->report->n_items : 0;
+    uint64_t *last = bson_malloc((n_last ? n_last : 1) * sizeof *last);
+
+    for (uint32_t i = 0; i < n_last; i++)
+        last[i] = item_id(&a->report->items[i]);
+    qsort(last, n_last, sizeof *last, id_cmp);
     for (uint32_t i = 0; i < report->n_items; i++) {
         const struct advice_item *it = &report->items[i];
+        uint64_t id = item_id(it);
 
-        if (is_new(a->report, it))
+        if (bsearch(&id, last, n_last, sizeof *last, id_cmp) == NULL)
             proxy_log(PROXY_LOG_INFO, 0, "index_advice",
                       "namespace=%s.%s index=%s reason=%s evidence=%s queries=%llu "
                       "server_ms=%.1f documents=%lld mongosh=\"%s\"",
@@ -102,6 +130,7 @@ report_cb(void *arg, struct advice_report *report)
                       advice_evidence_name(it->evidence), (unsigned long long)it->queries,
                       it->server_ms, (long long)it->documents, it->mongosh);
     }
+    bson_free(last);
     if (report->state != before && report->state != ADVICE_STATE_OK)
         proxy_log(PROXY_LOG_WARN, 0, "advisor_state",
                   "state=%s error=\"%s\" retry_in_ms=%lld msg=\"index advice is paused; "
@@ -201,7 +230,7 @@ may_have_shape(const char *name)
 
 uint32_t
 proxy_advice_record(struct proxy_advice *a, const struct wire_msg *msg, const struct wire_cmd *cmd,
-                    const bson_t *body, uint64_t *hashes, uint32_t max)
+                    const bson_t *body, uint64_t *hashes, uint32_t max, int64_t *sent_us)
 {
     struct advice_sequence seqs[WIRE_MSG_MAX_SEQUENCES];
     struct advice_shapes shapes;
@@ -219,18 +248,23 @@ proxy_advice_record(struct proxy_advice *a, const struct wire_msg *msg, const st
     if (advice_shape_extract_known(body, cmd, seqs, msg->n_seqs, advice_table_has, a->table,
                                    &shapes) == 0)
         return 0;
-    now = now_ms();
+    *sent_us = now_us();
+    now = *sent_us / 1000;
+    /* Kept shapes first: a new one added after them, in a full table,
+     * evicts the least used shape, never one of this command's. */
     for (uint32_t i = 0; i < shapes.n; i++) {
         const struct advice_shape *s = &shapes.shape[i];
 
         if (s->db == NULL)
             advice_table_record_known(a->table, s->hash, shapes.query[i], shapes.query_len[i],
                                       shapes.statement[i], now);
-        else
-            advice_table_record(a->table, s, shapes.query[i], shapes.query_len[i],
-                                shapes.statement[i], now);
         if (n < max)
             hashes[n++] = s->hash;
+    }
+    for (uint32_t i = 0; i < shapes.n; i++) {
+        if (shapes.shape[i].db != NULL)
+            advice_table_record(a->table, &shapes.shape[i], shapes.query[i], shapes.query_len[i],
+                                shapes.statement[i], now);
     }
     advice_shapes_cleanup(&shapes);
     return n;

@@ -40,11 +40,13 @@ void proxy_advice_reconfigure(struct proxy_advice *advice);
 /*
  * A command is on its way to the server: its shapes are counted, and their
  * hashes (at most max) written to hashes for proxy_advice_reply. Returns
- * how many were written. Cheap when the command has no shape.
+ * how many were written; when some were, *sent_us is the monotonic clock
+ * (microseconds) they were counted at, for the round trip. Cheap when the
+ * command has no shape (the clock is not read then).
  */
 uint32_t proxy_advice_record(struct proxy_advice *advice, const struct wire_msg *msg,
                              const struct wire_cmd *cmd, const bson_t *body, uint64_t *hashes,
-                             uint32_t max);
+                             uint32_t max, int64_t *sent_us);
 
 /*
  * The documents of a reply's first batch (cursor.firstBatch, or nextBatch),

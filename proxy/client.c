@@ -751,20 +751,21 @@ static void
 advise(struct proxy_client *c, struct proxy_request *req, const struct wire_msg *msg,
        const struct wire_cmd *cmd, const bson_t *body)
 {
-    uint64_t hashes[PROXY_ADVICE_SHAPES];
+    uint64_t scratch[PROXY_ADVICE_SHAPES];
+    int64_t sent_us = 0;
     uint32_t n;
 
     if (!c->server->advice || !cmd->name)
         return;
-    n = proxy_advice_record(c->server->advice, msg, cmd, body, hashes, PROXY_ADVICE_SHAPES);
+    n = proxy_advice_record(c->server->advice, msg, cmd, body, req ? req->shapes : scratch,
+                            PROXY_ADVICE_SHAPES, &sent_us);
     if (!req)
         return;
     if (n > 0) {
-        memcpy(req->shapes, hashes, n * sizeof *hashes);
         req->n_shapes = n;
-        req->sent_us = now_us();
+        req->sent_us = sent_us;
         if (req->miss)
-            req->miss->tag = hashes[0];
+            req->miss->tag = req->shapes[0];
     } else if (cmd->db && changes_indexes(cmd->name)) {
         req->index_db = bson_strndup(cmd->db, cmd->db_len);
         if (cmd->coll && strcmp(cmd->name, "dropDatabase") != 0)

@@ -293,6 +293,38 @@ has_ns(const struct advice_snapshot *snap, const char *ns)
     return false;
 }
 
+/* A snapshot replaced unread hands its changed namespaces to the next one. */
+static void
+test_take_changed(void)
+{
+    struct advice_table *t = advice_table_new(8);
+    struct advice_snapshot *first, *second;
+    char coll[32];
+
+    advice_table_indexes_changed(t, "app", "books");
+    advice_table_indexes_changed(t, "app", "users");
+    first = advice_table_snapshot(t, 8);
+    advice_table_indexes_changed(t, "app", "users");
+    advice_table_indexes_changed(t, "shop", NULL);
+    second = advice_table_snapshot(t, 8);
+    advice_snapshot_take_changed(second, first);
+    ok(second->n_changed == 3 && has_ns(second, "app.books") && has_ns(second, "app.users") &&
+           has_ns(second, "shop.*"),
+       "the replacing snapshot has both lists, each namespace once (%u)", second->n_changed);
+    is_int(first->n_changed, 0, "the replaced one keeps none (freed once, by the other)");
+    advice_snapshot_destroy(first);
+    for (int i = 0; i < 300; i++) {
+        snprintf(coll, sizeof coll, "c%d", i);
+        advice_table_indexes_changed(t, "db", coll);
+    }
+    first = advice_table_snapshot(t, 8);
+    advice_snapshot_take_changed(second, first);
+    is_int(second->n_changed, 256, "at most as many as the table keeps");
+    advice_snapshot_destroy(first);
+    advice_snapshot_destroy(second);
+    advice_table_destroy(t);
+}
+
 static void
 test_changed(void)
 {
@@ -441,6 +473,7 @@ main(void)
     test_bound_and_order();
     test_snapshot();
     test_changed();
+    test_take_changed();
     test_model();
     measure();
     return done_testing();
