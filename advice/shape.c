@@ -32,6 +32,10 @@
 #include "wire/cmd.h"
 
 #include <string.h>
+/* Shapes hash a few short strings per command, on the loop: xxHash's
+ * header-only build inlines them (the same XXH3, without a call into the
+ * library for each). */
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 /* Elements (filter keys, operators, array members, sort keys, stages) visited per command. */
@@ -358,6 +362,95 @@ one_query(struct advice_filter *f, struct query *q, const uint8_t *doc, uint32_t
     return emit(f, q, out);
 }
 
+/*
+ * Whether the element from p to end (exclusive) has the key lit (len
+ * bytes, then its NUL); if so, r is set on it as advice_reader_next would.
+ */
+static bool
+element_is(const uint8_t *p, const uint8_t *end, const char *lit, uint32_t len,
+           struct advice_reader *r)
+{
+    if (p >= end || (size_t)(end - p) < (size_t)len + 2 || memcmp(p + 1, lit, len + 1) != 0)
+        return false;
+    r->type = p[0];
+    r->key = (const char *)(p + 1);
+    r->key_len = len;
+    r->value = p + len + 2;
+    r->value_len = (uint32_t)(end - r->value);
+    r->pos = r->end = end; /* as if it were its document's last element */
+    return true;
+}
+
+/*
+ * one_query over a command body whose top-level elements wire_cmd_parse
+ * located (cmd->elem_off): the same reading, without walking the body a
+ * second time. Only the keys it wants are compared, by their first byte
+ * first; an element's end is the next one's start (the last ends at the
+ * body's final NUL), and the readers given to the filter and sort code
+ * check their lengths again as they descend.
+ */
+static bool
+one_query_located(struct advice_filter *f, struct query *q, const struct wire_cmd *cmd,
+                  const uint8_t *doc, uint32_t doc_len, const char *filter_key,
+                  uint32_t filter_len, struct advice_shapes *out)
+{
+    struct advice_reader it, filter;
+    bool have_filter = false;
+    const uint8_t *last = doc + doc_len - 1;
+    uint32_t n = cmd->n_elems;
+
+    advice_filter_reset(f);
+    if (n > f->budget) {
+        n = f->budget;
+        f->truncated = true;
+    }
+    f->budget -= n;
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t *p = doc + cmd->elem_off[i];
+        const uint8_t *end;
+
+        if (p >= last)
+            break; /* not this body's offsets */
+        switch (p[1]) {
+        case 'f':
+        case 'q':
+        case 's':
+        case 'h':
+        case 'c':
+            break;
+        default:
+            continue;
+        }
+        end = i + 1 < n ? doc + cmd->elem_off[i + 1] : last;
+        if (end > last)
+            break;
+        if (element_is(p, end, filter_key, filter_len, &it)) {
+            filter = it;
+            have_filter = true;
+        } else if (element_is(p, end, "sort", 4, &it)) {
+            read_sort(f, q, &it);
+        } else if (element_is(p, end, "hint", 4, &it)) {
+            q->hint = real_hint(&it);
+        } else if (element_is(p, end, "collation", 9, &it)) {
+            q->collation = real_collation(&it);
+        }
+    }
+    if (have_filter)
+        advice_filter_walk(f, &filter);
+    return emit(f, q, out);
+}
+
+/* The query of a find, count, distinct or findAndModify body: by cmd's offsets when it has all. */
+static bool
+body_query(struct advice_filter *f, struct query *q, const struct wire_cmd *cmd,
+           const struct query *ns, const char *filter_key, uint32_t filter_len,
+           struct advice_shapes *out)
+{
+    if (cmd->elems_all && cmd->n_elems > 0)
+        return one_query_located(f, q, cmd, ns->doc, ns->doc_len, filter_key, filter_len, out);
+    return one_query(f, q, ns->doc, ns->doc_len, filter_key, out);
+}
+
 /* One update or delete statement (a document at data, len bytes), numbered index. */
 static bool
 statement(struct advice_filter *f, const struct query *ns, enum advice_source source,
@@ -530,30 +623,31 @@ advice_shape_extract_known(const bson_t *body, const struct wire_cmd *cmd,
     out->known = known;
     out->known_arg = arg;
     if (cmd == NULL || cmd->name == NULL || cmd->coll == NULL || cmd->coll_len == 0 ||
-        cmd->db == NULL || cmd->db_len == 0 || memchr(cmd->coll, '\0', cmd->coll_len) != NULL ||
-        !advice_reader_init(&top, bson_get_data(body), body->len))
+        cmd->db == NULL || cmd->db_len == 0 || memchr(cmd->coll, '\0', cmd->coll_len) != NULL)
+        return 0;
+    ns.doc = bson_get_data(body);
+    ns.doc_len = body->len;
+    if (!advice_reader_init(&top, ns.doc, ns.doc_len))
         return 0;
     advice_filter_init(&f, SHAPE_BUDGET);
     ns.db = cmd->db;
     ns.db_len = cmd->db_len;
     ns.coll = cmd->coll;
     ns.coll_len = cmd->coll_len;
-    ns.doc = bson_get_data(body);
-    ns.doc_len = body->len;
     name = cmd->name;
 
     if (strcmp(name, "find") == 0) {
         query_init(&q, &ns, ADVICE_SRC_FIND);
-        one_query(&f, &q, ns.doc, ns.doc_len, "filter", out);
+        body_query(&f, &q, cmd, &ns, "filter", 6, out);
     } else if (strcmp(name, "count") == 0) {
         query_init(&q, &ns, ADVICE_SRC_COUNT);
-        one_query(&f, &q, ns.doc, ns.doc_len, "query", out);
+        body_query(&f, &q, cmd, &ns, "query", 5, out);
     } else if (strcmp(name, "distinct") == 0) {
         query_init(&q, &ns, ADVICE_SRC_DISTINCT);
-        one_query(&f, &q, ns.doc, ns.doc_len, "query", out);
+        body_query(&f, &q, cmd, &ns, "query", 5, out);
     } else if (strcmp(name, "findAndModify") == 0 || strcmp(name, "findandmodify") == 0) {
         query_init(&q, &ns, ADVICE_SRC_FIND_AND_MODIFY);
-        one_query(&f, &q, ns.doc, ns.doc_len, "query", out);
+        body_query(&f, &q, cmd, &ns, "query", 5, out);
     } else if (strcmp(name, "aggregate") == 0) {
         aggregate(&f, &ns, &top, out);
     } else if (strcmp(name, "update") == 0) {
@@ -573,7 +667,8 @@ advice_shape_cleanup(struct advice_shape *shape)
         return;
     if (shape->strings != NULL) {
         bson_free(shape->strings);
-    } else {
+    } else if (shape->db != NULL || shape->coll != NULL || shape->n_paths > 0 ||
+               shape->n_sort > 0) { /* built by hand; not a hash alone (extract_known) */
         bson_free(shape->db);
         bson_free(shape->coll);
         for (uint32_t i = 0; i < shape->n_paths && i < ADVICE_SHAPE_MAX_PATHS; i++)

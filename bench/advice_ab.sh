@@ -17,7 +17,10 @@
 # and off: what advice costs a hit, and the recording cost as a share of a
 # hit.
 #
-#   bench/advice_ab.sh [--reps N] [-c C] [-n N] [--callgrind] [--out DIR]
+#   bench/advice_ab.sh [--reps N] [-c C] [-n N] [--same-processes] [--callgrind] [--out DIR]
+#
+# Every repetition starts the five proxies afresh; --same-processes starts
+# them once, for all repetitions (the earlier method).
 #
 # --reps 0 with --callgrind measures instructions only.
 #
@@ -31,6 +34,7 @@ REPS=7
 CONNS=16
 N=300000
 CALLGRIND=0
+FRESH=1
 CG_REQS=3000
 SIZE=256
 OUT=""
@@ -40,6 +44,7 @@ while [ $# -gt 0 ]; do
     -c) CONNS=$2; shift ;;
     -n) N=$2; shift ;;
     --callgrind) CALLGRIND=1 ;;
+    --same-processes) FRESH=0 ;;
     --out) OUT=$2; shift ;;
     -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "advice_ab.sh: unknown option $1" >&2; exit 2 ;;
@@ -67,7 +72,11 @@ MCLOAD=$top/_build-bench/bench/mcload
 UP=$(free_port)
 start upstream "$UP" "$MCLOAD" --server --port "$UP" --size "$SIZE"
 declare -A PORT HTTP PID
-for v in hit-on hit-off pass-on pass-off hit-aa; do
+VARIANTS=(hit-on hit-off pass-on pass-off hit-aa)
+# Starts variant v and primes it: every key read twice (hits from then on
+# where the cache is on).
+start_variant() {
+    local v=$1 extra
     PORT[$v]=$(free_port)
     HTTP[$v]=$(free_port)
     extra=(--advice on --advice-interval 10s)
@@ -77,16 +86,27 @@ for v in hit-on hit-off pass-on pass-off hit-aa; do
         --upstream "mongodb://127.0.0.1:$UP" --http-listen "127.0.0.1:${HTTP[$v]}" \
         --log-level warn --cache-ttl 1h "${extra[@]}"
     PID[$v]=${PIDS[-1]}
-    # priming: every key read twice (hits from then on where the cache is on)
     taskset -c "$LOADGEN_CPU" "$MCLOAD" --port "${PORT[$v]}" -c 1 -n "$KEYS" --warmup "$KEYS" \
         --keys "$KEYS" --size "$SIZE" --seconds 60 >/dev/null
-done
+}
+stop_variant() {
+    local p=${PID[$1]} keep=() q
+    kill -TERM "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+    for q in "${PIDS[@]}"; do [ "$q" = "$p" ] || keep+=("$q"); done
+    PIDS=("${keep[@]}")
+}
 
 cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 RESULTS=$OUT/results.jsonl
 : >"$RESULTS"
-VARIANTS=(hit-on hit-off pass-on pass-off hit-aa)
+# A process's speed depends on where its code and data landed (address
+# randomization, environment size): a few per cent, fixed for its life. So
+# each repetition starts every variant afresh (--same-processes: once), and
+# the medians are over as many layouts as repetitions.
+[ "$FRESH" = 1 ] || for v in "${VARIANTS[@]}"; do start_variant "$v"; done
 for rep in $(seq 1 "$REPS"); do
+    [ "$FRESH" = 0 ] || for v in "${VARIANTS[@]}"; do start_variant "$v"; done
     for i in 0 1 2 3 4; do
         v=${VARIANTS[$(((i + rep) % 5))]}
         t0=$(cpu_ticks "${PID[$v]}")
@@ -96,6 +116,7 @@ for rep in $(seq 1 "$REPS"); do
         t1=$(cpu_ticks "${PID[$v]}")
         echo "${json%\}}, \"rep\": $rep, \"cpu_ticks\": $((t1 - t0))}" >>"$RESULTS"
     done
+    [ "$FRESH" = 0 ] || for v in "${VARIANTS[@]}"; do stop_variant "$v"; done
 done
 
 [ "$REPS" -gt 0 ] && python3 - "$RESULTS" "$(getconf CLK_TCK)" <<'EOF' | tee "$OUT/summary.txt"

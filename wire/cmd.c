@@ -12,6 +12,7 @@
 #include "wire/frame.h"
 
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 
 /*
@@ -90,7 +91,7 @@ wire_cmd_parse(const uint8_t *body, uint32_t len, struct wire_cmd *cmd, bson_err
     bson_iter_t it;
     bson_t b;
 
-    memset(cmd, 0, sizeof *cmd);
+    memset(cmd, 0, offsetof(struct wire_cmd, elem_off)); /* the offsets are set as found */
     if (!bson_init_static(&b, body, len) || !bson_iter_init(&it, &b)) {
         bson_set_error(error, WIRE_ERROR_DOMAIN, WIRE_ERR_INVALID_BSON,
                        "command body is invalid BSON");
@@ -110,6 +111,10 @@ wire_cmd_parse(const uint8_t *body, uint32_t len, struct wire_cmd *cmd, bson_err
     do {
         if (!note_key(&it, cmd, error))
             return false;
+        if (cmd->n_elems < WIRE_CMD_MAX_ELEMS)
+            cmd->elem_off[cmd->n_elems++] = (uint32_t)((const uint8_t *)bson_iter_key(&it) - 1 - body);
+        else
+            cmd->n_elems = WIRE_CMD_MAX_ELEMS + 1;
         if (n < MAX_CHECKED_KEYS)
             keys[n++] = bson_iter_key(&it);
         else
@@ -118,6 +123,9 @@ wire_cmd_parse(const uint8_t *body, uint32_t len, struct wire_cmd *cmd, bson_err
     if (it.err_off != 0)
         return invalid(error, &it);
 
+    cmd->elems_all = cmd->n_elems <= WIRE_CMD_MAX_ELEMS;
+    if (!cmd->elems_all)
+        cmd->n_elems = WIRE_CMD_MAX_ELEMS;
     cmd->has_duplicate_top_level_key = too_many || has_duplicate(keys, n);
     return true;
 }

@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#define WIRE_CMD_MAX_ELEMS 32
+
 struct wire_cmd {
     const char *name;     /* first key, inside the body */
     const char *db;       /* value of $db, inside the body, or NULL */
@@ -22,6 +24,13 @@ struct wire_cmd {
     bool has_autocommit;
     bool has_start_transaction;
     bool has_duplicate_top_level_key; /* also set, unchecked, past 256 top-level keys */
+    /* Where the top-level elements are, so that a reader after the parse (the
+     * index advice's shapes) finds a field without walking the body again:
+     * the offset in the body of each element's type byte, in order; all of
+     * them only when elems_all (at most WIRE_CMD_MAX_ELEMS). */
+    bool elems_all;
+    uint32_t n_elems;
+    uint32_t elem_off[WIRE_CMD_MAX_ELEMS];
 };
 
 /*

@@ -835,6 +835,28 @@ parse(const bson_t *body, struct wire_cmd *cmd)
            wire_cmd_parse(bson_get_data(body), body->len, cmd, &error);
 }
 
+/*
+ * The shapes of body derived by walking it (as for a body of more top-level
+ * elements than wire_cmd_parse locates) equal got, derived from the
+ * located elements: the two ways of reading a body agree.
+ */
+static void
+same_when_walked(const char *name, const bson_t *body, const struct wire_cmd *cmd,
+                 const struct advice_sequence *seq, const struct advice_shapes *got)
+{
+    struct wire_cmd walked = *cmd;
+    struct advice_shapes out;
+    bool same;
+
+    walked.elems_all = false;
+    out.n = 0;
+    same = advice_shape_extract(body, &walked, seq, seq ? 1 : 0, &out) == got->n;
+    for (uint32_t i = 0; same && i < got->n; i++)
+        same = out.shape[i].hash == got->shape[i].hash;
+    ok(same && cmd->elems_all, "%s: the same shapes from the located elements and a walk", name);
+    advice_shapes_cleanup(&out);
+}
+
 /* ---- checks every shape must pass -------------------------------------------------------- */
 
 static bool
@@ -942,6 +964,7 @@ run_row(const struct row *r)
     why = invariants(&out, body, seq_buf, seq_len);
     if (!ok(why == NULL, "%s: hash, copy and query of every shape", r->name))
         diag("%s", why);
+    same_when_walked(r->name, body, &cmd, r->seq_id ? &seq : NULL, &out);
     advice_shapes_cleanup(&out);
     is_int(out.n, 0, "%s: advice_shapes_cleanup empties", r->name);
     bson_destroy(body);
@@ -1435,6 +1458,27 @@ test_display_escapes(void)
     advice_shapes_cleanup(NULL);
 }
 
+/*
+ * A body of more top-level elements than wire_cmd_parse locates is walked:
+ * its filter, sort and hint are read wherever they are, even past the 32nd
+ * element, and give the shape of the same query without the extra fields.
+ */
+static void
+test_many_top_level(void)
+{
+    char text[2048];
+    size_t len = 0;
+    uint64_t want = hash_of("{'find': 'c', 'filter': {'a': 1, 'b': {'$gt': 2}}, 'sort': {'c': -1}, '$db': 'd'}");
+
+    len += (size_t)snprintf(text + len, sizeof text - len, "{'find': 'c'");
+    for (int i = 0; i < 40; i++)
+        len += (size_t)snprintf(text + len, sizeof text - len, ", 'x%d': %d", i, i);
+    snprintf(text + len, sizeof text - len,
+             ", 'filter': {'a': 1, 'b': {'$gt': 2}}, 'sort': {'c': -1}, '$db': 'd'}");
+    ok(want != 0 && hash_of(text) == want,
+       "a find of 44 top-level fields, its filter and sort after the 32nd: the same shape");
+}
+
 int
 main(void)
 {
@@ -1450,5 +1494,6 @@ main(void)
     test_statement_bookkeeping();
     test_sequence_lengths();
     test_display_escapes();
+    test_many_top_level();
     return done_testing();
 }

@@ -14,16 +14,23 @@
 #include <bson/bson.h>
 #include <string.h>
 
-/* {cursor: {<batch>: [n documents], id: 0, ns: "app.books"}, ok: 1} */
+/*
+ * {ok: 1, cursor: {id: 0, ns: "app.books", <batch>: [n documents]}}, or
+ * in a server's order (server_order): {cursor: {<batch>: [...], id, ns}, ok: 1}.
+ */
 static bson_t *
-reply_with(const char *batch, int n)
+reply_ordered(const char *batch, int n, bool server_order)
 {
     bson_t *reply = bson_new(), cursor, arr;
     char key[16];
 
+    if (!server_order)
+        BSON_APPEND_DOUBLE(reply, "ok", 1.0);
     BSON_APPEND_DOCUMENT_BEGIN(reply, "cursor", &cursor);
-    BSON_APPEND_INT64(&cursor, "id", 0);
-    BSON_APPEND_UTF8(&cursor, "ns", "app.books");
+    if (!server_order) {
+        BSON_APPEND_INT64(&cursor, "id", 0);
+        BSON_APPEND_UTF8(&cursor, "ns", "app.books");
+    }
     BSON_APPEND_ARRAY_BEGIN(&cursor, batch, &arr);
     for (int i = 0; i < n; i++) {
         bson_t doc;
@@ -35,9 +42,20 @@ reply_with(const char *batch, int n)
         bson_append_document_end(&arr, &doc);
     }
     bson_append_array_end(&cursor, &arr);
+    if (server_order) {
+        BSON_APPEND_INT64(&cursor, "id", 0);
+        BSON_APPEND_UTF8(&cursor, "ns", "app.books");
+    }
     bson_append_document_end(reply, &cursor);
-    BSON_APPEND_DOUBLE(reply, "ok", 1.0);
+    if (server_order)
+        BSON_APPEND_DOUBLE(reply, "ok", 1.0);
     return reply;
+}
+
+static bson_t *
+reply_with(const char *batch, int n)
+{
+    return reply_ordered(batch, n, false);
 }
 
 static uint64_t
@@ -57,6 +75,13 @@ test_batches(void)
 
         is_int((long long)count(first), sizes[i], "firstBatch of %d documents", sizes[i]);
         is_int((long long)count(next), sizes[i], "nextBatch of %d documents", sizes[i]);
+        bson_destroy(first);
+        bson_destroy(next);
+        /* where a server puts them: read at once, without stepping */
+        first = reply_ordered("firstBatch", sizes[i], true);
+        next = reply_ordered("nextBatch", sizes[i], true);
+        is_int((long long)count(first), sizes[i], "firstBatch first, of %d documents", sizes[i]);
+        is_int((long long)count(next), sizes[i], "nextBatch first, of %d documents", sizes[i]);
         bson_destroy(first);
         bson_destroy(next);
     }
@@ -84,9 +109,9 @@ test_no_batch(void)
 
 /* Lengths that lie: the count never reads past the reply, and stops at what it cannot read. */
 static void
-test_lies(void)
+test_lies(bool server_order)
 {
-    bson_t *reply = reply_with("firstBatch", 3);
+    bson_t *reply = reply_ordered("firstBatch", 3, server_order);
     uint32_t len = reply->len;
     uint8_t *bytes = bson_malloc(len);
     uint64_t n;
@@ -109,9 +134,9 @@ test_lies(void)
             }
         }
     }
-    ok(true, "every byte of a %u-byte reply set to 0x00, 0x7f, 0xff: never more than 3 "
+    ok(true, "every byte of a %u-byte reply (%s) set to 0x00, 0x7f, 0xff: never more than 3 "
              "documents, never a read outside (ASan)",
-       len);
+       len, server_order ? "a server's order" : "cursor and firstBatch last");
 out:
     bson_free(bytes);
     bson_destroy(reply);
@@ -122,6 +147,7 @@ main(void)
 {
     test_batches();
     test_no_batch();
-    test_lies();
+    test_lies(false);
+    test_lies(true);
     return done_testing();
 }

@@ -154,6 +154,32 @@ test_many_keys(void)
     }
 }
 
+/* The located elements: each offset is its element's type byte, in order; all of them up to 32. */
+static void
+test_elements(void)
+{
+    static const int sizes[] = {1, 2, 31, 32, 33, 300};
+
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        bson_t *b = many_keys(sizes[i], -1);
+        struct wire_cmd cmd;
+        bson_error_t error;
+        bson_iter_t it;
+        uint32_t k = 0;
+        bool same = wire_cmd_parse(bson_get_data(b), b->len, &cmd, &error) &&
+                    bson_iter_init(&it, b);
+
+        while (same && k < cmd.n_elems && bson_iter_next(&it)) {
+            same = cmd.elem_off[k] == bson_iter_key(&it) - 1 - (const char *)bson_get_data(b);
+            k++;
+        }
+        ok(same && k == (uint32_t)(sizes[i] < WIRE_CMD_MAX_ELEMS ? sizes[i] : WIRE_CMD_MAX_ELEMS) &&
+               cmd.elems_all == (sizes[i] <= WIRE_CMD_MAX_ELEMS),
+           "%d keys: %u elements located, %s", sizes[i], k, cmd.elems_all ? "all" : "not all");
+        bson_destroy(b);
+    }
+}
+
 static void
 test_bad_bodies(void)
 {
@@ -227,6 +253,7 @@ main(void)
 {
     test_cmd_cases();
     test_many_keys();
+    test_elements();
     test_bad_bodies();
     test_db_with_nul();
     test_is_hello();
