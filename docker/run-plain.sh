@@ -155,8 +155,8 @@ done
 for i in "${!PROXY_NAMES[@]}"; do
     name=${PROXY_NAMES[$i]}
     echo "==> $name /stats"
-    cat "$WORK/$name.stats.json"
-    echo
+    python3 -c 'import json, sys; print(json.dumps(json.load(open(sys.argv[1]))))' \
+        "$WORK/$name.stats.json"
 done
 
 # docker stop: SIGTERM, then SIGKILL after stop_grace_period.
