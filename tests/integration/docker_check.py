@@ -234,7 +234,9 @@ def main():
         for want in want_by_context[ctx]:
             if not any(ignored(want, p) for p in pats):
                 bad.append("%s: %s does not leave out %s" % (name, path, want))
-        for keep in ("configure.ac", "Makefile.am", "proxy/main.c", "docker/healthcheck.sh"):
+        for keep in ("configure.ac", "Makefile.am", "conf/options.def", "cache/cache.c",
+                     "proxy/main.c", "wire/cmd.c", "advice/shape.c", "tests/setup.sh",
+                     "docker/healthcheck.sh", "docker/Dockerfile"):
             if ctx == os.path.normpath(TOP) and any(ignored(keep, p) for p in pats):
                 bad.append("%s leaves out %s, which the build needs" % (path, keep))
     tap(not bad and contexts, "dockerignore: the build contexts (%s) leave out .git, .tools, build trees, "
