@@ -23,7 +23,8 @@ def edit(path, old, new):
 
 compose = TOP + "/docker/docker-compose.yml"
 # healthchecks: Redis's disabled
-edit(compose, 'test: ["CMD", "redis-cli", "ping"]', "disable: true")
+edit(compose, 'test: ["CMD", "redis-cli", "ping"]\n      interval: 5s\n      timeout: 3s\n      retries: 10\n',
+     'test: ["NONE"]\n')
 # depends_on: the app waits for mongocache-b to start only
 edit(compose, "mongocache-b:\n        condition: service_healthy",
      "mongocache-b:\n        condition: service_started")

@@ -107,7 +107,7 @@ else
 fi
 
 # ---- 6-15: the stack's assertions -----------------------------------------
-MC_GROUP_TIMEOUT=60 mc_run_lines docker check 10 python3 "$MC_TESTDIR/docker_check.py" \
+MC_GROUP_TIMEOUT=60 mc_run_lines docker 10 check python3 "$MC_TESTDIR/docker_check.py" \
     "$abs_top_srcdir" "$MC_TMP/resolved.yml"
 
 # ---- 16: the same checks on a copy broken in nine ways fail nine times ----
@@ -164,7 +164,7 @@ if [ $st -ne 0 ]; then
 fi
 grep -E '^(  proxy [AB]:|write through A|mongocache-[ab]: hit rate)' "$MC_TMP/plain.out" | sed 's/^/# /'
 
-MC_GROUP_TIMEOUT=30 mc_run_lines docker twin 5 python3 - "$MC_TMP/plain.out" "$MC_TMP/plain" <<'EOF'
+MC_GROUP_TIMEOUT=30 mc_run_lines docker 5 twin python3 - "$MC_TMP/plain.out" "$MC_TMP/plain" <<'EOF'
 import glob, json, re, sys
 
 out = open(sys.argv[1]).read().splitlines()
