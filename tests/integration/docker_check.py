@@ -18,9 +18,9 @@ numbers them):
   redis          no RDB snapshots, no AOF, a maxmemory, volatile-lru
   image user     the runtime stage's USER is numeric and not root
   image health   the runtime stage has a HEALTHCHECK running a file it copies in
-  dockerignore   the build contexts leave out .git, .tools, build trees, node_modules
+  dockerignore   the build contexts leave out .git, .tools, build trees, node_modules,
+                 docker/.env (the compose secrets)
 """
-import fnmatch
 import os
 import re
 import sys
@@ -218,7 +218,7 @@ def main():
     want_by_context = {
         os.path.normpath(TOP): [".git", ".tools", "_build", "_build-asan", "node_modules",
                                 "tests/integration/node/node_modules", "docker/app/node_modules",
-                                "proxy/server.o"],
+                                "proxy/server.o", "docker/.env"],
         os.path.normpath(os.path.join(TOP, "docker", "app")): ["node_modules"],
     }
     for name, ctx in contexts.items():
