@@ -1157,7 +1157,7 @@ upstream_protocol_error(struct proxy_client *c, struct proxy_request *req, const
               "connections\"",
               c->server->upstream_label, what);
     if (req) {
-        proxy_slow_reply(c, req, NULL);
+        proxy_slow_error(c, req);
         snprintf(errmsg, sizeof errmsg, "mongocache: invalid reply from upstream %s: %s",
                  c->server->upstream_label, what);
         send_error(c, req->request_id, req->legacy, WIRE_CODE_PROTOCOL_ERROR, "ProtocolError",
@@ -1396,7 +1396,7 @@ proxy_client_on_upstream_down(struct proxy_client *c, const char *why, bool conn
 
             snprintf(errmsg, sizeof errmsg, "mongocache: %s", why);
             while ((req = TAILQ_FIRST(&c->pending))) {
-                proxy_slow_reply(c, req, NULL);
+                proxy_slow_error(c, req);
                 send_error(c, req->request_id, req->legacy, WIRE_CODE_HOST_UNREACHABLE,
                            "HostUnreachable", errmsg);
                 pop_request(c, req);

@@ -114,8 +114,10 @@ outcome(const struct proxy_client *c, const struct proxy_request *req, const bso
     return "pass";
 }
 
-void
-proxy_slow_reply(struct proxy_client *c, const struct proxy_request *req, const bson_t *reply)
+/* Logs req when it is slow; its outcome from outcome() unless given (forced). */
+static void
+log_if_slow(struct proxy_client *c, const struct proxy_request *req, const bson_t *reply,
+      const char *forced)
 {
     int64_t limit_ms = c->server->conf->slow_request_ms;
     int64_t elapsed_us;
@@ -127,7 +129,8 @@ proxy_slow_reply(struct proxy_client *c, const struct proxy_request *req, const 
     elapsed_us = now_us() - req->started_us;
     if (elapsed_us <= limit_ms * 1000)
         return;
-    /* The shape the request recorded (a miss or a pass-through), else the one its hit was stored with. */
+    /* The shape the request recorded (a miss or a pass-through), else the one its hit was
+     * stored with. */
     if (req->shapes[0] != 0)
         shape = req->shapes[0];
     else if (req->hit)
@@ -136,8 +139,20 @@ proxy_slow_reply(struct proxy_client *c, const struct proxy_request *req, const 
         display = proxy_advice_shape_display(c->server->advice, shape);
     proxy_log(PROXY_LOG_INFO, c->id, "slow_request",
               "duration_ms=%.1f threshold_ms=%lld outcome=%s cmd=%s ns=%s shape=%s request_id=%d",
-              (double)elapsed_us / 1000.0, (long long)limit_ms, outcome(c, req, reply),
-              req->log_cmd[0] ? req->log_cmd : "-", req->log_ns[0] ? req->log_ns : "-",
-              display ? display : "-", req->request_id);
+              (double)elapsed_us / 1000.0, (long long)limit_ms,
+              forced ? forced : outcome(c, req, reply), req->log_cmd[0] ? req->log_cmd : "-",
+              req->log_ns[0] ? req->log_ns : "-", display ? display : "-", req->request_id);
     bson_free(display);
+}
+
+void
+proxy_slow_reply(struct proxy_client *c, const struct proxy_request *req, const bson_t *reply)
+{
+    log_if_slow(c, req, reply, NULL);
+}
+
+void
+proxy_slow_error(struct proxy_client *c, const struct proxy_request *req)
+{
+    log_if_slow(c, req, NULL, "error");
 }

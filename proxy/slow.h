@@ -36,4 +36,7 @@ void proxy_slow_note(struct proxy_client *c, struct proxy_request *req,
 void proxy_slow_reply(struct proxy_client *c, const struct proxy_request *req,
                       const bson_t *reply);
 
+/* As proxy_slow_reply for a request answered with an error of the proxy's own instead. */
+void proxy_slow_error(struct proxy_client *c, const struct proxy_request *req);
+
 #endif

@@ -578,7 +578,9 @@ logfmt_parse(const char *line, struct lf_pair *pairs, int *n_pairs)
 /*
  * Compares the JSON line with the logfmt line's pairs: the same keys in the
  * same order, strings equal byte for byte, numbers equal to the logfmt
- * text, true for a key alone. why receives the first difference.
+ * text, true for a key alone. In a truncated line the value cut short (the
+ * one before truncated) may be cut at another length in each format: one
+ * must then begin the other. why receives the first difference.
  */
 static bool
 same_pairs(const char *json_line, const struct lf_pair *pairs, int n, char *why, size_t why_len)
@@ -612,7 +614,10 @@ same_pairs(const char *json_line, const struct lf_pair *pairs, int n, char *why,
             uint32_t len;
             const char *s = bson_iter_utf8(&it, &len);
 
-            same = pr->has_val && len == pr->len && memcmp(s, pr->val, len) == 0;
+            if (n >= 2 && i == n - 2 && strcmp(pairs[n - 1].key, "truncated") == 0)
+                same = pr->has_val && memcmp(s, pr->val, len < pr->len ? len : pr->len) == 0;
+            else
+                same = pr->has_val && len == pr->len && memcmp(s, pr->val, len) == 0;
             break;
         }
         case BSON_TYPE_INT32:
@@ -647,11 +652,11 @@ same_pairs(const char *json_line, const struct lf_pair *pairs, int n, char *why,
 
 /* Renders one of the templates below with value v in kind into buf. */
 static size_t
-render(int template, int kind, const char *v, char *buf, size_t len)
+render(int which, int kind, const char *v, char *buf, size_t len)
 {
     const char *ts = "2026-12-06T22:00:00.000Z";
 
-    switch (template) {
+    switch (which) {
     case 0:
         return proxy_log_render(buf, len, kind, ts, PROXY_LOG_INFO, 7, "client_hello",
                                 "driver=\"%.64s\" v=\"%s\" n=%d", v, v, -5);
