@@ -314,11 +314,11 @@ json_number(const char *s, size_t n)
 struct value {
     char buf[VALUE_MAX];
     size_t n;
-    bool cut;      /* longer than VALUE_MAX */
-    bool quoted;   /* the template quoted it: always written quoted */
-    bool literal;  /* the template had text of its own in it */
-    int numbers;   /* numeric conversions in it */
-    int strings;   /* other conversions in it */
+    bool cut;     /* longer than VALUE_MAX */
+    bool quoted;  /* the template quoted it: always written quoted */
+    bool literal; /* the template had text of its own in it */
+    int numbers;  /* numeric conversions in it */
+    int strings;  /* other conversions in it */
 };
 
 static void
@@ -748,7 +748,11 @@ proxy_log_vrender(char *buf, size_t len, int kind, const char *ts, int level, ui
         h = conn ? snprintf(head, sizeof head, "ts=%.40s level=%s conn=%llu", ts,
                             level_names[level], (unsigned long long)conn)
                  : snprintf(head, sizeof head, "ts=%.40s level=%s", ts, level_names[level]);
-    put(&o, head, h > 0 ? (size_t)h : 0);
+    if (h < 0)
+        h = 0;
+    if ((size_t)h >= sizeof head)
+        h = (int)sizeof head - 1;
+    put(&o, head, (size_t)h);
     o.sep = true;
     if (!event)
         event = "?";

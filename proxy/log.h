@@ -88,8 +88,8 @@ size_t proxy_log_vformat(char *buf, size_t len, const char *fmt, va_list ap)
 size_t proxy_log_render(char *buf, size_t len, int kind, const char *ts, int level, uint64_t conn,
                         const char *event, const char *fmt, ...)
     __attribute__((format(printf, 8, 9)));
-size_t proxy_log_vrender(char *buf, size_t len, int kind, const char *ts, int level,
-                         uint64_t conn, const char *event, const char *fmt, va_list ap)
+size_t proxy_log_vrender(char *buf, size_t len, int kind, const char *ts, int level, uint64_t conn,
+                         const char *event, const char *fmt, va_list ap)
     __attribute__((format(printf, 8, 0)));
 
 /*

@@ -74,7 +74,8 @@ reply_ok(const bson_t *body)
     return bson_iter_init_find(&it, body, "ok") && bson_iter_as_double(&it) == 1.0;
 }
 
-/* Whether req's canned reply (an OP_MSG or OP_REPLY of the proxy's or the server's) is a success. */
+/* Whether req's canned reply (an OP_MSG or OP_REPLY of the proxy's or the server's) is a success.
+ */
 static bool
 canned_ok(const struct proxy_client *c, const struct proxy_request *req)
 {
@@ -117,7 +118,7 @@ outcome(const struct proxy_client *c, const struct proxy_request *req, const bso
 /* Logs req when it is slow; its outcome from outcome() unless given (forced). */
 static void
 log_if_slow(struct proxy_client *c, const struct proxy_request *req, const bson_t *reply,
-      const char *forced)
+            const char *forced)
 {
     int64_t limit_ms = c->server->conf->slow_request_ms;
     int64_t elapsed_us;

@@ -23,8 +23,7 @@ struct wire_cmd;
  * its fields) when slow_request_ms is on; cmd may be NULL (no command
  * parsed). Call when req is created for a parsed command.
  */
-void proxy_slow_note(struct proxy_client *c, struct proxy_request *req,
-                     const struct wire_cmd *cmd);
+void proxy_slow_note(struct proxy_client *c, struct proxy_request *req, const struct wire_cmd *cmd);
 
 /*
  * The reply to req is being queued for the client: logs the slow_request
@@ -33,8 +32,7 @@ void proxy_slow_note(struct proxy_client *c, struct proxy_request *req,
  * reply is req->hit or req->canned, which are read instead. Cheap when the
  * request was fast: one clock read.
  */
-void proxy_slow_reply(struct proxy_client *c, const struct proxy_request *req,
-                      const bson_t *reply);
+void proxy_slow_reply(struct proxy_client *c, const struct proxy_request *req, const bson_t *reply);
 
 /* As proxy_slow_reply for a request answered with an error of the proxy's own instead. */
 void proxy_slow_error(struct proxy_client *c, const struct proxy_request *req);

@@ -289,7 +289,8 @@ test_format(void)
     proxy_log_format(buf, sizeof buf, "c=%c next", '\n');
     is_str(buf, "c=\"\\n\" next", "%s", "format: a control byte from %c is escaped; a key alone");
     proxy_log_format(buf, sizeof buf, "literal=a\nb\x1b");
-    is_str(buf, "literal=\"a\\nb\\u001b\"", "format: control bytes in the format itself are escaped");
+    is_str(buf, "literal=\"a\\nb\\u001b\"",
+           "format: control bytes in the format itself are escaped");
     proxy_log_format(buf, sizeof buf, "namespace=%s.%s index=%s", "d b", "c", "i");
     is_str(buf, "namespace=\"d b.c\" index=i", "format: a value of several parts is quoted whole");
     proxy_log_format(buf, sizeof buf, "v=%s", "null");
