@@ -593,7 +593,7 @@ same_pairs(const char *json_line, const struct lf_pair *pairs, int n, char *why,
     bool same = true;
 
     if (!doc) {
-        snprintf(why, why_len, "JSON not parsed: %s", error.message);
+        snprintf(why, why_len, "JSON not parsed: %.100s", error.message);
         return false;
     }
     if (!bson_iter_init(&it, doc)) {
@@ -714,7 +714,7 @@ test_kinds(void)
             static struct lf_pair pairs[LF_MAX];
             size_t lf_len = render(t, PROXY_LOG_KIND_LOGFMT, v, lf, sizeof lf);
             size_t js_len = render(t, PROXY_LOG_KIND_JSON, v, js, sizeof js);
-            char why[200] = "";
+            char why[300] = "";
             int n = 0;
             bson_error_t error;
             bson_t *doc;
