@@ -13,7 +13,8 @@
 # logs shape=-. slow_log.py check reads both logs with real parsers
 # (logfmtkv in strict mode, Python's json) and checks every line, the
 # values read back, the keys of both formats, and the slow lines: exactly
-# those, their outcomes, times, names and shapes, and no query value.
+# those, their outcomes, times, names and shapes, and no query value. First,
+# --check-config refuses log_format text and slow_request_ms -1.
 set -u
 
 # shellcheck source=tests/integration/lib.sh source-path=SCRIPTDIR/../..
@@ -23,7 +24,16 @@ mc_init
 "$MC_PYTHON" -c 'import logfmtkv' 2>/dev/null ||
     mc_bail "logfmtkv missing from the venv (run tests/setup.sh)"
 
-mc_plan 18
+mc_plan 19
+out=$("$MC_MONGOCACHE" --log-format text --slow-request-ms -1 --check-config 2>&1)
+st=$?
+case $out in
+*'log_format "text" (from flag --log-format) must be logfmt or json'*'2 errors'*) [ "$st" -eq 2 ] ;;
+*) false ;;
+esac
+mc_ok $? "log_format text and slow_request_ms -1 are refused (status $st)"
+[ "$st" -eq 2 ] || echo "$out" | sed 's/^/#   /'
+
 mc_start_ferretdb
 
 relay_port=$(mc_free_port)
