@@ -291,6 +291,14 @@ advice_table_hit(struct advice_table *table, uint64_t hash, int64_t now_ms)
     touch(table, e);
 }
 
+char *
+advice_table_display(const struct advice_table *table, uint64_t hash)
+{
+    const struct entry *e = find(table, hash);
+
+    return e != NULL ? advice_shape_display(&e->shape) : NULL;
+}
+
 size_t
 advice_table_count(const struct advice_table *table)
 {

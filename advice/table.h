@@ -65,6 +65,12 @@ void advice_table_reply(struct advice_table *table, uint64_t hash, double server
 /* A cache hit of a read whose shape hash is known (stored with the entry). */
 void advice_table_hit(struct advice_table *table, uint64_t hash, int64_t now_ms);
 
+/*
+ * advice_shape_display of the shape of this hash (freed with bson_free), or
+ * NULL when it is not kept. Touches nothing.
+ */
+char *advice_table_display(const struct advice_table *table, uint64_t hash);
+
 /* Number of shapes held, and evicted so far. */
 size_t advice_table_count(const struct advice_table *table);
 uint64_t advice_table_evicted(const struct advice_table *table);

@@ -154,6 +154,10 @@ validate(struct conf *conf)
                            conf->http_listen, conf->source[CONF_OPT_http_listen]);
         }
     }
+    if (strcmp(conf->log_format, "logfmt") != 0 && strcmp(conf->log_format, "json") != 0) {
+        conf_notes_add(&conf->errors, "log_format \"%s\" (from %s) must be logfmt or json",
+                       conf->log_format, conf->source[CONF_OPT_log_format]);
+    }
 }
 
 /*

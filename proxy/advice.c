@@ -349,6 +349,12 @@ proxy_advice_hit(struct proxy_advice *a, uint64_t hash)
         advice_table_hit(a->table, hash, now_ms());
 }
 
+char *
+proxy_advice_shape_display(struct proxy_advice *a, uint64_t hash)
+{
+    return a && hash ? advice_table_display(a->table, hash) : NULL;
+}
+
 /* ---- the report as JSON ------------------------------------------------------- */
 
 static void

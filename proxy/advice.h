@@ -75,6 +75,13 @@ void proxy_advice_indexes_changed(struct proxy_advice *advice, const char *db, c
 /* A cache hit of an entry stored with this shape hash (0: none). */
 void proxy_advice_hit(struct proxy_advice *advice, uint64_t hash);
 
+/*
+ * The display text of the shape of this hash (advice_shape_display: values
+ * shown as "?"), freed with bson_free; NULL when advice is NULL (off) or
+ * the shape is not kept (never recorded, or evicted since).
+ */
+char *proxy_advice_shape_display(struct proxy_advice *advice, uint64_t hash);
+
 /* GET /advice: the latest report as JSON (see the README). */
 void proxy_advice_json(struct proxy_advice *advice, struct evbuffer *out);
 

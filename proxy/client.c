@@ -17,7 +17,9 @@
  *        flight, same rules as requests)
  *     -> hello: persona rewrite (hello.c); sasl: note the verdict (auth.c)
  *        [the query cache will store here]
- *     -> relay to the client, strictly in request order
+ *     -> relay to the client, strictly in request order; as each reply is
+ *        queued (relayed, or canned/hit in proxy_client_flush_canned),
+ *        proxy_slow_reply (slow.c) logs the request when it was slow
  *
  * Owns: the client bufferevent, its upstream, the list of requests in
  * flight, timers (message deadline, idle, drain) and the auth state. Does
@@ -43,6 +45,7 @@
 #include "proxy/lookup.h"
 #include "proxy/router.h"
 #include "proxy/server.h"
+#include "proxy/slow.h"
 #include "proxy/upstream.h"
 #include "wire/cmd.h"
 #include "wire/msg.h"
@@ -66,6 +69,7 @@
 static void close_now(struct proxy_client *c, const char *reason);
 static void start_linger(struct proxy_client *c);
 static void pop_request(struct proxy_client *c, struct proxy_request *req);
+static int64_t now_us(void);
 
 static struct timeval
 ms_to_tv(int64_t ms)
@@ -545,6 +549,7 @@ push_request(struct proxy_client *c, int32_t request_id, enum proxy_route route,
     req->legacy = legacy;
     req->batch_size = -1;
     req->client = c;
+    req->started_us = now_us();
     TAILQ_INSERT_TAIL(&c->pending, req, link);
     c->n_pending++;
     return req;
@@ -615,6 +620,7 @@ proxy_client_flush_canned(struct proxy_client *c)
     struct proxy_request *req;
 
     while ((req = TAILQ_FIRST(&c->pending)) && (req->canned || req->hit) && !req->write_wait) {
+        proxy_slow_reply(c, req, NULL);
         if (req->hit) {
             proxy_lookup_write_hit(c, req);
         } else {
@@ -844,9 +850,10 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
                   cmd.name ? cmd.name : "?", cmd.db ? cmd.db : "?",
                   proxy_router_route_name(route), h->length, oneway);
 
-    if (!oneway)
+    if (!oneway) {
         req = push_request(c, h->request_id, route, false);
-    else
+        proxy_slow_note(c, req, cmd.name ? &cmd : NULL);
+    } else
         remember_oneway(c, h->request_id);
     (void)bson_init_static(&body, msg.body, msg.body_len);
     switch (route) {
@@ -952,6 +959,7 @@ handle_op_query(struct proxy_client *c, struct evbuffer *in, const uint8_t *data
                   "request_id=%d cmd=%.64s op=OP_QUERY route=hello bytes=%d", h->request_id,
                   cmd.name, h->length);
     req = push_request(c, h->request_id, PROXY_ROUTE_HELLO, true);
+    proxy_slow_note(c, req, &cmd);
     (void)bson_init_static(&doc, query.query, query.query_len);
     if (proxy_handshake_prepare_hello(c, &doc, req, &stripped))
         replacement = wire_msg_rebuild_query(&query, &stripped, &replacement_len);
@@ -1152,6 +1160,7 @@ upstream_protocol_error(struct proxy_client *c, struct proxy_request *req, const
               "connections\"",
               c->server->upstream_label, what);
     if (req) {
+        proxy_slow_error(c, req);
         snprintf(errmsg, sizeof errmsg, "mongocache: invalid reply from upstream %s: %s",
                  c->server->upstream_label, what);
         send_error(c, req->request_id, req->legacy, WIRE_CODE_PROTOCOL_ERROR, "ProtocolError",
@@ -1348,6 +1357,7 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
         req->canned_len = (size_t)h->length;
         return !c->dead;
     }
+    proxy_slow_reply(c, req, &reply);
     if (rewritten) {
         evbuffer_drain(in, (size_t)h->length);
         proxy_client_write_owned(c, rewritten, rewritten_len);
@@ -1389,6 +1399,7 @@ proxy_client_on_upstream_down(struct proxy_client *c, const char *why, bool conn
 
             snprintf(errmsg, sizeof errmsg, "mongocache: %s", why);
             while ((req = TAILQ_FIRST(&c->pending))) {
+                proxy_slow_error(c, req);
                 send_error(c, req->request_id, req->legacy, WIRE_CODE_HOST_UNREACHABLE,
                            "HostUnreachable", errmsg);
                 pop_request(c, req);

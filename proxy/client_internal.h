@@ -2,7 +2,8 @@
  * proxy/client_internal.h: what client.c shares with lookup.c and drain.c,
  * the files the request pipeline is split into: the client and request
  * structures, and the client.c functions the other two call. Not for use
- * outside proxy/client.c, proxy/lookup.c and proxy/drain.c.
+ * outside proxy/client.c, proxy/lookup.c, proxy/drain.c and proxy/slow.c
+ * (which reads a request as its reply is queued).
  */
 #ifndef MONGOCACHE_PROXY_CLIENT_INTERNAL_H
 #define MONGOCACHE_PROXY_CLIENT_INTERNAL_H
@@ -67,6 +68,11 @@ struct proxy_request {
                                    * owned; the advisor re-reads them when it succeeds */
     char *index_coll;
     struct proxy_client *client;
+    int64_t started_us;           /* monotonic microseconds when the request was taken
+                                   * from the client's buffer (slow log, latency) */
+    char log_cmd[32];             /* command name and namespace for the slow-request line
+                                   * (proxy/slow.c), cut to fit; "" when slow logging is off */
+    char log_ns[128];
 };
 
 /*

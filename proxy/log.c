@@ -1,17 +1,25 @@
 /*
- * proxy/log.c: the log line writer. Owns the current level, the line
- * format (timestamp, level, connection id, event, key=value pairs) and the
- * escaping that keeps every line one line of well-formed pairs whatever
- * the values hold.
+ * proxy/log.c: the log line writer. Owns the current level and output
+ * format (logfmt or JSON), the line layout (timestamp, level, connection
+ * id, event, then the caller's key=value pairs) and the escaping that keeps
+ * every line one line of well-formed pairs whatever the values hold.
  *
- * Escaping is done here, by construction, not at the call sites: proxy_log
- * walks its format itself, writing each string argument through the value
- * escaper (quoted when bare and not plainly safe, escaped inside the
- * format's own quotes) and everything else through the literal writer,
- * which escapes control bytes. So a value that came from a client (an
- * appName, a user name, a namespace, a server's error text) can neither end
- * the line nor close its quotes. Non-string conversions are formatted one
- * at a time by snprintf with a rebuilt one-conversion format.
+ * A line is built pair by pair. proxy_log walks its format itself: the
+ * format is " "-separated key=value templates, a value template being any
+ * mix of literal text, conversions and "quoted" stretches (which may hold
+ * blanks). Each value is first assembled raw (string arguments as they
+ * are, numbers formatted one at a time by snprintf with a rebuilt
+ * one-conversion format) into a bounded buffer, then written once in the
+ * chosen format:
+ *   - logfmt: key=value bare when the value is plainly safe, else
+ *     key="..." with go-logfmt's escapes;
+ *   - json: "key":value, a number when the value is one numeric conversion
+ *     and nothing else, else a JSON string.
+ * Both formats escape with the same rules (see put_escaped), so a value
+ * decodes to the same text from either. Escaping is done here, by
+ * construction, not at the call sites: a value that came from a client (an
+ * appName, a user name, a namespace, a server's error text) can neither
+ * end the line nor close its quotes nor forge a pair.
  *
  * It knows nothing of what is logged: callers redact secrets before
  * passing values. Writes go to stderr in one fputs per line so that lines
@@ -30,11 +38,18 @@
 
 /* Atomic: libmongoc logs from the advisor's thread too (proxy/main.c). */
 static atomic_int current_level = PROXY_LOG_INFO;
+static atomic_int current_kind = PROXY_LOG_KIND_LOGFMT;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
-/* Room kept at the end of a line for closing a quote and " truncated=true". */
+/*
+ * Room kept at the end of a line for closing a quote and the truncated
+ * pair: "\" truncated=true" (16) or "\",\"truncated\":true}" (19).
+ */
 #define CUT_TAIL 20
+
+/* Longest raw value assembled before escaping; a longer one is cut (the line is then too). */
+#define VALUE_MAX PROXY_LOG_LINE_MAX
 
 void
 proxy_log_set_level(int level)
@@ -52,12 +67,40 @@ proxy_log_enabled(int level)
     return level <= current_level;
 }
 
+void
+proxy_log_set_kind(int kind)
+{
+    current_kind = kind == PROXY_LOG_KIND_JSON ? PROXY_LOG_KIND_JSON : PROXY_LOG_KIND_LOGFMT;
+}
+
+int
+proxy_log_kind(void)
+{
+    return current_kind;
+}
+
+bool
+proxy_log_kind_parse(const char *name, int *kind)
+{
+    if (name && strcmp(name, "logfmt") == 0) {
+        *kind = PROXY_LOG_KIND_LOGFMT;
+        return true;
+    }
+    if (name && strcmp(name, "json") == 0) {
+        *kind = PROXY_LOG_KIND_JSON;
+        return true;
+    }
+    return false;
+}
+
 /* ---- the output buffer ------------------------------------------------------- */
 
 /*
- * A bounded line being written. Every write is a whole chunk (a value's
- * byte, an escape, a number): a chunk that does not fit sets cut, and
- * nothing is written after it. in_quote says whether a quoted value is open.
+ * A bounded line being written. Every write is a whole chunk (a key and
+ * its opening quote, a value's character, an escape, a number): a chunk
+ * that does not fit sets cut, and nothing is written after it. in_quote
+ * says whether a quoted value (logfmt) or string (JSON) is open; sep
+ * whether a pair was written before (the next needs its separator).
  */
 struct out {
     char *buf;
@@ -65,6 +108,8 @@ struct out {
     size_t used;
     bool cut;
     bool in_quote;
+    bool sep;
+    int kind;
 };
 
 static void
@@ -79,33 +124,6 @@ put(struct out *o, const char *s, size_t n)
     memcpy(o->buf + o->used, s, n);
     o->used += n;
     o->buf[o->used] = '\0';
-}
-
-static void
-put_hex(struct out *o, unsigned char c)
-{
-    char esc[5];
-
-    snprintf(esc, sizeof esc, "\\x%02x", c);
-    put(o, esc, 4);
-}
-
-/* Writes literal text (the format's own, or a formatted number): control bytes escaped. */
-static void
-put_literal(struct out *o, const char *s, size_t n)
-{
-    size_t start = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-
-        if (c >= 0x20 && c != 0x7f)
-            continue;
-        put(o, s + start, i - start);
-        put_hex(o, c);
-        start = i + 1;
-    }
-    put(o, s + start, n - start);
 }
 
 /*
@@ -155,7 +173,13 @@ utf8_seq(const unsigned char *s, size_t n, uint32_t *cp)
     return len;
 }
 
-/* Writes the inside of a quoted value: see proxy_log in log.h. */
+/*
+ * Writes the inside of a quoted value, the same in both formats (go-logfmt
+ * reads JSON's escapes): '"' and '\\' get a backslash; \n, \r, \t; other
+ * control characters, DEL, C1 controls and U+2028/U+2029 become \uNNNN; a
+ * byte that is not part of valid UTF-8 becomes \ufffd (the replacement
+ * character: neither format can hold a raw byte); the rest is copied.
+ */
 static void
 put_escaped(struct out *o, const char *value, size_t n)
 {
@@ -164,11 +188,29 @@ put_escaped(struct out *o, const char *value, size_t n)
 
     while (i < n && !o->cut) {
         uint32_t cp = 0;
-        size_t len = utf8_seq(s + i, n - i, &cp);
+        size_t len;
+        size_t run = i;
         char esc[8];
 
+        /* A run of bytes copied as they are: printable ASCII but '"' and '\\'. */
+        while (run < n && s[run] >= 0x20 && s[run] < 0x7f && s[run] != '"' && s[run] != '\\')
+            run++;
+        if (run > i) {
+            size_t room = o->cap - o->used;
+
+            if (run - i > room) {
+                /* What fits, then the cut: each of these bytes is a chunk of its own. */
+                put(o, value + i, room);
+                o->cut = true;
+                return;
+            }
+            put(o, value + i, run - i);
+            i = run;
+            continue;
+        }
+        len = utf8_seq(s + i, n - i, &cp);
         if (len == 0) {
-            put_hex(o, s[i]);
+            put(o, "\\ufffd", 6);
             i++;
             continue;
         }
@@ -182,10 +224,7 @@ put_escaped(struct out *o, const char *value, size_t n)
             put(o, "\\r", 2);
         } else if (cp == '\t') {
             put(o, "\\t", 2);
-        } else if (cp < 0x20 || cp == 0x7f) {
-            put_hex(o, (unsigned char)cp);
-        } else if ((cp >= 0x80 && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029) {
-            /* C1 controls and the Unicode line and paragraph separators */
+        } else if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029) {
             snprintf(esc, sizeof esc, "\\u%04x", (unsigned)cp);
             put(o, esc, 6);
         } else {
@@ -195,11 +234,15 @@ put_escaped(struct out *o, const char *value, size_t n)
     }
 }
 
-/* True when a bare value may be written as it is: printable ASCII but '"', '\\', '='. */
+/*
+ * True when a logfmt value may be written bare: printable ASCII but '"',
+ * '\\' and '=', not empty, and not the word null (which some readers take
+ * for no value).
+ */
 static bool
 plain(const char *s, size_t n)
 {
-    if (n == 0)
+    if (n == 0 || (n == 4 && memcmp(s, "null", 4) == 0))
         return false;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -210,31 +253,10 @@ plain(const char *s, size_t n)
     return true;
 }
 
-/* Writes a string argument: escaped inside the format's quotes, else quoted when needed. */
-static void
-put_value(struct out *o, const char *s, size_t n)
-{
-    if (o->in_quote) {
-        put_escaped(o, s, n);
-    } else if (plain(s, n)) {
-        put(o, s, n);
-    } else {
-        put(o, "\"", 1);
-        if (o->cut)
-            return;
-        /* Open until its closing quote is written: finish() closes a cut one. */
-        o->in_quote = true;
-        put_escaped(o, s, n);
-        put(o, "\"", 1);
-        if (!o->cut)
-            o->in_quote = false;
-    }
-}
-
 size_t
 proxy_log_quote(char *buf, size_t len, const char *value, size_t n)
 {
-    struct out o = {buf, len > 1 ? len - 2 : 0, 0, false, false};
+    struct out o = {buf, len > 1 ? len - 2 : 0, 0, false, false, false, PROXY_LOG_KIND_LOGFMT};
 
     if (len < 3) {
         if (len > 0)
@@ -248,6 +270,159 @@ proxy_log_quote(char *buf, size_t len, const char *value, size_t n)
     o.buf[o.used++] = '"';
     o.buf[o.used] = '\0';
     return o.used;
+}
+
+/*
+ * True when s (n bytes) is a JSON number (RFC 8259 section 6): -?int frac?
+ * exp?, no leading zeros, no blanks. snprintf's nan, inf and padded widths
+ * are not, and are written as strings.
+ */
+static bool
+json_number(const char *s, size_t n)
+{
+    size_t i = 0;
+
+    if (i < n && s[i] == '-')
+        i++;
+    if (i >= n || s[i] < '0' || s[i] > '9')
+        return false;
+    if (s[i] == '0')
+        i++;
+    else
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+    if (i < n && s[i] == '.') {
+        i++;
+        if (i >= n || s[i] < '0' || s[i] > '9')
+            return false;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        if (i >= n || s[i] < '0' || s[i] > '9')
+            return false;
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+    }
+    return i == n;
+}
+
+/* One value as assembled from its template, before it is written. */
+struct value {
+    char buf[VALUE_MAX];
+    size_t n;
+    bool cut;     /* longer than VALUE_MAX */
+    bool quoted;  /* the template quoted it: always written quoted */
+    bool literal; /* the template had text of its own in it */
+    int numbers;  /* numeric conversions in it */
+    int strings;  /* other conversions in it */
+};
+
+static void
+value_add(struct value *v, const char *s, size_t n)
+{
+    if (n > VALUE_MAX - v->n) {
+        n = VALUE_MAX - v->n;
+        v->cut = true;
+    }
+    memcpy(v->buf + v->n, s, n);
+    v->n += n;
+}
+
+/*
+ * Writes key (n bytes: the format's own text; any byte outside
+ * [A-Za-z0-9_.-] becomes '_', so no key needs escaping) and its separator
+ * as one chunk, with the opening of its value when the value is a string
+ * (JSON) or quoted (logfmt); bare values and numbers follow in put_pair.
+ */
+static void
+put_key(struct out *o, const char *key, size_t n, bool has_value, bool open_quote)
+{
+    char k[80];
+    size_t m = 0;
+
+    if (o->sep)
+        k[m++] = o->kind == PROXY_LOG_KIND_JSON ? ',' : ' ';
+    if (o->kind == PROXY_LOG_KIND_JSON)
+        k[m++] = '"';
+    if (n == 0)
+        k[m++] = '_';
+    for (size_t i = 0; i < n && m < sizeof k - 8; i++) {
+        char c = key[i];
+
+        k[m++] = ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '.' || c == '-')
+                     ? c
+                     : '_';
+    }
+    if (o->kind == PROXY_LOG_KIND_JSON) {
+        k[m++] = '"';
+        k[m++] = ':';
+    } else if (has_value) {
+        k[m++] = '=';
+    }
+    if (open_quote)
+        k[m++] = '"';
+    put(o, k, m);
+    if (o->cut)
+        return;
+    o->sep = true;
+    if (open_quote)
+        o->in_quote = true;
+}
+
+/*
+ * Writes key and the bare value v (a number, or a plain logfmt value) as
+ * one chunk: a cut never leaves a key without its value.
+ */
+static void
+put_key_and(struct out *o, const char *key, size_t n, bool has_value, const char *value,
+            size_t value_len)
+{
+    size_t before = o->used;
+    bool sep = o->sep;
+
+    put_key(o, key, n, has_value, false);
+    put(o, value, value_len);
+    if (o->cut) {
+        o->used = before;
+        o->buf[before] = '\0';
+        o->sep = sep;
+    }
+}
+
+/* Writes one pair: key (n bytes) and its value v (NULL: a key alone, JSON true). */
+static void
+put_pair(struct out *o, const char *key, size_t n, const struct value *v)
+{
+    bool json = o->kind == PROXY_LOG_KIND_JSON;
+    bool bare;
+
+    if (o->cut)
+        return;
+    if (!v) {
+        put_key_and(o, key, n, false, json ? "true" : "", json ? 4 : 0);
+        return;
+    }
+    if (json)
+        bare = !v->quoted && !v->literal && v->numbers == 1 && v->strings == 0 &&
+               json_number(v->buf, v->n);
+    else
+        bare = !v->quoted && plain(v->buf, v->n);
+    if (bare) {
+        put_key_and(o, key, n, true, v->buf, v->n);
+    } else {
+        put_key(o, key, n, true, true); /* sets in_quote when written */
+        put_escaped(o, v->buf, v->n);
+        put(o, "\"", 1);
+        if (!o->cut)
+            o->in_quote = false;
+    }
+    if (v->cut)
+        o->cut = true; /* the value lost its end: the line says truncated */
 }
 
 /* ---- the format walker ------------------------------------------------------- */
@@ -283,11 +458,10 @@ spec_format(const struct spec *sp, char *f, size_t len)
  */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
-static void
-put_number(struct out *o, const struct spec *sp, va_list *ap)
+static size_t
+format_number(const struct spec *sp, va_list *ap, char *text, size_t size)
 {
     char f[48];
-    char text[128];
     const char *l = sp->length;
     int n = 0;
     bool is_signed = sp->conv == 'd' || sp->conv == 'i';
@@ -301,28 +475,28 @@ put_number(struct out *o, const struct spec *sp, va_list *ap)
     case 'x':
     case 'X':
         if (strcmp(l, "l") == 0)
-            n = is_signed ? snprintf(text, sizeof text, f, va_arg(*ap, long))
-                          : snprintf(text, sizeof text, f, va_arg(*ap, unsigned long));
+            n = is_signed ? snprintf(text, size, f, va_arg(*ap, long))
+                          : snprintf(text, size, f, va_arg(*ap, unsigned long));
         else if (strcmp(l, "ll") == 0)
-            n = is_signed ? snprintf(text, sizeof text, f, va_arg(*ap, long long))
-                          : snprintf(text, sizeof text, f, va_arg(*ap, unsigned long long));
+            n = is_signed ? snprintf(text, size, f, va_arg(*ap, long long))
+                          : snprintf(text, size, f, va_arg(*ap, unsigned long long));
         else if (strcmp(l, "z") == 0)
-            n = is_signed ? snprintf(text, sizeof text, f, va_arg(*ap, ssize_t))
-                          : snprintf(text, sizeof text, f, va_arg(*ap, size_t));
+            n = is_signed ? snprintf(text, size, f, va_arg(*ap, ssize_t))
+                          : snprintf(text, size, f, va_arg(*ap, size_t));
         else if (strcmp(l, "j") == 0)
-            n = is_signed ? snprintf(text, sizeof text, f, va_arg(*ap, intmax_t))
-                          : snprintf(text, sizeof text, f, va_arg(*ap, uintmax_t));
+            n = is_signed ? snprintf(text, size, f, va_arg(*ap, intmax_t))
+                          : snprintf(text, size, f, va_arg(*ap, uintmax_t));
         else if (strcmp(l, "t") == 0)
-            n = snprintf(text, sizeof text, f, va_arg(*ap, ptrdiff_t));
+            n = snprintf(text, size, f, va_arg(*ap, ptrdiff_t));
         else /* none, h, hh: promoted to int */
-            n = is_signed ? snprintf(text, sizeof text, f, va_arg(*ap, int))
-                          : snprintf(text, sizeof text, f, va_arg(*ap, unsigned));
+            n = is_signed ? snprintf(text, size, f, va_arg(*ap, int))
+                          : snprintf(text, size, f, va_arg(*ap, unsigned));
         break;
     case 'c':
-        n = snprintf(text, sizeof text, f, va_arg(*ap, int));
+        n = snprintf(text, size, f, va_arg(*ap, int));
         break;
     case 'p':
-        n = snprintf(text, sizeof text, f, va_arg(*ap, void *));
+        n = snprintf(text, size, f, va_arg(*ap, void *));
         break;
     case 'e':
     case 'E':
@@ -333,20 +507,19 @@ put_number(struct out *o, const struct spec *sp, va_list *ap)
     case 'a':
     case 'A':
         if (strcmp(l, "L") == 0)
-            n = snprintf(text, sizeof text, f, va_arg(*ap, long double));
+            n = snprintf(text, size, f, va_arg(*ap, long double));
         else
-            n = snprintf(text, sizeof text, f, va_arg(*ap, double));
+            n = snprintf(text, size, f, va_arg(*ap, double));
         break;
     default:
-        text[0] = '?';
-        n = 1;
+        n = snprintf(text, size, "?");
         break;
     }
     if (n < 0)
         n = 0;
-    if ((size_t)n >= sizeof text)
-        n = (int)sizeof text - 1;
-    put_literal(o, text, (size_t)n);
+    if ((size_t)n >= size)
+        n = (int)size - 1;
+    return (size_t)n;
 }
 #pragma GCC diagnostic pop
 
@@ -404,66 +577,120 @@ parse_spec(const char **p, struct spec *sp, va_list *ap)
     *p = s;
 }
 
+/* True for the conversions whose text may be a JSON number. */
+static bool
+numeric_conv(char conv)
+{
+    return conv && strchr("diueEfFgG", conv) != NULL;
+}
+
+/*
+ * Walks fmt, one pair at a time: blanks between pairs, a key up to '=' (or
+ * a blank: a key alone), and a value template up to the next blank outside
+ * quotes, assembled into v and written by put_pair.
+ */
 static void
 walk(struct out *o, const char *fmt, va_list *ap)
 {
     const char *p = fmt;
+    struct value v;
 
     while (*p && !o->cut) {
-        const char *start = p;
-        struct spec sp;
+        const char *key;
+        size_t key_len;
+        bool in_quote = false;
 
-        while (*p && *p != '%' && *p != '"')
+        while (*p == ' ')
             p++;
-        put_literal(o, start, (size_t)(p - start));
-        if (*p == '"') {
-            put(o, "\"", 1);
-            if (!o->cut)
-                o->in_quote = !o->in_quote;
+        if (!*p)
+            break;
+        key = p;
+        while (*p && *p != '=' && *p != ' ')
             p++;
+        key_len = (size_t)(p - key);
+        if (*p != '=') {
+            put_pair(o, key, key_len, NULL);
             continue;
         }
-        if (*p != '%')
-            break;
         p++;
-        parse_spec(&p, &sp, ap);
-        if (sp.conv == '%') {
-            put(o, "%", 1);
-        } else if (sp.conv == 's') {
-            const char *s = va_arg(*ap, const char *);
-            size_t n;
+        v.n = 0;
+        v.cut = v.quoted = v.literal = false;
+        v.numbers = v.strings = 0;
+        while (*p && (in_quote || *p != ' ')) {
+            struct spec sp;
 
-            if (s == NULL)
-                s = "(null)";
-            n = sp.prec >= 0 ? strnlen(s, (size_t)sp.prec) : strlen(s);
-            put_value(o, s, n);
-        } else if (sp.conv == 'n') {
-            (void)va_arg(*ap, int *); /* never written through */
-        } else if (sp.conv == '\0') {
-            break;
-        } else {
-            put_number(o, &sp, ap);
+            if (*p == '"') {
+                in_quote = !in_quote;
+                v.quoted = true;
+                p++;
+                continue;
+            }
+            if (*p != '%') {
+                const char *start = p;
+
+                while (*p && *p != '%' && *p != '"' && (in_quote || *p != ' '))
+                    p++;
+                value_add(&v, start, (size_t)(p - start));
+                v.literal = true;
+                continue;
+            }
+            p++;
+            parse_spec(&p, &sp, ap);
+            if (sp.conv == '%') {
+                value_add(&v, "%", 1);
+                v.literal = true;
+            } else if (sp.conv == 's') {
+                const char *s = va_arg(*ap, const char *);
+
+                if (s == NULL)
+                    s = "(null)";
+                value_add(&v, s, sp.prec >= 0 ? strnlen(s, (size_t)sp.prec) : strlen(s));
+                v.strings++;
+            } else if (sp.conv == 'n') {
+                (void)va_arg(*ap, int *); /* never written through */
+            } else if (sp.conv == '\0') {
+                break;
+            } else {
+                char text[128];
+                size_t n = format_number(&sp, ap, text, sizeof text);
+
+                value_add(&v, text, n);
+                if (numeric_conv(sp.conv))
+                    v.numbers++;
+                else
+                    v.strings++;
+            }
         }
+        put_pair(o, key, key_len, &v);
     }
 }
 
-/* Closes a cut line: the open quote, then " truncated=true" (within the kept tail room). */
+/*
+ * Ends the line: when cut, closes the open quote and adds the truncated
+ * pair (within the kept tail room); a JSON line gets its closing brace.
+ */
 static void
 finish(struct out *o, size_t tail)
 {
-    if (!o->cut)
-        return;
     o->cap += tail;
-    o->cut = false;
-    if (o->in_quote)
-        put(o, "\"", 1);
-    put(o, " truncated=true", 15);
+    if (o->cut) {
+        o->cut = false;
+        if (o->in_quote)
+            put(o, "\"", 1);
+        o->in_quote = false;
+        if (o->kind == PROXY_LOG_KIND_JSON)
+            put(o, o->sep ? ",\"truncated\":true" : "\"truncated\":true", o->sep ? 17 : 16);
+        else
+            put(o, o->sep ? " truncated=true" : "truncated=true", o->sep ? 15 : 14);
+    }
+    if (o->kind == PROXY_LOG_KIND_JSON)
+        put(o, "}", 1);
 }
 
 size_t
 proxy_log_vformat(char *buf, size_t len, const char *fmt, va_list ap)
 {
-    struct out o = {buf, 0, 0, false, false};
+    struct out o = {buf, 0, 0, false, false, false, PROXY_LOG_KIND_LOGFMT};
     va_list copy;
 
     if (len == 0)
@@ -491,44 +718,93 @@ proxy_log_format(char *buf, size_t len, const char *fmt, ...)
     return n;
 }
 
+size_t
+proxy_log_vrender(char *buf, size_t len, int kind, const char *ts, int level, uint64_t conn,
+                  const char *event, const char *fmt, va_list ap)
+{
+    struct out o = {buf, 0, 0, false, false, false, kind};
+    struct value v;
+    char head[160];
+    int h;
+    va_list copy;
+
+    if (len == 0)
+        return 0;
+    buf[0] = '\0';
+    if (len <= CUT_TAIL + 1 + sizeof head)
+        return 0;
+    if (level < PROXY_LOG_ERROR || level > PROXY_LOG_DEBUG)
+        level = PROXY_LOG_ERROR;
+    if (kind != PROXY_LOG_KIND_JSON)
+        o.kind = PROXY_LOG_KIND_LOGFMT;
+    o.cap = len - 1 - CUT_TAIL;
+    /* ts is the writer's own (digits, '-', ':', '.', 'T', 'Z'): no escaping needed. */
+    if (o.kind == PROXY_LOG_KIND_JSON)
+        h = conn ? snprintf(head, sizeof head, "{\"ts\":\"%.40s\",\"level\":\"%s\",\"conn\":%llu",
+                            ts, level_names[level], (unsigned long long)conn)
+                 : snprintf(head, sizeof head, "{\"ts\":\"%.40s\",\"level\":\"%s\"", ts,
+                            level_names[level]);
+    else
+        h = conn ? snprintf(head, sizeof head, "ts=%.40s level=%s conn=%llu", ts,
+                            level_names[level], (unsigned long long)conn)
+                 : snprintf(head, sizeof head, "ts=%.40s level=%s", ts, level_names[level]);
+    if (h < 0)
+        h = 0;
+    if ((size_t)h >= sizeof head)
+        h = (int)sizeof head - 1;
+    put(&o, head, (size_t)h);
+    o.sep = true;
+    if (!event)
+        event = "?";
+    v.n = 0;
+    v.cut = v.quoted = v.literal = false;
+    v.numbers = v.strings = 0;
+    value_add(&v, event, strlen(event));
+    v.strings = 1;
+    put_pair(&o, "event", 5, &v);
+    if (fmt && fmt[0]) {
+        va_copy(copy, ap);
+        walk(&o, fmt, &copy);
+        va_end(copy);
+    }
+    finish(&o, CUT_TAIL);
+    return o.used;
+}
+
+size_t
+proxy_log_render(char *buf, size_t len, int kind, const char *ts, int level, uint64_t conn,
+                 const char *event, const char *fmt, ...)
+{
+    va_list ap;
+    size_t n;
+
+    va_start(ap, fmt);
+    n = proxy_log_vrender(buf, len, kind, ts, level, conn, event, fmt, ap);
+    va_end(ap);
+    return n;
+}
+
 void
 proxy_log(int level, uint64_t conn, const char *event, const char *fmt, ...)
 {
     char line[PROXY_LOG_LINE_MAX + 2];
-    char head[128];
+    char ts[64];
     struct timeval tv;
     struct tm tm;
     size_t n;
-    int h;
     va_list ap;
 
     if (!proxy_log_enabled(level))
         return;
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
-    n = strftime(head, sizeof head, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (conn)
-        h = snprintf(head + n, sizeof head - n, ".%03dZ level=%s conn=%llu event=",
-                     (int)(tv.tv_usec / 1000), level_names[level], (unsigned long long)conn);
-    else
-        h = snprintf(head + n, sizeof head - n, ".%03dZ level=%s event=",
-                     (int)(tv.tv_usec / 1000), level_names[level]);
-    n += h > 0 ? (size_t)h : 0;
-    {
-        struct out o = {line, PROXY_LOG_LINE_MAX - CUT_TAIL, 0, false, false};
-
-        line[0] = '\0';
-        put(&o, head, n);
-        put_value(&o, event ? event : "?", event ? strlen(event) : 1);
-        if (fmt && fmt[0]) {
-            put(&o, " ", 1);
-            va_start(ap, fmt);
-            walk(&o, fmt, &ap);
-            va_end(ap);
-        }
-        finish(&o, CUT_TAIL);
-        o.buf[o.used++] = '\n';
-        o.buf[o.used] = '\0';
-    }
+    n = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(ts + n, sizeof ts - n, ".%03dZ", (int)(tv.tv_usec / 1000));
+    va_start(ap, fmt);
+    n = proxy_log_vrender(line, PROXY_LOG_LINE_MAX + 1, current_kind, ts, level, conn, event, fmt,
+                          ap);
+    va_end(ap);
+    line[n++] = '\n';
+    line[n] = '\0';
     fputs(line, stderr);
 }

@@ -1,14 +1,18 @@
 /*
- * proxy/log.h: one line per event on stderr, key=value pairs after a
- * timestamp and level, with the connection id when there is one:
- *   2026-11-29T20:31:02.114Z level=info conn=7 event=client_accept peer=127.0.0.1:51234
+ * proxy/log.h: one line per event on stderr: the timestamp, the level, the
+ * connection id when there is one, the event, then the event's pairs, in
+ * one of two formats (option log_format):
+ *   logfmt: ts=2026-11-29T20:31:02.114Z level=info conn=7 event=client_accept peer=127.0.0.1:51234
+ *   json:   {"ts":"2026-11-29T20:31:02.114Z","level":"info","conn":7,"event":"client_accept",
+ *            "peer":"127.0.0.1:51234"}  (on one line)
+ * The same keys in both, in the same order; numbers are JSON numbers.
  * Messages must never contain secrets: callers pass redacted values.
  *
  * Values cannot forge lines or pairs, whoever wrote them (a client's
  * appName, a user name, a namespace, an error text quoting peer data):
- * proxy_log escapes every string argument itself (see proxy_log), so a
- * call site cannot forget to, and no byte below 0x20 (nor DEL) is ever
- * written raw, wherever it came from.
+ * proxy_log escapes every value itself (see proxy_log), so a call site
+ * cannot forget to, and no byte below 0x20 (nor DEL) is ever written raw,
+ * wherever it came from.
  */
 #ifndef MONGOCACHE_PROXY_LOG_H
 #define MONGOCACHE_PROXY_LOG_H
@@ -25,39 +29,68 @@ enum proxy_log_level {
     PROXY_LOG_DEBUG = 3,
 };
 
+/* log_format: the line format. */
+enum proxy_log_kind {
+    PROXY_LOG_KIND_LOGFMT = 0,
+    PROXY_LOG_KIND_JSON = 1,
+};
+
 /* Longest line written, newline excluded; a longer one is cut and ends with truncated=true. */
 #define PROXY_LOG_LINE_MAX 2048
 
 void proxy_log_set_level(int level);
 bool proxy_log_enabled(int level);
 
+/* The format of the lines written from now on (any thread may be logging: atomic). */
+void proxy_log_set_kind(int kind);
+int proxy_log_kind(void);
+/* "logfmt" or "json" into *kind; false for anything else. */
+bool proxy_log_kind_parse(const char *name, int *kind);
+
 /*
  * Logs event at level. conn is the connection id, 0 for none. fmt gives
- * further " key=value" pairs (without a leading space), printf-style.
- * Every string argument (%s, with any precision) is escaped as it is
- * written:
- *   - inside quotes of fmt (msg=\"%s\"): '"' and '\\' get a backslash,
- *     control characters and bytes that are not UTF-8 become \n, \r, \t,
- *     \xNN (C1 controls and U+2028/U+2029 become \uNNNN);
- *   - bare (peer=%s): written as is when it is made only of printable
- *     ASCII other than '"', '\\' and '='; otherwise quoted and escaped as
- *     above (an empty value is written "").
- * Everything else written (fmt's own text, numbers) has its control bytes
- * escaped too. A line longer than PROXY_LOG_LINE_MAX is cut between two
- * values or escapes, an open quote closed, and " truncated=true" added.
+ * the event's pairs, printf-style: " "-separated key=value templates (no
+ * leading blank), a value template being any mix of text, conversions and
+ * "quoted" stretches (which may hold blanks: msg=\"a b %s\"). Each value
+ * is assembled whole, then written:
+ *   - logfmt: bare when it is made only of printable ASCII other than '"',
+ *     '\\' and '=' (and is neither empty nor "null") and its template had
+ *     no quotes; otherwise quoted and escaped;
+ *   - json: a number when its template is one numeric conversion (d, i, u,
+ *     e, f, g) giving a JSON number; otherwise a string.
+ * A key without '=' is a key alone (logfmt: the bare key; json: true).
+ * Escaping, the same in both formats: '"' and '\\' get a backslash;
+ * \n, \r, \t; other control characters, DEL, C1 controls and U+2028 and
+ * U+2029 become \uNNNN; a byte that is not valid UTF-8 becomes \ufffd.
+ * Keys are the format's own text: a byte outside [A-Za-z0-9_.-] in one
+ * becomes '_'. A line longer than PROXY_LOG_LINE_MAX is cut between two
+ * values or escapes, an open quote closed, and a truncated=true pair
+ * added.
  */
 void proxy_log(int level, uint64_t conn, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /*
- * Formats fmt and its arguments as proxy_log does after "event=NAME "
- * into buf (len bytes, NUL-terminated). Returns the length written.
+ * Formats fmt and its arguments (logfmt) as proxy_log does after
+ * "event=NAME " into buf (len bytes, NUL-terminated). Returns the length written.
  * Exposed for the unit tests.
  */
 size_t proxy_log_format(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 size_t proxy_log_vformat(char *buf, size_t len, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
+
+/*
+ * The whole line proxy_log would write (without its newline) into buf (len
+ * bytes, at least 200, NUL-terminated), in format kind, with timestamp ts.
+ * Returns the length written. Exposed for the unit tests.
+ */
+size_t proxy_log_render(char *buf, size_t len, int kind, const char *ts, int level, uint64_t conn,
+                        const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 8, 9)));
+size_t proxy_log_vrender(char *buf, size_t len, int kind, const char *ts, int level, uint64_t conn,
+                         const char *event, const char *fmt, va_list ap)
+    __attribute__((format(printf, 8, 0)));
 
 /*
  * Writes the n bytes of value to buf (len bytes, NUL-terminated) as one

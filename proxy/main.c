@@ -34,6 +34,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* log_format (validated by conf: logfmt or json) into the log writer. */
+static void
+apply_log_format(const struct conf *conf)
+{
+    int kind = PROXY_LOG_KIND_LOGFMT;
+
+    (void)proxy_log_kind_parse(conf->log_format, &kind);
+    proxy_log_set_kind(kind);
+}
+
 /*
  * libmongoc parses the upstream URI here (conf/parse.c, proxy/check.c,
  * proxy/server.c) and runs the index advisor's client on its thread
@@ -140,6 +150,7 @@ apply_reload(struct proxy_server *server, struct conf *next)
     server->conf = next;
     conf_destroy(old);
     proxy_log_set_level(server->conf->log_level);
+    apply_log_format(server->conf);
 }
 
 static void
@@ -248,6 +259,7 @@ main(int argc, char **argv)
         break;
     }
     proxy_log_set_level(server.conf->log_level);
+    apply_log_format(server.conf);
     log_warnings(server.conf);
     signal(SIGPIPE, SIG_IGN);
 

@@ -50,12 +50,12 @@ mc_stop_proxy
 log=$PROXY_LOG
 
 # Every line is the proxy's own: timestamp, level, optional conn, event.
-bad=$(grep -cvE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z level=(error|warn|info|debug) (conn=[0-9]+ )?event=[a-z_]+( |$)' "$log")
+bad=$(grep -cvE '^ts=[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z level=(error|warn|info|debug) (conn=[0-9]+ )?event=[a-z_]+( |$)' "$log")
 mc_is "$bad" 0 "every line of the proxy log is a well-formed line ($(wc -l <"$log") lines)"
-[ "$bad" -eq 0 ] || grep -nvE '^[0-9]{4}-.*Z level=[a-z]+ (conn=[0-9]+ )?event=' "$log" | head -5 |
+[ "$bad" -eq 0 ] || grep -nvE '^ts=[0-9]{4}-.*Z level=[a-z]+ (conn=[0-9]+ )?event=' "$log" | head -5 |
     cut -c1-200 | sed 's/^/#   /'
 
-! grep -q '^2026-01-01T00:00:00.000Z' "$log"
+! grep -qE '^(ts=)?2026-01-01T00:00:00.000Z' "$log"
 mc_ok $? "no line starts with the forged timestamp"
 
 # Parsed as key=value pairs (bare, or quoted with backslash escapes), every
@@ -66,7 +66,7 @@ pair = re.compile(r' ([a-z_]+)=("(?:[^"\\]|\\.)*"|[^ "=]+)')
 bad = 0
 for n, line in enumerate(open(sys.argv[1], encoding="utf-8", errors="replace"), 1):
     line = line.rstrip("\n")
-    rest = " " + line[25:]
+    rest = " " + line
     keys, pos = [], 0
     for m in pair.finditer(rest):
         if m.start() != pos:
