@@ -237,7 +237,11 @@ audit(uint64_t conn, const char *via, const char *who, enum proxy_action_kind ki
 {
     proxy_log(PROXY_LOG_INFO, conn, "admin_action",
               "via=%s who=\"%s\" action=%s namespace=%s result=%s dropped=%zu", via, who,
-              kind_name(kind), ns ? ns : "*", result, dropped);
+              kind_name(kind),
+              ns                           ? ns
+              : kind == PROXY_ACTION_FLUSH ? "*"
+                                           : "-",
+              result, dropped);
 }
 
 /* ---- in-band ------------------------------------------------------------------ */
