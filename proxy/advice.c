@@ -355,6 +355,18 @@ proxy_advice_shape_display(struct proxy_advice *a, uint64_t hash)
     return a && hash ? advice_table_display(a->table, hash) : NULL;
 }
 
+struct advice_table *
+proxy_advice_table(struct proxy_advice *a)
+{
+    return a->table;
+}
+
+const struct advice_report *
+proxy_advice_report(const struct proxy_advice *a)
+{
+    return a->report;
+}
+
 /* ---- the report as JSON ------------------------------------------------------- */
 
 static void

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct advice_report;
+struct advice_table;
 struct evbuffer;
 struct proxy_server;
 struct proxy_advice;
@@ -81,6 +83,12 @@ void proxy_advice_hit(struct proxy_advice *advice, uint64_t hash);
  * the shape is not kept (never recorded, or evicted since).
  */
 char *proxy_advice_shape_display(struct proxy_advice *advice, uint64_t hash);
+
+/* The shape table, for GET /shapes (proxy/shapes.c): loop thread only. */
+struct advice_table *proxy_advice_table(struct proxy_advice *advice);
+
+/* The advisor's latest report, or NULL before the first; valid until the next report. */
+const struct advice_report *proxy_advice_report(const struct proxy_advice *advice);
 
 /* GET /advice: the latest report as JSON (see the README). */
 void proxy_advice_json(struct proxy_advice *advice, struct evbuffer *out);
