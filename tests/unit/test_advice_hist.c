@@ -144,11 +144,11 @@ test_table(void)
     b.coll = bson_strdup("b");
     b.hash = advice_shape_hash(&b);
     for (int i = 0; i < 100; i++) {
-        advice_table_record(t, &a, NULL, 0, 0, i);
-        advice_table_reply(t, a.hash, i < 98 ? 0.3 : 40.0, 1);
+        advice_table_record(t, &a, NULL, 0, 0, 1, i);
+        advice_table_reply(t, a.hash, i < 98 ? 0.3 : 40.0, 1, 1);
     }
-    advice_table_record(t, &b, NULL, 0, 0, 200);
-    advice_table_reply(t, b.hash, 3000, 0);
+    advice_table_record(t, &b, NULL, 0, 0, 1, 200);
+    advice_table_reply(t, b.hash, 3000, 0, 1);
     for (int i = 0; i < 9; i++)
         advice_table_hit(t, b.hash, 201);
     n = advice_table_top(t, ADVICE_TABLE_BY_COUNT, rows, 4);
@@ -170,7 +170,7 @@ test_table(void)
 int
 main(void)
 {
-    plan(17);
+    plan(19);
     test_empty_and_edges();
     test_hostile();
     test_against_sorted();
