@@ -104,6 +104,11 @@ wait "$LISTENER_PID" 2>/dev/null
 
 # ---- a NOTIFY_SOCKET that cannot be used ------------------------------------
 NOTIFY_SOCKET=relative/path mc_start_proxy --config "$CONF" --advice false
+# The port accepts just before READY=1 is due: give the warning a moment.
+for i in $(seq 1 100); do
+    grep -q 'event=notify_failed' "$PROXY_LOG" && break
+    sleep 0.05
+done
 grep -q 'event=notify_failed' "$PROXY_LOG"
 mc_ok $? "a bad NOTIFY_SOCKET is logged (event=notify_failed)"
 kill -0 "$PROXY_PID" 2>/dev/null
