@@ -83,6 +83,28 @@ put_text(const char *s, bool literal)
     }
 }
 
+/*
+ * Writes a value of make's (a version, a directory) as literal text that may
+ * break after each '/' (\:, no hyphen): a long prefix would otherwise leave
+ * groff a line it cannot break.
+ */
+static void
+put_path(const char *s)
+{
+    if (*s == '.' || *s == '\'')
+        fputs("\\&", stdout);
+    for (; *s != '\0'; s++) {
+        if (*s == '\\')
+            fputs("\\e", stdout);
+        else if (*s == '-')
+            fputs("\\-", stdout);
+        else if (*s == '/' && s[1] != '\0')
+            fputs("/\\:", stdout);
+        else
+            putchar(*s);
+    }
+}
+
 /* The flag of an option: --name with '_' written '-' (conf/cli.c). */
 static void
 put_flag(const char *name)
@@ -172,8 +194,8 @@ struct man_mkman_subst {
 #define MAX_SUBST 16
 
 /*
- * Writes line with every marker of substs (n of them) replaced by its value;
- * values are written as literal roff text.
+ * Writes line with every marker of substs (n of them) replaced by its value,
+ * written by put_path.
  */
 static void
 put_line(const char *line, const struct man_mkman_subst *substs, size_t n)
@@ -188,7 +210,7 @@ put_line(const char *line, const struct man_mkman_subst *substs, size_t n)
             }
         }
         if (hit != NULL) {
-            put_text(hit->value, true);
+            put_path(hit->value);
             line += strlen(hit->marker);
         } else {
             putchar(*line++);

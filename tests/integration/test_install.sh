@@ -131,9 +131,11 @@ render() {
         col -bx >"$2"
 }
 # flat OUT: the rendered text with each run of blanks and newlines as one
-# space, and a word groff broke after its hyphen ("comma-" / "separated") whole.
+# space, and a word groff broke after its hyphen ("comma-" / "separated") or
+# a path it broke after a '/' whole.
 flat() {
-    sed -e ':a' -e '/[a-z]-$/{N;s/-\n[[:space:]]*/-/;ba' -e '}' "$1" | tr -s ' \n\t' '   '
+    sed -e ':a' -e '/\([a-z]-\|[^ ]\/\)$/{N;s/\([-/]\)\n[[:space:]]*/\1/;ba' -e '}' "$1" |
+        tr -s ' \n\t' '   '
 }
 has_sections() {
     local out=$1 s missing=""
@@ -264,7 +266,11 @@ if command -v systemd-analyze >/dev/null 2>&1; then
     vroot=$tmp/vroot
     cp -R "$root" "$vroot" && mkdir -p "$vroot/usr/lib/systemd" "$vroot/bin" &&
         cp -R /usr/lib/systemd/system "$vroot/usr/lib/systemd/" && cp -L /bin/kill "$vroot/bin/kill"
-    vunit=$vroot$unitdir/mongocache.service
+    # systemd finds the unit by name on its search path (in the root), so a
+    # copy goes where an administrator's would: the installed directory may
+    # be any (make distcheck's is under its build tree).
+    mkdir -p "$vroot/etc/systemd/system" && cp "$unit" "$vroot/etc/systemd/system/"
+    vunit=$vroot/etc/systemd/system/mongocache.service
     MANPATH=$vroot$(dirname "$man8dir") SYSTEMD_LOG_COLOR=0 \
         systemd-analyze verify --man=yes --root="$vroot" "$vunit" >"$tmp/verify.out" 2>&1
     st=$?
