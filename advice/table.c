@@ -214,7 +214,8 @@ keep_query(struct entry *e, const uint8_t *query, uint32_t query_len, uint32_t s
 
 void
 advice_table_record(struct advice_table *table, const struct advice_shape *shape,
-                    const uint8_t *query, uint32_t query_len, uint32_t statement, int64_t now_ms)
+                    const uint8_t *query, uint32_t query_len, uint32_t statement, uint32_t weight,
+                    int64_t now_ms)
 {
     struct entry *e;
 
@@ -237,7 +238,7 @@ advice_table_record(struct advice_table *table, const struct advice_shape *shape
         list_push_front(table, e);
         table->count++;
     }
-    e->queries++;
+    e->queries += weight;
     e->last_seen_ms = now_ms;
     keep_query(e, query, query_len, statement);
 }
@@ -250,32 +251,32 @@ advice_table_has(void *table, uint64_t hash)
 
 void
 advice_table_record_known(struct advice_table *table, uint64_t hash, const uint8_t *query,
-                          uint32_t query_len, uint32_t statement, int64_t now_ms)
+                          uint32_t query_len, uint32_t statement, uint32_t weight, int64_t now_ms)
 {
     struct entry *e = find(table, hash);
 
     if (e == NULL)
         return;
     touch(table, e);
-    e->queries++;
+    e->queries += weight;
     e->last_seen_ms = now_ms;
     keep_query(e, query, query_len, statement);
 }
 
 void
 advice_table_reply(struct advice_table *table, uint64_t hash, double server_ms,
-                   uint64_t documents)
+                   uint64_t documents, uint32_t weight)
 {
     struct entry *e = find(table, hash);
 
     if (e == NULL)
         return; /* evicted while its query was upstream */
     if (isfinite(server_ms) && server_ms > 0) {
-        e->server_ms += server_ms;
+        e->server_ms += server_ms * weight;
         if (server_ms > e->server_ms_max)
             e->server_ms_max = server_ms;
     }
-    e->documents += documents;
+    e->documents += documents * weight;
 }
 
 void

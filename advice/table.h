@@ -32,11 +32,13 @@ void advice_table_destroy(struct advice_table *table);
  * shape is of) kept as its last query (copied; a query longer than
  * ADVICE_TABLE_MAX_QUERY leaves the one kept before). At max_shapes, the
  * least recently recorded or hit shape is evicted first. The shape's hash
- * is its identity. now_ms: the loop's monotonic clock.
+ * is its identity. weight: how many queries this one stands for (1, or k
+ * when one in k is sampled: advice/sampler.h). now_ms: the loop's
+ * monotonic clock.
  */
 void advice_table_record(struct advice_table *table, const struct advice_shape *shape,
                          const uint8_t *query, uint32_t query_len, uint32_t statement,
-                         int64_t now_ms);
+                         uint32_t weight, int64_t now_ms);
 
 /*
  * Whether the shape of this hash is kept (for advice_shape_extract_known:
@@ -50,11 +52,15 @@ bool advice_table_has(void *table, uint64_t hash);
  * not kept (evicted since).
  */
 void advice_table_record_known(struct advice_table *table, uint64_t hash, const uint8_t *query,
-                               uint32_t query_len, uint32_t statement, int64_t now_ms);
+                               uint32_t query_len, uint32_t statement, uint32_t weight,
+                               int64_t now_ms);
 
-/* The reply to a query of shape hash came: its round trip and the documents it returned. */
+/*
+ * The reply to a query of shape hash came: its round trip and the
+ * documents it returned, counted weight times (as its record was).
+ */
 void advice_table_reply(struct advice_table *table, uint64_t hash, double server_ms,
-                        uint64_t documents);
+                        uint64_t documents, uint32_t weight);
 
 /* A cache hit of a read whose shape hash is known (stored with the entry). */
 void advice_table_hit(struct advice_table *table, uint64_t hash, int64_t now_ms);

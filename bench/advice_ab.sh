@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # bench/advice_ab.sh: what index advice costs the data path (issue 7: "hit
 # and pass-through throughput with advice on vs off, same run: within 3 %",
-# and the shape-recording cost per request). One build, five proxies side by
+# and the shape-recording cost per request). One build, six proxies side by
 # side against the canned upstream (bench/mcload --server):
 #   hit-on / hit-off     cache on, every key read twice first: only hits;
-#   pass-on / pass-off   --cache false: every find reaches the upstream, so
-#                        every request has its shape recorded (advice on);
+#   pass-on / pass-off   --cache false: every find reaches the upstream;
+#                        advice_exact_rate at its default, so at this rate
+#                        one pass-through in k has its shape derived;
+#   pass-exact           pass-on with --advice-exact-rate 0: every shape
+#                        derived (the cost per request without sampling);
 #   hit-aa               hit-off's twin (advice off): hit-aa/hit-off is an
 #                        A/A ratio, the noise the other ratios sit in.
-# Each repetition runs the five in turn, the order rotating; the summary
+# Each repetition runs the six in turn, the order rotating; the summary
 # gives medians and the median of the per-repetition ratios on/off. With
 # --callgrind, a proxy runs under valgrind's callgrind for a fixed number of
 # pass-through requests, with advice on and then off (collection switched on
@@ -19,7 +22,7 @@
 #
 #   bench/advice_ab.sh [--reps N] [-c C] [-n N] [--same-processes] [--callgrind] [--out DIR]
 #
-# Every repetition starts the five proxies afresh; --same-processes starts
+# Every repetition starts the six proxies afresh; --same-processes starts
 # them once, for all repetitions (the earlier method).
 #
 # --reps 0 with --callgrind measures instructions only.
@@ -72,7 +75,7 @@ MCLOAD=$top/_build-bench/bench/mcload
 UP=$(free_port)
 start upstream "$UP" "$MCLOAD" --server --port "$UP" --size "$SIZE"
 declare -A PORT HTTP PID
-VARIANTS=(hit-on hit-off pass-on pass-off hit-aa)
+VARIANTS=(hit-on hit-off pass-on pass-off hit-aa pass-exact)
 # Starts variant v and primes it: every key read twice (hits from then on
 # where the cache is on).
 start_variant() {
@@ -81,6 +84,7 @@ start_variant() {
     HTTP[$v]=$(free_port)
     extra=(--advice on --advice-interval 10s)
     case $v in *-off | hit-aa) extra=(--advice off) ;; esac
+    case $v in pass-exact) extra+=(--advice-exact-rate 0) ;; esac
     case $v in pass-*) extra+=(--cache false) ;; esac
     start "$v" "${PORT[$v]}" "$BIN" --listen "127.0.0.1:${PORT[$v]}" \
         --upstream "mongodb://127.0.0.1:$UP" --http-listen "127.0.0.1:${HTTP[$v]}" \
@@ -107,8 +111,8 @@ RESULTS=$OUT/results.jsonl
 [ "$FRESH" = 1 ] || for v in "${VARIANTS[@]}"; do start_variant "$v"; done
 for rep in $(seq 1 "$REPS"); do
     [ "$FRESH" = 0 ] || for v in "${VARIANTS[@]}"; do start_variant "$v"; done
-    for i in 0 1 2 3 4; do
-        v=${VARIANTS[$(((i + rep) % 5))]}
+    for i in "${!VARIANTS[@]}"; do
+        v=${VARIANTS[$(((i + rep) % ${#VARIANTS[@]}))]}
         t0=$(cpu_ticks "${PID[$v]}")
         json=$(taskset -c "$LOADGEN_CPU" "$MCLOAD" --port "${PORT[$v]}" -c "$CONNS" -n "$N" \
             --seconds 30 --warmup 1000 --keys "$KEYS" --size "$SIZE" --scenario "$v" \
@@ -132,18 +136,22 @@ print("advice on vs off, %d connections, %d repetitions (medians)" %
       (runs[0]["connections"], len(by["hit-on"])))
 print("%-12s %12s %12s %10s %14s %14s" % ("", "on req/s", "off req/s", "on/off",
                                           "on CPU us/req", "off CPU us/req"))
-for kind in ("hit", "pass", "aa"):
-    on, off = (by["hit-aa"], by["hit-off"]) if kind == "aa" else (by[kind + "-on"],
-                                                                   by[kind + "-off"])
+for kind in ("hit", "pass", "exact", "aa"):
+    on, off = {"aa": (by["hit-aa"], by["hit-off"]),
+               "exact": (by["pass-exact"], by["pass-off"])}.get(kind, (by.get(kind + "-on"),
+                                                                       by.get(kind + "-off")))
     ratios = [on[k]["rps"] / off[k]["rps"] for k in on if k in off]
     print("%-12s %12.0f %12.0f %10.3f %14.2f %14.2f   per repetition %.3f to %.3f" % (
-        {"hit": "hits", "pass": "pass-through", "aa": "hits A/A"}[kind],
+        {"hit": "hits", "pass": "pass-through", "exact": "pass exact",
+         "aa": "hits A/A"}[kind],
         statistics.median(r["rps"] for r in on.values()),
         statistics.median(r["rps"] for r in off.values()),
         statistics.median(ratios),
         statistics.median(cpu_us(r) for r in on.values()),
         statistics.median(cpu_us(r) for r in off.values()), min(ratios), max(ratios)))
-print("hits A/A: a second proxy with advice off in the on column, against hit-off: the noise")
+print("pass-through: advice_exact_rate at its default (above it one in k is derived);")
+print("pass exact: advice_exact_rate 0, every shape derived; hits A/A: a second proxy with")
+print("advice off in the on column, against hit-off: the noise")
 EOF
 
 if [ "$CALLGRIND" = 1 ]; then
@@ -154,7 +162,7 @@ if [ "$CALLGRIND" = 1 ]; then
         case $mode in
         hit) flags=(--cache-ttl 1h --advice on) ;;
         hitoff) flags=(--cache-ttl 1h --advice off) ;;
-        *) flags=(--cache false --advice "$mode") ;;
+        *) flags=(--cache false --advice "$mode" --advice-exact-rate 0) ;; # every shape derived
         esac
         taskset -c "$SUT_CPU" valgrind --tool=callgrind --instr-atstart=no \
             --callgrind-out-file="$OUT/callgrind-$mode.out" "$BIN" --listen "127.0.0.1:$p" \

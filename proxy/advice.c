@@ -14,6 +14,7 @@
 
 #include "advice/advisor.h"
 #include "advice/reader.h"
+#include "advice/sampler.h"
 #include "advice/shape.h"
 #include "advice/table.h"
 #include "proxy/log.h"
@@ -40,6 +41,7 @@ struct proxy_advice {
     struct advice_advisor *advisor;
     struct event *timer;
     struct advice_report *report; /* the latest, or NULL */
+    struct advice_sampler sampler; /* which pass-throughs have their shapes derived */
 };
 
 static int64_t
@@ -55,6 +57,16 @@ static int64_t
 now_ms(void)
 {
     return now_us() / 1000;
+}
+
+/* Milliseconds, to a few: all the sampler's one-second windows need, at half the cost. */
+static int64_t
+coarse_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void
@@ -169,6 +181,7 @@ proxy_advice_new(struct proxy_server *server, bson_error_t *error)
     a = bson_malloc0(sizeof *a);
     a->server = server;
     a->table = advice_table_new(TABLE_SHAPES);
+    advice_sampler_init(&a->sampler, (uint32_t)server->conf->advice_exact_rate, coarse_ms());
     config_from(server, &cfg);
     a->advisor = advice_advisor_new(server->base, &cfg, report_cb, a, error);
     a->timer = evtimer_new(server->base, interval_cb, a);
@@ -204,6 +217,7 @@ proxy_advice_reconfigure(struct proxy_advice *a)
         return;
     config_from(a->server, &cfg);
     advice_advisor_reconfigure(a->advisor, &cfg);
+    advice_sampler_set_exact(&a->sampler, (uint32_t)a->server->conf->advice_exact_rate);
     arm(a, cfg.interval_ms);
 }
 
@@ -230,14 +244,17 @@ may_have_shape(const char *name)
 
 uint32_t
 proxy_advice_record(struct proxy_advice *a, const struct wire_msg *msg, const struct wire_cmd *cmd,
-                    const bson_t *body, uint64_t *hashes, uint32_t max, int64_t *sent_us)
+                    const bson_t *body, bool sample, uint64_t *hashes, uint32_t max,
+                    int64_t *sent_us, uint32_t *weight)
 {
     struct advice_sequence seqs[WIRE_MSG_MAX_SEQUENCES];
     struct advice_shapes shapes;
     int64_t now;
-    uint32_t n = 0;
+    uint32_t n = 0, w = 1;
 
     if (!a || !cmd->name || !cmd->db || !may_have_shape(cmd->name))
+        return 0;
+    if (sample && (w = advice_sampler_take(&a->sampler, coarse_ms())) == 0)
         return 0;
     for (uint32_t i = 0; i < msg->n_seqs; i++) {
         seqs[i].id = msg->seqs[i].id;
@@ -249,6 +266,7 @@ proxy_advice_record(struct proxy_advice *a, const struct wire_msg *msg, const st
                                    &shapes) == 0)
         return 0;
     *sent_us = now_us();
+    *weight = w;
     now = *sent_us / 1000;
     /* Kept shapes first: a new one added after them, in a full table,
      * evicts the least used shape, never one of this command's. */
@@ -257,14 +275,14 @@ proxy_advice_record(struct proxy_advice *a, const struct wire_msg *msg, const st
 
         if (s->db == NULL)
             advice_table_record_known(a->table, s->hash, shapes.query[i], shapes.query_len[i],
-                                      shapes.statement[i], now);
+                                      shapes.statement[i], w, now);
         if (n < max)
             hashes[n++] = s->hash;
     }
     for (uint32_t i = 0; i < shapes.n; i++) {
         if (shapes.shape[i].db != NULL)
             advice_table_record(a->table, &shapes.shape[i], shapes.query[i], shapes.query_len[i],
-                                shapes.statement[i], now);
+                                shapes.statement[i], w, now);
     }
     advice_shapes_cleanup(&shapes);
     return n;
@@ -307,12 +325,12 @@ proxy_advice_batch_documents(const uint8_t *reply, uint32_t len)
 
 void
 proxy_advice_reply(struct proxy_advice *a, const uint64_t *hashes, uint32_t n, double server_ms,
-                   uint64_t documents)
+                   uint64_t documents, uint32_t weight)
 {
     if (!a)
         return;
     for (uint32_t i = 0; i < n; i++)
-        advice_table_reply(a->table, hashes[i], server_ms, documents);
+        advice_table_reply(a->table, hashes[i], server_ms, documents, weight);
 }
 
 void
@@ -463,8 +481,10 @@ proxy_advice_stats_json(struct proxy_advice *a, struct evbuffer *out)
     }
     evbuffer_add_printf(out,
                         "\"advice\": {\"enabled\": true, \"open\": %u, \"redundant\": %u, "
-                        "\"shapes\": %zu, \"state\": \"%s\"}",
+                        "\"shapes\": %zu, \"state\": \"%s\", \"sampling_one_in\": %u, "
+                        "\"requests_not_sampled\": %llu}",
                         a->report ? a->report->n_items : 0, a->report ? a->report->n_redundant : 0,
                         advice_table_count(a->table),
-                        advice_state_name(a->report ? a->report->state : ADVICE_STATE_STARTING));
+                        advice_state_name(a->report ? a->report->state : ADVICE_STATE_STARTING),
+                        a->sampler.k, (unsigned long long)a->sampler.skipped);
 }

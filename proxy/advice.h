@@ -41,12 +41,16 @@ void proxy_advice_reconfigure(struct proxy_advice *advice);
  * A command is on its way to the server: its shapes are counted, and their
  * hashes (at most max) written to hashes for proxy_advice_reply. Returns
  * how many were written; when some were, *sent_us is the monotonic clock
- * (microseconds) they were counted at, for the round trip. Cheap when the
- * command has no shape (the clock is not read then).
+ * (microseconds) they were counted at, for the round trip, and *weight how
+ * many commands they count for. A pass-through (sample: true) may be
+ * passed over when more than advice_exact_rate a second go by, one in k
+ * then counting for k (advice/sampler.h); a miss (sample: false) never is,
+ * as its stored entry needs its shape. Cheap when the command has no shape
+ * or is passed over (the clock is not read then).
  */
 uint32_t proxy_advice_record(struct proxy_advice *advice, const struct wire_msg *msg,
-                             const struct wire_cmd *cmd, const bson_t *body, uint64_t *hashes,
-                             uint32_t max, int64_t *sent_us);
+                             const struct wire_cmd *cmd, const bson_t *body, bool sample,
+                             uint64_t *hashes, uint32_t max, int64_t *sent_us, uint32_t *weight);
 
 /*
  * The documents of a reply's first batch (cursor.firstBatch, or nextBatch),
@@ -55,9 +59,12 @@ uint32_t proxy_advice_record(struct proxy_advice *advice, const struct wire_msg 
  */
 uint64_t proxy_advice_batch_documents(const uint8_t *reply, uint32_t len);
 
-/* The reply to a recorded command came after server_ms, with documents documents. */
+/*
+ * The reply to a recorded command came after server_ms, with documents
+ * documents; weight as proxy_advice_record gave it.
+ */
 void proxy_advice_reply(struct proxy_advice *advice, const uint64_t *hashes, uint32_t n,
-                        double server_ms, uint64_t documents);
+                        double server_ms, uint64_t documents, uint32_t weight);
 
 /*
  * An index change passed through (its reply ok): db.coll's indexes are

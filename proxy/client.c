@@ -753,17 +753,19 @@ advise(struct proxy_client *c, struct proxy_request *req, const struct wire_msg 
 {
     uint64_t scratch[PROXY_ADVICE_SHAPES];
     int64_t sent_us = 0;
-    uint32_t n;
+    uint32_t n, weight = 1;
 
     if (!c->server->advice || !cmd->name)
         return;
-    n = proxy_advice_record(c->server->advice, msg, cmd, body, req ? req->shapes : scratch,
-                            PROXY_ADVICE_SHAPES, &sent_us);
+    /* A miss is never passed over: its stored entry carries its shape. */
+    n = proxy_advice_record(c->server->advice, msg, cmd, body, !req || !req->miss,
+                            req ? req->shapes : scratch, PROXY_ADVICE_SHAPES, &sent_us, &weight);
     if (!req)
         return;
     if (n > 0) {
         req->n_shapes = n;
         req->sent_us = sent_us;
+        req->shape_weight = weight;
         if (req->miss)
             req->miss->tag = req->shapes[0];
     } else if (cmd->db && changes_indexes(cmd->name)) {
@@ -797,7 +799,8 @@ advise_reply(struct proxy_client *c, struct proxy_request *req, const bson_t *re
     if (req->n_shapes > 0) {
         proxy_advice_reply(c->server->advice, req->shapes, req->n_shapes,
                            (double)(now_us() - req->sent_us) / 1000.0,
-                           proxy_advice_batch_documents(bson_get_data(reply), reply->len));
+                           proxy_advice_batch_documents(bson_get_data(reply), reply->len),
+                           req->shape_weight);
         req->n_shapes = 0; /* a drain's getMores are not the query again */
     }
     if (req->index_db) {

@@ -60,6 +60,7 @@ struct proxy_request {
                                    * is read by the proxy, never relayed */
     uint64_t shapes[PROXY_ADVICE_SHAPES]; /* query shapes recorded for index advice */
     uint32_t n_shapes;            /* ... whose round trip is counted at the reply */
+    uint32_t shape_weight;        /* ... as many times (one in k sampled: k) */
     int64_t sent_us;              /* monotonic, when it went to the server (advice) */
     char *index_db;               /* an index change (createIndexes, dropIndexes, drop,
                                    * dropDatabase): its db and collection (NULL: whole db),

@@ -25,6 +25,8 @@ export DEBIAN_FRONTEND=noninteractive
 APT_PKGS="autoconf automake libtool pkg-config make gcc libevent-dev libbson-dev
 libmongoc-dev libhiredis-dev libxxhash-dev libssl-dev redis-server docker-compose
 python3-hypothesis python3-venv clang-14 libclang-rt-14-dev valgrind curl iproute2 ca-certificates"
+# docker/compose_plain.py and tests/integration/docker_check.py read YAML
+APT_PKGS="$APT_PKGS python3-yaml"
 # test_install.sh: man -l renders the man pages (col: bsdextrautils); systemd-analyze checks the unit.
 APT_PKGS="$APT_PKGS man-db groff-base bsdextrautils systemd"
 missing=""

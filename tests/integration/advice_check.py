@@ -170,6 +170,34 @@ def group_off(a):
         "(%s -> %s)" % (before, after), adv)
 
 
+def group_sampled(a):
+    """A proxy with advice_exact_rate 20 and no cache: past the first second, one
+    pass-through in k has its shape derived and counts for k. The advice's count
+    estimates what was sent; /stats says how many were passed over."""
+    direct = client(a.direct)
+    seed(direct, "sampled", "books", 2000)
+    proxy = client(a.proxy)
+    n = 0
+    start = time.monotonic()
+    while n < 3000 and (n < 300 or time.monotonic() - start < 2.5):
+        proxy.sampled.books.find_one({"author": "a%d" % (n % 50), "year": {"$gt": 1900 + n % 7}})
+        n += 1
+    rate = n / (time.monotonic() - start)
+    ok, adv = wait_advice(a.http, lambda x: any(i["namespace"] == "sampled.books" and
+                                                i["queries"] >= 0.6 * n for i in x["advice"]),
+                          10 * a.interval)
+    items = [i for i in adv["advice"] if i["namespace"] == "sampled.books"] if adv else []
+    q = items[0]["queries"] if items else 0
+    tap(ok and len(items) == 1 and 0.6 * n <= q <= 1.4 * n,
+        "sampled: %d finds at %.0f a second (exact up to 20): the advice counts %d, an estimate "
+        "within 40 %%" % (n, rate, q), items)
+    st = get(a.http, "/stats").get("advice", {})
+    tap(st.get("requests_not_sampled", 0) > 0 and st.get("sampling_one_in", 0) >= 1 and
+        st.get("requests_not_sampled", 0) < n,
+        "sampled: /stats shows the commands passed over (%s of %d) and k" %
+        (st.get("requests_not_sampled"), n), st)
+
+
 def group_auth(a):
     # The proxy under test has advice_uri with the advisor's own credentials
     # (a.with_creds) or none (a.without): clients log in themselves.
@@ -246,7 +274,7 @@ def group_failures(a):
 
 
 GROUPS = {"workload": group_workload, "off": group_off, "auth": group_auth,
-          "failures": group_failures}
+          "failures": group_failures, "sampled": group_sampled}
 
 
 def main():

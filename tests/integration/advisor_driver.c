@@ -237,8 +237,8 @@ record(struct advice_table *t, const char *db, const char *tmpl, int n, double m
     }
     for (int i = 0; i < n; i++) {
         advice_table_record(t, &shapes.shape[0], shapes.query[0], shapes.query_len[0],
-                            shapes.statement[0], now_ms());
-        advice_table_reply(t, shapes.shape[0].hash, ms, 1);
+                            shapes.statement[0], 1, now_ms());
+        advice_table_reply(t, shapes.shape[0].hash, ms, 1, 1);
     }
     advice_shapes_cleanup(&shapes);
     bson_destroy(body);

@@ -34,6 +34,10 @@ group off 1 --proxy "$PROXY_URI" --http "$PROXY_HTTP_PORT" --direct "$FERRET_URI
     --ferret-debug "$DEBUG_PORT"
 mc_stop_proxy
 
+mc_start_proxy "${INTERVAL[@]}" --cache false --advice-exact-rate 20
+group sampled 2 --proxy "$PROXY_URI" --http "$PROXY_HTTP_PORT" --direct "$FERRET_URI"
+mc_stop_proxy
+
 # ---- failures of the advisor's own server ------------------------------------
 mc_start_ferretdb
 ADVISOR_PID=$FERRET_PID ADVISOR_URI=$FERRET_URI

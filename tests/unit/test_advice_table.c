@@ -49,7 +49,7 @@ record(struct advice_table *t, uint64_t hash, int64_t now)
 
     make_shape(&s, "app", "books", hash);
     snprintf(q, sizeof q, "q%" PRIu64, hash);
-    advice_table_record(t, &s, (const uint8_t *)q, (uint32_t)strlen(q), 0, now);
+    advice_table_record(t, &s, (const uint8_t *)q, (uint32_t)strlen(q), 0, 1, now);
     advice_shape_cleanup(&s);
 }
 
@@ -82,16 +82,16 @@ test_counters(void)
     const struct advice_snapshot_shape *a;
 
     make_shape(&s, "app", "books", 42);
-    advice_table_record(t, &s, (const uint8_t *)"first", 5, 0, 1000);
-    advice_table_reply(t, 42, 3.5, 10);
-    advice_table_record(t, &s, (const uint8_t *)"second!", 7, 2, 2000);
-    advice_table_reply(t, 42, 1.5, 5);
-    advice_table_reply(t, 42, -1.0, 0); /* a negative time is not counted */
+    advice_table_record(t, &s, (const uint8_t *)"first", 5, 0, 1, 1000);
+    advice_table_reply(t, 42, 3.5, 10, 1);
+    advice_table_record(t, &s, (const uint8_t *)"second!", 7, 2, 1, 2000);
+    advice_table_reply(t, 42, 1.5, 5, 1);
+    advice_table_reply(t, 42, -1.0, 0, 1); /* a negative time is not counted */
     advice_table_hit(t, 42, 3000);
     advice_table_hit(t, 42, 3500);
     advice_table_hit(t, 42, 3600);
     advice_table_hit(t, 7777, 9999); /* unknown: ignored */
-    advice_table_reply(t, 7777, 5.0, 5);
+    advice_table_reply(t, 7777, 5.0, 5, 1);
     advice_shape_cleanup(&s);
 
     is_int((long long)advice_table_count(t), 1, "one shape held");
@@ -125,6 +125,32 @@ test_counters(void)
 }
 
 /* A shape known by its hash alone (advice_table_has, advice_table_record_known). */
+/* Sampled queries (advice/sampler.h) count for their weight: queries, server time, documents. */
+static void
+test_weights(void)
+{
+    struct advice_table *t = advice_table_new(16);
+    struct advice_shape s;
+    struct advice_snapshot *snap;
+    const struct advice_snapshot_shape *a;
+
+    make_shape(&s, "app", "books", 42);
+    advice_table_record(t, &s, (const uint8_t *)"q", 1, 0, 1, 10);
+    advice_table_reply(t, 42, 2.0, 3, 1);
+    advice_table_record_known(t, 42, (const uint8_t *)"q", 1, 0, 7, 20);
+    advice_table_reply(t, 42, 4.0, 2, 7);
+    advice_table_hit(t, 42, 30); /* hits are never sampled */
+    advice_shape_cleanup(&s);
+    snap = advice_table_snapshot(t, 10);
+    a = find_in(snap, 42);
+    ok(a != NULL && a->queries == 8 && a->server_ms == 30.0 && a->server_ms_max == 4.0 &&
+           a->documents == 17 && a->hits == 1,
+       "a query of weight 7 counts 7 queries, 7 round trips and 7 times its documents; the "
+       "maximum is one round trip");
+    advice_snapshot_destroy(snap);
+    advice_table_destroy(t);
+}
+
 static void
 test_known(void)
 {
@@ -133,12 +159,12 @@ test_known(void)
     const struct advice_snapshot_shape *a;
 
     ok(!advice_table_has(t, 42), "an empty table has no shape 42");
-    advice_table_record_known(t, 42, (const uint8_t *)"lost", 4, 0, 10);
+    advice_table_record_known(t, 42, (const uint8_t *)"lost", 4, 0, 1, 10);
     is_int((long long)advice_table_count(t), 0, "record_known of a shape not kept adds nothing");
     record(t, 42, 100);
     ok(advice_table_has(t, 42) && !advice_table_has(t, 43), "has: 42 yes, 43 no");
     record(t, 1, 150);
-    advice_table_record_known(t, 42, (const uint8_t *)"later", 5, 3, 200);
+    advice_table_record_known(t, 42, (const uint8_t *)"later", 5, 3, 1, 200);
     record(t, 2, 300); /* evicts the least recently used: 1, not 42 (record_known touched it) */
     ok(advice_table_has(t, 42) && !advice_table_has(t, 1),
        "record_known counts as a use for eviction");
@@ -165,14 +191,14 @@ test_query_kept(void)
 
     memset(big, 'x', ADVICE_TABLE_MAX_QUERY + 1);
     make_shape(&s, "app", "books", 1);
-    advice_table_record(t, &s, big, ADVICE_TABLE_MAX_QUERY + 1, 0, 1);
+    advice_table_record(t, &s, big, ADVICE_TABLE_MAX_QUERY + 1, 0, 1, 1);
     advice_shape_cleanup(&s);
     make_shape(&s, "app", "books", 2);
-    advice_table_record(t, &s, (const uint8_t *)"short", 5, 1, 1);
-    advice_table_record(t, &s, big, ADVICE_TABLE_MAX_QUERY + 1, 3, 2);
+    advice_table_record(t, &s, (const uint8_t *)"short", 5, 1, 1, 1);
+    advice_table_record(t, &s, big, ADVICE_TABLE_MAX_QUERY + 1, 3, 1, 2);
     advice_shape_cleanup(&s);
     make_shape(&s, "app", "books", 3);
-    advice_table_record(t, &s, big, ADVICE_TABLE_MAX_QUERY, 4, 1);
+    advice_table_record(t, &s, big, ADVICE_TABLE_MAX_QUERY, 4, 1, 1);
     advice_shape_cleanup(&s);
 
     snap = advice_table_snapshot(t, 10);
@@ -210,7 +236,7 @@ test_bound_and_order(void)
        "the least recently used (9) evicted, not a hit (7) or a re-recorded (8) one");
     record(t, 12, 23);
     ok(!holds(t, 10) && holds(t, 7) && holds(t, 8), "then 10");
-    advice_table_reply(t, 9, 1.0, 1); /* evicted: ignored */
+    advice_table_reply(t, 9, 1.0, 1, 1); /* evicted: ignored */
     advice_table_hit(t, 10, 30);
     is_int((long long)advice_table_count(t), 4, "replies and hits for evicted shapes add nothing");
     is_int((long long)advice_table_evicted(t), 8, "8 evicted");
@@ -248,8 +274,8 @@ test_snapshot(void)
         for (uint64_t i = 0; i < n; i++)
             record(t, h, (int64_t)i);
     }
-    advice_table_reply(t, 20, 1.0, 0);
-    advice_table_reply(t, 21, 9.0, 0);
+    advice_table_reply(t, 20, 1.0, 0, 1);
+    advice_table_reply(t, 21, 9.0, 0, 1);
 
     snap = advice_table_snapshot(t, 5);
     is_int(snap->n, 5, "a snapshot holds at most max_shapes");
@@ -452,8 +478,8 @@ measure(void)
         make_shape(&s[i], "app", "books", (uint64_t)i * 0x9e3779b97f4a7c15u + 1);
     clock_gettime(CLOCK_MONOTONIC, &a);
     for (int i = 0; i < rounds; i++) {
-        advice_table_record(t, &s[i & 63], q, sizeof q, 0, i);
-        advice_table_reply(t, s[i & 63].hash, 1.0, 1);
+        advice_table_record(t, &s[i & 63], q, sizeof q, 0, 1, i);
+        advice_table_reply(t, s[i & 63].hash, 1.0, 1, 1);
     }
     clock_gettime(CLOCK_MONOTONIC, &b);
     ns = ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / rounds;
@@ -468,6 +494,7 @@ int
 main(void)
 {
     test_counters();
+    test_weights();
     test_known();
     test_query_kept();
     test_bound_and_order();
