@@ -7,7 +7,9 @@
  * both run conf_load with the same check installed, so the check refuses
  * exactly what start-up would (exit status 2, every problem on its own
  * line of stderr). SIGTERM/SIGINT drain (server.c), SIGHUP reloads what can
- * be reloaded, through the same check.
+ * be reloaded, through the same check. A service manager hears of each step
+ * (proxy/notify.c): READY=1 when the listeners accept, RELOADING=1 then
+ * READY=1 around a reload (applied or refused), STOPPING=1 at the drain.
  */
 #include "config.h"
 
@@ -21,6 +23,7 @@
 #include "proxy/hello.h"
 #include "proxy/listener.h"
 #include "proxy/log.h"
+#include "proxy/notify.h"
 #include "proxy/server.h"
 
 #include <event2/dns.h>
@@ -153,6 +156,17 @@ apply_reload(struct proxy_server *server, struct conf *next)
     apply_log_format(server->conf);
 }
 
+/* Tells the service manager state (proxy/notify.h); a failure is logged, the proxy runs on. */
+static void
+notify(const char *state)
+{
+    bson_error_t error;
+
+    if (!proxy_notify_send(state, &error))
+        proxy_log(PROXY_LOG_WARN, 0, "notify_failed", "state=%.16s error=\"%s\"", state,
+                  error.message);
+}
+
 static void
 signal_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -162,11 +176,14 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 
     (void)what;
     if (sig == SIGHUP) {
+        if (!proxy_notify_reloading(&error))
+            proxy_log(PROXY_LOG_WARN, 0, "notify_failed", "error=\"%s\"", error.message);
         next = conf_reload(server->conf, &error);
         if (!next) {
             proxy_log(PROXY_LOG_ERROR, 0, "reload_failed",
                       "error=\"%s\" msg=\"fix the configuration; the running one stays in force\"",
                       error.message);
+            notify("READY=1");
             return;
         }
         if (server->cache && !cache_reconfigure(server->cache, next, &error)) {
@@ -174,6 +191,7 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
                       "error=\"%s\" msg=\"fix the configuration; the running one stays in force\"",
                       error.message);
             conf_destroy(next);
+            notify("READY=1");
             return;
         }
         apply_reload(server, next);
@@ -181,9 +199,11 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
         proxy_server_memory_check(server); /* max_memory may have risen */
         log_warnings(server->conf);
         proxy_log(PROXY_LOG_INFO, 0, "reloaded", NULL);
+        notify("READY=1");
         return;
     }
     proxy_log(PROXY_LOG_INFO, 0, "signal", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    notify("STOPPING=1");
     proxy_server_drain(server);
 }
 
@@ -328,6 +348,7 @@ main(int argc, char **argv)
               (long long)server.conf->max_clients, server.conf->cache ? "on" : "off",
               (long long)server.conf->cache_memory);
     bson_free(redacted);
+    notify("READY=1");
 
     event_base_dispatch(server.base);
     proxy_log(PROXY_LOG_INFO, 0, "stopped", "clients_left=%llu",

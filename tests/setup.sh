@@ -27,6 +27,8 @@ libmongoc-dev libhiredis-dev libxxhash-dev libssl-dev redis-server docker-compos
 python3-hypothesis python3-venv clang-14 libclang-rt-14-dev valgrind curl iproute2 ca-certificates"
 # docker/compose_plain.py and tests/integration/docker_check.py read YAML
 APT_PKGS="$APT_PKGS python3-yaml"
+# test_install.sh: man -l renders the man pages (col: bsdextrautils); systemd-analyze checks the unit.
+APT_PKGS="$APT_PKGS man-db groff-base bsdextrautils systemd"
 missing=""
 for p in $APT_PKGS; do
     st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
