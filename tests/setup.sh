@@ -25,6 +25,8 @@ export DEBIAN_FRONTEND=noninteractive
 APT_PKGS="autoconf automake libtool pkg-config make gcc libevent-dev libbson-dev
 libmongoc-dev libhiredis-dev libxxhash-dev libssl-dev redis-server docker-compose
 python3-hypothesis python3-venv clang-14 libclang-rt-14-dev valgrind curl iproute2 ca-certificates"
+# The dashboard's browser test (test_dashboard.sh): headless chromium, its driver, a font.
+APT_PKGS="$APT_PKGS chromium chromium-driver fonts-dejavu-core"
 missing=""
 for p in $APT_PKGS; do
     st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
