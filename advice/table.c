@@ -27,6 +27,8 @@
 
 #include "advice/table.h"
 
+#include "advice/hist.h"
+
 #include <bson/bson.h>
 #include <math.h>
 #include <stdlib.h>
@@ -62,6 +64,7 @@ struct entry {
     uint32_t query_cap;
     uint32_t statement;
     bool snapshotted; /* included in a snapshot already */
+    struct advice_hist latency; /* server round trips (GET /shapes' p50 and p99) */
     struct advice_shape shape; /* deep copy, owned */
 };
 
@@ -275,6 +278,7 @@ advice_table_reply(struct advice_table *table, uint64_t hash, double server_ms,
         if (server_ms > e->server_ms_max)
             e->server_ms_max = server_ms;
     }
+    advice_hist_add(&e->latency, server_ms);
     e->documents += documents;
 }
 
@@ -433,4 +437,94 @@ advice_table_indexes_changed(struct advice_table *table, const char *db, const c
         return;
     }
     table->changed[table->n_changed++] = ns;
+}
+
+/* ---- the top shapes (GET /shapes) ------------------------------------------- */
+
+static double
+hit_ratio(const struct entry *e)
+{
+    uint64_t all = e->hits + e->queries;
+
+    return all ? (double)e->hits / (double)all : 0;
+}
+
+/* Ties broken by the hash: a total order, so the output is stable. */
+static int
+by_hash(const struct entry *a, const struct entry *b)
+{
+    return a->hash < b->hash ? -1 : a->hash > b->hash;
+}
+
+static int
+by_count(const void *pa, const void *pb)
+{
+    const struct entry *a = *(const struct entry *const *)pa;
+    const struct entry *b = *(const struct entry *const *)pb;
+
+    if (a->queries != b->queries)
+        return a->queries > b->queries ? -1 : 1;
+    return by_hash(a, b);
+}
+
+static int
+by_server_time(const void *pa, const void *pb)
+{
+    const struct entry *a = *(const struct entry *const *)pa;
+    const struct entry *b = *(const struct entry *const *)pb;
+
+    if (a->server_ms != b->server_ms)
+        return a->server_ms > b->server_ms ? -1 : 1;
+    return by_hash(a, b);
+}
+
+static int
+by_hit_ratio(const void *pa, const void *pb)
+{
+    const struct entry *a = *(const struct entry *const *)pa;
+    const struct entry *b = *(const struct entry *const *)pb;
+    double ra = hit_ratio(a), rb = hit_ratio(b);
+
+    if (ra != rb)
+        return ra > rb ? -1 : 1;
+    if (a->hits + a->queries != b->hits + b->queries)
+        return a->hits + a->queries > b->hits + b->queries ? -1 : 1;
+    return by_hash(a, b);
+}
+
+uint32_t
+advice_table_top(const struct advice_table *table, enum advice_table_order order,
+                 struct advice_table_row *rows, uint32_t max)
+{
+    struct entry **all;
+    size_t i = 0;
+    uint32_t n;
+    int (*cmp)(const void *, const void *) = order == ADVICE_TABLE_BY_SERVER_TIME ? by_server_time
+                                             : order == ADVICE_TABLE_BY_HIT_RATIO ? by_hit_ratio
+                                                                                  : by_count;
+
+    if (table->count == 0 || max == 0)
+        return 0;
+    all = bson_malloc(table->count * sizeof *all);
+    for (struct entry *e = table->head; e != NULL; e = e->next)
+        all[i++] = e;
+    qsort(all, table->count, sizeof *all, cmp);
+    n = table->count < max ? (uint32_t)table->count : max;
+    for (i = 0; i < n; i++) {
+        const struct entry *e = all[i];
+        struct advice_table_row *r = &rows[i];
+
+        r->shape = &e->shape;
+        r->queries = e->queries;
+        r->hits = e->hits;
+        r->hit_ratio = hit_ratio(e);
+        r->server_ms = e->server_ms;
+        r->server_ms_max = e->server_ms_max;
+        r->p50_ms = advice_hist_quantile(&e->latency, 0.5);
+        r->p99_ms = advice_hist_quantile(&e->latency, 0.99);
+        r->documents = e->documents;
+        r->last_seen_ms = e->last_seen_ms;
+    }
+    bson_free(all);
+    return n;
 }

@@ -4,8 +4,9 @@
  * used shape is evicted. Each entry keeps the shape, its counters (queries
  * that reached the server, cache hits, server time as the sum and maximum
  * of upstream round trips, documents returned, last seen) and the last
- * query of that shape as sent (for explain), and whether it is new to the
- * advisor. The advisor (advice/advisor.h) gets snapshots, never the table.
+ * query of that shape as sent (for explain), whether it is new to the
+ * advisor, and a small histogram of its round trips (advice/hist.h).
+ * The advisor (advice/advisor.h) gets snapshots, never the table.
  */
 #ifndef MONGOCACHE_ADVICE_TABLE_H
 #define MONGOCACHE_ADVICE_TABLE_H
@@ -102,6 +103,34 @@ void advice_snapshot_destroy(struct advice_snapshot *snapshot);
  * keeps), so that no index change is forgotten. from keeps its shapes.
  */
 void advice_snapshot_take_changed(struct advice_snapshot *to, struct advice_snapshot *from);
+
+/* What GET /shapes orders the shapes by (most first). */
+enum advice_table_order {
+    ADVICE_TABLE_BY_COUNT,       /* queries that reached the server */
+    ADVICE_TABLE_BY_SERVER_TIME, /* sum of their round trips */
+    ADVICE_TABLE_BY_HIT_RATIO,   /* hits / (hits + queries), then traffic */
+};
+
+/* One shape's figures, as advice_table_top reads them. */
+struct advice_table_row {
+    const struct advice_shape *shape; /* borrowed: valid until the table next changes */
+    uint64_t queries;
+    uint64_t hits;
+    double hit_ratio;
+    double server_ms;
+    double server_ms_max;
+    double p50_ms; /* of the round trips (advice/hist.h: a bucket's upper bound) */
+    double p99_ms;
+    uint64_t documents;
+    int64_t last_seen_ms; /* the caller's monotonic clock */
+};
+
+/*
+ * The max first shapes by order into rows (room for max); returns how many.
+ * One sort of the table (at most its max_shapes entries); nothing changes.
+ */
+uint32_t advice_table_top(const struct advice_table *table, enum advice_table_order order,
+                          struct advice_table_row *rows, uint32_t max);
 
 /* createIndexes, dropIndexes or drop passed through for db.coll (coll NULL: dropDatabase). */
 void advice_table_indexes_changed(struct advice_table *table, const char *db, const char *coll);

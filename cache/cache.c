@@ -1169,6 +1169,38 @@ cache_write_cancel(struct cache_write_wait *ww)
         ww->cb = NULL;
 }
 
+/* ---- an operator's flush and invalidation ---------------------------------- */
+
+/* For cache_lru_remove_if: a value that depends on rec (NULL: every value). */
+static bool
+depends_on(const void *value, void *arg)
+{
+    const struct cache_value *v = value;
+
+    if (arg == NULL)
+        return true;
+    for (uint32_t i = 0; i < v->n_deps; i++)
+        if (v->deps[i] == arg)
+            return true;
+    return false;
+}
+
+size_t
+cache_admin_drop(struct cache *cache, const char *ns, size_t ns_len)
+{
+    struct cache_inval inv;
+    struct cache_gen_rec *rec;
+    size_t dropped;
+
+    memset(&inv, 0, sizeof inv);
+    rec = ns ? cache_gen_get(cache->gen, 'n', ns, ns_len) : cache_gen_global(cache->gen);
+    inval_add(&inv, rec); /* held until the end: the walk compares with it */
+    bump_all(cache, &inv, false);
+    dropped = cache_lru_remove_if(cache->lru, depends_on, ns ? (void *)rec : NULL);
+    inval_release(&inv);
+    return dropped;
+}
+
 /* ---- statistics --------------------------------------------------------------- */
 
 static void

@@ -227,6 +227,18 @@ bool cache_write_end_async(struct cache *cache, struct cache_inval *inv, cache_w
 /* The write's client went away: its callback will not be called (the bump still counts). */
 void cache_write_cancel(struct cache_write_wait *wait);
 
+/*
+ * An operator's flush (ns NULL: everything) or invalidation of one
+ * namespace ("db.coll", ns_len bytes, checked by the caller): the same
+ * generation bump as a write to it ("*" for a flush, which every entry
+ * depends on), sent to Redis too when the shared tier is configured (fire
+ * and forget, as a write's first bump: every proxy sharing it drops the
+ * entries), and the in-process entries it made invalid are removed at once.
+ * Returns how many in-process entries were removed (entries in Redis are
+ * not counted: they are invalid by the generation).
+ */
+size_t cache_admin_drop(struct cache *cache, const char *ns, size_t ns_len);
+
 /* The tag of the miss that stored value (cache_pending.tag), or 0. */
 uint64_t cache_value_tag(const struct cache_value *value);
 

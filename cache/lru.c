@@ -330,6 +330,24 @@ cache_lru_remove(struct cache_lru *lru, const struct cache_key *key)
     return true;
 }
 
+size_t
+cache_lru_remove_if(struct cache_lru *lru, bool (*match)(const void *value, void *arg), void *arg)
+{
+    struct node *n = lru->tail;
+    size_t removed = 0;
+
+    while (n != NULL) {
+        struct node *cur = n;
+
+        n = n->prev; /* read before cur may be freed */
+        if (match(cur->value, arg)) {
+            drop(lru, NULL, cur);
+            removed++;
+        }
+    }
+    return removed;
+}
+
 uint32_t
 cache_lru_expire(struct cache_lru *lru, uint64_t now_ms, uint32_t max_checks)
 {

@@ -49,6 +49,14 @@ void *cache_lru_get(struct cache_lru *lru, const struct cache_key *key, uint64_t
 bool cache_lru_remove(struct cache_lru *lru, const struct cache_key *key);
 
 /*
+ * Removes (and releases) every entry whose value match(value, arg) says
+ * true, walking the whole list once (an operator's action, not the hit
+ * path: O(entries)). match must not touch the map. Returns how many.
+ */
+size_t cache_lru_remove_if(struct cache_lru *lru, bool (*match)(const void *value, void *arg),
+                           void *arg);
+
+/*
  * Removes up to max_checks expired entries, oldest-used first scanning from
  * the LRU end (cheap periodic cleanup). Returns how many were removed.
  */

@@ -140,6 +140,36 @@ validate(struct conf *conf)
                        "every proxy sharing that Redis",
                        conf->source[CONF_OPT_redis]);
     }
+    {
+        /* admin_users: each entry "user@db" (proxy/action.c reads it so, at the last '@'). */
+        const char *p = conf->admin_users;
+
+        while (*p != '\0') {
+            const char *start, *end, *at = NULL;
+
+            while (*p == ' ' || *p == '\t' || *p == ',')
+                p++;
+            if (*p == '\0')
+                break;
+            start = p;
+            while (*p != '\0' && *p != ',')
+                p++;
+            end = p;
+            while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+                end--;
+            for (const char *q = start; q < end; q++)
+                if (*q == '@')
+                    at = q;
+            if (at == NULL || at == start || at == end - 1) {
+                conf_notes_add(&conf->errors,
+                               "admin_users (from %s): \"%.*s\" is not user@db (a user, '@', "
+                               "the database it authenticates on)",
+                               conf->source[CONF_OPT_admin_users],
+                               (int)(end - start > 128 ? 128 : end - start), start);
+                break;
+            }
+        }
+    }
     if (conf->http_listen[0] != '\0' && conf->http_token[0] == '\0') {
         char *host = NULL;
         uint16_t port;

@@ -1,19 +1,24 @@
 /*
  * proxy/admin.c: the HTTP endpoint (see admin.h), on libevent's evhttp with
- * its limits set (timeouts, header and body sizes, GET only) so the admin
- * port cannot be used to starve the data port; /stats is bounded and sent
- * in chunks; /advice shows the index advice. Reads the counters; never
- * changes anything and never shows a secret, a query or a principal.
+ * its limits set (timeouts, header and body sizes, GET only but for the
+ * admin actions' POST routes) so the admin port cannot be used to starve
+ * the data port; /stats is bounded and sent in chunks; /advice shows the
+ * index advice. Reads the counters; never shows a secret, a query or a
+ * principal. The routes that change something (POST /cache/flush and
+ * /cache/invalidate) and GET /shapes are proxy/action.c's and
+ * proxy/shapes.c's.
  */
 #include "config.h"
 
 #include "proxy/admin.h"
 
 #include "cache/cache.h"
+#include "proxy/action.h"
 #include "proxy/advice.h"
 #include "proxy/dashboard.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
+#include "proxy/shapes.h"
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
@@ -57,6 +62,14 @@ authorized(struct proxy_admin *admin, struct evhttp_request *req)
     }
 }
 
+bool
+proxy_admin_authorized(struct proxy_server *server, struct evhttp_request *req)
+{
+    struct proxy_admin admin = {.server = server};
+
+    return authorized(&admin, req);
+}
+
 static void
 add_json_headers(struct evhttp_request *req)
 {
@@ -72,13 +85,59 @@ reply_json(struct evhttp_request *req, int code, const char *reason, struct evbu
     evhttp_send_reply(req, code, reason, body);
 }
 
+/*
+ * POST is allowed on the endpoint for the admin actions (proxy/action.c)
+ * alone: a GET route refuses it as evhttp did before (501). False when req
+ * was answered.
+ */
+static bool
+get_only(struct evhttp_request *req)
+{
+    struct evbuffer *body;
+
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST)
+        return true;
+    body = evbuffer_new();
+    evbuffer_add_printf(body, "{\"error\": \"this route takes GET only\"}\n");
+    reply_json(req, 501, "Not Implemented", body);
+    evbuffer_free(body);
+    return false;
+}
+
+void
+proxy_admin_stats_body(struct proxy_server *server, struct evbuffer *body)
+{
+    time_t started = server->admin ? server->admin->started : time(NULL);
+
+    evbuffer_add_printf(body,
+                        "{\"version\": \"%s\", \"uptime_seconds\": %lld, \"upstream\": \"%s\", "
+                        "\"draining\": %s, \"counters\": {",
+                        PACKAGE_VERSION, (long long)(time(NULL) - started), server->upstream_label,
+                        server->draining ? "true" : "false");
+    server->stats.value[PROXY_STAT_memory_buffered] = (int64_t)server->mem_buffered;
+    proxy_stats_json(&server->stats, body);
+    evbuffer_add_printf(body, "}");
+    if (server->cache) {
+        evbuffer_add_printf(body, ", ");
+        cache_stats_json(server->cache, body);
+        evbuffer_add_printf(body, ", ");
+        cache_stats_namespaces_json(server->cache, body);
+    }
+    evbuffer_add_printf(body, ", ");
+    proxy_advice_stats_json(server->advice, body);
+    evbuffer_add_printf(body, "}\n");
+}
+
 static void
 stats_cb(struct evhttp_request *req, void *arg)
 {
     struct proxy_admin *admin = arg;
     struct proxy_server *server = admin->server;
-    struct evbuffer *body = evbuffer_new();
+    struct evbuffer *body;
 
+    if (!get_only(req))
+        return;
+    body = evbuffer_new();
     if (!authorized(admin, req)) {
         evbuffer_add_printf(body, "{\"error\": \"unauthorized\"}\n");
         reply_json(req, 401, "Unauthorized", body);
@@ -118,8 +177,11 @@ static void
 advice_cb(struct evhttp_request *req, void *arg)
 {
     struct proxy_admin *admin = arg;
-    struct evbuffer *body = evbuffer_new();
+    struct evbuffer *body;
 
+    if (!get_only(req))
+        return;
+    body = evbuffer_new();
     if (!authorized(admin, req)) {
         evbuffer_add_printf(body, "{\"error\": \"unauthorized\"}\n");
         reply_json(req, 401, "Unauthorized", body);
@@ -137,6 +199,8 @@ dashboard_cb(struct evhttp_request *req, void *arg)
 {
     struct proxy_admin *admin = arg;
 
+    if (!get_only(req))
+        return;
     proxy_dashboard_serve(admin->dashboard, req);
 }
 
@@ -144,8 +208,11 @@ static void
 healthz_cb(struct evhttp_request *req, void *arg)
 {
     struct proxy_admin *admin = arg;
-    struct evbuffer *body = evbuffer_new();
+    struct evbuffer *body;
 
+    if (!get_only(req))
+        return;
+    body = evbuffer_new();
     if (admin->server->draining) {
         evbuffer_add_printf(body, "{\"status\": \"draining\"}\n");
         reply_json(req, 503, "Service Unavailable", body);
@@ -246,10 +313,13 @@ proxy_admin_new(struct proxy_server *server, bson_error_t *error)
     evhttp_set_timeout(admin->http, 10);
     evhttp_set_max_headers_size(admin->http, 8192);
     evhttp_set_max_body_size(admin->http, 1024);
-    evhttp_set_allowed_methods(admin->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+    evhttp_set_allowed_methods(admin->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST);
     evhttp_set_cb(admin->http, "/stats", stats_cb, admin);
     evhttp_set_cb(admin->http, "/healthz", healthz_cb, admin);
     evhttp_set_cb(admin->http, "/advice", advice_cb, admin);
+    evhttp_set_cb(admin->http, "/shapes", proxy_shapes_http, server);
+    evhttp_set_cb(admin->http, "/cache/flush", proxy_action_http_flush, server);
+    evhttp_set_cb(admin->http, "/cache/invalidate", proxy_action_http_invalidate, server);
     evhttp_set_cb(admin->http, "/", dashboard_cb, admin);
     evhttp_set_gencb(admin->http, not_found_cb, admin);
     handle = evhttp_bind_socket_with_handle(admin->http, host, port);

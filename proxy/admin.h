@@ -15,4 +15,13 @@ struct proxy_admin;
 struct proxy_admin *proxy_admin_new(struct proxy_server *server, bson_error_t *error);
 void proxy_admin_destroy(struct proxy_admin *admin);
 
+struct evbuffer;
+struct evhttp_request;
+
+/* Whether req carries "Authorization: Bearer <http_token>" (true when no token is set). */
+bool proxy_admin_authorized(struct proxy_server *server, struct evhttp_request *req);
+
+/* The whole /stats document (JSON) appended to out: for mongocacheStats (proxy/action.h). */
+void proxy_admin_stats_body(struct proxy_server *server, struct evbuffer *out);
+
 #endif

@@ -331,6 +331,18 @@ proxy_advice_hit(struct proxy_advice *a, uint64_t hash)
         advice_table_hit(a->table, hash, now_ms());
 }
 
+struct advice_table *
+proxy_advice_table(struct proxy_advice *a)
+{
+    return a->table;
+}
+
+const struct advice_report *
+proxy_advice_report(const struct proxy_advice *a)
+{
+    return a->report;
+}
+
 /* ---- the report as JSON ------------------------------------------------------- */
 
 static void

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct advice_report;
+struct advice_table;
 struct evbuffer;
 struct proxy_server;
 struct proxy_advice;
@@ -67,6 +69,12 @@ void proxy_advice_indexes_changed(struct proxy_advice *advice, const char *db, c
 
 /* A cache hit of an entry stored with this shape hash (0: none). */
 void proxy_advice_hit(struct proxy_advice *advice, uint64_t hash);
+
+/* The shape table, for GET /shapes (proxy/shapes.c): loop thread only. */
+struct advice_table *proxy_advice_table(struct proxy_advice *advice);
+
+/* The advisor's latest report, or NULL before the first; valid until the next report. */
+const struct advice_report *proxy_advice_report(const struct proxy_advice *advice);
 
 /* GET /advice: the latest report as JSON (see the README). */
 void proxy_advice_json(struct proxy_advice *advice, struct evbuffer *out);

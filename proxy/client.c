@@ -33,6 +33,7 @@
 #include "proxy/client.h"
 
 #include "cache/cache.h"
+#include "proxy/action.h"
 #include "proxy/auth.h"
 #include "proxy/client_internal.h"
 #include "proxy/drain.h"
@@ -865,6 +866,17 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
     case PROXY_ROUTE_SASL_CONTINUE:
         proxy_auth_continue(&c->auth, &body);
         break;
+    case PROXY_ROUTE_ADMIN:
+        /* Answered here, in order with the other replies; never forwarded. A
+         * moreToCome one (no reply wanted) is not taken: nobody would know. */
+        if (req)
+            req->canned = proxy_action_answer(c, &body, cmd.db, h->request_id, &req->canned_len);
+        else
+            proxy_log(PROXY_LOG_INFO, c->id, "admin_action",
+                      "via=wire action=%s result=refused_oneway", cmd.name);
+        evbuffer_drain(in, (size_t)h->length);
+        proxy_client_flush_canned(c);
+        return true;
     case PROXY_ROUTE_FORWARD:
         if (!c->server->cache || !cmd.db)
             break;
@@ -1315,6 +1327,7 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
         proxy_handshake_observe_auth(c, PROXY_AUTH_STEP_CONTINUE, &reply);
         break;
     case PROXY_ROUTE_AUTH_OTHER:
+    case PROXY_ROUTE_ADMIN: /* answered by the proxy: never upstream */
         break;
     case PROXY_ROUTE_FORWARD:
         /* A stored reply is replayed with a new header, which a checksum

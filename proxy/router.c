@@ -18,10 +18,13 @@ static const struct {
     {"saslContinue", PROXY_ROUTE_SASL_CONTINUE},
     {"authenticate", PROXY_ROUTE_AUTH_OTHER},
     {"logout", PROXY_ROUTE_AUTH_OTHER},
+    {"mongocacheStats", PROXY_ROUTE_ADMIN},
+    {"mongocacheFlush", PROXY_ROUTE_ADMIN},
+    {"mongocacheInvalidate", PROXY_ROUTE_ADMIN},
 };
 
-static const char *const route_names[] = {"forward", "hello", "sasl_start", "sasl_continue",
-                                          "auth_other"};
+static const char *const route_names[] = {"forward",       "hello",      "sasl_start",
+                                          "sasl_continue", "auth_other", "admin"};
 
 enum proxy_route
 proxy_router_route(const struct wire_cmd *cmd)

@@ -16,6 +16,8 @@ enum proxy_route {
     PROXY_ROUTE_SASL_START,    /* observe the user name */
     PROXY_ROUTE_SASL_CONTINUE, /* observe the verdict */
     PROXY_ROUTE_AUTH_OTHER,    /* authenticate / logout: auth state becomes unknown */
+    PROXY_ROUTE_ADMIN,         /* mongocacheStats/Flush/Invalidate: answered by the proxy
+                                * (proxy/action.h), never forwarded */
 };
 
 enum proxy_route proxy_router_route(const struct wire_cmd *cmd);

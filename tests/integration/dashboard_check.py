@@ -369,9 +369,10 @@ def run(a, d):
             "# SKIP no /shapes in this build: the rows are not compared", "page: %r" % p["shapes_text"])
     else:
         want = json.loads(body).get("shapes", [])[:20]
-        got = [r[1] for r in p["shapes"]]
-        tap(status == 200 and want and got == [w.get("shape") for w in want],
-            "the top shapes are /shapes' shapes in its order (%d)" % len(want),
+        got = [r[:3] for r in p["shapes"]]
+        tap(status == 200 and want
+            and got == [[w.get("namespace"), w.get("shape"), "{:,}".format(w.get("count"))] for w in want],
+            "the top shapes are /shapes' shapes in its order: namespace, shape, count (%d)" % len(want),
             "page: %r" % got, "/shapes: %r" % want)
 
     # ---- invalidate and flush through the page -----------------------------

@@ -487,9 +487,68 @@ test_bounded_namespaces(void)
     teardown(&f);
 }
 
+/* An operator's flush and invalidation (cache_admin_drop, issue 8). */
+static void
+test_admin_drop(void)
+{
+    struct fx f = setup(NULL, 0);
+    const char *q2 = "{'find': 'c', 'filter': {'a': 2}, '$db': 'd'}";
+    const char *q3 = "{'find': 'other', 'filter': {'a': 1}, '$db': 'd'}";
+    const char *q4 = "{'find': 'c', 'filter': {'a': 1}, '$db': 'e'}";
+    uint64_t inval0;
+    int got;
+
+    read_once(&f, Q, "", 1, &got);
+    read_once(&f, q2, "", 2, &got);
+    read_once(&f, q3, "", 3, &got);
+    read_once(&f, q4, "", 4, &got);
+    read_once(&f, Q, "3:bob@admin", 5, &got);
+    inval0 = cache_counter(f.cache, CACHE_CTR_invalidations);
+    is_int((long long)cache_admin_drop(f.cache, "d.c", 3), 3,
+           "invalidating d.c drops its 3 entries (two filters, two principals)");
+    is_int((long long)cache_counter(f.cache, CACHE_CTR_invalidations), (long long)inval0 + 1,
+           "counted as one invalidation, as a write");
+    is_int(read_once(&f, Q, "", 6, &got), CACHE_MISS, "a d.c read goes to the server again");
+    is_int(read_once(&f, q3, "", 7, &got), CACHE_HIT, "d.other is still cached");
+    is_int(read_once(&f, q4, "", 8, &got), CACHE_HIT, "e.c (same collection name) is still cached");
+    is_int((long long)cache_admin_drop(f.cache, "d.nothing", 9), 0,
+           "a namespace nothing depends on: 0 dropped");
+    {
+        /* A read in flight when its namespace is invalidated is not stored. */
+        bson_t *cmd = json(q2);
+        struct cache_request req = {cmd, NULL, "d", 0, ""};
+        struct cache_pending p;
+        struct cache_value *hit;
+        struct cache_wait *wait;
+        uint64_t refused = cache_counter(f.cache, CACHE_CTR_fills_refused_generation);
+        size_t len;
+        bson_t *body;
+        uint8_t *bytes;
+
+        is_int(cache_lookup(f.cache, &req, &p, &hit, NULL, NULL, &wait), CACHE_MISS,
+               "a read of d.c misses");
+        cache_admin_drop(f.cache, "d.c", 3);
+        bytes = reply_for(20, &len, &body);
+        cache_store(f.cache, &p, bytes, len, body);
+        cache_pending_cleanup(f.cache, &p);
+        bson_free(bytes);
+        bson_destroy(body);
+        bson_destroy(cmd);
+        is_int((long long)cache_counter(f.cache, CACHE_CTR_fills_refused_generation),
+               (long long)refused + 1, "its reply, after the invalidation, is refused");
+    }
+    is_int((long long)cache_admin_drop(f.cache, NULL, 0), 2,
+           "a flush drops every entry left (d.other, e.c; d.c's went with the last invalidation)");
+    is_int(read_once(&f, q3, "", 9, &got), CACHE_MISS, "d.other goes to the server after it");
+    is_int(read_once(&f, q3, "", 10, &got), CACHE_HIT, "and is cached again");
+    is_int(got, 9, "with the reply filled after the flush");
+    teardown(&f);
+}
+
 int
 main(void)
 {
+    test_admin_drop();
     test_hits_and_invalidation();
     test_race();
     test_oneway_and_txn();

@@ -1,0 +1,498 @@
+/*
+ * proxy/action.c: owns an operator's actions (see action.h): reading the
+ * in-band commands and the HTTP requests that ask for them, deciding who
+ * may take them (admin_users, admin_commands, http_token), taking them
+ * (through cache_admin_drop: what a flush or an invalidation does to the
+ * cache is cache/cache.c's), answering, and the one audit line per action.
+ * It does not route commands (router.c sends mongocacheStats,
+ * mongocacheFlush and mongocacheInvalidate here), does not queue replies
+ * (client.c sends the answer as any reply the proxy makes, in order, under
+ * the client's output limits) and does not serve the other HTTP routes
+ * (admin.c).
+ *
+ * Everything read here comes from a peer: a command's values are checked
+ * for type, length, NUL and control bytes before use; a namespace is
+ * copied only after proxy_action_ns_check; a refused action changes
+ * nothing. Replies are small and bounded (the stats document is /stats,
+ * itself bounded: see admin.c).
+ */
+#include "config.h"
+
+#include "proxy/action.h"
+
+#include "cache/cache.h"
+#include "cache/key.h"
+#include "proxy/admin.h"
+#include "proxy/client_internal.h"
+#include "proxy/log.h"
+#include "proxy/server.h"
+#include "wire/reply.h"
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* MongoDB error codes used in replies (error_codes.yml). */
+#define CODE_BAD_VALUE 2
+#define CODE_UNAUTHORIZED 13
+#define CODE_TYPE_MISMATCH 14
+#define CODE_COMMAND_NOT_FOUND 59
+
+static const struct {
+    const char *name;
+    enum proxy_action_kind kind;
+} commands[] = {
+    {"mongocacheStats", PROXY_ACTION_STATS},
+    {"mongocacheFlush", PROXY_ACTION_FLUSH},
+    {"mongocacheInvalidate", PROXY_ACTION_INVALIDATE},
+};
+
+static const char *
+kind_name(enum proxy_action_kind kind)
+{
+    switch (kind) {
+    case PROXY_ACTION_STATS:
+        return "stats";
+    case PROXY_ACTION_FLUSH:
+        return "flush";
+    case PROXY_ACTION_INVALIDATE:
+        return "invalidate";
+    default:
+        return "none";
+    }
+}
+
+enum proxy_action_kind
+proxy_action_kind_of(const char *name)
+{
+    if (name == NULL || name[0] != 'm')
+        return PROXY_ACTION_NONE;
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(name, commands[i].name) == 0)
+            return commands[i].kind;
+    return PROXY_ACTION_NONE;
+}
+
+bool
+proxy_action_ns_check(const char *ns, size_t len, bson_error_t *error)
+{
+    const char *dot;
+    size_t db_len;
+
+    if (ns == NULL || len == 0) {
+        bson_set_error(error, 1, CODE_BAD_VALUE, "the namespace is empty: give \"db.coll\"");
+        return false;
+    }
+    if (len > PROXY_ACTION_NS_MAX) {
+        bson_set_error(error, 1, CODE_BAD_VALUE,
+                       "the namespace is %zu bytes long: at most %d are accepted", len,
+                       PROXY_ACTION_NS_MAX);
+        return false;
+    }
+    if (memchr(ns, '\0', len) != NULL) {
+        bson_set_error(error, 1, CODE_BAD_VALUE, "the namespace holds a NUL byte");
+        return false;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if ((unsigned char)ns[i] < 0x20 || ns[i] == 0x7f) {
+            bson_set_error(error, 1, CODE_BAD_VALUE, "the namespace holds a control byte");
+            return false;
+        }
+    }
+    if (!bson_utf8_validate(ns, len, false)) {
+        bson_set_error(error, 1, CODE_BAD_VALUE, "the namespace is not UTF-8");
+        return false;
+    }
+    dot = memchr(ns, '.', len);
+    if (dot == NULL) {
+        bson_set_error(error, 1, CODE_BAD_VALUE,
+                       "the namespace has no '.': give \"db.coll\" (database, dot, collection)");
+        return false;
+    }
+    db_len = (size_t)(dot - ns);
+    if (db_len == 0 || db_len > 64) {
+        bson_set_error(error, 1, CODE_BAD_VALUE,
+                       "the database name must be 1 to 64 bytes long (it is %zu)", db_len);
+        return false;
+    }
+    for (size_t i = 0; i < db_len; i++) {
+        if (strchr("/\\\" $", ns[i]) != NULL) {
+            bson_set_error(error, 1, CODE_BAD_VALUE,
+                           "the database name holds a character MongoDB does not allow in one "
+                           "(/ \\ . \" $ or space)");
+            return false;
+        }
+    }
+    if (db_len + 1 == len) {
+        bson_set_error(error, 1, CODE_BAD_VALUE, "the collection name is empty");
+        return false;
+    }
+    if (memchr(dot + 1, '$', len - db_len - 1) != NULL) {
+        bson_set_error(error, 1, CODE_BAD_VALUE, "the collection name holds a '$'");
+        return false;
+    }
+    return true;
+}
+
+bool
+proxy_action_cmd_parse(const bson_t *body, struct proxy_action_cmd *out, bson_error_t *error)
+{
+    bson_iter_t it;
+    const char *ns;
+    uint32_t len;
+
+    memset(out, 0, sizeof *out);
+    if (!bson_iter_init(&it, body) || !bson_iter_next(&it) ||
+        (out->kind = proxy_action_kind_of(bson_iter_key(&it))) == PROXY_ACTION_NONE) {
+        bson_set_error(error, 1, CODE_COMMAND_NOT_FOUND, "not a mongocache command");
+        return false;
+    }
+    if (out->kind != PROXY_ACTION_INVALIDATE)
+        return true; /* {mongocacheStats: <any>}, as mongod takes {ping: <any>} */
+    if (!BSON_ITER_HOLDS_UTF8(&it)) {
+        bson_set_error(error, 1, CODE_TYPE_MISMATCH,
+                       "mongocacheInvalidate takes a namespace string, \"db.coll\"");
+        return false;
+    }
+    ns = bson_iter_utf8(&it, &len);
+    if (!proxy_action_ns_check(ns, len, error))
+        return false;
+    memcpy(out->ns, ns, len);
+    out->ns[len] = '\0';
+    out->ns_len = len;
+    return true;
+}
+
+/* The next entry of a comma-separated list, spaces trimmed: *s moves past it. */
+static bool
+next_entry(const char **s, const char **start, size_t *len)
+{
+    const char *p = *s, *end;
+
+    while (*p == ' ' || *p == ',' || *p == '\t')
+        p++;
+    if (*p == '\0')
+        return false;
+    end = p;
+    while (*end != '\0' && *end != ',')
+        end++;
+    *s = end;
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    *start = p;
+    *len = (size_t)(end - p);
+    return true;
+}
+
+/* The last '@' of an entry, or NULL. */
+static const char *
+last_at(const char *entry, size_t len)
+{
+    for (size_t i = len; i > 0; i--)
+        if (entry[i - 1] == '@')
+            return entry + i - 1;
+    return NULL;
+}
+
+bool
+proxy_action_user_listed(const char *admin_users, const char *principal)
+{
+    const char *s = admin_users, *entry, *at;
+    size_t len;
+
+    if (admin_users == NULL || principal == NULL || principal[0] == '\0')
+        return false;
+    while (next_entry(&s, &entry, &len)) {
+        char *key;
+        bool same;
+
+        at = last_at(entry, len);
+        if (at == NULL || at == entry || at == entry + len - 1)
+            continue;
+        key = cache_key_principal(entry, (size_t)(at - entry), at + 1,
+                                  (size_t)(entry + len - at - 1));
+        same = strcmp(key, principal) == 0;
+        bson_free(key);
+        if (same)
+            return true;
+    }
+    return false;
+}
+
+/* ---- the actions ------------------------------------------------------------- */
+
+/* Takes a flush (ns NULL) or an invalidation; returns the entries dropped here. */
+static size_t
+take(struct proxy_server *server, const char *ns, size_t ns_len)
+{
+    if (server->cache == NULL)
+        return 0;
+    return cache_admin_drop(server->cache, ns, ns_len);
+}
+
+static void
+audit(uint64_t conn, const char *via, const char *who, enum proxy_action_kind kind, const char *ns,
+      const char *result, size_t dropped)
+{
+    proxy_log(PROXY_LOG_INFO, conn, "admin_action",
+              "via=%s who=\"%s\" action=%s namespace=%s result=%s dropped=%zu", via, who,
+              kind_name(kind),
+              ns                           ? ns
+              : kind == PROXY_ACTION_FLUSH ? "*"
+                                           : "-",
+              result, dropped);
+}
+
+/* ---- in-band ------------------------------------------------------------------ */
+
+static uint8_t *
+error_reply(struct proxy_client *c, int32_t response_to, int32_t code, const char *errmsg,
+            size_t *len)
+{
+    const char *name = code == CODE_UNAUTHORIZED           ? "Unauthorized"
+                       : code == CODE_TYPE_MISMATCH        ? "TypeMismatch"
+                       : code == CODE_COMMAND_NOT_FOUND    ? "CommandNotFound"
+                       : code == WIRE_CODE_EXCEEDED_MEMORY ? "ExceededMemoryLimit"
+                                                           : "BadValue";
+
+    return proxy_client_make_error(c, response_to, false, code, name, errmsg, len);
+}
+
+/* The /stats document as BSON (bson_destroy), or NULL if it would not parse. */
+static bson_t *
+stats_doc(struct proxy_server *server)
+{
+    struct evbuffer *buf = evbuffer_new();
+    const uint8_t *json;
+    bson_t *doc = NULL;
+    size_t n;
+
+    proxy_admin_stats_body(server, buf);
+    n = evbuffer_get_length(buf);
+    json = evbuffer_pullup(buf, (ssize_t)n);
+    if (json != NULL)
+        doc = bson_new_from_json(json, (ssize_t)n, NULL);
+    evbuffer_free(buf);
+    return doc;
+}
+
+uint8_t *
+proxy_action_answer(struct proxy_client *c, const bson_t *body, const char *db, int32_t response_to,
+                    size_t *len)
+{
+    struct proxy_server *server = c->server;
+    const struct conf *conf = server->conf;
+    struct proxy_action_cmd cmd;
+    bson_error_t error;
+    const char *who, *ns;
+    char errmsg[512];
+    bool listed, parsed;
+    bson_t reply = BSON_INITIALIZER, *stats = NULL;
+    const bson_t *out = &reply;
+    uint8_t *bytes;
+    size_t dropped = 0;
+
+    listed = c->auth.state == PROXY_AUTH_OK &&
+             proxy_action_user_listed(conf->admin_users, c->auth.principal);
+    who = c->auth.state == PROXY_AUTH_OK && c->auth.principal_name ? c->auth.principal_name
+                                                                   : "unauthenticated";
+    /* Who may comes first: a refused connection learns nothing of its arguments. */
+    parsed = proxy_action_cmd_parse(body, &cmd, &error);
+    if (cmd.kind == PROXY_ACTION_NONE) {
+        audit(c->id, "wire", who, PROXY_ACTION_NONE, NULL, "bad_command", 0);
+        return error_reply(c, response_to, (int32_t)error.code, error.message, len);
+    }
+    ns = parsed && cmd.kind == PROXY_ACTION_INVALIDATE ? cmd.ns : NULL;
+    if (db == NULL || strcmp(db, "admin") != 0) {
+        audit(c->id, "wire", who, cmd.kind, ns, "refused_not_admin_db", 0);
+        snprintf(errmsg, sizeof errmsg, "%s may only be run against the admin database.",
+                 commands[cmd.kind - 1].name);
+        return error_reply(c, response_to, CODE_UNAUTHORIZED, errmsg, len);
+    }
+    if (!listed && !conf->admin_commands) {
+        audit(c->id, "wire", who, cmd.kind, ns, "refused_unauthorized", 0);
+        snprintf(errmsg, sizeof errmsg,
+                 "not authorized on admin to execute command { %s }: mongocache admits the "
+                 "principals in admin_users%s",
+                 commands[cmd.kind - 1].name,
+                 c->auth.state == PROXY_AUTH_OK ? "" : " (this connection is not authenticated)");
+        return error_reply(c, response_to, CODE_UNAUTHORIZED, errmsg, len);
+    }
+    if (!parsed) {
+        audit(c->id, "wire", who, cmd.kind, NULL, "bad_argument", 0);
+        return error_reply(c, response_to, (int32_t)error.code, error.message, len);
+    }
+    if (cmd.kind == PROXY_ACTION_STATS) {
+        stats = stats_doc(server);
+        if (stats == NULL) {
+            audit(c->id, "wire", who, cmd.kind, NULL, "failed", 0);
+            return error_reply(c, response_to, CODE_BAD_VALUE,
+                               "mongocache: the statistics could not be built", len);
+        }
+        if (stats->len > PROXY_MEMORY_SMALL && proxy_server_memory_over(server, stats->len)) {
+            bson_destroy(stats);
+            audit(c->id, "wire", who, cmd.kind, NULL, "refused_memory", 0);
+            return error_reply(c, response_to, WIRE_CODE_EXCEEDED_MEMORY,
+                               "mongocache: the proxy's buffers are at max_memory; retry later",
+                               len);
+        }
+        BSON_APPEND_DOUBLE(stats, "ok", 1.0);
+        out = stats;
+    } else {
+        dropped = take(server, ns, cmd.ns_len);
+        if (ns)
+            BSON_APPEND_UTF8(&reply, "namespace", ns);
+        BSON_APPEND_INT64(&reply, "dropped", (int64_t)dropped);
+        BSON_APPEND_DOUBLE(&reply, "ok", 1.0);
+    }
+    audit(c->id, "wire", who, cmd.kind, ns, "ok", dropped);
+    bytes = wire_reply_msg(proxy_client_reply_id(c), response_to, out, len);
+    bson_destroy(&reply);
+    if (stats)
+        bson_destroy(stats);
+    return bytes;
+}
+
+/* ---- HTTP ----------------------------------------------------------------------- */
+
+static void
+http_reply(struct evhttp_request *req, int code, const char *reason, const bson_t *doc)
+{
+    struct evbuffer *body = evbuffer_new();
+    size_t n;
+    char *json = bson_as_relaxed_extended_json(doc, &n);
+
+    if (json)
+        evbuffer_add(body, json, n);
+    evbuffer_add(body, "\n", 1);
+    bson_free(json);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
+    evhttp_send_reply(req, code, reason, body);
+    evbuffer_free(body);
+}
+
+static void
+http_error(struct evhttp_request *req, int code, const char *reason, const char *why)
+{
+    bson_t doc = BSON_INITIALIZER;
+
+    BSON_APPEND_BOOL(&doc, "ok", false);
+    BSON_APPEND_UTF8(&doc, "error", why);
+    http_reply(req, code, reason, &doc);
+    bson_destroy(&doc);
+}
+
+/* "http:HOST:PORT" of the request's peer. */
+static void
+http_who(struct evhttp_request *req, char *out, size_t size)
+{
+    struct evhttp_connection *conn = evhttp_request_get_connection(req);
+    char *host = NULL;
+    uint16_t port = 0;
+
+    if (conn)
+        evhttp_connection_get_peer(conn, &host, &port);
+    snprintf(out, size, "http:%s:%u", host ? host : "?", (unsigned)port);
+}
+
+/*
+ * The checks every admin POST passes: the method, an empty body, the token
+ * (configured, and given). False when req was answered (refused).
+ */
+static bool
+http_admitted(struct proxy_server *server, struct evhttp_request *req, enum proxy_action_kind kind,
+              const char *who)
+{
+    const char *token = server->conf->http_token;
+
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+        http_error(req, 405, "Method Not Allowed", "this route takes POST only");
+        return false;
+    }
+    if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) != 0) {
+        http_error(req, 413, "Payload Too Large", "an admin POST takes no body");
+        return false;
+    }
+    if (token == NULL || token[0] == '\0') {
+        audit(0, "http", who, kind, NULL, "refused_no_token_configured", 0);
+        http_error(req, 403, "Forbidden",
+                   "admin actions over HTTP need http_token to be configured");
+        return false;
+    }
+    if (!proxy_admin_authorized(server, req)) {
+        audit(0, "http", who, kind, NULL, "refused_unauthorized", 0);
+        http_error(req, 401, "Unauthorized",
+                   "unauthorized: send the header \"Authorization: Bearer <http_token>\"");
+        return false;
+    }
+    return true;
+}
+
+static void
+http_done(struct evhttp_request *req, const char *ns, size_t dropped)
+{
+    bson_t doc = BSON_INITIALIZER;
+
+    BSON_APPEND_BOOL(&doc, "ok", true);
+    if (ns)
+        BSON_APPEND_UTF8(&doc, "namespace", ns);
+    BSON_APPEND_INT64(&doc, "dropped", (int64_t)dropped);
+    http_reply(req, 200, "OK", &doc);
+    bson_destroy(&doc);
+}
+
+void
+proxy_action_http_flush(struct evhttp_request *req, void *arg)
+{
+    struct proxy_server *server = arg;
+    char who[128];
+    size_t dropped;
+
+    http_who(req, who, sizeof who);
+    if (!http_admitted(server, req, PROXY_ACTION_FLUSH, who))
+        return;
+    if (evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req)) != NULL) {
+        http_error(req, 400, "Bad Request", "/cache/flush takes no query parameter");
+        return;
+    }
+    dropped = take(server, NULL, 0);
+    audit(0, "http", who, PROXY_ACTION_FLUSH, NULL, "ok", dropped);
+    http_done(req, NULL, dropped);
+}
+
+void
+proxy_action_http_invalidate(struct evhttp_request *req, void *arg)
+{
+    struct proxy_server *server = arg;
+    const char *query;
+    char *ns;
+    size_t ns_len = 0, dropped;
+    bson_error_t error;
+    char who[128];
+
+    http_who(req, who, sizeof who);
+    if (!http_admitted(server, req, PROXY_ACTION_INVALIDATE, who))
+        return;
+    /* One parameter, decoded here once, to its true length: a %00 is seen, not cut at. */
+    query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+    if (query == NULL || strncmp(query, "namespace=", 10) != 0 || strpbrk(query, "&;") != NULL) {
+        http_error(
+            req, 400, "Bad Request",
+            "give the namespace, and nothing else: POST /cache/invalidate?namespace=db.coll");
+        return;
+    }
+    ns = evhttp_uridecode(query + 10, 1, &ns_len);
+    if (ns == NULL || !proxy_action_ns_check(ns, ns_len, &error)) {
+        audit(0, "http", who, PROXY_ACTION_INVALIDATE, NULL, "bad_namespace", 0);
+        http_error(req, 400, "Bad Request", ns ? error.message : "the namespace does not decode");
+        free(ns);
+        return;
+    }
+    dropped = take(server, ns, ns_len);
+    audit(0, "http", who, PROXY_ACTION_INVALIDATE, ns, "ok", dropped);
+    http_done(req, ns, dropped);
+    free(ns);
+}
