@@ -2,8 +2,9 @@
 """tests/integration/dashboard_check.py: the dashboard (GET /) in a real
 headless browser (Debian's chromium, driven by Selenium through Debian's
 chromedriver), against a proxy started by test_dashboard.sh (http_token set,
-advice_interval short) in front of FerretDB. Prints unnumbered TAP lines;
-exits 77 before any of them when the browser cannot start.
+the Redis tier, advice_interval short) in front of FerretDB. Prints
+unnumbered TAP lines; exits 77 before any of them when the browser cannot
+start.
 
 What it checks, in order:
   - GET / without the token: the page, byte for byte the source file, under
@@ -15,6 +16,7 @@ What it checks, in order:
     and the chart's newest point at 100 %
   - traffic stopped: what the page shows (hits, misses, hit ratio, entries,
     every namespace row, per-second rates 0) equals /stats read around it
+  - the Redis tier's state and counters as /stats has them
   - a namespace named like HTML is shown as text, never as markup
   - the index advice of a scanning query, with its mongosh command exactly
     as /advice has it; the top shapes as /shapes has them
@@ -104,11 +106,16 @@ document.querySelectorAll('#rates tr').forEach(tr => {
     const td = tr.querySelectorAll('td');
     rates[td[0].textContent] = [td[1].textContent, td[2].textContent];
 });
+const redis = {};
+document.querySelectorAll('#redis tr').forEach(tr => {
+    const td = tr.querySelectorAll('td');
+    redis[td[0].textContent] = td[1].textContent;
+});
 const lines = Array.from(document.querySelectorAll('#plot polyline')).map(p => p.getAttribute('points'));
 const shapes = Array.from(document.querySelectorAll('#shapes tbody tr')).map(
     tr => Array.from(tr.querySelectorAll('td')).map(x => x.textContent));
 return {refreshes: +(document.body.dataset.refreshes || 0), hits: t('hits'), misses: t('misses'),
-        ratio: t('ratio'), entries: t('entries'), rows: rows, rates: rates, lines: lines,
+        ratio: t('ratio'), entries: t('entries'), rows: rows, rates: rates, lines: lines, redis: redis,
         banner: t('banner'), msg: t('msg'), shapes: shapes, shapes_text: t('shapes'),
         mongosh: Array.from(document.querySelectorAll('#advice pre.mongosh')).map(p => p.textContent),
         markup: document.images.length + document.querySelectorAll('#ns b, #shapes b').length};
@@ -345,6 +352,12 @@ def run(a, d):
     tap(rates.get("hit", [""])[0] == "0.0" and shown_int(rates.get("hit", ["", ""])[1]) == c["hits"]
         and rates.get("miss", [""])[0] == "0.0",
         "with no traffic the rates fall to 0.0 and the totals equal /stats", "rates: %r" % rates)
+    r = c.get("redis", {})
+    want = {"state": r.get("state"), "subscribed to invalidations": "yes" if r.get("subscribed") else "no"}
+    want.update({k: "{:,}".format(v) for k, v in r.get("counters", {}).items()})
+    tap(r.get("state") == "connected" and p["redis"] == want,
+        "the Redis tier's state and counters equal /stats (%s, %d counters)"
+        % (r.get("state"), len(r.get("counters", {}))), "page: %r" % p["redis"], "/stats: %r" % r)
     tap(HOSTILE in s["namespaces"] and HOSTILE in p["rows"] and p["markup"] == 0,
         "a namespace named like HTML is shown as its text, no element made of it",
         "page rows: %r, elements: %d" % (list(p["rows"]), p["markup"]))

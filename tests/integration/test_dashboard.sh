@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # tests/integration/test_dashboard.sh: the dashboard page (GET /) in a real
 # headless browser: Debian's chromium and chromium-driver, driven by Selenium
-# (PyPI), all installed by tests/setup.sh. Starts FerretDB and the proxy
-# (http_token set, advice every 500 ms); the cases are in dashboard_check.py.
+# (PyPI), all installed by tests/setup.sh. Starts FerretDB, redis-server and
+# the proxy (http_token set, the Redis tier, advice every 500 ms); the cases
+# are in dashboard_check.py.
 # The screenshot is kept as the test's artifact in the build directory:
 # tests/integration/dashboard.png. When the browser is missing or cannot
 # start, the test is skipped with the reason, or fails with
@@ -32,7 +33,9 @@ missing=""
 
 TOKEN="dash-$$-$RANDOM"
 mc_start_ferretdb
-MONGOCACHE_HTTP_TOKEN=$TOKEN mc_start_proxy --advice-interval 500ms --advice-min-documents 100
+mc_start_redis
+MONGOCACHE_HTTP_TOKEN=$TOKEN mc_start_proxy --advice-interval 500ms --advice-min-documents 100 \
+    --redis "redis://127.0.0.1:$REDIS_PORT" --cache-key-secret "dash-secret-$$-$RANDOM"
 mkdir -p "$(dirname "$SHOT")"
 rm -f "$SHOT"
 
