@@ -109,7 +109,7 @@ document.querySelectorAll('#rates tr').forEach(tr => {
 const redis = {};
 document.querySelectorAll('#redis tr').forEach(tr => {
     const td = tr.querySelectorAll('td');
-    redis[td[0].textContent] = td[1].textContent;
+    for (let i = 0; i + 1 < td.length; i += 2) redis[td[i].textContent] = td[i + 1].textContent;
 });
 const lines = Array.from(document.querySelectorAll('#plot polyline')).map(p => p.getAttribute('points'));
 const shapes = Array.from(document.querySelectorAll('#shapes tbody tr')).map(
