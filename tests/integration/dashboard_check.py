@@ -271,6 +271,11 @@ def static_checks(a):
         "found: %r" % bad)
     status, _, _ = http(a.http, "/stats")
     tap(status == 401, "/stats still needs the token (401 without it)", "status %d" % status)
+    post, _, _ = http(a.http, "/", a.token, "POST")
+    head, _, hbody = http(a.http, "/?x=1", None, "HEAD")
+    tap(post == 501 and head == 200 and hbody == b"",
+        "POST / is refused (501); HEAD / answers 200 without a body",
+        "POST %d, HEAD %d with %d bytes" % (post, head, len(hbody)))
 
 
 def main():
