@@ -15,6 +15,7 @@
 #include "cache/cache.h"
 #include "proxy/action.h"
 #include "proxy/advice.h"
+#include "proxy/dashboard.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
 #include "proxy/shapes.h"
@@ -33,6 +34,7 @@ struct proxy_admin {
     struct proxy_server *server;
     struct evhttp *http;
     time_t started;
+    struct proxy_dashboard *dashboard; /* GET / */
 };
 
 static bool
@@ -191,6 +193,17 @@ advice_cb(struct evhttp_request *req, void *arg)
     evbuffer_free(body);
 }
 
+/* GET /: the dashboard page. It holds no data, so it needs no token. */
+static void
+dashboard_cb(struct evhttp_request *req, void *arg)
+{
+    struct proxy_admin *admin = arg;
+
+    if (!get_only(req))
+        return;
+    proxy_dashboard_serve(admin->dashboard, req);
+}
+
 static void
 healthz_cb(struct evhttp_request *req, void *arg)
 {
@@ -290,6 +303,12 @@ proxy_admin_new(struct proxy_server *server, bson_error_t *error)
     admin = bson_malloc0(sizeof *admin);
     admin->server = server;
     admin->started = time(NULL);
+    admin->dashboard = proxy_dashboard_new(error);
+    if (!admin->dashboard) {
+        bson_free(host);
+        proxy_admin_destroy(admin);
+        return NULL;
+    }
     admin->http = evhttp_new(server->base);
     evhttp_set_timeout(admin->http, 10);
     evhttp_set_max_headers_size(admin->http, 8192);
@@ -301,6 +320,7 @@ proxy_admin_new(struct proxy_server *server, bson_error_t *error)
     evhttp_set_cb(admin->http, "/shapes", proxy_shapes_http, server);
     evhttp_set_cb(admin->http, "/cache/flush", proxy_action_http_flush, server);
     evhttp_set_cb(admin->http, "/cache/invalidate", proxy_action_http_invalidate, server);
+    evhttp_set_cb(admin->http, "/", dashboard_cb, admin);
     evhttp_set_gencb(admin->http, not_found_cb, admin);
     handle = evhttp_bind_socket_with_handle(admin->http, host, port);
     bson_free(host);
@@ -321,5 +341,6 @@ proxy_admin_destroy(struct proxy_admin *admin)
         return;
     if (admin->http)
         evhttp_free(admin->http);
+    proxy_dashboard_destroy(admin->dashboard);
     bson_free(admin);
 }

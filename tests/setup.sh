@@ -29,6 +29,8 @@ python3-hypothesis python3-venv clang-14 libclang-rt-14-dev valgrind curl iprout
 APT_PKGS="$APT_PKGS python3-yaml"
 # test_install.sh: man -l renders the man pages (col: bsdextrautils); systemd-analyze checks the unit.
 APT_PKGS="$APT_PKGS man-db groff-base bsdextrautils systemd"
+# The dashboard's browser test (test_dashboard.sh): headless chromium, its driver, a font.
+APT_PKGS="$APT_PKGS chromium chromium-driver fonts-dejavu-core"
 missing=""
 for p in $APT_PKGS; do
     st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
