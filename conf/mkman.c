@@ -1,7 +1,7 @@
 /*
- * man/mkman.c: the build-time generator of the man pages mongocache(8) and
+ * conf/mkman.c: the build-time generator of the man pages mongocache(8) and
  * mongocache.conf(5). It copies a hand-written roff template (the prose:
- * man/mongocache.8.in, man/mongocache.conf.5.in) to standard output and
+ * docs/man/mongocache.8.in, docs/man/mongocache.conf.5.in) to standard output and
  * replaces each marker line with text generated from conf/options.def, the
  * one list of options, so the pages cannot drift from the options the
  * binary has:
@@ -25,7 +25,7 @@
 #include <string.h>
 
 /* One option as options.def declares it (strings borrowed from the static table). */
-struct man_mkman_opt {
+struct conf_mkman_opt {
     const char *name;
     const char *type;
     const char *def;
@@ -34,7 +34,7 @@ struct man_mkman_opt {
     const char *help;
 };
 
-static const struct man_mkman_opt opts[] = {
+static const struct conf_mkman_opt opts[] = {
 #define CONF_OPT(name, type, def, env, reload, help) {#name, #type, def, env, reload, help},
 #include "conf/options.def"
 #undef CONF_OPT
@@ -123,7 +123,7 @@ static void
 put_flags(void)
 {
     for (size_t i = 0; i < N_OPTS; i++) {
-        const struct man_mkman_opt *o = &opts[i];
+        const struct conf_mkman_opt *o = &opts[i];
 
         fputs(".TP\n\\fB", stdout);
         put_flag(o->name);
@@ -143,7 +143,7 @@ static void
 put_environment(void)
 {
     for (size_t i = 0; i < N_OPTS; i++) {
-        const struct man_mkman_opt *o = &opts[i];
+        const struct conf_mkman_opt *o = &opts[i];
 
         fputs(".TP\n.B ", stdout);
         put_text(o->env, true);
@@ -158,7 +158,7 @@ static void
 put_options(void)
 {
     for (size_t i = 0; i < N_OPTS; i++) {
-        const struct man_mkman_opt *o = &opts[i];
+        const struct conf_mkman_opt *o = &opts[i];
 
         fputs(".TP\n\\fB", stdout);
         put_text(o->name, true);
