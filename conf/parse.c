@@ -65,6 +65,7 @@ static const struct conf_range {
     {CONF_OPT_advice_interval, 100, 24 * 3600 * 1000},
     {CONF_OPT_advice_min_documents, 0, INT64_C(1000000000000)},
     {CONF_OPT_advice_max_shapes, 1, 10000},
+    {CONF_OPT_metrics_namespaces, 1, 1000},
 };
 
 static const struct {

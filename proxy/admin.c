@@ -2,8 +2,10 @@
  * proxy/admin.c: the HTTP endpoint (see admin.h), on libevent's evhttp with
  * its limits set (timeouts, header and body sizes, GET only) so the admin
  * port cannot be used to starve the data port; /stats is bounded and sent
- * in chunks; /advice shows the index advice. Reads the counters; never
- * changes anything and never shows a secret, a query or a principal.
+ * in chunks; /metrics is the same values for Prometheus (both rendered by
+ * proxy/metrics.c); /readyz is proxy/ready.c's; /advice shows the index
+ * advice. Reads the counters; never changes anything and never shows a
+ * secret, a query or a principal.
  */
 #include "config.h"
 
@@ -12,6 +14,8 @@
 #include "cache/cache.h"
 #include "proxy/advice.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
+#include "proxy/ready.h"
 #include "proxy/server.h"
 
 #include <arpa/inet.h>
@@ -27,6 +31,7 @@
 struct proxy_admin {
     struct proxy_server *server;
     struct evhttp *http;
+    struct proxy_ready *ready; /* /readyz, owned */
     time_t started;
 };
 
@@ -70,45 +75,91 @@ reply_json(struct evhttp_request *req, int code, const char *reason, struct evbu
     evhttp_send_reply(req, code, reason, body);
 }
 
+/* Most bytes of /stats sent in one chunk. */
+#define ADMIN_STATS_CHUNK (16 * 1024)
+
+static void
+unauthorized(struct evhttp_request *req)
+{
+    struct evbuffer *body = evbuffer_new();
+
+    evbuffer_add_printf(body, "{\"error\": \"unauthorized\"}\n");
+    reply_json(req, 401, "Unauthorized", body);
+    evbuffer_free(body);
+}
+
+/*
+ * GET /stats: the document proxy/metrics.c builds (BSON), written as
+ * relaxed extended JSON and sent in chunks. Its size is bounded: at most
+ * PROXY_METRICS_JSON_NAMESPACES namespaces by name, fixed histograms.
+ */
 static void
 stats_cb(struct evhttp_request *req, void *arg)
 {
     struct proxy_admin *admin = arg;
-    struct proxy_server *server = admin->server;
-    struct evbuffer *body = evbuffer_new();
+    struct evbuffer *body;
+    bson_t doc = BSON_INITIALIZER;
+    size_t len = 0;
+    char *json;
 
     if (!authorized(admin, req)) {
-        evbuffer_add_printf(body, "{\"error\": \"unauthorized\"}\n");
-        reply_json(req, 401, "Unauthorized", body);
+        unauthorized(req);
+        return;
+    }
+    proxy_metrics_stats_bson(admin->server, admin->started, &doc);
+    json = bson_as_relaxed_extended_json(&doc, &len);
+    bson_destroy(&doc);
+    body = evbuffer_new();
+    if (!json) {
+        evbuffer_add_printf(body, "{\"error\": \"the statistics could not be written\"}\n");
+        reply_json(req, 500, "Internal Server Error", body);
         evbuffer_free(body);
         return;
     }
-    evbuffer_add_printf(body,
-                        "{\"version\": \"%s\", \"uptime_seconds\": %lld, \"upstream\": \"%s\", "
-                        "\"draining\": %s, \"counters\": {",
-                        PACKAGE_VERSION, (long long)(time(NULL) - admin->started),
-                        server->upstream_label, server->draining ? "true" : "false");
-    server->stats.value[PROXY_STAT_memory_buffered] = (int64_t)server->mem_buffered;
-    proxy_stats_json(&server->stats, body);
-    evbuffer_add_printf(body, "}");
-    /* Sent in chunks as each part is made; every part is bounded (at most
-     * CACHE_STATS_NAMESPACES namespaces by name), so /stats stays small and
-     * quick however many namespaces clients have named. */
     add_json_headers(req);
     evhttp_send_reply_start(req, 200, "OK");
-    if (server->cache) {
-        evbuffer_add_printf(body, ", ");
-        cache_stats_json(server->cache, body);
+    for (size_t off = 0; off < len; off += ADMIN_STATS_CHUNK) {
+        evbuffer_add(body, json + off, len - off < ADMIN_STATS_CHUNK ? len - off : ADMIN_STATS_CHUNK);
         evhttp_send_reply_chunk(req, body);
-        evbuffer_add_printf(body, ", ");
-        cache_stats_namespaces_json(server->cache, body);
     }
-    evbuffer_add_printf(body, ", ");
-    proxy_advice_stats_json(server->advice, body);
-    evbuffer_add_printf(body, "}\n");
+    evbuffer_add(body, "\n", 1);
     evhttp_send_reply_chunk(req, body);
     evhttp_send_reply_end(req);
     evbuffer_free(body);
+    bson_free(json);
+}
+
+/* GET /metrics: the Prometheus text exposition (proxy/metrics.c). */
+static void
+metrics_cb(struct evhttp_request *req, void *arg)
+{
+    struct proxy_admin *admin = arg;
+    struct evbuffer *body;
+
+    if (!authorized(admin, req)) {
+        unauthorized(req);
+        return;
+    }
+    body = evbuffer_new();
+    proxy_metrics_prometheus(admin->server, admin->started, body);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      PROXY_METRICS_CONTENT_TYPE);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
+    evhttp_send_reply(req, 200, "OK", body);
+    evbuffer_free(body);
+}
+
+/*
+ * GET /readyz: proxy/ready.c. Open like /healthz (an orchestrator's probe
+ * may have no token); without the token the reason is only its category,
+ * so addresses and error texts are not shown to anyone.
+ */
+static void
+readyz_cb(struct evhttp_request *req, void *arg)
+{
+    struct proxy_admin *admin = arg;
+
+    proxy_ready_handle(admin->ready, req, authorized(admin, req));
 }
 
 /* GET /advice: the index advice (proxy/advice.h), the advisor's state. */
@@ -225,6 +276,7 @@ proxy_admin_new(struct proxy_server *server, bson_error_t *error)
     admin = bson_malloc0(sizeof *admin);
     admin->server = server;
     admin->started = time(NULL);
+    admin->ready = proxy_ready_new(server);
     admin->http = evhttp_new(server->base);
     evhttp_set_timeout(admin->http, 10);
     evhttp_set_max_headers_size(admin->http, 8192);
@@ -233,6 +285,8 @@ proxy_admin_new(struct proxy_server *server, bson_error_t *error)
     evhttp_set_cb(admin->http, "/stats", stats_cb, admin);
     evhttp_set_cb(admin->http, "/healthz", healthz_cb, admin);
     evhttp_set_cb(admin->http, "/advice", advice_cb, admin);
+    evhttp_set_cb(admin->http, "/metrics", metrics_cb, admin);
+    evhttp_set_cb(admin->http, "/readyz", readyz_cb, admin);
     evhttp_set_gencb(admin->http, not_found_cb, admin);
     handle = evhttp_bind_socket_with_handle(admin->http, host, port);
     bson_free(host);
@@ -251,6 +305,7 @@ proxy_admin_destroy(struct proxy_admin *admin)
 {
     if (!admin)
         return;
+    proxy_ready_destroy(admin->ready); /* answers /readyz requests still waiting first */
     if (admin->http)
         evhttp_free(admin->http);
     bson_free(admin);

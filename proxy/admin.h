@@ -1,6 +1,8 @@
 /*
  * proxy/admin.h: the HTTP endpoint for the people who run the proxy:
- * GET /stats (JSON counters) and GET /healthz. Bound to loopback by default;
+ * GET /stats (JSON counters), GET /metrics (the same for Prometheus), GET
+ * /healthz (alive), GET /readyz (upstream and Redis usable), GET /advice.
+ * Bound to loopback by default;
  * binding elsewhere requires http_token, sent as "Authorization: Bearer T".
  */
 #ifndef MONGOCACHE_PROXY_ADMIN_H

@@ -71,7 +71,7 @@ void proxy_advice_hit(struct proxy_advice *advice, uint64_t hash);
 /* GET /advice: the latest report as JSON (see the README). */
 void proxy_advice_json(struct proxy_advice *advice, struct evbuffer *out);
 
-/* The /stats section: "advice": {"open", "shapes", "state", ...}. */
-void proxy_advice_stats_json(struct proxy_advice *advice, struct evbuffer *out);
+/* Appends the /stats section "advice": {"enabled", "open", "shapes", "state", ...} to doc. */
+void proxy_advice_stats_bson(struct proxy_advice *advice, bson_t *doc);
 
 #endif
