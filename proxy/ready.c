@@ -130,6 +130,8 @@ settle(struct proxy_ready *ready, bool ok, const char *reason)
     ready->checked_ms = mono_ms();
     bson_strncpy(ready->reason, ok ? "" : reason, sizeof ready->reason);
     if (!ok)
+        proxy_stats_add(&ready->server->stats, PROXY_STAT_readyz_probe_failures, 1);
+    if (!ok)
         proxy_log(PROXY_LOG_DEBUG, 0, "readyz_probe_failed", "upstream=%s reason=\"%s\"",
                   ready->server->upstream_label, ready->reason);
     evtimer_add(ready->timer, &now); /* finish from the timer, outside bev's callbacks */
@@ -231,6 +233,7 @@ probe_start(struct proxy_ready *ready)
     int rc;
 
     ready->settled = false;
+    proxy_stats_add(&server->stats, PROXY_STAT_readyz_probes, 1);
     ready->request_id = (int32_t)(server->next_reply_id++ & 0x7fffffffu);
     ready->bev = bufferevent_socket_new(server->base, -1,
                                         BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);

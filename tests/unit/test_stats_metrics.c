@@ -157,7 +157,7 @@ test_conventions(void)
         }
     }
     is_int(bad, 0, "all %zu rows of stats/counters.def follow the naming conventions", n);
-    is_int(PROXY_STAT_COUNT, 25, "the proxy's counters are all still there");
+    is_int(PROXY_STAT_COUNT, 27, "the proxy's counters are all still there");
 }
 
 /* ---- the renderers ---- */
