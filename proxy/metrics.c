@@ -194,13 +194,13 @@ cache_bson(struct proxy_server *server, bson_t *doc)
     BSON_APPEND_DOCUMENT_BEGIN(doc, "cache", &sub);
     BSON_APPEND_BOOL(&sub, "enabled", cache_enabled(cache));
     BSON_APPEND_UTF8(&sub, "tier", redis ? "memory+redis" : "memory");
-#define STAT_CACHE(name, kind, unit, prom, help) \
+#define STAT_CACHE(name, kind, unit, prom, help)                                                   \
     BSON_APPEND_INT64(&sub, #name, (int64_t)cache_counter(cache, CACHE_CTR_##name));
 #include "stats/counters.def"
-    BSON_APPEND_DOUBLE(&sub, "hit_ratio",
-                       ratio(cache_counter(cache, CACHE_CTR_hits),
-                             cache_counter(cache, CACHE_CTR_hits) +
-                                 cache_counter(cache, CACHE_CTR_misses)));
+    BSON_APPEND_DOUBLE(
+        &sub, "hit_ratio",
+        ratio(cache_counter(cache, CACHE_CTR_hits),
+              cache_counter(cache, CACHE_CTR_hits) + cache_counter(cache, CACHE_CTR_misses)));
     BSON_APPEND_INT32(&sub, "key_bits", (int32_t)cache_key_bits());
     BSON_APPEND_DOCUMENT_BEGIN(&sub, "bypass_reasons", &reasons);
     for (int i = 1; i < CACHE_BYPASS_COUNT; i++)
@@ -213,7 +213,7 @@ cache_bson(struct proxy_server *server, bson_t *doc)
         BSON_APPEND_UTF8(&rsub, "state", cache_redis_state_name(cache_redis_state(redis)));
         BSON_APPEND_BOOL(&rsub, "subscribed", cache_redis_subscribed(redis));
         BSON_APPEND_DOCUMENT_BEGIN(&rsub, "counters", &rctr);
-#define STAT_REDIS(name, kind, unit, prom, help) \
+#define STAT_REDIS(name, kind, unit, prom, help)                                                   \
     BSON_APPEND_INT64(&rctr, #name, (int64_t)cache_redis_counter(redis, CACHE_REDIS_CTR_##name));
 #include "stats/counters.def"
         bson_append_document_end(&rsub, &rctr);
@@ -236,7 +236,8 @@ namespaces_bson(struct proxy_server *server, bson_t *doc)
 
         bson_append_document_begin(&sub, key, -1, &one);
         bson_free(key);
-#define STAT_NAMESPACE(name, kind, unit, prom, help) BSON_APPEND_INT64(&one, #name, (int64_t)s->name);
+#define STAT_NAMESPACE(name, kind, unit, prom, help)                                               \
+    BSON_APPEND_INT64(&one, #name, (int64_t)s->name);
 #include "stats/counters.def"
         BSON_APPEND_DOUBLE(&one, "hit_ratio", ratio(s->hits, s->hits + s->misses));
         bson_append_document_end(&sub, &one);
@@ -244,7 +245,7 @@ namespaces_bson(struct proxy_server *server, bson_t *doc)
     bson_append_document_end(doc, &sub);
     BSON_APPEND_DOCUMENT_BEGIN(doc, "namespaces_other", &sub);
     BSON_APPEND_INT64(&sub, "count", (int64_t)l.n_other);
-#define STAT_NAMESPACE(name, kind, unit, prom, help) \
+#define STAT_NAMESPACE(name, kind, unit, prom, help)                                               \
     BSON_APPEND_INT64(&sub, #name, (int64_t)l.other.name);
 #include "stats/counters.def"
     bson_append_document_end(doc, &sub);
@@ -265,7 +266,7 @@ proxy_metrics_stats_bson(struct proxy_server *server, time_t started, bson_t *do
     BSON_APPEND_UTF8(doc, "upstream", server->upstream_label ? server->upstream_label : "");
     BSON_APPEND_BOOL(doc, "draining", server->draining);
     BSON_APPEND_DOCUMENT_BEGIN(doc, "counters", &sub);
-#define STAT_PROXY(name, kind, unit, prom, help) \
+#define STAT_PROXY(name, kind, unit, prom, help)                                                   \
     BSON_APPEND_INT64(&sub, #name, st->value[PROXY_STAT_##name]);
 #include "stats/counters.def"
     bson_append_document_end(doc, &sub);
@@ -275,10 +276,10 @@ proxy_metrics_stats_bson(struct proxy_server *server, time_t started, bson_t *do
     }
     proxy_advice_stats_bson(server->advice, doc);
     BSON_APPEND_DOCUMENT_BEGIN(doc, "process", &sub);
-#define STAT_PROCESS(name, kind, unit, prom, help) \
-    if (kind == COUNTER || unit == SECONDS) \
-        BSON_APPEND_DOUBLE(&sub, #name, p.name); \
-    else \
+#define STAT_PROCESS(name, kind, unit, prom, help)                                                 \
+    if (kind == COUNTER || unit == SECONDS)                                                        \
+        BSON_APPEND_DOUBLE(&sub, #name, p.name);                                                   \
+    else                                                                                           \
         BSON_APPEND_INT64(&sub, #name, (int64_t)p.name);
 #include "stats/counters.def"
     bson_append_document_end(doc, &sub);
@@ -344,8 +345,8 @@ proxy_metrics_label_value(struct evbuffer *buf, const char *s, size_t len)
 static void
 family(struct evbuffer *buf, const char *prom, const char *type, const char *help)
 {
-    evbuffer_add_printf(buf, "# HELP mongocache_%s %s\n# TYPE mongocache_%s %s\n", prom, help,
-                        prom, type);
+    evbuffer_add_printf(buf, "# HELP mongocache_%s %s\n# TYPE mongocache_%s %s\n", prom, help, prom,
+                        type);
 }
 
 static void
@@ -387,8 +388,8 @@ hist_text(struct evbuffer *buf, const char *prom, const char *label, const char 
     if (label)
         snprintf(lab, sizeof lab, "{%s=\"%s\"}", label, value);
     proxy_metrics_format_seconds((int64_t)h->sum_us, sum, sizeof sum);
-    evbuffer_add_printf(buf, "mongocache_%s_sum%s %s\nmongocache_%s_count%s %llu\n", prom, lab,
-                        sum, prom, lab, (unsigned long long)h->count);
+    evbuffer_add_printf(buf, "mongocache_%s_sum%s %s\nmongocache_%s_count%s %llu\n", prom, lab, sum,
+                        prom, lab, (unsigned long long)h->count);
 }
 
 static const char *
@@ -403,8 +404,8 @@ process_text(struct evbuffer *buf, time_t started)
     struct process p;
 
     read_process(&p, started);
-#define STAT_PROCESS(name, kind, unit, prom, help) \
-    family(buf, prom, type_name(kind), help); \
+#define STAT_PROCESS(name, kind, unit, prom, help)                                                 \
+    family(buf, prom, type_name(kind), help);                                                      \
     evbuffer_add_printf(buf, "mongocache_%s %.17g\n", prom, p.name);
 #include "stats/counters.def"
 }
@@ -419,16 +420,16 @@ cache_text(struct proxy_server *server, struct evbuffer *buf)
 
     family(buf, "cache_enabled", "gauge", "1 when the cache is on (cache = true)");
     sample_u64(buf, "cache_enabled", cache_enabled(cache));
-#define STAT_CACHE(name, kind, unit, prom, help) \
-    family(buf, prom, type_name(kind), help); \
+#define STAT_CACHE(name, kind, unit, prom, help)                                                   \
+    family(buf, prom, type_name(kind), help);                                                      \
     sample_u64(buf, prom, cache_counter(cache, CACHE_CTR_##name));
 #include "stats/counters.def"
 
-#define STAT_REASON(name, kind, unit, prom, help) \
-    family(buf, prom, type_name(kind), help); \
-    for (int i = 1; i < CACHE_BYPASS_COUNT; i++) { \
-        const char *r = cache_bypass_name(i); \
-        sample_label(buf, prom, "reason", r, strlen(r), cache_bypass_count(cache, i)); \
+#define STAT_REASON(name, kind, unit, prom, help)                                                  \
+    family(buf, prom, type_name(kind), help);                                                      \
+    for (int i = 1; i < CACHE_BYPASS_COUNT; i++) {                                                 \
+        const char *r = cache_bypass_name(i);                                                      \
+        sample_label(buf, prom, "reason", r, strlen(r), cache_bypass_count(cache, i));             \
     }
 #include "stats/counters.def"
 
@@ -442,11 +443,10 @@ cache_text(struct proxy_server *server, struct evbuffer *buf)
 
             sample_label(buf, "redis_state", "state", n, strlen(n), i == (int)now);
         }
-        family(buf, "redis_subscribed", "gauge",
-               "1 while the invalidation channel is subscribed");
+        family(buf, "redis_subscribed", "gauge", "1 while the invalidation channel is subscribed");
         sample_u64(buf, "redis_subscribed", cache_redis_subscribed(redis));
-#define STAT_REDIS(name, kind, unit, prom, help) \
-    family(buf, prom, type_name(kind), help); \
+#define STAT_REDIS(name, kind, unit, prom, help)                                                   \
+    family(buf, prom, type_name(kind), help);                                                      \
     sample_u64(buf, prom, cache_redis_counter(redis, CACHE_REDIS_CTR_##name));
 #include "stats/counters.def"
     }
@@ -454,11 +454,10 @@ cache_text(struct proxy_server *server, struct evbuffer *buf)
     if (top < 1)
         top = 1;
     ns_list_fill(&l, cache, (size_t)top);
-#define STAT_NAMESPACE(name, kind, unit, prom, help) \
-    family(buf, prom, type_name(kind), help); \
-    for (size_t i = 0; i < l.n; i++) \
-        sample_label(buf, prom, "namespace", l.rows[i].ns, l.rows[i].ns_len, \
-                     l.rows[i].s.name); \
+#define STAT_NAMESPACE(name, kind, unit, prom, help)                                               \
+    family(buf, prom, type_name(kind), help);                                                      \
+    for (size_t i = 0; i < l.n; i++)                                                               \
+        sample_label(buf, prom, "namespace", l.rows[i].ns, l.rows[i].ns_len, l.rows[i].s.name);    \
     sample_label(buf, prom, "namespace", "other", 5, l.other.name);
 #include "stats/counters.def"
     ns_list_cleanup(&l);
@@ -474,26 +473,25 @@ proxy_metrics_prometheus(struct proxy_server *server, time_t started, struct evb
     evbuffer_add_printf(buf, "mongocache_info{version=\"%s\"} 1\n", PACKAGE_VERSION);
     family(buf, "draining", "gauge", "1 once SIGTERM started the drain");
     sample_u64(buf, "draining", server->draining);
-#define STAT_PROXY(name, kind, unit, prom, help) \
-    family(buf, prom, type_name(kind), help); \
+#define STAT_PROXY(name, kind, unit, prom, help)                                                   \
+    family(buf, prom, type_name(kind), help);                                                      \
     sample_u64(buf, prom, (uint64_t)st->value[PROXY_STAT_##name]);
 #include "stats/counters.def"
     if (server->cache)
         cache_text(server, buf);
 
-#define STAT_HIST(name, unit, label, prom, help) \
-    if (strcmp(#name, "request") == 0 && histograms_on(server)) { \
-        family(buf, prom, "histogram", help); \
-        for (int o = 0; o < PROXY_OUTCOME_COUNT; o++) \
-            hist_text(buf, prom, label, proxy_stats_outcome_name((enum proxy_outcome)o), \
-                      &st->request[o]); \
-    } else if (strcmp(#name, "upstream") == 0 && histograms_on(server)) { \
-        family(buf, prom, "histogram", help); \
-        hist_text(buf, prom, NULL, NULL, &st->upstream); \
-    } else if (strcmp(#name, "redis") == 0 && server->cache && \
-               cache_redis_tier(server->cache)) { \
-        family(buf, prom, "histogram", help); \
-        hist_text(buf, prom, NULL, NULL, cache_redis_latency(cache_redis_tier(server->cache))); \
+#define STAT_HIST(name, unit, label, prom, help)                                                   \
+    if (strcmp(#name, "request") == 0 && histograms_on(server)) {                                  \
+        family(buf, prom, "histogram", help);                                                      \
+        for (int o = 0; o < PROXY_OUTCOME_COUNT; o++)                                              \
+            hist_text(buf, prom, label, proxy_stats_outcome_name((enum proxy_outcome)o),           \
+                      &st->request[o]);                                                            \
+    } else if (strcmp(#name, "upstream") == 0 && histograms_on(server)) {                          \
+        family(buf, prom, "histogram", help);                                                      \
+        hist_text(buf, prom, NULL, NULL, &st->upstream);                                           \
+    } else if (strcmp(#name, "redis") == 0 && server->cache && cache_redis_tier(server->cache)) {  \
+        family(buf, prom, "histogram", help);                                                      \
+        hist_text(buf, prom, NULL, NULL, cache_redis_latency(cache_redis_tier(server->cache)));    \
     }
 #include "stats/counters.def"
     process_text(buf, started);

@@ -91,13 +91,12 @@ answer(struct proxy_ready *ready, struct evhttp_request *req, bool detailed)
     if (redis && !cache_enabled(server->cache))
         redis_state = "bypassed"; /* cache = off: the tier is deliberately unused */
     else if (redis)
-        redis_state = cache_redis_usable(redis) ? "usable"
-                                                : cache_redis_state_name(cache_redis_state(redis));
+        redis_state =
+            cache_redis_usable(redis) ? "usable" : cache_redis_state_name(cache_redis_state(redis));
     if (server->draining)
         snprintf(reason, sizeof reason, "draining: the proxy is shutting down");
     else if (!ready->ok)
-        snprintf(reason, sizeof reason, "upstream: %s",
-                 detailed ? ready->reason : "unreachable");
+        snprintf(reason, sizeof reason, "upstream: %s", detailed ? ready->reason : "unreachable");
     else if (redis && cache_enabled(server->cache) && !cache_redis_usable(redis))
         snprintf(reason, sizeof reason, "redis: the shared tier is %s", redis_state);
     code = reason[0] ? 503 : 200;
@@ -111,8 +110,7 @@ answer(struct proxy_ready *ready, struct evhttp_request *req, bool detailed)
     evbuffer_add_printf(body, "%s\n", json ? json : "{\"status\": \"not_ready\"}");
     bson_free(json);
     bson_destroy(&doc);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "application/json");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
     evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
     evhttp_send_reply(req, code, code == 200 ? "OK" : "Service Unavailable", body);
     evbuffer_free(body);
@@ -235,8 +233,8 @@ probe_start(struct proxy_ready *ready)
     ready->settled = false;
     proxy_stats_add(&server->stats, PROXY_STAT_readyz_probes, 1);
     ready->request_id = (int32_t)(server->next_reply_id++ & 0x7fffffffu);
-    ready->bev = bufferevent_socket_new(server->base, -1,
-                                        BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    ready->bev =
+        bufferevent_socket_new(server->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     evtimer_add(ready->timer, &tv);
     if (!ready->bev) {
         settle(ready, false, "out of memory");

@@ -28,9 +28,9 @@ test_hist_index(void)
         int64_t us;
         unsigned want;
     } cases[] = {
-        {-5, 0},       {0, 0},         {1, 0},         {50, 0},        {51, 1},
-        {100, 1},      {101, 2},       {999, 4},       {1000, 4},      {1001, 5},
-        {250000, 11},  {9999999, 16},  {10000000, 16}, {10000001, 17}, {INT64_MAX, 17},
+        {-5, 0},      {0, 0},        {1, 0},         {50, 0},        {51, 1},
+        {100, 1},     {101, 2},      {999, 4},       {1000, 4},      {1001, 5},
+        {250000, 11}, {9999999, 16}, {10000000, 16}, {10000001, 17}, {INT64_MAX, 17},
     };
 
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
@@ -168,8 +168,8 @@ test_format(void)
     static const struct {
         int64_t us;
         const char *want;
-    } cases[] = {{50, "0.00005"}, {1, "0.000001"}, {1000, "0.001"}, {2500000, "2.5"},
-                 {10000000, "10"}, {0, "0"},       {1234567, "1.234567"}};
+    } cases[] = {{50, "0.00005"},  {1, "0.000001"}, {1000, "0.001"},      {2500000, "2.5"},
+                 {10000000, "10"}, {0, "0"},        {1234567, "1.234567"}};
     char out[32];
     struct evbuffer *b = evbuffer_new();
     char *s;
@@ -237,25 +237,30 @@ test_render(void)
        "HELP from the list");
     ok(strstr(text, "# TYPE mongocache_request_duration_seconds histogram\n") != NULL,
        "TYPE of a histogram");
-    is_int(sample(text, "mongocache_request_duration_seconds_bucket{outcome=\"hit\",le=\"0.00005\"}"),
-           1, "hit le 50us: one");
-    is_int(sample(text, "mongocache_request_duration_seconds_bucket{outcome=\"hit\",le=\"0.0001\"}"),
-           2, "hit le 100us: both (cumulative)");
+    is_int(
+        sample(text, "mongocache_request_duration_seconds_bucket{outcome=\"hit\",le=\"0.00005\"}"),
+        1, "hit le 50us: one");
+    is_int(
+        sample(text, "mongocache_request_duration_seconds_bucket{outcome=\"hit\",le=\"0.0001\"}"),
+        2, "hit le 100us: both (cumulative)");
     is_int(sample(text, "mongocache_request_duration_seconds_bucket{outcome=\"hit\",le=\"+Inf\"}"),
            2, "hit +Inf");
     is_int(sample(text, "mongocache_request_duration_seconds_count{outcome=\"hit\"}"), 2,
            "hit count");
     ok(strstr(text, "mongocache_request_duration_seconds_sum{outcome=\"hit\"} 0.00011\n") != NULL,
        "hit sum in seconds");
-    is_int(sample(text, "mongocache_request_duration_seconds_bucket{outcome=\"miss\",le=\"0.0025\"}"),
-           0, "miss le 2.5ms: none");
-    is_int(sample(text, "mongocache_request_duration_seconds_bucket{outcome=\"miss\",le=\"0.005\"}"),
-           1, "miss le 5ms: one");
+    is_int(
+        sample(text, "mongocache_request_duration_seconds_bucket{outcome=\"miss\",le=\"0.0025\"}"),
+        0, "miss le 2.5ms: none");
+    is_int(
+        sample(text, "mongocache_request_duration_seconds_bucket{outcome=\"miss\",le=\"0.005\"}"),
+        1, "miss le 5ms: one");
     is_int(sample(text, "mongocache_request_duration_seconds_count{outcome=\"error\"}"), 0,
            "every outcome has its series, even empty");
     is_int(sample(text, "mongocache_upstream_round_trip_seconds_bucket{le=\"2.5\"}"), 1,
            "upstream histogram, unlabelled");
-    ok(strstr(text, "mongocache_redis_round_trip_seconds") == NULL, "no Redis histogram without Redis");
+    ok(strstr(text, "mongocache_redis_round_trip_seconds") == NULL,
+       "no Redis histogram without Redis");
     ok(sample(text, "mongocache_process_resident_memory_bytes") > 0, "resident memory read");
     ok(sample(text, "mongocache_process_open_fds") >= 3, "open fds read");
     ok(sample(text, "mongocache_uptime_seconds") >= 5, "uptime from the start time");
@@ -273,7 +278,8 @@ test_render(void)
     ok(bson_iter_init(&it, &doc) && bson_iter_find_descendant(&it, "counters.requests", &it) &&
            bson_iter_as_int64(&it) == 7,
        "/stats: counters.requests");
-    ok(bson_iter_init(&it, &doc) && bson_iter_find_descendant(&it, "counters.memory_buffered", &it) &&
+    ok(bson_iter_init(&it, &doc) &&
+           bson_iter_find_descendant(&it, "counters.memory_buffered", &it) &&
            bson_iter_as_int64(&it) == 4096,
        "/stats: counters.memory_buffered");
     ok(bson_iter_init(&it, &doc) && bson_iter_find_descendant(&it, "upstream", &it) &&
