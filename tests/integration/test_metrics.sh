@@ -6,7 +6,8 @@
 # namespaces under a bounded label). Then /readyz: 200 with everything up,
 # 503 with a reason while the upstream is frozen (no hello reply) or
 # stopped, or while Redis is down (the tier not bypassed), 200 again after
-# each comes back; a flood of /readyz costs the upstream one probe.
+# each comes back; a flood of /readyz costs the upstream one probe a second;
+# with http_token, /metrics needs it and /readyz hides details without it.
 set -u
 
 # shellcheck source=tests/integration/lib.sh source-path=SCRIPTDIR/../..
@@ -15,15 +16,16 @@ mc_init
 "$MC_PYTHON" -c 'import prometheus_client' 2>/dev/null ||
     mc_bail "prometheus_client missing from the venv (run tests/setup.sh)"
 
-mc_plan 32
+mc_plan 35
 TOP=5
 mc_start_ferretdb
 mc_start_redis
 mc_start_proxy --redis "redis://127.0.0.1:$REDIS_PORT" --cache-key-secret "metrics-$$-$RANDOM" \
-    --metrics-namespaces "$TOP" --redis-breaker-cooldown 500ms --log-level info
+    --metrics-namespaces "$TOP" --redis-breaker-cooldown 500ms --redis-timeout 1s --log-level info
 url=http://127.0.0.1:$PROXY_HTTP_PORT
 
-# wait (bounded) for the Redis tier
+# (--redis-timeout 1s: a loaded machine must not turn the 10,000 misses into
+# bypasses by timing Redis out.) Wait (bounded) for the Redis tier.
 for _ in $(seq 1 100); do
     curl -s "$url/stats" | grep -Eq '"state" ?: ?"connected"' && break
     sleep 0.1
@@ -114,4 +116,17 @@ mc_ok $? "/readyz: 200 again once Redis is back"
 
 mc_stop_proxy
 mc_is "$MC_PROXY_STATUS" 0 "the proxy exits cleanly"
+
+# With http_token: /metrics needs it; /readyz is open but shows only the
+# reason's category (no address, no error text) to a caller without it.
+TOKEN="tok-$$-$RANDOM"
+dead=$(mc_free_port)
+MONGOCACHE_HTTP_TOKEN=$TOKEN MC_PROXY_UPSTREAM=mongodb://127.0.0.1:$dead mc_start_proxy
+url=http://127.0.0.1:$PROXY_HTTP_PORT
+mc_is "$(curl -s -o /dev/null -w '%{http_code}' "$url/metrics")" 401 "/metrics without the token: 401"
+readyz_until 503 8
+grep -q "\"upstream: unreachable\"" "$MC_TMP/ready" && ! grep -q "127.0.0.1" "$MC_TMP/ready"
+mc_ok $? "/readyz without the token: 503, the reason's category only"
+curl -s -H "Authorization: Bearer $TOKEN" "$url/readyz" | grep -q "cannot connect to 127.0.0.1:$dead"
+mc_ok $? "... with the token: the reason in full"
 mc_done
