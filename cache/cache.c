@@ -99,12 +99,6 @@ struct cache {
     uint64_t bypass[CACHE_BYPASS_COUNT];
 };
 
-static const char *const counter_names[] = {
-#define CACHE_COUNTER_NAME(name, help) #name,
-    CACHE_COUNTERS(CACHE_COUNTER_NAME)
-#undef CACHE_COUNTER_NAME
-};
-
 static uint64_t
 now_ms(void)
 {
@@ -1203,32 +1197,15 @@ cache_admin_drop(struct cache *cache, const char *ns, size_t ns_len)
 
 /* ---- statistics --------------------------------------------------------------- */
 
-static void
-json_string(struct evbuffer *buf, const char *s, size_t len)
-{
-    evbuffer_add(buf, "\"", 1);
-    for (size_t i = 0; i < len; i++) {
-        unsigned char ch = (unsigned char)s[i];
-
-        if (ch == '"' || ch == '\\')
-            evbuffer_add_printf(buf, "\\%c", ch);
-        else if (ch < 0x20)
-            evbuffer_add_printf(buf, "\\u%04x", ch);
-        else
-            evbuffer_add(buf, &s[i], 1);
-    }
-    evbuffer_add(buf, "\"", 1);
-}
-
 /*
- * The namespaces shown in /stats: the CACHE_STATS_NAMESPACES most read (a
- * bounded min-heap on reads, one pass over the records), and the totals of
- * the rest, so the section stays small however many namespaces exist.
+ * The most read namespaces: a bounded min-heap on reads, one pass over the
+ * records; what leaves the heap or never enters it is summed as "other".
  */
 struct ns_top {
-    const struct cache_gen_rec *heap[CACHE_STATS_NAMESPACES];
-    size_t n;
-    uint64_t other_count, other_hits, other_misses, other_fills, other_invalidations;
+    const struct cache_gen_rec **heap;
+    size_t n, cap;
+    struct cache_ns_stats *other;
+    uint64_t n_other;
 };
 
 static uint64_t
@@ -1262,11 +1239,9 @@ heap_down(struct ns_top *t, size_t i)
 static void
 ns_other(struct ns_top *t, const struct cache_gen_rec *rec)
 {
-    t->other_count++;
-    t->other_hits += rec->hits;
-    t->other_misses += rec->misses;
-    t->other_fills += rec->fills;
-    t->other_invalidations += rec->invalidations;
+    t->n_other++;
+#define STAT_NAMESPACE(name, kind, unit, prom, help) t->other->name += rec->name;
+#include "stats/counters.def"
 }
 
 static void
@@ -1276,7 +1251,7 @@ ns_top_one(const struct cache_gen_rec *rec, void *arg)
 
     if (ns_reads(rec) == 0 && rec->invalidations == 0)
         return;
-    if (t->n < CACHE_STATS_NAMESPACES) {
+    if (t->n < t->cap) {
         size_t i = t->n++;
 
         t->heap[i] = rec;
@@ -1296,84 +1271,56 @@ ns_top_one(const struct cache_gen_rec *rec, void *arg)
     }
 }
 
-static void
-ns_json_one(struct evbuffer *buf, const struct cache_gen_rec *rec, bool first)
-{
-    uint64_t reads = ns_reads(rec);
-
-    evbuffer_add_printf(buf, "%s", first ? "" : ", ");
-    json_string(buf, rec->name + 2, rec->name_len - 2);
-    evbuffer_add_printf(buf,
-                        ": {\"hits\": %llu, \"misses\": %llu, \"hit_ratio\": %.4f, "
-                        "\"fills\": %llu, \"invalidations\": %llu}",
-                        (unsigned long long)rec->hits, (unsigned long long)rec->misses,
-                        reads ? (double)rec->hits / (double)reads : 0.0,
-                        (unsigned long long)rec->fills, (unsigned long long)rec->invalidations);
-}
-
 void
-cache_stats_json(struct cache *cache, struct evbuffer *buf)
+cache_namespaces_top(struct cache *cache, size_t top, cache_ns_cb cb, void *arg,
+                     struct cache_ns_stats *other, uint64_t *n_other)
 {
-    uint64_t reads = cache->counters[CACHE_CTR_hits] + cache->counters[CACHE_CTR_misses];
-    bool first = true;
-
-    evbuffer_add_printf(buf, "\"cache\": {\"enabled\": %s, \"tier\": \"%s\", ",
-                        cache->enabled ? "true" : "false",
-                        cache->redis ? "memory+redis" : "memory");
-    for (int i = 0; i < CACHE_CTR_COUNT; i++)
-        evbuffer_add_printf(buf, "\"%s\": %llu, ", counter_names[i],
-                            (unsigned long long)cache->counters[i]);
-    evbuffer_add_printf(buf,
-                        "\"hit_ratio\": %.4f, \"entries\": %zu, \"bytes\": %zu, "
-                        "\"key_bits\": %u, \"bypass_reasons\": {",
-                        reads ? (double)cache->counters[CACHE_CTR_hits] / (double)reads : 0.0,
-                        cache_lru_count(cache->lru), cache_lru_bytes(cache->lru),
-                        cache_key_bits());
-    for (int i = 1; i < CACHE_BYPASS_COUNT; i++) {
-        const char *name = cache_bypass_name(i);
-
-        if (!cache->bypass[i])
-            continue;
-        evbuffer_add_printf(buf, "%s\"%s\": %llu", first ? "" : ", ", name,
-                            (unsigned long long)cache->bypass[i]);
-        first = false;
-    }
-    evbuffer_add_printf(buf, "}");
-    if (cache->redis) {
-        evbuffer_add_printf(buf, ", ");
-        cache_redis_stats_json(cache->redis, buf);
-    }
-    evbuffer_add_printf(buf, ", \"records\": %zu, \"records_forgotten\": %llu}",
-                        cache_gen_count(cache->gen),
-                        (unsigned long long)cache_gen_forgotten(cache->gen));
-}
-
-void
-cache_stats_namespaces_json(struct cache *cache, struct evbuffer *buf)
-{
-    struct ns_top *t = bson_malloc0(sizeof *t);
+    struct ns_top t;
     size_t n;
 
-    cache_gen_foreach(cache->gen, 'n', ns_top_one, t);
+    memset(other, 0, sizeof *other);
+    memset(&t, 0, sizeof t);
+    t.cap = top ? top : 1;
+    t.heap = bson_malloc(t.cap * sizeof *t.heap);
+    t.other = other;
+    cache_gen_foreach(cache->gen, 'n', ns_top_one, &t);
     /* Most read first: pop the min-heap from the back. */
-    n = t->n;
-    while (t->n > 1) {
-        const struct cache_gen_rec *x = t->heap[0];
+    n = t.n;
+    while (t.n > 1) {
+        const struct cache_gen_rec *x = t.heap[0];
 
-        t->heap[0] = t->heap[--t->n];
-        t->heap[t->n] = x;
-        heap_down(t, 0);
+        t.heap[0] = t.heap[--t.n];
+        t.heap[t.n] = x;
+        heap_down(&t, 0);
     }
-    evbuffer_add_printf(buf, "\"namespaces\": {");
-    for (size_t i = 0; i < n; i++)
-        ns_json_one(buf, t->heap[i], i == 0);
-    evbuffer_add_printf(buf,
-                        "}, \"namespaces_other\": {\"count\": %llu, \"hits\": %llu, "
-                        "\"misses\": %llu, \"fills\": %llu, \"invalidations\": %llu}",
-                        (unsigned long long)t->other_count, (unsigned long long)t->other_hits,
-                        (unsigned long long)t->other_misses, (unsigned long long)t->other_fills,
-                        (unsigned long long)t->other_invalidations);
-    bson_free(t);
+    for (size_t i = 0; i < n; i++) {
+        const struct cache_gen_rec *rec = t.heap[i];
+        struct cache_ns_stats s;
+
+#define STAT_NAMESPACE(name, kind, unit, prom, help) s.name = rec->name;
+#include "stats/counters.def"
+        cb(rec->name + 2, rec->name_len - 2, &s, arg);
+    }
+    *n_other = t.n_other;
+    bson_free(t.heap);
+}
+
+bool
+cache_enabled(const struct cache *cache)
+{
+    return cache->enabled;
+}
+
+const struct cache_redis *
+cache_redis_tier(const struct cache *cache)
+{
+    return cache->redis;
+}
+
+uint64_t
+cache_bypass_count(const struct cache *cache, int reason)
+{
+    return reason >= 0 && reason < CACHE_BYPASS_COUNT ? cache->bypass[reason] : 0;
 }
 
 size_t
@@ -1391,5 +1338,16 @@ cache_records_forgotten(const struct cache *cache)
 uint64_t
 cache_counter(const struct cache *cache, enum cache_counter counter)
 {
-    return cache->counters[counter];
+    switch (counter) {
+    case CACHE_CTR_entries:
+        return cache_lru_count(cache->lru);
+    case CACHE_CTR_bytes:
+        return cache_lru_bytes(cache->lru);
+    case CACHE_CTR_records:
+        return cache_gen_count(cache->gen);
+    case CACHE_CTR_records_forgotten:
+        return cache_gen_forgotten(cache->gen);
+    default:
+        return cache->counters[counter];
+    }
 }

@@ -31,26 +31,15 @@ struct cache_inflight;
 struct cache_wait;
 struct cache_write_wait;
 
-/* Counters, declared once: X(name, help). */
-#define CACHE_COUNTERS(X) \
-    X(hits, "reads answered from the cache") \
-    X(misses, "cacheable reads sent to the upstream") \
-    X(fills, "replies stored") \
-    X(fills_refused_generation, "replies not stored: a write raced the read") \
-    X(fills_refused_reply, "replies not stored: error, open cursor or too large") \
-    X(bypassed, "reads not cacheable (see bypass_reasons)") \
-    X(invalidations, "writes that bumped generations") \
-    X(evictions, "entries evicted to stay within cache_memory") \
-    X(collisions, "hash matches whose key material differed") \
-    X(stale_entries_dropped, "entries found invalid by generation on lookup") \
-    X(coalesced, "reads that waited for an identical read in flight") \
-    X(coalesced_timeouts, "waiting reads that gave up at cache_coalesce_wait")
-
+/*
+ * Counters, declared once with every other in stats/counters.def (the
+ * STAT_CACHE rows). The last ones (entries, bytes, records,
+ * records_forgotten) are gauges read when asked for (cache_counter).
+ */
 enum cache_counter {
-#define CACHE_COUNTER_ENUM(name, help) CACHE_CTR_##name,
-    CACHE_COUNTERS(CACHE_COUNTER_ENUM)
-#undef CACHE_COUNTER_ENUM
-        CACHE_CTR_COUNT
+#define STAT_CACHE(name, kind, unit, prom, help) CACHE_CTR_##name,
+#include "stats/counters.def"
+    CACHE_CTR_COUNT
 };
 
 /* Why a read bypassed the cache, beyond the policy's reasons. */
@@ -247,18 +236,33 @@ const uint8_t *cache_value_data(const struct cache_value *value, size_t *len);
 void cache_value_ref(struct cache_value *value);
 void cache_value_unref(struct cache_value *value);
 
-/* Appends the cache section of /stats ("cache": {...}) to buf. */
-void cache_stats_json(struct cache *cache, struct evbuffer *buf);
+/* Whether the cache is on (cache = true), and whether it has the Redis tier. */
+bool cache_enabled(const struct cache *cache);
+/* The Redis tier, or NULL without one: its state, counters and latency (cache/redis.h). */
+const struct cache_redis *cache_redis_tier(const struct cache *cache);
 
-/* Namespaces shown by name in /stats, the most read; the rest are summed. */
-#define CACHE_STATS_NAMESPACES 100
+/* Reads not cached for reason (a cache_policy_reason or a cache_bypass), since the start. */
+uint64_t cache_bypass_count(const struct cache *cache, int reason);
+
+/* One namespace's statistics: the STAT_NAMESPACE rows of stats/counters.def. */
+struct cache_ns_stats {
+#define STAT_NAMESPACE(name, kind, unit, prom, help) uint64_t name;
+#include "stats/counters.def"
+};
+
+/* Called for each namespace shown; name ("db.coll", name_len bytes) is valid during the call. */
+typedef void (*cache_ns_cb)(const char *name, size_t name_len, const struct cache_ns_stats *stats,
+                            void *arg);
 
 /*
- * Appends "namespaces": {the CACHE_STATS_NAMESPACES most read}, and
- * "namespaces_other": {count and totals of the rest} to buf: bounded however
- * many namespaces clients name (one pass over the records).
+ * The top namespaces, most read (hits + misses) first: calls cb for the
+ * at most top (>= 1) most read namespaces with any traffic, in one pass
+ * over the records with a bounded heap, and sums every other namespace
+ * with traffic into *other (*n_other of them). Bounded however many
+ * namespaces clients name.
  */
-void cache_stats_namespaces_json(struct cache *cache, struct evbuffer *buf);
+void cache_namespaces_top(struct cache *cache, size_t top, cache_ns_cb cb, void *arg,
+                          struct cache_ns_stats *other, uint64_t *n_other);
 
 /* The name of a bypass reason (a cache_policy_reason or a cache_bypass). */
 const char *cache_bypass_name(int reason);

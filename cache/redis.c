@@ -39,6 +39,7 @@
 #include "cache/redis_mac.h"
 #include "cache/redis_url.h"
 #include "proxy/log.h"
+#include "stats/hist.h"
 
 #include <event2/buffer.h>
 #include <event2/dns.h>
@@ -108,12 +109,6 @@ static const char epoch_lua[] =
 
 static const char *const script_text[SCRIPT_COUNT] = {lookup_lua, fill_lua, bump_lua, epoch_lua};
 
-static const char *const counter_names[CACHE_REDIS_CTR_COUNT] = {
-#define CACHE_REDIS_NAME(name, help) #name,
-    CACHE_REDIS_COUNTERS(CACHE_REDIS_NAME)
-#undef CACHE_REDIS_NAME
-};
-
 static const char *const state_names[] = {"disconnected", "connected", "breaker_open", "dirty"};
 
 enum breaker { BREAKER_CLOSED, BREAKER_OPEN, BREAKER_HALF_OPEN };
@@ -139,6 +134,7 @@ struct cache_redis_op {
     bool retried;  /* resent as EVAL after NOSCRIPT */
     bool wanted;   /* false once cancelled */
     bool check;    /* a lookup of the generations only (cache_redis_check) */
+    int64_t sent_us; /* monotonic, when it was last sent (redis_round_trip_seconds) */
     cache_redis_lookup_cb lookup_cb;
     cache_redis_done_cb done_cb;
     void *arg;
@@ -202,6 +198,7 @@ struct cache_redis {
     int in_callback; /* depth of caller callbacks running */
     bool destroying;
     uint64_t counters[CACHE_REDIS_CTR_COUNT];
+    struct stats_hist rtt; /* round trips of answered commands */
 };
 
 static void conn_start(struct conn *conn);
@@ -215,6 +212,15 @@ now_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int64_t
+mono_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static struct timeval
@@ -394,6 +400,7 @@ op_send(struct cache_redis_op *op)
                                op->cmd.len, false, op_reply, op))
         return false;
     count(op->redis, CACHE_REDIS_CTR_redis_commands);
+    op->sent_us = mono_us();
     return true;
 }
 
@@ -711,6 +718,8 @@ op_settle(struct cache_redis_op *op, const redisReply *reply, bool timed_out)
 
     op->settled = true;
     evtimer_del(op->timer);
+    if (answered)
+        stats_hist_observe(&redis->rtt, mono_us() - op->sent_us);
     if (reply && reply->type == REDIS_REPLY_ERROR) {
         count(redis, CACHE_REDIS_CTR_redis_errors);
         char buf[128];
@@ -1463,14 +1472,15 @@ cache_redis_counter(const struct cache_redis *redis, enum cache_redis_counter co
     return redis->counters[counter];
 }
 
-void
-cache_redis_stats_json(const struct cache_redis *redis, struct evbuffer *buf)
+const char *
+cache_redis_state_name(enum cache_redis_state state)
 {
-    evbuffer_add_printf(buf, "\"redis\": {\"state\": \"%s\", \"subscribed\": %s, \"counters\": {",
-                        state_names[cache_redis_state(redis)],
-                        cache_redis_subscribed(redis) ? "true" : "false");
-    for (int i = 0; i < CACHE_REDIS_CTR_COUNT; i++)
-        evbuffer_add_printf(buf, "%s\"%s\": %llu", i ? ", " : "", counter_names[i],
-                            (unsigned long long)redis->counters[i]);
-    evbuffer_add_printf(buf, "}}");
+    return (unsigned)state < sizeof state_names / sizeof state_names[0] ? state_names[state]
+                                                                        : "unknown";
+}
+
+const struct stats_hist *
+cache_redis_latency(const struct cache_redis *redis)
+{
+    return &redis->rtt;
 }

@@ -35,38 +35,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct stats_hist;
+
 struct event_base;
 struct cache_redis;
 struct cache_redis_op;
 
-/* Counters of the Redis tier: X(name, help). */
-#define CACHE_REDIS_COUNTERS(X) \
-    X(redis_commands, "commands sent to Redis") \
-    X(redis_errors, "Redis commands that failed (error reply, connection lost)") \
-    X(redis_timeouts, "Redis commands abandoned at redis_timeout") \
-    X(redis_reconnects, "connections to Redis re-established") \
-    X(redis_breaker_trips, "times the circuit breaker opened") \
-    X(redis_skipped, "lookups that skipped Redis (breaker open, disconnected or dirty)") \
-    X(redis_hits, "lookups answered from Redis") \
-    X(redis_misses, "lookups Redis had no valid value for") \
-    X(redis_corrupt, "values from Redis refused as malformed or of another version") \
-    X(redis_values_refused_mac, \
-      "values from Redis refused because their MAC did not verify (forged, altered, moved to " \
-      "another key, or written with another cache_key_secret)") \
-    X(redis_fills, "values stored in Redis") \
-    X(redis_fills_refused, "fills Redis refused because a generation had moved") \
-    X(redis_bumps_failed, "generation bumps that did not reach Redis (tier marked dirty)") \
-    X(redis_epoch_bumps, "epoch bumps (after a dirty period)") \
-    X(redis_invalidations_received, "generation bumps received from other proxies") \
-    X(redis_protocol_errors, \
-      "connections dropped because Redis sent what it should not (malformed or unexpected " \
-      "reply or push)")
-
+/* Counters of the Redis tier: the STAT_REDIS rows of stats/counters.def. */
 enum cache_redis_counter {
-#define CACHE_REDIS_ENUM(name, help) CACHE_REDIS_CTR_##name,
-    CACHE_REDIS_COUNTERS(CACHE_REDIS_ENUM)
-#undef CACHE_REDIS_ENUM
-        CACHE_REDIS_CTR_COUNT
+#define STAT_REDIS(name, kind, unit, prom, help) CACHE_REDIS_CTR_##name,
+#include "stats/counters.def"
+    CACHE_REDIS_CTR_COUNT
 };
 
 enum cache_redis_state {
@@ -199,9 +178,11 @@ void cache_redis_on_invalidation(struct cache_redis *redis,
 
 uint64_t cache_redis_counter(const struct cache_redis *redis, enum cache_redis_counter counter);
 
-/* Appends "redis": {...} (state and counters) to buf. */
-struct evbuffer;
-void cache_redis_stats_json(const struct cache_redis *redis, struct evbuffer *buf);
+/* "disconnected", "connected", "breaker_open" or "dirty": the state's name in /stats. */
+const char *cache_redis_state_name(enum cache_redis_state state);
+
+/* Round-trip times of the commands answered (connection loss and timeouts not counted). */
+const struct stats_hist *cache_redis_latency(const struct cache_redis *redis);
 
 /*
  * True while the invalidation channel is subscribed. While it is not, bumps

@@ -67,6 +67,7 @@ static const struct conf_range {
     {CONF_OPT_advice_max_shapes, 1, 10000},
     {CONF_OPT_advice_exact_rate, 0, 100000000},
     {CONF_OPT_slow_request_ms, 0, 24 * 3600 * 1000},
+    {CONF_OPT_metrics_namespaces, 1, 1000},
 };
 
 static const struct {

@@ -2,11 +2,13 @@
  * proxy/admin.c: the HTTP endpoint (see admin.h), on libevent's evhttp with
  * its limits set (timeouts, header and body sizes, GET only but for the
  * admin actions' POST routes) so the admin port cannot be used to starve
- * the data port; /stats is bounded and sent in chunks; /advice shows the
- * index advice. Reads the counters; never shows a secret, a query or a
- * principal. The routes that change something (POST /cache/flush and
- * /cache/invalidate) and GET /shapes are proxy/action.c's and
- * proxy/shapes.c's.
+ * the data port; /stats is bounded and sent in chunks; /metrics is the same
+ * values for Prometheus (both rendered by proxy/metrics.c); /readyz is
+ * proxy/ready.c's; /advice shows the index advice. Reads the counters;
+ * never shows a secret, a query or a principal. The routes that change
+ * something (POST /cache/flush and /cache/invalidate) and GET /shapes are
+ * proxy/action.c's and proxy/shapes.c's; GET / is the dashboard
+ * (proxy/dashboard.c).
  */
 #include "config.h"
 
@@ -17,6 +19,8 @@
 #include "proxy/advice.h"
 #include "proxy/dashboard.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
+#include "proxy/ready.h"
 #include "proxy/server.h"
 #include "proxy/shapes.h"
 
@@ -33,6 +37,7 @@
 struct proxy_admin {
     struct proxy_server *server;
     struct evhttp *http;
+    struct proxy_ready *ready; /* /readyz, owned */
     time_t started;
     struct proxy_dashboard *dashboard; /* GET / */
 };
@@ -105,71 +110,98 @@ get_only(struct evhttp_request *req)
 }
 
 void
-proxy_admin_stats_body(struct proxy_server *server, struct evbuffer *body)
+proxy_admin_stats_bson(struct proxy_server *server, bson_t *doc)
 {
-    time_t started = server->admin ? server->admin->started : time(NULL);
-
-    evbuffer_add_printf(body,
-                        "{\"version\": \"%s\", \"uptime_seconds\": %lld, \"upstream\": \"%s\", "
-                        "\"draining\": %s, \"counters\": {",
-                        PACKAGE_VERSION, (long long)(time(NULL) - started), server->upstream_label,
-                        server->draining ? "true" : "false");
-    server->stats.value[PROXY_STAT_memory_buffered] = (int64_t)server->mem_buffered;
-    proxy_stats_json(&server->stats, body);
-    evbuffer_add_printf(body, "}");
-    if (server->cache) {
-        evbuffer_add_printf(body, ", ");
-        cache_stats_json(server->cache, body);
-        evbuffer_add_printf(body, ", ");
-        cache_stats_namespaces_json(server->cache, body);
-    }
-    evbuffer_add_printf(body, ", ");
-    proxy_advice_stats_json(server->advice, body);
-    evbuffer_add_printf(body, "}\n");
+    proxy_metrics_stats_bson(server, server->admin ? server->admin->started : time(NULL), doc);
 }
 
+/* Most bytes of /stats sent in one chunk. */
+#define ADMIN_STATS_CHUNK (16 * 1024)
+
+static void
+unauthorized(struct evhttp_request *req)
+{
+    struct evbuffer *body = evbuffer_new();
+
+    evbuffer_add_printf(body, "{\"error\": \"unauthorized\"}\n");
+    reply_json(req, 401, "Unauthorized", body);
+    evbuffer_free(body);
+}
+
+/*
+ * GET /stats: the document proxy/metrics.c builds (BSON), written as
+ * relaxed extended JSON and sent in chunks. Its size is bounded: at most
+ * PROXY_METRICS_JSON_NAMESPACES namespaces by name, fixed histograms.
+ */
 static void
 stats_cb(struct evhttp_request *req, void *arg)
 {
     struct proxy_admin *admin = arg;
-    struct proxy_server *server = admin->server;
     struct evbuffer *body;
+    bson_t doc = BSON_INITIALIZER;
+    size_t len = 0;
+    char *json;
 
     if (!get_only(req))
         return;
-    body = evbuffer_new();
     if (!authorized(admin, req)) {
-        evbuffer_add_printf(body, "{\"error\": \"unauthorized\"}\n");
-        reply_json(req, 401, "Unauthorized", body);
+        unauthorized(req);
+        return;
+    }
+    proxy_metrics_stats_bson(admin->server, admin->started, &doc);
+    json = bson_as_relaxed_extended_json(&doc, &len);
+    bson_destroy(&doc);
+    body = evbuffer_new();
+    if (!json) {
+        evbuffer_add_printf(body, "{\"error\": \"the statistics could not be written\"}\n");
+        reply_json(req, 500, "Internal Server Error", body);
         evbuffer_free(body);
         return;
     }
-    evbuffer_add_printf(body,
-                        "{\"version\": \"%s\", \"uptime_seconds\": %lld, \"upstream\": \"%s\", "
-                        "\"draining\": %s, \"counters\": {",
-                        PACKAGE_VERSION, (long long)(time(NULL) - admin->started),
-                        server->upstream_label, server->draining ? "true" : "false");
-    server->stats.value[PROXY_STAT_memory_buffered] = (int64_t)server->mem_buffered;
-    proxy_stats_json(&server->stats, body);
-    evbuffer_add_printf(body, "}");
-    /* Sent in chunks as each part is made; every part is bounded (at most
-     * CACHE_STATS_NAMESPACES namespaces by name), so /stats stays small and
-     * quick however many namespaces clients have named. */
     add_json_headers(req);
     evhttp_send_reply_start(req, 200, "OK");
-    if (server->cache) {
-        evbuffer_add_printf(body, ", ");
-        cache_stats_json(server->cache, body);
+    for (size_t off = 0; off < len; off += ADMIN_STATS_CHUNK) {
+        evbuffer_add(body, json + off, len - off < ADMIN_STATS_CHUNK ? len - off : ADMIN_STATS_CHUNK);
         evhttp_send_reply_chunk(req, body);
-        evbuffer_add_printf(body, ", ");
-        cache_stats_namespaces_json(server->cache, body);
     }
-    evbuffer_add_printf(body, ", ");
-    proxy_advice_stats_json(server->advice, body);
-    evbuffer_add_printf(body, "}\n");
+    evbuffer_add(body, "\n", 1);
     evhttp_send_reply_chunk(req, body);
     evhttp_send_reply_end(req);
     evbuffer_free(body);
+    bson_free(json);
+}
+
+/* GET /metrics: the Prometheus text exposition (proxy/metrics.c). */
+static void
+metrics_cb(struct evhttp_request *req, void *arg)
+{
+    struct proxy_admin *admin = arg;
+    struct evbuffer *body;
+
+    if (!authorized(admin, req)) {
+        unauthorized(req);
+        return;
+    }
+    body = evbuffer_new();
+    proxy_metrics_prometheus(admin->server, admin->started, body);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      PROXY_METRICS_CONTENT_TYPE);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
+    evhttp_send_reply(req, 200, "OK", body);
+    evbuffer_free(body);
+}
+
+/*
+ * GET /readyz: proxy/ready.c. Open like /healthz (an orchestrator's probe
+ * may have no token); without the token the reason is only its category,
+ * so addresses and error texts are not shown to anyone.
+ */
+static void
+readyz_cb(struct evhttp_request *req, void *arg)
+{
+    struct proxy_admin *admin = arg;
+
+    proxy_ready_handle(admin->ready, req, authorized(admin, req));
 }
 
 /* GET /advice: the index advice (proxy/advice.h), the advisor's state. */
@@ -309,6 +341,7 @@ proxy_admin_new(struct proxy_server *server, bson_error_t *error)
         proxy_admin_destroy(admin);
         return NULL;
     }
+    admin->ready = proxy_ready_new(server);
     admin->http = evhttp_new(server->base);
     evhttp_set_timeout(admin->http, 10);
     evhttp_set_max_headers_size(admin->http, 8192);
@@ -321,6 +354,8 @@ proxy_admin_new(struct proxy_server *server, bson_error_t *error)
     evhttp_set_cb(admin->http, "/cache/flush", proxy_action_http_flush, server);
     evhttp_set_cb(admin->http, "/cache/invalidate", proxy_action_http_invalidate, server);
     evhttp_set_cb(admin->http, "/", dashboard_cb, admin);
+    evhttp_set_cb(admin->http, "/metrics", metrics_cb, admin);
+    evhttp_set_cb(admin->http, "/readyz", readyz_cb, admin);
     evhttp_set_gencb(admin->http, not_found_cb, admin);
     handle = evhttp_bind_socket_with_handle(admin->http, host, port);
     bson_free(host);
@@ -339,6 +374,7 @@ proxy_admin_destroy(struct proxy_admin *admin)
 {
     if (!admin)
         return;
+    proxy_ready_destroy(admin->ready); /* answers /readyz requests still waiting first */
     if (admin->http)
         evhttp_free(admin->http);
     proxy_dashboard_destroy(admin->dashboard);

@@ -1,6 +1,8 @@
 /*
  * proxy/admin.h: the HTTP endpoint for the people who run the proxy:
- * GET /stats (JSON counters) and GET /healthz. Bound to loopback by default;
+ * GET /stats (JSON counters), GET /metrics (the same for Prometheus), GET
+ * /healthz (alive), GET /readyz (upstream and Redis usable), GET /advice.
+ * Bound to loopback by default;
  * binding elsewhere requires http_token, sent as "Authorization: Bearer T".
  */
 #ifndef MONGOCACHE_PROXY_ADMIN_H
@@ -21,7 +23,7 @@ struct evhttp_request;
 /* Whether req carries "Authorization: Bearer <http_token>" (true when no token is set). */
 bool proxy_admin_authorized(struct proxy_server *server, struct evhttp_request *req);
 
-/* The whole /stats document (JSON) appended to out: for mongocacheStats (proxy/action.h). */
-void proxy_admin_stats_body(struct proxy_server *server, struct evbuffer *out);
+/* The whole /stats document, appended to doc: for mongocacheStats (proxy/action.h). */
+void proxy_admin_stats_bson(struct proxy_server *server, bson_t *doc);
 
 #endif

@@ -491,18 +491,24 @@ proxy_advice_json(struct proxy_advice *a, struct evbuffer *out)
 }
 
 void
-proxy_advice_stats_json(struct proxy_advice *a, struct evbuffer *out)
+proxy_advice_stats_bson(struct proxy_advice *a, bson_t *doc)
 {
+    bson_t sub;
+
+    BSON_APPEND_DOCUMENT_BEGIN(doc, "advice", &sub);
     if (!a) {
-        evbuffer_add_printf(out, "\"advice\": {\"enabled\": false, \"open\": 0}");
+        BSON_APPEND_BOOL(&sub, "enabled", false);
+        BSON_APPEND_INT64(&sub, "open", 0);
+        bson_append_document_end(doc, &sub);
         return;
     }
-    evbuffer_add_printf(out,
-                        "\"advice\": {\"enabled\": true, \"open\": %u, \"redundant\": %u, "
-                        "\"shapes\": %zu, \"state\": \"%s\", \"sampling_one_in\": %u, "
-                        "\"requests_not_sampled\": %llu}",
-                        a->report ? a->report->n_items : 0, a->report ? a->report->n_redundant : 0,
-                        advice_table_count(a->table),
-                        advice_state_name(a->report ? a->report->state : ADVICE_STATE_STARTING),
-                        a->sampler.k, (unsigned long long)a->sampler.skipped);
+    BSON_APPEND_BOOL(&sub, "enabled", true);
+    BSON_APPEND_INT64(&sub, "open", a->report ? a->report->n_items : 0);
+    BSON_APPEND_INT64(&sub, "redundant", a->report ? a->report->n_redundant : 0);
+    BSON_APPEND_INT64(&sub, "shapes", (int64_t)advice_table_count(a->table));
+    BSON_APPEND_UTF8(&sub, "state",
+                     advice_state_name(a->report ? a->report->state : ADVICE_STATE_STARTING));
+    BSON_APPEND_INT64(&sub, "sampling_one_in", a->sampler.k);
+    BSON_APPEND_INT64(&sub, "requests_not_sampled", (int64_t)a->sampler.skipped);
+    bson_append_document_end(doc, &sub);
 }

@@ -93,7 +93,7 @@ const struct advice_report *proxy_advice_report(const struct proxy_advice *advic
 /* GET /advice: the latest report as JSON (see the README). */
 void proxy_advice_json(struct proxy_advice *advice, struct evbuffer *out);
 
-/* The /stats section: "advice": {"open", "shapes", "state", ...}. */
-void proxy_advice_stats_json(struct proxy_advice *advice, struct evbuffer *out);
+/* Appends the /stats section "advice": {"enabled", "open", "shapes", "state", ...} to doc. */
+void proxy_advice_stats_bson(struct proxy_advice *advice, bson_t *doc);
 
 #endif

@@ -70,7 +70,6 @@
 static void close_now(struct proxy_client *c, const char *reason);
 static void start_linger(struct proxy_client *c);
 static void pop_request(struct proxy_client *c, struct proxy_request *req);
-static int64_t now_us(void);
 
 static struct timeval
 ms_to_tv(int64_t ms)
@@ -550,7 +549,8 @@ push_request(struct proxy_client *c, int32_t request_id, enum proxy_route route,
     req->legacy = legacy;
     req->batch_size = -1;
     req->client = c;
-    req->started_us = now_us();
+    if (c->server->conf->latency_histograms || c->server->conf->slow_request_ms > 0)
+        req->started_us = proxy_client_now_us();
     TAILQ_INSERT_TAIL(&c->pending, req, link);
     c->n_pending++;
     return req;
@@ -624,9 +624,12 @@ proxy_client_flush_canned(struct proxy_client *c)
         proxy_slow_reply(c, req, NULL);
         if (req->hit) {
             proxy_lookup_write_hit(c, req);
+            /* a drained miss is served like a hit of its stored result */
+            proxy_client_observe(c, req, req->miss ? PROXY_OUTCOME_MISS : PROXY_OUTCOME_HIT);
         } else {
             proxy_client_write_owned(c, req->canned, req->canned_len);
             req->canned = NULL;
+            proxy_client_observe(c, req, (enum proxy_outcome)req->outcome);
         }
         pop_request(c, req);
     }
@@ -646,6 +649,7 @@ refuse(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h,
 
     req->canned = proxy_client_make_error(c, h->request_id, legacy, code, code_name, errmsg,
                                           &req->canned_len);
+    req->outcome = PROXY_OUTCOME_ERROR;
     c->linger = avail < (size_t)h->length; /* the rest is still coming: see start_linger */
     evbuffer_drain(in, avail < (size_t)h->length ? avail : (size_t)h->length);
     release_promise(c);
@@ -730,8 +734,8 @@ proxy_client_forward(struct proxy_client *c, struct evbuffer *in, size_t len,
     }
 }
 
-static int64_t
-now_us(void)
+int64_t
+proxy_client_now_us(void)
 {
     struct timespec ts;
 
@@ -805,7 +809,7 @@ advise_reply(struct proxy_client *c, struct proxy_request *req, const bson_t *re
 {
     if (req->n_shapes > 0) {
         proxy_advice_reply(c->server->advice, req->shapes, req->n_shapes,
-                           (double)(now_us() - req->sent_us) / 1000.0,
+                           (double)(proxy_client_now_us() - req->sent_us) / 1000.0,
                            proxy_advice_batch_documents(bson_get_data(reply), reply->len),
                            req->shape_weight);
         req->n_shapes = 0; /* a drain's getMores are not the query again */
@@ -927,6 +931,8 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
         }
         wire_msg_clear_flags(replacement, replacement_len, WIRE_MSG_EXHAUST_ALLOWED);
     }
+    if (req)
+        req->upstream_us = req->started_us; /* sent now: the round trip starts */
     proxy_client_forward(c, in, (size_t)h->length, replacement, replacement_len, oneway);
     if (oneway && c->oneway_count == ONEWAY_RING && !c->dead)
         send_barrier(c);
@@ -976,6 +982,7 @@ handle_op_query(struct proxy_client *c, struct evbuffer *in, const uint8_t *data
     if (proxy_handshake_prepare_hello(c, &doc, req, &stripped))
         replacement = wire_msg_rebuild_query(&query, &stripped, &replacement_len);
     bson_destroy(&stripped);
+    req->upstream_us = req->started_us;
     proxy_client_forward(c, in, (size_t)h->length, replacement, replacement_len, false);
     return true;
 }
@@ -1235,6 +1242,15 @@ proxy_client_on_upstream_invalid(struct proxy_client *c, const char *why)
     upstream_protocol_error(c, client_head(c), why);
 }
 
+/* A reply whose "ok" is false: the request ended in an error (its latency's outcome). */
+static bool
+reply_failed(const bson_t *reply)
+{
+    bson_iter_t it;
+
+    return bson_iter_init_find(&it, reply, "ok") && !bson_iter_as_bool(&it);
+}
+
 bool
 proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h)
 {
@@ -1248,6 +1264,7 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
     char what[320];
     uint8_t *rewritten = NULL;
     size_t rewritten_len = 0;
+    enum proxy_outcome outcome;
     bson_t reply;
 
     if ((!req || h->response_to != proxy_drain_expected_id(req)) &&
@@ -1325,6 +1342,10 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
         reply_flags = (int32_t)m.flags;
     }
     (void)bson_init_static(&reply, body, body_len);
+    if (req->upstream_us) {
+        stats_hist_observe(&c->server->stats.upstream, proxy_client_now_us() - req->upstream_us);
+        req->upstream_us = 0; /* a drain's getMores are timed by drain.c */
+    }
     if (req->n_shapes > 0 || req->index_db)
         advise_reply(c, req, &reply);
     switch (req->route) {
@@ -1358,6 +1379,9 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
         break;
     }
     proxy_stats_add(&c->server->stats, PROXY_STAT_replies, 1);
+    outcome = req->miss ? PROXY_OUTCOME_MISS : PROXY_OUTCOME_PASS;
+    if (req->started_us && reply_failed(&reply))
+        outcome = PROXY_OUTCOME_ERROR;
     if (req->inval && !rewritten &&
         cache_write_end_async(c->server->cache, req->inval, proxy_lookup_write_bumped, req,
                               &req->write_wait)) {
@@ -1368,6 +1392,7 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
         req->canned = bson_malloc((size_t)h->length);
         evbuffer_remove(in, req->canned, (size_t)h->length);
         req->canned_len = (size_t)h->length;
+        req->outcome = (uint8_t)outcome;
         return !c->dead;
     }
     proxy_slow_reply(c, req, &reply);
@@ -1380,6 +1405,7 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
         evbuffer_remove_buffer(in, c->scratch, (size_t)h->length);
         proxy_io_send(c->bev, c->scratch);
     }
+    proxy_client_observe(c, req, outcome);
     pop_request(c, req);
     proxy_client_flush_canned(c);
 
@@ -1415,6 +1441,7 @@ proxy_client_on_upstream_down(struct proxy_client *c, const char *why, bool conn
                 proxy_slow_error(c, req);
                 send_error(c, req->request_id, req->legacy, WIRE_CODE_HOST_UNREACHABLE,
                            "HostUnreachable", errmsg);
+                proxy_client_observe(c, req, PROXY_OUTCOME_ERROR);
                 pop_request(c, req);
             }
             proxy_client_maybe_finish(c);

@@ -63,13 +63,18 @@ struct proxy_request {
     uint32_t n_shapes;            /* ... whose round trip is counted at the reply */
     uint32_t shape_weight;        /* ... as many times (one in k sampled: k) */
     int64_t sent_us;              /* monotonic, when it went to the server (advice) */
+    int64_t started_us;           /* monotonic microseconds when the request was taken from
+                                   * the client's buffer (latency_histograms; the slow-request
+                                   * log); 0: not timed */
+    int64_t upstream_us;          /* monotonic, when it went upstream; 0: not timed or its
+                                   * round trip already counted */
+    uint8_t outcome;              /* enum proxy_outcome of a reply the proxy made itself
+                                   * (canned): pass-through unless set */
     char *index_db;               /* an index change (createIndexes, dropIndexes, drop,
                                    * dropDatabase): its db and collection (NULL: whole db),
                                    * owned; the advisor re-reads them when it succeeds */
     char *index_coll;
     struct proxy_client *client;
-    int64_t started_us;           /* monotonic microseconds when the request was taken
-                                   * from the client's buffer (slow log, latency) */
     char log_cmd[32];             /* command name and namespace for the slow-request line
                                    * (proxy/slow.c), cut to fit; "" when slow logging is off */
     char log_ns[128];
@@ -164,6 +169,22 @@ void proxy_client_update_timer(struct proxy_client *c, bool progressed);
 
 /* Closes a finishing client once nothing is owed either way. */
 void proxy_client_maybe_finish(struct proxy_client *c);
+
+/* Monotonic microseconds (CLOCK_MONOTONIC). */
+int64_t proxy_client_now_us(void);
+
+/*
+ * The reply to req has just been queued for the client (or dropped, the
+ * client being gone): counts its latency under outcome when req is timed.
+ */
+static inline void
+proxy_client_observe(struct proxy_client *c, const struct proxy_request *req,
+                     enum proxy_outcome outcome)
+{
+    if (req->started_us)
+        stats_hist_observe(&c->server->stats.request[outcome],
+                           proxy_client_now_us() - req->started_us);
+}
 
 /* Writes bytes (taken, bson_free) to the client unless it is gone. */
 void proxy_client_write_owned(struct proxy_client *c, uint8_t *bytes, size_t len);

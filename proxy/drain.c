@@ -96,6 +96,8 @@ send_get_more(struct proxy_client *c, struct proxy_request *req)
     bson_destroy(&body);
     evbuffer_add(proxy_upstream_output(c->up), bytes, len);
     bson_free(bytes);
+    if (req->started_us)
+        req->upstream_us = proxy_client_now_us(); /* each getMore's round trip is counted */
 }
 
 /*
@@ -123,6 +125,7 @@ drain_finish(struct proxy_client *c, struct proxy_request *req, int64_t upstream
                                               WIRE_CODE_PROTOCOL_ERROR, "ProtocolError",
                                               "mongocache: inconsistent cursor batches",
                                               &req->canned_len);
+        req->outcome = PROXY_OUTCOME_ERROR;
     }
     proxy_log(PROXY_LOG_DEBUG, c->id, "cursor_drained", "ns=%s docs=%u bytes=%zu complete=%d",
               d->ns, d->docs.n, d->docs.len, upstream_id == 0);

@@ -182,6 +182,8 @@ cache_resolved(void *arg, enum cache_outcome outcome, struct cache_value *hit)
         bson_free(req->held);
     } else if (!c->dead) {
         proxy_client_advise_held(c, req);
+        if (req->started_us)
+            req->upstream_us = proxy_client_now_us();
         proxy_client_forward(c, NULL, 0, req->held, req->held_len, false);
     } else {
         bson_free(req->held);
@@ -211,6 +213,8 @@ proxy_lookup_answer_cursor(struct proxy_client *c, const struct wire_cmd *cmd, c
     else if (strcmp(cmd->name, "killCursors") == 0)
         req->canned = proxy_cursor_kill(c->server->cursors, body, cmd->db, &owner, id,
                                         req->request_id, &req->canned_len);
+    if (req->canned)
+        req->outcome = PROXY_OUTCOME_HIT; /* served from the proxy's cursor of a stored result */
     return req->canned != NULL;
 }
 

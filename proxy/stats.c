@@ -1,23 +1,23 @@
 /*
- * proxy/stats.c: names, help and JSON rendering of the counters declared in
- * proxy/stats.def. Incrementing is inline in stats.h; serving them over HTTP
- * is proxy/admin.c's job.
+ * proxy/stats.c: names and help of the proxy's counters (the STAT_PROXY
+ * rows of stats/counters.def) and of request outcomes. Incrementing is
+ * inline in stats.h; rendering is proxy/metrics.c's, serving it over HTTP
+ * proxy/admin.c's.
  */
 #include "proxy/stats.h"
 
-#include <event2/buffer.h>
-
 static const char *const names[] = {
-#define PROXY_STAT(name, kind, help) #name,
-#include "proxy/stats.def"
-#undef PROXY_STAT
+#define STAT_PROXY(name, kind, unit, prom, help) #name,
+#include "stats/counters.def"
 };
 
 static const char *const helps[] = {
-#define PROXY_STAT(name, kind, help) help,
-#include "proxy/stats.def"
-#undef PROXY_STAT
+#define STAT_PROXY(name, kind, unit, prom, help) help,
+#include "stats/counters.def"
 };
+
+static const char *const outcome_names[PROXY_OUTCOME_COUNT] = {"pass_through", "hit", "miss",
+                                                               "error"};
 
 const char *
 proxy_stats_name(enum proxy_stat_id id)
@@ -31,10 +31,8 @@ proxy_stats_help(enum proxy_stat_id id)
     return helps[id];
 }
 
-void
-proxy_stats_json(const struct proxy_stats *stats, struct evbuffer *buf)
+const char *
+proxy_stats_outcome_name(enum proxy_outcome outcome)
 {
-    for (int i = 0; i < PROXY_STAT_COUNT; i++)
-        evbuffer_add_printf(buf, "%s\"%s\": %lld", i ? ", " : "", names[i],
-                            (long long)stats->value[i]);
+    return outcome < PROXY_OUTCOME_COUNT ? outcome_names[outcome] : "unknown";
 }

@@ -1,22 +1,36 @@
 /*
- * proxy/stats.h: the proxy's counters, declared once in proxy/stats.def.
- * Only the event-loop thread touches them, so they are plain integers.
+ * proxy/stats.h: the proxy's counters, declared once (the STAT_PROXY rows of
+ * stats/counters.def, with every other counter of mongocache). Only the
+ * event-loop thread touches them, so they are plain integers. Rendering
+ * them (/stats, /metrics) is proxy/metrics.c's job.
  */
 #ifndef MONGOCACHE_PROXY_STATS_H
 #define MONGOCACHE_PROXY_STATS_H
 
+#include "stats/hist.h"
+
 #include <stdint.h>
-#include <stdio.h>
 
 enum proxy_stat_id {
-#define PROXY_STAT(name, kind, help) PROXY_STAT_##name,
-#include "proxy/stats.def"
-#undef PROXY_STAT
+#define STAT_PROXY(name, kind, unit, prom, help) PROXY_STAT_##name,
+#include "stats/counters.def"
     PROXY_STAT_COUNT
+};
+
+/* How a request ended, for the request latency histogram. */
+enum proxy_outcome {
+    PROXY_OUTCOME_PASS,  /* relayed from the upstream, not a cacheable read */
+    PROXY_OUTCOME_HIT,   /* answered from the cache (or the proxy's cursor of a hit) */
+    PROXY_OUTCOME_MISS,  /* a cacheable read answered by the upstream */
+    PROXY_OUTCOME_ERROR, /* an error reply: the proxy's own, or ok:0 from the server */
+    PROXY_OUTCOME_COUNT
 };
 
 struct proxy_stats {
     int64_t value[PROXY_STAT_COUNT];
+    /* latency (latency_histograms): requests by outcome, upstream round trips */
+    struct stats_hist request[PROXY_OUTCOME_COUNT];
+    struct stats_hist upstream;
 };
 
 static inline void
@@ -28,8 +42,7 @@ proxy_stats_add(struct proxy_stats *stats, enum proxy_stat_id id, int64_t n)
 const char *proxy_stats_name(enum proxy_stat_id id);
 const char *proxy_stats_help(enum proxy_stat_id id);
 
-/* Appends the counters as one JSON object body ("name": value, ...) to buf. */
-struct evbuffer;
-void proxy_stats_json(const struct proxy_stats *stats, struct evbuffer *buf);
+/* "hit", "miss", "pass_through", "error": the outcome label. */
+const char *proxy_stats_outcome_name(enum proxy_outcome outcome);
 
 #endif

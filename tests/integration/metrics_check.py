@@ -1,0 +1,270 @@
+"""tests/integration/metrics_check.py: GET /metrics against GET /stats.
+
+Run by test_metrics.sh against a proxy with the Redis tier in front of
+FerretDB. Prints unnumbered TAP lines ("ok - ..."). The exposition is parsed
+by prometheus_client's own text parser (a real one, not ours); the names
+and JSON paths of every counter come from stats/counters.def, the list both
+renderings are generated from, so a counter missing or different in either
+output fails here.
+
+  metrics_check.py PROXY_URI HTTP_PORT SRCDIR TOP N_NAMESPACES
+"""
+import json
+import re
+import socket
+import struct
+import sys
+import threading
+import time
+import urllib.request
+
+import bson
+import pymongo
+from prometheus_client.parser import text_string_to_metric_families
+
+PROXY_URI, HTTP, SRCDIR, TOP, N_NS = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(
+    sys.argv[5])
+BASE = "http://127.0.0.1:%s" % HTTP
+
+
+def check(cond, name, *diag):
+    print(("ok - " if cond else "not ok - ") + name)
+    if not cond:
+        for d in diag:
+            for line in str(d).splitlines()[:40]:
+                print("#   " + line)
+    sys.stdout.flush()
+
+
+def get(path):
+    with urllib.request.urlopen(BASE + path, timeout=10) as r:
+        return r.headers, r.read()
+
+
+def stats():
+    return json.loads(get("/stats")[1])
+
+
+def scrape():
+    headers, body = get("/metrics")
+    families = list(text_string_to_metric_families(body.decode("utf-8")))
+    samples = {}
+    for f in families:
+        for s in f.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return headers, body, families, samples
+
+
+def value(samples, name, **labels):
+    return samples.get((name, tuple(sorted(labels.items()))))
+
+
+# The rows of the one list: group, JSON name, kind, unit, Prometheus name.
+ROW = re.compile(r'^STAT_([A-Z]+)\((\w+), (\w+), (\w+), "([a-z0-9_]+)"', re.M)
+with open(SRCDIR + "/stats/counters.def") as f:
+    ROWS = [m.groups() for m in ROW.finditer(f.read())]
+
+
+def stable(s):
+    """A /stats document without what moves by itself (time, process)."""
+    s = dict(s)
+    for k in ("uptime_seconds", "process"):
+        s.pop(k, None)
+    return s
+
+
+def quiet_snapshot():
+    """/stats and /metrics with nothing in between (retried while traffic moved them)."""
+    for _ in range(10):
+        s1 = stats()
+        m = scrape()
+        s2 = stats()
+        if stable(s1) == stable(s2):
+            return s1, m
+        time.sleep(0.2)
+    raise SystemExit("Bail out! /stats kept moving with no traffic")
+
+
+def hist_counts(samples):
+    out = {}
+    for (name, labels), v in samples.items():
+        if name == "mongocache_request_duration_seconds_count":
+            out[dict(labels)["outcome"]] = v
+    return out
+
+
+def op_msg(request_id, doc):
+    body = b"\x00\x00\x00\x00" + b"\x00" + bson.encode(doc)
+    return struct.pack("<iiii", 16 + len(body), request_id, 0, 2013) + body
+
+
+def recv_exact(sock, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise EOFError("proxy closed the connection")
+        buf += chunk
+    return buf
+
+
+def many_namespaces(first, count, errors):
+    """count finds, one per collection, pipelined 250 at a time on one connection."""
+    host, port = PROXY_URI.split("//")[1].rstrip("/").split(":")
+    try:
+        s = socket.create_connection((host, int(port)), timeout=60)
+        i = first
+        while i < first + count:
+            n = min(250, first + count - i)
+            s.sendall(b"".join(op_msg(j + 1, {"find": "c%d" % j, "filter": {}, "$db": "ns10k"})
+                               for j in range(i, i + n)))
+            for _ in range(n):
+                length = struct.unpack("<i", recv_exact(s, 4))[0]
+                recv_exact(s, length - 4)
+            i += n
+        s.close()
+    except Exception as e:  # reported by the caller
+        errors.append(repr(e))
+
+
+def main():
+    client = pymongo.MongoClient(PROXY_URI, heartbeatFrequencyMS=60000, directConnection=True)
+    db = client.mt
+    db.command("ping")
+    db.c.insert_many([{"x": i % 3, "i": i} for i in range(30)])
+    db.command("ping")
+
+    headers, body, families, samples = scrape()
+    check(headers.get("Content-Type", "").startswith("text/plain; version=0.0.4"),
+          "/metrics is the text exposition format 0.0.4", headers.get("Content-Type"))
+    names = [f.name for f in families]
+    check(all(n.startswith("mongocache_") for n in names) and len(names) > 60,
+          "%d families, every one named mongocache_*" % len(names),
+          [n for n in names if not n.startswith("mongocache_")])
+    before = hist_counts(samples)
+    hits0 = value(samples, "mongocache_cache_hits_total")
+    misses0 = value(samples, "mongocache_cache_misses_total")
+    up0 = value(samples, "mongocache_upstream_round_trip_seconds_count")
+
+    # The known workload: 1 miss, 3 hits, 3 pass-through, 2 errors (ok: 0 from the server).
+    list(db.c.find({"x": 1}))
+    for _ in range(3):
+        list(db.c.find({"x": 1}))
+    db.command("ping")
+    db.command("ping")
+    db.c.insert_one({"x": 9})
+    for _ in range(2):
+        try:
+            db.command("noSuchCommandForMetricsTest")
+        except pymongo.errors.OperationFailure:
+            pass
+
+    s, (headers, body, families, samples) = quiet_snapshot()
+    after = hist_counts(samples)
+    delta = {k: after.get(k, 0) - before.get(k, 0) for k in ("hit", "miss", "pass_through", "error")}
+    check(delta == {"hit": 3, "miss": 1, "pass_through": 3, "error": 2},
+          "request histogram counts equal the requests sent, by outcome", delta)
+    check(value(samples, "mongocache_cache_hits_total") - hits0 == 3 and
+          value(samples, "mongocache_cache_misses_total") - misses0 == 1,
+          "... and the cache's hit and miss counters agree")
+    check(value(samples, "mongocache_upstream_round_trip_seconds_count") - up0 == 6,
+          "upstream round trips: the miss, the pass-through and the errors (6)",
+          value(samples, "mongocache_upstream_round_trip_seconds_count") - up0)
+    redis_n = value(samples, "mongocache_redis_round_trip_seconds_count")
+    check(redis_n is not None and 0 < redis_n <= value(samples, "mongocache_redis_commands_total"),
+          "Redis round trips counted, at most one per command sent", redis_n)
+
+    # Every histogram: le ascending, counts cumulative, +Inf equals _count.
+    bad = []
+    n_hist = 0
+    for f in families:
+        if f.type != "histogram":
+            continue
+        series = {}
+        for smp in f.samples:
+            if smp.name.endswith("_bucket"):
+                key = tuple(sorted((k, v) for k, v in smp.labels.items() if k != "le"))
+                series.setdefault(key, []).append((float(smp.labels["le"]), smp.value))
+        for key, buckets in series.items():
+            n_hist += 1
+            les = [b[0] for b in buckets]
+            counts = [b[1] for b in buckets]
+            count = value(samples, f.name + "_count", **dict(key))
+            if les != sorted(les) or les[-1] != float("inf") or len(set(les)) != len(les):
+                bad.append((f.name, key, "le order", les))
+            if any(b > a for a, b in zip(counts[1:], counts)):
+                bad.append((f.name, key, "not cumulative", counts))
+            if counts[-1] != count:
+                bad.append((f.name, key, "+Inf != _count", counts[-1], count))
+    check(not bad and n_hist == 6,
+          "%d histogram series: buckets cumulative and monotone, +Inf = _count" % n_hist, bad)
+
+    # Every row of stats/counters.def: the same value in both outputs.
+    where = {
+        "PROXY": lambda name: s["counters"][name],
+        "CACHE": lambda name: s["cache"][name],
+        "REDIS": lambda name: s["cache"]["redis"]["counters"][name],
+    }
+    compared, diff = 0, []
+    for group, name, kind, unit, prom in ROWS:
+        if group not in where:
+            continue
+        got = value(samples, "mongocache_" + prom)
+        want = where[group](name)
+        compared += 1
+        if got != want:
+            diff.append("%s %s: /metrics %s, /stats %s" % (group, name, got, want))
+    check(not diff and compared >= 50,
+          "every counter and gauge of the list: /metrics equals /stats (%d)" % compared, *diff)
+    reasons = s["cache"]["bypass_reasons"]
+    diff = [r for (n, labels), v in samples.items()
+            if n == "mongocache_cache_bypass_reasons_total"
+            for r in [dict(labels)["reason"]] if v != reasons.get(r, 0)]
+    check(not diff and sum(reasons.values()) > 0, "reads not cached by reason: /metrics equals /stats",
+          diff, reasons)
+    procs = {"resident_memory_bytes": 1 << 20, "open_fds": 5, "max_fds": 64}
+    check(all(value(samples, "mongocache_process_" + k) >= v for k, v in procs.items()) and
+          abs(value(samples, "mongocache_process_start_time_seconds") - time.time()) < 3600,
+          "process metrics: resident memory, fds, start time",
+          {k: value(samples, "mongocache_process_" + k) for k in procs})
+    ns = value(samples, "mongocache_namespace_hits_total", namespace="mt.c")
+    check(ns == s["namespaces"]["mt.c"]["hits"] == 3,
+          "namespace mt.c: hits by label equal /stats", ns, s["namespaces"].get("mt.c"))
+
+    # 10,000 namespaces: the label stays bounded, the totals still add up.
+    errors = []
+    per = N_NS // 4
+    threads = [threading.Thread(target=many_namespaces, args=(k * per, per, errors))
+               for k in range(4)]
+    t0 = time.time()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    check(not errors, "%d finds on %d collections in %.1f s" % (N_NS, N_NS, time.time() - t0),
+          *errors)
+    s, (headers, body, families, samples) = quiet_snapshot()
+    labels = {}
+    for (n, lab), v in samples.items():
+        if n.startswith("mongocache_namespace_"):
+            labels.setdefault(n, set()).add(dict(lab)["namespace"])
+    sizes = {n: len(v) for n, v in labels.items()}
+    check(len(sizes) == 4 and all(v == TOP + 1 for v in sizes.values()) and
+          all("other" in v for v in labels.values()),
+          "namespace label: at most metrics_namespaces (%d) + other per family" % TOP, sizes)
+    check(len(body) < 64 * 1024, "/metrics stays small: %d bytes" % len(body))
+    ns_misses = sum(v for (n, lab), v in samples.items() if n == "mongocache_namespace_misses_total")
+    total = value(samples, "mongocache_cache_misses_total")
+    forgotten = value(samples, "mongocache_cache_generation_records_forgotten_total")
+    check(ns_misses == total if forgotten == 0 else ns_misses <= total,
+          "namespace misses by label plus other add up to cache misses (%d, records forgotten: %d)"
+          % (total, forgotten), ns_misses)
+    other = s["namespaces_other"]
+    # every namespace of the workload had exactly one miss
+    check(len(s["namespaces"]) == 100 and other["count"] + 100 == total and total > N_NS,
+          "/stats: 100 namespaces by name, %d others summed (%d misses)" % (other["count"], total),
+          s["cache"]["bypass_reasons"])
+    client.close()
+
+
+main()
