@@ -1241,7 +1241,7 @@ ns_other(struct ns_top *t, const struct cache_gen_rec *rec)
 {
     t->n_other++;
 #define STAT_NAMESPACE(name, kind, unit, prom, help) t->other->name += rec->name;
-#include "stats/counters.def"
+#include "conf/counters.def"
 }
 
 static void
@@ -1298,7 +1298,7 @@ cache_namespaces_top(struct cache *cache, size_t top, cache_ns_cb cb, void *arg,
         struct cache_ns_stats s;
 
 #define STAT_NAMESPACE(name, kind, unit, prom, help) s.name = rec->name;
-#include "stats/counters.def"
+#include "conf/counters.def"
         cb(rec->name + 2, rec->name_len - 2, &s, arg);
     }
     *n_other = t.n_other;

@@ -32,13 +32,13 @@ struct cache_wait;
 struct cache_write_wait;
 
 /*
- * Counters, declared once with every other in stats/counters.def (the
+ * Counters, declared once with every other in conf/counters.def (the
  * STAT_CACHE rows). The last ones (entries, bytes, records,
  * records_forgotten) are gauges read when asked for (cache_counter).
  */
 enum cache_counter {
 #define STAT_CACHE(name, kind, unit, prom, help) CACHE_CTR_##name,
-#include "stats/counters.def"
+#include "conf/counters.def"
     CACHE_CTR_COUNT
 };
 
@@ -244,10 +244,10 @@ const struct cache_redis *cache_redis_tier(const struct cache *cache);
 /* Reads not cached for reason (a cache_policy_reason or a cache_bypass), since the start. */
 uint64_t cache_bypass_count(const struct cache *cache, int reason);
 
-/* One namespace's statistics: the STAT_NAMESPACE rows of stats/counters.def. */
+/* One namespace's statistics: the STAT_NAMESPACE rows of conf/counters.def. */
 struct cache_ns_stats {
 #define STAT_NAMESPACE(name, kind, unit, prom, help) uint64_t name;
-#include "stats/counters.def"
+#include "conf/counters.def"
 };
 
 /* Called for each namespace shown; name ("db.coll", name_len bytes) is valid during the call. */

@@ -39,7 +39,7 @@
 #include "cache/redis_mac.h"
 #include "cache/redis_url.h"
 #include "proxy/log.h"
-#include "stats/hist.h"
+#include "cache/hist.h"
 
 #include <event2/buffer.h>
 #include <event2/dns.h>
@@ -198,7 +198,7 @@ struct cache_redis {
     int in_callback; /* depth of caller callbacks running */
     bool destroying;
     uint64_t counters[CACHE_REDIS_CTR_COUNT];
-    struct stats_hist rtt; /* round trips of answered commands */
+    struct cache_hist rtt; /* round trips of answered commands */
 };
 
 static void conn_start(struct conn *conn);
@@ -719,7 +719,7 @@ op_settle(struct cache_redis_op *op, const redisReply *reply, bool timed_out)
     op->settled = true;
     evtimer_del(op->timer);
     if (answered)
-        stats_hist_observe(&redis->rtt, mono_us() - op->sent_us);
+        cache_hist_observe(&redis->rtt, mono_us() - op->sent_us);
     if (reply && reply->type == REDIS_REPLY_ERROR) {
         count(redis, CACHE_REDIS_CTR_redis_errors);
         char buf[128];
@@ -1479,7 +1479,7 @@ cache_redis_state_name(enum cache_redis_state state)
                                                                         : "unknown";
 }
 
-const struct stats_hist *
+const struct cache_hist *
 cache_redis_latency(const struct cache_redis *redis)
 {
     return &redis->rtt;

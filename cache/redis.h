@@ -35,16 +35,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct stats_hist;
+struct cache_hist;
 
 struct event_base;
 struct cache_redis;
 struct cache_redis_op;
 
-/* Counters of the Redis tier: the STAT_REDIS rows of stats/counters.def. */
+/* Counters of the Redis tier: the STAT_REDIS rows of conf/counters.def. */
 enum cache_redis_counter {
 #define STAT_REDIS(name, kind, unit, prom, help) CACHE_REDIS_CTR_##name,
-#include "stats/counters.def"
+#include "conf/counters.def"
     CACHE_REDIS_CTR_COUNT
 };
 
@@ -182,7 +182,7 @@ uint64_t cache_redis_counter(const struct cache_redis *redis, enum cache_redis_c
 const char *cache_redis_state_name(enum cache_redis_state state);
 
 /* Round-trip times of the commands answered (connection loss and timeouts not counted). */
-const struct stats_hist *cache_redis_latency(const struct cache_redis *redis);
+const struct cache_hist *cache_redis_latency(const struct cache_redis *redis);
 
 /*
  * True while the invalidation channel is subscribed. While it is not, bumps

@@ -1343,7 +1343,7 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
     }
     (void)bson_init_static(&reply, body, body_len);
     if (req->upstream_us) {
-        stats_hist_observe(&c->server->stats.upstream, proxy_client_now_us() - req->upstream_us);
+        cache_hist_observe(&c->server->stats.upstream, proxy_client_now_us() - req->upstream_us);
         req->upstream_us = 0; /* a drain's getMores are timed by drain.c */
     }
     if (req->n_shapes > 0 || req->index_db)

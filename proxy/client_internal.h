@@ -182,7 +182,7 @@ proxy_client_observe(struct proxy_client *c, const struct proxy_request *req,
                      enum proxy_outcome outcome)
 {
     if (req->started_us)
-        stats_hist_observe(&c->server->stats.request[outcome],
+        cache_hist_observe(&c->server->stats.request[outcome],
                            proxy_client_now_us() - req->started_us);
 }
 

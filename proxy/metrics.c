@@ -1,5 +1,5 @@
 /*
- * proxy/metrics.c: renders what stats/counters.def declares, twice: as the
+ * proxy/metrics.c: renders what conf/counters.def declares, twice: as the
  * /stats document (BSON, sent as relaxed extended JSON by admin.c) and as
  * the Prometheus text exposition format 0.0.4 (GET /metrics). Every row of
  * the list expands here into both renderings, so a counter added to the
@@ -23,7 +23,7 @@
 #include "cache/redis.h"
 #include "proxy/advice.h"
 #include "proxy/server.h"
-#include "stats/hist.h"
+#include "cache/hist.h"
 
 #include <dirent.h>
 #include <event2/buffer.h>
@@ -32,7 +32,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-/* The kind and unit columns of stats/counters.def. */
+/* The kind and unit columns of conf/counters.def. */
 enum kind { COUNTER, GAUGE };
 enum unit { NONE, BYTES, SECONDS };
 
@@ -40,7 +40,7 @@ enum unit { NONE, BYTES, SECONDS };
 
 struct process {
 #define STAT_PROCESS(name, kind, unit, prom, help) double name;
-#include "stats/counters.def"
+#include "conf/counters.def"
 };
 
 static double
@@ -164,7 +164,7 @@ utf8_key(const char *s, size_t len)
 }
 
 static void
-hist_bson(bson_t *parent, const char *key, const struct stats_hist *h)
+hist_bson(bson_t *parent, const char *key, const struct cache_hist *h)
 {
     bson_t sub, buckets;
     char le[32];
@@ -173,12 +173,12 @@ hist_bson(bson_t *parent, const char *key, const struct stats_hist *h)
     BSON_APPEND_INT64(&sub, "count", (int64_t)h->count);
     BSON_APPEND_DOUBLE(&sub, "sum_seconds", (double)h->sum_us / 1e6);
     BSON_APPEND_DOCUMENT_BEGIN(&sub, "buckets", &buckets);
-    for (unsigned i = 0; i <= STATS_HIST_BOUNDS; i++) {
-        if (i < STATS_HIST_BOUNDS)
-            proxy_metrics_format_seconds(stats_hist_bound_us(i), le, sizeof le);
+    for (unsigned i = 0; i <= CACHE_HIST_BOUNDS; i++) {
+        if (i < CACHE_HIST_BOUNDS)
+            proxy_metrics_format_seconds(cache_hist_bound_us(i), le, sizeof le);
         else
             bson_strncpy(le, "+Inf", sizeof le);
-        BSON_APPEND_INT64(&buckets, le, (int64_t)stats_hist_cumulative(h, i));
+        BSON_APPEND_INT64(&buckets, le, (int64_t)cache_hist_cumulative(h, i));
     }
     bson_append_document_end(&sub, &buckets);
     bson_append_document_end(parent, &sub);
@@ -196,7 +196,7 @@ cache_bson(struct proxy_server *server, bson_t *doc)
     BSON_APPEND_UTF8(&sub, "tier", redis ? "memory+redis" : "memory");
 #define STAT_CACHE(name, kind, unit, prom, help)                                                   \
     BSON_APPEND_INT64(&sub, #name, (int64_t)cache_counter(cache, CACHE_CTR_##name));
-#include "stats/counters.def"
+#include "conf/counters.def"
     BSON_APPEND_DOUBLE(
         &sub, "hit_ratio",
         ratio(cache_counter(cache, CACHE_CTR_hits),
@@ -215,7 +215,7 @@ cache_bson(struct proxy_server *server, bson_t *doc)
         BSON_APPEND_DOCUMENT_BEGIN(&rsub, "counters", &rctr);
 #define STAT_REDIS(name, kind, unit, prom, help)                                                   \
     BSON_APPEND_INT64(&rctr, #name, (int64_t)cache_redis_counter(redis, CACHE_REDIS_CTR_##name));
-#include "stats/counters.def"
+#include "conf/counters.def"
         bson_append_document_end(&rsub, &rctr);
         bson_append_document_end(&sub, &rsub);
     }
@@ -238,7 +238,7 @@ namespaces_bson(struct proxy_server *server, bson_t *doc)
         bson_free(key);
 #define STAT_NAMESPACE(name, kind, unit, prom, help)                                               \
     BSON_APPEND_INT64(&one, #name, (int64_t)s->name);
-#include "stats/counters.def"
+#include "conf/counters.def"
         BSON_APPEND_DOUBLE(&one, "hit_ratio", ratio(s->hits, s->hits + s->misses));
         bson_append_document_end(&sub, &one);
     }
@@ -247,7 +247,7 @@ namespaces_bson(struct proxy_server *server, bson_t *doc)
     BSON_APPEND_INT64(&sub, "count", (int64_t)l.n_other);
 #define STAT_NAMESPACE(name, kind, unit, prom, help)                                               \
     BSON_APPEND_INT64(&sub, #name, (int64_t)l.other.name);
-#include "stats/counters.def"
+#include "conf/counters.def"
     bson_append_document_end(doc, &sub);
     ns_list_cleanup(&l);
 }
@@ -268,7 +268,7 @@ proxy_metrics_stats_bson(struct proxy_server *server, time_t started, bson_t *do
     BSON_APPEND_DOCUMENT_BEGIN(doc, "counters", &sub);
 #define STAT_PROXY(name, kind, unit, prom, help)                                                   \
     BSON_APPEND_INT64(&sub, #name, st->value[PROXY_STAT_##name]);
-#include "stats/counters.def"
+#include "conf/counters.def"
     bson_append_document_end(doc, &sub);
     if (server->cache) {
         cache_bson(server, doc);
@@ -281,7 +281,7 @@ proxy_metrics_stats_bson(struct proxy_server *server, time_t started, bson_t *do
         BSON_APPEND_DOUBLE(&sub, #name, p.name);                                                   \
     else                                                                                           \
         BSON_APPEND_INT64(&sub, #name, (int64_t)p.name);
-#include "stats/counters.def"
+#include "conf/counters.def"
     bson_append_document_end(doc, &sub);
     BSON_APPEND_DOCUMENT_BEGIN(doc, "latency", &sub);
     BSON_APPEND_BOOL(&sub, "enabled", histograms_on(server));
@@ -368,7 +368,7 @@ sample_label(struct evbuffer *buf, const char *prom, const char *label, const ch
 /* A histogram's samples (its family header written by the caller); label may be NULL. */
 static void
 hist_text(struct evbuffer *buf, const char *prom, const char *label, const char *value,
-          const struct stats_hist *h)
+          const struct cache_hist *h)
 {
     char le[32], sum[48];
     char lab[96];
@@ -377,13 +377,13 @@ hist_text(struct evbuffer *buf, const char *prom, const char *label, const char 
         snprintf(lab, sizeof lab, "%s=\"%s\",", label, value);
     else
         lab[0] = '\0';
-    for (unsigned i = 0; i <= STATS_HIST_BOUNDS; i++) {
-        if (i < STATS_HIST_BOUNDS)
-            proxy_metrics_format_seconds(stats_hist_bound_us(i), le, sizeof le);
+    for (unsigned i = 0; i <= CACHE_HIST_BOUNDS; i++) {
+        if (i < CACHE_HIST_BOUNDS)
+            proxy_metrics_format_seconds(cache_hist_bound_us(i), le, sizeof le);
         else
             bson_strncpy(le, "+Inf", sizeof le);
         evbuffer_add_printf(buf, "mongocache_%s_bucket{%sle=\"%s\"} %llu\n", prom, lab, le,
-                            (unsigned long long)stats_hist_cumulative(h, i));
+                            (unsigned long long)cache_hist_cumulative(h, i));
     }
     if (label)
         snprintf(lab, sizeof lab, "{%s=\"%s\"}", label, value);
@@ -407,7 +407,7 @@ process_text(struct evbuffer *buf, time_t started)
 #define STAT_PROCESS(name, kind, unit, prom, help)                                                 \
     family(buf, prom, type_name(kind), help);                                                      \
     evbuffer_add_printf(buf, "mongocache_%s %.17g\n", prom, p.name);
-#include "stats/counters.def"
+#include "conf/counters.def"
 }
 
 static void
@@ -423,7 +423,7 @@ cache_text(struct proxy_server *server, struct evbuffer *buf)
 #define STAT_CACHE(name, kind, unit, prom, help)                                                   \
     family(buf, prom, type_name(kind), help);                                                      \
     sample_u64(buf, prom, cache_counter(cache, CACHE_CTR_##name));
-#include "stats/counters.def"
+#include "conf/counters.def"
 
 #define STAT_REASON(name, kind, unit, prom, help)                                                  \
     family(buf, prom, type_name(kind), help);                                                      \
@@ -431,7 +431,7 @@ cache_text(struct proxy_server *server, struct evbuffer *buf)
         const char *r = cache_bypass_name(i);                                                      \
         sample_label(buf, prom, "reason", r, strlen(r), cache_bypass_count(cache, i));             \
     }
-#include "stats/counters.def"
+#include "conf/counters.def"
 
     if (redis) {
         enum cache_redis_state now = cache_redis_state(redis);
@@ -448,7 +448,7 @@ cache_text(struct proxy_server *server, struct evbuffer *buf)
 #define STAT_REDIS(name, kind, unit, prom, help)                                                   \
     family(buf, prom, type_name(kind), help);                                                      \
     sample_u64(buf, prom, cache_redis_counter(redis, CACHE_REDIS_CTR_##name));
-#include "stats/counters.def"
+#include "conf/counters.def"
     }
 
     if (top < 1)
@@ -459,7 +459,7 @@ cache_text(struct proxy_server *server, struct evbuffer *buf)
     for (size_t i = 0; i < l.n; i++)                                                               \
         sample_label(buf, prom, "namespace", l.rows[i].ns, l.rows[i].ns_len, l.rows[i].s.name);    \
     sample_label(buf, prom, "namespace", "other", 5, l.other.name);
-#include "stats/counters.def"
+#include "conf/counters.def"
     ns_list_cleanup(&l);
 }
 
@@ -476,7 +476,7 @@ proxy_metrics_prometheus(struct proxy_server *server, time_t started, struct evb
 #define STAT_PROXY(name, kind, unit, prom, help)                                                   \
     family(buf, prom, type_name(kind), help);                                                      \
     sample_u64(buf, prom, (uint64_t)st->value[PROXY_STAT_##name]);
-#include "stats/counters.def"
+#include "conf/counters.def"
     if (server->cache)
         cache_text(server, buf);
 
@@ -493,6 +493,6 @@ proxy_metrics_prometheus(struct proxy_server *server, time_t started, struct evb
         family(buf, prom, "histogram", help);                                                      \
         hist_text(buf, prom, NULL, NULL, cache_redis_latency(cache_redis_tier(server->cache)));    \
     }
-#include "stats/counters.def"
+#include "conf/counters.def"
     process_text(buf, started);
 }

@@ -1,6 +1,6 @@
 /*
  * proxy/metrics.h: the two renderings of every counter, gauge and histogram
- * declared in stats/counters.def: the /stats JSON document (built as BSON,
+ * declared in conf/counters.def: the /stats JSON document (built as BSON,
  * written as relaxed extended JSON) and the Prometheus text exposition
  * format 0.0.4 of GET /metrics. Both read the same values in the same
  * call, so a scrape and a /stats taken with no traffic in between agree.
@@ -28,7 +28,7 @@ void proxy_metrics_stats_bson(struct proxy_server *server, time_t started, bson_
 
 /*
  * Appends the Prometheus text exposition (format 0.0.4) to buf: every
- * family of stats/counters.def as mongocache_<prom>, the namespaces
+ * family of conf/counters.def as mongocache_<prom>, the namespaces
  * (at most conf->metrics_namespaces by name plus namespace="other"),
  * reads not cached by reason, the histograms, and the process.
  */

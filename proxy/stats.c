@@ -1,6 +1,6 @@
 /*
  * proxy/stats.c: names and help of the proxy's counters (the STAT_PROXY
- * rows of stats/counters.def) and of request outcomes. Incrementing is
+ * rows of conf/counters.def) and of request outcomes. Incrementing is
  * inline in stats.h; rendering is proxy/metrics.c's, serving it over HTTP
  * proxy/admin.c's.
  */
@@ -8,12 +8,12 @@
 
 static const char *const names[] = {
 #define STAT_PROXY(name, kind, unit, prom, help) #name,
-#include "stats/counters.def"
+#include "conf/counters.def"
 };
 
 static const char *const helps[] = {
 #define STAT_PROXY(name, kind, unit, prom, help) help,
-#include "stats/counters.def"
+#include "conf/counters.def"
 };
 
 static const char *const outcome_names[PROXY_OUTCOME_COUNT] = {"pass_through", "hit", "miss",

@@ -1,19 +1,19 @@
 /*
  * proxy/stats.h: the proxy's counters, declared once (the STAT_PROXY rows of
- * stats/counters.def, with every other counter of mongocache). Only the
+ * conf/counters.def, with every other counter of mongocache). Only the
  * event-loop thread touches them, so they are plain integers. Rendering
  * them (/stats, /metrics) is proxy/metrics.c's job.
  */
 #ifndef MONGOCACHE_PROXY_STATS_H
 #define MONGOCACHE_PROXY_STATS_H
 
-#include "stats/hist.h"
+#include "cache/hist.h"
 
 #include <stdint.h>
 
 enum proxy_stat_id {
 #define STAT_PROXY(name, kind, unit, prom, help) PROXY_STAT_##name,
-#include "stats/counters.def"
+#include "conf/counters.def"
     PROXY_STAT_COUNT
 };
 
@@ -29,8 +29,8 @@ enum proxy_outcome {
 struct proxy_stats {
     int64_t value[PROXY_STAT_COUNT];
     /* latency (latency_histograms): requests by outcome, upstream round trips */
-    struct stats_hist request[PROXY_OUTCOME_COUNT];
-    struct stats_hist upstream;
+    struct cache_hist request[PROXY_OUTCOME_COUNT];
+    struct cache_hist upstream;
 };
 
 static inline void

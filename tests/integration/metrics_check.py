@@ -3,7 +3,7 @@
 Run by test_metrics.sh against a proxy with the Redis tier in front of
 FerretDB. Prints unnumbered TAP lines ("ok - ..."). The exposition is parsed
 by prometheus_client's own text parser (a real one, not ours); the names
-and JSON paths of every counter come from stats/counters.def, the list both
+and JSON paths of every counter come from conf/counters.def, the list both
 renderings are generated from, so a counter missing or different in either
 output fails here.
 
@@ -61,7 +61,7 @@ def value(samples, name, **labels):
 
 # The rows of the one list: group, JSON name, kind, unit, Prometheus name.
 ROW = re.compile(r'^STAT_([A-Z]+)\((\w+), (\w+), (\w+), "([a-z0-9_]+)"', re.M)
-with open(SRCDIR + "/stats/counters.def") as f:
+with open(SRCDIR + "/conf/counters.def") as f:
     ROWS = [m.groups() for m in ROW.finditer(f.read())]
 
 
@@ -199,7 +199,7 @@ def main():
     check(not bad and n_hist == 6,
           "%d histogram series: buckets cumulative and monotone, +Inf = _count" % n_hist, bad)
 
-    # Every row of stats/counters.def: the same value in both outputs.
+    # Every row of conf/counters.def: the same value in both outputs.
     where = {
         "PROXY": lambda name: s["counters"][name],
         "CACHE": lambda name: s["cache"][name],

@@ -19,7 +19,7 @@
 #include "cache/redis_mac.h"
 #include "conf/conf.h"
 #include "proxy/log.h"
-#include "stats/hist.h"
+#include "cache/hist.h"
 #include "wire/frame.h"
 
 #include <errno.h>
