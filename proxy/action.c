@@ -344,30 +344,13 @@ proxy_action_answer(struct proxy_client *c, const bson_t *body, const char *db, 
 /* ---- HTTP ----------------------------------------------------------------------- */
 
 static void
-http_reply(struct evhttp_request *req, int code, const char *reason, const bson_t *doc)
-{
-    struct evbuffer *body = evbuffer_new();
-    size_t n;
-    char *json = bson_as_relaxed_extended_json(doc, &n);
-
-    if (json)
-        evbuffer_add(body, json, n);
-    evbuffer_add(body, "\n", 1);
-    bson_free(json);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
-    evhttp_send_reply(req, code, reason, body);
-    evbuffer_free(body);
-}
-
-static void
 http_error(struct evhttp_request *req, int code, const char *reason, const char *why)
 {
     bson_t doc = BSON_INITIALIZER;
 
     BSON_APPEND_BOOL(&doc, "ok", false);
     BSON_APPEND_UTF8(&doc, "error", why);
-    http_reply(req, code, reason, &doc);
+    proxy_admin_send_bson(req, code, reason, &doc);
     bson_destroy(&doc);
 }
 
@@ -427,7 +410,7 @@ http_done(struct evhttp_request *req, const char *ns, size_t dropped)
     if (ns)
         BSON_APPEND_UTF8(&doc, "namespace", ns);
     BSON_APPEND_INT64(&doc, "dropped", (int64_t)dropped);
-    http_reply(req, 200, "OK", &doc);
+    proxy_admin_send_bson(req, 200, "OK", &doc);
     bson_destroy(&doc);
 }
 

@@ -90,6 +90,23 @@ reply_json(struct evhttp_request *req, int code, const char *reason, struct evbu
     evhttp_send_reply(req, code, reason, body);
 }
 
+void
+proxy_admin_send_bson(struct evhttp_request *req, int code, const char *reason, const bson_t *doc)
+{
+    struct evbuffer *body = evbuffer_new();
+    size_t n;
+    char *json = bson_as_relaxed_extended_json(doc, &n);
+
+    if (json)
+        evbuffer_add(body, json, n);
+    else
+        evbuffer_add_printf(body, "{\"error\": \"the reply could not be written\"}");
+    evbuffer_add(body, "\n", 1);
+    bson_free(json);
+    reply_json(req, json ? code : 500, json ? reason : "Internal Server Error", body);
+    evbuffer_free(body);
+}
+
 /*
  * POST is allowed on the endpoint for the admin actions (proxy/action.c)
  * alone: a GET route refuses it as evhttp did before (501). False when req

@@ -24,6 +24,7 @@
 
 #include "cache/cache.h"
 #include "cache/redis.h"
+#include "proxy/admin.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
 #include "wire/frame.h"
@@ -84,8 +85,6 @@ answer(struct proxy_ready *ready, struct evhttp_request *req, bool detailed)
     const char *redis_state = "not_configured";
     char reason[320] = "";
     bson_t doc = BSON_INITIALIZER;
-    struct evbuffer *body = evbuffer_new();
-    char *json;
     int code;
 
     if (redis && !cache_enabled(server->cache))
@@ -106,14 +105,8 @@ answer(struct proxy_ready *ready, struct evhttp_request *req, bool detailed)
     BSON_APPEND_UTF8(&doc, "upstream", ready->ok ? "reachable" : "unreachable");
     BSON_APPEND_UTF8(&doc, "redis", redis_state);
     BSON_APPEND_INT64(&doc, "checked_ms_ago", mono_ms() - ready->checked_ms);
-    json = bson_as_relaxed_extended_json(&doc, NULL);
-    evbuffer_add_printf(body, "%s\n", json ? json : "{\"status\": \"not_ready\"}");
-    bson_free(json);
+    proxy_admin_send_bson(req, code, code == 200 ? "OK" : "Service Unavailable", &doc);
     bson_destroy(&doc);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
-    evhttp_send_reply(req, code, code == 200 ? "OK" : "Service Unavailable", body);
-    evbuffer_free(body);
 }
 
 static void

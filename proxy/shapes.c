@@ -30,29 +30,12 @@
 #include <time.h>
 
 static void
-send_json(struct evhttp_request *req, int code, const char *reason, const bson_t *doc)
-{
-    struct evbuffer *body = evbuffer_new();
-    size_t n;
-    char *json = bson_as_relaxed_extended_json(doc, &n);
-
-    if (json)
-        evbuffer_add(body, json, n);
-    evbuffer_add(body, "\n", 1);
-    bson_free(json);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
-    evhttp_send_reply(req, code, reason, body);
-    evbuffer_free(body);
-}
-
-static void
 send_error(struct evhttp_request *req, int code, const char *reason, const char *why)
 {
     bson_t doc = BSON_INITIALIZER;
 
     BSON_APPEND_UTF8(&doc, "error", why);
-    send_json(req, code, reason, &doc);
+    proxy_admin_send_bson(req, code, reason, &doc);
     bson_destroy(&doc);
 }
 
@@ -234,7 +217,7 @@ proxy_shapes_http(struct evhttp_request *req, void *arg)
                          "no shape table: index advice is off (advice = off); turn it on to "
                          "count query shapes");
         BSON_APPEND_BOOL(&doc, "advice", false);
-        send_json(req, 404, "Not Found", &doc);
+        proxy_admin_send_bson(req, 404, "Not Found", &doc);
         bson_destroy(&doc);
         return;
     }
@@ -257,6 +240,6 @@ proxy_shapes_http(struct evhttp_request *req, void *arg)
     for (uint32_t i = 0; i < n; i++)
         append_row(&shapes, i, &rows[i], report, mono_now, wall_now);
     bson_append_array_end(&doc, &shapes);
-    send_json(req, 200, "OK", &doc);
+    proxy_admin_send_bson(req, 200, "OK", &doc);
     bson_destroy(&doc);
 }
