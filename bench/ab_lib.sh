@@ -1,7 +1,7 @@
 # bench/ab_lib.sh: the processes of an A/B benchmark (advice_ab.sh,
-# redis_mac_ab.sh), sourced by them: started on SUT_CPU with their output in
+# metrics_ab.sh, redis_mac_ab.sh), sourced by them: started on SUT_CPU with their output in
 # $OUT/logs/NAME.log, waited for on their port, and stopped at exit (TERM,
-# then KILL). The caller sets SUT_CPU and OUT.
+# then KILL). The caller sets SUT_CPU and OUT, or has ab_prepare set them.
 
 PIDS=()
 cleanup() {
@@ -30,4 +30,24 @@ start() { # NAME PORT CMD...
     taskset -c "$SUT_CPU" "$@" >"$OUT/logs/$name.log" 2>&1 &
     PIDS+=("$!")
     wait_port "$port"
+}
+
+# ab_prepare NAME: the settings and build every A/B script here shares: the
+# CPUs, the results directory ($OUT, or a new mongocache-NAME.XXXXXX), and
+# _build-bench (configured -O2 -g once, rebuilt), giving BIN and MCLOAD.
+ab_prepare() {
+    LOADGEN_CPU=${LOADGEN_CPU:-1}
+    SUT_CPU=${SUT_CPU:-0}
+    KEYS=1000
+    OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/mongocache-$1.XXXXXX")}
+    mkdir -p "$OUT/logs"
+    echo "# results in $OUT" >&2
+    [ -x "$top/configure" ] || (cd "$top" && autoreconf -fi >/dev/null 2>&1)
+    mkdir -p "$top/_build-bench"
+    if [ ! -f "$top/_build-bench/Makefile" ]; then
+        (cd "$top/_build-bench" && "$top/configure" -q --disable-asan CFLAGS="-O2 -g") >&2
+    fi
+    (cd "$top/_build-bench" && make -j2 mongocache bench/mcload >/dev/null)
+    BIN=$top/_build-bench/mongocache
+    MCLOAD=$top/_build-bench/bench/mcload
 }

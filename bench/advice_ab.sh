@@ -54,24 +54,9 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-LOADGEN_CPU=${LOADGEN_CPU:-1}
-SUT_CPU=${SUT_CPU:-0}
-KEYS=1000
-OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/mongocache-adviceab.XXXXXX")}
-mkdir -p "$OUT/logs"
-echo "# results in $OUT" >&2
-
-[ -x "$top/configure" ] || (cd "$top" && autoreconf -fi >/dev/null 2>&1)
-mkdir -p "$top/_build-bench"
-if [ ! -f "$top/_build-bench/Makefile" ]; then
-    (cd "$top/_build-bench" && "$top/configure" -q --disable-asan CFLAGS="-O2 -g") >&2
-fi
-(cd "$top/_build-bench" && make -j2 mongocache bench/mcload >/dev/null)
-BIN=$top/_build-bench/mongocache
-MCLOAD=$top/_build-bench/bench/mcload
-
 # shellcheck source=bench/ab_lib.sh
 . "$here/ab_lib.sh"
+ab_prepare adviceab
 UP=$(free_port)
 start upstream "$UP" "$MCLOAD" --server --port "$UP" --size "$SIZE"
 declare -A PORT HTTP PID
