@@ -19,7 +19,7 @@
  *        [the query cache will store here]
  *     -> relay to the client, strictly in request order; as each reply is
  *        queued (relayed, or canned/hit in proxy_client_flush_canned),
- *        proxy_slow_reply (slow.c) logs the request when it was slow
+ *        proxy_client_observe times it (latency histograms, the slow-request line)
  *
  * Owns: the client bufferevent, its upstream, the list of requests in
  * flight, timers (message deadline, idle, drain) and the auth state. Does
@@ -621,7 +621,6 @@ proxy_client_flush_canned(struct proxy_client *c)
     struct proxy_request *req;
 
     while ((req = TAILQ_FIRST(&c->pending)) && (req->canned || req->hit) && !req->write_wait) {
-        proxy_slow_reply(c, req, NULL);
         if (req->hit) {
             proxy_lookup_write_hit(c, req);
             /* a drained miss is served like a hit of its stored result */
@@ -1179,11 +1178,11 @@ upstream_protocol_error(struct proxy_client *c, struct proxy_request *req, const
               "connections\"",
               c->server->upstream_label, what);
     if (req) {
-        proxy_slow_error(c, req);
         snprintf(errmsg, sizeof errmsg, "mongocache: invalid reply from upstream %s: %s",
                  c->server->upstream_label, what);
         send_error(c, req->request_id, req->legacy, WIRE_CODE_PROTOCOL_ERROR, "ProtocolError",
                    errmsg);
+        proxy_client_observe(c, req, PROXY_OUTCOME_ERROR);
     }
     proxy_upstream_destroy(c->up);
     c->up = NULL;
@@ -1395,7 +1394,6 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
         req->outcome = (uint8_t)outcome;
         return !c->dead;
     }
-    proxy_slow_reply(c, req, &reply);
     if (rewritten) {
         evbuffer_drain(in, (size_t)h->length);
         proxy_client_write_owned(c, rewritten, rewritten_len);
@@ -1438,7 +1436,6 @@ proxy_client_on_upstream_down(struct proxy_client *c, const char *why, bool conn
 
             snprintf(errmsg, sizeof errmsg, "mongocache: %s", why);
             while ((req = TAILQ_FIRST(&c->pending))) {
-                proxy_slow_error(c, req);
                 send_error(c, req->request_id, req->legacy, WIRE_CODE_HOST_UNREACHABLE,
                            "HostUnreachable", errmsg);
                 proxy_client_observe(c, req, PROXY_OUTCOME_ERROR);

@@ -15,6 +15,7 @@
 #include "proxy/hello.h"
 #include "proxy/router.h"
 #include "proxy/server.h"
+#include "proxy/slow.h"
 
 #include <arpa/inet.h>
 #include <event2/util.h>
@@ -175,15 +176,23 @@ int64_t proxy_client_now_us(void);
 
 /*
  * The reply to req has just been queued for the client (or dropped, the
- * client being gone): counts its latency under outcome when req is timed.
+ * client being gone): when req is timed, counts its latency under outcome
+ * (latency_histograms) and logs it if it was slow (slow_request_ms,
+ * proxy/slow.h). The one place a request's outcome and time are taken.
  */
 static inline void
 proxy_client_observe(struct proxy_client *c, const struct proxy_request *req,
                      enum proxy_outcome outcome)
 {
-    if (req->started_us)
-        cache_hist_observe(&c->server->stats.request[outcome],
-                           proxy_client_now_us() - req->started_us);
+    int64_t elapsed_us;
+
+    if (!req->started_us)
+        return;
+    elapsed_us = proxy_client_now_us() - req->started_us;
+    if (c->server->conf->latency_histograms)
+        cache_hist_observe(&c->server->stats.request[outcome], elapsed_us);
+    if (c->server->conf->slow_request_ms > 0)
+        proxy_slow_log(c, req, outcome, elapsed_us);
 }
 
 /* Writes bytes (taken, bson_free) to the client unless it is gone. */

@@ -12,6 +12,8 @@
 #ifndef MONGOCACHE_PROXY_SLOW_H
 #define MONGOCACHE_PROXY_SLOW_H
 
+#include "proxy/stats.h"
+
 #include <bson/bson.h>
 
 struct proxy_client;
@@ -26,15 +28,12 @@ struct wire_cmd;
 void proxy_slow_note(struct proxy_client *c, struct proxy_request *req, const struct wire_cmd *cmd);
 
 /*
- * The reply to req is being queued for the client: logs the slow_request
- * line when it took longer than slow_request_ms. reply is the relayed
- * reply's body when there is one (borrowed for the call); NULL when the
- * reply is req->hit or req->canned, which are read instead. Cheap when the
- * request was fast: one clock read.
+ * The reply to req was queued for the client elapsed_us after req was
+ * taken from its buffer: logs the slow_request line when that is longer
+ * than slow_request_ms. Called by proxy_client_observe alone, with the
+ * outcome the latency histograms count.
  */
-void proxy_slow_reply(struct proxy_client *c, const struct proxy_request *req, const bson_t *reply);
-
-/* As proxy_slow_reply for a request answered with an error of the proxy's own instead. */
-void proxy_slow_error(struct proxy_client *c, const struct proxy_request *req);
+void proxy_slow_log(struct proxy_client *c, const struct proxy_request *req,
+                    enum proxy_outcome outcome, int64_t elapsed_us);
 
 #endif

@@ -256,7 +256,7 @@ def check(log, advice_off_log):
            "exactly the slow requests are logged: 5 in logfmt, 1 in JSON (got %d, %d)"
            % (len(slow_lf), len(slow_js)), *[json.dumps(d) for d in slow_lf + slow_js])
     outcomes = sorted(d.get("outcome") for d in slow_lf)
-    tap.ok(outcomes == ["error", "hit", "miss", "miss", "pass"],
+    tap.ok(outcomes == ["error", "hit", "miss", "miss", "pass_through"],
            "outcomes: miss, coalesced hit, error, pass-through: %s" % outcomes)
     problems = []
     for d in slow_lf + slow_js:
