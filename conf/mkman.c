@@ -186,7 +186,7 @@ put_options(void)
 }
 
 /* A NAME=VALUE argument: "@NAME@" in a template line is replaced by VALUE. */
-struct man_mkman_subst {
+struct conf_mkman_subst {
     char marker[64];
     const char *value;
 };
@@ -198,10 +198,10 @@ struct man_mkman_subst {
  * written by put_path.
  */
 static void
-put_line(const char *line, const struct man_mkman_subst *substs, size_t n)
+put_line(const char *line, const struct conf_mkman_subst *substs, size_t n)
 {
     while (*line != '\0') {
-        const struct man_mkman_subst *hit = NULL;
+        const struct conf_mkman_subst *hit = NULL;
 
         if (*line == '@') {
             for (size_t i = 0; i < n && hit == NULL; i++) {
@@ -222,7 +222,7 @@ int
 main(int argc, char **argv)
 {
     char line[LINE_MAX_BYTES];
-    struct man_mkman_subst substs[MAX_SUBST];
+    struct conf_mkman_subst substs[MAX_SUBST];
     size_t n_substs = 0;
     FILE *in;
     unsigned lineno = 0;

@@ -271,7 +271,7 @@ stats_doc(struct proxy_server *server)
 
 uint8_t *
 proxy_action_answer(struct proxy_client *c, const bson_t *body, const char *db, int32_t response_to,
-                    size_t *len)
+                    size_t *len, bool *ok)
 {
     struct proxy_server *server = c->server;
     const struct conf *conf = server->conf;
@@ -279,11 +279,13 @@ proxy_action_answer(struct proxy_client *c, const bson_t *body, const char *db, 
     bson_error_t error;
     const char *who, *ns;
     char errmsg[512];
-    bool listed, parsed;
+    bool listed, parsed, open_to_all;
     bson_t reply = BSON_INITIALIZER, *stats = NULL;
     const bson_t *out = &reply;
     uint8_t *bytes;
     size_t dropped = 0;
+
+    *ok = false; /* until the action is taken: every refusal is an error reply */
 
     listed = c->auth.state == PROXY_AUTH_OK &&
              proxy_action_user_listed(conf->admin_users, c->auth.principal);
@@ -302,7 +304,12 @@ proxy_action_answer(struct proxy_client *c, const bson_t *body, const char *db, 
                  commands[cmd.kind - 1].name);
         return error_reply(c, response_to, CODE_UNAUTHORIZED, errmsg, len);
     }
-    if (!listed && !conf->admin_commands) {
+    /* admin_commands is for an upstream without authentication: once a client
+     * has authenticated through this proxy, the upstream evidently has it, and
+     * only admin_users are admitted. */
+    open_to_all = conf->admin_commands &&
+                  server->stats.value[PROXY_STAT_auth_success] == 0;
+    if (!listed && !open_to_all) {
         audit(c->id, "wire", who, cmd.kind, ns, "refused_unauthorized", 0);
         snprintf(errmsg, sizeof errmsg,
                  "not authorized on admin to execute command { %s }: mongocache admits the "
@@ -334,6 +341,7 @@ proxy_action_answer(struct proxy_client *c, const bson_t *body, const char *db, 
         BSON_APPEND_DOUBLE(&reply, "ok", 1.0);
     }
     audit(c->id, "wire", who, cmd.kind, ns, "ok", dropped);
+    *ok = true;
     bytes = wire_reply_msg(proxy_client_reply_id(c), response_to, out, len);
     bson_destroy(&reply);
     if (stats)
@@ -378,11 +386,13 @@ http_admitted(struct proxy_server *server, struct evhttp_request *req, enum prox
     const char *token = server->conf->http_token;
 
     if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+        audit(0, "http", who, kind, NULL, "refused_method", 0);
         evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
         http_error(req, 405, "Method Not Allowed", "this route takes POST only");
         return false;
     }
     if (evbuffer_get_length(evhttp_request_get_input_buffer(req)) != 0) {
+        audit(0, "http", who, kind, NULL, "refused_body", 0);
         http_error(req, 413, "Payload Too Large", "an admin POST takes no body");
         return false;
     }
@@ -425,6 +435,7 @@ proxy_action_http_flush(struct evhttp_request *req, void *arg)
     if (!http_admitted(server, req, PROXY_ACTION_FLUSH, who))
         return;
     if (evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req)) != NULL) {
+        audit(0, "http", who, PROXY_ACTION_FLUSH, NULL, "bad_argument", 0);
         http_error(req, 400, "Bad Request", "/cache/flush takes no query parameter");
         return;
     }
@@ -449,6 +460,7 @@ proxy_action_http_invalidate(struct evhttp_request *req, void *arg)
     /* One parameter, decoded here once, to its true length: a %00 is seen, not cut at. */
     query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
     if (query == NULL || strncmp(query, "namespace=", 10) != 0 || strpbrk(query, "&;") != NULL) {
+        audit(0, "http", who, PROXY_ACTION_INVALIDATE, NULL, "bad_argument", 0);
         http_error(
             req, 400, "Bad Request",
             "give the namespace, and nothing else: POST /cache/invalidate?namespace=db.coll");

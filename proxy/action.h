@@ -74,10 +74,11 @@ bool proxy_action_user_listed(const char *admin_users, const char *principal);
  * Answers an in-band admin command (body checked, kind not NONE; db its
  * $db) on client c: the reply message to request response_to (an OP_MSG,
  * ok: 1, or ok: 0 with code, codeName and errmsg as mongod would), freed
- * with bson_free, its length in *len. The action is taken here, and logged.
+ * with bson_free, its length in *len; *ok tells which. The action is taken
+ * here, and logged.
  */
 uint8_t *proxy_action_answer(struct proxy_client *c, const bson_t *body, const char *db,
-                             int32_t response_to, size_t *len);
+                             int32_t response_to, size_t *len, bool *ok);
 
 /* POST /cache/flush and POST /cache/invalidate: evhttp callbacks, arg the server. */
 void proxy_action_http_flush(struct evhttp_request *req, void *arg);

@@ -38,7 +38,6 @@ struct proxy_admin {
     struct proxy_server *server;
     struct evhttp *http;
     struct proxy_ready *ready; /* /readyz, owned */
-    time_t started;
     struct proxy_dashboard *dashboard; /* GET / */
 };
 
@@ -129,7 +128,7 @@ get_only(struct evhttp_request *req)
 void
 proxy_admin_stats_bson(struct proxy_server *server, bson_t *doc)
 {
-    proxy_metrics_stats_bson(server, server->admin ? server->admin->started : time(NULL), doc);
+    proxy_metrics_stats_bson(server, server->started, doc);
 }
 
 /* Most bytes of /stats sent in one chunk. */
@@ -165,7 +164,7 @@ stats_cb(struct evhttp_request *req, void *arg)
         unauthorized(req);
         return;
     }
-    proxy_metrics_stats_bson(admin->server, admin->started, &doc);
+    proxy_metrics_stats_bson(admin->server, admin->server->started, &doc);
     json = bson_as_relaxed_extended_json(&doc, &len);
     bson_destroy(&doc);
     body = evbuffer_new();
@@ -200,7 +199,7 @@ metrics_cb(struct evhttp_request *req, void *arg)
         return;
     }
     body = evbuffer_new();
-    proxy_metrics_prometheus(admin->server, admin->started, body);
+    proxy_metrics_prometheus(admin->server, admin->server->started, body);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                       PROXY_METRICS_CONTENT_TYPE);
     evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
@@ -218,6 +217,8 @@ readyz_cb(struct evhttp_request *req, void *arg)
 {
     struct proxy_admin *admin = arg;
 
+    if (!get_only(req))
+        return;
     proxy_ready_handle(admin->ready, req, authorized(admin, req));
 }
 
@@ -279,7 +280,8 @@ not_found_cb(struct evhttp_request *req, void *arg)
 
     (void)arg;
     evbuffer_add_printf(body,
-                        "{\"error\": \"not found\", \"paths\": [\"/stats\", \"/healthz\"]}\n");
+                        "{\"error\": \"not found\", \"paths\": [\"/\", \"/stats\", \"/metrics\", \"/healthz\", "
+                        "\"/readyz\", \"/advice\", \"/shapes\", \"/cache/flush\", \"/cache/invalidate\"]}\n");
     reply_json(req, 404, "Not Found", body);
     evbuffer_free(body);
 }
@@ -351,7 +353,6 @@ proxy_admin_new(struct proxy_server *server, bson_error_t *error)
     }
     admin = bson_malloc0(sizeof *admin);
     admin->server = server;
-    admin->started = time(NULL);
     admin->dashboard = proxy_dashboard_new(error);
     if (!admin->dashboard) {
         bson_free(host);

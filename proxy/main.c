@@ -248,6 +248,7 @@ main(int argc, char **argv)
     int status = 1;
 
     memset(&server, 0, sizeof server);
+    server.started = time(NULL);
     TAILQ_INIT(&server.clients);
     server.next_reply_id = 1;
     mongoc_log_set_handler(mongoc_log_cb, NULL);

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/queue.h>
+#include <time.h>
 
 struct event_base;
 struct evdns_base;
@@ -32,6 +33,7 @@ struct proxy_server {
     struct event_base *base;
     struct evdns_base *dns;
     struct conf *conf;          /* owned; replaced on SIGHUP */
+    time_t started;             /* when the process started (uptime, start time) */
     struct proxy_stats stats;
     char *upstream_host;        /* from conf->upstream's first host, owned */
     uint16_t upstream_port;     /* 0 for a unix socket path */

@@ -48,7 +48,6 @@ proxy_slow_note(struct proxy_client *c, struct proxy_request *req, const struct 
     }
 }
 
-/* Whether body's ok field is 1 (a success). */
 /*
  * Logs req when it was slow: elapsed_us since it was taken from the
  * client's buffer, outcome as the latency histograms count it.

@@ -367,6 +367,20 @@ def group_auth(a):
                        authSource="admin"), {"mongocacheFlush": 1})
     tap(r.get("ok") == 0 and r.get("code") in (13, 18),
         "D, a wrong password: refused", r)
+    if a.d3_port:
+        # D3: admin_commands on in front of this authenticating upstream. Until a
+        # client has authenticated through it the proxy cannot tell; after one has,
+        # admin_commands admits nobody: only admin_users (none here).
+        r = command(client(a.d3_port), {"mongocacheStats": 1})
+        first = r.get("ok") == 1
+        as_user(a.d3_port).admin.command("ping")
+        r = command(client(a.d3_port), {"mongocacheFlush": 1})
+        tap(first and r.get("ok") == 0 and r.get("code") == 13,
+            "D3, admin_commands on before an upstream authentication: open; after one: an "
+            "unauthenticated connection is Unauthorized (13)", r)
+        r = command(as_user(a.d3_port), {"mongocacheFlush": 1})
+        tap(r.get("ok") == 0 and r.get("code") == 13,
+            "D3: ... and so is the authenticated user, who is not in admin_users", r)
 
 
 def main():
@@ -380,6 +394,7 @@ def main():
     p.add_argument("--e-http", type=int)
     p.add_argument("--d-port", type=int)
     p.add_argument("--d2-port", type=int)
+    p.add_argument("--d3-port", type=int, default=0)
     p.add_argument("--token")
     p.add_argument("--user")
     p.add_argument("--password")

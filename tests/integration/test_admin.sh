@@ -17,7 +17,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 mc_init
 
-mc_plan 60
+mc_plan 62
 TOKEN="admtok-$$-$RANDOM-marker"
 SECRET="admin-secret-$$-$RANDOM"
 MONGOSH=${MC_MONGOSH:-$MC_NODE_DIR/node_modules/.bin/mongosh}
@@ -78,8 +78,10 @@ mc_start_proxy --admin-users "someone@admin, $USER_NAME@admin"
 D_PORT=$PROXY_PORT D_LOG=$PROXY_LOG
 mc_start_proxy --admin-users "$USER_NAME@app"
 D2_PORT=$PROXY_PORT
-mc_run_lines admin 5 auth "$MC_PYTHON" "$CHECK" auth --d-port "$D_PORT" --d2-port "$D2_PORT" \
-    --user "$USER_NAME" --password "$USER_PW"
+mc_start_proxy --admin-commands on
+D3_PORT=$PROXY_PORT
+mc_run_lines admin 7 auth "$MC_PYTHON" "$CHECK" auth --d-port "$D_PORT" --d2-port "$D2_PORT" \
+    --d3-port "$D3_PORT" --user "$USER_NAME" --password "$USER_PW"
 out=$(mongosh_run "mongodb://$USER_NAME:$USER_PW@127.0.0.1:$D_PORT/?directConnection=true&authSource=admin" \
     '[{"mongocacheFlush": 1}]')
 json_ok "$out" 'r[0]["ok"] == 1 and "dropped" in r[0]'
