@@ -6,7 +6,9 @@
 # per upstream round trip, and a bucket increment per reply. One build, five
 # proxies side by side against the canned upstream (bench/mcload --server):
 #   hit-on / hit-off     cache on, every key read twice first: only hits;
-#                        --latency-histograms on / off;
+#                        on: the defaults (latency_histograms on,
+#                        slow_request_ms 100); off: latency_histograms off
+#                        and slow_request_ms 0, so no request is timed;
 #   pass-on / pass-off   --cache false: every find reaches the upstream;
 #   hit-aa               hit-off's twin (histograms off): hit-aa/hit-off is
 #                        an A/A ratio, the noise the other ratios sit in.
@@ -57,8 +59,9 @@ start_variant() {
     local v=$1 extra
     PORT[$v]=$(free_port)
     HTTP[$v]=$(free_port)
+    # off: no request is timed at all (no histogram, no slow-request check)
     extra=(--latency-histograms on)
-    case $v in *-off | hit-aa) extra=(--latency-histograms off) ;; esac
+    case $v in *-off | hit-aa) extra=(--latency-histograms off --slow-request-ms 0) ;; esac
     case $v in pass-*) extra+=(--cache false) ;; esac
     start "$v" "${PORT[$v]}" "$BIN" --listen "127.0.0.1:${PORT[$v]}" \
         --upstream "mongodb://127.0.0.1:$UP" --http-listen "127.0.0.1:${HTTP[$v]}" \
@@ -129,6 +132,7 @@ if [ "$CALLGRIND" = 1 ]; then
         p=$(free_port)
         h=$(free_port)
         flags=(--latency-histograms "${mode#*-}")
+        [ "${mode#*-}" = off ] && flags+=(--slow-request-ms 0)
         case $mode in
         hit-*) flags+=(--cache-ttl 1h) ;;
         pass-*) flags+=(--cache false) ;;
