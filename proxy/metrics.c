@@ -490,6 +490,12 @@ proxy_metrics_prometheus(struct proxy_server *server, time_t started, struct evb
 #include "conf/counters.def"
     if (server->cache)
         cache_text(server, buf);
+    family(buf, "advice_enabled", "gauge", "1 when index advice is on (advice = true)");
+    sample_u64(buf, "advice_enabled", server->advice != NULL);
+#define STAT_ADVICE(name, kind, unit, prom, help)                                                  \
+    family(buf, prom, type_name(kind), help);                                                      \
+    sample_u64(buf, prom, proxy_advice_stat(server->advice, PROXY_ADVICE_STAT_##name));
+#include "conf/counters.def"
 
 #define STAT_HIST(name, unit, label, prom, help)                                                   \
     if (strcmp(#name, "request") == 0 && histograms_on(server)) {                                  \

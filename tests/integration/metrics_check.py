@@ -214,6 +214,7 @@ def main():
         "PROXY": lambda name: s["counters"][name],
         "CACHE": lambda name: s["cache"][name],
         "REDIS": lambda name: s["cache"]["redis"]["counters"][name],
+        "ADVICE": lambda name: s["advice"][name],
     }
     compared, diff = 0, []
     for group, name, kind, unit, prom in ROWS:
