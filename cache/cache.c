@@ -97,6 +97,22 @@ struct cache {
     struct cache_inflight *inflight[INFLIGHT_BUCKETS];
     uint64_t counters[CACHE_CTR_COUNT];
     uint64_t bypass[CACHE_BYPASS_COUNT];
+    /* The namespace labels of /metrics (cache_namespaces_labelled): sticky, at
+     * most the largest metrics_namespaces asked for (<= CACHE_NS_LABELS_MAX). */
+    struct cache_ns_label *labels;
+    size_t n_labels;
+    struct cache_ns_stats last_other; /* "other" as last rendered */
+};
+
+/*
+ * A namespace given a label: its record is held (never forgotten, so its
+ * counts only grow) and its labelled value is the record's counts less
+ * start (what it had counted before the label, and is still counted in
+ * "other" so that "other" never steps down).
+ */
+struct cache_ns_label {
+    struct cache_gen_rec *rec;
+    struct cache_ns_stats start;
 };
 
 static uint64_t
@@ -292,6 +308,9 @@ cache_destroy(struct cache *cache)
      * table goes. */
     cache_lru_destroy(cache->lru);
     cache_txn_destroy(cache->txns);
+    for (size_t i = 0; i < cache->n_labels; i++)
+        cache_gen_unref(cache->labels[i].rec);
+    bson_free(cache->labels);
     cache_gen_destroy(cache->gen);
     cache_rules_clear(&cache->include);
     cache_rules_clear(&cache->exclude);
@@ -1303,6 +1322,98 @@ cache_namespaces_top(struct cache *cache, size_t top, cache_ns_cb cb, void *arg,
     }
     *n_other = t.n_other;
     bson_free(t.heap);
+}
+
+/* ---- the namespace labels of /metrics ---- */
+
+/* The grand totals: the live "n:" records plus what the freed ones had counted. */
+static void
+ns_grand_one(const struct cache_gen_rec *rec, void *arg)
+{
+    struct cache_ns_stats *t = arg;
+
+#define STAT_NAMESPACE(name, kind, unit, prom, help) t->name += rec->name;
+#include "conf/counters.def"
+}
+
+/* Candidates for new labels: the most read namespaces not labelled yet. */
+struct ns_candidates {
+    struct cache *cache;
+    size_t max;
+    struct cache_ns_stats *other; /* grand total less the labelled values now */
+};
+
+static void
+ns_candidate(const char *name, size_t name_len, const struct cache_ns_stats *s, void *arg)
+{
+    struct ns_candidates *c = arg;
+    struct cache *cache = c->cache;
+    struct cache_ns_label *l;
+    struct cache_gen_rec *rec;
+
+    (void)s;
+    if (cache->n_labels >= c->max)
+        return;
+    /* The record exists (we are told its name from it): no record is made or freed here. */
+    rec = cache_gen_get(cache->gen, 'n', name, name_len);
+    for (size_t i = 0; i < cache->n_labels; i++)
+        if (cache->labels[i].rec == rec)
+            return;
+    l = &cache->labels[cache->n_labels++];
+    l->rec = rec;
+    cache_gen_ref(rec);
+    /* The label takes as much of the namespace's counts as "other" can give
+     * without going below what it last showed; the rest stays in "other". */
+#define STAT_NAMESPACE(name, kind, unit, prom, help)                                               \
+    {                                                                                              \
+        uint64_t room = c->other->name - cache->last_other.name;                                   \
+        uint64_t give = rec->name < room ? rec->name : room;                                       \
+                                                                                                   \
+        l->start.name = rec->name - give;                                                          \
+        c->other->name -= give;                                                                    \
+    }
+#include "conf/counters.def"
+}
+
+void
+cache_namespaces_labelled(struct cache *cache, size_t max_labels, cache_ns_cb cb, void *arg,
+                          struct cache_ns_stats *other)
+{
+    struct cache_gen_ns_sums forgotten;
+    struct cache_ns_stats unused;
+    uint64_t n_unused;
+
+    if (max_labels < 1)
+        max_labels = 1;
+    if (max_labels > CACHE_NS_LABELS_MAX)
+        max_labels = CACHE_NS_LABELS_MAX;
+    if (!cache->labels)
+        cache->labels = bson_malloc0(CACHE_NS_LABELS_MAX * sizeof *cache->labels);
+    memset(other, 0, sizeof *other);
+    cache_gen_foreach(cache->gen, 'n', ns_grand_one, other);
+    cache_gen_forgotten_ns(cache->gen, &forgotten);
+#define STAT_NAMESPACE(name, kind, unit, prom, help) other->name += forgotten.name;
+#include "conf/counters.def"
+    for (size_t i = 0; i < cache->n_labels; i++) {
+        const struct cache_ns_label *l = &cache->labels[i];
+
+#define STAT_NAMESPACE(name, kind, unit, prom, help) other->name -= l->rec->name - l->start.name;
+#include "conf/counters.def"
+    }
+    if (cache->n_labels < max_labels) {
+        struct ns_candidates c = {cache, max_labels, other};
+
+        cache_namespaces_top(cache, max_labels, ns_candidate, &c, &unused, &n_unused);
+    }
+    for (size_t i = 0; i < cache->n_labels; i++) {
+        const struct cache_ns_label *l = &cache->labels[i];
+        struct cache_ns_stats s;
+
+#define STAT_NAMESPACE(name, kind, unit, prom, help) s.name = l->rec->name - l->start.name;
+#include "conf/counters.def"
+        cb(l->rec->name + 2, l->rec->name_len - 2, &s, arg);
+    }
+    cache->last_other = *other;
 }
 
 bool

@@ -264,6 +264,23 @@ typedef void (*cache_ns_cb)(const char *name, size_t name_len, const struct cach
 void cache_namespaces_top(struct cache *cache, size_t top, cache_ns_cb cb, void *arg,
                           struct cache_ns_stats *other, uint64_t *n_other);
 
+/* The most namespace labels cache_namespaces_labelled gives (metrics_namespaces' bound). */
+#define CACHE_NS_LABELS_MAX 1000
+
+/*
+ * The namespaces of the Prometheus exposition, every value a counter that
+ * never steps down while the process lives. Labels are sticky: a namespace
+ * given one keeps it (its record is held, never forgotten); new ones go to
+ * the most read namespaces while fewer than max_labels (1..1000) are
+ * given. cb is called for each labelled namespace with its counts since it
+ * got its label (all of them when "other" could give them up); *other is
+ * everything else: the grand total of each counter (freed records
+ * included) less the labelled values. Labelled plus other equal the grand
+ * totals. Memory: at most CACHE_NS_LABELS_MAX label slots.
+ */
+void cache_namespaces_labelled(struct cache *cache, size_t max_labels, cache_ns_cb cb, void *arg,
+                               struct cache_ns_stats *other);
+
 /* The name of a bypass reason (a cache_policy_reason or a cache_bypass). */
 const char *cache_bypass_name(int reason);
 

@@ -25,6 +25,7 @@ struct cache_gen {
     struct cache_gen_idle idle; /* records held by nothing, least recently used first */
     size_t n_idle;
     uint64_t forgotten;
+    struct cache_gen_ns_sums forgotten_ns; /* what freed "n:" records had counted */
 };
 
 struct cache_gen *
@@ -108,6 +109,10 @@ rec_free(struct cache_gen *gen, struct cache_gen_rec *rec)
     *link = rec->next;
     gen->count--;
     gen->forgotten++;
+    if (rec->name[0] == 'n') {
+#define STAT_NAMESPACE(name, kind, unit, prom, help) gen->forgotten_ns.name += rec->name;
+#include "conf/counters.def"
+    }
     bson_free(rec);
 }
 
@@ -227,4 +232,10 @@ uint64_t
 cache_gen_forgotten(const struct cache_gen *gen)
 {
     return gen->forgotten;
+}
+
+void
+cache_gen_forgotten_ns(const struct cache_gen *gen, struct cache_gen_ns_sums *out)
+{
+    *out = gen->forgotten_ns;
 }

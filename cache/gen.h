@@ -84,4 +84,16 @@ void cache_gen_foreach(const struct cache_gen *gen, char kind,
 size_t cache_gen_count(const struct cache_gen *gen);
 uint64_t cache_gen_forgotten(const struct cache_gen *gen);
 
+/* The per-namespace statistics ("n:" records' STAT_NAMESPACE fields) summed. */
+struct cache_gen_ns_sums {
+#define STAT_NAMESPACE(name, kind, unit, prom, help) uint64_t name;
+#include "conf/counters.def"
+};
+
+/*
+ * What the "n:" records freed so far had counted, summed: with the live
+ * records, the namespace counters' totals since start (they only grow).
+ */
+void cache_gen_forgotten_ns(const struct cache_gen *gen, struct cache_gen_ns_sums *out);
+
 #endif

@@ -490,25 +490,45 @@ proxy_advice_json(struct proxy_advice *a, struct evbuffer *out)
     bson_destroy(&doc);
 }
 
+uint64_t
+proxy_advice_stat(const struct proxy_advice *a, enum proxy_advice_stat id)
+{
+    if (!a)
+        return 0;
+    switch (id) {
+    case PROXY_ADVICE_STAT_open:
+        return a->report ? a->report->n_items : 0;
+    case PROXY_ADVICE_STAT_redundant:
+        return a->report ? a->report->n_redundant : 0;
+    case PROXY_ADVICE_STAT_shapes:
+        return (uint64_t)advice_table_count(a->table);
+    case PROXY_ADVICE_STAT_sampling_one_in:
+        return a->sampler.k;
+    case PROXY_ADVICE_STAT_requests_not_sampled:
+        return a->sampler.skipped;
+    case PROXY_ADVICE_STAT_COUNT:
+        break;
+    }
+    return 0;
+}
+
 void
 proxy_advice_stats_bson(struct proxy_advice *a, bson_t *doc)
 {
     bson_t sub;
 
     BSON_APPEND_DOCUMENT_BEGIN(doc, "advice", &sub);
+    BSON_APPEND_BOOL(&sub, "enabled", a != NULL);
     if (!a) {
-        BSON_APPEND_BOOL(&sub, "enabled", false);
         BSON_APPEND_INT64(&sub, "open", 0);
         bson_append_document_end(doc, &sub);
         return;
     }
-    BSON_APPEND_BOOL(&sub, "enabled", true);
-    BSON_APPEND_INT64(&sub, "open", a->report ? a->report->n_items : 0);
-    BSON_APPEND_INT64(&sub, "redundant", a->report ? a->report->n_redundant : 0);
-    BSON_APPEND_INT64(&sub, "shapes", (int64_t)advice_table_count(a->table));
-    BSON_APPEND_UTF8(&sub, "state",
-                     advice_state_name(a->report ? a->report->state : ADVICE_STATE_STARTING));
-    BSON_APPEND_INT64(&sub, "sampling_one_in", a->sampler.k);
-    BSON_APPEND_INT64(&sub, "requests_not_sampled", (int64_t)a->sampler.skipped);
+#define STAT_ADVICE(name, kind, unit, prom, help)                                                  \
+    BSON_APPEND_INT64(&sub, #name, (int64_t)proxy_advice_stat(a, PROXY_ADVICE_STAT_##name));       \
+    if (PROXY_ADVICE_STAT_##name == PROXY_ADVICE_STAT_shapes)                                      \
+        BSON_APPEND_UTF8(&sub, "state",                                                            \
+                         advice_state_name(a->report ? a->report->state : ADVICE_STATE_STARTING));
+#include "conf/counters.def"
     bson_append_document_end(doc, &sub);
 }

@@ -93,7 +93,21 @@ const struct advice_report *proxy_advice_report(const struct proxy_advice *advic
 /* GET /advice: the latest report as JSON (see the README). */
 void proxy_advice_json(struct proxy_advice *advice, struct evbuffer *out);
 
-/* Appends the /stats section "advice": {"enabled", "open", "shapes", "state", ...} to doc. */
+/* The STAT_ADVICE rows of conf/counters.def. */
+enum proxy_advice_stat {
+#define STAT_ADVICE(name, kind, unit, prom, help) PROXY_ADVICE_STAT_##name,
+#include "conf/counters.def"
+    PROXY_ADVICE_STAT_COUNT
+};
+
+/* The value of one STAT_ADVICE row now; 0 when advice is NULL (advice = off). */
+uint64_t proxy_advice_stat(const struct proxy_advice *advice, enum proxy_advice_stat id);
+
+/*
+ * Appends the /stats section "advice" to doc: {"enabled": false, "open": 0}
+ * with advice NULL, else "enabled", the STAT_ADVICE rows and "state" (after
+ * "shapes", where it always was).
+ */
 void proxy_advice_stats_bson(struct proxy_advice *advice, bson_t *doc);
 
 #endif

@@ -7,9 +7,10 @@
  *
  * Owns: the names, units and label escaping of the exposition, the process
  * metrics (read from /proc and getrusage at render time) and the bounded
- * namespace label (the metrics_namespaces most read by name, the rest as
- * namespace="other": a MongoDB namespace always has a dot, so "other" is
- * never a real one). Does not own the values: the proxy's are in
+ * namespace label (sticky labels for at most metrics_namespaces of the most
+ * read, the rest as namespace="other", which only grows, see
+ * cache_namespaces_labelled: a MongoDB namespace always has a dot, so
+ * "other" is never a real one). Does not own the values: the proxy's are in
  * server->stats, the cache's and Redis's behind cache/cache.h accessors.
  * Serving over HTTP is admin.c's. Runs on the loop thread; everything it
  * builds is bounded (at most 1,000 namespaces by name, fixed buckets).
@@ -131,6 +132,16 @@ ns_list_fill(struct ns_list *l, struct cache *cache, size_t top)
     l->cap = top;
     l->rows = bson_malloc0(top * sizeof *l->rows);
     cache_namespaces_top(cache, top, ns_collect, l, &l->other, &l->n_other);
+}
+
+/* The sticky labels of /metrics (every series a counter that never steps down). */
+static void
+ns_list_fill_labelled(struct ns_list *l, struct cache *cache, size_t top)
+{
+    memset(l, 0, sizeof *l);
+    l->cap = CACHE_NS_LABELS_MAX; /* labels given under a larger metrics_namespaces stay */
+    l->rows = bson_malloc0(l->cap * sizeof *l->rows);
+    cache_namespaces_labelled(cache, top, ns_collect, l, &l->other);
 }
 
 static void
@@ -453,7 +464,7 @@ cache_text(struct proxy_server *server, struct evbuffer *buf)
 
     if (top < 1)
         top = 1;
-    ns_list_fill(&l, cache, (size_t)top);
+    ns_list_fill_labelled(&l, cache, (size_t)top);
 #define STAT_NAMESPACE(name, kind, unit, prom, help)                                               \
     family(buf, prom, type_name(kind), help);                                                      \
     for (size_t i = 0; i < l.n; i++)                                                               \
@@ -479,6 +490,12 @@ proxy_metrics_prometheus(struct proxy_server *server, time_t started, struct evb
 #include "conf/counters.def"
     if (server->cache)
         cache_text(server, buf);
+    family(buf, "advice_enabled", "gauge", "1 when index advice is on (advice = true)");
+    sample_u64(buf, "advice_enabled", server->advice != NULL);
+#define STAT_ADVICE(name, kind, unit, prom, help)                                                  \
+    family(buf, prom, type_name(kind), help);                                                      \
+    sample_u64(buf, prom, proxy_advice_stat(server->advice, PROXY_ADVICE_STAT_##name));
+#include "conf/counters.def"
 
 #define STAT_HIST(name, unit, label, prom, help)                                                   \
     if (strcmp(#name, "request") == 0 && histograms_on(server)) {                                  \

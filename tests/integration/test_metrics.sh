@@ -16,12 +16,12 @@ mc_init
 "$MC_PYTHON" -c 'import prometheus_client' 2>/dev/null ||
     mc_bail "prometheus_client missing from the venv (run tests/setup.sh)"
 
-mc_plan 35
+mc_plan 39
 TOP=5
 mc_start_ferretdb
 mc_start_redis
 mc_start_proxy --redis "redis://127.0.0.1:$REDIS_PORT" --cache-key-secret "metrics-$$-$RANDOM" \
-    --metrics-namespaces "$TOP" --redis-breaker-cooldown 500ms --redis-timeout 1s --log-level info
+    --metrics-namespaces "$TOP" --admin-commands on --redis-breaker-cooldown 500ms --redis-timeout 1s --log-level info
 url=http://127.0.0.1:$PROXY_HTTP_PORT
 
 # (--redis-timeout 1s: a loaded machine must not turn the 10,000 misses into
@@ -31,7 +31,7 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 
-MC_GROUP_TIMEOUT=90 mc_run_lines metrics 16 check "$MC_PYTHON" "$MC_TESTDIR/metrics_check.py" \
+MC_GROUP_TIMEOUT=90 mc_run_lines metrics 20 check "$MC_PYTHON" "$MC_TESTDIR/metrics_check.py" \
     "$PROXY_URI" "$PROXY_HTTP_PORT" "$abs_top_srcdir" "$TOP" 10000
 
 # ---- /readyz -----------------------------------------------------------------

@@ -98,6 +98,7 @@ static const struct row rows[] = {
 #define STAT_NAMESPACE(name, kind, unit, prom, help) {"namespace", #name, #kind, #unit, prom},
 #define STAT_REASON(name, kind, unit, prom, help) {"reason", #name, #kind, #unit, prom},
 #define STAT_PROCESS(name, kind, unit, prom, help) {"process", #name, #kind, #unit, prom},
+#define STAT_ADVICE(name, kind, unit, prom, help) {"advice", #name, #kind, #unit, prom},
 #define STAT_HIST(name, unit, label, prom, help) {"hist", #name, "HISTOGRAM", #unit, prom},
 #include "conf/counters.def"
 };
@@ -292,6 +293,31 @@ test_render(void)
     ok(bson_iter_init(&it, &doc) && bson_iter_find_descendant(&it, "advice.enabled", &it) &&
            !bson_iter_as_bool(&it),
        "/stats: advice section");
+    {
+        bson_t sub;
+        char *adv;
+
+        ok(bson_iter_init_find(&it, &doc, "advice") && BSON_ITER_HOLDS_DOCUMENT(&it), "advice doc");
+        {
+            const uint8_t *data;
+            uint32_t len;
+
+            bson_iter_document(&it, &len, &data);
+            bson_init_static(&sub, data, len);
+        }
+        adv = bson_as_relaxed_extended_json(&sub, NULL);
+        is_str(adv, "{ \"enabled\" : false, \"open\" : 0 }", "advice off: /stats as before");
+        bson_free(adv);
+    }
+    evbuffer_drain(b, evbuffer_get_length(b));
+    proxy_metrics_prometheus(&server, time(NULL), b);
+    text = bson_strndup((const char *)evbuffer_pullup(b, -1), evbuffer_get_length(b));
+    ok(strstr(text, "\nmongocache_advice_enabled 0\n") &&
+           strstr(text, "# TYPE mongocache_advice_requests_not_sampled_total counter\n"
+                        "mongocache_advice_requests_not_sampled_total 0\n") &&
+           strstr(text, "# TYPE mongocache_advice_open gauge\nmongocache_advice_open 0\n"),
+       "advice off: /metrics has the advice rows at 0");
+    bson_free(text);
     json = bson_as_relaxed_extended_json(&doc, NULL);
     ok(json && strstr(json, "\"requests\" : 7"), "/stats as relaxed JSON: plain numbers");
     bson_free(json);
