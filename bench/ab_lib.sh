@@ -51,3 +51,35 @@ ab_prepare() {
     BIN=$top/_build-bench/mongocache
     MCLOAD=$top/_build-bench/bench/mcload
 }
+
+# ab_callgrind MODE FLAGS...: one proxy (BIN, FLAGS) under callgrind against
+# the upstream on $UP: every key read once first (uncounted), then CG_REQS
+# requests counted; the program's total instructions written to
+# $OUT/cg-MODE.total.
+ab_callgrind() {
+    local mode=$1 p h cg dump
+    shift
+    p=$(free_port)
+    h=$(free_port)
+    taskset -c "$SUT_CPU" valgrind --tool=callgrind --instr-atstart=no \
+        --callgrind-out-file="$OUT/callgrind-$mode.out" "$BIN" --listen "127.0.0.1:$p" \
+        --upstream "mongodb://127.0.0.1:$UP" --http-listen "127.0.0.1:$h" --log-level warn \
+        "$@" >"$OUT/logs/callgrind-$mode.log" 2>&1 &
+    cg=$!
+    PIDS+=("$cg")
+    wait_port "$p"
+    sleep 1
+    taskset -c "$LOADGEN_CPU" "$MCLOAD" --port "$p" -c 1 -n "$KEYS" --warmup "$KEYS" \
+        --keys "$KEYS" --size "$SIZE" --seconds 120 >/dev/null
+    callgrind_control -i on "$cg" >/dev/null
+    taskset -c "$LOADGEN_CPU" "$MCLOAD" --port "$p" -c 1 -n "$CG_REQS" --warmup 0 \
+        --keys "$KEYS" --size "$SIZE" --seconds 120 >/dev/null
+    callgrind_control -i off "$cg" >/dev/null
+    callgrind_control -d "$cg" >/dev/null
+    sleep 1
+    kill -TERM "$cg" 2>/dev/null || true
+    wait "$cg" 2>/dev/null || true
+    dump=$(ls "$OUT"/callgrind-"$mode".out.* | head -n 1)
+    callgrind_annotate "$dump" 2>/dev/null | sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' |
+        tr -d , >"$OUT/cg-$mode.total"
+}

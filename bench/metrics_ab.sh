@@ -129,36 +129,13 @@ EOF
 if [ "$CALLGRIND" = 1 ]; then
     command -v valgrind >/dev/null 2>&1 || { echo "# callgrind skipped: no valgrind" >&2; exit 0; }
     for mode in hit-on hit-off pass-on pass-off; do
-        p=$(free_port)
-        h=$(free_port)
         flags=(--latency-histograms "${mode#*-}")
         [ "${mode#*-}" = off ] && flags+=(--slow-request-ms 0)
         case $mode in
         hit-*) flags+=(--cache-ttl 1h) ;;
         pass-*) flags+=(--cache false) ;;
         esac
-        taskset -c "$SUT_CPU" valgrind --tool=callgrind --instr-atstart=no \
-            --callgrind-out-file="$OUT/callgrind-$mode.out" "$BIN" --listen "127.0.0.1:$p" \
-            --upstream "mongodb://127.0.0.1:$UP" --http-listen "127.0.0.1:$h" --log-level warn \
-            "${flags[@]}" >"$OUT/logs/callgrind-$mode.log" 2>&1 &
-        CG=$!
-        PIDS+=("$CG")
-        wait_port "$p"
-        sleep 1
-        # every key read once first: the measured requests are all hits in the hit modes
-        taskset -c "$LOADGEN_CPU" "$MCLOAD" --port "$p" -c 1 -n "$KEYS" --warmup "$KEYS" \
-            --keys "$KEYS" --size "$SIZE" --seconds 120 >/dev/null
-        callgrind_control -i on "$CG" >/dev/null
-        taskset -c "$LOADGEN_CPU" "$MCLOAD" --port "$p" -c 1 -n "$CG_REQS" --warmup 0 \
-            --keys "$KEYS" --size "$SIZE" --seconds 120 >/dev/null
-        callgrind_control -i off "$CG" >/dev/null
-        callgrind_control -d "$CG" >/dev/null
-        sleep 1
-        kill -TERM "$CG" 2>/dev/null || true
-        wait "$CG" 2>/dev/null || true
-        dump=$(ls "$OUT"/callgrind-$mode.out.* | head -n 1)
-        callgrind_annotate "$dump" 2>/dev/null | sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' |
-            tr -d , >"$OUT/cg-$mode.total"
+        ab_callgrind "$mode" "${flags[@]}"
     done
     python3 - "$OUT" "$CG_REQS" <<'EOF' | tee -a "$OUT/summary.txt"
 import sys

@@ -40,7 +40,6 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 
 /* Largest hello reply the probe reads (a real one is well under 1 KiB). */
@@ -242,17 +241,7 @@ probe_start(struct proxy_ready *ready)
     bson_destroy(&hello);
     bufferevent_write(ready->bev, bytes, len); /* sent once connected */
     bson_free(bytes);
-    if (server->upstream_port == 0) {
-        struct sockaddr_un sun;
-
-        memset(&sun, 0, sizeof sun);
-        sun.sun_family = AF_UNIX;
-        snprintf(sun.sun_path, sizeof sun.sun_path, "%s", server->upstream_host);
-        rc = bufferevent_socket_connect(ready->bev, (struct sockaddr *)&sun, sizeof sun);
-    } else {
-        rc = bufferevent_socket_connect_hostname(ready->bev, server->dns, AF_UNSPEC,
-                                                 server->upstream_host, server->upstream_port);
-    }
+    rc = proxy_server_connect_upstream(server, ready->bev);
     if (rc != 0) {
         char why[200];
 

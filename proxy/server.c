@@ -14,9 +14,14 @@
 #include "proxy/log.h"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <mongoc/mongoc.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 bool
 proxy_server_set_upstream(struct proxy_server *server, bson_error_t *error)
@@ -158,4 +163,19 @@ proxy_server_drain(struct proxy_server *server)
     tv.tv_usec = (server->conf->drain_timeout % 1000) * 1000;
     server->drain_timer = evtimer_new(server->base, drain_timeout_cb, server);
     evtimer_add(server->drain_timer, &tv);
+}
+
+int
+proxy_server_connect_upstream(struct proxy_server *server, struct bufferevent *bev)
+{
+    if (server->upstream_port == 0) {
+        struct sockaddr_un sun;
+
+        memset(&sun, 0, sizeof sun);
+        sun.sun_family = AF_UNIX;
+        snprintf(sun.sun_path, sizeof sun.sun_path, "%s", server->upstream_host);
+        return bufferevent_socket_connect(bev, (struct sockaddr *)&sun, sizeof sun);
+    }
+    return bufferevent_socket_connect_hostname(bev, server->dns, AF_UNSPEC, server->upstream_host,
+                                               server->upstream_port);
 }

@@ -29,6 +29,8 @@ struct proxy_advice;
 
 TAILQ_HEAD(proxy_client_list, proxy_client);
 
+struct bufferevent;
+
 struct proxy_server {
     struct event_base *base;
     struct evdns_base *dns;
@@ -113,6 +115,13 @@ bool proxy_server_memory_over(const struct proxy_server *server, size_t extra);
 
 /* Called by client.c when a client connection has been freed. */
 void proxy_server_client_closed(struct proxy_server *server);
+
+/*
+ * Starts connecting bev to the upstream: its unix socket, or its host and
+ * port (resolved by server->dns). bufferevent_socket_connect's result: 0
+ * when the connection is under way (its outcome comes as bev's event).
+ */
+int proxy_server_connect_upstream(struct proxy_server *server, struct bufferevent *bev);
 
 /* Starts the SIGTERM drain: stop accepting, let in-flight requests finish. */
 void proxy_server_drain(struct proxy_server *server);

@@ -22,7 +22,6 @@
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 
 struct proxy_upstream {
     struct proxy_server *server;
@@ -189,17 +188,7 @@ proxy_upstream_new(struct proxy_server *server, struct proxy_client *client)
     tv.tv_usec = (server->conf->connect_timeout % 1000) * 1000;
     evtimer_add(up->connect_timer, &tv);
 
-    if (server->upstream_port == 0) {
-        struct sockaddr_un sun;
-
-        memset(&sun, 0, sizeof sun);
-        sun.sun_family = AF_UNIX;
-        snprintf(sun.sun_path, sizeof sun.sun_path, "%s", server->upstream_host);
-        rc = bufferevent_socket_connect(up->bev, (struct sockaddr *)&sun, sizeof sun);
-    } else {
-        rc = bufferevent_socket_connect_hostname(up->bev, server->dns, AF_UNSPEC,
-                                                 server->upstream_host, server->upstream_port);
-    }
+    rc = proxy_server_connect_upstream(server, up->bev);
     if (rc != 0) {
         /* The connect call failed at once (no descriptor, no such unix
          * socket): report it on the next loop turn, not at connect_timeout. */
