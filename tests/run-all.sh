@@ -8,7 +8,7 @@
 #      running the collision and workload tests: never a wrong answer
 #   5. a --enable-fuzzing build (_build-fuzz, clang-14 + libFuzzer, ASan, UBSan):
 #      every committed fuzz input replayed, then each fuzz target run for
-#      FUZZ_SECONDS (default 60, "a minute each"), FUZZ_JOBS targets at a time
+#      FUZZ_SECONDS (default 30: CI has 20 minutes for everything), FUZZ_JOBS targets at a time
 #      (default: one per core), so 6 targets x 60 s / 2 cores = ~3 min here.
 #      FUZZ_SECONDS=0 keeps only the replay. See tests/fuzz/README.md.
 #   6. `make distcheck` (the release tarball builds and its unit tests pass)
@@ -74,7 +74,7 @@ run_check _build-tiny --enable-werror --enable-tiny-keys \
     TESTS="tests/integration/test_collisions.sh tests/integration/test_workload.sh" || status=1
 tally _build-tiny/test-suite.log
 
-FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 step "libFuzzer targets (_build-fuzz): corpus replay, then ${FUZZ_SECONDS} s per target"
 mkdir -p _build-fuzz
 rm -rf _build-fuzz/fuzz-findings
