@@ -329,9 +329,12 @@ EOF
 # ---- start everything ---------------------------------------------------------------
 S4_ON=0
 REDIS_FLAG=""
-if "$MONGOCACHE" --help 2>/dev/null | grep -q -- --redis; then
+# The help is read whole first: `--help | grep -q` would end the help with
+# SIGPIPE once it outgrew a pipe write, and pipefail would then say "no".
+HELP_TEXT=$("$MONGOCACHE" --help 2>/dev/null || true)
+if grep -q -- --redis <<<"$HELP_TEXT"; then
     S4_ON=1
-    REDIS_FLAG=$("$MONGOCACHE" --help 2>/dev/null | grep -o -- '--redis[a-z-]*' | head -n 1)
+    REDIS_FLAG=$(grep -m 1 -o -- '--redis[a-z-]*' <<<"$HELP_TEXT")
 fi
 
 echo "# starting servers (SUT on CPU $SUT_CPU, load generators on CPU $LOADGEN_CPU)" >&2
