@@ -83,3 +83,29 @@ ab_callgrind() {
     callgrind_annotate "$dump" 2>/dev/null | sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' |
         tr -d , >"$OUT/cg-$mode.total"
 }
+
+# ab_start_variant V FLAGS...: a proxy named V (BIN with FLAGS, against the
+# upstream on $UP; PORT[V], HTTP[V], PID[V] set: the caller declares them
+# with declare -A), primed: every key read twice, so hits from then on where
+# the cache is on. ab_stop_variant V stops it.
+ab_start_variant() {
+    local v=$1
+    shift
+    PORT[$v]=$(free_port)
+    HTTP[$v]=$(free_port)
+    start "$v" "${PORT[$v]}" "$BIN" --listen "127.0.0.1:${PORT[$v]}" \
+        --upstream "mongodb://127.0.0.1:$UP" --http-listen "127.0.0.1:${HTTP[$v]}" \
+        --log-level warn --cache-ttl 1h "$@"
+    PID[$v]=${PIDS[-1]}
+    taskset -c "$LOADGEN_CPU" "$MCLOAD" --port "${PORT[$v]}" -c 1 -n "$KEYS" --warmup "$KEYS" \
+        --keys "$KEYS" --size "$SIZE" --seconds 60 >/dev/null
+}
+ab_stop_variant() {
+    local p=${PID[$1]} keep=() q
+    kill -TERM "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+    for q in "${PIDS[@]}"; do [ "$q" = "$p" ] || keep+=("$q"); done
+    PIDS=("${keep[@]}")
+}
+# Clock ticks of user and system CPU process PID has used.
+ab_cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }

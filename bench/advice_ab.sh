@@ -61,32 +61,14 @@ UP=$(free_port)
 start upstream "$UP" "$MCLOAD" --server --port "$UP" --size "$SIZE"
 declare -A PORT HTTP PID
 VARIANTS=(hit-on hit-off pass-on pass-off hit-aa pass-exact)
-# Starts variant v and primes it: every key read twice (hits from then on
-# where the cache is on).
+# Starts variant v (its flags by name) and primes it.
 start_variant() {
-    local v=$1 extra
-    PORT[$v]=$(free_port)
-    HTTP[$v]=$(free_port)
-    extra=(--advice on --advice-interval 10s)
+    local v=$1 extra=(--advice on --advice-interval 10s)
     case $v in *-off | hit-aa) extra=(--advice off) ;; esac
     case $v in pass-exact) extra+=(--advice-exact-rate 0) ;; esac
     case $v in pass-*) extra+=(--cache false) ;; esac
-    start "$v" "${PORT[$v]}" "$BIN" --listen "127.0.0.1:${PORT[$v]}" \
-        --upstream "mongodb://127.0.0.1:$UP" --http-listen "127.0.0.1:${HTTP[$v]}" \
-        --log-level warn --cache-ttl 1h "${extra[@]}"
-    PID[$v]=${PIDS[-1]}
-    taskset -c "$LOADGEN_CPU" "$MCLOAD" --port "${PORT[$v]}" -c 1 -n "$KEYS" --warmup "$KEYS" \
-        --keys "$KEYS" --size "$SIZE" --seconds 60 >/dev/null
+    ab_start_variant "$v" "${extra[@]}"
 }
-stop_variant() {
-    local p=${PID[$1]} keep=() q
-    kill -TERM "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-    for q in "${PIDS[@]}"; do [ "$q" = "$p" ] || keep+=("$q"); done
-    PIDS=("${keep[@]}")
-}
-
-cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 RESULTS=$OUT/results.jsonl
 : >"$RESULTS"
 # A process's speed depends on where its code and data landed (address
@@ -98,14 +80,14 @@ for rep in $(seq 1 "$REPS"); do
     [ "$FRESH" = 0 ] || for v in "${VARIANTS[@]}"; do start_variant "$v"; done
     for i in "${!VARIANTS[@]}"; do
         v=${VARIANTS[$(((i + rep) % ${#VARIANTS[@]}))]}
-        t0=$(cpu_ticks "${PID[$v]}")
+        t0=$(ab_cpu_ticks "${PID[$v]}")
         json=$(taskset -c "$LOADGEN_CPU" "$MCLOAD" --port "${PORT[$v]}" -c "$CONNS" -n "$N" \
             --seconds 30 --warmup 1000 --keys "$KEYS" --size "$SIZE" --scenario "$v" \
             --stats-url "http://127.0.0.1:${HTTP[$v]}/stats")
-        t1=$(cpu_ticks "${PID[$v]}")
+        t1=$(ab_cpu_ticks "${PID[$v]}")
         echo "${json%\}}, \"rep\": $rep, \"cpu_ticks\": $((t1 - t0))}" >>"$RESULTS"
     done
-    [ "$FRESH" = 0 ] || for v in "${VARIANTS[@]}"; do stop_variant "$v"; done
+    [ "$FRESH" = 0 ] || for v in "${VARIANTS[@]}"; do ab_stop_variant "$v"; done
 done
 
 [ "$REPS" -gt 0 ] && python3 - "$RESULTS" "$(getconf CLK_TCK)" <<'EOF' | tee "$OUT/summary.txt"
