@@ -622,8 +622,13 @@ advice_shape_extract_known(const bson_t *body, const struct wire_cmd *cmd,
     out->n = 0;
     out->known = known;
     out->known_arg = arg;
+    /* A namespace no server would take (not UTF-8, longer than 255 bytes) gets no
+     * shape: shapes are shown as JSON, which needs valid UTF-8. */
     if (cmd == NULL || cmd->name == NULL || cmd->coll == NULL || cmd->coll_len == 0 ||
-        cmd->db == NULL || cmd->db_len == 0 || memchr(cmd->coll, '\0', cmd->coll_len) != NULL)
+        cmd->db == NULL || cmd->db_len == 0 || memchr(cmd->coll, '\0', cmd->coll_len) != NULL ||
+        (size_t)cmd->db_len + cmd->coll_len >= 255 ||
+        !bson_utf8_validate(cmd->db, cmd->db_len, false) ||
+        !bson_utf8_validate(cmd->coll, cmd->coll_len, false))
         return 0;
     ns.doc = bson_get_data(body);
     ns.doc_len = body->len;

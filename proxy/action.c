@@ -305,10 +305,9 @@ proxy_action_answer(struct proxy_client *c, const bson_t *body, const char *db, 
         return error_reply(c, response_to, CODE_UNAUTHORIZED, errmsg, len);
     }
     /* admin_commands is for an upstream without authentication: once a client
-     * has authenticated through this proxy, the upstream evidently has it, and
-     * only admin_users are admitted. */
-    open_to_all = conf->admin_commands &&
-                  server->stats.value[PROXY_STAT_auth_success] == 0;
+     * has tried to authenticate through this proxy (any mechanism), the upstream
+     * evidently has it, and only admin_users are admitted. */
+    open_to_all = conf->admin_commands && !server->auth_seen;
     if (!listed && !open_to_all) {
         audit(c->id, "wire", who, cmd.kind, ns, "refused_unauthorized", 0);
         snprintf(errmsg, sizeof errmsg,
@@ -466,7 +465,7 @@ proxy_action_http_invalidate(struct evhttp_request *req, void *arg)
             "give the namespace, and nothing else: POST /cache/invalidate?namespace=db.coll");
         return;
     }
-    ns = evhttp_uridecode(query + 10, 1, &ns_len);
+    ns = evhttp_uridecode(query + 10, 0, &ns_len); /* "+" stays "+": a name may hold one */
     if (ns == NULL || !proxy_action_ns_check(ns, ns_len, &error)) {
         audit(0, "http", who, PROXY_ACTION_INVALIDATE, NULL, "bad_namespace", 0);
         http_error(req, 400, "Bad Request", ns ? error.message : "the namespace does not decode");

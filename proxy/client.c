@@ -802,21 +802,23 @@ proxy_client_advise_held(struct proxy_client *c, struct proxy_request *req)
     advise(c, req, &msg, &cmd, &body);
 }
 
-/* The reply to an advised request: its round trip, and the documents of its first batch. */
+/*
+ * The reply to an advised request, read at now_us, ok whether its "ok" is
+ * true: its round trip, and the documents of its first batch.
+ */
 static void
-advise_reply(struct proxy_client *c, struct proxy_request *req, const bson_t *reply)
+advise_reply(struct proxy_client *c, struct proxy_request *req, const bson_t *reply, bool ok,
+             int64_t now_us)
 {
     if (req->n_shapes > 0) {
         proxy_advice_reply(c->server->advice, req->shapes, req->n_shapes,
-                           (double)(proxy_client_now_us() - req->sent_us) / 1000.0,
+                           (double)(now_us - req->sent_us) / 1000.0,
                            proxy_advice_batch_documents(bson_get_data(reply), reply->len),
                            req->shape_weight);
         req->n_shapes = 0; /* a drain's getMores are not the query again */
     }
     if (req->index_db) {
-        bson_iter_t it;
-
-        if (bson_iter_init_find(&it, reply, "ok") && bson_iter_as_double(&it) == 1.0)
+        if (ok)
             proxy_advice_indexes_changed(c->server->advice, req->index_db, req->index_coll);
         bson_free(req->index_db);
         bson_free(req->index_coll);
@@ -871,9 +873,11 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
         }
         break;
     case PROXY_ROUTE_SASL_START:
+        c->server->auth_seen = true;
         proxy_auth_start(&c->auth, &body, cmd.db);
         break;
     case PROXY_ROUTE_AUTH_OTHER:
+        c->server->auth_seen = true;
         proxy_auth_unknown(&c->auth);
         break;
     case PROXY_ROUTE_SASL_CONTINUE:
@@ -1246,13 +1250,15 @@ proxy_client_on_upstream_invalid(struct proxy_client *c, const char *why)
     upstream_protocol_error(c, client_head(c), why);
 }
 
-/* A reply whose "ok" is false: the request ended in an error (its latency's outcome). */
-static bool
-reply_failed(const bson_t *reply)
+/* A reply's "ok": 1 true, 0 false, -1 absent. Read once per reply, for whoever needs it. */
+static int
+reply_ok(const bson_t *reply)
 {
     bson_iter_t it;
 
-    return bson_iter_init_find(&it, reply, "ok") && !bson_iter_as_bool(&it);
+    if (!bson_iter_init_find(&it, reply, "ok"))
+        return -1;
+    return bson_iter_as_bool(&it) ? 1 : 0;
 }
 
 bool
@@ -1269,6 +1275,8 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
     uint8_t *rewritten = NULL;
     size_t rewritten_len = 0;
     enum proxy_outcome outcome;
+    int64_t now_us = 0;
+    int ok = -1;
     bson_t reply;
 
     if ((!req || h->response_to != proxy_drain_expected_id(req)) &&
@@ -1346,12 +1354,19 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
         reply_flags = (int32_t)m.flags;
     }
     (void)bson_init_static(&reply, body, body_len);
+    /* One clock read and one look for "ok" serve the round trip, the
+     * advice, the outcome and the request's latency. */
+    if (req->upstream_us || req->n_shapes > 0 || req->started_us)
+        now_us = proxy_client_now_us();
+    if (req->started_us || req->index_db)
+        ok = reply_ok(&reply);
     if (req->upstream_us) {
-        cache_hist_observe(&c->server->stats.upstream, proxy_client_now_us() - req->upstream_us);
+        if (conf->latency_histograms)
+            cache_hist_observe(&c->server->stats.upstream, now_us - req->upstream_us);
         req->upstream_us = 0; /* a drain's getMores are timed by drain.c */
     }
     if (req->n_shapes > 0 || req->index_db)
-        advise_reply(c, req, &reply);
+        advise_reply(c, req, &reply, ok == 1, now_us);
     switch (req->route) {
     case PROXY_ROUTE_HELLO:
         rewritten =
@@ -1384,7 +1399,7 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
     }
     proxy_stats_add(&c->server->stats, PROXY_STAT_replies, 1);
     outcome = req->miss ? PROXY_OUTCOME_MISS : PROXY_OUTCOME_PASS;
-    if (req->started_us && reply_failed(&reply))
+    if (ok == 0)
         outcome = PROXY_OUTCOME_ERROR;
     if (req->inval && !rewritten &&
         cache_write_end_async(c->server->cache, req->inval, proxy_lookup_write_bumped, req,
@@ -1408,7 +1423,7 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
         evbuffer_remove_buffer(in, c->scratch, (size_t)h->length);
         proxy_io_send(c->bev, c->scratch);
     }
-    proxy_client_observe(c, req, outcome);
+    proxy_client_observe_at(c, req, outcome, now_us);
     pop_request(c, req);
     proxy_client_flush_canned(c);
 

@@ -181,18 +181,27 @@ int64_t proxy_client_now_us(void);
  * proxy/slow.h). The one place a request's outcome and time are taken.
  */
 static inline void
-proxy_client_observe(struct proxy_client *c, const struct proxy_request *req,
-                     enum proxy_outcome outcome)
+proxy_client_observe_at(struct proxy_client *c, const struct proxy_request *req,
+                        enum proxy_outcome outcome, int64_t now_us)
 {
     int64_t elapsed_us;
 
     if (!req->started_us)
         return;
-    elapsed_us = proxy_client_now_us() - req->started_us;
+    elapsed_us = now_us - req->started_us;
     if (c->server->conf->latency_histograms)
         cache_hist_observe(&c->server->stats.request[outcome], elapsed_us);
     if (c->server->conf->slow_request_ms > 0)
         proxy_slow_log(c, req, outcome, elapsed_us);
+}
+
+/* As proxy_client_observe_at, the clock read here (only when req is timed). */
+static inline void
+proxy_client_observe(struct proxy_client *c, const struct proxy_request *req,
+                     enum proxy_outcome outcome)
+{
+    if (req->started_us)
+        proxy_client_observe_at(c, req, outcome, proxy_client_now_us());
 }
 
 /* Writes bytes (taken, bson_free) to the client unless it is gone. */

@@ -36,6 +36,7 @@ struct proxy_server {
     struct evdns_base *dns;
     struct conf *conf;          /* owned; replaced on SIGHUP */
     time_t started;             /* when the process started (uptime, start time) */
+    bool auth_seen;             /* a client began authenticating (admin_commands closes) */
     struct proxy_stats stats;
     char *upstream_host;        /* from conf->upstream's first host, owned */
     uint16_t upstream_port;     /* 0 for a unix socket path */

@@ -1479,6 +1479,42 @@ test_many_top_level(void)
        "a find of 44 top-level fields, its filter and sort after the 32nd: the same shape");
 }
 
+/*
+ * A namespace no server would take gives no shape: not UTF-8 (shapes are
+ * shown as JSON by /shapes and /advice, which would fail on it), or longer
+ * than 255 bytes.
+ */
+static void
+test_bad_namespaces(void)
+{
+    static const struct {
+        const char *db, *coll, *why;
+    } cases[] = {{"app", "bo\xff\xfeks", "a collection that is not UTF-8"},
+                 {"a\xc3", "books", "a database cut inside a character"}};
+    char longc[300];
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0] + 1; i++) {
+        bson_t *body = bson_new(), filter;
+        struct wire_cmd cmd;
+        struct advice_shapes out;
+        const char *db = i < 2 ? cases[i].db : "app";
+        const char *coll = i < 2 ? cases[i].coll : longc;
+
+        memset(longc, 'c', sizeof longc - 1);
+        longc[sizeof longc - 1] = '\0';
+        bson_append_utf8(body, "find", 4, coll, -1);
+        bson_append_document_begin(body, "filter", 6, &filter);
+        BSON_APPEND_INT32(&filter, "a", 1);
+        bson_append_document_end(body, &filter);
+        bson_append_utf8(body, "$db", 3, db, -1);
+        out.n = 0;
+        ok(parse(body, &cmd) && advice_shape_extract(body, &cmd, NULL, 0, &out) == 0,
+           "no shape for %s", i < 2 ? cases[i].why : "a namespace of 303 bytes");
+        advice_shapes_cleanup(&out);
+        bson_destroy(body);
+    }
+}
+
 int
 main(void)
 {
@@ -1495,5 +1531,6 @@ main(void)
     test_sequence_lengths();
     test_display_escapes();
     test_many_top_level();
+    test_bad_namespaces();
     return done_testing();
 }
