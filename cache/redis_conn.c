@@ -516,6 +516,17 @@ cache_redis_conn_send(struct cache_redis_conn *conn, int argc, const char **argv
 }
 
 bool
+cache_redis_conn_send_raw(struct cache_redis_conn *conn, const void *data, size_t len,
+                          cache_redis_conn_reply_cb cb, void *arg)
+{
+    if (!conn || conn->dead || conn->channel ||
+        evbuffer_add(conn->bev ? bufferevent_get_output(conn->bev) : conn->early, data, len) != 0)
+        return false;
+    fifo_push(conn, cb, arg);
+    return true;
+}
+
+bool
 cache_redis_conn_subscribe(struct cache_redis_conn *conn, const char *channel, size_t len)
 {
     const char *argv[2] = {"SUBSCRIBE", channel};
