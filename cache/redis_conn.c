@@ -212,6 +212,7 @@ dispatch(struct cache_redis_conn *conn)
         bson_error_t error;
         char why[64];
         bool ok;
+        int type;
 
         if (conn->channel) { /* subscribed by the callback of the last reply */
             read_pushes(conn, NULL, 0);
@@ -233,11 +234,13 @@ dispatch(struct cache_redis_conn *conn)
             return;
         }
         w = fifo_pop(conn);
+        type = reply->type;
         ok = w.cb(w.arg, reply);
-        bson_snprintf(why, sizeof why, "a reply of an unexpected shape (type %d)", reply->type);
         freeReplyObject(reply);
-        if (!ok)
+        if (!ok) { /* formatted only then: a reply that is fine costs no printf */
+            bson_snprintf(why, sizeof why, "a reply of an unexpected shape (type %d)", type);
             lose(conn, CACHE_REDIS_CONN_PROTOCOL, why);
+        }
     }
 }
 
