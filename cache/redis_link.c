@@ -23,7 +23,6 @@
 
 #include "cache/redis_link.h"
 
-#include "cache/redis.h"
 #include "proxy/log.h"
 
 #include <event2/event.h>
