@@ -84,6 +84,7 @@
 #include "advice/secret.h"
 #include "advice/shape.h"
 #include "advice/table.h"
+#include "conf/clock.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -204,24 +205,6 @@ struct run {
     bool unreachable;        /* no further command this run */
     bool abandoned;          /* stop asked: no report */
 };
-
-static int64_t
-mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t
-wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 const char *
 advice_state_name(enum advice_state state)
@@ -687,7 +670,7 @@ run(struct advice_advisor *a, const struct advice_snapshot *snap, const struct s
     struct worker *w = &a->w;
     struct run r = {.set = *set, .snap = snap};
     struct advice_report *rep = NULL;
-    int64_t now = mono_ms();
+    int64_t now = conf_clock_ms();
 
     w->run_no++;
     for (uint32_t i = 0; i < snap->n_changed; i++)
@@ -705,8 +688,8 @@ run(struct advice_advisor *a, const struct advice_snapshot *snap, const struct s
             explain_new_shapes(a, &r);
         if (r.abandoned)
             goto done;
-        now = mono_ms();
-        w->last_run_ms = wall_ms();
+        now = conf_clock_ms();
+        w->last_run_ms = conf_clock_wall_ms();
         if (r.failed) {
             w->state = r.state;
             w->backoff_ms = w->backoff_ms ? w->backoff_ms * 2 : BACKOFF_FIRST_MS;

@@ -38,6 +38,7 @@
 #include "cache/redis_conn.h"
 #include "cache/redis_mac.h"
 #include "cache/redis_url.h"
+#include "conf/clock.h"
 #include "proxy/log.h"
 #include "cache/hist.h"
 
@@ -204,24 +205,6 @@ struct cache_redis {
 static void conn_start(struct conn *conn);
 
 /* ---- small helpers ---------------------------------------------------- */
-
-static uint64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static int64_t
-mono_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static struct timeval
 tv_ms(int64_t ms)
@@ -400,7 +383,7 @@ op_send(struct cache_redis_op *op)
                                op->cmd.len, false, op_reply, op))
         return false;
     count(op->redis, CACHE_REDIS_CTR_redis_commands);
-    op->sent_us = mono_us();
+    op->sent_us = conf_clock_us();
     return true;
 }
 
@@ -427,7 +410,7 @@ breaker_admit(struct cache_redis *redis)
     if (redis->breaker == BREAKER_CLOSED)
         return 1;
     if (redis->breaker == BREAKER_OPEN) {
-        if (now_ms() < redis->open_until)
+        if ((uint64_t)conf_clock_ms() < redis->open_until)
             return 0;
         redis->breaker = BREAKER_HALF_OPEN;
         redis->probe = NULL;
@@ -461,7 +444,7 @@ breaker_result(struct cache_redis *redis, struct cache_redis_op *op, bool answer
     if (redis->breaker == BREAKER_HALF_OPEN ||
         (redis->breaker == BREAKER_CLOSED && redis->consecutive >= redis->breaker_failures)) {
         redis->breaker = BREAKER_OPEN;
-        redis->open_until = now_ms() + (uint64_t)redis->cooldown_ms;
+        redis->open_until = (uint64_t)conf_clock_ms() + (uint64_t)redis->cooldown_ms;
         count(redis, CACHE_REDIS_CTR_redis_breaker_trips);
         proxy_log(PROXY_LOG_WARN, 0, "redis_breaker_open",
                   "redis=%s failures=%lld cooldown_ms=%lld", redis->redacted,
@@ -500,7 +483,7 @@ epoch_try(struct cache_redis *redis)
     if (!redis->dirty || redis->epoch_inflight || !redis->cmd.ready || redis->destroying)
         return;
     if ((admit = breaker_admit(redis)) == 0) {
-        uint64_t now = now_ms();
+        uint64_t now = (uint64_t)conf_clock_ms();
 
         epoch_schedule(redis, redis->breaker == BREAKER_OPEN && redis->open_until > now
                                   ? (int64_t)(redis->open_until - now)
@@ -599,7 +582,7 @@ value_refused(struct cache_redis *redis, size_t bytes, const bson_error_t *error
         return;
     }
     count(redis, CACHE_REDIS_CTR_redis_values_refused_mac);
-    now = now_ms();
+    now = (uint64_t)conf_clock_ms();
     if (redis->mac_logged_ms != 0 && now - redis->mac_logged_ms < MAC_LOG_EVERY_MS) {
         redis->mac_unlogged++;
         return;
@@ -719,7 +702,7 @@ op_settle(struct cache_redis_op *op, const redisReply *reply, bool timed_out)
     op->settled = true;
     evtimer_del(op->timer);
     if (answered)
-        cache_hist_observe(&redis->rtt, mono_us() - op->sent_us);
+        cache_hist_observe(&redis->rtt, conf_clock_us() - op->sent_us);
     if (reply && reply->type == REDIS_REPLY_ERROR) {
         count(redis, CACHE_REDIS_CTR_redis_errors);
         char buf[128];
@@ -1204,7 +1187,7 @@ cache_redis_new(struct event_base *base, const struct conf *conf, bson_error_t *
     redis->prefix_len = strlen(redis->prefix);
     cache_redis_reconfigure(redis, conf);
     if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
-        seed = now_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)redis;
+        seed = (uint64_t)conf_clock_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)redis;
     redis->rng = seed;
     bson_snprintf(redis->instance, sizeof redis->instance, "%016" PRIx64, rng_next(redis));
     redis->epoch_timer = evtimer_new(base, epoch_timer_cb, redis);
@@ -1266,7 +1249,7 @@ cache_redis_usable(const struct cache_redis *redis)
     case BREAKER_CLOSED:
         return true;
     case BREAKER_OPEN:
-        return now_ms() >= redis->open_until;
+        return (uint64_t)conf_clock_ms() >= redis->open_until;
     case BREAKER_HALF_OPEN:
         break;
     }

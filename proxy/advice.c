@@ -17,6 +17,7 @@
 #include "advice/sampler.h"
 #include "advice/shape.h"
 #include "advice/table.h"
+#include "conf/clock.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
 #include "wire/cmd.h"
@@ -43,31 +44,6 @@ struct proxy_advice {
     struct advice_report *report; /* the latest, or NULL */
     struct advice_sampler sampler; /* which pass-throughs have their shapes derived */
 };
-
-static int64_t
-now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t
-now_ms(void)
-{
-    return now_us() / 1000;
-}
-
-/* Milliseconds, to a few: all the sampler's one-second windows need, at half the cost. */
-static int64_t
-coarse_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 arm(struct proxy_advice *a, int64_t ms)
@@ -181,7 +157,7 @@ proxy_advice_new(struct proxy_server *server, bson_error_t *error)
     a = bson_malloc0(sizeof *a);
     a->server = server;
     a->table = advice_table_new(TABLE_SHAPES);
-    advice_sampler_init(&a->sampler, (uint32_t)server->conf->advice_exact_rate, coarse_ms());
+    advice_sampler_init(&a->sampler, (uint32_t)server->conf->advice_exact_rate, conf_clock_coarse_ms());
     config_from(server, &cfg);
     a->advisor = advice_advisor_new(server->base, &cfg, report_cb, a, error);
     a->timer = evtimer_new(server->base, interval_cb, a);
@@ -254,7 +230,7 @@ proxy_advice_record(struct proxy_advice *a, const struct wire_msg *msg, const st
 
     if (!a || !cmd->name || !cmd->db || !may_have_shape(cmd->name))
         return 0;
-    if (sample && (w = advice_sampler_take(&a->sampler, coarse_ms())) == 0)
+    if (sample && (w = advice_sampler_take(&a->sampler, conf_clock_coarse_ms())) == 0)
         return 0;
     for (uint32_t i = 0; i < msg->n_seqs; i++) {
         seqs[i].id = msg->seqs[i].id;
@@ -265,7 +241,7 @@ proxy_advice_record(struct proxy_advice *a, const struct wire_msg *msg, const st
     if (advice_shape_extract_known(body, cmd, seqs, msg->n_seqs, advice_table_has, a->table,
                                    &shapes) == 0)
         return 0;
-    *sent_us = now_us();
+    *sent_us = conf_clock_us();
     *weight = w;
     now = *sent_us / 1000;
     /* Kept shapes first: a new one added after them, in a full table,
@@ -346,7 +322,7 @@ void
 proxy_advice_hit(struct proxy_advice *a, uint64_t hash)
 {
     if (a && hash)
-        advice_table_hit(a->table, hash, now_ms());
+        advice_table_hit(a->table, hash, conf_clock_ms());
 }
 
 char *

@@ -550,7 +550,7 @@ push_request(struct proxy_client *c, int32_t request_id, enum proxy_route route,
     req->batch_size = -1;
     req->client = c;
     if (c->server->conf->latency_histograms || c->server->conf->slow_request_ms > 0)
-        req->started_us = proxy_client_now_us();
+        req->started_us = conf_clock_us();
     TAILQ_INSERT_TAIL(&c->pending, req, link);
     c->n_pending++;
     return req;
@@ -731,15 +731,6 @@ proxy_client_forward(struct proxy_client *c, struct evbuffer *in, size_t len,
         c->reading_paused = true;
         update_reading(c);
     }
-}
-
-int64_t
-proxy_client_now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* Commands that change a namespace's indexes: the advisor re-reads them when one succeeds. */
@@ -1357,7 +1348,7 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
     /* One clock read and one look for "ok" serve the round trip, the
      * advice, the outcome and the request's latency. */
     if (req->upstream_us || req->n_shapes > 0 || req->started_us)
-        now_us = proxy_client_now_us();
+        now_us = conf_clock_us();
     if (req->started_us || req->index_db)
         ok = reply_ok(&reply);
     if (req->upstream_us) {

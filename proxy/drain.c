@@ -12,6 +12,7 @@
 #include "proxy/drain.h"
 
 #include "cache/cache.h"
+#include "conf/clock.h"
 #include "proxy/client_internal.h"
 #include "proxy/log.h"
 #include "proxy/lookup.h"
@@ -97,7 +98,7 @@ send_get_more(struct proxy_client *c, struct proxy_request *req)
     evbuffer_add(proxy_upstream_output(c->up), bytes, len);
     bson_free(bytes);
     if (req->started_us)
-        req->upstream_us = proxy_client_now_us(); /* each getMore's round trip is counted */
+        req->upstream_us = conf_clock_us(); /* each getMore's round trip is counted */
 }
 
 /*
@@ -174,22 +175,13 @@ proxy_drain_docs_append(struct proxy_drain_docs *docs, const bson_iter_t *batch)
 #define DRAIN_MAX_ROUNDS 10000
 #define DRAIN_MAX_EMPTY 8
 
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* True (logged and counted) when the drain has gone on too long to go on. */
 static bool
 drain_exhausted(struct proxy_client *c, const struct proxy_drain *d)
 {
     const char *why = d->rounds >= DRAIN_MAX_ROUNDS       ? "rounds"
                       : d->empty_rounds >= DRAIN_MAX_EMPTY ? "empty_batches"
-                      : now_ms() - d->started_ms > c->server->conf->message_timeout ? "time"
+                      : conf_clock_ms() - d->started_ms > c->server->conf->message_timeout ? "time"
                                                                                       : NULL;
 
     if (!why)
@@ -220,7 +212,7 @@ proxy_drain_step(struct proxy_client *c, struct proxy_request *req, const bson_t
     if (!d) {
         d = req->drain = bson_malloc0(sizeof *d);
         d->ns = bson_strdup(ns);
-        d->started_ms = now_ms();
+        d->started_ms = conf_clock_ms();
         proxy_client_set_blocked(c, true);
     } else {
         d->rounds++;

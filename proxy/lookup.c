@@ -183,7 +183,7 @@ cache_resolved(void *arg, enum cache_outcome outcome, struct cache_value *hit)
     } else if (!c->dead) {
         proxy_client_advise_held(c, req);
         if (req->started_us)
-            req->upstream_us = proxy_client_now_us();
+            req->upstream_us = conf_clock_us();
         proxy_client_forward(c, NULL, 0, req->held, req->held_len, false);
     } else {
         bson_free(req->held);

@@ -16,6 +16,8 @@
 
 #include "proxy/notify.h"
 
+#include "conf/clock.h"
+
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -70,11 +72,9 @@ proxy_notify_send(const char *state, bson_error_t *error)
 bool
 proxy_notify_reloading(bson_error_t *error)
 {
-    struct timespec now;
     char state[64];
 
-    clock_gettime(CLOCK_MONOTONIC, &now);
     snprintf(state, sizeof state, "RELOADING=1\nMONOTONIC_USEC=%llu",
-             (unsigned long long)now.tv_sec * 1000000ULL + (unsigned long long)now.tv_nsec / 1000);
+             (unsigned long long)conf_clock_us());
     return proxy_notify_send(state, error);
 }
