@@ -23,11 +23,11 @@
 #include "cache/rules.h"
 #include "cache/txn.h"
 #include "conf/clock.h"
+#include "conf/random.h"
 #include "wire/frame.h"
 
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <fcntl.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -233,13 +233,9 @@ random_secret(struct cache_key_secret *secret)
 {
     char text[65];
     uint8_t raw[32];
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    ssize_t got = fd >= 0 ? read(fd, raw, sizeof raw) : -1;
 
-    if (fd >= 0)
-        close(fd);
-    if (got != (ssize_t)sizeof raw) {
-        /* No /dev/urandom: an ObjectId (time, host, counter) is still unique. */
+    if (!conf_random_bytes(raw, sizeof raw)) {
+        /* No kernel randomness: an ObjectId (time, host, counter) is still unique. */
         bson_oid_t oid;
 
         bson_oid_init(&oid, NULL);

@@ -39,6 +39,7 @@
 #include "cache/redis_mac.h"
 #include "cache/redis_url.h"
 #include "conf/clock.h"
+#include "conf/random.h"
 #include "proxy/log.h"
 #include "cache/hist.h"
 
@@ -48,7 +49,6 @@
 #include <hiredis/hiredis.h>
 #include <arpa/inet.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1186,7 +1186,7 @@ cache_redis_new(struct event_base *base, const struct conf *conf, bson_error_t *
     redis->prefix = bson_strdup(conf->redis_prefix ? conf->redis_prefix : "");
     redis->prefix_len = strlen(redis->prefix);
     cache_redis_reconfigure(redis, conf);
-    if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+    if (!conf_random_bytes(&seed, sizeof seed)) /* a unique seed, if a guessable one */
         seed = (uint64_t)conf_clock_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)redis;
     redis->rng = seed;
     bson_snprintf(redis->instance, sizeof redis->instance, "%016" PRIx64, rng_next(redis));
