@@ -85,6 +85,7 @@
 #include "advice/shape.h"
 #include "advice/table.h"
 #include "conf/clock.h"
+#include "conf/error.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -935,7 +936,8 @@ advice_advisor_new(struct event_base *base, const struct advice_config *cfg,
     a->w.state = ADVICE_STATE_STARTING;
     atomic_init(&a->stop, false);
     if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
-        bson_set_error(error, 0, (uint32_t)errno, "advisor: pipe: %s", strerror(errno));
+        bson_set_error(error, CONF_ERROR_DOMAIN_ADVICE, (uint32_t)errno, "advisor: pipe: %s",
+                       strerror(errno));
         bson_free(a->uri_text);
         bson_free(a);
         return NULL;
@@ -946,7 +948,8 @@ advice_advisor_new(struct event_base *base, const struct advice_config *cfg,
     pthread_cond_init(&a->wake, NULL);
     rc = spawn(a);
     if (rc != 0) {
-        bson_set_error(error, 0, (uint32_t)rc, "advisor: thread: %s", strerror(rc));
+        bson_set_error(error, CONF_ERROR_DOMAIN_ADVICE, (uint32_t)rc, "advisor: thread: %s",
+                       strerror(rc));
         goto fail;
     }
     pthread_mutex_lock(&a->mu);
@@ -960,7 +963,8 @@ advice_advisor_new(struct event_base *base, const struct advice_config *cfg,
     }
     a->ev = event_new(base, a->rfd, EV_READ | EV_PERSIST, on_reports, a);
     if (a->ev == NULL || event_add(a->ev, NULL) != 0) {
-        bson_set_error(error, 0, 0, "advisor: cannot watch its pipe");
+        bson_set_error(error, CONF_ERROR_DOMAIN_ADVICE, CONF_ERROR_ADVICE_WATCH,
+                       "advisor: cannot watch its pipe");
         advice_advisor_destroy(a);
         return NULL;
     }

@@ -1143,12 +1143,13 @@ cache_redis_new(struct event_base *base, const struct conf *conf, bson_error_t *
     uint64_t seed = 0;
 
     if (!conf->redis || !conf->redis[0]) {
-        bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, 3, "no Redis URL configured");
+        bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, CACHE_REDIS_ERR_CONFIG,
+                       "no Redis URL configured");
         bson_free(redis);
         return NULL;
     }
     if (!conf->cache_key_secret || !conf->cache_key_secret[0]) {
-        bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, 3,
+        bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, CACHE_REDIS_ERR_CONFIG,
                        "redis needs cache_key_secret: the same secret on every proxy sharing "
                        "the Redis (it keys the cache and seals the values stored there)");
         bson_free(redis);
@@ -1170,7 +1171,7 @@ cache_redis_new(struct event_base *base, const struct conf *conf, bson_error_t *
         redis->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
                                               EVDNS_BASE_DISABLE_WHEN_INACTIVE);
         if (!redis->dns) {
-            bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, 3,
+            bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, CACHE_REDIS_ERR_CONFIG,
                            "cannot set up a DNS resolver for the Redis host name");
             cache_redis_url_cleanup(&redis->url);
             cache_redis_mac_destroy(redis->mac);

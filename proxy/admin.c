@@ -15,6 +15,7 @@
 #include "proxy/admin.h"
 
 #include "cache/cache.h"
+#include "conf/error.h"
 #include "proxy/action.h"
 #include "proxy/advice.h"
 #include "proxy/dashboard.h"
@@ -340,11 +341,12 @@ proxy_admin_new(struct proxy_server *server, bson_error_t *error)
     if (!conf->http_listen || !conf->http_listen[0])
         return NULL;
     if (!conf_split_addr(conf->http_listen, &host, &port)) {
-        bson_set_error(error, 1, 1, "http_listen: \"%s\" is not HOST:PORT", conf->http_listen);
+        bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_ADDRESS,
+                       "http_listen: \"%s\" is not HOST:PORT", conf->http_listen);
         return NULL;
     }
     if (!is_loopback(host) && (!conf->http_token || !conf->http_token[0])) {
-        bson_set_error(error, 1, 2,
+        bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_UNSAFE,
                        "http_listen %s is not a loopback address: set http_token so the "
                        "endpoint is not open to anyone",
                        conf->http_listen);
@@ -378,8 +380,8 @@ proxy_admin_new(struct proxy_server *server, bson_error_t *error)
     handle = evhttp_bind_socket_with_handle(admin->http, host, port);
     bson_free(host);
     if (!handle) {
-        bson_set_error(error, 1, 3, "cannot listen for HTTP on %s (address in use?)",
-                       conf->http_listen);
+        bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_SYSTEM,
+                       "cannot listen for HTTP on %s (address in use?)", conf->http_listen);
         proxy_admin_destroy(admin);
         return NULL;
     }

@@ -18,6 +18,7 @@
 #include "advice/shape.h"
 #include "advice/table.h"
 #include "conf/clock.h"
+#include "conf/error.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
 #include "wire/cmd.h"
@@ -163,7 +164,8 @@ proxy_advice_new(struct proxy_server *server, bson_error_t *error)
     a->timer = evtimer_new(server->base, interval_cb, a);
     if (!a->advisor || !a->timer) {
         if (!error->code)
-            bson_set_error(error, 1, 1, "cannot start the index advisor");
+            bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_START,
+                           "cannot start the index advisor");
         proxy_advice_destroy(a);
         return NULL;
     }

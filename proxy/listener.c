@@ -7,6 +7,7 @@
  */
 #include "proxy/listener.h"
 
+#include "conf/error.h"
 #include "proxy/client.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
@@ -119,7 +120,8 @@ bind_tcp(struct proxy_listener *l, const char *addr, bson_error_t *error)
 
     memset(&ss, 0, sizeof ss);
     if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) != 0) {
-        bson_set_error(error, 1, 1, "listen: \"%s\" is not HOST:PORT with a numeric host", addr);
+        bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_ADDRESS,
+                       "listen: \"%s\" is not HOST:PORT with a numeric host", addr);
         return NULL;
     }
     evl = evconnlistener_new_bind(l->server->base, accept_cb, l,
@@ -127,7 +129,8 @@ bind_tcp(struct proxy_listener *l, const char *addr, bson_error_t *error)
                                       LEV_OPT_REUSEABLE,
                                   1024, (struct sockaddr *)&ss, sslen);
     if (!evl) {
-        bson_set_error(error, 1, 2, "cannot listen on %s: %s", addr, strerror(errno));
+        bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_SYSTEM,
+                       "cannot listen on %s: %s", addr, strerror(errno));
         return NULL;
     }
     return evl;
@@ -140,7 +143,8 @@ bind_unix(struct proxy_listener *l, const char *path, bson_error_t *error)
     struct evconnlistener *evl;
 
     if (strlen(path) >= sizeof sun.sun_path) {
-        bson_set_error(error, 1, 3, "listen_unix: path \"%s\" is too long", path);
+        bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_ADDRESS,
+                       "listen_unix: path \"%s\" is too long", path);
         return NULL;
     }
     memset(&sun, 0, sizeof sun);
@@ -151,8 +155,8 @@ bind_unix(struct proxy_listener *l, const char *path, bson_error_t *error)
                                   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 1024,
                                   (struct sockaddr *)&sun, sizeof sun);
     if (!evl) {
-        bson_set_error(error, 1, 4, "cannot listen on unix socket %s: %s", path,
-                       strerror(errno));
+        bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_SYSTEM,
+                       "cannot listen on unix socket %s: %s", path, strerror(errno));
         return NULL;
     }
     return evl;
@@ -180,7 +184,8 @@ proxy_listener_new(struct proxy_server *server, bson_error_t *error)
         evconnlistener_set_error_cb(l->unix_sock, error_cb);
     }
     if (!l->tcp && !l->unix_sock) {
-        bson_set_error(error, 1, 5, "nothing to listen on: set listen or listen_unix");
+        bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_MISSING,
+                       "nothing to listen on: set listen or listen_unix");
         goto fail;
     }
     return l;

@@ -17,6 +17,7 @@
 #include "proxy/notify.h"
 
 #include "conf/clock.h"
+#include "conf/error.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -42,7 +43,8 @@ proxy_notify_send(const char *state, bson_error_t *error)
         return true;
     len = strlen(path);
     if ((path[0] != '/' && path[0] != '@') || len >= sizeof addr.sun_path || len < 2) {
-        bson_set_error(error, 0, 1, "NOTIFY_SOCKET is neither an absolute path nor @abstract");
+        bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_ADDRESS,
+                       "NOTIFY_SOCKET is neither an absolute path nor @abstract");
         return false;
     }
     memset(&addr, 0, sizeof addr);
@@ -54,14 +56,16 @@ proxy_notify_send(const char *state, bson_error_t *error)
 
     fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        bson_set_error(error, 0, 2, "socket for NOTIFY_SOCKET: %s", strerror(errno));
+        bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_SYSTEM,
+                       "socket for NOTIFY_SOCKET: %s", strerror(errno));
         return false;
     }
     do {
         sent = sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&addr, addr_len);
     } while (sent < 0 && errno == EINTR);
     if (sent < 0) {
-        bson_set_error(error, 0, 3, "send to NOTIFY_SOCKET %s: %s", path, strerror(errno));
+        bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_SYSTEM,
+                       "send to NOTIFY_SOCKET %s: %s", path, strerror(errno));
         close(fd);
         return false;
     }

@@ -9,6 +9,7 @@
  */
 #include "proxy/server.h"
 
+#include "conf/error.h"
 #include "proxy/client.h"
 #include "proxy/listener.h"
 #include "proxy/log.h"
@@ -34,7 +35,8 @@ proxy_server_set_upstream(struct proxy_server *server, bson_error_t *error)
         return false;
     host = mongoc_uri_get_hosts(uri);
     if (!host) {
-        bson_set_error(error, 1, 1, "upstream connection string names no host");
+        bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_ADDRESS,
+                       "upstream connection string names no host");
         mongoc_uri_destroy(uri);
         return false;
     }
