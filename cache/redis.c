@@ -39,8 +39,8 @@
 #include "cache/redis_mac.h"
 #include "cache/redis_url.h"
 #include "conf/clock.h"
+#include "conf/log.h"
 #include "conf/random.h"
-#include "proxy/log.h"
 #include "cache/hist.h"
 
 #include <event2/buffer.h>
@@ -436,7 +436,7 @@ breaker_result(struct cache_redis *redis, struct cache_redis_op *op, bool answer
         redis->consecutive = 0;
         if (redis->breaker == BREAKER_HALF_OPEN) {
             redis->breaker = BREAKER_CLOSED;
-            proxy_log(PROXY_LOG_INFO, 0, "redis_breaker_closed", "redis=%s", redis->redacted);
+            conf_log(CONF_LOG_INFO, 0, "redis_breaker_closed", "redis=%s", redis->redacted);
         }
         return;
     }
@@ -446,9 +446,9 @@ breaker_result(struct cache_redis *redis, struct cache_redis_op *op, bool answer
         redis->breaker = BREAKER_OPEN;
         redis->open_until = (uint64_t)conf_clock_ms() + (uint64_t)redis->cooldown_ms;
         count(redis, CACHE_REDIS_CTR_redis_breaker_trips);
-        proxy_log(PROXY_LOG_WARN, 0, "redis_breaker_open",
-                  "redis=%s failures=%lld cooldown_ms=%lld", redis->redacted,
-                  (long long)redis->consecutive, (long long)redis->cooldown_ms);
+        conf_log(CONF_LOG_WARN, 0, "redis_breaker_open",
+                 "redis=%s failures=%lld cooldown_ms=%lld", redis->redacted,
+                 (long long)redis->consecutive, (long long)redis->cooldown_ms);
     }
 }
 
@@ -467,7 +467,7 @@ mark_dirty(struct cache_redis *redis, const char *why)
 {
     redis->dirty_seq++;
     if (!redis->dirty && !redis->destroying)
-        proxy_log(PROXY_LOG_WARN, 0, "redis_dirty", "redis=%s reason=%s", redis->redacted, why);
+        conf_log(CONF_LOG_WARN, 0, "redis_dirty", "redis=%s reason=%s", redis->redacted, why);
     redis->dirty = true;
     epoch_schedule(redis, 0);
 }
@@ -577,8 +577,8 @@ value_refused(struct cache_redis *redis, size_t bytes, const bson_error_t *error
 
     if (error->code != CACHE_REDIS_BLOB_BAD_MAC) {
         count(redis, CACHE_REDIS_CTR_redis_corrupt);
-        proxy_log(PROXY_LOG_DEBUG, 0, "redis_corrupt", "bytes=%zu reason=\"%s\"", bytes,
-                  error->message);
+        conf_log(CONF_LOG_DEBUG, 0, "redis_corrupt", "bytes=%zu reason=\"%s\"", bytes,
+                 error->message);
         return;
     }
     count(redis, CACHE_REDIS_CTR_redis_values_refused_mac);
@@ -587,10 +587,10 @@ value_refused(struct cache_redis *redis, size_t bytes, const bson_error_t *error
         redis->mac_unlogged++;
         return;
     }
-    proxy_log(PROXY_LOG_WARN, 0, "redis_value_refused_mac",
-              "bytes=%zu refused_since_last_warning=%llu hint=\"forged or altered in Redis, or "
-              "written by a proxy with another cache_key_secret\"",
-              bytes, (unsigned long long)redis->mac_unlogged + 1);
+    conf_log(CONF_LOG_WARN, 0, "redis_value_refused_mac",
+             "bytes=%zu refused_since_last_warning=%llu hint=\"forged or altered in Redis, or "
+             "written by a proxy with another cache_key_secret\"",
+             bytes, (unsigned long long)redis->mac_unlogged + 1);
     redis->mac_logged_ms = now;
     redis->mac_unlogged = 0;
 }
@@ -685,8 +685,8 @@ epoch_done(struct cache_redis_op *op, const redisReply *reply)
         return;
     }
     redis->dirty = false;
-    proxy_log(PROXY_LOG_INFO, 0, "redis_epoch_bumped", "redis=%s epoch=%" PRIu64,
-              redis->redacted, epoch);
+    conf_log(CONF_LOG_INFO, 0, "redis_epoch_bumped", "redis=%s epoch=%" PRIu64,
+             redis->redacted, epoch);
 }
 
 /*
@@ -707,8 +707,8 @@ op_settle(struct cache_redis_op *op, const redisReply *reply, bool timed_out)
         count(redis, CACHE_REDIS_CTR_redis_errors);
         char buf[128];
 
-        proxy_log(PROXY_LOG_DEBUG, 0, "redis_error", "error=\"%.80s\"",
-                  log_text(reply->str, buf, sizeof buf));
+        conf_log(CONF_LOG_DEBUG, 0, "redis_error", "error=\"%.80s\"",
+                 log_text(reply->str, buf, sizeof buf));
         reply = NULL;
     } else if (!reply && !timed_out) {
         count(redis, CACHE_REDIS_CTR_redis_errors);
@@ -829,15 +829,15 @@ conn_lost(struct conn *conn, const char *why, bool protocol)
     evtimer_del(conn->handshake_timer);
     if (protocol) {
         count(redis, CACHE_REDIS_CTR_redis_protocol_errors);
-        proxy_log(conn->misbehaved ? PROXY_LOG_DEBUG : PROXY_LOG_WARN, 0, "redis_protocol_error",
-                  "conn=%s redis=%s reason=\"%s\"", conn->name, redis->redacted,
-                  log_text(why, buf, sizeof buf));
+        conf_log(conn->misbehaved ? CONF_LOG_DEBUG : CONF_LOG_WARN, 0, "redis_protocol_error",
+                 "conn=%s redis=%s reason=\"%s\"", conn->name, redis->redacted,
+                 log_text(why, buf, sizeof buf));
     } else if (was_ready) {
-        proxy_log(PROXY_LOG_WARN, 0, "redis_disconnected", "conn=%s redis=%s reason=\"%s\"",
-                  conn->name, redis->redacted, log_text(why, buf, sizeof buf));
+        conf_log(CONF_LOG_WARN, 0, "redis_disconnected", "conn=%s redis=%s reason=\"%s\"",
+                 conn->name, redis->redacted, log_text(why, buf, sizeof buf));
     } else {
-        proxy_log(PROXY_LOG_DEBUG, 0, "redis_connect_failed", "conn=%s redis=%s reason=\"%s\"",
-                  conn->name, redis->redacted, log_text(why, buf, sizeof buf));
+        conf_log(CONF_LOG_DEBUG, 0, "redis_connect_failed", "conn=%s redis=%s reason=\"%s\"",
+                 conn->name, redis->redacted, log_text(why, buf, sizeof buf));
     }
     conn->misbehaved = protocol;
     if (!conn->sub && was_ready) /* replies lost in flight: distrust Redis */
@@ -868,8 +868,8 @@ conn_ready(struct conn *conn)
     if (conn->ever_ready)
         count(redis, CACHE_REDIS_CTR_redis_reconnects);
     conn->ever_ready = true;
-    proxy_log(PROXY_LOG_INFO, 0, "redis_connected", "conn=%s redis=%s", conn->name,
-              redis->redacted);
+    conf_log(CONF_LOG_INFO, 0, "redis_connected", "conn=%s redis=%s", conn->name,
+             redis->redacted);
     if (conn->sub) {
         static const char all[] = "*";
 
@@ -963,10 +963,10 @@ step_reply(void *arg, const redisReply *reply)
         /* For AUTH only the error's first word: nothing a server echoes back is logged. */
         size_t n = st->script == -1 ? strcspn(reply->str, " ") : strlen(reply->str);
 
-        proxy_log(PROXY_LOG_ERROR, 0, "redis_handshake_failed",
-                  "conn=%s redis=%s step=%s error=\"%.*s\"", conn->name, conn->redis->redacted,
-                  st->script == -1 ? "auth" : st->script == -2 ? "select" : "script_load",
-                  (int)(n < 100 ? n : 100), log_text(reply->str, buf, sizeof buf));
+        conf_log(CONF_LOG_ERROR, 0, "redis_handshake_failed",
+                 "conn=%s redis=%s step=%s error=\"%.*s\"", conn->name, conn->redis->redacted,
+                 st->script == -1 ? "auth" : st->script == -2 ? "select" : "script_load",
+                 (int)(n < 100 ? n : 100), log_text(reply->str, buf, sizeof buf));
         conn_drop(conn, "handshake refused", false);
         return true;
     }

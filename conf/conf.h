@@ -16,6 +16,8 @@
 #ifndef MONGOCACHE_CONF_CONF_H
 #define MONGOCACHE_CONF_CONF_H
 
+#include "conf/log.h"
+
 #include <bson/bson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -33,13 +35,7 @@
 #define CONF_CTYPE_BOOL bool
 #define CONF_CTYPE_LOGLEVEL int
 
-/* LOGLEVEL values, most severe first (same numbering as proxy/log.h). */
-enum conf_log_level {
-    CONF_LOG_ERROR = 0,
-    CONF_LOG_WARN = 1,
-    CONF_LOG_INFO = 2,
-    CONF_LOG_DEBUG = 3,
-};
+/* LOGLEVEL values: enum conf_log_level (conf/log.h), most severe first. */
 
 enum conf_opt_id {
 #define CONF_OPT(name, type, def, env, reload, help) CONF_OPT_##name,

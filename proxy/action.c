@@ -23,9 +23,9 @@
 #include "cache/cache.h"
 #include "cache/key.h"
 #include "conf/error.h"
+#include "conf/log.h"
 #include "proxy/admin.h"
 #include "proxy/client_internal.h"
-#include "proxy/log.h"
 #include "proxy/server.h"
 #include "wire/reply.h"
 
@@ -243,13 +243,13 @@ static void
 audit(uint64_t conn, const char *via, const char *who, enum proxy_action_kind kind, const char *ns,
       const char *result, size_t dropped)
 {
-    proxy_log(PROXY_LOG_INFO, conn, "admin_action",
-              "via=%s who=\"%s\" action=%s namespace=%s result=%s dropped=%zu", via, who,
-              kind_name(kind),
-              ns                           ? ns
-              : kind == PROXY_ACTION_FLUSH ? "*"
+    conf_log(CONF_LOG_INFO, conn, "admin_action",
+             "via=%s who=\"%s\" action=%s namespace=%s result=%s dropped=%zu", via, who,
+             kind_name(kind),
+             ns                           ? ns
+             : kind == PROXY_ACTION_FLUSH ? "*"
                                            : "-",
-              result, dropped);
+             result, dropped);
 }
 
 /* ---- in-band ------------------------------------------------------------------ */

@@ -16,10 +16,10 @@
 
 #include "cache/cache.h"
 #include "conf/error.h"
+#include "conf/log.h"
 #include "proxy/action.h"
 #include "proxy/advice.h"
 #include "proxy/dashboard.h"
-#include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/ready.h"
 #include "proxy/server.h"
@@ -312,8 +312,8 @@ accept_error_cb(struct evconnlistener *listener, void *arg)
     evconnlistener_disable(listener);
     event_base_once(evconnlistener_get_base(listener), -1, EV_TIMEOUT, resume_cb, listener,
                     &one_second);
-    proxy_log(PROXY_LOG_WARN, 0, "http_accept_paused", "error=\"%s\"",
-              evutil_socket_error_to_string(err));
+    conf_log(CONF_LOG_WARN, 0, "http_accept_paused", "error=\"%s\"",
+             evutil_socket_error_to_string(err));
 }
 
 static bool

@@ -19,7 +19,7 @@
 #include "advice/table.h"
 #include "conf/clock.h"
 #include "conf/error.h"
-#include "proxy/log.h"
+#include "conf/log.h"
 #include "proxy/server.h"
 #include "wire/cmd.h"
 #include "wire/msg.h"
@@ -112,23 +112,23 @@ report_cb(void *arg, struct advice_report *report)
         uint64_t id = item_id(it);
 
         if (bsearch(&id, last, n_last, sizeof *last, id_cmp) == NULL)
-            proxy_log(PROXY_LOG_INFO, 0, "index_advice",
-                      "namespace=%s.%s index=%s reason=%s evidence=%s queries=%llu "
-                      "server_ms=%.1f documents=%lld mongosh=\"%s\"",
-                      it->db, it->coll, it->index.name, advice_reason_name(it->reason),
-                      advice_evidence_name(it->evidence), (unsigned long long)it->queries,
-                      it->server_ms, (long long)it->documents, it->mongosh);
+            conf_log(CONF_LOG_INFO, 0, "index_advice",
+                     "namespace=%s.%s index=%s reason=%s evidence=%s queries=%llu "
+                     "server_ms=%.1f documents=%lld mongosh=\"%s\"",
+                     it->db, it->coll, it->index.name, advice_reason_name(it->reason),
+                     advice_evidence_name(it->evidence), (unsigned long long)it->queries,
+                     it->server_ms, (long long)it->documents, it->mongosh);
     }
     bson_free(last);
     if (report->state != before && report->state != ADVICE_STATE_OK)
-        proxy_log(PROXY_LOG_WARN, 0, "advisor_state",
-                  "state=%s error=\"%s\" retry_in_ms=%lld msg=\"index advice is paused; "
-                  "proxying and caching are not affected\"",
-                  advice_state_name(report->state), report->last_error ? report->last_error : "",
-                  (long long)report->retry_in_ms);
+        conf_log(CONF_LOG_WARN, 0, "advisor_state",
+                 "state=%s error=\"%s\" retry_in_ms=%lld msg=\"index advice is paused; "
+                 "proxying and caching are not affected\"",
+                 advice_state_name(report->state), report->last_error ? report->last_error : "",
+                 (long long)report->retry_in_ms);
     else if (report->state != before)
-        proxy_log(PROXY_LOG_INFO, 0, "advisor_state", "state=%s",
-                  advice_state_name(report->state));
+        conf_log(CONF_LOG_INFO, 0, "advisor_state", "state=%s",
+                 advice_state_name(report->state));
     advice_report_destroy(a->report);
     a->report = report;
 }

@@ -13,8 +13,8 @@
 
 #include "cache/cache.h"
 #include "conf/clock.h"
+#include "conf/log.h"
 #include "proxy/client_internal.h"
-#include "proxy/log.h"
 #include "proxy/lookup.h"
 #include "proxy/server.h"
 #include "proxy/upstream.h"
@@ -128,8 +128,8 @@ drain_finish(struct proxy_client *c, struct proxy_request *req, int64_t upstream
                                               &req->canned_len);
         req->outcome = PROXY_OUTCOME_ERROR;
     }
-    proxy_log(PROXY_LOG_DEBUG, c->id, "cursor_drained", "ns=%s docs=%u bytes=%zu complete=%d",
-              d->ns, d->docs.n, d->docs.len, upstream_id == 0);
+    conf_log(CONF_LOG_DEBUG, c->id, "cursor_drained", "ns=%s docs=%u bytes=%zu complete=%d",
+             d->ns, d->docs.n, d->docs.len, upstream_id == 0);
     bson_free(d->docs.data);
     bson_free(d->ns);
     bson_free(d);
@@ -187,10 +187,10 @@ drain_exhausted(struct proxy_client *c, const struct proxy_drain *d)
     if (!why)
         return false;
     proxy_stats_add(&c->server->stats, PROXY_STAT_drains_cut, 1);
-    proxy_log(PROXY_LOG_WARN, c->id, "drain_cut",
-              "ns=%s why=%s rounds=%u docs=%u msg=\"the upstream did not end its cursor in "
-              "time; the client goes on with the server's cursor, nothing is stored\"",
-              d->ns, why, d->rounds, d->docs.n);
+    conf_log(CONF_LOG_WARN, c->id, "drain_cut",
+             "ns=%s why=%s rounds=%u docs=%u msg=\"the upstream did not end its cursor in "
+             "time; the client goes on with the server's cursor, nothing is stored\"",
+             d->ns, why, d->rounds, d->docs.n);
     return true;
 }
 

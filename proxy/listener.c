@@ -8,8 +8,8 @@
 #include "proxy/listener.h"
 
 #include "conf/error.h"
+#include "conf/log.h"
 #include "proxy/client.h"
-#include "proxy/log.h"
 #include "proxy/server.h"
 
 #include <errno.h>
@@ -46,7 +46,7 @@ resume(struct proxy_listener *l)
     l->paused = false;
     evtimer_del(l->resume_timer);
     set_enabled(l, true);
-    proxy_log(PROXY_LOG_INFO, 0, "accept_resumed", NULL);
+    conf_log(CONF_LOG_INFO, 0, "accept_resumed", NULL);
 }
 
 static void
@@ -77,9 +77,9 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *addr,
     }
     if (server->n_clients >= (uint64_t)server->conf->max_clients) {
         proxy_stats_add(&server->stats, PROXY_STAT_clients_rejected, 1);
-        proxy_log(PROXY_LOG_WARN, 0, "client_rejected",
-                  "reason=max_clients max_clients=%lld msg=\"raise max_clients or add proxies\"",
-                  (long long)server->conf->max_clients);
+        conf_log(CONF_LOG_WARN, 0, "client_rejected",
+                 "reason=max_clients max_clients=%lld msg=\"raise max_clients or add proxies\"",
+                 (long long)server->conf->max_clients);
         close(fd);
         return;
     }
@@ -101,14 +101,14 @@ error_cb(struct evconnlistener *evl, void *arg)
             set_enabled(l, false);
             evtimer_add(l->resume_timer, &one_second);
             proxy_stats_add(&l->server->stats, PROXY_STAT_accept_paused, 1);
-            proxy_log(PROXY_LOG_WARN, 0, "accept_paused",
-                      "error=\"%s\" msg=\"out of file descriptors; raise ulimit -n or lower "
-                      "max_clients\"",
-                      strerror(err));
+            conf_log(CONF_LOG_WARN, 0, "accept_paused",
+                     "error=\"%s\" msg=\"out of file descriptors; raise ulimit -n or lower "
+                     "max_clients\"",
+                     strerror(err));
         }
         return;
     }
-    proxy_log(PROXY_LOG_WARN, 0, "accept_error", "error=\"%s\"", strerror(err));
+    conf_log(CONF_LOG_WARN, 0, "accept_error", "error=\"%s\"", strerror(err));
 }
 
 static struct evconnlistener *

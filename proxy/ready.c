@@ -25,8 +25,8 @@
 #include "cache/cache.h"
 #include "cache/redis.h"
 #include "conf/clock.h"
+#include "conf/log.h"
 #include "proxy/admin.h"
-#include "proxy/log.h"
 #include "proxy/server.h"
 #include "wire/frame.h"
 #include "wire/msg.h"
@@ -114,8 +114,8 @@ settle(struct proxy_ready *ready, bool ok, const char *reason)
     if (!ok)
         proxy_stats_add(&ready->server->stats, PROXY_STAT_readyz_probe_failures, 1);
     if (!ok)
-        proxy_log(PROXY_LOG_DEBUG, 0, "readyz_probe_failed", "upstream=%s reason=\"%s\"",
-                  ready->server->upstream_label, ready->reason);
+        conf_log(CONF_LOG_DEBUG, 0, "readyz_probe_failed", "upstream=%s reason=\"%s\"",
+                 ready->server->upstream_label, ready->reason);
     evtimer_add(ready->timer, &now); /* finish from the timer, outside bev's callbacks */
 }
 

@@ -10,9 +10,9 @@
 #include "proxy/server.h"
 
 #include "conf/error.h"
+#include "conf/log.h"
 #include "proxy/client.h"
 #include "proxy/listener.h"
-#include "proxy/log.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -137,10 +137,10 @@ drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    proxy_log(PROXY_LOG_WARN, 0, "drain_timeout",
-              "clients=%llu msg=\"in-flight requests did not finish within drain_timeout; "
-              "exiting anyway\"",
-              (unsigned long long)server->n_clients);
+    conf_log(CONF_LOG_WARN, 0, "drain_timeout",
+             "clients=%llu msg=\"in-flight requests did not finish within drain_timeout; "
+             "exiting anyway\"",
+             (unsigned long long)server->n_clients);
     event_base_loopexit(server->base, NULL);
 }
 
@@ -154,8 +154,8 @@ proxy_server_drain(struct proxy_server *server)
     server->draining = true;
     proxy_listener_destroy(server->listener);
     server->listener = NULL;
-    proxy_log(PROXY_LOG_INFO, 0, "drain_start", "clients=%llu drain_timeout_ms=%lld",
-              (unsigned long long)server->n_clients, (long long)server->conf->drain_timeout);
+    conf_log(CONF_LOG_INFO, 0, "drain_start", "clients=%llu drain_timeout_ms=%lld",
+             (unsigned long long)server->n_clients, (long long)server->conf->drain_timeout);
     if (server->n_clients == 0) {
         event_base_loopexit(server->base, NULL);
         return;

@@ -19,8 +19,8 @@
 #include "cache/redis_mac.h"
 #include "conf/clock.h"
 #include "conf/conf.h"
-#include "proxy/log.h"
 #include "cache/hist.h"
+#include "conf/log.h"
 #include "wire/frame.h"
 
 #include <errno.h>
@@ -1035,7 +1035,7 @@ main(int argc, char **argv)
     d.redis_pid = (pid_t)atoi(argv[2]);
     d.pidfile = argv[3];
     signal(SIGPIPE, SIG_IGN);
-    proxy_log_set_level(PROXY_LOG_DEBUG);
+    conf_log_set_level(CONF_LOG_DEBUG);
     printf("PLAN %d\n", N_CHECKS);
     r = sync_cmd(d.port, "CONFIG GET dir");
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2)
