@@ -151,6 +151,24 @@ const char *conf_opt_name(enum conf_opt_id id);
 /* True when option id has a different value in a and b. */
 bool conf_differs(const struct conf *a, const struct conf *b, enum conf_opt_id id);
 
+/*
+ * Told of one option whose value differs between the running configuration
+ * and the reloaded one: applied true when the new value is taken, false
+ * when the option needs a restart and the running value stays.
+ */
+typedef void (*conf_reload_report_fn)(enum conf_opt_id id, bool applied, void *arg);
+
+/*
+ * Merges a configuration read by conf_reload into the running one: first
+ * calls report (NULL: none) for every option that differs, in options.def
+ * order; then, for every option that needs a restart, gives next old's
+ * value (strings are swapped, so each struct still owns what it holds).
+ * Both stay the caller's: next is the one to run with, old is for
+ * conf_destroy.
+ */
+void conf_reload_merge(struct conf *old, struct conf *next, conf_reload_report_fn report,
+                       void *arg);
+
 /* Writes --help text, generated from options.def, to out. */
 void conf_usage(FILE *out, const char *argv0);
 /* Writes every option as "name = value  # source", secrets as "<redacted>". */

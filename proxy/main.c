@@ -102,54 +102,25 @@ print_problems(const struct conf *conf, bool refused)
         fprintf(stderr, "mongocache: %zu errors in the configuration\n", conf->errors.n);
 }
 
+/* conf_reload_merge's report: each changed option, applied or kept until a restart. */
+static void
+report_reload(enum conf_opt_id id, bool applied, void *arg)
+{
+    (void)arg;
+    if (applied)
+        conf_log(CONF_LOG_INFO, 0, "reload_applied", "option=%s", conf_opt_name(id));
+    else
+        conf_log(CONF_LOG_WARN, 0, "reload_ignored",
+                 "option=%s msg=\"this option needs a restart; the old value stays\"",
+                 conf_opt_name(id));
+}
+
 static void
 apply_reload(struct proxy_server *server, struct conf *next)
 {
     struct conf *old = server->conf;
 
-    for (int id = 0; id < CONF_OPT_COUNT; id++) {
-        if (!conf_differs(old, next, (enum conf_opt_id)id))
-            continue;
-        if (conf_is_reloadable((enum conf_opt_id)id))
-            conf_log(CONF_LOG_INFO, 0, "reload_applied", "option=%s",
-                     conf_opt_name((enum conf_opt_id)id));
-        else
-            conf_log(CONF_LOG_WARN, 0, "reload_ignored",
-                     "option=%s msg=\"this option needs a restart; the old value stays\"",
-                     conf_opt_name((enum conf_opt_id)id));
-    }
-    /* Keep the values that need a restart; take the rest. */
-    for (int id = 0; id < CONF_OPT_COUNT; id++) {
-        if (conf_is_reloadable((enum conf_opt_id)id))
-            continue;
-        switch ((enum conf_opt_id)id) {
-#define CONF_COPY_STR(name) \
-    case CONF_OPT_##name: { \
-        char *tmp = next->name; \
-        next->name = old->name; \
-        old->name = tmp; \
-        break; \
-    }
-#define CONF_COPY_NUM(name) \
-    case CONF_OPT_##name: \
-        next->name = old->name; \
-        break;
-#define CONF_OPT(name, type, def, env, reload, help) CONF_COPY_##type(name)
-#define CONF_COPY_STRING CONF_COPY_STR
-#define CONF_COPY_SECRET CONF_COPY_STR
-#define CONF_COPY_ADDR CONF_COPY_STR
-#define CONF_COPY_URI CONF_COPY_STR
-#define CONF_COPY_INT CONF_COPY_NUM
-#define CONF_COPY_SIZE CONF_COPY_NUM
-#define CONF_COPY_DURATION CONF_COPY_NUM
-#define CONF_COPY_BOOL CONF_COPY_NUM
-#define CONF_COPY_LOGLEVEL CONF_COPY_NUM
-#include "conf/options.def"
-#undef CONF_OPT
-        default:
-            break;
-        }
-    }
+    conf_reload_merge(old, next, report_reload, NULL);
     server->conf = next;
     conf_destroy(old);
     conf_log_set_level(server->conf->log_level);
