@@ -123,7 +123,9 @@ forget_idle(struct cache_gen *gen, const struct cache_gen_rec *keep)
         struct cache_gen_rec *rec = TAILQ_FIRST(&gen->idle);
 
         TAILQ_REMOVE(&gen->idle, rec, idle_link);
-        if (rec == keep || (rec->no_fill_until && rec->no_fill_until > (now ? now : (now = (uint64_t)conf_clock_ms())))) {
+        if (rec == keep ||
+            (rec->no_fill_until &&
+             rec->no_fill_until > (now ? now : (now = (uint64_t)conf_clock_ms())))) {
             TAILQ_INSERT_TAIL(&gen->idle, rec, idle_link);
             continue;
         }

@@ -158,7 +158,8 @@ proxy_advice_new(struct proxy_server *server, bson_error_t *error)
     a = bson_malloc0(sizeof *a);
     a->server = server;
     a->table = advice_table_new(TABLE_SHAPES);
-    advice_sampler_init(&a->sampler, (uint32_t)server->conf->advice_exact_rate, conf_clock_coarse_ms());
+    advice_sampler_init(&a->sampler, (uint32_t)server->conf->advice_exact_rate,
+                        conf_clock_coarse_ms());
     config_from(server, &cfg);
     a->advisor = advice_advisor_new(server->base, &cfg, report_cb, a, error);
     a->timer = evtimer_new(server->base, interval_cb, a);

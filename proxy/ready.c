@@ -283,7 +283,8 @@ proxy_ready_handle(struct proxy_ready *ready, struct evhttp_request *req, bool d
     struct waiter *w;
     bool in_flight = ready->bev != NULL || evtimer_pending(ready->timer, NULL);
 
-    if (!in_flight && ready->checked_ms && conf_clock_ms() - ready->checked_ms < PROXY_READY_CACHE_MS) {
+    if (!in_flight && ready->checked_ms &&
+        conf_clock_ms() - ready->checked_ms < PROXY_READY_CACHE_MS) {
         answer(ready, req, detailed);
         return;
     }

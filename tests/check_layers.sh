@@ -31,7 +31,8 @@ n=0
 failed=0
 for folder in $folders; do
     n=$((n + 1))
-    files=$(cd "$srcdir" && find "$folder" -type f \( -name '*.c' -o -name '*.h' -o -name '*.def' \) | sort)
+    files=$(cd "$srcdir" &&
+        find "$folder" -type f \( -name '*.c' -o -name '*.h' -o -name '*.def' \) | sort)
     if [ -z "$files" ]; then
         echo "not ok $n - $folder/: no source files under $srcdir/$folder"
         failed=1
@@ -56,7 +57,8 @@ for folder in $folders; do
         sed -E 's/^([^:]*):([0-9]+):[^"]*"([^"]*)".*/\1:\2:\3/')
     nfiles=$(echo "$files" | wc -l)
     if [ -z "$bad" ]; then
-        echo "ok $n - $folder/ includes only: ${allowed[$folder]} ($nfiles files, $count quoted includes)"
+        echo "ok $n - $folder/ includes only: ${allowed[$folder]}" \
+            "($nfiles files, $count quoted includes)"
     else
         echo "not ok $n - $folder/ includes only: ${allowed[$folder]}"
         printf '%s' "$bad" | sed 's/^/#   /'

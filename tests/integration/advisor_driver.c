@@ -687,7 +687,8 @@ scenario_faults(struct drv *d)
     r = submit(d, adv, t, REPORT_WAIT_MS);
     show(r);
     check(d, is_state(r, ADVICE_STATE_UNREACHABLE) && r->errors >= 1,
-          "faults: killed: state unreachable, counted (after %lld ms)", (long long)(conf_clock_ms() - t0));
+          "faults: killed: state unreachable, counted (after %lld ms)",
+          (long long)(conf_clock_ms() - t0));
     check(d, r && r->n_items == 1, "faults: the advice known is kept while unreachable");
     retry1 = r ? r->retry_in_ms : -1;
     runs = r ? r->runs : 0;

@@ -874,7 +874,8 @@ phase_stop(struct drv *d, struct cache_redis *a, const struct cache_key *k5)
     check(d, cache_redis_counter(a, CACHE_REDIS_CTR_redis_hits) == hits &&
                  cache_redis_counter(a, CACHE_REDIS_CTR_redis_misses) == misses,
           "late replies after SIGCONT are discarded");
-    for (uint64_t end = (uint64_t)conf_clock_ms() + 5000; (uint64_t)conf_clock_ms() < end && !recovered;) {
+    for (uint64_t end = (uint64_t)conf_clock_ms() + 5000;
+         (uint64_t)conf_clock_ms() < end && !recovered;) {
         gens_init(gens);
         st = lookup(d, a, k5, gens, &res);
         recovered = st == CACHE_REDIS_MISS || st == CACHE_REDIS_HIT;
