@@ -13,54 +13,42 @@
 #include <stdint.h>
 #include <time.h>
 
+/* Clock id's time in units of 1/per_second s (per_second divides 10^9). */
+static inline int64_t
+conf_clock_read(clockid_t id, int64_t per_second)
+{
+    struct timespec ts;
+
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * per_second + ts.tv_nsec / (1000000000 / per_second);
+}
+
 /* CLOCK_MONOTONIC in microseconds. */
 static inline int64_t
 conf_clock_us(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    return conf_clock_read(CLOCK_MONOTONIC, 1000000);
 }
 
 /* CLOCK_MONOTONIC in milliseconds. */
 static inline int64_t
 conf_clock_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return conf_clock_read(CLOCK_MONOTONIC, 1000);
 }
 
 /* CLOCK_MONOTONIC_COARSE in milliseconds: late by up to one kernel tick. */
 static inline int64_t
 conf_clock_coarse_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return conf_clock_read(CLOCK_MONOTONIC_COARSE, 1000);
 }
 
 /* CLOCK_REALTIME in milliseconds since the epoch: for display only. */
 static inline int64_t
 conf_clock_wall_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* CLOCK_REALTIME's nanoseconds within the second: cheap noise to mix, never a time. */
-static inline uint64_t
-conf_clock_wall_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_nsec;
+    return conf_clock_read(CLOCK_REALTIME, 1000);
 }
 
 #endif

@@ -69,7 +69,8 @@ conf_random_pool_u64(struct conf_random_pool *pool)
 
     if (pool->at + sizeof r > sizeof pool->bytes) {
         if (!conf_random_bytes(pool->bytes, sizeof pool->bytes)) {
-            r = (pool->fallback += UINT64_C(0x9e3779b97f4a7c15)) ^ conf_clock_wall_ns();
+            r = (pool->fallback += UINT64_C(0x9e3779b97f4a7c15)) ^
+                (uint64_t)conf_clock_read(CLOCK_REALTIME, 1000000000);
             r = (r ^ (r >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
             r = (r ^ (r >> 27)) * UINT64_C(0x94d049bb133111eb);
             return r ^ (r >> 31);
