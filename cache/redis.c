@@ -80,14 +80,15 @@
 #include "cache/redis_link.h"
 #include "cache/redis_mac.h"
 #include "cache/redis_url.h"
-#include "proxy/log.h"
+#include "conf/clock.h"
+#include "conf/log.h"
+#include "conf/random.h"
 
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 #include <arpa/inet.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -156,22 +157,11 @@ struct cache_redis {
 
 /* ---- small helpers ---------------------------------------------------- */
 
+/* Monotonic milliseconds, as the breaker counts them. */
 static uint64_t
 now_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static int64_t
-mono_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    return (uint64_t)conf_clock_ms();
 }
 
 static struct timeval
@@ -282,7 +272,7 @@ op_send(struct cache_redis_op *op, const struct cache_redis_cmd *cmd)
                                    op_reply, op))
         return false;
     count(op->redis, CACHE_REDIS_CTR_redis_commands);
-    op->sent_us = mono_us();
+    op->sent_us = conf_clock_us();
     return true;
 }
 
@@ -333,13 +323,13 @@ breaker_feed(struct cache_redis *redis, struct cache_redis_op *op, bool answered
     case CACHE_REDIS_BREAKER_NONE:
         break;
     case CACHE_REDIS_BREAKER_CLOSES:
-        proxy_log(PROXY_LOG_INFO, 0, "redis_breaker_closed", "redis=%s", redis->redacted);
+        conf_log(CONF_LOG_INFO, 0, "redis_breaker_closed", "redis=%s", redis->redacted);
         break;
     case CACHE_REDIS_BREAKER_TRIPPED:
         count(redis, CACHE_REDIS_CTR_redis_breaker_trips);
-        proxy_log(PROXY_LOG_WARN, 0, "redis_breaker_open",
-                  "redis=%s failures=%lld cooldown_ms=%lld", redis->redacted,
-                  (long long)redis->breaker.consecutive, (long long)redis->breaker.cooldown_ms);
+        conf_log(CONF_LOG_WARN, 0, "redis_breaker_open",
+                 "redis=%s failures=%lld cooldown_ms=%lld", redis->redacted,
+                 (long long)redis->breaker.consecutive, (long long)redis->breaker.cooldown_ms);
         break;
     }
 }
@@ -359,7 +349,7 @@ mark_dirty(struct cache_redis *redis, const char *why)
 {
     redis->dirty_seq++;
     if (!redis->dirty && !redis->destroying)
-        proxy_log(PROXY_LOG_WARN, 0, "redis_dirty", "redis=%s reason=%s", redis->redacted, why);
+        conf_log(CONF_LOG_WARN, 0, "redis_dirty", "redis=%s reason=%s", redis->redacted, why);
     redis->dirty = true;
     epoch_schedule(redis, 0);
 }
@@ -410,8 +400,8 @@ value_refused(struct cache_redis *redis, size_t bytes, const bson_error_t *error
 
     if (error->code != CACHE_REDIS_BLOB_BAD_MAC) {
         count(redis, CACHE_REDIS_CTR_redis_corrupt);
-        proxy_log(PROXY_LOG_DEBUG, 0, "redis_corrupt", "bytes=%zu reason=\"%s\"", bytes,
-                  error->message);
+        conf_log(CONF_LOG_DEBUG, 0, "redis_corrupt", "bytes=%zu reason=\"%s\"", bytes,
+                 error->message);
         return;
     }
     count(redis, CACHE_REDIS_CTR_redis_values_refused_mac);
@@ -420,10 +410,10 @@ value_refused(struct cache_redis *redis, size_t bytes, const bson_error_t *error
         redis->mac_unlogged++;
         return;
     }
-    proxy_log(PROXY_LOG_WARN, 0, "redis_value_refused_mac",
-              "bytes=%zu refused_since_last_warning=%llu hint=\"forged or altered in Redis, or "
-              "written by a proxy with another cache_key_secret\"",
-              bytes, (unsigned long long)redis->mac_unlogged + 1);
+    conf_log(CONF_LOG_WARN, 0, "redis_value_refused_mac",
+             "bytes=%zu refused_since_last_warning=%llu hint=\"forged or altered in Redis, or "
+             "written by a proxy with another cache_key_secret\"",
+             bytes, (unsigned long long)redis->mac_unlogged + 1);
     redis->mac_logged_ms = now;
     redis->mac_unlogged = 0;
 }
@@ -523,8 +513,8 @@ epoch_done(struct cache_redis_op *op, const redisReply *reply)
         return;
     }
     redis->dirty = false;
-    proxy_log(PROXY_LOG_INFO, 0, "redis_epoch_bumped", "redis=%s epoch=%" PRIu64,
-              redis->redacted, epoch);
+    conf_log(CONF_LOG_INFO, 0, "redis_epoch_bumped", "redis=%s epoch=%" PRIu64,
+             redis->redacted, epoch);
 }
 
 /*
@@ -558,13 +548,13 @@ op_settle(struct cache_redis_op *op, const redisReply *reply, bool timed_out)
     op->settled = true;
     evtimer_del(op->timer);
     if (answered)
-        cache_hist_observe(&redis->rtt, mono_us() - op->sent_us);
+        cache_hist_observe(&redis->rtt, conf_clock_us() - op->sent_us);
     if (reply && reply->type == REDIS_REPLY_ERROR) {
         char buf[128];
 
         count(redis, CACHE_REDIS_CTR_redis_errors);
-        proxy_log(PROXY_LOG_DEBUG, 0, "redis_error", "error=\"%.80s\"",
-                  log_text(reply->str, buf, sizeof buf));
+        conf_log(CONF_LOG_DEBUG, 0, "redis_error", "error=\"%.80s\"",
+                 log_text(reply->str, buf, sizeof buf));
         reply = NULL;
     } else if (!reply && !timed_out) {
         count(redis, CACHE_REDIS_CTR_redis_errors);
@@ -779,12 +769,13 @@ cache_redis_new(struct event_base *base, const struct conf *conf, bson_error_t *
     uint64_t seed = 0;
 
     if (!conf->redis || !conf->redis[0]) {
-        bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, 3, "no Redis URL configured");
+        bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, CACHE_REDIS_ERR_CONFIG,
+                       "no Redis URL configured");
         bson_free(redis);
         return NULL;
     }
     if (!conf->cache_key_secret || !conf->cache_key_secret[0]) {
-        bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, 3,
+        bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, CACHE_REDIS_ERR_CONFIG,
                        "redis needs cache_key_secret: the same secret on every proxy sharing "
                        "the Redis (it keys the cache and seals the values stored there)");
         bson_free(redis);
@@ -805,7 +796,7 @@ cache_redis_new(struct event_base *base, const struct conf *conf, bson_error_t *
         redis->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
                                               EVDNS_BASE_DISABLE_WHEN_INACTIVE);
         if (!redis->dns) {
-            bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, 3,
+            bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, CACHE_REDIS_ERR_CONFIG,
                            "cannot set up a DNS resolver for the Redis host name");
             redis_free(redis);
             return NULL;
@@ -819,7 +810,7 @@ cache_redis_new(struct event_base *base, const struct conf *conf, bson_error_t *
     cache_redis_keys_init(&redis->keys, conf->redis_prefix ? conf->redis_prefix : "");
     cache_redis_breaker_init(&redis->breaker, 1, 0);
     cache_redis_reconfigure(redis, conf);
-    if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+    if (!conf_random_bytes(&seed, sizeof seed)) /* a unique seed, if a guessable one */
         seed = now_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)redis;
     redis->rng = seed;
     bson_snprintf(redis->instance, sizeof redis->instance, "%016" PRIx64, rng_next(redis));

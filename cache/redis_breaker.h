@@ -43,7 +43,7 @@ enum cache_redis_breaker_event {
     CACHE_REDIS_BREAKER_CLOSES,  /* HALF_OPEN -> CLOSED: the probe was answered */
 };
 
-/* Given at admission, handed back with the outcome; plain data the caller keeps with its command. */
+/* Given at admission, handed back with the outcome: plain data kept with the command. */
 struct cache_redis_breaker_ticket {
     uint64_t batch;
     bool probe; /* the half-open probe */

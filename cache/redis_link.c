@@ -23,7 +23,7 @@
 
 #include "cache/redis_link.h"
 
-#include "proxy/log.h"
+#include "conf/log.h"
 
 #include <event2/event.h>
 #include <string.h>
@@ -114,15 +114,15 @@ link_lost(struct cache_redis_link *link, const char *why, bool protocol)
     link->pending = 0;
     evtimer_del(link->handshake_timer);
     if (protocol)
-        proxy_log(link->misbehaved ? PROXY_LOG_DEBUG : PROXY_LOG_WARN, 0, "redis_protocol_error",
-                  "conn=%s redis=%s reason=\"%s\"", link->conf.name, link->conf.redacted,
-                  log_text(why, buf, sizeof buf));
+        conf_log(link->misbehaved ? CONF_LOG_DEBUG : CONF_LOG_WARN, 0, "redis_protocol_error",
+                 "conn=%s redis=%s reason=\"%s\"", link->conf.name, link->conf.redacted,
+                 log_text(why, buf, sizeof buf));
     else if (was_ready)
-        proxy_log(PROXY_LOG_WARN, 0, "redis_disconnected", "conn=%s redis=%s reason=\"%s\"",
-                  link->conf.name, link->conf.redacted, log_text(why, buf, sizeof buf));
+        conf_log(CONF_LOG_WARN, 0, "redis_disconnected", "conn=%s redis=%s reason=\"%s\"",
+                 link->conf.name, link->conf.redacted, log_text(why, buf, sizeof buf));
     else
-        proxy_log(PROXY_LOG_DEBUG, 0, "redis_connect_failed", "conn=%s redis=%s reason=\"%s\"",
-                  link->conf.name, link->conf.redacted, log_text(why, buf, sizeof buf));
+        conf_log(CONF_LOG_DEBUG, 0, "redis_connect_failed", "conn=%s redis=%s reason=\"%s\"",
+                 link->conf.name, link->conf.redacted, log_text(why, buf, sizeof buf));
     link->misbehaved = protocol;
     schedule_retry(link);
     if (!link->destroying)
@@ -150,8 +150,8 @@ link_ready(struct cache_redis_link *link)
     if (!link->misbehaved) /* a Redis that keeps misbehaving keeps its backoff */
         link->backoff_ms = BACKOFF_FIRST_MS;
     link->ever_ready = true;
-    proxy_log(PROXY_LOG_INFO, 0, "redis_connected", "conn=%s redis=%s", link->conf.name,
-              link->conf.redacted);
+    conf_log(CONF_LOG_INFO, 0, "redis_connected", "conn=%s redis=%s", link->conf.name,
+             link->conf.redacted);
     link->handlers.ready(link->arg, again);
 }
 
@@ -203,10 +203,10 @@ step_reply(void *arg, const redisReply *reply)
         /* For AUTH only the error's first word: nothing a server echoes back is logged. */
         size_t n = st->script == -1 ? strcspn(reply->str, " ") : strlen(reply->str);
 
-        proxy_log(PROXY_LOG_ERROR, 0, "redis_handshake_failed",
-                  "conn=%s redis=%s step=%s error=\"%.*s\"", link->conf.name, link->conf.redacted,
-                  st->script == -1 ? "auth" : st->script == -2 ? "select" : "script_load",
-                  (int)(n < 100 ? n : 100), log_text(reply->str, buf, sizeof buf));
+        conf_log(CONF_LOG_ERROR, 0, "redis_handshake_failed",
+                 "conn=%s redis=%s step=%s error=\"%.*s\"", link->conf.name, link->conf.redacted,
+                 st->script == -1 ? "auth" : st->script == -2 ? "select" : "script_load",
+                 (int)(n < 100 ? n : 100), log_text(reply->str, buf, sizeof buf));
         link_drop(link, "handshake refused", false);
         return true;
     }
@@ -237,7 +237,7 @@ step_send(struct cache_redis_link *link, struct step *st, int script, int argc,
     return true;
 }
 
-/* AUTH [user] password, SELECT db, SCRIPT LOAD each (commands) -- in that order, before anything. */
+/* AUTH [user] password, SELECT db, SCRIPT LOAD each (commands): in that order, first. */
 static bool
 handshake_start(struct cache_redis_link *link)
 {

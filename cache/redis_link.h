@@ -23,7 +23,7 @@ struct cache_redis_link;
 
 /* The owner's callbacks, on the loop thread; arg is cache_redis_link_new's. */
 struct cache_redis_link_handlers {
-    /* The handshake is done (a subscription: the channel is confirmed). again: not the first time. */
+    /* The handshake is done (a subscription: the channel confirmed); again: not the first time. */
     void (*ready)(void *arg, bool again);
     /*
      * The connection is gone (already forgotten: commands waiting on it are
