@@ -518,24 +518,6 @@ epoch_done(struct cache_redis_op *op, const redisReply *reply)
 }
 
 /*
- * Copies text for a log value: printable ASCII only (quotes, backslashes,
- * control and non-ASCII bytes become '?'), at most 120 bytes.
- */
-static const char *
-log_text(const char *text, char *buf, size_t len)
-{
-    size_t i = 0;
-
-    for (; text && text[i] && i + 1 < len && i < 120; i++) {
-        unsigned char ch = (unsigned char)text[i];
-
-        buf[i] = ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\' ? '?' : (char)ch;
-    }
-    buf[i] = '\0';
-    return buf;
-}
-
-/*
  * Decides op's outcome, once: reply is Redis's answer, or NULL when the
  * connection was lost (or freed) or, with timed_out, when the timer fired.
  */
@@ -554,7 +536,7 @@ op_settle(struct cache_redis_op *op, const redisReply *reply, bool timed_out)
 
         count(redis, CACHE_REDIS_CTR_redis_errors);
         conf_log(CONF_LOG_DEBUG, 0, "redis_error", "error=\"%.80s\"",
-                 log_text(reply->str, buf, sizeof buf));
+                 cache_redis_link_log_text(reply->str, buf, sizeof buf));
         reply = NULL;
     } else if (!reply && !timed_out) {
         count(redis, CACHE_REDIS_CTR_redis_errors);

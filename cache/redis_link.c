@@ -72,8 +72,8 @@ tv_ms(int64_t ms)
  * Copies text for a log value: printable ASCII only (quotes, backslashes,
  * control and non-ASCII bytes become '?'), at most 120 bytes.
  */
-static const char *
-log_text(const char *text, char *buf, size_t len)
+const char *
+cache_redis_link_log_text(const char *text, char *buf, size_t len)
 {
     size_t i = 0;
 
@@ -109,20 +109,20 @@ link_lost(struct cache_redis_link *link, const char *why, bool protocol)
 {
     bool was_ready = link->ready;
     char buf[128];
+    const char *reason = cache_redis_link_log_text(why, buf, sizeof buf);
 
     link->ready = false;
     link->pending = 0;
     evtimer_del(link->handshake_timer);
     if (protocol)
         conf_log(link->misbehaved ? CONF_LOG_DEBUG : CONF_LOG_WARN, 0, "redis_protocol_error",
-                 "conn=%s redis=%s reason=\"%s\"", link->conf.name, link->conf.redacted,
-                 log_text(why, buf, sizeof buf));
+                 "conn=%s redis=%s reason=\"%s\"", link->conf.name, link->conf.redacted, reason);
     else if (was_ready)
         conf_log(CONF_LOG_WARN, 0, "redis_disconnected", "conn=%s redis=%s reason=\"%s\"",
-                 link->conf.name, link->conf.redacted, log_text(why, buf, sizeof buf));
+                 link->conf.name, link->conf.redacted, reason);
     else
         conf_log(CONF_LOG_DEBUG, 0, "redis_connect_failed", "conn=%s redis=%s reason=\"%s\"",
-                 link->conf.name, link->conf.redacted, log_text(why, buf, sizeof buf));
+                 link->conf.name, link->conf.redacted, reason);
     link->misbehaved = protocol;
     schedule_retry(link);
     if (!link->destroying)
@@ -206,7 +206,7 @@ step_reply(void *arg, const redisReply *reply)
         conf_log(CONF_LOG_ERROR, 0, "redis_handshake_failed",
                  "conn=%s redis=%s step=%s error=\"%.*s\"", link->conf.name, link->conf.redacted,
                  st->script == -1 ? "auth" : st->script == -2 ? "select" : "script_load",
-                 (int)(n < 100 ? n : 100), log_text(reply->str, buf, sizeof buf));
+                 (int)(n < 100 ? n : 100), cache_redis_link_log_text(reply->str, buf, sizeof buf));
         link_drop(link, "handshake refused", false);
         return true;
     }

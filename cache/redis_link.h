@@ -78,6 +78,12 @@ bool cache_redis_link_ready(const struct cache_redis_link *link);
 /* The ready command connection to send on, or NULL. */
 struct cache_redis_conn *cache_redis_link_conn(const struct cache_redis_link *link);
 
+/*
+ * Copies text (NUL-terminated, from Redis) for a log value into buf (len
+ * bytes): printable ASCII only, at most 120 bytes. Returns buf.
+ */
+const char *cache_redis_link_log_text(const char *text, char *buf, size_t len);
+
 /* Script i's SHA-1 (40 hex digits) as SCRIPT LOAD answered, or NULL before. */
 const char *cache_redis_link_sha(const struct cache_redis_link *link, int i);
 
