@@ -23,18 +23,22 @@
 #define WIRE_NAMES(X, a) \
     X(a, DB, "db") \
     X(a, ID, "id") \
+    X(a, ME, "me") \
     X(a, OK, "ok") \
     X(a, DOLLAR_DB, "$db") \
+    X(a, MSG, "msg") \
     X(a, DOLLAR_OUT, "$out") \
     X(a, COLL, "coll") \
     X(a, DROP, "drop") \
     X(a, FIND, "find") \
     X(a, FROM, "from") \
     X(a, LSID, "lsid") \
+    X(a, TAGS, "tags") \
     X(a, DOLLAR_META, "$meta") \
     X(a, DOLLAR_RAND, "$rand") \
     X(a, COUNT, "count") \
     X(a, HELLO, "hello") \
+    X(a, HOSTS, "hosts") \
     X(a, LEVEL, "level") \
     X(a, MERGE, "merge") \
     X(a, DOLLAR_MERGE, "$merge") \
@@ -42,6 +46,7 @@
     X(a, CREATE, "create") \
     X(a, CURSOR, "cursor") \
     X(a, DELETE, "delete") \
+    X(a, HIDDEN, "hidden") \
     X(a, INSERT, "insert") \
     X(a, LOGOUT, "logout") \
     X(a, REDUCE, "reduce") \
@@ -54,23 +59,31 @@
     X(a, COMPACT, "compact") \
     X(a, EXHAUST, "exhaust") \
     X(a, EXPLAIN, "explain") \
+    X(a, PASSIVE, "passive") \
+    X(a, PRIMARY, "primary") \
     X(a, REPLACE, "replace") \
+    X(a, SET_NAME, "setName") \
     X(a, APPLY_OPS, "applyOps") \
+    X(a, ARBITERS, "arbiters") \
     X(a, DISTINCT, "distinct") \
     X(a, DROP_ROLE, "dropRole") \
     X(a, DROP_USER, "dropUser") \
     X(a, IS_MASTER, "isMaster") \
     X(a, ISMASTER, "ismaster") \
+    X(a, PASSIVES, "passives") \
     X(a, TAILABLE, "tailable") \
     X(a, VALIDATE, "validate") \
     X(a, DOLLAR_FUNCTION, "$function") \
     X(a, AGGREGATE, "aggregate") \
     X(a, AWAIT_DATA, "awaitData") \
     X(a, BULK_WRITE, "bulkWrite") \
+    X(a, LAST_WRITE, "lastWrite") \
     X(a, MAP_REDUCE, "mapReduce") \
     X(a, MAPREDUCE, "mapreduce") \
     X(a, MAX_TIME_MS, "maxTimeMS") \
     X(a, SASL_START, "saslStart") \
+    X(a, SECONDARY, "secondary") \
+    X(a, SERVICE_ID, "serviceId") \
     X(a, TXN_NUMBER, "txnNumber") \
     X(a, DOLLAR_COLL_STATS, "$collStats") \
     X(a, DOLLAR_CURRENT_OP, "$currentOp") \
@@ -78,6 +91,8 @@
     X(a, AUTOCOMMIT, "autocommit") \
     X(a, CREATE_ROLE, "createRole") \
     X(a, CREATE_USER, "createUser") \
+    X(a, ELECTION_ID, "electionId") \
+    X(a, SET_VERSION, "setVersion") \
     X(a, UPDATE_ROLE, "updateRole") \
     X(a, UPDATE_USER, "updateUser") \
     X(a, DOLLAR_INDEX_STATS, "$indexStats") \
@@ -85,6 +100,8 @@
     X(a, DOLLAR_SAMPLE_RATE, "$sampleRate") \
     X(a, DOLLAR_SEARCH_META, "$searchMeta") \
     X(a, AFTER_OP_TIME, "afterOpTime") \
+    X(a, ARBITER_ONLY, "arbiterOnly") \
+    X(a, COMPRESSION, "compression") \
     X(a, DROP_INDEXES, "dropIndexes") \
     X(a, READ_CONCERN, "readConcern") \
     X(a, DOLLAR_ACCUMULATOR, "$accumulator") \
@@ -93,6 +110,8 @@
     X(a, DOLLAR_LIST_CATALOG, "$listCatalog") \
     X(a, AUTHENTICATE, "authenticate") \
     X(a, DROP_DATABASE, "dropDatabase") \
+    X(a, ISREPLICASET, "isreplicaset") \
+    X(a, LOAD_BALANCED, "loadBalanced") \
     X(a, SASL_CONTINUE, "saslContinue") \
     X(a, DOLLAR_CHANGE_STREAM, "$changeStream") \
     X(a, DOLLAR_LIST_SESSIONS, "$listSessions") \
@@ -106,6 +125,7 @@
     X(a, CONVERT_TO_CAPPED, "convertToCapped") \
     X(a, MONGOCACHE_FLUSH, "mongocacheFlush") \
     X(a, MONGOCACHE_STATS, "mongocacheStats") \
+    X(a, TOPOLOGY_VERSION, "topologyVersion") \
     X(a, ABORT_TRANSACTION, "abortTransaction") \
     X(a, AFTER_CLUSTER_TIME, "afterClusterTime") \
     X(a, GRANT_ROLES_TO_ROLE, "grantRolesToRole") \
@@ -114,17 +134,20 @@
     X(a, START_TRANSACTION, "startTransaction") \
     X(a, DOLLAR_OPERATION_METRICS, "$operationMetrics") \
     X(a, COMMIT_TRANSACTION, "commitTransaction") \
+    X(a, MAX_BSON_OBJECT_SIZE, "maxBsonObjectSize") \
     X(a, WRITE_CONCERN_ERROR, "writeConcernError") \
     X(a, DOLLAR_LIST_LOCAL_SESSIONS, "$listLocalSessions") \
     X(a, DOLLAR_LIST_SEARCH_INDEXES, "$listSearchIndexes") \
     X(a, DOLLAR_LIST_CLUSTER_CATALOG, "$listClusterCatalog") \
     X(a, DOLLAR_LIST_SAMPLED_QUERIES, "$listSampledQueries") \
     X(a, ALLOW_PARTIAL_RESULTS, "allowPartialResults") \
+    X(a, MAX_MESSAGE_SIZE_BYTES, "maxMessageSizeBytes") \
     X(a, REVOKE_ROLES_FROM_ROLE, "revokeRolesFromRole") \
     X(a, REVOKE_ROLES_FROM_USER, "revokeRolesFromUser") \
     X(a, MONGOCACHE_INVALIDATE, "mongocacheInvalidate") \
     X(a, GRANT_PRIVILEGES_TO_ROLE, "grantPrivilegesToRole") \
     X(a, CLONE_COLLECTION_AS_CAPPED, "cloneCollectionAsCapped") \
+    X(a, SPECULATIVE_AUTHENTICATE, "speculativeAuthenticate") \
     X(a, DOLLAR_SHARDED_DATA_DISTRIBUTION, "$shardedDataDistribution") \
     X(a, DROP_ALL_ROLES_FROM_DATABASE, "dropAllRolesFromDatabase") \
     X(a, DROP_ALL_USERS_FROM_DATABASE, "dropAllUsersFromDatabase") \

@@ -4,7 +4,7 @@
  * id (prefixes, suffixes, a changed case, an embedded NUL, the empty string,
  * a 1 KB name). The lists below are the tables the callers used to strcmp
  * against (wire/cmd.c, cache/policy.c, cache/key.c, proxy/router.c,
- * proxy/client.c), kept here apart from wire/names.h so that a name lost or
+ * proxy/client.c, proxy/hello.c), kept here apart from wire/names.h so that a name lost or
  * misspelt there shows.
  */
 #include "config.h"
@@ -45,6 +45,11 @@ static const char *const expected[] = {
     "mongocacheInvalidate",
     /* cache/key.c */
     "$clusterTime", "maxTimeMS",
+    /* proxy/hello.c */
+    "topologyVersion", "compression", "serviceId", "setName", "setVersion", "hosts", "passives",
+    "arbiters", "primary", "me", "secondary", "arbiterOnly", "passive", "hidden", "tags",
+    "electionId", "lastWrite", "isreplicaset", "msg", "loadBalanced", "speculativeAuthenticate",
+    "maxMessageSizeBytes", "maxBsonObjectSize",
 };
 
 /* A few ids pinned to their text, so that two swapped ids in the list show. */
