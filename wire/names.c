@@ -3,7 +3,8 @@
  * (wire/names.h). The names are listed in order of length, so those of one
  * length are a run of ids: run_start[len] is the first id of length len,
  * counted at compile time from the list itself, and a lookup compares the
- * first byte and then memcmp only within that run (at most ten names). It
+ * first and last bytes, then memcmp, only within that run (at most twelve
+ * names). It
  * does not know what a name means to anyone: callers switch on the id.
  */
 #include "config.h"
@@ -27,6 +28,21 @@ static const uint8_t lens[WIRE_NAMES_COUNT] = {
 #define NAME_LENGTH(a, id, text) NAME_LEN(text),
     WIRE_NAMES(NAME_LENGTH, 0)
 #undef NAME_LENGTH
+};
+
+/* Each name's first and last byte, so that a lookup calls memcmp only on a likely match. */
+static const char firsts[WIRE_NAMES_COUNT] = {
+    0,
+#define NAME_FIRST(a, id, text) text[0],
+    WIRE_NAMES(NAME_FIRST, 0)
+#undef NAME_FIRST
+};
+
+static const char lasts[WIRE_NAMES_COUNT] = {
+    0,
+#define NAME_LAST(a, id, text) text[NAME_LEN(text) - 1],
+    WIRE_NAMES(NAME_LAST, 0)
+#undef NAME_LAST
 };
 
 /* The first id of the names of length len: 1 + how many names are shorter. */
@@ -97,7 +113,7 @@ wire_names_lookup(const char *s, size_t len)
     if (len == 0 || len > WIRE_NAMES_MAX_LEN)
         return WIRE_NAME_UNKNOWN;
     for (unsigned id = run_start[len]; id < run_start[len + 1]; id++) {
-        if (texts[id][0] == s[0] && memcmp(texts[id], s, len) == 0)
+        if (firsts[id] == s[0] && lasts[id] == s[len - 1] && memcmp(texts[id], s, len) == 0)
             return (enum wire_name)id;
     }
     return WIRE_NAME_UNKNOWN;
