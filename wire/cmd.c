@@ -12,6 +12,7 @@
 #include "wire/frame.h"
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 /*
@@ -31,52 +32,88 @@
 /* Slots of the hash table: a power of two at least twice MAX_CHECKED_KEYS. */
 #define KEY_SLOTS 512
 
-/* The top-level keys of a body as found: where each is and its length. */
-struct key_list {
-    const char *key[MAX_CHECKED_KEYS];
-    uint32_t len[MAX_CHECKED_KEYS];
-    size_t n;
+/*
+ * Probes the hash table may take per key on average before the check sorts
+ * instead: keys chosen to collide (the hash is not secret) would otherwise
+ * cost n * n / 2 compares.
+ */
+#define PROBES_PER_KEY 4
+
+/* A top-level key as found: where it is and its length. */
+struct key_ref {
+    const char *key;
+    uint32_t len;
 };
 
 static bool
-same_key(const struct key_list *k, size_t i, size_t j)
+same_key(const struct key_ref *a, const struct key_ref *b)
 {
-    return k->len[i] == k->len[j] && memcmp(k->key[i], k->key[j], k->len[i]) == 0;
+    return a->len == b->len && memcmp(a->key, b->key, a->len) == 0;
 }
 
 /* FNV-1a over the key's bytes: only spreads keys over slots, equality is checked. */
 static uint32_t
-key_hash(const char *key, uint32_t len)
+key_hash(const struct key_ref *k)
 {
     uint32_t h = 2166136261u;
 
-    for (uint32_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)key[i]) * 16777619u;
+    for (uint32_t i = 0; i < k->len; i++)
+        h = (h ^ (uint8_t)k->key[i]) * 16777619u;
     return h;
 }
 
-/* True when two of the keys are equal (same length, same bytes). */
+/* Orders keys by length, then bytes (the fallback's sort). */
+static int
+key_order(const void *a, const void *b)
+{
+    const struct key_ref *x = a, *y = b;
+
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    return memcmp(x->key, y->key, x->len);
+}
+
+/* True when two of the n keys are equal; sorts keys. */
 static bool
-has_duplicate(const struct key_list *k)
+has_duplicate_sorted(struct key_ref *keys, size_t n)
+{
+    qsort(keys, n, sizeof *keys, key_order);
+    for (size_t i = 1; i < n; i++) {
+        if (same_key(&keys[i - 1], &keys[i]))
+            return true;
+    }
+    return false;
+}
+
+/*
+ * True when two of the n keys are equal (same length, same bytes): pair by
+ * pair for a few, through a hash table on the stack for more, sorted when
+ * the table's probes pass their budget. May reorder keys.
+ */
+static bool
+has_duplicate(struct key_ref *keys, size_t n)
 {
     uint16_t slot[KEY_SLOTS]; /* 0 empty, else index + 1 */
+    size_t probes = 0;
 
-    if (k->n <= PAIRWISE_KEYS) {
-        for (size_t i = 1; i < k->n; i++) {
+    if (n <= PAIRWISE_KEYS) {
+        for (size_t i = 1; i < n; i++) {
             for (size_t j = 0; j < i; j++) {
-                if (same_key(k, i, j))
+                if (same_key(&keys[i], &keys[j]))
                     return true;
             }
         }
         return false;
     }
     memset(slot, 0, sizeof slot);
-    for (size_t i = 0; i < k->n; i++) {
-        uint32_t h = key_hash(k->key[i], k->len[i]) & (KEY_SLOTS - 1);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t h = key_hash(&keys[i]) & (KEY_SLOTS - 1);
 
         for (; slot[h] != 0; h = (h + 1) & (KEY_SLOTS - 1)) {
-            if (same_key(k, i, slot[h] - 1u))
+            if (same_key(&keys[i], &keys[slot[h] - 1u]))
                 return true;
+            if (++probes > PROBES_PER_KEY * n)
+                return has_duplicate_sorted(keys, n);
         }
         slot[h] = (uint16_t)(i + 1);
     }
@@ -134,7 +171,8 @@ note_key(const bson_iter_t *it, enum wire_name id, struct wire_cmd *cmd, bson_er
 bool
 wire_cmd_parse(const uint8_t *body, uint32_t len, struct wire_cmd *cmd, bson_error_t *error)
 {
-    struct key_list keys;
+    struct key_ref keys[MAX_CHECKED_KEYS];
+    size_t n = 0;
     bool too_many = false;
     bson_iter_t it;
     bson_t b;
@@ -157,22 +195,20 @@ wire_cmd_parse(const uint8_t *body, uint32_t len, struct wire_cmd *cmd, bson_err
     if (BSON_ITER_HOLDS_UTF8(&it))
         cmd->coll = bson_iter_utf8(&it, &cmd->coll_len);
 
-    keys.n = 0;
     do {
         const char *key = bson_iter_key(&it);
         uint32_t key_len = bson_iter_key_len(&it);
 
-        if (!note_key(&it, keys.n == 0 ? cmd->name_id : wire_names_lookup(key, key_len), cmd,
-                      error))
+        if (!note_key(&it, n == 0 ? cmd->name_id : wire_names_lookup(key, key_len), cmd, error))
             return false;
         if (cmd->n_elems < WIRE_CMD_MAX_ELEMS)
             cmd->elem_off[cmd->n_elems++] = (uint32_t)((const uint8_t *)key - 1 - body);
         else
             cmd->n_elems = WIRE_CMD_MAX_ELEMS + 1;
-        if (keys.n < MAX_CHECKED_KEYS) {
-            keys.key[keys.n] = key;
-            keys.len[keys.n] = key_len;
-            keys.n++;
+        if (n < MAX_CHECKED_KEYS) {
+            keys[n].key = key;
+            keys[n].len = key_len;
+            n++;
         } else {
             too_many = true;
         }
@@ -183,7 +219,7 @@ wire_cmd_parse(const uint8_t *body, uint32_t len, struct wire_cmd *cmd, bson_err
     cmd->elems_all = cmd->n_elems <= WIRE_CMD_MAX_ELEMS;
     if (!cmd->elems_all)
         cmd->n_elems = WIRE_CMD_MAX_ELEMS;
-    cmd->has_duplicate_top_level_key = too_many || has_duplicate(&keys);
+    cmd->has_duplicate_top_level_key = too_many || has_duplicate(keys, n);
     return true;
 }
 

@@ -218,6 +218,58 @@ test_duplicate_positions(void)
     }
 }
 
+/* FNV-1a, as wire/cmd.c spreads keys over its table (to choose keys that collide there). */
+static uint32_t
+fnv1a(const char *s, size_t len)
+{
+    uint32_t h = 2166136261u;
+
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)s[i]) * 16777619u;
+    return h;
+}
+
+/*
+ * 256 keys of one length that all land in one slot of wire/cmd.c's table
+ * (a body built to make the check slow): still found, or not, exactly; the
+ * check then sorts instead of probing 256 * 255 / 2 times. Key j is a copy
+ * of key i when i >= 0.
+ */
+static bson_t *
+colliding_keys(int i, int j)
+{
+    static char keys[256][8];
+    static int found; /* keys chosen so far (once per run) */
+    bson_t *b = bson_new();
+
+    for (unsigned c = 0; found < 256; c++) {
+        snprintf(keys[found], sizeof keys[found], "x%06u", c);
+        if ((fnv1a(keys[found], 7) & 511) == 7)
+            found++;
+    }
+    for (int k = 0; k < 256; k++)
+        BSON_APPEND_INT32(b, keys[k == j ? i : k], k);
+    return b;
+}
+
+static void
+test_colliding_keys(void)
+{
+    static const int pairs[][2] = {{-1, -1}, {0, 1}, {0, 255}, {254, 255}, {100, 200}, {3, 17}};
+
+    for (size_t p = 0; p < sizeof pairs / sizeof pairs[0]; p++) {
+        bson_t *b = colliding_keys(pairs[p][0], pairs[p][1]);
+        struct wire_cmd cmd;
+        bson_error_t error;
+
+        ok(wire_cmd_parse(bson_get_data(b), b->len, &cmd, &error) &&
+               cmd.has_duplicate_top_level_key == (pairs[p][0] >= 0),
+           "256 keys in one hash slot, key %d repeated at %d (-1: none): %s", pairs[p][0],
+           pairs[p][1], pairs[p][0] >= 0 ? "found" : "none found");
+        bson_destroy(b);
+    }
+}
+
 /* The command name is classified once, exactly (wire/names.h). */
 static void
 test_name_id(void)
@@ -349,6 +401,7 @@ main(void)
     test_cmd_cases();
     test_many_keys();
     test_duplicate_positions();
+    test_colliding_keys();
     test_name_id();
     test_elements();
     test_bad_bodies();
