@@ -229,14 +229,12 @@ dispatch(struct cache_redis_conn *conn)
         }
         if (conn->count == 0) {
             bson_snprintf(why, sizeof why, "a reply nobody asked for (type %d)", reply->type);
-            freeReplyObject(reply);
             lose(conn, CACHE_REDIS_CONN_PROTOCOL, why);
             return;
         }
         w = fifo_pop(conn);
         type = reply->type;
-        ok = w.cb(w.arg, reply);
-        freeReplyObject(reply);
+        ok = w.cb(w.arg, reply); /* the reply is the reader's (redis_resp.h) */
         if (!ok) { /* formatted only then: a reply that is fine costs no printf */
             bson_snprintf(why, sizeof why, "a reply of an unexpected shape (type %d)", type);
             lose(conn, CACHE_REDIS_CONN_PROTOCOL, why);

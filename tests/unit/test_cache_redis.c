@@ -680,7 +680,6 @@ read_all(const char *data, size_t len, size_t step, size_t max_bytes, size_t max
                 used = strlen(out);
                 snprintf(out + used, cap - used, "],");
             }
-            freeReplyObject(r);
         }
         if (st == CACHE_REDIS_RESP_ERROR) {
             snprintf(out, cap, "ERR:%.200s", error.message);
