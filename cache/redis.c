@@ -52,8 +52,8 @@
  * The hit path allocates nothing per command: ops come from a free list
  * with their timers, the MGET is encoded into one buffer the tier reuses
  * and copied once into the socket's output, the value's Redis key (for the
- * MAC) is rewritten in place. What still allocates per reply is hiredis's
- * reader (redis_resp.c builds reply objects).
+ * MAC) is rewritten in place, and the reply is built in the reader's arena
+ * (redis_resp.c; a value over ~15 KB takes one malloc there).
  *
  * An op's life: built and sent, its timer armed. It is "settled" once, by
  * its reply or by its timer; settling calls the caller back (unless

@@ -4,8 +4,8 @@
  * event loop never blocks on DNS), the output written before the socket
  * exists, the reader of what comes back (redis_resp.c, redis_push.c) and
  * the FIFO that pairs each reply with the command it answers. It does not own what a
- * reply must look like (each command's callback says), reconnection,
- * timeouts or logs (redis.c).
+ * reply must look like (each command's callback says), reconnection or
+ * logs (redis_link.c), timeouts (redis.c).
  *
  * A connection's life:
  *

@@ -4,7 +4,7 @@
  * (built here, under a byte budget and an element limit, never with an
  * assert). It does not own a socket, the order of replies and commands
  * (redis_conn.c), what a subscription's pushes may be (redis_push.c), nor
- * what a command's reply must look like (redis.c).
+ * what a command's reply must look like (redis_cmd.c).
  *
  * Why hiredis's reader is safe to feed anything (hiredis 0.14.1, read.c):
  * every malformed input (a bad type byte, a bad length, an integer that
