@@ -225,6 +225,7 @@ consult_cache(const struct wire_msg *msg, const struct wire_cmd *cmd, const bson
     if (reason == CACHE_POLICY_OK) {
         struct cache_key_material m1 = {0}, m2 = {0}, m3 = {0};
         struct cache_key k1, k2, k3;
+        uint64_t d1, d2, d3;
 
         FUZZ_CHECK(read.n_ns >= 1 && read.n_ns <= CACHE_POLICY_MAX_NAMESPACES);
         FUZZ_CHECK(write.scope == CACHE_WRITE_NONE); /* a cached read never writes */
@@ -239,14 +240,14 @@ consult_cache(const struct wire_msg *msg, const struct wire_cmd *cmd, const bson
         FUZZ_CHECK(memchr(cmd->db, '\0', cmd->db_len) == NULL);
 
         cache_key_build(&secret, "fuzz@admin", cmd->db, read.ns[0].coll, read.ns[0].coll_len,
-                        body, &m1, &k1);
+                        body, &m1, &k1, &d1);
         cache_key_build(&secret, "fuzz@admin", cmd->db, read.ns[0].coll, read.ns[0].coll_len,
-                        body, &m2, &k2);
-        FUZZ_CHECK(cache_key_equal(&k1, &k2));
+                        body, &m2, &k2, &d2);
+        FUZZ_CHECK(cache_key_equal(&k1, &k2) && d1 == d2);
         FUZZ_CHECK(m1.len == m2.len && memcmp(m1.data, m2.data, m1.len) == 0);
         /* Another principal never shares the material (so never an entry). */
         cache_key_build(&secret, "", cmd->db, read.ns[0].coll, read.ns[0].coll_len, body, &m3,
-                        &k3);
+                        &k3, &d3);
         FUZZ_CHECK(m3.len != m1.len || memcmp(m3.data, m1.data, m1.len) != 0);
         cache_key_material_cleanup(&m1);
         cache_key_material_cleanup(&m2);

@@ -51,13 +51,11 @@ static enum cache_outcome
 read_once(struct fx *f, const char *cmd_json, const char *principal, int n, int *got)
 {
     bson_t *cmd = json(cmd_json);
-    struct cache_request req = {cmd, NULL, db_of(cmd), 0, principal};
-    struct cache_pending p;
+    struct cache_request req = {cmd, NULL, db_of(cmd), 0, principal, 0};
+    struct cache_pending *p;
     struct cache_value *hit;
     struct cache_wait *wait;
     enum cache_outcome out;
-
-    memset(&p, 0, sizeof p);
     *got = -1;
     out = cache_lookup(f->cache, &req, &p, &hit, NULL, NULL, &wait);
     if (out == CACHE_HIT) {
@@ -75,12 +73,12 @@ read_once(struct fx *f, const char *cmd_json, const char *principal, int n, int 
         bson_t *body;
         uint8_t *bytes = reply_for(n, &len, &body);
 
-        cache_store(f->cache, &p, bytes, len, body);
+        cache_store(f->cache, p, bytes, len, body);
         bson_free(bytes);
         bson_destroy(body);
     }
     if (out != CACHE_BYPASS)
-        cache_pending_cleanup(f->cache, &p);
+        cache_pending_free(f->cache, p);
     bson_destroy(cmd);
     return out;
 }
@@ -211,8 +209,8 @@ test_race(void)
 {
     struct fx f = setup(NULL, 0);
     bson_t *cmd = json(Q);
-    struct cache_request req = {cmd, NULL, "d", 0, ""};
-    struct cache_pending p;
+    struct cache_request req = {cmd, NULL, "d", 0, "", 0};
+    struct cache_pending *p;
     struct cache_value *hit;
     struct cache_wait *wait;
     struct cache_inval inv;
@@ -221,26 +219,23 @@ test_race(void)
     size_t len;
     uint8_t *bytes = reply_for(1, &len, &body);
     int got;
-
-    memset(&p, 0, sizeof p);
     is_int(cache_lookup(f.cache, &req, &p, &hit, NULL, NULL, &wait), CACHE_MISS, "race: a miss");
     ok(cache_write_begin(f.cache, w, NULL, "d", NULL, NULL, NULL, 0, false, &inv),
        "race: a write begins while the read is in flight");
     cache_write_end(f.cache, &inv);
-    cache_store(f.cache, &p, bytes, len, body);
-    cache_pending_cleanup(f.cache, &p);
+    cache_store(f.cache, p, bytes, len, body);
+    cache_pending_free(f.cache, p);
     is_int((long long)cache_counter(f.cache, CACHE_CTR_fills_refused_generation), 1,
            "race: the read's reply is not stored");
     is_int(read_once(&f, Q, "", 2, &got), CACHE_MISS, "race: the next read goes upstream");
 
     /* A read that starts after the first bump but returns before the ack. */
-    memset(&p, 0, sizeof p);
     ok(cache_write_begin(f.cache, w, NULL, "d", NULL, NULL, NULL, 0, false, &inv),
        "race 2: write begins");
     is_int(cache_lookup(f.cache, &req, &p, &hit, NULL, NULL, &wait), CACHE_MISS,
            "race 2: a read after the first bump misses");
-    cache_store(f.cache, &p, bytes, len, body);
-    cache_pending_cleanup(f.cache, &p);
+    cache_store(f.cache, p, bytes, len, body);
+    cache_pending_free(f.cache, p);
     cache_write_end(f.cache, &inv);
     is_int(read_once(&f, Q, "", 3, &got), CACHE_MISS,
            "race 2: its reply, stored before the ack, is dropped by the second bump");
@@ -398,29 +393,25 @@ test_coalescing(void)
 {
     struct fx f = setup(NULL, 0);
     bson_t *cmd = json(Q);
-    struct cache_request req = {cmd, NULL, "d", 0, ""};
-    struct cache_pending leader, p2, p3;
+    struct cache_request req = {cmd, NULL, "d", 0, "", 0};
+    struct cache_pending *leader, *p2, *p3;
     struct cache_value *hit;
     struct cache_wait *w2, *w3, *w1;
     struct follower a = {0}, b = {0};
     bson_t *body;
     size_t len;
     uint8_t *bytes = reply_for(1, &len, &body);
-
-    memset(&leader, 0, sizeof leader);
-    memset(&p2, 0, sizeof p2);
-    memset(&p3, 0, sizeof p3);
     is_int(cache_lookup(f.cache, &req, &leader, &hit, follower_cb, &a, &w1), CACHE_MISS,
            "coalescing: the first read leads");
     is_int(cache_lookup(f.cache, &req, &p2, &hit, follower_cb, &a, &w2), CACHE_WAIT,
            "coalescing: an identical read waits");
     is_int(cache_lookup(f.cache, &req, &p3, &hit, follower_cb, &b, &w3), CACHE_WAIT,
            "coalescing: and another");
-    cache_pending_cleanup(f.cache, &p2);
-    cache_pending_cleanup(f.cache, &p3);
+    cache_pending_free(f.cache, p2);
+    cache_pending_free(f.cache, p3);
     cache_wait_cancel(w3);
-    cache_store(f.cache, &leader, bytes, len, body);
-    cache_pending_cleanup(f.cache, &leader);
+    cache_store(f.cache, leader, bytes, len, body);
+    cache_pending_free(f.cache, leader);
     ok(a.calls == 1 && a.outcome == CACHE_HIT && a.hit != NULL,
        "coalescing: the waiter gets the leader's reply");
     is_int(b.calls, 0, "coalescing: a cancelled waiter is not called");
@@ -429,13 +420,11 @@ test_coalescing(void)
     /* The leader's reply is not storable: waiters go upstream themselves. */
     write_cmd(&f, "{'delete': 'c', 'deletes': [], '$db': 'd'}", false);
     memset(&a, 0, sizeof a);
-    memset(&leader, 0, sizeof leader);
-    memset(&p2, 0, sizeof p2);
     cache_lookup(f.cache, &req, &leader, &hit, follower_cb, &a, &w1);
     is_int(cache_lookup(f.cache, &req, &p2, &hit, follower_cb, &a, &w2), CACHE_WAIT,
            "coalescing: waiting again");
-    cache_pending_cleanup(f.cache, &p2);
-    cache_pending_cleanup(f.cache, &leader);
+    cache_pending_free(f.cache, p2);
+    cache_pending_free(f.cache, leader);
     ok(a.calls == 1 && a.outcome == CACHE_BYPASS,
        "coalescing: a failed leader sends waiters upstream");
     bson_free(bytes);
@@ -516,8 +505,8 @@ test_admin_drop(void)
     {
         /* A read in flight when its namespace is invalidated is not stored. */
         bson_t *cmd = json(q2);
-        struct cache_request req = {cmd, NULL, "d", 0, ""};
-        struct cache_pending p;
+        struct cache_request req = {cmd, NULL, "d", 0, "", 0};
+        struct cache_pending *p;
         struct cache_value *hit;
         struct cache_wait *wait;
         uint64_t refused = cache_counter(f.cache, CACHE_CTR_fills_refused_generation);
@@ -529,8 +518,8 @@ test_admin_drop(void)
                "a read of d.c misses");
         cache_admin_drop(f.cache, "d.c", 3);
         bytes = reply_for(20, &len, &body);
-        cache_store(f.cache, &p, bytes, len, body);
-        cache_pending_cleanup(f.cache, &p);
+        cache_store(f.cache, p, bytes, len, body);
+        cache_pending_free(f.cache, p);
         bson_free(bytes);
         bson_destroy(body);
         bson_destroy(cmd);
