@@ -302,7 +302,7 @@ deps_for(struct cache *cache, const struct cache_pending *p, bool vouched, uint6
     for (uint32_t i = 0; vouched && i < p->n_deps; i++)
         rgens[i] = p->rgens[i].value;
     return cache_deps_intern(cache->deps, p->deps, p->snapshot, vouched ? rgens : NULL,
-                             p->n_deps, epoch);
+                             p->n_deps, epoch, p->tag);
 }
 
 /* Puts v (the caller's reference is kept) in the LRU and hands it to waiting reads. */
@@ -346,7 +346,7 @@ redis_answer(void *arg, enum cache_redis_status status, const uint8_t *reply, si
     }
     if (status == CACHE_REDIS_HIT && still_current(cache, p)) {
         /* Kept in process too: the next hit needs no round trip. */
-        v = cache_value_new(reply, reply_len, p->digest, p->tag, deps_for(cache, p, true, epoch));
+        v = cache_value_new(reply, reply_len, p->digest, deps_for(cache, p, true, epoch));
         value_insert(cache, p, v);
         p->ns->hits++;
         cache->counters[CACHE_CTR_hits]++;
@@ -641,8 +641,7 @@ cache_store(struct cache *cache, struct cache_pending *p, const uint8_t *reply, 
                          p->rgens, p->n_deps, p->redis_epoch, p->ttl_ms);
     if (!still_current(cache, p))
         return;
-    v = cache_value_new(reply, len, p->digest, p->tag,
-                        deps_for(cache, p, vouched, p->redis_epoch));
+    v = cache_value_new(reply, len, p->digest, deps_for(cache, p, vouched, p->redis_epoch));
     value_insert(cache, p, v);
     cache_value_unref(v);
 }
@@ -651,8 +650,8 @@ struct cache_value *
 cache_store_docs(struct cache *cache, struct cache_pending *p, const uint8_t *docs,
                  size_t docs_len, uint32_t n_docs, const char *ns, bool complete)
 {
-    struct cache_value *v = cache_value_new_docs(docs, docs_len, n_docs, ns, p->digest, p->tag,
-                                                 deps_for(cache, p, false, 0));
+    struct cache_value *v =
+        cache_value_new_docs(docs, docs_len, n_docs, ns, p->digest, deps_for(cache, p, false, 0));
 
     if (!v)
         return NULL;

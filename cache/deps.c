@@ -25,6 +25,7 @@ struct cache_deps {
     struct cache_deps_table *table;
     uint64_t hash;
     uint64_t epoch; /* the Redis tier's epoch (when redis) */
+    uint64_t tag;   /* the caller's */
     uint32_t refs;
     uint32_t n;
     bool redis;
@@ -49,9 +50,9 @@ mix(uint64_t h, uint64_t x)
 
 static uint64_t
 hash_of(struct cache_gen_rec *const *recs, const uint64_t *gens, const uint64_t *rgens,
-        uint32_t n, uint64_t epoch)
+        uint32_t n, uint64_t epoch, uint64_t tag)
 {
-    uint64_t h = n;
+    uint64_t h = mix(n, tag);
 
     for (uint32_t i = 0; i < n; i++) {
         h = mix(h, (uint64_t)(uintptr_t)recs[i]);
@@ -69,9 +70,9 @@ hash_of(struct cache_gen_rec *const *recs, const uint64_t *gens, const uint64_t 
 
 static bool
 same(const struct cache_deps *d, struct cache_gen_rec *const *recs, const uint64_t *gens,
-     const uint64_t *rgens, uint32_t n, uint64_t epoch)
+     const uint64_t *rgens, uint32_t n, uint64_t epoch, uint64_t tag)
 {
-    if (d->n != n || d->redis != (rgens != NULL) || (rgens && d->epoch != epoch))
+    if (d->n != n || d->tag != tag || d->redis != (rgens != NULL) || (rgens && d->epoch != epoch))
         return false;
     for (uint32_t i = 0; i < n; i++)
         if (d->dep[i].rec != recs[i] || d->dep[i].gen != gens[i] ||
@@ -130,15 +131,16 @@ grow(struct cache_deps_table *t)
 
 struct cache_deps *
 cache_deps_intern(struct cache_deps_table *t, struct cache_gen_rec *const *recs,
-                  const uint64_t *gens, const uint64_t *rgens, uint32_t n, uint64_t epoch)
+                  const uint64_t *gens, const uint64_t *rgens, uint32_t n, uint64_t epoch,
+                  uint64_t tag)
 {
-    uint64_t h = hash_of(recs, gens, rgens, n, epoch);
+    uint64_t h = hash_of(recs, gens, rgens, n, epoch, tag);
     struct cache_deps **slot = &t->buckets[h & t->mask];
     struct cache_deps *d;
     size_t size = sizeof *d + (size_t)n * sizeof d->dep[0];
 
     for (d = *slot; d; d = d->chain) {
-        if (d->hash == h && same(d, recs, gens, rgens, n, epoch)) {
+        if (d->hash == h && same(d, recs, gens, rgens, n, epoch, tag)) {
             d->refs++;
             return d;
         }
@@ -150,6 +152,7 @@ cache_deps_intern(struct cache_deps_table *t, struct cache_gen_rec *const *recs,
     d->n = n;
     d->redis = rgens != NULL;
     d->epoch = rgens ? epoch : 0;
+    d->tag = tag;
     for (uint32_t i = 0; i < n; i++) {
         d->dep[i].rec = recs[i];
         d->dep[i].gen = gens[i];
@@ -206,6 +209,12 @@ cache_deps_has(const struct cache_deps *d, const struct cache_gen_rec *rec)
         if (d->dep[i].rec == rec)
             return true;
     return false;
+}
+
+uint64_t
+cache_deps_tag(const struct cache_deps *d)
+{
+    return d->tag;
 }
 
 struct cache_gen_rec *

@@ -7,6 +7,8 @@
  * and epoch) shares one interned snapshot, so a value pays one pointer for
  * its dependencies, however many it has: thousands of entries of one
  * namespace read by one principal between two writes share one snapshot.
+ * The snapshot also carries the caller's tag (the proxy's query shape),
+ * which entries of one shape share the same way.
  * A write makes a new snapshot for the fills after it; the old one goes
  * with the last value that holds it.
  */
@@ -30,13 +32,14 @@ void cache_deps_table_destroy(struct cache_deps_table *table);
 /*
  * The snapshot of n (>= 1) records recs with generations gens (and, when
  * rgens is not NULL, the shared generations rgens and epoch under which a
- * Redis-tier copy was vouched for), made on first use: a reference the
+ * Redis-tier copy was vouched for) and tag, made on first use: a reference the
  * caller releases with cache_deps_unref. Each record is held (cache_gen_ref)
  * while the snapshot lives. recs[0] is the read's own namespace.
  */
 struct cache_deps *cache_deps_intern(struct cache_deps_table *table,
                                      struct cache_gen_rec *const *recs, const uint64_t *gens,
-                                     const uint64_t *rgens, uint32_t n, uint64_t epoch);
+                                     const uint64_t *rgens, uint32_t n, uint64_t epoch,
+                                     uint64_t tag);
 
 void cache_deps_ref(struct cache_deps *deps);
 /* Releases deps; the last reference frees it (and releases its records). NULL is accepted. */
@@ -47,6 +50,9 @@ bool cache_deps_current(const struct cache_deps *deps);
 
 /* True when deps includes rec. */
 bool cache_deps_has(const struct cache_deps *deps, const struct cache_gen_rec *rec);
+
+/* The tag it was interned with. */
+uint64_t cache_deps_tag(const struct cache_deps *deps);
 
 /* The read's own namespace record ("n:db.coll"), for its statistics. */
 struct cache_gen_rec *cache_deps_ns(const struct cache_deps *deps);

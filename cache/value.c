@@ -28,15 +28,14 @@ struct cache_value {
     uint32_t docs : 1;          /* a drained cursor's documents, not a reply message */
     uint32_t len;               /* payload bytes */
     uint64_t digest;            /* the key material's second digest (key.h) */
-    uint64_t tag;               /* the storing miss's tag */
-    struct cache_deps *deps;    /* one reference */
+    struct cache_deps *deps;    /* one reference; also the storing miss's tag */
     uint8_t payload[];
 };
 
 _Static_assert(offsetof(struct cache_value, node) == 0, "cache_value_of_node casts");
 
 static struct cache_value *
-alloc(size_t len, uint64_t digest, uint64_t tag, struct cache_deps *deps)
+alloc(size_t len, uint64_t digest, struct cache_deps *deps)
 {
     struct cache_value *v = bson_malloc(sizeof *v + len);
 
@@ -44,19 +43,17 @@ alloc(size_t len, uint64_t digest, uint64_t tag, struct cache_deps *deps)
     v->refs = 1;
     v->len = (uint32_t)len;
     v->digest = digest;
-    v->tag = tag;
     v->deps = deps;
     return v;
 }
 
 struct cache_value *
-cache_value_new(const uint8_t *reply, size_t len, uint64_t digest, uint64_t tag,
-                struct cache_deps *deps)
+cache_value_new(const uint8_t *reply, size_t len, uint64_t digest, struct cache_deps *deps)
 {
     struct cache_value *v;
 
     BSON_ASSERT(len <= UINT32_MAX); /* a message is at most 48 MB */
-    v = alloc(len, digest, tag, deps);
+    v = alloc(len, digest, deps);
     memcpy(v->payload, reply, len);
     return v;
 }
@@ -91,7 +88,7 @@ elements_of(const struct cache_value *v)
 
 struct cache_value *
 cache_value_new_docs(const uint8_t *docs, size_t docs_len, uint32_t n_docs, const char *ns,
-                     uint64_t digest, uint64_t tag, struct cache_deps *deps)
+                     uint64_t digest, struct cache_deps *deps)
 {
     size_t ns_len = strlen(ns) + 1;
     size_t head_len = ((size_t)n_docs + 2) * sizeof(uint32_t);
@@ -110,7 +107,7 @@ cache_value_new_docs(const uint8_t *docs, size_t docs_len, uint32_t n_docs, cons
         cache_deps_unref(deps);
         return NULL;
     }
-    v = alloc(head_len + elems_len + ns_len, digest, tag, deps);
+    v = alloc(head_len + elems_len + ns_len, digest, deps);
     v->docs = 1;
     memcpy(v->payload, &n_docs, sizeof n_docs);
     offsets = v->payload + sizeof n_docs;
@@ -156,7 +153,7 @@ cache_value_data(const struct cache_value *v, size_t *len)
 uint64_t
 cache_value_tag(const struct cache_value *v)
 {
-    return v->tag;
+    return cache_deps_tag(v->deps);
 }
 
 void

@@ -2,13 +2,13 @@
  * cache/value.h: a stored value: one reply message (or a drained cursor's
  * documents) with what the cache keeps to serve it safely, in one
  * allocation: the in-process tier's node (links, key, expiry), a reference
- * count, the key material's digest, the caller's tag and the shared
- * dependency snapshot (cache/deps.h). Immutable once made; reference
+ * count, the key material's digest and the shared dependency snapshot
+ * (cache/deps.h, which also carries the caller's tag). Immutable once made; reference
  * counted: every holder (the in-process tier, a request serving it, a
  * coalesced wait) owns one reference, and the last cache_value_unref frees it.
  *
  * What an entry costs beyond its payload is cache_value_overhead(): the
- * struct (80 bytes on LP64) plus the in-process tier's bucket share. The
+ * struct (72 bytes on LP64) plus the in-process tier's bucket share. The
  * key material itself is not kept: see key.h for why the 128-bit key and
  * the 64-bit digest are what stands between two queries.
  */
@@ -55,7 +55,7 @@ const char *cache_value_ns(const struct cache_value *value);
  * deps. Returns one reference.
  */
 struct cache_value *cache_value_new(const uint8_t *reply, size_t len, uint64_t digest,
-                                    uint64_t tag, struct cache_deps *deps);
+                                    struct cache_deps *deps);
 
 /*
  * A drained cursor's value: n documents back to back (docs, docs_len) from
@@ -64,7 +64,7 @@ struct cache_value *cache_value_new(const uint8_t *reply, size_t len, uint64_t d
  * are too many bytes for one value.
  */
 struct cache_value *cache_value_new_docs(const uint8_t *docs, size_t docs_len, uint32_t n_docs,
-                                         const char *ns, uint64_t digest, uint64_t tag,
+                                         const char *ns, uint64_t digest,
                                          struct cache_deps *deps);
 
 /* The value's payload bytes: the reply, or the drained cursor's layout. */

@@ -534,6 +534,77 @@ test_admin_drop(void)
     teardown(&f);
 }
 
+/*
+ * Forced collisions: in a --enable-tiny-keys build (8-bit keys) 600
+ * distinct finds share 256 keys, so most lookups find another query's
+ * entry under their key; the digest must turn every one into a miss, never
+ * a hit on the wrong reply. In a normal build the same reads run (and must
+ * be right) but meet no collision.
+ */
+static void
+test_collisions(void)
+{
+    struct fx f = setup(NULL, 0);
+    int wrong = 0, hits = 0, got;
+    char q[128];
+
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 600; i++) {
+            enum cache_outcome out;
+
+            snprintf(q, sizeof q, "{'find': 'c', 'filter': {'a': %d}, '$db': 'd'}", i);
+            out = read_once(&f, q, "", i, &got);
+            if (out == CACHE_MISS) /* stored: read it back at once */
+                out = read_once(&f, q, "", -1, &got);
+            if (out == CACHE_HIT) {
+                hits++;
+                wrong += got != i;
+            }
+        }
+    }
+    is_int(wrong, 0, "collisions: no read of 600 finds was answered with another's reply");
+    ok(hits >= 600, "collisions: %d hits, each the query's own reply", hits);
+    if (cache_key_bits() < 64)
+        ok(cache_counter(f.cache, CACHE_CTR_collisions) > 300,
+           "collisions: %d-bit keys met %llu collisions, each caught by the digest",
+           cache_key_bits(), (unsigned long long)cache_counter(f.cache, CACHE_CTR_collisions));
+    teardown(&f);
+}
+
+/*
+ * What an in-process entry costs beyond its reply, from the cache's own
+ * accounting (cache_bytes: every value's allocation as charged, the shared
+ * dependency snapshots and their table): at most 96 bytes for an entry of
+ * one namespace (issue 9). Was about 670: a copy of the key material and
+ * fixed arrays of 18 dependencies.
+ */
+static void
+test_entry_bytes(void)
+{
+    static const char *const flags[] = {"--cache-memory", "1073741824"};
+    struct fx f = setup(flags, 2);
+    enum { N = 5000 };
+    size_t len;
+    bson_t *body;
+    uint8_t *bytes = reply_for(0, &len, &body);
+    char q[128];
+    int got, misses = 0;
+    double per;
+
+    for (int i = 0; i < N; i++) {
+        snprintf(q, sizeof q, "{'find': 'c', 'filter': {'a': %d, 'b': 'x'}, '$db': 'd'}", i);
+        misses += read_once(&f, q, "5:alice@d", i, &got) == CACHE_MISS;
+    }
+    is_int((long long)cache_counter(f.cache, CACHE_CTR_entries), N,
+           "entry bytes: %d entries of one namespace stored", N);
+    per = ((double)cache_counter(f.cache, CACHE_CTR_bytes) - (double)N * (double)len) / N;
+    ok(misses == N && per > 0 && per <= 96,
+       "entry bytes: %.1f bytes per entry beyond its %zu-byte reply (at most 96)", per, len);
+    bson_free(bytes);
+    bson_destroy(body);
+    teardown(&f);
+}
+
 int
 main(void)
 {
@@ -545,5 +616,7 @@ main(void)
     test_rules();
     test_coalescing();
     test_bounded_namespaces();
+    test_collisions();
+    test_entry_bytes();
     return done_testing();
 }
