@@ -591,14 +591,19 @@ test_entry_bytes(void)
     int got, misses = 0;
     double per;
 
+    uint64_t entries;
+
     for (int i = 0; i < N; i++) {
         snprintf(q, sizeof q, "{'find': 'c', 'filter': {'a': %d, 'b': 'x'}, '$db': 'd'}", i);
         misses += read_once(&f, q, "5:alice@d", i, &got) == CACHE_MISS;
     }
-    is_int((long long)cache_counter(f.cache, CACHE_CTR_entries), N,
-           "entry bytes: %d entries of one namespace stored", N);
-    per = ((double)cache_counter(f.cache, CACHE_CTR_bytes) - (double)N * (double)len) / N;
-    ok(misses == N && per > 0 && per <= 96,
+    entries = cache_counter(f.cache, CACHE_CTR_entries);
+    /* With 8-bit keys (a tiny-key build) entries replace each other: fewer are kept. */
+    ok(misses == N && (entries == N || (cache_key_bits() < 64 && entries > 0)),
+       "entry bytes: %llu entries of one namespace stored", (unsigned long long)entries);
+    per = ((double)cache_counter(f.cache, CACHE_CTR_bytes) - (double)entries * (double)len) /
+          (double)(entries ? entries : 1);
+    ok(per > 0 && per <= 96,
        "entry bytes: %.1f bytes per entry beyond its %zu-byte reply (at most 96)", per, len);
     bson_free(bytes);
     bson_destroy(body);
