@@ -28,12 +28,11 @@
 #include "cache/deps.h"
 #include "cache/lru.h"
 #include "cache/rules.h"
+#include "conf/clock.h"
+#include "conf/random.h"
 
 #include <event2/event.h>
-#include <fcntl.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 /*
  * A read looked up and not yet over: what it depends on, its key and
@@ -94,15 +93,6 @@ struct cache_ns_label {
     struct cache_gen_rec *rec;
     struct cache_ns_stats start;
 };
-
-static uint64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* ---- namespace settings ------------------------------------------------------ */
 
@@ -171,13 +161,9 @@ random_secret(struct cache_key_secret *secret)
 {
     char text[65];
     uint8_t raw[32];
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    ssize_t got = fd >= 0 ? read(fd, raw, sizeof raw) : -1;
 
-    if (fd >= 0)
-        close(fd);
-    if (got != (ssize_t)sizeof raw) {
-        /* No /dev/urandom: an ObjectId (time, host, counter) is still unique. */
+    if (!conf_random_bytes(raw, sizeof raw)) {
+        /* No kernel randomness: an ObjectId (time, host, counter) is still unique. */
         bson_oid_t oid;
 
         bson_oid_init(&oid, NULL);
@@ -283,7 +269,7 @@ release_deps(struct cache_pending *p)
 static bool
 still_current(struct cache *cache, const struct cache_pending *p)
 {
-    if (cache_inval_fill_allowed(p->deps, p->snapshot, p->n_deps, now_ms()))
+    if (cache_inval_fill_allowed(p->deps, p->snapshot, p->n_deps, (uint64_t)conf_clock_ms()))
         return true;
     cache->counters[CACHE_CTR_fills_refused_generation]++;
     return false;
@@ -316,8 +302,8 @@ value_insert(struct cache *cache, struct cache_pending *p, struct cache_value *v
     if (cache->redis && !cache_deps_redis_vouched(cache_value_deps(v)))
         return; /* a copy Redis never vouched for could not be checked: not kept */
     cache_value_ref(v);
-    if (cache_lru_put(cache->lru, &p->key, cache_value_node(v), now_ms() + (uint64_t)p->ttl_ms,
-                      &evicted)) {
+    if (cache_lru_put(cache->lru, &p->key, cache_value_node(v),
+                      (uint64_t)conf_clock_ms() + (uint64_t)p->ttl_ms, &evicted)) {
         cache->counters[CACHE_CTR_fills]++;
         p->ns->fills++;
     }
@@ -571,7 +557,7 @@ cache_lookup(struct cache *cache, struct cache_request *req, struct cache_pendin
 
     cache_key_build(&cache->secret, req->principal, req->db, read.ns[0].coll,
                     read.ns[0].coll_len, req->body, &p->material, &p->key, &p->digest);
-    node = cache_lru_get(cache->lru, &p->key, now_ms());
+    node = cache_lru_get(cache->lru, &p->key, (uint64_t)conf_clock_ms());
     if (node) {
         struct cache_value *v = cache_value_of_node(node);
         const struct cache_deps *deps = cache_value_deps(v);
@@ -589,7 +575,8 @@ cache_lookup(struct cache *cache, struct cache_request *req, struct cache_pendin
             cache->counters[CACHE_CTR_hits]++;
             cache_pending_free(cache, p);
             return CACHE_HIT;
-        } else if (cb && cache_deps_redis_vouched(deps) && redis_check(cache, p, v, cb, arg, wait)) {
+        } else if (cb && cache_deps_redis_vouched(deps) &&
+                   redis_check(cache, p, v, cb, arg, wait)) {
             /*
              * With the shared tier, the truth about generations is in Redis:
              * the in-process copy is served only once Redis confirms that no
@@ -695,7 +682,7 @@ cache_write_begin(struct cache *cache, const bson_t *body, const struct wire_cmd
                   struct cache_inval *inv)
 {
     return cache_inval_write_begin(cache->inval, body, cmd, db, seq_ids, seq_docs, seq_lens,
-                                   n_seqs, oneway, now_ms(), inv);
+                                   n_seqs, oneway, (uint64_t)conf_clock_ms(), inv);
 }
 
 void
@@ -720,7 +707,7 @@ cache_write_cancel(struct cache_write_wait *wait)
 size_t
 cache_admin_drop(struct cache *cache, const char *ns, size_t ns_len)
 {
-    return cache_inval_drop(cache->inval, ns, ns_len, now_ms());
+    return cache_inval_drop(cache->inval, ns, ns_len, (uint64_t)conf_clock_ms());
 }
 
 /* ---- statistics --------------------------------------------------------------- */

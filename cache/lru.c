@@ -303,8 +303,8 @@ cache_lru_remove(struct cache_lru *lru, const struct cache_key *key)
 }
 
 size_t
-cache_lru_remove_if(struct cache_lru *lru, bool (*match)(const struct cache_lru_node *node, void *arg),
-                    void *arg)
+cache_lru_remove_if(struct cache_lru *lru,
+                    bool (*match)(const struct cache_lru_node *node, void *arg), void *arg)
 {
     struct cache_lru_node *n = lru->tail;
     size_t removed = 0;
