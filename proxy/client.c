@@ -50,6 +50,7 @@
 #include "proxy/upstream.h"
 #include "wire/cmd.h"
 #include "wire/msg.h"
+#include "wire/names.h"
 #include "wire/reply.h"
 
 #include <arpa/inet.h>
@@ -734,11 +735,18 @@ proxy_client_forward(struct proxy_client *c, struct evbuffer *in, size_t len,
 
 /* Commands that change a namespace's indexes: the advisor re-reads them when one succeeds. */
 static bool
-changes_indexes(const char *name)
+changes_indexes(enum wire_name name)
 {
-    return strcmp(name, "createIndexes") == 0 || strcmp(name, "dropIndexes") == 0 ||
-           strcmp(name, "deleteIndexes") == 0 || strcmp(name, "drop") == 0 ||
-           strcmp(name, "dropDatabase") == 0;
+    switch (name) {
+    case WIRE_NAME_CREATE_INDEXES:
+    case WIRE_NAME_DROP_INDEXES:
+    case WIRE_NAME_DELETE_INDEXES:
+    case WIRE_NAME_DROP:
+    case WIRE_NAME_DROP_DATABASE:
+        return true;
+    default:
+        return false;
+    }
 }
 
 /*
@@ -768,9 +776,9 @@ advise(struct proxy_client *c, struct proxy_request *req, const struct wire_msg 
         req->shape_weight = weight;
         if (req->miss)
             cache_pending_set_tag(req->miss, req->shapes[0]);
-    } else if (cmd->db && changes_indexes(cmd->name)) {
+    } else if (cmd->db && changes_indexes(cmd->name_id)) {
         req->index_db = bson_strndup(cmd->db, cmd->db_len);
-        if (cmd->coll && strcmp(cmd->name, "dropDatabase") != 0)
+        if (cmd->coll && cmd->name_id != WIRE_NAME_DROP_DATABASE)
             req->index_coll = bson_strndup(cmd->coll, cmd->coll_len);
     }
 }
