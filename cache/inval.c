@@ -1,7 +1,7 @@
 /*
  * cache/inval.c: owns invalidation (see inval.h): turning a write's scope
- * (cache_policy_write says which namespaces, databases or principal a
- * command changes) into held generation records, the first bump before
+ * (inval_scope.c says which namespaces, databases or principal a command
+ * changes) into held generation records, the first bump before
  * the write is forwarded and the second at its end, the transaction write
  * sets (through txn.c) that make a commit bump again, the w:0 grace
  * period, an operator's drop, the bumps heard from other proxies, sending
@@ -126,7 +126,7 @@ cache_inval_write_begin(struct cache_inval_ctx *ctx, const bson_t *body,
     int n;
 
     memset(inv, 0, sizeof *inv);
-    cache_policy_write(body, cmd, db, seq_ids, seq_docs, seq_lens, n_seqs, &w);
+    cache_inval_scope_classify(body, cmd, db, seq_ids, seq_docs, seq_lens, n_seqs, &w);
     switch (w.scope) {
     case CACHE_WRITE_NONE:
         return false;

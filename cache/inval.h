@@ -16,7 +16,7 @@
 #ifndef MONGOCACHE_CACHE_INVAL_H
 #define MONGOCACHE_CACHE_INVAL_H
 
-#include "cache/policy.h"
+#include "cache/inval_scope.h"
 
 #include <bson/bson.h>
 #include <stdbool.h>
@@ -34,7 +34,7 @@ struct wire_cmd;
 struct cache_inval_ctx;
 
 /* A write in flight: the records to bump again when it ends. */
-#define CACHE_MAX_INVAL (CACHE_POLICY_MAX_WRITE_NS + 1)
+#define CACHE_MAX_INVAL (CACHE_INVAL_SCOPE_MAX_NS + 1)
 struct cache_inval {
     struct cache_gen_rec *recs[CACHE_MAX_INVAL]; /* held until cache_write_end* */
     uint32_t n;

@@ -5,7 +5,7 @@
  * proxy/client.c does (wire_frame_header, then header.length bytes, each
  * copied into a buffer of exactly that size so that ASan sees any read past
  * a message), and each message goes through
- *   OP_MSG:   wire_msg_parse -> wire_cmd_parse -> cache_policy_write and
+ *   OP_MSG:   wire_msg_parse -> wire_cmd_parse -> cache_inval_scope_classify and
  *             cache_policy_request -> cache_key_build (when cacheable) ->
  *             wire_msg_rebuild / wire_msg_clear_flags (hello and exhaust
  *             rewrites) -> wire_reply_restamp of a fixed stored reply (a hit);
@@ -25,6 +25,7 @@
 #include "tests/fuzz/fuzz.h"
 
 #include "cache/key.h"
+#include "cache/inval_scope.h"
 #include "cache/policy.h"
 #include "wire/cmd.h"
 #include "wire/doc.h"
@@ -206,9 +207,9 @@ consult_cache(const struct wire_msg *msg, const struct wire_cmd *cmd, const bson
         docs[i] = msg->seqs[i].docs;
         lens[i] = msg->seqs[i].docs_len;
     }
-    cache_policy_write(body, cmd, cmd->db, ids, docs, lens, msg->n_seqs, &write);
+    cache_inval_scope_classify(body, cmd, cmd->db, ids, docs, lens, msg->n_seqs, &write);
     FUZZ_CHECK(write.scope >= CACHE_WRITE_NONE && write.scope <= CACHE_WRITE_TXN_END);
-    FUZZ_CHECK(write.n_ns <= CACHE_POLICY_MAX_WRITE_NS);
+    FUZZ_CHECK(write.n_ns <= CACHE_INVAL_SCOPE_MAX_NS);
     if (write.scope == CACHE_WRITE_NS || write.scope == CACHE_WRITE_DB) {
         for (uint32_t i = 0; i < write.n_ns; i++)
             check_ns(&write.ns[i], write.scope == CACHE_WRITE_NS, data, len);
