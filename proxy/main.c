@@ -21,6 +21,7 @@
 #include "proxy/client.h"
 #include "proxy/cursor.h"
 #include "proxy/hello.h"
+#include "proxy/io.h"
 #include "proxy/listener.h"
 #include "proxy/log.h"
 #include "proxy/notify.h"
@@ -357,6 +358,7 @@ main(int argc, char **argv)
     status = 0;
 out:
     proxy_client_free_all(&server);
+    proxy_io_loop_free(server.io);
     proxy_cursors_destroy(server.cursors);
     proxy_advice_destroy(server.advice);
     cache_destroy(server.cache);
