@@ -24,39 +24,19 @@ fit=$(( ($(ulimit -n) - 64) / 2 - 200 )) # 200: the warm-up connections
 N=${1:-10000}
 [ "$N" -gt "$fit" ] && N=$fit
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_port() { # PORT
-    local i
-    for i in $(seq 1 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
+OUT=$(mktemp -d)
+mkdir -p "$OUT/logs"
+SUT_CPU=${SUT_CPU:-0-$(($(nproc) - 1))}
+# shellcheck source=bench/ab_lib.sh
+. "$here/ab_lib.sh" # start, free_port, wait_port; cleanup stops them at exit
+trap 'cleanup; rm -rf "$OUT"' EXIT
 
 up_port=$(free_port)
-"$MCLOAD" --server --port "$up_port" --size 256 >"$work/up.log" 2>&1 &
-pids+=($!)
-wait_port "$up_port" || { echo "idle_conn.sh: the canned upstream did not start" >&2; exit 1; }
+start upstream "$up_port" "$MCLOAD" --server --port "$up_port" --size 256 || exit 1
 mc_port=$(free_port)
-"$MONGOCACHE" --listen "127.0.0.1:$mc_port" --upstream "mongodb://127.0.0.1:$up_port" \
-    --log-level warn --max-clients $((N + 300)) >"$work/mc.log" 2>&1 &
-mc_pid=$!
-pids+=("$mc_pid")
-wait_port "$mc_port" || { echo "idle_conn.sh: mongocache did not start" >&2; exit 1; }
+start mongocache "$mc_port" "$MONGOCACHE" --listen "127.0.0.1:$mc_port" \
+    --upstream "mongodb://127.0.0.1:$up_port" --log-level warn --max-clients $((N + 300)) || exit 1
+mc_pid=${PIDS[-1]}
 
 python3 - "$mc_port" "$mc_pid" "$N" <<'EOF'
 import socket, struct, sys, time

@@ -22,46 +22,26 @@ MCLOAD=${MCLOAD:-$BUILD_DIR/bench/mcload}
 command -v strace >/dev/null || { echo "syscalls.sh: strace is not installed" >&2; exit 2; }
 [ -x "$MONGOCACHE" ] && [ -x "$MCLOAD" ] || { echo "syscalls.sh: build first ($BUILD_DIR)" >&2; exit 2; }
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_port() { # PORT
-    local i
-    for i in $(seq 1 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
+OUT=$(mktemp -d)
+mkdir -p "$OUT/logs"
+SUT_CPU=${SUT_CPU:-0-$(($(nproc) - 1))}
+# shellcheck source=bench/ab_lib.sh
+. "$here/ab_lib.sh" # start, free_port, wait_port; cleanup stops them at exit
+trap 'cleanup; rm -rf "$OUT"' EXIT
 
 up_port=$(free_port)
-"$MCLOAD" --server --port "$up_port" --size 256 >"$work/up.log" 2>&1 &
-pids+=($!)
-wait_port "$up_port" || { echo "syscalls.sh: the canned upstream did not start" >&2; exit 1; }
+start upstream "$up_port" "$MCLOAD" --server --port "$up_port" --size 256 || exit 1
 
 measure() { # NAME MONGOCACHE_ARGS...
     local name=$1 mc_pid mc_port json total spid
     shift
     mc_port=$(free_port)
-    "$MONGOCACHE" --listen "127.0.0.1:$mc_port" --upstream "mongodb://127.0.0.1:$up_port" \
-        --log-level warn --cache-ttl 1h "$@" >"$work/$name.log" 2>&1 &
-    mc_pid=$!
-    pids+=("$mc_pid")
-    wait_port "$mc_port" || { echo "syscalls.sh: mongocache did not start" >&2; exit 1; }
+    start "$name" "$mc_port" "$MONGOCACHE" --listen "127.0.0.1:$mc_port" \
+        --upstream "mongodb://127.0.0.1:$up_port" --log-level warn --cache-ttl 1h "$@" || exit 1
+    mc_pid=${PIDS[-1]}
     # every key once, so that the counted phase is all hits (cache on)
     "$MCLOAD" --port "$mc_port" -c 1 -n "$KEYS" --warmup "$KEYS" --keys "$KEYS" >/dev/null
-    strace -c -f -q -p "$mc_pid" -o "$work/$name.strace" &
+    strace -c -f -q -p "$mc_pid" -o "$OUT/$name.strace" &
     spid=$!
     sleep 1
     json=$("$MCLOAD" --port "$mc_port" -c 1 -n "$N" --warmup "$KEYS" --keys "$KEYS" \
@@ -77,7 +57,7 @@ measure() { # NAME MONGOCACHE_ARGS...
             line = sprintf("%-12s %.2f syscalls/request over %d requests:", name, sum, n)
             for (s in per) if (per[s] >= 0.01) line = line sprintf(" %s=%.2f", s, per[s])
             print line
-        }' "$work/$name.strace"
+        }' "$OUT/$name.strace"
     kill "$mc_pid" 2>/dev/null || true
 }
 

@@ -1221,24 +1221,15 @@ event_cb(struct bufferevent *bev, short what, void *arg)
     proxy_client_update_timer(c, false);
 }
 
-/* The socket is readable: one read (proxy/io.h), then as the bufferevent's callbacks would. */
+/* The socket is readable: proxy_io_readable reads it, then calls read_cb or event_cb. */
 static void
 readable_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct proxy_client *c = proxy_io_owner(arg);
-    struct proxy_io_loop *loop = proxy_io_loop_get(c->server);
-    short end;
-    ev_ssize_t n;
 
     (void)fd;
     (void)what;
-    if (!loop)
-        return; /* out of memory: tried again at the next poll */
-    n = proxy_io_read(loop, c->bev, &end);
-    if (n > 0)
-        read_cb(c->bev, c);
-    else if (n < 0)
-        event_cb(c->bev, end, c);
+    proxy_io_readable(proxy_io_loop_get(c->server), arg);
 }
 
 /* ---- replies ---------------------------------------------------------------- */
@@ -1616,7 +1607,7 @@ proxy_client_new(struct proxy_server *server, evutil_socket_t fd, const struct s
         free_parts(c);
         return NULL;
     }
-    bufferevent_setcb(c->bev, NULL, write_cb, event_cb, c);
+    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
     {
         /* A client that takes none of its replies for message_timeout is
          * closed: what it leaves queued cannot hold the proxy's memory. */

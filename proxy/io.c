@@ -81,35 +81,43 @@ proxy_io_read_enable(struct bufferevent *bev, bool on)
         event_del(&bev->ev_read);
 }
 
-ev_ssize_t
-proxy_io_read(struct proxy_io_loop *loop, struct bufferevent *bev, short *what)
+void
+proxy_io_readable(struct proxy_io_loop *loop, struct bufferevent *bev)
 {
     struct evbuffer *in = bufferevent_get_input(bev);
-    ssize_t n = read(bufferevent_getfd(bev), loop->buf, sizeof loop->buf);
-    int rc;
+    bufferevent_data_cb read_cb;
+    bufferevent_event_cb event_cb;
+    void *owner;
+    ssize_t n;
+    short what;
+    int err;
 
+    if (!loop)
+        return;
+    bufferevent_getcb(bev, &read_cb, NULL, &event_cb, &owner);
+    n = read(bufferevent_getfd(bev), loop->buf, sizeof loop->buf);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return 0;
-    if (n <= 0) {
-        int err = errno;
-
-        *what = BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR);
-        proxy_io_read_enable(bev, false);
-        errno = err;
-        return -1;
+        return;
+    if (n > 0) {
+        /* The bufferevent froze its input's end: only its reader adds to it. */
+        evbuffer_unfreeze(in, 0);
+        err = evbuffer_add(in, loop->buf, (size_t)n) == 0 ? 0 : ENOMEM;
+        evbuffer_freeze(in, 0);
+        if (!err) {
+            if (read_cb)
+                read_cb(bev, owner);
+            return;
+        }
+        /* Out of memory: the bytes are lost, and the stream with them. */
+        what = BEV_EVENT_READING | BEV_EVENT_ERROR;
+    } else {
+        err = errno;
+        what = BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR);
     }
-    /* The bufferevent froze its input's end: only its reader adds to it. */
-    evbuffer_unfreeze(in, 0);
-    rc = evbuffer_add(in, loop->buf, (size_t)n);
-    evbuffer_freeze(in, 0);
-    /* Out of memory: the bytes are lost, and the stream with them. */
-    if (rc != 0) {
-        *what = BEV_EVENT_READING | BEV_EVENT_ERROR;
-        proxy_io_read_enable(bev, false);
-        errno = ENOMEM;
-        return -1;
-    }
-    return n;
+    proxy_io_read_enable(bev, false);
+    errno = err;
+    if (event_cb)
+        event_cb(bev, what, owner);
 }
 
 void

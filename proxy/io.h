@@ -12,7 +12,7 @@
  * the socket's size with ioctl(FIONREAD) before every read (and then reads
  * at most 16 KB). proxy_io_read_take hands the bufferevent's own read event
  * (no extra memory per connection) to the caller's callback, which calls
- * proxy_io_read: one read() of up to PROXY_IO_READ bytes into the loop's
+ * proxy_io_readable: one read() of up to PROXY_IO_READ bytes into the loop's
  * buffer (struct proxy_io_loop, one per server), appended to the
  * bufferevent's input. An idle connection holds no read buffer: the input
  * keeps only bytes not yet handled. The read event stays armed while the
@@ -52,10 +52,10 @@ void proxy_io_loop_free(struct proxy_io_loop *loop);
 
 /*
  * From now on bev's socket is read by the caller: ready(fd, what, bev) runs
- * when it is readable (proxy_io_owner(bev) is the bufferevent's callback
- * argument), and calls proxy_io_read. Reading starts disabled. Call once
- * bev has its socket (for a connecting upstream: once connected); a second
- * call does nothing. bev must never be enabled for EV_READ again
+ * when it is readable (proxy_io_owner(bev) is the argument bev's callbacks
+ * were set with) and calls proxy_io_readable. Reading starts disabled. Call
+ * once bev has its socket (for a connecting upstream: once connected); a
+ * second call does nothing. bev must never be enabled for EV_READ again
  * (bufferevent_enable), nor given another socket.
  */
 void proxy_io_read_take(struct bufferevent *bev, event_callback_fn ready);
@@ -67,14 +67,15 @@ void *proxy_io_owner(struct bufferevent *bev);
 void proxy_io_read_enable(struct bufferevent *bev, bool on);
 
 /*
- * One read of bev's socket into loop->buf, appended to bev's input. Returns
- * the bytes added (> 0), 0 when the socket had nothing yet, or -1 at its
- * end: *what is BEV_EVENT_READING | BEV_EVENT_EOF or BEV_EVENT_READING |
- * BEV_EVENT_ERROR (errno kept for EVUTIL_SOCKET_ERROR; ENOMEM when the
- * bytes read found no memory), as the bufferevent's event callback would
- * have been told, and reading is off.
+ * One read of bev's socket into loop->buf (loop NULL: out of memory, tried
+ * at the next poll), appended to bev's input; then, as the bufferevent's
+ * own reader would, bev's read callback when bytes came, or at the
+ * socket's end its event callback with BEV_EVENT_READING | BEV_EVENT_EOF or
+ * BEV_EVENT_READING | BEV_EVENT_ERROR (errno kept for EVUTIL_SOCKET_ERROR;
+ * ENOMEM when the bytes read found no memory), reading turned off first.
+ * Nothing when the socket had nothing yet.
  */
-ev_ssize_t proxy_io_read(struct proxy_io_loop *loop, struct bufferevent *bev, short *what);
+void proxy_io_readable(struct proxy_io_loop *loop, struct bufferevent *bev);
 
 /*
  * Sends (and empties) data on bev: directly when bev's output queue is empty

@@ -49,26 +49,15 @@ read_cb(struct bufferevent *bev, void *arg)
     proxy_upstream_process(arg);
 }
 
-static void event_cb(struct bufferevent *bev, short what, void *arg);
-
-/* The socket is readable: one read (proxy/io.h), then as the bufferevent's callbacks would. */
+/* The socket is readable: proxy_io_readable reads it, then calls read_cb or event_cb. */
 static void
 readable_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct proxy_upstream *up = proxy_io_owner(arg);
-    struct proxy_io_loop *loop = proxy_io_loop_get(up->server);
-    short end;
-    ev_ssize_t n;
 
     (void)fd;
     (void)what;
-    if (!loop)
-        return; /* out of memory: tried again at the next poll */
-    n = proxy_io_read(loop, up->bev, &end);
-    if (n > 0)
-        proxy_upstream_process(up);
-    else if (n < 0)
-        event_cb(up->bev, end, up);
+    proxy_io_readable(proxy_io_loop_get(up->server), arg);
 }
 
 /* Connected: the socket is read by readable_cb from now on, unless paused. */
@@ -213,8 +202,8 @@ proxy_upstream_new(struct proxy_server *server, struct proxy_client *client)
         proxy_upstream_destroy(up);
         return NULL;
     }
-    /* Read by readable_cb once connected (start_reading); read_cb only
-     * continues a batch (proxy_upstream_process). */
+    /* Read by readable_cb once connected (start_reading), which calls
+     * read_cb and event_cb as the bufferevent would. */
     bufferevent_setcb(up->bev, read_cb, write_cb, event_cb, up);
     bufferevent_enable(up->bev, EV_WRITE);
     proxy_server_memory_track(server, bufferevent_get_input(up->bev));
