@@ -135,12 +135,14 @@ END {
         print "Bail out! object outside the five folders: " nodes[k]; exit 1
     }
     nk = split(known_list, kl, "\n")
-    for (k = 1; k <= nk; k++) {
-        known_set[k] = kl[k]; sub(/\|.*$/, "", known_set[k])
-        known_why[k] = kl[k]; sub(/^[^|]*\|/, "", known_why[k])
+    nknown = 0
+    for (i = 1; i <= nk; i++) {
+        if (kl[i] == "") continue
+        k = ++nknown
+        known_set[k] = kl[i]; sub(/\|.*$/, "", known_set[k])
+        known_why[k] = kl[i]; sub(/^[^|]*\|/, "", known_why[k])
         known_found[k] = 0
     }
-    nknown = nk
     print "1.." (5 + nknown)
     failed = 0
     for (f = 1; f <= 5; f++) {
