@@ -1,0 +1,485 @@
+/*
+ * proxy/conn.c: a socket with its two buffers (see conn.h). Owns the
+ * descriptor, the one struct event that watches it, the input and output
+ * evbuffers and an address lookup in flight; borrows the loop's read
+ * buffer (struct proxy_io_loop).
+ *
+ * The event's interest is recomputed by update_events whenever something
+ * that decides it changes (reading on or off, output queued or emptied,
+ * connecting), and re-registered only when it differs from what is
+ * registered: a change of interest is event_del + event_add. The write
+ * timeout is the event's own timeout, set only while write interest is
+ * registered (a persistent event re-arms it at each activation, so any
+ * activity on the socket restarts it).
+ *
+ * Outcomes that are known at once (a connect that succeeded or failed in
+ * the call, a name that did not resolve) are kept in `pending` and
+ * delivered by activating the event, so that no callback runs inside the
+ * call that started the connect. `busy` counts the callbacks running on the
+ * stack; proxy_conn_free inside one closes the socket and leaves the memory
+ * to the outermost dispatch.
+ */
+#include "proxy/conn.h"
+
+#include "proxy/io.h"
+
+#include <bson/bson.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct proxy_conn {
+    struct event ev;
+    struct evbuffer *input;
+    struct evbuffer *output;
+    struct event_base *base;
+    struct proxy_io_loop *loop;
+    proxy_conn_data_cb read_cb;
+    proxy_conn_data_cb write_cb;
+    proxy_conn_event_cb event_cb;
+    void *arg;
+    struct evdns_getaddrinfo_request *lookup; /* a name being resolved */
+    size_t write_low;
+    int64_t write_timeout_ms;
+    evutil_socket_t fd;
+    int dns_error;
+    int err;           /* errno behind a pending ERROR */
+    uint16_t busy;     /* callbacks of ours on the stack */
+    short registered;  /* the interest event_add was given (0: not added) */
+    short pending;     /* an outcome to deliver from the loop (PROXY_CONN_*) */
+    bool reading;
+    bool writing;
+    bool connecting;
+    bool resolving;
+    bool read_again;
+    bool freed;
+};
+
+static void conn_cb(evutil_socket_t fd, short what, void *arg);
+
+static void
+update_events(struct proxy_conn *conn)
+{
+    short want = 0;
+    struct timeval tv, *timeout = NULL;
+
+    if (conn->pending || conn->freed)
+        return; /* the event is active for a delivery; recomputed after it */
+    if (conn->fd >= 0) {
+        if (conn->connecting)
+            want = EV_WRITE;
+        else {
+            if (conn->reading)
+                want |= EV_READ;
+            if (conn->writing && evbuffer_get_length(conn->output) > 0)
+                want |= EV_WRITE;
+        }
+    }
+    if (want == conn->registered)
+        return;
+    if (conn->registered)
+        event_del(&conn->ev);
+    conn->registered = want;
+    if (!want)
+        return;
+    if ((want & EV_WRITE) && !conn->connecting && conn->write_timeout_ms > 0) {
+        tv.tv_sec = conn->write_timeout_ms / 1000;
+        tv.tv_usec = (conn->write_timeout_ms % 1000) * 1000;
+        timeout = &tv;
+    }
+    event_assign(&conn->ev, conn->base, conn->fd, want | EV_PERSIST, conn_cb, conn);
+    event_add(&conn->ev, timeout);
+}
+
+/* Delivers what from the loop (the event activated, nothing registered meanwhile). */
+static void
+deliver_later(struct proxy_conn *conn, short what, int err)
+{
+    if (conn->registered) {
+        event_del(&conn->ev);
+        conn->registered = 0;
+    }
+    conn->pending = what;
+    conn->err = err;
+    event_assign(&conn->ev, conn->base, conn->fd, EV_PERSIST, conn_cb, conn);
+    event_active(&conn->ev, EV_WRITE, 0);
+}
+
+struct proxy_conn *
+proxy_conn_new(struct event_base *base, struct proxy_io_loop *loop, evutil_socket_t fd)
+{
+    struct proxy_conn *conn = bson_malloc0(sizeof *conn);
+
+    conn->base = base;
+    conn->loop = loop;
+    conn->fd = fd;
+    conn->input = evbuffer_new();
+    conn->output = evbuffer_new();
+    if (!conn->input || !conn->output) {
+        conn->fd = -1;
+        proxy_conn_free(conn);
+        return NULL;
+    }
+    event_assign(&conn->ev, base, fd, EV_PERSIST, conn_cb, conn);
+    return conn;
+}
+
+static void
+destroy(struct proxy_conn *conn)
+{
+    if (conn->input)
+        evbuffer_free(conn->input);
+    if (conn->output)
+        evbuffer_free(conn->output);
+    bson_free(conn);
+}
+
+void
+proxy_conn_free(struct proxy_conn *conn)
+{
+    if (!conn || conn->freed)
+        return;
+    if (conn->registered || conn->pending || conn->read_again)
+        event_del(&conn->ev); /* also takes back an activation */
+    conn->registered = 0;
+    conn->pending = 0;
+    conn->freed = true;
+    if (conn->lookup) {
+        /* Its callback still runs, with EVUTIL_EAI_CANCEL, and touches nothing. */
+        evdns_getaddrinfo_cancel(conn->lookup);
+        conn->lookup = NULL;
+    }
+    if (conn->fd >= 0)
+        evutil_closesocket(conn->fd);
+    conn->fd = -1;
+    if (conn->busy == 0)
+        destroy(conn);
+}
+
+void
+proxy_conn_setcb(struct proxy_conn *conn, proxy_conn_data_cb read_cb, proxy_conn_data_cb write_cb,
+                 proxy_conn_event_cb event_cb, void *arg)
+{
+    conn->read_cb = read_cb;
+    conn->write_cb = write_cb;
+    conn->event_cb = event_cb;
+    conn->arg = arg;
+}
+
+struct evbuffer *
+proxy_conn_input(struct proxy_conn *conn)
+{
+    return conn->input;
+}
+
+struct evbuffer *
+proxy_conn_output(struct proxy_conn *conn)
+{
+    return conn->output;
+}
+
+evutil_socket_t
+proxy_conn_fd(const struct proxy_conn *conn)
+{
+    return conn->fd;
+}
+
+void
+proxy_conn_read_enable(struct proxy_conn *conn, bool on)
+{
+    conn->reading = on;
+    update_events(conn);
+}
+
+void
+proxy_conn_write_enable(struct proxy_conn *conn, bool on)
+{
+    conn->writing = on;
+    update_events(conn);
+}
+
+bool
+proxy_conn_reading(const struct proxy_conn *conn)
+{
+    return conn->reading;
+}
+
+short
+proxy_conn_interest(const struct proxy_conn *conn)
+{
+    return conn->registered;
+}
+
+void
+proxy_conn_set_write_timeout(struct proxy_conn *conn, int64_t ms)
+{
+    conn->write_timeout_ms = ms > 0 ? ms : 0;
+    if (conn->registered & EV_WRITE) {
+        conn->registered = 0; /* re-added with the new timeout */
+        event_del(&conn->ev);
+        update_events(conn);
+    }
+}
+
+void
+proxy_conn_set_write_low(struct proxy_conn *conn, size_t low)
+{
+    conn->write_low = low;
+}
+
+void
+proxy_conn_send(struct proxy_conn *conn, struct evbuffer *data)
+{
+    if (evbuffer_get_length(conn->output) == 0 && conn->fd >= 0 && conn->writing &&
+        !conn->connecting && !conn->pending) {
+        while (evbuffer_get_length(data) > 0 && evbuffer_write(data, conn->fd) > 0)
+            ;
+    }
+    if (evbuffer_get_length(data) > 0) {
+        evbuffer_add_buffer(conn->output, data);
+        update_events(conn);
+    }
+}
+
+void
+proxy_conn_read_again(struct proxy_conn *conn)
+{
+    if (conn->freed || conn->pending)
+        return;
+    conn->read_again = true;
+    event_active(&conn->ev, EV_READ, 0);
+}
+
+int
+proxy_conn_dns_error(const struct proxy_conn *conn)
+{
+    return conn->dns_error;
+}
+
+int
+proxy_conn_connect(struct proxy_conn *conn, const struct sockaddr *addr, int addrlen)
+{
+    evutil_socket_t fd;
+
+    fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    conn->fd = fd;
+    conn->connecting = true;
+    if (connect(fd, addr, (socklen_t)addrlen) == 0) {
+        deliver_later(conn, PROXY_CONN_CONNECTED, 0);
+        return 0;
+    }
+    if (errno == EINPROGRESS || errno == EINTR) {
+        update_events(conn);
+        return 0;
+    }
+    if (errno == ECONNREFUSED) {
+        /* As libevent's: a refusal is reported by event_cb, not returned. */
+        deliver_later(conn, PROXY_CONN_ERROR, ECONNREFUSED);
+        return 0;
+    }
+    {
+        int err = errno;
+
+        conn->connecting = false;
+        conn->fd = -1;
+        event_assign(&conn->ev, conn->base, -1, EV_PERSIST, conn_cb, conn);
+        evutil_closesocket(fd);
+        errno = err;
+    }
+    return -1;
+}
+
+static void
+resolved_cb(int result, struct evutil_addrinfo *ai, void *arg)
+{
+    struct proxy_conn *conn = arg;
+
+    if (result == EVUTIL_EAI_CANCEL) {
+        if (ai)
+            evutil_freeaddrinfo(ai);
+        return; /* conn is freed */
+    }
+    conn->lookup = NULL;
+    conn->resolving = false;
+    if (result != 0) {
+        conn->dns_error = result;
+        deliver_later(conn, PROXY_CONN_ERROR, 0);
+    } else if (proxy_conn_connect(conn, ai->ai_addr, (int)ai->ai_addrlen) != 0) {
+        deliver_later(conn, PROXY_CONN_ERROR, errno);
+    }
+    if (ai)
+        evutil_freeaddrinfo(ai);
+}
+
+int
+proxy_conn_connect_hostname(struct proxy_conn *conn, struct evdns_base *dns, const char *host,
+                            int port)
+{
+    struct evutil_addrinfo hints;
+    char service[16];
+
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
+    snprintf(service, sizeof service, "%d", port);
+    conn->connecting = true;
+    if (!dns) {
+        struct evutil_addrinfo *ai = NULL;
+        int rc = evutil_getaddrinfo(host, service, &hints, &ai);
+
+        resolved_cb(rc, rc == 0 ? ai : NULL, conn);
+        return 0;
+    }
+    conn->resolving = true;
+    {
+        struct evdns_getaddrinfo_request *req =
+            evdns_getaddrinfo(dns, host, service, &hints, resolved_cb, conn);
+
+        if (conn->resolving) /* not answered inside the call */
+            conn->lookup = req;
+    }
+    return 0;
+}
+
+/* The connect in progress ended: CONNECTED, or ERROR with its errno. */
+static void
+connect_done(struct proxy_conn *conn)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+
+    if (getsockopt(conn->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        err = errno;
+    if (err == EINPROGRESS || err == EINTR)
+        return;
+    conn->connecting = false;
+    if (err) {
+        conn->writing = false;
+        update_events(conn);
+        errno = err;
+        if (conn->event_cb)
+            conn->event_cb(conn, PROXY_CONN_ERROR, conn->arg);
+        return;
+    }
+    update_events(conn);
+    if (conn->event_cb)
+        conn->event_cb(conn, PROXY_CONN_CONNECTED, conn->arg);
+}
+
+static void
+do_read(struct proxy_conn *conn)
+{
+    ssize_t n;
+    short what;
+    int err;
+
+    if (!conn->loop)
+        return; /* out of memory: tried at the next poll */
+    n = read(conn->fd, conn->loop->buf, sizeof conn->loop->buf);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n > 0) {
+        if (evbuffer_add(conn->input, conn->loop->buf, (size_t)n) == 0) {
+            if (conn->read_cb)
+                conn->read_cb(conn, conn->arg);
+            return;
+        }
+        /* Out of memory: the bytes are lost, and the stream with them. */
+        err = ENOMEM;
+        what = PROXY_CONN_READING | PROXY_CONN_ERROR;
+    } else {
+        err = n == 0 ? 0 : errno;
+        what = PROXY_CONN_READING | (n == 0 ? PROXY_CONN_EOF : PROXY_CONN_ERROR);
+    }
+    conn->reading = false;
+    update_events(conn);
+    errno = err;
+    if (conn->event_cb)
+        conn->event_cb(conn, what, conn->arg);
+}
+
+static void
+do_write(struct proxy_conn *conn)
+{
+    int n;
+
+    if (!conn->writing || evbuffer_get_length(conn->output) == 0)
+        return;
+    n = evbuffer_write(conn->output, conn->fd);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n <= 0) {
+        int err = n == 0 ? EPIPE : errno;
+
+        conn->writing = false;
+        update_events(conn);
+        errno = err;
+        if (conn->event_cb)
+            conn->event_cb(conn, PROXY_CONN_WRITING | PROXY_CONN_ERROR, conn->arg);
+        return;
+    }
+    update_events(conn); /* no write interest once the queue is empty */
+    if (evbuffer_get_length(conn->output) <= conn->write_low && conn->write_cb)
+        conn->write_cb(conn, conn->arg);
+}
+
+static void
+conn_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_conn *conn = arg;
+
+    (void)fd;
+    conn->busy++;
+    if (conn->pending) {
+        short outcome = conn->pending;
+
+        conn->pending = 0;
+        conn->connecting = false;
+        if (outcome & PROXY_CONN_CONNECTED) {
+            update_events(conn);
+            if (conn->event_cb)
+                conn->event_cb(conn, outcome, conn->arg);
+            if (!conn->freed)
+                do_write(conn); /* what was queued while connecting */
+        } else {
+            update_events(conn);
+            errno = conn->err;
+            if (conn->event_cb)
+                conn->event_cb(conn, outcome, conn->arg);
+        }
+    } else if (what & EV_TIMEOUT) {
+        if (conn->registered & EV_WRITE) {
+            conn->writing = false;
+            update_events(conn);
+            if (conn->event_cb)
+                conn->event_cb(conn, PROXY_CONN_WRITING | PROXY_CONN_TIMEOUT, conn->arg);
+        }
+    } else if (conn->connecting) {
+        connect_done(conn);
+        if (!conn->freed && !conn->connecting)
+            do_write(conn);
+    } else {
+        if (conn->read_again) {
+            /* Asked for by proxy_conn_read_again: the reader's turn, no read()
+             * (a socket with bytes is still readable at the next poll). */
+            conn->read_again = false;
+            if (conn->read_cb)
+                conn->read_cb(conn, conn->arg);
+        } else if ((what & EV_READ) && conn->reading) {
+            do_read(conn);
+        }
+        if (!conn->freed && (what & EV_WRITE))
+            do_write(conn);
+    }
+    if (--conn->busy == 0 && conn->freed)
+        destroy(conn);
+}

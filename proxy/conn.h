@@ -1,0 +1,117 @@
+/*
+ * proxy/conn.h: one socket with an input and an output buffer, the proxy's
+ * own replacement for a libevent socket bufferevent (after PgBouncer's
+ * sbuf.c). A client's and an upstream's socket each have one.
+ *
+ * One struct event serves the descriptor: read interest while reading is
+ * enabled, write interest only while output is queued (or a connect is in
+ * progress). Sending is "write first": proxy_conn_send writes to the socket
+ * at once when nothing is queued before it, and queues only what the socket
+ * does not take, so a steady request loop costs no epoll_ctl. Reading is one
+ * read() of up to PROXY_IO_READ bytes into the loop's buffer (no FIONREAD),
+ * appended to the input. An idle connection holds the struct, two empty
+ * evbuffers and the event's registration: no read buffer, no timer.
+ *
+ * Callbacks are bufferevent-shaped: read_cb after bytes were appended to the
+ * input; write_cb after a queued write left at most the low watermark
+ * queued; event_cb with PROXY_CONN_* flags (the values of libevent's
+ * BEV_EVENT_*): READING|EOF, READING|ERROR, WRITING|ERROR, WRITING|TIMEOUT
+ * (no write progress for the write timeout while output was queued),
+ * CONNECTED, or ERROR for a connect that failed (errno, or
+ * proxy_conn_dns_error for a name that did not resolve). A connect's outcome
+ * is always reported from the event loop, never inside the call that
+ * started it. After EOF or a read error reading is off; after a write error
+ * or timeout writing is off.
+ *
+ * proxy_conn_free may be called from inside the connection's own callback:
+ * the socket is closed and no callback runs again at once, and the memory
+ * is freed when the callback returns.
+ */
+#ifndef MONGOCACHE_PROXY_CONN_H
+#define MONGOCACHE_PROXY_CONN_H
+
+#include <event2/util.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct evbuffer;
+struct evdns_base;
+struct proxy_io_loop;
+struct sockaddr;
+
+struct proxy_conn;
+
+#define PROXY_CONN_READING 0x01
+#define PROXY_CONN_WRITING 0x02
+#define PROXY_CONN_EOF 0x10
+#define PROXY_CONN_ERROR 0x20
+#define PROXY_CONN_TIMEOUT 0x40
+#define PROXY_CONN_CONNECTED 0x80
+
+typedef void (*proxy_conn_data_cb)(struct proxy_conn *conn, void *arg);
+typedef void (*proxy_conn_event_cb)(struct proxy_conn *conn, short what, void *arg);
+
+/*
+ * A connection on fd (non-blocking; owned: closed by proxy_conn_free), or
+ * with fd -1 one to connect with proxy_conn_connect*. loop (borrowed, must
+ * outlive the connection) lends the buffer sockets are read into. Reading
+ * and writing start disabled. NULL when out of memory (fd is not closed).
+ */
+struct proxy_conn *proxy_conn_new(struct event_base *base, struct proxy_io_loop *loop,
+                                  evutil_socket_t fd);
+/* Closes the socket and frees conn (when inside its callback: once it returns). NULL: nothing. */
+void proxy_conn_free(struct proxy_conn *conn);
+
+void proxy_conn_setcb(struct proxy_conn *conn, proxy_conn_data_cb read_cb,
+                      proxy_conn_data_cb write_cb, proxy_conn_event_cb event_cb, void *arg);
+
+/* The buffers (owned by conn). Callers drain the input; they add to the output only through
+ * proxy_conn_send, which arms the write event. */
+struct evbuffer *proxy_conn_input(struct proxy_conn *conn);
+struct evbuffer *proxy_conn_output(struct proxy_conn *conn);
+evutil_socket_t proxy_conn_fd(const struct proxy_conn *conn);
+
+/* Turns reading or writing on or off (an epoll_ctl only when the interest changes). */
+void proxy_conn_read_enable(struct proxy_conn *conn, bool on);
+void proxy_conn_write_enable(struct proxy_conn *conn, bool on);
+bool proxy_conn_reading(const struct proxy_conn *conn);
+/* What the socket's event is registered for now: EV_READ, EV_WRITE, both or 0. */
+short proxy_conn_interest(const struct proxy_conn *conn);
+
+/* No write progress for ms milliseconds while output is queued: WRITING|TIMEOUT. 0: never. */
+void proxy_conn_set_write_timeout(struct proxy_conn *conn, int64_t ms);
+/* write_cb runs when a queued write leaves at most low bytes queued (default 0). */
+void proxy_conn_set_write_low(struct proxy_conn *conn, size_t low);
+
+/*
+ * Sends (and empties) data: written at once when nothing is queued, writing
+ * is enabled and the connection is up; the rest (or everything) is queued.
+ * A socket error is reported by the queued write that meets it.
+ */
+void proxy_conn_send(struct proxy_conn *conn, struct evbuffer *data);
+
+/*
+ * Runs read_cb again from the event loop without reading (a reader that
+ * stopped early for fairness, with whole messages still in the input).
+ */
+void proxy_conn_read_again(struct proxy_conn *conn);
+
+/*
+ * Connects a connection made with fd -1 to addr. 0: started (outcome by
+ * event_cb); -1: failed at once (no socket, or connect refused it locally),
+ * errno set, and nothing will be reported.
+ */
+int proxy_conn_connect(struct proxy_conn *conn, const struct sockaddr *addr, int addrlen);
+/*
+ * Resolves host (dns, or the system resolver when NULL) for a TCP stream of
+ * any family, as bufferevent_socket_connect_hostname does, and connects to
+ * the first address. 0: started; -1: could not start (errno).
+ */
+int proxy_conn_connect_hostname(struct proxy_conn *conn, struct evdns_base *dns,
+                                const char *host, int port);
+/* The resolver's error (EVUTIL_EAI_*) behind an ERROR event, or 0. */
+int proxy_conn_dns_error(const struct proxy_conn *conn);
+
+#endif

@@ -1,0 +1,487 @@
+/*
+ * tests/unit/test_proxy_conn.c: proxy/conn.c over socketpairs and loopback:
+ * write-first sending, a partial write and its queued rest (write interest
+ * only while something is queued), the low watermark, reading to EOF, a
+ * write error, the write timeout, pausing and resuming reading, reading
+ * again without a read, free from inside a callback, connects (by name and
+ * address, refused), and the bytes a connection costs beside a libevent
+ * bufferevent. Owns nothing beyond the test.
+ */
+#include "proxy/conn.h"
+#include "proxy/io.h"
+#include "tap.h"
+
+#include <arpa/inet.h>
+#include <bson/bson.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <malloc.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct seen {
+    int reads;
+    int writes;
+    int events;
+    short what;
+    int err;
+    size_t in_len;
+    size_t out_len_at_write;
+    bool free_in_read;
+    bool free_in_event;
+    bool in_call; /* set while the test is inside a proxy_conn_* call */
+    bool event_in_call;
+};
+
+static void
+on_read(struct proxy_conn *conn, void *arg)
+{
+    struct seen *s = arg;
+
+    s->reads++;
+    s->in_len = evbuffer_get_length(proxy_conn_input(conn));
+    if (s->free_in_read) {
+        proxy_conn_free(conn);
+        /* the struct must still be valid until we return (ASan checks) */
+    }
+}
+
+static void
+on_write(struct proxy_conn *conn, void *arg)
+{
+    struct seen *s = arg;
+
+    s->writes++;
+    s->out_len_at_write = evbuffer_get_length(proxy_conn_output(conn));
+}
+
+static void
+on_event(struct proxy_conn *conn, short what, void *arg)
+{
+    struct seen *s = arg;
+
+    s->events++;
+    s->what = what;
+    s->err = errno;
+    s->event_in_call = s->in_call;
+    if (s->free_in_event)
+        proxy_conn_free(conn);
+}
+
+static struct proxy_conn *
+make(struct event_base *base, struct proxy_io_loop *loop, int fd, struct seen *s)
+{
+    struct proxy_conn *conn;
+
+    evutil_make_socket_nonblocking(fd);
+    conn = proxy_conn_new(base, loop, fd);
+    proxy_conn_setcb(conn, on_read, on_write, on_event, s);
+    return conn;
+}
+
+/* Runs the loop until cond or 2,000 turns (each at most 10 ms). */
+#define RUN_UNTIL(base, cond)                                                                      \
+    do {                                                                                           \
+        struct timeval tenms_ = {0, 10000};                                                        \
+        for (int turn_ = 0; turn_ < 2000 && !(cond); turn_++) {                                    \
+            event_base_loopexit(base, &tenms_);                                                    \
+            event_base_loop(base, EVLOOP_ONCE);                                                    \
+        }                                                                                          \
+    } while (0)
+
+static void
+pair(int sv[2])
+{
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+        abort();
+}
+
+static void
+test_write_first(struct event_base *base, struct proxy_io_loop *loop)
+{
+    int sv[2];
+    struct seen s = {0};
+    struct proxy_conn *conn;
+    struct evbuffer *data = evbuffer_new();
+    char got[16] = {0};
+
+    pair(sv);
+    conn = make(base, loop, sv[0], &s);
+    proxy_conn_read_enable(conn, true);
+    proxy_conn_write_enable(conn, true);
+    is_int(proxy_conn_interest(conn), EV_READ, "idle: registered for reading only");
+    evbuffer_add(data, "hello", 5);
+    proxy_conn_send(conn, data);
+    is_int((long long)evbuffer_get_length(data), 0, "send empties the caller's buffer");
+    is_int((long long)evbuffer_get_length(proxy_conn_output(conn)), 0,
+           "write first: nothing queued");
+    is_int(proxy_conn_interest(conn), EV_READ, "write first: no write interest registered");
+    ok(read(sv[1], got, sizeof got) == 5 && memcmp(got, "hello", 5) == 0,
+       "write first: the bytes are on the socket before the loop runs");
+    is_int(s.writes, 0, "write first: no write callback");
+    proxy_conn_free(conn);
+    close(sv[1]);
+    evbuffer_free(data);
+}
+
+static void
+test_partial_write(struct event_base *base, struct proxy_io_loop *loop)
+{
+    int sv[2];
+    int small = 4096;
+    struct seen s = {0};
+    struct proxy_conn *conn;
+    struct evbuffer *data = evbuffer_new();
+    size_t total = 1 << 20, got = 0;
+    uint8_t *bytes = bson_malloc(total);
+    uint8_t *back = bson_malloc(total);
+    size_t queued;
+
+    for (size_t i = 0; i < total; i++)
+        bytes[i] = (uint8_t)(i * 7 + 3);
+    pair(sv);
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    conn = make(base, loop, sv[0], &s);
+    proxy_conn_write_enable(conn, true);
+    proxy_conn_set_write_low(conn, 0);
+    evbuffer_add(data, bytes, total);
+    proxy_conn_send(conn, data);
+    queued = evbuffer_get_length(proxy_conn_output(conn));
+    ok(queued > 0 && queued < total, "partial write: part written (%zu of %zu queued)", queued,
+       total);
+    is_int(proxy_conn_interest(conn), EV_WRITE, "partial write: write interest registered");
+    evutil_make_socket_nonblocking(sv[1]);
+    for (int turn = 0; turn < 100000 && got < total; turn++) {
+        ssize_t n = read(sv[1], back + got, total - got);
+
+        if (n > 0)
+            got += (size_t)n;
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    }
+    RUN_UNTIL(base, s.writes > 0);
+    is_int((long long)got, (long long)total, "partial write: every byte arrived");
+    ok(memcmp(bytes, back, total) == 0, "partial write: in order");
+    is_int(s.writes, 1, "write callback once the queue emptied");
+    is_int(proxy_conn_interest(conn), 0, "empty queue: write interest dropped");
+    proxy_conn_free(conn);
+    close(sv[1]);
+    evbuffer_free(data);
+    bson_free(bytes);
+    bson_free(back);
+}
+
+static void
+test_watermark(struct event_base *base, struct proxy_io_loop *loop)
+{
+    int sv[2];
+    int small = 4096;
+    struct seen s = {0};
+    struct proxy_conn *conn;
+    struct evbuffer *data = evbuffer_new();
+    size_t total = 512 * 1024, low = 256 * 1024;
+    uint8_t *bytes = bson_malloc0(total);
+    uint8_t sink[8192];
+
+    pair(sv);
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    conn = make(base, loop, sv[0], &s);
+    proxy_conn_write_enable(conn, true);
+    proxy_conn_set_write_low(conn, low);
+    evbuffer_add(data, bytes, total);
+    proxy_conn_send(conn, data);
+    evutil_make_socket_nonblocking(sv[1]);
+    for (int turn = 0; turn < 100000 && s.writes == 0; turn++) {
+        (void)!read(sv[1], sink, sizeof sink);
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    }
+    ok(s.writes >= 1 && s.out_len_at_write <= low && s.out_len_at_write > 0,
+       "low watermark: write callback with %zu queued (<= %zu, > 0)", s.out_len_at_write, low);
+    proxy_conn_free(conn);
+    close(sv[1]);
+    evbuffer_free(data);
+    bson_free(bytes);
+}
+
+static void
+test_read_eof(struct event_base *base, struct proxy_io_loop *loop)
+{
+    int sv[2];
+    struct seen s = {0};
+    struct proxy_conn *conn;
+
+    pair(sv);
+    conn = make(base, loop, sv[0], &s);
+    proxy_conn_read_enable(conn, true);
+    (void)!write(sv[1], "abcdef", 6);
+    RUN_UNTIL(base, s.reads > 0);
+    is_int((long long)s.in_len, 6, "read: the bytes are in the input");
+    close(sv[1]);
+    RUN_UNTIL(base, s.events > 0);
+    is_int(s.what, PROXY_CONN_READING | PROXY_CONN_EOF, "EOF: READING|EOF");
+    ok(!proxy_conn_reading(conn) && proxy_conn_interest(conn) == 0, "EOF: reading turned off");
+    proxy_conn_free(conn);
+}
+
+static void
+test_pause(struct event_base *base, struct proxy_io_loop *loop)
+{
+    int sv[2];
+    struct seen s = {0};
+    struct proxy_conn *conn;
+
+    pair(sv);
+    conn = make(base, loop, sv[0], &s);
+    (void)!write(sv[1], "xyz", 3);
+    for (int i = 0; i < 5; i++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    is_int(s.reads, 0, "reading disabled: nothing read");
+    proxy_conn_read_enable(conn, true);
+    RUN_UNTIL(base, s.reads > 0);
+    is_int((long long)s.in_len, 3, "reading resumed: the waiting bytes are read");
+    proxy_conn_read_enable(conn, false);
+    (void)!write(sv[1], "more", 4);
+    for (int i = 0; i < 5; i++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    is_int(s.reads, 1, "paused again: nothing more read");
+    proxy_conn_read_again(conn);
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    ok(s.reads == 2 && s.in_len == 3, "read_again: read callback without a read");
+    proxy_conn_free(conn);
+    close(sv[1]);
+}
+
+static void
+test_write_error(struct event_base *base, struct proxy_io_loop *loop)
+{
+    int sv[2];
+    struct seen s = {0};
+    struct proxy_conn *conn;
+    struct evbuffer *data = evbuffer_new();
+
+    pair(sv);
+    close(sv[1]);
+    conn = make(base, loop, sv[0], &s);
+    proxy_conn_write_enable(conn, true);
+    evbuffer_add(data, "lost", 4);
+    proxy_conn_send(conn, data);
+    is_int(s.events, 0, "write error: not reported inside send");
+    RUN_UNTIL(base, s.events > 0);
+    is_int(s.what, PROXY_CONN_WRITING | PROXY_CONN_ERROR, "write error: WRITING|ERROR");
+    is_int(s.err, EPIPE, "write error: errno EPIPE");
+    proxy_conn_free(conn);
+    evbuffer_free(data);
+}
+
+static void
+test_timeout(struct event_base *base, struct proxy_io_loop *loop)
+{
+    int sv[2];
+    int small = 4096;
+    struct seen s = {0};
+    struct proxy_conn *conn;
+    struct evbuffer *data = evbuffer_new();
+    uint8_t *bytes = bson_malloc0(256 * 1024);
+
+    pair(sv);
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    conn = make(base, loop, sv[0], &s);
+    proxy_conn_write_enable(conn, true);
+    proxy_conn_set_write_timeout(conn, 30);
+    evbuffer_add(data, bytes, 256 * 1024);
+    proxy_conn_send(conn, data);
+    RUN_UNTIL(base, s.events > 0);
+    is_int(s.what, PROXY_CONN_WRITING | PROXY_CONN_TIMEOUT,
+           "a peer that reads nothing: WRITING|TIMEOUT");
+    proxy_conn_free(conn);
+    close(sv[1]);
+    evbuffer_free(data);
+    bson_free(bytes);
+}
+
+static void
+test_free_inside(struct event_base *base, struct proxy_io_loop *loop)
+{
+    int sv[2];
+    struct seen s = {0};
+    struct proxy_conn *conn;
+    char c;
+
+    pair(sv);
+    conn = make(base, loop, sv[0], &s);
+    proxy_conn_read_enable(conn, true);
+    s.free_in_read = true;
+    (void)!write(sv[1], "q", 1);
+    RUN_UNTIL(base, s.reads > 0);
+    is_int(s.reads, 1, "free inside read_cb: the callback ran once");
+    is_int((int)read(sv[1], &c, 1), 0, "free inside read_cb: the socket is closed");
+    close(sv[1]);
+
+    /* and from inside event_cb at EOF */
+    memset(&s, 0, sizeof s);
+    pair(sv);
+    conn = make(base, loop, sv[0], &s);
+    proxy_conn_read_enable(conn, true);
+    s.free_in_event = true;
+    close(sv[1]);
+    RUN_UNTIL(base, s.events > 0);
+    is_int(s.events, 1, "free inside event_cb: reported once, freed after it");
+    for (int i = 0; i < 3; i++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    is_int(s.events, 1, "free inside event_cb: nothing after");
+}
+
+static void
+test_connect(struct event_base *base, struct proxy_io_loop *loop)
+{
+    struct evdns_base *dns = evdns_base_new(base, 0);
+    struct sockaddr_in sin;
+    socklen_t len = sizeof sin;
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    int afd;
+    struct seen s = {0};
+    struct proxy_conn *conn;
+    struct evbuffer *data = evbuffer_new();
+    char got[8] = {0};
+    int port;
+
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(lfd, (struct sockaddr *)&sin, sizeof sin);
+    listen(lfd, 4);
+    getsockname(lfd, (struct sockaddr *)&sin, &len);
+    port = ntohs(sin.sin_port);
+
+    conn = proxy_conn_new(base, loop, -1);
+    proxy_conn_setcb(conn, on_read, on_write, on_event, &s);
+    proxy_conn_write_enable(conn, true);
+    s.in_call = true;
+    is_int(proxy_conn_connect_hostname(conn, dns, "127.0.0.1", port), 0, "connect by name: started");
+    evbuffer_add(data, "early", 5);
+    proxy_conn_send(conn, data); /* queued until connected */
+    s.in_call = false;
+    is_int((long long)evbuffer_get_length(proxy_conn_output(conn)), 5,
+           "connecting: what is sent is queued");
+    RUN_UNTIL(base, s.events > 0);
+    is_int(s.what, PROXY_CONN_CONNECTED, "connect: CONNECTED");
+    ok(!s.event_in_call, "connect: reported from the loop, not inside the call");
+    afd = accept(lfd, NULL, NULL);
+    RUN_UNTIL(base, evbuffer_get_length(proxy_conn_output(conn)) == 0);
+    ok(read(afd, got, 5) == 5 && memcmp(got, "early", 5) == 0,
+       "connect: the queued bytes went out once connected");
+    proxy_conn_free(conn);
+    close(afd);
+
+    /* refused: the listener is gone */
+    close(lfd);
+    memset(&s, 0, sizeof s);
+    conn = proxy_conn_new(base, loop, -1);
+    proxy_conn_setcb(conn, on_read, on_write, on_event, &s);
+    s.in_call = true;
+    is_int(proxy_conn_connect(conn, (struct sockaddr *)&sin, sizeof sin), 0,
+           "refused connect: started");
+    s.in_call = false;
+    RUN_UNTIL(base, s.events > 0);
+    ok(s.what == PROXY_CONN_ERROR && s.err == ECONNREFUSED && !s.event_in_call,
+       "refused connect: ERROR with ECONNREFUSED from the loop (what %d errno %d)", s.what, s.err);
+    is_int(proxy_conn_dns_error(conn), 0, "refused connect: no resolver error");
+    proxy_conn_free(conn);
+
+    /* freed while connecting: nothing is reported */
+    memset(&s, 0, sizeof s);
+    conn = proxy_conn_new(base, loop, -1);
+    proxy_conn_setcb(conn, on_read, on_write, on_event, &s);
+    proxy_conn_connect_hostname(conn, dns, "127.0.0.1", port);
+    proxy_conn_free(conn);
+    for (int i = 0; i < 3; i++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    is_int(s.events, 0, "freed while connecting: no callback");
+
+    evdns_base_free(dns, 0);
+    evbuffer_free(data);
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+
+/* Heap bytes per connection (sizeof + allocations), ours against a bufferevent. */
+static void
+test_bytes(struct event_base *base, struct proxy_io_loop *loop)
+{
+#ifdef UNDER_ASAN
+    (void)base;
+    (void)loop;
+    ok(true, "# SKIP heap accounting under ASan");
+#else
+    enum { N = 500 };
+    static int fds[N][2];
+    static struct proxy_conn *conns[N];
+    static struct bufferevent *bevs[N];
+    struct seen s = {0};
+    size_t before, ours, theirs;
+
+    for (int i = 0; i < N; i++)
+        pair(fds[i]);
+    before = mallinfo2().uordblks;
+    for (int i = 0; i < N; i++) {
+        conns[i] = make(base, loop, fds[i][0], &s);
+        proxy_conn_read_enable(conns[i], true);
+        proxy_conn_write_enable(conns[i], true);
+    }
+    ours = (mallinfo2().uordblks - before) / N;
+    for (int i = 0; i < N; i++)
+        proxy_conn_free(conns[i]); /* closes fds[i][0] */
+    for (int i = 0; i < N; i++) {
+        close(fds[i][1]);
+        pair(fds[i]);
+    }
+    before = mallinfo2().uordblks;
+    for (int i = 0; i < N; i++) {
+        bevs[i] = bufferevent_socket_new(base, fds[i][0], BEV_OPT_CLOSE_ON_FREE);
+        bufferevent_enable(bevs[i], EV_READ | EV_WRITE);
+    }
+    theirs = (mallinfo2().uordblks - before) / N;
+    for (int i = 0; i < N; i++) {
+        bufferevent_free(bevs[i]);
+        close(fds[i][1]);
+    }
+    diag("heap bytes per idle connection: proxy_conn %zu, bufferevent %zu", ours, theirs);
+    ok(ours <= 640 && ours + 300 <= theirs,
+       "a connection costs at most 640 heap bytes, 300 fewer than a bufferevent (%zu vs %zu)",
+       ours, theirs);
+#endif
+}
+
+int
+main(void)
+{
+    struct event_base *base = event_base_new();
+    struct proxy_io_loop *loop = bson_malloc(sizeof *loop);
+
+    signal(SIGPIPE, SIG_IGN);
+    loop->scratch = evbuffer_new();
+    test_write_first(base, loop);
+    test_partial_write(base, loop);
+    test_watermark(base, loop);
+    test_read_eof(base, loop);
+    test_pause(base, loop);
+    test_write_error(base, loop);
+    test_timeout(base, loop);
+    test_free_inside(base, loop);
+    test_connect(base, loop);
+    test_bytes(base, loop);
+    proxy_io_loop_free(loop);
+    event_base_free(base);
+    return done_testing();
+}
