@@ -21,7 +21,7 @@
  *        queued (relayed, or canned/hit in proxy_client_flush_canned),
  *        proxy_client_observe times it (latency histograms, the slow-request line)
  *
- * Owns: the client bufferevent, its upstream, the list of requests in
+ * Owns: the client connection (proxy/conn.h), its upstream, the list of requests in
  * flight, timers (message deadline, idle, drain) and the auth state. Does
  * not own sockets' accept (listener.c) or the upstream's framing (upstream.c),
  * nor the query cache's part of a request (lookup.c), the reading of an
@@ -39,6 +39,7 @@
 #include "proxy/action.h"
 #include "proxy/auth.h"
 #include "proxy/client_internal.h"
+#include "proxy/conn.h"
 #include "proxy/drain.h"
 #include "proxy/handshake.h"
 #include "proxy/io.h"
@@ -55,7 +56,6 @@
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -88,7 +88,7 @@ ms_to_tv(int64_t ms)
 static struct evbuffer *
 client_output(struct proxy_client *c)
 {
-    return bufferevent_get_output(c->bev);
+    return proxy_conn_output(c->conn);
 }
 
 /* ---- when the client is read ---------------------------------------------- */
@@ -113,7 +113,7 @@ update_reading(struct proxy_client *c)
     if (c->dead || c->lingering || want == c->reading)
         return;
     c->reading = want;
-    proxy_io_read_enable(c->bev, want);
+    proxy_conn_read_enable(c->conn, want);
 }
 
 /* The socket is neither read nor written any more. */
@@ -121,8 +121,8 @@ static void
 stop_io(struct proxy_client *c)
 {
     c->reading = false;
-    proxy_io_read_enable(c->bev, false);
-    bufferevent_disable(c->bev, EV_WRITE);
+    proxy_conn_read_enable(c->conn, false);
+    proxy_conn_write_enable(c->conn, false);
 }
 
 /* The upstream is read unless our output or the memory budget is full. */
@@ -157,7 +157,7 @@ check_output(struct proxy_client *c)
         return false;
     c->output_full = true;
     sync_upstream(c);
-    bufferevent_setwatermark(c->bev, EV_WRITE, limit / 2, 0);
+    proxy_conn_set_write_low(c->conn, limit / 2);
     return true;
 }
 
@@ -165,7 +165,7 @@ check_output(struct proxy_client *c)
 static size_t
 client_share(struct proxy_client *c)
 {
-    size_t n = evbuffer_get_length(bufferevent_get_input(c->bev)) +
+    size_t n = evbuffer_get_length(proxy_conn_input(c->conn)) +
                evbuffer_get_length(client_output(c)) + c->promised;
 
     return c->up ? n + proxy_upstream_buffered(c->up) : n;
@@ -247,7 +247,7 @@ proxy_client_update_timer(struct proxy_client *c, bool progressed)
 
     if (c->dead)
         return;
-    if (can_take_input(c) && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+    if (can_take_input(c) && evbuffer_get_length(proxy_conn_input(c->conn)) > 0) {
         /* A message has started: it must be whole by the deadline. */
         if (!c->deadline_armed || progressed) {
             c->deadline_armed = true;
@@ -339,7 +339,7 @@ close_now(struct proxy_client *c, const char *reason)
 static bool
 message_buffered(struct proxy_client *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = proxy_conn_input(c->conn);
     size_t avail = evbuffer_get_length(in);
     uint8_t head[4];
     int32_t len;
@@ -377,7 +377,7 @@ proxy_client_maybe_finish(struct proxy_client *c)
         else
             close_now(c, c->peer_gone ? "client_gone" : c->finishing ? "finished" : "client_eof");
     } else {
-        bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+        proxy_conn_set_write_low(c->conn, 0);
     }
 }
 
@@ -395,11 +395,10 @@ start_linger(struct proxy_client *c)
     if (c->lingering)
         return;
     c->lingering = true;
-    shutdown(bufferevent_getfd(c->bev), SHUT_WR);
-    evbuffer_drain(bufferevent_get_input(c->bev),
-                   evbuffer_get_length(bufferevent_get_input(c->bev)));
+    shutdown(proxy_conn_fd(c->conn), SHUT_WR);
+    evbuffer_drain(proxy_conn_input(c->conn), evbuffer_get_length(proxy_conn_input(c->conn)));
     c->reading = true;
-    proxy_io_read_enable(c->bev, true);
+    proxy_conn_read_enable(c->conn, true);
     proxy_client_update_timer(c, false);
 }
 
@@ -413,18 +412,17 @@ finish(struct proxy_client *c)
 }
 
 /*
- * Output still queued can no longer be sent: dropped now, not when libevent
- * finalizes the freed bufferevent (at shutdown that is in event_base_free,
- * after the cache is gone), so that stored values queued by reference (hits,
- * proxy cursors' first batches) are released while the cache exists. The
- * bufferevent froze the buffer's front for itself; it is being freed.
+ * Output still queued can no longer be sent: dropped now, not when the
+ * connection's memory goes (inside its own callback that is once the
+ * callback returns), so that stored values queued by reference (hits, proxy
+ * cursors' first batches) are released while the client's accounting and
+ * the cache exist.
  */
 static void
 drop_output(struct proxy_client *c)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = proxy_conn_output(c->conn);
 
-    evbuffer_unfreeze(out, 1);
     evbuffer_drain(out, evbuffer_get_length(out));
 }
 
@@ -432,13 +430,13 @@ drop_output(struct proxy_client *c)
 static void
 free_parts(struct proxy_client *c)
 {
-    if (c->bev) {
+    if (c->conn) {
         if (c->tracked) {
-            proxy_server_memory_untrack(c->server, bufferevent_get_input(c->bev));
-            proxy_server_memory_untrack(c->server, bufferevent_get_output(c->bev));
+            proxy_server_memory_untrack(c->server, proxy_conn_input(c->conn));
+            proxy_server_memory_untrack(c->server, proxy_conn_output(c->conn));
         }
         drop_output(c);
-        bufferevent_free(c->bev);
+        proxy_conn_free(c->conn);
     }
     if (c->timer)
         event_free(c->timer);
@@ -516,7 +514,7 @@ proxy_client_write_owned(struct proxy_client *c, uint8_t *bytes, size_t len)
 {
     if (!c->peer_gone) {
         evbuffer_add(c->scratch, bytes, len);
-        proxy_io_send(c->bev, c->scratch);
+        proxy_conn_send(c->conn, c->scratch);
     }
     bson_free(bytes);
 }
@@ -1084,7 +1082,7 @@ handle_message(struct proxy_client *c, struct evbuffer *in, const struct wire_he
 void
 proxy_client_process_input(struct proxy_client *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = proxy_conn_input(c->conn);
     const int32_t max = (int32_t)c->server->conf->max_message_size;
     uint8_t head[WIRE_HEADER_LEN];
     struct wire_header h;
@@ -1141,12 +1139,12 @@ resume_reading(struct proxy_client *c)
 }
 
 static void
-read_cb(struct bufferevent *bev, void *arg)
+read_cb(struct proxy_conn *conn, void *arg)
 {
     struct proxy_client *c = arg;
 
     if (c->lingering) {
-        struct evbuffer *in = bufferevent_get_input(bev);
+        struct evbuffer *in = proxy_conn_input(conn);
 
         evbuffer_drain(in, evbuffer_get_length(in)); /* see start_linger */
         return;
@@ -1155,15 +1153,15 @@ read_cb(struct bufferevent *bev, void *arg)
 }
 
 static void
-write_cb(struct bufferevent *bev, void *arg)
+write_cb(struct proxy_conn *conn, void *arg)
 {
     struct proxy_client *c = arg;
 
-    (void)bev;
+    (void)conn;
     if (c->output_full &&
         evbuffer_get_length(client_output(c)) <= (size_t)c->server->conf->buffer_limit / 2) {
         c->output_full = false;
-        bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+        proxy_conn_set_write_low(c->conn, 0);
         sync_upstream(c);
         if (c->up && !c->memory_paused) {
             proxy_upstream_process(c->up);
@@ -1179,16 +1177,16 @@ write_cb(struct bufferevent *bev, void *arg)
 }
 
 static void
-event_cb(struct bufferevent *bev, short what, void *arg)
+event_cb(struct proxy_conn *conn, short what, void *arg)
 {
     struct proxy_client *c = arg;
 
-    (void)bev;
+    (void)conn;
     if (c->lingering) {
         close_now(c, "refused");
         return;
     }
-    if (what & BEV_EVENT_TIMEOUT) {
+    if (what & PROXY_CONN_TIMEOUT) {
         proxy_stats_add(&c->server->stats, PROXY_STAT_write_timeouts, 1);
         conf_log(CONF_LOG_WARN, c->id, "write_timeout",
                  "peer=%s queued=%zu timeout_ms=%lld msg=\"the client took none of its replies "
@@ -1200,7 +1198,7 @@ event_cb(struct bufferevent *bev, short what, void *arg)
         close_now(c, "write_timeout");
         return;
     }
-    if (what & BEV_EVENT_EOF) {
+    if (what & PROXY_CONN_EOF) {
         c->peer_eof = true;
         update_reading(c);
     } else {
@@ -1218,17 +1216,6 @@ event_cb(struct bufferevent *bev, short what, void *arg)
      * its side), bounded by drain_timeout. */
     proxy_client_maybe_finish(c);
     proxy_client_update_timer(c, false);
-}
-
-/* The socket is readable: proxy_io_readable reads it, then calls read_cb or event_cb. */
-static void
-readable_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct proxy_client *c = proxy_io_owner(arg);
-
-    (void)fd;
-    (void)what;
-    proxy_io_readable(proxy_io_loop_get(c->server), arg);
 }
 
 /* ---- replies ---------------------------------------------------------------- */
@@ -1480,7 +1467,7 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
         evbuffer_drain(in, (size_t)h->length);
     } else {
         evbuffer_remove_buffer(in, c->scratch, (size_t)h->length);
-        proxy_io_send(c->bev, c->scratch);
+        proxy_conn_send(c->conn, c->scratch);
     }
     proxy_client_observe_at(c, req, outcome, now_us);
     pop_request(c, req);
@@ -1596,30 +1583,23 @@ proxy_client_new(struct proxy_server *server, evutil_socket_t fd, const struct s
         setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
     }
     evutil_make_socket_nonblocking(fd);
-    c->bev = bufferevent_socket_new(server->base, fd, BEV_OPT_CLOSE_ON_FREE);
     loop = proxy_io_loop_get(server);
     c->scratch = loop ? loop->scratch : NULL;
-    if (!c->bev || !c->scratch) {
-        /* The bufferevent owns fd now; keep the caller from closing it twice. */
-        if (c->bev)
-            bufferevent_setfd(c->bev, -1);
+    /* On failure fd stays the caller's to close. */
+    c->conn = loop ? proxy_conn_new(server->base, loop, fd) : NULL;
+    if (!c->conn) {
         free_parts(c);
         return NULL;
     }
-    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
-    {
-        /* A client that takes none of its replies for message_timeout is
-         * closed: what it leaves queued cannot hold the proxy's memory. */
-        struct timeval write_tv = ms_to_tv(server->conf->message_timeout);
-
-        bufferevent_set_timeouts(c->bev, NULL, &write_tv);
-    }
-    bufferevent_enable(c->bev, EV_WRITE);
-    proxy_io_read_take(c->bev, readable_cb);
-    proxy_io_read_enable(c->bev, true);
+    proxy_conn_setcb(c->conn, read_cb, write_cb, event_cb, c);
+    /* A client that takes none of its replies for message_timeout is
+     * closed: what it leaves queued cannot hold the proxy's memory. */
+    proxy_conn_set_write_timeout(c->conn, server->conf->message_timeout);
+    proxy_conn_write_enable(c->conn, true);
+    proxy_conn_read_enable(c->conn, true);
     c->reading = true;
-    proxy_server_memory_track(server, bufferevent_get_input(c->bev));
-    proxy_server_memory_track(server, bufferevent_get_output(c->bev));
+    proxy_server_memory_track(server, proxy_conn_input(c->conn));
+    proxy_server_memory_track(server, proxy_conn_output(c->conn));
     c->tracked = true;
     TAILQ_INSERT_TAIL(&server->clients, c, link);
     server->n_clients++;

@@ -26,7 +26,6 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
-struct bufferevent;
 struct cache_inval;
 struct cache_pending;
 struct cache_value;
@@ -34,6 +33,7 @@ struct cache_wait;
 struct cache_write_wait;
 struct event;
 struct evbuffer;
+struct proxy_conn;
 struct proxy_upstream;
 
 /* One request waiting for its reply. Its state is the list it is on. */
@@ -104,7 +104,7 @@ struct proxy_client {
     struct proxy_server *server;
     uint64_t id;
     char peer[INET6_ADDRSTRLEN + 16];
-    struct bufferevent *bev;
+    struct proxy_conn *conn;
     struct evbuffer *scratch;     /* one message on its way out, either direction; empty between:
                                    * the loop's (proxy_io_loop), shared by every client */
     struct proxy_upstream *up;    /* NULL until the first request, and after it is lost */

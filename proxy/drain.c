@@ -95,7 +95,8 @@ send_get_more(struct proxy_client *c, struct proxy_request *req)
     d->expect = proxy_client_reply_id(c); /* unique per connection is all it needs */
     bytes = wire_reply_msg(d->expect, 0, &body, &len);
     bson_destroy(&body);
-    evbuffer_add(proxy_upstream_output(c->up), bytes, len);
+    evbuffer_add(c->scratch, bytes, len);
+    proxy_upstream_send(c->up, c->scratch);
     bson_free(bytes);
     if (req->started_us)
         req->upstream_us = conf_clock_us(); /* each getMore's round trip is counted */

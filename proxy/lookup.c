@@ -16,6 +16,7 @@
 #include "conf/log.h"
 #include "proxy/advice.h"
 #include "proxy/client_internal.h"
+#include "proxy/conn.h"
 #include "proxy/cursor.h"
 #include "proxy/io.h"
 #include "proxy/server.h"
@@ -24,7 +25,6 @@
 #include "wire/reply.h"
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <string.h>
 
@@ -236,7 +236,7 @@ proxy_lookup_write_hit(struct proxy_client *c, struct proxy_request *req)
         (void)proxy_cursor_first(c->server->cursors, req->hit, req->batch_size,
                                  req->cursor_upstream_id, &owner, proxy_client_reply_id(c),
                                  req->request_id, out);
-        proxy_io_send(c->bev, out);
+        proxy_conn_send(c->conn, out);
         return;
     }
     memcpy(header, data, sizeof header);
@@ -244,7 +244,7 @@ proxy_lookup_write_hit(struct proxy_client *c, struct proxy_request *req)
     evbuffer_add(out, header, sizeof header);
     proxy_io_add_value(out, req->hit, data + WIRE_HEADER_LEN, len - WIRE_HEADER_LEN,
                        &c->server->mem_referenced);
-    proxy_io_send(c->bev, out);
+    proxy_conn_send(c->conn, out);
 }
 
 /* An acknowledged write's bump reached Redis (or gave up): its ack may go out. */

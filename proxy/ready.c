@@ -8,7 +8,7 @@
  * reply, a connection error or its timer (PROXY_READY_TIMEOUT_MS); finished
  * (connection freed, waiting requests answered) only from the timer's
  * callback, activated at once when the reply or the error settles it, so
- * nothing is freed inside the bufferevent's own callbacks. One probe at a
+ * nothing is freed inside the connection's own callbacks. One probe at a
  * time and one per PROXY_READY_CACHE_MS: a flood of /readyz costs the
  * upstream nothing more.
  *
@@ -27,6 +27,8 @@
 #include "conf/clock.h"
 #include "conf/log.h"
 #include "proxy/admin.h"
+#include "proxy/conn.h"
+#include "proxy/io.h"
 #include "proxy/server.h"
 #include "wire/frame.h"
 #include "wire/msg.h"
@@ -34,7 +36,6 @@
 
 #include <bson/bson.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <stdio.h>
@@ -56,7 +57,7 @@ TAILQ_HEAD(waiter_list, waiter);
 
 struct proxy_ready {
     struct proxy_server *server;
-    struct bufferevent *bev; /* the probe in flight, or NULL */
+    struct proxy_conn *conn; /* the probe in flight, or NULL */
     struct event *timer;     /* the probe's deadline, activated at once to finish it */
     int32_t request_id;      /* of the probe's hello */
     bool settled;            /* the probe in flight has its result */
@@ -116,15 +117,15 @@ settle(struct proxy_ready *ready, bool ok, const char *reason)
     if (!ok)
         conf_log(CONF_LOG_DEBUG, 0, "readyz_probe_failed", "upstream=%s reason=\"%s\"",
                  ready->server->upstream_label, ready->reason);
-    evtimer_add(ready->timer, &now); /* finish from the timer, outside bev's callbacks */
+    evtimer_add(ready->timer, &now); /* finish from the timer, outside conn's callbacks */
 }
 
 /* Reads the probe's reply once it is whole. */
 static void
-probe_read_cb(struct bufferevent *bev, void *arg)
+probe_read_cb(struct proxy_conn *conn, void *arg)
 {
     struct proxy_ready *ready = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer *in = proxy_conn_input(conn);
     uint8_t head[WIRE_HEADER_LEN];
     struct wire_header h;
     struct wire_msg msg;
@@ -133,6 +134,8 @@ probe_read_cb(struct bufferevent *bev, void *arg)
     bson_iter_t it;
     bson_t body;
 
+    if (evbuffer_get_length(in) >= READY_MAX_REPLY + WIRE_HEADER_LEN)
+        proxy_conn_read_enable(conn, false); /* a reply is never longer */
     if (ready->settled || evbuffer_get_length(in) < WIRE_HEADER_LEN)
         return;
     evbuffer_copyout(in, head, sizeof head);
@@ -157,17 +160,17 @@ probe_read_cb(struct bufferevent *bev, void *arg)
 }
 
 static void
-probe_event_cb(struct bufferevent *bev, short what, void *arg)
+probe_event_cb(struct proxy_conn *conn, short what, void *arg)
 {
     struct proxy_ready *ready = arg;
     char why[200];
 
-    if (what & BEV_EVENT_CONNECTED)
+    if (what & PROXY_CONN_CONNECTED)
         return;
-    if ((what & BEV_EVENT_ERROR) && bufferevent_socket_get_dns_error(bev))
+    if ((what & PROXY_CONN_ERROR) && proxy_conn_dns_error(conn))
         snprintf(why, sizeof why, "cannot resolve %s: %s", ready->server->upstream_label,
-                 evutil_gai_strerror(bufferevent_socket_get_dns_error(bev)));
-    else if (what & BEV_EVENT_EOF)
+                 evutil_gai_strerror(proxy_conn_dns_error(conn)));
+    else if (what & PROXY_CONN_EOF)
         snprintf(why, sizeof why, "%s closed the connection", ready->server->upstream_label);
     else
         snprintf(why, sizeof why, "cannot connect to %s: %s", ready->server->upstream_label,
@@ -192,9 +195,8 @@ finish_cb(evutil_socket_t fd, short what, void *arg)
         settle(ready, false, why);
         evtimer_del(ready->timer);
     }
-    if (ready->bev)
-        bufferevent_free(ready->bev);
-    ready->bev = NULL;
+    proxy_conn_free(ready->conn);
+    ready->conn = NULL;
     while ((w = TAILQ_FIRST(&ready->waiters))) {
         TAILQ_REMOVE(&ready->waiters, w, link);
         ready->n_waiters--;
@@ -210,6 +212,7 @@ probe_start(struct proxy_ready *ready)
     struct proxy_server *server = ready->server;
     struct timeval tv = {PROXY_READY_TIMEOUT_MS / 1000, (PROXY_READY_TIMEOUT_MS % 1000) * 1000};
     bson_t hello = BSON_INITIALIZER;
+    struct evbuffer *out;
     uint8_t *bytes;
     size_t len;
     int rc;
@@ -217,23 +220,27 @@ probe_start(struct proxy_ready *ready)
     ready->settled = false;
     proxy_stats_add(&server->stats, PROXY_STAT_readyz_probes, 1);
     ready->request_id = (int32_t)(server->next_reply_id++ & 0x7fffffffu);
-    ready->bev =
-        bufferevent_socket_new(server->base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    ready->conn = proxy_conn_new(server->base, proxy_io_loop_get(server), -1);
+    out = evbuffer_new();
     evtimer_add(ready->timer, &tv);
-    if (!ready->bev) {
+    if (!ready->conn || !out) {
+        if (out)
+            evbuffer_free(out);
         settle(ready, false, "out of memory");
         return;
     }
-    bufferevent_setcb(ready->bev, probe_read_cb, NULL, probe_event_cb, ready);
-    bufferevent_setwatermark(ready->bev, EV_READ, 0, READY_MAX_REPLY + WIRE_HEADER_LEN);
-    bufferevent_enable(ready->bev, EV_READ | EV_WRITE);
+    proxy_conn_setcb(ready->conn, probe_read_cb, NULL, probe_event_cb, ready);
+    proxy_conn_read_enable(ready->conn, true); /* once connected */
+    proxy_conn_write_enable(ready->conn, true);
     BSON_APPEND_INT32(&hello, "hello", 1);
     BSON_APPEND_UTF8(&hello, "$db", "admin");
     bytes = wire_reply_msg(ready->request_id, 0, &hello, &len);
     bson_destroy(&hello);
-    bufferevent_write(ready->bev, bytes, len); /* sent once connected */
+    evbuffer_add(out, bytes, len);
+    proxy_conn_send(ready->conn, out); /* queued until connected */
+    evbuffer_free(out);
     bson_free(bytes);
-    rc = proxy_server_connect_upstream(server, ready->bev);
+    rc = proxy_server_connect_upstream(server, ready->conn);
     if (rc != 0) {
         char why[200];
 
@@ -270,8 +277,7 @@ proxy_ready_destroy(struct proxy_ready *ready)
         answer(ready, w->req, w->detailed);
         bson_free(w);
     }
-    if (ready->bev)
-        bufferevent_free(ready->bev);
+    proxy_conn_free(ready->conn);
     if (ready->timer)
         event_free(ready->timer);
     bson_free(ready);
@@ -281,7 +287,7 @@ void
 proxy_ready_handle(struct proxy_ready *ready, struct evhttp_request *req, bool detailed)
 {
     struct waiter *w;
-    bool in_flight = ready->bev != NULL || evtimer_pending(ready->timer, NULL);
+    bool in_flight = ready->conn != NULL || evtimer_pending(ready->timer, NULL);
 
     if (!in_flight && ready->checked_ms &&
         conf_clock_ms() - ready->checked_ms < PROXY_READY_CACHE_MS) {

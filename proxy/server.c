@@ -12,10 +12,10 @@
 #include "conf/error.h"
 #include "conf/log.h"
 #include "proxy/client.h"
+#include "proxy/conn.h"
 #include "proxy/listener.h"
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <mongoc/mongoc.h>
@@ -168,7 +168,7 @@ proxy_server_drain(struct proxy_server *server)
 }
 
 int
-proxy_server_connect_upstream(struct proxy_server *server, struct bufferevent *bev)
+proxy_server_connect_upstream(struct proxy_server *server, struct proxy_conn *conn)
 {
     if (server->upstream_port == 0) {
         struct sockaddr_un sun;
@@ -176,8 +176,8 @@ proxy_server_connect_upstream(struct proxy_server *server, struct bufferevent *b
         memset(&sun, 0, sizeof sun);
         sun.sun_family = AF_UNIX;
         snprintf(sun.sun_path, sizeof sun.sun_path, "%s", server->upstream_host);
-        return bufferevent_socket_connect(bev, (struct sockaddr *)&sun, sizeof sun);
+        return proxy_conn_connect(conn, (struct sockaddr *)&sun, sizeof sun);
     }
-    return bufferevent_socket_connect_hostname(bev, server->dns, AF_UNSPEC, server->upstream_host,
-                                               server->upstream_port);
+    return proxy_conn_connect_hostname(conn, server->dns, server->upstream_host,
+                                       server->upstream_port);
 }

@@ -30,7 +30,7 @@ struct proxy_io_loop;
 
 TAILQ_HEAD(proxy_client_list, proxy_client);
 
-struct bufferevent;
+struct proxy_conn;
 
 struct proxy_server {
     struct event_base *base;
@@ -121,11 +121,12 @@ bool proxy_server_memory_over(const struct proxy_server *server, size_t extra);
 void proxy_server_client_closed(struct proxy_server *server);
 
 /*
- * Starts connecting bev to the upstream: its unix socket, or its host and
- * port (resolved by server->dns). bufferevent_socket_connect's result: 0
- * when the connection is under way (its outcome comes as bev's event).
+ * Starts connecting conn (made with no socket) to the upstream: its unix
+ * socket, or its host and port (resolved by server->dns). 0 when the
+ * connection is under way (its outcome comes as conn's event); -1 when it
+ * failed at once (errno), with nothing to come.
  */
-int proxy_server_connect_upstream(struct proxy_server *server, struct bufferevent *bev);
+int proxy_server_connect_upstream(struct proxy_server *server, struct proxy_conn *conn);
 
 /* Starts the SIGTERM drain: stop accepting, let in-flight requests finish. */
 void proxy_server_drain(struct proxy_server *server);

@@ -1,6 +1,6 @@
 /*
  * proxy/upstream.c: a client's upstream socket (see upstream.h). Owns the
- * bufferevent, the connect timer and reply framing: it waits for a whole
+ * connection (proxy/conn.h), the connect timer and reply framing: it waits for a whole
  * reply, checks its header against max_message_size, and hands it to
  * client.c. What a reply means, and whether it is valid beyond its header,
  * is client.c's business.
@@ -9,13 +9,13 @@
 
 #include "conf/log.h"
 #include "proxy/client.h"
+#include "proxy/conn.h"
 #include "proxy/io.h"
 #include "proxy/server.h"
 #include "wire/frame.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <netinet/in.h>
@@ -26,7 +26,7 @@
 struct proxy_upstream {
     struct proxy_server *server;
     struct proxy_client *client; /* owner */
-    struct bufferevent *bev;
+    struct proxy_conn *conn;
     struct event *connect_timer; /* until connected */
     bool connected;
     bool connect_failed; /* the connect call itself failed: reported by the timer */
@@ -43,29 +43,17 @@ fail(struct proxy_upstream *up, const char *why)
 }
 
 static void
-read_cb(struct bufferevent *bev, void *arg)
+read_cb(struct proxy_conn *conn, void *arg)
 {
-    (void)bev;
+    (void)conn;
     proxy_upstream_process(arg);
 }
 
-/* The socket is readable: proxy_io_readable reads it, then calls read_cb or event_cb. */
-static void
-readable_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct proxy_upstream *up = proxy_io_owner(arg);
-
-    (void)fd;
-    (void)what;
-    proxy_io_readable(proxy_io_loop_get(up->server), arg);
-}
-
-/* Connected: the socket is read by readable_cb from now on, unless paused. */
+/* Connected: the socket is read from now on, unless paused. */
 static void
 start_reading(struct proxy_upstream *up)
 {
-    proxy_io_read_take(up->bev, readable_cb);
-    proxy_io_read_enable(up->bev, !up->paused);
+    proxy_conn_read_enable(up->conn, !up->paused);
 }
 
 /* Most replies handled in a row before the loop serves other connections. */
@@ -74,7 +62,7 @@ start_reading(struct proxy_upstream *up)
 void
 proxy_upstream_process(struct proxy_upstream *up)
 {
-    struct evbuffer *in = bufferevent_get_input(up->bev);
+    struct evbuffer *in = proxy_conn_input(up->conn);
     uint8_t head[WIRE_HEADER_LEN];
     struct wire_header header;
     bson_error_t error;
@@ -87,9 +75,9 @@ proxy_upstream_process(struct proxy_upstream *up)
         if (avail < WIRE_HEADER_LEN)
             return;
         if (handled++ == PROXY_UPSTREAM_BATCH) {
-            /* Fairness: the read callback runs again after the loop's next poll. */
-            bufferevent_trigger(up->bev, EV_READ,
-                                BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+            /* Fairness: the read callback runs again after the connections
+             * already active in this loop turn. */
+            proxy_conn_read_again(up->conn);
             return;
         }
         evbuffer_copyout(in, head, sizeof head);
@@ -109,23 +97,23 @@ proxy_upstream_process(struct proxy_upstream *up)
 }
 
 static void
-write_cb(struct bufferevent *bev, void *arg)
+write_cb(struct proxy_conn *conn, void *arg)
 {
     struct proxy_upstream *up = arg;
 
-    (void)bev;
+    (void)conn;
     proxy_client_on_upstream_drained(up->client);
 }
 
 static void
-event_cb(struct bufferevent *bev, short what, void *arg)
+event_cb(struct proxy_conn *conn, short what, void *arg)
 {
     struct proxy_upstream *up = arg;
     char why[640];
     int err = EVUTIL_SOCKET_ERROR();
 
-    if (what & BEV_EVENT_CONNECTED) {
-        evutil_socket_t fd = bufferevent_getfd(bev);
+    if (what & PROXY_CONN_CONNECTED) {
+        evutil_socket_t fd = proxy_conn_fd(conn);
         int one = 1;
 
         up->connected = true;
@@ -140,11 +128,11 @@ event_cb(struct bufferevent *bev, short what, void *arg)
         }
         return;
     }
-    if (what & BEV_EVENT_EOF)
+    if (what & PROXY_CONN_EOF)
         snprintf(why, sizeof why, "upstream %s closed the connection", up->server->upstream_label);
-    else if ((what & BEV_EVENT_ERROR) && bufferevent_socket_get_dns_error(bev))
+    else if ((what & PROXY_CONN_ERROR) && proxy_conn_dns_error(conn))
         snprintf(why, sizeof why, "cannot resolve upstream %s: %s", up->server->upstream_label,
-                 evutil_gai_strerror(bufferevent_socket_get_dns_error(bev)));
+                 evutil_gai_strerror(proxy_conn_dns_error(conn)));
     else
         snprintf(why, sizeof why, "upstream %s %s: %s", up->server->upstream_label,
                  up->connected ? "connection failed" : "unreachable",
@@ -160,19 +148,8 @@ connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (!up->connected && !up->connect_failed) {
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof ss;
-
-        /* Deferred callbacks can write the queued requests in the same turn
-         * that finds the connection up, before CONNECTED is reported: if
-         * the socket has a peer, bytes may have reached the server. */
-        if (getpeername(bufferevent_getfd(up->bev), (struct sockaddr *)&ss, &len) == 0) {
-            up->connected = true;
-            start_reading(up);
-            return;
-        }
-    }
+    /* No request was written before CONNECTED was reported (proxy/conn.c
+     * writes what is queued only after it): none reached the server. */
     if (up->connect_failed) {
         snprintf(why, sizeof why, "upstream %s unreachable: %s", up->server->upstream_label,
                  evutil_socket_error_to_string(up->connect_errno));
@@ -193,28 +170,26 @@ proxy_upstream_new(struct proxy_server *server, struct proxy_client *client)
 
     up->server = server;
     up->client = client;
-    /* Deferred callbacks: a connect that fails at once must not call back into
-     * the client before this constructor has returned. */
-    up->bev = bufferevent_socket_new(server->base, -1,
-                                     BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    /* A connect's outcome is reported from the loop (proxy/conn.h): never
+     * into the client before this constructor has returned. */
+    up->conn = proxy_conn_new(server->base, proxy_io_loop_get(server), -1);
     up->connect_timer = evtimer_new(server->base, connect_timeout_cb, up);
-    if (!up->bev || !up->connect_timer) {
+    if (!up->conn || !up->connect_timer) {
         proxy_upstream_destroy(up);
         return NULL;
     }
-    /* Read by readable_cb once connected (start_reading), which calls
-     * read_cb and event_cb as the bufferevent would. */
-    bufferevent_setcb(up->bev, read_cb, write_cb, event_cb, up);
-    bufferevent_enable(up->bev, EV_WRITE);
-    proxy_server_memory_track(server, bufferevent_get_input(up->bev));
-    proxy_server_memory_track(server, bufferevent_get_output(up->bev));
+    /* Read once connected (start_reading). */
+    proxy_conn_setcb(up->conn, read_cb, write_cb, event_cb, up);
+    proxy_conn_write_enable(up->conn, true);
+    proxy_server_memory_track(server, proxy_conn_input(up->conn));
+    proxy_server_memory_track(server, proxy_conn_output(up->conn));
     up->tracked = true;
 
     tv.tv_sec = server->conf->connect_timeout / 1000;
     tv.tv_usec = (server->conf->connect_timeout % 1000) * 1000;
     evtimer_add(up->connect_timer, &tv);
 
-    rc = proxy_server_connect_upstream(server, up->bev);
+    rc = proxy_server_connect_upstream(server, up->conn);
     if (rc != 0) {
         /* The connect call failed at once (no descriptor, no such unix
          * socket): report it on the next loop turn, not at connect_timeout. */
@@ -233,42 +208,32 @@ proxy_upstream_destroy(struct proxy_upstream *up)
     if (!up)
         return;
     if (up->tracked) {
-        proxy_server_memory_untrack(up->server, bufferevent_get_input(up->bev));
-        proxy_server_memory_untrack(up->server, bufferevent_get_output(up->bev));
+        proxy_server_memory_untrack(up->server, proxy_conn_input(up->conn));
+        proxy_server_memory_untrack(up->server, proxy_conn_output(up->conn));
     }
-    if (up->bev)
-        bufferevent_free(up->bev);
+    proxy_conn_free(up->conn); /* inside its own callback: freed once that returns */
     if (up->connect_timer)
         event_free(up->connect_timer);
     bson_free(up);
 }
 
-struct evbuffer *
-proxy_upstream_output(struct proxy_upstream *up)
-{
-    return bufferevent_get_output(up->bev);
-}
-
 void
 proxy_upstream_send(struct proxy_upstream *up, struct evbuffer *data)
 {
-    if (up->connected)
-        proxy_io_send(up->bev, data);
-    else
-        evbuffer_add_buffer(bufferevent_get_output(up->bev), data);
+    proxy_conn_send(up->conn, data); /* queued while connecting */
 }
 
 size_t
 proxy_upstream_buffered(const struct proxy_upstream *up)
 {
-    return evbuffer_get_length(bufferevent_get_input(up->bev)) +
-           evbuffer_get_length(bufferevent_get_output(up->bev));
+    return evbuffer_get_length(proxy_conn_input(up->conn)) +
+           evbuffer_get_length(proxy_conn_output(up->conn));
 }
 
 size_t
 proxy_upstream_queued(const struct proxy_upstream *up)
 {
-    return evbuffer_get_length(bufferevent_get_output(up->bev));
+    return evbuffer_get_length(proxy_conn_output(up->conn));
 }
 
 bool
@@ -282,11 +247,11 @@ proxy_upstream_pause(struct proxy_upstream *up, bool paused)
 {
     up->paused = paused;
     if (up->connected)
-        proxy_io_read_enable(up->bev, !paused);
+        proxy_conn_read_enable(up->conn, !paused);
 }
 
 void
 proxy_upstream_set_low_watermark(struct proxy_upstream *up, size_t low)
 {
-    bufferevent_setwatermark(up->bev, EV_WRITE, low, 0);
+    proxy_conn_set_write_low(up->conn, low);
 }

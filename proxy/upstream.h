@@ -26,8 +26,6 @@ struct proxy_upstream;
 struct proxy_upstream *proxy_upstream_new(struct proxy_server *server, struct proxy_client *client);
 void proxy_upstream_destroy(struct proxy_upstream *up);
 
-/* The queue of bytes to send; callers move whole messages into it. */
-struct evbuffer *proxy_upstream_output(struct proxy_upstream *up);
 /* Sends (and empties) data: written at once when the connection is up and idle. */
 void proxy_upstream_send(struct proxy_upstream *up, struct evbuffer *data);
 

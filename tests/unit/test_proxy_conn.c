@@ -122,6 +122,7 @@ test_write_first(struct event_base *base, struct proxy_io_loop *loop)
     is_int((long long)evbuffer_get_length(proxy_conn_output(conn)), 0,
            "write first: nothing queued");
     is_int(proxy_conn_interest(conn), EV_READ, "write first: no write interest registered");
+    evutil_make_socket_nonblocking(sv[1]);
     ok(read(sv[1], got, sizeof got) == 5 && memcmp(got, "hello", 5) == 0,
        "write first: the bytes are on the socket before the loop runs");
     is_int(s.writes, 0, "write first: no write callback");
@@ -362,7 +363,8 @@ test_connect(struct event_base *base, struct proxy_io_loop *loop)
     proxy_conn_setcb(conn, on_read, on_write, on_event, &s);
     proxy_conn_write_enable(conn, true);
     s.in_call = true;
-    is_int(proxy_conn_connect_hostname(conn, dns, "127.0.0.1", port), 0, "connect by name: started");
+    is_int(proxy_conn_connect_hostname(conn, dns, "127.0.0.1", port), 0,
+           "connect by name: started");
     evbuffer_add(data, "early", 5);
     proxy_conn_send(conn, data); /* queued until connected */
     s.in_call = false;
