@@ -359,8 +359,12 @@ def group_inband(a):
 # ---- the answer waits for Redis --------------------------------------------------------
 
 
+PAUSE_ENDS = [0.0]  # monotonic time the last pause ends
+
+
 def redis_pause(port, ms):
     """Redis holds every write (and script) for ms; reads go on (CLIENT PAUSE ms WRITE)."""
+    PAUSE_ENDS[0] = time.monotonic() + ms / 1000.0
     args = [b"CLIENT", b"PAUSE", str(ms).encode(), b"WRITE"]
     msg = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(x), x) for x in args)
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
@@ -388,6 +392,8 @@ def group_race(a):
 
     def b_caches(coll):
         """B holds coll (read twice: the second a hit), then it changes around B."""
+        # Not before the last pause is over: B's fill (a script) would wait for it.
+        time.sleep(max(0.0, PAUSE_ENDS[0] - time.monotonic() + 0.1))
         t.read_b(coll)
         hits0 = cache_ctr(a.b_http, "hits")
         t.read_b(coll)
