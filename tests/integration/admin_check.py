@@ -29,6 +29,9 @@ Groups run by test_admin.sh; each prints unnumbered TAP lines.
           bump is not confirmed in time: an error (HostUnreachable, 503), not
           ok; on G (its Redis unreachable) the same at once; clients that
           leave while their answer waits do not hurt C
+  stop    C stops (SIGTERM) while an HTTP flush waits for Redis: that flush
+          is never answered ok (503, or the connection closes); the script
+          checks that C exits 0 (and, under ASan, cleanly)
   auth    proxies D (admin_users = the user) and D2 (admin_users = the same
           name on another database) in front of FerretDB with
           authentication: the listed principal may, the unauthenticated
@@ -39,9 +42,11 @@ import datetime
 import json
 import os
 import re
+import signal
 import socket
 import struct
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -443,6 +448,28 @@ def group_race(a):
         code, r)
 
 
+
+def group_stop(a):
+    got = {}
+
+    def post():
+        try:
+            got["r"] = http(a.c_http, "/cache/flush", "POST", a.token)[:2]
+        except OSError as e:  # the connection closed unanswered: never an ok
+            got["r"] = ("closed", repr(e))
+
+    redis_pause(a.redis_port, 3000)
+    th = threading.Thread(target=post)
+    th.start()
+    time.sleep(0.5)  # the flush waits for Redis (redis_timeout 5s, the pause 3s)
+    os.kill(a.c_pid, signal.SIGTERM)
+    th.join(10)
+    r = got.get("r")
+    print("# the waiting flush's answer: %r" % (r,))
+    tap(r is not None and (r[0] == 503 or r[0] == "closed"),
+        "C stopping while an HTTP flush waits for Redis: not ok (503, or closed unanswered)", r)
+
+
 # ---- auth --------------------------------------------------------------------------------
 
 
@@ -498,12 +525,13 @@ def main():
     p.add_argument("--g-port", type=int)
     p.add_argument("--g-http", type=int)
     p.add_argument("--redis-port", type=int)
+    p.add_argument("--c-pid", type=int)
     p.add_argument("--token")
     p.add_argument("--user")
     p.add_argument("--password")
     a = p.parse_args()
     {"shapes": group_shapes, "http": group_http, "inband": group_inband,
-     "race": group_race, "auth": group_auth}[a.group](a)
+     "race": group_race, "stop": group_stop, "auth": group_auth}[a.group](a)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ set -u
 . "$(dirname "$0")/lib.sh"
 mc_init
 
-mc_plan 72
+mc_plan 74
 TOKEN="admtok-$$-$RANDOM-marker"
 SECRET="admin-secret-$$-$RANDOM"
 MONGOSH=${MC_MONGOSH:-$MC_NODE_DIR/node_modules/.bin/mongosh}
@@ -73,12 +73,18 @@ mc_ok $st "mongosh on B (no rights): Unauthorized (13)"
 
 # The answer waits for Redis to confirm the bump (issue 9); A becomes dirty here.
 MONGOCACHE_HTTP_TOKEN=$TOKEN mc_start_proxy "${TIER[@]}" --admin-commands on --redis-timeout 5s
-C_PORT=$PROXY_PORT C_HTTP=$PROXY_HTTP_PORT C_LOG=$PROXY_LOG
+C_PORT=$PROXY_PORT C_HTTP=$PROXY_HTTP_PORT C_LOG=$PROXY_LOG C_PID=$PROXY_PID
 MONGOCACHE_HTTP_TOKEN=$TOKEN mc_start_proxy --redis "redis://127.0.0.1:$(mc_free_port)" \
     --cache-key-secret "$SECRET" --admin-commands on
 G_PORT=$PROXY_PORT G_HTTP=$PROXY_HTTP_PORT
 mc_run_lines admin 9 race "$MC_PYTHON" "$CHECK" race "${args[@]}" --c-port "$C_PORT" \
     --c-http "$C_HTTP" --g-port "$G_PORT" --g-http "$G_HTTP" --redis-port "$REDIS_PORT"
+mc_run_lines admin 1 stop "$MC_PYTHON" "$CHECK" stop "${args[@]}" --c-http "$C_HTTP" \
+    --redis-port "$REDIS_PORT" --c-pid "$C_PID"
+wait "$C_PID"
+st=$?
+mc_ok $st "C exits 0 after stopping with an answer waiting for Redis"
+[ $st -eq 0 ] || mc_log_tail "$C_LOG"
 
 # Authentication: FerretDB with users; D admits the user, D2 (user@app) does not.
 USER_NAME=mcadmin
