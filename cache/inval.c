@@ -274,8 +274,7 @@ depends_on(const struct cache_lru_node *node, void *arg)
 
 enum cache_drop_state
 cache_inval_drop(struct cache_inval_ctx *ctx, const char *ns, size_t ns_len, uint64_t now_ms,
-                 cache_drop_done_cb cb, void *arg, struct cache_write_wait **wait,
-                 size_t *dropped)
+                 cache_drop_done_cb cb, void *arg, struct cache_write_wait **wait, size_t *dropped)
 {
     struct cache_inval inv;
     struct cache_gen_rec *rec;

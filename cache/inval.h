@@ -86,10 +86,9 @@ bool cache_inval_write_end_async(struct cache_inval_ctx *ctx, struct cache_inval
 void cache_inval_write_cancel(struct cache_write_wait *wait);
 
 /* See cache_admin_drop. */
-enum cache_drop_state cache_inval_drop(struct cache_inval_ctx *ctx, const char *ns,
-                                       size_t ns_len, uint64_t now_ms, cache_drop_done_cb cb,
-                                       void *arg, struct cache_write_wait **wait,
-                                       size_t *dropped);
+enum cache_drop_state cache_inval_drop(struct cache_inval_ctx *ctx, const char *ns, size_t ns_len,
+                                       uint64_t now_ms, cache_drop_done_cb cb, void *arg,
+                                       struct cache_write_wait **wait, size_t *dropped);
 
 /*
  * Another proxy bumped a generation ("n:db.coll", "d:db", "u:user@db"; "*"

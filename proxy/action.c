@@ -241,11 +241,11 @@ proxy_action_user_listed(const char *admin_users, const char *principal)
 /* ---- the actions ------------------------------------------------------------- */
 
 /* What an operator is told when the other proxies may not have seen the action. */
-#define NOT_SHARED_MSG                                                                        \
-    "mongocache dropped the entries it held, but the shared tier (Redis) is unusable now: "  \
+#define NOT_SHARED_MSG                                                                             \
+    "mongocache dropped the entries it held, but the shared tier (Redis) is unusable now: "        \
     "the other proxies were not told and may still serve them; retry once Redis is back"
-#define UNCONFIRMED_MSG                                                                       \
-    "mongocache dropped the entries it held, but Redis did not confirm the invalidation "    \
+#define UNCONFIRMED_MSG                                                                            \
+    "mongocache dropped the entries it held, but Redis did not confirm the invalidation "          \
     "within redis_timeout: the other proxies may still serve them; retry"
 
 /*
@@ -254,8 +254,8 @@ proxy_action_user_listed(const char *admin_users, const char *principal)
  * Redis confirmed it, *wait its handle.
  */
 static enum cache_drop_state
-take(struct proxy_server *server, const char *ns, size_t ns_len, cache_drop_done_cb cb,
-     void *arg, struct cache_write_wait **wait, size_t *dropped)
+take(struct proxy_server *server, const char *ns, size_t ns_len, cache_drop_done_cb cb, void *arg,
+     struct cache_write_wait **wait, size_t *dropped)
 {
     *wait = NULL;
     *dropped = 0;
@@ -412,9 +412,9 @@ proxy_action_answer(struct proxy_client *c, struct proxy_request *req, const bso
         if (stats->len > PROXY_MEMORY_SMALL && proxy_server_memory_over(server, stats->len)) {
             bson_destroy(stats);
             audit(c->id, "wire", who, cmd.kind, NULL, "refused_memory", 0);
-            req->canned = error_reply(
-                c, response_to, WIRE_CODE_EXCEEDED_MEMORY,
-                "mongocache: the proxy's buffers are at max_memory; retry later", len);
+            req->canned =
+                error_reply(c, response_to, WIRE_CODE_EXCEEDED_MEMORY,
+                            "mongocache: the proxy's buffers are at max_memory; retry later", len);
             return;
         }
         BSON_APPEND_DOUBLE(stats, "ok", 1.0);
@@ -529,9 +529,9 @@ http_done(struct evhttp_request *req, const char *ns, size_t dropped, const char
  * http_closed when the connection goes first (evhttp then frees req).
  */
 struct http_wait {
-    struct evhttp_request *req;    /* evhttp's */
+    struct evhttp_request *req;     /* evhttp's */
     struct evhttp_connection *conn; /* evhttp's: its close callback is http_closed */
-    struct cache_write_wait *wait; /* the cache's, until http_confirmed */
+    struct cache_write_wait *wait;  /* the cache's, until http_confirmed */
     enum proxy_action_kind kind;
     size_t dropped;
     char who[128];
@@ -562,7 +562,8 @@ http_closed(struct evhttp_connection *conn, void *arg)
     bson_free(hw);
 }
 
-/* Takes an admitted flush (ns NULL) or invalidation for req, and answers it now or once confirmed. */
+/* Takes an admitted flush (ns NULL) or invalidation for req, and answers it now or once confirmed.
+ */
 static void
 http_take(struct proxy_server *server, struct evhttp_request *req, enum proxy_action_kind kind,
           const char *who, const char *ns, size_t ns_len)

@@ -513,8 +513,7 @@ test_admin_drop(void)
     is_int(read_once(&f, Q, "", 6, &got), CACHE_MISS, "a d.c read goes to the server again");
     is_int(read_once(&f, q3, "", 7, &got), CACHE_HIT, "d.other is still cached");
     is_int(read_once(&f, q4, "", 8, &got), CACHE_HIT, "e.c (same collection name) is still cached");
-    is_int(admin_drop(&f, "d.nothing", 9), 0,
-           "a namespace nothing depends on: 0 dropped");
+    is_int(admin_drop(&f, "d.nothing", 9), 0, "a namespace nothing depends on: 0 dropped");
     {
         /* A read in flight when its namespace is invalidated is not stored. */
         bson_t *cmd = json(q2);
