@@ -44,7 +44,7 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from malformed import (  # noqa: E402
+from mctest import (  # noqa: E402
     OP_MSG, OP_QUERY, OP_REPLY, Int64, crc32c, decode, encode, header, nested,
 )
 
