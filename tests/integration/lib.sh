@@ -335,7 +335,8 @@ mc_run_lines() {
     timeout "${MC_GROUP_TIMEOUT:-120}" "$@" >"$out" 2>"$out.err"
     rc=$?
     if ! mc_relay "$out" || [ "$rc" -ne 0 ]; then
-        mc_ok 1 "$suite $label: the group ran to its end ($MC_RELAY_N results, plan $MC_RELAY_PLAN, status $rc)"
+        local got="$MC_RELAY_N results, plan $MC_RELAY_PLAN, status $rc"
+        mc_ok 1 "$suite $label: the group ran to its end ($got)"
         tail -n 15 "$out.err" | cut -c1-300 | sed 's/^/#   /'
     fi
 }
