@@ -34,7 +34,7 @@ collection named after a fault answer that fault:
 
 Anything else (a sane collection) has the _id index and 5000 documents.
 Commands it does not know get {ok: 1}. Prints "ready" once listening.
-Python 3 stdlib only; wire helpers from malformed.py.
+Python 3 stdlib only; wire helpers from mctest.py.
 """
 import json
 import os

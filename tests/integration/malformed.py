@@ -15,8 +15,9 @@ Usage (the wrapper test_malformed.sh starts the proxies):
                  [--suite all|depth] [--label TEXT] [--message-timeout SECONDS]
 
 Prints unnumbered TAP lines ("ok - ..." / "not ok - ..."), then its own plan
-("1..N", mctest.plan()) once it ran to its end; the wrapper numbers them. Exit status is always 0 unless the
-script itself breaks (the TAP lines carry the verdicts).
+("1..N", mctest.plan()) once it ran to its end; the wrapper numbers them. Exit
+status is always 0 unless the script itself breaks (the TAP lines carry the
+verdicts).
 """
 import argparse
 import os

@@ -18,10 +18,10 @@ Phases:
   waiting     4 clients whose read waits (coalesced behind a slow identical
               read) keep sending 145 MB each
 
-Prints unnumbered TAP lines, then its plan (mctest.py); the wrapper numbers them. With --no-bounds
-(sanitizer builds, whose shadow memory and quarantine make RSS and latency
-meaningless) the attacks run and the proxy must survive them, and the
-bound checks are reported as skipped.
+Prints unnumbered TAP lines, then its plan (mctest.py); the wrapper numbers
+them. With --no-bounds (sanitizer builds, whose shadow memory and quarantine
+make RSS and latency meaningless) the attacks run and the proxy must survive
+them, and the bound checks are reported as skipped.
 """
 import argparse
 import json
