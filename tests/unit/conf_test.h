@@ -109,18 +109,20 @@ clear_env(void)
 }
 
 /*
- * Runs conf_load on a NULL-terminated list of flags (argv[0] added), with
- * writable copies as a real argv has. Returns the conf, or NULL with err set.
+ * Runs conf_load on a NULL-terminated list of flags (argv[0] added), with writable copies as
+ * a real argv has, and check installed (NULL: none). Returns the conf whether it loaded or
+ * not (*good says, *action the action when it did), so that its errors and warnings can be
+ * read. Free with conf_destroy.
  */
 static inline struct conf *
-load_argv(enum conf_action *action, bson_error_t *err, const char *const *flags)
+load_flags(conf_check_fn check, enum conf_action *action, bool *good, bson_error_t *err,
+           const char *const *flags)
 {
     char *argv[32];
     int argc = 0;
     struct conf *conf = conf_new();
-    enum conf_action dummy;
-    bool good;
 
+    conf_set_check(conf, check);
     argv[argc++] = bson_strdup("mongocache");
     for (; *flags != NULL; flags++) {
         BSON_ASSERT(argc < 31);
@@ -128,10 +130,21 @@ load_argv(enum conf_action *action, bson_error_t *err, const char *const *flags)
     }
     argv[argc] = NULL;
     memset(err, 0, sizeof *err);
-    good = conf_load(conf, argc, argv, action != NULL ? action : &dummy, err);
+    *good = conf_load(conf, argc, argv, action, err);
     for (int i = 0; i < argc; i++) {
         bson_free(argv[i]);
     }
+    return conf;
+}
+
+/* load_flags without a check: the conf, or NULL with err set. */
+static inline struct conf *
+load_argv(enum conf_action *action, bson_error_t *err, const char *const *flags)
+{
+    enum conf_action dummy;
+    bool good;
+    struct conf *conf = load_flags(NULL, action != NULL ? action : &dummy, &good, err, flags);
+
     if (!good) {
         conf_destroy(conf);
         return NULL;
@@ -234,32 +247,13 @@ load_capturing_stderr(char **stderr_text, bson_error_t *err, const char *const *
 }
 
 
-/*
- * Runs conf_load on flags like load_argv, with check installed (NULL:
- * none), and returns the conf whether it loaded or not (*good says), so
- * that its errors and warnings can be read. Free with conf_destroy.
- */
+/* load_flags, the action left out. */
 static inline struct conf *
 load_keep(conf_check_fn check, bool *good, bson_error_t *err, const char *const *flags)
 {
-    char *argv[32];
-    int argc = 0;
-    struct conf *conf = conf_new();
     enum conf_action action;
 
-    conf_set_check(conf, check);
-    argv[argc++] = bson_strdup("mongocache");
-    for (; *flags != NULL; flags++) {
-        BSON_ASSERT(argc < 31);
-        argv[argc++] = bson_strdup(*flags);
-    }
-    argv[argc] = NULL;
-    memset(err, 0, sizeof *err);
-    *good = conf_load(conf, argc, argv, &action, err);
-    for (int i = 0; i < argc; i++) {
-        bson_free(argv[i]);
-    }
-    return conf;
+    return load_flags(check, &action, good, err, flags);
 }
 
 #define KEEP(check, good, err, ...)                                                               \
