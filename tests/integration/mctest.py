@@ -9,7 +9,8 @@
     Case   one result collecting the problems found while it ran (an exception is one)
     BSON   encode / decode / nested (enough for the cases; hand-built, so that broken
            documents can be made)
-    wire   OP_MSG / OP_QUERY messages, CRC-32C, Reply, Conn (whole-message reads)
+    wire   OP_MSG / OP_QUERY messages, CRC-32C, Reply, Conn (whole-message reads), and
+           read_message for the fake upstreams' side
     HTTP   http(), stats() (GET /stats, parsed), counters()
 
 Python 3 stdlib only: docker_check.py runs under the system python3. A script that has
@@ -443,6 +444,27 @@ class Conn:
             self.sock.close()
         except OSError:
             pass
+
+
+def _read_exact(sock, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
+def read_message(sock):
+    """The next whole message on a blocking socket (the fake upstreams' side: they read what
+    the proxy sends), or None at EOF."""
+    head = _read_exact(sock, 16)
+    if head is None:
+        return None
+    (length,) = struct.unpack_from("<i", head)
+    rest = _read_exact(sock, length - 16)
+    return None if rest is None else head + rest
 
 
 def parse_addr(s):

@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mctest import (  # noqa: E402
     EXHAUST_ALLOWED, MORE_TO_COME, OP_MSG, OP_QUERY, OP_REPLY, Case, Closed, Conn, Int64, Tap,
     counters, decode, encode, header, nested, op_msg, op_query, parse_addr, pid_alive, ping, plan,
-    short,
+    read_message, short,
 )
 
 
@@ -366,28 +366,15 @@ class FakeUpstream:
             self.conns += 1
             threading.Thread(target=self.serve, args=(s,), daemon=True).start()
 
-    @staticmethod
-    def read_exact(s, n):
-        buf = b""
-        while len(buf) < n:
-            chunk = s.recv(n - len(buf))
-            if not chunk:
-                return None
-            buf += chunk
-        return buf
-
     def serve(self, s):
         s.settimeout(30)
         try:
             while True:
-                head = self.read_exact(s, 16)
-                if head is None:
+                raw = read_message(s)
+                if raw is None:
                     return
-                length, rid, _, opcode = struct.unpack("<iiii", head)
-                rest = self.read_exact(s, length - 16)
-                if rest is None:
-                    return
-                if not self.handle(s, rid, opcode, head + rest):
+                _, rid, _, opcode = struct.unpack_from("<iiii", raw)
+                if not self.handle(s, rid, opcode, raw):
                     return
         except OSError:
             return
