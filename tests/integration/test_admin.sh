@@ -19,7 +19,6 @@ set -u
 . "$(dirname "$0")/lib.sh"
 mc_init
 
-mc_plan 74
 TOKEN="admtok-$$-$RANDOM-marker"
 SECRET="admin-secret-$$-$RANDOM"
 MONGOSH=${MC_MONGOSH:-$MC_NODE_DIR/node_modules/.bin/mongosh}
@@ -39,9 +38,9 @@ E_HTTP=$PROXY_HTTP_PORT
 
 args=(--ferret-port "$FERRET1" --a-port "$A_PORT" --a-http "$A_HTTP" --b-port "$B_PORT"
     --b-http "$B_HTTP" --e-http "$E_HTTP" --token "$TOKEN")
-mc_run_lines admin 18 shapes "$MC_PYTHON" "$CHECK" shapes "${args[@]}"
-mc_run_lines admin 14 http "$MC_PYTHON" "$CHECK" http "${args[@]}"
-mc_run_lines admin 15 inband "$MC_PYTHON" "$CHECK" inband "${args[@]}"
+mc_run_lines admin shapes "$MC_PYTHON" "$CHECK" shapes "${args[@]}"
+mc_run_lines admin http "$MC_PYTHON" "$CHECK" http "${args[@]}"
+mc_run_lines admin inband "$MC_PYTHON" "$CHECK" inband "${args[@]}"
 
 # mongosh: MC_ADMIN_CMDS through db.adminCommand; prints the replies' JSON.
 mongosh_run() {
@@ -77,9 +76,9 @@ C_PORT=$PROXY_PORT C_HTTP=$PROXY_HTTP_PORT C_LOG=$PROXY_LOG C_PID=$PROXY_PID
 MONGOCACHE_HTTP_TOKEN=$TOKEN mc_start_proxy --redis "redis://127.0.0.1:$(mc_free_port)" \
     --cache-key-secret "$SECRET" --admin-commands on
 G_PORT=$PROXY_PORT G_HTTP=$PROXY_HTTP_PORT
-mc_run_lines admin 9 race "$MC_PYTHON" "$CHECK" race "${args[@]}" --c-port "$C_PORT" \
+mc_run_lines admin race "$MC_PYTHON" "$CHECK" race "${args[@]}" --c-port "$C_PORT" \
     --c-http "$C_HTTP" --g-port "$G_PORT" --g-http "$G_HTTP" --redis-port "$REDIS_PORT"
-mc_run_lines admin 1 stop "$MC_PYTHON" "$CHECK" stop "${args[@]}" --c-http "$C_HTTP" \
+mc_run_lines admin stop "$MC_PYTHON" "$CHECK" stop "${args[@]}" --c-http "$C_HTTP" \
     --redis-port "$REDIS_PORT" --c-pid "$C_PID"
 wait "$C_PID"
 st=$?
@@ -97,7 +96,7 @@ mc_start_proxy --admin-users "$USER_NAME@app"
 D2_PORT=$PROXY_PORT
 mc_start_proxy --admin-commands on
 D3_PORT=$PROXY_PORT
-mc_run_lines admin 7 auth "$MC_PYTHON" "$CHECK" auth --d-port "$D_PORT" --d2-port "$D2_PORT" \
+mc_run_lines admin auth "$MC_PYTHON" "$CHECK" auth --d-port "$D_PORT" --d2-port "$D2_PORT" \
     --d3-port "$D3_PORT" --user "$USER_NAME" --password "$USER_PW"
 out=$(mongosh_run "mongodb://$USER_NAME:$USER_PW@127.0.0.1:$D_PORT/?directConnection=true&authSource=admin" \
     '[{"mongocacheFlush": 1}]')
