@@ -675,6 +675,24 @@ bypass(struct cache *cache, struct cache_pending *p, int reason)
     return CACHE_BYPASS;
 }
 
+/*
+ * "db.coll" into buf, each part up to its first NUL (as the writes' "%.*s"
+ * names it); its length, or 0 when it does not fit with a NUL in size bytes.
+ */
+static size_t
+ns_text(char *buf, size_t size, const struct cache_ns_ref *ref)
+{
+    size_t db_len = strnlen(ref->db, ref->db_len), coll_len = strnlen(ref->coll, ref->coll_len);
+
+    if (db_len + 1 + coll_len >= size)
+        return 0;
+    memcpy(buf, ref->db, db_len);
+    buf[db_len] = '.';
+    memcpy(buf + db_len + 1, ref->coll, coll_len);
+    buf[db_len + 1 + coll_len] = '\0';
+    return db_len + 1 + coll_len;
+}
+
 enum cache_outcome
 cache_lookup(struct cache *cache, const struct cache_request *req, struct cache_pending *p,
              struct cache_value **hit, cache_wait_cb cb, void *arg, struct cache_wait **wait)
@@ -684,7 +702,7 @@ cache_lookup(struct cache *cache, const struct cache_request *req, struct cache_
     enum cache_policy_reason reason;
     struct cache_value *v;
     char ns[512];
-    int n;
+    size_t n;
 
     *hit = NULL;
     *wait = NULL;
@@ -712,11 +730,10 @@ cache_lookup(struct cache *cache, const struct cache_request *req, struct cache_
         const struct cache_ns_ref *ref = &read.ns[i];
         struct cache_gen_rec *rec;
 
-        n = snprintf(ns, sizeof ns, "%.*s.%.*s", (int)ref->db_len, ref->db, (int)ref->coll_len,
-                     ref->coll);
-        if (n < 0 || (size_t)n >= sizeof ns)
+        n = ns_text(ns, sizeof ns, ref);
+        if (n == 0)
             return bypass(cache, p, CACHE_POLICY_NO_COLLECTION);
-        rec = cache_gen_get(cache->gen, 'n', ns, (size_t)n);
+        rec = cache_gen_get(cache->gen, 'n', ns, n);
         if (i == 0) {
             p->ns = rec;
             p->ttl_ms = ns_ttl(cache, rec);
@@ -730,7 +747,7 @@ cache_lookup(struct cache *cache, const struct cache_request *req, struct cache_
     add_dep(p, cache_gen_global(cache->gen));
 
     cache_key_build(&cache->secret, req->principal, req->db, read.ns[0].coll,
-                    read.ns[0].coll_len, req->body, &p->material, &p->key);
+                    read.ns[0].coll_len, req->body, req->cmd, &p->material, &p->key);
     v = cache_lru_get(cache->lru, &p->key, (uint64_t)conf_clock_ms());
     if (v) {
         if (v->material_len != p->material.len ||

@@ -177,7 +177,9 @@ wire_cmd_parse(const uint8_t *body, uint32_t len, struct wire_cmd *cmd, bson_err
     bson_iter_t it;
     bson_t b;
 
-    memset(cmd, 0, offsetof(struct wire_cmd, elem_off)); /* the offsets are set as found */
+    memset(cmd, 0, offsetof(struct wire_cmd, elem_off)); /* the records are set as found */
+    cmd->body = body;
+    cmd->body_len = len;
     if (!bson_init_static(&b, body, len) || !bson_iter_init(&it, &b)) {
         bson_set_error(error, WIRE_ERROR_DOMAIN, WIRE_ERR_INVALID_BSON,
                        "command body is invalid BSON");
@@ -198,12 +200,16 @@ wire_cmd_parse(const uint8_t *body, uint32_t len, struct wire_cmd *cmd, bson_err
     do {
         const char *key = bson_iter_key(&it);
         uint32_t key_len = bson_iter_key_len(&it);
+        enum wire_name id = n == 0 ? cmd->name_id : wire_names_lookup(key, key_len);
 
-        if (!note_key(&it, n == 0 ? cmd->name_id : wire_names_lookup(key, key_len), cmd, error))
+        if (!note_key(&it, id, cmd, error))
             return false;
-        if (cmd->n_elems < WIRE_CMD_MAX_ELEMS)
-            cmd->elem_off[cmd->n_elems++] = (uint32_t)((const uint8_t *)key - 1 - body);
-        else
+        if (cmd->n_elems < WIRE_CMD_MAX_ELEMS) {
+            cmd->elem_off[cmd->n_elems] = (uint32_t)((const uint8_t *)key - 1 - body);
+            cmd->elem_key_len[cmd->n_elems] = key_len;
+            cmd->elem_id[cmd->n_elems] = (uint16_t)id;
+            cmd->n_elems++;
+        } else
             cmd->n_elems = WIRE_CMD_MAX_ELEMS + 1;
         if (n < MAX_CHECKED_KEYS) {
             keys[n].key = key;
@@ -221,6 +227,58 @@ wire_cmd_parse(const uint8_t *body, uint32_t len, struct wire_cmd *cmd, bson_err
         cmd->n_elems = WIRE_CMD_MAX_ELEMS;
     cmd->has_duplicate_top_level_key = too_many || has_duplicate(keys, n);
     return true;
+}
+
+void
+wire_cmd_walk_init(struct wire_cmd_walk *w, const struct wire_cmd *cmd, const uint8_t *body,
+                   uint32_t len)
+{
+    /* w->it is set up only if a walk needs it. */
+    w->cmd = cmd && cmd->elems_all && cmd->body == body && cmd->body_len == len ? cmd : NULL;
+    w->i = 0;
+    w->doc = body;
+    w->doc_len = len;
+    w->started = false;
+}
+
+/* The element at it, read in place. */
+static void
+elem_from_iter(const struct wire_cmd_walk *w, const bson_iter_t *it, struct wire_cmd_elem *e)
+{
+    e->start = w->doc + it->off;
+    e->len = it->next_off - it->off;
+    e->type = (uint8_t)bson_iter_type(it);
+    e->key = bson_iter_key(it);
+    e->key_len = bson_iter_key_len(it);
+    e->id = wire_names_lookup(e->key, e->key_len);
+}
+
+bool
+wire_cmd_walk_next_walking(struct wire_cmd_walk *w, struct wire_cmd_elem *e)
+{
+    if (!w->started) {
+        w->started = true;
+        if (!bson_iter_init_from_data(&w->it, w->doc, w->doc_len)) {
+            w->doc_len = 0; /* nothing to walk */
+            return false;
+        }
+    } else if (w->doc_len == 0) {
+        return false;
+    }
+    if (!bson_iter_next(&w->it))
+        return false;
+    elem_from_iter(w, &w->it, e);
+    e->value = e->start + 2 + e->key_len;
+    e->doc = w->doc;
+    e->doc_len = w->doc_len;
+    return true;
+}
+
+bool
+wire_cmd_elem_iter(const struct wire_cmd_elem *e, bson_iter_t *it)
+{
+    return bson_iter_init_from_data_at_offset(it, e->doc, e->doc_len,
+                                              (uint32_t)(e->start - e->doc), e->key_len);
 }
 
 bool

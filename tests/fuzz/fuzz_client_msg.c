@@ -195,6 +195,7 @@ consult_cache(const struct wire_msg *msg, const struct wire_cmd *cmd, const bson
     uint32_t lens[WIRE_MSG_MAX_SEQUENCES];
     struct cache_write write;
     struct cache_read read;
+    struct wire_cmd walked;
     enum cache_policy_reason reason;
 
     if (!have_secret) {
@@ -220,6 +221,10 @@ consult_cache(const struct wire_msg *msg, const struct wire_cmd *cmd, const bson
 
     memset(&read, 0, sizeof read);
     reason = cache_policy_request(body, cmd, cmd->db, msg->n_seqs, &read);
+    /* The located elements and a walk of the body judge alike. */
+    walked = *cmd;
+    walked.elems_all = false;
+    FUZZ_CHECK(cache_policy_request(body, &walked, cmd->db, msg->n_seqs, NULL) == reason);
     FUZZ_CHECK((unsigned)reason < CACHE_POLICY_REASON_COUNT);
     FUZZ_CHECK(strcmp(cache_policy_reason_name(reason), "unknown") != 0);
     if (reason == CACHE_POLICY_OK) {
@@ -238,15 +243,16 @@ consult_cache(const struct wire_msg *msg, const struct wire_cmd *cmd, const bson
          * with a NUL inside (which mongod refuses) would share the key of its prefix. */
         FUZZ_CHECK(memchr(cmd->db, '\0', cmd->db_len) == NULL);
 
+        /* From the located elements, then by walking the body: the same material. */
         cache_key_build(&secret, "fuzz@admin", cmd->db, read.ns[0].coll, read.ns[0].coll_len,
-                        body, &m1, &k1);
+                        body, cmd, &m1, &k1);
         cache_key_build(&secret, "fuzz@admin", cmd->db, read.ns[0].coll, read.ns[0].coll_len,
-                        body, &m2, &k2);
+                        body, &walked, &m2, &k2);
         FUZZ_CHECK(cache_key_equal(&k1, &k2));
         FUZZ_CHECK(m1.len == m2.len && memcmp(m1.data, m2.data, m1.len) == 0);
         /* Another principal never shares the material (so never an entry). */
-        cache_key_build(&secret, "", cmd->db, read.ns[0].coll, read.ns[0].coll_len, body, &m3,
-                        &k3);
+        cache_key_build(&secret, "", cmd->db, read.ns[0].coll, read.ns[0].coll_len, body, NULL,
+                        &m3, &k3);
         FUZZ_CHECK(m3.len != m1.len || memcmp(m3.data, m1.data, m1.len) != 0);
         cache_key_material_cleanup(&m1);
         cache_key_material_cleanup(&m2);
