@@ -746,8 +746,8 @@ cache_lookup(struct cache *cache, const struct cache_request *req, struct cache_
     add_dep(p, cache_gen_get(cache->gen, 'u', req->principal, strlen(req->principal)));
     add_dep(p, cache_gen_global(cache->gen));
 
-    cache_key_build(&cache->secret, req->principal, req->db, read.ns[0].coll,
-                    read.ns[0].coll_len, req->body, req->cmd, &p->material, &p->key);
+    cache_key_build(&cache->secret, req->principal, req->db, read.ns[0].coll, read.ns[0].coll_len,
+                    req->body, req->cmd, &p->material, &p->key);
     v = cache_lru_get(cache->lru, &p->key, (uint64_t)conf_clock_ms());
     if (v) {
         if (v->material_len != p->material.len ||

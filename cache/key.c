@@ -134,9 +134,8 @@ append_part(struct cache_key_material *m, const void *data, size_t len)
 
 void
 cache_key_build(const struct cache_key_secret *secret, const char *principal, const char *db,
-                const char *coll, uint32_t coll_len, const bson_t *body,
-                const struct wire_cmd *cmd, struct cache_key_material *material,
-                struct cache_key *key)
+                const char *coll, uint32_t coll_len, const bson_t *body, const struct wire_cmd *cmd,
+                struct cache_key_material *material, struct cache_key *key)
 {
     struct wire_cmd_walk walk;
     struct wire_cmd_elem e;

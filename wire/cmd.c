@@ -277,8 +277,8 @@ wire_cmd_walk_next_walking(struct wire_cmd_walk *w, struct wire_cmd_elem *e)
 bool
 wire_cmd_elem_iter(const struct wire_cmd_elem *e, bson_iter_t *it)
 {
-    return bson_iter_init_from_data_at_offset(it, e->doc, e->doc_len,
-                                              (uint32_t)(e->start - e->doc), e->key_len);
+    return bson_iter_init_from_data_at_offset(it, e->doc, e->doc_len, (uint32_t)(e->start - e->doc),
+                                              e->key_len);
 }
 
 bool

@@ -244,15 +244,15 @@ consult_cache(const struct wire_msg *msg, const struct wire_cmd *cmd, const bson
         FUZZ_CHECK(memchr(cmd->db, '\0', cmd->db_len) == NULL);
 
         /* From the located elements, then by walking the body: the same material. */
-        cache_key_build(&secret, "fuzz@admin", cmd->db, read.ns[0].coll, read.ns[0].coll_len,
-                        body, cmd, &m1, &k1);
-        cache_key_build(&secret, "fuzz@admin", cmd->db, read.ns[0].coll, read.ns[0].coll_len,
-                        body, &walked, &m2, &k2);
+        cache_key_build(&secret, "fuzz@admin", cmd->db, read.ns[0].coll, read.ns[0].coll_len, body,
+                        cmd, &m1, &k1);
+        cache_key_build(&secret, "fuzz@admin", cmd->db, read.ns[0].coll, read.ns[0].coll_len, body,
+                        &walked, &m2, &k2);
         FUZZ_CHECK(cache_key_equal(&k1, &k2));
         FUZZ_CHECK(m1.len == m2.len && memcmp(m1.data, m2.data, m1.len) == 0);
         /* Another principal never shares the material (so never an entry). */
-        cache_key_build(&secret, "", cmd->db, read.ns[0].coll, read.ns[0].coll_len, body, NULL,
-                        &m3, &k3);
+        cache_key_build(&secret, "", cmd->db, read.ns[0].coll, read.ns[0].coll_len, body, NULL, &m3,
+                        &k3);
         FUZZ_CHECK(m3.len != m1.len || memcmp(m3.data, m1.data, m1.len) != 0);
         cache_key_material_cleanup(&m1);
         cache_key_material_cleanup(&m2);

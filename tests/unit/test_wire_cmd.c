@@ -412,8 +412,9 @@ test_walk(void)
         bson_error_t error;
         uint32_t n;
 
-        n = wire_cmd_parse(bson_get_data(a), a->len, &cmd_a, &error) ? walk_all(&cmd_a, b, other, 64)
-                                                                     : 0;
+        n = wire_cmd_parse(bson_get_data(a), a->len, &cmd_a, &error)
+                ? walk_all(&cmd_a, b, other, 64)
+                : 0;
         ok(n == 3 && other[0].id == WIRE_NAME_COUNT && other[2].id == WIRE_NAME_DOLLAR_DB,
            "another body's records are not used (%u elements)", n);
         bson_destroy(a);
