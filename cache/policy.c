@@ -22,6 +22,7 @@
 #include "wire/cmd.h"
 #include "wire/frame.h"
 #include "wire/names.h"
+#include "wire/reader.h"
 
 #include <string.h>
 
@@ -291,7 +292,7 @@ scan_operator(struct req_scan *s, const bson_iter_t *it)
     }
 }
 
-static enum cache_policy_reason scan_doc(struct req_scan *s, bson_iter_t *it);
+static enum cache_policy_reason scan_doc(struct req_scan *s, const uint8_t *doc, uint32_t len);
 
 /* A string value naming a variable whose value changes from one run to the next. */
 static enum cache_policy_reason
@@ -304,48 +305,18 @@ scan_string(const char *str, uint32_t len)
     return CACHE_POLICY_OK;
 }
 
-/* Judges one element of the body below the top level, and what is inside it. */
-static enum cache_policy_reason
-scan_element(struct req_scan *s, const bson_iter_t *it)
-{
-    const char *key = bson_iter_key(it);
-    bson_iter_t child;
-    enum cache_policy_reason r;
-
-    if (key[0] == '$') {
-        r = scan_operator(s, it);
-        if (r != CACHE_POLICY_OK)
-            return r;
-    }
-    switch (bson_iter_type(it)) {
-    case BSON_TYPE_DOCUMENT:
-    case BSON_TYPE_ARRAY:
-        if (!bson_iter_recurse(it, &child))
-            return CACHE_POLICY_NOT_A_READ;
-        return scan_doc(s, &child);
-    case BSON_TYPE_UTF8:
-    case BSON_TYPE_SYMBOL: {
-        uint32_t len = 0;
-        const char *str =
-            BSON_ITER_HOLDS_UTF8(it) ? bson_iter_utf8(it, &len) : bson_iter_symbol(it, &len);
-
-        return scan_string(str, len);
-    }
-    default:
-        return CACHE_POLICY_OK;
-    }
-}
-
 /*
- * scan_element for a top-level element, read in place: its name id is
- * known, a nested document is entered from its bytes, and a bson_iter is
- * placed on it only for the operators that read their arguments.
+ * Judges one element of the body at any depth, and what is inside it, read
+ * in place (e->id is needed only when its key starts with '$'): a nested
+ * document is read with wire_reader, and a bson_iter is placed on the
+ * element only for the operators that read their arguments.
  */
 static enum cache_policy_reason
-scan_top_element(struct req_scan *s, const struct wire_cmd_elem *e)
+scan_element(struct req_scan *s, const struct wire_cmd_elem *e)
 {
-    bson_iter_t it;
+    uint32_t value_len = e->len - 2 - e->key_len;
     enum cache_policy_reason r;
+    bson_iter_t it;
     int32_t n;
 
     if (e->key[0] == '$') {
@@ -368,29 +339,43 @@ scan_top_element(struct req_scan *s, const struct wire_cmd_elem *e)
     switch (e->type) {
     case BSON_TYPE_DOCUMENT:
     case BSON_TYPE_ARRAY:
-        n = wire_frame_read_i32(e->value);
-        if (n < 5 || !bson_iter_init_from_data(&it, e->value, (size_t)n))
-            return CACHE_POLICY_NOT_A_READ;
-        return scan_doc(s, &it);
+        return scan_doc(s, e->value, value_len);
     case BSON_TYPE_UTF8:
     case BSON_TYPE_SYMBOL:
-        /* int32 length (with the NUL), then the bytes: checked by the parse. */
-        n = wire_frame_read_i32(e->value);
-        return n < 1 ? CACHE_POLICY_NOT_A_READ
-                     : scan_string((const char *)e->value + 4, (uint32_t)n - 1);
+        /* int32 length (with the NUL), then the bytes: in bounds in a checked body. */
+        n = value_len >= 5 ? wire_frame_read_i32(e->value) : 0;
+        return n < 1 || (uint32_t)n > value_len - 4
+                   ? CACHE_POLICY_NOT_A_READ
+                   : scan_string((const char *)e->value + 4, (uint32_t)n - 1);
     default:
         return CACHE_POLICY_OK;
     }
 }
 
+/* Judges every element of the document at doc (len bytes): the first reason found. */
 static enum cache_policy_reason
-scan_doc(struct req_scan *s, bson_iter_t *it)
+scan_doc(struct req_scan *s, const uint8_t *doc, uint32_t len)
 {
-    while (bson_iter_next(it)) {
-        enum cache_policy_reason r = scan_element(s, it);
+    struct wire_reader r;
+    struct wire_cmd_elem e;
 
-        if (r != CACHE_POLICY_OK)
-            return r;
+    if (!wire_reader_init(&r, doc, len))
+        return CACHE_POLICY_NOT_A_READ;
+    e.doc = doc;
+    e.doc_len = len;
+    while (wire_reader_next(&r)) {
+        enum cache_policy_reason reason;
+
+        e.start = (const uint8_t *)r.key - 1;
+        e.len = (uint32_t)(r.value + r.value_len - e.start);
+        e.type = r.type;
+        e.key = r.key;
+        e.key_len = r.key_len;
+        e.id = r.key[0] == '$' ? wire_names_lookup(r.key, r.key_len) : WIRE_NAME_UNKNOWN;
+        e.value = r.value;
+        reason = scan_element(s, &e);
+        if (reason != CACHE_POLICY_OK)
+            return reason;
     }
     return CACHE_POLICY_OK;
 }
@@ -526,7 +511,7 @@ judge_request(const bson_t *body, const struct wire_cmd *parsed, const char *db,
         skip = skip || skip_requested(&e);
         option = worst(option, check_option(&e));
         if (r == CACHE_POLICY_OK)
-            r = scan_top_element(s, &e);
+            r = scan_element(s, &e);
     }
     if (skip)
         return CACHE_POLICY_SKIP_REQUESTED;
