@@ -378,6 +378,7 @@ element_is(const uint8_t *p, const uint8_t *end, const char *lit, uint32_t len,
     r->value = p + len + 2;
     r->value_len = (uint32_t)(end - r->value);
     r->pos = r->end = end; /* as if it were its document's last element */
+    r->malformed = false;
     return true;
 }
 

@@ -110,7 +110,8 @@ bool wire_cmd_elem_iter(const struct wire_cmd_elem *e, bson_iter_t *it);
  * Fills cmd from a checked body. Returns false (error set) when the body is
  * empty (WIRE_ERR_COMMAND_NOT_FOUND), $db is not a string
  * (WIRE_ERR_TYPE_MISMATCH) or holds a NUL (WIRE_ERR_INVALID_NAMESPACE), or
- * libbson cannot iterate it (WIRE_ERR_INVALID_BSON).
+ * its top-level elements cannot be read (WIRE_ERR_INVALID_BSON: wire/reader.h
+ * refuses what wire_doc_check does, and checks less in nested documents).
  */
 bool wire_cmd_parse(const uint8_t *body, uint32_t len, struct wire_cmd *cmd,
                     bson_error_t *error) __attribute__((warn_unused_result));

@@ -121,6 +121,7 @@ wire_reader_next_slow(struct wire_reader *r, const uint8_t *k)
 
     if (k >= end || !value_size(r->pos[0], k + 1, (size_t)(end - k - 1), &size)) {
         r->pos = end;
+        r->malformed = true;
         return false;
     }
     wire_reader_step(r, k, size);

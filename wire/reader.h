@@ -28,6 +28,7 @@ struct wire_reader {
     uint32_t key_len;
     const uint8_t *value; /* the value's bytes */
     uint32_t value_len;
+    bool malformed; /* next returned false at something malformed, not at the end */
 };
 
 /* Starts before the first element of the document at doc (len bytes available). */
@@ -100,6 +101,7 @@ wire_reader_next(struct wire_reader *r)
     return true;
 malformed:
     r->pos = end;
+    r->malformed = true;
     return false;
 }
 
@@ -132,6 +134,7 @@ wire_reader_recurse(const struct wire_reader *r, struct wire_reader *child)
     child->key_len = 0;
     child->value = NULL;
     child->value_len = 0;
+    child->malformed = false;
     if ((r->type != 0x03 && r->type != 0x04) || v == NULL || n < 5 ||
         (uint32_t)wire_reader_i32(v) != n || v[n - 1] != 0) {
         child->pos = child->end = NULL;

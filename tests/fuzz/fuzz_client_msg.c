@@ -261,6 +261,31 @@ consult_cache(const struct wire_msg *msg, const struct wire_cmd *cmd, const bson
     }
 }
 
+/*
+ * The parse's records of the top-level elements are the elements libbson
+ * walks: the same bytes, keys, types and name ids, in order.
+ */
+static void
+check_records(const struct wire_cmd *cmd, const bson_t *body)
+{
+    struct wire_cmd walked = *cmd;
+    struct wire_cmd_walk a, b;
+    struct wire_cmd_elem x, y;
+    bool more;
+
+    walked.elems_all = false;
+    wire_cmd_walk_init(&a, cmd, bson_get_data(body), body->len);
+    wire_cmd_walk_init(&b, &walked, bson_get_data(body), body->len);
+    do {
+        more = wire_cmd_walk_next(&a, &x);
+        FUZZ_CHECK(wire_cmd_walk_next(&b, &y) == more);
+        if (more)
+            FUZZ_CHECK(x.start == y.start && x.len == y.len && x.type == y.type &&
+                       x.key == y.key && x.key_len == y.key_len && x.id == y.id &&
+                       x.value == y.value);
+    } while (more && cmd->elems_all);
+}
+
 static void
 op_msg(const uint8_t *data, size_t len)
 {
@@ -287,10 +312,13 @@ op_msg(const uint8_t *data, size_t len)
         check_clear_exhaust(data, len);
 
     if (!wire_cmd_parse(msg.body, msg.body_len, &cmd, &error)) {
-        /* Forwarded untouched: the server answers with its own error. */
-        FUZZ_CHECK(error.domain == WIRE_ERROR_DOMAIN && error.code != 0);
+        /* Forwarded untouched: the server answers with its own error. A
+         * checked body's elements can always be read. */
+        FUZZ_CHECK(error.domain == WIRE_ERROR_DOMAIN && error.code != 0 &&
+                   error.code != WIRE_ERR_INVALID_BSON);
         return;
     }
+    check_records(&cmd, &body);
     FUZZ_CHECK(cmd.name != NULL && inside(cmd.name, strlen(cmd.name) + 1, msg.body, msg.body_len));
     if (cmd.db)
         FUZZ_CHECK(inside(cmd.db, cmd.db_len + 1, msg.body, msg.body_len));
