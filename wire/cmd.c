@@ -134,8 +134,7 @@ invalid(bson_error_t *error, size_t off)
  * string or holds a NUL.
  */
 static bool
-note_key(const struct wire_reader *r, enum wire_name id, struct wire_cmd *cmd,
-         bson_error_t *error)
+note_key(const struct wire_reader *r, enum wire_name id, struct wire_cmd *cmd, bson_error_t *error)
 {
     switch (id) {
     case WIRE_NAME_DOLLAR_DB:

@@ -280,9 +280,8 @@ check_records(const struct wire_cmd *cmd, const bson_t *body)
         more = wire_cmd_walk_next(&a, &x);
         FUZZ_CHECK(wire_cmd_walk_next(&b, &y) == more);
         if (more)
-            FUZZ_CHECK(x.start == y.start && x.len == y.len && x.type == y.type &&
-                       x.key == y.key && x.key_len == y.key_len && x.id == y.id &&
-                       x.value == y.value);
+            FUZZ_CHECK(x.start == y.start && x.len == y.len && x.type == y.type && x.key == y.key &&
+                       x.key_len == y.key_len && x.id == y.id && x.value == y.value);
     } while (more && cmd->elems_all);
 }
 
