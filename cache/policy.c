@@ -300,6 +300,21 @@ scan_string(const char *str, uint32_t len)
 }
 
 /*
+ * scan_operator on the element e, through a bson_iter placed on it. Not
+ * inlined: a bson_iter_t is aligned to 128 bytes, and only these few
+ * operators need one, so scan_element's frame stays small.
+ */
+static __attribute__((noinline)) enum cache_policy_reason
+scan_operator_at(struct req_scan *s, const struct wire_cmd_elem *e)
+{
+    bson_iter_t it;
+
+    if (!wire_cmd_elem_iter(e, &it))
+        return CACHE_POLICY_NOT_A_READ;
+    return scan_operator(s, &it);
+}
+
+/*
  * Judges one element of the body at any depth, and what is inside it, read
  * in place (e->id is needed only when its key starts with '$'): a nested
  * document is read with wire_reader, and a bson_iter is placed on the
@@ -310,7 +325,6 @@ scan_element(struct req_scan *s, const struct wire_cmd_elem *e)
 {
     uint32_t value_len = e->len - 2 - e->key_len;
     enum cache_policy_reason r;
-    bson_iter_t it;
     int32_t n;
 
     if (e->key[0] == '$') {
@@ -319,9 +333,7 @@ scan_element(struct req_scan *s, const struct wire_cmd_elem *e)
         case WIRE_NAME_DOLLAR_LOOKUP:
         case WIRE_NAME_DOLLAR_GRAPH_LOOKUP:
         case WIRE_NAME_DOLLAR_UNION_WITH:
-            if (!wire_cmd_elem_iter(e, &it))
-                return CACHE_POLICY_NOT_A_READ;
-            r = scan_operator(s, &it);
+            r = scan_operator_at(s, e);
             break;
         default:
             r = operator_reason(e->id);
@@ -403,12 +415,27 @@ check_read_concern(const bson_iter_t *value)
     return r;
 }
 
+/*
+ * An option's value read through a bson_iter: readConcern's document, or a
+ * flag that counts when true (reason). Not inlined, as scan_operator_at.
+ */
+static __attribute__((noinline)) enum cache_policy_reason
+check_option_value(const struct wire_cmd_elem *e, enum cache_policy_reason reason)
+{
+    bson_iter_t it;
+
+    if (!wire_cmd_elem_iter(e, &it))
+        return reason == CACHE_POLICY_READ_CONCERN ? reason : CACHE_POLICY_OK;
+    if (reason == CACHE_POLICY_READ_CONCERN)
+        return check_read_concern(&it);
+    return bson_iter_as_bool(&it) ? reason : CACHE_POLICY_OK;
+}
+
 /* Judges one top-level option (session, read concern, cursor flags, comment). */
 static enum cache_policy_reason
 check_option(const struct wire_cmd_elem *e)
 {
     enum cache_policy_reason r = CACHE_POLICY_OK;
-    bson_iter_t it;
 
     switch (e->id) {
     case WIRE_NAME_TXN_NUMBER:
@@ -416,7 +443,7 @@ check_option(const struct wire_cmd_elem *e)
     case WIRE_NAME_START_TRANSACTION:
         return CACHE_POLICY_TRANSACTION;
     case WIRE_NAME_READ_CONCERN:
-        return wire_cmd_elem_iter(e, &it) ? check_read_concern(&it) : CACHE_POLICY_READ_CONCERN;
+        return check_option_value(e, CACHE_POLICY_READ_CONCERN);
     case WIRE_NAME_TAILABLE:
     case WIRE_NAME_AWAIT_DATA:
         r = CACHE_POLICY_TAILABLE;
@@ -433,8 +460,7 @@ check_option(const struct wire_cmd_elem *e)
     default:
         return CACHE_POLICY_OK;
     }
-    /* A flag: it counts when true. */
-    return wire_cmd_elem_iter(e, &it) && bson_iter_as_bool(&it) ? r : CACHE_POLICY_OK;
+    return check_option_value(e, r); /* a flag: it counts when true */
 }
 
 /* True when the element is a string comment asking to skip the cache. */
