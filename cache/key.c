@@ -10,8 +10,8 @@
 
 #include "cache/key.h"
 
-#include "wire/frame.h"
 #include "wire/names.h"
+#include "wire/reader.h"
 
 #include <string.h>
 #define XXH_STATIC_LINKING_ONLY /* XXH3_generateSecret is in the "experimental" part in 0.8.1 */
@@ -51,14 +51,15 @@ valid_max_time_ms(const struct wire_cmd_elem *e)
 static bool
 valid_lsid(const struct wire_cmd_elem *e)
 {
-    bson_iter_t sub;
-    int32_t n;
+    struct wire_reader r;
 
-    if (e->type != BSON_TYPE_DOCUMENT)
+    if (e->type != BSON_TYPE_DOCUMENT || !wire_reader_init(&r, e->value, e->len - 2 - e->key_len))
         return false;
-    n = wire_frame_read_i32(e->value); /* in bounds: checked by the parse */
-    return n >= 5 && bson_iter_init_from_data(&sub, e->value, (size_t)n) &&
-           bson_iter_find(&sub, "id") && BSON_ITER_HOLDS_BINARY(&sub);
+    while (wire_reader_next(&r)) {
+        if (r.key_len == 2 && memcmp(r.key, "id", 2) == 0)
+            return r.type == BSON_TYPE_BINARY; /* the first id, as bson_iter_find finds it */
+    }
+    return false;
 }
 
 static bool
