@@ -471,7 +471,8 @@ check_reply(struct client *cl, struct conn *c, const uint8_t *m, uint32_t len, u
         complete(cl, c, now, false);
         return;
     }
-    if (mcload_rd32(m + 12) != OP_MSG || !(body = mcload_msg_body(m, len, &blen)) || !mcload_body_ok(body, blen)) {
+    if (mcload_rd32(m + 12) != OP_MSG || !(body = mcload_msg_body(m, len, &blen)) ||
+        !mcload_body_ok(body, blen)) {
         if (cl->n_errors_logged++ < 5) {
             bson_t b;
             char *json = NULL;

@@ -42,8 +42,8 @@ struct side {
     struct pair *pair;
     uint8_t *pending; /* malloc'ed on a short write, freed when drained */
     size_t pending_len, pending_off;
-    bool reading;     /* EPOLLIN wanted on fd */
-    bool writing;     /* EPOLLOUT wanted on fd */
+    bool reading; /* EPOLLIN wanted on fd */
+    bool writing; /* EPOLLOUT wanted on fd */
 };
 
 struct pair {
