@@ -637,7 +637,7 @@ done
 if [ "$SYSCALLS" = 1 ] && ! command -v strace >/dev/null 2>&1; then
     echo "# syscalls per request skipped: no strace (apt-get install strace; tests/setup.sh)" >&2
 elif [ "$SYSCALLS" = 1 ]; then
-    echo "# syscalls per request (strace -c -f, size 256, C=1)" >&2
+    echo "# syscalls per request (strace -c -f, size 256, C=1; $(($(date +%s) - start_s)) s)" >&2
     for pair in "A0:A0-256" "S1:s1-256" ${RELAY:+"A3:relay-256"} "S2:mc-off-256" "S3:mc-on-256" \
         "A1:redis-256" ${NUTCRACKER:+"A2:nc-256"} ${PORT[mc-redis-256]:+"S4:mc-redis-256"}; do
         sname=${pair%%:*}
@@ -698,7 +698,7 @@ hits_run() { # TARGET KEYS N: C=1 reads over KEYS keys (warm-up reads each once)
 
 # ---- memory: bytes per cache entry, per idle connection ------------------------------------
 if [ "$MEMORY" = 1 ]; then
-    echo "# memory per cache entry ($ENTRIES entries of a 256 B reply)" >&2
+    echo "# memory per cache entry ($ENTRIES entries of a 256 B reply; $(($(date +%s) - start_s)) s)" >&2
     if start_mongocache mc-entries up-256 --cache-memory 16GiB; then
         pid=${SPIDS[mc-entries]}
         # 1,000 entries first: their hit p50 is the small-cache reference
@@ -716,7 +716,7 @@ if [ "$MEMORY" = 1 ]; then
             "\"hit_ratio_small\": $(json_field "$small" hit_ratio), \"hit_ratio_big\": $(json_field "$big" hit_ratio)}" >>"$RESULTS"
         kill -TERM "$pid" 2>/dev/null || true
     fi
-    echo "# memory per idle connection ($IDLE connections after a driver handshake)" >&2
+    echo "# memory per idle connection ($IDLE connections after a driver handshake; $(($(date +%s) - start_s)) s)" >&2
     if start_mongocache mc-idle up-256; then
         pid=${SPIDS[mc-idle]}
         before=$(hits_run mc-idle "$KEYS" "$N_C1") || before="{}"
@@ -804,7 +804,7 @@ print(json.dumps({"callgrind": mode, "requests": n, "ir_per_request": round(tota
 EOF
 }
 if [ "$CALLGRIND" = 1 ] && command -v valgrind >/dev/null 2>&1 && command -v callgrind_control >/dev/null 2>&1; then
-    echo "# cache work with cache = off (callgrind, $CG_REQS pass-through requests; control: hits)" >&2
+    echo "# cache work with cache = off (callgrind, $CG_REQS pass-through requests; control: hits; $(($(date +%s) - start_s)) s)" >&2
     cg_cache_work off --cache false
     cg_cache_work on
 elif [ "$CALLGRIND" = 1 ]; then
@@ -816,7 +816,7 @@ S6_DIR=$here/s6
 S6_MONGOOSE=$top/tests/integration/node/node_modules/mongoose
 if [ "$S6" = 1 ] && [ "$FERRET_ON" = 1 ] && command -v node >/dev/null 2>&1 &&
     [ -d "$S6_MONGOOSE" ] && [ -d "$S6_DIR/node_modules/redis" ]; then
-    echo "# S6: Mongoose app ($S6_REPS repetition(s): exec-patch Redis cache, through mongocache, direct)" >&2
+    echo "# S6: Mongoose app ($S6_REPS repetition(s): exec-patch Redis cache, through mongocache, direct; $(($(date +%s) - start_s)) s)" >&2
     start_redis redis-s6 0 back
     S6_KEYS=$([ "$QUICK" = 1 ] && echo 50 || echo 100)
     for ((rep = 1; rep <= S6_REPS; rep++)); do
