@@ -3,11 +3,11 @@
 # in one run (see bench/README.md and BENCH.md).
 #
 #   bench/run.sh            full run: 5 repetitions, ~2 s per measurement
-#   bench/run.sh --quick    smoke run: 2 short repetitions (under 3 minutes)
+#   bench/run.sh --quick    smoke run: 2 short repetitions (about 3 minutes)
 #
 # Options:
 #   --reps N          repetitions (default 5, quick 2)
-#   --seconds S       time cap of each measurement (default 2, quick 0.6)
+#   --seconds S       time cap of each measurement (default 2, quick 0.4)
 #   --out DIR         keep results.jsonl, summary.md and logs there
 #                     (default: a new directory under ${TMPDIR:-/tmp})
 #   --no-build        use the binaries as they are (MONGOCACHE, MCLOAD)
@@ -88,7 +88,7 @@ done
 
 if [ "$QUICK" = 1 ]; then
     REPS=${REPS:-2}
-    SECONDS_CAP=${SECONDS_CAP:-0.6}
+    SECONDS_CAP=${SECONDS_CAP:-0.4}
     N_C1=20000 N_C50=100000 N_OPEN=3000 N_DELAY=1500
     RB_N_C1=4000 RB_N_C50=30000
     OPEN_RATE=5000
@@ -115,6 +115,8 @@ for tool in timeout taskset python3; do
     command -v "$tool" >/dev/null 2>&1 || { echo "run.sh: $tool is required" >&2; exit 2; }
 done
 
+# --idle connections, each a socket here and in mongocache (and mcload's own)
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 NCPU=$(nproc)
 case $LAYOUT in
 pinned)
@@ -717,7 +719,11 @@ if [ "$MEMORY" = 1 ]; then
         kill -TERM "$pid" 2>/dev/null || true
     fi
     echo "# memory per idle connection ($IDLE connections after a driver handshake; $(($(date +%s) - start_s)) s)" >&2
-    if start_mongocache mc-idle up-256; then
+    if [ $((IDLE + 200)) -gt "$(ulimit -n)" ]; then
+        IDLE=$(($(ulimit -n) - 200))
+        echo "# idle connections: $IDLE (the descriptor limit, ulimit -n, allows no more)" >&2
+    fi
+    if start_mongocache mc-idle up-256 --max-clients $((IDLE + 100)); then
         pid=${SPIDS[mc-idle]}
         before=$(hits_run mc-idle "$KEYS" "$N_C1") || before="{}"
         timeout 900 taskset -c "$LG_CPUS" python3 "$here/idle_conns.py" --port "${PORT[mc-idle]}" \
