@@ -6,7 +6,8 @@
 #   bench/run.sh --quick    smoke run: 2 short repetitions (about 3 minutes)
 #
 # Options:
-#   --reps N          repetitions (default 5, quick 2)
+#   --reps N          repetitions (default 5, quick 2; 0: only the one-pass
+#                     measurements: syscalls, memory, callgrind, S6)
 #   --seconds S       time cap of each measurement (default 2, quick 0.4)
 #   --out DIR         keep results.jsonl, summary.md and logs there
 #                     (default: a new directory under ${TMPDIR:-/tmp})
@@ -533,8 +534,10 @@ if [ "$FERRET" = 1 ] && [ -x "$FERRETDB" ]; then
     else
         echo "# S5 with FerretDB skipped: FerretDB did not start" >&2
     fi
+elif [ "$FERRET" = 1 ]; then
+    echo "# S5 and S6 (FerretDB) skipped: no $FERRETDB (run tests/setup.sh)" >&2
 else
-    echo "# S5 with FerretDB skipped: no $FERRETDB (run tests/setup.sh)" >&2
+    echo "# S5 and S6 (FerretDB) skipped: --no-ferretdb" >&2
 fi
 
 # ---- the plan: groups of scenarios, run side by side ------------------------------
@@ -719,9 +722,10 @@ if [ "$MEMORY" = 1 ]; then
         kill -TERM "$pid" 2>/dev/null || true
     fi
     echo "# memory per idle connection ($IDLE connections after a driver handshake; $(($(date +%s) - start_s)) s)" >&2
-    if [ $((IDLE + 200)) -gt "$(ulimit -n)" ]; then
-        IDLE=$(($(ulimit -n) - 200))
-        echo "# idle connections: $IDLE (the descriptor limit, ulimit -n, allows no more)" >&2
+    # mongocache holds two descriptors per client (it and its upstream connection)
+    if [ $((IDLE * 2 + 200)) -gt "$(ulimit -n)" ]; then
+        IDLE=$((($(ulimit -n) - 200) / 2))
+        echo "# idle connections: $IDLE (two descriptors each in mongocache; ulimit -n $(ulimit -n) allows no more)" >&2
     fi
     if start_mongocache mc-idle up-256 --max-clients $((IDLE + 100)); then
         pid=${SPIDS[mc-idle]}
