@@ -8,6 +8,7 @@
 #ifndef MONGOCACHE_PROXY_CLIENT_INTERNAL_H
 #define MONGOCACHE_PROXY_CLIENT_INTERNAL_H
 
+#include "conf/clock.h"
 #include "proxy/advice.h"
 #include "proxy/auth.h"
 #include "proxy/client.h"
@@ -171,9 +172,6 @@ void proxy_client_update_timer(struct proxy_client *c, bool progressed);
 /* Closes a finishing client once nothing is owed either way. */
 void proxy_client_maybe_finish(struct proxy_client *c);
 
-/* Monotonic microseconds (CLOCK_MONOTONIC). */
-int64_t proxy_client_now_us(void);
-
 /*
  * The reply to req has just been queued for the client (or dropped, the
  * client being gone): when req is timed, counts its latency under outcome
@@ -201,7 +199,7 @@ proxy_client_observe(struct proxy_client *c, const struct proxy_request *req,
                      enum proxy_outcome outcome)
 {
     if (req->started_us)
-        proxy_client_observe_at(c, req, outcome, proxy_client_now_us());
+        proxy_client_observe_at(c, req, outcome, conf_clock_us());
 }
 
 /* Writes bytes (taken, bson_free) to the client unless it is gone. */
