@@ -23,36 +23,20 @@
  * Plain sockets and epoll; libbson only to build and check documents.
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* accept4, memmem */
+#define _GNU_SOURCE /* timerfd, getaddrinfo under -std=c11 */
 #endif
 #include <bson/bson.h>
 
 #include <errno.h>
-#include <fcntl.h>
-#include <getopt.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <arpa/inet.h>
 #include <signal.h>
-#include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
-#include <time.h>
 #include <unistd.h>
-
-#define HDR 16
-#define OP_REPLY 1
-#define OP_QUERY 2004
-#define OP_MSG 2013
-#define MAX_MSG (48 * 1000 * 1000)
 
 #include "mcload.h"
 
@@ -196,11 +180,10 @@ struct conn {
     int32_t req_id;
     uint64_t t_start; /* scheduled (open loop) or send (closed loop) time */
     const uint8_t *out;
-    uint32_t out_len, out_off;
+    size_t out_len, out_off;
     bool want_out;
     /* input */
-    uint8_t *in;
-    size_t in_len, in_cap;
+    struct mcload_inbuf in;
 };
 
 struct client {
@@ -356,19 +339,13 @@ kill_conn(struct client *cl, struct conn *c, const char *why)
 static void
 flush_out(struct client *cl, struct conn *c)
 {
-    while (c->out_off < c->out_len) {
-        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+    int rc = mcload_send_pending(c->fd, c->out, c->out_len, &c->out_off);
 
-        if (n > 0) {
-            c->out_off += (uint32_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            ep_mod(cl, c, true);
-            return;
-        }
+    if (rc == 0) {
+        ep_mod(cl, c, true);
+        return;
+    }
+    if (rc < 0) {
         kill_conn(cl, c, "send failed");
         return;
     }
@@ -493,61 +470,29 @@ check_reply(struct client *cl, struct conn *c, const uint8_t *m, uint32_t len, u
 static void
 on_readable(struct client *cl, struct conn *c)
 {
+    const uint8_t *m;
+    uint32_t len;
+    bool bad;
     uint64_t now;
-    size_t off = 0;
+    int rc = mcload_inbuf_recv(&c->in, c->fd);
 
-    for (;;) {
-        ssize_t n;
-
-        if (c->in_len == c->in_cap) {
-            c->in_cap *= 2;
-            c->in = realloc(c->in, c->in_cap);
-            if (!c->in)
-                mcload_fatal("out of memory");
-        }
-        n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
-        if (n > 0) {
-            c->in_len += (size_t)n;
-            break; /* level-triggered: no extra recv just to see EAGAIN */
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return;
-        kill_conn(cl, c, n == 0 ? "the server closed the connection" : "recv failed");
+    if (rc == 0)
+        return;
+    if (rc < 0) {
+        kill_conn(cl, c, errno == 0 ? "the server closed the connection" : "recv failed");
         return;
     }
     now = mcload_now_ns();
-    while (c->in_len - off >= HDR) {
-        int32_t len = mcload_rd32(c->in + off);
-
-        if (len < HDR || len > MAX_MSG) {
-            kill_conn(cl, c, "bad message length in a reply");
-            return;
-        }
-        if (c->in_len - off < (size_t)len) {
-            if ((size_t)len > c->in_cap) {
-                /* grow now so that the next recv can take the whole reply */
-                memmove(c->in, c->in + off, c->in_len - off);
-                c->in_len -= off;
-                off = 0;
-                while (c->in_cap < (size_t)len)
-                    c->in_cap *= 2;
-                c->in = realloc(c->in, c->in_cap);
-                if (!c->in)
-                    mcload_fatal("out of memory");
-            }
-            break;
-        }
-        check_reply(cl, c, c->in + off, (uint32_t)len, now);
-        off += (size_t)len;
+    while ((m = mcload_inbuf_next(&c->in, &len, &bad))) {
+        check_reply(cl, c, m, len, now);
         if (c->dead)
             return;
     }
-    if (off > 0) {
-        memmove(c->in, c->in + off, c->in_len - off);
-        c->in_len -= off;
+    if (bad) {
+        kill_conn(cl, c, "bad message length in a reply");
+        return;
     }
+    mcload_inbuf_compact(&c->in);
     if (!cl->o->open_loop)
         closed_next(cl, c, now);
 }
@@ -726,10 +671,13 @@ run_client(struct opts *o)
         }
         /* spread the connections over the keys: the warm-up reads every key */
         c->next_key = (uint32_t)((uint64_t)i * o->keys / (uint64_t)o->connections);
-        c->in_cap = 64 * 1024;
-        while (c->in_cap < (size_t)o->size + 1024)
-            c->in_cap *= 2;
-        c->in = mcload_xmalloc(c->in_cap);
+        {
+            size_t cap = 64 * 1024;
+
+            while (cap < (size_t)o->size + 1024)
+                cap *= 2;
+            mcload_inbuf_init(&c->in, cap);
+        }
         ev.events = EPOLLIN;
         ev.data.ptr = c;
         if (epoll_ctl(cl.epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0)
@@ -859,7 +807,7 @@ run_client(struct opts *o)
         if (!cl.conns[i].dead)
             close(cl.conns[i].fd);
         free(cl.conns[i].block);
-        free(cl.conns[i].in);
+        mcload_inbuf_free(&cl.conns[i].in);
     }
     free(cl.conns);
     free(cl.lat);

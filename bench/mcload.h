@@ -74,6 +74,27 @@ uint8_t *mcload_read_msg(int fd, uint32_t *len_out);
 /* Blocking TCP connection with send/receive timeouts, TCP_NODELAY; -1 on error. */
 int mcload_tcp_connect(const char *host, int port, int timeout_s);
 
+/* A socket's input: whole messages are taken from the front as they arrive. */
+struct mcload_inbuf {
+    uint8_t *data; /* malloc'ed by mcload_inbuf_init, freed by mcload_inbuf_free */
+    size_t len, cap;
+    size_t off; /* bytes of data already taken by mcload_inbuf_next */
+};
+void mcload_inbuf_init(struct mcload_inbuf *b, size_t cap);
+void mcload_inbuf_free(struct mcload_inbuf *b);
+/* One recv from fd (non-blocking) into b: 1 bytes came, 0 none yet (EAGAIN),
+ * -1 the peer closed (errno 0) or recv failed (errno set). */
+int mcload_inbuf_recv(struct mcload_inbuf *b, int fd);
+/* The next whole message in b (it stays valid until the next call on b),
+ * or NULL: none complete yet (b grown to hold the next one whole), or, with
+ * *bad set, a header whose length is out of range. */
+const uint8_t *mcload_inbuf_next(struct mcload_inbuf *b, uint32_t *len_out, bool *bad);
+/* Drops the messages taken, keeping the start of a partial one. */
+void mcload_inbuf_compact(struct mcload_inbuf *b);
+/* Non-blocking: sends buf[*off, len) until all is sent (1), the socket is
+ * full (0: wait for EPOLLOUT) or send failed (-1); *off advances. */
+int mcload_send_pending(int fd, const uint8_t *buf, size_t len, size_t *off);
+
 /* The find reply's body {cursor: {firstBatch: [{_id: id, v: pad}], id: 0, ns}, ok: 1}. */
 void mcload_build_find_reply_body(bson_t *b, int32_t id, const char *pad, const struct opts *o);
 /* Padding length so that the server's find reply is `size` bytes in all. */

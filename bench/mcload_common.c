@@ -5,7 +5,7 @@
  * declarations and their contracts are in bench/mcload.h.
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* accept4, memmem */
+#define _GNU_SOURCE /* getaddrinfo, clock_gettime under -std=c11 */
 #endif
 #include <bson/bson.h>
 
@@ -15,26 +15,12 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <arpa/inet.h>
-#include <signal.h>
-#include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
-
-#define HDR 16
-#define OP_REPLY 1
-#define OP_QUERY 2004
-#define OP_MSG 2013
-#define MAX_MSG (48 * 1000 * 1000)
 
 #include "mcload.h"
 
@@ -254,6 +240,110 @@ mcload_tcp_connect(const char *host, int port, int timeout_s)
     freeaddrinfo(res);
     mcload_set_nodelay(fd);
     return fd;
+}
+
+void
+mcload_inbuf_init(struct mcload_inbuf *b, size_t cap)
+{
+    b->data = mcload_xmalloc(cap);
+    b->cap = cap;
+    b->len = b->off = 0;
+}
+
+void
+mcload_inbuf_free(struct mcload_inbuf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = b->off = 0;
+}
+
+static void
+inbuf_grow(struct mcload_inbuf *b, size_t need)
+{
+    while (b->cap < need)
+        b->cap *= 2;
+    b->data = realloc(b->data, b->cap);
+    if (!b->data)
+        mcload_fatal("out of memory");
+}
+
+int
+mcload_inbuf_recv(struct mcload_inbuf *b, int fd)
+{
+    ssize_t n;
+
+    if (b->len == b->cap)
+        inbuf_grow(b, b->cap * 2);
+    do
+        n = recv(fd, b->data + b->len, b->cap - b->len, 0);
+    while (n < 0 && errno == EINTR);
+    if (n > 0) {
+        b->len += (size_t)n;
+        return 1; /* level-triggered: no extra recv just to see EAGAIN */
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return 0;
+    if (n == 0)
+        errno = 0;
+    return -1;
+}
+
+void
+mcload_inbuf_compact(struct mcload_inbuf *b)
+{
+    if (b->off == 0)
+        return;
+    memmove(b->data, b->data + b->off, b->len - b->off);
+    b->len -= b->off;
+    b->off = 0;
+}
+
+const uint8_t *
+mcload_inbuf_next(struct mcload_inbuf *b, uint32_t *len_out, bool *bad)
+{
+    const uint8_t *m;
+    int32_t len;
+
+    *bad = false;
+    if (b->len - b->off < HDR)
+        return NULL;
+    len = mcload_rd32(b->data + b->off);
+    if (len < HDR || len > MAX_MSG) {
+        *bad = true;
+        return NULL;
+    }
+    if (b->len - b->off < (size_t)len) {
+        if ((size_t)len > b->cap) {
+            /* grow now so that the next recv can take the whole message */
+            mcload_inbuf_compact(b);
+            inbuf_grow(b, (size_t)len);
+        }
+        return NULL;
+    }
+    m = b->data + b->off;
+    b->off += (size_t)len;
+    *len_out = (uint32_t)len;
+    return m;
+}
+
+int
+mcload_send_pending(int fd, const uint8_t *buf, size_t len, size_t *off)
+{
+    while (*off < len) {
+        ssize_t n = send(fd, buf + *off, len - *off, MSG_NOSIGNAL);
+
+        if (n > 0) {
+            *off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        return -1;
+    }
+    return 1;
 }
 
 /* ---- options ------------------------------------------------------------- */

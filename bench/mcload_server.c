@@ -12,32 +12,19 @@
 #endif
 #include <bson/bson.h>
 
-#include <errno.h>
-#include <fcntl.h>
-#include <getopt.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
-#include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
-
-#define HDR 16
-#define OP_REPLY 1
-#define OP_QUERY 2004
-#define OP_MSG 2013
-#define MAX_MSG (48 * 1000 * 1000)
 
 #include "mcload.h"
 
@@ -46,8 +33,7 @@ struct sconn {
     uint32_t gen;
     bool open;
     bool want_out;
-    uint8_t *in;
-    size_t in_len, in_cap;
+    struct mcload_inbuf in;
     uint8_t *out;
     size_t out_len, out_off, out_cap;
 };
@@ -137,7 +123,7 @@ sconn_close(struct server *sv, struct sconn *c)
     epoll_ctl(sv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     sv->conns[c->fd] = NULL;
-    free(c->in);
+    mcload_inbuf_free(&c->in);
     free(c->out);
     free(c);
 }
@@ -195,21 +181,15 @@ append_find(struct server *sv, struct sconn *c, int32_t response_to, int32_t key
 static bool
 sconn_flush(struct server *sv, struct sconn *c)
 {
-    while (c->out_off < c->out_len) {
-        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+    int rc = mcload_send_pending(c->fd, c->out, c->out_len, &c->out_off);
 
-        if (n > 0) {
-            c->out_off += (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            sconn_want_out(sv, c, true);
-            return true;
-        }
+    if (rc < 0) {
         sconn_close(sv, c);
         return false;
+    }
+    if (rc == 0) {
+        sconn_want_out(sv, c, true);
+        return true;
     }
     c->out_off = c->out_len = 0;
     sconn_want_out(sv, c, false);
@@ -340,52 +320,24 @@ serve_one(struct server *sv, struct sconn *c, const uint8_t *m, uint32_t len)
 static void
 sconn_readable(struct server *sv, struct sconn *c)
 {
-    size_t off = 0;
-    ssize_t n;
+    const uint8_t *m;
+    uint32_t len;
+    bool bad;
+    int rc = mcload_inbuf_recv(&c->in, c->fd);
 
-    if (c->in_len == c->in_cap) {
-        c->in_cap *= 2;
-        c->in = realloc(c->in, c->in_cap);
-        if (!c->in)
-            mcload_fatal("out of memory");
-    }
-    do
-        n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
-    while (n < 0 && errno == EINTR);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    if (rc == 0)
         return;
-    if (n <= 0) {
+    if (rc < 0) {
         sconn_close(sv, c);
         return;
     }
-    c->in_len += (size_t)n;
-    while (c->in_len - off >= HDR) {
-        int32_t len = mcload_rd32(c->in + off);
-
-        if (len < HDR || len > MAX_MSG) {
-            sconn_close(sv, c);
-            return;
-        }
-        if (c->in_len - off < (size_t)len) {
-            if ((size_t)len > c->in_cap) {
-                memmove(c->in, c->in + off, c->in_len - off);
-                c->in_len -= off;
-                off = 0;
-                while (c->in_cap < (size_t)len)
-                    c->in_cap *= 2;
-                c->in = realloc(c->in, c->in_cap);
-                if (!c->in)
-                    mcload_fatal("out of memory");
-            }
-            break;
-        }
-        serve_one(sv, c, c->in + off, (uint32_t)len);
-        off += (size_t)len;
+    while ((m = mcload_inbuf_next(&c->in, &len, &bad)))
+        serve_one(sv, c, m, len);
+    if (bad) {
+        sconn_close(sv, c);
+        return;
     }
-    if (off > 0) {
-        memmove(c->in, c->in + off, c->in_len - off);
-        c->in_len -= off;
-    }
+    mcload_inbuf_compact(&c->in);
     if (c->out_len > c->out_off)
         sconn_flush(sv, c);
 }
@@ -418,8 +370,7 @@ server_accept(struct server *sv)
         memset(c, 0, sizeof *c);
         c->fd = fd;
         c->gen = ++sv->next_gen;
-        c->in_cap = 64 * 1024;
-        c->in = mcload_xmalloc(c->in_cap);
+        mcload_inbuf_init(&c->in, 64 * 1024);
         sv->conns[fd] = c;
         ev.events = EPOLLIN;
         ev.data.fd = fd;
