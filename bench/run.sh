@@ -1109,6 +1109,10 @@ if s6:
         ok = [d[lab]["types_ok"] for d in s6by.values() if lab in d]
         i9.append(("S6 BSON types survive a cached read, %s (1 yes, 0 no)" % what,
                    [1.0 if all(ok) else 0.0] if ok else [], 1 if lab == "S6b" else None, None, "eq", 0))
+    for lab, what in (("S6b", "mongocache"), ("S6a", "exec-patch Redis cache")):
+        ok = [d[lab].get("write_seen") for d in s6by.values() if lab in d]
+        i9.append(("S6 a write through the app is seen by the next cached read, %s (1 yes, 0 no)" % what,
+                   [1.0 if all(ok) else 0.0] if ok else [], 1 if lab == "S6b" else None, None, "eq", 0))
 
 out("## Issue 9: every figure beside its target")
 out()
@@ -1187,8 +1191,8 @@ if cg:
 if s6:
     out("## S6: a Mongoose app, findOne({_id}) over the same documents (FerretDB behind)")
     out()
-    out("| variant | p50 C=1 | p99 C=1 | req/s C=16 | p50 C=16 | hit ratio | types survive | what came back (hydrated; lean) |")
-    out("|---|---|---|---|---|---|---|---|")
+    out("| variant | p50 C=1 | p99 C=1 | req/s C=16 | p50 C=16 | hit ratio | types survive | a write then a read sees it | what came back (hydrated; lean) |")
+    out("|---|---|---|---|---|---|---|---|---|")
     s6names = {"S6a": "(a) exec-patch Redis cache", "S6b": "(b) through mongocache", "S6c": "(c) direct"}
     for lab in ("S6a", "S6b", "S6c"):
         ds = [d[lab] for d in s6by.values() if lab in d]
@@ -1199,13 +1203,14 @@ if s6:
             return ", ".join("%s %s" % (k, v) for k, v in t["got"].items()) + (
                 "" if t["checks"].get("lean_is_plain", True) else ", lean() answered with a Mongoose document")
         hr = [d["hit_ratio"] for d in ds if d.get("hit_ratio") is not None]
-        out("| %s | %s | %s | %s | %s | %s | %s | %s; %s |" % (
+        out("| %s | %s | %s | %s | %s | %s | %s | %s | %s; %s |" % (
             s6names[lab], mmm([d["c1"]["p50"] for d in ds]), mmm([d["c1"]["p99"] for d in ds]),
             mmm([d["cN"]["rps"] for d in ds], 0), mmm([d["cN"]["p50"] for d in ds]),
             ("%.3f" % min(hr)) if hr else "-", "yes" if all(d["types_ok"] for d in ds) else "NO",
+            "yes" if all(d.get("write_seen") for d in ds) else "NO (stale)",
             got(last["types_hydrated"]), got(last["types_lean"])))
     out()
-if not s4_on:
+if not s4_on and reps > 0:
     out("S4 (hit via the Redis tier) skipped: %s." % (
         "mongocache served no hit from it (see the run's messages)" if s4_flag
         else "this mongocache has no --redis option"))

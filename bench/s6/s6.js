@@ -17,7 +17,8 @@
 // a time (latency: p50, p99) and --n requests from -c concurrent loops
 // (throughput), each capped at --seconds. Then it reads one document back
 // the way the app would (cached) and checks the types Mongoose hands back,
-// for a hydrated and a lean query. One JSON line on stdout.
+// for a hydrated and a lean query; last, it updates one document through
+// the app and reads it again (cached): is the write seen? One JSON line.
 'use strict';
 
 const path = require('path');
@@ -172,6 +173,13 @@ async function main() {
   const th = typeChecks(hydrated, false);
   const tl = typeChecks(lean, true);
 
+  // A write through the app, then the same cached read: is the write seen?
+  const target = ids[2 % ids.length];
+  await read(target); // cached
+  await Item.updateOne({ _id: target }, { $set: { n: -1 } });
+  const after = await read(target);
+  const writeSeen = !!after && after.n === -1;
+
   let hitRatio = null;
   if (s0 && s1) {
     const h = s1.hits - s0.hits, all = h + (s1.misses - s0.misses) + (s1.bypassed - s0.bypassed);
@@ -180,7 +188,7 @@ async function main() {
   const out = {
     s6: a.label || a.mode, mode: a.mode, keys: ids.length,
     c1: one, concurrency: a.c, cN: many, hit_ratio: hitRatio,
-    types_ok: th.ok && tl.ok, types_hydrated: th, types_lean: tl,
+    types_ok: th.ok && tl.ok, types_hydrated: th, types_lean: tl, write_seen: writeSeen,
   };
   process.stdout.write(JSON.stringify(out) + '\n');
   await mongoose.disconnect();
