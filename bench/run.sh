@@ -29,8 +29,9 @@
 #   --no-callgrind    skip the cache = off instruction count
 #   --no-s6           skip S6 (Mongoose: exec-patch Redis cache vs mongocache)
 #   --entries N       cache entries filled for bytes per entry and the hit p50
-#                     at N entries (default 100000, quick 20000; 1000000 fits
-#                     in about 2 minutes more on a quiet machine)
+#                     at N entries (default 100000, quick 20000): filled by
+#                     misses at one client, 25 s for 100000 here; 1000000
+#                     takes about 4 minutes and 1 GB in mongocache
 #   --idle N          idle connections for bytes per connection (default
 #                     10000, quick 2000)
 # Environment:
