@@ -95,7 +95,8 @@ if [ "$QUICK" = 1 ]; then
     RB_N_C1=4000 RB_N_C50=30000
     OPEN_RATE=5000
     ENTRIES=${ENTRIES:-20000} IDLE=${IDLE:-2000}
-    S6_REPS=1 S6_N1=500 S6_N=3000 S6_SECONDS=3
+    S6_REPS=1 S6_N1=300 S6_N=2000 S6_SECONDS=2
+    SC_N=1500 SC_WARM=500
 else
     REPS=${REPS:-5}
     SECONDS_CAP=${SECONDS_CAP:-2}
@@ -104,6 +105,7 @@ else
     OPEN_RATE=5000
     ENTRIES=${ENTRIES:-100000} IDLE=${IDLE:-10000}
     S6_REPS=3 S6_N1=3000 S6_N=20000 S6_SECONDS=10
+    SC_N=3000 SC_WARM=1000
 fi
 LOADGEN_CPU=${LOADGEN_CPU:-1}
 SUT_CPU=${SUT_CPU:-0}
@@ -652,14 +654,14 @@ elif [ "$SYSCALLS" = 1 ]; then
         sfile=$OUT/logs/strace-$sname.txt
         timeout 60 strace -c -f -p "$pid" -o "$sfile" 2>/dev/null &
         spid=$!
-        sleep 0.5
+        sleep 0.3
         if [ "$sname" = A1 ] || [ "$sname" = A2 ]; then
-            nreq=3000
+            nreq=$((SC_N + SC_WARM))
             timeout 60 taskset -c "$LG_CPUS" redis-benchmark -h 127.0.0.1 -p "${PORT[$target]}" \
                 -t get -r "$KEYS" -d 256 -c 1 -n "$nreq" -q >/dev/null 2>&1 || true
         else
             json=$(timeout 60 taskset -c "$LG_CPUS" "$MCLOAD" --port "${PORT[$target]}" -c 1 \
-                -n 3000 --warmup 1000 --seconds 20 --keys "$KEYS" --size 256 \
+                -n "$SC_N" --warmup "$SC_WARM" --seconds 20 --keys "$KEYS" --size 256 \
                 --scenario "$sname" 2>>"$OUT/logs/mcload.err" || true)
             nreq=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["n"]+d["warmup_n"])' "$json" 2>/dev/null || echo 0)
         fi
