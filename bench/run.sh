@@ -652,6 +652,12 @@ elif [ "$SYSCALLS" = 1 ]; then
         target=${pair#*:}
         pid=${SPIDS[$target]}
         sfile=$OUT/logs/strace-$sname.txt
+        case $sname in
+        S3 | S4) # every key cached before counting (--reps 0 ran nothing yet)
+            timeout 120 taskset -c "$LG_CPUS" "$MCLOAD" --port "${PORT[$target]}" -c 1 -n "$KEYS" \
+                --warmup "$KEYS" --keys "$KEYS" --size 256 --seconds 60 >/dev/null 2>>"$OUT/logs/mcload.err" || true
+            ;;
+        esac
         timeout 60 strace -c -f -p "$pid" -o "$sfile" 2>/dev/null &
         spid=$!
         sleep 0.3
