@@ -597,8 +597,7 @@ pop_request(struct proxy_client *c, struct proxy_request *req)
         bson_free(req->inval);
     }
     if (req->miss) {
-        cache_pending_cleanup(c->server->cache, req->miss);
-        bson_free(req->miss);
+        cache_pending_free(c->server->cache, req->miss);
     }
     cache_write_cancel(req->write_wait);
     bson_free(req->held);
@@ -776,7 +775,7 @@ advise(struct proxy_client *c, struct proxy_request *req, const struct wire_msg 
         req->sent_us = sent_us;
         req->shape_weight = weight;
         if (req->miss)
-            req->miss->tag = req->shapes[0];
+            cache_pending_set_tag(req->miss, req->shapes[0]);
     } else if (cmd->db && changes_indexes(cmd->name_id)) {
         req->index_db = bson_strndup(cmd->db, cmd->db_len);
         if (cmd->coll && cmd->name_id != WIRE_NAME_DROP_DATABASE)
