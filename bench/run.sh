@@ -152,6 +152,10 @@ if [ -z "${MONGOCACHE:-}" ] || [ -z "${MCLOAD:-}" ]; then
         fi
         (cd "$BUILD_DIR" && make -j2 mongocache >/dev/null) ||
             { echo "run.sh: building mongocache failed (make -C $BUILD_DIR mongocache)" >&2; exit 2; }
+        if grep -q '^bench/cache_entry_bytes\$(EXEEXT):' "$BUILD_DIR/Makefile" 2>/dev/null; then
+            (cd "$BUILD_DIR" && make -j2 bench/cache_entry_bytes >/dev/null) ||
+                echo "# building bench/cache_entry_bytes failed: its row is left out" >&2
+        fi
         if grep -q '^bench/relay\$(EXEEXT):' "$BUILD_DIR/Makefile" 2>/dev/null; then
             (cd "$BUILD_DIR" && make -j2 bench/mcload bench/relay >/dev/null) ||
                 { echo "run.sh: building bench/mcload and bench/relay failed" >&2; exit 2; }
@@ -169,6 +173,7 @@ fi
 MONGOCACHE=${MONGOCACHE:-$BUILD_DIR/mongocache}
 MCLOAD=${MCLOAD:-$BUILD_DIR/bench/mcload}
 RELAY=${RELAY:-$BUILD_DIR/bench/relay}
+CACHE_ENTRY_BYTES=${CACHE_ENTRY_BYTES:-$BUILD_DIR/bench/cache_entry_bytes}
 NUTCRACKER=${NUTCRACKER:-$(command -v nutcracker || echo /usr/sbin/nutcracker)}
 if [ "$ANCHORS" = 1 ]; then
     [ -x "$RELAY" ] || { echo "# A3 (relay) skipped: no $RELAY" >&2; RELAY=""; }
@@ -730,6 +735,23 @@ if [ "$MEMORY" = 1 ]; then
             "\"hit_ratio_small\": $(json_field "$small" hit_ratio), \"hit_ratio_big\": $(json_field "$big" hit_ratio)}" >>"$RESULTS"
         kill -TERM "$pid" 2>/dev/null || true
     fi
+    if [ -x "$CACHE_ENTRY_BYTES" ]; then
+        # the cache alone, through its own door (no proxy, no sockets)
+        timeout 600 taskset -c "$FRONT_CPUS" "$CACHE_ENTRY_BYTES" "$ENTRIES" >"$OUT/logs/cache_entry_bytes.txt" 2>&1 &&
+            python3 - "$OUT/logs/cache_entry_bytes.txt" >>"$RESULTS" <<'EOF' || true
+import json, re, sys
+d = {"memory": "entry_unit"}
+for line in open(sys.argv[1]):
+    m = re.match(r"entries (\d+), reply (\d+) bytes", line)
+    if m:
+        d["entries"], d["reply_bytes"] = int(m.group(1)), int(m.group(2))
+    m = re.match(r"(accounted|malloc|rss) ([\d.]+)", line)
+    if m:
+        d[m.group(1)] = float(m.group(2))
+if "malloc" in d:
+    print(json.dumps(d))
+EOF
+    fi
     echo "# memory per idle connection ($IDLE connections after a driver handshake; $(($(date +%s) - start_s)) s)" >&2
     # mongocache holds two descriptors per client (it and its upstream connection)
     if [ $((IDLE * 2 + 200)) -gt "$(ulimit -n)" ]; then
@@ -1083,6 +1105,11 @@ if m and m["entries"] > m["entries_small"]:
     if m.get("p50_small") and m.get("p50_big"):
         i9.append(("hit p50 at %d entries / at %d (C=1)" % (m["entries"], m["entries_small"]),
                    [m["p50_big"] / m["p50_small"]], 1.05, 1.10, "low", 3))
+m = memory.get("entry_unit")
+if m:
+    i9.append(("  the cache alone (bench/cache_entry_bytes, %d entries of a %d B reply): bytes beyond the reply,"
+               " malloc'd (accounted %s, RSS %s)" % (m["entries"], m["reply_bytes"], fmt(m.get("accounted")),
+                                                     fmt(m.get("rss"))), [m["malloc"]], 96, 160, "low", 1))
 m = memory.get("idle")
 if m and m["idle"].get("bytes_per_connection") is not None:
     i9.append(("RSS per idle client connection after a driver handshake (%d connections)" % m["idle"]["idle_connections"],
@@ -1178,6 +1205,11 @@ if memory:
             m["entries"], m["reply_bytes"], m["rss_before"], m["rss_after"], m["entries_small"], m["entries"],
             m["cache_bytes_before"], m["cache_bytes_after"], fmt(m.get("p50_small")), m["entries_small"],
             fmt(m.get("p50_big")), m["entries"], m.get("hit_ratio_small"), m.get("hit_ratio_big")))
+    m = memory.get("entry_unit")
+    if m:
+        out("- the cache alone (bench/cache_entry_bytes %d): beyond each %d B reply, accounted %s, malloc %s,"
+            " RSS %s bytes" % (m["entries"], m["reply_bytes"], fmt(m.get("accounted")), fmt(m.get("malloc")),
+                               fmt(m.get("rss"))))
     m = memory.get("idle")
     if m:
         i = m["idle"]
