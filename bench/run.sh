@@ -790,7 +790,7 @@ fi
 # cache/ (cache/hist.c, the latency histograms, not counted: they are metrics).
 CG_REQS=$([ "$QUICK" = 1 ] && echo 500 || echo 2000)
 cg_cache_work() {
-    local mode=$1 port http cg dump
+    local mode=$1 port http cg dump child
     shift
     port=$(free_port)
     http=$(free_port)
@@ -801,7 +801,8 @@ cg_cache_work() {
     cg=$!
     TPIDS+=("$cg")
     wait_port "$port" "$cg" 60 || { echo "# callgrind $mode: mongocache did not come up" >&2; return 0; }
-    cg=$(pgrep -P "$cg" | head -n 1 || echo "$cg")
+    child=$(pgrep -P "$cg" | head -n 1 || true)
+    [ -n "$child" ] && cg=$child # valgrind itself (timeout's child; taskset execs it)
     sleep 0.5
     timeout 300 taskset -c "$LG_CPUS" "$MCLOAD" --port "$port" -c 1 -n "$KEYS" --warmup "$KEYS" \
         --keys "$KEYS" --size 256 --seconds 120 --warmup-seconds 120 >/dev/null 2>>"$OUT/logs/mcload.err" || true
@@ -855,7 +856,7 @@ fi
 # ---- S6: a Mongoose app, exec-patch Redis cache vs mongocache vs direct ---------------------
 S6_DIR=$here/s6
 S6_MONGOOSE=$top/tests/integration/node/node_modules/mongoose
-if [ "$S6" = 1 ] && [ "$FERRET_ON" = 1 ] && command -v node >/dev/null 2>&1 &&
+if [ "$S6" = 1 ] && [ "$FERRET_ON" = 1 ] && [ -n "${PORT[mc-on-ferret]:-}" ] && command -v node >/dev/null 2>&1 &&
     [ -d "$S6_MONGOOSE" ] && [ -d "$S6_DIR/node_modules/redis" ]; then
     echo "# S6: Mongoose app ($S6_REPS repetition(s): exec-patch Redis cache, through mongocache, direct; $(($(date +%s) - start_s)) s)" >&2
     start_redis redis-s6 0 back
