@@ -722,13 +722,13 @@ if [ "$MEMORY" = 1 ]; then
         pid=${SPIDS[mc-entries]}
         # 1,000 entries first: their hit p50 is the small-cache reference
         small=$(hits_run mc-entries 1000 "$N_C1") || small="{}"
-        rss0=$(rss_of "$pid")
-        e0=$(stat_field "${STATS[mc-entries]}" entries)
-        b0=$(stat_field "${STATS[mc-entries]}" bytes)
+        rss0=$(rss_of "$pid" || echo 0)
+        e0=$(stat_field "${STATS[mc-entries]}" entries || echo 0)
+        b0=$(stat_field "${STATS[mc-entries]}" bytes || echo 0)
         big=$(hits_run mc-entries "$ENTRIES" "$N_C1") || big="{}"
-        rss1=$(rss_of "$pid")
-        e1=$(stat_field "${STATS[mc-entries]}" entries)
-        b1=$(stat_field "${STATS[mc-entries]}" bytes)
+        rss1=$(rss_of "$pid" || echo 0)
+        e1=$(stat_field "${STATS[mc-entries]}" entries || echo 0)
+        b1=$(stat_field "${STATS[mc-entries]}" bytes || echo 0)
         echo "{\"memory\": \"entries\", \"reply_bytes\": 256, \"entries_small\": $e0, \"entries\": $e1," \
             "\"rss_before\": $rss0, \"rss_after\": $rss1, \"cache_bytes_before\": $b0, \"cache_bytes_after\": $b1," \
             "\"p50_small\": $(json_field "$small" p50), \"p50_big\": $(json_field "$big" p50)," \
