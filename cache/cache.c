@@ -175,6 +175,20 @@ random_secret(struct cache_key_secret *secret)
     cache_key_secret_init(secret, text);
 }
 
+/*
+ * What the stored values hold in common beyond their own charge: the
+ * dependency snapshots and the generation records held. The budget counts
+ * it (cache_lru_set_shared), so a flood of entries that share nothing (one
+ * namespace each) is evicted for what it really holds, not 80 bytes each.
+ */
+static size_t
+shared_bytes(void *arg)
+{
+    const struct cache *cache = arg;
+
+    return cache_deps_bytes(cache->deps) + cache_gen_held_bytes(cache->gen);
+}
+
 struct cache *
 cache_new(const struct conf *conf, struct event_base *base, bson_error_t *error)
 {
@@ -193,6 +207,7 @@ cache_new(const struct conf *conf, struct event_base *base, bson_error_t *error)
                                cache_value_lru_charge);
     cache->gen = cache_gen_new();
     cache->deps = cache_deps_table_new();
+    cache_lru_set_shared(cache->lru, shared_bytes, cache);
     cache->coalesce = cache_coalesce_new(base);
     if (conf->redis && conf->redis[0]) {
         cache->redis = cache_redis_new(base, conf, error);
@@ -949,7 +964,8 @@ cache_counter(const struct cache *cache, enum cache_counter counter)
     case CACHE_CTR_entries:
         return cache_lru_count(cache->lru);
     case CACHE_CTR_bytes:
-        return cache_lru_bytes(cache->lru) + cache_deps_bytes(cache->deps);
+        return cache_lru_bytes(cache->lru) + cache_deps_bytes(cache->deps) +
+               cache_gen_held_bytes(cache->gen);
     case CACHE_CTR_coalesced:
         return cache_coalesce_count(cache->coalesce);
     case CACHE_CTR_coalesced_timeouts:

@@ -105,7 +105,8 @@ struct proxy_client {
     uint64_t id;
     char peer[INET6_ADDRSTRLEN + 16];
     struct bufferevent *bev;
-    struct evbuffer *scratch;     /* one message on its way out, either direction; empty between */
+    struct evbuffer *scratch;     /* one message on its way out, either direction; empty between:
+                                   * the loop's (proxy_io_loop), shared by every client */
     struct proxy_upstream *up;    /* NULL until the first request, and after it is lost */
     bool oneway_sent;             /* a moreToCome request went to the current upstream */
     /* requestIDs of the latest moreToCome requests, oldest first, in a ring
@@ -116,9 +117,8 @@ struct proxy_client {
     uint32_t oneway_count;
     struct proxy_request_list pending;
     uint32_t n_pending;
-    struct event *timer;          /* message deadline, idle or drain */
+    struct event *timer;          /* message deadline, idle or drain; exists only while armed */
     bool deadline_armed;
-    struct event *close_ev;
     /* Why the client is not read: any of these stops both reading its
      * socket and handling what is buffered (proxy_client_update_reading). */
     bool reading_paused;          /* the upstream's queue is full */
@@ -131,7 +131,7 @@ struct proxy_client {
     bool finishing;               /* close when nothing is in flight and output is flushed */
     bool peer_eof;                /* the client shut down its side; replies still go out */
     bool peer_gone;               /* the socket failed; replies are discarded */
-    bool dead;                    /* close_ev is scheduled */
+    bool dead;                    /* resume_ev is active to free it */
     bool blocked;                 /* a request waits on the cache or a drain: read no further */
     bool reading;                 /* the socket's read event is enabled */
     bool linger;                  /* close by start_linger: a refused message is still arriving */
@@ -139,7 +139,9 @@ struct proxy_client {
     bool tracked;                 /* its buffers count toward max_memory */
     size_t admitted_len;          /* the message arriving now was admitted at this length */
     size_t promised;              /* its bytes not yet arrived (in server->mem_promised) */
-    struct event *resume_ev;      /* runs proxy_client_process_input once a wait is over */
+    struct event *resume_ev;      /* runs proxy_client_process_input once a wait is over;
+                                   * frees the client once dead; created on first need
+                                   * (proxy_client_set_blocked creates it) */
     const char *close_reason;
     uint64_t n_requests;
     struct proxy_auth auth;

@@ -32,9 +32,10 @@ APT_PKGS="$APT_PKGS python3-yaml"
 APT_PKGS="$APT_PKGS man-db groff-base bsdextrautils systemd"
 # The dashboard's browser test (test_dashboard.sh): headless chromium, its driver, a font.
 APT_PKGS="$APT_PKGS chromium chromium-driver fonts-dejavu-core"
-# bench/run.sh: twemproxy (the A2 anchor), strace (syscalls per request),
-# redis-benchmark (redis-tools), taskset (util-linux).
-APT_PKGS="$APT_PKGS nutcracker strace redis-tools util-linux"
+# test_io.sh and bench/syscalls.sh count the proxy's system calls (strace);
+# bench/run.sh also needs twemproxy (the A2 anchor), redis-benchmark
+# (redis-tools) and taskset (util-linux).
+APT_PKGS="$APT_PKGS strace nutcracker redis-tools util-linux"
 missing=""
 for p in $APT_PKGS; do
     st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
