@@ -363,6 +363,7 @@ connect_done(struct proxy_conn *conn)
         return;
     conn->connecting = false;
     if (err) {
+        conn->reading = false; /* nothing more from this socket */
         conn->writing = false;
         update_events(conn);
         errno = err;
@@ -451,6 +452,8 @@ conn_cb(evutil_socket_t fd, short what, void *arg)
             if (!conn->freed)
                 do_write(conn); /* what was queued while connecting */
         } else {
+            conn->reading = false; /* a failed connect: nothing more from this socket */
+            conn->writing = false;
             update_events(conn);
             errno = conn->err;
             if (conn->event_cb)

@@ -21,7 +21,7 @@
  * proxy_conn_dns_error for a name that did not resolve). A connect's outcome
  * is always reported from the event loop, never inside the call that
  * started it. After EOF or a read error reading is off; after a write error
- * or timeout writing is off.
+ * or timeout writing is off; after a failed connect both are.
  *
  * proxy_conn_free may be called from inside the connection's own callback:
  * the socket is closed and no callback runs again at once, and the memory

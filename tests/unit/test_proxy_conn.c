@@ -385,6 +385,8 @@ test_connect(struct event_base *base, struct proxy_io_loop *loop)
     memset(&s, 0, sizeof s);
     conn = proxy_conn_new(base, loop, -1);
     proxy_conn_setcb(conn, on_read, on_write, on_event, &s);
+    proxy_conn_read_enable(conn, true);
+    proxy_conn_write_enable(conn, true);
     s.in_call = true;
     is_int(proxy_conn_connect(conn, (struct sockaddr *)&sin, sizeof sin), 0,
            "refused connect: started");
@@ -393,6 +395,10 @@ test_connect(struct event_base *base, struct proxy_io_loop *loop)
     ok(s.what == PROXY_CONN_ERROR && s.err == ECONNREFUSED && !s.event_in_call,
        "refused connect: ERROR with ECONNREFUSED from the loop (what %d errno %d)", s.what, s.err);
     is_int(proxy_conn_dns_error(conn), 0, "refused connect: no resolver error");
+    for (int i = 0; i < 3; i++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    ok(s.events == 1 && proxy_conn_interest(conn) == 0,
+       "refused connect: reported once, the socket no longer watched (%d events)", s.events);
     proxy_conn_free(conn);
 
     /* freed while connecting: nothing is reported */
