@@ -53,8 +53,16 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-/* Most bytes one read takes: a partial reply never holds more than one chunk extra. */
+/* Most bytes one read takes (the replies of many lookups at once). */
 #define READ_CHUNK 65536
+/*
+ * Bytes fed to the reader at a time, its replies handed on before the next:
+ * hiredis's reader moves what is left of its buffer down after each reply
+ * once 1 KB is consumed, so feeding a whole 64 KB read of many small
+ * replies would copy it again for each (at 50 clients, 7,500 more
+ * instructions per hit in memcpy, callgrind).
+ */
+#define FEED_CHUNK 4096
 
 /* A command waiting for its reply. */
 struct waiter {
@@ -265,12 +273,16 @@ take_bytes(struct cache_redis_conn *conn, const uint8_t *data, size_t n)
 {
     bson_error_t error;
 
-    if (conn->channel)
-        read_pushes(conn, data, n);
-    else if (!cache_redis_resp_feed(conn->resp, data, n, &error))
-        lose(conn, CACHE_REDIS_CONN_PROTOCOL, error.message);
-    else
-        dispatch(conn);
+    for (size_t at = 0; at < n && !conn->dead; at += FEED_CHUNK) {
+        size_t len = n - at < FEED_CHUNK ? n - at : FEED_CHUNK;
+
+        if (conn->channel)
+            read_pushes(conn, data + at, len);
+        else if (!cache_redis_resp_feed(conn->resp, data + at, len, &error))
+            lose(conn, CACHE_REDIS_CONN_PROTOCOL, error.message);
+        else
+            dispatch(conn);
+    }
 }
 
 /* Writes what is pending, first to the socket, the rest through the bufferevent's queue. */
