@@ -513,6 +513,24 @@ bypass(struct cache *cache, struct cache_request *req, struct cache_pending *p, 
     return CACHE_BYPASS;
 }
 
+/*
+ * "db.coll" into buf, each part up to its first NUL (as the writes' "%.*s"
+ * names it); its length, or 0 when it does not fit with a NUL in size bytes.
+ */
+static size_t
+ns_text(char *buf, size_t size, const struct cache_ns_ref *ref)
+{
+    size_t db_len = strnlen(ref->db, ref->db_len), coll_len = strnlen(ref->coll, ref->coll_len);
+
+    if (db_len + 1 + coll_len >= size)
+        return 0;
+    memcpy(buf, ref->db, db_len);
+    buf[db_len] = '.';
+    memcpy(buf + db_len + 1, ref->coll, coll_len);
+    buf[db_len + 1 + coll_len] = '\0';
+    return db_len + 1 + coll_len;
+}
+
 enum cache_outcome
 cache_lookup(struct cache *cache, struct cache_request *req, struct cache_pending **pending,
              struct cache_value **hit, cache_wait_cb cb, void *arg, struct cache_wait **wait)
@@ -523,7 +541,7 @@ cache_lookup(struct cache *cache, struct cache_request *req, struct cache_pendin
     struct cache_lru_node *node;
     struct cache_pending *p;
     char ns[512];
-    int n;
+    size_t n;
 
     *hit = NULL;
     *wait = NULL;
@@ -553,11 +571,10 @@ cache_lookup(struct cache *cache, struct cache_request *req, struct cache_pendin
         const struct cache_ns_ref *ref = &read.ns[i];
         struct cache_gen_rec *rec;
 
-        n = snprintf(ns, sizeof ns, "%.*s.%.*s", (int)ref->db_len, ref->db, (int)ref->coll_len,
-                     ref->coll);
-        if (n < 0 || (size_t)n >= sizeof ns)
+        n = ns_text(ns, sizeof ns, ref);
+        if (n == 0)
             return bypass(cache, req, p, CACHE_POLICY_NO_COLLECTION);
-        rec = cache_gen_get(cache->gen, 'n', ns, (size_t)n);
+        rec = cache_gen_get(cache->gen, 'n', ns, n);
         if (i == 0) {
             p->ns = rec;
             p->ttl_ms = ns_ttl(cache, rec);
@@ -570,8 +587,8 @@ cache_lookup(struct cache *cache, struct cache_request *req, struct cache_pendin
     add_dep(p, cache_gen_get(cache->gen, 'u', req->principal, strlen(req->principal)));
     add_dep(p, cache_gen_global(cache->gen));
 
-    cache_key_build(&cache->secret, req->principal, req->db, read.ns[0].coll,
-                    read.ns[0].coll_len, req->body, &p->material, &p->key, &p->digest);
+    cache_key_build(&cache->secret, req->principal, req->db, read.ns[0].coll, read.ns[0].coll_len,
+                    req->body, req->cmd, &p->material, &p->key, &p->digest);
     node = cache_lru_get(cache->lru, &p->key, (uint64_t)conf_clock_ms());
     if (node) {
         struct cache_value *v = cache_value_of_node(node);
@@ -719,10 +736,12 @@ cache_write_cancel(struct cache_write_wait *wait)
     cache_inval_write_cancel(wait);
 }
 
-size_t
-cache_admin_drop(struct cache *cache, const char *ns, size_t ns_len)
+enum cache_drop_state
+cache_admin_drop(struct cache *cache, const char *ns, size_t ns_len, cache_drop_done_cb cb,
+                 void *arg, struct cache_write_wait **wait, size_t *dropped)
 {
-    return cache_inval_drop(cache->inval, ns, ns_len, (uint64_t)conf_clock_ms());
+    return cache_inval_drop(cache->inval, ns, ns_len, (uint64_t)conf_clock_ms(), cb, arg, wait,
+                            dropped);
 }
 
 /* ---- statistics --------------------------------------------------------------- */

@@ -8,6 +8,8 @@
 #   A  Redis tier, http_token, admin_commands on, advice every 500 ms
 #   B  Redis tier, no http_token, admin_commands off
 #   E  advice off (no shape table)
+#   C  as A, with redis_timeout 5s (its answers wait for Redis)
+#   G  a Redis tier that is not there (port closed), http_token, admin_commands on
 #   D  FerretDB with authentication, admin_users = the user@admin
 #   D2 the same, admin_users = the user@app (same name, other database)
 # The cases are in admin_check.py (groups) and below (mongosh, logs).
@@ -17,7 +19,6 @@ set -u
 . "$(dirname "$0")/lib.sh"
 mc_init
 
-mc_plan 62
 TOKEN="admtok-$$-$RANDOM-marker"
 SECRET="admin-secret-$$-$RANDOM"
 MONGOSH=${MC_MONGOSH:-$MC_NODE_DIR/node_modules/.bin/mongosh}
@@ -37,9 +38,9 @@ E_HTTP=$PROXY_HTTP_PORT
 
 args=(--ferret-port "$FERRET1" --a-port "$A_PORT" --a-http "$A_HTTP" --b-port "$B_PORT"
     --b-http "$B_HTTP" --e-http "$E_HTTP" --token "$TOKEN")
-mc_run_lines admin 18 shapes "$MC_PYTHON" "$CHECK" shapes "${args[@]}"
-mc_run_lines admin 14 http "$MC_PYTHON" "$CHECK" http "${args[@]}"
-mc_run_lines admin 15 inband "$MC_PYTHON" "$CHECK" inband "${args[@]}"
+mc_run_lines admin shapes "$MC_PYTHON" "$CHECK" shapes "${args[@]}"
+mc_run_lines admin http "$MC_PYTHON" "$CHECK" http "${args[@]}"
+mc_run_lines admin inband "$MC_PYTHON" "$CHECK" inband "${args[@]}"
 
 # mongosh: MC_ADMIN_CMDS through db.adminCommand; prints the replies' JSON.
 mongosh_run() {
@@ -69,6 +70,21 @@ st=$?
 mc_ok $st "mongosh on B (no rights): Unauthorized (13)"
 [ $st -eq 0 ] || mc_diag "mongosh said: $out"
 
+# The answer waits for Redis to confirm the bump (issue 9); A becomes dirty here.
+MONGOCACHE_HTTP_TOKEN=$TOKEN mc_start_proxy "${TIER[@]}" --admin-commands on --redis-timeout 5s
+C_PORT=$PROXY_PORT C_HTTP=$PROXY_HTTP_PORT C_LOG=$PROXY_LOG C_PID=$PROXY_PID
+MONGOCACHE_HTTP_TOKEN=$TOKEN mc_start_proxy --redis "redis://127.0.0.1:$(mc_free_port)" \
+    --cache-key-secret "$SECRET" --admin-commands on
+G_PORT=$PROXY_PORT G_HTTP=$PROXY_HTTP_PORT
+mc_run_lines admin race "$MC_PYTHON" "$CHECK" race "${args[@]}" --c-port "$C_PORT" \
+    --c-http "$C_HTTP" --g-port "$G_PORT" --g-http "$G_HTTP" --redis-port "$REDIS_PORT"
+mc_run_lines admin stop "$MC_PYTHON" "$CHECK" stop "${args[@]}" --c-http "$C_HTTP" \
+    --redis-port "$REDIS_PORT" --c-pid "$C_PID"
+wait "$C_PID"
+st=$?
+mc_ok $st "C exits 0 after stopping with an answer waiting for Redis"
+[ $st -eq 0 ] || mc_log_tail "$C_LOG"
+
 # Authentication: FerretDB with users; D admits the user, D2 (user@app) does not.
 USER_NAME=mcadmin
 USER_PW="pw-$$-$RANDOM-q"
@@ -80,7 +96,7 @@ mc_start_proxy --admin-users "$USER_NAME@app"
 D2_PORT=$PROXY_PORT
 mc_start_proxy --admin-commands on
 D3_PORT=$PROXY_PORT
-mc_run_lines admin 7 auth "$MC_PYTHON" "$CHECK" auth --d-port "$D_PORT" --d2-port "$D2_PORT" \
+mc_run_lines admin auth "$MC_PYTHON" "$CHECK" auth --d-port "$D_PORT" --d2-port "$D2_PORT" \
     --d3-port "$D3_PORT" --user "$USER_NAME" --password "$USER_PW"
 out=$(mongosh_run "mongodb://$USER_NAME:$USER_PW@127.0.0.1:$D_PORT/?directConnection=true&authSource=admin" \
     '[{"mongocacheFlush": 1}]')
@@ -94,6 +110,9 @@ grep -E 'event=admin_action .*via=http who="?http:127\.0\.0\.1:[0-9]+"? action=i
 mc_ok $? "A's log: the HTTP invalidation, who (the peer), what, namespace, result, dropped"
 grep -E 'event=admin_action .*via=wire who="?unauthenticated"? action=invalidate namespace=app\.books result=ok' "$A_LOG" >/dev/null
 mc_ok $? "A's log: the in-band invalidation"
+grep -E 'event=admin_action .*via=wire .*action=invalidate namespace=app\.books result=unconfirmed' "$A_LOG" >/dev/null &&
+    grep -E 'event=admin_action .*via=wire .*action=invalidate namespace=app\.books result=ok' "$C_LOG" >/dev/null
+mc_ok $? "A's log: the in-band invalidation Redis did not confirm; C's: the one it did"
 grep -E 'event=admin_action .*via=wire .*action=flush namespace=\* result=refused_unauthorized' "$B_LOG" >/dev/null &&
     grep -E 'event=admin_action .*via=http .*action=flush namespace=\* result=refused_no_token_configured' "$B_LOG" >/dev/null
 mc_ok $? "B's log: the refused in-band and HTTP flushes"
