@@ -14,16 +14,6 @@
  *            (names only)   (bufferevent)  (replies)    (lost)
  *
  * Commands queue from the start; they are written once connected.
- *
- * The socket (conf/sock.h), as the proxy's own: a command is appended to
- * `pending` and a flush event is made active; the flush runs once the loop
- * has run every callback of its turn, so the lookups of all the clients
- * read in one turn go out in one write, written first (no write event
- * armed unless the socket does not take it all). Replies are read without
- * libevent's reader (no ioctl(FIONREAD)): one read() of up to READ_CHUNK
- * bytes into the connection's buffer per readable event, fed straight to
- * the reader. At one client a hit costs a write and a read here, no
- * epoll_ctl.
  * "Dead" is one-way: a loss (I/O or protocol) or the owner's free. A dead
  * connection sends and dispatches nothing more; the owner hears of a loss
  * once (lost). Every command waiting is called back exactly once: with its
@@ -31,6 +21,16 @@
  * only by teardown(), and never while one of its own callbacks is on the
  * stack (busy): a free asked for then is done when the outermost one
  * returns.
+ *
+ * The socket (conf/sock.h), as the proxy's own: a command is appended to
+ * `pending` and a flush event is made active; the flush runs once the loop
+ * has run every callback of its turn, so the lookups of all the clients
+ * read in one turn go out in one write, written first (no write event
+ * armed unless the socket does not take it all). Replies are read without
+ * libevent's reader (no ioctl(FIONREAD)): one read() of up to READ_CHUNK
+ * bytes into the connection's buffer (64 KB, in the struct: a tier keeps
+ * two connections) per readable event, fed straight to the reader. At one
+ * client a hit costs a write and a read here, no epoll_ctl.
  */
 #include "config.h"
 
