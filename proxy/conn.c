@@ -44,6 +44,8 @@ struct proxy_conn {
     proxy_conn_event_cb event_cb;
     void *arg;
     struct evdns_getaddrinfo_request *lookup; /* a name being resolved */
+    struct event *again;                      /* proxy_conn_read_again's zero timer,
+                                               * made on first use */
     size_t write_low;
     int64_t write_timeout_ms;
     evutil_socket_t fd;
@@ -56,7 +58,6 @@ struct proxy_conn {
     bool writing;
     bool connecting;
     bool resolving;
-    bool read_again;
     bool freed;
 };
 
@@ -132,6 +133,8 @@ proxy_conn_new(struct event_base *base, struct proxy_io_loop *loop, evutil_socke
 static void
 destroy(struct proxy_conn *conn)
 {
+    if (conn->again)
+        event_free(conn->again);
     if (conn->input)
         evbuffer_free(conn->input);
     if (conn->output)
@@ -144,8 +147,10 @@ proxy_conn_free(struct proxy_conn *conn)
 {
     if (!conn || conn->freed)
         return;
-    if (conn->registered || conn->pending || conn->read_again)
+    if (conn->registered || conn->pending)
         event_del(&conn->ev); /* also takes back an activation */
+    if (conn->again)
+        event_del(conn->again);
     conn->registered = 0;
     conn->pending = 0;
     conn->freed = true;
@@ -246,13 +251,35 @@ proxy_conn_send(struct proxy_conn *conn, struct evbuffer *data)
     }
 }
 
+/* proxy_conn_read_again's turn: the reader, without a read(). */
+static void
+again_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_conn *conn = arg;
+
+    (void)fd;
+    (void)what;
+    conn->busy++;
+    if (conn->read_cb)
+        conn->read_cb(conn, conn->arg);
+    if (--conn->busy == 0 && conn->freed)
+        destroy(conn);
+}
+
 void
 proxy_conn_read_again(struct proxy_conn *conn)
 {
-    if (conn->freed || conn->pending)
+    /* A zero timer runs after the loop's next poll: the connections that
+     * are ready meanwhile go first (an event made active would run in the
+     * same turn, again and again). */
+    static const struct timeval now = {0, 0};
+
+    if (conn->freed)
         return;
-    conn->read_again = true;
-    event_active(&conn->ev, EV_READ, 0);
+    if (!conn->again)
+        conn->again = evtimer_new(conn->base, again_cb, conn);
+    if (conn->again)
+        event_add(conn->again, &now);
 }
 
 int
@@ -471,15 +498,8 @@ conn_cb(evutil_socket_t fd, short what, void *arg)
         if (!conn->freed && !conn->connecting)
             do_write(conn);
     } else {
-        if (conn->read_again) {
-            /* Asked for by proxy_conn_read_again: the reader's turn, no read()
-             * (a socket with bytes is still readable at the next poll). */
-            conn->read_again = false;
-            if (conn->read_cb)
-                conn->read_cb(conn, conn->arg);
-        } else if ((what & EV_READ) && conn->reading) {
+        if ((what & EV_READ) && conn->reading)
             do_read(conn);
-        }
         if (!conn->freed && (what & EV_WRITE))
             do_write(conn);
     }

@@ -93,8 +93,10 @@ void proxy_conn_set_write_low(struct proxy_conn *conn, size_t low);
 void proxy_conn_send(struct proxy_conn *conn, struct evbuffer *data);
 
 /*
- * Runs read_cb again from the event loop without reading (a reader that
- * stopped early for fairness, with whole messages still in the input).
+ * Runs read_cb again without reading, after the loop's next poll (a reader
+ * that stopped early for fairness, with whole messages still in the input:
+ * the other connections ready by then go first). Its timer is made on the
+ * first call and kept until the connection is freed.
  */
 void proxy_conn_read_again(struct proxy_conn *conn);
 

@@ -75,8 +75,7 @@ proxy_upstream_process(struct proxy_upstream *up)
         if (avail < WIRE_HEADER_LEN)
             return;
         if (handled++ == PROXY_UPSTREAM_BATCH) {
-            /* Fairness: the read callback runs again after the connections
-             * already active in this loop turn. */
+            /* Fairness: the read callback runs again after the loop's next poll. */
             proxy_conn_read_again(up->conn);
             return;
         }

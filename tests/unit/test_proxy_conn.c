@@ -257,6 +257,38 @@ test_pause(struct event_base *base, struct proxy_io_loop *loop)
     close(sv[1]);
 }
 
+/* A reader that asks to run again each time: once per loop turn, not in a loop. */
+static int again_runs;
+
+static void
+on_read_again(struct proxy_conn *conn, void *arg)
+{
+    (void)arg;
+    if (++again_runs < 5)
+        proxy_conn_read_again(conn);
+}
+
+static void
+test_read_again_fair(struct event_base *base, struct proxy_io_loop *loop)
+{
+    int sv[2];
+    struct seen s = {0};
+    struct proxy_conn *conn;
+
+    pair(sv);
+    conn = make(base, loop, sv[0], &s);
+    proxy_conn_setcb(conn, on_read_again, NULL, NULL, &s);
+    again_runs = 0;
+    proxy_conn_read_again(conn);
+    event_base_loop(base, EVLOOP_ONCE); /* one poll and what it made active */
+    is_int(again_runs, 1, "read_again from the reader: once per loop turn");
+    for (int i = 0; i < 10; i++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    is_int(again_runs, 5, "read_again: runs on at the following turns");
+    proxy_conn_free(conn);
+    close(sv[1]);
+}
+
 static void
 test_write_error(struct event_base *base, struct proxy_io_loop *loop)
 {
@@ -484,6 +516,7 @@ main(void)
     test_watermark(base, loop);
     test_read_eof(base, loop);
     test_pause(base, loop);
+    test_read_again_fair(base, loop);
     test_write_error(base, loop);
     test_timeout(base, loop);
     test_free_inside(base, loop);
