@@ -256,7 +256,7 @@ error_reply(struct proxy_client *c, int32_t response_to, int32_t code, const cha
                        : code == WIRE_CODE_EXCEEDED_MEMORY ? "ExceededMemoryLimit"
                                                            : "BadValue";
 
-    return proxy_client_make_error(c, response_to, false, code, name, errmsg, len);
+    return proxy_request_make_error(c->server, response_to, false, code, name, errmsg, len);
 }
 
 /* The /stats document as BSON (bson_destroy). */
@@ -341,7 +341,7 @@ proxy_action_answer(struct proxy_client *c, const bson_t *body, const char *db, 
     }
     audit(c->id, "wire", who, cmd.kind, ns, "ok", dropped);
     *ok = true;
-    bytes = wire_reply_msg(proxy_client_reply_id(c), response_to, out, len);
+    bytes = wire_reply_msg(proxy_server_reply_id(c->server), response_to, out, len);
     bson_destroy(&reply);
     if (stats)
         bson_destroy(stats);

@@ -18,7 +18,7 @@
  *     -> hello: persona rewrite (hello.c); sasl: note the verdict (auth.c)
  *        [the query cache will store here]
  *     -> relay to the client, strictly in request order; as each reply is
- *        queued (relayed, or canned/hit in proxy_client_flush_canned),
+ *        queued (relayed, or canned/hit in flush_canned),
  *        proxy_client_observe times it (latency histograms, the slow-request line)
  *
  * Owns: the client bufferevent, its upstream, the list of requests in
@@ -68,6 +68,25 @@
 #define PROXY_CLIENT_BATCH 16
 
 static void close_now(struct proxy_client *c, const char *reason);
+static void process_input(struct proxy_client *c);
+static void set_blocked(struct proxy_client *c, bool blocked);
+static void update_timer(struct proxy_client *c, bool progressed);
+static void maybe_finish(struct proxy_client *c);
+static void flush_canned(struct proxy_client *c);
+static void forward(struct proxy_client *c, struct evbuffer *in, size_t len, uint8_t *replacement,
+                    size_t replacement_len, bool oneway);
+static bool on_reply(void *arg, struct evbuffer *in, const struct wire_header *h);
+static void on_upstream_down(void *arg, const char *why, bool connected);
+static void on_upstream_invalid(void *arg, const char *why);
+static void on_upstream_drained(void *arg);
+
+/* How a client's upstream connection (upstream.c) reports to it. */
+static const struct proxy_upstream_cbs upstream_cbs = {
+    on_reply,
+    on_upstream_down,
+    on_upstream_invalid,
+    on_upstream_drained,
+};
 static void start_linger(struct proxy_client *c);
 static void pop_request(struct proxy_client *c, struct proxy_request *req);
 
@@ -123,8 +142,8 @@ sync_upstream(struct proxy_client *c)
         proxy_upstream_pause(c->up, c->output_full || c->memory_paused);
 }
 
-void
-proxy_client_set_blocked(struct proxy_client *c, bool blocked)
+static void
+set_blocked(struct proxy_client *c, bool blocked)
 {
     c->blocked = blocked;
     update_reading(c);
@@ -200,8 +219,8 @@ release_promise(struct proxy_client *c)
 
 /* ---- timers ------------------------------------------------------------- */
 
-void
-proxy_client_update_timer(struct proxy_client *c, bool progressed)
+static void
+update_timer(struct proxy_client *c, bool progressed)
 {
     const struct conf *conf = c->server->conf;
     struct timeval tv;
@@ -300,8 +319,8 @@ message_buffered(struct proxy_client *c)
  * and every request (moreToCome writes included) flushed to the upstream.
  * Until then the write callbacks call it again; drain_timeout bounds it.
  */
-void
-proxy_client_maybe_finish(struct proxy_client *c)
+static void
+maybe_finish(struct proxy_client *c)
 {
     if (c->dead || !(c->finishing || c->peer_eof || c->peer_gone) || c->n_pending > 0)
         return;
@@ -343,7 +362,7 @@ start_linger(struct proxy_client *c)
                    evbuffer_get_length(bufferevent_get_input(c->bev)));
     c->reading = true;
     bufferevent_enable(c->bev, EV_READ);
-    proxy_client_update_timer(c, false);
+    update_timer(c, false);
 }
 
 static void
@@ -351,8 +370,8 @@ finish(struct proxy_client *c)
 {
     c->finishing = true;
     update_reading(c);
-    proxy_client_maybe_finish(c);
-    proxy_client_update_timer(c, false);
+    maybe_finish(c);
+    update_timer(c, false);
 }
 
 /*
@@ -443,7 +462,7 @@ proxy_client_memory_resume_all(struct proxy_server *server)
         if (c->up && !c->output_full)
             proxy_upstream_process(c->up);
         if (!c->dead)
-            proxy_client_process_input(c);
+            process_input(c);
     }
 }
 
@@ -458,8 +477,8 @@ proxy_client_free_all(struct proxy_server *server)
 
 /* ---- replies written by the proxy itself ----------------------------------- */
 
-void
-proxy_client_write_owned(struct proxy_client *c, uint8_t *bytes, size_t len)
+static void
+write_owned(struct proxy_client *c, uint8_t *bytes, size_t len)
 {
     if (!c->peer_gone) {
         evbuffer_add(c->scratch, bytes, len);
@@ -468,33 +487,15 @@ proxy_client_write_owned(struct proxy_client *c, uint8_t *bytes, size_t len)
     bson_free(bytes);
 }
 
-/* An error reply to request response_to; freed with bson_free. */
-uint8_t *
-proxy_client_make_error(struct proxy_client *c, int32_t response_to, bool legacy, int32_t code,
-                        const char *code_name, const char *errmsg, size_t *len)
-{
-    bson_t body = BSON_INITIALIZER;
-    uint8_t *bytes;
-
-    wire_reply_error_body(&body, code, code_name, errmsg);
-    if (legacy)
-        bytes = wire_reply_op_reply(proxy_client_reply_id(c), response_to, 0, &body, len);
-    else
-        bytes = wire_reply_msg(proxy_client_reply_id(c), response_to, &body, len);
-    bson_destroy(&body);
-    proxy_stats_add(&c->server->stats, PROXY_STAT_error_replies, 1);
-    return bytes;
-}
-
 /* Writes an error reply now: only for the request at the head of the list. */
 static void
 send_error(struct proxy_client *c, int32_t response_to, bool legacy, int32_t code,
            const char *code_name, const char *errmsg)
 {
     size_t len;
-    uint8_t *bytes = proxy_client_make_error(c, response_to, legacy, code, code_name, errmsg, &len);
+    uint8_t *bytes = proxy_request_make_error(c->server, response_to, legacy, code, code_name, errmsg, &len);
 
-    proxy_client_write_owned(c, bytes, len);
+    write_owned(c, bytes, len);
 }
 
 /* ---- requests --------------------------------------------------------------- */
@@ -539,16 +540,20 @@ in_oneway_ring(const struct proxy_client *c, int32_t id)
     return false;
 }
 
+static void request_resolved(struct proxy_request *req);
+static void request_acked(struct proxy_request *req);
+
+/* How a request's waits (lookup.c) report to its client. */
+static const struct proxy_request_ops request_ops = {
+    request_resolved,
+    request_acked,
+};
+
 static struct proxy_request *
 push_request(struct proxy_client *c, int32_t request_id, enum proxy_route route, bool legacy)
 {
-    struct proxy_request *req = bson_malloc0(sizeof *req);
+    struct proxy_request *req = proxy_request_new(c, &request_ops, request_id, route, legacy);
 
-    req->request_id = request_id;
-    req->route = route;
-    req->legacy = legacy;
-    req->batch_size = -1;
-    req->client = c;
     if (c->server->conf->latency_histograms || c->server->conf->slow_request_ms > 0)
         req->started_us = proxy_client_now_us();
     TAILQ_INSERT_TAIL(&c->pending, req, link);
@@ -567,7 +572,7 @@ send_barrier(struct proxy_client *c)
     int32_t id;
 
     do
-        id = proxy_client_reply_id(c); /* never one a remembered request has */
+        id = proxy_server_reply_id(c->server); /* never one a remembered request has */
     while (in_oneway_ring(c, id));
     BSON_APPEND_INT32(&body, "ping", 1);
     BSON_APPEND_UTF8(&body, "$db", "admin");
@@ -575,61 +580,44 @@ send_barrier(struct proxy_client *c)
     bson_destroy(&body);
     req = push_request(c, id, PROXY_ROUTE_FORWARD, false);
     req->internal = true;
+    proxy_request_set_state(req, PROXY_REQUEST_UPSTREAM);
     c->barrier = true;
     proxy_stats_add(&c->server->stats, PROXY_STAT_oneway_barriers, 1);
-    proxy_client_forward(c, NULL, 0, bytes, len, false);
+    forward(c, NULL, 0, bytes, len, false);
 }
 
-/* Ends a request: its write, if any, is over (acknowledged or lost). */
+/*
+ * Ends a request: its write, if any, is over (acknowledged or lost). The
+ * pending list is a request's one owner: this is the only caller of
+ * proxy_request_destroy.
+ */
 static void
 pop_request(struct proxy_client *c, struct proxy_request *req)
 {
     TAILQ_REMOVE(&c->pending, req, link);
     c->n_pending--;
-    if (req->held || req->drain)
+    if (req->state == PROXY_REQUEST_WAITING_CACHE || req->state == PROXY_REQUEST_DRAINING)
         c->blocked = false; /* the request the client waited on is gone */
-    /* The wait first: it may still point at req->miss (a Redis lookup). */
-    cache_wait_cancel(req->wait);
-    req->wait = NULL;
-    if (req->inval) {
-        cache_write_end(c->server->cache, req->inval);
-        bson_free(req->inval);
-    }
-    if (req->miss) {
-        cache_pending_cleanup(c->server->cache, req->miss);
-        bson_free(req->miss);
-    }
-    cache_write_cancel(req->write_wait);
-    bson_free(req->held);
-    bson_free(req->lsid);
-    bson_free(req->index_db);
-    bson_free(req->index_coll);
-    if (req->drain) {
-        bson_free(req->drain->docs.data);
-        bson_free(req->drain->ns);
-        bson_free(req->drain);
-    }
-    cache_value_unref(req->hit);
-    bson_free(req->canned);
-    bson_free(req);
+    proxy_request_destroy(req, c->server->cache);
 }
 
 /* Sends the proxy-made replies that have reached the head of the list. */
-void
-proxy_client_flush_canned(struct proxy_client *c)
+static void
+flush_canned(struct proxy_client *c)
 {
     struct proxy_request *req;
 
-    while ((req = TAILQ_FIRST(&c->pending)) && (req->canned || req->hit) && !req->write_wait) {
+    while ((req = TAILQ_FIRST(&c->pending)) && req->state == PROXY_REQUEST_READY) {
         if (req->hit) {
             proxy_lookup_write_hit(c, req);
             /* a drained miss is served like a hit of its stored result */
             proxy_client_observe(c, req, req->miss ? PROXY_OUTCOME_MISS : PROXY_OUTCOME_HIT);
         } else {
-            proxy_client_write_owned(c, req->canned, req->canned_len);
+            write_owned(c, req->canned, req->canned_len);
             req->canned = NULL;
             proxy_client_observe(c, req, (enum proxy_outcome)req->outcome);
         }
+        proxy_request_set_state(req, PROXY_REQUEST_DONE);
         pop_request(c, req);
     }
 }
@@ -646,13 +634,14 @@ refuse(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h,
     struct proxy_request *req = push_request(c, h->request_id, PROXY_ROUTE_FORWARD, legacy);
     size_t avail = evbuffer_get_length(in);
 
-    req->canned = proxy_client_make_error(c, h->request_id, legacy, code, code_name, errmsg,
-                                          &req->canned_len);
+    req->canned = proxy_request_make_error(c->server, h->request_id, legacy, code, code_name,
+                                           errmsg, &req->canned_len);
     req->outcome = PROXY_OUTCOME_ERROR;
+    proxy_request_set_state(req, PROXY_REQUEST_READY);
     c->linger = avail < (size_t)h->length; /* the rest is still coming: see start_linger */
     evbuffer_drain(in, avail < (size_t)h->length ? avail : (size_t)h->length);
     release_promise(c);
-    proxy_client_flush_canned(c);
+    flush_canned(c);
     finish(c);
 }
 
@@ -696,15 +685,15 @@ admit(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h, 
  * Moves the message of len bytes at the front of in to the upstream, or
  * replaces it with `replacement` (taken) when the proxy rewrote it.
  */
-void
-proxy_client_forward(struct proxy_client *c, struct evbuffer *in, size_t len,
+static void
+forward(struct proxy_client *c, struct evbuffer *in, size_t len,
                      uint8_t *replacement, size_t replacement_len, bool oneway)
 {
     struct evbuffer *out;
     size_t limit = (size_t)c->server->conf->buffer_limit;
 
     if (!c->up) {
-        c->up = proxy_upstream_new(c->server, c);
+        c->up = proxy_upstream_new(c->server, &upstream_cbs, c);
         if (!c->up) {
             proxy_log(PROXY_LOG_ERROR, c->id, "upstream_alloc_failed",
                       "msg=\"out of memory; closing the client\"");
@@ -785,8 +774,8 @@ advise(struct proxy_client *c, struct proxy_request *req, const struct wire_msg 
     }
 }
 
-void
-proxy_client_advise_held(struct proxy_client *c, struct proxy_request *req)
+static void
+advise_held(struct proxy_client *c, struct proxy_request *req)
 {
     struct wire_msg msg;
     struct wire_cmd cmd;
@@ -893,18 +882,19 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
                 proxy_action_answer(c, &body, cmd.db, h->request_id, &req->canned_len, &ok);
             if (!ok)
                 req->outcome = PROXY_OUTCOME_ERROR; /* as every error reply is counted */
+            proxy_request_set_state(req, PROXY_REQUEST_READY);
         } else
             proxy_log(PROXY_LOG_INFO, c->id, "admin_action",
                       "via=wire action=%s result=refused_oneway", cmd.name);
         evbuffer_drain(in, (size_t)h->length);
-        proxy_client_flush_canned(c);
+        flush_canned(c);
         return true;
     case PROXY_ROUTE_FORWARD:
         if (!c->server->cache || !cmd.db)
             break;
         if (req && proxy_lookup_answer_cursor(c, &cmd, &body, req)) {
             evbuffer_drain(in, (size_t)h->length);
-            proxy_client_flush_canned(c);
+            flush_canned(c);
             return true;
         }
         switch (proxy_lookup_consult(c, &msg, &cmd, &body, req, oneway)) {
@@ -912,7 +902,7 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
             break;
         case PROXY_LOOKUP_ANSWERED:
             evbuffer_drain(in, (size_t)h->length);
-            proxy_client_flush_canned(c);
+            flush_canned(c);
             return true;
         case PROXY_LOOKUP_WAITING:
             /* Read nothing more until the wait is over: replies stay in order. */
@@ -922,7 +912,7 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
             if (msg.flags & WIRE_MSG_EXHAUST_ALLOWED)
                 wire_msg_clear_flags(req->held, req->held_len, WIRE_MSG_EXHAUST_ALLOWED);
             evbuffer_drain(in, (size_t)h->length);
-            proxy_client_set_blocked(c, true);
+            set_blocked(c, true);
             return false;
         }
         break;
@@ -939,9 +929,11 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
         }
         wire_msg_clear_flags(replacement, replacement_len, WIRE_MSG_EXHAUST_ALLOWED);
     }
-    if (req)
+    if (req) {
         req->upstream_us = req->started_us; /* sent now: the round trip starts */
-    proxy_client_forward(c, in, (size_t)h->length, replacement, replacement_len, oneway);
+        proxy_request_set_state(req, PROXY_REQUEST_UPSTREAM);
+    }
+    forward(c, in, (size_t)h->length, replacement, replacement_len, oneway);
     if (oneway && c->oneway_count == ONEWAY_RING && !c->dead)
         send_barrier(c);
     return true;
@@ -991,7 +983,8 @@ handle_op_query(struct proxy_client *c, struct evbuffer *in, const uint8_t *data
         replacement = wire_msg_rebuild_query(&query, &stripped, &replacement_len);
     bson_destroy(&stripped);
     req->upstream_us = req->started_us;
-    proxy_client_forward(c, in, (size_t)h->length, replacement, replacement_len, false);
+    proxy_request_set_state(req, PROXY_REQUEST_UPSTREAM);
+    forward(c, in, (size_t)h->length, replacement, replacement_len, false);
     return true;
 }
 
@@ -1031,8 +1024,8 @@ handle_message(struct proxy_client *c, struct evbuffer *in, const struct wire_he
     }
 }
 
-void
-proxy_client_process_input(struct proxy_client *c)
+static void
+process_input(struct proxy_client *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     const int32_t max = (int32_t)c->server->conf->max_message_size;
@@ -1075,9 +1068,66 @@ proxy_client_process_input(struct proxy_client *c)
         progressed = true;
     }
     update_reading(c);
-    proxy_client_update_timer(c, progressed);
+    update_timer(c, progressed);
     if (c->peer_eof)
-        proxy_client_maybe_finish(c); /* were those the last before its EOF? */
+        maybe_finish(c); /* were those the last before its EOF? */
+}
+
+/* resume_ev: runs process_input on the next loop turn, after a wait is over. */
+static void
+resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_client *c = arg;
+
+    (void)fd;
+    (void)what;
+    if (!c->dead && !c->blocked)
+        process_input(c);
+}
+
+/* The request the client waited on (a cache wait, a drain) is settled: read on. */
+static void
+unblock(struct proxy_client *c)
+{
+    set_blocked(c, false);
+    flush_canned(c);
+    if (!c->dead)
+        event_active(c->resume_ev, 0, 0);
+}
+
+/*
+ * A cache wait is over (lookup.c, through request_ops): req is READY (a
+ * hit), or its held message goes upstream after all.
+ */
+static void
+request_resolved(struct proxy_request *req)
+{
+    struct proxy_client *c = req->client;
+
+    if (req->state == PROXY_REQUEST_WAITING_CACHE && !c->dead) {
+        uint8_t *held;
+        size_t len;
+
+        advise_held(c, req);
+        if (req->started_us)
+            req->upstream_us = proxy_client_now_us();
+        held = proxy_request_take_held(req, &len);
+        proxy_request_set_state(req, PROXY_REQUEST_UPSTREAM);
+        forward(c, NULL, 0, held, len, false);
+    }
+    unblock(c);
+}
+
+/* A write's ack may go out (lookup.c, through request_ops): req is READY. */
+static void
+request_acked(struct proxy_request *req)
+{
+    struct proxy_client *c = req->client;
+
+    flush_canned(c);
+    maybe_finish(c);
+    if (!c->dead)
+        update_timer(c, false);
 }
 
 /* Ends backpressure from the upstream side and handles what is buffered. */
@@ -1087,7 +1137,7 @@ resume_reading(struct proxy_client *c)
     if (!c->reading_paused || c->dead)
         return;
     c->reading_paused = false;
-    proxy_client_process_input(c);
+    process_input(c);
 }
 
 static void
@@ -1101,7 +1151,7 @@ read_cb(struct bufferevent *bev, void *arg)
         evbuffer_drain(in, evbuffer_get_length(in)); /* see start_linger */
         return;
     }
-    proxy_client_process_input(c);
+    process_input(c);
 }
 
 static void
@@ -1120,12 +1170,12 @@ write_cb(struct bufferevent *bev, void *arg)
             if (c->dead)
                 return;
         }
-        proxy_client_process_input(c);
+        process_input(c);
         if (c->dead)
             return;
     }
-    proxy_client_maybe_finish(c);
-    proxy_client_update_timer(c, false);
+    maybe_finish(c);
+    update_timer(c, false);
 }
 
 static void
@@ -1168,8 +1218,8 @@ event_cb(struct bufferevent *bev, short what, void *arg)
     }
     /* EOF: replies still owed are sent (the client may have shut down only
      * its side), bounded by drain_timeout. */
-    proxy_client_maybe_finish(c);
-    proxy_client_update_timer(c, false);
+    maybe_finish(c);
+    update_timer(c, false);
 }
 
 /* ---- replies ---------------------------------------------------------------- */
@@ -1227,7 +1277,7 @@ in_flight_head(struct proxy_client *c)
     struct proxy_request *req;
 
     TAILQ_FOREACH(req, &c->pending, link)
-        if (!req->canned && !req->hit)
+        if (proxy_request_awaits_upstream(req))
             return req;
     return NULL;
 }
@@ -1239,14 +1289,16 @@ client_head(struct proxy_client *c)
     struct proxy_request *req;
 
     TAILQ_FOREACH(req, &c->pending, link)
-        if (!req->canned && !req->hit && !req->internal)
+        if (proxy_request_awaits_upstream(req) && !req->internal)
             return req;
     return NULL;
 }
 
-void
-proxy_client_on_upstream_invalid(struct proxy_client *c, const char *why)
+static void
+on_upstream_invalid(void *arg, const char *why)
 {
+    struct proxy_client *c = arg;
+
     upstream_protocol_error(c, client_head(c), why);
 }
 
@@ -1261,9 +1313,11 @@ reply_ok(const bson_t *reply)
     return bson_iter_as_bool(&it) ? 1 : 0;
 }
 
-bool
-proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h)
+/* The upstream's on_reply: a whole reply of h->length bytes is at the front of in. */
+static bool
+on_reply(void *arg, struct evbuffer *in, const struct wire_header *h)
 {
+    struct proxy_client *c = arg;
     const struct conf *conf = c->server->conf;
     struct proxy_request *req = in_flight_head(c);
     const uint8_t *data;
@@ -1301,13 +1355,14 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
         /* The oneway barrier's reply: every moreToCome request before it has
          * been answered or never will be. The client is read again. */
         evbuffer_drain(in, (size_t)h->length);
+        proxy_request_set_state(req, PROXY_REQUEST_DONE);
         pop_request(c, req);
         c->oneway_head = 0;
         c->oneway_count = 0;
         c->barrier = false;
-        proxy_client_flush_canned(c);
-        proxy_client_process_input(c);
-        proxy_client_maybe_finish(c);
+        flush_canned(c);
+        process_input(c);
+        maybe_finish(c);
         return !c->dead && !c->output_full && !c->memory_paused;
     }
     data = evbuffer_pullup(in, h->length);
@@ -1386,12 +1441,17 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
          * would cover: checksummed replies are not stored. */
         if (!req->miss || (reply_flags & WIRE_MSG_CHECKSUM_PRESENT))
             break;
-        if (req->drain ||
+        if (req->state == PROXY_REQUEST_DRAINING ||
             (c->n_pending == 1 && proxy_drain_open_cursor(&reply, NULL, NULL, NULL))) {
             /* The reply (a batch) stays with the proxy; the client gets the
-             * whole result once the cursor is drained. */
-            proxy_drain_step(c, req, &reply);
+             * whole result once the cursor is drained (req READY). */
+            bool over = proxy_drain_step(c, req, &reply);
+
             evbuffer_drain(in, (size_t)h->length);
+            if (over)
+                unblock(c);
+            else
+                set_blocked(c, true);
             return !c->dead;
         }
         cache_store(c->server->cache, req->miss, data, (size_t)h->length, &reply);
@@ -1412,11 +1472,12 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
         evbuffer_remove(in, req->canned, (size_t)h->length);
         req->canned_len = (size_t)h->length;
         req->outcome = (uint8_t)outcome;
+        proxy_request_set_state(req, PROXY_REQUEST_WAITING_WRITE_ACK);
         return !c->dead;
     }
     if (rewritten) {
         evbuffer_drain(in, (size_t)h->length);
-        proxy_client_write_owned(c, rewritten, rewritten_len);
+        write_owned(c, rewritten, rewritten_len);
     } else if (c->peer_gone) {
         evbuffer_drain(in, (size_t)h->length);
     } else {
@@ -1424,21 +1485,23 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
         proxy_io_send(c->bev, c->scratch);
     }
     proxy_client_observe_at(c, req, outcome, now_us);
+    proxy_request_set_state(req, PROXY_REQUEST_DONE);
     pop_request(c, req);
-    proxy_client_flush_canned(c);
+    flush_canned(c);
 
     check_output(c);
     check_memory(c);
     update_reading(c);
-    proxy_client_maybe_finish(c);
+    maybe_finish(c);
     if (!c->dead)
-        proxy_client_update_timer(c, false);
+        update_timer(c, false);
     return !c->dead && !c->output_full && !c->memory_paused;
 }
 
-void
-proxy_client_on_upstream_down(struct proxy_client *c, const char *why, bool connected)
+static void
+on_upstream_down(void *arg, const char *why, bool connected)
 {
+    struct proxy_client *c = arg;
     struct proxy_request *req;
     bool oneway_lost = c->oneway_sent;
 
@@ -1461,12 +1524,12 @@ proxy_client_on_upstream_down(struct proxy_client *c, const char *why, bool conn
                 proxy_client_observe(c, req, PROXY_OUTCOME_ERROR);
                 pop_request(c, req);
             }
-            proxy_client_maybe_finish(c);
+            maybe_finish(c);
             /* Requests buffered behind the failure are tried on a new
              * connection (the old one's queue is gone, and so is any wait). */
             c->reading_paused = false;
             if (!c->dead)
-                proxy_client_process_input(c);
+                process_input(c);
             return;
         }
         close_now(c, "upstream_unreachable");
@@ -1487,13 +1550,15 @@ proxy_client_on_upstream_down(struct proxy_client *c, const char *why, bool conn
     finish(c);
 }
 
-void
-proxy_client_on_upstream_drained(struct proxy_client *c)
+static void
+on_upstream_drained(void *arg)
 {
+    struct proxy_client *c = arg;
+
     if (c->dead)
         return;
     resume_reading(c);
-    proxy_client_maybe_finish(c);
+    maybe_finish(c);
 }
 
 /* ---- construction ------------------------------------------------------------ */
@@ -1539,7 +1604,7 @@ proxy_client_new(struct proxy_server *server, evutil_socket_t fd, const struct s
     c->bev = bufferevent_socket_new(server->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->timer = evtimer_new(server->base, timer_cb, c);
     c->close_ev = event_new(server->base, -1, 0, close_cb, c);
-    c->resume_ev = event_new(server->base, -1, 0, proxy_lookup_resume_cb, c);
+    c->resume_ev = event_new(server->base, -1, 0, resume_cb, c);
     c->scratch = evbuffer_new();
     if (!c->bev || !c->timer || !c->close_ev || !c->resume_ev || !c->scratch) {
         /* The bufferevent owns fd now; keep the caller from closing it twice. */
@@ -1566,6 +1631,6 @@ proxy_client_new(struct proxy_server *server, evutil_socket_t fd, const struct s
     proxy_stats_add(&server->stats, PROXY_STAT_clients_accepted, 1);
     proxy_stats_add(&server->stats, PROXY_STAT_clients_active, 1);
     proxy_log(PROXY_LOG_INFO, c->id, "client_accept", "peer=%s", c->peer);
-    proxy_client_update_timer(c, false);
+    update_timer(c, false);
     return c;
 }

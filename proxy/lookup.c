@@ -132,12 +132,14 @@ proxy_lookup_consult(struct proxy_client *c, const struct wire_msg *msg, const s
         proxy_advice_hit(c->server->advice, cache_value_tag(req->hit));
         if (cache_value_is_docs(req->hit))
             keep_lsid(req, body); /* its proxy cursor belongs to this session */
+        proxy_request_set_state(req, PROXY_REQUEST_READY);
         verdict = PROXY_LOOKUP_ANSWERED;
         break;
     case CACHE_WAIT:
         /* Kept: a wait for Redis may end in a miss, whose reply is stored. */
         req->miss = pending;
         keep_lsid(req, body);
+        proxy_request_set_state(req, PROXY_REQUEST_WAITING_CACHE);
         return PROXY_LOOKUP_WAITING;
     case CACHE_BYPASS:
         break;
@@ -148,51 +150,26 @@ proxy_lookup_consult(struct proxy_client *c, const struct wire_msg *msg, const s
     return verdict;
 }
 
-/* Runs proxy_client_process_input on the next loop turn, after a wait is over. */
-void
-proxy_lookup_resume_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct proxy_client *c = arg;
-
-    (void)fd;
-    (void)what;
-    if (!c->dead && !c->blocked)
-        proxy_client_process_input(c);
-}
-
 /*
- * The cache decided on a read that waited for an identical one: answer it
- * from the stored reply, or send the held message upstream after all.
+ * The cache decided on a read that waited for an identical one (or for the
+ * Redis tier): a hit makes req READY; otherwise its held message is the
+ * client's to send. Either way the client hears of it through req->ops.
  */
 static void
 cache_resolved(void *arg, enum cache_outcome outcome, struct cache_value *hit)
 {
     struct proxy_request *req = arg;
-    struct proxy_client *c = req->client;
+    struct proxy_server *server = req->client->server;
 
-    req->wait = NULL;
-    if (outcome != CACHE_MISS && req->miss) {
-        cache_pending_cleanup(c->server->cache, req->miss);
-        bson_free(req->miss);
-        req->miss = NULL;
-    }
+    req->wait = NULL; /* the cache has let go of it: nothing to cancel */
+    if (outcome != CACHE_MISS)
+        proxy_request_drop_miss(req, server->cache);
     if (outcome == CACHE_HIT) {
         req->hit = hit;
-        proxy_advice_hit(c->server->advice, cache_value_tag(hit));
-        bson_free(req->held);
-    } else if (!c->dead) {
-        proxy_client_advise_held(c, req);
-        if (req->started_us)
-            req->upstream_us = proxy_client_now_us();
-        proxy_client_forward(c, NULL, 0, req->held, req->held_len, false);
-    } else {
-        bson_free(req->held);
+        proxy_advice_hit(server->advice, cache_value_tag(hit));
+        proxy_request_set_state(req, PROXY_REQUEST_READY); /* frees the held message */
     }
-    req->held = NULL;
-    proxy_client_set_blocked(c, false);
-    proxy_client_flush_canned(c);
-    if (!c->dead)
-        event_active(c->resume_ev, 0, 0);
+    req->ops->resolved(req);
 }
 
 /*
@@ -204,7 +181,7 @@ proxy_lookup_answer_cursor(struct proxy_client *c, const struct wire_cmd *cmd, c
                            struct proxy_request *req)
 {
     struct proxy_cursor_owner owner = {proxy_lookup_principal(c), NULL, 0};
-    int32_t id = proxy_client_reply_id(c);
+    int32_t id = proxy_server_reply_id(c->server);
 
     owner.lsid = lsid_of(body, &owner.lsid_len);
     if (strcmp(cmd->name, "getMore") == 0)
@@ -213,9 +190,11 @@ proxy_lookup_answer_cursor(struct proxy_client *c, const struct wire_cmd *cmd, c
     else if (strcmp(cmd->name, "killCursors") == 0)
         req->canned = proxy_cursor_kill(c->server->cursors, body, cmd->db, &owner, id,
                                         req->request_id, &req->canned_len);
-    if (req->canned)
-        req->outcome = PROXY_OUTCOME_HIT; /* served from the proxy's cursor of a stored result */
-    return req->canned != NULL;
+    if (!req->canned)
+        return false;
+    req->outcome = PROXY_OUTCOME_HIT; /* served from the proxy's cursor of a stored result */
+    proxy_request_set_state(req, PROXY_REQUEST_READY);
+    return true;
 }
 
 /*
@@ -237,13 +216,13 @@ proxy_lookup_write_hit(struct proxy_client *c, struct proxy_request *req)
         struct proxy_cursor_owner owner = {proxy_lookup_principal(c), req->lsid, req->lsid_len};
 
         (void)proxy_cursor_first(c->server->cursors, req->hit, req->batch_size,
-                                 req->cursor_upstream_id, &owner, proxy_client_reply_id(c),
+                                 req->cursor_upstream_id, &owner, proxy_server_reply_id(c->server),
                                  req->request_id, out);
         proxy_io_send(c->bev, out);
         return;
     }
     memcpy(header, data, sizeof header);
-    wire_reply_restamp(header, proxy_client_reply_id(c), req->request_id);
+    wire_reply_restamp(header, proxy_server_reply_id(c->server), req->request_id);
     evbuffer_add(out, header, sizeof header);
     proxy_io_add_value(out, req->hit, data + WIRE_HEADER_LEN, len - WIRE_HEADER_LEN,
                        &c->server->mem_referenced);
@@ -255,11 +234,8 @@ void
 proxy_lookup_write_bumped(void *arg)
 {
     struct proxy_request *req = arg;
-    struct proxy_client *c = req->client;
 
-    req->write_wait = NULL;
-    proxy_client_flush_canned(c);
-    proxy_client_maybe_finish(c);
-    if (!c->dead)
-        proxy_client_update_timer(c, false);
+    req->write_wait = NULL; /* the cache has let go of it: nothing to cancel */
+    proxy_request_set_state(req, PROXY_REQUEST_READY);
+    req->ops->acked(req);
 }

@@ -1,0 +1,280 @@
+/*
+ * proxy/request.c: the life of one client request, and the one function
+ * that moves it (proxy_request_set_state) along the table below.
+ *
+ * The life of a request (every step names the function that takes it):
+ *
+ *   client socket -> client.c read_cb -> proxy_client_process_input: frame
+ *   (wire/frame.c), then handle_op_msg: check (wire/msg.c), route
+ *   (router.c proxy_router_route), proxy_request_new ............. PARSED
+ *     |
+ *     +- admin command, refused message: proxy_action_answer / refuse
+ *     |  put a reply of the proxy's own in req->canned ............. READY
+ *     +- getMore/killCursors on a proxy cursor: proxy_lookup_answer_cursor
+ *     |  (cursor.c proxy_cursor_get_more) -> canned ................ READY
+ *     +- route FORWARD, cache on: proxy_lookup_consult
+ *     |    write: cache_write_begin bumps generations, req->inval;
+ *     |           forwarded below
+ *     |    read:  cache_lookup
+ *     |     hit    -> req->hit (a stored reply) ........................ READY
+ *     |     wait   -> an identical read is in flight, or the Redis tier is
+ *     |               asked (cache/redis.c): the message is copied to
+ *     |               req->held, the client reads no further ..... WAITING_CACHE
+ *     |               lookup.c cache_resolved (the cache's callback):
+ *     |                 hit  -> req->hit ................................ READY
+ *     |                 miss/bypass -> the client's on_resolved callback
+ *     |                        forwards req->held ................... UPSTREAM
+ *     |     miss   -> req->miss (a cache_pending), forwarded below
+ *     |     bypass -> forwarded below, nothing kept for the cache
+ *     +- route FORWARD, cache off (or no $db): no cache function runs
+ *     +- forwarded: proxy_client_forward -> upstream.c proxy_upstream_send
+ *                                                                  UPSTREAM
+ *   upstream socket -> upstream.c proxy_upstream_process: frame, then the
+ *   client's on_reply callback (client.c on_reply): check, responseTo must be
+ *   the oldest request awaiting the upstream (proxy_request_awaits_upstream)
+ *     +- hello / sasl: handshake.c rewrites or observes
+ *     +- a miss whose reply is an open cursor (the only request in flight):
+ *     |    drain.c proxy_drain_step keeps the batch and sends a getMore, until
+ *     |    the cursor ends ...................................... DRAINING
+ *     |    then cache_store_docs -> req->hit (served by a proxy cursor,
+ *     |    cursor.c proxy_cursor_first) ................................ READY
+ *     +- a miss: cache_store keeps the reply, which is relayed
+ *     +- a write acknowledged while the Redis tier is up: the reply is kept in
+ *     |    req->canned until cache_write_end_async calls back
+ *     |    (lookup.c write_bumped, then the client's on_acked) ..... WAITING_WRITE_ACK
+ *     |                                                        then READY
+ *     +- otherwise the reply is relayed (proxy/io.c proxy_io_send) ...... DONE
+ *   READY at the head of the pending list: proxy_client_flush_canned writes
+ *   canned, or the hit (lookup.c proxy_lookup_write_hit: a fresh header and
+ *   the stored bytes by reference) ........................................ DONE
+ *   DONE, or the client closing in any state: proxy_request_destroy, called
+ *   only by client.c pop_request (the pending list is the one owner).
+ *
+ * Layering of the proxy's files (a file calls only files below it; a lower
+ * file reports up through a callback it was given, never by calling up):
+ *
+ *   main.c                         start-up, ordered shutdown, reload
+ *   listener.c   admin.c           accept -> proxy_client_new | HTTP surface
+ *   client.c                       a client connection and its pending list
+ *   handshake.c lookup.c drain.c action.c slow.c   one request's steps
+ *   request.c                      a request's state and its one destroy
+ *   upstream.c                     a client's upstream socket
+ *   server.c                       the process context, memory accounting
+ *   cursor.c io.c router.c hello.c auth.c advice.c stats.c log.c  leaves
+ *
+ * Owns: struct proxy_request, its state and every payload it holds. Does
+ * not own the pending list it is on (client.c) nor what a state means for
+ * the client (blocked reading, the order of replies): client.c.
+ */
+#include "proxy/request.h"
+
+#include "cache/cache.h"
+#include "proxy/server.h"
+#include "proxy/stats.h"
+#include "wire/reply.h"
+
+#include <bson/bson.h>
+
+/*
+ * The allowed transitions. A request is born PARSED; every later state is
+ * reached only from the states marked here; DONE only leads to destroy
+ * (which accepts any state: a closing client drops its requests as they
+ * are).
+ */
+#define P PROXY_REQUEST_PARSED
+#define WC PROXY_REQUEST_WAITING_CACHE
+#define U PROXY_REQUEST_UPSTREAM
+#define DR PROXY_REQUEST_DRAINING
+#define WA PROXY_REQUEST_WAITING_WRITE_ACK
+#define R PROXY_REQUEST_READY
+#define D PROXY_REQUEST_DONE
+static const bool transitions[PROXY_REQUEST_STATE_COUNT][PROXY_REQUEST_STATE_COUNT] = {
+    /* answered by the proxy (READY), held for the cache, or sent */
+    [P] = {[WC] = true, [U] = true, [R] = true},
+    /* the wait ends in a hit (READY) or the held message is sent */
+    [WC] = {[U] = true, [R] = true},
+    /* the reply: relayed (DONE), a cursor to drain, a write ack held back */
+    [U] = {[DR] = true, [WA] = true, [D] = true},
+    /* drained: served from the stored result or an error (READY) */
+    [DR] = {[R] = true},
+    /* Redis saw the bump: the held-back reply goes out in turn */
+    [WA] = {[R] = true},
+    /* written at the head of the list */
+    [R] = {[D] = true},
+    [D] = {false},
+};
+#undef P
+#undef WC
+#undef U
+#undef DR
+#undef WA
+#undef R
+#undef D
+
+bool
+proxy_request_transition_allowed(enum proxy_request_state from, enum proxy_request_state to)
+{
+    return from < PROXY_REQUEST_STATE_COUNT && to < PROXY_REQUEST_STATE_COUNT &&
+           transitions[from][to];
+}
+
+const char *
+proxy_request_state_name(enum proxy_request_state state)
+{
+    static const char *const names[PROXY_REQUEST_STATE_COUNT] = {
+        "parsed", "waiting_cache", "upstream", "draining", "waiting_write_ack", "ready", "done",
+    };
+
+    return state < PROXY_REQUEST_STATE_COUNT ? names[state] : "?";
+}
+
+struct proxy_request *
+proxy_request_new(struct proxy_client *client, const struct proxy_request_ops *ops,
+                  int32_t request_id, enum proxy_route route, bool legacy)
+{
+    struct proxy_request *req = bson_malloc0(sizeof *req);
+
+    req->state = PROXY_REQUEST_PARSED;
+    req->request_id = request_id;
+    req->route = route;
+    req->legacy = legacy;
+    req->batch_size = -1;
+    req->client = client;
+    req->ops = ops;
+    return req;
+}
+
+static void
+free_drain(struct proxy_drain *d)
+{
+    if (!d)
+        return;
+    bson_free(d->docs.data);
+    bson_free(d->ns);
+    bson_free(d);
+}
+
+/* Releases what belongs to state `from` and is still set: req is leaving it. */
+static void
+release_state(struct proxy_request *req, enum proxy_request_state from)
+{
+    switch (from) {
+    case PROXY_REQUEST_WAITING_CACHE:
+        cache_wait_cancel(req->wait); /* before the cache_pending it may point at */
+        req->wait = NULL;
+        bson_free(req->held);
+        req->held = NULL;
+        req->held_len = 0;
+        break;
+    case PROXY_REQUEST_DRAINING:
+        free_drain(req->drain);
+        req->drain = NULL;
+        break;
+    case PROXY_REQUEST_WAITING_WRITE_ACK:
+        cache_write_cancel(req->write_wait);
+        req->write_wait = NULL;
+        /* canned (the held-back reply) goes on to READY */
+        break;
+    case PROXY_REQUEST_READY:
+    case PROXY_REQUEST_DONE:
+        cache_value_unref(req->hit);
+        req->hit = NULL;
+        bson_free(req->canned);
+        req->canned = NULL;
+        break;
+    case PROXY_REQUEST_PARSED:
+    case PROXY_REQUEST_UPSTREAM:
+    case PROXY_REQUEST_STATE_COUNT:
+        break;
+    }
+}
+
+void
+proxy_request_set_state(struct proxy_request *req, enum proxy_request_state to)
+{
+    enum proxy_request_state from = req->state;
+
+    BSON_ASSERT(proxy_request_transition_allowed(from, to));
+    release_state(req, from);
+    req->state = to;
+}
+
+bool
+proxy_request_awaits_upstream(const struct proxy_request *req)
+{
+    switch (req->state) {
+    case PROXY_REQUEST_PARSED:
+    case PROXY_REQUEST_WAITING_CACHE:
+    case PROXY_REQUEST_UPSTREAM:
+    case PROXY_REQUEST_DRAINING:
+        return true;
+    case PROXY_REQUEST_WAITING_WRITE_ACK:
+    case PROXY_REQUEST_READY:
+    case PROXY_REQUEST_DONE:
+    case PROXY_REQUEST_STATE_COUNT:
+        break;
+    }
+    return false;
+}
+
+uint8_t *
+proxy_request_take_held(struct proxy_request *req, size_t *len)
+{
+    uint8_t *held = req->held;
+
+    BSON_ASSERT(req->state == PROXY_REQUEST_WAITING_CACHE);
+    *len = req->held_len;
+    req->held = NULL;
+    req->held_len = 0;
+    return held;
+}
+
+void
+proxy_request_drop_miss(struct proxy_request *req, struct cache *cache)
+{
+    if (!req->miss)
+        return;
+    cache_pending_cleanup(cache, req->miss);
+    bson_free(req->miss);
+    req->miss = NULL;
+}
+
+void
+proxy_request_destroy(struct proxy_request *req, struct cache *cache)
+{
+    if (!req)
+        return;
+    release_state(req, req->state);
+    /* Payloads of other states cannot be set: leaving a state released its own. */
+    BSON_ASSERT(!req->wait && !req->held && !req->drain && !req->write_wait);
+    if (req->inval) {
+        /* A write whose reply never came ends here too: its generations are bumped. */
+        cache_write_end(cache, req->inval);
+        bson_free(req->inval);
+    }
+    proxy_request_drop_miss(req, cache);
+    /* A request that never reached READY may still hold a reply made for it. */
+    cache_value_unref(req->hit);
+    bson_free(req->canned);
+    bson_free(req->lsid);
+    bson_free(req->index_db);
+    bson_free(req->index_coll);
+    bson_free(req);
+}
+
+uint8_t *
+proxy_request_make_error(struct proxy_server *server, int32_t response_to, bool legacy,
+                         int32_t code, const char *code_name, const char *errmsg, size_t *len)
+{
+    bson_t body = BSON_INITIALIZER;
+    uint8_t *bytes;
+
+    wire_reply_error_body(&body, code, code_name, errmsg);
+    if (legacy)
+        bytes = wire_reply_op_reply(proxy_server_reply_id(server), response_to, 0, &body, len);
+    else
+        bytes = wire_reply_msg(proxy_server_reply_id(server), response_to, &body, len);
+    bson_destroy(&body);
+    proxy_stats_add(&server->stats, PROXY_STAT_error_replies, 1);
+    return bytes;
+}
