@@ -493,7 +493,8 @@ send_error(struct proxy_client *c, int32_t response_to, bool legacy, int32_t cod
            const char *code_name, const char *errmsg)
 {
     size_t len;
-    uint8_t *bytes = proxy_request_make_error(c->server, response_to, legacy, code, code_name, errmsg, &len);
+    uint8_t *bytes = proxy_request_make_error(c->server, response_to, legacy, code, code_name,
+                                              errmsg, &len);
 
     write_owned(c, bytes, len);
 }

@@ -76,8 +76,10 @@ keep_lsid(struct proxy_request *req, const bson_t *body)
 
 /*
  * The cache's part of a forwarded command: a write bumps the generations
- * it may change (req remembers it, to bump again at the end); a read is
- * looked up.
+ * it may change (req remembers it, to bump again at the end), even with
+ * cache off (the entries this proxy keeps for a reload back to on, and
+ * other proxies sharing the Redis tier, must not serve what it changed); a
+ * read is looked up, unless cache is off.
  */
 enum proxy_lookup_verdict
 proxy_lookup_consult(struct proxy_client *c, const struct wire_msg *msg, const struct wire_cmd *cmd,
@@ -106,6 +108,12 @@ proxy_lookup_consult(struct proxy_client *c, const struct wire_msg *msg, const s
     }
     if (oneway || inval.write || !req)
         return PROXY_LOOKUP_FORWARD;
+    if (!c->server->conf->cache) {
+        /* cache = off: a read runs no cache function and allocates nothing
+         * for the cache; it is counted as the cache would count it. */
+        proxy_stats_add(&c->server->stats, PROXY_STAT_cache_off_passes, 1);
+        return PROXY_LOOKUP_FORWARD;
+    }
     read.body = body;
     read.cmd = cmd; /* parsed once, in client.c */
     read.db = cmd->db;
@@ -114,6 +122,7 @@ proxy_lookup_consult(struct proxy_client *c, const struct wire_msg *msg, const s
     req->batch_size = proxy_cursor_requested_batch(body);
     /* On the heap from the start: reads that coalesce on it keep its address. */
     pending = bson_malloc0(sizeof *pending);
+    proxy_stats_add(&c->server->stats, PROXY_STAT_cache_lookups, 1);
     outcome = cache_lookup(cache, &read, pending, &req->hit, cache_resolved, req, &req->wait);
     if (proxy_log_enabled(PROXY_LOG_DEBUG))
         proxy_log(PROXY_LOG_DEBUG, c->id, "cache", "request_id=%d outcome=%s reason=%s",

@@ -1,8 +1,9 @@
 /*
  * proxy/upstream.c: a client's upstream socket (see upstream.h). Owns the
  * bufferevent, the connect timer and reply framing: it waits for a whole
- * reply, checks its header against max_message_size, and hands it to
- * its owner (client.c) through the callbacks it was given. What a reply means, and whether it is valid beyond its header,
+ * reply, checks its header against max_message_size, and hands it to its
+ * owner (client.c) through the callbacks it was given (it never calls
+ * client.c). What a reply means, and whether it is valid beyond its header,
  * is client.c's business.
  */
 #include "proxy/upstream.h"
