@@ -22,9 +22,10 @@
 
 #include "cache/cache.h"
 #include "cache/key.h"
-#include "proxy/admin.h"
 #include "proxy/client_internal.h"
+#include "proxy/http.h"
 #include "proxy/log.h"
+#include "proxy/metrics.h"
 #include "proxy/server.h"
 #include "wire/reply.h"
 
@@ -265,7 +266,7 @@ stats_doc(struct proxy_server *server)
 {
     bson_t *doc = bson_new();
 
-    proxy_admin_stats_bson(server, doc);
+    proxy_metrics_stats_bson(server, server->started, doc);
     return doc;
 }
 
@@ -357,7 +358,7 @@ http_error(struct evhttp_request *req, int code, const char *reason, const char 
 
     BSON_APPEND_BOOL(&doc, "ok", false);
     BSON_APPEND_UTF8(&doc, "error", why);
-    proxy_admin_send_bson(req, code, reason, &doc);
+    proxy_http_send_bson(req, code, reason, &doc);
     bson_destroy(&doc);
 }
 
@@ -401,7 +402,7 @@ http_admitted(struct proxy_server *server, struct evhttp_request *req, enum prox
                    "admin actions over HTTP need http_token to be configured");
         return false;
     }
-    if (!proxy_admin_authorized(server, req)) {
+    if (!proxy_http_authorized(server, req)) {
         audit(0, "http", who, kind, NULL, "refused_unauthorized", 0);
         http_error(req, 401, "Unauthorized",
                    "unauthorized: send the header \"Authorization: Bearer <http_token>\"");
@@ -419,7 +420,7 @@ http_done(struct evhttp_request *req, const char *ns, size_t dropped)
     if (ns)
         BSON_APPEND_UTF8(&doc, "namespace", ns);
     BSON_APPEND_INT64(&doc, "dropped", (int64_t)dropped);
-    proxy_admin_send_bson(req, 200, "OK", &doc);
+    proxy_http_send_bson(req, 200, "OK", &doc);
     bson_destroy(&doc);
 }
 

@@ -24,7 +24,7 @@
 
 #include "cache/cache.h"
 #include "cache/redis.h"
-#include "proxy/admin.h"
+#include "proxy/http.h"
 #include "proxy/log.h"
 #include "proxy/server.h"
 #include "wire/frame.h"
@@ -104,7 +104,7 @@ answer(struct proxy_ready *ready, struct evhttp_request *req, bool detailed)
     BSON_APPEND_UTF8(&doc, "upstream", ready->ok ? "reachable" : "unreachable");
     BSON_APPEND_UTF8(&doc, "redis", redis_state);
     BSON_APPEND_INT64(&doc, "checked_ms_ago", mono_ms() - ready->checked_ms);
-    proxy_admin_send_bson(req, code, code == 200 ? "OK" : "Service Unavailable", &doc);
+    proxy_http_send_bson(req, code, code == 200 ? "OK" : "Service Unavailable", &doc);
     bson_destroy(&doc);
 }
 
