@@ -1,6 +1,6 @@
 /*
  * bench/mcload.c: the benchmark's load generator, and its canned-reply
- * MongoDB server (see bench/README.md and docs BENCH.md).
+ * MongoDB server (see bench/README.md).
  *
  * Client (default): N connections to a MongoDB endpoint, each shakes hands
  * (hello over OP_MSG), then sends find {_id: k} over K keys. Every distinct

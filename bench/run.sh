@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/run.sh: mongocache's benchmark, every scenario and anchor side by side
-# in one run (see bench/README.md and BENCH.md).
+# in one run (see bench/README.md).
 #
 #   bench/run.sh            full run: 5 repetitions, ~2 s per measurement
 #   bench/run.sh --quick    smoke run: 2 short repetitions (under 3 minutes)

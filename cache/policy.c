@@ -1,7 +1,7 @@
 /*
  * cache/policy.c: owns the allowlist of what may be cached and the map of
- * what a command may write (DESIGN.md decisions 3 and 6, RELIABILITY.md
- * 1.2 and 1.4). Pure functions over checked documents: they read the body
+ * what a command may write (the rules are listed in cache/policy.h). Pure
+ * functions over checked documents: they read the body
  * in place with bson_iter and return a reason or a scope, with namespaces
  * pointing into the command. It does not build keys (cache/key.c), keep
  * generations (cache/gen.c), count reasons (cache/cache.c) or check BSON

@@ -1,33 +1,24 @@
 /*
- * proxy/client.c: one client connection, and the request pipeline.
- *
- *   client socket
- *     -> frame: 16-byte header, 16 <= length <= max_message_size, then wait
- *        for the whole message (message_timeout from its first byte)
- *     -> check: OP_MSG sections, flags, checksum, BSON structure and depth
- *        (wire/msg.c); OP_QUERY only for the legacy handshake; anything else
- *        closes the connection (OP_COMPRESSED after an error reply)
- *     -> route (router.c): hello -> strip compression/loadBalanced;
- *        saslStart/saslContinue -> observe; everything else untouched
- *        [the query cache will look up here, before forwarding]
- *     -> forward on this client's own upstream connection (upstream.c), in
- *        order; remember the request unless it is moreToCome (no reply)
- *   upstream socket
- *     -> frame and check the reply (responseTo must be the oldest request in
- *        flight, same rules as requests)
- *     -> hello: persona rewrite (hello.c); sasl: note the verdict (auth.c)
- *        [the query cache will store here]
- *     -> relay to the client, strictly in request order; as each reply is
- *        queued (relayed, or canned/hit in flush_canned),
- *        proxy_client_observe times it (latency histograms, the slow-request line)
+ * proxy/client.c: one client connection and its requests in flight, in
+ * order. The life of a request (frame, check, route, the cache's part,
+ * forward, reply, relay) is drawn at the top of proxy/request.c; this file
+ * takes the steps that touch the connection: reading and framing client
+ * messages (process_input), forwarding them on the client's own upstream
+ * (forward), checking each reply against the oldest request awaiting the
+ * upstream and relaying it (on_reply), writing the proxy's own replies and
+ * hits when their request reaches the head of the list (flush_canned), and
+ * timing each reply as it is queued (proxy_client_observe).
  *
  * Owns: the client bufferevent, its upstream, the list of requests in
- * flight, timers (message deadline, idle, drain) and the auth state. Does
- * not own sockets' accept (listener.c) or the upstream's framing (upstream.c),
- * nor the query cache's part of a request (lookup.c), the reading of an
- * open cursor to its end (drain.c) or a hello's and authentication's
- * preparation and observation (handshake.c); the structures they share
- * with this file are in client_internal.h.
+ * flight (the one owner of each request: pop_request is the only caller of
+ * proxy_request_destroy), timers (message deadline, idle, drain) and the
+ * auth state. Does not own accepting sockets (listener.c), the upstream's
+ * framing (upstream.c), a request's state and payloads (request.c), the
+ * query cache's part of a request (lookup.c), the reading of an open
+ * cursor to its end (drain.c) or a hello's and authentication's
+ * preparation and observation (handshake.c). Those files never call this
+ * one: upstream.c reports through struct proxy_upstream_cbs, a request's
+ * cache waits through struct proxy_request_ops, drain.c by its return.
  *
  * Lifetime: nothing frees a client inside one of its own callbacks. Closing
  * marks it dead and activates close_ev; close_ev's callback frees it.

@@ -1,8 +1,8 @@
 /*
  * proxy/client.h: one client connection and its requests in flight.
- * The request pipeline (see the diagram in client.c) lives here: frame and
- * check each client message, route it, forward it on the client's own
- * upstream connection, and relay the replies strictly in request order.
+ * Each client message is framed, checked, routed and forwarded on the
+ * client's own upstream connection, and the replies are relayed strictly in
+ * request order (the life of a request: proxy/request.c).
  */
 #ifndef MONGOCACHE_PROXY_CLIENT_H
 #define MONGOCACHE_PROXY_CLIENT_H

@@ -4,10 +4,11 @@
  * upstream connection (the client's later requests wait), stores the whole
  * result and answers the client from a cursor of its own (proxy/cursor.h).
  *
- * Owns: the drain state of one request (struct proxy_drain) and the
- * getMores it sends. Does not own checking the upstream's replies or
- * relaying them (client.c), nor the cache lookup that made the request a
- * miss (lookup.c).
+ * Owns: filling the drain state of one request (struct proxy_drain; freed
+ * by request.c when the request leaves DRAINING) and the getMores it sends.
+ * Tells client.c the drain is over by proxy_drain_step's result, never by a
+ * call. Does not own checking the upstream's replies or relaying them
+ * (client.c), nor the cache lookup that made the request a miss (lookup.c).
  */
 #include "proxy/drain.h"
 

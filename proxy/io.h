@@ -3,8 +3,8 @@
  * written to the socket at once when nothing is queued before it, and only
  * what the socket does not take is queued in the bufferevent. On the common
  * path this saves arming the write event and a loop turn per message
- * (BENCH.md: libevent's default costs 7 syscalls per small request, write
- * first 3).
+ * (measured with strace: libevent's default costs 7 syscalls per small
+ * request, write first 3).
  */
 #ifndef MONGOCACHE_PROXY_IO_H
 #define MONGOCACHE_PROXY_IO_H

@@ -1,14 +1,18 @@
 /*
  * proxy/lookup.c: the query cache's part of the request pipeline (see the
- * diagram in client.c). A forwarded command is looked up (read) or bumps
- * the generations it may change (write); a read that waits for an identical
- * one in flight is resolved here; getMore and killCursors on the proxy's
- * own cursors are answered here; a stored reply is written back to the
- * client; a write's ack is released once its bump reached Redis.
+ * diagram in request.c). A forwarded command is looked up (read) or bumps
+ * the generations it may change (write); the end of a read's wait for an
+ * identical one in flight (or for Redis) moves the request (READY on a
+ * hit); getMore and killCursors on the proxy's own cursors are answered
+ * here; a stored reply is written back to the client; a write's ack is made
+ * READY once its bump reached Redis. The ends of waits are told to the
+ * client through the request's ops (proxy/request.h): this file never calls
+ * client.c.
  *
  * Owns: the calls into cache/cache.h and proxy/cursor.h for one request.
- * Does not own the client, its request list or its sockets (client.c), nor
- * reading an open cursor to its end (drain.c).
+ * Does not own the client, its request list or its sockets (client.c), the
+ * request's payloads (request.c), nor reading an open cursor to its end
+ * (drain.c).
  */
 #include "proxy/lookup.h"
 

@@ -1,6 +1,6 @@
 /*
  * proxy/lookup.h: the query cache's part of a client's request pipeline
- * (see the diagram in client.c): look a read up, bump for a write, answer
+ * (see the diagram in request.c): look a read up, bump for a write, answer
  * from a stored reply or from a cursor of the proxy's own.
  */
 #ifndef MONGOCACHE_PROXY_LOOKUP_H

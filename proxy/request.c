@@ -2,53 +2,68 @@
  * proxy/request.c: the life of one client request, and the one function
  * that moves it (proxy_request_set_state) along the table below.
  *
- * The life of a request (every step names the function that takes it):
+ * The life of a request, each step with the function that takes it (the
+ * state on the right is the request's after the step):
  *
- *   client socket -> client.c read_cb -> proxy_client_process_input: frame
- *   (wire/frame.c), then handle_op_msg: check (wire/msg.c), route
- *   (router.c proxy_router_route), proxy_request_new ............. PARSED
- *     |
- *     +- admin command, refused message: proxy_action_answer / refuse
- *     |  put a reply of the proxy's own in req->canned ............. READY
- *     +- getMore/killCursors on a proxy cursor: proxy_lookup_answer_cursor
- *     |  (cursor.c proxy_cursor_get_more) -> canned ................ READY
- *     +- route FORWARD, cache on: proxy_lookup_consult
- *     |    write: cache_write_begin bumps generations, req->inval;
- *     |           forwarded below
- *     |    read:  cache_lookup
- *     |     hit    -> req->hit (a stored reply) ........................ READY
- *     |     wait   -> an identical read is in flight, or the Redis tier is
- *     |               asked (cache/redis.c): the message is copied to
- *     |               req->held, the client reads no further ..... WAITING_CACHE
- *     |               lookup.c cache_resolved (the cache's callback):
- *     |                 hit  -> req->hit ................................ READY
- *     |                 miss/bypass -> the client's on_resolved callback
- *     |                        forwards req->held ................... UPSTREAM
- *     |     miss   -> req->miss (a cache_pending), forwarded below
- *     |     bypass -> forwarded below, nothing kept for the cache
- *     +- route FORWARD, cache off (or no $db): no cache function runs
- *     +- forwarded: proxy_client_forward -> upstream.c proxy_upstream_send
- *                                                                  UPSTREAM
- *   upstream socket -> upstream.c proxy_upstream_process: frame, then the
- *   client's on_reply callback (client.c on_reply): check, responseTo must be
- *   the oldest request awaiting the upstream (proxy_request_awaits_upstream)
- *     +- hello / sasl: handshake.c rewrites or observes
- *     +- a miss whose reply is an open cursor (the only request in flight):
- *     |    drain.c proxy_drain_step keeps the batch and sends a getMore, until
- *     |    the cursor ends ...................................... DRAINING
- *     |    then cache_store_docs -> req->hit (served by a proxy cursor,
- *     |    cursor.c proxy_cursor_first) ................................ READY
- *     +- a miss: cache_store keeps the reply, which is relayed
- *     +- a write acknowledged while the Redis tier is up: the reply is kept in
- *     |    req->canned until cache_write_end_async calls back
- *     |    (lookup.c write_bumped, then the client's on_acked) ..... WAITING_WRITE_ACK
- *     |                                                        then READY
- *     +- otherwise the reply is relayed (proxy/io.c proxy_io_send) ...... DONE
- *   READY at the head of the pending list: proxy_client_flush_canned writes
- *   canned, or the hit (lookup.c proxy_lookup_write_hit: a fresh header and
- *   the stored bytes by reference) ........................................ DONE
- *   DONE, or the client closing in any state: proxy_request_destroy, called
- *   only by client.c pop_request (the pending list is the one owner).
+ *  client socket
+ *   client.c read_cb -> process_input: frame (wire_frame_header), admit a
+ *   message still arriving against max_memory, then handle_op_msg: check
+ *   (wire_msg_parse), parse (wire_cmd_parse), route (proxy_router_route),
+ *   push_request -> proxy_request_new ........................... PARSED
+ *    |
+ *    +- ADMIN route, or a message refused (refuse): a reply of the proxy's
+ *    |  own in req->canned (proxy_action_answer, proxy_request_make_error) .. READY
+ *    +- HELLO / SASL routes: handshake.c prepares, auth.c observes; sent below
+ *    +- FORWARD route, cache present and the command has a $db:
+ *    |   getMore/killCursors of a proxy cursor: proxy_lookup_answer_cursor
+ *    |     (proxy_cursor_get_more / _kill) -> req->canned ................ READY
+ *    |   proxy_lookup_consult:
+ *    |     write: cache_write_begin bumps the generations it may change;
+ *    |            req->inval remembers them (bumped again at its end); sent below
+ *    |     cache off: nothing more; no cache function, no allocation; sent below
+ *    |     read: cache_lookup(req->miss: a cache_pending)
+ *    |       hit    -> req->hit (a stored reply, one reference) ............. READY
+ *    |       miss   -> req->miss kept, to store the reply; sent below
+ *    |       bypass -> nothing kept; sent below
+ *    |       wait   -> an identical read is in flight (coalescing), or the
+ *    |                 Redis tier is asked (cache/redis.c): the message is
+ *    |                 copied to req->held and the client reads no further
+ *    |                 (set_blocked) ................................ WAITING_CACHE
+ *    |                 the cache calls lookup.c cache_resolved, which tells
+ *    |                 client.c request_resolved (req->ops->resolved):
+ *    |                   hit          -> req->hit, the held copy freed ..... READY
+ *    |                   miss, bypass -> proxy_request_take_held, forward .. UPSTREAM
+ *    |                 either way the client reads on (unblock)
+ *    +- sent: forward -> upstream.c proxy_upstream_send ............... UPSTREAM
+ *
+ *  upstream socket
+ *   upstream.c proxy_upstream_process frames a reply and hands it to
+ *   client.c on_reply (struct proxy_upstream_cbs): its responseTo must be
+ *   the oldest request awaiting the upstream (proxy_request_awaits_upstream);
+ *   the reply is checked, timed and advised, then by route:
+ *    +- HELLO: proxy_handshake_rewrite_hello (persona); SASL: observed
+ *    +- a miss whose reply is an open cursor, the only request in flight:
+ *    |    proxy_drain_step keeps the batch and sends a getMore; the client
+ *    |    reads no further .......................................... DRAINING
+ *    |    each getMore's reply: proxy_drain_step again, until the cursor
+ *    |    ends or a bound cuts it: cache_store_docs -> req->hit (served by
+ *    |    a proxy cursor), or an error in req->canned; unblock ........... READY
+ *    +- a miss: cache_store keeps the reply (cache/cache.h); relayed below
+ *    +- a write with the Redis tier: cache_write_end_async bumps again;
+ *    |    the reply is held in req->canned ....................... WAITING_WRITE_ACK
+ *    |    until Redis confirms: lookup.c proxy_lookup_write_bumped, then
+ *    |    client.c request_acked (req->ops->acked) ....................... READY
+ *    +- otherwise relayed to the client now (proxy_io_send); a write's
+ *       generations are bumped again as the request is destroyed ........ DONE
+ *
+ *  READY at the head of the pending list (replies go strictly in request
+ *  order): flush_canned writes req->canned, or the hit
+ *  (proxy_lookup_write_hit: a fresh header and the stored bytes by
+ *  reference; a drained result's first batch from proxy_cursor_first),
+ *  times it (proxy_client_observe) ...................................... DONE
+ *
+ *  DONE, or the client closing with the request in any state: client.c
+ *  pop_request -> proxy_request_destroy, the one place a request is freed.
  *
  * Layering of the proxy's files (a file calls only files below it; a lower
  * file reports up through a callback it was given, never by calling up):

@@ -1,8 +1,8 @@
 /*
  * wire/msg.h: OP_MSG (sections, flag bits, checksum) and the legacy
  * OP_QUERY / OP_REPLY pair used only by old-style handshakes.
- * Spec: source/message/OP_MSG.md; mongod's OpMsg::parse rules are listed in
- * RELIABILITY.md 3.1 and mirrored here one for one.
+ * Spec: source/message/OP_MSG.md; mongod's OpMsg::parse rules are
+ * mirrored here one for one.
  *
  * Every parser takes a whole message (header included, exactly
  * header.length bytes) that it borrows: the parsed struct points into it and

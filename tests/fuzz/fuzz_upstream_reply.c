@@ -1,6 +1,6 @@
 /*
- * tests/fuzz/fuzz_upstream_reply.c: fuzz target A2 (RELIABILITY.md): what
- * the proxy does with the upstream's replies (PgBouncer CVE-2026-6666: the
+ * tests/fuzz/fuzz_upstream_reply.c: the upstream's fuzz target: what the
+ * proxy does with the upstream's replies (PgBouncer CVE-2026-6666: the
  * server side is untrusted too). The input is the byte stream of one
  * upstream connection, cut into messages as proxy/client.c does (each
  * copied into a buffer of exactly its size); each reply goes through

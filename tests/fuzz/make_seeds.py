@@ -8,7 +8,7 @@
     client_msg, server replies to upstream_reply, their bodies to bson_doc,
     the replies wrapped as stored values to redis_blob);
   - edge cases built here with a small BSON encoder: each rule of OP_MSG
-    (RELIABILITY.md 3.1), every cacheability and invalidation case of
+    (wire/msg.h), every cacheability and invalidation case of
     cache/policy.h, depth 200/201, every BSON type, the value format's
     faults, and config files in every syntax conf/file.c reads.
 Files not named seed-* (inputs that libFuzzer found and were kept, and the
