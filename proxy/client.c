@@ -97,13 +97,24 @@ client_output(struct proxy_client *c)
     return bufferevent_get_output(c->bev);
 }
 
+/*
+ * Moves the client along its phases (struct proxy_client): only forward,
+ * from open to gone; a move back is our own bug.
+ */
+static void
+set_phase(struct proxy_client *c, enum proxy_client_phase to)
+{
+    BSON_ASSERT(to > c->phase);
+    c->phase = to;
+}
+
 /* ---- when the client is read ---------------------------------------------- */
 
 /* True when nothing stops the client's buffered messages being handled. */
 static bool
 can_take_input(const struct proxy_client *c)
 {
-    return !c->dead && !c->finishing && !c->reading_paused && !c->output_full &&
+    return c->phase < PROXY_CLIENT_FINISHING && !c->reading_paused && !c->output_full &&
            !c->memory_paused && !c->barrier && !c->blocked;
 }
 
@@ -114,9 +125,9 @@ can_take_input(const struct proxy_client *c)
 static void
 update_reading(struct proxy_client *c)
 {
-    bool want = can_take_input(c) && !c->peer_eof && !c->peer_gone;
+    bool want = c->phase == PROXY_CLIENT_OPEN && can_take_input(c);
 
-    if (c->dead || c->lingering || want == c->reading)
+    if (c->phase >= PROXY_CLIENT_LINGERING || want == c->reading)
         return;
     c->reading = want;
     if (want)
@@ -152,7 +163,7 @@ check_output(struct proxy_client *c)
 
     if (c->output_full)
         return true;
-    if (c->peer_gone || evbuffer_get_length(client_output(c)) <= limit)
+    if (c->phase == PROXY_CLIENT_GONE || evbuffer_get_length(client_output(c)) <= limit)
         return false;
     c->output_full = true;
     sync_upstream(c);
@@ -216,7 +227,7 @@ update_timer(struct proxy_client *c, bool progressed)
     const struct conf *conf = c->server->conf;
     struct timeval tv;
 
-    if (c->dead)
+    if (c->phase >= PROXY_CLIENT_DEAD)
         return;
     if (can_take_input(c) && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
         /* A message has started: it must be whole by the deadline. */
@@ -228,7 +239,7 @@ update_timer(struct proxy_client *c, bool progressed)
         return;
     }
     c->deadline_armed = false;
-    if (c->finishing || c->peer_gone || c->peer_eof) {
+    if (c->phase >= PROXY_CLIENT_PEER_EOF) {
         tv = ms_to_tv(conf->drain_timeout);
         evtimer_add(c->timer, &tv);
     } else if (c->n_pending == 0 && conf->idle_timeout > 0 && can_take_input(c) &&
@@ -255,7 +266,7 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
                   "closing\"",
                   c->peer, (long long)c->server->conf->message_timeout);
         close_now(c, "message_timeout");
-    } else if (c->finishing || c->peer_gone || c->peer_eof) {
+    } else if (c->phase >= PROXY_CLIENT_PEER_EOF) {
         close_now(c, "drain_timeout");
     } else if (c->n_pending == 0 && can_take_input(c) &&
                evbuffer_get_length(client_output(c)) == 0) {
@@ -277,9 +288,9 @@ close_cb(evutil_socket_t fd, short what, void *arg)
 static void
 close_now(struct proxy_client *c, const char *reason)
 {
-    if (c->dead)
+    if (c->phase >= PROXY_CLIENT_DEAD)
         return;
-    c->dead = true;
+    set_phase(c, PROXY_CLIENT_DEAD);
     c->close_reason = reason;
     c->reading = false;
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
@@ -313,22 +324,22 @@ message_buffered(struct proxy_client *c)
 static void
 maybe_finish(struct proxy_client *c)
 {
-    if (c->dead || !(c->finishing || c->peer_eof || c->peer_gone) || c->n_pending > 0)
+    if (c->phase >= PROXY_CLIENT_DEAD || c->phase < PROXY_CLIENT_PEER_EOF || c->n_pending > 0)
         return;
     /* Messages sent before an EOF that wait for their turn (the fairness
      * yield, a pause) are answered first: process_input calls this again
      * after them; drain_timeout bounds the wait. */
-    if (!c->finishing && !c->peer_gone && message_buffered(c))
+    if (c->phase == PROXY_CLIENT_PEER_EOF && message_buffered(c))
         return;
     if (c->up && proxy_upstream_queued(c->up) > 0) {
         proxy_upstream_set_low_watermark(c->up, 0);
         return;
     }
-    if (c->peer_gone || evbuffer_get_length(client_output(c)) == 0) {
-        if (c->linger && !c->peer_gone && !c->peer_eof)
+    if (evbuffer_get_length(client_output(c)) == 0) {
+        if (c->linger)
             start_linger(c);
         else
-            close_now(c, c->peer_gone ? "client_gone" : c->finishing ? "finished" : "client_eof");
+            close_now(c, c->phase >= PROXY_CLIENT_FINISHING ? "finished" : "client_eof");
     } else {
         bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     }
@@ -345,9 +356,9 @@ maybe_finish(struct proxy_client *c)
 static void
 start_linger(struct proxy_client *c)
 {
-    if (c->lingering)
+    if (c->phase == PROXY_CLIENT_LINGERING)
         return;
-    c->lingering = true;
+    set_phase(c, PROXY_CLIENT_LINGERING);
     shutdown(bufferevent_getfd(c->bev), SHUT_WR);
     evbuffer_drain(bufferevent_get_input(c->bev),
                    evbuffer_get_length(bufferevent_get_input(c->bev)));
@@ -356,10 +367,22 @@ start_linger(struct proxy_client *c)
     update_timer(c, false);
 }
 
+/* The socket failed (or took nothing in time): replies are discarded, and it closes now. */
+static void
+lose_peer(struct proxy_client *c, const char *reason)
+{
+    c->reading = false;
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    close_now(c, reason);
+    if (c->phase < PROXY_CLIENT_GONE)
+        set_phase(c, PROXY_CLIENT_GONE);
+}
+
 static void
 finish(struct proxy_client *c)
 {
-    c->finishing = true;
+    if (c->phase < PROXY_CLIENT_FINISHING)
+        set_phase(c, PROXY_CLIENT_FINISHING);
     update_reading(c);
     maybe_finish(c);
     update_timer(c, false);
@@ -447,12 +470,12 @@ proxy_client_memory_resume_all(struct proxy_server *server)
             continue;
         c->memory_paused = false;
         server->n_memory_paused--;
-        if (c->dead)
+        if (c->phase >= PROXY_CLIENT_DEAD)
             continue;
         sync_upstream(c);
         if (c->up && !c->output_full)
             proxy_upstream_process(c->up);
-        if (!c->dead)
+        if (c->phase < PROXY_CLIENT_DEAD)
             process_input(c);
     }
 }
@@ -471,7 +494,7 @@ proxy_client_free_all(struct proxy_server *server)
 static void
 write_owned(struct proxy_client *c, uint8_t *bytes, size_t len)
 {
-    if (!c->peer_gone) {
+    if (c->phase != PROXY_CLIENT_GONE) {
         evbuffer_add(c->scratch, bytes, len);
         proxy_io_send(c->bev, c->scratch);
     }
@@ -630,7 +653,8 @@ refuse(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h,
                                            errmsg, &req->canned_len);
     req->outcome = PROXY_OUTCOME_ERROR;
     proxy_request_set_state(req, PROXY_REQUEST_READY);
-    c->linger = avail < (size_t)h->length; /* the rest is still coming: see start_linger */
+    /* The rest is still coming (unless the client has shut down): see start_linger. */
+    c->linger = c->phase == PROXY_CLIENT_OPEN && avail < (size_t)h->length;
     evbuffer_drain(in, avail < (size_t)h->length ? avail : (size_t)h->length);
     release_promise(c);
     flush_canned(c);
@@ -926,7 +950,7 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
         proxy_request_set_state(req, PROXY_REQUEST_UPSTREAM);
     }
     forward(c, in, (size_t)h->length, replacement, replacement_len, oneway);
-    if (oneway && c->oneway_count == ONEWAY_RING && !c->dead)
+    if (oneway && c->oneway_count == ONEWAY_RING && c->phase < PROXY_CLIENT_DEAD)
         send_barrier(c);
     return true;
 }
@@ -1061,7 +1085,7 @@ process_input(struct proxy_client *c)
     }
     update_reading(c);
     update_timer(c, progressed);
-    if (c->peer_eof)
+    if (c->phase >= PROXY_CLIENT_PEER_EOF)
         maybe_finish(c); /* were those the last before its EOF? */
 }
 
@@ -1073,7 +1097,7 @@ resume_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (!c->dead && !c->blocked)
+    if (c->phase < PROXY_CLIENT_DEAD && !c->blocked)
         process_input(c);
 }
 
@@ -1083,7 +1107,7 @@ unblock(struct proxy_client *c)
 {
     set_blocked(c, false);
     flush_canned(c);
-    if (!c->dead)
+    if (c->phase < PROXY_CLIENT_DEAD)
         event_active(c->resume_ev, 0, 0);
 }
 
@@ -1096,7 +1120,7 @@ request_resolved(struct proxy_request *req)
 {
     struct proxy_client *c = req->client;
 
-    if (req->state == PROXY_REQUEST_WAITING_CACHE && !c->dead) {
+    if (req->state == PROXY_REQUEST_WAITING_CACHE && c->phase < PROXY_CLIENT_DEAD) {
         uint8_t *held;
         size_t len;
 
@@ -1118,7 +1142,7 @@ request_acked(struct proxy_request *req)
 
     flush_canned(c);
     maybe_finish(c);
-    if (!c->dead)
+    if (c->phase < PROXY_CLIENT_DEAD)
         update_timer(c, false);
 }
 
@@ -1126,7 +1150,7 @@ request_acked(struct proxy_request *req)
 static void
 resume_reading(struct proxy_client *c)
 {
-    if (!c->reading_paused || c->dead)
+    if (!c->reading_paused || c->phase >= PROXY_CLIENT_DEAD)
         return;
     c->reading_paused = false;
     process_input(c);
@@ -1137,7 +1161,7 @@ read_cb(struct bufferevent *bev, void *arg)
 {
     struct proxy_client *c = arg;
 
-    if (c->lingering) {
+    if (c->phase == PROXY_CLIENT_LINGERING) {
         struct evbuffer *in = bufferevent_get_input(bev);
 
         evbuffer_drain(in, evbuffer_get_length(in)); /* see start_linger */
@@ -1159,11 +1183,11 @@ write_cb(struct bufferevent *bev, void *arg)
         sync_upstream(c);
         if (c->up && !c->memory_paused) {
             proxy_upstream_process(c->up);
-            if (c->dead)
+            if (c->phase >= PROXY_CLIENT_DEAD)
                 return;
         }
         process_input(c);
-        if (c->dead)
+        if (c->phase >= PROXY_CLIENT_DEAD)
             return;
     }
     maybe_finish(c);
@@ -1176,7 +1200,7 @@ event_cb(struct bufferevent *bev, short what, void *arg)
     struct proxy_client *c = arg;
 
     (void)bev;
-    if (c->lingering) {
+    if (c->phase == PROXY_CLIENT_LINGERING) {
         close_now(c, "refused");
         return;
     }
@@ -1187,27 +1211,20 @@ event_cb(struct bufferevent *bev, short what, void *arg)
                   "in time; closing\"",
                   c->peer, evbuffer_get_length(client_output(c)),
                   (long long)c->server->conf->message_timeout);
-        c->peer_gone = true;
-        c->reading = false;
-        bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-        close_now(c, "write_timeout");
+        lose_peer(c, "write_timeout");
         return;
     }
-    if (what & BEV_EVENT_EOF) {
-        c->peer_eof = true;
-        update_reading(c);
-    } else {
-        c->peer_gone = true;
-        c->reading = false;
-        bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-    }
-    if (c->peer_gone) {
+    if (!(what & BEV_EVENT_EOF)) {
         /* Nothing can reach the client any more. Its upstream connection
          * is its own and goes with it: the server finishes writes it has
          * started and stops reads when it sees the close. */
-        close_now(c, "client_error");
+        lose_peer(c, "client_error");
         return;
     }
+    if (c->phase == PROXY_CLIENT_OPEN)
+        set_phase(c, PROXY_CLIENT_PEER_EOF);
+    c->linger = false; /* the refused message's rest will not come: nothing to drain */
+    update_reading(c);
     /* EOF: replies still owed are sent (the client may have shut down only
      * its side), bounded by drain_timeout. */
     maybe_finish(c);
@@ -1355,7 +1372,7 @@ on_reply(void *arg, struct evbuffer *in, const struct wire_header *h)
         flush_canned(c);
         process_input(c);
         maybe_finish(c);
-        return !c->dead && !c->output_full && !c->memory_paused;
+        return c->phase < PROXY_CLIENT_DEAD && !c->output_full && !c->memory_paused;
     }
     data = evbuffer_pullup(in, h->length);
     if (!data) {
@@ -1444,7 +1461,7 @@ on_reply(void *arg, struct evbuffer *in, const struct wire_header *h)
                 unblock(c);
             else
                 set_blocked(c, true);
-            return !c->dead;
+            return c->phase < PROXY_CLIENT_DEAD;
         }
         cache_store(c->server->cache, req->miss, data, (size_t)h->length, &reply);
         break;
@@ -1465,18 +1482,20 @@ on_reply(void *arg, struct evbuffer *in, const struct wire_header *h)
         req->canned_len = (size_t)h->length;
         req->outcome = (uint8_t)outcome;
         proxy_request_set_state(req, PROXY_REQUEST_WAITING_WRITE_ACK);
-        return !c->dead;
+        return c->phase < PROXY_CLIENT_DEAD;
     }
     if (rewritten) {
         evbuffer_drain(in, (size_t)h->length);
         write_owned(c, rewritten, rewritten_len);
-    } else if (c->peer_gone) {
+    } else if (c->phase == PROXY_CLIENT_GONE) {
         evbuffer_drain(in, (size_t)h->length);
     } else {
         evbuffer_remove_buffer(in, c->scratch, (size_t)h->length);
         proxy_io_send(c->bev, c->scratch);
     }
     proxy_client_observe_at(c, req, outcome, now_us);
+    if (req->state == PROXY_REQUEST_DRAINING)
+        c->blocked = false; /* a drain ended by a reply it cannot take: read on */
     proxy_request_set_state(req, PROXY_REQUEST_DONE);
     pop_request(c, req);
     flush_canned(c);
@@ -1485,9 +1504,9 @@ on_reply(void *arg, struct evbuffer *in, const struct wire_header *h)
     check_memory(c);
     update_reading(c);
     maybe_finish(c);
-    if (!c->dead)
+    if (c->phase < PROXY_CLIENT_DEAD)
         update_timer(c, false);
-    return !c->dead && !c->output_full && !c->memory_paused;
+    return c->phase < PROXY_CLIENT_DEAD && !c->output_full && !c->memory_paused;
 }
 
 static void
@@ -1520,7 +1539,7 @@ on_upstream_down(void *arg, const char *why, bool connected)
             /* Requests buffered behind the failure are tried on a new
              * connection (the old one's queue is gone, and so is any wait). */
             c->reading_paused = false;
-            if (!c->dead)
+            if (c->phase < PROXY_CLIENT_DEAD)
                 process_input(c);
             return;
         }
@@ -1547,7 +1566,7 @@ on_upstream_drained(void *arg)
 {
     struct proxy_client *c = arg;
 
-    if (c->dead)
+    if (c->phase >= PROXY_CLIENT_DEAD)
         return;
     resume_reading(c);
     maybe_finish(c);

@@ -36,6 +36,23 @@ struct event;
 struct evbuffer;
 struct proxy_upstream;
 
+/*
+ * How far a client is on its way to closing; it only moves forward
+ * (set_phase in client.c). Each phase implies the ones before it: a
+ * finishing client reads nothing new, whatever its peer did.
+ */
+enum proxy_client_phase {
+    PROXY_CLIENT_OPEN,      /* reading and answering */
+    PROXY_CLIENT_PEER_EOF,  /* the client shut down its side: what it sent before is
+                             * answered, replies still go out, then it closes */
+    PROXY_CLIENT_FINISHING, /* SIGTERM, a refused message, a lost upstream: nothing new
+                             * is read; close when nothing is owed either way */
+    PROXY_CLIENT_LINGERING, /* after a refusal: write side shut, input read and dropped
+                             * until EOF (start_linger) */
+    PROXY_CLIENT_DEAD,      /* close_ev is scheduled */
+    PROXY_CLIENT_GONE,      /* ... and the socket failed: replies are discarded */
+};
+
 struct proxy_client {
     TAILQ_ENTRY(proxy_client) link;
     struct proxy_server *server;
@@ -56,8 +73,12 @@ struct proxy_client {
     struct event *timer;          /* message deadline, idle or drain */
     bool deadline_armed;
     struct event *close_ev;
+    enum proxy_client_phase phase; /* moved only by set_phase (client.c) */
     /* Why the client is not read: any of these stops both reading its
-     * socket and handling what is buffered (proxy_client_update_reading). */
+     * socket and handling what is buffered (update_reading in client.c).
+     * They stay flags, not states: they are independent reasons that hold
+     * at once and clear each on its own event (the upstream drains, the
+     * client takes its output, memory falls, a barrier or a wait ends). */
     bool reading_paused;          /* the upstream's queue is full */
     bool output_full;             /* our own output is over buffer_limit: the upstream is
                                    * not read either */
@@ -65,14 +86,11 @@ struct proxy_client {
                                    * buffered: neither it nor its upstream is read */
     bool barrier;                 /* 4,096 moreToCome requests outstanding: waiting for the
                                    * barrier's reply */
-    bool finishing;               /* close when nothing is in flight and output is flushed */
-    bool peer_eof;                /* the client shut down its side; replies still go out */
-    bool peer_gone;               /* the socket failed; replies are discarded */
-    bool dead;                    /* close_ev is scheduled */
     bool blocked;                 /* a request waits on the cache or a drain: read no further */
-    bool reading;                 /* the socket's read event is enabled */
+    /* Facts, not states: */
+    bool reading;                 /* the socket's read event is enabled (a copy of libevent's,
+                                   * so a change costs an epoll_ctl only when it is one) */
     bool linger;                  /* close by start_linger: a refused message is still arriving */
-    bool lingering;               /* write side shut; input read and dropped until EOF */
     bool tracked;                 /* its buffers count toward max_memory */
     size_t admitted_len;          /* the message arriving now was admitted at this length */
     size_t promised;              /* its bytes not yet arrived (in server->mem_promised) */

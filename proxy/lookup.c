@@ -222,7 +222,7 @@ proxy_lookup_write_hit(struct proxy_client *c, struct proxy_request *req)
     uint8_t header[WIRE_HEADER_LEN];
     struct evbuffer *out = c->scratch;
 
-    if (c->peer_gone)
+    if (c->phase == PROXY_CLIENT_GONE)
         return;
     if (cache_value_is_docs(req->hit)) {
         /* A drained cursor: its batches come from a cursor of the proxy's. */

@@ -48,6 +48,7 @@
  *    |    each getMore's reply: proxy_drain_step again, until the cursor
  *    |    ends or a bound cuts it: cache_store_docs -> req->hit (served by
  *    |    a proxy cursor), or an error in req->canned; unblock ........... READY
+ *    |    (a checksummed reply, which is never stored, is relayed as it is: DONE)
  *    +- a miss: cache_store keeps the reply (cache/cache.h); relayed below
  *    +- a write with the Redis tier: cache_write_end_async bumps again;
  *    |    the reply is held in req->canned ....................... WAITING_WRITE_ACK
@@ -110,8 +111,9 @@ static const bool transitions[PROXY_REQUEST_STATE_COUNT][PROXY_REQUEST_STATE_COU
     [WC] = {[U] = true, [R] = true},
     /* the reply: relayed (DONE), a cursor to drain, a write ack held back */
     [U] = {[DR] = true, [WA] = true, [D] = true},
-    /* drained: served from the stored result or an error (READY) */
-    [DR] = {[R] = true},
+    /* drained: served from the stored result or an error (READY); a reply
+     * the drain cannot take (checksummed) is relayed as it is (DONE) */
+    [DR] = {[R] = true, [D] = true},
     /* Redis saw the bump: the held-back reply goes out in turn */
     [WA] = {[R] = true},
     /* written at the head of the list */
@@ -218,11 +220,11 @@ bool
 proxy_request_awaits_upstream(const struct proxy_request *req)
 {
     switch (req->state) {
-    case PROXY_REQUEST_PARSED:
-    case PROXY_REQUEST_WAITING_CACHE:
     case PROXY_REQUEST_UPSTREAM:
     case PROXY_REQUEST_DRAINING:
         return true;
+    case PROXY_REQUEST_PARSED:
+    case PROXY_REQUEST_WAITING_CACHE: /* held: not sent, so no reply can be its */
     case PROXY_REQUEST_WAITING_WRITE_ACK:
     case PROXY_REQUEST_READY:
     case PROXY_REQUEST_DONE:

@@ -161,8 +161,9 @@ bool proxy_request_transition_allowed(enum proxy_request_state from, enum proxy_
 const char *proxy_request_state_name(enum proxy_request_state state);
 
 /*
- * True while the upstream's next reply may be req's: it was sent (or is
- * being decided, or held) and has no reply of the proxy's yet.
+ * True while the upstream's next reply may be req's: it was sent and not
+ * yet answered (UPSTREAM, DRAINING). A held request (WAITING_CACHE) was not
+ * sent: a reply naming it is the upstream's error.
  */
 bool proxy_request_awaits_upstream(const struct proxy_request *req);
 

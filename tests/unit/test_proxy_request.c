@@ -62,7 +62,7 @@ enum {
 
 /* The transitions drawn in request.c's diagram, and no others. */
 static const int expected[][2] = {
-    {P, WC}, {P, U}, {P, R}, {WC, U}, {WC, R}, {U, DR}, {U, WA}, {U, D}, {DR, R}, {WA, R}, {R, D},
+    {P, WC}, {P, U}, {P, R}, {WC, U}, {WC, R}, {U, DR}, {U, WA}, {U, D}, {DR, R}, {DR, D}, {WA, R}, {R, D},
 };
 
 static bool
@@ -160,6 +160,14 @@ test_leaving_frees(void)
     bson_free(held);
     proxy_request_set_state(req, PROXY_REQUEST_UPSTREAM);
     ok(proxy_request_awaits_upstream(req), "UPSTREAM awaits the upstream's reply");
+    {
+        struct proxy_request *kept = new_req();
+
+        ok(!proxy_request_awaits_upstream(kept), "PARSED does not await the upstream");
+        proxy_request_set_state(kept, PROXY_REQUEST_WAITING_CACHE);
+        ok(!proxy_request_awaits_upstream(kept), "WAITING_CACHE (not sent) does not either");
+        proxy_request_destroy(kept, NULL);
+    }
 
     /* A drain: its documents are freed on leaving. */
     proxy_request_set_state(req, PROXY_REQUEST_DRAINING);
