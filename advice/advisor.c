@@ -84,6 +84,8 @@
 #include "advice/secret.h"
 #include "advice/shape.h"
 #include "advice/table.h"
+#include "conf/clock.h"
+#include "conf/error.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -204,24 +206,6 @@ struct run {
     bool unreachable;        /* no further command this run */
     bool abandoned;          /* stop asked: no report */
 };
-
-static int64_t
-mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t
-wall_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 const char *
 advice_state_name(enum advice_state state)
@@ -687,7 +671,7 @@ run(struct advice_advisor *a, const struct advice_snapshot *snap, const struct s
     struct worker *w = &a->w;
     struct run r = {.set = *set, .snap = snap};
     struct advice_report *rep = NULL;
-    int64_t now = mono_ms();
+    int64_t now = conf_clock_ms();
 
     w->run_no++;
     for (uint32_t i = 0; i < snap->n_changed; i++)
@@ -705,8 +689,8 @@ run(struct advice_advisor *a, const struct advice_snapshot *snap, const struct s
             explain_new_shapes(a, &r);
         if (r.abandoned)
             goto done;
-        now = mono_ms();
-        w->last_run_ms = wall_ms();
+        now = conf_clock_ms();
+        w->last_run_ms = conf_clock_wall_ms();
         if (r.failed) {
             w->state = r.state;
             w->backoff_ms = w->backoff_ms ? w->backoff_ms * 2 : BACKOFF_FIRST_MS;
@@ -952,7 +936,8 @@ advice_advisor_new(struct event_base *base, const struct advice_config *cfg,
     a->w.state = ADVICE_STATE_STARTING;
     atomic_init(&a->stop, false);
     if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
-        bson_set_error(error, 0, (uint32_t)errno, "advisor: pipe: %s", strerror(errno));
+        bson_set_error(error, CONF_ERROR_DOMAIN_ADVICE, (uint32_t)errno, "advisor: pipe: %s",
+                       strerror(errno));
         bson_free(a->uri_text);
         bson_free(a);
         return NULL;
@@ -963,7 +948,8 @@ advice_advisor_new(struct event_base *base, const struct advice_config *cfg,
     pthread_cond_init(&a->wake, NULL);
     rc = spawn(a);
     if (rc != 0) {
-        bson_set_error(error, 0, (uint32_t)rc, "advisor: thread: %s", strerror(rc));
+        bson_set_error(error, CONF_ERROR_DOMAIN_ADVICE, (uint32_t)rc, "advisor: thread: %s",
+                       strerror(rc));
         goto fail;
     }
     pthread_mutex_lock(&a->mu);
@@ -977,7 +963,8 @@ advice_advisor_new(struct event_base *base, const struct advice_config *cfg,
     }
     a->ev = event_new(base, a->rfd, EV_READ | EV_PERSIST, on_reports, a);
     if (a->ev == NULL || event_add(a->ev, NULL) != 0) {
-        bson_set_error(error, 0, 0, "advisor: cannot watch its pipe");
+        bson_set_error(error, CONF_ERROR_DOMAIN_ADVICE, CONF_ERROR_ADVICE_WATCH,
+                       "advisor: cannot watch its pipe");
         advice_advisor_destroy(a);
         return NULL;
     }

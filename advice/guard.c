@@ -30,6 +30,7 @@
 
 #include "advice/guard.h"
 
+#include "conf/clock.h"
 #include "wire/frame.h"
 #include "wire/msg.h"
 
@@ -68,15 +69,6 @@ struct guard_stream {
 };
 
 enum recv_result { RECV_PROGRESS, RECV_EOF, RECV_FAIL };
-
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 forget_message(struct guard_stream *g)
@@ -156,7 +148,7 @@ receive(struct guard_stream *g, int32_t timeout_msec, int64_t deadline)
     ssize_t n;
 
     if (timeout_msec > 0) {
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - conf_clock_ms();
 
         if (left <= 0) {
             errno = ETIMEDOUT;
@@ -235,7 +227,7 @@ guard_readv(mongoc_stream_t *stream, mongoc_iovec_t *iov, size_t iovcnt, size_t 
             int32_t timeout_msec)
 {
     struct guard_stream *g = (struct guard_stream *)stream;
-    int64_t deadline = timeout_msec > 0 ? now_ms() + timeout_msec : 0;
+    int64_t deadline = timeout_msec > 0 ? conf_clock_ms() + timeout_msec : 0;
     size_t want = 0, copied = 0;
 
     for (size_t i = 0; i < iovcnt; i++)

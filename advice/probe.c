@@ -60,7 +60,7 @@ advice_probe_unauthorized(const bson_error_t *e)
 static bool
 junk(bson_error_t *error, const char *what)
 {
-    bson_set_error(error, ADVICE_PROBE_JUNK_DOMAIN, 0, "%s", what);
+    bson_set_error(error, ADVICE_PROBE_JUNK_DOMAIN, CONF_ERROR_ADVICE_JUNK, "%s", what);
     return false;
 }
 

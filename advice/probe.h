@@ -12,6 +12,7 @@
 #include "advice/index.h"
 #include "advice/plan.h"
 #include "advice/shape.h"
+#include "conf/error.h"
 
 #include <bson/bson.h>
 #include <mongoc/mongoc.h>
@@ -22,7 +23,7 @@
 /* mongod allows 64 indexes per collection: a longer listIndexes answer is junk. */
 #define ADVICE_PROBE_MAX_INDEXES 64
 /* bson_error_t domain of an answer refused as junk (by the guard or by the checks here). */
-#define ADVICE_PROBE_JUNK_DOMAIN 0x6a756e6bu /* "junk" */
+#define ADVICE_PROBE_JUNK_DOMAIN CONF_ERROR_DOMAIN_JUNK /* conf/error.h */
 
 /* What the probes use (all borrowed). */
 struct advice_probe {

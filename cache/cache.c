@@ -22,11 +22,12 @@
 #include "cache/lru.h"
 #include "cache/rules.h"
 #include "cache/txn.h"
+#include "conf/clock.h"
+#include "conf/random.h"
 #include "wire/frame.h"
 
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <fcntl.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -114,15 +115,6 @@ struct cache_ns_label {
     struct cache_gen_rec *rec;
     struct cache_ns_stats start;
 };
-
-static uint64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* ---- values ---------------------------------------------------------------- */
 
@@ -241,13 +233,9 @@ random_secret(struct cache_key_secret *secret)
 {
     char text[65];
     uint8_t raw[32];
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    ssize_t got = fd >= 0 ? read(fd, raw, sizeof raw) : -1;
 
-    if (fd >= 0)
-        close(fd);
-    if (got != (ssize_t)sizeof raw) {
-        /* No /dev/urandom: an ObjectId (time, host, counter) is still unique. */
+    if (!conf_random_bytes(raw, sizeof raw)) {
+        /* No kernel randomness: an ObjectId (time, host, counter) is still unique. */
         bson_oid_t oid;
 
         bson_oid_init(&oid, NULL);
@@ -743,7 +731,7 @@ cache_lookup(struct cache *cache, const struct cache_request *req, struct cache_
 
     cache_key_build(&cache->secret, req->principal, req->db, read.ns[0].coll,
                     read.ns[0].coll_len, req->body, &p->material, &p->key);
-    v = cache_lru_get(cache->lru, &p->key, now_ms());
+    v = cache_lru_get(cache->lru, &p->key, (uint64_t)conf_clock_ms());
     if (v) {
         if (v->material_len != p->material.len ||
             memcmp(v->material, p->material.data, v->material_len) != 0) {
@@ -784,7 +772,7 @@ cache_lookup(struct cache *cache, const struct cache_request *req, struct cache_
 static bool
 still_current(struct cache *cache, const struct cache_pending *p)
 {
-    uint64_t now = now_ms();
+    uint64_t now = (uint64_t)conf_clock_ms();
 
     for (uint32_t i = 0; i < p->n_deps; i++) {
         if (p->deps[i]->value != p->snapshot[i] || now < p->deps[i]->no_fill_until) {
@@ -833,7 +821,7 @@ value_insert(struct cache *cache, struct cache_pending *p, struct cache_value *v
     cache_value_ref(v);
     if (cache_lru_put(cache->lru, &p->key, v,
                       sizeof *v + v->material_len + v->reply_len + cache_lru_overhead(),
-                      now_ms() + (uint64_t)p->ttl_ms, &evicted)) {
+                      (uint64_t)conf_clock_ms() + (uint64_t)p->ttl_ms, &evicted)) {
         cache->counters[CACHE_CTR_fills]++;
         p->ns->fills++;
     }
@@ -1029,7 +1017,7 @@ redis_bump(struct cache *cache, const struct cache_inval *inv, cache_redis_done_
 static void
 bump_all(struct cache *cache, struct cache_inval *inv, bool oneway)
 {
-    uint64_t until = now_ms() + (uint64_t)cache->write_grace_ms;
+    uint64_t until = (uint64_t)conf_clock_ms() + (uint64_t)cache->write_grace_ms;
 
     for (uint32_t i = 0; i < inv->n; i++) {
         cache_gen_bump(inv->recs[i]);

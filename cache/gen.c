@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include "cache/gen.h"
+#include "conf/clock.h"
 
 #include <bson/bson.h>
 #include <string.h>
@@ -89,15 +90,6 @@ grow(struct cache_gen *gen)
     bson_free(old);
 }
 
-static uint64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* Unhooks rec from its hash chain and frees it (it is idle and off the list). */
 static void
 rec_free(struct cache_gen *gen, struct cache_gen_rec *rec)
@@ -131,7 +123,9 @@ forget_idle(struct cache_gen *gen, const struct cache_gen_rec *keep)
         struct cache_gen_rec *rec = TAILQ_FIRST(&gen->idle);
 
         TAILQ_REMOVE(&gen->idle, rec, idle_link);
-        if (rec == keep || (rec->no_fill_until && rec->no_fill_until > (now ? now : (now = now_ms())))) {
+        if (rec == keep ||
+            (rec->no_fill_until &&
+             rec->no_fill_until > (now ? now : (now = (uint64_t)conf_clock_ms())))) {
             TAILQ_INSERT_TAIL(&gen->idle, rec, idle_link);
             continue;
         }

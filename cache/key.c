@@ -9,6 +9,8 @@
 
 #include "cache/key.h"
 
+#include "wire/names.h"
+
 #include <string.h>
 #define XXH_STATIC_LINKING_ONLY /* XXH3_generateSecret is in the "experimental" part in 0.8.1 */
 #include <xxhash.h>
@@ -51,19 +53,21 @@ valid_lsid(const bson_iter_t *it)
 static bool
 is_volatile(const bson_iter_t *it)
 {
-    const char *key = bson_iter_key(it);
-
-    if (strcmp(key, "lsid") == 0)
+    switch (wire_names_lookup(bson_iter_key(it), bson_iter_key_len(it))) {
+    case WIRE_NAME_LSID:
         return valid_lsid(it);
-    if (strcmp(key, "$clusterTime") == 0)
+    case WIRE_NAME_DOLLAR_CLUSTER_TIME:
         return BSON_ITER_HOLDS_DOCUMENT(it);
-    if (strcmp(key, "txnNumber") == 0)
+    case WIRE_NAME_TXN_NUMBER:
         return BSON_ITER_HOLDS_INT64(it);
-    if (strcmp(key, "$db") == 0 || strcmp(key, "comment") == 0)
+    case WIRE_NAME_DOLLAR_DB:
+    case WIRE_NAME_COMMENT:
         return BSON_ITER_HOLDS_UTF8(it);
-    if (strcmp(key, "maxTimeMS") == 0)
+    case WIRE_NAME_MAX_TIME_MS:
         return valid_max_time_ms(it);
-    return false;
+    default:
+        return false;
+    }
 }
 
 void

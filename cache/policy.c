@@ -20,6 +20,7 @@
 #include "cache/policy.h"
 
 #include "wire/cmd.h"
+#include "wire/names.h"
 
 #include <string.h>
 
@@ -38,6 +39,20 @@ cache_policy_reason_name(enum cache_policy_reason reason)
 }
 
 /* ---- helpers ----------------------------------------------------------- */
+
+/* The id of the key at it (wire/names.h). */
+static enum wire_name
+key_id(const bson_iter_t *it)
+{
+    return wire_names_lookup(bson_iter_key(it), bson_iter_key_len(it));
+}
+
+/* True when the key at it is exactly the name id. */
+static bool
+key_is(const bson_iter_t *it, enum wire_name id)
+{
+    return wire_names_is(bson_iter_key(it), bson_iter_key_len(it), id);
+}
 
 /* True when s is one of the NULL-terminated list. */
 static bool
@@ -75,39 +90,51 @@ worst(enum cache_policy_reason a, enum cache_policy_reason b)
     return a < b ? a : b;
 }
 
-/* Operators whose answer differs between two runs of the same command. */
-static const char *const nondeterministic_ops[] = {
-    "$where", "$function", "$accumulator", "$rand", "$sample", "$sampleRate", NULL,
-};
-
-static const char *const write_stages[] = {"$out", "$merge", NULL};
-
 /*
- * Stages that read server state, or an index the server updates after the
- * write is acknowledged ($search and friends): no write through the proxy
- * invalidates their answers.
+ * What an operator or stage (a key starting with '$') means for a read:
+ * its answer differs between two runs of the same command
+ * (NONDETERMINISTIC); it writes (WRITE_STAGE); or it reads server state, or
+ * an index the server updates after the write is acknowledged ($search and
+ * friends), so no write through the proxy invalidates its answer
+ * (SERVER_STATE). OK for any other.
  */
-static const char *const server_state_stages[] = {
-    "$currentOp",
-    "$listSessions",
-    "$listLocalSessions",
-    "$collStats",
-    "$indexStats",
-    "$planCacheStats",
-    "$changeStream",
-    "$changeStreamSplitLargeEvent",
-    "$listCatalog",
-    "$listClusterCatalog",
-    "$listSampledQueries",
-    "$listSearchIndexes",
-    "$queryStats",
-    "$shardedDataDistribution",
-    "$operationMetrics",
-    "$search",
-    "$searchMeta",
-    "$vectorSearch",
-    NULL,
-};
+static enum cache_policy_reason
+operator_reason(enum wire_name id)
+{
+    switch (id) {
+    case WIRE_NAME_DOLLAR_WHERE:
+    case WIRE_NAME_DOLLAR_FUNCTION:
+    case WIRE_NAME_DOLLAR_ACCUMULATOR:
+    case WIRE_NAME_DOLLAR_RAND:
+    case WIRE_NAME_DOLLAR_SAMPLE:
+    case WIRE_NAME_DOLLAR_SAMPLE_RATE:
+        return CACHE_POLICY_NONDETERMINISTIC;
+    case WIRE_NAME_DOLLAR_OUT:
+    case WIRE_NAME_DOLLAR_MERGE:
+        return CACHE_POLICY_WRITE_STAGE;
+    case WIRE_NAME_DOLLAR_CURRENT_OP:
+    case WIRE_NAME_DOLLAR_LIST_SESSIONS:
+    case WIRE_NAME_DOLLAR_LIST_LOCAL_SESSIONS:
+    case WIRE_NAME_DOLLAR_COLL_STATS:
+    case WIRE_NAME_DOLLAR_INDEX_STATS:
+    case WIRE_NAME_DOLLAR_PLAN_CACHE_STATS:
+    case WIRE_NAME_DOLLAR_CHANGE_STREAM:
+    case WIRE_NAME_DOLLAR_CHANGE_STREAM_SPLIT_LARGE_EVENT:
+    case WIRE_NAME_DOLLAR_LIST_CATALOG:
+    case WIRE_NAME_DOLLAR_LIST_CLUSTER_CATALOG:
+    case WIRE_NAME_DOLLAR_LIST_SAMPLED_QUERIES:
+    case WIRE_NAME_DOLLAR_LIST_SEARCH_INDEXES:
+    case WIRE_NAME_DOLLAR_QUERY_STATS:
+    case WIRE_NAME_DOLLAR_SHARDED_DATA_DISTRIBUTION:
+    case WIRE_NAME_DOLLAR_OPERATION_METRICS:
+    case WIRE_NAME_DOLLAR_SEARCH:
+    case WIRE_NAME_DOLLAR_SEARCH_META:
+    case WIRE_NAME_DOLLAR_VECTOR_SEARCH:
+        return CACHE_POLICY_SERVER_STATE;
+    default:
+        return CACHE_POLICY_OK;
+    }
+}
 
 /* Variables whose value changes from one run to the next. */
 static const char *const volatile_vars[] = {"$$NOW", "$$CLUSTER_TIME", NULL};
@@ -166,7 +193,7 @@ add_read_ns(struct req_scan *s, const char *db, uint32_t db_len, const char *col
  * name a namespace.
  */
 static bool
-read_ns_value(const bson_iter_t *value, const char *coll_key, const char *def_db,
+read_ns_value(const bson_iter_t *value, enum wire_name coll_key, const char *def_db,
               uint32_t def_db_len, const char **db, uint32_t *db_len, const char **coll,
               uint32_t *coll_len, bool *found)
 {
@@ -183,13 +210,13 @@ read_ns_value(const bson_iter_t *value, const char *coll_key, const char *def_db
     if (!BSON_ITER_HOLDS_DOCUMENT(value) || !bson_iter_recurse(value, &it))
         return false;
     while (bson_iter_next(&it)) {
-        const char *key = bson_iter_key(&it);
+        enum wire_name id = key_id(&it);
 
-        if (strcmp(key, "db") == 0) {
+        if (id == WIRE_NAME_DB) {
             if (!BSON_ITER_HOLDS_UTF8(&it))
                 return false;
             *db = bson_iter_utf8(&it, db_len);
-        } else if (strcmp(key, coll_key) == 0) {
+        } else if (id == coll_key) {
             if (!BSON_ITER_HOLDS_UTF8(&it))
                 return false;
             *coll = bson_iter_utf8(&it, coll_len);
@@ -216,9 +243,9 @@ scan_lookup(struct req_scan *s, const bson_iter_t *stage, bool from_required)
     while (bson_iter_next(&it)) {
         enum cache_policy_reason r;
 
-        if (strcmp(bson_iter_key(&it), "from") != 0)
+        if (!key_is(&it, WIRE_NAME_FROM))
             continue;
-        if (!read_ns_value(&it, "coll", s->db, s->db_len, &db, &db_len, &coll, &coll_len, &found) ||
+        if (!read_ns_value(&it, WIRE_NAME_COLL, s->db, s->db_len, &db, &db_len, &coll, &coll_len, &found) ||
             !found)
             return CACHE_POLICY_NO_COLLECTION;
         r = add_read_ns(s, db, db_len, coll, coll_len);
@@ -236,31 +263,31 @@ scan_union_with(struct req_scan *s, const bson_iter_t *stage)
     uint32_t db_len, coll_len;
     bool found;
 
-    if (!read_ns_value(stage, "coll", s->db, s->db_len, &db, &db_len, &coll, &coll_len, &found))
+    if (!read_ns_value(stage, WIRE_NAME_COLL, s->db, s->db_len, &db, &db_len, &coll, &coll_len, &found))
         return CACHE_POLICY_NO_COLLECTION;
     return found ? add_read_ns(s, db, db_len, coll, coll_len) : CACHE_POLICY_OK;
 }
 
 /* Judges an element whose key starts with '$'. */
 static enum cache_policy_reason
-scan_operator(struct req_scan *s, const char *key, const bson_iter_t *it)
+scan_operator(struct req_scan *s, const bson_iter_t *it)
 {
-    if (in_list(key, nondeterministic_ops))
-        return CACHE_POLICY_NONDETERMINISTIC;
-    if (in_list(key, write_stages))
-        return CACHE_POLICY_WRITE_STAGE;
-    if (in_list(key, server_state_stages))
-        return CACHE_POLICY_SERVER_STATE;
-    if (strcmp(key, "$meta") == 0 && BSON_ITER_HOLDS_UTF8(it) &&
-        strcmp(bson_iter_utf8(it, NULL), "randVal") == 0)
-        return CACHE_POLICY_NONDETERMINISTIC;
-    if (strcmp(key, "$lookup") == 0)
+    enum wire_name id = key_id(it);
+
+    switch (id) {
+    case WIRE_NAME_DOLLAR_META:
+        if (BSON_ITER_HOLDS_UTF8(it) && strcmp(bson_iter_utf8(it, NULL), "randVal") == 0)
+            return CACHE_POLICY_NONDETERMINISTIC;
+        return CACHE_POLICY_OK;
+    case WIRE_NAME_DOLLAR_LOOKUP:
         return scan_lookup(s, it, false);
-    if (strcmp(key, "$graphLookup") == 0)
+    case WIRE_NAME_DOLLAR_GRAPH_LOOKUP:
         return scan_lookup(s, it, true);
-    if (strcmp(key, "$unionWith") == 0)
+    case WIRE_NAME_DOLLAR_UNION_WITH:
         return scan_union_with(s, it);
-    return CACHE_POLICY_OK;
+    default:
+        return operator_reason(id);
+    }
 }
 
 static enum cache_policy_reason scan_doc(struct req_scan *s, bson_iter_t *it);
@@ -274,7 +301,7 @@ scan_element(struct req_scan *s, const bson_iter_t *it)
     enum cache_policy_reason r;
 
     if (key[0] == '$') {
-        r = scan_operator(s, key, it);
+        r = scan_operator(s, it);
         if (r != CACHE_POLICY_OK)
             return r;
     }
@@ -324,16 +351,19 @@ check_read_concern(const bson_iter_t *value)
     if (!BSON_ITER_HOLDS_DOCUMENT(value) || !bson_iter_recurse(value, &it))
         return CACHE_POLICY_READ_CONCERN;
     while (bson_iter_next(&it)) {
-        const char *key = bson_iter_key(&it);
-
-        if (strcmp(key, "level") == 0) {
+        switch (key_id(&it)) {
+        case WIRE_NAME_LEVEL:
             if (!BSON_ITER_HOLDS_UTF8(&it) || !in_list(bson_iter_utf8(&it, NULL), levels))
                 r = worst(r, CACHE_POLICY_READ_CONCERN);
-        } else if (strcmp(key, "afterClusterTime") == 0 || strcmp(key, "atClusterTime") == 0 ||
-                   strcmp(key, "afterOpTime") == 0) {
+            break;
+        case WIRE_NAME_AFTER_CLUSTER_TIME:
+        case WIRE_NAME_AT_CLUSTER_TIME:
+        case WIRE_NAME_AFTER_OP_TIME:
             r = worst(r, CACHE_POLICY_CLUSTER_TIME);
-        } else {
+            break;
+        default:
             r = worst(r, CACHE_POLICY_READ_CONCERN);
+            break;
         }
     }
     return r;
@@ -343,22 +373,25 @@ check_read_concern(const bson_iter_t *value)
 static enum cache_policy_reason
 check_option(const bson_iter_t *it)
 {
-    const char *key = bson_iter_key(it);
-
-    if (strcmp(key, "txnNumber") == 0 || strcmp(key, "autocommit") == 0 ||
-        strcmp(key, "startTransaction") == 0)
+    switch (key_id(it)) {
+    case WIRE_NAME_TXN_NUMBER:
+    case WIRE_NAME_AUTOCOMMIT:
+    case WIRE_NAME_START_TRANSACTION:
         return CACHE_POLICY_TRANSACTION;
-    if (strcmp(key, "readConcern") == 0)
+    case WIRE_NAME_READ_CONCERN:
         return check_read_concern(it);
-    if (strcmp(key, "tailable") == 0 || strcmp(key, "awaitData") == 0)
+    case WIRE_NAME_TAILABLE:
+    case WIRE_NAME_AWAIT_DATA:
         return bson_iter_as_bool(it) ? CACHE_POLICY_TAILABLE : CACHE_POLICY_OK;
-    if (strcmp(key, "exhaust") == 0)
+    case WIRE_NAME_EXHAUST:
         return bson_iter_as_bool(it) ? CACHE_POLICY_EXHAUST : CACHE_POLICY_OK;
-    if (strcmp(key, "allowPartialResults") == 0)
+    case WIRE_NAME_ALLOW_PARTIAL_RESULTS:
         return bson_iter_as_bool(it) ? CACHE_POLICY_PARTIAL : CACHE_POLICY_OK;
-    if (strcmp(key, "explain") == 0)
+    case WIRE_NAME_EXPLAIN:
         return bson_iter_as_bool(it) ? CACHE_POLICY_EXPLAIN : CACHE_POLICY_OK;
-    return CACHE_POLICY_OK;
+    default:
+        return CACHE_POLICY_OK;
+    }
 }
 
 /* True when the body has a string comment asking to skip the cache. */
@@ -373,7 +406,7 @@ skip_requested(const bson_t *body)
         uint32_t len;
         const char *str;
 
-        if (strcmp(bson_iter_key(&it), "comment") != 0 || !BSON_ITER_HOLDS_UTF8(&it))
+        if (!key_is(&it, WIRE_NAME_COMMENT) || !BSON_ITER_HOLDS_UTF8(&it))
             continue;
         str = bson_iter_utf8(&it, &len);
         if (starts_with(str, len, CACHE_POLICY_SKIP_COMMENT))
@@ -386,7 +419,6 @@ static enum cache_policy_reason
 judge_request(const bson_t *body, const struct wire_cmd *parsed, const char *db,
               uint32_t n_sequences, struct req_scan *s)
 {
-    static const char *const reads[] = {"find", "aggregate", "count", "distinct", NULL};
     struct wire_cmd cmd;
     bson_error_t error;
     enum cache_policy_reason r = CACHE_POLICY_OK;
@@ -396,10 +428,17 @@ judge_request(const bson_t *body, const struct wire_cmd *parsed, const char *db,
         cmd = *parsed;
     else if (!wire_cmd_parse(bson_get_data(body), body->len, &cmd, &error))
         return CACHE_POLICY_NOT_A_READ;
-    if (strcmp(cmd.name, "explain") == 0)
+    switch (cmd.name_id) {
+    case WIRE_NAME_EXPLAIN:
         return CACHE_POLICY_EXPLAIN;
-    if (!in_list(cmd.name, reads))
+    case WIRE_NAME_FIND:
+    case WIRE_NAME_AGGREGATE:
+    case WIRE_NAME_COUNT:
+    case WIRE_NAME_DISTINCT:
+        break;
+    default:
         return CACHE_POLICY_NOT_A_READ;
+    }
     if (db) {
         s->db = db;
         s->db_len = (uint32_t)strlen(db);
@@ -462,7 +501,7 @@ cursor_closed(const bson_iter_t *value)
     if (!BSON_ITER_HOLDS_DOCUMENT(value) || !bson_iter_recurse(value, &it))
         return false;
     while (bson_iter_next(&it)) {
-        if (strcmp(bson_iter_key(&it), "id") != 0)
+        if (!key_is(&it, WIRE_NAME_ID))
             continue;
         if (BSON_ITER_HOLDS_INT64(&it) && bson_iter_int64(&it) == 0)
             seen = true;
@@ -484,9 +523,9 @@ cache_policy_reply(const bson_t *reply, size_t reply_len, size_t max_entry_bytes
     if (!reply || !bson_iter_init(&it, reply))
         return CACHE_POLICY_REPLY_MALFORMED;
     while (bson_iter_next(&it)) {
-        const char *key = bson_iter_key(&it);
+        enum wire_name id = key_id(&it);
 
-        if (strcmp(key, "ok") == 0) {
+        if (id == WIRE_NAME_OK) {
             n_ok++;
             switch (bson_iter_type(&it)) {
             case BSON_TYPE_DOUBLE:
@@ -505,9 +544,9 @@ cache_policy_reply(const bson_t *reply, size_t reply_len, size_t max_entry_bytes
                 ok_typed = false;
                 break;
             }
-        } else if (strcmp(key, "writeConcernError") == 0) {
+        } else if (id == WIRE_NAME_WRITE_CONCERN_ERROR) {
             wce = true;
-        } else if (strcmp(key, "cursor") == 0) {
+        } else if (id == WIRE_NAME_CURSOR) {
             n_cursor++;
             if (!cursor_closed(&it))
                 open = true;
@@ -529,36 +568,79 @@ cache_policy_reply(const bson_t *reply, size_t reply_len, size_t max_entry_bytes
 /* ---- cache_policy_write ------------------------------------------------ */
 
 /* Commands that write the collection they name. */
-static const char *const ns_writes[] = {
-    "insert",        "update",        "delete",      "findAndModify",
-    "findandmodify", "createIndexes", "dropIndexes", "deleteIndexes",
-    "compact",       "validate",      NULL,
-};
+static bool
+is_ns_write(enum wire_name id)
+{
+    switch (id) {
+    case WIRE_NAME_INSERT:
+    case WIRE_NAME_UPDATE:
+    case WIRE_NAME_DELETE:
+    case WIRE_NAME_FIND_AND_MODIFY:
+    case WIRE_NAME_FINDANDMODIFY:
+    case WIRE_NAME_CREATE_INDEXES:
+    case WIRE_NAME_DROP_INDEXES:
+    case WIRE_NAME_DELETE_INDEXES:
+    case WIRE_NAME_COMPACT:
+    case WIRE_NAME_VALIDATE:
+        return true;
+    default:
+        return false;
+    }
+}
 
 /* DDL on the command's database. */
-static const char *const db_writes[] = {
-    "drop", "create", "collMod", "convertToCapped", "cloneCollectionAsCapped", "dropDatabase", NULL,
-};
+static bool
+is_db_write(enum wire_name id)
+{
+    switch (id) {
+    case WIRE_NAME_DROP:
+    case WIRE_NAME_CREATE:
+    case WIRE_NAME_COLL_MOD:
+    case WIRE_NAME_CONVERT_TO_CAPPED:
+    case WIRE_NAME_CLONE_COLLECTION_AS_CAPPED:
+    case WIRE_NAME_DROP_DATABASE:
+        return true;
+    default:
+        return false;
+    }
+}
 
 /* User management: that principal's entries. */
-static const char *const user_writes[] = {
-    "createUser", "updateUser", "dropUser", "grantRolesToUser", "revokeRolesFromUser", NULL,
-};
+static bool
+is_user_write(enum wire_name id)
+{
+    switch (id) {
+    case WIRE_NAME_CREATE_USER:
+    case WIRE_NAME_UPDATE_USER:
+    case WIRE_NAME_DROP_USER:
+    case WIRE_NAME_GRANT_ROLES_TO_USER:
+    case WIRE_NAME_REVOKE_ROLES_FROM_USER:
+        return true;
+    default:
+        return false;
+    }
+}
 
 /* Role management and applyOps: everything. */
-static const char *const all_writes[] = {
-    "dropAllUsersFromDatabase",
-    "createRole",
-    "updateRole",
-    "dropRole",
-    "dropAllRolesFromDatabase",
-    "grantPrivilegesToRole",
-    "revokePrivilegesFromRole",
-    "grantRolesToRole",
-    "revokeRolesFromRole",
-    "applyOps",
-    NULL,
-};
+static bool
+is_all_write(enum wire_name id)
+{
+    switch (id) {
+    case WIRE_NAME_DROP_ALL_USERS_FROM_DATABASE:
+    case WIRE_NAME_CREATE_ROLE:
+    case WIRE_NAME_UPDATE_ROLE:
+    case WIRE_NAME_DROP_ROLE:
+    case WIRE_NAME_DROP_ALL_ROLES_FROM_DATABASE:
+    case WIRE_NAME_GRANT_PRIVILEGES_TO_ROLE:
+    case WIRE_NAME_REVOKE_PRIVILEGES_FROM_ROLE:
+    case WIRE_NAME_GRANT_ROLES_TO_ROLE:
+    case WIRE_NAME_REVOKE_ROLES_FROM_ROLE:
+    case WIRE_NAME_APPLY_OPS:
+        return true;
+    default:
+        return false;
+    }
+}
 
 static void
 write_all(struct cache_write *w)
@@ -687,7 +769,7 @@ bulk_write_targets(struct cache_write *w, const bson_t *body, const char *const 
 
 /* An output named as "coll" or {<key>: coll, db}; false when it is neither. */
 static bool
-add_output(struct cache_write *w, const bson_iter_t *value, const char *coll_key, const char *db,
+add_output(struct cache_write *w, const bson_iter_t *value, enum wire_name coll_key, const char *db,
            uint32_t db_len)
 {
     const char *odb, *coll;
@@ -707,11 +789,11 @@ add_merge_target(struct cache_write *w, const bson_iter_t *value, const char *db
     bson_iter_t it;
 
     if (BSON_ITER_HOLDS_UTF8(value))
-        return add_output(w, value, "coll", db, db_len);
+        return add_output(w, value, WIRE_NAME_COLL, db, db_len);
     if (!BSON_ITER_HOLDS_DOCUMENT(value) || !bson_iter_recurse(value, &it) ||
         !bson_iter_find(&it, "into"))
         return false;
-    return add_output(w, &it, "coll", db, db_len);
+    return add_output(w, &it, WIRE_NAME_COLL, db, db_len);
 }
 
 /*
@@ -724,14 +806,14 @@ write_stage_targets(struct cache_write *w, bson_iter_t *it, const char *db, uint
                     bool *found)
 {
     while (bson_iter_next(it)) {
-        const char *key = bson_iter_key(it);
+        enum wire_name id = key_id(it);
         bson_iter_t child;
 
-        if (strcmp(key, "$out") == 0) {
+        if (id == WIRE_NAME_DOLLAR_OUT) {
             *found = true;
-            if (!add_output(w, it, "coll", db, db_len))
+            if (!add_output(w, it, WIRE_NAME_COLL, db, db_len))
                 return false;
-        } else if (strcmp(key, "$merge") == 0) {
+        } else if (id == WIRE_NAME_DOLLAR_MERGE) {
             *found = true;
             if (!add_merge_target(w, it, db, db_len))
                 return false;
@@ -747,18 +829,18 @@ write_stage_targets(struct cache_write *w, bson_iter_t *it, const char *db, uint
 static bool
 map_reduce_target(struct cache_write *w, const bson_t *body, const char *db, uint32_t db_len)
 {
-    static const char *const modes[] = {"replace", "merge", "reduce", NULL};
+    static const enum wire_name modes[] = {WIRE_NAME_REPLACE, WIRE_NAME_MERGE, WIRE_NAME_REDUCE};
     bson_iter_t out, it;
 
     if (!bson_iter_init_find(&out, body, "out"))
         return true; /* the server refuses it */
     if (BSON_ITER_HOLDS_UTF8(&out))
-        return add_output(w, &out, "coll", db, db_len);
+        return add_output(w, &out, WIRE_NAME_COLL, db, db_len);
     if (!BSON_ITER_HOLDS_DOCUMENT(&out))
         return false;
-    for (const char *const *mode = modes; *mode; mode++) {
-        if (bson_iter_recurse(&out, &it) && bson_iter_find(&it, *mode))
-            return add_output(w, &out, *mode, db, db_len);
+    for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
+        if (bson_iter_recurse(&out, &it) && bson_iter_find(&it, wire_names_text(modes[i])))
+            return add_output(w, &out, modes[i], db, db_len);
     }
     return bson_iter_recurse(&out, &it) && bson_iter_find(&it, "inline");
 }
@@ -773,11 +855,11 @@ in_transaction(const bson_t *body)
     if (!bson_iter_init(&it, body))
         return false;
     while (bson_iter_next(&it)) {
-        const char *key = bson_iter_key(&it);
+        enum wire_name id = key_id(&it);
 
-        if (strcmp(key, "txnNumber") == 0)
+        if (id == WIRE_NAME_TXN_NUMBER)
             txn = true;
-        else if (strcmp(key, "autocommit") == 0 && !bson_iter_as_bool(&it))
+        else if (id == WIRE_NAME_AUTOCOMMIT && !bson_iter_as_bool(&it))
             no_autocommit = true;
     }
     return txn && no_autocommit;
@@ -789,30 +871,30 @@ classify_write(const struct wire_cmd *cmd, const bson_t *body, const char *db, u
                const char *const *seq_ids, const uint8_t *const *seq_docs, const uint32_t *seq_lens,
                uint32_t n_seqs, struct cache_write *w)
 {
-    const char *name = cmd->name;
+    enum wire_name name = cmd->name_id;
     bool found = false;
     bson_iter_t it, to;
 
-    if (strcmp(name, "commitTransaction") == 0 || strcmp(name, "abortTransaction") == 0) {
+    if (name == WIRE_NAME_COMMIT_TRANSACTION || name == WIRE_NAME_ABORT_TRANSACTION) {
         w->scope = CACHE_WRITE_TXN_END;
         return true;
     }
-    if (in_list(name, all_writes))
+    if (is_all_write(name))
         return false;
 
-    if (strcmp(name, "aggregate") == 0) {
+    if (name == WIRE_NAME_AGGREGATE) {
         if (!bson_iter_init(&it, body) || !write_stage_targets(w, &it, db, db_len, &found))
             return false;
         if (!found)
             return true;
         w->scope = CACHE_WRITE_NS;
-    } else if (strcmp(name, "mapReduce") == 0 || strcmp(name, "mapreduce") == 0) {
+    } else if (name == WIRE_NAME_MAP_REDUCE || name == WIRE_NAME_MAPREDUCE) {
         if (!map_reduce_target(w, body, db, db_len))
             return false;
         if (w->n_ns == 0)
             return true;
         w->scope = CACHE_WRITE_NS;
-    } else if (in_list(name, ns_writes)) {
+    } else if (is_ns_write(name)) {
         if (cmd->coll) {
             w->scope = CACHE_WRITE_NS;
             if (!add_write_ns(w, db, db_len, cmd->coll, cmd->coll_len))
@@ -822,20 +904,20 @@ classify_write(const struct wire_cmd *cmd, const bson_t *body, const char *db, u
             if (!add_write_ns(w, db, db_len, NULL, 0))
                 return false;
         }
-    } else if (strcmp(name, "bulkWrite") == 0) {
+    } else if (name == WIRE_NAME_BULK_WRITE) {
         w->scope = CACHE_WRITE_NS;
         if (!bulk_write_targets(w, body, seq_ids, seq_docs, seq_lens, n_seqs))
             return false;
-    } else if (in_list(name, db_writes)) {
+    } else if (is_db_write(name)) {
         w->scope = CACHE_WRITE_DB;
         if (!add_write_ns(w, db, db_len, NULL, 0))
             return false;
-    } else if (strcmp(name, "renameCollection") == 0) {
+    } else if (name == WIRE_NAME_RENAME_COLLECTION) {
         w->scope = CACHE_WRITE_DB;
         if (!bson_iter_init(&it, body) || !bson_iter_next(&it) || !add_dotted(w, &it, true) ||
             !bson_iter_init_find(&to, body, "to") || !add_dotted(w, &to, true))
             return false;
-    } else if (in_list(name, user_writes)) {
+    } else if (is_user_write(name)) {
         if (!cmd->coll || cmd->coll_len == 0 || !add_write_ns(w, db, db_len, NULL, 0))
             return false;
         w->scope = CACHE_WRITE_USER;

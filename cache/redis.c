@@ -38,7 +38,9 @@
 #include "cache/redis_conn.h"
 #include "cache/redis_mac.h"
 #include "cache/redis_url.h"
-#include "proxy/log.h"
+#include "conf/clock.h"
+#include "conf/log.h"
+#include "conf/random.h"
 #include "cache/hist.h"
 
 #include <event2/buffer.h>
@@ -47,7 +49,6 @@
 #include <hiredis/hiredis.h>
 #include <arpa/inet.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -204,24 +205,6 @@ struct cache_redis {
 static void conn_start(struct conn *conn);
 
 /* ---- small helpers ---------------------------------------------------- */
-
-static uint64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static int64_t
-mono_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static struct timeval
 tv_ms(int64_t ms)
@@ -400,7 +383,7 @@ op_send(struct cache_redis_op *op)
                                op->cmd.len, false, op_reply, op))
         return false;
     count(op->redis, CACHE_REDIS_CTR_redis_commands);
-    op->sent_us = mono_us();
+    op->sent_us = conf_clock_us();
     return true;
 }
 
@@ -427,7 +410,7 @@ breaker_admit(struct cache_redis *redis)
     if (redis->breaker == BREAKER_CLOSED)
         return 1;
     if (redis->breaker == BREAKER_OPEN) {
-        if (now_ms() < redis->open_until)
+        if ((uint64_t)conf_clock_ms() < redis->open_until)
             return 0;
         redis->breaker = BREAKER_HALF_OPEN;
         redis->probe = NULL;
@@ -453,7 +436,7 @@ breaker_result(struct cache_redis *redis, struct cache_redis_op *op, bool answer
         redis->consecutive = 0;
         if (redis->breaker == BREAKER_HALF_OPEN) {
             redis->breaker = BREAKER_CLOSED;
-            proxy_log(PROXY_LOG_INFO, 0, "redis_breaker_closed", "redis=%s", redis->redacted);
+            conf_log(CONF_LOG_INFO, 0, "redis_breaker_closed", "redis=%s", redis->redacted);
         }
         return;
     }
@@ -461,11 +444,11 @@ breaker_result(struct cache_redis *redis, struct cache_redis_op *op, bool answer
     if (redis->breaker == BREAKER_HALF_OPEN ||
         (redis->breaker == BREAKER_CLOSED && redis->consecutive >= redis->breaker_failures)) {
         redis->breaker = BREAKER_OPEN;
-        redis->open_until = now_ms() + (uint64_t)redis->cooldown_ms;
+        redis->open_until = (uint64_t)conf_clock_ms() + (uint64_t)redis->cooldown_ms;
         count(redis, CACHE_REDIS_CTR_redis_breaker_trips);
-        proxy_log(PROXY_LOG_WARN, 0, "redis_breaker_open",
-                  "redis=%s failures=%lld cooldown_ms=%lld", redis->redacted,
-                  (long long)redis->consecutive, (long long)redis->cooldown_ms);
+        conf_log(CONF_LOG_WARN, 0, "redis_breaker_open",
+                 "redis=%s failures=%lld cooldown_ms=%lld", redis->redacted,
+                 (long long)redis->consecutive, (long long)redis->cooldown_ms);
     }
 }
 
@@ -484,7 +467,7 @@ mark_dirty(struct cache_redis *redis, const char *why)
 {
     redis->dirty_seq++;
     if (!redis->dirty && !redis->destroying)
-        proxy_log(PROXY_LOG_WARN, 0, "redis_dirty", "redis=%s reason=%s", redis->redacted, why);
+        conf_log(CONF_LOG_WARN, 0, "redis_dirty", "redis=%s reason=%s", redis->redacted, why);
     redis->dirty = true;
     epoch_schedule(redis, 0);
 }
@@ -500,7 +483,7 @@ epoch_try(struct cache_redis *redis)
     if (!redis->dirty || redis->epoch_inflight || !redis->cmd.ready || redis->destroying)
         return;
     if ((admit = breaker_admit(redis)) == 0) {
-        uint64_t now = now_ms();
+        uint64_t now = (uint64_t)conf_clock_ms();
 
         epoch_schedule(redis, redis->breaker == BREAKER_OPEN && redis->open_until > now
                                   ? (int64_t)(redis->open_until - now)
@@ -594,20 +577,20 @@ value_refused(struct cache_redis *redis, size_t bytes, const bson_error_t *error
 
     if (error->code != CACHE_REDIS_BLOB_BAD_MAC) {
         count(redis, CACHE_REDIS_CTR_redis_corrupt);
-        proxy_log(PROXY_LOG_DEBUG, 0, "redis_corrupt", "bytes=%zu reason=\"%s\"", bytes,
-                  error->message);
+        conf_log(CONF_LOG_DEBUG, 0, "redis_corrupt", "bytes=%zu reason=\"%s\"", bytes,
+                 error->message);
         return;
     }
     count(redis, CACHE_REDIS_CTR_redis_values_refused_mac);
-    now = now_ms();
+    now = (uint64_t)conf_clock_ms();
     if (redis->mac_logged_ms != 0 && now - redis->mac_logged_ms < MAC_LOG_EVERY_MS) {
         redis->mac_unlogged++;
         return;
     }
-    proxy_log(PROXY_LOG_WARN, 0, "redis_value_refused_mac",
-              "bytes=%zu refused_since_last_warning=%llu hint=\"forged or altered in Redis, or "
-              "written by a proxy with another cache_key_secret\"",
-              bytes, (unsigned long long)redis->mac_unlogged + 1);
+    conf_log(CONF_LOG_WARN, 0, "redis_value_refused_mac",
+             "bytes=%zu refused_since_last_warning=%llu hint=\"forged or altered in Redis, or "
+             "written by a proxy with another cache_key_secret\"",
+             bytes, (unsigned long long)redis->mac_unlogged + 1);
     redis->mac_logged_ms = now;
     redis->mac_unlogged = 0;
 }
@@ -702,8 +685,8 @@ epoch_done(struct cache_redis_op *op, const redisReply *reply)
         return;
     }
     redis->dirty = false;
-    proxy_log(PROXY_LOG_INFO, 0, "redis_epoch_bumped", "redis=%s epoch=%" PRIu64,
-              redis->redacted, epoch);
+    conf_log(CONF_LOG_INFO, 0, "redis_epoch_bumped", "redis=%s epoch=%" PRIu64,
+             redis->redacted, epoch);
 }
 
 /*
@@ -719,13 +702,13 @@ op_settle(struct cache_redis_op *op, const redisReply *reply, bool timed_out)
     op->settled = true;
     evtimer_del(op->timer);
     if (answered)
-        cache_hist_observe(&redis->rtt, mono_us() - op->sent_us);
+        cache_hist_observe(&redis->rtt, conf_clock_us() - op->sent_us);
     if (reply && reply->type == REDIS_REPLY_ERROR) {
         count(redis, CACHE_REDIS_CTR_redis_errors);
         char buf[128];
 
-        proxy_log(PROXY_LOG_DEBUG, 0, "redis_error", "error=\"%.80s\"",
-                  log_text(reply->str, buf, sizeof buf));
+        conf_log(CONF_LOG_DEBUG, 0, "redis_error", "error=\"%.80s\"",
+                 log_text(reply->str, buf, sizeof buf));
         reply = NULL;
     } else if (!reply && !timed_out) {
         count(redis, CACHE_REDIS_CTR_redis_errors);
@@ -846,15 +829,15 @@ conn_lost(struct conn *conn, const char *why, bool protocol)
     evtimer_del(conn->handshake_timer);
     if (protocol) {
         count(redis, CACHE_REDIS_CTR_redis_protocol_errors);
-        proxy_log(conn->misbehaved ? PROXY_LOG_DEBUG : PROXY_LOG_WARN, 0, "redis_protocol_error",
-                  "conn=%s redis=%s reason=\"%s\"", conn->name, redis->redacted,
-                  log_text(why, buf, sizeof buf));
+        conf_log(conn->misbehaved ? CONF_LOG_DEBUG : CONF_LOG_WARN, 0, "redis_protocol_error",
+                 "conn=%s redis=%s reason=\"%s\"", conn->name, redis->redacted,
+                 log_text(why, buf, sizeof buf));
     } else if (was_ready) {
-        proxy_log(PROXY_LOG_WARN, 0, "redis_disconnected", "conn=%s redis=%s reason=\"%s\"",
-                  conn->name, redis->redacted, log_text(why, buf, sizeof buf));
+        conf_log(CONF_LOG_WARN, 0, "redis_disconnected", "conn=%s redis=%s reason=\"%s\"",
+                 conn->name, redis->redacted, log_text(why, buf, sizeof buf));
     } else {
-        proxy_log(PROXY_LOG_DEBUG, 0, "redis_connect_failed", "conn=%s redis=%s reason=\"%s\"",
-                  conn->name, redis->redacted, log_text(why, buf, sizeof buf));
+        conf_log(CONF_LOG_DEBUG, 0, "redis_connect_failed", "conn=%s redis=%s reason=\"%s\"",
+                 conn->name, redis->redacted, log_text(why, buf, sizeof buf));
     }
     conn->misbehaved = protocol;
     if (!conn->sub && was_ready) /* replies lost in flight: distrust Redis */
@@ -885,8 +868,8 @@ conn_ready(struct conn *conn)
     if (conn->ever_ready)
         count(redis, CACHE_REDIS_CTR_redis_reconnects);
     conn->ever_ready = true;
-    proxy_log(PROXY_LOG_INFO, 0, "redis_connected", "conn=%s redis=%s", conn->name,
-              redis->redacted);
+    conf_log(CONF_LOG_INFO, 0, "redis_connected", "conn=%s redis=%s", conn->name,
+             redis->redacted);
     if (conn->sub) {
         static const char all[] = "*";
 
@@ -980,10 +963,10 @@ step_reply(void *arg, const redisReply *reply)
         /* For AUTH only the error's first word: nothing a server echoes back is logged. */
         size_t n = st->script == -1 ? strcspn(reply->str, " ") : strlen(reply->str);
 
-        proxy_log(PROXY_LOG_ERROR, 0, "redis_handshake_failed",
-                  "conn=%s redis=%s step=%s error=\"%.*s\"", conn->name, conn->redis->redacted,
-                  st->script == -1 ? "auth" : st->script == -2 ? "select" : "script_load",
-                  (int)(n < 100 ? n : 100), log_text(reply->str, buf, sizeof buf));
+        conf_log(CONF_LOG_ERROR, 0, "redis_handshake_failed",
+                 "conn=%s redis=%s step=%s error=\"%.*s\"", conn->name, conn->redis->redacted,
+                 st->script == -1 ? "auth" : st->script == -2 ? "select" : "script_load",
+                 (int)(n < 100 ? n : 100), log_text(reply->str, buf, sizeof buf));
         conn_drop(conn, "handshake refused", false);
         return true;
     }
@@ -1160,12 +1143,13 @@ cache_redis_new(struct event_base *base, const struct conf *conf, bson_error_t *
     uint64_t seed = 0;
 
     if (!conf->redis || !conf->redis[0]) {
-        bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, 3, "no Redis URL configured");
+        bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, CACHE_REDIS_ERR_CONFIG,
+                       "no Redis URL configured");
         bson_free(redis);
         return NULL;
     }
     if (!conf->cache_key_secret || !conf->cache_key_secret[0]) {
-        bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, 3,
+        bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, CACHE_REDIS_ERR_CONFIG,
                        "redis needs cache_key_secret: the same secret on every proxy sharing "
                        "the Redis (it keys the cache and seals the values stored there)");
         bson_free(redis);
@@ -1187,7 +1171,7 @@ cache_redis_new(struct event_base *base, const struct conf *conf, bson_error_t *
         redis->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
                                               EVDNS_BASE_DISABLE_WHEN_INACTIVE);
         if (!redis->dns) {
-            bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, 3,
+            bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, CACHE_REDIS_ERR_CONFIG,
                            "cannot set up a DNS resolver for the Redis host name");
             cache_redis_url_cleanup(&redis->url);
             cache_redis_mac_destroy(redis->mac);
@@ -1203,8 +1187,8 @@ cache_redis_new(struct event_base *base, const struct conf *conf, bson_error_t *
     redis->prefix = bson_strdup(conf->redis_prefix ? conf->redis_prefix : "");
     redis->prefix_len = strlen(redis->prefix);
     cache_redis_reconfigure(redis, conf);
-    if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
-        seed = now_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)redis;
+    if (!conf_random_bytes(&seed, sizeof seed)) /* a unique seed, if a guessable one */
+        seed = (uint64_t)conf_clock_ms() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)redis;
     redis->rng = seed;
     bson_snprintf(redis->instance, sizeof redis->instance, "%016" PRIx64, rng_next(redis));
     redis->epoch_timer = evtimer_new(base, epoch_timer_cb, redis);
@@ -1266,7 +1250,7 @@ cache_redis_usable(const struct cache_redis *redis)
     case BREAKER_CLOSED:
         return true;
     case BREAKER_OPEN:
-        return now_ms() >= redis->open_until;
+        return (uint64_t)conf_clock_ms() >= redis->open_until;
     case BREAKER_HALF_OPEN:
         break;
     }

@@ -29,6 +29,7 @@
 
 #include "cache/key.h"
 #include "conf/conf.h"
+#include "conf/error.h"
 
 #include <bson/bson.h>
 #include <stdbool.h>
@@ -195,8 +196,21 @@ bool cache_redis_subscribed(const struct cache_redis *redis);
 
 /* ---- Limits and errors (the value blob: redis_blob.h; the URL: redis_url.h) ---- */
 
-/* bson_error_t domain of the tier, the value blob and the URL. */
-#define CACHE_REDIS_ERROR_DOMAIN 0x72656469u /* "redi" */
+/* bson_error_t domain of the tier, the value blob and the URL (conf/error.h). */
+#define CACHE_REDIS_ERROR_DOMAIN CONF_ERROR_DOMAIN_REDIS
+
+/* Its codes (a refused value's are in redis_blob.h: 1 and 2). */
+enum cache_redis_error {
+    CACHE_REDIS_ERR_URL = 2,              /* redis_url: not a Redis URL we take */
+    CACHE_REDIS_ERR_CONFIG = 3,           /* no URL, or options that cannot work together */
+    CACHE_REDIS_ERR_PROTOCOL = 20,        /* redis_resp: a reply that breaks RESP or our limits */
+    CACHE_REDIS_ERR_PUSH = 21,            /* redis_push: a malformed push */
+    CACHE_REDIS_ERR_SUBSCRIBE = 22,       /* redis_push: the subscription was refused */
+    CACHE_REDIS_ERR_PUSH_UNEXPECTED = 23, /* redis_push: a push of a kind we did not ask for */
+    CACHE_REDIS_ERR_CONNECT = 24,         /* redis_conn: resolving or connecting failed */
+    CACHE_REDIS_ERR_MAC = 30,             /* redis_mac: the MAC cannot be computed */
+    CACHE_REDIS_ERR_MAC_SECRET = 31,      /* redis_mac: no secret */
+};
 
 /* Most generations one value depends on; longest generation name. */
 #define CACHE_REDIS_MAX_GENS 64

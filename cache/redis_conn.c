@@ -296,8 +296,8 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 static bool
 conn_fail(bson_error_t *error, const char *what, int err)
 {
-    bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, 24, "%s%s%s", what, err ? ": " : "",
-                   err ? strerror(err) : "");
+    bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, CACHE_REDIS_ERR_CONNECT, "%s%s%s", what,
+                   err ? ": " : "", err ? strerror(err) : "");
     return false;
 }
 
@@ -443,7 +443,8 @@ start_resolve(struct cache_redis_conn *conn, struct evdns_base *dns,
     if (conn->dns_req)
         return true;
     if (!conn->setup_resolved || conn->setup_result != 0) {
-        bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, 24, "cannot resolve the host: %s",
+        bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, CACHE_REDIS_ERR_CONNECT,
+                       "cannot resolve the host: %s",
                        evutil_gai_strerror(conn->setup_resolved ? conn->setup_result
                                                                 : EVUTIL_EAI_FAIL));
         return false;

@@ -32,7 +32,8 @@ mac_fail(struct cache_redis_mac *mac, bson_error_t *error, const char *what)
     char detail[128];
 
     ERR_error_string_n(ERR_get_error(), detail, sizeof detail);
-    bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, 30, "value MAC: %s (%s)", what, detail);
+    bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, CACHE_REDIS_ERR_MAC, "value MAC: %s (%s)", what,
+                   detail);
     cache_redis_mac_destroy(mac);
     return NULL;
 }
@@ -50,7 +51,8 @@ cache_redis_mac_new(const void *secret, size_t len, bson_error_t *error)
     bool ok;
 
     if (!secret || len == 0) {
-        bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, 31, "value MAC: no secret");
+        bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, CACHE_REDIS_ERR_MAC_SECRET,
+                       "value MAC: no secret");
         return NULL;
     }
     mac = bson_malloc0(sizeof *mac);

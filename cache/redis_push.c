@@ -18,7 +18,8 @@
 static bool
 push_fail(bson_error_t *error, const char *what)
 {
-    bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, 21, "malformed push: %s", what);
+    bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, CACHE_REDIS_ERR_PUSH, "malformed push: %s",
+                   what);
     return false;
 }
 
@@ -53,7 +54,8 @@ cache_redis_push_parse(const redisReply *reply, const char *channel, size_t chan
                           ? reply->str[i]
                           : '?';
         text[i] = '\0';
-        bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, 22, "subscription refused: %s", text);
+        bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, CACHE_REDIS_ERR_SUBSCRIBE,
+                       "subscription refused: %s", text);
         return false;
     }
     if (reply->type != REDIS_REPLY_ARRAY)
@@ -105,7 +107,8 @@ cache_redis_push_feed(struct cache_redis_resp *resp, const char *channel, size_t
         }
         ok = cache_redis_push_parse(reply, channel, channel_len, &push, error);
         if (ok && !cb(arg, &push)) {
-            bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, 23, "unexpected push: %s",
+            bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, CACHE_REDIS_ERR_PUSH_UNEXPECTED,
+                           "unexpected push: %s",
                            push.kind == CACHE_REDIS_PUSH_SUBSCRIBED ? "subscribe" : "message");
             ok = false;
         }

@@ -198,7 +198,7 @@ static void
 resp_error(struct cache_redis_resp *resp, bson_error_t *error)
 {
     resp->failed = true;
-    bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, 20, "protocol error: %s",
+    bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, CACHE_REDIS_ERR_PROTOCOL, "protocol error: %s",
                    resp->over ? resp->over : resp->reader->errstr);
 }
 

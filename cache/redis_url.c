@@ -224,8 +224,8 @@ cache_redis_url_parse(const char *text, struct cache_redis_url *url, bson_error_
     if (!ok) {
         char *shown = cache_redis_url_redact(text && strlen(text) <= URL_MAX ? text : "");
 
-        bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, 2, "invalid Redis URL \"%s\": %s", shown,
-                       why);
+        bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, CACHE_REDIS_ERR_URL,
+                       "invalid Redis URL \"%s\": %s", shown, why);
         bson_zero_free(shown, strlen(shown));
         cache_redis_url_cleanup(url);
     }

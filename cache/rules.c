@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include "cache/rules.h"
+#include "conf/error.h"
 #include "conf/parse.h"
 
 #include <stdlib.h>
@@ -73,7 +74,7 @@ cache_rules_parse(struct cache_rules *r, const char *text, bool with_ttl, const 
         r->rules[r->n++] = rule;
         continue;
 bad:
-        bson_set_error(error, 1, 1,
+        bson_set_error(error, CONF_ERROR_DOMAIN_CACHE, CONF_ERROR_CACHE_RULE,
                        "invalid entry \"%s\" in %s: expected %s, comma-separated", shown, option,
                        with_ttl ? "db.coll=DURATION or db.*=DURATION (a whole number with ms, "
                                   "s, m or h, up to 168h)"

@@ -332,6 +332,51 @@ conf_differs(const struct conf *a, const struct conf *b, enum conf_opt_id id)
     return false;
 }
 
+/* Bytes of an option's field in struct conf (its CONF_CTYPE). */
+static size_t
+field_size(enum conf_type type)
+{
+    switch (type) {
+    case CONF_TYPE_STRING:
+    case CONF_TYPE_SECRET:
+    case CONF_TYPE_ADDR:
+    case CONF_TYPE_URI:
+        return sizeof(char *);
+    case CONF_TYPE_INT:
+    case CONF_TYPE_SIZE:
+    case CONF_TYPE_DURATION:
+        return sizeof(int64_t);
+    case CONF_TYPE_BOOL:
+        return sizeof(bool);
+    case CONF_TYPE_LOGLEVEL:
+        return sizeof(int);
+    }
+    return 0;
+}
+
+void
+conf_reload_merge(struct conf *old, struct conf *next, conf_reload_report_fn report, void *arg)
+{
+    for (int id = 0; id < CONF_OPT_COUNT; id++) {
+        if (report && conf_differs(old, next, (enum conf_opt_id)id))
+            report((enum conf_opt_id)id, conf_is_reloadable((enum conf_opt_id)id), arg);
+    }
+    /* Keep the values that need a restart (swapped: old still frees a string); take the rest. */
+    for (int id = 0; id < CONF_OPT_COUNT; id++) {
+        const struct conf_opt_desc *d = conf_parse_desc((enum conf_opt_id)id);
+        char *fo = (char *)old + d->offset;
+        char *fn = (char *)next + d->offset;
+        char tmp[sizeof(int64_t) > sizeof(char *) ? sizeof(int64_t) : sizeof(char *)];
+        size_t n = field_size(d->type);
+
+        if (conf_is_reloadable((enum conf_opt_id)id) || n == 0 || n > sizeof tmp)
+            continue;
+        memcpy(tmp, fn, n);
+        memcpy(fn, fo, n);
+        memcpy(fo, tmp, n);
+    }
+}
+
 static const char *
 metavar(enum conf_type type)
 {

@@ -16,6 +16,8 @@
 #ifndef MONGOCACHE_CONF_CONF_H
 #define MONGOCACHE_CONF_CONF_H
 
+#include "conf/log.h"
+
 #include <bson/bson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -33,13 +35,7 @@
 #define CONF_CTYPE_BOOL bool
 #define CONF_CTYPE_LOGLEVEL int
 
-/* LOGLEVEL values, most severe first (same numbering as proxy/log.h). */
-enum conf_log_level {
-    CONF_LOG_ERROR = 0,
-    CONF_LOG_WARN = 1,
-    CONF_LOG_INFO = 2,
-    CONF_LOG_DEBUG = 3,
-};
+/* LOGLEVEL values: enum conf_log_level (conf/log.h), most severe first. */
 
 enum conf_opt_id {
 #define CONF_OPT(name, type, def, env, reload, help) CONF_OPT_##name,
@@ -154,6 +150,24 @@ bool conf_is_reloadable(enum conf_opt_id id);
 const char *conf_opt_name(enum conf_opt_id id);
 /* True when option id has a different value in a and b. */
 bool conf_differs(const struct conf *a, const struct conf *b, enum conf_opt_id id);
+
+/*
+ * Told of one option whose value differs between the running configuration
+ * and the reloaded one: applied true when the new value is taken, false
+ * when the option needs a restart and the running value stays.
+ */
+typedef void (*conf_reload_report_fn)(enum conf_opt_id id, bool applied, void *arg);
+
+/*
+ * Merges a configuration read by conf_reload into the running one: first
+ * calls report (NULL: none) for every option that differs, in options.def
+ * order; then, for every option that needs a restart, gives next old's
+ * value (strings are swapped, so each struct still owns what it holds).
+ * Both stay the caller's: next is the one to run with, old is for
+ * conf_destroy.
+ */
+void conf_reload_merge(struct conf *old, struct conf *next, conf_reload_report_fn report,
+                       void *arg);
 
 /* Writes --help text, generated from options.def, to out. */
 void conf_usage(FILE *out, const char *argv0);

@@ -10,6 +10,8 @@
 
 #include "conf/parse.h"
 
+#include "wire/frame.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +22,10 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* wire/ includes only wire/, so it names its domain itself: the same number. */
+_Static_assert(CONF_ERROR_DOMAIN_WIRE == WIRE_ERROR_DOMAIN,
+               "conf/error.h and wire/frame.h name one domain");
 
 #define MS_PER_S INT64_C(1000)
 #define MS_PER_M (60 * MS_PER_S)

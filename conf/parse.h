@@ -13,9 +13,10 @@
 #include <stdint.h>
 
 #include "conf/conf.h"
+#include "conf/error.h"
 
 /* bson_error_t domain and codes set by conf/. */
-#define CONF_ERROR_DOMAIN 0x636f6e66 /* "conf" */
+#define CONF_ERROR_DOMAIN CONF_ERROR_DOMAIN_CONF /* conf/error.h */
 enum conf_error_code {
     CONF_ERROR_VALUE = 1,  /* a value that does not parse or is out of range */
     CONF_ERROR_FILE = 2,   /* a config file that cannot be read or has bad syntax */

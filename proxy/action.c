@@ -22,9 +22,10 @@
 
 #include "cache/cache.h"
 #include "cache/key.h"
+#include "conf/error.h"
+#include "conf/log.h"
 #include "proxy/client_internal.h"
 #include "proxy/http.h"
-#include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/server.h"
 #include "wire/reply.h"
@@ -82,55 +83,61 @@ proxy_action_ns_check(const char *ns, size_t len, bson_error_t *error)
     size_t db_len;
 
     if (ns == NULL || len == 0) {
-        bson_set_error(error, 1, CODE_BAD_VALUE, "the namespace is empty: give \"db.coll\"");
+        bson_set_error(error, CONF_ERROR_DOMAIN_COMMAND, CODE_BAD_VALUE,
+                       "the namespace is empty: give \"db.coll\"");
         return false;
     }
     if (len > PROXY_ACTION_NS_MAX) {
-        bson_set_error(error, 1, CODE_BAD_VALUE,
+        bson_set_error(error, CONF_ERROR_DOMAIN_COMMAND, CODE_BAD_VALUE,
                        "the namespace is %zu bytes long: at most %d are accepted", len,
                        PROXY_ACTION_NS_MAX);
         return false;
     }
     if (memchr(ns, '\0', len) != NULL) {
-        bson_set_error(error, 1, CODE_BAD_VALUE, "the namespace holds a NUL byte");
+        bson_set_error(error, CONF_ERROR_DOMAIN_COMMAND, CODE_BAD_VALUE,
+                       "the namespace holds a NUL byte");
         return false;
     }
     for (size_t i = 0; i < len; i++) {
         if ((unsigned char)ns[i] < 0x20 || ns[i] == 0x7f) {
-            bson_set_error(error, 1, CODE_BAD_VALUE, "the namespace holds a control byte");
+            bson_set_error(error, CONF_ERROR_DOMAIN_COMMAND, CODE_BAD_VALUE,
+                           "the namespace holds a control byte");
             return false;
         }
     }
     if (!bson_utf8_validate(ns, len, false)) {
-        bson_set_error(error, 1, CODE_BAD_VALUE, "the namespace is not UTF-8");
+        bson_set_error(error, CONF_ERROR_DOMAIN_COMMAND, CODE_BAD_VALUE,
+                       "the namespace is not UTF-8");
         return false;
     }
     dot = memchr(ns, '.', len);
     if (dot == NULL) {
-        bson_set_error(error, 1, CODE_BAD_VALUE,
+        bson_set_error(error, CONF_ERROR_DOMAIN_COMMAND, CODE_BAD_VALUE,
                        "the namespace has no '.': give \"db.coll\" (database, dot, collection)");
         return false;
     }
     db_len = (size_t)(dot - ns);
     if (db_len == 0 || db_len > 64) {
-        bson_set_error(error, 1, CODE_BAD_VALUE,
+        bson_set_error(error, CONF_ERROR_DOMAIN_COMMAND, CODE_BAD_VALUE,
                        "the database name must be 1 to 64 bytes long (it is %zu)", db_len);
         return false;
     }
     for (size_t i = 0; i < db_len; i++) {
         if (strchr("/\\\" $", ns[i]) != NULL) {
-            bson_set_error(error, 1, CODE_BAD_VALUE,
+            bson_set_error(error, CONF_ERROR_DOMAIN_COMMAND, CODE_BAD_VALUE,
                            "the database name holds a character MongoDB does not allow in one "
                            "(/ \\ . \" $ or space)");
             return false;
         }
     }
     if (db_len + 1 == len) {
-        bson_set_error(error, 1, CODE_BAD_VALUE, "the collection name is empty");
+        bson_set_error(error, CONF_ERROR_DOMAIN_COMMAND, CODE_BAD_VALUE,
+                       "the collection name is empty");
         return false;
     }
     if (memchr(dot + 1, '$', len - db_len - 1) != NULL) {
-        bson_set_error(error, 1, CODE_BAD_VALUE, "the collection name holds a '$'");
+        bson_set_error(error, CONF_ERROR_DOMAIN_COMMAND, CODE_BAD_VALUE,
+                       "the collection name holds a '$'");
         return false;
     }
     return true;
@@ -146,13 +153,14 @@ proxy_action_cmd_parse(const bson_t *body, struct proxy_action_cmd *out, bson_er
     memset(out, 0, sizeof *out);
     if (!bson_iter_init(&it, body) || !bson_iter_next(&it) ||
         (out->kind = proxy_action_kind_of(bson_iter_key(&it))) == PROXY_ACTION_NONE) {
-        bson_set_error(error, 1, CODE_COMMAND_NOT_FOUND, "not a mongocache command");
+        bson_set_error(error, CONF_ERROR_DOMAIN_COMMAND, CODE_COMMAND_NOT_FOUND,
+                       "not a mongocache command");
         return false;
     }
     if (out->kind != PROXY_ACTION_INVALIDATE)
         return true; /* {mongocacheStats: <any>}, as mongod takes {ping: <any>} */
     if (!BSON_ITER_HOLDS_UTF8(&it)) {
-        bson_set_error(error, 1, CODE_TYPE_MISMATCH,
+        bson_set_error(error, CONF_ERROR_DOMAIN_COMMAND, CODE_TYPE_MISMATCH,
                        "mongocacheInvalidate takes a namespace string, \"db.coll\"");
         return false;
     }
@@ -236,13 +244,13 @@ static void
 audit(uint64_t conn, const char *via, const char *who, enum proxy_action_kind kind, const char *ns,
       const char *result, size_t dropped)
 {
-    proxy_log(PROXY_LOG_INFO, conn, "admin_action",
-              "via=%s who=\"%s\" action=%s namespace=%s result=%s dropped=%zu", via, who,
-              kind_name(kind),
-              ns                           ? ns
-              : kind == PROXY_ACTION_FLUSH ? "*"
+    conf_log(CONF_LOG_INFO, conn, "admin_action",
+             "via=%s who=\"%s\" action=%s namespace=%s result=%s dropped=%zu", via, who,
+             kind_name(kind),
+             ns                           ? ns
+             : kind == PROXY_ACTION_FLUSH ? "*"
                                            : "-",
-              result, dropped);
+             result, dropped);
 }
 
 /* ---- in-band ------------------------------------------------------------------ */

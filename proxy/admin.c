@@ -15,11 +15,12 @@
 #include "proxy/admin.h"
 
 #include "cache/cache.h"
+#include "conf/error.h"
+#include "conf/log.h"
 #include "proxy/action.h"
 #include "proxy/advice.h"
 #include "proxy/dashboard.h"
 #include "proxy/http.h"
-#include "proxy/log.h"
 #include "proxy/metrics.h"
 #include "proxy/ready.h"
 #include "proxy/server.h"
@@ -241,8 +242,8 @@ accept_error_cb(struct evconnlistener *listener, void *arg)
     evconnlistener_disable(listener);
     event_base_once(evconnlistener_get_base(listener), -1, EV_TIMEOUT, resume_cb, listener,
                     &one_second);
-    proxy_log(PROXY_LOG_WARN, 0, "http_accept_paused", "error=\"%s\"",
-              evutil_socket_error_to_string(err));
+    conf_log(CONF_LOG_WARN, 0, "http_accept_paused", "error=\"%s\"",
+             evutil_socket_error_to_string(err));
 }
 
 static bool
@@ -270,11 +271,12 @@ proxy_admin_new(struct proxy_server *server, bson_error_t *error)
     if (!conf->http_listen || !conf->http_listen[0])
         return NULL;
     if (!conf_split_addr(conf->http_listen, &host, &port)) {
-        bson_set_error(error, 1, 1, "http_listen: \"%s\" is not HOST:PORT", conf->http_listen);
+        bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_ADDRESS,
+                       "http_listen: \"%s\" is not HOST:PORT", conf->http_listen);
         return NULL;
     }
     if (!is_loopback(host) && (!conf->http_token || !conf->http_token[0])) {
-        bson_set_error(error, 1, 2,
+        bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_UNSAFE,
                        "http_listen %s is not a loopback address: set http_token so the "
                        "endpoint is not open to anyone",
                        conf->http_listen);
@@ -308,8 +310,8 @@ proxy_admin_new(struct proxy_server *server, bson_error_t *error)
     handle = evhttp_bind_socket_with_handle(admin->http, host, port);
     bson_free(host);
     if (!handle) {
-        bson_set_error(error, 1, 3, "cannot listen for HTTP on %s (address in use?)",
-                       conf->http_listen);
+        bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_SYSTEM,
+                       "cannot listen for HTTP on %s (address in use?)", conf->http_listen);
         proxy_admin_destroy(admin);
         return NULL;
     }

@@ -17,7 +17,9 @@
 #include "advice/sampler.h"
 #include "advice/shape.h"
 #include "advice/table.h"
-#include "proxy/log.h"
+#include "conf/clock.h"
+#include "conf/error.h"
+#include "conf/log.h"
 #include "proxy/server.h"
 #include "wire/cmd.h"
 #include "wire/msg.h"
@@ -43,31 +45,6 @@ struct proxy_advice {
     struct advice_report *report; /* the latest, or NULL */
     struct advice_sampler sampler; /* which pass-throughs have their shapes derived */
 };
-
-static int64_t
-now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t
-now_ms(void)
-{
-    return now_us() / 1000;
-}
-
-/* Milliseconds, to a few: all the sampler's one-second windows need, at half the cost. */
-static int64_t
-coarse_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void
 arm(struct proxy_advice *a, int64_t ms)
@@ -135,23 +112,23 @@ report_cb(void *arg, struct advice_report *report)
         uint64_t id = item_id(it);
 
         if (bsearch(&id, last, n_last, sizeof *last, id_cmp) == NULL)
-            proxy_log(PROXY_LOG_INFO, 0, "index_advice",
-                      "namespace=%s.%s index=%s reason=%s evidence=%s queries=%llu "
-                      "server_ms=%.1f documents=%lld mongosh=\"%s\"",
-                      it->db, it->coll, it->index.name, advice_reason_name(it->reason),
-                      advice_evidence_name(it->evidence), (unsigned long long)it->queries,
-                      it->server_ms, (long long)it->documents, it->mongosh);
+            conf_log(CONF_LOG_INFO, 0, "index_advice",
+                     "namespace=%s.%s index=%s reason=%s evidence=%s queries=%llu "
+                     "server_ms=%.1f documents=%lld mongosh=\"%s\"",
+                     it->db, it->coll, it->index.name, advice_reason_name(it->reason),
+                     advice_evidence_name(it->evidence), (unsigned long long)it->queries,
+                     it->server_ms, (long long)it->documents, it->mongosh);
     }
     bson_free(last);
     if (report->state != before && report->state != ADVICE_STATE_OK)
-        proxy_log(PROXY_LOG_WARN, 0, "advisor_state",
-                  "state=%s error=\"%s\" retry_in_ms=%lld msg=\"index advice is paused; "
-                  "proxying and caching are not affected\"",
-                  advice_state_name(report->state), report->last_error ? report->last_error : "",
-                  (long long)report->retry_in_ms);
+        conf_log(CONF_LOG_WARN, 0, "advisor_state",
+                 "state=%s error=\"%s\" retry_in_ms=%lld msg=\"index advice is paused; "
+                 "proxying and caching are not affected\"",
+                 advice_state_name(report->state), report->last_error ? report->last_error : "",
+                 (long long)report->retry_in_ms);
     else if (report->state != before)
-        proxy_log(PROXY_LOG_INFO, 0, "advisor_state", "state=%s",
-                  advice_state_name(report->state));
+        conf_log(CONF_LOG_INFO, 0, "advisor_state", "state=%s",
+                 advice_state_name(report->state));
     advice_report_destroy(a->report);
     a->report = report;
 }
@@ -181,13 +158,15 @@ proxy_advice_new(struct proxy_server *server, bson_error_t *error)
     a = bson_malloc0(sizeof *a);
     a->server = server;
     a->table = advice_table_new(TABLE_SHAPES);
-    advice_sampler_init(&a->sampler, (uint32_t)server->conf->advice_exact_rate, coarse_ms());
+    advice_sampler_init(&a->sampler, (uint32_t)server->conf->advice_exact_rate,
+                        conf_clock_coarse_ms());
     config_from(server, &cfg);
     a->advisor = advice_advisor_new(server->base, &cfg, report_cb, a, error);
     a->timer = evtimer_new(server->base, interval_cb, a);
     if (!a->advisor || !a->timer) {
         if (!error->code)
-            bson_set_error(error, 1, 1, "cannot start the index advisor");
+            bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_START,
+                           "cannot start the index advisor");
         proxy_advice_destroy(a);
         return NULL;
     }
@@ -254,7 +233,7 @@ proxy_advice_record(struct proxy_advice *a, const struct wire_msg *msg, const st
 
     if (!a || !cmd->name || !cmd->db || !may_have_shape(cmd->name))
         return 0;
-    if (sample && (w = advice_sampler_take(&a->sampler, coarse_ms())) == 0)
+    if (sample && (w = advice_sampler_take(&a->sampler, conf_clock_coarse_ms())) == 0)
         return 0;
     for (uint32_t i = 0; i < msg->n_seqs; i++) {
         seqs[i].id = msg->seqs[i].id;
@@ -265,7 +244,7 @@ proxy_advice_record(struct proxy_advice *a, const struct wire_msg *msg, const st
     if (advice_shape_extract_known(body, cmd, seqs, msg->n_seqs, advice_table_has, a->table,
                                    &shapes) == 0)
         return 0;
-    *sent_us = now_us();
+    *sent_us = conf_clock_us();
     *weight = w;
     now = *sent_us / 1000;
     /* Kept shapes first: a new one added after them, in a full table,
@@ -346,7 +325,7 @@ void
 proxy_advice_hit(struct proxy_advice *a, uint64_t hash)
 {
     if (a && hash)
-        advice_table_hit(a->table, hash, now_ms());
+        advice_table_hit(a->table, hash, conf_clock_ms());
 }
 
 char *

@@ -26,6 +26,7 @@
 #include "proxy/client.h"
 
 #include "cache/cache.h"
+#include "conf/log.h"
 #include "proxy/action.h"
 #include "proxy/auth.h"
 #include "proxy/client_internal.h"
@@ -33,7 +34,6 @@
 #include "proxy/handshake.h"
 #include "proxy/io.h"
 #include "proxy/hello.h"
-#include "proxy/log.h"
 #include "proxy/lookup.h"
 #include "proxy/router.h"
 #include "proxy/server.h"
@@ -41,6 +41,7 @@
 #include "proxy/upstream.h"
 #include "wire/cmd.h"
 #include "wire/msg.h"
+#include "wire/names.h"
 #include "wire/reply.h"
 
 #include <arpa/inet.h>
@@ -203,9 +204,9 @@ check_memory(struct proxy_client *c)
     c->server->n_memory_paused++;
     sync_upstream(c);
     proxy_stats_add(&c->server->stats, PROXY_STAT_memory_pauses, 1);
-    proxy_log(PROXY_LOG_DEBUG, c->id, "memory_pause", "holds=%zu total=%zu max_memory=%lld",
-              client_share(c), proxy_server_memory_used(c->server),
-              (long long)c->server->conf->max_memory);
+    conf_log(CONF_LOG_DEBUG, c->id, "memory_pause", "holds=%zu total=%zu max_memory=%lld",
+             client_share(c), proxy_server_memory_used(c->server),
+             (long long)c->server->conf->max_memory);
     return true;
 }
 
@@ -261,10 +262,10 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (c->deadline_armed) {
         proxy_stats_add(stats, PROXY_STAT_message_timeouts, 1);
-        proxy_log(PROXY_LOG_WARN, c->id, "message_timeout",
-                  "peer=%s timeout_ms=%lld msg=\"a message did not arrive whole in time; "
-                  "closing\"",
-                  c->peer, (long long)c->server->conf->message_timeout);
+        conf_log(CONF_LOG_WARN, c->id, "message_timeout",
+                 "peer=%s timeout_ms=%lld msg=\"a message did not arrive whole in time; "
+                 "closing\"",
+                 c->peer, (long long)c->server->conf->message_timeout);
         close_now(c, "message_timeout");
     } else if (c->phase >= PROXY_CLIENT_PEER_EOF) {
         close_now(c, "drain_timeout");
@@ -436,8 +437,8 @@ proxy_client_free(struct proxy_client *c)
 
     if (!c)
         return;
-    proxy_log(PROXY_LOG_INFO, c->id, "client_close", "peer=%s reason=%s requests=%llu", c->peer,
-              c->close_reason ? c->close_reason : "shutdown", (unsigned long long)c->n_requests);
+    conf_log(CONF_LOG_INFO, c->id, "client_close", "peer=%s reason=%s requests=%llu", c->peer,
+             c->close_reason ? c->close_reason : "shutdown", (unsigned long long)c->n_requests);
     /* A write whose reply never came ends here: its generations are bumped. */
     while ((req = TAILQ_FIRST(&c->pending)))
         pop_request(c, req);
@@ -519,10 +520,10 @@ static void
 decoding_error(struct proxy_client *c, const struct wire_header *h, const bson_error_t *error)
 {
     proxy_stats_add(&c->server->stats, PROXY_STAT_decoding_errors, 1);
-    proxy_log(PROXY_LOG_WARN, c->id, "decoding_error",
-              "peer=%s opcode=%d length=%d code=%u error=\"%s\" msg=\"the client broke the wire "
-              "protocol; closing its connection\"",
-              c->peer, h ? h->opcode : 0, h ? h->length : 0, error->code, error->message);
+    conf_log(CONF_LOG_WARN, c->id, "decoding_error",
+             "peer=%s opcode=%d length=%d code=%u error=\"%s\" msg=\"the client broke the wire "
+             "protocol; closing its connection\"",
+             c->peer, h ? h->opcode : 0, h ? h->length : 0, error->code, error->message);
     close_now(c, "decoding_error");
 }
 
@@ -570,7 +571,7 @@ push_request(struct proxy_client *c, int32_t request_id, enum proxy_route route,
     struct proxy_request *req = proxy_request_new(c, &request_ops, request_id, route, legacy);
 
     if (c->server->conf->latency_histograms || c->server->conf->slow_request_ms > 0)
-        req->started_us = proxy_client_now_us();
+        req->started_us = conf_clock_us();
     TAILQ_INSERT_TAIL(&c->pending, req, link);
     c->n_pending++;
     return req;
@@ -677,11 +678,11 @@ admit(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h, 
     if (c->admitted_len != (size_t)h->length) {
         if ((size_t)h->length > PROXY_MEMORY_SMALL && proxy_server_memory_over(s, need)) {
             proxy_stats_add(&s->stats, PROXY_STAT_memory_refusals, 1);
-            proxy_log(PROXY_LOG_WARN, c->id, "memory_refused",
-                      "peer=%s length=%d total=%zu max_memory=%lld msg=\"a large message "
-                      "would take the proxy past max_memory; refused\"",
-                      c->peer, h->length, proxy_server_memory_used(s),
-                      (long long)s->conf->max_memory);
+            conf_log(CONF_LOG_WARN, c->id, "memory_refused",
+                     "peer=%s length=%d total=%zu max_memory=%lld msg=\"a large message "
+                     "would take the proxy past max_memory; refused\"",
+                     c->peer, h->length, proxy_server_memory_used(s),
+                     (long long)s->conf->max_memory);
             snprintf(errmsg, sizeof errmsg,
                      "mongocache: a message of %d bytes was refused: the proxy's buffers are at "
                      "max_memory (%lld bytes); retry later",
@@ -711,8 +712,8 @@ forward(struct proxy_client *c, struct evbuffer *in, size_t len,
     if (!c->up) {
         c->up = proxy_upstream_new(c->server, &upstream_cbs, c);
         if (!c->up) {
-            proxy_log(PROXY_LOG_ERROR, c->id, "upstream_alloc_failed",
-                      "msg=\"out of memory; closing the client\"");
+            conf_log(CONF_LOG_ERROR, c->id, "upstream_alloc_failed",
+                     "msg=\"out of memory; closing the client\"");
             bson_free(replacement);
             close_now(c, "out_of_memory");
             return;
@@ -738,22 +739,20 @@ forward(struct proxy_client *c, struct evbuffer *in, size_t len,
     }
 }
 
-int64_t
-proxy_client_now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Commands that change a namespace's indexes: the advisor re-reads them when one succeeds. */
 static bool
-changes_indexes(const char *name)
+changes_indexes(enum wire_name name)
 {
-    return strcmp(name, "createIndexes") == 0 || strcmp(name, "dropIndexes") == 0 ||
-           strcmp(name, "deleteIndexes") == 0 || strcmp(name, "drop") == 0 ||
-           strcmp(name, "dropDatabase") == 0;
+    switch (name) {
+    case WIRE_NAME_CREATE_INDEXES:
+    case WIRE_NAME_DROP_INDEXES:
+    case WIRE_NAME_DELETE_INDEXES:
+    case WIRE_NAME_DROP:
+    case WIRE_NAME_DROP_DATABASE:
+        return true;
+    default:
+        return false;
+    }
 }
 
 /*
@@ -783,9 +782,9 @@ advise(struct proxy_client *c, struct proxy_request *req, const struct wire_msg 
         req->shape_weight = weight;
         if (req->miss)
             req->miss->tag = req->shapes[0];
-    } else if (cmd->db && changes_indexes(cmd->name)) {
+    } else if (cmd->db && changes_indexes(cmd->name_id)) {
         req->index_db = bson_strndup(cmd->db, cmd->db_len);
-        if (cmd->coll && strcmp(cmd->name, "dropDatabase") != 0)
+        if (cmd->coll && cmd->name_id != WIRE_NAME_DROP_DATABASE)
             req->index_coll = bson_strndup(cmd->coll, cmd->coll_len);
     }
 }
@@ -855,11 +854,11 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
         route = proxy_router_route(&cmd);
     else
         memset(&cmd, 0, sizeof cmd);
-    if (proxy_log_enabled(PROXY_LOG_DEBUG))
-        proxy_log(PROXY_LOG_DEBUG, c->id, "request",
-                  "request_id=%d cmd=%.64s db=%.64s route=%s bytes=%d oneway=%d", h->request_id,
-                  cmd.name ? cmd.name : "?", cmd.db ? cmd.db : "?",
-                  proxy_router_route_name(route), h->length, oneway);
+    if (conf_log_enabled(CONF_LOG_DEBUG))
+        conf_log(CONF_LOG_DEBUG, c->id, "request",
+                 "request_id=%d cmd=%.64s db=%.64s route=%s bytes=%d oneway=%d", h->request_id,
+                 cmd.name ? cmd.name : "?", cmd.db ? cmd.db : "?",
+                 proxy_router_route_name(route), h->length, oneway);
 
     if (!oneway) {
         req = push_request(c, h->request_id, route, false);
@@ -900,8 +899,8 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
                 req->outcome = PROXY_OUTCOME_ERROR; /* as every error reply is counted */
             proxy_request_set_state(req, PROXY_REQUEST_READY);
         } else
-            proxy_log(PROXY_LOG_INFO, c->id, "admin_action",
-                      "via=wire action=%s result=refused_oneway", cmd.name);
+            conf_log(CONF_LOG_INFO, c->id, "admin_action",
+                     "via=wire action=%s result=refused_oneway", cmd.name);
         evbuffer_drain(in, (size_t)h->length);
         flush_canned(c);
         return true;
@@ -980,18 +979,18 @@ handle_op_query(struct proxy_client *c, struct evbuffer *in, const uint8_t *data
         !wire_cmd_is_hello(cmd.name)) {
         /* Since MongoDB 5.1 OP_QUERY carries only the legacy handshake. */
         proxy_stats_add(&c->server->stats, PROXY_STAT_decoding_errors, 1);
-        proxy_log(PROXY_LOG_WARN, c->id, "unsupported_op_query",
-                  "peer=%s msg=\"OP_QUERY is accepted only for hello/isMaster on a $cmd "
-                  "collection; closing\"",
-                  c->peer);
+        conf_log(CONF_LOG_WARN, c->id, "unsupported_op_query",
+                 "peer=%s msg=\"OP_QUERY is accepted only for hello/isMaster on a $cmd "
+                 "collection; closing\"",
+                 c->peer);
         refuse(c, in, h, true, WIRE_CODE_UNSUPPORTED_OP_QUERY, "UnsupportedOpQueryCommand",
                "mongocache: OP_QUERY is supported only for hello and isMaster");
         return false;
     }
-    if (proxy_log_enabled(PROXY_LOG_DEBUG))
-        proxy_log(PROXY_LOG_DEBUG, c->id, "request",
-                  "request_id=%d cmd=%.64s op=OP_QUERY route=hello bytes=%d", h->request_id,
-                  cmd.name, h->length);
+    if (conf_log_enabled(CONF_LOG_DEBUG))
+        conf_log(CONF_LOG_DEBUG, c->id, "request",
+                 "request_id=%d cmd=%.64s op=OP_QUERY route=hello bytes=%d", h->request_id,
+                 cmd.name, h->length);
     req = push_request(c, h->request_id, PROXY_ROUTE_HELLO, true);
     proxy_slow_note(c, req, &cmd);
     (void)bson_init_static(&doc, query.query, query.query_len);
@@ -1025,10 +1024,10 @@ handle_message(struct proxy_client *c, struct evbuffer *in, const struct wire_he
         return handle_op_query(c, in, data, h);
     case WIRE_OP_COMPRESSED:
         proxy_stats_add(&c->server->stats, PROXY_STAT_decoding_errors, 1);
-        proxy_log(PROXY_LOG_WARN, c->id, "compression_refused",
-                  "peer=%s msg=\"OP_COMPRESSED received but compression was never negotiated; "
-                  "closing\"",
-                  c->peer);
+        conf_log(CONF_LOG_WARN, c->id, "compression_refused",
+                 "peer=%s msg=\"OP_COMPRESSED received but compression was never negotiated; "
+                 "closing\"",
+                 c->peer);
         refuse(c, in, h, false, WIRE_CODE_PROTOCOL_ERROR, "ProtocolError",
                "mongocache: compression was not negotiated; OP_COMPRESSED is not accepted");
         return false;
@@ -1126,7 +1125,7 @@ request_resolved(struct proxy_request *req)
 
         advise_held(c, req);
         if (req->started_us)
-            req->upstream_us = proxy_client_now_us();
+            req->upstream_us = conf_clock_us();
         held = proxy_request_take_held(req, &len);
         proxy_request_set_state(req, PROXY_REQUEST_UPSTREAM);
         forward(c, NULL, 0, held, len, false);
@@ -1206,11 +1205,11 @@ event_cb(struct bufferevent *bev, short what, void *arg)
     }
     if (what & BEV_EVENT_TIMEOUT) {
         proxy_stats_add(&c->server->stats, PROXY_STAT_write_timeouts, 1);
-        proxy_log(PROXY_LOG_WARN, c->id, "write_timeout",
-                  "peer=%s queued=%zu timeout_ms=%lld msg=\"the client took none of its replies "
-                  "in time; closing\"",
-                  c->peer, evbuffer_get_length(client_output(c)),
-                  (long long)c->server->conf->message_timeout);
+        conf_log(CONF_LOG_WARN, c->id, "write_timeout",
+                 "peer=%s queued=%zu timeout_ms=%lld msg=\"the client took none of its replies "
+                 "in time; closing\"",
+                 c->peer, evbuffer_get_length(client_output(c)),
+                 (long long)c->server->conf->message_timeout);
         lose_peer(c, "write_timeout");
         return;
     }
@@ -1241,10 +1240,10 @@ upstream_protocol_error(struct proxy_client *c, struct proxy_request *req, const
     proxy_stats_add(&c->server->stats, PROXY_STAT_upstream_protocol_errors, 1);
     if (req && req->internal)
         req = NULL; /* the proxy's own request: nobody to tell but the log */
-    proxy_log(PROXY_LOG_WARN, c->id, "upstream_protocol_error",
-              "upstream=%s error=\"%s\" msg=\"the upstream sent an invalid reply; closing both "
-              "connections\"",
-              c->server->upstream_label, what);
+    conf_log(CONF_LOG_WARN, c->id, "upstream_protocol_error",
+             "upstream=%s error=\"%s\" msg=\"the upstream sent an invalid reply; closing both "
+             "connections\"",
+             c->server->upstream_label, what);
     if (req) {
         snprintf(errmsg, sizeof errmsg, "mongocache: invalid reply from upstream %s: %s",
                  c->server->upstream_label, what);
@@ -1345,8 +1344,8 @@ on_reply(void *arg, struct evbuffer *in, const struct wire_header *h)
     if ((!req || h->response_to != proxy_drain_expected_id(req)) &&
         answers_oneway(c, h->response_to)) {
         proxy_stats_add(&c->server->stats, PROXY_STAT_oneway_replies_dropped, 1);
-        proxy_log(PROXY_LOG_DEBUG, c->id, "oneway_reply_dropped", "response_to=%d",
-                  h->response_to);
+        conf_log(CONF_LOG_DEBUG, c->id, "oneway_reply_dropped", "response_to=%d",
+                 h->response_to);
         evbuffer_drain(in, (size_t)h->length);
         return true;
     }
@@ -1421,7 +1420,7 @@ on_reply(void *arg, struct evbuffer *in, const struct wire_header *h)
     /* One clock read and one look for "ok" serve the round trip, the
      * advice, the outcome and the request's latency. */
     if (req->upstream_us || req->n_shapes > 0 || req->started_us)
-        now_us = proxy_client_now_us();
+        now_us = conf_clock_us();
     if (req->started_us || req->index_db)
         ok = reply_ok(&reply);
     if (req->upstream_us) {
@@ -1520,10 +1519,10 @@ on_upstream_down(void *arg, const char *why, bool connected)
     c->up = NULL;
     if (!connected) {
         proxy_stats_add(&c->server->stats, PROXY_STAT_upstream_connect_failures, 1);
-        proxy_log(PROXY_LOG_WARN, c->id, "upstream_unreachable",
-                  "upstream=%s error=\"%s\" msg=\"check that the upstream is running and that "
-                  "the upstream option names it\"",
-                  c->server->upstream_label, why);
+        conf_log(CONF_LOG_WARN, c->id, "upstream_unreachable",
+                 "upstream=%s error=\"%s\" msg=\"check that the upstream is running and that "
+                 "the upstream option names it\"",
+                 c->server->upstream_label, why);
         if (!oneway_lost) {
             /* Nothing reached the server: an error reply is the truth. */
             char errmsg[512];
@@ -1552,10 +1551,10 @@ on_upstream_down(void *arg, const char *why, bool connected)
      * relayed are flushed, then the client is closed; its driver sees a
      * network error, reconnects, and retries what is safe to retry. */
     proxy_stats_add(&c->server->stats, PROXY_STAT_upstream_lost, 1);
-    proxy_log(c->n_pending ? PROXY_LOG_WARN : PROXY_LOG_INFO, c->id, "upstream_lost",
-              "upstream=%s error=\"%s\" in_flight=%u msg=\"closing the client so its driver "
-              "reconnects\"",
-              c->server->upstream_label, why, c->n_pending);
+    conf_log(c->n_pending ? CONF_LOG_WARN : CONF_LOG_INFO, c->id, "upstream_lost",
+             "upstream=%s error=\"%s\" in_flight=%u msg=\"closing the client so its driver "
+             "reconnects\"",
+             c->server->upstream_label, why, c->n_pending);
     while ((req = TAILQ_FIRST(&c->pending)))
         pop_request(c, req);
     finish(c);
@@ -1641,7 +1640,7 @@ proxy_client_new(struct proxy_server *server, evutil_socket_t fd, const struct s
     server->n_clients++;
     proxy_stats_add(&server->stats, PROXY_STAT_clients_accepted, 1);
     proxy_stats_add(&server->stats, PROXY_STAT_clients_active, 1);
-    proxy_log(PROXY_LOG_INFO, c->id, "client_accept", "peer=%s", c->peer);
+    conf_log(CONF_LOG_INFO, c->id, "client_accept", "peer=%s", c->peer);
     update_timer(c, false);
     return c;
 }

@@ -8,6 +8,7 @@
 #ifndef MONGOCACHE_PROXY_CLIENT_INTERNAL_H
 #define MONGOCACHE_PROXY_CLIENT_INTERNAL_H
 
+#include "conf/clock.h"
 #include "proxy/advice.h"
 #include "proxy/auth.h"
 #include "proxy/client.h"
@@ -100,8 +101,6 @@ struct proxy_client {
     struct proxy_auth auth;
 };
 
-/* Monotonic microseconds (CLOCK_MONOTONIC). */
-int64_t proxy_client_now_us(void);
 
 /*
  * The reply to req has just been queued for the client (or dropped, the
@@ -130,7 +129,7 @@ proxy_client_observe(struct proxy_client *c, const struct proxy_request *req,
                      enum proxy_outcome outcome)
 {
     if (req->started_us)
-        proxy_client_observe_at(c, req, outcome, proxy_client_now_us());
+        proxy_client_observe_at(c, req, outcome, conf_clock_us());
 }
 
 #endif

@@ -14,6 +14,7 @@
 #include "proxy/cursor.h"
 
 #include "cache/cache.h"
+#include "conf/random.h"
 #include "proxy/io.h"
 #include "wire/frame.h"
 #include "wire/msg.h"
@@ -22,13 +23,11 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 
 #define BUCKETS 4096
 #define IDLE_LIMIT_SECONDS 600
 #define MAX_CURSORS 100000
-#define RANDOM_POOL 512 /* bytes of random ids fetched at once */
 
 struct proxy_cursor {
     struct proxy_cursor *next; /* hash chain */
@@ -45,9 +44,7 @@ struct proxy_cursor {
 struct proxy_cursors {
     struct proxy_cursor *buckets[BUCKETS];
     size_t count;
-    uint8_t pool[RANDOM_POOL]; /* random bytes for ids, used from pool_at on */
-    size_t pool_at;
-    uint64_t fallback;         /* a counter mixed in if getrandom fails */
+    struct conf_random_pool random; /* the ids' bits */
     struct event *sweep;
     size_t max_batch_bytes; /* at most PROXY_CURSOR_MAX_BATCH_BYTES */
     size_t *shared;         /* bytes of stored results queued by reference (proxy_io_add_value) */
@@ -110,7 +107,7 @@ proxy_cursors_new(struct event_base *base, size_t *shared)
     struct proxy_cursors *t = bson_malloc0(sizeof *t);
     struct timeval every = {30, 0};
 
-    t->pool_at = RANDOM_POOL;
+    conf_random_pool_init(&t->random);
     t->shared = shared;
     t->sweep = event_new(base, -1, EV_PERSIST, sweep_cb, t);
     evtimer_add(t->sweep, &every);
@@ -144,31 +141,6 @@ proxy_cursor_count(const struct proxy_cursors *t)
     return t->count;
 }
 
-/* 64 random bits from the kernel, fetched RANDOM_POOL bytes at a time. */
-static uint64_t
-random_u64(struct proxy_cursors *t)
-{
-    uint64_t r;
-
-    if (t->pool_at + sizeof r > RANDOM_POOL) {
-        if (getrandom(t->pool, RANDOM_POOL, 0) != RANDOM_POOL) {
-            /* No kernel randomness (not on Linux >= 3.17): a splitmix64 of a
-             * counter and the clock is unique, if less unguessable. */
-            struct timespec ts;
-
-            clock_gettime(CLOCK_REALTIME, &ts);
-            r = (t->fallback += UINT64_C(0x9e3779b97f4a7c15)) ^ (uint64_t)ts.tv_nsec;
-            r = (r ^ (r >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-            r = (r ^ (r >> 27)) * UINT64_C(0x94d049bb133111eb);
-            return r ^ (r >> 31);
-        }
-        t->pool_at = 0;
-    }
-    memcpy(&r, t->pool + t->pool_at, sizeof r);
-    t->pool_at += sizeof r;
-    return r;
-}
-
 /* A fresh random id: positive, not 0, not in use. */
 static int64_t
 random_id(struct proxy_cursors *t)
@@ -176,7 +148,7 @@ random_id(struct proxy_cursors *t)
     int64_t id;
 
     do
-        id = (int64_t)(random_u64(t) & INT64_MAX);
+        id = (int64_t)(conf_random_pool_u64(&t->random) & INT64_MAX);
     while (id == 0 || find(t, id));
     return id;
 }

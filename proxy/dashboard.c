@@ -13,6 +13,7 @@
 
 #include "proxy/dashboard.h"
 
+#include "conf/error.h"
 #include "proxy/dashboard_page.h"
 
 #include <event2/buffer.h>
@@ -48,19 +49,22 @@ element_sum(const unsigned char *page, size_t len, const char *tag, char *out, b
     bson_snprintf(close, sizeof close, "</%s>", tag);
     start = memmem(page, len, open, strlen(open));
     if (!start) {
-        bson_set_error(error, 1, 1, "dashboard page: no <%s> element", tag);
+        bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_DASHBOARD,
+                       "dashboard page: no <%s> element", tag);
         return false;
     }
     start += strlen(open);
     end = memmem(start, len - (size_t)(start - page), close, strlen(close));
     again = memmem(start, len - (size_t)(start - page), open, strlen(open));
     if (!end || again) {
-        bson_set_error(error, 1, 2, "dashboard page: <%s> not closed, or more than one", tag);
+        bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_DASHBOARD,
+                       "dashboard page: <%s> not closed, or more than one", tag);
         return false;
     }
     if (!EVP_Digest(start, (size_t)(end - start), md, &md_len, EVP_sha256(), NULL) ||
         md_len != 32) {
-        bson_set_error(error, 1, 3, "dashboard page: SHA-256 failed");
+        bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_DASHBOARD,
+                       "dashboard page: SHA-256 failed");
         return false;
     }
     /* 32 bytes are 44 base64 characters and a NUL. */
@@ -85,7 +89,8 @@ proxy_dashboard_new(bson_error_t *error)
                       "frame-ancestors 'none'",
                       script, style);
     if (n < 0 || (size_t)n >= sizeof d->csp) {
-        bson_set_error(error, 1, 4, "dashboard page: policy too long");
+        bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_DASHBOARD,
+                       "dashboard page: policy too long");
         goto fail;
     }
     return d;

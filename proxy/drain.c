@@ -13,8 +13,9 @@
 #include "proxy/drain.h"
 
 #include "cache/cache.h"
+#include "conf/clock.h"
+#include "conf/log.h"
 #include "proxy/client_internal.h"
-#include "proxy/log.h"
 #include "proxy/server.h"
 #include "proxy/upstream.h"
 #include "wire/reply.h"
@@ -97,7 +98,7 @@ send_get_more(struct proxy_client *c, struct proxy_request *req)
     evbuffer_add(proxy_upstream_output(c->up), bytes, len);
     bson_free(bytes);
     if (req->started_us)
-        req->upstream_us = proxy_client_now_us(); /* each getMore's round trip is counted */
+        req->upstream_us = conf_clock_us(); /* each getMore's round trip is counted */
 }
 
 /*
@@ -115,8 +116,8 @@ drain_finish(struct proxy_client *c, struct proxy_request *req, int64_t upstream
     value = cache_store_docs(c->server->cache, req->miss, d->docs.data, d->docs.len, d->docs.n,
                              d->ns,
                              upstream_id == 0);
-    proxy_log(PROXY_LOG_DEBUG, c->id, "cursor_drained", "ns=%s docs=%u bytes=%zu complete=%d",
-              d->ns, d->docs.n, d->docs.len, upstream_id == 0);
+    conf_log(CONF_LOG_DEBUG, c->id, "cursor_drained", "ns=%s docs=%u bytes=%zu complete=%d",
+             d->ns, d->docs.n, d->docs.len, upstream_id == 0);
     proxy_request_set_state(req, PROXY_REQUEST_READY); /* frees the drain */
     if (value) {
         /* Served like a hit of the stored result (proxy_lookup_write_hit). */
@@ -167,31 +168,22 @@ proxy_drain_docs_append(struct proxy_drain_docs *docs, const bson_iter_t *batch)
 #define DRAIN_MAX_ROUNDS 10000
 #define DRAIN_MAX_EMPTY 8
 
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* True (logged and counted) when the drain has gone on too long to go on. */
 static bool
 drain_exhausted(struct proxy_client *c, const struct proxy_drain *d)
 {
     const char *why = d->rounds >= DRAIN_MAX_ROUNDS       ? "rounds"
                       : d->empty_rounds >= DRAIN_MAX_EMPTY ? "empty_batches"
-                      : now_ms() - d->started_ms > c->server->conf->message_timeout ? "time"
+                      : conf_clock_ms() - d->started_ms > c->server->conf->message_timeout ? "time"
                                                                                       : NULL;
 
     if (!why)
         return false;
     proxy_stats_add(&c->server->stats, PROXY_STAT_drains_cut, 1);
-    proxy_log(PROXY_LOG_WARN, c->id, "drain_cut",
-              "ns=%s why=%s rounds=%u docs=%u msg=\"the upstream did not end its cursor in "
-              "time; the client goes on with the server's cursor, nothing is stored\"",
-              d->ns, why, d->rounds, d->docs.n);
+    conf_log(CONF_LOG_WARN, c->id, "drain_cut",
+             "ns=%s why=%s rounds=%u docs=%u msg=\"the upstream did not end its cursor in "
+             "time; the client goes on with the server's cursor, nothing is stored\"",
+             d->ns, why, d->rounds, d->docs.n);
     return true;
 }
 
@@ -217,7 +209,7 @@ proxy_drain_step(struct proxy_client *c, struct proxy_request *req, const bson_t
         proxy_request_set_state(req, PROXY_REQUEST_DRAINING);
         d = req->drain = bson_malloc0(sizeof *d);
         d->ns = bson_strdup(ns);
-        d->started_ms = now_ms();
+        d->started_ms = conf_clock_ms();
     } else {
         d->rounds++;
     }

@@ -15,10 +15,10 @@
  */
 #include "proxy/handshake.h"
 
+#include "conf/log.h"
 #include "proxy/auth.h"
 #include "proxy/client_internal.h"
 #include "proxy/hello.h"
-#include "proxy/log.h"
 #include "proxy/server.h"
 #include "wire/frame.h"
 #include "wire/reply.h"
@@ -33,7 +33,7 @@ log_client_metadata(struct proxy_client *c, const bson_t *cmd)
     const char *app = "";
     const char *driver = "";
 
-    if (!proxy_log_enabled(PROXY_LOG_INFO) || !bson_iter_init(&it, cmd) ||
+    if (!conf_log_enabled(CONF_LOG_INFO) || !bson_iter_init(&it, cmd) ||
         !bson_iter_find_descendant(&it, "client.driver.name", &it))
         return;
     if (BSON_ITER_HOLDS_UTF8(&it))
@@ -42,8 +42,8 @@ log_client_metadata(struct proxy_client *c, const bson_t *cmd)
         bson_iter_find_descendant(&it, "client.application.name", &it) &&
         BSON_ITER_HOLDS_UTF8(&it))
         app = bson_iter_utf8(&it, NULL);
-    proxy_log(PROXY_LOG_INFO, c->id, "client_hello", "driver=\"%.64s\" app=\"%.64s\"", driver,
-              app);
+    conf_log(CONF_LOG_INFO, c->id, "client_hello", "driver=\"%.64s\" app=\"%.64s\"", driver,
+             app);
 }
 
 /*
@@ -94,14 +94,14 @@ proxy_handshake_observe_auth(struct proxy_client *c, enum proxy_auth_step step,
 
     if (after == PROXY_AUTH_OK && before != PROXY_AUTH_OK) {
         proxy_stats_add(&c->server->stats, PROXY_STAT_auth_success, 1);
-        proxy_log(PROXY_LOG_INFO, c->id, "auth_success", "principal=%s",
-                  c->auth.principal_name);
+        conf_log(CONF_LOG_INFO, c->id, "auth_success", "principal=%s",
+                 c->auth.principal_name);
     } else if (after == PROXY_AUTH_FAILED || (after == PROXY_AUTH_UNKNOWN && before != after)) {
         if (after == PROXY_AUTH_FAILED)
             proxy_stats_add(&c->server->stats, PROXY_STAT_auth_failure, 1);
-        proxy_log(after == PROXY_AUTH_FAILED ? PROXY_LOG_WARN : PROXY_LOG_INFO, c->id,
-                  after == PROXY_AUTH_FAILED ? "auth_failure" : "auth_unknown",
-                  "attempted=%s state=%s", attempt ? attempt : "-", proxy_auth_state_name(after));
+        conf_log(after == PROXY_AUTH_FAILED ? CONF_LOG_WARN : CONF_LOG_INFO, c->id,
+                 after == PROXY_AUTH_FAILED ? "auth_failure" : "auth_unknown",
+                 "attempted=%s state=%s", attempt ? attempt : "-", proxy_auth_state_name(after));
     }
     bson_free(attempt);
 }
@@ -122,30 +122,30 @@ log_persona(struct proxy_client *c, const struct proxy_request *req,
                   upstream == PROXY_HELLO_UPSTREAM_MONGOS ||
                   upstream == PROXY_HELLO_UPSTREAM_RS_PRIMARY;
 
-    if (proxy_log_enabled(PROXY_LOG_DEBUG))
-        proxy_log(PROXY_LOG_DEBUG, c->id, "hello_persona",
-                  "upstream=%s persona=%s load_balanced=%d legacy=%d",
-                  proxy_hello_upstream_name(upstream), proxy_hello_persona_name(persona),
-                  req->hello.load_balanced, req->legacy);
+    if (conf_log_enabled(CONF_LOG_DEBUG))
+        conf_log(CONF_LOG_DEBUG, c->id, "hello_persona",
+                 "upstream=%s persona=%s load_balanced=%d legacy=%d",
+                 proxy_hello_upstream_name(upstream), proxy_hello_persona_name(persona),
+                 req->hello.load_balanced, req->legacy);
     if (upstream != PROXY_HELLO_UPSTREAM_UNKNOWN && (int)upstream != server->hello_upstream) {
         server->hello_upstream = (int)upstream;
         if (usable)
-            proxy_log(PROXY_LOG_INFO, c->id, "upstream_kind", "upstream=%s persona=%s",
-                      proxy_hello_upstream_name(upstream), proxy_hello_persona_name(persona));
+            conf_log(CONF_LOG_INFO, c->id, "upstream_kind", "upstream=%s persona=%s",
+                     proxy_hello_upstream_name(upstream), proxy_hello_persona_name(persona));
         else
-            proxy_log(PROXY_LOG_WARN, c->id, "upstream_kind",
-                      "upstream=%s persona=%s msg=\"the upstream is a replica-set member that "
-                      "is not the primary: writes and reads with the primary read preference "
-                      "get its errors; point the upstream at the primary or a mongos\"",
-                      proxy_hello_upstream_name(upstream), proxy_hello_persona_name(persona));
+            conf_log(CONF_LOG_WARN, c->id, "upstream_kind",
+                     "upstream=%s persona=%s msg=\"the upstream is a replica-set member that "
+                     "is not the primary: writes and reads with the primary read preference "
+                     "get its errors; point the upstream at the primary or a mongos\"",
+                     proxy_hello_upstream_name(upstream), proxy_hello_persona_name(persona));
     }
     if (req->hello.load_balanced && upstream == PROXY_HELLO_UPSTREAM_STANDALONE &&
         !server->hello_warned_lb_standalone) {
         server->hello_warned_lb_standalone = true;
-        proxy_log(PROXY_LOG_WARN, c->id, "load_balanced_standalone",
-                  "msg=\"a loadBalanced client is behind a standalone upstream: the driver "
-                  "adds txnNumber to retryable writes, which a standalone mongod refuses "
-                  "(code 20); such clients need retryWrites=false\"");
+        conf_log(CONF_LOG_WARN, c->id, "load_balanced_standalone",
+                 "msg=\"a loadBalanced client is behind a standalone upstream: the driver "
+                 "adds txnNumber to retryable writes, which a standalone mongod refuses "
+                 "(code 20); such clients need retryWrites=false\"");
     }
 }
 

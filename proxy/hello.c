@@ -11,6 +11,8 @@
  */
 #include "proxy/hello.h"
 
+#include "wire/names.h"
+
 #include <string.h>
 
 /* Drivers' defaults when a hello reply lacks the limits (handshake.md). */
@@ -26,24 +28,44 @@
 #define HELLO_ENVELOPE (16 * 1024 + 64)
 
 /* Dropped whatever the persona: what the proxy does not support or answers itself. */
-static const char *const dropped_always[] = {
-    "topologyVersion", "compression", "serviceId", NULL,
-};
+static bool
+dropped_always(enum wire_name key)
+{
+    switch (key) {
+    case WIRE_NAME_TOPOLOGY_VERSION:
+    case WIRE_NAME_COMPRESSION:
+    case WIRE_NAME_SERVICE_ID:
+        return true;
+    default:
+        return false;
+    }
+}
 
 /* Dropped for the mongos persona of a replica-set member: the set's topology. */
-static const char *const dropped_member[] = {
-    "setName", "setVersion", "hosts", "passives", "arbiters", "primary", "me", "secondary",
-    "arbiterOnly", "passive", "hidden", "tags", "electionId", "lastWrite", "isreplicaset",
-    "msg", NULL,
-};
-
 static bool
-in_list(const char *key, const char *const *list)
+dropped_member(enum wire_name key)
 {
-    for (; *list; list++)
-        if (strcmp(key, *list) == 0)
-            return true;
-    return false;
+    switch (key) {
+    case WIRE_NAME_SET_NAME:
+    case WIRE_NAME_SET_VERSION:
+    case WIRE_NAME_HOSTS:
+    case WIRE_NAME_PASSIVES:
+    case WIRE_NAME_ARBITERS:
+    case WIRE_NAME_PRIMARY:
+    case WIRE_NAME_ME:
+    case WIRE_NAME_SECONDARY:
+    case WIRE_NAME_ARBITER_ONLY:
+    case WIRE_NAME_PASSIVE:
+    case WIRE_NAME_HIDDEN:
+    case WIRE_NAME_TAGS:
+    case WIRE_NAME_ELECTION_ID:
+    case WIRE_NAME_LAST_WRITE:
+    case WIRE_NAME_ISREPLICASET:
+    case WIRE_NAME_MSG:
+        return true;
+    default:
+        return false;
+    }
 }
 
 bool
@@ -57,18 +79,19 @@ proxy_hello_prepare(const bson_t *cmd, bson_t *out, struct proxy_hello_request *
         return false;
     while (bson_iter_next(&it)) {
         const char *key = bson_iter_key(&it);
+        enum wire_name id = wire_names_lookup(key, bson_iter_key_len(&it));
 
-        if (strcmp(key, "compression") == 0) {
+        if (id == WIRE_NAME_COMPRESSION) {
             req->had_compression = true;
             changed = true;
             continue;
         }
-        if (strcmp(key, "loadBalanced") == 0) {
+        if (id == WIRE_NAME_LOAD_BALANCED) {
             req->load_balanced = bson_iter_as_bool(&it);
             changed = true;
             continue;
         }
-        if (strcmp(key, "speculativeAuthenticate") == 0)
+        if (id == WIRE_NAME_SPECULATIVE_AUTHENTICATE)
             req->speculative_auth = true;
         bson_append_iter(out, key, (int)bson_iter_key_len(&it), &it);
     }
@@ -234,20 +257,21 @@ proxy_hello_rewrite(const bson_t *reply, const struct proxy_hello_request *req,
     }
     while (bson_iter_next(&it)) {
         const char *key = bson_iter_key(&it);
+        enum wire_name id = wire_names_lookup(key, bson_iter_key_len(&it));
 
-        if (in_list(key, dropped_always) || (member && in_list(key, dropped_member)))
+        if (dropped_always(id) || (member && dropped_member(id)))
             continue;
-        if (strcmp(key, "ok") == 0) {
+        if (id == WIRE_NAME_OK) {
             /* Keep ok last, after the fields the proxy adds. */
             continue;
         }
-        if (strcmp(key, "maxMessageSizeBytes") == 0) {
+        if (id == WIRE_NAME_MAX_MESSAGE_SIZE_BYTES) {
             seen_msg_size = true;
             append_limit(out, key, &it,
                          proxy_hello_max_message_size(limit_value(&it), self->max_message_size));
             continue;
         }
-        if (strcmp(key, "maxBsonObjectSize") == 0) {
+        if (id == WIRE_NAME_MAX_BSON_OBJECT_SIZE) {
             seen_bson_size = true;
             append_limit(out, key, &it,
                          proxy_hello_max_bson_size(limit_value(&it), self->max_message_size));

@@ -7,8 +7,9 @@
  */
 #include "proxy/listener.h"
 
+#include "conf/error.h"
+#include "conf/log.h"
 #include "proxy/client.h"
-#include "proxy/log.h"
 #include "proxy/server.h"
 
 #include <errno.h>
@@ -45,7 +46,7 @@ resume(struct proxy_listener *l)
     l->paused = false;
     evtimer_del(l->resume_timer);
     set_enabled(l, true);
-    proxy_log(PROXY_LOG_INFO, 0, "accept_resumed", NULL);
+    conf_log(CONF_LOG_INFO, 0, "accept_resumed", NULL);
 }
 
 static void
@@ -76,9 +77,9 @@ accept_cb(struct evconnlistener *evl, evutil_socket_t fd, struct sockaddr *addr,
     }
     if (server->n_clients >= (uint64_t)server->conf->max_clients) {
         proxy_stats_add(&server->stats, PROXY_STAT_clients_rejected, 1);
-        proxy_log(PROXY_LOG_WARN, 0, "client_rejected",
-                  "reason=max_clients max_clients=%lld msg=\"raise max_clients or add proxies\"",
-                  (long long)server->conf->max_clients);
+        conf_log(CONF_LOG_WARN, 0, "client_rejected",
+                 "reason=max_clients max_clients=%lld msg=\"raise max_clients or add proxies\"",
+                 (long long)server->conf->max_clients);
         close(fd);
         return;
     }
@@ -100,14 +101,14 @@ error_cb(struct evconnlistener *evl, void *arg)
             set_enabled(l, false);
             evtimer_add(l->resume_timer, &one_second);
             proxy_stats_add(&l->server->stats, PROXY_STAT_accept_paused, 1);
-            proxy_log(PROXY_LOG_WARN, 0, "accept_paused",
-                      "error=\"%s\" msg=\"out of file descriptors; raise ulimit -n or lower "
-                      "max_clients\"",
-                      strerror(err));
+            conf_log(CONF_LOG_WARN, 0, "accept_paused",
+                     "error=\"%s\" msg=\"out of file descriptors; raise ulimit -n or lower "
+                     "max_clients\"",
+                     strerror(err));
         }
         return;
     }
-    proxy_log(PROXY_LOG_WARN, 0, "accept_error", "error=\"%s\"", strerror(err));
+    conf_log(CONF_LOG_WARN, 0, "accept_error", "error=\"%s\"", strerror(err));
 }
 
 static struct evconnlistener *
@@ -119,7 +120,8 @@ bind_tcp(struct proxy_listener *l, const char *addr, bson_error_t *error)
 
     memset(&ss, 0, sizeof ss);
     if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) != 0) {
-        bson_set_error(error, 1, 1, "listen: \"%s\" is not HOST:PORT with a numeric host", addr);
+        bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_ADDRESS,
+                       "listen: \"%s\" is not HOST:PORT with a numeric host", addr);
         return NULL;
     }
     evl = evconnlistener_new_bind(l->server->base, accept_cb, l,
@@ -127,7 +129,8 @@ bind_tcp(struct proxy_listener *l, const char *addr, bson_error_t *error)
                                       LEV_OPT_REUSEABLE,
                                   1024, (struct sockaddr *)&ss, sslen);
     if (!evl) {
-        bson_set_error(error, 1, 2, "cannot listen on %s: %s", addr, strerror(errno));
+        bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_SYSTEM,
+                       "cannot listen on %s: %s", addr, strerror(errno));
         return NULL;
     }
     return evl;
@@ -140,7 +143,8 @@ bind_unix(struct proxy_listener *l, const char *path, bson_error_t *error)
     struct evconnlistener *evl;
 
     if (strlen(path) >= sizeof sun.sun_path) {
-        bson_set_error(error, 1, 3, "listen_unix: path \"%s\" is too long", path);
+        bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_ADDRESS,
+                       "listen_unix: path \"%s\" is too long", path);
         return NULL;
     }
     memset(&sun, 0, sizeof sun);
@@ -151,8 +155,8 @@ bind_unix(struct proxy_listener *l, const char *path, bson_error_t *error)
                                   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 1024,
                                   (struct sockaddr *)&sun, sizeof sun);
     if (!evl) {
-        bson_set_error(error, 1, 4, "cannot listen on unix socket %s: %s", path,
-                       strerror(errno));
+        bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_SYSTEM,
+                       "cannot listen on unix socket %s: %s", path, strerror(errno));
         return NULL;
     }
     return evl;
@@ -180,7 +184,8 @@ proxy_listener_new(struct proxy_server *server, bson_error_t *error)
         evconnlistener_set_error_cb(l->unix_sock, error_cb);
     }
     if (!l->tcp && !l->unix_sock) {
-        bson_set_error(error, 1, 5, "nothing to listen on: set listen or listen_unix");
+        bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_MISSING,
+                       "nothing to listen on: set listen or listen_unix");
         goto fail;
     }
     return l;

@@ -17,11 +17,11 @@
 #include "proxy/lookup.h"
 
 #include "cache/cache.h"
+#include "conf/log.h"
 #include "proxy/advice.h"
 #include "proxy/client_internal.h"
 #include "proxy/cursor.h"
 #include "proxy/io.h"
-#include "proxy/log.h"
 #include "proxy/server.h"
 #include "wire/cmd.h"
 #include "wire/msg.h"
@@ -128,14 +128,14 @@ proxy_lookup_consult(struct proxy_client *c, const struct wire_msg *msg, const s
     pending = bson_malloc0(sizeof *pending);
     proxy_stats_add(&c->server->stats, PROXY_STAT_cache_lookups, 1);
     outcome = cache_lookup(cache, &read, pending, &req->hit, cache_resolved, req, &req->wait);
-    if (proxy_log_enabled(PROXY_LOG_DEBUG))
-        proxy_log(PROXY_LOG_DEBUG, c->id, "cache", "request_id=%d outcome=%s reason=%s",
-                  req->request_id,
-                  outcome == CACHE_HIT    ? "hit"
-                  : outcome == CACHE_MISS ? "miss"
-                  : outcome == CACHE_WAIT ? "wait"
+    if (conf_log_enabled(CONF_LOG_DEBUG))
+        conf_log(CONF_LOG_DEBUG, c->id, "cache", "request_id=%d outcome=%s reason=%s",
+                 req->request_id,
+                 outcome == CACHE_HIT    ? "hit"
+                 : outcome == CACHE_MISS ? "miss"
+                 : outcome == CACHE_WAIT ? "wait"
                                           : "bypass",
-                  outcome == CACHE_BYPASS ? cache_bypass_name(pending->bypass_reason) : "-");
+                 outcome == CACHE_BYPASS ? cache_bypass_name(pending->bypass_reason) : "-");
     switch (outcome) {
     case CACHE_MISS:
         req->miss = pending;

@@ -15,6 +15,7 @@
 
 #include "cache/cache.h"
 #include "conf/conf.h"
+#include "conf/log.h"
 #include "proxy/admin.h"
 #include "proxy/advice.h"
 #include "proxy/check.h"
@@ -22,7 +23,6 @@
 #include "proxy/cursor.h"
 #include "proxy/hello.h"
 #include "proxy/listener.h"
-#include "proxy/log.h"
 #include "proxy/notify.h"
 #include "proxy/server.h"
 
@@ -41,26 +41,26 @@
 static void
 apply_log_format(const struct conf *conf)
 {
-    int kind = PROXY_LOG_KIND_LOGFMT;
+    int kind = CONF_LOG_KIND_LOGFMT;
 
-    (void)proxy_log_kind_parse(conf->log_format, &kind);
-    proxy_log_set_kind(kind);
+    (void)conf_log_kind_parse(conf->log_format, &kind);
+    conf_log_set_kind(kind);
 }
 
 /*
  * libmongoc parses the upstream URI here (conf/parse.c, proxy/check.c,
  * proxy/server.c) and runs the index advisor's client on its thread
- * (advice/advisor.c; proxy_log is safe from any thread). Its warnings
+ * (advice/advisor.c; conf_log is safe from any thread). Its warnings
  * repeat what proxy/check.c reports (an option with no effect) or what the
  * advisor's state shows, so they are logged at debug level; its errors as
- * errors. Either way through proxy_log, escaped like any value.
+ * errors. Either way through conf_log, escaped like any value.
  */
 static void
 mongoc_log_cb(mongoc_log_level_t level, const char *domain, const char *message, void *arg)
 {
     (void)arg;
-    proxy_log(level <= MONGOC_LOG_LEVEL_CRITICAL ? PROXY_LOG_ERROR : PROXY_LOG_DEBUG, 0,
-              "libmongoc", "domain=%s msg=\"%s\"", domain ? domain : "-", message ? message : "");
+    conf_log(level <= MONGOC_LOG_LEVEL_CRITICAL ? CONF_LOG_ERROR : CONF_LOG_DEBUG, 0,
+             "libmongoc", "domain=%s msg=\"%s\"", domain ? domain : "-", message ? message : "");
 }
 
 /* Logs each warning of a loaded configuration (the log is up by then). */
@@ -68,7 +68,7 @@ static void
 log_warnings(const struct conf *conf)
 {
     for (size_t i = 0; i < conf->warnings.n; i++)
-        proxy_log(PROXY_LOG_WARN, 0, "config_warning", "msg=\"%s\"", conf->warnings.lines[i]);
+        conf_log(CONF_LOG_WARN, 0, "config_warning", "msg=\"%s\"", conf->warnings.lines[i]);
 }
 
 /* Writes "mongocache: PREFIXTEXT" and a newline to stderr, control bytes of text as \xNN. */
@@ -102,57 +102,28 @@ print_problems(const struct conf *conf, bool refused)
         fprintf(stderr, "mongocache: %zu errors in the configuration\n", conf->errors.n);
 }
 
+/* conf_reload_merge's report: each changed option, applied or kept until a restart. */
+static void
+report_reload(enum conf_opt_id id, bool applied, void *arg)
+{
+    (void)arg;
+    if (applied)
+        conf_log(CONF_LOG_INFO, 0, "reload_applied", "option=%s", conf_opt_name(id));
+    else
+        conf_log(CONF_LOG_WARN, 0, "reload_ignored",
+                 "option=%s msg=\"this option needs a restart; the old value stays\"",
+                 conf_opt_name(id));
+}
+
 static void
 apply_reload(struct proxy_server *server, struct conf *next)
 {
     struct conf *old = server->conf;
 
-    for (int id = 0; id < CONF_OPT_COUNT; id++) {
-        if (!conf_differs(old, next, (enum conf_opt_id)id))
-            continue;
-        if (conf_is_reloadable((enum conf_opt_id)id))
-            proxy_log(PROXY_LOG_INFO, 0, "reload_applied", "option=%s",
-                      conf_opt_name((enum conf_opt_id)id));
-        else
-            proxy_log(PROXY_LOG_WARN, 0, "reload_ignored",
-                      "option=%s msg=\"this option needs a restart; the old value stays\"",
-                      conf_opt_name((enum conf_opt_id)id));
-    }
-    /* Keep the values that need a restart; take the rest. */
-    for (int id = 0; id < CONF_OPT_COUNT; id++) {
-        if (conf_is_reloadable((enum conf_opt_id)id))
-            continue;
-        switch ((enum conf_opt_id)id) {
-#define CONF_COPY_STR(name) \
-    case CONF_OPT_##name: { \
-        char *tmp = next->name; \
-        next->name = old->name; \
-        old->name = tmp; \
-        break; \
-    }
-#define CONF_COPY_NUM(name) \
-    case CONF_OPT_##name: \
-        next->name = old->name; \
-        break;
-#define CONF_OPT(name, type, def, env, reload, help) CONF_COPY_##type(name)
-#define CONF_COPY_STRING CONF_COPY_STR
-#define CONF_COPY_SECRET CONF_COPY_STR
-#define CONF_COPY_ADDR CONF_COPY_STR
-#define CONF_COPY_URI CONF_COPY_STR
-#define CONF_COPY_INT CONF_COPY_NUM
-#define CONF_COPY_SIZE CONF_COPY_NUM
-#define CONF_COPY_DURATION CONF_COPY_NUM
-#define CONF_COPY_BOOL CONF_COPY_NUM
-#define CONF_COPY_LOGLEVEL CONF_COPY_NUM
-#include "conf/options.def"
-#undef CONF_OPT
-        default:
-            break;
-        }
-    }
+    conf_reload_merge(old, next, report_reload, NULL);
     server->conf = next;
     conf_destroy(old);
-    proxy_log_set_level(server->conf->log_level);
+    conf_log_set_level(server->conf->log_level);
     apply_log_format(server->conf);
 }
 
@@ -163,8 +134,8 @@ notify(const char *state)
     bson_error_t error;
 
     if (!proxy_notify_send(state, &error))
-        proxy_log(PROXY_LOG_WARN, 0, "notify_failed", "state=%.16s error=\"%s\"", state,
-                  error.message);
+        conf_log(CONF_LOG_WARN, 0, "notify_failed", "state=%.16s error=\"%s\"", state,
+                 error.message);
 }
 
 static void
@@ -177,19 +148,19 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
     (void)what;
     if (sig == SIGHUP) {
         if (!proxy_notify_reloading(&error))
-            proxy_log(PROXY_LOG_WARN, 0, "notify_failed", "error=\"%s\"", error.message);
+            conf_log(CONF_LOG_WARN, 0, "notify_failed", "error=\"%s\"", error.message);
         next = conf_reload(server->conf, &error);
         if (!next) {
-            proxy_log(PROXY_LOG_ERROR, 0, "reload_failed",
-                      "error=\"%s\" msg=\"fix the configuration; the running one stays in force\"",
-                      error.message);
+            conf_log(CONF_LOG_ERROR, 0, "reload_failed",
+                     "error=\"%s\" msg=\"fix the configuration; the running one stays in force\"",
+                     error.message);
             notify("READY=1");
             return;
         }
         if (server->cache && !cache_reconfigure(server->cache, next, &error)) {
-            proxy_log(PROXY_LOG_ERROR, 0, "reload_failed",
-                      "error=\"%s\" msg=\"fix the configuration; the running one stays in force\"",
-                      error.message);
+            conf_log(CONF_LOG_ERROR, 0, "reload_failed",
+                     "error=\"%s\" msg=\"fix the configuration; the running one stays in force\"",
+                     error.message);
             conf_destroy(next);
             notify("READY=1");
             return;
@@ -198,11 +169,11 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
         proxy_advice_reconfigure(server->advice);
         proxy_server_memory_check(server); /* max_memory may have risen */
         log_warnings(server->conf);
-        proxy_log(PROXY_LOG_INFO, 0, "reloaded", NULL);
+        conf_log(CONF_LOG_INFO, 0, "reloaded", NULL);
         notify("READY=1");
         return;
     }
-    proxy_log(PROXY_LOG_INFO, 0, "signal", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    conf_log(CONF_LOG_INFO, 0, "signal", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     notify("STOPPING=1");
     proxy_server_drain(server);
 }
@@ -307,7 +278,7 @@ main(int argc, char **argv)
     case CONF_ACTION_RUN:
         break;
     }
-    proxy_log_set_level(server.conf->log_level);
+    conf_log_set_level(server.conf->log_level);
     apply_log_format(server.conf);
     log_warnings(server.conf);
     signal(SIGPIPE, SIG_IGN);
@@ -316,7 +287,7 @@ main(int argc, char **argv)
     server.dns = server.base ? evdns_base_new(server.base, EVDNS_BASE_INITIALIZE_NAMESERVERS)
                              : NULL;
     if (!server.base) {
-        proxy_log(PROXY_LOG_ERROR, 0, "startup_failed", "error=\"cannot create event base\"");
+        conf_log(CONF_LOG_ERROR, 0, "startup_failed", "error=\"cannot create event base\"");
         goto out;
     }
     if (!server.dns)
@@ -330,12 +301,12 @@ main(int argc, char **argv)
     if (server.cache) {
         server.advice = proxy_advice_new(&server, &error);
         if (!server.advice && error.code) {
-            proxy_log(PROXY_LOG_ERROR, 0, "startup_failed", "error=\"%s\"", error.message);
+            conf_log(CONF_LOG_ERROR, 0, "startup_failed", "error=\"%s\"", error.message);
             goto out;
         }
     }
     if (!server.cache) {
-        proxy_log(PROXY_LOG_ERROR, 0, "startup_failed", "error=\"%s\"", error.message);
+        conf_log(CONF_LOG_ERROR, 0, "startup_failed", "error=\"%s\"", error.message);
         goto out;
     }
     server.hooks.memory_low = hook_memory_low;
@@ -343,25 +314,25 @@ main(int argc, char **argv)
     server.hooks.stop_accepting = hook_stop_accepting;
     server.hooks.drain_clients = hook_drain_clients;
     if (!proxy_server_set_upstream(&server, &error)) {
-        proxy_log(PROXY_LOG_ERROR, 0, "startup_failed", "option=upstream error=\"%s\"",
-                  error.message);
+        conf_log(CONF_LOG_ERROR, 0, "startup_failed", "option=upstream error=\"%s\"",
+                 error.message);
         goto out;
     }
     server.listener = proxy_listener_new(&server, &error);
     if (!server.listener) {
-        proxy_log(PROXY_LOG_ERROR, 0, "startup_failed", "error=\"%s\"", error.message);
+        conf_log(CONF_LOG_ERROR, 0, "startup_failed", "error=\"%s\"", error.message);
         goto out;
     }
     memset(&error, 0, sizeof error);
     server.admin = proxy_admin_new(&server, &error);
     if (!server.admin && error.code) {
-        proxy_log(PROXY_LOG_ERROR, 0, "startup_failed", "option=http_listen error=\"%s\"",
-                  error.message);
+        conf_log(CONF_LOG_ERROR, 0, "startup_failed", "option=http_listen error=\"%s\"",
+                 error.message);
         goto out;
     }
     if (server.conf->pid_file[0] && !write_pid_file(server.conf->pid_file)) {
-        proxy_log(PROXY_LOG_ERROR, 0, "startup_failed", "option=pid_file path=%s error=\"%s\"",
-                  server.conf->pid_file, strerror(errno));
+        conf_log(CONF_LOG_ERROR, 0, "startup_failed", "option=pid_file path=%s error=\"%s\"",
+                 server.conf->pid_file, strerror(errno));
         goto out;
     }
     sig_term = evsignal_new(server.base, SIGTERM, signal_cb, &server);
@@ -372,20 +343,20 @@ main(int argc, char **argv)
     evsignal_add(sig_hup, NULL);
 
     redacted = conf_redact_uri(server.conf->upstream);
-    proxy_log(PROXY_LOG_INFO, 0, "started",
-              "version=%s listen=%s listen_unix=%s upstream=%s http=%s max_clients=%lld "
-              "cache=%s cache_memory=%lld",
-              PACKAGE_VERSION, server.conf->listen[0] ? server.conf->listen : "-",
-              server.conf->listen_unix[0] ? server.conf->listen_unix : "-", redacted,
-              server.admin ? server.conf->http_listen : "-",
-              (long long)server.conf->max_clients, server.conf->cache ? "on" : "off",
-              (long long)server.conf->cache_memory);
+    conf_log(CONF_LOG_INFO, 0, "started",
+             "version=%s listen=%s listen_unix=%s upstream=%s http=%s max_clients=%lld "
+             "cache=%s cache_memory=%lld",
+             PACKAGE_VERSION, server.conf->listen[0] ? server.conf->listen : "-",
+             server.conf->listen_unix[0] ? server.conf->listen_unix : "-", redacted,
+             server.admin ? server.conf->http_listen : "-",
+             (long long)server.conf->max_clients, server.conf->cache ? "on" : "off",
+             (long long)server.conf->cache_memory);
     bson_free(redacted);
     notify("READY=1");
 
     event_base_dispatch(server.base);
-    proxy_log(PROXY_LOG_INFO, 0, "stopped", "clients_left=%llu",
-              (unsigned long long)server.n_clients);
+    conf_log(CONF_LOG_INFO, 0, "stopped", "clients_left=%llu",
+             (unsigned long long)server.n_clients);
     status = 0;
 out:
     proxy_client_free_all(&server);

@@ -16,6 +16,9 @@
 
 #include "proxy/notify.h"
 
+#include "conf/clock.h"
+#include "conf/error.h"
+
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -40,7 +43,8 @@ proxy_notify_send(const char *state, bson_error_t *error)
         return true;
     len = strlen(path);
     if ((path[0] != '/' && path[0] != '@') || len >= sizeof addr.sun_path || len < 2) {
-        bson_set_error(error, 0, 1, "NOTIFY_SOCKET is neither an absolute path nor @abstract");
+        bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_ADDRESS,
+                       "NOTIFY_SOCKET is neither an absolute path nor @abstract");
         return false;
     }
     memset(&addr, 0, sizeof addr);
@@ -52,14 +56,16 @@ proxy_notify_send(const char *state, bson_error_t *error)
 
     fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        bson_set_error(error, 0, 2, "socket for NOTIFY_SOCKET: %s", strerror(errno));
+        bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_SYSTEM,
+                       "socket for NOTIFY_SOCKET: %s", strerror(errno));
         return false;
     }
     do {
         sent = sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&addr, addr_len);
     } while (sent < 0 && errno == EINTR);
     if (sent < 0) {
-        bson_set_error(error, 0, 3, "send to NOTIFY_SOCKET %s: %s", path, strerror(errno));
+        bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_SYSTEM,
+                       "send to NOTIFY_SOCKET %s: %s", path, strerror(errno));
         close(fd);
         return false;
     }
@@ -70,11 +76,9 @@ proxy_notify_send(const char *state, bson_error_t *error)
 bool
 proxy_notify_reloading(bson_error_t *error)
 {
-    struct timespec now;
     char state[64];
 
-    clock_gettime(CLOCK_MONOTONIC, &now);
     snprintf(state, sizeof state, "RELOADING=1\nMONOTONIC_USEC=%llu",
-             (unsigned long long)now.tv_sec * 1000000ULL + (unsigned long long)now.tv_nsec / 1000);
+             (unsigned long long)conf_clock_us());
     return proxy_notify_send(state, error);
 }

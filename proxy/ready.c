@@ -24,8 +24,9 @@
 
 #include "cache/cache.h"
 #include "cache/redis.h"
+#include "conf/clock.h"
+#include "conf/log.h"
 #include "proxy/http.h"
-#include "proxy/log.h"
 #include "proxy/server.h"
 #include "wire/frame.h"
 #include "wire/msg.h"
@@ -66,15 +67,6 @@ struct proxy_ready {
     unsigned n_waiters;
 };
 
-static int64_t
-mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The answer to one request: the probe's result plus Redis and draining, read now. */
 static void
 answer(struct proxy_ready *ready, struct evhttp_request *req, bool detailed)
@@ -103,7 +95,7 @@ answer(struct proxy_ready *ready, struct evhttp_request *req, bool detailed)
         BSON_APPEND_UTF8(&doc, "reason", reason);
     BSON_APPEND_UTF8(&doc, "upstream", ready->ok ? "reachable" : "unreachable");
     BSON_APPEND_UTF8(&doc, "redis", redis_state);
-    BSON_APPEND_INT64(&doc, "checked_ms_ago", mono_ms() - ready->checked_ms);
+    BSON_APPEND_INT64(&doc, "checked_ms_ago", conf_clock_ms() - ready->checked_ms);
     proxy_http_send_bson(req, code, code == 200 ? "OK" : "Service Unavailable", &doc);
     bson_destroy(&doc);
 }
@@ -117,13 +109,13 @@ settle(struct proxy_ready *ready, bool ok, const char *reason)
         return;
     ready->settled = true;
     ready->ok = ok;
-    ready->checked_ms = mono_ms();
+    ready->checked_ms = conf_clock_ms();
     bson_strncpy(ready->reason, ok ? "" : reason, sizeof ready->reason);
     if (!ok)
         proxy_stats_add(&ready->server->stats, PROXY_STAT_readyz_probe_failures, 1);
     if (!ok)
-        proxy_log(PROXY_LOG_DEBUG, 0, "readyz_probe_failed", "upstream=%s reason=\"%s\"",
-                  ready->server->upstream_label, ready->reason);
+        conf_log(CONF_LOG_DEBUG, 0, "readyz_probe_failed", "upstream=%s reason=\"%s\"",
+                 ready->server->upstream_label, ready->reason);
     evtimer_add(ready->timer, &now); /* finish from the timer, outside bev's callbacks */
 }
 
@@ -291,7 +283,8 @@ proxy_ready_handle(struct proxy_ready *ready, struct evhttp_request *req, bool d
     struct waiter *w;
     bool in_flight = ready->bev != NULL || evtimer_pending(ready->timer, NULL);
 
-    if (!in_flight && ready->checked_ms && mono_ms() - ready->checked_ms < PROXY_READY_CACHE_MS) {
+    if (!in_flight && ready->checked_ms &&
+        conf_clock_ms() - ready->checked_ms < PROXY_READY_CACHE_MS) {
         answer(ready, req, detailed);
         return;
     }

@@ -1,27 +1,12 @@
 /*
- * proxy/router.c: the command classifier (see router.h). A table of command
- * names; anything not named is forwarded untouched, which is what keeps the
- * proxy transparent for commands it has never heard of.
+ * proxy/router.c: the command classifier (see router.h). A switch on the
+ * command's name as the parse classified it (wire/names.h); anything not
+ * named is forwarded untouched, which is what keeps the proxy transparent
+ * for commands it has never heard of.
  */
 #include "proxy/router.h"
 
-#include <string.h>
-
-static const struct {
-    const char *name;
-    enum proxy_route route;
-} routes[] = {
-    {"hello", PROXY_ROUTE_HELLO},
-    {"isMaster", PROXY_ROUTE_HELLO},
-    {"ismaster", PROXY_ROUTE_HELLO},
-    {"saslStart", PROXY_ROUTE_SASL_START},
-    {"saslContinue", PROXY_ROUTE_SASL_CONTINUE},
-    {"authenticate", PROXY_ROUTE_AUTH_OTHER},
-    {"logout", PROXY_ROUTE_AUTH_OTHER},
-    {"mongocacheStats", PROXY_ROUTE_ADMIN},
-    {"mongocacheFlush", PROXY_ROUTE_ADMIN},
-    {"mongocacheInvalidate", PROXY_ROUTE_ADMIN},
-};
+#include "wire/names.h"
 
 static const char *const route_names[] = {"forward",       "hello",      "sasl_start",
                                           "sasl_continue", "auth_other", "admin"};
@@ -31,10 +16,25 @@ proxy_router_route(const struct wire_cmd *cmd)
 {
     if (!cmd->name)
         return PROXY_ROUTE_FORWARD;
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
-        if (strcmp(cmd->name, routes[i].name) == 0)
-            return routes[i].route;
-    return PROXY_ROUTE_FORWARD;
+    switch (cmd->name_id) {
+    case WIRE_NAME_HELLO:
+    case WIRE_NAME_IS_MASTER:
+    case WIRE_NAME_ISMASTER:
+        return PROXY_ROUTE_HELLO;
+    case WIRE_NAME_SASL_START:
+        return PROXY_ROUTE_SASL_START;
+    case WIRE_NAME_SASL_CONTINUE:
+        return PROXY_ROUTE_SASL_CONTINUE;
+    case WIRE_NAME_AUTHENTICATE:
+    case WIRE_NAME_LOGOUT:
+        return PROXY_ROUTE_AUTH_OTHER;
+    case WIRE_NAME_MONGOCACHE_STATS:
+    case WIRE_NAME_MONGOCACHE_FLUSH:
+    case WIRE_NAME_MONGOCACHE_INVALIDATE:
+        return PROXY_ROUTE_ADMIN;
+    default:
+        return PROXY_ROUTE_FORWARD;
+    }
 }
 
 const char *

@@ -9,7 +9,8 @@
  */
 #include "proxy/server.h"
 
-#include "proxy/log.h"
+#include "conf/error.h"
+#include "conf/log.h"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -32,7 +33,8 @@ proxy_server_set_upstream(struct proxy_server *server, bson_error_t *error)
         return false;
     host = mongoc_uri_get_hosts(uri);
     if (!host) {
-        bson_set_error(error, 1, 1, "upstream connection string names no host");
+        bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_ADDRESS,
+                       "upstream connection string names no host");
         mongoc_uri_destroy(uri);
         return false;
     }
@@ -133,10 +135,10 @@ drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    proxy_log(PROXY_LOG_WARN, 0, "drain_timeout",
-              "clients=%llu msg=\"in-flight requests did not finish within drain_timeout; "
-              "exiting anyway\"",
-              (unsigned long long)server->n_clients);
+    conf_log(CONF_LOG_WARN, 0, "drain_timeout",
+             "clients=%llu msg=\"in-flight requests did not finish within drain_timeout; "
+             "exiting anyway\"",
+             (unsigned long long)server->n_clients);
     event_base_loopexit(server->base, NULL);
 }
 
@@ -150,8 +152,8 @@ proxy_server_drain(struct proxy_server *server)
     server->draining = true;
     if (server->hooks.stop_accepting)
         server->hooks.stop_accepting(server);
-    proxy_log(PROXY_LOG_INFO, 0, "drain_start", "clients=%llu drain_timeout_ms=%lld",
-              (unsigned long long)server->n_clients, (long long)server->conf->drain_timeout);
+    conf_log(CONF_LOG_INFO, 0, "drain_start", "clients=%llu drain_timeout_ms=%lld",
+             (unsigned long long)server->n_clients, (long long)server->conf->drain_timeout);
     if (server->n_clients == 0) {
         event_base_loopexit(server->base, NULL);
         return;

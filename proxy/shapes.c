@@ -18,6 +18,7 @@
 #include "advice/advisor.h"
 #include "advice/shape.h"
 #include "advice/table.h"
+#include "conf/clock.h"
 #include "proxy/advice.h"
 #include "proxy/http.h"
 #include "proxy/server.h"
@@ -147,15 +148,6 @@ append_time(bson_t *doc, const char *key, int64_t wall_ms)
     BSON_APPEND_UTF8(doc, key, when);
 }
 
-static int64_t
-clock_ms(clockid_t id)
-{
-    struct timespec ts;
-
-    clock_gettime(id, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 append_row(bson_t *array, uint32_t i, const struct advice_table_row *r,
            const struct advice_report *report, int64_t mono_now, int64_t wall_now)
@@ -228,8 +220,8 @@ proxy_shapes_http(struct evhttp_request *req, void *arg)
     table = proxy_advice_table(server->advice);
     report = proxy_advice_report(server->advice);
     n = advice_table_top(table, order, rows, limit);
-    mono_now = clock_ms(CLOCK_MONOTONIC);
-    wall_now = clock_ms(CLOCK_REALTIME);
+    mono_now = conf_clock_ms();
+    wall_now = conf_clock_wall_ms();
     BSON_APPEND_UTF8(&doc, "sort", order_names[order]);
     BSON_APPEND_INT32(&doc, "limit", (int32_t)limit);
     BSON_APPEND_INT64(&doc, "shapes_held", (int64_t)advice_table_count(table));

@@ -13,9 +13,9 @@
 #include "proxy/slow.h"
 
 #include "cache/cache.h"
+#include "conf/log.h"
 #include "proxy/advice.h"
 #include "proxy/client_internal.h"
-#include "proxy/log.h"
 #include "wire/cmd.h"
 
 #include <string.h>
@@ -70,10 +70,10 @@ proxy_slow_log(struct proxy_client *c, const struct proxy_request *req,
         shape = cache_value_tag(req->hit);
     if (shape != 0)
         display = proxy_advice_shape_display(c->server->advice, shape);
-    proxy_log(PROXY_LOG_INFO, c->id, "slow_request",
-              "duration_ms=%.1f threshold_ms=%lld outcome=%s cmd=%s ns=%s shape=%s request_id=%d",
-              (double)elapsed_us / 1000.0, (long long)limit_ms, proxy_stats_outcome_name(outcome),
-              req->log_cmd[0] ? req->log_cmd : "-", req->log_ns[0] ? req->log_ns : "-",
-              display ? display : "-", req->request_id);
+    conf_log(CONF_LOG_INFO, c->id, "slow_request",
+             "duration_ms=%.1f threshold_ms=%lld outcome=%s cmd=%s ns=%s shape=%s request_id=%d",
+             (double)elapsed_us / 1000.0, (long long)limit_ms, proxy_stats_outcome_name(outcome),
+             req->log_cmd[0] ? req->log_cmd : "-", req->log_ns[0] ? req->log_ns : "-",
+             display ? display : "-", req->request_id);
     bson_free(display);
 }

@@ -8,8 +8,8 @@
  */
 #include "proxy/upstream.h"
 
+#include "conf/log.h"
 #include "proxy/io.h"
-#include "proxy/log.h"
 #include "proxy/server.h"
 #include "wire/frame.h"
 

@@ -11,8 +11,8 @@
 
 #include "wire/frame.h"
 
-#include <stdlib.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 /*
@@ -22,20 +22,100 @@
  */
 #define MAX_CHECKED_KEYS 256
 
-static int
-key_cmp(const void *a, const void *b)
+/*
+ * Up to this many keys are compared pair by pair (lengths first, so most
+ * pairs cost one compare); more go through a hash table. Drivers send about
+ * 5 to 12 top-level keys.
+ */
+#define PAIRWISE_KEYS 16
+
+/* Slots of the hash table: a power of two at least twice MAX_CHECKED_KEYS. */
+#define KEY_SLOTS 512
+
+/*
+ * Probes the hash table may take per key on average before the check sorts
+ * instead: keys chosen to collide (the hash is not secret) would otherwise
+ * cost n * n / 2 compares.
+ */
+#define PROBES_PER_KEY 4
+
+/* A top-level key as found: where it is and its length. */
+struct key_ref {
+    const char *key;
+    uint32_t len;
+};
+
+static bool
+same_key(const struct key_ref *a, const struct key_ref *b)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    return a->len == b->len && memcmp(a->key, b->key, a->len) == 0;
+}
+
+/* FNV-1a over the key's bytes: only spreads keys over slots, equality is checked. */
+static uint32_t
+key_hash(const struct key_ref *k)
+{
+    uint32_t h = 2166136261u;
+
+    for (uint32_t i = 0; i < k->len; i++)
+        h = (h ^ (uint8_t)k->key[i]) * 16777619u;
+    return h;
+}
+
+/* Orders keys by length, then bytes (the fallback's sort). */
+static int
+key_order(const void *a, const void *b)
+{
+    const struct key_ref *x = a, *y = b;
+
+    if (x->len != y->len)
+        return x->len < y->len ? -1 : 1;
+    return memcmp(x->key, y->key, x->len);
 }
 
 /* True when two of the n keys are equal; sorts keys. */
 static bool
-has_duplicate(const char **keys, size_t n)
+has_duplicate_sorted(struct key_ref *keys, size_t n)
 {
-    qsort(keys, n, sizeof *keys, key_cmp);
+    qsort(keys, n, sizeof *keys, key_order);
     for (size_t i = 1; i < n; i++) {
-        if (strcmp(keys[i - 1], keys[i]) == 0)
+        if (same_key(&keys[i - 1], &keys[i]))
             return true;
+    }
+    return false;
+}
+
+/*
+ * True when two of the n keys are equal (same length, same bytes): pair by
+ * pair for a few, through a hash table on the stack for more, sorted when
+ * the table's probes pass their budget. May reorder keys.
+ */
+static bool
+has_duplicate(struct key_ref *keys, size_t n)
+{
+    uint16_t slot[KEY_SLOTS]; /* 0 empty, else index + 1 */
+    size_t probes = 0;
+
+    if (n <= PAIRWISE_KEYS) {
+        for (size_t i = 1; i < n; i++) {
+            for (size_t j = 0; j < i; j++) {
+                if (same_key(&keys[i], &keys[j]))
+                    return true;
+            }
+        }
+        return false;
+    }
+    memset(slot, 0, sizeof slot);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t h = key_hash(&keys[i]) & (KEY_SLOTS - 1);
+
+        for (; slot[h] != 0; h = (h + 1) & (KEY_SLOTS - 1)) {
+            if (same_key(&keys[i], &keys[slot[h] - 1u]))
+                return true;
+            if (++probes > PROBES_PER_KEY * n)
+                return has_duplicate_sorted(keys, n);
+        }
+        slot[h] = (uint16_t)(i + 1);
     }
     return false;
 }
@@ -53,11 +133,10 @@ invalid(bson_error_t *error, const bson_iter_t *it)
  * string or holds a NUL.
  */
 static bool
-note_key(const bson_iter_t *it, struct wire_cmd *cmd, bson_error_t *error)
+note_key(const bson_iter_t *it, enum wire_name id, struct wire_cmd *cmd, bson_error_t *error)
 {
-    const char *key = bson_iter_key(it);
-
-    if (strcmp(key, "$db") == 0) {
+    switch (id) {
+    case WIRE_NAME_DOLLAR_DB:
         if (!BSON_ITER_HOLDS_UTF8(it)) {
             bson_set_error(error, WIRE_ERROR_DOMAIN, WIRE_ERR_TYPE_MISMATCH,
                            "$db is not a string");
@@ -70,14 +149,21 @@ note_key(const bson_iter_t *it, struct wire_cmd *cmd, bson_error_t *error)
                            "$db holds a NUL");
             return false;
         }
-    } else if (strcmp(key, "lsid") == 0) {
+        break;
+    case WIRE_NAME_LSID:
         cmd->has_lsid = true;
-    } else if (strcmp(key, "txnNumber") == 0) {
+        break;
+    case WIRE_NAME_TXN_NUMBER:
         cmd->has_txn_number = true;
-    } else if (strcmp(key, "autocommit") == 0) {
+        break;
+    case WIRE_NAME_AUTOCOMMIT:
         cmd->has_autocommit = true;
-    } else if (strcmp(key, "startTransaction") == 0) {
+        break;
+    case WIRE_NAME_START_TRANSACTION:
         cmd->has_start_transaction = true;
+        break;
+    default:
+        break;
     }
     return true;
 }
@@ -85,7 +171,7 @@ note_key(const bson_iter_t *it, struct wire_cmd *cmd, bson_error_t *error)
 bool
 wire_cmd_parse(const uint8_t *body, uint32_t len, struct wire_cmd *cmd, bson_error_t *error)
 {
-    const char *keys[MAX_CHECKED_KEYS];
+    struct key_ref keys[MAX_CHECKED_KEYS];
     size_t n = 0;
     bool too_many = false;
     bson_iter_t it;
@@ -105,20 +191,27 @@ wire_cmd_parse(const uint8_t *body, uint32_t len, struct wire_cmd *cmd, bson_err
         return false;
     }
     cmd->name = bson_iter_key(&it);
+    cmd->name_id = wire_names_lookup(cmd->name, bson_iter_key_len(&it));
     if (BSON_ITER_HOLDS_UTF8(&it))
         cmd->coll = bson_iter_utf8(&it, &cmd->coll_len);
 
     do {
-        if (!note_key(&it, cmd, error))
+        const char *key = bson_iter_key(&it);
+        uint32_t key_len = bson_iter_key_len(&it);
+
+        if (!note_key(&it, n == 0 ? cmd->name_id : wire_names_lookup(key, key_len), cmd, error))
             return false;
         if (cmd->n_elems < WIRE_CMD_MAX_ELEMS)
-            cmd->elem_off[cmd->n_elems++] = (uint32_t)((const uint8_t *)bson_iter_key(&it) - 1 - body);
+            cmd->elem_off[cmd->n_elems++] = (uint32_t)((const uint8_t *)key - 1 - body);
         else
             cmd->n_elems = WIRE_CMD_MAX_ELEMS + 1;
-        if (n < MAX_CHECKED_KEYS)
-            keys[n++] = bson_iter_key(&it);
-        else
+        if (n < MAX_CHECKED_KEYS) {
+            keys[n].key = key;
+            keys[n].len = key_len;
+            n++;
+        } else {
             too_many = true;
+        }
     } while (bson_iter_next(&it));
     if (it.err_off != 0)
         return invalid(error, &it);
@@ -133,6 +226,14 @@ wire_cmd_parse(const uint8_t *body, uint32_t len, struct wire_cmd *cmd, bson_err
 bool
 wire_cmd_is_hello(const char *name)
 {
-    return name != NULL && (strcmp(name, "hello") == 0 || strcmp(name, "isMaster") == 0 ||
-                            strcmp(name, "ismaster") == 0);
+    if (name == NULL)
+        return false;
+    switch (wire_names_lookup(name, strlen(name))) {
+    case WIRE_NAME_HELLO:
+    case WIRE_NAME_IS_MASTER:
+    case WIRE_NAME_ISMASTER:
+        return true;
+    default:
+        return false;
+    }
 }

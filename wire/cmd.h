@@ -7,6 +7,8 @@
 #ifndef MONGOCACHE_WIRE_CMD_H
 #define MONGOCACHE_WIRE_CMD_H
 
+#include "wire/names.h"
+
 #include <bson/bson.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -15,6 +17,7 @@
 
 struct wire_cmd {
     const char *name;     /* first key, inside the body */
+    enum wire_name name_id; /* name classified (wire/names.h), or WIRE_NAME_UNKNOWN */
     const char *db;       /* value of $db, inside the body, or NULL */
     uint32_t db_len;
     const char *coll;     /* string value of the first element when it is a string, or NULL */

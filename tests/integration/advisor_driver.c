@@ -44,6 +44,7 @@
 #include "advice/advisor.h"
 #include "advice/shape.h"
 #include "advice/table.h"
+#include "conf/clock.h"
 #include "wire/cmd.h"
 
 #include <arpa/inet.h>
@@ -84,15 +85,6 @@ struct drv {
     pid_t child;
 };
 
-static int64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void check(struct drv *d, bool good, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -114,7 +106,7 @@ static void
 on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct drv *d = arg;
-    int64_t now = now_ms();
+    int64_t now = conf_clock_ms();
 
     (void)fd;
     (void)what;
@@ -237,7 +229,7 @@ record(struct advice_table *t, const char *db, const char *tmpl, int n, double m
     }
     for (int i = 0; i < n; i++) {
         advice_table_record(t, &shapes.shape[0], shapes.query[0], shapes.query_len[0],
-                            shapes.statement[0], 1, now_ms());
+                            shapes.statement[0], 1, conf_clock_ms());
         advice_table_reply(t, shapes.shape[0].hash, ms, 1, 1);
     }
     advice_shapes_cleanup(&shapes);
@@ -691,11 +683,12 @@ scenario_faults(struct drv *d)
 
     /* killed */
     ferret_kill(d);
-    t0 = now_ms();
+    t0 = conf_clock_ms();
     r = submit(d, adv, t, REPORT_WAIT_MS);
     show(r);
     check(d, is_state(r, ADVICE_STATE_UNREACHABLE) && r->errors >= 1,
-          "faults: killed: state unreachable, counted (after %lld ms)", (long long)(now_ms() - t0));
+          "faults: killed: state unreachable, counted (after %lld ms)",
+          (long long)(conf_clock_ms() - t0));
     check(d, r && r->n_items == 1, "faults: the advice known is kept while unreachable");
     retry1 = r ? r->retry_in_ms : -1;
     runs = r ? r->runs : 0;
@@ -718,8 +711,8 @@ scenario_faults(struct drv *d)
     /* restarted */
     check(d, ferret_start(d), "faults: FerretDB restarted");
     errors = r ? r->errors : 0;
-    t0 = now_ms();
-    while (now_ms() - t0 < 15000) {
+    t0 = conf_clock_ms();
+    while (conf_clock_ms() - t0 < 15000) {
         r = submit(d, adv, t, REPORT_WAIT_MS);
         if (is_state(r, ADVICE_STATE_OK)) {
             ok_again = true;
@@ -727,7 +720,7 @@ scenario_faults(struct drv *d)
         }
         run_for(d, 200);
     }
-    waited = now_ms() - t0;
+    waited = conf_clock_ms() - t0;
     show(r);
     check(d, ok_again && r->retry_in_ms == 0 && r->n_items == 1 && r->last_error == NULL,
           "faults: ok again after the restart (%lld ms, backoff was %lld ms)", (long long)waited,
@@ -741,22 +734,22 @@ scenario_faults(struct drv *d)
     kill(d->child, SIGSTOP);
     d->max_gap_ms = 0;
     d->last_tick_ms = 0;
-    t0 = now_ms();
+    t0 = conf_clock_ms();
     r = submit(d, adv, t, REPORT_WAIT_MS);
     show(r);
     check(d, r && r->state != ADVICE_STATE_OK,
           "faults: paused: the run fails (state %s) after %lld ms",
-          r ? advice_state_name(r->state) : "-", (long long)(now_ms() - t0));
-    check(d, now_ms() - t0 < 5 * 500 + 2000, "faults: within the command timeout's bound");
+          r ? advice_state_name(r->state) : "-", (long long)(conf_clock_ms() - t0));
+    check(d, conf_clock_ms() - t0 < 5 * 500 + 2000, "faults: within the command timeout's bound");
     check(d, d->max_gap_ms < 150, "faults: the loop kept ticking every 10 ms (largest gap %lld ms)",
           (long long)d->max_gap_ms);
     /* a run stuck on the paused server, then destroy */
     run_for(d, r ? (int)r->retry_in_ms + 50 : 1000);
     advice_advisor_submit(adv, advice_table_snapshot(t, 64));
     run_for(d, 100);
-    t0 = now_ms();
+    t0 = conf_clock_ms();
     advice_advisor_destroy(adv);
-    waited = now_ms() - t0;
+    waited = conf_clock_ms() - t0;
     check(d, waited < 3 * 500 + 1500, "faults: destroy mid-run returns in %lld ms",
           (long long)waited);
     kill(d->child, SIGCONT);

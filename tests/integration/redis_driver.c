@@ -17,9 +17,10 @@
 #include "cache/redis.h"
 #include "cache/redis_blob.h"
 #include "cache/redis_mac.h"
+#include "conf/clock.h"
 #include "conf/conf.h"
-#include "proxy/log.h"
 #include "cache/hist.h"
+#include "conf/log.h"
 #include "wire/frame.h"
 
 #include <errno.h>
@@ -75,15 +76,6 @@ struct heard {
     int count;
 };
 
-static uint64_t
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void check(struct drv *d, bool good, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -128,9 +120,9 @@ run_until(struct drv *d, const bool *flag, int ms)
 static bool
 wait_state(struct drv *d, struct cache_redis *redis, enum cache_redis_state state, int ms)
 {
-    uint64_t end = now_ms() + (uint64_t)ms;
+    uint64_t end = (uint64_t)conf_clock_ms() + (uint64_t)ms;
 
-    while (cache_redis_state(redis) != state && now_ms() < end)
+    while (cache_redis_state(redis) != state && (uint64_t)conf_clock_ms() < end)
         run_until(d, NULL, 10);
     return cache_redis_state(redis) == state;
 }
@@ -146,7 +138,7 @@ lookup_cb(void *arg, enum cache_redis_status status, const uint8_t *reply, size_
     res->done = true;
     res->status = status;
     res->epoch = epoch;
-    res->at_ms = now_ms();
+    res->at_ms = (uint64_t)conf_clock_ms();
     res->reply_len = reply_len <= sizeof res->reply ? reply_len : 0;
     if (reply && res->reply_len)
         memcpy(res->reply, reply, res->reply_len);
@@ -223,11 +215,11 @@ fill(struct drv *d, struct cache_redis *redis, const struct cache_key *key,
     uint64_t before = cache_redis_counter(redis, CACHE_REDIS_CTR_redis_fills) +
                       cache_redis_counter(redis, CACHE_REDIS_CTR_redis_fills_refused) +
                       cache_redis_counter(redis, CACHE_REDIS_CTR_redis_errors);
-    uint64_t end = now_ms() + 2000;
+    uint64_t end = (uint64_t)conf_clock_ms() + 2000;
 
     cache_redis_fill(redis, key, (const uint8_t *)material, sizeof material, reply, len, gens, 2,
                      epoch, 60000);
-    while (now_ms() < end) {
+    while ((uint64_t)conf_clock_ms() < end) {
         uint64_t after = cache_redis_counter(redis, CACHE_REDIS_CTR_redis_fills) +
                          cache_redis_counter(redis, CACHE_REDIS_CTR_redis_fills_refused) +
                          cache_redis_counter(redis, CACHE_REDIS_CTR_redis_errors);
@@ -717,9 +709,9 @@ phase_names(struct drv *d)
     conf_destroy(conf);
 
     conf = make_conf("redis://no-such-host.invalid:6379", "t:");
-    t0 = now_ms();
+    t0 = (uint64_t)conf_clock_ms();
     c = conf ? cache_redis_new(d->base, conf, &error) : NULL;
-    took = now_ms() - t0;
+    took = (uint64_t)conf_clock_ms() - t0;
     run_until(d, NULL, 300);
     check(d, c && took < 100 && cache_redis_state(c) == CACHE_REDIS_DISCONNECTED,
           "an unresolvable host name does not block (%llu ms) and leaves the tier disconnected",
@@ -759,7 +751,7 @@ phase_kill(struct drv *d, struct cache_redis *a, struct cache_redis *b, struct c
 
     kill(d->redis_pid, SIGKILL);
     wait_dead(d->redis_pid);
-    t0 = now_ms();
+    t0 = (uint64_t)conf_clock_ms();
     for (int i = 0; i < FAILURES; i++) {
         gens_init(gens[i]);
         memset(&res[i], 0, sizeof res[i]);
@@ -837,9 +829,9 @@ phase_stop(struct drv *d, struct cache_redis *a, const struct cache_key *k5)
     int st;
 
     kill(d->child, SIGSTOP);
-    stopped_at = now_ms();
+    stopped_at = (uint64_t)conf_clock_ms();
     for (int i = 0; i < FAILURES; i++) {
-        uint64_t t0 = now_ms();
+        uint64_t t0 = (uint64_t)conf_clock_ms();
 
         gens_init(gens);
         st = lookup(d, a, k5, gens, &res);
@@ -873,7 +865,7 @@ phase_stop(struct drv *d, struct cache_redis *a, const struct cache_key *k5)
     check(d, !cache_redis_bump(a, gens, 1, NULL, NULL) &&
                  cache_redis_state(a) == CACHE_REDIS_BREAKER_OPEN && !cache_redis_usable(a),
           "a bump with the breaker open is refused (and marks the tier dirty)");
-    while (now_ms() < stopped_at + 2000)
+    while ((uint64_t)conf_clock_ms() < stopped_at + 2000)
         run_until(d, NULL, 20);
     hits = cache_redis_counter(a, CACHE_REDIS_CTR_redis_hits);
     misses = cache_redis_counter(a, CACHE_REDIS_CTR_redis_misses);
@@ -882,7 +874,8 @@ phase_stop(struct drv *d, struct cache_redis *a, const struct cache_key *k5)
     check(d, cache_redis_counter(a, CACHE_REDIS_CTR_redis_hits) == hits &&
                  cache_redis_counter(a, CACHE_REDIS_CTR_redis_misses) == misses,
           "late replies after SIGCONT are discarded");
-    for (uint64_t end = now_ms() + 5000; now_ms() < end && !recovered;) {
+    for (uint64_t end = (uint64_t)conf_clock_ms() + 5000;
+         (uint64_t)conf_clock_ms() < end && !recovered;) {
         gens_init(gens);
         st = lookup(d, a, k5, gens, &res);
         recovered = st == CACHE_REDIS_MISS || st == CACHE_REDIS_HIT;
@@ -1043,7 +1036,7 @@ main(int argc, char **argv)
     d.redis_pid = (pid_t)atoi(argv[2]);
     d.pidfile = argv[3];
     signal(SIGPIPE, SIG_IGN);
-    proxy_log_set_level(PROXY_LOG_DEBUG);
+    conf_log_set_level(CONF_LOG_DEBUG);
     printf("PLAN %d\n", N_CHECKS);
     r = sync_cmd(d.port, "CONFIG GET dir");
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2)

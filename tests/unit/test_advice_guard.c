@@ -13,6 +13,7 @@
 #include "config.h"
 
 #include "advice/guard.h"
+#include "conf/clock.h"
 #include "tests/unit/tap.h"
 #include "wire/crc32c.h"
 #include "wire/frame.h"
@@ -291,15 +292,6 @@ tcp_pair(int *server, struct advice_guard *g)
     return advice_guard_stream_new(mongoc_stream_socket_new(sock), g);
 }
 
-static int64_t
-ms_now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 test_tcp(void)
 {
@@ -355,10 +347,10 @@ test_tcp(void)
     }
 
     /* the timeout */
-    t0 = ms_now();
+    t0 = conf_clock_ms();
     n = mongoc_stream_read(s, out, 4, 4, 200);
-    ok(n < 0 && ms_now() - t0 >= 150 && ms_now() - t0 < 1500,
-       "nothing comes: the read fails at its timeout (%lld ms)", (long long)(ms_now() - t0));
+    ok(n < 0 && conf_clock_ms() - t0 >= 150 && conf_clock_ms() - t0 < 1500,
+       "nothing comes: the read fails at its timeout (%lld ms)", (long long)(conf_clock_ms() - t0));
     is_int((long long)g.junk, 0, "nothing refused so far");
 
     /* the peer closes in the middle of a message: the end, not junk */

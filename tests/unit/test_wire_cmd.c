@@ -154,6 +154,153 @@ test_many_keys(void)
     }
 }
 
+/*
+ * n keys that differ only in length (growing "d", "dd", ... and shrinking
+ * "eee...", each a prefix of the one before) or only in their last byte, so
+ * that a check that compared prefixes, first bytes or lengths alone would
+ * see duplicates that are not there; key j is a copy of key i when i >= 0.
+ */
+static bson_t *
+keys_body(int n, int i, int j)
+{
+    bson_t *b = bson_new();
+    char key[80];
+
+    for (int k = 0; k < n; k++) {
+        int src = k == j ? i : k;
+
+        if (src % 3 == 0) { /* longer and longer: d, dd, ddd, ... */
+            memset(key, 'd', (size_t)(src / 3 + 1));
+            key[src / 3 + 1] = '\0';
+        } else if (src % 3 == 1) { /* shorter and shorter: each a prefix of the one before */
+            memset(key, 'e', (size_t)(40 - src / 3));
+            key[40 - src / 3] = '\0';
+        } else { /* same length, last byte differs: kA, kB, ... */
+            snprintf(key, sizeof key, "k%c", 'A' + src / 3);
+        }
+        BSON_APPEND_INT32(b, key, k);
+    }
+    return b;
+}
+
+/*
+ * A duplicate found at every pair of positions for 2 to 64 keys (pairwise up
+ * to 16 keys, through the hash table past that), and none reported when the
+ * keys differ, even only in length.
+ */
+static void
+test_duplicate_positions(void)
+{
+    for (int n = 2; n <= 64; n++) {
+        unsigned pairs = 0, found = 0, clean = 0;
+        struct wire_cmd cmd;
+        bson_error_t error;
+        bson_t *b = keys_body(n, -1, -1);
+
+        clean = wire_cmd_parse(bson_get_data(b), b->len, &cmd, &error) &&
+                !cmd.has_duplicate_top_level_key;
+        bson_destroy(b);
+        for (int j = 1; j < n; j++) {
+            for (int i = 0; i < j; i++) {
+                b = keys_body(n, i, j);
+                pairs++;
+                if (wire_cmd_parse(bson_get_data(b), b->len, &cmd, &error) &&
+                    cmd.has_duplicate_top_level_key)
+                    found++;
+                else if (pairs - found <= 3)
+                    diag("%d keys: key %d repeated at %d not reported", n, i, j);
+                bson_destroy(b);
+            }
+        }
+        ok(clean && found == pairs,
+           "%d keys: no duplicate when all differ, the duplicate found at each of %u pairs (%u)",
+           n, pairs, found);
+    }
+}
+
+/* FNV-1a, as wire/cmd.c spreads keys over its table (to choose keys that collide there). */
+static uint32_t
+fnv1a(const char *s, size_t len)
+{
+    uint32_t h = 2166136261u;
+
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)s[i]) * 16777619u;
+    return h;
+}
+
+/*
+ * 256 keys of one length that all land in one slot of wire/cmd.c's table
+ * (a body built to make the check slow): still found, or not, exactly; the
+ * check then sorts instead of probing 256 * 255 / 2 times. Key j is a copy
+ * of key i when i >= 0.
+ */
+static bson_t *
+colliding_keys(int i, int j)
+{
+    static char keys[256][8];
+    static int found; /* keys chosen so far (once per run) */
+    bson_t *b = bson_new();
+
+    for (unsigned c = 0; found < 256; c++) {
+        snprintf(keys[found], sizeof keys[found], "x%06u", c);
+        if ((fnv1a(keys[found], 7) & 511) == 7)
+            found++;
+    }
+    for (int k = 0; k < 256; k++)
+        BSON_APPEND_INT32(b, keys[k == j ? i : k], k);
+    return b;
+}
+
+static void
+test_colliding_keys(void)
+{
+    static const int pairs[][2] = {{-1, -1}, {0, 1}, {0, 255}, {254, 255}, {100, 200}, {3, 17}};
+
+    for (size_t p = 0; p < sizeof pairs / sizeof pairs[0]; p++) {
+        bson_t *b = colliding_keys(pairs[p][0], pairs[p][1]);
+        struct wire_cmd cmd;
+        bson_error_t error;
+
+        ok(wire_cmd_parse(bson_get_data(b), b->len, &cmd, &error) &&
+               cmd.has_duplicate_top_level_key == (pairs[p][0] >= 0),
+           "256 keys in one hash slot, key %d repeated at %d (-1: none): %s", pairs[p][0],
+           pairs[p][1], pairs[p][0] >= 0 ? "found" : "none found");
+        bson_destroy(b);
+    }
+}
+
+/* The command name is classified once, exactly (wire/names.h). */
+static void
+test_name_id(void)
+{
+    static const struct {
+        const char *body;
+        enum wire_name id;
+    } cases[] = {
+        {"{'find': 'c'}", WIRE_NAME_FIND},
+        {"{'aggregate': 'c'}", WIRE_NAME_AGGREGATE},
+        {"{'isMaster': 1}", WIRE_NAME_IS_MASTER},
+        {"{'ismaster': 1}", WIRE_NAME_ISMASTER},
+        {"{'mongocacheStats': 1}", WIRE_NAME_MONGOCACHE_STATS},
+        {"{'Find': 'c'}", WIRE_NAME_UNKNOWN},
+        {"{'finds': 'c'}", WIRE_NAME_UNKNOWN},
+        {"{'fin': 'c'}", WIRE_NAME_UNKNOWN},
+        {"{'ping': 1}", WIRE_NAME_UNKNOWN},
+        {"{'lsid': {}, 'find': 'c'}", WIRE_NAME_LSID},
+    };
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bson_t *b = json(cases[i].body);
+        struct wire_cmd cmd;
+        bson_error_t error;
+
+        ok(wire_cmd_parse(bson_get_data(b), b->len, &cmd, &error) && cmd.name_id == cases[i].id,
+           "name id of %s", cases[i].body);
+        bson_destroy(b);
+    }
+}
+
 /* The located elements: each offset is its element's type byte, in order; all of them up to 32. */
 static void
 test_elements(void)
@@ -253,6 +400,9 @@ main(void)
 {
     test_cmd_cases();
     test_many_keys();
+    test_duplicate_positions();
+    test_colliding_keys();
+    test_name_id();
     test_elements();
     test_bad_bodies();
     test_db_with_nul();

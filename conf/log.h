@@ -1,5 +1,5 @@
 /*
- * proxy/log.h: one line per event on stderr: the timestamp, the level, the
+ * conf/log.h: one line per event on stderr: the timestamp, the level, the
  * connection id when there is one, the event, then the event's pairs, in
  * one of two formats (option log_format):
  *   logfmt: ts=2026-11-29T20:31:02.114Z level=info conn=7 event=client_accept peer=127.0.0.1:51234
@@ -10,42 +10,43 @@
  *
  * Values cannot forge lines or pairs, whoever wrote them (a client's
  * appName, a user name, a namespace, an error text quoting peer data):
- * proxy_log escapes every value itself (see proxy_log), so a call site
+ * conf_log escapes every value itself (see conf_log), so a call site
  * cannot forget to, and no byte below 0x20 (nor DEL) is ever written raw,
  * wherever it came from.
  */
-#ifndef MONGOCACHE_PROXY_LOG_H
-#define MONGOCACHE_PROXY_LOG_H
+#ifndef MONGOCACHE_CONF_LOG_H
+#define MONGOCACHE_CONF_LOG_H
 
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-enum proxy_log_level {
-    PROXY_LOG_ERROR = 0,
-    PROXY_LOG_WARN = 1,
-    PROXY_LOG_INFO = 2,
-    PROXY_LOG_DEBUG = 3,
+/* Levels, most severe first; also the values of a LOGLEVEL option (conf/conf.h). */
+enum conf_log_level {
+    CONF_LOG_ERROR = 0,
+    CONF_LOG_WARN = 1,
+    CONF_LOG_INFO = 2,
+    CONF_LOG_DEBUG = 3,
 };
 
 /* log_format: the line format. */
-enum proxy_log_kind {
-    PROXY_LOG_KIND_LOGFMT = 0,
-    PROXY_LOG_KIND_JSON = 1,
+enum conf_log_kind {
+    CONF_LOG_KIND_LOGFMT = 0,
+    CONF_LOG_KIND_JSON = 1,
 };
 
 /* Longest line written, newline excluded; a longer one is cut and ends with truncated=true. */
-#define PROXY_LOG_LINE_MAX 2048
+#define CONF_LOG_LINE_MAX 2048
 
-void proxy_log_set_level(int level);
-bool proxy_log_enabled(int level);
+void conf_log_set_level(int level);
+bool conf_log_enabled(int level);
 
 /* The format of the lines written from now on (any thread may be logging: atomic). */
-void proxy_log_set_kind(int kind);
-int proxy_log_kind(void);
+void conf_log_set_kind(int kind);
+int conf_log_kind(void);
 /* "logfmt" or "json" into *kind; false for anything else. */
-bool proxy_log_kind_parse(const char *name, int *kind);
+bool conf_log_kind_parse(const char *name, int *kind);
 
 /*
  * Logs event at level. conn is the connection id, 0 for none. fmt gives
@@ -63,41 +64,41 @@ bool proxy_log_kind_parse(const char *name, int *kind);
  * \n, \r, \t; other control characters, DEL, C1 controls and U+2028 and
  * U+2029 become \uNNNN; a byte that is not valid UTF-8 becomes \ufffd.
  * Keys are the format's own text: a byte outside [A-Za-z0-9_.-] in one
- * becomes '_'. A line longer than PROXY_LOG_LINE_MAX is cut between two
+ * becomes '_'. A line longer than CONF_LOG_LINE_MAX is cut between two
  * values or escapes, an open quote closed, and a truncated=true pair
  * added.
  */
-void proxy_log(int level, uint64_t conn, const char *event, const char *fmt, ...)
+void conf_log(int level, uint64_t conn, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /*
- * Formats fmt and its arguments (logfmt) as proxy_log does after
+ * Formats fmt and its arguments (logfmt) as conf_log does after
  * "event=NAME " into buf (len bytes, NUL-terminated). Returns the length written.
  * Exposed for the unit tests.
  */
-size_t proxy_log_format(char *buf, size_t len, const char *fmt, ...)
+size_t conf_log_format(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-size_t proxy_log_vformat(char *buf, size_t len, const char *fmt, va_list ap)
+size_t conf_log_vformat(char *buf, size_t len, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 
 /*
- * The whole line proxy_log would write (without its newline) into buf (len
+ * The whole line conf_log would write (without its newline) into buf (len
  * bytes, at least 200, NUL-terminated), in format kind, with timestamp ts.
  * Returns the length written. Exposed for the unit tests.
  */
-size_t proxy_log_render(char *buf, size_t len, int kind, const char *ts, int level, uint64_t conn,
-                        const char *event, const char *fmt, ...)
+size_t conf_log_render(char *buf, size_t len, int kind, const char *ts, int level, uint64_t conn,
+                       const char *event, const char *fmt, ...)
     __attribute__((format(printf, 8, 9)));
-size_t proxy_log_vrender(char *buf, size_t len, int kind, const char *ts, int level, uint64_t conn,
-                         const char *event, const char *fmt, va_list ap)
+size_t conf_log_vrender(char *buf, size_t len, int kind, const char *ts, int level, uint64_t conn,
+                        const char *event, const char *fmt, va_list ap)
     __attribute__((format(printf, 8, 0)));
 
 /*
  * Writes the n bytes of value to buf (len bytes, NUL-terminated) as one
- * quoted log value, escaped as described at proxy_log. Cut short when buf
+ * quoted log value, escaped as described at conf_log. Cut short when buf
  * is too small, between escapes, and still closed with its quote (len must
  * be at least 3). Returns the length written.
  */
-size_t proxy_log_quote(char *buf, size_t len, const char *value, size_t n);
+size_t conf_log_quote(char *buf, size_t len, const char *value, size_t n);
 
 #endif

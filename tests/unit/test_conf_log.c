@@ -1,5 +1,5 @@
 /*
- * tests/unit/test_proxy_log.c: the log line writer cannot be made to write
+ * tests/unit/test_conf_log.c: the log line writer cannot be made to write
  * a second line or a forged pair, in either format. Table-driven: the
  * value escaper (quotes, backslashes, control characters, bytes that are
  * not UTF-8, C1 controls and Unicode line separators), the format walker
@@ -10,11 +10,11 @@
  * byte; then whole lines in both formats over hostile values: every JSON
  * line parsed by libbson's JSON reader, every logfmt line by a strict
  * parser written here (go-logfmt's rules), the same keys and values from
- * both; then proxy_log itself writing to stderr, and switching format.
+ * both; then conf_log itself writing to stderr, and switching format.
  */
 #include "config.h"
 
-#include "proxy/log.h"
+#include "conf/log.h"
 #include "tests/unit/tap.h"
 
 #include <bson/bson.h>
@@ -108,7 +108,7 @@ sanitize(const char *value, size_t n, char *out, size_t *out_len)
 }
 
 /*
- * Undoes proxy_log_quote: q (a quoted value) back into out (*out_len
+ * Undoes conf_log_quote: q (a quoted value) back into out (*out_len
  * bytes). Returns false when q is not a well-formed quoted value.
  */
 static bool
@@ -222,7 +222,7 @@ test_quote(void)
 
     for (size_t i = 0; i < sizeof quote_cases / sizeof quote_cases[0]; i++) {
         size_t len = quote_cases[i].len ? quote_cases[i].len : strlen(quote_cases[i].value);
-        size_t n = proxy_log_quote(buf, sizeof buf, quote_cases[i].value, len);
+        size_t n = conf_log_quote(buf, sizeof buf, quote_cases[i].value, len);
 
         is_str(buf, quote_cases[i].want, "quote: %s", quote_cases[i].name);
         is_int((long long)n, (long long)strlen(quote_cases[i].want), "quote: %s: length",
@@ -230,15 +230,15 @@ test_quote(void)
     }
     /* Too small a buffer: cut between escapes, still closed. */
     {
-        size_t n = proxy_log_quote(buf, 8, "ab\ncd", 5);
+        size_t n = conf_log_quote(buf, 8, "ab\ncd", 5);
 
         is_str(buf, "\"ab\\nc\"", "quote: cut short, still closed");
         ok(n == 7 && buf[n] == '\0', "quote: cut: length and NUL");
-        n = proxy_log_quote(buf, 7, "ab\ncd", 5);
+        n = conf_log_quote(buf, 7, "ab\ncd", 5);
         is_str(buf, "\"ab\\n\"", "quote: never half an escape");
-        n = proxy_log_quote(buf, 6, "ab\ncd", 5);
+        n = conf_log_quote(buf, 6, "ab\ncd", 5);
         is_str(buf, "\"ab\"", "quote: an escape that does not fit is left out whole");
-        n = proxy_log_quote(buf, 3, "abc", 3);
+        n = conf_log_quote(buf, 3, "abc", 3);
         is_str(buf, "\"\"", "quote: the smallest buffer holds the quotes");
     }
 }
@@ -252,64 +252,64 @@ test_format(void)
     static const char big[] = "0123456789";
     const char *volatile nothing = NULL; /* volatile: the compiler would refuse a literal NULL */
 
-    proxy_log_format(buf, sizeof buf, "app=\"%s\"", "x\"y");
+    conf_log_format(buf, sizeof buf, "app=\"%s\"", "x\"y");
     is_str(buf, "app=\"x\\\"y\"", "format: a quote inside the format's quotes is escaped");
-    proxy_log_format(buf, sizeof buf, "driver=\"%.64s\" app=\"%.64s\"", "d\\", FORGED);
+    conf_log_format(buf, sizeof buf, "driver=\"%.64s\" app=\"%.64s\"", "d\\", FORGED);
     is_str(buf,
            "driver=\"d\\\\\" app=\"x\\n2026-01-01T00:00:00.000Z level=error event=forged\"",
            "format: the forged appName stays one value on one line");
-    proxy_log_format(buf, sizeof buf, "peer=%s", "127.0.0.1:5");
+    conf_log_format(buf, sizeof buf, "peer=%s", "127.0.0.1:5");
     is_str(buf, "peer=127.0.0.1:5", "format: a plain bare value is written as is");
-    proxy_log_format(buf, sizeof buf, "principal=%s state=%s", "bob level=error", "ok");
+    conf_log_format(buf, sizeof buf, "principal=%s state=%s", "bob level=error", "ok");
     is_str(buf, "principal=\"bob level=error\" state=ok",
            "format: a bare value with a blank is quoted (no forged pair)");
-    proxy_log_format(buf, sizeof buf, "ns=%s", "d.c=1");
+    conf_log_format(buf, sizeof buf, "ns=%s", "d.c=1");
     is_str(buf, "ns=\"d.c=1\"", "format: a bare value with '=' is quoted");
-    proxy_log_format(buf, sizeof buf, "ns=%s x=1", "a\"b");
+    conf_log_format(buf, sizeof buf, "ns=%s x=1", "a\"b");
     is_str(buf, "ns=\"a\\\"b\" x=1", "format: a bare value with a quote is quoted and escaped");
-    proxy_log_format(buf, sizeof buf, "ns=%s", "");
+    conf_log_format(buf, sizeof buf, "ns=%s", "");
     is_str(buf, "ns=\"\"", "format: an empty bare value is \"\"");
-    proxy_log_format(buf, sizeof buf, "ns=%s", "caf\xc3\xa9");
+    conf_log_format(buf, sizeof buf, "ns=%s", "caf\xc3\xa9");
     is_str(buf, "ns=\"caf\xc3\xa9\"", "format: non-ASCII bare values are quoted");
-    proxy_log_format(buf, sizeof buf, "ns=%s", nothing);
+    conf_log_format(buf, sizeof buf, "ns=%s", nothing);
     is_str(buf, "ns=(null)", "format: NULL");
-    proxy_log_format(buf, sizeof buf, "cmd=%.3s db=%.*s", "abcdef", 2, "xyz");
+    conf_log_format(buf, sizeof buf, "cmd=%.3s db=%.*s", "abcdef", 2, "xyz");
     is_str(buf, "cmd=abc db=xy", "format: precision and .* cut the value before escaping");
-    proxy_log_format(buf, sizeof buf, "cmd=%.3s", "a\nbcd");
+    conf_log_format(buf, sizeof buf, "cmd=%.3s", "a\nbcd");
     is_str(buf, "cmd=\"a\\nb\"", "format: ... and the cut value is still escaped");
-    proxy_log_format(buf, sizeof buf, "a=%d b=%u c=%lld d=%llu e=%zu f=%x g=%" PRIu64 " h=%" PRId64,
-                     -5, 7u, -9000000000LL, 18446744073709551615ULL, (size_t)42, 255u,
-                     UINT64_C(12345678901234), INT64_C(-3));
+    conf_log_format(buf, sizeof buf, "a=%d b=%u c=%lld d=%llu e=%zu f=%x g=%" PRIu64 " h=%" PRId64,
+                    -5, 7u, -9000000000LL, 18446744073709551615ULL, (size_t)42, 255u,
+                    UINT64_C(12345678901234), INT64_C(-3));
     is_str(buf,
            "a=-5 b=7 c=-9000000000 d=18446744073709551615 e=42 f=ff g=12345678901234 h=-3",
            "format: integer conversions");
-    proxy_log_format(buf, sizeof buf, "w=%5d p=%05.1f pct=100%% c=%c", 42, 2.25, 'z');
+    conf_log_format(buf, sizeof buf, "w=%5d p=%05.1f pct=100%% c=%c", 42, 2.25, 'z');
     is_str(buf, "w=\"   42\" p=002.2 pct=100% c=z", "%s",
            "format: width (a padded value is quoted), float, %%, %c");
-    proxy_log_format(buf, sizeof buf, "c=%c next", '\n');
+    conf_log_format(buf, sizeof buf, "c=%c next", '\n');
     is_str(buf, "c=\"\\n\" next", "%s", "format: a control byte from %c is escaped; a key alone");
-    proxy_log_format(buf, sizeof buf, "literal=a\nb\x1b");
+    conf_log_format(buf, sizeof buf, "literal=a\nb\x1b");
     is_str(buf, "literal=\"a\\nb\\u001b\"",
            "format: control bytes in the format itself are escaped");
-    proxy_log_format(buf, sizeof buf, "namespace=%s.%s index=%s", "d b", "c", "i");
+    conf_log_format(buf, sizeof buf, "namespace=%s.%s index=%s", "d b", "c", "i");
     is_str(buf, "namespace=\"d b.c\" index=i", "format: a value of several parts is quoted whole");
-    proxy_log_format(buf, sizeof buf, "v=%s", "null");
+    conf_log_format(buf, sizeof buf, "v=%s", "null");
     is_str(buf, "v=\"null\"", "format: the word null is quoted");
-    proxy_log_format(buf, sizeof buf, "n=%s s=%s m=%d", "a b", "c\td", 3);
+    conf_log_format(buf, sizeof buf, "n=%s s=%s m=%d", "a b", "c\td", 3);
     is_str(buf, "n=\"a b\" s=\"c\\td\" m=3", "format: arguments after quoted ones stay in step");
 
     /* A line too long is cut and says so, quotes closed. */
     {
         char small[48];
-        size_t n = proxy_log_format(small, sizeof small, "v=\"%s%s%s\" after=1", big, big, big);
+        size_t n = conf_log_format(small, sizeof small, "v=\"%s%s%s\" after=1", big, big, big);
 
         ok(n < sizeof small && small[n] == '\0', "format: a long line fits its buffer (%zu)", n);
         ok(strstr(small, "\" truncated=true") != NULL && strstr(small, "after=1") == NULL,
            "format: cut inside the format's quotes: quote closed, truncated=true: %s", small);
-        n = proxy_log_format(small, sizeof small, "k=%s", "a b c d e f g h i j k l m n o p");
+        n = conf_log_format(small, sizeof small, "k=%s", "a b c d e f g h i j k l m n o p");
         ok(strstr(small, "\" truncated=true") != NULL && n < sizeof small,
            "format: cut inside an auto-quoted value: quote closed: %s", small);
-        n = proxy_log_format(small, sizeof small, "k=%s", "\n\n\n\n\n\n\n\n\n\n\n\n\n\n");
+        n = conf_log_format(small, sizeof small, "k=%s", "\n\n\n\n\n\n\n\n\n\n\n\n\n\n");
         ok(no_control(small, n) && strstr(small, "truncated=true") != NULL,
            "format: cut between escapes: %s", small);
     }
@@ -350,7 +350,7 @@ test_random(void)
         for (size_t i = 0; i < n; i++)
             value[i] = next_random() % 4 == 0 ? (char)(next_random() & 0xff)
                                               : pool[next_random() % (sizeof pool - 1)];
-        qn = proxy_log_quote(quoted, sizeof quoted, value, n);
+        qn = conf_log_quote(quoted, sizeof quoted, value, n);
         sanitize(value, n, want, &want_len);
         if (unquote(quoted, qn, back, &back_len) && back_len == want_len &&
             memcmp(back, want, want_len) == 0)
@@ -361,7 +361,7 @@ test_random(void)
         /* As a bare value: either plain or exactly the quoted form. */
         value[n] = '\0';
         if (memchr(value, '\0', n) == NULL) {
-            ln = proxy_log_format(line, sizeof line, "k=%s", value);
+            ln = conf_log_format(line, sizeof line, "k=%s", value);
             one_value += ln >= 2 && strncmp(line, "k=", 2) == 0 &&
                          (strcmp(line + 2, quoted) == 0 ||
                           (strchr(line + 2, '"') == NULL && strchr(line + 2, ' ') == NULL &&
@@ -376,16 +376,16 @@ test_random(void)
     is_int(one_value, rounds, "random values: a bare value is one plain word or quoted");
 }
 
-/* ---- proxy_log ---------------------------------------------------------------------- */
+/* ---- conf_log ---------------------------------------------------------------------- */
 
 /*
- * Runs proxy_log(INFO, conn 7, "client_hello", driver/app) with stderr
+ * Runs conf_log(INFO, conn 7, "client_hello", driver/app) with stderr
  * captured; cut: app at most 64 bytes, as proxy/handshake.c logs it.
  */
 static size_t
 capture_hello(const char *driver, const char *app, bool cut, char *out, size_t len)
 {
-    char path[] = "/tmp/test_proxy_log_XXXXXX";
+    char path[] = "/tmp/test_conf_log_XXXXXX";
     int fd = mkstemp(path);
     int saved = dup(2);
     ssize_t got;
@@ -393,11 +393,11 @@ capture_hello(const char *driver, const char *app, bool cut, char *out, size_t l
     fflush(stderr);
     dup2(fd, 2);
     if (cut)
-        proxy_log(PROXY_LOG_INFO, 7, "client_hello", "driver=\"%.64s\" app=\"%.64s\"", driver,
-                  app);
+        conf_log(CONF_LOG_INFO, 7, "client_hello", "driver=\"%.64s\" app=\"%.64s\"", driver,
+                 app);
     else
-        proxy_log(PROXY_LOG_INFO, 7, "client_hello", "driver=\"%s\" app=\"%s\"", driver, app);
-    proxy_log(PROXY_LOG_DEBUG, 7, "request", "hidden=1");
+        conf_log(CONF_LOG_INFO, 7, "client_hello", "driver=\"%s\" app=\"%s\"", driver, app);
+    conf_log(CONF_LOG_DEBUG, 7, "request", "hidden=1");
     fflush(stderr);
     dup2(saved, 2);
     close(saved);
@@ -409,31 +409,31 @@ capture_hello(const char *driver, const char *app, bool cut, char *out, size_t l
 }
 
 static void
-test_proxy_log(void)
+test_conf_log(void)
 {
     char out[4096];
     size_t n;
     int newlines = 0;
     char *long_value = malloc(10000);
 
-    proxy_log_set_level(PROXY_LOG_INFO);
+    conf_log_set_level(CONF_LOG_INFO);
     n = capture_hello("drv\"q\\", FORGED, true, out, sizeof out);
     for (size_t i = 0; i < n; i++)
         newlines += out[i] == '\n';
-    ok(newlines == 1 && n > 0 && out[n - 1] == '\n', "proxy_log: one line for the forged appName");
+    ok(newlines == 1 && n > 0 && out[n - 1] == '\n', "conf_log: one line for the forged appName");
     ok(strstr(out, "level=info conn=7 event=client_hello driver=\"drv\\\"q\\\\\" app=\"x\\n2026-"
                    "01-01T00:00:00.000Z level=error event=forged\"\n") != NULL,
-       "proxy_log: the values are escaped: %s", out);
-    ok(strstr(out, "event=request") == NULL, "proxy_log: debug lines are not written at info");
+       "conf_log: the values are escaped: %s", out);
+    ok(strstr(out, "event=request") == NULL, "conf_log: debug lines are not written at info");
     ok(n > 27 && strncmp(out, "ts=", 3) == 0 && out[7] == '-' && out[13] == 'T' && out[26] == 'Z',
-       "proxy_log: timestamp first, as ts=");
+       "conf_log: timestamp first, as ts=");
 
     memset(long_value, 'a', 9999);
     long_value[9999] = '\0';
     n = capture_hello("d", long_value, false, out, sizeof out);
-    ok(n > 0 && n <= PROXY_LOG_LINE_MAX + 1 && out[n - 1] == '\n' &&
+    ok(n > 0 && n <= CONF_LOG_LINE_MAX + 1 && out[n - 1] == '\n' &&
            strstr(out, "\" truncated=true\n") != NULL,
-       "proxy_log: a long line is cut to PROXY_LOG_LINE_MAX and says so (%zu bytes)", n);
+       "conf_log: a long line is cut to CONF_LOG_LINE_MAX and says so (%zu bytes)", n);
     free(long_value);
 }
 
@@ -442,7 +442,7 @@ test_proxy_log(void)
 /* One pair of a parsed logfmt line. */
 struct lf_pair {
     char key[64];
-    char val[PROXY_LOG_LINE_MAX * 3];
+    char val[CONF_LOG_LINE_MAX * 3];
     size_t len;
     bool has_val; /* false: a key alone */
 };
@@ -659,20 +659,20 @@ render(int which, int kind, const char *v, char *buf, size_t len)
 
     switch (which) {
     case 0:
-        return proxy_log_render(buf, len, kind, ts, PROXY_LOG_INFO, 7, "client_hello",
-                                "driver=\"%.64s\" v=\"%s\" n=%d", v, v, -5);
+        return conf_log_render(buf, len, kind, ts, CONF_LOG_INFO, 7, "client_hello",
+                               "driver=\"%.64s\" v=\"%s\" n=%d", v, v, -5);
     case 1:
-        return proxy_log_render(buf, len, kind, ts, PROXY_LOG_WARN, 0, "auth_failure",
-                                "v=%s state=%s queued=%zu", v, "failed", (size_t)42);
+        return conf_log_render(buf, len, kind, ts, CONF_LOG_WARN, 0, "auth_failure",
+                               "v=%s state=%s queued=%zu", v, "failed", (size_t)42);
     case 2:
-        return proxy_log_render(buf, len, kind, ts, PROXY_LOG_INFO, 9, "slow_request",
-                                "duration_ms=%.1f ns=%s.%s v=%s shape=%s flag request_id=%d",
-                                412.25, v, "c", v, "find d.c {a: ?}", 3);
+        return conf_log_render(buf, len, kind, ts, CONF_LOG_INFO, 9, "slow_request",
+                               "duration_ms=%.1f ns=%s.%s v=%s shape=%s flag request_id=%d",
+                               412.25, v, "c", v, "find d.c {a: ?}", 3);
     default:
-        return proxy_log_render(buf, len, kind, ts, PROXY_LOG_ERROR, 0, "upstream_lost",
-                                "upstream=%s v=\"%s\" msg=\"closing; the driver reconnects\" "
-                                "pct=100%% hex=%x",
-                                "127.0.0.1:1", v, 255u);
+        return conf_log_render(buf, len, kind, ts, CONF_LOG_ERROR, 0, "upstream_lost",
+                               "upstream=%s v=\"%s\" msg=\"closing; the driver reconnects\" "
+                               "pct=100%% hex=%x",
+                               "127.0.0.1:1", v, 255u);
     }
 }
 
@@ -710,10 +710,10 @@ test_kinds(void)
 
         sanitize(v, strlen(v), want, &want_len);
         for (int t = 0; t < 4; t++) {
-            static char lf[PROXY_LOG_LINE_MAX + 1], js[PROXY_LOG_LINE_MAX + 1];
+            static char lf[CONF_LOG_LINE_MAX + 1], js[CONF_LOG_LINE_MAX + 1];
             static struct lf_pair pairs[LF_MAX];
-            size_t lf_len = render(t, PROXY_LOG_KIND_LOGFMT, v, lf, sizeof lf);
-            size_t js_len = render(t, PROXY_LOG_KIND_JSON, v, js, sizeof js);
+            size_t lf_len = render(t, CONF_LOG_KIND_LOGFMT, v, lf, sizeof lf);
+            size_t js_len = render(t, CONF_LOG_KIND_JSON, v, js, sizeof js);
             char why[300] = "";
             int n = 0;
             bson_error_t error;
@@ -744,7 +744,7 @@ test_kinds(void)
                         back++;
             } else {
                 truncated += n > 0 && strcmp(pairs[n - 1].key, "truncated") == 0 &&
-                             lf_len <= PROXY_LOG_LINE_MAX && js_len <= PROXY_LOG_LINE_MAX;
+                             lf_len <= CONF_LOG_LINE_MAX && js_len <= CONF_LOG_LINE_MAX;
             }
         }
     }
@@ -760,21 +760,21 @@ test_kinds(void)
     {
         char js[512];
 
-        proxy_log_render(js, sizeof js, PROXY_LOG_KIND_JSON, "T", PROXY_LOG_INFO, 7, "e",
-                         "a=%d b=%.1f c=%5d d=%x e=%llu f=\"%d\" g=%d.%d h=%f", -5, 2.25, 42,
-                         255u, 18446744073709551615ULL, 1, 1, 2, (double)INFINITY);
+        conf_log_render(js, sizeof js, CONF_LOG_KIND_JSON, "T", CONF_LOG_INFO, 7, "e",
+                        "a=%d b=%.1f c=%5d d=%x e=%llu f=\"%d\" g=%d.%d h=%f", -5, 2.25, 42,
+                        255u, 18446744073709551615ULL, 1, 1, 2, (double)INFINITY);
         is_str(js,
                "{\"ts\":\"T\",\"level\":\"info\",\"conn\":7,\"event\":\"e\",\"a\":-5,\"b\":2.2,"
                "\"c\":\"   42\",\"d\":\"ff\",\"e\":18446744073709551615,\"f\":\"1\","
                "\"g\":\"1.2\",\"h\":\"inf\"}",
                "json: numbers, and what is not a JSON number as a string");
-        proxy_log_render(js, sizeof js, PROXY_LOG_KIND_LOGFMT, "T", PROXY_LOG_INFO, 0, "e",
-                         "a=%d", 1);
+        conf_log_render(js, sizeof js, CONF_LOG_KIND_LOGFMT, "T", CONF_LOG_INFO, 0, "e",
+                        "a=%d", 1);
         is_str(js, "ts=T level=info event=e a=1", "logfmt: no conn without a connection");
     }
 }
 
-/* proxy_log after proxy_log_set_kind(JSON): one JSON object per line on stderr; and back. */
+/* conf_log after conf_log_set_kind(JSON): one JSON object per line on stderr; and back. */
 static void
 test_switch(void)
 {
@@ -785,13 +785,13 @@ test_switch(void)
     bson_t *doc;
     int kind = -1;
 
-    ok(proxy_log_kind_parse("json", &kind) && kind == PROXY_LOG_KIND_JSON &&
-           proxy_log_kind_parse("logfmt", &kind) && kind == PROXY_LOG_KIND_LOGFMT &&
-           !proxy_log_kind_parse("JSON", &kind) && !proxy_log_kind_parse("text", &kind),
+    ok(conf_log_kind_parse("json", &kind) && kind == CONF_LOG_KIND_JSON &&
+           conf_log_kind_parse("logfmt", &kind) && kind == CONF_LOG_KIND_LOGFMT &&
+           !conf_log_kind_parse("JSON", &kind) && !conf_log_kind_parse("text", &kind),
        "kind names: logfmt and json only");
-    proxy_log_set_kind(PROXY_LOG_KIND_JSON);
+    conf_log_set_kind(CONF_LOG_KIND_JSON);
     n = capture_hello("drv", FORGED, true, out, sizeof out);
-    proxy_log_set_kind(PROXY_LOG_KIND_LOGFMT);
+    conf_log_set_kind(CONF_LOG_KIND_LOGFMT);
     nl = strchr(out, '\n');
     ok(n > 0 && nl == out + n - 1, "switch: one JSON line for the forged appName");
     if (nl)
@@ -799,7 +799,7 @@ test_switch(void)
     doc = bson_new_from_json((const uint8_t *)out, -1, &error);
     ok(doc != NULL && strncmp(out, "{\"ts\":\"", 7) == 0 &&
            strstr(out, "\"app\":\"x\\n2026-01-01T00:00:00.000Z level=error event=forged\"}"),
-       "switch: proxy_log writes JSON after proxy_log_set_kind: %s", out);
+       "switch: conf_log writes JSON after conf_log_set_kind: %s", out);
     bson_destroy(doc);
     n = capture_hello("drv", "a", true, out, sizeof out);
     ok(n > 3 && strncmp(out, "ts=", 3) == 0, "switch: and logfmt again after switching back");
@@ -811,7 +811,7 @@ main(void)
     test_quote();
     test_format();
     test_random();
-    test_proxy_log();
+    test_conf_log();
     test_kinds();
     test_switch();
     return done_testing();

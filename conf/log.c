@@ -1,10 +1,10 @@
 /*
- * proxy/log.c: the log line writer. Owns the current level and output
+ * conf/log.c: the log line writer. Owns the current level and output
  * format (logfmt or JSON), the line layout (timestamp, level, connection
  * id, event, then the caller's key=value pairs) and the escaping that keeps
  * every line one line of well-formed pairs whatever the values hold.
  *
- * A line is built pair by pair. proxy_log walks its format itself: the
+ * A line is built pair by pair. conf_log walks its format itself: the
  * format is " "-separated key=value templates, a value template being any
  * mix of literal text, conversions and "quoted" stretches (which may hold
  * blanks). Each value is first assembled raw (string arguments as they
@@ -25,7 +25,7 @@
  * passing values. Writes go to stderr in one fputs per line so that lines
  * never interleave.
  */
-#include "proxy/log.h"
+#include "conf/log.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -37,8 +37,8 @@
 #include <time.h>
 
 /* Atomic: libmongoc logs from the advisor's thread too (proxy/main.c). */
-static atomic_int current_level = PROXY_LOG_INFO;
-static atomic_int current_kind = PROXY_LOG_KIND_LOGFMT;
+static atomic_int current_level = CONF_LOG_INFO;
+static atomic_int current_kind = CONF_LOG_KIND_LOGFMT;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
@@ -49,45 +49,45 @@ static const char *const level_names[] = {"error", "warn", "info", "debug"};
 #define CUT_TAIL 20
 
 /* Longest raw value assembled before escaping; a longer one is cut (the line is then too). */
-#define VALUE_MAX PROXY_LOG_LINE_MAX
+#define VALUE_MAX CONF_LOG_LINE_MAX
 
 void
-proxy_log_set_level(int level)
+conf_log_set_level(int level)
 {
-    if (level < PROXY_LOG_ERROR)
-        level = PROXY_LOG_ERROR;
-    if (level > PROXY_LOG_DEBUG)
-        level = PROXY_LOG_DEBUG;
+    if (level < CONF_LOG_ERROR)
+        level = CONF_LOG_ERROR;
+    if (level > CONF_LOG_DEBUG)
+        level = CONF_LOG_DEBUG;
     current_level = level;
 }
 
 bool
-proxy_log_enabled(int level)
+conf_log_enabled(int level)
 {
     return level <= current_level;
 }
 
 void
-proxy_log_set_kind(int kind)
+conf_log_set_kind(int kind)
 {
-    current_kind = kind == PROXY_LOG_KIND_JSON ? PROXY_LOG_KIND_JSON : PROXY_LOG_KIND_LOGFMT;
+    current_kind = kind == CONF_LOG_KIND_JSON ? CONF_LOG_KIND_JSON : CONF_LOG_KIND_LOGFMT;
 }
 
 int
-proxy_log_kind(void)
+conf_log_kind(void)
 {
     return current_kind;
 }
 
 bool
-proxy_log_kind_parse(const char *name, int *kind)
+conf_log_kind_parse(const char *name, int *kind)
 {
     if (name && strcmp(name, "logfmt") == 0) {
-        *kind = PROXY_LOG_KIND_LOGFMT;
+        *kind = CONF_LOG_KIND_LOGFMT;
         return true;
     }
     if (name && strcmp(name, "json") == 0) {
-        *kind = PROXY_LOG_KIND_JSON;
+        *kind = CONF_LOG_KIND_JSON;
         return true;
     }
     return false;
@@ -254,9 +254,9 @@ plain(const char *s, size_t n)
 }
 
 size_t
-proxy_log_quote(char *buf, size_t len, const char *value, size_t n)
+conf_log_quote(char *buf, size_t len, const char *value, size_t n)
 {
-    struct out o = {buf, len > 1 ? len - 2 : 0, 0, false, false, false, PROXY_LOG_KIND_LOGFMT};
+    struct out o = {buf, len > 1 ? len - 2 : 0, 0, false, false, false, CONF_LOG_KIND_LOGFMT};
 
     if (len < 3) {
         if (len > 0)
@@ -345,8 +345,8 @@ put_key(struct out *o, const char *key, size_t n, bool has_value, bool open_quot
     size_t m = 0;
 
     if (o->sep)
-        k[m++] = o->kind == PROXY_LOG_KIND_JSON ? ',' : ' ';
-    if (o->kind == PROXY_LOG_KIND_JSON)
+        k[m++] = o->kind == CONF_LOG_KIND_JSON ? ',' : ' ';
+    if (o->kind == CONF_LOG_KIND_JSON)
         k[m++] = '"';
     if (n == 0)
         k[m++] = '_';
@@ -358,7 +358,7 @@ put_key(struct out *o, const char *key, size_t n, bool has_value, bool open_quot
                      ? c
                      : '_';
     }
-    if (o->kind == PROXY_LOG_KIND_JSON) {
+    if (o->kind == CONF_LOG_KIND_JSON) {
         k[m++] = '"';
         k[m++] = ':';
     } else if (has_value) {
@@ -398,7 +398,7 @@ put_key_and(struct out *o, const char *key, size_t n, bool has_value, const char
 static void
 put_pair(struct out *o, const char *key, size_t n, const struct value *v)
 {
-    bool json = o->kind == PROXY_LOG_KIND_JSON;
+    bool json = o->kind == CONF_LOG_KIND_JSON;
     bool bare;
 
     if (o->cut)
@@ -452,7 +452,7 @@ spec_format(const struct spec *sp, char *f, size_t len)
 
 /*
  * The format is rebuilt at run time from one conversion of a format that
- * the compiler checked against its arguments (proxy_log's format
+ * the compiler checked against its arguments (conf_log's format
  * attribute), and each argument is read with the type that conversion
  * names.
  */
@@ -678,19 +678,19 @@ finish(struct out *o, size_t tail)
         if (o->in_quote)
             put(o, "\"", 1);
         o->in_quote = false;
-        if (o->kind == PROXY_LOG_KIND_JSON)
+        if (o->kind == CONF_LOG_KIND_JSON)
             put(o, o->sep ? ",\"truncated\":true" : "\"truncated\":true", o->sep ? 17 : 16);
         else
             put(o, o->sep ? " truncated=true" : "truncated=true", o->sep ? 15 : 14);
     }
-    if (o->kind == PROXY_LOG_KIND_JSON)
+    if (o->kind == CONF_LOG_KIND_JSON)
         put(o, "}", 1);
 }
 
 size_t
-proxy_log_vformat(char *buf, size_t len, const char *fmt, va_list ap)
+conf_log_vformat(char *buf, size_t len, const char *fmt, va_list ap)
 {
-    struct out o = {buf, 0, 0, false, false, false, PROXY_LOG_KIND_LOGFMT};
+    struct out o = {buf, 0, 0, false, false, false, CONF_LOG_KIND_LOGFMT};
     va_list copy;
 
     if (len == 0)
@@ -707,20 +707,20 @@ proxy_log_vformat(char *buf, size_t len, const char *fmt, va_list ap)
 }
 
 size_t
-proxy_log_format(char *buf, size_t len, const char *fmt, ...)
+conf_log_format(char *buf, size_t len, const char *fmt, ...)
 {
     va_list ap;
     size_t n;
 
     va_start(ap, fmt);
-    n = proxy_log_vformat(buf, len, fmt, ap);
+    n = conf_log_vformat(buf, len, fmt, ap);
     va_end(ap);
     return n;
 }
 
 size_t
-proxy_log_vrender(char *buf, size_t len, int kind, const char *ts, int level, uint64_t conn,
-                  const char *event, const char *fmt, va_list ap)
+conf_log_vrender(char *buf, size_t len, int kind, const char *ts, int level, uint64_t conn,
+                 const char *event, const char *fmt, va_list ap)
 {
     struct out o = {buf, 0, 0, false, false, false, kind};
     struct value v;
@@ -733,13 +733,13 @@ proxy_log_vrender(char *buf, size_t len, int kind, const char *ts, int level, ui
     buf[0] = '\0';
     if (len <= CUT_TAIL + 1 + sizeof head)
         return 0;
-    if (level < PROXY_LOG_ERROR || level > PROXY_LOG_DEBUG)
-        level = PROXY_LOG_ERROR;
-    if (kind != PROXY_LOG_KIND_JSON)
-        o.kind = PROXY_LOG_KIND_LOGFMT;
+    if (level < CONF_LOG_ERROR || level > CONF_LOG_DEBUG)
+        level = CONF_LOG_ERROR;
+    if (kind != CONF_LOG_KIND_JSON)
+        o.kind = CONF_LOG_KIND_LOGFMT;
     o.cap = len - 1 - CUT_TAIL;
     /* ts is the writer's own (digits, '-', ':', '.', 'T', 'Z'): no escaping needed. */
-    if (o.kind == PROXY_LOG_KIND_JSON)
+    if (o.kind == CONF_LOG_KIND_JSON)
         h = conn ? snprintf(head, sizeof head, "{\"ts\":\"%.40s\",\"level\":\"%s\",\"conn\":%llu",
                             ts, level_names[level], (unsigned long long)conn)
                  : snprintf(head, sizeof head, "{\"ts\":\"%.40s\",\"level\":\"%s\"", ts,
@@ -772,37 +772,37 @@ proxy_log_vrender(char *buf, size_t len, int kind, const char *ts, int level, ui
 }
 
 size_t
-proxy_log_render(char *buf, size_t len, int kind, const char *ts, int level, uint64_t conn,
-                 const char *event, const char *fmt, ...)
+conf_log_render(char *buf, size_t len, int kind, const char *ts, int level, uint64_t conn,
+                const char *event, const char *fmt, ...)
 {
     va_list ap;
     size_t n;
 
     va_start(ap, fmt);
-    n = proxy_log_vrender(buf, len, kind, ts, level, conn, event, fmt, ap);
+    n = conf_log_vrender(buf, len, kind, ts, level, conn, event, fmt, ap);
     va_end(ap);
     return n;
 }
 
 void
-proxy_log(int level, uint64_t conn, const char *event, const char *fmt, ...)
+conf_log(int level, uint64_t conn, const char *event, const char *fmt, ...)
 {
-    char line[PROXY_LOG_LINE_MAX + 2];
+    char line[CONF_LOG_LINE_MAX + 2];
     char ts[64];
     struct timeval tv;
     struct tm tm;
     size_t n;
     va_list ap;
 
-    if (!proxy_log_enabled(level))
+    if (!conf_log_enabled(level))
         return;
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
     n = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(ts + n, sizeof ts - n, ".%03dZ", (int)(tv.tv_usec / 1000));
     va_start(ap, fmt);
-    n = proxy_log_vrender(line, PROXY_LOG_LINE_MAX + 1, current_kind, ts, level, conn, event, fmt,
-                          ap);
+    n = conf_log_vrender(line, CONF_LOG_LINE_MAX + 1, current_kind, ts, level, conn, event, fmt,
+                         ap);
     va_end(ap);
     line[n++] = '\n';
     line[n] = '\0';
