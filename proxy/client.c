@@ -824,9 +824,7 @@ advise_reply(struct proxy_client *c, struct proxy_request *req, const bson_t *re
     if (req->index_db) {
         if (ok)
             proxy_advice_indexes_changed(c->server->advice, req->index_db, req->index_coll);
-        bson_free(req->index_db);
-        bson_free(req->index_coll);
-        req->index_db = req->index_coll = NULL;
+        proxy_request_drop_index(req);
     }
 }
 
@@ -1474,8 +1472,7 @@ on_reply(void *arg, struct evbuffer *in, const struct wire_header *h)
                               &req->write_wait)) {
         /* The ack waits (in order) until the other proxies can no longer
          * serve what this write changed. */
-        bson_free(req->inval);
-        req->inval = NULL;
+        proxy_request_forget_inval(req);
         req->canned = bson_malloc((size_t)h->length);
         evbuffer_remove(in, req->canned, (size_t)h->length);
         req->canned_len = (size_t)h->length;

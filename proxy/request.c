@@ -66,17 +66,26 @@
  *  DONE, or the client closing with the request in any state: client.c
  *  pop_request -> proxy_request_destroy, the one place a request is freed.
  *
- * Layering of the proxy's files (a file calls only files below it; a lower
- * file reports up through a callback it was given, never by calling up):
+ * Layering of the proxy's files, highest first. A file calls only files
+ * below it; a lower file reports up through a callback it was given, never
+ * by calling up (tests/integration/test_calls.sh checks that no two files
+ * call each other, directly or round a circle):
  *
- *   main.c                         start-up, ordered shutdown, reload
- *   listener.c   admin.c           accept -> proxy_client_new | HTTP surface
- *   client.c                       a client connection and its pending list
- *   handshake.c lookup.c drain.c action.c slow.c   one request's steps
- *   request.c                      a request's state and its one destroy
- *   upstream.c                     a client's upstream socket
- *   server.c                       the process context, memory accounting
- *   cursor.c io.c router.c hello.c auth.c advice.c stats.c log.c  leaves
+ *   main.c            start-up, ordered shutdown, reload; sets server.c's hooks
+ *   listener.c        accept -> proxy_client_new
+ *   admin.c           the HTTP endpoint and its routes
+ *   client.c          a client connection and its pending list
+ *   handshake.c lookup.c drain.c action.c slow.c      one request's steps
+ *   ready.c shapes.c dashboard.c                      HTTP routes
+ *   request.c         a request's state and its one destroy
+ *   upstream.c        a client's upstream socket (struct proxy_upstream_cbs up)
+ *   http.c metrics.c  the HTTP replies; /stats and /metrics rendering
+ *   server.c          the process context, memory accounting, the SIGTERM
+ *                     drain (struct proxy_server_hooks up)
+ *   cursor.c io.c router.c hello.c auth.c advice.c stats.c check.c notify.c
+ *                     leaves: they call no proxy file but these
+ *
+ * and below proxy/: cache/, advice/, conf/, wire/.
  *
  * Owns: struct proxy_request, its state and every payload it holds. Does
  * not own the pending list it is on (client.c) nor what a state means for
@@ -244,6 +253,21 @@ proxy_request_take_held(struct proxy_request *req, size_t *len)
     req->held = NULL;
     req->held_len = 0;
     return held;
+}
+
+void
+proxy_request_drop_index(struct proxy_request *req)
+{
+    bson_free(req->index_db);
+    bson_free(req->index_coll);
+    req->index_db = req->index_coll = NULL;
+}
+
+void
+proxy_request_forget_inval(struct proxy_request *req)
+{
+    bson_free(req->inval);
+    req->inval = NULL;
 }
 
 void

@@ -170,6 +170,15 @@ bool proxy_request_awaits_upstream(const struct proxy_request *req);
 /* Takes the held message (WAITING_CACHE) from req: the caller frees it (bson_free). */
 uint8_t *proxy_request_take_held(struct proxy_request *req, size_t *len);
 
+/* Drops req's index change (index_db, index_coll): the advisor has been told. */
+void proxy_request_drop_index(struct proxy_request *req);
+
+/*
+ * Frees req->inval without bumping: its end was handed to
+ * cache_write_end_async, which released its records.
+ */
+void proxy_request_forget_inval(struct proxy_request *req);
+
 /* Drops req's cache_pending (a read that will not be stored after all). */
 void proxy_request_drop_miss(struct proxy_request *req, struct cache *cache);
 
