@@ -2,21 +2,26 @@
  * cache/cache.h: the one door the proxy uses to the query cache.
  *
  *   read:   cache_lookup  -> HIT (a stored reply) | MISS (remember, forward,
- *           then cache_store with the reply) | BYPASS (forward, not cached)
+ *           then cache_store with the reply) | WAIT (the callback decides)
+ *           | BYPASS (forward, not cached: no cache work beyond the decision)
  *   write:  cache_write_begin before forwarding (bump), cache_write_end when
  *           the ack arrives or is lost (bump again)
  *
  * Keys come from cache/key.c, the allowlist from cache/policy.c, validity
- * from the generation counters of cache/gen.c, storage from cache/lru.c.
- * Everything runs on the event-loop thread.
+ * from the generation counters of cache/gen.c and the snapshots of
+ * cache/deps.c, storage from cache/lru.c and cache/value.c, coalescing from
+ * cache/coalesce.c, invalidation from cache/inval.c. Everything runs on the
+ * event-loop thread.
  */
 #ifndef MONGOCACHE_CACHE_CACHE_H
 #define MONGOCACHE_CACHE_CACHE_H
 
 #include "cache/gen.h"
+#include "cache/inval.h"
 #include "cache/key.h"
 #include "cache/policy.h"
 #include "cache/redis.h"
+#include "cache/value.h"
 #include "conf/conf.h"
 
 #include <bson/bson.h>
@@ -27,7 +32,7 @@
 struct evbuffer;
 struct event_base;
 struct cache;
-struct cache_inflight;
+struct cache_pending;
 struct cache_wait;
 struct cache_write_wait;
 
@@ -51,39 +56,19 @@ enum cache_bypass {
     CACHE_BYPASS_COUNT
 };
 
-/* A stored reply: immutable, reference-counted. */
+/* A stored reply: immutable, reference-counted (cache/value.h). */
 struct cache_value;
 
-/* Most generation records one entry depends on. */
+/* Most generation records one read depends on. */
 #define CACHE_MAX_DEPS (2 * CACHE_POLICY_MAX_NAMESPACES + 2)
 
-/* A miss waiting for its reply. Owned by the request; see cache_pending_cleanup. */
-struct cache_pending {
-    struct cache_key key;
-    struct cache_key_material material;
-    struct cache_gen_rec *deps[CACHE_MAX_DEPS];
-    uint64_t snapshot[CACHE_MAX_DEPS];
-    uint32_t n_deps;
-    struct cache_gen_rec *ns; /* the command's own namespace (statistics) */
-    int64_t ttl_ms;
-    struct cache_inflight *inflight; /* identical reads wait on this one; private */
-    /* the Redis tier's view, for the fill: private */
-    struct cache_redis_gen rgens[CACHE_MAX_DEPS];
-    bool redis_fill;
-    uint64_t redis_epoch;
-    struct cache_wait *redis_wait;
-    int bypass_reason; /* after CACHE_BYPASS: why (cache_bypass_name) */
-    uint64_t tag;      /* the caller's, set after the lookup: kept with the stored value
-                        * (cache_value_tag); the proxy's query shape */
-};
-
-/* A write in flight: the records to bump again when it ends. */
-#define CACHE_MAX_INVAL (CACHE_POLICY_MAX_WRITE_NS + 1)
-struct cache_inval {
-    struct cache_gen_rec *recs[CACHE_MAX_INVAL]; /* held until cache_write_end* */
-    uint32_t n;
-    bool write; /* the command is a write (even a oneway one, whose recs are released) */
-};
+/*
+ * A read looked up and not over yet (a miss waiting for its reply, or a
+ * read waiting for the callback): opaque, made by cache_lookup, freed by
+ * cache_pending_free. struct cache_inval (a write in flight) is in
+ * cache/inval.h.
+ */
+struct cache_pending;
 
 /* What the proxy knows about one read. */
 struct cache_request {
@@ -92,6 +77,7 @@ struct cache_request {
     const char *db;         /* its $db */
     uint32_t n_sequences;   /* OP_MSG kind-1 sections */
     const char *principal;  /* "user@db", "" when unauthenticated, NULL: auth state unusable */
+    int bypass_reason;      /* out: after CACHE_BYPASS, why (cache_bypass_name) */
 };
 
 enum cache_outcome {
@@ -121,22 +107,32 @@ void cache_destroy(struct cache *cache);
 bool cache_reconfigure(struct cache *cache, const struct conf *conf, bson_error_t *error);
 
 /*
- * Looks a read up. HIT: *hit holds a reference (cache_value_unref). MISS:
- * *pending is filled, to pass to cache_store with the reply; pending must
- * stay at the same address until cache_pending_cleanup, because identical
- * reads arriving meanwhile wait for it (coalescing). WAIT: cb(arg, ...) will
- * decide, *wait is the handle for cache_wait_cancel. BYPASS: forward.
- * pending needs cache_pending_cleanup after every outcome but BYPASS.
+ * Looks a read up.
+ *  - HIT: *hit holds a reference (cache_value_unref); *pending is NULL.
+ *  - MISS: *pending is a new pending read, the caller's: pass it to
+ *    cache_store (or cache_store_docs) with the reply, then free it with
+ *    cache_pending_free; identical reads arriving meanwhile wait for it
+ *    (coalescing) until then.
+ *  - WAIT: cb(arg, ...) will decide, *wait is the handle for
+ *    cache_wait_cancel; *pending is the caller's as for MISS (a wait for
+ *    Redis may end in a miss whose reply is stored).
+ *  - BYPASS: forward; *pending is NULL and req->bypass_reason says why.
+ * A bypass, and every read with the cache off, allocates nothing: the
+ * pending (a few hundred bytes) is only made for a read that is looked up.
+ * cb NULL: no waiting (no coalescing, no Redis tier), never WAIT.
  */
-enum cache_outcome cache_lookup(struct cache *cache, const struct cache_request *req,
-                                struct cache_pending *pending, struct cache_value **hit,
+enum cache_outcome cache_lookup(struct cache *cache, struct cache_request *req,
+                                struct cache_pending **pending, struct cache_value **hit,
                                 cache_wait_cb cb, void *arg, struct cache_wait **wait);
+
+/* The caller's tag for the value a miss will store (cache_value_tag); the proxy's query shape. */
+void cache_pending_set_tag(struct cache_pending *pending, uint64_t tag);
 
 /*
  * The waiting read went away: its callback will not be called, and the wait
  * is freed. The handle's holder is the wait's only owner until the callback
  * runs (the cache frees it just before): cancel it exactly once, in either
- * order with cache_pending_cleanup of the same read. NULL is accepted.
+ * order with cache_pending_free of the same read. NULL is accepted.
  */
 void cache_wait_cancel(struct cache_wait *wait);
 
@@ -149,12 +145,13 @@ void cache_store(struct cache *cache, struct cache_pending *pending, const uint8
                  size_t len, const bson_t *reply_body);
 
 /*
- * The miss is over (stored or not). Reads waiting for it are released: with
- * the stored reply if cache_store kept it, otherwise to go upstream. A Redis
- * wait of this read is stopped (no callback) but not freed: that is
- * cache_wait_cancel's, by the handle's holder.
+ * The read is over (stored or not): frees pending (NULL is accepted). Reads
+ * waiting for it are released: with the stored reply if cache_store kept
+ * it, otherwise to go upstream. A Redis wait of this read is stopped (no
+ * callback) but not freed: that is cache_wait_cancel's, by the handle's
+ * holder.
  */
-void cache_pending_cleanup(struct cache *cache, struct cache_pending *pending);
+void cache_pending_free(struct cache *cache, struct cache_pending *pending);
 
 /*
  * A cursor result the proxy drained itself: n documents back to back (docs,
@@ -168,19 +165,7 @@ struct cache_value *cache_store_docs(struct cache *cache, struct cache_pending *
                                      const uint8_t *docs, size_t docs_len, uint32_t n_docs,
                                      const char *ns, bool complete);
 
-/* A drained cursor's documents (cache_store_docs), instead of a reply message. */
-bool cache_value_is_docs(const struct cache_value *value);
-uint32_t cache_value_n_docs(const struct cache_value *value);
-/* The i-th document (i < n_docs) and its length. */
-const uint8_t *cache_value_doc(const struct cache_value *value, uint32_t i, uint32_t *len);
-/*
- * The first k documents (k <= n_docs) as the elements of an array that
- * starts with them ("0": doc 0, "1": doc 1, ...): a first batch's bytes,
- * served by reference. Sets *len to their length.
- */
-const uint8_t *cache_value_elements(const struct cache_value *value, uint32_t k, size_t *len);
-/* The namespace the cursor was on ("db.coll"). */
-const char *cache_value_ns(const struct cache_value *value);
+/* A stored value's accessors (data, tag, documents, references) are in cache/value.h. */
 
 /*
  * A command is on its way up: bumps what it may change. Returns true (and
@@ -198,9 +183,6 @@ bool cache_write_begin(struct cache *cache, const bson_t *body, const struct wir
 
 /* The write's reply was lost (or needs no confirmation): bumps again. */
 void cache_write_end(struct cache *cache, struct cache_inval *inv);
-
-/* Called once when the second bump of an acknowledged write is as far as it will get. */
-typedef void (*cache_write_done_cb)(void *arg);
 
 /*
  * The write's reply arrived: bumps again. With the Redis tier, the bump
@@ -227,14 +209,6 @@ void cache_write_cancel(struct cache_write_wait *wait);
  * not counted: they are invalid by the generation).
  */
 size_t cache_admin_drop(struct cache *cache, const char *ns, size_t ns_len);
-
-/* The tag of the miss that stored value (cache_pending.tag), or 0. */
-uint64_t cache_value_tag(const struct cache_value *value);
-
-/* The stored reply message (its 16-byte header included) and its length. */
-const uint8_t *cache_value_data(const struct cache_value *value, size_t *len);
-void cache_value_ref(struct cache_value *value);
-void cache_value_unref(struct cache_value *value);
 
 /* Whether the cache is on (cache = true), and whether it has the Redis tier. */
 bool cache_enabled(const struct cache *cache);

@@ -1,6 +1,7 @@
 /*
  * cache/key.c: key material and its XXH3-128 hash (see key.h). Owns the
- * list of per-request fields left out of the key and the material's layout;
+ * list of per-request fields left out of the key, the material's layout and
+ * its two hashes (the key and the digest: key.h says why both);
  * does not decide whether a command is cacheable (policy.c) or store
  * anything (cache.c). Reads the body's elements in place: the material is
  * the raw bytes of each kept element, never a re-encoding.
@@ -77,6 +78,9 @@ cache_key_secret_init(struct cache_key_secret *secret, const char *text)
     const char *seed = text && text[0] ? text : fallback;
 
     XXH3_generateSecret(secret->bytes, sizeof secret->bytes, seed, strlen(seed));
+    /* The digest's seed: from the same text, through another function and
+     * domain, so that neither number says anything about the other. */
+    secret->digest_seed = XXH64(seed, strlen(seed), UINT64_C(0x6d632d6469676573));
 }
 
 char *
@@ -121,7 +125,7 @@ append_part(struct cache_key_material *m, const void *data, size_t len)
 void
 cache_key_build(const struct cache_key_secret *secret, const char *principal, const char *db,
                 const char *coll, uint32_t coll_len, const bson_t *body,
-                struct cache_key_material *material, struct cache_key *key)
+                struct cache_key_material *material, struct cache_key *key, uint64_t *digest)
 {
     const uint8_t *raw = bson_get_data(body);
     bson_iter_t it;
@@ -143,6 +147,7 @@ cache_key_build(const struct cache_key_secret *secret, const char *principal, co
                                 sizeof secret->bytes);
     key->hi = h.high64;
     key->lo = h.low64;
+    *digest = XXH64(material->data, material->len, secret->digest_seed);
 #ifdef MONGOCACHE_TINY_KEYS
     /* Test build: 8 significant bits, so that collisions happen all the time. */
     key->hi = 0;

@@ -3,10 +3,28 @@
  * database, the collection, and the command document exactly as sent, in
  * its field order (sort order matters), minus the per-request fields that
  * do not change the answer (lsid, $clusterTime, txnNumber, $db, comment,
- * maxTimeMS) when their values are ones a server accepts. The key is XXH3-128 of that material, keyed by a per-
- * deployment secret so that keys cannot be predicted from outside. Entries
- * keep the whole material and compare it on every hit, so two commands whose
- * hashes collide never share an answer.
+ * maxTimeMS) when their values are ones a server accepts.
+ *
+ * Two numbers stand for the material: the key, XXH3-128 of it keyed by a
+ * secret (cache_key_secret: configured per deployment, else random per
+ * process), which indexes the cache; and the digest, XXH64 of it with a
+ * 64-bit seed derived from the same secret text but used by another
+ * algorithm. An in-process entry keeps both, not the material, and a hit
+ * needs both to be equal, so two different commands share an answer only if
+ * their materials collide in 192 bits from two unrelated hash functions at
+ * once:
+ *  - by chance: one pair in 2^128 for the key alone; among 10^9 live
+ *    entries the chance that any two keys meet is below 10^-20, and the
+ *    digest must then meet too (another 2^-64);
+ *  - on purpose: an attacker does not know the secret (XXH3's output cannot
+ *    be predicted without it), and would need a second preimage of a given
+ *    victim's material under both XXH3-128 and XXH64, which sees through
+ *    neither one's structure to the other's.
+ * A key collision whose digest differs is counted (collisions) and served
+ * from upstream; a tiny-key test build (cache_key_bits) makes key
+ * collisions happen all the time to show exactly that. The Redis tier keeps
+ * the whole material with each value and compares it (cache/redis.c); reads
+ * coalescing in flight compare their whole materials too.
  */
 #ifndef MONGOCACHE_CACHE_KEY_H
 #define MONGOCACHE_CACHE_KEY_H
@@ -25,6 +43,7 @@ struct cache_key {
 #define CACHE_KEY_SECRET_SIZE 192
 struct cache_key_secret {
     uint8_t bytes[CACHE_KEY_SECRET_SIZE];
+    uint64_t digest_seed; /* the digest's XXH64 seed */
 };
 
 /* Derives the hashing secret from text (any length, may be empty). */
@@ -52,12 +71,13 @@ void cache_key_material_cleanup(struct cache_key_material *material);
 /*
  * Builds the material for a read by principal ("" when unauthenticated) on
  * db.coll with the checked command body, into material (reset first), and
- * hashes it into key. Each part is length-prefixed, so no two different
- * inputs give the same material.
+ * hashes it into key and *digest. Each part is length-prefixed, so no two
+ * different inputs give the same material.
  */
 void cache_key_build(const struct cache_key_secret *secret, const char *principal, const char *db,
                      const char *coll, uint32_t coll_len, const bson_t *body,
-                     struct cache_key_material *material, struct cache_key *key);
+                     struct cache_key_material *material, struct cache_key *key,
+                     uint64_t *digest);
 
 /* True when a and b are the same key. */
 static inline bool

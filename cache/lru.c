@@ -1,10 +1,11 @@
 /*
- * cache/lru.c: owns the in-process tier's index: the entry nodes, the
- * chained hash table (two tables while growing, moved a few buckets per
- * operation), the intrusive LRU list, the byte total against the budget and
- * the lazy expiry. It does not own the values (opaque; handed back through
- * the release callback), does not compute keys (cache/key.c) and does not
- * compare key material: a cache_key is the whole identity here.
+ * cache/lru.c: owns the in-process tier's index: the links of the entry
+ * nodes (embedded in the caller's values), the chained hash table (two
+ * tables while growing, moved a few buckets per operation), the intrusive
+ * LRU list, the byte total against the budget and the lazy expiry. It does
+ * not own the values (handed back through the release callback, sized by
+ * the charge callback), does not compute keys (cache/key.c) and does not
+ * check key digests (cache/value.c): a cache_key is the whole identity here.
  */
 #include "config.h"
 
@@ -17,18 +18,8 @@
 /* Buckets moved from the old table to the new one per operation while growing. */
 #define STEP 8
 
-struct node {
-    struct node *chain; /* next in the hash bucket */
-    struct node *prev;  /* towards the most recently used end */
-    struct node *next;  /* towards the least recently used end */
-    struct cache_key key;
-    void *value;
-    size_t bytes;
-    uint64_t expires_ms;
-};
-
 struct table {
-    struct node **buckets; /* NULL when unused */
+    struct cache_lru_node **buckets; /* NULL when unused */
     size_t mask;           /* number of buckets - 1 */
 };
 
@@ -40,12 +31,13 @@ struct table {
 struct cache_lru {
     struct table t[2];
     size_t moved;
-    struct node *head; /* most recently used */
-    struct node *tail; /* least recently used */
+    struct cache_lru_node *head; /* most recently used */
+    struct cache_lru_node *tail; /* least recently used */
     size_t count;
     size_t bytes;
     size_t budget;
     cache_lru_release_fn release;
+    cache_lru_charge_fn charge;
 };
 
 static uint64_t
@@ -69,7 +61,7 @@ growing(const struct cache_lru *lru)
 }
 
 /* The bucket where a key with hash h lives (or would be inserted). */
-static struct node **
+static struct cache_lru_node **
 slot(struct cache_lru *lru, uint64_t h)
 {
     size_t i = (size_t)h & lru->t[0].mask;
@@ -80,10 +72,10 @@ slot(struct cache_lru *lru, uint64_t h)
 }
 
 /* The link pointing at key's node in its bucket, or at the bucket's NULL end. */
-static struct node **
+static struct cache_lru_node **
 find(struct cache_lru *lru, const struct cache_key *key)
 {
-    struct node **link = slot(lru, hash(key));
+    struct cache_lru_node **link = slot(lru, hash(key));
 
     while (*link != NULL && !cache_key_equal(&(*link)->key, key))
         link = &(*link)->chain;
@@ -108,11 +100,11 @@ step(struct cache_lru *lru)
         return;
     stop = lru->moved + STEP < size ? lru->moved + STEP : size;
     for (; lru->moved < stop; lru->moved++) {
-        struct node *n = lru->t[0].buckets[lru->moved];
+        struct cache_lru_node *n = lru->t[0].buckets[lru->moved];
 
         while (n != NULL) {
-            struct node *next = n->chain;
-            struct node **b = &lru->t[1].buckets[(size_t)hash(&n->key) & lru->t[1].mask];
+            struct cache_lru_node *next = n->chain;
+            struct cache_lru_node **b = &lru->t[1].buckets[(size_t)hash(&n->key) & lru->t[1].mask];
 
             n->chain = *b;
             *b = n;
@@ -135,14 +127,14 @@ grow(struct cache_lru *lru)
 {
     size_t size = lru->t[0].mask + 1;
 
-    if (growing(lru) || lru->count <= size || size > SIZE_MAX / 2 / sizeof(struct node *))
+    if (growing(lru) || lru->count <= size || size > SIZE_MAX / 2 / sizeof(struct cache_lru_node *))
         return;
     table_init(&lru->t[1], size * 2);
     lru->moved = 0;
 }
 
 static void
-list_unlink(struct cache_lru *lru, struct node *n)
+list_unlink(struct cache_lru *lru, struct cache_lru_node *n)
 {
     if (n->prev != NULL)
         n->prev->next = n->next;
@@ -155,7 +147,7 @@ list_unlink(struct cache_lru *lru, struct node *n)
 }
 
 static void
-list_push(struct cache_lru *lru, struct node *n)
+list_push(struct cache_lru *lru, struct cache_lru_node *n)
 {
     n->prev = NULL;
     n->next = lru->head;
@@ -167,7 +159,7 @@ list_push(struct cache_lru *lru, struct node *n)
 }
 
 static void
-touch(struct cache_lru *lru, struct node *n)
+touch(struct cache_lru *lru, struct cache_lru_node *n)
 {
     if (lru->head == n)
         return;
@@ -176,21 +168,16 @@ touch(struct cache_lru *lru, struct node *n)
 }
 
 static void
-give_back(struct cache_lru *lru, void *value)
+give_back(struct cache_lru *lru, struct cache_lru_node *n)
 {
     if (lru->release != NULL)
-        lru->release(value);
+        lru->release(n);
 }
 
-/*
- * Removes n (whose bucket link is *link, or NULL to look it up), frees it
- * and releases its value.
- */
+/* Removes n (whose bucket link is *link, or NULL to look it up) and releases its value. */
 static void
-drop(struct cache_lru *lru, struct node **link, struct node *n)
+drop(struct cache_lru *lru, struct cache_lru_node **link, struct cache_lru_node *n)
 {
-    void *value = n->value;
-
     if (link == NULL) {
         link = slot(lru, hash(&n->key));
         while (*link != n)
@@ -199,9 +186,8 @@ drop(struct cache_lru *lru, struct node **link, struct node *n)
     *link = n->chain;
     list_unlink(lru, n);
     lru->count--;
-    lru->bytes -= n->bytes;
-    bson_free(n);
-    give_back(lru, value);
+    lru->bytes -= lru->charge(n);
+    give_back(lru, n);
 }
 
 /* Evicts from the LRU end until the total fits the budget; returns how many. */
@@ -218,30 +204,29 @@ shed(struct cache_lru *lru)
 }
 
 struct cache_lru *
-cache_lru_new(size_t budget, cache_lru_release_fn release)
+cache_lru_new(size_t budget, cache_lru_release_fn release, cache_lru_charge_fn charge)
 {
     struct cache_lru *lru = bson_malloc0(sizeof *lru);
 
     table_init(&lru->t[0], FIRST_SIZE);
     lru->budget = budget;
     lru->release = release;
+    lru->charge = charge;
     return lru;
 }
 
 void
 cache_lru_destroy(struct cache_lru *lru)
 {
-    struct node *n;
+    struct cache_lru_node *n;
 
     if (lru == NULL)
         return;
     n = lru->head;
     while (n != NULL) {
-        struct node *next = n->next;
-        void *value = n->value;
+        struct cache_lru_node *next = n->next;
 
-        bson_free(n);
-        give_back(lru, value);
+        give_back(lru, n);
         n = next;
     }
     bson_free(lru->t[0].buckets);
@@ -250,47 +235,34 @@ cache_lru_destroy(struct cache_lru *lru)
 }
 
 bool
-cache_lru_put(struct cache_lru *lru, const struct cache_key *key, void *value, size_t bytes,
+cache_lru_put(struct cache_lru *lru, const struct cache_key *key, struct cache_lru_node *n,
               uint64_t expires_ms, uint32_t *evicted)
 {
-    struct node **link;
-    struct node *n;
+    struct cache_lru_node **link;
+    size_t bytes = lru->charge(n);
     uint32_t shed_count;
 
     if (evicted != NULL)
         *evicted = 0;
     step(lru);
     link = find(lru, key);
-    n = *link;
+    if (*link != NULL) {
+        /* The key's old value goes (stale now, even if the new one is refused). */
+        drop(lru, link, *link);
+        link = find(lru, key);
+    }
     if (bytes > lru->budget) {
-        /* The key's old value is stale now: it goes too. */
-        if (n != NULL)
-            drop(lru, link, n);
-        give_back(lru, value);
+        give_back(lru, n);
         return false;
     }
-    if (n != NULL) {
-        void *old = n->value;
-
-        lru->bytes = lru->bytes - n->bytes + bytes;
-        n->value = value;
-        n->bytes = bytes;
-        n->expires_ms = expires_ms;
-        touch(lru, n);
-        give_back(lru, old);
-    } else {
-        n = bson_malloc(sizeof *n);
-        n->chain = NULL;
-        n->key = *key;
-        n->value = value;
-        n->bytes = bytes;
-        n->expires_ms = expires_ms;
-        *link = n;
-        list_push(lru, n);
-        lru->count++;
-        lru->bytes += bytes;
-        grow(lru);
-    }
+    n->chain = NULL;
+    n->key = *key;
+    n->expires_ms = expires_ms;
+    *link = n;
+    list_push(lru, n);
+    lru->count++;
+    lru->bytes += bytes;
+    grow(lru);
     /* The new entry is at the MRU end and fits alone, so it is never shed. */
     shed_count = shed(lru);
     if (evicted != NULL)
@@ -298,11 +270,11 @@ cache_lru_put(struct cache_lru *lru, const struct cache_key *key, void *value, s
     return true;
 }
 
-void *
+struct cache_lru_node *
 cache_lru_get(struct cache_lru *lru, const struct cache_key *key, uint64_t now_ms)
 {
-    struct node **link;
-    struct node *n;
+    struct cache_lru_node **link;
+    struct cache_lru_node *n;
 
     step(lru);
     link = find(lru, key);
@@ -314,13 +286,13 @@ cache_lru_get(struct cache_lru *lru, const struct cache_key *key, uint64_t now_m
         return NULL;
     }
     touch(lru, n);
-    return n->value;
+    return n;
 }
 
 bool
 cache_lru_remove(struct cache_lru *lru, const struct cache_key *key)
 {
-    struct node **link;
+    struct cache_lru_node **link;
 
     step(lru);
     link = find(lru, key);
@@ -331,16 +303,17 @@ cache_lru_remove(struct cache_lru *lru, const struct cache_key *key)
 }
 
 size_t
-cache_lru_remove_if(struct cache_lru *lru, bool (*match)(const void *value, void *arg), void *arg)
+cache_lru_remove_if(struct cache_lru *lru,
+                    bool (*match)(const struct cache_lru_node *node, void *arg), void *arg)
 {
-    struct node *n = lru->tail;
+    struct cache_lru_node *n = lru->tail;
     size_t removed = 0;
 
     while (n != NULL) {
-        struct node *cur = n;
+        struct cache_lru_node *cur = n;
 
         n = n->prev; /* read before cur may be freed */
-        if (match(cur->value, arg)) {
+        if (match(cur, arg)) {
             drop(lru, NULL, cur);
             removed++;
         }
@@ -351,11 +324,11 @@ cache_lru_remove_if(struct cache_lru *lru, bool (*match)(const void *value, void
 uint32_t
 cache_lru_expire(struct cache_lru *lru, uint64_t now_ms, uint32_t max_checks)
 {
-    struct node *n = lru->tail;
+    struct cache_lru_node *n = lru->tail;
     uint32_t removed = 0;
 
     for (; n != NULL && max_checks > 0; max_checks--) {
-        struct node *cur = n;
+        struct cache_lru_node *cur = n;
 
         n = n->prev; /* the next newer one, read before cur may be freed */
         if (cur->expires_ms <= now_ms) {
@@ -388,5 +361,5 @@ cache_lru_count(const struct cache_lru *lru)
 size_t
 cache_lru_overhead(void)
 {
-    return sizeof(struct node) + sizeof(struct node *);
+    return sizeof(struct cache_lru_node *);
 }

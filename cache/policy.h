@@ -1,8 +1,8 @@
 /*
- * cache/policy.h: what may be cached, and what a write invalidates. An
- * allowlist: find, aggregate, count and distinct, only under the conditions
- * below (docs/compatibility.md lists them for users); every other command
- * passes through. Every
+ * cache/policy.h: what may be cached (what a write invalidates is
+ * cache/inval_scope.h). An allowlist: find, aggregate, count and distinct,
+ * only under the conditions below (docs/compatibility.md lists them for
+ * users); every other command passes through. Every
  * decision has a reason, which the proxy counts and logs at debug level.
  * Pure functions over checked command and reply documents: no I/O, no state.
  */
@@ -10,6 +10,7 @@
 #define MONGOCACHE_CACHE_POLICY_H
 
 #include "wire/cmd.h"
+#include "wire/names.h"
 
 #include <bson/bson.h>
 #include <stdbool.h>
@@ -118,59 +119,15 @@ enum cache_policy_reason cache_policy_request(const bson_t *body, const struct w
 enum cache_policy_reason cache_policy_reply(const bson_t *reply, size_t reply_len,
                                             size_t max_entry_bytes);
 
-/* What a command may change, so what the proxy must invalidate. */
-enum cache_write_scope {
-    CACHE_WRITE_NONE,      /* a read or a command that changes no data */
-    CACHE_WRITE_NS,        /* the collections in ns[] */
-    CACHE_WRITE_DB,        /* whole databases: the db fields of ns[] (DDL) */
-    CACHE_WRITE_USER,      /* the entries of principal user@db (user management) */
-    CACHE_WRITE_ALL,       /* everything (role changes, unknown scope, too many namespaces) */
-    CACHE_WRITE_TXN_END,   /* commitTransaction/abortTransaction: the session's writes */
-};
-
-#define CACHE_POLICY_MAX_WRITE_NS 16
-
-struct cache_write {
-    enum cache_write_scope scope;
-    struct cache_ns_ref ns[CACHE_POLICY_MAX_WRITE_NS];
-    uint32_t n_ns;
-    const char *user;     /* CACHE_WRITE_USER: the user name, inside the command */
-    uint32_t user_len;
-    bool in_transaction;  /* txnNumber with autocommit:false: bump again at commit */
-};
-
 /*
- * Classifies a command by what it may write. body is checked; cmd as for
- * cache_policy_request; db its $db;
- * seqs/n_seqs its OP_MSG kind-1 sections (the 8.0 bulkWrite names its
- * namespaces in an nsInfo sequence), passed as (id, first document, bytes).
- *   insert, update, delete, findAndModify, createIndexes, dropIndexes,
- *   compact, validate -> NS (db.coll);
- *   aggregate with $out / $merge -> NS (the target, in its own db if given);
- *   bulkWrite (admin) -> NS for each nsInfo.ns ("db.coll" strings);
- *   drop, create, collMod, convertToCapped, cloneCollectionAsCapped,
- *   dropDatabase -> DB (the command's db); renameCollection -> DB for the
- *   databases of `renameCollection` and `to` ("db.coll" strings);
- *   createUser, updateUser, dropUser, grantRolesToUser, revokeRolesFromUser
- *   -> USER (user points at the user named; ns[0].db is db);
- *   dropAllUsersFromDatabase, createRole, updateRole, dropRole,
- *   dropAllRolesFromDatabase, grantPrivilegesToRole,
- *   revokePrivilegesFromRole, grantRolesToRole, revokeRolesFromRole,
- *   applyOps -> ALL;
- *   mapReduce with an output collection (out: "coll" or {replace|merge|
- *   reduce: coll, db}) -> NS (the output); out: {inline: 1} -> NONE;
- *   commitTransaction, abortTransaction -> TXN_END;
- *   any other command (reads, and commands that change no data) -> NONE.
- * The aliases findandmodify, deleteIndexes and mapreduce count as their
- * commands. A listed command whose targets cannot be read (a malformed
- * target, duplicate top-level keys, no db, more than
- * CACHE_POLICY_MAX_WRITE_NS namespaces) -> ALL. An NS command whose
- * collection is not a string (a UUID) -> DB. For DB scope ns[] holds
- * databases only (coll NULL). in_transaction is set for any command
- * carrying txnNumber together with autocommit: false.
+ * Reads a namespace given as a string (a collection in def_db) or as a
+ * document {db, <coll_key>} (db optional), pointing into the value. Sets
+ * *found to false when the value is a document without <coll_key>. False
+ * when the value cannot name a namespace. Shared with the write side
+ * (cache/inval_scope.c), which reads $out and mapReduce targets the same way.
  */
-void cache_policy_write(const bson_t *body, const struct wire_cmd *cmd, const char *db,
-                        const char *const *seq_ids, const uint8_t *const *seq_docs,
-                        const uint32_t *seq_lens, uint32_t n_seqs, struct cache_write *write);
+bool cache_policy_ns_value(const bson_iter_t *value, enum wire_name coll_key, const char *def_db,
+                           uint32_t def_db_len, const char **db, uint32_t *db_len,
+                           const char **coll, uint32_t *coll_len, bool *found);
 
 #endif

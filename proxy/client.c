@@ -781,7 +781,7 @@ advise(struct proxy_client *c, struct proxy_request *req, const struct wire_msg 
         req->sent_us = sent_us;
         req->shape_weight = weight;
         if (req->miss)
-            req->miss->tag = req->shapes[0];
+            cache_pending_set_tag(req->miss, req->shapes[0]);
     } else if (cmd->db && changes_indexes(cmd->name_id)) {
         req->index_db = bson_strndup(cmd->db, cmd->db_len);
         if (cmd->coll && cmd->name_id != WIRE_NAME_DROP_DATABASE)

@@ -123,19 +123,18 @@ proxy_lookup_consult(struct proxy_client *c, const struct wire_msg *msg, const s
     read.db = cmd->db;
     read.n_sequences = msg->n_seqs;
     read.principal = proxy_lookup_principal(c);
+    read.bypass_reason = 0;
     req->batch_size = proxy_cursor_requested_batch(body);
-    /* On the heap from the start: reads that coalesce on it keep its address. */
-    pending = bson_malloc0(sizeof *pending);
     proxy_stats_add(&c->server->stats, PROXY_STAT_cache_lookups, 1);
-    outcome = cache_lookup(cache, &read, pending, &req->hit, cache_resolved, req, &req->wait);
+    outcome = cache_lookup(cache, &read, &pending, &req->hit, cache_resolved, req, &req->wait);
     if (conf_log_enabled(CONF_LOG_DEBUG))
         conf_log(CONF_LOG_DEBUG, c->id, "cache", "request_id=%d outcome=%s reason=%s",
                  req->request_id,
                  outcome == CACHE_HIT    ? "hit"
                  : outcome == CACHE_MISS ? "miss"
                  : outcome == CACHE_WAIT ? "wait"
-                                          : "bypass",
-                 outcome == CACHE_BYPASS ? cache_bypass_name(pending->bypass_reason) : "-");
+                                         : "bypass",
+                 outcome == CACHE_BYPASS ? cache_bypass_name(read.bypass_reason) : "-");
     switch (outcome) {
     case CACHE_MISS:
         req->miss = pending;
@@ -157,9 +156,8 @@ proxy_lookup_consult(struct proxy_client *c, const struct wire_msg *msg, const s
     case CACHE_BYPASS:
         break;
     }
-    /* Hits and bypasses never fill. */
-    cache_pending_cleanup(cache, pending);
-    bson_free(pending);
+    /* Hits and bypasses never fill (and have no pending). */
+    cache_pending_free(cache, pending);
     return verdict;
 }
 

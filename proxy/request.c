@@ -275,8 +275,7 @@ proxy_request_drop_miss(struct proxy_request *req, struct cache *cache)
 {
     if (!req->miss)
         return;
-    cache_pending_cleanup(cache, req->miss);
-    bson_free(req->miss);
+    cache_pending_free(cache, req->miss);
     req->miss = NULL;
 }
 

@@ -71,7 +71,7 @@ tally _build-asan/test-suite.log
 step "8-bit cache keys (_build-tiny): collisions never give a wrong answer"
 rm -f _build-tiny/test-suite.log
 run_check _build-tiny --enable-werror --enable-tiny-keys \
-    TESTS="tests/integration/test_collisions.sh tests/integration/test_workload.sh" || status=1
+    TESTS="tests/unit/test_cache_cache tests/integration/test_collisions.sh tests/integration/test_workload.sh" || status=1
 tally _build-tiny/test-suite.log
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}

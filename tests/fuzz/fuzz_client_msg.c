@@ -5,7 +5,7 @@
  * proxy/client.c does (wire_frame_header, then header.length bytes, each
  * copied into a buffer of exactly that size so that ASan sees any read past
  * a message), and each message goes through
- *   OP_MSG:   wire_msg_parse -> wire_cmd_parse -> cache_policy_write and
+ *   OP_MSG:   wire_msg_parse -> wire_cmd_parse -> cache_inval_scope_classify and
  *             cache_policy_request -> cache_key_build (when cacheable) ->
  *             wire_msg_rebuild / wire_msg_clear_flags (hello and exhaust
  *             rewrites) -> wire_reply_restamp of a fixed stored reply (a hit);
@@ -25,6 +25,7 @@
 #include "tests/fuzz/fuzz.h"
 
 #include "cache/key.h"
+#include "cache/inval_scope.h"
 #include "cache/policy.h"
 #include "wire/cmd.h"
 #include "wire/doc.h"
@@ -206,9 +207,9 @@ consult_cache(const struct wire_msg *msg, const struct wire_cmd *cmd, const bson
         docs[i] = msg->seqs[i].docs;
         lens[i] = msg->seqs[i].docs_len;
     }
-    cache_policy_write(body, cmd, cmd->db, ids, docs, lens, msg->n_seqs, &write);
+    cache_inval_scope_classify(body, cmd, cmd->db, ids, docs, lens, msg->n_seqs, &write);
     FUZZ_CHECK(write.scope >= CACHE_WRITE_NONE && write.scope <= CACHE_WRITE_TXN_END);
-    FUZZ_CHECK(write.n_ns <= CACHE_POLICY_MAX_WRITE_NS);
+    FUZZ_CHECK(write.n_ns <= CACHE_INVAL_SCOPE_MAX_NS);
     if (write.scope == CACHE_WRITE_NS || write.scope == CACHE_WRITE_DB) {
         for (uint32_t i = 0; i < write.n_ns; i++)
             check_ns(&write.ns[i], write.scope == CACHE_WRITE_NS, data, len);
@@ -225,6 +226,7 @@ consult_cache(const struct wire_msg *msg, const struct wire_cmd *cmd, const bson
     if (reason == CACHE_POLICY_OK) {
         struct cache_key_material m1 = {0}, m2 = {0}, m3 = {0};
         struct cache_key k1, k2, k3;
+        uint64_t d1, d2, d3;
 
         FUZZ_CHECK(read.n_ns >= 1 && read.n_ns <= CACHE_POLICY_MAX_NAMESPACES);
         FUZZ_CHECK(write.scope == CACHE_WRITE_NONE); /* a cached read never writes */
@@ -239,14 +241,14 @@ consult_cache(const struct wire_msg *msg, const struct wire_cmd *cmd, const bson
         FUZZ_CHECK(memchr(cmd->db, '\0', cmd->db_len) == NULL);
 
         cache_key_build(&secret, "fuzz@admin", cmd->db, read.ns[0].coll, read.ns[0].coll_len,
-                        body, &m1, &k1);
+                        body, &m1, &k1, &d1);
         cache_key_build(&secret, "fuzz@admin", cmd->db, read.ns[0].coll, read.ns[0].coll_len,
-                        body, &m2, &k2);
-        FUZZ_CHECK(cache_key_equal(&k1, &k2));
+                        body, &m2, &k2, &d2);
+        FUZZ_CHECK(cache_key_equal(&k1, &k2) && d1 == d2);
         FUZZ_CHECK(m1.len == m2.len && memcmp(m1.data, m2.data, m1.len) == 0);
         /* Another principal never shares the material (so never an entry). */
         cache_key_build(&secret, "", cmd->db, read.ns[0].coll, read.ns[0].coll_len, body, &m3,
-                        &k3);
+                        &k3, &d3);
         FUZZ_CHECK(m3.len != m1.len || memcmp(m3.data, m1.data, m1.len) != 0);
         cache_key_material_cleanup(&m1);
         cache_key_material_cleanup(&m2);

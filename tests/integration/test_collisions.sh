@@ -6,7 +6,7 @@
 #
 # 332 different finds (distinct filters, sorts and limits), each read twice in
 # a row, run in two rounds through the proxy, interleaved with writes; every result must equal FerretDB's,
-# and the proxy must have counted collisions (so the full-key comparison
+# and the proxy must have counted collisions (so the key digest comparison
 # was exercised) and still served hits.
 set -u
 

@@ -51,13 +51,11 @@ static enum cache_outcome
 read_once(struct fx *f, const char *cmd_json, const char *principal, int n, int *got)
 {
     bson_t *cmd = json(cmd_json);
-    struct cache_request req = {cmd, NULL, db_of(cmd), 0, principal};
-    struct cache_pending p;
+    struct cache_request req = {cmd, NULL, db_of(cmd), 0, principal, 0};
+    struct cache_pending *p;
     struct cache_value *hit;
     struct cache_wait *wait;
     enum cache_outcome out;
-
-    memset(&p, 0, sizeof p);
     *got = -1;
     out = cache_lookup(f->cache, &req, &p, &hit, NULL, NULL, &wait);
     if (out == CACHE_HIT) {
@@ -75,12 +73,12 @@ read_once(struct fx *f, const char *cmd_json, const char *principal, int n, int 
         bson_t *body;
         uint8_t *bytes = reply_for(n, &len, &body);
 
-        cache_store(f->cache, &p, bytes, len, body);
+        cache_store(f->cache, p, bytes, len, body);
         bson_free(bytes);
         bson_destroy(body);
     }
     if (out != CACHE_BYPASS)
-        cache_pending_cleanup(f->cache, &p);
+        cache_pending_free(f->cache, p);
     bson_destroy(cmd);
     return out;
 }
@@ -211,8 +209,8 @@ test_race(void)
 {
     struct fx f = setup(NULL, 0);
     bson_t *cmd = json(Q);
-    struct cache_request req = {cmd, NULL, "d", 0, ""};
-    struct cache_pending p;
+    struct cache_request req = {cmd, NULL, "d", 0, "", 0};
+    struct cache_pending *p;
     struct cache_value *hit;
     struct cache_wait *wait;
     struct cache_inval inv;
@@ -221,26 +219,23 @@ test_race(void)
     size_t len;
     uint8_t *bytes = reply_for(1, &len, &body);
     int got;
-
-    memset(&p, 0, sizeof p);
     is_int(cache_lookup(f.cache, &req, &p, &hit, NULL, NULL, &wait), CACHE_MISS, "race: a miss");
     ok(cache_write_begin(f.cache, w, NULL, "d", NULL, NULL, NULL, 0, false, &inv),
        "race: a write begins while the read is in flight");
     cache_write_end(f.cache, &inv);
-    cache_store(f.cache, &p, bytes, len, body);
-    cache_pending_cleanup(f.cache, &p);
+    cache_store(f.cache, p, bytes, len, body);
+    cache_pending_free(f.cache, p);
     is_int((long long)cache_counter(f.cache, CACHE_CTR_fills_refused_generation), 1,
            "race: the read's reply is not stored");
     is_int(read_once(&f, Q, "", 2, &got), CACHE_MISS, "race: the next read goes upstream");
 
     /* A read that starts after the first bump but returns before the ack. */
-    memset(&p, 0, sizeof p);
     ok(cache_write_begin(f.cache, w, NULL, "d", NULL, NULL, NULL, 0, false, &inv),
        "race 2: write begins");
     is_int(cache_lookup(f.cache, &req, &p, &hit, NULL, NULL, &wait), CACHE_MISS,
            "race 2: a read after the first bump misses");
-    cache_store(f.cache, &p, bytes, len, body);
-    cache_pending_cleanup(f.cache, &p);
+    cache_store(f.cache, p, bytes, len, body);
+    cache_pending_free(f.cache, p);
     cache_write_end(f.cache, &inv);
     is_int(read_once(&f, Q, "", 3, &got), CACHE_MISS,
            "race 2: its reply, stored before the ack, is dropped by the second bump");
@@ -398,29 +393,25 @@ test_coalescing(void)
 {
     struct fx f = setup(NULL, 0);
     bson_t *cmd = json(Q);
-    struct cache_request req = {cmd, NULL, "d", 0, ""};
-    struct cache_pending leader, p2, p3;
+    struct cache_request req = {cmd, NULL, "d", 0, "", 0};
+    struct cache_pending *leader, *p2, *p3;
     struct cache_value *hit;
     struct cache_wait *w2, *w3, *w1;
     struct follower a = {0}, b = {0};
     bson_t *body;
     size_t len;
     uint8_t *bytes = reply_for(1, &len, &body);
-
-    memset(&leader, 0, sizeof leader);
-    memset(&p2, 0, sizeof p2);
-    memset(&p3, 0, sizeof p3);
     is_int(cache_lookup(f.cache, &req, &leader, &hit, follower_cb, &a, &w1), CACHE_MISS,
            "coalescing: the first read leads");
     is_int(cache_lookup(f.cache, &req, &p2, &hit, follower_cb, &a, &w2), CACHE_WAIT,
            "coalescing: an identical read waits");
     is_int(cache_lookup(f.cache, &req, &p3, &hit, follower_cb, &b, &w3), CACHE_WAIT,
            "coalescing: and another");
-    cache_pending_cleanup(f.cache, &p2);
-    cache_pending_cleanup(f.cache, &p3);
+    cache_pending_free(f.cache, p2);
+    cache_pending_free(f.cache, p3);
     cache_wait_cancel(w3);
-    cache_store(f.cache, &leader, bytes, len, body);
-    cache_pending_cleanup(f.cache, &leader);
+    cache_store(f.cache, leader, bytes, len, body);
+    cache_pending_free(f.cache, leader);
     ok(a.calls == 1 && a.outcome == CACHE_HIT && a.hit != NULL,
        "coalescing: the waiter gets the leader's reply");
     is_int(b.calls, 0, "coalescing: a cancelled waiter is not called");
@@ -429,13 +420,11 @@ test_coalescing(void)
     /* The leader's reply is not storable: waiters go upstream themselves. */
     write_cmd(&f, "{'delete': 'c', 'deletes': [], '$db': 'd'}", false);
     memset(&a, 0, sizeof a);
-    memset(&leader, 0, sizeof leader);
-    memset(&p2, 0, sizeof p2);
     cache_lookup(f.cache, &req, &leader, &hit, follower_cb, &a, &w1);
     is_int(cache_lookup(f.cache, &req, &p2, &hit, follower_cb, &a, &w2), CACHE_WAIT,
            "coalescing: waiting again");
-    cache_pending_cleanup(f.cache, &p2);
-    cache_pending_cleanup(f.cache, &leader);
+    cache_pending_free(f.cache, p2);
+    cache_pending_free(f.cache, leader);
     ok(a.calls == 1 && a.outcome == CACHE_BYPASS,
        "coalescing: a failed leader sends waiters upstream");
     bson_free(bytes);
@@ -516,8 +505,8 @@ test_admin_drop(void)
     {
         /* A read in flight when its namespace is invalidated is not stored. */
         bson_t *cmd = json(q2);
-        struct cache_request req = {cmd, NULL, "d", 0, ""};
-        struct cache_pending p;
+        struct cache_request req = {cmd, NULL, "d", 0, "", 0};
+        struct cache_pending *p;
         struct cache_value *hit;
         struct cache_wait *wait;
         uint64_t refused = cache_counter(f.cache, CACHE_CTR_fills_refused_generation);
@@ -529,8 +518,8 @@ test_admin_drop(void)
                "a read of d.c misses");
         cache_admin_drop(f.cache, "d.c", 3);
         bytes = reply_for(20, &len, &body);
-        cache_store(f.cache, &p, bytes, len, body);
-        cache_pending_cleanup(f.cache, &p);
+        cache_store(f.cache, p, bytes, len, body);
+        cache_pending_free(f.cache, p);
         bson_free(bytes);
         bson_destroy(body);
         bson_destroy(cmd);
@@ -545,6 +534,82 @@ test_admin_drop(void)
     teardown(&f);
 }
 
+/*
+ * Forced collisions: in a --enable-tiny-keys build (8-bit keys) 600
+ * distinct finds share 256 keys, so most lookups find another query's
+ * entry under their key; the digest must turn every one into a miss, never
+ * a hit on the wrong reply. In a normal build the same reads run (and must
+ * be right) but meet no collision.
+ */
+static void
+test_collisions(void)
+{
+    struct fx f = setup(NULL, 0);
+    int wrong = 0, hits = 0, got;
+    char q[128];
+
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 600; i++) {
+            enum cache_outcome out;
+
+            snprintf(q, sizeof q, "{'find': 'c', 'filter': {'a': %d}, '$db': 'd'}", i);
+            out = read_once(&f, q, "", i, &got);
+            if (out == CACHE_MISS) /* stored: read it back at once */
+                out = read_once(&f, q, "", -1, &got);
+            if (out == CACHE_HIT) {
+                hits++;
+                wrong += got != i;
+            }
+        }
+    }
+    is_int(wrong, 0, "collisions: no read of 600 finds was answered with another's reply");
+    ok(hits >= 600, "collisions: %d hits, each the query's own reply", hits);
+    if (cache_key_bits() < 64)
+        ok(cache_counter(f.cache, CACHE_CTR_collisions) > 300,
+           "collisions: %d-bit keys met %llu collisions, each caught by the digest",
+           cache_key_bits(), (unsigned long long)cache_counter(f.cache, CACHE_CTR_collisions));
+    teardown(&f);
+}
+
+/*
+ * What an in-process entry costs beyond its reply, from the cache's own
+ * accounting (cache_bytes: every value's allocation as charged, the shared
+ * dependency snapshots and their table): at most 96 bytes for an entry of
+ * one namespace (issue 9). Was about 670: a copy of the key material and
+ * fixed arrays of 18 dependencies.
+ */
+static void
+test_entry_bytes(void)
+{
+    static const char *const flags[] = {"--cache-memory", "1073741824"};
+    struct fx f = setup(flags, 2);
+    enum { N = 5000 };
+    size_t len;
+    bson_t *body;
+    uint8_t *bytes = reply_for(0, &len, &body);
+    char q[128];
+    int got, misses = 0;
+    double per;
+
+    uint64_t entries;
+
+    for (int i = 0; i < N; i++) {
+        snprintf(q, sizeof q, "{'find': 'c', 'filter': {'a': %d, 'b': 'x'}, '$db': 'd'}", i);
+        misses += read_once(&f, q, "5:alice@d", i, &got) == CACHE_MISS;
+    }
+    entries = cache_counter(f.cache, CACHE_CTR_entries);
+    /* With 8-bit keys (a tiny-key build) entries replace each other: fewer are kept. */
+    ok(misses == N && (entries == N || (cache_key_bits() < 64 && entries > 0)),
+       "entry bytes: %llu entries of one namespace stored", (unsigned long long)entries);
+    per = ((double)cache_counter(f.cache, CACHE_CTR_bytes) - (double)entries * (double)len) /
+          (double)(entries ? entries : 1);
+    ok(per > 0 && per <= 96,
+       "entry bytes: %.1f bytes per entry beyond its %zu-byte reply (at most 96)", per, len);
+    bson_free(bytes);
+    bson_destroy(body);
+    teardown(&f);
+}
+
 int
 main(void)
 {
@@ -556,5 +621,7 @@ main(void)
     test_rules();
     test_coalescing();
     test_bounded_namespaces();
+    test_collisions();
+    test_entry_bytes();
     return done_testing();
 }

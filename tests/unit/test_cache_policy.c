@@ -1,13 +1,14 @@
 /*
- * tests/unit/test_cache_policy.c: owns the tests of cache/policy.c: the
- * cacheability table (requests and replies, one TAP line per row) and the
- * write-scope table. It does not test key
+ * tests/unit/test_cache_policy.c: owns the tests of cache/policy.c, the
+ * cacheability table (requests and replies, one TAP line per row), and of
+ * cache/inval_scope.c, the write-scope table. It does not test key
  * building, generations or the cache door (their own test programs).
  */
 #include "config.h"
 
 #include "tests/unit/tap.h"
 #include "tests/unit/json.h"
+#include "cache/inval_scope.h"
 #include "cache/policy.h"
 
 #include <stdio.h>
@@ -800,7 +801,7 @@ check_write(const char *name, const bson_t *body, const char *db, const uint8_t 
     bool user_ok;
 
     memset(&w, 0xa5, sizeof w);
-    cache_policy_write(body, NULL, db, ids, docs, lens, seq ? 2 : 0, &w);
+    cache_inval_scope_classify(body, NULL, db, ids, docs, lens, seq ? 2 : 0, &w);
     format_ns(w.ns, w.n_ns, ns, sizeof ns);
     user_ok = want_user ? w.user && w.user_len == strlen(want_user) &&
                               memcmp(w.user, want_user, w.user_len) == 0 && inside(w.user, body)
@@ -862,8 +863,8 @@ test_write_special(void)
     static const uint8_t truncated[] = {0x20, 0, 0, 0, 0x02, 'n', 's', 0};
     bson_t *b;
 
-    check_bulk_write_n(CACHE_POLICY_MAX_WRITE_NS, CACHE_WRITE_NS);
-    check_bulk_write_n(CACHE_POLICY_MAX_WRITE_NS + 1, CACHE_WRITE_ALL);
+    check_bulk_write_n(CACHE_INVAL_SCOPE_MAX_NS, CACHE_WRITE_NS);
+    check_bulk_write_n(CACHE_INVAL_SCOPE_MAX_NS + 1, CACHE_WRITE_ALL);
 
     b = bson_new();
     BSON_APPEND_UTF8(b, "insert", "a");

@@ -34,8 +34,8 @@ result(struct fixture *f, const char *coll, uint32_t n, bool complete)
 {
     char text[128];
     bson_t *cmd;
-    struct cache_request req = {NULL, NULL, "d", 0, ""};
-    struct cache_pending pending;
+    struct cache_request req = {NULL, NULL, "d", 0, "", 0};
+    struct cache_pending *pending;
     struct cache_value *hit, *v;
     struct cache_wait *wait;
     bson_t docs = BSON_INITIALIZER;
@@ -45,7 +45,6 @@ result(struct fixture *f, const char *coll, uint32_t n, bool complete)
     snprintf(text, sizeof text, "{'find': '%s', 'filter': {}, '$db': 'd'}", coll);
     cmd = json(text);
     req.body = cmd;
-    memset(&pending, 0, sizeof pending);
     ok(cache_lookup(f->cache, &req, &pending, &hit, NULL, NULL, &wait) == CACHE_MISS,
        "a new find is a miss");
     for (uint32_t i = 0; i < n; i++) {
@@ -57,8 +56,8 @@ result(struct fixture *f, const char *coll, uint32_t n, bool complete)
         len += d->len;
         bson_destroy(d);
     }
-    v = cache_store_docs(f->cache, &pending, buf, len, n, "d.c", complete);
-    cache_pending_cleanup(f->cache, &pending);
+    v = cache_store_docs(f->cache, pending, buf, len, n, "d.c", complete);
+    cache_pending_free(f->cache, pending);
     bson_free(buf);
     bson_destroy(&docs);
     bson_destroy(cmd);
