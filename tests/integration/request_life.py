@@ -11,7 +11,7 @@ error (close B, count it), never relay it to B nor abort; A's read, released
 afterwards, is answered; the proxy exits 0 on SIGTERM.
 
 Usage (the wrapper test_request_life.sh runs it):
-    request_life.py --bin MONGOCACHE --log PROXY_LOG
+    request_life.py --bin MONGOCACHE --log PROXY_LOG --port PORT --http HTTP_PORT
 
 Prints unnumbered TAP lines ("ok - ..." / "not ok - ..."); the wrapper
 numbers them. Python 3 stdlib only (wire helpers from malformed.py).
@@ -118,21 +118,15 @@ class FakeUpstream:
             return
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
     ap.add_argument("--log", required=True)
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--http", type=int, required=True)
     a = ap.parse_args()
     up = FakeUpstream()
-    port, http = free_port(), free_port()
+    port, http = a.port, a.http
     log = open(a.log, "w")
     proxy = subprocess.Popen([a.bin, "--listen", "127.0.0.1:%d" % port, "--upstream",
                               "mongodb://127.0.0.1:%d" % up.port, "--http-listen",

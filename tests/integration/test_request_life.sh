@@ -15,5 +15,6 @@ if [ "${MC_PROXY_BYPASS:-0}" = 1 ]; then
 fi
 mc_plan 6
 mc_run_lines request_life 6 held "$MC_PYTHON" "$MC_TESTDIR/request_life.py" \
-    --bin "$MC_MONGOCACHE" --log "$MC_TMP/proxy.1.log"
+    --bin "$MC_MONGOCACHE" --log "$MC_TMP/proxy.1.log" --port "$(mc_free_port)" \
+    --http "$(mc_free_port)"
 mc_done
