@@ -3,11 +3,12 @@
  * stored replies, and the generation counters that invalidate them, so a
  * write through any proxy invalidates what every proxy serves.
  *
- * Two connections of our own on the proxy's event loop (cache/redis_conn.h:
- * hiredis only encodes commands and parses replies); every command has its
+ * Two connections of our own on the proxy's event loop (cache/redis_link.h,
+ * cache/redis_conn.h: hiredis only parses replies); every command has its
  * own libevent timer. Redis failing is
  * never a client's problem: an error or a timeout is a miss, after repeated
- * failures a circuit breaker skips Redis for a while, and a bump that could
+ * failures a circuit breaker skips Redis for a while (cache/redis_breaker.h:
+ * the commands of one failed pipelined batch are one failure), and a bump that could
  * not be delivered makes the tier "dirty": it is not trusted again until an
  * epoch bump (which invalidates every stored value) has succeeded.
  *
@@ -111,8 +112,9 @@ typedef void (*cache_redis_lookup_cb)(void *arg, enum cache_redis_status status,
                                       uint64_t epoch);
 
 /*
- * Looks key up: one round trip reading the value, every generation in
- * gens[0..n) (missing counters are created at a random base) and the epoch.
+ * Looks key up: one MGET reading the value, every generation in gens[0..n)
+ * and the epoch; when a counter does not exist, a second round trip (the
+ * lookup script) creates it at a random base and reads everything again.
  * A value is a HIT only if its stored generations and epoch equal the
  * current ones. gens (names and the array itself) must stay valid until
  * the callback, which is never called before this function returns.
@@ -128,7 +130,7 @@ struct cache_redis_op *cache_redis_lookup(struct cache_redis *redis, const struc
                                           cache_redis_lookup_cb cb, void *arg);
 
 /*
- * Reads only the generations in gens[0..n) and the epoch, in one round trip
+ * Reads only the generations in gens[0..n) and the epoch, in one MGET
  * (for an in-process copy, which must not be served if another proxy has
  * moved them). The callback gets MISS with gens[] and epoch filled, or
  * FAILED. Otherwise as cache_redis_lookup.

@@ -4,8 +4,8 @@
  * event loop never blocks on DNS), the output written before the socket
  * exists, the reader of what comes back (redis_resp.c, redis_push.c) and
  * the FIFO that pairs each reply with the command it answers. It does not own what a
- * reply must look like (each command's callback says), reconnection,
- * timeouts or logs (redis.c).
+ * reply must look like (each command's callback says), reconnection or
+ * logs (redis_link.c), timeouts (redis.c).
  *
  * A connection's life:
  *
@@ -212,6 +212,7 @@ dispatch(struct cache_redis_conn *conn)
         bson_error_t error;
         char why[64];
         bool ok;
+        int type;
 
         if (conn->channel) { /* subscribed by the callback of the last reply */
             read_pushes(conn, NULL, 0);
@@ -228,16 +229,16 @@ dispatch(struct cache_redis_conn *conn)
         }
         if (conn->count == 0) {
             bson_snprintf(why, sizeof why, "a reply nobody asked for (type %d)", reply->type);
-            freeReplyObject(reply);
             lose(conn, CACHE_REDIS_CONN_PROTOCOL, why);
             return;
         }
         w = fifo_pop(conn);
-        ok = w.cb(w.arg, reply);
-        bson_snprintf(why, sizeof why, "a reply of an unexpected shape (type %d)", reply->type);
-        freeReplyObject(reply);
-        if (!ok)
+        type = reply->type;
+        ok = w.cb(w.arg, reply); /* the reply is the reader's (redis_resp.h) */
+        if (!ok) { /* formatted only then: a reply that is fine costs no printf */
+            bson_snprintf(why, sizeof why, "a reply of an unexpected shape (type %d)", type);
             lose(conn, CACHE_REDIS_CONN_PROTOCOL, why);
+        }
     }
 }
 
@@ -511,6 +512,17 @@ cache_redis_conn_send(struct cache_redis_conn *conn, int argc, const char **argv
                       const size_t *argvlen, bool secret, cache_redis_conn_reply_cb cb, void *arg)
 {
     if (!conn || conn->dead || conn->channel || !queue(conn, argc, argv, argvlen, secret))
+        return false;
+    fifo_push(conn, cb, arg);
+    return true;
+}
+
+bool
+cache_redis_conn_send_raw(struct cache_redis_conn *conn, const void *data, size_t len,
+                          cache_redis_conn_reply_cb cb, void *arg)
+{
+    if (!conn || conn->dead || conn->channel ||
+        evbuffer_add(conn->bev ? bufferevent_get_output(conn->bev) : conn->early, data, len) != 0)
         return false;
     fifo_push(conn, cb, arg);
     return true;

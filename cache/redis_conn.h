@@ -93,6 +93,15 @@ bool cache_redis_conn_send(struct cache_redis_conn *conn, int argc, const char *
                            void *arg) __attribute__((warn_unused_result));
 
 /*
+ * Queues a command already encoded as RESP (data, len bytes: copied into
+ * the socket's output, nothing else allocated). Otherwise as
+ * cache_redis_conn_send. The bytes must be exactly one whole command.
+ */
+bool cache_redis_conn_send_raw(struct cache_redis_conn *conn, const void *data, size_t len,
+                               cache_redis_conn_reply_cb cb, void *arg)
+    __attribute__((warn_unused_result));
+
+/*
  * Sends SUBSCRIBE channel and turns conn into a subscription: every later
  * reply goes to handlers.push, and conn takes no more commands. Only when
  * no command is waiting; false otherwise (or when conn is lost).

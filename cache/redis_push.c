@@ -112,8 +112,7 @@ cache_redis_push_feed(struct cache_redis_resp *resp, const char *channel, size_t
                            push.kind == CACHE_REDIS_PUSH_SUBSCRIBED ? "subscribe" : "message");
             ok = false;
         }
-        freeReplyObject(reply);
-        if (!ok)
+        if (!ok) /* the reply is the reader's (redis_resp.h) */
             return false;
     }
 }

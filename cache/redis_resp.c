@@ -4,7 +4,7 @@
  * (built here, under a byte budget and an element limit, never with an
  * assert). It does not own a socket, the order of replies and commands
  * (redis_conn.c), what a subscription's pushes may be (redis_push.c), nor
- * what a command's reply must look like (redis.c).
+ * what a command's reply must look like (redis_cmd.c).
  *
  * Why hiredis's reader is safe to feed anything (hiredis 0.14.1, read.c):
  * every malformed input (a bad type byte, a bad length, an integer that
@@ -14,6 +14,15 @@
  * hiredis's own (hiredis.c), are the parent links: ours check them and
  * refuse instead. A NULL from an object function makes the reader fail
  * with "Out of memory": we remember the real reason to report it.
+ *
+ * Memory. A reply's objects (redisReply structs, element arrays, strings)
+ * come from an arena the reader owns: a block of ARENA_BLOCK bytes reused
+ * for every reply, and, for what does not fit (a large value), one malloc
+ * each. The arena is rewound when the next reply is asked for, so reading
+ * a hit's reply allocates nothing once the block exists, and nobody frees
+ * a reply: the object functions' free is a no-op (hiredis calls it on a
+ * partial reply it gives up on; that memory is rewound or freed with the
+ * reader).
  */
 #include "config.h"
 
@@ -26,6 +35,9 @@
 
 /* Bytes a partial reply may hold on the wire beyond the object budget (headers, CRLFs). */
 #define WIRE_SLACK 65536
+/* The arena's reused block: a lookup's reply (value, counters) fits for values up to ~15 KB. */
+#define ARENA_BLOCK 16384
+#define ARENA_ALIGN 16
 
 struct cache_redis_resp {
     redisReader *reader;
@@ -34,7 +46,59 @@ struct cache_redis_resp {
     size_t used;      /* object bytes of the reply being read */
     const char *over; /* why an object function or a limit refused, or NULL */
     bool failed;      /* unusable from the first error on */
+    bool handed_out;  /* the last call returned a reply: rewind before the next */
+    char *block;      /* ARENA_BLOCK bytes, reused */
+    size_t block_used;
+    void *big; /* allocations that did not fit, linked through their first word */
 };
+
+/* ---- the arena ------------------------------------------------------------------ */
+
+/* n bytes (zeroed when zero) for the reply being read; NULL when out of memory. */
+static void *
+arena_alloc(struct cache_redis_resp *resp, size_t n, bool zero)
+{
+    char *p;
+
+    if (n > SIZE_MAX - 2 * ARENA_ALIGN)
+        return NULL;
+    n = (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    if (n <= ARENA_BLOCK - resp->block_used) {
+        p = resp->block + resp->block_used;
+        resp->block_used += n;
+    } else {
+        char *b = malloc(ARENA_ALIGN + n);
+
+        if (!b)
+            return NULL;
+        memcpy(b, &resp->big, sizeof resp->big);
+        resp->big = b;
+        p = b + ARENA_ALIGN;
+    }
+    if (zero)
+        memset(p, 0, n);
+    return p;
+}
+
+/* Forgets every object: the block is reused, what did not fit is freed. */
+static void
+arena_rewind(struct cache_redis_resp *resp)
+{
+    while (resp->big) {
+        char *b = resp->big;
+
+        memcpy(&resp->big, b, sizeof resp->big);
+        free(b);
+    }
+    resp->block_used = 0;
+}
+
+/* The reader's free: objects live in the arena (see the file comment). */
+static void
+object_free(void *obj)
+{
+    (void)obj;
+}
 
 /* ---- reply objects ------------------------------------------------------------ */
 
@@ -74,13 +138,13 @@ object_new(const redisReadTask *task, int type, size_t extra)
 
     if (!charge(resp, sizeof *r + extra))
         return NULL;
-    if (!(r = calloc(1, sizeof *r)))
+    if (!(r = arena_alloc(resp, sizeof *r, true)))
         return NULL;
     r->type = type;
     return r;
 }
 
-/* Hands r to the reader, linked into its parent; frees it and returns NULL when it cannot be. */
+/* Hands r to the reader, linked into its parent; NULL when it cannot be (r stays in the arena). */
 static void *
 object_done(const redisReadTask *task, redisReply *r)
 {
@@ -88,7 +152,6 @@ object_done(const redisReadTask *task, redisReply *r)
 
     if (!attach(task, r)) {
         resp->over = "a reply element out of place";
-        freeReplyObject(r);
         return NULL;
     }
     return r;
@@ -106,10 +169,8 @@ create_string(const redisReadTask *task, char *str, size_t len)
     }
     if (len > SIZE_MAX - 1 || !(r = object_new(task, task->type, len + 1)))
         return NULL;
-    if (!(r->str = malloc(len + 1))) {
-        free(r);
+    if (!(r->str = arena_alloc(task->privdata, len + 1, false)))
         return NULL;
-    }
     if (len)
         memcpy(r->str, str, len);
     r->str[len] = '\0';
@@ -129,10 +190,9 @@ create_array(const redisReadTask *task, int elements)
     }
     if (!(r = object_new(task, REDIS_REPLY_ARRAY, (size_t)elements * sizeof(redisReply *))))
         return NULL;
-    if (elements > 0 && !(r->element = calloc((size_t)elements, sizeof(redisReply *)))) {
-        free(r);
+    if (elements > 0 &&
+        !(r->element = arena_alloc(resp, (size_t)elements * sizeof(redisReply *), true)))
         return NULL;
-    }
     r->elements = (size_t)elements;
     return object_done(task, r);
 }
@@ -158,7 +218,7 @@ create_nil(const redisReadTask *task)
 
 /* The reader's object functions (hiredis takes a non-const pointer; never written). */
 static redisReplyObjectFunctions resp_functions = {
-    create_string, create_array, create_integer, create_nil, freeReplyObject,
+    create_string, create_array, create_integer, create_nil, object_free,
 };
 
 /* ---- the reader ----------------------------------------------------------------- */
@@ -168,8 +228,10 @@ cache_redis_resp_new(size_t max_bytes, size_t max_elements)
 {
     struct cache_redis_resp *resp = bson_malloc0(sizeof *resp);
 
+    resp->block = bson_malloc(ARENA_BLOCK);
     resp->reader = redisReaderCreateWithFunctions(&resp_functions);
     if (!resp->reader) {
+        bson_free(resp->block);
         bson_free(resp);
         return NULL;
     }
@@ -184,7 +246,9 @@ cache_redis_resp_destroy(struct cache_redis_resp *resp)
 {
     if (!resp)
         return;
-    redisReaderFree(resp->reader);
+    redisReaderFree(resp->reader); /* its partial reply, if any, is in the arena */
+    arena_rewind(resp);
+    bson_free(resp->block);
     bson_free(resp);
 }
 
@@ -231,6 +295,10 @@ cache_redis_resp_next(struct cache_redis_resp *resp, redisReply **reply, bson_er
     void *obj = NULL;
 
     *reply = NULL;
+    if (resp->handed_out) { /* the reply returned last is the caller's no more */
+        resp->handed_out = false;
+        arena_rewind(resp);
+    }
     if (resp->failed || redisReaderGetReply(resp->reader, &obj) != REDIS_OK) {
         resp_error(resp, error);
         return CACHE_REDIS_RESP_ERROR;
@@ -244,6 +312,7 @@ cache_redis_resp_next(struct cache_redis_resp *resp, redisReply **reply, bson_er
         return CACHE_REDIS_RESP_NEED_MORE;
     }
     resp->used = 0;
+    resp->handed_out = true;
     *reply = obj;
     return CACHE_REDIS_RESP_REPLY;
 }

@@ -43,8 +43,9 @@ bool cache_redis_resp_feed(struct cache_redis_resp *resp, const void *data, size
                            bson_error_t *error) __attribute__((warn_unused_result));
 
 /*
- * The next whole reply, taken by the caller (free with freeReplyObject), or
- * NEED_MORE, or ERROR with error set (and the reader unusable from then on).
+ * The next whole reply, or NEED_MORE, or ERROR with error set (and the
+ * reader unusable from then on). A reply is resp's: valid until the next
+ * call of this function or cache_redis_resp_destroy; never free it.
  */
 enum cache_redis_resp_status cache_redis_resp_next(struct cache_redis_resp *resp,
                                                    redisReply **reply, bson_error_t *error);

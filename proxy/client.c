@@ -21,7 +21,7 @@
  * cache waits through struct proxy_request_ops, drain.c by its return.
  *
  * Lifetime: nothing frees a client inside one of its own callbacks. Closing
- * marks it dead and activates close_ev; close_ev's callback frees it.
+ * marks it dead and activates resume_ev; its callback (wake_cb) frees it.
  */
 #include "proxy/client.h"
 
@@ -50,6 +50,8 @@
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -79,6 +81,7 @@ static const struct proxy_upstream_cbs upstream_cbs = {
     on_upstream_invalid,
     on_upstream_drained,
 };
+static struct event *wake_event(struct proxy_client *c);
 static void start_linger(struct proxy_client *c);
 static void pop_request(struct proxy_client *c, struct proxy_request *req);
 
@@ -131,10 +134,16 @@ update_reading(struct proxy_client *c)
     if (c->phase >= PROXY_CLIENT_LINGERING || want == c->reading)
         return;
     c->reading = want;
-    if (want)
-        bufferevent_enable(c->bev, EV_READ);
-    else
-        bufferevent_disable(c->bev, EV_READ);
+    proxy_io_read_enable(c->bev, want);
+}
+
+/* The socket is neither read nor written any more. */
+static void
+stop_io(struct proxy_client *c)
+{
+    c->reading = false;
+    proxy_io_read_enable(c->bev, false);
+    bufferevent_disable(c->bev, EV_WRITE);
 }
 
 /* The upstream is read unless our output or the memory budget is full. */
@@ -148,6 +157,7 @@ sync_upstream(struct proxy_client *c)
 static void
 set_blocked(struct proxy_client *c, bool blocked)
 {
+    (void)wake_event(c); /* whoever ends the wait activates resume_ev */
     c->blocked = blocked;
     update_reading(c);
 }
@@ -222,11 +232,39 @@ release_promise(struct proxy_client *c)
 
 /* ---- timers ------------------------------------------------------------- */
 
+static void timer_cb(evutil_socket_t fd, short what, void *arg);
+
+/*
+ * Arms the client's timer for ms. The timer exists only while armed: an idle
+ * client without idle_timeout holds none (freed by disarm_timer).
+ */
+static void
+arm_timer(struct proxy_client *c, int64_t ms)
+{
+    struct timeval tv = ms_to_tv(ms);
+
+    if (!c->timer)
+        c->timer = evtimer_new(c->server->base, timer_cb, c);
+    if (!c->timer) {
+        close_now(c, "out_of_memory");
+        return;
+    }
+    evtimer_add(c->timer, &tv);
+}
+
+static void
+disarm_timer(struct proxy_client *c)
+{
+    if (c->timer) {
+        event_free(c->timer);
+        c->timer = NULL;
+    }
+}
+
 static void
 update_timer(struct proxy_client *c, bool progressed)
 {
     const struct conf *conf = c->server->conf;
-    struct timeval tv;
 
     if (c->phase >= PROXY_CLIENT_DEAD)
         return;
@@ -234,21 +272,18 @@ update_timer(struct proxy_client *c, bool progressed)
         /* A message has started: it must be whole by the deadline. */
         if (!c->deadline_armed || progressed) {
             c->deadline_armed = true;
-            tv = ms_to_tv(conf->message_timeout);
-            evtimer_add(c->timer, &tv);
+            arm_timer(c, conf->message_timeout);
         }
         return;
     }
     c->deadline_armed = false;
     if (c->phase >= PROXY_CLIENT_PEER_EOF) {
-        tv = ms_to_tv(conf->drain_timeout);
-        evtimer_add(c->timer, &tv);
+        arm_timer(c, conf->drain_timeout);
     } else if (c->n_pending == 0 && conf->idle_timeout > 0 && can_take_input(c) &&
                evbuffer_get_length(client_output(c)) == 0) {
-        tv = ms_to_tv(conf->idle_timeout);
-        evtimer_add(c->timer, &tv);
+        arm_timer(c, conf->idle_timeout);
     } else {
-        evtimer_del(c->timer);
+        disarm_timer(c);
     }
 }
 
@@ -278,12 +313,36 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- closing -------------------------------------------------------------- */
 
+/*
+ * The client's one deferred event (resume_ev): frees a dead client (closing
+ * activates it), or handles what is buffered once a wait is over. Created
+ * on first need: a client that never waited nor closed holds none.
+ */
 static void
-close_cb(evutil_socket_t fd, short what, void *arg)
+wake_cb(evutil_socket_t fd, short what, void *arg)
 {
+    struct proxy_client *c = arg;
+
     (void)fd;
     (void)what;
-    proxy_client_free(arg);
+    if (c->phase >= PROXY_CLIENT_DEAD)
+        proxy_client_free(c);
+    else if (!c->blocked)
+        process_input(c); /* a wait is over: what is buffered is handled */
+}
+
+/* resume_ev, created when first needed (out of memory aborts, as bson_malloc does). */
+static struct event *
+wake_event(struct proxy_client *c)
+{
+    if (!c->resume_ev) {
+        c->resume_ev = event_new(c->server->base, -1, 0, wake_cb, c);
+        if (!c->resume_ev) {
+            fprintf(stderr, "mongocache: out of memory for an event\n");
+            abort();
+        }
+    }
+    return c->resume_ev;
 }
 
 static void
@@ -293,11 +352,10 @@ close_now(struct proxy_client *c, const char *reason)
         return;
     set_phase(c, PROXY_CLIENT_DEAD);
     c->close_reason = reason;
-    c->reading = false;
-    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    stop_io(c);
     if (c->up)
         proxy_upstream_pause(c->up, true);
-    event_active(c->close_ev, 0, 0);
+    event_active(wake_event(c), 0, 0);
 }
 
 /* True when a whole message waits in the client's input. */
@@ -364,7 +422,7 @@ start_linger(struct proxy_client *c)
     evbuffer_drain(bufferevent_get_input(c->bev),
                    evbuffer_get_length(bufferevent_get_input(c->bev)));
     c->reading = true;
-    bufferevent_enable(c->bev, EV_READ);
+    proxy_io_read_enable(c->bev, true);
     update_timer(c, false);
 }
 
@@ -372,8 +430,7 @@ start_linger(struct proxy_client *c)
 static void
 lose_peer(struct proxy_client *c, const char *reason)
 {
-    c->reading = false;
-    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    stop_io(c);
     close_now(c, reason);
     if (c->phase < PROXY_CLIENT_GONE)
         set_phase(c, PROXY_CLIENT_GONE);
@@ -419,12 +476,8 @@ free_parts(struct proxy_client *c)
     }
     if (c->timer)
         event_free(c->timer);
-    if (c->close_ev)
-        event_free(c->close_ev);
     if (c->resume_ev)
         event_free(c->resume_ev);
-    if (c->scratch)
-        evbuffer_free(c->scratch);
     proxy_auth_cleanup(&c->auth);
     bson_free(c->oneway_ring);
     bson_free(c);
@@ -465,7 +518,7 @@ proxy_client_memory_resume_all(struct proxy_server *server)
 {
     struct proxy_client *c;
 
-    /* Clients are freed only by their close_ev, so the list holds still. */
+    /* Clients are freed only by their resume_ev, so the list holds still. */
     TAILQ_FOREACH(c, &server->clients, link) {
         if (!c->memory_paused)
             continue;
@@ -1057,7 +1110,7 @@ process_input(struct proxy_client *c)
              * other connection (a zero timer runs after the next poll). */
             static const struct timeval now = {0, 0};
 
-            event_add(c->resume_ev, &now);
+            event_add(wake_event(c), &now);
             break;
         }
 
@@ -1086,18 +1139,6 @@ process_input(struct proxy_client *c)
         maybe_finish(c); /* were those the last before its EOF? */
 }
 
-/* resume_ev: runs process_input on the next loop turn, after a wait is over. */
-static void
-resume_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct proxy_client *c = arg;
-
-    (void)fd;
-    (void)what;
-    if (c->phase < PROXY_CLIENT_DEAD && !c->blocked)
-        process_input(c);
-}
-
 /* The request the client waited on (a cache wait, a drain) is settled: read on. */
 static void
 unblock(struct proxy_client *c)
@@ -1105,7 +1146,7 @@ unblock(struct proxy_client *c)
     set_blocked(c, false);
     flush_canned(c);
     if (c->phase < PROXY_CLIENT_DEAD)
-        event_active(c->resume_ev, 0, 0);
+        event_active(wake_event(c), 0, 0);
 }
 
 /*
@@ -1226,6 +1267,17 @@ event_cb(struct bufferevent *bev, short what, void *arg)
      * its side), bounded by drain_timeout. */
     maybe_finish(c);
     update_timer(c, false);
+}
+
+/* The socket is readable: proxy_io_readable reads it, then calls read_cb or event_cb. */
+static void
+readable_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_client *c = proxy_io_owner(arg);
+
+    (void)fd;
+    (void)what;
+    proxy_io_readable(proxy_io_loop_get(c->server), arg);
 }
 
 /* ---- replies ---------------------------------------------------------------- */
@@ -1595,6 +1647,7 @@ proxy_client_new(struct proxy_server *server, evutil_socket_t fd, const struct s
                  int addrlen)
 {
     struct proxy_client *c = bson_malloc0(sizeof *c);
+    struct proxy_io_loop *loop;
     int one = 1;
 
     (void)addrlen;
@@ -1609,11 +1662,9 @@ proxy_client_new(struct proxy_server *server, evutil_socket_t fd, const struct s
     }
     evutil_make_socket_nonblocking(fd);
     c->bev = bufferevent_socket_new(server->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    c->timer = evtimer_new(server->base, timer_cb, c);
-    c->close_ev = event_new(server->base, -1, 0, close_cb, c);
-    c->resume_ev = event_new(server->base, -1, 0, resume_cb, c);
-    c->scratch = evbuffer_new();
-    if (!c->bev || !c->timer || !c->close_ev || !c->resume_ev || !c->scratch) {
+    loop = proxy_io_loop_get(server);
+    c->scratch = loop ? loop->scratch : NULL;
+    if (!c->bev || !c->scratch) {
         /* The bufferevent owns fd now; keep the caller from closing it twice. */
         if (c->bev)
             bufferevent_setfd(c->bev, -1);
@@ -1628,7 +1679,9 @@ proxy_client_new(struct proxy_server *server, evutil_socket_t fd, const struct s
 
         bufferevent_set_timeouts(c->bev, NULL, &write_tv);
     }
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    bufferevent_enable(c->bev, EV_WRITE);
+    proxy_io_read_take(c->bev, readable_cb);
+    proxy_io_read_enable(c->bev, true);
     c->reading = true;
     proxy_server_memory_track(server, bufferevent_get_input(c->bev));
     proxy_server_memory_track(server, bufferevent_get_output(c->bev));

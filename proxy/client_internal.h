@@ -50,7 +50,7 @@ enum proxy_client_phase {
                              * is read; close when nothing is owed either way */
     PROXY_CLIENT_LINGERING, /* after a refusal: write side shut, input read and dropped
                              * until EOF (start_linger) */
-    PROXY_CLIENT_DEAD,      /* close_ev is scheduled */
+    PROXY_CLIENT_DEAD,      /* resume_ev is active to free it */
     PROXY_CLIENT_GONE,      /* ... and the socket failed: replies are discarded */
 };
 
@@ -60,7 +60,8 @@ struct proxy_client {
     uint64_t id;
     char peer[INET6_ADDRSTRLEN + 16];
     struct bufferevent *bev;
-    struct evbuffer *scratch;     /* one message on its way out, either direction; empty between */
+    struct evbuffer *scratch;     /* one message on its way out, either direction; empty between:
+                                   * the loop's (proxy_io_loop), shared by every client */
     struct proxy_upstream *up;    /* NULL until the first request, and after it is lost */
     bool oneway_sent;             /* a moreToCome request went to the current upstream */
     /* requestIDs of the latest moreToCome requests, oldest first, in a ring
@@ -71,9 +72,8 @@ struct proxy_client {
     uint32_t oneway_count;
     struct proxy_request_list pending;
     uint32_t n_pending;
-    struct event *timer;          /* message deadline, idle or drain */
+    struct event *timer;          /* message deadline, idle or drain; exists only while armed */
     bool deadline_armed;
-    struct event *close_ev;
     enum proxy_client_phase phase; /* moved only by set_phase (client.c) */
     /* Why the client is not read: any of these stops both reading its
      * socket and handling what is buffered (update_reading in client.c).
@@ -95,7 +95,9 @@ struct proxy_client {
     bool tracked;                 /* its buffers count toward max_memory */
     size_t admitted_len;          /* the message arriving now was admitted at this length */
     size_t promised;              /* its bytes not yet arrived (in server->mem_promised) */
-    struct event *resume_ev;      /* runs process_input once a wait is over */
+    struct event *resume_ev;      /* runs process_input once a wait is over; frees the
+                                   * client once dead; created on first need (set_blocked
+                                   * creates it) */
     const char *close_reason;
     uint64_t n_requests;
     struct proxy_auth auth;

@@ -1,16 +1,124 @@
 /*
- * proxy/io.c: write-first sending (see io.h), and stored replies added to a
- * buffer by reference. Owns nothing but the small record that ties a
- * reference's pieces to their value: it moves bytes from a caller's scratch
- * buffer to a socket or a bufferevent's queue.
+ * proxy/io.c: the socket layer (see io.h): write-first sending, reading
+ * without FIONREAD, and stored replies added to a buffer by reference. Owns
+ * the loop's read buffer and scratch evbuffer (struct proxy_io_loop) and the
+ * small record that ties a reference's pieces to their value; the
+ * bufferevents are their callers'.
+ *
+ * The read side uses the bufferevent's own read event (struct bufferevent is
+ * public in event2/bufferevent_struct.h): libevent's socket bufferevent adds
+ * it only when enabled for EV_READ, which the callers never do once they
+ * have taken it, and deletes it when the bufferevent is freed (before the
+ * socket is closed). Re-assigned here with the caller's callback, it costs
+ * no memory beside what every bufferevent has.
  */
 #include "proxy/io.h"
 
 #include "cache/cache.h"
+#include "proxy/server.h"
 
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_struct.h>
 #include <event2/event.h>
+#include <unistd.h>
+
+struct proxy_io_loop *
+proxy_io_loop_get(struct proxy_server *server)
+{
+    if (!server->io) {
+        struct proxy_io_loop *loop = bson_malloc(sizeof *loop);
+
+        loop->scratch = evbuffer_new();
+        if (!loop->scratch) {
+            bson_free(loop);
+            return NULL;
+        }
+        server->io = loop;
+    }
+    return server->io;
+}
+
+void
+proxy_io_loop_free(struct proxy_io_loop *loop)
+{
+    if (!loop)
+        return;
+    evbuffer_free(loop->scratch);
+    bson_free(loop);
+}
+
+void
+proxy_io_read_take(struct bufferevent *bev, event_callback_fn ready)
+{
+    if (event_get_callback(&bev->ev_read) == ready)
+        return;
+    event_del(&bev->ev_read);
+    /* The argument stays bev: bufferevent_free finalizes the bufferevent
+     * through this event, and its finalizer is given the event's argument. */
+    event_assign(&bev->ev_read, bufferevent_get_base(bev), bufferevent_getfd(bev),
+                 EV_READ | EV_PERSIST | EV_FINALIZE, ready, bev);
+}
+
+void *
+proxy_io_owner(struct bufferevent *bev)
+{
+    void *owner = NULL;
+
+    bufferevent_getcb(bev, NULL, NULL, NULL, &owner);
+    return owner;
+}
+
+void
+proxy_io_read_enable(struct bufferevent *bev, bool on)
+{
+    bool pending = event_pending(&bev->ev_read, EV_READ, NULL) != 0;
+
+    if (on && !pending)
+        event_add(&bev->ev_read, NULL);
+    else if (!on && pending)
+        event_del(&bev->ev_read);
+}
+
+void
+proxy_io_readable(struct proxy_io_loop *loop, struct bufferevent *bev)
+{
+    struct evbuffer *in = bufferevent_get_input(bev);
+    bufferevent_data_cb read_cb;
+    bufferevent_event_cb event_cb;
+    void *owner;
+    ssize_t n;
+    short what;
+    int err;
+
+    if (!loop)
+        return;
+    bufferevent_getcb(bev, &read_cb, NULL, &event_cb, &owner);
+    n = read(bufferevent_getfd(bev), loop->buf, sizeof loop->buf);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n > 0) {
+        /* The bufferevent froze its input's end: only its reader adds to it. */
+        evbuffer_unfreeze(in, 0);
+        err = evbuffer_add(in, loop->buf, (size_t)n) == 0 ? 0 : ENOMEM;
+        evbuffer_freeze(in, 0);
+        if (!err) {
+            if (read_cb)
+                read_cb(bev, owner);
+            return;
+        }
+        /* Out of memory: the bytes are lost, and the stream with them. */
+        what = BEV_EVENT_READING | BEV_EVENT_ERROR;
+    } else {
+        err = errno;
+        what = BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR);
+    }
+    proxy_io_read_enable(bev, false);
+    errno = err;
+    if (event_cb)
+        event_cb(bev, what, owner);
+}
 
 void
 proxy_io_send(struct bufferevent *bev, struct evbuffer *data)

@@ -22,6 +22,7 @@
 #include "proxy/client.h"
 #include "proxy/cursor.h"
 #include "proxy/hello.h"
+#include "proxy/io.h"
 #include "proxy/listener.h"
 #include "proxy/notify.h"
 #include "proxy/server.h"
@@ -360,6 +361,7 @@ main(int argc, char **argv)
     status = 0;
 out:
     proxy_client_free_all(&server);
+    proxy_io_loop_free(server.io);
     proxy_cursors_destroy(server.cursors);
     proxy_advice_destroy(server.advice);
     cache_destroy(server.cache);

@@ -38,6 +38,7 @@ struct proxy_server_hooks {
 };
 struct proxy_cursors;
 struct proxy_advice;
+struct proxy_io_loop;
 
 TAILQ_HEAD(proxy_client_list, proxy_client);
 
@@ -75,6 +76,8 @@ struct proxy_server {
                                  * queued by reference, the cache's memory (left out) */
     uint32_t n_memory_paused;
     struct event *memory_ev;    /* resumes the paused clients; created on first use */
+    struct proxy_io_loop *io;   /* the sockets' read buffer and scratch (proxy/io.h); created
+                                 * on first use */
     bool draining;              /* SIGTERM received */
     struct proxy_server_hooks hooks; /* what this file reports up (set by main.c) */
     struct event *drain_timer;

@@ -28,7 +28,7 @@ struct proxy_upstream {
     const struct proxy_upstream_cbs *cbs; /* the owner's (client.c) */
     void *arg;
     struct bufferevent *bev;
-    struct event *connect_timer;
+    struct event *connect_timer; /* until connected */
     bool connected;
     bool connect_failed; /* the connect call itself failed: reported by the timer */
     int connect_errno;
@@ -48,6 +48,25 @@ read_cb(struct bufferevent *bev, void *arg)
 {
     (void)bev;
     proxy_upstream_process(arg);
+}
+
+/* The socket is readable: proxy_io_readable reads it, then calls read_cb or event_cb. */
+static void
+readable_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_upstream *up = proxy_io_owner(arg);
+
+    (void)fd;
+    (void)what;
+    proxy_io_readable(proxy_io_loop_get(up->server), arg);
+}
+
+/* Connected: the socket is read by readable_cb from now on, unless paused. */
+static void
+start_reading(struct proxy_upstream *up)
+{
+    proxy_io_read_take(up->bev, readable_cb);
+    proxy_io_read_enable(up->bev, !up->paused);
 }
 
 /* Most replies handled in a row before the loop serves other connections. */
@@ -111,7 +130,11 @@ event_cb(struct bufferevent *bev, short what, void *arg)
         int one = 1;
 
         up->connected = true;
-        evtimer_del(up->connect_timer);
+        /* Not needed again: an idle connection holds no timer. */
+        if (up->connect_timer)
+            event_free(up->connect_timer);
+        up->connect_timer = NULL;
+        start_reading(up);
         if (up->server->upstream_port) {
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
             setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
@@ -147,6 +170,7 @@ connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
          * the socket has a peer, bytes may have reached the server. */
         if (getpeername(bufferevent_getfd(up->bev), (struct sockaddr *)&ss, &len) == 0) {
             up->connected = true;
+            start_reading(up);
             return;
         }
     }
@@ -180,8 +204,10 @@ proxy_upstream_new(struct proxy_server *server, const struct proxy_upstream_cbs 
         proxy_upstream_destroy(up);
         return NULL;
     }
+    /* Read by readable_cb once connected (start_reading), which calls
+     * read_cb and event_cb as the bufferevent would. */
     bufferevent_setcb(up->bev, read_cb, write_cb, event_cb, up);
-    bufferevent_enable(up->bev, EV_READ | EV_WRITE);
+    bufferevent_enable(up->bev, EV_WRITE);
     proxy_server_memory_track(server, bufferevent_get_input(up->bev));
     proxy_server_memory_track(server, bufferevent_get_output(up->bev));
     up->tracked = true;
@@ -257,10 +283,8 @@ void
 proxy_upstream_pause(struct proxy_upstream *up, bool paused)
 {
     up->paused = paused;
-    if (paused)
-        bufferevent_disable(up->bev, EV_READ);
-    else
-        bufferevent_enable(up->bev, EV_READ);
+    if (up->connected)
+        proxy_io_read_enable(up->bev, !paused);
 }
 
 void

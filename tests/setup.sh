@@ -31,6 +31,8 @@ APT_PKGS="$APT_PKGS python3-yaml"
 APT_PKGS="$APT_PKGS man-db groff-base bsdextrautils systemd"
 # The dashboard's browser test (test_dashboard.sh): headless chromium, its driver, a font.
 APT_PKGS="$APT_PKGS chromium chromium-driver fonts-dejavu-core"
+# test_io.sh and bench/syscalls.sh count the proxy's system calls.
+APT_PKGS="$APT_PKGS strace"
 missing=""
 for p in $APT_PKGS; do
     st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)

@@ -119,7 +119,6 @@ commands(const uint8_t *data, size_t len, size_t cut)
             if (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_ERROR ||
                 reply->type == REDIS_REPLY_STATUS)
                 mix(&s, reply->str, reply->len);
-            freeReplyObject(reply);
         }
     }
     cache_redis_resp_destroy(resp);

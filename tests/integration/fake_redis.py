@@ -3,8 +3,9 @@
 Redis cannot produce (stdlib only).
 
 It speaks just enough RESP for mongocache's shared tier: AUTH and SELECT
-(+OK), PING, SCRIPT LOAD (the SHA-1 of the script), EVALSHA / EVAL of the
-tier's four scripts (a lookup always misses: [nil, epoch, generations...];
+(+OK), PING, SCRIPT LOAD (the SHA-1 of the script), MGET (a read: always
+a miss, [nil, epoch, generations...]), EVALSHA / EVAL of the tier's four
+scripts (the lookup script answers as MGET does;
 a fill is refused; a bump and the epoch bump succeed), and SUBSCRIBE (the
 confirmation). One fault can be armed at a time (FakeRedis.arm): raw bytes
 sent on the command or the subscription connection, at start-up (in place
@@ -35,7 +36,8 @@ class Fault:
                       after it, an unsolicited reply; "replace": instead)
             "later":  delay seconds after the handshake (sub: after the
                       confirmation)
-            "lookup": cmd: in place of the reply to the next lookup
+            "lookup": cmd: in place of the reply to the next lookup (MGET, or
+                      the lookup script)
     once:   only on the first connection of that kind after arm(); later
             connections behave (so that the proxy can recover)
     data may be a function of the lookup's key count (when "lookup").
@@ -215,6 +217,15 @@ class FakeRedis:
                     f = self._take_fault("sub", "later")
                     if f:
                         asyncio.ensure_future(self._later(writer, cid, f))
+                elif name == b"MGET" and len(cmd) >= 2:
+                    # a read: value, epoch, generations (a lookup's fast path)
+                    nkeys = len(cmd) - 1
+                    self.record(cid, "mget", "lookup")
+                    out = b"*%d\r\n$-1\r\n" % nkeys + bulk(b"100") * (nkeys - 1)
+                    f = self._take_fault("cmd", "lookup")
+                    if f:
+                        out = f.data(nkeys) if callable(f.data) else f.data
+                        self.record(cid, "fault", "lookup")
                 elif name in (b"EVALSHA", b"EVAL") and len(cmd) >= 3:
                     kind = (self.scripts.get(cmd[1]) if name == b"EVALSHA"
                             else classify(cmd[1]))

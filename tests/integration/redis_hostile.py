@@ -9,7 +9,7 @@ fake Redis) with one fault armed: malformed pub/sub pushes (wrong element
 types, wrong arity, a non-array push, an integer where a bulk string is
 expected, another channel, an error, garbage bytes, nesting, a push over the
 size budget), an unsolicited reply or garbage on the command connection, a
-lookup answered with the wrong shape; at start-up or later. Each case prints
+lookup (MGET) answered with the wrong arity or element types; at start-up or later. Each case prints
 one unnumbered TAP line, which passes when:
   - the proxy is still running after the fault (hiredis 0.14's async layer
     aborted here: three different asserts in its subscribe path, and one for
@@ -102,6 +102,15 @@ CASES = [
     ("cmd", "lookup", "an integer for a lookup", b":1\r\n", "", True),
     ("cmd", "lookup", "a one-element array for a lookup", arr(b"$-1\r\n"), "", True),
     ("cmd", "lookup", "two replies for a lookup", lambda nkeys: miss(nkeys) + b":1\r\n", "", True),
+    # a read's MGET answered with what MGET cannot answer
+    ("cmd", "lookup", "MGET: one element more than keys asked", lambda nkeys: miss(nkeys + 1),
+     "", True),
+    ("cmd", "lookup", "MGET: an integer where a counter is",
+     lambda nkeys: b"*%d\r\n$-1\r\n" % nkeys + b":100\r\n" * (nkeys - 1), "", True),
+    ("cmd", "lookup", "MGET: an array where the value is",
+     lambda nkeys: b"*%d\r\n" % nkeys + arr(bulk(b"x")) + bulk(b"100") * (nkeys - 1), "", True),
+    ("cmd", "lookup", "MGET: an error where a counter is",
+     lambda nkeys: b"*%d\r\n$-1\r\n-ERR no\r\n" % nkeys + bulk(b"100") * (nkeys - 2), "", True),
 ]
 
 

@@ -16,6 +16,7 @@
 
 #include "cache/redis.h"
 #include "cache/redis_blob.h"
+#include "cache/redis_cmd.h"
 #include "cache/redis_mac.h"
 #include "cache/redis_push.h"
 #include "cache/redis_resp.h"
@@ -679,7 +680,6 @@ read_all(const char *data, size_t len, size_t step, size_t max_bytes, size_t max
                 used = strlen(out);
                 snprintf(out + used, cap - used, "],");
             }
-            freeReplyObject(r);
         }
         if (st == CACHE_REDIS_RESP_ERROR) {
             snprintf(out, cap, "ERR:%.200s", error.message);
@@ -961,6 +961,123 @@ test_push_names(void)
     bson_free(huge);
 }
 
+/* ---- commands (cache/redis_cmd.c) ---------------------------------------------------- */
+
+static uint64_t
+counting_base(void *arg)
+{
+    return ++*(uint64_t *)arg;
+}
+
+/*
+ * A reply built by hand: an array of one element per letter: 's' the string
+ * "7", 'x' the string "7x", 'n' nil, 'a' an empty array, else the integer 7.
+ */
+static redisReply *
+reply_of(const char *types)
+{
+    size_t n = strlen(types);
+    redisReply *r = calloc(1, sizeof *r);
+
+    r->type = REDIS_REPLY_ARRAY;
+    r->elements = n;
+    r->element = calloc(n, sizeof *r->element);
+    for (size_t i = 0; i < n; i++) {
+        redisReply *e = calloc(1, sizeof *e);
+
+        e->type = types[i] == 's' || types[i] == 'x' ? REDIS_REPLY_STRING
+                  : types[i] == 'n'                  ? REDIS_REPLY_NIL
+                  : types[i] == 'a'                  ? REDIS_REPLY_ARRAY
+                                                     : REDIS_REPLY_INTEGER;
+        if (e->type == REDIS_REPLY_STRING) {
+            e->str = strdup(types[i] == 'x' ? "7x" : "7");
+            e->len = strlen(e->str);
+        }
+        e->integer = 7;
+        r->element[i] = e;
+    }
+    return r;
+}
+
+static void
+test_commands(void)
+{
+    struct cache_redis_keys keys;
+    struct cache_redis_cmd cmd = {0};
+    struct cache_redis_cmd eval = {0};
+    struct cache_redis_gen gens[2] = {{"n:db.c", 6, 0}, {"d:db", 4, 0}};
+    struct cache_key key = {0x0123456789abcdefULL, 0xfedcba9876543210ULL};
+    static const char mget[] =
+        "*5\r\n$4\r\nMGET\r\n$36\r\nP:v:0123456789abcdeffedcba9876543210\r\n$7\r\nP:epoch\r\n"
+        "$10\r\nP:g:n:db.c\r\n$8\r\nP:g:d:db\r\n";
+    static const char sha[41] = "0123456789012345678901234567890123456789";
+    static const char *tail =
+        "$1\r\n4\r\n$36\r\nP:v:0123456789abcdeffedcba9876543210\r\n$7\r\nP:epoch\r\n"
+        "$10\r\nP:g:n:db.c\r\n$8\r\nP:g:d:db\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n";
+    const char *text = cache_redis_cmd_script_text(CACHE_REDIS_SCRIPT_LOOKUP);
+    uint64_t base = 0;
+    uint64_t epoch = 0;
+    char want[1024];
+    redisReply *r;
+
+    cache_redis_keys_init(&keys, "P:");
+    cache_redis_cmd_mget(&cmd, &keys, &key, gens, 2);
+    ok(cmd.len == sizeof mget - 1 && memcmp(cmd.buf, mget, cmd.len) == 0,
+       "a read is one MGET of value, epoch and generations, encoded exactly");
+    cache_redis_cmd_mget(&cmd, &keys, NULL, gens, 2);
+    ok(cmd.len == sizeof mget - 1 && memmem(cmd.buf, cmd.len, "P:v:check", 9) != NULL,
+       "a check reads a value key no value can have, in the same buffer");
+    cache_redis_cmd_lookup(&cmd, &keys, sha, &key, gens, 2, counting_base, &base);
+    bson_snprintf(want, sizeof want, "*10\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n%s", sha, tail);
+    ok(cmd.len == strlen(want) && memcmp(cmd.buf, want, cmd.len) == 0 && base == 3,
+       "the slow path: EVALSHA with the same keys and one base per counter");
+    cache_redis_cmd_as_eval(&eval, CACHE_REDIS_SCRIPT_LOOKUP, cmd.buf, cmd.len, cmd.tail,
+                            cmd.argc);
+    bson_snprintf(want, sizeof want, "*10\r\n$4\r\nEVAL\r\n$%zu\r\n%s\r\n", strlen(text), text);
+    ok(eval.len == strlen(want) + strlen(tail) && memcmp(eval.buf, want, strlen(want)) == 0 &&
+           memcmp(eval.buf + strlen(want), tail, strlen(tail)) == 0,
+       "NOSCRIPT: the same command as EVAL with the script's text");
+    base = UINT64_C(0xffffffffffffffff) - 1; /* the next one is -1 as Redis writes it */
+    cache_redis_cmd_epoch(&cmd, &keys, sha, "0123456789abcdef", counting_base(&base));
+    ok(memmem(cmd.buf, cmd.len, "$2\r\n-1\r\n", 8) != NULL &&
+           memmem(cmd.buf, cmd.len, "$19\r\n@0123456789abcdef\n*\r\n", 26) != NULL,
+       "numbers are written as signed 64-bit decimals; the epoch bump publishes '*'");
+    gens[1].name = "d:\nx";
+    cache_redis_cmd_bump(&cmd, &keys, NULL, "0123456789abcdef", gens, 2, counting_base, &base);
+    ok(memmem(cmd.buf, cmd.len, "$26\r\n@0123456789abcdef\nn:db.c\n*\r\n", 33) != NULL,
+       "a bump publishes its names; one holding a newline travels as '*'");
+    gens[1].name = "d:db";
+
+    r = reply_of("nss");
+    ok(cache_redis_cmd_shape_ok(CACHE_REDIS_CMD_MGET, 1, r) &&
+           !cache_redis_cmd_shape_ok(CACHE_REDIS_CMD_MGET, 2, r),
+       "MGET: an array of exactly 2 + n elements");
+    ok(cache_redis_cmd_read(r, gens, 1, &epoch) == CACHE_REDIS_CMD_READ_OK && epoch == 7 &&
+           gens[0].value == 7,
+       "MGET: the epoch and the generations read");
+    freeReplyObject(r);
+    r = reply_of("nns");
+    ok(cache_redis_cmd_shape_ok(CACHE_REDIS_CMD_MGET, 1, r) &&
+           !cache_redis_cmd_shape_ok(CACHE_REDIS_CMD_LOOKUP, 1, r) &&
+           cache_redis_cmd_read(r, gens, 1, &epoch) == CACHE_REDIS_CMD_READ_MISSING,
+       "a nil counter: MGET may, the script may not; it takes the slow path");
+    freeReplyObject(r);
+    r = reply_of("nsx");
+    ok(cache_redis_cmd_read(r, gens, 1, &epoch) == CACHE_REDIS_CMD_READ_MALFORMED,
+       "a counter that is not an integer is malformed");
+    freeReplyObject(r);
+    r = reply_of("nsi");
+    ok(!cache_redis_cmd_shape_ok(CACHE_REDIS_CMD_MGET, 1, r), "MGET: an integer element is refused");
+    freeReplyObject(r);
+    r = reply_of("ass");
+    ok(!cache_redis_cmd_shape_ok(CACHE_REDIS_CMD_MGET, 1, r),
+       "MGET: an array in place of the value is refused");
+    freeReplyObject(r);
+    cache_redis_cmd_cleanup(&cmd);
+    cache_redis_cmd_cleanup(&eval);
+    cache_redis_keys_cleanup(&keys);
+}
+
 int
 main(void)
 {
@@ -980,6 +1097,7 @@ main(void)
     test_pushes();
     test_push_names();
     test_resp_random();
+    test_commands();
     cache_redis_mac_destroy(mac);
     return done_testing();
 }

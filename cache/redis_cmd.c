@@ -1,0 +1,461 @@
+/*
+ * cache/redis_cmd.c: the Redis tier's commands and replies (see
+ * redis_cmd.h). It owns the key names, the RESP encoding of every command
+ * the tier sends after the handshake, the Lua scripts, and what a reply
+ * must look like. It does not send (redis_conn.c), time anything out or
+ * decide what an outcome means (redis.c), nor know the value blob's format
+ * (redis_blob.c).
+ *
+ * Encoding. A command is written as RESP ("*argc", then "$len" and the
+ * bytes of each argument) straight from the caller's buffers into one
+ * buffer that the tier reuses: nothing is copied first, nothing allocated
+ * once that buffer has grown to the largest command. Numbers are written by
+ * hand (no printf). The only random numbers sent are the bases of counters
+ * the slow paths (the lookup script, a bump, the epoch bump) may create;
+ * a read's fast path (MGET) sends none.
+ */
+#include "config.h"
+
+#include "cache/redis_cmd.h"
+
+#include <string.h>
+
+/*
+ * KEYS: value, epoch, gens...  ARGV: epoch base, gen bases... Returns
+ * {value or nil, epoch, gens...}; creates missing counters at their base.
+ * A value key of another type reads as "" (refused by the decoder).
+ */
+static const char lookup_lua[] =
+    "local v = redis.pcall('GET', KEYS[1])\n"
+    "if type(v) == 'table' and v.err then v = '' end\n"
+    "local r = {v}\n"
+    "for i = 2, #KEYS do\n"
+    "  local g = redis.call('GET', KEYS[i])\n"
+    "  if not g then g = ARGV[i - 1]; redis.call('SET', KEYS[i], g) end\n"
+    "  r[i] = g\n"
+    "end\n"
+    "return r\n";
+
+/* KEYS: value, epoch, gens...  ARGV: blob, ttl ms, epoch, gens... Returns 1 stored, 0 refused. */
+static const char fill_lua[] =
+    "for i = 2, #KEYS do\n"
+    "  if redis.call('GET', KEYS[i]) ~= ARGV[i + 1] then return 0 end\n"
+    "end\n"
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+    "return 1\n";
+
+/* KEYS: gens...  ARGV: channel, message, gen bases... */
+static const char bump_lua[] =
+    "for i = 1, #KEYS do\n"
+    "  if redis.call('EXISTS', KEYS[i]) == 0 then redis.call('SET', KEYS[i], ARGV[i + 2]) end\n"
+    "  redis.call('INCR', KEYS[i])\n"
+    "end\n"
+    "redis.call('PUBLISH', ARGV[1], ARGV[2])\n"
+    "return #KEYS\n";
+
+/*
+ * KEYS: epoch  ARGV: base, channel, message. Returns the new epoch as text:
+ * Lua numbers are doubles, which cannot hold a 62-bit counter exactly.
+ */
+static const char epoch_lua[] =
+    "if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], ARGV[1]) end\n"
+    "redis.call('INCR', KEYS[1])\n"
+    "redis.call('PUBLISH', ARGV[2], ARGV[3])\n"
+    "return redis.call('GET', KEYS[1])\n";
+
+static const char *const script_text[CACHE_REDIS_SCRIPT_COUNT] = {lookup_lua, fill_lua, bump_lua,
+                                                                  epoch_lua};
+
+/* The value key of a check: never a value's (values are named by 32 hex digits). */
+static const char check_name[33] = "check---------------------------";
+
+const char *
+cache_redis_cmd_script_text(enum cache_redis_script script)
+{
+    return script_text[script];
+}
+
+/* ---- keys ------------------------------------------------------------------------------ */
+
+static char *
+key_new(const char *prefix, size_t plen, const char *kind, size_t extra, size_t *len)
+{
+    size_t klen = strlen(kind);
+    char *s = bson_malloc(plen + klen + extra + 1);
+
+    memcpy(s, prefix, plen);
+    memcpy(s + plen, kind, klen);
+    memset(s + plen + klen, '0', extra);
+    s[plen + klen + extra] = '\0';
+    *len = plen + klen + extra;
+    return s;
+}
+
+void
+cache_redis_keys_init(struct cache_redis_keys *keys, const char *prefix)
+{
+    size_t plen = strlen(prefix);
+
+    keys->value = key_new(prefix, plen, "v:", 32, &keys->value_len);
+    keys->epoch = key_new(prefix, plen, "epoch", 0, &keys->epoch_len);
+    keys->inval = key_new(prefix, plen, "inval", 0, &keys->inval_len);
+    keys->gen = key_new(prefix, plen, "g:", 0, &keys->gen_len);
+}
+
+void
+cache_redis_keys_cleanup(struct cache_redis_keys *keys)
+{
+    bson_free(keys->value);
+    bson_free(keys->epoch);
+    bson_free(keys->inval);
+    bson_free(keys->gen);
+    memset(keys, 0, sizeof *keys);
+}
+
+static void
+hex64(char *out, uint64_t v)
+{
+    static const char digits[] = "0123456789abcdef";
+
+    for (int i = 15; i >= 0; i--, v >>= 4)
+        out[i] = digits[v & 15];
+}
+
+void
+cache_redis_keys_set_value(struct cache_redis_keys *keys, const struct cache_key *key)
+{
+    char *hex = keys->value + keys->value_len - 32;
+
+    if (!key) {
+        memcpy(hex, check_name, 32);
+        return;
+    }
+    hex64(hex, key->hi);
+    hex64(hex + 16, key->lo);
+}
+
+/* ---- encoding ---------------------------------------------------------------------------- */
+
+void
+cache_redis_cmd_cleanup(struct cache_redis_cmd *cmd)
+{
+    bson_free(cmd->buf);
+    memset(cmd, 0, sizeof *cmd);
+}
+
+static void
+reserve(struct cache_redis_cmd *cmd, size_t more)
+{
+    size_t cap = cmd->cap ? cmd->cap : 256;
+
+    if (more <= cmd->cap - cmd->len)
+        return;
+    while (cap - cmd->len < more)
+        cap *= 2;
+    cmd->buf = bson_realloc(cmd->buf, cap);
+    cmd->cap = cap;
+}
+
+/* Writes v in decimal at out; returns the length (at most 20). */
+static size_t
+decimal(char *out, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+static void
+put(struct cache_redis_cmd *cmd, const void *p, size_t len)
+{
+    reserve(cmd, len);
+    if (len)
+        memcpy(cmd->buf + cmd->len, p, len);
+    cmd->len += len;
+}
+
+/* Writes a "<c><n>\r\n" line. */
+static void
+line(struct cache_redis_cmd *cmd, char c, uint64_t n)
+{
+    reserve(cmd, 24);
+    cmd->buf[cmd->len++] = c;
+    cmd->len += decimal(cmd->buf + cmd->len, n);
+    cmd->buf[cmd->len++] = '\r';
+    cmd->buf[cmd->len++] = '\n';
+}
+
+static void
+begin(struct cache_redis_cmd *cmd, int argc)
+{
+    cmd->len = 0;
+    cmd->tail = 0;
+    cmd->argc = argc;
+    line(cmd, '*', (uint64_t)argc);
+}
+
+/* One argument made of two parts (a key's prefix and name, or one part and b_len 0). */
+static void
+arg2(struct cache_redis_cmd *cmd, const void *a, size_t a_len, const void *b, size_t b_len)
+{
+    line(cmd, '$', a_len + b_len);
+    put(cmd, a, a_len);
+    put(cmd, b, b_len);
+    put(cmd, "\r\n", 2);
+}
+
+static void
+arg(struct cache_redis_cmd *cmd, const void *a, size_t len)
+{
+    arg2(cmd, a, len, NULL, 0);
+}
+
+/* A number as Redis writes integers: signed 64-bit decimal. */
+static void
+arg_int(struct cache_redis_cmd *cmd, uint64_t v)
+{
+    char buf[24];
+    size_t n = 0;
+
+    if ((int64_t)v < 0) {
+        buf[n++] = '-';
+        v = (uint64_t)0 - v;
+    }
+    n += decimal(buf + n, v);
+    arg(cmd, buf, n);
+}
+
+/* "EVALSHA sha nkeys" (or "EVAL text nkeys" when sha is NULL); marks the tail. */
+static void
+script_begin(struct cache_redis_cmd *cmd, enum cache_redis_script script, const char *sha,
+             int argc, uint32_t nkeys)
+{
+    begin(cmd, argc);
+    if (sha) {
+        arg(cmd, "EVALSHA", 7);
+        arg(cmd, sha, 40);
+    } else {
+        arg(cmd, "EVAL", 4);
+        arg(cmd, script_text[script], strlen(script_text[script]));
+    }
+    cmd->tail = cmd->len;
+    arg_int(cmd, nkeys);
+}
+
+/* The keys every read names: value, epoch, then each generation. */
+static void
+read_keys(struct cache_redis_cmd *cmd, struct cache_redis_keys *keys, const struct cache_key *key,
+          const struct cache_redis_gen *gens, uint32_t n)
+{
+    cache_redis_keys_set_value(keys, key);
+    arg(cmd, keys->value, keys->value_len);
+    arg(cmd, keys->epoch, keys->epoch_len);
+    for (uint32_t i = 0; i < n; i++)
+        arg2(cmd, keys->gen, keys->gen_len, gens[i].name, gens[i].name_len);
+}
+
+void
+cache_redis_cmd_mget(struct cache_redis_cmd *cmd, struct cache_redis_keys *keys,
+                     const struct cache_key *key, const struct cache_redis_gen *gens, uint32_t n)
+{
+    begin(cmd, 3 + (int)n);
+    arg(cmd, "MGET", 4);
+    read_keys(cmd, keys, key, gens, n);
+}
+
+void
+cache_redis_cmd_lookup(struct cache_redis_cmd *cmd, struct cache_redis_keys *keys,
+                       const char *sha, const struct cache_key *key,
+                       const struct cache_redis_gen *gens, uint32_t n,
+                       uint64_t (*base)(void *base_arg), void *base_arg)
+{
+    script_begin(cmd, CACHE_REDIS_SCRIPT_LOOKUP, sha, 6 + 2 * (int)n, 2 + n);
+    read_keys(cmd, keys, key, gens, n);
+    for (uint32_t i = 0; i <= n; i++)
+        arg_int(cmd, base(base_arg));
+}
+
+void
+cache_redis_cmd_fill(struct cache_redis_cmd *cmd, struct cache_redis_keys *keys, const char *sha,
+                     const uint8_t *blob, size_t blob_len, int64_t ttl_ms, uint64_t epoch,
+                     const struct cache_redis_gen *gens, uint32_t n)
+{
+    /* The value key was set by the caller (the blob is sealed for it). */
+    script_begin(cmd, CACHE_REDIS_SCRIPT_FILL, sha, 3 + 2 * (2 + (int)n) + 1, 2 + n);
+    arg(cmd, keys->value, keys->value_len);
+    arg(cmd, keys->epoch, keys->epoch_len);
+    for (uint32_t i = 0; i < n; i++)
+        arg2(cmd, keys->gen, keys->gen_len, gens[i].name, gens[i].name_len);
+    arg(cmd, blob, blob_len);
+    arg_int(cmd, (uint64_t)ttl_ms);
+    arg_int(cmd, epoch);
+    for (uint32_t i = 0; i < n; i++)
+        arg_int(cmd, gens[i].value);
+}
+
+/* The message's length: "@" instance, then "\n" and each name (or "*"). */
+static bool
+name_travels(const struct cache_redis_gen *g)
+{
+    return !memchr(g->name, '\n', g->name_len) && !memchr(g->name, '\0', g->name_len);
+}
+
+void
+cache_redis_cmd_bump(struct cache_redis_cmd *cmd, struct cache_redis_keys *keys, const char *sha,
+                     const char instance[16], const struct cache_redis_gen *gens, uint32_t n,
+                     uint64_t (*base)(void *base_arg), void *base_arg)
+{
+    size_t msg_len = 17;
+
+    script_begin(cmd, CACHE_REDIS_SCRIPT_BUMP, sha, 5 + 2 * (int)n, n);
+    for (uint32_t i = 0; i < n; i++)
+        arg2(cmd, keys->gen, keys->gen_len, gens[i].name, gens[i].name_len);
+    arg(cmd, keys->inval, keys->inval_len);
+    for (uint32_t i = 0; i < n; i++)
+        msg_len += 1 + (name_travels(&gens[i]) ? gens[i].name_len : 1);
+    line(cmd, '$', msg_len);
+    put(cmd, "@", 1);
+    put(cmd, instance, 16);
+    for (uint32_t i = 0; i < n; i++) {
+        put(cmd, "\n", 1);
+        if (name_travels(&gens[i]))
+            put(cmd, gens[i].name, gens[i].name_len);
+        else
+            put(cmd, "*", 1);
+    }
+    put(cmd, "\r\n", 2);
+    for (uint32_t i = 0; i < n; i++)
+        arg_int(cmd, base(base_arg));
+}
+
+void
+cache_redis_cmd_epoch(struct cache_redis_cmd *cmd, struct cache_redis_keys *keys, const char *sha,
+                      const char instance[16], uint64_t base)
+{
+    script_begin(cmd, CACHE_REDIS_SCRIPT_EPOCH, sha, 7, 1);
+    arg(cmd, keys->epoch, keys->epoch_len);
+    arg_int(cmd, base);
+    arg(cmd, keys->inval, keys->inval_len);
+    line(cmd, '$', 19);
+    put(cmd, "@", 1);
+    put(cmd, instance, 16);
+    put(cmd, "\n*\r\n", 4);
+}
+
+void
+cache_redis_cmd_as_eval(struct cache_redis_cmd *cmd, enum cache_redis_script script,
+                        const char *bytes, size_t len, size_t tail, int argc)
+{
+    begin(cmd, argc);
+    arg(cmd, "EVAL", 4);
+    arg(cmd, script_text[script], strlen(script_text[script]));
+    cmd->tail = cmd->len;
+    put(cmd, bytes + tail, len - tail);
+}
+
+/* ---- replies ------------------------------------------------------------------------------- */
+
+bool
+cache_redis_cmd_shape_ok(enum cache_redis_cmd_kind kind, uint32_t n, const redisReply *reply)
+{
+    if (reply->type == REDIS_REPLY_ERROR)
+        return true;
+    switch (kind) {
+    case CACHE_REDIS_CMD_MGET:
+    case CACHE_REDIS_CMD_LOOKUP:
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 + (size_t)n)
+            return false;
+        for (size_t i = 0; i < reply->elements; i++) {
+            int t = reply->element[i]->type;
+
+            /* A script never answers nil for a counter: it creates missing ones. */
+            if (t != REDIS_REPLY_STRING &&
+                !(t == REDIS_REPLY_NIL && (i == 0 || kind == CACHE_REDIS_CMD_MGET)))
+                return false;
+        }
+        return true;
+    case CACHE_REDIS_CMD_FILL:
+    case CACHE_REDIS_CMD_BUMP:
+        return reply->type == REDIS_REPLY_INTEGER;
+    case CACHE_REDIS_CMD_EPOCH:
+        return reply->type == REDIS_REPLY_STRING;
+    }
+    return false;
+}
+
+enum cache_redis_cmd_read
+cache_redis_cmd_read(const redisReply *reply, struct cache_redis_gen *gens, uint32_t n,
+                     uint64_t *epoch)
+{
+    /* Every counter is looked at before any is believed: a missing one wins over junk. */
+    for (size_t i = 1; i < reply->elements; i++)
+        if (reply->element[i]->type == REDIS_REPLY_NIL)
+            return CACHE_REDIS_CMD_READ_MISSING;
+    for (size_t i = 1; i < reply->elements; i++) {
+        const redisReply *e = reply->element[i];
+        uint64_t v;
+
+        if (e->type != REDIS_REPLY_STRING || !cache_redis_cmd_parse_int(e->str, e->len, &v))
+            return CACHE_REDIS_CMD_READ_MALFORMED;
+        if (i == 1)
+            *epoch = v;
+        else if (i - 2 < n)
+            gens[i - 2].value = v;
+    }
+    return CACHE_REDIS_CMD_READ_OK;
+}
+
+bool
+cache_redis_cmd_parse_int(const char *s, size_t len, uint64_t *out)
+{
+    bool neg = len > 0 && s[0] == '-';
+    uint64_t v = 0;
+    size_t i = neg ? 1 : 0;
+
+    if (i == len || len > 20)
+        return false;
+    for (; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9' || v > (UINT64_C(9223372036854775808) - (s[i] - '0')) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    if (!neg && v > INT64_MAX)
+        return false;
+    *out = neg ? (uint64_t)0 - v : v;
+    return true;
+}
+
+bool
+cache_redis_cmd_gens_match(const struct cache_redis_blob *blob,
+                           const struct cache_redis_gen *gens, uint32_t n)
+{
+    if (blob->n_gens != n)
+        return false;
+    for (uint32_t i = 0; i < n; i++) {
+        bool found = false;
+
+        for (uint32_t j = 0; j < n && !found; j++)
+            found = blob->gens[j].name_len == gens[i].name_len &&
+                    memcmp(blob->gens[j].name, gens[i].name, gens[i].name_len) == 0 &&
+                    blob->gens[j].value == gens[i].value;
+        if (!found)
+            return false;
+    }
+    for (uint32_t j = 0; j < n; j++) {
+        bool found = false;
+
+        for (uint32_t i = 0; i < n && !found; i++)
+            found = blob->gens[j].name_len == gens[i].name_len &&
+                    memcmp(blob->gens[j].name, gens[i].name, gens[i].name_len) == 0;
+        if (!found)
+            return false;
+    }
+    return true;
+}

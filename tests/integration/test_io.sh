@@ -1,0 +1,70 @@
+#!/bin/sh
+# tests/integration/test_io.sh: the socket layer's system calls (proxy/io.c),
+# counted by bench/syscalls.sh (strace -c on the running proxy, one client,
+# the canned upstream bench/mcload --server): an in-process hit costs at most
+# 3 system calls and a pass-through (cache off) at most 6, with no
+# ioctl(FIONREAD) and no epoll_ctl per request. Memory management (mmap,
+# munmap, madvise, brk, mprotect, mremap) is the allocator's, not the socket
+# layer's, and left out: a sanitizer build's allocator maps memory as it goes.
+# Counts, not timings: the machine's load does not change them. Needs strace
+# and no MongoDB. Prints TAP.
+
+srcdir=${abs_top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}
+builddir=${abs_top_builddir:-$srcdir}
+
+if ! command -v strace >/dev/null 2>&1; then
+    if [ "${MONGOCACHE_REQUIRE_INTEGRATION:-0}" = 1 ]; then
+        echo "Bail out! strace is missing (run tests/setup.sh)"
+        exit 1
+    fi
+    echo "1..0 # SKIP strace is missing (run tests/setup.sh)"
+    exit 0
+fi
+
+echo "1..4"
+out=$(BUILD_DIR=$builddir MONGOCACHE=${MONGOCACHE_TEST_BIN:-$builddir/mongocache} \
+    bash "$srcdir/bench/syscalls.sh" 3000 2>&1)
+rc=$?
+echo "$out" | sed 's/^/# /'
+
+# per_request NAME: system calls per request on NAME's line, memory management
+# left out ("" when there is no such line)
+per_request() {
+    echo "$out" | awk -v name="$1" '$1 == name {
+        sum = 0
+        for (i = 1; i <= NF; i++) {
+            if (split($i, kv, "=") != 2) continue
+            if (kv[1] ~ /^(mmap|munmap|madvise|brk|mprotect|mremap)$/) continue
+            sum += kv[2]
+        }
+        printf "%.2f\n", sum; exit }'
+}
+# calls NAME SYSCALL: SYSCALL's count per request on NAME's line (0 when absent)
+calls() {
+    echo "$out" | awk -v name="$1" -v sc="$2" '$1 == name {
+        for (i = 1; i <= NF; i++) if (index($i, sc "=") == 1) { print substr($i, length(sc) + 2); exit }
+        print 0; exit }'
+}
+# at_most VALUE LIMIT: true when VALUE is a number no greater than LIMIT
+at_most() {
+    [ -n "$1" ] && awk -v v="$1" -v l="$2" 'BEGIN { exit !(v + 0 <= l + 0) }'
+}
+
+n=0
+check() { # STATUS DESCRIPTION
+    n=$((n + 1))
+    if [ "$1" -eq 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fi
+}
+
+hit=$(per_request hit)
+pass=$(per_request passthrough)
+[ "$rc" -eq 0 ] && at_most "$hit" 3.05
+check $? "an in-process hit costs at most 3 system calls (${hit:-none} measured)"
+[ "$rc" -eq 0 ] && at_most "$pass" 6.05
+check $? "a pass-through costs at most 6 system calls (${pass:-none} measured)"
+[ -n "$hit" ] && [ -n "$pass" ] && at_most "$(calls hit ioctl)" 0 &&
+    at_most "$(calls passthrough ioctl)" 0
+check $? "no ioctl(FIONREAD) before reads"
+[ -n "$hit" ] && [ -n "$pass" ] && at_most "$(calls hit epoll_ctl)" 0.01 &&
+    at_most "$(calls passthrough epoll_ctl)" 0.01
+check $? "no epoll_ctl in a steady request loop"
