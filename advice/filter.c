@@ -5,7 +5,7 @@
  * index cannot serve), $and, $or, $nor, $elemMatch, and the top-level
  * operators. It runs on the event loop for every miss and pass-through,
  * over a filter that passed wire_doc_check but is otherwise hostile, so it
- * reads in place (advice/reader.h), allocates nothing, and is bounded: elements
+ * reads in place (wire/reader.h), allocates nothing, and is bounded: elements
  * visited (the caller's budget), FILTER_MAX_NEST levels of nesting (the
  * recursion's only source, so the C stack is bounded too), paths per
  * conjunction, path length, conjunctions in flight.
@@ -23,7 +23,7 @@
 
 #include "advice/filter.h"
 
-#include "advice/reader.h"
+#include "wire/reader.h"
 
 #include <string.h>
 
@@ -148,11 +148,11 @@ make_path(struct advice_filter *w, uint32_t lo, const char *prefix, uint32_t ple
 
 /* The first key of the document at it, or NULL (not a document, or empty). */
 static const char *
-first_key(const struct advice_reader *it, uint32_t *len)
+first_key(const struct wire_reader *it, uint32_t *len)
 {
-    struct advice_reader sub;
+    struct wire_reader sub;
 
-    if (!advice_reader_is_doc(it) || !advice_reader_recurse(it, &sub) || !advice_reader_next(&sub))
+    if (!wire_reader_is_doc(it) || !wire_reader_recurse(it, &sub) || !wire_reader_next(&sub))
         return NULL;
     *len = sub.key_len;
     return sub.key;
@@ -175,7 +175,7 @@ is_top_level_operator(const char *key, uint32_t len)
  * field (mongod's rule).
  */
 static bool
-is_operator_doc(const struct advice_reader *it)
+is_operator_doc(const struct wire_reader *it)
 {
     uint32_t len = 0;
     const char *k = first_key(it, &len);
@@ -229,16 +229,16 @@ regex_op(const char *pat, uint32_t len, bool flag_i, bool flag_m, uint32_t *ops)
  * a $regex string; more_opts is a sibling $options value (or NULL).
  */
 static enum advice_op
-regex_value_op(const struct advice_reader *it, const char *more_opts, uint32_t more_len,
+regex_value_op(const struct wire_reader *it, const char *more_opts, uint32_t more_len,
                uint32_t *ops)
 {
     const char *pat, *opts = NULL;
     uint32_t len, opts_len = 0;
 
-    if (advice_reader_regex(it, &pat, &opts)) {
+    if (wire_reader_regex(it, &pat, &opts)) {
         len = (uint32_t)strlen(pat);
         opts_len = (uint32_t)strlen(opts);
-    } else if (!advice_reader_utf8(it, &pat, &len)) {
+    } else if (!wire_reader_utf8(it, &pat, &len)) {
         *ops = ADVICE_OPS_REGEX;
         return ADVICE_OP_UNINDEXABLE;
     }
@@ -248,7 +248,7 @@ regex_value_op(const struct advice_reader *it, const char *more_opts, uint32_t m
 
 /* ---- the filter walk ---------------------------------------------------------------------- */
 
-static void walk_filter(struct advice_filter *w, uint32_t lo, const struct advice_reader *doc,
+static void walk_filter(struct advice_filter *w, uint32_t lo, const struct wire_reader *doc,
                         const char *prefix, uint32_t plen, uint32_t depth);
 
 /* What one field operator ($gt, $in, ...) means for its path. */
@@ -305,14 +305,14 @@ operator_op(const char *name, uint32_t len, uint32_t *ops)
 
 /* The $options string next to a $regex in the operator document at doc, if any. */
 static void
-find_options(const struct advice_reader *doc, const char **opts, uint32_t *len)
+find_options(const struct wire_reader *doc, const char **opts, uint32_t *len)
 {
-    struct advice_reader found;
+    struct wire_reader found;
 
     *opts = NULL;
     *len = 0;
-    if (advice_reader_find(doc, "$options", 8, &found))
-        advice_reader_utf8(&found, opts, len);
+    if (wire_reader_find(doc, "$options", 8, &found))
+        wire_reader_utf8(&found, opts, len);
 }
 
 /*
@@ -321,7 +321,7 @@ find_options(const struct advice_reader *doc, const char **opts, uint32_t *len)
  * elements' fields (dotted paths under the array's).
  */
 static bool
-is_elem_value_form(const struct advice_reader *it)
+is_elem_value_form(const struct wire_reader *it)
 {
     uint32_t len = 0;
     const char *k = first_key(it, &len);
@@ -332,16 +332,16 @@ is_elem_value_form(const struct advice_reader *it)
 /* The operator document at doc for path: each operator adds its class to the path. */
 static void
 walk_operators(struct advice_filter *w, uint32_t lo, const char *path, uint32_t plen,
-               const struct advice_reader *doc, uint32_t depth)
+               const struct wire_reader *doc, uint32_t depth)
 {
-    struct advice_reader it;
+    struct wire_reader it;
     const char *opts = NULL;
     uint32_t opts_len = 0;
     bool options_read = false;
 
-    if (!advice_reader_recurse(doc, &it))
+    if (!wire_reader_recurse(doc, &it))
         return;
-    while (advice_reader_next(&it)) {
+    while (wire_reader_next(&it)) {
         const char *name = it.key;
         uint32_t len = it.key_len;
         enum advice_op op;
@@ -352,7 +352,7 @@ walk_operators(struct advice_filter *w, uint32_t lo, const char *path, uint32_t 
         if (KEY_IS(name, len, "$options"))
             continue;
         if (KEY_IS(name, len, "$elemMatch")) {
-            if (!advice_reader_is_doc(&it))
+            if (!wire_reader_is_doc(&it))
                 continue;
             if (depth + 1 > FILTER_MAX_NEST)
                 mark_truncated(w, lo);
@@ -389,20 +389,20 @@ copy_conj(struct advice_filter_conj *dst, const struct advice_filter_conj *src)
  * (and the remaining shapes marked truncated).
  */
 static void
-walk_or(struct advice_filter *w, uint32_t lo, const struct advice_reader *arr, const char *prefix,
+walk_or(struct advice_filter *w, uint32_t lo, const struct wire_reader *arr, const char *prefix,
         uint32_t plen, uint32_t depth)
 {
     uint32_t hi = w->n_conj, base = hi - lo, made = 0;
-    struct advice_reader it;
+    struct wire_reader it;
 
-    if (!advice_reader_is_array(arr) || !advice_reader_recurse(arr, &it))
+    if (!wire_reader_is_array(arr) || !wire_reader_recurse(arr, &it))
         return;
-    while (advice_reader_next(&it)) {
+    while (wire_reader_next(&it)) {
         uint32_t start = w->n_conj;
 
         if (!advice_filter_spend(w))
             break;
-        if (!advice_reader_is_doc(&it))
+        if (!wire_reader_is_doc(&it))
             continue;
         if (w->n_conj + base > ADVICE_FILTER_MAX_CONJ) {
             for (uint32_t i = hi; i < w->n_conj; i++)
@@ -428,19 +428,19 @@ walk_or(struct advice_filter *w, uint32_t lo, const struct advice_reader *arr, c
 /* A key starting with '$' in a filter (or in an $elemMatch object). */
 static void
 walk_top_operator(struct advice_filter *w, uint32_t lo, const char *key, uint32_t klen,
-                  const struct advice_reader *it, const char *prefix, uint32_t plen, uint32_t depth)
+                  const struct wire_reader *it, const char *prefix, uint32_t plen, uint32_t depth)
 {
     if (KEY_IS(key, klen, "$comment"))
         return;
     if (KEY_IS(key, klen, "$and")) {
-        struct advice_reader m;
+        struct wire_reader m;
 
-        if (!advice_reader_is_array(it) || !advice_reader_recurse(it, &m))
+        if (!wire_reader_is_array(it) || !wire_reader_recurse(it, &m))
             return;
-        while (advice_reader_next(&m)) {
+        while (wire_reader_next(&m)) {
             if (!advice_filter_spend(w))
                 return;
-            if (advice_reader_is_doc(&m))
+            if (wire_reader_is_doc(&m))
                 walk_filter(w, lo, &m, prefix, plen, depth + 1);
         }
         return;
@@ -459,12 +459,12 @@ walk_top_operator(struct advice_filter *w, uint32_t lo, const char *key, uint32_
 /* One path and its value. */
 static void
 walk_field(struct advice_filter *w, uint32_t lo, const char *path, uint32_t len,
-           const struct advice_reader *it, uint32_t depth)
+           const struct wire_reader *it, uint32_t depth)
 {
     enum advice_op op;
     uint32_t ops;
 
-    if (advice_reader_is_doc(it) && is_operator_doc(it)) {
+    if (wire_reader_is_doc(it) && is_operator_doc(it)) {
         walk_operators(w, lo, path, len, it, depth);
         return;
     }
@@ -478,18 +478,18 @@ walk_field(struct advice_filter *w, uint32_t lo, const char *path, uint32_t len,
 
 /* The filter document at doc, into the range [lo, top), its paths under prefix. */
 static void
-walk_filter(struct advice_filter *w, uint32_t lo, const struct advice_reader *doc,
-            const char *prefix, uint32_t plen, uint32_t depth)
+walk_filter(struct advice_filter *w, uint32_t lo, const struct wire_reader *doc, const char *prefix,
+            uint32_t plen, uint32_t depth)
 {
-    struct advice_reader it;
+    struct wire_reader it;
 
     if (depth > FILTER_MAX_NEST) {
         mark_truncated(w, lo);
         return;
     }
-    if (!advice_reader_is_doc(doc) || !advice_reader_recurse(doc, &it))
+    if (!wire_reader_is_doc(doc) || !wire_reader_recurse(doc, &it))
         return;
-    while (advice_reader_next(&it)) {
+    while (wire_reader_next(&it)) {
         const char *key = it.key, *path;
         uint32_t klen = it.key_len, len;
 
@@ -506,7 +506,7 @@ walk_filter(struct advice_filter *w, uint32_t lo, const struct advice_reader *do
 }
 
 void
-advice_filter_walk(struct advice_filter *f, const struct advice_reader *doc)
+advice_filter_walk(struct advice_filter *f, const struct wire_reader *doc)
 {
     walk_filter(f, 0, doc, "", 0, 0);
 }

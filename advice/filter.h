@@ -13,7 +13,7 @@
 #ifndef MONGOCACHE_ADVICE_FILTER_H
 #define MONGOCACHE_ADVICE_FILTER_H
 
-#include "advice/reader.h"
+#include "wire/reader.h"
 #include "advice/shape.h"
 
 #include <stdbool.h>
@@ -74,7 +74,7 @@ void advice_filter_reset(struct advice_filter *f);
  * bound the conjunction is marked truncated, and $or branches that do not
  * fit are dropped (the others marked truncated).
  */
-void advice_filter_walk(struct advice_filter *f, const struct advice_reader *doc);
+void advice_filter_walk(struct advice_filter *f, const struct wire_reader *doc);
 
 /* Adds one path (not copied: it must outlive f's use) to every conjunction. */
 void advice_filter_add(struct advice_filter *f, const char *path, uint32_t len, enum advice_op op,

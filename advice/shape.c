@@ -8,7 +8,7 @@
  * pass-through, over a body that passed wire_doc_check but is otherwise
  * hostile, so:
  *
- *   - it reads the body in place (advice/reader.h), never re-encodes it, and
+ *   - it reads the body in place (wire/reader.h), never re-encodes it, and
  *     allocates only the shapes it returns: one block per shape for all its
  *     strings. The scratch area (struct advice_filter) is on the stack;
  *   - equal shapes of one command are hashed and compared before anything
@@ -27,7 +27,7 @@
 #include "advice/shape.h"
 
 #include "advice/filter.h"
-#include "advice/reader.h"
+#include "wire/reader.h"
 
 #include "wire/cmd.h"
 
@@ -76,13 +76,13 @@ struct query {
 
 /* A sort document: keys in order, directions by sign; anything else is unusable. */
 static void
-read_sort(struct advice_filter *f, struct query *q, const struct advice_reader *doc)
+read_sort(struct advice_filter *f, struct query *q, const struct wire_reader *doc)
 {
-    struct advice_reader it;
+    struct wire_reader it;
 
-    if (!advice_reader_is_doc(doc) || !advice_reader_recurse(doc, &it))
+    if (!wire_reader_is_doc(doc) || !wire_reader_recurse(doc, &it))
         return;
-    while (advice_reader_next(&it)) {
+    while (wire_reader_next(&it)) {
         double v;
         int dir = 0;
 
@@ -90,7 +90,7 @@ read_sort(struct advice_filter *f, struct query *q, const struct advice_reader *
             q->sort_unusable = true;
             return;
         }
-        if (advice_reader_number(&it, &v))
+        if (wire_reader_number(&it, &v))
             dir = v > 0 ? 1 : v < 0 ? -1 : 0;
         if (dir == 0 || !advice_filter_indexable_path(it.key, it.key_len))
             q->sort_unusable = true;
@@ -109,30 +109,30 @@ read_sort(struct advice_filter *f, struct query *q, const struct advice_reader *
 
 /* A collation other than the simple (binary) one, which every index has. */
 static bool
-real_collation(const struct advice_reader *it)
+real_collation(const struct wire_reader *it)
 {
-    struct advice_reader sub, locale;
+    struct wire_reader sub, locale;
     const char *name;
     uint32_t len;
 
-    if (!advice_reader_is_doc(it) || !advice_reader_recurse(it, &sub) || !advice_reader_next(&sub))
+    if (!wire_reader_is_doc(it) || !wire_reader_recurse(it, &sub) || !wire_reader_next(&sub))
         return false; /* not a document, or {} */
-    if (!advice_reader_find(it, "locale", 6, &locale) || !advice_reader_utf8(&locale, &name, &len))
+    if (!wire_reader_find(it, "locale", 6, &locale) || !wire_reader_utf8(&locale, &name, &len))
         return true;
     return !KEY_IS(name, len, "simple");
 }
 
 /* A hint: a non-empty index name or key pattern. */
 static bool
-real_hint(const struct advice_reader *it)
+real_hint(const struct wire_reader *it)
 {
-    struct advice_reader sub;
+    struct wire_reader sub;
     const char *name;
     uint32_t len = 0;
 
-    if (advice_reader_utf8(it, &name, &len))
+    if (wire_reader_utf8(it, &name, &len))
         return len > 0;
-    return advice_reader_is_doc(it) && advice_reader_recurse(it, &sub) && advice_reader_next(&sub);
+    return wire_reader_is_doc(it) && wire_reader_recurse(it, &sub) && wire_reader_next(&sub);
 }
 
 /* ---- hashing --------------------------------------------------------------------------- */
@@ -336,14 +336,14 @@ static bool
 one_query(struct advice_filter *f, struct query *q, const uint8_t *doc, uint32_t doc_len,
           const char *filter_key, struct advice_shapes *out)
 {
-    struct advice_reader it, filter;
+    struct wire_reader it, filter;
     bool have_filter = false;
     uint32_t filter_len = (uint32_t)strlen(filter_key);
 
     advice_filter_reset(f);
-    if (!advice_reader_init(&it, doc, doc_len))
+    if (!wire_reader_init(&it, doc, doc_len))
         return true;
-    while (advice_reader_next(&it)) {
+    while (wire_reader_next(&it)) {
         if (!advice_filter_spend(f))
             break;
         if (it.key_len == filter_len && memcmp(it.key, filter_key, filter_len) == 0) {
@@ -364,11 +364,11 @@ one_query(struct advice_filter *f, struct query *q, const uint8_t *doc, uint32_t
 
 /*
  * Whether the element from p to end (exclusive) has the key lit (len
- * bytes, then its NUL); if so, r is set on it as advice_reader_next would.
+ * bytes, then its NUL); if so, r is set on it as wire_reader_next would.
  */
 static bool
 element_is(const uint8_t *p, const uint8_t *end, const char *lit, uint32_t len,
-           struct advice_reader *r)
+           struct wire_reader *r)
 {
     if (p >= end || (size_t)(end - p) < (size_t)len + 2 || memcmp(p + 1, lit, len + 1) != 0)
         return false;
@@ -378,6 +378,7 @@ element_is(const uint8_t *p, const uint8_t *end, const char *lit, uint32_t len,
     r->value = p + len + 2;
     r->value_len = (uint32_t)(end - r->value);
     r->pos = r->end = end; /* as if it were its document's last element */
+    r->malformed = false;
     return true;
 }
 
@@ -394,7 +395,7 @@ one_query_located(struct advice_filter *f, struct query *q, const struct wire_cm
                   const uint8_t *doc, uint32_t doc_len, const char *filter_key,
                   uint32_t filter_len, struct advice_shapes *out)
 {
-    struct advice_reader it, filter;
+    struct wire_reader it, filter;
     bool have_filter = false;
     const uint8_t *last = doc + doc_len - 1;
     uint32_t n = cmd->n_elems;
@@ -467,20 +468,20 @@ statement(struct advice_filter *f, const struct query *ns, enum advice_source so
 
 /* The statements of an update or delete: in the body's array, or in the document sequence. */
 static void
-statements(struct advice_filter *f, const struct query *ns, const struct advice_reader *top,
+statements(struct advice_filter *f, const struct query *ns, const struct wire_reader *top,
            const char *array, enum advice_source source, const struct advice_sequence *seqs,
            uint32_t n_seqs, struct advice_shapes *out)
 {
-    struct advice_reader it, m;
+    struct wire_reader it, m;
     uint32_t index = 0;
 
     it = *top;
-    while (advice_reader_next(&it)) {
-        if (strcmp(it.key, array) != 0 || !advice_reader_is_array(&it) ||
-            !advice_reader_recurse(&it, &m))
+    while (wire_reader_next(&it)) {
+        if (strcmp(it.key, array) != 0 || !wire_reader_is_array(&it) ||
+            !wire_reader_recurse(&it, &m))
             continue;
-        while (f->budget > 0 && advice_reader_next(&m)) {
-            if (advice_reader_is_doc(&m) &&
+        while (f->budget > 0 && wire_reader_next(&m)) {
+            if (wire_reader_is_doc(&m) &&
                 !statement(f, ns, source, m.value, m.value_len, index, out))
                 return;
             index++;
@@ -511,23 +512,23 @@ statements(struct advice_filter *f, const struct query *ns, const struct advice_
 
 /* A $lookup stage: an equality on foreignField in the foreign collection. */
 static bool
-lookup(struct advice_filter *f, const struct query *ns, const struct advice_reader *stage,
+lookup(struct advice_filter *f, const struct query *ns, const struct wire_reader *stage,
        uint32_t index, struct advice_shapes *out)
 {
     const char *from = NULL, *field = NULL;
     uint32_t from_len = 0, field_len = 0;
-    struct advice_reader it;
+    struct wire_reader it;
     struct query q;
 
-    if (!advice_reader_recurse(stage, &it))
+    if (!wire_reader_recurse(stage, &it))
         return true;
-    while (advice_reader_next(&it)) {
+    while (wire_reader_next(&it)) {
         if (!advice_filter_spend(f))
             return true;
         if (KEY_IS(it.key, it.key_len, "from"))
-            advice_reader_utf8(&it, &from, &from_len);
+            wire_reader_utf8(&it, &from, &from_len);
         else if (KEY_IS(it.key, it.key_len, "foreignField"))
-            advice_reader_utf8(&it, &field, &field_len);
+            wire_reader_utf8(&it, &field, &field_len);
     }
     if (from == NULL || field == NULL || from_len == 0 || field_len == 0 ||
         memchr(from, '\0', from_len) != NULL || memchr(field, '\0', field_len) != NULL)
@@ -543,10 +544,10 @@ lookup(struct advice_filter *f, const struct query *ns, const struct advice_read
 
 /* The first element of the stage document at stages' current element (a document). */
 static bool
-stage_of(const struct advice_reader *stages, struct advice_reader *stage)
+stage_of(const struct wire_reader *stages, struct wire_reader *stage)
 {
-    return advice_reader_is_doc(stages) && advice_reader_recurse(stages, stage) &&
-           advice_reader_next(stage);
+    return wire_reader_is_doc(stages) && wire_reader_recurse(stages, stage) &&
+           wire_reader_next(stage);
 }
 
 /*
@@ -555,10 +556,10 @@ stage_of(const struct advice_reader *stages, struct advice_reader *stage)
  * a $lookup's own pipeline).
  */
 static void
-aggregate(struct advice_filter *f, const struct query *ns, const struct advice_reader *top,
+aggregate(struct advice_filter *f, const struct query *ns, const struct wire_reader *top,
           struct advice_shapes *out)
 {
-    struct advice_reader it, pipeline, stages, stage;
+    struct wire_reader it, pipeline, stages, stage;
     struct query q;
     bool leading = true, sorted = false, found = false;
     uint32_t index = 0;
@@ -566,21 +567,21 @@ aggregate(struct advice_filter *f, const struct query *ns, const struct advice_r
     query_init(&q, ns, ADVICE_SRC_AGGREGATE);
     advice_filter_reset(f);
     it = *top;
-    while (advice_reader_next(&it)) {
+    while (wire_reader_next(&it)) {
         if (!advice_filter_spend(f))
             break;
         if (KEY_IS(it.key, it.key_len, "pipeline") && !found) {
             pipeline = it;
-            found = advice_reader_is_array(&it);
+            found = wire_reader_is_array(&it);
         } else if (KEY_IS(it.key, it.key_len, "hint")) {
             q.hint = real_hint(&it);
         } else if (KEY_IS(it.key, it.key_len, "collation")) {
             q.collation = real_collation(&it);
         }
     }
-    if (!found || !advice_reader_recurse(&pipeline, &stages))
+    if (!found || !wire_reader_recurse(&pipeline, &stages))
         return;
-    while (leading && advice_reader_next(&stages)) {
+    while (leading && wire_reader_next(&stages)) {
         if (!advice_filter_spend(f) || !stage_of(&stages, &stage))
             break;
         if (KEY_IS(stage.key, stage.key_len, "$match")) {
@@ -592,11 +593,11 @@ aggregate(struct advice_filter *f, const struct query *ns, const struct advice_r
             leading = false;
         }
     }
-    if (!emit(f, &q, out) || !advice_reader_recurse(&pipeline, &stages))
+    if (!emit(f, &q, out) || !wire_reader_recurse(&pipeline, &stages))
         return;
-    while (advice_reader_next(&stages) && advice_filter_spend(f)) {
+    while (wire_reader_next(&stages) && advice_filter_spend(f)) {
         if (stage_of(&stages, &stage) && KEY_IS(stage.key, stage.key_len, "$lookup") &&
-            advice_reader_is_doc(&stage) && !lookup(f, ns, &stage, index, out))
+            wire_reader_is_doc(&stage) && !lookup(f, ns, &stage, index, out))
             return;
         index++;
     }
@@ -615,7 +616,7 @@ advice_shape_extract_known(const bson_t *body, const struct wire_cmd *cmd,
                            advice_shape_known_fn known, void *arg, struct advice_shapes *out)
 {
     struct advice_filter f;
-    struct advice_reader top;
+    struct wire_reader top;
     struct query ns, q;
     const char *name;
 
@@ -632,7 +633,7 @@ advice_shape_extract_known(const bson_t *body, const struct wire_cmd *cmd,
         return 0;
     ns.doc = bson_get_data(body);
     ns.doc_len = body->len;
-    if (!advice_reader_init(&top, ns.doc, ns.doc_len))
+    if (!wire_reader_init(&top, ns.doc, ns.doc_len))
         return 0;
     advice_filter_init(&f, SHAPE_BUDGET);
     ns.db = cmd->db;

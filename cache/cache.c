@@ -175,6 +175,20 @@ random_secret(struct cache_key_secret *secret)
     cache_key_secret_init(secret, text);
 }
 
+/*
+ * What the stored values hold in common beyond their own charge: the
+ * dependency snapshots and the generation records held. The budget counts
+ * it (cache_lru_set_shared), so a flood of entries that share nothing (one
+ * namespace each) is evicted for what it really holds, not 80 bytes each.
+ */
+static size_t
+shared_bytes(void *arg)
+{
+    const struct cache *cache = arg;
+
+    return cache_deps_bytes(cache->deps) + cache_gen_held_bytes(cache->gen);
+}
+
 struct cache *
 cache_new(const struct conf *conf, struct event_base *base, bson_error_t *error)
 {
@@ -193,6 +207,7 @@ cache_new(const struct conf *conf, struct event_base *base, bson_error_t *error)
                                cache_value_lru_charge);
     cache->gen = cache_gen_new();
     cache->deps = cache_deps_table_new();
+    cache_lru_set_shared(cache->lru, shared_bytes, cache);
     cache->coalesce = cache_coalesce_new(base);
     if (conf->redis && conf->redis[0]) {
         cache->redis = cache_redis_new(base, conf, error);
@@ -498,6 +513,24 @@ bypass(struct cache *cache, struct cache_request *req, struct cache_pending *p, 
     return CACHE_BYPASS;
 }
 
+/*
+ * "db.coll" into buf, each part up to its first NUL (as the writes' "%.*s"
+ * names it); its length, or 0 when it does not fit with a NUL in size bytes.
+ */
+static size_t
+ns_text(char *buf, size_t size, const struct cache_ns_ref *ref)
+{
+    size_t db_len = strnlen(ref->db, ref->db_len), coll_len = strnlen(ref->coll, ref->coll_len);
+
+    if (db_len + 1 + coll_len >= size)
+        return 0;
+    memcpy(buf, ref->db, db_len);
+    buf[db_len] = '.';
+    memcpy(buf + db_len + 1, ref->coll, coll_len);
+    buf[db_len + 1 + coll_len] = '\0';
+    return db_len + 1 + coll_len;
+}
+
 enum cache_outcome
 cache_lookup(struct cache *cache, struct cache_request *req, struct cache_pending **pending,
              struct cache_value **hit, cache_wait_cb cb, void *arg, struct cache_wait **wait)
@@ -508,7 +541,7 @@ cache_lookup(struct cache *cache, struct cache_request *req, struct cache_pendin
     struct cache_lru_node *node;
     struct cache_pending *p;
     char ns[512];
-    int n;
+    size_t n;
 
     *hit = NULL;
     *wait = NULL;
@@ -538,11 +571,10 @@ cache_lookup(struct cache *cache, struct cache_request *req, struct cache_pendin
         const struct cache_ns_ref *ref = &read.ns[i];
         struct cache_gen_rec *rec;
 
-        n = snprintf(ns, sizeof ns, "%.*s.%.*s", (int)ref->db_len, ref->db, (int)ref->coll_len,
-                     ref->coll);
-        if (n < 0 || (size_t)n >= sizeof ns)
+        n = ns_text(ns, sizeof ns, ref);
+        if (n == 0)
             return bypass(cache, req, p, CACHE_POLICY_NO_COLLECTION);
-        rec = cache_gen_get(cache->gen, 'n', ns, (size_t)n);
+        rec = cache_gen_get(cache->gen, 'n', ns, n);
         if (i == 0) {
             p->ns = rec;
             p->ttl_ms = ns_ttl(cache, rec);
@@ -555,8 +587,8 @@ cache_lookup(struct cache *cache, struct cache_request *req, struct cache_pendin
     add_dep(p, cache_gen_get(cache->gen, 'u', req->principal, strlen(req->principal)));
     add_dep(p, cache_gen_global(cache->gen));
 
-    cache_key_build(&cache->secret, req->principal, req->db, read.ns[0].coll,
-                    read.ns[0].coll_len, req->body, &p->material, &p->key, &p->digest);
+    cache_key_build(&cache->secret, req->principal, req->db, read.ns[0].coll, read.ns[0].coll_len,
+                    req->body, req->cmd, &p->material, &p->key, &p->digest);
     node = cache_lru_get(cache->lru, &p->key, (uint64_t)conf_clock_ms());
     if (node) {
         struct cache_value *v = cache_value_of_node(node);
@@ -949,7 +981,8 @@ cache_counter(const struct cache *cache, enum cache_counter counter)
     case CACHE_CTR_entries:
         return cache_lru_count(cache->lru);
     case CACHE_CTR_bytes:
-        return cache_lru_bytes(cache->lru) + cache_deps_bytes(cache->deps);
+        return cache_lru_bytes(cache->lru) + cache_deps_bytes(cache->deps) +
+               cache_gen_held_bytes(cache->gen);
     case CACHE_CTR_coalesced:
         return cache_coalesce_count(cache->coalesce);
     case CACHE_CTR_coalesced_timeouts:

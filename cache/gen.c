@@ -27,7 +27,15 @@ struct cache_gen {
     size_t n_idle;
     uint64_t forgotten;
     struct cache_gen_ns_sums forgotten_ns; /* what freed "n:" records had counted */
+    size_t held_bytes; /* the allocations of the records held (refs > 0) */
 };
+
+/* What rec's allocation takes (the record and its name). */
+static size_t
+rec_bytes(const struct cache_gen_rec *rec)
+{
+    return sizeof *rec + rec->name_len + 1;
+}
 
 struct cache_gen *
 cache_gen_new(void)
@@ -184,6 +192,7 @@ cache_gen_ref(struct cache_gen_rec *rec)
     if (rec->refs++ == 0) {
         TAILQ_REMOVE(&rec->gen->idle, rec, idle_link);
         rec->gen->n_idle--;
+        rec->gen->held_bytes += rec_bytes(rec);
     }
 }
 
@@ -195,6 +204,7 @@ cache_gen_unref(struct cache_gen_rec *rec)
     BSON_ASSERT(rec->refs > 0);
     if (--rec->refs > 0)
         return;
+    gen->held_bytes -= rec_bytes(rec);
     TAILQ_INSERT_TAIL(&gen->idle, rec, idle_link);
     gen->n_idle++;
     forget_idle(gen, rec);
@@ -214,6 +224,12 @@ cache_gen_foreach(const struct cache_gen *gen, char kind,
         for (const struct cache_gen_rec *rec = gen->buckets[i]; rec; rec = rec->next)
             if (rec->name[0] == kind)
                 fn(rec, arg);
+}
+
+size_t
+cache_gen_held_bytes(const struct cache_gen *gen)
+{
+    return gen->held_bytes;
 }
 
 size_t

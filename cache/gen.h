@@ -82,6 +82,13 @@ void cache_gen_foreach(const struct cache_gen *gen, char kind,
 
 /* Number of records, and of idle records freed so far. */
 size_t cache_gen_count(const struct cache_gen *gen);
+
+/*
+ * The bytes of the records held (by stored values' snapshots, misses in
+ * flight, labels): what the cache's budget counts beside its values. Idle
+ * records are bounded by CACHE_GEN_MAX_IDLE instead.
+ */
+size_t cache_gen_held_bytes(const struct cache_gen *gen);
 uint64_t cache_gen_forgotten(const struct cache_gen *gen);
 
 /* The per-namespace statistics ("n:" records' STAT_NAMESPACE fields) summed. */

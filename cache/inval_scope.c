@@ -409,7 +409,8 @@ cache_inval_scope_classify(const bson_t *body, const struct wire_cmd *parsed, co
         write_all(write);
         return;
     }
-    write->in_transaction = in_transaction(body);
+    /* Only a body holding both keys (the parse noted them) is walked for their values. */
+    write->in_transaction = cmd.has_txn_number && cmd.has_autocommit && in_transaction(body);
     if (db) {
         db_len = (uint32_t)strlen(db);
     } else if (cmd.db) {

@@ -11,6 +11,7 @@
 #include "cache/key.h"
 
 #include "wire/names.h"
+#include "wire/reader.h"
 
 #include <string.h>
 #define XXH_STATIC_LINKING_ONLY /* XXH3_generateSecret is in the "experimental" part in 0.8.1 */
@@ -24,9 +25,14 @@
  * instead of being answered with the reply to its valid twin.
  */
 static bool
-valid_max_time_ms(const bson_iter_t *it)
+valid_max_time_ms(const struct wire_cmd_elem *e)
 {
+    bson_iter_t iter;
+    const bson_iter_t *it = &iter;
     double d;
+
+    if (!wire_cmd_elem_iter(e, &iter))
+        return false;
 
     switch (bson_iter_type(it)) {
     case BSON_TYPE_INT32:
@@ -43,29 +49,34 @@ valid_max_time_ms(const bson_iter_t *it)
 
 /* A session id as drivers send it: {id: <UUID binary>, ...} (mongod refuses an empty lsid). */
 static bool
-valid_lsid(const bson_iter_t *it)
+valid_lsid(const struct wire_cmd_elem *e)
 {
-    bson_iter_t sub;
+    struct wire_reader r;
 
-    return BSON_ITER_HOLDS_DOCUMENT(it) && bson_iter_recurse(it, &sub) &&
-           bson_iter_find(&sub, "id") && BSON_ITER_HOLDS_BINARY(&sub);
+    if (e->type != BSON_TYPE_DOCUMENT || !wire_reader_init(&r, e->value, e->len - 2 - e->key_len))
+        return false;
+    while (wire_reader_next(&r)) {
+        if (r.key_len == 2 && memcmp(r.key, "id", 2) == 0)
+            return r.type == BSON_TYPE_BINARY; /* the first id, as bson_iter_find finds it */
+    }
+    return false;
 }
 
 static bool
-is_volatile(const bson_iter_t *it)
+is_volatile(const struct wire_cmd_elem *e)
 {
-    switch (wire_names_lookup(bson_iter_key(it), bson_iter_key_len(it))) {
+    switch (e->id) {
     case WIRE_NAME_LSID:
-        return valid_lsid(it);
+        return valid_lsid(e);
     case WIRE_NAME_DOLLAR_CLUSTER_TIME:
-        return BSON_ITER_HOLDS_DOCUMENT(it);
+        return e->type == BSON_TYPE_DOCUMENT;
     case WIRE_NAME_TXN_NUMBER:
-        return BSON_ITER_HOLDS_INT64(it);
+        return e->type == BSON_TYPE_INT64;
     case WIRE_NAME_DOLLAR_DB:
     case WIRE_NAME_COMMENT:
-        return BSON_ITER_HOLDS_UTF8(it);
+        return e->type == BSON_TYPE_UTF8;
     case WIRE_NAME_MAX_TIME_MS:
-        return valid_max_time_ms(it);
+        return valid_max_time_ms(e);
     default:
         return false;
     }
@@ -96,52 +107,55 @@ cache_key_material_cleanup(struct cache_key_material *material)
     memset(material, 0, sizeof *material);
 }
 
+/* Room for len more bytes in m. */
 static void
-append(struct cache_key_material *m, const void *data, size_t len)
+reserve(struct cache_key_material *m, size_t len)
 {
-    if (m->len + len > m->cap) {
-        size_t cap = m->cap ? m->cap : 256;
+    size_t cap = m->cap ? m->cap : 256;
 
-        while (cap < m->len + len)
-            cap *= 2;
-        m->data = bson_realloc(m->data, cap);
-        m->cap = cap;
-    }
-    memcpy(m->data + m->len, data, len);
-    m->len += len;
+    if (m->len + len <= m->cap)
+        return;
+    while (cap < m->len + len)
+        cap *= 2;
+    m->data = bson_realloc(m->data, cap);
+    m->cap = cap;
 }
 
 /* A part of the material: its length (4 bytes, little-endian), then its bytes. */
 static void
 append_part(struct cache_key_material *m, const void *data, size_t len)
 {
-    uint8_t prefix[4] = {(uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16),
-                         (uint8_t)(len >> 24)};
+    uint8_t *p;
 
-    append(m, prefix, sizeof prefix);
-    append(m, data, len);
+    reserve(m, 4 + len);
+    p = m->data + m->len;
+    p[0] = (uint8_t)len;
+    p[1] = (uint8_t)(len >> 8);
+    p[2] = (uint8_t)(len >> 16);
+    p[3] = (uint8_t)(len >> 24);
+    memcpy(p + 4, data, len);
+    m->len += 4 + len;
 }
 
 void
 cache_key_build(const struct cache_key_secret *secret, const char *principal, const char *db,
-                const char *coll, uint32_t coll_len, const bson_t *body,
+                const char *coll, uint32_t coll_len, const bson_t *body, const struct wire_cmd *cmd,
                 struct cache_key_material *material, struct cache_key *key, uint64_t *digest)
 {
-    const uint8_t *raw = bson_get_data(body);
-    bson_iter_t it;
+    struct wire_cmd_walk walk;
+    struct wire_cmd_elem e;
     XXH128_hash_t h;
 
     material->len = 0;
     append_part(material, principal, strlen(principal));
     append_part(material, db, strlen(db));
     append_part(material, coll, coll_len);
-    if (bson_iter_init(&it, body)) {
-        while (bson_iter_next(&it)) {
-            if (is_volatile(&it))
-                continue;
-            /* The element as sent: type byte, key, value. */
-            append_part(material, raw + it.off, it.next_off - it.off);
-        }
+    wire_cmd_walk_init(&walk, cmd, bson_get_data(body), body->len);
+    while (wire_cmd_walk_next(&walk, &e)) {
+        if (is_volatile(&e))
+            continue;
+        /* The element as sent: type byte, key, value. */
+        append_part(material, e.start, e.len);
     }
     h = XXH3_128bits_withSecret(material->data, material->len, secret->bytes,
                                 sizeof secret->bytes);

@@ -29,6 +29,8 @@
 #ifndef MONGOCACHE_CACHE_KEY_H
 #define MONGOCACHE_CACHE_KEY_H
 
+#include "wire/cmd.h"
+
 #include <bson/bson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -71,13 +73,14 @@ void cache_key_material_cleanup(struct cache_key_material *material);
 /*
  * Builds the material for a read by principal ("" when unauthenticated) on
  * db.coll with the checked command body, into material (reset first), and
- * hashes it into key and *digest. Each part is length-prefixed, so no two
- * different inputs give the same material.
+ * hashes it into key and *digest. cmd is body as wire_cmd_parse read it
+ * (its located elements spare a walk), or NULL. Each part is
+ * length-prefixed, so no two different inputs give the same material.
  */
 void cache_key_build(const struct cache_key_secret *secret, const char *principal, const char *db,
                      const char *coll, uint32_t coll_len, const bson_t *body,
-                     struct cache_key_material *material, struct cache_key *key,
-                     uint64_t *digest);
+                     const struct wire_cmd *cmd, struct cache_key_material *material,
+                     struct cache_key *key, uint64_t *digest);
 
 /* True when a and b are the same key. */
 static inline bool

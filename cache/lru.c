@@ -38,6 +38,8 @@ struct cache_lru {
     size_t budget;
     cache_lru_release_fn release;
     cache_lru_charge_fn charge;
+    cache_lru_shared_fn shared; /* may be NULL */
+    void *shared_arg;
 };
 
 static uint64_t
@@ -190,13 +192,17 @@ drop(struct cache_lru *lru, struct cache_lru_node **link, struct cache_lru_node 
     give_back(lru, n);
 }
 
-/* Evicts from the LRU end until the total fits the budget; returns how many. */
+/*
+ * Evicts from the LRU end until the charges and the shared bytes fit the
+ * budget; returns how many.
+ */
 static uint32_t
 shed(struct cache_lru *lru)
 {
     uint32_t evicted = 0;
 
-    while (lru->bytes > lru->budget && lru->tail != NULL) {
+    while (lru->tail != NULL &&
+           lru->bytes + (lru->shared ? lru->shared(lru->shared_arg) : 0) > lru->budget) {
         drop(lru, NULL, lru->tail);
         evicted++;
     }
@@ -213,6 +219,13 @@ cache_lru_new(size_t budget, cache_lru_release_fn release, cache_lru_charge_fn c
     lru->release = release;
     lru->charge = charge;
     return lru;
+}
+
+void
+cache_lru_set_shared(struct cache_lru *lru, cache_lru_shared_fn shared, void *arg)
+{
+    lru->shared = shared;
+    lru->shared_arg = arg;
 }
 
 void

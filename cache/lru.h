@@ -43,10 +43,20 @@ typedef void (*cache_lru_release_fn)(struct cache_lru_node *node);
  */
 typedef size_t (*cache_lru_charge_fn)(const struct cache_lru_node *node);
 
-/* A map holding at most budget bytes (as charged). Free with cache_lru_destroy. */
+/* A map holding at most budget bytes (as charged, plus the shared bytes below). Free with cache_lru_destroy. */
 struct cache_lru *cache_lru_new(size_t budget, cache_lru_release_fn release,
                                 cache_lru_charge_fn charge);
 void cache_lru_destroy(struct cache_lru *lru);
+
+/*
+ * Bytes the stored values hold in common, outside their own charge (the
+ * dependency snapshots they share and the records those hold): counted
+ * against the budget beside the charges, so that values which share little
+ * are evicted for what they really hold. Read on every eviction step: must
+ * be cheap. NULL (the default): nothing shared.
+ */
+typedef size_t (*cache_lru_shared_fn)(void *arg);
+void cache_lru_set_shared(struct cache_lru *lru, cache_lru_shared_fn shared, void *arg);
 
 /*
  * Stores the value embedding node under key, expiring at expires_ms (on the

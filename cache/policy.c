@@ -20,7 +20,9 @@
 #include "cache/policy.h"
 
 #include "wire/cmd.h"
+#include "wire/frame.h"
 #include "wire/names.h"
+#include "wire/reader.h"
 
 #include <string.h>
 
@@ -284,52 +286,102 @@ scan_operator(struct req_scan *s, const bson_iter_t *it)
     }
 }
 
-static enum cache_policy_reason scan_doc(struct req_scan *s, bson_iter_t *it);
+static enum cache_policy_reason scan_doc(struct req_scan *s, const uint8_t *doc, uint32_t len);
 
-/* Judges one element of the body at any depth, and what is inside it. */
+/* A string value naming a variable whose value changes from one run to the next. */
 static enum cache_policy_reason
-scan_element(struct req_scan *s, const bson_iter_t *it)
+scan_string(const char *str, uint32_t len)
 {
-    const char *key = bson_iter_key(it);
-    bson_iter_t child;
-    enum cache_policy_reason r;
+    for (const char *const *v = volatile_vars; *v; v++) {
+        if (starts_with(str, len, *v))
+            return CACHE_POLICY_NONDETERMINISTIC;
+    }
+    return CACHE_POLICY_OK;
+}
 
-    if (key[0] == '$') {
-        r = scan_operator(s, it);
+/*
+ * scan_operator on the element e, through a bson_iter placed on it. Not
+ * inlined: a bson_iter_t is aligned to 128 bytes, and only these few
+ * operators need one, so scan_element's frame stays small.
+ */
+static __attribute__((noinline)) enum cache_policy_reason
+scan_operator_at(struct req_scan *s, const struct wire_cmd_elem *e)
+{
+    bson_iter_t it;
+
+    if (!wire_cmd_elem_iter(e, &it))
+        return CACHE_POLICY_NOT_A_READ;
+    return scan_operator(s, &it);
+}
+
+/*
+ * Judges one element of the body at any depth, and what is inside it, read
+ * in place (e->id is needed only when its key starts with '$'): a nested
+ * document is read with wire_reader, and a bson_iter is placed on the
+ * element only for the operators that read their arguments.
+ */
+static enum cache_policy_reason
+scan_element(struct req_scan *s, const struct wire_cmd_elem *e)
+{
+    uint32_t value_len = e->len - 2 - e->key_len;
+    enum cache_policy_reason r;
+    int32_t n;
+
+    if (e->key[0] == '$') {
+        switch (e->id) {
+        case WIRE_NAME_DOLLAR_META:
+        case WIRE_NAME_DOLLAR_LOOKUP:
+        case WIRE_NAME_DOLLAR_GRAPH_LOOKUP:
+        case WIRE_NAME_DOLLAR_UNION_WITH:
+            r = scan_operator_at(s, e);
+            break;
+        default:
+            r = operator_reason(e->id);
+            break;
+        }
         if (r != CACHE_POLICY_OK)
             return r;
     }
-    switch (bson_iter_type(it)) {
+    switch (e->type) {
     case BSON_TYPE_DOCUMENT:
     case BSON_TYPE_ARRAY:
-        if (!bson_iter_recurse(it, &child))
-            return CACHE_POLICY_NOT_A_READ;
-        return scan_doc(s, &child);
+        return scan_doc(s, e->value, value_len);
     case BSON_TYPE_UTF8:
-    case BSON_TYPE_SYMBOL: {
-        uint32_t len = 0;
-        const char *str =
-            BSON_ITER_HOLDS_UTF8(it) ? bson_iter_utf8(it, &len) : bson_iter_symbol(it, &len);
-
-        for (const char *const *v = volatile_vars; *v; v++) {
-            if (starts_with(str, len, *v))
-                return CACHE_POLICY_NONDETERMINISTIC;
-        }
-        return CACHE_POLICY_OK;
-    }
+    case BSON_TYPE_SYMBOL:
+        /* int32 length (with the NUL), then the bytes: in bounds in a checked body. */
+        n = value_len >= 5 ? wire_frame_read_i32(e->value) : 0;
+        return n < 1 || (uint32_t)n > value_len - 4
+                   ? CACHE_POLICY_NOT_A_READ
+                   : scan_string((const char *)e->value + 4, (uint32_t)n - 1);
     default:
         return CACHE_POLICY_OK;
     }
 }
 
+/* Judges every element of the document at doc (len bytes): the first reason found. */
 static enum cache_policy_reason
-scan_doc(struct req_scan *s, bson_iter_t *it)
+scan_doc(struct req_scan *s, const uint8_t *doc, uint32_t len)
 {
-    while (bson_iter_next(it)) {
-        enum cache_policy_reason r = scan_element(s, it);
+    struct wire_reader r;
+    struct wire_cmd_elem e;
 
-        if (r != CACHE_POLICY_OK)
-            return r;
+    if (!wire_reader_init(&r, doc, len))
+        return CACHE_POLICY_NOT_A_READ;
+    e.doc = doc;
+    e.doc_len = len;
+    while (wire_reader_next(&r)) {
+        enum cache_policy_reason reason;
+
+        e.start = (const uint8_t *)r.key - 1;
+        e.len = (uint32_t)(r.value + r.value_len - e.start);
+        e.type = r.type;
+        e.key = r.key;
+        e.key_len = r.key_len;
+        e.id = r.key[0] == '$' ? wire_names_lookup(r.key, r.key_len) : WIRE_NAME_UNKNOWN;
+        e.value = r.value;
+        reason = scan_element(s, &e);
+        if (reason != CACHE_POLICY_OK)
+            return reason;
     }
     return CACHE_POLICY_OK;
 }
@@ -363,66 +415,86 @@ check_read_concern(const bson_iter_t *value)
     return r;
 }
 
+/*
+ * An option's value read through a bson_iter: readConcern's document, or a
+ * flag that counts when true (reason). Not inlined, as scan_operator_at.
+ */
+static __attribute__((noinline)) enum cache_policy_reason
+check_option_value(const struct wire_cmd_elem *e, enum cache_policy_reason reason)
+{
+    bson_iter_t it;
+
+    if (!wire_cmd_elem_iter(e, &it))
+        return reason == CACHE_POLICY_READ_CONCERN ? reason : CACHE_POLICY_OK;
+    if (reason == CACHE_POLICY_READ_CONCERN)
+        return check_read_concern(&it);
+    return bson_iter_as_bool(&it) ? reason : CACHE_POLICY_OK;
+}
+
 /* Judges one top-level option (session, read concern, cursor flags, comment). */
 static enum cache_policy_reason
-check_option(const bson_iter_t *it)
+check_option(const struct wire_cmd_elem *e)
 {
-    switch (key_id(it)) {
+    enum cache_policy_reason r = CACHE_POLICY_OK;
+
+    switch (e->id) {
     case WIRE_NAME_TXN_NUMBER:
     case WIRE_NAME_AUTOCOMMIT:
     case WIRE_NAME_START_TRANSACTION:
         return CACHE_POLICY_TRANSACTION;
     case WIRE_NAME_READ_CONCERN:
-        return check_read_concern(it);
+        return check_option_value(e, CACHE_POLICY_READ_CONCERN);
     case WIRE_NAME_TAILABLE:
     case WIRE_NAME_AWAIT_DATA:
-        return bson_iter_as_bool(it) ? CACHE_POLICY_TAILABLE : CACHE_POLICY_OK;
+        r = CACHE_POLICY_TAILABLE;
+        break;
     case WIRE_NAME_EXHAUST:
-        return bson_iter_as_bool(it) ? CACHE_POLICY_EXHAUST : CACHE_POLICY_OK;
+        r = CACHE_POLICY_EXHAUST;
+        break;
     case WIRE_NAME_ALLOW_PARTIAL_RESULTS:
-        return bson_iter_as_bool(it) ? CACHE_POLICY_PARTIAL : CACHE_POLICY_OK;
+        r = CACHE_POLICY_PARTIAL;
+        break;
     case WIRE_NAME_EXPLAIN:
-        return bson_iter_as_bool(it) ? CACHE_POLICY_EXPLAIN : CACHE_POLICY_OK;
+        r = CACHE_POLICY_EXPLAIN;
+        break;
     default:
         return CACHE_POLICY_OK;
     }
+    return check_option_value(e, r); /* a flag: it counts when true */
 }
 
-/* True when the body has a string comment asking to skip the cache. */
+/* True when the element is a string comment asking to skip the cache. */
 static bool
-skip_requested(const bson_t *body)
+skip_requested(const struct wire_cmd_elem *e)
 {
-    bson_iter_t it;
+    int32_t n;
 
-    if (!bson_iter_init(&it, body))
+    if (e->id != WIRE_NAME_COMMENT || e->type != BSON_TYPE_UTF8)
         return false;
-    while (bson_iter_next(&it)) {
-        uint32_t len;
-        const char *str;
-
-        if (!key_is(&it, WIRE_NAME_COMMENT) || !BSON_ITER_HOLDS_UTF8(&it))
-            continue;
-        str = bson_iter_utf8(&it, &len);
-        if (starts_with(str, len, CACHE_POLICY_SKIP_COMMENT))
-            return true;
-    }
-    return false;
+    n = wire_frame_read_i32(e->value); /* with its NUL; checked by the parse */
+    return n >= 1 &&
+           starts_with((const char *)e->value + 4, (uint32_t)n - 1, CACHE_POLICY_SKIP_COMMENT);
 }
 
 static enum cache_policy_reason
 judge_request(const bson_t *body, const struct wire_cmd *parsed, const char *db,
               uint32_t n_sequences, struct req_scan *s)
 {
-    struct wire_cmd cmd;
+    const uint8_t *data = bson_get_data(body);
+    struct wire_cmd own;
+    const struct wire_cmd *cmd = parsed;
+    struct wire_cmd_walk walk;
+    struct wire_cmd_elem e;
     bson_error_t error;
-    enum cache_policy_reason r = CACHE_POLICY_OK;
-    bson_iter_t it;
+    enum cache_policy_reason r = CACHE_POLICY_OK, option = CACHE_POLICY_OK;
+    bool skip = false;
 
-    if (parsed)
-        cmd = *parsed;
-    else if (!wire_cmd_parse(bson_get_data(body), body->len, &cmd, &error))
-        return CACHE_POLICY_NOT_A_READ;
-    switch (cmd.name_id) {
+    if (!cmd) {
+        if (!wire_cmd_parse(data, body->len, &own, &error))
+            return CACHE_POLICY_NOT_A_READ;
+        cmd = &own;
+    }
+    switch (cmd->name_id) {
     case WIRE_NAME_EXPLAIN:
         return CACHE_POLICY_EXPLAIN;
     case WIRE_NAME_FIND:
@@ -436,32 +508,34 @@ judge_request(const bson_t *body, const struct wire_cmd *parsed, const char *db,
     if (db) {
         s->db = db;
         s->db_len = (uint32_t)strlen(db);
-    } else if (cmd.db) {
-        s->db = cmd.db;
-        s->db_len = cmd.db_len;
+    } else if (cmd->db) {
+        s->db = cmd->db;
+        s->db_len = cmd->db_len;
     }
-    if (!cmd.coll || cmd.coll_len == 0 || s->db_len == 0)
+    if (!cmd->coll || cmd->coll_len == 0 || s->db_len == 0)
         return CACHE_POLICY_NO_COLLECTION;
-    if (cmd.has_duplicate_top_level_key)
+    if (cmd->has_duplicate_top_level_key)
         return CACHE_POLICY_DUPLICATE_FIELD;
     if (n_sequences > 0)
         return CACHE_POLICY_SEQUENCES;
-    r = add_read_ns(s, s->db, s->db_len, cmd.coll, cmd.coll_len);
+    r = add_read_ns(s, s->db, s->db_len, cmd->coll, cmd->coll_len);
     if (r != CACHE_POLICY_OK)
         return r;
-    if (skip_requested(body))
+
+    /* One pass over the top-level elements as the parse found them (walked
+     * again only when it could not keep them all). Of what it finds, the
+     * skip comment wins, then the options, then the first operator or
+     * stage at any depth, which ends the scan (not the pass). */
+    wire_cmd_walk_init(&walk, cmd, data, body->len);
+    while (wire_cmd_walk_next(&walk, &e)) {
+        skip = skip || skip_requested(&e);
+        option = worst(option, check_option(&e));
+        if (r == CACHE_POLICY_OK)
+            r = scan_element(s, &e);
+    }
+    if (skip)
         return CACHE_POLICY_SKIP_REQUESTED;
-
-    if (!bson_iter_init(&it, body))
-        return CACHE_POLICY_NOT_A_READ;
-    while (bson_iter_next(&it))
-        r = worst(r, check_option(&it));
-    if (r != CACHE_POLICY_OK)
-        return r;
-
-    if (!bson_iter_init(&it, body))
-        return CACHE_POLICY_NOT_A_READ;
-    return scan_doc(s, &it);
+    return option != CACHE_POLICY_OK ? option : r;
 }
 
 enum cache_policy_reason

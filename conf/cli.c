@@ -17,7 +17,7 @@
 void
 conf_cli_flag_name(enum conf_opt_id id, char *buf, size_t len)
 {
-    const char *name = conf_opt_name(id);
+    const char *name = conf_parse_desc(id)->name;
     size_t o = 0;
 
     if (len < 3) {

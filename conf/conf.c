@@ -14,7 +14,6 @@
 
 #include <arpa/inet.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,28 +44,6 @@ void
 conf_set_check(struct conf *conf, conf_check_fn check)
 {
     conf->check = check;
-}
-
-void
-conf_notes_add(struct conf_notes *notes, const char *fmt, ...)
-{
-    va_list ap;
-
-    notes->lines = bson_realloc(notes->lines, sizeof(char *) * (notes->n + 1));
-    va_start(ap, fmt);
-    notes->lines[notes->n++] = bson_strdupv_printf(fmt, ap);
-    va_end(ap);
-}
-
-void
-conf_notes_clear(struct conf_notes *notes)
-{
-    for (size_t i = 0; i < notes->n; i++) {
-        bson_free(notes->lines[i]);
-    }
-    bson_free(notes->lines);
-    notes->lines = NULL;
-    notes->n = 0;
 }
 
 static void

@@ -17,6 +17,7 @@
 #define MONGOCACHE_CONF_CONF_H
 
 #include "conf/log.h"
+#include "conf/notes.h"
 
 #include <bson/bson.h>
 #include <stdbool.h>
@@ -42,12 +43,6 @@ enum conf_opt_id {
 #include "conf/options.def"
 #undef CONF_OPT
     CONF_OPT_COUNT
-};
-
-/* Messages found while loading, one line each, in the order found. Owned by their struct conf. */
-struct conf_notes {
-    size_t n;
-    char **lines;
 };
 
 struct conf;
@@ -113,12 +108,6 @@ void conf_destroy(struct conf *conf);
  * (the defaults were set by conf_new without it). NULL: none.
  */
 void conf_set_check(struct conf *conf, conf_check_fn check);
-
-/* Appends one printf-formatted line to notes. */
-void conf_notes_add(struct conf_notes *notes, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-/* Frees every line and leaves notes empty. */
-void conf_notes_clear(struct conf_notes *notes);
 
 /*
  * Loads the whole configuration: --config FILE (or MONGOCACHE_CONFIG), then

@@ -31,8 +31,10 @@ warn_unknown(struct conf *conf, const char *name, size_t len)
     unsigned d_option = 0;
 
     if (id >= 0) {
-        near = conf_parse_desc((enum conf_opt_id)id)->env;
-        (void)conf_parse_near(rest, rest_len, conf_opt_name((enum conf_opt_id)id), &d_option);
+        const struct conf_opt_desc *desc = conf_parse_desc((enum conf_opt_id)id);
+
+        near = desc->env;
+        (void)conf_parse_near(rest, rest_len, desc->name, &d_option);
     }
     if (conf_parse_near(rest, rest_len, config, &d_config) &&
         (near == NULL || d_config < d_option)) {

@@ -133,7 +133,7 @@ conf_file_read(struct conf *conf, FILE *in, const char *name)
 
             line_error(conf, name, lineno, "unknown option \"%.*s\"%s%s%s",
                        key_len > 64 ? 64 : (int)key_len, key, near >= 0 ? " (did you mean " : "",
-                       near >= 0 ? conf_opt_name((enum conf_opt_id)near) : "",
+                       near >= 0 ? conf_parse_desc((enum conf_opt_id)near)->name : "",
                        near >= 0 ? "?)" : "");
             continue;
         }
@@ -142,7 +142,7 @@ conf_file_read(struct conf *conf, FILE *in, const char *name)
         value = take_value(p, &what);
         if (value == NULL) {
             line_error(conf, name, lineno, "%s for %s", what,
-                       conf_opt_name((enum conf_opt_id)id));
+                       conf_parse_desc((enum conf_opt_id)id)->name);
             continue;
         }
         {

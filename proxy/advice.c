@@ -13,7 +13,7 @@
 #include "proxy/advice.h"
 
 #include "advice/advisor.h"
-#include "advice/reader.h"
+#include "wire/reader.h"
 #include "advice/sampler.h"
 #include "advice/shape.h"
 #include "advice/table.h"
@@ -269,9 +269,9 @@ proxy_advice_record(struct proxy_advice *a, const struct wire_msg *msg, const st
 
 /* Steps r to its first element named key (len bytes); false when there is none. */
 static bool
-find_key(struct advice_reader *r, const char *key, uint32_t len)
+find_key(struct wire_reader *r, const char *key, uint32_t len)
 {
-    while (advice_reader_next(r)) {
+    while (wire_reader_next(r)) {
         if (r->key_len == len && memcmp(r->key, key, len) == 0)
             return true;
     }
@@ -281,12 +281,12 @@ find_key(struct advice_reader *r, const char *key, uint32_t len)
 uint64_t
 proxy_advice_batch_documents(const uint8_t *reply, uint32_t len)
 {
-    struct advice_reader top, cursor, next, batch;
-    const struct advice_reader *found;
+    struct wire_reader top, cursor, next, batch;
+    const struct wire_reader *found;
     uint64_t n = 0;
 
-    if (!advice_reader_init(&top, reply, len) || !find_key(&top, "cursor", 6) ||
-        !advice_reader_recurse(&top, &cursor))
+    if (!wire_reader_init(&top, reply, len) || !find_key(&top, "cursor", 6) ||
+        !wire_reader_recurse(&top, &cursor))
         return 0;
     next = cursor;
     if (find_key(&cursor, "firstBatch", 10))
@@ -295,9 +295,9 @@ proxy_advice_batch_documents(const uint8_t *reply, uint32_t len)
         found = &next;
     else
         return 0;
-    if (!advice_reader_is_array(found) || !advice_reader_recurse(found, &batch))
+    if (!wire_reader_is_array(found) || !wire_reader_recurse(found, &batch))
         return 0;
-    while (advice_reader_next(&batch))
+    while (wire_reader_next(&batch))
         n++;
     return n;
 }

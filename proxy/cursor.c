@@ -536,17 +536,30 @@ proxy_cursor_kill(struct proxy_cursors *t, const bson_t *cmd, const char *db,
 }
 
 int64_t
-proxy_cursor_requested_batch(const bson_t *cmd)
+proxy_cursor_requested_batch(const bson_t *body, const struct wire_cmd *cmd)
 {
+    struct wire_cmd_walk walk;
+    struct wire_cmd_elem e, cursor;
+    bool have_cursor = false;
     bson_iter_t it, sub;
     bool ok;
     int64_t v;
 
-    if (bson_iter_init_find(&it, cmd, "batchSize")) {
-        v = as_int64(&it, &ok);
-        return ok && v >= 0 ? v : -1;
+    /* The first top-level batchSize (find), else the first cursor's (aggregate). */
+    wire_cmd_walk_init(&walk, cmd, bson_get_data(body), body->len);
+    while (wire_cmd_walk_next(&walk, &e)) {
+        if (e.id == WIRE_NAME_BATCH_SIZE) {
+            if (!wire_cmd_elem_iter(&e, &it))
+                return -1;
+            v = as_int64(&it, &ok);
+            return ok && v >= 0 ? v : -1;
+        }
+        if (e.id == WIRE_NAME_CURSOR && !have_cursor) {
+            cursor = e;
+            have_cursor = true;
+        }
     }
-    if (bson_iter_init_find(&it, cmd, "cursor") && BSON_ITER_HOLDS_DOCUMENT(&it) &&
+    if (have_cursor && cursor.type == BSON_TYPE_DOCUMENT && wire_cmd_elem_iter(&cursor, &it) &&
         bson_iter_recurse(&it, &sub) && bson_iter_find(&sub, "batchSize")) {
         v = as_int64(&sub, &ok);
         return ok && v >= 0 ? v : -1;

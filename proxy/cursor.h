@@ -12,6 +12,8 @@
 #ifndef MONGOCACHE_PROXY_CURSOR_H
 #define MONGOCACHE_PROXY_CURSOR_H
 
+#include "wire/cmd.h"
+
 #include <bson/bson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -92,7 +94,10 @@ uint8_t *proxy_cursor_kill(struct proxy_cursors *cursors, const bson_t *body, co
 /* Open proxy cursors (statistics). */
 size_t proxy_cursor_count(const struct proxy_cursors *cursors);
 
-/* The batchSize a find or aggregate asked for, or -1. */
-int64_t proxy_cursor_requested_batch(const bson_t *cmd);
+/*
+ * The batchSize a find or aggregate asked for, or -1. cmd is body as
+ * wire_cmd_parse read it (its located elements spare a walk), or NULL.
+ */
+int64_t proxy_cursor_requested_batch(const bson_t *body, const struct wire_cmd *cmd);
 
 #endif

@@ -24,6 +24,7 @@
 #include "proxy/io.h"
 #include "proxy/server.h"
 #include "wire/cmd.h"
+#include "wire/frame.h"
 #include "wire/msg.h"
 #include "wire/reply.h"
 
@@ -51,26 +52,38 @@ proxy_lookup_principal(const struct proxy_client *c)
 
 static void cache_resolved(void *arg, enum cache_outcome outcome, struct cache_value *hit);
 
-/* The lsid document of a command, borrowed from body, or NULL. */
+/* The (first) lsid document of a command, borrowed from body, or NULL. */
 static const uint8_t *
-lsid_of(const bson_t *body, uint32_t *len)
+lsid_of(const struct wire_cmd *cmd, const bson_t *body, uint32_t *len)
 {
-    bson_iter_t it;
-    const uint8_t *data = NULL;
+    struct wire_cmd_walk walk;
+    struct wire_cmd_elem e;
 
     *len = 0;
-    if (bson_iter_init_find(&it, body, "lsid") && BSON_ITER_HOLDS_DOCUMENT(&it))
-        bson_iter_document(&it, len, &data);
-    return data;
+    wire_cmd_walk_init(&walk, cmd, bson_get_data(body), body->len);
+    while (wire_cmd_walk_next(&walk, &e)) {
+        if (e.id != WIRE_NAME_LSID)
+            continue;
+        if (e.type != BSON_TYPE_DOCUMENT)
+            return NULL;
+        *len = (uint32_t)wire_frame_read_i32(e.value); /* checked by the parse */
+        return e.value;
+    }
+    return NULL;
 }
 
-/* Copies a cacheable read's lsid into req: its drain and its proxy cursor belong to it. */
+/*
+ * Keeps what a cacheable read's proxy cursor needs (a drained miss, a hit
+ * of drained documents): the batchSize it asked for, and a copy of its lsid
+ * (its drain and its proxy cursor belong to that session).
+ */
 static void
-keep_lsid(struct proxy_request *req, const bson_t *body)
+keep_session(struct proxy_request *req, const struct wire_cmd *cmd, const bson_t *body)
 {
     uint32_t len;
-    const uint8_t *data = lsid_of(body, &len);
+    const uint8_t *data = lsid_of(cmd, body, &len);
 
+    req->batch_size = proxy_cursor_requested_batch(body, cmd);
     if (!data || req->lsid)
         return;
     req->lsid = bson_malloc(len);
@@ -124,7 +137,6 @@ proxy_lookup_consult(struct proxy_client *c, const struct wire_msg *msg, const s
     read.n_sequences = msg->n_seqs;
     read.principal = proxy_lookup_principal(c);
     read.bypass_reason = 0;
-    req->batch_size = proxy_cursor_requested_batch(body);
     proxy_stats_add(&c->server->stats, PROXY_STAT_cache_lookups, 1);
     outcome = cache_lookup(cache, &read, &pending, &req->hit, cache_resolved, req, &req->wait);
     if (conf_log_enabled(CONF_LOG_DEBUG))
@@ -138,19 +150,19 @@ proxy_lookup_consult(struct proxy_client *c, const struct wire_msg *msg, const s
     switch (outcome) {
     case CACHE_MISS:
         req->miss = pending;
-        keep_lsid(req, body);
+        keep_session(req, cmd, body);
         return PROXY_LOOKUP_FORWARD;
     case CACHE_HIT:
         proxy_advice_hit(c->server->advice, cache_value_tag(req->hit));
         if (cache_value_is_docs(req->hit))
-            keep_lsid(req, body); /* its proxy cursor belongs to this session */
+            keep_session(req, cmd, body); /* its proxy cursor belongs to this session */
         proxy_request_set_state(req, PROXY_REQUEST_READY);
         verdict = PROXY_LOOKUP_ANSWERED;
         break;
     case CACHE_WAIT:
         /* Kept: a wait for Redis may end in a miss, whose reply is stored. */
         req->miss = pending;
-        keep_lsid(req, body);
+        keep_session(req, cmd, body);
         proxy_request_set_state(req, PROXY_REQUEST_WAITING_CACHE);
         return PROXY_LOOKUP_WAITING;
     case CACHE_BYPASS:
@@ -192,13 +204,16 @@ proxy_lookup_answer_cursor(struct proxy_client *c, const struct wire_cmd *cmd, c
                            struct proxy_request *req)
 {
     struct proxy_cursor_owner owner = {proxy_lookup_principal(c), NULL, 0};
-    int32_t id = proxy_server_reply_id(c->server);
+    int32_t id;
 
-    owner.lsid = lsid_of(body, &owner.lsid_len);
-    if (strcmp(cmd->name, "getMore") == 0)
+    if (cmd->name_id != WIRE_NAME_GET_MORE && cmd->name_id != WIRE_NAME_KILL_CURSORS)
+        return false;
+    id = proxy_server_reply_id(c->server);
+    owner.lsid = lsid_of(cmd, body, &owner.lsid_len);
+    if (cmd->name_id == WIRE_NAME_GET_MORE)
         req->canned = proxy_cursor_get_more(c->server->cursors, body, cmd->db, &owner, id,
                                             req->request_id, &req->canned_len);
-    else if (strcmp(cmd->name, "killCursors") == 0)
+    else
         req->canned = proxy_cursor_kill(c->server->cursors, body, cmd->db, &owner, id,
                                         req->request_id, &req->canned_len);
     if (!req->canned)

@@ -68,8 +68,8 @@
  *
  * Layering of the proxy's files, highest first. A file calls only files
  * below it; a lower file reports up through a callback it was given, never
- * by calling up (tests/integration/test_calls.sh checks that no two files
- * call each other, directly or round a circle):
+ * by calling up (tests/check_calls.sh checks, on the built objects, that
+ * no files call each other round a circle):
  *
  *   main.c            start-up, ordered shutdown, reload; sets server.c's hooks
  *   listener.c        accept -> proxy_client_new

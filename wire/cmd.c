@@ -10,6 +10,7 @@
 #include "wire/cmd.h"
 
 #include "wire/frame.h"
+#include "wire/reader.h"
 
 #include <stddef.h>
 #include <stdlib.h>
@@ -121,28 +122,27 @@ has_duplicate(struct key_ref *keys, size_t n)
 }
 
 static bool
-invalid(bson_error_t *error, const bson_iter_t *it)
+invalid(bson_error_t *error, size_t off)
 {
     bson_set_error(error, WIRE_ERROR_DOMAIN, WIRE_ERR_INVALID_BSON,
-                   "command body is invalid BSON at offset %u", (unsigned)it->err_off);
+                   "command body is invalid BSON at offset %zu", off);
     return false;
 }
 
 /*
- * Records what the top-level key at it means for cmd; false when $db is not a
+ * Records what the top-level key at r means for cmd; false when $db is not a
  * string or holds a NUL.
  */
 static bool
-note_key(const bson_iter_t *it, enum wire_name id, struct wire_cmd *cmd, bson_error_t *error)
+note_key(const struct wire_reader *r, enum wire_name id, struct wire_cmd *cmd, bson_error_t *error)
 {
     switch (id) {
     case WIRE_NAME_DOLLAR_DB:
-        if (!BSON_ITER_HOLDS_UTF8(it)) {
+        if (!wire_reader_utf8(r, &cmd->db, &cmd->db_len)) {
             bson_set_error(error, WIRE_ERROR_DOMAIN, WIRE_ERR_TYPE_MISMATCH,
                            "$db is not a string");
             return false;
         }
-        cmd->db = bson_iter_utf8(it, &cmd->db_len);
         /* mongod refuses it too; readers of cmd->db take it as a C string. */
         if (memchr(cmd->db, '\0', cmd->db_len) != NULL) {
             bson_set_error(error, WIRE_ERROR_DOMAIN, WIRE_ERR_INVALID_NAMESPACE,
@@ -174,36 +174,43 @@ wire_cmd_parse(const uint8_t *body, uint32_t len, struct wire_cmd *cmd, bson_err
     struct key_ref keys[MAX_CHECKED_KEYS];
     size_t n = 0;
     bool too_many = false;
-    bson_iter_t it;
-    bson_t b;
+    const uint8_t *at;
+    struct wire_reader r;
 
-    memset(cmd, 0, offsetof(struct wire_cmd, elem_off)); /* the offsets are set as found */
-    if (!bson_init_static(&b, body, len) || !bson_iter_init(&it, &b)) {
+    memset(cmd, 0, offsetof(struct wire_cmd, elem_off)); /* the records are set as found */
+    cmd->body = body;
+    cmd->body_len = len;
+    /* The document fills the body exactly; each element is read in bounds. */
+    if (len < 5 || (uint32_t)wire_frame_read_i32(body) != len || !wire_reader_init(&r, body, len)) {
         bson_set_error(error, WIRE_ERROR_DOMAIN, WIRE_ERR_INVALID_BSON,
                        "command body is invalid BSON");
         return false;
     }
-    if (!bson_iter_next(&it)) {
-        if (it.err_off != 0)
-            return invalid(error, &it);
+    at = r.pos;
+    if (!wire_reader_next(&r)) {
+        if (r.malformed)
+            return invalid(error, (size_t)(at - body));
         bson_set_error(error, WIRE_ERROR_DOMAIN, WIRE_ERR_COMMAND_NOT_FOUND,
                        "command body is empty");
         return false;
     }
-    cmd->name = bson_iter_key(&it);
-    cmd->name_id = wire_names_lookup(cmd->name, bson_iter_key_len(&it));
-    if (BSON_ITER_HOLDS_UTF8(&it))
-        cmd->coll = bson_iter_utf8(&it, &cmd->coll_len);
+    cmd->name = r.key;
+    cmd->name_id = wire_names_lookup(r.key, r.key_len);
+    (void)wire_reader_utf8(&r, &cmd->coll, &cmd->coll_len); /* when it is a string */
 
     do {
-        const char *key = bson_iter_key(&it);
-        uint32_t key_len = bson_iter_key_len(&it);
+        const char *key = r.key;
+        uint32_t key_len = r.key_len;
+        enum wire_name id = n == 0 ? cmd->name_id : wire_names_lookup(key, key_len);
 
-        if (!note_key(&it, n == 0 ? cmd->name_id : wire_names_lookup(key, key_len), cmd, error))
+        if (!note_key(&r, id, cmd, error))
             return false;
-        if (cmd->n_elems < WIRE_CMD_MAX_ELEMS)
-            cmd->elem_off[cmd->n_elems++] = (uint32_t)((const uint8_t *)key - 1 - body);
-        else
+        if (cmd->n_elems < WIRE_CMD_MAX_ELEMS) {
+            cmd->elem_off[cmd->n_elems] = (uint32_t)((const uint8_t *)key - 1 - body);
+            cmd->elem_key_len[cmd->n_elems] = key_len;
+            cmd->elem_id[cmd->n_elems] = (uint16_t)id;
+            cmd->n_elems++;
+        } else
             cmd->n_elems = WIRE_CMD_MAX_ELEMS + 1;
         if (n < MAX_CHECKED_KEYS) {
             keys[n].key = key;
@@ -212,15 +219,68 @@ wire_cmd_parse(const uint8_t *body, uint32_t len, struct wire_cmd *cmd, bson_err
         } else {
             too_many = true;
         }
-    } while (bson_iter_next(&it));
-    if (it.err_off != 0)
-        return invalid(error, &it);
+        at = r.pos;
+    } while (wire_reader_next(&r));
+    if (r.malformed)
+        return invalid(error, (size_t)(at - body));
 
     cmd->elems_all = cmd->n_elems <= WIRE_CMD_MAX_ELEMS;
     if (!cmd->elems_all)
         cmd->n_elems = WIRE_CMD_MAX_ELEMS;
     cmd->has_duplicate_top_level_key = too_many || has_duplicate(keys, n);
     return true;
+}
+
+void
+wire_cmd_walk_init(struct wire_cmd_walk *w, const struct wire_cmd *cmd, const uint8_t *body,
+                   uint32_t len)
+{
+    /* w->it is set up only if a walk needs it. */
+    w->cmd = cmd && cmd->elems_all && cmd->body == body && cmd->body_len == len ? cmd : NULL;
+    w->i = 0;
+    w->doc = body;
+    w->doc_len = len;
+    w->started = false;
+}
+
+/* The element at it, read in place. */
+static void
+elem_from_iter(const struct wire_cmd_walk *w, const bson_iter_t *it, struct wire_cmd_elem *e)
+{
+    e->start = w->doc + it->off;
+    e->len = it->next_off - it->off;
+    e->type = (uint8_t)bson_iter_type(it);
+    e->key = bson_iter_key(it);
+    e->key_len = bson_iter_key_len(it);
+    e->id = wire_names_lookup(e->key, e->key_len);
+}
+
+bool
+wire_cmd_walk_next_walking(struct wire_cmd_walk *w, struct wire_cmd_elem *e)
+{
+    if (!w->started) {
+        w->started = true;
+        if (!bson_iter_init_from_data(&w->it, w->doc, w->doc_len)) {
+            w->doc_len = 0; /* nothing to walk */
+            return false;
+        }
+    } else if (w->doc_len == 0) {
+        return false;
+    }
+    if (!bson_iter_next(&w->it))
+        return false;
+    elem_from_iter(w, &w->it, e);
+    e->value = e->start + 2 + e->key_len;
+    e->doc = w->doc;
+    e->doc_len = w->doc_len;
+    return true;
+}
+
+bool
+wire_cmd_elem_iter(const struct wire_cmd_elem *e, bson_iter_t *it)
+{
+    return bson_iter_init_from_data_at_offset(it, e->doc, e->doc_len, (uint32_t)(e->start - e->doc),
+                                              e->key_len);
 }
 
 bool

@@ -59,6 +59,7 @@
     X(a, COMPACT, "compact") \
     X(a, EXHAUST, "exhaust") \
     X(a, EXPLAIN, "explain") \
+    X(a, GET_MORE, "getMore") \
     X(a, PASSIVE, "passive") \
     X(a, PRIMARY, "primary") \
     X(a, REPLACE, "replace") \
@@ -76,6 +77,7 @@
     X(a, DOLLAR_FUNCTION, "$function") \
     X(a, AGGREGATE, "aggregate") \
     X(a, AWAIT_DATA, "awaitData") \
+    X(a, BATCH_SIZE, "batchSize") \
     X(a, BULK_WRITE, "bulkWrite") \
     X(a, LAST_WRITE, "lastWrite") \
     X(a, MAP_REDUCE, "mapReduce") \
@@ -103,6 +105,7 @@
     X(a, ARBITER_ONLY, "arbiterOnly") \
     X(a, COMPRESSION, "compression") \
     X(a, DROP_INDEXES, "dropIndexes") \
+    X(a, KILL_CURSORS, "killCursors") \
     X(a, READ_CONCERN, "readConcern") \
     X(a, DOLLAR_ACCUMULATOR, "$accumulator") \
     X(a, DOLLAR_CLUSTER_TIME, "$clusterTime") \

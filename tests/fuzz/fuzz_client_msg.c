@@ -196,6 +196,7 @@ consult_cache(const struct wire_msg *msg, const struct wire_cmd *cmd, const bson
     uint32_t lens[WIRE_MSG_MAX_SEQUENCES];
     struct cache_write write;
     struct cache_read read;
+    struct wire_cmd walked;
     enum cache_policy_reason reason;
 
     if (!have_secret) {
@@ -221,6 +222,10 @@ consult_cache(const struct wire_msg *msg, const struct wire_cmd *cmd, const bson
 
     memset(&read, 0, sizeof read);
     reason = cache_policy_request(body, cmd, cmd->db, msg->n_seqs, &read);
+    /* The located elements and a walk of the body judge alike. */
+    walked = *cmd;
+    walked.elems_all = false;
+    FUZZ_CHECK(cache_policy_request(body, &walked, cmd->db, msg->n_seqs, NULL) == reason);
     FUZZ_CHECK((unsigned)reason < CACHE_POLICY_REASON_COUNT);
     FUZZ_CHECK(strcmp(cache_policy_reason_name(reason), "unknown") != 0);
     if (reason == CACHE_POLICY_OK) {
@@ -240,14 +245,15 @@ consult_cache(const struct wire_msg *msg, const struct wire_cmd *cmd, const bson
          * with a NUL inside (which mongod refuses) would share the key of its prefix. */
         FUZZ_CHECK(memchr(cmd->db, '\0', cmd->db_len) == NULL);
 
-        cache_key_build(&secret, "fuzz@admin", cmd->db, read.ns[0].coll, read.ns[0].coll_len,
-                        body, &m1, &k1, &d1);
-        cache_key_build(&secret, "fuzz@admin", cmd->db, read.ns[0].coll, read.ns[0].coll_len,
-                        body, &m2, &k2, &d2);
+        /* From the located elements, then by walking the body: the same material. */
+        cache_key_build(&secret, "fuzz@admin", cmd->db, read.ns[0].coll, read.ns[0].coll_len, body,
+                        cmd, &m1, &k1, &d1);
+        cache_key_build(&secret, "fuzz@admin", cmd->db, read.ns[0].coll, read.ns[0].coll_len, body,
+                        &walked, &m2, &k2, &d2);
         FUZZ_CHECK(cache_key_equal(&k1, &k2) && d1 == d2);
         FUZZ_CHECK(m1.len == m2.len && memcmp(m1.data, m2.data, m1.len) == 0);
         /* Another principal never shares the material (so never an entry). */
-        cache_key_build(&secret, "", cmd->db, read.ns[0].coll, read.ns[0].coll_len, body, &m3,
+        cache_key_build(&secret, "", cmd->db, read.ns[0].coll, read.ns[0].coll_len, body, NULL, &m3,
                         &k3, &d3);
         FUZZ_CHECK(m3.len != m1.len || memcmp(m3.data, m1.data, m1.len) != 0);
         cache_key_material_cleanup(&m1);
@@ -255,6 +261,30 @@ consult_cache(const struct wire_msg *msg, const struct wire_cmd *cmd, const bson
         cache_key_material_cleanup(&m3);
         serve_hit(msg->header.request_id);
     }
+}
+
+/*
+ * The parse's records of the top-level elements are the elements libbson
+ * walks: the same bytes, keys, types and name ids, in order.
+ */
+static void
+check_records(const struct wire_cmd *cmd, const bson_t *body)
+{
+    struct wire_cmd walked = *cmd;
+    struct wire_cmd_walk a, b;
+    struct wire_cmd_elem x, y;
+    bool more;
+
+    walked.elems_all = false;
+    wire_cmd_walk_init(&a, cmd, bson_get_data(body), body->len);
+    wire_cmd_walk_init(&b, &walked, bson_get_data(body), body->len);
+    do {
+        more = wire_cmd_walk_next(&a, &x);
+        FUZZ_CHECK(wire_cmd_walk_next(&b, &y) == more);
+        if (more)
+            FUZZ_CHECK(x.start == y.start && x.len == y.len && x.type == y.type && x.key == y.key &&
+                       x.key_len == y.key_len && x.id == y.id && x.value == y.value);
+    } while (more && cmd->elems_all);
 }
 
 static void
@@ -283,10 +313,13 @@ op_msg(const uint8_t *data, size_t len)
         check_clear_exhaust(data, len);
 
     if (!wire_cmd_parse(msg.body, msg.body_len, &cmd, &error)) {
-        /* Forwarded untouched: the server answers with its own error. */
-        FUZZ_CHECK(error.domain == WIRE_ERROR_DOMAIN && error.code != 0);
+        /* Forwarded untouched: the server answers with its own error. A
+         * checked body's elements can always be read. */
+        FUZZ_CHECK(error.domain == WIRE_ERROR_DOMAIN && error.code != 0 &&
+                   error.code != WIRE_ERR_INVALID_BSON);
         return;
     }
+    check_records(&cmd, &body);
     FUZZ_CHECK(cmd.name != NULL && inside(cmd.name, strlen(cmd.name) + 1, msg.body, msg.body_len));
     if (cmd.db)
         FUZZ_CHECK(inside(cmd.db, cmd.db_len + 1, msg.body, msg.body_len));

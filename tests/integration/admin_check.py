@@ -33,27 +33,19 @@ import os
 import re
 import sys
 import time
-import urllib.error
-import urllib.request
 
 import pymongo
 from pymongo.errors import OperationFailure
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hardening import tap  # noqa: E402
+import mctest  # noqa: E402
+from mctest import stats, tap  # noqa: E402
 
 
 def http(port, path, method="GET", token=None, body=None):
     """(status, parsed JSON or None, raw text)."""
-    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path), method=method,
-                                 data=body)
-    if token is not None:
-        req.add_header("Authorization", "Bearer " + token)
-    try:
-        with urllib.request.urlopen(req, timeout=5) as r:
-            code, raw = r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        code, raw = e.code, e.read().decode()
+    code, _, raw = mctest.http(port, path, method, token, body)
+    raw = raw.decode()
     try:
         doc = json.loads(raw)
     except ValueError:
@@ -66,12 +58,6 @@ def client(port, **kw):
     kw.setdefault("directConnection", True)
     kw.setdefault("socketTimeoutMS", 10000)
     return pymongo.MongoClient("mongodb://127.0.0.1:%d/" % port, **kw)
-
-
-def stats(hport, token=None):
-    code, doc, raw = http(hport, "/stats", token=token)
-    assert code == 200, raw
-    return doc
 
 
 def cache_ctr(hport, name, token=None):
@@ -401,6 +387,7 @@ def main():
     a = p.parse_args()
     {"shapes": group_shapes, "http": group_http, "inband": group_inband,
      "auth": group_auth}[a.group](a)
+    mctest.plan()
 
 
 if __name__ == "__main__":

@@ -24,15 +24,18 @@ import os
 import signal
 import sys
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hardening import tap  # noqa: E402
+import mctest  # noqa: E402
+from mctest import tap  # noqa: E402
 
 
 def get(port, path):
-    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=5) as r:
-        return json.loads(r.read().decode())
+    """GET path on the proxy's HTTP port, parsed; raises when it does not answer 200."""
+    status, _, body = mctest.http(port, path)
+    if status != 200:
+        raise AssertionError("%s answered %d" % (path, status))
+    return json.loads(body)
 
 
 def advice_of(port, ns=None):
@@ -78,8 +81,7 @@ def seed(direct, db, coll, n):
 
 def metric(port, command):
     """FerretDB's count of a command it received (its Prometheus metrics)."""
-    with urllib.request.urlopen("http://127.0.0.1:%d/debug/metrics" % port, timeout=5) as r:
-        text = r.read().decode()
+    text = mctest.http(port, "/debug/metrics")[2].decode()
     total = 0
     for line in text.splitlines():
         if line.startswith("ferretdb_client_requests_total{") and \
@@ -296,6 +298,7 @@ def main():
     p.add_argument("--http-junk", type=int, default=0)
     a = p.parse_args()
     GROUPS[a.group](a)
+    mctest.plan()
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ collection named after a fault answer that fault:
 
 Anything else (a sane collection) has the _id index and 5000 documents.
 Commands it does not know get {ok: 1}. Prints "ready" once listening.
-Python 3 stdlib only; wire helpers from malformed.py.
+Python 3 stdlib only; wire helpers from mctest.py.
 """
 import json
 import os
@@ -44,8 +44,9 @@ import sys
 import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from malformed import (  # noqa: E402
-    OP_MSG, OP_QUERY, OP_REPLY, Int64, crc32c, decode, encode, header, nested,
+from mctest import (  # noqa: E402
+    OP_MSG, OP_QUERY, OP_REPLY, Int64, crc32c, decode, encode, header, nested, read_message,
+    section_seq,
 )
 
 HELLO = {
@@ -131,33 +132,14 @@ def msg(doc, response_to, kind=0, extra=b"", flags=0):
     return header(16 + len(body), 7, response_to, OP_MSG) + body
 
 
-def seq(ident, docs):
-    payload = ident.encode() + b"\0" + b"".join(encode(d) for d in docs)
-    return b"\x01" + struct.pack("<i", 4 + len(payload)) + payload
-
-
-def read_exact(s, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = s.recv(n - len(buf))
-        if not chunk:
-            return None
-        buf += chunk
-    return buf
-
-
 def serve(s, mode):
     s.settimeout(60)
     try:
         while True:
-            head = read_exact(s, 16)
-            if head is None:
+            raw = read_message(s)
+            if raw is None:
                 return
-            length, rid, _, opcode = struct.unpack("<iiii", head)
-            rest = read_exact(s, length - 16)
-            if rest is None:
-                return
-            raw = head + rest
+            length, rid, _, opcode = struct.unpack_from("<iiii", raw)
             hello = dict(HELLO)
             if mode == "badstream":
                 hello["topologyVersion"] = {"processId": bytes(12), "counter": Int64(0)}
@@ -180,7 +162,7 @@ def serve(s, mode):
                 if coll == "garbage":
                     kind = 9
                 if coll == "sections":
-                    extra = seq("a", [{"x": 1}]) + seq("b", [{"y": 1}])
+                    extra = section_seq("a", [{"x": 1}]) + section_seq("b", [{"y": 1}])
                 if coll == "checksum":
                     flags = 1
                 out = reply_list_indexes(db, coll)

@@ -4,7 +4,8 @@
 Driven by test_cache.sh, which starts FerretDB and one proxy per group and runs
     cache_check.py GROUP --proxy PORT --http PORT --direct PORT [options]
 Each group prints unnumbered TAP lines ("ok - ..." / "not ok - ..." /
-"ok - ... # SKIP reason") with "# " diagnostics; the wrapper numbers them.
+"ok - ... # SKIP reason") with "# " diagnostics, then its plan (mctest.py); the
+wrapper numbers them.
 
 Groups (numbers are the sections of test_cache.sh):
   hits      1  a warm query is answered while FerretDB is stopped (SIGSTOP), a
@@ -30,15 +31,12 @@ import argparse
 import base64
 import hashlib
 import hmac
-import json
 import os
 import random
 import signal
 import socket
-import struct
 import sys
 import time
-import urllib.request
 
 import bson
 import pymongo
@@ -46,59 +44,9 @@ from bson import Binary, Int64, Timestamp
 from pymongo import WriteConcern
 from pymongo.errors import OperationFailure, PyMongoError
 
-OP_MSG = 2013
-MORE_TO_COME = 1 << 1
-
-
-# ---- TAP ---------------------------------------------------------------------------
-
-
-class Tap:
-    def __init__(self):
-        self.count = 0
-
-    def line(self, ok, name, diag=None):
-        self.count += 1
-        print("%s - %s" % ("ok" if ok else "not ok", name.replace("#", "")), flush=True)
-        if diag:
-            for d in str(diag).splitlines():
-                print("# " + d, flush=True)
-
-    def skip(self, name, reason):
-        self.count += 1
-        print("ok - %s # SKIP %s" % (name.replace("#", ""), reason.replace("#", "")), flush=True)
-
-
-class Case:
-    """One TAP line: the problems found while it ran (an exception is one)."""
-
-    def __init__(self, tap, name):
-        self.tap = tap
-        self.name = name
-        self.problems = []
-        self.notes = []
-
-    def check(self, cond, msg):
-        if not cond:
-            self.problems.append(msg)
-        return cond
-
-    def note(self, msg):
-        self.notes.append(msg)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, et, ev, tb):
-        if et is not None:
-            self.problems.append("exception: %s: %s" % (et.__name__, short(ev, 600)))
-        self.tap.line(not self.problems, self.name, "\n".join(self.problems + self.notes) or None)
-        return True  # one broken case never stops the others
-
-
-def short(x, n=300):
-    s = repr(x) if not isinstance(x, str) else x
-    return s if len(s) <= n else s[:n] + "..."
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mctest  # noqa: E402
+from mctest import Case, Tap, short  # noqa: E402
 
 
 # ---- /stats ----------------------------------------------------------------------------
@@ -106,11 +54,10 @@ def short(x, n=300):
 
 class Stats:
     def __init__(self, http_port):
-        self.url = "http://127.0.0.1:%d/stats" % http_port
+        self.port = http_port
 
     def snap(self):
-        with urllib.request.urlopen(self.url, timeout=3) as r:
-            return json.loads(r.read().decode())
+        return mctest.stats(self.port, timeout=3)
 
 
 def cval(s, name):
@@ -173,65 +120,24 @@ def find_all(cl, db, coll, flt=None):
     return list(cl[db][coll].find(flt or {}, sort=[("_id", 1)]))
 
 
-class Closed(Exception):
-    pass
-
-
-_next_id = [random.randint(1000, 1 << 20)]
-
-
-def next_id():
-    _next_id[0] += 1
-    return _next_id[0]
-
-
 def op_msg(body, request_id=None, flags=0):
-    """An OP_MSG with one kind-0 section; returns (bytes, request id)."""
-    rid = next_id() if request_id is None else request_id
-    payload = struct.pack("<I", flags) + b"\x00" + bson.encode(body)
-    return struct.pack("<iiii", 16 + len(payload), rid, 0, OP_MSG) + payload, rid
+    """An OP_MSG with one kind-0 section (pymongo's BSON); returns (bytes, request id)."""
+    rid = mctest.next_id() if request_id is None else request_id
+    return mctest.op_msg(bson.encode(body), flags, request_id=rid), rid
 
 
-class Wire:
-    """A raw client connection: OP_MSG out, whole replies in."""
+class Wire(mctest.Conn):
+    """A raw client connection: OP_MSG out, whole replies in (pymongo's BSON)."""
 
     def __init__(self, port, timeout=3.0):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.buf = b""
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def _fill(self, n, deadline):
-        while len(self.buf) < n:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise socket.timeout("timed out")
-            self.sock.settimeout(left)
-            try:
-                chunk = self.sock.recv(1 << 20)
-            except (ConnectionResetError, BrokenPipeError):
-                raise Closed("reset")
-            if not chunk:
-                raise Closed("eof")
-            self.buf += chunk
+        super().__init__(port, timeout, decoder=bson.decode)
 
     def recv(self, timeout=3.0):
         """(requestID, responseTo, opcode, flags, body document) of the next reply."""
-        deadline = time.monotonic() + timeout
-        self._fill(16, deadline)
-        length, rid, to, opcode = struct.unpack_from("<iiii", self.buf)
-        if length < 21 or length > 48_000_000:
-            raise ValueError("reply with bad length %d" % length)
-        self._fill(length, deadline)
-        raw, self.buf = self.buf[:length], self.buf[length:]
-        if opcode != OP_MSG:
-            return rid, to, opcode, None, None
-        (flags,) = struct.unpack_from("<I", raw, 16)
-        if raw[20] != 0:
-            raise ValueError("first section of kind %d" % raw[20])
-        (blen,) = struct.unpack_from("<i", raw, 21)
-        return rid, to, opcode, flags, bson.decode(raw[21:21 + blen])
+        r = self.recv_msg(timeout)
+        if r.error:
+            raise ValueError(r.error)
+        return r.request_id, r.response_to, r.opcode, r.flags, r.doc
 
     def cmd(self, body, timeout=3.0):
         data, rid = op_msg(body)
@@ -240,12 +146,6 @@ class Wire:
         if to != rid:
             raise ValueError("responseTo %d, want %d" % (to, rid))
         return doc
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
 
 
 def scram_sha256(w, user, password, db="admin"):
@@ -1137,6 +1037,7 @@ def main():
     except PyMongoError as e:
         tap.line(False, "cache %s: harness failed: %s" % (a.group, short(e, 300)))
         return 1
+    mctest.plan()
     return 0
 
 

@@ -4,7 +4,8 @@
 // The query cache with the Node.js driver and Mongoose (run by
 // test_cache.sh with NODE_PATH pointing at tests/integration/node/node_modules).
 // Prints unnumbered TAP lines ("ok - ...", "not ok - ...", "ok - ... # SKIP
-// reason") and "# " diagnostics; the wrapper numbers them.
+// reason") and "# " diagnostics, then its plan ("1..N") once the group ran to
+// its end; the wrapper numbers them and checks the plan.
 //
 //   inval  writes made with the Node driver (insertOne, updateMany, deleteOne,
 //          findOneAndUpdate, bulkWrite) and with Mongoose (Model.create,
@@ -34,14 +35,17 @@ const DIRECT_URI = `mongodb://127.0.0.1:${directPort}/?directConnection=true`;
 const OPTS = { serverSelectionTimeoutMS: 10000 };
 
 let failures = 0;
+let results = 0; // printed so far: the plan printed at the end
 function line(ok, name, problems) {
   if (!ok) failures++;
+  results++;
   process.stdout.write(`${ok ? 'ok' : 'not ok'} - ${name.replace(/#/g, '')}\n`);
   for (const p of problems || []) {
     for (const l of String(p).split('\n')) process.stdout.write(`# ${l}\n`);
   }
 }
 function skip(name, reason) {
+  results++;
   process.stdout.write(`ok - ${name.replace(/#/g, '')} # SKIP ${reason.replace(/#/g, '')}\n`);
 }
 // One TAP line; an exception is a failure of that line only.
@@ -298,7 +302,10 @@ async function groupTypes() {
   if (group === 'inval') await groupInval();
   else if (group === 'types') await groupTypes();
   else throw new Error(`unknown group ${group}`);
-})().then(() => process.exit(0), (e) => {
+})().then(() => {
+  process.stdout.write(`1..${results}\n`);
+  process.exit(0);
+}, (e) => {
   line(false, `cache_node.js ${group}: harness failed`, [e && e.stack ? e.stack : String(e)]);
   process.exit(1);
 });

@@ -40,11 +40,10 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hardening import tap  # noqa: E402
+import mctest  # noqa: E402
+from mctest import tap  # noqa: E402
 
 SKIP = 77
 DB = "dash"
@@ -58,20 +57,11 @@ OUTCOMES = ["hit", "miss", "pass_through", "error"]
 
 def http(port, path, token=None, method="GET"):
     """(status, headers, body bytes) of one request to the HTTP endpoint."""
-    headers = {"Authorization": "Bearer " + token} if token else {}
-    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path), method=method,
-                                 headers=headers, data=b"" if method == "POST" else None)
-    try:
-        with urllib.request.urlopen(req, timeout=5) as r:
-            return r.status, dict(r.headers), r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read()
+    return mctest.http(port, path, method, token, b"" if method == "POST" else None)
 
 
 def stats(a):
-    status, _, body = http(a.http, "/stats", a.token)
-    assert status == 200, "/stats answered %d" % status
-    return json.loads(body)
+    return mctest.stats(a.http, a.token)
 
 
 def start_browser(a, tmp):
@@ -311,6 +301,7 @@ def main():
         run(a, d)
     finally:
         d.quit()
+    mctest.plan()
 
 
 def run(a, d):

@@ -4,8 +4,8 @@
     docker_check.py TOP RESOLVED.yml
 
 TOP is the source tree; RESOLVED.yml is `docker-compose config` of
-TOP/docker/docker-compose.yml. Prints unnumbered TAP lines (test_docker.sh
-numbers them):
+TOP/docker/docker-compose.yml. Prints unnumbered TAP lines, then its plan
+(mctest.py; test_docker.sh numbers them):
 
   services       mongo:7, redis:7, two or more mongocache proxies built from
                  docker/Dockerfile, one app with a connection string per proxy
@@ -31,12 +31,9 @@ TOP = sys.argv[1]
 sys.path.insert(0, os.path.join(TOP, "docker"))
 import compose_plain  # noqa: E402  (docker/compose_plain.py)
 
-
-def tap(ok, name, why=""):
-    print("%s - %s" % ("ok" if ok else "not ok", name))
-    if not ok and why:
-        for line in str(why).splitlines():
-            print("# " + line)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mctest  # noqa: E402
+from mctest import tap  # noqa: E402
 
 
 def option_default(name):
@@ -241,6 +238,7 @@ def main():
                 bad.append("%s leaves out %s, which the build needs" % (path, keep))
     tap(not bad and contexts, "dockerignore: the build contexts (%s) leave out .git, .tools, build trees, "
         "node_modules" % ", ".join(sorted(set(contexts.values()))), "\n".join(bad))
+    mctest.plan()
     return 0
 
 

@@ -5,20 +5,20 @@ to the server, and the proxy's answer must be the server's.
 
     fuzz_findings.py --proxy HOST:PORT --direct HOST:PORT
 
-Prints unnumbered TAP lines ("ok - ...", "not ok - ...", "# ...").
+Prints unnumbered TAP lines ("ok - ...", "not ok - ...", "# ..."), then its plan (mctest.py).
 Stdlib plus pymongo's bson (the test venv).
 """
 import argparse
-import socket
+import os
 import struct
+import sys
 
 import bson
 from pymongo import MongoClient
 
-
-def addr(text):
-    host, port = text.rsplit(":", 1)
-    return host, int(port)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mctest  # noqa: E402
+from mctest import tap  # noqa: E402
 
 
 def command(where, fields, request_id=7):
@@ -31,37 +31,19 @@ def command(where, fields, request_id=7):
         else:
             elements += bson.encode({key: value})[4:-1]
     body = struct.pack("<i", len(elements) + 5) + elements + b"\0"
-    payload = struct.pack("<I", 0) + b"\0" + body
-    msg = struct.pack("<iiii", 16 + len(payload), request_id, 0, 2013) + payload
-    with socket.create_connection(where, timeout=10) as s:
-        s.sendall(msg)
-        head = b""
-        while len(head) < 16:
-            chunk = s.recv(16 - len(head))
-            if not chunk:
-                return None
-            head += chunk
-        n = struct.unpack("<i", head[:4])[0]
-        data = b""
-        while len(data) < n - 16:
-            chunk = s.recv(n - 16 - len(data))
-            if not chunk:
-                return None
-            data += chunk
-    return bson.decode(data[5:])
+    conn = mctest.Conn(where, 10, decoder=bson.decode)
+    try:
+        return conn.call(mctest.op_msg(body, request_id=request_id), 10).doc
+    except mctest.Closed:
+        return None
+    finally:
+        conn.close()
 
 
 def raw_utf8(key, value):
     """A string element written by hand, so that the value may hold a NUL."""
     v = value.encode()
     return b"\x02" + key.encode() + b"\0" + struct.pack("<i", len(v) + 1) + v + b"\0"
-
-
-def report(ok, name, *diag):
-    print(("ok - " if ok else "not ok - ") + name)
-    if not ok:
-        for d in diag:
-            print("# " + str(d))
 
 
 def db_with_nul(proxy, direct, proxy_uri):
@@ -72,7 +54,7 @@ def db_with_nul(proxy, direct, proxy_uri):
     coll.drop()
     coll.insert_one({"_id": 1, "v": "cached"})
     warm = [list(coll.find({})) for _ in range(2)]
-    report(warm[0] == warm[1] == [{"_id": 1, "v": "cached"}], "db-with-nul: warm the cache")
+    tap(warm[0] == warm[1] == [{"_id": 1, "v": "cached"}], "db-with-nul: warm the cache")
     for db in ("fuzzdb\0x", "fuzzdb\0"):
         fields = [("find", "items"), ("filter", {}), ("$db", raw_utf8("$db", db))]
         via_proxy = command(proxy, fields)
@@ -81,7 +63,7 @@ def db_with_nul(proxy, direct, proxy_uri):
                 via_proxy.get("ok") == via_server.get("ok") and
                 via_proxy.get("code") == via_server.get("code") and
                 via_proxy.get("cursor") == via_server.get("cursor"))
-        report(same, "db-with-nul: %r answered as the server answers" % db,
+        tap(same, "db-with-nul: %r answered as the server answers" % db,
                "proxy:  %r" % via_proxy, "server: %r" % via_server)
     client.close()
 
@@ -91,8 +73,9 @@ def main():
     ap.add_argument("--proxy", required=True)
     ap.add_argument("--direct", required=True)
     args = ap.parse_args()
-    proxy, direct = addr(args.proxy), addr(args.direct)
+    proxy, direct = mctest.parse_addr(args.proxy), mctest.parse_addr(args.direct)
     db_with_nul(proxy, direct, "mongodb://%s:%d/" % proxy)
+    mctest.plan()
 
 
 if __name__ == "__main__":

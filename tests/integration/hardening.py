@@ -3,7 +3,7 @@
 
 Black-box groups run against a live mongocache started by
 test_hardening.sh. Each prints unnumbered TAP lines ("ok - ..." /
-"not ok - ...", "# ..." diagnostics); the wrapper numbers them.
+"not ok - ...", "# ..." diagnostics), then its plan; the wrapper numbers them.
 
 Groups:
   redis_wait   a client that resets, a lost upstream and a shutdown while
@@ -27,7 +27,7 @@ Found in review:
   memory_admitted  a large message admitted under max_memory is read to its
                    end (and a stalled one still times out)
 
-The raw wire helpers (Conn, op_msg, encode, decode) are malformed.py's.
+The raw wire helpers (Conn, op_msg, encode, decode) and the TAP lines are mctest.py's.
 """
 import argparse
 import os
@@ -39,16 +39,11 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import malformed as mf  # noqa: E402
-from ops import http_request, wait_for  # noqa: E402
+import mctest as mf  # noqa: E402
+from mctest import stats, tap  # noqa: E402
+from ops import wait_for  # noqa: E402
 
 OUT = []
-
-
-def stats(port):
-    import json
-    status, body = http_request(port, "GET", "/stats")
-    return json.loads(body) if status == 200 else {}
 
 
 def stat(port, path):
@@ -57,15 +52,6 @@ def stat(port, path):
     for part in path.split("."):
         v = v.get(part) if isinstance(v, dict) else None
     return v
-
-
-def tap(cond, name, *diag):
-    print(("ok - " if cond else "not ok - ") + name)
-    if not cond:
-        for d in diag:
-            print("# " + str(d).replace("\n", "\n# "))
-    sys.stdout.flush()
-    return cond
 
 
 def alive(pid):
@@ -825,6 +811,7 @@ def main():
     p.add_argument("--config", default="")
     a = p.parse_args()
     GROUPS[a.group](a)
+    mf.plan()
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@
 #   mc_start_redis               # REDIS_PORT REDIS_PID
 #   mc_start_proxy [FLAGS]       # PROXY_PORT PROXY_URI PROXY_HTTP_PORT PROXY_PID PROXY_LOG
 #   mc_stop_proxy                # SIGTERM, bounded wait; MC_PROXY_STATUS = exit status
-#   mc_plan N; mc_ok STATUS NAME; mc_is GOT WANT NAME; mc_done
+#   mc_ok STATUS NAME; mc_is GOT WANT NAME; mc_done (prints the plan unless mc_plan N did)
+#   mc_run_lines SUITE LABEL CMD...  # one group of unnumbered TAP lines and its own plan
 #
 # Everything listens on 127.0.0.1 only; every wait is bounded; teardown
 # (EXIT, INT, TERM) kills every process started here and removes $MC_TMP
@@ -288,26 +289,54 @@ mc_is() {
     fi
 }
 
-# mc_run_lines SUITE WANT LABEL CMD...: runs CMD (at most MC_GROUP_TIMEOUT
-# seconds, 120 by default), which prints unnumbered TAP lines ("ok - ...",
-# "not ok - ...", "# ..."), and numbers them; fails when CMD exits non-zero
-# or prints another number of result lines than WANT.
+# mc_relay FILE: numbers the unnumbered TAP lines in FILE ("ok - ...", "not ok - ...",
+# "# ..."; any other line becomes a diagnostic) and checks the group's own plan: the
+# "1..N" line it prints once it ran to its end (mctest.plan() in Python). Sets
+# MC_RELAY_N (results seen) and MC_RELAY_PLAN (N, or "none"); returns 0 when exactly one
+# plan came after every result and N results arrived. A group that died or stopped early
+# has no plan, so no script says how many results a group prints.
+mc_relay() {
+    local line n=0 plan="" bad=0
+    while IFS= read -r line; do
+        case $line in
+        "ok - "*)
+            mc_ok 0 "${line#ok - }"
+            n=$((n + 1))
+            [ -z "$plan" ] || bad=1
+            ;;
+        "not ok - "*)
+            mc_ok 1 "${line#not ok - }"
+            n=$((n + 1))
+            [ -z "$plan" ] || bad=1
+            ;;
+        "#"*) echo "$line" ;;
+        *)
+            if [[ $line =~ ^1\.\.([0-9]+)$ ]]; then
+                [ -z "$plan" ] || bad=1
+                plan=${BASH_REMATCH[1]}
+            else
+                echo "# $line"
+            fi
+            ;;
+        esac
+    done <"$1"
+    MC_RELAY_N=$n
+    MC_RELAY_PLAN=${plan:-none}
+    [ -n "$plan" ] && [ "$bad" -eq 0 ] && [ "$n" -eq "$plan" ]
+}
+
+# mc_run_lines SUITE LABEL CMD...: runs CMD (at most MC_GROUP_TIMEOUT seconds, 120 by
+# default), which prints unnumbered TAP lines and its plan last (see mc_relay), and
+# numbers them; fails when CMD exits non-zero or its plan is missing or not met.
 mc_run_lines() {
-    local suite=$1 want=$2 label=$3 out rc line n=0
-    shift 3
+    local suite=$1 label=$2 out rc
+    shift 2
     out=$MC_TMP/$suite.$label.out
     timeout "${MC_GROUP_TIMEOUT:-120}" "$@" >"$out" 2>"$out.err"
     rc=$?
-    while IFS= read -r line; do
-        case $line in
-        "ok - "*) mc_ok 0 "${line#ok - }"; n=$((n + 1)) ;;
-        "not ok - "*) mc_ok 1 "${line#not ok - }"; n=$((n + 1)) ;;
-        "#"*) echo "$line" ;;
-        *) echo "# $line" ;;
-        esac
-    done <"$out"
-    if [ "$rc" -ne 0 ] || [ "$n" -ne "$want" ]; then
-        mc_ok 1 "$suite $label: the group ran to its end ($n of $want lines, status $rc)"
+    if ! mc_relay "$out" || [ "$rc" -ne 0 ]; then
+        local got="$MC_RELAY_N results, plan $MC_RELAY_PLAN, status $rc"
+        mc_ok 1 "$suite $label: the group ran to its end ($got)"
         tail -n 15 "$out.err" | cut -c1-300 | sed 's/^/#   /'
     fi
 }
@@ -337,9 +366,12 @@ mc_check_sanitizers() {
     done
 }
 
+# Without an mc_plan first, the plan is printed here, last: a script that stops before
+# mc_done has none, which the TAP driver reports as an error.
 mc_done() {
     mc_check_sanitizers
-    if [ -n "$MC_PLANNED" ] && [ "$MC_N" -ne "$MC_PLANNED" ]; then
+    [ -n "$MC_PLANNED" ] || mc_plan "$MC_N"
+    if [ "$MC_N" -ne "$MC_PLANNED" ]; then
         echo "# planned $MC_PLANNED tests but ran $MC_N"
         MC_FAILED=$((MC_FAILED + 1))
     fi

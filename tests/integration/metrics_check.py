@@ -1,7 +1,7 @@
 """tests/integration/metrics_check.py: GET /metrics against GET /stats.
 
 Run by test_metrics.sh against a proxy with the Redis tier in front of
-FerretDB. Prints unnumbered TAP lines ("ok - ..."). The exposition is parsed
+FerretDB. Prints unnumbered TAP lines ("ok - ..."), then its plan (mctest.py). The exposition is parsed
 by prometheus_client's own text parser (a real one, not ours); the names
 and JSON paths of every counter come from conf/counters.def, the list both
 renderings are generated from, so a counter missing or different in either
@@ -9,40 +9,33 @@ output fails here.
 
   metrics_check.py PROXY_URI HTTP_PORT SRCDIR TOP N_NAMESPACES
 """
-import json
+import os
 import re
-import socket
-import struct
 import sys
 import threading
 import time
-import urllib.request
 
 import bson
 import pymongo
 from prometheus_client.parser import text_string_to_metric_families
 
-PROXY_URI, HTTP, SRCDIR, TOP, N_NS = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mctest  # noqa: E402
+from mctest import tap as check  # noqa: E402
+
+PROXY_URI, HTTP, SRCDIR, TOP, N_NS = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(
     sys.argv[5])
-BASE = "http://127.0.0.1:%s" % HTTP
-
-
-def check(cond, name, *diag):
-    print(("ok - " if cond else "not ok - ") + name)
-    if not cond:
-        for d in diag:
-            for line in str(d).splitlines()[:40]:
-                print("#   " + line)
-    sys.stdout.flush()
 
 
 def get(path):
-    with urllib.request.urlopen(BASE + path, timeout=10) as r:
-        return r.headers, r.read()
+    status, headers, body = mctest.http(HTTP, path, timeout=10)
+    if status != 200:
+        raise AssertionError("%s answered %d" % (path, status))
+    return headers, body
 
 
 def stats():
-    return json.loads(get("/stats")[1])
+    return mctest.stats(HTTP, timeout=10)
 
 
 def scrape():
@@ -103,34 +96,19 @@ def check_monotonic(before, after, what):
           *down)
 
 
-def op_msg(request_id, doc):
-    body = b"\x00\x00\x00\x00" + b"\x00" + bson.encode(doc)
-    return struct.pack("<iiii", 16 + len(body), request_id, 0, 2013) + body
-
-
-def recv_exact(sock, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise EOFError("proxy closed the connection")
-        buf += chunk
-    return buf
-
-
 def many_namespaces(first, count, errors):
     """count finds, one per collection, pipelined 250 at a time on one connection."""
     host, port = PROXY_URI.split("//")[1].rstrip("/").split(":")
     try:
-        s = socket.create_connection((host, int(port)), timeout=60)
+        s = mctest.Conn((host, int(port)), timeout=60, decoder=bson.decode)
         i = first
         while i < first + count:
             n = min(250, first + count - i)
-            s.sendall(b"".join(op_msg(j + 1, {"find": "c%d" % j, "filter": {}, "$db": "ns10k"})
-                               for j in range(i, i + n)))
+            s.send(b"".join(mctest.op_msg(bson.encode({"find": "c%d" % j, "filter": {},
+                                                       "$db": "ns10k"}), request_id=j + 1)
+                            for j in range(i, i + n)))
             for _ in range(n):
-                length = struct.unpack("<i", recv_exact(s, 4))[0]
-                recv_exact(s, length - 4)
+                s.recv_msg(60)
             i += n
         s.close()
     except Exception as e:  # reported by the caller
@@ -311,6 +289,7 @@ def main():
           "namespace hits and misses by label plus other equal the cache's (records forgotten: %d)"
           % forgotten, sums)
     client.close()
+    mctest.plan()
 
 
 main()

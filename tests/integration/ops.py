@@ -4,7 +4,8 @@
 Driven by test_ops.sh, which starts one proxy per group and runs
     ops.py GROUP --proxy 127.0.0.1:PORT --http HTTP_PORT --pid PID [options]
 Each group prints unnumbered TAP lines ("ok - ..." / "not ok - ...") with
-"# " diagnostics; the wrapper numbers them and prints the plan.
+"# " diagnostics, then the group's plan (mctest.plan()); the wrapper numbers
+them.
 
 Groups:
   unreachable  the upstream is a closed port: error replies, never a hang
@@ -17,7 +18,7 @@ Groups:
                last SIGTERM drain with a slow request in flight
   emfile       the proxy runs under `ulimit -n 64`
 
-Python 3 stdlib only; wire helpers come from malformed.py.
+Python 3 stdlib only; wire helpers and TAP come from mctest.py.
 """
 import argparse
 import http.client
@@ -31,9 +32,10 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from malformed import (  # noqa: E402
-    EXHAUST_ALLOWED, MORE_TO_COME, OP_MSG, OP_QUERY, OP_REPLY, Closed, Conn, Int64, Tap, counters,
-    decode, encode, header, nested, op_msg, op_query, parse_addr, pid_alive, ping, short,
+from mctest import (  # noqa: E402
+    EXHAUST_ALLOWED, MORE_TO_COME, OP_MSG, OP_QUERY, OP_REPLY, Case, Closed, Conn, Int64, Tap,
+    counters, decode, encode, header, nested, op_msg, op_query, parse_addr, pid_alive, ping, plan,
+    read_message, short,
 )
 
 
@@ -122,30 +124,6 @@ def count_in_log(path, needle):
 
 def proc_exited(pid):
     return not pid_alive(pid)
-
-
-class Case:
-    """Collects the problems of one TAP line."""
-
-    def __init__(self, tap, name):
-        self.tap = tap
-        self.name = name
-        self.problems = []
-
-    def check(self, cond, msg):
-        if not cond:
-            self.problems.append(msg)
-        return cond
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, et, ev, tb):
-        if et is not None:
-            self.problems.append("exception: %r" % ev)
-        self.tap.line(not self.problems, self.name,
-                      "\n".join(self.problems) if self.problems else None)
-        return True  # one broken case never stops the others
 
 
 # ---- groups ----------------------------------------------------------------------
@@ -388,28 +366,15 @@ class FakeUpstream:
             self.conns += 1
             threading.Thread(target=self.serve, args=(s,), daemon=True).start()
 
-    @staticmethod
-    def read_exact(s, n):
-        buf = b""
-        while len(buf) < n:
-            chunk = s.recv(n - len(buf))
-            if not chunk:
-                return None
-            buf += chunk
-        return buf
-
     def serve(self, s):
         s.settimeout(30)
         try:
             while True:
-                head = self.read_exact(s, 16)
-                if head is None:
+                raw = read_message(s)
+                if raw is None:
                     return
-                length, rid, _, opcode = struct.unpack("<iiii", head)
-                rest = self.read_exact(s, length - 16)
-                if rest is None:
-                    return
-                if not self.handle(s, rid, opcode, head + rest):
+                _, rid, _, opcode = struct.unpack_from("<iiii", raw)
+                if not self.handle(s, rid, opcode, raw):
                     return
         except OSError:
             return
@@ -800,6 +765,7 @@ def main():
     a.addr = parse_addr(a.proxy)
     tap = Tap()
     GROUPS[a.group](a, tap)
+    plan()
     return 0
 
 

@@ -9,8 +9,9 @@ fake Redis) with one fault armed: malformed pub/sub pushes (wrong element
 types, wrong arity, a non-array push, an integer where a bulk string is
 expected, another channel, an error, garbage bytes, nesting, a push over the
 size budget), an unsolicited reply or garbage on the command connection, a
-lookup (MGET) answered with the wrong arity or element types; at start-up or later. Each case prints
-one unnumbered TAP line, which passes when:
+lookup (MGET) answered with the wrong arity or element types; at start-up or
+later. Each case prints one unnumbered TAP line (then the plan, mctest.py),
+which passes when:
   - the proxy is still running after the fault (hiredis 0.14's async layer
     aborted here: three different asserts in its subscribe path, and one for
     an unsolicited reply on the command connection);
@@ -24,18 +25,18 @@ warn level, not once per reconnection. Proxy logs go to DIR/proxy.hostile-N.log
 (the wrapper scans them for sanitizer reports).
 """
 import argparse
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pymongo
 
+import mctest
 from fake_redis import FakeRedis, Fault, bulk
+from mctest import tap
 
 DB = "mchostile"
 CH = b"mongocache:inval"
@@ -159,9 +160,8 @@ class Proxy:
 
     def stats(self):
         try:
-            with urllib.request.urlopen("http://127.0.0.1:%d/stats" % self.http, timeout=2) as r:
-                return json.loads(r.read()).get("cache", {}).get("redis", {})
-        except (OSError, ValueError):
+            return mctest.stats(self.http, timeout=2).get("cache", {}).get("redis", {})
+        except (OSError, ValueError, AssertionError):
             return {}
 
     def counter(self, name):
@@ -323,20 +323,17 @@ def main():
             if args.only and args.only not in "hostile %s %s: %s" % case[:3]:
                 continue
             label, problems = run_case(args, fake, direct, n, case)
-            print("%s - %s" % ("not ok" if problems else "ok", label), flush=True)
-            for p in problems:
-                print("#   %s" % p, flush=True)
+            tap(not problems, label, *problems)
             failed += bool(problems)
         n += 1
         label, problems = run_log_once(args, fake, direct, n)
-        print("%s - %s" % ("not ok" if problems else "ok", label), flush=True)
-        for p in problems:
-            print("#   %s" % p, flush=True)
+        tap(not problems, label, *problems)
         failed += bool(problems)
     finally:
         fake.stop()
         direct.close()
     print("# %d of %d cases failed" % (failed, n), flush=True)
+    mctest.plan()
     return 0
 
 

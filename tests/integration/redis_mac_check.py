@@ -13,20 +13,22 @@ exactly what FerretDB answers, counting the refusal:
     without a MAC the proxy served the altered document);
   - a forged error reply planted with redis-cli in place of the value (same
     generations, epoch and key material: well formed, only its MAC is wrong).
-Prints unnumbered TAP lines; the wrapper numbers them.
+Prints unnumbered TAP lines, then its plan (mctest.py); the wrapper numbers them.
 """
 import argparse
-import json
+import os
 import socket
 import struct
 import subprocess
 import sys
 import time
-import urllib.request
 
 import bson
 import pymongo
 from pymongo.errors import PyMongoError
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mctest import OP_MSG, Tap, frame, plan, section_body, stats  # noqa: E402
 
 DB = "mcmac"
 
@@ -74,11 +76,6 @@ class Redis:
         return self._reply()
 
 
-def stats(http):
-    with urllib.request.urlopen("http://127.0.0.1:%d/stats" % http, timeout=5) as r:
-        return json.loads(r.read())
-
-
 def rcounter(http, name):
     return stats(http).get("cache", {}).get("redis", {}).get("counters", {}).get(name)
 
@@ -96,22 +93,9 @@ def split_value(v):
     return v[:pos], v[pos + 4:pos + 4 + rl], v[pos + 4 + rl:]
 
 
-def op_msg(doc):
-    body = b"\x00\x00\x00\x00" + b"\x00" + bson.encode(doc)
-    return struct.pack("<iiii", 16 + len(body), 1, 2, 2013) + body
-
-
-class Tap:
-    def __init__(self):
-        self.failed = 0
-
-    def ok(self, cond, name, *diag):
-        print("%s - %s" % ("ok" if cond else "not ok", name), flush=True)
-        if not cond:
-            self.failed += 1
-            for d in diag:
-                print("#   %s" % d, flush=True)
-        return cond
+def reply_msg(doc):
+    """An OP_MSG reply (request id 1, responseTo 2) holding doc."""
+    return frame(struct.pack("<I", 0) + section_body(bson.encode(doc)), OP_MSG, 1, 2)
 
 
 def read(client, q):
@@ -202,7 +186,7 @@ def main():
 
     # 4: a forged error reply planted with redis-cli: generations, epoch, material kept
     head, reply, tail = split_value(value if value is not None else r.call("GET", key))
-    fake = op_msg({"ok": 0.0, "errmsg": "forged by whoever can write to Redis", "code": 13})
+    fake = reply_msg({"ok": 0.0, "errmsg": "forged by whoever can write to Redis", "code": 13})
     forged = head + struct.pack("<I", len(fake)) + fake + tail
     cli = subprocess.run(["redis-cli", "-p", str(args.redis_port), "-x", "SET", key.decode()],
                          input=forged, capture_output=True, timeout=10)
@@ -219,6 +203,7 @@ def main():
 
     proxy.close()
     direct.close()
+    plan()
     return 0
 
 

@@ -13,8 +13,8 @@ afterwards, is answered; the proxy exits 0 on SIGTERM.
 Usage (the wrapper test_request_life.sh runs it):
     request_life.py --bin MONGOCACHE --log PROXY_LOG --port PORT --http HTTP_PORT
 
-Prints unnumbered TAP lines ("ok - ..." / "not ok - ..."); the wrapper
-numbers them. Python 3 stdlib only (wire helpers from malformed.py).
+Prints unnumbered TAP lines ("ok - ..." / "not ok - ...") and its plan
+last; the wrapper numbers them (mc_relay in lib.sh). Python 3 stdlib only (wire helpers from mctest.py).
 """
 import argparse
 import os
@@ -27,47 +27,19 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from malformed import OP_MSG, Closed, Conn, counters, decode, encode, op_msg, ping  # noqa: E402
+from mctest import (  # noqa: E402
+    OP_MSG, Closed, Conn, counters, decode, encode, op_msg, ping, plan, read_message, tap)
 
 FIND = {"find": "c", "filter": {}, "$db": "mcl"}
 
 
 def out(ok, name, diag=None):
-    print("%s - %s" % ("ok" if ok else "not ok", name))
-    if diag and not ok:
-        print("# " + str(diag)[:300])
-    sys.stdout.flush()
+    tap(ok, name, *([] if diag is None else [diag]))
 
 
 def reply(response_to, doc):
     payload = struct.pack("<I", 0) + b"\x00" + encode(doc)
     return struct.pack("<iiii", 16 + len(payload), 9000 + response_to, response_to, OP_MSG) + payload
-
-
-class Reader:
-    """Whole messages from one socket: (request_id, body) or None at EOF."""
-
-    def __init__(self, sock):
-        self.sock = sock
-        self.buf = b""
-
-    def _fill(self, n):
-        while len(self.buf) < n:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                return False
-            self.buf += chunk
-        return True
-
-    def next(self):
-        if not self._fill(4):
-            return None
-        (length,) = struct.unpack_from("<i", self.buf)
-        if not self._fill(length):
-            return None
-        msg, self.buf = self.buf[:length], self.buf[length:]
-        (rid,) = struct.unpack_from("<i", msg, 4)
-        return rid, decode(msg, 21)
 
 
 class FakeUpstream:
@@ -96,13 +68,13 @@ class FakeUpstream:
             threading.Thread(target=self.serve, args=(s, self.n), daemon=True).start()
 
     def serve(self, s, n):
-        r = Reader(s)
         try:
             while True:
-                m = r.next()
+                m = read_message(s)
                 if m is None:
                     return
-                rid, body = m
+                (rid,) = struct.unpack_from("<i", m, 4)
+                body = decode(m, 21)
                 if "find" in body:
                     self.find_seen.set()
                     self.release.wait(10)
@@ -182,6 +154,7 @@ def main():
             proxy.kill()
             st = proxy.wait()
         out(st == 0, "the proxy exits 0 on SIGTERM", "status %s" % st)
+        plan()
 
 
 if __name__ == "__main__":

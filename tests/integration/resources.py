@@ -18,10 +18,10 @@ Phases:
   waiting     4 clients whose read waits (coalesced behind a slow identical
               read) keep sending 145 MB each
 
-Prints unnumbered TAP lines; the wrapper numbers them. With --no-bounds
-(sanitizer builds, whose shadow memory and quarantine make RSS and latency
-meaningless) the attacks run and the proxy must survive them, and the
-bound checks are reported as skipped.
+Prints unnumbered TAP lines, then its plan (mctest.py); the wrapper numbers
+them. With --no-bounds (sanitizer builds, whose shadow memory and quarantine
+make RSS and latency meaningless) the attacks run and the proxy must survive
+them, and the bound checks are reported as skipped.
 """
 import argparse
 import json
@@ -33,18 +33,14 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import malformed as mf  # noqa: E402
-from hardening import alive, tap  # noqa: E402
+import mctest as mf  # noqa: E402
+from hardening import alive  # noqa: E402
+from mctest import skip, tap  # noqa: E402
 from ops import http_request  # noqa: E402
 
 MIB = 1024 * 1024
 SLACK = 64 * MIB
 PING_BOUND_MS = 50.0
-
-
-def skip(name, why):
-    print("ok - %s # SKIP %s" % (name, why))
-    sys.stdout.flush()
 
 
 def status_kb(pid, field):
@@ -164,11 +160,6 @@ class Phase:
         return True  # the exception is reported above
 
 
-def stats(port):
-    status, body = http_request(port, "GET", "/stats", timeout=10.0)
-    return json.loads(body) if status == 200 else {}
-
-
 # ---- phases -----------------------------------------------------------------------------------
 
 
@@ -209,11 +200,11 @@ def phase_hits(a):
         c.send(q)
         readers.append(c)
     time.sleep(1.0)
-    refusals = stats(a.http).get("counters", {}).get("memory_refusals", 0)
+    refusals = mf.stats(a.http, timeout=10.0).get("counters", {}).get("memory_refusals", 0)
     w = mf.Conn(a.addr, 10.0)
     r = w.call(mf.op_msg({"insert": "ins", "documents": [{"_id": 1, "pad": "y" * 2000000}],
                           "$db": "res"}), 10.0)
-    after = stats(a.http).get("counters", {})
+    after = mf.stats(a.http, timeout=10.0).get("counters", {})
     tap(r.ok() and after.get("memory_refusals", 0) == refusals,
         "hits: with 40 slow readers of the result (%.0f MiB of it buffered, by reference), a "
         "2 MB insert is admitted: references are the cache's memory"
@@ -309,7 +300,7 @@ def phase_halfsent(a):
                 pass
             if b"ExceededMemoryLimit" in data:
                 told += 1
-        st = stats(a.http).get("counters", {})
+        st = mf.stats(a.http, timeout=10.0).get("counters", {})
         tap(told >= 1 and told == st.get("memory_refusals", 0) and silent == 0,
             "halfsent: messages that would pass max_memory are refused, and each refused "
             "client reads the ExceededMemoryLimit error (%d of 20; memory_refusals %s)"
@@ -341,13 +332,13 @@ def phase_waiting(a):
             s.close()
 
     with Phase(a, "waiting", a.slow_pid, a.slow_addr):
-        st0 = stats(a.slow_http).get("cache", {}).get("coalesced", 0)
+        st0 = mf.stats(a.slow_http, timeout=10.0).get("cache", {}).get("coalesced", 0)
         threads = [threading.Thread(target=follower) for _ in range(4)]
         for t in threads:
             t.start()
         for t in threads:
             t.join(60)
-        st1 = stats(a.slow_http).get("cache", {}).get("coalesced", 0)
+        st1 = mf.stats(a.slow_http, timeout=10.0).get("cache", {}).get("coalesced", 0)
         tap(st1 - st0 >= 4 and done.count("stalled") == 4,
             "waiting: 4 reads waiting behind a slow identical read are not read further "
             "(coalesced +%d, senders stalled: %d of 4)" % (st1 - st0, done.count("stalled")))
@@ -392,6 +383,7 @@ def main():
     if a.figures_file:
         with open(a.figures_file, "w") as f:
             json.dump(a.figures, f, indent=1, sort_keys=True)
+    mf.plan()
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ Driven by test_shared.sh, which starts FerretDB, redis-server and two proxies
                           --direct PORT [--redis-port P --redis-pid PID
                           --redis-pidfile FILE --redis-dir DIR --timeout-ms N]
 Each group prints unnumbered TAP lines ("ok - ..." / "not ok - ...") with
-"# " diagnostics; the wrapper numbers them.
+"# " diagnostics, then its plan (mctest.py); the wrapper numbers them.
 
 Groups (numbers are the sections of test_shared.sh):
   share    1  a query filled through P1 is a Redis hit through P2
@@ -22,7 +22,6 @@ The pid of any redis-server started here is written to --redis-pidfile (the
 wrapper tracks it and SIGCONTs it on exit).
 """
 import argparse
-import json
 import os
 import random
 import signal
@@ -31,53 +30,26 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 
 import pymongo
 from pymongo.errors import PyMongoError
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mctest  # noqa: E402
+
+
+def Case(name):
+    """mctest.Case on the script's one Tap."""
+    return mctest.Case(mctest.TAP, name)
+
 DB = "mcshared"
-
-
-# ---- TAP -----------------------------------------------------------------------------
-
-
-class Case:
-    """One TAP line: the problems found while it ran (an exception is one)."""
-
-    def __init__(self, name):
-        self.name = name
-        self.problems = []
-        self.notes = []
-
-    def check(self, cond, msg):
-        if not cond:
-            self.problems.append(msg)
-        return cond
-
-    def note(self, msg):
-        self.notes.append(msg)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, et, ev, tb):
-        if et is not None:
-            self.problems.append("exception: %s: %s" % (et.__name__, str(ev)[:600]))
-        print("%s - %s" % ("ok" if not self.problems else "not ok", self.name.replace("#", "")),
-              flush=True)
-        for d in self.problems + self.notes:
-            for line in str(d).splitlines():
-                print("# " + line, flush=True)
-        return True  # one broken case never stops the others
 
 
 # ---- /stats ----------------------------------------------------------------------------
 
 
 def snap(http_port):
-    with urllib.request.urlopen("http://127.0.0.1:%d/stats" % http_port, timeout=3) as r:
-        return json.loads(r.read().decode())
+    return mctest.stats(http_port, timeout=3)
 
 
 def cval(s, name):
@@ -531,6 +503,7 @@ def main():
         # kill restarts redis-server; pause stops the restarted one
         g_kill(a)
         g_pause(a)
+    mctest.plan()
     return 0
 
 

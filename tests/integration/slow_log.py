@@ -8,16 +8,22 @@
       The workload of one phase (see PHASES), hostile values included.
   check LOG ADVICE_OFF_LOG
       Reads the proxy logs back with real parsers (logfmtkv, strict:
-      go-logfmt's rules; json) and prints unnumbered TAP lines (CHECKS of them).
+      go-logfmt's rules; json) and prints unnumbered TAP lines, then its plan
+      (mctest.py).
 """
 
 import asyncio
 import json
+import os
 import socket
 import struct
 import sys
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mctest  # noqa: E402
+from mctest import Tap  # noqa: E402
 
 MARKER = "SLOWMARK"
 SECRETS = ["s3cr3t-VALUE-42", "s3cr3t-VALUE-43", "s3cr3t-VALUE-44", "s3cr3t-VALUE-45",
@@ -80,8 +86,7 @@ def relay(listen_port, upstream_port, delay, marker):
 
 def raw_op_msg(port, doc_bytes):
     """Sends one OP_MSG whose body is doc_bytes (hand-built BSON) and reads the reply header."""
-    body = struct.pack("<I", 0) + b"\x00" + doc_bytes
-    msg = struct.pack("<iiii", 16 + len(body), 99, 0, 2013) + body
+    msg = mctest.op_msg(doc_bytes, request_id=99)
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     try:
         s.sendall(msg)
@@ -159,22 +164,6 @@ def client(phase, uri, port):
 
 
 # ---- the check ---------------------------------------------------------------------------------
-
-CHECKS = 14
-
-
-class Tap:
-    def __init__(self):
-        self.n = 0
-
-    def ok(self, cond, name, *diag):
-        self.n += 1
-        print("%sok - %s" % ("" if cond else "not ", name))
-        if not cond:
-            for d in diag:
-                for line in str(d).splitlines() or [""]:
-                    print("#   " + line[:300])
-        return cond
 
 
 def read_lines(path):
@@ -286,6 +275,7 @@ def check(log, advice_off_log):
     slow_off = [logfmtkv.parse(l, strict=True) for l in off if "event=slow_request" in l]
     tap.ok(len(slow_off) == 1 and slow_off[0].get("shape") == "-" and slow_off[0].get("outcome") == "miss",
            "advice = false: the slow line says shape=-", slow_off)
+    mctest.plan()
     return 0
 
 

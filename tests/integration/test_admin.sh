@@ -17,7 +17,6 @@ set -u
 . "$(dirname "$0")/lib.sh"
 mc_init
 
-mc_plan 62
 TOKEN="admtok-$$-$RANDOM-marker"
 SECRET="admin-secret-$$-$RANDOM"
 MONGOSH=${MC_MONGOSH:-$MC_NODE_DIR/node_modules/.bin/mongosh}
@@ -37,9 +36,9 @@ E_HTTP=$PROXY_HTTP_PORT
 
 args=(--ferret-port "$FERRET1" --a-port "$A_PORT" --a-http "$A_HTTP" --b-port "$B_PORT"
     --b-http "$B_HTTP" --e-http "$E_HTTP" --token "$TOKEN")
-mc_run_lines admin 18 shapes "$MC_PYTHON" "$CHECK" shapes "${args[@]}"
-mc_run_lines admin 14 http "$MC_PYTHON" "$CHECK" http "${args[@]}"
-mc_run_lines admin 15 inband "$MC_PYTHON" "$CHECK" inband "${args[@]}"
+mc_run_lines admin shapes "$MC_PYTHON" "$CHECK" shapes "${args[@]}"
+mc_run_lines admin http "$MC_PYTHON" "$CHECK" http "${args[@]}"
+mc_run_lines admin inband "$MC_PYTHON" "$CHECK" inband "${args[@]}"
 
 # mongosh: MC_ADMIN_CMDS through db.adminCommand; prints the replies' JSON.
 mongosh_run() {
@@ -80,7 +79,7 @@ mc_start_proxy --admin-users "$USER_NAME@app"
 D2_PORT=$PROXY_PORT
 mc_start_proxy --admin-commands on
 D3_PORT=$PROXY_PORT
-mc_run_lines admin 7 auth "$MC_PYTHON" "$CHECK" auth --d-port "$D_PORT" --d2-port "$D2_PORT" \
+mc_run_lines admin auth "$MC_PYTHON" "$CHECK" auth --d-port "$D_PORT" --d2-port "$D2_PORT" \
     --d3-port "$D3_PORT" --user "$USER_NAME" --password "$USER_PW"
 out=$(mongosh_run "mongodb://$USER_NAME:$USER_PW@127.0.0.1:$D_PORT/?directConnection=true&authSource=admin" \
     '[{"mongocacheFlush": 1}]')

@@ -12,11 +12,11 @@ mc_init
 APY=$MC_TESTDIR/advice_check.py
 INTERVAL=(--advice-interval 500ms)
 
-# group NAME WANT ARGS...: one group of advice_check.py.
+# group NAME ARGS...: one group of advice_check.py.
 group() {
-    local name=$1 want=$2
-    shift 2
-    mc_run_lines advice "$want" "$name" "$MC_PYTHON" "$APY" "$name" --interval 0.5 "$@"
+    local name=$1
+    shift
+    mc_run_lines advice "$name" "$MC_PYTHON" "$APY" "$name" --interval 0.5 "$@"
 }
 
 # ---- the workload, and advice = off ---------------------------------------
@@ -25,17 +25,17 @@ mc_start_ferretdb "--debug-addr=127.0.0.1:$DEBUG_PORT"
 MAIN_FERRET_PID=$FERRET_PID MAIN_FERRET_URI=$FERRET_URI MAIN_FERRET_PORT=$FERRET_PORT
 
 mc_start_proxy "${INTERVAL[@]}"
-group workload 10 --proxy "$PROXY_URI" --http "$PROXY_HTTP_PORT" --direct "$FERRET_URI"
+group workload --proxy "$PROXY_URI" --http "$PROXY_HTTP_PORT" --direct "$FERRET_URI"
 mc_stop_proxy
 mc_is "$MC_PROXY_STATUS" 0 "workload: the proxy exits 0 on SIGTERM"
 
 mc_start_proxy "${INTERVAL[@]}" --advice off
-group off 1 --proxy "$PROXY_URI" --http "$PROXY_HTTP_PORT" --direct "$FERRET_URI" \
+group off --proxy "$PROXY_URI" --http "$PROXY_HTTP_PORT" --direct "$FERRET_URI" \
     --ferret-debug "$DEBUG_PORT"
 mc_stop_proxy
 
 mc_start_proxy "${INTERVAL[@]}" --cache false --advice-exact-rate 20
-group sampled 2 --proxy "$PROXY_URI" --http "$PROXY_HTTP_PORT" --direct "$FERRET_URI"
+group sampled --proxy "$PROXY_URI" --http "$PROXY_HTTP_PORT" --direct "$FERRET_URI"
 mc_stop_proxy
 
 # ---- failures of the advisor's own server ------------------------------------
@@ -58,7 +58,7 @@ JUNK_PID=$!
 mc_track "$JUNK_PID"
 mc_wait_port "$JUNK_PORT" "$JUNK_PID" 10 || mc_bail "the junk server did not start"
 mc_start_proxy "${INTERVAL[@]}" --advice-uri "mongodb://127.0.0.1:$JUNK_PORT/"
-group failures 4 --proxy "$P1_URI" --http "$P1_HTTP" --direct "$MAIN_FERRET_URI" \
+group failures --proxy "$P1_URI" --http "$P1_HTTP" --direct "$MAIN_FERRET_URI" \
     --advisor-pid "$ADVISOR_PID" --proxy-junk "$PROXY_URI" --http-junk "$PROXY_HTTP_PORT"
 
 # ---- authentication ----------------------------------------------------------
@@ -70,7 +70,7 @@ mc_start_proxy "${INTERVAL[@]}" \
     --advice-uri "mongodb://$AUTH_USER:$AUTH_PW@127.0.0.1:$FERRET_PORT/?authSource=admin"
 WITH_PORT=$PROXY_PORT WITH_HTTP=$PROXY_HTTP_PORT WITH_LOG=$PROXY_LOG
 mc_start_proxy "${INTERVAL[@]}"
-group auth 3 --direct "$FERRET_URI" --user "$AUTH_USER" --password "$AUTH_PW" \
+group auth --direct "$FERRET_URI" --user "$AUTH_USER" --password "$AUTH_PW" \
     --port-with "$WITH_PORT" --http-with "$WITH_HTTP" \
     --port-without "$PROXY_PORT" --http-without "$PROXY_HTTP_PORT"
 st=0

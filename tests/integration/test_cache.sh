@@ -42,20 +42,20 @@ cache_exit() {
 }
 trap cache_exit EXIT
 
-# run_lines WANT LABEL CMD...: see mc_run_lines in lib.sh.
+# run_lines LABEL CMD...: see mc_run_lines in lib.sh.
 run_lines() {
     MC_GROUP_TIMEOUT=90 mc_run_lines cache "$@"
 }
 
-py() { # GROUP WANT [ARGS]
-    local group=$1 want=$2
-    shift 2
-    run_lines "$want" "$group" "$MC_PYTHON" "$MC_TESTDIR/cache_check.py" "$group" \
+py() { # GROUP [ARGS]
+    local group=$1
+    shift
+    run_lines "$group" "$MC_PYTHON" "$MC_TESTDIR/cache_check.py" "$group" \
         --proxy "$PROXY_PORT" --http "$PROXY_HTTP_PORT" --direct "$FERRET_PORT" "$@"
 }
 
-node_group() { # GROUP WANT
-    NODE_PATH=$MC_NODE_DIR/node_modules run_lines "$2" "node-$1" \
+node_group() { # GROUP
+    NODE_PATH=$MC_NODE_DIR/node_modules run_lines "node-$1" \
         "$MC_NODE" "$MC_TESTDIR/cache_node.js" "$1" "$PROXY_PORT" "$FERRET_PORT" "$PROXY_HTTP_PORT"
 }
 
@@ -70,28 +70,28 @@ stop_check() {
 mc_start_ferretdb
 STOPPABLE_PID=$FERRET_PID
 mc_start_proxy --cache-write-grace 500ms --cache-coalesce-wait 600ms
-py hits 6 --ferret-pid "$FERRET_PID" --coalesce-ms 600
+py hits --ferret-pid "$FERRET_PID" --coalesce-ms 600
 kill -CONT "$FERRET_PID" 2>/dev/null
-py inval 18 --grace-ms 500
-node_group inval 9
-py bypass 8
-node_group types 8
-py pipeline 3
+py inval --grace-ms 500
+node_group inval
+py bypass
+node_group types
+py pipeline
 stop_check "main (--cache-write-grace 500ms)"
 
 # ---- 3: --cache false -------------------------------------------------------------
 mc_start_proxy --cache false
-py off 1
+py off
 stop_check "--cache false"
 
 # ---- 4: namespaces and TTLs ---------------------------------------------------------
 mc_start_proxy --cache-exclude mcc4.secret --cache-ttl-overrides 'mcc4.fast=300ms' --cache-ttl 1s
-py ns 3
+py ns
 stop_check "namespaces"
 
 # ---- 7: counters, on a fresh proxy ----------------------------------------------------
 mc_start_proxy
-py tally 3
+py tally
 stop_check "tally"
 
 # ---- 6: authentication -------------------------------------------------------------------
@@ -100,7 +100,7 @@ AUTH_PW="mcPw-$$-$RANDOM"
 mc_start_ferretdb --test-enable-new-auth --setup-database=admin \
     --setup-username="$AUTH_USER" --setup-password="$AUTH_PW"
 mc_start_proxy
-py auth 7 --user "$AUTH_USER" --password "$AUTH_PW"
+py auth --user "$AUTH_USER" --password "$AUTH_PW"
 stop_check "auth"
 
 mc_plan "$MC_N"

@@ -29,21 +29,14 @@ SAN_PATTERN='ERROR: [A-Za-z]*Sanitizer|runtime error:'
 
 # ops GROUP ARGS...: runs one ops.py group against the current proxy.
 ops() {
-    local group=$1 out rc line
+    local group=$1 out rc
     shift
     out=$MC_TMP/ops.$group.out
     timeout 120 "$MC_PYTHON" "$MC_TESTDIR/ops.py" "$group" --proxy "127.0.0.1:$PROXY_PORT" \
         --http "$PROXY_HTTP_PORT" --pid "$PROXY_PID" "$@" >"$out" 2>&1
     rc=$?
-    while IFS= read -r line; do
-        case $line in
-        "ok - "*) mc_ok 0 "${line#ok - }" ;;
-        "not ok - "*) mc_ok 1 "${line#not ok - }" ;;
-        "#"*) echo "$line" ;;
-        *) echo "# $line" ;;
-        esac
-    done <"$out"
-    [ "$rc" -eq 0 ] || mc_ok 1 "ops $group: ops.py failed (status $rc)"
+    mc_relay "$out" || [ "$rc" -ne 0 ] || rc=plan-not-met
+    [ "$rc" = 0 ] || mc_ok 1 "ops $group: ops.py failed (status $rc; $MC_RELAY_N results, plan $MC_RELAY_PLAN)"
 }
 
 # stop_and_check GROUP: stops the current proxy, checks its status and log.

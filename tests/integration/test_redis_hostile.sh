@@ -21,7 +21,7 @@ fi
 [ -x "$MC_MONGOCACHE" ] || mc_bail "mongocache not built: $MC_MONGOCACHE"
 
 mc_start_ferretdb
-MC_GROUP_TIMEOUT=240 mc_run_lines hostile 37 cases \
+MC_GROUP_TIMEOUT=240 mc_run_lines hostile cases \
     "$MC_PYTHON" "$MC_TESTDIR/redis_hostile.py" --mongocache "$MC_MONGOCACHE" \
     --direct "$FERRET_PORT" --tmp "$MC_TMP"
 mc_plan "$MC_N"

@@ -34,7 +34,7 @@ mc_start_redis
 SECRET="mac-secret-$$-$RANDOM"
 mc_start_proxy --redis "redis://127.0.0.1:$REDIS_PORT" --cache-key-secret "$SECRET" \
     --cache-memory 0 --redis-timeout 200ms
-MC_GROUP_TIMEOUT=60 mc_run_lines mac 8 check "$MC_PYTHON" "$MC_TESTDIR/redis_mac_check.py" \
+MC_GROUP_TIMEOUT=60 mc_run_lines mac check "$MC_PYTHON" "$MC_TESTDIR/redis_mac_check.py" \
     --proxy "$PROXY_PORT" --http "$PROXY_HTTP_PORT" --direct "$FERRET_PORT" \
     --redis-port "$REDIS_PORT"
 

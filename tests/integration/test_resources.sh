@@ -56,7 +56,7 @@ if ldd "$MC_MONGOCACHE" 2>/dev/null | grep -q 'libasan\|libubsan'; then
     echo "# sanitizer build: RSS and latency bounds are skipped"
 fi
 
-MC_GROUP_TIMEOUT=600 mc_run_lines resources 19 phases "$MC_PYTHON" "$MC_TESTDIR/resources.py" \
+MC_GROUP_TIMEOUT=600 mc_run_lines resources phases "$MC_PYTHON" "$MC_TESTDIR/resources.py" \
     --port "$P1_PORT" --http "$P1_HTTP" --pid "$P1_PID" --direct "$FERRET_URI" \
     --canned-port "$P2_PORT" --canned-http "$P2_HTTP" --canned-pid "$P2_PID" \
     --slow-port "$P3_PORT" --slow-http "$P3_HTTP" --slow-pid "$P3_PID" \

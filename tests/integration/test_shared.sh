@@ -50,7 +50,7 @@ shared_exit() {
 }
 trap shared_exit EXIT
 
-# run_lines WANT LABEL CMD...: see mc_run_lines in lib.sh.
+# run_lines LABEL CMD...: see mc_run_lines in lib.sh.
 run_lines() {
     MC_GROUP_TIMEOUT=120 mc_run_lines shared "$@"
 }
@@ -78,18 +78,18 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 
-py() { # GROUP WANT [ARGS]
-    local group=$1 want=$2
-    shift 2
-    run_lines "$want" "$group" "$MC_PYTHON" "$MC_TESTDIR/shared_check.py" "$group" \
+py() { # GROUP [ARGS]
+    local group=$1
+    shift
+    run_lines "$group" "$MC_PYTHON" "$MC_TESTDIR/shared_check.py" "$group" \
         --p1 "$P1_PORT" --h1 "$P1_HTTP" --p2 "$P2_PORT" --h2 "$P2_HTTP" --direct "$FERRET_PORT" \
         --redis-port "$REDIS_PORT" --redis-pid "$REDIS_PID" --redis-pidfile "$REDIS_PIDFILE" \
         --redis-dir "$REDIS_DIR" --timeout-ms "$TIMEOUT_MS" "$@"
 }
 
-py share 1
-py history 1
-py killpause 2
+py share
+py history
+py killpause
 # the redis-servers the kill case restarted die at teardown
 for pid in $(cat "$REDIS_PIDFILE"); do
     mc_track "$pid"

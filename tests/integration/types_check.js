@@ -7,7 +7,8 @@
 // Each read runs twice through the proxy (a miss, then a hit per GET /stats)
 // and once directly; the hit must equal the direct answer, constructor and
 // _bsontype names included, and the inserted values. Prints unnumbered TAP
-// lines and "# " diagnostics; the wrapper numbers them.
+// lines and "# " diagnostics, then its plan ("1..N") once it ran to its end; the
+// wrapper numbers them and checks the plan.
 'use strict';
 
 const mongoose = require('mongoose');
@@ -25,6 +26,7 @@ const PROXY_URI = `mongodb://127.0.0.1:${proxyPort}/`;
 const DIRECT_URI = `mongodb://127.0.0.1:${directPort}/?directConnection=true`;
 const OPTS = { serverSelectionTimeoutMS: 10000 };
 
+let results = 0; // printed so far: the plan printed at the end
 async function tcase(name, fn) {
   const problems = [];
   const check = (cond, msg) => {
@@ -36,6 +38,7 @@ async function tcase(name, fn) {
   } catch (e) {
     problems.push(`exception: ${e && e.stack ? e.stack.split('\n').slice(0, 4).join('\n') : e}`);
   }
+  results++;
   process.stdout.write(`${problems.length ? 'not ok' : 'ok'} - ${name.replace(/#/g, '')}\n`);
   for (const p of problems) for (const l of String(p).split('\n')) process.stdout.write(`# ${l}\n`);
 }
@@ -235,7 +238,7 @@ async function main() {
   await D.close();
 }
 
-main().catch((e) => {
+main().then(() => process.stdout.write(`1..${results}\n`), (e) => {
   process.stdout.write(`not ok - types_check.js ran to its end\n# ${e && e.stack ? e.stack : e}\n`);
   process.exit(1);
 });

@@ -5,7 +5,8 @@
  * mongo-java-server, since FerretDB v1.24.2 answers $out with NotImplemented.
  *
  * usage: node types_outmerge.js PROXY_PORT DIRECT_PORT HTTP_PORT
- * Prints unnumbered TAP lines ("ok - ...", "not ok - ...", "# ...").
+ * Prints unnumbered TAP lines ("ok - ...", "not ok - ...", "# ..."), then its plan
+ * ("1..N") once it ran to its end.
  */
 const { MongoClient } = require('mongodb');
 const http = require('http');
@@ -22,7 +23,9 @@ function hits() {
   });
 }
 
+let results = 0; // printed so far: the plan printed at the end
 function line(cond, name, why) {
+  results++;
   console.log(`${cond ? 'ok' : 'not ok'} - ${name}`);
   if (!cond && why) console.log(`# ${why}`);
 }
@@ -62,4 +65,4 @@ async function main() {
   await direct.close();
 }
 
-main().catch((e) => { console.log(`# ${e.stack}`); process.exit(1); });
+main().then(() => console.log(`1..${results}`), (e) => { console.log(`# ${e.stack}`); process.exit(1); });

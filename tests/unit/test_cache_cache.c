@@ -613,6 +613,14 @@ test_entry_bytes(void)
 int
 main(void)
 {
+    if (cache_key_bits() < 64) {
+        /* A tiny-key build (run-all's step 4): two queries may share a key,
+         * so the tests that count entries per query would fail by chance;
+         * they run in the normal build. Here: collisions never answer wrong. */
+        diag("tiny keys (%u bits): the collision tests only", cache_key_bits());
+        test_collisions();
+        return done_testing();
+    }
     test_admin_drop();
     test_hits_and_invalidation();
     test_race();

@@ -673,6 +673,45 @@ test_model(void)
     is_int((long long)total_ops, 200000, "200k random operations in all");
 }
 
+/* Bytes the live entries of test_shared hold outside their charge: 30 each. */
+static size_t shared_puts;
+
+static size_t
+shared_of_live(void *arg)
+{
+    (void)arg;
+    return 30 * (shared_puts - released_total);
+}
+
+/*
+ * Shared bytes count against the budget: entries charged 10 that each hold
+ * 30 more in common (a snapshot of their own) are evicted as 40-byte entries.
+ */
+static void
+test_shared(void)
+{
+    struct cache_lru *lru = cache_lru_new(1000, rel, charge);
+    size_t over = 0;
+
+    reset_releases();
+    shared_puts = 0;
+    cache_lru_set_shared(lru, shared_of_live, NULL);
+    for (size_t s = 1; s <= 100; s++) {
+        struct cache_key k = mk(s, 7);
+
+        shared_puts++;
+        ok(put(lru, &k, s, 10, UINT64_MAX, NULL), "shared: put %zu", s);
+        if (cache_lru_bytes(lru) + shared_of_live(NULL) > 1000)
+            over++;
+    }
+    is_int((long long)over, 0, "shared: charges plus shared bytes never pass the budget");
+    is_int((long long)cache_lru_count(lru), 25, "shared: 25 entries of 10 + 30 fit in 1000");
+    ok(cache_lru_get(lru, &(struct cache_key){0}, 0) == NULL && released[75] && !released[76],
+       "shared: the least recently used went first");
+    cache_lru_destroy(lru);
+    is_int((long long)double_releases, 0, "shared: no double release");
+}
+
 int
 main(void)
 {
@@ -684,5 +723,6 @@ main(void)
     test_collisions();
     test_growth();
     test_model();
+    test_shared();
     return done_testing();
 }

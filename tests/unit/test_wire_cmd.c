@@ -327,6 +327,115 @@ test_elements(void)
     }
 }
 
+/* Two element lists are the same when every field of every element is. */
+static bool
+same_elems(const struct wire_cmd_elem *a, const struct wire_cmd_elem *b, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (a[i].start != b[i].start || a[i].len != b[i].len || a[i].type != b[i].type ||
+            a[i].key != b[i].key || a[i].key_len != b[i].key_len || a[i].id != b[i].id ||
+            a[i].value != b[i].value || a[i].doc != b[i].doc || a[i].doc_len != b[i].doc_len)
+            return false;
+    }
+    return true;
+}
+
+/* Walks body (cmd as given) into e[]; the number of elements. */
+static uint32_t
+walk_all(const struct wire_cmd *cmd, const bson_t *body, struct wire_cmd_elem *e, uint32_t max)
+{
+    struct wire_cmd_walk w;
+    uint32_t n = 0;
+
+    wire_cmd_walk_init(&w, cmd, bson_get_data(body), body->len);
+    while (n < max && wire_cmd_walk_next(&w, &e[n]))
+        n++;
+    return n;
+}
+
+/*
+ * wire_cmd_walk: from the records and by walking the body, the same
+ * elements, each the bytes bson_iter sees, with its key's id; a record of
+ * another body, or an incomplete one, is not used.
+ */
+static void
+test_walk(void)
+{
+    static const char *const bodies[] = {
+        "{'find': 'users', 'filter': {'a': {'$gt': 1}}, 'sort': {'b': -1}, 'batchSize': 2, "
+        "'lsid': {'id': 1}, 'comment': 'x', 'tags': [1, 'two', {'three': 3.5}], "
+        "'aNameLongerThanAnyKnownName_0123456789': true, 'n': null, '$db': 'test'}",
+        "{'ping': 1}",
+    };
+    struct wire_cmd_elem located[64], walked[64], other[64];
+
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        bson_t *b = json(bodies[i]);
+        struct wire_cmd cmd, copy;
+        bson_error_t error;
+        bson_iter_t it, at;
+        uint32_t n, m, k = 0;
+        bool same = true;
+
+        if (!wire_cmd_parse(bson_get_data(b), b->len, &cmd, &error)) {
+            ok(false, "body %zu parses: %s", i, error.message);
+            continue;
+        }
+        copy = cmd;
+        copy.elems_all = false;
+        n = walk_all(&cmd, b, located, 64);
+        m = walk_all(&copy, b, walked, 64);
+        ok(n == m && n == cmd.n_elems && same_elems(located, walked, n),
+           "body %zu: %u elements from the records, %u by walking, the same", i, n, m);
+        n = walk_all(NULL, b, other, 64);
+        ok(n == m && same_elems(other, walked, n), "body %zu: a walk without cmd too", i);
+        (void)bson_iter_init(&it, b);
+        while (same && k < m && bson_iter_next(&it)) {
+            same = located[k].start == bson_get_data(b) + it.off &&
+                   located[k].len == it.next_off - it.off &&
+                   located[k].type == (uint8_t)bson_iter_type(&it) &&
+                   strcmp(located[k].key, bson_iter_key(&it)) == 0 &&
+                   located[k].id == wire_names_lookup(bson_iter_key(&it), bson_iter_key_len(&it)) &&
+                   wire_cmd_elem_iter(&located[k], &at) && at.off == it.off &&
+                   at.next_off == it.next_off && bson_iter_type(&at) == bson_iter_type(&it);
+            k++;
+        }
+        ok(same && k == m, "body %zu: each element is the one bson_iter sees (%u of %u)", i, k, m);
+        bson_destroy(b);
+    }
+
+    /* Records of another body are not read: the walk sees this one. */
+    {
+        bson_t *a = json("{'find': 'a', '$db': 'x'}");
+        bson_t *b = json("{'count': 'bb', 'query': {}, '$db': 'y'}");
+        struct wire_cmd cmd_a;
+        bson_error_t error;
+        uint32_t n;
+
+        n = wire_cmd_parse(bson_get_data(a), a->len, &cmd_a, &error)
+                ? walk_all(&cmd_a, b, other, 64)
+                : 0;
+        ok(n == 3 && other[0].id == WIRE_NAME_COUNT && other[2].id == WIRE_NAME_DOLLAR_DB,
+           "another body's records are not used (%u elements)", n);
+        bson_destroy(a);
+        bson_destroy(b);
+    }
+
+    /* Past WIRE_CMD_MAX_ELEMS the records are incomplete: every element by walking. */
+    {
+        bson_t *b = many_keys(WIRE_CMD_MAX_ELEMS + 8, -1);
+        struct wire_cmd cmd;
+        bson_error_t error;
+        uint32_t n;
+
+        n = wire_cmd_parse(bson_get_data(b), b->len, &cmd, &error) ? walk_all(&cmd, b, other, 64)
+                                                                   : 0;
+        ok(n == WIRE_CMD_MAX_ELEMS + 8 && !cmd.elems_all, "%u keys: all %u walked",
+           WIRE_CMD_MAX_ELEMS + 8, n);
+        bson_destroy(b);
+    }
+}
+
 static void
 test_bad_bodies(void)
 {
@@ -404,6 +513,7 @@ main(void)
     test_colliding_keys();
     test_name_id();
     test_elements();
+    test_walk();
     test_bad_bodies();
     test_db_with_nul();
     test_is_hello();

@@ -50,6 +50,8 @@ static const char *const expected[] = {
     "arbiters", "primary", "me", "secondary", "arbiterOnly", "passive", "hidden", "tags",
     "electionId", "lastWrite", "isreplicaset", "msg", "loadBalanced", "speculativeAuthenticate",
     "maxMessageSizeBytes", "maxBsonObjectSize",
+    /* proxy/lookup.c, proxy/cursor.c */
+    "getMore", "killCursors", "batchSize",
 };
 
 /* A few ids pinned to their text, so that two swapped ids in the list show. */

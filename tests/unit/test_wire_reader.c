@@ -1,6 +1,6 @@
 /*
- * tests/unit/test_advice_reader.c: owns the tests of advice/reader.c, the
- * shape code's BSON element reader: the same elements as libbson's bson_iter
+ * tests/unit/test_wire_reader.c: owns the tests of wire/reader.c, the
+ * BSON element reader for checked documents: the same elements as libbson's bson_iter
  * (type, key, value, recursively) over documents holding every BSON type,
  * over random documents, and over random corruptions of them (whatever
  * wire_doc_check accepts, the reader's contract, must read the same; the
@@ -11,7 +11,7 @@
  */
 #include "config.h"
 
-#include "advice/reader.h"
+#include "wire/reader.h"
 #include "tests/unit/tap.h"
 #include "wire/doc.h"
 
@@ -36,10 +36,10 @@ below(uint32_t n)
  * reason they differ, or NULL. depth bounds the comparison's own recursion.
  */
 static const char *
-same_walk(struct advice_reader *r, bson_iter_t *it, int depth)
+same_walk(struct wire_reader *r, bson_iter_t *it, int depth)
 {
     while (true) {
-        bool a = advice_reader_next(r), b = bson_iter_next(it);
+        bool a = wire_reader_next(r), b = bson_iter_next(it);
 
         if (a != b)
             return a ? "the reader read past libbson's end" : "the reader stopped early";
@@ -50,13 +50,13 @@ same_walk(struct advice_reader *r, bson_iter_t *it, int depth)
         if (r->key_len != bson_iter_key_len(it) || strcmp(r->key, bson_iter_key(it)) != 0)
             return "keys differ";
         if (r->type == 0x03 || r->type == 0x04) {
-            struct advice_reader rc;
+            struct wire_reader rc;
             bson_iter_t ic;
             const char *why;
 
             if (depth > 100)
                 return NULL;
-            if (!advice_reader_recurse(r, &rc) || !bson_iter_recurse(it, &ic))
+            if (!wire_reader_recurse(r, &rc) || !bson_iter_recurse(it, &ic))
                 return "recurse differs";
             why = same_walk(&rc, &ic, depth + 1);
             if (why)
@@ -65,7 +65,7 @@ same_walk(struct advice_reader *r, bson_iter_t *it, int depth)
             const char *s, *t;
             uint32_t n, m;
 
-            if (!advice_reader_utf8(r, &s, &n))
+            if (!wire_reader_utf8(r, &s, &n))
                 return "no string";
             t = bson_iter_utf8(it, &m);
             if (n != m || memcmp(s, t, n) != 0)
@@ -73,20 +73,20 @@ same_walk(struct advice_reader *r, bson_iter_t *it, int depth)
         } else if (r->type == 0x01 || r->type == 0x10 || r->type == 0x12) {
             double v;
 
-            if (!advice_reader_number(r, &v) || v != bson_iter_as_double(it))
+            if (!wire_reader_number(r, &v) || v != bson_iter_as_double(it))
                 return "numbers differ";
         } else if (r->type == 0x0B) {
             const char *p, *o, *lo;
             const char *lp = bson_iter_regex(it, &lo);
 
-            if (!advice_reader_regex(r, &p, &o) || strcmp(p, lp) != 0 || strcmp(o, lo) != 0)
+            if (!wire_reader_regex(r, &p, &o) || strcmp(p, lp) != 0 || strcmp(o, lo) != 0)
                 return "regexes differ";
         } else {
             double v;
             const char *s;
             uint32_t n;
 
-            if (advice_reader_number(r, &v) || advice_reader_utf8(r, &s, &n))
+            if (wire_reader_number(r, &v) || wire_reader_utf8(r, &s, &n))
                 return "a number or string read from another type";
         }
     }
@@ -95,13 +95,13 @@ same_walk(struct advice_reader *r, bson_iter_t *it, int depth)
 static const char *
 compare(const uint8_t *data, uint32_t len)
 {
-    struct advice_reader r;
+    struct wire_reader r;
     bson_iter_t it;
     bson_t b;
 
     if (!bson_init_static(&b, data, len) || !bson_iter_init(&it, &b))
         return "libbson refused";
-    if (!advice_reader_init(&r, data, len))
+    if (!wire_reader_init(&r, data, len))
         return "the reader refused";
     return same_walk(&r, &it, 0);
 }
@@ -213,15 +213,15 @@ random_doc(bson_t *b, int depth)
 
 /* Reads everything a reader gives, into every document and array (bounded). */
 static uint32_t
-walk_all(struct advice_reader *r, int depth)
+walk_all(struct wire_reader *r, int depth)
 {
     uint32_t n = 0;
 
-    while (advice_reader_next(r)) {
-        struct advice_reader c;
+    while (wire_reader_next(r)) {
+        struct wire_reader c;
 
         n++;
-        if (depth < 200 && advice_reader_recurse(r, &c))
+        if (depth < 200 && wire_reader_recurse(r, &c))
             n += walk_all(&c, depth + 1);
     }
     return n;
@@ -230,50 +230,48 @@ walk_all(struct advice_reader *r, int depth)
 static void
 test_refusals(void)
 {
-    struct advice_reader r, c;
+    struct wire_reader r, c;
     uint8_t buf[16];
 
-    ok(!advice_reader_init(&r, NULL, 5), "init refuses NULL");
+    ok(!wire_reader_init(&r, NULL, 5), "init refuses NULL");
     memcpy(buf, "\x05\x00\x00\x00\x00", 5);
-    ok(!advice_reader_init(&r, buf, 4), "init refuses fewer than 5 bytes");
-    ok(advice_reader_init(&r, buf, 5) && !advice_reader_next(&r),
-       "the empty document reads nothing");
+    ok(!wire_reader_init(&r, buf, 4), "init refuses fewer than 5 bytes");
+    ok(wire_reader_init(&r, buf, 5) && !wire_reader_next(&r), "the empty document reads nothing");
     memcpy(buf, "\x06\x00\x00\x00\x00\x00", 6);
-    ok(!advice_reader_init(&r, buf, 5), "init refuses a length past what is there");
+    ok(!wire_reader_init(&r, buf, 5), "init refuses a length past what is there");
     memcpy(buf, "\x05\x00\x00\x00\x01", 5);
-    ok(!advice_reader_init(&r, buf, 5), "init refuses a document not ending with NUL");
+    ok(!wire_reader_init(&r, buf, 5), "init refuses a document not ending with NUL");
     memcpy(buf, "\xfb\xff\xff\xff\x00", 5);
-    ok(!advice_reader_init(&r, buf, 5), "init refuses a negative length");
+    ok(!wire_reader_init(&r, buf, 5), "init refuses a negative length");
     /* {a: "x"} with the string length lying */
     memcpy(buf, "\x0e\x00\x00\x00\x02\x61\x00\x09\x00\x00\x00\x78\x00\x00", 14);
-    ok(advice_reader_init(&r, buf, 14) && !advice_reader_next(&r) && !advice_reader_next(&r),
+    ok(wire_reader_init(&r, buf, 14) && !wire_reader_next(&r) && !wire_reader_next(&r),
        "a string length past the document ends it, for good");
     /* {a: "x"} whose string length claims the document's own final NUL */
     memcpy(buf, "\x0e\x00\x00\x00\x02\x61\x00\x03\x00\x00\x00\x78\x00\x00", 14);
-    ok(advice_reader_init(&r, buf, 14) && !advice_reader_next(&r),
+    ok(wire_reader_init(&r, buf, 14) && !wire_reader_next(&r),
        "a string running onto the document's final NUL is refused");
     /* {a: {}} whose subdocument length claims the final NUL */
     memcpy(buf, "\x0d\x00\x00\x00\x03\x61\x00\x06\x00\x00\x00\x00\x00", 13);
-    ok(advice_reader_init(&r, buf, 13) && !advice_reader_next(&r),
+    ok(wire_reader_init(&r, buf, 13) && !wire_reader_next(&r),
        "a subdocument running onto the document's final NUL is refused");
     /* {a: {$binary}} of 1 byte claimed 2 */
     memcpy(buf, "\x0e\x00\x00\x00\x05\x61\x00\x02\x00\x00\x00\x00\x07\x00", 14);
-    ok(advice_reader_init(&r, buf, 14) && !advice_reader_next(&r), "a binary running past the end");
+    ok(wire_reader_init(&r, buf, 14) && !wire_reader_next(&r), "a binary running past the end");
     /* {a: <type 0x42>} */
     memcpy(buf, "\x08\x00\x00\x00\x42\x61\x00\x00", 8);
-    ok(advice_reader_init(&r, buf, 8) && !advice_reader_next(&r),
-       "an unknown type ends the document");
+    ok(wire_reader_init(&r, buf, 8) && !wire_reader_next(&r), "an unknown type ends the document");
     /* a key without its NUL before the end */
     memcpy(buf, "\x07\x00\x00\x00\x10\x61\x00", 7);
-    ok(!advice_reader_init(&r, buf, 7) || !advice_reader_next(&r), "a key running into the end");
+    ok(!wire_reader_init(&r, buf, 7) || !wire_reader_next(&r), "a key running into the end");
     /* {a: int32} cut short: 4 bytes of value, 2 there */
     memcpy(buf, "\x0a\x00\x00\x00\x10\x61\x00\x01\x02\x00", 10);
-    ok(advice_reader_init(&r, buf, 10) && !advice_reader_next(&r), "a fixed-size value cut short");
+    ok(wire_reader_init(&r, buf, 10) && !wire_reader_next(&r), "a fixed-size value cut short");
     /* a subdocument whose length passes its parent's end */
     memcpy(buf, "\x0d\x00\x00\x00\x03\x61\x00\x09\x00\x00\x00\x00\x00", 13);
-    ok(advice_reader_init(&r, buf, 13) && !advice_reader_next(&r), "a subdocument past its parent");
+    ok(wire_reader_init(&r, buf, 13) && !wire_reader_next(&r), "a subdocument past its parent");
     memset(&r, 0, sizeof r);
-    ok(!advice_reader_next(&r) && !advice_reader_recurse(&r, &c), "a zeroed reader reads nothing");
+    ok(!wire_reader_next(&r) && !wire_reader_recurse(&r, &c), "a zeroed reader reads nothing");
 }
 
 int
@@ -298,7 +296,7 @@ main(void)
         /* corruptions: valid ones must read the same, the others must not crash */
         for (int k = 0; k < 10 && b.len > 5; k++) {
             uint8_t *buf = malloc(b.len);
-            struct advice_reader r;
+            struct wire_reader r;
             bson_error_t error;
             uint32_t checked_len;
             bson_t v;
@@ -315,7 +313,7 @@ main(void)
                     diag("corrupted document: %s: %s", why, j ? j : "(not printable)");
                     bson_free(j);
                 }
-            } else if (advice_reader_init(&r, buf, b.len)) {
+            } else if (wire_reader_init(&r, buf, b.len)) {
                 walk_all(&r, 0);
             }
             free(buf);

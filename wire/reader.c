@@ -1,14 +1,14 @@
 /*
- * advice/reader.c: owns the forward-only BSON element reader of
- * advice/reader.h: the size of each element's value by its type (BSON
+ * wire/reader.c: owns the forward-only BSON element reader of
+ * wire/reader.h: the size of each element's value by its type (BSON
  * specification, bsonspec.org "Specification Version 1.1"), each checked
  * against the end of the document that holds it. It does not check UTF-8,
  * key uniqueness or array keys (wire/doc.c's job is structure, libbson's
- * the rest); it gives the shape code what it reads, cheaply.
+ * the rest); it gives its readers what they read, cheaply.
  */
 #include "config.h"
 
-#include "advice/reader.h"
+#include "wire/reader.h"
 
 #include <string.h>
 
@@ -20,7 +20,7 @@ read_i32(const uint8_t *p)
 }
 
 bool
-advice_reader_init(struct advice_reader *r, const uint8_t *doc, uint32_t len)
+wire_reader_init(struct wire_reader *r, const uint8_t *doc, uint32_t len)
 {
     int32_t n;
 
@@ -53,7 +53,7 @@ string_size(const uint8_t *p, size_t room)
  * The size plus one of each fixed-size type's value, indexed by the type
  * byte; 0 for a type whose size is in its bytes, or that is unknown.
  */
-const uint8_t advice_reader_fixed_sizes[256] = {
+const uint8_t wire_reader_fixed_sizes[256] = {
     [0x01] = 9,  /* double */
     [0x06] = 1,  /* undefined */
     [0x07] = 13, /* ObjectId */
@@ -114,21 +114,22 @@ value_size(uint8_t type, const uint8_t *p, size_t room, uint32_t *size)
 }
 
 bool
-advice_reader_next_slow(struct advice_reader *r, const uint8_t *k)
+wire_reader_next_slow(struct wire_reader *r, const uint8_t *k)
 {
     const uint8_t *end = r->end;
     uint32_t size;
 
     if (k >= end || !value_size(r->pos[0], k + 1, (size_t)(end - k - 1), &size)) {
         r->pos = end;
+        r->malformed = true;
         return false;
     }
-    advice_reader_step(r, k, size);
+    wire_reader_step(r, k, size);
     return true;
 }
 
 bool
-advice_reader_utf8(const struct advice_reader *r, const char **s, uint32_t *len)
+wire_reader_utf8(const struct wire_reader *r, const char **s, uint32_t *len)
 {
     if (r->type != 0x02)
         return false;
@@ -138,7 +139,7 @@ advice_reader_utf8(const struct advice_reader *r, const char **s, uint32_t *len)
 }
 
 bool
-advice_reader_number(const struct advice_reader *r, double *v)
+wire_reader_number(const struct wire_reader *r, double *v)
 {
     uint64_t bits;
     double d;
@@ -164,7 +165,7 @@ advice_reader_number(const struct advice_reader *r, double *v)
 }
 
 bool
-advice_reader_regex(const struct advice_reader *r, const char **pattern, const char **options)
+wire_reader_regex(const struct wire_reader *r, const char **pattern, const char **options)
 {
     if (r->type != 0x0B)
         return false;
@@ -174,14 +175,14 @@ advice_reader_regex(const struct advice_reader *r, const char **pattern, const c
 }
 
 bool
-advice_reader_find(const struct advice_reader *doc, const char *key, uint32_t key_len,
-                   struct advice_reader *found)
+wire_reader_find(const struct wire_reader *doc, const char *key, uint32_t key_len,
+                 struct wire_reader *found)
 {
-    struct advice_reader it;
+    struct wire_reader it;
 
-    if (!advice_reader_recurse(doc, &it))
+    if (!wire_reader_recurse(doc, &it))
         return false;
-    while (advice_reader_next(&it)) {
+    while (wire_reader_next(&it)) {
         if (it.key_len == key_len && memcmp(it.key, key, key_len) == 0) {
             *found = it;
             return true;

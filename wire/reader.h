@@ -1,6 +1,7 @@
 /*
- * advice/reader.h: a forward-only reader of the elements of one BSON
- * document, for the shape code on the event loop, where libbson's bson_iter
+ * wire/reader.h: a forward-only reader of the elements of one BSON
+ * document, for the code that reads requests on the event loop (the index
+ * advice's shapes, the cache policy's scan), where libbson's bson_iter
  * (which re-validates every element it steps over) was half the cost of
  * advice_shape_extract. It is meant for documents that passed
  * wire_doc_check, but trusts nothing: every length is checked against the
@@ -8,8 +9,8 @@
  * the document (next returns false). It reads, never allocates, never
  * recurses by itself.
  */
-#ifndef MONGOCACHE_ADVICE_READER_H
-#define MONGOCACHE_ADVICE_READER_H
+#ifndef MONGOCACHE_WIRE_READER_H
+#define MONGOCACHE_WIRE_READER_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -19,7 +20,7 @@
  * A position in a document, and the element last read (valid after a next
  * that returned true). Pointers are into the document: valid while it is.
  */
-struct advice_reader {
+struct wire_reader {
     const uint8_t *pos; /* the next element */
     const uint8_t *end; /* the document's final NUL */
     uint8_t type;       /* BSON type of the current element */
@@ -27,10 +28,11 @@ struct advice_reader {
     uint32_t key_len;
     const uint8_t *value; /* the value's bytes */
     uint32_t value_len;
+    bool malformed; /* next returned false at something malformed, not at the end */
 };
 
 /* Starts before the first element of the document at doc (len bytes available). */
-bool advice_reader_init(struct advice_reader *r, const uint8_t *doc, uint32_t len);
+bool wire_reader_init(struct wire_reader *r, const uint8_t *doc, uint32_t len);
 
 /*
  * Steps to the next element: false at the end, or (for good) at anything
@@ -38,14 +40,14 @@ bool advice_reader_init(struct advice_reader *r, const uint8_t *doc, uint32_t le
  * the loop: the key's NUL is searched without a bound, as the document's
  * own final NUL (checked by init) stops the search at the latest; values of
  * a fixed size are sized from a table, documents, arrays and strings here,
- * the rarer types by advice_reader_next_slow. Every length is checked
+ * the rarer types by wire_reader_next_slow. Every length is checked
  * against the document's end as in the slow path.
  */
-extern const uint8_t advice_reader_fixed_sizes[256]; /* size + 1; 0: not fixed */
-bool advice_reader_next_slow(struct advice_reader *r, const uint8_t *key_end);
+extern const uint8_t wire_reader_fixed_sizes[256]; /* size + 1; 0: not fixed */
+bool wire_reader_next_slow(struct wire_reader *r, const uint8_t *key_end);
 
 static inline int32_t
-advice_reader_i32(const uint8_t *p)
+wire_reader_i32(const uint8_t *p)
 {
     return (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
                      (uint32_t)p[3] << 24);
@@ -53,7 +55,7 @@ advice_reader_i32(const uint8_t *p)
 
 /* The element at r->pos, its key ending at k, its value size bytes: current, and r past it. */
 static inline void
-advice_reader_step(struct advice_reader *r, const uint8_t *k, uint32_t size)
+wire_reader_step(struct wire_reader *r, const uint8_t *k, uint32_t size)
 {
     const uint8_t *p = r->pos;
 
@@ -66,7 +68,7 @@ advice_reader_step(struct advice_reader *r, const uint8_t *k, uint32_t size)
 }
 
 static inline __attribute__((always_inline)) bool
-advice_reader_next(struct advice_reader *r)
+wire_reader_next(struct wire_reader *r)
 {
     const uint8_t *p = r->pos, *end = r->end, *k;
     size_t room;
@@ -78,39 +80,40 @@ advice_reader_next(struct advice_reader *r)
     for (k = p + 1; *k != 0; k++)
         ;
     if (k >= end)
-        return advice_reader_next_slow(r, k); /* the key ran into the end: malformed */
+        return wire_reader_next_slow(r, k); /* the key ran into the end: malformed */
     room = (size_t)(end - k - 1);
-    size = advice_reader_fixed_sizes[p[0]];
+    size = wire_reader_fixed_sizes[p[0]];
     if (size > 0) {
         if (--size > room)
             goto malformed;
     } else if (p[0] == 0x03 || p[0] == 0x04) { /* document, array: length, elements, NUL */
-        if (room < 5 || (n = advice_reader_i32(k + 1)) < 5 || (size_t)n > room || k[n] != 0)
+        if (room < 5 || (n = wire_reader_i32(k + 1)) < 5 || (size_t)n > room || k[n] != 0)
             goto malformed;
         size = (uint32_t)n;
     } else if (p[0] == 0x02) { /* string: length, bytes, NUL */
-        if (room < 5 || (n = advice_reader_i32(k + 1)) < 1 || (size_t)n > room - 4 || k[4 + n] != 0)
+        if (room < 5 || (n = wire_reader_i32(k + 1)) < 1 || (size_t)n > room - 4 || k[4 + n] != 0)
             goto malformed;
         size = 4 + (uint32_t)n;
     } else {
-        return advice_reader_next_slow(r, k);
+        return wire_reader_next_slow(r, k);
     }
-    advice_reader_step(r, k, size);
+    wire_reader_step(r, k, size);
     return true;
 malformed:
     r->pos = end;
+    r->malformed = true;
     return false;
 }
 
 /* Whether the current element is a document (0x03) or an array (0x04). */
 static inline bool
-advice_reader_is_doc(const struct advice_reader *r)
+wire_reader_is_doc(const struct wire_reader *r)
 {
     return r->type == 0x03;
 }
 
 static inline bool
-advice_reader_is_array(const struct advice_reader *r)
+wire_reader_is_array(const struct wire_reader *r)
 {
     return r->type == 0x04;
 }
@@ -121,7 +124,7 @@ advice_reader_is_array(const struct advice_reader *r)
  * by next, and are checked again, as for any document.
  */
 static inline bool
-advice_reader_recurse(const struct advice_reader *r, struct advice_reader *child)
+wire_reader_recurse(const struct wire_reader *r, struct wire_reader *child)
 {
     const uint8_t *v = r->value;
     uint32_t n = r->value_len;
@@ -131,8 +134,9 @@ advice_reader_recurse(const struct advice_reader *r, struct advice_reader *child
     child->key_len = 0;
     child->value = NULL;
     child->value_len = 0;
+    child->malformed = false;
     if ((r->type != 0x03 && r->type != 0x04) || v == NULL || n < 5 ||
-        (uint32_t)advice_reader_i32(v) != n || v[n - 1] != 0) {
+        (uint32_t)wire_reader_i32(v) != n || v[n - 1] != 0) {
         child->pos = child->end = NULL;
         return false;
     }
@@ -142,19 +146,19 @@ advice_reader_recurse(const struct advice_reader *r, struct advice_reader *child
 }
 
 /* The current element's string (UTF-8 type; len without the NUL; may hold NULs). */
-bool advice_reader_utf8(const struct advice_reader *r, const char **s, uint32_t *len);
+bool wire_reader_utf8(const struct wire_reader *r, const char **s, uint32_t *len);
 
 /* The current element's number (double, int32, int64) as a double; false otherwise. */
-bool advice_reader_number(const struct advice_reader *r, double *v);
+bool wire_reader_number(const struct wire_reader *r, double *v);
 
 /* The current element's regular expression: pattern and options, NUL-terminated. */
-bool advice_reader_regex(const struct advice_reader *r, const char **pattern, const char **options);
+bool wire_reader_regex(const struct wire_reader *r, const char **pattern, const char **options);
 
 /*
  * The first element of doc's document whose key is key (keylen bytes), into
  * found; false when there is none. r is not moved.
  */
-bool advice_reader_find(const struct advice_reader *doc, const char *key, uint32_t key_len,
-                        struct advice_reader *found);
+bool wire_reader_find(const struct wire_reader *doc, const char *key, uint32_t key_len,
+                      struct wire_reader *found);
 
 #endif
