@@ -14,7 +14,8 @@ Usage (the wrapper test_request_life.sh runs it):
     request_life.py --bin MONGOCACHE --log PROXY_LOG --port PORT --http HTTP_PORT
 
 Prints unnumbered TAP lines ("ok - ..." / "not ok - ...") and its plan
-last; the wrapper numbers them (mc_relay in lib.sh). Python 3 stdlib only (wire helpers from mctest.py).
+last; the wrapper numbers them (mc_relay in lib.sh). Python 3 stdlib only
+(wire helpers from mctest.py).
 """
 import argparse
 import os
