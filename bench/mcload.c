@@ -1,6 +1,7 @@
 /*
- * bench/mcload.c: the benchmark's load generator, and its canned-reply
- * MongoDB server (see bench/README.md).
+ * bench/mcload.c: the benchmark's load generator (see bench/README.md); its
+ * canned-reply MongoDB server (--server) is
+ * bench/mcload_server.c, what both share bench/mcload_common.c.
  *
  * Client (default): N connections to a MongoDB endpoint, each shakes hands
  * (hello over OP_MSG), then sends find {_id: k} over K keys. Every distinct
@@ -16,266 +17,28 @@
  * Latencies go to a preallocated array: percentiles are exact. One JSON
  * line per run on stdout.
  *
- * Server (--server): answers hello/isMaster (OP_MSG and legacy OP_QUERY),
- * find (a pre-encoded reply of --size bytes, the requested _id patched in)
- * and anything else with {ok: 1}; --raw answers every request with the find
- * reply, patching only the header (the A0 floor); --delay-us holds each find
- * reply on a timer (no CPU burnt) before sending it.
- *
  * Populate (--populate): inserts K documents {_id: k, v: padding} sized like
  * the server's reply, for a real upstream (FerretDB).
  *
  * Plain sockets and epoll; libbson only to build and check documents.
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* accept4, memmem */
+#define _GNU_SOURCE /* timerfd, getaddrinfo under -std=c11 */
 #endif
 #include <bson/bson.h>
 
 #include <errno.h>
-#include <fcntl.h>
-#include <getopt.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <arpa/inet.h>
 #include <signal.h>
-#include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
-#include <time.h>
 #include <unistd.h>
 
-#define HDR 16
-#define OP_REPLY 1
-#define OP_QUERY 2004
-#define OP_MSG 2013
-#define MAX_MSG (48 * 1000 * 1000)
-
-/* ---- small helpers ------------------------------------------------------- */
-
-static uint64_t
-now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int32_t
-rd32(const uint8_t *p)
-{
-    return (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                     (uint32_t)p[3] << 24);
-}
-
-static void
-wr32(uint8_t *p, int32_t v)
-{
-    uint32_t u = (uint32_t)v;
-
-    p[0] = (uint8_t)u;
-    p[1] = (uint8_t)(u >> 8);
-    p[2] = (uint8_t)(u >> 16);
-    p[3] = (uint8_t)(u >> 24);
-}
-
-static void
-die(const char *what)
-{
-    fprintf(stderr, "mcload: %s: %s\n", what, strerror(errno));
-    exit(2);
-}
-
-static void
-fatal(const char *msg)
-{
-    fprintf(stderr, "mcload: %s\n", msg);
-    exit(2);
-}
-
-static void *
-xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-
-    if (!p)
-        fatal("out of memory");
-    return p;
-}
-
-static void
-set_nonblock(int fd)
-{
-    int fl = fcntl(fd, F_GETFL);
-
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
-        die("fcntl");
-}
-
-static void
-set_nodelay(int fd)
-{
-    int one = 1;
-
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-}
-
-/* An OP_MSG with one body section (kind 0); malloc'ed. */
-static uint8_t *
-encode_msg(const bson_t *body, int32_t request_id, int32_t response_to, uint32_t *len_out)
-{
-    uint32_t len = HDR + 4 + 1 + body->len;
-    uint8_t *m = xmalloc(len);
-
-    wr32(m, (int32_t)len);
-    wr32(m + 4, request_id);
-    wr32(m + 8, response_to);
-    wr32(m + 12, OP_MSG);
-    wr32(m + 16, 0);
-    m[20] = 0;
-    memcpy(m + 21, bson_get_data(body), body->len);
-    *len_out = len;
-    return m;
-}
-
-/* The body document of an OP_MSG message of len bytes, or NULL. */
-static const uint8_t *
-msg_body(const uint8_t *m, size_t len, uint32_t *body_len)
-{
-    size_t off = HDR + 4;
-    uint32_t flags;
-
-    if (len < HDR + 5)
-        return NULL;
-    flags = (uint32_t)rd32(m + 16);
-    if (flags & 1u) /* checksumPresent */
-        len -= 4;
-    while (off < len) {
-        uint8_t kind = m[off++];
-        int32_t sz;
-
-        if (off + 4 > len)
-            return NULL;
-        sz = rd32(m + off);
-        if (sz < 5 || off + (size_t)sz > len)
-            return NULL;
-        if (kind == 0) {
-            *body_len = (uint32_t)sz;
-            return m + off;
-        }
-        if (kind != 1)
-            return NULL;
-        off += (size_t)sz;
-    }
-    return NULL;
-}
-
-/* ok: 1 in a reply body (double, int32, int64 or bool). */
-static bool
-body_ok(const uint8_t *doc, uint32_t len)
-{
-    bson_t b;
-    bson_iter_t it;
-
-    if (!bson_init_static(&b, doc, len) || !bson_iter_init_find(&it, &b, "ok"))
-        return false;
-    return bson_iter_as_double(&it) == 1.0;
-}
-
-/* Blocking: writes all of buf. */
-static bool
-write_all(int fd, const uint8_t *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        buf += n;
-        len -= (size_t)n;
-    }
-    return true;
-}
-
-/* Blocking: reads one whole message; malloc'ed, NULL on error. */
-static uint8_t *
-read_msg(int fd, uint32_t *len_out)
-{
-    uint8_t hdr[HDR];
-    size_t got = 0;
-    int32_t len;
-    uint8_t *m;
-
-    while (got < HDR) {
-        ssize_t n = recv(fd, hdr + got, HDR - got, 0);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return NULL;
-        got += (size_t)n;
-    }
-    len = rd32(hdr);
-    if (len < HDR || len > MAX_MSG)
-        return NULL;
-    m = xmalloc((size_t)len);
-    memcpy(m, hdr, HDR);
-    while (got < (size_t)len) {
-        ssize_t n = recv(fd, m + got, (size_t)len - got, 0);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            free(m);
-            return NULL;
-        }
-        got += (size_t)n;
-    }
-    *len_out = (uint32_t)len;
-    return m;
-}
-
-static int
-tcp_connect(const char *host, int port, int timeout_s)
-{
-    struct addrinfo hints, *res = NULL;
-    char portstr[16];
-    struct timeval tv = {timeout_s, 0};
-    int fd;
-
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    snprintf(portstr, sizeof portstr, "%d", port);
-    if (getaddrinfo(host, portstr, &hints, &res) != 0 || !res)
-        return -1;
-    fd = socket(res->ai_family, SOCK_STREAM, 0);
-    if (fd < 0) {
-        freeaddrinfo(res);
-        return -1;
-    }
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
-        close(fd);
-        freeaddrinfo(res);
-        return -1;
-    }
-    freeaddrinfo(res);
-    set_nodelay(fd);
-    return fd;
-}
+#include "mcload.h"
 
 /* Blocking round trip of one command; the reply message (malloc'ed) or NULL. */
 static int32_t rpc_request_id = 1;
@@ -285,236 +48,33 @@ rpc(int fd, const bson_t *body, uint32_t *reply_len, const uint8_t **rbody, uint
 {
     uint32_t len;
     int32_t id = rpc_request_id++;
-    uint8_t *m = encode_msg(body, id, 0, &len);
+    uint8_t *m = mcload_encode_msg(body, id, 0, &len);
     uint8_t *r;
 
-    if (!write_all(fd, m, len)) {
+    if (!mcload_write_all(fd, m, len)) {
         free(m);
         return NULL;
     }
     free(m);
-    r = read_msg(fd, reply_len);
+    r = mcload_read_msg(fd, reply_len);
     if (!r)
         return NULL;
-    if (rd32(r + 8) != id || rd32(r + 12) != OP_MSG ||
-        !(*rbody = msg_body(r, *reply_len, rbody_len))) {
+    if (mcload_rd32(r + 8) != id || mcload_rd32(r + 12) != OP_MSG ||
+        !(*rbody = mcload_msg_body(r, *reply_len, rbody_len))) {
         free(r);
         return NULL;
     }
     return r;
 }
 
-/* ---- options ------------------------------------------------------------- */
-
-struct opts {
-    const char *host;
-    int port;
-    int connections;
-    bool open_loop;
-    double rate;
-    uint64_t n;
-    double seconds;
-    uint64_t warmup;
-    double warmup_seconds;
-    uint32_t keys;
-    uint32_t size;
-    const char *scenario;
-    const char *db;
-    const char *coll;
-    const char *stats_url;
-    const char *read_pref;
-    bool cluster_time;
-    bool server;
-    bool raw;
-    bool populate;
-    uint64_t delay_us;
-    double stall_seconds;
-};
-
-static void
-usage(FILE *f)
-{
-    fprintf(f,
-            "usage: mcload --port P [client options]      load generator (prints one JSON line)\n"
-            "       mcload --server --port P [--size B] [--raw] [--delay-us D]\n"
-            "       mcload --populate --port P [--keys K] [--size B]\n"
-            "\n"
-            "client options:\n"
-            "  --host H            (127.0.0.1)\n"
-            "  -c, --connections N (1)       one request in flight on each\n"
-            "  --mode closed|open  (closed)\n"
-            "  --rate R            open loop: total requests per second\n"
-            "  -n, --requests N    (10000)   measured requests\n"
-            "  --seconds S         (10)      time cap of the measured phase\n"
-            "  --warmup N          (2000)    warm-up requests (excluded); at least --keys\n"
-            "                                reads every key before measuring\n"
-            "  --warmup-seconds S  (10)      time cap of the warm-up\n"
-            "  --keys K            (1000)    find {_id: k}, k in [0, K)\n"
-            "  --size B            (256)     reply size: label here; the reply in --server\n"
-            "  --scenario NAME     label in the JSON line\n"
-            "  --db D --coll C     (bench.items)\n"
-            "  --stats-url URL     http://host:port/stats of mongocache: hit ratio\n"
-            "  --read-pref MODE    ($readPreference mode, primaryPreferred; none: omit)\n"
-            "  --no-cluster-time   omit $clusterTime\n"
-            "server options:\n"
-            "  --raw               answer every request with the find reply (A0)\n"
-            "  --delay-us D        hold each find reply D microseconds (timer)\n");
-}
-
-static void
-parse_opts(int argc, char **argv, struct opts *o)
-{
-    enum {
-        O_HOST = 256, O_MODE, O_RATE, O_SECONDS, O_WARMUP, O_WARMUP_S, O_KEYS, O_SIZE,
-        O_SCENARIO, O_DB, O_COLL, O_STATS, O_RP, O_NOCT, O_SERVER, O_RAW, O_DELAY, O_POP,
-        O_STALL,
-    };
-    static const struct option longopts[] = {
-        {"host", required_argument, NULL, O_HOST},
-        {"port", required_argument, NULL, 'p'},
-        {"connections", required_argument, NULL, 'c'},
-        {"mode", required_argument, NULL, O_MODE},
-        {"rate", required_argument, NULL, O_RATE},
-        {"requests", required_argument, NULL, 'n'},
-        {"seconds", required_argument, NULL, O_SECONDS},
-        {"warmup", required_argument, NULL, O_WARMUP},
-        {"warmup-seconds", required_argument, NULL, O_WARMUP_S},
-        {"keys", required_argument, NULL, O_KEYS},
-        {"size", required_argument, NULL, O_SIZE},
-        {"scenario", required_argument, NULL, O_SCENARIO},
-        {"db", required_argument, NULL, O_DB},
-        {"coll", required_argument, NULL, O_COLL},
-        {"stats-url", required_argument, NULL, O_STATS},
-        {"read-pref", required_argument, NULL, O_RP},
-        {"no-cluster-time", no_argument, NULL, O_NOCT},
-        {"server", no_argument, NULL, O_SERVER},
-        {"raw", no_argument, NULL, O_RAW},
-        {"delay-us", required_argument, NULL, O_DELAY},
-        {"populate", no_argument, NULL, O_POP},
-        {"stall-seconds", required_argument, NULL, O_STALL},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int ch;
-    bool warmup_given = false;
-
-    memset(o, 0, sizeof *o);
-    o->host = "127.0.0.1";
-    o->connections = 1;
-    o->n = 10000;
-    o->seconds = 10;
-    o->warmup = 2000;
-    o->warmup_seconds = 10;
-    o->keys = 1000;
-    o->size = 256;
-    o->scenario = "";
-    o->db = "bench";
-    o->coll = "items";
-    o->read_pref = "primaryPreferred";
-    o->cluster_time = true;
-    o->stall_seconds = 5;
-    while ((ch = getopt_long(argc, argv, "p:c:n:h", longopts, NULL)) != -1) {
-        switch (ch) {
-        case O_HOST: o->host = optarg; break;
-        case 'p': o->port = atoi(optarg); break;
-        case 'c': o->connections = atoi(optarg); break;
-        case O_MODE:
-            if (strcmp(optarg, "open") == 0)
-                o->open_loop = true;
-            else if (strcmp(optarg, "closed") != 0)
-                fatal("--mode is closed or open");
-            break;
-        case O_RATE: o->rate = atof(optarg); break;
-        case 'n': o->n = strtoull(optarg, NULL, 10); break;
-        case O_SECONDS: o->seconds = atof(optarg); break;
-        case O_WARMUP:
-            o->warmup = strtoull(optarg, NULL, 10);
-            warmup_given = true;
-            break;
-        case O_WARMUP_S: o->warmup_seconds = atof(optarg); break;
-        case O_KEYS: o->keys = (uint32_t)strtoul(optarg, NULL, 10); break;
-        case O_SIZE: o->size = (uint32_t)strtoul(optarg, NULL, 10); break;
-        case O_SCENARIO: o->scenario = optarg; break;
-        case O_DB: o->db = optarg; break;
-        case O_COLL: o->coll = optarg; break;
-        case O_STATS: o->stats_url = optarg; break;
-        case O_RP: o->read_pref = optarg; break;
-        case O_NOCT: o->cluster_time = false; break;
-        case O_SERVER: o->server = true; break;
-        case O_RAW: o->raw = true; break;
-        case O_DELAY: o->delay_us = strtoull(optarg, NULL, 10); break;
-        case O_POP: o->populate = true; break;
-        case O_STALL: o->stall_seconds = atof(optarg); break;
-        case 'h': usage(stdout); exit(0);
-        default: usage(stderr); exit(2);
-        }
-    }
-    if (optind < argc || o->port <= 0 || o->port > 65535) {
-        usage(stderr);
-        exit(2);
-    }
-    if (o->connections < 1 || o->keys < 1 || o->n < 1)
-        fatal("--connections, --keys and --requests must be at least 1");
-    if (o->open_loop && o->rate <= 0)
-        fatal("--mode open needs --rate");
-    if (!warmup_given && o->warmup < o->keys)
-        o->warmup = o->keys;
-}
-
-/* ---- the find reply (server) and the documents (populate) ------------------ */
-
-/* Padding length so that the server's find reply is `size` bytes in all. */
-static uint32_t
-pad_for_size(uint32_t size, const struct opts *o);
-
-static void
-build_find_reply_body(bson_t *b, int32_t id, const char *pad, const struct opts *o)
-{
-    bson_t cursor, batch, doc;
-    char ns[256];
-
-    snprintf(ns, sizeof ns, "%s.%s", o->db, o->coll);
-    BSON_APPEND_DOCUMENT_BEGIN(b, "cursor", &cursor);
-    BSON_APPEND_ARRAY_BEGIN(&cursor, "firstBatch", &batch);
-    BSON_APPEND_DOCUMENT_BEGIN(&batch, "0", &doc);
-    BSON_APPEND_INT32(&doc, "_id", id);
-    BSON_APPEND_UTF8(&doc, "v", pad);
-    bson_append_document_end(&batch, &doc);
-    bson_append_array_end(&cursor, &batch);
-    BSON_APPEND_INT64(&cursor, "id", 0);
-    BSON_APPEND_UTF8(&cursor, "ns", ns);
-    bson_append_document_end(b, &cursor);
-    BSON_APPEND_DOUBLE(b, "ok", 1.0);
-}
-
-static uint32_t
-pad_for_size(uint32_t size, const struct opts *o)
-{
-    bson_t b = BSON_INITIALIZER;
-    uint32_t base;
-
-    build_find_reply_body(&b, 0, "", o);
-    base = HDR + 5 + b.len;
-    bson_destroy(&b);
-    return size > base ? size - base : 0;
-}
-
-static char *
-make_pad(uint32_t n)
-{
-    char *p = xmalloc(n + 1);
-
-    for (uint32_t i = 0; i < n; i++)
-        p[i] = (char)('a' + i % 26);
-    p[n] = '\0';
-    return p;
-}
-
 /* ---- client: HTTP GET of /stats ------------------------------------------- */
 
+/* From /stats "cache": bypassed counts reads not cacheable (cache_off
+ * excluded); cache_off is bypass_reasons.cache_off (absent: 0). A read is
+ * one of hit, miss, bypassed or cache_off. */
 struct cache_stats {
     bool ok;
-    double hits, misses, hit_ratio;
+    double hits, misses, bypassed, cache_off, hit_ratio;
 };
 
 static bool
@@ -534,7 +94,7 @@ json_number_after(const char *from, const char *key, double *out)
 static struct cache_stats
 get_stats(const char *url)
 {
-    struct cache_stats s = {false, 0, 0, 0};
+    struct cache_stats s = {false, 0, 0, 0, 0, 0};
     char host[256], path[512], req[1024];
     int port = 80, fd;
     const char *p, *slash, *colon;
@@ -555,16 +115,16 @@ get_stats(const char *url)
         snprintf(host, sizeof host, "%.*s", (int)(slash - p), p);
     }
     snprintf(path, sizeof path, "%s", *slash ? slash : "/stats");
-    fd = tcp_connect(host, port, 2);
+    fd = mcload_tcp_connect(host, port, 2);
     if (fd < 0)
         return s;
     snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n\r\n", path,
              host);
-    if (!write_all(fd, (const uint8_t *)req, strlen(req))) {
+    if (!mcload_write_all(fd, (const uint8_t *)req, strlen(req))) {
         close(fd);
         return s;
     }
-    buf = xmalloc(cap + 1);
+    buf = mcload_xmalloc(cap + 1);
     for (;;) {
         ssize_t n;
 
@@ -572,7 +132,7 @@ get_stats(const char *url)
             cap *= 2;
             buf = realloc(buf, cap + 1);
             if (!buf)
-                fatal("out of memory");
+                mcload_fatal("out of memory");
         }
         n = recv(fd, buf + len, cap - len, 0);
         if (n < 0 && errno == EINTR)
@@ -587,8 +147,20 @@ get_stats(const char *url)
     p = p ? strstr(p, "\"cache\"") : NULL;
     if (p && json_number_after(p, "\"hits\"", &s.hits) &&
         json_number_after(p, "\"misses\"", &s.misses) &&
-        json_number_after(p, "\"hit_ratio\"", &s.hit_ratio))
+        json_number_after(p, "\"hit_ratio\"", &s.hit_ratio)) {
+        const char *r = strstr(p, "\"bypass_reasons\"");
+        const char *end = r ? strchr(r, '}') : NULL;
+
         s.ok = true;
+        if (!json_number_after(p, "\"bypassed\"", &s.bypassed))
+            s.bypassed = 0;
+        if (end) {
+            const char *off = strstr(r, "\"cache_off\"");
+
+            if (off && off < end)
+                json_number_after(off, "\"cache_off\"", &s.cache_off);
+        }
+    }
     free(buf);
     return s;
 }
@@ -608,11 +180,10 @@ struct conn {
     int32_t req_id;
     uint64_t t_start; /* scheduled (open loop) or send (closed loop) time */
     const uint8_t *out;
-    uint32_t out_len, out_off;
+    size_t out_len, out_off;
     bool want_out;
     /* input */
-    uint8_t *in;
-    size_t in_len, in_cap;
+    struct mcload_inbuf in;
 };
 
 struct client {
@@ -660,7 +231,7 @@ make_uuid(uint8_t uuid[16])
     static uint64_t state;
 
     if (!state)
-        state = now_ns() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
+        state = mcload_now_ns() ^ ((uint64_t)getpid() << 32) ^ 0x9e3779b97f4a7c15ull;
     for (int i = 0; i < 16; i += 8) {
         uint64_t x;
 
@@ -730,9 +301,9 @@ handshake(int fd, int idx)
     BSON_APPEND_UTF8(&b, "$db", "admin");
     r = rpc(fd, &b, &rlen, &body, &blen);
     bson_destroy(&b);
-    if (!r || !body_ok(body, blen)) {
+    if (!r || !mcload_body_ok(body, blen)) {
         snprintf(msg, sizeof msg, "connection %d: the hello handshake failed", idx);
-        fatal(msg);
+        mcload_fatal(msg);
     }
     free(r);
 }
@@ -748,7 +319,7 @@ ep_mod(struct client *cl, struct conn *c, bool want_out)
     ev.events = EPOLLIN | (want_out ? EPOLLOUT : 0);
     ev.data.ptr = c;
     if (epoll_ctl(cl->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0)
-        die("epoll_ctl");
+        mcload_die("epoll_ctl");
 }
 
 static void
@@ -768,19 +339,13 @@ kill_conn(struct client *cl, struct conn *c, const char *why)
 static void
 flush_out(struct client *cl, struct conn *c)
 {
-    while (c->out_off < c->out_len) {
-        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+    int rc = mcload_send_pending(c->fd, c->out, c->out_len, &c->out_off);
 
-        if (n > 0) {
-            c->out_off += (uint32_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            ep_mod(cl, c, true);
-            return;
-        }
+    if (rc == 0) {
+        ep_mod(cl, c, true);
+        return;
+    }
+    if (rc < 0) {
         kill_conn(cl, c, "send failed");
         return;
     }
@@ -798,7 +363,7 @@ issue(struct client *cl, struct conn *c, uint64_t t_start, bool measured)
     c->req_id = cl->next_id++;
     if (cl->next_id <= 0)
         cl->next_id = 1;
-    wr32(m + 4, c->req_id);
+    mcload_wr32(m + 4, c->req_id);
     c->busy = true;
     c->measured = measured;
     c->t_start = t_start;
@@ -875,24 +440,25 @@ check_reply(struct client *cl, struct conn *c, const uint8_t *m, uint32_t len, u
         kill_conn(cl, c, "a reply arrived with no request in flight");
         return;
     }
-    if (rd32(m + 8) != c->req_id) {
-        snprintf(what, sizeof what, "responseTo %d does not match requestID %d", rd32(m + 8),
+    if (mcload_rd32(m + 8) != c->req_id) {
+        snprintf(what, sizeof what, "responseTo %d does not match requestID %d", mcload_rd32(m + 8),
                  c->req_id);
         client_error(cl, c, what);
         cl->errors--; /* counted by complete() */
         complete(cl, c, now, false);
         return;
     }
-    if (rd32(m + 12) != OP_MSG || !(body = msg_body(m, len, &blen)) || !body_ok(body, blen)) {
+    if (mcload_rd32(m + 12) != OP_MSG || !(body = mcload_msg_body(m, len, &blen)) ||
+        !mcload_body_ok(body, blen)) {
         if (cl->n_errors_logged++ < 5) {
             bson_t b;
             char *json = NULL;
 
-            if (rd32(m + 12) == OP_MSG && (body = msg_body(m, len, &blen)) &&
+            if (mcload_rd32(m + 12) == OP_MSG && (body = mcload_msg_body(m, len, &blen)) &&
                 bson_init_static(&b, body, blen))
                 json = bson_as_relaxed_extended_json(&b, NULL);
             fprintf(stderr, "mcload: connection %d: bad reply (opcode %d): %.300s\n", c->idx,
-                    rd32(m + 12), json ? json : "-");
+                    mcload_rd32(m + 12), json ? json : "-");
             bson_free(json);
         }
         complete(cl, c, now, false);
@@ -904,61 +470,29 @@ check_reply(struct client *cl, struct conn *c, const uint8_t *m, uint32_t len, u
 static void
 on_readable(struct client *cl, struct conn *c)
 {
+    const uint8_t *m;
+    uint32_t len;
+    bool bad;
     uint64_t now;
-    size_t off = 0;
+    int rc = mcload_inbuf_recv(&c->in, c->fd);
 
-    for (;;) {
-        ssize_t n;
-
-        if (c->in_len == c->in_cap) {
-            c->in_cap *= 2;
-            c->in = realloc(c->in, c->in_cap);
-            if (!c->in)
-                fatal("out of memory");
-        }
-        n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
-        if (n > 0) {
-            c->in_len += (size_t)n;
-            break; /* level-triggered: no extra recv just to see EAGAIN */
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return;
-        kill_conn(cl, c, n == 0 ? "the server closed the connection" : "recv failed");
+    if (rc == 0)
+        return;
+    if (rc < 0) {
+        kill_conn(cl, c, errno == 0 ? "the server closed the connection" : "recv failed");
         return;
     }
-    now = now_ns();
-    while (c->in_len - off >= HDR) {
-        int32_t len = rd32(c->in + off);
-
-        if (len < HDR || len > MAX_MSG) {
-            kill_conn(cl, c, "bad message length in a reply");
-            return;
-        }
-        if (c->in_len - off < (size_t)len) {
-            if ((size_t)len > c->in_cap) {
-                /* grow now so that the next recv can take the whole reply */
-                memmove(c->in, c->in + off, c->in_len - off);
-                c->in_len -= off;
-                off = 0;
-                while (c->in_cap < (size_t)len)
-                    c->in_cap *= 2;
-                c->in = realloc(c->in, c->in_cap);
-                if (!c->in)
-                    fatal("out of memory");
-            }
-            break;
-        }
-        check_reply(cl, c, c->in + off, (uint32_t)len, now);
-        off += (size_t)len;
+    now = mcload_now_ns();
+    while ((m = mcload_inbuf_next(&c->in, &len, &bad))) {
+        check_reply(cl, c, m, len, now);
         if (c->dead)
             return;
     }
-    if (off > 0) {
-        memmove(c->in, c->in + off, c->in_len - off);
-        c->in_len -= off;
+    if (bad) {
+        kill_conn(cl, c, "bad message length in a reply");
+        return;
     }
+    mcload_inbuf_compact(&c->in);
     if (!cl->o->open_loop)
         closed_next(cl, c, now);
 }
@@ -968,7 +502,7 @@ start_measuring(struct client *cl, uint64_t now)
 {
     if (cl->o->stats_url) {
         cl->stats0 = get_stats(cl->o->stats_url);
-        now = now_ns();
+        now = mcload_now_ns();
     }
     cl->measuring = true;
     cl->cpu0 = cpu_seconds();
@@ -1085,13 +619,13 @@ run_client(struct opts *o)
     memset(&cl, 0, sizeof cl);
     cl.o = o;
     cl.next_id = 1000;
-    cl.lat = xmalloc(o->n * sizeof *cl.lat);
+    cl.lat = mcload_xmalloc(o->n * sizeof *cl.lat);
     memset(cl.lat, 0, o->n * sizeof *cl.lat); /* touch the pages before timing */
-    cl.conns = xmalloc((size_t)o->connections * sizeof *cl.conns);
+    cl.conns = mcload_xmalloc((size_t)o->connections * sizeof *cl.conns);
     memset(cl.conns, 0, (size_t)o->connections * sizeof *cl.conns);
     cl.epfd = epoll_create1(EPOLL_CLOEXEC);
     if (cl.epfd < 0)
-        die("epoll_create1");
+        mcload_die("epoll_create1");
     cl.warm_quota = (o->warmup + (uint64_t)o->connections - 1) / (uint64_t)o->connections;
 
     {
@@ -1104,7 +638,7 @@ run_client(struct opts *o)
     }
     block_bytes = (size_t)o->keys * cl.msg_len;
     if ((double)block_bytes * o->connections > 2e9)
-        fatal("connections x keys x request size is over 2 GB");
+        mcload_fatal("connections x keys x request size is over 2 GB");
 
     for (int i = 0; i < o->connections; i++) {
         struct conn *c = &cl.conns[i];
@@ -1113,41 +647,44 @@ run_client(struct opts *o)
         char msg[128];
 
         c->idx = i;
-        c->fd = tcp_connect(o->host, o->port, 5);
+        c->fd = mcload_tcp_connect(o->host, o->port, 5);
         if (c->fd < 0) {
             snprintf(msg, sizeof msg, "connection %d to %s:%d", i, o->host, o->port);
-            die(msg);
+            mcload_die(msg);
         }
         handshake(c->fd, i);
-        set_nonblock(c->fd);
+        mcload_set_nonblock(c->fd);
         make_uuid(uuid);
-        c->block = xmalloc(block_bytes);
+        c->block = mcload_xmalloc(block_bytes);
         for (uint32_t k = 0; k < o->keys; k++) {
             bson_t b = BSON_INITIALIZER;
             uint32_t len;
             uint8_t *m;
 
             build_find(&b, o, (int32_t)k, uuid);
-            m = encode_msg(&b, 0, 0, &len);
+            m = mcload_encode_msg(&b, 0, 0, &len);
             if (len != cl.msg_len)
-                fatal("request sizes differ between keys");
+                mcload_fatal("request sizes differ between keys");
             memcpy(c->block + (size_t)k * cl.msg_len, m, len);
             free(m);
             bson_destroy(&b);
         }
         /* spread the connections over the keys: the warm-up reads every key */
         c->next_key = (uint32_t)((uint64_t)i * o->keys / (uint64_t)o->connections);
-        c->in_cap = 64 * 1024;
-        while (c->in_cap < (size_t)o->size + 1024)
-            c->in_cap *= 2;
-        c->in = xmalloc(c->in_cap);
+        {
+            size_t cap = 64 * 1024;
+
+            while (cap < (size_t)o->size + 1024)
+                cap *= 2;
+            mcload_inbuf_init(&c->in, cap);
+        }
         ev.events = EPOLLIN;
         ev.data.ptr = c;
         if (epoll_ctl(cl.epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0)
-            die("epoll_ctl");
+            mcload_die("epoll_ctl");
     }
 
-    now = now_ns();
+    now = mcload_now_ns();
     cl.warm_start = now;
     cl.warm_deadline = now + (uint64_t)(o->warmup_seconds * 1e9);
     cl.last_progress = now;
@@ -1156,11 +693,11 @@ run_client(struct opts *o)
 
         cl.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
         if (cl.tfd < 0)
-            die("timerfd_create");
+            mcload_die("timerfd_create");
         ev.events = EPOLLIN;
         ev.data.ptr = NULL;
         if (epoll_ctl(cl.epfd, EPOLL_CTL_ADD, cl.tfd, &ev) != 0)
-            die("epoll_ctl");
+            mcload_die("epoll_ctl");
         cl.sched_t0 = now;
         cl.sched_end = UINT64_MAX;
         open_dispatch(&cl, now);
@@ -1190,7 +727,7 @@ run_client(struct opts *o)
         }
         nev = epoll_wait(cl.epfd, evs, 256, timeout_ms);
         if (nev < 0 && errno != EINTR)
-            die("epoll_wait");
+            mcload_die("epoll_wait");
         for (int i = 0; i < nev; i++) {
             struct conn *c = evs[i].data.ptr;
 
@@ -1198,7 +735,7 @@ run_client(struct opts *o)
                 uint64_t ticks;
 
                 if (read(cl.tfd, &ticks, sizeof ticks) < 0 && errno != EAGAIN)
-                    die("read timerfd");
+                    mcload_die("read timerfd");
                 continue;
             }
             if (c->dead)
@@ -1208,7 +745,7 @@ run_client(struct opts *o)
             if (!c->dead && (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
                 on_readable(&cl, c);
         }
-        now = now_ns();
+        now = mcload_now_ns();
         if (!cl.measuring && warm_done(&cl, now))
             start_measuring(&cl, now);
         if (o->open_loop)
@@ -1250,12 +787,16 @@ run_client(struct opts *o)
            (unsigned long long)cl.errors);
     if (o->stats_url && cl.stats0.ok && s1.ok) {
         double dh = s1.hits - cl.stats0.hits, dm = s1.misses - cl.stats0.misses;
+        double db = (s1.bypassed + s1.cache_off) - (cl.stats0.bypassed + cl.stats0.cache_off);
+        double th = s1.hits, tall = s1.hits + s1.misses + s1.bypassed + s1.cache_off;
 
-        if (dh + dm > 0)
-            printf("\"hit_ratio\": %.4f, ", dh / (dh + dm));
+        /* every read counts: hits / (hits + misses + bypassed reads) */
+        if (dh + dm + db > 0)
+            printf("\"hit_ratio\": %.4f, ", dh / (dh + dm + db));
         else
-            printf("\"hit_ratio\": null, "); /* nothing cacheable was looked up */
-        printf("\"hit_ratio_total\": %.4f, ", s1.hit_ratio);
+            printf("\"hit_ratio\": null, "); /* no read went through the cache's door */
+        printf("\"reads_bypassed\": %.0f, ", db);
+        printf("\"hit_ratio_total\": %.4f, ", tall > 0 ? th / tall : 0.0);
     } else {
         printf("\"hit_ratio\": null, ");
     }
@@ -1266,7 +807,7 @@ run_client(struct opts *o)
         if (!cl.conns[i].dead)
             close(cl.conns[i].fd);
         free(cl.conns[i].block);
-        free(cl.conns[i].in);
+        mcload_inbuf_free(&cl.conns[i].in);
     }
     free(cl.conns);
     free(cl.lat);
@@ -1278,13 +819,13 @@ run_client(struct opts *o)
 static int
 run_populate(struct opts *o)
 {
-    int fd = tcp_connect(o->host, o->port, 10);
-    uint32_t pad_len = pad_for_size(o->size, o);
-    char *pad = make_pad(pad_len);
+    int fd = mcload_tcp_connect(o->host, o->port, 10);
+    uint32_t pad_len = mcload_pad_for_size(o->size, o);
+    char *pad = mcload_make_pad(pad_len);
     uint32_t batch = 100;
 
     if (fd < 0)
-        die("connect");
+        mcload_die("connect");
     handshake(fd, 0);
     {
         bson_t b = BSON_INITIALIZER;
@@ -1321,14 +862,14 @@ run_populate(struct opts *o)
         BSON_APPEND_UTF8(&b, "$db", o->db);
         r = rpc(fd, &b, &rlen, &body, &blen);
         bson_destroy(&b);
-        if (!r || !body_ok(body, blen))
-            fatal("insert failed");
+        if (!r || !mcload_body_ok(body, blen))
+            mcload_fatal("insert failed");
         {
             bson_t rb;
             bson_iter_t it;
 
             if (!bson_init_static(&rb, body, blen) || bson_iter_init_find(&it, &rb, "writeErrors"))
-                fatal("insert reported write errors");
+                mcload_fatal("insert reported write errors");
         }
         free(r);
     }
@@ -1338,485 +879,17 @@ run_populate(struct opts *o)
     return 0;
 }
 
-/* ---- server --------------------------------------------------------------------- */
-
-struct sconn {
-    int fd;
-    uint32_t gen;
-    bool open;
-    bool want_out;
-    uint8_t *in;
-    size_t in_len, in_cap;
-    uint8_t *out;
-    size_t out_len, out_off, out_cap;
-};
-
-struct delayed {
-    uint64_t due;
-    int fd;
-    uint32_t gen;
-    int32_t response_to;
-    int32_t key;
-};
-
-struct server {
-    struct opts *o;
-    int epfd, lfd, tfd;
-    struct sconn **conns; /* by fd */
-    int max_fd;
-    uint8_t *find_reply; /* whole message; header and _id patched per reply */
-    uint32_t find_len;
-    size_t id_off;       /* offset of the _id int32 in find_reply, 0: none */
-    uint8_t *hello_reply, *ok_reply, *legacy_hello;
-    uint32_t hello_len, ok_len, legacy_len;
-    int32_t next_id;
-    uint32_t next_gen;
-    struct delayed *q; /* FIFO ring: the delay is fixed, so due times only grow */
-    size_t q_head, q_len, q_cap;
-    bool timer_armed;
-};
-
-static void
-hello_doc(bson_t *b)
-{
-    BSON_APPEND_BOOL(b, "helloOk", true);
-    BSON_APPEND_BOOL(b, "ismaster", true);
-    BSON_APPEND_BOOL(b, "isWritablePrimary", true);
-    BSON_APPEND_INT32(b, "maxBsonObjectSize", 16 * 1024 * 1024);
-    BSON_APPEND_INT32(b, "maxMessageSizeBytes", 48000000);
-    BSON_APPEND_INT32(b, "maxWriteBatchSize", 100000);
-    BSON_APPEND_DATE_TIME(b, "localTime", (int64_t)time(NULL) * 1000);
-    BSON_APPEND_INT32(b, "logicalSessionTimeoutMinutes", 30);
-    BSON_APPEND_INT32(b, "connectionId", 1);
-    BSON_APPEND_INT32(b, "minWireVersion", 0);
-    BSON_APPEND_INT32(b, "maxWireVersion", 21);
-    BSON_APPEND_BOOL(b, "readOnly", false);
-    BSON_APPEND_DOUBLE(b, "ok", 1.0);
-}
-
-static void
-server_prepare(struct server *sv)
-{
-    struct opts *o = sv->o;
-    uint32_t pad_len = pad_for_size(o->size, o);
-    char *pad = make_pad(pad_len);
-    bson_t b = BSON_INITIALIZER;
-    static const uint8_t pattern[] = {0x10, '_', 'i', 'd', 0};
-    uint8_t *p;
-
-    build_find_reply_body(&b, 0, pad, o);
-    sv->find_reply = encode_msg(&b, 0, 0, &sv->find_len);
-    bson_destroy(&b);
-    free(pad);
-    p = memmem(sv->find_reply + HDR, sv->find_len - HDR, pattern, sizeof pattern);
-    sv->id_off = p ? (size_t)(p - sv->find_reply) + sizeof pattern : 0;
-
-    bson_init(&b);
-    hello_doc(&b);
-    sv->hello_reply = encode_msg(&b, 0, 0, &sv->hello_len);
-    /* OP_REPLY for the legacy OP_QUERY handshake */
-    sv->legacy_len = HDR + 20 + b.len;
-    sv->legacy_hello = xmalloc(sv->legacy_len);
-    memset(sv->legacy_hello, 0, sv->legacy_len);
-    wr32(sv->legacy_hello, (int32_t)sv->legacy_len);
-    wr32(sv->legacy_hello + 12, OP_REPLY);
-    wr32(sv->legacy_hello + 32, 1); /* numberReturned */
-    memcpy(sv->legacy_hello + 36, bson_get_data(&b), b.len);
-    bson_destroy(&b);
-
-    bson_init(&b);
-    BSON_APPEND_DOUBLE(&b, "ok", 1.0);
-    sv->ok_reply = encode_msg(&b, 0, 0, &sv->ok_len);
-    bson_destroy(&b);
-}
-
-static void
-sconn_close(struct server *sv, struct sconn *c)
-{
-    epoll_ctl(sv->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    close(c->fd);
-    sv->conns[c->fd] = NULL;
-    free(c->in);
-    free(c->out);
-    free(c);
-}
-
-static void
-sconn_want_out(struct server *sv, struct sconn *c, bool want)
-{
-    struct epoll_event ev;
-
-    if (c->want_out == want)
-        return;
-    c->want_out = want;
-    ev.events = EPOLLIN | (want ? EPOLLOUT : 0);
-    ev.data.fd = c->fd;
-    epoll_ctl(sv->epfd, EPOLL_CTL_MOD, c->fd, &ev);
-}
-
-/* Appends a reply built from template t to c's output; returns where it went. */
-static uint8_t *
-append_reply(struct server *sv, struct sconn *c, const uint8_t *t, uint32_t len,
-             int32_t response_to)
-{
-    uint8_t *dst;
-
-    if (c->out_len + len > c->out_cap) {
-        if (c->out_off > 0) {
-            memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
-            c->out_len -= c->out_off;
-            c->out_off = 0;
-        }
-        while (c->out_len + len > c->out_cap)
-            c->out_cap = c->out_cap ? c->out_cap * 2 : 64 * 1024;
-        c->out = realloc(c->out, c->out_cap);
-        if (!c->out)
-            fatal("out of memory");
-    }
-    dst = c->out + c->out_len;
-    memcpy(dst, t, len);
-    wr32(dst + 4, sv->next_id++);
-    wr32(dst + 8, response_to);
-    c->out_len += len;
-    return dst;
-}
-
-static void
-append_find(struct server *sv, struct sconn *c, int32_t response_to, int32_t key)
-{
-    uint8_t *m = append_reply(sv, c, sv->find_reply, sv->find_len, response_to);
-
-    if (sv->id_off && !sv->o->raw)
-        wr32(m + sv->id_off, key);
-}
-
-/* Writes what is buffered; false when the connection was closed. */
-static bool
-sconn_flush(struct server *sv, struct sconn *c)
-{
-    while (c->out_off < c->out_len) {
-        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
-
-        if (n > 0) {
-            c->out_off += (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            sconn_want_out(sv, c, true);
-            return true;
-        }
-        sconn_close(sv, c);
-        return false;
-    }
-    c->out_off = c->out_len = 0;
-    sconn_want_out(sv, c, false);
-    return true;
-}
-
-static void
-arm_timer(struct server *sv)
-{
-    struct itimerspec its;
-
-    memset(&its, 0, sizeof its);
-    if (sv->q_len > 0) {
-        uint64_t due = sv->q[sv->q_head].due;
-
-        its.it_value.tv_sec = (time_t)(due / 1000000000u);
-        its.it_value.tv_nsec = (long)(due % 1000000000u);
-        if (due == 0)
-            its.it_value.tv_nsec = 1;
-    }
-    timerfd_settime(sv->tfd, TFD_TIMER_ABSTIME, &its, NULL);
-    sv->timer_armed = sv->q_len > 0;
-}
-
-static void
-delay_push(struct server *sv, struct sconn *c, int32_t response_to, int32_t key)
-{
-    struct delayed *d;
-
-    if (sv->q_len == sv->q_cap) {
-        size_t ncap = sv->q_cap ? sv->q_cap * 2 : 1024;
-        struct delayed *nq = xmalloc(ncap * sizeof *nq);
-
-        for (size_t i = 0; i < sv->q_len; i++)
-            nq[i] = sv->q[(sv->q_head + i) % sv->q_cap];
-        free(sv->q);
-        sv->q = nq;
-        sv->q_cap = ncap;
-        sv->q_head = 0;
-    }
-    d = &sv->q[(sv->q_head + sv->q_len) % sv->q_cap];
-    d->due = now_ns() + sv->o->delay_us * 1000u;
-    d->fd = c->fd;
-    d->gen = c->gen;
-    d->response_to = response_to;
-    d->key = key;
-    sv->q_len++;
-    if (!sv->timer_armed)
-        arm_timer(sv);
-}
-
-static void
-delay_fire(struct server *sv)
-{
-    uint64_t now = now_ns();
-
-    while (sv->q_len > 0 && sv->q[sv->q_head].due <= now) {
-        struct delayed d = sv->q[sv->q_head];
-        struct sconn *c = d.fd <= sv->max_fd ? sv->conns[d.fd] : NULL;
-
-        sv->q_head = (sv->q_head + 1) % sv->q_cap;
-        sv->q_len--;
-        if (!c || c->gen != d.gen)
-            continue;
-        append_find(sv, c, d.response_to, d.key);
-        sconn_flush(sv, c);
-    }
-    arm_timer(sv);
-}
-
-static bool
-name_is(const uint8_t *key, const uint8_t *end, const char *name)
-{
-    size_t n = strlen(name);
-
-    return (size_t)(end - key) > n && memcmp(key, name, n + 1) == 0;
-}
-
-/* Answers one whole request message m of len bytes. */
-static void
-serve_one(struct server *sv, struct sconn *c, const uint8_t *m, uint32_t len)
-{
-    int32_t id = rd32(m + 4), op = rd32(m + 12);
-    const uint8_t *body, *key;
-    uint32_t blen;
-    int32_t k = 0;
-
-    if (sv->o->raw) {
-        if (op == OP_MSG && (rd32(m + 16) & 2)) /* moreToCome: no reply */
-            return;
-        if (sv->o->delay_us)
-            delay_push(sv, c, id, 0);
-        else
-            append_find(sv, c, id, 0);
-        return;
-    }
-    if (op == OP_QUERY) {
-        append_reply(sv, c, sv->legacy_hello, sv->legacy_len, id);
-        return;
-    }
-    if (op != OP_MSG || !(body = msg_body(m, len, &blen)) || blen < 6) {
-        append_reply(sv, c, sv->ok_reply, sv->ok_len, id);
-        return;
-    }
-    if (rd32(m + 16) & 2)
-        return;
-    key = body + 5;
-    if (name_is(key, body + blen, "find")) {
-        bson_t b;
-        bson_iter_t it, sub;
-
-        if (bson_init_static(&b, body, blen) && bson_iter_init_find(&it, &b, "filter") &&
-            BSON_ITER_HOLDS_DOCUMENT(&it) && bson_iter_recurse(&it, &sub) &&
-            bson_iter_find(&sub, "_id") && BSON_ITER_HOLDS_INT32(&sub))
-            k = bson_iter_int32(&sub);
-        if (sv->o->delay_us)
-            delay_push(sv, c, id, k);
-        else
-            append_find(sv, c, id, k);
-    } else if (name_is(key, body + blen, "hello") || name_is(key, body + blen, "isMaster") ||
-               name_is(key, body + blen, "ismaster")) {
-        append_reply(sv, c, sv->hello_reply, sv->hello_len, id);
-    } else {
-        append_reply(sv, c, sv->ok_reply, sv->ok_len, id);
-    }
-}
-
-static void
-sconn_readable(struct server *sv, struct sconn *c)
-{
-    size_t off = 0;
-    ssize_t n;
-
-    if (c->in_len == c->in_cap) {
-        c->in_cap *= 2;
-        c->in = realloc(c->in, c->in_cap);
-        if (!c->in)
-            fatal("out of memory");
-    }
-    do
-        n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
-    while (n < 0 && errno == EINTR);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-        return;
-    if (n <= 0) {
-        sconn_close(sv, c);
-        return;
-    }
-    c->in_len += (size_t)n;
-    while (c->in_len - off >= HDR) {
-        int32_t len = rd32(c->in + off);
-
-        if (len < HDR || len > MAX_MSG) {
-            sconn_close(sv, c);
-            return;
-        }
-        if (c->in_len - off < (size_t)len) {
-            if ((size_t)len > c->in_cap) {
-                memmove(c->in, c->in + off, c->in_len - off);
-                c->in_len -= off;
-                off = 0;
-                while (c->in_cap < (size_t)len)
-                    c->in_cap *= 2;
-                c->in = realloc(c->in, c->in_cap);
-                if (!c->in)
-                    fatal("out of memory");
-            }
-            break;
-        }
-        serve_one(sv, c, c->in + off, (uint32_t)len);
-        off += (size_t)len;
-    }
-    if (off > 0) {
-        memmove(c->in, c->in + off, c->in_len - off);
-        c->in_len -= off;
-    }
-    if (c->out_len > c->out_off)
-        sconn_flush(sv, c);
-}
-
-static void
-server_accept(struct server *sv)
-{
-    for (;;) {
-        int fd = accept4(sv->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        struct sconn *c;
-        struct epoll_event ev;
-
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            return; /* EAGAIN, or EMFILE: try again on the next event */
-        }
-        if (fd > sv->max_fd) {
-            int nmax = fd * 2 + 64;
-
-            sv->conns = realloc(sv->conns, (size_t)(nmax + 1) * sizeof *sv->conns);
-            if (!sv->conns)
-                fatal("out of memory");
-            for (int i = sv->max_fd + 1; i <= nmax; i++)
-                sv->conns[i] = NULL;
-            sv->max_fd = nmax;
-        }
-        set_nodelay(fd);
-        c = xmalloc(sizeof *c);
-        memset(c, 0, sizeof *c);
-        c->fd = fd;
-        c->gen = ++sv->next_gen;
-        c->in_cap = 64 * 1024;
-        c->in = xmalloc(c->in_cap);
-        sv->conns[fd] = c;
-        ev.events = EPOLLIN;
-        ev.data.fd = fd;
-        if (epoll_ctl(sv->epfd, EPOLL_CTL_ADD, fd, &ev) != 0)
-            die("epoll_ctl");
-    }
-}
-
-static int
-run_server(struct opts *o)
-{
-    struct server sv;
-    struct sockaddr_in sa;
-    struct epoll_event ev, evs[256];
-    int one = 1;
-
-    memset(&sv, 0, sizeof sv);
-    sv.o = o;
-    sv.next_id = 1;
-    sv.max_fd = -1;
-    server_prepare(&sv);
-    /* timers exact to the microsecond, not the default 50 us slack */
-    prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
-    signal(SIGPIPE, SIG_IGN);
-
-    sv.lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (sv.lfd < 0)
-        die("socket");
-    setsockopt(sv.lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)o->port);
-    if (inet_pton(AF_INET, o->host, &sa.sin_addr) != 1)
-        fatal("--server listens on an IPv4 address (--host)");
-    if (bind(sv.lfd, (struct sockaddr *)&sa, sizeof sa) != 0)
-        die("bind");
-    if (listen(sv.lfd, 4096) != 0)
-        die("listen");
-    sv.epfd = epoll_create1(EPOLL_CLOEXEC);
-    sv.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (sv.epfd < 0 || sv.tfd < 0)
-        die("epoll/timerfd");
-    ev.events = EPOLLIN;
-    ev.data.fd = sv.lfd;
-    epoll_ctl(sv.epfd, EPOLL_CTL_ADD, sv.lfd, &ev);
-    ev.data.fd = sv.tfd;
-    epoll_ctl(sv.epfd, EPOLL_CTL_ADD, sv.tfd, &ev);
-    fprintf(stderr, "mcload: serving on %s:%d, find reply %u bytes%s, delay %llu us\n", o->host,
-            o->port, sv.find_len, o->raw ? " (raw: every request)" : "",
-            (unsigned long long)o->delay_us);
-
-    for (;;) {
-        int nev = epoll_wait(sv.epfd, evs, 256, -1);
-
-        if (nev < 0) {
-            if (errno == EINTR)
-                continue;
-            die("epoll_wait");
-        }
-        for (int i = 0; i < nev; i++) {
-            int fd = evs[i].data.fd;
-            struct sconn *c;
-
-            if (fd == sv.lfd) {
-                server_accept(&sv);
-                continue;
-            }
-            if (fd == sv.tfd) {
-                uint64_t ticks;
-
-                if (read(sv.tfd, &ticks, sizeof ticks) < 0 && errno != EAGAIN)
-                    die("read timerfd");
-                sv.timer_armed = false;
-                delay_fire(&sv);
-                continue;
-            }
-            c = fd <= sv.max_fd ? sv.conns[fd] : NULL;
-            if (!c)
-                continue;
-            if ((evs[i].events & EPOLLOUT) && !sconn_flush(&sv, c))
-                continue;
-            if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-                sconn_readable(&sv, c);
-        }
-    }
-    return 0;
-}
-
 int
 main(int argc, char **argv)
 {
     struct opts o;
 
-    parse_opts(argc, argv, &o);
+    mcload_parse_opts(argc, argv, &o);
     signal(SIGPIPE, SIG_IGN);
     if (o.server)
-        return run_server(&o);
+        return mcload_server_run(&o);
     if (o.populate)
         return run_populate(&o);
     return run_client(&o);
 }
+

@@ -736,10 +736,12 @@ cache_write_cancel(struct cache_write_wait *wait)
     cache_inval_write_cancel(wait);
 }
 
-size_t
-cache_admin_drop(struct cache *cache, const char *ns, size_t ns_len)
+enum cache_drop_state
+cache_admin_drop(struct cache *cache, const char *ns, size_t ns_len, cache_drop_done_cb cb,
+                 void *arg, struct cache_write_wait **wait, size_t *dropped)
 {
-    return cache_inval_drop(cache->inval, ns, ns_len, (uint64_t)conf_clock_ms());
+    return cache_inval_drop(cache->inval, ns, ns_len, (uint64_t)conf_clock_ms(), cb, arg, wait,
+                            dropped);
 }
 
 /* ---- statistics --------------------------------------------------------------- */

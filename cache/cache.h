@@ -195,20 +195,31 @@ void cache_write_end(struct cache *cache, struct cache_inval *inv);
 bool cache_write_end_async(struct cache *cache, struct cache_inval *inv, cache_write_done_cb cb,
                            void *arg, struct cache_write_wait **wait);
 
-/* The write's client went away: its callback will not be called (the bump still counts). */
+/*
+ * The write's client (or the operator waiting for a cache_admin_drop) went
+ * away: its callback will not be called (the bump still counts).
+ */
 void cache_write_cancel(struct cache_write_wait *wait);
 
 /*
  * An operator's flush (ns NULL: everything) or invalidation of one
  * namespace ("db.coll", ns_len bytes, checked by the caller): the same
  * generation bump as a write to it ("*" for a flush, which every entry
- * depends on), sent to Redis too when the shared tier is configured (fire
- * and forget, as a write's first bump: every proxy sharing it drops the
- * entries), and the in-process entries it made invalid are removed at once.
- * Returns how many in-process entries were removed (entries in Redis are
- * not counted: they are invalid by the generation).
+ * depends on), and the in-process entries it made invalid are removed at
+ * once; *dropped says how many (entries in Redis are not counted: they are
+ * invalid by the generation). With the Redis tier the bump is sent there
+ * too, and as a write's ack, the operator's answer must wait for Redis to
+ * confirm it (or a read through another proxy could still find the old
+ * value): CACHE_DROP_WAITING, and cb(arg, ok) is called once Redis
+ * confirmed (ok) or gave up (redis_timeout; the tier then stays dirty until
+ * an epoch bump); *wait is the handle for cache_write_cancel (the answerer
+ * went away). CACHE_DROP_NOT_SENT when the tier cannot take the bump now
+ * (disconnected, breaker open): other proxies may still serve the entries.
+ * CACHE_DROP_DONE without the tier. cb is never called before this returns.
  */
-size_t cache_admin_drop(struct cache *cache, const char *ns, size_t ns_len);
+enum cache_drop_state cache_admin_drop(struct cache *cache, const char *ns, size_t ns_len,
+                                       cache_drop_done_cb cb, void *arg,
+                                       struct cache_write_wait **wait, size_t *dropped);
 
 /* Whether the cache is on (cache = true), and whether it has the Redis tier. */
 bool cache_enabled(const struct cache *cache);

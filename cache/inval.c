@@ -97,7 +97,7 @@ redis_bump(struct cache_inval_ctx *ctx, const struct cache_inval *inv, cache_red
     return cache_redis_bump(ctx->redis, gens, inv->n, cb, arg);
 }
 
-/* The first bump (a write before it is forwarded, or a drop). */
+/* The first bump (a write before it is forwarded, or a drop), in process. */
 static void
 bump_all(struct cache_inval_ctx *ctx, struct cache_inval *inv, bool oneway, uint64_t now_ms)
 {
@@ -111,8 +111,6 @@ bump_all(struct cache_inval_ctx *ctx, struct cache_inval *inv, bool oneway, uint
     }
     if (inv->n)
         ctx->invalidations++;
-    /* Before forwarding: fire and forget (a failure leaves the tier dirty). */
-    redis_bump(ctx, inv, NULL, NULL);
 }
 
 bool
@@ -183,6 +181,8 @@ cache_inval_write_begin(struct cache_inval_ctx *ctx, const bson_t *body,
         }
     }
     bump_all(ctx, inv, oneway, now_ms);
+    /* Before forwarding: fire and forget (a failure leaves the tier dirty). */
+    redis_bump(ctx, inv, NULL, NULL);
     inv->write = inv->n > 0;
     if (oneway)
         inval_release(inv); /* nothing reports its end: the grace period covers it */
@@ -198,9 +198,14 @@ cache_inval_write_end(struct cache_inval_ctx *ctx, struct cache_inval *inv)
     inval_release(inv);
 }
 
-/* An acknowledged write waiting for Redis to confirm its second bump. */
+/*
+ * An acknowledged write waiting for Redis to confirm its second bump, or an
+ * operator's drop waiting for Redis to confirm its bump: one of the two
+ * callbacks is set.
+ */
 struct cache_write_wait {
-    cache_write_done_cb cb; /* NULL once cancelled */
+    cache_write_done_cb cb;     /* a write; NULL once cancelled */
+    cache_drop_done_cb drop_cb; /* a drop; NULL once cancelled */
     void *arg;
 };
 
@@ -209,12 +214,17 @@ write_confirmed(void *arg, bool ok)
 {
     struct cache_write_wait *ww = arg;
     cache_write_done_cb cb = ww->cb;
+    cache_drop_done_cb drop_cb = ww->drop_cb;
     void *cb_arg = ww->arg;
 
-    (void)ok; /* not confirmed: the tier is dirty, so nothing stale is served from it */
     bson_free(ww);
+    /* A write's ack goes out either way (the write was made): not confirmed,
+     * the tier is dirty here, so nothing stale is served from it by this
+     * proxy. A drop is only an answer: it says whether Redis saw it. */
     if (cb)
         cb(cb_arg);
+    else if (drop_cb)
+        drop_cb(cb_arg, ok);
 }
 
 bool
@@ -231,7 +241,7 @@ cache_inval_write_end_async(struct cache_inval_ctx *ctx, struct cache_inval *inv
     }
     for (uint32_t i = 0; i < inv->n; i++)
         cache_gen_bump(inv->recs[i]);
-    ww = bson_malloc(sizeof *ww);
+    ww = bson_malloc0(sizeof *ww);
     ww->cb = cb;
     ww->arg = arg;
     /* The Redis tier calls write_confirmed exactly once (FAILED at destroy
@@ -249,8 +259,10 @@ cache_inval_write_end_async(struct cache_inval_ctx *ctx, struct cache_inval *inv
 void
 cache_inval_write_cancel(struct cache_write_wait *ww)
 {
-    if (ww)
+    if (ww) {
         ww->cb = NULL;
+        ww->drop_cb = NULL;
+    }
 }
 
 /* For cache_lru_remove_if: a value that depends on rec (NULL: every value). */
@@ -260,20 +272,38 @@ depends_on(const struct cache_lru_node *node, void *arg)
     return arg == NULL || cache_deps_has(cache_value_deps(cache_value_of_node(node)), arg);
 }
 
-size_t
-cache_inval_drop(struct cache_inval_ctx *ctx, const char *ns, size_t ns_len, uint64_t now_ms)
+enum cache_drop_state
+cache_inval_drop(struct cache_inval_ctx *ctx, const char *ns, size_t ns_len, uint64_t now_ms,
+                 cache_drop_done_cb cb, void *arg, struct cache_write_wait **wait, size_t *dropped)
 {
     struct cache_inval inv;
     struct cache_gen_rec *rec;
-    size_t dropped;
+    struct cache_write_wait *ww = NULL;
+    enum cache_drop_state state = CACHE_DROP_DONE;
 
+    *wait = NULL;
     memset(&inv, 0, sizeof inv);
     rec = ns ? cache_gen_get(ctx->gen, 'n', ns, ns_len) : cache_gen_global(ctx->gen);
     inval_add(&inv, rec); /* held until the end: the walk compares with it */
     bump_all(ctx, &inv, false, now_ms);
-    dropped = cache_lru_remove_if(ctx->lru, depends_on, ns ? (void *)rec : NULL);
+    if (ctx->redis) {
+        /* As a write's ack: the answer waits until Redis confirms (or gives
+         * up: redis_timeout); the op is never cancelled and calls
+         * write_confirmed exactly once, which frees ww. */
+        ww = bson_malloc0(sizeof *ww);
+        ww->drop_cb = cb;
+        ww->arg = arg;
+        if (redis_bump(ctx, &inv, write_confirmed, ww)) {
+            *wait = ww;
+            state = CACHE_DROP_WAITING;
+        } else {
+            bson_free(ww); /* not sent (disconnected, breaker open): the tier is dirty */
+            state = CACHE_DROP_NOT_SENT;
+        }
+    }
+    *dropped = cache_lru_remove_if(ctx->lru, depends_on, ns ? (void *)rec : NULL);
     inval_release(&inv);
-    return dropped;
+    return state;
 }
 
 void

@@ -44,6 +44,17 @@ struct cache_inval {
 /* Called once when the second bump of an acknowledged write is as far as it will get. */
 typedef void (*cache_write_done_cb)(void *arg);
 
+/* Called once when an operator's drop is as far as it will get: ok when Redis confirmed it. */
+typedef void (*cache_drop_done_cb)(void *arg, bool ok);
+
+/* Where an operator's drop stands when cache_admin_drop returns. */
+enum cache_drop_state {
+    CACHE_DROP_DONE,     /* no shared tier: taken, nothing to wait for */
+    CACHE_DROP_WAITING,  /* sent to Redis: the callback says whether Redis confirmed it */
+    CACHE_DROP_NOT_SENT, /* the shared tier is unusable (disconnected, breaker open): other
+                          * proxies are not told; the tier is marked dirty here */
+};
+
 /*
  * Invalidation over gen's records, dropping from lru, and with redis (NULL
  * without the shared tier) sending bumps to other proxies. All three are
@@ -75,8 +86,9 @@ bool cache_inval_write_end_async(struct cache_inval_ctx *ctx, struct cache_inval
 void cache_inval_write_cancel(struct cache_write_wait *wait);
 
 /* See cache_admin_drop. */
-size_t cache_inval_drop(struct cache_inval_ctx *ctx, const char *ns, size_t ns_len,
-                        uint64_t now_ms);
+enum cache_drop_state cache_inval_drop(struct cache_inval_ctx *ctx, const char *ns, size_t ns_len,
+                                       uint64_t now_ms, cache_drop_done_cb cb, void *arg,
+                                       struct cache_write_wait **wait, size_t *dropped);
 
 /*
  * Another proxy bumped a generation ("n:db.coll", "d:db", "u:user@db"; "*"

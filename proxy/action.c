@@ -10,6 +10,15 @@
  * the client's output limits) and does not serve the other HTTP routes
  * (admin.c).
  *
+ * With the Redis tier, a flush or an invalidation is answered only once
+ * Redis confirmed its bump, as a write's ack is (else a read through
+ * another proxy could still find the old entry after the operator was told
+ * ok); when Redis is unusable or does not confirm within redis_timeout the
+ * answer is an error (the entries held here are dropped either way). The
+ * in-band answer waits as a write's ack does (the request's write_wait,
+ * which client.c cancels if the client goes away); an HTTP answer waits in
+ * an http_wait, which the connection's close callback cancels.
+ *
  * Everything read here comes from a peer: a command's values are checked
  * for type, length, NUL and control bytes before use; a namespace is
  * copied only after proxy_action_ns_check; a refused action changes
@@ -28,6 +37,7 @@
 #include "proxy/http.h"
 #include "proxy/metrics.h"
 #include "proxy/server.h"
+#include "wire/frame.h"
 #include "wire/reply.h"
 
 #include <event2/buffer.h>
@@ -37,6 +47,7 @@
 
 /* MongoDB error codes used in replies (error_codes.yml). */
 #define CODE_BAD_VALUE 2
+#define CODE_HOST_UNREACHABLE 6
 #define CODE_UNAUTHORIZED 13
 #define CODE_TYPE_MISMATCH 14
 #define CODE_COMMAND_NOT_FOUND 59
@@ -231,13 +242,28 @@ proxy_action_user_listed(const char *admin_users, const char *principal)
 
 /* ---- the actions ------------------------------------------------------------- */
 
-/* Takes a flush (ns NULL) or an invalidation; returns the entries dropped here. */
-static size_t
-take(struct proxy_server *server, const char *ns, size_t ns_len)
+/* What an operator is told when the other proxies may not have seen the action. */
+#define NOT_SHARED_MSG                                                                             \
+    "mongocache dropped the entries it held, but the shared tier (Redis) is unusable now: "        \
+    "the other proxies were not told and may still serve them; retry once Redis is back"
+#define UNCONFIRMED_MSG                                                                            \
+    "mongocache dropped the entries it held, but Redis did not confirm the invalidation "          \
+    "within redis_timeout: the other proxies may still serve them; retry"
+
+/*
+ * Takes a flush (ns NULL) or an invalidation (see cache_admin_drop): the
+ * entries dropped here in *dropped; WAITING: cb(arg, ok) will say whether
+ * Redis confirmed it, *wait its handle.
+ */
+static enum cache_drop_state
+take(struct proxy_server *server, const char *ns, size_t ns_len, cache_drop_done_cb cb, void *arg,
+     struct cache_write_wait **wait, size_t *dropped)
 {
+    *wait = NULL;
+    *dropped = 0;
     if (server->cache == NULL)
-        return 0;
-    return cache_admin_drop(server->cache, ns, ns_len);
+        return CACHE_DROP_DONE;
+    return cache_admin_drop(server->cache, ns, ns_len, cb, arg, wait, dropped);
 }
 
 static void
@@ -262,6 +288,7 @@ error_reply(struct proxy_client *c, int32_t response_to, int32_t code, const cha
     const char *name = code == CODE_UNAUTHORIZED           ? "Unauthorized"
                        : code == CODE_TYPE_MISMATCH        ? "TypeMismatch"
                        : code == CODE_COMMAND_NOT_FOUND    ? "CommandNotFound"
+                       : code == CODE_HOST_UNREACHABLE     ? "HostUnreachable"
                        : code == WIRE_CODE_EXCEEDED_MEMORY ? "ExceededMemoryLimit"
                                                            : "BadValue";
 
@@ -278,12 +305,61 @@ stats_doc(struct proxy_server *server)
     return doc;
 }
 
-uint8_t *
-proxy_action_answer(struct proxy_client *c, const bson_t *body, const char *db, int32_t response_to,
-                    size_t *len, bool *ok)
+/* "via=wire who=..." of client c. */
+static const char *
+wire_who(const struct proxy_client *c)
+{
+    return c->auth.state == PROXY_AUTH_OK && c->auth.principal_name ? c->auth.principal_name
+                                                                    : "unauthenticated";
+}
+
+/*
+ * Redis confirmed (ok) an in-band flush's or invalidation's bump, or gave
+ * up: req's ok reply (canned, held by write_wait) goes out, or is replaced
+ * by an error. The action and its figures are read back from that reply.
+ */
+static void
+inband_confirmed(void *arg, bool ok)
+{
+    struct proxy_request *req = arg;
+    struct proxy_client *c = req->client;
+    const uint8_t *doc = req->canned + WIRE_HEADER_LEN + 5; /* flagBits, section kind 0 */
+    bson_t reply;
+    bson_iter_t it;
+    const char *ns = NULL;
+    int64_t dropped = 0;
+
+    req->write_wait = NULL;
+    if (bson_init_static(&reply, doc, req->canned_len - WIRE_HEADER_LEN - 5)) {
+        if (bson_iter_init_find(&it, &reply, "namespace") && BSON_ITER_HOLDS_UTF8(&it))
+            ns = bson_iter_utf8(&it, NULL);
+        if (bson_iter_init_find(&it, &reply, "dropped") && BSON_ITER_HOLDS_INT64(&it))
+            dropped = bson_iter_int64(&it);
+    }
+    audit(c->id, "wire", wire_who(c), ns ? PROXY_ACTION_INVALIDATE : PROXY_ACTION_FLUSH, ns,
+          ok ? "ok" : "unconfirmed", (size_t)dropped);
+    if (!ok) {
+        size_t len;
+        uint8_t *bytes = error_reply(c, req->request_id, CODE_HOST_UNREACHABLE, UNCONFIRMED_MSG,
+                                     &len);
+
+        proxy_request_set_reply(req, bytes, len); /* ns pointed into the old one: unused now */
+        req->outcome = PROXY_OUTCOME_ERROR;
+    }
+    proxy_request_set_state(req, PROXY_REQUEST_READY);
+    req->ops->acked(req); /* the client sends it in turn (action.c never calls client.c) */
+}
+
+void
+proxy_action_answer(struct proxy_client *c, struct proxy_request *req, const bson_t *body,
+                    const char *db)
 {
     struct proxy_server *server = c->server;
     const struct conf *conf = server->conf;
+    int32_t response_to = req->request_id;
+    size_t *len = &req->canned_len;
+    struct cache_write_wait *wait = NULL;
+    enum cache_drop_state state = CACHE_DROP_DONE;
     struct proxy_action_cmd cmd;
     bson_error_t error;
     const char *who, *ns;
@@ -291,27 +367,28 @@ proxy_action_answer(struct proxy_client *c, const bson_t *body, const char *db, 
     bool listed, parsed, open_to_all;
     bson_t reply = BSON_INITIALIZER, *stats = NULL;
     const bson_t *out = &reply;
-    uint8_t *bytes;
     size_t dropped = 0;
 
-    *ok = false; /* until the action is taken: every refusal is an error reply */
+    /* Every refusal is an error reply (counted as one). */
+    req->outcome = PROXY_OUTCOME_ERROR;
 
     listed = c->auth.state == PROXY_AUTH_OK &&
              proxy_action_user_listed(conf->admin_users, c->auth.principal);
-    who = c->auth.state == PROXY_AUTH_OK && c->auth.principal_name ? c->auth.principal_name
-                                                                   : "unauthenticated";
+    who = wire_who(c);
     /* Who may comes first: a refused connection learns nothing of its arguments. */
     parsed = proxy_action_cmd_parse(body, &cmd, &error);
     if (cmd.kind == PROXY_ACTION_NONE) {
         audit(c->id, "wire", who, PROXY_ACTION_NONE, NULL, "bad_command", 0);
-        return error_reply(c, response_to, (int32_t)error.code, error.message, len);
+        req->canned = error_reply(c, response_to, (int32_t)error.code, error.message, len);
+        return;
     }
     ns = parsed && cmd.kind == PROXY_ACTION_INVALIDATE ? cmd.ns : NULL;
     if (db == NULL || strcmp(db, "admin") != 0) {
         audit(c->id, "wire", who, cmd.kind, ns, "refused_not_admin_db", 0);
         snprintf(errmsg, sizeof errmsg, "%s may only be run against the admin database.",
                  commands[cmd.kind - 1].name);
-        return error_reply(c, response_to, CODE_UNAUTHORIZED, errmsg, len);
+        req->canned = error_reply(c, response_to, CODE_UNAUTHORIZED, errmsg, len);
+        return;
     }
     /* admin_commands is for an upstream without authentication: once a client
      * has tried to authenticate through this proxy (any mechanism), the upstream
@@ -324,37 +401,47 @@ proxy_action_answer(struct proxy_client *c, const bson_t *body, const char *db, 
                  "principals in admin_users%s",
                  commands[cmd.kind - 1].name,
                  c->auth.state == PROXY_AUTH_OK ? "" : " (this connection is not authenticated)");
-        return error_reply(c, response_to, CODE_UNAUTHORIZED, errmsg, len);
+        req->canned = error_reply(c, response_to, CODE_UNAUTHORIZED, errmsg, len);
+        return;
     }
     if (!parsed) {
         audit(c->id, "wire", who, cmd.kind, NULL, "bad_argument", 0);
-        return error_reply(c, response_to, (int32_t)error.code, error.message, len);
+        req->canned = error_reply(c, response_to, (int32_t)error.code, error.message, len);
+        return;
     }
     if (cmd.kind == PROXY_ACTION_STATS) {
         stats = stats_doc(server);
         if (stats->len > PROXY_MEMORY_SMALL && proxy_server_memory_over(server, stats->len)) {
             bson_destroy(stats);
             audit(c->id, "wire", who, cmd.kind, NULL, "refused_memory", 0);
-            return error_reply(c, response_to, WIRE_CODE_EXCEEDED_MEMORY,
-                               "mongocache: the proxy's buffers are at max_memory; retry later",
-                               len);
+            req->canned =
+                error_reply(c, response_to, WIRE_CODE_EXCEEDED_MEMORY,
+                            "mongocache: the proxy's buffers are at max_memory; retry later", len);
+            return;
         }
         BSON_APPEND_DOUBLE(stats, "ok", 1.0);
         out = stats;
     } else {
-        dropped = take(server, ns, cmd.ns_len);
+        state = take(server, ns, cmd.ns_len, inband_confirmed, req, &wait, &dropped);
+        if (state == CACHE_DROP_NOT_SENT) {
+            audit(c->id, "wire", who, cmd.kind, ns, "not_shared", dropped);
+            req->canned = error_reply(c, response_to, CODE_HOST_UNREACHABLE, NOT_SHARED_MSG, len);
+            return;
+        }
         if (ns)
             BSON_APPEND_UTF8(&reply, "namespace", ns);
         BSON_APPEND_INT64(&reply, "dropped", (int64_t)dropped);
         BSON_APPEND_DOUBLE(&reply, "ok", 1.0);
     }
-    audit(c->id, "wire", who, cmd.kind, ns, "ok", dropped);
-    *ok = true;
-    bytes = wire_reply_msg(proxy_server_reply_id(c->server), response_to, out, len);
+    /* WAITING: the ok reply is held (as a write's ack) until inband_confirmed. */
+    if (state != CACHE_DROP_WAITING)
+        audit(c->id, "wire", who, cmd.kind, ns, "ok", dropped);
+    req->write_wait = wait;
+    req->outcome = PROXY_OUTCOME_PASS;
+    req->canned = wire_reply_msg(proxy_server_reply_id(c->server), response_to, out, len);
     bson_destroy(&reply);
     if (stats)
         bson_destroy(stats);
-    return bytes;
 }
 
 /* ---- HTTP ----------------------------------------------------------------------- */
@@ -419,17 +506,96 @@ http_admitted(struct proxy_server *server, struct evhttp_request *req, enum prox
     return true;
 }
 
+/* The answer to a flush or an invalidation taken: ok, or 503 when other proxies may not see it. */
 static void
-http_done(struct evhttp_request *req, const char *ns, size_t dropped)
+http_done(struct evhttp_request *req, const char *ns, size_t dropped, const char *why)
 {
     bson_t doc = BSON_INITIALIZER;
 
-    BSON_APPEND_BOOL(&doc, "ok", true);
+    BSON_APPEND_BOOL(&doc, "ok", why == NULL);
+    if (why)
+        BSON_APPEND_UTF8(&doc, "error", why);
     if (ns)
         BSON_APPEND_UTF8(&doc, "namespace", ns);
     BSON_APPEND_INT64(&doc, "dropped", (int64_t)dropped);
-    proxy_http_send_bson(req, 200, "OK", &doc);
+    if (why)
+        proxy_http_send_bson(req, 503, "Service Unavailable", &doc);
+    else
+        proxy_http_send_bson(req, 200, "OK", &doc);
     bson_destroy(&doc);
+}
+
+/*
+ * An HTTP flush or invalidation whose answer waits for Redis to confirm its
+ * bump. It owns itself: freed by http_confirmed once answered, or by
+ * http_closed when the connection goes first (evhttp then frees req).
+ */
+struct http_wait {
+    struct evhttp_request *req;     /* evhttp's */
+    struct evhttp_connection *conn; /* evhttp's: its close callback is http_closed */
+    struct cache_write_wait *wait;  /* the cache's, until http_confirmed */
+    enum proxy_action_kind kind;
+    size_t dropped;
+    char who[128];
+    char ns[PROXY_ACTION_NS_MAX + 1]; /* "" for a flush */
+};
+
+static void
+http_confirmed(void *arg, bool ok)
+{
+    struct http_wait *hw = arg;
+    const char *ns = hw->ns[0] ? hw->ns : NULL;
+
+    evhttp_connection_set_closecb(hw->conn, NULL, NULL);
+    audit(0, "http", hw->who, hw->kind, ns, ok ? "ok" : "unconfirmed", hw->dropped);
+    http_done(hw->req, ns, hw->dropped, ok ? NULL : UNCONFIRMED_MSG);
+    bson_free(hw);
+}
+
+/* The connection goes (the proxy stops, or evhttp drops it) before Redis answered. */
+static void
+http_closed(struct evhttp_connection *conn, void *arg)
+{
+    struct http_wait *hw = arg;
+
+    evhttp_connection_set_closecb(conn, NULL, NULL);
+    cache_write_cancel(hw->wait);
+    audit(0, "http", hw->who, hw->kind, hw->ns[0] ? hw->ns : NULL, "client_gone", hw->dropped);
+    bson_free(hw);
+}
+
+/* Takes an admitted flush (ns NULL) or invalidation for req, and answers it now or once confirmed.
+ */
+static void
+http_take(struct proxy_server *server, struct evhttp_request *req, enum proxy_action_kind kind,
+          const char *who, const char *ns, size_t ns_len)
+{
+    struct http_wait *hw = bson_malloc0(sizeof *hw);
+    struct cache_write_wait *wait;
+    size_t dropped;
+
+    switch (take(server, ns, ns_len, http_confirmed, hw, &wait, &dropped)) {
+    case CACHE_DROP_WAITING:
+        hw->req = req;
+        hw->conn = evhttp_request_get_connection(req);
+        hw->wait = wait;
+        hw->kind = kind;
+        hw->dropped = dropped;
+        bson_strncpy(hw->who, who, sizeof hw->who);
+        if (ns)
+            memcpy(hw->ns, ns, ns_len + 1); /* checked: <= PROXY_ACTION_NS_MAX, no NUL */
+        evhttp_connection_set_closecb(hw->conn, http_closed, hw);
+        return;
+    case CACHE_DROP_NOT_SENT:
+        audit(0, "http", who, kind, ns, "not_shared", dropped);
+        http_done(req, ns, dropped, NOT_SHARED_MSG);
+        break;
+    case CACHE_DROP_DONE:
+        audit(0, "http", who, kind, ns, "ok", dropped);
+        http_done(req, ns, dropped, NULL);
+        break;
+    }
+    bson_free(hw);
 }
 
 void
@@ -437,7 +603,6 @@ proxy_action_http_flush(struct evhttp_request *req, void *arg)
 {
     struct proxy_server *server = arg;
     char who[128];
-    size_t dropped;
 
     http_who(req, who, sizeof who);
     if (!http_admitted(server, req, PROXY_ACTION_FLUSH, who))
@@ -447,9 +612,7 @@ proxy_action_http_flush(struct evhttp_request *req, void *arg)
         http_error(req, 400, "Bad Request", "/cache/flush takes no query parameter");
         return;
     }
-    dropped = take(server, NULL, 0);
-    audit(0, "http", who, PROXY_ACTION_FLUSH, NULL, "ok", dropped);
-    http_done(req, NULL, dropped);
+    http_take(server, req, PROXY_ACTION_FLUSH, who, NULL, 0);
 }
 
 void
@@ -458,7 +621,7 @@ proxy_action_http_invalidate(struct evhttp_request *req, void *arg)
     struct proxy_server *server = arg;
     const char *query;
     char *ns;
-    size_t ns_len = 0, dropped;
+    size_t ns_len = 0;
     bson_error_t error;
     char who[128];
 
@@ -481,8 +644,6 @@ proxy_action_http_invalidate(struct evhttp_request *req, void *arg)
         free(ns);
         return;
     }
-    dropped = take(server, ns, ns_len);
-    audit(0, "http", who, PROXY_ACTION_INVALIDATE, ns, "ok", dropped);
-    http_done(req, ns, dropped);
+    http_take(server, req, PROXY_ACTION_INVALIDATE, who, ns, ns_len);
     free(ns);
 }

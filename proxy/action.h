@@ -1,7 +1,8 @@
 /*
  * proxy/action.h: an operator's actions on the cache, and who may take
  * them. Two doors, one effect (cache_admin_drop: the generation bump of a
- * write, so every proxy sharing the Redis tier drops the entries too):
+ * write, so every proxy sharing the Redis tier drops the entries too; the
+ * answer is ok only once Redis confirmed that bump, an error otherwise):
  *   - HTTP: POST /cache/flush and POST /cache/invalidate?namespace=db.coll,
  *     with "Authorization: Bearer <http_token>" (403 when no http_token is
  *     configured: the actions are never open to anyone who can connect);
@@ -22,6 +23,7 @@
 
 struct evhttp_request;
 struct proxy_client;
+struct proxy_request;
 struct proxy_server;
 
 enum proxy_action_kind {
@@ -72,13 +74,16 @@ bool proxy_action_user_listed(const char *admin_users, const char *principal);
 
 /*
  * Answers an in-band admin command (body checked, kind not NONE; db its
- * $db) on client c: the reply message to request response_to (an OP_MSG,
- * ok: 1, or ok: 0 with code, codeName and errmsg as mongod would), freed
- * with bson_free, its length in *len; *ok tells which. The action is taken
- * here, and logged.
+ * $db) sent by client c as request req: req->canned is the reply (an
+ * OP_MSG, ok: 1, or ok: 0 with code, codeName and errmsg as mongod would),
+ * req->outcome says whether it is an error. The action is taken here, and
+ * logged. With the Redis tier a flush's or an invalidation's ok reply is
+ * held by req->write_wait, as a write's ack, until Redis confirmed the
+ * bump; if Redis does not, the reply becomes an error (6, HostUnreachable),
+ * as it is at once when the tier is unusable.
  */
-uint8_t *proxy_action_answer(struct proxy_client *c, const bson_t *body, const char *db,
-                             int32_t response_to, size_t *len, bool *ok);
+void proxy_action_answer(struct proxy_client *c, struct proxy_request *req, const bson_t *body,
+                         const char *db);
 
 /* POST /cache/flush and POST /cache/invalidate: evhttp callbacks, arg the server. */
 void proxy_action_http_flush(struct evhttp_request *req, void *arg);

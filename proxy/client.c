@@ -942,13 +942,9 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
         /* Answered here, in order with the other replies; never forwarded. A
          * moreToCome one (no reply wanted) is not taken: nobody would know. */
         if (req) {
-            bool ok;
-
-            req->canned =
-                proxy_action_answer(c, &body, cmd.db, h->request_id, &req->canned_len, &ok);
-            if (!ok)
-                req->outcome = PROXY_OUTCOME_ERROR; /* as every error reply is counted */
-            proxy_request_set_state(req, PROXY_REQUEST_READY);
+            proxy_action_answer(c, req, &body, cmd.db); /* may hold it: see write_wait */
+            proxy_request_set_state(req, req->write_wait ? PROXY_REQUEST_WAITING_WRITE_ACK
+                                                         : PROXY_REQUEST_READY);
         } else
             conf_log(CONF_LOG_INFO, c->id, "admin_action",
                      "via=wire action=%s result=refused_oneway", cmd.name);

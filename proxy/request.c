@@ -13,6 +13,9 @@
  *    |
  *    +- ADMIN route, or a message refused (refuse): a reply of the proxy's
  *    |  own in req->canned (proxy_action_answer, proxy_request_make_error) .. READY
+ *    |  a flush or invalidation with the Redis tier: its ok reply waits for
+ *    |  Redis to confirm (req->write_wait) ................. WAITING_WRITE_ACK
+ *    |  then action.c inband_confirmed, client.c request_acked .......... READY
  *    +- HELLO / SASL routes: handshake.c prepares, auth.c observes; sent below
  *    +- FORWARD route, cache present and the command has a $db:
  *    |   getMore/killCursors of a proxy cursor: proxy_lookup_answer_cursor
@@ -114,8 +117,9 @@
 #define R PROXY_REQUEST_READY
 #define D PROXY_REQUEST_DONE
 static const bool transitions[PROXY_REQUEST_STATE_COUNT][PROXY_REQUEST_STATE_COUNT] = {
-    /* answered by the proxy (READY), held for the cache, or sent */
-    [P] = {[WC] = true, [U] = true, [R] = true},
+    /* answered by the proxy (READY), held for the cache, or sent; an
+     * in-band flush's or invalidation's ok reply waits for Redis (WA) */
+    [P] = {[WC] = true, [U] = true, [WA] = true, [R] = true},
     /* the wait ends in a hit (READY) or the held message is sent */
     [WC] = {[U] = true, [R] = true},
     /* the reply: relayed (DONE), a cursor to drain, a write ack held back */
@@ -253,6 +257,14 @@ proxy_request_take_held(struct proxy_request *req, size_t *len)
     req->held = NULL;
     req->held_len = 0;
     return held;
+}
+
+void
+proxy_request_set_reply(struct proxy_request *req, uint8_t *bytes, size_t len)
+{
+    bson_free(req->canned);
+    req->canned = bytes;
+    req->canned_len = len;
 }
 
 void

@@ -170,6 +170,9 @@ bool proxy_request_awaits_upstream(const struct proxy_request *req);
 /* Takes the held message (WAITING_CACHE) from req: the caller frees it (bson_free). */
 uint8_t *proxy_request_take_held(struct proxy_request *req, size_t *len);
 
+/* Replaces req's reply of the proxy's own (canned) with bytes (taken), freeing the old. */
+void proxy_request_set_reply(struct proxy_request *req, uint8_t *bytes, size_t len);
+
 /* Drops req's index change (index_db, index_coll): the advisor has been told. */
 void proxy_request_drop_index(struct proxy_request *req);
 

@@ -1,6 +1,6 @@
 #!/bin/bash
 # tests/check_calls.sh: the call graph between files respects the layers
-# (STYLE.md, issue 9), read from the built objects, not from the sources.
+# (README.md's layout, issue 9), read from the built objects, not from the sources.
 #
 # Every object of libmongocache.a and of the daemon (mongocache) is read
 # with nm: each undefined symbol of an object is resolved to the object of

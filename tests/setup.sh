@@ -7,6 +7,7 @@
 #   Go:     FerretDB v1.24.2        -> $TOP/.tools/bin/ferretdb
 #           toxiproxy v2.12.0       -> $TOP/.tools/bin/toxiproxy-server (test_faults.sh)
 #   npm:    tests/integration/node  -> node_modules (npm ci, lockfile)
+#           bench/s6                -> node_modules (redis, for BENCH S6's exec-patch cache)
 #   PyPI:   $TOP/.tools/venv        (tests/integration/python/requirements.txt)
 #   Maven:  mongo-java-server       -> $TOP/.tools/java/lib (tests/integration/java)
 set -eu
@@ -31,8 +32,10 @@ APT_PKGS="$APT_PKGS python3-yaml"
 APT_PKGS="$APT_PKGS man-db groff-base bsdextrautils systemd"
 # The dashboard's browser test (test_dashboard.sh): headless chromium, its driver, a font.
 APT_PKGS="$APT_PKGS chromium chromium-driver fonts-dejavu-core"
-# test_io.sh and bench/syscalls.sh count the proxy's system calls.
-APT_PKGS="$APT_PKGS strace"
+# test_io.sh and bench/syscalls.sh count the proxy's system calls (strace);
+# bench/run.sh also needs twemproxy (the A2 anchor), redis-benchmark
+# (redis-tools) and taskset (util-linux).
+APT_PKGS="$APT_PKGS strace nutcracker redis-tools util-linux"
 missing=""
 for p in $APT_PKGS; do
     st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
@@ -111,6 +114,16 @@ else
     say "npm ci in tests/integration/node"
     (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
     cp "$NODE_DIR/package-lock.json" "$NODE_DIR/node_modules/.mongocache-lock"
+fi
+# BENCH S6 (bench/s6/s6.js): the Redis client of the exec-patch cache.
+S6_DIR=$TOP/bench/s6
+if [ -f "$S6_DIR/node_modules/.package-lock.json" ] &&
+    cmp -s "$S6_DIR/package-lock.json" "$S6_DIR/node_modules/.mongocache-lock"; then
+    say "bench/s6 node_modules up to date"
+else
+    say "npm ci in bench/s6"
+    (cd "$S6_DIR" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    cp "$S6_DIR/package-lock.json" "$S6_DIR/node_modules/.mongocache-lock"
 fi
 
 # ---- Python clients ---------------------------------------------------------

@@ -21,6 +21,17 @@ Groups run by test_admin.sh; each prints unnumbered TAP lines.
           reach B through Redis; wrong types, no dot, another database:
           ok 0 with mongod's codes; on B (admin_commands off, no auth) every
           one is refused (13) and nothing is dropped
+  race    the answer waits for Redis (issue 9): Redis pauses writes (CLIENT PAUSE
+          WRITE) so the bump of an invalidation or a flush through C (redis_timeout
+          5s) is held while B's reads (MGET) still go through: the answer
+          comes only once the bump is confirmed, so B, read right after the
+          ok, is fresh (in-band and HTTP); through A (redis_timeout 50ms) the
+          bump is not confirmed in time: an error (HostUnreachable, 503), not
+          ok; on G (its Redis unreachable) the same at once; clients that
+          leave while their answer waits do not hurt C
+  stop    C stops (SIGTERM) while an HTTP flush waits for Redis: that flush
+          is never answered ok (503, or the connection closes); the script
+          checks that C exits 0 (and, under ASan, cleanly)
   auth    proxies D (admin_users = the user) and D2 (admin_users = the same
           name on another database) in front of FerretDB with
           authentication: the listed principal may, the unauthenticated
@@ -31,9 +42,14 @@ import datetime
 import json
 import os
 import re
+import signal
+import socket
+import struct
 import sys
+import threading
 import time
 
+import bson
 import pymongo
 from pymongo.errors import OperationFailure
 
@@ -331,6 +347,115 @@ def group_inband(a):
     tap(r.get("ok") == 1, "the connection still works after the admin commands")
 
 
+# ---- the answer waits for Redis --------------------------------------------------------
+
+
+PAUSE_ENDS = [0.0]  # monotonic time the last pause ends
+
+
+def redis_pause(port, ms):
+    """Redis holds every write (and script) for ms; reads go on (CLIENT PAUSE ms WRITE)."""
+    PAUSE_ENDS[0] = time.monotonic() + ms / 1000.0
+    args = [b"CLIENT", b"PAUSE", str(ms).encode(), b"WRITE"]
+    msg = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(x), x) for x in args)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(msg)
+        got = s.recv(64)
+    assert got.startswith(b"+OK"), got
+
+
+def leave_waiting(port, hport, token):
+    """An in-band flush and an HTTP flush whose clients close before the answer."""
+    body = bson.encode({"mongocacheFlush": 1, "$db": "admin"})
+    msg = struct.pack("<iiiiiB", 16 + 5 + len(body), 7, 0, 2013, 0, 0) + body
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(msg)
+    with socket.create_connection(("127.0.0.1", hport), timeout=5) as s:
+        s.sendall(b"POST /cache/flush HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                  token.encode() + b"\r\nContent-Length: 0\r\n\r\n")
+
+
+def group_race(a):
+    t = Tier(a, 2000)
+    cc, ca, cg = client(a.c_port), client(a.a_port), client(a.g_port)
+    tap(wait_tier([a.a_http, a.b_http, a.c_http], [a.token, None, a.token]),
+        "A's, B's and C's Redis tier connected")
+
+    def b_caches(coll):
+        """B holds coll (read twice: the second a hit), then it changes around B."""
+        # Not before the last pause is over: B's fill (a script) would wait for it.
+        time.sleep(max(0.0, PAUSE_ENDS[0] - time.monotonic() + 0.1))
+        t.read_b(coll)
+        hits0 = cache_ctr(a.b_http, "hits")
+        t.read_b(coll)
+        new = t.change(coll)
+        return new, t.read_b(coll) != new and cache_ctr(a.b_http, "hits") == hits0 + 2
+
+    new_books, cached = b_caches("books")
+    redis_pause(a.redis_port, 1000)
+    r = command(cc, {"mongocacheInvalidate": "app.books"})
+    got = t.read_b("books")  # at once, Redis still pausing writes: B's check (MGET) goes on
+    tap(cached and r.get("ok") == 1 and r.get("namespace") == "app.books",
+        "Redis pausing writes: mongocacheInvalidate on C answers ok 1 (once Redis took it)", r)
+    tap(got == new_books, "... and B, read right after that ok, is fresh (no stale entry)", got,
+        new_books)
+
+    new_other, cached = b_caches("other")
+    redis_pause(a.redis_port, 1000)
+    code, d, raw = http(a.c_http, "/cache/invalidate?namespace=app.other", "POST", a.token)
+    got = t.read_b("other")
+    tap(cached and code == 200 and d is not None and d.get("ok") is True,
+        "Redis pausing writes: POST /cache/invalidate on C answers 200 ok", code, raw)
+    tap(got == new_other, "... and B, read right after that 200, is fresh", got, new_other)
+
+    # A's redis_timeout (50ms) is shorter than the pause: the bump is not confirmed.
+    redis_pause(a.redis_port, 1500)
+    r = command(ca, {"mongocacheInvalidate": "app.books"})
+    code, d, raw = http(a.a_http, "/cache/flush", "POST", a.token)
+    tap(r.get("ok") == 0 and r.get("code") == 6 and "Redis" in r.get("errmsg", ""),
+        "Redis not confirming in time: mongocacheInvalidate on A is HostUnreachable (6), "
+        "not ok", r)
+    tap(code == 503 and d is not None and d.get("ok") is False and "Redis" in d.get("error", ""),
+        "... and POST /cache/flush on A is 503 with the reason, not ok", code, raw)
+
+    r = command(cg, {"mongocacheFlush": 1})
+    code, d, raw = http(a.g_http, "/cache/invalidate?namespace=app.books", "POST", a.token)
+    tap(r.get("ok") == 0 and r.get("code") == 6 and "unusable" in r.get("errmsg", "") and
+        code == 503 and d is not None and d.get("ok") is False,
+        "G (its Redis unreachable): mongocacheFlush HostUnreachable, POST 503: never ok", r, raw)
+
+    redis_pause(a.redis_port, 800)
+    leave_waiting(a.c_port, a.c_http, a.token)
+    time.sleep(1.0)  # the pause ends and the held bumps are confirmed, nobody to answer
+    code, _, _ = http(a.c_http, "/stats", token=a.token)
+    r = command(cc, {"ping": 1})
+    tap(code == 200 and r.get("ok") == 1,
+        "C still serves after an in-band and an HTTP client left while their answer waited",
+        code, r)
+
+
+
+def group_stop(a):
+    got = {}
+
+    def post():
+        try:
+            got["r"] = http(a.c_http, "/cache/flush", "POST", a.token)[:2]
+        except OSError as e:  # the connection closed unanswered: never an ok
+            got["r"] = ("closed", repr(e))
+
+    redis_pause(a.redis_port, 3000)
+    th = threading.Thread(target=post)
+    th.start()
+    time.sleep(0.5)  # the flush waits for Redis (redis_timeout 5s, the pause 3s)
+    os.kill(a.c_pid, signal.SIGTERM)
+    th.join(10)
+    r = got.get("r")
+    print("# the waiting flush's answer: %r" % (r,))
+    tap(r is not None and (r[0] == 503 or r[0] == "closed"),
+        "C stopping while an HTTP flush waits for Redis: not ok (503, or closed unanswered)", r)
+
+
 # ---- auth --------------------------------------------------------------------------------
 
 
@@ -381,12 +506,18 @@ def main():
     p.add_argument("--d-port", type=int)
     p.add_argument("--d2-port", type=int)
     p.add_argument("--d3-port", type=int, default=0)
+    p.add_argument("--c-port", type=int)
+    p.add_argument("--c-http", type=int)
+    p.add_argument("--g-port", type=int)
+    p.add_argument("--g-http", type=int)
+    p.add_argument("--redis-port", type=int)
+    p.add_argument("--c-pid", type=int)
     p.add_argument("--token")
     p.add_argument("--user")
     p.add_argument("--password")
     a = p.parse_args()
     {"shapes": group_shapes, "http": group_http, "inband": group_inband,
-     "auth": group_auth}[a.group](a)
+     "race": group_race, "stop": group_stop, "auth": group_auth}[a.group](a)
     mctest.plan()
 
 

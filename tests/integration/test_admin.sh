@@ -8,6 +8,8 @@
 #   A  Redis tier, http_token, admin_commands on, advice every 500 ms
 #   B  Redis tier, no http_token, admin_commands off
 #   E  advice off (no shape table)
+#   C  as A, with redis_timeout 5s (its answers wait for Redis)
+#   G  a Redis tier that is not there (port closed), http_token, admin_commands on
 #   D  FerretDB with authentication, admin_users = the user@admin
 #   D2 the same, admin_users = the user@app (same name, other database)
 # The cases are in admin_check.py (groups) and below (mongosh, logs).
@@ -68,6 +70,21 @@ st=$?
 mc_ok $st "mongosh on B (no rights): Unauthorized (13)"
 [ $st -eq 0 ] || mc_diag "mongosh said: $out"
 
+# The answer waits for Redis to confirm the bump (issue 9); A becomes dirty here.
+MONGOCACHE_HTTP_TOKEN=$TOKEN mc_start_proxy "${TIER[@]}" --admin-commands on --redis-timeout 5s
+C_PORT=$PROXY_PORT C_HTTP=$PROXY_HTTP_PORT C_LOG=$PROXY_LOG C_PID=$PROXY_PID
+MONGOCACHE_HTTP_TOKEN=$TOKEN mc_start_proxy --redis "redis://127.0.0.1:$(mc_free_port)" \
+    --cache-key-secret "$SECRET" --admin-commands on
+G_PORT=$PROXY_PORT G_HTTP=$PROXY_HTTP_PORT
+mc_run_lines admin race "$MC_PYTHON" "$CHECK" race "${args[@]}" --c-port "$C_PORT" \
+    --c-http "$C_HTTP" --g-port "$G_PORT" --g-http "$G_HTTP" --redis-port "$REDIS_PORT"
+mc_run_lines admin stop "$MC_PYTHON" "$CHECK" stop "${args[@]}" --c-http "$C_HTTP" \
+    --redis-port "$REDIS_PORT" --c-pid "$C_PID"
+wait "$C_PID"
+st=$?
+mc_ok $st "C exits 0 after stopping with an answer waiting for Redis"
+[ $st -eq 0 ] || mc_log_tail "$C_LOG"
+
 # Authentication: FerretDB with users; D admits the user, D2 (user@app) does not.
 USER_NAME=mcadmin
 USER_PW="pw-$$-$RANDOM-q"
@@ -93,6 +110,9 @@ grep -E 'event=admin_action .*via=http who="?http:127\.0\.0\.1:[0-9]+"? action=i
 mc_ok $? "A's log: the HTTP invalidation, who (the peer), what, namespace, result, dropped"
 grep -E 'event=admin_action .*via=wire who="?unauthenticated"? action=invalidate namespace=app\.books result=ok' "$A_LOG" >/dev/null
 mc_ok $? "A's log: the in-band invalidation"
+grep -E 'event=admin_action .*via=wire .*action=invalidate namespace=app\.books result=unconfirmed' "$A_LOG" >/dev/null &&
+    grep -E 'event=admin_action .*via=wire .*action=invalidate namespace=app\.books result=ok' "$C_LOG" >/dev/null
+mc_ok $? "A's log: the in-band invalidation Redis did not confirm; C's: the one it did"
 grep -E 'event=admin_action .*via=wire .*action=flush namespace=\* result=refused_unauthorized' "$B_LOG" >/dev/null &&
     grep -E 'event=admin_action .*via=http .*action=flush namespace=\* result=refused_no_token_configured' "$B_LOG" >/dev/null
 mc_ok $? "B's log: the refused in-band and HTTP flushes"

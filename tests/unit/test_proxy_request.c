@@ -62,7 +62,7 @@ enum {
 
 /* The transitions drawn in request.c's diagram, and no others. */
 static const int expected[][2] = {
-    {P, WC}, {P, U},  {P, R},  {WC, U}, {WC, R}, {U, DR},
+    {P, WC}, {P, U},  {P, WA}, {P, R},  {WC, U}, {WC, R}, {U, DR},
     {U, WA}, {U, D},  {DR, R}, {DR, D}, {WA, R}, {R, D},
 };
 
