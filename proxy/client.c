@@ -1308,11 +1308,7 @@ proxy_client_on_upstream_invalid(struct proxy_client *c, const char *why)
 static int
 reply_ok(const bson_t *reply)
 {
-    bson_iter_t it;
-
-    if (!bson_iter_init_find(&it, reply, "ok"))
-        return -1;
-    return bson_iter_as_bool(&it) ? 1 : 0;
+    return wire_msg_ok(bson_get_data(reply), reply->len);
 }
 
 bool
