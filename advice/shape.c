@@ -644,8 +644,8 @@ advice_shape_extract_known(const bson_t *body, const struct wire_cmd *cmd,
      * shape: shapes are shown as JSON, which needs valid UTF-8. */
     if (cmd == NULL || cmd->name == NULL || cmd->coll == NULL || cmd->coll_len == 0 ||
         cmd->db == NULL || cmd->db_len == 0 || memchr(cmd->coll, '\0', cmd->coll_len) != NULL ||
-        (size_t)cmd->db_len + cmd->coll_len >= 255 ||
-        !valid_utf8(cmd->db, cmd->db_len) || !valid_utf8(cmd->coll, cmd->coll_len))
+        (size_t)cmd->db_len + cmd->coll_len >= 255 || !valid_utf8(cmd->db, cmd->db_len) ||
+        !valid_utf8(cmd->coll, cmd->coll_len))
         return 0;
     ns.doc = bson_get_data(body);
     ns.doc_len = body->len;

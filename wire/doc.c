@@ -104,8 +104,7 @@ binary(struct walk *w, size_t room, bson_error_t *error)
     if (n < 0 || (size_t)n > room - 5)
         return bad(error, w->pos, "binary length out of bounds");
     /* Old subtype 2 repeats the length inside the payload; libbson insists they agree. */
-    if (p[4] == BSON_SUBTYPE_BINARY_DEPRECATED &&
-        (n < 4 || read_i32(p + 5) != n - 4))
+    if (p[4] == BSON_SUBTYPE_BINARY_DEPRECATED && (n < 4 || read_i32(p + 5) != n - 4))
         return bad(error, w->pos, "binary subtype 2 inner length inconsistent");
     w->pos += 5 + (size_t)n;
     return true;

@@ -1545,8 +1545,8 @@ test_utf8_namespaces(void)
         out.n = 0;
         if (parse(body, &cmd))
             n = advice_shape_extract(body, &cmd, NULL, 0, &out);
-        ok(n == cases[i].want, "namespace %s.%s: %u shape(s), want %u", cases[i].db,
-           cases[i].coll, n, cases[i].want);
+        ok(n == cases[i].want, "namespace %s.%s: %u shape(s), want %u", cases[i].db, cases[i].coll,
+           n, cases[i].want);
         advice_shapes_cleanup(&out);
         bson_destroy(body);
     }

@@ -772,7 +772,7 @@ test_reply(void)
     }
 }
 
-/* A reply's ok as wire_msg_ok reads it, against the expected value and libbson's bson_iter_as_bool. */
+/* A reply's ok as wire_msg_ok reads it, against the wanted value and bson_iter_as_bool. */
 static void
 test_reply_ok(void)
 {
