@@ -1,20 +1,36 @@
 #!/usr/bin/env bash
-# bench/syscalls.sh [N]: system calls per request of mongocache at one
-# client, by name, for in-process hits (cache on, every key read before
-# counting) and for pass-through (cache off), against the canned upstream
-# (bench/mcload --server). strace -c -f attaches to the running proxy while
-# mcload sends N requests (default 20000) on one connection; the counts are
-# divided by the requests sent while attached (the handshake adds a few
-# calls once, which N makes negligible). A count, not a timing: the result
-# does not depend on what else runs on the machine. Targets (issue 9):
-# <= 3 per hit, <= 6 per pass-through, no epoll_ctl in steady state.
+# bench/syscalls.sh [--clients C] [--scenario NAME]... [N]: system calls per
+# request of mongocache, by name, for in-process hits (hit: cache on, every
+# key read before counting), pass-through (passthrough: cache off) and
+# Redis-tier hits (redis-hit: --redis on a redis-server started here,
+# --cache-memory 0, so every hit is one MGET; only when redis-server is
+# installed), against the canned upstream (bench/mcload --server). strace -c
+# -f attaches to the running proxy while mcload sends N requests (default
+# 20000) on C connections (default 1); the counts are divided by the
+# requests sent while attached (the handshake adds a few calls once, which N
+# makes negligible). --scenario picks scenarios (repeatable; default all).
+# A count, not a timing: the result does not depend on what else runs on
+# the machine. Targets (issue 9) at one client: <= 3 per hit, <= 6 per
+# pass-through and per Redis-tier hit (two sockets: each a poll, a read and
+# a write), no epoll_ctl in steady state.
 #
 # Environment: BUILD_DIR (default ./_build) holding mongocache and
 # bench/mcload; MONGOCACHE, MCLOAD override each binary.
 set -euo pipefail
 
+CLIENTS=1
+SCENARIOS=()
+while [ $# -gt 0 ]; do
+    case $1 in
+    --clients) CLIENTS=$2; shift ;;
+    --scenario) SCENARIOS+=("$2"); shift ;;
+    *) break ;;
+    esac
+    shift
+done
 N=${1:-20000}
 KEYS=100
+[ ${#SCENARIOS[@]} -gt 0 ] || SCENARIOS=(hit passthrough redis-hit)
 here=$(cd "$(dirname "$0")" && pwd)
 BUILD_DIR=${BUILD_DIR:-$here/../_build}
 MONGOCACHE=${MONGOCACHE:-$BUILD_DIR/mongocache}
@@ -44,7 +60,7 @@ measure() { # NAME MONGOCACHE_ARGS...
     strace -c -f -q -p "$mc_pid" -o "$OUT/$name.strace" &
     spid=$!
     sleep 1
-    json=$("$MCLOAD" --port "$mc_port" -c 1 -n "$N" --warmup "$KEYS" --keys "$KEYS" \
+    json=$("$MCLOAD" --port "$mc_port" -c "$CLIENTS" -n "$N" --warmup "$KEYS" --keys "$KEYS" \
         --seconds 120 --scenario "$name")
     sleep 0.3
     kill -INT "$spid"
@@ -61,5 +77,22 @@ measure() { # NAME MONGOCACHE_ARGS...
     kill "$mc_pid" 2>/dev/null || true
 }
 
-measure hit
-measure passthrough --cache false
+for scenario in "${SCENARIOS[@]}"; do
+    case $scenario in
+    hit) measure hit ;;
+    passthrough) measure passthrough --cache false ;;
+    redis-hit)
+        if ! command -v redis-server >/dev/null; then
+            echo "syscalls.sh: redis-hit skipped: redis-server is not installed" >&2
+            continue
+        fi
+        redis_port=$(free_port)
+        mkdir -p "$OUT/redis"
+        start redis "$redis_port" redis-server --bind 127.0.0.1 --port "$redis_port" --save '' \
+            --appendonly no --daemonize no --dir "$OUT/redis" --protected-mode yes || exit 1
+        measure redis-hit --redis "redis://127.0.0.1:$redis_port" --cache-memory 0 \
+            --cache-key-secret bench
+        ;;
+    *) echo "syscalls.sh: unknown scenario $scenario (hit, passthrough, redis-hit)" >&2; exit 2 ;;
+    esac
+done

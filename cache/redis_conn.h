@@ -94,7 +94,7 @@ bool cache_redis_conn_send(struct cache_redis_conn *conn, int argc, const char *
 
 /*
  * Queues a command already encoded as RESP (data, len bytes: copied into
- * the socket's output, nothing else allocated). Otherwise as
+ * the connection's output, nothing else allocated). Otherwise as
  * cache_redis_conn_send. The bytes must be exactly one whole command.
  */
 bool cache_redis_conn_send_raw(struct cache_redis_conn *conn, const void *data, size_t len,

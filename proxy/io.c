@@ -1,26 +1,20 @@
 /*
- * proxy/io.c: the socket layer (see io.h): write-first sending, reading
- * without FIONREAD, and stored replies added to a buffer by reference. Owns
- * the loop's read buffer and scratch evbuffer (struct proxy_io_loop) and the
- * small record that ties a reference's pieces to their value; the
+ * proxy/io.c: the socket layer (see io.h): reading without FIONREAD into
+ * the loop's buffer, and stored replies added to a buffer by reference;
+ * write-first sending and the read event's hand-over are conf/sock.c's.
+ * Owns the loop's read buffer and scratch evbuffer (struct proxy_io_loop)
+ * and the small record that ties a reference's pieces to their value; the
  * bufferevents are their callers'.
- *
- * The read side uses the bufferevent's own read event (struct bufferevent is
- * public in event2/bufferevent_struct.h): libevent's socket bufferevent adds
- * it only when enabled for EV_READ, which the callers never do once they
- * have taken it, and deletes it when the bufferevent is freed (before the
- * socket is closed). Re-assigned here with the caller's callback, it costs
- * no memory beside what every bufferevent has.
  */
 #include "proxy/io.h"
 
 #include "cache/cache.h"
+#include "conf/sock.h"
 #include "proxy/server.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_struct.h>
 #include <event2/event.h>
 #include <unistd.h>
 
@@ -52,33 +46,19 @@ proxy_io_loop_free(struct proxy_io_loop *loop)
 void
 proxy_io_read_take(struct bufferevent *bev, event_callback_fn ready)
 {
-    if (event_get_callback(&bev->ev_read) == ready)
-        return;
-    event_del(&bev->ev_read);
-    /* The argument stays bev: bufferevent_free finalizes the bufferevent
-     * through this event, and its finalizer is given the event's argument. */
-    event_assign(&bev->ev_read, bufferevent_get_base(bev), bufferevent_getfd(bev),
-                 EV_READ | EV_PERSIST | EV_FINALIZE, ready, bev);
+    conf_sock_read_take(bev, ready);
 }
 
 void *
 proxy_io_owner(struct bufferevent *bev)
 {
-    void *owner = NULL;
-
-    bufferevent_getcb(bev, NULL, NULL, NULL, &owner);
-    return owner;
+    return conf_sock_owner(bev);
 }
 
 void
 proxy_io_read_enable(struct bufferevent *bev, bool on)
 {
-    bool pending = event_pending(&bev->ev_read, EV_READ, NULL) != 0;
-
-    if (on && !pending)
-        event_add(&bev->ev_read, NULL);
-    else if (!on && pending)
-        event_del(&bev->ev_read);
+    conf_sock_read_enable(bev, on);
 }
 
 void
@@ -123,15 +103,7 @@ proxy_io_readable(struct proxy_io_loop *loop, struct bufferevent *bev)
 void
 proxy_io_send(struct bufferevent *bev, struct evbuffer *data)
 {
-    struct evbuffer *out = bufferevent_get_output(bev);
-    evutil_socket_t fd = bufferevent_getfd(bev);
-
-    if (evbuffer_get_length(out) == 0 && fd >= 0 && (bufferevent_get_enabled(bev) & EV_WRITE)) {
-        while (evbuffer_get_length(data) > 0 && evbuffer_write(data, fd) > 0)
-            ;
-    }
-    if (evbuffer_get_length(data) > 0)
-        evbuffer_add_buffer(out, data);
+    conf_sock_send(bev, data);
 }
 
 /* The pieces of one value added by reference: freed with the last piece. */

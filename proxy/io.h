@@ -2,22 +2,15 @@
  * proxy/io.h: the socket layer under a client's and an upstream's
  * bufferevent.
  *
- * Writing: "write first". A reply or request is written to the socket at
- * once when nothing is queued before it, and only what the socket does not
- * take is queued in the bufferevent. On the common path this saves arming
- * the write event and a loop turn per message (BENCH.md: libevent's default
- * costs 7 syscalls per small request, write first 3).
+ * Writing: "write first" (conf/sock.h): a reply or request is written to
+ * the socket at once when nothing is queued before it.
  *
- * Reading: without the bufferevent's read path, whose evbuffer_read asks
- * the socket's size with ioctl(FIONREAD) before every read (and then reads
- * at most 16 KB). proxy_io_read_take hands the bufferevent's own read event
- * (no extra memory per connection) to the caller's callback, which calls
- * proxy_io_readable: one read() of up to PROXY_IO_READ bytes into the loop's
- * buffer (struct proxy_io_loop, one per server), appended to the
- * bufferevent's input. An idle connection holds no read buffer: the input
- * keeps only bytes not yet handled. The read event stays armed while the
- * caller reads (level-triggered: what one read leaves comes at the next
- * poll), so a steady request loop costs no epoll_ctl.
+ * Reading: without the bufferevent's read path and its ioctl(FIONREAD)
+ * (conf/sock.h). proxy_io_read_take hands the bufferevent's own read event
+ * to the caller's callback, which calls proxy_io_readable: one read() of up
+ * to PROXY_IO_READ bytes into the loop's buffer (struct proxy_io_loop, one
+ * per server), appended to the bufferevent's input. An idle connection
+ * holds no read buffer: the input keeps only bytes not yet handled.
  */
 #ifndef MONGOCACHE_PROXY_IO_H
 #define MONGOCACHE_PROXY_IO_H
@@ -51,19 +44,11 @@ struct proxy_io_loop *proxy_io_loop_get(struct proxy_server *server);
 void proxy_io_loop_free(struct proxy_io_loop *loop);
 
 /*
- * From now on bev's socket is read by the caller: ready(fd, what, bev) runs
- * when it is readable (proxy_io_owner(bev) is the argument bev's callbacks
- * were set with) and calls proxy_io_readable. Reading starts disabled. Call
- * once bev has its socket (for a connecting upstream: once connected); a
- * second call does nothing. bev must never be enabled for EV_READ again
- * (bufferevent_enable), nor given another socket.
+ * conf_sock_read_take, conf_sock_owner and conf_sock_read_enable (see
+ * conf/sock.h) under the proxy's names; ready calls proxy_io_readable.
  */
 void proxy_io_read_take(struct bufferevent *bev, event_callback_fn ready);
-
-/* The argument bev's callbacks were set with (bufferevent_setcb). */
 void *proxy_io_owner(struct bufferevent *bev);
-
-/* Turns reading on or off (an epoll_ctl when it changes, none when it does not). */
 void proxy_io_read_enable(struct bufferevent *bev, bool on);
 
 /*
@@ -77,11 +62,7 @@ void proxy_io_read_enable(struct bufferevent *bev, bool on);
  */
 void proxy_io_readable(struct proxy_io_loop *loop, struct bufferevent *bev);
 
-/*
- * Sends (and empties) data on bev: directly when bev's output queue is empty
- * and writing is enabled, the rest (or everything) through the queue. Socket
- * errors are left for the bufferevent to find on its next write.
- */
+/* conf_sock_send (see conf/sock.h): write first, the rest through bev's queue. */
 void proxy_io_send(struct bufferevent *bev, struct evbuffer *data);
 
 /*

@@ -3,7 +3,13 @@
 # counted by bench/syscalls.sh (strace -c on the running proxy, one client,
 # the canned upstream bench/mcload --server): an in-process hit costs at most
 # 3 system calls and a pass-through (cache off) at most 6, with no
-# ioctl(FIONREAD) and no epoll_ctl per request. Memory management (mmap,
+# ioctl(FIONREAD) and no epoll_ctl per request. A Redis-tier hit (--redis,
+# --cache-memory 0: one MGET per hit; cache/redis_conn.c on conf/sock.c)
+# costs at most 8: a poll, a read and a write on each of the two sockets,
+# and the client's read event turned off while its lookup waits and on
+# again (2 epoll_ctl, proxy/client.c); the Redis socket itself adds no
+# epoll_ctl and no FIONREAD (libevent's default cost 12: 4 epoll_ctl, an
+# ioctl and a second poll per hit). Needs redis-server for those two. Memory management (mmap,
 # munmap, madvise, brk, mprotect, mremap) is the allocator's, not the socket
 # layer's, and left out: a sanitizer build's allocator maps memory as it goes.
 # Counts, not timings: the machine's load does not change them. Needs strace
@@ -21,7 +27,7 @@ if ! command -v strace >/dev/null 2>&1; then
     exit 0
 fi
 
-echo "1..4"
+echo "1..6"
 out=$(BUILD_DIR=$builddir MONGOCACHE=${MONGOCACHE_TEST_BIN:-$builddir/mongocache} \
     bash "$srcdir/bench/syscalls.sh" 3000 2>&1)
 rc=$?
@@ -68,3 +74,16 @@ check $? "no ioctl(FIONREAD) before reads"
 [ -n "$hit" ] && [ -n "$pass" ] && at_most "$(calls hit epoll_ctl)" 0.01 &&
     at_most "$(calls passthrough epoll_ctl)" 0.01
 check $? "no epoll_ctl in a steady request loop"
+
+redis=$(per_request redis-hit)
+if [ -z "$redis" ] && ! command -v redis-server >/dev/null 2>&1 &&
+    [ "${MONGOCACHE_REQUIRE_INTEGRATION:-0}" != 1 ]; then
+    echo "ok 5 # SKIP redis-server is missing"
+    echo "ok 6 # SKIP redis-server is missing"
+    exit 0
+fi
+[ "$rc" -eq 0 ] && at_most "$redis" 8.05
+check $? "a Redis-tier hit costs at most 8 system calls (${redis:-none} measured)"
+[ -n "$redis" ] && at_most "$(calls redis-hit ioctl)" 0 &&
+    at_most "$(calls redis-hit epoll_ctl)" 2.01 && at_most "$(calls redis-hit epoll_wait)" 2.01
+check $? "a Redis-tier hit: no FIONREAD, no write event armed, one poll per socket"
