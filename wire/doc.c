@@ -12,6 +12,7 @@
 #include "wire/doc.h"
 
 #include "wire/frame.h"
+#include "wire/reader.h" /* wire_reader_i32: inline, read for every document and string */
 
 #include <string.h>
 
@@ -34,14 +35,6 @@ bad(bson_error_t *error, size_t off, const char *what)
     return false;
 }
 
-/* The little-endian int32 at p, inline: it is read for every document and string checked. */
-static inline int32_t
-read_i32(const uint8_t *p)
-{
-    return (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                     (uint32_t)p[3] << 24);
-}
-
 /* Size of a length-prefixed string at p with room bytes available, or 0 when malformed. */
 static size_t
 string_size(const uint8_t *p, size_t room)
@@ -50,7 +43,7 @@ string_size(const uint8_t *p, size_t room)
 
     if (room < 5)
         return 0;
-    n = read_i32(p);
+    n = wire_reader_i32(p);
     if (n < 1 || (size_t)n > room - 4 || p[4 + (size_t)n - 1] != 0)
         return 0;
     return 4 + (size_t)n;
@@ -80,7 +73,7 @@ enter(struct walk *w, size_t limit, bson_error_t *error)
     }
     if (room < 4)
         return bad(error, w->pos, "document length truncated");
-    len = read_i32(w->buf + w->pos);
+    len = wire_reader_i32(w->buf + w->pos);
     if (len < MIN_DOC_LEN)
         return bad(error, w->pos, "document length below 5");
     if ((size_t)len > room)
@@ -100,11 +93,11 @@ binary(struct walk *w, size_t room, bson_error_t *error)
 
     if (room < 5)
         return bad(error, w->pos, "binary truncated");
-    n = read_i32(p);
+    n = wire_reader_i32(p);
     if (n < 0 || (size_t)n > room - 5)
         return bad(error, w->pos, "binary length out of bounds");
     /* Old subtype 2 repeats the length inside the payload; libbson insists they agree. */
-    if (p[4] == BSON_SUBTYPE_BINARY_DEPRECATED && (n < 4 || read_i32(p + 5) != n - 4))
+    if (p[4] == BSON_SUBTYPE_BINARY_DEPRECATED && (n < 4 || wire_reader_i32(p + 5) != n - 4))
         return bad(error, w->pos, "binary subtype 2 inner length inconsistent");
     w->pos += 5 + (size_t)n;
     return true;
@@ -119,14 +112,14 @@ code_w_scope(struct walk *w, size_t room, bson_error_t *error)
 
     if (room < 4)
         return bad(error, w->pos, "code_w_scope truncated");
-    total = read_i32(p);
+    total = wire_reader_i32(p);
     if (total < 4 + 5 + MIN_DOC_LEN || (size_t)total > room)
         return bad(error, w->pos, "code_w_scope length out of bounds");
     code = string_size(p + 4, (size_t)total - 4);
     if (code == 0)
         return bad(error, w->pos, "code_w_scope code string malformed");
     scope = (size_t)total - 4 - code;
-    if (scope < MIN_DOC_LEN || (size_t)read_i32(p + 4 + code) != scope)
+    if (scope < MIN_DOC_LEN || (size_t)wire_reader_i32(p + 4 + code) != scope)
         return bad(error, w->pos, "code_w_scope length != 4 + code + scope");
     w->pos += 4 + code;
     return enter(w, w->pos + scope, error);
