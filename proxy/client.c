@@ -1360,11 +1360,7 @@ on_upstream_invalid(void *arg, const char *why)
 static int
 reply_ok(const bson_t *reply)
 {
-    bson_iter_t it;
-
-    if (!bson_iter_init_find(&it, reply, "ok"))
-        return -1;
-    return bson_iter_as_bool(&it) ? 1 : 0;
+    return wire_msg_ok(bson_get_data(reply), reply->len);
 }
 
 /* The upstream's on_reply: a whole reply of h->length bytes is at the front of in. */

@@ -96,6 +96,15 @@ bool wire_msg_parse_reply(const uint8_t *data, size_t len, uint32_t max_depth,
     __attribute__((warn_unused_result));
 
 /*
+ * A reply body's "ok" (body_len bytes at body, a document that passed
+ * wire_doc_check): 1 when its first "ok" is true as bson_iter_as_bool reads
+ * it (a non-zero number, true, or any other type but null and undefined),
+ * 0 when false, -1 when there is none. Read with wire/reader.h, not
+ * bson_iter: it runs once per upstream reply.
+ */
+int wire_msg_ok(const uint8_t *body, uint32_t body_len);
+
+/*
  * Clears the flag bits `bits` of the OP_MSG at data (len bytes, already
  * parsed) in place, recomputing the checksum trailer when one is present.
  * checksumPresent itself is never cleared (the trailer cannot be dropped in

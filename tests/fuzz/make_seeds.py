@@ -369,6 +369,11 @@ def upstream_reply():
                                           seqs=[seq("cursor.firstBatch", [doc(d) for d in batch])])
     s["error"] = op_msg(doc([("ok", 0.0), ("errmsg", "no"), ("code", 13),
                              ("codeName", "Unauthorized")]))
+    # client.c's reply_ok (wire_msg_ok) on each kind of "ok" bson_iter_as_bool reads.
+    s["ok-null"] = op_msg(doc([("ok", Raw(0x0A, b""))]))
+    s["ok-string"] = op_msg(doc([("errmsg", "x"), ("ok", "no")]))
+    s["ok-int64-zero"] = op_msg(doc([("ok", Int64(0))]))
+    s["ok-absent"] = op_msg(doc([("okay", 1), ("o", 1), ("cursor", {"ok": 0})]))
     s["write-concern-error"] = op_msg(doc([("n", 1), ("writeConcernError", {"code": 64}),
                                            ("ok", 1.0)]))
     s["reply-checksum"] = op_msg(cursor(Int64(0)), checksum=True)
