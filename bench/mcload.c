@@ -1,6 +1,6 @@
 /*
- * bench/mcload.c: the benchmark's load generator (see bench/README.md and
- * docs BENCH.md); its canned-reply MongoDB server (--server) is
+ * bench/mcload.c: the benchmark's load generator (see bench/README.md); its
+ * canned-reply MongoDB server (--server) is
  * bench/mcload_server.c, what both share bench/mcload_common.c.
  *
  * Client (default): N connections to a MongoDB endpoint, each shakes hands

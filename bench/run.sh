@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/run.sh: mongocache's benchmark, every scenario and anchor side by side
-# in one run (see bench/README.md and BENCH.md).
+# in one run (see bench/README.md).
 #
 #   bench/run.sh            full run: 5 repetitions, ~2 s per measurement
 #   bench/run.sh --quick    smoke run: 2 short repetitions (about 3 minutes)
@@ -17,7 +17,7 @@
 #   --layout L        where processes run (default pinned):
 #                       pinned: load generators alone on LOADGEN_CPU, every system
 #                               under test (proxy, relay, nutcracker, upstream,
-#                               Redis) on SUT_CPU (BENCH.md)
+#                               Redis) on SUT_CPU
 #                       split:  the proxy (or relay, nutcracker, the server a
 #                               scenario talks to) alone on SUT_CPU; what sits
 #                               behind it (canned upstream, Redis, FerretDB) on
@@ -1179,7 +1179,7 @@ out("## Issue 9: every figure beside its target")
 out()
 table(i9)
 
-# ---- the other ratios of BENCH.md ----
+# ---- the other ratios of the target table ----
 other = []
 for s in (256, 4096):
     g1, g50 = "w1:%d:1" % s, "w1:%d:50" % s

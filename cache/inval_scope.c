@@ -1,10 +1,9 @@
 /*
  * cache/inval_scope.c: owns the write side of the policy (see
- * inval_scope.h; DESIGN.md decision 6, RELIABILITY.md 1.4): the lists of
- * commands that write a collection, a database, a principal or
- * everything, and reading their targets ($out and $merge at any depth,
- * mapReduce's out, bulkWrite's nsInfo in the body or a document sequence,
- * renameCollection's two databases). It does not bump anything
+ * inval_scope.h): the lists of commands that write a collection, a database,
+ * a principal or everything, and reading their targets ($out and $merge at
+ * any depth, mapReduce's out, bulkWrite's nsInfo in the body or a document
+ * sequence, renameCollection's two databases). It does not bump anything
  * (cache/inval.c) nor decide what a read may cache (cache/policy.c, whose
  * namespace reader it shares).
  */

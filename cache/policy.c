@@ -1,6 +1,6 @@
 /*
- * cache/policy.c: owns the allowlist of what may be cached (DESIGN.md
- * decision 3, RELIABILITY.md 1.2). Pure functions over checked documents:
+ * cache/policy.c: owns the allowlist of what may be cached (the conditions
+ * are listed in cache/policy.h). Pure functions over checked documents:
  * they read the body in place with bson_iter and return a reason, with
  * namespaces pointing into the command. It does not say what a write
  * changes (cache/inval_scope.c), build keys (cache/key.c), keep

@@ -1,7 +1,8 @@
 /*
  * cache/policy.h: what may be cached (what a write invalidates is
- * cache/inval_scope.h). An allowlist: find, aggregate, count and distinct, only under the conditions
- * of DESIGN.md decision 3; every other command passes through. Every
+ * cache/inval_scope.h). An allowlist: find, aggregate, count and distinct,
+ * only under the conditions below (docs/compatibility.md lists them for
+ * users); every other command passes through. Every
  * decision has a reason, which the proxy counts and logs at debug level.
  * Pure functions over checked command and reply documents: no I/O, no state.
  */

@@ -33,9 +33,11 @@
 #include "cache/key.h"
 #include "conf/error.h"
 #include "conf/log.h"
-#include "proxy/admin.h"
 #include "proxy/client_internal.h"
+#include "proxy/http.h"
+#include "proxy/metrics.h"
 #include "proxy/server.h"
+#include "wire/frame.h"
 #include "wire/reply.h"
 
 #include <event2/buffer.h>
@@ -290,7 +292,7 @@ error_reply(struct proxy_client *c, int32_t response_to, int32_t code, const cha
                        : code == WIRE_CODE_EXCEEDED_MEMORY ? "ExceededMemoryLimit"
                                                            : "BadValue";
 
-    return proxy_client_make_error(c, response_to, false, code, name, errmsg, len);
+    return proxy_request_make_error(c->server, response_to, false, code, name, errmsg, len);
 }
 
 /* The /stats document as BSON (bson_destroy). */
@@ -299,7 +301,7 @@ stats_doc(struct proxy_server *server)
 {
     bson_t *doc = bson_new();
 
-    proxy_admin_stats_bson(server, doc);
+    proxy_metrics_stats_bson(server, server->started, doc);
     return doc;
 }
 
@@ -337,15 +339,15 @@ inband_confirmed(void *arg, bool ok)
     audit(c->id, "wire", wire_who(c), ns ? PROXY_ACTION_INVALIDATE : PROXY_ACTION_FLUSH, ns,
           ok ? "ok" : "unconfirmed", (size_t)dropped);
     if (!ok) {
-        bson_free(req->canned); /* ns pointed into it: not used after this */
-        req->canned = error_reply(c, req->request_id, CODE_HOST_UNREACHABLE, UNCONFIRMED_MSG,
-                                  &req->canned_len);
+        size_t len;
+        uint8_t *bytes = error_reply(c, req->request_id, CODE_HOST_UNREACHABLE, UNCONFIRMED_MSG,
+                                     &len);
+
+        proxy_request_set_reply(req, bytes, len); /* ns pointed into the old one: unused now */
         req->outcome = PROXY_OUTCOME_ERROR;
     }
-    proxy_client_flush_canned(c);
-    proxy_client_maybe_finish(c);
-    if (!c->dead)
-        proxy_client_update_timer(c, false);
+    proxy_request_set_state(req, PROXY_REQUEST_READY);
+    req->ops->acked(req); /* the client sends it in turn (action.c never calls client.c) */
 }
 
 void
@@ -436,7 +438,7 @@ proxy_action_answer(struct proxy_client *c, struct proxy_request *req, const bso
         audit(c->id, "wire", who, cmd.kind, ns, "ok", dropped);
     req->write_wait = wait;
     req->outcome = PROXY_OUTCOME_PASS;
-    req->canned = wire_reply_msg(proxy_client_reply_id(c), response_to, out, len);
+    req->canned = wire_reply_msg(proxy_server_reply_id(c->server), response_to, out, len);
     bson_destroy(&reply);
     if (stats)
         bson_destroy(stats);
@@ -451,7 +453,7 @@ http_error(struct evhttp_request *req, int code, const char *reason, const char 
 
     BSON_APPEND_BOOL(&doc, "ok", false);
     BSON_APPEND_UTF8(&doc, "error", why);
-    proxy_admin_send_bson(req, code, reason, &doc);
+    proxy_http_send_bson(req, code, reason, &doc);
     bson_destroy(&doc);
 }
 
@@ -495,7 +497,7 @@ http_admitted(struct proxy_server *server, struct evhttp_request *req, enum prox
                    "admin actions over HTTP need http_token to be configured");
         return false;
     }
-    if (!proxy_admin_authorized(server, req)) {
+    if (!proxy_http_authorized(server, req)) {
         audit(0, "http", who, kind, NULL, "refused_unauthorized", 0);
         http_error(req, 401, "Unauthorized",
                    "unauthorized: send the header \"Authorization: Bearer <http_token>\"");
@@ -517,9 +519,9 @@ http_done(struct evhttp_request *req, const char *ns, size_t dropped, const char
         BSON_APPEND_UTF8(&doc, "namespace", ns);
     BSON_APPEND_INT64(&doc, "dropped", (int64_t)dropped);
     if (why)
-        proxy_admin_send_bson(req, 503, "Service Unavailable", &doc);
+        proxy_http_send_bson(req, 503, "Service Unavailable", &doc);
     else
-        proxy_admin_send_bson(req, 200, "OK", &doc);
+        proxy_http_send_bson(req, 200, "OK", &doc);
     bson_destroy(&doc);
 }
 

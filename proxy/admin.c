@@ -20,6 +20,7 @@
 #include "proxy/action.h"
 #include "proxy/advice.h"
 #include "proxy/dashboard.h"
+#include "proxy/http.h"
 #include "proxy/metrics.h"
 #include "proxy/ready.h"
 #include "proxy/server.h"
@@ -42,71 +43,6 @@ struct proxy_admin {
     struct proxy_dashboard *dashboard; /* GET / */
 };
 
-static bool
-authorized(struct proxy_admin *admin, struct evhttp_request *req)
-{
-    const char *token = admin->server->conf->http_token;
-    const char *header;
-    size_t a, b;
-
-    if (!token || !token[0])
-        return true;
-    header = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
-    if (!header || strncmp(header, "Bearer ", 7) != 0)
-        return false;
-    header += 7;
-    /* Compare in time independent of where the strings differ. */
-    a = strlen(header);
-    b = strlen(token);
-    {
-        unsigned char diff = (unsigned char)(a != b);
-
-        for (size_t i = 0; i < a && i < b; i++)
-            diff |= (unsigned char)(header[i] ^ token[i]);
-        return diff == 0;
-    }
-}
-
-bool
-proxy_admin_authorized(struct proxy_server *server, struct evhttp_request *req)
-{
-    struct proxy_admin admin = {.server = server};
-
-    return authorized(&admin, req);
-}
-
-static void
-add_json_headers(struct evhttp_request *req)
-{
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "application/json");
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "no-store");
-}
-
-static void
-reply_json(struct evhttp_request *req, int code, const char *reason, struct evbuffer *body)
-{
-    add_json_headers(req);
-    evhttp_send_reply(req, code, reason, body);
-}
-
-void
-proxy_admin_send_bson(struct evhttp_request *req, int code, const char *reason, const bson_t *doc)
-{
-    struct evbuffer *body = evbuffer_new();
-    size_t n;
-    char *json = bson_as_relaxed_extended_json(doc, &n);
-
-    if (json)
-        evbuffer_add(body, json, n);
-    else
-        evbuffer_add_printf(body, "{\"error\": \"the reply could not be written\"}");
-    evbuffer_add(body, "\n", 1);
-    bson_free(json);
-    reply_json(req, json ? code : 500, json ? reason : "Internal Server Error", body);
-    evbuffer_free(body);
-}
-
 /*
  * POST is allowed on the endpoint for the admin actions (proxy/action.c)
  * alone: a GET route refuses it as evhttp did before (501). False when req
@@ -121,15 +57,9 @@ get_only(struct evhttp_request *req)
         return true;
     body = evbuffer_new();
     evbuffer_add_printf(body, "{\"error\": \"this route takes GET only\"}\n");
-    reply_json(req, 501, "Not Implemented", body);
+    proxy_http_reply_json(req, 501, "Not Implemented", body);
     evbuffer_free(body);
     return false;
-}
-
-void
-proxy_admin_stats_bson(struct proxy_server *server, bson_t *doc)
-{
-    proxy_metrics_stats_bson(server, server->started, doc);
 }
 
 /* Most bytes of /stats sent in one chunk. */
@@ -141,7 +71,7 @@ unauthorized(struct evhttp_request *req)
     struct evbuffer *body = evbuffer_new();
 
     evbuffer_add_printf(body, "{\"error\": \"unauthorized\"}\n");
-    reply_json(req, 401, "Unauthorized", body);
+    proxy_http_reply_json(req, 401, "Unauthorized", body);
     evbuffer_free(body);
 }
 
@@ -161,7 +91,7 @@ stats_cb(struct evhttp_request *req, void *arg)
 
     if (!get_only(req))
         return;
-    if (!authorized(admin, req)) {
+    if (!proxy_http_authorized(admin->server, req)) {
         unauthorized(req);
         return;
     }
@@ -171,11 +101,11 @@ stats_cb(struct evhttp_request *req, void *arg)
     body = evbuffer_new();
     if (!json) {
         evbuffer_add_printf(body, "{\"error\": \"the statistics could not be written\"}\n");
-        reply_json(req, 500, "Internal Server Error", body);
+        proxy_http_reply_json(req, 500, "Internal Server Error", body);
         evbuffer_free(body);
         return;
     }
-    add_json_headers(req);
+    proxy_http_json_headers(req);
     evhttp_send_reply_start(req, 200, "OK");
     for (size_t off = 0; off < len; off += ADMIN_STATS_CHUNK) {
         evbuffer_add(body, json + off, len - off < ADMIN_STATS_CHUNK ? len - off : ADMIN_STATS_CHUNK);
@@ -195,7 +125,7 @@ metrics_cb(struct evhttp_request *req, void *arg)
     struct proxy_admin *admin = arg;
     struct evbuffer *body;
 
-    if (!authorized(admin, req)) {
+    if (!proxy_http_authorized(admin->server, req)) {
         unauthorized(req);
         return;
     }
@@ -220,7 +150,7 @@ readyz_cb(struct evhttp_request *req, void *arg)
 
     if (!get_only(req))
         return;
-    proxy_ready_handle(admin->ready, req, authorized(admin, req));
+    proxy_ready_handle(admin->ready, req, proxy_http_authorized(admin->server, req));
 }
 
 /* GET /advice: the index advice (proxy/advice.h), the advisor's state. */
@@ -233,14 +163,14 @@ advice_cb(struct evhttp_request *req, void *arg)
     if (!get_only(req))
         return;
     body = evbuffer_new();
-    if (!authorized(admin, req)) {
+    if (!proxy_http_authorized(admin->server, req)) {
         evbuffer_add_printf(body, "{\"error\": \"unauthorized\"}\n");
-        reply_json(req, 401, "Unauthorized", body);
+        proxy_http_reply_json(req, 401, "Unauthorized", body);
         evbuffer_free(body);
         return;
     }
     proxy_advice_json(admin->server->advice, body);
-    reply_json(req, 200, "OK", body);
+    proxy_http_reply_json(req, 200, "OK", body);
     evbuffer_free(body);
 }
 
@@ -266,10 +196,10 @@ healthz_cb(struct evhttp_request *req, void *arg)
     body = evbuffer_new();
     if (admin->server->draining) {
         evbuffer_add_printf(body, "{\"status\": \"draining\"}\n");
-        reply_json(req, 503, "Service Unavailable", body);
+        proxy_http_reply_json(req, 503, "Service Unavailable", body);
     } else {
         evbuffer_add_printf(body, "{\"status\": \"ok\"}\n");
-        reply_json(req, 200, "OK", body);
+        proxy_http_reply_json(req, 200, "OK", body);
     }
     evbuffer_free(body);
 }
@@ -283,7 +213,7 @@ not_found_cb(struct evhttp_request *req, void *arg)
     evbuffer_add_printf(body,
                         "{\"error\": \"not found\", \"paths\": [\"/\", \"/stats\", \"/metrics\", \"/healthz\", "
                         "\"/readyz\", \"/advice\", \"/shapes\", \"/cache/flush\", \"/cache/invalidate\"]}\n");
-    reply_json(req, 404, "Not Found", body);
+    proxy_http_reply_json(req, 404, "Not Found", body);
     evbuffer_free(body);
 }
 

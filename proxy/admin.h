@@ -17,20 +17,4 @@ struct proxy_admin;
 struct proxy_admin *proxy_admin_new(struct proxy_server *server, bson_error_t *error);
 void proxy_admin_destroy(struct proxy_admin *admin);
 
-struct evbuffer;
-struct evhttp_request;
-
-/* Whether req carries "Authorization: Bearer <http_token>" (true when no token is set). */
-bool proxy_admin_authorized(struct proxy_server *server, struct evhttp_request *req);
-
-/*
- * Answers req with doc as relaxed extended JSON (no-store): every JSON
- * route's reply. A document that cannot be written gives a 500.
- */
-void proxy_admin_send_bson(struct evhttp_request *req, int code, const char *reason,
-                           const bson_t *doc);
-
-/* The whole /stats document, appended to doc: for mongocacheStats (proxy/action.h). */
-void proxy_admin_stats_bson(struct proxy_server *server, bson_t *doc);
-
 #endif

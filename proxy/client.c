@@ -1,33 +1,24 @@
 /*
- * proxy/client.c: one client connection, and the request pipeline.
+ * proxy/client.c: one client connection and its requests in flight, in
+ * order. The life of a request (frame, check, route, the cache's part,
+ * forward, reply, relay) is drawn at the top of proxy/request.c; this file
+ * takes the steps that touch the connection: reading and framing client
+ * messages (process_input), forwarding them on the client's own upstream
+ * (forward), checking each reply against the oldest request awaiting the
+ * upstream and relaying it (on_reply), writing the proxy's own replies and
+ * hits when their request reaches the head of the list (flush_canned), and
+ * timing each reply as it is queued (proxy_client_observe).
  *
- *   client socket
- *     -> frame: 16-byte header, 16 <= length <= max_message_size, then wait
- *        for the whole message (message_timeout from its first byte)
- *     -> check: OP_MSG sections, flags, checksum, BSON structure and depth
- *        (wire/msg.c); OP_QUERY only for the legacy handshake; anything else
- *        closes the connection (OP_COMPRESSED after an error reply)
- *     -> route (router.c): hello -> strip compression/loadBalanced;
- *        saslStart/saslContinue -> observe; everything else untouched
- *        [the query cache will look up here, before forwarding]
- *     -> forward on this client's own upstream connection (upstream.c), in
- *        order; remember the request unless it is moreToCome (no reply)
- *   upstream socket
- *     -> frame and check the reply (responseTo must be the oldest request in
- *        flight, same rules as requests)
- *     -> hello: persona rewrite (hello.c); sasl: note the verdict (auth.c)
- *        [the query cache will store here]
- *     -> relay to the client, strictly in request order; as each reply is
- *        queued (relayed, or canned/hit in proxy_client_flush_canned),
- *        proxy_client_observe times it (latency histograms, the slow-request line)
- *
- * Owns: the client connection (proxy/conn.h), its upstream, the list of requests in
- * flight, timers (message deadline, idle, drain) and the auth state. Does
- * not own sockets' accept (listener.c) or the upstream's framing (upstream.c),
- * nor the query cache's part of a request (lookup.c), the reading of an
- * open cursor to its end (drain.c) or a hello's and authentication's
- * preparation and observation (handshake.c); the structures they share
- * with this file are in client_internal.h.
+ * Owns: the client connection (proxy/conn.h), its upstream, the list of
+ * requests in flight (the one owner of each request: pop_request is the
+ * only caller of proxy_request_destroy), timers (message deadline, idle, drain) and the
+ * auth state. Does not own accepting sockets (listener.c), the upstream's
+ * framing (upstream.c), a request's state and payloads (request.c), the
+ * query cache's part of a request (lookup.c), the reading of an open
+ * cursor to its end (drain.c) or a hello's and authentication's
+ * preparation and observation (handshake.c). Those files never call this
+ * one: upstream.c reports through struct proxy_upstream_cbs, a request's
+ * cache waits through struct proxy_request_ops, drain.c by its return.
  *
  * Lifetime: nothing frees a client inside one of its own callbacks. Closing
  * marks it dead and activates resume_ev; its callback (wake_cb) frees it.
@@ -71,6 +62,25 @@
 #define PROXY_CLIENT_BATCH 16
 
 static void close_now(struct proxy_client *c, const char *reason);
+static void process_input(struct proxy_client *c);
+static void set_blocked(struct proxy_client *c, bool blocked);
+static void update_timer(struct proxy_client *c, bool progressed);
+static void maybe_finish(struct proxy_client *c);
+static void flush_canned(struct proxy_client *c);
+static void forward(struct proxy_client *c, struct evbuffer *in, size_t len, uint8_t *replacement,
+                    size_t replacement_len, bool oneway);
+static bool on_reply(void *arg, struct evbuffer *in, const struct wire_header *h);
+static void on_upstream_down(void *arg, const char *why, bool connected);
+static void on_upstream_invalid(void *arg, const char *why);
+static void on_upstream_drained(void *arg);
+
+/* How a client's upstream connection (upstream.c) reports to it. */
+static const struct proxy_upstream_cbs upstream_cbs = {
+    on_reply,
+    on_upstream_down,
+    on_upstream_invalid,
+    on_upstream_drained,
+};
 static struct event *wake_event(struct proxy_client *c);
 static void start_linger(struct proxy_client *c);
 static void pop_request(struct proxy_client *c, struct proxy_request *req);
@@ -91,13 +101,24 @@ client_output(struct proxy_client *c)
     return proxy_conn_output(c->conn);
 }
 
+/*
+ * Moves the client along its phases (struct proxy_client): only forward,
+ * from open to gone; a move back is our own bug.
+ */
+static void
+set_phase(struct proxy_client *c, enum proxy_client_phase to)
+{
+    BSON_ASSERT(to > c->phase);
+    c->phase = to;
+}
+
 /* ---- when the client is read ---------------------------------------------- */
 
 /* True when nothing stops the client's buffered messages being handled. */
 static bool
 can_take_input(const struct proxy_client *c)
 {
-    return !c->dead && !c->finishing && !c->reading_paused && !c->output_full &&
+    return c->phase < PROXY_CLIENT_FINISHING && !c->reading_paused && !c->output_full &&
            !c->memory_paused && !c->barrier && !c->blocked;
 }
 
@@ -108,9 +129,9 @@ can_take_input(const struct proxy_client *c)
 static void
 update_reading(struct proxy_client *c)
 {
-    bool want = can_take_input(c) && !c->peer_eof && !c->peer_gone;
+    bool want = c->phase == PROXY_CLIENT_OPEN && can_take_input(c);
 
-    if (c->dead || c->lingering || want == c->reading)
+    if (c->phase >= PROXY_CLIENT_LINGERING || want == c->reading)
         return;
     c->reading = want;
     proxy_conn_read_enable(c->conn, want);
@@ -133,8 +154,8 @@ sync_upstream(struct proxy_client *c)
         proxy_upstream_pause(c->up, c->output_full || c->memory_paused);
 }
 
-void
-proxy_client_set_blocked(struct proxy_client *c, bool blocked)
+static void
+set_blocked(struct proxy_client *c, bool blocked)
 {
     (void)wake_event(c); /* whoever ends the wait activates resume_ev */
     c->blocked = blocked;
@@ -153,7 +174,7 @@ check_output(struct proxy_client *c)
 
     if (c->output_full)
         return true;
-    if (c->peer_gone || evbuffer_get_length(client_output(c)) <= limit)
+    if (c->phase == PROXY_CLIENT_GONE || evbuffer_get_length(client_output(c)) <= limit)
         return false;
     c->output_full = true;
     sync_upstream(c);
@@ -240,12 +261,12 @@ disarm_timer(struct proxy_client *c)
     }
 }
 
-void
-proxy_client_update_timer(struct proxy_client *c, bool progressed)
+static void
+update_timer(struct proxy_client *c, bool progressed)
 {
     const struct conf *conf = c->server->conf;
 
-    if (c->dead)
+    if (c->phase >= PROXY_CLIENT_DEAD)
         return;
     if (can_take_input(c) && evbuffer_get_length(proxy_conn_input(c->conn)) > 0) {
         /* A message has started: it must be whole by the deadline. */
@@ -256,7 +277,7 @@ proxy_client_update_timer(struct proxy_client *c, bool progressed)
         return;
     }
     c->deadline_armed = false;
-    if (c->finishing || c->peer_gone || c->peer_eof) {
+    if (c->phase >= PROXY_CLIENT_PEER_EOF) {
         arm_timer(c, conf->drain_timeout);
     } else if (c->n_pending == 0 && conf->idle_timeout > 0 && can_take_input(c) &&
                evbuffer_get_length(client_output(c)) == 0) {
@@ -281,7 +302,7 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
                  "closing\"",
                  c->peer, (long long)c->server->conf->message_timeout);
         close_now(c, "message_timeout");
-    } else if (c->finishing || c->peer_gone || c->peer_eof) {
+    } else if (c->phase >= PROXY_CLIENT_PEER_EOF) {
         close_now(c, "drain_timeout");
     } else if (c->n_pending == 0 && can_take_input(c) &&
                evbuffer_get_length(client_output(c)) == 0) {
@@ -302,10 +323,12 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct proxy_client *c = arg;
 
-    if (c->dead)
+    (void)fd;
+    (void)what;
+    if (c->phase >= PROXY_CLIENT_DEAD)
         proxy_client_free(c);
-    else
-        proxy_lookup_resume_cb(fd, what, c);
+    else if (!c->blocked)
+        process_input(c); /* a wait is over: what is buffered is handled */
 }
 
 /* resume_ev, created when first needed (out of memory aborts, as bson_malloc does). */
@@ -325,9 +348,9 @@ wake_event(struct proxy_client *c)
 static void
 close_now(struct proxy_client *c, const char *reason)
 {
-    if (c->dead)
+    if (c->phase >= PROXY_CLIENT_DEAD)
         return;
-    c->dead = true;
+    set_phase(c, PROXY_CLIENT_DEAD);
     c->close_reason = reason;
     stop_io(c);
     if (c->up)
@@ -357,25 +380,25 @@ message_buffered(struct proxy_client *c)
  * and every request (moreToCome writes included) flushed to the upstream.
  * Until then the write callbacks call it again; drain_timeout bounds it.
  */
-void
-proxy_client_maybe_finish(struct proxy_client *c)
+static void
+maybe_finish(struct proxy_client *c)
 {
-    if (c->dead || !(c->finishing || c->peer_eof || c->peer_gone) || c->n_pending > 0)
+    if (c->phase >= PROXY_CLIENT_DEAD || c->phase < PROXY_CLIENT_PEER_EOF || c->n_pending > 0)
         return;
     /* Messages sent before an EOF that wait for their turn (the fairness
      * yield, a pause) are answered first: process_input calls this again
      * after them; drain_timeout bounds the wait. */
-    if (!c->finishing && !c->peer_gone && message_buffered(c))
+    if (c->phase == PROXY_CLIENT_PEER_EOF && message_buffered(c))
         return;
     if (c->up && proxy_upstream_queued(c->up) > 0) {
         proxy_upstream_set_low_watermark(c->up, 0);
         return;
     }
-    if (c->peer_gone || evbuffer_get_length(client_output(c)) == 0) {
-        if (c->linger && !c->peer_gone && !c->peer_eof)
+    if (evbuffer_get_length(client_output(c)) == 0) {
+        if (c->linger)
             start_linger(c);
         else
-            close_now(c, c->peer_gone ? "client_gone" : c->finishing ? "finished" : "client_eof");
+            close_now(c, c->phase >= PROXY_CLIENT_FINISHING ? "finished" : "client_eof");
     } else {
         proxy_conn_set_write_low(c->conn, 0);
     }
@@ -392,23 +415,34 @@ proxy_client_maybe_finish(struct proxy_client *c)
 static void
 start_linger(struct proxy_client *c)
 {
-    if (c->lingering)
+    if (c->phase == PROXY_CLIENT_LINGERING)
         return;
-    c->lingering = true;
+    set_phase(c, PROXY_CLIENT_LINGERING);
     shutdown(proxy_conn_fd(c->conn), SHUT_WR);
     evbuffer_drain(proxy_conn_input(c->conn), evbuffer_get_length(proxy_conn_input(c->conn)));
     c->reading = true;
     proxy_conn_read_enable(c->conn, true);
-    proxy_client_update_timer(c, false);
+    update_timer(c, false);
+}
+
+/* The socket failed (or took nothing in time): replies are discarded, and it closes now. */
+static void
+lose_peer(struct proxy_client *c, const char *reason)
+{
+    stop_io(c);
+    close_now(c, reason);
+    if (c->phase < PROXY_CLIENT_GONE)
+        set_phase(c, PROXY_CLIENT_GONE);
 }
 
 static void
 finish(struct proxy_client *c)
 {
-    c->finishing = true;
+    if (c->phase < PROXY_CLIENT_FINISHING)
+        set_phase(c, PROXY_CLIENT_FINISHING);
     update_reading(c);
-    proxy_client_maybe_finish(c);
-    proxy_client_update_timer(c, false);
+    maybe_finish(c);
+    update_timer(c, false);
 }
 
 /*
@@ -488,13 +522,13 @@ proxy_client_memory_resume_all(struct proxy_server *server)
             continue;
         c->memory_paused = false;
         server->n_memory_paused--;
-        if (c->dead)
+        if (c->phase >= PROXY_CLIENT_DEAD)
             continue;
         sync_upstream(c);
         if (c->up && !c->output_full)
             proxy_upstream_process(c->up);
-        if (!c->dead)
-            proxy_client_process_input(c);
+        if (c->phase < PROXY_CLIENT_DEAD)
+            process_input(c);
     }
 }
 
@@ -509,32 +543,14 @@ proxy_client_free_all(struct proxy_server *server)
 
 /* ---- replies written by the proxy itself ----------------------------------- */
 
-void
-proxy_client_write_owned(struct proxy_client *c, uint8_t *bytes, size_t len)
+static void
+write_owned(struct proxy_client *c, uint8_t *bytes, size_t len)
 {
-    if (!c->peer_gone) {
+    if (c->phase != PROXY_CLIENT_GONE) {
         evbuffer_add(c->scratch, bytes, len);
         proxy_conn_send(c->conn, c->scratch);
     }
     bson_free(bytes);
-}
-
-/* An error reply to request response_to; freed with bson_free. */
-uint8_t *
-proxy_client_make_error(struct proxy_client *c, int32_t response_to, bool legacy, int32_t code,
-                        const char *code_name, const char *errmsg, size_t *len)
-{
-    bson_t body = BSON_INITIALIZER;
-    uint8_t *bytes;
-
-    wire_reply_error_body(&body, code, code_name, errmsg);
-    if (legacy)
-        bytes = wire_reply_op_reply(proxy_client_reply_id(c), response_to, 0, &body, len);
-    else
-        bytes = wire_reply_msg(proxy_client_reply_id(c), response_to, &body, len);
-    bson_destroy(&body);
-    proxy_stats_add(&c->server->stats, PROXY_STAT_error_replies, 1);
-    return bytes;
 }
 
 /* Writes an error reply now: only for the request at the head of the list. */
@@ -543,9 +559,10 @@ send_error(struct proxy_client *c, int32_t response_to, bool legacy, int32_t cod
            const char *code_name, const char *errmsg)
 {
     size_t len;
-    uint8_t *bytes = proxy_client_make_error(c, response_to, legacy, code, code_name, errmsg, &len);
+    uint8_t *bytes = proxy_request_make_error(c->server, response_to, legacy, code, code_name,
+                                              errmsg, &len);
 
-    proxy_client_write_owned(c, bytes, len);
+    write_owned(c, bytes, len);
 }
 
 /* ---- requests --------------------------------------------------------------- */
@@ -590,16 +607,20 @@ in_oneway_ring(const struct proxy_client *c, int32_t id)
     return false;
 }
 
+static void request_resolved(struct proxy_request *req);
+static void request_acked(struct proxy_request *req);
+
+/* How a request's waits (lookup.c) report to its client. */
+static const struct proxy_request_ops request_ops = {
+    request_resolved,
+    request_acked,
+};
+
 static struct proxy_request *
 push_request(struct proxy_client *c, int32_t request_id, enum proxy_route route, bool legacy)
 {
-    struct proxy_request *req = bson_malloc0(sizeof *req);
+    struct proxy_request *req = proxy_request_new(c, &request_ops, request_id, route, legacy);
 
-    req->request_id = request_id;
-    req->route = route;
-    req->legacy = legacy;
-    req->batch_size = -1;
-    req->client = c;
     if (c->server->conf->latency_histograms || c->server->conf->slow_request_ms > 0)
         req->started_us = conf_clock_us();
     TAILQ_INSERT_TAIL(&c->pending, req, link);
@@ -618,7 +639,7 @@ send_barrier(struct proxy_client *c)
     int32_t id;
 
     do
-        id = proxy_client_reply_id(c); /* never one a remembered request has */
+        id = proxy_server_reply_id(c->server); /* never one a remembered request has */
     while (in_oneway_ring(c, id));
     BSON_APPEND_INT32(&body, "ping", 1);
     BSON_APPEND_UTF8(&body, "$db", "admin");
@@ -626,60 +647,44 @@ send_barrier(struct proxy_client *c)
     bson_destroy(&body);
     req = push_request(c, id, PROXY_ROUTE_FORWARD, false);
     req->internal = true;
+    proxy_request_set_state(req, PROXY_REQUEST_UPSTREAM);
     c->barrier = true;
     proxy_stats_add(&c->server->stats, PROXY_STAT_oneway_barriers, 1);
-    proxy_client_forward(c, NULL, 0, bytes, len, false);
+    forward(c, NULL, 0, bytes, len, false);
 }
 
-/* Ends a request: its write, if any, is over (acknowledged or lost). */
+/*
+ * Ends a request: its write, if any, is over (acknowledged or lost). The
+ * pending list is a request's one owner: this is the only caller of
+ * proxy_request_destroy.
+ */
 static void
 pop_request(struct proxy_client *c, struct proxy_request *req)
 {
     TAILQ_REMOVE(&c->pending, req, link);
     c->n_pending--;
-    if (req->held || req->drain)
+    if (req->state == PROXY_REQUEST_WAITING_CACHE || req->state == PROXY_REQUEST_DRAINING)
         c->blocked = false; /* the request the client waited on is gone */
-    /* The wait first: it may still point at req->miss (a Redis lookup). */
-    cache_wait_cancel(req->wait);
-    req->wait = NULL;
-    if (req->inval) {
-        cache_write_end(c->server->cache, req->inval);
-        bson_free(req->inval);
-    }
-    if (req->miss) {
-        cache_pending_free(c->server->cache, req->miss);
-    }
-    cache_write_cancel(req->write_wait);
-    bson_free(req->held);
-    bson_free(req->lsid);
-    bson_free(req->index_db);
-    bson_free(req->index_coll);
-    if (req->drain) {
-        bson_free(req->drain->docs.data);
-        bson_free(req->drain->ns);
-        bson_free(req->drain);
-    }
-    cache_value_unref(req->hit);
-    bson_free(req->canned);
-    bson_free(req);
+    proxy_request_destroy(req, c->server->cache);
 }
 
 /* Sends the proxy-made replies that have reached the head of the list. */
-void
-proxy_client_flush_canned(struct proxy_client *c)
+static void
+flush_canned(struct proxy_client *c)
 {
     struct proxy_request *req;
 
-    while ((req = TAILQ_FIRST(&c->pending)) && (req->canned || req->hit) && !req->write_wait) {
+    while ((req = TAILQ_FIRST(&c->pending)) && req->state == PROXY_REQUEST_READY) {
         if (req->hit) {
             proxy_lookup_write_hit(c, req);
             /* a drained miss is served like a hit of its stored result */
             proxy_client_observe(c, req, req->miss ? PROXY_OUTCOME_MISS : PROXY_OUTCOME_HIT);
         } else {
-            proxy_client_write_owned(c, req->canned, req->canned_len);
+            write_owned(c, req->canned, req->canned_len);
             req->canned = NULL;
             proxy_client_observe(c, req, (enum proxy_outcome)req->outcome);
         }
+        proxy_request_set_state(req, PROXY_REQUEST_DONE);
         pop_request(c, req);
     }
 }
@@ -696,13 +701,15 @@ refuse(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h,
     struct proxy_request *req = push_request(c, h->request_id, PROXY_ROUTE_FORWARD, legacy);
     size_t avail = evbuffer_get_length(in);
 
-    req->canned = proxy_client_make_error(c, h->request_id, legacy, code, code_name, errmsg,
-                                          &req->canned_len);
+    req->canned = proxy_request_make_error(c->server, h->request_id, legacy, code, code_name,
+                                           errmsg, &req->canned_len);
     req->outcome = PROXY_OUTCOME_ERROR;
-    c->linger = avail < (size_t)h->length; /* the rest is still coming: see start_linger */
+    proxy_request_set_state(req, PROXY_REQUEST_READY);
+    /* The rest is still coming (unless the client has shut down): see start_linger. */
+    c->linger = c->phase == PROXY_CLIENT_OPEN && avail < (size_t)h->length;
     evbuffer_drain(in, avail < (size_t)h->length ? avail : (size_t)h->length);
     release_promise(c);
-    proxy_client_flush_canned(c);
+    flush_canned(c);
     finish(c);
 }
 
@@ -746,15 +753,15 @@ admit(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h, 
  * Moves the message of len bytes at the front of in to the upstream, or
  * replaces it with `replacement` (taken) when the proxy rewrote it.
  */
-void
-proxy_client_forward(struct proxy_client *c, struct evbuffer *in, size_t len,
+static void
+forward(struct proxy_client *c, struct evbuffer *in, size_t len,
                      uint8_t *replacement, size_t replacement_len, bool oneway)
 {
     struct evbuffer *out;
     size_t limit = (size_t)c->server->conf->buffer_limit;
 
     if (!c->up) {
-        c->up = proxy_upstream_new(c->server, c);
+        c->up = proxy_upstream_new(c->server, &upstream_cbs, c);
         if (!c->up) {
             conf_log(CONF_LOG_ERROR, c->id, "upstream_alloc_failed",
                      "msg=\"out of memory; closing the client\"");
@@ -833,8 +840,8 @@ advise(struct proxy_client *c, struct proxy_request *req, const struct wire_msg 
     }
 }
 
-void
-proxy_client_advise_held(struct proxy_client *c, struct proxy_request *req)
+static void
+advise_held(struct proxy_client *c, struct proxy_request *req)
 {
     struct wire_msg msg;
     struct wire_cmd cmd;
@@ -868,9 +875,7 @@ advise_reply(struct proxy_client *c, struct proxy_request *req, const bson_t *re
     if (req->index_db) {
         if (ok)
             proxy_advice_indexes_changed(c->server->advice, req->index_db, req->index_coll);
-        bson_free(req->index_db);
-        bson_free(req->index_coll);
-        req->index_db = req->index_coll = NULL;
+        proxy_request_drop_index(req);
     }
 }
 
@@ -934,20 +939,22 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
     case PROXY_ROUTE_ADMIN:
         /* Answered here, in order with the other replies; never forwarded. A
          * moreToCome one (no reply wanted) is not taken: nobody would know. */
-        if (req)
+        if (req) {
             proxy_action_answer(c, req, &body, cmd.db); /* may hold it: see write_wait */
-        else
+            proxy_request_set_state(req, req->write_wait ? PROXY_REQUEST_WAITING_WRITE_ACK
+                                                         : PROXY_REQUEST_READY);
+        } else
             conf_log(CONF_LOG_INFO, c->id, "admin_action",
                      "via=wire action=%s result=refused_oneway", cmd.name);
         evbuffer_drain(in, (size_t)h->length);
-        proxy_client_flush_canned(c);
+        flush_canned(c);
         return true;
     case PROXY_ROUTE_FORWARD:
         if (!c->server->cache || !cmd.db)
             break;
         if (req && proxy_lookup_answer_cursor(c, &cmd, &body, req)) {
             evbuffer_drain(in, (size_t)h->length);
-            proxy_client_flush_canned(c);
+            flush_canned(c);
             return true;
         }
         switch (proxy_lookup_consult(c, &msg, &cmd, &body, req, oneway)) {
@@ -955,7 +962,7 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
             break;
         case PROXY_LOOKUP_ANSWERED:
             evbuffer_drain(in, (size_t)h->length);
-            proxy_client_flush_canned(c);
+            flush_canned(c);
             return true;
         case PROXY_LOOKUP_WAITING:
             /* Read nothing more until the wait is over: replies stay in order. */
@@ -965,7 +972,7 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
             if (msg.flags & WIRE_MSG_EXHAUST_ALLOWED)
                 wire_msg_clear_flags(req->held, req->held_len, WIRE_MSG_EXHAUST_ALLOWED);
             evbuffer_drain(in, (size_t)h->length);
-            proxy_client_set_blocked(c, true);
+            set_blocked(c, true);
             return false;
         }
         break;
@@ -982,10 +989,12 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
         }
         wire_msg_clear_flags(replacement, replacement_len, WIRE_MSG_EXHAUST_ALLOWED);
     }
-    if (req)
+    if (req) {
         req->upstream_us = req->started_us; /* sent now: the round trip starts */
-    proxy_client_forward(c, in, (size_t)h->length, replacement, replacement_len, oneway);
-    if (oneway && c->oneway_count == ONEWAY_RING && !c->dead)
+        proxy_request_set_state(req, PROXY_REQUEST_UPSTREAM);
+    }
+    forward(c, in, (size_t)h->length, replacement, replacement_len, oneway);
+    if (oneway && c->oneway_count == ONEWAY_RING && c->phase < PROXY_CLIENT_DEAD)
         send_barrier(c);
     return true;
 }
@@ -1034,7 +1043,8 @@ handle_op_query(struct proxy_client *c, struct evbuffer *in, const uint8_t *data
         replacement = wire_msg_rebuild_query(&query, &stripped, &replacement_len);
     bson_destroy(&stripped);
     req->upstream_us = req->started_us;
-    proxy_client_forward(c, in, (size_t)h->length, replacement, replacement_len, false);
+    proxy_request_set_state(req, PROXY_REQUEST_UPSTREAM);
+    forward(c, in, (size_t)h->length, replacement, replacement_len, false);
     return true;
 }
 
@@ -1074,8 +1084,8 @@ handle_message(struct proxy_client *c, struct evbuffer *in, const struct wire_he
     }
 }
 
-void
-proxy_client_process_input(struct proxy_client *c)
+static void
+process_input(struct proxy_client *c)
 {
     struct evbuffer *in = proxy_conn_input(c->conn);
     const int32_t max = (int32_t)c->server->conf->max_message_size;
@@ -1118,19 +1128,64 @@ proxy_client_process_input(struct proxy_client *c)
         progressed = true;
     }
     update_reading(c);
-    proxy_client_update_timer(c, progressed);
-    if (c->peer_eof)
-        proxy_client_maybe_finish(c); /* were those the last before its EOF? */
+    update_timer(c, progressed);
+    if (c->phase >= PROXY_CLIENT_PEER_EOF)
+        maybe_finish(c); /* were those the last before its EOF? */
+}
+
+/* The request the client waited on (a cache wait, a drain) is settled: read on. */
+static void
+unblock(struct proxy_client *c)
+{
+    set_blocked(c, false);
+    flush_canned(c);
+    if (c->phase < PROXY_CLIENT_DEAD)
+        event_active(wake_event(c), 0, 0);
+}
+
+/*
+ * A cache wait is over (lookup.c, through request_ops): req is READY (a
+ * hit), or its held message goes upstream after all.
+ */
+static void
+request_resolved(struct proxy_request *req)
+{
+    struct proxy_client *c = req->client;
+
+    if (req->state == PROXY_REQUEST_WAITING_CACHE && c->phase < PROXY_CLIENT_DEAD) {
+        uint8_t *held;
+        size_t len;
+
+        advise_held(c, req);
+        if (req->started_us)
+            req->upstream_us = conf_clock_us();
+        held = proxy_request_take_held(req, &len);
+        proxy_request_set_state(req, PROXY_REQUEST_UPSTREAM);
+        forward(c, NULL, 0, held, len, false);
+    }
+    unblock(c);
+}
+
+/* A write's ack may go out (lookup.c, through request_ops): req is READY. */
+static void
+request_acked(struct proxy_request *req)
+{
+    struct proxy_client *c = req->client;
+
+    flush_canned(c);
+    maybe_finish(c);
+    if (c->phase < PROXY_CLIENT_DEAD)
+        update_timer(c, false);
 }
 
 /* Ends backpressure from the upstream side and handles what is buffered. */
 static void
 resume_reading(struct proxy_client *c)
 {
-    if (!c->reading_paused || c->dead)
+    if (!c->reading_paused || c->phase >= PROXY_CLIENT_DEAD)
         return;
     c->reading_paused = false;
-    proxy_client_process_input(c);
+    process_input(c);
 }
 
 static void
@@ -1138,13 +1193,13 @@ read_cb(struct proxy_conn *conn, void *arg)
 {
     struct proxy_client *c = arg;
 
-    if (c->lingering) {
+    if (c->phase == PROXY_CLIENT_LINGERING) {
         struct evbuffer *in = proxy_conn_input(conn);
 
         evbuffer_drain(in, evbuffer_get_length(in)); /* see start_linger */
         return;
     }
-    proxy_client_process_input(c);
+    process_input(c);
 }
 
 static void
@@ -1160,15 +1215,15 @@ write_cb(struct proxy_conn *conn, void *arg)
         sync_upstream(c);
         if (c->up && !c->memory_paused) {
             proxy_upstream_process(c->up);
-            if (c->dead)
+            if (c->phase >= PROXY_CLIENT_DEAD)
                 return;
         }
-        proxy_client_process_input(c);
-        if (c->dead)
+        process_input(c);
+        if (c->phase >= PROXY_CLIENT_DEAD)
             return;
     }
-    proxy_client_maybe_finish(c);
-    proxy_client_update_timer(c, false);
+    maybe_finish(c);
+    update_timer(c, false);
 }
 
 static void
@@ -1177,7 +1232,7 @@ event_cb(struct proxy_conn *conn, short what, void *arg)
     struct proxy_client *c = arg;
 
     (void)conn;
-    if (c->lingering) {
+    if (c->phase == PROXY_CLIENT_LINGERING) {
         close_now(c, "refused");
         return;
     }
@@ -1188,29 +1243,24 @@ event_cb(struct proxy_conn *conn, short what, void *arg)
                  "in time; closing\"",
                  c->peer, evbuffer_get_length(client_output(c)),
                  (long long)c->server->conf->message_timeout);
-        c->peer_gone = true;
-        stop_io(c);
-        close_now(c, "write_timeout");
+        lose_peer(c, "write_timeout");
         return;
     }
-    if (what & PROXY_CONN_EOF) {
-        c->peer_eof = true;
-        update_reading(c);
-    } else {
-        c->peer_gone = true;
-        stop_io(c);
-    }
-    if (c->peer_gone) {
+    if (!(what & PROXY_CONN_EOF)) {
         /* Nothing can reach the client any more. Its upstream connection
          * is its own and goes with it: the server finishes writes it has
          * started and stops reads when it sees the close. */
-        close_now(c, "client_error");
+        lose_peer(c, "client_error");
         return;
     }
+    if (c->phase == PROXY_CLIENT_OPEN)
+        set_phase(c, PROXY_CLIENT_PEER_EOF);
+    c->linger = false; /* the refused message's rest will not come: nothing to drain */
+    update_reading(c);
     /* EOF: replies still owed are sent (the client may have shut down only
      * its side), bounded by drain_timeout. */
-    proxy_client_maybe_finish(c);
-    proxy_client_update_timer(c, false);
+    maybe_finish(c);
+    update_timer(c, false);
 }
 
 /* ---- replies ---------------------------------------------------------------- */
@@ -1268,7 +1318,7 @@ in_flight_head(struct proxy_client *c)
     struct proxy_request *req;
 
     TAILQ_FOREACH(req, &c->pending, link)
-        if (!req->canned && !req->hit)
+        if (proxy_request_awaits_upstream(req))
             return req;
     return NULL;
 }
@@ -1280,14 +1330,16 @@ client_head(struct proxy_client *c)
     struct proxy_request *req;
 
     TAILQ_FOREACH(req, &c->pending, link)
-        if (!req->canned && !req->hit && !req->internal)
+        if (proxy_request_awaits_upstream(req) && !req->internal)
             return req;
     return NULL;
 }
 
-void
-proxy_client_on_upstream_invalid(struct proxy_client *c, const char *why)
+static void
+on_upstream_invalid(void *arg, const char *why)
 {
+    struct proxy_client *c = arg;
+
     upstream_protocol_error(c, client_head(c), why);
 }
 
@@ -1295,16 +1347,14 @@ proxy_client_on_upstream_invalid(struct proxy_client *c, const char *why)
 static int
 reply_ok(const bson_t *reply)
 {
-    bson_iter_t it;
-
-    if (!bson_iter_init_find(&it, reply, "ok"))
-        return -1;
-    return bson_iter_as_bool(&it) ? 1 : 0;
+    return wire_msg_ok(bson_get_data(reply), reply->len);
 }
 
-bool
-proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h)
+/* The upstream's on_reply: a whole reply of h->length bytes is at the front of in. */
+static bool
+on_reply(void *arg, struct evbuffer *in, const struct wire_header *h)
 {
+    struct proxy_client *c = arg;
     const struct conf *conf = c->server->conf;
     struct proxy_request *req = in_flight_head(c);
     const uint8_t *data;
@@ -1342,14 +1392,15 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
         /* The oneway barrier's reply: every moreToCome request before it has
          * been answered or never will be. The client is read again. */
         evbuffer_drain(in, (size_t)h->length);
+        proxy_request_set_state(req, PROXY_REQUEST_DONE);
         pop_request(c, req);
         c->oneway_head = 0;
         c->oneway_count = 0;
         c->barrier = false;
-        proxy_client_flush_canned(c);
-        proxy_client_process_input(c);
-        proxy_client_maybe_finish(c);
-        return !c->dead && !c->output_full && !c->memory_paused;
+        flush_canned(c);
+        process_input(c);
+        maybe_finish(c);
+        return c->phase < PROXY_CLIENT_DEAD && !c->output_full && !c->memory_paused;
     }
     data = evbuffer_pullup(in, h->length);
     if (!data) {
@@ -1427,13 +1478,18 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
          * would cover: checksummed replies are not stored. */
         if (!req->miss || (reply_flags & WIRE_MSG_CHECKSUM_PRESENT))
             break;
-        if (req->drain ||
+        if (req->state == PROXY_REQUEST_DRAINING ||
             (c->n_pending == 1 && proxy_drain_open_cursor(&reply, NULL, NULL, NULL))) {
             /* The reply (a batch) stays with the proxy; the client gets the
-             * whole result once the cursor is drained. */
-            proxy_drain_step(c, req, &reply);
+             * whole result once the cursor is drained (req READY). */
+            bool over = proxy_drain_step(c, req, &reply);
+
             evbuffer_drain(in, (size_t)h->length);
-            return !c->dead;
+            if (over)
+                unblock(c);
+            else
+                set_blocked(c, true);
+            return c->phase < PROXY_CLIENT_DEAD;
         }
         cache_store(c->server->cache, req->miss, data, (size_t)h->length, &reply);
         break;
@@ -1447,39 +1503,43 @@ proxy_client_on_reply(struct proxy_client *c, struct evbuffer *in, const struct 
                               &req->write_wait)) {
         /* The ack waits (in order) until the other proxies can no longer
          * serve what this write changed. */
-        bson_free(req->inval);
-        req->inval = NULL;
+        proxy_request_forget_inval(req);
         req->canned = bson_malloc((size_t)h->length);
         evbuffer_remove(in, req->canned, (size_t)h->length);
         req->canned_len = (size_t)h->length;
         req->outcome = (uint8_t)outcome;
-        return !c->dead;
+        proxy_request_set_state(req, PROXY_REQUEST_WAITING_WRITE_ACK);
+        return c->phase < PROXY_CLIENT_DEAD;
     }
     if (rewritten) {
         evbuffer_drain(in, (size_t)h->length);
-        proxy_client_write_owned(c, rewritten, rewritten_len);
-    } else if (c->peer_gone) {
+        write_owned(c, rewritten, rewritten_len);
+    } else if (c->phase == PROXY_CLIENT_GONE) {
         evbuffer_drain(in, (size_t)h->length);
     } else {
         evbuffer_remove_buffer(in, c->scratch, (size_t)h->length);
         proxy_conn_send(c->conn, c->scratch);
     }
     proxy_client_observe_at(c, req, outcome, now_us);
+    if (req->state == PROXY_REQUEST_DRAINING)
+        c->blocked = false; /* a drain ended by a reply it cannot take: read on */
+    proxy_request_set_state(req, PROXY_REQUEST_DONE);
     pop_request(c, req);
-    proxy_client_flush_canned(c);
+    flush_canned(c);
 
     check_output(c);
     check_memory(c);
     update_reading(c);
-    proxy_client_maybe_finish(c);
-    if (!c->dead)
-        proxy_client_update_timer(c, false);
-    return !c->dead && !c->output_full && !c->memory_paused;
+    maybe_finish(c);
+    if (c->phase < PROXY_CLIENT_DEAD)
+        update_timer(c, false);
+    return c->phase < PROXY_CLIENT_DEAD && !c->output_full && !c->memory_paused;
 }
 
-void
-proxy_client_on_upstream_down(struct proxy_client *c, const char *why, bool connected)
+static void
+on_upstream_down(void *arg, const char *why, bool connected)
 {
+    struct proxy_client *c = arg;
     struct proxy_request *req;
     bool oneway_lost = c->oneway_sent;
 
@@ -1502,12 +1562,12 @@ proxy_client_on_upstream_down(struct proxy_client *c, const char *why, bool conn
                 proxy_client_observe(c, req, PROXY_OUTCOME_ERROR);
                 pop_request(c, req);
             }
-            proxy_client_maybe_finish(c);
+            maybe_finish(c);
             /* Requests buffered behind the failure are tried on a new
              * connection (the old one's queue is gone, and so is any wait). */
             c->reading_paused = false;
-            if (!c->dead)
-                proxy_client_process_input(c);
+            if (c->phase < PROXY_CLIENT_DEAD)
+                process_input(c);
             return;
         }
         close_now(c, "upstream_unreachable");
@@ -1528,13 +1588,15 @@ proxy_client_on_upstream_down(struct proxy_client *c, const char *why, bool conn
     finish(c);
 }
 
-void
-proxy_client_on_upstream_drained(struct proxy_client *c)
+static void
+on_upstream_drained(void *arg)
 {
-    if (c->dead)
+    struct proxy_client *c = arg;
+
+    if (c->phase >= PROXY_CLIENT_DEAD)
         return;
     resume_reading(c);
-    proxy_client_maybe_finish(c);
+    maybe_finish(c);
 }
 
 /* ---- construction ------------------------------------------------------------ */
@@ -1601,6 +1663,6 @@ proxy_client_new(struct proxy_server *server, evutil_socket_t fd, const struct s
     proxy_stats_add(&server->stats, PROXY_STAT_clients_accepted, 1);
     proxy_stats_add(&server->stats, PROXY_STAT_clients_active, 1);
     conf_log(CONF_LOG_INFO, c->id, "client_accept", "peer=%s", c->peer);
-    proxy_client_update_timer(c, false);
+    update_timer(c, false);
     return c;
 }

@@ -1,9 +1,11 @@
 /*
  * proxy/cursor.c: the proxy's own cursors (see cursor.h). Owns the table
- * of open cursors (id -> result, position, owner), batch building, and the
- * replies to getMore and killCursors for those ids. Draining the server's
- * cursor is drain.c's; storing results is the cache's. Cursors idle for
- * ten minutes are dropped, as the server drops its own.
+ * of open cursors (id -> result, position, owner), batch building, the
+ * replies to getMore and killCursors for those ids (asked by lookup.c) and
+ * the random ids. Draining the server's cursor is drain.c's; storing
+ * results is the cache's; the first batch is written when lookup.c writes
+ * a drained result as a hit. Cursors idle for ten minutes are dropped, as
+ * the server drops its own; at most MAX_CURSORS are open.
  *
  * Like mongod's, a cursor can be read only by the principal that opened it,
  * on its own namespace, in its own session; and its id is 63 random bits,

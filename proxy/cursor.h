@@ -1,6 +1,6 @@
 /*
  * proxy/cursor.h: cursors the proxy serves itself. When a cacheable find or
- * aggregate returns an open cursor, the proxy drains it (client.c) and
+ * aggregate returns an open cursor, the proxy drains it (drain.c) and
  * keeps the whole result as one cache value; every client reading that
  * result, from the server or from the cache, gets firstBatch and then each
  * getMore from a cursor of the proxy's own, honouring batchSize, as the

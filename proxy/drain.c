@@ -4,10 +4,11 @@
  * upstream connection (the client's later requests wait), stores the whole
  * result and answers the client from a cursor of its own (proxy/cursor.h).
  *
- * Owns: the drain state of one request (struct proxy_drain) and the
- * getMores it sends. Does not own checking the upstream's replies or
- * relaying them (client.c), nor the cache lookup that made the request a
- * miss (lookup.c).
+ * Owns: filling the drain state of one request (struct proxy_drain; freed
+ * by request.c when the request leaves DRAINING) and the getMores it sends.
+ * Tells client.c the drain is over by proxy_drain_step's result, never by a
+ * call. Does not own checking the upstream's replies or relaying them
+ * (client.c), nor the cache lookup that made the request a miss (lookup.c).
  */
 #include "proxy/drain.h"
 
@@ -15,7 +16,6 @@
 #include "conf/clock.h"
 #include "conf/log.h"
 #include "proxy/client_internal.h"
-#include "proxy/lookup.h"
 #include "proxy/server.h"
 #include "proxy/upstream.h"
 #include "wire/reply.h"
@@ -30,7 +30,7 @@
 int32_t
 proxy_drain_expected_id(const struct proxy_request *req)
 {
-    return req->drain ? req->drain->expect : req->request_id;
+    return req->state == PROXY_REQUEST_DRAINING ? req->drain->expect : req->request_id;
 }
 
 /*
@@ -92,7 +92,7 @@ send_get_more(struct proxy_client *c, struct proxy_request *req)
     BSON_APPEND_UTF8(&body, "$db", db);
     if (req->lsid && bson_init_static(&lsid, req->lsid, req->lsid_len))
         BSON_APPEND_DOCUMENT(&body, "lsid", &lsid);
-    d->expect = proxy_client_reply_id(c); /* unique per connection is all it needs */
+    d->expect = proxy_server_reply_id(c->server); /* unique per connection is all it needs */
     bytes = wire_reply_msg(d->expect, 0, &body, &len);
     bson_destroy(&body);
     evbuffer_add(c->scratch, bytes, len);
@@ -117,27 +117,20 @@ drain_finish(struct proxy_client *c, struct proxy_request *req, int64_t upstream
     value = cache_store_docs(c->server->cache, req->miss, d->docs.data, d->docs.len, d->docs.n,
                              d->ns,
                              upstream_id == 0);
-    req->drain = NULL;
+    conf_log(CONF_LOG_DEBUG, c->id, "cursor_drained", "ns=%s docs=%u bytes=%zu complete=%d",
+             d->ns, d->docs.n, d->docs.len, upstream_id == 0);
+    proxy_request_set_state(req, PROXY_REQUEST_READY); /* frees the drain */
     if (value) {
         /* Served like a hit of the stored result (proxy_lookup_write_hit). */
         req->hit = value;
         req->cursor_upstream_id = upstream_id;
     } else {
-        req->canned = proxy_client_make_error(c, req->request_id, false,
+        req->canned = proxy_request_make_error(c->server, req->request_id, false,
                                               WIRE_CODE_PROTOCOL_ERROR, "ProtocolError",
                                               "mongocache: inconsistent cursor batches",
                                               &req->canned_len);
         req->outcome = PROXY_OUTCOME_ERROR;
     }
-    conf_log(CONF_LOG_DEBUG, c->id, "cursor_drained", "ns=%s docs=%u bytes=%zu complete=%d",
-             d->ns, d->docs.n, d->docs.len, upstream_id == 0);
-    bson_free(d->docs.data);
-    bson_free(d->ns);
-    bson_free(d);
-    proxy_client_set_blocked(c, false);
-    proxy_client_flush_canned(c);
-    if (!c->dead)
-        event_active(c->resume_ev, 0, 0);
 }
 
 uint32_t
@@ -195,8 +188,11 @@ drain_exhausted(struct proxy_client *c, const struct proxy_drain *d)
     return true;
 }
 
-/* Takes one batch (the first reply, or a getMore's) of a cursor being drained. */
-void
+/*
+ * Takes one batch (the first reply, or a getMore's) of a cursor being
+ * drained. True when the drain is over (req READY).
+ */
+bool
 proxy_drain_step(struct proxy_client *c, struct proxy_request *req, const bson_t *reply)
 {
     struct proxy_drain *d = req->drain;
@@ -208,13 +204,13 @@ proxy_drain_step(struct proxy_client *c, struct proxy_request *req, const bson_t
     if (!proxy_drain_open_cursor(reply, &id, &batch, &ns)) {
         /* An error in the middle: serve what came, then the server's own answer. */
         drain_finish(c, req, d->upstream_id);
-        return;
+        return true;
     }
     if (!d) {
+        proxy_request_set_state(req, PROXY_REQUEST_DRAINING);
         d = req->drain = bson_malloc0(sizeof *d);
         d->ns = bson_strdup(ns);
         d->started_ms = conf_clock_ms();
-        proxy_client_set_blocked(c, true);
     } else {
         d->rounds++;
     }
@@ -222,8 +218,10 @@ proxy_drain_step(struct proxy_client *c, struct proxy_request *req, const bson_t
     d->upstream_id = id;
     d->empty_rounds = appended == 0 && d->rounds > 0 ? d->empty_rounds + 1 : 0;
     if (id == 0 || d->docs.len > (size_t)c->server->conf->cache_max_entry_bytes || !c->up ||
-        drain_exhausted(c, d))
+        drain_exhausted(c, d)) {
         drain_finish(c, req, id);
-    else
-        send_get_more(c, req);
+        return true;
+    }
+    send_get_more(c, req);
+    return false;
 }

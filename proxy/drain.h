@@ -38,7 +38,12 @@ struct proxy_drain_docs {
  */
 uint32_t proxy_drain_docs_append(struct proxy_drain_docs *docs, const bson_iter_t *batch);
 
-/* Takes one batch (the first reply, or a getMore's) of a cursor being drained. */
-void proxy_drain_step(struct proxy_client *c, struct proxy_request *req, const bson_t *reply);
+/*
+ * Takes one batch (the first reply, or a getMore's) of a cursor being
+ * drained: the first moves req from UPSTREAM to DRAINING (the client reads
+ * no further until the end). True when the drain is over: req is READY,
+ * served from the stored result (req->hit) or an error (req->canned).
+ */
+bool proxy_drain_step(struct proxy_client *c, struct proxy_request *req, const bson_t *reply);
 
 #endif

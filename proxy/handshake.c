@@ -20,6 +20,7 @@
 #include "proxy/client_internal.h"
 #include "proxy/hello.h"
 #include "proxy/server.h"
+#include "wire/frame.h"
 #include "wire/reply.h"
 
 #include <string.h>

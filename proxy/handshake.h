@@ -1,6 +1,6 @@
 /*
  * proxy/handshake.h: a client's hello and authentication as seen by the
- * request pipeline (see the diagram in client.c): prepare a hello for the
+ * request pipeline (see the diagram in request.c): prepare a hello for the
  * upstream, rewrite its reply for the persona, note authentication verdicts.
  */
 #ifndef MONGOCACHE_PROXY_HANDSHAKE_H

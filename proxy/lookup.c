@@ -1,14 +1,18 @@
 /*
  * proxy/lookup.c: the query cache's part of the request pipeline (see the
- * diagram in client.c). A forwarded command is looked up (read) or bumps
- * the generations it may change (write); a read that waits for an identical
- * one in flight is resolved here; getMore and killCursors on the proxy's
- * own cursors are answered here; a stored reply is written back to the
- * client; a write's ack is released once its bump reached Redis.
+ * diagram in request.c). A forwarded command is looked up (read) or bumps
+ * the generations it may change (write); the end of a read's wait for an
+ * identical one in flight (or for Redis) moves the request (READY on a
+ * hit); getMore and killCursors on the proxy's own cursors are answered
+ * here; a stored reply is written back to the client; a write's ack is made
+ * READY once its bump reached Redis. The ends of waits are told to the
+ * client through the request's ops (proxy/request.h): this file never calls
+ * client.c.
  *
  * Owns: the calls into cache/cache.h and proxy/cursor.h for one request.
- * Does not own the client, its request list or its sockets (client.c), nor
- * reading an open cursor to its end (drain.c).
+ * Does not own the client, its request list or its sockets (client.c), the
+ * request's payloads (request.c), nor reading an open cursor to its end
+ * (drain.c).
  */
 #include "proxy/lookup.h"
 
@@ -89,8 +93,10 @@ keep_session(struct proxy_request *req, const struct wire_cmd *cmd, const bson_t
 
 /*
  * The cache's part of a forwarded command: a write bumps the generations
- * it may change (req remembers it, to bump again at the end); a read is
- * looked up.
+ * it may change (req remembers it, to bump again at the end), even with
+ * cache off (the entries this proxy keeps for a reload back to on, and
+ * other proxies sharing the Redis tier, must not serve what it changed); a
+ * read is looked up, unless cache is off.
  */
 enum proxy_lookup_verdict
 proxy_lookup_consult(struct proxy_client *c, const struct wire_msg *msg, const struct wire_cmd *cmd,
@@ -119,12 +125,19 @@ proxy_lookup_consult(struct proxy_client *c, const struct wire_msg *msg, const s
     }
     if (oneway || inval.write || !req)
         return PROXY_LOOKUP_FORWARD;
+    if (!c->server->conf->cache) {
+        /* cache = off: a read runs no cache function and allocates nothing
+         * for the cache; it is counted as the cache would count it. */
+        proxy_stats_add(&c->server->stats, PROXY_STAT_cache_off_passes, 1);
+        return PROXY_LOOKUP_FORWARD;
+    }
     read.body = body;
     read.cmd = cmd; /* parsed once, in client.c */
     read.db = cmd->db;
     read.n_sequences = msg->n_seqs;
     read.principal = proxy_lookup_principal(c);
     read.bypass_reason = 0;
+    proxy_stats_add(&c->server->stats, PROXY_STAT_cache_lookups, 1);
     outcome = cache_lookup(cache, &read, &pending, &req->hit, cache_resolved, req, &req->wait);
     if (conf_log_enabled(CONF_LOG_DEBUG))
         conf_log(CONF_LOG_DEBUG, c->id, "cache", "request_id=%d outcome=%s reason=%s",
@@ -143,12 +156,14 @@ proxy_lookup_consult(struct proxy_client *c, const struct wire_msg *msg, const s
         proxy_advice_hit(c->server->advice, cache_value_tag(req->hit));
         if (cache_value_is_docs(req->hit))
             keep_session(req, cmd, body); /* its proxy cursor belongs to this session */
+        proxy_request_set_state(req, PROXY_REQUEST_READY);
         verdict = PROXY_LOOKUP_ANSWERED;
         break;
     case CACHE_WAIT:
         /* Kept: a wait for Redis may end in a miss, whose reply is stored. */
         req->miss = pending;
         keep_session(req, cmd, body);
+        proxy_request_set_state(req, PROXY_REQUEST_WAITING_CACHE);
         return PROXY_LOOKUP_WAITING;
     case CACHE_BYPASS:
         break;
@@ -158,50 +173,26 @@ proxy_lookup_consult(struct proxy_client *c, const struct wire_msg *msg, const s
     return verdict;
 }
 
-/* Runs proxy_client_process_input on the next loop turn, after a wait is over. */
-void
-proxy_lookup_resume_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct proxy_client *c = arg;
-
-    (void)fd;
-    (void)what;
-    if (!c->dead && !c->blocked)
-        proxy_client_process_input(c);
-}
-
 /*
- * The cache decided on a read that waited for an identical one: answer it
- * from the stored reply, or send the held message upstream after all.
+ * The cache decided on a read that waited for an identical one (or for the
+ * Redis tier): a hit makes req READY; otherwise its held message is the
+ * client's to send. Either way the client hears of it through req->ops.
  */
 static void
 cache_resolved(void *arg, enum cache_outcome outcome, struct cache_value *hit)
 {
     struct proxy_request *req = arg;
-    struct proxy_client *c = req->client;
+    struct proxy_server *server = req->client->server;
 
-    req->wait = NULL;
-    if (outcome != CACHE_MISS && req->miss) {
-        cache_pending_free(c->server->cache, req->miss);
-        req->miss = NULL;
-    }
+    req->wait = NULL; /* the cache has let go of it: nothing to cancel */
+    if (outcome != CACHE_MISS)
+        proxy_request_drop_miss(req, server->cache);
     if (outcome == CACHE_HIT) {
         req->hit = hit;
-        proxy_advice_hit(c->server->advice, cache_value_tag(hit));
-        bson_free(req->held);
-    } else if (!c->dead) {
-        proxy_client_advise_held(c, req);
-        if (req->started_us)
-            req->upstream_us = conf_clock_us();
-        proxy_client_forward(c, NULL, 0, req->held, req->held_len, false);
-    } else {
-        bson_free(req->held);
+        proxy_advice_hit(server->advice, cache_value_tag(hit));
+        proxy_request_set_state(req, PROXY_REQUEST_READY); /* frees the held message */
     }
-    req->held = NULL;
-    proxy_client_set_blocked(c, false);
-    proxy_client_flush_canned(c);
-    if (!c->dead)
-        event_active(c->resume_ev, 0, 0);
+    req->ops->resolved(req);
 }
 
 /*
@@ -217,7 +208,7 @@ proxy_lookup_answer_cursor(struct proxy_client *c, const struct wire_cmd *cmd, c
 
     if (cmd->name_id != WIRE_NAME_GET_MORE && cmd->name_id != WIRE_NAME_KILL_CURSORS)
         return false;
-    id = proxy_client_reply_id(c);
+    id = proxy_server_reply_id(c->server);
     owner.lsid = lsid_of(cmd, body, &owner.lsid_len);
     if (cmd->name_id == WIRE_NAME_GET_MORE)
         req->canned = proxy_cursor_get_more(c->server->cursors, body, cmd->db, &owner, id,
@@ -225,9 +216,11 @@ proxy_lookup_answer_cursor(struct proxy_client *c, const struct wire_cmd *cmd, c
     else
         req->canned = proxy_cursor_kill(c->server->cursors, body, cmd->db, &owner, id,
                                         req->request_id, &req->canned_len);
-    if (req->canned)
-        req->outcome = PROXY_OUTCOME_HIT; /* served from the proxy's cursor of a stored result */
-    return req->canned != NULL;
+    if (!req->canned)
+        return false;
+    req->outcome = PROXY_OUTCOME_HIT; /* served from the proxy's cursor of a stored result */
+    proxy_request_set_state(req, PROXY_REQUEST_READY);
+    return true;
 }
 
 /*
@@ -242,20 +235,20 @@ proxy_lookup_write_hit(struct proxy_client *c, struct proxy_request *req)
     uint8_t header[WIRE_HEADER_LEN];
     struct evbuffer *out = c->scratch;
 
-    if (c->peer_gone)
+    if (c->phase == PROXY_CLIENT_GONE)
         return;
     if (cache_value_is_docs(req->hit)) {
         /* A drained cursor: its batches come from a cursor of the proxy's. */
         struct proxy_cursor_owner owner = {proxy_lookup_principal(c), req->lsid, req->lsid_len};
 
         (void)proxy_cursor_first(c->server->cursors, req->hit, req->batch_size,
-                                 req->cursor_upstream_id, &owner, proxy_client_reply_id(c),
+                                 req->cursor_upstream_id, &owner, proxy_server_reply_id(c->server),
                                  req->request_id, out);
         proxy_conn_send(c->conn, out);
         return;
     }
     memcpy(header, data, sizeof header);
-    wire_reply_restamp(header, proxy_client_reply_id(c), req->request_id);
+    wire_reply_restamp(header, proxy_server_reply_id(c->server), req->request_id);
     evbuffer_add(out, header, sizeof header);
     proxy_io_add_value(out, req->hit, data + WIRE_HEADER_LEN, len - WIRE_HEADER_LEN,
                        &c->server->mem_referenced);
@@ -267,11 +260,8 @@ void
 proxy_lookup_write_bumped(void *arg)
 {
     struct proxy_request *req = arg;
-    struct proxy_client *c = req->client;
 
-    req->write_wait = NULL;
-    proxy_client_flush_canned(c);
-    proxy_client_maybe_finish(c);
-    if (!c->dead)
-        proxy_client_update_timer(c, false);
+    req->write_wait = NULL; /* the cache has let go of it: nothing to cancel */
+    proxy_request_set_state(req, PROXY_REQUEST_READY);
+    req->ops->acked(req);
 }

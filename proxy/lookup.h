@@ -1,6 +1,6 @@
 /*
  * proxy/lookup.h: the query cache's part of a client's request pipeline
- * (see the diagram in client.c): look a read up, bump for a write, answer
+ * (see the diagram in request.c): look a read up, bump for a write, answer
  * from a stored reply or from a cursor of the proxy's own.
  */
 #ifndef MONGOCACHE_PROXY_LOOKUP_H
@@ -28,14 +28,12 @@ const char *proxy_lookup_principal(const struct proxy_client *c);
 /*
  * The cache's part of a forwarded command: a write bumps the generations
  * it may change (req remembers it, to bump again at the end); a read is
- * looked up.
+ * looked up: a hit makes req READY, a wait WAITING_CACHE (its end is told
+ * to req->ops->resolved).
  */
 enum proxy_lookup_verdict proxy_lookup_consult(struct proxy_client *c, const struct wire_msg *msg,
                                                const struct wire_cmd *cmd, const bson_t *body,
                                                struct proxy_request *req, bool oneway);
-
-/* The client's resume_ev callback: runs process_input after a wait is over. */
-void proxy_lookup_resume_cb(evutil_socket_t fd, short what, void *arg);
 
 /*
  * getMore and killCursors on the proxy's own cursors are answered here;
@@ -47,7 +45,10 @@ bool proxy_lookup_answer_cursor(struct proxy_client *c, const struct wire_cmd *c
 /* Writes the stored reply req->hit for req. */
 void proxy_lookup_write_hit(struct proxy_client *c, struct proxy_request *req);
 
-/* An acknowledged write's bump reached Redis (or gave up): its ack may go out. */
+/*
+ * For cache_write_end_async, arg the request: an acknowledged write's bump
+ * reached Redis (or gave up): req is READY, and its owner is told (ops->acked).
+ */
 void proxy_lookup_write_bumped(void *arg);
 
 #endif

@@ -179,6 +179,34 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
     proxy_server_drain(server);
 }
 
+/* ---- what server.c reports up (struct proxy_server_hooks) ---------------- */
+
+static void
+hook_memory_low(struct proxy_server *server)
+{
+    proxy_client_memory_resume_all(server);
+}
+
+static void
+hook_fd_freed(struct proxy_server *server)
+{
+    if (server->listener)
+        proxy_listener_fd_freed(server->listener);
+}
+
+static void
+hook_stop_accepting(struct proxy_server *server)
+{
+    proxy_listener_destroy(server->listener);
+    server->listener = NULL;
+}
+
+static void
+hook_drain_clients(struct proxy_server *server)
+{
+    proxy_client_drain_all(server);
+}
+
 static bool
 write_pid_file(const char *path)
 {
@@ -282,6 +310,10 @@ main(int argc, char **argv)
         conf_log(CONF_LOG_ERROR, 0, "startup_failed", "error=\"%s\"", error.message);
         goto out;
     }
+    server.hooks.memory_low = hook_memory_low;
+    server.hooks.fd_freed = hook_fd_freed;
+    server.hooks.stop_accepting = hook_stop_accepting;
+    server.hooks.drain_clients = hook_drain_clients;
     if (!proxy_server_set_upstream(&server, &error)) {
         conf_log(CONF_LOG_ERROR, 0, "startup_failed", "option=upstream error=\"%s\"",
                  error.message);

@@ -195,6 +195,20 @@ hist_bson(bson_t *parent, const char *key, const struct cache_hist *h)
     bson_append_document_end(parent, &sub);
 }
 
+/*
+ * Reads not cached for reason: with cache off the proxy asks the cache
+ * nothing, so it counts those reads itself (cache_off_passes).
+ */
+static uint64_t
+bypass_count(struct proxy_server *server, int reason)
+{
+    uint64_t n = cache_bypass_count(server->cache, reason);
+
+    if (reason == CACHE_BYPASS_OFF)
+        n += (uint64_t)server->stats.value[PROXY_STAT_cache_off_passes];
+    return n;
+}
+
 static void
 cache_bson(struct proxy_server *server, bson_t *doc)
 {
@@ -215,9 +229,8 @@ cache_bson(struct proxy_server *server, bson_t *doc)
     BSON_APPEND_INT32(&sub, "key_bits", (int32_t)cache_key_bits());
     BSON_APPEND_DOCUMENT_BEGIN(&sub, "bypass_reasons", &reasons);
     for (int i = 1; i < CACHE_BYPASS_COUNT; i++)
-        if (cache_bypass_count(cache, i))
-            BSON_APPEND_INT64(&reasons, cache_bypass_name(i),
-                              (int64_t)cache_bypass_count(cache, i));
+        if (bypass_count(server, i))
+            BSON_APPEND_INT64(&reasons, cache_bypass_name(i), (int64_t)bypass_count(server, i));
     bson_append_document_end(&sub, &reasons);
     if (redis) {
         BSON_APPEND_DOCUMENT_BEGIN(&sub, "redis", &rsub);
@@ -440,7 +453,7 @@ cache_text(struct proxy_server *server, struct evbuffer *buf)
     family(buf, prom, type_name(kind), help);                                                      \
     for (int i = 1; i < CACHE_BYPASS_COUNT; i++) {                                                 \
         const char *r = cache_bypass_name(i);                                                      \
-        sample_label(buf, prom, "reason", r, strlen(r), cache_bypass_count(cache, i));             \
+        sample_label(buf, prom, "reason", r, strlen(r), bypass_count(server, i));                  \
     }
 #include "conf/counters.def"
 

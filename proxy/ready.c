@@ -26,8 +26,8 @@
 #include "cache/redis.h"
 #include "conf/clock.h"
 #include "conf/log.h"
-#include "proxy/admin.h"
 #include "proxy/conn.h"
+#include "proxy/http.h"
 #include "proxy/io.h"
 #include "proxy/server.h"
 #include "wire/frame.h"
@@ -97,7 +97,7 @@ answer(struct proxy_ready *ready, struct evhttp_request *req, bool detailed)
     BSON_APPEND_UTF8(&doc, "upstream", ready->ok ? "reachable" : "unreachable");
     BSON_APPEND_UTF8(&doc, "redis", redis_state);
     BSON_APPEND_INT64(&doc, "checked_ms_ago", conf_clock_ms() - ready->checked_ms);
-    proxy_admin_send_bson(req, code, code == 200 ? "OK" : "Service Unavailable", &doc);
+    proxy_http_send_bson(req, code, code == 200 ? "OK" : "Service Unavailable", &doc);
     bson_destroy(&doc);
 }
 

@@ -1,9 +1,10 @@
 /*
- * proxy/router.h: deciding what happens to one client command. Today every
- * command is forwarded on the client's own upstream connection; the router
- * only tells apart the ones the proxy must watch or rewrite on the way:
- * handshakes (persona) and authentication (principal). The query cache adds
- * its "lookup before forwarding" and "store after the reply" steps here.
+ * proxy/router.h: which path one client command takes, from its name alone.
+ * Handshakes are rewritten (persona, proxy/handshake.c), authentication is
+ * observed (the principal, proxy/auth.c), the proxy's admin commands are
+ * answered by the proxy (proxy/action.c); everything else is FORWARD: the
+ * cache's part of it (lookup, store, invalidation) is proxy/lookup.c's, and
+ * it goes upstream unless the cache answers it (see proxy/request.c).
  */
 #ifndef MONGOCACHE_PROXY_ROUTER_H
 #define MONGOCACHE_PROXY_ROUTER_H

@@ -11,9 +11,7 @@
 
 #include "conf/error.h"
 #include "conf/log.h"
-#include "proxy/client.h"
 #include "proxy/conn.h"
-#include "proxy/listener.h"
 
 #include <event2/buffer.h>
 #include <event2/dns.h>
@@ -75,8 +73,8 @@ memory_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (server->n_memory_paused > 0 && memory_low(server))
-        proxy_client_memory_resume_all(server);
+    if (server->n_memory_paused > 0 && memory_low(server) && server->hooks.memory_low)
+        server->hooks.memory_low(server);
 }
 
 /* Runs on every change to a tracked buffer: keep it to a few additions. */
@@ -126,8 +124,8 @@ proxy_server_client_closed(struct proxy_server *server)
             event_base_loopexit(server->base, NULL);
         return;
     }
-    if (server->listener)
-        proxy_listener_fd_freed(server->listener);
+    if (server->hooks.fd_freed)
+        server->hooks.fd_freed(server);
 }
 
 static void
@@ -152,15 +150,16 @@ proxy_server_drain(struct proxy_server *server)
     if (server->draining)
         return;
     server->draining = true;
-    proxy_listener_destroy(server->listener);
-    server->listener = NULL;
+    if (server->hooks.stop_accepting)
+        server->hooks.stop_accepting(server);
     conf_log(CONF_LOG_INFO, 0, "drain_start", "clients=%llu drain_timeout_ms=%lld",
              (unsigned long long)server->n_clients, (long long)server->conf->drain_timeout);
     if (server->n_clients == 0) {
         event_base_loopexit(server->base, NULL);
         return;
     }
-    proxy_client_drain_all(server);
+    if (server->hooks.drain_clients)
+        server->hooks.drain_clients(server);
     tv.tv_sec = server->conf->drain_timeout / 1000;
     tv.tv_usec = (server->conf->drain_timeout % 1000) * 1000;
     server->drain_timer = evtimer_new(server->base, drain_timeout_cb, server);

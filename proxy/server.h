@@ -24,6 +24,18 @@ struct proxy_client;
 struct proxy_listener;
 struct proxy_admin;
 struct cache;
+struct proxy_server;
+
+/*
+ * What server.c reports to the files above it, which it never calls: set by
+ * main.c at start-up; a hook left NULL is skipped (unit tests).
+ */
+struct proxy_server_hooks {
+    void (*memory_low)(struct proxy_server *server);     /* paused clients may read again */
+    void (*fd_freed)(struct proxy_server *server);       /* a client closed: accept again */
+    void (*stop_accepting)(struct proxy_server *server); /* SIGTERM: close the listeners */
+    void (*drain_clients)(struct proxy_server *server);  /* SIGTERM: every client finishes */
+};
 struct proxy_cursors;
 struct proxy_advice;
 struct proxy_io_loop;
@@ -67,8 +79,17 @@ struct proxy_server {
     struct proxy_io_loop *io;   /* the sockets' read buffer and scratch (proxy/io.h); created
                                  * on first use */
     bool draining;              /* SIGTERM received */
+    struct proxy_server_hooks hooks; /* what this file reports up (set by main.c) */
     struct event *drain_timer;
 };
+
+/* A fresh requestID for a reply the proxy makes itself (one counter per process). */
+static inline int32_t
+proxy_server_reply_id(struct proxy_server *server)
+{
+    /* Positive and wrapping: a requestID is an int32. */
+    return (int32_t)(server->next_reply_id++ & 0x7fffffffu);
+}
 
 /*
  * Sets the upstream address from conf->upstream (parsed with libmongoc).

@@ -19,8 +19,8 @@
 #include "advice/shape.h"
 #include "advice/table.h"
 #include "conf/clock.h"
-#include "proxy/admin.h"
 #include "proxy/advice.h"
+#include "proxy/http.h"
 #include "proxy/server.h"
 
 #include <event2/buffer.h>
@@ -36,7 +36,7 @@ send_error(struct evhttp_request *req, int code, const char *reason, const char 
     bson_t doc = BSON_INITIALIZER;
 
     BSON_APPEND_UTF8(&doc, "error", why);
-    proxy_admin_send_bson(req, code, reason, &doc);
+    proxy_http_send_bson(req, code, reason, &doc);
     bson_destroy(&doc);
 }
 
@@ -199,7 +199,7 @@ proxy_shapes_http(struct evhttp_request *req, void *arg)
         bson_destroy(&doc);
         return;
     }
-    if (!proxy_admin_authorized(server, req)) {
+    if (!proxy_http_authorized(server, req)) {
         send_error(req, 401, "Unauthorized", "unauthorized");
         bson_destroy(&doc);
         return;
@@ -209,7 +209,7 @@ proxy_shapes_http(struct evhttp_request *req, void *arg)
                          "no shape table: index advice is off (advice = off); turn it on to "
                          "count query shapes");
         BSON_APPEND_BOOL(&doc, "advice", false);
-        proxy_admin_send_bson(req, 404, "Not Found", &doc);
+        proxy_http_send_bson(req, 404, "Not Found", &doc);
         bson_destroy(&doc);
         return;
     }
@@ -232,6 +232,6 @@ proxy_shapes_http(struct evhttp_request *req, void *arg)
     for (uint32_t i = 0; i < n; i++)
         append_row(&shapes, i, &rows[i], report, mono_now, wall_now);
     bson_append_array_end(&doc, &shapes);
-    proxy_admin_send_bson(req, 200, "OK", &doc);
+    proxy_http_send_bson(req, 200, "OK", &doc);
     bson_destroy(&doc);
 }

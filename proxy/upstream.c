@@ -1,14 +1,14 @@
 /*
  * proxy/upstream.c: a client's upstream socket (see upstream.h). Owns the
- * connection (proxy/conn.h), the connect timer and reply framing: it waits for a whole
- * reply, checks its header against max_message_size, and hands it to
- * client.c. What a reply means, and whether it is valid beyond its header,
+ * connection (proxy/conn.h), the connect timer and reply framing: it waits
+ * for a whole reply, checks its header against max_message_size, and hands
+ * it to its owner (client.c) through the callbacks it was given (it never
+ * calls client.c). What a reply means, and whether it is valid beyond its header,
  * is client.c's business.
  */
 #include "proxy/upstream.h"
 
 #include "conf/log.h"
-#include "proxy/client.h"
 #include "proxy/conn.h"
 #include "proxy/io.h"
 #include "proxy/server.h"
@@ -25,7 +25,8 @@
 
 struct proxy_upstream {
     struct proxy_server *server;
-    struct proxy_client *client; /* owner */
+    const struct proxy_upstream_cbs *cbs; /* the owner's (client.c) */
+    void *arg;
     struct proxy_conn *conn;
     struct event *connect_timer; /* until connected */
     bool connected;
@@ -39,7 +40,7 @@ static void
 fail(struct proxy_upstream *up, const char *why)
 {
     /* The client destroys us from inside this call. */
-    proxy_client_on_upstream_down(up->client, why, up->connected);
+    up->cbs->on_down(up->arg, why, up->connected);
 }
 
 static void
@@ -84,13 +85,13 @@ proxy_upstream_process(struct proxy_upstream *up)
                               &header, &error) != WIRE_OK) {
             snprintf(why, sizeof why, "%s", error.message);
             /* The client answers its oldest request with an error and destroys us. */
-            proxy_client_on_upstream_invalid(up->client, why);
+            up->cbs->on_invalid(up->arg, why);
             return;
         }
         if (avail < (size_t)header.length)
             return;
         proxy_stats_add(&up->server->stats, PROXY_STAT_bytes_from_upstream, header.length);
-        if (!proxy_client_on_reply(up->client, in, &header))
+        if (!up->cbs->on_reply(up->arg, in, &header))
             return;
     }
 }
@@ -101,7 +102,7 @@ write_cb(struct proxy_conn *conn, void *arg)
     struct proxy_upstream *up = arg;
 
     (void)conn;
-    proxy_client_on_upstream_drained(up->client);
+    up->cbs->on_drained(up->arg);
 }
 
 static void
@@ -161,14 +162,15 @@ connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 struct proxy_upstream *
-proxy_upstream_new(struct proxy_server *server, struct proxy_client *client)
+proxy_upstream_new(struct proxy_server *server, const struct proxy_upstream_cbs *cbs, void *arg)
 {
     struct proxy_upstream *up = bson_malloc0(sizeof *up);
     struct timeval tv;
     int rc;
 
     up->server = server;
-    up->client = client;
+    up->cbs = cbs;
+    up->arg = arg;
     /* A connect's outcome is reported from the loop (proxy/conn.h): never
      * into the client before this constructor has returned. */
     up->conn = proxy_conn_new(server->base, proxy_io_loop_get(server), -1);

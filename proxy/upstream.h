@@ -12,18 +12,39 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct proxy_client;
 struct proxy_server;
 struct evbuffer;
+struct wire_header;
 
 struct proxy_upstream;
 
 /*
- * Starts connecting to the server's upstream for client (borrowed; it owns
- * the result). Bytes written before the connection is up are queued.
- * Free with proxy_upstream_destroy.
+ * What the upstream reports to its owner (client.c), which it never calls
+ * directly: given at creation, each called with the owner's arg.
  */
-struct proxy_upstream *proxy_upstream_new(struct proxy_server *server, struct proxy_client *client);
+struct proxy_upstream_cbs {
+    /* A whole reply of header->length bytes is at the front of in: the owner
+     * checks it, relays it and removes it from in. False: stop delivering
+     * (the owner closed or paused). */
+    bool (*on_reply)(void *arg, struct evbuffer *in, const struct wire_header *header);
+    /* The connection failed; connected tells whether it had been established
+     * (requests may have reached the server). The owner destroys the
+     * upstream from inside this call. */
+    void (*on_down)(void *arg, const char *why, bool connected);
+    /* The upstream broke the wire protocol (an impossible header). */
+    void (*on_invalid)(void *arg, const char *why);
+    /* The output queue drained below the low watermark. */
+    void (*on_drained)(void *arg);
+};
+
+/*
+ * Starts connecting to the server's upstream for an owner that will hear of
+ * it through cbs (borrowed, static) with arg; the owner frees the result
+ * with proxy_upstream_destroy. Bytes written before the connection is up
+ * are queued.
+ */
+struct proxy_upstream *proxy_upstream_new(struct proxy_server *server,
+                                          const struct proxy_upstream_cbs *cbs, void *arg);
 void proxy_upstream_destroy(struct proxy_upstream *up);
 
 /* Sends (and empties) data: written at once when the connection is up and idle. */

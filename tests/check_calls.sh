@@ -1,6 +1,6 @@
 #!/bin/bash
 # tests/check_calls.sh: the call graph between files respects the layers
-# (STYLE.md, issue 9), read from the built objects, not from the sources.
+# (README.md's layout, issue 9), read from the built objects, not from the sources.
 #
 # Every object of libmongocache.a and of the daemon (mongocache) is read
 # with nm: each undefined symbol of an object is resolved to the object of
@@ -47,16 +47,6 @@ NM=${NM:-nm}
 # component, "|", who removes it. Delete an entry when its branch lands
 # (its TODO test then passes unexpectedly and make check says so).
 known=(
-    # issue 9, engineer 'request' makes proxy/client.c, lookup.c, drain.c,
-    # upstream.c, listener.c and server.c one request state machine with
-    # callbacks upward. The component also holds the HTTP side, which calls
-    # back into admin.c (action, ready, shapes -> admin: proxy_admin_send_bson,
-    # proxy_admin_authorized) and meets the request files through
-    # client -> action (proxy_action_answer), action -> client
-    # (proxy_client_make_error) and ready -> server
-    # (proxy_server_connect_upstream): this entry must shrink to the set
-    # that is left when 'request' lands (the test prints every edge).
-    "proxy/action proxy/admin proxy/client proxy/drain proxy/listener proxy/lookup proxy/ready proxy/server proxy/shapes proxy/upstream|request: proxy/ request state machine, callbacks upward"
 )
 
 bail() {

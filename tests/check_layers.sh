@@ -1,5 +1,5 @@
 #!/bin/bash
-# tests/check_layers.sh: the include graph respects the layers (STYLE.md,
+# tests/check_layers.sh: the include graph respects the layers (README.md,
 # issue 9): wire/ and conf/ are the floor, cache/ and advice/ stand on
 # them, proxy/ is on top. A file may include "config.h" and headers of its
 # own folder or of the folders listed for it below, nothing else:

@@ -12,6 +12,7 @@
 #include "wire/doc.h"
 
 #include "wire/frame.h"
+#include "wire/reader.h" /* wire_reader_i32: inline, read for every document and string */
 
 #include <string.h>
 
@@ -42,7 +43,7 @@ string_size(const uint8_t *p, size_t room)
 
     if (room < 5)
         return 0;
-    n = wire_frame_read_i32(p);
+    n = wire_reader_i32(p);
     if (n < 1 || (size_t)n > room - 4 || p[4 + (size_t)n - 1] != 0)
         return 0;
     return 4 + (size_t)n;
@@ -72,7 +73,7 @@ enter(struct walk *w, size_t limit, bson_error_t *error)
     }
     if (room < 4)
         return bad(error, w->pos, "document length truncated");
-    len = wire_frame_read_i32(w->buf + w->pos);
+    len = wire_reader_i32(w->buf + w->pos);
     if (len < MIN_DOC_LEN)
         return bad(error, w->pos, "document length below 5");
     if ((size_t)len > room)
@@ -92,12 +93,11 @@ binary(struct walk *w, size_t room, bson_error_t *error)
 
     if (room < 5)
         return bad(error, w->pos, "binary truncated");
-    n = wire_frame_read_i32(p);
+    n = wire_reader_i32(p);
     if (n < 0 || (size_t)n > room - 5)
         return bad(error, w->pos, "binary length out of bounds");
     /* Old subtype 2 repeats the length inside the payload; libbson insists they agree. */
-    if (p[4] == BSON_SUBTYPE_BINARY_DEPRECATED &&
-        (n < 4 || wire_frame_read_i32(p + 5) != n - 4))
+    if (p[4] == BSON_SUBTYPE_BINARY_DEPRECATED && (n < 4 || wire_reader_i32(p + 5) != n - 4))
         return bad(error, w->pos, "binary subtype 2 inner length inconsistent");
     w->pos += 5 + (size_t)n;
     return true;
@@ -112,14 +112,14 @@ code_w_scope(struct walk *w, size_t room, bson_error_t *error)
 
     if (room < 4)
         return bad(error, w->pos, "code_w_scope truncated");
-    total = wire_frame_read_i32(p);
+    total = wire_reader_i32(p);
     if (total < 4 + 5 + MIN_DOC_LEN || (size_t)total > room)
         return bad(error, w->pos, "code_w_scope length out of bounds");
     code = string_size(p + 4, (size_t)total - 4);
     if (code == 0)
         return bad(error, w->pos, "code_w_scope code string malformed");
     scope = (size_t)total - 4 - code;
-    if (scope < MIN_DOC_LEN || (size_t)wire_frame_read_i32(p + 4 + code) != scope)
+    if (scope < MIN_DOC_LEN || (size_t)wire_reader_i32(p + 4 + code) != scope)
         return bad(error, w->pos, "code_w_scope length != 4 + code + scope");
     w->pos += 4 + code;
     return enter(w, w->pos + scope, error);
@@ -205,7 +205,7 @@ wire_doc_check(const uint8_t *buf, size_t avail, uint32_t max_depth, uint32_t *d
 
     while (w.depth > 0) {
         size_t end = w.ends[w.depth - 1];
-        size_t key_len;
+        const uint8_t *key;
         uint8_t type;
 
         if (w.pos == end) {
@@ -216,10 +216,12 @@ wire_doc_check(const uint8_t *buf, size_t avail, uint32_t max_depth, uint32_t *d
         type = buf[w.pos];
         if (type == BSON_TYPE_EOD)
             return bad(error, w.pos, "elements do not end at the document's NUL");
-        key_len = cstring_size(buf + w.pos + 1, end - w.pos - 1);
-        if (key_len == 0)
+        /* Unbounded: the open document's final NUL (checked by enter) stops it at the latest. */
+        for (key = buf + w.pos + 1; *key != 0; key++)
+            ;
+        if ((size_t)(key - buf) >= end)
             return bad(error, w.pos, "key not terminated inside the document");
-        w.pos += 1 + key_len;
+        w.pos = (size_t)(key - buf) + 1;
         if (!value(&w, type, end, error))
             return false;
     }

@@ -12,6 +12,7 @@
 
 #include "wire/crc32c.h"
 #include "wire/doc.h"
+#include "wire/reader.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -291,6 +292,34 @@ wire_msg_parse_reply(const uint8_t *data, size_t len, uint32_t max_depth,
     reply->docs = data + docs_at;
     reply->docs_len = (uint32_t)(len - docs_at);
     return true;
+}
+
+int
+wire_msg_ok(const uint8_t *body, uint32_t body_len)
+{
+    struct wire_reader top;
+    bool found = false;
+    double d;
+
+    if (!wire_reader_init(&top, body, body_len))
+        return -1;
+    while (!found && wire_reader_next(&top))
+        found = top.key_len == 2 && memcmp(top.key, "ok", 2) == 0;
+    if (!found)
+        return -1;
+    switch (top.type) {
+    case BSON_TYPE_BOOL:
+        return top.value[0] != 0;
+    case BSON_TYPE_DOUBLE:
+    case BSON_TYPE_INT32:
+    case BSON_TYPE_INT64:
+        return wire_reader_number(&top, &d) && d != 0.0;
+    case BSON_TYPE_NULL:
+    case BSON_TYPE_UNDEFINED:
+        return 0;
+    default:
+        return 1;
+    }
 }
 
 void

@@ -1,8 +1,8 @@
 /*
  * wire/msg.h: OP_MSG (sections, flag bits, checksum) and the legacy
  * OP_QUERY / OP_REPLY pair used only by old-style handshakes.
- * Spec: source/message/OP_MSG.md; mongod's OpMsg::parse rules are listed in
- * RELIABILITY.md 3.1 and mirrored here one for one.
+ * Spec: source/message/OP_MSG.md; mongod's OpMsg::parse rules are
+ * mirrored here one for one.
  *
  * Every parser takes a whole message (header included, exactly
  * header.length bytes) that it borrows: the parsed struct points into it and
@@ -94,6 +94,15 @@ bool wire_msg_parse_query(const uint8_t *data, size_t len, uint32_t max_depth,
 bool wire_msg_parse_reply(const uint8_t *data, size_t len, uint32_t max_depth,
                           struct wire_reply *reply, bson_error_t *error)
     __attribute__((warn_unused_result));
+
+/*
+ * A reply body's "ok" (body_len bytes at body, a document that passed
+ * wire_doc_check): 1 when its first "ok" is true as bson_iter_as_bool reads
+ * it (a non-zero number, true, or any other type but null and undefined),
+ * 0 when false, -1 when there is none. Read with wire/reader.h, not
+ * bson_iter: it runs once per upstream reply.
+ */
+int wire_msg_ok(const uint8_t *body, uint32_t body_len);
 
 /*
  * Clears the flag bits `bits` of the OP_MSG at data (len bytes, already

@@ -1,5 +1,5 @@
 /*
- * tests/fuzz/fuzz_client_msg.c: fuzz target A1 (RELIABILITY.md): what the
+ * tests/fuzz/fuzz_client_msg.c: the client's fuzz target: what the
  * proxy does with a client's bytes before it forwards them. The input is
  * the byte stream of one connection; it is cut into messages the way
  * proxy/client.c does (wire_frame_header, then header.length bytes, each

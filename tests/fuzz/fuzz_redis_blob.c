@@ -1,6 +1,6 @@
 /*
- * tests/fuzz/fuzz_redis_blob.c: fuzz target A3 (RELIABILITY.md): the Redis
- * value decoder. Whatever Redis hands back (a planted, truncated or
+ * tests/fuzz/fuzz_redis_blob.c: the Redis tier's fuzz target: the
+ * Redis value decoder. Whatever Redis hands back (a planted, truncated or
  * bit-flipped value) goes through cache_redis_blob_decode before anything
  * trusts it. The input is the value's bytes.
  * Properties: a decoded value points only inside the input and within the

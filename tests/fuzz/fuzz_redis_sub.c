@@ -1,6 +1,6 @@
 /*
- * tests/fuzz/fuzz_redis_sub.c: fuzz target A3 (RELIABILITY.md), the other
- * half: what a Redis server sends on the shared tier's connections, read
+ * tests/fuzz/fuzz_redis_sub.c: the Redis tier's fuzz target, the
+ * other half: what a Redis server sends on the shared tier's connections, read
  * by the code the proxy runs. The input's first byte chooses where the
  * stream is cut (a server's bytes arrive in any slices); the rest is the
  * stream.

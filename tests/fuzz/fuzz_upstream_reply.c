@@ -1,6 +1,6 @@
 /*
- * tests/fuzz/fuzz_upstream_reply.c: fuzz target A2 (RELIABILITY.md): what
- * the proxy does with the upstream's replies (PgBouncer CVE-2026-6666: the
+ * tests/fuzz/fuzz_upstream_reply.c: the upstream's fuzz target: what the
+ * proxy does with the upstream's replies (PgBouncer CVE-2026-6666: the
  * server side is untrusted too). The input is the byte stream of one
  * upstream connection, cut into messages as proxy/client.c does (each
  * copied into a buffer of exactly its size); each reply goes through
@@ -9,13 +9,15 @@
  *   OP_MSG:  wire_msg_parse, moreToCome refused;
  * then what proxy_client_on_reply does with a body: the cursor reading of
  * proxy_drain_open_cursor and the batch copy of proxy_drain_step,
- * cache_policy_reply, and for a storable reply the hit that replays it
- * (wire_reply_restamp on a copy).
+ * cache_policy_reply, the reply's ok (wire_msg_ok), and for a storable
+ * reply the hit that replays it (wire_reply_restamp on a copy).
  * Properties: a parsed reply's body is a valid document; every document
  * the drain copies out of a batch passes wire_doc_check on its own (the
  * proxy stores and serves them); the two ways of asking
  * proxy_drain_open_cursor agree; a reply over max_entry_bytes is never
- * storable; a restamped stored reply parses with the same body.
+ * storable; a restamped stored reply parses with the same body; wire_msg_ok
+ * reads a parsed body's ok as libbson's bson_iter_as_bool does, and reads
+ * any bytes (the whole message as if it were a document) within them.
  * Not covered: the hello persona rewrite and SCRAM observation (their
  * owners are changing them; add them here when they settle).
  */
@@ -109,6 +111,12 @@ one_reply(const uint8_t *data, size_t len, const struct wire_header *h)
         return; /* wrong opcode for the request: protocol error */
     }
     FUZZ_CHECK(bson_init_static(&reply, body, body_len));
+    {
+        bson_iter_t it;
+        int lib = !bson_iter_init_find(&it, &reply, "ok") ? -1 : bson_iter_as_bool(&it) ? 1 : 0;
+
+        FUZZ_CHECK(wire_msg_ok(body, body_len) == lib);
+    }
 
     /* client.c asks without out-parameters, drain.c with them: they must agree. */
     open_plain = proxy_drain_open_cursor(&reply, NULL, NULL, NULL);
@@ -146,6 +154,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         msg = bson_malloc((size_t)h.length);
         memcpy(msg, data, (size_t)h.length);
+        (void)wire_msg_ok(msg, (uint32_t)h.length);
         one_reply(msg, (size_t)h.length, &h);
         bson_free(msg);
         data += h.length;

@@ -8,7 +8,7 @@
     client_msg, server replies to upstream_reply, their bodies to bson_doc,
     the replies wrapped as stored values to redis_blob);
   - edge cases built here with a small BSON encoder: each rule of OP_MSG
-    (RELIABILITY.md 3.1), every cacheability and invalidation case of
+    (wire/msg.h), every cacheability and invalidation case of
     cache/policy.h, depth 200/201, every BSON type, the value format's
     faults, and config files in every syntax conf/file.c reads.
 Files not named seed-* (inputs that libFuzzer found and were kept, and the
@@ -369,6 +369,11 @@ def upstream_reply():
                                           seqs=[seq("cursor.firstBatch", [doc(d) for d in batch])])
     s["error"] = op_msg(doc([("ok", 0.0), ("errmsg", "no"), ("code", 13),
                              ("codeName", "Unauthorized")]))
+    # client.c's reply_ok (wire_msg_ok) on each kind of "ok" bson_iter_as_bool reads.
+    s["ok-null"] = op_msg(doc([("ok", Raw(0x0A, b""))]))
+    s["ok-string"] = op_msg(doc([("errmsg", "x"), ("ok", "no")]))
+    s["ok-int64-zero"] = op_msg(doc([("ok", Int64(0))]))
+    s["ok-absent"] = op_msg(doc([("okay", 1), ("o", 1), ("cursor", {"ok": 0})]))
     s["write-concern-error"] = op_msg(doc([("n", 1), ("writeConcernError", {"code": 64}),
                                            ("ok", 1.0)]))
     s["reply-checksum"] = op_msg(cursor(Int64(0)), checksum=True)

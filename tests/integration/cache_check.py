@@ -206,6 +206,8 @@ def group_hits(a, tap):
             c.check(batch(r2) == want, "second Q: %s" % short(r2))
             dl = deltas(s0, s1)
             c.check(dl["misses"] == 1 and dl["hits"] == 1 and dl["fills"] == 1, "stats deltas %s" % dl)
+            looked = s1["counters"]["cache_lookups"] - s0["counters"]["cache_lookups"]
+            c.check(looked == 2, "counters.cache_lookups +%d (want +2: one per read)" % looked)
         with Case(tap, "hits: FerretDB stopped (SIGSTOP): Q still answered within 1 s with the right "
                        "documents, cache.hits rose") as c:
             sigstop(a.ferret_pid)
@@ -581,7 +583,8 @@ def group_off(a, tap):
     db, coll = "mcc_off", "t"
     D[db][coll].insert_many([{"_id": i} for i in range(4)])
     with Case(tap, "cache false: a read repeated 3 times goes upstream every time (hits 0, "
-                   "bypass_reasons.cache_off +3), a write around the proxy is seen at once") as c:
+                   "bypass_reasons.cache_off +3, no cache lookup), a write around the proxy is seen "
+                   "at once") as c:
         s0 = st.snap()
         got = [find_all(P, db, coll) for _ in range(2)]
         D[db][coll].insert_one({"_id": 9})
@@ -592,6 +595,8 @@ def group_off(a, tap):
                 "hits %d misses %d fills %d" % (cval(s1, "hits"), cval(s1, "misses"), cval(s1, "fills")))
         c.check(bval(s1, "cache_off") - bval(s0, "cache_off") == 3,
                 "bypass_reasons.cache_off %d -> %d" % (bval(s0, "cache_off"), bval(s1, "cache_off")))
+        looked = s1["counters"]["cache_lookups"] - s0["counters"]["cache_lookups"]
+        c.check(looked == 0, "counters.cache_lookups +%d: cache off must look nothing up" % looked)
         c.check(got[0] == got[1] and got[2] == find_all(D, db, coll) and got[2] != got[1],
                 "results %s" % short(got))
 

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # tests/integration/test_faults.sh: fault injection between the proxy and
-# its upstream and between the proxy and Redis (issue 6; RELIABILITY.md D1,
-# D2, D5, D6, D12, E3, G1, G2).
+# its upstream and between the proxy and Redis (issue 6).
 #
 #   FerretDB <- toxiproxy "mongo" <- P1 -> toxiproxy "redis" -> redis-server
 #                                    P2 (same FerretDB and Redis, no faults)

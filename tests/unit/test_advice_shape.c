@@ -1515,6 +1515,43 @@ test_bad_namespaces(void)
     }
 }
 
+/*
+ * The namespace check takes ASCII by a loop and hands the rest to libbson:
+ * a UTF-8 name past its ASCII prefix gets a shape, a bad byte after it none.
+ */
+static void
+test_utf8_namespaces(void)
+{
+    static const struct {
+        const char *db, *coll;
+        uint32_t want;
+    } cases[] = {{"app", "caf\xc3\xa9s", 1},
+                 {"\xc3\xa9t\xc3\xa9", "books", 1},
+                 {"app", "books\xc3\xa9\xff", 0},
+                 {"app", "books\x7f", 1},
+                 {"app\x80", "books", 0}};
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bson_t *body = bson_new(), filter;
+        struct wire_cmd cmd;
+        struct advice_shapes out;
+        uint32_t n = UINT32_MAX;
+
+        bson_append_utf8(body, "find", 4, cases[i].coll, -1);
+        bson_append_document_begin(body, "filter", 6, &filter);
+        BSON_APPEND_INT32(&filter, "a", 1);
+        bson_append_document_end(body, &filter);
+        bson_append_utf8(body, "$db", 3, cases[i].db, -1);
+        out.n = 0;
+        if (parse(body, &cmd))
+            n = advice_shape_extract(body, &cmd, NULL, 0, &out);
+        ok(n == cases[i].want, "namespace %s.%s: %u shape(s), want %u", cases[i].db, cases[i].coll,
+           n, cases[i].want);
+        advice_shapes_cleanup(&out);
+        bson_destroy(body);
+    }
+}
+
 int
 main(void)
 {
@@ -1532,5 +1569,6 @@ main(void)
     test_display_escapes();
     test_many_top_level();
     test_bad_namespaces();
+    test_utf8_namespaces();
     return done_testing();
 }

@@ -1,7 +1,7 @@
 /*
  * tests/unit/test_cache_policy.c: owns the tests of cache/policy.c, the
- * cacheability table of RELIABILITY.md E6 (requests and replies, one TAP
- * line per row), and of cache/inval_scope.c, the write-scope table behind E7. It does not test key
+ * cacheability table (requests and replies, one TAP line per row), and of
+ * cache/inval_scope.c, the write-scope table. It does not test key
  * building, generations or the cache door (their own test programs).
  */
 #include "config.h"

@@ -772,6 +772,54 @@ test_reply(void)
     }
 }
 
+/* A reply's ok as wire_msg_ok reads it, against the wanted value and bson_iter_as_bool. */
+static void
+test_reply_ok(void)
+{
+    static const struct {
+        const char *json;
+        int want;
+    } cases[] = {
+        {"{'ok': 1}", 1},
+        {"{'ok': 0}", 0},
+        {"{'ok': 1.0}", 1},
+        {"{'ok': 0.0}", 0},
+        {"{'ok': -0.5}", 1},
+        {"{'ok': {'$numberLong': '0'}}", 0},
+        {"{'ok': {'$numberLong': '4294967296'}}", 1},
+        {"{'ok': true}", 1},
+        {"{'ok': false}", 0},
+        {"{'ok': null}", 0},
+        {"{'ok': {'$undefined': true}}", 0},
+        {"{'ok': 'no'}", 1},
+        {"{'ok': {}}", 1},
+        {"{'cursor': {'id': 0, 'ok': 0}, 'ok': 1}", 1},
+        {"{'cursor': {'ok': 1}, 'okay': 1, 'o': 1}", -1},
+        {"{'ok': 0, 'ok': 1}", 0},
+        {"{}", -1},
+    };
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bson_t *doc = json(cases[i].json);
+        bson_iter_t it;
+        int lib = !bson_iter_init_find(&it, doc, "ok") ? -1 : bson_iter_as_bool(&it) ? 1 : 0;
+        int got = wire_msg_ok(bson_get_data(doc), doc->len);
+
+        ok(got == cases[i].want && got == lib, "wire_msg_ok %s: %d (want %d, libbson %d)",
+           cases[i].json, got, cases[i].want, lib);
+        bson_destroy(doc);
+    }
+    {
+        bson_t *doc = json("{'ok': 1}");
+        const uint8_t *d = bson_get_data(doc);
+
+        ok(wire_msg_ok(d, doc->len - 1) == -1 && wire_msg_ok(d, 4) == -1 &&
+               wire_msg_ok(NULL, 0) == -1,
+           "wire_msg_ok: a document longer than its bytes, or none, has no ok");
+        bson_destroy(doc);
+    }
+}
+
 int
 main(void)
 {
@@ -784,5 +832,6 @@ main(void)
     test_crc32c();
     test_query();
     test_reply();
+    test_reply_ok();
     return done_testing();
 }

@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""tests/integration/request_life.py: a request held for the cache never takes
+an upstream reply (proxy/request.c: a WAITING_CACHE request was not sent).
+
+A fake upstream (a thread here, raw sockets) answers pings at once and holds
+client A's find, so that client B's identical find waits for it (coalescing:
+the message is held, B's connection reads no further). The fake upstream
+then sends, on B's upstream connection, a reply naming B's held find, which
+it never received. The proxy must treat that as the upstream's protocol
+error (close B, count it), never relay it to B nor abort; A's read, released
+afterwards, is answered; the proxy exits 0 on SIGTERM.
+
+Usage (the wrapper test_request_life.sh runs it):
+    request_life.py --bin MONGOCACHE --log PROXY_LOG --port PORT --http HTTP_PORT
+
+Prints unnumbered TAP lines ("ok - ..." / "not ok - ...") and its plan
+last; the wrapper numbers them (mc_relay in lib.sh). Python 3 stdlib only
+(wire helpers from mctest.py).
+"""
+import argparse
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mctest import (  # noqa: E402
+    OP_MSG, Closed, Conn, counters, decode, encode, op_msg, ping, plan, read_message, tap)
+
+FIND = {"find": "c", "filter": {}, "$db": "mcl"}
+
+
+def out(ok, name, diag=None):
+    tap(ok, name, *([] if diag is None else [diag]))
+
+
+def reply(response_to, doc):
+    payload = struct.pack("<I", 0) + b"\x00" + encode(doc)
+    return struct.pack("<iiii", 16 + len(payload), 9000 + response_to, response_to, OP_MSG) + payload
+
+
+class FakeUpstream:
+    """Connection 1 (A): its find is held until release. Connection 2 (B): a
+    ping is answered, then a reply naming the ping's requestID + 1 follows
+    (B's held find, never sent here)."""
+
+    def __init__(self):
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(8)
+        self.port = self.lsock.getsockname()[1]
+        self.release = threading.Event()
+        self.hostile_sent = threading.Event()
+        self.find_seen = threading.Event()
+        self.n = 0
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                s, _ = self.lsock.accept()
+            except OSError:
+                return
+            self.n += 1
+            threading.Thread(target=self.serve, args=(s, self.n), daemon=True).start()
+
+    def serve(self, s, n):
+        try:
+            while True:
+                m = read_message(s)
+                if m is None:
+                    return
+                (rid,) = struct.unpack_from("<i", m, 4)
+                body = decode(m, 21)
+                if "find" in body:
+                    self.find_seen.set()
+                    self.release.wait(10)
+                    s.sendall(reply(rid, {"cursor": {"firstBatch": [{"_id": 1}], "id": 0,
+                                                     "ns": "mcl.c"}, "ok": 1.0}))
+                else:
+                    s.sendall(reply(rid, {"ok": 1.0}))
+                    if n == 2 and "ping" in body:
+                        time.sleep(0.5)  # B's find is held by now
+                        s.sendall(reply(rid + 1, {"ok": 1.0, "hostile": True}))
+                        self.hostile_sent.set()
+        except OSError:
+            return
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--log", required=True)
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--http", type=int, required=True)
+    a = ap.parse_args()
+    up = FakeUpstream()
+    port, http = a.port, a.http
+    log = open(a.log, "w")
+    proxy = subprocess.Popen([a.bin, "--listen", "127.0.0.1:%d" % port, "--upstream",
+                              "mongodb://127.0.0.1:%d" % up.port, "--http-listen",
+                              "127.0.0.1:%d" % http, "--log-level", "debug",
+                              "--cache-coalesce-wait", "5s", "--advice", "false"], stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proxy.poll() is not None:
+                    out(False, "the proxy started")
+                    return
+                time.sleep(0.05)
+        c0 = counters(http)
+        A = Conn(("127.0.0.1", port), 3.0)
+        A.send(op_msg(FIND, request_id=100))
+        up.find_seen.wait(3)
+        B = Conn(("127.0.0.1", port), 3.0)
+        r = B.call(ping("admin", request_id=200))
+        out(r.response_to == 200 and r.ok(), "B's ping is answered", r)
+        B.send(op_msg(FIND, request_id=201))  # waits for A's identical find
+        up.hostile_sent.wait(3)
+        closed, replies, how, _ = B.wait_closed(3.0)
+        named = [x for x in replies if x.response_to == 201]
+        out(closed and not named,
+            "a reply naming B's held find (never sent upstream) is the upstream's error: "
+            "B is closed, nothing relayed to it",
+            "closed=%s how=%s replies=%s" % (closed, how, replies))
+        out(proxy.poll() is None, "the proxy is alive after the hostile reply",
+            "exit status %s" % proxy.poll())
+        up.release.set()
+        try:
+            r = A.recv_msg(3.0)
+            out(r.response_to == 100 and r.ok() and r.doc["cursor"]["firstBatch"] == [{"_id": 1}],
+                "A's find, released afterwards, is answered", r)
+        except (socket.timeout, Closed) as e:
+            out(False, "A's find, released afterwards, is answered", e)
+        try:
+            d = counters(http)["upstream_protocol_errors"] - c0["upstream_protocol_errors"]
+            out(d == 1, "counters.upstream_protocol_errors +1", "+%d" % d)
+        except OSError as e:
+            out(False, "counters.upstream_protocol_errors +1", "no /stats: %s" % e)
+        A.close()
+    finally:
+        if proxy.poll() is None:
+            proxy.send_signal(signal.SIGTERM)
+        try:
+            st = proxy.wait(15)
+        except subprocess.TimeoutExpired:
+            proxy.kill()
+            st = proxy.wait()
+        out(st == 0, "the proxy exits 0 on SIGTERM", "status %s" % st)
+        plan()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# tests/integration/test_request_life.sh: a request's life against a hostile
+# upstream (proxy/request.c): a request held for the cache (WAITING_CACHE)
+# was never sent, so an upstream reply naming it is a protocol error, never
+# relayed and never an abort. The cases are in request_life.py, which runs
+# its own fake upstream and proxy (log in $MC_TMP/proxy.1.log, searched for
+# sanitizer reports at the end). About 3 s.
+set -u
+
+. "$(dirname "$0")/lib.sh"
+mc_init
+if [ "${MC_PROXY_BYPASS:-0}" = 1 ]; then
+    echo "1..0 # SKIP MC_PROXY_BYPASS=1: these cases test the proxy itself"
+    exit 0
+fi
+mc_run_lines request_life held "$MC_PYTHON" "$MC_TESTDIR/request_life.py" \
+    --bin "$MC_MONGOCACHE" --log "$MC_TMP/proxy.1.log" --port "$(mc_free_port)" \
+    --http "$(mc_free_port)"
+mc_plan "$MC_N"
+mc_done
