@@ -141,6 +141,16 @@ apply_conf(struct cache *cache, const struct conf *conf, bson_error_t *error)
     cache->include = include;
     cache->exclude = exclude;
     cache->ttl_overrides = ttls;
+    if (cache->enabled && !conf->cache && !cache->redis) {
+        /* Turned off without a Redis tier: the proxy will classify no
+         * command (proxy/lookup.c), so nothing kept could be told stale:
+         * drop it all, and bump "*" so that no read in flight is stored. */
+        struct cache_write_wait *wait;
+        size_t dropped;
+
+        (void)cache_inval_drop(cache->inval, NULL, 0, (uint64_t)conf_clock_ms(), NULL, NULL,
+                               &wait, &dropped);
+    }
     cache->enabled = conf->cache;
     cache->max_entry = (size_t)conf->cache_max_entry_bytes;
     cache->ttl_ms = conf->cache_ttl;

@@ -146,12 +146,26 @@ stop_io(struct proxy_client *c)
     proxy_conn_write_enable(c->conn, false);
 }
 
-/* The upstream is read unless our output or the memory budget is full. */
+/*
+ * Whether the oldest request's reply is held back (a write's ack waiting for
+ * Redis, an in-band flush's or invalidation's ok): the replies of the
+ * requests after it must not overtake it, so they stay in the upstream's
+ * buffer (and socket) until it is sent.
+ */
+static bool
+head_held(struct proxy_client *c)
+{
+    struct proxy_request *first = TAILQ_FIRST(&c->pending);
+
+    return first && first->state == PROXY_REQUEST_WAITING_WRITE_ACK;
+}
+
+/* The upstream is read unless our output or the memory budget is full, or a reply is held. */
 static void
 sync_upstream(struct proxy_client *c)
 {
     if (c->up)
-        proxy_upstream_pause(c->up, c->output_full || c->memory_paused);
+        proxy_upstream_pause(c->up, c->output_full || c->memory_paused || head_held(c));
 }
 
 static void
@@ -665,6 +679,8 @@ pop_request(struct proxy_client *c, struct proxy_request *req)
     c->n_pending--;
     if (req->state == PROXY_REQUEST_WAITING_CACHE || req->state == PROXY_REQUEST_DRAINING)
         c->blocked = false; /* the request the client waited on is gone */
+    if (req->untracked)
+        c->server->untracked--;
     proxy_request_destroy(req, c->server->cache);
 }
 
@@ -687,6 +703,8 @@ flush_canned(struct proxy_client *c)
         proxy_request_set_state(req, PROXY_REQUEST_DONE);
         pop_request(c, req);
     }
+    if (head_held(c))
+        sync_upstream(c); /* a held reply reached the head: later ones wait behind it */
 }
 
 /*
@@ -943,6 +961,7 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
             proxy_action_answer(c, req, &body, cmd.db); /* may hold it: see write_wait */
             proxy_request_set_state(req, req->write_wait ? PROXY_REQUEST_WAITING_WRITE_ACK
                                                          : PROXY_REQUEST_READY);
+            sync_upstream(c); /* a held answer at the head: later replies wait */
         } else
             conf_log(CONF_LOG_INFO, c->id, "admin_action",
                      "via=wire action=%s result=refused_oneway", cmd.name);
@@ -1173,6 +1192,11 @@ request_acked(struct proxy_request *req)
     struct proxy_client *c = req->client;
 
     flush_canned(c);
+    /* The replies that waited behind it, in the upstream's buffer. */
+    sync_upstream(c);
+    if (c->up && c->phase < PROXY_CLIENT_DEAD && !c->output_full && !c->memory_paused &&
+        !head_held(c))
+        proxy_upstream_process(c->up);
     maybe_finish(c);
     if (c->phase < PROXY_CLIENT_DEAD)
         update_timer(c, false);
@@ -1509,6 +1533,7 @@ on_reply(void *arg, struct evbuffer *in, const struct wire_header *h)
         req->canned_len = (size_t)h->length;
         req->outcome = (uint8_t)outcome;
         proxy_request_set_state(req, PROXY_REQUEST_WAITING_WRITE_ACK);
+        sync_upstream(c); /* later replies wait behind it (head_held) */
         return c->phase < PROXY_CLIENT_DEAD;
     }
     if (rewritten) {

@@ -17,6 +17,7 @@
 #include "proxy/lookup.h"
 
 #include "cache/cache.h"
+#include "conf/clock.h"
 #include "conf/log.h"
 #include "proxy/advice.h"
 #include "proxy/client_internal.h"
@@ -27,6 +28,7 @@
 #include "wire/cmd.h"
 #include "wire/frame.h"
 #include "wire/msg.h"
+#include "wire/names.h"
 #include "wire/reply.h"
 
 #include <event2/buffer.h>
@@ -93,11 +95,55 @@ keep_session(struct proxy_request *req, const struct wire_cmd *cmd, const bson_t
 
 /*
  * The cache's part of a forwarded command: a write bumps the generations
- * it may change (req remembers it, to bump again at the end), even with
- * cache off (the entries this proxy keeps for a reload back to on, and
- * other proxies sharing the Redis tier, must not serve what it changed); a
- * read is looked up, unless cache is off.
+ * it may change (req remembers it, to bump again at the end); a read is
+ * looked up.
+ *
+ * cache = off: with a Redis tier, writes are still classified and bumped
+ * (other proxies sharing it must not serve what they changed) and reads go
+ * by. Without one, no cache function runs at all: turning the cache off
+ * dropped every entry (cache_reconfigure), so nothing this proxy keeps can
+ * be made stale; what is left is a reload back to on while commands sent
+ * unclassified are still running upstream. Those are counted
+ * (server->untracked, a moreToCome one by the write grace it would have
+ * had), and until they are over the cache, back on, classifies writes but
+ * looks no read up: no read can store a reply from before such a write.
  */
+static bool
+is_read_name(enum wire_name id)
+{
+    return id == WIRE_NAME_FIND || id == WIRE_NAME_AGGREGATE || id == WIRE_NAME_COUNT ||
+           id == WIRE_NAME_DISTINCT;
+}
+
+/* What cache = off without a Redis tier does to a forwarded command: count it. */
+static enum proxy_lookup_verdict
+untracked(struct proxy_server *server, const struct wire_cmd *cmd, struct proxy_request *req,
+          bool oneway)
+{
+    if (req && !oneway) {
+        req->untracked = true;
+        server->untracked++;
+    } else
+        server->untracked_oneway_until_ms = conf_clock_ms() + server->conf->cache_write_grace;
+    if (req && is_read_name(cmd->name_id))
+        proxy_stats_add(&server->stats, PROXY_STAT_cache_off_passes, 1);
+    return PROXY_LOOKUP_FORWARD;
+}
+
+/* Whether commands sent unclassified may still be running upstream (see above). */
+static bool
+untracked_running(struct proxy_server *server)
+{
+    if (server->untracked > 0)
+        return true;
+    if (server->untracked_oneway_until_ms == 0)
+        return false;
+    if (conf_clock_ms() < server->untracked_oneway_until_ms)
+        return true;
+    server->untracked_oneway_until_ms = 0; /* past: no clock read from now on */
+    return false;
+}
+
 enum proxy_lookup_verdict
 proxy_lookup_consult(struct proxy_client *c, const struct wire_msg *msg, const struct wire_cmd *cmd,
                      const bson_t *body, struct proxy_request *req, bool oneway)
@@ -112,6 +158,8 @@ proxy_lookup_consult(struct proxy_client *c, const struct wire_msg *msg, const s
     enum cache_outcome outcome;
     enum proxy_lookup_verdict verdict = PROXY_LOOKUP_FORWARD;
 
+    if (!c->server->conf->cache && !(c->server->conf->redis && c->server->conf->redis[0]))
+        return untracked(c->server, cmd, req, oneway);
     for (uint32_t i = 0; i < msg->n_seqs; i++) {
         ids[i] = msg->seqs[i].id;
         docs[i] = msg->seqs[i].docs;
@@ -125,10 +173,12 @@ proxy_lookup_consult(struct proxy_client *c, const struct wire_msg *msg, const s
     }
     if (oneway || inval.write || !req)
         return PROXY_LOOKUP_FORWARD;
-    if (!c->server->conf->cache) {
-        /* cache = off: a read runs no cache function and allocates nothing
-         * for the cache; it is counted as the cache would count it. */
-        proxy_stats_add(&c->server->stats, PROXY_STAT_cache_off_passes, 1);
+    if (!c->server->conf->cache || untracked_running(c->server)) {
+        /* cache = off with a Redis tier, or back on while unclassified
+         * commands may still run: a read looks nothing up and allocates
+         * nothing for the cache; it is counted as the cache would count it. */
+        if (is_read_name(cmd->name_id))
+            proxy_stats_add(&c->server->stats, PROXY_STAT_cache_off_passes, 1);
         return PROXY_LOOKUP_FORWARD;
     }
     read.body = body;

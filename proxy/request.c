@@ -21,9 +21,12 @@
  *    |   getMore/killCursors of a proxy cursor: proxy_lookup_answer_cursor
  *    |     (proxy_cursor_get_more / _kill) -> req->canned ................ READY
  *    |   proxy_lookup_consult:
+ *    |     cache off, no Redis tier: no cache function, no allocation; the
+ *    |            request is counted untracked until it ends; sent below
  *    |     write: cache_write_begin bumps the generations it may change;
  *    |            req->inval remembers them (bumped again at its end); sent below
- *    |     cache off: nothing more; no cache function, no allocation; sent below
+ *    |     cache off (Redis tier), or back on while untracked ones run:
+ *    |            a read is not looked up; sent below
  *    |     read: cache_lookup(req->miss: a cache_pending)
  *    |       hit    -> req->hit (a stored reply, one reference) ............. READY
  *    |       miss   -> req->miss kept, to store the reply; sent below

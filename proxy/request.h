@@ -92,6 +92,8 @@ struct proxy_request {
     int32_t request_id;
     enum proxy_route route;
     bool legacy; /* OP_QUERY: the reply is an OP_REPLY */
+    bool untracked; /* forwarded with cache = off and no Redis tier, unclassified: counted
+                     * in server->untracked until it ends */
     bool internal; /* the proxy's own request (a oneway barrier): its reply is read by the
                     * proxy, never relayed */
     uint8_t outcome; /* enum proxy_outcome of a reply the proxy made itself (canned):

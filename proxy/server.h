@@ -50,6 +50,12 @@ struct proxy_server {
     struct conf *conf;          /* owned; replaced on SIGHUP */
     time_t started;             /* when the process started (uptime, start time) */
     bool auth_seen;             /* a client began authenticating (admin_commands closes) */
+    /* cache = off without a Redis tier classifies no command (proxy/lookup.c):
+     * the requests so forwarded and not yet ended, and until when (monotonic
+     * ms) a moreToCome one sent so may still be applied. Until both are past,
+     * a cache turned back on stores nothing. */
+    uint64_t untracked;
+    int64_t untracked_oneway_until_ms;
     struct proxy_stats stats;
     char *upstream_host;        /* from conf->upstream's first host, owned */
     uint16_t upstream_port;     /* 0 for a unix socket path */

@@ -424,6 +424,25 @@ def group_race(a):
         code == 503 and d is not None and d.get("ok") is False,
         "G (its Redis unreachable): mongocacheFlush HostUnreachable, POST 503: never ok", r, raw)
 
+    # Pipelined behind a held answer (an in-band invalidation, then a write's ack,
+    # each waiting for Redis): the replies after it must not overtake it.
+    for label, first in (("mongocacheInvalidate", {"mongocacheInvalidate": "app.books",
+                                                   "$db": "admin"}),
+                         ("an insert's ack", {"insert": "order", "documents": [{"x": 1}],
+                                              "$db": "app"})):
+        time.sleep(max(0.0, PAUSE_ENDS[0] - time.monotonic() + 0.1))
+        conn = mctest.Conn("127.0.0.1:%d" % a.c_port, 10.0)
+        conn.call(mctest.op_msg({"find": "order", "filter": {}, "$db": "app"}), 10.0)
+        redis_pause(a.redis_port, 700)
+        conn.send(mctest.op_msg(first, request_id=9001) +
+                  mctest.op_msg({"find": "order", "filter": {}, "$db": "app"}, request_id=9002) +
+                  mctest.op_msg({"ping": 1, "$db": "admin"}, request_id=9003))
+        order = [conn.recv_msg(10.0).response_to for _ in range(3)]
+        conn.sock.close()
+        tap(order == [9001, 9002, 9003],
+            "Redis pausing writes: %s pipelined before a find and a ping on C: the replies "
+            "come in request order" % label, order)
+
     redis_pause(a.redis_port, 800)
     leave_waiting(a.c_port, a.c_http, a.token)
     time.sleep(1.0)  # the pause ends and the held bumps are confirmed, nobody to answer

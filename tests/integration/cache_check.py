@@ -16,6 +16,9 @@ Groups (numbers are the sections of test_cache.sh):
   bypass    3  reads that must not be cached (skip comment, afterClusterTime,
                $sample, $rand, tailable)
   off       3  --cache false: a pure pass-through
+  offreload 3b cache off and on again by SIGHUP (--config, no Redis tier): off
+               drops every entry and classifies nothing; back on, nothing is
+               stored until the commands sent while off have ended
   ns        4  --cache-exclude, --cache-ttl-overrides, --cache-ttl
   auth      6  entries are per principal; unauthenticated and failed-login
                connections (FerretDB --test-enable-new-auth)
@@ -36,6 +39,7 @@ import random
 import signal
 import socket
 import sys
+import threading
 import time
 
 import bson
@@ -601,6 +605,83 @@ def group_off(a, tap):
                 "results %s" % short(got))
 
 
+def reload_cache(a, st, on):
+    """Rewrites the proxy's config file with cache = on, sends SIGHUP, waits for it."""
+    with open(a.config, "w") as f:
+        f.write("cache = %s\n" % ("true" if on else "false"))
+    os.kill(a.pid, signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if st.snap()["cache"]["enabled"] is on:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def group_offreload(a, tap):
+    """cache = off without a Redis tier does no cache work, and a reload back on stays right."""
+    st = Stats(a.http)
+    P = client(a.proxy)
+    W = client(a.proxy)
+    D = direct_client(a.direct)
+    db, coll = "mcc_offr", "t"
+    D[db][coll].insert_many([{"_id": i} for i in range(3)])
+    find_all(P, db, coll)
+    find_all(P, db, coll)
+    with Case(tap, "cache off by reload (no Redis tier): every entry is dropped") as c:
+        c.check(cval(st.snap(), "entries") >= 1, "entries before %d" % cval(st.snap(), "entries"))
+        c.check(reload_cache(a, st, False), "cache.enabled never became false")
+        c.check(cval(st.snap(), "entries") == 0, "entries after %d" % cval(st.snap(), "entries"))
+    with Case(tap, "cache off: a write through the proxy is not classified (invalidations, "
+                   "cache_lookups unchanged), a read after it is the server's") as c:
+        s0 = st.snap()
+        P[db][coll].insert_one({"_id": 10})
+        got = find_all(P, db, coll)
+        s1 = st.snap()
+        c.check(cval(s1, "invalidations") == cval(s0, "invalidations"),
+                "invalidations %d -> %d" % (cval(s0, "invalidations"), cval(s1, "invalidations")))
+        c.check(s1["counters"]["cache_lookups"] == s0["counters"]["cache_lookups"],
+                "cache_lookups %d -> %d" % (s0["counters"]["cache_lookups"],
+                                            s1["counters"]["cache_lookups"]))
+        c.check(got == find_all(D, db, coll), "results %s" % short(got))
+    with Case(tap, "a write sent with cache off still running when a reload turns it on: a read "
+                   "meanwhile is not looked up (nothing stored from before the write); once it "
+                   "ends, reads are cached again and see it") as c:
+        os.kill(a.ferret_pid, signal.SIGSTOP)
+        try:
+            done = []
+            w = threading.Thread(target=lambda: done.append(
+                W[db][coll].insert_one({"_id": 11}).acknowledged))
+            w.start()
+            time.sleep(0.5)  # the insert is upstream, unanswered
+            c.check(reload_cache(a, st, True), "cache.enabled never became true")
+            s0 = st.snap()
+            got = []
+            r = threading.Thread(target=lambda: got.append(find_all(P, db, coll)))
+            r.start()
+            time.sleep(0.5)
+        finally:
+            os.kill(a.ferret_pid, signal.SIGCONT)
+        w.join(20)
+        r.join(20)
+        s1 = st.snap()
+        c.check(done == [True] and len(got) == 1, "insert %r, read %d" % (done, len(got)))
+        c.check(s1["counters"]["cache_lookups"] == s0["counters"]["cache_lookups"],
+                "the read was looked up: cache_lookups %d -> %d"
+                % (s0["counters"]["cache_lookups"], s1["counters"]["cache_lookups"]))
+        c.check(cval(s1, "fills") == cval(s0, "fills"),
+                "fills %d -> %d" % (cval(s0, "fills"), cval(s1, "fills")))
+        after = [find_all(P, db, coll) for _ in range(2)]
+        s2 = st.snap()
+        c.check(s2["counters"]["cache_lookups"] - s1["counters"]["cache_lookups"] == 2 and
+                cval(s2, "hits") - cval(s1, "hits") == 1,
+                "lookups +%d hits +%d" % (s2["counters"]["cache_lookups"] -
+                                          s1["counters"]["cache_lookups"],
+                                          cval(s2, "hits") - cval(s1, "hits")))
+        c.check(after[0] == after[1] == find_all(D, db, coll) and {"_id": 11} in after[0],
+                "results %s" % short(after))
+
+
 # ---- 4: namespaces and TTLs --------------------------------------------------------------
 
 
@@ -1015,6 +1096,7 @@ def group_pipeline(a, tap):
 
 GROUPS = {
     "hits": group_hits, "inval": group_inval, "bypass": group_bypass, "off": group_off,
+    "offreload": group_offreload,
     "ns": group_ns, "auth": group_auth, "tally": group_tally, "pipeline": group_pipeline,
 }
 
@@ -1026,6 +1108,8 @@ def main():
     ap.add_argument("--http", type=int, required=True)
     ap.add_argument("--direct", type=int, required=True)
     ap.add_argument("--ferret-pid", type=int)
+    ap.add_argument("--pid", type=int)
+    ap.add_argument("--config")
     ap.add_argument("--grace-ms", type=int, default=500)
     ap.add_argument("--coalesce-ms", type=int, default=600)
     ap.add_argument("--user")

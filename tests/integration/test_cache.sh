@@ -84,6 +84,14 @@ mc_start_proxy --cache false
 py off
 stop_check "--cache false"
 
+# ---- 3b: cache turned off and on again by reload (SIGHUP), no Redis tier ----------
+OFF_CONF=$MC_TMP/offreload.conf
+echo "cache = true" >"$OFF_CONF"
+mc_start_proxy --config "$OFF_CONF"
+py offreload --pid "$PROXY_PID" --config "$OFF_CONF" --ferret-pid "$FERRET_PID"
+kill -CONT "$FERRET_PID" 2>/dev/null
+stop_check "reload off and on"
+
 # ---- 4: namespaces and TTLs ---------------------------------------------------------
 mc_start_proxy --cache-exclude mcc4.secret --cache-ttl-overrides 'mcc4.fast=300ms' --cache-ttl 1s
 py ns
