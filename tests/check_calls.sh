@@ -39,7 +39,10 @@ if [ -z "$builddir" ]; then
 fi
 objects=${mongocache_objects:-}
 if [ -z "$objects" ]; then
-    objects=$(make -s --no-print-directory -C "$builddir" print-call-objects 2>/dev/null)
+    # Not the calling make's flags: its "w" makes a failing sub-make print
+    # "make[N]: ..." on stdout, which would read as an object list.
+    objects=$(MAKEFLAGS= MAKELEVEL= make -s --no-print-directory -C "$builddir" \
+        print-call-objects 2>/dev/null) || objects=""
 fi
 NM=${NM:-nm}
 
