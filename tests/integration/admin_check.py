@@ -41,6 +41,7 @@ import argparse
 import datetime
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -434,14 +435,20 @@ def group_race(a):
         conn = mctest.Conn("127.0.0.1:%d" % a.c_port, 10.0)
         conn.call(mctest.op_msg({"find": "order", "filter": {}, "$db": "app"}), 10.0)
         redis_pause(a.redis_port, 700)
+        # The ping touches no cache (relayed as it comes); the find asks Redis.
         conn.send(mctest.op_msg(first, request_id=9001) +
-                  mctest.op_msg({"find": "order", "filter": {}, "$db": "app"}, request_id=9002) +
-                  mctest.op_msg({"ping": 1, "$db": "admin"}, request_id=9003))
-        order = [conn.recv_msg(10.0).response_to for _ in range(3)]
+                  mctest.op_msg({"ping": 1, "$db": "admin"}, request_id=9002) +
+                  mctest.op_msg({"find": "order%d" % random.randrange(1 << 30), "filter": {},
+                                 "$db": "app"}, request_id=9003))
+        t0 = time.monotonic()
+        replies = [conn.recv_msg(10.0) for _ in range(3)]
+        took = time.monotonic() - t0
         conn.sock.close()
-        tap(order == [9001, 9002, 9003],
-            "Redis pausing writes: %s pipelined before a find and a ping on C: the replies "
-            "come in request order" % label, order)
+        order = [r.response_to for r in replies]
+        tap(order == [9001, 9002, 9003] and replies[0].ok() and took >= 0.3,
+            "Redis pausing writes: %s (ok after %.2f s) pipelined before a ping and a find on "
+            "C: the replies come in request order" % (label, took), order,
+            [r.doc for r in replies])
 
     redis_pause(a.redis_port, 800)
     leave_waiting(a.c_port, a.c_http, a.token)

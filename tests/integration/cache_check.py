@@ -647,6 +647,7 @@ def group_offreload(a, tap):
     with Case(tap, "a write sent with cache off still running when a reload turns it on: a read "
                    "meanwhile is not looked up (nothing stored from before the write); once it "
                    "ends, reads are cached again and see it") as c:
+        find_all(W, db, coll)  # W's connection is up before FerretDB stops
         os.kill(a.ferret_pid, signal.SIGSTOP)
         try:
             done = []
