@@ -194,14 +194,16 @@ drop(struct cache_lru *lru, struct cache_lru_node **link, struct cache_lru_node 
 
 /*
  * Evicts from the LRU end until the charges and the shared bytes fit the
- * budget; returns how many.
+ * budget, never keep (the entry just stored, which fits alone: the shared
+ * bytes, held by others too, may stay over the budget whatever is
+ * evicted); returns how many.
  */
 static uint32_t
-shed(struct cache_lru *lru)
+shed(struct cache_lru *lru, const struct cache_lru_node *keep)
 {
     uint32_t evicted = 0;
 
-    while (lru->tail != NULL &&
+    while (lru->tail != NULL && lru->tail != keep &&
            lru->bytes + (lru->shared ? lru->shared(lru->shared_arg) : 0) > lru->budget) {
         drop(lru, NULL, lru->tail);
         evicted++;
@@ -277,7 +279,7 @@ cache_lru_put(struct cache_lru *lru, const struct cache_key *key, struct cache_l
     lru->bytes += bytes;
     grow(lru);
     /* The new entry is at the MRU end and fits alone, so it is never shed. */
-    shed_count = shed(lru);
+    shed_count = shed(lru, n);
     if (evicted != NULL)
         *evicted = shed_count;
     return true;
@@ -356,7 +358,7 @@ uint32_t
 cache_lru_set_budget(struct cache_lru *lru, size_t budget)
 {
     lru->budget = budget;
-    return shed(lru);
+    return shed(lru, NULL);
 }
 
 size_t

@@ -410,11 +410,16 @@ do_read(struct proxy_conn *conn)
     short what;
     int err;
 
-    if (!conn->loop)
-        return; /* out of memory: tried at the next poll */
-    n = read(conn->fd, conn->loop->buf, sizeof conn->loop->buf);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-        return;
+    if (!conn->loop) {
+        /* No read buffer (out of memory): an error, not a retry at every
+         * poll of a level-triggered, still readable socket. */
+        n = -1;
+        errno = ENOMEM;
+    } else {
+        n = read(conn->fd, conn->loop->buf, sizeof conn->loop->buf);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return;
+    }
     if (n > 0) {
         if (evbuffer_add(conn->input, conn->loop->buf, (size_t)n) == 0) {
             if (conn->read_cb)

@@ -708,6 +708,15 @@ test_shared(void)
     is_int((long long)cache_lru_count(lru), 25, "shared: 25 entries of 10 + 30 fit in 1000");
     ok(cache_lru_get(lru, &(struct cache_key){0}, 0) == NULL && released[75] && !released[76],
        "shared: the least recently used went first");
+    /* Shared bytes alone over the budget (held by others): a put keeps its entry. */
+    shared_puts += 100;
+    {
+        struct cache_key k = mk(500, 7);
+
+        ok(put(lru, &k, 500, 10, UINT64_MAX, NULL) && cache_lru_get(lru, &k, 0) == val(500),
+           "shared: over the budget by shared bytes alone, the entry just stored stays");
+        is_int((long long)cache_lru_count(lru), 1, "shared: ... and only it");
+    }
     cache_lru_destroy(lru);
     is_int((long long)double_releases, 0, "shared: no double release");
 }
