@@ -37,7 +37,10 @@
 /*
  * A read looked up and not yet over: what it depends on, its key and
  * material, and its place among coalescing and Redis waits. Made by
- * cache_lookup (MISS and WAIT), freed by cache_pending_free.
+ * cache_lookup (MISS and WAIT), freed by cache_pending_free. A lookup
+ * starts one on its stack and moves it to the heap (keep_pending) only
+ * when the read is not answered from the LRU at once: a hit allocates
+ * nothing.
  */
 struct cache_pending {
     struct cache_key key;
@@ -64,6 +67,7 @@ struct cache {
     uint32_t conf_version;
     struct cache_rules include, exclude, ttl_overrides;
     struct cache_key_secret secret;
+    struct cache_key_material material; /* each lookup's, reused; a kept read takes it */
     struct cache_lru *lru;
     struct cache_gen *gen;
     struct cache_deps_table *deps;   /* the stored values' dependency snapshots */
@@ -263,6 +267,7 @@ cache_destroy(struct cache *cache)
     cache_rules_clear(&cache->include);
     cache_rules_clear(&cache->exclude);
     cache_rules_clear(&cache->ttl_overrides);
+    cache_key_material_cleanup(&cache->material);
     bson_free(cache);
 }
 
@@ -541,6 +546,49 @@ ns_text(char *buf, size_t size, const struct cache_ns_ref *ref)
     return db_len + 1 + coll_len;
 }
 
+/*
+ * A read not answered at once: local (on the lookup's stack: its key,
+ * digest, namespace record and TTL) moves to the heap with the material
+ * just built (cache->material is left empty for the next lookup), and
+ * takes every generation the read depends on. NULL when the read is
+ * bypassed after all (counted; req says why).
+ */
+static struct cache_pending *
+keep_pending(struct cache *cache, struct cache_pending *local, const struct cache_read *read,
+             struct cache_request *req)
+{
+    struct cache_pending *p = bson_malloc0(sizeof *p);
+    char ns[512];
+    size_t n;
+
+    p->key = local->key;
+    p->digest = local->digest;
+    p->ns = local->ns;
+    p->ttl_ms = local->ttl_ms;
+    p->deps[0] = local->deps[0];
+    p->snapshot[0] = local->snapshot[0];
+    p->n_deps = local->n_deps; /* the reference moves with it */
+    local->n_deps = 0;
+    p->material = cache->material;
+    memset(&cache->material, 0, sizeof cache->material);
+    for (uint32_t i = 0; i < read->n_ns; i++) {
+        const struct cache_ns_ref *ref = &read->ns[i];
+
+        if (i > 0) {
+            n = ns_text(ns, sizeof ns, ref);
+            if (n == 0) {
+                bypass(cache, req, p, CACHE_POLICY_NO_COLLECTION);
+                return NULL;
+            }
+            add_dep(p, cache_gen_get(cache->gen, 'n', ns, n));
+        }
+        add_dep(p, cache_gen_get(cache->gen, 'd', ref->db, ref->db_len));
+    }
+    add_dep(p, cache_gen_get(cache->gen, 'u', req->principal, strlen(req->principal)));
+    add_dep(p, cache_gen_global(cache->gen));
+    return p;
+}
+
 enum cache_outcome
 cache_lookup(struct cache *cache, struct cache_request *req, struct cache_pending **pending,
              struct cache_value **hit, cache_wait_cb cb, void *arg, struct cache_wait **wait)
@@ -549,7 +597,7 @@ cache_lookup(struct cache *cache, struct cache_request *req, struct cache_pendin
     struct cache_read read;
     enum cache_policy_reason reason;
     struct cache_lru_node *node;
-    struct cache_pending *p;
+    struct cache_pending local, *p = NULL;
     char ns[512];
     size_t n;
 
@@ -576,58 +624,56 @@ cache_lookup(struct cache *cache, struct cache_request *req, struct cache_pendin
             cache_inval_everything(cache->inval);
         }
     }
-    p = bson_malloc0(sizeof *p);
-    for (uint32_t i = 0; i < read.n_ns; i++) {
-        const struct cache_ns_ref *ref = &read.ns[i];
-        struct cache_gen_rec *rec;
-
-        n = ns_text(ns, sizeof ns, ref);
-        if (n == 0)
-            return bypass(cache, req, p, CACHE_POLICY_NO_COLLECTION);
-        rec = cache_gen_get(cache->gen, 'n', ns, n);
-        if (i == 0) {
-            p->ns = rec;
-            p->ttl_ms = ns_ttl(cache, rec);
-            if (p->ttl_ms <= 0)
-                return bypass(cache, req, p, CACHE_BYPASS_EXCLUDED);
-        }
-        add_dep(p, rec);
-        add_dep(p, cache_gen_get(cache->gen, 'd', ref->db, ref->db_len));
-    }
-    add_dep(p, cache_gen_get(cache->gen, 'u', req->principal, strlen(req->principal)));
-    add_dep(p, cache_gen_global(cache->gen));
-
+    /* The command's own namespace first: its TTL decides whether the read
+     * is cached at all, and its record counts the hit. */
+    n = ns_text(ns, sizeof ns, &read.ns[0]);
+    if (n == 0)
+        return bypass(cache, req, NULL, CACHE_POLICY_NO_COLLECTION);
+    local.n_deps = 0;
+    local.ns = cache_gen_get(cache->gen, 'n', ns, n);
+    local.ttl_ms = ns_ttl(cache, local.ns);
+    if (local.ttl_ms <= 0)
+        return bypass(cache, req, NULL, CACHE_BYPASS_EXCLUDED);
+    add_dep(&local, local.ns); /* held: a stale entry's removal may free idle records */
     cache_key_build(&cache->secret, req->principal, req->db, read.ns[0].coll, read.ns[0].coll_len,
-                    req->body, req->cmd, &p->material, &p->key, &p->digest);
-    node = cache_lru_get(cache->lru, &p->key, (uint64_t)conf_clock_ms());
+                    req->body, req->cmd, &cache->material, &local.key, &local.digest);
+    node = cache_lru_get(cache->lru, &local.key, (uint64_t)conf_clock_ms());
     if (node) {
         struct cache_value *v = cache_value_of_node(node);
         const struct cache_deps *deps = cache_value_deps(v);
 
-        if (cache_value_digest(v) != p->digest) {
+        if (cache_value_digest(v) != local.digest) {
             /* Another query's entry under the same key: never served. */
             cache->counters[CACHE_CTR_collisions]++;
         } else if (!cache_deps_current(deps)) {
             cache->counters[CACHE_CTR_stale_entries_dropped]++;
-            cache_lru_remove(cache->lru, &p->key);
+            cache_lru_remove(cache->lru, &local.key);
         } else if (!cache->redis) {
             cache_value_ref(v);
             *hit = v;
-            p->ns->hits++;
+            local.ns->hits++;
             cache->counters[CACHE_CTR_hits]++;
-            cache_pending_free(cache, p);
+            release_deps(&local);
             return CACHE_HIT;
-        } else if (cb && cache_deps_redis_vouched(deps) &&
-                   redis_check(cache, p, v, cb, arg, wait)) {
+        } else if (cb && cache_deps_redis_vouched(deps)) {
             /*
              * With the shared tier, the truth about generations is in Redis:
              * the in-process copy is served only once Redis confirms that no
              * proxy has moved them (a bump may still be on its way by pub/sub).
              */
-            *pending = p;
-            return CACHE_WAIT;
+            p = keep_pending(cache, &local, &read, req);
+            if (!p)
+                return CACHE_BYPASS;
+            if (redis_check(cache, p, v, cb, arg, wait)) {
+                *pending = p;
+                return CACHE_WAIT;
+            }
         }
     }
+    if (!p)
+        p = keep_pending(cache, &local, &read, req);
+    if (!p)
+        return CACHE_BYPASS;
     *pending = p;
     if (cache->coalesce_wait_ms > 0 && cb) {
         f = cache_coalesce_find(cache->coalesce, &p->key, p->material.data, p->material.len);

@@ -1,5 +1,5 @@
 /*
- * cache/key.c: key material and its XXH3-128 hash (see key.h). Owns the
+ * cache/key.c: key material, its XXH3-128 key and SipHash digest (see key.h). Owns the
  * list of per-request fields left out of the key, the material's layout and
  * its two hashes (the key and the digest: key.h says why both);
  * does not decide whether a command is cacheable (policy.c) or store
@@ -10,6 +10,7 @@
 
 #include "cache/key.h"
 
+#include "cache/siphash.h"
 #include "wire/names.h"
 #include "wire/reader.h"
 
@@ -86,12 +87,20 @@ void
 cache_key_secret_init(struct cache_key_secret *secret, const char *text)
 {
     static const char fallback[] = "mongocache";
+    /* Fixed keys that only separate the two derived digest-key words (the
+     * secret is the text: these are public). */
+    static const struct cache_siphash_key derive0 = {UINT64_C(0x6d632d6469676573),
+                                                     UINT64_C(0x742d6b65792d7730)};
+    static const struct cache_siphash_key derive1 = {UINT64_C(0x6d632d6469676573),
+                                                     UINT64_C(0x742d6b65792d7731)};
     const char *seed = text && text[0] ? text : fallback;
+    size_t len = strlen(seed);
 
-    XXH3_generateSecret(secret->bytes, sizeof secret->bytes, seed, strlen(seed));
-    /* The digest's seed: from the same text, through another function and
-     * domain, so that neither number says anything about the other. */
-    secret->digest_seed = XXH64(seed, strlen(seed), UINT64_C(0x6d632d6469676573));
+    XXH3_generateSecret(secret->bytes, sizeof secret->bytes, seed, len);
+    /* The digest's SipHash key: from the same text, through another
+     * function, so that neither number says anything about the other. */
+    secret->digest_key.k0 = cache_siphash_24(&derive0, seed, len);
+    secret->digest_key.k1 = cache_siphash_24(&derive1, seed, len);
 }
 
 char *
@@ -161,7 +170,7 @@ cache_key_build(const struct cache_key_secret *secret, const char *principal, co
                                 sizeof secret->bytes);
     key->hi = h.high64;
     key->lo = h.low64;
-    *digest = XXH64(material->data, material->len, secret->digest_seed);
+    *digest = cache_siphash_24(&secret->digest_key, material->data, material->len);
 #ifdef MONGOCACHE_TINY_KEYS
     /* Test build: 8 significant bits, so that collisions happen all the time. */
     key->hi = 0;

@@ -5,21 +5,25 @@
  * do not change the answer (lsid, $clusterTime, txnNumber, $db, comment,
  * maxTimeMS) when their values are ones a server accepts.
  *
- * Two numbers stand for the material: the key, XXH3-128 of it keyed by a
- * secret (cache_key_secret: configured per deployment, else random per
- * process), which indexes the cache; and the digest, XXH64 of it with a
- * 64-bit seed derived from the same secret text but used by another
- * algorithm. An in-process entry keeps both, not the material, and a hit
- * needs both to be equal, so two different commands share an answer only if
- * their materials collide in 192 bits from two unrelated hash functions at
- * once:
- *  - by chance: one pair in 2^128 for the key alone; among 10^9 live
- *    entries the chance that any two keys meet is below 10^-20, and the
- *    digest must then meet too (another 2^-64);
- *  - on purpose: an attacker does not know the secret (XXH3's output cannot
- *    be predicted without it), and would need a second preimage of a given
- *    victim's material under both XXH3-128 and XXH64, which sees through
- *    neither one's structure to the other's.
+ * Two numbers stand for the material: the key, XXH3-128 of it with an
+ * XXH3 secret made from cache_key_secret (configured per deployment, else
+ * random per process), which indexes the cache; and the digest,
+ * SipHash-2-4 of it (cache/siphash.h) under a 128-bit key derived from the
+ * same secret text by another function. An in-process entry keeps both,
+ * not the material, and a hit needs both to be equal. XXH3 is fast but not
+ * a keyed pseudorandom function (its secret is no proof against someone
+ * who studies its structure); SipHash is one. So two different commands
+ * share an answer only if:
+ *  - by chance: their keys meet (one pair in 2^128; among 10^9 live
+ *    entries the chance that any two keys meet is below 10^-20) and their
+ *    digests meet too (another 2^-64);
+ *  - on purpose: whoever chose the commands must also make their SipHash
+ *    digests meet without knowing the key, which is no easier than chance:
+ *    about one pair in 2^64 per attempt, and an attempt is one command sent
+ *    and one reply looked at. Knowing the secret text (or the process's
+ *    memory) gives both keys away, and with them this argument.
+ * Not "never", then, but a probability that an attacker without the secret
+ * cannot raise.
  * A key collision whose digest differs is counted (collisions) and served
  * from upstream; a tiny-key test build (cache_key_bits) makes key
  * collisions happen all the time to show exactly that. The Redis tier keeps
@@ -29,6 +33,7 @@
 #ifndef MONGOCACHE_CACHE_KEY_H
 #define MONGOCACHE_CACHE_KEY_H
 
+#include "cache/siphash.h"
 #include "wire/cmd.h"
 
 #include <bson/bson.h>
@@ -41,11 +46,11 @@ struct cache_key {
     uint64_t lo;
 };
 
-/* XXH3 secret derived from the configured cache_key_secret. */
+/* The XXH3 secret and the digest's key, both derived from the configured cache_key_secret. */
 #define CACHE_KEY_SECRET_SIZE 192
 struct cache_key_secret {
     uint8_t bytes[CACHE_KEY_SECRET_SIZE];
-    uint64_t digest_seed; /* the digest's XXH64 seed */
+    struct cache_siphash_key digest_key; /* the digest's SipHash-2-4 key */
 };
 
 /* Derives the hashing secret from text (any length, may be empty). */
