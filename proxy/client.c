@@ -123,17 +123,17 @@ can_take_input(const struct proxy_client *c)
 }
 
 /*
- * Turns the socket's read event on or off to match the client's state. A
- * change costs an epoll_ctl, so it is made only when the answer changes.
+ * Turns the socket's reading on or off to match the client's state (the
+ * connection owns whether it reads, and costs an epoll_ctl only when its
+ * interest must change: proxy/conn.h).
  */
 static void
 update_reading(struct proxy_client *c)
 {
     bool want = c->phase == PROXY_CLIENT_OPEN && can_take_input(c);
 
-    if (c->phase >= PROXY_CLIENT_LINGERING || want == c->reading)
+    if (c->phase >= PROXY_CLIENT_LINGERING || want == proxy_conn_reading(c->conn))
         return;
-    c->reading = want;
     proxy_conn_read_enable(c->conn, want);
 }
 
@@ -141,7 +141,6 @@ update_reading(struct proxy_client *c)
 static void
 stop_io(struct proxy_client *c)
 {
-    c->reading = false;
     proxy_conn_read_enable(c->conn, false);
     proxy_conn_write_enable(c->conn, false);
 }
@@ -249,8 +248,11 @@ release_promise(struct proxy_client *c)
 static void timer_cb(evutil_socket_t fd, short what, void *arg);
 
 /*
- * Arms the client's timer for ms. The timer exists only while armed: an idle
- * client without idle_timeout holds none (freed by disarm_timer).
+ * Arms the client's timer for ms. The timer is made the first time it is
+ * armed (a client that never needed one, such as an idle client without
+ * idle_timeout whose messages all came whole, holds none) and kept until
+ * the client is freed: disarm_timer only deletes it, so a message deadline
+ * per request costs no allocation.
  */
 static void
 arm_timer(struct proxy_client *c, int64_t ms)
@@ -269,10 +271,8 @@ arm_timer(struct proxy_client *c, int64_t ms)
 static void
 disarm_timer(struct proxy_client *c)
 {
-    if (c->timer) {
-        event_free(c->timer);
-        c->timer = NULL;
-    }
+    if (c->timer)
+        evtimer_del(c->timer);
 }
 
 static void
@@ -434,7 +434,6 @@ start_linger(struct proxy_client *c)
     set_phase(c, PROXY_CLIENT_LINGERING);
     shutdown(proxy_conn_fd(c->conn), SHUT_WR);
     evbuffer_drain(proxy_conn_input(c->conn), evbuffer_get_length(proxy_conn_input(c->conn)));
-    c->reading = true;
     proxy_conn_read_enable(c->conn, true);
     update_timer(c, false);
 }
@@ -479,10 +478,9 @@ static void
 free_parts(struct proxy_client *c)
 {
     if (c->conn) {
-        if (c->tracked) {
-            proxy_server_memory_untrack(c->server, proxy_conn_input(c->conn));
-            proxy_server_memory_untrack(c->server, proxy_conn_output(c->conn));
-        }
+        /* A client with a connection has its buffers tracked (proxy_client_new). */
+        proxy_server_memory_untrack(c->server, proxy_conn_input(c->conn));
+        proxy_server_memory_untrack(c->server, proxy_conn_output(c->conn));
         drop_output(c);
         proxy_conn_free(c->conn);
     }
@@ -1679,10 +1677,8 @@ proxy_client_new(struct proxy_server *server, evutil_socket_t fd, const struct s
     proxy_conn_set_write_timeout(c->conn, server->conf->message_timeout);
     proxy_conn_write_enable(c->conn, true);
     proxy_conn_read_enable(c->conn, true);
-    c->reading = true;
     proxy_server_memory_track(server, proxy_conn_input(c->conn));
     proxy_server_memory_track(server, proxy_conn_output(c->conn));
-    c->tracked = true;
     TAILQ_INSERT_TAIL(&server->clients, c, link);
     server->n_clients++;
     proxy_stats_add(&server->stats, PROXY_STAT_clients_accepted, 1);

@@ -72,7 +72,7 @@ struct proxy_client {
     uint32_t oneway_count;
     struct proxy_request_list pending;
     uint32_t n_pending;
-    struct event *timer;          /* message deadline, idle or drain; exists only while armed */
+    struct event *timer;          /* message deadline, idle or drain; made when first armed */
     bool deadline_armed;
     enum proxy_client_phase phase; /* moved only by set_phase (client.c) */
     /* Why the client is not read: any of these stops both reading its
@@ -89,10 +89,7 @@ struct proxy_client {
                                    * barrier's reply */
     bool blocked;                 /* a request waits on the cache or a drain: read no further */
     /* Facts, not states: */
-    bool reading;                 /* the socket's read event is enabled (a copy of libevent's,
-                                   * so a change costs an epoll_ctl only when it is one) */
     bool linger;                  /* close by start_linger: a refused message is still arriving */
-    bool tracked;                 /* its buffers count toward max_memory */
     size_t admitted_len;          /* the message arriving now was admitted at this length */
     size_t promised;              /* its bytes not yet arrived (in server->mem_promised) */
     struct event *resume_ev;      /* runs process_input once a wait is over; frees the

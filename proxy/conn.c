@@ -7,10 +7,23 @@
  * The event's interest is recomputed by update_events whenever something
  * that decides it changes (reading on or off, output queued or emptied,
  * connecting), and re-registered only when it differs from what is
- * registered: a change of interest is event_del + event_add. The write
- * timeout is the event's own timeout, set only while write interest is
- * registered (a persistent event re-arms it at each activation, so any
- * activity on the socket restarts it).
+ * registered: a change of interest is event_del + event_add. Turning
+ * reading off is lazy: the read interest stays registered (no epoll_ctl)
+ * until the socket turns out readable while reading is off, and only then
+ * is it dropped, so a pause that ends before the peer sends again (a client
+ * whose read waits on the Redis tier) costs no system call, and a peer that
+ * keeps sending while paused is still stopped after one wake-up.
+ *
+ * The write timeout is a timer of its own (made the first time write
+ * interest is registered with a timeout set, kept until the connection is
+ * freed), armed while write interest is registered and re-armed only when a
+ * write makes progress: reading from the socket does not move it.
+ *
+ * A read goes into the loop's buffer and is appended to the input; once the
+ * input holds a large part of a message (PROXY_CONN_DIRECT bytes or more),
+ * the read goes straight into space reserved at the input's tail instead,
+ * sparing the copy, with no more room reserved than the input already holds
+ * (so a slow peer's reservation stays in proportion to what it sent).
  *
  * Outcomes that are known at once (a connect that succeeded or failed in
  * the call, a name that did not resolve) are kept in `pending` and
@@ -33,6 +46,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+/* Input held from which reads go straight into the input's tail (see above). */
+#define PROXY_CONN_DIRECT 4096
+
 struct proxy_conn {
     struct event ev;
     struct evbuffer *input;
@@ -46,6 +62,7 @@ struct proxy_conn {
     struct evdns_getaddrinfo_request *lookup; /* a name being resolved */
     struct event *again;                      /* proxy_conn_read_again's zero timer,
                                                * made on first use */
+    struct event *wtimer;                     /* the write timeout, made on first use */
     size_t write_low;
     int64_t write_timeout_ms;
     evutil_socket_t fd;
@@ -55,6 +72,8 @@ struct proxy_conn {
     short registered;  /* the interest event_add was given (0: not added) */
     short pending;     /* an outcome to deliver from the loop (PROXY_CONN_*) */
     bool reading;
+    bool read_lazy;    /* reading is off but its interest is still registered */
+    bool wtimer_armed; /* the write timeout runs */
     bool writing;
     bool connecting;
     bool resolving;
@@ -63,11 +82,38 @@ struct proxy_conn {
 
 static void conn_cb(evutil_socket_t fd, short what, void *arg);
 
+static void wtimer_cb(evutil_socket_t fd, short what, void *arg);
+
+/*
+ * Arms (restart: re-arms) or stops the write timeout to match the
+ * registered interest: it runs while write interest is registered.
+ */
+static void
+sync_write_timer(struct proxy_conn *conn, bool restart)
+{
+    bool want = (conn->registered & EV_WRITE) && !conn->connecting && conn->write_timeout_ms > 0;
+    struct timeval tv;
+
+    if (!want) {
+        if (conn->wtimer_armed)
+            evtimer_del(conn->wtimer);
+        conn->wtimer_armed = false;
+        return;
+    }
+    if (conn->wtimer_armed && !restart)
+        return;
+    if (!conn->wtimer && !(conn->wtimer = evtimer_new(conn->base, wtimer_cb, conn)))
+        return; /* out of memory: no timeout, as with write_timeout 0 */
+    tv.tv_sec = conn->write_timeout_ms / 1000;
+    tv.tv_usec = (conn->write_timeout_ms % 1000) * 1000;
+    evtimer_add(conn->wtimer, &tv);
+    conn->wtimer_armed = true;
+}
+
 static void
 update_events(struct proxy_conn *conn)
 {
     short want = 0;
-    struct timeval tv, *timeout = NULL;
 
     if (conn->pending || conn->freed)
         return; /* the event is active for a delivery; recomputed after it */
@@ -75,26 +121,30 @@ update_events(struct proxy_conn *conn)
         if (conn->connecting)
             want = EV_WRITE;
         else {
-            if (conn->reading)
+            if (conn->reading || (conn->read_lazy && (conn->registered & EV_READ)))
                 want |= EV_READ;
             if (conn->writing && evbuffer_get_length(conn->output) > 0)
                 want |= EV_WRITE;
         }
     }
-    if (want == conn->registered)
-        return;
-    if (conn->registered)
-        event_del(&conn->ev);
-    conn->registered = want;
-    if (!want)
-        return;
-    if ((want & EV_WRITE) && !conn->connecting && conn->write_timeout_ms > 0) {
-        tv.tv_sec = conn->write_timeout_ms / 1000;
-        tv.tv_usec = (conn->write_timeout_ms % 1000) * 1000;
-        timeout = &tv;
+    if (want != conn->registered) {
+        if (conn->registered)
+            event_del(&conn->ev);
+        conn->registered = want;
+        if (want) {
+            event_assign(&conn->ev, conn->base, conn->fd, want | EV_PERSIST, conn_cb, conn);
+            event_add(&conn->ev, NULL);
+        }
     }
-    event_assign(&conn->ev, conn->base, conn->fd, want | EV_PERSIST, conn_cb, conn);
-    event_add(&conn->ev, timeout);
+    sync_write_timer(conn, false);
+}
+
+/* Reading stops for good (EOF, an error, a failed connect): its interest goes now. */
+static void
+stop_reading(struct proxy_conn *conn)
+{
+    conn->reading = false;
+    conn->read_lazy = false;
 }
 
 /* Delivers what from the loop (the event activated, nothing registered meanwhile). */
@@ -135,6 +185,8 @@ destroy(struct proxy_conn *conn)
 {
     if (conn->again)
         event_free(conn->again);
+    if (conn->wtimer)
+        event_free(conn->wtimer);
     if (conn->input)
         evbuffer_free(conn->input);
     if (conn->output)
@@ -151,6 +203,9 @@ proxy_conn_free(struct proxy_conn *conn)
         event_del(&conn->ev); /* also takes back an activation */
     if (conn->again)
         event_del(conn->again);
+    if (conn->wtimer)
+        event_del(conn->wtimer);
+    conn->wtimer_armed = false;
     conn->registered = 0;
     conn->pending = 0;
     conn->freed = true;
@@ -198,6 +253,7 @@ void
 proxy_conn_read_enable(struct proxy_conn *conn, bool on)
 {
     conn->reading = on;
+    conn->read_lazy = !on; /* off: the interest stays until the socket is readable */
     update_events(conn);
 }
 
@@ -224,11 +280,7 @@ void
 proxy_conn_set_write_timeout(struct proxy_conn *conn, int64_t ms)
 {
     conn->write_timeout_ms = ms > 0 ? ms : 0;
-    if (conn->registered & EV_WRITE) {
-        conn->registered = 0; /* re-added with the new timeout */
-        event_del(&conn->ev);
-        update_events(conn);
-    }
+    sync_write_timer(conn, true); /* a running timeout restarts with the new length */
 }
 
 void
@@ -390,7 +442,7 @@ connect_done(struct proxy_conn *conn)
         return;
     conn->connecting = false;
     if (err) {
-        conn->reading = false; /* nothing more from this socket */
+        stop_reading(conn); /* nothing more from this socket */
         conn->writing = false;
         update_events(conn);
         errno = err;
@@ -403,14 +455,47 @@ connect_done(struct proxy_conn *conn)
         conn->event_cb(conn, PROXY_CONN_CONNECTED, conn->arg);
 }
 
+/* One read straight into the input's tail (see the top): its result, as read()'s. */
+static ssize_t
+read_direct(struct proxy_conn *conn, size_t held)
+{
+    struct evbuffer_iovec v;
+    ssize_t n;
+
+    if (evbuffer_reserve_space(conn->input, (ev_ssize_t)(held < PROXY_IO_READ ? held : PROXY_IO_READ),
+                               &v, 1) != 1) {
+        errno = ENOMEM;
+        return -1;
+    }
+    n = read(conn->fd, v.iov_base, v.iov_len);
+    if (n > 0) {
+        v.iov_len = (size_t)n;
+        if (evbuffer_commit_space(conn->input, &v, 1) != 0) {
+            errno = ENOMEM;
+            return -1;
+        }
+    }
+    return n;
+}
+
 static void
 do_read(struct proxy_conn *conn)
 {
+    size_t held = evbuffer_get_length(conn->input);
     ssize_t n;
     short what;
     int err;
 
-    if (!conn->loop) {
+    if (held >= PROXY_CONN_DIRECT) {
+        n = read_direct(conn, held);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return;
+        if (n > 0) {
+            if (conn->read_cb)
+                conn->read_cb(conn, conn->arg);
+            return;
+        }
+    } else if (!conn->loop) {
         /* No read buffer (out of memory): an error, not a retry at every
          * poll of a level-triggered, still readable socket. */
         n = -1;
@@ -419,21 +504,20 @@ do_read(struct proxy_conn *conn)
         n = read(conn->fd, conn->loop->buf, sizeof conn->loop->buf);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             return;
-    }
-    if (n > 0) {
-        if (evbuffer_add(conn->input, conn->loop->buf, (size_t)n) == 0) {
-            if (conn->read_cb)
-                conn->read_cb(conn, conn->arg);
-            return;
+        if (n > 0) {
+            if (evbuffer_add(conn->input, conn->loop->buf, (size_t)n) == 0) {
+                if (conn->read_cb)
+                    conn->read_cb(conn, conn->arg);
+                return;
+            }
+            /* Out of memory: the bytes are lost, and the stream with them. */
+            n = -1;
+            errno = ENOMEM;
         }
-        /* Out of memory: the bytes are lost, and the stream with them. */
-        err = ENOMEM;
-        what = PROXY_CONN_READING | PROXY_CONN_ERROR;
-    } else {
-        err = n == 0 ? 0 : errno;
-        what = PROXY_CONN_READING | (n == 0 ? PROXY_CONN_EOF : PROXY_CONN_ERROR);
     }
-    conn->reading = false;
+    err = n == 0 ? 0 : errno;
+    what = PROXY_CONN_READING | (n == 0 ? PROXY_CONN_EOF : PROXY_CONN_ERROR);
+    stop_reading(conn);
     update_events(conn);
     errno = err;
     if (conn->event_cb)
@@ -461,6 +545,7 @@ do_write(struct proxy_conn *conn)
         return;
     }
     update_events(conn); /* no write interest once the queue is empty */
+    sync_write_timer(conn, true); /* progress: the write timeout starts again */
     if (evbuffer_get_length(conn->output) <= conn->write_low && conn->write_cb)
         conn->write_cb(conn, conn->arg);
 }
@@ -484,30 +569,48 @@ conn_cb(evutil_socket_t fd, short what, void *arg)
             if (!conn->freed)
                 do_write(conn); /* what was queued while connecting */
         } else {
-            conn->reading = false; /* a failed connect: nothing more from this socket */
+            stop_reading(conn); /* a failed connect: nothing more from this socket */
             conn->writing = false;
             update_events(conn);
             errno = conn->err;
             if (conn->event_cb)
                 conn->event_cb(conn, outcome, conn->arg);
         }
-    } else if (what & EV_TIMEOUT) {
-        if (conn->registered & EV_WRITE) {
-            conn->writing = false;
-            update_events(conn);
-            if (conn->event_cb)
-                conn->event_cb(conn, PROXY_CONN_WRITING | PROXY_CONN_TIMEOUT, conn->arg);
-        }
     } else if (conn->connecting) {
         connect_done(conn);
         if (!conn->freed && !conn->connecting)
             do_write(conn);
     } else {
-        if ((what & EV_READ) && conn->reading)
+        if ((what & EV_READ) && conn->reading) {
             do_read(conn);
+        } else if ((what & EV_READ) && conn->read_lazy) {
+            /* Readable while reading is off: now its interest goes. */
+            conn->read_lazy = false;
+            update_events(conn);
+        }
         if (!conn->freed && (what & EV_WRITE))
             do_write(conn);
     }
+    if (--conn->busy == 0 && conn->freed)
+        destroy(conn);
+}
+
+/* No write progress for the write timeout while write interest was registered. */
+static void
+wtimer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_conn *conn = arg;
+
+    (void)fd;
+    (void)what;
+    conn->wtimer_armed = false;
+    if (!(conn->registered & EV_WRITE) || conn->freed)
+        return;
+    conn->busy++;
+    conn->writing = false;
+    update_events(conn);
+    if (conn->event_cb)
+        conn->event_cb(conn, PROXY_CONN_WRITING | PROXY_CONN_TIMEOUT, conn->arg);
     if (--conn->busy == 0 && conn->freed)
         destroy(conn);
 }

@@ -7,10 +7,14 @@
  * enabled, write interest only while output is queued (or a connect is in
  * progress). Sending is "write first": proxy_conn_send writes to the socket
  * at once when nothing is queued before it, and queues only what the socket
- * does not take, so a steady request loop costs no epoll_ctl. Reading is one
- * read() of up to PROXY_IO_READ bytes into the loop's buffer (no FIONREAD),
- * appended to the input. An idle connection holds the struct, two empty
- * evbuffers and the event's registration: no read buffer, no timer.
+ * does not take, so a steady request loop costs no epoll_ctl. Turning
+ * reading off leaves the read interest registered until the socket is
+ * readable while off (then it is dropped), so a short pause costs no
+ * epoll_ctl either. Reading is one read() of up to PROXY_IO_READ bytes into
+ * the loop's buffer (no FIONREAD), appended to the input, or straight into
+ * the input's tail once it holds a large part of a message. An idle
+ * connection holds the struct, two empty evbuffers and the event's
+ * registration: no read buffer, no timer.
  *
  * Callbacks are bufferevent-shaped: read_cb after bytes were appended to the
  * input; write_cb after a queued write left at most the low watermark
@@ -73,14 +77,17 @@ struct evbuffer *proxy_conn_input(struct proxy_conn *conn);
 struct evbuffer *proxy_conn_output(struct proxy_conn *conn);
 evutil_socket_t proxy_conn_fd(const struct proxy_conn *conn);
 
-/* Turns reading or writing on or off (an epoll_ctl only when the interest changes). */
+/* Turns reading or writing on or off (an epoll_ctl only when the interest changes; reading
+ * off keeps its interest until the socket is readable, see above). */
 void proxy_conn_read_enable(struct proxy_conn *conn, bool on);
 void proxy_conn_write_enable(struct proxy_conn *conn, bool on);
 bool proxy_conn_reading(const struct proxy_conn *conn);
-/* What the socket's event is registered for now: EV_READ, EV_WRITE, both or 0. */
+/* What the socket's event is registered for now: EV_READ, EV_WRITE, both or 0 (EV_READ
+ * may stay while reading is off and the socket has not been readable since). */
 short proxy_conn_interest(const struct proxy_conn *conn);
 
-/* No write progress for ms milliseconds while output is queued: WRITING|TIMEOUT. 0: never. */
+/* No write progress for ms milliseconds while output is queued: WRITING|TIMEOUT (reads do
+ * not count as progress). 0: never. */
 void proxy_conn_set_write_timeout(struct proxy_conn *conn, int64_t ms);
 /* write_cb runs when a queued write leaves at most low bytes queued (default 0). */
 void proxy_conn_set_write_low(struct proxy_conn *conn, size_t low);

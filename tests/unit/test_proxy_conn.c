@@ -2,8 +2,10 @@
  * tests/unit/test_proxy_conn.c: proxy/conn.c over socketpairs and loopback:
  * write-first sending, a partial write and its queued rest (write interest
  * only while something is queued), the low watermark, reading to EOF, a
- * write error, the write timeout, pausing and resuming reading, reading
- * again without a read, free from inside a callback, connects (by name and
+ * write error, the write timeout (and that reads do not hold it off),
+ * pausing and resuming reading (lazily: the interest goes only when the
+ * socket is readable while paused), reads straight into a large input's
+ * tail, reading again without a read, free from inside a callback, connects (by name and
  * address, refused), and the bytes a connection costs beside a libevent
  * bufferevent. Owns nothing beyond the test.
  */
@@ -22,6 +24,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -246,10 +249,20 @@ test_pause(struct event_base *base, struct proxy_io_loop *loop)
     RUN_UNTIL(base, s.reads > 0);
     is_int((long long)s.in_len, 3, "reading resumed: the waiting bytes are read");
     proxy_conn_read_enable(conn, false);
+    is_int(proxy_conn_interest(conn), EV_READ, "paused: the read interest stays (no epoll_ctl)");
+    proxy_conn_read_enable(conn, true);
+    is_int(proxy_conn_interest(conn), EV_READ, "resumed before the peer sent: still registered");
+    proxy_conn_read_enable(conn, false);
     (void)!write(sv[1], "more", 4);
     for (int i = 0; i < 5; i++)
         event_base_loop(base, EVLOOP_NONBLOCK);
     is_int(s.reads, 1, "paused again: nothing more read");
+    is_int(proxy_conn_interest(conn), 0, "readable while paused: the read interest is dropped");
+    for (int i = 0; i < 50; i++) /* a peer that floods while paused wakes nobody */
+        (void)!write(sv[1], "flood", 5);
+    for (int i = 0; i < 5; i++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    ok(s.reads == 1 && proxy_conn_interest(conn) == 0, "flood while paused: still not read");
     proxy_conn_read_again(conn);
     event_base_loop(base, EVLOOP_NONBLOCK);
     ok(s.reads == 2 && s.in_len == 3, "read_again: read callback without a read");
@@ -334,6 +347,89 @@ test_timeout(struct event_base *base, struct proxy_io_loop *loop)
     proxy_conn_free(conn);
     close(sv[1]);
     evbuffer_free(data);
+    bson_free(bytes);
+}
+
+/*
+ * A peer that keeps sending but reads nothing back: the write timeout
+ * measures write progress only, so the reads of its bytes do not hold it
+ * off (it used to be the socket event's own timeout, restarted by every
+ * activation).
+ */
+static void
+test_timeout_reading(struct event_base *base, struct proxy_io_loop *loop)
+{
+    int sv[2];
+    int small = 4096;
+    struct seen s = {0};
+    struct proxy_conn *conn;
+    struct evbuffer *data = evbuffer_new();
+    uint8_t *bytes = bson_malloc0(256 * 1024);
+    int turn;
+
+    pair(sv);
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    conn = make(base, loop, sv[0], &s);
+    proxy_conn_write_enable(conn, true);
+    proxy_conn_read_enable(conn, true);
+    proxy_conn_set_write_timeout(conn, 30);
+    evbuffer_add(data, bytes, 256 * 1024);
+    proxy_conn_send(conn, data);
+    evutil_make_socket_nonblocking(sv[1]);
+    /* A byte every 2 ms or more, for 300 turns: at least 600 ms, 20 times the
+     * timeout, all of it while the peer is sending (the old timeout, restarted
+     * by each read, held off for over 700 turns). */
+    for (turn = 0; turn < 300 && s.events == 0; turn++) {
+        (void)!write(sv[1], "x", 1);
+        usleep(2000);
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    }
+    ok(s.events == 1 && s.what == (PROXY_CONN_WRITING | PROXY_CONN_TIMEOUT) && s.reads > 1,
+       "a peer that sends but reads nothing: WRITING|TIMEOUT while it sends (%d reads, %d turns)",
+       s.reads, turn);
+    proxy_conn_free(conn);
+    close(sv[1]);
+    evbuffer_free(data);
+    bson_free(bytes);
+}
+
+/*
+ * A large message arriving in pieces: once the input holds a few KB the
+ * reads go straight into its tail; every byte arrives, in order.
+ */
+static void
+test_direct_read(struct event_base *base, struct proxy_io_loop *loop)
+{
+    int sv[2];
+    struct seen s = {0};
+    struct proxy_conn *conn;
+    size_t total = 300 * 1000, sent = 0;
+    uint8_t *bytes = bson_malloc(total), *got;
+    bool same;
+
+    for (size_t i = 0; i < total; i++)
+        bytes[i] = (uint8_t)(i * 131 + i / 251);
+    pair(sv);
+    conn = make(base, loop, sv[0], &s);
+    proxy_conn_read_enable(conn, true);
+    evutil_make_socket_nonblocking(sv[1]);
+    for (int turn = 0; turn < 100000 && s.in_len < total; turn++) {
+        size_t piece = 1000 + (size_t)(turn % 7) * 1500; /* pieces of 1,000 to 10,000 */
+
+        if (sent < total) {
+            ssize_t n = write(sv[1], bytes + sent, piece < total - sent ? piece : total - sent);
+
+            if (n > 0)
+                sent += (size_t)n;
+        }
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    }
+    is_int((long long)s.in_len, (long long)total, "direct reads: every byte is in the input");
+    got = evbuffer_pullup(proxy_conn_input(conn), -1);
+    same = got && memcmp(got, bytes, total) == 0;
+    ok(same, "direct reads: in order, unchanged (%d reads)", s.reads);
+    proxy_conn_free(conn);
+    close(sv[1]);
     bson_free(bytes);
 }
 
@@ -519,6 +615,8 @@ main(void)
     test_read_again_fair(base, loop);
     test_write_error(base, loop);
     test_timeout(base, loop);
+    test_timeout_reading(base, loop);
+    test_direct_read(base, loop);
     test_free_inside(base, loop);
     test_connect(base, loop);
     test_bytes(base, loop);
