@@ -44,6 +44,7 @@
 #include <event2/event_struct.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* Input held from which reads go straight into the input's tail (see above). */
@@ -301,6 +302,20 @@ proxy_conn_send(struct proxy_conn *conn, struct evbuffer *data)
         evbuffer_add_buffer(conn->output, data);
         update_events(conn);
     }
+}
+
+size_t
+proxy_conn_write_now(struct proxy_conn *conn, const struct iovec *iov, int n)
+{
+    ssize_t written;
+
+    if (evbuffer_get_length(conn->output) > 0 || conn->fd < 0 || !conn->writing ||
+        conn->connecting || conn->pending)
+        return 0;
+    do
+        written = writev(conn->fd, iov, n);
+    while (written < 0 && errno == EINTR);
+    return written > 0 ? (size_t)written : 0;
 }
 
 /* proxy_conn_read_again's turn: the reader, without a read(). */

@@ -42,6 +42,7 @@
 struct event_base;
 struct evbuffer;
 struct evdns_base;
+struct iovec;
 struct proxy_io_loop;
 struct sockaddr;
 
@@ -98,6 +99,15 @@ void proxy_conn_set_write_low(struct proxy_conn *conn, size_t low);
  * A socket error is reported by the queued write that meets it.
  */
 void proxy_conn_send(struct proxy_conn *conn, struct evbuffer *data);
+
+/*
+ * Writes the n pieces at iov at once when proxy_conn_send would (nothing
+ * queued, writing enabled, the connection up), with one writev and no
+ * buffer: the bytes it took (0 when it wrote nothing, an error included).
+ * The caller sends what is left with proxy_conn_send, which queues it (a
+ * socket error is then reported by the queued write that meets it).
+ */
+size_t proxy_conn_write_now(struct proxy_conn *conn, const struct iovec *iov, int n);
 
 /*
  * Runs read_cb again without reading, after the loop's next poll (a reader

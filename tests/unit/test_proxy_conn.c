@@ -5,7 +5,8 @@
  * write error, the write timeout (and that reads do not hold it off),
  * pausing and resuming reading (lazily: the interest goes only when the
  * socket is readable while paused), reads straight into a large input's
- * tail, reading again without a read, free from inside a callback, connects (by name and
+ * tail, a writev at once with the rest queued after it, reading again
+ * without a read, free from inside a callback, connects (by name and
  * address, refused), and the bytes a connection costs beside a libevent
  * bufferevent. Owns nothing beyond the test.
  */
@@ -26,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 struct seen {
@@ -433,6 +435,73 @@ test_direct_read(struct event_base *base, struct proxy_io_loop *loop)
     bson_free(bytes);
 }
 
+/*
+ * proxy_conn_write_now: one writev when nothing is queued; what the socket
+ * does not take goes through proxy_conn_send after it, and nothing is
+ * written at once while something is queued (it would overtake it).
+ */
+static void
+test_write_now(struct event_base *base, struct proxy_io_loop *loop)
+{
+    int sv[2];
+    int small = 4096;
+    struct seen s = {0};
+    struct proxy_conn *conn;
+    struct evbuffer *rest = evbuffer_new(), *got = evbuffer_new();
+    size_t total = 16 + 600 * 1000, done, again;
+    uint8_t head[16], *body = bson_malloc(total - 16), sink[65536];
+    struct iovec iov[2] = {{head, sizeof head}, {body, total - 16}};
+    bool same;
+
+    for (size_t i = 0; i < sizeof head; i++)
+        head[i] = (uint8_t)(0xa0 + i);
+    for (size_t i = 0; i < total - 16; i++)
+        body[i] = (uint8_t)(i * 7 + i / 509);
+    pair(sv);
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    conn = make(base, loop, sv[0], &s);
+    proxy_conn_write_enable(conn, true);
+    done = proxy_conn_write_now(conn, iov, 2);
+    ok(done > 0 && done < total, "write now: the socket took part (%zu of %zu)", done, total);
+    if (done < sizeof head) {
+        evbuffer_add(rest, head + done, sizeof head - done);
+        evbuffer_add(rest, body, total - 16);
+    } else {
+        evbuffer_add(rest, body + (done - 16), total - done);
+    }
+    proxy_conn_send(conn, rest);
+    evutil_make_socket_nonblocking(sv[1]);
+    {
+        /* The peer makes room, but the loop has not run: the rest is still queued. */
+        ssize_t n = read(sv[1], sink, sizeof sink);
+
+        if (n > 0)
+            evbuffer_add(got, sink, (size_t)n);
+    }
+    again = proxy_conn_write_now(conn, iov, 2);
+    is_int((long long)again, 0, "write now: nothing while the rest is queued");
+    for (int turn = 0; turn < 100000 && evbuffer_get_length(got) < total; turn++) {
+        ssize_t n = read(sv[1], sink, sizeof sink);
+
+        if (n > 0)
+            evbuffer_add(got, sink, (size_t)n);
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    }
+    is_int((long long)evbuffer_get_length(got), (long long)total, "write now: every byte arrived");
+    {
+        uint8_t *all = evbuffer_pullup(got, -1);
+
+        same = all && memcmp(all, head, sizeof head) == 0 &&
+               memcmp(all + sizeof head, body, total - 16) == 0;
+    }
+    ok(same, "write now: in order, the queued rest after the written part");
+    proxy_conn_free(conn);
+    close(sv[1]);
+    evbuffer_free(rest);
+    evbuffer_free(got);
+    bson_free(body);
+}
+
 static void
 test_free_inside(struct event_base *base, struct proxy_io_loop *loop)
 {
@@ -617,6 +686,7 @@ main(void)
     test_timeout(base, loop);
     test_timeout_reading(base, loop);
     test_direct_read(base, loop);
+    test_write_now(base, loop);
     test_free_inside(base, loop);
     test_connect(base, loop);
     test_bytes(base, loop);
