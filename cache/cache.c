@@ -60,6 +60,9 @@ struct cache_pending {
     uint64_t tag; /* the caller's (cache_pending_set_tag), kept with the stored value */
 };
 
+/* The most the reused key material buffer keeps between lookups. */
+#define CACHE_MATERIAL_KEEP (16 * 1024)
+
 struct cache {
     bool enabled;
     size_t max_entry;
@@ -546,6 +549,14 @@ ns_text(char *buf, size_t size, const struct cache_ns_ref *ref)
     return db_len + 1 + coll_len;
 }
 
+/* The reused material buffer is not kept larger than a usual command's after a hit. */
+static void
+trim_material(struct cache *cache)
+{
+    if (cache->material.cap > CACHE_MATERIAL_KEEP)
+        cache_key_material_cleanup(&cache->material);
+}
+
 /*
  * A read not answered at once: local (on the lookup's stack: its key,
  * digest, namespace record and TTL) moves to the heap with the material
@@ -654,6 +665,7 @@ cache_lookup(struct cache *cache, struct cache_request *req, struct cache_pendin
             local.ns->hits++;
             cache->counters[CACHE_CTR_hits]++;
             release_deps(&local);
+            trim_material(cache);
             return CACHE_HIT;
         } else if (cb && cache_deps_redis_vouched(deps)) {
             /*

@@ -131,12 +131,13 @@ reserve(struct cache_key_material *m, size_t len)
 }
 
 /* A part of the material: its length (4 bytes, little-endian), then its bytes. */
-static void
+static inline void
 append_part(struct cache_key_material *m, const void *data, size_t len)
 {
     uint8_t *p;
 
-    reserve(m, 4 + len);
+    if (m->len + 4 + len > m->cap)
+        reserve(m, 4 + len);
     p = m->data + m->len;
     p[0] = (uint8_t)len;
     p[1] = (uint8_t)(len >> 8);

@@ -65,8 +65,31 @@ cache_siphash_24(const struct cache_siphash_key *key, const void *data, size_t l
         SIPROUND(v0, v1, v2, v3);
         v0 ^= m;
     }
-    for (size_t i = 0; i < (len & 7); i++)
-        last |= (uint64_t)p[i] << (8 * i);
+    switch (len & 7) { /* the last 0 to 7 bytes, little-endian, under the length's byte */
+    case 7:
+        last |= (uint64_t)p[6] << 48;
+        /* fall through */
+    case 6:
+        last |= (uint64_t)p[5] << 40;
+        /* fall through */
+    case 5:
+        last |= (uint64_t)p[4] << 32;
+        /* fall through */
+    case 4:
+        last |= (uint64_t)p[3] << 24;
+        /* fall through */
+    case 3:
+        last |= (uint64_t)p[2] << 16;
+        /* fall through */
+    case 2:
+        last |= (uint64_t)p[1] << 8;
+        /* fall through */
+    case 1:
+        last |= (uint64_t)p[0];
+        break;
+    default:
+        break;
+    }
     v3 ^= last;
     SIPROUND(v0, v1, v2, v3);
     SIPROUND(v0, v1, v2, v3);

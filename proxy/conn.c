@@ -474,11 +474,11 @@ connect_done(struct proxy_conn *conn)
 static ssize_t
 read_direct(struct proxy_conn *conn, size_t held)
 {
+    size_t room = held < PROXY_IO_READ ? held : PROXY_IO_READ;
     struct evbuffer_iovec v;
     ssize_t n;
 
-    if (evbuffer_reserve_space(conn->input, (ev_ssize_t)(held < PROXY_IO_READ ? held : PROXY_IO_READ),
-                               &v, 1) != 1) {
+    if (evbuffer_reserve_space(conn->input, (ev_ssize_t)room, &v, 1) != 1) {
         errno = ENOMEM;
         return -1;
     }
