@@ -682,6 +682,31 @@ pop_request(struct proxy_client *c, struct proxy_request *req)
     proxy_request_destroy(req, c->server->cache);
 }
 
+/*
+ * Sends a write's ack held at the head of the upstream's input (on_reply):
+ * it stayed there, counted with the upstream's buffers, while the upstream
+ * was not read behind it (head_held).
+ */
+static void
+send_held_ack(struct proxy_client *c, struct proxy_request *req)
+{
+    struct evbuffer *in;
+
+    if (!c->up) { /* not reached: a lost upstream takes every request with it */
+        req->ack_in_upstream = 0;
+        return;
+    }
+    in = proxy_upstream_input(c->up);
+    BSON_ASSERT(evbuffer_get_length(in) >= req->ack_in_upstream);
+    if (c->phase == PROXY_CLIENT_GONE)
+        evbuffer_drain(in, req->ack_in_upstream);
+    else {
+        evbuffer_remove_buffer(in, c->scratch, req->ack_in_upstream);
+        proxy_conn_send(c->conn, c->scratch);
+    }
+    req->ack_in_upstream = 0;
+}
+
 /* Sends the proxy-made replies that have reached the head of the list. */
 static void
 flush_canned(struct proxy_client *c)
@@ -693,6 +718,9 @@ flush_canned(struct proxy_client *c)
             proxy_lookup_write_hit(c, req);
             /* a drained miss is served like a hit of its stored result */
             proxy_client_observe(c, req, req->miss ? PROXY_OUTCOME_MISS : PROXY_OUTCOME_HIT);
+        } else if (req->ack_in_upstream) {
+            send_held_ack(c, req);
+            proxy_client_observe(c, req, (enum proxy_outcome)req->outcome);
         } else {
             write_owned(c, req->canned, req->canned_len);
             req->canned = NULL;
@@ -1524,11 +1552,20 @@ on_reply(void *arg, struct evbuffer *in, const struct wire_header *h)
         cache_write_end_async(c->server->cache, req->inval, proxy_lookup_write_bumped, req,
                               &req->write_wait)) {
         /* The ack waits (in order) until the other proxies can no longer
-         * serve what this write changed. */
+         * serve what this write changed. At the head of the list (always,
+         * as far as the order of states goes: what was ahead of it was
+         * answered or blocked the client before it was sent) it stays in
+         * the upstream's input, which is not read behind it (head_held)
+         * and is gone with the upstream if that is lost (so are all the
+         * requests: on_upstream_down); otherwise it is copied out. */
         proxy_request_forget_inval(req);
-        req->canned = bson_malloc((size_t)h->length);
-        evbuffer_remove(in, req->canned, (size_t)h->length);
-        req->canned_len = (size_t)h->length;
+        if (TAILQ_FIRST(&c->pending) == req) {
+            req->ack_in_upstream = (size_t)h->length;
+        } else {
+            req->canned = bson_malloc((size_t)h->length);
+            evbuffer_remove(in, req->canned, (size_t)h->length);
+            req->canned_len = (size_t)h->length;
+        }
         req->outcome = (uint8_t)outcome;
         proxy_request_set_state(req, PROXY_REQUEST_WAITING_WRITE_ACK);
         sync_upstream(c); /* later replies wait behind it (head_held) */

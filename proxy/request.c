@@ -214,6 +214,7 @@ release_state(struct proxy_request *req, enum proxy_request_state from)
         req->hit = NULL;
         bson_free(req->canned);
         req->canned = NULL;
+        req->ack_in_upstream = 0; /* the bytes are the upstream's (client.c) */
         break;
     case PROXY_REQUEST_PARSED:
     case PROXY_REQUEST_UPSTREAM:

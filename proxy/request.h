@@ -103,6 +103,9 @@ struct proxy_request {
     uint8_t *canned;              /* READY, WAITING_WRITE_ACK: a reply the proxy made (or
                                    * a write's reply held back); owned */
     size_t canned_len;
+    size_t ack_in_upstream;       /* WAITING_WRITE_ACK, READY: instead of canned, the held
+                                   * write reply's length, left at the head of the
+                                   * upstream's input (client.c) */
     struct cache_value *hit;      /* READY: a stored reply, sent like canned; one reference */
     struct cache_wait *wait;      /* WAITING_CACHE: the cache's wait, until it calls back */
     uint8_t *held;                /* WAITING_CACHE: the message itself; owned */

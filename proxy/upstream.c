@@ -231,6 +231,12 @@ proxy_upstream_buffered(const struct proxy_upstream *up)
            evbuffer_get_length(proxy_conn_output(up->conn));
 }
 
+struct evbuffer *
+proxy_upstream_input(struct proxy_upstream *up)
+{
+    return proxy_conn_input(up->conn);
+}
+
 size_t
 proxy_upstream_queued(const struct proxy_upstream *up)
 {

@@ -59,6 +59,8 @@ size_t proxy_upstream_queued(const struct proxy_upstream *up);
 bool proxy_upstream_connected(const struct proxy_upstream *up);
 /* Stops or resumes reading replies (backpressure from a slow client). */
 void proxy_upstream_pause(struct proxy_upstream *up, bool paused);
+/* The replies read and not yet taken (a held write ack stays at its head: client.c). */
+struct evbuffer *proxy_upstream_input(struct proxy_upstream *up);
 /* Frames and delivers replies already buffered (after a pause ends). */
 void proxy_upstream_process(struct proxy_upstream *up);
 /* Sets the output size below which the client is told it may send again. */
