@@ -57,16 +57,18 @@
  *    |    (a checksummed reply, which is never stored, is relayed as it is: DONE)
  *    +- a miss: cache_store keeps the reply (cache/cache.h); relayed below
  *    +- a write with the Redis tier: cache_write_end_async bumps again;
- *    |    the reply is held in req->canned ....................... WAITING_WRITE_ACK
+ *    |    the reply is held at the head of the upstream's input
+ *    |    (req->ack_in_upstream; the upstream is not read behind it) WAITING_WRITE_ACK
  *    |    until Redis confirms: lookup.c proxy_lookup_write_bumped, then
  *    |    client.c request_acked (req->ops->acked) ....................... READY
  *    +- otherwise relayed to the client now (proxy_conn_send); a write's
  *       generations are bumped again as the request is destroyed ........ DONE
  *
  *  READY at the head of the pending list (replies go strictly in request
- *  order): flush_canned writes req->canned, or the hit
- *  (proxy_lookup_write_hit: a fresh header and the stored bytes by
- *  reference; a drained result's first batch from proxy_cursor_first),
+ *  order): flush_canned writes req->canned, the held ack from the
+ *  upstream's input, or the hit (proxy_lookup_write_hit: a fresh header
+ *  and the stored bytes, in one writev or by reference; a drained result's
+ *  first batch from proxy_cursor_first),
  *  times it (proxy_client_observe) ...................................... DONE
  *
  *  DONE, or the client closing with the request in any state: client.c
