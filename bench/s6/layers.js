@@ -22,8 +22,7 @@ const path = require('path');
 const nodeDir = path.join(__dirname, '..', '..', 'tests', 'integration', 'node', 'node_modules');
 const mongoose = require(path.join(nodeDir, 'mongoose'));
 const BSON = require(path.join(nodeDir, 'bson'));
-const { Schema } = mongoose;
-const { ObjectId } = mongoose.Types;
+const itemsLib = require('./items');
 
 const a = { uri: '', redis: '', n1: 3000, n: 20000, c: 16, keys: 100, only: '' };
 for (let i = 2; i < process.argv.length; i++) {
@@ -44,13 +43,7 @@ function usage() {
   process.exit(2);
 }
 
-const itemSchema = new Schema({
-  title: String,
-  owner: { type: Schema.Types.ObjectId, ref: 'User' },
-  createdAt: Date,
-  meta: Schema.Types.Mixed,
-  n: Number,
-}, { collection: 's6layers', versionKey: false });
+const itemSchema = itemsLib.itemSchema(mongoose, 's6layers');
 
 // One raw connection per loop: the driver's find, requestID patched per send.
 function rawConn(port, host, dbName) {
@@ -130,12 +123,7 @@ async function main() {
   const coll = mongoose.connection.db.collection('s6layers');
   await Item.deleteMany({});
   await redis.flushAll();
-  const docs = [];
-  for (let k = 0; k < a.keys; k++) {
-    docs.push({ _id: new ObjectId(), title: 'item ' + k + ' ' + 'x'.repeat(100),
-                owner: new ObjectId(), createdAt: new Date(Date.UTC(2026, 0, 1) + k * 1000),
-                meta: { seenAt: new Date(Date.UTC(2026, 5, 1) + k), by: new ObjectId() }, n: k });
-  }
+  const docs = itemsLib.itemDocs(mongoose, a.keys);
   await Item.insertMany(docs);
   const ids = docs.map((d) => d._id);
   const u = new URL(a.uri);

@@ -31,7 +31,7 @@ const path = require('path');
 // Mongoose is the one tests/integration/node installs (tests/setup.sh).
 const nodeDir = path.join(__dirname, '..', '..', 'tests', 'integration', 'node', 'node_modules');
 const mongoose = require(path.join(nodeDir, 'mongoose'));
-const { Schema } = mongoose;
+const itemsLib = require('./items');
 const { ObjectId } = mongoose.Types;
 
 function args() {
@@ -69,13 +69,7 @@ function usage() {
   process.exit(2);
 }
 
-const itemSchema = new Schema({
-  title: String,
-  owner: { type: Schema.Types.ObjectId, ref: 'User' },
-  createdAt: Date,
-  meta: Schema.Types.Mixed, // { seenAt: Date, by: ObjectId }
-  n: Number,
-}, { collection: 's6items', versionKey: false });
+const itemSchema = itemsLib.itemSchema(mongoose, 's6items');
 
 async function stats(url) {
   if (!url) return null;
@@ -188,12 +182,7 @@ async function main() {
   if (a.seed) {
     await Item.deleteMany({});
     if (redis) await redis.flushAll();
-    const docs = [];
-    for (let k = 0; k < a.keys; k++) {
-      docs.push({ _id: new ObjectId(), title: 'item ' + k + ' ' + 'x'.repeat(100),
-                  owner: new ObjectId(), createdAt: new Date(Date.UTC(2026, 0, 1) + k * 1000),
-                  meta: { seenAt: new Date(Date.UTC(2026, 5, 1) + k), by: new ObjectId() }, n: k });
-    }
+    const docs = itemsLib.itemDocs(mongoose, a.keys);
     await Item.insertMany(docs);
     for (const d of docs) ids.push(d._id);
   } else {
