@@ -1478,7 +1478,7 @@ on_reply(void *arg, struct evbuffer *in, const struct wire_header *h)
         ok = reply_ok(&reply);
     if (req->upstream_us) {
         if (conf->latency_histograms)
-            cache_hist_observe(&c->server->stats.upstream, now_us - req->upstream_us);
+            conf_hist_observe(&c->server->stats.upstream, now_us - req->upstream_us);
         req->upstream_us = 0; /* a drain's getMores are timed by drain.c */
     }
     if (req->n_shapes > 0 || req->index_db)

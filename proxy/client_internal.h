@@ -120,7 +120,7 @@ proxy_client_observe_at(struct proxy_client *c, const struct proxy_request *req,
         return;
     elapsed_us = now_us - req->started_us;
     if (c->server->conf->latency_histograms)
-        cache_hist_observe(&c->server->stats.request[outcome], elapsed_us);
+        conf_hist_observe(&c->server->stats.request[outcome], elapsed_us);
     if (c->server->conf->slow_request_ms > 0)
         proxy_slow_log(c, req, outcome, elapsed_us);
 }
