@@ -196,17 +196,16 @@ hist_bson(bson_t *parent, const char *key, const struct conf_hist *h)
 }
 
 /*
- * Reads not cached for reason: with cache off the proxy asks the cache
- * nothing, so it counts those reads itself (cache_off_passes).
+ * Reads not cached for reason, each counted in one place: the cache counts
+ * the reasons it decides; with cache off it is not asked, and the proxy
+ * counts those reads (cache_off_passes, the cache's count of them is 0).
  */
 static uint64_t
 bypass_count(struct proxy_server *server, int reason)
 {
-    uint64_t n = cache_bypass_count(server->cache, reason);
-
     if (reason == CACHE_BYPASS_OFF)
-        n += (uint64_t)server->stats.value[PROXY_STAT_cache_off_passes];
-    return n;
+        return (uint64_t)server->stats.value[PROXY_STAT_cache_off_passes];
+    return cache_bypass_count(server->cache, reason);
 }
 
 static void
