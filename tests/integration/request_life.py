@@ -8,7 +8,11 @@ the message is held, B's connection reads no further). The fake upstream
 then sends, on B's upstream connection, a reply naming B's held find, which
 it never received. The proxy must treat that as the upstream's protocol
 error (close B, count it), never relay it to B nor abort; A's read, released
-afterwards, is answered; the proxy exits 0 on SIGTERM.
+afterwards, is answered. Then (admin_pipelined) in-band admin commands
+pipelined behind a find the upstream holds are bounded by buffer_limit and
+answered in order, and (error_in_order) an upstream protocol error answers
+the request in flight before the hit ready behind it, which gets nothing.
+The proxy exits 0 on SIGTERM.
 
 Usage (the wrapper test_request_life.sh runs it):
     request_life.py --bin MONGOCACHE --log PROXY_LOG --port PORT --http HTTP_PORT
@@ -78,7 +82,10 @@ class FakeUpstream:
                     return
                 (rid,) = struct.unpack_from("<i", m, 4)
                 body = decode(m, 21)
-                if body.get("find") == "slow":
+                if body.get("find") == "bad":
+                    time.sleep(0.3)  # the find behind it is answered (a hit) meanwhile
+                    s.sendall(reply(rid + 77, {"ok": 1.0}))  # names no request: invalid
+                elif body.get("find") == "slow":
                     self.slow_seen.set()
                     self.slow_release.wait(10)
                     s.sendall(reply(rid, {"cursor": {"firstBatch": [], "id": 0, "ns": "mcl.slow"},
@@ -128,6 +135,26 @@ def admin_pipelined(up, http, port):
     finally:
         up.slow_release.set()
         C.close()
+
+
+def error_in_order(http, port):
+    """An upstream protocol error answers the client's requests in order: a
+    find the upstream answers wrongly, then a hit ready behind it: the find's
+    error comes first, nothing after it, and the connection closes."""
+    D = Conn(("127.0.0.1", port), 3.0)
+    try:
+        h0 = counters(http)["requests"]
+        D.send(op_msg({"find": "bad", "filter": {}, "$db": "mcl"}, request_id=400) +
+               op_msg(FIND, request_id=401))
+        closed, replies, how, _ = D.wait_closed(3.0)
+        order = [x.response_to for x in replies]
+        out(closed and order == [400] and not replies[0].ok() and
+            counters(http)["requests"] - h0 == 2,
+            "an upstream protocol error: the request in flight gets its error first, the "
+            "one behind it nothing, and the client is closed",
+            "closed=%s how=%s replies=%s" % (closed, how, [(x.response_to, x.doc) for x in replies]))
+    finally:
+        D.close()
 
 
 def main():
@@ -188,6 +215,7 @@ def main():
             out(False, "counters.upstream_protocol_errors +1", "no /stats: %s" % e)
         A.close()
         admin_pipelined(up, http, port)
+        error_in_order(http, port)
     finally:
         if proxy.poll() is None:
             proxy.send_signal(signal.SIGTERM)
