@@ -152,7 +152,8 @@ def error_in_order(http, port):
             counters(http)["requests"] - h0 == 2,
             "an upstream protocol error: the request in flight gets its error first, the "
             "one behind it nothing, and the client is closed",
-            "closed=%s how=%s replies=%s" % (closed, how, [(x.response_to, x.doc) for x in replies]))
+            "closed=%s how=%s replies=%s"
+            % (closed, how, [(x.response_to, x.doc) for x in replies]))
     finally:
         D.close()
 
