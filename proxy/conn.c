@@ -34,6 +34,7 @@
  */
 #include "proxy/conn.h"
 
+#include "conf/sock.h"
 #include "proxy/io.h"
 
 #include <bson/bson.h>
@@ -290,14 +291,19 @@ proxy_conn_set_write_low(struct proxy_conn *conn, size_t low)
     conn->write_low = low;
 }
 
+/* True when a write now goes straight to the socket: nothing queued before it, and up. */
+static bool
+can_write_now(const struct proxy_conn *conn)
+{
+    return evbuffer_get_length(conn->output) == 0 && conn->fd >= 0 && conn->writing &&
+           !conn->connecting && !conn->pending;
+}
+
 void
 proxy_conn_send(struct proxy_conn *conn, struct evbuffer *data)
 {
-    if (evbuffer_get_length(conn->output) == 0 && conn->fd >= 0 && conn->writing &&
-        !conn->connecting && !conn->pending) {
-        while (evbuffer_get_length(data) > 0 && evbuffer_write(data, conn->fd) > 0)
-            ;
-    }
+    if (can_write_now(conn))
+        conf_sock_write_first(conn->fd, data);
     if (evbuffer_get_length(data) > 0) {
         evbuffer_add_buffer(conn->output, data);
         update_events(conn);
@@ -309,8 +315,7 @@ proxy_conn_write_now(struct proxy_conn *conn, const struct iovec *iov, int n)
 {
     ssize_t written;
 
-    if (evbuffer_get_length(conn->output) > 0 || conn->fd < 0 || !conn->writing ||
-        conn->connecting || conn->pending)
+    if (!can_write_now(conn))
         return 0;
     do
         written = writev(conn->fd, iov, n);
