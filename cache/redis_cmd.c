@@ -23,43 +23,65 @@
 /*
  * KEYS: value, epoch, gens...  ARGV: epoch base, gen bases... Returns
  * {value or nil, epoch, gens...}; creates missing counters at their base.
- * A value key of another type reads as "" (refused by the decoder).
+ * A key of another type (pcall: WRONGTYPE) reads as "": a value so read is
+ * refused by the decoder, a counter so read by cache_redis_cmd_read (a
+ * miss for that entry, counted), never an error that looks like a broken
+ * Redis; and it is left as it is (a bump re-makes it).
  */
 static const char lookup_lua[] =
     "local v = redis.pcall('GET', KEYS[1])\n"
-    "if type(v) == 'table' and v.err then v = '' end\n"
+    "if type(v) == 'table' then v = '' end\n"
     "local r = {v}\n"
     "for i = 2, #KEYS do\n"
-    "  local g = redis.call('GET', KEYS[i])\n"
-    "  if not g then g = ARGV[i - 1]; redis.call('SET', KEYS[i], g) end\n"
+    "  local g = redis.pcall('GET', KEYS[i])\n"
+    "  if type(g) == 'table' then g = ''\n"
+    "  elseif not g then g = ARGV[i - 1]; redis.call('SET', KEYS[i], g) end\n"
     "  r[i] = g\n"
     "end\n"
     "return r\n";
 
-/* KEYS: value, epoch, gens...  ARGV: blob, ttl ms, epoch, gens... Returns 1 stored, 0 refused. */
+/*
+ * KEYS: value, epoch, gens...  ARGV: ttl ms, epoch, gens..., value (last,
+ * so that the value is encoded in place at the command's end). Returns 1
+ * stored, 0 refused (a counter changed, or of another type).
+ */
 static const char fill_lua[] =
     "for i = 2, #KEYS do\n"
-    "  if redis.call('GET', KEYS[i]) ~= ARGV[i + 1] then return 0 end\n"
+    "  if redis.pcall('GET', KEYS[i]) ~= ARGV[i] then return 0 end\n"
     "end\n"
-    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+    "redis.call('SET', KEYS[1], ARGV[#ARGV], 'PX', ARGV[1])\n"
     "return 1\n";
 
-/* KEYS: gens...  ARGV: channel, message, gen bases... */
+/*
+ * KEYS: gens...  ARGV: channel, message, gen bases... A counter missing, of
+ * another type or not an integer INCR accepts is re-made at its base (SET
+ * replaces any type) and bumped: a fresh random base is a bump like any
+ * other (see redis.c), so a junk key never turns a write into a failure.
+ */
 static const char bump_lua[] =
     "for i = 1, #KEYS do\n"
-    "  if redis.call('EXISTS', KEYS[i]) == 0 then redis.call('SET', KEYS[i], ARGV[i + 2]) end\n"
-    "  redis.call('INCR', KEYS[i])\n"
+    "  local n = nil\n"
+    "  if redis.call('EXISTS', KEYS[i]) == 1 then n = redis.pcall('INCR', KEYS[i]) end\n"
+    "  if type(n) ~= 'number' then\n"
+    "    redis.call('SET', KEYS[i], ARGV[i + 2])\n"
+    "    redis.call('INCR', KEYS[i])\n"
+    "  end\n"
     "end\n"
     "redis.call('PUBLISH', ARGV[1], ARGV[2])\n"
     "return #KEYS\n";
 
 /*
  * KEYS: epoch  ARGV: base, channel, message. Returns the new epoch as text:
- * Lua numbers are doubles, which cannot hold a 62-bit counter exactly.
+ * Lua numbers are doubles, which cannot hold a 62-bit counter exactly. An
+ * epoch key that is not a counter is re-made as in the bump script.
  */
 static const char epoch_lua[] =
-    "if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], ARGV[1]) end\n"
-    "redis.call('INCR', KEYS[1])\n"
+    "local n = nil\n"
+    "if redis.call('EXISTS', KEYS[1]) == 1 then n = redis.pcall('INCR', KEYS[1]) end\n"
+    "if type(n) ~= 'number' then\n"
+    "  redis.call('SET', KEYS[1], ARGV[1])\n"
+    "  redis.call('INCR', KEYS[1])\n"
+    "end\n"
     "redis.call('PUBLISH', ARGV[2], ARGV[3])\n"
     "return redis.call('GET', KEYS[1])\n";
 
@@ -282,22 +304,31 @@ cache_redis_cmd_lookup(struct cache_redis_cmd *cmd, struct cache_redis_keys *key
         arg_int(cmd, base(base_arg));
 }
 
-void
+uint8_t *
 cache_redis_cmd_fill(struct cache_redis_cmd *cmd, struct cache_redis_keys *keys, const char *sha,
-                     const uint8_t *blob, size_t blob_len, int64_t ttl_ms, uint64_t epoch,
+                     size_t blob_len, int64_t ttl_ms, uint64_t epoch,
                      const struct cache_redis_gen *gens, uint32_t n)
 {
+    uint8_t *blob;
+
     /* The value key was set by the caller (the blob is sealed for it). */
     script_begin(cmd, CACHE_REDIS_SCRIPT_FILL, sha, 3 + 2 * (2 + (int)n) + 1, 2 + n);
     arg(cmd, keys->value, keys->value_len);
     arg(cmd, keys->epoch, keys->epoch_len);
     for (uint32_t i = 0; i < n; i++)
         arg2(cmd, keys->gen, keys->gen_len, gens[i].name, gens[i].name_len);
-    arg(cmd, blob, blob_len);
     arg_int(cmd, (uint64_t)ttl_ms);
     arg_int(cmd, epoch);
     for (uint32_t i = 0; i < n; i++)
         arg_int(cmd, gens[i].value);
+    /* The value last: its space is the command's end, nothing appended after it. */
+    line(cmd, '$', blob_len);
+    reserve(cmd, blob_len + 2);
+    blob = (uint8_t *)cmd->buf + cmd->len;
+    cmd->len += blob_len;
+    cmd->buf[cmd->len++] = '\r';
+    cmd->buf[cmd->len++] = '\n';
+    return blob;
 }
 
 /* The message's length: "@" instance, then "\n" and each name (or "*"). */
@@ -394,22 +425,23 @@ enum cache_redis_cmd_read
 cache_redis_cmd_read(const redisReply *reply, struct cache_redis_gen *gens, uint32_t n,
                      uint64_t *epoch)
 {
-    /* Every counter is looked at before any is believed: a missing one wins over junk. */
-    for (size_t i = 1; i < reply->elements; i++)
-        if (reply->element[i]->type == REDIS_REPLY_NIL)
-            return CACHE_REDIS_CMD_READ_MISSING;
+    enum cache_redis_cmd_read r = CACHE_REDIS_CMD_READ_OK;
+
+    /* Every counter is looked at: a missing one wins over junk (the slow path re-reads). */
     for (size_t i = 1; i < reply->elements; i++) {
         const redisReply *e = reply->element[i];
         uint64_t v;
 
+        if (e->type == REDIS_REPLY_NIL)
+            return CACHE_REDIS_CMD_READ_MISSING;
         if (e->type != REDIS_REPLY_STRING || !cache_redis_cmd_parse_int(e->str, e->len, &v))
-            return CACHE_REDIS_CMD_READ_MALFORMED;
-        if (i == 1)
+            r = CACHE_REDIS_CMD_READ_MALFORMED;
+        else if (i == 1)
             *epoch = v;
         else if (i - 2 < n)
             gens[i - 2].value = v;
     }
-    return CACHE_REDIS_CMD_READ_OK;
+    return r;
 }
 
 bool
@@ -419,7 +451,8 @@ cache_redis_cmd_parse_int(const char *s, size_t len, uint64_t *out)
     uint64_t v = 0;
     size_t i = neg ? 1 : 0;
 
-    if (i == len || len > 20)
+    /* Canonical only, as INCR writes: no sign but '-', no leading zero, no "-0". */
+    if (i == len || len > 20 || (s[i] == '0' && (len - i > 1 || neg)))
         return false;
     for (; i < len; i++) {
         if (s[i] < '0' || s[i] > '9' || v > (UINT64_C(9223372036854775808) - (s[i] - '0')) / 10)
