@@ -120,6 +120,7 @@ struct cache_redis_op {
     struct cache_redis_gen *gens; /* read: the caller's array */
     uint32_t n;
     struct cache_key key;        /* read: the value's key */
+    char hex[32];                /* read: its 32 hex digits in the value key, as sent */
     uint64_t dirty_seq;          /* epoch: redis->dirty_seq when sent */
     enum cache_redis_cmd_read read; /* MGET: what its reply said, once read (have_read) */
     bool have_read;
@@ -490,8 +491,8 @@ lookup_done(struct cache_redis_op *op, const redisReply *reply)
 
         st = CACHE_REDIS_MISS;
         if (v->type == REDIS_REPLY_STRING) {
-            /* The MAC covers the Redis key the value was read from. */
-            cache_redis_keys_set_value(&redis->keys, &op->key);
+            /* The MAC covers the Redis key the value was read from (its digits as sent). */
+            memcpy(redis->keys.value + redis->keys.value_len - 32, op->hex, 32);
             if (!cache_redis_blob_decode((const uint8_t *)v->str, v->len, redis->mac,
                                          redis->keys.value, redis->keys.value_len, &blob,
                                          &error)) {
@@ -950,6 +951,7 @@ lookup_start(struct cache_redis *redis, const struct cache_key *key, struct cach
     if (key)
         op->key = *key;
     cache_redis_cmd_mget(&redis->enc, &redis->keys, key, gens, n);
+    memcpy(op->hex, redis->keys.value + redis->keys.value_len - 32, 32);
     if (!op_start(op, &redis->enc)) {
         count(redis, CACHE_REDIS_CTR_redis_skipped);
         return NULL;

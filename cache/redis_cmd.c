@@ -99,6 +99,31 @@ cache_redis_cmd_script_text(enum cache_redis_script script)
 
 /* ---- keys ------------------------------------------------------------------------------ */
 
+/* Writes v in decimal at out; returns the length (at most 20). */
+static size_t
+decimal(char *out, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+
+    if (v < 10) { /* argument counts and most lengths: no division */
+        out[0] = (char)('0' + v);
+        return 1;
+    }
+    if (v < 100) {
+        out[0] = (char)('0' + v / 10);
+        out[1] = (char)('0' + v % 10);
+        return 2;
+    }
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
 static char *
 key_new(const char *prefix, size_t plen, const char *kind, size_t extra, size_t *len)
 {
@@ -113,13 +138,43 @@ key_new(const char *prefix, size_t plen, const char *kind, size_t extra, size_t 
     return s;
 }
 
+/*
+ * name (taken) as a whole RESP argument "$len\r\n" name "\r\n"; *at: where
+ * name starts in it. bson_free.
+ */
+static char *
+arg_new(char *name, size_t len, size_t *arg_len, size_t *at)
+{
+    char head[24];
+    size_t h = 0;
+    char *a;
+
+    head[h++] = '$';
+    h += decimal(head + h, len);
+    head[h++] = '\r';
+    head[h++] = '\n';
+    a = bson_malloc(h + len + 3);
+    memcpy(a, head, h);
+    memcpy(a + h, name, len);
+    memcpy(a + h + len, "\r\n", 3);
+    bson_free(name);
+    *arg_len = h + len + 2;
+    *at = h;
+    return a;
+}
+
 void
 cache_redis_keys_init(struct cache_redis_keys *keys, const char *prefix)
 {
     size_t plen = strlen(prefix);
+    size_t at;
 
     keys->value = key_new(prefix, plen, "v:", 32, &keys->value_len);
+    keys->value_arg = arg_new(keys->value, keys->value_len, &keys->value_arg_len, &at);
+    keys->value = keys->value_arg + at;
     keys->epoch = key_new(prefix, plen, "epoch", 0, &keys->epoch_len);
+    keys->epoch_arg = arg_new(keys->epoch, keys->epoch_len, &keys->epoch_arg_len, &at);
+    keys->epoch = keys->epoch_arg + at;
     keys->inval = key_new(prefix, plen, "inval", 0, &keys->inval_len);
     keys->gen = key_new(prefix, plen, "g:", 0, &keys->gen_len);
 }
@@ -127,8 +182,8 @@ cache_redis_keys_init(struct cache_redis_keys *keys, const char *prefix)
 void
 cache_redis_keys_cleanup(struct cache_redis_keys *keys)
 {
-    bson_free(keys->value);
-    bson_free(keys->epoch);
+    bson_free(keys->value_arg);
+    bson_free(keys->epoch_arg);
     bson_free(keys->inval);
     bson_free(keys->gen);
     memset(keys, 0, sizeof *keys);
@@ -176,22 +231,6 @@ reserve(struct cache_redis_cmd *cmd, size_t more)
         cap *= 2;
     cmd->buf = bson_realloc(cmd->buf, cap);
     cmd->cap = cap;
-}
-
-/* Writes v in decimal at out; returns the length (at most 20). */
-static size_t
-decimal(char *out, uint64_t v)
-{
-    char tmp[20];
-    size_t n = 0;
-
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (size_t i = 0; i < n; i++)
-        out[i] = tmp[n - 1 - i];
-    return n;
 }
 
 static void
@@ -277,8 +316,8 @@ read_keys(struct cache_redis_cmd *cmd, struct cache_redis_keys *keys, const stru
           const struct cache_redis_gen *gens, uint32_t n)
 {
     cache_redis_keys_set_value(keys, key);
-    arg(cmd, keys->value, keys->value_len);
-    arg(cmd, keys->epoch, keys->epoch_len);
+    put(cmd, keys->value_arg, keys->value_arg_len);
+    put(cmd, keys->epoch_arg, keys->epoch_arg_len);
     for (uint32_t i = 0; i < n; i++)
         arg2(cmd, keys->gen, keys->gen_len, gens[i].name, gens[i].name_len);
 }
@@ -313,8 +352,8 @@ cache_redis_cmd_fill(struct cache_redis_cmd *cmd, struct cache_redis_keys *keys,
 
     /* The value key was set by the caller (the blob is sealed for it). */
     script_begin(cmd, CACHE_REDIS_SCRIPT_FILL, sha, 3 + 2 * (2 + (int)n) + 1, 2 + n);
-    arg(cmd, keys->value, keys->value_len);
-    arg(cmd, keys->epoch, keys->epoch_len);
+    put(cmd, keys->value_arg, keys->value_arg_len);
+    put(cmd, keys->epoch_arg, keys->epoch_arg_len);
     for (uint32_t i = 0; i < n; i++)
         arg2(cmd, keys->gen, keys->gen_len, gens[i].name, gens[i].name_len);
     arg_int(cmd, (uint64_t)ttl_ms);
@@ -371,7 +410,7 @@ cache_redis_cmd_epoch(struct cache_redis_cmd *cmd, struct cache_redis_keys *keys
                       const char instance[16], uint64_t base)
 {
     script_begin(cmd, CACHE_REDIS_SCRIPT_EPOCH, sha, 7, 1);
-    arg(cmd, keys->epoch, keys->epoch_len);
+    put(cmd, keys->epoch_arg, keys->epoch_arg_len);
     arg_int(cmd, base);
     arg(cmd, keys->inval, keys->inval_len);
     line(cmd, '$', 19);
@@ -448,18 +487,23 @@ bool
 cache_redis_cmd_parse_int(const char *s, size_t len, uint64_t *out)
 {
     bool neg = len > 0 && s[0] == '-';
-    uint64_t v = 0;
     size_t i = neg ? 1 : 0;
+    uint64_t v = 0;
 
-    /* Canonical only, as INCR writes: no sign but '-', no leading zero, no "-0". */
-    if (i == len || len > 20 || (s[i] == '0' && (len - i > 1 || neg)))
+    /*
+     * Canonical only, as INCR writes: no sign but '-', no leading zero, no
+     * "-0". At most 19 digits, which a uint64 holds without overflow.
+     */
+    if (i == len || len - i > 19 || (s[i] == '0' && (len - i > 1 || neg)))
         return false;
     for (; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9' || v > (UINT64_C(9223372036854775808) - (s[i] - '0')) / 10)
+        unsigned d = (unsigned)(unsigned char)s[i] - '0';
+
+        if (d > 9)
             return false;
-        v = v * 10 + (uint64_t)(s[i] - '0');
+        v = v * 10 + d;
     }
-    if (!neg && v > INT64_MAX)
+    if (v > (uint64_t)INT64_MAX + (neg ? 1 : 0))
         return false;
     *out = neg ? (uint64_t)0 - v : v;
     return true;

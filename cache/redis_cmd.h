@@ -42,15 +42,20 @@ enum cache_redis_cmd_kind {
 };
 
 /*
- * The key names of one prefix, built once: the value key's buffer is
- * rewritten per lookup (only its 32 hex digits). Init copies prefix; free
- * with cache_redis_keys_cleanup.
+ * The key names of one prefix, built once, the value's and the epoch's
+ * also as whole RESP arguments (copied into a command in one piece): the
+ * value key's buffer is rewritten per lookup (only its 32 hex digits).
+ * Init copies prefix; free with cache_redis_keys_cleanup.
  */
 struct cache_redis_keys {
-    char *value; /* "P v:" + 32 hex digits + NUL */
+    char *value; /* "P v:" + 32 hex digits, inside value_arg (no NUL after it) */
     size_t value_len;
-    char *epoch; /* "P epoch" */
+    char *value_arg; /* the same as a whole RESP argument: "$len\r\n" value "\r\n" */
+    size_t value_arg_len;
+    char *epoch; /* "P epoch", inside epoch_arg */
     size_t epoch_len;
+    char *epoch_arg; /* "$len\r\n" epoch "\r\n" */
+    size_t epoch_arg_len;
     char *inval; /* "P inval" */
     size_t inval_len;
     char *gen; /* "P g:" (a generation's name follows) */
