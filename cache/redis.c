@@ -52,8 +52,12 @@
  * The hit path allocates nothing per command: ops come from a free list
  * with their timers, the MGET is encoded into one buffer the tier reuses
  * and copied once into the socket's output, the value's Redis key (for the
- * MAC) is rewritten in place, and the reply is built in the reader's arena
- * (redis_resp.c; a value over ~15 KB takes one malloc there).
+ * MAC) is rewritten in place from the digits the op kept, its reply is read
+ * once (cache_redis_cmd_read, in op_resend) and built in the reader's arena
+ * (redis_resp.c; a value over ~15 KB takes one malloc there). A fill copies
+ * the reply once: into its command, where the value is sealed in place;
+ * that buffer is sent by reference (an evbuffer the op and the connection
+ * share, libevent counting the references) and kept for a NOSCRIPT retry.
  *
  * An op's life: built and sent, its timer armed. It is "settled" once, by
  * its reply or by its timer; settling calls the caller back (unless
@@ -470,9 +474,10 @@ lookup_done(struct cache_redis_op *op, const redisReply *reply)
      * type: a miss for this entry, counted, never a hit nor a fill.
      */
     if (reply) {
-        enum cache_redis_cmd_read r = op->have_read
-                                          ? op->read
-                                          : cache_redis_cmd_read(reply, op->gens, op->n, &op->epoch);
+        enum cache_redis_cmd_read r = op->read;
+
+        if (!op->have_read)
+            r = cache_redis_cmd_read(reply, op->gens, op->n, &op->epoch);
 
         epoch = op->epoch;
         if (r != CACHE_REDIS_CMD_READ_OK) {

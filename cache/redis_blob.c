@@ -1,12 +1,13 @@
 /*
  * cache/redis_blob.c: the stored value's format (see redis_blob.h): its
  * encoding, sealed with its MAC, written straight into the space the caller
- * gives (the fill's command buffer: the reply is copied once), and its decoding as untrusted input (the
- * MAC verified before anything else is read, then every length checked
- * against the limits, nothing left over, the reply re-checked as a wire
- * message). It does not own the MAC itself (redis_mac.c), talking to Redis,
- * comparing the decoded generations and epoch with the current ones
- * (redis.c), nor comparing the key material (the caller, cache.c).
+ * gives (the fill's command buffer: the reply is copied once), and its
+ * decoding as untrusted input (the MAC verified before anything else is
+ * read, then every length checked against the limits, nothing left over,
+ * the reply re-checked as a wire message). It does not own the MAC itself
+ * (redis_mac.c), talking to Redis, comparing the decoded generations and
+ * epoch with the current ones (redis.c), nor comparing the key material
+ * (the caller, cache.c).
  */
 #include "config.h"
 

@@ -7,12 +7,16 @@
  * (redis_blob.c).
  *
  * Encoding. A command is written as RESP ("*argc", then "$len" and the
- * bytes of each argument) straight from the caller's buffers into one
- * buffer that the tier reuses: nothing is copied first, nothing allocated
- * once that buffer has grown to the largest command. Numbers are written by
- * hand (no printf). The only random numbers sent are the bases of counters
- * the slow paths (the lookup script, a bump, the epoch bump) may create;
- * a read's fast path (MGET) sends none.
+ * bytes of each argument) straight from the caller's buffers into a buffer:
+ * nothing is copied first. Reads use one buffer that the tier reuses (no
+ * allocation once it has grown to the largest read); the value and epoch
+ * keys are kept as whole arguments, copied in one piece. A fill leaves its
+ * value's space at the command's end for the caller to write the value
+ * into (cache_redis_cmd_fill): the reply is copied once, there, and the
+ * buffer is sent as it is. Numbers are written by hand (no printf). The
+ * only random numbers sent are the bases of counters the slow paths (the
+ * lookup script, a bump, the epoch bump) may create; a read's fast path
+ * (MGET) and a fill send none.
  */
 #include "config.h"
 
