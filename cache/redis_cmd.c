@@ -517,8 +517,17 @@ bool
 cache_redis_cmd_gens_match(const struct cache_redis_blob *blob,
                            const struct cache_redis_gen *gens, uint32_t n)
 {
+    uint32_t same = 0;
+
     if (blob->n_gens != n)
         return false;
+    /* The usual case: sealed in the order the read names them (one comparison each). */
+    while (same < n && blob->gens[same].name_len == gens[same].name_len &&
+           blob->gens[same].value == gens[same].value &&
+           memcmp(blob->gens[same].name, gens[same].name, gens[same].name_len) == 0)
+        same++;
+    if (same == n)
+        return true;
     for (uint32_t i = 0; i < n; i++) {
         bool found = false;
 

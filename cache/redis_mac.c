@@ -36,23 +36,29 @@ struct sip {
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 
+/* One SipRound on four local words (locals: the input bytes cannot alias them). */
+#define SIPROUND(v0, v1, v2, v3)                                                                \
+    do {                                                                                        \
+        v0 += v1;                                                                               \
+        v1 = ROTL(v1, 13);                                                                      \
+        v1 ^= v0;                                                                               \
+        v0 = ROTL(v0, 32);                                                                      \
+        v2 += v3;                                                                               \
+        v3 = ROTL(v3, 16);                                                                      \
+        v3 ^= v2;                                                                               \
+        v0 += v3;                                                                               \
+        v3 = ROTL(v3, 21);                                                                      \
+        v3 ^= v0;                                                                               \
+        v2 += v1;                                                                               \
+        v1 = ROTL(v1, 17);                                                                      \
+        v1 ^= v2;                                                                               \
+        v2 = ROTL(v2, 32);                                                                      \
+    } while (0)
+
 static inline void
 sip_round(struct sip *s)
 {
-    s->v0 += s->v1;
-    s->v1 = ROTL(s->v1, 13);
-    s->v1 ^= s->v0;
-    s->v0 = ROTL(s->v0, 32);
-    s->v2 += s->v3;
-    s->v3 = ROTL(s->v3, 16);
-    s->v3 ^= s->v2;
-    s->v0 += s->v3;
-    s->v3 = ROTL(s->v3, 21);
-    s->v3 ^= s->v0;
-    s->v2 += s->v1;
-    s->v1 = ROTL(s->v1, 17);
-    s->v1 ^= s->v2;
-    s->v2 = ROTL(s->v2, 32);
+    SIPROUND(s->v0, s->v1, s->v2, s->v3);
 }
 
 static inline void
@@ -109,8 +115,22 @@ sip_absorb(struct sip *s, const uint8_t *p, size_t len)
     }
     if (s->n_tail > 0) /* len ran out first */
         return;
-    for (; len >= 8; p += 8, len -= 8)
-        sip_block(s, load_le64(p));
+    if (len >= 8) {
+        uint64_t v0 = s->v0, v1 = s->v1, v2 = s->v2, v3 = s->v3;
+
+        for (; len >= 8; p += 8, len -= 8) {
+            uint64_t m = load_le64(p);
+
+            v3 ^= m;
+            SIPROUND(v0, v1, v2, v3);
+            SIPROUND(v0, v1, v2, v3);
+            v0 ^= m;
+        }
+        s->v0 = v0;
+        s->v1 = v1;
+        s->v2 = v2;
+        s->v3 = v3;
+    }
     for (size_t i = 0; i < len; i++)
         s->tail |= (uint64_t)p[i] << (8 * i);
     s->n_tail = len;

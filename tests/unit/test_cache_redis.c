@@ -1158,6 +1158,29 @@ test_parse_int(void)
        sizeof bad / sizeof bad[0]);
 }
 
+/* A value's sealed generations against the ones read: same set of names and values, any order. */
+static void
+test_gens_match(void)
+{
+    struct cache_redis_blob b = {0};
+    struct cache_redis_gen g[3] = {{"n:db.c", 6, 5}, {"d:db", 4, 9}, {"u:x", 3, 1}};
+    struct cache_redis_gen swapped[3] = {{"d:db", 4, 9}, {"u:x", 3, 1}, {"n:db.c", 6, 5}};
+    struct cache_redis_gen moved[3] = {{"n:db.c", 6, 5}, {"d:db", 4, 10}, {"u:x", 3, 1}};
+    struct cache_redis_gen other[3] = {{"n:db.c", 6, 5}, {"d:dc", 4, 9}, {"u:x", 3, 1}};
+    struct cache_redis_gen twice[3] = {{"n:db.c", 6, 5}, {"n:db.c", 6, 5}, {"u:x", 3, 1}};
+
+    b.n_gens = 3;
+    memcpy(b.gens, g, sizeof g);
+    ok(cache_redis_cmd_gens_match(&b, g, 3), "generations in the same order match");
+    ok(cache_redis_cmd_gens_match(&b, swapped, 3), "and in another order");
+    ok(!cache_redis_cmd_gens_match(&b, moved, 3), "a generation that moved does not");
+    ok(!cache_redis_cmd_gens_match(&b, other, 3), "nor another name");
+    ok(!cache_redis_cmd_gens_match(&b, g, 2), "nor another count");
+    ok(!cache_redis_cmd_gens_match(&b, twice, 3) && (memcpy(b.gens, twice, sizeof twice), 1) &&
+           !cache_redis_cmd_gens_match(&b, g, 3),
+       "a name twice on either side does not match three distinct names");
+}
+
 /* The fill: the value last, written in place into the command; EVAL keeps it whole. */
 static void
 test_fill_command(struct cache_redis_keys *keys, const struct cache_redis_gen *gens,
@@ -1304,6 +1327,7 @@ main(void)
     test_resp_random();
     test_commands();
     test_parse_int();
+    test_gens_match();
     cache_redis_mac_destroy(mac);
     return done_testing();
 }
