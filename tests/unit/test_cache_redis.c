@@ -1130,6 +1130,18 @@ reply_of(const char *types)
     return r;
 }
 
+/* What cache_redis_cmd_read says of reply_of(types) over n generations. */
+static enum cache_redis_cmd_read
+read_of(const char *types, struct cache_redis_gen *gens, uint32_t n)
+{
+    redisReply *r = reply_of(types);
+    uint64_t epoch = 0;
+    enum cache_redis_cmd_read res = cache_redis_cmd_read(r, gens, n, &epoch);
+
+    freeReplyObject(r);
+    return res;
+}
+
 /* Counters are read only as INCR writes them. */
 static void
 test_parse_int(void)
@@ -1279,18 +1291,12 @@ test_commands(void)
            cache_redis_cmd_read(r, gens, 1, &epoch) == CACHE_REDIS_CMD_READ_MISSING,
        "a nil counter: MGET may, the script may not; it takes the slow path");
     freeReplyObject(r);
-    r = reply_of("nsx");
-    ok(cache_redis_cmd_read(r, gens, 1, &epoch) == CACHE_REDIS_CMD_READ_MALFORMED,
+    ok(read_of("nsx", gens, 1) == CACHE_REDIS_CMD_READ_MALFORMED,
        "a counter that is not an integer is malformed");
-    freeReplyObject(r);
-    r = reply_of("nsz");
-    ok(cache_redis_cmd_read(r, gens, 1, &epoch) == CACHE_REDIS_CMD_READ_MALFORMED,
+    ok(read_of("nsz", gens, 1) == CACHE_REDIS_CMD_READ_MALFORMED,
        "a counter stored as \"007\" is malformed (the fill script compares strings)");
-    freeReplyObject(r);
-    r = reply_of("nzsn");
-    ok(cache_redis_cmd_read(r, gens, 2, &epoch) == CACHE_REDIS_CMD_READ_MISSING,
+    ok(read_of("nzsn", gens, 2) == CACHE_REDIS_CMD_READ_MISSING,
        "a missing counter after a malformed one still takes the slow path");
-    freeReplyObject(r);
     r = reply_of("nsi");
     ok(!cache_redis_cmd_shape_ok(CACHE_REDIS_CMD_MGET, 1, r), "MGET: an integer element is refused");
     freeReplyObject(r);
