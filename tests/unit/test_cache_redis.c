@@ -1147,13 +1147,19 @@ static void
 test_parse_int(void)
 {
     static const char *const good[] = {"0", "7", "-1", "9223372036854775807",
-                                       "-9223372036854775808", "1000000000000000000"};
+                                       "-9223372036854775808", "1000000000000000000",
+                                       "12345678", "-87654321", "1234567890123456",
+                                       "99999999", "4611686018427387904"};
     static const char *const bad[] = {"", "-", "007", "00", "-0", "-07", "+7", " 7", "7 ",
                                       "9223372036854775808", "-9223372036854775809",
-                                      "99999999999999999999", "1e3"};
+                                      "99999999999999999999", "1e3", "1234567:", "1234/678",
+                                      "12345678901234a6", "123456789012345678x",
+                                      "1234567\xb0", "-1234567\xb9"};
     size_t n_good = 0;
     size_t n_bad = 0;
+    size_t n_random = 0;
     uint64_t v = 0;
+    uint64_t x = UINT64_C(0x9e3779b97f4a7c15);
 
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         n_good += cache_redis_cmd_parse_int(good[i], strlen(good[i]), &v) &&
@@ -1164,6 +1170,17 @@ test_parse_int(void)
         else
             n_bad++;
     }
+    for (int i = 0; i < 10000; i++) {
+        char text[24];
+
+        x ^= x << 13; /* xorshift64: every length from 1 to 20 characters comes up */
+        x ^= x >> 7;
+        x ^= x << 17;
+        snprintf(text, sizeof text, "%lld", (long long)((int64_t)x >> (i % 64)));
+        n_random += cache_redis_cmd_parse_int(text, strlen(text), &v) &&
+                    (int64_t)v == (int64_t)x >> (i % 64);
+    }
+    ok(n_random == 10000, "10,000 random integers of every length read back (%zu)", n_random);
     ok(n_good == sizeof good / sizeof good[0], "canonical integers are read exactly");
     ok(n_bad == sizeof bad / sizeof bad[0],
        "\"007\", \"-0\", \"+7\", spaces, overflow: refused (%zu of %zu)", n_bad,
