@@ -47,7 +47,11 @@
  * slow path changes nothing to this: it re-reads everything atomically and
  * only then is its answer judged. What MGET cannot tell apart: a value key
  * holding another type reads as nil: a miss, not counted as corrupt (the
- * script read it as "" and counted it; a miss either way).
+ * script read it as "" and counted it; a miss either way). A counter Redis
+ * holds in a shape INCR never leaves ("007", another type) is a miss for
+ * the entries that read it, counted as corrupt (cache_redis_cmd_read), and
+ * the next bump of it re-makes it at a fresh random base (the scripts in
+ * redis_cmd.c), which is a bump like any other for the argument above.
  *
  * The hit path allocates nothing per command: ops come from a free list
  * with their timers, the MGET is encoded into one buffer the tier reuses
