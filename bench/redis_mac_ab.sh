@@ -70,10 +70,10 @@ python3 - "$SRC_B/cache/redis_mac.c" <<'EOF'
 import sys
 p = sys.argv[1]
 s = open(p).read()
-a = "    struct sip s;\n\n    BSON_ASSERT(name_len <= UINT32_MAX);"
+a = "    struct cache_siphash s;\n\n    BSON_ASSERT(name_len <= UINT32_MAX);"
 b = "    uint8_t want[CACHE_REDIS_MAC_LEN];\n\n    cache_redis_mac_compute"
 assert a in s and b in s, "redis_mac.c changed: update the B patch"
-s = s.replace(a, "    struct sip s;\n\n    if (1) { /* BENCH B: no MAC */\n"
+s = s.replace(a, "    struct cache_siphash s;\n\n    if (1) { /* BENCH B: no MAC */\n"
               "        memset(tag, 0, CACHE_REDIS_MAC_LEN);\n        return;\n    }\n"
               "    BSON_ASSERT(name_len <= UINT32_MAX);")
 s = s.replace(b, "    if (1) /* BENCH B: no MAC */\n        return true;\n" + b)

@@ -3,11 +3,12 @@
  * description: four 64-bit words of state started from the key and the
  * constants "somepseudorandomlygeneratedbytes", two rounds per 8-byte word
  * of input, the last word carrying the length's low byte, four rounds to
- * finish. Owns nothing else.
+ * finish (the 128-bit variant marks v1 with 0xee at the start and v2 with
+ * 0xee at the end, and draws its second word after v1 ^= 0xdd and four
+ * more rounds). The whole words of each part are mixed on local copies of
+ * the state (the input bytes cannot alias them). Owns nothing else.
  */
 #include "cache/siphash.h"
-
-#include <string.h>
 
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 
@@ -29,75 +30,108 @@
         v2 = ROTL(v2, 32);                                                                        \
     } while (0)
 
-/* 8 bytes at p as a little-endian word, whatever the host's order. */
-static uint64_t
-le64(const uint8_t *p)
+/* One word m through two rounds (the compression step). */
+static inline void
+block(struct cache_siphash *s, uint64_t m)
 {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    uint64_t w;
+    s->v3 ^= m;
+    SIPROUND(s->v0, s->v1, s->v2, s->v3);
+    SIPROUND(s->v0, s->v1, s->v2, s->v3);
+    s->v0 ^= m;
+}
 
-    memcpy(&w, p, sizeof w);
-    return w;
-#else
-    uint64_t w = 0;
+static inline void
+rounds4(struct cache_siphash *s)
+{
+    for (int i = 0; i < 4; i++)
+        SIPROUND(s->v0, s->v1, s->v2, s->v3);
+}
 
-    for (int i = 7; i >= 0; i--)
-        w = (w << 8) | p[i];
-    return w;
-#endif
+void
+cache_siphash_init(struct cache_siphash *s, const struct cache_siphash_key *key, bool wide)
+{
+    s->v0 = key->k0 ^ UINT64_C(0x736f6d6570736575);
+    s->v1 = key->k1 ^ UINT64_C(0x646f72616e646f6d) ^ (wide ? 0xee : 0);
+    s->v2 = key->k0 ^ UINT64_C(0x6c7967656e657261);
+    s->v3 = key->k1 ^ UINT64_C(0x7465646279746573);
+    s->tail = 0;
+    s->n_tail = 0;
+    s->total = 0;
+}
+
+void
+cache_siphash_absorb(struct cache_siphash *s, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+
+    s->total += len;
+    /* Fill a pending partial word first. */
+    while (s->n_tail > 0 && len > 0) {
+        s->tail |= (uint64_t)*p++ << (8 * s->n_tail);
+        len--;
+        if (++s->n_tail == 8) {
+            block(s, s->tail);
+            s->tail = 0;
+            s->n_tail = 0;
+        }
+    }
+    if (s->n_tail > 0) /* len ran out first */
+        return;
+    if (len >= 8) {
+        uint64_t v0 = s->v0, v1 = s->v1, v2 = s->v2, v3 = s->v3;
+
+        for (; len >= 8; p += 8, len -= 8) {
+            uint64_t m = cache_siphash_le64(p);
+
+            v3 ^= m;
+            SIPROUND(v0, v1, v2, v3);
+            SIPROUND(v0, v1, v2, v3);
+            v0 ^= m;
+        }
+        s->v0 = v0;
+        s->v1 = v1;
+        s->v2 = v2;
+        s->v3 = v3;
+    }
+    for (size_t i = 0; i < len; i++)
+        s->tail |= (uint64_t)p[i] << (8 * i);
+    s->n_tail = len;
+}
+
+uint64_t
+cache_siphash_final64(struct cache_siphash *s)
+{
+    block(s, s->total << 56 | s->tail);
+    s->v2 ^= 0xff;
+    rounds4(s);
+    return s->v0 ^ s->v1 ^ s->v2 ^ s->v3;
+}
+
+static void
+put_le64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+void
+cache_siphash_final128(struct cache_siphash *s, uint8_t out[16])
+{
+    block(s, s->total << 56 | s->tail);
+    s->v2 ^= 0xee;
+    rounds4(s);
+    put_le64(out, s->v0 ^ s->v1 ^ s->v2 ^ s->v3);
+    s->v1 ^= 0xdd;
+    rounds4(s);
+    put_le64(out + 8, s->v0 ^ s->v1 ^ s->v2 ^ s->v3);
 }
 
 uint64_t
 cache_siphash_24(const struct cache_siphash_key *key, const void *data, size_t len)
 {
-    const uint8_t *p = data;
-    const uint8_t *end = p + (len & ~(size_t)7);
-    uint64_t v0 = key->k0 ^ UINT64_C(0x736f6d6570736575);
-    uint64_t v1 = key->k1 ^ UINT64_C(0x646f72616e646f6d);
-    uint64_t v2 = key->k0 ^ UINT64_C(0x6c7967656e657261);
-    uint64_t v3 = key->k1 ^ UINT64_C(0x7465646279746573);
-    uint64_t m, last = (uint64_t)len << 56;
+    struct cache_siphash s;
 
-    for (; p != end; p += 8) {
-        m = le64(p);
-        v3 ^= m;
-        SIPROUND(v0, v1, v2, v3);
-        SIPROUND(v0, v1, v2, v3);
-        v0 ^= m;
-    }
-    switch (len & 7) { /* the last 0 to 7 bytes, little-endian, under the length's byte */
-    case 7:
-        last |= (uint64_t)p[6] << 48;
-        /* fall through */
-    case 6:
-        last |= (uint64_t)p[5] << 40;
-        /* fall through */
-    case 5:
-        last |= (uint64_t)p[4] << 32;
-        /* fall through */
-    case 4:
-        last |= (uint64_t)p[3] << 24;
-        /* fall through */
-    case 3:
-        last |= (uint64_t)p[2] << 16;
-        /* fall through */
-    case 2:
-        last |= (uint64_t)p[1] << 8;
-        /* fall through */
-    case 1:
-        last |= (uint64_t)p[0];
-        break;
-    default:
-        break;
-    }
-    v3 ^= last;
-    SIPROUND(v0, v1, v2, v3);
-    SIPROUND(v0, v1, v2, v3);
-    v0 ^= last;
-    v2 ^= 0xff;
-    SIPROUND(v0, v1, v2, v3);
-    SIPROUND(v0, v1, v2, v3);
-    SIPROUND(v0, v1, v2, v3);
-    SIPROUND(v0, v1, v2, v3);
-    return v0 ^ v1 ^ v2 ^ v3;
+    cache_siphash_init(&s, key, false);
+    cache_siphash_absorb(&s, data, len);
+    return cache_siphash_final64(&s);
 }
