@@ -869,7 +869,7 @@ advise_held(struct proxy_client *c, struct proxy_request *req)
     if (!c->server->advice || !req->held ||
         !wire_msg_parse(req->held, req->held_len, (uint32_t)c->server->conf->max_bson_depth,
                         &msg, &error) ||
-        !wire_cmd_parse(msg.body, msg.body_len, &cmd, &error) ||
+        !wire_cmd_parse_top(msg.body, msg.body_len, &msg.top, &cmd, &error) ||
         !bson_init_static(&body, msg.body, msg.body_len))
         return;
     advise(c, req, &msg, &cmd, &body);
@@ -917,7 +917,7 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
         return false;
     }
     oneway = (msg.flags & WIRE_MSG_MORE_TO_COME) != 0;
-    if (wire_cmd_parse(msg.body, msg.body_len, &cmd, &error))
+    if (wire_cmd_parse_top(msg.body, msg.body_len, &msg.top, &cmd, &error))
         route = proxy_router_route(&cmd);
     else
         memset(&cmd, 0, sizeof cmd);

@@ -1,7 +1,8 @@
 /*
  * wire/cmd.c: owns reading a command body that has already passed
  * wire_doc_check: its name, $db, the collection named by the first element,
- * the session/transaction fields and duplicate top-level keys. It does not
+ * the transaction fields and duplicate top-level keys, from the top-level
+ * records the check made (wire_cmd_parse_top) or by walking the top level. It does not
  * validate BSON structure (wire/doc.c), decide routing or cacheability
  * (proxy/) or look inside nested documents.
  */
@@ -25,20 +26,11 @@
 
 /*
  * Up to this many keys are compared pair by pair (lengths first, so most
- * pairs cost one compare); more go through a hash table. Drivers send about
- * 5 to 12 top-level keys.
+ * pairs cost one compare); more are sorted. Drivers send about 5 to 12
+ * top-level keys; a body of more is rare, and a sort is n log n whatever
+ * keys a hostile client chooses.
  */
 #define PAIRWISE_KEYS 16
-
-/* Slots of the hash table: a power of two at least twice MAX_CHECKED_KEYS. */
-#define KEY_SLOTS 512
-
-/*
- * Probes the hash table may take per key on average before the check sorts
- * instead: keys chosen to collide (the hash is not secret) would otherwise
- * cost n * n / 2 compares.
- */
-#define PROBES_PER_KEY 4
 
 /* A top-level key as found: where it is and its length. */
 struct key_ref {
@@ -52,18 +44,7 @@ same_key(const struct key_ref *a, const struct key_ref *b)
     return a->len == b->len && memcmp(a->key, b->key, a->len) == 0;
 }
 
-/* FNV-1a over the key's bytes: only spreads keys over slots, equality is checked. */
-static uint32_t
-key_hash(const struct key_ref *k)
-{
-    uint32_t h = 2166136261u;
-
-    for (uint32_t i = 0; i < k->len; i++)
-        h = (h ^ (uint8_t)k->key[i]) * 16777619u;
-    return h;
-}
-
-/* Orders keys by length, then bytes (the fallback's sort). */
+/* Orders keys by length, then bytes. */
 static int
 key_order(const void *a, const void *b)
 {
@@ -74,29 +55,10 @@ key_order(const void *a, const void *b)
     return memcmp(x->key, y->key, x->len);
 }
 
-/* True when two of the n keys are equal; sorts keys. */
-static bool
-has_duplicate_sorted(struct key_ref *keys, size_t n)
-{
-    qsort(keys, n, sizeof *keys, key_order);
-    for (size_t i = 1; i < n; i++) {
-        if (same_key(&keys[i - 1], &keys[i]))
-            return true;
-    }
-    return false;
-}
-
-/*
- * True when two of the n keys are equal (same length, same bytes): pair by
- * pair for a few, through a hash table on the stack for more, sorted when
- * the table's probes pass their budget. May reorder keys.
- */
+/* True when two of the n keys are equal (same length, same bytes). May reorder keys. */
 static bool
 has_duplicate(struct key_ref *keys, size_t n)
 {
-    uint16_t slot[KEY_SLOTS]; /* 0 empty, else index + 1 */
-    size_t probes = 0;
-
     if (n <= PAIRWISE_KEYS) {
         for (size_t i = 1; i < n; i++) {
             for (size_t j = 0; j < i; j++) {
@@ -106,17 +68,10 @@ has_duplicate(struct key_ref *keys, size_t n)
         }
         return false;
     }
-    memset(slot, 0, sizeof slot);
-    for (size_t i = 0; i < n; i++) {
-        uint32_t h = key_hash(&keys[i]) & (KEY_SLOTS - 1);
-
-        for (; slot[h] != 0; h = (h + 1) & (KEY_SLOTS - 1)) {
-            if (same_key(&keys[i], &keys[slot[h] - 1u]))
-                return true;
-            if (++probes > PROBES_PER_KEY * n)
-                return has_duplicate_sorted(keys, n);
-        }
-        slot[h] = (uint16_t)(i + 1);
+    qsort(keys, n, sizeof *keys, key_order);
+    for (size_t i = 1; i < n; i++) {
+        if (same_key(&keys[i - 1], &keys[i]))
+            return true;
     }
     return false;
 }
@@ -130,19 +85,37 @@ invalid(bson_error_t *error, size_t off)
 }
 
 /*
- * Records what the top-level key at r means for cmd; false when $db is not a
- * string or holds a NUL.
+ * Records the top-level element at offset off of cmd->body (its key
+ * key_len bytes, its value in bounds: checked by the caller's walk) as the
+ * next one: the command's name and collection for the first, $db and the
+ * transaction fields by their name ids, the element records. False (error
+ * set) when $db is not a string or holds a NUL.
  */
 static bool
-note_key(const struct wire_reader *r, enum wire_name id, struct wire_cmd *cmd, bson_error_t *error)
+note_elem(struct wire_cmd *cmd, uint32_t off, uint32_t key_len, bson_error_t *error)
 {
+    const uint8_t *p = cmd->body + off;
+    const char *key = (const char *)p + 1;
+    const uint8_t *value = p + 2 + key_len;
+    enum wire_name id = wire_names_lookup(key, key_len);
+
+    if (cmd->n_elems == 0) {
+        cmd->name = key;
+        cmd->name_id = id;
+        if (p[0] == BSON_TYPE_UTF8) {
+            cmd->coll = (const char *)value + 4;
+            cmd->coll_len = (uint32_t)wire_frame_read_i32(value) - 1;
+        }
+    }
     switch (id) {
     case WIRE_NAME_DOLLAR_DB:
-        if (!wire_reader_utf8(r, &cmd->db, &cmd->db_len)) {
+        if (p[0] != BSON_TYPE_UTF8) {
             bson_set_error(error, WIRE_ERROR_DOMAIN, WIRE_ERR_TYPE_MISMATCH,
                            "$db is not a string");
             return false;
         }
+        cmd->db = (const char *)value + 4;
+        cmd->db_len = (uint32_t)wire_frame_read_i32(value) - 1;
         /* mongod refuses it too; readers of cmd->db take it as a C string. */
         if (memchr(cmd->db, '\0', cmd->db_len) != NULL) {
             bson_set_error(error, WIRE_ERROR_DOMAIN, WIRE_ERR_INVALID_NAMESPACE,
@@ -150,22 +123,55 @@ note_key(const struct wire_reader *r, enum wire_name id, struct wire_cmd *cmd, b
             return false;
         }
         break;
-    case WIRE_NAME_LSID:
-        cmd->has_lsid = true;
-        break;
     case WIRE_NAME_TXN_NUMBER:
         cmd->has_txn_number = true;
         break;
     case WIRE_NAME_AUTOCOMMIT:
         cmd->has_autocommit = true;
         break;
-    case WIRE_NAME_START_TRANSACTION:
-        cmd->has_start_transaction = true;
-        break;
     default:
         break;
     }
+    if (cmd->n_elems < WIRE_CMD_MAX_ELEMS) {
+        cmd->elem_off[cmd->n_elems] = off;
+        cmd->elem_key_len[cmd->n_elems] = key_len;
+        cmd->elem_id[cmd->n_elems] = (uint16_t)id;
+        cmd->n_elems++;
+    } else
+        cmd->n_elems = WIRE_CMD_MAX_ELEMS + 1;
     return true;
+}
+
+/* Starts cmd on body: false (error set) unless the document fills the body exactly. */
+static bool
+start(const uint8_t *body, uint32_t len, struct wire_cmd *cmd, bson_error_t *error)
+{
+    memset(cmd, 0, offsetof(struct wire_cmd, elem_off)); /* the records are set as found */
+    cmd->body = body;
+    cmd->body_len = len;
+    if (len < 5 || (uint32_t)wire_frame_read_i32(body) != len || body[len - 1] != 0) {
+        bson_set_error(error, WIRE_ERROR_DOMAIN, WIRE_ERR_INVALID_BSON,
+                       "command body is invalid BSON");
+        return false;
+    }
+    return true;
+}
+
+/* Ends the parse of n keys (too_many: more than MAX_CHECKED_KEYS): the records, duplicates. */
+static void
+finish(struct wire_cmd *cmd, struct key_ref *keys, size_t n, bool too_many)
+{
+    cmd->elems_all = cmd->n_elems <= WIRE_CMD_MAX_ELEMS;
+    if (!cmd->elems_all)
+        cmd->n_elems = WIRE_CMD_MAX_ELEMS;
+    cmd->has_duplicate_top_level_key = too_many || has_duplicate(keys, n);
+}
+
+static bool
+empty(bson_error_t *error)
+{
+    bson_set_error(error, WIRE_ERROR_DOMAIN, WIRE_ERR_COMMAND_NOT_FOUND, "command body is empty");
+    return false;
 }
 
 bool
@@ -177,44 +183,20 @@ wire_cmd_parse(const uint8_t *body, uint32_t len, struct wire_cmd *cmd, bson_err
     const uint8_t *at;
     struct wire_reader r;
 
-    memset(cmd, 0, offsetof(struct wire_cmd, elem_off)); /* the records are set as found */
-    cmd->body = body;
-    cmd->body_len = len;
     /* The document fills the body exactly; each element is read in bounds. */
-    if (len < 5 || (uint32_t)wire_frame_read_i32(body) != len || !wire_reader_init(&r, body, len)) {
-        bson_set_error(error, WIRE_ERROR_DOMAIN, WIRE_ERR_INVALID_BSON,
-                       "command body is invalid BSON");
+    if (!start(body, len, cmd, error))
         return false;
-    }
+    if (!wire_reader_init(&r, body, len))
+        return invalid(error, 0);
     at = r.pos;
-    if (!wire_reader_next(&r)) {
-        if (r.malformed)
-            return invalid(error, (size_t)(at - body));
-        bson_set_error(error, WIRE_ERROR_DOMAIN, WIRE_ERR_COMMAND_NOT_FOUND,
-                       "command body is empty");
-        return false;
-    }
-    cmd->name = r.key;
-    cmd->name_id = wire_names_lookup(r.key, r.key_len);
-    (void)wire_reader_utf8(&r, &cmd->coll, &cmd->coll_len); /* when it is a string */
-
+    if (!wire_reader_next(&r))
+        return r.malformed ? invalid(error, (size_t)(at - body)) : empty(error);
     do {
-        const char *key = r.key;
-        uint32_t key_len = r.key_len;
-        enum wire_name id = n == 0 ? cmd->name_id : wire_names_lookup(key, key_len);
-
-        if (!note_key(&r, id, cmd, error))
+        if (!note_elem(cmd, (uint32_t)((const uint8_t *)r.key - 1 - body), r.key_len, error))
             return false;
-        if (cmd->n_elems < WIRE_CMD_MAX_ELEMS) {
-            cmd->elem_off[cmd->n_elems] = (uint32_t)((const uint8_t *)key - 1 - body);
-            cmd->elem_key_len[cmd->n_elems] = key_len;
-            cmd->elem_id[cmd->n_elems] = (uint16_t)id;
-            cmd->n_elems++;
-        } else
-            cmd->n_elems = WIRE_CMD_MAX_ELEMS + 1;
         if (n < MAX_CHECKED_KEYS) {
-            keys[n].key = key;
-            keys[n].len = key_len;
+            keys[n].key = r.key;
+            keys[n].len = r.key_len;
             n++;
         } else {
             too_many = true;
@@ -223,11 +205,31 @@ wire_cmd_parse(const uint8_t *body, uint32_t len, struct wire_cmd *cmd, bson_err
     } while (wire_reader_next(&r));
     if (r.malformed)
         return invalid(error, (size_t)(at - body));
+    finish(cmd, keys, n, too_many);
+    return true;
+}
 
-    cmd->elems_all = cmd->n_elems <= WIRE_CMD_MAX_ELEMS;
-    if (!cmd->elems_all)
-        cmd->n_elems = WIRE_CMD_MAX_ELEMS;
-    cmd->has_duplicate_top_level_key = too_many || has_duplicate(keys, n);
+bool
+wire_cmd_parse_top(const uint8_t *body, uint32_t len, const struct wire_doc_top *top,
+                   struct wire_cmd *cmd, bson_error_t *error)
+{
+    struct key_ref keys[WIRE_DOC_TOP_MAX];
+
+    if (top == NULL || !top->all)
+        return wire_cmd_parse(body, len, cmd, error);
+    if (!start(body, len, cmd, error))
+        return false;
+    if (top->n == 0)
+        return empty(error);
+    for (uint32_t i = 0; i < top->n; i++) {
+        /* Offsets of another body (a caller's mistake) would read out of bounds. */
+        BSON_ASSERT(top->off[i] + 2 + top->key_len[i] < len);
+        if (!note_elem(cmd, top->off[i], top->key_len[i], error))
+            return false;
+        keys[i].key = (const char *)body + top->off[i] + 1;
+        keys[i].len = top->key_len[i];
+    }
+    finish(cmd, keys, top->n, false);
     return true;
 }
 

@@ -15,6 +15,7 @@
 #include "wire/reader.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -60,16 +61,26 @@ header(const uint8_t *data, size_t len, int32_t opcode, struct wire_header *h,
     return true;
 }
 
-/* Checks one document at p (avail bytes left in its container); `what` names it in errors. */
+/*
+ * Checks one document at p (avail bytes left in its container), recording
+ * its top level in top unless NULL; `what` names it in errors.
+ */
+static bool
+check_doc_top(const uint8_t *p, size_t avail, uint32_t max_depth, uint32_t *len,
+              struct wire_doc_top *top, const char *what, bson_error_t *error)
+{
+    bson_error_t inner;
+
+    if (wire_doc_check_top(p, avail, max_depth, len, top, &inner))
+        return true;
+    return fail(error, inner.code, "%s: %s", what, inner.message);
+}
+
 static bool
 check_doc(const uint8_t *p, size_t avail, uint32_t max_depth, uint32_t *len, const char *what,
           bson_error_t *error)
 {
-    bson_error_t inner;
-
-    if (wire_doc_check(p, avail, max_depth, len, &inner))
-        return true;
-    return fail(error, inner.code, "%s: %s", what, inner.message);
+    return check_doc_top(p, avail, max_depth, len, NULL, what, error);
 }
 
 /* Finds the first key of it equal to key[0..n). */
@@ -168,7 +179,10 @@ wire_msg_parse(const uint8_t *data, size_t len, uint32_t max_depth, struct wire_
 {
     size_t pos = FLAGS_END, end = len;
 
-    memset(msg, 0, sizeof *msg);
+    /* msg->top is set by the body's check: its arrays are not cleared. */
+    memset(msg, 0, offsetof(struct wire_msg, top));
+    msg->top.n = 0;
+    msg->top.all = false;
     if (!header(data, len, WIRE_OP_MSG, &msg->header, error))
         return false;
     if (len < FLAGS_END)
@@ -193,7 +207,8 @@ wire_msg_parse(const uint8_t *data, size_t len, uint32_t max_depth, struct wire_
         } else if (kind == KIND_BODY) {
             if (msg->body)
                 return fail(error, WIRE_ERR_MULTIPLE_BODIES, "Multiple body sections in message");
-            if (!check_doc(data + pos, end - pos, max_depth, &msg->body_len, "OP_MSG body", error))
+            if (!check_doc_top(data + pos, end - pos, max_depth, &msg->body_len, &msg->top,
+                               "OP_MSG body", error))
                 return false;
             msg->body = data + pos;
             pos += msg->body_len;

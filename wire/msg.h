@@ -11,6 +11,7 @@
 #ifndef MONGOCACHE_WIRE_MSG_H
 #define MONGOCACHE_WIRE_MSG_H
 
+#include "wire/doc.h"
 #include "wire/frame.h"
 
 #include <bson/bson.h>
@@ -47,6 +48,7 @@ struct wire_msg {
     uint32_t body_len;
     struct wire_seq seqs[WIRE_MSG_MAX_SEQUENCES];
     uint32_t n_seqs;
+    struct wire_doc_top top; /* the body's top-level elements, as its check found them */
 };
 
 struct wire_query {
@@ -76,7 +78,8 @@ struct wire_reply {
  * body, kind-1 sequences (unique identifiers, none also a body field, ids
  * NUL-terminated in bounds), no other kind, nothing past the end or into the
  * checksum, CRC-32C verified when present, every document checked with
- * wire_doc_check(max_depth). error->code is mongod's code for the same fault
+ * wire_doc_check(max_depth) (the body's top level recorded in msg->top, for
+ * wire_cmd_parse_top). error->code is mongod's code for the same fault
  * (40430, 40431, 40432, 40433, 40587, ...).
  */
 bool wire_msg_parse(const uint8_t *data, size_t len, uint32_t max_depth, struct wire_msg *msg,

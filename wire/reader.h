@@ -12,6 +12,8 @@
 #ifndef MONGOCACHE_WIRE_READER_H
 #define MONGOCACHE_WIRE_READER_H
 
+#include "wire/frame.h" /* wire_frame_read_i32 */
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -46,11 +48,22 @@ bool wire_reader_init(struct wire_reader *r, const uint8_t *doc, uint32_t len);
 extern const uint8_t wire_reader_fixed_sizes[256]; /* size + 1; 0: not fixed */
 bool wire_reader_next_slow(struct wire_reader *r, const uint8_t *key_end);
 
-static inline int32_t
-wire_reader_i32(const uint8_t *p)
+/*
+ * Bytes of the length-prefixed string (int32 length, bytes, NUL) at p, room
+ * bytes available, or 0 when malformed. Shared by this reader and
+ * wire_doc_check.
+ */
+static inline uint32_t
+wire_reader_string_size(const uint8_t *p, size_t room)
 {
-    return (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                     (uint32_t)p[3] << 24);
+    int32_t n;
+
+    if (room < 5)
+        return 0;
+    n = wire_frame_read_i32(p);
+    if (n < 1 || (size_t)n > room - 4 || p[4 + (size_t)n - 1] != 0)
+        return 0;
+    return 4 + (uint32_t)n;
 }
 
 /* The element at r->pos, its key ending at k, its value size bytes: current, and r past it. */
@@ -87,13 +100,12 @@ wire_reader_next(struct wire_reader *r)
         if (--size > room)
             goto malformed;
     } else if (p[0] == 0x03 || p[0] == 0x04) { /* document, array: length, elements, NUL */
-        if (room < 5 || (n = wire_reader_i32(k + 1)) < 5 || (size_t)n > room || k[n] != 0)
+        if (room < 5 || (n = wire_frame_read_i32(k + 1)) < 5 || (size_t)n > room || k[n] != 0)
             goto malformed;
         size = (uint32_t)n;
     } else if (p[0] == 0x02) { /* string: length, bytes, NUL */
-        if (room < 5 || (n = wire_reader_i32(k + 1)) < 1 || (size_t)n > room - 4 || k[4 + n] != 0)
+        if ((size = wire_reader_string_size(k + 1, room)) == 0)
             goto malformed;
-        size = 4 + (uint32_t)n;
     } else {
         return wire_reader_next_slow(r, k);
     }
@@ -136,7 +148,7 @@ wire_reader_recurse(const struct wire_reader *r, struct wire_reader *child)
     child->value_len = 0;
     child->malformed = false;
     if ((r->type != 0x03 && r->type != 0x04) || v == NULL || n < 5 ||
-        (uint32_t)wire_reader_i32(v) != n || v[n - 1] != 0) {
+        (uint32_t)wire_frame_read_i32(v) != n || v[n - 1] != 0) {
         child->pos = child->end = NULL;
         return false;
     }

@@ -239,7 +239,9 @@ consult_cache(const struct wire_msg *msg, const struct wire_cmd *cmd, const bson
             check_ns(&read.ns[i], true, data, len);
         /* Reads never carry sequences, and a read inside a transaction is never cached. */
         FUZZ_CHECK(msg->n_seqs == 0);
-        FUZZ_CHECK(!(cmd->has_txn_number || cmd->has_autocommit || cmd->has_start_transaction));
+        FUZZ_CHECK(!(cmd->has_txn_number || cmd->has_autocommit));
+        for (uint32_t i = 0; i < cmd->n_elems; i++)
+            FUZZ_CHECK(cmd->elem_id[i] != WIRE_NAME_START_TRANSACTION);
         FUZZ_CHECK(!cmd->has_duplicate_top_level_key);
         /* The key takes db as a C string and leaves $db out of the body's part: a $db
          * with a NUL inside (which mongod refuses) would share the key of its prefix. */
