@@ -25,17 +25,19 @@
 #define MAX_CHECKED_KEYS 256
 
 /*
- * Up to this many keys are compared pair by pair (lengths first, so most
- * pairs cost one compare); more are sorted. Drivers send about 5 to 12
- * top-level keys; a body of more is rare, and a sort is n log n whatever
+ * Up to this many keys without a name id are compared pair by pair
+ * (lengths first, so most pairs cost one compare); more are sorted.
+ * Drivers send about 5 to 12 top-level keys, most of them names
+ * (wire/names.h); a body of more is rare, and a sort is n log n whatever
  * keys a hostile client chooses.
  */
 #define PAIRWISE_KEYS 16
 
-/* A top-level key as found: where it is and its length. */
+/* A top-level key as found: where it is, its length and its name id. */
 struct key_ref {
     const char *key;
     uint32_t len;
+    enum wire_name id;
 };
 
 static bool
@@ -55,12 +57,32 @@ key_order(const void *a, const void *b)
     return memcmp(x->key, y->key, x->len);
 }
 
-/* True when two of the n keys are equal (same length, same bytes). May reorder keys. */
+/*
+ * True when two of the n keys are equal (same length, same bytes). Two
+ * keys with a name id are equal exactly when their ids are (a name matches
+ * its bytes exactly), and never equal a key without one: those are found
+ * in a set of ids; the rest are compared pair by pair when few, sorted when
+ * more. Reorders keys.
+ */
 static bool
 has_duplicate(struct key_ref *keys, size_t n)
 {
-    if (n <= PAIRWISE_KEYS) {
-        for (size_t i = 1; i < n; i++) {
+    uint64_t seen[(WIRE_NAMES_COUNT + 63) / 64] = {0};
+    size_t m = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned id = (unsigned)keys[i].id;
+
+        if (id == WIRE_NAME_UNKNOWN) {
+            keys[m++] = keys[i];
+        } else if (seen[id / 64] & (1ull << (id % 64))) {
+            return true;
+        } else {
+            seen[id / 64] |= 1ull << (id % 64);
+        }
+    }
+    if (m <= PAIRWISE_KEYS) {
+        for (size_t i = 1; i < m; i++) {
             for (size_t j = 0; j < i; j++) {
                 if (same_key(&keys[i], &keys[j]))
                     return true;
@@ -68,8 +90,8 @@ has_duplicate(struct key_ref *keys, size_t n)
         }
         return false;
     }
-    qsort(keys, n, sizeof *keys, key_order);
-    for (size_t i = 1; i < n; i++) {
+    qsort(keys, m, sizeof *keys, key_order);
+    for (size_t i = 1; i < m; i++) {
         if (same_key(&keys[i - 1], &keys[i]))
             return true;
     }
@@ -88,17 +110,21 @@ invalid(bson_error_t *error, size_t off)
  * Records the top-level element at offset off of cmd->body (its key
  * key_len bytes, its value in bounds: checked by the caller's walk) as the
  * next one: the command's name and collection for the first, $db and the
- * transaction fields by their name ids, the element records. False (error
- * set) when $db is not a string or holds a NUL.
+ * transaction fields by their name ids, the element records; its key in
+ * ref. False (error set) when $db is not a string or holds a NUL.
  */
 static bool
-note_elem(struct wire_cmd *cmd, uint32_t off, uint32_t key_len, bson_error_t *error)
+note_elem(struct wire_cmd *cmd, uint32_t off, uint32_t key_len, struct key_ref *ref,
+          bson_error_t *error)
 {
     const uint8_t *p = cmd->body + off;
     const char *key = (const char *)p + 1;
     const uint8_t *value = p + 2 + key_len;
     enum wire_name id = wire_names_lookup(key, key_len);
 
+    ref->key = key;
+    ref->len = key_len;
+    ref->id = id;
     if (cmd->n_elems == 0) {
         cmd->name = key;
         cmd->name_id = id;
@@ -192,15 +218,15 @@ wire_cmd_parse(const uint8_t *body, uint32_t len, struct wire_cmd *cmd, bson_err
     if (!wire_reader_next(&r))
         return r.malformed ? invalid(error, (size_t)(at - body)) : empty(error);
     do {
-        if (!note_elem(cmd, (uint32_t)((const uint8_t *)r.key - 1 - body), r.key_len, error))
+        struct key_ref ref;
+
+        if (!note_elem(cmd, (uint32_t)((const uint8_t *)r.key - 1 - body), r.key_len, &ref,
+                       error))
             return false;
-        if (n < MAX_CHECKED_KEYS) {
-            keys[n].key = r.key;
-            keys[n].len = r.key_len;
-            n++;
-        } else {
+        if (n < MAX_CHECKED_KEYS)
+            keys[n++] = ref;
+        else
             too_many = true;
-        }
         at = r.pos;
     } while (wire_reader_next(&r));
     if (r.malformed)
@@ -224,10 +250,8 @@ wire_cmd_parse_top(const uint8_t *body, uint32_t len, const struct wire_doc_top 
     for (uint32_t i = 0; i < top->n; i++) {
         /* Offsets of another body (a caller's mistake) would read out of bounds. */
         BSON_ASSERT(top->off[i] + 2 + top->key_len[i] < len);
-        if (!note_elem(cmd, top->off[i], top->key_len[i], error))
+        if (!note_elem(cmd, top->off[i], top->key_len[i], &keys[i], error))
             return false;
-        keys[i].key = (const char *)body + top->off[i] + 1;
-        keys[i].len = top->key_len[i];
     }
     finish(cmd, keys, top->n, false);
     return true;

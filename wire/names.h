@@ -17,7 +17,7 @@
 /*
  * Every name once: X(a, ID, "text"), a being passed through for the callers
  * that need an argument. In order of length: wire/names.c finds a name among
- * those of its length, and refuses to compile when the order is broken. A
+ * those of its length (test_wire_names fails when the order is broken). A
  * new name goes among the names of its length.
  */
 #define WIRE_NAMES(X, a) \
