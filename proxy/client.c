@@ -491,6 +491,7 @@ free_parts(struct proxy_client *c)
     if (c->resume_ev)
         event_free(c->resume_ev);
     proxy_auth_cleanup(&c->auth);
+    proxy_request_free_spare(&c->spare);
     bson_free(c->oneway_ring);
     bson_free(c);
 }
@@ -633,7 +634,8 @@ static const struct proxy_request_ops request_ops = {
 static struct proxy_request *
 push_request(struct proxy_client *c, int32_t request_id, enum proxy_route route, bool legacy)
 {
-    struct proxy_request *req = proxy_request_new(c, &request_ops, request_id, route, legacy);
+    struct proxy_request *req = proxy_request_new(c, &request_ops, request_id, route, legacy,
+                                                  &c->spare);
 
     if (c->server->conf->latency_histograms || c->server->conf->slow_request_ms > 0)
         req->started_us = conf_clock_us();
@@ -681,7 +683,7 @@ pop_request(struct proxy_client *c, struct proxy_request *req)
         c->blocked = false; /* the request the client waited on is gone */
     if (req->untracked)
         c->server->untracked--;
-    proxy_request_destroy(req, c->server->cache);
+    proxy_request_destroy(req, c->server->cache, &c->spare);
 }
 
 /* Sends the proxy-made replies that have reached the head of the list. */
