@@ -113,7 +113,7 @@ invalid(bson_error_t *error, size_t off)
  * transaction fields by their name ids, the element records; its key in
  * ref. False (error set) when $db is not a string or holds a NUL.
  */
-static bool
+static inline __attribute__((always_inline)) bool
 note_elem(struct wire_cmd *cmd, uint32_t off, uint32_t key_len, struct key_ref *ref,
           bson_error_t *error)
 {

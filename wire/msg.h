@@ -100,10 +100,11 @@ bool wire_msg_parse_reply(const uint8_t *data, size_t len, uint32_t max_depth,
 
 /*
  * A reply body's "ok" (body_len bytes at body, a document that passed
- * wire_doc_check): 1 when its first "ok" is true as bson_iter_as_bool reads
- * it (a non-zero number, true, or any other type but null and undefined),
- * 0 when false, -1 when there is none. Read with wire/reader.h, not
- * bson_iter: it runs once per upstream reply.
+ * wire_doc_check): 1 when its first "ok" is true or a number other than
+ * zero (int32, int64, double, decimal128; NaN is not), as mongod writes and
+ * reads it (it writes 1.0 or 0.0); 0 when it is anything else (false, zero,
+ * NaN, a string, a document, null, ...); -1 when there is none. Read with
+ * wire/reader.h, not bson_iter: it runs once per upstream reply.
  */
 int wire_msg_ok(const uint8_t *body, uint32_t body_len);
 
