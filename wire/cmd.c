@@ -120,7 +120,7 @@ note_elem(struct wire_cmd *cmd, uint32_t off, uint32_t key_len, struct key_ref *
     const uint8_t *p = cmd->body + off;
     const char *key = (const char *)p + 1;
     const uint8_t *value = p + 2 + key_len;
-    enum wire_name id = wire_names_lookup(key, key_len);
+    enum wire_name id = wire_names_lookup_in(key, key_len, cmd->body_len - off - 1);
 
     ref->key = key;
     ref->len = key_len;

@@ -14,7 +14,7 @@
 #include "wire/doc.h"
 
 #include "wire/frame.h"
-#include "wire/reader.h" /* the fixed-size table and the string size, shared with the reader */
+#include "wire/reader.h" /* the fixed-size table, key end and string size, shared with the reader */
 
 #include <string.h>
 
@@ -176,32 +176,6 @@ value(struct walk *w, uint8_t type, size_t end, bson_error_t *error)
 }
 
 /*
- * The NUL that ends the key at k, stop being the open document's final NUL
- * (so there is one at stop at the latest). Eight bytes at a time while
- * eight lie before stop, on a little-endian machine: a key is 5 to 12
- * bytes, and this runs for every element the proxy receives.
- */
-static inline const uint8_t *
-key_end(const uint8_t *k, const uint8_t *stop)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    while (stop - k >= 8) {
-        uint64_t x, zero;
-
-        memcpy(&x, k, sizeof x);
-        /* The lowest byte flagged is the first NUL: a borrow only runs upwards. */
-        zero = (x - 0x0101010101010101ull) & ~x & 0x8080808080808080ull;
-        if (zero != 0)
-            return k + (__builtin_ctzll(zero) >> 3);
-        k += 8;
-    }
-#endif
-    while (*k != 0)
-        k++;
-    return k;
-}
-
-/*
  * The walk. Valid values of a fixed size, strings, documents and arrays,
  * nearly all of what drivers send, are taken here; every other type, and
  * any of these that is malformed, goes through value(), which names the
@@ -244,7 +218,7 @@ wire_doc_check_top(const uint8_t *buf, size_t avail, uint32_t max_depth, uint32_
         type = buf[pos];
         if (type == BSON_TYPE_EOD)
             return bad(error, pos, "elements do not end at the document's NUL");
-        key = key_end(buf + pos + 1, buf + end);
+        key = wire_reader_key_end(buf + pos + 1, buf + end);
         if ((size_t)(key - buf) >= end)
             return bad(error, pos, "key not terminated inside the document");
         if (top != NULL && depth == 1) {

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /*
  * A position in a document, and the element last read (valid after a next
@@ -39,14 +40,40 @@ bool wire_reader_init(struct wire_reader *r, const uint8_t *doc, uint32_t len);
 /*
  * Steps to the next element: false at the end, or (for good) at anything
  * malformed. Inline, as it runs for every element the shape code reads on
- * the loop: the key's NUL is searched without a bound, as the document's
- * own final NUL (checked by init) stops the search at the latest; values of
+ * the loop: the key's NUL is searched (wire_reader_key_end) up to the
+ * document's own final NUL (checked by init) at the latest; values of
  * a fixed size are sized from a table, documents, arrays and strings here,
  * the rarer types by wire_reader_next_slow. Every length is checked
  * against the document's end as in the slow path.
  */
 extern const uint8_t wire_reader_fixed_sizes[256]; /* size + 1; 0: not fixed */
 bool wire_reader_next_slow(struct wire_reader *r, const uint8_t *key_end);
+
+/*
+ * The NUL that ends the key at k, stop being the enclosing document's final
+ * NUL (so there is one at stop at the latest). Eight bytes at a time while
+ * eight lie before stop, on a little-endian machine: a key is 5 to 12
+ * bytes, and this runs for every element read or checked.
+ */
+static inline const uint8_t *
+wire_reader_key_end(const uint8_t *k, const uint8_t *stop)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    while (stop - k >= 8) {
+        uint64_t x, zero;
+
+        memcpy(&x, k, sizeof x);
+        /* The lowest byte flagged is the first NUL: a borrow only runs upwards. */
+        zero = (x - 0x0101010101010101ull) & ~x & 0x8080808080808080ull;
+        if (zero != 0)
+            return k + (__builtin_ctzll(zero) >> 3);
+        k += 8;
+    }
+#endif
+    while (*k != 0)
+        k++;
+    return k;
+}
 
 /*
  * Bytes of the length-prefixed string (int32 length, bytes, NUL) at p, room
@@ -90,8 +117,7 @@ wire_reader_next(struct wire_reader *r)
 
     if (p == NULL || p >= end)
         return false;
-    for (k = p + 1; *k != 0; k++)
-        ;
+    k = wire_reader_key_end(p + 1, end);
     if (k >= end)
         return wire_reader_next_slow(r, k); /* the key ran into the end: malformed */
     room = (size_t)(end - k - 1);
