@@ -15,7 +15,6 @@
 #include "wire/reader.h"
 
 #include <stdarg.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -179,8 +178,13 @@ wire_msg_parse(const uint8_t *data, size_t len, uint32_t max_depth, struct wire_
 {
     size_t pos = FLAGS_END, end = len;
 
-    /* msg->top is set by the body's check: its arrays are not cleared. */
-    memset(msg, 0, offsetof(struct wire_msg, top));
+    /* Only what is read before it is set: seqs[i] is set for i < n_seqs, top by the body's
+     * check. */
+    memset(&msg->header, 0, sizeof msg->header);
+    msg->flags = 0;
+    msg->body = NULL;
+    msg->body_len = 0;
+    msg->n_seqs = 0;
     msg->top.n = 0;
     msg->top.all = false;
     if (!header(data, len, WIRE_OP_MSG, &msg->header, error))

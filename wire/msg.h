@@ -46,7 +46,7 @@ struct wire_msg {
     uint32_t flags;
     const uint8_t *body;  /* the kind-0 document */
     uint32_t body_len;
-    struct wire_seq seqs[WIRE_MSG_MAX_SEQUENCES];
+    struct wire_seq seqs[WIRE_MSG_MAX_SEQUENCES]; /* the first n_seqs are set */
     uint32_t n_seqs;
     struct wire_doc_top top; /* the body's top-level elements, as its check found them */
 };
