@@ -18,9 +18,9 @@
 #include <string.h>
 
 /*
- * Top-level keys checked for duplicates, on the stack. A command with more
- * is reported as having a duplicate without looking (it is then only not
- * cacheable), so that a huge body costs no memory here.
+ * Top-level keys that are no name checked for duplicates, on the stack. A
+ * command with more is reported as having a duplicate without looking (it
+ * is then only not cacheable), so that a huge body costs no memory here.
  */
 #define MAX_CHECKED_KEYS 256
 
@@ -33,11 +33,10 @@
  */
 #define PAIRWISE_KEYS 16
 
-/* A top-level key as found: where it is, its length and its name id. */
+/* A top-level key as found: where it is and its length. */
 struct key_ref {
     const char *key;
     uint32_t len;
-    enum wire_name id;
 };
 
 static bool
@@ -58,29 +57,45 @@ key_order(const void *a, const void *b)
 }
 
 /*
- * True when two of the n keys are equal (same length, same bytes). Two
- * keys with a name id are equal exactly when their ids are (a name matches
- * its bytes exactly), and never equal a key without one: those are found
- * in a set of ids; the rest are compared pair by pair when few, sorted when
- * more. Reorders keys.
+ * Duplicate top-level keys, found as the keys are read. Two keys with a
+ * name id are equal exactly when their ids are (a name matches its bytes
+ * exactly), and never equal a key without one: names go in a set of ids;
+ * the rest are kept (up to cap) and compared at the end, pair by pair when
+ * few, sorted when more.
  */
-static bool
-has_duplicate(struct key_ref *keys, size_t n)
+struct dups {
+    uint64_t seen[(WIRE_NAMES_COUNT + 63) / 64];
+    struct key_ref *rest; /* the keys without a name id, cap of them at most */
+    size_t n_rest, cap;
+    bool found; /* a name twice, or more other keys than cap (reported without looking) */
+};
+
+static inline void
+dups_add(struct dups *d, const char *key, uint32_t len, enum wire_name id)
 {
-    uint64_t seen[(WIRE_NAMES_COUNT + 63) / 64] = {0};
-    size_t m = 0;
+    if (id != WIRE_NAME_UNKNOWN) {
+        uint64_t bit = 1ull << ((unsigned)id % 64);
 
-    for (size_t i = 0; i < n; i++) {
-        unsigned id = (unsigned)keys[i].id;
-
-        if (id == WIRE_NAME_UNKNOWN) {
-            keys[m++] = keys[i];
-        } else if (seen[id / 64] & (1ull << (id % 64))) {
-            return true;
-        } else {
-            seen[id / 64] |= 1ull << (id % 64);
-        }
+        d->found |= (d->seen[(unsigned)id / 64] & bit) != 0;
+        d->seen[(unsigned)id / 64] |= bit;
+    } else if (d->n_rest < d->cap) {
+        d->rest[d->n_rest].key = key;
+        d->rest[d->n_rest].len = len;
+        d->n_rest++;
+    } else {
+        d->found = true;
     }
+}
+
+/* True when two of the keys seen are equal. Reorders the kept keys. */
+static bool
+dups_found(struct dups *d)
+{
+    struct key_ref *keys = d->rest;
+    size_t m = d->n_rest;
+
+    if (d->found)
+        return true;
     if (m <= PAIRWISE_KEYS) {
         for (size_t i = 1; i < m; i++) {
             for (size_t j = 0; j < i; j++) {
@@ -111,10 +126,10 @@ invalid(bson_error_t *error, size_t off)
  * key_len bytes, its value in bounds: checked by the caller's walk) as the
  * next one: the command's name and collection for the first, $db and the
  * transaction fields by their name ids, the element records; its key in
- * ref. False (error set) when $db is not a string or holds a NUL.
+ * dups. False (error set) when $db is not a string or holds a NUL.
  */
 static inline __attribute__((always_inline)) bool
-note_elem(struct wire_cmd *cmd, uint32_t off, uint32_t key_len, struct key_ref *ref,
+note_elem(struct wire_cmd *cmd, uint32_t off, uint32_t key_len, struct dups *dups,
           bson_error_t *error)
 {
     const uint8_t *p = cmd->body + off;
@@ -122,9 +137,7 @@ note_elem(struct wire_cmd *cmd, uint32_t off, uint32_t key_len, struct key_ref *
     const uint8_t *value = p + 2 + key_len;
     enum wire_name id = wire_names_lookup_in(key, key_len, cmd->body_len - off - 1);
 
-    ref->key = key;
-    ref->len = key_len;
-    ref->id = id;
+    dups_add(dups, key, key_len, id);
     if (cmd->n_elems == 0) {
         cmd->name = key;
         cmd->name_id = id;
@@ -183,14 +196,14 @@ start(const uint8_t *body, uint32_t len, struct wire_cmd *cmd, bson_error_t *err
     return true;
 }
 
-/* Ends the parse of n keys (too_many: more than MAX_CHECKED_KEYS): the records, duplicates. */
+/* Ends the parse: the records, duplicates. */
 static void
-finish(struct wire_cmd *cmd, struct key_ref *keys, size_t n, bool too_many)
+finish(struct wire_cmd *cmd, struct dups *dups)
 {
     cmd->elems_all = cmd->n_elems <= WIRE_CMD_MAX_ELEMS;
     if (!cmd->elems_all)
         cmd->n_elems = WIRE_CMD_MAX_ELEMS;
-    cmd->has_duplicate_top_level_key = too_many || has_duplicate(keys, n);
+    cmd->has_duplicate_top_level_key = dups_found(dups);
 }
 
 static bool
@@ -204,8 +217,7 @@ bool
 wire_cmd_parse(const uint8_t *body, uint32_t len, struct wire_cmd *cmd, bson_error_t *error)
 {
     struct key_ref keys[MAX_CHECKED_KEYS];
-    size_t n = 0;
-    bool too_many = false;
+    struct dups dups = {{0}, keys, 0, MAX_CHECKED_KEYS, false};
     const uint8_t *at;
     struct wire_reader r;
 
@@ -218,20 +230,14 @@ wire_cmd_parse(const uint8_t *body, uint32_t len, struct wire_cmd *cmd, bson_err
     if (!wire_reader_next(&r))
         return r.malformed ? invalid(error, (size_t)(at - body)) : empty(error);
     do {
-        struct key_ref ref;
-
-        if (!note_elem(cmd, (uint32_t)((const uint8_t *)r.key - 1 - body), r.key_len, &ref,
+        if (!note_elem(cmd, (uint32_t)((const uint8_t *)r.key - 1 - body), r.key_len, &dups,
                        error))
             return false;
-        if (n < MAX_CHECKED_KEYS)
-            keys[n++] = ref;
-        else
-            too_many = true;
         at = r.pos;
     } while (wire_reader_next(&r));
     if (r.malformed)
         return invalid(error, (size_t)(at - body));
-    finish(cmd, keys, n, too_many);
+    finish(cmd, &dups);
     return true;
 }
 
@@ -240,6 +246,7 @@ wire_cmd_parse_top(const uint8_t *body, uint32_t len, const struct wire_doc_top 
                    struct wire_cmd *cmd, bson_error_t *error)
 {
     struct key_ref keys[WIRE_DOC_TOP_MAX];
+    struct dups dups = {{0}, keys, 0, WIRE_DOC_TOP_MAX, false};
 
     if (top == NULL || !top->all)
         return wire_cmd_parse(body, len, cmd, error);
@@ -250,10 +257,10 @@ wire_cmd_parse_top(const uint8_t *body, uint32_t len, const struct wire_doc_top 
     for (uint32_t i = 0; i < top->n; i++) {
         /* Offsets of another body (a caller's mistake) would read out of bounds. */
         BSON_ASSERT(top->off[i] + 2 + top->key_len[i] < len);
-        if (!note_elem(cmd, top->off[i], top->key_len[i], &keys[i], error))
+        if (!note_elem(cmd, top->off[i], top->key_len[i], &dups, error))
             return false;
     }
-    finish(cmd, keys, top->n, false);
+    finish(cmd, &dups);
     return true;
 }
 

@@ -25,7 +25,8 @@ struct wire_cmd {
     uint32_t coll_len;
     bool has_txn_number;
     bool has_autocommit;
-    bool has_duplicate_top_level_key; /* also set, unchecked, past 256 top-level keys */
+    bool has_duplicate_top_level_key; /* also set, unchecked, past 256 top-level keys that
+                                       * are no name (wire/names.h) */
     /* Where the top-level elements are, so that a reader after the parse (the
      * cache policy, the key, the index advice's shapes) finds a field without
      * walking the body again: the offset in the body of each element's type
