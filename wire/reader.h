@@ -18,6 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 /*
  * A position in a document, and the element last read (valid after a next
@@ -51,14 +54,24 @@ bool wire_reader_next_slow(struct wire_reader *r, const uint8_t *key_end);
 
 /*
  * The NUL that ends the key at k, stop being the enclosing document's final
- * NUL (so there is one at stop at the latest). Eight bytes at a time while
- * eight lie before stop, on a little-endian machine: a key is 5 to 12
- * bytes, and this runs for every element read or checked.
+ * NUL (so there is one at stop at the latest). Sixteen bytes at a time (SSE2)
+ * or eight (a little-endian word) while that many lie before stop, then
+ * byte by byte: a key is 2 to 12 bytes, and this runs for every element
+ * read or checked.
  */
 static inline const uint8_t *
 wire_reader_key_end(const uint8_t *k, const uint8_t *stop)
 {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#if defined(__SSE2__)
+    while (stop - k >= 16) {
+        __m128i bytes = _mm_loadu_si128((const __m128i *)(const void *)k);
+        unsigned nul = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_setzero_si128()));
+
+        if (nul != 0)
+            return k + __builtin_ctz(nul);
+        k += 16;
+    }
+#elif defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     while (stop - k >= 8) {
         uint64_t x, zero;
 
