@@ -7,6 +7,7 @@
 
 #include "tests/unit/tap.h"
 #include "tests/unit/json.h"
+#include "tests/unit/cmd_same.h"
 #include "wire/cmd.h"
 #include "wire/frame.h"
 
@@ -273,25 +274,6 @@ test_colliding_keys(void)
     }
 }
 
-/* Whether two parses of one body agree on every field and every element record. */
-static bool
-same_cmd(const struct wire_cmd *a, const struct wire_cmd *b)
-{
-    if (a->name != b->name || a->name_id != b->name_id || a->db != b->db ||
-        a->db_len != b->db_len || a->coll != b->coll || a->coll_len != b->coll_len ||
-        a->has_txn_number != b->has_txn_number || a->has_autocommit != b->has_autocommit ||
-        a->has_duplicate_top_level_key != b->has_duplicate_top_level_key ||
-        a->body != b->body || a->body_len != b->body_len || a->elems_all != b->elems_all ||
-        a->n_elems != b->n_elems)
-        return false;
-    for (uint32_t i = 0; i < a->n_elems; i++) {
-        if (a->elem_off[i] != b->elem_off[i] || a->elem_key_len[i] != b->elem_key_len[i] ||
-            a->elem_id[i] != b->elem_id[i])
-            return false;
-    }
-    return true;
-}
-
 /* One body parsed from the check's top-level records and by walking: the same result. */
 static bool
 parse_both(const bson_t *b, const char *name)
@@ -308,7 +290,7 @@ parse_both(const bson_t *b, const char *name)
     }
     w = wire_cmd_parse(bson_get_data(b), b->len, &walked, &e1);
     l = wire_cmd_parse_top(bson_get_data(b), b->len, &top, &located, &e2);
-    if (w != l || (!w && e1.code != e2.code) || (w && !same_cmd(&walked, &located))) {
+    if (w != l || (!w && e1.code != e2.code) || (w && !cmd_same(&walked, &located))) {
         diag("%s: walked %d (%s), located %d (%s)", name, w, w ? "" : e1.message, l,
              l ? "" : e2.message);
         return false;
