@@ -9,7 +9,7 @@
 #      Both run CHECK_JOBS tests at a time (default: one per core, the
 #      slowest started first: most integration tests wait on timers and
 #      servers, not the CPU: a test uses about 0.4 of a core on average),
-#      then the few that must run alone (ALONE_TIMED below).
+#      then the few that must run alone (ALONE and ALONE_TIMED below).
 #   4. a --enable-tiny-keys build (8-bit cache keys: collisions everywhere)
 #      running the collision and workload tests: never a wrong answer
 #   5. a --enable-fuzzing build (_build-fuzz, clang-14 + libFuzzer, ASan, UBSan):
@@ -37,6 +37,10 @@ CHECK_JOBS=${CHECK_JOBS:-$JOBS}
 # client's ping under 50 ms during each attack; sanitizer builds skip those
 # bounds, so there it runs with the others).
 ALONE_TIMED="tests/integration/test_resources.sh"
+# Alone in every build: test_io's bench/syscalls.sh takes its ports from the
+# kernel (bind to port 0, then close), from the range where other tests'
+# connections take theirs at the same time (once: "nothing listens on PORT").
+ALONE="tests/integration/test_io.sh"
 # Started first (longest first, from CI's per-test times), so that the
 # parallel run does not end on one long test; the rest follow in
 # Makefile.am's order.
@@ -79,10 +83,12 @@ check_tests() {
 }
 
 build_tree() {
-    # build_tree DIR CONFIGURE-ARGS...: configure and build DIR (quietly).
+    # build_tree DIR CONFIGURE-ARGS...: configure and build DIR (quietly), the
+    # test programs too (`make check` with no test).
     local dir=$1; shift
     mkdir -p "$dir"
-    (cd "$dir" && "$TOP/configure" -q "$@" && make -j"$JOBS" >/dev/null)
+    (cd "$dir" && "$TOP/configure" -q "$@" && make -j"$JOBS" >/dev/null &&
+        make -j"$JOBS" check TESTS= >/dev/null && rm -f test-suite.log)
 }
 
 run_check() {
@@ -156,14 +162,14 @@ rm -f setup.log build.log build-asan.log
 
 step "-Werror build: every test (_build)"
 if [ $built -eq 1 ]; then
-    alone=$ALONE_TIMED run_check _build || status=1
+    alone="$ALONE $ALONE_TIMED" run_check _build || status=1
 else
     echo "the -Werror build failed"; fail=$((fail + 1)); status=1
 fi
 
 step "AddressSanitizer + UBSan build, every test again (_build-asan)"
 if [ $built_asan -eq 1 ]; then
-    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 alone="" \
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 alone=$ALONE \
         run_check _build-asan || status=1
 else
     echo "the ASan build failed"; fail=$((fail + 1)); status=1
