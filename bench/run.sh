@@ -95,7 +95,7 @@ if [ "$QUICK" = 1 ]; then
     RB_N_C1=4000 RB_N_C50=30000
     OPEN_RATE=5000
     ENTRIES=${ENTRIES:-20000} IDLE=${IDLE:-2000}
-    S6_REPS=1 S6_N1=300 S6_N=2000 S6_SECONDS=2
+    S6_REPS=1 S6_N1=300 S6_N=2000 S6_SECONDS=2 S6_WARM=500 S6_LAYERS_N1=300 S6_LAYERS_N=2000
     SC_N=1500 SC_WARM=500
 else
     REPS=${REPS:-5}
@@ -104,7 +104,7 @@ else
     RB_N_C1=14000 RB_N_C50=120000
     OPEN_RATE=5000
     ENTRIES=${ENTRIES:-100000} IDLE=${IDLE:-10000}
-    S6_REPS=3 S6_N1=3000 S6_N=20000 S6_SECONDS=10
+    S6_REPS=3 S6_N1=3000 S6_N=20000 S6_SECONDS=10 S6_WARM=2000 S6_LAYERS_N1=3000 S6_LAYERS_N=10000
     SC_N=3000 SC_WARM=1000
 fi
 LOADGEN_CPU=${LOADGEN_CPU:-1}
@@ -809,8 +809,10 @@ fi
 # ---- cache = off: no cache work (callgrind) --------------------------------------------------
 # cg_cache_work MODE FLAGS...: mongocache (FLAGS) under callgrind against the
 # canned upstream: every key read once (not counted), then CG_REQS requests
-# counted; appends the instructions per request in all and in functions of
-# cache/ (cache/hist.c, the latency histograms, not counted: they are metrics).
+# counted; appends the instructions per request in all, in cache/ (every
+# instruction whose source line is in a cache/*.c or cache/*.h file, code
+# inlined from a cache/ header included) and, shown apart, in the latency
+# histograms (conf/hist.[ch]: a request metric, not cache work).
 CG_REQS=$([ "$QUICK" = 1 ] && echo 500 || echo 2000)
 cg_cache_work() {
     local mode=$1 port http cg dump child
@@ -843,7 +845,7 @@ cg_cache_work() {
     python3 - "$OUT/logs/callgrind-$mode.txt" "$mode" "$CG_REQS" >>"$RESULTS" <<'EOF' || true
 import json, re, sys
 path, mode, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-total, cache, fns = 0, 0, {}
+total, cache, hist, fns = 0, 0, 0, {}
 for line in open(path):
     m = re.match(r"\s*([\d,]+)\s+(?:\([^)]*\)\s+)?(\S+?):(\S+)", line)
     if not m:
@@ -853,9 +855,11 @@ for line in open(path):
         total = ir
         continue
     f, fn = m.group(2), m.group(3)
-    if re.search(r"(^|/)cache/[^/]+\.[ch]$", f) and not f.endswith("cache/hist.c"):
+    if re.search(r"(^|/)cache/[^/]+\.[ch]$", f):
         cache += ir
         fns[fn] = fns.get(fn, 0) + ir
+    elif re.search(r"(^|/)conf/hist\.[ch]$", f):
+        hist += ir
 if total == 0:
     for line in open(path):
         m = re.match(r"\s*([\d,]+)\s+\(100", line) or re.match(r"\s*([\d,]+)\s+PROGRAM TOTALS", line)
@@ -865,6 +869,7 @@ if total == 0:
 top = sorted(fns.items(), key=lambda kv: -kv[1])[:5]
 print(json.dumps({"callgrind": mode, "requests": n, "ir_per_request": round(total / n, 1),
                   "cache_ir": cache, "cache_ir_per_request": round(cache / n, 1),
+                  "hist_ir_per_request": round(hist / n, 1),
                   "cache_top": {k: round(v / n, 1) for k, v in top}}))
 EOF
 }
@@ -887,22 +892,37 @@ if [ "$S6" = 1 ] && [ "$FERRET_ON" = 1 ] && [ -n "${PORT[mc-on-ferret]:-}" ] && 
     start_redis redis-s6 0 back || { echo "# S6 skipped: its Redis did not start" >&2; S6_RUNS=0; }
     for ((rep = 1; rep <= S6_RUNS; rep++)); do
         for v in $(rotate $((rep - 1)) a b c); do
+            # --pids: the CPU per request of every process behind the app
             case $v in
             a) s6args=(--mode patch --uri "mongodb://127.0.0.1:${PORT[ferretdb]}/s6a"
-                --redis "redis://127.0.0.1:${PORT[redis-s6]}") ;;
+                --redis "redis://127.0.0.1:${PORT[redis-s6]}"
+                --pids "redis=${SPIDS[redis-s6]},ferretdb=${SPIDS[ferretdb]}") ;;
             b) s6args=(--mode plain --uri "mongodb://127.0.0.1:${PORT[mc-on-ferret]}/s6b"
-                --stats-url "${STATS[mc-on-ferret]}") ;;
-            c) s6args=(--mode plain --uri "mongodb://127.0.0.1:${PORT[ferretdb]}/s6c") ;;
+                --stats-url "${STATS[mc-on-ferret]}"
+                --pids "mongocache=${SPIDS[mc-on-ferret]},ferretdb=${SPIDS[ferretdb]}") ;;
+            c) s6args=(--mode plain --uri "mongodb://127.0.0.1:${PORT[ferretdb]}/s6c"
+                --pids "ferretdb=${SPIDS[ferretdb]}") ;;
             esac
             if out=$(timeout 300 taskset -c "$LG_CPUS" node "$S6_DIR/s6.js" "${s6args[@]}" \
                 --label "S6$v" --keys "$S6_KEYS" --n1 "$S6_N1" --n "$S6_N" --seconds "$S6_SECONDS" -c 16 \
-                2>>"$OUT/logs/s6.err"); then
+                --warm "$S6_WARM" 2>>"$OUT/logs/s6.err"); then
                 echo "${out%\}}, \"rep\": $rep}" >>"$RESULTS"
             else
                 echo "# S6$v (rep $rep) failed (logs/s6.err)" >&2
             fi
         done
     done
+    # Once: where a cached findOne's time goes in Node, layer by layer (s6/layers.js),
+    # through mongocache, with the exec patch's Redis beside it.
+    if [ "$S6_RUNS" -gt 0 ]; then
+        if out=$(timeout 300 taskset -c "$LG_CPUS" node "$S6_DIR/layers.js" \
+            --uri "mongodb://127.0.0.1:${PORT[mc-on-ferret]}/s6l" --redis "redis://127.0.0.1:${PORT[redis-s6]}" \
+            --keys "$S6_KEYS" --n1 "$S6_LAYERS_N1" --n "$S6_LAYERS_N" -c 16 2>>"$OUT/logs/s6.err"); then
+            echo "{\"s6_layers\": ${out}}" >>"$RESULTS"
+        else
+            echo "# S6 layers failed (logs/s6.err)" >&2
+        fi
+    fi
 elif [ "$S6" = 1 ]; then
     echo "# S6 skipped: needs FerretDB, node, tests/integration/node's mongoose and bench/s6's node_modules (tests/setup.sh)" >&2
 fi
@@ -915,7 +935,7 @@ from collections import defaultdict
 
 path, reps, quick, s4_on, out_path = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4] == "1", sys.argv[5]
 machine, layout = sys.argv[6], sys.argv[7]
-runs, sysc, failures, memory, cg, s6 = [], [], [], {}, {}, []
+runs, sysc, failures, memory, cg, s6, s6layers = [], [], [], {}, {}, [], None
 for line in open(path):
     d = json.loads(line)
     if "syscalls" in d:
@@ -926,6 +946,8 @@ for line in open(path):
         cg[d["callgrind"]] = d
     elif "s6" in d:
         s6.append(d)
+    elif "s6_layers" in d:
+        s6layers = d["s6_layers"]
     elif d.get("failed"):
         failures.append(d)
     else:
@@ -1250,14 +1272,15 @@ if memory:
 if cg:
     out("## Instructions (callgrind, mongocache, C=1, 256 B)")
     out()
-    out("| run | requests | instructions/request | in cache/ per request | top cache/ functions per request |")
-    out("|---|---|---|---|---|")
+    out("| run | requests | instructions/request | in cache/ per request | top cache/ functions per request | latency histograms (conf/hist, not cache work) per request |")
+    out("|---|---|---|---|---|---|")
     for k, what in (("off", "pass-through, cache = off"), ("on", "hits, cache on (control)")):
         if k in cg:
             d = cg[k]
-            out("| %s | %d | %s | %s | %s |" % (what, d["requests"], fmt(d["ir_per_request"], 0),
+            out("| %s | %d | %s | %s | %s | %s |" % (what, d["requests"], fmt(d["ir_per_request"], 0),
                 fmt(d["cache_ir_per_request"], 1),
-                ", ".join("%s %s" % (f, fmt(v, 0)) for f, v in d["cache_top"].items()) or "-"))
+                ", ".join("%s %s" % (f, fmt(v, 0)) for f, v in d["cache_top"].items()) or "-",
+                fmt(d.get("hist_ir_per_request"), 1)))
     out()
 if s6:
     out("## S6: a Mongoose app, findOne({_id}) over the same documents (FerretDB behind)")
@@ -1280,6 +1303,39 @@ if s6:
             ("%.3f" % min(hr)) if hr else "-", "yes" if all(d["types_ok"] for d in ds) else "NO",
             "yes" if all(d.get("write_seen") for d in ds) else "NO (stale)",
             got(last["types_hydrated"]), got(last["types_lean"])))
+    out()
+    out("CPU microseconds per cached read, by process (node: the app, one thread for JavaScript):")
+    out()
+    out("| variant | C=1: node | C=1: behind it | C=16: node | C=16: behind it |")
+    out("|---|---|---|---|---|")
+    for lab in ("S6a", "S6b", "S6c"):
+        ds = [d[lab] for d in s6by.values() if lab in d and "cpu_us" in d[lab]["c1"]]
+        if not ds:
+            continue
+        def behind(ph):
+            names = [k for k in ds[-1][ph]["cpu_us"] if k != "node"]
+            return ", ".join("%s %s" % (k, mmm([d[ph]["cpu_us"].get(k) for d in ds])) for k in names) or "-"
+        out("| %s | %s | %s | %s | %s |" % (
+            s6names[lab], mmm([d["c1"]["cpu_us"]["node"] for d in ds]), behind("c1"),
+            mmm([d["cN"]["cpu_us"]["node"] for d in ds]), behind("cN")))
+    out()
+if s6layers:
+    out("### S6 layers: one cached findOne({_id}) in Node, layer by layer (s6/layers.js, one pass, through mongocache)")
+    out()
+    out("| layer | p50 C=1 | node CPU us/read C=1 | req/s C=%s | node CPU us/read C=%s |" % (
+        s6layers["concurrency"], s6layers["concurrency"]))
+    out("|---|---|---|---|---|")
+    what = {"raw": "raw: the driver's find bytes on a socket, reply awaited",
+            "driver": "driver: collection.findOne",
+            "lean": "Mongoose findOne().lean()",
+            "mongoose": "Mongoose findOne() (S6 b, c)",
+            "hget": "Redis HGET (node-redis)",
+            "patch": "exec patch: findOne().cache() (S6 a)"}
+    for k, label in what.items():
+        if k in s6layers:
+            v = s6layers[k]
+            out("| %s | %s | %s | %s | %s |" % (label, fmt(v["c1"]["p50"], 1), fmt(v["c1"]["node_cpu_us"], 1),
+                                              fmt(v["cN"]["rps"], 0), fmt(v["cN"]["node_cpu_us"], 1)))
     out()
 if not s4_on and reps > 0:
     out("S4 (hit via the Redis tier) skipped: %s." % (

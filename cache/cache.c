@@ -516,8 +516,7 @@ static enum cache_outcome
 bypass(struct cache *cache, struct cache_request *req, struct cache_pending *p, int reason)
 {
     cache->bypass[reason]++;
-    if (reason != CACHE_BYPASS_OFF)
-        cache->counters[CACHE_CTR_bypassed]++;
+    cache->counters[CACHE_CTR_bypassed]++;
     req->bypass_reason = reason;
     cache_pending_free(cache, p);
     return CACHE_BYPASS;
@@ -557,8 +556,11 @@ cache_lookup(struct cache *cache, struct cache_request *req, struct cache_pendin
     *wait = NULL;
     *pending = NULL;
     req->bypass_reason = 0;
-    if (!cache->enabled)
-        return bypass(cache, req, NULL, CACHE_BYPASS_OFF);
+    if (!cache->enabled) {
+        /* Not counted here: see cache_bypass_count. */
+        req->bypass_reason = CACHE_BYPASS_OFF;
+        return CACHE_BYPASS;
+    }
     reason = cache_policy_request(req->body, req->cmd, req->db, req->n_sequences, &read);
     if (reason != CACHE_POLICY_OK)
         return bypass(cache, req, NULL, (int)reason);

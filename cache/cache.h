@@ -226,7 +226,12 @@ bool cache_enabled(const struct cache *cache);
 /* The Redis tier, or NULL without one: its state, counters and latency (cache/redis.h). */
 const struct cache_redis *cache_redis_tier(const struct cache *cache);
 
-/* Reads not cached for reason (a cache_policy_reason or a cache_bypass), since the start. */
+/*
+ * Reads not cached for reason (a cache_policy_reason or a cache_bypass),
+ * since the start. CACHE_BYPASS_OFF is always 0: a cache that is off is not
+ * asked, and its caller counts the reads it forwards (proxy/lookup.c:
+ * cache_off_passes).
+ */
 uint64_t cache_bypass_count(const struct cache *cache, int reason);
 
 /* One namespace's statistics: the STAT_NAMESPACE rows of conf/counters.def. */

@@ -497,10 +497,9 @@ judge_request(const bson_t *body, const struct wire_cmd *parsed, const char *db,
     switch (cmd->name_id) {
     case WIRE_NAME_EXPLAIN:
         return CACHE_POLICY_EXPLAIN;
-    case WIRE_NAME_FIND:
-    case WIRE_NAME_AGGREGATE:
-    case WIRE_NAME_COUNT:
-    case WIRE_NAME_DISTINCT:
+#define READ_CASE(id) case id:
+        CACHE_POLICY_READS(READ_CASE)
+#undef READ_CASE
         break;
     default:
         return CACHE_POLICY_NOT_A_READ;

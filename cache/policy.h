@@ -55,6 +55,18 @@ enum cache_policy_reason {
 
 const char *cache_policy_reason_name(enum cache_policy_reason reason);
 
+/*
+ * The commands the policy judges as reads, each X(WIRE_NAME_...): every
+ * other command is CACHE_POLICY_NOT_A_READ (explain: CACHE_POLICY_EXPLAIN).
+ * A list of names, not code: proxy/lookup.c expands it to count the reads
+ * it forwards with the cache off without calling the cache.
+ */
+#define CACHE_POLICY_READS(X) \
+    X(WIRE_NAME_FIND) \
+    X(WIRE_NAME_AGGREGATE) \
+    X(WIRE_NAME_COUNT) \
+    X(WIRE_NAME_DISTINCT)
+
 /* A command's `comment` with this value (or starting with it) skips the cache. */
 #define CACHE_POLICY_SKIP_COMMENT "mongocache:nocache"
 

@@ -72,7 +72,6 @@
 #include "config.h"
 
 #include "cache/redis.h"
-#include "cache/hist.h"
 #include "cache/redis_blob.h"
 #include "cache/redis_breaker.h"
 #include "cache/redis_cmd.h"
@@ -81,6 +80,7 @@
 #include "cache/redis_mac.h"
 #include "cache/redis_url.h"
 #include "conf/clock.h"
+#include "conf/hist.h"
 #include "conf/log.h"
 #include "conf/random.h"
 
@@ -152,7 +152,7 @@ struct cache_redis {
     int in_callback; /* depth of caller callbacks running */
     bool destroying;
     uint64_t counters[CACHE_REDIS_CTR_COUNT];
-    struct cache_hist rtt; /* round trips of answered commands */
+    struct conf_hist rtt; /* round trips of answered commands */
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -530,7 +530,7 @@ op_settle(struct cache_redis_op *op, const redisReply *reply, bool timed_out)
     op->settled = true;
     evtimer_del(op->timer);
     if (answered)
-        cache_hist_observe(&redis->rtt, conf_clock_us() - op->sent_us);
+        conf_hist_observe(&redis->rtt, conf_clock_us() - op->sent_us);
     if (reply && reply->type == REDIS_REPLY_ERROR) {
         char buf[128];
 
@@ -1035,7 +1035,7 @@ cache_redis_state_name(enum cache_redis_state state)
                                                                         : "unknown";
 }
 
-const struct cache_hist *
+const struct conf_hist *
 cache_redis_latency(const struct cache_redis *redis)
 {
     return &redis->rtt;

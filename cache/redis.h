@@ -37,7 +37,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct cache_hist;
+struct conf_hist;
 
 struct event_base;
 struct cache_redis;
@@ -185,7 +185,7 @@ uint64_t cache_redis_counter(const struct cache_redis *redis, enum cache_redis_c
 const char *cache_redis_state_name(enum cache_redis_state state);
 
 /* Round-trip times of the commands answered (connection loss and timeouts not counted). */
-const struct cache_hist *cache_redis_latency(const struct cache_redis *redis);
+const struct conf_hist *cache_redis_latency(const struct cache_redis *redis);
 
 /*
  * True while the invalidation channel is subscribed. While it is not, bumps

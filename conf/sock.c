@@ -48,10 +48,8 @@ conf_sock_send(struct bufferevent *bev, struct evbuffer *data)
     struct evbuffer *out = bufferevent_get_output(bev);
     evutil_socket_t fd = bufferevent_getfd(bev);
 
-    if (evbuffer_get_length(out) == 0 && fd >= 0 && (bufferevent_get_enabled(bev) & EV_WRITE)) {
-        while (evbuffer_get_length(data) > 0 && evbuffer_write(data, fd) > 0)
-            ;
-    }
+    if (evbuffer_get_length(out) == 0 && fd >= 0 && (bufferevent_get_enabled(bev) & EV_WRITE))
+        conf_sock_write_first(fd, data);
     if (evbuffer_get_length(data) > 0)
         evbuffer_add_buffer(out, data);
 }

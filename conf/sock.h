@@ -2,7 +2,8 @@
  * conf/sock.h: the generic part of the socket layer under a libevent socket
  * bufferevent, used by the Redis tier's connections (cache/redis_conn.c;
  * the proxy's client and upstream sockets are proxy/conn.c's, with no
- * bufferevent). It knows nothing of what the bytes mean.
+ * bufferevent, and share only conf_sock_write_first). It knows nothing of
+ * what the bytes mean.
  *
  * Writing: "write first". A message is written to the socket at once when
  * nothing is queued before it, and only what the socket does not take is
@@ -29,11 +30,25 @@
 #ifndef MONGOCACHE_CONF_SOCK_H
 #define MONGOCACHE_CONF_SOCK_H
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <stdbool.h>
 
 struct bufferevent;
-struct evbuffer;
+
+/*
+ * The write-first step itself, shared with proxy/conn.c's own sockets:
+ * writes data to the non-blocking socket fd, draining what it takes, until
+ * data is empty or the socket takes no more (EAGAIN; an error is left for
+ * the caller's next read or write to find). The caller queues the rest.
+ * Inline: it runs once per message sent on the hot path.
+ */
+static inline void
+conf_sock_write_first(evutil_socket_t fd, struct evbuffer *data)
+{
+    while (evbuffer_get_length(data) > 0 && evbuffer_write(data, fd) > 0)
+        ;
+}
 
 /*
  * From now on bev's socket is read by the caller: ready(fd, what, bev) runs

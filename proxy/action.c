@@ -38,6 +38,7 @@
 #include "proxy/metrics.h"
 #include "proxy/server.h"
 #include "wire/frame.h"
+#include "wire/msg.h"
 #include "wire/reply.h"
 
 #include <event2/buffer.h>
@@ -316,21 +317,27 @@ wire_who(const struct proxy_client *c)
 /*
  * Redis confirmed (ok) an in-band flush's or invalidation's bump, or gave
  * up: req's ok reply (canned, held by write_wait) goes out, or is replaced
- * by an error. The action and its figures are read back from that reply.
+ * by an error. The action and its figures are read back from that reply,
+ * parsed as any OP_MSG is (wire_msg_parse: every length checked), since
+ * the wait's one argument is req.
  */
 static void
 inband_confirmed(void *arg, bool ok)
 {
     struct proxy_request *req = arg;
     struct proxy_client *c = req->client;
-    const uint8_t *doc = req->canned + WIRE_HEADER_LEN + 5; /* flagBits, section kind 0 */
+    struct wire_msg msg;
+    bson_error_t error;
     bson_t reply;
     bson_iter_t it;
     const char *ns = NULL;
     int64_t dropped = 0;
 
     req->write_wait = NULL;
-    if (bson_init_static(&reply, doc, req->canned_len - WIRE_HEADER_LEN - 5)) {
+    if (req->canned &&
+        wire_msg_parse(req->canned, req->canned_len,
+                       (uint32_t)c->server->conf->max_bson_depth, &msg, &error) &&
+        bson_init_static(&reply, msg.body, msg.body_len)) {
         if (bson_iter_init_find(&it, &reply, "namespace") && BSON_ITER_HOLDS_UTF8(&it))
             ns = bson_iter_utf8(&it, NULL);
         if (bson_iter_init_find(&it, &reply, "dropped") && BSON_ITER_HOLDS_INT64(&it))

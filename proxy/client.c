@@ -201,7 +201,7 @@ static size_t
 client_share(struct proxy_client *c)
 {
     size_t n = evbuffer_get_length(proxy_conn_input(c->conn)) +
-               evbuffer_get_length(client_output(c)) + c->promised;
+               evbuffer_get_length(client_output(c)) + c->promised + c->held_bytes;
 
     return c->up ? n + proxy_upstream_buffered(c->up) : n;
 }
@@ -242,6 +242,19 @@ release_promise(struct proxy_client *c)
     c->promised = 0;
     c->admitted_len = 0;
     proxy_server_memory_check(c->server);
+}
+
+/*
+ * Whether what this client has asked of the proxy and not had answered
+ * passes limit: the requests queued toward its upstream, and the in-band
+ * admin commands answered here but held behind earlier requests
+ * (held_bytes). Over buffer_limit, the client is read no further
+ * (reading_paused) until it is back under half of it.
+ */
+static bool
+queue_over(const struct proxy_client *c, size_t limit)
+{
+    return (c->up ? proxy_upstream_queued(c->up) : 0) + c->held_bytes > limit;
 }
 
 /* ---- timers ------------------------------------------------------------- */
@@ -681,6 +694,14 @@ pop_request(struct proxy_client *c, struct proxy_request *req)
         c->blocked = false; /* the request the client waited on is gone */
     if (req->untracked)
         c->server->untracked--;
+    if (req->held_bytes) {
+        c->held_bytes -= req->held_bytes;
+        if (c->reading_paused && !queue_over(c, (size_t)c->server->conf->buffer_limit / 2)) {
+            c->reading_paused = false; /* read on from the loop (never from in here) */
+            if (c->phase < PROXY_CLIENT_DEAD)
+                event_active(wake_event(c), 0, 0);
+        }
+    }
     proxy_request_destroy(req, c->server->cache);
 }
 
@@ -802,7 +823,7 @@ forward(struct proxy_client *c, struct evbuffer *in, size_t len,
     proxy_upstream_send(c->up, out);
     if (oneway)
         c->oneway_sent = true;
-    if (proxy_upstream_queued(c->up) > limit && !c->reading_paused) {
+    if (queue_over(c, limit) && !c->reading_paused) {
         c->reading_paused = true;
         update_reading(c);
     }
@@ -962,6 +983,12 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
             proxy_request_set_state(req, req->write_wait ? PROXY_REQUEST_WAITING_WRITE_ACK
                                                          : PROXY_REQUEST_READY);
             sync_upstream(c); /* a held answer at the head: later replies wait */
+            /* Until it ends it holds its answer (and a Redis bump): bounded
+             * with the client's relayed requests (queue_over). */
+            req->held_bytes = (uint32_t)((size_t)h->length + req->canned_len);
+            c->held_bytes += req->held_bytes;
+            if (queue_over(c, (size_t)conf->buffer_limit) && !c->reading_paused)
+                c->reading_paused = true; /* process_input stops; update_reading follows */
         } else
             conf_log(CONF_LOG_INFO, c->id, "admin_action",
                      "via=wire action=%s result=refused_oneway", cmd.name);
@@ -1206,7 +1233,8 @@ request_acked(struct proxy_request *req)
 static void
 resume_reading(struct proxy_client *c)
 {
-    if (!c->reading_paused || c->phase >= PROXY_CLIENT_DEAD)
+    if (!c->reading_paused || c->phase >= PROXY_CLIENT_DEAD ||
+        queue_over(c, (size_t)c->server->conf->buffer_limit / 2))
         return;
     c->reading_paused = false;
     process_input(c);
@@ -1478,7 +1506,7 @@ on_reply(void *arg, struct evbuffer *in, const struct wire_header *h)
         ok = reply_ok(&reply);
     if (req->upstream_us) {
         if (conf->latency_histograms)
-            cache_hist_observe(&c->server->stats.upstream, now_us - req->upstream_us);
+            conf_hist_observe(&c->server->stats.upstream, now_us - req->upstream_us);
         req->upstream_us = 0; /* a drain's getMores are timed by drain.c */
     }
     if (req->n_shapes > 0 || req->index_db)

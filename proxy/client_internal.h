@@ -80,7 +80,8 @@ struct proxy_client {
      * They stay flags, not states: they are independent reasons that hold
      * at once and clear each on its own event (the upstream drains, the
      * client takes its output, memory falls, a barrier or a wait ends). */
-    bool reading_paused;          /* the upstream's queue is full */
+    bool reading_paused;          /* the upstream's queue is full (its queue and held_bytes
+                                   * together passed buffer_limit) */
     bool output_full;             /* our own output is over buffer_limit: the upstream is
                                    * not read either */
     bool memory_paused;           /* over max_memory with more than PROXY_MEMORY_SMALL
@@ -95,6 +96,9 @@ struct proxy_client {
     bool tracked;                 /* its buffers count toward max_memory */
     size_t admitted_len;          /* the message arriving now was admitted at this length */
     size_t promised;              /* its bytes not yet arrived (in server->mem_promised) */
+    size_t held_bytes;            /* in-band admin commands answered but not ended (their
+                                   * messages and answers): counted with the upstream's
+                                   * queue, as relayed requests are */
     struct event *resume_ev;      /* runs process_input once a wait is over; frees the
                                    * client once dead; created on first need (set_blocked
                                    * creates it) */
@@ -120,7 +124,7 @@ proxy_client_observe_at(struct proxy_client *c, const struct proxy_request *req,
         return;
     elapsed_us = now_us - req->started_us;
     if (c->server->conf->latency_histograms)
-        cache_hist_observe(&c->server->stats.request[outcome], elapsed_us);
+        conf_hist_observe(&c->server->stats.request[outcome], elapsed_us);
     if (c->server->conf->slow_request_ms > 0)
         proxy_slow_log(c, req, outcome, elapsed_us);
 }

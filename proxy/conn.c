@@ -21,6 +21,7 @@
  */
 #include "proxy/conn.h"
 
+#include "conf/sock.h"
 #include "proxy/io.h"
 
 #include <bson/bson.h>
@@ -241,10 +242,8 @@ void
 proxy_conn_send(struct proxy_conn *conn, struct evbuffer *data)
 {
     if (evbuffer_get_length(conn->output) == 0 && conn->fd >= 0 && conn->writing &&
-        !conn->connecting && !conn->pending) {
-        while (evbuffer_get_length(data) > 0 && evbuffer_write(data, conn->fd) > 0)
-            ;
-    }
+        !conn->connecting && !conn->pending)
+        conf_sock_write_first(conn->fd, data);
     if (evbuffer_get_length(data) > 0) {
         evbuffer_add_buffer(conn->output, data);
         update_events(conn);

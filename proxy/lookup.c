@@ -17,6 +17,7 @@
 #include "proxy/lookup.h"
 
 #include "cache/cache.h"
+#include "cache/policy.h"
 #include "conf/clock.h"
 #include "conf/log.h"
 #include "proxy/advice.h"
@@ -108,11 +109,18 @@ keep_session(struct proxy_request *req, const struct wire_cmd *cmd, const bson_t
  * had), and until they are over the cache, back on, classifies writes but
  * looks no read up: no read can store a reply from before such a write.
  */
+/* Whether the policy would judge a command named id as a read (its one list). */
 static bool
 is_read_name(enum wire_name id)
 {
-    return id == WIRE_NAME_FIND || id == WIRE_NAME_AGGREGATE || id == WIRE_NAME_COUNT ||
-           id == WIRE_NAME_DISTINCT;
+    switch (id) {
+#define READ_CASE(name) case name:
+        CACHE_POLICY_READS(READ_CASE)
+#undef READ_CASE
+        return true;
+    default:
+        return false;
+    }
 }
 
 /* What cache = off without a Redis tier does to a forwarded command: count it. */
@@ -142,6 +150,39 @@ untracked_running(struct proxy_server *server)
         return true;
     server->untracked_oneway_until_ms = 0; /* past: no clock read from now on */
     return false;
+}
+
+#define HELD_LOG_EVERY_MS 10000
+
+/*
+ * The cache is on, but a read is not looked up while commands sent with it
+ * off still run (see above): one long command can hold every client's
+ * lookups back until it ends (message_timeout does not bound a command the
+ * server is running), so the operator is told, once per HELD_LOG_EVERY_MS.
+ */
+static void
+note_held(struct proxy_server *server)
+{
+    int64_t now = conf_clock_ms();
+
+    server->lookups_held = true;
+    if (server->held_logged_ms != 0 && now - server->held_logged_ms < HELD_LOG_EVERY_MS)
+        return;
+    server->held_logged_ms = now;
+    conf_log(CONF_LOG_WARN, 0, "lookups_held",
+             "running=%llu msg=\"commands sent while the cache was off still run upstream; "
+             "reads are not looked up in the cache until they end\"",
+             (unsigned long long)server->untracked);
+}
+
+/* The first read looked up again after note_held: said once. */
+static void
+note_resumed(struct proxy_server *server)
+{
+    server->lookups_held = false;
+    conf_log(CONF_LOG_INFO, 0, "lookups_resumed",
+             "msg=\"the commands sent while the cache was off have ended; reads are looked up "
+             "again\"");
 }
 
 enum proxy_lookup_verdict
@@ -177,10 +218,15 @@ proxy_lookup_consult(struct proxy_client *c, const struct wire_msg *msg, const s
         /* cache = off with a Redis tier, or back on while unclassified
          * commands may still run: a read looks nothing up and allocates
          * nothing for the cache; it is counted as the cache would count it. */
-        if (is_read_name(cmd->name_id))
+        if (is_read_name(cmd->name_id)) {
             proxy_stats_add(&c->server->stats, PROXY_STAT_cache_off_passes, 1);
+            if (c->server->conf->cache)
+                note_held(c->server);
+        }
         return PROXY_LOOKUP_FORWARD;
     }
+    if (c->server->lookups_held)
+        note_resumed(c->server);
     read.body = body;
     read.cmd = cmd; /* parsed once, in client.c */
     read.db = cmd->db;

@@ -22,9 +22,9 @@
 #include "cache/cache.h"
 #include "cache/key.h"
 #include "cache/redis.h"
+#include "conf/hist.h"
 #include "proxy/advice.h"
 #include "proxy/server.h"
-#include "cache/hist.h"
 
 #include <dirent.h>
 #include <event2/buffer.h>
@@ -175,7 +175,7 @@ utf8_key(const char *s, size_t len)
 }
 
 static void
-hist_bson(bson_t *parent, const char *key, const struct cache_hist *h)
+hist_bson(bson_t *parent, const char *key, const struct conf_hist *h)
 {
     bson_t sub, buckets;
     char le[32];
@@ -184,29 +184,28 @@ hist_bson(bson_t *parent, const char *key, const struct cache_hist *h)
     BSON_APPEND_INT64(&sub, "count", (int64_t)h->count);
     BSON_APPEND_DOUBLE(&sub, "sum_seconds", (double)h->sum_us / 1e6);
     BSON_APPEND_DOCUMENT_BEGIN(&sub, "buckets", &buckets);
-    for (unsigned i = 0; i <= CACHE_HIST_BOUNDS; i++) {
-        if (i < CACHE_HIST_BOUNDS)
-            proxy_metrics_format_seconds(cache_hist_bound_us(i), le, sizeof le);
+    for (unsigned i = 0; i <= CONF_HIST_BOUNDS; i++) {
+        if (i < CONF_HIST_BOUNDS)
+            proxy_metrics_format_seconds(conf_hist_bound_us(i), le, sizeof le);
         else
             bson_strncpy(le, "+Inf", sizeof le);
-        BSON_APPEND_INT64(&buckets, le, (int64_t)cache_hist_cumulative(h, i));
+        BSON_APPEND_INT64(&buckets, le, (int64_t)conf_hist_cumulative(h, i));
     }
     bson_append_document_end(&sub, &buckets);
     bson_append_document_end(parent, &sub);
 }
 
 /*
- * Reads not cached for reason: with cache off the proxy asks the cache
- * nothing, so it counts those reads itself (cache_off_passes).
+ * Reads not cached for reason, each counted in one place: the cache counts
+ * the reasons it decides; with cache off it is not asked, and the proxy
+ * counts those reads (cache_off_passes, the cache's count of them is 0).
  */
 static uint64_t
 bypass_count(struct proxy_server *server, int reason)
 {
-    uint64_t n = cache_bypass_count(server->cache, reason);
-
     if (reason == CACHE_BYPASS_OFF)
-        n += (uint64_t)server->stats.value[PROXY_STAT_cache_off_passes];
-    return n;
+        return (uint64_t)server->stats.value[PROXY_STAT_cache_off_passes];
+    return cache_bypass_count(server->cache, reason);
 }
 
 static void
@@ -392,7 +391,7 @@ sample_label(struct evbuffer *buf, const char *prom, const char *label, const ch
 /* A histogram's samples (its family header written by the caller); label may be NULL. */
 static void
 hist_text(struct evbuffer *buf, const char *prom, const char *label, const char *value,
-          const struct cache_hist *h)
+          const struct conf_hist *h)
 {
     char le[32], sum[48];
     char lab[96];
@@ -401,13 +400,13 @@ hist_text(struct evbuffer *buf, const char *prom, const char *label, const char 
         snprintf(lab, sizeof lab, "%s=\"%s\",", label, value);
     else
         lab[0] = '\0';
-    for (unsigned i = 0; i <= CACHE_HIST_BOUNDS; i++) {
-        if (i < CACHE_HIST_BOUNDS)
-            proxy_metrics_format_seconds(cache_hist_bound_us(i), le, sizeof le);
+    for (unsigned i = 0; i <= CONF_HIST_BOUNDS; i++) {
+        if (i < CONF_HIST_BOUNDS)
+            proxy_metrics_format_seconds(conf_hist_bound_us(i), le, sizeof le);
         else
             bson_strncpy(le, "+Inf", sizeof le);
         evbuffer_add_printf(buf, "mongocache_%s_bucket{%sle=\"%s\"} %llu\n", prom, lab, le,
-                            (unsigned long long)cache_hist_cumulative(h, i));
+                            (unsigned long long)conf_hist_cumulative(h, i));
     }
     if (label)
         snprintf(lab, sizeof lab, "{%s=\"%s\"}", label, value);

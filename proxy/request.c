@@ -210,8 +210,10 @@ release_state(struct proxy_request *req, enum proxy_request_state from)
         break;
     case PROXY_REQUEST_READY:
     case PROXY_REQUEST_DONE:
-        cache_value_unref(req->hit);
-        req->hit = NULL;
+        if (req->hit) { /* a pass-through has none: it calls nothing of cache/ */
+            cache_value_unref(req->hit);
+            req->hit = NULL;
+        }
         bson_free(req->canned);
         req->canned = NULL;
         break;
@@ -309,7 +311,8 @@ proxy_request_destroy(struct proxy_request *req, struct cache *cache)
     }
     proxy_request_drop_miss(req, cache);
     /* A request that never reached READY may still hold a reply made for it. */
-    cache_value_unref(req->hit);
+    if (req->hit)
+        cache_value_unref(req->hit);
     bson_free(req->canned);
     bson_free(req->lsid);
     bson_free(req->index_db);

@@ -56,6 +56,8 @@ struct proxy_server {
      * a cache turned back on stores nothing. */
     uint64_t untracked;
     int64_t untracked_oneway_until_ms;
+    int64_t held_logged_ms;     /* last lookups_held line (lookup.c; one per 10 s at most) */
+    bool lookups_held;          /* a read went unlooked-up for them: lookups_resumed is owed */
     struct proxy_stats stats;
     char *upstream_host;        /* from conf->upstream's first host, owned */
     uint16_t upstream_port;     /* 0 for a unix socket path */

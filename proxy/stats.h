@@ -7,7 +7,7 @@
 #ifndef MONGOCACHE_PROXY_STATS_H
 #define MONGOCACHE_PROXY_STATS_H
 
-#include "cache/hist.h"
+#include "conf/hist.h"
 
 #include <stdint.h>
 
@@ -29,8 +29,8 @@ enum proxy_outcome {
 struct proxy_stats {
     int64_t value[PROXY_STAT_COUNT];
     /* latency (latency_histograms): requests by outcome, upstream round trips */
-    struct cache_hist request[PROXY_OUTCOME_COUNT];
-    struct cache_hist upstream;
+    struct conf_hist request[PROXY_OUTCOME_COUNT];
+    struct conf_hist upstream;
 };
 
 static inline void

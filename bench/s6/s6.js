@@ -9,28 +9,34 @@
 //
 //   node s6.js --mode patch|plain --uri URI [--redis redis://...] [--label S6a]
 //              [--keys 100] [--n1 2000] [--n 20000] [--seconds 5] [-c 16]
-//              [--stats-url http://.../stats] [--no-seed]
+//              [--warm 2000] [--stats-url http://.../stats] [--pids NAME=PID,...]
+//              [--no-seed]
 //
 // It seeds --keys documents (an ObjectId ref, a Date, and a Mixed field
-// holding a Date and an ObjectId), reads each once (the warm-up: cache
-// filled), then measures findOne({_id}) over the keys: --n1 requests one at
-// a time (latency: p50, p99) and --n requests from -c concurrent loops
-// (throughput), each capped at --seconds. Then it reads one document back
+// holding a Date and an ObjectId), reads each once (the cache filled), then
+// --warm more from -c loops (not measured, the same on every side: compiled
+// code, and the driver's pool grown to -c connections, so no connection
+// handshake falls in a measurement), then measures findOne({_id}) over the
+// keys: --n1 requests one at a time (latency: p50, p99) and --n requests from
+// -c concurrent loops (throughput), each capped at --seconds. Each of the two
+// reports the CPU time per request of this process (node) and of every
+// --pids process (all its threads), in microseconds. Then it reads one document back
 // the way the app would (cached) and checks the types Mongoose hands back,
 // for a hydrated and a lean query; last, it updates one document through
 // the app and reads it again (cached): is the write seen? One JSON line.
 'use strict';
 
+const fs = require('fs');
 const path = require('path');
 // Mongoose is the one tests/integration/node installs (tests/setup.sh).
 const nodeDir = path.join(__dirname, '..', '..', 'tests', 'integration', 'node', 'node_modules');
 const mongoose = require(path.join(nodeDir, 'mongoose'));
-const { Schema } = mongoose;
+const itemsLib = require('./items');
 const { ObjectId } = mongoose.Types;
 
 function args() {
   const a = { mode: '', uri: '', redis: '', label: '', keys: 100, n1: 2000, n: 20000,
-              seconds: 5, c: 16, statsUrl: '', seed: true };
+              seconds: 5, c: 16, statsUrl: '', seed: true, warm: 2000, pids: [] };
   const v = process.argv.slice(2);
   for (let i = 0; i < v.length; i++) {
     const k = v[i];
@@ -46,6 +52,11 @@ function args() {
     else if (k === '-c') a.c = +next();
     else if (k === '--stats-url') a.statsUrl = next();
     else if (k === '--no-seed') a.seed = false;
+    else if (k === '--warm') a.warm = +next();
+    else if (k === '--pids') {
+      a.pids = next().split(',').filter(Boolean).map((x) => x.split('='));
+      if (a.pids.some((x) => x.length !== 2 || !/^[0-9]+$/.test(x[1]))) usage();
+    }
     else usage();
   }
   if (!['patch', 'plain'].includes(a.mode) || !a.uri || (a.mode === 'patch' && !a.redis)) usage();
@@ -53,17 +64,12 @@ function args() {
 }
 function usage() {
   process.stderr.write('usage: s6.js --mode patch|plain --uri URI [--redis URL] [--label L] ' +
-                       '[--keys K] [--n1 N] [--n N] [--seconds S] [-c C] [--stats-url U] [--no-seed]\n');
+                       '[--keys K] [--n1 N] [--n N] [--seconds S] [-c C] [--warm N] [--stats-url U] ' +
+                       '[--pids NAME=PID,...] [--no-seed]\n');
   process.exit(2);
 }
 
-const itemSchema = new Schema({
-  title: String,
-  owner: { type: Schema.Types.ObjectId, ref: 'User' },
-  createdAt: Date,
-  meta: Schema.Types.Mixed, // { seenAt: Date, by: ObjectId }
-  n: Number,
-}, { collection: 's6items', versionKey: false });
+const itemSchema = itemsLib.itemSchema(mongoose, 's6items');
 
 async function stats(url) {
   if (!url) return null;
@@ -83,9 +89,32 @@ function pct(sorted, p) {
   return Math.round(sorted[Math.min(rank, sorted.length) - 1] / 100) / 10; // us, 0.1
 }
 
-// n requests from c loops, at most `seconds`; latencies in ns.
-async function measure(read, ids, n, c, seconds) {
+// CPU time of each --pids process, in microseconds (the run time of all its
+// threads, /proc/PID/task/*/schedstat, in ns); null for one that cannot be read.
+function procCpu(pids) {
+  const out = {};
+  for (const [name, pid] of pids) {
+    try {
+      let ns = 0;
+      for (const t of fs.readdirSync('/proc/' + pid + '/task')) {
+        try {
+          ns += +fs.readFileSync('/proc/' + pid + '/task/' + t + '/schedstat', 'latin1').split(' ')[0];
+        } catch (e) { /* the thread ended */ }
+      }
+      out[name] = ns / 1000;
+    } catch (e) {
+      out[name] = null;
+    }
+  }
+  return out;
+}
+
+// n requests from c loops, at most `seconds`; latencies in ns. cpu_us: CPU
+// microseconds per request of node and of each `pids` process.
+async function measure(read, ids, n, c, seconds, pids = []) {
   const lat = [];
+  const cpu0 = process.cpuUsage();
+  const proc0 = procCpu(pids);
   let next = 0;
   let errors = 0;
   const deadline = process.hrtime.bigint() + BigInt(Math.round(seconds * 1e9));
@@ -105,10 +134,17 @@ async function measure(read, ids, n, c, seconds) {
   }
   await Promise.all(Array.from({ length: c }, loop));
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  const cpu = process.cpuUsage(cpu0);
+  const proc1 = procCpu(pids);
+  const perReq = (us) => (lat.length && us !== null ? Math.round((us / lat.length) * 10) / 10 : null);
+  const cpuUs = { node: perReq(cpu.user + cpu.system) };
+  for (const [name] of pids) {
+    cpuUs[name] = proc0[name] === null || proc1[name] === null ? null : perReq(proc1[name] - proc0[name]);
+  }
   lat.sort((x, y) => x - y);
   return { n: lat.length, seconds: Math.round(secs * 1000) / 1000,
            rps: secs > 0 ? Math.round(lat.length / secs) : 0,
-           p50: pct(lat, 0.5), p99: pct(lat, 0.99), errors };
+           p50: pct(lat, 0.5), p99: pct(lat, 0.99), errors, cpu_us: cpuUs };
 }
 
 const typeName = (v) => (v === null || v === undefined ? String(v) : v.constructor ? v.constructor.name : typeof v);
@@ -146,12 +182,7 @@ async function main() {
   if (a.seed) {
     await Item.deleteMany({});
     if (redis) await redis.flushAll();
-    const docs = [];
-    for (let k = 0; k < a.keys; k++) {
-      docs.push({ _id: new ObjectId(), title: 'item ' + k + ' ' + 'x'.repeat(100),
-                  owner: new ObjectId(), createdAt: new Date(Date.UTC(2026, 0, 1) + k * 1000),
-                  meta: { seenAt: new Date(Date.UTC(2026, 5, 1) + k), by: new ObjectId() }, n: k });
-    }
+    const docs = itemsLib.itemDocs(mongoose, a.keys);
     await Item.insertMany(docs);
     for (const d of docs) ids.push(d._id);
   } else {
@@ -160,10 +191,11 @@ async function main() {
   const cached = (q) => (a.mode === 'patch' ? q.cache() : q);
   const read = (id) => cached(Item.findOne({ _id: id }));
 
-  for (const id of ids) await read(id); // warm-up: every key read once (cache filled)
+  for (const id of ids) await read(id); // every key read once (cache filled)
+  if (a.warm > 0) await measure(read, ids, a.warm, a.c, a.seconds); // warm-up, not measured
   const s0 = await stats(a.statsUrl);
-  const one = await measure(read, ids, a.n1, 1, a.seconds);
-  const many = await measure(read, ids, a.n, a.c, a.seconds);
+  const one = await measure(read, ids, a.n1, 1, a.seconds, a.pids);
+  const many = await measure(read, ids, a.n, a.c, a.seconds, a.pids);
   const s1 = await stats(a.statsUrl);
 
   // Read back as the app would, once more through the cache.

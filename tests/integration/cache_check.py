@@ -623,6 +623,7 @@ def group_offreload(a, tap):
     st = Stats(a.http)
     P = client(a.proxy)
     W = client(a.proxy)
+    R = client(a.proxy)
     D = direct_client(a.direct)
     db, coll = "mcc_offr", "t"
     D[db][coll].insert_many([{"_id": i} for i in range(3)])
@@ -644,10 +645,11 @@ def group_offreload(a, tap):
                 "cache_lookups %d -> %d" % (s0["counters"]["cache_lookups"],
                                             s1["counters"]["cache_lookups"]))
         c.check(got == find_all(D, db, coll), "results %s" % short(got))
-    with Case(tap, "a write sent with cache off still running when a reload turns it on: a read "
-                   "meanwhile is not looked up (nothing stored from before the write); once it "
-                   "ends, reads are cached again and see it") as c:
-        find_all(W, db, coll)  # W's connection is up before FerretDB stops
+    with Case(tap, "a write sent with cache off still running when a reload turns it on: reads "
+                   "meanwhile are not looked up (nothing stored from before the write), which is "
+                   "logged once; once it ends, reads are cached again and see it") as c:
+        find_all(W, db, coll)  # W's and R's connections are up before FerretDB stops
+        find_all(R, db, coll)
         os.kill(a.ferret_pid, signal.SIGSTOP)
         try:
             done = []
@@ -660,13 +662,16 @@ def group_offreload(a, tap):
             got = []
             r = threading.Thread(target=lambda: got.append(find_all(P, db, coll)))
             r.start()
+            r2 = threading.Thread(target=lambda: got.append(find_all(R, db, coll)))
+            r2.start()
             time.sleep(0.5)
         finally:
             os.kill(a.ferret_pid, signal.SIGCONT)
         w.join(20)
         r.join(20)
+        r2.join(20)
         s1 = st.snap()
-        c.check(done == [True] and len(got) == 1, "insert %r, read %d" % (done, len(got)))
+        c.check(done == [True] and len(got) == 2, "insert %r, reads %d" % (done, len(got)))
         c.check(s1["counters"]["cache_lookups"] == s0["counters"]["cache_lookups"],
                 "the read was looked up: cache_lookups %d -> %d"
                 % (s0["counters"]["cache_lookups"], s1["counters"]["cache_lookups"]))
@@ -681,6 +686,13 @@ def group_offreload(a, tap):
                                           cval(s2, "hits") - cval(s1, "hits")))
         c.check(after[0] == after[1] == find_all(D, db, coll) and {"_id": 11} in after[0],
                 "results %s" % short(after))
+        with open(a.log) as f:
+            log = f.read()
+        held, resumed = log.count("event=lookups_held"), log.count("event=lookups_resumed")
+        c.check(held == 1 and resumed == 1 and log.find("event=lookups_held") <
+                log.find("event=lookups_resumed"),
+                "log: %d lookups_held line(s) (two reads held: one line), %d lookups_resumed"
+                % (held, resumed))
 
 
 # ---- 4: namespaces and TTLs --------------------------------------------------------------
@@ -1111,6 +1123,7 @@ def main():
     ap.add_argument("--ferret-pid", type=int)
     ap.add_argument("--pid", type=int)
     ap.add_argument("--config")
+    ap.add_argument("--log")
     ap.add_argument("--grace-ms", type=int, default=500)
     ap.add_argument("--coalesce-ms", type=int, default=600)
     ap.add_argument("--user")

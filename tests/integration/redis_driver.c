@@ -19,7 +19,7 @@
 #include "cache/redis_mac.h"
 #include "conf/clock.h"
 #include "conf/conf.h"
-#include "cache/hist.h"
+#include "conf/hist.h"
 #include "conf/log.h"
 #include "wire/frame.h"
 

@@ -8,7 +8,11 @@ the message is held, B's connection reads no further). The fake upstream
 then sends, on B's upstream connection, a reply naming B's held find, which
 it never received. The proxy must treat that as the upstream's protocol
 error (close B, count it), never relay it to B nor abort; A's read, released
-afterwards, is answered; the proxy exits 0 on SIGTERM.
+afterwards, is answered. Then (admin_pipelined) in-band admin commands
+pipelined behind a find the upstream holds are bounded by buffer_limit and
+answered in order, and (error_in_order) an upstream protocol error answers
+the request in flight before the hit ready behind it, which gets nothing.
+The proxy exits 0 on SIGTERM.
 
 Usage (the wrapper test_request_life.sh runs it):
     request_life.py --bin MONGOCACHE --log PROXY_LOG --port PORT --http HTTP_PORT
@@ -56,6 +60,8 @@ class FakeUpstream:
         self.release = threading.Event()
         self.hostile_sent = threading.Event()
         self.find_seen = threading.Event()
+        self.slow_seen = threading.Event()
+        self.slow_release = threading.Event()
         self.n = 0
         threading.Thread(target=self.accept, daemon=True).start()
 
@@ -76,7 +82,15 @@ class FakeUpstream:
                     return
                 (rid,) = struct.unpack_from("<i", m, 4)
                 body = decode(m, 21)
-                if "find" in body:
+                if body.get("find") == "bad":
+                    time.sleep(0.3)  # the find behind it is answered (a hit) meanwhile
+                    s.sendall(reply(rid + 77, {"ok": 1.0}))  # names no request: invalid
+                elif body.get("find") == "slow":
+                    self.slow_seen.set()
+                    self.slow_release.wait(10)
+                    s.sendall(reply(rid, {"cursor": {"firstBatch": [], "id": 0, "ns": "mcl.slow"},
+                                          "ok": 1.0}))
+                elif "find" in body:
                     self.find_seen.set()
                     self.release.wait(10)
                     s.sendall(reply(rid, {"cursor": {"firstBatch": [{"_id": 1}], "id": 0,
@@ -89,6 +103,59 @@ class FakeUpstream:
                         self.hostile_sent.set()
         except OSError:
             return
+
+
+def admin_pipelined(up, http, port):
+    """In-band admin commands pipelined behind a request the upstream holds
+    are answered by the proxy but wait for their turn: they are bounded like
+    relayed requests (buffer_limit, 64 KiB here), so the proxy stops reading
+    the client instead of holding every answer."""
+    n = 300
+    C = Conn(("127.0.0.1", port), 5.0)
+    try:
+        C.send(op_msg({"find": "slow", "filter": {}, "$db": "mcl"}, request_id=300))
+        up.slow_seen.wait(3)
+        r0 = counters(http)["requests"]
+        C.send(b"".join(op_msg({"mongocacheStats": 1, "$db": "admin"}, request_id=301 + i)
+                        for i in range(n)))
+        time.sleep(0.5)
+        taken = counters(http)["requests"] - r0
+        out(0 < taken < n // 2,
+            "%d mongocacheStats pipelined behind a held find: the proxy stops reading at "
+            "buffer_limit instead of answering all and holding the answers" % n,
+            "%d taken while the find was held" % taken)
+        up.slow_release.set()
+        got = [C.recv_msg(5.0) for _ in range(n + 1)]
+        order = [x.response_to for x in got]
+        out(order == list(range(300, 301 + n)) and all(x.ok() for x in got),
+            "... once the find is answered, every one is answered, in request order",
+            "%s ... %s" % (order[:3], order[-3:]))
+    except (socket.timeout, Closed, OSError) as e:
+        out(False, "in-band admin commands pipelined behind a held find", e)
+    finally:
+        up.slow_release.set()
+        C.close()
+
+
+def error_in_order(http, port):
+    """An upstream protocol error answers the client's requests in order: a
+    find the upstream answers wrongly, then a hit ready behind it: the find's
+    error comes first, nothing after it, and the connection closes."""
+    D = Conn(("127.0.0.1", port), 3.0)
+    try:
+        h0 = counters(http)["requests"]
+        D.send(op_msg({"find": "bad", "filter": {}, "$db": "mcl"}, request_id=400) +
+               op_msg(FIND, request_id=401))
+        closed, replies, how, _ = D.wait_closed(3.0)
+        order = [x.response_to for x in replies]
+        out(closed and order == [400] and not replies[0].ok() and
+            counters(http)["requests"] - h0 == 2,
+            "an upstream protocol error: the request in flight gets its error first, the "
+            "one behind it nothing, and the client is closed",
+            "closed=%s how=%s replies=%s"
+            % (closed, how, [(x.response_to, x.doc) for x in replies]))
+    finally:
+        D.close()
 
 
 def main():
@@ -104,7 +171,9 @@ def main():
     proxy = subprocess.Popen([a.bin, "--listen", "127.0.0.1:%d" % port, "--upstream",
                               "mongodb://127.0.0.1:%d" % up.port, "--http-listen",
                               "127.0.0.1:%d" % http, "--log-level", "debug",
-                              "--cache-coalesce-wait", "5s", "--advice", "false"], stdout=log, stderr=log)
+                              "--cache-coalesce-wait", "5s", "--advice", "false",
+                              "--admin-commands", "true", "--buffer-limit", "64KiB"],
+                             stdout=log, stderr=log)
     try:
         deadline = time.monotonic() + 10
         while True:
@@ -146,6 +215,8 @@ def main():
         except OSError as e:
             out(False, "counters.upstream_protocol_errors +1", "no /stats: %s" % e)
         A.close()
+        admin_pipelined(up, http, port)
+        error_in_order(http, port)
     finally:
         if proxy.poll() is None:
             proxy.send_signal(signal.SIGTERM)

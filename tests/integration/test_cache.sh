@@ -88,7 +88,7 @@ stop_check "--cache false"
 OFF_CONF=$MC_TMP/offreload.conf
 echo "cache = true" >"$OFF_CONF"
 mc_start_proxy --config "$OFF_CONF"
-py offreload --pid "$PROXY_PID" --config "$OFF_CONF" --ferret-pid "$FERRET_PID"
+py offreload --pid "$PROXY_PID" --config "$OFF_CONF" --ferret-pid "$FERRET_PID" --log "$PROXY_LOG"
 kill -CONT "$FERRET_PID" 2>/dev/null
 stop_check "reload off and on"
 

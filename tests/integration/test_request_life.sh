@@ -2,9 +2,11 @@
 # tests/integration/test_request_life.sh: a request's life against a hostile
 # upstream (proxy/request.c): a request held for the cache (WAITING_CACHE)
 # was never sent, so an upstream reply naming it is a protocol error, never
-# relayed and never an abort. The cases are in request_life.py, which runs
-# its own fake upstream and proxy (log in $MC_TMP/proxy.1.log, searched for
-# sanitizer reports at the end). About 3 s.
+# relayed and never an abort; in-band admin commands pipelined behind a held
+# request are bounded like relayed ones; an upstream protocol error answers
+# in request order. The cases are in request_life.py, which runs its own fake
+# upstream and proxy (log in $MC_TMP/proxy.1.log, searched for sanitizer
+# reports at the end). About 3 s.
 set -u
 
 . "$(dirname "$0")/lib.sh"

@@ -1,16 +1,16 @@
 /*
  * tests/unit/test_stats_metrics.c: the histogram's bucket arithmetic
- * (cache/hist.c), the conventions of every row of conf/counters.def
+ * (conf/hist.c), the conventions of every row of conf/counters.def
  * (Prometheus names, units, _total on counters, no duplicates), and the two
  * renderers of proxy/metrics.c on a proxy with known values: the
  * Prometheus text (exact lines, cumulative buckets, escaping) and the
  * /stats document (field names kept).
  */
 #include "conf/conf.h"
+#include "conf/hist.h"
 #include "proxy/metrics.h"
 #include "proxy/server.h"
 #include "proxy/stats.h"
-#include "cache/hist.h"
 
 #include "tests/unit/tap.h"
 
@@ -34,15 +34,15 @@ test_hist_index(void)
     };
 
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        is_int(cache_hist_index(cases[i].us), cases[i].want, "%lld us falls in bucket %u",
+        is_int(conf_hist_index(cases[i].us), cases[i].want, "%lld us falls in bucket %u",
                (long long)cases[i].us, cases[i].want);
-    for (unsigned i = 0; i < CACHE_HIST_BOUNDS; i++) {
-        if (cache_hist_index(cache_hist_bound_us(i)) != i ||
-            cache_hist_index(cache_hist_bound_us(i) + 1) != i + 1) {
+    for (unsigned i = 0; i < CONF_HIST_BOUNDS; i++) {
+        if (conf_hist_index(conf_hist_bound_us(i)) != i ||
+            conf_hist_index(conf_hist_bound_us(i) + 1) != i + 1) {
             ok(false, "bound %u is inclusive (le), the next microsecond is in the next bucket", i);
             return;
         }
-        if (i > 0 && cache_hist_bound_us(i) <= cache_hist_bound_us(i - 1)) {
+        if (i > 0 && conf_hist_bound_us(i) <= conf_hist_bound_us(i - 1)) {
             ok(false, "bounds grow");
             return;
         }
@@ -53,36 +53,36 @@ test_hist_index(void)
 static void
 test_hist_cumulative(void)
 {
-    struct cache_hist h, m;
+    struct conf_hist h, m;
     static const int64_t obs[] = {10, 50, 51, 700, 700, 3000, 20000000, -1};
     uint64_t prev = 0;
     bool monotone = true;
 
     memset(&h, 0, sizeof h);
     for (size_t i = 0; i < sizeof obs / sizeof obs[0]; i++)
-        cache_hist_observe(&h, obs[i]);
+        conf_hist_observe(&h, obs[i]);
     is_int((long long)h.count, 8, "count is the observations");
     is_int((long long)h.sum_us, 10 + 50 + 51 + 700 + 700 + 3000 + 20000000,
            "sum adds them (negative counts as 0)");
-    is_int((long long)cache_hist_cumulative(&h, 0), 3, "le 50us: 10, 50 and -1");
-    is_int((long long)cache_hist_cumulative(&h, 1), 4, "le 100us: and 51");
-    is_int((long long)cache_hist_cumulative(&h, 3), 4, "le 500us: no more");
-    is_int((long long)cache_hist_cumulative(&h, 4), 6, "le 1ms: both 700us");
-    is_int((long long)cache_hist_cumulative(&h, 6), 7, "le 5ms: and 3ms");
-    is_int((long long)cache_hist_cumulative(&h, CACHE_HIST_BOUNDS - 1), 7,
+    is_int((long long)conf_hist_cumulative(&h, 0), 3, "le 50us: 10, 50 and -1");
+    is_int((long long)conf_hist_cumulative(&h, 1), 4, "le 100us: and 51");
+    is_int((long long)conf_hist_cumulative(&h, 3), 4, "le 500us: no more");
+    is_int((long long)conf_hist_cumulative(&h, 4), 6, "le 1ms: both 700us");
+    is_int((long long)conf_hist_cumulative(&h, 6), 7, "le 5ms: and 3ms");
+    is_int((long long)conf_hist_cumulative(&h, CONF_HIST_BOUNDS - 1), 7,
            "le 10s: not the 20s one");
-    is_int((long long)cache_hist_cumulative(&h, CACHE_HIST_BOUNDS), 8, "+Inf: every one");
-    for (unsigned i = 0; i <= CACHE_HIST_BOUNDS; i++) {
-        if (cache_hist_cumulative(&h, i) < prev)
+    is_int((long long)conf_hist_cumulative(&h, CONF_HIST_BOUNDS), 8, "+Inf: every one");
+    for (unsigned i = 0; i <= CONF_HIST_BOUNDS; i++) {
+        if (conf_hist_cumulative(&h, i) < prev)
             monotone = false;
-        prev = cache_hist_cumulative(&h, i);
+        prev = conf_hist_cumulative(&h, i);
     }
     ok(monotone, "cumulative counts never fall");
     memset(&m, 0, sizeof m);
-    cache_hist_observe(&m, 75);
-    cache_hist_merge(&m, &h);
+    conf_hist_observe(&m, 75);
+    conf_hist_merge(&m, &h);
     is_int((long long)m.count, 9, "merge adds counts");
-    is_int((long long)cache_hist_cumulative(&m, 1), 5, "merge adds buckets");
+    is_int((long long)conf_hist_cumulative(&m, 1), 5, "merge adds buckets");
 }
 
 /* ---- the list's conventions ---- */
@@ -222,10 +222,10 @@ test_render(void)
     server.stats.value[PROXY_STAT_requests] = 7;
     server.stats.value[PROXY_STAT_bytes_from_clients] = 1234;
     server.mem_buffered = 4096;
-    cache_hist_observe(&server.stats.request[PROXY_OUTCOME_HIT], 30);
-    cache_hist_observe(&server.stats.request[PROXY_OUTCOME_HIT], 80);
-    cache_hist_observe(&server.stats.request[PROXY_OUTCOME_MISS], 3000);
-    cache_hist_observe(&server.stats.upstream, 2000000);
+    conf_hist_observe(&server.stats.request[PROXY_OUTCOME_HIT], 30);
+    conf_hist_observe(&server.stats.request[PROXY_OUTCOME_HIT], 80);
+    conf_hist_observe(&server.stats.request[PROXY_OUTCOME_MISS], 3000);
+    conf_hist_observe(&server.stats.upstream, 2000000);
 
     proxy_metrics_prometheus(&server, time(NULL) - 5, b);
     text = bson_strndup((const char *)evbuffer_pullup(b, -1), evbuffer_get_length(b));
