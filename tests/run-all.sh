@@ -127,13 +127,14 @@ run_check() {
 slowest() {
     # slowest DIR N: the N longest tests of DIR's last `make check`, in seconds
     # (from each test's .log birth to its .trs), when the file system records births.
-    local dir=$1 n=$2 trs log b
+    local dir=$1 n=$2 trs log b t
     [ -d "$dir/tests" ] || return 0
     find "$dir/tests" -name '*.trs' | while read -r trs; do
         log=${trs%.trs}.log
         b=$(stat -c %W "$log" 2>/dev/null) || continue
         [ "${b:-0}" -gt 0 ] 2>/dev/null || continue
-        printf '%5d s  %s\n' $(($(stat -c %Y "$trs") - b)) "${trs#"$dir"/}"
+        t=${trs#"$dir"/}
+        printf '%5d s  %s\n' $(($(stat -c %Y "$trs") - b)) "${t%.trs}"
     done | sort -rn | head -n "$n"
 }
 
