@@ -47,13 +47,21 @@
  * slow path changes nothing to this: it re-reads everything atomically and
  * only then is its answer judged. What MGET cannot tell apart: a value key
  * holding another type reads as nil: a miss, not counted as corrupt (the
- * script read it as "" and counted it; a miss either way).
+ * script read it as "" and counted it; a miss either way). A counter Redis
+ * holds in a shape INCR never leaves ("007", another type) is a miss for
+ * the entries that read it, counted as corrupt (cache_redis_cmd_read), and
+ * the next bump of it re-makes it at a fresh random base (the scripts in
+ * redis_cmd.c), which is a bump like any other for the argument above.
  *
  * The hit path allocates nothing per command: ops come from a free list
  * with their timers, the MGET is encoded into one buffer the tier reuses
  * and copied once into the socket's output, the value's Redis key (for the
- * MAC) is rewritten in place, and the reply is built in the reader's arena
- * (redis_resp.c; a value over ~15 KB takes one malloc there).
+ * MAC) is rewritten in place from the digits the op kept, its reply is read
+ * once (cache_redis_cmd_read, in op_resend) and built in the reader's arena
+ * (redis_resp.c; a value over ~15 KB takes one malloc there). A fill copies
+ * the reply once: into its command, where the value is sealed in place;
+ * that buffer is sent by reference (an evbuffer the op and the connection
+ * share, libevent counting the references) and kept for a NOSCRIPT retry.
  *
  * An op's life: built and sent, its timer armed. It is "settled" once, by
  * its reply or by its timer; settling calls the caller back (unless
@@ -84,6 +92,7 @@
 #include "conf/log.h"
 #include "conf/random.h"
 
+#include <event2/buffer.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
@@ -119,8 +128,13 @@ struct cache_redis_op {
     struct cache_redis_gen *gens; /* read: the caller's array */
     uint32_t n;
     struct cache_key key;        /* read: the value's key */
+    char hex[32];                /* read: its 32 hex digits in the value key, as sent */
     uint64_t dirty_seq;          /* epoch: redis->dirty_seq when sent */
+    enum cache_redis_cmd_read read; /* MGET: what its reply said, once read (have_read) */
+    bool have_read;
+    uint64_t epoch;              /* MGET: the epoch its reply held, once read */
     struct cache_redis_cmd own;  /* fill, bump, epoch: the EVALSHA command, for EVAL */
+    struct evbuffer *held;       /* fill: owns own's bytes, sent by reference (never copied) */
     struct cache_redis_op *next; /* on the free list */
 };
 
@@ -254,6 +268,9 @@ op_put(struct cache_redis_op *op)
 
     evtimer_del(op->timer);
     cache_redis_cmd_cleanup(&op->own);
+    if (op->held)
+        evbuffer_free(op->held); /* its bytes live on while the connection still sends them */
+    op->held = NULL;
     if (redis->n_free_ops >= FREE_OPS_MAX || redis->destroying) {
         event_free(op->timer);
         bson_free(op);
@@ -264,12 +281,23 @@ op_put(struct cache_redis_op *op)
     redis->n_free_ops++;
 }
 
-/* Sends cmd's bytes for op on the command connection. */
+/* The cleanup of a fill's bytes once neither its op nor the connection holds them. */
+static void
+held_free(const void *data, size_t len, void *arg)
+{
+    (void)len;
+    (void)arg;
+    bson_free((void *)data);
+}
+
+/* Sends cmd's bytes for op on the command connection (cmd NULL: op->held, by reference). */
 static bool
 op_send(struct cache_redis_op *op, const struct cache_redis_cmd *cmd)
 {
-    if (!cache_redis_conn_send_raw(cache_redis_link_conn(op->redis->cmd), cmd->buf, cmd->len,
-                                   op_reply, op))
+    struct cache_redis_conn *conn = cache_redis_link_conn(op->redis->cmd);
+
+    if (!(cmd ? cache_redis_conn_send_raw(conn, cmd->buf, cmd->len, op_reply, op)
+              : cache_redis_conn_send_buffer(conn, op->held, op_reply, op)))
         return false;
     count(op->redis, CACHE_REDIS_CTR_redis_commands);
     op->sent_us = conf_clock_us();
@@ -444,11 +472,22 @@ lookup_done(struct cache_redis_op *op, const redisReply *reply)
 
     if (!op->wanted) /* cancelled: gens may be gone */
         return;
-    /* A counter still missing here (the slow path could not be sent) is a failure too. */
-    if (reply &&
-        cache_redis_cmd_read(reply, op->gens, op->n, &epoch) != CACHE_REDIS_CMD_READ_OK) {
-        count(redis, CACHE_REDIS_CTR_redis_corrupt);
-        reply = NULL;
+    /*
+     * A counter still missing here (the slow path could not be sent) is a
+     * failure too; so is one that is not a canonical integer or of another
+     * type: a miss for this entry, counted, never a hit nor a fill.
+     */
+    if (reply) {
+        enum cache_redis_cmd_read r = op->read;
+
+        if (!op->have_read)
+            r = cache_redis_cmd_read(reply, op->gens, op->n, &op->epoch);
+
+        epoch = op->epoch;
+        if (r != CACHE_REDIS_CMD_READ_OK) {
+            count(redis, CACHE_REDIS_CTR_redis_corrupt);
+            reply = NULL;
+        }
     }
     if (reply && op->check) {
         /* The generations and the epoch are all the caller wants. */
@@ -461,8 +500,8 @@ lookup_done(struct cache_redis_op *op, const redisReply *reply)
 
         st = CACHE_REDIS_MISS;
         if (v->type == REDIS_REPLY_STRING) {
-            /* The MAC covers the Redis key the value was read from. */
-            cache_redis_keys_set_value(&redis->keys, &op->key);
+            /* The MAC covers the Redis key the value was read from (its digits as sent). */
+            memcpy(redis->keys.value + redis->keys.value_len - 32, op->hex, 32);
             if (!cache_redis_blob_decode((const uint8_t *)v->str, v->len, redis->mac,
                                          redis->keys.value, redis->keys.value_len, &blob,
                                          &error)) {
@@ -572,16 +611,6 @@ op_timeout(evutil_socket_t fd, short what, void *arg)
     op_settle(op, NULL, true); /* the op stays until its connection hands it back */
 }
 
-/* True when an MGET's reply (shape checked) lacks a counter: the slow path must run. */
-static bool
-counter_missing(const redisReply *reply)
-{
-    for (size_t i = 1; i < reply->elements; i++)
-        if (reply->element[i]->type == REDIS_REPLY_NIL)
-            return true;
-    return false;
-}
-
 /*
  * Before settling: re-sends op when its reply asks for it (an MGET missing
  * a counter: the lookup script; NOSCRIPT: the same script as EVAL, once).
@@ -594,10 +623,15 @@ op_resend(struct cache_redis_op *op, const redisReply *reply)
 
     if (!op->wanted && (op->kind == CACHE_REDIS_CMD_MGET || op->kind == CACHE_REDIS_CMD_LOOKUP))
         return false; /* cancelled: its generations' names may be gone */
-    if (op->kind == CACHE_REDIS_CMD_MGET && reply->type == REDIS_REPLY_ARRAY &&
-        counter_missing(reply)) {
+    if (op->kind == CACHE_REDIS_CMD_MGET && reply->type == REDIS_REPLY_ARRAY) {
         const char *s = sha(redis, CACHE_REDIS_SCRIPT_LOOKUP);
 
+        /* Read once here; lookup_done uses it unless the slow path reads again. */
+        op->read = cache_redis_cmd_read(reply, op->gens, op->n, &op->epoch);
+        op->have_read = true;
+        if (op->read != CACHE_REDIS_CMD_READ_MISSING)
+            return false;
+        op->have_read = false;
         op->kind = CACHE_REDIS_CMD_LOOKUP;
         op->retried = !s;
         encode_lookup(op, !s);
@@ -608,11 +642,17 @@ op_resend(struct cache_redis_op *op, const redisReply *reply)
         strncmp(reply->str, "NOSCRIPT", 8) != 0)
         return false;
     op->retried = true;
-    if (op->kind == CACHE_REDIS_CMD_LOOKUP)
+    if (op->kind == CACHE_REDIS_CMD_LOOKUP) {
         encode_lookup(op, true);
-    else
-        cache_redis_cmd_as_eval(&redis->enc, kind_script(op->kind), op->own.buf, op->own.len,
+    } else {
+        /* A fill's bytes are in op->held (one chain: pulling it up copies nothing). */
+        const char *bytes = op->held ? (const char *)evbuffer_pullup(op->held, -1) : op->own.buf;
+
+        if (!bytes)
+            return false;
+        cache_redis_cmd_as_eval(&redis->enc, kind_script(op->kind), bytes, op->own.len,
                                 op->own.tail, op->own.argc);
+    }
     return op_send(op, &redis->enc);
 }
 
@@ -920,6 +960,7 @@ lookup_start(struct cache_redis *redis, const struct cache_key *key, struct cach
     if (key)
         op->key = *key;
     cache_redis_cmd_mget(&redis->enc, &redis->keys, key, gens, n);
+    memcpy(op->hex, redis->keys.value + redis->keys.value_len - 32, 32);
     if (!op_start(op, &redis->enc)) {
         count(redis, CACHE_REDIS_CTR_redis_skipped);
         return NULL;
@@ -957,8 +998,8 @@ cache_redis_fill(struct cache_redis *redis, const struct cache_key *key,
     struct cache_redis_breaker_ticket ticket;
     struct cache_redis_blob blob = {0};
     struct cache_redis_op *op;
-    uint8_t *data;
     size_t len;
+    uint8_t *at;
 
     if (!cache_redis_usable(redis) || redis->breaker.state != CACHE_REDIS_BREAKER_STATE_CLOSED ||
         ttl_ms <= 0 || !names_ok(gens, n))
@@ -970,20 +1011,30 @@ cache_redis_fill(struct cache_redis *redis, const struct cache_key *key,
     blob.material_len = material_len;
     blob.reply = reply;
     blob.reply_len = reply_len;
-    /* sealed for the key it is stored under */
+    if (!(len = cache_redis_blob_size(&blob)) ||
+        !cache_redis_breaker_admit(&redis->breaker, now_ms(), &ticket))
+        return;
+    op = op_get(redis, CACHE_REDIS_CMD_FILL, &ticket);
+    /*
+     * One copy of the reply: the value is written (and sealed, for the key
+     * it is stored under) straight into the command, whose buffer is then
+     * handed to an evbuffer that the connection sends by reference; it is
+     * kept for a NOSCRIPT retry.
+     */
     cache_redis_keys_set_value(&redis->keys, key);
-    if (!(data = cache_redis_blob_encode(&blob, redis->mac, redis->keys.value,
-                                         redis->keys.value_len, &len)) ||
-        !cache_redis_breaker_admit(&redis->breaker, now_ms(), &ticket)) {
-        bson_free(data);
+    at = cache_redis_cmd_fill(&op->own, &redis->keys, sha(redis, CACHE_REDIS_SCRIPT_FILL), len,
+                              ttl_ms, epoch, gens, n);
+    cache_redis_blob_write(&blob, redis->mac, redis->keys.value, redis->keys.value_len, at, len);
+    op->retried = !sha(redis, CACHE_REDIS_SCRIPT_FILL);
+    if (!(op->held = evbuffer_new()) ||
+        evbuffer_add_reference(op->held, op->own.buf, op->own.len, held_free, NULL) != 0) {
+        cache_redis_breaker_unadmit(&redis->breaker, &ticket);
+        op_put(op);
         return;
     }
-    op = op_get(redis, CACHE_REDIS_CMD_FILL, &ticket);
-    cache_redis_cmd_fill(&op->own, &redis->keys, sha(redis, CACHE_REDIS_SCRIPT_FILL), data, len,
-                         ttl_ms, epoch, gens, n);
-    op->retried = !sha(redis, CACHE_REDIS_SCRIPT_FILL);
-    bson_free(data);
-    (void)op_start(op, &op->own);
+    op->own.buf = NULL; /* op->held's now; own keeps len, tail and argc for EVAL */
+    op->own.cap = 0;
+    (void)op_start(op, NULL);
 }
 
 struct cache_redis_op *

@@ -19,9 +19,9 @@
  *                                         with old values
  *   P epoch                               the epoch (no TTL)
  *   P inval                               the pub/sub channel carrying bumped generation names
- * Values are read like any untrusted input: versioned, sealed by an
- * HMAC-SHA-256 keyed from cache_key_secret over the key and every byte
- * (redis_mac.h; checked first), sizes checked, the reply re-checked as a
+ * Values are read like any untrusted input: versioned, sealed by a
+ * SipHash-2-4-128 MAC keyed from cache_key_secret over the key and every
+ * byte (redis_mac.h; checked first), sizes checked, the reply re-checked as a
  * wire message (structure and BSON depth); junk or a forgery is a miss and
  * a counter.
  */

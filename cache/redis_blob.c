@@ -1,11 +1,13 @@
 /*
  * cache/redis_blob.c: the stored value's format (see redis_blob.h): its
- * encoding, sealed with its MAC, and its decoding as untrusted input (the
- * MAC verified before anything else is read, then every length checked
- * against the limits, nothing left over, the reply re-checked as a wire
- * message). It does not own the MAC itself (redis_mac.c), talking to Redis,
- * comparing the decoded generations and epoch with the current ones
- * (redis.c), nor comparing the key material (the caller, cache.c).
+ * encoding, sealed with its MAC, written straight into the space the caller
+ * gives (the fill's command buffer: the reply is copied once), and its
+ * decoding as untrusted input (the MAC verified before anything else is
+ * read, then every length checked against the limits, nothing left over,
+ * the reply re-checked as a wire message). It does not own the MAC itself
+ * (redis_mac.c), talking to Redis, comparing the decoded generations and
+ * epoch with the current ones (redis.c), nor comparing the key material
+ * (the caller, cache.c).
  */
 #include "config.h"
 
@@ -14,7 +16,7 @@
 
 #include <string.h>
 
-#define BLOB_MAGIC "MCV2"
+#define BLOB_MAGIC "MCV3"
 #define BLOB_FIXED (4 + 8 + 4 + 4 + 4) /* magic, epoch, n_gens, material_len, reply_len */
 
 /* ---- encoding ------------------------------------------------------------ */
@@ -43,23 +45,28 @@ put_bytes(uint8_t *p, const void *data, size_t len)
     return p + len;
 }
 
-uint8_t *
-cache_redis_blob_encode(const struct cache_redis_blob *blob, struct cache_redis_mac *mac,
-                        const char *rkey, size_t rkey_len, size_t *len)
+size_t
+cache_redis_blob_size(const struct cache_redis_blob *blob)
 {
     size_t total = BLOB_FIXED + blob->material_len + blob->reply_len + CACHE_REDIS_MAC_LEN;
-    uint8_t *buf;
-    uint8_t *p;
 
     if (blob->n_gens > CACHE_REDIS_MAX_GENS || blob->material_len > CACHE_REDIS_MAX_MATERIAL ||
         blob->reply_len > CACHE_REDIS_MAX_REPLY)
-        return NULL;
+        return 0;
     for (uint32_t i = 0; i < blob->n_gens; i++) {
         if (blob->gens[i].name_len == 0 || blob->gens[i].name_len > CACHE_REDIS_MAX_NAME)
-            return NULL;
+            return 0;
         total += 4 + blob->gens[i].name_len + 8;
     }
-    p = buf = bson_malloc(total);
+    return total;
+}
+
+void
+cache_redis_blob_write(const struct cache_redis_blob *blob, const struct cache_redis_mac *mac,
+                       const char *rkey, size_t rkey_len, uint8_t *out, size_t size)
+{
+    uint8_t *p = out;
+
     p = put_bytes(p, BLOB_MAGIC, 4);
     p = put_u64(p, blob->epoch);
     p = put_u32(p, blob->n_gens);
@@ -72,11 +79,21 @@ cache_redis_blob_encode(const struct cache_redis_blob *blob, struct cache_redis_
     p = put_bytes(p, blob->material, blob->material_len);
     p = put_u32(p, (uint32_t)blob->reply_len);
     p = put_bytes(p, blob->reply, blob->reply_len);
-    BSON_ASSERT((size_t)(p - buf) + CACHE_REDIS_MAC_LEN == total);
-    if (!cache_redis_mac_compute(mac, rkey, rkey_len, buf, (size_t)(p - buf), p)) {
-        bson_free(buf);
+    BSON_ASSERT((size_t)(p - out) + CACHE_REDIS_MAC_LEN == size);
+    cache_redis_mac_compute(mac, rkey, rkey_len, out, (size_t)(p - out), p);
+}
+
+uint8_t *
+cache_redis_blob_encode(const struct cache_redis_blob *blob, const struct cache_redis_mac *mac,
+                        const char *rkey, size_t rkey_len, size_t *len)
+{
+    size_t total = cache_redis_blob_size(blob);
+    uint8_t *buf;
+
+    if (total == 0)
         return NULL;
-    }
+    buf = bson_malloc(total);
+    cache_redis_blob_write(blob, mac, rkey, rkey_len, buf, total);
     *len = total;
     return buf;
 }
@@ -145,7 +162,7 @@ blob_fail(bson_error_t *error, const char *what)
 }
 
 bool
-cache_redis_blob_decode(const uint8_t *data, size_t len, struct cache_redis_mac *mac,
+cache_redis_blob_decode(const uint8_t *data, size_t len, const struct cache_redis_mac *mac,
                         const char *rkey, size_t rkey_len, struct cache_redis_blob *blob,
                         bson_error_t *error)
 {
@@ -158,7 +175,7 @@ cache_redis_blob_decode(const uint8_t *data, size_t len, struct cache_redis_mac 
     if (len > CACHE_REDIS_MAX_BLOB)
         return blob_fail(error, "too large");
     if (!(magic = take(&r, 4)) || memcmp(magic, BLOB_MAGIC, 4) != 0)
-        return blob_fail(error, "not an MCV2 value");
+        return blob_fail(error, "not an MCV3 value");
     if (len < BLOB_FIXED + CACHE_REDIS_MAC_LEN)
         return blob_fail(error, "truncated");
     /* Nothing of a value is read before it is known to be ours. */

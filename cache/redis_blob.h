@@ -27,12 +27,15 @@
 
 /*
  * A stored value. Encoded little-endian, exactly this and nothing after:
- *   "MCV2"  epoch:u64  n_gens:u32 (<= CACHE_REDIS_MAX_GENS)
+ *   "MCV3"  epoch:u64  n_gens:u32 (<= CACHE_REDIS_MAX_GENS)
  *   n_gens x { name_len:u32 (1..CACHE_REDIS_MAX_NAME)  name  value:u64 }
  *   material_len:u32  material  reply_len:u32  reply (a whole OP_MSG)
- *   mac: 32 bytes, cache_redis_mac_compute(Redis key, every byte before it)
- * A decoded blob points into the bytes it was decoded from. "MCV1" (the
- * same without the MAC) is refused like any other version.
+ *   mac: 16 bytes, cache_redis_mac_compute(Redis key, every byte before it)
+ * A decoded blob points into the bytes it was decoded from. Every other
+ * version is refused (CACHE_REDIS_BLOB_MALFORMED: a miss, counted as
+ * redis_corrupt): "MCV1" (no MAC), "MCV2" (the same layout sealed with a
+ * 32-byte HMAC-SHA-256), so proxies of different versions sharing a Redis
+ * never accept each other's values, whatever their MACs.
  */
 struct cache_redis_blob {
     uint64_t epoch;
@@ -50,14 +53,24 @@ enum cache_redis_blob_error {
     CACHE_REDIS_BLOB_BAD_MAC = 2,   /* forged, altered, moved, or another secret's */
 };
 
+/* The encoded size of blob, or 0 when a count or size is beyond the limits above. */
+size_t cache_redis_blob_size(const struct cache_redis_blob *blob);
+
 /*
- * Encodes blob for the Redis key rkey (rkey_len bytes) with its MAC (blob
- * is not checked as a wire message here). Returns a buffer freed with
- * bson_free and its length in *len, or NULL when a count or size is beyond
- * the limits above or the MAC cannot be computed.
+ * Writes blob, sealed with its MAC for the Redis key rkey (rkey_len bytes),
+ * into out: exactly size bytes, size from cache_redis_blob_size (blob is not
+ * checked as a wire message here).
  */
-uint8_t *cache_redis_blob_encode(const struct cache_redis_blob *blob, struct cache_redis_mac *mac,
-                                 const char *rkey, size_t rkey_len, size_t *len);
+void cache_redis_blob_write(const struct cache_redis_blob *blob, const struct cache_redis_mac *mac,
+                            const char *rkey, size_t rkey_len, uint8_t *out, size_t size);
+
+/*
+ * cache_redis_blob_write into a new buffer, freed with bson_free, its length
+ * in *len; NULL when cache_redis_blob_size refuses blob.
+ */
+uint8_t *cache_redis_blob_encode(const struct cache_redis_blob *blob,
+                                 const struct cache_redis_mac *mac, const char *rkey,
+                                 size_t rkey_len, size_t *len);
 
 /*
  * Decodes data (untrusted) read from the Redis key rkey: the version, then
@@ -66,7 +79,7 @@ uint8_t *cache_redis_blob_encode(const struct cache_redis_blob *blob, struct cac
  * CACHE_REDIS_MAX_DEPTH). blob points into data. Returns false with error
  * set on any fault; error->code is a cache_redis_blob_error.
  */
-bool cache_redis_blob_decode(const uint8_t *data, size_t len, struct cache_redis_mac *mac,
+bool cache_redis_blob_decode(const uint8_t *data, size_t len, const struct cache_redis_mac *mac,
                              const char *rkey, size_t rkey_len, struct cache_redis_blob *blob,
                              bson_error_t *error) __attribute__((warn_unused_result));
 

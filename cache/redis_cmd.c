@@ -7,12 +7,16 @@
  * (redis_blob.c).
  *
  * Encoding. A command is written as RESP ("*argc", then "$len" and the
- * bytes of each argument) straight from the caller's buffers into one
- * buffer that the tier reuses: nothing is copied first, nothing allocated
- * once that buffer has grown to the largest command. Numbers are written by
- * hand (no printf). The only random numbers sent are the bases of counters
- * the slow paths (the lookup script, a bump, the epoch bump) may create;
- * a read's fast path (MGET) sends none.
+ * bytes of each argument) straight from the caller's buffers into a buffer:
+ * nothing is copied first. Reads use one buffer that the tier reuses (no
+ * allocation once it has grown to the largest read); the value and epoch
+ * keys are kept as whole arguments, copied in one piece. A fill leaves its
+ * value's space at the command's end for the caller to write the value
+ * into (cache_redis_cmd_fill): the reply is copied once, there, and the
+ * buffer is sent as it is. Numbers are written by hand (no printf). The
+ * only random numbers sent are the bases of counters the slow paths (the
+ * lookup script, a bump, the epoch bump) may create; a read's fast path
+ * (MGET) and a fill send none.
  */
 #include "config.h"
 
@@ -23,43 +27,65 @@
 /*
  * KEYS: value, epoch, gens...  ARGV: epoch base, gen bases... Returns
  * {value or nil, epoch, gens...}; creates missing counters at their base.
- * A value key of another type reads as "" (refused by the decoder).
+ * A key of another type (pcall: WRONGTYPE) reads as "": a value so read is
+ * refused by the decoder, a counter so read by cache_redis_cmd_read (a
+ * miss for that entry, counted), never an error that looks like a broken
+ * Redis; and it is left as it is (a bump re-makes it).
  */
 static const char lookup_lua[] =
     "local v = redis.pcall('GET', KEYS[1])\n"
-    "if type(v) == 'table' and v.err then v = '' end\n"
+    "if type(v) == 'table' then v = '' end\n"
     "local r = {v}\n"
     "for i = 2, #KEYS do\n"
-    "  local g = redis.call('GET', KEYS[i])\n"
-    "  if not g then g = ARGV[i - 1]; redis.call('SET', KEYS[i], g) end\n"
+    "  local g = redis.pcall('GET', KEYS[i])\n"
+    "  if type(g) == 'table' then g = ''\n"
+    "  elseif not g then g = ARGV[i - 1]; redis.call('SET', KEYS[i], g) end\n"
     "  r[i] = g\n"
     "end\n"
     "return r\n";
 
-/* KEYS: value, epoch, gens...  ARGV: blob, ttl ms, epoch, gens... Returns 1 stored, 0 refused. */
+/*
+ * KEYS: value, epoch, gens...  ARGV: ttl ms, epoch, gens..., value (last,
+ * so that the value is encoded in place at the command's end). Returns 1
+ * stored, 0 refused (a counter changed, or of another type).
+ */
 static const char fill_lua[] =
     "for i = 2, #KEYS do\n"
-    "  if redis.call('GET', KEYS[i]) ~= ARGV[i + 1] then return 0 end\n"
+    "  if redis.pcall('GET', KEYS[i]) ~= ARGV[i] then return 0 end\n"
     "end\n"
-    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+    "redis.call('SET', KEYS[1], ARGV[#ARGV], 'PX', ARGV[1])\n"
     "return 1\n";
 
-/* KEYS: gens...  ARGV: channel, message, gen bases... */
+/*
+ * KEYS: gens...  ARGV: channel, message, gen bases... A counter missing, of
+ * another type or not an integer INCR accepts is re-made at its base (SET
+ * replaces any type) and bumped: a fresh random base is a bump like any
+ * other (see redis.c), so a junk key never turns a write into a failure.
+ */
 static const char bump_lua[] =
     "for i = 1, #KEYS do\n"
-    "  if redis.call('EXISTS', KEYS[i]) == 0 then redis.call('SET', KEYS[i], ARGV[i + 2]) end\n"
-    "  redis.call('INCR', KEYS[i])\n"
+    "  local n = nil\n"
+    "  if redis.call('EXISTS', KEYS[i]) == 1 then n = redis.pcall('INCR', KEYS[i]) end\n"
+    "  if type(n) ~= 'number' then\n"
+    "    redis.call('SET', KEYS[i], ARGV[i + 2])\n"
+    "    redis.call('INCR', KEYS[i])\n"
+    "  end\n"
     "end\n"
     "redis.call('PUBLISH', ARGV[1], ARGV[2])\n"
     "return #KEYS\n";
 
 /*
  * KEYS: epoch  ARGV: base, channel, message. Returns the new epoch as text:
- * Lua numbers are doubles, which cannot hold a 62-bit counter exactly.
+ * Lua numbers are doubles, which cannot hold a 62-bit counter exactly. An
+ * epoch key that is not a counter is re-made as in the bump script.
  */
 static const char epoch_lua[] =
-    "if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[1], ARGV[1]) end\n"
-    "redis.call('INCR', KEYS[1])\n"
+    "local n = nil\n"
+    "if redis.call('EXISTS', KEYS[1]) == 1 then n = redis.pcall('INCR', KEYS[1]) end\n"
+    "if type(n) ~= 'number' then\n"
+    "  redis.call('SET', KEYS[1], ARGV[1])\n"
+    "  redis.call('INCR', KEYS[1])\n"
+    "end\n"
     "redis.call('PUBLISH', ARGV[2], ARGV[3])\n"
     "return redis.call('GET', KEYS[1])\n";
 
@@ -77,6 +103,31 @@ cache_redis_cmd_script_text(enum cache_redis_script script)
 
 /* ---- keys ------------------------------------------------------------------------------ */
 
+/* Writes v in decimal at out; returns the length (at most 20). */
+static size_t
+decimal(char *out, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+
+    if (v < 10) { /* argument counts and most lengths: no division */
+        out[0] = (char)('0' + v);
+        return 1;
+    }
+    if (v < 100) {
+        out[0] = (char)('0' + v / 10);
+        out[1] = (char)('0' + v % 10);
+        return 2;
+    }
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
 static char *
 key_new(const char *prefix, size_t plen, const char *kind, size_t extra, size_t *len)
 {
@@ -91,13 +142,43 @@ key_new(const char *prefix, size_t plen, const char *kind, size_t extra, size_t 
     return s;
 }
 
+/*
+ * name (taken) as a whole RESP argument "$len\r\n" name "\r\n"; *at: where
+ * name starts in it. bson_free.
+ */
+static char *
+arg_new(char *name, size_t len, size_t *arg_len, size_t *at)
+{
+    char head[24];
+    size_t h = 0;
+    char *a;
+
+    head[h++] = '$';
+    h += decimal(head + h, len);
+    head[h++] = '\r';
+    head[h++] = '\n';
+    a = bson_malloc(h + len + 3);
+    memcpy(a, head, h);
+    memcpy(a + h, name, len);
+    memcpy(a + h + len, "\r\n", 3);
+    bson_free(name);
+    *arg_len = h + len + 2;
+    *at = h;
+    return a;
+}
+
 void
 cache_redis_keys_init(struct cache_redis_keys *keys, const char *prefix)
 {
     size_t plen = strlen(prefix);
+    size_t at;
 
     keys->value = key_new(prefix, plen, "v:", 32, &keys->value_len);
+    keys->value_arg = arg_new(keys->value, keys->value_len, &keys->value_arg_len, &at);
+    keys->value = keys->value_arg + at;
     keys->epoch = key_new(prefix, plen, "epoch", 0, &keys->epoch_len);
+    keys->epoch_arg = arg_new(keys->epoch, keys->epoch_len, &keys->epoch_arg_len, &at);
+    keys->epoch = keys->epoch_arg + at;
     keys->inval = key_new(prefix, plen, "inval", 0, &keys->inval_len);
     keys->gen = key_new(prefix, plen, "g:", 0, &keys->gen_len);
 }
@@ -105,8 +186,8 @@ cache_redis_keys_init(struct cache_redis_keys *keys, const char *prefix)
 void
 cache_redis_keys_cleanup(struct cache_redis_keys *keys)
 {
-    bson_free(keys->value);
-    bson_free(keys->epoch);
+    bson_free(keys->value_arg);
+    bson_free(keys->epoch_arg);
     bson_free(keys->inval);
     bson_free(keys->gen);
     memset(keys, 0, sizeof *keys);
@@ -154,22 +235,6 @@ reserve(struct cache_redis_cmd *cmd, size_t more)
         cap *= 2;
     cmd->buf = bson_realloc(cmd->buf, cap);
     cmd->cap = cap;
-}
-
-/* Writes v in decimal at out; returns the length (at most 20). */
-static size_t
-decimal(char *out, uint64_t v)
-{
-    char tmp[20];
-    size_t n = 0;
-
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (size_t i = 0; i < n; i++)
-        out[i] = tmp[n - 1 - i];
-    return n;
 }
 
 static void
@@ -255,8 +320,8 @@ read_keys(struct cache_redis_cmd *cmd, struct cache_redis_keys *keys, const stru
           const struct cache_redis_gen *gens, uint32_t n)
 {
     cache_redis_keys_set_value(keys, key);
-    arg(cmd, keys->value, keys->value_len);
-    arg(cmd, keys->epoch, keys->epoch_len);
+    put(cmd, keys->value_arg, keys->value_arg_len);
+    put(cmd, keys->epoch_arg, keys->epoch_arg_len);
     for (uint32_t i = 0; i < n; i++)
         arg2(cmd, keys->gen, keys->gen_len, gens[i].name, gens[i].name_len);
 }
@@ -282,22 +347,31 @@ cache_redis_cmd_lookup(struct cache_redis_cmd *cmd, struct cache_redis_keys *key
         arg_int(cmd, base(base_arg));
 }
 
-void
+uint8_t *
 cache_redis_cmd_fill(struct cache_redis_cmd *cmd, struct cache_redis_keys *keys, const char *sha,
-                     const uint8_t *blob, size_t blob_len, int64_t ttl_ms, uint64_t epoch,
+                     size_t blob_len, int64_t ttl_ms, uint64_t epoch,
                      const struct cache_redis_gen *gens, uint32_t n)
 {
+    uint8_t *blob;
+
     /* The value key was set by the caller (the blob is sealed for it). */
     script_begin(cmd, CACHE_REDIS_SCRIPT_FILL, sha, 3 + 2 * (2 + (int)n) + 1, 2 + n);
-    arg(cmd, keys->value, keys->value_len);
-    arg(cmd, keys->epoch, keys->epoch_len);
+    put(cmd, keys->value_arg, keys->value_arg_len);
+    put(cmd, keys->epoch_arg, keys->epoch_arg_len);
     for (uint32_t i = 0; i < n; i++)
         arg2(cmd, keys->gen, keys->gen_len, gens[i].name, gens[i].name_len);
-    arg(cmd, blob, blob_len);
     arg_int(cmd, (uint64_t)ttl_ms);
     arg_int(cmd, epoch);
     for (uint32_t i = 0; i < n; i++)
         arg_int(cmd, gens[i].value);
+    /* The value last: its space is the command's end, nothing appended after it. */
+    line(cmd, '$', blob_len);
+    reserve(cmd, blob_len + 2);
+    blob = (uint8_t *)cmd->buf + cmd->len;
+    cmd->len += blob_len;
+    cmd->buf[cmd->len++] = '\r';
+    cmd->buf[cmd->len++] = '\n';
+    return blob;
 }
 
 /* The message's length: "@" instance, then "\n" and each name (or "*"). */
@@ -340,7 +414,7 @@ cache_redis_cmd_epoch(struct cache_redis_cmd *cmd, struct cache_redis_keys *keys
                       const char instance[16], uint64_t base)
 {
     script_begin(cmd, CACHE_REDIS_SCRIPT_EPOCH, sha, 7, 1);
-    arg(cmd, keys->epoch, keys->epoch_len);
+    put(cmd, keys->epoch_arg, keys->epoch_arg_len);
     arg_int(cmd, base);
     arg(cmd, keys->inval, keys->inval_len);
     line(cmd, '$', 19);
@@ -394,39 +468,89 @@ enum cache_redis_cmd_read
 cache_redis_cmd_read(const redisReply *reply, struct cache_redis_gen *gens, uint32_t n,
                      uint64_t *epoch)
 {
-    /* Every counter is looked at before any is believed: a missing one wins over junk. */
-    for (size_t i = 1; i < reply->elements; i++)
-        if (reply->element[i]->type == REDIS_REPLY_NIL)
-            return CACHE_REDIS_CMD_READ_MISSING;
+    enum cache_redis_cmd_read r = CACHE_REDIS_CMD_READ_OK;
+
+    /* Every counter is looked at: a missing one wins over junk (the slow path re-reads). */
     for (size_t i = 1; i < reply->elements; i++) {
         const redisReply *e = reply->element[i];
         uint64_t v;
 
+        if (e->type == REDIS_REPLY_NIL)
+            return CACHE_REDIS_CMD_READ_MISSING;
         if (e->type != REDIS_REPLY_STRING || !cache_redis_cmd_parse_int(e->str, e->len, &v))
-            return CACHE_REDIS_CMD_READ_MALFORMED;
-        if (i == 1)
+            r = CACHE_REDIS_CMD_READ_MALFORMED;
+        else if (i == 1)
             *epoch = v;
         else if (i - 2 < n)
             gens[i - 2].value = v;
     }
-    return CACHE_REDIS_CMD_READ_OK;
+    return r;
+}
+
+/*
+ * Eight ASCII digits (p[0] the most significant) as their value, eight at a
+ * time in one word (a read's counters are 62-bit random bases: 19 digits);
+ * false when one is not a digit.
+ */
+static inline bool
+digits8(const char *p, uint64_t *out)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t high = UINT64_C(0xF0F0F0F0F0F0F0F0);
+    const uint64_t zeros = UINT64_C(0x3030303030303030);
+    uint64_t x;
+
+    memcpy(&x, p, 8);
+    /* every byte 0x30..0x3F, and still so with 6 added: '0'..'9' */
+    if ((x & high) != zeros || ((x + UINT64_C(0x0606060606060606)) & high) != zeros)
+        return false;
+    x -= zeros;
+    x = (x * 10 + (x >> 8)) & UINT64_C(0x00FF00FF00FF00FF);     /* pairs */
+    x = (x * 100 + (x >> 16)) & UINT64_C(0x0000FFFF0000FFFF);   /* fours */
+    *out = (x * 10000 + (x >> 32)) & UINT64_C(0xFFFFFFFF);      /* eight */
+    return true;
+#else
+    uint64_t v = 0;
+
+    for (int i = 0; i < 8; i++) {
+        unsigned d = (unsigned)(unsigned char)p[i] - '0';
+
+        if (d > 9)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+#endif
 }
 
 bool
 cache_redis_cmd_parse_int(const char *s, size_t len, uint64_t *out)
 {
     bool neg = len > 0 && s[0] == '-';
-    uint64_t v = 0;
     size_t i = neg ? 1 : 0;
+    uint64_t v = 0;
+    uint64_t eight;
 
-    if (i == len || len > 20)
+    /*
+     * Canonical only, as INCR writes: no sign but '-', no leading zero, no
+     * "-0". At most 19 digits, which a uint64 holds without overflow.
+     */
+    if (i == len || len - i > 19 || (s[i] == '0' && (len - i > 1 || neg)))
         return false;
-    for (; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9' || v > (UINT64_C(9223372036854775808) - (s[i] - '0')) / 10)
+    for (; len - i >= 8; i += 8) {
+        if (!digits8(s + i, &eight))
             return false;
-        v = v * 10 + (uint64_t)(s[i] - '0');
+        v = v * 100000000 + eight;
     }
-    if (!neg && v > INT64_MAX)
+    for (; i < len; i++) {
+        unsigned d = (unsigned)(unsigned char)s[i] - '0';
+
+        if (d > 9)
+            return false;
+        v = v * 10 + d;
+    }
+    if (v > (uint64_t)INT64_MAX + (neg ? 1 : 0))
         return false;
     *out = neg ? (uint64_t)0 - v : v;
     return true;
@@ -436,8 +560,17 @@ bool
 cache_redis_cmd_gens_match(const struct cache_redis_blob *blob,
                            const struct cache_redis_gen *gens, uint32_t n)
 {
+    uint32_t same = 0;
+
     if (blob->n_gens != n)
         return false;
+    /* The usual case: sealed in the order the read names them (one comparison each). */
+    while (same < n && blob->gens[same].name_len == gens[same].name_len &&
+           blob->gens[same].value == gens[same].value &&
+           memcmp(blob->gens[same].name, gens[same].name, gens[same].name_len) == 0)
+        same++;
+    if (same == n)
+        return true;
     for (uint32_t i = 0; i < n; i++) {
         bool found = false;
 

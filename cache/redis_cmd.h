@@ -42,15 +42,20 @@ enum cache_redis_cmd_kind {
 };
 
 /*
- * The key names of one prefix, built once: the value key's buffer is
- * rewritten per lookup (only its 32 hex digits). Init copies prefix; free
- * with cache_redis_keys_cleanup.
+ * The key names of one prefix, built once, the value's and the epoch's
+ * also as whole RESP arguments (copied into a command in one piece): the
+ * value key's buffer is rewritten per lookup (only its 32 hex digits).
+ * Init copies prefix; free with cache_redis_keys_cleanup.
  */
 struct cache_redis_keys {
-    char *value; /* "P v:" + 32 hex digits + NUL */
+    char *value; /* "P v:" + 32 hex digits, inside value_arg (no NUL after it) */
     size_t value_len;
-    char *epoch; /* "P epoch" */
+    char *value_arg; /* the same as a whole RESP argument: "$len\r\n" value "\r\n" */
+    size_t value_arg_len;
+    char *epoch; /* "P epoch", inside epoch_arg */
     size_t epoch_len;
+    char *epoch_arg; /* "$len\r\n" epoch "\r\n" */
+    size_t epoch_arg_len;
     char *inval; /* "P inval" */
     size_t inval_len;
     char *gen; /* "P g:" (a generation's name follows) */
@@ -96,10 +101,15 @@ void cache_redis_cmd_lookup(struct cache_redis_cmd *cmd, struct cache_redis_keys
                             const struct cache_redis_gen *gens, uint32_t n,
                             uint64_t (*base)(void *base_arg), void *base_arg);
 
-/* The fill script (compare-and-set): blob under key if epoch and gens[] are unchanged. */
-void cache_redis_cmd_fill(struct cache_redis_cmd *cmd, struct cache_redis_keys *keys,
-                          const char *sha, const uint8_t *blob, size_t blob_len, int64_t ttl_ms,
-                          uint64_t epoch, const struct cache_redis_gen *gens, uint32_t n);
+/*
+ * The fill script (compare-and-set): a value of blob_len bytes under key if
+ * epoch and gens[] are unchanged. Returns where the value's blob_len bytes
+ * go, inside cmd->buf (the caller writes them there: the value is encoded
+ * once, in place); valid until cmd is encoded into again or cleaned up.
+ */
+uint8_t *cache_redis_cmd_fill(struct cache_redis_cmd *cmd, struct cache_redis_keys *keys,
+                              const char *sha, size_t blob_len, int64_t ttl_ms, uint64_t epoch,
+                              const struct cache_redis_gen *gens, uint32_t n);
 
 /*
  * The bump script: INCR each generation (created at base(arg), called once
@@ -130,14 +140,20 @@ bool cache_redis_cmd_shape_ok(enum cache_redis_cmd_kind kind, uint32_t n,
 enum cache_redis_cmd_read {
     CACHE_REDIS_CMD_READ_OK,        /* *epoch and gens[].value filled */
     CACHE_REDIS_CMD_READ_MISSING,   /* a counter does not exist: take the slow path */
-    CACHE_REDIS_CMD_READ_MALFORMED, /* a counter that is not an integer */
+    CACHE_REDIS_CMD_READ_MALFORMED, /* a counter that is not a canonical integer, or of
+                                       another type (read by the lookup script as "") */
 };
 
 enum cache_redis_cmd_read cache_redis_cmd_read(const redisReply *reply,
                                                struct cache_redis_gen *gens, uint32_t n,
                                                uint64_t *epoch);
 
-/* Redis's decimal integer text (what INCR leaves) as a uint64 (two's complement). */
+/*
+ * Redis's decimal integer text as INCR writes it, as a uint64 (two's
+ * complement). Anything else is refused, "007" or "+7" too: the fill script
+ * compares counters as strings, so a counter read as 7 from "007" would
+ * refuse every fill until the next bump.
+ */
 bool cache_redis_cmd_parse_int(const char *s, size_t len, uint64_t *out);
 
 /* True when the blob's generations are exactly gens[0..n) (names and values, any order). */

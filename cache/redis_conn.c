@@ -613,6 +613,18 @@ cache_redis_conn_send_raw(struct cache_redis_conn *conn, const void *data, size_
 }
 
 bool
+cache_redis_conn_send_buffer(struct cache_redis_conn *conn, struct evbuffer *cmd,
+                             cache_redis_conn_reply_cb cb, void *arg)
+{
+    if (!conn || conn->dead || conn->channel || evbuffer_get_length(cmd) == 0 ||
+        evbuffer_add_buffer_reference(conn->pending, cmd) != 0)
+        return false;
+    schedule_flush(conn);
+    fifo_push(conn, cb, arg);
+    return true;
+}
+
+bool
 cache_redis_conn_subscribe(struct cache_redis_conn *conn, const char *channel, size_t len)
 {
     const char *argv[2] = {"SUBSCRIBE", channel};

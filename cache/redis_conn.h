@@ -26,6 +26,7 @@
 #include <stddef.h>
 
 struct event_base;
+struct evbuffer;
 struct evdns_base;
 struct cache_redis_conn;
 
@@ -99,6 +100,16 @@ bool cache_redis_conn_send(struct cache_redis_conn *conn, int argc, const char *
  */
 bool cache_redis_conn_send_raw(struct cache_redis_conn *conn, const void *data, size_t len,
                                cache_redis_conn_reply_cb cb, void *arg)
+    __attribute__((warn_unused_result));
+
+/*
+ * Queues the command held in cmd (RESP, exactly one whole command) by
+ * reference: its bytes are not copied. cmd stays the caller's (free it when
+ * it likes: libevent keeps the bytes until they are written) and must not
+ * be written into again. Otherwise as cache_redis_conn_send_raw.
+ */
+bool cache_redis_conn_send_buffer(struct cache_redis_conn *conn, struct evbuffer *cmd,
+                                  cache_redis_conn_reply_cb cb, void *arg)
     __attribute__((warn_unused_result));
 
 /*

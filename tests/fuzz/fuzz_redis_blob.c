@@ -63,7 +63,7 @@ seal(const uint8_t *body, size_t len, size_t *sealed_len)
     uint8_t *out = bson_malloc(len + CACHE_REDIS_MAC_LEN);
 
     memcpy(out, body, len);
-    FUZZ_CHECK(cache_redis_mac_compute(mac_key(), rkey, sizeof rkey - 1, body, len, out + len));
+    cache_redis_mac_compute(mac_key(), rkey, sizeof rkey - 1, body, len, out + len);
     *sealed_len = len + CACHE_REDIS_MAC_LEN;
     return out;
 }

@@ -59,10 +59,10 @@ def bulk(b):
 
 def classify(script):
     """Which of the tier's four scripts this is (see cache/redis.c)."""
+    if b"'PX'" in script:  # first: the fill reads counters with pcall too
+        return "fill"
     if b"redis.pcall('GET'" in script:
         return "lookup"
-    if b"'PX'" in script:
-        return "fill"
     if b"return redis.call('GET', KEYS[1])" in script:
         return "epoch"
     return "bump"

@@ -37,7 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define N_CHECKS 61
+#define N_CHECKS 67
 #define TIMEOUT_MS 50
 #define SLACK_MS 100 /* scheduling slack allowed around redis_timeout (ASan, busy CI) */
 #define FAILURES 3
@@ -561,6 +561,68 @@ phase_junk(struct drv *d, struct cache_redis *a)
           "then a fill (EVALSHA, EVAL) and a hit of one MGET again");
 }
 
+/* Drops a reply of sync_cmd. */
+static void
+reply_drop(redisReply *r)
+{
+    if (r)
+        freeReplyObject(r);
+}
+
+/*
+ * Counters Redis holds in a shape INCR never leaves: "007" (read as 7, the
+ * fill script's string comparison refused every fill), or a key of another
+ * type (the scripts raised: an error reply, a failed bump, the tier dirty).
+ * Each is a miss for the entries that read it, counted as corrupt, neither
+ * an error nor a failed bump; the next bump re-makes the counter and the
+ * entry is filled and hit again.
+ */
+static void
+phase_bad_counters(struct drv *d, struct cache_redis *a)
+{
+    static const char *const what[] = {"a counter stored as \"007\"",
+                                       "a counter of another type (a list)"};
+    struct cache_key k20 = {20, 20};
+    struct cache_redis_gen gens[2];
+    struct bump_res bump;
+    struct res res;
+    int st;
+
+    for (int i = 0; i < 2; i++) {
+        uint64_t corrupt = cache_redis_counter(a, CACHE_REDIS_CTR_redis_corrupt);
+        uint64_t errors = cache_redis_counter(a, CACHE_REDIS_CTR_redis_errors);
+        uint64_t failed = cache_redis_counter(a, CACHE_REDIS_CTR_redis_bumps_failed);
+        uint64_t refused = cache_redis_counter(a, CACHE_REDIS_CTR_redis_fills_refused);
+
+        if (i == 0) {
+            reply_drop(sync_cmd(d->port, "SET t:g:n:db.coll 007"));
+        } else {
+            reply_drop(sync_cmd(d->port, "DEL t:g:n:db.coll"));
+            reply_drop(sync_cmd(d->port, "RPUSH t:g:n:db.coll x"));
+        }
+        gens_init(gens);
+        st = lookup(d, a, &k20, gens, &res);
+        check(d, st == CACHE_REDIS_FAILED &&
+                     cache_redis_counter(a, CACHE_REDIS_CTR_redis_corrupt) == corrupt + 1 &&
+                     cache_redis_counter(a, CACHE_REDIS_CTR_redis_errors) == errors,
+              "%s: a miss for the entry, counted as corrupt, not an error (%s)", what[i],
+              status_name(st));
+        bump = (struct bump_res){0};
+        gens_init(gens);
+        if (!cache_redis_bump(a, gens, 1, bump_cb, &bump) || !run_until(d, &bump.done, 2000))
+            bump.ok = false;
+        check(d, bump.ok && cache_redis_counter(a, CACHE_REDIS_CTR_redis_bumps_failed) == failed &&
+                     cache_redis_state(a) == CACHE_REDIS_CONNECTED,
+              "%s: a bump re-makes it, not a failure, the tier not dirty", what[i]);
+        gens_init(gens);
+        st = lookup(d, a, &k20, gens, &res);
+        check(d, st == CACHE_REDIS_MISS && fill(d, a, &k20, gens, res.epoch, 20) &&
+                     cache_redis_counter(a, CACHE_REDIS_CTR_redis_fills_refused) == refused &&
+                     lookup(d, a, &k20, gens, &res) == CACHE_REDIS_HIT,
+              "%s: after the bump, a miss, a fill and a hit (%s)", what[i], status_name(st));
+    }
+}
+
 /* Reads the value stored for key (GET, binary); *len its length. bson_free, or NULL. */
 static uint8_t *
 get_value(struct drv *d, const struct cache_key *key, size_t *len)
@@ -633,8 +695,8 @@ phase_mac(struct drv *d, struct cache_redis *a)
     st = lookup(d, a, &k10, gens, &res);
     value = get_value(d, &k10, &len);
     check(d, st == CACHE_REDIS_HIT && is_tagged_reply(&res, 10) && value && len > 4 &&
-                 memcmp(value, "MCV2", 4) == 0,
-          "k10 filled: an MCV2 value, a HIT (%s)", status_name(st));
+                 memcmp(value, "MCV3", 4) == 0,
+          "k10 filled: an MCV3 value, a HIT (%s)", status_name(st));
 
     /* a genuine value copied under another key */
     check(d, value && set_value(d, &k11, value, len), "k10's value copied to k11's key");
@@ -1110,6 +1172,7 @@ main(int argc, char **argv)
 
     phase_shared(&d, a, b, &heard_a, &heard_b);
     phase_junk(&d, a);
+    phase_bad_counters(&d, a);
     phase_mac(&d, a);
     phase_names(&d);
     phase_kill(&d, a, b, &k5);

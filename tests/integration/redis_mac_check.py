@@ -5,17 +5,22 @@
 Driven by test_redis_mac.sh, which starts FerretDB, redis-server and one proxy
 with the Redis tier only (--cache-memory 0: every hit is read from Redis):
     redis_mac_check.py --proxy PORT --http PORT --direct PORT --redis-port PORT
-                       --prefix PREFIX
+                       --prefix PREFIX --secret SECRET
 It fills one value through the proxy, then tampers with it in Redis the way
 an attacker with access to Redis would, and checks that the proxy answers
 exactly what FerretDB answers, counting the refusal:
   - one bit flipped inside the stored reply (the value stays well formed:
     without a MAC the proxy served the altered document);
   - a forged error reply planted with redis-cli in place of the value (same
-    generations, epoch and key material: well formed, only its MAC is wrong).
+    generations, epoch and key material: well formed, only its MAC is wrong);
+  - the value as the previous version wrote it ("MCV2", sealed with its
+    HMAC-SHA-256 under the same secret, valid for that version): refused for
+    its version (redis_corrupt), not as a forgery, and never served.
 Prints unnumbered TAP lines, then its plan (mctest.py); the wrapper numbers them.
 """
 import argparse
+import hashlib
+import hmac
 import os
 import socket
 import struct
@@ -81,7 +86,7 @@ def rcounter(http, name):
 
 
 def split_value(v):
-    """A stored value (MCV1 or MCV2) as (everything before the reply's length, reply, rest)."""
+    """A stored value (MCV1, MCV2 or MCV3) as (everything before the reply's length, reply, rest)."""
     pos = 16
     (n,) = struct.unpack_from("<I", v, 12)
     for _ in range(n):
@@ -91,6 +96,16 @@ def split_value(v):
     pos += 4 + ml
     (rl,) = struct.unpack_from("<I", v, pos)
     return v[:pos], v[pos + 4:pos + 4 + rl], v[pos + 4 + rl:]
+
+
+def previous_version(value, key, secret):
+    """value (MCV3) as the previous version stored it: "MCV2", the same layout, and
+    HMAC-SHA-256 (32 bytes) over u32 len(key) || key || the rest, under the key it
+    derived from the secret with its label."""
+    body = b"MCV2" + value[4:-16]
+    mac_key = hmac.new(secret.encode(), b"mongocache value MAC v2", hashlib.sha256).digest()
+    tag = hmac.new(mac_key, struct.pack("<I", len(key)) + key + body, hashlib.sha256).digest()
+    return body + tag
 
 
 def reply_msg(doc):
@@ -112,6 +127,7 @@ def main():
     ap.add_argument("--direct", type=int, required=True)
     ap.add_argument("--redis-port", type=int, required=True)
     ap.add_argument("--prefix", default="mongocache:")
+    ap.add_argument("--secret", required=True)
     args = ap.parse_args()
     t = Tap()
 
@@ -200,6 +216,30 @@ def main():
          "got %s, want %s" % (got, want))
     t.ok(refused3 == refused2 + 1, "the refusal is counted (redis_values_refused_mac %s -> %s)" %
          (refused2, refused3))
+
+    # 5: the value as the previous version wrote it, valid for that version
+    for _ in range(50):
+        if refilled():
+            break
+        time.sleep(0.05)
+    value = refilled()
+    old = previous_version(value, key, args.secret) if value else None
+    t.ok(value is not None and value[:4] == b"MCV3" and r.call("SET", key, old, "KEEPTTL") == "OK",
+         "the value, re-sealed as the previous version (MCV2, HMAC-SHA-256), planted",
+         "value %r" % (value[:4] if value else None))
+    corrupt0 = rcounter(args.http, "redis_corrupt") or 0
+    refused4 = rcounter(args.http, "redis_values_refused_mac") or 0
+    hits4 = rcounter(args.http, "redis_hits") or 0
+    got = read(proxy, q)
+    corrupt1 = rcounter(args.http, "redis_corrupt") or 0
+    refused5 = rcounter(args.http, "redis_values_refused_mac") or 0
+    hits5 = rcounter(args.http, "redis_hits") or 0
+    t.ok(got == want and hits5 == hits4,
+         "a previous version's value is a miss: the answer is FerretDB's",
+         "got %s, want %s, hits %s -> %s" % (got, want, hits4, hits5))
+    t.ok(corrupt1 == corrupt0 + 1 and refused5 == refused4,
+         "refused for its version, counted as redis_corrupt (%s -> %s), not by the MAC (%s -> %s)"
+         % (corrupt0, corrupt1, refused4, refused5))
 
     proxy.close()
     direct.close()

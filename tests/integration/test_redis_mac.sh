@@ -2,15 +2,16 @@
 # tests/integration/test_redis_mac.sh: values in Redis are authentic (issue
 # 6, item 5), with a real redis-server and FerretDB.
 #
-#   1-8  redis_mac_check.py, one proxy with the Redis tier only
+#   1-11 redis_mac_check.py, one proxy with the Redis tier only
 #        (--cache-memory 0): a bit flipped in a stored reply and a forged
 #        error reply planted with redis-cli are refused (the answer is
 #        FerretDB's) and counted (redis_values_refused_mac); the proxy
-#        stores the value again.
-#   9-11 redis without cache_key_secret is refused by --check-config and at
+#        stores the value again; the value as the previous version sealed it
+#        (MCV2, HMAC-SHA-256) is a miss counted as redis_corrupt.
+#   12-14 redis without cache_key_secret is refused by --check-config and at
 #        start-up (a random per-process secret could never be shared);
 #        with one, --check-config passes.
-#   12   the proxy exits 0 on SIGTERM (and its log holds no sanitizer report).
+#   15   the proxy exits 0 on SIGTERM (and its log holds no sanitizer report).
 # Bounded: about 10 s.
 set -u
 
@@ -36,7 +37,7 @@ mc_start_proxy --redis "redis://127.0.0.1:$REDIS_PORT" --cache-key-secret "$SECR
     --cache-memory 0 --redis-timeout 200ms
 MC_GROUP_TIMEOUT=60 mc_run_lines mac check "$MC_PYTHON" "$MC_TESTDIR/redis_mac_check.py" \
     --proxy "$PROXY_PORT" --http "$PROXY_HTTP_PORT" --direct "$FERRET_PORT" \
-    --redis-port "$REDIS_PORT"
+    --redis-port "$REDIS_PORT" --secret "$SECRET"
 
 # ---- redis needs cache_key_secret -----------------------------------------------------
 out=$MC_TMP/check.out

@@ -25,6 +25,8 @@
 #include "wire/frame.h"
 
 #include <bson/bson.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,9 +129,8 @@ make_blob(struct cache_redis_mac *mac, size_t *len, uint8_t **reply, size_t *rep
 static void
 reseal(struct cache_redis_mac *mac, uint8_t *blob, size_t len)
 {
-    if (!cache_redis_mac_compute(mac, RKEY, strlen(RKEY), blob, len - CACHE_REDIS_MAC_LEN,
-                                 blob + len - CACHE_REDIS_MAC_LEN))
-        diag("cache_redis_mac_compute failed");
+    cache_redis_mac_compute(mac, RKEY, strlen(RKEY), blob, len - CACHE_REDIS_MAC_LEN,
+                            blob + len - CACHE_REDIS_MAC_LEN);
 }
 
 static void
@@ -143,7 +144,7 @@ test_round_trip(struct cache_redis_mac *mac)
     uint8_t *blob = make_blob(mac, &len, &reply, &reply_len);
 
     ok(blob != NULL, "a value encodes");
-    ok(len > 4 && memcmp(blob, "MCV2", 4) == 0, "it starts with the MCV2 magic");
+    ok(len > 4 && memcmp(blob, "MCV3", 4) == 0, "it starts with the MCV3 magic");
     ok(cache_redis_blob_decode(blob, len, mac, RKEY, strlen(RKEY), &d, &error), "and decodes");
     is_int((long long)(d.epoch == UINT64_C(0x1234567890abcdef)), 1, "epoch kept");
     is_int(d.n_gens, 2, "two generations");
@@ -373,11 +374,10 @@ test_mac(struct cache_redis_mac *mac)
     uint8_t tag2[CACHE_REDIS_MAC_LEN];
 
     /* The MAC itself: keyed, bound to the name, deterministic. */
-    ok(cache_redis_mac_compute(mac, "k", 1, "data", 4, tag) &&
-           cache_redis_mac_verify(mac, "k", 1, "data", 4, tag),
-       "a MAC verifies");
-    ok(cache_redis_mac_compute(mac, "k", 1, "data", 4, tag2) && memcmp(tag, tag2, 32) == 0,
-       "the same input gives the same MAC");
+    cache_redis_mac_compute(mac, "k", 1, "data", 4, tag);
+    ok(cache_redis_mac_verify(mac, "k", 1, "data", 4, tag), "a MAC verifies");
+    cache_redis_mac_compute(mac, "k", 1, "data", 4, tag2);
+    ok(memcmp(tag, tag2, CACHE_REDIS_MAC_LEN) == 0, "the same input gives the same MAC");
     ok(!cache_redis_mac_verify(mac, "kd", 2, "ata", 3, tag),
        "moving bytes between the name and the data changes the MAC");
     ok(!cache_redis_mac_verify(other, "k", 1, "data", 4, tag),
@@ -441,10 +441,10 @@ test_mac(struct cache_redis_mac *mac)
     /* The old, unsealed version. */
     v1 = make_v1(reply, reply_len, &v1_len);
     ok(!decode_copy(mac, v1, v1_len, &error) && error.code == CACHE_REDIS_BLOB_MALFORMED &&
-           strstr(error.message, "MCV2"),
+           strstr(error.message, "MCV3"),
        "an MCV1 value (before the MAC) is refused: %s", error.message);
-    memcpy(v1, "MCV2", 4);
-    ok(!decode_copy(mac, v1, v1_len, &error), "and so is one relabelled MCV2");
+    memcpy(v1, "MCV3", 4);
+    ok(!decode_copy(mac, v1, v1_len, &error), "and so is one relabelled MCV3");
     bson_free(v1);
 
     bson_free(forged_reply);
@@ -453,6 +453,137 @@ test_mac(struct cache_redis_mac *mac)
     bson_free(blob);
     bson_free(reply);
     cache_redis_mac_destroy(other);
+}
+
+/* OpenSSL's SipHash (EVP_MAC "SIPHASH", 2-4, 16-byte output): the reference ours must equal. */
+static bool
+openssl_siphash(const uint8_t key[16], const uint8_t *data, size_t len, uint8_t out[16])
+{
+    EVP_MAC *alg = EVP_MAC_fetch(NULL, "SIPHASH", NULL);
+    EVP_MAC_CTX *ctx = alg ? EVP_MAC_CTX_new(alg) : NULL;
+    size_t size = 16;
+    size_t got = 0;
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_size_t("size", &size), OSSL_PARAM_construct_end()};
+    bool ok = ctx && EVP_MAC_init(ctx, key, 16, params) && EVP_MAC_update(ctx, data, len) &&
+              EVP_MAC_final(ctx, out, &got, 16) && got == 16;
+
+    EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(alg);
+    return ok;
+}
+
+/*
+ * The MAC is SipHash-2-4-128 (the published first vector; OpenSSL's for
+ * every length up to 200 bytes), over u32 name length || name || data under
+ * the first 16 bytes of HMAC-SHA-256(secret, label), whatever the split of
+ * the input between name and data.
+ */
+static void
+test_siphash(void)
+{
+    /* SipHash-2-4-128, key 00..0f, empty input (the reference's vectors_sip128[0]) */
+    static const uint8_t vector0[16] = {0xa3, 0x81, 0x7f, 0x04, 0xba, 0x25, 0xa8, 0xe6,
+                                        0x6d, 0xf6, 0x72, 0x14, 0xc7, 0x55, 0x02, 0x93};
+    static const char secret[] = "a secret for the known answers";
+    uint8_t key[16];
+    uint8_t data[200];
+    uint8_t ours[16];
+    uint8_t theirs[16];
+    uint8_t derived[32];
+    uint8_t input[4 + 200];
+    size_t derived_len = 0;
+    size_t same = 0;
+    size_t splits = 0;
+    size_t splits_same = 0;
+    bson_error_t error;
+    struct cache_redis_mac *mac = cache_redis_mac_new(secret, strlen(secret), &error);
+
+    for (int i = 0; i < 16; i++)
+        key[i] = (uint8_t)i;
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)(i * 7 + 3);
+    cache_redis_mac_siphash(key, NULL, 0, ours);
+    ok(memcmp(ours, vector0, 16) == 0, "SipHash-2-4-128 of the empty input: the published vector");
+    for (size_t len = 0; len <= sizeof data; len++) {
+        cache_redis_mac_siphash(key, data, len, ours);
+        same += openssl_siphash(key, data, len, theirs) && memcmp(ours, theirs, 16) == 0;
+    }
+    ok(same == sizeof data + 1, "equal to OpenSSL's SipHash-2-4-128 for %zu of the %zu lengths",
+       same, sizeof data + 1);
+
+    /* The construction: key derivation, length prefix, name, data; any split. */
+    ok(mac != NULL && EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, secret, strlen(secret),
+                                (const unsigned char *)CACHE_REDIS_MAC_LABEL,
+                                strlen(CACHE_REDIS_MAC_LABEL), derived, sizeof derived,
+                                &derived_len) != NULL,
+       "the value key is derived with HMAC-SHA-256 and the label");
+    for (size_t name_len = 0; mac && name_len <= 40; name_len++) {
+        for (size_t len = 0; name_len + len <= 60; len++) {
+            input[0] = (uint8_t)name_len;
+            input[1] = input[2] = input[3] = 0;
+            memcpy(input + 4, data, name_len + len);
+            cache_redis_mac_siphash(derived, input, 4 + name_len + len, theirs);
+            cache_redis_mac_compute(mac, data, name_len, data + name_len, len, ours);
+            splits++;
+            splits_same += memcmp(ours, theirs, 16) == 0;
+        }
+    }
+    ok(splits > 0 && splits_same == splits,
+       "the MAC is SipHash(first 16 bytes of the derived key, u32 len || name || data): %zu of "
+       "%zu splits",
+       splits_same, splits);
+    cache_redis_mac_destroy(mac);
+}
+
+/*
+ * A value written by a proxy of the previous version: "MCV2", the same
+ * layout, sealed with HMAC-SHA-256 (32 bytes) under the key derived with
+ * that version's label, for the right Redis key and the same secret. It is
+ * refused for its version (a miss counted as redis_corrupt), not read, and
+ * never mistaken for a forgery.
+ */
+static void
+test_old_format(const char *secret, struct cache_redis_mac *mac)
+{
+    uint8_t *reply;
+    size_t reply_len;
+    size_t len;
+    uint8_t *blob = make_blob(mac, &len, &reply, &reply_len);
+    size_t body = len - CACHE_REDIS_MAC_LEN;
+    size_t old_len = body + 32;
+    uint8_t *old = bson_malloc(old_len);
+    uint8_t old_key[32];
+    uint8_t prefix[4] = {(uint8_t)strlen(RKEY), 0, 0, 0};
+    size_t got = 0;
+    EVP_MAC *alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = alg ? EVP_MAC_CTX_new(alg) : NULL;
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    bson_error_t error;
+    bool sealed;
+
+    memcpy(old, blob, body);
+    memcpy(old, "MCV2", 4);
+    sealed = EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, secret, strlen(secret),
+                       (const unsigned char *)"mongocache value MAC v2", 23, old_key,
+                       sizeof old_key, &got) != NULL &&
+             ctx && EVP_MAC_init(ctx, old_key, sizeof old_key, params) &&
+             EVP_MAC_update(ctx, prefix, 4) &&
+             EVP_MAC_update(ctx, (const unsigned char *)RKEY, strlen(RKEY)) &&
+             EVP_MAC_update(ctx, old, body) && EVP_MAC_final(ctx, old + body, &got, 32) &&
+             got == 32;
+    ok(sealed, "an MCV2 value sealed as the previous version did");
+    ok(!decode_copy(mac, old, old_len, &error) && error.code == CACHE_REDIS_BLOB_MALFORMED &&
+           strstr(error.message, "MCV3"),
+       "a previous version's value is refused for its version, not by the MAC: %s",
+       error.message);
+    ok(len > 4 && memcmp(blob, "MCV3", 4) == 0 && memcmp(blob, "MCV2", 4) != 0,
+       "ours start with MCV3, which the previous version refuses as not MCV2");
+    EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(alg);
+    bson_free(old);
+    bson_free(blob);
+    bson_free(reply);
 }
 
 /*
@@ -971,7 +1102,7 @@ counting_base(void *arg)
 
 /*
  * A reply built by hand: an array of one element per letter: 's' the string
- * "7", 'x' the string "7x", 'n' nil, 'a' an empty array, else the integer 7.
+ * "7", 'x' the string "7x", 'z' the string "007", 'n' nil, 'a' an empty array, else the integer 7.
  */
 static redisReply *
 reply_of(const char *types)
@@ -985,18 +1116,133 @@ reply_of(const char *types)
     for (size_t i = 0; i < n; i++) {
         redisReply *e = calloc(1, sizeof *e);
 
-        e->type = types[i] == 's' || types[i] == 'x' ? REDIS_REPLY_STRING
+        e->type = types[i] == 's' || types[i] == 'x' || types[i] == 'z' ? REDIS_REPLY_STRING
                   : types[i] == 'n'                  ? REDIS_REPLY_NIL
                   : types[i] == 'a'                  ? REDIS_REPLY_ARRAY
                                                      : REDIS_REPLY_INTEGER;
         if (e->type == REDIS_REPLY_STRING) {
-            e->str = strdup(types[i] == 'x' ? "7x" : "7");
+            e->str = strdup(types[i] == 'x' ? "7x" : types[i] == 'z' ? "007" : "7");
             e->len = strlen(e->str);
         }
         e->integer = 7;
         r->element[i] = e;
     }
     return r;
+}
+
+/* What cache_redis_cmd_read says of reply_of(types) over n generations. */
+static enum cache_redis_cmd_read
+read_of(const char *types, struct cache_redis_gen *gens, uint32_t n)
+{
+    redisReply *r = reply_of(types);
+    uint64_t epoch = 0;
+    enum cache_redis_cmd_read res = cache_redis_cmd_read(r, gens, n, &epoch);
+
+    freeReplyObject(r);
+    return res;
+}
+
+/* Counters are read only as INCR writes them. */
+static void
+test_parse_int(void)
+{
+    static const char *const good[] = {"0", "7", "-1", "9223372036854775807",
+                                       "-9223372036854775808", "1000000000000000000",
+                                       "12345678", "-87654321", "1234567890123456",
+                                       "99999999", "4611686018427387904"};
+    static const char *const bad[] = {"", "-", "007", "00", "-0", "-07", "+7", " 7", "7 ",
+                                      "9223372036854775808", "-9223372036854775809",
+                                      "99999999999999999999", "1e3", "1234567:", "1234/678",
+                                      "12345678901234a6", "123456789012345678x",
+                                      "1234567\xb0", "-1234567\xb9"};
+    size_t n_good = 0;
+    size_t n_bad = 0;
+    size_t n_random = 0;
+    uint64_t v = 0;
+    uint64_t x = UINT64_C(0x9e3779b97f4a7c15);
+
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        n_good += cache_redis_cmd_parse_int(good[i], strlen(good[i]), &v) &&
+                  (int64_t)v == strtoll(good[i], NULL, 10);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (cache_redis_cmd_parse_int(bad[i], strlen(bad[i]), &v))
+            diag("accepted \"%s\"", bad[i]);
+        else
+            n_bad++;
+    }
+    for (int i = 0; i < 10000; i++) {
+        char text[24];
+
+        x ^= x << 13; /* xorshift64: every length from 1 to 20 characters comes up */
+        x ^= x >> 7;
+        x ^= x << 17;
+        snprintf(text, sizeof text, "%lld", (long long)((int64_t)x >> (i % 64)));
+        n_random += cache_redis_cmd_parse_int(text, strlen(text), &v) &&
+                    (int64_t)v == (int64_t)x >> (i % 64);
+    }
+    ok(n_random == 10000, "10,000 random integers of every length read back (%zu)", n_random);
+    ok(n_good == sizeof good / sizeof good[0], "canonical integers are read exactly");
+    ok(n_bad == sizeof bad / sizeof bad[0],
+       "\"007\", \"-0\", \"+7\", spaces, overflow: refused (%zu of %zu)", n_bad,
+       sizeof bad / sizeof bad[0]);
+}
+
+/* A value's sealed generations against the ones read: same set of names and values, any order. */
+static void
+test_gens_match(void)
+{
+    struct cache_redis_blob b = {0};
+    struct cache_redis_gen g[3] = {{"n:db.c", 6, 5}, {"d:db", 4, 9}, {"u:x", 3, 1}};
+    struct cache_redis_gen swapped[3] = {{"d:db", 4, 9}, {"u:x", 3, 1}, {"n:db.c", 6, 5}};
+    struct cache_redis_gen moved[3] = {{"n:db.c", 6, 5}, {"d:db", 4, 10}, {"u:x", 3, 1}};
+    struct cache_redis_gen other[3] = {{"n:db.c", 6, 5}, {"d:dc", 4, 9}, {"u:x", 3, 1}};
+    struct cache_redis_gen twice[3] = {{"n:db.c", 6, 5}, {"n:db.c", 6, 5}, {"u:x", 3, 1}};
+
+    b.n_gens = 3;
+    memcpy(b.gens, g, sizeof g);
+    ok(cache_redis_cmd_gens_match(&b, g, 3), "generations in the same order match");
+    ok(cache_redis_cmd_gens_match(&b, swapped, 3), "and in another order");
+    ok(!cache_redis_cmd_gens_match(&b, moved, 3), "a generation that moved does not");
+    ok(!cache_redis_cmd_gens_match(&b, other, 3), "nor another name");
+    ok(!cache_redis_cmd_gens_match(&b, g, 2), "nor another count");
+    ok(!cache_redis_cmd_gens_match(&b, twice, 3) && (memcpy(b.gens, twice, sizeof twice), 1) &&
+           !cache_redis_cmd_gens_match(&b, g, 3),
+       "a name twice on either side does not match three distinct names");
+}
+
+/* The fill: the value last, written in place into the command; EVAL keeps it whole. */
+static void
+test_fill_command(struct cache_redis_keys *keys, const struct cache_redis_gen *gens,
+                  const char *sha) /* gens' values: 7, 0 */
+{
+    struct cache_redis_cmd cmd = {0};
+    struct cache_redis_cmd eval = {0};
+    struct cache_key key = {1, 2};
+    static const char want_head[] = "*12\r\n$7\r\nEVALSHA\r\n$40\r\n";
+    static const char want_tail[] =
+        "$1\r\n4\r\n$36\r\nP:v:00000000000000010000000000000002\r\n$7\r\nP:epoch\r\n"
+        "$10\r\nP:g:n:db.c\r\n$8\r\nP:g:d:db\r\n$4\r\n5000\r\n$2\r\n99\r\n$1\r\n7\r\n$1\r\n0\r\n"
+        "$5\r\nVALUE\r\n";
+    uint8_t *at;
+    size_t head = sizeof want_head - 1 + 42;
+
+    cache_redis_keys_set_value(keys, &key);
+    at = cache_redis_cmd_fill(&cmd, keys, sha, 5, 5000, 99, gens, 2);
+    memcpy(at, "VALUE", 5);
+    ok(cmd.len == head + sizeof want_tail - 1 &&
+           memcmp(cmd.buf, want_head, sizeof want_head - 1) == 0 &&
+           memcmp(cmd.buf + head, want_tail, sizeof want_tail - 1) == 0 &&
+           at == (uint8_t *)cmd.buf + cmd.len - 7 && cmd.tail == head && cmd.argc == 12,
+       "a fill: keys, ttl, epoch, generations, then the value, written in place at the end");
+    cache_redis_cmd_as_eval(&eval, CACHE_REDIS_SCRIPT_FILL, cmd.buf, cmd.len, cmd.tail, cmd.argc);
+    ok(eval.len > sizeof want_tail &&
+           memcmp(eval.buf + eval.len - (sizeof want_tail - 1), want_tail,
+                  sizeof want_tail - 1) == 0,
+       "NOSCRIPT: the fill as EVAL carries the same arguments");
+    ok(strstr(cache_redis_cmd_script_text(CACHE_REDIS_SCRIPT_FILL), "ARGV[#ARGV]") != NULL,
+       "the fill script stores its last argument");
+    cache_redis_cmd_cleanup(&cmd);
+    cache_redis_cmd_cleanup(&eval);
 }
 
 static void
@@ -1062,10 +1308,12 @@ test_commands(void)
            cache_redis_cmd_read(r, gens, 1, &epoch) == CACHE_REDIS_CMD_READ_MISSING,
        "a nil counter: MGET may, the script may not; it takes the slow path");
     freeReplyObject(r);
-    r = reply_of("nsx");
-    ok(cache_redis_cmd_read(r, gens, 1, &epoch) == CACHE_REDIS_CMD_READ_MALFORMED,
+    ok(read_of("nsx", gens, 1) == CACHE_REDIS_CMD_READ_MALFORMED,
        "a counter that is not an integer is malformed");
-    freeReplyObject(r);
+    ok(read_of("nsz", gens, 1) == CACHE_REDIS_CMD_READ_MALFORMED,
+       "a counter stored as \"007\" is malformed (the fill script compares strings)");
+    ok(read_of("nzsn", gens, 2) == CACHE_REDIS_CMD_READ_MISSING,
+       "a missing counter after a malformed one still takes the slow path");
     r = reply_of("nsi");
     ok(!cache_redis_cmd_shape_ok(CACHE_REDIS_CMD_MGET, 1, r), "MGET: an integer element is refused");
     freeReplyObject(r);
@@ -1073,6 +1321,7 @@ test_commands(void)
     ok(!cache_redis_cmd_shape_ok(CACHE_REDIS_CMD_MGET, 1, r),
        "MGET: an array in place of the value is refused");
     freeReplyObject(r);
+    test_fill_command(&keys, gens, sha);
     cache_redis_cmd_cleanup(&cmd);
     cache_redis_cmd_cleanup(&eval);
     cache_redis_keys_cleanup(&keys);
@@ -1089,6 +1338,8 @@ main(void)
     test_encode_limits(mac);
     test_hostile(mac);
     test_mac(mac);
+    test_siphash();
+    test_old_format("the cache_key_secret of the unit tests", mac);
     test_fuzz(mac);
     test_url_good();
     test_url_bad();
@@ -1098,6 +1349,8 @@ main(void)
     test_push_names();
     test_resp_random();
     test_commands();
+    test_parse_int();
+    test_gens_match();
     cache_redis_mac_destroy(mac);
     return done_testing();
 }
