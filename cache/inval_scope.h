@@ -28,7 +28,7 @@ enum cache_write_scope {
 
 struct cache_write {
     enum cache_write_scope scope;
-    struct cache_ns_ref ns[CACHE_INVAL_SCOPE_MAX_NS];
+    struct cache_ns_ref ns[CACHE_INVAL_SCOPE_MAX_NS]; /* the first n_ns are set */
     uint32_t n_ns;
     const char *user;     /* CACHE_WRITE_USER: the user name, inside the command */
     uint32_t user_len;

@@ -287,7 +287,8 @@ scan_operator(struct req_scan *s, const bson_iter_t *it)
     }
 }
 
-static enum cache_policy_reason scan_doc(struct req_scan *s, const uint8_t *doc, uint32_t len);
+static enum cache_policy_reason scan_doc(struct req_scan *s, const uint8_t *doc, uint32_t len,
+                                         bool sift);
 
 /* A string value naming a variable whose value changes from one run to the next. */
 static enum cache_policy_reason
@@ -322,10 +323,12 @@ scan_operator_at(struct req_scan *s, const struct wire_cmd_elem *e)
  * Judges one element of the body at any depth, and what is inside it, read
  * in place (e->id is needed only when its key starts with '$'): a nested
  * document is read with wire_reader, and a bson_iter is placed on the
- * element only for the operators that read their arguments.
+ * element only for the operators that read their arguments. sift: first
+ * look for a '$' byte in a nested document's bytes (scan_doc); passed for
+ * the top-level elements only, so no byte is sifted twice.
  */
 static enum cache_policy_reason
-scan_element(struct req_scan *s, const struct wire_cmd_elem *e)
+scan_element(struct req_scan *s, const struct wire_cmd_elem *e, bool sift)
 {
     uint32_t value_len = e->len - 2 - e->key_len;
     enum cache_policy_reason r;
@@ -349,7 +352,7 @@ scan_element(struct req_scan *s, const struct wire_cmd_elem *e)
     switch (e->type) {
     case BSON_TYPE_DOCUMENT:
     case BSON_TYPE_ARRAY:
-        return scan_doc(s, e->value, value_len);
+        return scan_doc(s, e->value, value_len, sift);
     case BSON_TYPE_UTF8:
     case BSON_TYPE_SYMBOL:
         /* int32 length (with the NUL), then the bytes: in bounds in a checked body. */
@@ -362,15 +365,24 @@ scan_element(struct req_scan *s, const struct wire_cmd_elem *e)
     }
 }
 
-/* Judges every element of the document at doc (len bytes): the first reason found. */
+/*
+ * Judges every element of the document at doc (len bytes): the first reason
+ * found. sift: when no byte of its elements is a '$', nothing in it can
+ * be refused or add a namespace (every reason scan_element finds starts
+ * at a '$': an operator's or stage's key, a "$$" variable; the reader
+ * checks each string's length itself), so it is OK without the walk: most
+ * filters, lsid, $clusterTime and $readPreference.
+ */
 static enum cache_policy_reason
-scan_doc(struct req_scan *s, const uint8_t *doc, uint32_t len)
+scan_doc(struct req_scan *s, const uint8_t *doc, uint32_t len, bool sift)
 {
     struct wire_reader r;
     struct wire_cmd_elem e;
 
     if (!wire_reader_init(&r, doc, len))
         return CACHE_POLICY_NOT_A_READ;
+    if (sift && memchr(r.pos, '$', (size_t)(r.end - r.pos)) == NULL)
+        return CACHE_POLICY_OK;
     e.doc = doc;
     e.doc_len = len;
     while (wire_reader_next(&r)) {
@@ -383,7 +395,7 @@ scan_doc(struct req_scan *s, const uint8_t *doc, uint32_t len)
         e.key_len = r.key_len;
         e.id = r.key[0] == '$' ? wire_names_lookup(r.key, r.key_len) : WIRE_NAME_UNKNOWN;
         e.value = r.value;
-        reason = scan_element(s, &e);
+        reason = scan_element(s, &e, false);
         if (reason != CACHE_POLICY_OK)
             return reason;
     }
@@ -534,7 +546,7 @@ judge_request(const bson_t *body, const struct wire_cmd *parsed, const char *db,
         skip = skip || skip_requested(&e);
         option = worst(option, check_option(&e));
         if (r == CACHE_POLICY_OK)
-            r = scan_element(s, &e);
+            r = scan_element(s, &e, true);
     }
     if (skip)
         return CACHE_POLICY_SKIP_REQUESTED;

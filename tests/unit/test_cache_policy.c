@@ -213,6 +213,26 @@ static const struct req_case req_cases[] = {
     {"transaction wins over tailable", "{'find': 'c', 'tailable': true, 'txnNumber': 1}",
      R(TRANSACTION), NULL, NULL, 0},
 
+    /* the scan first sifts each top-level document for a '$' byte: one found
+     * in a value alone is walked and passes; an operator deep in a document
+     * whose first elements hold no '$' is still found, at its end too */
+    {"'$' only inside values and an int 36 ('$')",
+     "{'find': 'c', 'filter': {'a': 'x$y', 'b': 36, 'c': {'d': '$$y'}}, 'sort': {'e': 36}}", R(OK),
+     "d.c", NULL, 0},
+    {"$where after 300 plain bytes",
+     "{'find': 'c', 'filter': {'a': 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 'b': {'c': [1, {'d': "
+     "{'$where': 'true'}}]}}}",
+     R(NONDETERMINISTIC), NULL, NULL, 0},
+    {"$$NOW the last value of a plain document",
+     "{'find': 'c', 'projection': {'a': 1, 'b': {'c': {'d': 1, 'e': '$$NOW'}}}}",
+     R(NONDETERMINISTIC), NULL, NULL, 0},
+    {"$where in the second of two plain documents",
+     "{'find': 'c', 'sort': {'a': 1}, 'filter': {'b': 1, 'c': {'$where': 'true'}}}",
+     R(NONDETERMINISTIC), NULL, NULL, 0},
+
     /* nondeterministic operators, at any depth */
     {"$where in filter", "{'find': 'c', 'filter': {'$where': 'this.a > 1'}}", R(NONDETERMINISTIC),
      NULL, NULL, 0},
