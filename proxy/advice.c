@@ -265,8 +265,9 @@ proxy_advice_record(struct proxy_advice *a, const struct wire_msg *msg, const st
     return n;
 }
 
-/* Steps r to its first element named key (len bytes); false when there is none. */
-static bool
+/* Steps r to its first element named key (len bytes); false when there is none. Inlined,
+ * so that each comparison is with a constant length (no call to memcmp). */
+static inline __attribute__((always_inline)) bool
 find_key(struct wire_reader *r, const char *key, uint32_t len)
 {
     while (wire_reader_next(r)) {
