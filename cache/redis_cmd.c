@@ -314,16 +314,41 @@ script_begin(struct cache_redis_cmd *cmd, enum cache_redis_script script, const 
     arg_int(cmd, nkeys);
 }
 
-/* The keys every read names: value, epoch, then each generation. */
+/*
+ * The keys every read names: value, epoch, then each generation. Every
+ * read (a hit too) encodes them: room is made once, then they are written
+ * without a check per part (a generation's argument: "$", at most 20
+ * digits, CRLF, prefix, name, CRLF).
+ */
 static void
 read_keys(struct cache_redis_cmd *cmd, struct cache_redis_keys *keys, const struct cache_key *key,
           const struct cache_redis_gen *gens, uint32_t n)
 {
-    cache_redis_keys_set_value(keys, key);
-    put(cmd, keys->value_arg, keys->value_arg_len);
-    put(cmd, keys->epoch_arg, keys->epoch_arg_len);
+    size_t need = keys->value_arg_len + keys->epoch_arg_len;
+    char *at;
+
     for (uint32_t i = 0; i < n; i++)
-        arg2(cmd, keys->gen, keys->gen_len, gens[i].name, gens[i].name_len);
+        need += 25 + keys->gen_len + gens[i].name_len;
+    reserve(cmd, need);
+    cache_redis_keys_set_value(keys, key);
+    at = cmd->buf + cmd->len;
+    memcpy(at, keys->value_arg, keys->value_arg_len);
+    at += keys->value_arg_len;
+    memcpy(at, keys->epoch_arg, keys->epoch_arg_len);
+    at += keys->epoch_arg_len;
+    for (uint32_t i = 0; i < n; i++) {
+        *at++ = '$';
+        at += decimal(at, keys->gen_len + gens[i].name_len);
+        *at++ = '\r';
+        *at++ = '\n';
+        memcpy(at, keys->gen, keys->gen_len);
+        at += keys->gen_len;
+        memcpy(at, gens[i].name, gens[i].name_len);
+        at += gens[i].name_len;
+        *at++ = '\r';
+        *at++ = '\n';
+    }
+    cmd->len = (size_t)(at - cmd->buf);
 }
 
 void
