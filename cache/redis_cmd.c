@@ -193,13 +193,32 @@ cache_redis_keys_cleanup(struct cache_redis_keys *keys)
     memset(keys, 0, sizeof *keys);
 }
 
+/* Eight lowercase hex digits of v as a word that, stored, reads most significant first. */
+static uint64_t
+hex32(uint32_t v)
+{
+    uint64_t x = v;
+    uint64_t letters;
+
+    /* Nibble i of v into byte i of x (v's bytes to 16-bit lanes, then each to two bytes). */
+    x = (x | (x << 16)) & UINT64_C(0x0000ffff0000ffff);
+    x = (x | (x << 8)) & UINT64_C(0x00ff00ff00ff00ff);
+    x = (x | (x << 4)) & UINT64_C(0x0f0f0f0f0f0f0f0f);
+    /* Each byte n to '0' + n, plus 'a' - '0' - 10 where n > 9 (n + 6 carries into bit 4). */
+    letters = ((x + UINT64_C(0x0606060606060606)) >> 4) & UINT64_C(0x0101010101010101);
+    x += UINT64_C(0x3030303030303030) + letters * (uint64_t)('a' - '0' - 10);
+    return BSON_UINT64_TO_BE(x); /* nibble 7 (byte 7) at the lowest address */
+}
+
+/* Sixteen lowercase hex digits of v at out (every read writes 32 for its key). */
 static void
 hex64(char *out, uint64_t v)
 {
-    static const char digits[] = "0123456789abcdef";
+    uint64_t hi = hex32((uint32_t)(v >> 32));
+    uint64_t lo = hex32((uint32_t)v);
 
-    for (int i = 15; i >= 0; i--, v >>= 4)
-        out[i] = digits[v & 15];
+    memcpy(out, &hi, 8);
+    memcpy(out + 8, &lo, 8);
 }
 
 void
