@@ -375,7 +375,7 @@ cache_redis_cmd_mget(struct cache_redis_cmd *cmd, struct cache_redis_keys *keys,
                      const struct cache_key *key, const struct cache_redis_gen *gens, uint32_t n)
 {
     begin(cmd, 3 + (int)n);
-    arg(cmd, "MGET", 4);
+    put(cmd, "$4\r\nMGET\r\n", 10);
     read_keys(cmd, keys, key, gens, n);
 }
 
