@@ -386,7 +386,7 @@ element_is(const uint8_t *p, const uint8_t *end, const char *lit, uint32_t len,
  * one_query over a command body whose top-level elements wire_cmd_parse
  * located (cmd->elem_off): the same reading, without walking the body a
  * second time. Only the keys it wants are compared, by their first byte
- * first; an element's end is the next one's start (the last ends at the
+ * and length first; an element's end is the next one's start (the last ends at the
  * body's final NUL), and the readers given to the filter and sort code
  * check their lengths again as they descend.
  */
@@ -398,7 +398,7 @@ one_query_located(struct advice_filter *f, struct query *q, const struct wire_cm
     struct wire_reader it, filter;
     bool have_filter = false;
     const uint8_t *last = doc + doc_len - 1;
-    uint32_t n = cmd->n_elems;
+    uint32_t n = cmd->n_elems, key_len;
 
     advice_filter_reset(f);
     if (n > f->budget) {
@@ -425,14 +425,15 @@ one_query_located(struct advice_filter *f, struct query *q, const struct wire_cm
         end = i + 1 < n ? doc + cmd->elem_off[i + 1] : last;
         if (end > last)
             break;
-        if (element_is(p, end, filter_key, filter_len, &it)) {
+        key_len = cmd->elem_key_len[i];
+        if (key_len == filter_len && element_is(p, end, filter_key, filter_len, &it)) {
             filter = it;
             have_filter = true;
-        } else if (element_is(p, end, "sort", 4, &it)) {
+        } else if (key_len == 4 && element_is(p, end, "sort", 4, &it)) {
             read_sort(f, q, &it);
-        } else if (element_is(p, end, "hint", 4, &it)) {
+        } else if (key_len == 4 && element_is(p, end, "hint", 4, &it)) {
             q->hint = real_hint(&it);
-        } else if (element_is(p, end, "collation", 9, &it)) {
+        } else if (key_len == 9 && element_is(p, end, "collation", 9, &it)) {
             q->collation = real_collation(&it);
         }
     }
@@ -635,7 +636,6 @@ advice_shape_extract_known(const bson_t *body, const struct wire_cmd *cmd,
     struct advice_filter f;
     struct wire_reader top;
     struct query ns, q;
-    const char *name;
 
     out->n = 0;
     out->known = known;
@@ -656,26 +656,35 @@ advice_shape_extract_known(const bson_t *body, const struct wire_cmd *cmd,
     ns.db_len = cmd->db_len;
     ns.coll = cmd->coll;
     ns.coll_len = cmd->coll_len;
-    name = cmd->name;
-
-    if (strcmp(name, "find") == 0) {
+    switch (cmd->name_id) {
+    case WIRE_NAME_FIND:
         query_init(&q, &ns, ADVICE_SRC_FIND);
         body_query(&f, &q, cmd, &ns, "filter", 6, out);
-    } else if (strcmp(name, "count") == 0) {
+        break;
+    case WIRE_NAME_COUNT:
         query_init(&q, &ns, ADVICE_SRC_COUNT);
         body_query(&f, &q, cmd, &ns, "query", 5, out);
-    } else if (strcmp(name, "distinct") == 0) {
+        break;
+    case WIRE_NAME_DISTINCT:
         query_init(&q, &ns, ADVICE_SRC_DISTINCT);
         body_query(&f, &q, cmd, &ns, "query", 5, out);
-    } else if (strcmp(name, "findAndModify") == 0 || strcmp(name, "findandmodify") == 0) {
+        break;
+    case WIRE_NAME_FIND_AND_MODIFY:
+    case WIRE_NAME_FINDANDMODIFY:
         query_init(&q, &ns, ADVICE_SRC_FIND_AND_MODIFY);
         body_query(&f, &q, cmd, &ns, "query", 5, out);
-    } else if (strcmp(name, "aggregate") == 0) {
+        break;
+    case WIRE_NAME_AGGREGATE:
         aggregate(&f, &ns, &top, out);
-    } else if (strcmp(name, "update") == 0) {
+        break;
+    case WIRE_NAME_UPDATE:
         statements(&f, &ns, &top, "updates", ADVICE_SRC_UPDATE, seqs, n_seqs, out);
-    } else if (strcmp(name, "delete") == 0) {
+        break;
+    case WIRE_NAME_DELETE:
         statements(&f, &ns, &top, "deletes", ADVICE_SRC_DELETE, seqs, n_seqs, out);
+        break;
+    default:
+        break;
     }
     return out->n;
 }

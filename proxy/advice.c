@@ -200,22 +200,20 @@ proxy_advice_reconfigure(struct proxy_advice *a)
     arm(a, cfg.interval_ms);
 }
 
-/* Only these commands have shapes: the rest cost one comparison or two. */
+/* Only these commands have shapes: the rest cost one switch on the name's id. */
 static bool
-may_have_shape(const char *name)
+may_have_shape(enum wire_name name)
 {
-    switch (name[0]) {
-    case 'f':
-        return strcmp(name, "find") == 0 || strcmp(name, "findAndModify") == 0 ||
-               strcmp(name, "findandmodify") == 0;
-    case 'a':
-        return strcmp(name, "aggregate") == 0;
-    case 'c':
-        return strcmp(name, "count") == 0;
-    case 'd':
-        return strcmp(name, "distinct") == 0 || strcmp(name, "delete") == 0;
-    case 'u':
-        return strcmp(name, "update") == 0;
+    switch (name) {
+    case WIRE_NAME_FIND:
+    case WIRE_NAME_FIND_AND_MODIFY:
+    case WIRE_NAME_FINDANDMODIFY:
+    case WIRE_NAME_AGGREGATE:
+    case WIRE_NAME_COUNT:
+    case WIRE_NAME_DISTINCT:
+    case WIRE_NAME_DELETE:
+    case WIRE_NAME_UPDATE:
+        return true;
     default:
         return false;
     }
@@ -231,7 +229,7 @@ proxy_advice_record(struct proxy_advice *a, const struct wire_msg *msg, const st
     int64_t now;
     uint32_t n = 0, w = 1;
 
-    if (!a || !cmd->name || !cmd->db || !may_have_shape(cmd->name))
+    if (!a || !cmd->name || !cmd->db || !may_have_shape(cmd->name_id))
         return 0;
     if (sample && (w = advice_sampler_take(&a->sampler, conf_clock_coarse_ms())) == 0)
         return 0;

@@ -504,6 +504,7 @@ free_parts(struct proxy_client *c)
     if (c->resume_ev)
         event_free(c->resume_ev);
     proxy_auth_cleanup(&c->auth);
+    proxy_request_free_spare(&c->spare);
     bson_free(c->oneway_ring);
     bson_free(c);
 }
@@ -646,7 +647,8 @@ static const struct proxy_request_ops request_ops = {
 static struct proxy_request *
 push_request(struct proxy_client *c, int32_t request_id, enum proxy_route route, bool legacy)
 {
-    struct proxy_request *req = proxy_request_new(c, &request_ops, request_id, route, legacy);
+    struct proxy_request *req = proxy_request_new(c, &request_ops, request_id, route, legacy,
+                                                  &c->spare);
 
     if (c->server->conf->latency_histograms || c->server->conf->slow_request_ms > 0)
         req->started_us = conf_clock_us();
@@ -702,7 +704,7 @@ pop_request(struct proxy_client *c, struct proxy_request *req)
                 event_active(wake_event(c), 0, 0);
         }
     }
-    proxy_request_destroy(req, c->server->cache);
+    proxy_request_destroy(req, c->server->cache, &c->spare);
 }
 
 /* Sends the proxy-made replies that have reached the head of the list. */
@@ -890,7 +892,7 @@ advise_held(struct proxy_client *c, struct proxy_request *req)
     if (!c->server->advice || !req->held ||
         !wire_msg_parse(req->held, req->held_len, (uint32_t)c->server->conf->max_bson_depth,
                         &msg, &error) ||
-        !wire_cmd_parse(msg.body, msg.body_len, &cmd, &error) ||
+        !wire_cmd_parse_top(msg.body, msg.body_len, &msg.top, &cmd, &error) ||
         !bson_init_static(&body, msg.body, msg.body_len))
         return;
     advise(c, req, &msg, &cmd, &body);
@@ -938,7 +940,7 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
         return false;
     }
     oneway = (msg.flags & WIRE_MSG_MORE_TO_COME) != 0;
-    if (wire_cmd_parse(msg.body, msg.body_len, &cmd, &error))
+    if (wire_cmd_parse_top(msg.body, msg.body_len, &msg.top, &cmd, &error))
         route = proxy_router_route(&cmd);
     else
         memset(&cmd, 0, sizeof cmd);

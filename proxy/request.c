@@ -70,7 +70,8 @@
  *  times it (proxy_client_observe) ...................................... DONE
  *
  *  DONE, or the client closing with the request in any state: client.c
- *  pop_request -> proxy_request_destroy, the one place a request is freed.
+ *  pop_request -> proxy_request_destroy, the one place a request is freed (or
+ *  kept as its client's spare, the next request's memory).
  *
  * Layering of the proxy's files, highest first. A file calls only files
  * below it; a lower file reports up through a callback it was given, never
@@ -105,6 +106,7 @@
 #include "wire/reply.h"
 
 #include <bson/bson.h>
+#include <string.h>
 
 /*
  * The allowed transitions. A request is born PARSED; every later state is
@@ -161,11 +163,32 @@ proxy_request_state_name(enum proxy_request_state state)
     return state < PROXY_REQUEST_STATE_COUNT ? names[state] : "?";
 }
 
+/* Whether a destroyed request is kept for reuse: not under ASan, which must see a late use. */
+#if defined(__SANITIZE_ADDRESS__)
+#define KEEP_SPARE 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define KEEP_SPARE 0
+#endif
+#endif
+#ifndef KEEP_SPARE
+#define KEEP_SPARE 1
+#endif
+
 struct proxy_request *
 proxy_request_new(struct proxy_client *client, const struct proxy_request_ops *ops,
-                  int32_t request_id, enum proxy_route route, bool legacy)
+                  int32_t request_id, enum proxy_route route, bool legacy,
+                  struct proxy_request **spare)
 {
-    struct proxy_request *req = bson_malloc0(sizeof *req);
+    struct proxy_request *req;
+
+    if (spare && *spare) {
+        req = *spare;
+        *spare = NULL;
+        memset(req, 0, sizeof *req);
+    } else {
+        req = bson_malloc0(sizeof *req);
+    }
 
     req->state = PROXY_REQUEST_PARSED;
     req->request_id = request_id;
@@ -297,7 +320,15 @@ proxy_request_drop_miss(struct proxy_request *req, struct cache *cache)
 }
 
 void
-proxy_request_destroy(struct proxy_request *req, struct cache *cache)
+proxy_request_free_spare(struct proxy_request **spare)
+{
+    bson_free(*spare);
+    *spare = NULL;
+}
+
+void
+proxy_request_destroy(struct proxy_request *req, struct cache *cache,
+                      struct proxy_request **spare)
 {
     if (!req)
         return;
@@ -317,7 +348,10 @@ proxy_request_destroy(struct proxy_request *req, struct cache *cache)
     bson_free(req->lsid);
     bson_free(req->index_db);
     bson_free(req->index_coll);
-    bson_free(req);
+    if (KEEP_SPARE && spare && !*spare)
+        *spare = req;
+    else
+        bson_free(req);
 }
 
 uint8_t *

@@ -145,10 +145,22 @@ TAILQ_HEAD(proxy_request_list, proxy_request);
  * A new request in state PARSED for client (borrowed: the request is put
  * on its pending list by the caller), which hears of the ends of its waits
  * through ops (static). Free with proxy_request_destroy.
+ *
+ * spare (NULL: none) is where its owner keeps one destroyed request for
+ * the next: taken here (*spare becomes NULL) instead of an allocation,
+ * filled by proxy_request_destroy when empty. A request is then allocated
+ * once per connection, not once per message. What is kept holds nothing
+ * but its own memory: proxy_request_free_spare frees it. (Under
+ * AddressSanitizer nothing is kept, so that a use after destroy is still
+ * seen.)
  */
 struct proxy_request *proxy_request_new(struct proxy_client *client,
                                         const struct proxy_request_ops *ops, int32_t request_id,
-                                        enum proxy_route route, bool legacy);
+                                        enum proxy_route route, bool legacy,
+                                        struct proxy_request **spare);
+
+/* Frees the request kept in *spare, if any, and empties it. */
+void proxy_request_free_spare(struct proxy_request **spare);
 
 /*
  * Moves req to state to. Aborts (our own bug) on a transition the table in
@@ -194,9 +206,11 @@ void proxy_request_drop_miss(struct proxy_request *req, struct cache *cache);
  * state: the state's payload first (a wait is cancelled before the
  * cache_pending it may point at), then a write's generations are bumped
  * (its reply never came, or came), then the rest. cache is the server's,
- * borrowed. Accepts NULL.
+ * borrowed. Accepts NULL. Its memory goes to *spare when spare is not NULL
+ * and empty (see proxy_request_new), else back to the allocator.
  */
-void proxy_request_destroy(struct proxy_request *req, struct cache *cache);
+void proxy_request_destroy(struct proxy_request *req, struct cache *cache,
+                           struct proxy_request **spare);
 
 /*
  * An error reply of the proxy's own to request response_to, with a fresh

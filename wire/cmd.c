@@ -1,7 +1,8 @@
 /*
  * wire/cmd.c: owns reading a command body that has already passed
  * wire_doc_check: its name, $db, the collection named by the first element,
- * the session/transaction fields and duplicate top-level keys. It does not
+ * the transaction fields and duplicate top-level keys, from the top-level
+ * records the check made (wire_cmd_parse_top) or by walking the top level. It does not
  * validate BSON structure (wire/doc.c), decide routing or cacheability
  * (proxy/) or look inside nested documents.
  */
@@ -17,28 +18,20 @@
 #include <string.h>
 
 /*
- * Top-level keys checked for duplicates, on the stack. A command with more
- * is reported as having a duplicate without looking (it is then only not
- * cacheable), so that a huge body costs no memory here.
+ * Top-level keys that are no name checked for duplicates, on the stack. A
+ * command with more is reported as having a duplicate without looking (it
+ * is then only not cacheable), so that a huge body costs no memory here.
  */
 #define MAX_CHECKED_KEYS 256
 
 /*
- * Up to this many keys are compared pair by pair (lengths first, so most
- * pairs cost one compare); more go through a hash table. Drivers send about
- * 5 to 12 top-level keys.
+ * Up to this many keys without a name id are compared pair by pair
+ * (lengths first, so most pairs cost one compare); more are sorted.
+ * Drivers send about 5 to 12 top-level keys, most of them names
+ * (wire/names.h); a body of more is rare, and a sort is n log n whatever
+ * keys a hostile client chooses.
  */
 #define PAIRWISE_KEYS 16
-
-/* Slots of the hash table: a power of two at least twice MAX_CHECKED_KEYS. */
-#define KEY_SLOTS 512
-
-/*
- * Probes the hash table may take per key on average before the check sorts
- * instead: keys chosen to collide (the hash is not secret) would otherwise
- * cost n * n / 2 compares.
- */
-#define PROBES_PER_KEY 4
 
 /* A top-level key as found: where it is and its length. */
 struct key_ref {
@@ -52,18 +45,7 @@ same_key(const struct key_ref *a, const struct key_ref *b)
     return a->len == b->len && memcmp(a->key, b->key, a->len) == 0;
 }
 
-/* FNV-1a over the key's bytes: only spreads keys over slots, equality is checked. */
-static uint32_t
-key_hash(const struct key_ref *k)
-{
-    uint32_t h = 2166136261u;
-
-    for (uint32_t i = 0; i < k->len; i++)
-        h = (h ^ (uint8_t)k->key[i]) * 16777619u;
-    return h;
-}
-
-/* Orders keys by length, then bytes (the fallback's sort). */
+/* Orders keys by length, then bytes. */
 static int
 key_order(const void *a, const void *b)
 {
@@ -74,31 +56,48 @@ key_order(const void *a, const void *b)
     return memcmp(x->key, y->key, x->len);
 }
 
-/* True when two of the n keys are equal; sorts keys. */
-static bool
-has_duplicate_sorted(struct key_ref *keys, size_t n)
+/*
+ * Duplicate top-level keys, found as the keys are read. Two keys with a
+ * name id are equal exactly when their ids are (a name matches its bytes
+ * exactly), and never equal a key without one: names go in a set of ids;
+ * the rest are kept (up to cap) and compared at the end, pair by pair when
+ * few, sorted when more.
+ */
+struct dups {
+    uint64_t seen[(WIRE_NAMES_COUNT + 63) / 64];
+    struct key_ref *rest; /* the keys without a name id, cap of them at most */
+    size_t n_rest, cap;
+    bool found; /* a name twice, or more other keys than cap (reported without looking) */
+};
+
+static inline void
+dups_add(struct dups *d, const char *key, uint32_t len, enum wire_name id)
 {
-    qsort(keys, n, sizeof *keys, key_order);
-    for (size_t i = 1; i < n; i++) {
-        if (same_key(&keys[i - 1], &keys[i]))
-            return true;
+    if (id != WIRE_NAME_UNKNOWN) {
+        uint64_t bit = 1ull << ((unsigned)id % 64);
+
+        d->found |= (d->seen[(unsigned)id / 64] & bit) != 0;
+        d->seen[(unsigned)id / 64] |= bit;
+    } else if (d->n_rest < d->cap) {
+        d->rest[d->n_rest].key = key;
+        d->rest[d->n_rest].len = len;
+        d->n_rest++;
+    } else {
+        d->found = true;
     }
-    return false;
 }
 
-/*
- * True when two of the n keys are equal (same length, same bytes): pair by
- * pair for a few, through a hash table on the stack for more, sorted when
- * the table's probes pass their budget. May reorder keys.
- */
+/* True when two of the keys seen are equal. Reorders the kept keys. */
 static bool
-has_duplicate(struct key_ref *keys, size_t n)
+dups_found(struct dups *d)
 {
-    uint16_t slot[KEY_SLOTS]; /* 0 empty, else index + 1 */
-    size_t probes = 0;
+    struct key_ref *keys = d->rest;
+    size_t m = d->n_rest;
 
-    if (n <= PAIRWISE_KEYS) {
-        for (size_t i = 1; i < n; i++) {
+    if (d->found)
+        return true;
+    if (m <= PAIRWISE_KEYS) {
+        for (size_t i = 1; i < m; i++) {
             for (size_t j = 0; j < i; j++) {
                 if (same_key(&keys[i], &keys[j]))
                     return true;
@@ -106,17 +105,10 @@ has_duplicate(struct key_ref *keys, size_t n)
         }
         return false;
     }
-    memset(slot, 0, sizeof slot);
-    for (size_t i = 0; i < n; i++) {
-        uint32_t h = key_hash(&keys[i]) & (KEY_SLOTS - 1);
-
-        for (; slot[h] != 0; h = (h + 1) & (KEY_SLOTS - 1)) {
-            if (same_key(&keys[i], &keys[slot[h] - 1u]))
-                return true;
-            if (++probes > PROBES_PER_KEY * n)
-                return has_duplicate_sorted(keys, n);
-        }
-        slot[h] = (uint16_t)(i + 1);
+    qsort(keys, m, sizeof *keys, key_order);
+    for (size_t i = 1; i < m; i++) {
+        if (same_key(&keys[i - 1], &keys[i]))
+            return true;
     }
     return false;
 }
@@ -130,19 +122,39 @@ invalid(bson_error_t *error, size_t off)
 }
 
 /*
- * Records what the top-level key at r means for cmd; false when $db is not a
- * string or holds a NUL.
+ * Records the top-level element at offset off of cmd->body (its key
+ * key_len bytes, its value in bounds: checked by the caller's walk) as the
+ * next one: the command's name and collection for the first, $db and the
+ * transaction fields by their name ids, the element records; its key in
+ * dups. False (error set) when $db is not a string or holds a NUL.
  */
-static bool
-note_key(const struct wire_reader *r, enum wire_name id, struct wire_cmd *cmd, bson_error_t *error)
+static inline __attribute__((always_inline)) bool
+note_elem(struct wire_cmd *cmd, uint32_t off, uint32_t key_len, struct dups *dups,
+          bson_error_t *error)
 {
+    const uint8_t *p = cmd->body + off;
+    const char *key = (const char *)p + 1;
+    const uint8_t *value = p + 2 + key_len;
+    enum wire_name id = wire_names_lookup_in(key, key_len, cmd->body_len - off - 1);
+
+    dups_add(dups, key, key_len, id);
+    if (cmd->n_elems == 0) {
+        cmd->name = key;
+        cmd->name_id = id;
+        if (p[0] == BSON_TYPE_UTF8) {
+            cmd->coll = (const char *)value + 4;
+            cmd->coll_len = (uint32_t)wire_frame_read_i32(value) - 1;
+        }
+    }
     switch (id) {
     case WIRE_NAME_DOLLAR_DB:
-        if (!wire_reader_utf8(r, &cmd->db, &cmd->db_len)) {
+        if (p[0] != BSON_TYPE_UTF8) {
             bson_set_error(error, WIRE_ERROR_DOMAIN, WIRE_ERR_TYPE_MISMATCH,
                            "$db is not a string");
             return false;
         }
+        cmd->db = (const char *)value + 4;
+        cmd->db_len = (uint32_t)wire_frame_read_i32(value) - 1;
         /* mongod refuses it too; readers of cmd->db take it as a C string. */
         if (memchr(cmd->db, '\0', cmd->db_len) != NULL) {
             bson_set_error(error, WIRE_ERROR_DOMAIN, WIRE_ERR_INVALID_NAMESPACE,
@@ -150,84 +162,105 @@ note_key(const struct wire_reader *r, enum wire_name id, struct wire_cmd *cmd, b
             return false;
         }
         break;
-    case WIRE_NAME_LSID:
-        cmd->has_lsid = true;
-        break;
     case WIRE_NAME_TXN_NUMBER:
         cmd->has_txn_number = true;
         break;
     case WIRE_NAME_AUTOCOMMIT:
         cmd->has_autocommit = true;
         break;
-    case WIRE_NAME_START_TRANSACTION:
-        cmd->has_start_transaction = true;
-        break;
     default:
         break;
     }
+    if (cmd->n_elems < WIRE_CMD_MAX_ELEMS) {
+        cmd->elem_off[cmd->n_elems] = off;
+        cmd->elem_key_len[cmd->n_elems] = key_len;
+        cmd->elem_id[cmd->n_elems] = (uint16_t)id;
+        cmd->n_elems++;
+    } else
+        cmd->n_elems = WIRE_CMD_MAX_ELEMS + 1;
     return true;
+}
+
+/* Starts cmd on body: false (error set) unless the document fills the body exactly. */
+static bool
+start(const uint8_t *body, uint32_t len, struct wire_cmd *cmd, bson_error_t *error)
+{
+    memset(cmd, 0, offsetof(struct wire_cmd, elem_off)); /* the records are set as found */
+    cmd->body = body;
+    cmd->body_len = len;
+    if (len < 5 || (uint32_t)wire_frame_read_i32(body) != len || body[len - 1] != 0) {
+        bson_set_error(error, WIRE_ERROR_DOMAIN, WIRE_ERR_INVALID_BSON,
+                       "command body is invalid BSON");
+        return false;
+    }
+    return true;
+}
+
+/* Ends the parse: the records, duplicates. */
+static void
+finish(struct wire_cmd *cmd, struct dups *dups)
+{
+    cmd->elems_all = cmd->n_elems <= WIRE_CMD_MAX_ELEMS;
+    if (!cmd->elems_all)
+        cmd->n_elems = WIRE_CMD_MAX_ELEMS;
+    cmd->has_duplicate_top_level_key = dups_found(dups);
+}
+
+static bool
+empty(bson_error_t *error)
+{
+    bson_set_error(error, WIRE_ERROR_DOMAIN, WIRE_ERR_COMMAND_NOT_FOUND, "command body is empty");
+    return false;
 }
 
 bool
 wire_cmd_parse(const uint8_t *body, uint32_t len, struct wire_cmd *cmd, bson_error_t *error)
 {
     struct key_ref keys[MAX_CHECKED_KEYS];
-    size_t n = 0;
-    bool too_many = false;
+    struct dups dups = {{0}, keys, 0, MAX_CHECKED_KEYS, false};
     const uint8_t *at;
     struct wire_reader r;
 
-    memset(cmd, 0, offsetof(struct wire_cmd, elem_off)); /* the records are set as found */
-    cmd->body = body;
-    cmd->body_len = len;
     /* The document fills the body exactly; each element is read in bounds. */
-    if (len < 5 || (uint32_t)wire_frame_read_i32(body) != len || !wire_reader_init(&r, body, len)) {
-        bson_set_error(error, WIRE_ERROR_DOMAIN, WIRE_ERR_INVALID_BSON,
-                       "command body is invalid BSON");
+    if (!start(body, len, cmd, error))
         return false;
-    }
+    if (!wire_reader_init(&r, body, len))
+        return invalid(error, 0);
     at = r.pos;
-    if (!wire_reader_next(&r)) {
-        if (r.malformed)
-            return invalid(error, (size_t)(at - body));
-        bson_set_error(error, WIRE_ERROR_DOMAIN, WIRE_ERR_COMMAND_NOT_FOUND,
-                       "command body is empty");
-        return false;
-    }
-    cmd->name = r.key;
-    cmd->name_id = wire_names_lookup(r.key, r.key_len);
-    (void)wire_reader_utf8(&r, &cmd->coll, &cmd->coll_len); /* when it is a string */
-
+    if (!wire_reader_next(&r))
+        return r.malformed ? invalid(error, (size_t)(at - body)) : empty(error);
     do {
-        const char *key = r.key;
-        uint32_t key_len = r.key_len;
-        enum wire_name id = n == 0 ? cmd->name_id : wire_names_lookup(key, key_len);
-
-        if (!note_key(&r, id, cmd, error))
+        if (!note_elem(cmd, (uint32_t)((const uint8_t *)r.key - 1 - body), r.key_len, &dups,
+                       error))
             return false;
-        if (cmd->n_elems < WIRE_CMD_MAX_ELEMS) {
-            cmd->elem_off[cmd->n_elems] = (uint32_t)((const uint8_t *)key - 1 - body);
-            cmd->elem_key_len[cmd->n_elems] = key_len;
-            cmd->elem_id[cmd->n_elems] = (uint16_t)id;
-            cmd->n_elems++;
-        } else
-            cmd->n_elems = WIRE_CMD_MAX_ELEMS + 1;
-        if (n < MAX_CHECKED_KEYS) {
-            keys[n].key = key;
-            keys[n].len = key_len;
-            n++;
-        } else {
-            too_many = true;
-        }
         at = r.pos;
     } while (wire_reader_next(&r));
     if (r.malformed)
         return invalid(error, (size_t)(at - body));
+    finish(cmd, &dups);
+    return true;
+}
 
-    cmd->elems_all = cmd->n_elems <= WIRE_CMD_MAX_ELEMS;
-    if (!cmd->elems_all)
-        cmd->n_elems = WIRE_CMD_MAX_ELEMS;
-    cmd->has_duplicate_top_level_key = too_many || has_duplicate(keys, n);
+bool
+wire_cmd_parse_top(const uint8_t *body, uint32_t len, const struct wire_doc_top *top,
+                   struct wire_cmd *cmd, bson_error_t *error)
+{
+    struct key_ref keys[WIRE_DOC_TOP_MAX];
+    struct dups dups = {{0}, keys, 0, WIRE_DOC_TOP_MAX, false};
+
+    if (top == NULL || !top->all)
+        return wire_cmd_parse(body, len, cmd, error);
+    if (!start(body, len, cmd, error))
+        return false;
+    if (top->n == 0)
+        return empty(error);
+    for (uint32_t i = 0; i < top->n; i++) {
+        /* Offsets of another body (a caller's mistake) would read out of bounds. */
+        BSON_ASSERT(top->off[i] + 2 + top->key_len[i] < len);
+        if (!note_elem(cmd, top->off[i], top->key_len[i], &dups, error))
+            return false;
+    }
+    finish(cmd, &dups);
     return true;
 }
 

@@ -7,13 +7,14 @@
 #ifndef MONGOCACHE_WIRE_CMD_H
 #define MONGOCACHE_WIRE_CMD_H
 
+#include "wire/doc.h"
 #include "wire/names.h"
 
 #include <bson/bson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-#define WIRE_CMD_MAX_ELEMS 32
+#define WIRE_CMD_MAX_ELEMS WIRE_DOC_TOP_MAX
 
 struct wire_cmd {
     const char *name;     /* first key, inside the body */
@@ -22,11 +23,10 @@ struct wire_cmd {
     uint32_t db_len;
     const char *coll;     /* string value of the first element when it is a string, or NULL */
     uint32_t coll_len;
-    bool has_lsid;
     bool has_txn_number;
     bool has_autocommit;
-    bool has_start_transaction;
-    bool has_duplicate_top_level_key; /* also set, unchecked, past 256 top-level keys */
+    bool has_duplicate_top_level_key; /* also set, unchecked, past 256 top-level keys that
+                                       * are no name (wire/names.h) */
     /* Where the top-level elements are, so that a reader after the parse (the
      * cache policy, the key, the index advice's shapes) finds a field without
      * walking the body again: the offset in the body of each element's type
@@ -115,6 +115,16 @@ bool wire_cmd_elem_iter(const struct wire_cmd_elem *e, bson_iter_t *it);
  */
 bool wire_cmd_parse(const uint8_t *body, uint32_t len, struct wire_cmd *cmd,
                     bson_error_t *error) __attribute__((warn_unused_result));
+
+/*
+ * wire_cmd_parse of a body whose check recorded its top level in top
+ * (wire_doc_check_top, or wire_msg_parse's msg->top): the same result,
+ * without walking the body again. A top that does not hold every element
+ * (or NULL) is walked as wire_cmd_parse does.
+ */
+bool wire_cmd_parse_top(const uint8_t *body, uint32_t len, const struct wire_doc_top *top,
+                        struct wire_cmd *cmd, bson_error_t *error)
+    __attribute__((warn_unused_result));
 
 /* True when the command name is hello, isMaster or ismaster. */
 bool wire_cmd_is_hello(const char *name);

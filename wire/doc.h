@@ -29,4 +29,26 @@
 bool wire_doc_check(const uint8_t *buf, size_t avail, uint32_t max_depth, uint32_t *doc_len,
                     bson_error_t *error) __attribute__((warn_unused_result));
 
+/* Top-level elements wire_doc_check_top records: drivers send 5 to 12. */
+#define WIRE_DOC_TOP_MAX 32
+
+/*
+ * Where the top-level elements of a checked document are, as its check
+ * walked past them, so that a reader of the top level (wire_cmd_parse_msg)
+ * need not walk it again: the offset of each element's type byte and its
+ * key's length, in order. all: every element is recorded (n of them);
+ * otherwise only the first WIRE_DOC_TOP_MAX.
+ */
+struct wire_doc_top {
+    uint32_t n;
+    bool all;
+    uint32_t off[WIRE_DOC_TOP_MAX];
+    uint32_t key_len[WIRE_DOC_TOP_MAX];
+};
+
+/* wire_doc_check, recording the top-level elements in *top (set only on success). */
+bool wire_doc_check_top(const uint8_t *buf, size_t avail, uint32_t max_depth, uint32_t *doc_len,
+                        struct wire_doc_top *top, bson_error_t *error)
+    __attribute__((warn_unused_result));
+
 #endif

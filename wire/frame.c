@@ -7,15 +7,6 @@
 
 #include "wire/frame.h"
 
-int32_t
-wire_frame_read_i32(const uint8_t *buf)
-{
-    uint32_t v = (uint32_t)buf[0] | (uint32_t)buf[1] << 8 | (uint32_t)buf[2] << 16 |
-                 (uint32_t)buf[3] << 24;
-
-    return (int32_t)v;
-}
-
 int64_t
 wire_frame_read_i64(const uint8_t *buf)
 {

@@ -54,8 +54,15 @@ struct wire_header {
     int32_t opcode;
 };
 
-/* Little-endian loads and stores; buf need not be aligned. */
-int32_t wire_frame_read_i32(const uint8_t *buf);
+/* Little-endian loads and stores; buf need not be aligned. The int32 load is
+ * inline: every BSON length in wire/ is read with it. */
+static inline int32_t
+wire_frame_read_i32(const uint8_t *buf)
+{
+    return (int32_t)((uint32_t)buf[0] | (uint32_t)buf[1] << 8 | (uint32_t)buf[2] << 16 |
+                     (uint32_t)buf[3] << 24);
+}
+
 int64_t wire_frame_read_i64(const uint8_t *buf);
 void wire_frame_write_i32(uint8_t *buf, int32_t value);
 void wire_frame_write_i64(uint8_t *buf, int64_t value);

@@ -60,16 +60,26 @@ header(const uint8_t *data, size_t len, int32_t opcode, struct wire_header *h,
     return true;
 }
 
-/* Checks one document at p (avail bytes left in its container); `what` names it in errors. */
+/*
+ * Checks one document at p (avail bytes left in its container), recording
+ * its top level in top unless NULL; `what` names it in errors.
+ */
+static bool
+check_doc_top(const uint8_t *p, size_t avail, uint32_t max_depth, uint32_t *len,
+              struct wire_doc_top *top, const char *what, bson_error_t *error)
+{
+    bson_error_t inner;
+
+    if (wire_doc_check_top(p, avail, max_depth, len, top, &inner))
+        return true;
+    return fail(error, inner.code, "%s: %s", what, inner.message);
+}
+
 static bool
 check_doc(const uint8_t *p, size_t avail, uint32_t max_depth, uint32_t *len, const char *what,
           bson_error_t *error)
 {
-    bson_error_t inner;
-
-    if (wire_doc_check(p, avail, max_depth, len, &inner))
-        return true;
-    return fail(error, inner.code, "%s: %s", what, inner.message);
+    return check_doc_top(p, avail, max_depth, len, NULL, what, error);
 }
 
 /* Finds the first key of it equal to key[0..n). */
@@ -168,7 +178,15 @@ wire_msg_parse(const uint8_t *data, size_t len, uint32_t max_depth, struct wire_
 {
     size_t pos = FLAGS_END, end = len;
 
-    memset(msg, 0, sizeof *msg);
+    /* Only what is read before it is set: seqs[i] is set for i < n_seqs, top by the body's
+     * check. */
+    memset(&msg->header, 0, sizeof msg->header);
+    msg->flags = 0;
+    msg->body = NULL;
+    msg->body_len = 0;
+    msg->n_seqs = 0;
+    msg->top.n = 0;
+    msg->top.all = false;
     if (!header(data, len, WIRE_OP_MSG, &msg->header, error))
         return false;
     if (len < FLAGS_END)
@@ -193,7 +211,8 @@ wire_msg_parse(const uint8_t *data, size_t len, uint32_t max_depth, struct wire_
         } else if (kind == KIND_BODY) {
             if (msg->body)
                 return fail(error, WIRE_ERR_MULTIPLE_BODIES, "Multiple body sections in message");
-            if (!check_doc(data + pos, end - pos, max_depth, &msg->body_len, "OP_MSG body", error))
+            if (!check_doc_top(data + pos, end - pos, max_depth, &msg->body_len, &msg->top,
+                               "OP_MSG body", error))
                 return false;
             msg->body = data + pos;
             pos += msg->body_len;
@@ -294,6 +313,30 @@ wire_msg_parse_reply(const uint8_t *data, size_t len, uint32_t max_depth,
     return true;
 }
 
+/*
+ * Whether a decimal128 (16 bytes, little-endian, IEEE 754-2008 BID) is a
+ * number other than zero: NaN is not; infinity is; otherwise its
+ * coefficient is not zero. A coefficient past 10^34 - 1 (the "11" form, or
+ * too large) is non-canonical, read as zero by the specification.
+ */
+static bool
+decimal128_nonzero(const uint8_t *v)
+{
+    uint64_t lo = (uint64_t)wire_frame_read_i64(v), hi = (uint64_t)wire_frame_read_i64(v + 8);
+    const uint64_t max_hi = 0x0001ed09bead87c0ull, max_lo = 0x378d8e63ffffffffull; /* 10^34-1 */
+
+    if ((hi & 0x7c00000000000000ull) == 0x7c00000000000000ull)
+        return false; /* NaN */
+    if ((hi & 0x7c00000000000000ull) == 0x7800000000000000ull)
+        return true; /* infinity */
+    if ((hi & 0x6000000000000000ull) == 0x6000000000000000ull)
+        return false; /* the "11" form: a coefficient past 2^113, non-canonical */
+    hi &= 0x0001ffffffffffffull;
+    if (hi > max_hi || (hi == max_hi && lo > max_lo))
+        return false; /* past 10^34 - 1: non-canonical */
+    return hi != 0 || lo != 0;
+}
+
 int
 wire_msg_ok(const uint8_t *body, uint32_t body_len)
 {
@@ -304,7 +347,7 @@ wire_msg_ok(const uint8_t *body, uint32_t body_len)
     if (!wire_reader_init(&top, body, body_len))
         return -1;
     while (!found && wire_reader_next(&top))
-        found = top.key_len == 2 && memcmp(top.key, "ok", 2) == 0;
+        found = top.key_len == 2 && top.key[0] == 'o' && top.key[1] == 'k';
     if (!found)
         return -1;
     switch (top.type) {
@@ -313,12 +356,12 @@ wire_msg_ok(const uint8_t *body, uint32_t body_len)
     case BSON_TYPE_DOUBLE:
     case BSON_TYPE_INT32:
     case BSON_TYPE_INT64:
-        return wire_reader_number(&top, &d) && d != 0.0;
-    case BSON_TYPE_NULL:
-    case BSON_TYPE_UNDEFINED:
-        return 0;
+        /* NaN != 0.0 is true: it is refused by name */
+        return wire_reader_number(&top, &d) && d != 0.0 && d == d;
+    case BSON_TYPE_DECIMAL128:
+        return decimal128_nonzero(top.value);
     default:
-        return 1;
+        return 0; /* a string, a document, null, ...: not the server's ok */
     }
 }
 

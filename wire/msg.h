@@ -11,6 +11,7 @@
 #ifndef MONGOCACHE_WIRE_MSG_H
 #define MONGOCACHE_WIRE_MSG_H
 
+#include "wire/doc.h"
 #include "wire/frame.h"
 
 #include <bson/bson.h>
@@ -45,8 +46,9 @@ struct wire_msg {
     uint32_t flags;
     const uint8_t *body;  /* the kind-0 document */
     uint32_t body_len;
-    struct wire_seq seqs[WIRE_MSG_MAX_SEQUENCES];
+    struct wire_seq seqs[WIRE_MSG_MAX_SEQUENCES]; /* the first n_seqs are set */
     uint32_t n_seqs;
+    struct wire_doc_top top; /* the body's top-level elements, as its check found them */
 };
 
 struct wire_query {
@@ -76,7 +78,8 @@ struct wire_reply {
  * body, kind-1 sequences (unique identifiers, none also a body field, ids
  * NUL-terminated in bounds), no other kind, nothing past the end or into the
  * checksum, CRC-32C verified when present, every document checked with
- * wire_doc_check(max_depth). error->code is mongod's code for the same fault
+ * wire_doc_check(max_depth) (the body's top level recorded in msg->top, for
+ * wire_cmd_parse_top). error->code is mongod's code for the same fault
  * (40430, 40431, 40432, 40433, 40587, ...).
  */
 bool wire_msg_parse(const uint8_t *data, size_t len, uint32_t max_depth, struct wire_msg *msg,
@@ -97,10 +100,11 @@ bool wire_msg_parse_reply(const uint8_t *data, size_t len, uint32_t max_depth,
 
 /*
  * A reply body's "ok" (body_len bytes at body, a document that passed
- * wire_doc_check): 1 when its first "ok" is true as bson_iter_as_bool reads
- * it (a non-zero number, true, or any other type but null and undefined),
- * 0 when false, -1 when there is none. Read with wire/reader.h, not
- * bson_iter: it runs once per upstream reply.
+ * wire_doc_check): 1 when its first "ok" is true or a number other than
+ * zero (int32, int64, double, decimal128; NaN is not), as mongod writes and
+ * reads it (it writes 1.0 or 0.0); 0 when it is anything else (false, zero,
+ * NaN, a string, a document, null, ...); -1 when there is none. Read with
+ * wire/reader.h, not bson_iter: it runs once per upstream reply.
  */
 int wire_msg_ok(const uint8_t *body, uint32_t body_len);
 

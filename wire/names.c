@@ -1,11 +1,9 @@
 /*
  * wire/names.c: owns matching a name read off the wire against WIRE_NAMES
- * (wire/names.h). The names are listed in order of length, so those of one
- * length are a run of ids: run_start[len] is the first id of length len,
- * counted at compile time from the list itself, and a lookup compares the
- * first and last bytes, then memcmp, only within that run (at most twelve
- * names). It
- * does not know what a name means to anyone: callers switch on the id.
+ * (wire/names.h): a table of the names by length and first eight bytes,
+ * built once before main, where a lookup compares one word per slot it
+ * probes (then memcmp past eight bytes). It does not know what a name means
+ * to anyone: callers switch on the id.
  */
 #include "config.h"
 
@@ -30,93 +28,116 @@ static const uint8_t lens[WIRE_NAMES_COUNT] = {
 #undef NAME_LENGTH
 };
 
-/* Each name's first and last byte, so that a lookup calls memcmp only on a likely match. */
-static const char firsts[WIRE_NAMES_COUNT] = {
+/*
+ * Each name's first eight bytes (fewer when shorter, the rest zero), byte i
+ * at bits 8i: a lookup compares one word (and the length) per slot it
+ * probes, and calls memcmp only for the bytes past eight of a name that
+ * long.
+ */
+#define HEAD_BYTE(text, i)                                                                         \
+    (NAME_LEN(text) > (i) ? (uint64_t)(uint8_t)(text)[NAME_LEN(text) > (i) ? (i) : 0] << (8 * (i)) \
+                          : 0)
+static const uint64_t heads[WIRE_NAMES_COUNT] = {
     0,
-#define NAME_FIRST(a, id, text) text[0],
-    WIRE_NAMES(NAME_FIRST, 0)
-#undef NAME_FIRST
+#define NAME_HEAD(a, id, text)                                                                     \
+    HEAD_BYTE(text, 0) | HEAD_BYTE(text, 1) | HEAD_BYTE(text, 2) | HEAD_BYTE(text, 3) |            \
+        HEAD_BYTE(text, 4) | HEAD_BYTE(text, 5) | HEAD_BYTE(text, 6) | HEAD_BYTE(text, 7),
+    WIRE_NAMES(NAME_HEAD, 0)
+#undef NAME_HEAD
 };
 
-static const char lasts[WIRE_NAMES_COUNT] = {
-    0,
-#define NAME_LAST(a, id, text) text[NAME_LEN(text) - 1],
-    WIRE_NAMES(NAME_LAST, 0)
-#undef NAME_LAST
-};
-
-/* The first id of the names of length len: 1 + how many names are shorter. */
-#define SHORTER(len, id, text) +(NAME_LEN(text) < (size_t)(len))
-#define RUN_START(len) (1 WIRE_NAMES(SHORTER, len))
-
-/* Every name fits in run_start. */
+/* Every name is 1 to WIRE_NAMES_MAX_LEN bytes: longer keys are not looked up. */
 #define NAME_CHECK(a, id, text)                                                                    \
     _Static_assert(NAME_LEN(text) > 0 && NAME_LEN(text) <= WIRE_NAMES_MAX_LEN,                     \
                    "empty or longer than WIRE_NAMES_MAX_LEN: " text);
 WIRE_NAMES(NAME_CHECK, 0)
 #undef NAME_CHECK
 
-/*
- * The list is in order of length when, for every len, the k names shorter
- * than len are ids 1..k, that is when their ids add up to k(k+1)/2 (k
- * distinct ids from 1 add up to that only when they are 1..k).
- */
-#define ID_IF_SHORTER(len, id, text) +(NAME_LEN(text) < (size_t)(len) ? WIRE_NAME_##id : 0)
-#define ORDER_CHECK(len)                                                                           \
-    _Static_assert((0 WIRE_NAMES(ID_IF_SHORTER, len)) ==                                           \
-                       (RUN_START(len) - 1) * RUN_START(len) / 2,                                  \
-                   "WIRE_NAMES is not in order of length: a name shorter than " #len " comes "     \
-                   "after a longer one")
-ORDER_CHECK(1);
-ORDER_CHECK(2);
-ORDER_CHECK(3);
-ORDER_CHECK(4);
-ORDER_CHECK(5);
-ORDER_CHECK(6);
-ORDER_CHECK(7);
-ORDER_CHECK(8);
-ORDER_CHECK(9);
-ORDER_CHECK(10);
-ORDER_CHECK(11);
-ORDER_CHECK(12);
-ORDER_CHECK(13);
-ORDER_CHECK(14);
-ORDER_CHECK(15);
-ORDER_CHECK(16);
-ORDER_CHECK(17);
-ORDER_CHECK(18);
-ORDER_CHECK(19);
-ORDER_CHECK(20);
-ORDER_CHECK(21);
-ORDER_CHECK(22);
-ORDER_CHECK(23);
-ORDER_CHECK(24);
-ORDER_CHECK(25);
-ORDER_CHECK(26);
-ORDER_CHECK(27);
-ORDER_CHECK(28);
-ORDER_CHECK(29);
+_Static_assert(WIRE_NAMES_COUNT <= UINT8_MAX, "slots hold ids in a byte");
 
-static const uint8_t run_start[WIRE_NAMES_MAX_LEN + 2] = {
-    RUN_START(0),  RUN_START(1),  RUN_START(2),  RUN_START(3),  RUN_START(4),  RUN_START(5),
-    RUN_START(6),  RUN_START(7),  RUN_START(8),  RUN_START(9),  RUN_START(10), RUN_START(11),
-    RUN_START(12), RUN_START(13), RUN_START(14), RUN_START(15), RUN_START(16), RUN_START(17),
-    RUN_START(18), RUN_START(19), RUN_START(20), RUN_START(21), RUN_START(22), RUN_START(23),
-    RUN_START(24), RUN_START(25), RUN_START(26), RUN_START(27), RUN_START(28), RUN_START(29),
-};
-_Static_assert(WIRE_NAMES_MAX_LEN == 28, "run_start lists RUN_START(0..WIRE_NAMES_MAX_LEN + 1)");
-_Static_assert(WIRE_NAMES_COUNT <= UINT8_MAX, "run_start holds ids in a byte");
+/*
+ * An open-addressing table of every id by (length, first eight bytes),
+ * SLOTS slots for about 140 names, 0 for an empty slot. It is filled once,
+ * before main (build_slots), and only read after: a lookup hashes the key
+ * and compares one word per slot it probes, usually one or two. Keys a
+ * client chooses cannot lengthen a probe: the table holds only the names.
+ */
+#define SLOTS 512
+_Static_assert(WIRE_NAMES_COUNT * 2 <= SLOTS, "slots at most half full");
+static uint8_t slots[SLOTS];
+
+static inline unsigned
+slot_of(uint64_t head, size_t len)
+{
+    return (unsigned)(((head ^ (uint64_t)len) * 0x9e3779b97f4a7c15ull) >> 55) & (SLOTS - 1);
+}
+
+__attribute__((constructor)) static void
+build_slots(void)
+{
+    for (unsigned id = 1; id < WIRE_NAMES_COUNT; id++) {
+        unsigned h = slot_of(heads[id], lens[id]);
+
+        while (slots[h] != 0)
+            h = (h + 1) & (SLOTS - 1);
+        slots[h] = (uint8_t)id;
+    }
+}
+
+/* The first eight bytes of s (fewer when len is less, the rest zero) as heads[] holds them. */
+static inline uint64_t
+head_of(const char *s, size_t len, size_t avail)
+{
+    size_t n = len < 8 ? len : 8;
+    uint64_t w = 0;
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (avail >= 8) {
+        memcpy(&w, s, sizeof w);
+        return n == 8 ? w : w & ((1ull << (8 * n)) - 1);
+    }
+#else
+    (void)avail;
+#endif
+    for (size_t i = 0; i < n; i++)
+        w |= (uint64_t)(uint8_t)s[i] << (8 * i);
+    return w;
+}
+
+/*
+ * The rest of a lookup whose key is longer than eight bytes, from slot h
+ * where a name of its length and first eight bytes is: apart, so that the
+ * common lookup (a key of eight bytes or fewer, or no match) calls nothing.
+ */
+static __attribute__((noinline)) enum wire_name
+lookup_long(const char *s, size_t len, uint64_t head, unsigned h)
+{
+    for (unsigned id; (id = slots[h]) != 0; h = (h + 1) & (SLOTS - 1)) {
+        if (heads[id] == head && lens[id] == len && memcmp(texts[id] + 8, s + 8, len - 8) == 0)
+            return (enum wire_name)id;
+    }
+    return WIRE_NAME_UNKNOWN;
+}
+
+enum wire_name
+wire_names_lookup_in(const char *s, size_t len, size_t avail)
+{
+    uint64_t head;
+
+    if (len == 0 || len > WIRE_NAMES_MAX_LEN)
+        return WIRE_NAME_UNKNOWN;
+    head = head_of(s, len, avail);
+    for (unsigned h = slot_of(head, len), id; (id = slots[h]) != 0; h = (h + 1) & (SLOTS - 1)) {
+        if (heads[id] == head && lens[id] == len)
+            return len <= 8 ? (enum wire_name)id : lookup_long(s, len, head, h);
+    }
+    return WIRE_NAME_UNKNOWN;
+}
 
 enum wire_name
 wire_names_lookup(const char *s, size_t len)
 {
-    if (len == 0 || len > WIRE_NAMES_MAX_LEN)
-        return WIRE_NAME_UNKNOWN;
-    for (unsigned id = run_start[len]; id < run_start[len + 1]; id++) {
-        if (firsts[id] == s[0] && lasts[id] == s[len - 1] && memcmp(texts[id], s, len) == 0)
-            return (enum wire_name)id;
-    }
-    return WIRE_NAME_UNKNOWN;
+    return wire_names_lookup_in(s, len, len);
 }
 
 bool

@@ -16,9 +16,8 @@
 
 /*
  * Every name once: X(a, ID, "text"), a being passed through for the callers
- * that need an argument. In order of length: wire/names.c finds a name among
- * those of its length, and refuses to compile when the order is broken. A
- * new name goes among the names of its length.
+ * that need an argument. Kept in order of length, for the reader; a new
+ * name goes among the names of its length.
  */
 #define WIRE_NAMES(X, a) \
     X(a, DB, "db") \
@@ -173,6 +172,13 @@ enum wire_name {
  * len 0), or WIRE_NAME_UNKNOWN when they are not exactly one of WIRE_NAMES.
  */
 enum wire_name wire_names_lookup(const char *s, size_t len);
+
+/*
+ * wire_names_lookup when avail (>= len) bytes can be read at s: with eight
+ * there, the first eight are read as one word (a key in a document always
+ * has its NUL and the document's after it).
+ */
+enum wire_name wire_names_lookup_in(const char *s, size_t len, size_t avail);
 
 /* True when the len bytes at s are exactly the name id (cheaper than a lookup for one name). */
 bool wire_names_is(const char *s, size_t len, enum wire_name id);

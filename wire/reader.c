@@ -12,13 +12,6 @@
 
 #include <string.h>
 
-static int32_t
-read_i32(const uint8_t *p)
-{
-    return (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                     (uint32_t)p[3] << 24);
-}
-
 bool
 wire_reader_init(struct wire_reader *r, const uint8_t *doc, uint32_t len)
 {
@@ -27,26 +20,12 @@ wire_reader_init(struct wire_reader *r, const uint8_t *doc, uint32_t len)
     memset(r, 0, sizeof *r);
     if (doc == NULL || len < 5)
         return false;
-    n = read_i32(doc);
+    n = wire_frame_read_i32(doc);
     if (n < 5 || (uint32_t)n > len || doc[n - 1] != 0)
         return false;
     r->pos = doc + 4;
     r->end = doc + n - 1;
     return true;
-}
-
-/* Bytes of a length-prefixed string at p (room bytes available), or 0 when malformed. */
-static uint32_t
-string_size(const uint8_t *p, size_t room)
-{
-    int32_t n;
-
-    if (room < 5)
-        return 0;
-    n = read_i32(p);
-    if (n < 1 || (size_t)n > room - 4 || p[4 + n - 1] != 0)
-        return 0;
-    return 4 + (uint32_t)n;
 }
 
 /*
@@ -79,17 +58,17 @@ value_size(uint8_t type, const uint8_t *p, size_t room, uint32_t *size)
     case 0x02: /* string */
     case 0x0D: /* code */
     case 0x0E: /* symbol */
-        *size = string_size(p, room);
+        *size = wire_reader_string_size(p, room);
         return *size != 0;
     case 0x03: /* document */
     case 0x04: /* array */
     case 0x0F: /* code with scope */
-        if (room < 5 || (n = read_i32(p)) < 5 || (size_t)n > room || p[n - 1] != 0)
+        if (room < 5 || (n = wire_frame_read_i32(p)) < 5 || (size_t)n > room || p[n - 1] != 0)
             return false;
         *size = (uint32_t)n;
         return true;
     case 0x05: /* binary: length, subtype, bytes */
-        if (room < 5 || (n = read_i32(p)) < 0 || (size_t)n > room - 5)
+        if (room < 5 || (n = wire_frame_read_i32(p)) < 0 || (size_t)n > room - 5)
             return false;
         *size = 5 + (uint32_t)n;
         return true;
@@ -103,7 +82,7 @@ value_size(uint8_t type, const uint8_t *p, size_t room, uint32_t *size)
         *size = (uint32_t)(nul + 1 - p);
         return true;
     case 0x0C: /* DBPointer: string and ObjectId */
-        *size = string_size(p, room);
+        *size = wire_reader_string_size(p, room);
         if (*size == 0 || room - *size < 12)
             return false;
         *size += 12;
@@ -146,12 +125,11 @@ wire_reader_number(const struct wire_reader *r, double *v)
 
     switch (r->type) {
     case 0x10:
-        *v = (double)read_i32(r->value);
+        *v = (double)wire_frame_read_i32(r->value);
         return true;
     case 0x12:
     case 0x01:
-        bits = (uint64_t)(uint32_t)read_i32(r->value) | (uint64_t)(uint32_t)read_i32(r->value + 4)
-                                                            << 32;
+        bits = (uint64_t)wire_frame_read_i64(r->value);
         if (r->type == 0x12) {
             *v = (double)(int64_t)bits;
         } else {

@@ -12,9 +12,15 @@
 #ifndef MONGOCACHE_WIRE_READER_H
 #define MONGOCACHE_WIRE_READER_H
 
+#include "wire/frame.h" /* wire_frame_read_i32 */
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 /*
  * A position in a document, and the element last read (valid after a next
@@ -37,8 +43,8 @@ bool wire_reader_init(struct wire_reader *r, const uint8_t *doc, uint32_t len);
 /*
  * Steps to the next element: false at the end, or (for good) at anything
  * malformed. Inline, as it runs for every element the shape code reads on
- * the loop: the key's NUL is searched without a bound, as the document's
- * own final NUL (checked by init) stops the search at the latest; values of
+ * the loop: the key's NUL is searched (wire_reader_key_end) up to the
+ * document's own final NUL (checked by init) at the latest; values of
  * a fixed size are sized from a table, documents, arrays and strings here,
  * the rarer types by wire_reader_next_slow. Every length is checked
  * against the document's end as in the slow path.
@@ -46,11 +52,58 @@ bool wire_reader_init(struct wire_reader *r, const uint8_t *doc, uint32_t len);
 extern const uint8_t wire_reader_fixed_sizes[256]; /* size + 1; 0: not fixed */
 bool wire_reader_next_slow(struct wire_reader *r, const uint8_t *key_end);
 
-static inline int32_t
-wire_reader_i32(const uint8_t *p)
+/*
+ * The NUL that ends the key at k, stop being the enclosing document's final
+ * NUL (so there is one at stop at the latest). Sixteen bytes at a time (SSE2)
+ * or eight (a little-endian word) while that many lie before stop, then
+ * byte by byte: a key is 2 to 12 bytes, and this runs for every element
+ * read or checked.
+ */
+static inline const uint8_t *
+wire_reader_key_end(const uint8_t *k, const uint8_t *stop)
 {
-    return (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                     (uint32_t)p[3] << 24);
+#if defined(__SSE2__)
+    while (stop - k >= 16) {
+        __m128i bytes = _mm_loadu_si128((const __m128i *)(const void *)k);
+        unsigned nul = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_setzero_si128()));
+
+        if (nul != 0)
+            return k + __builtin_ctz(nul);
+        k += 16;
+    }
+#elif defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    while (stop - k >= 8) {
+        uint64_t x, zero;
+
+        memcpy(&x, k, sizeof x);
+        /* The lowest byte flagged is the first NUL: a borrow only runs upwards. */
+        zero = (x - 0x0101010101010101ull) & ~x & 0x8080808080808080ull;
+        if (zero != 0)
+            return k + (__builtin_ctzll(zero) >> 3);
+        k += 8;
+    }
+#endif
+    while (*k != 0)
+        k++;
+    return k;
+}
+
+/*
+ * Bytes of the length-prefixed string (int32 length, bytes, NUL) at p, room
+ * bytes available, or 0 when malformed. Shared by this reader and
+ * wire_doc_check.
+ */
+static inline uint32_t
+wire_reader_string_size(const uint8_t *p, size_t room)
+{
+    int32_t n;
+
+    if (room < 5)
+        return 0;
+    n = wire_frame_read_i32(p);
+    if (n < 1 || (size_t)n > room - 4 || p[4 + (size_t)n - 1] != 0)
+        return 0;
+    return 4 + (uint32_t)n;
 }
 
 /* The element at r->pos, its key ending at k, its value size bytes: current, and r past it. */
@@ -77,8 +130,7 @@ wire_reader_next(struct wire_reader *r)
 
     if (p == NULL || p >= end)
         return false;
-    for (k = p + 1; *k != 0; k++)
-        ;
+    k = wire_reader_key_end(p + 1, end);
     if (k >= end)
         return wire_reader_next_slow(r, k); /* the key ran into the end: malformed */
     room = (size_t)(end - k - 1);
@@ -87,13 +139,12 @@ wire_reader_next(struct wire_reader *r)
         if (--size > room)
             goto malformed;
     } else if (p[0] == 0x03 || p[0] == 0x04) { /* document, array: length, elements, NUL */
-        if (room < 5 || (n = wire_reader_i32(k + 1)) < 5 || (size_t)n > room || k[n] != 0)
+        if (room < 5 || (n = wire_frame_read_i32(k + 1)) < 5 || (size_t)n > room || k[n] != 0)
             goto malformed;
         size = (uint32_t)n;
     } else if (p[0] == 0x02) { /* string: length, bytes, NUL */
-        if (room < 5 || (n = wire_reader_i32(k + 1)) < 1 || (size_t)n > room - 4 || k[4 + n] != 0)
+        if ((size = wire_reader_string_size(k + 1, room)) == 0)
             goto malformed;
-        size = 4 + (uint32_t)n;
     } else {
         return wire_reader_next_slow(r, k);
     }
@@ -136,7 +187,7 @@ wire_reader_recurse(const struct wire_reader *r, struct wire_reader *child)
     child->value_len = 0;
     child->malformed = false;
     if ((r->type != 0x03 && r->type != 0x04) || v == NULL || n < 5 ||
-        (uint32_t)wire_reader_i32(v) != n || v[n - 1] != 0) {
+        (uint32_t)wire_frame_read_i32(v) != n || v[n - 1] != 0) {
         child->pos = child->end = NULL;
         return false;
     }

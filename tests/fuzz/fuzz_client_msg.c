@@ -23,6 +23,7 @@
 #include "config.h"
 
 #include "tests/fuzz/fuzz.h"
+#include "tests/unit/cmd_same.h"
 
 #include "cache/key.h"
 #include "cache/inval_scope.h"
@@ -239,7 +240,9 @@ consult_cache(const struct wire_msg *msg, const struct wire_cmd *cmd, const bson
             check_ns(&read.ns[i], true, data, len);
         /* Reads never carry sequences, and a read inside a transaction is never cached. */
         FUZZ_CHECK(msg->n_seqs == 0);
-        FUZZ_CHECK(!(cmd->has_txn_number || cmd->has_autocommit || cmd->has_start_transaction));
+        FUZZ_CHECK(!(cmd->has_txn_number || cmd->has_autocommit));
+        for (uint32_t i = 0; i < cmd->n_elems; i++)
+            FUZZ_CHECK(cmd->elem_id[i] != WIRE_NAME_START_TRANSACTION);
         FUZZ_CHECK(!cmd->has_duplicate_top_level_key);
         /* The key takes db as a C string and leaves $db out of the body's part: a $db
          * with a NUL inside (which mongod refuses) would share the key of its prefix. */
@@ -291,8 +294,9 @@ static void
 op_msg(const uint8_t *data, size_t len)
 {
     struct wire_msg msg;
-    struct wire_cmd cmd;
-    bson_error_t error;
+    struct wire_cmd cmd, located;
+    bson_error_t error, located_error;
+    bool located_ok;
     bson_t body;
 
     if (!wire_msg_parse(data, len, WIRE_DOC_MAX_DEPTH, &msg, &error)) {
@@ -312,13 +316,18 @@ op_msg(const uint8_t *data, size_t len)
     if (msg.flags & WIRE_MSG_EXHAUST_ALLOWED)
         check_clear_exhaust(data, len);
 
+    /* The proxy parses from the records the body's check made; a walk of the
+     * body must give the same command, field for field. */
+    located_ok = wire_cmd_parse_top(msg.body, msg.body_len, &msg.top, &located, &located_error);
     if (!wire_cmd_parse(msg.body, msg.body_len, &cmd, &error)) {
         /* Forwarded untouched: the server answers with its own error. A
          * checked body's elements can always be read. */
         FUZZ_CHECK(error.domain == WIRE_ERROR_DOMAIN && error.code != 0 &&
                    error.code != WIRE_ERR_INVALID_BSON);
+        FUZZ_CHECK(!located_ok && located_error.code == error.code);
         return;
     }
+    FUZZ_CHECK(located_ok && cmd_same(&cmd, &located));
     check_records(&cmd, &body);
     FUZZ_CHECK(cmd.name != NULL && inside(cmd.name, strlen(cmd.name) + 1, msg.body, msg.body_len));
     if (cmd.db)

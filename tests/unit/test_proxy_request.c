@@ -98,7 +98,7 @@ test_table(void)
 static struct proxy_request *
 new_req(void)
 {
-    return proxy_request_new(NULL, NULL, 7, PROXY_ROUTE_FORWARD, false);
+    return proxy_request_new(NULL, NULL, 7, PROXY_ROUTE_FORWARD, false, NULL);
 }
 
 /* Runs from -> to in a child: true when the child aborted. */
@@ -149,7 +149,7 @@ test_leaving_frees(void)
     req->canned = bson_malloc(32);
     proxy_request_set_state(req, PROXY_REQUEST_DONE);
     ok(req->canned == NULL, "READY -> DONE frees an unwritten reply");
-    proxy_request_destroy(req, NULL);
+    proxy_request_destroy(req, NULL, NULL);
 
     /* A wait that ends in a miss: the held message is taken, then sent. */
     req = new_req();
@@ -167,7 +167,7 @@ test_leaving_frees(void)
         ok(!proxy_request_awaits_upstream(kept), "PARSED does not await the upstream");
         proxy_request_set_state(kept, PROXY_REQUEST_WAITING_CACHE);
         ok(!proxy_request_awaits_upstream(kept), "WAITING_CACHE (not sent) does not either");
-        proxy_request_destroy(kept, NULL);
+        proxy_request_destroy(kept, NULL, NULL);
     }
 
     /* A drain: its documents are freed on leaving. */
@@ -178,7 +178,7 @@ test_leaving_frees(void)
     proxy_request_set_state(req, PROXY_REQUEST_READY);
     ok(req->drain == NULL, "DRAINING -> READY frees the drain");
     ok(!proxy_request_awaits_upstream(req), "READY does not await the upstream");
-    proxy_request_destroy(req, NULL);
+    proxy_request_destroy(req, NULL, NULL);
 
     /* A write's ack held back: the reply survives the move to READY. */
     req = new_req();
@@ -188,7 +188,7 @@ test_leaving_frees(void)
     ok(!proxy_request_awaits_upstream(req), "WAITING_WRITE_ACK does not await the upstream");
     proxy_request_set_state(req, PROXY_REQUEST_READY);
     ok(req->canned != NULL, "WAITING_WRITE_ACK -> READY keeps the held-back reply");
-    proxy_request_destroy(req, NULL);
+    proxy_request_destroy(req, NULL, NULL);
 }
 
 /* Destroy in every state with that state's payload: each freed, once. */
@@ -201,32 +201,76 @@ test_destroy_any_state(void)
     req = new_req();
     req->lsid = bson_malloc(5);
     req->index_db = bson_strdup("db");
-    proxy_request_destroy(req, NULL); /* PARSED */
+    proxy_request_destroy(req, NULL, NULL); /* PARSED */
 
     req = new_req();
     proxy_request_set_state(req, PROXY_REQUEST_WAITING_CACHE);
     req->held = bson_malloc(16);
-    proxy_request_destroy(req, NULL);
+    proxy_request_destroy(req, NULL, NULL);
 
     req = new_req();
     proxy_request_set_state(req, PROXY_REQUEST_UPSTREAM);
     proxy_request_set_state(req, PROXY_REQUEST_DRAINING);
     req->drain = bson_malloc0(sizeof *req->drain);
     req->drain->ns = bson_strdup("db.coll");
-    proxy_request_destroy(req, NULL);
+    proxy_request_destroy(req, NULL, NULL);
 
     req = new_req();
     proxy_request_set_state(req, PROXY_REQUEST_UPSTREAM);
     req->canned = bson_malloc(8);
     proxy_request_set_state(req, PROXY_REQUEST_WAITING_WRITE_ACK);
-    proxy_request_destroy(req, NULL);
+    proxy_request_destroy(req, NULL, NULL);
 
     req = new_req();
     req->canned = bson_malloc(8);
     proxy_request_set_state(req, PROXY_REQUEST_READY);
-    proxy_request_destroy(req, NULL);
-    proxy_request_destroy(NULL, NULL);
+    proxy_request_destroy(req, NULL, NULL);
+    proxy_request_destroy(NULL, NULL, NULL);
     is_int(live - before, 0, "destroy in every state frees every payload (no leak)");
+}
+
+/*
+ * A destroyed request kept as the spare is the next one's memory, cleared:
+ * nothing of the old request shows (a reply, shapes, the slow log's name,
+ * the state), and every payload it held was freed. Under ASan nothing is
+ * kept (a late use must be seen), and the same holds of a fresh one.
+ */
+static void
+test_spare(void)
+{
+    struct proxy_request *spare = NULL, *req, *again;
+    long before = live;
+    bool asan = false;
+
+#if defined(__SANITIZE_ADDRESS__)
+    asan = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    asan = true;
+#endif
+#endif
+    req = proxy_request_new(NULL, NULL, 7, PROXY_ROUTE_HELLO, true, &spare);
+    proxy_request_set_state(req, PROXY_REQUEST_READY);
+    proxy_request_set_reply(req, bson_malloc(16), 16);
+    req->n_shapes = 3;
+    req->batch_size = 10;
+    req->index_db = bson_strdup("db");
+    strcpy(req->log_cmd, "find");
+    proxy_request_set_state(req, PROXY_REQUEST_DONE);
+    proxy_request_destroy(req, NULL, &spare);
+    ok(asan ? spare == NULL : spare == req, "a destroyed request is kept as the spare%s",
+       asan ? " (not under ASan)" : "");
+    is_int(live - before, asan ? 0 : 1, "every payload it held is freed; only its memory is kept");
+    again = proxy_request_new(NULL, NULL, 9, PROXY_ROUTE_FORWARD, false, &spare);
+    ok(spare == NULL && (asan || again == req), "the next request takes the spare");
+    ok(again->state == PROXY_REQUEST_PARSED && again->request_id == 9 &&
+           again->route == PROXY_ROUTE_FORWARD && !again->legacy && again->canned == NULL &&
+           again->n_shapes == 0 && again->batch_size == -1 && again->index_db == NULL &&
+           again->log_cmd[0] == '\0',
+       "and nothing of the old request shows in it");
+    proxy_request_destroy(again, NULL, &spare);
+    proxy_request_free_spare(&spare);
+    ok(spare == NULL && live == before, "the spare is freed with its owner");
 }
 
 int
@@ -242,5 +286,6 @@ main(void)
     test_leaving_frees();
     is_int(live - before, 0, "every request and payload of the lives above is freed");
     test_destroy_any_state();
+    test_spare();
     return done_testing();
 }

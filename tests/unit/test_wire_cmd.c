@@ -7,6 +7,7 @@
 
 #include "tests/unit/tap.h"
 #include "tests/unit/json.h"
+#include "tests/unit/cmd_same.h"
 #include "wire/cmd.h"
 #include "wire/frame.h"
 
@@ -14,10 +15,8 @@
 #include <string.h>
 
 enum flag {
-    LSID = 1 << 0,
     TXN = 1 << 1,
     AUTOCOMMIT = 1 << 2,
-    START_TXN = 1 << 3,
     DUP = 1 << 4,
 };
 
@@ -45,8 +44,8 @@ static const struct cmd_case cmd_cases[] = {
     {"session and transaction fields",
      "{'find': 'c', 'lsid': {'id': 1}, 'txnNumber': 5, 'autocommit': false, "
      "'startTransaction': true, '$db': 'd'}",
-     0, "find", "d", "c", LSID | TXN | AUTOCOMMIT | START_TXN},
-    {"lsid only", "{'find': 'c', 'lsid': {'id': 1}, '$db': 'd'}", 0, "find", "d", "c", LSID},
+     0, "find", "d", "c", TXN | AUTOCOMMIT},
+    {"lsid only", "{'find': 'c', 'lsid': {'id': 1}, '$db': 'd'}", 0, "find", "d", "c", 0},
     {"transaction fields inside a subdocument do not count",
      "{'find': 'c', 'filter': {'lsid': 1, 'txnNumber': 2}, '$db': 'd'}", 0, "find", "d", "c", 0},
     {"field names are case-sensitive", "{'find': 'c', 'LSID': 1, 'TxnNumber': 1}", 0, "find",
@@ -55,6 +54,13 @@ static const struct cmd_case cmd_cases[] = {
     {"duplicate $db (the last one wins)", "{'find': 'a', '$db': 'd', '$db': 'e'}", 0, "find",
      "e", "a", DUP},
     {"duplicate non-adjacent", "{'a': 1, 'b': 2, 'c': 3, 'a': 4}", 0, "a", NULL, NULL, DUP},
+    {"names and keys one byte off them are no duplicates",
+     "{'find': 'c', 'finD': 1, 'lsid': 1, 'lsiD': 2, 'limit': 1, '$db': 'd', 'db': 1}", 0, "find",
+     "d", "c", 0},
+    {"a name repeated among other keys", "{'find': 'c', 'x': 1, 'lsid': 1, 'y': 2, 'lsid': 3}",
+     0, "find", NULL, "c", DUP},
+    {"an unknown key repeated among names", "{'find': 'c', 'x': 1, 'lsid': 1, 'x': 2}", 0,
+     "find", NULL, "c", DUP},
     {"same key at different levels is no duplicate", "{'a': 1, 'b': {'a': 1}}", 0, "a", NULL,
      NULL, 0},
     {"keys differing only by prefix", "{'ab': 1, 'a': 1, 'abc': 1}", 0, "ab", NULL, NULL, 0},
@@ -97,9 +103,7 @@ test_cmd_cases(void)
             bson_destroy(body);
             continue;
         }
-        flags = (cmd.has_lsid ? LSID : 0) | (cmd.has_txn_number ? TXN : 0) |
-                (cmd.has_autocommit ? AUTOCOMMIT : 0) |
-                (cmd.has_start_transaction ? START_TXN : 0) |
+        flags = (cmd.has_txn_number ? TXN : 0) | (cmd.has_autocommit ? AUTOCOMMIT : 0) |
                 (cmd.has_duplicate_top_level_key ? DUP : 0);
         ok(strcmp(cmd.name, c->cmd_name) == 0 && same_str(cmd.db, cmd.db_len, c->db) &&
                same_str(cmd.coll, cmd.coll_len, c->coll) && flags == c->flags,
@@ -185,7 +189,7 @@ keys_body(int n, int i, int j)
 
 /*
  * A duplicate found at every pair of positions for 2 to 64 keys (pairwise up
- * to 16 keys, through the hash table past that), and none reported when the
+ * to 16 keys, sorted past that), and none reported when the
  * keys differ, even only in length.
  */
 static void
@@ -267,6 +271,56 @@ test_colliding_keys(void)
            "256 keys in one hash slot, key %d repeated at %d (-1: none): %s", pairs[p][0],
            pairs[p][1], pairs[p][0] >= 0 ? "found" : "none found");
         bson_destroy(b);
+    }
+}
+
+/* One body parsed from the check's top-level records and by walking: the same result. */
+static bool
+parse_both(const bson_t *b, const char *name)
+{
+    struct wire_doc_top top;
+    struct wire_cmd walked, located;
+    bson_error_t e1, e2;
+    uint32_t len;
+    bool w, l;
+
+    if (!wire_doc_check_top(bson_get_data(b), b->len, 0, &len, &top, &e1)) {
+        diag("%s: %s", name, e1.message);
+        return false;
+    }
+    w = wire_cmd_parse(bson_get_data(b), b->len, &walked, &e1);
+    l = wire_cmd_parse_top(bson_get_data(b), b->len, &top, &located, &e2);
+    if (w != l || (!w && e1.code != e2.code) || (w && !cmd_same(&walked, &located))) {
+        diag("%s: walked %d (%s), located %d (%s)", name, w, w ? "" : e1.message, l,
+             l ? "" : e2.message);
+        return false;
+    }
+    return true;
+}
+
+static void
+test_parse_top(void)
+{
+    static const int sizes[] = {1, 2, 16, 17, 31, 32, 33, 300};
+    size_t same = 0, n = sizeof cmd_cases / sizeof cmd_cases[0];
+
+    for (size_t i = 0; i < n; i++) {
+        bson_t *b = json(cmd_cases[i].body);
+
+        same += parse_both(b, cmd_cases[i].name);
+        bson_destroy(b);
+    }
+    ok(same == n, "every case parses alike from the check's records and by a walk (%zu of %zu)",
+       same, n);
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        bson_t *b = many_keys(sizes[i], -1);
+        bson_t *d = many_keys(sizes[i], sizes[i] - 1);
+
+        ok(parse_both(b, "many keys") && parse_both(d, "many keys, one repeated"),
+           "%d keys, with and without a duplicate: the same from records and by a walk",
+           sizes[i]);
+        bson_destroy(b);
+        bson_destroy(d);
     }
 }
 
@@ -512,6 +566,7 @@ main(void)
     test_duplicate_positions();
     test_colliding_keys();
     test_name_id();
+    test_parse_top();
     test_elements();
     test_walk();
     test_bad_bodies();

@@ -471,6 +471,68 @@ test_rich_and_mutations(void)
     bson_destroy(doc);
 }
 
+/*
+ * Keys of every length from 0 to 40, with 0 to 20 bytes after them in
+ * their document: the key's NUL is found sixteen, eight or one byte at a
+ * time depending on what is left before the document's end, and every
+ * boundary is met. A key that runs into the document's final NUL is
+ * refused at every length; the top level is recorded with each key's
+ * length.
+ */
+static void
+test_key_lengths(void)
+{
+    unsigned good = 0, refused = 0, n_cases = 0;
+
+    for (size_t klen = 0; klen <= 40; klen++) {
+        for (size_t tail = 0; tail <= 20; tail++) {
+            uint8_t doc[128];
+            struct wire_doc_top top;
+            bson_error_t error;
+            uint32_t len = 0;
+            size_t n = 4;
+
+            /* {key: null, "t": "x..." (a string of tail bytes, when tail > 0)} */
+            doc[n++] = 0x0A;
+            memset(doc + n, 'k', klen);
+            n += klen;
+            doc[n++] = 0;
+            if (tail > 0) {
+                doc[n++] = 0x02;
+                doc[n++] = 't';
+                doc[n++] = 0;
+                wire_frame_write_i32(doc + n, (int32_t)tail);
+                n += 4;
+                memset(doc + n, 'x', tail - 1);
+                n += tail - 1;
+                doc[n++] = 0;
+            }
+            doc[n++] = 0;
+            wire_frame_write_i32(doc, (int32_t)n);
+            n_cases++;
+            if (wire_doc_check_top(doc, n, 0, &len, &top, &error) && len == n &&
+                top.all && top.n == (tail > 0 ? 2u : 1u) && top.off[0] == 4 &&
+                top.key_len[0] == klen)
+                good++;
+            else
+                diag("key of %zu bytes, %zu after: refused or misread", klen, tail);
+            /* the same key left unterminated: its NUL would be the document's own */
+            n = 4;
+            doc[n++] = 0x0A;
+            memset(doc + n, 'k', klen + 1 + tail);
+            n += klen + 1 + tail;
+            doc[n++] = 0;
+            wire_frame_write_i32(doc, (int32_t)n);
+            if (!wire_doc_check(doc, n, 0, &len, &error) && error.code == WIRE_ERR_INVALID_BSON)
+                refused++;
+            else
+                diag("unterminated key of %zu bytes accepted", klen + 1 + tail);
+        }
+    }
+    is_int(good, n_cases, "keys of 0 to 40 bytes, 0 to 20 bytes before the end: each read");
+    is_int(refused, n_cases, "and each left unterminated: refused");
+}
+
 int
 main(void)
 {
@@ -480,5 +542,6 @@ main(void)
     test_scope_depth();
     test_wide();
     test_rich_and_mutations();
+    test_key_lengths();
     return done_testing();
 }

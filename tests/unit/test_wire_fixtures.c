@@ -250,6 +250,16 @@ union parsed {
     struct wire_reply reply;
 };
 
+/* Whether cmd's body has a top-level element named id. */
+static bool
+has_elem(const struct wire_cmd *cmd, enum wire_name id)
+{
+    for (uint32_t i = 0; i < cmd->n_elems; i++)
+        if (cmd->elem_id[i] == id)
+            return true;
+    return false;
+}
+
 static bool
 parse_any(int32_t opcode, const uint8_t *data, size_t len, union parsed *out,
           bson_error_t *error)
@@ -403,7 +413,7 @@ check_fixture(struct fixture *fx)
         return;
     is_str(cmd.name, fx->row->first_key, "%s: first key", fx->name);
     if (fx->c2s)
-        is_int(cmd.has_lsid, fx->row->lsid, "%s: lsid %s", fx->name,
+        is_int(has_elem(&cmd, WIRE_NAME_LSID), fx->row->lsid, "%s: lsid %s", fx->name,
                fx->row->lsid ? "present" : "absent");
 
     if (fx->opcode == WIRE_OP_MSG) {
