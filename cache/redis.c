@@ -675,7 +675,7 @@ op_settle(struct cache_redis_op *op, const redisReply *reply, bool timed_out)
 /*
  * due_timer fired: every op past its deadline is settled as timed out,
  * earliest first (each stays until its connection hands it back); then the
- * timer is armed for the next deadline, unless a callback already armed it.
+ * timer is armed for the next deadline.
  */
 static void
 due_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -691,7 +691,8 @@ due_timer_cb(evutil_socket_t fd, short what, void *arg)
         count(redis, CACHE_REDIS_CTR_redis_timeouts);
         op_settle(op, NULL, true); /* off the list; its callback may send more ops */
     }
-    if (op && redis->due_at_us == 0)
+    /* A callback above may have armed it for a later op sent meanwhile: the head comes first. */
+    if (op && (redis->due_at_us == 0 || op->deadline_us < redis->due_at_us))
         due_arm(redis, op->deadline_us, now);
 }
 

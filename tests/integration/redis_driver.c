@@ -917,41 +917,76 @@ phase_kill(struct drv *d, struct cache_redis *a, struct cache_redis *b, struct c
           "fill and hit work again");
 }
 
+/* A lookup whose callback starts another at once (as a caller retrying would). */
+struct chained {
+    struct res res;
+    struct cache_redis *redis;
+    const struct cache_key *key;
+    struct cache_redis_gen gens[2];
+    struct res next;
+    bool started;
+};
+
+static void
+chained_cb(void *arg, enum cache_redis_status status, const uint8_t *reply, size_t reply_len,
+           const uint8_t *mat, size_t mat_len, uint64_t epoch)
+{
+    struct chained *c = arg;
+
+    lookup_cb(&c->res, status, reply, reply_len, mat, mat_len, epoch);
+    gens_init(c->gens);
+    memset(&c->next, 0, sizeof c->next);
+    c->started = cache_redis_lookup(c->redis, c->key, c->gens, 2, lookup_cb, &c->next) != NULL;
+}
+
 /*
- * With Redis stopped, on b (its breaker counts each overlapping pair as one
- * batch: two failures, under FAILURES): ops in flight together are each
- * abandoned at their own deadline (one timer serves them all), and after a
- * reload shortens redis_timeout a later op is abandoned before an earlier one.
+ * With Redis stopped, on b (its breaker told to wait for 100 failures here):
+ * ops in flight together are each abandoned at their own deadline (one
+ * timer serves them all), also when the first one's callback sends another
+ * op (due later than the second); after a reload shortens redis_timeout a
+ * later op is abandoned before an earlier one.
  */
 static void
 phase_deadlines(struct drv *d, struct cache_redis *b, const struct cache_key *k5)
 {
     struct cache_redis_gen gens[2][2];
     struct res res[2];
+    struct chained ch = {.redis = b, .key = k5};
     struct conf *fast = make_conf("redis://127.0.0.1:1", "t:");
     struct conf *usual = make_conf("redis://127.0.0.1:1", "t:");
     uint64_t t[2];
-    bool sent = true;
+    bool sent;
 
-    for (int i = 0; i < 2; i++) {
-        if (i == 1)
-            run_until(d, NULL, TIMEOUT_MS / 2);
-        gens_init(gens[i]);
-        memset(&res[i], 0, sizeof res[i]);
-        t[i] = (uint64_t)conf_clock_ms();
-        sent = cache_redis_lookup(b, k5, gens[i], 2, lookup_cb, &res[i]) && sent;
+    if (!fast || !usual) {
+        check(d, false, "confs for the deadlines");
+        check(d, false, "confs for the deadlines");
+        conf_destroy(fast);
+        conf_destroy(usual);
+        return;
     }
-    sent = run_until(d, &res[0].done, 2000) && run_until(d, &res[1].done, 2000) && sent;
-    printf("# two lookups %llu ms apart: abandoned after %llu and %llu ms\n",
-           (unsigned long long)(t[1] - t[0]), (unsigned long long)(res[0].at_ms - t[0]),
-           (unsigned long long)(res[1].at_ms - t[1]));
-    check(d, sent && res[0].status == CACHE_REDIS_FAILED && res[1].status == CACHE_REDIS_FAILED &&
-                 res[0].at_ms - t[0] >= TIMEOUT_MS - 5 && res[1].at_ms - t[1] >= TIMEOUT_MS - 5 &&
-                 res[0].at_ms - t[0] <= TIMEOUT_MS + SLACK_MS &&
-                 res[1].at_ms - t[1] <= TIMEOUT_MS + SLACK_MS,
-          "two lookups in flight together are each abandoned at their own deadline");
+    fast->redis_breaker_failures = 100;
+    cache_redis_reconfigure(b, fast);
+    gens_init(gens[0]);
+    t[0] = (uint64_t)conf_clock_ms();
+    sent = cache_redis_lookup(b, k5, gens[0], 2, chained_cb, &ch) != NULL;
+    run_until(d, NULL, TIMEOUT_MS / 5);
+    gens_init(gens[1]);
+    memset(&res[1], 0, sizeof res[1]);
+    t[1] = (uint64_t)conf_clock_ms();
+    sent = cache_redis_lookup(b, k5, gens[1], 2, lookup_cb, &res[1]) && sent;
+    sent = sent && run_until(d, &ch.res.done, 2000) && run_until(d, &res[1].done, 2000) &&
+           ch.started && run_until(d, &ch.next.done, 2000);
+    printf("# two lookups %llu ms apart: abandoned after %llu and %llu ms; the one the first's "
+           "callback sent %llu ms after the second\n",
+           (unsigned long long)(t[1] - t[0]), (unsigned long long)(ch.res.at_ms - t[0]),
+           (unsigned long long)(res[1].at_ms - t[1]),
+           (unsigned long long)(ch.next.at_ms - res[1].at_ms));
+    check(d, sent && ch.res.status == CACHE_REDIS_FAILED && res[1].status == CACHE_REDIS_FAILED &&
+                 ch.next.status == CACHE_REDIS_FAILED && ch.res.at_ms - t[0] >= TIMEOUT_MS - 5 &&
+                 res[1].at_ms - t[1] >= TIMEOUT_MS - 5 &&
+                 res[1].at_ms - t[1] <= TIMEOUT_MS + SLACK_MS && res[1].at_ms < ch.next.at_ms,
+          "lookups in flight together are each abandoned at their own deadline");
 
-    sent = fast && usual;
     for (int i = 0; i < 2 && sent; i++) {
         if (i == 1) {
             fast->redis_timeout = 5;
@@ -968,8 +1003,7 @@ phase_deadlines(struct drv *d, struct cache_redis *b, const struct cache_key *k5
     check(d, sent && res[1].status == CACHE_REDIS_FAILED && res[1].at_ms - t[1] < TIMEOUT_MS - 5 &&
                  res[0].at_ms - t[0] >= TIMEOUT_MS - 5,
           "after a reload shortens redis_timeout, a later lookup is abandoned first");
-    if (usual)
-        cache_redis_reconfigure(b, usual);
+    cache_redis_reconfigure(b, usual);
     conf_destroy(fast);
     conf_destroy(usual);
 }
