@@ -110,10 +110,15 @@ mc_init() {
 
 # Prints a TCP port on 127.0.0.1 that nothing uses and that this run has not
 # handed out before (recorded in $MC_TMP/ports, so $(mc_free_port) works).
+# Below the kernel's ephemeral range when there is room (10,000 ports or more
+# from 20000 up): the source ports of other tests' connections, running at
+# the same time, come from that range and could take the port before it is bound.
 mc_free_port() {
-    local i port
+    local i port lo span=40000
+    lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null) || lo=""
+    [ -n "$lo" ] && [ "$lo" -ge 30000 ] 2>/dev/null && span=$((lo - 20000))
     for i in $(seq 1 200); do
-        port=$((20000 + (RANDOM * 32768 + RANDOM) % 40000))
+        port=$((20000 + (RANDOM * 32768 + RANDOM) % span))
         grep -qx "$port" "$MC_TMP/ports" 2>/dev/null && continue
         (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue
         if command -v ss >/dev/null 2>&1 && [ -n "$(ss -Htan "sport = :$port" 2>/dev/null)" ]; then

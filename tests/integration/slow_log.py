@@ -4,8 +4,10 @@
       A TCP relay in front of FerretDB: a client message holding MARKER is
       held DELAY_S seconds before it goes on, so a request is exactly as
       slow as the test wants and every other one is as fast as FerretDB.
-  client PHASE URI
-      The workload of one phase (see PHASES), hostile values included.
+      Prints "held" as it starts holding one.
+  client PHASE URI PORT RELAY_LOG
+      The workload of one phase (see PHASES), hostile values included;
+      RELAY_LOG is the relay's output, read to know a request is held.
   check LOG ADVICE_OFF_LOG
       Reads the proxy logs back with real parsers (logfmtkv, strict:
       go-logfmt's rules; json) and prints unnumbered TAP lines, then its plan
@@ -42,6 +44,7 @@ async def pump_client(reader, writer, marker, delay):
             (n,) = struct.unpack("<i", head)
             rest = await reader.readexactly(n - 4)
             if marker in rest:
+                print("held", flush=True)  # the workload waits for this line (held_count)
                 await asyncio.sleep(delay)
             writer.write(head + rest)
             await writer.drain()
@@ -117,7 +120,13 @@ def hostile_raw(port):
                                (0x02, b"$db", bson_str(b"admin"))]))
 
 
-def client(phase, uri, port):
+def held_count(relay_log):
+    """How many marked messages the relay has held so far (its "held" lines)."""
+    with open(relay_log) as f:
+        return sum(1 for line in f if line == "held\n")
+
+
+def client(phase, uri, port, relay_log):
     import pymongo
 
     c = pymongo.MongoClient(uri, appname=HOSTILE_APP, directConnection=True,
@@ -139,9 +148,14 @@ def client(phase, uri, port):
         def leader():
             out["a"] = list(coll.find({"author": SECRETS[1], "year": {"$gte": SECRETS[5]}},
                                       comment=MARKER))
+        held = held_count(relay_log)
         t = threading.Thread(target=leader)
         t.start()
-        time.sleep(0.3)
+        # the leader's find is held upstream (by the relay, for 1 s) before the
+        # second is sent: the second then waits behind it, whatever the load
+        t0 = time.monotonic()
+        while held_count(relay_log) <= held and time.monotonic() - t0 < 10:
+            time.sleep(0.01)
         out["b"] = list(coll.find({"author": SECRETS[1], "year": {"$gte": SECRETS[5]}},
                                   comment=MARKER))
         t.join()
@@ -284,6 +298,6 @@ if __name__ == "__main__":
     if what == "relay":
         relay(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5].encode())
     elif what == "client":
-        client(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        client(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
     elif what == "check":
         sys.exit(check(sys.argv[2], sys.argv[3]))

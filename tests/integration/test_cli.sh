@@ -51,12 +51,21 @@ run() {
     "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
     rc=$?
 }
+# port: a random loopback port for a daemon of this script (other tests, run at
+# the same time, hold ports of their own: a start that finds it taken tries another).
+port() { echo $((20000 + $(od -An -N2 -tu2 /dev/urandom) % 40000)); }
+taken() { grep -q 'Address already in use' "$tmp/err"; }
 # start ARGS...: starts the daemon for real, on a port of its own and without
 # the HTTP endpoint, for at most 3 s (status 124: it was still running).
 start() {
-    timeout 3 "$bin" --listen "127.0.0.1:$((20000 + ($$ + n) % 20000))" --http-listen "" "$@" \
-        >"$tmp/out" 2>"$tmp/err"
-    rc=$?
+    tries=0
+    while :; do
+        timeout 3 "$bin" --listen "127.0.0.1:$(port)" --http-listen "" "$@" \
+            >"$tmp/out" 2>"$tmp/err"
+        rc=$?
+        tries=$((tries + 1))
+        taken && [ $tries -lt 5 ] || break
+    done
 }
 # erun 'VAR=VALUE ...' ARGS...: run with these variables set (values without blanks).
 erun() {
@@ -262,13 +271,20 @@ ok $? "unknown MONGOCACHE_* variables warn with a did-you-mean, values unshown, 
 run --check-config
 [ "$rc" -eq 0 ] && [ ! -s "$tmp/err" ]
 ok $? "no warning when every variable is known"
-MONGOCACHE_LISTN=127.0.0.1:7 "$bin" --listen "127.0.0.1:$((20000 + ($$ + 7) % 20000))" \
-    --http-listen "" >"$tmp/out" 2>"$tmp/err" &
-daemon_pid=$!
-i=0
-while [ $i -lt 30 ] && ! grep -q "event=started" "$tmp/err" 2>/dev/null; do
-    sleep 0.1
-    i=$((i + 1))
+tries=0
+while :; do
+    MONGOCACHE_LISTN=127.0.0.1:7 "$bin" --listen "127.0.0.1:$(port)" \
+        --http-listen "" >"$tmp/out" 2>"$tmp/err" &
+    daemon_pid=$!
+    i=0
+    while [ $i -lt 30 ] && ! grep -q "event=started" "$tmp/err" 2>/dev/null &&
+        kill -0 "$daemon_pid" 2>/dev/null; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    tries=$((tries + 1))
+    taken && [ $tries -lt 5 ] || break
+    wait "$daemon_pid" 2>/dev/null
 done
 shm=absent
 if [ -e "/dev/shm/mongoc-$daemon_pid" ]; then
@@ -363,8 +379,7 @@ ok $? "a non-loopback http_listen without http_token is refused"
 
 # /proc/PID/cmdline of a running daemon no longer shows the secrets.
 if [ -r /proc/self/cmdline ]; then
-    port=$((20000 + $$ % 20000))
-    "$bin" --listen "127.0.0.1:$port" --http-listen "" --http-token cmdline-S3cret \
+    "$bin" --listen "127.0.0.1:$(port)" --http-listen "" --http-token cmdline-S3cret \
         --redis "redis://:cmdline-Pw@127.0.0.1:1" >"$tmp/out" 2>"$tmp/err" &
     daemon_pid=$!
     seen=""

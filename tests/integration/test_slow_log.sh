@@ -49,7 +49,7 @@ MC_PROXY_UPSTREAM=mongodb://127.0.0.1:$relay_port mc_start_proxy --config "$conf
 log=$PROXY_LOG
 
 client() {
-    timeout 60 "$MC_PYTHON" "$MC_TESTDIR/slow_log.py" client "$1" "$2" "$3" \
+    timeout 60 "$MC_PYTHON" "$MC_TESTDIR/slow_log.py" client "$1" "$2" "$3" "$MC_TMP/relay.log" \
         >"$MC_TMP/client.$1.out" 2>&1
     local st=$?
     mc_ok "$st" "workload, phase $1"
