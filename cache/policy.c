@@ -289,6 +289,7 @@ scan_operator(struct req_scan *s, const bson_iter_t *it)
 
 static enum cache_policy_reason scan_doc(struct req_scan *s, const uint8_t *doc, uint32_t len,
                                          bool sift);
+static enum cache_policy_reason scan_element(struct req_scan *s, const struct wire_cmd_elem *e);
 
 /* A string value naming a variable whose value changes from one run to the next. */
 static enum cache_policy_reason
@@ -307,7 +308,7 @@ scan_string(const char *str, uint32_t len)
 /*
  * scan_operator on the element e, through a bson_iter placed on it. Not
  * inlined: a bson_iter_t is aligned to 128 bytes, and only these few
- * operators need one, so scan_element's frame stays small.
+ * operators need one, so judge_element's frame stays small.
  */
 static __attribute__((noinline)) enum cache_policy_reason
 scan_operator_at(struct req_scan *s, const struct wire_cmd_elem *e)
@@ -327,8 +328,8 @@ scan_operator_at(struct req_scan *s, const struct wire_cmd_elem *e)
  * look for a '$' byte in a nested document's bytes (scan_doc); passed for
  * the top-level elements only, so no byte is sifted twice.
  */
-static enum cache_policy_reason
-scan_element(struct req_scan *s, const struct wire_cmd_elem *e, bool sift)
+static inline __attribute__((always_inline)) enum cache_policy_reason
+judge_element(struct req_scan *s, const struct wire_cmd_elem *e, bool sift)
 {
     uint32_t value_len = e->len - 2 - e->key_len;
     enum cache_policy_reason r;
@@ -365,10 +366,17 @@ scan_element(struct req_scan *s, const struct wire_cmd_elem *e, bool sift)
     }
 }
 
+/* judge_element below the top level: out of line, as it recurses. */
+static enum cache_policy_reason
+scan_element(struct req_scan *s, const struct wire_cmd_elem *e)
+{
+    return judge_element(s, e, false);
+}
+
 /*
  * Judges every element of the document at doc (len bytes): the first reason
  * found. sift: when no byte of its elements is a '$', nothing in it can
- * be refused or add a namespace (every reason scan_element finds starts
+ * be refused or add a namespace (every reason judge_element finds starts
  * at a '$': an operator's or stage's key, a "$$" variable; the reader
  * checks each string's length itself), so it is OK without the walk: most
  * filters, lsid, $clusterTime and $readPreference.
@@ -399,7 +407,7 @@ scan_doc(struct req_scan *s, const uint8_t *doc, uint32_t len, bool sift)
         e.key_len = r.key_len;
         e.id = r.key[0] == '$' ? wire_names_lookup(r.key, r.key_len) : WIRE_NAME_UNKNOWN;
         e.value = r.value;
-        reason = scan_element(s, &e, false);
+        reason = scan_element(s, &e);
         if (reason != CACHE_POLICY_OK)
             return reason;
     }
@@ -550,7 +558,7 @@ judge_request(const bson_t *body, const struct wire_cmd *parsed, const char *db,
         skip = skip || skip_requested(&e);
         option = worst(option, check_option(&e));
         if (r == CACHE_POLICY_OK)
-            r = scan_element(s, &e, true);
+            r = judge_element(s, &e, true); /* inlined: runs for every top-level element */
     }
     if (skip)
         return CACHE_POLICY_SKIP_REQUESTED;
