@@ -640,10 +640,11 @@ advice_shape_extract_known(const bson_t *body, const struct wire_cmd *cmd,
     out->n = 0;
     out->known = known;
     out->known_arg = arg;
-    /* A namespace no server would take (not UTF-8, longer than 255 bytes) gets no
-     * shape: shapes are shown as JSON, which needs valid UTF-8. */
+    /* A namespace no server would take (not UTF-8, a NUL, longer than 255 bytes)
+     * gets no shape: shapes are shown as JSON, which needs valid UTF-8
+     * (valid_utf8 refuses a NUL too). */
     if (cmd == NULL || cmd->name == NULL || cmd->coll == NULL || cmd->coll_len == 0 ||
-        cmd->db == NULL || cmd->db_len == 0 || memchr(cmd->coll, '\0', cmd->coll_len) != NULL ||
+        cmd->db == NULL || cmd->db_len == 0 ||
         (size_t)cmd->db_len + cmd->coll_len >= 255 || !valid_utf8(cmd->db, cmd->db_len) ||
         !valid_utf8(cmd->coll, cmd->coll_len))
         return 0;

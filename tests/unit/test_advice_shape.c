@@ -1515,6 +1515,40 @@ test_bad_namespaces(void)
     }
 }
 
+/* A NUL inside the collection (a BSON string may hold one; the parse refuses a $db with one): no
+ * shape. */
+static void
+test_nul_namespaces(void)
+{
+    static const struct {
+        const char *db, *coll;
+        int db_len, coll_len;
+        uint32_t want;
+    } cases[] = {{"app", "bo\0oks", 3, 6, 0},
+                 {"app", "books\0", 3, 6, 0},
+                 {"app", "books", 3, 5, 1}};
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bson_t *body = bson_new(), filter;
+        struct wire_cmd cmd;
+        struct advice_shapes out;
+        uint32_t n = UINT32_MAX;
+
+        bson_append_utf8(body, "find", 4, cases[i].coll, cases[i].coll_len);
+        bson_append_document_begin(body, "filter", 6, &filter);
+        BSON_APPEND_INT32(&filter, "a", 1);
+        bson_append_document_end(body, &filter);
+        bson_append_utf8(body, "$db", 3, cases[i].db, cases[i].db_len);
+        out.n = 0;
+        if (parse(body, &cmd))
+            n = advice_shape_extract(body, &cmd, NULL, 0, &out);
+        ok(n == cases[i].want, "namespace with a NUL, case %zu: %u shape(s), want %u", i, n,
+           cases[i].want);
+        advice_shapes_cleanup(&out);
+        bson_destroy(body);
+    }
+}
+
 /*
  * The namespace check takes ASCII by a loop and hands the rest to libbson:
  * a UTF-8 name past its ASCII prefix gets a shape, a bad byte after it none.
@@ -1570,5 +1604,6 @@ main(void)
     test_many_top_level();
     test_bad_namespaces();
     test_utf8_namespaces();
+    test_nul_namespaces();
     return done_testing();
 }
