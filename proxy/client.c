@@ -67,8 +67,8 @@ static void set_blocked(struct proxy_client *c, bool blocked);
 static void update_timer(struct proxy_client *c, bool progressed);
 static void maybe_finish(struct proxy_client *c);
 static void flush_canned(struct proxy_client *c);
-static void forward(struct proxy_client *c, struct evbuffer *in, size_t len, uint8_t *replacement,
-                    size_t replacement_len, bool oneway);
+static void forward(struct proxy_client *c, struct evbuffer *in, const uint8_t *data, size_t len,
+                    uint8_t *replacement, size_t replacement_len, bool oneway);
 static bool on_reply(void *arg, struct evbuffer *in, const struct wire_header *h);
 static void on_upstream_down(void *arg, const char *why, bool connected);
 static void on_upstream_invalid(void *arg, const char *why);
@@ -677,7 +677,7 @@ send_barrier(struct proxy_client *c)
     proxy_request_set_state(req, PROXY_REQUEST_UPSTREAM);
     c->barrier = true;
     proxy_stats_add(&c->server->stats, PROXY_STAT_oneway_barriers, 1);
-    forward(c, NULL, 0, bytes, len, false);
+    forward(c, NULL, NULL, 0, bytes, len, false);
 }
 
 /*
@@ -817,11 +817,12 @@ admit(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h, 
 }
 
 /*
- * Moves the message of len bytes at the front of in to the upstream, or
- * replaces it with `replacement` (taken) when the proxy rewrote it.
+ * Moves the message of len bytes at the front of in (contiguous at data) to
+ * the upstream, or replaces it with `replacement` (taken) when the proxy
+ * rewrote it.
  */
 static void
-forward(struct proxy_client *c, struct evbuffer *in, size_t len,
+forward(struct proxy_client *c, struct evbuffer *in, const uint8_t *data, size_t len,
                      uint8_t *replacement, size_t replacement_len, bool oneway)
 {
     struct evbuffer *out;
@@ -839,16 +840,16 @@ forward(struct proxy_client *c, struct evbuffer *in, size_t len,
         c->oneway_sent = false;
         proxy_upstream_set_low_watermark(c->up, limit / 2);
     }
-    out = c->scratch;
     if (replacement) {
+        out = c->scratch;
         evbuffer_add(out, replacement, replacement_len);
         bson_free(replacement);
         if (in)
             evbuffer_drain(in, len);
+        proxy_upstream_send(c->up, out);
     } else {
-        evbuffer_remove_buffer(in, out, len);
+        proxy_upstream_send_from(c->up, in, data, len);
     }
-    proxy_upstream_send(c->up, out);
     if (oneway)
         c->oneway_sent = true;
     if (queue_over(c, limit) && !c->reading_paused) {
@@ -1067,7 +1068,7 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
         req->upstream_us = req->started_us; /* sent now: the round trip starts */
         proxy_request_set_state(req, PROXY_REQUEST_UPSTREAM);
     }
-    forward(c, in, (size_t)h->length, replacement, replacement_len, oneway);
+    forward(c, in, data, (size_t)h->length, replacement, replacement_len, oneway);
     if (oneway && c->oneway_count == ONEWAY_RING && c->phase < PROXY_CLIENT_DEAD)
         send_barrier(c);
     return true;
@@ -1118,7 +1119,7 @@ handle_op_query(struct proxy_client *c, struct evbuffer *in, const uint8_t *data
     bson_destroy(&stripped);
     req->upstream_us = req->started_us;
     proxy_request_set_state(req, PROXY_REQUEST_UPSTREAM);
-    forward(c, in, (size_t)h->length, replacement, replacement_len, false);
+    forward(c, in, data, (size_t)h->length, replacement, replacement_len, false);
     return true;
 }
 
@@ -1235,7 +1236,7 @@ request_resolved(struct proxy_request *req)
             req->upstream_us = conf_clock_us();
         held = proxy_request_take_held(req, &len);
         proxy_request_set_state(req, PROXY_REQUEST_UPSTREAM);
-        forward(c, NULL, 0, held, len, false);
+        forward(c, NULL, NULL, 0, held, len, false);
     }
     unblock(c);
 }
@@ -1607,8 +1608,7 @@ on_reply(void *arg, struct evbuffer *in, const struct wire_header *h)
     } else if (c->phase == PROXY_CLIENT_GONE) {
         evbuffer_drain(in, (size_t)h->length);
     } else {
-        evbuffer_remove_buffer(in, c->scratch, (size_t)h->length);
-        proxy_conn_send(c->conn, c->scratch);
+        proxy_conn_send_from(c->conn, in, data, (size_t)h->length);
     }
     proxy_client_observe_at(c, req, outcome, now_us);
     if (req->state == PROXY_REQUEST_DRAINING)

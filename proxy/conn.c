@@ -323,6 +323,24 @@ proxy_conn_write_now(struct proxy_conn *conn, const struct iovec *iov, int n)
     return written > 0 ? (size_t)written : 0;
 }
 
+void
+proxy_conn_send_from(struct proxy_conn *conn, struct evbuffer *src, const uint8_t *data,
+                     size_t len)
+{
+    struct iovec iov;
+    size_t done;
+
+    iov.iov_base = (void *)data;
+    iov.iov_len = len;
+    done = len > 0 ? proxy_conn_write_now(conn, &iov, 1) : 0;
+    if (done > 0)
+        evbuffer_drain(src, done);
+    if (done < len) {
+        evbuffer_remove_buffer(src, conn->output, len - done);
+        update_events(conn);
+    }
+}
+
 /* proxy_conn_read_again's turn: the reader, without a read(). */
 static void
 again_cb(evutil_socket_t fd, short what, void *arg)

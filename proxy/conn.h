@@ -101,6 +101,16 @@ void proxy_conn_set_write_low(struct proxy_conn *conn, size_t low);
 void proxy_conn_send(struct proxy_conn *conn, struct evbuffer *data);
 
 /*
+ * Sends the len bytes at the front of src (data: where they are, one
+ * contiguous piece, as evbuffer_pullup gives it) and drains them from src:
+ * written at once with one writev when proxy_conn_send would, and what the
+ * socket does not take moved to the output without a copy (a socket error
+ * is then reported by the queued write that meets it). No staging buffer.
+ */
+void proxy_conn_send_from(struct proxy_conn *conn, struct evbuffer *src, const uint8_t *data,
+                          size_t len);
+
+/*
  * Writes the n pieces at iov at once when proxy_conn_send would (nothing
  * queued, writing enabled, the connection up), with one writev and no
  * buffer: the bytes it took (0 when it wrote nothing, an error included).

@@ -224,6 +224,13 @@ proxy_upstream_send(struct proxy_upstream *up, struct evbuffer *data)
     proxy_conn_send(up->conn, data); /* queued while connecting */
 }
 
+void
+proxy_upstream_send_from(struct proxy_upstream *up, struct evbuffer *src, const uint8_t *data,
+                         size_t len)
+{
+    proxy_conn_send_from(up->conn, src, data, len); /* queued while connecting */
+}
+
 size_t
 proxy_upstream_buffered(const struct proxy_upstream *up)
 {

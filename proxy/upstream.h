@@ -49,6 +49,10 @@ void proxy_upstream_destroy(struct proxy_upstream *up);
 
 /* Sends (and empties) data: written at once when the connection is up and idle. */
 void proxy_upstream_send(struct proxy_upstream *up, struct evbuffer *data);
+/* Sends the len bytes at the front of src (contiguous at data) and drains them from src
+ * (proxy_conn_send_from). */
+void proxy_upstream_send_from(struct proxy_upstream *up, struct evbuffer *src,
+                              const uint8_t *data, size_t len);
 
 /* Bytes queued and not yet written. */
 /* Bytes in the upstream connection's buffers, both ways (max_memory). */
