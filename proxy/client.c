@@ -446,7 +446,7 @@ start_linger(struct proxy_client *c)
         return;
     set_phase(c, PROXY_CLIENT_LINGERING);
     shutdown(proxy_conn_fd(c->conn), SHUT_WR);
-    evbuffer_drain(proxy_conn_input(c->conn), evbuffer_get_length(proxy_conn_input(c->conn)));
+    proxy_conn_drain(c->conn, SIZE_MAX);
     proxy_conn_read_enable(c->conn, true);
     update_timer(c, false);
 }
@@ -492,8 +492,7 @@ free_parts(struct proxy_client *c)
 {
     if (c->conn) {
         /* A client with a connection has its buffers tracked (proxy_client_new). */
-        proxy_server_memory_untrack(c->server, proxy_conn_input(c->conn));
-        proxy_server_memory_untrack(c->server, proxy_conn_output(c->conn));
+        proxy_server_memory_untrack(c->server, c->conn);
         drop_output(c);
         proxy_conn_free(c->conn);
     }
@@ -722,11 +721,10 @@ send_held_ack(struct proxy_client *c, struct proxy_request *req)
     in = proxy_upstream_input(c->up);
     BSON_ASSERT(evbuffer_get_length(in) >= req->ack_in_upstream);
     if (c->phase == PROXY_CLIENT_GONE)
-        evbuffer_drain(in, req->ack_in_upstream);
-    else {
-        evbuffer_remove_buffer(in, c->scratch, req->ack_in_upstream);
-        proxy_conn_send(c->conn, c->scratch);
-    }
+        proxy_upstream_drain(c->up, req->ack_in_upstream);
+    else
+        proxy_upstream_send_to(c->up, c->conn, evbuffer_pullup(in, req->ack_in_upstream),
+                               req->ack_in_upstream);
     req->ack_in_upstream = 0;
 }
 
@@ -774,7 +772,7 @@ refuse(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h,
     proxy_request_set_state(req, PROXY_REQUEST_READY);
     /* The rest is still coming (unless the client has shut down): see start_linger. */
     c->linger = c->phase == PROXY_CLIENT_OPEN && avail < (size_t)h->length;
-    evbuffer_drain(in, avail < (size_t)h->length ? avail : (size_t)h->length);
+    proxy_conn_drain(c->conn, avail < (size_t)h->length ? avail : (size_t)h->length);
     release_promise(c);
     flush_canned(c);
     finish(c);
@@ -845,10 +843,10 @@ forward(struct proxy_client *c, struct evbuffer *in, const uint8_t *data, size_t
         evbuffer_add(out, replacement, replacement_len);
         bson_free(replacement);
         if (in)
-            evbuffer_drain(in, len);
+            proxy_conn_drain(c->conn, len);
         proxy_upstream_send(c->up, out);
     } else {
-        proxy_upstream_send_from(c->up, in, data, len);
+        proxy_upstream_send_from(c->up, c->conn, data, len);
     }
     if (oneway)
         c->oneway_sent = true;
@@ -1021,14 +1019,14 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
         } else
             conf_log(CONF_LOG_INFO, c->id, "admin_action",
                      "via=wire action=%s result=refused_oneway", cmd.name);
-        evbuffer_drain(in, (size_t)h->length);
+        proxy_conn_drain(c->conn, (size_t)h->length);
         flush_canned(c);
         return true;
     case PROXY_ROUTE_FORWARD:
         if (!c->server->cache || !cmd.db)
             break;
         if (req && proxy_lookup_answer_cursor(c, &cmd, &body, req)) {
-            evbuffer_drain(in, (size_t)h->length);
+            proxy_conn_drain(c->conn, (size_t)h->length);
             flush_canned(c);
             return true;
         }
@@ -1036,7 +1034,7 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
         case PROXY_LOOKUP_FORWARD:
             break;
         case PROXY_LOOKUP_ANSWERED:
-            evbuffer_drain(in, (size_t)h->length);
+            proxy_conn_drain(c->conn, (size_t)h->length);
             flush_canned(c);
             return true;
         case PROXY_LOOKUP_WAITING:
@@ -1046,7 +1044,7 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
             req->held_len = (size_t)h->length;
             if (msg.flags & WIRE_MSG_EXHAUST_ALLOWED)
                 wire_msg_clear_flags(req->held, req->held_len, WIRE_MSG_EXHAUST_ALLOWED);
-            evbuffer_drain(in, (size_t)h->length);
+            proxy_conn_drain(c->conn, (size_t)h->length);
             set_blocked(c, true);
             return false;
         }
@@ -1275,9 +1273,7 @@ read_cb(struct proxy_conn *conn, void *arg)
     struct proxy_client *c = arg;
 
     if (c->phase == PROXY_CLIENT_LINGERING) {
-        struct evbuffer *in = proxy_conn_input(conn);
-
-        evbuffer_drain(in, evbuffer_get_length(in)); /* see start_linger */
+        proxy_conn_drain(conn, SIZE_MAX); /* see start_linger */
         return;
     }
     process_input(c);
@@ -1456,7 +1452,7 @@ on_reply(void *arg, struct evbuffer *in, const struct wire_header *h)
         proxy_stats_add(&c->server->stats, PROXY_STAT_oneway_replies_dropped, 1);
         conf_log(CONF_LOG_DEBUG, c->id, "oneway_reply_dropped", "response_to=%d",
                  h->response_to);
-        evbuffer_drain(in, (size_t)h->length);
+        proxy_upstream_drain(c->up, (size_t)h->length);
         return true;
     }
     if (!req) {
@@ -1472,7 +1468,7 @@ on_reply(void *arg, struct evbuffer *in, const struct wire_header *h)
     if (req->internal) {
         /* The oneway barrier's reply: every moreToCome request before it has
          * been answered or never will be. The client is read again. */
-        evbuffer_drain(in, (size_t)h->length);
+        proxy_upstream_drain(c->up, (size_t)h->length);
         proxy_request_set_state(req, PROXY_REQUEST_DONE);
         pop_request(c, req);
         c->oneway_head = 0;
@@ -1565,7 +1561,7 @@ on_reply(void *arg, struct evbuffer *in, const struct wire_header *h)
              * whole result once the cursor is drained (req READY). */
             bool over = proxy_drain_step(c, req, &reply);
 
-            evbuffer_drain(in, (size_t)h->length);
+            proxy_upstream_drain(c->up, (size_t)h->length);
             if (over)
                 unblock(c);
             else
@@ -1594,7 +1590,7 @@ on_reply(void *arg, struct evbuffer *in, const struct wire_header *h)
             req->ack_in_upstream = (size_t)h->length;
         } else {
             req->canned = bson_malloc((size_t)h->length);
-            evbuffer_remove(in, req->canned, (size_t)h->length);
+            proxy_upstream_remove(c->up, req->canned, (size_t)h->length);
             req->canned_len = (size_t)h->length;
         }
         req->outcome = (uint8_t)outcome;
@@ -1603,12 +1599,12 @@ on_reply(void *arg, struct evbuffer *in, const struct wire_header *h)
         return c->phase < PROXY_CLIENT_DEAD;
     }
     if (rewritten) {
-        evbuffer_drain(in, (size_t)h->length);
+        proxy_upstream_drain(c->up, (size_t)h->length);
         write_owned(c, rewritten, rewritten_len);
     } else if (c->phase == PROXY_CLIENT_GONE) {
-        evbuffer_drain(in, (size_t)h->length);
+        proxy_upstream_drain(c->up, (size_t)h->length);
     } else {
-        proxy_conn_send_from(c->conn, in, data, (size_t)h->length);
+        proxy_upstream_send_to(c->up, c->conn, data, (size_t)h->length);
     }
     proxy_client_observe_at(c, req, outcome, now_us);
     if (req->state == PROXY_REQUEST_DRAINING)
@@ -1744,8 +1740,7 @@ proxy_client_new(struct proxy_server *server, evutil_socket_t fd, const struct s
     proxy_conn_set_write_timeout(c->conn, server->conf->message_timeout);
     proxy_conn_write_enable(c->conn, true);
     proxy_conn_read_enable(c->conn, true);
-    proxy_server_memory_track(server, proxy_conn_input(c->conn));
-    proxy_server_memory_track(server, proxy_conn_output(c->conn));
+    proxy_server_memory_track(server, c->conn);
     TAILQ_INSERT_TAIL(&server->clients, c, link);
     server->n_clients++;
     proxy_stats_add(&server->stats, PROXY_STAT_clients_accepted, 1);

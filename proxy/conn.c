@@ -65,6 +65,8 @@ struct proxy_conn {
     struct event *again;                      /* proxy_conn_read_again's zero timer,
                                                * made on first use */
     struct event *wtimer;                     /* the write timeout, made on first use */
+    const struct proxy_conn_meter *meter;     /* where its bytes are counted, or NULL */
+    size_t counted;                           /* its bytes counted there now */
     size_t write_low;
     int64_t write_timeout_ms;
     evutil_socket_t fd;
@@ -83,6 +85,27 @@ struct proxy_conn {
 };
 
 static void conn_cb(evutil_socket_t fd, short what, void *arg);
+
+/* n bytes joined the input or output: counted at once (see proxy_conn_count_memory). */
+static inline void
+count_in(struct proxy_conn *conn, size_t n)
+{
+    if (conn->meter) {
+        *conn->meter->total += n;
+        conn->counted += n;
+    }
+}
+
+/* n bytes left the input or output. */
+static inline void
+count_out(struct proxy_conn *conn, size_t n)
+{
+    if (conn->meter && n > 0) {
+        *conn->meter->total -= n;
+        conn->counted -= n;
+        conn->meter->fell(conn->meter->arg);
+    }
+}
 
 static void wtimer_cb(evutil_socket_t fd, short what, void *arg);
 
@@ -302,10 +325,14 @@ can_write_now(const struct proxy_conn *conn)
 void
 proxy_conn_send(struct proxy_conn *conn, struct evbuffer *data)
 {
+    size_t rest;
+
     if (can_write_now(conn))
         conf_sock_write_first(conn->fd, data);
-    if (evbuffer_get_length(data) > 0) {
+    rest = evbuffer_get_length(data);
+    if (rest > 0) {
         evbuffer_add_buffer(conn->output, data);
+        count_in(conn, rest);
         update_events(conn);
     }
 }
@@ -324,7 +351,7 @@ proxy_conn_write_now(struct proxy_conn *conn, const struct iovec *iov, int n)
 }
 
 void
-proxy_conn_send_from(struct proxy_conn *conn, struct evbuffer *src, const uint8_t *data,
+proxy_conn_send_from(struct proxy_conn *conn, struct proxy_conn *src, const uint8_t *data,
                      size_t len)
 {
     struct iovec iov;
@@ -332,12 +359,49 @@ proxy_conn_send_from(struct proxy_conn *conn, struct evbuffer *src, const uint8_
 
     iov.iov_base = (void *)data;
     iov.iov_len = len;
-    done = len > 0 ? proxy_conn_write_now(conn, &iov, 1) : 0;
+    done = len > 0 && data ? proxy_conn_write_now(conn, &iov, 1) : 0;
     if (done > 0)
-        evbuffer_drain(src, done);
+        evbuffer_drain(src->input, done);
     if (done < len) {
-        evbuffer_remove_buffer(src, conn->output, len - done);
+        /* Counted in conn before it leaves src: the total never dips under what is held. */
+        evbuffer_remove_buffer(src->input, conn->output, len - done);
+        count_in(conn, len - done);
         update_events(conn);
+    }
+    count_out(src, len);
+}
+
+void
+proxy_conn_drain(struct proxy_conn *conn, size_t len)
+{
+    size_t held = evbuffer_get_length(conn->input);
+
+    if (len > held)
+        len = held;
+    evbuffer_drain(conn->input, len);
+    count_out(conn, len);
+}
+
+void
+proxy_conn_remove(struct proxy_conn *conn, void *dst, size_t len)
+{
+    int n = evbuffer_remove(conn->input, dst, len);
+
+    count_out(conn, n > 0 ? (size_t)n : 0);
+}
+
+void
+proxy_conn_count_memory(struct proxy_conn *conn, const struct proxy_conn_meter *meter)
+{
+    if (conn->meter) {
+        /* What was counted leaves the total, and nothing is counted from now on. */
+        *conn->meter->total -= conn->counted;
+        conn->counted = 0;
+        conn->meter = NULL;
+    }
+    if (meter) {
+        conn->meter = meter;
+        count_in(conn, evbuffer_get_length(conn->input) + evbuffer_get_length(conn->output));
     }
 }
 
@@ -512,6 +576,7 @@ read_direct(struct proxy_conn *conn, size_t held)
             errno = ENOMEM;
             return -1;
         }
+        count_in(conn, (size_t)n);
     }
     return n;
 }
@@ -544,6 +609,7 @@ do_read(struct proxy_conn *conn)
             return;
         if (n > 0) {
             if (evbuffer_add(conn->input, conn->loop->buf, (size_t)n) == 0) {
+                count_in(conn, (size_t)n);
                 if (conn->read_cb)
                     conn->read_cb(conn, conn->arg);
                 return;
@@ -582,6 +648,7 @@ do_write(struct proxy_conn *conn)
             conn->event_cb(conn, PROXY_CONN_WRITING | PROXY_CONN_ERROR, conn->arg);
         return;
     }
+    count_out(conn, (size_t)n);
     update_events(conn); /* no write interest once the queue is empty */
     sync_write_timer(conn, true); /* progress: the write timeout starts again */
     if (evbuffer_get_length(conn->output) <= conn->write_low && conn->write_cb)

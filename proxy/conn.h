@@ -72,8 +72,9 @@ void proxy_conn_free(struct proxy_conn *conn);
 void proxy_conn_setcb(struct proxy_conn *conn, proxy_conn_data_cb read_cb,
                       proxy_conn_data_cb write_cb, proxy_conn_event_cb event_cb, void *arg);
 
-/* The buffers (owned by conn). Callers drain the input; they add to the output only through
- * proxy_conn_send, which arms the write event. */
+/* The buffers (owned by conn). Callers read the input and drain it only through
+ * proxy_conn_drain, proxy_conn_remove or proxy_conn_send_from; they add to the output only
+ * through proxy_conn_send*, which arm the write event (and keep the memory count). */
 struct evbuffer *proxy_conn_input(struct proxy_conn *conn);
 struct evbuffer *proxy_conn_output(struct proxy_conn *conn);
 evutil_socket_t proxy_conn_fd(const struct proxy_conn *conn);
@@ -101,14 +102,39 @@ void proxy_conn_set_write_low(struct proxy_conn *conn, size_t low);
 void proxy_conn_send(struct proxy_conn *conn, struct evbuffer *data);
 
 /*
- * Sends the len bytes at the front of src (data: where they are, one
- * contiguous piece, as evbuffer_pullup gives it) and drains them from src:
- * written at once with one writev when proxy_conn_send would, and what the
- * socket does not take moved to the output without a copy (a socket error
- * is then reported by the queued write that meets it). No staging buffer.
+ * Sends the len bytes at the front of src's input (data: where they are,
+ * one contiguous piece, as evbuffer_pullup gives it) and drains them from
+ * it: written at once with one writev when proxy_conn_send would, and what
+ * the socket does not take moved to conn's output without a copy (a socket
+ * error is then reported by the queued write that meets it). No staging
+ * buffer. data NULL (a pullup that failed): all of it is queued.
  */
-void proxy_conn_send_from(struct proxy_conn *conn, struct evbuffer *src, const uint8_t *data,
+void proxy_conn_send_from(struct proxy_conn *conn, struct proxy_conn *src, const uint8_t *data,
                           size_t len);
+
+/* Drops the first len bytes of the input (all of it when it holds fewer). */
+void proxy_conn_drain(struct proxy_conn *conn, size_t len);
+/* Copies the first len bytes of the input (it holds at least len) to dst and drops them. */
+void proxy_conn_remove(struct proxy_conn *conn, void *dst, size_t len);
+
+/* Where connections count their buffered bytes (max_memory); shared by many, owned by the
+ * caller. fell(arg) runs after the total fell (never NULL). */
+struct proxy_conn_meter {
+    size_t *total;
+    void (*fell)(void *arg);
+    void *arg;
+};
+
+/*
+ * Counts the bytes in conn's input and output in meter's total from now
+ * on, those there already included: every change made through conn (reads,
+ * writes, sends, drains: callers change the input only through
+ * proxy_conn_drain, proxy_conn_remove and proxy_conn_send_from, and never
+ * the output) moves it at once, with no evbuffer callback. meter (borrowed)
+ * must outlive the counting. NULL: counting stops and what was counted
+ * leaves the total (before the connection is freed).
+ */
+void proxy_conn_count_memory(struct proxy_conn *conn, const struct proxy_conn_meter *meter);
 
 /*
  * Writes the n pieces at iov at once when proxy_conn_send would (nothing

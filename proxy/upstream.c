@@ -182,8 +182,7 @@ proxy_upstream_new(struct proxy_server *server, const struct proxy_upstream_cbs 
     /* Read once connected (start_reading). */
     proxy_conn_setcb(up->conn, read_cb, write_cb, event_cb, up);
     proxy_conn_write_enable(up->conn, true);
-    proxy_server_memory_track(server, proxy_conn_input(up->conn));
-    proxy_server_memory_track(server, proxy_conn_output(up->conn));
+    proxy_server_memory_track(server, up->conn);
     up->tracked = true;
 
     tv.tv_sec = server->conf->connect_timeout / 1000;
@@ -209,8 +208,7 @@ proxy_upstream_destroy(struct proxy_upstream *up)
     if (!up)
         return;
     if (up->tracked) {
-        proxy_server_memory_untrack(up->server, proxy_conn_input(up->conn));
-        proxy_server_memory_untrack(up->server, proxy_conn_output(up->conn));
+        proxy_server_memory_untrack(up->server, up->conn);
     }
     proxy_conn_free(up->conn); /* inside its own callback: freed once that returns */
     if (up->connect_timer)
@@ -225,10 +223,29 @@ proxy_upstream_send(struct proxy_upstream *up, struct evbuffer *data)
 }
 
 void
-proxy_upstream_send_from(struct proxy_upstream *up, struct evbuffer *src, const uint8_t *data,
+proxy_upstream_send_from(struct proxy_upstream *up, struct proxy_conn *src, const uint8_t *data,
                          size_t len)
 {
     proxy_conn_send_from(up->conn, src, data, len); /* queued while connecting */
+}
+
+void
+proxy_upstream_send_to(struct proxy_upstream *up, struct proxy_conn *dst, const uint8_t *data,
+                       size_t len)
+{
+    proxy_conn_send_from(dst, up->conn, data, len);
+}
+
+void
+proxy_upstream_drain(struct proxy_upstream *up, size_t len)
+{
+    proxy_conn_drain(up->conn, len);
+}
+
+void
+proxy_upstream_remove(struct proxy_upstream *up, void *dst, size_t len)
+{
+    proxy_conn_remove(up->conn, dst, len);
 }
 
 size_t

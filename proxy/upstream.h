@@ -16,6 +16,7 @@ struct proxy_server;
 struct evbuffer;
 struct wire_header;
 
+struct proxy_conn;
 struct proxy_upstream;
 
 /*
@@ -49,10 +50,16 @@ void proxy_upstream_destroy(struct proxy_upstream *up);
 
 /* Sends (and empties) data: written at once when the connection is up and idle. */
 void proxy_upstream_send(struct proxy_upstream *up, struct evbuffer *data);
-/* Sends the len bytes at the front of src (contiguous at data) and drains them from src
- * (proxy_conn_send_from). */
-void proxy_upstream_send_from(struct proxy_upstream *up, struct evbuffer *src,
+/* Sends the len bytes at the front of src's input (contiguous at data) and drains them
+ * from it (proxy_conn_send_from). */
+void proxy_upstream_send_from(struct proxy_upstream *up, struct proxy_conn *src,
                               const uint8_t *data, size_t len);
+/* Sends the len bytes at the front of the input (contiguous at data) on dst, draining them. */
+void proxy_upstream_send_to(struct proxy_upstream *up, struct proxy_conn *dst,
+                            const uint8_t *data, size_t len);
+/* Drops the first len bytes of the input; copies them to dst first (remove). */
+void proxy_upstream_drain(struct proxy_upstream *up, size_t len);
+void proxy_upstream_remove(struct proxy_upstream *up, void *dst, size_t len);
 
 /* Bytes queued and not yet written. */
 /* Bytes in the upstream connection's buffers, both ways (max_memory). */

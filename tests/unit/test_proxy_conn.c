@@ -5,7 +5,9 @@
  * write error, the write timeout (and that reads do not hold it off),
  * pausing and resuming reading (lazily: the interest goes only when the
  * socket is readable while paused), reads straight into a large input's
- * tail, a writev at once with the rest queued after it, reading again
+ * tail, a writev at once with the rest queued after it, a message moved
+ * from one connection's input to another's socket and output and the
+ * memory count that follows it (no evbuffer callback), reading again
  * without a read, free from inside a callback, connects (by name and
  * address, refused), and the bytes a connection costs beside a libevent
  * bufferevent. Owns nothing beyond the test.
@@ -483,6 +485,123 @@ test_write_now(struct event_base *base, struct proxy_io_loop *loop)
     bson_free(body);
 }
 
+static int fell_calls;
+
+static void
+on_fell(void *arg)
+{
+    (void)arg;
+    fell_calls++;
+}
+
+/* The counted bytes equal what conn's two buffers hold. */
+static size_t
+held(struct proxy_conn *conn)
+{
+    return evbuffer_get_length(proxy_conn_input(conn)) +
+           evbuffer_get_length(proxy_conn_output(conn));
+}
+
+/*
+ * proxy_conn_send_from moves a message from one connection's input to
+ * another's socket (the written part) and output (the rest), and the memory
+ * count follows every read, move, write, drain and remove with no evbuffer
+ * callback.
+ */
+static void
+test_send_from(struct event_base *base, struct proxy_io_loop *loop)
+{
+    int a[2], b[2];
+    int small = 4096;
+    struct seen sa = {0}, sb = {0};
+    struct proxy_conn *src, *dst;
+    size_t total = 300 * 1000, sent = 0, counted = 0, queued;
+    uint8_t *msg = bson_malloc(total), sink[65536], five[5];
+    struct evbuffer *got = evbuffer_new();
+    const struct proxy_conn_meter meter = {&counted, on_fell, NULL};
+    const uint8_t *data;
+    bool same;
+
+    for (size_t i = 0; i < total; i++)
+        msg[i] = (uint8_t)(i * 13 + i / 251);
+    pair(a);
+    pair(b);
+    setsockopt(b[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    src = make(base, loop, a[0], &sa);
+    dst = make(base, loop, b[0], &sb);
+    proxy_conn_write_enable(dst, true);
+    proxy_conn_count_memory(src, &meter);
+    proxy_conn_count_memory(dst, &meter);
+    evutil_make_socket_nonblocking(a[1]);
+    evutil_make_socket_nonblocking(b[1]);
+    proxy_conn_read_enable(src, true);
+    for (int turn = 0; turn < 100000 && evbuffer_get_length(proxy_conn_input(src)) < total;
+         turn++) {
+        ssize_t n = sent < total ? write(a[1], msg + sent, total - sent) : 0;
+
+        if (n > 0)
+            sent += (size_t)n;
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    }
+    is_int((long long)counted, (long long)total, "count: every byte read is counted (%zu)",
+           counted);
+    data = evbuffer_pullup(proxy_conn_input(src), (ev_ssize_t)total);
+    fell_calls = 0;
+    proxy_conn_send_from(dst, src, data, total);
+    queued = evbuffer_get_length(proxy_conn_output(dst));
+    is_int((long long)evbuffer_get_length(proxy_conn_input(src)), 0,
+           "send from: the message left the source's input");
+    ok(queued > 0 && queued < total, "send from: the socket took part, the rest queued (%zu of %zu)",
+       queued, total);
+    is_int(proxy_conn_interest(dst), EV_WRITE, "send from: write interest while queued");
+    is_int((long long)counted, (long long)queued, "count: after the move, only what is queued");
+    ok(fell_calls > 0, "count: the fall was reported");
+    for (int turn = 0; turn < 100000 && evbuffer_get_length(got) < total; turn++) {
+        ssize_t n = read(b[1], sink, sizeof sink);
+
+        if (n > 0)
+            evbuffer_add(got, sink, (size_t)n);
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    }
+    {
+        uint8_t *all = evbuffer_pullup(got, -1);
+
+        same = evbuffer_get_length(got) == total && all && memcmp(all, msg, total) == 0;
+    }
+    ok(same, "send from: every byte arrived, in order");
+    is_int((long long)counted, 0, "count: nothing once written");
+
+    /* A small message goes out whole at once: nothing queued, no write interest. */
+    ok(write(a[1], msg, 100) == 100, "a small message sent");
+    RUN_UNTIL(base, evbuffer_get_length(proxy_conn_input(src)) >= 100);
+    data = evbuffer_pullup(proxy_conn_input(src), 100);
+    proxy_conn_send_from(dst, src, data, 100);
+    ok(held(dst) == 0 && held(src) == 0 && counted == 0 && !(proxy_conn_interest(dst) & EV_WRITE),
+       "send from: a small message written whole at once");
+    ok(read(b[1], sink, sizeof sink) == 100 && memcmp(sink, msg, 100) == 0,
+       "send from: its bytes on the socket");
+
+    /* Drains and removes by the input's reader. */
+    ok(write(a[1], msg, 40) == 40, "40 bytes sent");
+    RUN_UNTIL(base, evbuffer_get_length(proxy_conn_input(src)) >= 40);
+    proxy_conn_drain(src, 10);
+    is_int((long long)counted, 30, "count: a drain leaves the total");
+    proxy_conn_remove(src, five, sizeof five);
+    ok(counted == 25 && memcmp(five, msg + 10, sizeof five) == 0,
+       "count: a remove copies the front and leaves the total");
+    proxy_conn_count_memory(src, NULL);
+    is_int((long long)counted, 0, "count: stopping takes back what was counted");
+    proxy_conn_drain(src, SIZE_MAX);
+    ok(counted == 0 && held(src) == 0, "uncounted: a drain of everything moves nothing");
+    proxy_conn_count_memory(dst, NULL);
+    proxy_conn_free(src);
+    proxy_conn_free(dst);
+    close(a[1]);
+    close(b[1]);
+    evbuffer_free(got);
+    bson_free(msg);
+}
+
 static void
 test_free_inside(struct event_base *base, struct proxy_io_loop *loop)
 {
@@ -668,6 +787,7 @@ main(void)
     test_timeout(base, loop, true);
     test_direct_read(base, loop);
     test_write_now(base, loop);
+    test_send_from(base, loop);
     test_free_inside(base, loop);
     test_connect(base, loop);
     test_bytes(base, loop);
