@@ -69,7 +69,8 @@ static void maybe_finish(struct proxy_client *c);
 static void flush_canned(struct proxy_client *c);
 static void forward(struct proxy_client *c, struct evbuffer *in, const uint8_t *data, size_t len,
                     uint8_t *replacement, size_t replacement_len, bool oneway);
-static bool on_reply(void *arg, struct evbuffer *in, const struct wire_header *h);
+static bool on_reply(void *arg, struct evbuffer *in, const uint8_t *data,
+                     const struct wire_header *h);
 static void on_upstream_down(void *arg, const char *why, bool connected);
 static void on_upstream_invalid(void *arg, const char *why);
 static void on_upstream_drained(void *arg);
@@ -1121,13 +1122,16 @@ handle_op_query(struct proxy_client *c, struct evbuffer *in, const uint8_t *data
     return true;
 }
 
-/* Handles the whole message at the front of in. Returns false to stop reading. */
+/* Handles the whole message at the front of in (contiguous at data, or data NULL). Returns false
+ * to stop reading. */
 static bool
-handle_message(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h)
+handle_message(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
+               const struct wire_header *h)
 {
-    const uint8_t *data = evbuffer_pullup(in, h->length);
     bson_error_t error;
 
+    if (!data)
+        data = evbuffer_pullup(in, h->length);
     if (!data) {
         close_now(c, "out_of_memory");
         return false;
@@ -1169,7 +1173,8 @@ process_input(struct proxy_client *c)
     int handled = 0;
 
     while (can_take_input(c) && !check_output(c) && !check_memory(c)) {
-        size_t avail = evbuffer_get_length(in);
+        size_t avail = evbuffer_get_length(in), contig;
+        const uint8_t *front;
         enum wire_status st;
 
         if (handled == PROXY_CLIENT_BATCH && avail > 0) {
@@ -1183,8 +1188,13 @@ process_input(struct proxy_client *c)
 
         if (avail < WIRE_HEADER_LEN)
             break;
-        evbuffer_copyout(in, head, sizeof head);
-        st = wire_frame_header(head, sizeof head, max, &h, &error);
+        /* The header, and usually the whole message, is in the input's first piece. */
+        front = proxy_conn_peek(c->conn, &contig);
+        if (contig < WIRE_HEADER_LEN) {
+            evbuffer_copyout(in, head, sizeof head);
+            front = head;
+        }
+        st = wire_frame_header(front, WIRE_HEADER_LEN, max, &h, &error);
         if (st == WIRE_ERROR) {
             decoding_error(c, NULL, &error);
             return;
@@ -1196,7 +1206,7 @@ process_input(struct proxy_client *c)
         }
         release_promise(c);
         handled++;
-        if (!handle_message(c, in, &h))
+        if (!handle_message(c, in, contig >= (size_t)h.length ? front : NULL, &h))
             break;
         progressed = true;
     }
@@ -1427,14 +1437,14 @@ reply_ok(const bson_t *reply)
     return wire_msg_ok(bson_get_data(reply), reply->len);
 }
 
-/* The upstream's on_reply: a whole reply of h->length bytes is at the front of in. */
+/* The upstream's on_reply: a whole reply of h->length bytes is at the front of in (contiguous
+ * at data, or data NULL). */
 static bool
-on_reply(void *arg, struct evbuffer *in, const struct wire_header *h)
+on_reply(void *arg, struct evbuffer *in, const uint8_t *data, const struct wire_header *h)
 {
     struct proxy_client *c = arg;
     const struct conf *conf = c->server->conf;
     struct proxy_request *req = in_flight_head(c);
-    const uint8_t *data;
     const uint8_t *body = NULL;
     uint32_t body_len = 0;
     int32_t reply_flags = 0;
@@ -1479,7 +1489,8 @@ on_reply(void *arg, struct evbuffer *in, const struct wire_header *h)
         maybe_finish(c);
         return c->phase < PROXY_CLIENT_DEAD && !c->output_full && !c->memory_paused;
     }
-    data = evbuffer_pullup(in, h->length);
+    if (!data)
+        data = evbuffer_pullup(in, h->length);
     if (!data) {
         upstream_protocol_error(c, req, "out of memory");
         return false;

@@ -371,6 +371,19 @@ proxy_conn_send_from(struct proxy_conn *conn, struct proxy_conn *src, const uint
     count_out(src, len);
 }
 
+const uint8_t *
+proxy_conn_peek(struct proxy_conn *conn, size_t *len)
+{
+    struct evbuffer_iovec v;
+
+    if (evbuffer_peek(conn->input, -1, NULL, &v, 1) < 1) {
+        *len = 0;
+        return NULL;
+    }
+    *len = v.iov_len;
+    return v.iov_base;
+}
+
 void
 proxy_conn_drain(struct proxy_conn *conn, size_t len)
 {

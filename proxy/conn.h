@@ -112,6 +112,10 @@ void proxy_conn_send(struct proxy_conn *conn, struct evbuffer *data);
 void proxy_conn_send_from(struct proxy_conn *conn, struct proxy_conn *src, const uint8_t *data,
                           size_t len);
 
+/* The input's first contiguous bytes: where they start, and in *len how many (NULL and 0
+ * when it is empty). No copy: valid until the input changes. */
+const uint8_t *proxy_conn_peek(struct proxy_conn *conn, size_t *len);
+
 /* Drops the first len bytes of the input (all of it when it holds fewer). */
 void proxy_conn_drain(struct proxy_conn *conn, size_t len);
 /* Copies the first len bytes of the input (it holds at least len) to dst and drops them. */

@@ -71,7 +71,8 @@ proxy_upstream_process(struct proxy_upstream *up)
     int handled = 0;
 
     while (!up->paused) {
-        size_t avail = evbuffer_get_length(in);
+        size_t avail = evbuffer_get_length(in), contig;
+        const uint8_t *front;
 
         if (avail < WIRE_HEADER_LEN)
             return;
@@ -80,8 +81,13 @@ proxy_upstream_process(struct proxy_upstream *up)
             proxy_conn_read_again(up->conn);
             return;
         }
-        evbuffer_copyout(in, head, sizeof head);
-        if (wire_frame_header(head, sizeof head, (int32_t)up->server->conf->max_message_size,
+        /* The header, and usually the whole reply, is in the input's first piece. */
+        front = proxy_conn_peek(up->conn, &contig);
+        if (contig < WIRE_HEADER_LEN) {
+            evbuffer_copyout(in, head, sizeof head);
+            front = head;
+        }
+        if (wire_frame_header(front, WIRE_HEADER_LEN, (int32_t)up->server->conf->max_message_size,
                               &header, &error) != WIRE_OK) {
             snprintf(why, sizeof why, "%s", error.message);
             /* The client answers its oldest request with an error and destroys us. */
@@ -91,7 +97,8 @@ proxy_upstream_process(struct proxy_upstream *up)
         if (avail < (size_t)header.length)
             return;
         proxy_stats_add(&up->server->stats, PROXY_STAT_bytes_from_upstream, header.length);
-        if (!up->cbs->on_reply(up->arg, in, &header))
+        if (!up->cbs->on_reply(up->arg, in, contig >= (size_t)header.length ? front : NULL,
+                               &header))
             return;
     }
 }

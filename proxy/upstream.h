@@ -24,10 +24,12 @@ struct proxy_upstream;
  * directly: given at creation, each called with the owner's arg.
  */
 struct proxy_upstream_cbs {
-    /* A whole reply of header->length bytes is at the front of in: the owner
-     * checks it, relays it and removes it from in. False: stop delivering
-     * (the owner closed or paused). */
-    bool (*on_reply)(void *arg, struct evbuffer *in, const struct wire_header *header);
+    /* A whole reply of header->length bytes is at the front of in (data: its
+     * bytes when they are contiguous there, else NULL and the owner pulls
+     * them up): the owner checks it, relays it and removes it from in.
+     * False: stop delivering (the owner closed or paused). */
+    bool (*on_reply)(void *arg, struct evbuffer *in, const uint8_t *data,
+                     const struct wire_header *header);
     /* The connection failed; connected tells whether it had been established
      * (requests may have reached the server). The owner destroys the
      * upstream from inside this call. */
