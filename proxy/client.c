@@ -67,10 +67,9 @@ static void set_blocked(struct proxy_client *c, bool blocked);
 static void update_timer(struct proxy_client *c, bool progressed);
 static void maybe_finish(struct proxy_client *c);
 static void flush_canned(struct proxy_client *c);
-static void forward(struct proxy_client *c, struct evbuffer *in, const uint8_t *data, size_t len,
-                    uint8_t *replacement, size_t replacement_len, bool oneway);
-static bool on_reply(void *arg, struct evbuffer *in, const uint8_t *data,
-                     const struct wire_header *h);
+static void forward(struct proxy_client *c, const uint8_t *data, size_t len, uint8_t *replacement,
+                    size_t replacement_len, bool oneway);
+static bool on_reply(void *arg, const uint8_t *data, const struct wire_header *h);
 static void on_upstream_down(void *arg, const char *why, bool connected);
 static void on_upstream_invalid(void *arg, const char *why);
 static void on_upstream_drained(void *arg);
@@ -200,7 +199,7 @@ check_output(struct proxy_client *c)
 static size_t
 client_share(struct proxy_client *c)
 {
-    size_t n = evbuffer_get_length(proxy_conn_input(c->conn)) +
+    size_t n = proxy_conn_input_length(c->conn) +
                evbuffer_get_length(client_output(c)) + c->promised + c->held_bytes;
 
     return c->up ? n + proxy_upstream_buffered(c->up) : n;
@@ -296,7 +295,7 @@ update_timer(struct proxy_client *c, bool progressed)
 
     if (c->phase >= PROXY_CLIENT_DEAD)
         return;
-    if (can_take_input(c) && evbuffer_get_length(proxy_conn_input(c->conn)) > 0) {
+    if (can_take_input(c) && proxy_conn_input_length(c->conn) > 0) {
         /* A message has started: it must be whole by the deadline. */
         if (!c->deadline_armed || progressed) {
             c->deadline_armed = true;
@@ -390,14 +389,13 @@ close_now(struct proxy_client *c, const char *reason)
 static bool
 message_buffered(struct proxy_client *c)
 {
-    struct evbuffer *in = proxy_conn_input(c->conn);
-    size_t avail = evbuffer_get_length(in);
+    size_t avail = proxy_conn_input_length(c->conn);
     uint8_t head[4];
     int32_t len;
 
     if (avail < WIRE_HEADER_LEN)
         return false;
-    evbuffer_copyout(in, head, sizeof head);
+    proxy_conn_copyout(c->conn, head, sizeof head);
     len = wire_frame_read_i32(head);
     return len >= WIRE_HEADER_LEN && (size_t)len <= avail;
 }
@@ -677,7 +675,7 @@ send_barrier(struct proxy_client *c)
     proxy_request_set_state(req, PROXY_REQUEST_UPSTREAM);
     c->barrier = true;
     proxy_stats_add(&c->server->stats, PROXY_STAT_oneway_barriers, 1);
-    forward(c, NULL, NULL, 0, bytes, len, false);
+    forward(c, NULL, 0, bytes, len, false);
 }
 
 /*
@@ -713,19 +711,15 @@ pop_request(struct proxy_client *c, struct proxy_request *req)
 static void
 send_held_ack(struct proxy_client *c, struct proxy_request *req)
 {
-    struct evbuffer *in;
-
     if (!c->up) { /* not reached: a lost upstream takes every request with it */
         req->ack_in_upstream = 0;
         return;
     }
-    in = proxy_upstream_input(c->up);
-    BSON_ASSERT(evbuffer_get_length(in) >= req->ack_in_upstream);
+    BSON_ASSERT(proxy_upstream_input_length(c->up) >= req->ack_in_upstream);
     if (c->phase == PROXY_CLIENT_GONE)
         proxy_upstream_drain(c->up, req->ack_in_upstream);
     else
-        proxy_upstream_send_to(c->up, c->conn, evbuffer_pullup(in, req->ack_in_upstream),
-                               req->ack_in_upstream);
+        proxy_upstream_send_to(c->up, c->conn, NULL, req->ack_in_upstream);
     req->ack_in_upstream = 0;
 }
 
@@ -758,14 +752,14 @@ flush_canned(struct proxy_client *c)
 /*
  * Answers request h with an error of the proxy's own, after the replies
  * still owed to earlier requests, and then closes the connection. Drops the
- * message from in: all of it, or what has arrived of it.
+ * message from the input: all of it, or what has arrived of it.
  */
 static void
-refuse(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h, bool legacy,
-       int32_t code, const char *code_name, const char *errmsg)
+refuse(struct proxy_client *c, const struct wire_header *h, bool legacy, int32_t code,
+       const char *code_name, const char *errmsg)
 {
     struct proxy_request *req = push_request(c, h->request_id, PROXY_ROUTE_FORWARD, legacy);
-    size_t avail = evbuffer_get_length(in);
+    size_t avail = proxy_conn_input_length(c->conn);
 
     req->canned = proxy_request_make_error(c->server, h->request_id, legacy, code, code_name,
                                            errmsg, &req->canned_len);
@@ -786,7 +780,7 @@ refuse(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h,
  * closes). False when it was.
  */
 static bool
-admit(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h, size_t avail)
+admit(struct proxy_client *c, const struct wire_header *h, size_t avail)
 {
     struct proxy_server *s = c->server;
     size_t need = (size_t)h->length - avail;
@@ -804,7 +798,7 @@ admit(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h, 
                      "mongocache: a message of %d bytes was refused: the proxy's buffers are at "
                      "max_memory (%lld bytes); retry later",
                      h->length, (long long)s->conf->max_memory);
-            refuse(c, in, h, h->opcode == WIRE_OP_QUERY, WIRE_CODE_EXCEEDED_MEMORY,
+            refuse(c, h, h->opcode == WIRE_OP_QUERY, WIRE_CODE_EXCEEDED_MEMORY,
                    "ExceededMemoryLimit", errmsg);
             return false;
         }
@@ -816,13 +810,13 @@ admit(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h, 
 }
 
 /*
- * Moves the message of len bytes at the front of in (contiguous at data) to
- * the upstream, or replaces it with `replacement` (taken) when the proxy
- * rewrote it.
+ * Moves the message of len bytes at the front of the input (contiguous at
+ * data) to the upstream, or replaces it with `replacement` (taken) when the
+ * proxy rewrote it (len 0: a message of the proxy's own, nothing to drop).
  */
 static void
-forward(struct proxy_client *c, struct evbuffer *in, const uint8_t *data, size_t len,
-                     uint8_t *replacement, size_t replacement_len, bool oneway)
+forward(struct proxy_client *c, const uint8_t *data, size_t len, uint8_t *replacement,
+        size_t replacement_len, bool oneway)
 {
     struct evbuffer *out;
     size_t limit = (size_t)c->server->conf->buffer_limit;
@@ -843,8 +837,7 @@ forward(struct proxy_client *c, struct evbuffer *in, const uint8_t *data, size_t
         out = c->scratch;
         evbuffer_add(out, replacement, replacement_len);
         bson_free(replacement);
-        if (in)
-            proxy_conn_drain(c->conn, len);
+        proxy_conn_drain(c->conn, len);
         proxy_upstream_send(c->up, out);
     } else {
         proxy_upstream_send_from(c->up, c->conn, data, len);
@@ -947,7 +940,7 @@ advise_reply(struct proxy_client *c, struct proxy_request *req, const bson_t *re
 }
 
 static bool
-handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
+handle_op_msg(struct proxy_client *c, const uint8_t *data,
               const struct wire_header *h)
 {
     const struct conf *conf = c->server->conf;
@@ -1067,14 +1060,14 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
         req->upstream_us = req->started_us; /* sent now: the round trip starts */
         proxy_request_set_state(req, PROXY_REQUEST_UPSTREAM);
     }
-    forward(c, in, data, (size_t)h->length, replacement, replacement_len, oneway);
+    forward(c, data, (size_t)h->length, replacement, replacement_len, oneway);
     if (oneway && c->oneway_count == ONEWAY_RING && c->phase < PROXY_CLIENT_DEAD)
         send_barrier(c);
     return true;
 }
 
 static bool
-handle_op_query(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
+handle_op_query(struct proxy_client *c, const uint8_t *data,
                 const struct wire_header *h)
 {
     const struct conf *conf = c->server->conf;
@@ -1102,7 +1095,7 @@ handle_op_query(struct proxy_client *c, struct evbuffer *in, const uint8_t *data
                  "peer=%s msg=\"OP_QUERY is accepted only for hello/isMaster on a $cmd "
                  "collection; closing\"",
                  c->peer);
-        refuse(c, in, h, true, WIRE_CODE_UNSUPPORTED_OP_QUERY, "UnsupportedOpQueryCommand",
+        refuse(c, h, true, WIRE_CODE_UNSUPPORTED_OP_QUERY, "UnsupportedOpQueryCommand",
                "mongocache: OP_QUERY is supported only for hello and isMaster");
         return false;
     }
@@ -1118,20 +1111,20 @@ handle_op_query(struct proxy_client *c, struct evbuffer *in, const uint8_t *data
     bson_destroy(&stripped);
     req->upstream_us = req->started_us;
     proxy_request_set_state(req, PROXY_REQUEST_UPSTREAM);
-    forward(c, in, data, (size_t)h->length, replacement, replacement_len, false);
+    forward(c, data, (size_t)h->length, replacement, replacement_len, false);
     return true;
 }
 
-/* Handles the whole message at the front of in (contiguous at data, or data NULL). Returns false
- * to stop reading. */
+/* Handles the whole message at the front of the input (contiguous at data, or data NULL).
+ * Returns false to stop reading. */
 static bool
-handle_message(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
+handle_message(struct proxy_client *c, const uint8_t *data,
                const struct wire_header *h)
 {
     bson_error_t error;
 
     if (!data)
-        data = evbuffer_pullup(in, h->length);
+        data = proxy_conn_pullup(c->conn, (size_t)h->length);
     if (!data) {
         close_now(c, "out_of_memory");
         return false;
@@ -1141,16 +1134,16 @@ handle_message(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
     proxy_stats_add(&c->server->stats, PROXY_STAT_bytes_from_clients, h->length);
     switch (h->opcode) {
     case WIRE_OP_MSG:
-        return handle_op_msg(c, in, data, h);
+        return handle_op_msg(c, data, h);
     case WIRE_OP_QUERY:
-        return handle_op_query(c, in, data, h);
+        return handle_op_query(c, data, h);
     case WIRE_OP_COMPRESSED:
         proxy_stats_add(&c->server->stats, PROXY_STAT_decoding_errors, 1);
         conf_log(CONF_LOG_WARN, c->id, "compression_refused",
                  "peer=%s msg=\"OP_COMPRESSED received but compression was never negotiated; "
                  "closing\"",
                  c->peer);
-        refuse(c, in, h, false, WIRE_CODE_PROTOCOL_ERROR, "ProtocolError",
+        refuse(c, h, false, WIRE_CODE_PROTOCOL_ERROR, "ProtocolError",
                "mongocache: compression was not negotiated; OP_COMPRESSED is not accepted");
         return false;
     default:
@@ -1164,7 +1157,6 @@ handle_message(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
 static void
 process_input(struct proxy_client *c)
 {
-    struct evbuffer *in = proxy_conn_input(c->conn);
     const int32_t max = (int32_t)c->server->conf->max_message_size;
     uint8_t head[WIRE_HEADER_LEN];
     struct wire_header h;
@@ -1173,7 +1165,7 @@ process_input(struct proxy_client *c)
     int handled = 0;
 
     while (can_take_input(c) && !check_output(c) && !check_memory(c)) {
-        size_t avail = evbuffer_get_length(in), contig;
+        size_t avail = proxy_conn_input_length(c->conn), contig;
         const uint8_t *front;
         enum wire_status st;
 
@@ -1191,7 +1183,7 @@ process_input(struct proxy_client *c)
         /* The header, and usually the whole message, is in the input's first piece. */
         front = proxy_conn_peek(c->conn, &contig);
         if (contig < WIRE_HEADER_LEN) {
-            evbuffer_copyout(in, head, sizeof head);
+            proxy_conn_copyout(c->conn, head, sizeof head);
             front = head;
         }
         st = wire_frame_header(front, WIRE_HEADER_LEN, max, &h, &error);
@@ -1200,13 +1192,13 @@ process_input(struct proxy_client *c)
             return;
         }
         if (avail < (size_t)h.length) {
-            if (!admit(c, in, &h, avail))
+            if (!admit(c, &h, avail))
                 return;
             break;
         }
         release_promise(c);
         handled++;
-        if (!handle_message(c, in, contig >= (size_t)h.length ? front : NULL, &h))
+        if (!handle_message(c, contig >= (size_t)h.length ? front : NULL, &h))
             break;
         progressed = true;
     }
@@ -1244,7 +1236,7 @@ request_resolved(struct proxy_request *req)
             req->upstream_us = conf_clock_us();
         held = proxy_request_take_held(req, &len);
         proxy_request_set_state(req, PROXY_REQUEST_UPSTREAM);
-        forward(c, NULL, NULL, 0, held, len, false);
+        forward(c, NULL, 0, held, len, false);
     }
     unblock(c);
 }
@@ -1437,10 +1429,10 @@ reply_ok(const bson_t *reply)
     return wire_msg_ok(bson_get_data(reply), reply->len);
 }
 
-/* The upstream's on_reply: a whole reply of h->length bytes is at the front of in (contiguous
- * at data, or data NULL). */
+/* The upstream's on_reply: a whole reply of h->length bytes is at the front of its input,
+ * contiguous at data (NULL: out of memory). */
 static bool
-on_reply(void *arg, struct evbuffer *in, const uint8_t *data, const struct wire_header *h)
+on_reply(void *arg, const uint8_t *data, const struct wire_header *h)
 {
     struct proxy_client *c = arg;
     const struct conf *conf = c->server->conf;
@@ -1489,8 +1481,6 @@ on_reply(void *arg, struct evbuffer *in, const uint8_t *data, const struct wire_
         maybe_finish(c);
         return c->phase < PROXY_CLIENT_DEAD && !c->output_full && !c->memory_paused;
     }
-    if (!data)
-        data = evbuffer_pullup(in, h->length);
     if (!data) {
         upstream_protocol_error(c, req, "out of memory");
         return false;
@@ -1746,6 +1736,7 @@ proxy_client_new(struct proxy_server *server, evutil_socket_t fd, const struct s
         return NULL;
     }
     proxy_conn_setcb(c->conn, read_cb, write_cb, event_cb, c);
+    proxy_conn_read_in_place(c->conn); /* the input is read only through proxy_conn_* calls */
     /* A client that takes none of its replies for message_timeout is
      * closed: what it leaves queued cannot hold the proxy's memory. */
     proxy_conn_set_write_timeout(c->conn, server->conf->message_timeout);

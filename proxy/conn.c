@@ -2,7 +2,7 @@
  * proxy/conn.c: a socket with its two buffers (see conn.h). Owns the
  * descriptor, the one struct event that watches it, the input and output
  * evbuffers and an address lookup in flight; borrows the loop's read
- * buffer (struct proxy_io_loop).
+ * buffer (struct proxy_io_loop) and the memory meter.
  *
  * The event's interest is recomputed by update_events whenever something
  * that decides it changes (reading on or off, output queued or emptied,
@@ -23,7 +23,19 @@
  * input holds a large part of a message (PROXY_CONN_DIRECT bytes or more),
  * the read goes straight into space reserved at the input's tail instead,
  * sparing the copy, with no more room reserved than the input already holds
- * (so a slow peer's reservation stays in proportion to what it sent).
+ * (so a slow peer's reservation stays in proportion to what it sent). A
+ * connection read in place (proxy_conn_read_in_place) whose input is empty
+ * skips the append: while read_cb runs, its input is the read's bytes in
+ * the loop's buffer (flat_off, flat_len), consumed by the proxy_conn_*
+ * input calls; what is sent on and not taken by the socket is copied to the
+ * other connection's output (the loop's buffer is read into again), and
+ * what read_cb leaves is appended to the input when it returns. Reads never
+ * nest (they run only from the loop), so the buffer is not read into while
+ * read_cb runs.
+ *
+ * The bytes in the input and output are counted in a meter (max_memory) by
+ * every call here that changes them (count_in, count_out): no evbuffer
+ * callback, whose dispatch would run on every buffer change.
  *
  * Outcomes that are known at once (a connect that succeeded or failed in
  * the call, a name that did not resolve) are kept in `pending` and
@@ -44,6 +56,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -72,16 +85,19 @@ struct proxy_conn {
     evutil_socket_t fd;
     int dns_error;
     int err;           /* errno behind a pending ERROR */
+    uint32_t flat_off; /* while read_cb runs after a read in place, the input is */
+    uint32_t flat_len; /* these bytes of the loop's buffer (the evbuffer is empty) */
     uint16_t busy;     /* callbacks of ours on the stack */
     short registered;  /* the interest event_add was given (0: not added) */
     short pending;     /* an outcome to deliver from the loop (PROXY_CONN_*) */
-    bool reading;
-    bool read_lazy;    /* reading is off but its interest is still registered */
-    bool wtimer_armed; /* the write timeout runs */
-    bool writing;
-    bool connecting;
-    bool resolving;
-    bool freed;
+    bool reading : 1;
+    bool read_lazy : 1;    /* reading is off but its interest is still registered */
+    bool wtimer_armed : 1; /* the write timeout runs */
+    bool writing : 1;
+    bool connecting : 1;
+    bool resolving : 1;
+    bool freed : 1;
+    bool in_place : 1;     /* proxy_conn_read_in_place */
 };
 
 static void conn_cb(evutil_socket_t fd, short what, void *arg);
@@ -350,6 +366,22 @@ proxy_conn_write_now(struct proxy_conn *conn, const struct iovec *iov, int n)
     return written > 0 ? (size_t)written : 0;
 }
 
+/* Where the input read in place starts. */
+static inline const uint8_t *
+flat(const struct proxy_conn *conn)
+{
+    return conn->loop->buf + conn->flat_off;
+}
+
+/* The first n bytes read in place are consumed. */
+static void
+flat_take(struct proxy_conn *conn, size_t n)
+{
+    conn->flat_off += (uint32_t)n;
+    conn->flat_len -= (uint32_t)n;
+    count_out(conn, n);
+}
+
 void
 proxy_conn_send_from(struct proxy_conn *conn, struct proxy_conn *src, const uint8_t *data,
                      size_t len)
@@ -360,6 +392,17 @@ proxy_conn_send_from(struct proxy_conn *conn, struct proxy_conn *src, const uint
     iov.iov_base = (void *)data;
     iov.iov_len = len;
     done = len > 0 && data ? proxy_conn_write_now(conn, &iov, 1) : 0;
+    if (src->flat_len > 0) {
+        /* The loop's buffer is read into again: what is left is copied. */
+        if (!data)
+            data = flat(src);
+        if (done < len && evbuffer_add(conn->output, data + done, len - done) == 0) {
+            count_in(conn, len - done);
+            update_events(conn);
+        }
+        flat_take(src, len);
+        return;
+    }
     if (done > 0)
         evbuffer_drain(src->input, done);
     if (done < len) {
@@ -371,11 +414,27 @@ proxy_conn_send_from(struct proxy_conn *conn, struct proxy_conn *src, const uint
     count_out(src, len);
 }
 
+void
+proxy_conn_read_in_place(struct proxy_conn *conn)
+{
+    conn->in_place = true;
+}
+
+size_t
+proxy_conn_input_length(const struct proxy_conn *conn)
+{
+    return conn->flat_len > 0 ? conn->flat_len : evbuffer_get_length(conn->input);
+}
+
 const uint8_t *
 proxy_conn_peek(struct proxy_conn *conn, size_t *len)
 {
     struct evbuffer_iovec v;
 
+    if (conn->flat_len > 0) {
+        *len = conn->flat_len;
+        return flat(conn);
+    }
     if (evbuffer_peek(conn->input, -1, NULL, &v, 1) < 1) {
         *len = 0;
         return NULL;
@@ -385,12 +444,33 @@ proxy_conn_peek(struct proxy_conn *conn, size_t *len)
 }
 
 void
+proxy_conn_copyout(struct proxy_conn *conn, void *dst, size_t len)
+{
+    if (conn->flat_len > 0)
+        memcpy(dst, flat(conn), len);
+    else
+        evbuffer_copyout(conn->input, dst, len);
+}
+
+const uint8_t *
+proxy_conn_pullup(struct proxy_conn *conn, size_t len)
+{
+    if (conn->flat_len > 0)
+        return len <= conn->flat_len ? flat(conn) : NULL;
+    return evbuffer_pullup(conn->input, (ev_ssize_t)len);
+}
+
+void
 proxy_conn_drain(struct proxy_conn *conn, size_t len)
 {
-    size_t held = evbuffer_get_length(conn->input);
+    size_t held = proxy_conn_input_length(conn);
 
     if (len > held)
         len = held;
+    if (conn->flat_len > 0) {
+        flat_take(conn, len);
+        return;
+    }
     evbuffer_drain(conn->input, len);
     count_out(conn, len);
 }
@@ -398,8 +478,14 @@ proxy_conn_drain(struct proxy_conn *conn, size_t len)
 void
 proxy_conn_remove(struct proxy_conn *conn, void *dst, size_t len)
 {
-    int n = evbuffer_remove(conn->input, dst, len);
+    int n;
 
+    if (conn->flat_len > 0) {
+        memcpy(dst, flat(conn), len);
+        flat_take(conn, len);
+        return;
+    }
+    n = evbuffer_remove(conn->input, dst, len);
     count_out(conn, n > 0 ? (size_t)n : 0);
 }
 
@@ -594,6 +680,25 @@ read_direct(struct proxy_conn *conn, size_t held)
     return n;
 }
 
+/*
+ * After a read_cb in place: what it left in the loop's buffer joins the input (nothing
+ * when the connection was freed inside). False when that is out of memory
+ * (the bytes are lost, and the stream with them).
+ */
+static bool
+keep_rest(struct proxy_conn *conn)
+{
+    const uint8_t *rest = flat(conn);
+    size_t len = conn->flat_len;
+
+    conn->flat_off = 0;
+    conn->flat_len = 0;
+    if (len == 0 || conn->freed || evbuffer_add(conn->input, rest, len) == 0)
+        return true;
+    count_out(conn, len);
+    return false;
+}
+
 static void
 do_read(struct proxy_conn *conn)
 {
@@ -620,7 +725,19 @@ do_read(struct proxy_conn *conn)
         n = read(conn->fd, conn->loop->buf, sizeof conn->loop->buf);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             return;
-        if (n > 0) {
+        if (n > 0 && conn->in_place && held == 0) {
+            /* Read in place: whole messages are handled (and sent on) from
+             * the loop's buffer, with no copy into the input. */
+            count_in(conn, (size_t)n);
+            conn->flat_off = 0;
+            conn->flat_len = (uint32_t)n;
+            if (conn->read_cb)
+                conn->read_cb(conn, conn->arg);
+            if (keep_rest(conn))
+                return;
+            n = -1;
+            errno = ENOMEM;
+        } else if (n > 0) {
             if (evbuffer_add(conn->input, conn->loop->buf, (size_t)n) == 0) {
                 count_in(conn, (size_t)n);
                 if (conn->read_cb)

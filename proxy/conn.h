@@ -12,7 +12,8 @@
  * readable while off (then it is dropped), so a short pause costs no
  * epoll_ctl either. Reading is one read() of up to PROXY_IO_READ bytes into
  * the loop's buffer (no FIONREAD), appended to the input, or straight into
- * the input's tail once it holds a large part of a message. An idle
+ * the input's tail once it holds a large part of a message, or handled
+ * where it was read (proxy_conn_read_in_place). An idle
  * connection holds the struct, two empty evbuffers and the event's
  * registration: no read buffer, no timer.
  *
@@ -112,9 +113,27 @@ void proxy_conn_send(struct proxy_conn *conn, struct evbuffer *data);
 void proxy_conn_send_from(struct proxy_conn *conn, struct proxy_conn *src, const uint8_t *data,
                           size_t len);
 
+/*
+ * Lets read_cb see a read's bytes where they were read (the loop's buffer)
+ * when the input held nothing before it: a message handled at once is
+ * never copied into the input nor given a buffer of its own; what read_cb
+ * leaves joins the input when it returns. The caller then reads and drains
+ * the input only through the calls below (proxy_conn_input_length, _peek,
+ * _copyout, _pullup, _drain, _remove, _send_from), never through
+ * proxy_conn_input().
+ */
+void proxy_conn_read_in_place(struct proxy_conn *conn);
+
+/* Bytes in the input. */
+size_t proxy_conn_input_length(const struct proxy_conn *conn);
 /* The input's first contiguous bytes: where they start, and in *len how many (NULL and 0
  * when it is empty). No copy: valid until the input changes. */
 const uint8_t *proxy_conn_peek(struct proxy_conn *conn, size_t *len);
+/* Copies the first len bytes of the input (it holds at least len) to dst, leaving them. */
+void proxy_conn_copyout(struct proxy_conn *conn, void *dst, size_t len);
+/* The first len bytes of the input (it holds at least len) made contiguous; NULL when out
+ * of memory. Valid until the input changes. */
+const uint8_t *proxy_conn_pullup(struct proxy_conn *conn, size_t len);
 
 /* Drops the first len bytes of the input (all of it when it holds fewer). */
 void proxy_conn_drain(struct proxy_conn *conn, size_t len);

@@ -63,7 +63,6 @@ start_reading(struct proxy_upstream *up)
 void
 proxy_upstream_process(struct proxy_upstream *up)
 {
-    struct evbuffer *in = proxy_conn_input(up->conn);
     uint8_t head[WIRE_HEADER_LEN];
     struct wire_header header;
     bson_error_t error;
@@ -71,7 +70,7 @@ proxy_upstream_process(struct proxy_upstream *up)
     int handled = 0;
 
     while (!up->paused) {
-        size_t avail = evbuffer_get_length(in), contig;
+        size_t avail = proxy_conn_input_length(up->conn), contig;
         const uint8_t *front;
 
         if (avail < WIRE_HEADER_LEN)
@@ -84,7 +83,7 @@ proxy_upstream_process(struct proxy_upstream *up)
         /* The header, and usually the whole reply, is in the input's first piece. */
         front = proxy_conn_peek(up->conn, &contig);
         if (contig < WIRE_HEADER_LEN) {
-            evbuffer_copyout(in, head, sizeof head);
+            proxy_conn_copyout(up->conn, head, sizeof head);
             front = head;
         }
         if (wire_frame_header(front, WIRE_HEADER_LEN, (int32_t)up->server->conf->max_message_size,
@@ -97,8 +96,9 @@ proxy_upstream_process(struct proxy_upstream *up)
         if (avail < (size_t)header.length)
             return;
         proxy_stats_add(&up->server->stats, PROXY_STAT_bytes_from_upstream, header.length);
-        if (!up->cbs->on_reply(up->arg, in, contig >= (size_t)header.length ? front : NULL,
-                               &header))
+        if (contig < (size_t)header.length)
+            front = proxy_conn_pullup(up->conn, (size_t)header.length);
+        if (!up->cbs->on_reply(up->arg, front, &header))
             return;
     }
 }
@@ -188,6 +188,7 @@ proxy_upstream_new(struct proxy_server *server, const struct proxy_upstream_cbs 
     }
     /* Read once connected (start_reading). */
     proxy_conn_setcb(up->conn, read_cb, write_cb, event_cb, up);
+    proxy_conn_read_in_place(up->conn); /* the input is read only through proxy_conn_* calls */
     proxy_conn_write_enable(up->conn, true);
     proxy_server_memory_track(server, up->conn);
     up->tracked = true;
@@ -240,6 +241,8 @@ void
 proxy_upstream_send_to(struct proxy_upstream *up, struct proxy_conn *dst, const uint8_t *data,
                        size_t len)
 {
+    if (!data)
+        data = proxy_conn_pullup(up->conn, len); /* NULL (no memory): queued as it is */
     proxy_conn_send_from(dst, up->conn, data, len);
 }
 
@@ -258,14 +261,13 @@ proxy_upstream_remove(struct proxy_upstream *up, void *dst, size_t len)
 size_t
 proxy_upstream_buffered(const struct proxy_upstream *up)
 {
-    return evbuffer_get_length(proxy_conn_input(up->conn)) +
-           evbuffer_get_length(proxy_conn_output(up->conn));
+    return proxy_conn_input_length(up->conn) + evbuffer_get_length(proxy_conn_output(up->conn));
 }
 
-struct evbuffer *
-proxy_upstream_input(struct proxy_upstream *up)
+size_t
+proxy_upstream_input_length(const struct proxy_upstream *up)
 {
-    return proxy_conn_input(up->conn);
+    return proxy_conn_input_length(up->conn);
 }
 
 size_t
