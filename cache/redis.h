@@ -5,7 +5,7 @@
  *
  * Two connections of our own on the proxy's event loop (cache/redis_link.h,
  * cache/redis_conn.h: hiredis only parses replies); every command has its
- * own libevent timer. Redis failing is
+ * own deadline (redis_timeout), kept by one timer. Redis failing is
  * never a client's problem: an error or a timeout is a miss, after repeated
  * failures a circuit breaker skips Redis for a while (cache/redis_breaker.h:
  * the commands of one failed pipelined batch are one failure), and a bump that could

@@ -193,13 +193,32 @@ cache_redis_keys_cleanup(struct cache_redis_keys *keys)
     memset(keys, 0, sizeof *keys);
 }
 
+/* Eight lowercase hex digits of v as a word that, stored, reads most significant first. */
+static uint64_t
+hex32(uint32_t v)
+{
+    uint64_t x = v;
+    uint64_t letters;
+
+    /* Nibble i of v into byte i of x (v's bytes to 16-bit lanes, then each to two bytes). */
+    x = (x | (x << 16)) & UINT64_C(0x0000ffff0000ffff);
+    x = (x | (x << 8)) & UINT64_C(0x00ff00ff00ff00ff);
+    x = (x | (x << 4)) & UINT64_C(0x0f0f0f0f0f0f0f0f);
+    /* Each byte n to '0' + n, plus 'a' - '0' - 10 where n > 9 (n + 6 carries into bit 4). */
+    letters = ((x + UINT64_C(0x0606060606060606)) >> 4) & UINT64_C(0x0101010101010101);
+    x += UINT64_C(0x3030303030303030) + letters * (uint64_t)('a' - '0' - 10);
+    return BSON_UINT64_TO_BE(x); /* nibble 7 (byte 7) at the lowest address */
+}
+
+/* Sixteen lowercase hex digits of v at out (every read writes 32 for its key). */
 static void
 hex64(char *out, uint64_t v)
 {
-    static const char digits[] = "0123456789abcdef";
+    uint64_t hi = hex32((uint32_t)(v >> 32));
+    uint64_t lo = hex32((uint32_t)v);
 
-    for (int i = 15; i >= 0; i--, v >>= 4)
-        out[i] = digits[v & 15];
+    memcpy(out, &hi, 8);
+    memcpy(out + 8, &lo, 8);
 }
 
 void
@@ -314,16 +333,41 @@ script_begin(struct cache_redis_cmd *cmd, enum cache_redis_script script, const 
     arg_int(cmd, nkeys);
 }
 
-/* The keys every read names: value, epoch, then each generation. */
+/*
+ * The keys every read names: value, epoch, then each generation. Every
+ * read (a hit too) encodes them: room is made once, then they are written
+ * without a check per part (a generation's argument: "$", at most 20
+ * digits, CRLF, prefix, name, CRLF).
+ */
 static void
 read_keys(struct cache_redis_cmd *cmd, struct cache_redis_keys *keys, const struct cache_key *key,
           const struct cache_redis_gen *gens, uint32_t n)
 {
-    cache_redis_keys_set_value(keys, key);
-    put(cmd, keys->value_arg, keys->value_arg_len);
-    put(cmd, keys->epoch_arg, keys->epoch_arg_len);
+    size_t need = keys->value_arg_len + keys->epoch_arg_len;
+    char *at;
+
     for (uint32_t i = 0; i < n; i++)
-        arg2(cmd, keys->gen, keys->gen_len, gens[i].name, gens[i].name_len);
+        need += 25 + keys->gen_len + gens[i].name_len;
+    reserve(cmd, need);
+    cache_redis_keys_set_value(keys, key);
+    at = cmd->buf + cmd->len;
+    memcpy(at, keys->value_arg, keys->value_arg_len);
+    at += keys->value_arg_len;
+    memcpy(at, keys->epoch_arg, keys->epoch_arg_len);
+    at += keys->epoch_arg_len;
+    for (uint32_t i = 0; i < n; i++) {
+        *at++ = '$';
+        at += decimal(at, keys->gen_len + gens[i].name_len);
+        *at++ = '\r';
+        *at++ = '\n';
+        memcpy(at, keys->gen, keys->gen_len);
+        at += keys->gen_len;
+        memcpy(at, gens[i].name, gens[i].name_len);
+        at += gens[i].name_len;
+        *at++ = '\r';
+        *at++ = '\n';
+    }
+    cmd->len = (size_t)(at - cmd->buf);
 }
 
 void
@@ -331,7 +375,7 @@ cache_redis_cmd_mget(struct cache_redis_cmd *cmd, struct cache_redis_keys *keys,
                      const struct cache_key *key, const struct cache_redis_gen *gens, uint32_t n)
 {
     begin(cmd, 3 + (int)n);
-    arg(cmd, "MGET", 4);
+    put(cmd, "$4\r\nMGET\r\n", 10);
     read_keys(cmd, keys, key, gens, n);
 }
 

@@ -129,17 +129,22 @@ attach(const redisReadTask *task, redisReply *r)
     return true;
 }
 
-/* A new object of type, charged to the reply; NULL when over budget or out of memory. */
+/*
+ * A new object of type, charged to the reply with extra bytes, of which
+ * `inline_extra` are allocated right after it (a string's bytes); NULL when
+ * over budget or out of memory.
+ */
 static redisReply *
-object_new(const redisReadTask *task, int type, size_t extra)
+object_new(const redisReadTask *task, int type, size_t extra, size_t inline_extra)
 {
     struct cache_redis_resp *resp = task->privdata;
     redisReply *r;
 
     if (!charge(resp, sizeof *r + extra))
         return NULL;
-    if (!(r = arena_alloc(resp, sizeof *r, true)))
+    if (!(r = arena_alloc(resp, sizeof *r + inline_extra, false)))
         return NULL;
+    memset(r, 0, sizeof *r); /* a constant size: a few stores, no call */
     r->type = type;
     return r;
 }
@@ -167,10 +172,11 @@ create_string(const redisReadTask *task, char *str, size_t len)
         ((struct cache_redis_resp *)task->privdata)->over = "a string of an unknown type";
         return NULL;
     }
-    if (len > SIZE_MAX - 1 || !(r = object_new(task, task->type, len + 1)))
+    /* The bytes right after the object: one allocation. */
+    if (len > SIZE_MAX - 1 - sizeof *r - 2 * ARENA_ALIGN ||
+        !(r = object_new(task, task->type, len + 1, len + 1)))
         return NULL;
-    if (!(r->str = arena_alloc(task->privdata, len + 1, false)))
-        return NULL;
+    r->str = (char *)(r + 1);
     if (len)
         memcpy(r->str, str, len);
     r->str[len] = '\0';
@@ -188,7 +194,7 @@ create_array(const redisReadTask *task, int elements)
         resp->over = "an array over the element limit";
         return NULL;
     }
-    if (!(r = object_new(task, REDIS_REPLY_ARRAY, (size_t)elements * sizeof(redisReply *))))
+    if (!(r = object_new(task, REDIS_REPLY_ARRAY, (size_t)elements * sizeof(redisReply *), 0)))
         return NULL;
     if (elements > 0 &&
         !(r->element = arena_alloc(resp, (size_t)elements * sizeof(redisReply *), true)))
@@ -200,7 +206,7 @@ create_array(const redisReadTask *task, int elements)
 static void *
 create_integer(const redisReadTask *task, long long value)
 {
-    redisReply *r = object_new(task, REDIS_REPLY_INTEGER, 0);
+    redisReply *r = object_new(task, REDIS_REPLY_INTEGER, 0, 0);
 
     if (!r)
         return NULL;
@@ -211,7 +217,7 @@ create_integer(const redisReadTask *task, long long value)
 static void *
 create_nil(const redisReadTask *task)
 {
-    redisReply *r = object_new(task, REDIS_REPLY_NIL, 0);
+    redisReply *r = object_new(task, REDIS_REPLY_NIL, 0, 0);
 
     return r ? object_done(task, r) : NULL;
 }

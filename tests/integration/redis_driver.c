@@ -37,7 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define N_CHECKS 67
+#define N_CHECKS 69
 #define TIMEOUT_MS 50
 #define SLACK_MS 100 /* scheduling slack allowed around redis_timeout (ASan, busy CI) */
 #define FAILURES 3
@@ -917,9 +917,101 @@ phase_kill(struct drv *d, struct cache_redis *a, struct cache_redis *b, struct c
           "fill and hit work again");
 }
 
+/* A lookup whose callback starts another at once (as a caller retrying would). */
+struct chained {
+    struct res res;
+    struct cache_redis *redis;
+    const struct cache_key *key;
+    struct cache_redis_gen gens[2];
+    struct res next;
+    bool started;
+};
+
+static void
+chained_cb(void *arg, enum cache_redis_status status, const uint8_t *reply, size_t reply_len,
+           const uint8_t *mat, size_t mat_len, uint64_t epoch)
+{
+    struct chained *c = arg;
+
+    lookup_cb(&c->res, status, reply, reply_len, mat, mat_len, epoch);
+    gens_init(c->gens);
+    memset(&c->next, 0, sizeof c->next);
+    c->started = cache_redis_lookup(c->redis, c->key, c->gens, 2, lookup_cb, &c->next) != NULL;
+}
+
+/*
+ * With Redis stopped, on b (its breaker told to wait for 100 failures here):
+ * ops in flight together are each abandoned at their own deadline (one
+ * timer serves them all), also when the first one's callback sends another
+ * op (due later than the second); after a reload shortens redis_timeout a
+ * later op is abandoned before an earlier one.
+ */
+static void
+phase_deadlines(struct drv *d, struct cache_redis *b, const struct cache_key *k5)
+{
+    struct cache_redis_gen gens[2][2];
+    struct res res[2];
+    struct chained ch = {.redis = b, .key = k5};
+    struct conf *fast = make_conf("redis://127.0.0.1:1", "t:");
+    struct conf *usual = make_conf("redis://127.0.0.1:1", "t:");
+    uint64_t t[2];
+    bool sent;
+
+    if (!fast || !usual) {
+        check(d, false, "confs for the deadlines");
+        check(d, false, "confs for the deadlines");
+        conf_destroy(fast);
+        conf_destroy(usual);
+        return;
+    }
+    fast->redis_breaker_failures = 100;
+    cache_redis_reconfigure(b, fast);
+    gens_init(gens[0]);
+    t[0] = (uint64_t)conf_clock_ms();
+    sent = cache_redis_lookup(b, k5, gens[0], 2, chained_cb, &ch) != NULL;
+    run_until(d, NULL, TIMEOUT_MS / 5);
+    gens_init(gens[1]);
+    memset(&res[1], 0, sizeof res[1]);
+    t[1] = (uint64_t)conf_clock_ms();
+    sent = cache_redis_lookup(b, k5, gens[1], 2, lookup_cb, &res[1]) && sent;
+    sent = sent && run_until(d, &ch.res.done, 2000) && run_until(d, &res[1].done, 2000) &&
+           ch.started && run_until(d, &ch.next.done, 2000);
+    printf("# two lookups %llu ms apart: abandoned after %llu and %llu ms; the one the first's "
+           "callback sent %llu ms after the second\n",
+           (unsigned long long)(t[1] - t[0]), (unsigned long long)(ch.res.at_ms - t[0]),
+           (unsigned long long)(res[1].at_ms - t[1]),
+           (unsigned long long)(ch.next.at_ms - res[1].at_ms));
+    check(d, sent && ch.res.status == CACHE_REDIS_FAILED && res[1].status == CACHE_REDIS_FAILED &&
+                 ch.next.status == CACHE_REDIS_FAILED && ch.res.at_ms - t[0] >= TIMEOUT_MS - 5 &&
+                 res[1].at_ms - t[1] >= TIMEOUT_MS - 5 &&
+                 res[1].at_ms - t[1] <= TIMEOUT_MS + SLACK_MS && res[1].at_ms < ch.next.at_ms,
+          "lookups in flight together are each abandoned at their own deadline");
+
+    for (int i = 0; i < 2 && sent; i++) {
+        if (i == 1) {
+            fast->redis_timeout = 5;
+            cache_redis_reconfigure(b, fast);
+        }
+        gens_init(gens[i]);
+        memset(&res[i], 0, sizeof res[i]);
+        t[i] = (uint64_t)conf_clock_ms();
+        sent = cache_redis_lookup(b, k5, gens[i], 2, lookup_cb, &res[i]) != NULL;
+    }
+    sent = sent && run_until(d, &res[1].done, 2000) && run_until(d, &res[0].done, 2000);
+    printf("# timeout %d ms, then 5 ms: abandoned after %llu and %llu ms\n", TIMEOUT_MS,
+           (unsigned long long)(res[0].at_ms - t[0]), (unsigned long long)(res[1].at_ms - t[1]));
+    check(d, sent && res[1].status == CACHE_REDIS_FAILED && res[1].at_ms - t[1] < TIMEOUT_MS - 5 &&
+                 res[0].at_ms - t[0] >= TIMEOUT_MS - 5,
+          "after a reload shortens redis_timeout, a later lookup is abandoned first");
+    cache_redis_reconfigure(b, usual);
+    conf_destroy(fast);
+    conf_destroy(usual);
+}
+
 /* SIGSTOP: each op abandoned at redis_timeout, breaker, late replies dropped; SIGCONT recovers. */
 static void
-phase_stop(struct drv *d, struct cache_redis *a, const struct cache_key *k5)
+phase_stop(struct drv *d, struct cache_redis *a, struct cache_redis *b,
+           const struct cache_key *k5)
 {
     struct cache_redis_gen gens[2];
     struct res res;
@@ -936,6 +1028,7 @@ phase_stop(struct drv *d, struct cache_redis *a, const struct cache_key *k5)
 
     kill(d->child, SIGSTOP);
     stopped_at = (uint64_t)conf_clock_ms();
+    phase_deadlines(d, b, k5);
     for (int i = 0; i < FAILURES; i++) {
         uint64_t t0 = (uint64_t)conf_clock_ms();
 
@@ -1176,7 +1269,7 @@ main(int argc, char **argv)
     phase_mac(&d, a);
     phase_names(&d);
     phase_kill(&d, a, b, &k5);
-    phase_stop(&d, a, &k5);
+    phase_stop(&d, a, b, &k5);
     phase_end(&d, a, b, conf);
     phase_auth(&d);
     conf_destroy(conf);

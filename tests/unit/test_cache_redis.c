@@ -1188,6 +1188,35 @@ test_parse_int(void)
 }
 
 /* A value's sealed generations against the ones read: same set of names and values, any order. */
+/* A value key's 32 digits are its key's halves in lowercase hex (each nibble, every value). */
+static void
+test_value_key_hex(void)
+{
+    struct cache_redis_keys keys;
+    uint64_t x = UINT64_C(0x9e3779b97f4a7c15);
+    int good = 0;
+    int runs = 20000;
+
+    cache_redis_keys_init(&keys, "P:");
+    for (int i = 0; i < runs; i++) {
+        struct cache_key key;
+        char want[33];
+
+        x = x * UINT64_C(6364136223846793005) + UINT64_C(1442695040888963407);
+        key.hi = x ^ (x >> 29);
+        x = x * UINT64_C(6364136223846793005) + UINT64_C(1442695040888963407);
+        key.lo = i < 16 ? UINT64_C(0x1111111111111111) * (uint64_t)i : x ^ (x >> 31);
+        if (i == 16)
+            key.hi = 0;
+        bson_snprintf(want, sizeof want, "%016" PRIx64 "%016" PRIx64, key.hi, key.lo);
+        cache_redis_keys_set_value(&keys, &key);
+        good += keys.value_len == 4 + 32 && memcmp(keys.value, "P:v:", 4) == 0 &&
+                memcmp(keys.value + 4, want, 32) == 0;
+    }
+    ok(good == runs, "a value key holds its key in lowercase hex (%d of %d keys)", good, runs);
+    cache_redis_keys_cleanup(&keys);
+}
+
 static void
 test_gens_match(void)
 {
@@ -1351,6 +1380,7 @@ main(void)
     test_commands();
     test_parse_int();
     test_gens_match();
+    test_value_key_hex();
     cache_redis_mac_destroy(mac);
     return done_testing();
 }
