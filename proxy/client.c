@@ -67,9 +67,9 @@ static void set_blocked(struct proxy_client *c, bool blocked);
 static void update_timer(struct proxy_client *c, bool progressed);
 static void maybe_finish(struct proxy_client *c);
 static void flush_canned(struct proxy_client *c);
-static void forward(struct proxy_client *c, struct evbuffer *in, size_t len, uint8_t *replacement,
+static void forward(struct proxy_client *c, const uint8_t *data, size_t len, uint8_t *replacement,
                     size_t replacement_len, bool oneway);
-static bool on_reply(void *arg, struct evbuffer *in, const struct wire_header *h);
+static bool on_reply(void *arg, const uint8_t *data, const struct wire_header *h);
 static void on_upstream_down(void *arg, const char *why, bool connected);
 static void on_upstream_invalid(void *arg, const char *why);
 static void on_upstream_drained(void *arg);
@@ -199,7 +199,7 @@ check_output(struct proxy_client *c)
 static size_t
 client_share(struct proxy_client *c)
 {
-    size_t n = evbuffer_get_length(proxy_conn_input(c->conn)) +
+    size_t n = proxy_conn_input_length(c->conn) +
                evbuffer_get_length(client_output(c)) + c->promised + c->held_bytes;
 
     return c->up ? n + proxy_upstream_buffered(c->up) : n;
@@ -295,7 +295,7 @@ update_timer(struct proxy_client *c, bool progressed)
 
     if (c->phase >= PROXY_CLIENT_DEAD)
         return;
-    if (can_take_input(c) && evbuffer_get_length(proxy_conn_input(c->conn)) > 0) {
+    if (can_take_input(c) && proxy_conn_input_length(c->conn) > 0) {
         /* A message has started: it must be whole by the deadline. */
         if (!c->deadline_armed || progressed) {
             c->deadline_armed = true;
@@ -389,14 +389,13 @@ close_now(struct proxy_client *c, const char *reason)
 static bool
 message_buffered(struct proxy_client *c)
 {
-    struct evbuffer *in = proxy_conn_input(c->conn);
-    size_t avail = evbuffer_get_length(in);
+    size_t avail = proxy_conn_input_length(c->conn);
     uint8_t head[4];
     int32_t len;
 
     if (avail < WIRE_HEADER_LEN)
         return false;
-    evbuffer_copyout(in, head, sizeof head);
+    proxy_conn_copyout(c->conn, head, sizeof head);
     len = wire_frame_read_i32(head);
     return len >= WIRE_HEADER_LEN && (size_t)len <= avail;
 }
@@ -446,7 +445,7 @@ start_linger(struct proxy_client *c)
         return;
     set_phase(c, PROXY_CLIENT_LINGERING);
     shutdown(proxy_conn_fd(c->conn), SHUT_WR);
-    evbuffer_drain(proxy_conn_input(c->conn), evbuffer_get_length(proxy_conn_input(c->conn)));
+    proxy_conn_drain(c->conn, SIZE_MAX);
     proxy_conn_read_enable(c->conn, true);
     update_timer(c, false);
 }
@@ -492,8 +491,7 @@ free_parts(struct proxy_client *c)
 {
     if (c->conn) {
         /* A client with a connection has its buffers tracked (proxy_client_new). */
-        proxy_server_memory_untrack(c->server, proxy_conn_input(c->conn));
-        proxy_server_memory_untrack(c->server, proxy_conn_output(c->conn));
+        proxy_server_memory_untrack(c->server, c->conn);
         drop_output(c);
         proxy_conn_free(c->conn);
     }
@@ -713,20 +711,15 @@ pop_request(struct proxy_client *c, struct proxy_request *req)
 static void
 send_held_ack(struct proxy_client *c, struct proxy_request *req)
 {
-    struct evbuffer *in;
-
     if (!c->up) { /* not reached: a lost upstream takes every request with it */
         req->ack_in_upstream = 0;
         return;
     }
-    in = proxy_upstream_input(c->up);
-    BSON_ASSERT(evbuffer_get_length(in) >= req->ack_in_upstream);
+    BSON_ASSERT(proxy_upstream_input_length(c->up) >= req->ack_in_upstream);
     if (c->phase == PROXY_CLIENT_GONE)
-        evbuffer_drain(in, req->ack_in_upstream);
-    else {
-        evbuffer_remove_buffer(in, c->scratch, req->ack_in_upstream);
-        proxy_conn_send(c->conn, c->scratch);
-    }
+        proxy_upstream_drain(c->up, req->ack_in_upstream);
+    else
+        proxy_upstream_send_to(c->up, c->conn, NULL, req->ack_in_upstream);
     req->ack_in_upstream = 0;
 }
 
@@ -759,14 +752,14 @@ flush_canned(struct proxy_client *c)
 /*
  * Answers request h with an error of the proxy's own, after the replies
  * still owed to earlier requests, and then closes the connection. Drops the
- * message from in: all of it, or what has arrived of it.
+ * message from the input: all of it, or what has arrived of it.
  */
 static void
-refuse(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h, bool legacy,
-       int32_t code, const char *code_name, const char *errmsg)
+refuse(struct proxy_client *c, const struct wire_header *h, bool legacy, int32_t code,
+       const char *code_name, const char *errmsg)
 {
     struct proxy_request *req = push_request(c, h->request_id, PROXY_ROUTE_FORWARD, legacy);
-    size_t avail = evbuffer_get_length(in);
+    size_t avail = proxy_conn_input_length(c->conn);
 
     req->canned = proxy_request_make_error(c->server, h->request_id, legacy, code, code_name,
                                            errmsg, &req->canned_len);
@@ -774,7 +767,7 @@ refuse(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h,
     proxy_request_set_state(req, PROXY_REQUEST_READY);
     /* The rest is still coming (unless the client has shut down): see start_linger. */
     c->linger = c->phase == PROXY_CLIENT_OPEN && avail < (size_t)h->length;
-    evbuffer_drain(in, avail < (size_t)h->length ? avail : (size_t)h->length);
+    proxy_conn_drain(c->conn, avail < (size_t)h->length ? avail : (size_t)h->length);
     release_promise(c);
     flush_canned(c);
     finish(c);
@@ -787,7 +780,7 @@ refuse(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h,
  * closes). False when it was.
  */
 static bool
-admit(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h, size_t avail)
+admit(struct proxy_client *c, const struct wire_header *h, size_t avail)
 {
     struct proxy_server *s = c->server;
     size_t need = (size_t)h->length - avail;
@@ -805,7 +798,7 @@ admit(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h, 
                      "mongocache: a message of %d bytes was refused: the proxy's buffers are at "
                      "max_memory (%lld bytes); retry later",
                      h->length, (long long)s->conf->max_memory);
-            refuse(c, in, h, h->opcode == WIRE_OP_QUERY, WIRE_CODE_EXCEEDED_MEMORY,
+            refuse(c, h, h->opcode == WIRE_OP_QUERY, WIRE_CODE_EXCEEDED_MEMORY,
                    "ExceededMemoryLimit", errmsg);
             return false;
         }
@@ -817,12 +810,13 @@ admit(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h, 
 }
 
 /*
- * Moves the message of len bytes at the front of in to the upstream, or
- * replaces it with `replacement` (taken) when the proxy rewrote it.
+ * Moves the message of len bytes at the front of the input (contiguous at
+ * data) to the upstream, or replaces it with `replacement` (taken) when the
+ * proxy rewrote it (len 0: a message of the proxy's own, nothing to drop).
  */
 static void
-forward(struct proxy_client *c, struct evbuffer *in, size_t len,
-                     uint8_t *replacement, size_t replacement_len, bool oneway)
+forward(struct proxy_client *c, const uint8_t *data, size_t len, uint8_t *replacement,
+        size_t replacement_len, bool oneway)
 {
     struct evbuffer *out;
     size_t limit = (size_t)c->server->conf->buffer_limit;
@@ -839,16 +833,15 @@ forward(struct proxy_client *c, struct evbuffer *in, size_t len,
         c->oneway_sent = false;
         proxy_upstream_set_low_watermark(c->up, limit / 2);
     }
-    out = c->scratch;
     if (replacement) {
+        out = c->scratch;
         evbuffer_add(out, replacement, replacement_len);
         bson_free(replacement);
-        if (in)
-            evbuffer_drain(in, len);
+        proxy_conn_drain(c->conn, len);
+        proxy_upstream_send(c->up, out);
     } else {
-        evbuffer_remove_buffer(in, out, len);
+        proxy_upstream_send_from(c->up, c->conn, data, len);
     }
-    proxy_upstream_send(c->up, out);
     if (oneway)
         c->oneway_sent = true;
     if (queue_over(c, limit) && !c->reading_paused) {
@@ -947,7 +940,7 @@ advise_reply(struct proxy_client *c, struct proxy_request *req, const bson_t *re
 }
 
 static bool
-handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
+handle_op_msg(struct proxy_client *c, const uint8_t *data,
               const struct wire_header *h)
 {
     const struct conf *conf = c->server->conf;
@@ -1020,14 +1013,14 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
         } else
             conf_log(CONF_LOG_INFO, c->id, "admin_action",
                      "via=wire action=%s result=refused_oneway", cmd.name);
-        evbuffer_drain(in, (size_t)h->length);
+        proxy_conn_drain(c->conn, (size_t)h->length);
         flush_canned(c);
         return true;
     case PROXY_ROUTE_FORWARD:
         if (!c->server->cache || !cmd.db)
             break;
         if (req && proxy_lookup_answer_cursor(c, &cmd, &body, req)) {
-            evbuffer_drain(in, (size_t)h->length);
+            proxy_conn_drain(c->conn, (size_t)h->length);
             flush_canned(c);
             return true;
         }
@@ -1035,7 +1028,7 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
         case PROXY_LOOKUP_FORWARD:
             break;
         case PROXY_LOOKUP_ANSWERED:
-            evbuffer_drain(in, (size_t)h->length);
+            proxy_conn_drain(c->conn, (size_t)h->length);
             flush_canned(c);
             return true;
         case PROXY_LOOKUP_WAITING:
@@ -1045,7 +1038,7 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
             req->held_len = (size_t)h->length;
             if (msg.flags & WIRE_MSG_EXHAUST_ALLOWED)
                 wire_msg_clear_flags(req->held, req->held_len, WIRE_MSG_EXHAUST_ALLOWED);
-            evbuffer_drain(in, (size_t)h->length);
+            proxy_conn_drain(c->conn, (size_t)h->length);
             set_blocked(c, true);
             return false;
         }
@@ -1067,14 +1060,14 @@ handle_op_msg(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
         req->upstream_us = req->started_us; /* sent now: the round trip starts */
         proxy_request_set_state(req, PROXY_REQUEST_UPSTREAM);
     }
-    forward(c, in, (size_t)h->length, replacement, replacement_len, oneway);
+    forward(c, data, (size_t)h->length, replacement, replacement_len, oneway);
     if (oneway && c->oneway_count == ONEWAY_RING && c->phase < PROXY_CLIENT_DEAD)
         send_barrier(c);
     return true;
 }
 
 static bool
-handle_op_query(struct proxy_client *c, struct evbuffer *in, const uint8_t *data,
+handle_op_query(struct proxy_client *c, const uint8_t *data,
                 const struct wire_header *h)
 {
     const struct conf *conf = c->server->conf;
@@ -1102,7 +1095,7 @@ handle_op_query(struct proxy_client *c, struct evbuffer *in, const uint8_t *data
                  "peer=%s msg=\"OP_QUERY is accepted only for hello/isMaster on a $cmd "
                  "collection; closing\"",
                  c->peer);
-        refuse(c, in, h, true, WIRE_CODE_UNSUPPORTED_OP_QUERY, "UnsupportedOpQueryCommand",
+        refuse(c, h, true, WIRE_CODE_UNSUPPORTED_OP_QUERY, "UnsupportedOpQueryCommand",
                "mongocache: OP_QUERY is supported only for hello and isMaster");
         return false;
     }
@@ -1118,17 +1111,20 @@ handle_op_query(struct proxy_client *c, struct evbuffer *in, const uint8_t *data
     bson_destroy(&stripped);
     req->upstream_us = req->started_us;
     proxy_request_set_state(req, PROXY_REQUEST_UPSTREAM);
-    forward(c, in, (size_t)h->length, replacement, replacement_len, false);
+    forward(c, data, (size_t)h->length, replacement, replacement_len, false);
     return true;
 }
 
-/* Handles the whole message at the front of in. Returns false to stop reading. */
+/* Handles the whole message at the front of the input (contiguous at data, or data NULL).
+ * Returns false to stop reading. */
 static bool
-handle_message(struct proxy_client *c, struct evbuffer *in, const struct wire_header *h)
+handle_message(struct proxy_client *c, const uint8_t *data,
+               const struct wire_header *h)
 {
-    const uint8_t *data = evbuffer_pullup(in, h->length);
     bson_error_t error;
 
+    if (!data)
+        data = proxy_conn_pullup(c->conn, (size_t)h->length);
     if (!data) {
         close_now(c, "out_of_memory");
         return false;
@@ -1138,16 +1134,16 @@ handle_message(struct proxy_client *c, struct evbuffer *in, const struct wire_he
     proxy_stats_add(&c->server->stats, PROXY_STAT_bytes_from_clients, h->length);
     switch (h->opcode) {
     case WIRE_OP_MSG:
-        return handle_op_msg(c, in, data, h);
+        return handle_op_msg(c, data, h);
     case WIRE_OP_QUERY:
-        return handle_op_query(c, in, data, h);
+        return handle_op_query(c, data, h);
     case WIRE_OP_COMPRESSED:
         proxy_stats_add(&c->server->stats, PROXY_STAT_decoding_errors, 1);
         conf_log(CONF_LOG_WARN, c->id, "compression_refused",
                  "peer=%s msg=\"OP_COMPRESSED received but compression was never negotiated; "
                  "closing\"",
                  c->peer);
-        refuse(c, in, h, false, WIRE_CODE_PROTOCOL_ERROR, "ProtocolError",
+        refuse(c, h, false, WIRE_CODE_PROTOCOL_ERROR, "ProtocolError",
                "mongocache: compression was not negotiated; OP_COMPRESSED is not accepted");
         return false;
     default:
@@ -1161,7 +1157,6 @@ handle_message(struct proxy_client *c, struct evbuffer *in, const struct wire_he
 static void
 process_input(struct proxy_client *c)
 {
-    struct evbuffer *in = proxy_conn_input(c->conn);
     const int32_t max = (int32_t)c->server->conf->max_message_size;
     uint8_t head[WIRE_HEADER_LEN];
     struct wire_header h;
@@ -1170,7 +1165,8 @@ process_input(struct proxy_client *c)
     int handled = 0;
 
     while (can_take_input(c) && !check_output(c) && !check_memory(c)) {
-        size_t avail = evbuffer_get_length(in);
+        size_t avail = proxy_conn_input_length(c->conn), contig;
+        const uint8_t *front;
         enum wire_status st;
 
         if (handled == PROXY_CLIENT_BATCH && avail > 0) {
@@ -1184,20 +1180,25 @@ process_input(struct proxy_client *c)
 
         if (avail < WIRE_HEADER_LEN)
             break;
-        evbuffer_copyout(in, head, sizeof head);
-        st = wire_frame_header(head, sizeof head, max, &h, &error);
+        /* The header, and usually the whole message, is in the input's first piece. */
+        front = proxy_conn_peek(c->conn, &contig);
+        if (contig < WIRE_HEADER_LEN) {
+            proxy_conn_copyout(c->conn, head, sizeof head);
+            front = head;
+        }
+        st = wire_frame_header(front, WIRE_HEADER_LEN, max, &h, &error);
         if (st == WIRE_ERROR) {
             decoding_error(c, NULL, &error);
             return;
         }
         if (avail < (size_t)h.length) {
-            if (!admit(c, in, &h, avail))
+            if (!admit(c, &h, avail))
                 return;
             break;
         }
         release_promise(c);
         handled++;
-        if (!handle_message(c, in, &h))
+        if (!handle_message(c, contig >= (size_t)h.length ? front : NULL, &h))
             break;
         progressed = true;
     }
@@ -1274,9 +1275,7 @@ read_cb(struct proxy_conn *conn, void *arg)
     struct proxy_client *c = arg;
 
     if (c->phase == PROXY_CLIENT_LINGERING) {
-        struct evbuffer *in = proxy_conn_input(conn);
-
-        evbuffer_drain(in, evbuffer_get_length(in)); /* see start_linger */
+        proxy_conn_drain(conn, SIZE_MAX); /* see start_linger */
         return;
     }
     process_input(c);
@@ -1430,14 +1429,14 @@ reply_ok(const bson_t *reply)
     return wire_msg_ok(bson_get_data(reply), reply->len);
 }
 
-/* The upstream's on_reply: a whole reply of h->length bytes is at the front of in. */
+/* The upstream's on_reply: a whole reply of h->length bytes is at the front of its input,
+ * contiguous at data (NULL: out of memory). */
 static bool
-on_reply(void *arg, struct evbuffer *in, const struct wire_header *h)
+on_reply(void *arg, const uint8_t *data, const struct wire_header *h)
 {
     struct proxy_client *c = arg;
     const struct conf *conf = c->server->conf;
     struct proxy_request *req = in_flight_head(c);
-    const uint8_t *data;
     const uint8_t *body = NULL;
     uint32_t body_len = 0;
     int32_t reply_flags = 0;
@@ -1455,7 +1454,7 @@ on_reply(void *arg, struct evbuffer *in, const struct wire_header *h)
         proxy_stats_add(&c->server->stats, PROXY_STAT_oneway_replies_dropped, 1);
         conf_log(CONF_LOG_DEBUG, c->id, "oneway_reply_dropped", "response_to=%d",
                  h->response_to);
-        evbuffer_drain(in, (size_t)h->length);
+        proxy_upstream_drain(c->up, (size_t)h->length);
         return true;
     }
     if (!req) {
@@ -1471,7 +1470,7 @@ on_reply(void *arg, struct evbuffer *in, const struct wire_header *h)
     if (req->internal) {
         /* The oneway barrier's reply: every moreToCome request before it has
          * been answered or never will be. The client is read again. */
-        evbuffer_drain(in, (size_t)h->length);
+        proxy_upstream_drain(c->up, (size_t)h->length);
         proxy_request_set_state(req, PROXY_REQUEST_DONE);
         pop_request(c, req);
         c->oneway_head = 0;
@@ -1482,7 +1481,6 @@ on_reply(void *arg, struct evbuffer *in, const struct wire_header *h)
         maybe_finish(c);
         return c->phase < PROXY_CLIENT_DEAD && !c->output_full && !c->memory_paused;
     }
-    data = evbuffer_pullup(in, h->length);
     if (!data) {
         upstream_protocol_error(c, req, "out of memory");
         return false;
@@ -1564,7 +1562,7 @@ on_reply(void *arg, struct evbuffer *in, const struct wire_header *h)
              * whole result once the cursor is drained (req READY). */
             bool over = proxy_drain_step(c, req, &reply);
 
-            evbuffer_drain(in, (size_t)h->length);
+            proxy_upstream_drain(c->up, (size_t)h->length);
             if (over)
                 unblock(c);
             else
@@ -1593,7 +1591,7 @@ on_reply(void *arg, struct evbuffer *in, const struct wire_header *h)
             req->ack_in_upstream = (size_t)h->length;
         } else {
             req->canned = bson_malloc((size_t)h->length);
-            evbuffer_remove(in, req->canned, (size_t)h->length);
+            proxy_upstream_remove(c->up, req->canned, (size_t)h->length);
             req->canned_len = (size_t)h->length;
         }
         req->outcome = (uint8_t)outcome;
@@ -1602,13 +1600,12 @@ on_reply(void *arg, struct evbuffer *in, const struct wire_header *h)
         return c->phase < PROXY_CLIENT_DEAD;
     }
     if (rewritten) {
-        evbuffer_drain(in, (size_t)h->length);
+        proxy_upstream_drain(c->up, (size_t)h->length);
         write_owned(c, rewritten, rewritten_len);
     } else if (c->phase == PROXY_CLIENT_GONE) {
-        evbuffer_drain(in, (size_t)h->length);
+        proxy_upstream_drain(c->up, (size_t)h->length);
     } else {
-        evbuffer_remove_buffer(in, c->scratch, (size_t)h->length);
-        proxy_conn_send(c->conn, c->scratch);
+        proxy_upstream_send_to(c->up, c->conn, data, (size_t)h->length);
     }
     proxy_client_observe_at(c, req, outcome, now_us);
     if (req->state == PROXY_REQUEST_DRAINING)
@@ -1739,13 +1736,13 @@ proxy_client_new(struct proxy_server *server, evutil_socket_t fd, const struct s
         return NULL;
     }
     proxy_conn_setcb(c->conn, read_cb, write_cb, event_cb, c);
+    proxy_conn_read_in_place(c->conn); /* the input is read only through proxy_conn_* calls */
     /* A client that takes none of its replies for message_timeout is
      * closed: what it leaves queued cannot hold the proxy's memory. */
     proxy_conn_set_write_timeout(c->conn, server->conf->message_timeout);
     proxy_conn_write_enable(c->conn, true);
     proxy_conn_read_enable(c->conn, true);
-    proxy_server_memory_track(server, proxy_conn_input(c->conn));
-    proxy_server_memory_track(server, proxy_conn_output(c->conn));
+    proxy_server_memory_track(server, c->conn);
     TAILQ_INSERT_TAIL(&server->clients, c, link);
     server->n_clients++;
     proxy_stats_add(&server->stats, PROXY_STAT_clients_accepted, 1);

@@ -2,7 +2,7 @@
  * proxy/conn.c: a socket with its two buffers (see conn.h). Owns the
  * descriptor, the one struct event that watches it, the input and output
  * evbuffers and an address lookup in flight; borrows the loop's read
- * buffer (struct proxy_io_loop).
+ * buffer (struct proxy_io_loop) and the memory meter.
  *
  * The event's interest is recomputed by update_events whenever something
  * that decides it changes (reading on or off, output queued or emptied,
@@ -23,7 +23,19 @@
  * input holds a large part of a message (PROXY_CONN_DIRECT bytes or more),
  * the read goes straight into space reserved at the input's tail instead,
  * sparing the copy, with no more room reserved than the input already holds
- * (so a slow peer's reservation stays in proportion to what it sent).
+ * (so a slow peer's reservation stays in proportion to what it sent). A
+ * connection read in place (proxy_conn_read_in_place) whose input is empty
+ * skips the append: while read_cb runs, its input is the read's bytes in
+ * the loop's buffer (flat_off, flat_len), consumed by the proxy_conn_*
+ * input calls; what is sent on and not taken by the socket is copied to the
+ * other connection's output (the loop's buffer is read into again), and
+ * what read_cb leaves is appended to the input when it returns. Reads never
+ * nest (they run only from the loop), so the buffer is not read into while
+ * read_cb runs.
+ *
+ * The bytes in the input and output are counted in a meter (max_memory) by
+ * every call here that changes them (count_in, count_out): no evbuffer
+ * callback, whose dispatch would run on every buffer change.
  *
  * Outcomes that are known at once (a connect that succeeded or failed in
  * the call, a name that did not resolve) are kept in `pending` and
@@ -44,6 +56,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -65,24 +78,50 @@ struct proxy_conn {
     struct event *again;                      /* proxy_conn_read_again's zero timer,
                                                * made on first use */
     struct event *wtimer;                     /* the write timeout, made on first use */
+    const struct proxy_conn_meter *meter;     /* where its bytes are counted, or NULL */
+    size_t counted;                           /* its bytes counted there now */
     size_t write_low;
     int64_t write_timeout_ms;
     evutil_socket_t fd;
     int dns_error;
     int err;           /* errno behind a pending ERROR */
+    uint32_t flat_off; /* while read_cb runs after a read in place, the input is */
+    uint32_t flat_len; /* these bytes of the loop's buffer (the evbuffer is empty) */
     uint16_t busy;     /* callbacks of ours on the stack */
     short registered;  /* the interest event_add was given (0: not added) */
     short pending;     /* an outcome to deliver from the loop (PROXY_CONN_*) */
-    bool reading;
-    bool read_lazy;    /* reading is off but its interest is still registered */
-    bool wtimer_armed; /* the write timeout runs */
-    bool writing;
-    bool connecting;
-    bool resolving;
-    bool freed;
+    bool reading : 1;
+    bool read_lazy : 1;    /* reading is off but its interest is still registered */
+    bool wtimer_armed : 1; /* the write timeout runs */
+    bool writing : 1;
+    bool connecting : 1;
+    bool resolving : 1;
+    bool freed : 1;
+    bool in_place : 1;     /* proxy_conn_read_in_place */
 };
 
 static void conn_cb(evutil_socket_t fd, short what, void *arg);
+
+/* n bytes joined the input or output: counted at once (see proxy_conn_count_memory). */
+static inline void
+count_in(struct proxy_conn *conn, size_t n)
+{
+    if (conn->meter) {
+        *conn->meter->total += n;
+        conn->counted += n;
+    }
+}
+
+/* n bytes left the input or output. */
+static inline void
+count_out(struct proxy_conn *conn, size_t n)
+{
+    if (conn->meter && n > 0) {
+        *conn->meter->total -= n;
+        conn->counted -= n;
+        conn->meter->fell(conn->meter->arg);
+    }
+}
 
 static void wtimer_cb(evutil_socket_t fd, short what, void *arg);
 
@@ -302,10 +341,14 @@ can_write_now(const struct proxy_conn *conn)
 void
 proxy_conn_send(struct proxy_conn *conn, struct evbuffer *data)
 {
+    size_t rest;
+
     if (can_write_now(conn))
         conf_sock_write_first(conn->fd, data);
-    if (evbuffer_get_length(data) > 0) {
+    rest = evbuffer_get_length(data);
+    if (rest > 0) {
         evbuffer_add_buffer(conn->output, data);
+        count_in(conn, rest);
         update_events(conn);
     }
 }
@@ -321,6 +364,144 @@ proxy_conn_write_now(struct proxy_conn *conn, const struct iovec *iov, int n)
         written = writev(conn->fd, iov, n);
     while (written < 0 && errno == EINTR);
     return written > 0 ? (size_t)written : 0;
+}
+
+/* Where the input read in place starts. */
+static inline const uint8_t *
+flat(const struct proxy_conn *conn)
+{
+    return conn->loop->buf + conn->flat_off;
+}
+
+/* The first n bytes read in place are consumed. */
+static void
+flat_take(struct proxy_conn *conn, size_t n)
+{
+    conn->flat_off += (uint32_t)n;
+    conn->flat_len -= (uint32_t)n;
+    count_out(conn, n);
+}
+
+void
+proxy_conn_send_from(struct proxy_conn *conn, struct proxy_conn *src, const uint8_t *data,
+                     size_t len)
+{
+    struct iovec iov;
+    size_t done;
+
+    iov.iov_base = (void *)data;
+    iov.iov_len = len;
+    done = len > 0 && data ? proxy_conn_write_now(conn, &iov, 1) : 0;
+    if (src->flat_len > 0) {
+        /* The loop's buffer is read into again: what is left is copied. */
+        if (!data)
+            data = flat(src);
+        if (done < len && evbuffer_add(conn->output, data + done, len - done) == 0) {
+            count_in(conn, len - done);
+            update_events(conn);
+        }
+        flat_take(src, len);
+        return;
+    }
+    if (done > 0)
+        evbuffer_drain(src->input, done);
+    if (done < len) {
+        /* Counted in conn before it leaves src: the total never dips under what is held. */
+        evbuffer_remove_buffer(src->input, conn->output, len - done);
+        count_in(conn, len - done);
+        update_events(conn);
+    }
+    count_out(src, len);
+}
+
+void
+proxy_conn_read_in_place(struct proxy_conn *conn)
+{
+    conn->in_place = true;
+}
+
+size_t
+proxy_conn_input_length(const struct proxy_conn *conn)
+{
+    return conn->flat_len > 0 ? conn->flat_len : evbuffer_get_length(conn->input);
+}
+
+const uint8_t *
+proxy_conn_peek(struct proxy_conn *conn, size_t *len)
+{
+    struct evbuffer_iovec v;
+
+    if (conn->flat_len > 0) {
+        *len = conn->flat_len;
+        return flat(conn);
+    }
+    if (evbuffer_peek(conn->input, -1, NULL, &v, 1) < 1) {
+        *len = 0;
+        return NULL;
+    }
+    *len = v.iov_len;
+    return v.iov_base;
+}
+
+void
+proxy_conn_copyout(struct proxy_conn *conn, void *dst, size_t len)
+{
+    if (conn->flat_len > 0)
+        memcpy(dst, flat(conn), len);
+    else
+        evbuffer_copyout(conn->input, dst, len);
+}
+
+const uint8_t *
+proxy_conn_pullup(struct proxy_conn *conn, size_t len)
+{
+    if (conn->flat_len > 0)
+        return len <= conn->flat_len ? flat(conn) : NULL;
+    return evbuffer_pullup(conn->input, (ev_ssize_t)len);
+}
+
+void
+proxy_conn_drain(struct proxy_conn *conn, size_t len)
+{
+    size_t held = proxy_conn_input_length(conn);
+
+    if (len > held)
+        len = held;
+    if (conn->flat_len > 0) {
+        flat_take(conn, len);
+        return;
+    }
+    evbuffer_drain(conn->input, len);
+    count_out(conn, len);
+}
+
+void
+proxy_conn_remove(struct proxy_conn *conn, void *dst, size_t len)
+{
+    int n;
+
+    if (conn->flat_len > 0) {
+        memcpy(dst, flat(conn), len);
+        flat_take(conn, len);
+        return;
+    }
+    n = evbuffer_remove(conn->input, dst, len);
+    count_out(conn, n > 0 ? (size_t)n : 0);
+}
+
+void
+proxy_conn_count_memory(struct proxy_conn *conn, const struct proxy_conn_meter *meter)
+{
+    if (conn->meter) {
+        /* What was counted leaves the total, and nothing is counted from now on. */
+        *conn->meter->total -= conn->counted;
+        conn->counted = 0;
+        conn->meter = NULL;
+    }
+    if (meter) {
+        conn->meter = meter;
+        count_in(conn, evbuffer_get_length(conn->input) + evbuffer_get_length(conn->output));
+    }
 }
 
 /* proxy_conn_read_again's turn: the reader, without a read(). */
@@ -494,8 +675,28 @@ read_direct(struct proxy_conn *conn, size_t held)
             errno = ENOMEM;
             return -1;
         }
+        count_in(conn, (size_t)n);
     }
     return n;
+}
+
+/*
+ * After a read_cb in place: what it left in the loop's buffer joins the input (nothing
+ * when the connection was freed inside). False when that is out of memory
+ * (the bytes are lost, and the stream with them).
+ */
+static bool
+keep_rest(struct proxy_conn *conn)
+{
+    const uint8_t *rest = flat(conn);
+    size_t len = conn->flat_len;
+
+    conn->flat_off = 0;
+    conn->flat_len = 0;
+    if (len == 0 || conn->freed || evbuffer_add(conn->input, rest, len) == 0)
+        return true;
+    count_out(conn, len);
+    return false;
 }
 
 static void
@@ -524,8 +725,21 @@ do_read(struct proxy_conn *conn)
         n = read(conn->fd, conn->loop->buf, sizeof conn->loop->buf);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             return;
-        if (n > 0) {
+        if (n > 0 && conn->in_place && held == 0) {
+            /* Read in place: whole messages are handled (and sent on) from
+             * the loop's buffer, with no copy into the input. */
+            count_in(conn, (size_t)n);
+            conn->flat_off = 0;
+            conn->flat_len = (uint32_t)n;
+            if (conn->read_cb)
+                conn->read_cb(conn, conn->arg);
+            if (keep_rest(conn))
+                return;
+            n = -1;
+            errno = ENOMEM;
+        } else if (n > 0) {
             if (evbuffer_add(conn->input, conn->loop->buf, (size_t)n) == 0) {
+                count_in(conn, (size_t)n);
                 if (conn->read_cb)
                     conn->read_cb(conn, conn->arg);
                 return;
@@ -564,6 +778,7 @@ do_write(struct proxy_conn *conn)
             conn->event_cb(conn, PROXY_CONN_WRITING | PROXY_CONN_ERROR, conn->arg);
         return;
     }
+    count_out(conn, (size_t)n);
     update_events(conn); /* no write interest once the queue is empty */
     sync_write_timer(conn, true); /* progress: the write timeout starts again */
     if (evbuffer_get_length(conn->output) <= conn->write_low && conn->write_cb)

@@ -12,7 +12,8 @@
  * readable while off (then it is dropped), so a short pause costs no
  * epoll_ctl either. Reading is one read() of up to PROXY_IO_READ bytes into
  * the loop's buffer (no FIONREAD), appended to the input, or straight into
- * the input's tail once it holds a large part of a message. An idle
+ * the input's tail once it holds a large part of a message, or handled
+ * where it was read (proxy_conn_read_in_place). An idle
  * connection holds the struct, two empty evbuffers and the event's
  * registration: no read buffer, no timer.
  *
@@ -72,8 +73,9 @@ void proxy_conn_free(struct proxy_conn *conn);
 void proxy_conn_setcb(struct proxy_conn *conn, proxy_conn_data_cb read_cb,
                       proxy_conn_data_cb write_cb, proxy_conn_event_cb event_cb, void *arg);
 
-/* The buffers (owned by conn). Callers drain the input; they add to the output only through
- * proxy_conn_send, which arms the write event. */
+/* The buffers (owned by conn). Callers read the input and drain it only through
+ * proxy_conn_drain, proxy_conn_remove or proxy_conn_send_from; they add to the output only
+ * through proxy_conn_send*, which arm the write event (and keep the memory count). */
 struct evbuffer *proxy_conn_input(struct proxy_conn *conn);
 struct evbuffer *proxy_conn_output(struct proxy_conn *conn);
 evutil_socket_t proxy_conn_fd(const struct proxy_conn *conn);
@@ -99,6 +101,63 @@ void proxy_conn_set_write_low(struct proxy_conn *conn, size_t low);
  * A socket error is reported by the queued write that meets it.
  */
 void proxy_conn_send(struct proxy_conn *conn, struct evbuffer *data);
+
+/*
+ * Sends the len bytes at the front of src's input (data: where they are,
+ * one contiguous piece, as evbuffer_pullup gives it) and drains them from
+ * it: written at once with one writev when proxy_conn_send would, and what
+ * the socket does not take moved to conn's output without a copy (a socket
+ * error is then reported by the queued write that meets it). No staging
+ * buffer. data NULL (a pullup that failed): all of it is queued.
+ */
+void proxy_conn_send_from(struct proxy_conn *conn, struct proxy_conn *src, const uint8_t *data,
+                          size_t len);
+
+/*
+ * Lets read_cb see a read's bytes where they were read (the loop's buffer)
+ * when the input held nothing before it: a message handled at once is
+ * never copied into the input nor given a buffer of its own; what read_cb
+ * leaves joins the input when it returns. The caller then reads and drains
+ * the input only through the calls below (proxy_conn_input_length, _peek,
+ * _copyout, _pullup, _drain, _remove, _send_from), never through
+ * proxy_conn_input().
+ */
+void proxy_conn_read_in_place(struct proxy_conn *conn);
+
+/* Bytes in the input. */
+size_t proxy_conn_input_length(const struct proxy_conn *conn);
+/* The input's first contiguous bytes: where they start, and in *len how many (NULL and 0
+ * when it is empty). No copy: valid until the input changes. */
+const uint8_t *proxy_conn_peek(struct proxy_conn *conn, size_t *len);
+/* Copies the first len bytes of the input (it holds at least len) to dst, leaving them. */
+void proxy_conn_copyout(struct proxy_conn *conn, void *dst, size_t len);
+/* The first len bytes of the input (it holds at least len) made contiguous; NULL when out
+ * of memory. Valid until the input changes. */
+const uint8_t *proxy_conn_pullup(struct proxy_conn *conn, size_t len);
+
+/* Drops the first len bytes of the input (all of it when it holds fewer). */
+void proxy_conn_drain(struct proxy_conn *conn, size_t len);
+/* Copies the first len bytes of the input (it holds at least len) to dst and drops them. */
+void proxy_conn_remove(struct proxy_conn *conn, void *dst, size_t len);
+
+/* Where connections count their buffered bytes (max_memory); shared by many, owned by the
+ * caller. fell(arg) runs after the total fell (never NULL). */
+struct proxy_conn_meter {
+    size_t *total;
+    void (*fell)(void *arg);
+    void *arg;
+};
+
+/*
+ * Counts the bytes in conn's input and output in meter's total from now
+ * on, those there already included: every change made through conn (reads,
+ * writes, sends, drains: callers change the input only through
+ * proxy_conn_drain, proxy_conn_remove and proxy_conn_send_from, and never
+ * the output) moves it at once, with no evbuffer callback. meter (borrowed)
+ * must outlive the counting. NULL: counting stops and what was counted
+ * leaves the total (before the connection is freed).
+ */
+void proxy_conn_count_memory(struct proxy_conn *conn, const struct proxy_conn_meter *meter);
 
 /*
  * Writes the n pieces at iov at once when proxy_conn_send would (nothing

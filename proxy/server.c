@@ -77,33 +77,29 @@ memory_cb(evutil_socket_t fd, short what, void *arg)
         server->hooks.memory_low(server);
 }
 
-/* Runs on every change to a tracked buffer: keep it to a few additions. */
+/* A tracked connection's bytes fell (proxy/conn.c): paused clients may resume. */
 static void
-buffer_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+memory_fell(void *arg)
 {
-    struct proxy_server *server = arg;
-
-    (void)buf;
-    server->mem_buffered += info->n_added;
-    server->mem_buffered -= info->n_deleted;
-    if (info->n_deleted && server->n_memory_paused > 0 && memory_low(server))
-        event_active(server->memory_ev, 0, 0); /* never resume inside a buffer's callback */
+    proxy_server_memory_check(arg); /* never resumes inside: from the loop */
 }
 
 void
-proxy_server_memory_track(struct proxy_server *server, struct evbuffer *buf)
+proxy_server_memory_track(struct proxy_server *server, struct proxy_conn *conn)
 {
-    if (!server->memory_ev)
+    if (!server->memory_ev) {
         server->memory_ev = event_new(server->base, -1, 0, memory_cb, server);
-    server->mem_buffered += evbuffer_get_length(buf);
-    evbuffer_add_cb(buf, buffer_cb, server);
+        server->memory_meter.total = &server->mem_buffered;
+        server->memory_meter.fell = memory_fell;
+        server->memory_meter.arg = server;
+    }
+    proxy_conn_count_memory(conn, &server->memory_meter);
 }
 
 void
-proxy_server_memory_untrack(struct proxy_server *server, struct evbuffer *buf)
+proxy_server_memory_untrack(struct proxy_server *server, struct proxy_conn *conn)
 {
-    evbuffer_remove_cb(buf, buffer_cb, server);
-    server->mem_buffered -= evbuffer_get_length(buf);
+    proxy_conn_count_memory(conn, NULL);
     proxy_server_memory_check(server);
 }
 

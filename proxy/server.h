@@ -8,6 +8,7 @@
 #define MONGOCACHE_PROXY_SERVER_H
 
 #include "conf/conf.h"
+#include "proxy/conn.h"
 #include "proxy/stats.h"
 
 #include <bson/bson.h>
@@ -76,9 +77,11 @@ struct proxy_server {
     uint64_t next_conn_id;
     uint32_t next_reply_id;     /* requestID of the next reply the proxy makes itself */
     /* max_memory: bytes in every client's and upstream's buffers (counted by
-     * evbuffer callbacks), bytes announced by client messages still arriving,
-     * and the clients paused until the total falls back (proxy_server_memory_*) */
+     * their connections through memory_meter), bytes announced by client
+     * messages still arriving, and the clients paused until the total falls
+     * back (proxy_server_memory_*) */
     size_t mem_buffered;
+    struct proxy_conn_meter memory_meter; /* set up on the first track */
     size_t mem_promised;
     size_t mem_referenced;      /* of mem_buffered (or on its way there): stored replies
                                  * queued by reference, the cache's memory (left out) */
@@ -115,15 +118,16 @@ bool proxy_server_set_upstream(struct proxy_server *server, bson_error_t *error)
  */
 #define PROXY_MEMORY_SMALL (64 * 1024)
 
-/* Counts buf's bytes in server->mem_buffered from now on (its bytes so far included). */
-void proxy_server_memory_track(struct proxy_server *server, struct evbuffer *buf);
+/* Counts conn's buffered bytes in server->mem_buffered from now on (its bytes so far
+ * included; proxy_conn_count_memory keeps the count, with no evbuffer callback). */
+void proxy_server_memory_track(struct proxy_server *server, struct proxy_conn *conn);
 
-/* Stops counting buf (before it is freed): its bytes leave the total. */
-void proxy_server_memory_untrack(struct proxy_server *server, struct evbuffer *buf);
+/* Stops counting conn (before it is freed): its bytes leave the total. */
+void proxy_server_memory_untrack(struct proxy_server *server, struct proxy_conn *conn);
 
 /*
- * The total fell, or max_memory changed, other than by a tracked buffer's
- * callback (a buffer untracked, a promise released, a reload): paused
+ * The total fell, or max_memory changed (a tracked connection's bytes left
+ * it, a connection untracked, a promise released, a reload): paused
  * clients resume on the next loop turn if the total is now low enough.
  */
 void proxy_server_memory_check(struct proxy_server *server);

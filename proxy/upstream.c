@@ -63,7 +63,6 @@ start_reading(struct proxy_upstream *up)
 void
 proxy_upstream_process(struct proxy_upstream *up)
 {
-    struct evbuffer *in = proxy_conn_input(up->conn);
     uint8_t head[WIRE_HEADER_LEN];
     struct wire_header header;
     bson_error_t error;
@@ -71,7 +70,8 @@ proxy_upstream_process(struct proxy_upstream *up)
     int handled = 0;
 
     while (!up->paused) {
-        size_t avail = evbuffer_get_length(in);
+        size_t avail = proxy_conn_input_length(up->conn), contig;
+        const uint8_t *front;
 
         if (avail < WIRE_HEADER_LEN)
             return;
@@ -80,8 +80,13 @@ proxy_upstream_process(struct proxy_upstream *up)
             proxy_conn_read_again(up->conn);
             return;
         }
-        evbuffer_copyout(in, head, sizeof head);
-        if (wire_frame_header(head, sizeof head, (int32_t)up->server->conf->max_message_size,
+        /* The header, and usually the whole reply, is in the input's first piece. */
+        front = proxy_conn_peek(up->conn, &contig);
+        if (contig < WIRE_HEADER_LEN) {
+            proxy_conn_copyout(up->conn, head, sizeof head);
+            front = head;
+        }
+        if (wire_frame_header(front, WIRE_HEADER_LEN, (int32_t)up->server->conf->max_message_size,
                               &header, &error) != WIRE_OK) {
             snprintf(why, sizeof why, "%s", error.message);
             /* The client answers its oldest request with an error and destroys us. */
@@ -91,7 +96,9 @@ proxy_upstream_process(struct proxy_upstream *up)
         if (avail < (size_t)header.length)
             return;
         proxy_stats_add(&up->server->stats, PROXY_STAT_bytes_from_upstream, header.length);
-        if (!up->cbs->on_reply(up->arg, in, &header))
+        if (contig < (size_t)header.length)
+            front = proxy_conn_pullup(up->conn, (size_t)header.length);
+        if (!up->cbs->on_reply(up->arg, front, &header))
             return;
     }
 }
@@ -181,9 +188,9 @@ proxy_upstream_new(struct proxy_server *server, const struct proxy_upstream_cbs 
     }
     /* Read once connected (start_reading). */
     proxy_conn_setcb(up->conn, read_cb, write_cb, event_cb, up);
+    proxy_conn_read_in_place(up->conn); /* the input is read only through proxy_conn_* calls */
     proxy_conn_write_enable(up->conn, true);
-    proxy_server_memory_track(server, proxy_conn_input(up->conn));
-    proxy_server_memory_track(server, proxy_conn_output(up->conn));
+    proxy_server_memory_track(server, up->conn);
     up->tracked = true;
 
     tv.tv_sec = server->conf->connect_timeout / 1000;
@@ -209,8 +216,7 @@ proxy_upstream_destroy(struct proxy_upstream *up)
     if (!up)
         return;
     if (up->tracked) {
-        proxy_server_memory_untrack(up->server, proxy_conn_input(up->conn));
-        proxy_server_memory_untrack(up->server, proxy_conn_output(up->conn));
+        proxy_server_memory_untrack(up->server, up->conn);
     }
     proxy_conn_free(up->conn); /* inside its own callback: freed once that returns */
     if (up->connect_timer)
@@ -224,17 +230,44 @@ proxy_upstream_send(struct proxy_upstream *up, struct evbuffer *data)
     proxy_conn_send(up->conn, data); /* queued while connecting */
 }
 
+void
+proxy_upstream_send_from(struct proxy_upstream *up, struct proxy_conn *src, const uint8_t *data,
+                         size_t len)
+{
+    proxy_conn_send_from(up->conn, src, data, len); /* queued while connecting */
+}
+
+void
+proxy_upstream_send_to(struct proxy_upstream *up, struct proxy_conn *dst, const uint8_t *data,
+                       size_t len)
+{
+    if (!data)
+        data = proxy_conn_pullup(up->conn, len); /* NULL (no memory): queued as it is */
+    proxy_conn_send_from(dst, up->conn, data, len);
+}
+
+void
+proxy_upstream_drain(struct proxy_upstream *up, size_t len)
+{
+    proxy_conn_drain(up->conn, len);
+}
+
+void
+proxy_upstream_remove(struct proxy_upstream *up, void *dst, size_t len)
+{
+    proxy_conn_remove(up->conn, dst, len);
+}
+
 size_t
 proxy_upstream_buffered(const struct proxy_upstream *up)
 {
-    return evbuffer_get_length(proxy_conn_input(up->conn)) +
-           evbuffer_get_length(proxy_conn_output(up->conn));
+    return proxy_conn_input_length(up->conn) + evbuffer_get_length(proxy_conn_output(up->conn));
 }
 
-struct evbuffer *
-proxy_upstream_input(struct proxy_upstream *up)
+size_t
+proxy_upstream_input_length(const struct proxy_upstream *up)
 {
-    return proxy_conn_input(up->conn);
+    return proxy_conn_input_length(up->conn);
 }
 
 size_t

@@ -16,6 +16,7 @@ struct proxy_server;
 struct evbuffer;
 struct wire_header;
 
+struct proxy_conn;
 struct proxy_upstream;
 
 /*
@@ -23,10 +24,11 @@ struct proxy_upstream;
  * directly: given at creation, each called with the owner's arg.
  */
 struct proxy_upstream_cbs {
-    /* A whole reply of header->length bytes is at the front of in: the owner
-     * checks it, relays it and removes it from in. False: stop delivering
-     * (the owner closed or paused). */
-    bool (*on_reply)(void *arg, struct evbuffer *in, const struct wire_header *header);
+    /* A whole reply of header->length bytes is at the front of the input,
+     * contiguous at data (NULL: no memory to make it so): the owner checks
+     * it, relays it and removes it (proxy_upstream_send_to, _drain,
+     * _remove). False: stop delivering (the owner closed or paused). */
+    bool (*on_reply)(void *arg, const uint8_t *data, const struct wire_header *header);
     /* The connection failed; connected tells whether it had been established
      * (requests may have reached the server). The owner destroys the
      * upstream from inside this call. */
@@ -49,6 +51,17 @@ void proxy_upstream_destroy(struct proxy_upstream *up);
 
 /* Sends (and empties) data: written at once when the connection is up and idle. */
 void proxy_upstream_send(struct proxy_upstream *up, struct evbuffer *data);
+/* Sends the len bytes at the front of src's input (contiguous at data) and drains them
+ * from it (proxy_conn_send_from). */
+void proxy_upstream_send_from(struct proxy_upstream *up, struct proxy_conn *src,
+                              const uint8_t *data, size_t len);
+/* Sends the len bytes at the front of the input (contiguous at data; NULL: made so here) on
+ * dst, draining them. */
+void proxy_upstream_send_to(struct proxy_upstream *up, struct proxy_conn *dst,
+                            const uint8_t *data, size_t len);
+/* Drops the first len bytes of the input; copies them to dst first (remove). */
+void proxy_upstream_drain(struct proxy_upstream *up, size_t len);
+void proxy_upstream_remove(struct proxy_upstream *up, void *dst, size_t len);
 
 /* Bytes queued and not yet written. */
 /* Bytes in the upstream connection's buffers, both ways (max_memory). */
@@ -59,8 +72,8 @@ size_t proxy_upstream_queued(const struct proxy_upstream *up);
 bool proxy_upstream_connected(const struct proxy_upstream *up);
 /* Stops or resumes reading replies (backpressure from a slow client). */
 void proxy_upstream_pause(struct proxy_upstream *up, bool paused);
-/* The replies read and not yet taken (a held write ack stays at its head: client.c). */
-struct evbuffer *proxy_upstream_input(struct proxy_upstream *up);
+/* Bytes of replies read and not yet taken (a held write ack stays at their head: client.c). */
+size_t proxy_upstream_input_length(const struct proxy_upstream *up);
 /* Frames and delivers replies already buffered (after a pause ends). */
 void proxy_upstream_process(struct proxy_upstream *up);
 /* Sets the output size below which the client is told it may send again. */

@@ -517,6 +517,10 @@ def group_memory_wakeup(a):
     tap(r is not None and r.ok(),
         "memory_wakeup: once the hog has gone, the paused client gets its ping's reply", r)
     c.close()
+    # Every byte counted on the way in was counted out again: no drift.
+    tap(wait_for(lambda: stat(a.http, "counters.memory_buffered") == 0, 5),
+        "memory_wakeup: with both clients gone nothing is counted as buffered (%s)"
+        % stat(a.http, "counters.memory_buffered"))
 
 
 def group_memory_reload(a):

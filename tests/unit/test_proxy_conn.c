@@ -5,7 +5,10 @@
  * write error, the write timeout (and that reads do not hold it off),
  * pausing and resuming reading (lazily: the interest goes only when the
  * socket is readable while paused), reads straight into a large input's
- * tail, a writev at once with the rest queued after it, reading again
+ * tail, a writev at once with the rest queued after it, a message moved
+ * from one connection's input to another's socket and output and the
+ * memory count that follows it (no evbuffer callback), reads handled in
+ * place in the loop's buffer, reading again
  * without a read, free from inside a callback, connects (by name and
  * address, refused), and the bytes a connection costs beside a libevent
  * bufferevent. Owns nothing beyond the test.
@@ -483,6 +486,281 @@ test_write_now(struct event_base *base, struct proxy_io_loop *loop)
     bson_free(body);
 }
 
+static int fell_calls;
+
+static void
+on_fell(void *arg)
+{
+    (void)arg;
+    fell_calls++;
+}
+
+/* The counted bytes equal what conn's two buffers hold. */
+static size_t
+held(struct proxy_conn *conn)
+{
+    return evbuffer_get_length(proxy_conn_input(conn)) +
+           evbuffer_get_length(proxy_conn_output(conn));
+}
+
+/*
+ * proxy_conn_send_from moves a message from one connection's input to
+ * another's socket (the written part) and output (the rest), and the memory
+ * count follows every read, move, write, drain and remove with no evbuffer
+ * callback.
+ */
+static void
+test_send_from(struct event_base *base, struct proxy_io_loop *loop)
+{
+    int a[2], b[2];
+    int small = 4096;
+    struct seen sa = {0}, sb = {0};
+    struct proxy_conn *src, *dst;
+    size_t total = 300 * 1000, sent = 0, counted = 0, queued;
+    uint8_t *msg = bson_malloc(total), sink[65536], five[5];
+    struct evbuffer *got = evbuffer_new();
+    const struct proxy_conn_meter meter = {&counted, on_fell, NULL};
+    const uint8_t *data;
+    bool same;
+
+    for (size_t i = 0; i < total; i++)
+        msg[i] = (uint8_t)(i * 13 + i / 251);
+    pair(a);
+    pair(b);
+    setsockopt(b[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    src = make(base, loop, a[0], &sa);
+    dst = make(base, loop, b[0], &sb);
+    proxy_conn_write_enable(dst, true);
+    proxy_conn_count_memory(src, &meter);
+    proxy_conn_count_memory(dst, &meter);
+    evutil_make_socket_nonblocking(a[1]);
+    evutil_make_socket_nonblocking(b[1]);
+    proxy_conn_read_enable(src, true);
+    for (int turn = 0; turn < 100000 && evbuffer_get_length(proxy_conn_input(src)) < total;
+         turn++) {
+        ssize_t n = sent < total ? write(a[1], msg + sent, total - sent) : 0;
+
+        if (n > 0)
+            sent += (size_t)n;
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    }
+    is_int((long long)counted, (long long)total, "count: every byte read is counted (%zu)",
+           counted);
+    data = evbuffer_pullup(proxy_conn_input(src), (ev_ssize_t)total);
+    fell_calls = 0;
+    proxy_conn_send_from(dst, src, data, total);
+    queued = evbuffer_get_length(proxy_conn_output(dst));
+    is_int((long long)evbuffer_get_length(proxy_conn_input(src)), 0,
+           "send from: the message left the source's input");
+    ok(queued > 0 && queued < total, "send from: the socket took part, the rest queued (%zu of %zu)",
+       queued, total);
+    is_int(proxy_conn_interest(dst), EV_WRITE, "send from: write interest while queued");
+    is_int((long long)counted, (long long)queued, "count: after the move, only what is queued");
+    ok(fell_calls > 0, "count: the fall was reported");
+    for (int turn = 0; turn < 100000 && evbuffer_get_length(got) < total; turn++) {
+        ssize_t n = read(b[1], sink, sizeof sink);
+
+        if (n > 0)
+            evbuffer_add(got, sink, (size_t)n);
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    }
+    {
+        uint8_t *all = evbuffer_pullup(got, -1);
+
+        same = evbuffer_get_length(got) == total && all && memcmp(all, msg, total) == 0;
+    }
+    ok(same, "send from: every byte arrived, in order");
+    is_int((long long)counted, 0, "count: nothing once written");
+
+    /* A small message goes out whole at once: nothing queued, no write interest. */
+    ok(write(a[1], msg, 100) == 100, "a small message sent");
+    RUN_UNTIL(base, evbuffer_get_length(proxy_conn_input(src)) >= 100);
+    data = evbuffer_pullup(proxy_conn_input(src), 100);
+    proxy_conn_send_from(dst, src, data, 100);
+    ok(held(dst) == 0 && held(src) == 0 && counted == 0 && !(proxy_conn_interest(dst) & EV_WRITE),
+       "send from: a small message written whole at once");
+    ok(read(b[1], sink, sizeof sink) == 100 && memcmp(sink, msg, 100) == 0,
+       "send from: its bytes on the socket");
+
+    /* Drains and removes by the input's reader. */
+    ok(write(a[1], msg, 40) == 40, "40 bytes sent");
+    RUN_UNTIL(base, evbuffer_get_length(proxy_conn_input(src)) >= 40);
+    proxy_conn_drain(src, 10);
+    is_int((long long)counted, 30, "count: a drain leaves the total");
+    proxy_conn_remove(src, five, sizeof five);
+    ok(counted == 25 && memcmp(five, msg + 10, sizeof five) == 0,
+       "count: a remove copies the front and leaves the total");
+    proxy_conn_count_memory(src, NULL);
+    is_int((long long)counted, 0, "count: stopping takes back what was counted");
+    proxy_conn_drain(src, SIZE_MAX);
+    ok(counted == 0 && held(src) == 0, "uncounted: a drain of everything moves nothing");
+    proxy_conn_count_memory(dst, NULL);
+    proxy_conn_free(src);
+    proxy_conn_free(dst);
+    close(a[1]);
+    close(b[1]);
+    evbuffer_free(got);
+    bson_free(msg);
+}
+
+/* What the in-place reader does and saw. */
+struct in_place {
+    struct proxy_conn *dst; /* where it sends the first `send` bytes (proxy_conn_send_from) */
+    size_t send;
+    size_t drain;           /* then drops this many */
+    int reads;
+    size_t len_seen;        /* proxy_conn_input_length at entry */
+    size_t evbuffer_seen;   /* the input evbuffer's length at entry */
+    size_t contig_seen;     /* proxy_conn_peek's length at entry */
+    uint8_t head[4];        /* proxy_conn_copyout of the first 4 bytes */
+    uint8_t removed[3];     /* proxy_conn_remove of the 3 after the sent ones */
+    bool pullup_same;       /* proxy_conn_pullup gave the peeked bytes */
+};
+
+static void
+on_read_in_place(struct proxy_conn *conn, void *arg)
+{
+    struct in_place *p = arg;
+    size_t contig;
+    const uint8_t *front = proxy_conn_peek(conn, &contig);
+
+    p->reads++;
+    p->len_seen = proxy_conn_input_length(conn);
+    p->evbuffer_seen = evbuffer_get_length(proxy_conn_input(conn));
+    p->contig_seen = contig;
+    proxy_conn_copyout(conn, p->head, sizeof p->head);
+    p->pullup_same = proxy_conn_pullup(conn, contig) == front;
+    if (p->dst)
+        proxy_conn_send_from(p->dst, conn, front, p->send);
+    if (p->drain) {
+        proxy_conn_remove(conn, p->removed, sizeof p->removed);
+        proxy_conn_drain(conn, p->drain - sizeof p->removed);
+    }
+}
+
+/*
+ * proxy_conn_read_in_place: read_cb sees a read's bytes in the loop's
+ * buffer (no copy into the input), what it sends on leaves with no copy
+ * when the socket takes it and as a copy when it does not (the loop's
+ * buffer is read into again), what it leaves joins the input, and the
+ * memory count follows.
+ */
+static void
+test_read_in_place(struct event_base *base, struct proxy_io_loop *loop)
+{
+    int a[2], b[2], o[2];
+    int small = 4096;
+    struct seen sb = {0}, so = {0};
+    struct in_place p = {0};
+    struct proxy_conn *src, *dst, *other;
+    size_t counted = 0, total = 60000, queued;
+    const struct proxy_conn_meter meter = {&counted, on_fell, NULL};
+    uint8_t *msg = bson_malloc(total), *noise = bson_malloc(total), sink[65536];
+    struct evbuffer *got = evbuffer_new();
+    bool same;
+
+    for (size_t i = 0; i < total; i++) {
+        msg[i] = (uint8_t)(i * 29 + i / 97);
+        noise[i] = (uint8_t)~msg[i];
+    }
+    pair(a);
+    pair(b);
+    pair(o);
+    setsockopt(b[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    evutil_make_socket_nonblocking(a[0]);
+    src = proxy_conn_new(base, loop, a[0]);
+    proxy_conn_setcb(src, on_read_in_place, NULL, NULL, &p);
+    proxy_conn_read_in_place(src);
+    dst = make(base, loop, b[0], &sb);
+    other = make(base, loop, o[0], &so);
+    proxy_conn_count_memory(src, &meter);
+    proxy_conn_count_memory(dst, &meter);
+    proxy_conn_write_enable(dst, true);
+    proxy_conn_read_enable(src, true);
+    proxy_conn_read_enable(other, true);
+
+    /* 100 bytes: 40 sent on (written whole), 10 dropped (3 of them removed), 50 left. */
+    p.dst = dst;
+    p.send = 40;
+    p.drain = 10;
+    ok(write(a[1], msg, 100) == 100, "in place: 100 bytes sent");
+    RUN_UNTIL(base, p.reads > 0);
+    ok(p.reads == 1 && p.len_seen == 100 && p.evbuffer_seen == 0 && p.contig_seen == 100,
+       "in place: read_cb sees the read's 100 bytes, none of them in the input evbuffer "
+       "(%zu, %zu, %zu)", p.len_seen, p.evbuffer_seen, p.contig_seen);
+    ok(memcmp(p.head, msg, 4) == 0 && p.pullup_same, "in place: copyout and pullup read them");
+    ok(memcmp(p.removed, msg + 40, 3) == 0, "in place: remove takes the bytes after those sent");
+    evutil_make_socket_nonblocking(b[1]);
+    ok(read(b[1], sink, sizeof sink) == 40 && memcmp(sink, msg, 40) == 0,
+       "in place: the 40 sent are on the socket");
+    is_int((long long)evbuffer_get_length(proxy_conn_input(src)), 50,
+           "in place: the 50 left joined the input");
+    ok(proxy_conn_input_length(src) == 50 &&
+           memcmp(evbuffer_pullup(proxy_conn_input(src), -1), msg + 50, 50) == 0,
+       "in place: they are the last 50, unchanged");
+    is_int((long long)counted, 50, "in place: the count holds what is left");
+
+    /* Input not empty: the next read is appended as before (not in place). */
+    p.dst = NULL;
+    p.drain = 0;
+    ok(write(a[1], msg + 100, 10) == 10, "10 more bytes sent");
+    RUN_UNTIL(base, p.reads > 1);
+    ok(p.evbuffer_seen == 60 && p.len_seen == 60, "a read behind held bytes joins the input (%zu)",
+       p.evbuffer_seen);
+    proxy_conn_drain(src, SIZE_MAX);
+    is_int((long long)counted, 0, "drained: nothing counted");
+
+    /* A large message the socket takes only part of: the rest is copied, and
+     * another connection's read into the loop's buffer does not change it. */
+    p.dst = dst;
+    p.send = total;
+    p.drain = 0;
+    {
+        size_t sent = 0;
+
+        while (sent < total) {
+            ssize_t n = write(a[1], msg + sent, total - sent);
+
+            if (n > 0)
+                sent += (size_t)n;
+        }
+    }
+    p.reads = 0;
+    RUN_UNTIL(base, p.reads > 0);
+    /* Whatever one read took was sent on; the rest of the message is read later. */
+    queued = evbuffer_get_length(proxy_conn_output(dst));
+    ok(p.len_seen > 0 && queued > 0 && queued < p.len_seen,
+       "in place: the socket took part of the %zu bytes read, %zu queued", p.len_seen, queued);
+    proxy_conn_read_enable(src, false);
+    ok(write(o[1], noise, 30000) == 30000, "another connection is sent other bytes");
+    RUN_UNTIL(base, so.reads > 0);
+    for (int turn = 0; turn < 100000 && evbuffer_get_length(got) < p.len_seen; turn++) {
+        ssize_t n = read(b[1], sink, sizeof sink);
+
+        if (n > 0)
+            evbuffer_add(got, sink, (size_t)n);
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    }
+    {
+        uint8_t *all = evbuffer_pullup(got, -1);
+
+        same = evbuffer_get_length(got) == p.len_seen && all && memcmp(all, msg, p.len_seen) == 0;
+    }
+    ok(same, "in place: every byte sent on arrived unchanged after the loop's buffer was reused");
+    is_int((long long)counted, 0, "in place: nothing counted once written");
+    proxy_conn_count_memory(src, NULL);
+    proxy_conn_count_memory(dst, NULL);
+    proxy_conn_free(src);
+    proxy_conn_free(dst);
+    proxy_conn_free(other);
+    close(a[1]);
+    close(b[1]);
+    close(o[1]);
+    evbuffer_free(got);
+    bson_free(msg);
+    bson_free(noise);
+}
+
 static void
 test_free_inside(struct event_base *base, struct proxy_io_loop *loop)
 {
@@ -668,6 +946,8 @@ main(void)
     test_timeout(base, loop, true);
     test_direct_read(base, loop);
     test_write_now(base, loop);
+    test_send_from(base, loop);
+    test_read_in_place(base, loop);
     test_free_inside(base, loop);
     test_connect(base, loop);
     test_bytes(base, loop);
