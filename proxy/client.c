@@ -500,7 +500,6 @@ free_parts(struct proxy_client *c)
     if (c->resume_ev)
         event_free(c->resume_ev);
     proxy_auth_cleanup(&c->auth);
-    proxy_request_free_spare(&c->spare);
     bson_free(c->oneway_ring);
     bson_free(c);
 }
@@ -644,7 +643,7 @@ static struct proxy_request *
 push_request(struct proxy_client *c, int32_t request_id, enum proxy_route route, bool legacy)
 {
     struct proxy_request *req = proxy_request_new(c, &request_ops, request_id, route, legacy,
-                                                  &c->spare);
+                                                  &c->server->spare_request);
 
     if (c->server->conf->latency_histograms || c->server->conf->slow_request_ms > 0)
         req->started_us = conf_clock_us();
@@ -700,7 +699,7 @@ pop_request(struct proxy_client *c, struct proxy_request *req)
                 event_active(wake_event(c), 0, 0);
         }
     }
-    proxy_request_destroy(req, c->server->cache, &c->spare);
+    proxy_request_destroy(req, c->server->cache, &c->server->spare_request);
 }
 
 /*

@@ -72,8 +72,6 @@ struct proxy_client {
     uint32_t oneway_count;
     struct proxy_request_list pending;
     uint32_t n_pending;
-    struct proxy_request *spare;  /* the last destroyed request, kept as the next one's memory
-                                   * (proxy_request_new); freed with the client */
     struct event *timer;          /* message deadline, idle or drain; made when first armed */
     bool deadline_armed;
     enum proxy_client_phase phase; /* moved only by set_phase (client.c) */

@@ -25,6 +25,7 @@
 #include "proxy/io.h"
 #include "proxy/listener.h"
 #include "proxy/notify.h"
+#include "proxy/request.h"
 #include "proxy/server.h"
 
 #include <event2/dns.h>
@@ -361,6 +362,7 @@ main(int argc, char **argv)
     status = 0;
 out:
     proxy_client_free_all(&server);
+    proxy_request_free_spare(&server.spare_request);
     proxy_io_loop_free(server.io);
     proxy_cursors_destroy(server.cursors);
     proxy_advice_destroy(server.advice);

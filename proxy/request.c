@@ -73,7 +73,7 @@
  *
  *  DONE, or the client closing with the request in any state: client.c
  *  pop_request -> proxy_request_destroy, the one place a request is freed (or
- *  kept as its client's spare, the next request's memory).
+ *  kept as the server's spare, the next request's memory).
  *
  * Layering of the proxy's files, highest first. A file calls only files
  * below it; a lower file reports up through a callback it was given, never

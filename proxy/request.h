@@ -151,8 +151,9 @@ TAILQ_HEAD(proxy_request_list, proxy_request);
  *
  * spare (NULL: none) is where its owner keeps one destroyed request for
  * the next: taken here (*spare becomes NULL) instead of an allocation,
- * filled by proxy_request_destroy when empty. A request is then allocated
- * once per connection, not once per message. What is kept holds nothing
+ * filled by proxy_request_destroy when empty. The server keeps one
+ * (proxy_server's spare_request), so requests answered one at a time reuse
+ * one allocation and an idle connection holds none. What is kept holds nothing
  * but its own memory: proxy_request_free_spare frees it. (Under
  * AddressSanitizer nothing is kept, so that a use after destroy is still
  * seen.)

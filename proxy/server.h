@@ -22,6 +22,7 @@ struct evdns_base;
 struct event;
 struct evbuffer;
 struct proxy_client;
+struct proxy_request;
 struct proxy_listener;
 struct proxy_admin;
 struct cache;
@@ -87,6 +88,9 @@ struct proxy_server {
                                  * queued by reference, the cache's memory (left out) */
     uint32_t n_memory_paused;
     struct event *memory_ev;    /* resumes the paused clients; created on first use */
+    struct proxy_request *spare_request; /* the last destroyed request, kept as the next one's
+                                          * memory (proxy_request_new): the server's, so that
+                                          * an idle connection holds none; freed by main.c */
     struct proxy_io_loop *io;   /* the sockets' read buffer and scratch (proxy/io.h); created
                                  * on first use */
     bool draining;              /* SIGTERM received */
