@@ -61,6 +61,25 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+/* Under AddressSanitizer the loop's read buffer is poisoned between reads, so
+ * that a pointer kept into a message read in place (valid only until the
+ * next read, on any connection) is reported where it is used. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CONN_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CONN_ASAN 1
+#endif
+#endif
+#ifdef CONN_ASAN
+#include <sanitizer/asan_interface.h>
+#define READ_BUF_OPEN(loop) ASAN_UNPOISON_MEMORY_REGION((loop)->buf, sizeof (loop)->buf)
+#define READ_BUF_SHUT(loop) ASAN_POISON_MEMORY_REGION((loop)->buf, sizeof (loop)->buf)
+#else
+#define READ_BUF_OPEN(loop) ((void)(loop))
+#define READ_BUF_SHUT(loop) ((void)(loop))
+#endif
+
 /* Input held from which reads go straight into the input's tail (see above). */
 #define PROXY_CONN_DIRECT 4096
 
@@ -396,9 +415,13 @@ proxy_conn_send_from(struct proxy_conn *conn, struct proxy_conn *src, const uint
         /* The loop's buffer is read into again: what is left is copied. */
         if (!data)
             data = flat(src);
-        if (done < len && evbuffer_add(conn->output, data + done, len - done) == 0) {
-            count_in(conn, len - done);
-            update_events(conn);
+        if (done < len) {
+            if (evbuffer_add(conn->output, data + done, len - done) == 0) {
+                count_in(conn, len - done);
+                update_events(conn);
+            } else {
+                proxy_conn_fail(conn, ENOMEM); /* the message is cut: so is the stream */
+            }
         }
         flat_take(src, len);
         return;
@@ -412,6 +435,13 @@ proxy_conn_send_from(struct proxy_conn *conn, struct proxy_conn *src, const uint
         update_events(conn);
     }
     count_out(src, len);
+}
+
+void
+proxy_conn_fail(struct proxy_conn *conn, int err)
+{
+    if (!conn->pending && !conn->freed)
+        deliver_later(conn, PROXY_CONN_WRITING | PROXY_CONN_ERROR, err);
 }
 
 void
@@ -722,10 +752,17 @@ do_read(struct proxy_conn *conn)
         n = -1;
         errno = ENOMEM;
     } else {
-        n = read(conn->fd, conn->loop->buf, sizeof conn->loop->buf);
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        struct proxy_io_loop *loop = conn->loop;
+
+        READ_BUF_OPEN(loop);
+        n = read(conn->fd, loop->buf, sizeof loop->buf);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            READ_BUF_SHUT(loop);
             return;
+        }
         if (n > 0 && conn->in_place && held == 0) {
+            bool kept;
+
             /* Read in place: whole messages are handled (and sent on) from
              * the loop's buffer, with no copy into the input. */
             count_in(conn, (size_t)n);
@@ -733,12 +770,17 @@ do_read(struct proxy_conn *conn)
             conn->flat_len = (uint32_t)n;
             if (conn->read_cb)
                 conn->read_cb(conn, conn->arg);
-            if (keep_rest(conn))
+            kept = keep_rest(conn);
+            READ_BUF_SHUT(loop);
+            if (kept)
                 return;
             n = -1;
             errno = ENOMEM;
         } else if (n > 0) {
-            if (evbuffer_add(conn->input, conn->loop->buf, (size_t)n) == 0) {
+            int added = evbuffer_add(conn->input, loop->buf, (size_t)n);
+
+            READ_BUF_SHUT(loop);
+            if (added == 0) {
                 count_in(conn, (size_t)n);
                 if (conn->read_cb)
                     conn->read_cb(conn, conn->arg);

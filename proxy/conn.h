@@ -169,6 +169,13 @@ void proxy_conn_count_memory(struct proxy_conn *conn, const struct proxy_conn_me
 size_t proxy_conn_write_now(struct proxy_conn *conn, const struct iovec *iov, int n);
 
 /*
+ * Ends conn's writing with an error (err: an errno), delivered to its
+ * event_cb from the loop as WRITING|ERROR: for a caller that could not queue
+ * part of a message (out of memory), after which the stream is cut.
+ */
+void proxy_conn_fail(struct proxy_conn *conn, int err);
+
+/*
  * Runs read_cb again without reading, after the loop's next poll (a reader
  * that stopped early for fairness, with whole messages still in the input:
  * the other connections ready by then go first). Its timer is made on the

@@ -32,6 +32,7 @@
 #include "wire/names.h"
 #include "wire/reply.h"
 
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <string.h>
@@ -359,7 +360,10 @@ proxy_lookup_write_hit(struct proxy_client *c, struct proxy_request *req)
     if (done == len)
         return;
     if (done < sizeof header) {
-        evbuffer_add(out, header + done, sizeof header - done);
+        if (evbuffer_add(out, header + done, sizeof header - done) != 0) {
+            proxy_conn_fail(c->conn, ENOMEM); /* a cut header: the stream is lost */
+            return;
+        }
         done = sizeof header;
     }
     proxy_io_add_value(out, req->hit, data + done, len - done, &c->server->mem_referenced);
