@@ -27,6 +27,7 @@ warn level, not once per reconnection. Proxy logs go to DIR/proxy.hostile-N.log
 import argparse
 import os
 import signal
+import random
 import socket
 import subprocess
 import sys
@@ -116,11 +117,27 @@ CASES = [
 
 
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    # Below the kernel's ephemeral range (as lib.sh's mc_free_port): a port the
+    # kernel chose could be taken by another test's outgoing connection before
+    # our server binds it, when tests run side by side.
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        lo = 32768
+    top = lo if lo > 21000 else 60000
+    rnd = random.SystemRandom()
+    for _ in range(200):
+        port = rnd.randrange(20000, top)
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        return port
+    raise RuntimeError("no free port below %d" % top)
 
 
 def wait_for(cond, secs, step=0.05):
