@@ -379,9 +379,20 @@ proxy_conn_write_now(struct proxy_conn *conn, const struct iovec *iov, int n)
 
     if (!can_write_now(conn))
         return 0;
-    do
-        written = writev(conn->fd, iov, n);
-    while (written < 0 && errno == EINTR);
+    /* send and sendmsg, not writev: the socket calls skip the file layer
+     * (about 0.5 us of kernel time per pass-through at 50 clients here,
+     * bench/README.md). */
+    if (n == 1) {
+        do
+            written = send(conn->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+        while (written < 0 && errno == EINTR);
+    } else {
+        struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n};
+
+        do
+            written = sendmsg(conn->fd, &msg, MSG_NOSIGNAL);
+        while (written < 0 && errno == EINTR);
+    }
     return written > 0 ? (size_t)written : 0;
 }
 
@@ -698,7 +709,7 @@ read_direct(struct proxy_conn *conn, size_t held)
         errno = ENOMEM;
         return -1;
     }
-    n = read(conn->fd, v.iov_base, v.iov_len);
+    n = recv(conn->fd, v.iov_base, v.iov_len, 0);
     if (n > 0) {
         v.iov_len = (size_t)n;
         if (evbuffer_commit_space(conn->input, &v, 1) != 0) {
@@ -755,7 +766,7 @@ do_read(struct proxy_conn *conn)
         struct proxy_io_loop *loop = conn->loop;
 
         READ_BUF_OPEN(loop);
-        n = read(conn->fd, loop->buf, sizeof loop->buf);
+        n = recv(conn->fd, loop->buf, sizeof loop->buf, 0);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
             READ_BUF_SHUT(loop);
             return;

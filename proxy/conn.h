@@ -105,7 +105,7 @@ void proxy_conn_send(struct proxy_conn *conn, struct evbuffer *data);
 /*
  * Sends the len bytes at the front of src's input (data: where they are,
  * one contiguous piece, as evbuffer_pullup gives it) and drains them from
- * it: written at once with one writev when proxy_conn_send would, and what
+ * it: written at once with one send when proxy_conn_send would, and what
  * the socket does not take moved to conn's output without a copy (a socket
  * error is then reported by the queued write that meets it). No staging
  * buffer. data NULL (a pullup that failed): all of it is queued.
@@ -161,7 +161,7 @@ void proxy_conn_count_memory(struct proxy_conn *conn, const struct proxy_conn_me
 
 /*
  * Writes the n pieces at iov at once when proxy_conn_send would (nothing
- * queued, writing enabled, the connection up), with one writev and no
+ * queued, writing enabled, the connection up), with one send or sendmsg and no
  * buffer: the bytes it took (0 when it wrote nothing, an error included).
  * The caller sends what is left with proxy_conn_send, which queues it (a
  * socket error is then reported by the queued write that meets it).

@@ -323,7 +323,7 @@ proxy_lookup_answer_cursor(struct proxy_client *c, const struct wire_cmd *cmd, c
 
 /*
  * Writes a stored reply for req: a fresh header (new requestID, responseTo
- * the client's request) and the stored bytes after it, in one writev from
+ * the client's request) and the stored bytes after it, in one sendmsg from
  * the stored value when nothing is queued before it (no buffer, no copy, no
  * allocation); what the socket does not take is queued, the stored bytes
  * by reference.

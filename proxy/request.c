@@ -67,7 +67,7 @@
  *  READY at the head of the pending list (replies go strictly in request
  *  order): flush_canned writes req->canned, the held ack from the
  *  upstream's input, or the hit (proxy_lookup_write_hit: a fresh header
- *  and the stored bytes, in one writev or by reference; a drained result's
+ *  and the stored bytes, in one sendmsg or by reference; a drained result's
  *  first batch from proxy_cursor_first),
  *  times it (proxy_client_observe) ...................................... DONE
  *
