@@ -26,18 +26,6 @@ struct cache_redis_mac {
     struct cache_siphash_key key;
 };
 
-void
-cache_redis_mac_siphash(const uint8_t key[CACHE_REDIS_MAC_KEY_LEN], const void *data, size_t len,
-                        uint8_t out[CACHE_REDIS_MAC_LEN])
-{
-    struct cache_siphash_key k = {cache_siphash_le64(key), cache_siphash_le64(key + 8)};
-    struct cache_siphash s;
-
-    cache_siphash_init(&s, &k, true);
-    cache_siphash_absorb(&s, data, len);
-    cache_siphash_final128(&s, out);
-}
-
 /* ---- the value MAC ------------------------------------------------------------------------ */
 
 struct cache_redis_mac *

@@ -182,6 +182,7 @@ static void
 note_resumed(struct proxy_server *server)
 {
     server->lookups_held = false;
+    server->held_logged_ms = 0; /* a later hold is logged at once, not muted by this one */
     conf_log(CONF_LOG_INFO, 0, "lookups_resumed",
              "msg=\"the commands sent while the cache was off have ended; reads are looked up "
              "again\"");

@@ -77,6 +77,8 @@ check_tests() {
     [ $# -gt 0 ] || return 0
     rm -f "$dir/test-suite.log"
     (cd "$dir" && MONGOCACHE_REQUIRE_INTEGRATION=1 make -j"$jobs" check TESTS="$*") || st=1
+    # make died before its log (a test that did not build): one failure, not none
+    [ -f "$dir/test-suite.log" ] || [ $st -eq 0 ] || fail=$((fail + 1))
     tally "$dir/test-suite.log"
     [ ! -f "$dir/test-suite.log" ] || mv -f "$dir/test-suite.log" "$dir/test-suite-$name.log"
     return $st

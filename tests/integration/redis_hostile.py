@@ -125,7 +125,7 @@ def free_port():
             lo = int(f.read().split()[0])
     except (OSError, ValueError, IndexError):
         lo = 32768
-    top = lo if lo > 21000 else 60000
+    top = lo if lo >= 30000 else 60000  # lib.sh's rule
     rnd = random.SystemRandom()
     for _ in range(200):
         port = rnd.randrange(20000, top)

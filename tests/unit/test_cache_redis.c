@@ -18,6 +18,7 @@
 #include "cache/redis_blob.h"
 #include "cache/redis_cmd.h"
 #include "cache/redis_mac.h"
+#include "cache/siphash.h"
 #include "cache/redis_push.h"
 #include "cache/redis_resp.h"
 #include "cache/redis_url.h"
@@ -472,6 +473,19 @@ openssl_siphash(const uint8_t key[16], const uint8_t *data, size_t len, uint8_t 
     return ok;
 }
 
+/* SipHash-2-4 with a 128-bit output of data under key (the known answers' form). */
+static void
+mac_siphash(const uint8_t key[CACHE_REDIS_MAC_KEY_LEN], const void *data, size_t len,
+            uint8_t out[CACHE_REDIS_MAC_LEN])
+{
+    struct cache_siphash_key k = {cache_siphash_le64(key), cache_siphash_le64(key + 8)};
+    struct cache_siphash s;
+
+    cache_siphash_init(&s, &k, true);
+    cache_siphash_absorb(&s, data, len);
+    cache_siphash_final128(&s, out);
+}
+
 /*
  * The MAC is SipHash-2-4-128 (the published first vector; OpenSSL's for
  * every length up to 200 bytes), over u32 name length || name || data under
@@ -502,10 +516,10 @@ test_siphash(void)
         key[i] = (uint8_t)i;
     for (size_t i = 0; i < sizeof data; i++)
         data[i] = (uint8_t)(i * 7 + 3);
-    cache_redis_mac_siphash(key, NULL, 0, ours);
+    mac_siphash(key, NULL, 0, ours);
     ok(memcmp(ours, vector0, 16) == 0, "SipHash-2-4-128 of the empty input: the published vector");
     for (size_t len = 0; len <= sizeof data; len++) {
-        cache_redis_mac_siphash(key, data, len, ours);
+        mac_siphash(key, data, len, ours);
         same += openssl_siphash(key, data, len, theirs) && memcmp(ours, theirs, 16) == 0;
     }
     ok(same == sizeof data + 1, "equal to OpenSSL's SipHash-2-4-128 for %zu of the %zu lengths",
@@ -522,7 +536,7 @@ test_siphash(void)
             input[0] = (uint8_t)name_len;
             input[1] = input[2] = input[3] = 0;
             memcpy(input + 4, data, name_len + len);
-            cache_redis_mac_siphash(derived, input, 4 + name_len + len, theirs);
+            mac_siphash(derived, input, 4 + name_len + len, theirs);
             cache_redis_mac_compute(mac, data, name_len, data + name_len, len, ours);
             splits++;
             splits_same += memcmp(ours, theirs, 16) == 0;
