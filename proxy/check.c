@@ -11,7 +11,8 @@
  *                                 listener binds (a numeric address);
  *   listen_unix                   the length a sockaddr_un can hold;
  *   upstream                      what the proxy can forward to: one
- *                                 server, in clear text, with no option
+ *                                 server (over TLS with the options
+ *                                 proxy/tls.c supports), with no option
  *                                 that would change what clients get.
  *
  * Layering: conf/ is below cache/ and proxy/ and includes neither, so it
@@ -24,8 +25,9 @@
  * machine: an address in use, a pid file that cannot be written).
  *
  * The upstream URI: the proxy reads only its host and port (proxy/server.c)
- * and forwards each client's own commands, login, read preference and
- * write concern untouched. So TLS, several hosts, replicaSet,
+ * and TLS options (proxy/tls.c), and forwards each client's own commands,
+ * login, read preference and write concern untouched. So TLS options it
+ * does not support, several hosts, replicaSet,
  * directConnection=false, loadBalanced=true, credentials and auth options,
  * a read preference, write concern or read concern would each be silently
  * ignored while promising something else: refused, naming the option.
@@ -38,6 +40,7 @@
 
 #include "cache/redis_url.h"
 #include "cache/rules.h"
+#include "proxy/tls.h"
 
 #include <ctype.h>
 #include <event2/util.h>
@@ -164,12 +167,12 @@ check_uri_options(const char *text, char *why, size_t why_len, char *no_effect, 
         key_name(p, key_len, key, sizeof key);
         switch (uri_kind_of(p, key_len)) {
         case URI_TLS:
-            if (!(value_is(value, value_len, "false") &&
-                  (value_is(p, key_len, "tls") || value_is(p, key_len, "ssl"))))
+            if (!proxy_tls_uri_key_supported(p, key_len))
                 add_reason(why, why_len,
-                           "%s: TLS to the upstream is not supported yet, and the proxy would "
-                           "connect in clear text; remove it (or reach the server through a "
-                           "TLS tunnel)",
+                           "%s: the proxy's TLS to the upstream does not support this option "
+                           "(it takes tls, tlsCAFile, tlsCertificateKeyFile, "
+                           "tlsCertificateKeyFilePassword, tlsAllowInvalidHostnames, "
+                           "tlsAllowInvalidCertificates, tlsInsecure); remove it",
                            key);
             break;
         case URI_REPLICA_SET:
@@ -233,7 +236,7 @@ check_uri_options(const char *text, char *why, size_t why_len, char *no_effect, 
     }
 }
 
-/* The upstream URI: one server, in clear text, nothing ignored that would change meaning. */
+/* The upstream URI: one server, nothing ignored that would change meaning. */
 static bool
 check_upstream(struct conf *conf, const char *value, const char *source, char *why,
                size_t why_len)
@@ -263,8 +266,6 @@ check_upstream(struct conf *conf, const char *value, const char *source, char *w
                    "user name and password: the proxy never logs in to the upstream itself "
                    "(each client's own login passes through); remove them");
     check_uri_options(value, why, why_len, no_effect, sizeof no_effect);
-    if (why[0] == '\0' && mongoc_uri_get_tls(uri))
-        add_reason(why, why_len, "TLS to the upstream is not supported yet; remove it");
     if (why[0] == '\0' && mongoc_uri_get_replica_set(uri) != NULL)
         add_reason(why, why_len, "replicaSet is not supported yet; remove it");
     if (no_effect[0] != '\0')

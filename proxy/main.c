@@ -27,6 +27,7 @@
 #include "proxy/notify.h"
 #include "proxy/request.h"
 #include "proxy/server.h"
+#include "proxy/tls.h"
 
 #include <event2/dns.h>
 #include <event2/event.h>
@@ -117,6 +118,22 @@ report_reload(enum conf_opt_id id, bool applied, void *arg)
                  conf_opt_name(id));
 }
 
+/* The clients' TLS context in force: logged (its certificate), the old one dropped. */
+static void
+set_tls_clients(struct proxy_server *server, struct proxy_tls *tls)
+{
+    char subject[PROXY_TLS_FIELD], not_after[PROXY_TLS_FIELD], serial[PROXY_TLS_FIELD];
+
+    proxy_tls_destroy(server->tls_clients);
+    server->tls_clients = tls;
+    if (tls) {
+        proxy_tls_describe(tls, subject, not_after, serial);
+        conf_log(CONF_LOG_INFO, 0, "tls_clients",
+                 "client_certificates=%s subject=\"%s\" not_after=\"%s\" serial=%s",
+                 server->conf->tls_ca_file[0] ? "required" : "no", subject, not_after, serial);
+    }
+}
+
 static void
 apply_reload(struct proxy_server *server, struct conf *next)
 {
@@ -145,6 +162,7 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 {
     struct proxy_server *server = arg;
     bson_error_t error;
+    struct proxy_tls *tls = NULL;
     struct conf *next;
 
     (void)what;
@@ -159,7 +177,18 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
             notify("READY=1");
             return;
         }
+        /* The certificate files are read again even when their names did not change
+         * (renewed in place); a file that cannot be used refuses the whole reload. */
+        if (!proxy_tls_clients_load(next, &tls, &error)) {
+            conf_log(CONF_LOG_ERROR, 0, "reload_failed",
+                     "error=\"%s\" msg=\"fix the configuration; the running one stays in force\"",
+                     error.message);
+            conf_destroy(next);
+            notify("READY=1");
+            return;
+        }
         if (server->cache && !cache_reconfigure(server->cache, next, &error)) {
+            proxy_tls_destroy(tls);
             conf_log(CONF_LOG_ERROR, 0, "reload_failed",
                      "error=\"%s\" msg=\"fix the configuration; the running one stays in force\"",
                      error.message);
@@ -168,6 +197,7 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
             return;
         }
         apply_reload(server, next);
+        set_tls_clients(server, tls); /* new connections get it; open ones keep theirs */
         proxy_advice_reconfigure(server->advice);
         proxy_server_memory_check(server); /* max_memory may have risen */
         log_warnings(server->conf);
@@ -245,6 +275,7 @@ main(int argc, char **argv)
     enum conf_action action;
     bson_error_t error;
     struct event *sig_term = NULL, *sig_int = NULL, *sig_hup = NULL;
+    struct proxy_tls *tls = NULL;
     char *redacted;
     int status = 1;
 
@@ -320,6 +351,22 @@ main(int argc, char **argv)
                  error.message);
         goto out;
     }
+    if (!proxy_tls_clients_load(server.conf, &tls, &error)) {
+        conf_log(CONF_LOG_ERROR, 0, "startup_failed", "error=\"%s\"", error.message);
+        goto out;
+    }
+    set_tls_clients(&server, tls);
+    server.tls_upstream = proxy_tls_upstream_new(server.conf->upstream, &error);
+    if (!server.tls_upstream && error.code) {
+        conf_log(CONF_LOG_ERROR, 0, "startup_failed", "option=upstream error=\"%s\"",
+                 error.message);
+        goto out;
+    }
+    if (server.tls_upstream && proxy_tls_relaxed(server.tls_upstream)[0])
+        conf_log(CONF_LOG_WARN, 0, "upstream_tls_unverified",
+                 "unchecked=%s msg=\"the upstream URI turns off TLS %s verification: a "
+                 "machine in the middle can pose as the server; never in production\"",
+                 proxy_tls_relaxed(server.tls_upstream), proxy_tls_relaxed(server.tls_upstream));
     server.listener = proxy_listener_new(&server, &error);
     if (!server.listener) {
         conf_log(CONF_LOG_ERROR, 0, "startup_failed", "error=\"%s\"", error.message);
@@ -346,11 +393,12 @@ main(int argc, char **argv)
 
     redacted = conf_redact_uri(server.conf->upstream);
     conf_log(CONF_LOG_INFO, 0, "started",
-             "version=%s listen=%s listen_unix=%s upstream=%s http=%s max_clients=%lld "
-             "cache=%s cache_memory=%lld",
+             "version=%s listen=%s tls=%s listen_unix=%s upstream=%s upstream_tls=%s http=%s "
+             "max_clients=%lld cache=%s cache_memory=%lld",
              PACKAGE_VERSION, server.conf->listen[0] ? server.conf->listen : "-",
+             server.tls_clients ? "on" : "off",
              server.conf->listen_unix[0] ? server.conf->listen_unix : "-", redacted,
-             server.admin ? server.conf->http_listen : "-",
+             server.tls_upstream ? "on" : "off", server.admin ? server.conf->http_listen : "-",
              (long long)server.conf->max_clients, server.conf->cache ? "on" : "off",
              (long long)server.conf->cache_memory);
     bson_free(redacted);
@@ -369,6 +417,8 @@ out:
     cache_destroy(server.cache);
     proxy_admin_destroy(server.admin);
     proxy_listener_destroy(server.listener);
+    proxy_tls_destroy(server.tls_clients);
+    proxy_tls_destroy(server.tls_upstream);
     if (sig_term)
         event_free(sig_term);
     if (sig_int)

@@ -15,6 +15,7 @@
 
 #include <event2/buffer.h>
 #include <event2/dns.h>
+#include <errno.h>
 #include <event2/event.h>
 #include <mongoc/mongoc.h>
 #include <stdio.h>
@@ -165,6 +166,13 @@ proxy_server_drain(struct proxy_server *server)
 int
 proxy_server_connect_upstream(struct proxy_server *server, struct proxy_conn *conn)
 {
+    /* TLS (tls=true in the URI): CONNECTED comes once the handshake is done, the
+     * server's certificate checked against the host the URI names. */
+    if (server->tls_upstream &&
+        !proxy_conn_tls_connect(conn, server->tls_upstream, server->upstream_host)) {
+        errno = ENOMEM;
+        return -1;
+    }
     if (server->upstream_port == 0) {
         struct sockaddr_un sun;
 

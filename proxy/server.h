@@ -24,6 +24,7 @@ struct evbuffer;
 struct proxy_client;
 struct proxy_request;
 struct proxy_listener;
+struct proxy_tls;
 struct proxy_admin;
 struct cache;
 struct proxy_server;
@@ -69,6 +70,9 @@ struct proxy_server {
                                  * that handshake.c logs a change once */
     bool hello_warned_lb_standalone; /* handshake.c warned of loadBalanced + standalone */
     struct proxy_listener *listener;
+    struct proxy_tls *tls_clients;  /* the TCP listener's TLS (tls_cert_file), owned; NULL:
+                                     * plaintext; replaced on SIGHUP */
+    struct proxy_tls *tls_upstream; /* TLS to the upstream (tls=true in its URI), owned */
     struct proxy_admin *admin;
     struct cache *cache;        /* the query cache, owned */
     struct proxy_cursors *cursors; /* cursors the proxy serves itself, owned */
@@ -159,7 +163,8 @@ void proxy_server_client_closed(struct proxy_server *server);
 
 /*
  * Starts connecting conn (made with no socket) to the upstream: its unix
- * socket, or its host and port (resolved by server->dns). 0 when the
+ * socket, or its host and port (resolved by server->dns), with TLS when
+ * server->tls_upstream is set. 0 when the
  * connection is under way (its outcome comes as conn's event); -1 when it
  * failed at once (errno), with nothing to come.
  */
