@@ -170,9 +170,9 @@ check_uri_options(const char *text, char *why, size_t why_len, char *no_effect, 
             if (!proxy_tls_uri_key_supported(p, key_len))
                 add_reason(why, why_len,
                            "%s: the proxy's TLS to the upstream does not support this option "
-                           "(it takes tls, tlsCAFile, tlsCertificateKeyFile, "
-                           "tlsCertificateKeyFilePassword, tlsAllowInvalidHostnames, "
-                           "tlsAllowInvalidCertificates, tlsInsecure); remove it",
+                           "(it takes tls, tlsCAFile, tlsCertificateKeyFile (a key not "
+                           "encrypted), tlsAllowInvalidHostnames, tlsAllowInvalidCertificates, "
+                           "tlsInsecure); remove it",
                            key);
             break;
         case URI_REPLICA_SET:

@@ -98,35 +98,41 @@ struct proxy_conn {
     struct event *again;                      /* proxy_conn_read_again's zero timer,
                                                * made on first use */
     struct event *wtimer;                     /* the write timeout, made on first use */
-    struct proxy_tls_link *tls;               /* TLS on this socket, or NULL (see the end) */
-    struct event *hs_timer;                   /* a client's TLS handshake deadline */
+    struct conn_tls *tls;                     /* TLS on this socket, or NULL (see the end) */
     const struct proxy_conn_meter *meter;     /* where its bytes are counted, or NULL */
     size_t counted;                           /* its bytes counted there now */
     size_t write_low;
     int64_t write_timeout_ms;
     evutil_socket_t fd;
-    int dns_error;
-    int err;           /* errno behind a pending ERROR */
+    short dns_error;   /* EVUTIL_EAI_* (short: the struct stays within 280 bytes) */
+    short err;         /* errno behind a pending ERROR */
     uint32_t flat_off; /* while read_cb runs after a read in place, the input is */
     uint32_t flat_len; /* these bytes of the loop's buffer (the evbuffer is empty) */
     uint16_t busy;     /* callbacks of ours on the stack */
     short registered;  /* the interest event_add was given (0: not added) */
     short pending;     /* an outcome to deliver from the loop (PROXY_CONN_*) */
-    short hs_want;     /* the TLS handshake waits for EV_READ or EV_WRITE */
-    int64_t hs_timeout_ms;
     bool reading : 1;
     bool read_lazy : 1;    /* reading is off but its interest is still registered */
     bool wtimer_armed : 1; /* the write timeout runs */
     bool writing : 1;
     bool connecting : 1;
     bool handshaking : 1; /* TLS: records do not flow yet (writes are queued) */
-    bool tls_server : 1;  /* TLS: accepted (else connecting) */
     bool resolving : 1;
     bool freed : 1;
     bool in_place : 1;     /* proxy_conn_read_in_place */
 };
 
 static void conn_cb(evutil_socket_t fd, short what, void *arg);
+
+/* A TLS connection's own state (allocated with it: a plaintext connection holds only the
+ * NULL pointer). */
+struct conn_tls {
+    struct proxy_tls_link *link;
+    struct event *hs_timer; /* an accepted client's handshake deadline, until it ends */
+    int64_t hs_timeout_ms;
+    short hs_want;          /* the handshake waits for EV_READ or EV_WRITE */
+    bool server;            /* accepted (else connecting) */
+};
 static void tls_step(struct proxy_conn *conn);
 static void tls_begin(struct proxy_conn *conn);
 static void tls_kick(struct proxy_conn *conn);
@@ -193,14 +199,14 @@ update_events(struct proxy_conn *conn)
         if (conn->connecting)
             want = EV_WRITE;
         else if (conn->handshaking)
-            want = conn->hs_want;
+            want = conn->tls->hs_want;
         else {
             if (conn->reading || (conn->read_lazy && (conn->registered & EV_READ)))
                 want |= EV_READ;
             if (conn->writing && evbuffer_get_length(conn->output) > 0)
                 want |= EV_WRITE;
             if (conn->tls)
-                want |= proxy_tls_link_wants(conn->tls); /* a record the other way */
+                want |= proxy_tls_link_wants(conn->tls->link); /* a record the other way */
         }
     }
     if (want != conn->registered) {
@@ -232,7 +238,7 @@ deliver_later(struct proxy_conn *conn, short what, int err)
         conn->registered = 0;
     }
     conn->pending = what;
-    conn->err = err;
+    conn->err = (short)err;
     event_assign(&conn->ev, conn->base, conn->fd, EV_PERSIST, conn_cb, conn);
     event_active(&conn->ev, EV_WRITE, 0);
 }
@@ -263,8 +269,6 @@ destroy(struct proxy_conn *conn)
         event_free(conn->again);
     if (conn->wtimer)
         event_free(conn->wtimer);
-    if (conn->hs_timer)
-        event_free(conn->hs_timer);
     if (conn->input)
         evbuffer_free(conn->input);
     if (conn->output)
@@ -283,8 +287,6 @@ proxy_conn_free(struct proxy_conn *conn)
         event_del(conn->again);
     if (conn->wtimer)
         event_del(conn->wtimer);
-    if (conn->hs_timer)
-        event_del(conn->hs_timer);
     conn->wtimer_armed = false;
     conn->registered = 0;
     conn->pending = 0;
@@ -295,7 +297,10 @@ proxy_conn_free(struct proxy_conn *conn)
         conn->lookup = NULL;
     }
     if (conn->tls) {
-        proxy_tls_link_free(conn->tls); /* close_notify, before the socket closes */
+        proxy_tls_link_free(conn->tls->link); /* close_notify, before the socket closes */
+        if (conn->tls->hs_timer)
+            event_free(conn->tls->hs_timer);
+        bson_free(conn->tls);
         conn->tls = NULL;
     }
     if (conn->fd >= 0)
@@ -662,7 +667,7 @@ resolved_cb(int result, struct evutil_addrinfo *ai, void *arg)
     conn->lookup = NULL;
     conn->resolving = false;
     if (result != 0) {
-        conn->dns_error = result;
+        conn->dns_error = (short)result;
         deliver_later(conn, PROXY_CONN_ERROR, 0);
     } else if (proxy_conn_connect(conn, ai->ai_addr, (int)ai->ai_addrlen) != 0) {
         deliver_later(conn, PROXY_CONN_ERROR, errno);
@@ -745,7 +750,7 @@ read_direct(struct proxy_conn *conn, size_t held)
         errno = ENOMEM;
         return -1;
     }
-    n = conn->tls ? proxy_tls_link_recv(conn->tls, v.iov_base, v.iov_len)
+    n = conn->tls ? proxy_tls_link_recv(conn->tls->link, v.iov_base, v.iov_len)
                   : recv(conn->fd, v.iov_base, v.iov_len, 0);
     if (n > 0) {
         v.iov_len = (size_t)n;
@@ -803,7 +808,7 @@ do_read(struct proxy_conn *conn)
         struct proxy_io_loop *loop = conn->loop;
 
         READ_BUF_OPEN(loop);
-        n = conn->tls ? proxy_tls_link_recv(conn->tls, loop->buf, sizeof loop->buf)
+        n = conn->tls ? proxy_tls_link_recv(conn->tls->link, loop->buf, sizeof loop->buf)
                       : recv(conn->fd, loop->buf, sizeof loop->buf, 0);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
             READ_BUF_SHUT(loop);
@@ -913,7 +918,7 @@ conn_cb(evutil_socket_t fd, short what, void *arg)
     } else {
         if (conn->tls) {
             /* A record waiting for the socket the other way: the call that waits runs. */
-            short wants = proxy_tls_link_wants(conn->tls);
+            short wants = proxy_tls_link_wants(conn->tls->link);
 
             if ((what & EV_READ) && wants == EV_READ)
                 what |= EV_WRITE;
@@ -999,7 +1004,7 @@ tls_write_buffer(struct proxy_conn *conn, struct evbuffer *buf)
             errno = ENOMEM;
             break;
         }
-        n = proxy_tls_link_send(conn->tls, p, contig > want ? contig : want);
+        n = proxy_tls_link_send(conn->tls->link, p, contig > want ? contig : want);
         if (n <= 0)
             break;
         evbuffer_drain(buf, (size_t)n);
@@ -1015,7 +1020,7 @@ tls_write_iov(struct proxy_conn *conn, const struct iovec *iov, int n)
     size_t total = 0;
 
     for (int i = 0; i < n; i++) {
-        ssize_t w = proxy_tls_link_send(conn->tls, iov[i].iov_base, iov[i].iov_len);
+        ssize_t w = proxy_tls_link_send(conn->tls->link, iov[i].iov_base, iov[i].iov_len);
 
         if (w <= 0)
             break;
@@ -1031,7 +1036,7 @@ static void
 tls_kick(struct proxy_conn *conn)
 {
     if (conn->reading && !conn->handshaking && !conn->pending &&
-        (conn->registered & EV_READ) && proxy_tls_link_pending(conn->tls))
+        (conn->registered & EV_READ) && proxy_tls_link_pending(conn->tls->link))
         event_active(&conn->ev, EV_READ, 0);
 }
 
@@ -1040,13 +1045,13 @@ tls_kick(struct proxy_conn *conn)
 static void
 tls_end(struct proxy_conn *conn, int err)
 {
-    bool connecting = !conn->tls_server;
+    bool connecting = !conn->tls->server;
     short what = connecting ? PROXY_CONN_ERROR
                             : PROXY_CONN_READING | (err ? PROXY_CONN_ERROR : PROXY_CONN_EOF);
 
     conn->handshaking = false;
-    if (conn->hs_timer)
-        event_del(conn->hs_timer);
+    if (conn->tls->hs_timer)
+        event_del(conn->tls->hs_timer);
     stop_reading(conn);
     conn->writing = false;
     update_events(conn);
@@ -1059,13 +1064,13 @@ tls_end(struct proxy_conn *conn, int err)
 static void
 tls_step(struct proxy_conn *conn)
 {
-    switch (proxy_tls_link_handshake(conn->tls, conn->fd)) {
+    switch (proxy_tls_link_handshake(conn->tls->link, conn->fd)) {
     case PROXY_TLS_WANT_READ:
-        conn->hs_want = EV_READ;
+        conn->tls->hs_want = EV_READ;
         update_events(conn);
         return;
     case PROXY_TLS_WANT_WRITE:
-        conn->hs_want = EV_WRITE;
+        conn->tls->hs_want = EV_WRITE;
         update_events(conn);
         return;
     case PROXY_TLS_DONE:
@@ -1079,10 +1084,10 @@ tls_step(struct proxy_conn *conn)
         return;
     }
     conn->handshaking = false;
-    if (conn->hs_timer)
-        event_del(conn->hs_timer);
+    if (conn->tls->hs_timer)
+        event_del(conn->tls->hs_timer);
     update_events(conn);
-    if (!conn->tls_server && conn->event_cb)
+    if (!conn->tls->server && conn->event_cb)
         conn->event_cb(conn, PROXY_CONN_CONNECTED, conn->arg);
     if (!conn->freed)
         do_write(conn); /* what was queued meanwhile */
@@ -1096,8 +1101,8 @@ tls_step(struct proxy_conn *conn)
 static void
 tls_begin(struct proxy_conn *conn)
 {
-    if (!proxy_tls_link_set_fd(conn->tls, conn->fd)) {
-        proxy_tls_link_fail(conn->tls, "TLS: cannot attach the socket");
+    if (!proxy_tls_link_set_fd(conn->tls->link, conn->fd)) {
+        proxy_tls_link_fail(conn->tls->link, "TLS: cannot attach the socket");
         tls_end(conn, EPROTO);
         return;
     }
@@ -1116,35 +1121,49 @@ hs_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (!conn->handshaking || conn->freed)
         return;
-    snprintf(why, sizeof why, "no TLS handshake within %lld ms", (long long)conn->hs_timeout_ms);
-    proxy_tls_link_fail(conn->tls, why);
+    snprintf(why, sizeof why, "no TLS handshake within %lld ms",
+             (long long)conn->tls->hs_timeout_ms);
+    proxy_tls_link_fail(conn->tls->link, why);
     conn->busy++;
     tls_end(conn, ETIMEDOUT);
     if (--conn->busy == 0 && conn->freed)
         destroy(conn);
 }
 
+/* Gives conn a TLS session on tls (server: accepting). False when out of memory. */
+static bool
+tls_attach(struct proxy_conn *conn, const struct proxy_tls *tls, const char *host, bool server)
+{
+    struct proxy_tls_link *link = proxy_tls_link_new(tls, host);
+
+    if (!link)
+        return false;
+    conn->tls = bson_malloc0(sizeof *conn->tls);
+    conn->tls->link = link;
+    conn->tls->server = server;
+    return true;
+}
+
 bool
 proxy_conn_tls_accept(struct proxy_conn *conn, const struct proxy_tls *tls, int64_t timeout_ms)
 {
-    conn->tls = proxy_tls_link_new(tls, NULL);
-    if (!conn->tls)
+    if (!tls_attach(conn, tls, NULL, true))
         return false;
-    conn->tls_server = true;
-    if (!proxy_tls_link_set_fd(conn->tls, conn->fd)) {
-        proxy_tls_link_free(conn->tls);
+    if (!proxy_tls_link_set_fd(conn->tls->link, conn->fd)) {
+        proxy_tls_link_free(conn->tls->link);
+        bson_free(conn->tls);
         conn->tls = NULL;
         return false;
     }
     conn->handshaking = true;
-    conn->hs_want = EV_READ; /* the client speaks first */
-    conn->hs_timeout_ms = timeout_ms;
+    conn->tls->hs_want = EV_READ; /* the client speaks first */
+    conn->tls->hs_timeout_ms = timeout_ms;
     if (timeout_ms > 0) {
         struct timeval tv = {(time_t)(timeout_ms / 1000), (suseconds_t)(timeout_ms % 1000) * 1000};
 
-        conn->hs_timer = evtimer_new(conn->base, hs_timer_cb, conn);
-        if (conn->hs_timer)
-            evtimer_add(conn->hs_timer, &tv);
+        conn->tls->hs_timer = evtimer_new(conn->base, hs_timer_cb, conn);
+        if (conn->tls->hs_timer)
+            evtimer_add(conn->tls->hs_timer, &tv);
     }
     update_events(conn);
     return true;
@@ -1153,20 +1172,19 @@ proxy_conn_tls_accept(struct proxy_conn *conn, const struct proxy_tls *tls, int6
 bool
 proxy_conn_tls_connect(struct proxy_conn *conn, const struct proxy_tls *tls, const char *host)
 {
-    conn->tls = proxy_tls_link_new(tls, host);
-    return conn->tls != NULL;
+    return tls_attach(conn, tls, host, false);
 }
 
 const char *
 proxy_conn_tls_error(const struct proxy_conn *conn)
 {
-    return conn->tls ? proxy_tls_link_error(conn->tls) : NULL;
+    return conn->tls ? proxy_tls_link_error(conn->tls->link) : NULL;
 }
 
 bool
 proxy_conn_tls_refused(const struct proxy_conn *conn)
 {
-    return conn->tls && proxy_tls_link_refused(conn->tls);
+    return conn->tls && proxy_tls_link_refused(conn->tls->link);
 }
 
 bool

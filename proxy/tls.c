@@ -42,7 +42,6 @@ struct proxy_tls {
     SSL_CTX *ctx;
     bool server;        /* accepts clients */
     bool check_host;    /* upstream: the certificate must name the host */
-    char *key_password; /* upstream: tlsCertificateKeyFilePassword, owned */
     const char *relaxed;
 };
 
@@ -87,21 +86,16 @@ set_error(bson_error_t *error, const char *what, const char *file)
                    reason[0] ? reason : "rejected");
 }
 
-/* No passphrase prompt on the terminal: an encrypted key without one is refused. */
+/* No passphrase prompt on the terminal: an encrypted key is refused (a passphrase
+ * would be a secret in the URI or the configuration, shown where they are). */
 static int
 password_cb(char *buf, int size, int rwflag, void *userdata)
 {
-    const char *pw = userdata;
-    size_t len;
-
+    (void)buf;
+    (void)size;
     (void)rwflag;
-    if (!pw)
-        return 0;
-    len = strlen(pw);
-    if (len > (size_t)size)
-        return 0;
-    memcpy(buf, pw, len);
-    return (int)len;
+    (void)userdata;
+    return 0;
 }
 
 static SSL_CTX *
@@ -117,7 +111,6 @@ new_ctx(bool server)
                               SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_default_passwd_cb(ctx, password_cb);
-    SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL);
     return ctx;
 }
 
@@ -200,7 +193,7 @@ proxy_tls_upstream_new(const char *uri_text, bson_error_t *error)
 {
     struct proxy_tls *tls = NULL;
     mongoc_uri_t *uri;
-    const char *ca, *certkey, *password;
+    const char *ca, *certkey;
     bool any_cert, any_host;
 
     memset(error, 0, sizeof *error);
@@ -213,7 +206,6 @@ proxy_tls_upstream_new(const char *uri_text, bson_error_t *error)
     }
     ca = mongoc_uri_get_option_as_utf8(uri, MONGOC_URI_TLSCAFILE, NULL);
     certkey = mongoc_uri_get_option_as_utf8(uri, MONGOC_URI_TLSCERTIFICATEKEYFILE, NULL);
-    password = mongoc_uri_get_option_as_utf8(uri, MONGOC_URI_TLSCERTIFICATEKEYFILEPASSWORD, NULL);
     any_cert = mongoc_uri_get_option_as_bool(uri, MONGOC_URI_TLSALLOWINVALIDCERTIFICATES, false) ||
                mongoc_uri_get_option_as_bool(uri, MONGOC_URI_TLSINSECURE, false);
     any_host = any_cert ||
@@ -226,10 +218,6 @@ proxy_tls_upstream_new(const char *uri_text, bson_error_t *error)
     if (!tls->ctx) {
         set_error(error, "cannot make a TLS context for", "the upstream");
         goto fail;
-    }
-    if (password) {
-        tls->key_password = bson_strdup(password);
-        SSL_CTX_set_default_passwd_cb_userdata(tls->ctx, tls->key_password);
     }
     if (ca && SSL_CTX_load_verify_locations(tls->ctx, ca, NULL) != 1) {
         set_error(error, "tlsCAFile: cannot read", ca);
@@ -256,10 +244,6 @@ proxy_tls_destroy(struct proxy_tls *tls)
     if (!tls)
         return;
     SSL_CTX_free(tls->ctx); /* accepts NULL; live connections hold their own reference */
-    if (tls->key_password) {
-        memset(tls->key_password, 0, strlen(tls->key_password));
-        bson_free(tls->key_password);
-    }
     bson_free(tls);
 }
 
@@ -310,13 +294,11 @@ proxy_tls_uri_key_supported(const char *key, size_t len)
         MONGOC_URI_SSL,
         MONGOC_URI_TLSCAFILE,
         MONGOC_URI_TLSCERTIFICATEKEYFILE,
-        MONGOC_URI_TLSCERTIFICATEKEYFILEPASSWORD,
         MONGOC_URI_TLSALLOWINVALIDHOSTNAMES,
         MONGOC_URI_TLSALLOWINVALIDCERTIFICATES,
         MONGOC_URI_TLSINSECURE,
         MONGOC_URI_SSLCERTIFICATEAUTHORITYFILE,
         MONGOC_URI_SSLCLIENTCERTIFICATEKEYFILE,
-        MONGOC_URI_SSLCLIENTCERTIFICATEKEYPASSWORD,
         MONGOC_URI_SSLALLOWINVALIDCERTIFICATES,
         MONGOC_URI_SSLALLOWINVALIDHOSTNAMES,
     };

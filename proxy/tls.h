@@ -34,7 +34,7 @@ struct proxy_tls *proxy_tls_clients_new(const char *cert_file, const char *key_f
 
 /*
  * The context the upstream is reached with, from the URI's TLS options
- * (tls / ssl, tlsCAFile, tlsCertificateKeyFile, tlsCertificateKeyFilePassword,
+ * (tls / ssl, tlsCAFile, tlsCertificateKeyFile (not encrypted),
  * tlsAllowInvalidHostnames, tlsAllowInvalidCertificates, tlsInsecure): the
  * server's certificate is verified against tlsCAFile (else the system's
  * CAs) and its name against the host, unless the URI turns that off.

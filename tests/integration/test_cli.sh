@@ -197,9 +197,8 @@ done <<'CASES'
 --cache-exclude|a.b=1|invalid entry "a.b=1" in cache_exclude
 --redis|http://x|invalid value for redis (from flag --redis): invalid Redis URL "http://x": the scheme must be redis://
 --listen|localhost:27018|invalid value "localhost:27018" for listen (from flag --listen): the listener needs a numeric address
---upstream|mongodb://127.0.0.1:1/?tls=true|for upstream (from flag --upstream): tls: TLS to the upstream is not supported yet
---upstream|mongodb://127.0.0.1:1/?ssl=true|ssl: TLS to the upstream is not supported yet
---upstream|mongodb://127.0.0.1:1/?tlsCAFile=/etc/ca.pem|tlsCAFile: TLS to the upstream is not supported yet
+--upstream|mongodb://127.0.0.1:1/?tls=true&tlsDisableOCSPEndpointCheck=true|for upstream (from flag --upstream): tlsDisableOCSPEndpointCheck: the proxy's TLS to the upstream does not support this option
+--upstream|mongodb://127.0.0.1:1/?ssl=true&tlsDisableCertificateRevocationCheck=true|tlsDisableCertificateRevocationCheck: the proxy's TLS to the upstream does not support
 --upstream|mongodb://127.0.0.1:1,127.0.0.1:2/|it names 2 hosts, and the proxy forwards to one server only
 --upstream|mongodb://127.0.0.1:1/?replicaSet=rs0|replicaSet: following a replica set is not supported yet
 --upstream|mongodb://127.0.0.1:1/?authMechanism=MONGODB-X509|authMechanism: the proxy never logs in to the upstream itself

@@ -9,7 +9,8 @@
 # FerretDB's plaintext port. Groups (tls_check.py, tls_node.js, mongosh):
 #
 #   A  TLS both ways: pymongo, Node, mongosh (reads, a hit, writes, a reply of
-#      several MB); a plaintext client on the TLS port closed with a log line;
+#      several MB); /readyz and the advisor (libmongoc's own TLS, from the same
+#      URI) reach the upstream; a plaintext client on the TLS port closed with a log line;
 #      SIGHUP swaps the certificate (then a bad one is refused)
 #   B  tls_ca_file: a client certificate required (none, another CA's: refused)
 #   C  a plaintext port with a TLS upstream (localhost, checked by name): a TLS
@@ -120,7 +121,7 @@ node_check() {
 
 # ---- A: TLS both ways ---------------------------------------------------------------
 MC_PROXY_UPSTREAM=$UP_TLS mc_start_proxy --tls-cert-file "$CERTS/live.pem" \
-    --tls-key-file "$CERTS/live.key"
+    --tls-key-file "$CERTS/live.key" --advice-interval 1s
 check both "$PROXY_PORT" "$PROXY_HTTP_PORT" "$PROXY_LOG" "$CERTS"
 node_check both "$PROXY_PORT" "$PROXY_HTTP_PORT" "$CERTS/ca.pem"
 mongosh=$MC_NODE_DIR/node_modules/.bin/mongosh

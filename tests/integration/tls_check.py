@@ -160,6 +160,16 @@ def group_both(port, http, log, certs):
             case.check(len(docs) == 6 and all(d["blob"] == blob for d in docs),
                        "big read: %d docs" % len(docs))
         c.close()
+    with Case(None, "TLS upstream: /readyz's probe and the advisor (libmongoc) reach it") as case:
+        status, _, body = mctest.http(http, "/readyz")
+        case.check(status == 200 and b'"reachable"' in body, "/readyz: %d %r" % (status, body))
+        deadline, state = time.monotonic() + 10, None
+        while time.monotonic() < deadline:
+            state = mctest.stats(http)["advice"].get("state")
+            if state == "ok":
+                break
+            time.sleep(0.2)
+        case.check(state == "ok", "advisor state %r" % state)
     with Case(None, "TLS both ways: the proxy presents tls_cert_file") as case:
         got, want = peer_serial(port, certs), file_serial(os.path.join(certs, "live.pem"))
         case.check(got == want, "serial %s, want %s" % (got, want))
