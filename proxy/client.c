@@ -643,7 +643,7 @@ static struct proxy_request *
 push_request(struct proxy_client *c, int32_t request_id, enum proxy_route route, bool legacy)
 {
     struct proxy_request *req = proxy_request_new(c, &request_ops, request_id, route, legacy,
-                                                  &c->server->spare_request);
+                                                  &c->server->spares);
 
     if (c->server->conf->latency_histograms || c->server->conf->slow_request_ms > 0)
         req->started_us = conf_clock_us();
@@ -699,7 +699,7 @@ pop_request(struct proxy_client *c, struct proxy_request *req)
                 event_active(wake_event(c), 0, 0);
         }
     }
-    proxy_request_destroy(req, c->server->cache, &c->server->spare_request);
+    proxy_request_destroy(req, c->server->cache, &c->server->spares);
 }
 
 /*
