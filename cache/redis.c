@@ -100,6 +100,7 @@
 #include "cache/redis_conn.h"
 #include "cache/redis_link.h"
 #include "cache/redis_mac.h"
+#include "cache/redis_tls.h"
 #include "cache/redis_url.h"
 #include "conf/clock.h"
 #include "conf/hist.h"
@@ -116,7 +117,7 @@
 #include <unistd.h>
 
 #define EPOCH_RETRY_MS 250
-#define MAC_LOG_EVERY_MS 60000 /* at most one warning a minute about forged values */
+#define MAC_LOG_EVERY_MS 60000 /* at most one warning a minute about forged values, Cluster */
 /* Largest reply read on each connection: a lookup's value and counters; a published message. */
 #define CMD_MAX_REPLY (CACHE_REDIS_MAX_BLOB + (size_t)1048576)
 #define SUB_MAX_REPLY ((size_t)1048576)
@@ -161,7 +162,9 @@ struct cache_redis {
     struct cache_redis_mac *mac; /* seals and checks stored values */
     uint64_t mac_logged_ms;      /* last warning about a value refused by its MAC */
     uint64_t mac_unlogged;       /* refused since then, not logged */
+    uint64_t cluster_logged_ms;  /* last warning that Redis is a Cluster node */
     struct cache_redis_url url;
+    struct cache_redis_tls *tls; /* rediss://: the connections' TLS context; else NULL */
     char *password; /* effective password, or NULL */
     char *redacted; /* the URL for logs */
     struct cache_redis_keys keys;
@@ -629,6 +632,36 @@ epoch_done(struct cache_redis_op *op, const redisReply *reply)
 }
 
 /*
+ * The errors only a Redis Cluster node sends: a key served by another node
+ * (MOVED, ASK), keys of one command in several slots (CROSSSLOT), the
+ * cluster not serving (CLUSTERDOWN). Cluster is not supported: such a reply
+ * is an error like any (a miss, counted), and said plainly in the log.
+ */
+static bool
+cluster_error(const char *s)
+{
+    return strncmp(s, "MOVED ", 6) == 0 || strncmp(s, "ASK ", 4) == 0 ||
+           strncmp(s, "CROSSSLOT", 9) == 0 || strncmp(s, "CLUSTERDOWN", 11) == 0;
+}
+
+/* A warning at most once a minute: the tier is pointed at a Redis Cluster node. */
+static void
+cluster_warn(struct cache_redis *redis, const char *error)
+{
+    uint64_t now = now_ms();
+    char buf[128];
+
+    if (redis->cluster_logged_ms != 0 && now - redis->cluster_logged_ms < MAC_LOG_EVERY_MS)
+        return;
+    redis->cluster_logged_ms = now;
+    conf_log(CONF_LOG_WARN, 0, "redis_cluster_unsupported",
+             "redis=%s error=\"%.80s\" hint=\"Redis Cluster is not supported: point redis at "
+             "one node that is not in cluster mode (or a Sentinel master); every read is a miss "
+             "meanwhile\"",
+             redis->redacted, cache_redis_link_log_text(error, buf, sizeof buf));
+}
+
+/*
  * Decides op's outcome, once: reply is Redis's answer, or NULL when the
  * connection was lost (or freed) or, with timed_out, when its deadline passed.
  */
@@ -646,6 +679,8 @@ op_settle(struct cache_redis_op *op, const redisReply *reply, bool timed_out)
         char buf[128];
 
         count(redis, CACHE_REDIS_CTR_redis_errors);
+        if (cluster_error(reply->str))
+            cluster_warn(redis, reply->str);
         conf_log(CONF_LOG_DEBUG, 0, "redis_error", "error=\"%.80s\"",
                  cache_redis_link_log_text(reply->str, buf, sizeof buf));
         reply = NULL;
@@ -846,6 +881,42 @@ host_is_name(const struct cache_redis_url *url)
            inet_pton(AF_INET6, url->host, &a6) != 1;
 }
 
+/*
+ * rediss://: the TLS context from the redis_tls_* options (a warning when
+ * hostnames go unchecked). The options without rediss:// are refused: a
+ * CA file next to a plaintext URL is a forgotten "s", not a choice.
+ */
+static bool
+tls_setup(struct cache_redis *redis, const struct conf *conf, bson_error_t *error)
+{
+    struct cache_redis_tls_conf tc = {
+        .ca_file = conf->redis_tls_ca_file,
+        .cert_file = conf->redis_tls_cert_file,
+        .key_file = conf->redis_tls_key_file,
+        .allow_invalid_hostnames = conf->redis_tls_allow_invalid_hostnames,
+    };
+    const char *set = tc.ca_file && tc.ca_file[0]       ? "redis_tls_ca_file"
+                      : tc.cert_file && tc.cert_file[0] ? "redis_tls_cert_file"
+                      : tc.key_file && tc.key_file[0]   ? "redis_tls_key_file"
+                      : tc.allow_invalid_hostnames      ? "redis_tls_allow_invalid_hostnames"
+                                                        : NULL;
+
+    if (!redis->url.tls) {
+        if (!set)
+            return true;
+        bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, CACHE_REDIS_ERR_CONFIG,
+                       "%s is set but the Redis URL is not rediss:// (TLS)", set);
+        return false;
+    }
+    if (!(redis->tls = cache_redis_tls_new(&tc, error)))
+        return false;
+    if (tc.allow_invalid_hostnames)
+        conf_log(CONF_LOG_WARN, 0, "redis_tls_hostnames_unchecked",
+                 "hint=\"redis_tls_allow_invalid_hostnames is on: any certificate from a trusted CA "
+                 "is accepted for any host (a man in the middle with one is not detected)\"");
+    return true;
+}
+
 /* ---- the API ---------------------------------------------------------------------- */
 
 /* Frees what cache_redis_new set up before the links (any may be NULL or empty). */
@@ -855,6 +926,7 @@ redis_free(struct cache_redis *redis)
     if (redis->dns)
         evdns_base_free(redis->dns, 0); /* after the connections: they cancel their lookups */
     cache_redis_url_cleanup(&redis->url);
+    cache_redis_tls_destroy(redis->tls); /* after the connections, which borrow it */
     cache_redis_mac_destroy(redis->mac);
     if (redis->password)
         bson_zero_free(redis->password, strlen(redis->password));
@@ -893,7 +965,8 @@ cache_redis_new(struct event_base *base, const struct conf *conf, bson_error_t *
         bson_free(redis);
         return NULL;
     }
-    if (!cache_redis_url_parse(conf->redis, &redis->url, error)) {
+    if (!cache_redis_url_parse(conf->redis, &redis->url, error) ||
+        !tls_setup(redis, conf, error)) {
         redis_free(redis);
         return NULL;
     }
@@ -929,6 +1002,7 @@ cache_redis_new(struct event_base *base, const struct conf *conf, bson_error_t *
         .base = base,
         .dns = redis->dns,
         .url = &redis->url,
+        .tls = redis->tls,
         .password = redis->password,
         .redacted = redis->redacted,
         .name = "commands",

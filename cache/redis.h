@@ -210,6 +210,7 @@ enum cache_redis_error {
     CACHE_REDIS_ERR_SUBSCRIBE = 22,       /* redis_push: the subscription was refused */
     CACHE_REDIS_ERR_PUSH_UNEXPECTED = 23, /* redis_push: a push of a kind we did not ask for */
     CACHE_REDIS_ERR_CONNECT = 24,         /* redis_conn: resolving or connecting failed */
+    CACHE_REDIS_ERR_TLS = 25,             /* redis_tls: a TLS context or session cannot be made */
     CACHE_REDIS_ERR_MAC = 30,             /* redis_mac: the MAC cannot be computed */
     CACHE_REDIS_ERR_MAC_SECRET = 31,      /* redis_mac: no secret */
 };

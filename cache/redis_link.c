@@ -47,6 +47,8 @@ struct cache_redis_link {
     bool ready;                 /* handshake done */
     bool ever_ready;
     bool misbehaved; /* the last connection was dropped for a protocol error */
+    bool failing;     /* lost since the last ready: later failures are logged quietly */
+    bool tls_failing; /* the same for TLS failures (a refused certificate) */
     bool destroying;
     int pending; /* handshake replies awaited */
     struct step steps[2 + CACHE_REDIS_LINK_MAX_SCRIPTS];
@@ -101,14 +103,15 @@ schedule_retry(struct cache_redis_link *link)
 
 /*
  * The connection is gone (link->c already forgotten): log it, plan the next
- * attempt, tell the owner. protocol: logged when it starts, quietly while
- * it repeats.
+ * attempt, tell the owner. The first failure of a run is logged loudly
+ * (a refused certificate as an error), the ones repeating it quietly.
  */
 static void
-link_lost(struct cache_redis_link *link, const char *why, bool protocol)
+link_lost(struct cache_redis_link *link, const char *why, enum cache_redis_conn_loss kind)
 {
     bool was_ready = link->ready;
-    char buf[128];
+    bool protocol = kind == CACHE_REDIS_CONN_PROTOCOL;
+    char buf[200];
     const char *reason = cache_redis_link_log_text(why, buf, sizeof buf);
 
     link->ready = false;
@@ -117,13 +120,20 @@ link_lost(struct cache_redis_link *link, const char *why, bool protocol)
     if (protocol)
         conf_log(link->misbehaved ? CONF_LOG_DEBUG : CONF_LOG_WARN, 0, "redis_protocol_error",
                  "conn=%s redis=%s reason=\"%s\"", link->conf.name, link->conf.redacted, reason);
+    else if (kind == CACHE_REDIS_CONN_TLS)
+        conf_log(link->tls_failing ? CONF_LOG_DEBUG : CONF_LOG_ERROR, 0,
+                 "redis_tls_failed", "conn=%s redis=%s reason=\"%s\"", link->conf.name,
+                 link->conf.redacted, reason);
     else if (was_ready)
         conf_log(CONF_LOG_WARN, 0, "redis_disconnected", "conn=%s redis=%s reason=\"%s\"",
                  link->conf.name, link->conf.redacted, reason);
     else
-        conf_log(CONF_LOG_DEBUG, 0, "redis_connect_failed", "conn=%s redis=%s reason=\"%s\"",
-                 link->conf.name, link->conf.redacted, reason);
+        conf_log(link->failing ? CONF_LOG_DEBUG : CONF_LOG_WARN, 0, "redis_connect_failed",
+                 "conn=%s redis=%s reason=\"%s\"", link->conf.name, link->conf.redacted,
+                 reason);
     link->misbehaved = protocol;
+    link->failing = true;
+    link->tls_failing = link->tls_failing || kind == CACHE_REDIS_CONN_TLS;
     schedule_retry(link);
     if (!link->destroying)
         link->handlers.lost(link->arg, was_ready, protocol);
@@ -131,12 +141,12 @@ link_lost(struct cache_redis_link *link, const char *why, bool protocol)
 
 /* Forgets and frees our connection (its waiting commands are called back with NULL). */
 static void
-link_drop(struct cache_redis_link *link, const char *why, bool protocol)
+link_drop(struct cache_redis_link *link, const char *why, enum cache_redis_conn_loss kind)
 {
     struct cache_redis_conn *c = link->c;
 
     link->c = NULL;
-    link_lost(link, why, protocol);
+    link_lost(link, why, kind);
     cache_redis_conn_free(c); /* deferred when inside one of c's callbacks */
 }
 
@@ -147,6 +157,8 @@ link_ready(struct cache_redis_link *link)
 
     evtimer_del(link->handshake_timer);
     link->ready = true;
+    link->failing = false;
+    link->tls_failing = false;
     if (!link->misbehaved) /* a Redis that keeps misbehaving keeps its backoff */
         link->backoff_ms = BACKOFF_FIRST_MS;
     link->ever_ready = true;
@@ -186,7 +198,7 @@ handshake_done(struct cache_redis_link *link)
         return;
     }
     if (!cache_redis_conn_subscribe(link->c, link->conf.channel, link->conf.channel_len))
-        link_drop(link, "cannot subscribe", false);
+        link_drop(link, "cannot subscribe", CACHE_REDIS_CONN_IO);
 }
 
 /* The connection's callback for AUTH, SELECT and SCRIPT LOAD; false for a reply none can have. */
@@ -207,7 +219,7 @@ step_reply(void *arg, const redisReply *reply)
                  "conn=%s redis=%s step=%s error=\"%.*s\"", link->conf.name, link->conf.redacted,
                  st->script == -1 ? "auth" : st->script == -2 ? "select" : "script_load",
                  (int)(n < 100 ? n : 100), cache_redis_link_log_text(reply->str, buf, sizeof buf));
-        link_drop(link, "handshake refused", false);
+        link_drop(link, "handshake refused", CACHE_REDIS_CONN_IO);
         return true;
     }
     if (st->script < 0 && reply->type != REDIS_REPLY_STATUS) /* AUTH, SELECT: +OK */
@@ -291,7 +303,7 @@ static void
 on_lost(void *arg, enum cache_redis_conn_loss kind, const char *why)
 {
     /* Only the current connection calls this: a dropped one is freed and silent. */
-    link_drop(arg, why, kind == CACHE_REDIS_CONN_PROTOCOL);
+    link_drop(arg, why, kind);
 }
 
 static void
@@ -304,18 +316,18 @@ link_start(struct cache_redis_link *link)
     struct cache_redis_conn *c;
     bson_error_t error;
 
-    c = cache_redis_conn_new(link->conf.base, link->conf.dns, link->conf.url,
+    c = cache_redis_conn_new(link->conf.base, link->conf.dns, link->conf.url, link->conf.tls,
                              link->conf.max_reply, link->conf.max_elements, &handlers, link,
                              &error);
     if (!c) {
-        link_lost(link, error.message, false);
+        link_lost(link, error.message, CACHE_REDIS_CONN_IO);
         return;
     }
     link->c = c;
     link->pending = 0;
     if (!handshake_start(link)) {
         if (link->c == c)
-            link_drop(link, "cannot set the connection up", false);
+            link_drop(link, "cannot set the connection up", CACHE_REDIS_CONN_IO);
         return;
     }
     if (link->c == c)
@@ -333,9 +345,16 @@ retry_cb(evutil_socket_t fd, short what, void *arg)
 static void
 handshake_timeout(evutil_socket_t fd, short what, void *arg)
 {
+    struct cache_redis_link *link = arg;
+
     (void)fd;
     (void)what;
-    link_drop(arg, "handshake timed out", false);
+    /* A plaintext Redis reads a ClientHello as the start of an inline command and waits. */
+    if (cache_redis_conn_tls_pending(link->c))
+        link_drop(link, "no TLS handshake in time (a plaintext port? then redis://)",
+                  CACHE_REDIS_CONN_TLS);
+    else
+        link_drop(link, "handshake timed out", CACHE_REDIS_CONN_IO);
 }
 
 struct cache_redis_link *

@@ -41,6 +41,7 @@ struct cache_redis_link_conf {
     struct event_base *base;
     struct evdns_base *dns; /* for a host name, else NULL */
     const struct cache_redis_url *url;
+    const struct cache_redis_tls *tls; /* rediss://: the TLS context; NULL: plaintext */
     const char *password; /* or NULL */
     const char *redacted; /* the URL for logs */
     const char *name;     /* "commands" or "pubsub", for logs */

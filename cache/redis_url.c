@@ -1,6 +1,6 @@
 /*
  * cache/redis_url.c: the Redis URL (see redis_url.h): parsing
- * "redis://" and "unix://" URLs, %-decoding the user info, and redacting
+ * "redis://", "rediss://" and "unix://" URLs, %-decoding the user info, and redacting
  * the password for logs and error messages (an error never quotes a piece
  * of the URL but through the redaction). It does not own connecting, AUTH
  * or SELECT with what it parsed, nor choosing between the URL's password
@@ -218,9 +218,9 @@ cache_redis_url_parse(const char *text, struct cache_redis_url *url, bson_error_
     else if (strncmp(text, "unix://", 7) == 0)
         ok = parse_unix(text + 7, url, &why);
     else if (strncmp(text, "rediss://", 9) == 0)
-        why = "TLS (rediss://) is not supported";
+        ok = url->tls = parse_tcp(text + 9, url, &why);
     else
-        why = "the scheme must be redis:// or unix://";
+        why = "the scheme must be redis://, rediss:// or unix://";
     if (!ok) {
         char *shown = cache_redis_url_redact(text && strlen(text) <= URL_MAX ? text : "");
 

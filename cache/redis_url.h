@@ -18,11 +18,13 @@ struct cache_redis_url {
     char *user;     /* ACL user, or NULL */
     char *password; /* or NULL; wiped on cleanup */
     int db;
+    bool tls; /* rediss:// */
 };
 
 /*
  * Parses "redis://[[user]:password@]host[:port][/db]" (user and password
- * may be %-escaped; an IPv6 host is written in brackets) or
+ * may be %-escaped; an IPv6 host is written in brackets), the same with
+ * "rediss://" (TLS), or
  * "unix:///path[?db=N]". Returns false with error set when malformed; the
  * message shows the URL with its password redacted.
  */

@@ -718,13 +718,47 @@ test_url_good(void)
     }
 }
 
+/* rediss:// is redis:// over TLS: the same parts, and tls set (never for the others). */
+static void
+test_url_tls(void)
+{
+    static const struct {
+        const char *text;
+        const char *host;
+        int port;
+        int db;
+        bool tls;
+    } cases[] = {
+        {"rediss://cache.example.com:6380/2", "cache.example.com", 6380, 2, true},
+        {"rediss://u:pw@127.0.0.1", "127.0.0.1", 6379, 0, true},
+        {"rediss://[::1]:7000", "::1", 7000, 0, true},
+        {"redis://cache.example.com:6380/2", "cache.example.com", 6380, 2, false},
+    };
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct cache_redis_url u;
+        bson_error_t error;
+        bool parsed = cache_redis_url_parse(cases[i].text, &u, &error);
+
+        ok(parsed && strcmp(or_null(u.host), cases[i].host) == 0 && u.port == cases[i].port &&
+               u.db == cases[i].db && u.tls == cases[i].tls,
+           "URL %s: tls=%d", cases[i].text, cases[i].tls);
+        if (parsed)
+            cache_redis_url_cleanup(&u);
+        else
+            diag("error: %s", error.message);
+    }
+}
+
 static void
 test_url_bad(void)
 {
     static const char *const cases[] = {
         "",
         "http://h:6379",
-        "rediss://h:6379",
+        "rediss://",
+        "rediss://:hunter2@/1",
+        "rediss:/h:6379",
         "redis://",
         "redis://:6379",
         "redis://h:0",
@@ -779,6 +813,7 @@ test_redact(void)
         {"unix:///tmp/r.sock?db=1", "unix:///tmp/r.sock?db=1"},
         {"unix:///tmp/r.sock?password=hunter2", "unix:///tmp/r.sock?<redacted>"},
         {"redis://h:1/0?x=hunter2", "redis://h:1/0?<redacted>"},
+        {"rediss://user:hunter2@h:1", "rediss://user:<redacted>@h:1"},
     };
 
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -1385,6 +1420,7 @@ main(void)
     test_old_format("the cache_key_secret of the unit tests", mac);
     test_fuzz(mac);
     test_url_good();
+    test_url_tls();
     test_url_bad();
     test_redact();
     test_resp();
