@@ -100,6 +100,7 @@
 #include "cache/redis_conn.h"
 #include "cache/redis_link.h"
 #include "cache/redis_mac.h"
+#include "cache/redis_sentinel.h"
 #include "cache/redis_tls.h"
 #include "cache/redis_url.h"
 #include "conf/clock.h"
@@ -172,6 +173,8 @@ struct cache_redis {
     int64_t timeout_ms;
     struct cache_redis_link *cmd;
     struct cache_redis_link *sub;
+    struct cache_redis_sentinel *sentinel; /* redis-sentinel://: where the master is; else NULL */
+    char *sentinel_password;               /* the Sentinels' own, or NULL */
     struct cache_redis_breaker breaker;
     struct cache_redis_op *free_ops;
     size_t n_free_ops;
@@ -632,6 +635,18 @@ epoch_done(struct cache_redis_op *op, const redisReply *reply)
 }
 
 /*
+ * Sentinel: a write was refused as the node is a replica now (demoted by a
+ * failover while connected): the command connection is dropped (a
+ * reconnection checks ROLE again) and the Sentinels are asked.
+ */
+static void
+replica_seen(struct cache_redis *redis)
+{
+    cache_redis_link_drop(redis->cmd, "the node answered READONLY: a replica now");
+    cache_redis_sentinel_ask(redis->sentinel);
+}
+
+/*
  * The errors only a Redis Cluster node sends: a key served by another node
  * (MOVED, ASK), keys of one command in several slots (CROSSSLOT), the
  * cluster not serving (CLUSTERDOWN). Cluster is not supported: such a reply
@@ -681,6 +696,8 @@ op_settle(struct cache_redis_op *op, const redisReply *reply, bool timed_out)
         count(redis, CACHE_REDIS_CTR_redis_errors);
         if (cluster_error(reply->str))
             cluster_warn(redis, reply->str);
+        else if (redis->sentinel && strncmp(reply->str, "READONLY", 8) == 0)
+            replica_seen(redis);
         conf_log(CONF_LOG_DEBUG, 0, "redis_error", "error=\"%.80s\"",
                  cache_redis_link_log_text(reply->str, buf, sizeof buf));
         reply = NULL;
@@ -835,6 +852,7 @@ cmd_lost(void *arg, bool was_ready, bool protocol)
         count(redis, CACHE_REDIS_CTR_redis_protocol_errors);
     if (was_ready) /* replies lost in flight: distrust Redis */
         mark_dirty(redis, protocol ? "protocol_error" : "disconnected");
+    cache_redis_sentinel_ask(redis->sentinel); /* the master may have moved (NULL: none) */
 }
 
 static void
@@ -845,6 +863,40 @@ sub_lost(void *arg, bool was_ready, bool protocol)
     (void)was_ready;
     if (protocol)
         count(redis, CACHE_REDIS_CTR_redis_protocol_errors);
+    cache_redis_sentinel_ask(redis->sentinel);
+}
+
+/*
+ * A Sentinel named the master. The same one: links that are down connect
+ * now. Another: its address replaces the old one, links still on the old
+ * one drop it and connect there (checking ROLE), and the tier is dirty
+ * until an epoch bump on the new master: Redis replicates asynchronously,
+ * so bumps the old master confirmed may be missing from the new one.
+ */
+static void
+sentinel_master(void *arg, const char *host, uint16_t port)
+{
+    struct cache_redis *redis = arg;
+
+    if (!redis->url.host || strcmp(redis->url.host, host) != 0 || redis->url.port != port) {
+        if (redis->url.host)
+            conf_log(CONF_LOG_WARN, 0, "redis_master",
+                     "redis=%s master=%s address=\"%s:%u\" previous=\"%s:%u\"",
+                     redis->redacted, redis->url.master, host, (unsigned)port, redis->url.host,
+                     (unsigned)redis->url.port);
+        else
+            conf_log(CONF_LOG_INFO, 0, "redis_master", "redis=%s master=%s address=\"%s:%u\"",
+                     redis->redacted, redis->url.master, host, (unsigned)port);
+        if (redis->url.host) {
+            count(redis, CACHE_REDIS_CTR_redis_master_switches);
+            mark_dirty(redis, "master_switched");
+        }
+        bson_free(redis->url.host);
+        redis->url.host = bson_strdup(host);
+        redis->url.port = port;
+    }
+    cache_redis_link_kick(redis->cmd);
+    cache_redis_link_kick(redis->sub);
 }
 
 /* One name a message carried: counted, then the cache's invalidation. */
@@ -925,6 +977,8 @@ redis_free(struct cache_redis *redis)
 {
     if (redis->dns)
         evdns_base_free(redis->dns, 0); /* after the connections: they cancel their lookups */
+    if (redis->sentinel_password)
+        bson_zero_free(redis->sentinel_password, strlen(redis->sentinel_password));
     cache_redis_url_cleanup(&redis->url);
     cache_redis_tls_destroy(redis->tls); /* after the connections, which borrow it */
     cache_redis_mac_destroy(redis->mac);
@@ -971,7 +1025,7 @@ cache_redis_new(struct event_base *base, const struct conf *conf, bson_error_t *
         return NULL;
     }
     redis->base = base;
-    if (host_is_name(&redis->url)) {
+    if (host_is_name(&redis->url) || redis->url.n_sentinels > 0) {
         /* Resolved on the loop, never with a blocking getaddrinfo. */
         redis->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
                                               EVDNS_BASE_DISABLE_WHEN_INACTIVE);
@@ -1011,6 +1065,7 @@ cache_redis_new(struct event_base *base, const struct conf *conf, bson_error_t *
         .max_reply = CMD_MAX_REPLY,
         .max_elements = 2 + CACHE_REDIS_MAX_GENS,
         .timeout_ms = redis->timeout_ms,
+        .sentinel = redis->url.n_sentinels > 0,
     };
     redis->cmd = cache_redis_link_new(&lc, &cmd_handlers, redis);
     lc.name = "pubsub";
@@ -1021,6 +1076,22 @@ cache_redis_new(struct event_base *base, const struct conf *conf, bson_error_t *
     lc.max_reply = SUB_MAX_REPLY;
     lc.max_elements = 3;
     redis->sub = cache_redis_link_new(&lc, &sub_handlers, redis);
+    if (redis->url.n_sentinels > 0) { /* the links wait for the master's address */
+        static const struct cache_redis_sentinel_handlers sh = {sentinel_master};
+        struct cache_redis_sentinel_conf sc = {
+            .base = base,
+            .dns = redis->dns,
+            .url = &redis->url,
+            .tls = redis->tls,
+            .redacted = redis->redacted,
+            .timeout_ms = redis->timeout_ms,
+        };
+
+        if (conf->redis_sentinel_password && conf->redis_sentinel_password[0])
+            redis->sentinel_password = bson_strdup(conf->redis_sentinel_password);
+        sc.password = redis->sentinel_password;
+        redis->sentinel = cache_redis_sentinel_new(&sc, &sh, redis);
+    }
     return redis;
 }
 
@@ -1032,6 +1103,7 @@ cache_redis_destroy(struct cache_redis *redis)
     /* See redis.h: not from inside one of the tier's callbacks. */
     BSON_ASSERT(redis->in_callback == 0);
     redis->destroying = true;
+    cache_redis_sentinel_destroy(redis->sentinel); /* first: it kicks the links */
     cache_redis_link_destroy(redis->cmd); /* pending ops are called back with FAILED here */
     cache_redis_link_destroy(redis->sub);
     event_free(redis->epoch_timer);
@@ -1055,6 +1127,7 @@ cache_redis_reconfigure(struct cache_redis *redis, const struct conf *conf)
         cache_redis_link_set_timeout(redis->cmd, redis->timeout_ms);
     if (redis->sub)
         cache_redis_link_set_timeout(redis->sub, redis->timeout_ms);
+    cache_redis_sentinel_set_timeout(redis->sentinel, redis->timeout_ms);
 }
 
 enum cache_redis_state

@@ -18,12 +18,34 @@ in plaintext, ...), or up. Driven by test_redis_deploy.sh:
         fill, redis_errors grows, and a redis_cluster_unsupported warning is
         logged (once, however many errors)
 
+    redis_deploy_check.py sentinel --p1 P --h1 H --p2 P --h2 H --direct D
+                               --sentinel-port S --master-port M --replica-port R
+                               --replica-pid PID
+        two proxies on redis-sentinel://: (1) a value filled through P1 is a
+        Redis hit through P2; (2) SENTINEL FAILOVER: both follow to the new
+        master within 10 s, every read meanwhile equal to FerretDB's (writes
+        going on through P1), a hit through P2 again; (3) the old master,
+        once a replica, got no command from either proxy after the switch
+        (INFO commandstats: no MGET, EVALSHA, EVAL; errorstats: no READONLY);
+        (4) the new master killed (-9): the Sentinel promotes the old one and
+        both proxies follow within 15 s, reads correct throughout.
+    redis_deploy_check.py notmaster --name NAME --port P --http H --direct D --log FILE
+                               --fake-port F --replica-port R
+        a fake Sentinel on F (started here) names the replica R as the
+        master: the proxy, on redis-sentinel://127.0.0.1:F/mymaster, logs
+        redis_not_master (role "slave"), its tier stays down, reads are
+        answered equal to FerretDB's, and R got no MGET, EVALSHA or EVAL
+
 Each prints unnumbered TAP lines and its plan (mctest.py).
 """
 import argparse
 import os
 import re
+import signal
+import socket
+import subprocess
 import sys
+import threading
 import time
 
 import pymongo
@@ -151,13 +173,236 @@ def g_cluster(a):
         c.note("counters: %r" % delta)
 
 
+def rcli(port, *args):
+    """redis-cli's answer (text), or "" when it fails."""
+    try:
+        return subprocess.run(["redis-cli", "-p", str(port)] + list(args), capture_output=True,
+                              text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def info(port, section):
+    out = {}
+    for line in rcli(port, "INFO", section).splitlines():
+        if ":" in line and not line.startswith("#"):
+            k, v = line.split(":", 1)
+            out[k] = v.strip()
+    return out
+
+
+def calls(port, *cmds):
+    """{command: calls} from INFO commandstats, for the commands named (0 when never called)."""
+    st = info(port, "commandstats")
+    got = {}
+    for c in cmds:
+        m = re.search(r"\bcalls=(\d+)", st.get("cmdstat_" + c, ""))
+        got[c] = int(m.group(1)) if m else 0
+    return got
+
+
+def role(port):
+    return (rcli(port, "ROLE").split("\n") or [""])[0].strip()
+
+
+def switches(h):
+    return rsec(mctest.stats(h, timeout=3)).get("counters", {}).get("redis_master_switches", 0)
+
+
+def shared_hit(c, a, d, p1, p2, coll, label):
+    """A fresh query read through P1 (filled) is a Redis hit through P2, both equal to FerretDB's.
+    True when it was; problems are recorded on c only when record is set."""
+    q = {"k": int(time.monotonic() * 1000) % 1000003, "label": label}
+    d[DB][coll].insert_one(dict(q, _id="%s-%d" % (label, q["k"])))
+    want = rows(d, coll, q)
+    f0 = rsec(mctest.stats(a.h1, timeout=3)).get("counters", {}).get("redis_fills", 0)
+    if rows(p1, coll, q) != want:
+        return "P1 differs from FerretDB"
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        if rsec(mctest.stats(a.h1, timeout=3)).get("counters", {}).get("redis_fills", 0) > f0:
+            break
+        time.sleep(0.05)
+    else:
+        return "P1 stored nothing in Redis"
+    h0 = rsec(mctest.stats(a.h2, timeout=3)).get("counters", {}).get("redis_hits", 0)
+    if rows(p2, coll, q) != want:
+        return "P2 differs from FerretDB"
+    h1 = rsec(mctest.stats(a.h2, timeout=3)).get("counters", {}).get("redis_hits", 0)
+    return None if h1 == h0 + 1 else "P2's read was not a Redis hit (+%d)" % (h1 - h0)
+
+
+def follow(c, a, d, p1, p2, coll, bound, done):
+    """Writes through P1 and reads through P1 and P2 (each compared with FerretDB's) until
+    done() holds and a fill through P1 is a hit through P2; returns the seconds it took."""
+    t0 = time.monotonic()
+    wrong = []
+    i = 0
+    while time.monotonic() - t0 < bound:
+        i += 1
+        p1[DB][coll].update_one({"_id": "ctr"}, {"$inc": {"n": 1}}, upsert=True)
+        for name, cl in (("P1", p1), ("P2", p2)):
+            got, want = rows(cl, coll, {"_id": "ctr"}), rows(d, coll, {"_id": "ctr"})
+            if got != want:
+                wrong.append("%s read %r, FerretDB %r" % (name, got, want))
+        if done() and shared_hit(c, a, d, p1, p2, coll, "f%d" % i) is None:
+            took = time.monotonic() - t0
+            c.check(not wrong, "stale or wrong reads: %r" % wrong[:3])
+            return took
+        time.sleep(0.05)
+    c.check(False, "not followed within %.0f s (switches P1 %d, P2 %d; stale reads %r)"
+            % (bound, switches(a.h1), switches(a.h2), wrong[:3]))
+    return None
+
+
+def g_sentinel(a):
+    d, p1, p2 = client(a.direct), client(a.p1), client(a.p2)
+    coll = "sentinel"
+    d[DB][coll].drop()
+    with mctest.Case(mctest.TAP, "sentinel 1: both proxies find the master through the "
+                     "Sentinel; a fill through P1 is a Redis hit through P2") as c:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if all(rsec(mctest.stats(h, timeout=3)).get("state") == "connected"
+                   for h in (a.h1, a.h2)):
+                break
+            time.sleep(0.1)
+        why = shared_hit(c, a, d, p1, p2, coll, "share")
+        c.check(why is None, why or "")
+    with mctest.Case(mctest.TAP, "sentinel 2: SENTINEL FAILOVER: both proxies follow to the new "
+                     "master within 10 s, no stale read, hits again") as c:
+        base1, base2 = switches(a.h1), switches(a.h2)
+        out = rcli(a.sentinel_port, "SENTINEL", "FAILOVER", "mymaster")
+        c.check("OK" in out, "SENTINEL FAILOVER answered %r" % out)
+        snap = {}
+
+        def switched():
+            if switches(a.h1) > base1 and switches(a.h2) > base2:
+                if not snap:  # what the old master had served when both had left it
+                    snap.update(calls(a.master_port, "mget", "evalsha", "eval"))
+                return role(a.replica_port) == "master"
+            return False
+        took = follow(c, a, d, p1, p2, coll, 10, switched)
+        if took is not None:
+            c.note("followed in %.2f s (from SENTINEL FAILOVER to a hit on the new master)" % took)
+    with mctest.Case(mctest.TAP, "sentinel 3: the old master, a replica now, got no command from "
+                     "the proxies after the switch") as c:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and role(a.master_port) != "slave":
+            time.sleep(0.2)
+        c.check(role(a.master_port) == "slave", "the old master is still %r after 15 s"
+                % role(a.master_port))
+        for _ in range(5):  # more traffic while it is a replica
+            rows(p1, coll, {"_id": "ctr"})
+            rows(p2, coll, {"_id": "ctr"})
+        now = calls(a.master_port, "mget", "evalsha", "eval")
+        c.check(snap and now == snap, "commands on the old master after the switch: %r -> %r"
+                % (snap, now))
+        errs = info(a.master_port, "errorstats")
+        c.check(not any("READONLY" in k for k in errs), "writes refused there: %r" % errs)
+        c.note("old master: role %s, mget/evalsha/eval calls %r" % (role(a.master_port), now))
+    with mctest.Case(mctest.TAP, "sentinel 4: the new master killed (-9): both proxies re-ask "
+                     "the Sentinel and follow the promoted one within 15 s") as c:
+        base1, base2 = switches(a.h1), switches(a.h2)
+        os.kill(a.replica_pid, signal.SIGKILL)
+        took = follow(c, a, d, p1, p2, coll, 15,
+                      lambda: switches(a.h1) > base1 and switches(a.h2) > base2 and
+                      role(a.master_port) == "master")
+        if took is not None:
+            c.note("followed in %.2f s (from the kill to a hit on the promoted master)" % took)
+
+
+def resp_bulk(b):
+    return b"$%d\r\n%s\r\n" % (len(b), b)
+
+
+def read_command(f):
+    """One RESP array of bulk strings from a socket file, or None at its end."""
+    line = f.readline()
+    if not line.startswith(b"*"):
+        return None
+    args = []
+    for _ in range(int(line[1:])):
+        n = int(f.readline()[1:])
+        args.append(f.read(n + 2)[:n])
+    return args
+
+
+def fake_sentinel(port, master_port):
+    """A Sentinel that names 127.0.0.1:master_port as mymaster's master (threads, stdlib)."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(16)
+
+    def serve(conn):
+        f = conn.makefile("rb")
+        try:
+            while True:
+                cmd = read_command(f)
+                if cmd is None:
+                    return
+                name = cmd[0].upper()
+                if name == b"SENTINEL":
+                    conn.sendall(b"*2\r\n" + resp_bulk(b"127.0.0.1") +
+                                 resp_bulk(str(master_port).encode()))
+                elif name == b"SUBSCRIBE":
+                    conn.sendall(b"*3\r\n" + resp_bulk(b"subscribe") + resp_bulk(cmd[1]) + b":1\r\n")
+                else:
+                    conn.sendall(b"+OK\r\n")
+        except (OSError, ValueError):
+            pass
+        finally:
+            conn.close()
+
+    def accept():
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+    threading.Thread(target=accept, daemon=True).start()
+    return srv
+
+
+def g_notmaster(a):
+    d, p = client(a.direct), client(a.port)
+    coll = "notmaster"
+    srv = fake_sentinel(a.fake_port, a.replica_port)
+    with mctest.Case(mctest.TAP, "%s: a Sentinel naming a replica: refused by ROLE, nothing sent "
+                     "to it, reads answered" % a.name) as c:
+        deadline = time.monotonic() + 8
+        found = []
+        while time.monotonic() < deadline and not found:
+            found = [x for x in log_lines(a.log, "redis_not_master") if x[0] == "warn"]
+            time.sleep(0.1)
+        c.check(found and 'role="slave"' in found[0][2],
+                "no redis_not_master warning naming role slave: %r" % found[:1])
+        st = rsec(mctest.stats(a.http, timeout=3))
+        c.check(st.get("state") != "connected", "the tier says %r" % st.get("state"))
+        seed(d, coll)
+        for q in ({"k": 1}, {"k": 1}):
+            got, want = rows(p, coll, q), rows(d, coll, q)
+            c.check(got == want, "read %r differs from FerretDB's: %r" % (q, got[:3]))
+        got = calls(a.replica_port, "mget", "evalsha", "eval")
+        c.check(got == {"mget": 0, "evalsha": 0, "eval": 0},
+                "commands reached the replica: %r" % got)
+        if found:
+            c.note(found[0][2][:300])
+    srv.close()
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("group", choices=["down", "up", "cluster"])
-    ap.add_argument("--name", required=True)
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--http", type=int, required=True)
+    ap.add_argument("group", choices=["down", "up", "cluster", "sentinel", "notmaster"])
+    ap.add_argument("--name")
+    ap.add_argument("--port", type=int)
+    ap.add_argument("--http", type=int)
     ap.add_argument("--direct", type=int, required=True)
+    for opt in ("--p1", "--h1", "--p2", "--h2", "--sentinel-port", "--master-port",
+                "--replica-port", "--replica-pid", "--fake-port"):
+        ap.add_argument(opt, type=int)
     ap.add_argument("--log")
     ap.add_argument("--event")
     ap.add_argument("--reason")
@@ -167,6 +412,10 @@ def main():
         g_down(a)
     elif a.group == "cluster":
         g_cluster(a)
+    elif a.group == "sentinel":
+        g_sentinel(a)
+    elif a.group == "notmaster":
+        g_notmaster(a)
     else:
         g_up(a)
     mctest.plan()

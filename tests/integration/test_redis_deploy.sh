@@ -71,20 +71,24 @@ make_cert server ca "DNS:localhost,IP:127.0.0.1" serverAuth
 make_cert elsewhere ca "DNS:redis.elsewhere.example" serverAuth
 make_cert client ca "DNS:mongocache-client" clientAuth
 
-# start_tls_redis CERT: a TLS-only redis-server with CERT's certificate; sets TLS_PORT
+# start_tls_redis CERT AUTH: a TLS-only redis-server with CERT's certificate
+# (tls-auth-clients AUTH); sets TLS_PORT. Another port is tried when the first
+# is taken meanwhile (mc_free_port cannot reserve it).
 start_tls_redis() {
-    local dir=$MC_TMP/redis-tls.$1
+    local dir=$MC_TMP/redis-tls.$1 try pid
     mkdir -p "$dir"
-    TLS_PORT=$(mc_free_port)
-    redis-server --bind 127.0.0.1 --port 0 --tls-port "$TLS_PORT" \
-        --tls-cert-file "$PKI/$1.crt" --tls-key-file "$PKI/$1.key" \
-        --tls-ca-cert-file "$PKI/ca.crt" --tls-auth-clients "$2" \
-        --save '' --appendonly no --daemonize no --dir "$dir" >"$dir/redis.log" 2>&1 &
-    mc_track $!
-    if ! mc_wait_port "$TLS_PORT" $! 10; then
-        mc_log_tail "$dir/redis.log"
-        mc_bail "TLS redis-server did not come up on 127.0.0.1:$TLS_PORT"
-    fi
+    for try in 1 2 3; do
+        TLS_PORT=$(mc_free_port)
+        redis-server --bind 127.0.0.1 --port 0 --tls-port "$TLS_PORT" \
+            --tls-cert-file "$PKI/$1.crt" --tls-key-file "$PKI/$1.key" \
+            --tls-ca-cert-file "$PKI/ca.crt" --tls-auth-clients "$2" \
+            --save '' --appendonly no --daemonize no --dir "$dir" >"$dir/redis.$try.log" 2>&1 &
+        pid=$!
+        mc_track "$pid"
+        mc_wait_port "$TLS_PORT" "$pid" 10 && return 0
+        mc_log_tail "$dir/redis.$try.log"
+    done
+    mc_bail "TLS redis-server did not come up (last port 127.0.0.1:$TLS_PORT)"
 }
 
 mc_start_ferretdb

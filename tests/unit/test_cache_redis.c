@@ -750,6 +750,39 @@ test_url_tls(void)
     }
 }
 
+/* redis-sentinel://: the Sentinels (26379 by default), the master's name, the master's db. */
+static void
+test_url_sentinel(void)
+{
+    struct cache_redis_url u;
+    bson_error_t error;
+    bool parsed;
+
+    parsed = cache_redis_url_parse("redis-sentinel://u:p%40w@s1.example,10.0.0.2:26380,[::1]/"
+                                   "my-master.1/3",
+                                   &u, &error);
+    ok(parsed && u.n_sentinels == 3 && strcmp(u.sentinels[0].host, "s1.example") == 0 &&
+           u.sentinels[0].port == 26379 && strcmp(u.sentinels[1].host, "10.0.0.2") == 0 &&
+           u.sentinels[1].port == 26380 && strcmp(u.sentinels[2].host, "::1") == 0 &&
+           u.sentinels[2].port == 26379 && strcmp(or_null(u.master), "my-master.1") == 0 &&
+           u.db == 3 && !u.tls && u.host == NULL && strcmp(or_null(u.user), "u") == 0 &&
+           strcmp(or_null(u.password), "p@w") == 0,
+       "a Sentinel URL: three Sentinels, the master's name, db, the master's password");
+    if (parsed)
+        cache_redis_url_cleanup(&u);
+    else
+        diag("error: %s", error.message);
+    parsed = cache_redis_url_parse("rediss-sentinel://h/m", &u, &error);
+    ok(parsed && u.n_sentinels == 1 && u.tls && strcmp(or_null(u.master), "m") == 0 && u.db == 0,
+       "rediss-sentinel://: TLS");
+    if (parsed)
+        cache_redis_url_cleanup(&u);
+    parsed = cache_redis_url_parse("redis://h:1", &u, &error);
+    ok(parsed && u.n_sentinels == 0 && u.master == NULL, "redis:// is not a Sentinel URL");
+    if (parsed)
+        cache_redis_url_cleanup(&u);
+}
+
 static void
 test_url_bad(void)
 {
@@ -759,6 +792,14 @@ test_url_bad(void)
         "rediss://",
         "rediss://:hunter2@/1",
         "rediss:/h:6379",
+        "redis-sentinel://h:26379",
+        "redis-sentinel://h:26379/",
+        "redis-sentinel://h,/m",
+        "redis-sentinel://h:0/m",
+        "redis-sentinel://h/m/x",
+        "redis-sentinel://h/m?x",
+        "redis-sentinel://:hunter2@h1,h2:99999/m",
+        "redis-sentinel://a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q/m",
         "redis://",
         "redis://:6379",
         "redis://h:0",
@@ -1421,6 +1462,7 @@ main(void)
     test_fuzz(mac);
     test_url_good();
     test_url_tls();
+    test_url_sentinel();
     test_url_bad();
     test_redact();
     test_resp();
