@@ -867,34 +867,35 @@ sub_lost(void *arg, bool was_ready, bool protocol)
 }
 
 /*
- * A Sentinel named the master. The same one: links that are down connect
- * now. Another: its address replaces the old one, links still on the old
- * one drop it and connect there (checking ROLE), and the tier is dirty
- * until an epoch bump on the new master: Redis replicates asynchronously,
- * so bumps the old master confirmed may be missing from the new one.
+ * A Sentinel named the master. The same one: nothing (links that are down
+ * retry there with their backoff: a master that is down until the
+ * Sentinels agree on another is not hammered). Another: its address
+ * replaces the old one, links still on the old one drop it and connect
+ * there at once (checking ROLE), and the tier is dirty until an epoch bump
+ * on the new master: Redis replicates asynchronously, so bumps the old
+ * master confirmed may be missing from the new one.
  */
 static void
 sentinel_master(void *arg, const char *host, uint16_t port)
 {
     struct cache_redis *redis = arg;
 
-    if (!redis->url.host || strcmp(redis->url.host, host) != 0 || redis->url.port != port) {
-        if (redis->url.host)
-            conf_log(CONF_LOG_WARN, 0, "redis_master",
-                     "redis=%s master=%s address=\"%s:%u\" previous=\"%s:%u\"",
-                     redis->redacted, redis->url.master, host, (unsigned)port, redis->url.host,
-                     (unsigned)redis->url.port);
-        else
-            conf_log(CONF_LOG_INFO, 0, "redis_master", "redis=%s master=%s address=\"%s:%u\"",
-                     redis->redacted, redis->url.master, host, (unsigned)port);
-        if (redis->url.host) {
-            count(redis, CACHE_REDIS_CTR_redis_master_switches);
-            mark_dirty(redis, "master_switched");
-        }
-        bson_free(redis->url.host);
-        redis->url.host = bson_strdup(host);
-        redis->url.port = port;
+    if (redis->url.host && strcmp(redis->url.host, host) == 0 && redis->url.port == port)
+        return;
+    if (redis->url.host) {
+        conf_log(CONF_LOG_WARN, 0, "redis_master",
+                 "redis=%s master=%s address=\"%s:%u\" previous=\"%s:%u\"", redis->redacted,
+                 redis->url.master, host, (unsigned)port, redis->url.host,
+                 (unsigned)redis->url.port);
+        count(redis, CACHE_REDIS_CTR_redis_master_switches);
+        mark_dirty(redis, "master_switched");
+    } else {
+        conf_log(CONF_LOG_INFO, 0, "redis_master", "redis=%s master=%s address=\"%s:%u\"",
+                 redis->redacted, redis->url.master, host, (unsigned)port);
     }
+    bson_free(redis->url.host);
+    redis->url.host = bson_strdup(host);
+    redis->url.port = port;
     cache_redis_link_kick(redis->cmd);
     cache_redis_link_kick(redis->sub);
 }
