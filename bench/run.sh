@@ -1212,22 +1212,28 @@ if "off" in cg:
     i9.append(("cache = off: instructions in cache/ per pass-through (callgrind, %d requests; hits with cache on: %s)" % (
         cg["off"]["requests"], fmt(cg["on"]["cache_ir_per_request"], 0) if "on" in cg else "-"),
         [cg["off"]["cache_ir_per_request"]], 0, 0, "eq", 1))
-for s in (256, 4096):
+# redis_rows(s, anchor, p50_what, rps_what): the hit rows against a Redis GET anchor of size s.
+def redis_rows(s, anchor, p50_what, rps_what):
     g1, g50 = "w1:%d:1" % s, "w1:%d:50" % s
-    # p50: the Redis GET read by mcload --resp (A1m), the client of S3/S4,
-    # exact to 1 us (redis-benchmark's p50 comes in 8 us buckets).
-    i9.append(("in-process hit p50 / Redis GET p50 (C=1, %d B; GET by mcload --resp, A1m: same client, 1 us resolution)" % s,
-               per_rep(lambda r: get(g1, "S3", r, "p50") / get(g1, "A1m", r, "p50")), 1.0, 1.25, "low", 2))
-    # req/s: also against A1m: at C=50 redis-benchmark leaves Redis idle part
-    # of the time (its req/s is the client's limit; see "Other ratios" and
-    # bench/README.md), mcload --resp drives the same Redis to its limit.
-    i9.append(("in-process hit req/s / Redis GET req/s (C=50, %d B; GET by mcload --resp, A1m: the client that saturates Redis)" % s,
-               per_rep(lambda r: get(g50, "S3", r, "rps") / get(g50, "A1m", r, "rps")), 1.0, 0.8, "high", 2))
+    rows = [("in-process hit p50 / Redis GET p50 (C=1, %d B; %s)" % (s, p50_what),
+             per_rep(lambda r: get(g1, "S3", r, "p50") / get(g1, anchor, r, "p50")), 1.0, 1.25, "low", 2),
+            ("in-process hit req/s / Redis GET req/s (C=50, %d B; %s)" % (s, rps_what),
+             per_rep(lambda r: get(g50, "S3", r, "rps") / get(g50, anchor, r, "rps")), 1.0, 0.8, "high", 2)]
     if s4_on:
-        i9.append(("Redis-tier hit req/s / Redis GET req/s (C=50, %d B; GET by mcload --resp, A1m)" % s,
-                   per_rep(lambda r: get(g50, "S4", r, "rps") / get(g50, "A1m", r, "rps")), 0.6, 0.45, "high", 2))
-        i9.append(("Redis-tier hit p50 / Redis GET p50 (C=1, %d B; GET by mcload --resp, A1m)" % s,
-                   per_rep(lambda r: get(g1, "S4", r, "p50") / get(g1, "A1m", r, "p50")), 1.5, 2.2, "low", 2))
+        rows += [("Redis-tier hit req/s / Redis GET req/s (C=50, %d B; %s)" % (s, rps_what),
+                  per_rep(lambda r: get(g50, "S4", r, "rps") / get(g50, anchor, r, "rps")), 0.6, 0.45, "high", 2),
+                 ("Redis-tier hit p50 / Redis GET p50 (C=1, %d B; %s)" % (s, p50_what),
+                  per_rep(lambda r: get(g1, "S4", r, "p50") / get(g1, anchor, r, "p50")), 1.5, 2.2, "low", 2)]
+    return rows
+for s in (256, 4096):
+    g1 = "w1:%d:1" % s
+    # The Redis GET read by mcload --resp (A1m), the client of S3/S4: p50
+    # exact to 1 us (redis-benchmark's comes in 8 us buckets); at C=50
+    # redis-benchmark leaves Redis idle part of the time (its req/s is the
+    # client's limit; see "Other ratios" and bench/README.md), mcload --resp
+    # drives the same Redis to its limit.
+    i9 += redis_rows(s, "A1m", "GET by mcload --resp, A1m: the client of S3/S4, exact to 1 us",
+                     "GET by mcload --resp, A1m: it keeps Redis busy, redis-benchmark does not")
     i9.append(("pass-through added p50, S2 - S1, us (C=1, %d B)" % s,
                per_rep(lambda r: get(g1, "S2", r, "p50") - get(g1, "S1", r, "p50")), 15, 30, "low", 1))
 m = memory.get("entries")
@@ -1301,15 +1307,7 @@ for s in (256, 4096):
         other.append(("  the same / twemproxy's (C=50, %d B; pinned)" % s,
                       per_rep(lambda r: cpu(g50, "S2", r, "mongocache") / cpu(g50, "A2", r, "nutcracker")),
                       1.0, 1.1, "lt", 2))
-    other.append(("in-process hit p50 / Redis GET p50 (C=1, %d B; GET by redis-benchmark, A1: 8 us buckets)" % s,
-                  per_rep(lambda r: get(g1, "S3", r, "p50") / get(g1, "A1", r, "p50")), 1.0, 1.25, "low", 2))
-    other.append(("in-process hit req/s / Redis GET req/s (C=50, %d B; GET by redis-benchmark, A1)" % s,
-                  per_rep(lambda r: get(g50, "S3", r, "rps") / get(g50, "A1", r, "rps")), 1.0, 0.8, "high", 2))
-    if s4_on:
-        other.append(("Redis-tier hit p50 / Redis GET p50 (C=1, %d B; GET by redis-benchmark, A1)" % s,
-                      per_rep(lambda r: get(g1, "S4", r, "p50") / get(g1, "A1", r, "p50")), 1.5, 2.2, "low", 2))
-        other.append(("Redis-tier hit req/s / Redis GET req/s (C=50, %d B; GET by redis-benchmark, A1)" % s,
-                      per_rep(lambda r: get(g50, "S4", r, "rps") / get(g50, "A1", r, "rps")), 0.6, 0.45, "high", 2))
+    other += redis_rows(s, "A1", "GET by redis-benchmark, A1: p50 in 8 us buckets", "GET by redis-benchmark, A1")
     # which Redis GET anchor is the fair one at C=50: the clients side by side,
     # and how busy Redis was under each (CPU us per GET x GET/s)
     other.append(("  Redis GET at C=50, %d B: req/s mcload --resp / redis-benchmark; Redis busy fraction under"
