@@ -173,6 +173,24 @@ parse_hostport(const char **pp, const char *end, char **host, uint16_t *port, ui
     return true;
 }
 
+/* What ends a TCP or Sentinel URL at p: nothing, or "/db" (else trailing: the reason). */
+static bool
+parse_db(const char *p, const char *end, struct cache_redis_url *url, const char *trailing,
+         const char **why)
+{
+    int64_t v = 0;
+
+    if (p < end && *p == '/') {
+        p++;
+        if (p < end && (!parse_num(&p, end, 65535, &v) || p != end))
+            return refuse(why, "the database must be a number 0..65535");
+        url->db = (int)v;
+    }
+    if (p != end)
+        return refuse(why, trailing);
+    return true;
+}
+
 /* "[[user]:password@]host[:port][/db]" (after "redis://"). */
 static bool
 parse_tcp(const char *s, struct cache_redis_url *url, const char **why)
@@ -180,22 +198,12 @@ parse_tcp(const char *s, struct cache_redis_url *url, const char **why)
     const char *at = strrchr(s, '@');
     const char *p = at ? at + 1 : s;
     const char *end = p + strlen(p);
-    int64_t v;
 
     if (at && !parse_userinfo(s, at, url, why))
         return false;
     if (!parse_hostport(&p, end, &url->host, &url->port, 6379, why))
         return false;
-    if (p < end && *p == '/') {
-        v = 0;
-        p++;
-        if (p < end && (!parse_num(&p, end, 65535, &v) || p != end))
-            return refuse(why, "the database must be a number 0..65535");
-        url->db = (int)v;
-    }
-    if (p != end)
-        return refuse(why, "unexpected text after host[:port][/db]");
-    return true;
+    return parse_db(p, end, url, "unexpected text after host[:port][/db]", why);
 }
 
 /* "[[user]:password@]host[:port][,host[:port]...]/master[/db]" (after "redis-sentinel://"). */
@@ -206,7 +214,6 @@ parse_sentinel(const char *s, struct cache_redis_url *url, const char **why)
     const char *p = at ? at + 1 : s;
     const char *end = p + strlen(p);
     const char *m0;
-    int64_t v;
 
     if (at && !parse_userinfo(s, at, url, why))
         return false;
@@ -230,16 +237,7 @@ parse_sentinel(const char *s, struct cache_redis_url *url, const char **why)
     if (p == m0)
         return refuse(why, "a Sentinel URL names the master: /master-name after the Sentinels");
     url->master = bson_strndup(m0, (size_t)(p - m0));
-    if (p < end && *p == '/') {
-        v = 0;
-        p++;
-        if (p < end && (!parse_num(&p, end, 65535, &v) || p != end))
-            return refuse(why, "the database must be a number 0..65535");
-        url->db = (int)v;
-    }
-    if (p != end)
-        return refuse(why, "unexpected text after /master-name[/db]");
-    return true;
+    return parse_db(p, end, url, "unexpected text after /master-name[/db]", why);
 }
 
 /* "/path[?db=N]" (after "unix://"). */

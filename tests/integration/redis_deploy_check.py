@@ -60,6 +60,21 @@ def rsec(s):
     return s["cache"].get("redis") or s.get("redis") or {}
 
 
+def rctr(http, name):
+    """A counter of the proxy's Redis tier."""
+    return rsec(mctest.stats(http, timeout=3)).get("counters", {}).get(name, 0)
+
+
+def wait_state(https, want, secs):
+    """The tier's state once every proxy's is want, or the first one's when secs ran out."""
+    deadline = time.monotonic() + secs
+    while True:
+        states = [rsec(mctest.stats(h, timeout=3)).get("state") for h in https]
+        if all(x == want for x in states) or time.monotonic() >= deadline:
+            return states[0] if all(x == want for x in states) else states
+        time.sleep(0.1)
+
+
 def client(port):
     return pymongo.MongoClient("mongodb://127.0.0.1:%d/" % port, directConnection=True,
                                serverSelectionTimeoutMS=10000, socketTimeoutMS=10000)
@@ -126,23 +141,17 @@ def g_up(a):
     d, p = client(a.direct), client(a.port)
     coll = "up_" + re.sub(r"\W", "_", a.name)
     with mctest.Case(mctest.TAP, "%s: the tier connects and stores values" % a.name) as c:
-        deadline = time.monotonic() + a.secs
-        state = None
-        while time.monotonic() < deadline:
-            state = rsec(mctest.stats(a.http, timeout=3)).get("state")
-            if state == "connected":
-                break
-            time.sleep(0.1)
+        state = wait_state([a.http], "connected", a.secs)
         c.check(state == "connected", "state %r after %.0f s" % (state, a.secs))
         seed(d, coll)
-        fills = rsec(mctest.stats(a.http, timeout=3)).get("counters", {}).get("redis_fills", 0)
+        fills = rctr(a.http, "redis_fills")
         got, want = rows(p, coll, {"k": 2}), rows(d, coll, {"k": 2})
         c.check(got == want, "read differs from FerretDB's: %r" % got[:3])
         deadline = time.monotonic() + 3
         now = fills
         while time.monotonic() < deadline and now <= fills:
             time.sleep(0.05)
-            now = rsec(mctest.stats(a.http, timeout=3)).get("counters", {}).get("redis_fills", 0)
+            now = rctr(a.http, "redis_fills")
         c.check(now > fills, "nothing stored in Redis (redis_fills %d -> %d)" % (fills, now))
 
 
@@ -151,11 +160,7 @@ def g_cluster(a):
     coll = "cluster_" + re.sub(r"\W", "_", a.name)
     with mctest.Case(mctest.TAP, "%s: a Redis Cluster node is refused clearly, never served from"
                      % a.name) as c:
-        deadline = time.monotonic() + a.secs
-        while time.monotonic() < deadline:
-            if rsec(mctest.stats(a.http, timeout=3)).get("state") == "connected":
-                break
-            time.sleep(0.1)
+        wait_state([a.http], "connected", a.secs)
         seed(d, coll)
         before = rsec(mctest.stats(a.http, timeout=3)).get("counters", {})
         for q in ({"k": 0}, {"k": 0}, {"k": 0}):
@@ -206,7 +211,7 @@ def role(port):
 
 
 def switches(h):
-    return rsec(mctest.stats(h, timeout=3)).get("counters", {}).get("redis_master_switches", 0)
+    return rctr(h, "redis_master_switches")
 
 
 def shared_hit(c, a, d, p1, p2, coll, label):
@@ -215,20 +220,20 @@ def shared_hit(c, a, d, p1, p2, coll, label):
     q = {"k": int(time.monotonic() * 1000) % 1000003, "label": label}
     d[DB][coll].insert_one(dict(q, _id="%s-%d" % (label, q["k"])))
     want = rows(d, coll, q)
-    f0 = rsec(mctest.stats(a.h1, timeout=3)).get("counters", {}).get("redis_fills", 0)
+    f0 = rctr(a.h1, "redis_fills")
     if rows(p1, coll, q) != want:
         return "P1 differs from FerretDB"
     deadline = time.monotonic() + 2
     while time.monotonic() < deadline:
-        if rsec(mctest.stats(a.h1, timeout=3)).get("counters", {}).get("redis_fills", 0) > f0:
+        if rctr(a.h1, "redis_fills") > f0:
             break
         time.sleep(0.05)
     else:
         return "P1 stored nothing in Redis"
-    h0 = rsec(mctest.stats(a.h2, timeout=3)).get("counters", {}).get("redis_hits", 0)
+    h0 = rctr(a.h2, "redis_hits")
     if rows(p2, coll, q) != want:
         return "P2 differs from FerretDB"
-    h1 = rsec(mctest.stats(a.h2, timeout=3)).get("counters", {}).get("redis_hits", 0)
+    h1 = rctr(a.h2, "redis_hits")
     return None if h1 == h0 + 1 else "P2's read was not a Redis hit (+%d)" % (h1 - h0)
 
 
@@ -261,12 +266,7 @@ def g_sentinel(a):
     d[DB][coll].drop()
     with mctest.Case(mctest.TAP, "sentinel 1: both proxies find the master through the "
                      "Sentinel; a fill through P1 is a Redis hit through P2") as c:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if all(rsec(mctest.stats(h, timeout=3)).get("state") == "connected"
-                   for h in (a.h1, a.h2)):
-                break
-            time.sleep(0.1)
+        wait_state([a.h1, a.h2], "connected", 10)
         why = shared_hit(c, a, d, p1, p2, coll, "share")
         c.check(why is None, why or "")
     with mctest.Case(mctest.TAP, "sentinel 2: SENTINEL FAILOVER: both proxies follow to the new "
