@@ -21,6 +21,7 @@
 #include "cache/siphash.h"
 #include "cache/redis_push.h"
 #include "cache/redis_resp.h"
+#include "cache/redis_tls.h"
 #include "cache/redis_url.h"
 #include "tests/unit/tap.h"
 #include "wire/frame.h"
@@ -28,6 +29,8 @@
 #include <bson/bson.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -783,6 +786,60 @@ test_url_sentinel(void)
         cache_redis_url_cleanup(&u);
 }
 
+/* The TLS context: files that cannot be used are refused by name; sessions check the host. */
+static void
+test_tls(void)
+{
+    struct cache_redis_tls_conf tc = {0};
+    struct cache_redis_tls *tls;
+    bson_error_t error;
+    SSL *ssl;
+
+    tc.cert_file = "/nonexistent/client.crt";
+    ok(!(tls = cache_redis_tls_new(&tc, &error)) && strstr(error.message, "go together"),
+       "a certificate without its key is refused: %s", error.message);
+    cache_redis_tls_destroy(tls);
+    tc.cert_file = NULL;
+    tc.ca_file = "/nonexistent/ca.pem";
+    ok(!(tls = cache_redis_tls_new(&tc, &error)) && strstr(error.message, "/nonexistent/ca.pem") &&
+           error.code == CACHE_REDIS_ERR_TLS,
+       "a CA file that cannot be read is refused, named: %s", error.message);
+    cache_redis_tls_destroy(tls);
+    tc.ca_file = NULL;
+    tls = cache_redis_tls_new(&tc, &error);
+    ok(tls && !cache_redis_tls_hostnames_unchecked(tls), "the system's CAs, names checked");
+    if (!tls)
+        return;
+    ssl = cache_redis_tls_session(tls, "cache.example.com", &error);
+    ok(ssl && SSL_get_verify_mode(ssl) == SSL_VERIFY_PEER &&
+           strcmp(or_null(SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)),
+                  "cache.example.com") == 0 &&
+           strcmp(or_null(X509_VERIFY_PARAM_get0_host(SSL_get0_param(ssl), 0)),
+                  "cache.example.com") == 0,
+       "a session for a name: peer verified, SNI and the name to check set");
+    SSL_free(ssl);
+    ssl = cache_redis_tls_session(tls, "127.0.0.1", &error);
+    {
+        char *ip = ssl ? X509_VERIFY_PARAM_get1_ip_asc(SSL_get0_param(ssl)) : NULL;
+
+        ok(ssl && SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) == NULL &&
+               strcmp(or_null(ip), "127.0.0.1") == 0,
+           "a session for an IP address: no SNI, the address is what is checked");
+        OPENSSL_free(ip);
+    }
+    SSL_free(ssl);
+    cache_redis_tls_destroy(tls);
+    tc.allow_invalid_hostnames = true;
+    tls = cache_redis_tls_new(&tc, &error);
+    ssl = tls ? cache_redis_tls_session(tls, "cache.example.com", &error) : NULL;
+    ok(ssl && cache_redis_tls_hostnames_unchecked(tls) &&
+           X509_VERIFY_PARAM_get0_host(SSL_get0_param(ssl), 0) == NULL &&
+           SSL_get_verify_mode(ssl) == SSL_VERIFY_PEER,
+       "allow_invalid_hostnames: no name checked, the chain still verified");
+    SSL_free(ssl);
+    cache_redis_tls_destroy(tls);
+}
+
 static void
 test_url_bad(void)
 {
@@ -1463,6 +1520,7 @@ main(void)
     test_url_good();
     test_url_tls();
     test_url_sentinel();
+    test_tls();
     test_url_bad();
     test_redact();
     test_resp();
