@@ -29,12 +29,17 @@ in plaintext, ...), or up. Driven by test_redis_deploy.sh:
         (INFO commandstats: no MGET, EVALSHA, EVAL; errorstats: no READONLY);
         (4) the new master killed (-9): the Sentinel promotes the old one and
         both proxies follow within 15 s, reads correct throughout.
-    redis_deploy_check.py notmaster --name NAME --port P --http H --direct D --log FILE
-                               --fake-port F --replica-port R
-        a fake Sentinel on F (started here) names the replica R as the
-        master: the proxy, on redis-sentinel://127.0.0.1:F/mymaster, logs
-        redis_not_master (role "slave"), its tier stays down, reads are
-        answered equal to FerretDB's, and R got no MGET, EVALSHA or EVAL
+    redis_deploy_check.py demoted --name NAME --port P --http H --direct D --log FILE
+                               --fake-port F --node-port X --replica-port R
+        a fake Sentinel on F (started here) names X as the master of the
+        proxy on redis-sentinel://127.0.0.1:F/mymaster: (a) the tier
+        connects to X and stores a value there; (b) X is made a replica of
+        R (REPLICAOF, which keeps client connections, unlike a Sentinel's
+        failover; R need not be up): the next write's bump is refused (READONLY), the proxy
+        drops the connection, asks the Sentinel again, finds X's ROLE is
+        "slave" and logs redis_not_master; the tier stays down, reads are
+        answered equal to FerretDB's, and X gets no MGET, EVALSHA or EVAL
+        once refused
 
 Each prints unnumbered TAP lines and its plan (mctest.py).
 """
@@ -366,12 +371,25 @@ def fake_sentinel(port, master_port):
     return srv
 
 
-def g_notmaster(a):
+def g_demoted(a):
     d, p = client(a.direct), client(a.port)
-    coll = "notmaster"
-    srv = fake_sentinel(a.fake_port, a.replica_port)
-    with mctest.Case(mctest.TAP, "%s: a Sentinel naming a replica: refused by ROLE, nothing sent "
-                     "to it, reads answered" % a.name) as c:
+    coll = "demoted"
+    srv = fake_sentinel(a.fake_port, a.node_port)
+    seed(d, coll)
+    with mctest.Case(mctest.TAP, "%s: the master a Sentinel names is used" % a.name) as c:
+        state = wait_state([a.http], "connected", 8)
+        c.check(state == "connected", "state %r" % state)
+        fills = rctr(a.http, "redis_fills")
+        c.check(rows(p, coll, {"k": 1}) == rows(d, coll, {"k": 1}), "read differs")
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and rctr(a.http, "redis_fills") <= fills:
+            time.sleep(0.05)
+        c.check(rctr(a.http, "redis_fills") > fills, "nothing stored on the master")
+    with mctest.Case(mctest.TAP, "%s: the master turned replica under the proxy: READONLY drops "
+                     "it, ROLE keeps it out, reads answered" % a.name) as c:
+        out = rcli(a.node_port, "REPLICAOF", "127.0.0.1", str(a.replica_port))
+        c.check("OK" in out, "REPLICAOF answered %r" % out)
+        p[DB][coll].update_one({"_id": 1}, {"$set": {"t": "changed"}})
         deadline = time.monotonic() + 8
         found = []
         while time.monotonic() < deadline and not found:
@@ -379,29 +397,31 @@ def g_notmaster(a):
             time.sleep(0.1)
         c.check(found and 'role="slave"' in found[0][2],
                 "no redis_not_master warning naming role slave: %r" % found[:1])
+        dropped = [x for x in log_lines(a.log, "redis_disconnected") if "READONLY" in x[1]]
+        c.check(dropped, "the READONLY reply did not drop the connection")
         st = rsec(mctest.stats(a.http, timeout=3))
         c.check(st.get("state") != "connected", "the tier says %r" % st.get("state"))
-        seed(d, coll)
-        for q in ({"k": 1}, {"k": 1}):
+        before = calls(a.node_port, "mget", "evalsha", "eval")
+        for q in ({"k": 1}, {"k": 1}, {"_id": 1}):
             got, want = rows(p, coll, q), rows(d, coll, q)
             c.check(got == want, "read %r differs from FerretDB's: %r" % (q, got[:3]))
-        got = calls(a.replica_port, "mget", "evalsha", "eval")
-        c.check(got == {"mget": 0, "evalsha": 0, "eval": 0},
-                "commands reached the replica: %r" % got)
-        if found:
-            c.note(found[0][2][:300])
+        time.sleep(0.5)
+        after = calls(a.node_port, "mget", "evalsha", "eval")
+        c.check(after == before, "commands reached the replica: %r -> %r" % (before, after))
+        for x in (dropped[:1] + found[:1]):
+            c.note(x[2][:300])
     srv.close()
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("group", choices=["down", "up", "cluster", "sentinel", "notmaster"])
+    ap.add_argument("group", choices=["down", "up", "cluster", "sentinel", "demoted"])
     ap.add_argument("--name")
     ap.add_argument("--port", type=int)
     ap.add_argument("--http", type=int)
     ap.add_argument("--direct", type=int, required=True)
     for opt in ("--p1", "--h1", "--p2", "--h2", "--sentinel-port", "--master-port",
-                "--replica-port", "--replica-pid", "--fake-port"):
+                "--replica-port", "--replica-pid", "--fake-port", "--node-port"):
         ap.add_argument(opt, type=int)
     ap.add_argument("--log")
     ap.add_argument("--event")
@@ -414,8 +434,8 @@ def main():
         g_cluster(a)
     elif a.group == "sentinel":
         g_sentinel(a)
-    elif a.group == "notmaster":
-        g_notmaster(a)
+    elif a.group == "demoted":
+        g_demoted(a)
     else:
         g_up(a)
     mctest.plan()

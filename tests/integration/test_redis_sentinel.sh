@@ -6,10 +6,13 @@
 # (quorum 1, down-after 1 s), and two proxies P1 and P2 on
 # redis-sentinel://DEAD,SENTINEL/mymaster (DEAD: a port nobody listens on,
 # so the first question fails and the next Sentinel is asked). The cases
-# are redis_deploy_check.py's "notmaster" and "sentinel" groups:
-#   0 role      a third proxy whose (fake) Sentinel names R as the master:
-#               R answers ROLE "slave": refused (redis_not_master), the tier
-#               down, reads answered, nothing sent to R
+# are redis_deploy_check.py's "demoted" and "sentinel" groups:
+#   0 demoted   a third proxy whose (fake) Sentinel names a standalone X:
+#               used; then X is made a replica (REPLICAOF of a port nobody
+#               listens on: outside the Sentinel's world): the bump of a
+#               write is refused READONLY, the proxy drops X, asks again, and
+#               X's ROLE ("slave") keeps it out (redis_not_master): the tier
+#               down, reads answered, nothing more sent to X
 #   1 share     both find M; a fill through P1 is a Redis hit through P2
 #   2 failover  SENTINEL FAILOVER: both follow to R within 10 s; reads
 #               through both equal FerretDB's throughout (writes going on)
@@ -86,12 +89,15 @@ P1_PORT=$PROXY_PORT P1_HTTP=$PROXY_HTTP_PORT
 mc_start_proxy --redis "$URL" --cache-key-secret "$SECRET" --redis-timeout 200ms
 P2_PORT=$PROXY_PORT P2_HTTP=$PROXY_HTTP_PORT
 FAKE_PORT=$(mc_free_port)
+X_PORT=$(mc_free_port)
+node X "$X_PORT"
 mc_start_proxy --redis "redis-sentinel://127.0.0.1:$FAKE_PORT/mymaster" \
     --cache-key-secret "$SECRET" --redis-timeout 200ms
 
-MC_GROUP_TIMEOUT=30 mc_run_lines sentinel role "$MC_PYTHON" "$MC_TESTDIR/redis_deploy_check.py" \
-    notmaster --name "sentinel 0" --port "$PROXY_PORT" --http "$PROXY_HTTP_PORT" \
-    --direct "$FERRET_PORT" --log "$PROXY_LOG" --fake-port "$FAKE_PORT" --replica-port "$R_PORT"
+MC_GROUP_TIMEOUT=30 mc_run_lines sentinel demoted "$MC_PYTHON" \
+    "$MC_TESTDIR/redis_deploy_check.py" demoted --name "sentinel 0" --port "$PROXY_PORT" \
+    --http "$PROXY_HTTP_PORT" --direct "$FERRET_PORT" --log "$PROXY_LOG" \
+    --fake-port "$FAKE_PORT" --node-port "$X_PORT" --replica-port "$DEAD_PORT"
 
 MC_GROUP_TIMEOUT=90 mc_run_lines sentinel cases "$MC_PYTHON" "$MC_TESTDIR/redis_deploy_check.py" \
     sentinel --p1 "$P1_PORT" --h1 "$P1_HTTP" --p2 "$P2_PORT" --h2 "$P2_HTTP" \
