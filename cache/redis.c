@@ -7,7 +7,11 @@
  * counters. Below it, each reporting up by callback or return value, never
  * calling it:
  *   redis_link.c     the two kept connections (commands; the subscription
- *                    to P"inval"): handshake, reconnection with backoff
+ *                    to P"inval"): handshake, reconnection with backoff,
+ *                    with a Sentinel the ROLE check
+ *   redis_sentinel.c where the master is (redis-sentinel://): reported up,
+ *                    followed here (sentinel_master)
+ *   redis_tls.c      rediss://: the TLS context the connections use
  *   redis_conn.c     one socket, the reply FIFO (redis_resp.c, redis_push.c)
  *   redis_cmd.c      key names, the commands' encoding, the Lua scripts,
  *                    the shape of every reply

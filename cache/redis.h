@@ -73,9 +73,11 @@ struct cache_redis_gen {
  * An op handle is valid until its callback has been called or it has been
  * cancelled, whichever comes first.
  *
- * Connects to conf->redis ("redis://[[user]:password@]host:port[/db]" or
- * "unix:///path[?db=N]"; a password may also come from conf->redis_password)
- * and subscribes to the invalidation channel. Reconnects with backoff on
+ * Connects to conf->redis ("redis://[[user]:password@]host:port[/db]",
+ * "rediss://" over TLS with the redis_tls_* options, "unix:///path[?db=N]",
+ * or "redis-sentinel://sentinels/master[/db]": the master a Sentinel names,
+ * followed across failovers; a password may also come from
+ * conf->redis_password) and subscribes to the invalidation channel. Reconnects with backoff on
  * its own. Returns NULL with error set when the URL is malformed or
  * conf->cache_key_secret is empty (values are sealed with a key derived from
  * it; an unreachable Redis is not an error: the tier starts disconnected).

@@ -342,9 +342,9 @@ schedule_flush(struct cache_redis_conn *conn)
 }
 
 /*
- * Why the server closed: before it sent anything, a likely reason is given
- * (a TLS port reached in plaintext closes at once; so does a server over
- * its maxclients, which sends an error first, so that is not it).
+ * Why the server closed: before it sent anything, the likely reason is
+ * given (a TLS port reached in plaintext closes or resets at once; a
+ * server over its maxclients sends an error first, so it is not that).
  */
 static const char *
 closed_why(const struct cache_redis_conn *conn)
