@@ -78,7 +78,8 @@ struct cache_redis_gen {
  * or "redis-sentinel://sentinels/master[/db]": the master a Sentinel names,
  * followed across failovers; a password may also come from
  * conf->redis_password) and subscribes to the invalidation channel. Reconnects with backoff on
- * its own. Returns NULL with error set when the URL is malformed or
+ * its own. Returns NULL with error set when the URL is malformed, a TLS
+ * file cannot be used, a redis_tls_* option is set without rediss://, or
  * conf->cache_key_secret is empty (values are sealed with a key derived from
  * it; an unreachable Redis is not an error: the tier starts disconnected).
  * Free with cache_redis_destroy (pending callbacks are called with
