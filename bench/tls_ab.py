@@ -121,22 +121,9 @@ async def relay_serve(target, cert, key, port):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert, key)
 
-    async def pipe(r, w):
-        try:
-            while True:
-                d = await r.read(65536)
-                if not d:
-                    break
-                w.write(d)
-                await w.drain()
-        except (ConnectionError, ssl.SSLError):
-            pass
-        finally:
-            w.close()
-
     async def serve(r, w):
         ur, uw = await asyncio.open_connection("127.0.0.1", target)
-        await asyncio.gather(pipe(r, uw), pipe(ur, w))
+        await asyncio.gather(mctest.pipe(r, uw), mctest.pipe(ur, w))
 
     srv = await asyncio.start_server(serve, "127.0.0.1", port, ssl=ctx)
     await srv.serve_forever()

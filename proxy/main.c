@@ -157,6 +157,17 @@ notify(const char *state)
                  error.message);
 }
 
+/* A reload refused: logged, next (NULL: none) dropped, the running configuration kept. */
+static void
+refuse_reload(struct conf *next, const bson_error_t *error)
+{
+    conf_log(CONF_LOG_ERROR, 0, "reload_failed",
+             "error=\"%s\" msg=\"fix the configuration; the running one stays in force\"",
+             error->message);
+    conf_destroy(next);
+    notify("READY=1");
+}
+
 static void
 signal_cb(evutil_socket_t sig, short what, void *arg)
 {
@@ -171,29 +182,18 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
             conf_log(CONF_LOG_WARN, 0, "notify_failed", "error=\"%s\"", error.message);
         next = conf_reload(server->conf, &error);
         if (!next) {
-            conf_log(CONF_LOG_ERROR, 0, "reload_failed",
-                     "error=\"%s\" msg=\"fix the configuration; the running one stays in force\"",
-                     error.message);
-            notify("READY=1");
+            refuse_reload(NULL, &error);
             return;
         }
         /* The certificate files are read again even when their names did not change
          * (renewed in place); a file that cannot be used refuses the whole reload. */
         if (!proxy_tls_clients_load(next, &tls, &error)) {
-            conf_log(CONF_LOG_ERROR, 0, "reload_failed",
-                     "error=\"%s\" msg=\"fix the configuration; the running one stays in force\"",
-                     error.message);
-            conf_destroy(next);
-            notify("READY=1");
+            refuse_reload(next, &error);
             return;
         }
         if (server->cache && !cache_reconfigure(server->cache, next, &error)) {
             proxy_tls_destroy(tls);
-            conf_log(CONF_LOG_ERROR, 0, "reload_failed",
-                     "error=\"%s\" msg=\"fix the configuration; the running one stays in force\"",
-                     error.message);
-            conf_destroy(next);
-            notify("READY=1");
+            refuse_reload(next, &error);
             return;
         }
         apply_reload(server, next);

@@ -31,7 +31,6 @@ if [ "${MC_PROXY_BYPASS:-0}" = 1 ]; then
 fi
 command -v openssl >/dev/null 2>&1 || mc_bail "openssl not found (run tests/setup.sh)"
 
-SAN_PATTERN='ERROR: [A-Za-z]*Sanitizer|runtime error:'
 CERTS=$MC_TMP/certs
 mkdir -p "$CERTS"
 
@@ -101,18 +100,7 @@ mc_wait_port "$R_WRONGHOST" $! 10 || mc_bail "the TLS relay did not start"
 
 UP_TLS="mongodb://127.0.0.1:$FERRET_TLS_PORT/?tls=true&tlsCAFile=$CERTS/ca.pem&tlsCertificateKeyFile=$CERTS/client.both.pem"
 
-# stop_and_check GROUP: stops the current proxy, checks its status and log.
-stop_and_check() {
-    local log=$PROXY_LOG st=0
-    mc_stop_proxy
-    [ "$MC_PROXY_STATUS" -eq 0 ] || st=1
-    grep -Eq "$SAN_PATTERN" "$log" && st=1
-    mc_ok "$st" "tls $1: proxy exited 0, no sanitizer report"
-    if [ "$st" -ne 0 ]; then
-        echo "# exit status $MC_PROXY_STATUS"
-        grep -E -A 15 "$SAN_PATTERN" "$log" | head -n 60 | sed 's/^/#   /'
-    fi
-}
+stop_and_check() { mc_stop_checked "tls $1"; }
 check() { mc_run_lines tls "$1" "$MC_PYTHON" "$MC_TESTDIR/tls_check.py" "$@"; }
 node_check() {
     NODE_PATH=$MC_NODE_DIR/node_modules mc_run_lines tls "node-$1" \

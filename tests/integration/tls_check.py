@@ -312,23 +312,6 @@ def group_reload(port, pid, log, certs):
 
 # ---- the relay -----------------------------------------------------------------------------
 
-async def relay_pipe(reader, writer):
-    try:
-        while True:
-            data = await reader.read(65536)
-            if not data:
-                break
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
-        pass
-    finally:
-        try:
-            writer.close()
-        except Exception:
-            pass
-
-
 async def relay_main(target, specs):
     async def serve(reader, writer):
         try:
@@ -336,7 +319,7 @@ async def relay_main(target, specs):
         except OSError:
             writer.close()
             return
-        await asyncio.gather(relay_pipe(reader, uw), relay_pipe(ur, writer))
+        await asyncio.gather(mctest.pipe(reader, uw), mctest.pipe(ur, writer))
 
     servers = []
     for spec in specs:
