@@ -1,8 +1,10 @@
 /*
  * proxy/conn.c: a socket with its two buffers (see conn.h). Owns the
  * descriptor, the one struct event that watches it, the input and output
- * evbuffers and an address lookup in flight; borrows the loop's read
- * buffer (struct proxy_io_loop) and the memory meter.
+ * evbuffers, an address lookup in flight and, on a TLS connection, its
+ * session (struct conn_tls: the link made by proxy/tls.c and the
+ * handshake's deadline; see the TLS section at the end); borrows the
+ * loop's read buffer (struct proxy_io_loop) and the memory meter.
  *
  * The event's interest is recomputed by update_events whenever something
  * that decides it changes (reading on or off, output queued or emptied,
@@ -1093,8 +1095,10 @@ tls_step(struct proxy_conn *conn)
         do_write(conn); /* what was queued meanwhile */
     if (!conn->freed && conn->reading)
         do_read(conn); /* records that came with the last flight */
-    if (!conn->freed)
+    if (!conn->freed) {
+        update_events(conn); /* what a record waits for may have changed */
         tls_kick(conn);
+    }
 }
 
 /* A connecting side's socket is up: its handshake begins. */
