@@ -1,8 +1,9 @@
 /*
  * tests/unit/test_proxy_tls.c: proxy/conn.c's TLS transport (proxy/tls.c)
  * over socketpairs, against an OpenSSL client driven by hand: the
- * handshake, then records read with reading on and after reading was
- * paused and resumed; a large send that
+ * handshake, then records that OpenSSL read ahead and holds while the
+ * socket has nothing more (no socket event will announce them), read with
+ * reading on and after reading was paused and resumed; a large send that
  * the socket takes in part (OpenSSL's retries of a pending record, from an
  * evbuffer whose pieces move), arriving whole and in order; and the
  * handshake refused for a plaintext client, with the reason. The
@@ -177,18 +178,19 @@ client_write(SSL *c, const uint8_t *p, size_t n)
 }
 
 /*
- * 70,000 bytes (five records) sent before the proxy reads, read with
- * reading on, or paused after the first read and resumed: every byte
- * arrives, whatever OpenSSL read ahead. (Whether a read leaves whole
- * records inside OpenSSL with the socket empty, which tls_kick in conn.c
- * covers, depends on OpenSSL's read-ahead buffer: no size tried here made
- * it happen, so this does not show tls_kick is needed.)
+ * 100,000 bytes (seven records) sent before the proxy reads, read with
+ * reading on, or paused after the first read and resumed. The proxy's
+ * context reads ahead into a 256 KiB buffer here (main() sets it), so the
+ * first recv takes every record: a read then fills the loop's 64 KiB buffer
+ * and leaves whole records inside OpenSSL with the socket empty. No socket
+ * event will announce them; conn.c's tls_kick reads them (after a read that
+ * filled the buffer, and when reading is turned back on).
  */
 static void
 test_read_ahead(struct event_base *base, struct proxy_io_loop *loop, const struct proxy_tls *tls,
                 SSL_CTX *cctx, bool pause)
 {
-    const size_t n = 70000;
+    const size_t n = 100000;
     uint8_t *want = bson_malloc(n);
     struct rig r;
     const char *label = pause ? "paused after the first read, then resumed" : "reading on";
@@ -207,7 +209,8 @@ test_read_ahead(struct event_base *base, struct proxy_io_loop *loop, const struc
     }
     RUN_UNTIL(base, r.s.len == n);
     ok(r.s.len == n && memcmp(r.s.got, want, n) == 0,
-       "every byte read, in order (%s: %zu of %zu, %d reads)",
+       "every byte read, though OpenSSL held the last records with the socket empty (%s: "
+       "%zu of %zu, %d reads)",
        label, r.s.len, n, r.s.reads);
     is_int(r.s.events, 0, "no event (%s)", label);
     rig_down(&r);
@@ -323,6 +326,8 @@ main(void)
     ok(tls != NULL, "the clients' context: %s", tls ? "made" : error.message);
     if (!tls)
         return done_testing();
+    /* Read-ahead takes everything the socket holds at once (see test_read_ahead). */
+    SSL_CTX_set_default_read_buffer_len(proxy_tls_ctx(tls), 256 * 1024);
     cctx = SSL_CTX_new(TLS_client_method());
     SSL_CTX_set_verify(cctx, SSL_VERIFY_NONE, NULL);
     SSL_CTX_set_mode(cctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
