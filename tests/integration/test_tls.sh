@@ -8,11 +8,12 @@
 # from the CA; tls_check.py's relay serves the bad certificates in front of
 # FerretDB's plaintext port. Groups (tls_check.py, tls_node.js, mongosh):
 #
-#   A  TLS both ways: pymongo, Node, mongosh (reads, a hit, writes, a reply of
+#   A  TLS both ways: pymongo, Node, Mongoose, mongosh (reads, a hit, writes, a reply of
 #      several MB); /readyz and the advisor (libmongoc's own TLS, from the same
 #      URI) reach the upstream; a plaintext client on the TLS port closed with a log line;
 #      SIGHUP swaps the certificate (then a bad one is refused)
-#   B  tls_ca_file: a client certificate required (none, another CA's: refused)
+#   B  tls_ca_file: a client certificate required (pymongo, Node, Mongoose; none,
+#      another CA's: refused)
 #   C  a plaintext port with a TLS upstream (localhost, checked by name): a TLS
 #      client on it is closed with a log line
 #   D  upstream certificates refused: wrong CA, expired, wrong host, and no

@@ -1,14 +1,15 @@
 #!/usr/bin/env node
 // tests/integration/tls_node.js PROXY_PORT HTTP_PORT CA_FILE [CLIENT_PEM] [BAD_CLIENT_PEM]
 //
-// The Node.js driver through a TLS mongocache (run by test_tls.sh with
-// NODE_PATH pointing at tests/integration/node/node_modules): a write, a
-// read twice (the second a cache hit, per GET /stats), an update and the
-// read again, over TLS verified against CA_FILE, with CLIENT_PEM as the
+// The Node.js driver and Mongoose through a TLS mongocache (run by
+// test_tls.sh with NODE_PATH pointing at tests/integration/node/node_modules):
+// a write, a read twice (the second a cache hit, per GET /stats), an update
+// and the read again, over TLS verified against CA_FILE, with CLIENT_PEM as the
 // client certificate when given; with BAD_CLIENT_PEM (from another CA) the
 // connection must be refused. Prints unnumbered TAP lines, then its plan.
 'use strict';
 
+const mongoose = require('mongoose');
 const { MongoClient } = require('mongodb');
 
 const [proxyPort, httpPort, caFile, clientPem, badPem] = process.argv.slice(2);
@@ -69,6 +70,26 @@ async function main() {
       check(JSON.stringify(c.map((d) => d.v)) === '[1,3]', `after the update ${JSON.stringify(c)}`);
     } finally {
       await client.close();
+    }
+  });
+  await tcase(`Mongoose over TLS${clientPem ? ' with a client certificate' : ''}: ` +
+    'create, find twice (a hit), update', async (check) => {
+    const conn = await mongoose.createConnection(uri(clientPem), OPTS).asPromise();
+    try {
+      const Item = conn.model('TlsItem', new mongoose.Schema({ name: String, n: Number }));
+      await Item.deleteMany({});
+      await Item.create([{ name: 'a', n: 1 }, { name: 'b', n: 2 }]);
+      const before = await hits();
+      const a = await Item.find({ n: { $gte: 1 } }).sort({ n: 1 }).lean();
+      const b = await Item.find({ n: { $gte: 1 } }).sort({ n: 1 }).lean();
+      check(a.map((d) => d.name).join() === 'a,b', `first find ${JSON.stringify(a)}`);
+      check(JSON.stringify(a) === JSON.stringify(b), `second find ${JSON.stringify(b)}`);
+      check((await hits()) > before, 'no cache hit');
+      await Item.updateOne({ name: 'a' }, { $set: { n: 0 } });
+      const c = await Item.find({ n: { $gte: 1 } }).sort({ n: 1 }).lean();
+      check(c.map((d) => d.name).join() === 'b', `after the update ${JSON.stringify(c)}`);
+    } finally {
+      await conn.close();
     }
   });
   if (badPem) {
