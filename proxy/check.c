@@ -10,6 +10,10 @@
  *   listen                        evutil_parse_sockaddr_port, as the
  *                                 listener binds (a numeric address);
  *   listen_unix                   the length a sockaddr_un can hold;
+ *   tls_cert_file, tls_key_file,  proxy_tls_check_file (proxy/tls.c): the
+ *   tls_ca_file                   file reads and holds a certificate, a key
+ *                                 not encrypted, CA certificates (whether
+ *                                 the key matches is start-up's);
  *   upstream                      what the proxy can forward to: one
  *                                 server (over TLS with the options
  *                                 proxy/tls.c supports), with no option
@@ -388,6 +392,12 @@ proxy_check_option(struct conf *conf, enum conf_opt_id id, const char *value,
         return check_listen_unix(value, why, why_len);
     case CONF_OPT_upstream:
         return check_upstream(conf, value, source, why, why_len);
+    case CONF_OPT_tls_cert_file:
+        return proxy_tls_check_file(PROXY_TLS_FILE_CERT, value, why, why_len);
+    case CONF_OPT_tls_key_file:
+        return proxy_tls_check_file(PROXY_TLS_FILE_KEY, value, why, why_len);
+    case CONF_OPT_tls_ca_file:
+        return proxy_tls_check_file(PROXY_TLS_FILE_CA, value, why, why_len);
     default:
         return true;
     }

@@ -31,6 +31,7 @@
 #include <limits.h>
 #include <mongoc/mongoc.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
@@ -124,6 +125,13 @@ use_cert(SSL_CTX *ctx, const char *cert_file, const char *key_file, bson_error_t
         return false;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+        if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+            ERR_clear_error();
+            bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_TLS,
+                           "the private key in %s does not match the certificate in %s",
+                           key_file, cert_file);
+            return false;
+        }
         set_error(error, "cannot use the private key file", key_file);
         return false;
     }
@@ -284,6 +292,41 @@ proxy_tls_describe(const struct proxy_tls *tls, char *subject, char *not_after, 
     BN_free(bn);
     snprintf(serial, PROXY_TLS_FIELD, "%s", hex ? hex : "");
     OPENSSL_free(hex);
+}
+
+bool
+proxy_tls_check_file(enum proxy_tls_file kind, const char *path, char *why, size_t why_len)
+{
+    static const char *const what[] = {"a PEM certificate", "a PEM private key (not encrypted)",
+                                       "PEM CA certificates"};
+    BIO *bio;
+    bool good = false;
+
+    if (!path[0])
+        return true;
+    ERR_clear_error();
+    bio = BIO_new_file(path, "r");
+    if (!bio) {
+        snprintf(why, why_len, "cannot read %s: %s", path, strerror(errno));
+        ERR_clear_error();
+        return false;
+    }
+    if (kind == PROXY_TLS_FILE_KEY) {
+        EVP_PKEY *key = PEM_read_bio_PrivateKey(bio, NULL, password_cb, NULL);
+
+        good = key != NULL;
+        EVP_PKEY_free(key);
+    } else {
+        X509 *cert = PEM_read_bio_X509(bio, NULL, password_cb, NULL);
+
+        good = cert != NULL;
+        X509_free(cert);
+    }
+    BIO_free(bio);
+    ERR_clear_error();
+    if (!good)
+        snprintf(why, why_len, "%s does not hold %s", path, what[kind]);
+    return good;
 }
 
 bool

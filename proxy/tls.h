@@ -69,6 +69,21 @@ const char *proxy_tls_relaxed(const struct proxy_tls *tls);
 void proxy_tls_describe(const struct proxy_tls *tls, char *subject, char *not_after,
                         char *serial);
 
+/* What a file given to tls_cert_file, tls_key_file or tls_ca_file must hold. */
+enum proxy_tls_file {
+    PROXY_TLS_FILE_CERT, /* a PEM certificate (chain) */
+    PROXY_TLS_FILE_KEY,  /* a PEM private key, not encrypted */
+    PROXY_TLS_FILE_CA,   /* PEM CA certificates */
+};
+
+/*
+ * For the configuration check (proxy/check.c): true when path ("" passes)
+ * can be read and holds what kind needs; false with why (why_len bytes)
+ * saying what is wrong. Whether a key matches its certificate is checked at
+ * start-up (proxy_tls_clients_load).
+ */
+bool proxy_tls_check_file(enum proxy_tls_file kind, const char *path, char *why, size_t why_len);
+
 /*
  * The upstream URI's TLS option key (len bytes, as written), when it is one
  * the proxy supports: true. Used by proxy/check.c to refuse the others.

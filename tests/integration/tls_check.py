@@ -297,17 +297,25 @@ def group_reload(port, pid, log, certs):
         case.check(got == second, "serial %s after SIGHUP, want %s" % (got, second))
         case.check(c.tlsreload.c.count_documents({}) == 1, "the open client's read")
         c.close()
-    with Case(None, "SIGHUP with an unusable certificate: refused, the running one stays") as case:
-        with open(live, "w") as f:
-            f.write("not a certificate\n")
-        failed = log_count(log, "event=reload_failed")
-        os.kill(pid, signal.SIGHUP)
-        deadline = time.monotonic() + 5
-        while log_count(log, "event=reload_failed") == failed and time.monotonic() < deadline:
-            time.sleep(0.05)
-        case.check(log_count(log, "event=reload_failed") > failed, "no reload_failed line")
-        got = peer_serial(port, certs)
-        case.check(got == second, "serial %s, want %s still" % (got, second))
+    bad = [("not a certificate", "does not hold a PEM certificate"),
+           ("the first certificate with the second's key",
+            "does not match the certificate in")]
+    for what, text in bad:
+        with Case(None, "SIGHUP with %s: refused, the running one stays" % what) as case:
+            if what == "not a certificate":
+                with open(live, "w") as f:
+                    f.write("not a certificate\n")
+            else:
+                shutil.copyfile(os.path.join(certs, "server.pem"), live)
+            failed = log_count(log, "event=reload_failed")
+            os.kill(pid, signal.SIGHUP)
+            deadline = time.monotonic() + 5
+            while log_count(log, "event=reload_failed") == failed and time.monotonic() < deadline:
+                time.sleep(0.05)
+            case.check(log_count(log, "event=reload_failed") > failed, "no reload_failed line")
+            case.check(log_has(log, text, 0), "the log does not say %r" % text)
+            got = peer_serial(port, certs)
+            case.check(got == second, "serial %s, want %s still" % (got, second))
 
 
 # ---- the relay -----------------------------------------------------------------------------

@@ -71,6 +71,10 @@ static const struct {
     {"--upstream", "mongodb://h:1/?wtimeoutMS=5", "wtimeoutMS: the proxy forwards"},
     {"--upstream", "mongodb://h:1/?readConcernLevel=local", "readConcernLevel: the proxy"},
     {"--upstream", "mongodb+srv://cluster.example.com", "mongodb+srv:// is not supported"},
+    {"--tls-cert-file", "", NULL},
+    {"--tls-cert-file", "/nonexistent/cert.pem", "cannot read /nonexistent/cert.pem"},
+    {"--tls-key-file", "/nonexistent/key.pem", "for tls_key_file (from flag --tls-key-file)"},
+    {"--tls-ca-file", "/nonexistent/ca.pem", "for tls_ca_file (from flag --tls-ca-file)"},
 };
 
 static void
