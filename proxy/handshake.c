@@ -4,9 +4,10 @@
  * in client.c): the hello sent upstream is prepared (compression and
  * loadBalanced stripped, a speculative SCRAM start noted, the driver
  * logged), the hello reply is rewritten for the persona hello.c picks from
- * it (with the proxy's serviceId and max_message_size; the upstream's kind
- * is logged when it changes), and each authentication reply's verdict is
- * recorded in the client's auth state.
+ * it (with the proxy's serviceId, max_message_size and the compressors it
+ * offers; the upstream's kind is logged when it changes; the compressors
+ * agreed are recorded in the client), and each authentication reply's
+ * verdict is recorded in the client's auth state.
  *
  * Owns: the calls into proxy/hello.h and proxy/auth.h for one client, and
  * the auth_* and hello_rewritten statistics and log lines. Does not own the
@@ -18,6 +19,7 @@
 #include "conf/log.h"
 #include "proxy/auth.h"
 #include "proxy/client_internal.h"
+#include "proxy/compress.h"
 #include "proxy/hello.h"
 #include "proxy/server.h"
 #include "wire/frame.h"
@@ -189,8 +191,17 @@ proxy_handshake_rewrite_hello(struct proxy_client *c, struct proxy_request *req,
     }
     self.service_id = c->server->service_id;
     self.max_message_size = c->server->conf->max_message_size;
+    self.compressors =
+        req->hello.n_compressors > 0 ? proxy_compress_offer(c->server->conf->compressors) : 0;
     persona = proxy_hello_rewrite(reply, &req->hello, &self, &out, &upstream);
     log_persona(c, req, upstream, persona);
+    if (persona != PROXY_HELLO_PERSONA_NONE && self.compressors != 0) {
+        /* What the reply offered, the client may now send (and gets back in kind). */
+        c->compressors |= proxy_hello_agreed(&req->hello, self.compressors);
+        if (conf_log_enabled(CONF_LOG_DEBUG))
+            conf_log(CONF_LOG_DEBUG, c->id, "compression_agreed", "mask=0x%x",
+                     (unsigned)c->compressors);
+    }
     if (req->legacy)
         bytes = wire_reply_op_reply(h->request_id, h->response_to, reply_flags, &out, out_len);
     else

@@ -6,9 +6,10 @@
  * messages, nor which compressor a reply gets (proxy/compress.c), nor
  * parse the wrapped message (wire/msg.c, once decoded).
  *
- * Each library is used through its one-shot call (uncompress2, compress2,
- * ZSTD_decompress, ZSTD_compress, snappy_uncompress, snappy_compress): no
- * state is kept between messages, so the module holds nothing.
+ * The libraries' state lives in a struct wire_compress_ctx the caller
+ * keeps (one per thread), or, given none, is made and freed by each
+ * library's one-shot call (uncompress2, compress2, ZSTD_decompress,
+ * ZSTD_compress). snappy keeps no state. The module has no globals.
  */
 #include "config.h"
 
@@ -37,6 +38,54 @@
 #define ZSTD_LEVEL 3
 
 static const char *const names[WIRE_COMPRESSOR_COUNT] = {"noop", "snappy", "zlib", "zstd"};
+
+/*
+ * The libraries' state kept between messages: zstd's contexts and zlib's
+ * two streams, each made on first use and reset for every message. A
+ * one-shot call makes and frees them every time (zlib's deflate state is
+ * about 256 KiB, which malloc maps and unmaps, page faults included; zstd's
+ * contexts likewise): measured in docs/configuration.md ("Wire
+ * compression"), 10 to 100 times the cost of the work itself on small
+ * replies.
+ */
+struct wire_compress_ctx {
+#ifdef MONGOCACHE_HAVE_ZSTD
+    ZSTD_CCtx *zc;
+    ZSTD_DCtx *zd;
+#endif
+#ifdef MONGOCACHE_HAVE_ZLIB
+    z_stream def;
+    z_stream inf;
+    bool def_ready;
+    bool inf_ready;
+    int def_level;
+#endif
+    int unused; /* a struct needs a member whatever is built */
+};
+
+struct wire_compress_ctx *
+wire_compress_ctx_new(void)
+{
+    return bson_malloc0(sizeof(struct wire_compress_ctx));
+}
+
+void
+wire_compress_ctx_destroy(struct wire_compress_ctx *ctx)
+{
+    if (!ctx)
+        return;
+#ifdef MONGOCACHE_HAVE_ZSTD
+    ZSTD_freeCCtx(ctx->zc);
+    ZSTD_freeDCtx(ctx->zd);
+#endif
+#ifdef MONGOCACHE_HAVE_ZLIB
+    if (ctx->def_ready)
+        deflateEnd(&ctx->def);
+    if (ctx->inf_ready)
+        inflateEnd(&ctx->inf);
+#endif
+    bson_free(ctx);
+}
 
 bool
 wire_compress_built(int id)
@@ -197,9 +246,43 @@ wire_compress_parse(const uint8_t *data, size_t len, int32_t max_len, struct wir
     return stream_size_ok(msg, error);
 }
 
-/* Decompresses msg's payload into out (exactly uncompressed_size bytes). */
+#ifdef MONGOCACHE_HAVE_ZLIB
+/*
+ * uncompress2 on ctx's kept stream: Z_OK when the stream ended within
+ * *got bytes of output (*got: what it wrote, *used: what it read);
+ * otherwise zlib's error (Z_BUF_ERROR: more output than *got, or the
+ * stream cut short).
+ */
+static int
+ctx_inflate(struct wire_compress_ctx *ctx, const struct wire_compressed *msg, uint8_t *out,
+            uLongf *got, uLong *used)
+{
+    z_stream *z = &ctx->inf;
+    int rc;
+
+    if (!ctx->inf_ready) {
+        memset(z, 0, sizeof *z);
+        if (inflateInit(z) != Z_OK)
+            return Z_MEM_ERROR;
+        ctx->inf_ready = true;
+    } else if (inflateReset(z) != Z_OK) {
+        return Z_STREAM_ERROR;
+    }
+    z->next_in = (Bytef *)msg->payload;
+    z->avail_in = (uInt)msg->payload_len;
+    z->next_out = out;
+    z->avail_out = (uInt)*got;
+    rc = inflate(z, Z_FINISH);
+    *got = (uLongf)z->total_out;
+    *used = (uLong)z->total_in;
+    return rc == Z_STREAM_END ? Z_OK : rc == Z_OK ? Z_BUF_ERROR : rc;
+}
+#endif
+
+/* Decompresses msg's payload into out (exactly uncompressed_size bytes); ctx may be NULL. */
 static bool
-inflate_into(const struct wire_compressed *msg, uint8_t *out, bson_error_t *error)
+inflate_into(struct wire_compress_ctx *ctx, const struct wire_compressed *msg, uint8_t *out,
+             bson_error_t *error)
 {
     size_t want = (size_t)msg->uncompressed_size;
 
@@ -230,9 +313,13 @@ inflate_into(const struct wire_compressed *msg, uint8_t *out, bson_error_t *erro
         if (msg->payload_len > ULONG_MAX)
             return refuse(error, "OP_COMPRESSED zlib payload of %lld bytes",
                           (long long)msg->payload_len);
-        /* uncompress2 stops at the stream's end and says how much it read. An empty output
-         * buffer is still given a valid pointer (out is at least the header's 16 bytes). */
-        rc = uncompress2(out, &got, msg->payload, &used);
+        if (ctx) {
+            rc = ctx_inflate(ctx, msg, out, &got, &used);
+        } else {
+            /* uncompress2 stops at the stream's end and says how much it read. An empty
+             * output buffer still has a valid pointer (out is past the header's 16 bytes). */
+            rc = uncompress2(out, &got, msg->payload, &used);
+        }
         if (rc != Z_OK || got != want || used != (uLong)msg->payload_len)
             return refuse(error,
                           "OP_COMPRESSED zlib payload is corrupt or not exactly "
@@ -243,7 +330,13 @@ inflate_into(const struct wire_compressed *msg, uint8_t *out, bson_error_t *erro
 #endif
 #ifdef MONGOCACHE_HAVE_ZSTD
     case WIRE_COMPRESSOR_ZSTD: {
-        size_t got = ZSTD_decompress(out, want, msg->payload, msg->payload_len);
+        size_t got;
+
+        if (ctx && !ctx->zd)
+            ctx->zd = ZSTD_createDCtx();
+        got = ctx && ctx->zd
+                  ? ZSTD_decompressDCtx(ctx->zd, out, want, msg->payload, msg->payload_len)
+                  : ZSTD_decompress(out, want, msg->payload, msg->payload_len);
 
         if (ZSTD_isError(got) || got != want)
             return refuse(error,
@@ -260,7 +353,8 @@ inflate_into(const struct wire_compressed *msg, uint8_t *out, bson_error_t *erro
 }
 
 uint8_t *
-wire_compress_decode(const struct wire_compressed *msg, size_t *out_len, bson_error_t *error)
+wire_compress_decode(struct wire_compress_ctx *ctx, const struct wire_compressed *msg,
+                     size_t *out_len, bson_error_t *error)
 {
     size_t total = WIRE_HEADER_LEN + (size_t)msg->uncompressed_size;
     struct wire_header h = msg->header;
@@ -272,7 +366,7 @@ wire_compress_decode(const struct wire_compressed *msg, size_t *out_len, bson_er
         return NULL;
     }
     out = bson_malloc(total);
-    if (!inflate_into(msg, out + WIRE_HEADER_LEN, error)) {
+    if (!inflate_into(ctx, msg, out + WIRE_HEADER_LEN, error)) {
         bson_free(out);
         return NULL;
     }
@@ -307,10 +401,44 @@ bound(int id, size_t n)
     }
 }
 
-/* Compresses body into out (room bytes): the bytes written, or 0 on failure. */
+#ifdef MONGOCACHE_HAVE_ZLIB
+/* compress2 on ctx's kept stream: the bytes written, or 0 on failure. */
 static size_t
-deflate_into(int id, const uint8_t *body, size_t body_len, int zlib_level, uint8_t *out,
-             size_t room)
+ctx_deflate(struct wire_compress_ctx *ctx, const uint8_t *body, size_t body_len, int level,
+            uint8_t *out, size_t room)
+{
+    z_stream *z = &ctx->def;
+
+    if (!ctx->def_ready) {
+        memset(z, 0, sizeof *z);
+        if (deflateInit(z, level) != Z_OK)
+            return 0;
+        ctx->def_ready = true;
+        ctx->def_level = level;
+    } else if (deflateReset(z) != Z_OK) {
+        return 0;
+    }
+    if (level != ctx->def_level) {
+        /* On a stream just reset (nothing in it yet) the new level applies at once. */
+        if (deflateParams(z, level, Z_DEFAULT_STRATEGY) != Z_OK)
+            return 0;
+        ctx->def_level = level;
+    }
+    z->next_in = (Bytef *)body;
+    z->avail_in = (uInt)body_len;
+    z->next_out = out;
+    z->avail_out = (uInt)room;
+    if (deflate(z, Z_FINISH) != Z_STREAM_END)
+        return 0;
+    return (size_t)z->total_out;
+}
+#endif
+
+/* Compresses body into out (room bytes): the bytes written, or 0 on failure. ctx may be
+ * NULL. */
+static size_t
+deflate_into(struct wire_compress_ctx *ctx, int id, const uint8_t *body, size_t body_len,
+             int zlib_level, uint8_t *out, size_t room)
 {
     switch (id) {
     case WIRE_COMPRESSOR_NOOP:
@@ -329,17 +457,27 @@ deflate_into(int id, const uint8_t *body, size_t body_len, int zlib_level, uint8
 
         if (zlib_level < -1 || zlib_level > 9)
             zlib_level = WIRE_COMPRESS_ZLIB_DEFAULT_LEVEL;
+        if (ctx)
+            return body_len > UINT_MAX || room > UINT_MAX
+                       ? 0
+                       : ctx_deflate(ctx, body, body_len, zlib_level, out, room);
         return compress2(out, &n, body, (uLong)body_len, zlib_level) == Z_OK ? (size_t)n : 0;
     }
 #endif
 #ifdef MONGOCACHE_HAVE_ZSTD
     case WIRE_COMPRESSOR_ZSTD: {
-        size_t n = ZSTD_compress(out, room, body, body_len, ZSTD_LEVEL);
+        size_t n;
+
+        if (ctx && !ctx->zc)
+            ctx->zc = ZSTD_createCCtx();
+        n = ctx && ctx->zc ? ZSTD_compressCCtx(ctx->zc, out, room, body, body_len, ZSTD_LEVEL)
+                           : ZSTD_compress(out, room, body, body_len, ZSTD_LEVEL);
 
         return ZSTD_isError(n) ? 0 : n;
     }
 #endif
     default:
+        (void)ctx;
         (void)body;
         (void)body_len;
         (void)zlib_level;
@@ -350,8 +488,9 @@ deflate_into(int id, const uint8_t *body, size_t body_len, int zlib_level, uint8
 }
 
 uint8_t *
-wire_compress_encode(const struct wire_header *h, const uint8_t *body, size_t body_len, int id,
-                     int zlib_level, size_t *out_len, bson_error_t *error)
+wire_compress_encode(struct wire_compress_ctx *ctx, const struct wire_header *h,
+                     const uint8_t *body, size_t body_len, int id, int zlib_level, size_t *out_len,
+                     bson_error_t *error)
 {
     const size_t at = WIRE_HEADER_LEN + WIRE_COMPRESS_PREFIX_LEN;
     size_t room, n;
@@ -372,7 +511,7 @@ wire_compress_encode(const struct wire_header *h, const uint8_t *body, size_t bo
         return NULL;
     }
     out = bson_malloc(at + room + 1);
-    n = deflate_into(id, body, body_len, zlib_level, out + at, room + 1);
+    n = deflate_into(ctx, id, body, body_len, zlib_level, out + at, room + 1);
     if ((n == 0 && body_len > 0) || at + n > (size_t)INT32_MAX) {
         bson_free(out);
         refuse(error, "compressor %lld failed on %lld bytes", (long long)id, (long long)body_len);

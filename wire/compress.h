@@ -49,6 +49,17 @@ struct wire_compressed {
     size_t payload_len;
 };
 
+/*
+ * The compression libraries' state, kept from one message to the next (one
+ * per thread: it is not shared). Made by wire_compress_ctx_new (never NULL),
+ * freed by wire_compress_ctx_destroy (NULL: nothing). The decode and
+ * encode calls take one, or NULL for one-shot library calls (much slower:
+ * each call then makes and frees the libraries' state).
+ */
+struct wire_compress_ctx;
+struct wire_compress_ctx *wire_compress_ctx_new(void);
+void wire_compress_ctx_destroy(struct wire_compress_ctx *ctx);
+
 /* Whether this build can decode and encode with compressor id (noop: always). */
 bool wire_compress_built(int id);
 
@@ -73,7 +84,7 @@ bool wire_compress_parse(const uint8_t *data, size_t len, int32_t max_len,
     __attribute__((warn_unused_result));
 
 /*
- * Decompresses msg (from wire_compress_parse) into the message it wraps:
+ * Decompresses msg (from wire_compress_parse; ctx: see above) into the message it wraps:
  * a header (length 16 + uncompressedSize, msg's requestID and responseTo,
  * originalOpcode) and the decompressed bytes, which must be exactly
  * uncompressedSize and the whole payload. Returns a buffer of *out_len
@@ -81,19 +92,21 @@ bool wire_compress_parse(const uint8_t *data, size_t len, int32_t max_len,
  * (WIRE_ERR_PROTOCOL) when the payload is not a valid stream of that size.
  * Allocates 16 + uncompressedSize bytes and no more.
  */
-uint8_t *wire_compress_decode(const struct wire_compressed *msg, size_t *out_len,
-                              bson_error_t *error) __attribute__((warn_unused_result));
+uint8_t *wire_compress_decode(struct wire_compress_ctx *ctx, const struct wire_compressed *msg,
+                              size_t *out_len, bson_error_t *error)
+    __attribute__((warn_unused_result));
 
 /*
- * Wraps a message in OP_COMPRESSED with compressor id (built): h gives the
+ * Wraps a message in OP_COMPRESSED with compressor id (built; ctx: see above): h gives the
  * requestID and responseTo of the new header and the originalOpcode; body
  * (body_len bytes) is the message after its header. zlib_level applies to
  * zlib only (-1..9). Returns a buffer of *out_len bytes the caller frees
  * with bson_free; NULL with error set when the id is not built, the result
  * would pass INT32_MAX bytes or the library fails.
  */
-uint8_t *wire_compress_encode(const struct wire_header *h, const uint8_t *body, size_t body_len,
-                              int id, int zlib_level, size_t *out_len, bson_error_t *error)
+uint8_t *wire_compress_encode(struct wire_compress_ctx *ctx, const struct wire_header *h,
+                              const uint8_t *body, size_t body_len, int id, int zlib_level,
+                              size_t *out_len, bson_error_t *error)
     __attribute__((warn_unused_result));
 
 #endif
