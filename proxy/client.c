@@ -69,8 +69,10 @@ static void update_timer(struct proxy_client *c, bool progressed);
 static void maybe_finish(struct proxy_client *c);
 static void flush_canned(struct proxy_client *c);
 static void forward(struct proxy_client *c, const uint8_t *data, size_t len, uint8_t *replacement,
-                    size_t replacement_len, bool oneway);
+                    size_t replacement_len, bool oneway, bool may_compress);
 static bool on_reply(void *arg, const uint8_t *data, const struct wire_header *h);
+static bool handle_reply(struct proxy_client *c, struct proxy_request *req, const uint8_t *data,
+                         const struct wire_header *h, size_t in_len, uint8_t **owned);
 static void on_upstream_down(void *arg, const char *why, bool connected);
 static void on_upstream_invalid(void *arg, const char *why);
 static void on_upstream_drained(void *arg);
@@ -702,7 +704,7 @@ send_barrier(struct proxy_client *c)
     proxy_request_set_state(req, PROXY_REQUEST_UPSTREAM);
     c->barrier = true;
     proxy_stats_add(&c->server->stats, PROXY_STAT_oneway_barriers, 1);
-    forward(c, NULL, 0, bytes, len, false);
+    forward(c, NULL, 0, bytes, len, false, false);
 }
 
 /*
@@ -840,10 +842,12 @@ admit(struct proxy_client *c, const struct wire_header *h, size_t avail)
  * Moves the message of len bytes at the front of the input (contiguous at
  * data) to the upstream, or replaces it with `replacement` (taken) when the
  * proxy rewrote it (len 0: a message of the proxy's own, nothing to drop).
+ * may_compress: it may go compressed when the upstream agreed on a
+ * compressor (never the handshake or authentication: OP_COMPRESSED.md).
  */
 static void
 forward(struct proxy_client *c, const uint8_t *data, size_t len, uint8_t *replacement,
-        size_t replacement_len, bool oneway)
+        size_t replacement_len, bool oneway, bool may_compress)
 {
     struct evbuffer *out;
     size_t limit = (size_t)c->server->conf->buffer_limit;
@@ -858,7 +862,20 @@ forward(struct proxy_client *c, const uint8_t *data, size_t len, uint8_t *replac
             return;
         }
         c->oneway_sent = false;
+        c->up_compressor = -1; /* a new connection: plain until its hello agrees otherwise */
         proxy_upstream_set_low_watermark(c->up, limit / 2);
+    }
+    if (may_compress && c->up_compressor >= 0 && (replacement || data)) {
+        size_t n;
+        uint8_t *packed = proxy_compress_upstream_request(
+            c->server, c->up_compressor, replacement ? replacement : data,
+            replacement ? replacement_len : len, &n);
+
+        if (packed) {
+            bson_free(replacement);
+            replacement = packed;
+            replacement_len = n;
+        }
     }
     if (replacement) {
         out = c->scratch;
@@ -1099,7 +1116,7 @@ handle_op_msg(struct proxy_client *c, const uint8_t *data, const struct wire_hea
         req->upstream_us = req->started_us; /* sent now: the round trip starts */
         proxy_request_set_state(req, PROXY_REQUEST_UPSTREAM);
     }
-    forward(c, data, in_len, replacement, replacement_len, oneway);
+    forward(c, data, in_len, replacement, replacement_len, oneway, route == PROXY_ROUTE_FORWARD);
     if (oneway && c->oneway_count == ONEWAY_RING && c->phase < PROXY_CLIENT_DEAD)
         send_barrier(c);
     return true;
@@ -1150,7 +1167,7 @@ handle_op_query(struct proxy_client *c, const uint8_t *data,
     bson_destroy(&stripped);
     req->upstream_us = req->started_us;
     proxy_request_set_state(req, PROXY_REQUEST_UPSTREAM);
-    forward(c, data, (size_t)h->length, replacement, replacement_len, false);
+    forward(c, data, (size_t)h->length, replacement, replacement_len, false, false);
     return true;
 }
 
@@ -1327,7 +1344,7 @@ request_resolved(struct proxy_request *req)
             req->upstream_us = conf_clock_us();
         held = proxy_request_take_held(req, &len);
         proxy_request_set_state(req, PROXY_REQUEST_UPSTREAM);
-        forward(c, NULL, 0, held, len, false);
+        forward(c, NULL, 0, held, len, false, true);
     }
     unblock(c);
 }
@@ -1542,19 +1559,9 @@ static bool
 on_reply(void *arg, const uint8_t *data, const struct wire_header *h)
 {
     struct proxy_client *c = arg;
-    const struct conf *conf = c->server->conf;
     struct proxy_request *req = in_flight_head(c);
-    const uint8_t *body = NULL;
-    uint32_t body_len = 0;
-    int32_t reply_flags = 0;
     bson_error_t error;
     char what[320];
-    uint8_t *rewritten = NULL;
-    size_t rewritten_len = 0;
-    enum proxy_outcome outcome;
-    int64_t now_us = 0;
-    int ok = -1;
-    bson_t reply;
 
     if ((!req || h->response_to != proxy_drain_expected_id(req)) &&
         answers_oneway(c, h->response_to)) {
@@ -1592,6 +1599,49 @@ on_reply(void *arg, const uint8_t *data, const struct wire_header *h)
         upstream_protocol_error(c, req, "out of memory");
         return false;
     }
+    if (h->opcode == WIRE_OP_COMPRESSED) {
+        /* Decoded before anything reads it; the input's h->length bytes are dropped as the
+         * decoded reply goes on in their place. */
+        struct wire_header inner;
+        uint8_t *owned;
+        size_t len;
+        bool go_on;
+
+        owned = proxy_compress_upstream_reply(c->server, data, (size_t)h->length, &len, &error);
+        if (!owned) {
+            upstream_protocol_error(c, req, error.message);
+            return false;
+        }
+        (void)wire_frame_header(owned, len, WIRE_MAX_MESSAGE_LEN, &inner, &error);
+        go_on = handle_reply(c, req, owned, &inner, (size_t)h->length, &owned);
+        bson_free(owned);
+        return go_on;
+    }
+    return handle_reply(c, req, data, h, (size_t)h->length, NULL);
+}
+
+/*
+ * The reply to req at data (h: its header), in the upstream's input as
+ * in_len bytes: h->length, or an OP_COMPRESSED decoded into *owned (which
+ * a reply kept for later takes; owned NULL for a plain reply).
+ */
+static bool
+handle_reply(struct proxy_client *c, struct proxy_request *req, const uint8_t *data,
+             const struct wire_header *h, size_t in_len, uint8_t **owned)
+{
+    const struct conf *conf = c->server->conf;
+    const uint8_t *body = NULL;
+    uint32_t body_len = 0;
+    int32_t reply_flags = 0;
+    bson_error_t error;
+    char what[320];
+    uint8_t *rewritten = NULL;
+    size_t rewritten_len = 0;
+    enum proxy_outcome outcome;
+    int64_t now_us = 0;
+    int ok = -1;
+    bson_t reply;
+
     if (req->legacy) {
         struct wire_reply r;
 
@@ -1669,7 +1719,7 @@ on_reply(void *arg, const uint8_t *data, const struct wire_header *h)
              * whole result once the cursor is drained (req READY). */
             bool over = proxy_drain_step(c, req, &reply);
 
-            proxy_upstream_drain(c->up, (size_t)h->length);
+            proxy_upstream_drain(c->up, in_len);
             if (over)
                 unblock(c);
             else
@@ -1694,8 +1744,14 @@ on_reply(void *arg, const uint8_t *data, const struct wire_header *h)
          * and is gone with the upstream if that is lost (so are all the
          * requests: on_upstream_down); otherwise it is copied out. */
         proxy_request_forget_inval(req);
-        if (TAILQ_FIRST(&c->pending) == req && req->reply_compressor < 0) {
+        if (TAILQ_FIRST(&c->pending) == req && req->reply_compressor < 0 && !owned) {
             req->ack_in_upstream = (size_t)h->length;
+        } else if (owned) {
+            /* A decoded reply: kept as it is, its compressed bytes dropped. */
+            req->canned = *owned;
+            *owned = NULL;
+            req->canned_len = (size_t)h->length;
+            proxy_upstream_drain(c->up, in_len);
         } else {
             req->canned = bson_malloc((size_t)h->length);
             proxy_upstream_remove(c->up, req->canned, (size_t)h->length);
@@ -1707,12 +1763,17 @@ on_reply(void *arg, const uint8_t *data, const struct wire_header *h)
         return c->phase < PROXY_CLIENT_DEAD;
     }
     if (rewritten) {
-        proxy_upstream_drain(c->up, (size_t)h->length);
+        proxy_upstream_drain(c->up, in_len);
         write_owned(c, rewritten, rewritten_len);
     } else if (c->phase == PROXY_CLIENT_GONE) {
-        proxy_upstream_drain(c->up, (size_t)h->length);
+        proxy_upstream_drain(c->up, in_len);
     } else if (req->reply_compressor >= 0 && relay_compressed(c, req, data, (size_t)h->length)) {
-        proxy_upstream_drain(c->up, (size_t)h->length);
+        proxy_upstream_drain(c->up, in_len);
+    } else if (owned) {
+        /* A decoded reply for a plain request: its plain bytes, not the upstream's. */
+        proxy_upstream_drain(c->up, in_len);
+        write_owned(c, *owned, (size_t)h->length);
+        *owned = NULL;
     } else {
         proxy_upstream_send_to(c->up, c->conn, data, (size_t)h->length);
     }
@@ -1829,6 +1890,7 @@ proxy_client_new(struct proxy_server *server, evutil_socket_t fd, const struct s
     c->server = server;
     c->id = ++server->next_conn_id;
     c->in_compressor = -1;
+    c->up_compressor = -1;
     TAILQ_INIT(&c->pending);
     proxy_auth_init(&c->auth);
     format_peer(c->peer, sizeof c->peer, addr);

@@ -107,6 +107,8 @@ struct proxy_client {
      * handled, its compressor (else -1), which its request keeps for the reply. */
     uint32_t compressors;
     int in_compressor;
+    int up_compressor; /* the compressor the upstream agreed on c->up, or -1 (a new upstream
+                        * connection starts plain until its own hello) */
 };
 
 

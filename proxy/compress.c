@@ -34,6 +34,19 @@ static const enum proxy_stat_id reply_stat[WIRE_COMPRESSOR_COUNT] = {
     PROXY_STAT_compressed_replies_zstd,
 };
 
+static const enum proxy_stat_id upstream_request_stat[WIRE_COMPRESSOR_COUNT] = {
+    PROXY_STAT_upstream_compressed_requests_noop,
+    PROXY_STAT_upstream_compressed_requests_snappy,
+    PROXY_STAT_upstream_compressed_requests_zlib,
+    PROXY_STAT_upstream_compressed_requests_zstd,
+};
+static const enum proxy_stat_id upstream_reply_stat[WIRE_COMPRESSOR_COUNT] = {
+    PROXY_STAT_upstream_compressed_replies_noop,
+    PROXY_STAT_upstream_compressed_replies_snappy,
+    PROXY_STAT_upstream_compressed_replies_zlib,
+    PROXY_STAT_upstream_compressed_replies_zstd,
+};
+
 /* zlib's level for replies: its fastest (measured in docs/configuration.md, "Wire
  * compression": level 1 keeps the default level's saving on BSON replies at a quarter of
  * its time on 64 KB). */
@@ -80,8 +93,7 @@ proxy_compress_offer(const char *list)
 
 uint8_t *
 proxy_compress_request(struct proxy_server *server, uint32_t agreed, const uint8_t *data,
-                       size_t len, int *id, size_t *out_len, bool *over_memory,
-                       bson_error_t *error)
+                       size_t len, int *id, size_t *out_len, bool *over_memory, bson_error_t *error)
 {
     struct wire_compressed msg;
     uint8_t *out;
@@ -134,8 +146,94 @@ proxy_compress_reply(struct proxy_server *server, int id, const uint8_t *header,
     h.request_id = wire_frame_read_i32(header + 4);
     h.response_to = wire_frame_read_i32(header + 8);
     h.opcode = wire_frame_read_i32(header + 12);
-    out = wire_compress_encode(proxy_compress_ctx(server), &h, body, body_len, id,
-                               REPLY_ZLIB_LEVEL, out_len, &error);
+    out = wire_compress_encode(proxy_compress_ctx(server), &h, body, body_len, id, REPLY_ZLIB_LEVEL,
+                               out_len, &error);
     proxy_stats_add(&server->stats, out ? reply_stat[id] : PROXY_STAT_compression_failures, 1);
+    return out;
+}
+
+/* ---- the upstream link ------------------------------------------------------ */
+
+void
+proxy_compress_upstream_offer(const struct proxy_server *server, bson_t *hello)
+{
+    bson_t list;
+
+    if (server->upstream_n_compressors == 0)
+        return;
+    BSON_APPEND_ARRAY_BEGIN(hello, "compression", &list);
+    for (uint8_t i = 0; i < server->upstream_n_compressors; i++) {
+        char index[16];
+        const char *key;
+
+        bson_uint32_to_string(i, &key, index, sizeof index);
+        BSON_APPEND_UTF8(&list, key, wire_compress_name(server->upstream_compressors[i]));
+    }
+    bson_append_array_end(hello, &list);
+}
+
+int
+proxy_compress_upstream_pick(const struct proxy_server *server, const bson_t *reply)
+{
+    uint32_t listed = 0;
+    bson_iter_t it, list;
+
+    if (server->upstream_n_compressors == 0 || !bson_iter_init_find(&it, reply, "compression") ||
+        !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &list))
+        return -1;
+    while (bson_iter_next(&list)) {
+        uint32_t len;
+        const char *name;
+        int id;
+
+        if (!BSON_ITER_HOLDS_UTF8(&list))
+            continue;
+        name = bson_iter_utf8(&list, &len);
+        id = wire_compress_lookup(name, len);
+        if (id >= 0)
+            listed |= 1u << id;
+    }
+    /* OP_COMPRESSED.md: "clients MUST use the first compressor in the client's configured
+     * compressors list that is also in the servers list". */
+    for (uint8_t i = 0; i < server->upstream_n_compressors; i++)
+        if (listed & (1u << server->upstream_compressors[i]))
+            return server->upstream_compressors[i];
+    return -1;
+}
+
+uint8_t *
+proxy_compress_upstream_request(struct proxy_server *server, int id, const uint8_t *msg, size_t len,
+                                size_t *out_len)
+{
+    struct wire_header h;
+    bson_error_t error;
+    uint8_t *out;
+
+    if (id < 0 || id >= WIRE_COMPRESSOR_COUNT || len < WIRE_HEADER_LEN)
+        return NULL;
+    h.length = wire_frame_read_i32(msg);
+    h.request_id = wire_frame_read_i32(msg + 4);
+    h.response_to = wire_frame_read_i32(msg + 8);
+    h.opcode = wire_frame_read_i32(msg + 12);
+    out = wire_compress_encode(proxy_compress_ctx(server), &h, msg + WIRE_HEADER_LEN,
+                               len - WIRE_HEADER_LEN, id, server->upstream_zlib_level, out_len,
+                               &error);
+    proxy_stats_add(&server->stats,
+                    out ? upstream_request_stat[id] : PROXY_STAT_compression_failures, 1);
+    return out;
+}
+
+uint8_t *
+proxy_compress_upstream_reply(struct proxy_server *server, const uint8_t *data, size_t len,
+                              size_t *out_len, bson_error_t *error)
+{
+    struct wire_compressed msg;
+    uint8_t *out;
+
+    if (!wire_compress_parse(data, len, (int32_t)server->conf->max_message_size, &msg, error))
+        return NULL;
+    out = wire_compress_decode(proxy_compress_ctx(server), &msg, out_len, error);
+    if (out)
+        proxy_stats_add(&server->stats, upstream_reply_stat[msg.compressor], 1);
     return out;
 }

@@ -47,4 +47,38 @@ uint8_t *proxy_compress_reply(struct proxy_server *server, int id, const uint8_t
                               const uint8_t *body, size_t body_len, size_t *out_len)
     __attribute__((warn_unused_result));
 
+/*
+ * The upstream link, independent of the clients': each client connection's
+ * hello to the upstream offers the upstream URI's compressors= (in its
+ * order); the first of them the upstream's reply lists is used for that
+ * connection's requests from then on (never for the handshake or
+ * authentication); the upstream's compressed replies are decoded whatever
+ * compressor they name (one this build has), before anything reads them.
+ */
+
+/* Appends `compression: [the URI's compressors]` to hello (nothing when it names none). */
+void proxy_compress_upstream_offer(const struct proxy_server *server, bson_t *hello);
+
+/* The compressor the upstream's hello reply (checked, borrowed) agrees to, or -1. */
+int proxy_compress_upstream_pick(const struct proxy_server *server, const bson_t *reply);
+
+/*
+ * The whole message msg (len bytes) compressed with id for the upstream
+ * (bson_free), counted in upstream_compressed_requests_<name>; NULL when
+ * compressing failed (counted in compression_failures): it goes plain.
+ */
+uint8_t *proxy_compress_upstream_request(struct proxy_server *server, int id, const uint8_t *msg,
+                                         size_t len, size_t *out_len)
+    __attribute__((warn_unused_result));
+
+/*
+ * The upstream's OP_COMPRESSED reply (data, len bytes) decoded into the
+ * message it wraps (bson_free), bounded by max_message_size, counted in
+ * upstream_compressed_replies_<name>; NULL with error set when it is
+ * invalid (a protocol error of the upstream's).
+ */
+uint8_t *proxy_compress_upstream_reply(struct proxy_server *server, const uint8_t *data, size_t len,
+                                       size_t *out_len, bson_error_t *error)
+    __attribute__((warn_unused_result));
+
 #endif

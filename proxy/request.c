@@ -42,12 +42,14 @@
  *    |                   hit          -> req->hit, the held copy freed ..... READY
  *    |                   miss, bypass -> proxy_request_take_held, forward .. UPSTREAM
  *    |                 either way the client reads on (unblock)
- *    +- sent: forward -> upstream.c proxy_upstream_send ............... UPSTREAM
+ *    +- sent: forward -> upstream.c proxy_upstream_send (compressed when
+ *       the upstream agreed on a compressor: proxy/compress.c) .......... UPSTREAM
  *
  *  upstream socket
  *   upstream.c proxy_upstream_process frames a reply and hands it to
  *   client.c on_reply (struct proxy_upstream_cbs): its responseTo must be
  *   the oldest request awaiting the upstream (proxy_request_awaits_upstream);
+ *   an OP_COMPRESSED reply is decoded, and handle_reply takes it from there:
  *   the reply is checked, timed and advised, then by route:
  *    +- HELLO: proxy_handshake_rewrite_hello (persona); SASL: observed
  *    +- a miss whose reply is an open cursor, the only request in flight:

@@ -43,10 +43,14 @@ run() { # CLIENT URI DB COMPRESSOR OUT
     esac >"$5" 2>"$5.err"
 }
 
-counter() { # NAME: the proxy P1's counter
+counter() { # NAME [HTTP_PORT]: a proxy's counter (P1's by default)
     "$MC_PYTHON" -c 'import json, sys, urllib.request
 print(json.load(urllib.request.urlopen("http://127.0.0.1:%s/stats" % sys.argv[1]))["counters"][sys.argv[2]])' \
-        "$P1_HTTP" "$1"
+        "${2:-$P1_HTTP}" "$1"
+}
+
+relayed() { # FILE KEY: a relay's count
+    "$MC_PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"
 }
 
 same() { # NAME REFERENCE OUT: the transcripts are equal and complete
@@ -97,5 +101,65 @@ for client in $CLIENTS; do
         mc_ok "$st" "$client, $algo: cache hits served compressed ($hits)"
     done
 done
+
+# ---- 3. the upstream link ------------------------------------------------------------
+# FerretDB speaks no compression, so a relay of our own stands in front of it
+# (compress_relay.py: negotiates like mongod, decompresses requests, compresses
+# each reply with its request's compressor, counts both ways).
+start_relay() { # OFFER: sets RELAY_PORT RELAY_COUNTS
+    RELAY_PORT=$(mc_free_port)
+    RELAY_COUNTS=$MC_TMP/relay.$RELAY_PORT.json
+    "$MC_PYTHON" "$MC_TESTDIR/compress_relay.py" --listen "$RELAY_PORT" --upstream "$FERRET_PORT" \
+        --offer "$1" --counts "$RELAY_COUNTS" 2>"$RELAY_COUNTS.err" &
+    mc_track $!
+    mc_wait_port "$RELAY_PORT" $! 10 || mc_bail "compress_relay.py did not start"
+}
+
+start_relay zstd,zlib,snappy
+R1_COUNTS=$RELAY_COUNTS
+MC_PROXY_UPSTREAM="mongodb://127.0.0.1:$RELAY_PORT/?compressors=snappy,zlib" mc_start_proxy
+P3_URI=$PROXY_URI P3_HTTP=$PROXY_HTTP_PORT
+
+# a plain client: the proxy compresses toward the upstream with the first of its own
+# list the relay offers (snappy), and decodes the relay's compressed replies
+run pymongo "$P3_URI" cz_up_pymongo "" "$MC_TMP/up.pymongo" || true
+same "upstream snappy, plain pymongo client: the same documents as directly" \
+    "$MC_TMP/pymongo.direct" "$MC_TMP/up.pymongo"
+in_s=$(relayed "$R1_COUNTS" in_snappy) out_s=$(relayed "$R1_COUNTS" out_snappy)
+other=$(($(relayed "$R1_COUNTS" in_zlib) + $(relayed "$R1_COUNTS" in_zstd)))
+bad=$(($(relayed "$R1_COUNTS" violations) + $(relayed "$R1_COUNTS" errors)))
+st=0
+[ "$in_s" -ge 12 ] && [ "$out_s" -ge 12 ] && [ "$other" -eq 0 ] && [ "$bad" -eq 0 ] || st=1
+mc_ok "$st" "the relay got $in_s requests compressed with snappy and sent $out_s back (other compressors $other, handshake or auth compressed or undecodable: $bad)"
+up_req=$(counter upstream_compressed_requests_snappy "$P3_HTTP")
+up_rep=$(counter upstream_compressed_replies_snappy "$P3_HTTP")
+st=0
+[ "$up_req" -eq "$in_s" ] && [ "$up_rep" -eq "$out_s" ] || st=1
+mc_ok "$st" "the proxy counted the same: upstream_compressed_requests_snappy $up_req, upstream_compressed_replies_snappy $up_rep"
+
+# a client compressing with zstd: each side keeps its own compressor
+in0=$in_s
+z0=$(counter compressed_requests_zstd "$P3_HTTP")
+run node "$P3_URI" cz_up_node zstd "$MC_TMP/up.node" || true
+same "upstream snappy, Node client with zstd: the same documents as directly" \
+    "$MC_TMP/node.direct" "$MC_TMP/up.node"
+in_s=$(relayed "$R1_COUNTS" in_snappy)
+z=$(($(counter compressed_requests_zstd "$P3_HTTP") - z0))
+st=0
+[ "$((in_s - in0))" -ge 12 ] && [ "$z" -ge 12 ] && [ "$(relayed "$R1_COUNTS" in_zstd)" -eq 0 ] || st=1
+mc_ok "$st" "client zstd ($z requests) and upstream snappy ($((in_s - in0)) requests) negotiated independently"
+
+# nothing in common with the upstream: the link stays plain
+start_relay zstd
+R2_COUNTS=$RELAY_COUNTS
+MC_PROXY_UPSTREAM="mongodb://127.0.0.1:$RELAY_PORT/?compressors=snappy,zlib" mc_start_proxy
+run pymongo "$PROXY_URI" cz_up_plain "" "$MC_TMP/up.plain" || true
+same "upstream offering only zstd to a proxy asking snappy,zlib: the same documents" \
+    "$MC_TMP/pymongo.direct" "$MC_TMP/up.plain"
+n=0
+for a in noop snappy zlib zstd; do n=$((n + $(relayed "$R2_COUNTS" "in_$a"))); done
+st=0
+[ "$n" -eq 0 ] && [ "$(relayed "$R2_COUNTS" plain)" -ge 12 ] || st=1
+mc_ok "$st" "... and nothing was compressed toward it ($n compressed, $(relayed "$R2_COUNTS" plain) plain)"
 
 mc_done
