@@ -243,6 +243,13 @@ def driver(args):
     got = coll.find_one({"_id": 1000})
     show("big", [len(got["big"]), got["big"] == big])
     show("big_again", [len(coll.find_one({"_id": 1000})["big"])])
+    # more than one batch: the proxy drains the cursor and serves it from its own (first
+    # batch and getMores compressed for a compressed client), then again from the cache
+    db.many.drop()
+    db.many.insert_many([{"_id": i, "v": "m%d" % i} for i in range(250)])
+    show("many", [d["_id"] for d in db.many.find({}).sort("_id", 1)])
+    show("many_again", [d["_id"] for d in db.many.find({}).sort("_id", 1)])
+    db.many.drop()
     r = coll.delete_many({"qty": {"$gte": 60}})
     show("delete", r.deleted_count)
     show("count_after", coll.count_documents({}))

@@ -55,7 +55,7 @@ relayed() { # FILE KEY: a relay's count
 
 same() { # NAME REFERENCE OUT: the transcripts are equal and complete
     local st=0
-    [ "$(grep -c '^step=' "$3")" -eq 12 ] || st=1
+    [ "$(grep -c '^step=' "$3")" -eq 14 ] || st=1
     diff "$2" "$3" >"$3.diff" || st=1
     mc_ok "$st" "$1"
     if [ "$st" -ne 0 ]; then
@@ -68,7 +68,7 @@ for client in $CLIENTS; do
     ref=$MC_TMP/$client.direct
     st=0
     run "$client" "$FERRET_URI" "cz_${client}_direct" "" "$ref" || st=$?
-    [ "$st" -eq 0 ] && [ "$(grep -c '^step=' "$ref")" -eq 12 ] ||
+    [ "$st" -eq 0 ] && [ "$(grep -c '^step=' "$ref")" -eq 14 ] ||
         { mc_diag "$client directly:"; tail -n 5 "$ref.err" | sed 's/^/#   /'; }
     run "$client" "$P1_URI" "cz_${client}_plain" "" "$MC_TMP/$client.plain" 2>/dev/null || true
     same "$client: through the proxy without compression, the same documents as directly" \

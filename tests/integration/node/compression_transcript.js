@@ -49,6 +49,13 @@ function show(step, value) {
   const got = await coll.findOne({ _id: 1000 });
   show('big', [got.big.length, got.big === big]);
   show('big_again', [(await coll.findOne({ _id: 1000 })).big.length]);
+  // more than one batch: drained by the proxy, served from its own cursor, then again
+  const many = client.db(dbName).collection('many');
+  await many.drop().catch(() => {});
+  await many.insertMany(Array.from({ length: 250 }, (_, i) => ({ _id: i, v: `m${i}` })));
+  show('many', (await many.find({}).sort({ _id: 1 }).toArray()).map((d) => d._id));
+  show('many_again', (await many.find({}).sort({ _id: 1 }).toArray()).map((d) => d._id));
+  await many.drop();
   const d = await coll.deleteMany({ qty: { $gte: 60 } });
   show('delete', d.deletedCount);
   show('count_after', await coll.countDocuments({}));
