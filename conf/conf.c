@@ -120,21 +120,12 @@ validate(struct conf *conf)
     }
     {
         /* admin_users: each entry "user@db" (proxy/action.c reads it so, at the last '@'). */
-        const char *p = conf->admin_users;
+        const char *p = conf->admin_users, *start;
+        size_t len;
 
-        while (*p != '\0') {
-            const char *start, *end, *at = NULL;
+        while (conf_parse_list_next(&p, &start, &len)) {
+            const char *end = start + len, *at = NULL;
 
-            while (*p == ' ' || *p == '\t' || *p == ',')
-                p++;
-            if (*p == '\0')
-                break;
-            start = p;
-            while (*p != '\0' && *p != ',')
-                p++;
-            end = p;
-            while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
-                end--;
             for (const char *q = start; q < end; q++)
                 if (*q == '@')
                     at = q;
@@ -165,23 +156,13 @@ validate(struct conf *conf)
     {
         /* compressors: names of OP_COMPRESSED.md; one this build lacks is skipped with a
          * warning (proxy/compress.c offers only what is built). */
-        const char *p = conf->compressors;
+        const char *p = conf->compressors, *start;
+        size_t len;
 
-        while (*p != '\0') {
-            const char *start, *end;
-            int id;
+        while (conf_parse_list_next(&p, &start, &len)) {
+            const char *end = start + len;
+            int id = wire_compress_lookup(start, len);
 
-            while (*p == ' ' || *p == '\t' || *p == ',')
-                p++;
-            if (*p == '\0')
-                break;
-            start = p;
-            while (*p != '\0' && *p != ',')
-                p++;
-            end = p;
-            while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
-                end--;
-            id = wire_compress_lookup(start, (size_t)(end - start));
             if (id < 0) {
                 conf_notes_add(&conf->errors,
                                "invalid value \"%.128s\" for compressors (from %s): \"%.*s\" "

@@ -13,6 +13,8 @@
  */
 #include "proxy/compress.h"
 
+#include "conf/parse.h"
+#include "proxy/hello.h"
 #include "proxy/io.h"
 #include "proxy/server.h"
 #include "proxy/stats.h"
@@ -70,21 +72,12 @@ uint32_t
 proxy_compress_offer(const char *list)
 {
     uint32_t mask = 0;
-    const char *p = list;
+    const char *p = list, *start;
+    size_t len;
 
-    while (*p != '\0') {
-        const char *start, *end;
-        int id;
+    while (conf_parse_list_next(&p, &start, &len)) {
+        int id = wire_compress_lookup(start, len);
 
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        start = p;
-        while (*p != '\0' && *p != ',')
-            p++;
-        end = p;
-        while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
-            end--;
-        id = wire_compress_lookup(start, (size_t)(end - start));
         if (id >= 0 && wire_compress_built(id))
             mask |= 1u << id;
     }
@@ -175,28 +168,17 @@ proxy_compress_upstream_offer(const struct proxy_server *server, bson_t *hello)
 int
 proxy_compress_upstream_pick(const struct proxy_server *server, const bson_t *reply)
 {
-    uint32_t listed = 0;
-    bson_iter_t it, list;
+    struct proxy_hello_request listed;
+    bson_iter_t it;
 
-    if (server->upstream_n_compressors == 0 || !bson_iter_init_find(&it, reply, "compression") ||
-        !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &list))
+    memset(&listed, 0, sizeof listed);
+    if (server->upstream_n_compressors == 0 || !bson_iter_init_find(&it, reply, "compression"))
         return -1;
-    while (bson_iter_next(&list)) {
-        uint32_t len;
-        const char *name;
-        int id;
-
-        if (!BSON_ITER_HOLDS_UTF8(&list))
-            continue;
-        name = bson_iter_utf8(&list, &len);
-        id = wire_compress_lookup(name, len);
-        if (id >= 0)
-            listed |= 1u << id;
-    }
+    proxy_hello_read_compressors(&it, &listed);
     /* OP_COMPRESSED.md: "clients MUST use the first compressor in the client's configured
      * compressors list that is also in the servers list". */
     for (uint8_t i = 0; i < server->upstream_n_compressors; i++)
-        if (listed & (1u << server->upstream_compressors[i]))
+        if (proxy_hello_agreed(&listed, 1u << server->upstream_compressors[i]))
             return server->upstream_compressors[i];
     return -1;
 }

@@ -68,18 +68,14 @@ dropped_member(enum wire_name key)
     }
 }
 
-/*
- * Keeps the compressors a hello's `compression` array names, in its order,
- * each once. Anything else in it (an unknown name, a non-string) is
- * skipped: the spec has drivers leave out what they do not support, and a
- * server ignores what it does not know.
- */
-static void
-read_compressors(const bson_iter_t *field, struct proxy_hello_request *req)
+void
+proxy_hello_read_compressors(const bson_iter_t *field, struct proxy_hello_request *req)
 {
     uint32_t seen = 0;
     bson_iter_t it;
 
+    for (uint8_t i = 0; i < req->n_compressors; i++)
+        seen |= 1u << req->compressors[i];
     if (!BSON_ITER_HOLDS_ARRAY(field) || !bson_iter_recurse(field, &it))
         return;
     while (bson_iter_next(&it) && req->n_compressors < WIRE_COMPRESSOR_COUNT) {
@@ -124,7 +120,7 @@ proxy_hello_prepare(const bson_t *cmd, bson_t *out, struct proxy_hello_request *
         if (id == WIRE_NAME_COMPRESSION) {
             req->had_compression = true;
             changed = true;
-            read_compressors(&it, req);
+            proxy_hello_read_compressors(&it, req);
             continue;
         }
         if (id == WIRE_NAME_LOAD_BALANCED) {

@@ -91,6 +91,15 @@ struct proxy_hello_self {
  */
 bool proxy_hello_prepare(const bson_t *cmd, bson_t *out, struct proxy_hello_request *req);
 
+/*
+ * Keeps in req the compressors a `compression` array (field: at it, in a
+ * hello or its reply) names, in its order, each once, after those req
+ * holds. Anything else in it (an unknown name, a non-string, not an array)
+ * is skipped: the spec has drivers leave out what they do not support, and
+ * a server ignores what it does not know.
+ */
+void proxy_hello_read_compressors(const bson_iter_t *field, struct proxy_hello_request *req);
+
 /* The compressors both req's list and offer (bit (1 << id)) name, as such a mask. */
 uint32_t proxy_hello_agreed(const struct proxy_hello_request *req, uint32_t offer);
 
