@@ -1001,7 +1001,7 @@ handle_op_msg(struct proxy_client *c, const uint8_t *data, const struct wire_hea
     struct proxy_request *req = NULL;
     uint8_t *replacement = NULL;
     size_t replacement_len = 0;
-    bool oneway;
+    bool oneway, never;
     bson_t body;
 
     if (!wire_msg_parse(data, (size_t)h->length, (uint32_t)conf->max_bson_depth, &msg, &error)) {
@@ -1019,9 +1019,14 @@ handle_op_msg(struct proxy_client *c, const uint8_t *data, const struct wire_hea
                  cmd.name ? cmd.name : "?", cmd.db ? cmd.db : "?",
                  proxy_router_route_name(route), h->length, oneway);
 
+    /* Compression at all on this connection, either side: then a command that is never
+     * compressed (createUser, ...) is neither sent compressed nor answered so. */
+    never = (c->in_compressor >= 0 || c->up_compressor >= 0) && proxy_compress_never(&cmd);
     if (!oneway) {
         req = push_request(c, h->request_id, route, false);
         proxy_slow_note(c, req, cmd.name ? &cmd : NULL);
+        if (never)
+            req->reply_compressor = -1;
     } else
         remember_oneway(c, h->request_id);
     (void)bson_init_static(&body, msg.body, msg.body_len);
@@ -1116,7 +1121,8 @@ handle_op_msg(struct proxy_client *c, const uint8_t *data, const struct wire_hea
         req->upstream_us = req->started_us; /* sent now: the round trip starts */
         proxy_request_set_state(req, PROXY_REQUEST_UPSTREAM);
     }
-    forward(c, data, in_len, replacement, replacement_len, oneway, route == PROXY_ROUTE_FORWARD);
+    forward(c, data, in_len, replacement, replacement_len, oneway,
+            route == PROXY_ROUTE_FORWARD && !never);
     if (oneway && c->oneway_count == ONEWAY_RING && c->phase < PROXY_CLIENT_DEAD)
         send_barrier(c);
     return true;

@@ -18,9 +18,12 @@
 #include "proxy/io.h"
 #include "proxy/server.h"
 #include "proxy/stats.h"
+#include "wire/cmd.h"
 #include "wire/compress.h"
+#include "wire/names.h"
 
 #include <string.h>
+#include <strings.h>
 
 /* Counters by compressor id. */
 static const enum proxy_stat_id request_stat[WIRE_COMPRESSOR_COUNT] = {
@@ -66,6 +69,35 @@ proxy_compress_ctx(struct proxy_server *server)
     if (!loop->compress)
         loop->compress = wire_compress_ctx_new();
     return loop->compress;
+}
+
+bool
+proxy_compress_never(const struct wire_cmd *cmd)
+{
+    static const char *const unnamed[] = {"getnonce", "copydbSaslStart", "copydbgetnonce",
+                                          "copydb"};
+
+    if (!cmd->name)
+        return false;
+    switch (cmd->name_id) {
+    case WIRE_NAME_HELLO:
+    case WIRE_NAME_IS_MASTER:
+    case WIRE_NAME_ISMASTER:
+    case WIRE_NAME_SASL_START:
+    case WIRE_NAME_SASL_CONTINUE:
+    case WIRE_NAME_AUTHENTICATE:
+    case WIRE_NAME_CREATE_USER:
+    case WIRE_NAME_UPDATE_USER:
+        return true;
+    default:
+        break;
+    }
+    /* Names the wire/names.h table does not classify (mongod's are case-sensitive; these
+     * are compared without case, as the spec lists them in two spellings). */
+    for (size_t i = 0; i < sizeof unnamed / sizeof unnamed[0]; i++)
+        if (strcasecmp(cmd->name, unnamed[i]) == 0)
+            return true;
+    return false;
 }
 
 uint32_t

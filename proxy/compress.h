@@ -18,6 +18,17 @@
 
 struct proxy_server;
 
+struct wire_cmd;
+
+/*
+ * Whether cmd (parsed, or its name NULL) is one whose messages are never
+ * compressed, request or reply (OP_COMPRESSED.md "Messages not allowed to
+ * be compressed"): hello and legacy hello, saslStart, saslContinue,
+ * getnonce, authenticate, createUser, updateUser, copydbSaslStart,
+ * copydbgetnonce, copydb.
+ */
+bool proxy_compress_never(const struct wire_cmd *cmd);
+
 /* The compressors a `compressors` option value names that this build has: bit (1 << id). */
 uint32_t proxy_compress_offer(const char *list);
 

@@ -147,6 +147,19 @@ def wire(args):
                     after["compressed_replies_zlib"] - before["compressed_replies_zlib"]))
         conn.close()
 
+    with Case(t, "commands never compressed (createUser, updateUser, getnonce) are answered "
+                 "plain even when sent compressed; a ping after them compressed") as c:
+        conn = Conn(args.port, timeout=5)
+        conn.call(hello_msg(["zlib"]))
+        for cmd in ({"createUser": "mc_u", "pwd": "x", "roles": [], "$db": "mc_cz"},
+                    {"updateUser": "mc_u", "pwd": "y", "$db": "mc_cz"},
+                    {"getnonce": 1, "$db": "admin"}):
+            r = conn.call(compressed(op_msg(cmd), ZLIB))
+            c.check(r.opcode == OP_MSG, "%s: reply opcode %d" % (next(iter(cmd)), r.opcode))
+        r = conn.call(compressed(ping(), ZLIB))
+        c.check(r.opcode == OP_COMPRESSED, "ping: reply opcode %d" % r.opcode)
+        conn.close()
+
     # hostile: each closes its own connection and counts a decoding error
     body = ping()
     hostile = [

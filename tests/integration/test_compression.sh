@@ -137,6 +137,26 @@ st=0
 [ "$up_req" -eq "$in_s" ] && [ "$up_rep" -eq "$out_s" ] || st=1
 mc_ok "$st" "the proxy counted the same: upstream_compressed_requests_snappy $up_req, upstream_compressed_replies_snappy $up_rep"
 
+# commands never compressed (OP_COMPRESSED.md) stay plain toward the upstream too
+v0=$(relayed "$R1_COUNTS" violations) plain0=$(relayed "$R1_COUNTS" plain)
+timeout 30 "$MC_PYTHON" - "$P3_URI" <<'EOF' >"$MC_TMP/never.out" 2>&1 || true
+import sys, pymongo
+c = pymongo.MongoClient(sys.argv[1], serverSelectionTimeoutMS=10000)
+for cmd in ({"createUser": "mc_u", "pwd": "x", "roles": []}, {"updateUser": "mc_u", "pwd": "y"},
+            {"getnonce": 1}):
+    try:
+        c.cz_never.command(cmd)
+    except pymongo.errors.OperationFailure as e:
+        print("%s: %s" % (next(iter(cmd)), e.code))
+c.cz_never.command("ping")
+print("ping ok")
+EOF
+st=0
+[ "$(relayed "$R1_COUNTS" violations)" -eq "$v0" ] && [ "$(relayed "$R1_COUNTS" plain)" -ge $((plain0 + 3)) ] &&
+    grep -q '^ping ok' "$MC_TMP/never.out" || st=1
+mc_ok "$st" "createUser, updateUser and getnonce reached the upstream plain ($(($(relayed "$R1_COUNTS" plain) - plain0)) plain, violations $(relayed "$R1_COUNTS" violations))"
+[ "$st" -eq 0 ] || sed 's/^/#   /' "$MC_TMP/never.out"
+
 # a client compressing with zstd: each side keeps its own compressor
 in0=$in_s
 z0=$(counter compressed_requests_zstd "$P3_HTTP")
