@@ -66,6 +66,11 @@ struct proxy_server {
     char *upstream_host;        /* from conf->upstream's first host, owned */
     uint16_t upstream_port;     /* 0 for a unix socket path */
     char *upstream_label;       /* "host:port" for messages, owned */
+    /* The upstream URI's compressors= (those built, in its order) and zlibCompressionLevel:
+     * offered in each client connection's hello to the upstream (proxy/compress.h). */
+    uint8_t upstream_compressors[4];
+    uint8_t upstream_n_compressors;
+    int upstream_zlib_level;
     bson_oid_t service_id;      /* given to loadBalanced clients */
     int hello_upstream;         /* enum proxy_hello_upstream of the latest hello reply, so
                                  * that handshake.c logs a change once */
