@@ -309,7 +309,8 @@ int
 main(void)
 {
     struct event_base *base = event_base_new();
-    struct proxy_io_loop *loop = bson_malloc(sizeof *loop);
+    /* Zeroed: proxy_io_loop_free frees every field that is set (the compressors' too). */
+    struct proxy_io_loop *loop = bson_malloc0(sizeof *loop);
     char dir[] = "/tmp/test_proxy_tls.XXXXXX", cert[600], key[600];
     struct proxy_tls *tls;
     bson_error_t error;
