@@ -279,6 +279,7 @@ main(int argc, char **argv)
     struct proxy_tls *tls = NULL;
     char *redacted;
     int status = 1;
+    bool advisor_stopped = true;
 
     memset(&server, 0, sizeof server);
     server.started = time(NULL);
@@ -420,7 +421,7 @@ out:
     proxy_request_free_spares(&server.spares);
     proxy_io_loop_free(server.io);
     proxy_cursors_destroy(server.cursors);
-    proxy_advice_destroy(server.advice);
+    advisor_stopped = proxy_advice_destroy(server.advice);
     cache_destroy(server.cache);
     proxy_admin_destroy(server.admin);
     proxy_listener_destroy(server.listener);
@@ -444,6 +445,7 @@ out:
     bson_free(server.upstream_label);
 out_conf:
     conf_destroy(server.conf);
-    mongoc_cleanup();
+    if (advisor_stopped)
+        mongoc_cleanup(); /* else a thread left behind may still be inside libmongoc */
     return status;
 }
