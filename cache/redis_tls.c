@@ -62,6 +62,7 @@ cache_redis_tls_new(const struct cache_redis_tls_conf *conf, bson_error_t *error
         tls_error(error, "cannot require TLS 1.2", NULL);
         goto fail;
     }
+    SSL_CTX_set_options(tls->ctx, SSL_OP_NO_RENEGOTIATION);
     SSL_CTX_set_verify(tls->ctx, SSL_VERIFY_PEER, NULL);
     if (set(conf->ca_file) ? !SSL_CTX_load_verify_locations(tls->ctx, conf->ca_file, NULL)
                            : !SSL_CTX_set_default_verify_paths(tls->ctx)) {

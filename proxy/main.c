@@ -125,6 +125,10 @@ set_tls_clients(struct proxy_server *server, struct proxy_tls *tls)
 {
     char subject[PROXY_TLS_FIELD], not_after[PROXY_TLS_FIELD], serial[PROXY_TLS_FIELD];
 
+    if (server->tls_clients && !tls)
+        conf_log(CONF_LOG_WARN, 0, "tls_clients_off",
+                 "msg=\"the reload removed tls_cert_file: new client connections are "
+                 "plaintext\"");
     proxy_tls_destroy(server->tls_clients);
     server->tls_clients = tls;
     if (tls) {

@@ -53,6 +53,7 @@ struct proxy_tls_link {
     bool open;    /* the handshake ended well: a close_notify may be sent */
     bool failed;  /* a fatal error: no close_notify */
     bool eof;     /* the end of stream was seen behind bytes returned */
+    bool err_pending; /* an error was met behind bytes returned: the next recv reports it */
     bool full;    /* the last recv filled its buffer: whole records may wait inside */
     bool got_data; /* application bytes were read */
     bool refused;  /* connecting: an alert came before any application byte */
@@ -107,6 +108,9 @@ new_ctx(bool server)
     if (!ctx)
         return NULL;
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    /* TLS 1.2 with AEAD suites only (TLS 1.3 has no other): no CBC, whose
+     * multi-record writes a retry with less data would break. */
+    SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM");
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
@@ -554,6 +558,7 @@ proxy_tls_link_recv(struct proxy_tls_link *link, void *buf, size_t len)
     size_t total = 0;
 
     link->full = false;
+    link->err_pending = false;
     if (link->eof)
         return 0;
     if (link->wants == EV_WRITE)
@@ -588,8 +593,10 @@ proxy_tls_link_recv(struct proxy_tls_link *link, void *buf, size_t len)
             }
             return 0;
         }
-        if (total > 0)
-            break; /* the error comes again with the next call */
+        if (total > 0) {
+            link->err_pending = true; /* it comes again with the next call, made at once */
+            break;
+        }
         io_failed(link, err);
         return -1;
     }
@@ -629,7 +636,7 @@ proxy_tls_link_pending(const struct proxy_tls_link *link)
 {
     /* After a recv that stopped short of its buffer, OpenSSL holds at most
      * part of a record, whose rest the socket will signal. */
-    return link->eof || (link->full && SSL_has_pending(link->ssl));
+    return link->eof || link->err_pending || (link->full && SSL_has_pending(link->ssl));
 }
 
 void

@@ -217,6 +217,42 @@ test_read_ahead(struct event_base *base, struct proxy_io_loop *loop, const struc
     bson_free(want);
 }
 
+/*
+ * A good record and a forged one (an application-data record whose tag
+ * cannot verify) arrive together: OpenSSL reads both ahead, the first
+ * recv returns the good record's bytes and meets the error behind them.
+ * No socket event will come (the socket is empty, the peer silent): the
+ * error must still be reported at once, not left until a timeout.
+ */
+static void
+test_corrupt_tail(struct event_base *base, struct proxy_io_loop *loop,
+                  const struct proxy_tls *tls, SSL_CTX *cctx)
+{
+    const size_t n = 1000;
+    uint8_t want[1000], forged[5 + 64];
+    struct rig r;
+
+    pattern(want, n, 9);
+    memset(forged, 0xA5, sizeof forged);
+    forged[0] = 0x17; /* application data */
+    forged[1] = 0x03;
+    forged[2] = 0x03;
+    forged[3] = 0;
+    forged[4] = 64;
+    ok(rig_up(&r, base, loop, tls, cctx, n), "handshake (a forged record behind a good one)");
+    ok(client_write(r.client, want, n) && write(r.sv[1], forged, sizeof forged) ==
+                                              (ssize_t)sizeof forged,
+       "the client wrote a good record, then a forged one");
+    proxy_conn_read_enable(r.conn, true);
+    RUN_UNTIL(base, r.s.events > 0);
+    ok(r.s.len == n && memcmp(r.s.got, want, n) == 0, "the good record's bytes were read (%zu)",
+       r.s.len);
+    ok(r.s.events == 1 && (r.s.what & (PROXY_CONN_ERROR | PROXY_CONN_EOF)),
+       "the forged record ends the connection at once (events %d, what 0x%x)", r.s.events,
+       (unsigned)r.s.what);
+    rig_down(&r);
+}
+
 /* A large send the socket takes in part: records retried from the evbuffer as it moves. */
 static void
 test_large_send(struct event_base *base, struct proxy_io_loop *loop, const struct proxy_tls *tls,
@@ -337,6 +373,7 @@ main(void)
     test_read_ahead(base, loop, tls, cctx, true);
     test_large_send(base, loop, tls, cctx);
     test_plaintext_client(base, loop, tls);
+    test_corrupt_tail(base, loop, tls, cctx);
 
     SSL_CTX_free(cctx);
     proxy_tls_destroy(tls);
