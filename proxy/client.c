@@ -39,6 +39,7 @@
 #include "proxy/router.h"
 #include "proxy/server.h"
 #include "proxy/slow.h"
+#include "proxy/topology.h"
 #include "proxy/upstream.h"
 #include "wire/cmd.h"
 #include "wire/msg.h"
@@ -523,6 +524,36 @@ proxy_client_free(struct proxy_client *c)
     TAILQ_REMOVE(&c->server->clients, c, link);
     proxy_server_client_closed(c->server);
     free_parts(c);
+}
+
+/*
+ * The servers new connections go to changed (a failover: proxy/topology.h).
+ * A client whose upstream connection goes to a server that is no longer
+ * among them ends the way a failover ends it: what it has in flight is
+ * answered by that server (which, stepped down, refuses writes with a
+ * retryable error), nothing more is read from it, and it closes; its
+ * driver reconnects, and the new connection goes to the new server.
+ * Requests it sent and that were not read yet were never forwarded: the
+ * driver sees a closed connection, which is safe to retry. A write whose
+ * reply is lost bumps its generations as always (pop_request).
+ */
+void
+proxy_client_retire_moved(struct proxy_server *server)
+{
+    struct proxy_client *c;
+
+    /* Clients are freed only by their resume_ev, so the list holds still. */
+    TAILQ_FOREACH(c, &server->clients, link) {
+        if (c->phase >= PROXY_CLIENT_FINISHING || !c->up ||
+            proxy_topology_is_target(server->topology, proxy_upstream_address(c->up)))
+            continue;
+        proxy_stats_add(&server->stats, PROXY_STAT_upstream_moved, 1);
+        conf_log(CONF_LOG_INFO, c->id, "upstream_moved",
+                 "upstream=%s in_flight=%u msg=\"the server no longer takes new connections; "
+                 "closing the client once its requests in flight are answered\"",
+                 proxy_upstream_address(c->up), c->n_pending);
+        finish(c);
+    }
 }
 
 void
@@ -1354,10 +1385,10 @@ upstream_protocol_error(struct proxy_client *c, struct proxy_request *req, const
     conf_log(CONF_LOG_WARN, c->id, "upstream_protocol_error",
              "upstream=%s error=\"%s\" msg=\"the upstream sent an invalid reply; closing both "
              "connections\"",
-             c->server->upstream_label, what);
+             c->up ? proxy_upstream_address(c->up) : c->server->upstream_label, what);
     if (req) {
         snprintf(errmsg, sizeof errmsg, "mongocache: invalid reply from upstream %s: %s",
-                 c->server->upstream_label, what);
+                 c->up ? proxy_upstream_address(c->up) : c->server->upstream_label, what);
         send_error(c, req->request_id, req->legacy, WIRE_CODE_PROTOCOL_ERROR, "ProtocolError",
                    errmsg);
         proxy_client_observe(c, req, PROXY_OUTCOME_ERROR);
@@ -1628,7 +1659,9 @@ on_upstream_down(void *arg, const char *why, bool connected)
     struct proxy_client *c = arg;
     struct proxy_request *req;
     bool oneway_lost = c->oneway_sent;
+    char address[280];
 
+    bson_strncpy(address, proxy_upstream_address(c->up), sizeof address);
     proxy_upstream_destroy(c->up);
     c->up = NULL;
     if (!connected) {
@@ -1636,7 +1669,7 @@ on_upstream_down(void *arg, const char *why, bool connected)
         conf_log(CONF_LOG_WARN, c->id, "upstream_unreachable",
                  "upstream=%s error=\"%s\" msg=\"check that the upstream is running and that "
                  "the upstream option names it\"",
-                 c->server->upstream_label, why);
+                 address, why);
         if (!oneway_lost) {
             /* Nothing reached the server: an error reply is the truth. */
             char errmsg[512];
@@ -1668,7 +1701,7 @@ on_upstream_down(void *arg, const char *why, bool connected)
     conf_log(c->n_pending ? CONF_LOG_WARN : CONF_LOG_INFO, c->id, "upstream_lost",
              "upstream=%s error=\"%s\" in_flight=%u msg=\"closing the client so its driver "
              "reconnects\"",
-             c->server->upstream_label, why, c->n_pending);
+             address, why, c->n_pending);
     while ((req = TAILQ_FIRST(&c->pending)))
         pop_request(c, req);
     finish(c);

@@ -1,7 +1,7 @@
 /*
  * proxy/main.c: start-up and ordered shutdown, nothing else.
  *   configuration (checked by proxy/check.c as it is read) -> logging ->
- *   event base -> upstream address -> listeners -> HTTP endpoint ->
+ *   event base -> upstream address and its monitor -> listeners -> HTTP endpoint ->
  *   signals -> loop -> drain -> free in reverse order.
  * --check-config is the same configuration step, stopped before logging:
  * both run conf_load with the same check installed, so the check refuses
@@ -27,6 +27,7 @@
 #include "proxy/notify.h"
 #include "proxy/request.h"
 #include "proxy/server.h"
+#include "proxy/topology.h"
 
 #include <event2/dns.h>
 #include <event2/event.h>
@@ -51,8 +52,9 @@ apply_log_format(const struct conf *conf)
 
 /*
  * libmongoc parses the upstream URI here (conf/parse.c, proxy/check.c,
- * proxy/server.c) and runs the index advisor's client on its thread
- * (advice/advisor.c; conf_log is safe from any thread). Its warnings
+ * proxy/server.c) and runs the index advisor's client and the topology
+ * monitor's on their threads (advice/advisor.c, proxy/topology.c; conf_log
+ * is safe from any thread). Its warnings
  * repeat what proxy/check.c reports (an option with no effect) or what the
  * advisor's state shows, so they are logged at debug level; its errors as
  * errors. Either way through conf_log, escaped like any value.
@@ -208,6 +210,12 @@ hook_drain_clients(struct proxy_server *server)
     proxy_client_drain_all(server);
 }
 
+static void
+hook_upstream_moved(struct proxy_server *server)
+{
+    proxy_client_retire_moved(server);
+}
+
 static bool
 write_pid_file(const char *path)
 {
@@ -315,7 +323,14 @@ main(int argc, char **argv)
     server.hooks.fd_freed = hook_fd_freed;
     server.hooks.stop_accepting = hook_stop_accepting;
     server.hooks.drain_clients = hook_drain_clients;
+    server.hooks.upstream_moved = hook_upstream_moved;
     if (!proxy_server_set_upstream(&server, &error)) {
+        conf_log(CONF_LOG_ERROR, 0, "startup_failed", "option=upstream error=\"%s\"",
+                 error.message);
+        goto out;
+    }
+    server.topology = proxy_topology_new(&server, &error);
+    if (!server.topology) {
         conf_log(CONF_LOG_ERROR, 0, "startup_failed", "option=upstream error=\"%s\"",
                  error.message);
         goto out;
@@ -366,6 +381,7 @@ out:
     proxy_io_loop_free(server.io);
     proxy_cursors_destroy(server.cursors);
     proxy_advice_destroy(server.advice);
+    proxy_topology_destroy(server.topology);
     cache_destroy(server.cache);
     proxy_admin_destroy(server.admin);
     proxy_listener_destroy(server.listener);
