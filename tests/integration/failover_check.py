@@ -105,8 +105,8 @@ def name_of(e):
 
 
 def pymongo_workload(out, until):
-    s = {"tag": "pymongo", "acked": {}, "attempted": 0, "errors": {}, "wrong": [], "dup": 0,
-         "absent": 0, "reads": 0}
+    s = {"tag": "pymongo", "acked": {}, "attempted": 0, "errors": {}, "first": {}, "wrong": [],
+         "dup": 0, "absent": 0, "reads": 0}
     c = pymongo.MongoClient(proxy_uri, retryWrites=True, serverSelectionTimeoutMS=15000)
     coll = c[DB].fo_pymongo
     i = 0
@@ -120,6 +120,7 @@ def pymongo_workload(out, until):
         except PyMongoError as e:
             k = name_of(e)
             s["errors"][k] = s["errors"].get(k, 0) + 1
+            s["first"].setdefault(k, "%.3f %s" % (time.time(), str(e)[:300]))
             if getattr(e, "code", None) == 11000:
                 s["dup"] += 1
         try:
@@ -132,6 +133,7 @@ def pymongo_workload(out, until):
         except PyMongoError as e:
             k = name_of(e)
             s["errors"][k] = s["errors"].get(k, 0) + 1
+            s["first"].setdefault(k, "%.3f %s" % (time.time(), str(e)[:300]))
         i += 1
         time.sleep(0.02)
     c.close()
@@ -218,6 +220,8 @@ for s in workloads:
                                                  len(on[1]), s["reads"], s["absent"],
                                                  json.dumps(errors, sort_keys=True)))
     print("# " + note, flush=True)
+    for k2, msg in sorted(s.get("first", {}).items()):
+        print("#   first %s: %s" % (k2, msg), flush=True)
     mctest.tap(not s["wrong"], "%s: no read returned another document than the one written"
                % tag, *s["wrong"][:5])
     mctest.tap(s["dup"] == 0 and not both, "%s: no write applied twice (%d duplicate-key "

@@ -12,12 +12,14 @@ const [uri, dbName, secs, outFile] = process.argv.slice(2);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function summary(tag) {
-  return { tag, acked: {}, attempted: 0, errors: {}, wrong: [], dup: 0, absent: 0, reads: 0 };
+  return { tag, acked: {}, attempted: 0, errors: {}, first: {}, wrong: [], dup: 0, absent: 0,
+    reads: 0 };
 }
 
 function noteError(s, e) {
   const key = `${e.codeName || e.name}${e.code !== undefined ? `(${e.code})` : ''}`;
   s.errors[key] = (s.errors[key] || 0) + 1;
+  if (!(key in s.first)) s.first[key] = `${new Date().toISOString()} ${String(e.message).slice(0, 300)}`;
   if (e.code === 11000) s.dup++;
 }
 
