@@ -42,6 +42,7 @@
 #include "advice/guard.h"
 #include "advice/secret.h"
 #include "conf/error.h"
+#include "conf/thread.h"
 #include "conf/log.h"
 #include "proxy/server.h"
 
@@ -50,7 +51,6 @@
 #include <fcntl.h>
 #include <mongoc/mongoc.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -537,26 +537,6 @@ proxy_topology_stats_bson(const struct proxy_topology *t, bson_t *doc)
     bson_append_document_end(doc, &sub);
 }
 
-/* Starts the thread with every signal blocked (the loop's thread handles them). */
-static int
-spawn(struct proxy_topology *t)
-{
-    sigset_t all, old;
-    int rc;
-
-    sigfillset(&all);
-    sigdelset(&all, SIGSEGV);
-    sigdelset(&all, SIGBUS);
-    sigdelset(&all, SIGFPE);
-    sigdelset(&all, SIGILL);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    rc = pthread_create(&t->thread, NULL, worker_main, t);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc == 0)
-        pthread_setname_np(t->thread, "mc-topology");
-    return rc;
-}
-
 struct proxy_topology *
 proxy_topology_new(struct proxy_server *server, bson_error_t *error)
 {
@@ -590,7 +570,7 @@ proxy_topology_new(struct proxy_server *server, bson_error_t *error)
                        "topology: cannot watch its pipe");
         goto fail;
     }
-    rc = spawn(t);
+    rc = conf_thread_spawn(&t->thread, worker_main, t, "mc-topology");
     if (rc != 0) {
         bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_START, "topology: thread: %s",
                        strerror(rc));
