@@ -44,6 +44,7 @@
 #include "conf/error.h"
 #include "conf/thread.h"
 #include "conf/log.h"
+#include "conf/random.h"
 #include "proxy/server.h"
 
 #include <errno.h>
@@ -103,7 +104,7 @@ struct proxy_topology {
     struct event *ev;
     int rfd;
     struct view *view; /* in force; NULL before the first */
-    uint32_t next;     /* the next mongos handed out (modulo n_targets) */
+    struct conf_random_pool random; /* which mongos a new connection goes to */
     uint64_t changes;  /* times the targets changed */
 
     /* Set before the thread starts, then read only. */
@@ -440,7 +441,6 @@ apply(struct proxy_topology *t, struct view *v)
              v->error ? v->error : "");
     view_destroy(t->view);
     t->view = v;
-    t->next = 0;
     /* Connections to a server that no longer takes new ones end; while none
      * is known (an election) they go on, their server answering for itself. */
     if (moved && v->n_targets > 0 && server->hooks.upstream_moved)
@@ -474,7 +474,8 @@ proxy_topology_pick(struct proxy_topology *t, const char **host, uint16_t *port,
 
     if (t == NULL || t->view == NULL || t->view->n_targets == 0)
         return false;
-    k = t->next++ % t->view->n_targets;
+    k = t->view->n_targets == 1 ? 0
+                                : (uint32_t)(conf_random_pool_u64(&t->random) % t->view->n_targets);
     for (uint32_t i = 0; i < t->view->n; i++) {
         const struct server_view *s = &t->view->servers[i];
 
@@ -547,6 +548,7 @@ proxy_topology_new(struct proxy_server *server, bson_error_t *error)
 
     t->server = server;
     t->rfd = t->wfd = -1;
+    conf_random_pool_init(&t->random);
     t->uri_text = bson_strdup(server->conf->upstream);
     t->connect_timeout_ms = server->conf->connect_timeout;
     atomic_init(&t->stop, false);

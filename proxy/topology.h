@@ -8,7 +8,7 @@
  *   topology (libmongoc)      new connections go to
  *   Single                    the one server
  *   ReplicaSetWithPrimary     the primary
- *   Sharded                   the mongos servers that answer, in turn
+ *   Sharded                   a mongos that answers, chosen at random
  *   LoadBalanced              the load balancer
  *   anything else, or no view yet: the URI's first host (proxy/server.c)
  *
@@ -55,7 +55,9 @@ void proxy_topology_destroy(struct proxy_topology *topology);
  * monitor knows none (no view yet, or no primary), and the caller uses
  * the URI's first host. host and address ("host:port", or the socket path)
  * stay valid until control returns to the loop; port is 0 for a unix
- * socket. Mongos servers are handed out in turn.
+ * socket. Among mongos servers, one is chosen at random for each
+ * connection (a driver's clients, each opening a monitoring connection and
+ * then pooled ones, would alias with a strict rotation).
  */
 bool proxy_topology_pick(struct proxy_topology *topology, const char **host, uint16_t *port,
                          const char **address);

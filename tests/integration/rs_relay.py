@@ -21,6 +21,9 @@ waits for a request, right after its reply when one is being served, so a
 request is either answered whole or never executed. close=False keeps the
 connections open (a 4.2+ stepdown): writes on them get NotWritablePrimary.
 
+With --mongos it answers hello as two mongos servers instead (msg: isdbgrid, no
+replica-set fields) and never refuses a command: a sharded cluster's router list.
+
 The two FerretDBs do not replicate: a write is on the member that was
 primary when it ran, which lets a test count where each write landed.
 """
@@ -108,7 +111,7 @@ class Conn:
 class Relay:
     """Two members on ports listen[0], listen[1] in front of FerretDB ports ferret[0], ferret[1]."""
 
-    def __init__(self, ferret_ports, listen_ports, set_name="rs0", log=None):
+    def __init__(self, ferret_ports, listen_ports, set_name="rs0", log=None, mongos=False):
         self.ferret = list(ferret_ports)
         self.listen = list(listen_ports)
         self.set_name = set_name
@@ -120,6 +123,7 @@ class Relay:
         self.refused = [0, 0]      # commands refused as a secondary
         self.closed_at_switch = 0
         self.loop = None
+        self.mongos = mongos  # answer hello as two mongos servers, never switch
 
     def addr(self, i):
         return "127.0.0.1:%d" % self.listen[i]
@@ -185,6 +189,10 @@ class Relay:
                   "primary", "hosts", "setName", "setVersion", "electionId", "passives",
                   "arbiters"):
             doc.pop(k, None)
+        if self.mongos:
+            doc["ismaster" if legacy_name else "isWritablePrimary"] = True
+            doc["msg"] = "isdbgrid"
+            return doc
         doc["ismaster" if legacy_name else "isWritablePrimary"] = primary
         doc["secondary"] = not primary
         doc["setName"] = self.set_name
@@ -203,7 +211,7 @@ class Relay:
             cmd, flags = None, 0
         name = next(iter(cmd)).lower() if cmd else ""
         oneway = opcode == OP_MSG and (flags & 2)
-        secondary = c.member != self.primary
+        secondary = c.member != self.primary and not self.mongos
         if name in HELLO:
             rhead, rbody = await self._upstream(c, head + body)
             rop = struct.unpack_from("<i", rhead, 12)[0]
@@ -270,9 +278,10 @@ def main():
     p.add_argument("--listen", required=True, help="PORT_A,PORT_B")
     p.add_argument("--control", type=int, required=True)
     p.add_argument("--log")
+    p.add_argument("--mongos", action="store_true", help="two mongos servers, not a set")
     a = p.parse_args()
     relay = Relay([int(x) for x in a.ferret.split(",")], [int(x) for x in a.listen.split(",")],
-                  log=a.log)
+                  log=a.log, mongos=a.mongos)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     relay.loop = loop
