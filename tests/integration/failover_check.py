@@ -10,7 +10,9 @@ replicaSet=rs0&heartbeatFrequencyMS=500.
    documents with unique _ids and read each back through the proxy, while the relay
    switches the primary twice: A -> B closing A's connections (a stepdown before
    MongoDB 4.2), then B -> A keeping them open (4.2 and later: writes on them get
-   NotWritablePrimary, and only the proxy moves them, upstream_moved).
+   NotWritablePrimary, and only the proxy moves them, upstream_moved: a client whose
+   upstream connection holds nothing of its own gets a new one at its next request,
+   the others close once their requests in flight are answered).
 3. After each switch: how long until a new connection through the proxy can write
    (printed; bounded only generously), and /stats and the log show the new primary.
 4. The invariants: no read returned a document other than the one written (a wrong
@@ -194,8 +196,8 @@ except subprocess.TimeoutExpired:
     node.kill()
     node_log, _ = node.communicate()
 moved = mctest.counters(a.http).get("upstream_moved", 0) - moved_before
-mctest.tap(moved > 0, "B->A with connections kept: the proxy ended its clients' connections "
-           "to the stepped-down member (upstream_moved %d)" % moved)
+mctest.tap(moved > 0, "B->A with connections kept: the proxy moved its clients off the "
+           "stepped-down member (upstream_moved %d)" % moved)
 
 # ---- 4. the invariants ---------------------------------------------------------------
 workloads = list(py_out)
