@@ -198,6 +198,10 @@ except subprocess.TimeoutExpired:
 moved = mctest.counters(a.http).get("upstream_moved", 0) - moved_before
 mctest.tap(moved > 0, "B->A with connections kept: the proxy moved its clients off the "
            "stepped-down member (upstream_moved %d)" % moved)
+mctest.tap(log_has(r"event=upstream_moved upstream=%s in_flight=0 action=next_request_reconnects"
+                   % re.escape(members[1])),
+           "... an idle client connection kept, its next request on a new upstream connection "
+           "(a mongos's connections survive a failover)")
 
 # ---- 4. the invariants ---------------------------------------------------------------
 workloads = list(py_out)
