@@ -17,6 +17,12 @@
  * Latencies go to a preallocated array: percentiles are exact. One JSON
  * line per run on stdout.
  *
+ * Client with --resp: the same loops and latency record against a Redis
+ * server: no handshake, GET key:<k as 12 zero-padded digits> (the keys
+ * redis-benchmark -r K writes), each reply must be a RESP bulk string of
+ * --size bytes; the nil bulk, an error reply or a bulk of another length
+ * counts as an error.
+ *
  * Populate (--populate): inserts K documents {_id: k, v: padding} sized like
  * the server's reply, for a real upstream (FerretDB).
  *
@@ -279,6 +285,15 @@ build_find(bson_t *b, const struct opts *o, int32_t key, const uint8_t uuid[16])
     BSON_APPEND_UTF8(b, "$db", o->db);
 }
 
+/* --resp: GET key:<n as 12 digits>, the key redis-benchmark -r writes
+ * (`key:__rand_int__`, the placeholder replaced by 12 zero-padded digits),
+ * as a RESP array; its length in bytes (36 for n < 10^12). */
+static int
+build_get(char *buf, size_t cap, uint32_t n)
+{
+    return snprintf(buf, cap, "*2\r\n$3\r\nGET\r\n$16\r\nkey:%012u\r\n", n);
+}
+
 static void
 handshake(int fd, int idx)
 {
@@ -363,7 +378,8 @@ issue(struct client *cl, struct conn *c, uint64_t t_start, bool measured)
     c->req_id = cl->next_id++;
     if (cl->next_id <= 0)
         cl->next_id = 1;
-    mcload_wr32(m + 4, c->req_id);
+    if (!cl->o->resp) /* RESP has no request ids: one request in flight answers in order */
+        mcload_wr32(m + 4, c->req_id);
     c->busy = true;
     c->measured = measured;
     c->t_start = t_start;
@@ -467,6 +483,30 @@ check_reply(struct client *cl, struct conn *c, const uint8_t *m, uint32_t len, u
     complete(cl, c, now, true);
 }
 
+/* --resp: the reply to a GET must be a bulk string of --size bytes; the nil
+ * bulk (a missing key), an error or any other reply counts as an error. */
+static void
+check_resp_reply(struct client *cl, struct conn *c, const uint8_t *m, uint32_t len,
+                 int64_t bulk_len, uint64_t now)
+{
+    if (!c->busy) {
+        kill_conn(cl, c, "a reply arrived with no request in flight");
+        return;
+    }
+    if (bulk_len == (int64_t)cl->o->size) {
+        complete(cl, c, now, true);
+        return;
+    }
+    if (cl->n_errors_logged++ < 5) {
+        const uint8_t *cr = memchr(m, '\r', len);
+
+        fprintf(stderr, "mcload: connection %d: bad reply to GET (want a %u-byte bulk): %.*s%s\n",
+                c->idx, cl->o->size, (int)(cr ? cr - m : 0), (const char *)m,
+                bulk_len >= 0 ? " (a bulk of another length)" : "");
+    }
+    complete(cl, c, now, false);
+}
+
 static void
 on_readable(struct client *cl, struct conn *c)
 {
@@ -483,13 +523,24 @@ on_readable(struct client *cl, struct conn *c)
         return;
     }
     now = mcload_now_ns();
-    while ((m = mcload_inbuf_next(&c->in, &len, &bad))) {
-        check_reply(cl, c, m, len, now);
-        if (c->dead)
-            return;
+    if (cl->o->resp) {
+        int64_t bulk_len;
+
+        while ((m = mcload_inbuf_next_resp(&c->in, &len, &bulk_len, &bad))) {
+            check_resp_reply(cl, c, m, len, bulk_len, now);
+            if (c->dead)
+                return;
+        }
+    } else {
+        while ((m = mcload_inbuf_next(&c->in, &len, &bad))) {
+            check_reply(cl, c, m, len, now);
+            if (c->dead)
+                return;
+        }
     }
     if (bad) {
-        kill_conn(cl, c, "bad message length in a reply");
+        kill_conn(cl, c, cl->o->resp ? "a malformed RESP reply (or not one GET answers with)"
+                                     : "bad message length in a reply");
         return;
     }
     mcload_inbuf_compact(&c->in);
@@ -628,7 +679,11 @@ run_client(struct opts *o)
         mcload_die("epoll_create1");
     cl.warm_quota = (o->warmup + (uint64_t)o->connections - 1) / (uint64_t)o->connections;
 
-    {
+    if (o->resp) {
+        char req[64];
+
+        cl.msg_len = (uint32_t)build_get(req, sizeof req, 0);
+    } else {
         bson_t b = BSON_INITIALIZER;
         uint8_t uuid[16] = {0};
 
@@ -652,11 +707,19 @@ run_client(struct opts *o)
             snprintf(msg, sizeof msg, "connection %d to %s:%d", i, o->host, o->port);
             mcload_die(msg);
         }
-        handshake(c->fd, i);
+        if (!o->resp)
+            handshake(c->fd, i);
         mcload_set_nonblock(c->fd);
         make_uuid(uuid);
         c->block = mcload_xmalloc(block_bytes);
-        for (uint32_t k = 0; k < o->keys; k++) {
+        for (uint32_t k = 0; o->resp && k < o->keys; k++) {
+            char req[64];
+
+            if ((uint32_t)build_get(req, sizeof req, k) != cl.msg_len)
+                mcload_fatal("request sizes differ between keys");
+            memcpy(c->block + (size_t)k * cl.msg_len, req, cl.msg_len);
+        }
+        for (uint32_t k = 0; !o->resp && k < o->keys; k++) {
             bson_t b = BSON_INITIALIZER;
             uint32_t len;
             uint8_t *m;

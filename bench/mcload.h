@@ -38,6 +38,7 @@ struct opts {
     const char *stats_url;
     const char *read_pref;
     bool cluster_time;
+    bool resp; /* client: Redis GETs (RESP) instead of MongoDB finds */
     bool server;
     bool raw;
     bool populate;
@@ -89,6 +90,12 @@ int mcload_inbuf_recv(struct mcload_inbuf *b, int fd);
  * or NULL: none complete yet (b grown to hold the next one whole), or, with
  * *bad set, a header whose length is out of range. */
 const uint8_t *mcload_inbuf_next(struct mcload_inbuf *b, uint32_t *len_out, bool *bad);
+/* RESP (mcload --resp): the next whole reply in b, as mcload_inbuf_next.
+ * *bulk_len is a bulk string's length, -1 for the nil bulk ($-1), -2 for a
+ * simple string, error or integer reply (one line); any other type, a line
+ * longer than 4 KB, a malformed length or a bulk not ended by CRLF sets *bad. */
+const uint8_t *mcload_inbuf_next_resp(struct mcload_inbuf *b, uint32_t *len_out,
+                                      int64_t *bulk_len, bool *bad);
 /* Drops the messages taken, keeping the start of a partial one. */
 void mcload_inbuf_compact(struct mcload_inbuf *b);
 /* Non-blocking: sends buf[*off, len) until all is sent (1), the socket is

@@ -327,6 +327,86 @@ mcload_inbuf_next(struct mcload_inbuf *b, uint32_t *len_out, bool *bad)
     return m;
 }
 
+/* RESP: a reply's first line (type byte .. CRLF) is at most this long. */
+#define RESP_MAX_LINE 4096
+
+/* The decimal length of a bulk header "$<n>": -1, or 0..MAX_MSG; false if malformed. */
+static bool
+resp_parse_len(const uint8_t *p, size_t n, int64_t *out)
+{
+    int64_t v = 0;
+
+    if (n == 2 && p[0] == '-' && p[1] == '1') {
+        *out = -1;
+        return true;
+    }
+    if (n == 0 || n > 9)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        v = v * 10 + (p[i] - '0');
+    }
+    if (v > MAX_MSG)
+        return false;
+    *out = v;
+    return true;
+}
+
+const uint8_t *
+mcload_inbuf_next_resp(struct mcload_inbuf *b, uint32_t *len_out, int64_t *bulk_len, bool *bad)
+{
+    const uint8_t *m = b->data + b->off, *cr;
+    size_t avail = b->len - b->off, look, line, total;
+    int64_t n;
+
+    *bad = false;
+    if (avail < 1)
+        return NULL;
+    if (m[0] != '$' && m[0] != '+' && m[0] != '-' && m[0] != ':') {
+        *bad = true; /* arrays, RESP3 types: never an answer to GET */
+        return NULL;
+    }
+    look = avail < RESP_MAX_LINE ? avail : RESP_MAX_LINE;
+    cr = memchr(m, '\r', look);
+    if (!cr || (size_t)(cr - m) + 1 >= avail) {
+        if (look == RESP_MAX_LINE && !cr)
+            *bad = true; /* no line end within the limit */
+        return NULL;
+    }
+    line = (size_t)(cr - m) + 2; /* with its CRLF */
+    if (cr[1] != '\n') {
+        *bad = true;
+        return NULL;
+    }
+    if (m[0] != '$') {
+        *bulk_len = -2;
+        total = line;
+    } else {
+        if (!resp_parse_len(m + 1, line - 3, &n)) {
+            *bad = true;
+            return NULL;
+        }
+        *bulk_len = n;
+        total = n < 0 ? line : line + (size_t)n + 2;
+    }
+    if (avail < total) {
+        if (total > b->cap) {
+            /* grow now so that the next recv can take the whole reply */
+            mcload_inbuf_compact(b);
+            inbuf_grow(b, total);
+        }
+        return NULL;
+    }
+    if (*bulk_len >= 0 && (m[total - 2] != '\r' || m[total - 1] != '\n')) {
+        *bad = true; /* the bulk is not the length its header says */
+        return NULL;
+    }
+    b->off += total;
+    *len_out = (uint32_t)total;
+    return m;
+}
+
 int
 mcload_send_pending(int fd, const uint8_t *buf, size_t len, size_t *off)
 {
@@ -374,6 +454,8 @@ usage(FILE *f)
             "  --stats-url URL     http://host:port/stats of mongocache: hit ratio\n"
             "  --read-pref MODE    ($readPreference mode, primaryPreferred; none: omit)\n"
             "  --no-cluster-time   omit $clusterTime\n"
+            "  --resp              Redis instead: GET key:<k, 12 digits> (redis-benchmark -r's\n"
+            "                      keys), no handshake; a reply must be a --size-byte bulk\n"
             "server options:\n"
             "  --raw               answer every request with the find reply (A0)\n"
             "  --delay-us D        hold each find reply D microseconds (timer)\n");
@@ -385,7 +467,7 @@ mcload_parse_opts(int argc, char **argv, struct opts *o)
     enum {
         O_HOST = 256, O_MODE, O_RATE, O_SECONDS, O_WARMUP, O_WARMUP_S, O_KEYS, O_SIZE,
         O_SCENARIO, O_DB, O_COLL, O_STATS, O_RP, O_NOCT, O_SERVER, O_RAW, O_DELAY, O_POP,
-        O_STALL,
+        O_STALL, O_RESP,
     };
     static const struct option longopts[] = {
         {"host", required_argument, NULL, O_HOST},
@@ -405,6 +487,7 @@ mcload_parse_opts(int argc, char **argv, struct opts *o)
         {"stats-url", required_argument, NULL, O_STATS},
         {"read-pref", required_argument, NULL, O_RP},
         {"no-cluster-time", no_argument, NULL, O_NOCT},
+        {"resp", no_argument, NULL, O_RESP},
         {"server", no_argument, NULL, O_SERVER},
         {"raw", no_argument, NULL, O_RAW},
         {"delay-us", required_argument, NULL, O_DELAY},
@@ -458,6 +541,7 @@ mcload_parse_opts(int argc, char **argv, struct opts *o)
         case O_STATS: o->stats_url = optarg; break;
         case O_RP: o->read_pref = optarg; break;
         case O_NOCT: o->cluster_time = false; break;
+        case O_RESP: o->resp = true; break;
         case O_SERVER: o->server = true; break;
         case O_RAW: o->raw = true; break;
         case O_DELAY: o->delay_us = strtoull(optarg, NULL, 10); break;
@@ -473,6 +557,8 @@ mcload_parse_opts(int argc, char **argv, struct opts *o)
     }
     if (o->connections < 1 || o->keys < 1 || o->n < 1)
         mcload_fatal("--connections, --keys and --requests must be at least 1");
+    if (o->resp && (o->server || o->populate || o->stats_url))
+        mcload_fatal("--resp is a client mode (no --server, --populate or --stats-url)");
     if (o->open_loop && o->rate <= 0)
         mcload_fatal("--mode open needs --rate");
     if (!warmup_given && o->warmup < o->keys)

@@ -17,7 +17,10 @@
 #   --layout L        where processes run (default pinned):
 #                       pinned: load generators alone on LOADGEN_CPU, every system
 #                               under test (proxy, relay, nutcracker, upstream,
-#                               Redis) on SUT_CPU
+#                               Redis) on SUT_CPU; plus, per size, a group for
+#                               the pass-through CPU rows (S2, A3, A2 at C=50)
+#                               with the canned upstream and nutcracker's Redis
+#                               moved to LOADGEN_CPU for its duration
 #                       split:  the proxy (or relay, nutcracker, the server a
 #                               scenario talks to) alone on SUT_CPU; what sits
 #                               behind it (canned upstream, Redis, FerretDB) on
@@ -560,6 +563,19 @@ for s in $SIZES; do
         GROUPS_LIST+=("w1:$s:$c")
     done
 done
+# pt:SIZE:50 (pinned layout only): the pass-through and its anchors (S2, A3,
+# A2) at C=50 with what sits behind them (the canned upstream up-SIZE, the
+# Redis behind nutcracker) moved, every thread, to the load generator's CPU
+# for the group (taskset -a -p) and back after it: the proxy, relay or
+# nutcracker alone on SUT_CPU, as in --layout split, so that a proxy and its
+# upstream do not preempt each other on one CPU (that cost lands in the
+# proxy's CPU per request). It rotates with the other groups. With --layout
+# split the w1 groups already measure this; with none nothing is pinned.
+if [ "$LAYOUT" = pinned ] && [ -n "$RELAY$NUTCRACKER" ]; then
+    for s in $SIZES; do
+        GROUPS_LIST+=("pt:$s:50")
+    done
+fi
 GROUPS_LIST+=("open:256:16" "delay:150" "delay:1000")
 [ "$FERRET_ON" = 1 ] && for s in $SIZES; do GROUPS_LIST+=("ferret:$s"); done
 
@@ -567,11 +583,13 @@ run_scenario() { # REP GROUP SCENARIO
     local rep=$1 group=$2 scen=$3 kind s c d n
     IFS=: read -r kind s c <<<"$group"
     case $kind in
-    w1)
+    w1 | pt)
         n=$(n_for "$c")
         case $scen in
         A0) mcload_run "$rep" "$group" A0 "A0-$s" "$s" "$c" "$n" ;;
         A1) redis_run "$rep" "$group" A1 "redis-$s" "$s" "$c" "$(rb_n_for "$c")" ;;
+        # the same Redis and keys, read by mcload (the client of S2-S4)
+        A1m) mcload_run "$rep" "$group" A1m "redis-$s" "$s" "$c" "$n" --resp ;;
         A2) redis_run "$rep" "$group" A2 "nc-$s" "$s" "$c" "$(rb_n_for "$c")" ;;
         A3) mcload_run "$rep" "$group" A3 "relay-$s" "$s" "$c" "$n" ;;
         S1) mcload_run "$rep" "$group" S1 "s1-$s" "$s" "$c" "$n" ;;
@@ -614,10 +632,48 @@ scenarios_of() { # GROUP
     w1:*:*)
         local s=${1#w1:}
         s=${s%%:*}
-        echo "A0 A1${NUTCRACKER:+ A2}${RELAY:+ A3} S1 S2 S3${PORT[mc-redis-$s]:+ S4}"
+        echo "A0 A1 A1m${NUTCRACKER:+ A2}${RELAY:+ A3} S1 S2 S3${PORT[mc-redis-$s]:+ S4}"
         ;;
+    pt:*) echo "S2${NUTCRACKER:+ A2}${RELAY:+ A3}" ;;
     open:*) echo "A0 S1 S2 S3" ;;
     *) echo "S1 S3" ;;
+    esac
+}
+
+# pin_back SIZE CPUS: every thread of the processes behind the pass-through
+# and its anchors of SIZE (the canned upstream up-SIZE, nutcracker's Redis
+# redis-a2-SIZE) onto CPUS; false when a process is gone or a thread did
+# not move.
+pin_back() {
+    local s=$1 cpus=$2 name pid t want got
+    want=$(taskset -c "$cpus" grep -m 1 '^Cpus_allowed_list:' /proc/self/status | awk '{print $2}')
+    for name in "up-$s" "redis-a2-$s"; do
+        pid=${SPIDS[$name]:-}
+        [ -n "$pid" ] || continue
+        taskset -a -p -c "$cpus" "$pid" >/dev/null 2>&1 || return 1
+        for t in /proc/"$pid"/task/*; do
+            got=$(awk '/^Cpus_allowed_list:/ {print $2}' "$t/status" 2>/dev/null) || return 1
+            [ "$got" = "$want" ] || return 1
+        done
+    done
+}
+
+# group_enter / group_leave GROUP: what a group changes around its scenarios.
+group_enter() {
+    case $1 in
+    pt:*)
+        local s=${1#pt:}
+        pin_back "${s%%:*}" "$LG_CPUS"
+        ;;
+    esac
+}
+group_leave() {
+    case $1 in
+    pt:*)
+        local s=${1#pt:}
+        pin_back "${s%%:*}" "$BACK_CPUS" ||
+            echo "# $1: could not move the back processes back to CPU $BACK_CPUS" >&2
+        ;;
     esac
 }
 
@@ -640,9 +696,17 @@ for ((rep = 1; rep <= REPS; rep++)); do
     for group in "${order[@]}"; do
         # shellcheck disable=SC2207
         scen=($(scenarios_of "$group"))
+        if ! group_enter "$group"; then
+            for sc in "${scen[@]}"; do
+                failed "$rep" "$group" "$sc" "could not move the back processes to CPU $LG_CPUS"
+            done
+            group_leave "$group"
+            continue
+        fi
         for sc in $(rotate $((rep - 1)) "${scen[@]}"); do
             run_scenario "$rep" "$group" "$sc"
         done
+        group_leave "$group"
     done
 done
 
@@ -929,12 +993,13 @@ fi
 
 # ---- summary ---------------------------------------------------------------------------------
 MACHINE="$(nproc) CPUs; load average $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
-python3 - "$RESULTS" "$REPS" "$QUICK" "$S4_ON" "$OUT/summary.md" "$MACHINE" "$LAYOUT_TEXT" <<'EOF'
+python3 - "$RESULTS" "$REPS" "$QUICK" "$S4_ON" "$OUT/summary.md" "$MACHINE" "$LAYOUT_TEXT" "$LAYOUT" \
+    "$LG_CPUS" "$SUT_CPU" <<'EOF'
 import json, statistics, sys
 from collections import defaultdict
 
 path, reps, quick, s4_on, out_path = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1", sys.argv[4] == "1", sys.argv[5]
-machine, layout = sys.argv[6], sys.argv[7]
+machine, layout, layout_name, lg_cpus, sut_cpu = sys.argv[6:11]
 runs, sysc, failures, memory, cg, s6, s6layers = [], [], [], {}, {}, [], None
 for line in open(path):
     d = json.loads(line)
@@ -982,6 +1047,10 @@ def group_title(g):
     f = g.split(":")
     if f[0] == "w1":
         return "W1 find {_id: k}, reply %s B, C=%s, closed loop" % (f[1], f[2])
+    if f[0] == "pt":
+        return ("W1 pass-through and its anchors, reply %s B, C=%s, closed loop; what sits behind them"
+                " (canned upstream, nutcracker's Redis) moved to CPU %s with the load generator: no"
+                " proxy-and-upstream preemption" % (f[1], f[2], lg_cpus))
     if f[0] == "open":
         return "W1 open loop, %s B, C=%s, fixed rate" % (f[1], f[2])
     if f[0] == "delay":
@@ -994,10 +1063,11 @@ groups = []
 for (g, s) in by:
     if g not in groups:
         groups.append(g)
-order = {"w1": 0, "open": 1, "delay": 2, "ferret": 3}
+order = {"w1": 0, "pt": 1, "open": 2, "delay": 3, "ferret": 4}
 groups.sort(key=lambda g: (order.get(g.split(":")[0], 9), [int(x) if x.isdigit() else 0 for x in g.split(":")[1:]]))
-scen_order = ["A0", "A1", "A2", "A3", "S1", "S2", "S3", "S4"]
+scen_order = ["A0", "A1", "A1m", "A2", "A3", "S1", "S2", "S3", "S4"]
 names = {"A0": "raw echo (mcload --server --raw)", "A1": "Redis GET (redis-benchmark)",
+         "A1m": "Redis GET (mcload --resp)",
          "A2": "twemproxy + Redis GET (nutcracker)", "A3": "zero-logic relay (bench/relay)",
          "S1": "direct to the upstream", "S2": "mongocache, cache off", "S3": "mongocache, hit (memory)",
          "S4": "mongocache, hit (Redis tier)"}
@@ -1027,7 +1097,7 @@ def cpu_by_process(rs):
 out("# mongocache benchmark: %d repetition%s%s" % (reps, "" if reps == 1 else "s", " (quick)" if quick else ""))
 out()
 out("Median [min, max] over repetitions. Latencies in microseconds; CPU us/req is the CPU per request")
-out("of the process the scenario talks to (mongocache for S2-S4, redis-server for A1, nutcracker for")
+out("of the process the scenario talks to (mongocache for S2-S4, redis-server for A1/A1m, nutcracker for")
 out("A2, the relay for A3, the canned server for A0/S1, FerretDB for its S1), warm-up included; CPU by")
 out("process: every process of the scenario (median, us per request; upstream: the canned server or")
 out("FerretDB behind the proxy, redis: the Redis behind nutcracker or mongocache's tier), from")
@@ -1114,13 +1184,26 @@ def table(rows):
 
 # ---- issue 9: every figure beside its target ----
 i9 = []  # (metric, vals, goal, acceptable, better, digits)
+# The pass-through CPU rows come from a placement without proxy-and-upstream
+# preemption on one CPU: the pt group (pinned layout: the back processes
+# moved to the load generator's CPU for it), or the w1 group itself in the
+# split layout; with none, nothing is pinned and the row says so.
+def pt_group(s):
+    g = "pt:%d:50" % s
+    return g if any(k[0] == g for k in by) else "w1:%d:50" % s
+def pt_where(g):
+    if g.startswith("pt:"):
+        return "upstream and nutcracker's Redis moved to CPU %s with the load generator: no preemption" % lg_cpus
+    if layout_name == "split":
+        return "layout split: upstream and Redis on CPU %s with the load generator" % lg_cpus
+    return "layout %s: not pinned, preemption possible" % layout_name
 for s in (256, 4096):
-    g50 = "w1:%d:50" % s
-    i9.append(("pass-through proxy CPU per request / zero-logic relay's (C=50, %d B)" % s,
+    g50 = pt_group(s)
+    i9.append(("pass-through proxy CPU per request / zero-logic relay's (C=50, %d B; %s)" % (s, pt_where(g50)),
                per_rep(lambda r: cpu(g50, "S2", r, "mongocache") / cpu(g50, "A3", r, "relay")), 1.15, 1.3, "low", 2))
-    i9.append(("pass-through proxy CPU per request / twemproxy's, 1:1 (C=50, %d B)" % s,
+    i9.append(("pass-through proxy CPU per request / twemproxy's, 1:1 (C=50, %d B; the same placement)" % s,
                per_rep(lambda r: cpu(g50, "S2", r, "mongocache") / cpu(g50, "A2", r, "nutcracker")), 1.0, 1.1, "lt", 2))
-    i9.append(("  CPU us per request: mongocache pass-through / relay / twemproxy (C=50, %d B)" % s,
+    i9.append(("  CPU us per request: mongocache pass-through / relay / twemproxy (C=50, %d B; the same placement)" % s,
                "%s / %s / %s" % (mmm(per_rep(lambda r: cpu(g50, "S2", r, "mongocache")), 2),
                                  mmm(per_rep(lambda r: cpu(g50, "A3", r, "relay")), 2),
                                  mmm(per_rep(lambda r: cpu(g50, "A2", r, "nutcracker")), 2)),
@@ -1129,17 +1212,28 @@ if "off" in cg:
     i9.append(("cache = off: instructions in cache/ per pass-through (callgrind, %d requests; hits with cache on: %s)" % (
         cg["off"]["requests"], fmt(cg["on"]["cache_ir_per_request"], 0) if "on" in cg else "-"),
         [cg["off"]["cache_ir_per_request"]], 0, 0, "eq", 1))
-for s in (256, 4096):
+# redis_rows(s, anchor, p50_what, rps_what): the hit rows against a Redis GET anchor of size s.
+def redis_rows(s, anchor, p50_what, rps_what):
     g1, g50 = "w1:%d:1" % s, "w1:%d:50" % s
-    i9.append(("in-process hit p50 / Redis GET p50 (C=1, %d B)" % s,
-               per_rep(lambda r: get(g1, "S3", r, "p50") / get(g1, "A1", r, "p50")), 1.0, 1.25, "low", 2))
-    i9.append(("in-process hit req/s / Redis GET req/s (C=50, %d B)" % s,
-               per_rep(lambda r: get(g50, "S3", r, "rps") / get(g50, "A1", r, "rps")), 1.0, 0.8, "high", 2))
+    rows = [("in-process hit p50 / Redis GET p50 (C=1, %d B; %s)" % (s, p50_what),
+             per_rep(lambda r: get(g1, "S3", r, "p50") / get(g1, anchor, r, "p50")), 1.0, 1.25, "low", 2),
+            ("in-process hit req/s / Redis GET req/s (C=50, %d B; %s)" % (s, rps_what),
+             per_rep(lambda r: get(g50, "S3", r, "rps") / get(g50, anchor, r, "rps")), 1.0, 0.8, "high", 2)]
     if s4_on:
-        i9.append(("Redis-tier hit req/s / Redis GET req/s (C=50, %d B)" % s,
-                   per_rep(lambda r: get(g50, "S4", r, "rps") / get(g50, "A1", r, "rps")), 0.6, 0.45, "high", 2))
-        i9.append(("Redis-tier hit p50 / Redis GET p50 (C=1, %d B)" % s,
-                   per_rep(lambda r: get(g1, "S4", r, "p50") / get(g1, "A1", r, "p50")), 1.5, 2.2, "low", 2))
+        rows += [("Redis-tier hit req/s / Redis GET req/s (C=50, %d B; %s)" % (s, rps_what),
+                  per_rep(lambda r: get(g50, "S4", r, "rps") / get(g50, anchor, r, "rps")), 0.6, 0.45, "high", 2),
+                 ("Redis-tier hit p50 / Redis GET p50 (C=1, %d B; %s)" % (s, p50_what),
+                  per_rep(lambda r: get(g1, "S4", r, "p50") / get(g1, anchor, r, "p50")), 1.5, 2.2, "low", 2)]
+    return rows
+for s in (256, 4096):
+    g1 = "w1:%d:1" % s
+    # The Redis GET read by mcload --resp (A1m), the client of S3/S4: p50
+    # exact to 1 us (redis-benchmark's comes in 8 us buckets); at C=50
+    # redis-benchmark leaves Redis idle part of the time (its req/s is the
+    # client's limit; see "Other ratios" and bench/README.md), mcload --resp
+    # drives the same Redis to its limit.
+    i9 += redis_rows(s, "A1m", "GET by mcload --resp, A1m: the client of S3/S4, exact to 1 us",
+                     "GET by mcload --resp, A1m: it keeps Redis busy, redis-benchmark does not")
     i9.append(("pass-through added p50, S2 - S1, us (C=1, %d B)" % s,
                per_rep(lambda r: get(g1, "S2", r, "p50") - get(g1, "S1", r, "p50")), 15, 30, "low", 1))
 m = memory.get("entries")
@@ -1205,6 +1299,28 @@ table(i9)
 other = []
 for s in (256, 4096):
     g1, g50 = "w1:%d:1" % s, "w1:%d:50" % s
+    if pt_group(s) != g50:  # the issue-9 rows came from the pt group: the pinned layout's here
+        other.append(("pass-through proxy CPU per request / relay's, everything on CPU %s (C=50, %d B; pinned:"
+                      " proxy and upstream preempt each other)" % (sut_cpu, s),
+                      per_rep(lambda r: cpu(g50, "S2", r, "mongocache") / cpu(g50, "A3", r, "relay")),
+                      1.15, 1.3, "low", 2))
+        other.append(("  the same / twemproxy's (C=50, %d B; pinned)" % s,
+                      per_rep(lambda r: cpu(g50, "S2", r, "mongocache") / cpu(g50, "A2", r, "nutcracker")),
+                      1.0, 1.1, "lt", 2))
+    other += redis_rows(s, "A1", "GET by redis-benchmark, A1: p50 in 8 us buckets", "GET by redis-benchmark, A1")
+    # which Redis GET anchor is the fair one at C=50: the clients side by side,
+    # and how busy Redis was under each (CPU us per GET x GET/s)
+    other.append(("  Redis GET at C=50, %d B: req/s mcload --resp / redis-benchmark; Redis busy fraction under"
+                  " redis-benchmark; under mcload; S3's mongocache busy fraction; S3's mcload CPU" % s,
+                  "%s; %s; %s; %s; %s" % (
+                      mmm(per_rep(lambda r: get(g50, "A1m", r, "rps") / get(g50, "A1", r, "rps")), 2),
+                      mmm(per_rep(lambda r: cpu(g50, "A1", r, "redis") * get(g50, "A1", r, "rps") / 1e6), 2),
+                      mmm(per_rep(lambda r: cpu(g50, "A1m", r, "redis") * get(g50, "A1m", r, "rps") / 1e6), 2),
+                      mmm(per_rep(lambda r: cpu(g50, "S3", r, "mongocache") * get(g50, "S3", r, "rps") / 1e6), 2),
+                      mmm(per_rep(lambda r: get(g50, "S3", r, "loadgen_cpu")), 2)),
+                  None, None, "high", 2))
+    other.append(("  Redis GET p50 at C=1, %d B: redis-benchmark / mcload --resp" % s,
+                  per_rep(lambda r: get(g1, "A1", r, "p50") / get(g1, "A1m", r, "p50")), None, None, "low", 2))
     other.append(("in-process hit p50 / raw echo p50 (C=1, %d B)" % s,
                   per_rep(lambda r: get(g1, "S3", r, "p50") / get(g1, "A0", r, "p50")), 1.3, 1.5, "low", 2))
     other.append(("pass-through req/s / direct req/s (C=50, %d B)" % s,

@@ -7,7 +7,11 @@
  * counters. Below it, each reporting up by callback or return value, never
  * calling it:
  *   redis_link.c     the two kept connections (commands; the subscription
- *                    to P"inval"): handshake, reconnection with backoff
+ *                    to P"inval"): handshake, reconnection with backoff,
+ *                    with a Sentinel the ROLE check
+ *   redis_sentinel.c where the master is (redis-sentinel://): reported up,
+ *                    followed here (sentinel_master)
+ *   redis_tls.c      rediss://: the TLS context the connections use
  *   redis_conn.c     one socket, the reply FIFO (redis_resp.c, redis_push.c)
  *   redis_cmd.c      key names, the commands' encoding, the Lua scripts,
  *                    the shape of every reply
@@ -100,6 +104,8 @@
 #include "cache/redis_conn.h"
 #include "cache/redis_link.h"
 #include "cache/redis_mac.h"
+#include "cache/redis_sentinel.h"
+#include "cache/redis_tls.h"
 #include "cache/redis_url.h"
 #include "conf/clock.h"
 #include "conf/hist.h"
@@ -116,7 +122,7 @@
 #include <unistd.h>
 
 #define EPOCH_RETRY_MS 250
-#define MAC_LOG_EVERY_MS 60000 /* at most one warning a minute about forged values */
+#define MAC_LOG_EVERY_MS 60000 /* at most one warning a minute about forged values, Cluster */
 /* Largest reply read on each connection: a lookup's value and counters; a published message. */
 #define CMD_MAX_REPLY (CACHE_REDIS_MAX_BLOB + (size_t)1048576)
 #define SUB_MAX_REPLY ((size_t)1048576)
@@ -161,7 +167,9 @@ struct cache_redis {
     struct cache_redis_mac *mac; /* seals and checks stored values */
     uint64_t mac_logged_ms;      /* last warning about a value refused by its MAC */
     uint64_t mac_unlogged;       /* refused since then, not logged */
+    uint64_t cluster_logged_ms;  /* last warning that Redis is a Cluster node */
     struct cache_redis_url url;
+    struct cache_redis_tls *tls; /* rediss://: the connections' TLS context; else NULL */
     char *password; /* effective password, or NULL */
     char *redacted; /* the URL for logs */
     struct cache_redis_keys keys;
@@ -169,6 +177,8 @@ struct cache_redis {
     int64_t timeout_ms;
     struct cache_redis_link *cmd;
     struct cache_redis_link *sub;
+    struct cache_redis_sentinel *sentinel; /* redis-sentinel://: where the master is; else NULL */
+    char *sentinel_password;               /* the Sentinels' own, or NULL */
     struct cache_redis_breaker breaker;
     struct cache_redis_op *free_ops;
     size_t n_free_ops;
@@ -629,6 +639,48 @@ epoch_done(struct cache_redis_op *op, const redisReply *reply)
 }
 
 /*
+ * Sentinel: a write was refused as the node is a replica now (demoted by a
+ * failover while connected): the command connection is dropped (a
+ * reconnection checks ROLE again) and the Sentinels are asked.
+ */
+static void
+replica_seen(struct cache_redis *redis)
+{
+    cache_redis_link_drop(redis->cmd, "the node answered READONLY: a replica now");
+    cache_redis_sentinel_ask(redis->sentinel);
+}
+
+/*
+ * The errors only a Redis Cluster node sends: a key served by another node
+ * (MOVED, ASK), keys of one command in several slots (CROSSSLOT), the
+ * cluster not serving (CLUSTERDOWN). Cluster is not supported: such a reply
+ * is an error like any (a miss, counted), and said plainly in the log.
+ */
+static bool
+cluster_error(const char *s)
+{
+    return strncmp(s, "MOVED ", 6) == 0 || strncmp(s, "ASK ", 4) == 0 ||
+           strncmp(s, "CROSSSLOT", 9) == 0 || strncmp(s, "CLUSTERDOWN", 11) == 0;
+}
+
+/* A warning at most once a minute: the tier is pointed at a Redis Cluster node. */
+static void
+cluster_warn(struct cache_redis *redis, const char *error)
+{
+    uint64_t now = now_ms();
+    char buf[128];
+
+    if (redis->cluster_logged_ms != 0 && now - redis->cluster_logged_ms < MAC_LOG_EVERY_MS)
+        return;
+    redis->cluster_logged_ms = now;
+    conf_log(CONF_LOG_WARN, 0, "redis_cluster_unsupported",
+             "redis=%s error=\"%.80s\" hint=\"Redis Cluster is not supported: point redis at "
+             "one node that is not in cluster mode (or a Sentinel master); every read is a miss "
+             "meanwhile\"",
+             redis->redacted, cache_redis_link_log_text(error, buf, sizeof buf));
+}
+
+/*
  * Decides op's outcome, once: reply is Redis's answer, or NULL when the
  * connection was lost (or freed) or, with timed_out, when its deadline passed.
  */
@@ -646,6 +698,10 @@ op_settle(struct cache_redis_op *op, const redisReply *reply, bool timed_out)
         char buf[128];
 
         count(redis, CACHE_REDIS_CTR_redis_errors);
+        if (cluster_error(reply->str))
+            cluster_warn(redis, reply->str);
+        else if (redis->sentinel && strncmp(reply->str, "READONLY", 8) == 0)
+            replica_seen(redis);
         conf_log(CONF_LOG_DEBUG, 0, "redis_error", "error=\"%.80s\"",
                  cache_redis_link_log_text(reply->str, buf, sizeof buf));
         reply = NULL;
@@ -800,6 +856,7 @@ cmd_lost(void *arg, bool was_ready, bool protocol)
         count(redis, CACHE_REDIS_CTR_redis_protocol_errors);
     if (was_ready) /* replies lost in flight: distrust Redis */
         mark_dirty(redis, protocol ? "protocol_error" : "disconnected");
+    cache_redis_sentinel_ask(redis->sentinel); /* the master may have moved (NULL: none) */
 }
 
 static void
@@ -810,6 +867,41 @@ sub_lost(void *arg, bool was_ready, bool protocol)
     (void)was_ready;
     if (protocol)
         count(redis, CACHE_REDIS_CTR_redis_protocol_errors);
+    cache_redis_sentinel_ask(redis->sentinel);
+}
+
+/*
+ * A Sentinel named the master. The same one: nothing (links that are down
+ * retry there with their backoff: a master that is down until the
+ * Sentinels agree on another is not hammered). Another: its address
+ * replaces the old one, links still on the old one drop it and connect
+ * there at once (checking ROLE), and the tier is dirty until an epoch bump
+ * on the new master: Redis replicates asynchronously, so bumps the old
+ * master confirmed may be missing from the new one.
+ */
+static void
+sentinel_master(void *arg, const char *host, uint16_t port)
+{
+    struct cache_redis *redis = arg;
+
+    if (redis->url.host && strcmp(redis->url.host, host) == 0 && redis->url.port == port)
+        return;
+    if (redis->url.host) {
+        conf_log(CONF_LOG_WARN, 0, "redis_master",
+                 "redis=%s master=%s address=\"%s:%u\" previous=\"%s:%u\"", redis->redacted,
+                 redis->url.master, host, (unsigned)port, redis->url.host,
+                 (unsigned)redis->url.port);
+        count(redis, CACHE_REDIS_CTR_redis_master_switches);
+        mark_dirty(redis, "master_switched");
+    } else {
+        conf_log(CONF_LOG_INFO, 0, "redis_master", "redis=%s master=%s address=\"%s:%u\"",
+                 redis->redacted, redis->url.master, host, (unsigned)port);
+    }
+    bson_free(redis->url.host);
+    redis->url.host = bson_strdup(host);
+    redis->url.port = port;
+    cache_redis_link_kick(redis->cmd);
+    cache_redis_link_kick(redis->sub);
 }
 
 /* One name a message carried: counted, then the cache's invalidation. */
@@ -846,6 +938,42 @@ host_is_name(const struct cache_redis_url *url)
            inet_pton(AF_INET6, url->host, &a6) != 1;
 }
 
+/*
+ * rediss://: the TLS context from the redis_tls_* options (a warning when
+ * hostnames go unchecked). The options without rediss:// are refused: a
+ * CA file next to a plaintext URL is a forgotten "s", not a choice.
+ */
+static bool
+tls_setup(struct cache_redis *redis, const struct conf *conf, bson_error_t *error)
+{
+    struct cache_redis_tls_conf tc = {
+        .ca_file = conf->redis_tls_ca_file,
+        .cert_file = conf->redis_tls_cert_file,
+        .key_file = conf->redis_tls_key_file,
+        .allow_invalid_hostnames = conf->redis_tls_allow_invalid_hostnames,
+    };
+    const char *set = tc.ca_file && tc.ca_file[0]       ? "redis_tls_ca_file"
+                      : tc.cert_file && tc.cert_file[0] ? "redis_tls_cert_file"
+                      : tc.key_file && tc.key_file[0]   ? "redis_tls_key_file"
+                      : tc.allow_invalid_hostnames      ? "redis_tls_allow_invalid_hostnames"
+                                                        : NULL;
+
+    if (!redis->url.tls) {
+        if (!set)
+            return true;
+        bson_set_error(error, CACHE_REDIS_ERROR_DOMAIN, CACHE_REDIS_ERR_CONFIG,
+                       "%s is set but the Redis URL is not rediss:// (TLS)", set);
+        return false;
+    }
+    if (!(redis->tls = cache_redis_tls_new(&tc, error)))
+        return false;
+    if (tc.allow_invalid_hostnames)
+        conf_log(CONF_LOG_WARN, 0, "redis_tls_hostnames_unchecked",
+                 "hint=\"redis_tls_allow_invalid_hostnames is on: any certificate from a trusted CA "
+                 "is accepted for any host (a man in the middle with one is not detected)\"");
+    return true;
+}
+
 /* ---- the API ---------------------------------------------------------------------- */
 
 /* Frees what cache_redis_new set up before the links (any may be NULL or empty). */
@@ -854,7 +982,10 @@ redis_free(struct cache_redis *redis)
 {
     if (redis->dns)
         evdns_base_free(redis->dns, 0); /* after the connections: they cancel their lookups */
+    if (redis->sentinel_password)
+        bson_zero_free(redis->sentinel_password, strlen(redis->sentinel_password));
     cache_redis_url_cleanup(&redis->url);
+    cache_redis_tls_destroy(redis->tls); /* after the connections, which borrow it */
     cache_redis_mac_destroy(redis->mac);
     if (redis->password)
         bson_zero_free(redis->password, strlen(redis->password));
@@ -893,12 +1024,13 @@ cache_redis_new(struct event_base *base, const struct conf *conf, bson_error_t *
         bson_free(redis);
         return NULL;
     }
-    if (!cache_redis_url_parse(conf->redis, &redis->url, error)) {
+    if (!cache_redis_url_parse(conf->redis, &redis->url, error) ||
+        !tls_setup(redis, conf, error)) {
         redis_free(redis);
         return NULL;
     }
     redis->base = base;
-    if (host_is_name(&redis->url)) {
+    if (host_is_name(&redis->url) || redis->url.n_sentinels > 0) {
         /* Resolved on the loop, never with a blocking getaddrinfo. */
         redis->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
                                               EVDNS_BASE_DISABLE_WHEN_INACTIVE);
@@ -929,6 +1061,7 @@ cache_redis_new(struct event_base *base, const struct conf *conf, bson_error_t *
         .base = base,
         .dns = redis->dns,
         .url = &redis->url,
+        .tls = redis->tls,
         .password = redis->password,
         .redacted = redis->redacted,
         .name = "commands",
@@ -937,6 +1070,7 @@ cache_redis_new(struct event_base *base, const struct conf *conf, bson_error_t *
         .max_reply = CMD_MAX_REPLY,
         .max_elements = 2 + CACHE_REDIS_MAX_GENS,
         .timeout_ms = redis->timeout_ms,
+        .sentinel = redis->url.n_sentinels > 0,
     };
     redis->cmd = cache_redis_link_new(&lc, &cmd_handlers, redis);
     lc.name = "pubsub";
@@ -947,6 +1081,22 @@ cache_redis_new(struct event_base *base, const struct conf *conf, bson_error_t *
     lc.max_reply = SUB_MAX_REPLY;
     lc.max_elements = 3;
     redis->sub = cache_redis_link_new(&lc, &sub_handlers, redis);
+    if (redis->url.n_sentinels > 0) { /* the links wait for the master's address */
+        static const struct cache_redis_sentinel_handlers sh = {sentinel_master};
+        struct cache_redis_sentinel_conf sc = {
+            .base = base,
+            .dns = redis->dns,
+            .url = &redis->url,
+            .tls = redis->tls,
+            .redacted = redis->redacted,
+            .timeout_ms = redis->timeout_ms,
+        };
+
+        if (conf->redis_sentinel_password && conf->redis_sentinel_password[0])
+            redis->sentinel_password = bson_strdup(conf->redis_sentinel_password);
+        sc.password = redis->sentinel_password;
+        redis->sentinel = cache_redis_sentinel_new(&sc, &sh, redis);
+    }
     return redis;
 }
 
@@ -958,6 +1108,7 @@ cache_redis_destroy(struct cache_redis *redis)
     /* See redis.h: not from inside one of the tier's callbacks. */
     BSON_ASSERT(redis->in_callback == 0);
     redis->destroying = true;
+    cache_redis_sentinel_destroy(redis->sentinel); /* first: it kicks the links */
     cache_redis_link_destroy(redis->cmd); /* pending ops are called back with FAILED here */
     cache_redis_link_destroy(redis->sub);
     event_free(redis->epoch_timer);
@@ -981,6 +1132,7 @@ cache_redis_reconfigure(struct cache_redis *redis, const struct conf *conf)
         cache_redis_link_set_timeout(redis->cmd, redis->timeout_ms);
     if (redis->sub)
         cache_redis_link_set_timeout(redis->sub, redis->timeout_ms);
+    cache_redis_sentinel_set_timeout(redis->sentinel, redis->timeout_ms);
 }
 
 enum cache_redis_state

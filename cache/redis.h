@@ -73,10 +73,13 @@ struct cache_redis_gen {
  * An op handle is valid until its callback has been called or it has been
  * cancelled, whichever comes first.
  *
- * Connects to conf->redis ("redis://[[user]:password@]host:port[/db]" or
- * "unix:///path[?db=N]"; a password may also come from conf->redis_password)
- * and subscribes to the invalidation channel. Reconnects with backoff on
- * its own. Returns NULL with error set when the URL is malformed or
+ * Connects to conf->redis ("redis://[[user]:password@]host:port[/db]",
+ * "rediss://" over TLS with the redis_tls_* options, "unix:///path[?db=N]",
+ * or "redis-sentinel://sentinels/master[/db]": the master a Sentinel names,
+ * followed across failovers; a password may also come from
+ * conf->redis_password) and subscribes to the invalidation channel. Reconnects with backoff on
+ * its own. Returns NULL with error set when the URL is malformed, a TLS
+ * file cannot be used, a redis_tls_* option is set without rediss://, or
  * conf->cache_key_secret is empty (values are sealed with a key derived from
  * it; an unreachable Redis is not an error: the tier starts disconnected).
  * Free with cache_redis_destroy (pending callbacks are called with
@@ -210,6 +213,7 @@ enum cache_redis_error {
     CACHE_REDIS_ERR_SUBSCRIBE = 22,       /* redis_push: the subscription was refused */
     CACHE_REDIS_ERR_PUSH_UNEXPECTED = 23, /* redis_push: a push of a kind we did not ask for */
     CACHE_REDIS_ERR_CONNECT = 24,         /* redis_conn: resolving or connecting failed */
+    CACHE_REDIS_ERR_TLS = 25,             /* redis_tls: a TLS context or session cannot be made */
     CACHE_REDIS_ERR_MAC = 30,             /* redis_mac: the MAC cannot be computed */
     CACHE_REDIS_ERR_MAC_SECRET = 31,      /* redis_mac: no secret */
 };

@@ -32,23 +32,35 @@
  * bytes into the connection's buffer (64 KB, in the struct: a tier keeps
  * two connections) per readable event, fed straight to the reader. At one
  * client a hit costs a write and a read here, no epoll_ctl.
+ *
+ * Over TLS (rediss://) the bufferevent is libevent's bufferevent_openssl,
+ * made with no socket and connected by bufferevent_socket_connect; it
+ * reports "connected" once the handshake, with the certificate and name
+ * checks (redis_tls.c), is done, and only then are commands written. Its
+ * own read path decrypts into its input buffer, which tls_read_cb drains
+ * into the reader; pending is handed to its output (bufferevent_write_buffer).
+ * These are the only places the two paths differ; the plaintext path pays
+ * one test of conn->tls per flush.
  */
 #include "config.h"
 
 #include "cache/redis_conn.h"
 
 #include "cache/redis.h"
+#include "cache/redis_tls.h"
 #include "conf/sock.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/ssl.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -80,6 +92,8 @@ struct cache_redis_conn {
     struct event *flush;      /* active when pending is to be written at the turn's end */
     struct evdns_getaddrinfo_request *dns_req; /* a resolution in flight, or NULL */
     struct cache_redis_resp *resp;
+    const struct cache_redis_tls *tls; /* TLS (borrowed), or NULL: plaintext */
+    char *host;                        /* TLS: the name the certificate must carry */
     struct waiter *fifo; /* a ring: count waiters from head */
     size_t head;
     size_t count;
@@ -88,6 +102,7 @@ struct cache_redis_conn {
     size_t channel_len;
     bool tcp;
     bool connected;
+    bool got_bytes;    /* the server sent something (a loss before that says so) */
     bool flush_queued; /* flush is active */
     bool dead;         /* lost or freed: nothing more sent or dispatched */
     bool detached;     /* freed by the owner: no handler called any more */
@@ -159,6 +174,7 @@ teardown(struct cache_redis_conn *conn)
     evbuffer_free(conn->pending);
     bson_free(conn->fifo);
     bson_free(conn->channel);
+    bson_free(conn->host);
     bson_free(conn);
 }
 
@@ -187,6 +203,12 @@ lose(struct cache_redis_conn *conn, enum cache_redis_conn_loss kind, const char 
         bufferevent_disable(conn->bev, EV_READ | EV_WRITE);
     if (!conn->detached && conn->handlers.lost)
         conn->handlers.lost(conn->arg, kind, why);
+}
+
+bool
+cache_redis_conn_tls_pending(const struct cache_redis_conn *conn)
+{
+    return conn && conn->tls && !conn->connected;
 }
 
 void
@@ -290,7 +312,11 @@ take_bytes(struct cache_redis_conn *conn, const uint8_t *data, size_t n)
 static void
 flush_now(struct cache_redis_conn *conn)
 {
-    if (!conn->dead && conn->connected && evbuffer_get_length(conn->pending) > 0)
+    if (conn->dead || !conn->connected || evbuffer_get_length(conn->pending) == 0)
+        return;
+    if (conn->tls)
+        (void)bufferevent_write_buffer(conn->bev, conn->pending); /* encrypted as it goes */
+    else
         conf_sock_send(conn->bev, conn->pending);
 }
 
@@ -315,6 +341,74 @@ schedule_flush(struct cache_redis_conn *conn)
     event_active(conn->flush, EV_WRITE, 0);
 }
 
+/*
+ * Why the server closed: before it sent anything, the likely reason is
+ * given (a TLS port reached in plaintext closes or resets at once; a
+ * server over its maxclients sends an error first, so it is not that).
+ */
+static const char *
+closed_why(const struct cache_redis_conn *conn)
+{
+    if (conn->got_bytes)
+        return "closed by the server";
+    return conn->tls ? "closed by the server during or right after the TLS handshake"
+                     : "closed by the server before any reply (a TLS port? then rediss://)";
+}
+
+/* A socket error: errno's text, with the same hint as closed_why for a reset before any reply. */
+static void
+error_why(const struct cache_redis_conn *conn, int err, char *why, size_t len)
+{
+    bson_snprintf(why, len, "%s%s%s", conn->connected ? "" : "connect: ",
+                  err ? evutil_socket_error_to_string(err) : "socket error",
+                  err == ECONNRESET && !conn->got_bytes && !conn->tls
+                      ? " before any reply (a TLS port? then rediss://)"
+                      : "");
+}
+
+/* TLS: what the bufferevent decrypted, fed to the reader in READ_CHUNK pieces. */
+static void
+tls_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct cache_redis_conn *conn = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+
+    busy_begin(conn);
+    while (!conn->dead) {
+        int n = evbuffer_remove(in, conn->buf, sizeof conn->buf);
+
+        if (n <= 0)
+            break;
+        conn->got_bytes = true;
+        take_bytes(conn, conn->buf, (size_t)n);
+    }
+    busy_end(conn);
+}
+
+/* TLS: the bufferevent reports an error: the certificate check, OpenSSL's reason, or errno. */
+static void
+tls_lose(struct cache_redis_conn *conn, struct bufferevent *bev)
+{
+    unsigned long err = bufferevent_get_openssl_error(bev);
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    int sock_err = EVUTIL_SOCKET_ERROR();
+    char why[200];
+
+    while (bufferevent_get_openssl_error(bev)) /* only the first is told */
+        ;
+    if (err || (ssl && SSL_get_verify_result(ssl) != X509_V_OK)) {
+        cache_redis_tls_why(ssl, err, !conn->connected, why, sizeof why);
+        lose(conn, CACHE_REDIS_CONN_TLS, why);
+        return;
+    }
+    if (!conn->connected && sock_err == 0) { /* closed without a word during the handshake */
+        lose(conn, CACHE_REDIS_CONN_TLS, closed_why(conn));
+        return;
+    }
+    error_why(conn, sock_err, why, sizeof why);
+    lose(conn, CACHE_REDIS_CONN_IO, why);
+}
+
 /* The socket is readable (conf_sock_read_take): one read, fed to the reader. */
 static void
 readable_cb(evutil_socket_t fd, short what, void *arg)
@@ -333,13 +427,12 @@ readable_cb(evutil_socket_t fd, short what, void *arg)
         return;
     busy_begin(conn);
     if (n > 0) {
+        conn->got_bytes = true;
         take_bytes(conn, conn->buf, (size_t)n);
     } else if (n == 0) {
-        lose(conn, CACHE_REDIS_CONN_IO, "closed by the server");
+        lose(conn, CACHE_REDIS_CONN_IO, closed_why(conn));
     } else {
-        int err = errno;
-
-        bson_snprintf(why, sizeof why, "%s", err ? strerror(err) : "socket error");
+        error_why(conn, errno, why, sizeof why);
         lose(conn, CACHE_REDIS_CONN_IO, why);
     }
     busy_end(conn);
@@ -354,18 +447,27 @@ event_cb(struct bufferevent *bev, short what, void *arg)
     busy_begin(conn);
     if (what & BEV_EVENT_CONNECTED) {
         conn->connected = true;
-        if (!conn->dead) { /* bufferevent_socket_connect assigned the read event: take it now */
+        if (conn->dead) {
+            /* nothing: lost or freed meanwhile */
+        } else if (conn->tls) { /* the handshake is done: the bufferevent reads and writes */
+            int one = 1;
+
+            (void)setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            flush_now(conn);
+        } else { /* bufferevent_socket_connect assigned the read event: take it now */
             conf_sock_read_take(bev, readable_cb);
             conf_sock_read_enable(bev, true);
             flush_now(conn);
         }
     } else if (what & BEV_EVENT_EOF) {
-        lose(conn, CACHE_REDIS_CONN_IO, "closed by the server");
+        if (conn->tls && !conn->connected)
+            tls_lose(conn, bev);
+        else
+            lose(conn, CACHE_REDIS_CONN_IO, closed_why(conn));
+    } else if (conn->tls && (what & BEV_EVENT_ERROR)) {
+        tls_lose(conn, bev);
     } else if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
-        int err = EVUTIL_SOCKET_ERROR();
-
-        bson_snprintf(why, sizeof why, "%s%s", conn->connected ? "" : "connect: ",
-                      err ? evutil_socket_error_to_string(err) : "socket error");
+        error_why(conn, EVUTIL_SOCKET_ERROR(), why, sizeof why);
         lose(conn, CACHE_REDIS_CONN_IO, why);
     }
     busy_end(conn);
@@ -381,14 +483,42 @@ conn_fail(bson_error_t *error, const char *what, int err)
     return false;
 }
 
+/* TLS: a bufferevent_openssl, its socket made by bufferevent_socket_connect, and connecting. */
+static bool
+connect_tls(struct cache_redis_conn *conn, bson_error_t *error)
+{
+    SSL *ssl = cache_redis_tls_session(conn->tls, conn->host, error);
+
+    if (!ssl)
+        return false;
+    conn->bev = bufferevent_openssl_socket_new(conn->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                               BEV_OPT_CLOSE_ON_FREE);
+    if (!conn->bev) {
+        SSL_free(ssl);
+        return conn_fail(error, "cannot create a TLS bufferevent", 0);
+    }
+    /* A server closing without close_notify is an end of stream, not an attack on it. */
+    bufferevent_openssl_set_allow_dirty_shutdown(conn->bev, 1);
+    bufferevent_setcb(conn->bev, tls_read_cb, NULL, event_cb, conn);
+    if (bufferevent_socket_connect(conn->bev, (struct sockaddr *)&conn->addr,
+                                   (int)conn->addr_len) < 0)
+        return conn_fail(error, "connect", errno);
+    if (bufferevent_enable(conn->bev, EV_READ | EV_WRITE) != 0)
+        return conn_fail(error, "cannot start the TLS handshake", 0);
+    return true;
+}
+
 /* Creates the socket and the bufferevent and starts connecting to conn->addr. */
 static bool
 connect_addr(struct cache_redis_conn *conn, bson_error_t *error)
 {
     const struct sockaddr *sa = (const struct sockaddr *)&conn->addr;
-    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd;
     int one = 1;
 
+    if (conn->tls)
+        return connect_tls(conn, error);
+    fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return conn_fail(error, "socket", errno);
     /* Lookups are small requests pipelined on one connection: no Nagle delay. */
@@ -535,7 +665,8 @@ start_resolve(struct cache_redis_conn *conn, struct evdns_base *dns,
 
 struct cache_redis_conn *
 cache_redis_conn_new(struct event_base *base, struct evdns_base *dns,
-                     const struct cache_redis_url *url, size_t max_reply, size_t max_elements,
+                     const struct cache_redis_url *url, const struct cache_redis_tls *tls,
+                     size_t max_reply, size_t max_elements,
                      const struct cache_redis_conn_handlers *handlers, void *arg,
                      bson_error_t *error)
 {
@@ -549,8 +680,12 @@ cache_redis_conn_new(struct event_base *base, struct evdns_base *dns,
     conn->pending = evbuffer_new();
     conn->flush = event_new(base, -1, 0, flush_cb, conn);
     conn->resp = cache_redis_resp_new(max_reply, max_elements);
+    conn->tls = tls;
+    conn->host = url->host ? bson_strdup(url->host) : NULL;
     if (!conn->pending || !conn->flush || !conn->resp) {
         ok = conn_fail(error, "out of memory", 0);
+    } else if (tls && url->path) {
+        ok = conn_fail(error, "TLS over a unix socket is not supported", 0);
     } else if (direct_addr(conn, url, &bad)) {
         ok = connect_addr(conn, error);
     } else if (bad) {

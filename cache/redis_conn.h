@@ -13,6 +13,11 @@
  * waiting, a reply whose callback refuses its shape, a malformed or
  * unwanted push: the connection is dropped and its owner told (lost).
  * It does not reconnect, time commands out or log: its owner does.
+ *
+ * With TLS (a context from cache/redis_tls.h) the socket is a libevent
+ * bufferevent_openssl: the handshake checks the server's certificate and
+ * name before any command is written, and bytes go through the
+ * bufferevent's buffers. Without it, the plaintext path below is untouched.
  */
 #ifndef MONGOCACHE_CACHE_REDIS_CONN_H
 #define MONGOCACHE_CACHE_REDIS_CONN_H
@@ -29,10 +34,12 @@ struct event_base;
 struct evbuffer;
 struct evdns_base;
 struct cache_redis_conn;
+struct cache_redis_tls;
 
 enum cache_redis_conn_loss {
     CACHE_REDIS_CONN_IO,       /* connect failed, closed by the server, a socket error */
     CACHE_REDIS_CONN_PROTOCOL, /* the server sent something we did not expect */
+    CACHE_REDIS_CONN_TLS,      /* the TLS handshake failed (a certificate refused) or TLS broke */
 };
 
 /*
@@ -52,7 +59,9 @@ struct cache_redis_conn_handlers {
 
 /*
  * Starts connecting to url (a unix socket, a numeric address, or a host
- * name resolved with dns, which must then not be NULL). Replies are read
+ * name resolved with dns, which must then not be NULL); over TLS when tls
+ * is not NULL (borrowed for the connection's life; url's host is the name
+ * the certificate must carry; a unix socket is refused). Replies are read
  * under max_reply bytes and max_elements elements per array
  * (cache_redis_resp_new). Commands may be sent at once: they go out when
  * connected. handlers is copied; url is only read during the call.
@@ -62,9 +71,16 @@ struct cache_redis_conn_handlers {
  */
 struct cache_redis_conn *cache_redis_conn_new(struct event_base *base, struct evdns_base *dns,
                                               const struct cache_redis_url *url,
+                                              const struct cache_redis_tls *tls,
                                               size_t max_reply, size_t max_elements,
                                               const struct cache_redis_conn_handlers *handlers,
                                               void *arg, bson_error_t *error);
+
+/*
+ * True while a TLS connection has not finished its handshake (for the
+ * owner's timeout: a plaintext server never answers a ClientHello).
+ */
+bool cache_redis_conn_tls_pending(const struct cache_redis_conn *conn);
 
 /*
  * Frees conn (accepts NULL). Every command still waiting is called back

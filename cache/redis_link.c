@@ -13,6 +13,12 @@
  *      │          │ refused, timed out, protocol error ──> lost
  *      └─ cannot connect ──> lost
  *
+ * With a Sentinel (conf.sentinel) the address is the master's as the owner
+ * last learnt it (url, changed between connections); the handshake ends
+ * with ROLE, and a node that does not answer "master" is dropped before
+ * the link is ready, so nothing is ever written to a replica that was
+ * reached by mistake or too late. A link with no address waits for a kick.
+ *
  * A connection we drop is forgotten first (link->c = NULL), the owner told
  * (lost), then it is freed: commands waiting on it are called back with
  * NULL then. A lost notice is only acted on for the current connection.
@@ -36,7 +42,7 @@
 struct step {
     struct cache_redis_link *link;
     struct cache_redis_conn *c; /* the connection it was sent on */
-    int script;                 /* -1 AUTH, -2 SELECT, else the script loaded */
+    int script;                 /* -1 AUTH, -2 SELECT, -3 ROLE, else the script loaded */
 };
 
 struct cache_redis_link {
@@ -47,15 +53,19 @@ struct cache_redis_link {
     bool ready;                 /* handshake done */
     bool ever_ready;
     bool misbehaved; /* the last connection was dropped for a protocol error */
+    bool failing;     /* lost since the last ready: later failures are logged quietly */
+    bool tls_failing; /* the same for TLS failures (a refused certificate) */
     bool destroying;
     int pending; /* handshake replies awaited */
-    struct step steps[2 + CACHE_REDIS_LINK_MAX_SCRIPTS];
+    struct step steps[3 + CACHE_REDIS_LINK_MAX_SCRIPTS];
     const char *scripts[CACHE_REDIS_LINK_MAX_SCRIPTS]; /* conf.scripts copied (texts borrowed) */
     char sha[CACHE_REDIS_LINK_MAX_SCRIPTS][41];        /* "" until loaded */
     struct event *handshake_timer;
     struct event *retry_timer;
     int64_t backoff_ms;
     int64_t timeout_ms;
+    char *addr_host; /* Sentinel: the host and port the connection was made to */
+    uint16_t addr_port;
 };
 
 static void link_start(struct cache_redis_link *link);
@@ -101,14 +111,15 @@ schedule_retry(struct cache_redis_link *link)
 
 /*
  * The connection is gone (link->c already forgotten): log it, plan the next
- * attempt, tell the owner. protocol: logged when it starts, quietly while
- * it repeats.
+ * attempt, tell the owner. The first failure of a run is logged loudly
+ * (a refused certificate as an error), the ones repeating it quietly.
  */
 static void
-link_lost(struct cache_redis_link *link, const char *why, bool protocol)
+link_lost(struct cache_redis_link *link, const char *why, enum cache_redis_conn_loss kind)
 {
     bool was_ready = link->ready;
-    char buf[128];
+    bool protocol = kind == CACHE_REDIS_CONN_PROTOCOL;
+    char buf[200];
     const char *reason = cache_redis_link_log_text(why, buf, sizeof buf);
 
     link->ready = false;
@@ -117,13 +128,20 @@ link_lost(struct cache_redis_link *link, const char *why, bool protocol)
     if (protocol)
         conf_log(link->misbehaved ? CONF_LOG_DEBUG : CONF_LOG_WARN, 0, "redis_protocol_error",
                  "conn=%s redis=%s reason=\"%s\"", link->conf.name, link->conf.redacted, reason);
+    else if (kind == CACHE_REDIS_CONN_TLS)
+        conf_log(link->tls_failing ? CONF_LOG_DEBUG : CONF_LOG_ERROR, 0,
+                 "redis_tls_failed", "conn=%s redis=%s reason=\"%s\"", link->conf.name,
+                 link->conf.redacted, reason);
     else if (was_ready)
         conf_log(CONF_LOG_WARN, 0, "redis_disconnected", "conn=%s redis=%s reason=\"%s\"",
                  link->conf.name, link->conf.redacted, reason);
     else
-        conf_log(CONF_LOG_DEBUG, 0, "redis_connect_failed", "conn=%s redis=%s reason=\"%s\"",
-                 link->conf.name, link->conf.redacted, reason);
+        conf_log(link->failing ? CONF_LOG_DEBUG : CONF_LOG_WARN, 0, "redis_connect_failed",
+                 "conn=%s redis=%s reason=\"%s\"", link->conf.name, link->conf.redacted,
+                 reason);
     link->misbehaved = protocol;
+    link->failing = true;
+    link->tls_failing = link->tls_failing || kind == CACHE_REDIS_CONN_TLS;
     schedule_retry(link);
     if (!link->destroying)
         link->handlers.lost(link->arg, was_ready, protocol);
@@ -131,12 +149,12 @@ link_lost(struct cache_redis_link *link, const char *why, bool protocol)
 
 /* Forgets and frees our connection (its waiting commands are called back with NULL). */
 static void
-link_drop(struct cache_redis_link *link, const char *why, bool protocol)
+link_drop(struct cache_redis_link *link, const char *why, enum cache_redis_conn_loss kind)
 {
     struct cache_redis_conn *c = link->c;
 
     link->c = NULL;
-    link_lost(link, why, protocol);
+    link_lost(link, why, kind);
     cache_redis_conn_free(c); /* deferred when inside one of c's callbacks */
 }
 
@@ -147,6 +165,8 @@ link_ready(struct cache_redis_link *link)
 
     evtimer_del(link->handshake_timer);
     link->ready = true;
+    link->failing = false;
+    link->tls_failing = false;
     if (!link->misbehaved) /* a Redis that keeps misbehaving keeps its backoff */
         link->backoff_ms = BACKOFF_FIRST_MS;
     link->ever_ready = true;
@@ -186,7 +206,7 @@ handshake_done(struct cache_redis_link *link)
         return;
     }
     if (!cache_redis_conn_subscribe(link->c, link->conf.channel, link->conf.channel_len))
-        link_drop(link, "cannot subscribe", false);
+        link_drop(link, "cannot subscribe", CACHE_REDIS_CONN_IO);
 }
 
 /* The connection's callback for AUTH, SELECT and SCRIPT LOAD; false for a reply none can have. */
@@ -205,13 +225,28 @@ step_reply(void *arg, const redisReply *reply)
 
         conf_log(CONF_LOG_ERROR, 0, "redis_handshake_failed",
                  "conn=%s redis=%s step=%s error=\"%.*s\"", link->conf.name, link->conf.redacted,
-                 st->script == -1 ? "auth" : st->script == -2 ? "select" : "script_load",
+                 st->script == -1   ? "auth"
+                 : st->script == -2 ? "select"
+                 : st->script == -3 ? "role"
+                                    : "script_load",
                  (int)(n < 100 ? n : 100), cache_redis_link_log_text(reply->str, buf, sizeof buf));
-        link_drop(link, "handshake refused", false);
+        link_drop(link, "handshake refused", CACHE_REDIS_CONN_IO);
         return true;
     }
-    if (st->script < 0 && reply->type != REDIS_REPLY_STATUS) /* AUTH, SELECT: +OK */
+    if (st->script == -3) { /* ROLE: ["master", ...] or another role */
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
+            reply->element[0]->type != REDIS_REPLY_STRING)
+            return false;
+        if (strcmp(reply->element[0]->str, "master") != 0) {
+            conf_log(CONF_LOG_WARN, 0, "redis_not_master", "conn=%s redis=%s role=\"%s\"",
+                     link->conf.name, link->conf.redacted,
+                     cache_redis_link_log_text(reply->element[0]->str, buf, sizeof buf));
+            link_drop(link, "not a master", CACHE_REDIS_CONN_IO);
+            return true;
+        }
+    } else if (st->script < 0 && reply->type != REDIS_REPLY_STATUS) { /* AUTH, SELECT: +OK */
         return false;
+    }
     if (st->script >= 0) {
         if (reply->type != REDIS_REPLY_STRING || reply->len != 40)
             return false;
@@ -281,6 +316,12 @@ handshake_start(struct cache_redis_link *link)
         if (!step_send(link, &link->steps[2 + i], i, 3, argv, len))
             return false;
     }
+    if (link->conf.sentinel) { /* last: ready only once the node says it is the master */
+        argv[0] = "ROLE";
+        len[0] = 4;
+        if (!step_send(link, &link->steps[2 + CACHE_REDIS_LINK_MAX_SCRIPTS], -3, 1, argv, len))
+            return false;
+    }
     if (link->pending == 0)
         handshake_done(link);
     return true;
@@ -291,7 +332,7 @@ static void
 on_lost(void *arg, enum cache_redis_conn_loss kind, const char *why)
 {
     /* Only the current connection calls this: a dropped one is freed and silent. */
-    link_drop(arg, why, kind == CACHE_REDIS_CONN_PROTOCOL);
+    link_drop(arg, why, kind);
 }
 
 static void
@@ -304,18 +345,25 @@ link_start(struct cache_redis_link *link)
     struct cache_redis_conn *c;
     bson_error_t error;
 
-    c = cache_redis_conn_new(link->conf.base, link->conf.dns, link->conf.url,
+    if (link->conf.sentinel) {
+        if (!link->conf.url->host) /* no master known yet: a kick starts the link */
+            return;
+        bson_free(link->addr_host);
+        link->addr_host = bson_strdup(link->conf.url->host);
+        link->addr_port = link->conf.url->port;
+    }
+    c = cache_redis_conn_new(link->conf.base, link->conf.dns, link->conf.url, link->conf.tls,
                              link->conf.max_reply, link->conf.max_elements, &handlers, link,
                              &error);
     if (!c) {
-        link_lost(link, error.message, false);
+        link_lost(link, error.message, CACHE_REDIS_CONN_IO);
         return;
     }
     link->c = c;
     link->pending = 0;
     if (!handshake_start(link)) {
         if (link->c == c)
-            link_drop(link, "cannot set the connection up", false);
+            link_drop(link, "cannot set the connection up", CACHE_REDIS_CONN_IO);
         return;
     }
     if (link->c == c)
@@ -333,9 +381,16 @@ retry_cb(evutil_socket_t fd, short what, void *arg)
 static void
 handshake_timeout(evutil_socket_t fd, short what, void *arg)
 {
+    struct cache_redis_link *link = arg;
+
     (void)fd;
     (void)what;
-    link_drop(arg, "handshake timed out", false);
+    /* A plaintext Redis reads a ClientHello as the start of an inline command and waits. */
+    if (cache_redis_conn_tls_pending(link->c))
+        link_drop(link, "no TLS handshake in time (a plaintext port? then redis://)",
+                  CACHE_REDIS_CONN_TLS);
+    else
+        link_drop(link, "handshake timed out", CACHE_REDIS_CONN_IO);
 }
 
 struct cache_redis_link *
@@ -373,7 +428,30 @@ cache_redis_link_destroy(struct cache_redis_link *link)
     cache_redis_conn_free(c); /* waiting commands are called back with NULL here */
     event_free(link->retry_timer);
     event_free(link->handshake_timer);
+    bson_free(link->addr_host);
     bson_free(link);
+}
+
+void
+cache_redis_link_kick(struct cache_redis_link *link)
+{
+    const struct cache_redis_url *url = link->conf.url;
+
+    if (link->c && link->addr_host && url->host && strcmp(link->addr_host, url->host) == 0 &&
+        link->addr_port == url->port)
+        return; /* already there */
+    if (link->c)
+        link_drop(link, "the master moved", CACHE_REDIS_CONN_IO);
+    evtimer_del(link->retry_timer);
+    link->backoff_ms = BACKOFF_FIRST_MS;
+    link_start(link);
+}
+
+void
+cache_redis_link_drop(struct cache_redis_link *link, const char *why)
+{
+    if (link->c)
+        link_drop(link, why, CACHE_REDIS_CONN_IO);
 }
 
 void

@@ -41,6 +41,7 @@ struct cache_redis_link_conf {
     struct event_base *base;
     struct evdns_base *dns; /* for a host name, else NULL */
     const struct cache_redis_url *url;
+    const struct cache_redis_tls *tls; /* rediss://: the TLS context; NULL: plaintext */
     const char *password; /* or NULL */
     const char *redacted; /* the URL for logs */
     const char *name;     /* "commands" or "pubsub", for logs */
@@ -53,6 +54,13 @@ struct cache_redis_link_conf {
     size_t max_reply;    /* see cache_redis_conn_new */
     size_t max_elements; /* see cache_redis_conn_new */
     int64_t timeout_ms;  /* the tier's redis_timeout: a handshake gets max(4 x it, 1 s) */
+    /*
+     * Sentinel: url's host is the master a Sentinel named (NULL while none
+     * is known: the link waits, cache_redis_link_kick starts it), and the
+     * handshake ends with ROLE: a node that is not a master is dropped
+     * (never ready, nothing written to it) and the owner told (lost).
+     */
+    bool sentinel;
 };
 
 #define CACHE_REDIS_LINK_MAX_SCRIPTS 8
@@ -65,6 +73,21 @@ struct cache_redis_link_conf {
 struct cache_redis_link *cache_redis_link_new(const struct cache_redis_link_conf *conf,
                                               const struct cache_redis_link_handlers *handlers,
                                               void *arg);
+
+/*
+ * Sentinel: url's host and port may have changed. A link connected (or
+ * connecting) elsewhere drops that connection; a link that is down
+ * connects now (its backoff is cut short). Not from inside the link's own
+ * callbacks.
+ */
+void cache_redis_link_kick(struct cache_redis_link *link);
+
+/*
+ * Drops the connection (why: for the log), as if it were lost: the owner's
+ * lost is called, and a new attempt follows with backoff. Nothing when
+ * down.
+ */
+void cache_redis_link_drop(struct cache_redis_link *link, const char *why);
 
 /* Frees link: commands waiting on its connection are called back with NULL first. */
 void cache_redis_link_destroy(struct cache_redis_link *link);

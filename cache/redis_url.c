@@ -1,6 +1,6 @@
 /*
  * cache/redis_url.c: the Redis URL (see redis_url.h): parsing
- * "redis://" and "unix://" URLs, %-decoding the user info, and redacting
+ * "redis://", "rediss://", "unix://" and Sentinel URLs, %-decoding the user info, and redacting
  * the password for logs and error messages (an error never quotes a piece
  * of the URL but through the redaction). It does not own connecting, AUTH
  * or SELECT with what it parsed, nor choosing between the URL's password
@@ -122,27 +122,31 @@ refuse(const char **why, const char *text)
     return false;
 }
 
-/* "[[user]:password@]host[:port][/db]" (after "redis://"). */
+/* The user info before '@' (at), %-decoded into url. */
 static bool
-parse_tcp(const char *s, struct cache_redis_url *url, const char **why)
+parse_userinfo(const char *s, const char *at, struct cache_redis_url *url, const char **why)
 {
-    const char *at = strrchr(s, '@');
-    const char *p = at ? at + 1 : s;
-    const char *end = p + strlen(p);
+    const char *colon = memchr(s, ':', (size_t)(at - s));
+
+    if (!colon)
+        return refuse(why, "the user info must be [user]:password");
+    if (!pct_decode(s, (size_t)(colon - s), &url->user) ||
+        !pct_decode(colon + 1, (size_t)(at - colon - 1), &url->password))
+        return refuse(why, "bad %-escape in the user info");
+    return true;
+}
+
+/* "host[:port]" or "[v6][:port]" at *pp (up to end): a new *host, *port (def when none). */
+static bool
+parse_hostport(const char **pp, const char *end, char **host, uint16_t *port, uint16_t def,
+               const char **why)
+{
+    const char *p = *pp;
     const char *h0;
     const char *h1;
     int64_t v;
 
-    if (at) {
-        const char *colon = memchr(s, ':', (size_t)(at - s));
-
-        if (!colon)
-            return refuse(why, "the user info must be [user]:password");
-        if (!pct_decode(s, (size_t)(colon - s), &url->user) ||
-            !pct_decode(colon + 1, (size_t)(at - colon - 1), &url->password))
-            return refuse(why, "bad %-escape in the user info");
-    }
-    if (*p == '[') {
+    if (p < end && *p == '[') {
         h0 = p + 1;
         if (!(h1 = memchr(h0, ']', (size_t)(end - h0))) || h1 == h0)
             return refuse(why, "bad [IPv6] host");
@@ -157,23 +161,83 @@ parse_tcp(const char *s, struct cache_redis_url *url, const char **why)
             return refuse(why, "no host");
         p = h1;
     }
-    url->host = bson_strndup(h0, (size_t)(h1 - h0));
+    *host = bson_strndup(h0, (size_t)(h1 - h0));
+    *port = def;
     if (p < end && *p == ':') {
         p++;
         if (!parse_num(&p, end, 65535, &v) || v == 0)
             return refuse(why, "the port must be 1..65535");
-        url->port = (uint16_t)v;
+        *port = (uint16_t)v;
     }
+    *pp = p;
+    return true;
+}
+
+/* What ends a TCP or Sentinel URL at p: nothing, or "/db" (else trailing: the reason). */
+static bool
+parse_db(const char *p, const char *end, struct cache_redis_url *url, const char *trailing,
+         const char **why)
+{
+    int64_t v = 0;
+
     if (p < end && *p == '/') {
-        v = 0;
         p++;
         if (p < end && (!parse_num(&p, end, 65535, &v) || p != end))
             return refuse(why, "the database must be a number 0..65535");
         url->db = (int)v;
     }
     if (p != end)
-        return refuse(why, "unexpected text after host[:port][/db]");
+        return refuse(why, trailing);
     return true;
+}
+
+/* "[[user]:password@]host[:port][/db]" (after "redis://"). */
+static bool
+parse_tcp(const char *s, struct cache_redis_url *url, const char **why)
+{
+    const char *at = strrchr(s, '@');
+    const char *p = at ? at + 1 : s;
+    const char *end = p + strlen(p);
+
+    if (at && !parse_userinfo(s, at, url, why))
+        return false;
+    if (!parse_hostport(&p, end, &url->host, &url->port, 6379, why))
+        return false;
+    return parse_db(p, end, url, "unexpected text after host[:port][/db]", why);
+}
+
+/* "[[user]:password@]host[:port][,host[:port]...]/master[/db]" (after "redis-sentinel://"). */
+static bool
+parse_sentinel(const char *s, struct cache_redis_url *url, const char **why)
+{
+    const char *at = strrchr(s, '@');
+    const char *p = at ? at + 1 : s;
+    const char *end = p + strlen(p);
+    const char *m0;
+
+    if (at && !parse_userinfo(s, at, url, why))
+        return false;
+    for (;;) {
+        struct cache_redis_url_node *n;
+
+        if (url->n_sentinels == CACHE_REDIS_URL_MAX_SENTINELS)
+            return refuse(why, "at most 16 Sentinels");
+        n = &url->sentinels[url->n_sentinels++];
+        if (!parse_hostport(&p, end, &n->host, &n->port, 26379, why))
+            return false;
+        if (p == end || *p != ',')
+            break;
+        p++;
+    }
+    if (p == end || *p != '/')
+        return refuse(why, "a Sentinel URL names the master: /master-name after the Sentinels");
+    m0 = ++p;
+    while (p < end && host_char(*p))
+        p++;
+    if (p == m0)
+        return refuse(why, "a Sentinel URL names the master: /master-name after the Sentinels");
+    url->master = bson_strndup(m0, (size_t)(p - m0));
+    return parse_db(p, end, url, "unexpected text after /master-name[/db]", why);
 }
 
 /* "/path[?db=N]" (after "unix://"). */
@@ -218,9 +282,14 @@ cache_redis_url_parse(const char *text, struct cache_redis_url *url, bson_error_
     else if (strncmp(text, "unix://", 7) == 0)
         ok = parse_unix(text + 7, url, &why);
     else if (strncmp(text, "rediss://", 9) == 0)
-        why = "TLS (rediss://) is not supported";
+        ok = url->tls = parse_tcp(text + 9, url, &why);
+    else if (strncmp(text, "redis-sentinel://", 17) == 0)
+        ok = parse_sentinel(text + 17, url, &why);
+    else if (strncmp(text, "rediss-sentinel://", 18) == 0)
+        ok = url->tls = parse_sentinel(text + 18, url, &why);
     else
-        why = "the scheme must be redis:// or unix://";
+        why = "the scheme must be redis://, rediss://, redis-sentinel://, rediss-sentinel:// or "
+              "unix://";
     if (!ok) {
         char *shown = cache_redis_url_redact(text && strlen(text) <= URL_MAX ? text : "");
 
@@ -237,6 +306,9 @@ cache_redis_url_cleanup(struct cache_redis_url *url)
 {
     bson_free(url->host);
     bson_free(url->path);
+    bson_free(url->master);
+    for (size_t i = 0; i < url->n_sentinels; i++)
+        bson_free(url->sentinels[i].host);
     if (url->user)
         bson_zero_free(url->user, strlen(url->user));
     if (url->password)

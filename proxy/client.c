@@ -703,7 +703,7 @@ static struct proxy_request *
 push_request(struct proxy_client *c, int32_t request_id, enum proxy_route route, bool legacy)
 {
     struct proxy_request *req = proxy_request_new(c, &request_ops, request_id, route, legacy,
-                                                  &c->server->spare_request);
+                                                  &c->server->spares);
 
     if (c->server->conf->latency_histograms || c->server->conf->slow_request_ms > 0)
         req->started_us = conf_clock_us();
@@ -759,7 +759,7 @@ pop_request(struct proxy_client *c, struct proxy_request *req)
                 event_active(wake_event(c), 0, 0);
         }
     }
-    proxy_request_destroy(req, c->server->cache, &c->server->spare_request);
+    proxy_request_destroy(req, c->server->cache, &c->server->spares);
 }
 
 /*
@@ -1481,11 +1481,13 @@ on_upstream_invalid(void *arg, const char *why)
     upstream_protocol_error(c, client_head(c), why);
 }
 
-/* A reply's "ok": 1 true, 0 false, -1 absent. Read once per reply, for whoever needs it. */
+/* A reply's "ok": 1 true, 0 false, -1 absent. Read once per reply, for whoever needs it:
+ * from the elements the check recorded (top, an OP_MSG's) or else by a walk. */
 static int
-reply_ok(const bson_t *reply)
+reply_ok(const bson_t *reply, const struct wire_doc_top *top)
 {
-    return wire_msg_ok(bson_get_data(reply), reply->len);
+    return top ? wire_msg_ok_top(bson_get_data(reply), reply->len, top)
+               : wire_msg_ok(bson_get_data(reply), reply->len);
 }
 
 /* The upstream's on_reply: a whole reply of h->length bytes is at the front of its input,
@@ -1507,6 +1509,8 @@ on_reply(void *arg, const uint8_t *data, const struct wire_header *h)
     int64_t now_us = 0;
     int ok = -1;
     bson_t reply;
+    struct wire_msg m;                   /* an OP_MSG reply's parse */
+    const struct wire_doc_top *top = NULL; /* ... its top-level elements, as checked */
 
     if ((!req || h->response_to != proxy_drain_expected_id(req)) &&
         answers_oneway(c, h->response_to)) {
@@ -1562,8 +1566,6 @@ on_reply(void *arg, const uint8_t *data, const struct wire_header *h)
         body_len = (uint32_t)wire_frame_read_i32(r.docs);
         reply_flags = r.flags;
     } else {
-        struct wire_msg m;
-
         if (h->opcode != WIRE_OP_MSG) {
             snprintf(what, sizeof what, "opcode %d answers an OP_MSG", h->opcode);
             upstream_protocol_error(c, req, what);
@@ -1581,6 +1583,7 @@ on_reply(void *arg, const uint8_t *data, const struct wire_header *h)
         body = m.body;
         body_len = m.body_len;
         reply_flags = (int32_t)m.flags;
+        top = &m.top;
     }
     (void)bson_init_static(&reply, body, body_len);
     /* One clock read and one look for "ok" serve the round trip, the
@@ -1588,7 +1591,7 @@ on_reply(void *arg, const uint8_t *data, const struct wire_header *h)
     if (req->upstream_us || req->n_shapes > 0 || req->started_us)
         now_us = conf_clock_us();
     if (req->started_us || req->index_db)
-        ok = reply_ok(&reply);
+        ok = reply_ok(&reply, top);
     if (req->upstream_us) {
         if (conf->latency_histograms)
             conf_hist_observe(&c->server->stats.upstream, now_us - req->upstream_us);

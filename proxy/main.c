@@ -377,7 +377,7 @@ main(int argc, char **argv)
     status = 0;
 out:
     proxy_client_free_all(&server);
-    proxy_request_free_spare(&server.spare_request);
+    proxy_request_free_spares(&server.spares);
     proxy_io_loop_free(server.io);
     proxy_cursors_destroy(server.cursors);
     proxy_advice_destroy(server.advice);

@@ -73,7 +73,7 @@
  *
  *  DONE, or the client closing with the request in any state: client.c
  *  pop_request -> proxy_request_destroy, the one place a request is freed (or
- *  kept as the server's spare, the next request's memory).
+ *  kept in the server's spares, a later request's memory).
  *
  * Layering of the proxy's files, highest first. A file calls only files
  * below it; a lower file reports up through a callback it was given, never
@@ -180,13 +180,14 @@ proxy_request_state_name(enum proxy_request_state state)
 struct proxy_request *
 proxy_request_new(struct proxy_client *client, const struct proxy_request_ops *ops,
                   int32_t request_id, enum proxy_route route, bool legacy,
-                  struct proxy_request **spare)
+                  struct proxy_request_spares *spares)
 {
     struct proxy_request *req;
 
-    if (spare && *spare) {
-        req = *spare;
-        *spare = NULL;
+    if (spares && spares->head) {
+        req = spares->head;
+        spares->head = TAILQ_NEXT(req, link);
+        spares->n--;
         memset(req, 0, sizeof *req);
     } else {
         req = bson_malloc0(sizeof *req);
@@ -323,15 +324,20 @@ proxy_request_drop_miss(struct proxy_request *req, struct cache *cache)
 }
 
 void
-proxy_request_free_spare(struct proxy_request **spare)
+proxy_request_free_spares(struct proxy_request_spares *spares)
 {
-    bson_free(*spare);
-    *spare = NULL;
+    while (spares->head) {
+        struct proxy_request *req = spares->head;
+
+        spares->head = TAILQ_NEXT(req, link);
+        bson_free(req);
+    }
+    spares->n = 0;
 }
 
 void
 proxy_request_destroy(struct proxy_request *req, struct cache *cache,
-                      struct proxy_request **spare)
+                      struct proxy_request_spares *spares)
 {
     if (!req)
         return;
@@ -351,10 +357,13 @@ proxy_request_destroy(struct proxy_request *req, struct cache *cache,
     bson_free(req->lsid);
     bson_free(req->index_db);
     bson_free(req->index_coll);
-    if (KEEP_SPARE && spare && !*spare)
-        *spare = req;
-    else
+    if (KEEP_SPARE && spares && spares->n < PROXY_REQUEST_SPARES_MAX) {
+        TAILQ_NEXT(req, link) = spares->head;
+        spares->head = req;
+        spares->n++;
+    } else {
         bson_free(req);
+    }
 }
 
 uint8_t *

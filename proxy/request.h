@@ -144,27 +144,35 @@ struct proxy_request {
 
 TAILQ_HEAD(proxy_request_list, proxy_request);
 
+/* Destroyed requests kept for reuse (proxy_request_new), linked through
+ * their `link`; at most PROXY_REQUEST_SPARES_MAX (416 bytes each). */
+#define PROXY_REQUEST_SPARES_MAX 64
+struct proxy_request_spares {
+    struct proxy_request *head;
+    uint32_t n;
+};
+
 /*
  * A new request in state PARSED for client (borrowed: the request is put
  * on its pending list by the caller), which hears of the ends of its waits
  * through ops (static). Free with proxy_request_destroy.
  *
- * spare (NULL: none) is where its owner keeps one destroyed request for
- * the next: taken here (*spare becomes NULL) instead of an allocation,
- * filled by proxy_request_destroy when empty. The server keeps one
- * (proxy_server's spare_request), so requests answered one at a time reuse
- * one allocation and an idle connection holds none. What is kept holds nothing
- * but its own memory: proxy_request_free_spare frees it. (Under
- * AddressSanitizer nothing is kept, so that a use after destroy is still
- * seen.)
+ * spares (NULL: none) is where its owner keeps destroyed requests for the
+ * next ones: one taken here instead of an allocation, and up to
+ * PROXY_REQUEST_SPARES_MAX put back by proxy_request_destroy. The server
+ * keeps the list (proxy_server's spares), so that requests in flight at
+ * once on many connections reuse their memory and an idle connection holds
+ * none. What is kept holds nothing but its own memory:
+ * proxy_request_free_spares frees it. (Under AddressSanitizer nothing is
+ * kept, so that a use after destroy is still seen.)
  */
 struct proxy_request *proxy_request_new(struct proxy_client *client,
                                         const struct proxy_request_ops *ops, int32_t request_id,
                                         enum proxy_route route, bool legacy,
-                                        struct proxy_request **spare);
+                                        struct proxy_request_spares *spares);
 
-/* Frees the request kept in *spare, if any, and empties it. */
-void proxy_request_free_spare(struct proxy_request **spare);
+/* Frees the requests kept in spares, if any, and empties the list. */
+void proxy_request_free_spares(struct proxy_request_spares *spares);
 
 /*
  * Moves req to state to. Aborts (our own bug) on a transition the table in
@@ -210,11 +218,11 @@ void proxy_request_drop_miss(struct proxy_request *req, struct cache *cache);
  * state: the state's payload first (a wait is cancelled before the
  * cache_pending it may point at), then a write's generations are bumped
  * (its reply never came, or came), then the rest. cache is the server's,
- * borrowed. Accepts NULL. Its memory goes to *spare when spare is not NULL
- * and empty (see proxy_request_new), else back to the allocator.
+ * borrowed. Accepts NULL. Its memory goes to spares when spares is not
+ * NULL and not full (see proxy_request_new), else back to the allocator.
  */
 void proxy_request_destroy(struct proxy_request *req, struct cache *cache,
-                           struct proxy_request **spare);
+                           struct proxy_request_spares *spares);
 
 /*
  * An error reply of the proxy's own to request response_to, with a fresh

@@ -9,6 +9,7 @@
 
 #include "conf/conf.h"
 #include "proxy/conn.h"
+#include "proxy/request.h"
 #include "proxy/stats.h"
 
 #include <bson/bson.h>
@@ -93,9 +94,9 @@ struct proxy_server {
                                  * queued by reference, the cache's memory (left out) */
     uint32_t n_memory_paused;
     struct event *memory_ev;    /* resumes the paused clients; created on first use */
-    struct proxy_request *spare_request; /* the last destroyed request, kept as the next one's
-                                          * memory (proxy_request_new): the server's, so that
-                                          * an idle connection holds none; freed by main.c */
+    struct proxy_request_spares spares; /* destroyed requests kept as the next ones' memory
+                                         * (proxy_request_new): the server's, so that an idle
+                                         * connection holds none; freed by main.c */
     struct proxy_io_loop *io;   /* the sockets' read buffer and scratch (proxy/io.h); created
                                  * on first use */
     bool draining;              /* SIGTERM received */

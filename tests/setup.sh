@@ -26,6 +26,9 @@ export DEBIAN_FRONTEND=noninteractive
 APT_PKGS="autoconf automake libtool pkg-config make gcc libevent-dev libbson-dev
 libmongoc-dev libhiredis-dev libxxhash-dev libssl-dev redis-server docker-compose
 python3-hypothesis python3-venv clang-14 libclang-rt-14-dev valgrind curl iproute2 ca-certificates"
+# rediss:// (cache/redis_tls.c): libssl-dev, and libevent-dev's libevent_openssl
+# (libevent-openssl-2.1-7); the openssl CLI makes the TLS tests' certificates
+APT_PKGS="$APT_PKGS openssl libevent-openssl-2.1-7"
 # docker/compose_plain.py and tests/integration/docker_check.py read YAML
 APT_PKGS="$APT_PKGS python3-yaml"
 # test_install.sh: man -l renders the man pages (col: bsdextrautils); systemd-analyze checks the unit.

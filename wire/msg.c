@@ -337,32 +337,56 @@ decimal128_nonzero(const uint8_t *v)
     return hi != 0 || lo != 0;
 }
 
+/* What an "ok" of `type` with its value at v says (wire_msg_ok). */
+static int
+ok_value(uint8_t type, const uint8_t *v)
+{
+    uint64_t bits;
+    double d;
+
+    switch (type) {
+    case BSON_TYPE_BOOL:
+        return v[0] != 0;
+    case BSON_TYPE_INT32:
+        return wire_frame_read_i32(v) != 0;
+    case BSON_TYPE_INT64:
+        return wire_frame_read_i64(v) != 0;
+    case BSON_TYPE_DOUBLE:
+        bits = (uint64_t)wire_frame_read_i64(v);
+        memcpy(&d, &bits, sizeof d);
+        return d != 0.0 && d == d; /* NaN != 0.0 is true: it is refused by name */
+    case BSON_TYPE_DECIMAL128:
+        return decimal128_nonzero(v);
+    default:
+        return 0; /* a string, a document, null, ...: not the server's ok */
+    }
+}
+
 int
 wire_msg_ok(const uint8_t *body, uint32_t body_len)
 {
     struct wire_reader top;
-    bool found = false;
-    double d;
 
     if (!wire_reader_init(&top, body, body_len))
         return -1;
-    while (!found && wire_reader_next(&top))
-        found = top.key_len == 2 && top.key[0] == 'o' && top.key[1] == 'k';
-    if (!found)
-        return -1;
-    switch (top.type) {
-    case BSON_TYPE_BOOL:
-        return top.value[0] != 0;
-    case BSON_TYPE_DOUBLE:
-    case BSON_TYPE_INT32:
-    case BSON_TYPE_INT64:
-        /* NaN != 0.0 is true: it is refused by name */
-        return wire_reader_number(&top, &d) && d != 0.0 && d == d;
-    case BSON_TYPE_DECIMAL128:
-        return decimal128_nonzero(top.value);
-    default:
-        return 0; /* a string, a document, null, ...: not the server's ok */
+    while (wire_reader_next(&top))
+        if (top.key_len == 2 && top.key[0] == 'o' && top.key[1] == 'k')
+            return ok_value(top.type, top.value);
+    return -1;
+}
+
+int
+wire_msg_ok_top(const uint8_t *body, uint32_t body_len, const struct wire_doc_top *top)
+{
+    if (!top->all)
+        return wire_msg_ok(body, body_len);
+    for (uint32_t i = 0; i < top->n; i++) {
+        const uint8_t *e = body + top->off[i];
+
+        if (top->key_len[i] == 2 && e[1] == 'o' && e[2] == 'k')
+            return ok_value(e[0], e + 4);
     }
+    return -1;
 }
 
 void

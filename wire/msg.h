@@ -109,6 +109,12 @@ bool wire_msg_parse_reply(const uint8_t *data, size_t len, uint32_t max_depth,
 int wire_msg_ok(const uint8_t *body, uint32_t body_len);
 
 /*
+ * wire_msg_ok from the body's top-level elements as its check recorded them
+ * (struct wire_msg's top): no walk; the same answer.
+ */
+int wire_msg_ok_top(const uint8_t *body, uint32_t body_len, const struct wire_doc_top *top);
+
+/*
  * Clears the flag bits `bits` of the OP_MSG at data (len bytes, already
  * parsed) in place, recomputing the checksum trailer when one is present.
  * checksumPresent itself is never cleared (the trailer cannot be dropped in

@@ -21,6 +21,7 @@
 #include "cache/siphash.h"
 #include "cache/redis_push.h"
 #include "cache/redis_resp.h"
+#include "cache/redis_tls.h"
 #include "cache/redis_url.h"
 #include "tests/unit/tap.h"
 #include "wire/frame.h"
@@ -28,6 +29,8 @@
 #include <bson/bson.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -718,13 +721,142 @@ test_url_good(void)
     }
 }
 
+/* rediss:// is redis:// over TLS: the same parts, and tls set (never for the others). */
+static void
+test_url_tls(void)
+{
+    static const struct {
+        const char *text;
+        const char *host;
+        int port;
+        int db;
+        bool tls;
+    } cases[] = {
+        {"rediss://cache.example.com:6380/2", "cache.example.com", 6380, 2, true},
+        {"rediss://u:pw@127.0.0.1", "127.0.0.1", 6379, 0, true},
+        {"rediss://[::1]:7000", "::1", 7000, 0, true},
+        {"redis://cache.example.com:6380/2", "cache.example.com", 6380, 2, false},
+    };
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct cache_redis_url u;
+        bson_error_t error;
+        bool parsed = cache_redis_url_parse(cases[i].text, &u, &error);
+
+        ok(parsed && strcmp(or_null(u.host), cases[i].host) == 0 && u.port == cases[i].port &&
+               u.db == cases[i].db && u.tls == cases[i].tls,
+           "URL %s: tls=%d", cases[i].text, cases[i].tls);
+        if (parsed)
+            cache_redis_url_cleanup(&u);
+        else
+            diag("error: %s", error.message);
+    }
+}
+
+/* redis-sentinel://: the Sentinels (26379 by default), the master's name, the master's db. */
+static void
+test_url_sentinel(void)
+{
+    struct cache_redis_url u;
+    bson_error_t error;
+    bool parsed;
+
+    parsed = cache_redis_url_parse("redis-sentinel://u:p%40w@s1.example,10.0.0.2:26380,[::1]/"
+                                   "my-master.1/3",
+                                   &u, &error);
+    ok(parsed && u.n_sentinels == 3 && strcmp(u.sentinels[0].host, "s1.example") == 0 &&
+           u.sentinels[0].port == 26379 && strcmp(u.sentinels[1].host, "10.0.0.2") == 0 &&
+           u.sentinels[1].port == 26380 && strcmp(u.sentinels[2].host, "::1") == 0 &&
+           u.sentinels[2].port == 26379 && strcmp(or_null(u.master), "my-master.1") == 0 &&
+           u.db == 3 && !u.tls && u.host == NULL && strcmp(or_null(u.user), "u") == 0 &&
+           strcmp(or_null(u.password), "p@w") == 0,
+       "a Sentinel URL: three Sentinels, the master's name, db, the master's password");
+    if (parsed)
+        cache_redis_url_cleanup(&u);
+    else
+        diag("error: %s", error.message);
+    parsed = cache_redis_url_parse("rediss-sentinel://h/m", &u, &error);
+    ok(parsed && u.n_sentinels == 1 && u.tls && strcmp(or_null(u.master), "m") == 0 && u.db == 0,
+       "rediss-sentinel://: TLS");
+    if (parsed)
+        cache_redis_url_cleanup(&u);
+    parsed = cache_redis_url_parse("redis://h:1", &u, &error);
+    ok(parsed && u.n_sentinels == 0 && u.master == NULL, "redis:// is not a Sentinel URL");
+    if (parsed)
+        cache_redis_url_cleanup(&u);
+}
+
+/* The TLS context: files that cannot be used are refused by name; sessions check the host. */
+static void
+test_tls(void)
+{
+    struct cache_redis_tls_conf tc = {0};
+    struct cache_redis_tls *tls;
+    bson_error_t error;
+    SSL *ssl;
+
+    tc.cert_file = "/nonexistent/client.crt";
+    ok(!(tls = cache_redis_tls_new(&tc, &error)) && strstr(error.message, "go together"),
+       "a certificate without its key is refused: %s", error.message);
+    cache_redis_tls_destroy(tls);
+    tc.cert_file = NULL;
+    tc.ca_file = "/nonexistent/ca.pem";
+    ok(!(tls = cache_redis_tls_new(&tc, &error)) && strstr(error.message, "/nonexistent/ca.pem") &&
+           error.code == CACHE_REDIS_ERR_TLS,
+       "a CA file that cannot be read is refused, named: %s", error.message);
+    cache_redis_tls_destroy(tls);
+    tc.ca_file = NULL;
+    tls = cache_redis_tls_new(&tc, &error);
+    ok(tls && !cache_redis_tls_hostnames_unchecked(tls), "the system's CAs, names checked");
+    if (!tls)
+        return;
+    ssl = cache_redis_tls_session(tls, "cache.example.com", &error);
+    ok(ssl && SSL_get_verify_mode(ssl) == SSL_VERIFY_PEER &&
+           strcmp(or_null(SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name)),
+                  "cache.example.com") == 0 &&
+           strcmp(or_null(X509_VERIFY_PARAM_get0_host(SSL_get0_param(ssl), 0)),
+                  "cache.example.com") == 0,
+       "a session for a name: peer verified, SNI and the name to check set");
+    SSL_free(ssl);
+    ssl = cache_redis_tls_session(tls, "127.0.0.1", &error);
+    {
+        char *ip = ssl ? X509_VERIFY_PARAM_get1_ip_asc(SSL_get0_param(ssl)) : NULL;
+
+        ok(ssl && SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) == NULL &&
+               strcmp(or_null(ip), "127.0.0.1") == 0,
+           "a session for an IP address: no SNI, the address is what is checked");
+        OPENSSL_free(ip);
+    }
+    SSL_free(ssl);
+    cache_redis_tls_destroy(tls);
+    tc.allow_invalid_hostnames = true;
+    tls = cache_redis_tls_new(&tc, &error);
+    ssl = tls ? cache_redis_tls_session(tls, "cache.example.com", &error) : NULL;
+    ok(ssl && cache_redis_tls_hostnames_unchecked(tls) &&
+           X509_VERIFY_PARAM_get0_host(SSL_get0_param(ssl), 0) == NULL &&
+           SSL_get_verify_mode(ssl) == SSL_VERIFY_PEER,
+       "allow_invalid_hostnames: no name checked, the chain still verified");
+    SSL_free(ssl);
+    cache_redis_tls_destroy(tls);
+}
+
 static void
 test_url_bad(void)
 {
     static const char *const cases[] = {
         "",
         "http://h:6379",
-        "rediss://h:6379",
+        "rediss://",
+        "rediss://:hunter2@/1",
+        "rediss:/h:6379",
+        "redis-sentinel://h:26379",
+        "redis-sentinel://h:26379/",
+        "redis-sentinel://h,/m",
+        "redis-sentinel://h:0/m",
+        "redis-sentinel://h/m/x",
+        "redis-sentinel://h/m?x",
+        "redis-sentinel://:hunter2@h1,h2:99999/m",
+        "redis-sentinel://a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q/m",
         "redis://",
         "redis://:6379",
         "redis://h:0",
@@ -779,6 +911,7 @@ test_redact(void)
         {"unix:///tmp/r.sock?db=1", "unix:///tmp/r.sock?db=1"},
         {"unix:///tmp/r.sock?password=hunter2", "unix:///tmp/r.sock?<redacted>"},
         {"redis://h:1/0?x=hunter2", "redis://h:1/0?<redacted>"},
+        {"rediss://user:hunter2@h:1", "rediss://user:<redacted>@h:1"},
     };
 
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -1385,6 +1518,9 @@ main(void)
     test_old_format("the cache_key_secret of the unit tests", mac);
     test_fuzz(mac);
     test_url_good();
+    test_url_tls();
+    test_url_sentinel();
+    test_tls();
     test_url_bad();
     test_redact();
     test_resp();

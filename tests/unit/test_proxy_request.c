@@ -230,17 +230,22 @@ test_destroy_any_state(void)
 }
 
 /*
- * A destroyed request kept as the spare is the next one's memory, cleared:
+ * A destroyed request kept in the spares is a later one's memory, cleared:
  * nothing of the old request shows (a reply, shapes, the slow log's name,
- * the state), and every payload it held was freed. Under ASan nothing is
- * kept (a late use must be seen), and the same holds of a fresh one.
+ * the state), and every payload it held was freed. The list keeps at most
+ * PROXY_REQUEST_SPARES_MAX (requests in flight at once on many connections
+ * reuse theirs; a burst beyond goes back to the allocator). Under ASan
+ * nothing is kept (a late use must be seen), and the same holds of a fresh
+ * one.
  */
 static void
-test_spare(void)
+test_spares(void)
 {
-    struct proxy_request *spare = NULL, *req, *again;
+    struct proxy_request_spares spares = {NULL, 0};
+    struct proxy_request *req, *again, *many[PROXY_REQUEST_SPARES_MAX + 8];
     long before = live;
     bool asan = false;
+    size_t i, n = sizeof many / sizeof many[0];
 
 #if defined(__SANITIZE_ADDRESS__)
     asan = true;
@@ -249,7 +254,7 @@ test_spare(void)
     asan = true;
 #endif
 #endif
-    req = proxy_request_new(NULL, NULL, 7, PROXY_ROUTE_HELLO, true, &spare);
+    req = proxy_request_new(NULL, NULL, 7, PROXY_ROUTE_HELLO, true, &spares);
     proxy_request_set_state(req, PROXY_REQUEST_READY);
     proxy_request_set_reply(req, bson_malloc(16), 16);
     req->n_shapes = 3;
@@ -257,20 +262,40 @@ test_spare(void)
     req->index_db = bson_strdup("db");
     strcpy(req->log_cmd, "find");
     proxy_request_set_state(req, PROXY_REQUEST_DONE);
-    proxy_request_destroy(req, NULL, &spare);
-    ok(asan ? spare == NULL : spare == req, "a destroyed request is kept as the spare%s",
-       asan ? " (not under ASan)" : "");
+    proxy_request_destroy(req, NULL, &spares);
+    ok(asan ? spares.head == NULL && spares.n == 0 : spares.head == req && spares.n == 1,
+       "a destroyed request is kept in the spares%s", asan ? " (not under ASan)" : "");
     is_int(live - before, asan ? 0 : 1, "every payload it held is freed; only its memory is kept");
-    again = proxy_request_new(NULL, NULL, 9, PROXY_ROUTE_FORWARD, false, &spare);
-    ok(spare == NULL && (asan || again == req), "the next request takes the spare");
+    again = proxy_request_new(NULL, NULL, 9, PROXY_ROUTE_FORWARD, false, &spares);
+    ok(spares.head == NULL && spares.n == 0 && (asan || again == req),
+       "the next request takes it");
     ok(again->state == PROXY_REQUEST_PARSED && again->request_id == 9 &&
            again->route == PROXY_ROUTE_FORWARD && !again->legacy && again->canned == NULL &&
            again->n_shapes == 0 && again->batch_size == -1 && again->index_db == NULL &&
-           again->log_cmd[0] == '\0',
+           again->log_cmd[0] == '\0' && again->client == NULL,
        "and nothing of the old request shows in it");
-    proxy_request_destroy(again, NULL, &spare);
-    proxy_request_free_spare(&spare);
-    ok(spare == NULL && live == before, "the spare is freed with its owner");
+    proxy_request_destroy(again, NULL, &spares);
+
+    /* A burst: more requests at once than the list keeps. */
+    for (i = 0; i < n; i++)
+        many[i] = proxy_request_new(NULL, NULL, (int32_t)i, PROXY_ROUTE_FORWARD, false, &spares);
+    ok(spares.head == NULL && spares.n == 0, "a burst takes every spare");
+    for (i = 0; i < n; i++)
+        proxy_request_destroy(many[i], NULL, &spares);
+    is_int(spares.n, asan ? 0 : PROXY_REQUEST_SPARES_MAX, "the spares keep at most %d",
+           PROXY_REQUEST_SPARES_MAX);
+    is_int(live - before, asan ? 0 : PROXY_REQUEST_SPARES_MAX,
+           "the burst's others went back to the allocator");
+    for (i = 0; i < n; i++) {
+        many[i] = proxy_request_new(NULL, NULL, 1, PROXY_ROUTE_FORWARD, false, &spares);
+        proxy_request_set_state(many[i], PROXY_REQUEST_UPSTREAM);
+    }
+    is_int(live - before, (long)n, "the next burst reuses them and allocates the rest");
+    for (i = 0; i < n; i++)
+        proxy_request_destroy(many[i], NULL, &spares);
+    proxy_request_free_spares(&spares);
+    ok(spares.head == NULL && spares.n == 0 && live == before,
+       "the spares are freed with their owner");
 }
 
 int
@@ -286,6 +311,6 @@ main(void)
     test_leaving_frees();
     is_int(live - before, 0, "every request and payload of the lives above is freed");
     test_destroy_any_state();
-    test_spare();
+    test_spares();
     return done_testing();
 }

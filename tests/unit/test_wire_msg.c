@@ -812,16 +812,42 @@ test_reply_ok(void)
         {"{'cursor': {'id': 0, 'ok': 0}, 'ok': 1}", 1},
         {"{'cursor': {'ok': 1}, 'okay': 1, 'o': 1}", -1},
         {"{'ok': 0, 'ok': 1}", 0},
+        {"{'on': 1, 'ko': 1}", -1},
+        {"{'oz': 0, 'ok': 1}", 1},
         {"{}", -1},
     };
 
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         bson_t *doc = json(cases[i].json);
         int got = wire_msg_ok(bson_get_data(doc), doc->len);
+        struct wire_doc_top top;
+        bson_error_t error;
+        int from_top = -2;
 
         ok(got == cases[i].want, "wire_msg_ok %s: %d (want %d)", cases[i].json, got,
            cases[i].want);
+        if (wire_doc_check_top(bson_get_data(doc), doc->len, 0, NULL, &top, &error))
+            from_top = wire_msg_ok_top(bson_get_data(doc), doc->len, &top);
+        ok(from_top == cases[i].want, "wire_msg_ok_top %s: %d (want %d)", cases[i].json,
+           from_top, cases[i].want);
         bson_destroy(doc);
+    }
+    {
+        /* More top-level elements than the check records: read by a walk instead. */
+        bson_t doc = BSON_INITIALIZER;
+        struct wire_doc_top top;
+        bson_error_t error;
+        char key[16];
+
+        for (int i = 0; i < WIRE_DOC_TOP_MAX + 3; i++) {
+            snprintf(key, sizeof key, "k%d", i);
+            BSON_APPEND_INT32(&doc, key, 0);
+        }
+        BSON_APPEND_INT32(&doc, "ok", 1);
+        ok(wire_doc_check_top(bson_get_data(&doc), doc.len, 0, NULL, &top, &error) && !top.all &&
+               wire_msg_ok_top(bson_get_data(&doc), doc.len, &top) == 1,
+           "wire_msg_ok_top: an ok past the recorded elements is still found");
+        bson_destroy(&doc);
     }
     {
         bson_t *doc = json("{'ok': 1}");
