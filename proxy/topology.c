@@ -162,16 +162,15 @@ view_build(const mongoc_topology_description_t *td, const char *error)
 {
     struct view *v = bson_malloc0(sizeof *v);
     mongoc_server_description_t **sds;
-    size_t n = 0;
+    size_t n = 0, all;
 
     bson_strncpy(v->type, td ? mongoc_topology_description_type(td) : "Unknown",
                  sizeof v->type);
     v->error = error ? bson_strdup(error) : NULL;
     if (td == NULL)
         return v;
-    sds = mongoc_topology_description_get_servers(td, &n);
-    if (n > MAX_SERVERS)
-        n = MAX_SERVERS;
+    sds = mongoc_topology_description_get_servers(td, &all);
+    n = all > MAX_SERVERS ? MAX_SERVERS : all;
     v->servers = bson_malloc0((n + 1) * sizeof *v->servers);
     for (size_t i = 0; i < n; i++) {
         const mongoc_host_list_t *h = mongoc_server_description_host(sds[i]);
@@ -188,7 +187,7 @@ view_build(const mongoc_topology_description_t *td, const char *error)
         v->n_targets += s->target;
         v->n++;
     }
-    mongoc_server_descriptions_destroy_all(sds, n);
+    mongoc_server_descriptions_destroy_all(sds, all);
     return v;
 }
 
