@@ -21,6 +21,7 @@
 #include "conf/env.h"
 #include "conf/file.h"
 #include "conf/parse.h"
+#include "wire/compress.h"
 
 struct conf *
 conf_new(void)
@@ -119,21 +120,12 @@ validate(struct conf *conf)
     }
     {
         /* admin_users: each entry "user@db" (proxy/action.c reads it so, at the last '@'). */
-        const char *p = conf->admin_users;
+        const char *p = conf->admin_users, *start;
+        size_t len;
 
-        while (*p != '\0') {
-            const char *start, *end, *at = NULL;
+        while (conf_parse_list_next(&p, &start, &len)) {
+            const char *end = start + len, *at = NULL;
 
-            while (*p == ' ' || *p == '\t' || *p == ',')
-                p++;
-            if (*p == '\0')
-                break;
-            start = p;
-            while (*p != '\0' && *p != ',')
-                p++;
-            end = p;
-            while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
-                end--;
             for (const char *q = start; q < end; q++)
                 if (*q == '@')
                     at = q;
@@ -159,6 +151,32 @@ validate(struct conf *conf)
                            "http_token must be set when http_listen \"%s\" (from %s) is not a "
                            "loopback address",
                            conf->http_listen, conf->source[CONF_OPT_http_listen]);
+        }
+    }
+    {
+        /* compressors: names of OP_COMPRESSED.md; one this build lacks is skipped with a
+         * warning (proxy/compress.c offers only what is built). */
+        const char *p = conf->compressors, *start;
+        size_t len;
+
+        while (conf_parse_list_next(&p, &start, &len)) {
+            const char *end = start + len;
+            int id = wire_compress_lookup(start, len);
+
+            if (id < 0) {
+                conf_notes_add(&conf->errors,
+                               "invalid value \"%.128s\" for compressors (from %s): \"%.*s\" "
+                               "is not a compressor (snappy, zstd, zlib or noop)",
+                               conf->compressors, conf->source[CONF_OPT_compressors],
+                               (int)(end - start > 64 ? 64 : end - start), start);
+                break;
+            }
+            if (!wire_compress_built(id) &&
+                conf->source_kind[CONF_OPT_compressors] != CONF_SRC_DEFAULT)
+                conf_notes_add(&conf->warnings,
+                               "compressors (from %s): %s is not built into this mongocache "
+                               "(configure did not find its library); not offered",
+                               conf->source[CONF_OPT_compressors], wire_compress_name(id));
         }
     }
     if (strcmp(conf->log_format, "logfmt") != 0 && strcmp(conf->log_format, "json") != 0) {

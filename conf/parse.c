@@ -841,3 +841,25 @@ conf_parse_set(struct conf *conf, enum conf_opt_id id, const char *text,
     conf->source_kind[id] = kind;
     return true;
 }
+
+bool
+conf_parse_list_next(const char **p, const char **start, size_t *len)
+{
+    const char *q = *p, *end;
+
+    while (*q == ' ' || *q == '\t' || *q == ',')
+        q++;
+    if (*q == '\0') {
+        *p = q;
+        return false;
+    }
+    *start = q;
+    while (*q != '\0' && *q != ',')
+        q++;
+    end = q;
+    while (end > *start && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    *len = (size_t)(end - *start);
+    *p = q;
+    return true;
+}

@@ -101,6 +101,13 @@ void conf_parse_reason(enum conf_opt_id id, char *buf, size_t len);
  */
 bool conf_parse_uri_password(const char *uri, size_t *start, size_t *len);
 
+/*
+ * The next entry of a comma-separated list (admin_users, compressors): from
+ * *p, skips commas and blanks, sets *start and *len to the entry (trailing
+ * blanks trimmed) and moves *p past it. False at the end of the list.
+ */
+bool conf_parse_list_next(const char **p, const char **start, size_t *len);
+
 /* Writes a duration (ms) or size (bytes) the way a config file would. */
 void conf_parse_format_duration(int64_t ms, char *buf, size_t len);
 void conf_parse_format_size(int64_t bytes, char *buf, size_t len);

@@ -33,6 +33,9 @@
  * ignored while promising something else: refused, naming the option.
  * Options that only tune a driver (other timeouts, pool sizes) have no
  * effect, but promise nothing a client would get: a warning.
+ * compressors and zlibCompressionLevel are the proxy's own wire compression
+ * with the upstream (proxy/compress.h): used, and a compressor this build
+ * lacks is warned of.
  */
 #include "config.h"
 
@@ -40,6 +43,7 @@
 
 #include "cache/redis_url.h"
 #include "cache/rules.h"
+#include "wire/compress.h"
 
 #include <ctype.h>
 #include <event2/util.h>
@@ -83,6 +87,7 @@ enum uri_kind {
     URI_WRITE_CONCERN,
     URI_READ_CONCERN,
     URI_SRV,
+    URI_COMPRESSION, /* the proxy's own compression with the upstream: used */
 };
 
 static const struct {
@@ -111,6 +116,8 @@ static const struct {
     {MONGOC_URI_READCONCERNLEVEL, URI_READ_CONCERN},
     {MONGOC_URI_SRVSERVICENAME, URI_SRV},
     {MONGOC_URI_SRVMAXHOSTS, URI_SRV},
+    {MONGOC_URI_COMPRESSORS, URI_COMPRESSION},
+    {MONGOC_URI_ZLIBCOMPRESSIONLEVEL, URI_COMPRESSION},
 };
 
 static enum uri_kind
@@ -215,6 +222,8 @@ check_uri_options(const char *text, char *why, size_t why_len, char *no_effect, 
         case URI_SRV:
             add_reason(why, why_len, "%s: mongodb+srv:// is not supported; remove it", key);
             break;
+        case URI_COMPRESSION:
+            break;
         case URI_NO_EFFECT:
             if (key[0] != '\0' && strlen(no_effect) + strlen(key) + 3 < ne_len) {
                 if (no_effect[0] != '\0')
@@ -259,6 +268,23 @@ check_upstream(struct conf *conf, const char *value, const char *source, char *w
                        "connectTimeoutMS and appName from upstream (connect_timeout sets its "
                        "connect timeout)",
                        no_effect, source);
+    {
+        /* compressors=: what the proxy offers the upstream; names it cannot offer are said. */
+        const bson_t *list = mongoc_uri_get_compressors(uri);
+        bson_iter_t it;
+
+        if (list && bson_iter_init(&it, list)) {
+            while (bson_iter_next(&it)) {
+                int id = wire_compress_lookup(bson_iter_key(&it), bson_iter_key_len(&it));
+
+                if (id < 0 || !wire_compress_built(id))
+                    conf_notes_add(&conf->warnings,
+                                   "upstream compressors (from %s): %.16s is not built into "
+                                   "this mongocache; not offered to the upstream",
+                                   source, bson_iter_key(&it));
+            }
+        }
+    }
     if (mongoc_uri_get_database(uri) != NULL)
         conf_notes_add(&conf->warnings,
                        "the database in upstream (from %s) has no effect: each client names its "

@@ -30,6 +30,7 @@
 #include "proxy/action.h"
 #include "proxy/auth.h"
 #include "proxy/client_internal.h"
+#include "proxy/compress.h"
 #include "proxy/conn.h"
 #include "proxy/drain.h"
 #include "proxy/handshake.h"
@@ -69,8 +70,10 @@ static void update_timer(struct proxy_client *c, bool progressed);
 static void maybe_finish(struct proxy_client *c);
 static void flush_canned(struct proxy_client *c);
 static void forward(struct proxy_client *c, const uint8_t *data, size_t len, uint8_t *replacement,
-                    size_t replacement_len, bool oneway);
+                    size_t replacement_len, bool oneway, bool may_compress);
 static bool on_reply(void *arg, const uint8_t *data, const struct wire_header *h);
+static bool handle_reply(struct proxy_client *c, struct proxy_request *req, const uint8_t *data,
+                         const struct wire_header *h, size_t in_len, uint8_t **owned);
 static void on_upstream_down(void *arg, const char *why, bool connected);
 static void on_upstream_invalid(void *arg, const char *why);
 static void on_upstream_drained(void *arg);
@@ -636,6 +639,28 @@ write_owned(struct proxy_client *c, uint8_t *bytes, size_t len)
     bson_free(bytes);
 }
 
+/*
+ * Writes a reply to req (bytes: a whole message, taken): compressed with
+ * the compressor of its request when it came compressed, else as it is
+ * (also when compressing fails: a reply need not be compressed).
+ */
+static void
+write_reply(struct proxy_client *c, const struct proxy_request *req, uint8_t *bytes, size_t len)
+{
+    if (req->reply_compressor >= 0 && len >= WIRE_HEADER_LEN && c->phase != PROXY_CLIENT_GONE) {
+        size_t n;
+        uint8_t *packed = proxy_compress_reply(c->server, req->reply_compressor, bytes,
+                                               bytes + WIRE_HEADER_LEN, len - WIRE_HEADER_LEN, &n);
+
+        if (packed) {
+            bson_free(bytes);
+            bytes = packed;
+            len = n;
+        }
+    }
+    write_owned(c, bytes, len);
+}
+
 /* Writes an error reply now: only for the request at the head of the list. */
 static void
 send_error(struct proxy_client *c, int32_t response_to, bool legacy, int32_t code,
@@ -707,6 +732,11 @@ push_request(struct proxy_client *c, int32_t request_id, enum proxy_route route,
 
     if (c->server->conf->latency_histograms || c->server->conf->slow_request_ms > 0)
         req->started_us = conf_clock_us();
+    /* A compressed request's reply goes back compressed alike; never a handshake's or an
+     * authentication's (OP_COMPRESSED.md "Messages not allowed to be compressed"). */
+    if (c->in_compressor >= 0 && route != PROXY_ROUTE_HELLO && route != PROXY_ROUTE_SASL_START &&
+        route != PROXY_ROUTE_SASL_CONTINUE && route != PROXY_ROUTE_AUTH_OTHER)
+        req->reply_compressor = (int8_t)c->in_compressor;
     TAILQ_INSERT_TAIL(&c->pending, req, link);
     c->n_pending++;
     return req;
@@ -734,7 +764,7 @@ send_barrier(struct proxy_client *c)
     proxy_request_set_state(req, PROXY_REQUEST_UPSTREAM);
     c->barrier = true;
     proxy_stats_add(&c->server->stats, PROXY_STAT_oneway_barriers, 1);
-    forward(c, NULL, 0, bytes, len, false);
+    forward(c, NULL, 0, bytes, len, false, false);
 }
 
 /*
@@ -797,7 +827,7 @@ flush_canned(struct proxy_client *c)
             send_held_ack(c, req);
             proxy_client_observe(c, req, (enum proxy_outcome)req->outcome);
         } else {
-            write_owned(c, req->canned, req->canned_len);
+            write_reply(c, req, req->canned, req->canned_len);
             req->canned = NULL;
             proxy_client_observe(c, req, (enum proxy_outcome)req->outcome);
         }
@@ -872,10 +902,12 @@ admit(struct proxy_client *c, const struct wire_header *h, size_t avail)
  * Moves the message of len bytes at the front of the input (contiguous at
  * data) to the upstream, or replaces it with `replacement` (taken) when the
  * proxy rewrote it (len 0: a message of the proxy's own, nothing to drop).
+ * may_compress: it may go compressed when the upstream agreed on a
+ * compressor (never the handshake or authentication: OP_COMPRESSED.md).
  */
 static void
 forward(struct proxy_client *c, const uint8_t *data, size_t len, uint8_t *replacement,
-        size_t replacement_len, bool oneway)
+        size_t replacement_len, bool oneway, bool may_compress)
 {
     struct evbuffer *out;
     size_t limit = (size_t)c->server->conf->buffer_limit;
@@ -890,7 +922,20 @@ forward(struct proxy_client *c, const uint8_t *data, size_t len, uint8_t *replac
             return;
         }
         c->oneway_sent = false;
+        c->up_compressor = -1; /* a new connection: plain until its hello agrees otherwise */
         proxy_upstream_set_low_watermark(c->up, limit / 2);
+    }
+    if (may_compress && c->up_compressor >= 0 && (replacement || data)) {
+        size_t n;
+        uint8_t *packed = proxy_compress_upstream_request(
+            c->server, c->up_compressor, replacement ? replacement : data,
+            replacement ? replacement_len : len, &n);
+
+        if (packed) {
+            bson_free(replacement);
+            replacement = packed;
+            replacement_len = n;
+        }
     }
     if (replacement) {
         out = c->scratch;
@@ -998,9 +1043,15 @@ advise_reply(struct proxy_client *c, struct proxy_request *req, const bson_t *re
     }
 }
 
+/*
+ * Handles the OP_MSG at data (h: its header). It takes in_len bytes at the
+ * front of the input: h->length, or for a compressed one the OP_COMPRESSED
+ * that carried it, decoded into *owned (forwarded without another copy:
+ * taken from *owned; owned NULL for a plain message).
+ */
 static bool
-handle_op_msg(struct proxy_client *c, const uint8_t *data,
-              const struct wire_header *h)
+handle_op_msg(struct proxy_client *c, const uint8_t *data, const struct wire_header *h,
+              size_t in_len, uint8_t **owned)
 {
     const struct conf *conf = c->server->conf;
     struct wire_msg msg;
@@ -1010,7 +1061,7 @@ handle_op_msg(struct proxy_client *c, const uint8_t *data,
     struct proxy_request *req = NULL;
     uint8_t *replacement = NULL;
     size_t replacement_len = 0;
-    bool oneway;
+    bool oneway, never;
     bson_t body;
 
     if (!wire_msg_parse(data, (size_t)h->length, (uint32_t)conf->max_bson_depth, &msg, &error)) {
@@ -1028,9 +1079,14 @@ handle_op_msg(struct proxy_client *c, const uint8_t *data,
                  cmd.name ? cmd.name : "?", cmd.db ? cmd.db : "?",
                  proxy_router_route_name(route), h->length, oneway);
 
+    /* Compression at all on this connection, either side: then a command that is never
+     * compressed (createUser, ...) is neither sent compressed nor answered so. */
+    never = (c->in_compressor >= 0 || c->up_compressor >= 0) && proxy_compress_never(&cmd);
     if (!oneway) {
         req = push_request(c, h->request_id, route, false);
         proxy_slow_note(c, req, cmd.name ? &cmd : NULL);
+        if (never)
+            req->reply_compressor = -1;
     } else
         remember_oneway(c, h->request_id);
     (void)bson_init_static(&body, msg.body, msg.body_len);
@@ -1072,14 +1128,14 @@ handle_op_msg(struct proxy_client *c, const uint8_t *data,
         } else
             conf_log(CONF_LOG_INFO, c->id, "admin_action",
                      "via=wire action=%s result=refused_oneway", cmd.name);
-        proxy_conn_drain(c->conn, (size_t)h->length);
+        proxy_conn_drain(c->conn, in_len);
         flush_canned(c);
         return true;
     case PROXY_ROUTE_FORWARD:
         if (!c->server->cache || !cmd.db)
             break;
         if (req && proxy_lookup_answer_cursor(c, &cmd, &body, req)) {
-            proxy_conn_drain(c->conn, (size_t)h->length);
+            proxy_conn_drain(c->conn, in_len);
             flush_canned(c);
             return true;
         }
@@ -1087,7 +1143,7 @@ handle_op_msg(struct proxy_client *c, const uint8_t *data,
         case PROXY_LOOKUP_FORWARD:
             break;
         case PROXY_LOOKUP_ANSWERED:
-            proxy_conn_drain(c->conn, (size_t)h->length);
+            proxy_conn_drain(c->conn, in_len);
             flush_canned(c);
             return true;
         case PROXY_LOOKUP_WAITING:
@@ -1097,7 +1153,7 @@ handle_op_msg(struct proxy_client *c, const uint8_t *data,
             req->held_len = (size_t)h->length;
             if (msg.flags & WIRE_MSG_EXHAUST_ALLOWED)
                 wire_msg_clear_flags(req->held, req->held_len, WIRE_MSG_EXHAUST_ALLOWED);
-            proxy_conn_drain(c->conn, (size_t)h->length);
+            proxy_conn_drain(c->conn, in_len);
             set_blocked(c, true);
             return false;
         }
@@ -1105,6 +1161,12 @@ handle_op_msg(struct proxy_client *c, const uint8_t *data,
     }
     if (route == PROXY_ROUTE_FORWARD)
         advise(c, req, &msg, &cmd, &body);
+    if (owned && *owned && !replacement) {
+        /* A decoded message: sent as the replacement of the compressed one. */
+        replacement = *owned;
+        replacement_len = (size_t)h->length;
+        *owned = NULL;
+    }
     /* Exhaust is never negotiated: every request gets one reply. The
      * OP_MSG spec lets a server ignore exhaustAllowed; so may we. */
     if (msg.flags & WIRE_MSG_EXHAUST_ALLOWED) {
@@ -1119,7 +1181,8 @@ handle_op_msg(struct proxy_client *c, const uint8_t *data,
         req->upstream_us = req->started_us; /* sent now: the round trip starts */
         proxy_request_set_state(req, PROXY_REQUEST_UPSTREAM);
     }
-    forward(c, data, (size_t)h->length, replacement, replacement_len, oneway);
+    forward(c, data, in_len, replacement, replacement_len, oneway,
+            route == PROXY_ROUTE_FORWARD && !never);
     if (oneway && c->oneway_count == ONEWAY_RING && c->phase < PROXY_CLIENT_DEAD)
         send_barrier(c);
     return true;
@@ -1170,8 +1233,58 @@ handle_op_query(struct proxy_client *c, const uint8_t *data,
     bson_destroy(&stripped);
     req->upstream_us = req->started_us;
     proxy_request_set_state(req, PROXY_REQUEST_UPSTREAM);
-    forward(c, data, (size_t)h->length, replacement, replacement_len, false);
+    forward(c, data, (size_t)h->length, replacement, replacement_len, false, false);
     return true;
+}
+
+/*
+ * An OP_COMPRESSED from a client that negotiated compression: decoded
+ * (bounded by max_message_size and max_memory before any allocation), and
+ * the OP_MSG inside handled as if it had come plain; its reply goes back
+ * with the same compressor. A message that does not decode closes the
+ * connection as any broken framing does; one too large for max_memory is
+ * refused like admit's.
+ */
+static bool
+handle_compressed(struct proxy_client *c, const uint8_t *data, const struct wire_header *h)
+{
+    struct wire_header inner;
+    bson_error_t error;
+    bool over_memory, go_on;
+    uint8_t *owned;
+    size_t len;
+    int id;
+
+    owned = proxy_compress_request(c->server, c->compressors, data, (size_t)h->length, &id, &len,
+                                   &over_memory, &error);
+    if (!owned && over_memory) {
+        proxy_stats_add(&c->server->stats, PROXY_STAT_memory_refusals, 1);
+        conf_log(CONF_LOG_WARN, c->id, "memory_refused",
+                 "peer=%s length=%d error=\"%s\" msg=\"a large message would take the proxy "
+                 "past max_memory; refused\"",
+                 c->peer, h->length, error.message);
+        refuse(c, h, false, WIRE_CODE_EXCEEDED_MEMORY, "ExceededMemoryLimit", error.message);
+        return false;
+    }
+    if (!owned) {
+        decoding_error(c, h, &error);
+        return false;
+    }
+    (void)wire_frame_header(owned, len, WIRE_MAX_MESSAGE_LEN, &inner, &error);
+    if (inner.opcode != WIRE_OP_MSG) {
+        /* OP_QUERY carries only the handshake, which is never compressed. */
+        bson_set_error(&error, WIRE_ERROR_DOMAIN, WIRE_CODE_PROTOCOL_ERROR,
+                       "OP_COMPRESSED wraps opcode %d; only OP_MSG is accepted compressed",
+                       inner.opcode);
+        bson_free(owned);
+        decoding_error(c, h, &error);
+        return false;
+    }
+    c->in_compressor = id;
+    go_on = handle_op_msg(c, owned, &inner, (size_t)h->length, &owned);
+    c->in_compressor = -1;
+    bson_free(owned);
+    return go_on;
 }
 
 /* Handles the whole message at the front of the input (contiguous at data, or data NULL).
@@ -1193,10 +1306,12 @@ handle_message(struct proxy_client *c, const uint8_t *data,
     proxy_stats_add(&c->server->stats, PROXY_STAT_bytes_from_clients, h->length);
     switch (h->opcode) {
     case WIRE_OP_MSG:
-        return handle_op_msg(c, data, h);
+        return handle_op_msg(c, data, h, (size_t)h->length, NULL);
     case WIRE_OP_QUERY:
         return handle_op_query(c, data, h);
     case WIRE_OP_COMPRESSED:
+        if (c->compressors)
+            return handle_compressed(c, data, h);
         proxy_stats_add(&c->server->stats, PROXY_STAT_decoding_errors, 1);
         conf_log(CONF_LOG_WARN, c->id, "compression_refused",
                  "peer=%s msg=\"OP_COMPRESSED received but compression was never negotiated; "
@@ -1295,7 +1410,7 @@ request_resolved(struct proxy_request *req)
             req->upstream_us = conf_clock_us();
         held = proxy_request_take_held(req, &len);
         proxy_request_set_state(req, PROXY_REQUEST_UPSTREAM);
-        forward(c, NULL, 0, held, len, false);
+        forward(c, NULL, 0, held, len, false, true);
     }
     unblock(c);
 }
@@ -1490,27 +1605,31 @@ reply_ok(const bson_t *reply, const struct wire_doc_top *top)
                : wire_msg_ok(bson_get_data(reply), reply->len);
 }
 
+/* Queues the upstream's reply (len bytes at data) compressed for req's client; false when
+ * compressing failed (the caller relays it as it is). */
+static bool
+relay_compressed(struct proxy_client *c, const struct proxy_request *req, const uint8_t *data,
+                 size_t len)
+{
+    size_t n;
+    uint8_t *packed = proxy_compress_reply(c->server, req->reply_compressor, data,
+                                           data + WIRE_HEADER_LEN, len - WIRE_HEADER_LEN, &n);
+
+    if (!packed)
+        return false;
+    write_owned(c, packed, n);
+    return true;
+}
+
 /* The upstream's on_reply: a whole reply of h->length bytes is at the front of its input,
  * contiguous at data (NULL: out of memory). */
 static bool
 on_reply(void *arg, const uint8_t *data, const struct wire_header *h)
 {
     struct proxy_client *c = arg;
-    const struct conf *conf = c->server->conf;
     struct proxy_request *req = in_flight_head(c);
-    const uint8_t *body = NULL;
-    uint32_t body_len = 0;
-    int32_t reply_flags = 0;
     bson_error_t error;
     char what[320];
-    uint8_t *rewritten = NULL;
-    size_t rewritten_len = 0;
-    enum proxy_outcome outcome;
-    int64_t now_us = 0;
-    int ok = -1;
-    bson_t reply;
-    struct wire_msg m;                   /* an OP_MSG reply's parse */
-    const struct wire_doc_top *top = NULL; /* ... its top-level elements, as checked */
 
     if ((!req || h->response_to != proxy_drain_expected_id(req)) &&
         answers_oneway(c, h->response_to)) {
@@ -1548,6 +1667,51 @@ on_reply(void *arg, const uint8_t *data, const struct wire_header *h)
         upstream_protocol_error(c, req, "out of memory");
         return false;
     }
+    if (h->opcode == WIRE_OP_COMPRESSED) {
+        /* Decoded before anything reads it; the input's h->length bytes are dropped as the
+         * decoded reply goes on in their place. */
+        struct wire_header inner;
+        uint8_t *owned;
+        size_t len;
+        bool go_on;
+
+        owned = proxy_compress_upstream_reply(c->server, data, (size_t)h->length, &len, &error);
+        if (!owned) {
+            upstream_protocol_error(c, req, error.message);
+            return false;
+        }
+        (void)wire_frame_header(owned, len, WIRE_MAX_MESSAGE_LEN, &inner, &error);
+        go_on = handle_reply(c, req, owned, &inner, (size_t)h->length, &owned);
+        bson_free(owned);
+        return go_on;
+    }
+    return handle_reply(c, req, data, h, (size_t)h->length, NULL);
+}
+
+/*
+ * The reply to req at data (h: its header), in the upstream's input as
+ * in_len bytes: h->length, or an OP_COMPRESSED decoded into *owned (which
+ * a reply kept for later takes; owned NULL for a plain reply).
+ */
+static bool
+handle_reply(struct proxy_client *c, struct proxy_request *req, const uint8_t *data,
+             const struct wire_header *h, size_t in_len, uint8_t **owned)
+{
+    const struct conf *conf = c->server->conf;
+    const uint8_t *body = NULL;
+    uint32_t body_len = 0;
+    int32_t reply_flags = 0;
+    bson_error_t error;
+    char what[320];
+    uint8_t *rewritten = NULL;
+    size_t rewritten_len = 0;
+    enum proxy_outcome outcome;
+    int64_t now_us = 0;
+    int ok = -1;
+    bson_t reply;
+    struct wire_msg m;                     /* an OP_MSG reply's parse */
+    const struct wire_doc_top *top = NULL; /* ... its top-level elements, as checked */
+
     if (req->legacy) {
         struct wire_reply r;
 
@@ -1624,7 +1788,7 @@ on_reply(void *arg, const uint8_t *data, const struct wire_header *h)
              * whole result once the cursor is drained (req READY). */
             bool over = proxy_drain_step(c, req, &reply);
 
-            proxy_upstream_drain(c->up, (size_t)h->length);
+            proxy_upstream_drain(c->up, in_len);
             if (over)
                 unblock(c);
             else
@@ -1649,8 +1813,14 @@ on_reply(void *arg, const uint8_t *data, const struct wire_header *h)
          * and is gone with the upstream if that is lost (so are all the
          * requests: on_upstream_down); otherwise it is copied out. */
         proxy_request_forget_inval(req);
-        if (TAILQ_FIRST(&c->pending) == req) {
+        if (TAILQ_FIRST(&c->pending) == req && req->reply_compressor < 0 && !owned) {
             req->ack_in_upstream = (size_t)h->length;
+        } else if (owned) {
+            /* A decoded reply: kept as it is, its compressed bytes dropped. */
+            req->canned = *owned;
+            *owned = NULL;
+            req->canned_len = (size_t)h->length;
+            proxy_upstream_drain(c->up, in_len);
         } else {
             req->canned = bson_malloc((size_t)h->length);
             proxy_upstream_remove(c->up, req->canned, (size_t)h->length);
@@ -1662,10 +1832,17 @@ on_reply(void *arg, const uint8_t *data, const struct wire_header *h)
         return c->phase < PROXY_CLIENT_DEAD;
     }
     if (rewritten) {
-        proxy_upstream_drain(c->up, (size_t)h->length);
+        proxy_upstream_drain(c->up, in_len);
         write_owned(c, rewritten, rewritten_len);
     } else if (c->phase == PROXY_CLIENT_GONE) {
-        proxy_upstream_drain(c->up, (size_t)h->length);
+        proxy_upstream_drain(c->up, in_len);
+    } else if (req->reply_compressor >= 0 && relay_compressed(c, req, data, (size_t)h->length)) {
+        proxy_upstream_drain(c->up, in_len);
+    } else if (owned) {
+        /* A decoded reply for a plain request: its plain bytes, not the upstream's. */
+        proxy_upstream_drain(c->up, in_len);
+        write_owned(c, *owned, (size_t)h->length);
+        *owned = NULL;
     } else {
         proxy_upstream_send_to(c->up, c->conn, data, (size_t)h->length);
     }
@@ -1793,6 +1970,8 @@ proxy_client_new(struct proxy_server *server, evutil_socket_t fd, const struct s
     (void)addrlen;
     c->server = server;
     c->id = ++server->next_conn_id;
+    c->in_compressor = -1;
+    c->up_compressor = -1;
     TAILQ_INIT(&c->pending);
     proxy_auth_init(&c->auth);
     format_peer(c->peer, sizeof c->peer, addr);

@@ -102,6 +102,13 @@ struct proxy_client {
     const char *close_reason;
     uint64_t n_requests;
     struct proxy_auth auth;
+    /* Wire compression (proxy/compress.h): the compressors the client's handshake agreed
+     * (bit (1 << id); 0: it may not send OP_COMPRESSED), and while a compressed request is
+     * handled, its compressor (else -1), which its request keeps for the reply. */
+    uint32_t compressors;
+    int in_compressor;
+    int up_compressor; /* the compressor the upstream agreed on c->up, or -1 (a new upstream
+                        * connection starts plain until its own hello) */
 };
 
 

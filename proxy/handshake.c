@@ -2,11 +2,13 @@
  * proxy/handshake.c: what the proxy makes of one client's hello and
  * authentication as they pass through the request pipeline (see the diagram
  * in client.c): the hello sent upstream is prepared (compression and
- * loadBalanced stripped, a speculative SCRAM start noted, the driver
- * logged), the hello reply is rewritten for the persona hello.c picks from
- * it (with the proxy's serviceId and max_message_size; the upstream's kind
- * is logged when it changes), and each authentication reply's verdict is
- * recorded in the client's auth state.
+ * loadBalanced stripped, the proxy's own compressors for the upstream
+ * offered, a speculative SCRAM start noted, the driver logged; the
+ * upstream's choice read from its reply), the hello reply is rewritten for the persona hello.c picks from
+ * it (with the proxy's serviceId, max_message_size and the compressors it
+ * offers; the upstream's kind is logged when it changes; the compressors
+ * agreed are recorded in the client), and each authentication reply's
+ * verdict is recorded in the client's auth state.
  *
  * Owns: the calls into proxy/hello.h and proxy/auth.h for one client, and
  * the auth_* and hello_rewritten statistics and log lines. Does not own the
@@ -18,8 +20,10 @@
 #include "conf/log.h"
 #include "proxy/auth.h"
 #include "proxy/client_internal.h"
+#include "proxy/compress.h"
 #include "proxy/hello.h"
 #include "proxy/server.h"
+#include "wire/compress.h"
 #include "wire/frame.h"
 #include "wire/reply.h"
 
@@ -62,6 +66,11 @@ proxy_handshake_prepare_hello(struct proxy_client *c, const bson_t *cmd,
 
     bson_init(stripped);
     changed = proxy_hello_prepare(cmd, stripped, &req->hello);
+    if (c->server->upstream_n_compressors > 0) {
+        /* The proxy's own offer to the upstream, whatever the client asked of the proxy. */
+        proxy_compress_upstream_offer(c->server, stripped);
+        changed = true;
+    }
     log_client_metadata(c, cmd);
     if (req->hello.speculative_auth && bson_iter_init_find(&it, cmd, "speculativeAuthenticate") &&
         BSON_ITER_HOLDS_DOCUMENT(&it)) {
@@ -188,10 +197,28 @@ proxy_handshake_rewrite_hello(struct proxy_client *c, struct proxy_request *req,
             proxy_auth_abandon(&c->auth);
         }
     }
+    if (c->server->upstream_n_compressors > 0) {
+        int pick = proxy_compress_upstream_pick(c->server, reply);
+
+        if (pick >= 0 && pick != c->up_compressor) {
+            c->up_compressor = pick;
+            conf_log(CONF_LOG_DEBUG, c->id, "upstream_compression", "compressor=%s",
+                     wire_compress_name(pick));
+        }
+    }
     self.service_id = c->server->service_id;
     self.max_message_size = c->server->conf->max_message_size;
+    self.compressors =
+        req->hello.n_compressors > 0 ? proxy_compress_offer(c->server->conf->compressors) : 0;
     persona = proxy_hello_rewrite(reply, &req->hello, &self, &out, &upstream);
     log_persona(c, req, upstream, persona);
+    if (persona != PROXY_HELLO_PERSONA_NONE && self.compressors != 0) {
+        /* What the reply offered, the client may now send (and gets back in kind). */
+        c->compressors |= proxy_hello_agreed(&req->hello, self.compressors);
+        if (conf_log_enabled(CONF_LOG_DEBUG))
+            conf_log(CONF_LOG_DEBUG, c->id, "compression_agreed", "mask=0x%x",
+                     (unsigned)c->compressors);
+    }
     if (req->legacy)
         bytes = wire_reply_op_reply(h->request_id, h->response_to, reply_flags, &out, out_len);
     else

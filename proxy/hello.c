@@ -68,6 +68,42 @@ dropped_member(enum wire_name key)
     }
 }
 
+void
+proxy_hello_read_compressors(const bson_iter_t *field, struct proxy_hello_request *req)
+{
+    uint32_t seen = 0;
+    bson_iter_t it;
+
+    for (uint8_t i = 0; i < req->n_compressors; i++)
+        seen |= 1u << req->compressors[i];
+    if (!BSON_ITER_HOLDS_ARRAY(field) || !bson_iter_recurse(field, &it))
+        return;
+    while (bson_iter_next(&it) && req->n_compressors < WIRE_COMPRESSOR_COUNT) {
+        uint32_t len;
+        const char *name;
+        int id;
+
+        if (!BSON_ITER_HOLDS_UTF8(&it))
+            continue;
+        name = bson_iter_utf8(&it, &len);
+        id = wire_compress_lookup(name, len);
+        if (id < 0 || (seen & (1u << id)))
+            continue;
+        seen |= 1u << id;
+        req->compressors[req->n_compressors++] = (uint8_t)id;
+    }
+}
+
+uint32_t
+proxy_hello_agreed(const struct proxy_hello_request *req, uint32_t offer)
+{
+    uint32_t mask = 0;
+
+    for (uint8_t i = 0; i < req->n_compressors; i++)
+        mask |= 1u << req->compressors[i];
+    return mask & offer;
+}
+
 bool
 proxy_hello_prepare(const bson_t *cmd, bson_t *out, struct proxy_hello_request *req)
 {
@@ -84,6 +120,7 @@ proxy_hello_prepare(const bson_t *cmd, bson_t *out, struct proxy_hello_request *
         if (id == WIRE_NAME_COMPRESSION) {
             req->had_compression = true;
             changed = true;
+            proxy_hello_read_compressors(&it, req);
             continue;
         }
         if (id == WIRE_NAME_LOAD_BALANCED) {
@@ -292,6 +329,22 @@ proxy_hello_rewrite(const bson_t *reply, const struct proxy_hello_request *req,
         BSON_APPEND_UTF8(out, "msg", "isdbgrid");
     if (req->load_balanced)
         BSON_APPEND_OID(out, "serviceId", &self->service_id);
+    if (req->n_compressors > 0 && proxy_hello_agreed(req, self->compressors) != 0) {
+        bson_t list;
+        uint32_t n = 0;
+
+        BSON_APPEND_ARRAY_BEGIN(out, "compression", &list);
+        for (uint8_t i = 0; i < req->n_compressors; i++) {
+            char index[16];
+            const char *key;
+
+            if (!(self->compressors & (1u << req->compressors[i])))
+                continue;
+            bson_uint32_to_string(n++, &key, index, sizeof index);
+            BSON_APPEND_UTF8(&list, key, wire_compress_name(req->compressors[i]));
+        }
+        bson_append_array_end(out, &list);
+    }
     BSON_APPEND_DOUBLE(out, "ok", 1.0);
     return persona;
 }

@@ -20,9 +20,10 @@
  * make drivers drop the proxy.
  *
  * Whatever the persona, the proxy strips what it does not support
- * (topologyVersion, which would turn on streaming hello; compression),
- * answers loadBalanced clients with its own serviceId, and lowers the size
- * limits to its own max_message_size.
+ * (topologyVersion, which would turn on streaming hello), answers the
+ * client's compression list with its own intersection (the upstream's list
+ * is the upstream link's business), answers loadBalanced clients with its
+ * own serviceId, and lowers the size limits to its own max_message_size.
  *
  * Spec: source/mongodb-handshake/handshake.md,
  * source/server-discovery-and-monitoring/server-discovery-and-monitoring.md
@@ -33,6 +34,8 @@
 #ifndef MONGOCACHE_PROXY_HELLO_H
 #define MONGOCACHE_PROXY_HELLO_H
 
+#include "wire/compress.h"
+
 #include <bson/bson.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -42,6 +45,10 @@ struct proxy_hello_request {
     bool load_balanced;          /* loadBalanced: true */
     bool had_compression;        /* a compression list was stripped */
     bool speculative_auth;       /* speculativeAuthenticate present */
+    /* The compressors the client's `compression` list names (OP_COMPRESSED.md ids), in its
+     * order, each once; names the proxy does not know are left out. */
+    uint8_t n_compressors;
+    uint8_t compressors[WIRE_COMPRESSOR_COUNT];
 };
 
 /*
@@ -70,16 +77,31 @@ enum proxy_hello_persona {
 struct proxy_hello_self {
     bson_oid_t service_id;    /* given to loadBalanced clients */
     int64_t max_message_size; /* the proxy's limit on one wire message, both ways */
+    uint32_t compressors;     /* the compressors offered to clients: bit (1 << id); read only
+                               * when the client's hello listed some */
 };
 
 /*
  * Copies the client's hello command (checked) into out (an initialised,
- * empty bson_t) without `compression` (mongocache never negotiates
- * compression) and without `loadBalanced` (answered by the proxy itself).
+ * empty bson_t) without `compression` (negotiated by the proxy itself, its
+ * list kept in req; the upstream link negotiates its own) and without
+ * `loadBalanced` (answered by the proxy itself).
  * Returns true when anything was removed, so the caller must forward out
  * instead of the original bytes.
  */
 bool proxy_hello_prepare(const bson_t *cmd, bson_t *out, struct proxy_hello_request *req);
+
+/*
+ * Keeps in req the compressors a `compression` array (field: at it, in a
+ * hello or its reply) names, in its order, each once, after those req
+ * holds. Anything else in it (an unknown name, a non-string, not an array)
+ * is skipped: the spec has drivers leave out what they do not support, and
+ * a server ignores what it does not know.
+ */
+void proxy_hello_read_compressors(const bson_iter_t *field, struct proxy_hello_request *req);
+
+/* The compressors both req's list and offer (bit (1 << id)) name, as such a mask. */
+uint32_t proxy_hello_agreed(const struct proxy_hello_request *req, uint32_t offer);
 
 /* Reads the upstream's server type from its hello reply (checked, borrowed). */
 enum proxy_hello_upstream proxy_hello_classify(const bson_t *reply);
@@ -109,7 +131,11 @@ int64_t proxy_hello_max_bson_size(int64_t upstream, int64_t proxy_max);
  * from the upstream's reply (checked, borrowed), and returns the persona it
  * was given. A reply without ok:1 is copied unchanged (PERSONA_NONE).
  * Otherwise, for every persona: topologyVersion (so drivers poll instead
- * of streaming), compression and serviceId are dropped, maxMessageSizeBytes
+ * of streaming), the upstream's compression and serviceId are dropped, the
+ * proxy's own `compression` is added when the client listed compressors
+ * that self->compressors offers (the intersection, in the client's order:
+ * proxy_hello_agreed; OP_COMPRESSED.md "MongoDB Handshake Amendment";
+ * none in common: no field), maxMessageSizeBytes
  * and maxBsonObjectSize are lowered to the proxy's limits (added when the
  * reply lacks them and the default is above the limit), and a load-balanced
  * client gets self->service_id. The mongos persona of a replica-set member

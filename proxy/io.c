@@ -1,7 +1,7 @@
 /*
  * proxy/io.c: the loop's shared socket state (see io.h) and stored replies
  * added to a buffer by reference. Owns the loop's read buffer and scratch
- * evbuffer (struct proxy_io_loop) and the small record that ties a
+ * evbuffer and the compressors' state (struct proxy_io_loop) and the small record that ties a
  * reference's pieces to their value; the connections are their owners'
  * (proxy/conn.c reads and writes the sockets).
  */
@@ -9,6 +9,7 @@
 
 #include "cache/cache.h"
 #include "proxy/server.h"
+#include "wire/compress.h"
 
 #include <event2/buffer.h>
 
@@ -18,6 +19,7 @@ proxy_io_loop_get(struct proxy_server *server)
     if (!server->io) {
         struct proxy_io_loop *loop = bson_malloc(sizeof *loop);
 
+        loop->compress = NULL;
         loop->scratch = evbuffer_new();
         if (!loop->scratch) {
             bson_free(loop);
@@ -34,6 +36,7 @@ proxy_io_loop_free(struct proxy_io_loop *loop)
     if (!loop)
         return;
     evbuffer_free(loop->scratch);
+    wire_compress_ctx_destroy(loop->compress);
     bson_free(loop);
 }
 

@@ -17,18 +17,21 @@
 struct cache_value;
 struct evbuffer;
 struct proxy_server;
+struct wire_compress_ctx;
 
 /* Most bytes one read takes from a socket. */
 #define PROXY_IO_READ (64 * 1024)
 
 /*
  * What every connection of one event loop shares: the buffer sockets are
- * read into, and an evbuffer for one message on its way out (filled and
- * sent at once: empty between uses). Created on first use, freed with
- * proxy_io_loop_free.
+ * read into, an evbuffer for one message on its way out (filled and
+ * sent at once: empty between uses), and the compression libraries' state.
+ * Created on first use, freed with proxy_io_loop_free.
  */
 struct proxy_io_loop {
     struct evbuffer *scratch;
+    struct wire_compress_ctx *compress; /* the compressors' state (proxy/compress.c), made on
+                                         * first use; NULL until then */
     uint8_t buf[PROXY_IO_READ];
 };
 

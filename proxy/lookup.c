@@ -4,7 +4,9 @@
  * the generations it may change (write); the end of a read's wait for an
  * identical one in flight (or for Redis) moves the request (READY on a
  * hit); getMore and killCursors on the proxy's own cursors are answered
- * here; a stored reply is written back to the client; a write's ack is made
+ * here; a stored reply is written back to the client (compressed at the
+ * hit for a client whose request came compressed: the stored value stays
+ * the server's plain reply); a write's ack is made
  * READY once its bump reached Redis. The ends of waits are told to the
  * client through the request's ops (proxy/request.h): this file never calls
  * client.c.
@@ -22,6 +24,7 @@
 #include "conf/log.h"
 #include "proxy/advice.h"
 #include "proxy/client_internal.h"
+#include "proxy/compress.h"
 #include "proxy/conn.h"
 #include "proxy/cursor.h"
 #include "proxy/io.h"
@@ -323,6 +326,58 @@ proxy_lookup_answer_cursor(struct proxy_client *c, const struct wire_cmd *cmd, c
 }
 
 /*
+ * A hit for a client whose request came compressed: the reply (the stored
+ * one with a fresh header, or a drained result's first batch) compressed
+ * with the request's compressor, from the stored bytes, at the hit (the
+ * cache keeps one plain copy whatever its readers negotiated). False when
+ * compressing failed: the caller writes it plain.
+ */
+static bool
+write_hit_compressed(struct proxy_client *c, struct proxy_request *req)
+{
+    struct evbuffer *out = c->scratch;
+    uint8_t header[WIRE_HEADER_LEN], *packed;
+    const uint8_t *data;
+    size_t len, n;
+
+    if (cache_value_is_docs(req->hit)) {
+        struct proxy_cursor_owner owner = {proxy_lookup_principal(c), req->lsid, req->lsid_len};
+
+        (void)proxy_cursor_first(c->server->cursors, req->hit, req->batch_size,
+                                 req->cursor_upstream_id, &owner, proxy_server_reply_id(c->server),
+                                 req->request_id, out);
+        len = evbuffer_get_length(out);
+        data = len >= WIRE_HEADER_LEN ? evbuffer_pullup(out, -1) : NULL;
+        packed = data ? proxy_compress_reply(c->server, req->reply_compressor, data,
+                                             data + WIRE_HEADER_LEN, len - WIRE_HEADER_LEN, &n)
+                      : NULL;
+        if (packed) {
+            evbuffer_drain(out, len);
+            if (evbuffer_add(out, packed, n) != 0)
+                proxy_conn_fail(c->conn, ENOMEM); /* nothing of it sent: the stream is cut */
+            bson_free(packed);
+            proxy_stats_add(&c->server->stats, PROXY_STAT_compressed_hits, 1);
+        }
+        proxy_conn_send(c->conn, out); /* plain when compressing failed */
+        return true;
+    }
+    data = cache_value_data(req->hit, &len);
+    memcpy(header, data, sizeof header);
+    wire_reply_restamp(header, proxy_server_reply_id(c->server), req->request_id);
+    packed = proxy_compress_reply(c->server, req->reply_compressor, header,
+                                  data + WIRE_HEADER_LEN, len - WIRE_HEADER_LEN, &n);
+    if (!packed)
+        return false;
+    if (evbuffer_add(out, packed, n) != 0)
+        proxy_conn_fail(c->conn, ENOMEM);
+    else
+        proxy_conn_send(c->conn, out);
+    bson_free(packed);
+    proxy_stats_add(&c->server->stats, PROXY_STAT_compressed_hits, 1);
+    return true;
+}
+
+/*
  * Writes a stored reply for req: a fresh header (new requestID, responseTo
  * the client's request) and the stored bytes after it, in one sendmsg from
  * the stored value when nothing is queued before it (no buffer, no copy, no
@@ -340,6 +395,8 @@ proxy_lookup_write_hit(struct proxy_client *c, struct proxy_request *req)
     size_t done;
 
     if (c->phase == PROXY_CLIENT_GONE)
+        return;
+    if (req->reply_compressor >= 0 && write_hit_compressed(c, req))
         return;
     if (cache_value_is_docs(req->hit)) {
         /* A drained cursor: its batches come from a cursor of the proxy's. */

@@ -28,6 +28,7 @@
 #include "proxy/request.h"
 #include "proxy/server.h"
 #include "proxy/topology.h"
+#include "wire/compress.h"
 
 #include <event2/dns.h>
 #include <event2/event.h>
@@ -278,6 +279,12 @@ main(int argc, char **argv)
         goto out_conf;
     case CONF_ACTION_VERSION:
         printf("mongocache %s\n", PACKAGE_VERSION);
+        /* What the compressors option can offer (configure's --without-X). */
+        printf("compressors:");
+        for (int id = 0; id < WIRE_COMPRESSOR_COUNT; id++)
+            if (wire_compress_built(id))
+                printf(" %s", wire_compress_name(id));
+        printf("\n");
         status = 0;
         goto out_conf;
     case CONF_ACTION_CHECK:

@@ -7,7 +7,9 @@
  *
  *  client socket
  *   client.c read_cb -> process_input: frame (wire_frame_header), admit a
- *   message still arriving against max_memory, then handle_op_msg: check
+ *   message still arriving against max_memory (an OP_COMPRESSED from a
+ *   client that negotiated compression: handle_compressed decodes it,
+ *   proxy/compress.c, and its OP_MSG goes on), then handle_op_msg: check
  *   (wire_msg_parse), parse (wire_cmd_parse), route (proxy_router_route),
  *   push_request -> proxy_request_new ........................... PARSED
  *    |
@@ -40,12 +42,14 @@
  *    |                   hit          -> req->hit, the held copy freed ..... READY
  *    |                   miss, bypass -> proxy_request_take_held, forward .. UPSTREAM
  *    |                 either way the client reads on (unblock)
- *    +- sent: forward -> upstream.c proxy_upstream_send ............... UPSTREAM
+ *    +- sent: forward -> upstream.c proxy_upstream_send (compressed when
+ *       the upstream agreed on a compressor: proxy/compress.c) .......... UPSTREAM
  *
  *  upstream socket
  *   upstream.c proxy_upstream_process frames a reply and hands it to
  *   client.c on_reply (struct proxy_upstream_cbs): its responseTo must be
  *   the oldest request awaiting the upstream (proxy_request_awaits_upstream);
+ *   an OP_COMPRESSED reply is decoded, and handle_reply takes it from there:
  *   the reply is checked, timed and advised, then by route:
  *    +- HELLO: proxy_handshake_rewrite_hello (persona); SASL: observed
  *    +- a miss whose reply is an open cursor, the only request in flight:
@@ -61,13 +65,16 @@
  *    |    (req->ack_in_upstream; the upstream is not read behind it) WAITING_WRITE_ACK
  *    |    until Redis confirms: lookup.c proxy_lookup_write_bumped, then
  *    |    client.c request_acked (req->ops->acked) ....................... READY
- *    +- otherwise relayed to the client now (proxy_conn_send); a write's
+ *    +- otherwise relayed to the client now (proxy_conn_send; compressed
+ *       when its request came compressed: relay_compressed); a write's
  *       generations are bumped again as the request is destroyed ........ DONE
  *
  *  READY at the head of the pending list (replies go strictly in request
- *  order): flush_canned writes req->canned, the held ack from the
- *  upstream's input, or the hit (proxy_lookup_write_hit: a fresh header
- *  and the stored bytes, in one sendmsg or by reference; a drained result's
+ *  order): flush_canned writes req->canned (write_reply: compressed for a
+ *  compressed request), the held ack from the upstream's input (never held
+ *  there for a compressed request: copied to canned), or the hit
+ *  (proxy_lookup_write_hit: a fresh header and the stored bytes, in one
+ *  sendmsg or by reference, or compressed from them; a drained result's
  *  first batch from proxy_cursor_first),
  *  times it (proxy_client_observe) ...................................... DONE
  *
@@ -85,6 +92,7 @@
  *   admin.c           the HTTP endpoint and its routes
  *   client.c          a client connection and its pending list
  *   handshake.c lookup.c drain.c action.c slow.c      one request's steps
+ *   compress.c        a compressed request decoded, a reply compressed
  *   ready.c shapes.c dashboard.c                      HTTP routes
  *   request.c         a request's state and its one destroy
  *   upstream.c        a client's upstream socket (struct proxy_upstream_cbs up)
@@ -197,6 +205,7 @@ proxy_request_new(struct proxy_client *client, const struct proxy_request_ops *o
     req->request_id = request_id;
     req->route = route;
     req->legacy = legacy;
+    req->reply_compressor = -1;
     req->batch_size = -1;
     req->client = client;
     req->ops = ops;

@@ -92,6 +92,8 @@ struct proxy_request {
     int32_t request_id;
     enum proxy_route route;
     bool legacy; /* OP_QUERY: the reply is an OP_REPLY */
+    int8_t reply_compressor; /* the compressor of the request (OP_COMPRESSED), its reply's;
+                              * -1: a plain request, a plain reply */
     bool untracked; /* forwarded with cache = off and no Redis tier, unclassified: counted
                      * in server->untracked until it ends */
     bool internal; /* the proxy's own request (a oneway barrier): its reply is read by the

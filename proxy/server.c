@@ -14,6 +14,7 @@
 #include "conf/log.h"
 #include "proxy/conn.h"
 #include "proxy/topology.h"
+#include "wire/compress.h"
 
 #include <event2/buffer.h>
 #include <event2/dns.h>
@@ -45,6 +46,28 @@ proxy_server_set_upstream(struct proxy_server *server, bson_error_t *error)
     server->upstream_host = bson_strdup(host->host);
     server->upstream_port = host->family == AF_UNIX ? 0 : host->port;
     server->upstream_label = bson_strdup(host->host_and_port);
+    server->upstream_n_compressors = 0;
+    {
+        /* compressors=: in its order; libmongoc has dropped names it does not know, and
+         * those this build lacks are dropped here (check.c warns of both). */
+        const bson_t *list = mongoc_uri_get_compressors(uri);
+        uint32_t seen = 0;
+        bson_iter_t it;
+
+        if (list && bson_iter_init(&it, list)) {
+            while (bson_iter_next(&it) &&
+                   server->upstream_n_compressors < sizeof server->upstream_compressors) {
+                int id = wire_compress_lookup(bson_iter_key(&it), bson_iter_key_len(&it));
+
+                if (id < 0 || !wire_compress_built(id) || (seen & (1u << id)))
+                    continue;
+                seen |= 1u << id;
+                server->upstream_compressors[server->upstream_n_compressors++] = (uint8_t)id;
+            }
+        }
+        server->upstream_zlib_level =
+            mongoc_uri_get_option_as_int32(uri, MONGOC_URI_ZLIBCOMPRESSIONLEVEL, -1);
+    }
     mongoc_uri_destroy(uri);
     return true;
 }

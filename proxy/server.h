@@ -70,6 +70,11 @@ struct proxy_server {
     char *upstream_label;       /* "host:port" for messages, owned */
     struct proxy_topology *topology; /* where new upstream connections go (the monitor's
                                       * view), owned by main.c; NULL: always the host above */
+    /* The upstream URI's compressors= (those built, in its order) and zlibCompressionLevel:
+     * offered in each client connection's hello to the upstream (proxy/compress.h). */
+    uint8_t upstream_compressors[4];
+    uint8_t upstream_n_compressors;
+    int upstream_zlib_level;
     bson_oid_t service_id;      /* given to loadBalanced clients */
     int hello_upstream;         /* enum proxy_hello_upstream of the latest hello reply, so
                                  * that handshake.c logs a change once */

@@ -31,6 +31,8 @@ python3-hypothesis python3-venv clang-14 libclang-rt-14-dev valgrind curl iprout
 APT_PKGS="$APT_PKGS openssl libevent-openssl-2.1-7"
 # docker/compose_plain.py and tests/integration/docker_check.py read YAML
 APT_PKGS="$APT_PKGS python3-yaml"
+# Wire compression (OP_COMPRESSED): configure builds each one it finds.
+APT_PKGS="$APT_PKGS zlib1g-dev libzstd-dev libsnappy-dev"
 # test_install.sh: man -l renders the man pages (col: bsdextrautils); systemd-analyze checks the unit.
 APT_PKGS="$APT_PKGS man-db groff-base bsdextrautils systemd"
 # The dashboard's browser test (test_dashboard.sh): headless chromium, its driver, a font.

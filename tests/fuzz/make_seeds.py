@@ -10,7 +10,8 @@
   - edge cases built here with a small BSON encoder: each rule of OP_MSG
     (wire/msg.h), every cacheability and invalidation case of
     cache/policy.h, depth 200/201, every BSON type, the value format's
-    faults, and config files in every syntax conf/file.c reads.
+    faults, config files in every syntax conf/file.c reads, and OP_COMPRESSED
+    around real messages with each compressor and the faults it is refused for.
 Files not named seed-* (inputs that libFuzzer found and were kept, and the
 regress-* input of each fixed finding) are left alone.
 """
@@ -489,9 +490,65 @@ def bson_doc():
     return s
 
 
+def compressed():
+    """OP_COMPRESSED (wire/compress.h) around real messages, with each compressor: zlib from
+    the stdlib, snappy and zstd hand-made (a snappy block of literals, a zstd frame of one raw
+    block), and the faults wire/compress.c refuses."""
+    import zlib
+
+    def wrap(msg, cid, payload, size=None, original=None):
+        length, rid, to, opcode = struct.unpack_from("<iiii", msg)
+        body = msg[16:]
+        prefix = struct.pack("<iiB", opcode if original is None else original,
+                             len(body) if size is None else size, cid)
+        return message(OP_COMPRESSED, prefix + payload, rid, to)
+
+    def snappy_literals(data):
+        out, n = b"", len(data)
+        while True:  # varint of the length
+            b = n & 0x7F
+            n >>= 7
+            out += bytes([b | (0x80 if n else 0)])
+            if not n:
+                break
+        for i in range(0, len(data), 60):
+            chunk = data[i:i + 60]
+            out += bytes([(len(chunk) - 1) << 2]) + chunk
+        return out
+
+    def zstd_raw(data):
+        assert len(data) < 256
+        return (struct.pack("<I", 0xFD2FB528) + b"\x20" + bytes([len(data)]) +
+                struct.pack("<I", 1 | (len(data) << 3))[:3] + data)
+
+    ping = op_msg(doc({"ping": 1, "$db": "admin"}), request_id=7)
+    find = op_msg(doc({"find": "c", "filter": {"a": 1}, "$db": "db"}), request_id=8)
+    reply = op_reply([doc({"ok": 1.0})])
+    s = {}
+    for name, m in (("ping", ping), ("find", find), ("op-reply", reply)):
+        body = m[16:]
+        s["noop-" + name] = wrap(m, 0, body)
+        s["zlib-" + name] = wrap(m, 2, zlib.compress(body))
+        s["snappy-" + name] = wrap(m, 1, snappy_literals(body))
+        s["zstd-" + name] = wrap(m, 3, zstd_raw(body))
+    big = op_msg(doc({"insert": "c", "documents": [doc({"s": "x" * 3000})], "$db": "db"}))
+    s["zlib-big"] = wrap(big, 2, zlib.compress(big[16:], 9))
+    body = ping[16:]
+    s["zlib-longer-than-claimed"] = wrap(ping, 2, zlib.compress(body), size=len(body) - 1)
+    s["zlib-trailing"] = wrap(ping, 2, zlib.compress(body) + b"tail")
+    s["zlib-ratio"] = wrap(ping, 2, zlib.compress(b"\0" * 64), size=40_000)
+    s["snappy-bad-copy"] = wrap(ping, 1, b"\x08\x04ab\x09\x09", size=8)
+    s["zstd-size-lie"] = wrap(ping, 3, zstd_raw(body), size=len(body) + 1)
+    s["nested"] = wrap(ping, 0, body, original=OP_COMPRESSED)
+    s["unknown-id"] = wrap(ping, 9, body)
+    s["negative-size"] = wrap(ping, 0, body, size=-1)
+    return s
+
+
 def main():
     targets = {"client_msg": client_msg(), "upstream_reply": upstream_reply(),
-               "redis_blob": redis_blob(), "conf_file": conf_file(), "bson_doc": bson_doc()}
+               "redis_blob": redis_blob(), "conf_file": conf_file(), "bson_doc": bson_doc(),
+               "compressed": compressed()}
     for target, seeds in targets.items():
         d = os.path.join(CORPUS, target)
         os.makedirs(d, exist_ok=True)

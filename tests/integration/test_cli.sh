@@ -118,6 +118,9 @@ ok $? "--version prints \"mongocache VERSION\" and exits 0"
 run -V
 [ "$rc" -eq 0 ] && grep -qE '^mongocache [0-9]' "$tmp/out"
 ok $? "-V prints the version"
+run --version
+[ "$rc" -eq 0 ] && grep -qE '^compressors: noop( (snappy|zlib|zstd))*$' "$tmp/out"
+ok $? "--version lists the wire compressors built in (noop always)"
 
 # ---- --check-config ---------------------------------------------------------
 run --check-config
@@ -205,6 +208,7 @@ done <<'CASES'
 --upstream|mongodb://127.0.0.1:1/?readPreference=secondary|readPreference: the proxy forwards each client's own read preference
 --upstream|mongodb://127.0.0.1:1/?w=majority&journal=true|w: the proxy forwards each client's own write concern and adds none; remove it; journal:
 --upstream|mongodb://127.0.0.1:1/?readConcernLevel=majority|readConcernLevel: the proxy forwards each client's own read concern
+--compressors|zlib,lz4|invalid value "zlib,lz4" for compressors (from flag --compressors): "lz4" is not a compressor (snappy, zstd, zlib or noop)
 CASES
 
 run --check-config --upstream 'mongodb://127.0.0.1:1/?directConnection=true&readPreference=primary&tls=false'

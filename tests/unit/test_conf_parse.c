@@ -398,10 +398,41 @@ test_near(void)
     }
 }
 
+/* conf_parse_list_next: the entries of a comma-separated list, blanks trimmed, empties skipped. */
+static void
+test_list(void)
+{
+    static const struct {
+        const char *list;
+        const char *want; /* the entries joined by '|' */
+    } cases[] = {
+        {"", ""},
+        {" , ,\t", ""},
+        {"zlib", "zlib"},
+        {"snappy,zstd,zlib", "snappy|zstd|zlib"},
+        {" snappy ,\tzstd\t,, zlib  ", "snappy|zstd|zlib"},
+        {"a b,c", "a b|c"},
+        {",x,", "x"},
+    };
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *p = cases[i].list, *start;
+        char got[64] = "";
+        size_t len;
+
+        while (conf_parse_list_next(&p, &start, &len))
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%.*s", got[0] ? "|" : "",
+                     (int)len, start);
+        is_str(got, cases[i].want, "list \"%s\"", cases[i].list);
+        ok(*p == '\0', "list \"%s\": read to its end", cases[i].list);
+    }
+}
+
 int
 main(void)
 {
     conf_test_begin();
+    test_list();
     test_int();
     test_size();
     test_duration();

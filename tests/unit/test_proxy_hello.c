@@ -556,6 +556,92 @@ test_prepare(void)
     bson_destroy(plain);
 }
 
+/* The compression list of a reply as "a,b,c" ("-" when there is none). */
+static void
+compression_of(const bson_t *reply, char *out, size_t size)
+{
+    bson_iter_t it, list;
+
+    snprintf(out, size, "-");
+    if (!bson_iter_init_find(&it, reply, "compression") || !BSON_ITER_HOLDS_ARRAY(&it) ||
+        !bson_iter_recurse(&it, &list))
+        return;
+    out[0] = '\0';
+    while (bson_iter_next(&list)) {
+        size_t n = strlen(out);
+
+        snprintf(out + n, size - n, "%s%s", n ? "," : "",
+                 BSON_ITER_HOLDS_UTF8(&list) ? bson_iter_utf8(&list, NULL) : "?");
+    }
+}
+
+/*
+ * Compression (OP_COMPRESSED.md "MongoDB Handshake Amendment"): the
+ * client's list is read in its order (unknown names and repeats left out),
+ * the reply answers with the intersection with what the proxy offers, in
+ * the client's order, and the upstream's own list never reaches the client.
+ */
+static void
+test_compression(void)
+{
+    static const struct {
+        const char *name;
+        const char *list[6]; /* NULL-terminated; list[0] "-": no compression field */
+        uint32_t offer;
+        const char *want_ids; /* the ids read, in order */
+        const char *want;     /* the reply's list */
+        uint32_t agreed;
+    } ccases[] = {
+        {"all three offered", {"zstd", "zlib", "snappy", NULL}, 0xe, "3,2,1", "zstd,zlib,snappy",
+         0xe},
+        {"unknown names and repeats skipped", {"lz4", "zlib", "zlib", "snappy", "zstd", NULL},
+         0xe, "2,1,3", "zlib,snappy,zstd", 0xe},
+        {"the client's order, not the proxy's", {"snappy", "zlib", NULL}, 1u << 2 | 1u << 1,
+         "1,2", "snappy,zlib", 0x6},
+        {"only what is offered", {"snappy", "zlib", NULL}, 1u << 2, "1,2", "zlib", 0x4},
+        {"nothing in common: no field", {"snappy", NULL}, 1u << 2, "1", "-", 0},
+        {"an empty list: no field", {NULL}, 0xe, "", "-", 0},
+        {"no compression field at all", {"-", NULL}, 0xe, "", "-", 0},
+        {"noop when offered", {"noop", "zlib", NULL}, 1u << 0, "0,2", "noop", 0x1},
+    };
+
+    for (size_t i = 0; i < sizeof ccases / sizeof ccases[0]; i++) {
+        bson_t cmd = BSON_INITIALIZER, list, out = BSON_INITIALIZER, reply_out = BSON_INITIALIZER;
+        bson_t *reply = BCON_NEW("ismaster", BCON_BOOL(true), "compression", "[",
+                                 BCON_UTF8("snappy"), "]", "ok", BCON_DOUBLE(1));
+        struct proxy_hello_request req;
+        struct proxy_hello_self self = {.max_message_size = MAX_MSG};
+        char ids[64] = "", got[64];
+
+        BSON_APPEND_INT32(&cmd, "hello", 1);
+        if (!ccases[i].list[0] || strcmp(ccases[i].list[0], "-") != 0) {
+            BSON_APPEND_ARRAY_BEGIN(&cmd, "compression", &list);
+            for (int k = 0; ccases[i].list[k]; k++) {
+                char key[8];
+
+                snprintf(key, sizeof key, "%d", k);
+                BSON_APPEND_UTF8(&list, key, ccases[i].list[k]);
+            }
+            bson_append_array_end(&cmd, &list);
+        }
+        (void)proxy_hello_prepare(&cmd, &out, &req);
+        for (uint8_t k = 0; k < req.n_compressors; k++)
+            snprintf(ids + strlen(ids), sizeof ids - strlen(ids), "%s%u", k ? "," : "",
+                     (unsigned)req.compressors[k]);
+        is_str(ids, ccases[i].want_ids, "%s: the client's list read in its order", ccases[i].name);
+        self.compressors = ccases[i].offer;
+        (void)proxy_hello_rewrite(reply, &req, &self, &reply_out, NULL);
+        compression_of(&reply_out, got, sizeof got);
+        is_str(got, ccases[i].want, "%s: the reply's compression", ccases[i].name);
+        is_int(proxy_hello_agreed(&req, ccases[i].offer), ccases[i].agreed, "%s: agreed mask",
+               ccases[i].name);
+        bson_destroy(&cmd);
+        bson_destroy(&out);
+        bson_destroy(&reply_out);
+        bson_destroy(reply);
+    }
+}
+
 int
 main(void)
 {
@@ -565,5 +651,6 @@ main(void)
     test_error_unchanged();
     test_limits();
     test_prepare();
+    test_compression();
     return done_testing();
 }
