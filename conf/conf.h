@@ -164,7 +164,8 @@ void conf_usage(FILE *out, const char *argv0);
 void conf_print(const struct conf *conf, FILE *out);
 
 /*
- * Copies uri with any password replaced by "<redacted>", for logs.
+ * Copies uri with any password (and the value of tlsCertificateKeyFilePassword)
+ * replaced by "<redacted>", for logs.
  * Returns a string freed with bson_free.
  */
 char *conf_redact_uri(const char *uri);

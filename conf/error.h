@@ -45,6 +45,7 @@ enum conf_error_proxy_code {
     CONF_ERROR_PROXY_MISSING = 4,   /* nothing configured where something must be */
     CONF_ERROR_PROXY_START = 5,     /* a part could not start (the index advisor) */
     CONF_ERROR_PROXY_DASHBOARD = 6, /* the built-in dashboard page is malformed (a build fault) */
+    CONF_ERROR_PROXY_TLS = 7,       /* a TLS certificate, key or CA file that cannot be used */
 };
 
 #endif

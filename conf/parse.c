@@ -475,6 +475,55 @@ conf_parse_uri_password(const char *uri, size_t *start, size_t *len)
     return true;
 }
 
+/*
+ * The URI options whose values are secrets as much as a password: the TLS
+ * key file's passphrase (its current and its old name).
+ */
+static bool
+secret_option(const char *key, size_t len)
+{
+    static const char *const keys[] = {"tlsCertificateKeyFilePassword",
+                                       "sslClientCertificateKeyPassword"};
+
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        if (strlen(keys[i]) == len && strncasecmp(keys[i], key, len) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Takes uri (bson_malloc'd) and returns it with the value of every secret option redacted. */
+static char *
+redact_options(char *uri)
+{
+    const char *query = strchr(uri, '?');
+    const char *p = query ? query + 1 : NULL;
+    bson_string_t *out;
+
+    if (p == NULL) {
+        return uri;
+    }
+    out = bson_string_new(NULL);
+    bson_string_append_printf(out, "%.*s", (int)(p - uri), uri);
+    while (*p) {
+        size_t n = strcspn(p, "&;");
+        const char *eq = memchr(p, '=', n);
+
+        if (eq != NULL && secret_option(p, (size_t)(eq - p))) {
+            bson_string_append_printf(out, "%.*s<redacted>", (int)(eq + 1 - p), p);
+        } else {
+            bson_string_append_printf(out, "%.*s", (int)n, p);
+        }
+        p += n;
+        if (*p) {
+            bson_string_append_c(out, *p++);
+        }
+    }
+    bson_free(uri);
+    return bson_string_free(out, false);
+}
+
 char *
 conf_redact_uri(const char *uri)
 {
@@ -485,9 +534,10 @@ conf_redact_uri(const char *uri)
         return bson_strdup("");
     }
     if (!conf_parse_uri_password(uri, &start, &len)) {
-        return bson_strdup(uri);
+        return redact_options(bson_strdup(uri));
     }
-    return bson_strdup_printf("%.*s<redacted>%s", (int)start, uri, uri + start + len);
+    return redact_options(
+        bson_strdup_printf("%.*s<redacted>%s", (int)start, uri, uri + start + len));
 }
 
 /* Copies src to buf (len bytes) with every occurrence of word replaced. */

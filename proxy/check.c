@@ -10,9 +10,14 @@
  *   listen                        evutil_parse_sockaddr_port, as the
  *                                 listener binds (a numeric address);
  *   listen_unix                   the length a sockaddr_un can hold;
+ *   tls_cert_file, tls_key_file,  proxy_tls_check_file (proxy/tls.c): the
+ *   tls_ca_file                   file reads and holds a certificate, a key
+ *                                 not encrypted, CA certificates (whether
+ *                                 the key matches is start-up's);
  *   upstream                      what the proxy can forward to: a
- *                                 server or a replica set, in clear text,
- *                                 with no option that would change what
+ *                                 server or a replica set (over TLS with
+ *                                 the options proxy/tls.c supports), with
+ *                                 no option that would change what
  *                                 clients get.
  *
  * Layering: conf/ is below cache/ and proxy/ and includes neither, so it
@@ -26,10 +31,11 @@
  *
  * The upstream URI: its hosts (and replicaSet, directConnection) are
  * followed by the topology monitor (proxy/topology.h), which also reads
- * heartbeatFrequencyMS, connectTimeoutMS and appName; the proxy forwards
- * each client's own commands, login, read preference and write concern
- * untouched. So TLS, loadBalanced=true, credentials and auth options, a
- * read preference, write concern or read concern would each be silently
+ * heartbeatFrequencyMS, connectTimeoutMS and appName; its TLS options are
+ * proxy/tls.c's; the proxy forwards each client's own commands, login,
+ * read preference and write concern untouched. So TLS options it does not
+ * support, loadBalanced=true, credentials and auth options, a read
+ * preference, write concern or read concern would each be silently
  * ignored while promising something else: refused, naming the option.
  * Options that only tune a driver (other timeouts, pool sizes) have no
  * effect, but promise nothing a client would get: a warning.
@@ -43,6 +49,7 @@
 
 #include "cache/redis_url.h"
 #include "cache/rules.h"
+#include "proxy/tls.h"
 #include "wire/compress.h"
 
 #include <ctype.h>
@@ -176,12 +183,12 @@ check_uri_options(const char *text, char *why, size_t why_len, char *no_effect, 
         key_name(p, key_len, key, sizeof key);
         switch (uri_kind_of(p, key_len)) {
         case URI_TLS:
-            if (!(value_is(value, value_len, "false") &&
-                  (value_is(p, key_len, "tls") || value_is(p, key_len, "ssl"))))
+            if (!proxy_tls_uri_key_supported(p, key_len))
                 add_reason(why, why_len,
-                           "%s: TLS to the upstream is not supported yet, and the proxy would "
-                           "connect in clear text; remove it (or reach the server through a "
-                           "TLS tunnel)",
+                           "%s: the proxy's TLS to the upstream does not support this option "
+                           "(it takes tls, tlsCAFile, tlsCertificateKeyFile (a key not "
+                           "encrypted), tlsAllowInvalidHostnames, tlsAllowInvalidCertificates, "
+                           "tlsInsecure); remove it",
                            key);
             break;
         case URI_MONITOR:
@@ -239,7 +246,7 @@ check_uri_options(const char *text, char *why, size_t why_len, char *no_effect, 
     }
 }
 
-/* The upstream URI: servers in clear text, nothing ignored that would change meaning. */
+/* The upstream URI: servers, nothing ignored that would change meaning. */
 static bool
 check_upstream(struct conf *conf, const char *value, const char *source, char *why,
                size_t why_len)
@@ -259,8 +266,6 @@ check_upstream(struct conf *conf, const char *value, const char *source, char *w
                    "user name and password: the proxy never logs in to the upstream itself "
                    "(each client's own login passes through); remove them");
     check_uri_options(value, why, why_len, no_effect, sizeof no_effect);
-    if (why[0] == '\0' && mongoc_uri_get_tls(uri))
-        add_reason(why, why_len, "TLS to the upstream is not supported yet; remove it");
     if (no_effect[0] != '\0')
         conf_notes_add(&conf->warnings,
                        "upstream options %s (from %s) have no effect: the proxy takes only the "
@@ -399,6 +404,12 @@ proxy_check_option(struct conf *conf, enum conf_opt_id id, const char *value,
         return check_listen_unix(value, why, why_len);
     case CONF_OPT_upstream:
         return check_upstream(conf, value, source, why, why_len);
+    case CONF_OPT_tls_cert_file:
+        return proxy_tls_check_file(PROXY_TLS_FILE_CERT, value, why, why_len);
+    case CONF_OPT_tls_key_file:
+        return proxy_tls_check_file(PROXY_TLS_FILE_KEY, value, why, why_len);
+    case CONF_OPT_tls_ca_file:
+        return proxy_tls_check_file(PROXY_TLS_FILE_CA, value, why, why_len);
     default:
         return true;
     }

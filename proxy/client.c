@@ -1328,6 +1328,22 @@ handle_message(struct proxy_client *c, const uint8_t *data,
     }
 }
 
+/*
+ * A TLS ClientHello where a MongoDB message was expected (a client with
+ * tls=true on a plaintext port): a handshake record (22, version 3.x)
+ * holding a ClientHello (1), whose random bytes stand where a message's
+ * opcode would. Read as a message it announces tens of kilobytes or
+ * megabytes and would be waited for until message_timeout.
+ */
+static bool
+looks_like_tls(const uint8_t *h)
+{
+    int32_t opcode = wire_frame_read_i32(h + 12);
+
+    return h[0] == 0x16 && h[1] == 0x03 && h[2] <= 0x04 && h[5] == 0x01 &&
+           opcode != WIRE_OP_MSG && opcode != WIRE_OP_QUERY && opcode != WIRE_OP_COMPRESSED;
+}
+
 static void
 process_input(struct proxy_client *c)
 {
@@ -1366,6 +1382,15 @@ process_input(struct proxy_client *c)
             return;
         }
         if (avail < (size_t)h.length) {
+            /* Only a message that has not arrived whole can be a handshake taken for one. */
+            if (c->n_requests == 0 && looks_like_tls(front)) {
+                conf_log(CONF_LOG_WARN, c->id, "tls_on_plaintext_port",
+                         "peer=%s msg=\"the client began a TLS handshake on a port without TLS; "
+                         "closing (connect without tls=true, or set tls_cert_file)\"",
+                         c->peer);
+                close_now(c, "tls_on_plaintext_port");
+                return;
+            }
             if (!admit(c, &h, avail))
                 return;
             break;
@@ -1484,7 +1509,6 @@ event_cb(struct proxy_conn *conn, short what, void *arg)
 {
     struct proxy_client *c = arg;
 
-    (void)conn;
     if (c->phase == PROXY_CLIENT_LINGERING) {
         close_now(c, "refused");
         return;
@@ -1497,6 +1521,12 @@ event_cb(struct proxy_conn *conn, short what, void *arg)
                  c->peer, evbuffer_get_length(client_output(c)),
                  (long long)c->server->conf->message_timeout);
         lose_peer(c, "write_timeout");
+        return;
+    }
+    if (!(what & PROXY_CONN_EOF) && proxy_conn_tls_error(conn)) {
+        conf_log(CONF_LOG_WARN, c->id, "tls_refused", "peer=%s error=\"%s\" msg=\"closing\"",
+                 c->peer, proxy_conn_tls_error(conn));
+        lose_peer(c, "tls_error");
         return;
     }
     if (!(what & PROXY_CONN_EOF)) {
@@ -1965,6 +1995,7 @@ proxy_client_new(struct proxy_server *server, evutil_socket_t fd, const struct s
 {
     struct proxy_client *c = bson_malloc0(sizeof *c);
     struct proxy_io_loop *loop;
+    bool tls_failed;
     int one = 1;
 
     (void)addrlen;
@@ -1990,6 +2021,11 @@ proxy_client_new(struct proxy_server *server, evutil_socket_t fd, const struct s
     }
     proxy_conn_setcb(c->conn, read_cb, write_cb, event_cb, c);
     proxy_conn_read_in_place(c->conn); /* the input is read only through proxy_conn_* calls */
+    /* TLS on the TCP port (a unix socket stays plaintext): the handshake must end within
+     * message_timeout, as a message must. */
+    tls_failed = server->tls_clients && addr->sa_family != AF_UNIX &&
+                 !proxy_conn_tls_accept(c->conn, server->tls_clients,
+                                        server->conf->message_timeout);
     /* A client that takes none of its replies for message_timeout is
      * closed: what it leaves queued cannot hold the proxy's memory. */
     proxy_conn_set_write_timeout(c->conn, server->conf->message_timeout);
@@ -2000,7 +2036,10 @@ proxy_client_new(struct proxy_server *server, evutil_socket_t fd, const struct s
     server->n_clients++;
     proxy_stats_add(&server->stats, PROXY_STAT_clients_accepted, 1);
     proxy_stats_add(&server->stats, PROXY_STAT_clients_active, 1);
-    conf_log(CONF_LOG_INFO, c->id, "client_accept", "peer=%s", c->peer);
+    conf_log(CONF_LOG_INFO, c->id, "client_accept", "peer=%s tls=%s", c->peer,
+             proxy_conn_tls(c->conn) ? "yes" : "no");
     update_timer(c, false);
+    if (tls_failed)
+        close_now(c, "out_of_memory");
     return c;
 }

@@ -199,4 +199,30 @@ int proxy_conn_connect_hostname(struct proxy_conn *conn, struct evdns_base *dns,
 /* The resolver's error (EVUTIL_EAI_*) behind an ERROR event, or 0. */
 int proxy_conn_dns_error(const struct proxy_conn *conn);
 
+/*
+ * TLS on the connection (proxy/tls.h's contexts; the transport is
+ * described at the end of conn.c). proxy_conn_tls_accept: conn (an
+ * accepted socket, before reading is enabled) takes the server side of a
+ * handshake that must end within timeout_ms (0: no limit); a failure, a
+ * plaintext client, or the time running out is reported as READING|ERROR
+ * (a client that leaves first: READING|EOF). proxy_conn_tls_connect: conn
+ * (before proxy_conn_connect*) runs a handshake once connected, checking
+ * the server's certificate against host unless tls turned that off, and
+ * reports CONNECTED only after it, or ERROR. Both false when out of memory
+ * (nothing changed). tls is borrowed for the call (the session keeps the
+ * context alive).
+ */
+struct proxy_tls;
+bool proxy_conn_tls_accept(struct proxy_conn *conn, const struct proxy_tls *tls,
+                           int64_t timeout_ms) __attribute__((warn_unused_result));
+bool proxy_conn_tls_connect(struct proxy_conn *conn, const struct proxy_tls *tls,
+                            const char *host) __attribute__((warn_unused_result));
+/* Why the TLS handshake or stream failed (behind an ERROR event), or NULL. */
+const char *proxy_conn_tls_error(const struct proxy_conn *conn);
+/* True when the server refused the handshake after it seemed done (TLS 1.3 judges a
+ * client certificate after the client's last flight): nothing written reached it. */
+bool proxy_conn_tls_refused(const struct proxy_conn *conn);
+/* True when conn speaks TLS. */
+bool proxy_conn_tls(const struct proxy_conn *conn);
+
 #endif

@@ -28,6 +28,7 @@
 #include "proxy/request.h"
 #include "proxy/server.h"
 #include "proxy/topology.h"
+#include "proxy/tls.h"
 #include "wire/compress.h"
 
 #include <event2/dns.h>
@@ -120,6 +121,22 @@ report_reload(enum conf_opt_id id, bool applied, void *arg)
                  conf_opt_name(id));
 }
 
+/* The clients' TLS context in force: logged (its certificate), the old one dropped. */
+static void
+set_tls_clients(struct proxy_server *server, struct proxy_tls *tls)
+{
+    char subject[PROXY_TLS_FIELD], not_after[PROXY_TLS_FIELD], serial[PROXY_TLS_FIELD];
+
+    proxy_tls_destroy(server->tls_clients);
+    server->tls_clients = tls;
+    if (tls) {
+        proxy_tls_describe(tls, subject, not_after, serial);
+        conf_log(CONF_LOG_INFO, 0, "tls_clients",
+                 "client_certificates=%s subject=\"%s\" not_after=\"%s\" serial=%s",
+                 server->conf->tls_ca_file[0] ? "required" : "no", subject, not_after, serial);
+    }
+}
+
 static void
 apply_reload(struct proxy_server *server, struct conf *next)
 {
@@ -143,11 +160,23 @@ notify(const char *state)
                  error.message);
 }
 
+/* A reload refused: logged, next (NULL: none) dropped, the running configuration kept. */
+static void
+refuse_reload(struct conf *next, const bson_error_t *error)
+{
+    conf_log(CONF_LOG_ERROR, 0, "reload_failed",
+             "error=\"%s\" msg=\"fix the configuration; the running one stays in force\"",
+             error->message);
+    conf_destroy(next);
+    notify("READY=1");
+}
+
 static void
 signal_cb(evutil_socket_t sig, short what, void *arg)
 {
     struct proxy_server *server = arg;
     bson_error_t error;
+    struct proxy_tls *tls = NULL;
     struct conf *next;
 
     (void)what;
@@ -156,21 +185,22 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
             conf_log(CONF_LOG_WARN, 0, "notify_failed", "error=\"%s\"", error.message);
         next = conf_reload(server->conf, &error);
         if (!next) {
-            conf_log(CONF_LOG_ERROR, 0, "reload_failed",
-                     "error=\"%s\" msg=\"fix the configuration; the running one stays in force\"",
-                     error.message);
-            notify("READY=1");
+            refuse_reload(NULL, &error);
+            return;
+        }
+        /* The certificate files are read again even when their names did not change
+         * (renewed in place); a file that cannot be used refuses the whole reload. */
+        if (!proxy_tls_clients_load(next, &tls, &error)) {
+            refuse_reload(next, &error);
             return;
         }
         if (server->cache && !cache_reconfigure(server->cache, next, &error)) {
-            conf_log(CONF_LOG_ERROR, 0, "reload_failed",
-                     "error=\"%s\" msg=\"fix the configuration; the running one stays in force\"",
-                     error.message);
-            conf_destroy(next);
-            notify("READY=1");
+            proxy_tls_destroy(tls);
+            refuse_reload(next, &error);
             return;
         }
         apply_reload(server, next);
+        set_tls_clients(server, tls); /* new connections get it; open ones keep theirs */
         proxy_advice_reconfigure(server->advice);
         proxy_server_memory_check(server); /* max_memory may have risen */
         log_warnings(server->conf);
@@ -254,6 +284,7 @@ main(int argc, char **argv)
     enum conf_action action;
     bson_error_t error;
     struct event *sig_term = NULL, *sig_int = NULL, *sig_hup = NULL;
+    struct proxy_tls *tls = NULL;
     char *redacted;
     int status = 1;
 
@@ -336,6 +367,22 @@ main(int argc, char **argv)
                  error.message);
         goto out;
     }
+    if (!proxy_tls_clients_load(server.conf, &tls, &error)) {
+        conf_log(CONF_LOG_ERROR, 0, "startup_failed", "error=\"%s\"", error.message);
+        goto out;
+    }
+    set_tls_clients(&server, tls);
+    server.tls_upstream = proxy_tls_upstream_new(server.conf->upstream, &error);
+    if (!server.tls_upstream && error.code) {
+        conf_log(CONF_LOG_ERROR, 0, "startup_failed", "option=upstream error=\"%s\"",
+                 error.message);
+        goto out;
+    }
+    if (server.tls_upstream && proxy_tls_relaxed(server.tls_upstream)[0])
+        conf_log(CONF_LOG_WARN, 0, "upstream_tls_unverified",
+                 "unchecked=%s msg=\"the upstream URI turns off TLS %s verification: a "
+                 "machine in the middle can pose as the server; never in production\"",
+                 proxy_tls_relaxed(server.tls_upstream), proxy_tls_relaxed(server.tls_upstream));
     server.topology = proxy_topology_new(&server, &error);
     if (!server.topology) {
         conf_log(CONF_LOG_ERROR, 0, "startup_failed", "option=upstream error=\"%s\"",
@@ -368,11 +415,12 @@ main(int argc, char **argv)
 
     redacted = conf_redact_uri(server.conf->upstream);
     conf_log(CONF_LOG_INFO, 0, "started",
-             "version=%s listen=%s listen_unix=%s upstream=%s http=%s max_clients=%lld "
-             "cache=%s cache_memory=%lld",
+             "version=%s listen=%s tls=%s listen_unix=%s upstream=%s upstream_tls=%s http=%s "
+             "max_clients=%lld cache=%s cache_memory=%lld",
              PACKAGE_VERSION, server.conf->listen[0] ? server.conf->listen : "-",
+             server.tls_clients ? "on" : "off",
              server.conf->listen_unix[0] ? server.conf->listen_unix : "-", redacted,
-             server.admin ? server.conf->http_listen : "-",
+             server.tls_upstream ? "on" : "off", server.admin ? server.conf->http_listen : "-",
              (long long)server.conf->max_clients, server.conf->cache ? "on" : "off",
              (long long)server.conf->cache_memory);
     bson_free(redacted);
@@ -392,6 +440,8 @@ out:
     cache_destroy(server.cache);
     proxy_admin_destroy(server.admin);
     proxy_listener_destroy(server.listener);
+    proxy_tls_destroy(server.tls_clients);
+    proxy_tls_destroy(server.tls_upstream);
     if (sig_term)
         event_free(sig_term);
     if (sig_int)

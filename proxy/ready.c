@@ -168,7 +168,9 @@ probe_event_cb(struct proxy_conn *conn, short what, void *arg)
 
     if (what & PROXY_CONN_CONNECTED)
         return;
-    if ((what & PROXY_CONN_ERROR) && proxy_conn_dns_error(conn))
+    if (proxy_conn_tls_error(conn))
+        snprintf(why, sizeof why, "%s: %s", ready->address, proxy_conn_tls_error(conn));
+    else if ((what & PROXY_CONN_ERROR) && proxy_conn_dns_error(conn))
         snprintf(why, sizeof why, "cannot resolve %s: %s", ready->address,
                  evutil_gai_strerror(proxy_conn_dns_error(conn)));
     else if (what & PROXY_CONN_EOF)

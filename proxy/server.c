@@ -18,6 +18,7 @@
 
 #include <event2/buffer.h>
 #include <event2/dns.h>
+#include <errno.h>
 #include <event2/event.h>
 #include <mongoc/mongoc.h>
 #include <stdio.h>
@@ -197,6 +198,12 @@ proxy_server_connect_upstream(struct proxy_server *server, struct proxy_conn *co
     (void)proxy_topology_pick(server->topology, &host, &port, &label);
     if (address)
         *address = bson_strdup(label);
+    /* TLS (tls=true in the URI): CONNECTED comes once the handshake is done, the
+     * server's certificate checked against the host it is reached by. */
+    if (server->tls_upstream && !proxy_conn_tls_connect(conn, server->tls_upstream, host)) {
+        errno = ENOMEM;
+        return -1;
+    }
     if (port == 0) {
         struct sockaddr_un sun;
 

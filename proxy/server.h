@@ -25,6 +25,7 @@ struct evbuffer;
 struct proxy_client;
 struct proxy_request;
 struct proxy_listener;
+struct proxy_tls;
 struct proxy_admin;
 struct cache;
 struct proxy_server;
@@ -80,6 +81,9 @@ struct proxy_server {
                                  * that handshake.c logs a change once */
     bool hello_warned_lb_standalone; /* handshake.c warned of loadBalanced + standalone */
     struct proxy_listener *listener;
+    struct proxy_tls *tls_clients;  /* the TCP listener's TLS (tls_cert_file), owned; NULL:
+                                     * plaintext; replaced on SIGHUP */
+    struct proxy_tls *tls_upstream; /* TLS to the upstream (tls=true in its URI), owned */
     struct proxy_admin *admin;
     struct cache *cache;        /* the query cache, owned */
     struct proxy_cursors *cursors; /* cursors the proxy serves itself, owned */
@@ -171,11 +175,12 @@ void proxy_server_client_closed(struct proxy_server *server);
 /*
  * Starts connecting conn (made with no socket) to the upstream: the server
  * the topology monitor names (proxy/topology.h), else the URI's first
- * host; its unix socket, or its host and port (resolved by server->dns).
- * *address (when not NULL) gets the server's "host:port" (bson_free),
- * whatever the outcome. 0 when the connection is under way (its outcome
- * comes as conn's event); -1 when it failed at once (errno), with nothing
- * to come.
+ * host; its unix socket, or its host and port (resolved by server->dns),
+ * with TLS when server->tls_upstream is set (the certificate checked
+ * against that server's host). *address (when not NULL) gets the server's
+ * "host:port" (bson_free), whatever the outcome. 0 when the connection is
+ * under way (its outcome comes as conn's event); -1 when it failed at once
+ * (errno), with nothing to come.
  */
 int proxy_server_connect_upstream(struct proxy_server *server, struct proxy_conn *conn,
                                   char **address);

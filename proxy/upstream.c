@@ -42,8 +42,9 @@ struct proxy_upstream {
 static void
 fail(struct proxy_upstream *up, const char *why)
 {
-    /* The client destroys us from inside this call. */
-    up->cbs->on_down(up->arg, why, up->connected);
+    /* The client destroys us from inside this call. A TLS handshake the server
+     * refused after it seemed done took none of what was sent: not connected. */
+    up->cbs->on_down(up->arg, why, up->connected && !proxy_conn_tls_refused(up->conn));
 }
 
 static void
@@ -138,7 +139,9 @@ event_cb(struct proxy_conn *conn, short what, void *arg)
         }
         return;
     }
-    if (what & PROXY_CONN_EOF)
+    if (proxy_conn_tls_error(conn))
+        snprintf(why, sizeof why, "upstream %s: %s", up->address, proxy_conn_tls_error(conn));
+    else if (what & PROXY_CONN_EOF)
         snprintf(why, sizeof why, "upstream %s closed the connection", up->address);
     else if ((what & PROXY_CONN_ERROR) && proxy_conn_dns_error(conn))
         snprintf(why, sizeof why, "cannot resolve upstream %s: %s", up->address,

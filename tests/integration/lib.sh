@@ -6,6 +6,7 @@
 #   mc_start_redis               # REDIS_PORT REDIS_PID
 #   mc_start_proxy [FLAGS]       # PROXY_PORT PROXY_URI PROXY_HTTP_PORT PROXY_PID PROXY_LOG
 #   mc_stop_proxy                # SIGTERM, bounded wait; MC_PROXY_STATUS = exit status
+#   mc_stop_checked NAME         # mc_stop_proxy, then one test: exit 0, no sanitizer report
 #   mc_ok STATUS NAME; mc_is GOT WANT NAME; mc_done (prints the plan unless mc_plan N did)
 #   mc_run_lines SUITE LABEL CMD...  # one group of unnumbered TAP lines and its own plan
 #
@@ -264,6 +265,22 @@ mc_stop_proxy() {
     fi
     wait "$PROXY_PID" 2>/dev/null && MC_PROXY_STATUS=0 || MC_PROXY_STATUS=$?
     PROXY_PID=""
+}
+
+# mc_stop_checked NAME: stops the current proxy (mc_stop_proxy) and passes one test,
+# "NAME: proxy exited 0, no sanitizer report", when it exited 0 with no sanitizer
+# report in its log (CI runs the scripts in the --enable-asan build too).
+mc_stop_checked() {
+    local log=$PROXY_LOG st=0
+    mc_stop_proxy
+    [ "$MC_PROXY_STATUS" -eq 0 ] || st=1
+    grep -Eq 'ERROR: [A-Za-z]*Sanitizer|runtime error:' "$log" && st=1
+    mc_ok "$st" "$1: proxy exited 0, no sanitizer report"
+    if [ "$st" -ne 0 ]; then
+        echo "# exit status $MC_PROXY_STATUS"
+        grep -E -A 15 'ERROR: [A-Za-z]*Sanitizer|runtime error:' "$log" | head -n 60 |
+            sed 's/^/#   /'
+    fi
 }
 
 # ---- TAP -------------------------------------------------------------------

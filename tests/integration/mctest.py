@@ -12,6 +12,7 @@
     wire   OP_MSG / OP_QUERY messages, CRC-32C, Reply, Conn (whole-message reads), and
            read_message for the fake upstreams' side
     HTTP   http(), stats() (GET /stats, parsed), counters()
+    relay  pipe(): one direction of an asyncio relay
 
 Python 3 stdlib only: docker_check.py runs under the system python3. A script that has
 pymongo passes bson.encode(doc) bytes as an OP_MSG body and bson.decode as a Conn's decoder.
@@ -20,6 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))).
 """
 import json
 import socket
+import ssl
 import struct
 import time
 import urllib.error
@@ -465,6 +467,22 @@ def read_message(sock):
     (length,) = struct.unpack_from("<i", head)
     rest = _read_exact(sock, length - 16)
     return None if rest is None else head + rest
+
+
+async def pipe(reader, writer):
+    """Copies reader to writer (asyncio streams, TLS or not) until EOF or an error, then
+    closes writer: one direction of a relay."""
+    try:
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                break
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, ssl.SSLError):
+        pass
+    finally:
+        writer.close()
 
 
 def parse_addr(s):

@@ -54,18 +54,7 @@ async def pump_client(reader, writer, marker, delay):
         writer.close()
 
 
-async def pump_raw(reader, writer):
-    try:
-        while True:
-            data = await reader.read(65536)
-            if not data:
-                break
-            writer.write(data)
-            await writer.drain()
-    except ConnectionError:
-        pass
-    finally:
-        writer.close()
+pump_raw = mctest.pipe  # upstream to client, as it comes
 
 
 def relay(listen_port, upstream_port, delay, marker):

@@ -200,9 +200,8 @@ done <<'CASES'
 --cache-exclude|a.b=1|invalid entry "a.b=1" in cache_exclude
 --redis|http://x|invalid value for redis (from flag --redis): invalid Redis URL "http://x": the scheme must be redis://
 --listen|localhost:27018|invalid value "localhost:27018" for listen (from flag --listen): the listener needs a numeric address
---upstream|mongodb://127.0.0.1:1/?tls=true|for upstream (from flag --upstream): tls: TLS to the upstream is not supported yet
---upstream|mongodb://127.0.0.1:1/?ssl=true|ssl: TLS to the upstream is not supported yet
---upstream|mongodb://127.0.0.1:1/?tlsCAFile=/etc/ca.pem|tlsCAFile: TLS to the upstream is not supported yet
+--upstream|mongodb://127.0.0.1:1/?tls=true&tlsDisableOCSPEndpointCheck=true|for upstream (from flag --upstream): tlsDisableOCSPEndpointCheck: the proxy's TLS to the upstream does not support this option
+--upstream|mongodb://127.0.0.1:1/?ssl=true&tlsDisableCertificateRevocationCheck=true|tlsDisableCertificateRevocationCheck: the proxy's TLS to the upstream does not support
 --upstream|mongodb://127.0.0.1:1/?authMechanism=MONGODB-X509|authMechanism: the proxy never logs in to the upstream itself
 --upstream|mongodb://127.0.0.1:1/?loadBalanced=true|loadBalanced: the proxy does not connect as a load-balanced client
 --upstream|mongodb://127.0.0.1:1/?readPreference=secondary|readPreference: the proxy forwards each client's own read preference

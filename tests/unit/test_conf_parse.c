@@ -268,6 +268,11 @@ test_redact_uri(void)
         {"mongodb+srv://admin:s3cr3t@cluster.example.com",
          "mongodb+srv://admin:<redacted>@cluster.example.com"},
         {"u:pw@h", "u:<redacted>@h"},
+        {"mongodb://h/?tls=true&tlsCertificateKeyFilePassword=kp&appName=a",
+         "mongodb://h/?tls=true&tlsCertificateKeyFilePassword=<redacted>&appName=a"},
+        {"mongodb://u:pw@h/?SSLCLIENTCERTIFICATEKEYPASSWORD=kp",
+         "mongodb://u:<redacted>@h/?SSLCLIENTCERTIFICATEKEYPASSWORD=<redacted>"},
+        {"mongodb://h/?tlsCertificateKeyFile=/k.pem", "mongodb://h/?tlsCertificateKeyFile=/k.pem"},
         {"", ""},
     };
 

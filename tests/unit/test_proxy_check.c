@@ -47,9 +47,15 @@ static const struct {
     {"--upstream", "mongodb://db.example.com:27017", NULL},
     {"--upstream", "mongodb://%2Ftmp%2Fmongodb-27017.sock", NULL},
     {"--upstream", "mongodb://h:1/?directConnection=true&readPreference=primary&tls=false", NULL},
-    {"--upstream", "mongodb://h:1/?tls=true", "tls: TLS to the upstream is not supported yet"},
-    {"--upstream", "mongodb://h:1/?SSL=true", "SSL: TLS to the upstream is not supported yet"},
-    {"--upstream", "mongodb://h:1/?tlsInsecure=true", "tlsInsecure: TLS to the upstream"},
+    {"--upstream", "mongodb://h:1/?tls=true", NULL},
+    {"--upstream", "mongodb://h:1/?SSL=true", NULL},
+    {"--upstream", "mongodb://h:1/?tlsCAFile=/ca.pem&tlsCertificateKeyFile=/c.pem", NULL},
+    {"--upstream", "mongodb://h:1/?tls=true&tlsAllowInvalidHostnames=true", NULL},
+    {"--upstream", "mongodb://h:1/?tlsInsecure=true", NULL},
+    {"--upstream", "mongodb://h:1/?tls=true&tlsCertificateKeyFilePassword=never-shown",
+     "tlsCertificateKeyFilePassword: the proxy's TLS to the upstream does not support"},
+    {"--upstream", "mongodb://h:1/?tls=true&tlsDisableOCSPEndpointCheck=true",
+     "tlsDisableOCSPEndpointCheck: the proxy's TLS to the upstream does not support"},
     /* several hosts and a replica set are followed by the topology monitor */
     {"--upstream", "mongodb://a:1,b:2,c:3", NULL},
     {"--upstream", "mongodb://a:1,b:2/?replicaSet=rs0&heartbeatFrequencyMS=500", NULL},
@@ -66,6 +72,10 @@ static const struct {
     {"--upstream", "mongodb://h:1/?wtimeoutMS=5", "wtimeoutMS: the proxy forwards"},
     {"--upstream", "mongodb://h:1/?readConcernLevel=local", "readConcernLevel: the proxy"},
     {"--upstream", "mongodb+srv://cluster.example.com", "mongodb+srv:// is not supported"},
+    {"--tls-cert-file", "", NULL},
+    {"--tls-cert-file", "/nonexistent/cert.pem", "cannot read /nonexistent/cert.pem"},
+    {"--tls-key-file", "/nonexistent/key.pem", "for tls_key_file (from flag --tls-key-file)"},
+    {"--tls-ca-file", "/nonexistent/ca.pem", "for tls_ca_file (from flag --tls-ca-file)"},
 };
 
 static void

@@ -931,7 +931,8 @@ int
 main(void)
 {
     struct event_base *base = event_base_new();
-    struct proxy_io_loop *loop = bson_malloc(sizeof *loop);
+    /* Zeroed: proxy_io_loop_free frees every field that is set (the compressors' too). */
+    struct proxy_io_loop *loop = bson_malloc0(sizeof *loop);
 
     signal(SIGPIPE, SIG_IGN);
     loop->scratch = evbuffer_new();
