@@ -86,6 +86,7 @@
 #include "advice/table.h"
 #include "conf/clock.h"
 #include "conf/error.h"
+#include "conf/log.h"
 #include "conf/thread.h"
 
 #include <errno.h>
@@ -188,6 +189,8 @@ struct advice_advisor {
     bool started; /* the worker has parsed the URI (start_ok says how it went) */
     bool start_ok;
     bson_error_t start_error;
+    bool exited;    /* the worker is past its last use of the advisor but mu */
+    bool abandoned; /* destroy gave up waiting: the worker frees the advisor */
     atomic_bool stop;
 
     struct worker w;
@@ -811,10 +814,13 @@ stuck_report(struct worker *w)
     return rep;
 }
 
+static void free_advisor(struct advice_advisor *a, bool with_reports);
+
 static void *
 worker_main(void *arg)
 {
     struct advice_advisor *a = arg;
+    bool abandoned;
 
     if (!start(a))
         goto out;
@@ -841,6 +847,12 @@ worker_main(void *arg)
     }
 out:
     worker_cleanup(&a->w);
+    pthread_mutex_lock(&a->mu);
+    a->exited = true;
+    abandoned = a->abandoned;
+    pthread_mutex_unlock(&a->mu);
+    if (abandoned)
+        free_advisor(a, true); /* the loop left it to us (advice_advisor_destroy) */
     return NULL;
 }
 
@@ -983,24 +995,62 @@ advice_advisor_reconfigure(struct advice_advisor *advisor, const struct advice_c
     pthread_mutex_unlock(&advisor->mu);
 }
 
-void
+/* Frees what the advisor holds once its worker is done with it (either side may run this). */
+static void
+free_advisor(struct advice_advisor *a, bool with_reports)
+{
+    advice_snapshot_destroy(a->mailbox);
+    if (with_reports)
+        take_reports(a, false); /* reports posted but not read: the pipe's */
+    close(a->rfd);
+    close(a->wfd);
+    pthread_cond_destroy(&a->wake);
+    pthread_mutex_destroy(&a->mu);
+    bson_free(a->uri_text);
+    bson_free(a);
+}
+
+bool
 advice_advisor_destroy(struct advice_advisor *advisor)
 {
+    struct timespec until;
+    bool exited;
+    int rc;
+
     if (advisor == NULL)
-        return;
+        return true;
     if (advisor->ev != NULL)
         event_free(advisor->ev);
     pthread_mutex_lock(&advisor->mu);
     atomic_store(&advisor->stop, true);
     pthread_cond_signal(&advisor->wake);
     pthread_mutex_unlock(&advisor->mu);
-    pthread_join(advisor->thread, NULL);
-    advice_snapshot_destroy(advisor->mailbox);
-    take_reports(advisor, false); /* reports posted but not read: the pipe's */
-    close(advisor->rfd);
-    close(advisor->wfd);
-    pthread_cond_destroy(&advisor->wake);
-    pthread_mutex_destroy(&advisor->mu);
-    bson_free(advisor->uri_text);
-    bson_free(advisor);
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ADVICE_ADVISOR_STOP_WAIT_MS / 1000;
+    until.tv_nsec += (ADVICE_ADVISOR_STOP_WAIT_MS % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    rc = pthread_timedjoin_np(advisor->thread, NULL, &until);
+    if (rc != 0) {
+        /* Still inside libmongoc (1.23's client destroy can wait for ever on
+         * its own lock when its server went away as it ended its sessions):
+         * the worker is left behind and frees the advisor if it ever ends. */
+        pthread_mutex_lock(&advisor->mu);
+        exited = advisor->exited;
+        advisor->abandoned = !exited;
+        pthread_mutex_unlock(&advisor->mu);
+        if (!exited) {
+            pthread_detach(advisor->thread);
+            conf_log(CONF_LOG_WARN, 0, "advisor_abandoned",
+                     "waited_ms=%d msg=\"the index advisor's thread did not stop in time; left "
+                     "behind\"",
+                     ADVICE_ADVISOR_STOP_WAIT_MS);
+            return false;
+        }
+        pthread_join(advisor->thread, NULL); /* it ended just now */
+    }
+    free_advisor(advisor, true);
+    return true;
 }

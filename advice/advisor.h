@@ -105,12 +105,18 @@ void advice_advisor_submit(struct advice_advisor *advisor, struct advice_snapsho
 /* New settings (SIGHUP): min_documents, explain and max_shapes apply from the next run. */
 void advice_advisor_reconfigure(struct advice_advisor *advisor, const struct advice_config *cfg);
 
+/* How long advice_advisor_destroy waits for the worker to stop. */
+#define ADVICE_ADVISOR_STOP_WAIT_MS 3000
+
 /*
  * Stops and joins the worker (a run in progress is abandoned at its next
  * command: about two timeout_ms at worst, the command in flight and
- * libmongoc's endSessions). Reports not yet delivered are freed.
+ * libmongoc's endSessions). Reports not yet delivered are freed. Waits at
+ * most ADVICE_ADVISOR_STOP_WAIT_MS: a worker still inside libmongoc then
+ * is left behind (logged advisor_abandoned), owning the advisor, and
+ * false is returned: libmongoc may still be in use (no mongoc_cleanup).
  */
-void advice_advisor_destroy(struct advice_advisor *advisor);
+bool advice_advisor_destroy(struct advice_advisor *advisor);
 
 void advice_report_destroy(struct advice_report *report);
 const char *advice_state_name(enum advice_state state);

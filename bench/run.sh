@@ -205,7 +205,7 @@ cleanup() {
     for p in "${TPIDS[@]:-}"; do
         [ -n "$p" ] && kill -TERM "$p" 2>/dev/null || true
     done
-    for i in $(seq 1 30); do
+    for i in $(seq 1 50); do
         local alive=0
         for p in "${TPIDS[@]:-}"; do
             [ -n "$p" ] && kill -0 "$p" 2>/dev/null && alive=1
@@ -213,8 +213,10 @@ cleanup() {
         [ "$alive" = 0 ] && break
         sleep 0.1
     done
+    # Each is `timeout` around the process: its child too, or a process that
+    # ignored SIGTERM outlives a killed timeout.
     for p in "${TPIDS[@]:-}"; do
-        [ -n "$p" ] && kill -KILL "$p" 2>/dev/null || true
+        [ -n "$p" ] && { pkill -KILL -P "$p" 2>/dev/null; kill -KILL "$p" 2>/dev/null; } || true
     done
     wait 2>/dev/null || true
 }

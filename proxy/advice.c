@@ -174,17 +174,21 @@ proxy_advice_new(struct proxy_server *server, bson_error_t *error)
     return a;
 }
 
-void
+bool
 proxy_advice_destroy(struct proxy_advice *a)
 {
+    bool stopped;
+
     if (!a)
-        return;
+        return true;
     if (a->timer)
         event_free(a->timer);
-    advice_advisor_destroy(a->advisor); /* joins the thread: no report comes after this */
+    /* joins the thread (no report comes after this), or leaves it behind */
+    stopped = advice_advisor_destroy(a->advisor);
     advice_table_destroy(a->table);
     advice_report_destroy(a->report);
     bson_free(a);
+    return stopped;
 }
 
 void

@@ -34,7 +34,10 @@ struct wire_msg;
  * proxy_advice_destroy.
  */
 struct proxy_advice *proxy_advice_new(struct proxy_server *server, bson_error_t *error);
-void proxy_advice_destroy(struct proxy_advice *advice);
+
+/* False when the advisor's thread was left behind (advice_advisor_destroy):
+ * libmongoc may still be in use, so mongoc_cleanup must not run. */
+bool proxy_advice_destroy(struct proxy_advice *advice);
 
 /* A reloaded configuration: interval, thresholds and explain apply from the next run. */
 void proxy_advice_reconfigure(struct proxy_advice *advice);

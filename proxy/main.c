@@ -287,6 +287,7 @@ main(int argc, char **argv)
     struct proxy_tls *tls = NULL;
     char *redacted;
     int status = 1;
+    bool advisor_stopped = true;
 
     memset(&server, 0, sizeof server);
     server.started = time(NULL);
@@ -435,7 +436,7 @@ out:
     proxy_request_free_spares(&server.spares);
     proxy_io_loop_free(server.io);
     proxy_cursors_destroy(server.cursors);
-    proxy_advice_destroy(server.advice);
+    advisor_stopped = proxy_advice_destroy(server.advice);
     proxy_topology_destroy(server.topology);
     cache_destroy(server.cache);
     proxy_admin_destroy(server.admin);
@@ -460,6 +461,7 @@ out:
     bson_free(server.upstream_label);
 out_conf:
     conf_destroy(server.conf);
-    mongoc_cleanup();
+    if (advisor_stopped)
+        mongoc_cleanup(); /* else a thread left behind may still be inside libmongoc */
     return status;
 }

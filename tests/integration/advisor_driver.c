@@ -65,7 +65,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define N_CHECKS 67
+#define N_CHECKS 68
 #define REPORT_WAIT_MS 20000
 #define DB "advtest"
 
@@ -752,6 +752,26 @@ scenario_faults(struct drv *d)
     waited = conf_clock_ms() - t0;
     check(d, waited < 3 * 500 + 1500, "faults: destroy mid-run returns in %lld ms",
           (long long)waited);
+    /* A worker stuck longer than destroy waits (a command timeout of 30 s on
+     * the paused server): destroy returns after ADVICE_ADVISOR_STOP_WAIT_MS,
+     * leaving the worker behind to free the advisor when it ends. */
+    cfg.timeout_ms = 30000;
+    adv = advice_advisor_new(d->base, &cfg, on_report, d, &error);
+    if (adv) {
+        bool stopped;
+
+        advice_advisor_submit(adv, advice_table_snapshot(t, 64));
+        run_for(d, 300);
+        t0 = conf_clock_ms();
+        stopped = advice_advisor_destroy(adv);
+        waited = conf_clock_ms() - t0;
+        check(d, !stopped && waited >= ADVICE_ADVISOR_STOP_WAIT_MS - 50 &&
+                     waited < ADVICE_ADVISOR_STOP_WAIT_MS + 1000,
+              "faults: a worker stuck past the stop wait is left behind (%s after %lld ms)",
+              stopped ? "joined" : "abandoned", (long long)waited);
+    } else {
+        check(d, false, "faults: a worker stuck past the stop wait is left behind (no advisor)");
+    }
     kill(d->child, SIGCONT);
     ferret_kill(d);
     advice_table_destroy(t);
