@@ -87,13 +87,13 @@
 #include "conf/clock.h"
 #include "conf/error.h"
 #include "conf/log.h"
+#include "conf/thread.h"
 
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
 #include <mongoc/mongoc.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -910,26 +910,6 @@ settings_of(const struct advice_config *cfg)
     return s;
 }
 
-/* Starts the thread with every signal blocked (the loop's thread handles them). */
-static int
-spawn(struct advice_advisor *a)
-{
-    sigset_t all, old;
-    int rc;
-
-    sigfillset(&all);
-    sigdelset(&all, SIGSEGV);
-    sigdelset(&all, SIGBUS);
-    sigdelset(&all, SIGFPE);
-    sigdelset(&all, SIGILL);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    rc = pthread_create(&a->thread, NULL, worker_main, a);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc == 0)
-        pthread_setname_np(a->thread, "mc-advisor");
-    return rc;
-}
-
 struct advice_advisor *
 advice_advisor_new(struct event_base *base, const struct advice_config *cfg,
                    advice_report_cb cb, void *arg, bson_error_t *error)
@@ -958,7 +938,7 @@ advice_advisor_new(struct event_base *base, const struct advice_config *cfg,
     a->wfd = fds[1];
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->wake, NULL);
-    rc = spawn(a);
+    rc = conf_thread_spawn(&a->thread, worker_main, a, "mc-advisor");
     if (rc != 0) {
         bson_set_error(error, CONF_ERROR_DOMAIN_ADVICE, (uint32_t)rc, "advisor: thread: %s",
                        strerror(rc));

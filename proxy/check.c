@@ -14,10 +14,11 @@
  *   tls_ca_file                   file reads and holds a certificate, a key
  *                                 not encrypted, CA certificates (whether
  *                                 the key matches is start-up's);
- *   upstream                      what the proxy can forward to: one
- *                                 server (over TLS with the options
- *                                 proxy/tls.c supports), with no option
- *                                 that would change what clients get.
+ *   upstream                      what the proxy can forward to: a
+ *                                 server or a replica set (over TLS with
+ *                                 the options proxy/tls.c supports), with
+ *                                 no option that would change what
+ *                                 clients get.
  *
  * Layering: conf/ is below cache/ and proxy/ and includes neither, so it
  * cannot call these parsers; it calls a hook instead (conf_check_fn),
@@ -28,15 +29,16 @@
  * cannot refuse what passed here (what is left to fail at start-up is the
  * machine: an address in use, a pid file that cannot be written).
  *
- * The upstream URI: the proxy reads only its host and port (proxy/server.c)
- * and TLS options (proxy/tls.c), and forwards each client's own commands,
- * login, read preference and write concern untouched. So TLS options it
- * does not support, several hosts, replicaSet,
- * directConnection=false, loadBalanced=true, credentials and auth options,
- * a read preference, write concern or read concern would each be silently
+ * The upstream URI: its hosts (and replicaSet, directConnection) are
+ * followed by the topology monitor (proxy/topology.h), which also reads
+ * heartbeatFrequencyMS, connectTimeoutMS and appName; its TLS options are
+ * proxy/tls.c's; the proxy forwards each client's own commands, login,
+ * read preference and write concern untouched. So TLS options it does not
+ * support, loadBalanced=true, credentials and auth options, a read
+ * preference, write concern or read concern would each be silently
  * ignored while promising something else: refused, naming the option.
- * Options that only tune a driver (appName, timeouts, pool sizes) have no
- * effect either, but promise nothing a client would get: a warning.
+ * Options that only tune a driver (other timeouts, pool sizes) have no
+ * effect, but promise nothing a client would get: a warning.
  * compressors and zlibCompressionLevel are the proxy's own wire compression
  * with the upstream (proxy/compress.h): used, and a compressor this build
  * lacks is warned of.
@@ -83,8 +85,8 @@ add_reason(char *why, size_t len, const char *fmt, ...)
 /* The kinds of upstream URI options, by what ignoring them would mean. */
 enum uri_kind {
     URI_NO_EFFECT, /* driver tuning: a warning */
+    URI_MONITOR,   /* read by the topology monitor: accepted */
     URI_TLS,
-    URI_REPLICA_SET,
     URI_DIRECT,
     URI_LOAD_BALANCED,
     URI_AUTH,
@@ -99,7 +101,10 @@ static const struct {
     const char *key; /* lower case, as libmongoc's MONGOC_URI_* */
     enum uri_kind kind;
 } uri_keys[] = {
-    {MONGOC_URI_REPLICASET, URI_REPLICA_SET},
+    {MONGOC_URI_REPLICASET, URI_MONITOR},
+    {MONGOC_URI_HEARTBEATFREQUENCYMS, URI_MONITOR},
+    {MONGOC_URI_CONNECTTIMEOUTMS, URI_MONITOR},
+    {MONGOC_URI_APPNAME, URI_MONITOR},
     {MONGOC_URI_DIRECTCONNECTION, URI_DIRECT},
     {MONGOC_URI_LOADBALANCED, URI_LOAD_BALANCED},
     {MONGOC_URI_AUTHSOURCE, URI_AUTH},
@@ -186,16 +191,8 @@ check_uri_options(const char *text, char *why, size_t why_len, char *no_effect, 
                            "tlsInsecure); remove it",
                            key);
             break;
-        case URI_REPLICA_SET:
-            add_reason(why, why_len,
-                       "%s: following a replica set is not supported yet (only the first host "
-                       "would be used, primary or not); name one server without it",
-                       key);
-            break;
+        case URI_MONITOR:
         case URI_DIRECT:
-            if (!value_is(value, value_len, "true"))
-                add_reason(why, why_len,
-                           "%s=false: the proxy never discovers other servers; remove it", key);
             break;
         case URI_LOAD_BALANCED:
             if (!value_is(value, value_len, "false"))
@@ -249,16 +246,14 @@ check_uri_options(const char *text, char *why, size_t why_len, char *no_effect, 
     }
 }
 
-/* The upstream URI: one server, nothing ignored that would change meaning. */
+/* The upstream URI: servers, nothing ignored that would change meaning. */
 static bool
 check_upstream(struct conf *conf, const char *value, const char *source, char *why,
                size_t why_len)
 {
     bson_error_t error;
     mongoc_uri_t *uri = mongoc_uri_new_with_error(value, &error);
-    const mongoc_host_list_t *host;
     char no_effect[256] = "";
-    int n_hosts = 0;
 
     if (uri == NULL) {
         /* conf_parse_uri accepted it: not reached, unless libmongoc changes its mind. */
@@ -266,26 +261,17 @@ check_upstream(struct conf *conf, const char *value, const char *source, char *w
         return false;
     }
     why[0] = '\0';
-    for (host = mongoc_uri_get_hosts(uri); host != NULL; host = host->next)
-        n_hosts++;
-    if (n_hosts > 1)
-        add_reason(why, why_len,
-                   "it names %d hosts, and the proxy forwards to one server only (several "
-                   "hosts are not supported yet: only the first would be used); name one: a "
-                   "mongos, or a standalone mongod",
-                   n_hosts);
     if (mongoc_uri_get_username(uri) != NULL || mongoc_uri_get_password(uri) != NULL)
         add_reason(why, why_len,
                    "user name and password: the proxy never logs in to the upstream itself "
                    "(each client's own login passes through); remove them");
     check_uri_options(value, why, why_len, no_effect, sizeof no_effect);
-    if (why[0] == '\0' && mongoc_uri_get_replica_set(uri) != NULL)
-        add_reason(why, why_len, "replicaSet is not supported yet; remove it");
     if (no_effect[0] != '\0')
         conf_notes_add(&conf->warnings,
                        "upstream options %s (from %s) have no effect: the proxy takes only the "
-                       "server's host and port from upstream (connect_timeout sets its connect "
-                       "timeout)",
+                       "servers, replicaSet, directConnection, heartbeatFrequencyMS, "
+                       "connectTimeoutMS and appName from upstream (connect_timeout sets its "
+                       "connect timeout)",
                        no_effect, source);
     {
         /* compressors=: what the proxy offers the upstream; names it cannot offer are said. */

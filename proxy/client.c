@@ -40,6 +40,7 @@
 #include "proxy/router.h"
 #include "proxy/server.h"
 #include "proxy/slow.h"
+#include "proxy/topology.h"
 #include "proxy/upstream.h"
 #include "wire/cmd.h"
 #include "wire/msg.h"
@@ -526,6 +527,65 @@ proxy_client_free(struct proxy_client *c)
     TAILQ_REMOVE(&c->server->clients, c, link);
     proxy_server_client_closed(c->server);
     free_parts(c);
+}
+
+/*
+ * Whether the client's upstream connection holds nothing of the client's
+ * own, so that its next request may go on a new one (to whichever server
+ * takes new connections then), as a mongos's connections survive a
+ * shard's failover: nothing in flight, no moreToCome write whose fate is
+ * unknown, no authentication attempted on it (a login is bound to the
+ * connection: a replaced one would refuse what the client may do). Open
+ * server cursors and transactions are lost as in any failover: their next
+ * command gets the server's error (CursorNotFound, NoSuchTransaction).
+ */
+static bool
+upstream_replaceable(const struct proxy_client *c)
+{
+    return c->phase == PROXY_CLIENT_OPEN && c->n_pending == 0 && !c->oneway_sent &&
+           c->auth.state == PROXY_AUTH_NONE;
+}
+
+/*
+ * The servers new connections go to changed (a failover: proxy/topology.h).
+ * A client whose upstream connection goes to a server that is no longer
+ * among them: when nothing of its own is on that connection
+ * (upstream_replaceable), the connection is dropped and the client's next
+ * request goes on a new one, to the new server. Otherwise it ends the way
+ * a failover ends it: what it has in flight is answered by that server
+ * (which, stepped down, refuses writes with a retryable error), nothing
+ * more is read from it, and it closes; its driver reconnects, and the new
+ * connection goes to the new server. Requests it sent and that were not
+ * read yet were never forwarded: the driver sees a closed connection,
+ * which is safe to retry. A write whose reply is lost bumps its
+ * generations as always (pop_request).
+ */
+void
+proxy_client_retire_moved(struct proxy_server *server)
+{
+    struct proxy_client *c;
+
+    /* Clients are freed only by their resume_ev, so the list holds still. */
+    TAILQ_FOREACH(c, &server->clients, link) {
+        bool replace;
+
+        if (c->phase >= PROXY_CLIENT_FINISHING || !c->up ||
+            proxy_topology_is_target(server->topology, proxy_upstream_address(c->up)))
+            continue;
+        replace = upstream_replaceable(c);
+        proxy_stats_add(&server->stats, PROXY_STAT_upstream_moved, 1);
+        conf_log(CONF_LOG_INFO, c->id, "upstream_moved",
+                 "upstream=%s in_flight=%u action=%s msg=\"the server no longer takes new "
+                 "connections\"",
+                 proxy_upstream_address(c->up), c->n_pending,
+                 replace ? "next_request_reconnects" : "close_after_in_flight");
+        if (replace) {
+            proxy_upstream_destroy(c->up);
+            c->up = NULL;
+        } else {
+            finish(c);
+        }
+    }
 }
 
 void
@@ -1499,10 +1559,10 @@ upstream_protocol_error(struct proxy_client *c, struct proxy_request *req, const
     conf_log(CONF_LOG_WARN, c->id, "upstream_protocol_error",
              "upstream=%s error=\"%s\" msg=\"the upstream sent an invalid reply; closing both "
              "connections\"",
-             c->server->upstream_label, what);
+             c->up ? proxy_upstream_address(c->up) : c->server->upstream_label, what);
     if (req) {
         snprintf(errmsg, sizeof errmsg, "mongocache: invalid reply from upstream %s: %s",
-                 c->server->upstream_label, what);
+                 c->up ? proxy_upstream_address(c->up) : c->server->upstream_label, what);
         send_error(c, req->request_id, req->legacy, WIRE_CODE_PROTOCOL_ERROR, "ProtocolError",
                    errmsg);
         proxy_client_observe(c, req, PROXY_OUTCOME_ERROR);
@@ -1838,7 +1898,9 @@ on_upstream_down(void *arg, const char *why, bool connected)
     struct proxy_client *c = arg;
     struct proxy_request *req;
     bool oneway_lost = c->oneway_sent;
+    char address[280];
 
+    bson_strncpy(address, proxy_upstream_address(c->up), sizeof address);
     proxy_upstream_destroy(c->up);
     c->up = NULL;
     if (!connected) {
@@ -1846,7 +1908,7 @@ on_upstream_down(void *arg, const char *why, bool connected)
         conf_log(CONF_LOG_WARN, c->id, "upstream_unreachable",
                  "upstream=%s error=\"%s\" msg=\"check that the upstream is running and that "
                  "the upstream option names it\"",
-                 c->server->upstream_label, why);
+                 address, why);
         if (!oneway_lost) {
             /* Nothing reached the server: an error reply is the truth. */
             char errmsg[512];
@@ -1869,16 +1931,26 @@ on_upstream_down(void *arg, const char *why, bool connected)
         close_now(c, "upstream_unreachable");
         return;
     }
-    /* The connection held this client's authentication, cursors and
-     * transactions, so it is not silently replaced, and requests in flight
-     * may have reached the server: never invent an answer. Replies already
-     * relayed are flushed, then the client is closed; its driver sees a
-     * network error, reconnects, and retries what is safe to retry. */
+    if (!oneway_lost && upstream_replaceable(c)) {
+        /* Nothing of the client's own was on it: its next request goes on a
+         * new connection (to the server that takes new ones then). */
+        conf_log(CONF_LOG_INFO, c->id, "upstream_dropped",
+                 "upstream=%s error=\"%s\" msg=\"no request in flight; the next one reconnects\"",
+                 address, why);
+        if (c->phase < PROXY_CLIENT_DEAD)
+            process_input(c); /* what the client sent meanwhile goes on a new connection */
+        return;
+    }
+    /* The connection held this client's authentication (or requests in
+     * flight that may have reached the server), so it is not silently
+     * replaced: never invent an answer. Replies already relayed are
+     * flushed, then the client is closed; its driver sees a network error,
+     * reconnects, and retries what is safe to retry. */
     proxy_stats_add(&c->server->stats, PROXY_STAT_upstream_lost, 1);
     conf_log(c->n_pending ? CONF_LOG_WARN : CONF_LOG_INFO, c->id, "upstream_lost",
              "upstream=%s error=\"%s\" in_flight=%u msg=\"closing the client so its driver "
              "reconnects\"",
-             c->server->upstream_label, why, c->n_pending);
+             address, why, c->n_pending);
     while ((req = TAILQ_FIRST(&c->pending)))
         pop_request(c, req);
     finish(c);

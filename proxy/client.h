@@ -28,6 +28,13 @@ struct proxy_client *proxy_client_new(struct proxy_server *server, evutil_socket
 /* SIGTERM: every client stops reading, finishes its requests in flight, then closes. */
 void proxy_client_drain_all(struct proxy_server *server);
 
+/*
+ * The topology monitor moved new connections elsewhere (a failover): every
+ * client whose upstream goes to a server that no longer takes them
+ * finishes its requests in flight, then closes.
+ */
+void proxy_client_retire_moved(struct proxy_server *server);
+
 /* Frees every client at once (process exit). */
 void proxy_client_free_all(struct proxy_server *server);
 

@@ -145,7 +145,8 @@ log_persona(struct proxy_client *c, const struct proxy_request *req,
             conf_log(CONF_LOG_WARN, c->id, "upstream_kind",
                      "upstream=%s persona=%s msg=\"the upstream is a replica-set member that "
                      "is not the primary: writes and reads with the primary read preference "
-                     "get its errors; point the upstream at the primary or a mongos\"",
+                     "get its errors; name the set in upstream (its members and replicaSet=) "
+                     "so that connections follow its primary, or a mongos\"",
                      proxy_hello_upstream_name(upstream), proxy_hello_persona_name(persona));
     }
     if (req->hello.load_balanced && upstream == PROXY_HELLO_UPSTREAM_STANDALONE &&

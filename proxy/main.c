@@ -1,7 +1,7 @@
 /*
  * proxy/main.c: start-up and ordered shutdown, nothing else.
  *   configuration (checked by proxy/check.c as it is read) -> logging ->
- *   event base -> upstream address -> listeners -> HTTP endpoint ->
+ *   event base -> upstream address and its monitor -> listeners -> HTTP endpoint ->
  *   signals -> loop -> drain -> free in reverse order.
  * --check-config is the same configuration step, stopped before logging:
  * both run conf_load with the same check installed, so the check refuses
@@ -27,6 +27,7 @@
 #include "proxy/notify.h"
 #include "proxy/request.h"
 #include "proxy/server.h"
+#include "proxy/topology.h"
 #include "proxy/tls.h"
 #include "wire/compress.h"
 
@@ -53,8 +54,9 @@ apply_log_format(const struct conf *conf)
 
 /*
  * libmongoc parses the upstream URI here (conf/parse.c, proxy/check.c,
- * proxy/server.c) and runs the index advisor's client on its thread
- * (advice/advisor.c; conf_log is safe from any thread). Its warnings
+ * proxy/server.c) and runs the index advisor's client and the topology
+ * monitor's on their threads (advice/advisor.c, proxy/topology.c; conf_log
+ * is safe from any thread). Its warnings
  * repeat what proxy/check.c reports (an option with no effect) or what the
  * advisor's state shows, so they are logged at debug level; its errors as
  * errors. Either way through conf_log, escaped like any value.
@@ -243,6 +245,12 @@ hook_drain_clients(struct proxy_server *server)
     proxy_client_drain_all(server);
 }
 
+static void
+hook_upstream_moved(struct proxy_server *server)
+{
+    proxy_client_retire_moved(server);
+}
+
 static bool
 write_pid_file(const char *path)
 {
@@ -358,6 +366,7 @@ main(int argc, char **argv)
     server.hooks.fd_freed = hook_fd_freed;
     server.hooks.stop_accepting = hook_stop_accepting;
     server.hooks.drain_clients = hook_drain_clients;
+    server.hooks.upstream_moved = hook_upstream_moved;
     if (!proxy_server_set_upstream(&server, &error)) {
         conf_log(CONF_LOG_ERROR, 0, "startup_failed", "option=upstream error=\"%s\"",
                  error.message);
@@ -379,6 +388,12 @@ main(int argc, char **argv)
                  "unchecked=%s msg=\"the upstream URI turns off TLS %s verification: a "
                  "machine in the middle can pose as the server; never in production\"",
                  proxy_tls_relaxed(server.tls_upstream), proxy_tls_relaxed(server.tls_upstream));
+    server.topology = proxy_topology_new(&server, &error);
+    if (!server.topology) {
+        conf_log(CONF_LOG_ERROR, 0, "startup_failed", "option=upstream error=\"%s\"",
+                 error.message);
+        goto out;
+    }
     server.listener = proxy_listener_new(&server, &error);
     if (!server.listener) {
         conf_log(CONF_LOG_ERROR, 0, "startup_failed", "error=\"%s\"", error.message);
@@ -426,6 +441,7 @@ out:
     proxy_io_loop_free(server.io);
     proxy_cursors_destroy(server.cursors);
     advisor_stopped = proxy_advice_destroy(server.advice);
+    proxy_topology_destroy(server.topology);
     cache_destroy(server.cache);
     proxy_admin_destroy(server.admin);
     proxy_listener_destroy(server.listener);

@@ -25,6 +25,7 @@
 #include "conf/hist.h"
 #include "proxy/advice.h"
 #include "proxy/server.h"
+#include "proxy/topology.h"
 
 #include <dirent.h>
 #include <event2/buffer.h>
@@ -298,6 +299,7 @@ proxy_metrics_stats_bson(struct proxy_server *server, time_t started, bson_t *do
         namespaces_bson(server, doc);
     }
     proxy_advice_stats_bson(server->advice, doc);
+    proxy_topology_stats_bson(server->topology, doc);
     BSON_APPEND_DOCUMENT_BEGIN(doc, "process", &sub);
 #define STAT_PROCESS(name, kind, unit, prom, help)                                                 \
     if (kind == COUNTER || unit == SECONDS)                                                        \

@@ -64,6 +64,7 @@ struct proxy_ready {
     bool ok;                 /* the latest result */
     int64_t checked_ms;      /* monotonic ms when it was settled; 0: never */
     char reason[256];        /* why the latest result is not ok */
+    char address[280];       /* the server the latest probe went to (host:port) */
     struct waiter_list waiters;
     unsigned n_waiters;
 };
@@ -116,7 +117,7 @@ settle(struct proxy_ready *ready, bool ok, const char *reason)
         proxy_stats_add(&ready->server->stats, PROXY_STAT_readyz_probe_failures, 1);
     if (!ok)
         conf_log(CONF_LOG_DEBUG, 0, "readyz_probe_failed", "upstream=%s reason=\"%s\"",
-                 ready->server->upstream_label, ready->reason);
+                 ready->address, ready->reason);
     evtimer_add(ready->timer, &now); /* finish from the timer, outside conn's callbacks */
 }
 
@@ -163,20 +164,19 @@ static void
 probe_event_cb(struct proxy_conn *conn, short what, void *arg)
 {
     struct proxy_ready *ready = arg;
-    char why[200];
+    char why[640];
 
     if (what & PROXY_CONN_CONNECTED)
         return;
     if (proxy_conn_tls_error(conn))
-        snprintf(why, sizeof why, "%s: %s", ready->server->upstream_label,
-                 proxy_conn_tls_error(conn));
+        snprintf(why, sizeof why, "%s: %s", ready->address, proxy_conn_tls_error(conn));
     else if ((what & PROXY_CONN_ERROR) && proxy_conn_dns_error(conn))
-        snprintf(why, sizeof why, "cannot resolve %s: %s", ready->server->upstream_label,
+        snprintf(why, sizeof why, "cannot resolve %s: %s", ready->address,
                  evutil_gai_strerror(proxy_conn_dns_error(conn)));
     else if (what & PROXY_CONN_EOF)
-        snprintf(why, sizeof why, "%s closed the connection", ready->server->upstream_label);
+        snprintf(why, sizeof why, "%s closed the connection", ready->address);
     else
-        snprintf(why, sizeof why, "cannot connect to %s: %s", ready->server->upstream_label,
+        snprintf(why, sizeof why, "cannot connect to %s: %s", ready->address,
                  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
     settle(ready, false, why);
 }
@@ -191,10 +191,10 @@ finish_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     if (!ready->settled) {
-        char why[200];
+        char why[640];
 
         snprintf(why, sizeof why, "no hello reply from %s within %d ms",
-                 ready->server->upstream_label, PROXY_READY_TIMEOUT_MS);
+                 ready->address, PROXY_READY_TIMEOUT_MS);
         settle(ready, false, why);
         evtimer_del(ready->timer);
     }
@@ -218,6 +218,7 @@ probe_start(struct proxy_ready *ready)
     struct evbuffer *out;
     uint8_t *bytes;
     size_t len;
+    char *address = NULL;
     int rc;
 
     ready->settled = false;
@@ -243,11 +244,13 @@ probe_start(struct proxy_ready *ready)
     proxy_conn_send(ready->conn, out); /* queued until connected */
     evbuffer_free(out);
     bson_free(bytes);
-    rc = proxy_server_connect_upstream(server, ready->conn);
+    rc = proxy_server_connect_upstream(server, ready->conn, &address);
+    bson_strncpy(ready->address, address, sizeof ready->address);
+    bson_free(address);
     if (rc != 0) {
-        char why[200];
+        char why[640];
 
-        snprintf(why, sizeof why, "cannot connect to %s: %s", server->upstream_label,
+        snprintf(why, sizeof why, "cannot connect to %s: %s", ready->address,
                  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
         settle(ready, false, why);
     }

@@ -1,8 +1,9 @@
 /*
  * proxy/server.c: the process-wide context's behaviour: resolving the
- * upstream address from the configuration, counting clients in and out, and
- * the SIGTERM drain (stop accepting, let every client finish what it has in
- * flight, exit when the last one closes or drain_timeout passes), and the
+ * upstream address from the configuration and where each upstream
+ * connection goes (the monitor's pick, proxy/topology.h, else the URI's
+ * first host), counting clients in and out, and the SIGTERM drain (stop
+ * accepting, let every client finish what it has in flight, exit when the last one closes or drain_timeout passes), and the
  * count of buffered bytes that max_memory bounds (which clients pause for
  * it, and when they resume, is client.c's). Start-up order and signals are
  * main.c's.
@@ -12,6 +13,7 @@
 #include "conf/error.h"
 #include "conf/log.h"
 #include "proxy/conn.h"
+#include "proxy/topology.h"
 #include "wire/compress.h"
 
 #include <event2/buffer.h>
@@ -187,23 +189,28 @@ proxy_server_drain(struct proxy_server *server)
 }
 
 int
-proxy_server_connect_upstream(struct proxy_server *server, struct proxy_conn *conn)
+proxy_server_connect_upstream(struct proxy_server *server, struct proxy_conn *conn,
+                              char **address)
 {
+    const char *host = server->upstream_host, *label = server->upstream_label;
+    uint16_t port = server->upstream_port;
+
+    (void)proxy_topology_pick(server->topology, &host, &port, &label);
+    if (address)
+        *address = bson_strdup(label);
     /* TLS (tls=true in the URI): CONNECTED comes once the handshake is done, the
-     * server's certificate checked against the host the URI names. */
-    if (server->tls_upstream &&
-        !proxy_conn_tls_connect(conn, server->tls_upstream, server->upstream_host)) {
+     * server's certificate checked against the host it is reached by. */
+    if (server->tls_upstream && !proxy_conn_tls_connect(conn, server->tls_upstream, host)) {
         errno = ENOMEM;
         return -1;
     }
-    if (server->upstream_port == 0) {
+    if (port == 0) {
         struct sockaddr_un sun;
 
         memset(&sun, 0, sizeof sun);
         sun.sun_family = AF_UNIX;
-        snprintf(sun.sun_path, sizeof sun.sun_path, "%s", server->upstream_host);
+        snprintf(sun.sun_path, sizeof sun.sun_path, "%s", host);
         return proxy_conn_connect(conn, (struct sockaddr *)&sun, sizeof sun);
     }
-    return proxy_conn_connect_hostname(conn, server->dns, server->upstream_host,
-                                       server->upstream_port);
+    return proxy_conn_connect_hostname(conn, server->dns, host, port);
 }

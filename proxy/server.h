@@ -39,10 +39,13 @@ struct proxy_server_hooks {
     void (*fd_freed)(struct proxy_server *server);       /* a client closed: accept again */
     void (*stop_accepting)(struct proxy_server *server); /* SIGTERM: close the listeners */
     void (*drain_clients)(struct proxy_server *server);  /* SIGTERM: every client finishes */
+    void (*upstream_moved)(struct proxy_server *server); /* new connections go elsewhere now
+                                                          * (proxy/topology.h) */
 };
 struct proxy_cursors;
 struct proxy_advice;
 struct proxy_io_loop;
+struct proxy_topology;
 
 TAILQ_HEAD(proxy_client_list, proxy_client);
 
@@ -66,6 +69,8 @@ struct proxy_server {
     char *upstream_host;        /* from conf->upstream's first host, owned */
     uint16_t upstream_port;     /* 0 for a unix socket path */
     char *upstream_label;       /* "host:port" for messages, owned */
+    struct proxy_topology *topology; /* where new upstream connections go (the monitor's
+                                      * view), owned by main.c; NULL: always the host above */
     /* The upstream URI's compressors= (those built, in its order) and zlibCompressionLevel:
      * offered in each client connection's hello to the upstream (proxy/compress.h). */
     uint8_t upstream_compressors[4];
@@ -168,13 +173,17 @@ bool proxy_server_memory_over(const struct proxy_server *server, size_t extra);
 void proxy_server_client_closed(struct proxy_server *server);
 
 /*
- * Starts connecting conn (made with no socket) to the upstream: its unix
- * socket, or its host and port (resolved by server->dns), with TLS when
- * server->tls_upstream is set. 0 when the
- * connection is under way (its outcome comes as conn's event); -1 when it
- * failed at once (errno), with nothing to come.
+ * Starts connecting conn (made with no socket) to the upstream: the server
+ * the topology monitor names (proxy/topology.h), else the URI's first
+ * host; its unix socket, or its host and port (resolved by server->dns),
+ * with TLS when server->tls_upstream is set (the certificate checked
+ * against that server's host). *address (when not NULL) gets the server's
+ * "host:port" (bson_free), whatever the outcome. 0 when the connection is
+ * under way (its outcome comes as conn's event); -1 when it failed at once
+ * (errno), with nothing to come.
  */
-int proxy_server_connect_upstream(struct proxy_server *server, struct proxy_conn *conn);
+int proxy_server_connect_upstream(struct proxy_server *server, struct proxy_conn *conn,
+                                  char **address);
 
 /* Starts the SIGTERM drain: stop accepting, let in-flight requests finish. */
 void proxy_server_drain(struct proxy_server *server);

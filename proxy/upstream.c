@@ -34,6 +34,9 @@ struct proxy_upstream {
     int connect_errno;
     bool paused;
     bool tracked; /* its buffers count toward max_memory */
+    char *address; /* the server it connects to ("host:port"; proxy_server_connect_upstream),
+                    * owned */
+    bool tcp;      /* not a unix socket */
 };
 
 static void
@@ -130,22 +133,21 @@ event_cb(struct proxy_conn *conn, short what, void *arg)
             event_free(up->connect_timer);
         up->connect_timer = NULL;
         start_reading(up);
-        if (up->server->upstream_port) {
+        if (up->tcp) {
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
             setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
         }
         return;
     }
     if (proxy_conn_tls_error(conn))
-        snprintf(why, sizeof why, "upstream %s: %s", up->server->upstream_label,
-                 proxy_conn_tls_error(conn));
+        snprintf(why, sizeof why, "upstream %s: %s", up->address, proxy_conn_tls_error(conn));
     else if (what & PROXY_CONN_EOF)
-        snprintf(why, sizeof why, "upstream %s closed the connection", up->server->upstream_label);
+        snprintf(why, sizeof why, "upstream %s closed the connection", up->address);
     else if ((what & PROXY_CONN_ERROR) && proxy_conn_dns_error(conn))
-        snprintf(why, sizeof why, "cannot resolve upstream %s: %s", up->server->upstream_label,
+        snprintf(why, sizeof why, "cannot resolve upstream %s: %s", up->address,
                  evutil_gai_strerror(proxy_conn_dns_error(conn)));
     else
-        snprintf(why, sizeof why, "upstream %s %s: %s", up->server->upstream_label,
+        snprintf(why, sizeof why, "upstream %s %s: %s", up->address,
                  up->connected ? "connection failed" : "unreachable",
                  evutil_socket_error_to_string(err));
     fail(up, why);
@@ -162,13 +164,13 @@ connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
     /* No request was written before CONNECTED was reported (proxy/conn.c
      * writes what is queued only after it): none reached the server. */
     if (up->connect_failed) {
-        snprintf(why, sizeof why, "upstream %s unreachable: %s", up->server->upstream_label,
+        snprintf(why, sizeof why, "upstream %s unreachable: %s", up->address,
                  evutil_socket_error_to_string(up->connect_errno));
         fail(up, why);
         return;
     }
     snprintf(why, sizeof why, "upstream %s unreachable: no connection within %lld ms",
-             up->server->upstream_label, (long long)up->server->conf->connect_timeout);
+             up->address, (long long)up->server->conf->connect_timeout);
     fail(up, why);
 }
 
@@ -201,7 +203,8 @@ proxy_upstream_new(struct proxy_server *server, const struct proxy_upstream_cbs 
     tv.tv_usec = (server->conf->connect_timeout % 1000) * 1000;
     evtimer_add(up->connect_timer, &tv);
 
-    rc = proxy_server_connect_upstream(server, up->conn);
+    rc = proxy_server_connect_upstream(server, up->conn, &up->address);
+    up->tcp = up->address[0] != '/';
     if (rc != 0) {
         /* The connect call failed at once (no descriptor, no such unix
          * socket): report it on the next loop turn, not at connect_timeout. */
@@ -225,7 +228,14 @@ proxy_upstream_destroy(struct proxy_upstream *up)
     proxy_conn_free(up->conn); /* inside its own callback: freed once that returns */
     if (up->connect_timer)
         event_free(up->connect_timer);
+    bson_free(up->address);
     bson_free(up);
+}
+
+const char *
+proxy_upstream_address(const struct proxy_upstream *up)
+{
+    return up->address ? up->address : "";
 }
 
 void

@@ -63,10 +63,13 @@ void proxy_upstream_send_to(struct proxy_upstream *up, struct proxy_conn *dst,
 void proxy_upstream_drain(struct proxy_upstream *up, size_t len);
 void proxy_upstream_remove(struct proxy_upstream *up, void *dst, size_t len);
 
-/* Bytes queued and not yet written. */
+/* The server it connects to ("host:port", or a socket path): valid while up lives. */
+const char *proxy_upstream_address(const struct proxy_upstream *up);
+
 /* Bytes in the upstream connection's buffers, both ways (max_memory). */
 size_t proxy_upstream_buffered(const struct proxy_upstream *up);
 
+/* Bytes queued and not yet written. */
 size_t proxy_upstream_queued(const struct proxy_upstream *up);
 /* True once the TCP (or unix) connection is established. */
 bool proxy_upstream_connected(const struct proxy_upstream *up);

@@ -33,13 +33,23 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mctest import (  # noqa: E402
-    OP_MSG, Closed, Conn, counters, decode, encode, op_msg, ping, plan, read_message, tap)
+    OP_MSG, OP_QUERY, OP_REPLY, Closed, Conn, counters, decode, encode, op_msg, ping, plan,
+    read_message, tap)
 
 FIND = {"find": "c", "filter": {}, "$db": "mcl"}
 
 
 def out(ok, name, diag=None):
     tap(ok, name, *([] if diag is None else [diag]))
+
+
+def hello_reply(response_to, opcode):
+    """A standalone's hello, as an OP_REPLY to an OP_QUERY or an OP_MSG."""
+    doc = {"ismaster": True, "maxWireVersion": 17, "minWireVersion": 0, "ok": 1.0}
+    if opcode != OP_QUERY:
+        return reply(response_to, doc)
+    payload = struct.pack("<iqii", 0, 0, 0, 1) + encode(doc)
+    return struct.pack("<iiii", 16 + len(payload), 9000, response_to, OP_REPLY) + payload
 
 
 def reply(response_to, doc):
@@ -50,7 +60,9 @@ def reply(response_to, doc):
 class FakeUpstream:
     """Connection 1 (A): its find is held until release. Connection 2 (B): a
     ping is answered, then a reply naming the ping's requestID + 1 follows
-    (B's held find, never sent here)."""
+    (B's held find, never sent here). The proxy's topology monitor connects
+    too: its connections (an OP_QUERY handshake first) get hello replies and
+    are not numbered."""
 
     def __init__(self):
         self.lsock = socket.socket()
@@ -63,6 +75,7 @@ class FakeUpstream:
         self.slow_seen = threading.Event()
         self.slow_release = threading.Event()
         self.n = 0
+        self.lock = threading.Lock()
         threading.Thread(target=self.accept, daemon=True).start()
 
     def accept(self):
@@ -71,16 +84,27 @@ class FakeUpstream:
                 s, _ = self.lsock.accept()
             except OSError:
                 return
-            self.n += 1
-            threading.Thread(target=self.serve, args=(s, self.n), daemon=True).start()
+            threading.Thread(target=self.serve, args=(s,), daemon=True).start()
 
-    def serve(self, s, n):
+    def serve(self, s):
+        n = None  # the client connections (A, B) are numbered by their first OP_MSG
+        monitor = False
         try:
             while True:
                 m = read_message(s)
                 if m is None:
                     return
-                (rid,) = struct.unpack_from("<i", m, 4)
+                rid, _, opcode = struct.unpack_from("<iii", m, 4)
+                if monitor or opcode == OP_QUERY:
+                    # mongocache's topology monitor (proxy/topology.h): its handshake is an
+                    # OP_QUERY isMaster; it gets a standalone's hello, on every message
+                    monitor = True
+                    s.sendall(hello_reply(rid, opcode))
+                    continue
+                if n is None:
+                    with self.lock:
+                        self.n += 1
+                        n = self.n
                 body = decode(m, 21)
                 if body.get("find") == "bad":
                     time.sleep(0.3)  # the find behind it is answered (a hit) meanwhile

@@ -1,0 +1,621 @@
+/*
+ * proxy/topology.c: the upstream's topology (see topology.h). Owns the
+ * monitoring thread, its libmongoc client (with the guard on its
+ * connections), the mailbox and pipe that bring each new view to the loop,
+ * the view in force, the choice of a server for each new connection, the
+ * upstream_topology log lines and the "topology" part of /stats. It does not
+ * connect (proxy/server.c, upstream.c) nor end connections (client.c, told
+ * through server->hooks.upstream_moved).
+ *
+ * Two threads, and what each may touch:
+ *
+ *   worker thread                       mailbox (mu)        loop thread
+ *   select_server -> APM topology  -->  [pending view] -->  on_view: apply()
+ *   changed (td copied) -> post()       + 1 byte on the pipe
+ *
+ * - The worker makes every libmongoc call (the URI, the client, server
+ *   selection, the APM callback, which runs inside selection on this same
+ *   thread) and touches nothing of the loop's. Its state (struct worker)
+ *   is never read by the loop.
+ * - A view is built by the worker and owned by the mailbox until the loop
+ *   takes it; a newer one replaces one not yet taken (freed then by the
+ *   worker): only the latest matters. The pipe only wakes the loop; a full
+ *   pipe loses nothing, the mailbox holds the view. The loop holds mu only
+ *   to take a pointer.
+ * - advice/advisor.c runs its own client the same way (one thread, one
+ *   single-threaded client, the guard on every stream, secrets scrubbed
+ *   from every error text with advice/secret.h); its reports are each
+ *   wanted and go through the pipe itself, while a view replaces the last.
+ *
+ * The worker's loop: mongoc_client_select_server for writes (a primary, a
+ * mongos, a standalone or the load balancer), which in single-threaded
+ * mode checks every server again once heartbeatFrequencyMS has passed
+ * since the last check, then sleep: heartbeatFrequencyMS after a
+ * selection that found a server, 500 ms (the drivers' minimum) after one
+ * that did not. A view is posted when the topology description changed or
+ * the selection error's text did.
+ */
+#include "config.h"
+
+#include "proxy/topology.h"
+
+#include "advice/guard.h"
+#include "advice/secret.h"
+#include "conf/error.h"
+#include "conf/thread.h"
+#include "conf/log.h"
+#include "conf/random.h"
+#include "proxy/server.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <mongoc/mongoc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* heartbeatFrequencyMS when the URI sets none: the multi-threaded drivers' default. */
+#define DEFAULT_HEARTBEAT_MS 10000
+/* How soon a selection that found no server is tried again (minHeartbeatFrequencyMS). */
+#define RETRY_MS 500
+/* Longest error text kept (bytes). */
+#define MAX_ERROR_LEN 300
+/* Most servers a view keeps. */
+#define MAX_SERVERS 64
+
+/* One server as the monitor last saw it. */
+struct server_view {
+    char *address; /* host:port, or the socket path (owned) */
+    char *host;    /* owned */
+    uint16_t port; /* 0: a unix socket */
+    char type[24]; /* mongoc_server_description_type: "RSPrimary", "Mongos", ... */
+    int64_t rtt_ms; /* -1: not known */
+    bool target;   /* new connections go here */
+};
+
+/* What the monitor knows, as handed to the loop. Owned: view_destroy. */
+struct view {
+    char type[32]; /* mongoc_topology_description_type */
+    struct server_view *servers;
+    uint32_t n;
+    uint32_t n_targets;
+    char *error; /* the last selection's failure (scrubbed), NULL when it found a server */
+};
+
+/* The worker's own state: only the worker thread touches it. */
+struct worker {
+    mongoc_uri_t *uri;
+    mongoc_client_t *client;
+    struct advice_guard guard;
+    struct advice_secrets secrets;
+    mongoc_topology_description_t *td; /* the latest description (APM), owned */
+    bool changed;                      /* td changed since the last post */
+    char *error;                       /* the last selection's error, scrubbed */
+    int64_t heartbeat_ms;
+};
+
+struct proxy_topology {
+    /* Loop thread only. */
+    struct proxy_server *server;
+    struct event *ev;
+    int rfd;
+    struct view *view; /* in force; NULL before the first */
+    struct conf_random_pool random; /* which mongos a new connection goes to */
+    uint64_t changes;  /* times the targets changed */
+
+    /* Set before the thread starts, then read only. */
+    int wfd;
+    char *uri_text; /* a secret */
+    int64_t connect_timeout_ms;
+    pthread_t thread;
+
+    /* Shared, under mu. */
+    pthread_mutex_t mu;
+    pthread_cond_t wake; /* on CLOCK_MONOTONIC */
+    struct view *pending;
+    bool started;
+    bool start_ok;
+    bson_error_t start_error;
+    atomic_bool stop;
+
+    struct worker w;
+};
+
+static void
+view_destroy(struct view *v)
+{
+    if (v == NULL)
+        return;
+    for (uint32_t i = 0; i < v->n; i++) {
+        bson_free(v->servers[i].address);
+        bson_free(v->servers[i].host);
+    }
+    bson_free(v->servers);
+    bson_free(v->error);
+    bson_free(v);
+}
+
+/* Whether a server of this type takes new connections in a topology of that type. */
+static bool
+is_target(const char *topology, const char *server)
+{
+    if (strcmp(server, "Unknown") == 0)
+        return false;
+    if (strcmp(topology, "Single") == 0 || strcmp(topology, "LoadBalanced") == 0)
+        return true;
+    if (strcmp(topology, "ReplicaSetWithPrimary") == 0)
+        return strcmp(server, "RSPrimary") == 0;
+    if (strcmp(topology, "Sharded") == 0)
+        return strcmp(server, "Mongos") == 0;
+    return false;
+}
+
+/* ---- the worker ------------------------------------------------------------ */
+
+/* A view of td (NULL: none yet) with the worker's error. */
+static struct view *
+view_build(const mongoc_topology_description_t *td, const char *error)
+{
+    struct view *v = bson_malloc0(sizeof *v);
+    mongoc_server_description_t **sds;
+    size_t n = 0, all;
+
+    bson_strncpy(v->type, td ? mongoc_topology_description_type(td) : "Unknown",
+                 sizeof v->type);
+    v->error = error ? bson_strdup(error) : NULL;
+    if (td == NULL)
+        return v;
+    sds = mongoc_topology_description_get_servers(td, &all);
+    n = all > MAX_SERVERS ? MAX_SERVERS : all;
+    v->servers = bson_malloc0((n + 1) * sizeof *v->servers);
+    for (size_t i = 0; i < n; i++) {
+        const mongoc_host_list_t *h = mongoc_server_description_host(sds[i]);
+        struct server_view *s = &v->servers[v->n];
+
+        if (h == NULL)
+            continue;
+        s->address = bson_strdup(h->host_and_port);
+        s->host = bson_strdup(h->host);
+        s->port = h->family == AF_UNIX ? 0 : h->port;
+        bson_strncpy(s->type, mongoc_server_description_type(sds[i]), sizeof s->type);
+        s->rtt_ms = mongoc_server_description_round_trip_time(sds[i]);
+        s->target = is_target(v->type, s->type);
+        v->n_targets += s->target;
+        v->n++;
+    }
+    mongoc_server_descriptions_destroy_all(sds, all);
+    return v;
+}
+
+/* APM: the topology description changed (inside a selection, on the worker). */
+static void
+topology_changed(const mongoc_apm_topology_changed_t *event)
+{
+    struct worker *w = mongoc_apm_topology_changed_get_context(event);
+
+    if (w->td != NULL)
+        mongoc_topology_description_destroy(w->td);
+    w->td = mongoc_topology_description_new_copy(
+        mongoc_apm_topology_changed_get_new_description(event));
+    w->changed = true;
+}
+
+/* Hands a view to the loop; one not yet taken is replaced. */
+static void
+post(struct proxy_topology *t, struct view *v)
+{
+    struct view *old;
+    uint8_t byte = 1;
+    ssize_t n;
+
+    pthread_mutex_lock(&t->mu);
+    old = t->pending;
+    t->pending = v;
+    pthread_mutex_unlock(&t->mu);
+    view_destroy(old);
+    do {
+        n = write(t->wfd, &byte, 1);
+    } while (n < 0 && errno == EINTR);
+    /* EAGAIN: the loop has a wake-up pending already. */
+}
+
+/* Sleeps ms, or until stop. */
+static void
+nap(struct proxy_topology *t, int64_t ms)
+{
+    struct timespec until;
+
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&t->mu);
+    while (!atomic_load(&t->stop))
+        if (pthread_cond_timedwait(&t->wake, &t->mu, &until) == ETIMEDOUT)
+            break;
+    pthread_mutex_unlock(&t->mu);
+}
+
+/* Sets an option the URI leaves out. */
+static void
+default_int32(mongoc_uri_t *uri, const char *key, int64_t value)
+{
+    if (!mongoc_uri_has_option(uri, key))
+        mongoc_uri_set_option_as_int32(uri, key, value > INT32_MAX ? INT32_MAX : (int32_t)value);
+}
+
+/*
+ * Start-up on the worker: the URI parsed (no I/O), then new() is told how
+ * it went; the client is made after that (a mongodb+srv URI would resolve
+ * names then).
+ */
+static bool
+start(struct proxy_topology *t)
+{
+    struct worker *w = &t->w;
+    bson_error_t error;
+    mongoc_apm_callbacks_t *cbs;
+    bool ok;
+
+    mongoc_init();
+    memset(&error, 0, sizeof error);
+    w->uri = mongoc_uri_new_with_error(t->uri_text, &error);
+    if (w->uri != NULL) {
+        default_int32(w->uri, MONGOC_URI_HEARTBEATFREQUENCYMS, DEFAULT_HEARTBEAT_MS);
+        default_int32(w->uri, MONGOC_URI_CONNECTTIMEOUTMS, t->connect_timeout_ms);
+        /* replies must stay messages the guard can check: never compressed */
+        mongoc_uri_set_compressors(w->uri, NULL);
+        if (mongoc_uri_get_appname(w->uri) == NULL)
+            mongoc_uri_set_appname(w->uri, "mongocache-monitor");
+        w->heartbeat_ms = mongoc_uri_get_option_as_int32(w->uri, MONGOC_URI_HEARTBEATFREQUENCYMS,
+                                                         DEFAULT_HEARTBEAT_MS);
+        if (w->heartbeat_ms < RETRY_MS)
+            w->heartbeat_ms = RETRY_MS;
+    }
+    advice_secrets_init(&w->secrets, t->uri_text, w->uri);
+    pthread_mutex_lock(&t->mu);
+    t->started = true;
+    t->start_ok = ok = w->uri != NULL;
+    if (!ok) {
+        char *msg = advice_secrets_scrub(&w->secrets, error.message, MAX_ERROR_LEN);
+
+        bson_set_error(&t->start_error, error.domain, error.code, "upstream: %s", msg);
+        bson_free(msg);
+    }
+    pthread_cond_broadcast(&t->wake);
+    pthread_mutex_unlock(&t->mu);
+    if (!ok)
+        return false;
+
+    w->client = mongoc_client_new_from_uri_with_error(w->uri, &error);
+    if (w->client == NULL) {
+        char *msg = advice_secrets_scrub(&w->secrets, error.message, MAX_ERROR_LEN);
+
+        w->error = bson_strdup_printf("upstream: %s", msg);
+        bson_free(msg);
+        post(t, view_build(NULL, w->error));
+        return false;
+    }
+    mongoc_client_set_error_api(w->client, MONGOC_ERROR_API_VERSION_2);
+    w->guard.client = w->client;
+    mongoc_client_set_stream_initiator(w->client, advice_guard_initiator, &w->guard);
+    cbs = mongoc_apm_callbacks_new();
+    mongoc_apm_set_topology_changed_cb(cbs, topology_changed);
+    mongoc_client_set_apm_callbacks(w->client, cbs, w);
+    mongoc_apm_callbacks_destroy(cbs);
+    return true;
+}
+
+/* One selection; posts a view when anything the loop shows changed. */
+static bool
+check(struct proxy_topology *t)
+{
+    struct worker *w = &t->w;
+    bson_error_t error;
+    mongoc_server_description_t *sd;
+    char *text = NULL;
+    bool error_changed;
+
+    memset(&error, 0, sizeof error);
+    sd = mongoc_client_select_server(w->client, true, NULL, &error);
+    if (sd == NULL)
+        text = advice_secrets_scrub(&w->secrets, error.message, MAX_ERROR_LEN);
+    else
+        mongoc_server_description_destroy(sd);
+    error_changed = (text == NULL) != (w->error == NULL) ||
+                    (text != NULL && strcmp(text, w->error) != 0);
+    bson_free(w->error);
+    w->error = text;
+    if (w->changed || error_changed) {
+        w->changed = false;
+        post(t, view_build(w->td, w->error));
+    }
+    return sd != NULL;
+}
+
+static void *
+worker_main(void *arg)
+{
+    struct proxy_topology *t = arg;
+    struct worker *w = &t->w;
+
+    if (start(t))
+        while (!atomic_load(&t->stop))
+            nap(t, check(t) ? w->heartbeat_ms : RETRY_MS);
+    mongoc_client_destroy(w->client); /* before the guard its streams point to */
+    mongoc_uri_destroy(w->uri);
+    if (w->td != NULL)
+        mongoc_topology_description_destroy(w->td);
+    advice_secrets_cleanup(&w->secrets);
+    bson_free(w->error);
+    memset(w, 0, sizeof *w);
+    return NULL;
+}
+
+/* ---- the loop's side --------------------------------------------------------- */
+
+/* Whether a and b send new connections to the same servers. */
+static bool
+same_targets(const struct view *a, const struct view *b)
+{
+    uint32_t i, j;
+
+    if (a == NULL || b == NULL || a->n_targets != b->n_targets)
+        return false;
+    for (i = 0; i < a->n; i++) {
+        if (!a->servers[i].target)
+            continue;
+        for (j = 0; j < b->n; j++)
+            if (b->servers[j].target && strcmp(a->servers[i].address, b->servers[j].address) == 0)
+                break;
+        if (j == b->n)
+            return false;
+    }
+    return true;
+}
+
+/* Whether a and b would be shown alike (round-trip times aside). */
+static bool
+same_view(const struct view *a, const struct view *b)
+{
+    if (a == NULL || b == NULL || strcmp(a->type, b->type) != 0 || a->n != b->n ||
+        (a->error == NULL) != (b->error == NULL) ||
+        (a->error != NULL && strcmp(a->error, b->error) != 0))
+        return false;
+    for (uint32_t i = 0; i < a->n; i++)
+        if (strcmp(a->servers[i].address, b->servers[i].address) != 0 ||
+            strcmp(a->servers[i].type, b->servers[i].type) != 0)
+            return false;
+    return true;
+}
+
+/* "a:Type,b:Type" (only the targets' addresses when targets_only), cut to size. */
+static void
+list_servers(const struct view *v, bool targets_only, char *out, size_t size)
+{
+    size_t used = 0;
+
+    out[0] = '\0';
+    for (uint32_t i = 0; i < v->n && used + 1 < size; i++) {
+        const struct server_view *s = &v->servers[i];
+        int n;
+
+        if (targets_only && !s->target)
+            continue;
+        n = targets_only ? snprintf(out + used, size - used, "%s%s", used ? "," : "", s->address)
+                         : snprintf(out + used, size - used, "%s%s:%s", used ? "," : "",
+                                    s->address, s->type);
+        if (n < 0 || (size_t)n >= size - used)
+            break;
+        used += (size_t)n;
+    }
+}
+
+/* A new view from the worker (taken). */
+static void
+apply(struct proxy_topology *t, struct view *v)
+{
+    struct proxy_server *server = t->server;
+    bool moved = !same_targets(t->view, v);
+    char targets[512], servers[1024];
+
+    if (same_view(t->view, v)) {
+        view_destroy(v);
+        return;
+    }
+    list_servers(v, true, targets, sizeof targets);
+    list_servers(v, false, servers, sizeof servers);
+    if (moved && v->n_targets > 0)
+        t->changes++;
+    conf_log(v->n_targets > 0 ? CONF_LOG_INFO : CONF_LOG_WARN, 0, "upstream_topology",
+             "type=%s targets=%s servers=\"%s\" changes=%llu error=\"%s\"", v->type,
+             targets[0] ? targets : "-", servers, (unsigned long long)t->changes,
+             v->error ? v->error : "");
+    view_destroy(t->view);
+    t->view = v;
+    /* Connections to a server that no longer takes new ones end; while none
+     * is known (an election) they go on, their server answering for itself. */
+    if (moved && v->n_targets > 0 && server->hooks.upstream_moved)
+        server->hooks.upstream_moved(server);
+}
+
+static void
+on_view(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_topology *t = arg;
+    uint8_t buf[64];
+    struct view *v;
+
+    (void)fd;
+    (void)what;
+    while (read(t->rfd, buf, sizeof buf) > 0)
+        ;
+    pthread_mutex_lock(&t->mu);
+    v = t->pending;
+    t->pending = NULL;
+    pthread_mutex_unlock(&t->mu);
+    if (v != NULL)
+        apply(t, v);
+}
+
+bool
+proxy_topology_pick(struct proxy_topology *t, const char **host, uint16_t *port,
+                    const char **address)
+{
+    uint32_t k, seen = 0;
+
+    if (t == NULL || t->view == NULL || t->view->n_targets == 0)
+        return false;
+    k = t->view->n_targets == 1 ? 0
+                                : (uint32_t)(conf_random_pool_u64(&t->random) % t->view->n_targets);
+    for (uint32_t i = 0; i < t->view->n; i++) {
+        const struct server_view *s = &t->view->servers[i];
+
+        if (!s->target || seen++ != k)
+            continue;
+        *host = s->host;
+        *port = s->port;
+        *address = s->address;
+        return true;
+    }
+    return false;
+}
+
+bool
+proxy_topology_is_target(const struct proxy_topology *t, const char *address)
+{
+    if (t == NULL || t->view == NULL || t->view->n_targets == 0 || address == NULL)
+        return true;
+    for (uint32_t i = 0; i < t->view->n; i++)
+        if (t->view->servers[i].target && strcmp(t->view->servers[i].address, address) == 0)
+            return true;
+    return false;
+}
+
+void
+proxy_topology_stats_bson(const struct proxy_topology *t, bson_t *doc)
+{
+    bson_t sub, arr, one;
+    const char *primary = "";
+    char key[16];
+    uint32_t k = 0;
+
+    if (t == NULL)
+        return;
+    BSON_APPEND_DOCUMENT_BEGIN(doc, "topology", &sub);
+    BSON_APPEND_UTF8(&sub, "type", t->view ? t->view->type : "Unknown");
+    BSON_APPEND_ARRAY_BEGIN(&sub, "targets", &arr);
+    for (uint32_t i = 0; t->view && i < t->view->n; i++) {
+        if (!t->view->servers[i].target)
+            continue;
+        bson_snprintf(key, sizeof key, "%u", k++);
+        BSON_APPEND_UTF8(&arr, key, t->view->servers[i].address);
+        if (strcmp(t->view->servers[i].type, "RSPrimary") == 0)
+            primary = t->view->servers[i].address;
+    }
+    bson_append_array_end(&sub, &arr);
+    BSON_APPEND_UTF8(&sub, "primary", primary);
+    BSON_APPEND_ARRAY_BEGIN(&sub, "servers", &arr);
+    for (uint32_t i = 0; t->view && i < t->view->n; i++) {
+        bson_snprintf(key, sizeof key, "%u", i);
+        BSON_APPEND_DOCUMENT_BEGIN(&arr, key, &one);
+        BSON_APPEND_UTF8(&one, "address", t->view->servers[i].address);
+        BSON_APPEND_UTF8(&one, "type", t->view->servers[i].type);
+        BSON_APPEND_INT64(&one, "rtt_ms", t->view->servers[i].rtt_ms);
+        bson_append_document_end(&arr, &one);
+    }
+    bson_append_array_end(&sub, &arr);
+    BSON_APPEND_INT64(&sub, "changes", (int64_t)t->changes);
+    BSON_APPEND_UTF8(&sub, "error", t->view && t->view->error ? t->view->error : "");
+    bson_append_document_end(doc, &sub);
+}
+
+struct proxy_topology *
+proxy_topology_new(struct proxy_server *server, bson_error_t *error)
+{
+    struct proxy_topology *t = bson_malloc0(sizeof *t);
+    pthread_condattr_t attr;
+    int fds[2] = {-1, -1};
+    int rc;
+
+    t->server = server;
+    t->rfd = t->wfd = -1;
+    conf_random_pool_init(&t->random);
+    t->uri_text = bson_strdup(server->conf->upstream);
+    t->connect_timeout_ms = server->conf->connect_timeout;
+    atomic_init(&t->stop, false);
+    if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+        bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_START, "topology: pipe: %s",
+                       strerror(errno));
+        bson_free(t->uri_text);
+        bson_free(t);
+        return NULL;
+    }
+    t->rfd = fds[0];
+    t->wfd = fds[1];
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&t->wake, &attr);
+    pthread_condattr_destroy(&attr);
+    t->ev = event_new(server->base, t->rfd, EV_READ | EV_PERSIST, on_view, t);
+    if (t->ev == NULL || event_add(t->ev, NULL) != 0) {
+        bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_START,
+                       "topology: cannot watch its pipe");
+        goto fail;
+    }
+    rc = conf_thread_spawn(&t->thread, worker_main, t, "mc-topology");
+    if (rc != 0) {
+        bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_START, "topology: thread: %s",
+                       strerror(rc));
+        goto fail;
+    }
+    pthread_mutex_lock(&t->mu);
+    while (!t->started)
+        pthread_cond_wait(&t->wake, &t->mu);
+    pthread_mutex_unlock(&t->mu);
+    if (!t->start_ok) {
+        pthread_join(t->thread, NULL);
+        *error = t->start_error;
+        goto fail;
+    }
+    return t;
+fail:
+    if (t->ev)
+        event_free(t->ev);
+    pthread_cond_destroy(&t->wake);
+    pthread_mutex_destroy(&t->mu);
+    close(t->rfd);
+    close(t->wfd);
+    bson_free(t->uri_text);
+    bson_free(t);
+    return NULL;
+}
+
+void
+proxy_topology_destroy(struct proxy_topology *t)
+{
+    if (t == NULL)
+        return;
+    event_free(t->ev);
+    pthread_mutex_lock(&t->mu);
+    atomic_store(&t->stop, true);
+    pthread_cond_broadcast(&t->wake);
+    pthread_mutex_unlock(&t->mu);
+    pthread_join(t->thread, NULL);
+    view_destroy(t->pending);
+    view_destroy(t->view);
+    close(t->rfd);
+    close(t->wfd);
+    pthread_cond_destroy(&t->wake);
+    pthread_mutex_destroy(&t->mu);
+    bson_free(t->uri_text);
+    bson_free(t);
+}

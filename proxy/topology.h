@@ -1,0 +1,76 @@
+/*
+ * proxy/topology.h: where new upstream connections go. A monitoring thread
+ * follows the deployment named by the upstream URI with libmongoc's own
+ * server discovery and monitoring (standalone, replica set, sharded
+ * cluster, load balancer) and tells the event loop, by message, what it
+ * found; the loop picks each new connection's server from the latest view:
+ *
+ *   topology (libmongoc)      new connections go to
+ *   Single                    the one server
+ *   ReplicaSetWithPrimary     the primary
+ *   Sharded                   a mongos that answers, chosen at random
+ *   LoadBalanced              the load balancer
+ *   anything else, or no view yet: the URI's first host (proxy/server.c)
+ *
+ * When the servers new connections go to change (a failover), the loop is
+ * told through server->hooks.upstream_moved, and connections to a server
+ * that is no longer among them are ended (proxy/client.c): each finishes
+ * what it has in flight and closes, so drivers reconnect.
+ *
+ * The monitor is a single-threaded mongoc_client_t on its own thread, every
+ * server message checked by advice/guard.h before libmongoc reads it (a
+ * mongoc_client_pool_t's monitors cannot be guarded: see advice/guard.h).
+ * It runs no command: server selection alone drives its checks, every
+ * heartbeatFrequencyMS (10 s unless the URI sets it; 500 ms while no
+ * server fits). The loop never calls libmongoc and never waits for the
+ * thread, but at start and stop.
+ *
+ * Spec: source/server-discovery-and-monitoring/server-discovery-and-monitoring.md
+ * and server-monitoring.md ("single-threaded" monitoring), source/server-selection/
+ * server-selection.md ("Topology type: Sharded": any available mongos).
+ */
+#ifndef MONGOCACHE_PROXY_TOPOLOGY_H
+#define MONGOCACHE_PROXY_TOPOLOGY_H
+
+#include <bson/bson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct proxy_server;
+struct proxy_topology;
+
+/*
+ * Starts the monitor on server->conf->upstream (copied; it may hold
+ * credentials: never shown) and a libevent event on server->base for its
+ * views. Waits for the thread to parse the URI, never for I/O. NULL with
+ * error set (free of credentials) when the URI does not parse or the
+ * thread cannot start. Free with proxy_topology_destroy (which joins the
+ * thread: up to one connectTimeoutMS while a check is under way).
+ */
+struct proxy_topology *proxy_topology_new(struct proxy_server *server, bson_error_t *error);
+void proxy_topology_destroy(struct proxy_topology *topology);
+
+/*
+ * The server a new upstream connection should go to: false when the
+ * monitor knows none (no view yet, or no primary), and the caller uses
+ * the URI's first host. host and address ("host:port", or the socket path)
+ * stay valid until control returns to the loop; port is 0 for a unix
+ * socket. Among mongos servers, one is chosen at random for each
+ * connection (a driver's clients, each opening a monitoring connection and
+ * then pooled ones, would alias with a strict rotation).
+ */
+bool proxy_topology_pick(struct proxy_topology *topology, const char **host, uint16_t *port,
+                         const char **address);
+
+/*
+ * Whether a connection made to address may go on serving: true when it is
+ * among the servers new connections go to, or when none is known (no view
+ * yet, an election under way: its server answers for itself). NULL
+ * topology: true.
+ */
+bool proxy_topology_is_target(const struct proxy_topology *topology, const char *address);
+
+/* Appends "topology" (type, targets, primary, servers, changes, error) to doc. */
+void proxy_topology_stats_bson(const struct proxy_topology *topology, bson_t *doc);
+
+#endif

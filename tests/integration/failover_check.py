@@ -1,0 +1,257 @@
+#!/usr/bin/env python3
+"""tests/integration/failover_check.py: mongocache follows a replica set's primary
+(proxy/topology.h), driven by test_failover.sh. Behind the proxy, rs_relay.py makes
+a two-member replica set of two FerretDBs; its upstream URI names both members with
+replicaSet=rs0&heartbeatFrequencyMS=500.
+
+1. The monitor finds the set: /stats topology shows member A as the primary, and the
+   log has its upstream_topology line.
+2. pymongo (a thread here), the Node driver and Mongoose (failover_workload.js) insert
+   documents with unique _ids and read each back through the proxy, while the relay
+   switches the primary twice: A -> B closing A's connections (a stepdown before
+   MongoDB 4.2), then B -> A keeping them open (4.2 and later: writes on them get
+   NotWritablePrimary, and only the proxy moves them, upstream_moved: a client whose
+   upstream connection holds nothing of its own gets a new one at its next request,
+   the others close once their requests in flight are answered).
+3. After each switch: how long until a new connection through the proxy can write
+   (printed; bounded only generously), and /stats and the log show the new primary.
+4. The invariants: no read returned a document other than the one written (a wrong
+   reply), no write was applied twice (no duplicate-key error, no _id on both
+   FerretDBs), every acknowledged write is on exactly one FerretDB, writes landed on
+   both members (else the test proves nothing), every error a client saw is one a
+   real failover gives (retryable: NotWritablePrimary, NotPrimaryNoSecondaryOk, or a
+   network error), and hello through the proxy still answers as a mongos.
+
+The FerretDBs do not replicate, so a document written to A before a switch is absent
+when read from B after it: counted ("absent"), never a failure.
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import mctest  # noqa: E402
+import rs_relay  # noqa: E402
+
+import pymongo  # noqa: E402
+from pymongo.errors import PyMongoError  # noqa: E402
+
+RETRYABLE = {"NotWritablePrimary(10107)", "NotPrimaryNoSecondaryOk(13435)", "AutoReconnect",
+             "NotPrimaryError", "MongoNetworkError", "MongoServerSelectionError",
+             "NetworkTimeout", "ServerSelectionTimeoutError", "MongoNotConnectedError",
+             "PoolClearedError", "MongoPoolClearedError", "ConnectionFailure"}
+
+p = argparse.ArgumentParser()
+p.add_argument("--proxy", type=int, required=True)
+p.add_argument("--http", type=int, required=True)
+p.add_argument("--log", required=True)
+p.add_argument("--control", type=int, required=True)
+p.add_argument("--members", required=True, help="relay ports A,B")
+p.add_argument("--ferret", required=True, help="FerretDB ports A,B")
+p.add_argument("--node", required=True, help="node binary")
+p.add_argument("--node-dir", required=True)
+p.add_argument("--tmp", required=True)
+p.add_argument("--seconds", type=float, default=9.0)
+a = p.parse_args()
+
+members = ["127.0.0.1:%s" % x for x in a.members.split(",")]
+ferret = [int(x) for x in a.ferret.split(",")]
+proxy_uri = "mongodb://127.0.0.1:%d/" % a.proxy
+DB = "failover"
+
+
+def topology():
+    return mctest.stats(a.http).get("topology", {})
+
+
+def wait_primary(addr, timeout=15.0):
+    """Seconds until /stats shows addr as the primary, or None."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if topology().get("primary") == addr:
+            return time.monotonic() - t0
+        time.sleep(0.02)
+    return None
+
+
+def log_has(pattern):
+    with open(a.log, errors="replace") as f:
+        return re.search(pattern, f.read()) is not None
+
+
+def follow_time(t0, timeout=15.0):
+    """Seconds from t0 until a new connection through the proxy can write, or None."""
+    while time.monotonic() - t0 < timeout:
+        c = pymongo.MongoClient(proxy_uri, retryWrites=False, serverSelectionTimeoutMS=2000,
+                                connectTimeoutMS=2000, maxPoolSize=1)
+        try:
+            c[DB].probe.insert_one({"at": time.time()})
+            return time.monotonic() - t0
+        except PyMongoError:
+            time.sleep(0.02)
+        finally:
+            c.close()
+    return None
+
+
+def name_of(e):
+    code = getattr(e, "code", None)
+    details = getattr(e, "details", None) or {}
+    cn = details.get("codeName") if isinstance(details, dict) else None
+    return "%s(%s)" % (cn, code) if cn and code is not None else type(e).__name__
+
+
+def pymongo_workload(out, until):
+    s = {"tag": "pymongo", "acked": {}, "attempted": 0, "errors": {}, "first": {}, "wrong": [],
+         "dup": 0, "absent": 0, "reads": 0}
+    c = pymongo.MongoClient(proxy_uri, retryWrites=True, serverSelectionTimeoutMS=15000)
+    coll = c[DB].fo_pymongo
+    i = 0
+    while time.monotonic() < until:
+        _id = "pymongo-%d" % i
+        v = int.from_bytes(os.urandom(4), "little")
+        s["attempted"] += 1
+        try:
+            coll.insert_one({"_id": _id, "tag": "pymongo", "i": i, "v": v})
+            s["acked"][_id] = v
+        except PyMongoError as e:
+            k = name_of(e)
+            s["errors"][k] = s["errors"].get(k, 0) + 1
+            s["first"].setdefault(k, "%.3f %s" % (time.time(), str(e)[:300]))
+            if getattr(e, "code", None) == 11000:
+                s["dup"] += 1
+        try:
+            d = coll.find_one({"_id": _id})
+            s["reads"] += 1
+            if d is None:
+                s["absent"] += 1
+            elif d.get("v") != v or d.get("_id") != _id:
+                s["wrong"].append("%s: got %r, wrote v=%d" % (_id, d, v))
+        except PyMongoError as e:
+            k = name_of(e)
+            s["errors"][k] = s["errors"].get(k, 0) + 1
+            s["first"].setdefault(k, "%.3f %s" % (time.time(), str(e)[:300]))
+        i += 1
+        time.sleep(0.02)
+    c.close()
+    out.append(s)
+
+
+# ---- 1. the monitor finds the set ----------------------------------------------------
+with mctest.Case(None, "the monitor finds the replica set: /stats shows member A as the "
+                 "primary, the log its upstream_topology line") as k:
+    waited = wait_primary(members[0])
+    t = topology()
+    k.check(waited is not None, "/stats topology: %r" % t)
+    k.check(t.get("type") == "ReplicaSetWithPrimary", "type %r" % t.get("type"))
+    k.check(sorted(s["address"] for s in t.get("servers", [])) == sorted(members),
+            "servers %r" % t.get("servers"))
+    k.check(log_has(r"event=upstream_topology type=ReplicaSetWithPrimary targets=%s "
+                    % re.escape(members[0])), "no upstream_topology line for A")
+
+# ---- 2. the workloads, with two switches under them ---------------------------------
+t_start = time.monotonic()
+until = t_start + a.seconds
+node_out = os.path.join(a.tmp, "failover.node.json")
+node = subprocess.Popen([a.node, os.path.join(a.node_dir, "failover_workload.js"), proxy_uri,
+                         DB, str(a.seconds), node_out], stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT)
+py_out = []
+th = threading.Thread(target=pymongo_workload, args=(py_out, until))
+th.start()
+moved_before = mctest.counters(a.http).get("upstream_moved", 0)
+
+follow = {}
+for label, target, how in (("A->B, connections closed", 1, "switch"),
+                           ("B->A, connections kept", 0, "switch keep")):
+    time.sleep(a.seconds / 3)
+    t0 = time.monotonic()
+    answer = rs_relay.control(a.control, how)
+    f = follow_time(t0)
+    seen = wait_primary(members[target])
+    follow[label] = f
+    mctest.tap(answer.get("primary") == members[target] and f is not None and f < 10.0,
+               "%s: a new connection through the proxy writes %s after the switch "
+               "(bound 10 s)" % (label, "%.0f ms" % (f * 1000) if f is not None else "never"),
+               "relay: %r" % answer, "topology: %r" % topology())
+    mctest.tap(seen is not None and log_has(
+        r"event=upstream_topology type=ReplicaSetWithPrimary targets=%s "
+        % re.escape(members[target])),
+        "%s: /stats and the log show %s as the primary" % (label, members[target]),
+        "topology: %r" % topology())
+    print("# follow %s: new connections wrote after %s; /stats showed it after %s" % (
+        label, "%.0f ms" % (f * 1000) if f is not None else "never",
+        "%.0f ms" % ((time.monotonic() - t0) * 1000) if seen is not None else "never"),
+        flush=True)
+
+th.join(a.seconds + 60)
+try:
+    node_log, _ = node.communicate(timeout=60)
+except subprocess.TimeoutExpired:
+    node.kill()
+    node_log, _ = node.communicate()
+moved = mctest.counters(a.http).get("upstream_moved", 0) - moved_before
+mctest.tap(moved > 0, "B->A with connections kept: the proxy moved its clients off the "
+           "stepped-down member (upstream_moved %d)" % moved)
+mctest.tap(log_has(r"event=upstream_moved upstream=%s in_flight=0 action=next_request_reconnects"
+                   % re.escape(members[1])),
+           "... an idle client connection kept, its next request on a new upstream connection "
+           "(a mongos's connections survive a failover)")
+
+# ---- 4. the invariants ---------------------------------------------------------------
+workloads = list(py_out)
+if node.returncode == 0 and os.path.exists(node_out):
+    workloads += json.load(open(node_out))
+mctest.tap(len(workloads) == 3, "pymongo, the Node driver and Mongoose ran to the end "
+           "(%d of 3)" % len(workloads), node_log.decode(errors="replace")[-1500:])
+
+direct = [pymongo.MongoClient("mongodb://127.0.0.1:%d/" % port, directConnection=True)
+          for port in ferret]
+colls = {"pymongo": "fo_pymongo", "driver": "fo_driver", "mongoose": "fo_mongoose"}
+for s in workloads:
+    tag = s["tag"]
+    on = [set(d["_id"] for d in c[DB][colls[tag]].find({}, {"_id": 1})) for c in direct]
+    both = on[0] & on[1]
+    acked = set(s["acked"])
+    missing = acked - on[0] - on[1]
+    errors = s["errors"]
+    odd = {k: v for k, v in errors.items() if k not in RETRYABLE}
+    note = ("%s: %d writes, %d acknowledged, %d on A, %d on B; %d reads, %d absent (written "
+            "to the other member); errors %s" % (tag, s["attempted"], len(acked), len(on[0]),
+                                                 len(on[1]), s["reads"], s["absent"],
+                                                 json.dumps(errors, sort_keys=True)))
+    print("# " + note, flush=True)
+    for k2, msg in sorted(s.get("first", {}).items()):
+        print("#   first %s: %s" % (k2, msg), flush=True)
+    mctest.tap(not s["wrong"], "%s: no read returned another document than the one written"
+               % tag, *s["wrong"][:5])
+    mctest.tap(s["dup"] == 0 and not both, "%s: no write applied twice (%d duplicate-key "
+               "errors, %d _ids on both FerretDBs)" % (tag, s["dup"], len(both)),
+               sorted(both)[:5])
+    mctest.tap(not missing, "%s: every acknowledged write is on a FerretDB (%d missing)"
+               % (tag, len(missing)), sorted(missing)[:5])
+    mctest.tap(len(on[0]) > 0 and len(on[1]) > 0 and len(acked) > 0,
+               "%s: writes landed on both members (the workload spanned the switches)" % tag,
+               note)
+    mctest.tap(not odd, "%s: every error the client saw is one a failover gives "
+               "(retryable)" % tag, json.dumps(odd))
+
+with mctest.Case(None, "after the switches, hello through the proxy still answers as a "
+                 "mongos (the persona follows the new primary)") as k:
+    c = pymongo.MongoClient(proxy_uri, serverSelectionTimeoutMS=5000)
+    h = c.admin.command("hello")
+    k.check(h.get("msg") == "isdbgrid" and "setName" not in h and "hosts" not in h,
+            "hello: %r" % h)
+    k.check(c.topology_description.topology_type_name == "Sharded",
+            "pymongo sees %s" % c.topology_description.topology_type_name)
+    c.close()
+
+print("# new connections followed the primary after: %s" % ", ".join(
+    "%s %s" % (k2, "%.0f ms" % (v * 1000) if v is not None else "never")
+    for k2, v in follow.items()), flush=True)
+mctest.plan()

@@ -1,0 +1,297 @@
+"""tests/integration/rs_relay.py: a two-member replica set made of two
+FerretDB instances, for failover tests (no mongod can run here).
+
+Each member has its own listening address on 127.0.0.1 and relays to its own
+FerretDB (started with --repl-set-name rs0). The relay answers hello /
+isMaster as that member of a replica set whose hosts are the two listening
+addresses: setName, setVersion, hosts, primary, me, isWritablePrimary (or
+ismaster) and secondary follow the relay's current primary, electionId grows
+with every switch (SDAM ignores a primary with an older electionId), and
+topologyVersion is left out (no streaming hello). Everything else goes to the
+member's FerretDB, except on the secondary: writes get NotWritablePrimary
+(10107, with the RetryableWriteError label when the write carries txnNumber,
+as mongod 4.4+ adds it), other commands but a few handshake and session ones
+get NotPrimaryNoSecondaryOk (13435), as a secondary answers a primary read.
+
+"switch" (a line on the control port; "switch keep" for close=False)
+makes the other member primary. The old primary steps
+down: from then on it answers as a secondary, and with close=True (a
+pre-4.2 stepdown) every client connection to it is closed: at once when it
+waits for a request, right after its reply when one is being served, so a
+request is either answered whole or never executed. close=False keeps the
+connections open (a 4.2+ stepdown): writes on them get NotWritablePrimary.
+
+With --mongos it answers hello as two mongos servers instead (msg: isdbgrid, no
+replica-set fields) and never refuses a command: a sharded cluster's router list.
+
+The two FerretDBs do not replicate: a write is on the member that was
+primary when it ran, which lets a test count where each write landed.
+"""
+
+import asyncio
+import struct
+import time
+
+import bson
+from bson.objectid import ObjectId
+
+OP_REPLY, OP_QUERY, OP_MSG = 1, 2004, 2013
+WRITES = {"insert", "update", "delete", "findandmodify", "create", "drop", "createindexes",
+          "dropindexes", "dropdatabase", "renamecollection", "collmod", "bulkwrite"}
+# answered by a secondary as by a primary
+ANY_MEMBER = {"ping", "buildinfo", "getparameter", "endsessions", "saslstart", "saslcontinue",
+              "getnonce", "whatsmyuri", "killcursors", "logout", "connectionstatus",
+              "getlasterror"}
+HELLO = {"hello", "ismaster"}
+
+
+def _cstring(data, pos):
+    end = data.index(b"\x00", pos)
+    return data[pos:end].decode(), end + 1
+
+
+def parse(opcode, body):
+    """The command document of an OP_MSG or OP_QUERY body (after the header), or None."""
+    if opcode == OP_MSG:
+        if len(body) < 5 or body[4] != 0:
+            return None, 0
+        n = struct.unpack_from("<i", body, 5)[0]
+        return bson.decode(body[5:5 + n]), struct.unpack_from("<I", body, 0)[0]
+    if opcode == OP_QUERY:
+        _, pos = _cstring(body, 4)
+        pos += 8
+        n = struct.unpack_from("<i", body, pos)[0]
+        return bson.decode(body[pos:pos + n]), 0
+    return None, 0
+
+
+def reply_doc(opcode, body):
+    if opcode == OP_MSG:
+        n = struct.unpack_from("<i", body, 5)[0]
+        return bson.decode(body[5:5 + n])
+    if opcode == OP_REPLY:
+        n = struct.unpack_from("<i", body, 20)[0]
+        return bson.decode(body[20:20 + n])
+    raise ValueError("opcode %d" % opcode)
+
+
+_ids = iter(range(1 << 20, 1 << 30))
+
+
+def encode_reply(request_opcode, response_to, doc):
+    raw = bson.encode(doc)
+    if request_opcode == OP_QUERY:
+        payload = struct.pack("<iqii", 0, 0, 0, 1) + raw
+        opcode = OP_REPLY
+    else:
+        payload = struct.pack("<I", 0) + b"\x00" + raw
+        opcode = OP_MSG
+    return struct.pack("<iiii", 16 + len(payload), next(_ids), response_to, opcode) + payload
+
+
+class Conn:
+    def __init__(self, member, reader, writer):
+        self.member = member
+        self.reader = reader
+        self.writer = writer
+        self.idle = True
+        self.closing = False
+        self.up_reader = None
+        self.up_writer = None
+
+    def close(self):
+        for w in (self.writer, self.up_writer):
+            if w is not None:
+                try:
+                    w.close()
+                except Exception:
+                    pass
+
+
+class Relay:
+    """Two members on ports listen[0], listen[1] in front of FerretDB ports ferret[0], ferret[1]."""
+
+    def __init__(self, ferret_ports, listen_ports, set_name="rs0", log=None, mongos=False):
+        self.ferret = list(ferret_ports)
+        self.listen = list(listen_ports)
+        self.set_name = set_name
+        self.primary = 0
+        self.epoch = 1
+        self.conns = []
+        self.log = log
+        self.served = [0, 0]       # commands relayed to each FerretDB
+        self.refused = [0, 0]      # commands refused as a secondary
+        self.closed_at_switch = 0
+        self.loop = None
+        self.mongos = mongos  # answer hello as two mongos servers, never switch
+
+    def addr(self, i):
+        return "127.0.0.1:%d" % self.listen[i]
+
+    def _log(self, msg):
+        if self.log:
+            with open(self.log, "a") as f:
+                f.write("%.3f %s\n" % (time.time(), msg))
+
+    async def _switch(self, close):
+        old = self.primary
+        self.primary = 1 - old
+        self.epoch += 1
+        n = 0
+        if close:
+            for c in list(self.conns):
+                if c.member != old:
+                    continue
+                c.closing = True
+                if c.idle:
+                    c.close()
+                    n += 1
+        self.closed_at_switch += n
+        self._log("switch primary=%s old=%s close=%s closed_idle=%d" %
+                  (self.addr(self.primary), self.addr(old), close, n))
+        return n
+
+    # ---- one client connection -------------------------------------------
+    async def _serve(self, member, reader, writer):
+        c = Conn(member, reader, writer)
+        self.conns.append(c)
+        try:
+            c.up_reader, c.up_writer = await asyncio.open_connection(
+                "127.0.0.1", self.ferret[member])
+            while not c.closing:
+                c.idle = True
+                head = await reader.readexactly(16)
+                c.idle = False
+                length, request_id, _, opcode = struct.unpack("<iiii", head)
+                if length < 16 or length > 48_000_000:
+                    break
+                body = await reader.readexactly(length - 16)
+                await self._handle(c, head, body, request_id, opcode)
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            pass
+        finally:
+            c.close()
+            self.conns.remove(c)
+
+    async def _upstream(self, c, data, want_reply=True):
+        c.up_writer.write(data)
+        await c.up_writer.drain()
+        if not want_reply:
+            return None, None
+        head = await c.up_reader.readexactly(16)
+        length, _, _, opcode = struct.unpack("<iiii", head)
+        body = await c.up_reader.readexactly(length - 16)
+        return head, body
+
+    def _hello(self, member, doc, legacy_name):
+        primary = member == self.primary
+        for k in ("topologyVersion", "isWritablePrimary", "ismaster", "secondary", "me",
+                  "primary", "hosts", "setName", "setVersion", "electionId", "passives",
+                  "arbiters"):
+            doc.pop(k, None)
+        if self.mongos:
+            doc["ismaster" if legacy_name else "isWritablePrimary"] = True
+            doc["msg"] = "isdbgrid"
+            return doc
+        doc["ismaster" if legacy_name else "isWritablePrimary"] = primary
+        doc["secondary"] = not primary
+        doc["setName"] = self.set_name
+        doc["setVersion"] = 1
+        doc["hosts"] = [self.addr(0), self.addr(1)]
+        doc["primary"] = self.addr(self.primary)
+        doc["me"] = self.addr(member)
+        if primary:
+            doc["electionId"] = ObjectId("7fffffff%016x" % self.epoch)
+        return doc
+
+    async def _handle(self, c, head, body, request_id, opcode):
+        try:
+            cmd, flags = parse(opcode, body)
+        except Exception:
+            cmd, flags = None, 0
+        name = next(iter(cmd)).lower() if cmd else ""
+        oneway = opcode == OP_MSG and (flags & 2)
+        secondary = c.member != self.primary and not self.mongos
+        if name in HELLO:
+            rhead, rbody = await self._upstream(c, head + body)
+            rop = struct.unpack_from("<i", rhead, 12)[0]
+            doc = self._hello(c.member, reply_doc(rop, rbody), name == "ismaster")
+            c.writer.write(encode_reply(opcode, request_id, doc))
+            await c.writer.drain()
+        elif secondary and name not in ANY_MEMBER:
+            self.refused[c.member] += 1
+            if name in WRITES:
+                err = {"ok": 0.0, "errmsg": "not primary", "code": 10107,
+                       "codeName": "NotWritablePrimary"}
+                if cmd is not None and "txnNumber" in cmd:
+                    err["errorLabels"] = ["RetryableWriteError"]
+            else:
+                err = {"ok": 0.0, "errmsg": "not primary and secondaryOk=false", "code": 13435,
+                       "codeName": "NotPrimaryNoSecondaryOk"}
+            if not oneway:
+                c.writer.write(encode_reply(opcode, request_id, err))
+                await c.writer.drain()
+        else:
+            self.served[c.member] += 1
+            rhead, rbody = await self._upstream(c, head + body, want_reply=not oneway)
+            if rhead is not None:
+                c.writer.write(rhead + rbody)
+                await c.writer.drain()
+        if c.closing:
+            # stepped down while serving: the reply is out, now the connection goes
+            self.closed_at_switch += 1
+            c.close()
+
+    # ---- control: one command per line on a TCP port ----------------------
+    async def _control(self, reader, writer):
+        import json
+        while True:
+            line = await reader.readline()
+            if not line:
+                break
+            words = line.decode().split()
+            if words[:1] == ["switch"]:
+                n = await self._switch(close=words[1:2] != ["keep"])
+                out = {"primary": self.addr(self.primary), "closed_idle": n}
+            else:
+                out = {"primary": self.addr(self.primary), "served": self.served,
+                       "refused": self.refused, "closed_at_switch": self.closed_at_switch}
+            writer.write((json.dumps(out) + "\n").encode())
+            await writer.drain()
+        writer.close()
+
+
+def control(port, line):
+    """Sends one control line to a relay process; returns its JSON answer."""
+    import json
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall((line + "\n").encode())
+        f = s.makefile("r")
+        return json.loads(f.readline())
+
+
+def main():
+    import argparse
+    p = argparse.ArgumentParser()
+    p.add_argument("--ferret", required=True, help="PORT_A,PORT_B")
+    p.add_argument("--listen", required=True, help="PORT_A,PORT_B")
+    p.add_argument("--control", type=int, required=True)
+    p.add_argument("--log")
+    p.add_argument("--mongos", action="store_true", help="two mongos servers, not a set")
+    a = p.parse_args()
+    relay = Relay([int(x) for x in a.ferret.split(",")], [int(x) for x in a.listen.split(",")],
+                  log=a.log, mongos=a.mongos)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    relay.loop = loop
+    for i in range(2):
+        loop.run_until_complete(asyncio.start_server(
+            lambda r, w, i=i: relay._serve(i, r, w), "127.0.0.1", relay.listen[i]))
+    loop.run_until_complete(asyncio.start_server(relay._control, "127.0.0.1", a.control))
+    relay._log("listening %s %s control %d" % (relay.addr(0), relay.addr(1), a.control))
+    loop.run_forever()
+
+
+if __name__ == "__main__":
+    main()
