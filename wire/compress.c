@@ -16,7 +16,6 @@
 #include "wire/compress.h"
 
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -126,22 +125,6 @@ wire_compress_lookup(const char *name, size_t len)
     return -1;
 }
 
-static bool refuse(bson_error_t *error, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* Sets error (WIRE_ERR_PROTOCOL) and returns false. */
-static bool
-refuse(bson_error_t *error, const char *fmt, ...)
-{
-    char text[sizeof error->message];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
-    bson_set_error(error, WIRE_ERROR_DOMAIN, WIRE_ERR_PROTOCOL, "%s", text);
-    return false;
-}
-
 /* The size the compressed stream declares, where it declares one, against the claimed one. */
 static bool
 stream_size_ok(const struct wire_compressed *msg, bson_error_t *error)
@@ -151,8 +134,9 @@ stream_size_ok(const struct wire_compressed *msg, bson_error_t *error)
     switch (msg->compressor) {
     case WIRE_COMPRESSOR_NOOP:
         if (msg->payload_len != claimed)
-            return refuse(error, "OP_COMPRESSED noop payload is %lld bytes, uncompressedSize %lld",
-                          (long long)msg->payload_len, (long long)claimed);
+            return wire_fail(error, WIRE_ERR_PROTOCOL,
+                             "OP_COMPRESSED noop payload is %lld bytes, uncompressedSize %lld",
+                             (long long)msg->payload_len, (long long)claimed);
         return true;
 #ifdef MONGOCACHE_HAVE_SNAPPY
     case WIRE_COMPRESSOR_SNAPPY: {
@@ -160,25 +144,25 @@ stream_size_ok(const struct wire_compressed *msg, bson_error_t *error)
 
         if (snappy_uncompressed_length((const char *)msg->payload, msg->payload_len, &declared) !=
             SNAPPY_OK)
-            return refuse(error,
-                          "OP_COMPRESSED snappy payload of %lld bytes has no valid "
-                          "length",
-                          (long long)msg->payload_len);
+            return wire_fail(error, WIRE_ERR_PROTOCOL,
+                             "OP_COMPRESSED snappy payload of %lld bytes has no valid "
+                             "length",
+                             (long long)msg->payload_len);
         if (declared != claimed)
-            return refuse(error,
-                          "OP_COMPRESSED snappy payload declares %lld bytes, "
-                          "uncompressedSize %lld",
-                          (long long)declared, (long long)claimed);
+            return wire_fail(error, WIRE_ERR_PROTOCOL,
+                             "OP_COMPRESSED snappy payload declares %lld bytes, "
+                             "uncompressedSize %lld",
+                             (long long)declared, (long long)claimed);
         return true;
     }
 #endif
 #ifdef MONGOCACHE_HAVE_ZLIB
     case WIRE_COMPRESSOR_ZLIB:
         if (claimed > msg->payload_len * ZLIB_MAX_RATIO + ZLIB_SLACK)
-            return refuse(error,
-                          "OP_COMPRESSED zlib payload of %lld bytes cannot hold "
-                          "uncompressedSize %lld",
-                          (long long)msg->payload_len, (long long)claimed);
+            return wire_fail(error, WIRE_ERR_PROTOCOL,
+                             "OP_COMPRESSED zlib payload of %lld bytes cannot hold "
+                             "uncompressedSize %lld",
+                             (long long)msg->payload_len, (long long)claimed);
         return true;
 #endif
 #ifdef MONGOCACHE_HAVE_ZSTD
@@ -186,22 +170,23 @@ stream_size_ok(const struct wire_compressed *msg, bson_error_t *error)
         unsigned long long declared = ZSTD_getFrameContentSize(msg->payload, msg->payload_len);
 
         if (declared == ZSTD_CONTENTSIZE_ERROR)
-            return refuse(error,
-                          "OP_COMPRESSED zstd payload of %lld bytes is not a zstd "
-                          "frame",
-                          (long long)msg->payload_len);
+            return wire_fail(error, WIRE_ERR_PROTOCOL,
+                             "OP_COMPRESSED zstd payload of %lld bytes is not a zstd "
+                             "frame",
+                             (long long)msg->payload_len);
         /* A frame written by streaming may not say; the decode still holds it to the claim. */
         if (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != claimed)
-            return refuse(error,
-                          "OP_COMPRESSED zstd frame declares %lld bytes, "
-                          "uncompressedSize %lld",
-                          (long long)declared, (long long)claimed);
+            return wire_fail(error, WIRE_ERR_PROTOCOL,
+                             "OP_COMPRESSED zstd frame declares %lld bytes, "
+                             "uncompressedSize %lld",
+                             (long long)declared, (long long)claimed);
         return true;
     }
 #endif
     default:
-        return refuse(error, "OP_COMPRESSED compressorId %lld is not supported",
-                      (long long)msg->compressor);
+        return wire_fail(error, WIRE_ERR_PROTOCOL,
+                         "OP_COMPRESSED compressorId %lld is not supported",
+                         (long long)msg->compressor);
     }
 }
 
@@ -212,19 +197,22 @@ wire_compress_parse(const uint8_t *data, size_t len, int32_t max_len, struct wir
     memset(msg, 0, sizeof *msg);
     if (wire_frame_header(data, len, max_len, &msg->header, error) != WIRE_OK) {
         if (len < WIRE_HEADER_LEN)
-            return refuse(error, "OP_COMPRESSED of %lld bytes is shorter than a header",
-                          (long long)len);
+            return wire_fail(error, WIRE_ERR_PROTOCOL,
+                             "OP_COMPRESSED of %lld bytes is shorter than a header",
+                             (long long)len);
         return false;
     }
     if ((size_t)msg->header.length != len)
-        return refuse(error, "header length %lld but message is %lld bytes",
-                      (long long)msg->header.length, (long long)len);
+        return wire_fail(error, WIRE_ERR_PROTOCOL, "header length %lld but message is %lld bytes",
+                         (long long)msg->header.length, (long long)len);
     if (msg->header.opcode != WIRE_OP_COMPRESSED)
-        return refuse(error, "opcode %lld where OP_COMPRESSED (%d) was expected",
-                      (long long)msg->header.opcode, WIRE_OP_COMPRESSED);
+        return wire_fail(error, WIRE_ERR_PROTOCOL,
+                         "opcode %lld where OP_COMPRESSED (%d) was expected",
+                         (long long)msg->header.opcode, WIRE_OP_COMPRESSED);
     if (len < WIRE_HEADER_LEN + WIRE_COMPRESS_PREFIX_LEN)
-        return refuse(error, "OP_COMPRESSED of %lld bytes is shorter than its %d-byte prefix",
-                      (long long)len, WIRE_HEADER_LEN + WIRE_COMPRESS_PREFIX_LEN);
+        return wire_fail(error, WIRE_ERR_PROTOCOL,
+                         "OP_COMPRESSED of %lld bytes is shorter than its %d-byte prefix",
+                         (long long)len, WIRE_HEADER_LEN + WIRE_COMPRESS_PREFIX_LEN);
     if (max_len < WIRE_HEADER_LEN || max_len > WIRE_MAX_MESSAGE_LEN)
         max_len = WIRE_MAX_MESSAGE_LEN;
     msg->original_opcode = wire_frame_read_i32(data + WIRE_HEADER_LEN);
@@ -233,16 +221,18 @@ wire_compress_parse(const uint8_t *data, size_t len, int32_t max_len, struct wir
     msg->payload = data + WIRE_HEADER_LEN + WIRE_COMPRESS_PREFIX_LEN;
     msg->payload_len = len - WIRE_HEADER_LEN - WIRE_COMPRESS_PREFIX_LEN;
     if (msg->original_opcode == WIRE_OP_COMPRESSED)
-        return refuse(error, "OP_COMPRESSED wraps an OP_COMPRESSED (%lld bytes)", (long long)len);
+        return wire_fail(error, WIRE_ERR_PROTOCOL,
+                         "OP_COMPRESSED wraps an OP_COMPRESSED (%lld bytes)", (long long)len);
     if (msg->uncompressed_size < 0 ||
         (int64_t)msg->uncompressed_size > (int64_t)max_len - WIRE_HEADER_LEN)
-        return refuse(error, "OP_COMPRESSED uncompressedSize %lld is invalid: max %lld",
-                      (long long)msg->uncompressed_size, (long long)max_len - WIRE_HEADER_LEN);
+        return wire_fail(error, WIRE_ERR_PROTOCOL,
+                         "OP_COMPRESSED uncompressedSize %lld is invalid: max %lld",
+                         (long long)msg->uncompressed_size, (long long)max_len - WIRE_HEADER_LEN);
     if (!wire_compress_built(msg->compressor))
-        return refuse(error,
-                      "OP_COMPRESSED compressorId %lld is not supported by this "
-                      "build",
-                      (long long)msg->compressor);
+        return wire_fail(error, WIRE_ERR_PROTOCOL,
+                         "OP_COMPRESSED compressorId %lld is not supported by this "
+                         "build",
+                         (long long)msg->compressor);
     return stream_size_ok(msg, error);
 }
 
@@ -298,10 +288,10 @@ inflate_into(struct wire_compress_ctx *ctx, const struct wire_compressed *msg, u
         if (snappy_uncompress((const char *)msg->payload, msg->payload_len, (char *)out, &got) !=
                 SNAPPY_OK ||
             got != want)
-            return refuse(error,
-                          "OP_COMPRESSED snappy payload of %lld bytes is corrupt "
-                          "(uncompressedSize %lld)",
-                          (long long)msg->payload_len, (long long)want);
+            return wire_fail(error, WIRE_ERR_PROTOCOL,
+                             "OP_COMPRESSED snappy payload of %lld bytes is corrupt "
+                             "(uncompressedSize %lld)",
+                             (long long)msg->payload_len, (long long)want);
         return true;
     }
 #endif
@@ -312,8 +302,8 @@ inflate_into(struct wire_compress_ctx *ctx, const struct wire_compressed *msg, u
         int rc;
 
         if (msg->payload_len > ULONG_MAX)
-            return refuse(error, "OP_COMPRESSED zlib payload of %lld bytes",
-                          (long long)msg->payload_len);
+            return wire_fail(error, WIRE_ERR_PROTOCOL, "OP_COMPRESSED zlib payload of %lld bytes",
+                             (long long)msg->payload_len);
         if (ctx) {
             rc = ctx_inflate(ctx, msg, out, &got, &used);
         } else {
@@ -322,10 +312,10 @@ inflate_into(struct wire_compress_ctx *ctx, const struct wire_compressed *msg, u
             rc = uncompress2(out, &got, msg->payload, &used);
         }
         if (rc != Z_OK || got != want || used != (uLong)msg->payload_len)
-            return refuse(error,
-                          "OP_COMPRESSED zlib payload is corrupt or not exactly "
-                          "uncompressedSize %lld (zlib %lld)",
-                          (long long)want, (long long)rc);
+            return wire_fail(error, WIRE_ERR_PROTOCOL,
+                             "OP_COMPRESSED zlib payload is corrupt or not exactly "
+                             "uncompressedSize %lld (zlib %lld)",
+                             (long long)want, (long long)rc);
         return true;
     }
 #endif
@@ -340,16 +330,17 @@ inflate_into(struct wire_compress_ctx *ctx, const struct wire_compressed *msg, u
                   : ZSTD_decompress(out, want, msg->payload, msg->payload_len);
 
         if (ZSTD_isError(got) || got != want)
-            return refuse(error,
-                          "OP_COMPRESSED zstd payload is corrupt or not exactly "
-                          "uncompressedSize %lld (%lld)",
-                          (long long)want, ZSTD_isError(got) ? -1LL : (long long)got);
+            return wire_fail(error, WIRE_ERR_PROTOCOL,
+                             "OP_COMPRESSED zstd payload is corrupt or not exactly "
+                             "uncompressedSize %lld (%lld)",
+                             (long long)want, ZSTD_isError(got) ? -1LL : (long long)got);
         return true;
     }
 #endif
     default:
-        return refuse(error, "OP_COMPRESSED compressorId %lld is not supported",
-                      (long long)msg->compressor);
+        return wire_fail(error, WIRE_ERR_PROTOCOL,
+                         "OP_COMPRESSED compressorId %lld is not supported",
+                         (long long)msg->compressor);
     }
 }
 
@@ -362,8 +353,9 @@ wire_compress_decode(struct wire_compress_ctx *ctx, const struct wire_compressed
     uint8_t *out;
 
     if (msg->uncompressed_size < 0 || !wire_compress_built(msg->compressor)) {
-        refuse(error, "OP_COMPRESSED was not parsed (uncompressedSize %lld, compressor %lld)",
-               (long long)msg->uncompressed_size, (long long)msg->compressor);
+        wire_fail(error, WIRE_ERR_PROTOCOL,
+                  "OP_COMPRESSED was not parsed (uncompressedSize %lld, compressor %lld)",
+                  (long long)msg->uncompressed_size, (long long)msg->compressor);
         return NULL;
     }
     out = bson_malloc(total);
@@ -499,23 +491,26 @@ wire_compress_encode(struct wire_compress_ctx *ctx, const struct wire_header *h,
     uint8_t *out;
 
     if (!wire_compress_built(id)) {
-        refuse(error, "compressor %lld is not built in", (long long)id);
+        wire_fail(error, WIRE_ERR_PROTOCOL, "compressor %lld is not built in", (long long)id);
         return NULL;
     }
     if (body_len > (size_t)INT32_MAX - WIRE_HEADER_LEN) {
-        refuse(error, "a message of %lld bytes is too large to compress", (long long)body_len);
+        wire_fail(error, WIRE_ERR_PROTOCOL, "a message of %lld bytes is too large to compress",
+                  (long long)body_len);
         return NULL;
     }
     room = bound(id, body_len);
     if (room == 0 && body_len > 0) {
-        refuse(error, "compressor %lld cannot take %lld bytes", (long long)id, (long long)body_len);
+        wire_fail(error, WIRE_ERR_PROTOCOL, "compressor %lld cannot take %lld bytes", (long long)id,
+                  (long long)body_len);
         return NULL;
     }
     out = bson_malloc(at + room + 1);
     n = deflate_into(ctx, id, body, body_len, zlib_level, out + at, room + 1);
     if ((n == 0 && body_len > 0) || at + n > (size_t)INT32_MAX) {
         bson_free(out);
-        refuse(error, "compressor %lld failed on %lld bytes", (long long)id, (long long)body_len);
+        wire_fail(error, WIRE_ERR_PROTOCOL, "compressor %lld failed on %lld bytes", (long long)id,
+                  (long long)body_len);
         return NULL;
     }
     out_h.length = (int32_t)(at + n);

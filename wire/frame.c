@@ -7,6 +7,9 @@
 
 #include "wire/frame.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 int64_t
 wire_frame_read_i64(const uint8_t *buf)
 {
@@ -66,4 +69,17 @@ wire_frame_put_header(uint8_t *out, const struct wire_header *header)
     wire_frame_write_i32(out + 4, header->request_id);
     wire_frame_write_i32(out + 8, header->response_to);
     wire_frame_write_i32(out + 12, header->opcode);
+}
+
+bool
+wire_fail(bson_error_t *error, uint32_t code, const char *fmt, ...)
+{
+    char text[sizeof error->message];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    bson_set_error(error, WIRE_ERROR_DOMAIN, code, "%s", text);
+    return false;
 }

@@ -14,7 +14,6 @@
 #include "wire/doc.h"
 #include "wire/reader.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,38 +24,22 @@
 /* Flags the proxy understands among the required (low 16) bits. */
 #define SUPPORTED_REQUIRED (WIRE_MSG_CHECKSUM_PRESENT | WIRE_MSG_MORE_TO_COME)
 
-static bool fail(bson_error_t *error, uint32_t code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static bool
-fail(bson_error_t *error, uint32_t code, const char *fmt, ...)
-{
-    char text[sizeof error->message];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
-    va_end(ap);
-    bson_set_error(error, WIRE_ERROR_DOMAIN, code, "%s", text);
-    return false;
-}
-
 /* Decodes the header of a whole message of len bytes and checks its length and opcode. */
 static bool
 header(const uint8_t *data, size_t len, int32_t opcode, struct wire_header *h,
        bson_error_t *error)
 {
     if (len < WIRE_HEADER_LEN)
-        return fail(error, WIRE_ERR_OVERFLOW, "message of %zu bytes is shorter than a header",
-                    len);
+        return wire_fail(error, WIRE_ERR_OVERFLOW, "message of %zu bytes is shorter than a header",
+                         len);
     if (wire_frame_header(data, len, WIRE_MAX_MESSAGE_LEN, h, error) != WIRE_OK)
         return false;
     if ((size_t)h->length != len)
-        return fail(error, WIRE_ERR_PROTOCOL, "header length %d but message is %zu bytes",
-                    (int)h->length, len);
+        return wire_fail(error, WIRE_ERR_PROTOCOL, "header length %d but message is %zu bytes",
+                         (int)h->length, len);
     if (h->opcode != opcode)
-        return fail(error, WIRE_ERR_PROTOCOL, "opcode %d where %d was expected", (int)h->opcode,
-                    (int)opcode);
+        return wire_fail(error, WIRE_ERR_PROTOCOL, "opcode %d where %d was expected",
+                         (int)h->opcode, (int)opcode);
     return true;
 }
 
@@ -72,7 +55,7 @@ check_doc_top(const uint8_t *p, size_t avail, uint32_t max_depth, uint32_t *len,
 
     if (wire_doc_check_top(p, avail, max_depth, len, top, &inner))
         return true;
-    return fail(error, inner.code, "%s: %s", what, inner.message);
+    return wire_fail(error, inner.code, "%s: %s", what, inner.message);
 }
 
 static bool
@@ -135,25 +118,25 @@ sequence(const uint8_t *data, size_t *pos, size_t end, uint32_t max_depth, struc
     int32_t size;
 
     if (msg->n_seqs == WIRE_MSG_MAX_SEQUENCES)
-        return fail(error, WIRE_ERR_TOO_MANY_SEQUENCES,
-                    "more than %d document sequences in OP_MSG", WIRE_MSG_MAX_SEQUENCES);
+        return wire_fail(error, WIRE_ERR_TOO_MANY_SEQUENCES,
+                         "more than %d document sequences in OP_MSG", WIRE_MSG_MAX_SEQUENCES);
     if (end - at < 4)
-        return fail(error, WIRE_ERR_OVERFLOW, "document sequence size truncated");
+        return wire_fail(error, WIRE_ERR_OVERFLOW, "document sequence size truncated");
     size = wire_frame_read_i32(data + at);
     if (size < 4 + 1 || (size_t)size > end - at)
-        return fail(error, WIRE_ERR_OVERFLOW, "document sequence size %d out of bounds",
-                    (int)size);
+        return wire_fail(error, WIRE_ERR_OVERFLOW, "document sequence size %d out of bounds",
+                         (int)size);
     stop = at + (size_t)size;
     nul = memchr(data + at + 4, 0, (size_t)size - 4);
     if (!nul)
-        return fail(error, WIRE_ERR_OVERFLOW, "document sequence identifier not terminated");
+        return wire_fail(error, WIRE_ERR_OVERFLOW, "document sequence identifier not terminated");
 
     seq = &msg->seqs[msg->n_seqs];
     seq->id = (const char *)(data + at + 4);
     for (uint32_t i = 0; i < msg->n_seqs; i++) {
         if (strcmp(msg->seqs[i].id, seq->id) == 0)
-            return fail(error, WIRE_ERR_DUPLICATE_SEQUENCE, "Duplicate document sequence: %.64s",
-                        seq->id);
+            return wire_fail(error, WIRE_ERR_DUPLICATE_SEQUENCE,
+                             "Duplicate document sequence: %.64s", seq->id);
     }
     q = (size_t)(nul - data) + 1;
     seq->docs = data + q;
@@ -190,15 +173,15 @@ wire_msg_parse(const uint8_t *data, size_t len, uint32_t max_depth, struct wire_
     if (!header(data, len, WIRE_OP_MSG, &msg->header, error))
         return false;
     if (len < FLAGS_END)
-        return fail(error, WIRE_ERR_OVERFLOW, "OP_MSG flag word truncated to %zu bytes",
-                    len - WIRE_HEADER_LEN);
+        return wire_fail(error, WIRE_ERR_OVERFLOW, "OP_MSG flag word truncated to %zu bytes",
+                         len - WIRE_HEADER_LEN);
     msg->flags = (uint32_t)wire_frame_read_i32(data + WIRE_HEADER_LEN);
     if (msg->flags & WIRE_MSG_REQUIRED_BITS & ~SUPPORTED_REQUIRED)
-        return fail(error, WIRE_ERR_ILLEGAL_OP_MSG_FLAG,
-                    "Message contains illegal flags value: 0x%08x", (unsigned)msg->flags);
+        return wire_fail(error, WIRE_ERR_ILLEGAL_OP_MSG_FLAG,
+                         "Message contains illegal flags value: 0x%08x", (unsigned)msg->flags);
     if (msg->flags & WIRE_MSG_CHECKSUM_PRESENT) {
         if (len - FLAGS_END < CRC_LEN)
-            return fail(error, WIRE_ERR_OVERFLOW, "OP_MSG too short for its checksum");
+            return wire_fail(error, WIRE_ERR_OVERFLOW, "OP_MSG too short for its checksum");
         end = len - CRC_LEN;
     }
 
@@ -210,29 +193,31 @@ wire_msg_parse(const uint8_t *data, size_t len, uint32_t max_depth, struct wire_
                 return false;
         } else if (kind == KIND_BODY) {
             if (msg->body)
-                return fail(error, WIRE_ERR_MULTIPLE_BODIES, "Multiple body sections in message");
+                return wire_fail(error, WIRE_ERR_MULTIPLE_BODIES,
+                                 "Multiple body sections in message");
             if (!check_doc_top(data + pos, end - pos, max_depth, &msg->body_len, &msg->top,
                                "OP_MSG body", error))
                 return false;
             msg->body = data + pos;
             pos += msg->body_len;
         } else {
-            return fail(error, WIRE_ERR_UNKNOWN_SECTION, "Unknown section kind %u",
-                        (unsigned)kind);
+            return wire_fail(error, WIRE_ERR_UNKNOWN_SECTION, "Unknown section kind %u",
+                             (unsigned)kind);
         }
     }
     if (!msg->body)
-        return fail(error, WIRE_ERR_NO_BODY, "OP_MSG messages must have a body");
+        return wire_fail(error, WIRE_ERR_NO_BODY, "OP_MSG messages must have a body");
 
     for (uint32_t i = 0; i < msg->n_seqs; i++) {
         if (in_body(msg->body, msg->body_len, msg->seqs[i].id))
-            return fail(error, WIRE_ERR_SEQUENCE_IN_BODY,
-                        "Duplicate field between body and document sequence %.64s",
-                        msg->seqs[i].id);
+            return wire_fail(error, WIRE_ERR_SEQUENCE_IN_BODY,
+                             "Duplicate field between body and document sequence %.64s",
+                             msg->seqs[i].id);
     }
     if ((msg->flags & WIRE_MSG_CHECKSUM_PRESENT) &&
         (uint32_t)wire_frame_read_i32(data + end) != wire_crc32c(data, end))
-        return fail(error, WIRE_ERR_CHECKSUM_MISMATCH, "OP_MSG checksum does not match contents");
+        return wire_fail(error, WIRE_ERR_CHECKSUM_MISMATCH,
+                         "OP_MSG checksum does not match contents");
     return true;
 }
 
@@ -247,15 +232,16 @@ wire_msg_parse_query(const uint8_t *data, size_t len, uint32_t max_depth,
     if (!header(data, len, WIRE_OP_QUERY, &query->header, error))
         return false;
     if (len < FLAGS_END)
-        return fail(error, WIRE_ERR_OVERFLOW, "OP_QUERY flags truncated");
+        return wire_fail(error, WIRE_ERR_OVERFLOW, "OP_QUERY flags truncated");
     query->flags = wire_frame_read_i32(data + WIRE_HEADER_LEN);
     nul = memchr(data + pos, 0, len - pos);
     if (!nul)
-        return fail(error, WIRE_ERR_OVERFLOW, "OP_QUERY fullCollectionName not terminated");
+        return wire_fail(error, WIRE_ERR_OVERFLOW, "OP_QUERY fullCollectionName not terminated");
     query->full_collection = (const char *)(data + pos);
     pos = (size_t)(nul - data) + 1;
     if (len - pos < 8)
-        return fail(error, WIRE_ERR_OVERFLOW, "OP_QUERY numberToSkip/numberToReturn truncated");
+        return wire_fail(error, WIRE_ERR_OVERFLOW,
+                         "OP_QUERY numberToSkip/numberToReturn truncated");
     query->skip = wire_frame_read_i32(data + pos);
     query->n_return = wire_frame_read_i32(data + pos + 4);
     pos += 8;
@@ -271,8 +257,8 @@ wire_msg_parse_query(const uint8_t *data, size_t len, uint32_t max_depth,
         pos += query->selector_len;
     }
     if (pos != len)
-        return fail(error, WIRE_ERR_PROTOCOL, "%zu bytes after the OP_QUERY selector",
-                    len - pos);
+        return wire_fail(error, WIRE_ERR_PROTOCOL, "%zu bytes after the OP_QUERY selector",
+                         len - pos);
     return true;
 }
 
@@ -287,27 +273,28 @@ wire_msg_parse_reply(const uint8_t *data, size_t len, uint32_t max_depth,
     if (!header(data, len, WIRE_OP_REPLY, &reply->header, error))
         return false;
     if (len < docs_at)
-        return fail(error, WIRE_ERR_OVERFLOW, "OP_REPLY fields truncated");
+        return wire_fail(error, WIRE_ERR_OVERFLOW, "OP_REPLY fields truncated");
     reply->flags = wire_frame_read_i32(data + 16);
     reply->cursor_id = wire_frame_read_i64(data + 20);
     reply->starting_from = wire_frame_read_i32(data + 28);
     reply->n_returned = wire_frame_read_i32(data + 32);
     if (reply->n_returned < 0)
-        return fail(error, WIRE_ERR_PROTOCOL, "OP_REPLY numberReturned %d is negative",
-                    (int)reply->n_returned);
+        return wire_fail(error, WIRE_ERR_PROTOCOL, "OP_REPLY numberReturned %d is negative",
+                         (int)reply->n_returned);
     for (int32_t i = 0; i < reply->n_returned; i++) {
         uint32_t doc_len;
 
         if (pos == len)
-            return fail(error, WIRE_ERR_PROTOCOL, "OP_REPLY numberReturned %d but %d documents",
-                        (int)reply->n_returned, (int)i);
+            return wire_fail(error, WIRE_ERR_PROTOCOL,
+                             "OP_REPLY numberReturned %d but %d documents", (int)reply->n_returned,
+                             (int)i);
         if (!check_doc(data + pos, len - pos, max_depth, &doc_len, "OP_REPLY document", error))
             return false;
         pos += doc_len;
     }
     if (pos != len)
-        return fail(error, WIRE_ERR_PROTOCOL, "%zu bytes after OP_REPLY's %d documents",
-                    len - pos, (int)reply->n_returned);
+        return wire_fail(error, WIRE_ERR_PROTOCOL, "%zu bytes after OP_REPLY's %d documents",
+                         len - pos, (int)reply->n_returned);
     reply->docs = data + docs_at;
     reply->docs_len = (uint32_t)(len - docs_at);
     return true;
