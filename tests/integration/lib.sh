@@ -109,6 +109,27 @@ mc_init() {
     trap 'exit 143' TERM
 }
 
+# Skips the whole script (TAP "1..0 # SKIP") when MC_PROXY_BYPASS=1 points the
+# clients at FerretDB itself: WHAT says what its cases test that needs the proxy.
+mc_skip_if_bypass() {
+    if [ "${MC_PROXY_BYPASS:-0}" = 1 ]; then
+        echo "1..0 # SKIP MC_PROXY_BYPASS=1: these cases $1"
+        exit 0
+    fi
+}
+
+# Each TOOL must be on PATH: a skip, or a bail out under MONGOCACHE_REQUIRE_INTEGRATION=1.
+mc_need_tools() {
+    local tool
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null 2>&1 || {
+            [ "${MONGOCACHE_REQUIRE_INTEGRATION:-0}" = 1 ] && mc_bail "$tool not found"
+            echo "1..0 # SKIP $tool not found"
+            exit 0
+        }
+    done
+}
+
 # Prints a TCP port on 127.0.0.1 that nothing uses and that this run has not
 # handed out before (recorded in $MC_TMP/ports, so $(mc_free_port) works).
 # Below the kernel's ephemeral range when there is room (10,000 ports or more

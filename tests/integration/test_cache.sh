@@ -26,10 +26,7 @@ set -u
 # shellcheck source=tests/integration/lib.sh source-path=SCRIPTDIR/../..
 . "$(dirname "$0")/lib.sh"
 mc_init
-if [ "${MC_PROXY_BYPASS:-0}" = 1 ]; then
-    echo "1..0 # SKIP MC_PROXY_BYPASS=1: these cases test the proxy's cache"
-    exit 0
-fi
+mc_skip_if_bypass "test the proxy's cache"
 
 # Never leave a stopped FerretDB behind, whatever happens.
 STOPPABLE_PID=""

@@ -7,10 +7,7 @@ set -u
 
 . "$(dirname "$0")/lib.sh"
 mc_init
-if [ "${MC_PROXY_BYPASS:-0}" = 1 ]; then
-    echo "1..0 # SKIP MC_PROXY_BYPASS=1: these cases compare the proxy with the server"
-    exit 0
-fi
+mc_skip_if_bypass "compare the proxy with the server"
 
 mc_start_ferretdb
 mc_start_proxy

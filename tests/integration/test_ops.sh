@@ -20,10 +20,7 @@ set -u
 
 . "$(dirname "$0")/lib.sh"
 mc_init
-if [ "${MC_PROXY_BYPASS:-0}" = 1 ]; then
-    echo "1..0 # SKIP MC_PROXY_BYPASS=1: these cases test the proxy itself"
-    exit 0
-fi
+mc_skip_if_bypass "test the proxy itself"
 
 
 # ops GROUP ARGS...: runs one ops.py group against the current proxy.

@@ -14,10 +14,7 @@ set -u
 # shellcheck source=tests/integration/lib.sh source-path=SCRIPTDIR/../..
 . "$(dirname "$0")/lib.sh"
 mc_init
-if [ "${MC_PROXY_BYPASS:-0}" = 1 ]; then
-    echo "1..0 # SKIP MC_PROXY_BYPASS=1: these cases test the proxy itself"
-    exit 0
-fi
+mc_skip_if_bypass "test the proxy itself"
 [ -x "$MC_MONGOCACHE" ] || mc_bail "mongocache not built: $MC_MONGOCACHE"
 
 mc_start_ferretdb

@@ -26,17 +26,8 @@ set -u
 # shellcheck source=tests/integration/lib.sh source-path=SCRIPTDIR/../..
 . "$(dirname "$0")/lib.sh"
 mc_init
-if [ "${MC_PROXY_BYPASS:-0}" = 1 ]; then
-    echo "1..0 # SKIP MC_PROXY_BYPASS=1: these cases test the proxy's cache"
-    exit 0
-fi
-for tool in redis-server redis-cli; do
-    command -v "$tool" >/dev/null 2>&1 || {
-        [ "${MONGOCACHE_REQUIRE_INTEGRATION:-0}" = 1 ] && mc_bail "$tool not found"
-        echo "1..0 # SKIP $tool not found"
-        exit 0
-    }
-done
+mc_skip_if_bypass "test the proxy's cache"
+mc_need_tools redis-server redis-cli
 
 # node NAME PORT ARGS...: a redis-server on loopback; NAME_PID
 node() {

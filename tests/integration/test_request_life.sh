@@ -11,10 +11,7 @@ set -u
 
 . "$(dirname "$0")/lib.sh"
 mc_init
-if [ "${MC_PROXY_BYPASS:-0}" = 1 ]; then
-    echo "1..0 # SKIP MC_PROXY_BYPASS=1: these cases test the proxy itself"
-    exit 0
-fi
+mc_skip_if_bypass "test the proxy itself"
 mc_run_lines request_life held "$MC_PYTHON" "$MC_TESTDIR/request_life.py" \
     --bin "$MC_MONGOCACHE" --log "$MC_TMP/proxy.1.log" --port "$(mc_free_port)" \
     --http "$(mc_free_port)"

@@ -25,10 +25,7 @@ set -u
 # shellcheck source=tests/integration/lib.sh source-path=SCRIPTDIR/../..
 . "$(dirname "$0")/lib.sh"
 mc_init
-if [ "${MC_PROXY_BYPASS:-0}" = 1 ]; then
-    echo "1..0 # SKIP MC_PROXY_BYPASS=1: these cases test the proxy's cache"
-    exit 0
-fi
+mc_skip_if_bypass "test the proxy's cache"
 command -v redis-server >/dev/null 2>&1 || {
     [ "${MONGOCACHE_REQUIRE_INTEGRATION:-0}" = 1 ] && mc_bail "redis-server not found"
     echo "1..0 # SKIP redis-server not found"

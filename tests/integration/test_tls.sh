@@ -26,10 +26,7 @@ set -u
 
 . "$(dirname "$0")/lib.sh"
 mc_init
-if [ "${MC_PROXY_BYPASS:-0}" = 1 ]; then
-    echo "1..0 # SKIP MC_PROXY_BYPASS=1: these cases test the proxy itself"
-    exit 0
-fi
+mc_skip_if_bypass "test the proxy itself"
 command -v openssl >/dev/null 2>&1 || mc_bail "openssl not found (run tests/setup.sh)"
 
 CERTS=$MC_TMP/certs

@@ -10,10 +10,7 @@ set -u
 # shellcheck source=tests/integration/lib.sh source-path=SCRIPTDIR/../..
 . "$(dirname "$0")/lib.sh"
 mc_init
-if [ "${MC_PROXY_BYPASS:-0}" = 1 ]; then
-    echo "1..0 # SKIP MC_PROXY_BYPASS=1: these cases test the proxy's cache"
-    exit 0
-fi
+mc_skip_if_bypass "test the proxy's cache"
 JAVA_LIB=$MC_TOOLS/java/lib
 if ! command -v java >/dev/null 2>&1 || [ ! -f "$JAVA_LIB/mongocache-it-upstream-1.jar" ]; then
     [ "${MONGOCACHE_REQUIRE_INTEGRATION:-0}" = 1 ] && mc_bail "java or $JAVA_LIB missing (run tests/setup.sh)"
