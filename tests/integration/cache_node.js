@@ -34,34 +34,7 @@ const PROXY_URI = `mongodb://127.0.0.1:${proxyPort}/`;
 const DIRECT_URI = `mongodb://127.0.0.1:${directPort}/?directConnection=true`;
 const OPTS = { serverSelectionTimeoutMS: 10000 };
 
-let failures = 0;
-let results = 0; // printed so far: the plan printed at the end
-function line(ok, name, problems) {
-  if (!ok) failures++;
-  results++;
-  process.stdout.write(`${ok ? 'ok' : 'not ok'} - ${name.replace(/#/g, '')}\n`);
-  for (const p of problems || []) {
-    for (const l of String(p).split('\n')) process.stdout.write(`# ${l}\n`);
-  }
-}
-function skip(name, reason) {
-  results++;
-  process.stdout.write(`ok - ${name.replace(/#/g, '')} # SKIP ${reason.replace(/#/g, '')}\n`);
-}
-// One TAP line; an exception is a failure of that line only.
-async function tcase(name, fn) {
-  const problems = [];
-  const check = (cond, msg) => {
-    if (!cond) problems.push(msg);
-    return cond;
-  };
-  try {
-    await fn(check, problems);
-  } catch (e) {
-    problems.push(`exception: ${e && e.stack ? e.stack.split('\n').slice(0, 4).join('\n') : e}`);
-  }
-  line(problems.length === 0, name, problems);
-}
+const { line, skip, tcase, plan } = require('./tap.js');
 
 async function stats() {
   const r = await fetch(`http://127.0.0.1:${httpPort}/stats`);
@@ -303,7 +276,7 @@ async function groupTypes() {
   else if (group === 'types') await groupTypes();
   else throw new Error(`unknown group ${group}`);
 })().then(() => {
-  process.stdout.write(`1..${results}\n`);
+  plan();
   process.exit(0);
 }, (e) => {
   line(false, `cache_node.js ${group}: harness failed`, [e && e.stack ? e.stack : String(e)]);

@@ -18,27 +18,8 @@ if (!proxyPort || !httpPort || !caFile) {
   process.exit(2);
 }
 
-let results = 0;
-function line(ok, name, problems) {
-  results++;
-  process.stdout.write(`${ok ? 'ok' : 'not ok'} - ${name.replace(/#/g, '')}\n`);
-  for (const p of problems || []) {
-    for (const l of String(p).split('\n')) process.stdout.write(`# ${l}\n`);
-  }
-}
-async function tcase(name, fn) {
-  const problems = [];
-  const check = (cond, msg) => {
-    if (!cond) problems.push(msg);
-    return cond;
-  };
-  try {
-    await fn(check);
-  } catch (e) {
-    problems.push(`exception: ${e && e.stack ? e.stack.split('\n').slice(0, 4).join('\n') : e}`);
-  }
-  line(problems.length === 0, name, problems);
-}
+const { tcase, plan } = require('./tap.js');
+
 async function hits() {
   const r = await fetch(`http://127.0.0.1:${httpPort}/stats`);
   return (await r.json()).cache.hits;
@@ -105,7 +86,7 @@ async function main() {
       }
     });
   }
-  process.stdout.write(`1..${results}\n`);
+  plan();
 }
 
 main().catch((e) => {

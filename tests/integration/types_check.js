@@ -26,22 +26,7 @@ const PROXY_URI = `mongodb://127.0.0.1:${proxyPort}/`;
 const DIRECT_URI = `mongodb://127.0.0.1:${directPort}/?directConnection=true`;
 const OPTS = { serverSelectionTimeoutMS: 10000 };
 
-let results = 0; // printed so far: the plan printed at the end
-async function tcase(name, fn) {
-  const problems = [];
-  const check = (cond, msg) => {
-    if (!cond) problems.push(msg);
-    return cond;
-  };
-  try {
-    await fn(check);
-  } catch (e) {
-    problems.push(`exception: ${e && e.stack ? e.stack.split('\n').slice(0, 4).join('\n') : e}`);
-  }
-  results++;
-  process.stdout.write(`${problems.length ? 'not ok' : 'ok'} - ${name.replace(/#/g, '')}\n`);
-  for (const p of problems) for (const l of String(p).split('\n')) process.stdout.write(`# ${l}\n`);
-}
+const { tcase, plan } = require('./tap.js');
 
 async function stats() {
   return (await fetch(`http://127.0.0.1:${httpPort}/stats`)).json();
@@ -238,7 +223,7 @@ async function main() {
   await D.close();
 }
 
-main().then(() => process.stdout.write(`1..${results}\n`), (e) => {
+main().then(plan, (e) => {
   process.stdout.write(`not ok - types_check.js ran to its end\n# ${e && e.stack ? e.stack : e}\n`);
   process.exit(1);
 });
