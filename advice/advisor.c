@@ -814,7 +814,7 @@ stuck_report(struct worker *w)
     return rep;
 }
 
-static void free_advisor(struct advice_advisor *a, bool with_reports);
+static void free_advisor(struct advice_advisor *a);
 
 static void *
 worker_main(void *arg)
@@ -852,7 +852,7 @@ out:
     abandoned = a->abandoned;
     pthread_mutex_unlock(&a->mu);
     if (abandoned)
-        free_advisor(a, true); /* the loop left it to us (advice_advisor_destroy) */
+        free_advisor(a); /* the loop left it to us (advice_advisor_destroy) */
     return NULL;
 }
 
@@ -997,11 +997,10 @@ advice_advisor_reconfigure(struct advice_advisor *advisor, const struct advice_c
 
 /* Frees what the advisor holds once its worker is done with it (either side may run this). */
 static void
-free_advisor(struct advice_advisor *a, bool with_reports)
+free_advisor(struct advice_advisor *a)
 {
     advice_snapshot_destroy(a->mailbox);
-    if (with_reports)
-        take_reports(a, false); /* reports posted but not read: the pipe's */
+    take_reports(a, false); /* reports posted but not read: the pipe's */
     close(a->rfd);
     close(a->wfd);
     pthread_cond_destroy(&a->wake);
@@ -1014,25 +1013,27 @@ bool
 advice_advisor_destroy(struct advice_advisor *advisor)
 {
     struct timespec until;
+    pthread_t thread;
     bool exited;
     int rc;
 
     if (advisor == NULL)
         return true;
+    thread = advisor->thread;
     if (advisor->ev != NULL)
         event_free(advisor->ev);
     pthread_mutex_lock(&advisor->mu);
     atomic_store(&advisor->stop, true);
     pthread_cond_signal(&advisor->wake);
     pthread_mutex_unlock(&advisor->mu);
-    clock_gettime(CLOCK_REALTIME, &until);
+    clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += ADVICE_ADVISOR_STOP_WAIT_MS / 1000;
     until.tv_nsec += (ADVICE_ADVISOR_STOP_WAIT_MS % 1000) * 1000000L;
     if (until.tv_nsec >= 1000000000L) {
         until.tv_sec++;
         until.tv_nsec -= 1000000000L;
     }
-    rc = pthread_timedjoin_np(advisor->thread, NULL, &until);
+    rc = pthread_clockjoin_np(thread, NULL, CLOCK_MONOTONIC, &until);
     if (rc != 0) {
         /* Still inside libmongoc (1.23's client destroy can wait for ever on
          * its own lock when its server went away as it ended its sessions):
@@ -1041,16 +1042,18 @@ advice_advisor_destroy(struct advice_advisor *advisor)
         exited = advisor->exited;
         advisor->abandoned = !exited;
         pthread_mutex_unlock(&advisor->mu);
+        /* Once abandoned is set the worker may free the advisor at any time:
+         * only the local copy of its thread is read from here on. */
         if (!exited) {
-            pthread_detach(advisor->thread);
+            pthread_detach(thread);
             conf_log(CONF_LOG_WARN, 0, "advisor_abandoned",
                      "waited_ms=%d msg=\"the index advisor's thread did not stop in time; left "
                      "behind\"",
                      ADVICE_ADVISOR_STOP_WAIT_MS);
             return false;
         }
-        pthread_join(advisor->thread, NULL); /* it ended just now */
+        pthread_join(thread, NULL); /* it ended just now */
     }
-    free_advisor(advisor, true);
+    free_advisor(advisor);
     return true;
 }
