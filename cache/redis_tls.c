@@ -43,6 +43,17 @@ set(const char *s)
     return s && s[0];
 }
 
+/* OpenSSL's pass phrase callback: none (0 bytes), so an encrypted key fails to load. */
+static int
+no_password(char *buf, int size, int rwflag, void *userdata)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)userdata;
+    return 0;
+}
+
 struct cache_redis_tls *
 cache_redis_tls_new(const struct cache_redis_tls_conf *conf, bson_error_t *error)
 {
@@ -70,6 +81,8 @@ cache_redis_tls_new(const struct cache_redis_tls_conf *conf, bson_error_t *error
         goto fail;
     }
     if (set(conf->cert_file)) {
+        /* An encrypted key is refused, never a pass phrase asked on the terminal. */
+        SSL_CTX_set_default_passwd_cb(tls->ctx, no_password);
         if (!SSL_CTX_use_certificate_chain_file(tls->ctx, conf->cert_file)) {
             tls_error(error, "cannot read the certificate file", conf->cert_file);
             goto fail;
