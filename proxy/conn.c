@@ -1015,12 +1015,32 @@ tls_write_buffer(struct proxy_conn *conn, struct evbuffer *buf)
     return total > 0 ? (int)total : -1;
 }
 
-/* proxy_conn_write_now through the link: the bytes taken. */
+/*
+ * proxy_conn_write_now through the link: the bytes taken. Pieces that fit
+ * one record together (a hit's header and its value) go as one record, one
+ * SSL_write and one write(): each SSL_write is a record of its own. A
+ * refused write is retried from the output with at least as many bytes.
+ */
 static size_t
 tls_write_iov(struct proxy_conn *conn, const struct iovec *iov, int n)
 {
     size_t total = 0;
 
+    for (int i = 0; i < n; i++)
+        total += iov[i].iov_len;
+    if (n > 1 && total <= CONN_TLS_RECORD) {
+        uint8_t joined[CONN_TLS_RECORD];
+        size_t off = 0;
+        ssize_t w;
+
+        for (int i = 0; i < n; i++) {
+            memcpy(joined + off, iov[i].iov_base, iov[i].iov_len);
+            off += iov[i].iov_len;
+        }
+        w = proxy_tls_link_send(conn->tls->link, joined, off);
+        return w > 0 ? (size_t)w : 0;
+    }
+    total = 0;
     for (int i = 0; i < n; i++) {
         ssize_t w = proxy_tls_link_send(conn->tls->link, iov[i].iov_base, iov[i].iov_len);
 

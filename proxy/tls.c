@@ -53,7 +53,8 @@ struct proxy_tls_link {
     bool open;    /* the handshake ended well: a close_notify may be sent */
     bool failed;  /* a fatal error: no close_notify */
     bool eof;     /* the end of stream was seen behind bytes returned */
-    bool err_pending; /* an error was met behind bytes returned: the next recv reports it */
+    int err_pending; /* errno of a record that failed behind bytes returned (why set):
+                      * the next recv reports it; 0 when none */
     bool full;    /* the last recv filled its buffer: whole records may wait inside */
     bool got_data; /* application bytes were read */
     bool refused;  /* connecting: an alert came before any application byte */
@@ -558,7 +559,11 @@ proxy_tls_link_recv(struct proxy_tls_link *link, void *buf, size_t len)
     size_t total = 0;
 
     link->full = false;
-    link->err_pending = false;
+    if (link->err_pending) {
+        errno = link->err_pending; /* OpenSSL would not say it again: its queue is spent */
+        link->err_pending = 0;
+        return -1;
+    }
     if (link->eof)
         return 0;
     if (link->wants == EV_WRITE)
@@ -593,11 +598,11 @@ proxy_tls_link_recv(struct proxy_tls_link *link, void *buf, size_t len)
             }
             return 0;
         }
+        io_failed(link, err);
         if (total > 0) {
-            link->err_pending = true; /* it comes again with the next call, made at once */
+            link->err_pending = errno; /* reported by the next call, made at once */
             break;
         }
-        io_failed(link, err);
         return -1;
     }
     link->full = total == len;
@@ -636,7 +641,7 @@ proxy_tls_link_pending(const struct proxy_tls_link *link)
 {
     /* After a recv that stopped short of its buffer, OpenSSL holds at most
      * part of a record, whose rest the socket will signal. */
-    return link->eof || link->err_pending || (link->full && SSL_has_pending(link->ssl));
+    return link->eof || link->err_pending != 0 || (link->full && SSL_has_pending(link->ssl));
 }
 
 void

@@ -247,9 +247,41 @@ test_corrupt_tail(struct event_base *base, struct proxy_io_loop *loop,
     RUN_UNTIL(base, r.s.events > 0);
     ok(r.s.len == n && memcmp(r.s.got, want, n) == 0, "the good record's bytes were read (%zu)",
        r.s.len);
-    ok(r.s.events == 1 && (r.s.what & (PROXY_CONN_ERROR | PROXY_CONN_EOF)),
-       "the forged record ends the connection at once (events %d, what 0x%x)", r.s.events,
-       (unsigned)r.s.what);
+    ok(r.s.events == 1 && (r.s.what & PROXY_CONN_ERROR) && proxy_conn_tls_error(r.conn),
+       "the forged record ends the connection at once, as an error with its reason (events %d, "
+       "what 0x%x: %s)",
+       r.s.events, (unsigned)r.s.what,
+       proxy_conn_tls_error(r.conn) ? proxy_conn_tls_error(r.conn) : "no reason");
+    rig_down(&r);
+}
+
+/*
+ * A hit's two pieces (a 16-byte header, then the stored value) written at
+ * once go as one record: the client's first SSL_read returns both (one
+ * record per read), not the header alone.
+ */
+static void
+test_joined_record(struct event_base *base, struct proxy_io_loop *loop,
+                   const struct proxy_tls *tls, SSL_CTX *cctx)
+{
+    uint8_t head[16], body[300], got[400];
+    struct iovec iov[2] = {{head, sizeof head}, {body, sizeof body}};
+    struct rig r;
+    size_t taken;
+    int m = -1;
+
+    pattern(head, sizeof head, 4);
+    pattern(body, sizeof body, 5);
+    ok(rig_up(&r, base, loop, tls, cctx, 16), "handshake (two pieces written at once)");
+    taken = proxy_conn_write_now(r.conn, iov, 2);
+    for (int i = 0; i < 200 && m <= 0; i++) {
+        m = SSL_read(r.client, got, (int)sizeof got);
+        if (m <= 0)
+            RUN_UNTIL(base, true);
+    }
+    ok(taken == sizeof head + sizeof body && m == (int)(sizeof head + sizeof body) &&
+           memcmp(got, head, sizeof head) == 0 && memcmp(got + sizeof head, body, sizeof body) == 0,
+       "a header and its value go as one record (taken %zu, the first read %d bytes)", taken, m);
     rig_down(&r);
 }
 
@@ -374,6 +406,7 @@ main(void)
     test_large_send(base, loop, tls, cctx);
     test_plaintext_client(base, loop, tls);
     test_corrupt_tail(base, loop, tls, cctx);
+    test_joined_record(base, loop, tls, cctx);
 
     SSL_CTX_free(cctx);
     proxy_tls_destroy(tls);
