@@ -44,13 +44,14 @@ enum wire_status {
 #define WIRE_ERR_MULTIPLE_BODIES 40430
 #define WIRE_ERR_DUPLICATE_SEQUENCE 40431
 
+#define WIRE_ERR_UNKNOWN_SECTION 40432
+#define WIRE_ERR_SEQUENCE_IN_BODY 40433
+#define WIRE_ERR_NO_BODY 40587
+
 /* Sets error (WIRE_ERROR_DOMAIN, code, the formatted text) and returns false: a parser's
  * refusal in one statement. */
 bool wire_fail(bson_error_t *error, uint32_t code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-#define WIRE_ERR_UNKNOWN_SECTION 40432
-#define WIRE_ERR_SEQUENCE_IN_BODY 40433
-#define WIRE_ERR_NO_BODY 40587
 
 struct wire_header {
     int32_t length;
