@@ -661,16 +661,17 @@ write_reply(struct proxy_client *c, const struct proxy_request *req, uint8_t *by
     write_owned(c, bytes, len);
 }
 
-/* Writes an error reply now: only for the request at the head of the list. */
+/* Writes an error reply to req now (compressed as its other replies would be): only for the
+ * request at the head of the list. */
 static void
-send_error(struct proxy_client *c, int32_t response_to, bool legacy, int32_t code,
+send_error(struct proxy_client *c, const struct proxy_request *req, int32_t code,
            const char *code_name, const char *errmsg)
 {
     size_t len;
-    uint8_t *bytes = proxy_request_make_error(c->server, response_to, legacy, code, code_name,
-                                              errmsg, &len);
+    uint8_t *bytes = proxy_request_make_error(c->server, req->request_id, req->legacy, code,
+                                              code_name, errmsg, &len);
 
-    write_owned(c, bytes, len);
+    write_reply(c, req, bytes, len);
 }
 
 /* ---- requests --------------------------------------------------------------- */
@@ -1147,9 +1148,15 @@ handle_op_msg(struct proxy_client *c, const uint8_t *data, const struct wire_hea
             flush_canned(c);
             return true;
         case PROXY_LOOKUP_WAITING:
-            /* Read nothing more until the wait is over: replies stay in order. */
-            req->held = bson_malloc((size_t)h->length);
-            memcpy(req->held, data, (size_t)h->length);
+            /* Read nothing more until the wait is over: replies stay in order. A decoded
+             * message is held as it is (taken from *owned), any other copied. */
+            if (owned && *owned) {
+                req->held = *owned;
+                *owned = NULL;
+            } else {
+                req->held = bson_malloc((size_t)h->length);
+                memcpy(req->held, data, (size_t)h->length);
+            }
             req->held_len = (size_t)h->length;
             if (msg.flags & WIRE_MSG_EXHAUST_ALLOWED)
                 wire_msg_clear_flags(req->held, req->held_len, WIRE_MSG_EXHAUST_ALLOWED);
@@ -1563,8 +1570,7 @@ upstream_protocol_error(struct proxy_client *c, struct proxy_request *req, const
     if (req) {
         snprintf(errmsg, sizeof errmsg, "mongocache: invalid reply from upstream %s: %s",
                  c->up ? proxy_upstream_address(c->up) : c->server->upstream_label, what);
-        send_error(c, req->request_id, req->legacy, WIRE_CODE_PROTOCOL_ERROR, "ProtocolError",
-                   errmsg);
+        send_error(c, req, WIRE_CODE_PROTOCOL_ERROR, "ProtocolError", errmsg);
         proxy_client_observe(c, req, PROXY_OUTCOME_ERROR);
     }
     proxy_upstream_destroy(c->up);
@@ -1915,8 +1921,7 @@ on_upstream_down(void *arg, const char *why, bool connected)
 
             snprintf(errmsg, sizeof errmsg, "mongocache: %s", why);
             while ((req = TAILQ_FIRST(&c->pending))) {
-                send_error(c, req->request_id, req->legacy, WIRE_CODE_HOST_UNREACHABLE,
-                           "HostUnreachable", errmsg);
+                send_error(c, req, WIRE_CODE_HOST_UNREACHABLE, "HostUnreachable", errmsg);
                 proxy_client_observe(c, req, PROXY_OUTCOME_ERROR);
                 pop_request(c, req);
             }

@@ -90,6 +90,8 @@ proxy_compress_never(const struct wire_cmd *cmd)
     case WIRE_NAME_UPDATE_USER:
         return true;
     default:
+        if (cmd->name_id != WIRE_NAME_UNKNOWN)
+            return false; /* find, insert, ...: a name of the table, not one of the above */
         break;
     }
     /* Names the wire/names.h table does not classify (mongod's are case-sensitive; these
