@@ -145,8 +145,8 @@ is_target(const char *topology, const char *server)
 {
     if (strcmp(server, "Unknown") == 0)
         return false;
-    if (strcmp(topology, "Single") == 0 || strcmp(topology, "LoadBalanced") == 0)
-        return true;
+    if (strcmp(topology, "Single") == 0)
+        return true; /* (LoadBalanced would be too; proxy/check.c refuses loadBalanced=true) */
     if (strcmp(topology, "ReplicaSetWithPrimary") == 0)
         return strcmp(server, "RSPrimary") == 0;
     if (strcmp(topology, "Sharded") == 0)

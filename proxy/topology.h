@@ -9,7 +9,6 @@
  *   Single                    the one server
  *   ReplicaSetWithPrimary     the primary
  *   Sharded                   a mongos that answers, chosen at random
- *   LoadBalanced              the load balancer
  *   anything else, or no view yet: the URI's first host (proxy/server.c)
  *
  * When the servers new connections go to change (a failover), the loop is
