@@ -73,7 +73,8 @@ static void forward(struct proxy_client *c, const uint8_t *data, size_t len, uin
                     size_t replacement_len, bool oneway, bool may_compress);
 static bool on_reply(void *arg, const uint8_t *data, const struct wire_header *h);
 static bool handle_reply(struct proxy_client *c, struct proxy_request *req, const uint8_t *data,
-                         const struct wire_header *h, size_t in_len, uint8_t **owned);
+                         const struct wire_header *h, size_t in_len, uint8_t **owned,
+                         int up_compressor);
 static void on_upstream_down(void *arg, const char *why, bool connected);
 static void on_upstream_invalid(void *arg, const char *why);
 static void on_upstream_drained(void *arg);
@@ -1717,21 +1718,23 @@ on_reply(void *arg, const uint8_t *data, const struct wire_header *h)
             return false;
         }
         (void)wire_frame_header(owned, len, WIRE_MAX_MESSAGE_LEN, &inner, &error);
-        go_on = handle_reply(c, req, owned, &inner, (size_t)h->length, &owned);
+        /* compressorId: byte 24 of the OP_COMPRESSED just decoded */
+        go_on = handle_reply(c, req, owned, &inner, (size_t)h->length, &owned, data[24]);
         bson_free(owned);
         return go_on;
     }
-    return handle_reply(c, req, data, h, (size_t)h->length, NULL);
+    return handle_reply(c, req, data, h, (size_t)h->length, NULL, -1);
 }
 
 /*
  * The reply to req at data (h: its header), in the upstream's input as
- * in_len bytes: h->length, or an OP_COMPRESSED decoded into *owned (which
- * a reply kept for later takes; owned NULL for a plain reply).
+ * in_len bytes: h->length, or an OP_COMPRESSED with up_compressor decoded
+ * into *owned (which a reply kept for later takes; owned NULL and
+ * up_compressor -1 for a plain reply).
  */
 static bool
 handle_reply(struct proxy_client *c, struct proxy_request *req, const uint8_t *data,
-             const struct wire_header *h, size_t in_len, uint8_t **owned)
+             const struct wire_header *h, size_t in_len, uint8_t **owned, int up_compressor)
 {
     const struct conf *conf = c->server->conf;
     const uint8_t *body = NULL;
@@ -1872,6 +1875,11 @@ handle_reply(struct proxy_client *c, struct proxy_request *req, const uint8_t *d
         write_owned(c, rewritten, rewritten_len);
     } else if (c->phase == PROXY_CLIENT_GONE) {
         proxy_upstream_drain(c->up, in_len);
+    } else if (owned && up_compressor == req->reply_compressor) {
+        /* The server compressed it as the client's request was: its bytes as they came
+         * (the requestIDs are the client's), not decoded and compressed again. */
+        proxy_upstream_send_to(c->up, c->conn, NULL, in_len);
+        proxy_compress_count_reply(c->server, up_compressor);
     } else if (req->reply_compressor >= 0 && relay_compressed(c, req, data, (size_t)h->length)) {
         proxy_upstream_drain(c->up, in_len);
     } else if (owned) {

@@ -179,6 +179,13 @@ proxy_compress_reply(struct proxy_server *server, int id, const uint8_t *header,
     return out;
 }
 
+void
+proxy_compress_count_reply(struct proxy_server *server, int id)
+{
+    if (id >= 0 && id < WIRE_COMPRESSOR_COUNT)
+        proxy_stats_add(&server->stats, reply_stat[id], 1);
+}
+
 /* ---- the upstream link ------------------------------------------------------ */
 
 void

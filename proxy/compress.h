@@ -58,6 +58,10 @@ uint8_t *proxy_compress_reply(struct proxy_server *server, int id, const uint8_t
                               const uint8_t *body, size_t body_len, size_t *out_len)
     __attribute__((warn_unused_result));
 
+/* A reply sent to a client compressed with id as the upstream compressed it (no re-encode):
+ * counted as proxy_compress_reply counts one. */
+void proxy_compress_count_reply(struct proxy_server *server, int id);
+
 /*
  * The upstream link, independent of the clients': each client connection's
  * hello to the upstream offers the upstream URI's compressors= (in its

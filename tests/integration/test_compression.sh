@@ -169,6 +169,18 @@ st=0
 [ "$((in_s - in0))" -ge 12 ] && [ "$z" -ge 12 ] && [ "$(relayed "$R1_COUNTS" in_zstd)" -eq 0 ] || st=1
 mc_ok "$st" "client zstd ($z requests) and upstream snappy ($((in_s - in0)) requests) negotiated independently"
 
+# a client compressing with snappy, as the upstream does: the server's compressed replies
+# go to it as they came (counted as compressed replies; nothing decoded and re-encoded
+# wrongly shows as a transcript that differs)
+s0=$(counter compressed_replies_snappy "$P3_HTTP") o0=$(relayed "$R1_COUNTS" out_snappy)
+run pymongo "$P3_URI" cz_up_same snappy "$MC_TMP/up.same" || true
+same "upstream snappy, pymongo with snappy: the same documents as directly" \
+    "$MC_TMP/pymongo.direct" "$MC_TMP/up.same"
+s1=$(($(counter compressed_replies_snappy "$P3_HTTP") - s0)) o1=$(($(relayed "$R1_COUNTS" out_snappy) - o0))
+st=0
+[ "$o1" -ge 12 ] && [ "$s1" -ge 12 ] || st=1
+mc_ok "$st" "snappy both ways: the relay sent $o1 replies compressed, the client got $s1 compressed"
+
 # nothing in common with the upstream: the link stays plain
 start_relay zstd
 R2_COUNTS=$RELAY_COUNTS
