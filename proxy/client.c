@@ -1532,7 +1532,9 @@ event_cb(struct proxy_conn *conn, short what, void *arg)
         return;
     }
     if (!(what & PROXY_CONN_EOF) && proxy_conn_tls_error(conn)) {
-        conf_log(CONF_LOG_WARN, c->id, "tls_refused", "peer=%s error=\"%s\" msg=\"closing\"",
+        /* A refused handshake, or a stream broken after it (a forged record, ...). */
+        conf_log(CONF_LOG_WARN, c->id, proxy_conn_tls_open(conn) ? "tls_error" : "tls_refused",
+                 "peer=%s error=\"%s\" msg=\"closing\"",
                  c->peer, proxy_conn_tls_error(conn));
         lose_peer(c, "tls_error");
         return;

@@ -1212,6 +1212,12 @@ proxy_conn_tls_refused(const struct proxy_conn *conn)
 }
 
 bool
+proxy_conn_tls_open(const struct proxy_conn *conn)
+{
+    return conn->tls && proxy_tls_link_open(conn->tls->link);
+}
+
+bool
 proxy_conn_tls(const struct proxy_conn *conn)
 {
     return conn->tls != NULL;

@@ -222,6 +222,8 @@ const char *proxy_conn_tls_error(const struct proxy_conn *conn);
 /* True when the server refused the handshake after it seemed done (TLS 1.3 judges a
  * client certificate after the client's last flight): nothing written reached it. */
 bool proxy_conn_tls_refused(const struct proxy_conn *conn);
+/* Whether conn is TLS and its handshake ended well. */
+bool proxy_conn_tls_open(const struct proxy_conn *conn);
 /* True when conn speaks TLS. */
 bool proxy_conn_tls(const struct proxy_conn *conn);
 

@@ -545,7 +545,8 @@ io_failed(struct proxy_tls_link *link, int err)
         return;
     }
     if (err == SSL_ERROR_SYSCALL && saved) {
-        snprintf(link->why, sizeof link->why, "TLS: %s", strerror(saved));
+        /* The socket's own error (a reset, ...): reported by errno as on plaintext, with no
+         * TLS reason, so that it is no TLS refusal in the logs. */
         errno = saved;
         return;
     }
@@ -655,6 +656,12 @@ short
 proxy_tls_link_wants(const struct proxy_tls_link *link)
 {
     return link->wants;
+}
+
+bool
+proxy_tls_link_open(const struct proxy_tls_link *link)
+{
+    return link->open;
 }
 
 bool

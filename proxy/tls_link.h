@@ -59,6 +59,8 @@ void proxy_tls_link_fail(struct proxy_tls_link *link, const char *why);
 /* Connecting: the server refused the handshake with an alert read before any
  * application byte (TLS 1.3 judges a client certificate so), so it read nothing sent. */
 bool proxy_tls_link_refused(const struct proxy_tls_link *link);
+/* Whether its handshake ended well (a failure after it is a broken stream, not a refusal). */
+bool proxy_tls_link_open(const struct proxy_tls_link *link);
 /* Why the handshake or the stream failed, or NULL. */
 const char *proxy_tls_link_error(const struct proxy_tls_link *link);
 
