@@ -209,14 +209,6 @@ now_ms(void)
     return (uint64_t)conf_clock_ms();
 }
 
-static struct timeval
-tv_ms(int64_t ms)
-{
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-
-    return tv;
-}
-
 /* splitmix64: a base for a new counter only has to be unpredictable enough not to collide. */
 static uint64_t
 rng_next(struct cache_redis *redis)
@@ -447,7 +439,7 @@ breaker_feed(struct cache_redis *redis, struct cache_redis_op *op, bool answered
 static void
 epoch_schedule(struct cache_redis *redis, int64_t ms)
 {
-    struct timeval tv = tv_ms(ms);
+    struct timeval tv = conf_clock_tv(ms);
 
     if (!redis->destroying && !evtimer_pending(redis->epoch_timer, NULL))
         evtimer_add(redis->epoch_timer, &tv);

@@ -29,6 +29,7 @@
 
 #include "cache/redis_link.h"
 
+#include "conf/clock.h"
 #include "conf/log.h"
 
 #include <event2/event.h>
@@ -70,14 +71,6 @@ struct cache_redis_link {
 
 static void link_start(struct cache_redis_link *link);
 
-static struct timeval
-tv_ms(int64_t ms)
-{
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-
-    return tv;
-}
-
 /*
  * Copies text for a log value: printable ASCII only (quotes, backslashes,
  * control and non-ASCII bytes become '?'), at most 120 bytes.
@@ -99,7 +92,7 @@ cache_redis_link_log_text(const char *text, char *buf, size_t len)
 static void
 schedule_retry(struct cache_redis_link *link)
 {
-    struct timeval tv = tv_ms(link->backoff_ms);
+    struct timeval tv = conf_clock_tv(link->backoff_ms);
 
     if (link->destroying)
         return;
@@ -341,7 +334,7 @@ link_start(struct cache_redis_link *link)
     static const struct cache_redis_conn_handlers handlers = {on_lost, on_push};
     int64_t hs_ms = link->timeout_ms * 4 > HANDSHAKE_MIN_MS ? link->timeout_ms * 4
                                                             : HANDSHAKE_MIN_MS;
-    struct timeval tv = tv_ms(hs_ms);
+    struct timeval tv = conf_clock_tv(hs_ms);
     struct cache_redis_conn *c;
     bson_error_t error;
 

@@ -65,20 +65,6 @@ struct cache_redis_sentinel {
 static void question(struct cache_redis_sentinel *s);
 static void sub_start(struct cache_redis_sentinel *s);
 
-static struct timeval
-tv_ms(int64_t ms)
-{
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-
-    return tv;
-}
-
-static int64_t
-now_ms(void)
-{
-    return conf_clock_ms();
-}
-
 static const struct cache_redis_url_node *
 node(const struct cache_redis_sentinel *s, size_t i)
 {
@@ -147,7 +133,7 @@ q_next(struct cache_redis_sentinel *s, const char *why)
                  cache_redis_link_log_text(s->why, buf, sizeof buf));
     s->warned = true;
     {
-        struct timeval tv = tv_ms(s->backoff_ms);
+        struct timeval tv = conf_clock_tv(s->backoff_ms);
 
         evtimer_add(s->round_timer, &tv);
     }
@@ -230,7 +216,7 @@ q_reply(void *arg, const redisReply *reply)
     s->any_answer = true;
     s->warned = false;
     s->backoff_ms = BACKOFF_FIRST_MS;
-    s->last_answer_ms = now_ms();
+    s->last_answer_ms = conf_clock_ms();
     q_end(s);
     if (!s->sub && !evtimer_pending(s->sub_timer, NULL))
         sub_start(s);
@@ -278,11 +264,10 @@ question(struct cache_redis_sentinel *s)
     const char *argv[3] = {"SENTINEL", "get-master-addr-by-name", s->conf.url->master};
     size_t len[3] = {8, 23, strlen(s->conf.url->master)};
     int64_t ms = s->timeout_ms * 4 > QUESTION_MIN_MS ? s->timeout_ms * 4 : QUESTION_MIN_MS;
-    struct timeval tv = tv_ms(ms);
+    struct timeval tv = conf_clock_tv(ms);
 
     s->q = connect_to(s, s->at, &handlers);
     if (!s->q) {
-        s->q = NULL;
         q_next(s, s->why);
         return;
     }
@@ -320,9 +305,9 @@ cache_redis_sentinel_ask(struct cache_redis_sentinel *s)
 
     if (!s || s->q || evtimer_pending(s->round_timer, NULL))
         return;
-    gap = now_ms() - s->last_answer_ms;
+    gap = conf_clock_ms() - s->last_answer_ms;
     if (s->any_answer && gap < ASK_MIN_GAP_MS) {
-        struct timeval tv = tv_ms(ASK_MIN_GAP_MS - gap);
+        struct timeval tv = conf_clock_tv(ASK_MIN_GAP_MS - gap);
 
         evtimer_add(s->round_timer, &tv);
         return;
@@ -336,7 +321,7 @@ static void
 sub_drop(struct cache_redis_sentinel *s)
 {
     struct cache_redis_conn *c = s->sub;
-    struct timeval tv = tv_ms(SUB_RETRY_MS);
+    struct timeval tv = conf_clock_tv(SUB_RETRY_MS);
 
     s->sub = NULL;
     s->sub_ready = false;

@@ -11,6 +11,7 @@
 #define MONGOCACHE_CONF_CLOCK_H
 
 #include <stdint.h>
+#include <sys/time.h>
 #include <time.h>
 
 /* Clock id's time in units of 1/per_second s (per_second divides 10^9). */
@@ -49,6 +50,15 @@ static inline int64_t
 conf_clock_wall_ms(void)
 {
     return conf_clock_read(CLOCK_REALTIME, 1000);
+}
+
+/* ms milliseconds as the struct timeval libevent's timers take. */
+static inline struct timeval
+conf_clock_tv(int64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+
+    return tv;
 }
 
 #endif

@@ -26,6 +26,7 @@
 #include "proxy/client.h"
 
 #include "cache/cache.h"
+#include "conf/clock.h"
 #include "conf/log.h"
 #include "proxy/action.h"
 #include "proxy/auth.h"
@@ -89,16 +90,6 @@ static const struct proxy_upstream_cbs upstream_cbs = {
 static struct event *wake_event(struct proxy_client *c);
 static void start_linger(struct proxy_client *c);
 static void pop_request(struct proxy_client *c, struct proxy_request *req);
-
-static struct timeval
-ms_to_tv(int64_t ms)
-{
-    struct timeval tv;
-
-    tv.tv_sec = ms / 1000;
-    tv.tv_usec = (ms % 1000) * 1000;
-    return tv;
-}
 
 static struct evbuffer *
 client_output(struct proxy_client *c)
@@ -275,7 +266,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg);
 static void
 arm_timer(struct proxy_client *c, int64_t ms)
 {
-    struct timeval tv = ms_to_tv(ms);
+    struct timeval tv = conf_clock_tv(ms);
 
     if (!c->timer)
         c->timer = evtimer_new(c->server->base, timer_cb, c);
