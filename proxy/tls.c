@@ -462,7 +462,7 @@ peek_client(struct proxy_tls_link *link, int fd)
         snprintf(link->why, sizeof link->why, "TLS handshake failed: %s", strerror(errno));
         return PROXY_TLS_FAILED;
     }
-    if (b[0] == 0x16)
+    if (b[0] == 0x16 && (n < 2 || b[1] == 0x03)) /* a handshake record, version 3.x */
         return PROXY_TLS_DONE;
     link->failed = true;
     if (n == (ssize_t)sizeof b) {

@@ -344,10 +344,12 @@ test_large_send(struct event_base *base, struct proxy_io_loop *loop, const struc
 /* A plaintext MongoDB client on the TLS side: READING|ERROR, and why. */
 static void
 test_plaintext_client(struct event_base *base, struct proxy_io_loop *loop,
-                      const struct proxy_tls *tls)
+                      const struct proxy_tls *tls, uint8_t len_low)
 {
-    static const uint8_t hello[] = {0x3a, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0xdd, 0x07, 0, 0,
-                                    0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    /* The message's length's low byte: 0x16 (a message of 278 bytes) begins like a TLS
+     * record, whose second byte (0x03) a MongoDB length's does not match. */
+    uint8_t hello[] = {len_low, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0xdd, 0x07, 0, 0,
+                       0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     struct seen s = {0};
     struct proxy_conn *conn;
     int sv[2];
@@ -366,7 +368,8 @@ test_plaintext_client(struct event_base *base, struct proxy_io_loop *loop,
     RUN_UNTIL(base, s.events > 0);
     why = proxy_conn_tls_error(conn);
     ok(s.events == 1 && s.what == (PROXY_CONN_READING | PROXY_CONN_ERROR),
-       "plaintext client: READING|ERROR (%d events, what 0x%x)", s.events, s.what);
+       "plaintext client (first byte 0x%02x): READING|ERROR (%d events, what 0x%x)", len_low,
+       s.events, s.what);
     ok(why && strstr(why, "plaintext on the TLS port") && strstr(why, "opcode 2013"),
        "... saying so: %s", why ? why : "(none)");
     proxy_conn_free(conn);
@@ -404,7 +407,8 @@ main(void)
     test_read_ahead(base, loop, tls, cctx, false);
     test_read_ahead(base, loop, tls, cctx, true);
     test_large_send(base, loop, tls, cctx);
-    test_plaintext_client(base, loop, tls);
+    test_plaintext_client(base, loop, tls, 0x3a);
+    test_plaintext_client(base, loop, tls, 0x16);
     test_corrupt_tail(base, loop, tls, cctx);
     test_joined_record(base, loop, tls, cctx);
 
