@@ -793,6 +793,12 @@ cache_write_end(struct cache *cache, struct cache_inval *inv)
     cache_inval_write_end(cache->inval, inv);
 }
 
+void
+cache_write_lost(struct cache *cache, struct cache_inval *inv)
+{
+    cache_inval_write_lost(cache->inval, inv, (uint64_t)conf_clock_ms());
+}
+
 bool
 cache_write_end_async(struct cache *cache, struct cache_inval *inv, cache_write_done_cb cb,
                       void *arg, struct cache_write_wait **wait)

@@ -4,8 +4,8 @@
  *   read:   cache_lookup  -> HIT (a stored reply) | MISS (remember, forward,
  *           then cache_store with the reply) | WAIT (the callback decides)
  *           | BYPASS (forward, not cached: no cache work beyond the decision)
- *   write:  cache_write_begin before forwarding (bump), cache_write_end when
- *           the ack arrives or is lost (bump again)
+ *   write:  cache_write_begin before forwarding (bump), cache_write_end(_async)
+ *           when the ack arrives, cache_write_lost when it is lost (bump again)
  *
  * Keys come from cache/key.c, the allowlist from cache/policy.c, validity
  * from the generation counters of cache/gen.c and the snapshots of
@@ -181,8 +181,17 @@ bool cache_write_begin(struct cache *cache, const bson_t *body, const struct wir
                        const uint32_t *seq_lens, uint32_t n_seqs, bool oneway,
                        struct cache_inval *inv);
 
-/* The write's reply was lost (or needs no confirmation): bumps again. */
+/* The write needs no confirmation: bumps again. */
 void cache_write_end(struct cache *cache, struct cache_inval *inv);
+
+/*
+ * The write's reply was lost (its connection failed or closed, as at a
+ * failover): it may or may not have been applied, and may still be applied
+ * later by a server that ran it to its end. Bumps again, and refuses fills
+ * of what it touches for cache_write_grace, as after a w:0 write (in this
+ * process; other proxies sharing the Redis tier see the bump only).
+ */
+void cache_write_lost(struct cache *cache, struct cache_inval *inv);
 
 /*
  * The write's reply arrived: bumps again. With the Redis tier, the bump

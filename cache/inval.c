@@ -3,8 +3,8 @@
  * (inval_scope.c says which namespaces, databases or principal a command
  * changes) into held generation records, the first bump before
  * the write is forwarded and the second at its end, the transaction write
- * sets (through txn.c) that make a commit bump again, the w:0 grace
- * period, an operator's drop, the bumps heard from other proxies, sending
+ * sets (through txn.c) that make a commit bump again, the grace period
+ * of a w:0 write and of a write whose reply was lost, an operator's drop, the bumps heard from other proxies, sending
  * our bumps to the Redis tier, and the generation check a fill passes
  * before it is stored. It does not decide what is cacheable (policy.c),
  * and it never stores or serves anything (cache.c).
@@ -196,6 +196,20 @@ cache_inval_write_end(struct cache_inval_ctx *ctx, struct cache_inval *inv)
         cache_gen_bump(inv->recs[i]);
     redis_bump(ctx, inv, NULL, NULL);
     inval_release(inv);
+}
+
+void
+cache_inval_write_lost(struct cache_inval_ctx *ctx, struct cache_inval *inv, uint64_t now_ms)
+{
+    uint64_t until = now_ms + (uint64_t)ctx->write_grace_ms;
+
+    /* The server may apply it after the connection is gone (it runs an
+     * operation to its end, or to its next interruption check): fills read
+     * before that would keep the old data past the second bump. */
+    for (uint32_t i = 0; i < inv->n; i++)
+        if (inv->recs[i]->no_fill_until < until)
+            inv->recs[i]->no_fill_until = until;
+    cache_inval_write_end(ctx, inv);
 }
 
 /*

@@ -36,7 +36,7 @@ struct cache_inval_ctx;
 /* A write in flight: the records to bump again when it ends. */
 #define CACHE_MAX_INVAL (CACHE_INVAL_SCOPE_MAX_NS + 1)
 struct cache_inval {
-    struct cache_gen_rec *recs[CACHE_MAX_INVAL]; /* held until cache_write_end* */
+    struct cache_gen_rec *recs[CACHE_MAX_INVAL]; /* held until cache_write_end* (or _lost) */
     uint32_t n;
     bool write; /* the command is a write (even a oneway one, whose recs are released) */
 };
@@ -76,6 +76,10 @@ bool cache_inval_write_begin(struct cache_inval_ctx *ctx, const bson_t *body,
 
 /* See cache_write_end. */
 void cache_inval_write_end(struct cache_inval_ctx *ctx, struct cache_inval *inv);
+
+/* See cache_write_lost; now_ms on the cache's monotonic clock. */
+void cache_inval_write_lost(struct cache_inval_ctx *ctx, struct cache_inval *inv,
+                            uint64_t now_ms);
 
 /* See cache_write_end_async. */
 bool cache_inval_write_end_async(struct cache_inval_ctx *ctx, struct cache_inval *inv,

@@ -354,8 +354,10 @@ proxy_request_destroy(struct proxy_request *req, struct cache *cache,
     /* Payloads of other states cannot be set: leaving a state released its own. */
     BSON_ASSERT(!req->wait && !req->held && !req->drain && !req->write_wait);
     if (req->inval) {
-        /* A write whose reply never came ends here too: its generations are bumped. */
-        cache_write_end(cache, req->inval);
+        /* A write whose reply never came (its connection lost, the client
+         * gone): applied or not, or applied later; bumped, fills refused for
+         * a grace period. */
+        cache_write_lost(cache, req->inval);
         bson_free(req->inval);
     }
     proxy_request_drop_miss(req, cache);

@@ -56,7 +56,7 @@ p.add_argument("--ferret", required=True, help="FerretDB ports A,B")
 p.add_argument("--node", required=True, help="node binary")
 p.add_argument("--node-dir", required=True)
 p.add_argument("--tmp", required=True)
-p.add_argument("--seconds", type=float, default=9.0)
+p.add_argument("--seconds", type=float, default=6.0)
 a = p.parse_args()
 
 members = ["127.0.0.1:%s" % x for x in a.members.split(",")]
@@ -240,6 +240,128 @@ for s in workloads:
                note)
     mctest.tap(not odd, "%s: every error the client saw is one a failover gives "
                "(retryable)" % tag, json.dumps(odd))
+
+# ---- 5. writes in flight at a failover, and the cache ----------------------------------
+# One document {_id: "k", v} on both FerretDBs (as if replicated); a read through the proxy
+# is cached; a write to it is held by the relay (its reply never comes: the connection
+# closes, as a stepdown closes it); the read again must show the server's truth.
+
+
+def hits():
+    return mctest.stats(a.http)["cache"].get("hits", 0)
+
+
+def read_v(timeout=10.0):
+    """v of the document as read through the proxy, on a new connection; the read is retried
+    while the proxy still sends it to a stepped-down member (NotPrimaryNoSecondaryOk)."""
+    t0 = time.monotonic()
+    last = None
+    while time.monotonic() - t0 < timeout:
+        c = pymongo.MongoClient(proxy_uri, serverSelectionTimeoutMS=5000, retryReads=False)
+        try:
+            d = c[DB].inflight.find_one({"_id": "k"})
+            return d.get("v") if d else None
+        except PyMongoError as e:
+            last = e
+            time.sleep(0.02)
+        finally:
+            c.close()
+    return "no answer (%s)" % last
+
+
+def cached(expect, timeout=10.0):
+    """Reads until a read is a hit (fills are refused for cache_write_grace after a lost
+    write): whether every read gave expect and one was a hit."""
+    t0 = time.monotonic()
+    seen = []
+    while time.monotonic() - t0 < timeout:
+        h0 = hits()
+        seen.append(read_v())
+        if hits() > h0:
+            return all(v == expect for v in seen), "read %r, the last a hit" % seen
+        time.sleep(0.1)
+    return False, "read %r, none a hit" % seen
+
+
+def held_write(v):
+    """Starts an update to v with no retry; returns (thread, outcome list)."""
+    out = []
+
+    def run():
+        c = pymongo.MongoClient(proxy_uri, retryWrites=False, serverSelectionTimeoutMS=5000)
+        try:
+            c[DB].inflight.update_one({"_id": "k"}, {"$set": {"v": v}})
+            out.append("acknowledged")
+        except PyMongoError as e:
+            out.append(type(e).__name__)
+        finally:
+            c.close()
+    th2 = threading.Thread(target=run)
+    th2.start()
+    return th2, out
+
+
+for port in ferret:
+    pymongo.MongoClient("mongodb://127.0.0.1:%d/" % port, directConnection=True)[DB].inflight \
+        .replace_one({"_id": "k"}, {"_id": "k", "v": 0}, upsert=True)
+
+with mctest.Case(None, "a write in flight at a failover (applied, its reply lost): a read "
+                 "while it is in flight and after the switch sees it, not the cached entry") as k:
+    good, note = cached(0)
+    k.check(good, "the read before the write was not cached: " + note)
+    rs_relay.control(a.control, "hold inflight applied")
+    w_th, w_out = held_write(1)
+    k.check(rs_relay.control(a.control, "wait_held").get("held"), "the relay held no write")
+    v = read_v()
+    k.check(v == 1, "while the write is in flight (applied, reply held) the read gave %r, "
+            "not 1: the entry was not invalidated when the write was sent" % (v,))
+    answer = rs_relay.control(a.control, "release switch")
+    w_th.join(30)
+    k.check(w_out and w_out[0] != "acknowledged", "the held write was acknowledged: %r" % w_out)
+    v = read_v()
+    k.check(v == 1, "after the switch the read gave %r, not 1 (relay: %r)" % (v, answer))
+
+with mctest.Case(None, "a write in flight at a failover (applied as its connection is lost): "
+                 "what was read meanwhile is not served after the switch") as k:
+    good, note = cached(1)
+    k.check(good, "the read before the write was not cached: " + note)
+    rs_relay.control(a.control, "hold inflight unapplied")
+    w_th, w_out = held_write(2)
+    k.check(rs_relay.control(a.control, "wait_held").get("held"), "the relay held no write")
+    v = read_v()
+    k.check(v == 1, "while the write is held (not applied) the read gave %r, not 1" % (v,))
+    answer = rs_relay.control(a.control, "release switch apply")
+    w_th.join(30)
+    k.check(w_out and w_out[0] != "acknowledged", "the held write was acknowledged: %r" % w_out)
+    v = read_v()
+    k.check(v == 2, "after the switch the read gave %r, not 2: the entry filled while the "
+            "write was in flight was served (relay: %r)" % (v, answer))
+
+with mctest.Case(None, "a write applied by the server after its connection was lost: reads "
+                 "in the grace period are not stored (cache_write_grace)") as k:
+    good, note = cached(2)
+    k.check(good, "the read before the write was not cached: " + note)
+    rs_relay.control(a.control, "hold inflight unapplied")
+    w_th, w_out = held_write(3)
+    k.check(rs_relay.control(a.control, "wait_held").get("held"), "the relay held no write")
+    stop = threading.Event()
+    seen = []
+
+    def reader():
+        while not stop.is_set():
+            seen.append(read_v(2.0))
+            time.sleep(0.02)
+    r_th = threading.Thread(target=reader)
+    r_th.start()
+    answer = rs_relay.control(a.control, "release late 400")
+    stop.set()
+    r_th.join(30)
+    w_th.join(30)
+    v = read_v()
+    k.check(2 in seen, "no read saw the old value between the loss and the late apply: %r"
+            % seen[:20])
+    k.check(v == 3, "after the late apply the read gave %r, not 3: a read made before it was "
+            "stored (relay: %r)" % (v, answer))
 
 with mctest.Case(None, "after the switches, hello through the proxy still answers as a "
                  "mongos (the persona follows the new primary)") as k:

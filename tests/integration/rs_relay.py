@@ -13,8 +13,19 @@ member's FerretDB, except on the secondary: writes get NotWritablePrimary
 as mongod 4.4+ adds it), other commands but a few handshake and session ones
 get NotPrimaryNoSecondaryOk (13435), as a secondary answers a primary read.
 
-"switch" (a line on the control port; "switch keep" for close=False)
-makes the other member primary. The old primary steps
+Control lines (one per line on the control port, each answered with a JSON line):
+"switch" ("switch keep" for close=False) makes the other member primary (or,
+with no primary, the member that was not primary last); "elect" ("elect keep")
+steps the primary down with no new one (an election under way: both members
+answer as secondaries, "primary" absent from hello) until the next "switch".
+"hold COLL applied|unapplied" holds the next write to collection COLL on the
+primary: "applied" runs it on both FerretDBs (as if replicated) and holds the
+reply; "unapplied" runs nothing yet. "wait_held" answers once a write is held.
+"release [switch] [apply|late MS]" ends the hold: with "switch" the primary
+steps down first (closing its connections, as below); the held write's client
+connection is then closed without a reply; an unapplied write is run on both
+FerretDBs before that ("apply"), MS milliseconds after it ("late MS"), or never.
+A "switch" The old primary steps
 down: from then on it answers as a secondary, and with close=True (a
 pre-4.2 stepdown) every client connection to it is closed: at once when it
 waits for a request, right after its reply when one is being served, so a
@@ -124,21 +135,25 @@ class Relay:
         self.closed_at_switch = 0
         self.loop = None
         self.mongos = mongos  # answer hello as two mongos servers, never switch
+        self.last = 0         # the last member that was primary (self.primary None: elect)
+        self.hold = None      # {"coll", "mode", "held": Event, "release": Future, "data"}
 
     def addr(self, i):
-        return "127.0.0.1:%d" % self.listen[i]
+        return "127.0.0.1:%d" % self.listen[i] if i is not None else "-"
 
     def _log(self, msg):
         if self.log:
             with open(self.log, "a") as f:
                 f.write("%.3f %s\n" % (time.time(), msg))
 
-    async def _switch(self, close):
+    async def _switch(self, close, elect=False):
         old = self.primary
-        self.primary = 1 - old
-        self.epoch += 1
+        self.primary = None if elect else 1 - self.last
+        if self.primary is not None:
+            self.last = self.primary
+            self.epoch += 1
         n = 0
-        if close:
+        if close and old is not None:
             for c in list(self.conns):
                 if c.member != old:
                     continue
@@ -200,6 +215,8 @@ class Relay:
         doc["hosts"] = [self.addr(0), self.addr(1)]
         doc["primary"] = self.addr(self.primary)
         doc["me"] = self.addr(member)
+        if self.primary is None:
+            del doc["primary"]
         if primary:
             doc["electionId"] = ObjectId("7fffffff%016x" % self.epoch)
         return doc
@@ -218,6 +235,10 @@ class Relay:
             doc = self._hello(c.member, reply_doc(rop, rbody), name == "ismaster")
             c.writer.write(encode_reply(opcode, request_id, doc))
             await c.writer.drain()
+        elif (self.hold is not None and not self.hold["held"].is_set() and not secondary
+              and name in WRITES and cmd is not None and cmd.get(next(iter(cmd))) ==
+              self.hold["coll"]):
+            await self._hold(c, head + body)
         elif secondary and name not in ANY_MEMBER:
             self.refused[c.member] += 1
             if name in WRITES:
@@ -242,6 +263,48 @@ class Relay:
             self.closed_at_switch += 1
             c.close()
 
+    async def _apply_both(self, data):
+        """Runs one request on both FerretDBs (a write replicated to both), replies dropped."""
+        for port in self.ferret:
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                w.write(data)
+                await w.drain()
+                head = await r.readexactly(16)
+                await r.readexactly(struct.unpack("<i", head[:4])[0] - 16)
+            finally:
+                w.close()
+
+    async def _hold(self, c, data):
+        """A held write: see the module's text. The client connection ends with no reply."""
+        h = self.hold
+        h["data"] = data
+        h["conn"] = c
+        if h["mode"] == "applied":
+            await self._apply_both(data)
+        self._log("held a write to %s (%s) on %s" % (h["coll"], h["mode"], self.addr(c.member)))
+        h["held"].set()
+        await h["release"]
+        c.closing = True
+        c.close()
+
+    async def _release(self, words):
+        h = self.hold
+        if h is None or not h["held"].is_set():
+            return {"error": "nothing held"}
+        if "switch" in words:
+            await self._switch(close=True)
+        if h["mode"] == "unapplied" and "apply" in words:
+            await self._apply_both(h["data"])
+        h["release"].set_result(True)
+        await asyncio.sleep(0)
+        if h["mode"] == "unapplied" and "late" in words:
+            await asyncio.sleep(int(words[words.index("late") + 1]) / 1000.0)
+            await self._apply_both(h["data"])
+        self.hold = None
+        self._log("released %s" % " ".join(words))
+        return {"primary": self.addr(self.primary), "released": True}
+
     # ---- control: one command per line on a TCP port ----------------------
     async def _control(self, reader, writer):
         import json
@@ -250,9 +313,21 @@ class Relay:
             if not line:
                 break
             words = line.decode().split()
-            if words[:1] == ["switch"]:
-                n = await self._switch(close=words[1:2] != ["keep"])
+            if words[:1] in (["switch"], ["elect"]):
+                n = await self._switch(close=words[1:2] != ["keep"], elect=words[0] == "elect")
                 out = {"primary": self.addr(self.primary), "closed_idle": n}
+            elif words[:1] == ["hold"] and len(words) == 3:
+                self.hold = {"coll": words[1], "mode": words[2], "held": asyncio.Event(),
+                             "release": self.loop.create_future()}
+                out = {"holding": words[1]}
+            elif words[:1] == ["wait_held"]:
+                try:
+                    await asyncio.wait_for(self.hold["held"].wait(), 15)
+                    out = {"held": True}
+                except (asyncio.TimeoutError, TypeError):
+                    out = {"held": False}
+            elif words[:1] == ["release"]:
+                out = await self._release(words[1:])
             else:
                 out = {"primary": self.addr(self.primary), "served": self.served,
                        "refused": self.refused, "closed_at_switch": self.closed_at_switch}

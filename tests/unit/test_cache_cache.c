@@ -289,6 +289,46 @@ test_oneway_and_txn(void)
 }
 
 /*
+ * A write whose reply was lost (its connection closed at a failover) may be
+ * applied by the server after the proxy's second bump: fills of what it
+ * touches are refused for the grace period, where an acknowledged write's
+ * end lets the next read be stored at once.
+ */
+static void
+test_write_lost(void)
+{
+    const char *flags[] = {"--cache-write-grace", "300ms"};
+    struct fx f = setup(flags, 2);
+    bson_t *w = json("{'update': 'c', 'updates': [{'q': {}, 'u': {'$set': {'a': 1}}}], "
+                     "'$db': 'd'}");
+    struct cache_inval inv;
+    int got;
+
+    read_once(&f, Q, "", 1, &got);
+    is_int(read_once(&f, Q, "", 2, &got), CACHE_HIT, "lost: the read is cached");
+    ok(cache_write_begin(f.cache, w, NULL, "d", NULL, NULL, NULL, 0, false, &inv),
+       "lost: a write is sent");
+    is_int(read_once(&f, Q, "", 3, &got), CACHE_MISS, "lost: in flight, the entry is invalid");
+    cache_write_lost(f.cache, &inv);
+    is_int(inv.n, 0, "lost: its records are released");
+    is_int(read_once(&f, Q, "", 4, &got), CACHE_MISS,
+           "lost: what was stored while it was in flight is dropped by the second bump");
+    is_int(read_once(&f, Q, "", 5, &got), CACHE_MISS,
+           "lost: nothing is stored during the grace (the server may still apply it)");
+    usleep(350 * 1000);
+    read_once(&f, Q, "", 6, &got);
+    is_int(read_once(&f, Q, "", 7, &got), CACHE_HIT, "lost: after the grace, cached again");
+    /* the same write acknowledged: the next read is stored at once */
+    ok(cache_write_begin(f.cache, w, NULL, "d", NULL, NULL, NULL, 0, false, &inv),
+       "acked: a write is sent");
+    cache_write_end(f.cache, &inv);
+    read_once(&f, Q, "", 8, &got);
+    is_int(read_once(&f, Q, "", 9, &got), CACHE_HIT, "acked: no grace after an acknowledged write");
+    bson_destroy(w);
+    teardown(&f);
+}
+
+/*
  * A transaction that wrote more namespaces than one write's invalidation
  * holds (CACHE_MAX_INVAL): its commit must still invalidate every one of
  * them (found in review: the commit bumped only the first 17).
@@ -637,6 +677,7 @@ main(void)
     test_hits_and_invalidation();
     test_race();
     test_oneway_and_txn();
+    test_write_lost();
     test_txn_many_namespaces();
     test_rules();
     test_coalescing();
