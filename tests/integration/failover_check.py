@@ -316,6 +316,7 @@ with mctest.Case(None, "a write in flight at a failover (applied, its reply lost
     k.check(v == 1, "while the write is in flight (applied, reply held) the read gave %r, "
             "not 1: the entry was not invalidated when the write was sent" % (v,))
     answer = rs_relay.control(a.control, "release switch")
+    k.check(wait_primary(answer.get("primary")) is not None, "the proxy did not follow")
     w_th.join(30)
     k.check(w_out and w_out[0] != "acknowledged", "the held write was acknowledged: %r" % w_out)
     v = read_v()
@@ -331,6 +332,7 @@ with mctest.Case(None, "a write in flight at a failover (applied as its connecti
     v = read_v()
     k.check(v == 1, "while the write is held (not applied) the read gave %r, not 1" % (v,))
     answer = rs_relay.control(a.control, "release switch apply")
+    k.check(wait_primary(answer.get("primary")) is not None, "the proxy did not follow")
     w_th.join(30)
     k.check(w_out and w_out[0] != "acknowledged", "the held write was acknowledged: %r" % w_out)
     v = read_v()
