@@ -47,6 +47,7 @@
 #include "wire/msg.h"
 #include "wire/names.h"
 #include "wire/reply.h"
+#include "wire/sdam.h"
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
@@ -1635,6 +1636,34 @@ reply_ok(const bson_t *reply, const struct wire_doc_top *top)
                : wire_msg_ok(bson_get_data(reply), reply->len);
 }
 
+/*
+ * A reply (ok: its "ok" as reply_ok gives it, -1 not read yet) from the
+ * client's upstream: when it says its server is not primary, recovering or
+ * shutting down (wire/sdam.h: an error, or a write's writeConcernError),
+ * the topology monitor checks again at once (proxy_topology_recheck), so
+ * that new connections follow a failover before the next heartbeat.
+ */
+static void
+note_state_change(struct proxy_client *c, const struct proxy_request *req, const bson_t *reply,
+                  const struct wire_doc_top *top, int ok)
+{
+    enum wire_sdam_error e;
+    int32_t code;
+    char why[64];
+
+    if (!c->server->topology || !c->up)
+        return;
+    if (ok < 0)
+        ok = reply_ok(reply, top);
+    if (ok != 0 && !req->inval)
+        return; /* a success; a write's may carry a writeConcernError */
+    e = wire_sdam_classify(reply, &code);
+    if (e == WIRE_SDAM_NONE)
+        return;
+    snprintf(why, sizeof why, "%s (code %d)", wire_sdam_name(e), (int)code);
+    proxy_topology_recheck(c->server->topology, proxy_upstream_address(c->up), why);
+}
+
 /* Queues the upstream's reply (len bytes at data) compressed for req's client; false when
  * compressing failed (the caller relays it as it is). */
 static bool
@@ -1795,6 +1824,7 @@ handle_reply(struct proxy_client *c, struct proxy_request *req, const uint8_t *d
     }
     if (req->n_shapes > 0 || req->index_db)
         advise_reply(c, req, &reply, ok == 1, now_us);
+    note_state_change(c, req, &reply, top, ok);
     switch (req->route) {
     case PROXY_ROUTE_HELLO:
         rewritten =
@@ -1910,6 +1940,11 @@ on_upstream_down(void *arg, const char *why, bool connected)
     bson_strncpy(address, proxy_upstream_address(c->up), sizeof address);
     proxy_upstream_destroy(c->up);
     c->up = NULL;
+    if (connected) {
+        /* An established connection lost: its server may have stepped down
+         * (a stepdown before 4.2 closes every connection) or gone. */
+        proxy_topology_recheck(c->server->topology, address, "connection lost");
+    }
     if (!connected) {
         proxy_stats_add(&c->server->stats, PROXY_STAT_upstream_connect_failures, 1);
         conf_log(CONF_LOG_WARN, c->id, "upstream_unreachable",

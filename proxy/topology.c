@@ -33,7 +33,10 @@
  * since the last check, then sleep: heartbeatFrequencyMS after a
  * selection that found a server, 500 ms (the drivers' minimum) after one
  * that did not. A view is posted when the topology description changed or
- * the selection error's text did.
+ * the selection error's text did. The sleep ends early when the loop asks
+ * for a re-check (recheck, under mu): the worker then makes a new client,
+ * whose first selection checks every server (renew), at least 500 ms after
+ * the last selection ended.
  */
 #include "config.h"
 
@@ -41,6 +44,7 @@
 
 #include "advice/guard.h"
 #include "advice/secret.h"
+#include "conf/clock.h"
 #include "conf/error.h"
 #include "conf/thread.h"
 #include "conf/log.h"
@@ -96,6 +100,7 @@ struct worker {
     bool changed;                      /* td changed since the last post */
     char *error;                       /* the last selection's error, scrubbed */
     int64_t heartbeat_ms;
+    int64_t checked_ms; /* when the last selection ended (conf_clock_ms) */
 };
 
 struct proxy_topology {
@@ -106,6 +111,7 @@ struct proxy_topology {
     struct view *view; /* in force; NULL before the first */
     struct conf_random_pool random; /* which mongos a new connection goes to */
     uint64_t changes;  /* times the targets changed */
+    uint64_t rechecks; /* immediate checks asked (proxy_topology_recheck) */
 
     /* Set before the thread starts, then read only. */
     int wfd;
@@ -117,6 +123,7 @@ struct proxy_topology {
     pthread_mutex_t mu;
     pthread_cond_t wake; /* on CLOCK_MONOTONIC */
     struct view *pending;
+    bool recheck; /* the loop asks for a check now (proxy_topology_recheck) */
     bool started;
     bool start_ok;
     bson_error_t start_error;
@@ -223,12 +230,15 @@ post(struct proxy_topology *t, struct view *v)
     /* EAGAIN: the loop has a wake-up pending already. */
 }
 
-/* Sleeps ms, or until stop. */
-static void
-nap(struct proxy_topology *t, int64_t ms)
+/* Sleeps ms, or until stop (or, when for_recheck, until a re-check is asked: true). */
+static bool
+nap(struct proxy_topology *t, int64_t ms, bool for_recheck)
 {
     struct timespec until;
+    bool asked;
 
+    if (ms < 0)
+        ms = 0;
     clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += ms / 1000;
     until.tv_nsec += (ms % 1000) * 1000000;
@@ -237,10 +247,12 @@ nap(struct proxy_topology *t, int64_t ms)
         until.tv_nsec -= 1000000000;
     }
     pthread_mutex_lock(&t->mu);
-    while (!atomic_load(&t->stop))
+    while (!atomic_load(&t->stop) && !(for_recheck && t->recheck))
         if (pthread_cond_timedwait(&t->wake, &t->mu, &until) == ETIMEDOUT)
             break;
+    asked = for_recheck && t->recheck;
     pthread_mutex_unlock(&t->mu);
+    return asked;
 }
 
 /* Sets an option the URI leaves out. */
@@ -256,12 +268,13 @@ default_int32(mongoc_uri_t *uri, const char *key, int64_t value)
  * it went; the client is made after that (a mongodb+srv URI would resolve
  * names then).
  */
+static bool client_make(struct proxy_topology *t);
+
 static bool
 start(struct proxy_topology *t)
 {
     struct worker *w = &t->w;
     bson_error_t error;
-    mongoc_apm_callbacks_t *cbs;
     bool ok;
 
     mongoc_init();
@@ -291,13 +304,26 @@ start(struct proxy_topology *t)
     }
     pthread_cond_broadcast(&t->wake);
     pthread_mutex_unlock(&t->mu);
-    if (!ok)
-        return false;
+    return ok && client_make(t);
+}
 
+/*
+ * The worker's client, made on the URI (again by renew): guarded, its APM
+ * callback set. False (a view with the error posted) when it cannot be made.
+ */
+static bool
+client_make(struct proxy_topology *t)
+{
+    struct worker *w = &t->w;
+    bson_error_t error;
+    mongoc_apm_callbacks_t *cbs;
+
+    memset(&error, 0, sizeof error);
     w->client = mongoc_client_new_from_uri_with_error(w->uri, &error);
     if (w->client == NULL) {
         char *msg = advice_secrets_scrub(&w->secrets, error.message, MAX_ERROR_LEN);
 
+        bson_free(w->error);
         w->error = bson_strdup_printf("upstream: %s", msg);
         bson_free(msg);
         post(t, view_build(NULL, w->error));
@@ -313,6 +339,24 @@ start(struct proxy_topology *t)
     return true;
 }
 
+/*
+ * A check of every server now: a single-threaded client checks again only
+ * once heartbeatFrequencyMS has passed since its last scan, or when it
+ * knows no server that fits, and libmongoc 1.23 has no public call to mark
+ * its topology stale; a new client scans every server at its first
+ * selection. The old one's connections close (it ran no command: no
+ * sessions to end, so its destroy does not wait on a server).
+ */
+static void
+renew(struct proxy_topology *t)
+{
+    struct worker *w = &t->w;
+
+    mongoc_client_destroy(w->client);
+    w->client = NULL;
+    (void)client_make(t); /* failed: check() tries again */
+}
+
 /* One selection; posts a view when anything the loop shows changed. */
 static bool
 check(struct proxy_topology *t)
@@ -323,8 +367,11 @@ check(struct proxy_topology *t)
     char *text = NULL;
     bool error_changed;
 
+    if (w->client == NULL && !client_make(t))
+        return false;
     memset(&error, 0, sizeof error);
     sd = mongoc_client_select_server(w->client, true, NULL, &error);
+    w->checked_ms = conf_clock_ms();
     if (sd == NULL)
         text = advice_secrets_scrub(&w->secrets, error.message, MAX_ERROR_LEN);
     else
@@ -346,9 +393,23 @@ worker_main(void *arg)
     struct proxy_topology *t = arg;
     struct worker *w = &t->w;
 
-    if (start(t))
-        while (!atomic_load(&t->stop))
-            nap(t, check(t) ? w->heartbeat_ms : RETRY_MS);
+    if (start(t)) {
+        while (!atomic_load(&t->stop)) {
+            if (!nap(t, check(t) ? w->heartbeat_ms : RETRY_MS, true))
+                continue;
+            /* The loop asked (a server it sends new connections to said it
+             * is not primary, or a connection to it was lost): check every
+             * server now, but not sooner than RETRY_MS after the last check
+             * ended (minHeartbeatFrequencyMS, server-monitoring.md). Asks
+             * made until then are this one: the flag is cleared only now. */
+            nap(t, w->checked_ms + RETRY_MS - conf_clock_ms(), false);
+            pthread_mutex_lock(&t->mu);
+            t->recheck = false;
+            pthread_mutex_unlock(&t->mu);
+            if (!atomic_load(&t->stop))
+                renew(t);
+        }
+    }
     mongoc_client_destroy(w->client); /* before the guard its streams point to */
     mongoc_uri_destroy(w->uri);
     if (w->td != NULL)
@@ -500,6 +561,28 @@ proxy_topology_is_target(const struct proxy_topology *t, const char *address)
 }
 
 void
+proxy_topology_recheck(struct proxy_topology *t, const char *address, const char *why)
+{
+    bool asked;
+
+    /* Only a server new connections go to: an error from one the monitor
+     * already knows is not primary tells it nothing. */
+    if (t == NULL || t->view == NULL || t->view->n_targets == 0 ||
+        !proxy_topology_is_target(t, address))
+        return;
+    pthread_mutex_lock(&t->mu);
+    asked = !t->recheck;
+    t->recheck = true;
+    pthread_cond_broadcast(&t->wake);
+    pthread_mutex_unlock(&t->mu);
+    if (!asked)
+        return; /* one is pending already */
+    t->rechecks++;
+    conf_log(CONF_LOG_INFO, 0, "upstream_recheck",
+             "upstream=%s reason=\"%s\" msg=\"checking every server now\"", address, why);
+}
+
+void
 proxy_topology_stats_bson(const struct proxy_topology *t, bson_t *doc)
 {
     bson_t sub, arr, one;
@@ -533,6 +616,7 @@ proxy_topology_stats_bson(const struct proxy_topology *t, bson_t *doc)
     }
     bson_append_array_end(&sub, &arr);
     BSON_APPEND_INT64(&sub, "changes", (int64_t)t->changes);
+    BSON_APPEND_INT64(&sub, "rechecks", (int64_t)t->rechecks);
     BSON_APPEND_UTF8(&sub, "error", t->view && t->view->error ? t->view->error : "");
     bson_append_document_end(doc, &sub);
 }

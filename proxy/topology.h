@@ -21,7 +21,7 @@
  * mongoc_client_pool_t's monitors cannot be guarded: see advice/guard.h).
  * It runs no command: server selection alone drives its checks, every
  * heartbeatFrequencyMS (10 s unless the URI sets it; 500 ms while no
- * server fits). The loop never calls libmongoc and never waits for the
+ * server fits), and at once when the loop asks (proxy_topology_recheck). The loop never calls libmongoc and never waits for the
  * thread, but at start and stop.
  *
  * Spec: source/server-discovery-and-monitoring/server-discovery-and-monitoring.md
@@ -69,7 +69,19 @@ bool proxy_topology_pick(struct proxy_topology *topology, const char **host, uin
  */
 bool proxy_topology_is_target(const struct proxy_topology *topology, const char *address);
 
-/* Appends "topology" (type, targets, primary, servers, changes, error) to doc. */
+/*
+ * A server new connections go to (address) said it is not primary, is
+ * recovering or shutting down (wire/sdam.h), or a connection to it was
+ * lost (why says which): the monitor checks every server at once (not
+ * sooner than 500 ms after its last check, minHeartbeatFrequencyMS) instead
+ * of at its next heartbeat, so new connections follow a failover sooner.
+ * Ignored for a server that is not a target (already known), and while a
+ * re-check is pending. Logs upstream_recheck once per re-check asked.
+ */
+void proxy_topology_recheck(struct proxy_topology *topology, const char *address,
+                            const char *why);
+
+/* Appends "topology" (type, targets, primary, servers, changes, rechecks, error) to doc. */
 void proxy_topology_stats_bson(const struct proxy_topology *topology, bson_t *doc);
 
 #endif

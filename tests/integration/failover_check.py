@@ -2,7 +2,9 @@
 """tests/integration/failover_check.py: mongocache follows a replica set's primary
 (proxy/topology.h), driven by test_failover.sh. Behind the proxy, rs_relay.py makes
 a two-member replica set of two FerretDBs; its upstream URI names both members with
-replicaSet=rs0&heartbeatFrequencyMS=500.
+replicaSet=rs0&heartbeatFrequencyMS=60000: the monitor follows a switch only because a
+server new connections go to answered NotWritablePrimary (or NotPrimaryNoSecondaryOk) or
+closed a connection, and it checks again at once (upstream_recheck).
 
 1. The monitor finds the set: /stats topology shows member A as the primary, and the
    log has its upstream_topology line.
@@ -14,7 +16,10 @@ replicaSet=rs0&heartbeatFrequencyMS=500.
    upstream connection holds nothing of its own gets a new one at its next request,
    the others close once their requests in flight are answered).
 3. After each switch: how long until a new connection through the proxy can write
-   (printed; bounded only generously), and /stats and the log show the new primary.
+   (printed; bounded only generously), /stats and the log show the new primary, and the
+   monitor re-checked at once (upstream_recheck).
+5. Writes in flight at a failover and the cache (see that section); 6. an election (no
+   primary for a while): new connections wait for the new primary, up to connect_timeout.
 4. The invariants: no read returned a document other than the one written (a wrong
    reply), no write was applied twice (no duplicate-key error, no _id on both
    FerretDBs), every acknowledged write is on exactly one FerretDB, writes landed on
@@ -188,6 +193,15 @@ for label, target, how in (("A->B, connections closed", 1, "switch"),
         label, "%.0f ms" % (f * 1000) if f is not None else "never",
         "%.0f ms" % ((time.monotonic() - t0) * 1000) if seen is not None else "never"),
         flush=True)
+
+mctest.tap(topology().get("rechecks", 0) >= 2 and log_has(
+    r"event=upstream_recheck upstream=%s reason=\"(connection lost|NotWritablePrimary \(code 10107\))"
+    % re.escape(members[0])) and log_has(
+    r"event=upstream_recheck upstream=%s reason=\"NotWritablePrimary \(code 10107\)"
+    % re.escape(members[1])),
+    "the monitor checked again at once after each switch (a lost connection, NotWritablePrimary: "
+    "upstream_recheck, /stats topology.rechecks %s): heartbeatFrequencyMS is 60 s here"
+    % topology().get("rechecks"))
 
 th.join(a.seconds + 60)
 try:
