@@ -562,8 +562,13 @@ proxy_client_retire_moved(struct proxy_server *server)
     TAILQ_FOREACH(c, &server->clients, link) {
         bool replace;
 
-        if (c->phase >= PROXY_CLIENT_FINISHING || !c->up ||
-            proxy_topology_is_target(server->topology, proxy_upstream_address(c->up)))
+        if (c->phase >= PROXY_CLIENT_FINISHING || !c->up)
+            continue;
+        if (proxy_upstream_waiting(c->up)) {
+            proxy_upstream_connect_waiting(c->up); /* a primary is known now (else it waits on) */
+            continue;
+        }
+        if (proxy_topology_is_target(server->topology, proxy_upstream_address(c->up)))
             continue;
         replace = upstream_replaceable(c);
         proxy_stats_add(&server->stats, PROXY_STAT_upstream_moved, 1);

@@ -161,6 +161,23 @@ is_target(const char *topology, const char *server)
     return false;
 }
 
+/* Whether v is a replica set whose members answer and none is primary (an election). */
+static bool
+electing(const struct view *v)
+{
+    return v != NULL && v->n_targets == 0 && strcmp(v->type, "ReplicaSetNoPrimary") == 0;
+}
+
+/* Whether v knows address as a server that answered and is not a target. */
+static bool
+known_other(const struct view *v, const char *address)
+{
+    for (uint32_t i = 0; i < v->n; i++)
+        if (strcmp(v->servers[i].address, address) == 0)
+            return !v->servers[i].target && strcmp(v->servers[i].type, "Unknown") != 0;
+    return false;
+}
+
 /* ---- the worker ------------------------------------------------------------ */
 
 /* A view of td (NULL: none yet) with the worker's error. */
@@ -479,12 +496,25 @@ list_servers(const struct view *v, bool targets_only, char *out, size_t size)
     }
 }
 
+/* Whether a server new connections went to under old has said, in v, that it is primary no more. */
+static bool
+stepped_down(const struct view *old, const struct view *v)
+{
+    if (old == NULL || !electing(v))
+        return false;
+    for (uint32_t i = 0; i < old->n; i++)
+        if (old->servers[i].target && known_other(v, old->servers[i].address))
+            return true;
+    return false;
+}
+
 /* A new view from the worker (taken). */
 static void
 apply(struct proxy_topology *t, struct view *v)
 {
     struct proxy_server *server = t->server;
     bool moved = !same_targets(t->view, v);
+    bool stepped = stepped_down(t->view, v);
     char targets[512], servers[1024];
 
     if (same_view(t->view, v)) {
@@ -501,9 +531,12 @@ apply(struct proxy_topology *t, struct view *v)
              v->error ? v->error : "");
     view_destroy(t->view);
     t->view = v;
-    /* Connections to a server that no longer takes new ones end; while none
-     * is known (an election) they go on, their server answering for itself. */
-    if (moved && v->n_targets > 0 && server->hooks.upstream_moved)
+    /* Connections to a server that no longer takes new ones end, and new
+     * connections that waited for a primary go to the new one; in an
+     * election, those to the member that said it stepped down end (while a
+     * member is merely unreachable, its connections go on, answering for
+     * themselves). */
+    if (((moved && v->n_targets > 0) || stepped) && server->hooks.upstream_moved)
         server->hooks.upstream_moved(server);
 }
 
@@ -550,10 +583,18 @@ proxy_topology_pick(struct proxy_topology *t, const char **host, uint16_t *port,
 }
 
 bool
+proxy_topology_electing(const struct proxy_topology *t)
+{
+    return t != NULL && electing(t->view);
+}
+
+bool
 proxy_topology_is_target(const struct proxy_topology *t, const char *address)
 {
-    if (t == NULL || t->view == NULL || t->view->n_targets == 0 || address == NULL)
+    if (t == NULL || t->view == NULL || address == NULL)
         return true;
+    if (t->view->n_targets == 0)
+        return !electing(t->view) || !known_other(t->view, address);
     for (uint32_t i = 0; i < t->view->n; i++)
         if (t->view->servers[i].target && strcmp(t->view->servers[i].address, address) == 0)
             return true;

@@ -9,6 +9,9 @@
  *   Single                    the one server
  *   ReplicaSetWithPrimary     the primary
  *   Sharded                   a mongos that answers, chosen at random
+ *   ReplicaSetNoPrimary       none yet: they wait for a primary, up to
+ *                             connect_timeout (proxy/upstream.c), then
+ *                             their requests get HostUnreachable
  *   anything else, or no view yet: the URI's first host (proxy/server.c)
  *
  * When the servers new connections go to change (a failover), the loop is
@@ -62,10 +65,18 @@ bool proxy_topology_pick(struct proxy_topology *topology, const char **host, uin
                          const char **address);
 
 /*
+ * Whether a replica set's members answer and none of them is primary (an
+ * election, or a primary the monitor cannot reach): new connections wait
+ * (proxy/upstream.c) rather than go to a member known not to be primary.
+ */
+bool proxy_topology_electing(const struct proxy_topology *topology);
+
+/*
  * Whether a connection made to address may go on serving: true when it is
- * among the servers new connections go to, or when none is known (no view
- * yet, an election under way: its server answers for itself). NULL
- * topology: true.
+ * among the servers new connections go to, or when none is known and
+ * address is not known as a member that is not primary (no view yet, the
+ * servers unreachable: its server answers for itself). In an election, a
+ * member that answered as a secondary is not one. NULL topology: true.
  */
 bool proxy_topology_is_target(const struct proxy_topology *topology, const char *address);
 

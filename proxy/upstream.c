@@ -12,6 +12,8 @@
 #include "proxy/conn.h"
 #include "proxy/io.h"
 #include "proxy/server.h"
+#include "proxy/stats.h"
+#include "proxy/topology.h"
 #include "wire/frame.h"
 
 #include <errno.h>
@@ -37,6 +39,7 @@ struct proxy_upstream {
     char *address; /* the server it connects to ("host:port"; proxy_server_connect_upstream),
                     * owned */
     bool tcp;      /* not a unix socket */
+    bool waiting;  /* for a primary (an election): not connecting yet, the timer running */
 };
 
 static void
@@ -163,6 +166,15 @@ connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     /* No request was written before CONNECTED was reported (proxy/conn.c
      * writes what is queued only after it): none reached the server. */
+    if (up->waiting) {
+        proxy_stats_add(&up->server->stats, PROXY_STAT_upstream_no_primary, 1);
+        snprintf(why, sizeof why,
+                 "no primary: the replica set elected none within %lld ms (connect_timeout); "
+                 "nothing was sent",
+                 (long long)up->server->conf->connect_timeout);
+        fail(up, why);
+        return;
+    }
     if (up->connect_failed) {
         snprintf(why, sizeof why, "upstream %s unreachable: %s", up->address,
                  evutil_socket_error_to_string(up->connect_errno));
@@ -174,12 +186,30 @@ connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
     fail(up, why);
 }
 
+/* Connects to the server new connections go to now; the connect timer is already running. */
+static void
+start_connect(struct proxy_upstream *up)
+{
+    int rc = proxy_server_connect_upstream(up->server, up->conn, &up->address);
+
+    up->tcp = up->address[0] != '/';
+    if (rc != 0) {
+        /* The connect call failed at once (no descriptor, no such unix
+         * socket): report it on the next loop turn, not at connect_timeout. */
+        struct timeval now = {0, 0};
+
+        up->connect_failed = true;
+        up->connect_errno = EVUTIL_SOCKET_ERROR();
+        evtimer_del(up->connect_timer);
+        evtimer_add(up->connect_timer, &now);
+    }
+}
+
 struct proxy_upstream *
 proxy_upstream_new(struct proxy_server *server, const struct proxy_upstream_cbs *cbs, void *arg)
 {
     struct proxy_upstream *up = bson_malloc0(sizeof *up);
     struct timeval tv;
-    int rc;
 
     up->server = server;
     up->cbs = cbs;
@@ -203,18 +233,32 @@ proxy_upstream_new(struct proxy_server *server, const struct proxy_upstream_cbs 
     tv.tv_usec = (server->conf->connect_timeout % 1000) * 1000;
     evtimer_add(up->connect_timer, &tv);
 
-    rc = proxy_server_connect_upstream(server, up->conn, &up->address);
-    up->tcp = up->address[0] != '/';
-    if (rc != 0) {
-        /* The connect call failed at once (no descriptor, no such unix
-         * socket): report it on the next loop turn, not at connect_timeout. */
-        struct timeval now = {0, 0};
-
-        up->connect_failed = true;
-        up->connect_errno = EVUTIL_SOCKET_ERROR();
-        evtimer_add(up->connect_timer, &now);
+    if (proxy_topology_electing(server->topology)) {
+        /* No member is primary: not one known to have stepped down, nor the
+         * URI's first host; the connection waits for the monitor to find the
+         * new primary (proxy_upstream_connect_waiting), within the same
+         * connect_timeout. What the client sends meanwhile is queued. */
+        up->waiting = true;
+        proxy_stats_add(&server->stats, PROXY_STAT_upstream_waited, 1);
+        return up;
     }
+    start_connect(up);
     return up;
+}
+
+bool
+proxy_upstream_waiting(const struct proxy_upstream *up)
+{
+    return up->waiting;
+}
+
+void
+proxy_upstream_connect_waiting(struct proxy_upstream *up)
+{
+    if (!up->waiting || proxy_topology_electing(up->server->topology))
+        return;
+    up->waiting = false;
+    start_connect(up);
 }
 
 void

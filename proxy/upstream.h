@@ -41,9 +41,10 @@ struct proxy_upstream_cbs {
 
 /*
  * Starts connecting to the server's upstream for an owner that will hear of
- * it through cbs (borrowed, static) with arg; the owner frees the result
- * with proxy_upstream_destroy. Bytes written before the connection is up
- * are queued.
+ * it through cbs (borrowed, static) with arg, or waits for a primary first
+ * (proxy_upstream_waiting); the owner frees the result with
+ * proxy_upstream_destroy. Bytes written before the connection is up are
+ * queued.
  */
 struct proxy_upstream *proxy_upstream_new(struct proxy_server *server,
                                           const struct proxy_upstream_cbs *cbs, void *arg);
@@ -63,7 +64,18 @@ void proxy_upstream_send_to(struct proxy_upstream *up, struct proxy_conn *dst,
 void proxy_upstream_drain(struct proxy_upstream *up, size_t len);
 void proxy_upstream_remove(struct proxy_upstream *up, void *dst, size_t len);
 
-/* The server it connects to ("host:port", or a socket path): valid while up lives. */
+/*
+ * Whether it waits for a replica set to elect a primary (created while the
+ * topology had none: proxy_topology_electing); it then connects when
+ * proxy_upstream_connect_waiting is called with a primary known, or fails
+ * (on_down, not connected: nothing was sent) at connect_timeout.
+ */
+bool proxy_upstream_waiting(const struct proxy_upstream *up);
+/* A waiting upstream connects now, unless the topology still has no primary. */
+void proxy_upstream_connect_waiting(struct proxy_upstream *up);
+
+/* The server it connects to ("host:port", or a socket path; "" while waiting): valid while up
+ * lives. */
 const char *proxy_upstream_address(const struct proxy_upstream *up);
 
 /* Bytes in the upstream connection's buffers, both ways (max_memory). */

@@ -379,6 +379,113 @@ with mctest.Case(None, "a write applied by the server after its connection was l
     k.check(v == 3, "after the late apply the read gave %r, not 3: a read made before it was "
             "stored (relay: %r)" % (v, answer))
 
+# ---- 6. an election: no primary for a while ---------------------------------------------
+
+
+def elect():
+    """Steps the primary down with no new one (connections kept), makes the proxy see it (a
+    write through it gets NotWritablePrimary: the monitor checks again), and waits until
+    /stats shows the set with no primary. Returns the old primary's index, or None."""
+    old = members.index(rs_relay.control(a.control, "stats")["primary"])
+    rs_relay.control(a.control, "elect keep")
+    c = pymongo.MongoClient(proxy_uri, retryWrites=False, serverSelectionTimeoutMS=5000)
+    try:
+        c[DB].probe.insert_one({"elect": 1})
+    except PyMongoError:
+        pass
+    finally:
+        c.close()
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 10:
+        if topology().get("type") == "ReplicaSetNoPrimary":
+            return old
+        time.sleep(0.02)
+    return None
+
+
+with mctest.Case(None, "an election (no primary for a second): a new client connection "
+                 "waits for the new primary and its first write lands there, none on the "
+                 "stepped-down member") as k:
+    old = elect()
+    k.check(old is not None, "/stats never showed ReplicaSetNoPrimary: %r" % topology())
+    waited0 = mctest.counters(a.http).get("upstream_waited", 0)
+    out = []
+
+    def first_write():
+        c = pymongo.MongoClient(proxy_uri, retryWrites=False, serverSelectionTimeoutMS=10000)
+        try:
+            c[DB].elect.insert_one({"_id": "elect-1"})
+            out.append("acknowledged")
+        except PyMongoError as e:
+            out.append("%s: %s" % (name_of(e), str(e)[:200]))
+        finally:
+            c.close()
+    e_th = threading.Thread(target=first_write)
+    e_th.start()
+    time.sleep(1.0)
+    answer = rs_relay.control(a.control, "switch")
+    e_th.join(30)
+    new = 1 - (old or 0)
+    on = [pymongo.MongoClient("mongodb://127.0.0.1:%d/" % port, directConnection=True)[DB]
+          .elect.count_documents({"_id": "elect-1"}) for port in ferret]
+    k.check(out == ["acknowledged"], "the write through a connection opened with no primary "
+            "(no retry allowed): %r" % out)
+    k.check(answer.get("primary") == members[new] and on[new] == 1 and on[1 - new] == 0,
+            "the write is on %r of FerretDB A, B (the new primary: %s)" % (on, members[new]))
+    k.check(mctest.counters(a.http).get("upstream_waited", 0) > waited0,
+            "upstream_waited did not grow")
+    k.check(wait_primary(members[new]) is not None, "the proxy did not follow")
+
+# A client connection opened now, its hello answered by the primary of the moment (B), is
+# used again after the next election, which ends with A primary (section 7).
+persona_conn = mctest.Conn(a.proxy, timeout=10.0)
+persona_first = persona_conn.call(mctest.op_msg({"hello": 1, "$db": "admin"}), timeout=10.0)
+
+with mctest.Case(None, "an election longer than connect_timeout: a new connection's hello "
+                 "gets HostUnreachable (retryable: nothing was sent), not a stepped-down "
+                 "member's answer, and the connection stays usable") as k:
+    old = elect()
+    k.check(old is not None, "/stats never showed ReplicaSetNoPrimary: %r" % topology())
+    none0 = mctest.counters(a.http).get("upstream_no_primary", 0)
+    conn = mctest.Conn(a.proxy, timeout=10.0)
+    r = conn.call(mctest.op_msg({"hello": 1, "$db": "admin"}), timeout=10.0)
+    k.check(r.doc is not None and r.doc.get("ok") in (0, 0.0) and r.doc.get("code") == 6 and
+            r.doc.get("codeName") == "HostUnreachable" and "no primary" in r.doc.get("errmsg", ""),
+            "the hello's reply: %r" % (r,))
+    k.check(mctest.counters(a.http).get("upstream_no_primary", 0) == none0 + 1,
+            "upstream_no_primary did not grow by one")
+    rs_relay.control(a.control, "switch")
+    k.check(wait_primary(members[1 - old]) is not None, "the proxy did not follow")
+    r = conn.call(mctest.op_msg({"hello": 1, "$db": "admin"}), timeout=10.0)
+    k.check(r.ok() and r.doc.get("msg") == "isdbgrid", "the next hello on that connection, "
+            "with a primary: %r" % (r,))
+    conn.close()
+
+# ---- 7. the persona follows the deployment ----------------------------------------------
+PERSONA_SAME = ("maxWireVersion", "minWireVersion", "maxBsonObjectSize", "maxMessageSizeBytes",
+                "maxWriteBatchSize", "logicalSessionTimeoutMinutes")
+SET_FIELDS = ("setName", "setVersion", "hosts", "primary", "me", "secondary", "electionId",
+              "passives", "arbiters", "topologyVersion")
+with mctest.Case(None, "the persona follows the deployment: after an election, hello on a "
+                 "client connection opened before it is answered by the new primary as a "
+                 "mongos (its limits and wire versions, none of the set's fields)") as k:
+    now = rs_relay.control(a.control, "stats")["primary"]
+    direct_hello = pymongo.MongoClient("mongodb://%s/" % now, directConnection=True) \
+        .admin.command("hello")
+    r = persona_conn.call(mctest.op_msg({"hello": 1, "$db": "admin"}), timeout=10.0)
+    k.check(persona_first.ok() and r.ok(), "hello before: %r; after: %r" % (persona_first, r))
+    d = r.doc or {}
+    k.check(d.get("msg") == "isdbgrid" and d.get("isWritablePrimary") is True,
+            "not a mongos: %r" % d)
+    k.check(not [f for f in SET_FIELDS if f in d], "the set's fields leak: %r" % d)
+    k.check(all(d.get(f) == direct_hello.get(f) for f in PERSONA_SAME),
+            "limits differ from the new primary's (%s): %r vs %r" % (
+                now, {f: d.get(f) for f in PERSONA_SAME},
+                {f: direct_hello.get(f) for f in PERSONA_SAME}))
+    k.check(direct_hello.get("setName") == "rs0" and direct_hello.get("isWritablePrimary"),
+            "the relay's own hello is not a primary's: %r" % direct_hello)
+    persona_conn.close()
+
 with mctest.Case(None, "after the switches, hello through the proxy still answers as a "
                  "mongos (the persona follows the new primary)") as k:
     c = pymongo.MongoClient(proxy_uri, serverSelectionTimeoutMS=5000)

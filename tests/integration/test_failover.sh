@@ -27,8 +27,9 @@ for port in "$RA" "$RB" "$RC"; do
     mc_wait_port "$port" "$RELAY_PID" 10 || { mc_log_tail "$MC_TMP/relay.out"; mc_bail "the relay did not start"; }
 done
 
+# connect_timeout 2s: how long a new connection waits for a primary in an election
 MC_PROXY_UPSTREAM="mongodb://127.0.0.1:$RA,127.0.0.1:$RB/?replicaSet=rs0&heartbeatFrequencyMS=60000" \
-    mc_start_proxy
+    mc_start_proxy --connect-timeout 2s
 
 mc_run_lines failover check "$MC_PYTHON" "$MC_TESTDIR/failover_check.py" --proxy "$PROXY_PORT" \
     --http "$PROXY_HTTP_PORT" --log "$PROXY_LOG" --control "$RC" --members "$RA,$RB" \
