@@ -189,8 +189,7 @@ struct advice_advisor {
     bool started; /* the worker has parsed the URI (start_ok says how it went) */
     bool start_ok;
     bson_error_t start_error;
-    bool exited;    /* the worker is past its last use of the advisor but mu */
-    bool abandoned; /* destroy gave up waiting: the worker frees the advisor */
+    struct conf_thread_end end; /* destroy gave up waiting: the worker frees the advisor */
     atomic_bool stop;
 
     struct worker w;
@@ -820,8 +819,6 @@ static void *
 worker_main(void *arg)
 {
     struct advice_advisor *a = arg;
-    bool abandoned;
-
     if (!start(a))
         goto out;
     for (;;) {
@@ -847,11 +844,7 @@ worker_main(void *arg)
     }
 out:
     worker_cleanup(&a->w);
-    pthread_mutex_lock(&a->mu);
-    a->exited = true;
-    abandoned = a->abandoned;
-    pthread_mutex_unlock(&a->mu);
-    if (abandoned)
+    if (conf_thread_exiting(&a->end))
         free_advisor(a); /* the loop left it to us (advice_advisor_destroy) */
     return NULL;
 }
@@ -938,6 +931,7 @@ advice_advisor_new(struct event_base *base, const struct advice_config *cfg,
     a->wfd = fds[1];
     pthread_mutex_init(&a->mu, NULL);
     pthread_cond_init(&a->wake, NULL);
+    conf_thread_end_init(&a->end);
     rc = conf_thread_spawn(&a->thread, worker_main, a, "mc-advisor");
     if (rc != 0) {
         bson_set_error(error, CONF_ERROR_DOMAIN_ADVICE, (uint32_t)rc, "advisor: thread: %s",
@@ -962,6 +956,7 @@ advice_advisor_new(struct event_base *base, const struct advice_config *cfg,
     }
     return a;
 fail:
+    conf_thread_end_cleanup(&a->end);
     pthread_cond_destroy(&a->wake);
     pthread_mutex_destroy(&a->mu);
     close(a->rfd);
@@ -1005,6 +1000,7 @@ free_advisor(struct advice_advisor *a)
     close(a->wfd);
     pthread_cond_destroy(&a->wake);
     pthread_mutex_destroy(&a->mu);
+    conf_thread_end_cleanup(&a->end);
     bson_free(a->uri_text);
     bson_free(a);
 }
@@ -1012,10 +1008,7 @@ free_advisor(struct advice_advisor *a)
 bool
 advice_advisor_destroy(struct advice_advisor *advisor)
 {
-    struct timespec until;
     pthread_t thread;
-    bool exited;
-    int rc;
 
     if (advisor == NULL)
         return true;
@@ -1026,33 +1019,15 @@ advice_advisor_destroy(struct advice_advisor *advisor)
     atomic_store(&advisor->stop, true);
     pthread_cond_signal(&advisor->wake);
     pthread_mutex_unlock(&advisor->mu);
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += ADVICE_ADVISOR_STOP_WAIT_MS / 1000;
-    until.tv_nsec += (ADVICE_ADVISOR_STOP_WAIT_MS % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
-    rc = pthread_clockjoin_np(thread, NULL, CLOCK_MONOTONIC, &until);
-    if (rc != 0) {
+    if (!conf_thread_stop(thread, &advisor->end, ADVICE_ADVISOR_STOP_WAIT_MS)) {
         /* Still inside libmongoc (1.23's client destroy can wait for ever on
          * its own lock when its server went away as it ended its sessions):
          * the worker is left behind and frees the advisor if it ever ends. */
-        pthread_mutex_lock(&advisor->mu);
-        exited = advisor->exited;
-        advisor->abandoned = !exited;
-        pthread_mutex_unlock(&advisor->mu);
-        /* Once abandoned is set the worker may free the advisor at any time:
-         * only the local copy of its thread is read from here on. */
-        if (!exited) {
-            pthread_detach(thread);
-            conf_log(CONF_LOG_WARN, 0, "advisor_abandoned",
-                     "waited_ms=%d msg=\"the index advisor's thread did not stop in time; left "
-                     "behind\"",
-                     ADVICE_ADVISOR_STOP_WAIT_MS);
-            return false;
-        }
-        pthread_join(thread, NULL); /* it ended just now */
+        conf_log(CONF_LOG_WARN, 0, "advisor_abandoned",
+                 "waited_ms=%d msg=\"the index advisor's thread did not stop in time; left "
+                 "behind\"",
+                 ADVICE_ADVISOR_STOP_WAIT_MS);
+        return false;
     }
     free_advisor(advisor);
     return true;

@@ -291,7 +291,7 @@ main(int argc, char **argv)
     struct proxy_tls *tls = NULL;
     char *redacted;
     int status = 1;
-    bool advisor_stopped = true;
+    bool advisor_stopped = true, topology_stopped = true;
 
     memset(&server, 0, sizeof server);
     server.started = time(NULL);
@@ -441,7 +441,7 @@ out:
     proxy_io_loop_free(server.io);
     proxy_cursors_destroy(server.cursors);
     advisor_stopped = proxy_advice_destroy(server.advice);
-    proxy_topology_destroy(server.topology);
+    topology_stopped = proxy_topology_destroy(server.topology);
     cache_destroy(server.cache);
     proxy_admin_destroy(server.admin);
     proxy_listener_destroy(server.listener);
@@ -465,7 +465,7 @@ out:
     bson_free(server.upstream_label);
 out_conf:
     conf_destroy(server.conf);
-    if (advisor_stopped)
+    if (advisor_stopped && topology_stopped)
         mongoc_cleanup(); /* else a thread left behind may still be inside libmongoc */
     return status;
 }

@@ -128,6 +128,7 @@ struct proxy_topology {
     bool start_ok;
     bson_error_t start_error;
     atomic_bool stop;
+    struct conf_thread_end end; /* destroy gave up waiting: the worker frees the topology */
 
     struct worker w;
 };
@@ -404,6 +405,8 @@ check(struct proxy_topology *t)
     return sd != NULL;
 }
 
+static void free_topology(struct proxy_topology *t);
+
 static void *
 worker_main(void *arg)
 {
@@ -434,6 +437,8 @@ worker_main(void *arg)
     advice_secrets_cleanup(&w->secrets);
     bson_free(w->error);
     memset(w, 0, sizeof *w);
+    if (conf_thread_exiting(&t->end))
+        free_topology(t); /* the loop left it to us (proxy_topology_destroy) */
     return NULL;
 }
 
@@ -686,6 +691,7 @@ proxy_topology_new(struct proxy_server *server, bson_error_t *error)
     t->rfd = fds[0];
     t->wfd = fds[1];
     pthread_mutex_init(&t->mu, NULL);
+    conf_thread_end_init(&t->end);
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&t->wake, &attr);
@@ -715,6 +721,7 @@ proxy_topology_new(struct proxy_server *server, bson_error_t *error)
 fail:
     if (t->ev)
         event_free(t->ev);
+    conf_thread_end_cleanup(&t->end);
     pthread_cond_destroy(&t->wake);
     pthread_mutex_destroy(&t->mu);
     close(t->rfd);
@@ -724,23 +731,44 @@ fail:
     return NULL;
 }
 
-void
-proxy_topology_destroy(struct proxy_topology *t)
+/* Frees the topology once its worker is done with it (either side may run this). */
+static void
+free_topology(struct proxy_topology *t)
 {
-    if (t == NULL)
-        return;
-    event_free(t->ev);
-    pthread_mutex_lock(&t->mu);
-    atomic_store(&t->stop, true);
-    pthread_cond_broadcast(&t->wake);
-    pthread_mutex_unlock(&t->mu);
-    pthread_join(t->thread, NULL);
     view_destroy(t->pending);
     view_destroy(t->view);
     close(t->rfd);
     close(t->wfd);
     pthread_cond_destroy(&t->wake);
     pthread_mutex_destroy(&t->mu);
+    conf_thread_end_cleanup(&t->end);
     bson_free(t->uri_text);
     bson_free(t);
+}
+
+bool
+proxy_topology_destroy(struct proxy_topology *t)
+{
+    pthread_t thread;
+
+    if (t == NULL)
+        return true;
+    thread = t->thread;
+    event_free(t->ev);
+    pthread_mutex_lock(&t->mu);
+    atomic_store(&t->stop, true);
+    pthread_cond_broadcast(&t->wake);
+    pthread_mutex_unlock(&t->mu);
+    if (!conf_thread_stop(thread, &t->end, PROXY_TOPOLOGY_STOP_WAIT_MS)) {
+        /* Inside a check of a server that does not answer (up to
+         * connectTimeoutMS), or in libmongoc's client destroy: left behind,
+         * it frees the topology when it ends (or the process exits first). */
+        conf_log(CONF_LOG_WARN, 0, "topology_abandoned",
+                 "waited_ms=%d msg=\"the topology monitor's thread did not stop in time; left "
+                 "behind\"",
+                 PROXY_TOPOLOGY_STOP_WAIT_MS);
+        return false;
+    }
+    free_topology(t);
+    return true;
 }

@@ -46,11 +46,21 @@ struct proxy_topology;
  * credentials: never shown) and a libevent event on server->base for its
  * views. Waits for the thread to parse the URI, never for I/O. NULL with
  * error set (free of credentials) when the URI does not parse or the
- * thread cannot start. Free with proxy_topology_destroy (which joins the
- * thread: up to one connectTimeoutMS while a check is under way).
+ * thread cannot start. Free with proxy_topology_destroy.
  */
 struct proxy_topology *proxy_topology_new(struct proxy_server *server, bson_error_t *error);
-void proxy_topology_destroy(struct proxy_topology *topology);
+
+/* How long proxy_topology_destroy waits for the monitor's thread (ms). */
+#define PROXY_TOPOLOGY_STOP_WAIT_MS 3000
+
+/*
+ * Stops the monitor and frees it (NULL: nothing, true). Waits up to
+ * PROXY_TOPOLOGY_STOP_WAIT_MS for its thread (a check under way lasts up
+ * to connectTimeoutMS): false when it did not end in time, and was left
+ * behind to free the topology when it ends (conf_thread_stop; logged
+ * topology_abandoned). Either way the caller must not use it again.
+ */
+bool proxy_topology_destroy(struct proxy_topology *topology);
 
 /*
  * The server a new upstream connection should go to: false when the

@@ -195,9 +195,9 @@ for label, target, how in (("A->B, connections closed", 1, "switch"),
         flush=True)
 
 mctest.tap(topology().get("rechecks", 0) >= 2 and log_has(
-    r"event=upstream_recheck upstream=%s reason=\"(connection lost|NotWritablePrimary \(code 10107\))"
-    % re.escape(members[0])) and log_has(
-    r"event=upstream_recheck upstream=%s reason=\"NotWritablePrimary \(code 10107\)"
+    r"event=upstream_recheck upstream=%s reason=\"(connection lost|NotWritablePrimary \(code "
+    r"(10107|13435)\))" % re.escape(members[0])) and log_has(
+    r"event=upstream_recheck upstream=%s reason=\"NotWritablePrimary \(code (10107|13435)\)"
     % re.escape(members[1])),
     "the monitor checked again at once after each switch (a lost connection, NotWritablePrimary: "
     "upstream_recheck, /stats topology.rechecks %s): heartbeatFrequencyMS is 60 s here"

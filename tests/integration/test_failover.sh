@@ -74,4 +74,32 @@ EOF
 echo "$out" | grep -v '^type=' || true
 mc_is "$(echo "$out" | grep '^type=')" "type=Sharded targets=2 on_a=yes on_b=yes" \
     "two mongos servers: /stats shows both as targets, and new connections went to each"
+
+# ---- a bounded stop: the monitor inside a check of a server that never answers ---------
+# A listener that accepts and never replies, with connectTimeoutMS=30000: the monitor's
+# first check waits 30 s for its hello. SIGTERM must not: the proxy waits 3 s for the
+# monitor's thread (PROXY_TOPOLOGY_STOP_WAIT_MS), leaves it behind and exits 0 (before
+# mc_stop_proxy's SIGKILL at 15 s).
+MUTE=$(mc_free_port)
+"$MC_PYTHON" -c '
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(16)
+held = []
+while True:
+    held.append(s.accept()[0])
+' "$MUTE" >/dev/null 2>&1 &
+MUTE_PID=$!
+mc_track "$MUTE_PID"
+mc_wait_port "$MUTE" "$MUTE_PID" 10 || mc_bail "the mute listener did not start"
+MC_PROXY_UPSTREAM="mongodb://127.0.0.1:$MUTE/?connectTimeoutMS=30000" mc_start_proxy
+sleep 0.5 # the monitor's check is under way
+t0=$(date +%s%N)
+mc_stop_checked "a monitor stuck in a check of a mute server"
+ms=$((($(date +%s%N) - t0) / 1000000))
+st=1
+grep -q 'event=topology_abandoned waited_ms=3000' "$PROXY_LOG" && st=0
+mc_ok "$st" "... SIGTERM left its thread behind after 3 s (topology_abandoned) and exited after $ms ms, not after the check's 30 s"
 mc_done
