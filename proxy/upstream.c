@@ -255,9 +255,15 @@ proxy_upstream_waiting(const struct proxy_upstream *up)
 void
 proxy_upstream_connect_waiting(struct proxy_upstream *up)
 {
+    struct timeval tv;
+
     if (!up->waiting || proxy_topology_electing(up->server->topology))
         return;
     up->waiting = false;
+    /* The connection itself gets a whole connect_timeout, as any other. */
+    tv.tv_sec = up->server->conf->connect_timeout / 1000;
+    tv.tv_usec = (up->server->conf->connect_timeout % 1000) * 1000;
+    evtimer_add(up->connect_timer, &tv);
     start_connect(up);
 }
 

@@ -71,7 +71,8 @@ void proxy_upstream_remove(struct proxy_upstream *up, void *dst, size_t len);
  * (on_down, not connected: nothing was sent) at connect_timeout.
  */
 bool proxy_upstream_waiting(const struct proxy_upstream *up);
-/* A waiting upstream connects now, unless the topology still has no primary. */
+/* A waiting upstream connects now (within a new connect_timeout), unless the topology still has
+ * no primary. */
 void proxy_upstream_connect_waiting(struct proxy_upstream *up);
 
 /* The server it connects to ("host:port", or a socket path; "" while waiting): valid while up

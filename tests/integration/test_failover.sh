@@ -2,10 +2,13 @@
 # test_failover.sh: mongocache follows a replica set's primary (proxy/topology.h).
 # Two FerretDBs (--repl-set-name rs0) behind rs_relay.py, which answers hello as a
 # two-member replica set and switches its primary on command; the proxy's upstream
-# URI names both members with replicaSet=rs0. failover_check.py drives pymongo, the
+# URI names both members with replicaSet=rs0 (heartbeatFrequencyMS=60000: only the
+# immediate re-check follows a switch in time). failover_check.py drives pymongo, the
 # Node driver and Mongoose through the proxy across two switches and checks that the
 # monitor follows, that new connections go to the new primary (the time is printed),
-# and that no client got a wrong reply or had a write applied twice.
+# and that no client got a wrong reply or had a write applied twice; then writes in
+# flight at a failover and the cache, two elections and the persona. Then mongos
+# servers, and a bounded stop of a monitor stuck in a check.
 set -eu
 # shellcheck source=tests/integration/lib.sh source-path=SCRIPTDIR/../..
 . "$(dirname "$0")/lib.sh"
