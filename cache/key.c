@@ -1,7 +1,7 @@
 /*
- * cache/key.c: key material, its XXH3-128 key and SipHash digest (see key.h). Owns the
- * list of per-request fields left out of the key, the material's layout and
- * its two hashes (the key and the digest: key.h says why both);
+ * cache/key.c: key material, and its key and digest (one SipHash-2-4-128 of
+ * it: see key.h). Owns the list of per-request fields left out of the key,
+ * the material's layout and its hash;
  * does not decide whether a command is cacheable (policy.c) or store
  * anything (cache.c). Reads the body's elements in place: the material is
  * the raw bytes of each kept element, never a re-encoding.
@@ -15,8 +15,6 @@
 #include "wire/reader.h"
 
 #include <string.h>
-#define XXH_STATIC_LINKING_ONLY /* XXH3_generateSecret is in the "experimental" part in 0.8.1 */
-#include <xxhash.h>
 
 /*
  * Fields that vary per request but never change the answer, and the only
@@ -63,6 +61,24 @@ valid_lsid(const struct wire_cmd_elem *e)
     return false;
 }
 
+/* Whether an element with this key may be volatile (is_volatile then looks at its value). */
+static inline bool
+maybe_volatile(enum wire_name id)
+{
+    switch (id) {
+    case WIRE_NAME_LSID:
+    case WIRE_NAME_DOLLAR_CLUSTER_TIME:
+    case WIRE_NAME_TXN_NUMBER:
+    case WIRE_NAME_DOLLAR_DB:
+    case WIRE_NAME_COMMENT:
+    case WIRE_NAME_MAX_TIME_MS:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Whether the element is left out of the material (its key is one maybe_volatile names). */
 static bool
 is_volatile(const struct wire_cmd_elem *e)
 {
@@ -87,8 +103,8 @@ void
 cache_key_secret_init(struct cache_key_secret *secret, const char *text)
 {
     static const char fallback[] = "mongocache";
-    /* Fixed keys that only separate the two derived digest-key words (the
-     * secret is the text: these are public). */
+    /* Fixed keys that only separate the two derived key words (the secret
+     * is the text: these are public). */
     static const struct cache_siphash_key derive0 = {UINT64_C(0x6d632d6469676573),
                                                      UINT64_C(0x742d6b65792d7730)};
     static const struct cache_siphash_key derive1 = {UINT64_C(0x6d632d6469676573),
@@ -96,11 +112,8 @@ cache_key_secret_init(struct cache_key_secret *secret, const char *text)
     const char *seed = text && text[0] ? text : fallback;
     size_t len = strlen(seed);
 
-    XXH3_generateSecret(secret->bytes, sizeof secret->bytes, seed, len);
-    /* The digest's SipHash key: from the same text, through another
-     * function, so that neither number says anything about the other. */
-    secret->digest_key.k0 = cache_siphash_24(&derive0, seed, len);
-    secret->digest_key.k1 = cache_siphash_24(&derive1, seed, len);
+    secret->key.k0 = cache_siphash_24(&derive0, seed, len);
+    secret->key.k1 = cache_siphash_24(&derive1, seed, len);
 }
 
 char *
@@ -130,21 +143,154 @@ reserve(struct cache_key_material *m, size_t len)
     m->cap = cap;
 }
 
-/* A part of the material: its length (4 bytes, little-endian), then its bytes. */
-static inline void
-append_part(struct cache_key_material *m, const void *data, size_t len)
+/* Appends len bytes at data to m. */
+static void
+append(void *arg, const void *data, size_t len)
 {
-    uint8_t *p;
+    struct cache_key_material *m = arg;
 
-    if (m->len + 4 + len > m->cap)
-        reserve(m, 4 + len);
-    p = m->data + m->len;
+    if (m->len + len > m->cap)
+        reserve(m, len);
+    if (len > 0)
+        memcpy(m->data + m->len, data, len);
+    m->len += len;
+}
+
+/*
+ * The hash fed in pieces: they are gathered in buf (on the stack) and
+ * absorbed together, so a usual command's material is absorbed in one call
+ * with one partial word at its end, not one per piece.
+ */
+#define FEED_ROOM 512
+struct feed {
+    struct cache_siphash s;
+    size_t n;
+    uint8_t buf[FEED_ROOM];
+};
+
+/* Adds len bytes at data to the feed at arg. */
+static void
+feed(void *arg, const void *data, size_t len)
+{
+    struct feed *f = arg;
+
+    if (f->n + len > sizeof f->buf) {
+        cache_siphash_absorb(&f->s, f->buf, f->n);
+        f->n = 0;
+        if (len > sizeof f->buf) {
+            cache_siphash_absorb(&f->s, data, len);
+            return;
+        }
+    }
+    memcpy(f->buf + f->n, data, len);
+    f->n += len;
+}
+
+/* Writes len as 4 little-endian bytes at p; returns p past them. */
+static inline uint8_t *
+put_len(uint8_t *p, size_t len)
+{
     p[0] = (uint8_t)len;
     p[1] = (uint8_t)(len >> 8);
     p[2] = (uint8_t)(len >> 16);
     p[3] = (uint8_t)(len >> 24);
-    memcpy(p + 4, data, len);
-    m->len += 4 + len;
+    return p + 4;
+}
+
+/* The head in one piece when it fits (one call of the sink, not six). */
+#define HEAD_ROOM 256
+
+/*
+ * The material, piece by piece, each given to sink(arg, bytes, len) in
+ * order: first the head, the principal, the database and the collection,
+ * each as its length (4 bytes, little-endian) then its bytes; then every
+ * top-level element of the body that is not volatile, as sent (type byte,
+ * key, value), a run of neighbours in one piece straight from the body.
+ * The head's parts are length-prefixed and the elements follow it: the body
+ * passed wire_doc_check, so each element's own bytes say where it ends (a
+ * known type, a terminated key, a value whose size its type and length
+ * fields give), and no two different inputs give the same material.
+ * Inlined into each caller, so the sink is a direct call.
+ */
+static inline __attribute__((always_inline)) void
+each_piece(const char *principal, const char *db, const char *coll, uint32_t coll_len,
+           const bson_t *body, const struct wire_cmd *cmd,
+           void (*sink)(void *, const void *, size_t), void *arg)
+{
+    size_t principal_len = strlen(principal), db_len = strlen(db);
+    const uint8_t *data = bson_get_data(body);
+    struct wire_cmd_walk walk;
+    struct wire_cmd_elem e;
+    const uint8_t *run = NULL, *run_end = NULL;
+
+    if (12 + principal_len + db_len + coll_len <= HEAD_ROOM) {
+        uint8_t head[HEAD_ROOM], *p = head;
+
+        p = put_len(p, principal_len);
+        memcpy(p, principal, principal_len);
+        p = put_len(p + principal_len, db_len);
+        memcpy(p, db, db_len);
+        p = put_len(p + db_len, coll_len);
+        memcpy(p, coll, coll_len);
+        sink(arg, head, (size_t)(p + coll_len - head));
+    } else {
+        uint8_t len[4];
+
+        put_len(len, principal_len);
+        sink(arg, len, 4);
+        sink(arg, principal, principal_len);
+        put_len(len, db_len);
+        sink(arg, len, 4);
+        sink(arg, db, db_len);
+        put_len(len, coll_len);
+        sink(arg, len, 4);
+        sink(arg, coll, coll_len);
+    }
+    wire_cmd_walk_init(&walk, cmd, data, body->len);
+    if (walk.cmd) {
+        /* The parse's records: only an element whose key may be volatile is looked at. */
+        for (uint32_t i = 0; i < cmd->n_elems; i++) {
+            uint32_t off = cmd->elem_off[i];
+
+            if (maybe_volatile((enum wire_name)cmd->elem_id[i])) {
+                walk.i = i;
+                (void)wire_cmd_walk_next(&walk, &e);
+                if (is_volatile(&e)) {
+                    if (run)
+                        sink(arg, run, (size_t)(data + off - run));
+                    run = NULL;
+                    continue;
+                }
+            }
+            if (!run)
+                run = data + off;
+        }
+        if (run) /* the last element ends at the body's final NUL */
+            sink(arg, run, (size_t)(data + body->len - 1 - run));
+        return;
+    }
+    while (wire_cmd_walk_next(&walk, &e)) {
+        if (is_volatile(&e)) {
+            if (run)
+                sink(arg, run, (size_t)(run_end - run));
+            run = NULL;
+            continue;
+        }
+        if (!run)
+            run = e.start;
+        run_end = e.start + e.len; /* the walk gives the elements in order, end to start */
+    }
+    if (run)
+        sink(arg, run, (size_t)(run_end - run));
+}
+
+void
+cache_key_material_build(const char *principal, const char *db, const char *coll,
+                         uint32_t coll_len, const bson_t *body, const struct wire_cmd *cmd,
+                         struct cache_key_material *material)
+{
+    material->len = 0;
+    each_piece(principal, db, coll, coll_len, body, cmd, append, material);
 }
 
 void
@@ -152,26 +298,24 @@ cache_key_build(const struct cache_key_secret *secret, const char *principal, co
                 const char *coll, uint32_t coll_len, const bson_t *body, const struct wire_cmd *cmd,
                 struct cache_key_material *material, struct cache_key *key, uint64_t *digest)
 {
-    struct wire_cmd_walk walk;
-    struct wire_cmd_elem e;
-    XXH128_hash_t h;
+    struct feed f;
+    uint8_t out[16];
 
-    material->len = 0;
-    append_part(material, principal, strlen(principal));
-    append_part(material, db, strlen(db));
-    append_part(material, coll, coll_len);
-    wire_cmd_walk_init(&walk, cmd, bson_get_data(body), body->len);
-    while (wire_cmd_walk_next(&walk, &e)) {
-        if (is_volatile(&e))
-            continue;
-        /* The element as sent: type byte, key, value. */
-        append_part(material, e.start, e.len);
+    cache_siphash_init(&f.s, &secret->key, true);
+    f.n = 0;
+    if (material) {
+        cache_key_material_build(principal, db, coll, coll_len, body, cmd, material);
+        cache_siphash_absorb(&f.s, material->data, material->len);
+    } else {
+        each_piece(principal, db, coll, coll_len, body, cmd, feed, &f);
+        cache_siphash_absorb(&f.s, f.buf, f.n);
     }
-    h = XXH3_128bits_withSecret(material->data, material->len, secret->bytes,
-                                sizeof secret->bytes);
-    key->hi = h.high64;
-    key->lo = h.low64;
-    *digest = cache_siphash_24(&secret->digest_key, material->data, material->len);
+    cache_siphash_final128(&f.s, out);
+    key->lo = cache_siphash_le64(out);
+    key->hi = cache_siphash_le64(out + 8);
+    /* Equal keys give equal digests: the digest separates entries only in a
+     * tiny-key build, where it keeps 64 bits of the 128 the key loses. */
+    *digest = key->hi;
 #ifdef MONGOCACHE_TINY_KEYS
     /* Test build: 8 significant bits, so that collisions happen all the time. */
     key->hi = 0;

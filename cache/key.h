@@ -5,25 +5,27 @@
  * do not change the answer (lsid, $clusterTime, txnNumber, $db, comment,
  * maxTimeMS) when their values are ones a server accepts.
  *
- * Two numbers stand for the material: the key, XXH3-128 of it with an
- * XXH3 secret made from cache_key_secret (configured per deployment, else
- * random per process), which indexes the cache; and the digest,
- * SipHash-2-4 of it (cache/siphash.h) under a 128-bit key derived from the
- * same secret text by another function. An in-process entry keeps both,
- * not the material, and a hit needs both to be equal. XXH3 is fast but not
- * a keyed pseudorandom function (its secret is no proof against someone
- * who studies its structure); SipHash is one. So two different commands
- * share an answer only if:
+ * Two numbers stand for the material, both from one SipHash-2-4 of it in
+ * its 128-bit variant (cache/siphash.h), a keyed pseudorandom function,
+ * under a 128-bit key derived from cache_key_secret (configured per
+ * deployment, else random per process): the key, all 128 bits, which
+ * indexes the cache; and the digest, the key's high word again. An
+ * in-process entry keeps both, not the material, and a hit needs both to
+ * be equal. So two different commands share an answer only if:
  *  - by chance: their keys meet (one pair in 2^128; among 10^9 live
- *    entries the chance that any two keys meet is below 10^-20) and their
- *    digests meet too (another 2^-64);
- *  - on purpose: whoever chose the commands must also make their SipHash
- *    digests meet without knowing the key, which is no easier than chance:
- *    about one pair in 2^64 per attempt, and an attempt is one command sent
- *    and one reply looked at. Knowing the secret text (or the process's
- *    memory) gives both keys away, and with them this argument.
+ *    entries the chance that any two keys meet is below 10^-20);
+ *  - on purpose: whoever chose the commands must make their keys meet
+ *    without knowing the SipHash key, which is no easier than chance (a
+ *    pseudorandom function's outputs cannot be told from random ones
+ *    without its key): at best one pair in 2^64 per attempt even if the
+ *    128-bit output were only as strong as the 64-bit one SipHash's
+ *    authors prove, and an attempt is one command sent and one reply
+ *    looked at. Knowing the secret text (or the process's memory) gives
+ *    the key away, and with it this argument.
  * Not "never", then, but a probability that an attacker without the secret
- * cannot raise.
+ * cannot raise. In the normal build the digest can differ only where the key does; in a
+ * tiny-key test build (cache_key_bits 8) it keeps 64 of the bits the key
+ * loses, so that build still tells colliding keys apart.
  * A key collision whose digest differs is counted (collisions) and served
  * from upstream; a tiny-key test build (cache_key_bits) makes key
  * collisions happen all the time to show exactly that. The Redis tier keeps
@@ -46,11 +48,9 @@ struct cache_key {
     uint64_t lo;
 };
 
-/* The XXH3 secret and the digest's key, both derived from the configured cache_key_secret. */
-#define CACHE_KEY_SECRET_SIZE 192
+/* The SipHash-2-4 key of keys and digests, derived from the configured cache_key_secret. */
 struct cache_key_secret {
-    uint8_t bytes[CACHE_KEY_SECRET_SIZE];
-    struct cache_siphash_key digest_key; /* the digest's SipHash-2-4 key */
+    struct cache_siphash_key key;
 };
 
 /* Derives the hashing secret from text (any length, may be empty). */
@@ -77,10 +77,21 @@ void cache_key_material_cleanup(struct cache_key_material *material);
 
 /*
  * Builds the material for a read by principal ("" when unauthenticated) on
- * db.coll with the checked command body, into material (reset first), and
- * hashes it into key and *digest. cmd is body as wire_cmd_parse read it
- * (its located elements spare a walk), or NULL. Each part is
- * length-prefixed, so no two different inputs give the same material.
+ * db.coll with the checked command body into material (reset first): the
+ * principal, db and coll, each length-prefixed, then the body's top-level
+ * elements as sent minus the volatile ones (key.c: why no two different
+ * inputs give the same material). cmd is body as wire_cmd_parse read it
+ * (its located elements spare a walk), or NULL.
+ */
+void cache_key_material_build(const char *principal, const char *db, const char *coll,
+                              uint32_t coll_len, const bson_t *body, const struct wire_cmd *cmd,
+                              struct cache_key_material *material);
+
+/*
+ * The key and *digest of that material: with material non-NULL, built
+ * there (as cache_key_material_build) and hashed; with material NULL, hashed
+ * as it is read from the body, never copied (a hit needs no material). Both
+ * give the same key and digest.
  */
 void cache_key_build(const struct cache_key_secret *secret, const char *principal, const char *db,
                      const char *coll, uint32_t coll_len, const bson_t *body,
