@@ -23,7 +23,7 @@
  * key, so that command reaches the server, whose error is never stored,
  * instead of being answered with the reply to its valid twin.
  */
-static bool
+static __attribute__((noinline)) bool
 valid_max_time_ms(const struct wire_cmd_elem *e)
 {
     bson_iter_t iter;
@@ -47,7 +47,7 @@ valid_max_time_ms(const struct wire_cmd_elem *e)
 }
 
 /* A session id as drivers send it: {id: <UUID binary>, ...} (mongod refuses an empty lsid). */
-static bool
+static __attribute__((noinline)) bool
 valid_lsid(const struct wire_cmd_elem *e)
 {
     struct wire_reader r;
@@ -78,12 +78,28 @@ maybe_volatile(enum wire_name id)
     }
 }
 
-/* Whether the element is left out of the material (its key is one maybe_volatile names). */
-static bool
+/*
+ * Whether the element is left out of the material (its key is one
+ * maybe_volatile names). Inline, with the usual lsid decided here: its
+ * first element a binary named id, whole inside it, is what valid_lsid
+ * would find first.
+ */
+static inline bool
 is_volatile(const struct wire_cmd_elem *e)
 {
+    const uint8_t *v = e->value;
+    uint32_t value_len = e->len - 2 - e->key_len;
+
     switch (e->id) {
     case WIRE_NAME_LSID:
+        if (e->type == BSON_TYPE_DOCUMENT && value_len >= 14 && v[4] == BSON_TYPE_BINARY &&
+            v[5] == 'i' && v[6] == 'd' && v[7] == 0) {
+            int32_t n = wire_frame_read_i32(v), m = wire_frame_read_i32(v + 8);
+
+            /* Its length, then the binary's (4), subtype, bytes, and the final NUL. */
+            if (n >= 14 && (uint32_t)n <= value_len && v[n - 1] == 0 && m >= 0 && m <= n - 14)
+                return true;
+        }
         return valid_lsid(e);
     case WIRE_NAME_DOLLAR_CLUSTER_TIME:
         return e->type == BSON_TYPE_DOCUMENT;

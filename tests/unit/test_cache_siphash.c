@@ -168,6 +168,17 @@ static const struct {
     {"{'find': 'c', 'comment': 5, 'maxTimeMS': -1, 'lsid': {'id': 7}, '$db': 'd'}",
      {"find", "comment", "maxTimeMS", "lsid"}},
     {"{'count': 'c', '$db': 'd', 'comment': 'only volatile after the name'}", {"count"}},
+    /* lsid: its id first (read in place), after another field (read by the reader), or
+     * not a binary (kept, so the server sees and refuses it). */
+    {"{'find': 'c', 'lsid': {'id': {'$binary': {'base64': 'AAAAAAAAAAAAAAAAAAAAAQ==', "
+     "'subType': '04'}}, 'x': 1}, 'limit': 1}",
+     {"find", "limit"}},
+    {"{'find': 'c', 'lsid': {'x': 1, 'id': {'$binary': {'base64': 'AAAAAAAAAAAAAAAAAAAAAQ==', "
+     "'subType': '04'}}}, 'limit': 1}",
+     {"find", "limit"}},
+    {"{'find': 'c', 'lsid': {'id': 'abc'}, 'limit': 1}", {"find", "lsid", "limit"}},
+    {"{'find': 'c', 'lsid': {'id': {'$numberLong': '0'}}}", {"find", "lsid"}},
+    {"{'find': 'c', 'lsid': {'id': {'$binary': {'base64': '', 'subType': '00'}}}}", {"find"}},
 };
 
 /*
