@@ -84,7 +84,7 @@ maybe_volatile(enum wire_name id)
  * first element a binary named id, whole inside it, is what valid_lsid
  * would find first.
  */
-static inline bool
+static inline __attribute__((always_inline)) bool
 is_volatile(const struct wire_cmd_elem *e)
 {
     const uint8_t *v = e->value;

@@ -244,7 +244,8 @@ test_key_ways(void)
 #endif
             all = all && m.len == (size_t)(p - want) && memcmp(m.data, want, m.len) == 0;
             all = all && cache_key_equal(&k_read, &k_built) && d_read == d_built;
-            all = all && cache_key_equal(&k_built, &k_want) && d_read == cache_siphash_le64(out + 8);
+            all = all && cache_key_equal(&k_built, &k_want) &&
+                  d_read == cache_siphash_le64(out + 8);
             if (!all)
                 diag("case %zu way %d: material %zu bytes (want %zu)", i, way, m.len,
                      (size_t)(p - want));
@@ -285,7 +286,8 @@ test_key_separates(void)
     } pairs[] = {
         {"int32 and int64", "{'find': 'c', 'filter': {'a': 1}}",
          "{'find': 'c', 'filter': {'a': {'$numberLong': '1'}}}"},
-        {"int32 and double", "{'find': 'c', 'filter': {'a': 1}}", "{'find': 'c', 'filter': {'a': 1.0}}"},
+        {"int32 and double", "{'find': 'c', 'filter': {'a': 1}}",
+         "{'find': 'c', 'filter': {'a': 1.0}}"},
         {"field order", "{'find': 'c', 'sort': {'a': 1, 'b': 1}}",
          "{'find': 'c', 'sort': {'b': 1, 'a': 1}}"},
         {"projection", "{'find': 'c', 'filter': {}}",
@@ -298,7 +300,8 @@ test_key_separates(void)
          "{'find': 'c', 'readConcern': {'level': 'majority'}}"},
         {"read preference", "{'find': 'c', '$readPreference': {'mode': 'primary'}}",
          "{'find': 'c', '$readPreference': {'mode': 'secondary'}}"},
-        {"a kept field moved across a volatile one", "{'find': 'c', 'limit': 1, 'comment': 'x', 'skip': 1}",
+        {"a kept field moved across a volatile one",
+         "{'find': 'c', 'limit': 1, 'comment': 'x', 'skip': 1}",
          "{'find': 'c', 'skip': 1, 'comment': 'x', 'limit': 1}"},
     };
     struct cache_key_secret secret;
