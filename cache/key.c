@@ -159,6 +159,20 @@ reserve(struct cache_key_material *m, size_t len)
     m->cap = cap;
 }
 
+/* Room for len more bytes at the end of the material at arg, taken: where to write them. */
+static uint8_t *
+append_room(void *arg, size_t len)
+{
+    struct cache_key_material *m = arg;
+    uint8_t *p;
+
+    if (m->len + len > m->cap)
+        reserve(m, len);
+    p = m->data + m->len;
+    m->len += len;
+    return p;
+}
+
 /* Appends len bytes at data to m. */
 static void
 append(void *arg, const void *data, size_t len)
@@ -183,6 +197,24 @@ struct feed {
     size_t n;
     uint8_t buf[FEED_ROOM];
 };
+
+/* Room for len more bytes in the feed at arg, taken; NULL when len is more than it holds. */
+static uint8_t *
+feed_room(void *arg, size_t len)
+{
+    struct feed *f = arg;
+    uint8_t *p;
+
+    if (len > sizeof f->buf)
+        return NULL;
+    if (f->n + len > sizeof f->buf) {
+        cache_siphash_absorb(&f->s, f->buf, f->n);
+        f->n = 0;
+    }
+    p = f->buf + f->n;
+    f->n += len;
+    return p;
+}
 
 /* Adds len bytes at data to the feed at arg. */
 static void
@@ -213,9 +245,6 @@ put_len(uint8_t *p, size_t len)
     return p + 4;
 }
 
-/* The head in one piece when it fits (one call of the sink, not six). */
-#define HEAD_ROOM 256
-
 /*
  * The material, piece by piece, each given to sink(arg, bytes, len) in
  * order: first the head, the principal, the database and the collection,
@@ -226,11 +255,13 @@ put_len(uint8_t *p, size_t len)
  * passed wire_doc_check, so each element's own bytes say where it ends (a
  * known type, a terminated key, a value whose size its type and length
  * fields give), and no two different inputs give the same material.
- * Inlined into each caller, so the sink is a direct call.
+ * The head is written where room(arg, its length) says when it can be
+ * (one piece, not six). Inlined into each caller, so room and sink are
+ * direct calls.
  */
 static inline __attribute__((always_inline)) void
 each_piece(const char *principal, const char *db, const char *coll, uint32_t coll_len,
-           const bson_t *body, const struct wire_cmd *cmd,
+           const bson_t *body, const struct wire_cmd *cmd, uint8_t *(*room)(void *, size_t),
            void (*sink)(void *, const void *, size_t), void *arg)
 {
     size_t principal_len = strlen(principal), db_len = strlen(db);
@@ -238,17 +269,15 @@ each_piece(const char *principal, const char *db, const char *coll, uint32_t col
     struct wire_cmd_walk walk;
     struct wire_cmd_elem e;
     const uint8_t *run = NULL, *run_end = NULL;
+    uint8_t *p = room(arg, 12 + principal_len + db_len + (size_t)coll_len);
 
-    if (12 + principal_len + db_len + coll_len <= HEAD_ROOM) {
-        uint8_t head[HEAD_ROOM], *p = head;
-
+    if (p) {
         p = put_len(p, principal_len);
         memcpy(p, principal, principal_len);
         p = put_len(p + principal_len, db_len);
         memcpy(p, db, db_len);
         p = put_len(p + db_len, coll_len);
         memcpy(p, coll, coll_len);
-        sink(arg, head, (size_t)(p + coll_len - head));
     } else {
         uint8_t len[4];
 
@@ -306,7 +335,7 @@ cache_key_material_build(const char *principal, const char *db, const char *coll
                          struct cache_key_material *material)
 {
     material->len = 0;
-    each_piece(principal, db, coll, coll_len, body, cmd, append, material);
+    each_piece(principal, db, coll, coll_len, body, cmd, append_room, append, material);
 }
 
 void
@@ -323,7 +352,7 @@ cache_key_build(const struct cache_key_secret *secret, const char *principal, co
         cache_key_material_build(principal, db, coll, coll_len, body, cmd, material);
         cache_siphash_absorb(&f.s, material->data, material->len);
     } else {
-        each_piece(principal, db, coll, coll_len, body, cmd, feed, &f);
+        each_piece(principal, db, coll, coll_len, body, cmd, feed_room, feed, &f);
         cache_siphash_absorb(&f.s, f.buf, f.n);
     }
     cache_siphash_final128(&f.s, out);

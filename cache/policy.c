@@ -598,7 +598,7 @@ judge_request(const bson_t *body, const struct wire_cmd *parsed, const char *db,
     }
     if (db) {
         s->db = db;
-        s->db_len = (uint32_t)strlen(db);
+        s->db_len = db == cmd->db ? cmd->db_len : (uint32_t)strlen(db); /* no NUL in $db */
     } else if (cmd->db) {
         s->db = cmd->db;
         s->db_len = cmd->db_len;

@@ -272,18 +272,6 @@ wire_cmd_parse_top(const uint8_t *body, uint32_t len, const struct wire_doc_top 
     return true;
 }
 
-void
-wire_cmd_walk_init(struct wire_cmd_walk *w, const struct wire_cmd *cmd, const uint8_t *body,
-                   uint32_t len)
-{
-    /* w->it is set up only if a walk needs it. */
-    w->cmd = cmd && cmd->elems_all && cmd->body == body && cmd->body_len == len ? cmd : NULL;
-    w->i = 0;
-    w->doc = body;
-    w->doc_len = len;
-    w->started = false;
-}
-
 /* The element at it, read in place. */
 static void
 elem_from_iter(const struct wire_cmd_walk *w, const bson_iter_t *it, struct wire_cmd_elem *e)
