@@ -547,8 +547,8 @@ ns_text(char *buf, size_t size, const struct cache_ns_ref *ref)
  * A read not answered at once: local (on the lookup's stack: its key,
  * digest, namespace record and TTL) moves to the heap, with the key
  * material built now (a hit never builds it: coalescing and the Redis tier
- * compare it), and takes every generation the read depends on. NULL when the read is
- * bypassed after all (counted; req says why).
+ * compare it), and takes every generation the read depends on. NULL when
+ * the read is bypassed after all (counted; req says why).
  */
 static struct cache_pending *
 keep_pending(struct cache *cache, struct cache_pending *local, const struct cache_read *read,
