@@ -1,10 +1,11 @@
 /*
  * cache/key.c: key material, and its key and digest (one SipHash-2-4-128 of
  * it: see key.h). Owns the list of per-request fields left out of the key,
- * the material's layout and its hash;
- * does not decide whether a command is cacheable (policy.c) or store
- * anything (cache.c). Reads the body's elements in place: the material is
- * the raw bytes of each kept element, never a re-encoding.
+ * the material's layout and its hash; does not decide whether a command is
+ * cacheable (policy.c) or store anything (cache.c). Reads the body's
+ * elements in place: the material is the raw bytes of each kept element,
+ * never a re-encoding, and a hit hashes them where they lie (gathered on
+ * the stack), building no material.
  */
 #include "config.h"
 

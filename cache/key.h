@@ -23,12 +23,12 @@
  *    looked at. Knowing the secret text (or the process's memory) gives
  *    the key away, and with it this argument.
  * Not "never", then, but a probability that an attacker without the secret
- * cannot raise. In the normal build the digest can differ only where the key does; in a
- * tiny-key test build (cache_key_bits 8) it keeps 64 of the bits the key
- * loses, so that build still tells colliding keys apart.
- * A key collision whose digest differs is counted (collisions) and served
- * from upstream; a tiny-key test build (cache_key_bits) makes key
- * collisions happen all the time to show exactly that. The Redis tier keeps
+ * cannot raise. In the normal build the digest can differ only where the
+ * key does; a tiny-key test build (cache_key_bits 8) makes key collisions
+ * happen all the time, and its digest keeps 64 of the bits the key loses:
+ * a key collision whose digest differs is counted (collisions) and served
+ * from upstream, which that build shows. A hit hashes the material as it
+ * reads the body and never copies it; a miss builds it. The Redis tier keeps
  * the whole material with each value and compares it (cache/redis.c); reads
  * coalescing in flight compare their whole materials too.
  */
