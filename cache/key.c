@@ -1,6 +1,6 @@
 /*
- * cache/key.c: key material, and its key and digest (one SipHash-2-4-128 of
- * it: see key.h). Owns the list of per-request fields left out of the key,
+ * cache/key.c: key material, and its key (XXH3-128) and digest (SipHash-2-4)
+ * of it: see key.h. Owns the list of per-request fields left out of the key,
  * the material's layout and its hash; does not decide whether a command is
  * cacheable (policy.c) or store anything (cache.c). Reads the body's
  * elements in place: the material is the raw bytes of each kept element,
@@ -16,6 +16,8 @@
 #include "wire/reader.h"
 
 #include <string.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_generateSecret, XXH3_state_t on the stack (0.8.1) */
+#include <xxhash.h>
 
 /*
  * Fields that vary per request but never change the answer, and the only
@@ -120,8 +122,8 @@ void
 cache_key_secret_init(struct cache_key_secret *secret, const char *text)
 {
     static const char fallback[] = "mongocache";
-    /* Fixed keys that only separate the two derived key words (the secret
-     * is the text: these are public). */
+    /* Fixed keys that only separate the two derived digest-key words (the
+     * secret is the text: these are public). */
     static const struct cache_siphash_key derive0 = {UINT64_C(0x6d632d6469676573),
                                                      UINT64_C(0x742d6b65792d7730)};
     static const struct cache_siphash_key derive1 = {UINT64_C(0x6d632d6469676573),
@@ -129,8 +131,11 @@ cache_key_secret_init(struct cache_key_secret *secret, const char *text)
     const char *seed = text && text[0] ? text : fallback;
     size_t len = strlen(seed);
 
-    secret->key.k0 = cache_siphash_24(&derive0, seed, len);
-    secret->key.k1 = cache_siphash_24(&derive1, seed, len);
+    XXH3_generateSecret(secret->bytes, sizeof secret->bytes, seed, len);
+    /* The digest's SipHash key: from the same text, through another
+     * function, so that neither number says anything about the other. */
+    secret->digest_key.k0 = cache_siphash_24(&derive0, seed, len);
+    secret->digest_key.k1 = cache_siphash_24(&derive1, seed, len);
 }
 
 char *
@@ -188,16 +193,33 @@ append(void *arg, const void *data, size_t len)
 }
 
 /*
- * The hash fed in pieces: they are gathered in buf (on the stack) and
- * absorbed together, so a usual command's material is absorbed in one call
- * with one partial word at its end, not one per piece.
+ * Both hashes fed in pieces: the pieces are gathered in buf (on the stack)
+ * and absorbed together, so a usual command's material (under FEED_ROOM
+ * bytes) is hashed by one one-shot XXH3 and one SipHash call, not once per
+ * piece. A longer one spills buf into XXH3's streaming state (made at the
+ * first spill) and the SipHash state as it fills.
  */
 #define FEED_ROOM 512
 struct feed {
+    const struct cache_key_secret *secret;
     struct cache_siphash s;
+    bool streaming; /* xs holds what spilled so far */
     size_t n;
     uint8_t buf[FEED_ROOM];
+    XXH3_state_t xs;
 };
+
+/* Absorbs len bytes at data into both hashes, as a part of a longer material. */
+static void
+feed_spill(struct feed *f, const void *data, size_t len)
+{
+    if (!f->streaming) {
+        (void)XXH3_128bits_reset_withSecret(&f->xs, f->secret->bytes, sizeof f->secret->bytes);
+        f->streaming = true;
+    }
+    (void)XXH3_128bits_update(&f->xs, data, len);
+    cache_siphash_absorb(&f->s, data, len);
+}
 
 /* Room for len more bytes in the feed at arg, taken; NULL when len is more than it holds. */
 static uint8_t *
@@ -209,7 +231,7 @@ feed_room(void *arg, size_t len)
     if (len > sizeof f->buf)
         return NULL;
     if (f->n + len > sizeof f->buf) {
-        cache_siphash_absorb(&f->s, f->buf, f->n);
+        feed_spill(f, f->buf, f->n);
         f->n = 0;
     }
     p = f->buf + f->n;
@@ -224,15 +246,33 @@ feed(void *arg, const void *data, size_t len)
     struct feed *f = arg;
 
     if (f->n + len > sizeof f->buf) {
-        cache_siphash_absorb(&f->s, f->buf, f->n);
+        feed_spill(f, f->buf, f->n);
         f->n = 0;
         if (len > sizeof f->buf) {
-            cache_siphash_absorb(&f->s, data, len);
+            feed_spill(f, data, len);
             return;
         }
     }
     memcpy(f->buf + f->n, data, len);
     f->n += len;
+}
+
+/* The key and digest of everything fed. */
+static void
+feed_end(struct feed *f, struct cache_key *key, uint64_t *digest)
+{
+    XXH128_hash_t h;
+
+    cache_siphash_absorb(&f->s, f->buf, f->n);
+    *digest = cache_siphash_final64(&f->s);
+    if (f->streaming) {
+        (void)XXH3_128bits_update(&f->xs, f->buf, f->n);
+        h = XXH3_128bits_digest(&f->xs);
+    } else {
+        h = XXH3_128bits_withSecret(f->buf, f->n, f->secret->bytes, sizeof f->secret->bytes);
+    }
+    key->hi = h.high64;
+    key->lo = h.low64;
 }
 
 /* Writes len as 4 little-endian bytes at p; returns p past them. */
@@ -345,23 +385,25 @@ cache_key_build(const struct cache_key_secret *secret, const char *principal, co
                 struct cache_key_material *material, struct cache_key *key, uint64_t *digest)
 {
     struct feed f;
-    uint8_t out[16];
 
-    cache_siphash_init(&f.s, &secret->key, true);
+    f.secret = secret;
+    cache_siphash_init(&f.s, &secret->digest_key, false);
+    f.streaming = false;
     f.n = 0;
     if (material) {
+        XXH128_hash_t h;
+
         cache_key_material_build(principal, db, coll, coll_len, body, cmd, material);
+        h = XXH3_128bits_withSecret(material->data, material->len, secret->bytes,
+                                    sizeof secret->bytes);
+        key->hi = h.high64;
+        key->lo = h.low64;
         cache_siphash_absorb(&f.s, material->data, material->len);
+        *digest = cache_siphash_final64(&f.s);
     } else {
         each_piece(principal, db, coll, coll_len, body, cmd, feed_room, feed, &f);
-        cache_siphash_absorb(&f.s, f.buf, f.n);
+        feed_end(&f, key, digest);
     }
-    cache_siphash_final128(&f.s, out);
-    key->lo = cache_siphash_le64(out);
-    key->hi = cache_siphash_le64(out + 8);
-    /* Equal keys give equal digests: the digest separates entries only in a
-     * tiny-key build, where it keeps 64 bits of the 128 the key loses. */
-    *digest = key->hi;
 #ifdef MONGOCACHE_TINY_KEYS
     /* Test build: 8 significant bits, so that collisions happen all the time. */
     key->hi = 0;

@@ -5,30 +5,30 @@
  * do not change the answer (lsid, $clusterTime, txnNumber, $db, comment,
  * maxTimeMS) when their values are ones a server accepts.
  *
- * Two numbers stand for the material, both from one SipHash-2-4 of it in
- * its 128-bit variant (cache/siphash.h), a keyed pseudorandom function,
- * under a 128-bit key derived from cache_key_secret (configured per
- * deployment, else random per process): the key, all 128 bits, which
- * indexes the cache; and the digest, the key's high word again. An
- * in-process entry keeps both, not the material, and a hit needs both to
- * be equal. So two different commands share an answer only if:
+ * Two numbers stand for the material: the key, XXH3-128 of it with an
+ * XXH3 secret made from cache_key_secret (configured per deployment, else
+ * random per process), which indexes the cache; and the digest,
+ * SipHash-2-4 of it (cache/siphash.h) under a 128-bit key derived from the
+ * same secret text by another function. An in-process entry keeps both,
+ * not the material, and a hit needs both to be equal. XXH3 is fast but not
+ * a keyed pseudorandom function (its secret is no proof against someone
+ * who studies its structure); SipHash is one. So two different commands
+ * share an answer only if:
  *  - by chance: their keys meet (one pair in 2^128; among 10^9 live
- *    entries the chance that any two keys meet is below 10^-20);
- *  - on purpose: whoever chose the commands must make their keys meet
- *    without knowing the SipHash key, which is no easier than chance (a
- *    pseudorandom function's outputs cannot be told from random ones
- *    without its key): at best one pair in 2^64 per attempt even if the
- *    128-bit output were only as strong as the 64-bit one SipHash's
- *    authors prove, and an attempt is one command sent and one reply
- *    looked at. Knowing the secret text (or the process's memory) gives
- *    the key away, and with it this argument.
+ *    entries the chance that any two keys meet is below 10^-20) and their
+ *    digests meet too (another 2^-64);
+ *  - on purpose: whoever chose the commands must also make their SipHash
+ *    digests meet without knowing the key, which is no easier than chance:
+ *    about one pair in 2^64 per attempt, and an attempt is one command sent
+ *    and one reply looked at. Knowing the secret text (or the process's
+ *    memory) gives both keys away, and with them this argument.
  * Not "never", then, but a probability that an attacker without the secret
- * cannot raise. In the normal build the digest can differ only where the
- * key does; a tiny-key test build (cache_key_bits 8) makes key collisions
- * happen all the time, and its digest keeps 64 of the bits the key loses:
- * a key collision whose digest differs is counted (collisions) and served
- * from upstream, which that build shows. A hit hashes the material as it
- * reads the body and never copies it; a miss builds it. The Redis tier keeps
+ * cannot raise.
+ * A key collision whose digest differs is counted (collisions) and served
+ * from upstream; a tiny-key test build (cache_key_bits) makes key
+ * collisions happen all the time to show exactly that. A hit feeds both
+ * hashes as it reads the body and never copies the material; a miss builds
+ * it. The Redis tier keeps
  * the whole material with each value and compares it (cache/redis.c); reads
  * coalescing in flight compare their whole materials too.
  */
@@ -48,9 +48,11 @@ struct cache_key {
     uint64_t lo;
 };
 
-/* The SipHash-2-4 key of keys and digests, derived from the configured cache_key_secret. */
+/* The XXH3 secret and the digest's key, both derived from the configured cache_key_secret. */
+#define CACHE_KEY_SECRET_SIZE 192
 struct cache_key_secret {
-    struct cache_siphash_key key;
+    uint8_t bytes[CACHE_KEY_SECRET_SIZE];
+    struct cache_siphash_key digest_key; /* the digest's SipHash-2-4 key */
 };
 
 /* Derives the hashing secret from text (any length, may be empty). */

@@ -9,8 +9,8 @@
  *
  * What an entry costs beyond its payload is cache_value_overhead(): the
  * struct (72 bytes on LP64) plus the in-process tier's bucket share. The
- * key material itself is not kept: see key.h for why the 128-bit key (and
- * in a tiny-key test build the 64-bit digest) stands between two queries.
+ * key material itself is not kept: see key.h for why the 128-bit key and
+ * the 64-bit digest are what stands between two queries.
  */
 #ifndef MONGOCACHE_CACHE_VALUE_H
 #define MONGOCACHE_CACHE_VALUE_H
