@@ -60,9 +60,6 @@ struct cache_pending {
     uint64_t tag; /* the caller's (cache_pending_set_tag), kept with the stored value */
 };
 
-/* The most the reused key material buffer keeps between lookups. */
-#define CACHE_MATERIAL_KEEP (16 * 1024)
-
 struct cache {
     bool enabled;
     size_t max_entry;
@@ -70,7 +67,6 @@ struct cache {
     uint32_t conf_version;
     struct cache_rules include, exclude, ttl_overrides;
     struct cache_key_secret secret;
-    struct cache_key_material material; /* each lookup's, reused; a kept read takes it */
     struct cache_lru *lru;
     struct cache_gen *gen;
     struct cache_deps_table *deps;   /* the stored values' dependency snapshots */
@@ -270,7 +266,6 @@ cache_destroy(struct cache *cache)
     cache_rules_clear(&cache->include);
     cache_rules_clear(&cache->exclude);
     cache_rules_clear(&cache->ttl_overrides);
-    cache_key_material_cleanup(&cache->material);
     bson_free(cache);
 }
 
@@ -548,20 +543,12 @@ ns_text(char *buf, size_t size, const struct cache_ns_ref *ref)
     return db_len + 1 + coll_len;
 }
 
-/* The reused material buffer is not kept larger than a usual command's after a hit. */
-static void
-trim_material(struct cache *cache)
-{
-    if (cache->material.cap > CACHE_MATERIAL_KEEP)
-        cache_key_material_cleanup(&cache->material);
-}
-
 /*
  * A read not answered at once: local (on the lookup's stack: its key,
- * digest, namespace record and TTL) moves to the heap with the material
- * just built (cache->material is left empty for the next lookup), and
- * takes every generation the read depends on. NULL when the read is
- * bypassed after all (counted; req says why).
+ * digest, namespace record and TTL) moves to the heap, with the key
+ * material built now (a hit never builds it: coalescing and the Redis tier
+ * compare it), and takes every generation the read depends on. NULL when
+ * the read is bypassed after all (counted; req says why).
  */
 static struct cache_pending *
 keep_pending(struct cache *cache, struct cache_pending *local, const struct cache_read *read,
@@ -579,8 +566,8 @@ keep_pending(struct cache *cache, struct cache_pending *local, const struct cach
     p->snapshot[0] = local->snapshot[0];
     p->n_deps = local->n_deps; /* the reference moves with it */
     local->n_deps = 0;
-    p->material = cache->material;
-    memset(&cache->material, 0, sizeof cache->material);
+    cache_key_material_build(req->principal, req->db, read->ns[0].coll, read->ns[0].coll_len,
+                             req->body, req->cmd, &p->material);
     for (uint32_t i = 0; i < read->n_ns; i++) {
         const struct cache_ns_ref *ref = &read->ns[i];
 
@@ -649,7 +636,7 @@ cache_lookup(struct cache *cache, struct cache_request *req, struct cache_pendin
         return bypass(cache, req, NULL, CACHE_BYPASS_EXCLUDED);
     add_dep(&local, local.ns); /* held: a stale entry's removal may free idle records */
     cache_key_build(&cache->secret, req->principal, req->db, read.ns[0].coll, read.ns[0].coll_len,
-                    req->body, req->cmd, &cache->material, &local.key, &local.digest);
+                    req->body, req->cmd, NULL, &local.key, &local.digest);
     node = cache_lru_get(cache->lru, &local.key, (uint64_t)conf_clock_ms());
     if (node) {
         struct cache_value *v = cache_value_of_node(node);
@@ -667,7 +654,6 @@ cache_lookup(struct cache *cache, struct cache_request *req, struct cache_pendin
             local.ns->hits++;
             cache->counters[CACHE_CTR_hits]++;
             release_deps(&local);
-            trim_material(cache);
             return CACHE_HIT;
         } else if (cb && cache_deps_redis_vouched(deps)) {
             /*

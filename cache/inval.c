@@ -123,8 +123,14 @@ cache_inval_write_begin(struct cache_inval_ctx *ctx, const bson_t *body,
     char ns[512];
     int n;
 
-    memset(inv, 0, sizeof *inv);
     cache_inval_scope_classify(body, cmd, db, seq_ids, seq_docs, seq_lens, n_seqs, &w);
+    if (w.scope == CACHE_WRITE_NONE) {
+        /* Every read: nothing held (recs is read only up to n). */
+        inv->n = 0;
+        inv->write = false;
+        return false;
+    }
+    memset(inv, 0, sizeof *inv);
     switch (w.scope) {
     case CACHE_WRITE_NONE:
         return false;

@@ -420,7 +420,7 @@ cache_inval_scope_classify(const bson_t *body, const struct wire_cmd *parsed, co
     /* Only a body holding both keys (the parse noted them) is walked for their values. */
     write->in_transaction = cmd->has_txn_number && cmd->has_autocommit && in_transaction(body);
     if (db) {
-        db_len = (uint32_t)strlen(db);
+        db_len = db == cmd->db ? cmd->db_len : (uint32_t)strlen(db); /* no NUL in $db */
     } else if (cmd->db) {
         db = cmd->db;
         db_len = cmd->db_len;

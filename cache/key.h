@@ -26,7 +26,9 @@
  * cannot raise.
  * A key collision whose digest differs is counted (collisions) and served
  * from upstream; a tiny-key test build (cache_key_bits) makes key
- * collisions happen all the time to show exactly that. The Redis tier keeps
+ * collisions happen all the time to show exactly that. A hit feeds both
+ * hashes as it reads the body and never copies the material; a miss builds
+ * it. The Redis tier keeps
  * the whole material with each value and compares it (cache/redis.c); reads
  * coalescing in flight compare their whole materials too.
  */
@@ -77,10 +79,21 @@ void cache_key_material_cleanup(struct cache_key_material *material);
 
 /*
  * Builds the material for a read by principal ("" when unauthenticated) on
- * db.coll with the checked command body, into material (reset first), and
- * hashes it into key and *digest. cmd is body as wire_cmd_parse read it
- * (its located elements spare a walk), or NULL. Each part is
- * length-prefixed, so no two different inputs give the same material.
+ * db.coll with the checked command body into material (reset first): the
+ * principal, db and coll, each length-prefixed, then the body's top-level
+ * elements as sent minus the volatile ones (key.c: why no two different
+ * inputs give the same material). cmd is body as wire_cmd_parse read it
+ * (its located elements spare a walk), or NULL.
+ */
+void cache_key_material_build(const char *principal, const char *db, const char *coll,
+                              uint32_t coll_len, const bson_t *body, const struct wire_cmd *cmd,
+                              struct cache_key_material *material);
+
+/*
+ * The key and *digest of that material: with material non-NULL, built
+ * there (as cache_key_material_build) and hashed; with material NULL, hashed
+ * as it is read from the body, never copied (a hit needs no material). Both
+ * give the same key and digest.
  */
 void cache_key_build(const struct cache_key_secret *secret, const char *principal, const char *db,
                      const char *coll, uint32_t coll_len, const bson_t *body,

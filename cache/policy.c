@@ -156,11 +156,11 @@ server_written(const char *db, uint32_t db_len, const char *coll, uint32_t coll_
 
 /* ---- cache_policy_request ---------------------------------------------- */
 
-/* A read being scanned: its default db and the namespaces found so far. */
+/* A read being scanned: its default db and the namespaces found so far (the caller's). */
 struct req_scan {
     const char *db;
     uint32_t db_len;
-    struct cache_read read;
+    struct cache_read *read;
 };
 
 /* Adds db.coll to the namespaces the read depends on, once. */
@@ -168,7 +168,7 @@ static enum cache_policy_reason
 add_read_ns(struct req_scan *s, const char *db, uint32_t db_len, const char *coll,
             uint32_t coll_len)
 {
-    struct cache_read *r = &s->read;
+    struct cache_read *r = s->read;
 
     if (db_len == 0 || coll_len == 0)
         return CACHE_POLICY_NO_COLLECTION;
@@ -504,6 +504,70 @@ skip_requested(const struct wire_cmd_elem *e)
            starts_with((const char *)e->value + 4, (uint32_t)n - 1, CACHE_POLICY_SKIP_COMMENT);
 }
 
+/*
+ * Whether the top-level element i of cmd's body (data) is plainly fine:
+ * every check of judge_request's loop would find nothing in it, so the
+ * loop need not read it as a wire_cmd_elem. That is: its key is no option
+ * check_option judges nor the comment (skip_requested), nor an operator or
+ * stage judge_element judges by its key; its value is no document
+ * or array holding a '$' byte (scan_doc's sift, the same test), no string
+ * starting with "$$" (scan_string), and well formed where judge_element
+ * would find it malformed. False sends the element through the loop's
+ * checks, so a false that could be true only costs time; fuzz_client_msg
+ * and test_cache_policy compare this way with the walk of every element.
+ */
+static inline bool
+plain_element(const struct wire_cmd *cmd, const uint8_t *data, uint32_t i)
+{
+    uint32_t off = cmd->elem_off[i], key_len = cmd->elem_key_len[i];
+    uint32_t end = i + 1 < cmd->n_elems ? cmd->elem_off[i + 1] : cmd->body_len - 1;
+    const uint8_t *p = data + off, *v = p + 2 + key_len;
+    uint32_t value_len = end - off - 2 - key_len;
+    int32_t n;
+
+    if (p[1] == '$') {
+        /* judge_element's operators and stages (not $db, $readPreference, ...). */
+        switch ((enum wire_name)cmd->elem_id[i]) {
+        case WIRE_NAME_DOLLAR_META:
+        case WIRE_NAME_DOLLAR_LOOKUP:
+        case WIRE_NAME_DOLLAR_GRAPH_LOOKUP:
+        case WIRE_NAME_DOLLAR_UNION_WITH:
+            return false;
+        default:
+            if (operator_reason((enum wire_name)cmd->elem_id[i]) != CACHE_POLICY_OK)
+                return false;
+            break;
+        }
+    }
+    switch ((enum wire_name)cmd->elem_id[i]) {
+    case WIRE_NAME_TXN_NUMBER: /* check_option's, and skip_requested's comment */
+    case WIRE_NAME_AUTOCOMMIT:
+    case WIRE_NAME_START_TRANSACTION:
+    case WIRE_NAME_READ_CONCERN:
+    case WIRE_NAME_TAILABLE:
+    case WIRE_NAME_AWAIT_DATA:
+    case WIRE_NAME_EXHAUST:
+    case WIRE_NAME_ALLOW_PARTIAL_RESULTS:
+    case WIRE_NAME_EXPLAIN:
+    case WIRE_NAME_COMMENT:
+        return false;
+    default:
+        break;
+    }
+    switch (p[0]) {
+    case BSON_TYPE_DOCUMENT:
+    case BSON_TYPE_ARRAY:
+        return value_len >= 5 && (n = wire_frame_read_i32(v)) >= 5 && (uint32_t)n <= value_len &&
+               v[n - 1] == 0 && memchr(v + 4, '$', (size_t)n - 5) == NULL;
+    case BSON_TYPE_UTF8:
+    case BSON_TYPE_SYMBOL:
+        return value_len >= 5 && (n = wire_frame_read_i32(v)) >= 1 &&
+               (uint32_t)n <= value_len - 4 && !(n >= 3 && v[4] == '$' && v[5] == '$');
+    default:
+        return true;
+    }
+}
+
 static enum cache_policy_reason
 judge_request(const bson_t *body, const struct wire_cmd *parsed, const char *db,
               uint32_t n_sequences, struct req_scan *s)
@@ -534,7 +598,7 @@ judge_request(const bson_t *body, const struct wire_cmd *parsed, const char *db,
     }
     if (db) {
         s->db = db;
-        s->db_len = (uint32_t)strlen(db);
+        s->db_len = db == cmd->db ? cmd->db_len : (uint32_t)strlen(db); /* no NUL in $db */
     } else if (cmd->db) {
         s->db = cmd->db;
         s->db_len = cmd->db_len;
@@ -554,7 +618,17 @@ judge_request(const bson_t *body, const struct wire_cmd *parsed, const char *db,
      * skip comment wins, then the options, then the first operator or
      * stage at any depth, which ends the scan (not the pass). */
     wire_cmd_walk_init(&walk, cmd, data, body->len);
-    while (wire_cmd_walk_next(&walk, &e)) {
+    for (uint32_t i = 0;; i++) {
+        if (walk.cmd) {
+            /* The parse's records: an element is read only when it is not plainly fine. */
+            if (i == cmd->n_elems)
+                break;
+            if (plain_element(cmd, data, i))
+                continue;
+            walk.i = i;
+        }
+        if (!wire_cmd_walk_next(&walk, &e))
+            break;
         skip = skip || skip_requested(&e);
         option = worst(option, check_option(&e));
         if (r == CACHE_POLICY_OK)
@@ -569,18 +643,18 @@ enum cache_policy_reason
 cache_policy_request(const bson_t *body, const struct wire_cmd *cmd, const char *db,
                      uint32_t n_sequences, struct cache_read *read)
 {
+    struct cache_read local;
     struct req_scan s;
     enum cache_policy_reason r;
 
-    memset(&s, 0, sizeof s);
+    /* Namespaces go straight to the caller's read: only n_ns needs setting. */
     s.db = "";
+    s.db_len = 0;
+    s.read = read ? read : &local;
+    s.read->n_ns = 0;
     r = judge_request(body, cmd, db, n_sequences, &s);
-    if (read) {
-        if (r == CACHE_POLICY_OK)
-            *read = s.read;
-        else
-            read->n_ns = 0;
-    }
+    if (r != CACHE_POLICY_OK)
+        s.read->n_ns = 0;
     return r;
 }
 

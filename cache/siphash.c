@@ -63,36 +63,48 @@ void
 cache_siphash_absorb(struct cache_siphash *s, const void *data, size_t len)
 {
     const uint8_t *p = data;
+    uint64_t v0, v1, v2, v3;
 
     s->total += len;
-    /* Fill a pending partial word first. */
-    while (s->n_tail > 0 && len > 0) {
-        s->tail |= (uint64_t)*p++ << (8 * s->n_tail);
-        len--;
-        if (++s->n_tail == 8) {
-            block(s, s->tail);
-            s->tail = 0;
-            s->n_tail = 0;
-        }
-    }
-    if (s->n_tail > 0) /* len ran out first */
-        return;
-    if (len >= 8) {
-        uint64_t v0 = s->v0, v1 = s->v1, v2 = s->v2, v3 = s->v3;
+    if (s->n_tail > 0) {
+        size_t need = 8 - s->n_tail;
 
-        for (; len >= 8; p += 8, len -= 8) {
-            uint64_t m = cache_siphash_le64(p);
-
-            v3 ^= m;
-            SIPROUND(v0, v1, v2, v3);
-            SIPROUND(v0, v1, v2, v3);
-            v0 ^= m;
+        if (len < need) {
+            /* Not a whole word yet: the bytes join the pending ones. */
+            for (size_t i = 0; i < len; i++)
+                s->tail |= (uint64_t)p[i] << (8 * (s->n_tail + i));
+            s->n_tail += len;
+            return;
         }
-        s->v0 = v0;
-        s->v1 = v1;
-        s->v2 = v2;
-        s->v3 = v3;
+        if (len >= 8) {
+            /* A whole word is readable: its first `need` bytes complete the tail. */
+            s->tail |= cache_siphash_le64(p) << (8 * s->n_tail);
+        } else {
+            for (size_t i = 0; i < need; i++)
+                s->tail |= (uint64_t)p[i] << (8 * (s->n_tail + i));
+        }
+        block(s, s->tail);
+        p += need;
+        len -= need;
+        s->tail = 0;
+        s->n_tail = 0;
     }
+    v0 = s->v0;
+    v1 = s->v1;
+    v2 = s->v2;
+    v3 = s->v3;
+    for (; len >= 8; p += 8, len -= 8) {
+        uint64_t m = cache_siphash_le64(p);
+
+        v3 ^= m;
+        SIPROUND(v0, v1, v2, v3);
+        SIPROUND(v0, v1, v2, v3);
+        v0 ^= m;
+    }
+    s->v0 = v0;
+    s->v1 = v1;
+    s->v2 = v2;
+    s->v3 = v3;
     for (size_t i = 0; i < len; i++)
         s->tail |= (uint64_t)p[i] << (8 * i);
     s->n_tail = len;
@@ -107,23 +119,42 @@ cache_siphash_final64(struct cache_siphash *s)
     return s->v0 ^ s->v1 ^ s->v2 ^ s->v3;
 }
 
+/* v as 8 little-endian bytes at p. */
 static void
 put_le64(uint8_t *p, uint64_t v)
 {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(p, &v, sizeof v);
+#else
     for (int i = 0; i < 8; i++)
         p[i] = (uint8_t)(v >> (8 * i));
+#endif
 }
 
 void
 cache_siphash_final128(struct cache_siphash *s, uint8_t out[16])
 {
-    block(s, s->total << 56 | s->tail);
-    s->v2 ^= 0xee;
-    rounds4(s);
-    put_le64(out, s->v0 ^ s->v1 ^ s->v2 ^ s->v3);
-    s->v1 ^= 0xdd;
-    rounds4(s);
-    put_le64(out + 8, s->v0 ^ s->v1 ^ s->v2 ^ s->v3);
+    uint64_t m = s->total << 56 | s->tail;
+    uint64_t v0 = s->v0, v1 = s->v1, v2 = s->v2, v3 = s->v3;
+
+    /* On locals: the state's words in memory would be loaded and stored
+     * at every one of the ten rounds. */
+    v3 ^= m;
+    SIPROUND(v0, v1, v2, v3);
+    SIPROUND(v0, v1, v2, v3);
+    v0 ^= m;
+    v2 ^= 0xee;
+    for (int i = 0; i < 4; i++)
+        SIPROUND(v0, v1, v2, v3);
+    put_le64(out, v0 ^ v1 ^ v2 ^ v3);
+    v1 ^= 0xdd;
+    for (int i = 0; i < 4; i++)
+        SIPROUND(v0, v1, v2, v3);
+    put_le64(out + 8, v0 ^ v1 ^ v2 ^ v3);
+    s->v0 = v0;
+    s->v1 = v1;
+    s->v2 = v2;
+    s->v3 = v3;
 }
 
 uint64_t

@@ -4,8 +4,9 @@
  * 128-bit variant, 128) under a 128-bit key. Someone who does not know the
  * key can do no better than guess at its outputs, so cannot make two inputs
  * meet on purpose, nor forge a tag. The one implementation in the tree:
- * the key material's digest (cache/key.h, 64 bits, one call) and the Redis
- * tier's value MAC (cache/redis_mac.h, 128 bits, absorbed in parts).
+ * the key material's digest (cache/key.h, 64 bits, absorbed as the command
+ * is read) and the Redis tier's value MAC (cache/redis_mac.h, 128 bits,
+ * absorbed in parts).
  */
 #ifndef MONGOCACHE_CACHE_SIPHASH_H
 #define MONGOCACHE_CACHE_SIPHASH_H

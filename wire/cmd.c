@@ -67,6 +67,8 @@ struct dups {
     uint64_t seen[(WIRE_NAMES_COUNT + 63) / 64];
     struct key_ref *rest; /* the keys without a name id, cap of them at most */
     size_t n_rest, cap;
+    uint64_t lens;    /* the lengths (mod 64) of the rest seen, a bit each */
+    bool lens_met;    /* two of the rest have lengths equal mod 64: compare them */
     bool found; /* a name twice, or more other keys than cap (reported without looking) */
 };
 
@@ -79,6 +81,10 @@ dups_add(struct dups *d, const char *key, uint32_t len, enum wire_name id)
         d->found |= (d->seen[(unsigned)id / 64] & bit) != 0;
         d->seen[(unsigned)id / 64] |= bit;
     } else if (d->n_rest < d->cap) {
+        uint64_t bit = 1ull << (len % 64);
+
+        d->lens_met |= (d->lens & bit) != 0;
+        d->lens |= bit;
         d->rest[d->n_rest].key = key;
         d->rest[d->n_rest].len = len;
         d->n_rest++;
@@ -96,6 +102,8 @@ dups_found(struct dups *d)
 
     if (d->found)
         return true;
+    if (!d->lens_met)
+        return false; /* no two of the rest have the same length: none are equal */
     if (m <= PAIRWISE_KEYS) {
         for (size_t i = 1; i < m; i++) {
             for (size_t j = 0; j < i; j++) {
@@ -217,7 +225,7 @@ bool
 wire_cmd_parse(const uint8_t *body, uint32_t len, struct wire_cmd *cmd, bson_error_t *error)
 {
     struct key_ref keys[MAX_CHECKED_KEYS];
-    struct dups dups = {{0}, keys, 0, MAX_CHECKED_KEYS, false};
+    struct dups dups = {{0}, keys, 0, MAX_CHECKED_KEYS, 0, false, false};
     const uint8_t *at;
     struct wire_reader r;
 
@@ -246,7 +254,7 @@ wire_cmd_parse_top(const uint8_t *body, uint32_t len, const struct wire_doc_top 
                    struct wire_cmd *cmd, bson_error_t *error)
 {
     struct key_ref keys[WIRE_DOC_TOP_MAX];
-    struct dups dups = {{0}, keys, 0, WIRE_DOC_TOP_MAX, false};
+    struct dups dups = {{0}, keys, 0, WIRE_DOC_TOP_MAX, 0, false, false};
 
     if (top == NULL || !top->all)
         return wire_cmd_parse(body, len, cmd, error);
@@ -262,18 +270,6 @@ wire_cmd_parse_top(const uint8_t *body, uint32_t len, const struct wire_doc_top 
     }
     finish(cmd, &dups);
     return true;
-}
-
-void
-wire_cmd_walk_init(struct wire_cmd_walk *w, const struct wire_cmd *cmd, const uint8_t *body,
-                   uint32_t len)
-{
-    /* w->it is set up only if a walk needs it. */
-    w->cmd = cmd && cmd->elems_all && cmd->body == body && cmd->body_len == len ? cmd : NULL;
-    w->i = 0;
-    w->doc = body;
-    w->doc_len = len;
-    w->started = false;
 }
 
 /* The element at it, read in place. */

@@ -69,9 +69,22 @@ struct wire_cmd_walk {
     bool started; /* walking: it is initialised */
 };
 
-/* Starts a walk of body (len bytes), which cmd (NULL: not parsed) describes. */
-void wire_cmd_walk_init(struct wire_cmd_walk *w, const struct wire_cmd *cmd, const uint8_t *body,
-                        uint32_t len);
+/*
+ * Starts a walk of body (len bytes), which cmd (NULL: not parsed) describes:
+ * its records are used only when they are all there and were made from this
+ * very body. Inline: every reader of a request starts one.
+ */
+static inline void
+wire_cmd_walk_init(struct wire_cmd_walk *w, const struct wire_cmd *cmd, const uint8_t *body,
+                   uint32_t len)
+{
+    /* w->it is set up only if a walk needs it. */
+    w->cmd = cmd && cmd->elems_all && cmd->body == body && cmd->body_len == len ? cmd : NULL;
+    w->i = 0;
+    w->doc = body;
+    w->doc_len = len;
+    w->started = false;
+}
 
 /* wire_cmd_walk_next when the body is being walked (w->cmd NULL). */
 bool wire_cmd_walk_next_walking(struct wire_cmd_walk *w, struct wire_cmd_elem *e);

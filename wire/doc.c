@@ -176,8 +176,9 @@ value(struct walk *w, uint8_t type, size_t end, bson_error_t *error)
 }
 
 /*
- * The walk. Valid values of a fixed size, strings, documents and arrays,
- * nearly all of what drivers send, are taken here; every other type, and
+ * The walk. Valid values of a fixed size, strings, binaries (but the old
+ * subtype 2), documents and arrays, nearly all of what drivers send, are
+ * taken here; every other type, and
  * any of these that is malformed, goes through value(), which names the
  * fault (so the fast path never decides an error by itself).
  */
@@ -240,6 +241,14 @@ wire_doc_check_top(const uint8_t *buf, size_t avail, uint32_t max_depth, uint32_
         } else if (type == BSON_TYPE_UTF8) {
             if ((size = wire_reader_string_size(v, room)) != 0) {
                 pos += size;
+                continue;
+            }
+        } else if (type == BSON_TYPE_BINARY) {
+            /* Length, subtype, bytes (a session id, a signature); the old
+             * subtype 2, with its inner length, goes the slow way. */
+            if (room >= 5 && (n = wire_frame_read_i32(v)) >= 0 && (size_t)n <= room - 5 &&
+                v[4] != BSON_SUBTYPE_BINARY_DEPRECATED) {
+                pos += 5 + (size_t)n;
                 continue;
             }
         } else if (type == BSON_TYPE_DOCUMENT || type == BSON_TYPE_ARRAY) {

@@ -255,6 +255,13 @@ consult_cache(const struct wire_msg *msg, const struct wire_cmd *cmd, const bson
                         &walked, &m2, &k2, &d2);
         FUZZ_CHECK(cache_key_equal(&k1, &k2) && d1 == d2);
         FUZZ_CHECK(m1.len == m2.len && memcmp(m1.data, m2.data, m1.len) == 0);
+        /* Hashed as read from the body (a hit: no material), the same key. */
+        cache_key_build(&secret, "fuzz@admin", cmd->db, read.ns[0].coll, read.ns[0].coll_len, body,
+                        cmd, NULL, &k2, &d2);
+        FUZZ_CHECK(cache_key_equal(&k1, &k2) && d1 == d2);
+        cache_key_build(&secret, "fuzz@admin", cmd->db, read.ns[0].coll, read.ns[0].coll_len, body,
+                        &walked, NULL, &k2, &d2);
+        FUZZ_CHECK(cache_key_equal(&k1, &k2) && d1 == d2);
         /* Another principal never shares the material (so never an entry). */
         cache_key_build(&secret, "", cmd->db, read.ns[0].coll, read.ns[0].coll_len, body, NULL, &m3,
                         &k3, &d3);

@@ -30,6 +30,9 @@ struct cmd_case {
     unsigned flags;
 };
 
+/* 64 bytes of key: with one more byte, a key whose length is 1 mod 64. */
+#define K64 "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk"
+
 static const struct cmd_case cmd_cases[] = {
     {"find with $db", "{'find': 'users', 'filter': {'a': 1}, '$db': 'test'}", 0, "find", "test",
      "users", 0},
@@ -64,6 +67,15 @@ static const struct cmd_case cmd_cases[] = {
     {"same key at different levels is no duplicate", "{'a': 1, 'b': {'a': 1}}", 0, "a", NULL,
      NULL, 0},
     {"keys differing only by prefix", "{'ab': 1, 'a': 1, 'abc': 1}", 0, "ab", NULL, NULL, 0},
+    /* Unknown keys are compared only when two have lengths equal mod 64. */
+    {"keys of 1 and 65 bytes (equal lengths mod 64) are no duplicates",
+     "{'a': 1, '" K64 "x': 1, 'b': 1}", 0, "a", NULL, NULL, 0},
+    {"two 65-byte keys one byte apart are no duplicates",
+     "{'a': 1, '" K64 "x': 1, '" K64 "y': 1}", 0, "a", NULL, NULL, 0},
+    {"a 65-byte key twice, after a 1-byte one",
+     "{'a': 1, '" K64 "x': 1, '" K64 "x': 2}", 0, "a", NULL, NULL, DUP},
+    {"a 65-byte key twice", "{'find': 'c', '" K64 "x': 1, '" K64 "x': 2}", 0, "find", NULL,
+     "c", DUP},
     {"empty body", "{}", WIRE_ERR_COMMAND_NOT_FOUND, NULL, NULL, NULL, 0},
     {"$db is a number", "{'ping': 1, '$db': 1}", WIRE_ERR_TYPE_MISMATCH, NULL, NULL, NULL, 0},
     {"$db is null", "{'ping': 1, '$db': null}", WIRE_ERR_TYPE_MISMATCH, NULL, NULL, NULL, 0},
