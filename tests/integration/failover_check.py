@@ -315,51 +315,55 @@ def held_write(v):
     return th2, out
 
 
+def hold(k, before, mode, v):
+    """The document, cached with value before, gets an update to v that the relay holds
+    (mode: applied or unapplied). Returns the writer's (thread, outcome list)."""
+    good, note = cached(before)
+    k.check(good, "the read before the write was not cached: " + note)
+    rs_relay.control(a.control, "hold inflight %s" % mode)
+    w_th, w_out = held_write(v)
+    k.check(rs_relay.control(a.control, "wait_held").get("held"), "the relay held no write")
+    return w_th, w_out
+
+
+def lost(k, w_th, w_out, answer, switched):
+    """After a release: the writer saw an error (its reply was lost), and after a switch the
+    proxy followed the new primary."""
+    if switched:
+        k.check(wait_primary(answer.get("primary")) is not None, "the proxy did not follow")
+    w_th.join(30)
+    k.check(w_out and w_out[0] != "acknowledged", "the held write was acknowledged: %r" % w_out)
+
+
 for port in ferret:
     pymongo.MongoClient("mongodb://127.0.0.1:%d/" % port, directConnection=True)[DB].inflight \
         .replace_one({"_id": "k"}, {"_id": "k", "v": 0}, upsert=True)
 
 with mctest.Case(None, "a write in flight at a failover (applied, its reply lost): a read "
                  "while it is in flight and after the switch sees it, not the cached entry") as k:
-    good, note = cached(0)
-    k.check(good, "the read before the write was not cached: " + note)
-    rs_relay.control(a.control, "hold inflight applied")
-    w_th, w_out = held_write(1)
-    k.check(rs_relay.control(a.control, "wait_held").get("held"), "the relay held no write")
+    w_th, w_out = hold(k, 0, "applied", 1)
     v = read_v()
     k.check(v == 1, "while the write is in flight (applied, reply held) the read gave %r, "
             "not 1: the entry was not invalidated when the write was sent" % (v,))
     answer = rs_relay.control(a.control, "release switch")
-    k.check(wait_primary(answer.get("primary")) is not None, "the proxy did not follow")
-    w_th.join(30)
-    k.check(w_out and w_out[0] != "acknowledged", "the held write was acknowledged: %r" % w_out)
+    lost(k, w_th, w_out, answer, True)
     v = read_v()
     k.check(v == 1, "after the switch the read gave %r, not 1 (relay: %r)" % (v, answer))
 
 with mctest.Case(None, "a write in flight at a failover (applied as its connection is lost): "
                  "what was read meanwhile is not served after the switch") as k:
-    good, note = cached(1)
-    k.check(good, "the read before the write was not cached: " + note)
-    rs_relay.control(a.control, "hold inflight unapplied")
-    w_th, w_out = held_write(2)
-    k.check(rs_relay.control(a.control, "wait_held").get("held"), "the relay held no write")
+    w_th, w_out = hold(k, 1, "unapplied", 2)
     v = read_v()
     k.check(v == 1, "while the write is held (not applied) the read gave %r, not 1" % (v,))
     answer = rs_relay.control(a.control, "release switch apply")
-    k.check(wait_primary(answer.get("primary")) is not None, "the proxy did not follow")
-    w_th.join(30)
-    k.check(w_out and w_out[0] != "acknowledged", "the held write was acknowledged: %r" % w_out)
+    lost(k, w_th, w_out, answer, True)
     v = read_v()
     k.check(v == 2, "after the switch the read gave %r, not 2: the entry filled while the "
             "write was in flight was served (relay: %r)" % (v, answer))
 
 with mctest.Case(None, "a write applied by the server after its connection was lost: reads "
                  "in the grace period are not stored (cache_write_grace)") as k:
-    good, note = cached(2)
-    k.check(good, "the read before the write was not cached: " + note)
-    rs_relay.control(a.control, "hold inflight unapplied")
-    w_th, w_out = held_write(3)
-    k.check(rs_relay.control(a.control, "wait_held").get("held"), "the relay held no write")
+    w_th, w_out = hold(k, 2, "unapplied", 3)
     stop = threading.Event()
     seen = []
 
@@ -372,7 +376,7 @@ with mctest.Case(None, "a write applied by the server after its connection was l
     answer = rs_relay.control(a.control, "release late 400")
     stop.set()
     r_th.join(30)
-    w_th.join(30)
+    lost(k, w_th, w_out, answer, False)
     v = read_v()
     k.check(2 in seen, "no read saw the old value between the loss and the late apply: %r"
             % seen[:20])
@@ -382,10 +386,10 @@ with mctest.Case(None, "a write applied by the server after its connection was l
 # ---- 6. an election: no primary for a while ---------------------------------------------
 
 
-def elect():
+def elect(k):
     """Steps the primary down with no new one (connections kept), makes the proxy see it (a
-    write through it gets NotWritablePrimary: the monitor checks again), and waits until
-    /stats shows the set with no primary. Returns the old primary's index, or None."""
+    write through it gets NotWritablePrimary: the monitor checks again), and checks that
+    /stats shows the set with no primary. Returns the old primary's index."""
     old = members.index(rs_relay.control(a.control, "stats")["primary"])
     rs_relay.control(a.control, "elect keep")
     c = pymongo.MongoClient(proxy_uri, retryWrites=False, serverSelectionTimeoutMS=5000)
@@ -396,18 +400,17 @@ def elect():
     finally:
         c.close()
     t0 = time.monotonic()
-    while time.monotonic() - t0 < 10:
-        if topology().get("type") == "ReplicaSetNoPrimary":
-            return old
+    while time.monotonic() - t0 < 10 and topology().get("type") != "ReplicaSetNoPrimary":
         time.sleep(0.02)
-    return None
+    k.check(topology().get("type") == "ReplicaSetNoPrimary",
+            "/stats never showed ReplicaSetNoPrimary: %r" % topology())
+    return old
 
 
 with mctest.Case(None, "an election (no primary for a second): a new client connection "
                  "waits for the new primary and its first write lands there, none on the "
                  "stepped-down member") as k:
-    old = elect()
-    k.check(old is not None, "/stats never showed ReplicaSetNoPrimary: %r" % topology())
+    old = elect(k)
     waited0 = mctest.counters(a.http).get("upstream_waited", 0)
     out = []
 
@@ -425,7 +428,7 @@ with mctest.Case(None, "an election (no primary for a second): a new client conn
     time.sleep(1.0)
     answer = rs_relay.control(a.control, "switch")
     e_th.join(30)
-    new = 1 - (old or 0)
+    new = 1 - old
     on = [pymongo.MongoClient("mongodb://127.0.0.1:%d/" % port, directConnection=True)[DB]
           .elect.count_documents({"_id": "elect-1"}) for port in ferret]
     k.check(out == ["acknowledged"], "the write through a connection opened with no primary "
@@ -444,8 +447,7 @@ persona_first = persona_conn.call(mctest.op_msg({"hello": 1, "$db": "admin"}), t
 with mctest.Case(None, "an election longer than connect_timeout: a new connection's hello "
                  "gets HostUnreachable (retryable: nothing was sent), not a stepped-down "
                  "member's answer, and the connection stays usable") as k:
-    old = elect()
-    k.check(old is not None, "/stats never showed ReplicaSetNoPrimary: %r" % topology())
+    old = elect(k)
     none0 = mctest.counters(a.http).get("upstream_no_primary", 0)
     conn = mctest.Conn(a.proxy, timeout=10.0)
     r = conn.call(mctest.op_msg({"hello": 1, "$db": "admin"}), timeout=10.0)
