@@ -410,7 +410,14 @@ def elect(k):
 with mctest.Case(None, "an election (no primary for a second): a new client connection "
                  "waits for the new primary and its first write lands there, none on the "
                  "stepped-down member") as k:
+    idle = mctest.Conn(a.proxy, timeout=10.0)  # its upstream: the primary about to step down
+    k.check(idle.call(mctest.ping(), timeout=10.0).ok(), "a ping through the proxy failed")
+    moved0 = mctest.counters(a.http).get("upstream_moved", 0)
     old = elect(k)
+    k.check(mctest.counters(a.http).get("upstream_moved", 0) > moved0,
+            "a client connection to the member that stepped down was not moved off it while "
+            "the set had no primary (upstream_moved did not grow before the new primary)")
+    idle.close()
     waited0 = mctest.counters(a.http).get("upstream_waited", 0)
     out = []
 
