@@ -23,6 +23,8 @@
 #include "proxy/compress.h"
 #include "proxy/hello.h"
 #include "proxy/server.h"
+#include "proxy/topology.h"
+#include "proxy/upstream.h"
 #include "wire/compress.h"
 #include "wire/frame.h"
 #include "wire/reply.h"
@@ -212,6 +214,14 @@ proxy_handshake_rewrite_hello(struct proxy_client *c, struct proxy_request *req,
         req->hello.n_compressors > 0 ? proxy_compress_offer(c->server->conf->compressors) : 0;
     persona = proxy_hello_rewrite(reply, &req->hello, &self, &out, &upstream);
     log_persona(c, req, upstream, persona);
+    if (c->up && (upstream == PROXY_HELLO_UPSTREAM_RS_SECONDARY ||
+                  upstream == PROXY_HELLO_UPSTREAM_RS_ARBITER ||
+                  upstream == PROXY_HELLO_UPSTREAM_RS_OTHER ||
+                  upstream == PROXY_HELLO_UPSTREAM_RS_GHOST))
+        /* A member new connections go to says it is not primary (a stepdown
+         * the monitor has not seen yet): it checks again at once. */
+        proxy_topology_recheck(c->server->topology, proxy_upstream_address(c->up),
+                               "hello: not primary");
     if (persona != PROXY_HELLO_PERSONA_NONE && self.compressors != 0) {
         /* What the reply offered, the client may now send (and gets back in kind). */
         c->compressors |= proxy_hello_agreed(&req->hello, self.compressors);

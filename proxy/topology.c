@@ -612,9 +612,10 @@ proxy_topology_recheck(struct proxy_topology *t, const char *address, const char
     bool asked;
 
     /* Only a server new connections go to: an error from one the monitor
-     * already knows is not primary tells it nothing. */
+     * already knows is not primary tells it nothing; nor does a check of a
+     * single server (new connections go to it whatever it is). */
     if (t == NULL || t->view == NULL || t->view->n_targets == 0 ||
-        !proxy_topology_is_target(t, address))
+        strcmp(t->view->type, "Single") == 0 || !proxy_topology_is_target(t, address))
         return;
     pthread_mutex_lock(&t->mu);
     asked = !t->recheck;

@@ -92,12 +92,13 @@ bool proxy_topology_is_target(const struct proxy_topology *topology, const char 
 
 /*
  * A server new connections go to (address) said it is not primary, is
- * recovering or shutting down (wire/sdam.h), or a connection to it was
- * lost (why says which): the monitor checks every server at once (not
+ * recovering or shutting down (wire/sdam.h; or a hello of a member that is
+ * not primary: proxy/handshake.c), or a connection to it was lost (why
+ * says which): the monitor checks every server at once (not
  * sooner than 500 ms after its last check, minHeartbeatFrequencyMS) instead
  * of at its next heartbeat, so new connections follow a failover sooner.
- * Ignored for a server that is not a target (already known), and while a
- * re-check is pending. Logs upstream_recheck once per re-check asked.
+ * Ignored for a server that is not a target (already known), for a
+ * single-server topology, and while a re-check is pending. Logs upstream_recheck once per re-check asked.
  */
 void proxy_topology_recheck(struct proxy_topology *topology, const char *address,
                             const char *why);

@@ -386,19 +386,25 @@ with mctest.Case(None, "a write applied by the server after its connection was l
 # ---- 6. an election: no primary for a while ---------------------------------------------
 
 
-def elect(k):
+def elect(k, conn=None):
     """Steps the primary down with no new one (connections kept), makes the proxy see it (a
-    write through it gets NotWritablePrimary: the monitor checks again), and checks that
-    /stats shows the set with no primary. Returns the old primary's index."""
+    write through it gets NotWritablePrimary, or a hello on conn, a client connection bound
+    to the old primary, is answered by a secondary: the monitor checks again), and checks
+    that /stats shows the set with no primary. Returns the old primary's index."""
     old = members.index(rs_relay.control(a.control, "stats")["primary"])
     rs_relay.control(a.control, "elect keep")
-    c = pymongo.MongoClient(proxy_uri, retryWrites=False, serverSelectionTimeoutMS=5000)
-    try:
-        c[DB].probe.insert_one({"elect": 1})
-    except PyMongoError:
-        pass
-    finally:
-        c.close()
+    if conn is not None:
+        r = conn.call(mctest.op_msg({"hello": 1, "$db": "admin"}), timeout=10.0)
+        k.check(r.ok() and r.doc.get("msg") == "isdbgrid", "hello from the stepped-down "
+                "member: %r" % (r,))
+    else:
+        c = pymongo.MongoClient(proxy_uri, retryWrites=False, serverSelectionTimeoutMS=5000)
+        try:
+            c[DB].probe.insert_one({"elect": 1})
+        except PyMongoError:
+            pass
+        finally:
+            c.close()
     t0 = time.monotonic()
     while time.monotonic() - t0 < 10 and topology().get("type") != "ReplicaSetNoPrimary":
         time.sleep(0.02)
@@ -407,13 +413,13 @@ def elect(k):
     return old
 
 
-with mctest.Case(None, "an election (no primary for a second): a new client connection "
-                 "waits for the new primary and its first write lands there, none on the "
-                 "stepped-down member") as k:
+with mctest.Case(None, "an election (no primary for a second), seen in a client's hello: "
+                 "connections to the stepped-down member are moved, a new client connection "
+                 "waits for the new primary and its first write lands there") as k:
     idle = mctest.Conn(a.proxy, timeout=10.0)  # its upstream: the primary about to step down
     k.check(idle.call(mctest.ping(), timeout=10.0).ok(), "a ping through the proxy failed")
     moved0 = mctest.counters(a.http).get("upstream_moved", 0)
-    old = elect(k)
+    old = elect(k, idle)  # the monitor learns of it from a client's hello
     k.check(mctest.counters(a.http).get("upstream_moved", 0) > moved0,
             "a client connection to the member that stepped down was not moved off it while "
             "the set had no primary (upstream_moved did not grow before the new primary)")
