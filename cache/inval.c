@@ -4,8 +4,9 @@
  * changes) into held generation records, the first bump before
  * the write is forwarded and the second at its end, the transaction write
  * sets (through txn.c) that make a commit bump again, the grace period
- * of a w:0 write and of a write whose reply was lost, an operator's drop, the bumps heard from other proxies, sending
- * our bumps to the Redis tier, and the generation check a fill passes
+ * of a w:0 write and of a write whose reply was lost, an operator's
+ * drop, the bumps heard from other proxies, sending our bumps to the
+ * Redis tier, and the generation check a fill passes
  * before it is stored. It does not decide what is cacheable (policy.c),
  * and it never stores or serves anything (cache.c).
  */

@@ -14,18 +14,22 @@
  *                             their requests get HostUnreachable
  *   anything else, or no view yet: the URI's first host (proxy/server.c)
  *
- * When the servers new connections go to change (a failover), the loop is
- * told through server->hooks.upstream_moved, and connections to a server
- * that is no longer among them are ended (proxy/client.c): each finishes
- * what it has in flight and closes, so drivers reconnect.
+ * When the servers new connections go to change (a failover), or the
+ * primary steps down before a new one is elected, the loop is told through
+ * server->hooks.upstream_moved: connections to a server that is no longer
+ * among them are ended (proxy/client.c: each finishes what it has in
+ * flight and closes, so drivers reconnect, or, holding nothing of its
+ * own, gets a new upstream connection at its next request), and those
+ * that waited for a primary connect.
  *
  * The monitor is a single-threaded mongoc_client_t on its own thread, every
  * server message checked by advice/guard.h before libmongoc reads it (a
  * mongoc_client_pool_t's monitors cannot be guarded: see advice/guard.h).
  * It runs no command: server selection alone drives its checks, every
  * heartbeatFrequencyMS (10 s unless the URI sets it; 500 ms while no
- * server fits), and at once when the loop asks (proxy_topology_recheck). The loop never calls libmongoc and never waits for the
- * thread, but at start and stop.
+ * server fits), and at once when the loop asks (proxy_topology_recheck).
+ * The loop never calls libmongoc and never waits for the thread, but at
+ * start and stop (a bounded wait: proxy_topology_destroy).
  *
  * Spec: source/server-discovery-and-monitoring/server-discovery-and-monitoring.md
  * and server-monitoring.md ("single-threaded" monitoring), source/server-selection/
@@ -98,7 +102,8 @@ bool proxy_topology_is_target(const struct proxy_topology *topology, const char 
  * sooner than 500 ms after its last check, minHeartbeatFrequencyMS) instead
  * of at its next heartbeat, so new connections follow a failover sooner.
  * Ignored for a server that is not a target (already known), for a
- * single-server topology, and while a re-check is pending. Logs upstream_recheck once per re-check asked.
+ * single-server topology, and while a re-check is pending. Logs
+ * upstream_recheck once per re-check asked.
  */
 void proxy_topology_recheck(struct proxy_topology *topology, const char *address,
                             const char *why);

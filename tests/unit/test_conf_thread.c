@@ -71,7 +71,8 @@ main(void)
     bool joined;
 
     joined = run(10, 2000, &waited);
-    ok(joined && waited < 2000, "a worker that ends in time is joined (%lld ms)", (long long)waited);
+    ok(joined && waited < 2000, "a worker that ends in time is joined (%lld ms)",
+       (long long)waited);
     is_int(atomic_load(&freed_by_worker), 0, "... and its owner frees the object");
 
     joined = run(1500, 100, &waited);
