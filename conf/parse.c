@@ -53,6 +53,7 @@ static const struct conf_range {
 } range_table[] = {
     {CONF_OPT_max_clients, 1, 1000000},
     {CONF_OPT_connect_timeout, 1, DURATION_MAX},
+    {CONF_OPT_upstream_srv_rescan, 100, DURATION_MAX},
     {CONF_OPT_idle_timeout, 0, DURATION_MAX},
     {CONF_OPT_message_timeout, 1, DURATION_MAX},
     {CONF_OPT_drain_timeout, 0, DURATION_MAX},
@@ -566,12 +567,13 @@ conf_parse_uri(const char *text, char *why, size_t why_len)
     size_t len;
 
     if (uri != NULL) {
-        bool has_host = mongoc_uri_get_hosts(uri) != NULL;
+        /* mongodb+srv:// names no host: the topology monitor looks them up (SRV). */
+        bool has_host =
+            mongoc_uri_get_hosts(uri) != NULL || mongoc_uri_get_srv_hostname(uri) != NULL;
 
         mongoc_uri_destroy(uri);
         if (!has_host) {
-            bson_snprintf(why, why_len,
-                          "no host list (mongodb+srv:// is not supported; name the host)");
+            bson_snprintf(why, why_len, "no host list");
             return false;
         }
         return true;

@@ -29,7 +29,8 @@
  * cannot refuse what passed here (what is left to fail at start-up is the
  * machine: an address in use, a pid file that cannot be written).
  *
- * The upstream URI: its hosts (and replicaSet, directConnection) are
+ * The upstream URI: its hosts (and replicaSet, directConnection), or for
+ * mongodb+srv:// its SRV and TXT records (srvServiceName, srvMaxHosts), are
  * followed by the topology monitor (proxy/topology.h), which also reads
  * heartbeatFrequencyMS, connectTimeoutMS and appName; its TLS options are
  * proxy/tls.c's; the proxy forwards each client's own commands, login,
@@ -93,7 +94,6 @@ enum uri_kind {
     URI_READ_PREFERENCE,
     URI_WRITE_CONCERN,
     URI_READ_CONCERN,
-    URI_SRV,
     URI_COMPRESSION, /* the proxy's own compression with the upstream: used */
 };
 
@@ -121,8 +121,8 @@ static const struct {
     {MONGOC_URI_WTIMEOUTMS, URI_WRITE_CONCERN},
     {MONGOC_URI_SAFE, URI_WRITE_CONCERN},
     {MONGOC_URI_READCONCERNLEVEL, URI_READ_CONCERN},
-    {MONGOC_URI_SRVSERVICENAME, URI_SRV},
-    {MONGOC_URI_SRVMAXHOSTS, URI_SRV},
+    {MONGOC_URI_SRVSERVICENAME, URI_MONITOR},
+    {MONGOC_URI_SRVMAXHOSTS, URI_MONITOR},
     {MONGOC_URI_COMPRESSORS, URI_COMPRESSION},
     {MONGOC_URI_ZLIBCOMPRESSIONLEVEL, URI_COMPRESSION},
 };
@@ -226,9 +226,6 @@ check_uri_options(const char *text, char *why, size_t why_len, char *no_effect, 
                        "remove it",
                        key);
             break;
-        case URI_SRV:
-            add_reason(why, why_len, "%s: mongodb+srv:// is not supported; remove it", key);
-            break;
         case URI_COMPRESSION:
             break;
         case URI_NO_EFFECT:
@@ -270,8 +267,8 @@ check_upstream(struct conf *conf, const char *value, const char *source, char *w
         conf_notes_add(&conf->warnings,
                        "upstream options %s (from %s) have no effect: the proxy takes only the "
                        "servers, replicaSet, directConnection, heartbeatFrequencyMS, "
-                       "connectTimeoutMS and appName from upstream (connect_timeout sets its "
-                       "connect timeout)",
+                       "connectTimeoutMS, appName, srvServiceName and srvMaxHosts from upstream "
+                       "(connect_timeout sets its connect timeout)",
                        no_effect, source);
     {
         /* compressors=: what the proxy offers the upstream; names it cannot offer are said. */

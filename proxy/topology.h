@@ -34,6 +34,7 @@
 #include <bson/bson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 struct proxy_server;
 struct proxy_topology;
@@ -52,14 +53,20 @@ void proxy_topology_destroy(struct proxy_topology *topology);
 /*
  * The server a new upstream connection should go to: false when the
  * monitor knows none (no view yet, or no primary), and the caller uses
- * the URI's first host. host and address ("host:port", or the socket path)
- * stay valid until control returns to the loop; port is 0 for a unix
- * socket. Among mongos servers, one is chosen at random for each
+ * the URI's first host (a mongodb+srv:// URI has none). host and address
+ * ("host:port", or the socket path) stay valid until control returns to
+ * the loop; port is 0 for a unix socket. *sa (sa_len bytes) is host's
+ * address as the monitor's thread resolved it, to connect to without a
+ * lookup on the loop; NULL (sa_len 0) when it has none (a unix socket, a
+ * failed lookup): the caller resolves host. Among mongos servers, one is chosen at random for each
  * connection (a driver's clients, each opening a monitoring connection and
  * then pooled ones, would alias with a strict rotation).
  */
 bool proxy_topology_pick(struct proxy_topology *topology, const char **host, uint16_t *port,
-                         const char **address);
+                         const char **address, const struct sockaddr **sa, socklen_t *sa_len);
+
+/* Why the monitor knows no server to use (scrubbed of secrets), or NULL. */
+const char *proxy_topology_error(const struct proxy_topology *topology);
 
 /*
  * Whether a connection made to address may go on serving: true when it is

@@ -234,7 +234,9 @@ test_uri(void)
         {"mongodb://h:99999", false},
         {"mongodb://", false},
         {"", false},
-        {"mongodb+srv://cluster.example.com", false},
+        {"mongodb+srv://cluster.example.com", true},
+        {"mongodb+srv://cluster.example.com:27017", false},
+        {"mongodb+srv://example.com", false},
         {"mongodb://h/?tls=maybe", false},
     };
     char why[256];
