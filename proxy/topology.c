@@ -27,13 +27,18 @@
  *   from every error text with advice/secret.h); its reports are each
  *   wanted and go through the pipe itself, while a view replaces the last.
  *
- * The worker's loop: mongoc_client_select_server for writes (a primary, a
- * mongos, a standalone or the load balancer), which in single-threaded
- * mode checks every server again once heartbeatFrequencyMS has passed
- * since the last check, then sleep: heartbeatFrequencyMS after a
- * selection that found a server, 500 ms (the drivers' minimum) after one
- * that did not. A view is posted when the topology description changed or
- * the selection error's text did.
+ * The worker's loop: make the client if there is none yet (for
+ * mongodb+srv:// that looks up the SRV and TXT records, and is tried
+ * again every heartbeatFrequencyMS until it works: make_client), look the
+ * SRV records up again when due (srv_rescan), then
+ * mongoc_client_select_server for writes (a primary, a mongos or a
+ * standalone), which in single-threaded mode checks every server again
+ * once heartbeatFrequencyMS has passed since the last check, then sleep:
+ * heartbeatFrequencyMS after a selection that found a server, 500 ms (the
+ * drivers' minimum) after one that did not. Each time, the targets' host
+ * names are resolved (getaddrinfo: DNS happens on this thread, never on
+ * the loop's) and a view is posted when the topology description changed
+ * or anything the loop uses or shows did (view_sig).
  */
 #include "config.h"
 

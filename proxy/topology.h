@@ -2,14 +2,18 @@
  * proxy/topology.h: where new upstream connections go. A monitoring thread
  * follows the deployment named by the upstream URI with libmongoc's own
  * server discovery and monitoring (standalone, replica set, sharded
- * cluster, load balancer) and tells the event loop, by message, what it
- * found; the loop picks each new connection's server from the latest view:
+ * cluster; for mongodb+srv:// the hosts of its SRV records, looked up again
+ * while sharded) and tells the event loop, by message, what it found, with
+ * each target's address resolved on its thread; the loop picks each new
+ * connection's server from the latest view and never looks up a name:
  *
  *   topology (libmongoc)      new connections go to
  *   Single                    the one server
  *   ReplicaSetWithPrimary     the primary
  *   Sharded                   a mongos that answers, chosen at random
- *   anything else, or no view yet: the URI's first host (proxy/server.c)
+ *   anything else, or no view yet: the URI's first host (proxy/server.c);
+ *                             mongodb+srv:// has none: the connection fails
+ *                             with proxy_topology_error's reason
  *
  * When the servers new connections go to change (a failover), the loop is
  * told through server->hooks.upstream_moved, and connections to a server
