@@ -478,13 +478,15 @@ conf_parse_uri_password(const char *uri, size_t *start, size_t *len)
 
 /*
  * The URI options whose values are secrets as much as a password: the TLS
- * key file's passphrase (its current and its old name).
+ * key file's passphrase (its current and its old name) and the auth
+ * mechanism's properties (MONGODB-AWS's AWS_SESSION_TOKEN).
  */
 static bool
 secret_option(const char *key, size_t len)
 {
     static const char *const keys[] = {"tlsCertificateKeyFilePassword",
-                                       "sslClientCertificateKeyPassword"};
+                                       "sslClientCertificateKeyPassword",
+                                       "authMechanismProperties"};
 
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         if (strlen(keys[i]) == len && strncasecmp(keys[i], key, len) == 0) {

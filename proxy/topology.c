@@ -115,7 +115,11 @@ struct worker {
     struct server_view *known;
     uint32_t n_known;
     int64_t heartbeat_ms;
-    /* mongodb+srv:// (see srv_lookup) */
+    /* The URI carries credentials (a user, or an authMechanism such as
+     * MONGODB-X509): the monitor logs in with them (login_check). */
+    bool auth;
+    char *auth_error; /* the last login's failure, scrubbed; NULL after one succeeded */
+    /* mongodb+srv:// (see srv_rescan) */
     bool srv;
     char *srv_hosts;   /* the SRV records' hosts the client was made with ("h:p,...") */
     char *srv_error;   /* the last failed rescan's error, scrubbed; NULL after one succeeded */
@@ -376,6 +380,8 @@ start(struct proxy_topology *t)
         if (w->heartbeat_ms < RETRY_MS)
             w->heartbeat_ms = RETRY_MS;
         w->srv = mongoc_uri_get_srv_hostname(w->uri) != NULL;
+        w->auth = mongoc_uri_get_username(w->uri) != NULL ||
+                  mongoc_uri_get_auth_mechanism(w->uri) != NULL;
     }
     advice_secrets_init(&w->secrets, t->uri_text, w->uri);
     pthread_mutex_lock(&t->mu);
@@ -488,7 +494,8 @@ static void
 post_if_new(struct proxy_topology *t)
 {
     struct worker *w = &t->w;
-    struct view *v = view_build(w, w->td, w->error ? w->error : w->srv_error);
+    const char *error = w->error ? w->error : w->auth_error ? w->auth_error : w->srv_error;
+    struct view *v = view_build(w, w->td, error);
     char *sig = view_sig(v);
 
     if (!w->changed && w->posted != NULL && strcmp(sig, w->posted) == 0) {
@@ -566,7 +573,40 @@ first_client(struct proxy_topology *t)
     return true;
 }
 
-/* One selection; posts a view when anything the loop shows changed. */
+/*
+ * The URI's credentials at work: a ping to the server selected, which
+ * libmongoc sends on a connection it has logged in with them (its
+ * handshake's speculative authentication, else a full one: the URI's
+ * authMechanism, or SCRAM as negotiated), so a wrong password or a user
+ * removed shows at the next check (auth_error, shown in the view while
+ * servers are still followed: clients log in on their own). Monitoring
+ * itself needs no login (hello is open), nor does any client's traffic:
+ * this is the check that the credentials given are good.
+ */
+static void
+login_check(struct worker *w, const mongoc_server_description_t *sd)
+{
+    bson_error_t error;
+    bson_t cmd = BSON_INITIALIZER;
+    bool ok;
+
+    memset(&error, 0, sizeof error);
+    BSON_APPEND_INT32(&cmd, "ping", 1);
+    ok = mongoc_client_command_simple_with_server_id(w->client, "admin", &cmd, NULL,
+                                                     mongoc_server_description_id(sd), NULL,
+                                                     &error);
+    bson_destroy(&cmd);
+    bson_free(w->auth_error);
+    w->auth_error = NULL;
+    if (!ok) {
+        char *msg = advice_secrets_scrub(&w->secrets, error.message, MAX_ERROR_LEN);
+
+        w->auth_error = bson_strdup_printf("upstream login: %s", msg);
+        bson_free(msg);
+    }
+}
+
+/* One selection (and login check); posts a view when anything the loop shows changed. */
 static bool
 check(struct proxy_topology *t)
 {
@@ -578,10 +618,13 @@ check(struct proxy_topology *t)
     sd = mongoc_client_select_server(w->client, true, NULL, &error);
     bson_free(w->error);
     w->error = NULL;
-    if (sd == NULL)
+    if (sd == NULL) {
         w->error = advice_secrets_scrub(&w->secrets, error.message, MAX_ERROR_LEN);
-    else
+    } else {
+        if (w->auth)
+            login_check(w, sd);
         mongoc_server_description_destroy(sd);
+    }
     post_if_new(t);
     return sd != NULL;
 }
@@ -616,6 +659,7 @@ worker_main(void *arg)
     bson_free(w->posted);
     bson_free(w->srv_hosts);
     bson_free(w->srv_error);
+    bson_free(w->auth_error);
     for (uint32_t i = 0; i < w->n_known; i++)
         bson_free(w->known[i].address);
     bson_free(w->known);
@@ -700,7 +744,8 @@ apply(struct proxy_topology *t, struct view *v)
     list_servers(v, false, servers, sizeof servers);
     if (moved && v->n_targets > 0)
         t->changes++;
-    conf_log(v->n_targets > 0 ? CONF_LOG_INFO : CONF_LOG_WARN, 0, "upstream_topology",
+    conf_log(v->n_targets > 0 && v->error == NULL ? CONF_LOG_INFO : CONF_LOG_WARN, 0,
+             "upstream_topology",
              "type=%s targets=%s servers=\"%s\" changes=%llu error=\"%s\"", v->type,
              targets[0] ? targets : "-", servers, (unsigned long long)t->changes,
              v->error ? v->error : "");

@@ -275,6 +275,8 @@ test_redact_uri(void)
         {"mongodb://u:pw@h/?SSLCLIENTCERTIFICATEKEYPASSWORD=kp",
          "mongodb://u:<redacted>@h/?SSLCLIENTCERTIFICATEKEYPASSWORD=<redacted>"},
         {"mongodb://h/?tlsCertificateKeyFile=/k.pem", "mongodb://h/?tlsCertificateKeyFile=/k.pem"},
+        {"mongodb://u@h/?authMechanism=MONGODB-AWS&authMechanismProperties=AWS_SESSION_TOKEN:tok",
+         "mongodb://u@h/?authMechanism=MONGODB-AWS&authMechanismProperties=<redacted>"},
         {"", ""},
     };
 

@@ -59,10 +59,12 @@ static const struct {
     /* several hosts and a replica set are followed by the topology monitor */
     {"--upstream", "mongodb://a:1,b:2,c:3", NULL},
     {"--upstream", "mongodb://a:1,b:2/?replicaSet=rs0&heartbeatFrequencyMS=500", NULL},
-    {"--upstream", "mongodb://u:never-shown@h:1/", "user name and password: the proxy never logs"},
-    {"--upstream", "mongodb://u@h:1/", "user name and password"},
-    {"--upstream", "mongodb://h:1/?authSource=admin", "authSource: the proxy never logs in"},
-    {"--upstream", "mongodb://h:1/?authMechanism=MONGODB-X509", "authMechanism: the proxy never"},
+    /* credentials: the monitor's own login (proxy/topology.c) */
+    {"--upstream", "mongodb://u:never-shown@h:1/", NULL},
+    {"--upstream", "mongodb://u:never-shown@h:1/?authSource=admin&authMechanism=SCRAM-SHA-256",
+     NULL},
+    {"--upstream", "mongodb://h:1/?tls=true&authMechanism=MONGODB-X509", NULL},
+    {"--upstream", "mongodb://u:never-shown@h:1/?w=1", "w: the proxy forwards"},
     {"--upstream", "mongodb://h:1/?directConnection=false", NULL},
     {"--upstream", "mongodb://h:1/?loadBalanced=true", "loadBalanced: the proxy does not"},
     {"--upstream", "mongodb://h:1/?readPreference=nearest", "readPreference: the proxy forwards"},
