@@ -187,13 +187,16 @@ is_target(const char *topology, const char *server)
 
 /*
  * A target's address, looked up on the worker (getaddrinfo may block on
- * DNS: never on the loop). The first answer is kept, in getaddrinfo's
- * order (RFC 6724), as libmongoc tries it first.
+ * DNS: never on the loop). One address is kept: the first IPv4 one if
+ * any, else the first. (getaddrinfo puts ::1 before 127.0.0.1 for
+ * "localhost", and mongod listens on 127.0.0.1 only by default; libmongoc
+ * tries each address in turn, the proxy's connect only the one.)
  */
 static void
 resolve(struct server_view *s)
 {
     struct addrinfo hints, *ai = NULL;
+    const struct addrinfo *use;
     char service[8];
 
     if (s->port == 0)
@@ -203,10 +206,15 @@ resolve(struct server_view *s)
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICSERV;
     bson_snprintf(service, sizeof service, "%u", (unsigned)s->port);
-    if (getaddrinfo(s->host, service, &hints, &ai) == 0 && ai != NULL &&
-        ai->ai_addrlen <= sizeof s->sa) {
-        memcpy(&s->sa, ai->ai_addr, ai->ai_addrlen);
-        s->sa_len = ai->ai_addrlen;
+    if (getaddrinfo(s->host, service, &hints, &ai) != 0 || ai == NULL)
+        return;
+    for (use = ai; use != NULL && use->ai_family != AF_INET; use = use->ai_next)
+        ;
+    if (use == NULL)
+        use = ai;
+    if (use->ai_addrlen <= sizeof s->sa) {
+        memcpy(&s->sa, use->ai_addr, use->ai_addrlen);
+        s->sa_len = use->ai_addrlen;
     }
     if (ai != NULL)
         freeaddrinfo(ai);
