@@ -449,6 +449,17 @@ make_client(struct worker *w, char **text)
         mongoc_client_destroy(client);
         return NULL;
     }
+    if (w->srv && mongoc_uri_get_replica_set(w->uri) == NULL &&
+        mongoc_uri_get_replica_set(mongoc_client_get_uri(client)) != NULL) {
+        /* libmongoc 1.23 puts a TXT record's replicaSet in the client's URI but
+         * not in its topology (whose set name comes from the URI given): any
+         * set's members would be followed. Named in the URI, it is checked;
+         * made again (the records looked up again) once, the URI now naming it. */
+        mongoc_uri_set_option_as_utf8(w->uri, MONGOC_URI_REPLICASET,
+                                      mongoc_uri_get_replica_set(mongoc_client_get_uri(client)));
+        mongoc_client_destroy(client);
+        return make_client(w, text);
+    }
     mongoc_client_set_error_api(client, MONGOC_ERROR_API_VERSION_2);
     mongoc_client_set_stream_initiator(client, advice_guard_initiator, &w->guard);
     cbs = mongoc_apm_callbacks_new();
@@ -626,7 +637,12 @@ check(struct proxy_topology *t)
     sd = mongoc_client_select_server(w->client, true, NULL, &error);
     bson_free(w->error);
     w->error = NULL;
-    if (sd == NULL) {
+    if (sd == NULL && error.message[0] == '\0') {
+        /* libmongoc's scanner, its servers all removed, fails with no message */
+        w->error = bson_strdup("upstream: no server left to monitor: each one was removed (a "
+                               "member of another replica set than the one named, or a "
+                               "standalone among several hosts)");
+    } else if (sd == NULL) {
         w->error = advice_secrets_scrub(&w->secrets, error.message, MAX_ERROR_LEN);
     } else {
         if (w->auth)

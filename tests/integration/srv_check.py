@@ -7,6 +7,9 @@ script changes the DNS records between phases). Prints unnumbered TAP lines and 
   follow  --http H --proxy P --targets c:2 --ferret FA,FB --within S
           after the SRV records changed: the targets become exactly --targets within S
           seconds, and new connections' writes land behind them (the second FerretDB)
+  rs      --http H --proxy P --targets PRIMARY --ferret FA,FB
+          a replica set named by the TXT record: followed (its members' own addresses),
+          and a write through the proxy lands on the primary's FerretDB
   refused --http H --proxy P --error TEXT
           the monitor found no server: /stats says why (TEXT), and a client's command
           through the proxy fails at once with that reason instead of hanging
@@ -30,13 +33,13 @@ def topology(http):
     return mctest.stats(http).get("topology", {})
 
 
-def wait_targets(http, want, within):
+def wait_targets(http, want, within, kind="Sharded"):
     """Seconds until /stats lists exactly want (a set) as targets, or None; and the last view."""
     start = time.monotonic()
     t = {}
     while time.monotonic() - start < within:
         t = topology(http)
-        if set(t.get("targets", [])) == want and t.get("type") == "Sharded":
+        if set(t.get("targets", [])) == want and t.get("type") == kind:
             return time.monotonic() - start, t
         time.sleep(0.05)
     return None, t
@@ -77,7 +80,8 @@ def follow(a):
                "follow: the monitor follows the changed SRV records within %g s" % a.within,
                "want %s" % sorted(want), "got %r" % t)
     if took is not None:
-        print("# targets changed %.2f s after the DNS records did (rescan 1 s)" % took)
+        print("# targets were the new record's %.2f s after this phase began (dnsmasq restarted "
+              "with it just before; rescan 1 s)" % took)
     before = counts(a.ferret)
     n = 6
     for i in range(n):  # each on a new connection: all must go to the new target
@@ -93,6 +97,27 @@ def follow(a):
     mctest.tap(after[0] == before[0] and after[1] - before[1] == n,
                "follow: every new connection's write lands behind the new SRV record",
                "before %r after %r" % (before, after))
+
+
+def rs(a):
+    want = set(a.targets.split(","))
+    took, t = wait_targets(a.http, want, 10, kind="ReplicaSetWithPrimary")
+    mctest.tap(took is not None and t.get("primary") == a.targets,
+               "rs: the TXT record's replicaSet is applied and the set's primary is the target",
+               "want primary %s" % a.targets, "got %r" % t)
+    before = counts(a.ferret)
+    err = ""
+    c = pymongo.MongoClient("mongodb://127.0.0.1:%d/" % a.proxy, serverSelectionTimeoutMS=5000)
+    try:
+        c.srv.docs.insert_one({"_id": "rs"})
+    except pymongo.errors.PyMongoError as e:
+        err = str(e)
+    finally:
+        c.close()
+    after = counts(a.ferret)
+    mctest.tap(after[0] - before[0] == 1 and after[1] == before[1],
+               "rs: a write through the proxy lands on the primary's FerretDB",
+               err, "before %r after %r" % (before, after))
 
 
 def refused(a):
@@ -142,7 +167,7 @@ def nodns(a):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("phase", choices=["serve", "follow", "refused", "nodns"])
+    p.add_argument("phase", choices=["serve", "follow", "rs", "refused", "nodns"])
     p.add_argument("--http", type=int, required=True)
     p.add_argument("--proxy", type=int, required=True)
     p.add_argument("--targets", default="")
@@ -151,7 +176,7 @@ def main():
     p.add_argument("--error", default="")
     a = p.parse_args()
     a.ferret = [int(x) for x in a.ferret.split(",")] if a.ferret else []
-    {"serve": serve, "follow": follow, "refused": refused, "nodns": nodns}[a.phase](a)
+    {"serve": serve, "follow": follow, "rs": rs, "refused": refused, "nodns": nodns}[a.phase](a)
     mctest.plan()
     return 0
 

@@ -8,6 +8,10 @@
 #   db.mc.test   SRV a.mc.test:MA, b.mc.test:MB, then (dnsmasq restarted: it rereads
 #                no SRV record on SIGHUP) c.mc.test:MB only: the proxy serves, then
 #                follows the change within upstream_srv_rescan (1s here)
+#   rs.mc.test   SRV to the two members of a replica set (rs_relay.py without --mongos,
+#                answering with 127.0.0.1 addresses) and a TXT record replicaSet=rs0:
+#                the set is followed, new connections go to its primary
+#   rsx.mc.test  the same with replicaSet=other: the members (of rs0) are not used
 #   bad.mc.test  a TXT record with w=majority, which only authSource, replicaSet and
 #                loadBalanced may set: refused with the reason
 #   lb.mc.test   a TXT record with loadBalanced=true: refused (the proxy does not
@@ -45,6 +49,16 @@ mc_track "$RELAY_PID"
 for port in "$MA" "$MB" "$MCTL"; do
     mc_wait_port "$port" "$RELAY_PID" 10 || { mc_log_tail "$MC_TMP/mongos.out"; mc_bail "the mongos relay did not start"; }
 done
+RA=$(mc_free_port)
+RB=$(mc_free_port)
+RCTL=$(mc_free_port)
+"$MC_PYTHON" "$MC_TESTDIR/rs_relay.py" --ferret "$FA,$FB" --listen "$RA,$RB" \
+    --control "$RCTL" --log "$MC_TMP/rs.log" >"$MC_TMP/rs.out" 2>&1 &
+RS_PID=$!
+mc_track "$RS_PID"
+for port in "$RA" "$RB" "$RCTL"; do
+    mc_wait_port "$port" "$RS_PID" 10 || { mc_log_tail "$MC_TMP/rs.out"; mc_bail "the replica set relay did not start"; }
+done
 
 # ---- the DNS server ---------------------------------------------------------------------
 DNS_ADDR=127.$((RANDOM % 200 + 50)).$((RANDOM % 254 + 1)).$((RANDOM % 253 + 2))
@@ -67,6 +81,11 @@ dns_start() {
         echo "host-record=a.mc.test,127.0.0.1"
         echo "host-record=b.mc.test,127.0.0.1"
         echo "host-record=c.mc.test,127.0.0.1"
+        echo "srv-host=_mongodb._tcp.rs.mc.test,a.mc.test,$RA"
+        echo "srv-host=_mongodb._tcp.rs.mc.test,b.mc.test,$RB"
+        echo "txt-record=rs.mc.test,\"replicaSet=rs0\""
+        echo "srv-host=_mongodb._tcp.rsx.mc.test,a.mc.test,$RA"
+        echo "txt-record=rsx.mc.test,\"replicaSet=other\""
         echo "srv-host=_mongodb._tcp.bad.mc.test,a.mc.test,$MA"
         echo "txt-record=bad.mc.test,\"w=majority\""
         echo "srv-host=_mongodb._tcp.lb.mc.test,a.mc.test,$MA"
@@ -122,6 +141,14 @@ sleep 1.2 # two heartbeats: the monitor's lookups fail meanwhile
 mc_run_lines srv nodns "$MC_PYTHON" "$MC_TESTDIR/srv_check.py" nodns --http "$P_HTTP" \
     --proxy "$P_PORT" --ferret "$FA,$FB"
 dns_start "srv-host=_mongodb._tcp.db.mc.test,c.mc.test,$MB" || mc_bail "dnsmasq did not restart"
+
+# ---- a replica set found through SRV, its name from the TXT record -----------------------
+MC_PROXY_UPSTREAM="mongodb+srv://rs.mc.test/?tls=false&heartbeatFrequencyMS=500" mc_start_proxy
+mc_run_lines srv rs "$MC_PYTHON" "$MC_TESTDIR/srv_check.py" rs --http "$PROXY_HTTP_PORT" \
+    --proxy "$PROXY_PORT" --targets "127.0.0.1:$RA" --ferret "$FA,$FB"
+MC_PROXY_UPSTREAM="mongodb+srv://rsx.mc.test/?tls=false&heartbeatFrequencyMS=500" mc_start_proxy
+mc_run_lines srv rsx "$MC_PYTHON" "$MC_TESTDIR/srv_check.py" refused --http "$PROXY_HTTP_PORT" \
+    --proxy "$PROXY_PORT" --error 'no server left to monitor' 
 
 # ---- names whose records the proxy refuses, or that do not resolve -----------------------
 # (three proxies at once; TLS left on by default for one: +srv implies tls=true)
