@@ -82,8 +82,8 @@ mongoc_log_cb(mongoc_log_level_t level, const char *domain, const char *message,
         twice = advice_secrets_scrub(&secrets->uri[1], once, CONF_LOG_LINE_MAX);
         text = twice;
     }
-    conf_log(level <= MONGOC_LOG_LEVEL_CRITICAL ? CONF_LOG_ERROR : CONF_LOG_DEBUG, 0,
-             "libmongoc", "domain=%s msg=\"%s\"", domain ? domain : "-", text);
+    conf_log(level <= MONGOC_LOG_LEVEL_CRITICAL ? CONF_LOG_ERROR : CONF_LOG_DEBUG, 0, "libmongoc",
+             "domain=%s msg=\"%s\"", domain ? domain : "-", text);
     bson_free(once);
     bson_free(twice);
 }

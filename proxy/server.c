@@ -3,11 +3,12 @@
  * upstream address from the configuration and where each upstream
  * connection goes (the monitor's pick, proxy/topology.h, at the address its
  * thread resolved; else the URI's first host, by evdns; a mongodb+srv URI
- * has none, so its connections fail until the monitor finds a server), counting clients in and out, and the SIGTERM drain (stop
- * accepting, let every client finish what it has in flight, exit when the last one closes or drain_timeout passes), and the
- * count of buffered bytes that max_memory bounds (which clients pause for
- * it, and when they resume, is client.c's). Start-up order and signals are
- * main.c's.
+ * has none, so its connections fail until the monitor finds a server),
+ * counting clients in and out, the SIGTERM drain (stop accepting, let every
+ * client finish what it has in flight, exit when the last one closes or
+ * drain_timeout passes), and the count of buffered bytes that max_memory
+ * bounds (which clients pause for it, and when they resume, is client.c's).
+ * Start-up order and signals are main.c's.
  */
 #include "proxy/server.h"
 

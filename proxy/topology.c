@@ -121,8 +121,8 @@ struct worker {
     char *auth_error; /* the last login's failure, scrubbed; NULL after one succeeded */
     /* mongodb+srv:// (see srv_rescan) */
     bool srv;
-    char *srv_hosts;   /* the SRV records' hosts the client was made with ("h:p,...") */
-    char *srv_error;   /* the last failed rescan's error, scrubbed; NULL after one succeeded */
+    char *srv_hosts;     /* the SRV records' hosts the client was made with ("h:p,...") */
+    char *srv_error;     /* the last failed rescan's error, scrubbed; NULL after one succeeded */
     int64_t srv_next_ms; /* monotonic ms of the next rescan */
 };
 
@@ -240,15 +240,23 @@ view_sig(const struct view *v)
     return bson_string_free(out, false);
 }
 
-/* Forgets w's known addresses and keeps v's targets' instead. */
+/* Frees w's known addresses. */
 static void
-remember(struct worker *w, const struct view *v)
+forget(struct worker *w)
 {
     for (uint32_t i = 0; i < w->n_known; i++)
         bson_free(w->known[i].address);
     bson_free(w->known);
-    w->known = bson_malloc0((v->n + 1) * sizeof *w->known);
+    w->known = NULL;
     w->n_known = 0;
+}
+
+/* Forgets w's known addresses and keeps v's targets' instead. */
+static void
+remember(struct worker *w, const struct view *v)
+{
+    forget(w);
+    w->known = bson_malloc0((v->n + 1) * sizeof *w->known);
     for (uint32_t i = 0; i < v->n; i++) {
         if (v->servers[i].sa_len == 0)
             continue;
@@ -484,8 +492,7 @@ hosts_text(mongoc_client_t *client)
     size_t n = 0;
     bson_string_t *out = bson_string_new("");
 
-    for (h = mongoc_uri_get_hosts(mongoc_client_get_uri(client)); h && n < MAX_SERVERS;
-         h = h->next)
+    for (h = mongoc_uri_get_hosts(mongoc_client_get_uri(client)); h && n < MAX_SERVERS; h = h->next)
         list[n++] = h->host_and_port;
     qsort(list, n, sizeof list[0], cmp_str);
     for (size_t i = 0; i < n; i++)
@@ -611,9 +618,8 @@ login_check(struct worker *w, const mongoc_server_description_t *sd)
 
     memset(&error, 0, sizeof error);
     BSON_APPEND_INT32(&cmd, "ping", 1);
-    ok = mongoc_client_command_simple_with_server_id(w->client, "admin", &cmd, NULL,
-                                                     mongoc_server_description_id(sd), NULL,
-                                                     &error);
+    ok = mongoc_client_command_simple_with_server_id(
+        w->client, "admin", &cmd, NULL, mongoc_server_description_id(sd), NULL, &error);
     bson_destroy(&cmd);
     bson_free(w->auth_error);
     w->auth_error = NULL;
@@ -684,9 +690,7 @@ worker_main(void *arg)
     bson_free(w->srv_hosts);
     bson_free(w->srv_error);
     bson_free(w->auth_error);
-    for (uint32_t i = 0; i < w->n_known; i++)
-        bson_free(w->known[i].address);
-    bson_free(w->known);
+    forget(w);
     memset(w, 0, sizeof *w);
     return NULL;
 }
@@ -769,9 +773,8 @@ apply(struct proxy_topology *t, struct view *v)
     if (moved && v->n_targets > 0)
         t->changes++;
     conf_log(v->n_targets > 0 && v->error == NULL ? CONF_LOG_INFO : CONF_LOG_WARN, 0,
-             "upstream_topology",
-             "type=%s targets=%s servers=\"%s\" changes=%llu error=\"%s\"", v->type,
-             targets[0] ? targets : "-", servers, (unsigned long long)t->changes,
+             "upstream_topology", "type=%s targets=%s servers=\"%s\" changes=%llu error=\"%s\"",
+             v->type, targets[0] ? targets : "-", servers, (unsigned long long)t->changes,
              v->error ? v->error : "");
     view_destroy(t->view);
     t->view = v;

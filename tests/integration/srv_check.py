@@ -45,6 +45,18 @@ def wait_targets(http, want, within, kind="Sharded"):
     return None, t
 
 
+def insert_through(proxy, doc):
+    """Inserts doc through the proxy on a new connection: "" or the error's text."""
+    c = pymongo.MongoClient("mongodb://127.0.0.1:%d/" % proxy, serverSelectionTimeoutMS=5000)
+    try:
+        c.srv.docs.insert_one(doc)
+        return ""
+    except pymongo.errors.PyMongoError as e:
+        return str(e)
+    finally:
+        c.close()
+
+
 def counts(ferret):
     return [pymongo.MongoClient("mongodb://127.0.0.1:%d/" % p, directConnection=True)
             .srv.docs.count_documents({}) for p in ferret]
@@ -85,14 +97,9 @@ def follow(a):
     before = counts(a.ferret)
     n = 6
     for i in range(n):  # each on a new connection: all must go to the new target
-        c = pymongo.MongoClient("mongodb://127.0.0.1:%d/" % a.proxy,
-                                serverSelectionTimeoutMS=5000)
-        try:
-            c.srv.docs.insert_one({"_id": "follow%d" % i})
-        except pymongo.errors.PyMongoError as e:
-            print("# write %d: %s" % (i, e))
-        finally:
-            c.close()
+        err = insert_through(a.proxy, {"_id": "follow%d" % i})
+        if err:
+            print("# write %d: %s" % (i, err))
     after = counts(a.ferret)
     mctest.tap(after[0] == before[0] and after[1] - before[1] == n,
                "follow: every new connection's write lands behind the new SRV record",
@@ -106,14 +113,7 @@ def rs(a):
                "rs: the TXT record's replicaSet is applied and the set's primary is the target",
                "want primary %s" % a.targets, "got %r" % t)
     before = counts(a.ferret)
-    err = ""
-    c = pymongo.MongoClient("mongodb://127.0.0.1:%d/" % a.proxy, serverSelectionTimeoutMS=5000)
-    try:
-        c.srv.docs.insert_one({"_id": "rs"})
-    except pymongo.errors.PyMongoError as e:
-        err = str(e)
-    finally:
-        c.close()
+    err = insert_through(a.proxy, {"_id": "rs"})
     after = counts(a.ferret)
     mctest.tap(after[0] - before[0] == 1 and after[1] == before[1],
                "rs: a write through the proxy lands on the primary's FerretDB",
@@ -151,14 +151,7 @@ def refused(a):
 
 def nodns(a):
     before = counts(a.ferret)
-    err = ""
-    c = pymongo.MongoClient("mongodb://127.0.0.1:%d/" % a.proxy, serverSelectionTimeoutMS=5000)
-    try:
-        c.srv.docs.insert_one({"_id": "nodns"})
-    except pymongo.errors.PyMongoError as e:
-        err = str(e)
-    finally:
-        c.close()
+    err = insert_through(a.proxy, {"_id": "nodns"})
     after = counts(a.ferret)
     mctest.tap(after[1] - before[1] == 1,
                "nodns: with no DNS server, a new connection still reaches the SRV host found",

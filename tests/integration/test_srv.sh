@@ -39,26 +39,10 @@ mc_start_ferretdb
 FA=$FERRET_PORT
 mc_start_ferretdb
 FB=$FERRET_PORT
-MA=$(mc_free_port)
-MB=$(mc_free_port)
-MCTL=$(mc_free_port)
-"$MC_PYTHON" "$MC_TESTDIR/rs_relay.py" --mongos --ferret "$FA,$FB" --listen "$MA,$MB" \
-    --control "$MCTL" --log "$MC_TMP/mongos.log" >"$MC_TMP/mongos.out" 2>&1 &
-RELAY_PID=$!
-mc_track "$RELAY_PID"
-for port in "$MA" "$MB" "$MCTL"; do
-    mc_wait_port "$port" "$RELAY_PID" 10 || { mc_log_tail "$MC_TMP/mongos.out"; mc_bail "the mongos relay did not start"; }
-done
-RA=$(mc_free_port)
-RB=$(mc_free_port)
-RCTL=$(mc_free_port)
-"$MC_PYTHON" "$MC_TESTDIR/rs_relay.py" --ferret "$FA,$FB" --listen "$RA,$RB" \
-    --control "$RCTL" --log "$MC_TMP/rs.log" >"$MC_TMP/rs.out" 2>&1 &
-RS_PID=$!
-mc_track "$RS_PID"
-for port in "$RA" "$RB" "$RCTL"; do
-    mc_wait_port "$port" "$RS_PID" 10 || { mc_log_tail "$MC_TMP/rs.out"; mc_bail "the replica set relay did not start"; }
-done
+mc_start_rs_relay mongos "$FA,$FB" --mongos
+MA=$RELAY_A MB=$RELAY_B
+mc_start_rs_relay rs "$FA,$FB"
+RA=$RELAY_A RB=$RELAY_B
 
 # ---- the DNS server ---------------------------------------------------------------------
 DNS_ADDR=127.$((RANDOM % 200 + 50)).$((RANDOM % 254 + 1)).$((RANDOM % 253 + 2))

@@ -19,8 +19,9 @@ static const struct {
     const char *want; /* NULL: accepted; else in the error */
 } check_cases[] = {
     {"--cache-include", "a.b, c.*", NULL},
-    {"--cache-include", "nodot", "invalid value \"nodot\" for cache_include (from flag "
-                                 "--cache-include): invalid entry \"nodot\" in cache_include"},
+    {"--cache-include", "nodot",
+     "invalid value \"nodot\" for cache_include (from flag "
+     "--cache-include): invalid entry \"nodot\" in cache_include"},
     {"--cache-include", ".x", "invalid entry \".x\""},
     {"--cache-exclude", "a.", "invalid entry \"a.\" in cache_exclude"},
     {"--cache-exclude", "a.b=1s", "invalid entry \"a.b=1s\" in cache_exclude"},
