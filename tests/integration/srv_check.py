@@ -10,6 +10,9 @@ script changes the DNS records between phases). Prints unnumbered TAP lines and 
   rs      --http H --proxy P --targets PRIMARY --ferret FA,FB
           a replica set named by the TXT record: followed (its members' own addresses),
           and a write through the proxy lands on the primary's FerretDB
+  tls     --http H --proxy P --targets t:3 --ferret F
+          TLS on by default: the monitor and the proxy's connection check the server's
+          certificate against the SRV record's host name; a write lands on FerretDB F
   refused --http H --proxy P --error TEXT
           the monitor found no server: /stats says why (TEXT), and a client's command
           through the proxy fails at once with that reason instead of hanging
@@ -120,6 +123,20 @@ def rs(a):
                err, "before %r after %r" % (before, after))
 
 
+def tls(a):
+    want = set(a.targets.split(","))
+    took, t = wait_targets(a.http, want, 10, kind="Single")
+    mctest.tap(took is not None, "tls: the SRV record's host is the target, over TLS",
+               "want %s" % sorted(want), "got %r" % t)
+    before = counts(a.ferret)
+    err = insert_through(a.proxy, {"_id": "tls"})
+    after = counts(a.ferret)
+    mctest.tap(after[0] - before[0] == 1,
+               "tls: a write through the proxy reaches the server over TLS, its certificate "
+               "checked against the SRV record's host name", err,
+               "before %r after %r" % (before, after))
+
+
 def refused(a):
     deadline = time.monotonic() + 10
     t = {}
@@ -160,7 +177,7 @@ def nodns(a):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("phase", choices=["serve", "follow", "rs", "refused", "nodns"])
+    p.add_argument("phase", choices=["serve", "follow", "rs", "tls", "refused", "nodns"])
     p.add_argument("--http", type=int, required=True)
     p.add_argument("--proxy", type=int, required=True)
     p.add_argument("--targets", default="")
@@ -169,7 +186,8 @@ def main():
     p.add_argument("--error", default="")
     a = p.parse_args()
     a.ferret = [int(x) for x in a.ferret.split(",")] if a.ferret else []
-    {"serve": serve, "follow": follow, "rs": rs, "refused": refused, "nodns": nodns}[a.phase](a)
+    {"serve": serve, "follow": follow, "rs": rs, "tls": tls, "refused": refused,
+     "nodns": nodns}[a.phase](a)
     mctest.plan()
     return 0
 

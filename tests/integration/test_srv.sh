@@ -12,6 +12,9 @@
 #                answering with 127.0.0.1 addresses) and a TXT record replicaSet=rs0:
 #                the set is followed, new connections go to its primary
 #   rsx.mc.test  the same with replicaSet=other: the members (of rs0) are not used
+#   tls.mc.test  SRV to a third FerretDB listening with TLS, its certificate for t.mc.test:
+#                TLS is on by default, checked against the record's host name; tlsx.mc.test
+#                names the same server as u.mc.test: refused (hostname mismatch)
 #   bad.mc.test  a TXT record with w=majority, which only authSource, replicaSet and
 #                loadBalanced may set: refused with the reason
 #   lb.mc.test   a TXT record with loadBalanced=true: refused (the proxy does not
@@ -26,7 +29,7 @@ set -eu
 . "$(dirname "$0")/lib.sh"
 mc_init
 mc_skip_if_bypass "test the proxy's DNS lookups"
-mc_need_tools dnsmasq unshare mount
+mc_need_tools dnsmasq unshare mount openssl
 
 echo "nameserver 127.0.0.1" >"$MC_TMP/probe.conf"
 # shellcheck disable=SC2016 # expanded by the inner sh
@@ -39,6 +42,16 @@ mc_start_ferretdb
 FA=$FERRET_PORT
 mc_start_ferretdb
 FB=$FERRET_PORT
+# a third FerretDB over TLS, its certificate for t.mc.test only
+CERTS=$MC_TMP/certs
+mkdir -p "$CERTS"
+mc_make_ca "$CERTS" ca
+mc_make_cert "$CERTS" t ca "DNS:t.mc.test"
+FT_TLS=$(mc_free_port)
+mc_start_ferretdb --listen-tls="127.0.0.1:$FT_TLS" --listen-tls-cert-file="$CERTS/t.pem" \
+    --listen-tls-key-file="$CERTS/t.key"
+FT=$FERRET_PORT
+mc_wait_port "$FT_TLS" "$FERRET_PID" 10 || mc_bail "FerretDB's TLS port did not open"
 mc_start_rs_relay mongos "$FA,$FB" --mongos
 MA=$RELAY_A MB=$RELAY_B
 mc_start_rs_relay rs "$FA,$FB"
@@ -65,6 +78,10 @@ dns_start() {
         echo "host-record=a.mc.test,127.0.0.1"
         echo "host-record=b.mc.test,127.0.0.1"
         echo "host-record=c.mc.test,127.0.0.1"
+        echo "host-record=t.mc.test,127.0.0.1"
+        echo "host-record=u.mc.test,127.0.0.1"
+        echo "srv-host=_mongodb._tcp.tls.mc.test,t.mc.test,$FT_TLS"
+        echo "srv-host=_mongodb._tcp.tlsx.mc.test,u.mc.test,$FT_TLS"
         echo "srv-host=_mongodb._tcp.rs.mc.test,a.mc.test,$RA"
         echo "srv-host=_mongodb._tcp.rs.mc.test,b.mc.test,$RB"
         echo "txt-record=rs.mc.test,\"replicaSet=rs0\""
@@ -133,6 +150,16 @@ mc_run_lines srv rs "$MC_PYTHON" "$MC_TESTDIR/srv_check.py" rs --http "$PROXY_HT
 MC_PROXY_UPSTREAM="mongodb+srv://rsx.mc.test/?tls=false&heartbeatFrequencyMS=500" mc_start_proxy
 mc_run_lines srv rsx "$MC_PYTHON" "$MC_TESTDIR/srv_check.py" refused --http "$PROXY_HTTP_PORT" \
     --proxy "$PROXY_PORT" --error 'no server left to monitor' 
+
+# ---- TLS, on by default for +srv, checked against the SRV record's host name ---------------
+MC_PROXY_UPSTREAM="mongodb+srv://tls.mc.test/?tlsCAFile=$CERTS/ca.pem&heartbeatFrequencyMS=500" \
+    mc_start_proxy
+mc_run_lines srv tls "$MC_PYTHON" "$MC_TESTDIR/srv_check.py" tls --http "$PROXY_HTTP_PORT" \
+    --proxy "$PROXY_PORT" --targets "t.mc.test:$FT_TLS" --ferret "$FT"
+MC_PROXY_UPSTREAM="mongodb+srv://tlsx.mc.test/?tlsCAFile=$CERTS/ca.pem&heartbeatFrequencyMS=500" \
+    mc_start_proxy
+mc_run_lines srv tlsx "$MC_PYTHON" "$MC_TESTDIR/srv_check.py" refused --http "$PROXY_HTTP_PORT" \
+    --proxy "$PROXY_PORT" --error 'certificate verify failed (62): hostname mismatch'
 
 # ---- names whose records the proxy refuses, or that do not resolve -----------------------
 # (three proxies at once; TLS left on by default for one: +srv implies tls=true)
