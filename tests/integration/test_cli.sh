@@ -380,7 +380,8 @@ ok $? "a non-loopback http_listen without http_token is refused"
 # /proc/PID/cmdline of a running daemon no longer shows the secrets.
 if [ -r /proc/self/cmdline ]; then
     "$bin" --listen "127.0.0.1:$(port)" --http-listen "" --http-token cmdline-S3cret \
-        --redis "redis://:cmdline-Pw@127.0.0.1:1" >"$tmp/out" 2>"$tmp/err" &
+        --redis "redis://:cmdline-Pw@127.0.0.1:1" --cache-key-secret cmdline-Key \
+        >"$tmp/out" 2>"$tmp/err" &
     daemon_pid=$!
     seen=""
     i=0
@@ -389,7 +390,8 @@ if [ -r /proc/self/cmdline ]; then
             tr '\0' ' ' <"/proc/$daemon_pid/cmdline" >"$tmp/cmdline" 2>/dev/null
             if grep -qF -e "--http-token" "$tmp/cmdline" &&
                 ! grep -qF -e "cmdline-S3cret" "$tmp/cmdline" &&
-                ! grep -qF -e "cmdline-Pw" "$tmp/cmdline"; then
+                ! grep -qF -e "cmdline-Pw" "$tmp/cmdline" &&
+                ! grep -qF -e "cmdline-Key" "$tmp/cmdline"; then
                 seen=scrubbed
                 break
             fi
@@ -402,20 +404,21 @@ if [ -r /proc/self/cmdline ]; then
     done
     if [ -n "$seen" ]; then
         rc=0
-        ok 0 "/proc/PID/cmdline shows neither the token nor the Redis password"
+        ok 0 "/proc/PID/cmdline shows neither the token, the Redis password nor the key secret"
     elif kill -0 "$daemon_pid" 2>/dev/null; then
         rc=running
         cp "$tmp/cmdline" "$tmp/out"
-        ok 1 "/proc/PID/cmdline shows neither the token nor the Redis password"
+        ok 1 "/proc/PID/cmdline shows neither the token, the Redis password nor the key secret"
     else
-        skip "/proc/PID/cmdline shows neither the token nor the Redis password" \
-            "the daemon did not stay up"
+        # A daemon that exits proves nothing about its cmdline: a failure (ok shows its stderr).
+        rc=exited
+        ok 1 "/proc/PID/cmdline shows neither the token, the Redis password nor the key secret"
     fi
     kill "$daemon_pid" 2>/dev/null
     wait "$daemon_pid" 2>/dev/null
     daemon_pid=""
 else
-    skip "/proc/PID/cmdline shows neither the token nor the Redis password" "no /proc"
+    skip "/proc/PID/cmdline shows neither the token, the Redis password nor the key secret" "no /proc"
 fi
 
 # ---- the sample config file ---------------------------------------------------------
