@@ -53,6 +53,7 @@ static const struct conf_range {
 } range_table[] = {
     {CONF_OPT_max_clients, 1, 1000000},
     {CONF_OPT_connect_timeout, 1, DURATION_MAX},
+    {CONF_OPT_upstream_srv_rescan, 100, DURATION_MAX},
     {CONF_OPT_idle_timeout, 0, DURATION_MAX},
     {CONF_OPT_message_timeout, 1, DURATION_MAX},
     {CONF_OPT_drain_timeout, 0, DURATION_MAX},
@@ -477,13 +478,15 @@ conf_parse_uri_password(const char *uri, size_t *start, size_t *len)
 
 /*
  * The URI options whose values are secrets as much as a password: the TLS
- * key file's passphrase (its current and its old name).
+ * key file's passphrase (its current and its old name) and the auth
+ * mechanism's properties (MONGODB-AWS's AWS_SESSION_TOKEN).
  */
 static bool
 secret_option(const char *key, size_t len)
 {
     static const char *const keys[] = {"tlsCertificateKeyFilePassword",
-                                       "sslClientCertificateKeyPassword"};
+                                       "sslClientCertificateKeyPassword",
+                                       "authMechanismProperties"};
 
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         if (strlen(keys[i]) == len && strncasecmp(keys[i], key, len) == 0) {
@@ -566,12 +569,13 @@ conf_parse_uri(const char *text, char *why, size_t why_len)
     size_t len;
 
     if (uri != NULL) {
-        bool has_host = mongoc_uri_get_hosts(uri) != NULL;
+        /* mongodb+srv:// names no host: the topology monitor looks them up (SRV). */
+        bool has_host =
+            mongoc_uri_get_hosts(uri) != NULL || mongoc_uri_get_srv_hostname(uri) != NULL;
 
         mongoc_uri_destroy(uri);
         if (!has_host) {
-            bson_snprintf(why, why_len,
-                          "no host list (mongodb+srv:// is not supported; name the host)");
+            bson_snprintf(why, why_len, "no host list");
             return false;
         }
         return true;

@@ -29,12 +29,14 @@
  * cannot refuse what passed here (what is left to fail at start-up is the
  * machine: an address in use, a pid file that cannot be written).
  *
- * The upstream URI: its hosts (and replicaSet, directConnection) are
+ * The upstream URI: its hosts (and replicaSet, directConnection), or for
+ * mongodb+srv:// its SRV and TXT records (srvServiceName, srvMaxHosts), are
  * followed by the topology monitor (proxy/topology.h), which also reads
- * heartbeatFrequencyMS, connectTimeoutMS and appName; its TLS options are
- * proxy/tls.c's; the proxy forwards each client's own commands, login,
- * read preference and write concern untouched. So TLS options it does not
- * support, loadBalanced=true, credentials and auth options, a read
+ * heartbeatFrequencyMS, connectTimeoutMS and appName, and logs in with the
+ * credentials and auth options (its own login: clients still log in
+ * themselves); its TLS options are proxy/tls.c's; the proxy forwards each
+ * client's own commands, login, read preference and write concern
+ * untouched. So TLS options it does not support, loadBalanced=true, a read
  * preference, write concern or read concern would each be silently
  * ignored while promising something else: refused, naming the option.
  * Options that only tune a driver (other timeouts, pool sizes) have no
@@ -89,11 +91,9 @@ enum uri_kind {
     URI_TLS,
     URI_DIRECT,
     URI_LOAD_BALANCED,
-    URI_AUTH,
     URI_READ_PREFERENCE,
     URI_WRITE_CONCERN,
     URI_READ_CONCERN,
-    URI_SRV,
     URI_COMPRESSION, /* the proxy's own compression with the upstream: used */
 };
 
@@ -107,11 +107,12 @@ static const struct {
     {MONGOC_URI_APPNAME, URI_MONITOR},
     {MONGOC_URI_DIRECTCONNECTION, URI_DIRECT},
     {MONGOC_URI_LOADBALANCED, URI_LOAD_BALANCED},
-    {MONGOC_URI_AUTHSOURCE, URI_AUTH},
-    {MONGOC_URI_AUTHMECHANISM, URI_AUTH},
-    {MONGOC_URI_AUTHMECHANISMPROPERTIES, URI_AUTH},
-    {MONGOC_URI_GSSAPISERVICENAME, URI_AUTH},
-    {MONGOC_URI_CANONICALIZEHOSTNAME, URI_AUTH},
+    /* the monitor's own login (proxy/topology.c login_check) */
+    {MONGOC_URI_AUTHSOURCE, URI_MONITOR},
+    {MONGOC_URI_AUTHMECHANISM, URI_MONITOR},
+    {MONGOC_URI_AUTHMECHANISMPROPERTIES, URI_MONITOR},
+    {MONGOC_URI_GSSAPISERVICENAME, URI_MONITOR},
+    {MONGOC_URI_CANONICALIZEHOSTNAME, URI_MONITOR},
     {MONGOC_URI_READPREFERENCE, URI_READ_PREFERENCE},
     {MONGOC_URI_READPREFERENCETAGS, URI_READ_PREFERENCE},
     {MONGOC_URI_MAXSTALENESSSECONDS, URI_READ_PREFERENCE},
@@ -121,8 +122,8 @@ static const struct {
     {MONGOC_URI_WTIMEOUTMS, URI_WRITE_CONCERN},
     {MONGOC_URI_SAFE, URI_WRITE_CONCERN},
     {MONGOC_URI_READCONCERNLEVEL, URI_READ_CONCERN},
-    {MONGOC_URI_SRVSERVICENAME, URI_SRV},
-    {MONGOC_URI_SRVMAXHOSTS, URI_SRV},
+    {MONGOC_URI_SRVSERVICENAME, URI_MONITOR},
+    {MONGOC_URI_SRVMAXHOSTS, URI_MONITOR},
     {MONGOC_URI_COMPRESSORS, URI_COMPRESSION},
     {MONGOC_URI_ZLIBCOMPRESSIONLEVEL, URI_COMPRESSION},
 };
@@ -200,12 +201,6 @@ check_uri_options(const char *text, char *why, size_t why_len, char *no_effect, 
                            "%s: the proxy does not connect as a load-balanced client; remove it",
                            key);
             break;
-        case URI_AUTH:
-            add_reason(why, why_len,
-                       "%s: the proxy never logs in to the upstream itself (each client's own "
-                       "login passes through); remove it",
-                       key);
-            break;
         case URI_READ_PREFERENCE:
             if (!(value_is(p, key_len, MONGOC_URI_READPREFERENCE) &&
                   value_is(value, value_len, "primary")))
@@ -225,9 +220,6 @@ check_uri_options(const char *text, char *why, size_t why_len, char *no_effect, 
                        "%s: the proxy forwards each client's own read concern and adds none; "
                        "remove it",
                        key);
-            break;
-        case URI_SRV:
-            add_reason(why, why_len, "%s: mongodb+srv:// is not supported; remove it", key);
             break;
         case URI_COMPRESSION:
             break;
@@ -261,17 +253,14 @@ check_upstream(struct conf *conf, const char *value, const char *source, char *w
         return false;
     }
     why[0] = '\0';
-    if (mongoc_uri_get_username(uri) != NULL || mongoc_uri_get_password(uri) != NULL)
-        add_reason(why, why_len,
-                   "user name and password: the proxy never logs in to the upstream itself "
-                   "(each client's own login passes through); remove them");
     check_uri_options(value, why, why_len, no_effect, sizeof no_effect);
     if (no_effect[0] != '\0')
         conf_notes_add(&conf->warnings,
                        "upstream options %s (from %s) have no effect: the proxy takes only the "
                        "servers, replicaSet, directConnection, heartbeatFrequencyMS, "
-                       "connectTimeoutMS and appName from upstream (connect_timeout sets its "
-                       "connect timeout)",
+                       "connectTimeoutMS, appName, srvServiceName, srvMaxHosts and the "
+                       "monitor's credentials from upstream (connect_timeout sets its connect "
+                       "timeout)",
                        no_effect, source);
     {
         /* compressors=: what the proxy offers the upstream; names it cannot offer are said. */

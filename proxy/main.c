@@ -13,6 +13,7 @@
  */
 #include "config.h"
 
+#include "advice/secret.h"
 #include "cache/cache.h"
 #include "conf/conf.h"
 #include "conf/log.h"
@@ -59,14 +60,42 @@ apply_log_format(const struct conf *conf)
  * is safe from any thread). Its warnings
  * repeat what proxy/check.c reports (an option with no effect) or what the
  * advisor's state shows, so they are logged at debug level; its errors as
- * errors. Either way through conf_log, escaped like any value.
+ * errors. Either way through conf_log, escaped like any value, and once the
+ * configuration is loaded with the secrets of upstream and advice_uri (both
+ * may carry credentials) scrubbed: arg is then a struct log_secrets, read
+ * only, which libmongoc's log lock keeps from being freed under a message
+ * (main resets the handler first).
  */
+struct log_secrets {
+    struct advice_secrets uri[2]; /* upstream's, advice_uri's */
+};
+
 static void
 mongoc_log_cb(mongoc_log_level_t level, const char *domain, const char *message, void *arg)
 {
-    (void)arg;
-    conf_log(level <= MONGOC_LOG_LEVEL_CRITICAL ? CONF_LOG_ERROR : CONF_LOG_DEBUG, 0,
-             "libmongoc", "domain=%s msg=\"%s\"", domain ? domain : "-", message ? message : "");
+    const struct log_secrets *secrets = arg;
+    char *once = NULL, *twice = NULL;
+    const char *text = message ? message : "";
+
+    if (secrets != NULL) {
+        once = advice_secrets_scrub(&secrets->uri[0], text, CONF_LOG_LINE_MAX);
+        twice = advice_secrets_scrub(&secrets->uri[1], once, CONF_LOG_LINE_MAX);
+        text = twice;
+    }
+    conf_log(level <= MONGOC_LOG_LEVEL_CRITICAL ? CONF_LOG_ERROR : CONF_LOG_DEBUG, 0, "libmongoc",
+             "domain=%s msg=\"%s\"", domain ? domain : "-", text);
+    bson_free(once);
+    bson_free(twice);
+}
+
+/* The secrets of a connection string (as written and as libmongoc decodes it). */
+static void
+log_secrets_add(struct advice_secrets *secrets, const char *text)
+{
+    mongoc_uri_t *uri = text[0] ? mongoc_uri_new_with_error(text, NULL) : NULL;
+
+    advice_secrets_init(secrets, text[0] ? text : NULL, uri);
+    mongoc_uri_destroy(uri);
 }
 
 /* Logs each warning of a loaded configuration (the log is up by then). */
@@ -292,8 +321,10 @@ main(int argc, char **argv)
     char *redacted;
     int status = 1;
     bool advisor_stopped = true, topology_stopped = true;
+    struct log_secrets log_secrets;
 
     memset(&server, 0, sizeof server);
+    memset(&log_secrets, 0, sizeof log_secrets);
     server.started = time(NULL);
     TAILQ_INIT(&server.clients);
     server.next_reply_id = 1;
@@ -331,6 +362,9 @@ main(int argc, char **argv)
     case CONF_ACTION_RUN:
         break;
     }
+    log_secrets_add(&log_secrets.uri[0], server.conf->upstream);
+    log_secrets_add(&log_secrets.uri[1], server.conf->advice_uri);
+    mongoc_log_set_handler(mongoc_log_cb, &log_secrets);
     conf_log_set_level(server.conf->log_level);
     apply_log_format(server.conf);
     log_warnings(server.conf);
@@ -464,6 +498,9 @@ out:
     bson_free(server.upstream_host);
     bson_free(server.upstream_label);
 out_conf:
+    mongoc_log_set_handler(mongoc_log_cb, NULL); /* waits for a message being logged */
+    advice_secrets_cleanup(&log_secrets.uri[0]);
+    advice_secrets_cleanup(&log_secrets.uri[1]);
     conf_destroy(server.conf);
     if (advisor_stopped && topology_stopped)
         mongoc_cleanup(); /* else a thread left behind may still be inside libmongoc */

@@ -1,12 +1,14 @@
 /*
  * proxy/server.c: the process-wide context's behaviour: resolving the
  * upstream address from the configuration and where each upstream
- * connection goes (the monitor's pick, proxy/topology.h, else the URI's
- * first host), counting clients in and out, and the SIGTERM drain (stop
- * accepting, let every client finish what it has in flight, exit when the last one closes or drain_timeout passes), and the
- * count of buffered bytes that max_memory bounds (which clients pause for
- * it, and when they resume, is client.c's). Start-up order and signals are
- * main.c's.
+ * connection goes (the monitor's pick, proxy/topology.h, at the address its
+ * thread resolved; else the URI's first host, by evdns; a mongodb+srv URI
+ * has none, so its connections fail until the monitor finds a server),
+ * counting clients in and out, the SIGTERM drain (stop accepting, let every
+ * client finish what it has in flight, exit when the last one closes or
+ * drain_timeout passes), and the count of buffered bytes that max_memory
+ * bounds (which clients pause for it, and when they resume, is client.c's).
+ * Start-up order and signals are main.c's.
  */
 #include "proxy/server.h"
 
@@ -36,7 +38,7 @@ proxy_server_set_upstream(struct proxy_server *server, bson_error_t *error)
     if (!uri)
         return false;
     host = mongoc_uri_get_hosts(uri);
-    if (!host) {
+    if (!host && !mongoc_uri_get_srv_hostname(uri)) {
         bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_ADDRESS,
                        "upstream connection string names no host");
         mongoc_uri_destroy(uri);
@@ -44,9 +46,17 @@ proxy_server_set_upstream(struct proxy_server *server, bson_error_t *error)
     }
     bson_free(server->upstream_host);
     bson_free(server->upstream_label);
-    server->upstream_host = bson_strdup(host->host);
-    server->upstream_port = host->family == AF_UNIX ? 0 : host->port;
-    server->upstream_label = bson_strdup(host->host_and_port);
+    if (host) {
+        server->upstream_host = bson_strdup(host->host);
+        server->upstream_port = host->family == AF_UNIX ? 0 : host->port;
+        server->upstream_label = bson_strdup(host->host_and_port);
+    } else {
+        /* mongodb+srv://: only the monitor's lookups name servers (proxy/topology.h) */
+        server->upstream_host = NULL;
+        server->upstream_port = 0;
+        server->upstream_label =
+            bson_strdup_printf("mongodb+srv://%s", mongoc_uri_get_srv_hostname(uri));
+    }
     server->upstream_n_compressors = 0;
     {
         /* compressors=: in its order; libmongoc has dropped names it does not know, and
@@ -194,8 +204,18 @@ proxy_server_connect_upstream(struct proxy_server *server, struct proxy_conn *co
 {
     const char *host = server->upstream_host, *label = server->upstream_label;
     uint16_t port = server->upstream_port;
+    const struct sockaddr *sa = NULL;
+    socklen_t sa_len = 0;
 
-    (void)proxy_topology_pick(server->topology, &host, &port, &label);
+    if (!proxy_topology_pick(server->topology, &host, &port, &label, &sa, &sa_len) && !host) {
+        /* mongodb+srv:// and no server found yet: the monitor's reason goes with the address */
+        const char *why = proxy_topology_error(server->topology);
+
+        if (address)
+            *address = bson_strdup_printf("%s (%s)", label, why ? why : "no server found yet");
+        errno = EHOSTUNREACH;
+        return -1;
+    }
     if (address)
         *address = bson_strdup(label);
     /* TLS (tls=true in the URI): CONNECTED comes once the handshake is done, the
@@ -212,5 +232,7 @@ proxy_server_connect_upstream(struct proxy_server *server, struct proxy_conn *co
         snprintf(sun.sun_path, sizeof sun.sun_path, "%s", host);
         return proxy_conn_connect(conn, (struct sockaddr *)&sun, sizeof sun);
     }
+    if (sa != NULL) /* resolved by the monitor's thread */
+        return proxy_conn_connect(conn, sa, (int)sa_len);
     return proxy_conn_connect_hostname(conn, server->dns, host, port);
 }

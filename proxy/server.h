@@ -66,7 +66,8 @@ struct proxy_server {
     int64_t held_logged_ms;     /* last lookups_held line (lookup.c; one per 10 s at most) */
     bool lookups_held;          /* a read went unlooked-up for them: lookups_resumed is owed */
     struct proxy_stats stats;
-    char *upstream_host;        /* from conf->upstream's first host, owned */
+    char *upstream_host;        /* from conf->upstream's first host, owned; NULL for
+                                 * mongodb+srv:// (the monitor finds the servers) */
     uint16_t upstream_port;     /* 0 for a unix socket path */
     char *upstream_label;       /* "host:port" for messages, owned */
     struct proxy_topology *topology; /* where new upstream connections go (the monitor's

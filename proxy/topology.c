@@ -27,16 +27,21 @@
  *   from every error text with advice/secret.h); its reports are each
  *   wanted and go through the pipe itself, while a view replaces the last.
  *
- * The worker's loop: mongoc_client_select_server for writes (a primary, a
- * mongos, a standalone or the load balancer), which in single-threaded
- * mode checks every server again once heartbeatFrequencyMS has passed
- * since the last check, then sleep: heartbeatFrequencyMS after a
- * selection that found a server, 500 ms (the drivers' minimum) after one
- * that did not. A view is posted when the topology description changed or
- * the selection error's text did. The sleep ends early when the loop asks
- * for a re-check (recheck, under mu): the worker then makes a new client,
- * whose first selection checks every server (renew), at least 500 ms after
- * the last selection ended.
+ * The worker's loop: make the client if there is none yet (for
+ * mongodb+srv:// that looks up the SRV and TXT records, and is tried
+ * again every heartbeatFrequencyMS until it works: make_client), look the
+ * SRV records up again when due (srv_rescan), then
+ * mongoc_client_select_server for writes (a primary, a mongos or a
+ * standalone), which in single-threaded mode checks every server again
+ * once heartbeatFrequencyMS has passed since the last check, then sleep:
+ * heartbeatFrequencyMS after a selection that found a server, 500 ms (the
+ * drivers' minimum) after one that did not. Each time, the targets' host
+ * names are resolved (getaddrinfo: DNS happens on this thread, never on
+ * the loop's) and a view is posted when the topology description changed
+ * or anything the loop uses or shows did (view_sig). The sleep ends early
+ * when the loop asks for a re-check (recheck, under mu): the worker then
+ * makes a new client, whose first selection checks every server (renew),
+ * at least 500 ms after the last selection ended.
  */
 #include "config.h"
 
@@ -44,7 +49,6 @@
 
 #include "advice/guard.h"
 #include "advice/secret.h"
-#include "conf/clock.h"
 #include "conf/error.h"
 #include "conf/thread.h"
 #include "conf/log.h"
@@ -54,6 +58,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <mongoc/mongoc.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -79,6 +84,12 @@ struct server_view {
     char type[24]; /* mongoc_server_description_type: "RSPrimary", "Mongos", ... */
     int64_t rtt_ms; /* -1: not known */
     bool target;   /* new connections go here */
+    /* A target's address as the worker resolved host (getaddrinfo, the resolver
+     * libmongoc's own connections use): the loop connects to it and never
+     * resolves a name the monitor found. sa_len 0: not resolved (a unix
+     * socket, not a target, or the lookup failed: the loop resolves host). */
+    struct sockaddr_storage sa;
+    socklen_t sa_len;
 };
 
 /* What the monitor knows, as handed to the loop. Owned: view_destroy. */
@@ -93,14 +104,30 @@ struct view {
 /* The worker's own state: only the worker thread touches it. */
 struct worker {
     mongoc_uri_t *uri;
-    mongoc_client_t *client;
+    mongoc_client_t *client; /* NULL until made; for mongodb+srv://, until the
+                              * SRV and TXT lookups succeed */
     struct advice_guard guard;
     struct advice_secrets secrets;
     mongoc_topology_description_t *td; /* the latest description (APM), owned */
     bool changed;                      /* td changed since the last post */
     char *error;                       /* the last selection's error, scrubbed */
+    char *posted;                      /* what the last view posted said (view_sig) */
+    /* The targets' addresses last resolved (address and sa owned): a failed
+     * lookup keeps its host's, as libmongoc keeps the addresses it connects to
+     * (ten minutes). */
+    struct server_view *known;
+    uint32_t n_known;
     int64_t heartbeat_ms;
-    int64_t checked_ms; /* when the last selection ended (conf_clock_ms) */
+    int64_t checked_ms; /* when the last selection ended (now_ms) */
+    /* The URI carries credentials (a user, or an authMechanism such as
+     * MONGODB-X509): the monitor logs in with them (login_check). */
+    bool auth;
+    char *auth_error; /* the last login's failure, scrubbed; NULL after one succeeded */
+    /* mongodb+srv:// (see srv_rescan) */
+    bool srv;
+    char *srv_hosts;     /* the SRV records' hosts the client was made with ("h:p,...") */
+    char *srv_error;     /* the last failed rescan's error, scrubbed; NULL after one succeeded */
+    int64_t srv_next_ms; /* monotonic ms of the next rescan */
 };
 
 struct proxy_topology {
@@ -117,6 +144,7 @@ struct proxy_topology {
     int wfd;
     char *uri_text; /* a secret */
     int64_t connect_timeout_ms;
+    int64_t srv_rescan_ms; /* upstream_srv_rescan */
     pthread_t thread;
 
     /* Shared, under mu. */
@@ -181,9 +209,90 @@ known_other(const struct view *v, const char *address)
 
 /* ---- the worker ------------------------------------------------------------ */
 
-/* A view of td (NULL: none yet) with the worker's error. */
+/*
+ * A target's address, looked up on the worker (getaddrinfo may block on
+ * DNS: never on the loop). One address is kept: the first IPv4 one if
+ * any, else the first. (getaddrinfo puts ::1 before 127.0.0.1 for
+ * "localhost", and mongod listens on 127.0.0.1 only by default; libmongoc
+ * tries each address in turn, the proxy's connect only the one.)
+ */
+static void
+resolve(struct server_view *s)
+{
+    struct addrinfo hints, *ai = NULL;
+    const struct addrinfo *use;
+    char service[8];
+
+    if (s->port == 0)
+        return;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    bson_snprintf(service, sizeof service, "%u", (unsigned)s->port);
+    if (getaddrinfo(s->host, service, &hints, &ai) != 0 || ai == NULL)
+        return;
+    for (use = ai; use != NULL && use->ai_family != AF_INET; use = use->ai_next)
+        ;
+    if (use == NULL)
+        use = ai;
+    if (use->ai_addrlen <= sizeof s->sa) {
+        memcpy(&s->sa, use->ai_addr, use->ai_addrlen);
+        s->sa_len = use->ai_addrlen;
+    }
+    if (ai != NULL)
+        freeaddrinfo(ai);
+}
+
+/* What a view says that the loop acts on or shows, as text (round-trip times aside). */
+static char *
+view_sig(const struct view *v)
+{
+    bson_string_t *out = bson_string_new(v->type);
+    char ip[INET6_ADDRSTRLEN + 8];
+
+    bson_string_append_printf(out, "|%s", v->error ? v->error : "");
+    for (uint32_t i = 0; i < v->n; i++) {
+        const struct server_view *s = &v->servers[i];
+
+        ip[0] = '\0';
+        if (s->sa_len > 0)
+            (void)getnameinfo((const struct sockaddr *)&s->sa, s->sa_len, ip, sizeof ip, NULL, 0,
+                              NI_NUMERICHOST);
+        bson_string_append_printf(out, "|%s,%s,%d,%s", s->address, s->type, (int)s->target, ip);
+    }
+    return bson_string_free(out, false);
+}
+
+/* Frees w's known addresses. */
+static void
+forget(struct worker *w)
+{
+    for (uint32_t i = 0; i < w->n_known; i++)
+        bson_free(w->known[i].address);
+    bson_free(w->known);
+    w->known = NULL;
+    w->n_known = 0;
+}
+
+/* Forgets w's known addresses and keeps v's targets' instead. */
+static void
+remember(struct worker *w, const struct view *v)
+{
+    forget(w);
+    w->known = bson_malloc0((v->n + 1) * sizeof *w->known);
+    for (uint32_t i = 0; i < v->n; i++) {
+        if (v->servers[i].sa_len == 0)
+            continue;
+        w->known[w->n_known] = v->servers[i];
+        w->known[w->n_known].host = NULL;
+        w->known[w->n_known++].address = bson_strdup(v->servers[i].address);
+    }
+}
+
+/* A view of td (NULL: none yet) with the worker's error; its targets resolved. */
 static struct view *
-view_build(const mongoc_topology_description_t *td, const char *error)
+view_build(struct worker *w, const mongoc_topology_description_t *td, const char *error)
 {
     struct view *v = bson_malloc0(sizeof *v);
     mongoc_server_description_t **sds;
@@ -209,10 +318,18 @@ view_build(const mongoc_topology_description_t *td, const char *error)
         bson_strncpy(s->type, mongoc_server_description_type(sds[i]), sizeof s->type);
         s->rtt_ms = mongoc_server_description_round_trip_time(sds[i]);
         s->target = is_target(v->type, s->type);
+        if (s->target)
+            resolve(s);
+        for (uint32_t k = 0; s->target && s->sa_len == 0 && k < w->n_known; k++)
+            if (strcmp(w->known[k].address, s->address) == 0) {
+                s->sa = w->known[k].sa;
+                s->sa_len = w->known[k].sa_len;
+            }
         v->n_targets += s->target;
         v->n++;
     }
     mongoc_server_descriptions_destroy_all(sds, all);
+    remember(w, v);
     return v;
 }
 
@@ -283,11 +400,9 @@ default_int32(mongoc_uri_t *uri, const char *key, int64_t value)
 
 /*
  * Start-up on the worker: the URI parsed (no I/O), then new() is told how
- * it went; the client is made after that (a mongodb+srv URI would resolve
- * names then).
+ * it went. The client is made after that, by the worker's loop (for a
+ * mongodb+srv URI that is when names are looked up).
  */
-static bool client_make(struct proxy_topology *t);
-
 static bool
 start(struct proxy_topology *t)
 {
@@ -309,6 +424,9 @@ start(struct proxy_topology *t)
                                                          DEFAULT_HEARTBEAT_MS);
         if (w->heartbeat_ms < RETRY_MS)
             w->heartbeat_ms = RETRY_MS;
+        w->srv = mongoc_uri_get_srv_hostname(w->uri) != NULL;
+        w->auth = mongoc_uri_get_username(w->uri) != NULL ||
+                  mongoc_uri_get_auth_mechanism(w->uri) != NULL;
     }
     advice_secrets_init(&w->secrets, t->uri_text, w->uri);
     pthread_mutex_lock(&t->mu);
@@ -322,38 +440,191 @@ start(struct proxy_topology *t)
     }
     pthread_cond_broadcast(&t->wake);
     pthread_mutex_unlock(&t->mu);
-    return ok && client_make(t);
+    return ok;
+}
+
+static int64_t
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /*
- * The worker's client, made on the URI (again by renew): guarded, its APM
- * callback set. False (a view with the error posted) when it cannot be made.
+ * A client on w->uri, the guard on its streams and the APM callback set.
+ * For mongodb+srv:// libmongoc looks the SRV and TXT records up here
+ * (source/initial-dns-seedlist-discovery/: res_nsearch, blocking this
+ * thread only; hosts outside the name's domain dropped, TXT options other
+ * than authSource, replicaSet and loadBalanced refused) and the client's
+ * URI holds what they said. A TXT record's loadBalanced=true is refused
+ * here, as proxy/check.c refuses it in the URI. NULL with *text set
+ * (scrubbed, bson_free) on failure.
  */
-static bool
-client_make(struct proxy_topology *t)
+static mongoc_client_t *
+make_client(struct worker *w, char **text)
 {
-    struct worker *w = &t->w;
     bson_error_t error;
+    mongoc_client_t *client;
     mongoc_apm_callbacks_t *cbs;
 
     memset(&error, 0, sizeof error);
-    w->client = mongoc_client_new_from_uri_with_error(w->uri, &error);
-    if (w->client == NULL) {
+    client = mongoc_client_new_from_uri_with_error(w->uri, &error);
+    if (client == NULL) {
         char *msg = advice_secrets_scrub(&w->secrets, error.message, MAX_ERROR_LEN);
 
-        bson_free(w->error);
-        w->error = bson_strdup_printf("upstream: %s", msg);
+        *text = bson_strdup_printf("upstream: %s", msg);
         bson_free(msg);
-        post(t, view_build(NULL, w->error));
-        return false;
+        return NULL;
     }
-    mongoc_client_set_error_api(w->client, MONGOC_ERROR_API_VERSION_2);
-    w->guard.client = w->client;
-    mongoc_client_set_stream_initiator(w->client, advice_guard_initiator, &w->guard);
+    if (w->srv && mongoc_uri_get_option_as_bool(mongoc_client_get_uri(client),
+                                                MONGOC_URI_LOADBALANCED, false)) {
+        *text = bson_strdup_printf("upstream: the TXT record of %s sets loadBalanced=true: the "
+                                   "proxy does not connect as a load-balanced client",
+                                   mongoc_uri_get_srv_hostname(w->uri));
+        mongoc_client_destroy(client);
+        return NULL;
+    }
+    if (w->srv && mongoc_uri_get_replica_set(w->uri) == NULL &&
+        mongoc_uri_get_replica_set(mongoc_client_get_uri(client)) != NULL) {
+        /* libmongoc 1.23 puts a TXT record's replicaSet in the client's URI but
+         * not in its topology (whose set name comes from the URI given): any
+         * set's members would be followed. Named in the URI, it is checked;
+         * made again (the records looked up again) once, the URI now naming it. */
+        mongoc_uri_set_option_as_utf8(w->uri, MONGOC_URI_REPLICASET,
+                                      mongoc_uri_get_replica_set(mongoc_client_get_uri(client)));
+        mongoc_client_destroy(client);
+        return make_client(w, text);
+    }
+    mongoc_client_set_error_api(client, MONGOC_ERROR_API_VERSION_2);
+    mongoc_client_set_stream_initiator(client, advice_guard_initiator, &w->guard);
     cbs = mongoc_apm_callbacks_new();
     mongoc_apm_set_topology_changed_cb(cbs, topology_changed);
-    mongoc_client_set_apm_callbacks(w->client, cbs, w);
+    mongoc_client_set_apm_callbacks(client, cbs, w);
     mongoc_apm_callbacks_destroy(cbs);
+    return client;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The hosts client was made with ("h:p,..." sorted: DNS answers come in any order). */
+static char *
+hosts_text(mongoc_client_t *client)
+{
+    const mongoc_host_list_t *h;
+    const char *list[MAX_SERVERS];
+    size_t n = 0;
+    bson_string_t *out = bson_string_new("");
+
+    for (h = mongoc_uri_get_hosts(mongoc_client_get_uri(client)); h && n < MAX_SERVERS; h = h->next)
+        list[n++] = h->host_and_port;
+    qsort(list, n, sizeof list[0], cmp_str);
+    for (size_t i = 0; i < n; i++)
+        bson_string_append_printf(out, "%s%s", i ? "," : "", list[i]);
+    return bson_string_free(out, false);
+}
+
+/*
+ * Puts client (taken) in force. The old one goes first: the guard's streams
+ * belong to it. td stays until the new client's first selection replaces it
+ * (within the same check), so the loop never sees an empty view in between.
+ */
+static void
+install(struct worker *w, mongoc_client_t *client)
+{
+    mongoc_client_destroy(w->client);
+    w->client = client;
+    w->guard.client = client;
+    bson_free(w->srv_hosts);
+    w->srv_hosts = w->srv ? hosts_text(client) : NULL;
+}
+
+/* Posts a view of what the worker knows when it says something new (view_sig). */
+static void
+post_if_new(struct proxy_topology *t)
+{
+    struct worker *w = &t->w;
+    const char *error = w->error ? w->error : w->auth_error ? w->auth_error : w->srv_error;
+    struct view *v = view_build(w, w->td, error);
+    char *sig = view_sig(v);
+
+    if (!w->changed && w->posted != NULL && strcmp(sig, w->posted) == 0) {
+        view_destroy(v);
+        bson_free(sig);
+        return;
+    }
+    w->changed = false;
+    bson_free(w->posted);
+    w->posted = sig;
+    post(t, v);
+}
+
+/*
+ * mongodb+srv:// rescans (source/polling-srv-records-for-mongos-discovery/):
+ * while the deployment is a sharded cluster, or not known yet, the records
+ * are looked up again every upstream_srv_rescan (60 s by default, the
+ * specification's floor) by making a new client; when they name other hosts
+ * than the client in force was made with, the new client replaces it (its
+ * topology starts from exactly the hosts found, as the specification's
+ * reconciliation ends). A failed lookup keeps the client and its servers,
+ * shows the error and is tried again after heartbeatFrequencyMS. libmongoc
+ * polls too, at max(60 s, the records' TTL), with no public way to make
+ * that sooner: a change it applied first costs one needless replacement.
+ */
+static void
+srv_rescan(struct proxy_topology *t)
+{
+    struct worker *w = &t->w;
+    const char *type = w->td ? mongoc_topology_description_type(w->td) : "Unknown";
+    mongoc_client_t *client;
+    char *text = NULL, *hosts;
+
+    if (!w->srv || now_ms() < w->srv_next_ms)
+        return;
+    w->srv_next_ms = now_ms() + t->srv_rescan_ms;
+    if (strcmp(type, "Sharded") != 0 && strcmp(type, "Unknown") != 0)
+        return; /* a replica set or a single server is followed by its members' answers */
+    client = make_client(w, &text);
+    if (client == NULL) {
+        bson_free(w->srv_error);
+        w->srv_error = bson_strdup_printf("SRV rescan: %s", text);
+        bson_free(text);
+        if (w->heartbeat_ms < t->srv_rescan_ms)
+            w->srv_next_ms = now_ms() + w->heartbeat_ms;
+        return;
+    }
+    bson_free(w->srv_error);
+    w->srv_error = NULL;
+    hosts = hosts_text(client);
+    if (w->srv_hosts != NULL && strcmp(hosts, w->srv_hosts) == 0)
+        mongoc_client_destroy(client);
+    else
+        install(w, client);
+    bson_free(hosts);
+}
+
+/* The first client; false (the error posted) when it cannot be made yet. */
+static bool
+first_client(struct proxy_topology *t)
+{
+    struct worker *w = &t->w;
+    mongoc_client_t *client;
+    char *text = NULL;
+
+    client = make_client(w, &text);
+    bson_free(w->error);
+    w->error = text;
+    if (client == NULL) {
+        post_if_new(t);
+        return false;
+    }
+    install(w, client);
+    w->srv_next_ms = now_ms() + t->srv_rescan_ms;
     return true;
 }
 
@@ -362,49 +633,88 @@ client_make(struct proxy_topology *t)
  * once heartbeatFrequencyMS has passed since its last scan, or when it
  * knows no server that fits, and libmongoc 1.23 has no public call to mark
  * its topology stale; a new client scans every server at its first
- * selection. The old one's connections close (it ran no command: no
- * sessions to end, so its destroy does not wait on a server).
+ * selection (in the check that follows). When no new client can be made
+ * (a mongodb+srv name that does not resolve now), the one in force stays.
  */
 static void
 renew(struct proxy_topology *t)
 {
     struct worker *w = &t->w;
+    mongoc_client_t *client;
+    char *text = NULL;
 
-    mongoc_client_destroy(w->client);
-    w->client = NULL;
-    (void)client_make(t); /* failed: check() tries again */
+    client = make_client(w, &text);
+    bson_free(text);
+    if (client != NULL)
+        install(w, client);
 }
 
-/* One selection; posts a view when anything the loop shows changed. */
+/*
+ * The URI's credentials at work: a ping to the server selected, which
+ * libmongoc sends on a connection it has logged in with them (its
+ * handshake's speculative authentication, else a full one: the URI's
+ * authMechanism, or SCRAM as negotiated), so a wrong password or a user
+ * removed shows at the next check (auth_error, shown in the view while
+ * servers are still followed: clients log in on their own). Monitoring
+ * itself needs no login (hello is open), nor does any client's traffic:
+ * this is the check that the credentials given are good.
+ */
+static void
+login_check(struct worker *w, const mongoc_server_description_t *sd)
+{
+    bson_error_t error;
+    bson_t cmd = BSON_INITIALIZER;
+    bool ok;
+
+    memset(&error, 0, sizeof error);
+    BSON_APPEND_INT32(&cmd, "ping", 1);
+    ok = mongoc_client_command_simple_with_server_id(
+        w->client, "admin", &cmd, NULL, mongoc_server_description_id(sd), NULL, &error);
+    bson_destroy(&cmd);
+    bson_free(w->auth_error);
+    w->auth_error = NULL;
+    if (!ok) {
+        char *msg = advice_secrets_scrub(&w->secrets, error.message, MAX_ERROR_LEN);
+
+        w->auth_error = bson_strdup_printf("upstream login: %s", msg);
+        bson_free(msg);
+    }
+}
+
+/* One selection (and login check); posts a view when anything the loop shows changed. */
 static bool
 check(struct proxy_topology *t)
 {
     struct worker *w = &t->w;
     bson_error_t error;
     mongoc_server_description_t *sd;
-    char *text = NULL;
-    bool error_changed;
 
-    if (w->client == NULL && !client_make(t))
-        return false;
     memset(&error, 0, sizeof error);
     sd = mongoc_client_select_server(w->client, true, NULL, &error);
-    w->checked_ms = conf_clock_ms();
-    if (sd == NULL)
-        text = advice_secrets_scrub(&w->secrets, error.message, MAX_ERROR_LEN);
-    else
-        mongoc_server_description_destroy(sd);
-    error_changed = (text == NULL) != (w->error == NULL) ||
-                    (text != NULL && strcmp(text, w->error) != 0);
+    w->checked_ms = now_ms();
     bson_free(w->error);
-    w->error = text;
-    if (w->changed || error_changed) {
-        w->changed = false;
-        post(t, view_build(w->td, w->error));
+    w->error = NULL;
+    if (sd == NULL && error.message[0] == '\0') {
+        /* libmongoc's scanner, its servers all removed, fails with no message */
+        w->error = bson_strdup("upstream: no server left to monitor: each one was removed (a "
+                               "member of another replica set than the one named, or a "
+                               "standalone among several hosts)");
+    } else if (sd == NULL) {
+        w->error = advice_secrets_scrub(&w->secrets, error.message, MAX_ERROR_LEN);
+    } else {
+        if (w->auth)
+            login_check(w, sd);
+        mongoc_server_description_destroy(sd);
     }
+    post_if_new(t);
     return sd != NULL;
 }
 
+/*
+ * The worker's loop. Until a client can be made (a mongodb+srv name that
+ * does not resolve yet) it is tried again every heartbeatFrequencyMS, the
+ * error shown meanwhile.
+ */
 static void free_topology(struct proxy_topology *t);
 
 static void *
@@ -415,6 +725,11 @@ worker_main(void *arg)
 
     if (start(t)) {
         while (!atomic_load(&t->stop)) {
+            if (w->client == NULL && !first_client(t)) {
+                nap(t, w->heartbeat_ms, false);
+                continue;
+            }
+            srv_rescan(t);
             if (!nap(t, check(t) ? w->heartbeat_ms : RETRY_MS, true))
                 continue;
             /* The loop asked (a server it sends new connections to said it
@@ -422,7 +737,7 @@ worker_main(void *arg)
              * server now, but not sooner than RETRY_MS after the last check
              * ended (minHeartbeatFrequencyMS, server-monitoring.md). Asks
              * made until then are this one: the flag is cleared only now. */
-            nap(t, w->checked_ms + RETRY_MS - conf_clock_ms(), false);
+            nap(t, w->checked_ms + RETRY_MS - now_ms(), false);
             pthread_mutex_lock(&t->mu);
             t->recheck = false;
             pthread_mutex_unlock(&t->mu);
@@ -436,6 +751,11 @@ worker_main(void *arg)
         mongoc_topology_description_destroy(w->td);
     advice_secrets_cleanup(&w->secrets);
     bson_free(w->error);
+    bson_free(w->posted);
+    bson_free(w->srv_hosts);
+    bson_free(w->srv_error);
+    bson_free(w->auth_error);
+    forget(w);
     memset(w, 0, sizeof *w);
     if (conf_thread_exiting(&t->end))
         free_topology(t); /* the loop left it to us (proxy_topology_destroy) */
@@ -464,7 +784,7 @@ same_targets(const struct view *a, const struct view *b)
     return true;
 }
 
-/* Whether a and b would be shown alike (round-trip times aside). */
+/* Whether a and b would be shown and used alike (round-trip times aside). */
 static bool
 same_view(const struct view *a, const struct view *b)
 {
@@ -474,7 +794,9 @@ same_view(const struct view *a, const struct view *b)
         return false;
     for (uint32_t i = 0; i < a->n; i++)
         if (strcmp(a->servers[i].address, b->servers[i].address) != 0 ||
-            strcmp(a->servers[i].type, b->servers[i].type) != 0)
+            strcmp(a->servers[i].type, b->servers[i].type) != 0 ||
+            a->servers[i].sa_len != b->servers[i].sa_len ||
+            memcmp(&a->servers[i].sa, &b->servers[i].sa, a->servers[i].sa_len) != 0)
             return false;
     return true;
 }
@@ -522,6 +844,7 @@ apply(struct proxy_topology *t, struct view *v)
     bool stepped = stepped_down(t->view, v);
     char targets[512], servers[1024];
 
+
     if (same_view(t->view, v)) {
         view_destroy(v);
         return;
@@ -530,9 +853,9 @@ apply(struct proxy_topology *t, struct view *v)
     list_servers(v, false, servers, sizeof servers);
     if (moved && v->n_targets > 0)
         t->changes++;
-    conf_log(v->n_targets > 0 ? CONF_LOG_INFO : CONF_LOG_WARN, 0, "upstream_topology",
-             "type=%s targets=%s servers=\"%s\" changes=%llu error=\"%s\"", v->type,
-             targets[0] ? targets : "-", servers, (unsigned long long)t->changes,
+    conf_log(v->n_targets > 0 && v->error == NULL ? CONF_LOG_INFO : CONF_LOG_WARN, 0,
+             "upstream_topology", "type=%s targets=%s servers=\"%s\" changes=%llu error=\"%s\"",
+             v->type, targets[0] ? targets : "-", servers, (unsigned long long)t->changes,
              v->error ? v->error : "");
     view_destroy(t->view);
     t->view = v;
@@ -566,7 +889,7 @@ on_view(evutil_socket_t fd, short what, void *arg)
 
 bool
 proxy_topology_pick(struct proxy_topology *t, const char **host, uint16_t *port,
-                    const char **address)
+                    const char **address, const struct sockaddr **sa, socklen_t *sa_len)
 {
     uint32_t k, seen = 0;
 
@@ -582,9 +905,17 @@ proxy_topology_pick(struct proxy_topology *t, const char **host, uint16_t *port,
         *host = s->host;
         *port = s->port;
         *address = s->address;
+        *sa = s->sa_len > 0 ? (const struct sockaddr *)&s->sa : NULL;
+        *sa_len = s->sa_len;
         return true;
     }
     return false;
+}
+
+const char *
+proxy_topology_error(const struct proxy_topology *t)
+{
+    return t != NULL && t->view != NULL ? t->view->error : NULL;
 }
 
 bool
@@ -681,6 +1012,7 @@ proxy_topology_new(struct proxy_server *server, bson_error_t *error)
     conf_random_pool_init(&t->random);
     t->uri_text = bson_strdup(server->conf->upstream);
     t->connect_timeout_ms = server->conf->connect_timeout;
+    t->srv_rescan_ms = server->conf->upstream_srv_rescan;
     atomic_init(&t->stop, false);
     if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
         bson_set_error(error, CONF_ERROR_DOMAIN_PROXY, CONF_ERROR_PROXY_START, "topology: pipe: %s",

@@ -2,8 +2,10 @@
  * proxy/topology.h: where new upstream connections go. A monitoring thread
  * follows the deployment named by the upstream URI with libmongoc's own
  * server discovery and monitoring (standalone, replica set, sharded
- * cluster, load balancer) and tells the event loop, by message, what it
- * found; the loop picks each new connection's server from the latest view:
+ * cluster; for mongodb+srv:// the hosts of its SRV records, looked up again
+ * while sharded) and tells the event loop, by message, what it found, with
+ * each target's address resolved on its thread; the loop picks each new
+ * connection's server from the latest view and never looks up a name:
  *
  *   topology (libmongoc)      new connections go to
  *   Single                    the one server
@@ -12,7 +14,9 @@
  *   ReplicaSetNoPrimary       none yet: they wait for a primary, up to
  *                             connect_timeout (proxy/upstream.c), then
  *                             their requests get HostUnreachable
- *   anything else, or no view yet: the URI's first host (proxy/server.c)
+ *   anything else, or no view yet: the URI's first host (proxy/server.c);
+ *                             mongodb+srv:// has none: the connection fails
+ *                             with proxy_topology_error's reason
  *
  * When the servers new connections go to change (a failover), or the
  * primary steps down before a new one is elected, the loop is told through
@@ -41,6 +45,7 @@
 #include <bson/bson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 struct proxy_server;
 struct proxy_topology;
@@ -69,14 +74,20 @@ bool proxy_topology_destroy(struct proxy_topology *topology);
 /*
  * The server a new upstream connection should go to: false when the
  * monitor knows none (no view yet, or no primary), and the caller uses
- * the URI's first host. host and address ("host:port", or the socket path)
- * stay valid until control returns to the loop; port is 0 for a unix
- * socket. Among mongos servers, one is chosen at random for each
+ * the URI's first host (a mongodb+srv:// URI has none). host and address
+ * ("host:port", or the socket path) stay valid until control returns to
+ * the loop; port is 0 for a unix socket. *sa (sa_len bytes) is host's
+ * address as the monitor's thread resolved it, to connect to without a
+ * lookup on the loop; NULL (sa_len 0) when it has none (a unix socket, a
+ * failed lookup): the caller resolves host. Among mongos servers, one is chosen at random for each
  * connection (a driver's clients, each opening a monitoring connection and
  * then pooled ones, would alias with a strict rotation).
  */
 bool proxy_topology_pick(struct proxy_topology *topology, const char **host, uint16_t *port,
-                         const char **address);
+                         const char **address, const struct sockaddr **sa, socklen_t *sa_len);
+
+/* Why the monitor knows no server to use (scrubbed of secrets), or NULL. */
+const char *proxy_topology_error(const struct proxy_topology *topology);
 
 /*
  * Whether a replica set's members answer and none of them is primary (an

@@ -41,6 +41,9 @@ APT_PKGS="$APT_PKGS chromium chromium-driver fonts-dejavu-core"
 # bench/run.sh also needs twemproxy (the A2 anchor), redis-benchmark
 # (redis-tools) and taskset (util-linux).
 APT_PKGS="$APT_PKGS strace nutcracker redis-tools util-linux"
+# test_srv.sh: a DNS server for the mongodb+srv:// records (dnsmasq; unshare and mount
+# are util-linux's and mount's).
+APT_PKGS="$APT_PKGS dnsmasq-base"
 missing=""
 for p in $APT_PKGS; do
     st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)

@@ -4,6 +4,8 @@
 #   mc_init                      # dirs, $MC_TMP, teardown trap, tool check
 #   mc_start_ferretdb [ARGS]     # FERRET_PORT FERRET_URI FERRET_PID FERRET_LOG
 #   mc_start_redis               # REDIS_PORT REDIS_PID
+#   mc_start_rs_relay NAME FA,FB [--mongos]  # RELAY_A RELAY_B RELAY_CTL RELAY_PID
+#   mc_make_ca DIR NAME; mc_make_cert DIR NAME CA SAN  # test certificates (openssl CLI)
 #   mc_start_proxy [FLAGS]       # PROXY_PORT PROXY_URI PROXY_HTTP_PORT PROXY_PID PROXY_LOG
 #   mc_stop_proxy                # SIGTERM, bounded wait; MC_PROXY_STATUS = exit status
 #   mc_stop_checked NAME         # mc_stop_proxy, then one test: exit 0, no sanitizer report
@@ -209,6 +211,44 @@ mc_start_ferretdb() {
         mc_log_tail "$FERRET_LOG"
         mc_bail "FerretDB did not come up on 127.0.0.1:$FERRET_PORT"
     fi
+}
+
+# mc_start_rs_relay NAME FERRET_A,FERRET_B [ARGS]: rs_relay.py in front of two FerretDBs
+# (a two-member replica set; two mongos servers with --mongos), its log and output in
+# $MC_TMP/NAME.log and NAME.out. Sets RELAY_A, RELAY_B (the members' ports), RELAY_CTL
+# (its control port) and RELAY_PID.
+mc_start_rs_relay() {
+    local name=$1 ferret=$2 port
+    shift 2
+    RELAY_A=$(mc_free_port)
+    RELAY_B=$(mc_free_port)
+    RELAY_CTL=$(mc_free_port)
+    "$MC_PYTHON" "$MC_TESTDIR/rs_relay.py" "$@" --ferret "$ferret" --listen "$RELAY_A,$RELAY_B" \
+        --control "$RELAY_CTL" --log "$MC_TMP/$name.log" >"$MC_TMP/$name.out" 2>&1 &
+    RELAY_PID=$!
+    mc_track "$RELAY_PID"
+    for port in "$RELAY_A" "$RELAY_B" "$RELAY_CTL"; do
+        mc_wait_port "$port" "$RELAY_PID" 10 ||
+            { mc_log_tail "$MC_TMP/$name.out"; mc_bail "$name: rs_relay.py did not start"; }
+    done
+}
+
+# mc_make_ca DIR NAME: a self-signed CA, DIR/NAME.pem and DIR/NAME.key, valid 30 days.
+mc_make_ca() {
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$1/$2.key" -out "$1/$2.pem" \
+        -days 30 -subj "/CN=mongocache test $2" >/dev/null 2>&1 || mc_bail "openssl: CA $2"
+}
+
+# mc_make_cert DIR NAME CA SAN: DIR/NAME.pem and NAME.key signed by DIR/CA, for SAN
+# ("DNS:a,IP:127.0.0.1"), valid 30 days from now; NAME.both.pem holds both.
+mc_make_cert() {
+    local d=$1 n=$2
+    printf 'subjectAltName=%s\n' "$4" >"$d/$n.ext"
+    { openssl req -newkey rsa:2048 -nodes -keyout "$d/$n.key" -out "$d/$n.csr" -subj "/CN=$n" &&
+        openssl x509 -req -in "$d/$n.csr" -CA "$d/$3.pem" -CAkey "$d/$3.key" \
+            -CAcreateserial -out "$d/$n.pem" -days 30 -extfile "$d/$n.ext"; } >/dev/null 2>&1 ||
+        mc_bail "openssl: certificate $n"
+    cat "$d/$n.pem" "$d/$n.key" >"$d/$n.both.pem"
 }
 
 mc_start_redis() {

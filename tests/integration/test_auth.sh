@@ -9,12 +9,17 @@
 # exactly the error FerretDB gives directly. The proxy logs the principal
 # (event=auth_success ... principal=USER@admin at debug level) and never a
 # password.
+#
+# Then the monitor's own login (proxy/topology.c): proxies whose upstream URI carries the
+# setup user's credentials, right and wrong. With the right password /stats shows the
+# server and no error; with the wrong one its error says the login failed and no server
+# is in use (SDAM: an authentication error marks the server Unknown); neither password is in /stats, /metrics, --check-config or the logs.
 set -eu
 # shellcheck source=tests/integration/lib.sh source-path=SCRIPTDIR/../..
 . "$(dirname "$0")/lib.sh"
 mc_init
 
-mc_plan 13
+mc_plan 17
 
 AUTH_USER=mcuser
 AUTH_PW="mcPw-$$-$RANDOM-q7"
@@ -169,5 +174,53 @@ st=0
 if grep -F -n -e "$AUTH_PW" -e "$WRONG_PW" "$PROXY_LOG" >"$MC_TMP/leak" 2>/dev/null; then st=1; fi
 mc_ok "$st" "no password (right or wrong) anywhere in the proxy log ($(wc -l <"$PROXY_LOG") lines)"
 [ ! -s "$MC_TMP/leak" ] || head -n 5 "$MC_TMP/leak" | cut -c1-300 | sed 's/^/#   /'
+
+# ---- the monitor logs in with the upstream URI's credentials -----------------------
+UP="127.0.0.1:$FERRET_PORT/?authSource=admin&heartbeatFrequencyMS=500"
+MC_PROXY_UPSTREAM="mongodb://$AUTH_USER:$AUTH_PW@$UP" mc_start_proxy
+GOOD_HTTP=$PROXY_HTTP_PORT GOOD_LOG=$PROXY_LOG GOOD_PID=$PROXY_PID
+MC_PROXY_UPSTREAM="mongodb://$AUTH_USER:$WRONG_PW@$UP" mc_start_proxy
+BAD_HTTP=$PROXY_HTTP_PORT BAD_LOG=$PROXY_LOG
+# prints "<right password's error>|<wrong one's>|<targets>|<targets>" once both checked;
+# writes every /stats and /metrics text to monitor.texts for the password search
+monitor=$(timeout 30 "$MC_PYTHON" - "$MC_TESTDIR" "$GOOD_HTTP" "$BAD_HTTP" "$MC_TMP" <<'PY' 2>&1 || true
+import sys, time
+sys.path.insert(0, sys.argv[1])
+import mctest
+good, bad, tmp = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+for _ in range(200):
+    g = mctest.stats(good).get("topology", {})
+    b = mctest.stats(bad).get("topology", {})
+    if g.get("targets") and b.get("error"):
+        break
+    time.sleep(0.05)
+with open(tmp + "/monitor.texts", "w") as f:
+    for port in (good, bad):
+        for path in ("/stats", "/metrics"):
+            f.write(mctest.http(port, path)[2].decode(errors="replace") + "\n")
+berr = b.get("error", "")
+print("%s|%s|%d|%d" % (g.get("error"), "login failed" if "Authentication failed" in berr else berr,
+                       len(g.get("targets", [])), len(b.get("targets", []))))
+PY
+)
+mc_is "$monitor" "|login failed|1|0" \
+    "the monitor logs in with the upstream URI's credentials: the server in use with the right password; with a wrong one 'Authentication failed' and no server in use (a failed login marks it Unknown, as SDAM says)"
+"$MC_MONGOCACHE" --upstream "mongodb://$AUTH_USER:$AUTH_PW@$UP" --check-config \
+    >"$MC_TMP/check.out" 2>&1 || true
+st=0
+grep -q "mongodb://$AUTH_USER:<redacted>@" "$MC_TMP/check.out" || st=1
+mc_ok "$st" "--check-config shows the upstream with its password redacted"
+mc_stop_proxy # the wrong password's: its log is whole
+st=0
+grep -q 'level=warn event=upstream_topology .*upstream login: Authentication failed' "$BAD_LOG" || st=1
+mc_ok "$st" "the failed login is logged (event=upstream_topology at warn)"
+PROXY_PID=$GOOD_PID
+mc_stop_proxy
+st=0
+cat "$GOOD_LOG" "$BAD_LOG" "$MC_TMP/check.out" "$MC_TMP/monitor.texts" >"$MC_TMP/shown"
+grep -q "Authentication failed" "$MC_TMP/monitor.texts" || st=1 # the texts hold the error
+if grep -F -n -e "$AUTH_PW" -e "$WRONG_PW" "$MC_TMP/shown" >"$MC_TMP/leak2"; then st=1; fi
+mc_ok "$st" "no password of the monitor's in the logs, /stats, /metrics or --check-config"
+[ ! -s "$MC_TMP/leak2" ] || head -n 5 "$MC_TMP/leak2" | cut -c1-300 | sed 's/^/#   /'
 
 mc_done

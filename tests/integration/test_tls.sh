@@ -34,19 +34,9 @@ mkdir -p "$CERTS"
 
 # ---- certificates -------------------------------------------------------------
 q() { "$@" >/dev/null 2>&1 || mc_bail "openssl failed: $*"; }
-make_ca() {
-    q openssl req -x509 -newkey rsa:2048 -nodes -keyout "$CERTS/$1.key" -out "$CERTS/$1.pem" \
-        -days 30 -subj "/CN=mongocache test $1"
-}
+make_ca() { mc_make_ca "$CERTS" "$1"; }
 # make_cert NAME CA SAN: a certificate signed by CA, valid 30 days from now.
-make_cert() {
-    q openssl req -newkey rsa:2048 -nodes -keyout "$CERTS/$1.key" -out "$CERTS/$1.csr" \
-        -subj "/CN=$1"
-    printf 'subjectAltName=%s\n' "$3" >"$CERTS/$1.ext"
-    q openssl x509 -req -in "$CERTS/$1.csr" -CA "$CERTS/$2.pem" -CAkey "$CERTS/$2.key" \
-        -CAcreateserial -out "$CERTS/$1.pem" -days 30 -extfile "$CERTS/$1.ext"
-    cat "$CERTS/$1.pem" "$CERTS/$1.key" >"$CERTS/$1.both.pem"
-}
+make_cert() { mc_make_cert "$CERTS" "$1" "$2" "$3"; }
 make_ca ca
 make_ca ca2
 make_cert server ca "DNS:localhost,IP:127.0.0.1"

@@ -234,7 +234,9 @@ test_uri(void)
         {"mongodb://h:99999", false},
         {"mongodb://", false},
         {"", false},
-        {"mongodb+srv://cluster.example.com", false},
+        {"mongodb+srv://cluster.example.com", true},
+        {"mongodb+srv://cluster.example.com:27017", false},
+        {"mongodb+srv://example.com", false},
         {"mongodb://h/?tls=maybe", false},
     };
     char why[256];
@@ -273,6 +275,8 @@ test_redact_uri(void)
         {"mongodb://u:pw@h/?SSLCLIENTCERTIFICATEKEYPASSWORD=kp",
          "mongodb://u:<redacted>@h/?SSLCLIENTCERTIFICATEKEYPASSWORD=<redacted>"},
         {"mongodb://h/?tlsCertificateKeyFile=/k.pem", "mongodb://h/?tlsCertificateKeyFile=/k.pem"},
+        {"mongodb://u@h/?authMechanism=MONGODB-AWS&authMechanismProperties=AWS_SESSION_TOKEN:tok",
+         "mongodb://u@h/?authMechanism=MONGODB-AWS&authMechanismProperties=<redacted>"},
         {"", ""},
     };
 
