@@ -190,11 +190,20 @@ is_target(const char *topology, const char *server)
     return false;
 }
 
-/* Whether v is a replica set whose members answer and none is primary (an election). */
+/*
+ * Whether v is a replica set with no primary of which a member answers (an
+ * election): not one whose servers are all unreachable, or were all removed
+ * (members of another set: the view's error says why, at once).
+ */
 static bool
 electing(const struct view *v)
 {
-    return v != NULL && v->n_targets == 0 && strcmp(v->type, "ReplicaSetNoPrimary") == 0;
+    if (v == NULL || v->n_targets != 0 || strcmp(v->type, "ReplicaSetNoPrimary") != 0)
+        return false;
+    for (uint32_t i = 0; i < v->n; i++)
+        if (strcmp(v->servers[i].type, "Unknown") != 0)
+            return true;
+    return false;
 }
 
 /* Whether v knows address as a server that answered and is not a target. */

@@ -90,7 +90,7 @@ bool proxy_topology_pick(struct proxy_topology *topology, const char **host, uin
 const char *proxy_topology_error(const struct proxy_topology *topology);
 
 /*
- * Whether a replica set's members answer and none of them is primary (an
+ * Whether a replica set has no primary while a member answers (an
  * election, or a primary the monitor cannot reach): new connections wait
  * (proxy/upstream.c) rather than go to a member known not to be primary.
  */
