@@ -65,8 +65,21 @@ advice_secrets_init(struct advice_secrets *secrets, const char *uri_text,
             add(secrets, pw, strlen(pw));
         if (keypw != NULL)
             add(secrets, keypw, strlen(keypw));
+        bson_t props;
+        bson_iter_t it;
+
         if (user != NULL)
             add(secrets, user, strlen(user));
+        /* The one secret among the mechanism's properties (MONGODB-AWS); the
+         * others (SERVICE_NAME=mongodb...) are names, not secrets. */
+        if (mongoc_uri_get_mechanism_properties(uri, &props) &&
+            bson_iter_init_find_case(&it, &props, "AWS_SESSION_TOKEN") &&
+            BSON_ITER_HOLDS_UTF8(&it)) {
+            uint32_t len;
+            const char *token = bson_iter_utf8(&it, &len);
+
+            add(secrets, token, len);
+        }
     }
 }
 

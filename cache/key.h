@@ -27,9 +27,9 @@
  * A key collision whose digest differs is counted (collisions) and served
  * from upstream; a tiny-key test build (cache_key_bits) makes key
  * collisions happen all the time to show exactly that. A hit feeds both
- * hashes as it reads the body and never copies the material; a miss builds
- * it. The Redis tier keeps
- * the whole material with each value and compares it (cache/redis.c); reads
+ * hashes as it reads the body (gathered on the stack, no material on the
+ * heap); a miss builds the material. The Redis tier keeps the whole
+ * material with each value and compares it (cache/redis.c); reads
  * coalescing in flight compare their whole materials too.
  */
 #ifndef MONGOCACHE_CACHE_KEY_H
@@ -92,8 +92,8 @@ void cache_key_material_build(const char *principal, const char *db, const char 
 /*
  * The key and *digest of that material: with material non-NULL, built
  * there (as cache_key_material_build) and hashed; with material NULL, hashed
- * as it is read from the body, never copied (a hit needs no material). Both
- * give the same key and digest.
+ * as it is read from the body, gathered on the stack (a hit builds no
+ * material). Both give the same key and digest.
  */
 void cache_key_build(const struct cache_key_secret *secret, const char *principal, const char *db,
                      const char *coll, uint32_t coll_len, const bson_t *body,

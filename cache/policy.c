@@ -320,6 +320,21 @@ scan_operator_at(struct req_scan *s, const struct wire_cmd_elem *e)
     return scan_operator(s, &it);
 }
 
+/* The stages judged by what their value names (scan_operator_at), not by their key alone. */
+static inline bool
+judged_at(enum wire_name id)
+{
+    switch (id) {
+    case WIRE_NAME_DOLLAR_META:
+    case WIRE_NAME_DOLLAR_LOOKUP:
+    case WIRE_NAME_DOLLAR_GRAPH_LOOKUP:
+    case WIRE_NAME_DOLLAR_UNION_WITH:
+        return true;
+    default:
+        return false;
+    }
+}
+
 /*
  * Judges one element of the body at any depth, and what is inside it, read
  * in place (e->id is needed only when its key starts with '$'): a nested
@@ -336,17 +351,7 @@ judge_element(struct req_scan *s, const struct wire_cmd_elem *e, bool sift)
     int32_t n;
 
     if (e->key[0] == '$') {
-        switch (e->id) {
-        case WIRE_NAME_DOLLAR_META:
-        case WIRE_NAME_DOLLAR_LOOKUP:
-        case WIRE_NAME_DOLLAR_GRAPH_LOOKUP:
-        case WIRE_NAME_DOLLAR_UNION_WITH:
-            r = scan_operator_at(s, e);
-            break;
-        default:
-            r = operator_reason(e->id);
-            break;
-        }
+        r = judged_at(e->id) ? scan_operator_at(s, e) : operator_reason(e->id);
         if (r != CACHE_POLICY_OK)
             return r;
     }
@@ -459,36 +464,44 @@ check_option_value(const struct wire_cmd_elem *e, enum cache_policy_reason reaso
     return bson_iter_as_bool(&it) ? reason : CACHE_POLICY_OK;
 }
 
-/* Judges one top-level option (session, read concern, cursor flags, comment). */
-static enum cache_policy_reason
-check_option(const struct wire_cmd_elem *e)
+/*
+ * The top-level options judged (session, read concern, cursor flags): the
+ * reason each can give, by its key alone (OK: not an option judged). The
+ * one list of them: check_option and plain_element both read it.
+ */
+static inline enum cache_policy_reason
+option_reason(enum wire_name id)
 {
-    enum cache_policy_reason r = CACHE_POLICY_OK;
-
-    switch (e->id) {
+    switch (id) {
     case WIRE_NAME_TXN_NUMBER:
     case WIRE_NAME_AUTOCOMMIT:
     case WIRE_NAME_START_TRANSACTION:
         return CACHE_POLICY_TRANSACTION;
     case WIRE_NAME_READ_CONCERN:
-        return check_option_value(e, CACHE_POLICY_READ_CONCERN);
+        return CACHE_POLICY_READ_CONCERN;
     case WIRE_NAME_TAILABLE:
     case WIRE_NAME_AWAIT_DATA:
-        r = CACHE_POLICY_TAILABLE;
-        break;
+        return CACHE_POLICY_TAILABLE;
     case WIRE_NAME_EXHAUST:
-        r = CACHE_POLICY_EXHAUST;
-        break;
+        return CACHE_POLICY_EXHAUST;
     case WIRE_NAME_ALLOW_PARTIAL_RESULTS:
-        r = CACHE_POLICY_PARTIAL;
-        break;
+        return CACHE_POLICY_PARTIAL;
     case WIRE_NAME_EXPLAIN:
-        r = CACHE_POLICY_EXPLAIN;
-        break;
+        return CACHE_POLICY_EXPLAIN;
     default:
         return CACHE_POLICY_OK;
     }
-    return check_option_value(e, r); /* a flag: it counts when true */
+}
+
+/* Judges one top-level option (session, read concern, cursor flags). */
+static enum cache_policy_reason
+check_option(const struct wire_cmd_elem *e)
+{
+    enum cache_policy_reason r = option_reason(e->id);
+
+    if (r == CACHE_POLICY_OK || r == CACHE_POLICY_TRANSACTION)
+        return r; /* a transaction's fields count whatever their value */
+    return check_option_value(e, r); /* readConcern's document, or a flag counted when true */
 }
 
 /* True when the element is a string comment asking to skip the cache. */
@@ -523,37 +536,15 @@ plain_element(const struct wire_cmd *cmd, const uint8_t *data, uint32_t i)
     uint32_t end = i + 1 < cmd->n_elems ? cmd->elem_off[i + 1] : cmd->body_len - 1;
     const uint8_t *p = data + off, *v = p + 2 + key_len;
     uint32_t value_len = end - off - 2 - key_len;
+    enum wire_name id = (enum wire_name)cmd->elem_id[i];
     int32_t n;
 
-    if (p[1] == '$') {
-        /* judge_element's operators and stages (not $db, $readPreference, ...). */
-        switch ((enum wire_name)cmd->elem_id[i]) {
-        case WIRE_NAME_DOLLAR_META:
-        case WIRE_NAME_DOLLAR_LOOKUP:
-        case WIRE_NAME_DOLLAR_GRAPH_LOOKUP:
-        case WIRE_NAME_DOLLAR_UNION_WITH:
-            return false;
-        default:
-            if (operator_reason((enum wire_name)cmd->elem_id[i]) != CACHE_POLICY_OK)
-                return false;
-            break;
-        }
-    }
-    switch ((enum wire_name)cmd->elem_id[i]) {
-    case WIRE_NAME_TXN_NUMBER: /* check_option's, and skip_requested's comment */
-    case WIRE_NAME_AUTOCOMMIT:
-    case WIRE_NAME_START_TRANSACTION:
-    case WIRE_NAME_READ_CONCERN:
-    case WIRE_NAME_TAILABLE:
-    case WIRE_NAME_AWAIT_DATA:
-    case WIRE_NAME_EXHAUST:
-    case WIRE_NAME_ALLOW_PARTIAL_RESULTS:
-    case WIRE_NAME_EXPLAIN:
-    case WIRE_NAME_COMMENT:
+    /* judge_element's operators and stages (not $db, $readPreference, ...) */
+    if (p[1] == '$' && (judged_at(id) || operator_reason(id) != CACHE_POLICY_OK))
         return false;
-    default:
-        break;
-    }
+    /* check_option's options, and skip_requested's comment */
+    if (option_reason(id) != CACHE_POLICY_OK || id == WIRE_NAME_COMMENT)
+        return false;
     switch (p[0]) {
     case BSON_TYPE_DOCUMENT:
     case BSON_TYPE_ARRAY:

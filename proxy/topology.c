@@ -662,9 +662,11 @@ renew(struct proxy_topology *t)
  * The URI's credentials at work: a ping to the server selected, which
  * libmongoc sends on a connection it has logged in with them (its
  * handshake's speculative authentication, else a full one: the URI's
- * authMechanism, or SCRAM as negotiated), so a wrong password or a user
- * removed shows at the next check (auth_error, shown in the view while
- * servers are still followed: clients log in on their own). Monitoring
+ * authMechanism, or SCRAM as negotiated), so a wrong password shows at the
+ * first check (auth_error, in the view; the server is then Unknown, as the
+ * SDAM specification says, so none is in use). A user removed later shows
+ * only when libmongoc logs in again (a new connection): a logged-in
+ * connection stays so, and ping needs no privilege. Monitoring
  * itself needs no login (hello is open), nor does any client's traffic:
  * this is the check that the credentials given are good.
  */

@@ -1,7 +1,8 @@
 /*
  * tests/unit/test_advice_secret.c: owns the tests of advice/secret.c: which
  * parts of advice_uri are secrets (the URI, its user-info as written and
- * each part, what libmongoc decoded, the TLS key file's password), that a
+ * each part, what libmongoc decoded, the TLS key file's password, an AWS
+ * session token among the mechanism's properties), that a
  * scrubbed text holds none of them (percent-encoded or not, a secret inside
  * another), control bytes replaced, the length cut at a UTF-8 boundary, and
  * a URI that does not parse still scrubbed by its text.
@@ -68,6 +69,13 @@ main(void)
     check(uri, "a\nb\tc\x7f", "a?b?c?", "control bytes replaced");
     check("mongodb://u1:pw-in-bad-uri-99@/nohost?x", "bad: pw-in-bad-uri-99 here", "bad: *** here",
           "a URI that does not parse: scrubbed by its text");
+    check("mongodb://AKID:SECRETKEY@h/?authMechanism=MONGODB-AWS&authMechanismProperties="
+          "AWS_SESSION_TOKEN:tok-3x4mple,SERVICE_NAME:mongodb",
+          "sts said tok-3x4mple expired", "sts said *** expired",
+          "an AWS session token in authMechanismProperties");
+    check("mongodb://AKID:SECRETKEY@h/?authMechanism=MONGODB-AWS&authMechanismProperties="
+          "AWS_SESSION_TOKEN:tok-3x4mple,SERVICE_NAME:mongodb",
+          "mongodb: down", "mongodb: down", "the other properties are not secrets");
     check("mongodb://127.0.0.1:27017/", "connection refused to 127.0.0.1:27017",
           "connection refused to 127.0.0.1:27017", "no credentials: nothing but the URI itself");
 
