@@ -11,7 +11,7 @@
  *
  *   worker thread                       mailbox (mu)        loop thread
  *   select_server -> APM topology  -->  [pending view] -->  on_view: apply()
- *   changed (td copied) -> post()       + 1 byte on the pipe
+ *   changed (td copied); post()         + 1 byte on the pipe
  *
  * - The worker makes every libmongoc call (the URI, the client, server
  *   selection, the APM callback, which runs inside selection on this same
@@ -37,8 +37,8 @@
  * heartbeatFrequencyMS after a selection that found a server, 500 ms (the
  * drivers' minimum) after one that did not. Each time, the targets' host
  * names are resolved (getaddrinfo: DNS happens on this thread, never on
- * the loop's) and a view is posted when the topology description changed
- * or anything the loop uses or shows did (view_sig). The sleep ends early
+ * the loop's) and a view is posted (the loop drops one that says nothing
+ * new: same_view). The sleep ends early
  * when the loop asks for a re-check (recheck, under mu): the worker then
  * makes a new client, whose first selection checks every server (renew),
  * at least 500 ms after the last selection ended.
@@ -109,9 +109,7 @@ struct worker {
     struct advice_guard guard;
     struct advice_secrets secrets;
     mongoc_topology_description_t *td; /* the latest description (APM), owned */
-    bool changed;                      /* td changed since the last post */
     char *error;                       /* the last selection's error, scrubbed */
-    char *posted;                      /* what the last view posted said (view_sig) */
     /* The targets' addresses last resolved (address and sa owned): a failed
      * lookup keeps its host's, as libmongoc keeps the addresses it connects to
      * (ten minutes). */
@@ -253,26 +251,6 @@ resolve(struct server_view *s)
         freeaddrinfo(ai);
 }
 
-/* What a view says that the loop acts on or shows, as text (round-trip times aside). */
-static char *
-view_sig(const struct view *v)
-{
-    bson_string_t *out = bson_string_new(v->type);
-    char ip[INET6_ADDRSTRLEN + 8];
-
-    bson_string_append_printf(out, "|%s", v->error ? v->error : "");
-    for (uint32_t i = 0; i < v->n; i++) {
-        const struct server_view *s = &v->servers[i];
-
-        ip[0] = '\0';
-        if (s->sa_len > 0)
-            (void)getnameinfo((const struct sockaddr *)&s->sa, s->sa_len, ip, sizeof ip, NULL, 0,
-                              NI_NUMERICHOST);
-        bson_string_append_printf(out, "|%s,%s,%d,%s", s->address, s->type, (int)s->target, ip);
-    }
-    return bson_string_free(out, false);
-}
-
 /* Frees w's known addresses. */
 static void
 forget(struct worker *w)
@@ -352,7 +330,6 @@ topology_changed(const mongoc_apm_topology_changed_t *event)
         mongoc_topology_description_destroy(w->td);
     w->td = mongoc_topology_description_new_copy(
         mongoc_apm_topology_changed_get_new_description(event));
-    w->changed = true;
 }
 
 /* Hands a view to the loop; one not yet taken is replaced. */
@@ -553,24 +530,14 @@ install(struct worker *w, mongoc_client_t *client)
     w->srv_hosts = w->srv ? hosts_text(client) : NULL;
 }
 
-/* Posts a view of what the worker knows when it says something new (view_sig). */
+/* Posts a view of what the worker knows (the loop drops it if it says nothing new). */
 static void
-post_if_new(struct proxy_topology *t)
+post_view(struct proxy_topology *t)
 {
     struct worker *w = &t->w;
     const char *error = w->error ? w->error : w->auth_error ? w->auth_error : w->srv_error;
-    struct view *v = view_build(w, w->td, error);
-    char *sig = view_sig(v);
 
-    if (!w->changed && w->posted != NULL && strcmp(sig, w->posted) == 0) {
-        view_destroy(v);
-        bson_free(sig);
-        return;
-    }
-    w->changed = false;
-    bson_free(w->posted);
-    w->posted = sig;
-    post(t, v);
+    post(t, view_build(w, w->td, error));
 }
 
 /*
@@ -629,7 +596,7 @@ first_client(struct proxy_topology *t)
     bson_free(w->error);
     w->error = text;
     if (client == NULL) {
-        post_if_new(t);
+        post_view(t);
         return false;
     }
     install(w, client);
@@ -717,7 +684,7 @@ check(struct proxy_topology *t)
             login_check(w, sd);
         mongoc_server_description_destroy(sd);
     }
-    post_if_new(t);
+    post_view(t);
     return sd != NULL;
 }
 
@@ -762,7 +729,6 @@ worker_main(void *arg)
         mongoc_topology_description_destroy(w->td);
     advice_secrets_cleanup(&w->secrets);
     bson_free(w->error);
-    bson_free(w->posted);
     bson_free(w->srv_hosts);
     bson_free(w->srv_error);
     bson_free(w->auth_error);
@@ -795,7 +761,7 @@ same_targets(const struct view *a, const struct view *b)
     return true;
 }
 
-/* Whether a and b would be shown and used alike (round-trip times aside). */
+/* Whether a and b would be shown and used alike (round-trip times aside): apply keeps the old. */
 static bool
 same_view(const struct view *a, const struct view *b)
 {
@@ -806,6 +772,7 @@ same_view(const struct view *a, const struct view *b)
     for (uint32_t i = 0; i < a->n; i++)
         if (strcmp(a->servers[i].address, b->servers[i].address) != 0 ||
             strcmp(a->servers[i].type, b->servers[i].type) != 0 ||
+            a->servers[i].target != b->servers[i].target ||
             a->servers[i].sa_len != b->servers[i].sa_len ||
             memcmp(&a->servers[i].sa, &b->servers[i].sa, a->servers[i].sa_len) != 0)
             return false;
