@@ -51,6 +51,7 @@ struct cache_pending {
     uint32_t n_deps;
     struct cache_gen_rec *ns; /* the command's own namespace (deps[0]; statistics) */
     int64_t ttl_ms;
+    uint64_t looked_up_ms; /* the lookup's clock: a read begun in a write's grace is not stored */
     struct cache_inflight *inflight; /* identical reads wait on this one */
     /* the Redis tier's view, for the fill */
     struct cache_redis_gen rgens[CACHE_MAX_DEPS];
@@ -297,7 +298,7 @@ release_deps(struct cache_pending *p)
 static bool
 still_current(struct cache *cache, const struct cache_pending *p)
 {
-    if (cache_inval_fill_allowed(p->deps, p->snapshot, p->n_deps, (uint64_t)conf_clock_ms()))
+    if (cache_inval_fill_allowed(p->deps, p->snapshot, p->n_deps, p->looked_up_ms))
         return true;
     cache->counters[CACHE_CTR_fills_refused_generation]++;
     return false;
@@ -562,6 +563,7 @@ keep_pending(struct cache *cache, struct cache_pending *local, const struct cach
     p->digest = local->digest;
     p->ns = local->ns;
     p->ttl_ms = local->ttl_ms;
+    p->looked_up_ms = local->looked_up_ms;
     p->deps[0] = local->deps[0];
     p->snapshot[0] = local->snapshot[0];
     p->n_deps = local->n_deps; /* the reference moves with it */
@@ -637,7 +639,8 @@ cache_lookup(struct cache *cache, struct cache_request *req, struct cache_pendin
     add_dep(&local, local.ns); /* held: a stale entry's removal may free idle records */
     cache_key_build(&cache->secret, req->principal, req->db, read.ns[0].coll, read.ns[0].coll_len,
                     req->body, req->cmd, NULL, &local.key, &local.digest);
-    node = cache_lru_get(cache->lru, &local.key, (uint64_t)conf_clock_ms());
+    local.looked_up_ms = (uint64_t)conf_clock_ms();
+    node = cache_lru_get(cache->lru, &local.key, local.looked_up_ms);
     if (node) {
         struct cache_value *v = cache_value_of_node(node);
         const struct cache_deps *deps = cache_value_deps(v);

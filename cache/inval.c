@@ -346,10 +346,10 @@ cache_inval_everything(struct cache_inval_ctx *ctx)
 
 bool
 cache_inval_fill_allowed(struct cache_gen_rec *const *recs, const uint64_t *snapshot, uint32_t n,
-                         uint64_t now_ms)
+                         uint64_t looked_up_ms)
 {
     for (uint32_t i = 0; i < n; i++)
-        if (recs[i]->value != snapshot[i] || now_ms < recs[i]->no_fill_until)
+        if (recs[i]->value != snapshot[i] || looked_up_ms < recs[i]->no_fill_until)
             return false;
     return true;
 }

@@ -109,11 +109,13 @@ void cache_inval_everything(struct cache_inval_ctx *ctx);
 
 /*
  * True when a fill may be stored: none of its n records moved from the
- * generations read at its lookup (snapshot) and none is within a oneway
- * write's grace period at now_ms.
+ * generations read at its lookup (snapshot) and none was within a grace
+ * period (a oneway write's, a lost write's) at the lookup, looked_up_ms: a
+ * read begun then may have run before the server applied that write, even
+ * if its reply comes after the grace.
  */
 bool cache_inval_fill_allowed(struct cache_gen_rec *const *recs, const uint64_t *snapshot,
-                              uint32_t n, uint64_t now_ms);
+                              uint32_t n, uint64_t looked_up_ms);
 
 /* Writes and drops that bumped something, since the start. */
 uint64_t cache_inval_count(const struct cache_inval_ctx *ctx);

@@ -1641,6 +1641,23 @@ reply_ok(const bson_t *reply, const struct wire_doc_top *top)
                : wire_msg_ok(bson_get_data(reply), reply->len);
 }
 
+/* Whether the reply's top level has a writeConcernError (read from top's records when whole). */
+static bool
+has_write_concern_error(const bson_t *reply, const struct wire_doc_top *top)
+{
+    static const char key[] = "writeConcernError";
+    const uint8_t *body = bson_get_data(reply);
+    bson_iter_t it;
+
+    if (!top || !top->all)
+        return bson_iter_init_find(&it, reply, key);
+    for (uint32_t i = 0; i < top->n; i++)
+        if (top->key_len[i] == sizeof key - 1 &&
+            memcmp(body + top->off[i] + 1, key, sizeof key - 1) == 0)
+            return true;
+    return false;
+}
+
 /*
  * A reply (ok: its "ok" as reply_ok gives it, -1 not read yet) from the
  * client's upstream: when it says its server is not primary, recovering or
@@ -1649,7 +1666,7 @@ reply_ok(const bson_t *reply, const struct wire_doc_top *top)
  * that new connections follow a failover before the next heartbeat.
  */
 static void
-note_state_change(struct proxy_client *c, const struct proxy_request *req, const bson_t *reply,
+note_state_change(struct proxy_client *c, const bson_t *reply,
                   const struct wire_doc_top *top, int ok)
 {
     enum wire_sdam_error e;
@@ -1660,8 +1677,8 @@ note_state_change(struct proxy_client *c, const struct proxy_request *req, const
         return;
     if (ok < 0)
         ok = reply_ok(reply, top);
-    if (ok != 0 && !req->inval)
-        return; /* a success; a write's may carry a writeConcernError */
+    if (ok != 0 && !has_write_concern_error(reply, top))
+        return; /* a success without a writeConcernError (a write's may carry one) */
     e = wire_sdam_classify(reply, &code);
     if (e == WIRE_SDAM_NONE)
         return;
@@ -1829,7 +1846,7 @@ handle_reply(struct proxy_client *c, struct proxy_request *req, const uint8_t *d
     }
     if (req->n_shapes > 0 || req->index_db)
         advise_reply(c, req, &reply, ok == 1, now_us);
-    note_state_change(c, req, &reply, top, ok);
+    note_state_change(c, &reply, top, ok);
     switch (req->route) {
     case PROXY_ROUTE_HELLO:
         rewritten =
@@ -1940,29 +1957,35 @@ on_upstream_down(void *arg, const char *why, bool connected)
     struct proxy_client *c = arg;
     struct proxy_request *req;
     bool oneway_lost = c->oneway_sent;
+    bool waited = proxy_upstream_waiting(c->up); /* for a primary, none elected in time */
     char address[280];
 
     bson_strncpy(address, proxy_upstream_address(c->up), sizeof address);
     proxy_upstream_destroy(c->up);
     c->up = NULL;
-    if (connected) {
-        /* An established connection lost: its server may have stepped down
-         * (a stepdown before 4.2 closes every connection) or gone. */
-        proxy_topology_recheck(c->server->topology, address, "connection lost");
-    }
     if (!connected) {
-        proxy_stats_add(&c->server->stats, PROXY_STAT_upstream_connect_failures, 1);
-        conf_log(CONF_LOG_WARN, c->id, "upstream_unreachable",
-                 "upstream=%s error=\"%s\" msg=\"check that the upstream is running and that "
-                 "the upstream option names it\"",
-                 address, why);
+        if (waited) {
+            /* Counted as upstream_no_primary; the upstream itself is not down. */
+            conf_log(CONF_LOG_WARN, c->id, "upstream_no_primary", "error=\"%s\"", why);
+        } else {
+            proxy_stats_add(&c->server->stats, PROXY_STAT_upstream_connect_failures, 1);
+            conf_log(CONF_LOG_WARN, c->id, "upstream_unreachable",
+                     "upstream=%s error=\"%s\" msg=\"check that the upstream is running and "
+                     "that the upstream option names it\"",
+                     address, why);
+        }
         if (!oneway_lost) {
             /* Nothing reached the server: an error reply is the truth. */
             char errmsg[512];
 
             snprintf(errmsg, sizeof errmsg, "mongocache: %s", why);
             while ((req = TAILQ_FIRST(&c->pending))) {
-                send_error(c, req, WIRE_CODE_HOST_UNREACHABLE, "HostUnreachable", errmsg);
+                size_t len;
+                uint8_t *bytes = proxy_request_make_labeled_error(
+                    c->server, req->request_id, req->legacy, WIRE_CODE_HOST_UNREACHABLE,
+                    "HostUnreachable", errmsg, "RetryableWriteError", &len);
+
+                write_reply(c, req, bytes, len);
                 proxy_client_observe(c, req, PROXY_OUTCOME_ERROR);
                 pop_request(c, req);
             }
@@ -1977,6 +2000,9 @@ on_upstream_down(void *arg, const char *why, bool connected)
         close_now(c, "upstream_unreachable");
         return;
     }
+    /* An established connection lost: its server may have stepped down (a
+     * stepdown before 4.2 closes every connection) or gone. */
+    proxy_topology_recheck(c->server->topology, address, "connection lost");
     if (!oneway_lost && upstream_replaceable(c)) {
         /* Nothing of the client's own was on it: its next request goes on a
          * new connection (to the server that takes new ones then). */

@@ -381,10 +381,26 @@ uint8_t *
 proxy_request_make_error(struct proxy_server *server, int32_t response_to, bool legacy,
                          int32_t code, const char *code_name, const char *errmsg, size_t *len)
 {
+    return proxy_request_make_labeled_error(server, response_to, legacy, code, code_name, errmsg,
+                                            NULL, len);
+}
+
+uint8_t *
+proxy_request_make_labeled_error(struct proxy_server *server, int32_t response_to, bool legacy,
+                                 int32_t code, const char *code_name, const char *errmsg,
+                                 const char *label, size_t *len)
+{
     bson_t body = BSON_INITIALIZER;
     uint8_t *bytes;
 
     wire_reply_error_body(&body, code, code_name, errmsg);
+    if (label) {
+        bson_t labels;
+
+        BSON_APPEND_ARRAY_BEGIN(&body, "errorLabels", &labels);
+        BSON_APPEND_UTF8(&labels, "0", label);
+        bson_append_array_end(&body, &labels);
+    }
     if (legacy)
         bytes = wire_reply_op_reply(proxy_server_reply_id(server), response_to, 0, &body, len);
     else

@@ -234,4 +234,13 @@ uint8_t *proxy_request_make_error(struct proxy_server *server, int32_t response_
                                   int32_t code, const char *code_name, const char *errmsg,
                                   size_t *len);
 
+/*
+ * The same with errorLabels [label] (label non-NULL): "RetryableWriteError"
+ * when nothing of the request reached a server, so a driver may retry a
+ * write (drivers of 4.4+ servers decide by that label alone).
+ */
+uint8_t *proxy_request_make_labeled_error(struct proxy_server *server, int32_t response_to,
+                                          bool legacy, int32_t code, const char *code_name,
+                                          const char *errmsg, const char *label, size_t *len);
+
 #endif

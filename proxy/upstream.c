@@ -8,6 +8,7 @@
  */
 #include "proxy/upstream.h"
 
+#include "conf/clock.h"
 #include "conf/log.h"
 #include "proxy/conn.h"
 #include "proxy/io.h"
@@ -209,7 +210,7 @@ struct proxy_upstream *
 proxy_upstream_new(struct proxy_server *server, const struct proxy_upstream_cbs *cbs, void *arg)
 {
     struct proxy_upstream *up = bson_malloc0(sizeof *up);
-    struct timeval tv;
+    struct timeval tv = conf_clock_tv(server->conf->connect_timeout);
 
     up->server = server;
     up->cbs = cbs;
@@ -229,8 +230,6 @@ proxy_upstream_new(struct proxy_server *server, const struct proxy_upstream_cbs 
     proxy_server_memory_track(server, up->conn);
     up->tracked = true;
 
-    tv.tv_sec = server->conf->connect_timeout / 1000;
-    tv.tv_usec = (server->conf->connect_timeout % 1000) * 1000;
     evtimer_add(up->connect_timer, &tv);
 
     if (proxy_topology_electing(server->topology)) {
@@ -255,14 +254,12 @@ proxy_upstream_waiting(const struct proxy_upstream *up)
 void
 proxy_upstream_connect_waiting(struct proxy_upstream *up)
 {
-    struct timeval tv;
+    struct timeval tv = conf_clock_tv(up->server->conf->connect_timeout);
 
     if (!up->waiting || proxy_topology_electing(up->server->topology))
         return;
     up->waiting = false;
     /* The connection itself gets a whole connect_timeout, as any other. */
-    tv.tv_sec = up->server->conf->connect_timeout / 1000;
-    tv.tv_usec = (up->server->conf->connect_timeout % 1000) * 1000;
     evtimer_add(up->connect_timer, &tv);
     start_connect(up);
 }

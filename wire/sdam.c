@@ -39,6 +39,37 @@ classify_one(int32_t code, bool has_code, const char *msg)
     return WIRE_SDAM_NONE;
 }
 
+/*
+ * An error code as servers send it: an int32, or an int64 or an integral
+ * double within int32's range (anything else, NaN, 1e300 or 2^32+10107, is
+ * no code: never cast out of range).
+ */
+static bool
+code_value(const bson_iter_t *it, int32_t *out)
+{
+    int64_t v;
+    double d;
+
+    if (BSON_ITER_HOLDS_INT32(it)) {
+        *out = bson_iter_int32(it);
+        return true;
+    }
+    if (BSON_ITER_HOLDS_INT64(it)) {
+        v = bson_iter_int64(it);
+    } else if (BSON_ITER_HOLDS_DOUBLE(it)) {
+        d = bson_iter_double(it);
+        if (!(d >= INT32_MIN && d <= INT32_MAX) || d != (double)(int32_t)d)
+            return false;
+        v = (int32_t)d;
+    } else {
+        return false;
+    }
+    if (v < INT32_MIN || v > INT32_MAX)
+        return false;
+    *out = (int32_t)v;
+    return true;
+}
+
 /* Reads code and errmsg from the document it iterates (the reply, or its writeConcernError). */
 static enum wire_sdam_error
 classify_doc(bson_iter_t *it, bool *ok_false, int32_t *code)
@@ -51,9 +82,8 @@ classify_doc(bson_iter_t *it, bool *ok_false, int32_t *code)
     while (bson_iter_next(it)) {
         const char *key = bson_iter_key(it);
 
-        if (strcmp(key, "code") == 0 && BSON_ITER_HOLDS_NUMBER(it)) {
+        if (strcmp(key, "code") == 0 && code_value(it, &c)) {
             has_code = true;
-            c = (int32_t)bson_iter_as_int64(it);
         } else if (strcmp(key, "errmsg") == 0 && BSON_ITER_HOLDS_UTF8(it)) {
             msg = bson_iter_utf8(it, NULL);
         } else if (ok_false && strcmp(key, "ok") == 0) {

@@ -94,6 +94,11 @@ def log_has(pattern):
         return re.search(pattern, f.read()) is not None
 
 
+def log_count(pattern):
+    with open(a.log, errors="replace") as f:
+        return len(re.findall(pattern, f.read()))
+
+
 def follow_time(t0, timeout=15.0):
     """Seconds from t0 until a new connection through the proxy can write, or None."""
     while time.monotonic() - t0 < timeout:
@@ -465,13 +470,23 @@ with mctest.Case(None, "an election longer than connect_timeout: a new connectio
                  "member's answer, and the connection stays usable") as k:
     old = elect(k)
     none0 = mctest.counters(a.http).get("upstream_no_primary", 0)
+    down0 = mctest.counters(a.http).get("upstream_connect_failures", 0)
+    logged0 = (log_count(r"event=upstream_no_primary "), log_count(r"event=upstream_unreachable "))
     conn = mctest.Conn(a.proxy, timeout=10.0)
     r = conn.call(mctest.op_msg({"hello": 1, "$db": "admin"}), timeout=10.0)
+    # errorLabels: drivers of 4.4+ servers retry a write on that label alone (retryable
+    # writes specification), and nothing was sent, so a retry cannot apply it twice.
     k.check(r.doc is not None and r.doc.get("ok") in (0, 0.0) and r.doc.get("code") == 6 and
-            r.doc.get("codeName") == "HostUnreachable" and "no primary" in r.doc.get("errmsg", ""),
+            r.doc.get("codeName") == "HostUnreachable" and "no primary" in r.doc.get("errmsg", "")
+            and r.doc.get("errorLabels") == ["RetryableWriteError"],
             "the hello's reply: %r" % (r,))
     k.check(mctest.counters(a.http).get("upstream_no_primary", 0) == none0 + 1,
             "upstream_no_primary did not grow by one")
+    k.check(mctest.counters(a.http).get("upstream_connect_failures", 0) == down0 and
+            (log_count(r"event=upstream_no_primary "),
+             log_count(r"event=upstream_unreachable ")) == (logged0[0] + 1, logged0[1]),
+            "an election past connect_timeout is logged as no primary, not as the upstream "
+            "down")
     rs_relay.control(a.control, "switch")
     k.check(wait_primary(members[1 - old]) is not None, "the proxy did not follow")
     r = conn.call(mctest.op_msg({"hello": 1, "$db": "admin"}), timeout=10.0)
