@@ -280,6 +280,31 @@ hook_upstream_moved(struct proxy_server *server)
     proxy_client_retire_moved(server);
 }
 
+/*
+ * A replica set's primary changed: what the cache holds was read from the
+ * old one, which may have had writes the new one never got (rolled back),
+ * so every entry goes, here and in the Redis tier (a flush, as an
+ * operator's: its Redis confirmation is not waited for).
+ */
+static void
+hook_primary_changed(struct proxy_server *server, const char *from, const char *to)
+{
+    struct cache_write_wait *wait;
+    enum cache_drop_state state;
+    size_t dropped = 0;
+
+    if (!server->cache || !cache_enabled(server->cache))
+        return;
+    state = cache_admin_drop(server->cache, NULL, 0, NULL, NULL, &wait, &dropped);
+    conf_log(state == CACHE_DROP_NOT_SENT ? CONF_LOG_WARN : CONF_LOG_INFO, 0, "cache_flushed",
+             "reason=primary_changed from=%s to=%s dropped=%zu redis=%s msg=\"what the old "
+             "primary answered may have been rolled back\"",
+             from, to, dropped,
+             state == CACHE_DROP_NOT_SENT ? "not_sent"
+             : state == CACHE_DROP_WAITING ? "sent"
+                                           : "none");
+}
+
 static bool
 write_pid_file(const char *path)
 {
@@ -401,6 +426,7 @@ main(int argc, char **argv)
     server.hooks.stop_accepting = hook_stop_accepting;
     server.hooks.drain_clients = hook_drain_clients;
     server.hooks.upstream_moved = hook_upstream_moved;
+    server.hooks.primary_changed = hook_primary_changed;
     if (!proxy_server_set_upstream(&server, &error)) {
         conf_log(CONF_LOG_ERROR, 0, "startup_failed", "option=upstream error=\"%s\"",
                  error.message);

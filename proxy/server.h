@@ -41,6 +41,8 @@ struct proxy_server_hooks {
     void (*drain_clients)(struct proxy_server *server);  /* SIGTERM: every client finishes */
     void (*upstream_moved)(struct proxy_server *server); /* new connections go elsewhere now
                                                           * (proxy/topology.h) */
+    /* A replica set's primary is another member than the last one seen (proxy/topology.h). */
+    void (*primary_changed)(struct proxy_server *server, const char *from, const char *to);
 };
 struct proxy_cursors;
 struct proxy_advice;

@@ -137,6 +137,7 @@ struct proxy_topology {
     struct conf_random_pool random; /* which mongos a new connection goes to */
     uint64_t changes;  /* times the targets changed */
     uint64_t rechecks; /* immediate checks asked (proxy_topology_recheck) */
+    char *primary;     /* the last replica set primary seen (its address), or NULL */
 
     /* Set before the thread starts, then read only. */
     int wfd;
@@ -813,6 +814,31 @@ stepped_down(const struct view *old, const struct view *v)
     return false;
 }
 
+/*
+ * Remembers v's primary, if it is a replica set with one, and tells the
+ * server when it is another member than the last primary seen (an election
+ * between them or not): what the old one acknowledged but never replicated
+ * (w:1 writes, reads of them) is rolled back, so what was cached from it
+ * may no longer be true (the hook flushes the cache).
+ */
+static void
+note_primary(struct proxy_topology *t, const struct view *v)
+{
+    const char *now = NULL;
+
+    if (strcmp(v->type, "ReplicaSetWithPrimary") != 0)
+        return;
+    for (uint32_t i = 0; i < v->n && !now; i++)
+        if (v->servers[i].target)
+            now = v->servers[i].address;
+    if (!now || (t->primary && strcmp(t->primary, now) == 0))
+        return;
+    if (t->primary && t->server->hooks.primary_changed)
+        t->server->hooks.primary_changed(t->server, t->primary, now);
+    bson_free(t->primary);
+    t->primary = bson_strdup(now);
+}
+
 /* A new view from the worker (taken). */
 static void
 apply(struct proxy_topology *t, struct view *v)
@@ -844,6 +870,7 @@ apply(struct proxy_topology *t, struct view *v)
      * themselves). */
     if (((moved && v->n_targets > 0) || stepped) && server->hooks.upstream_moved)
         server->hooks.upstream_moved(server);
+    note_primary(t, v);
 }
 
 static void
@@ -1048,6 +1075,7 @@ free_topology(struct proxy_topology *t)
 {
     view_destroy(t->pending);
     view_destroy(t->view);
+    bson_free(t->primary);
     close(t->rfd);
     close(t->wfd);
     pthread_cond_destroy(&t->wake);

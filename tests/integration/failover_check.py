@@ -391,6 +391,50 @@ with mctest.Case(None, "a write applied by the server after its connection was l
     k.check(v == 3, "after the late apply the read gave %r, not 3: a read made before it was "
             "stored (relay: %r)" % (v, answer))
 
+# A rollback: what the old primary answered but never replicated is gone on the new one.
+# The two FerretDBs hold different documents {_id: "rb"} (the old primary's v 10, the other's
+# 20: as if the old one's write were rolled back); a read cached from the old primary must
+# not be served once the other is primary.
+with mctest.Case(None, "a primary change flushes the cache: a read cached from the old "
+                 "primary is not served from the new one (a rollback)") as k:
+    old = members.index(rs_relay.control(a.control, "stats")["primary"])
+    for i, port in enumerate(ferret):
+        pymongo.MongoClient("mongodb://127.0.0.1:%d/" % port, directConnection=True)[DB] \
+            .rollback.replace_one({"_id": "rb"}, {"_id": "rb", "v": 10 if i == old else 20},
+                                  upsert=True)
+
+    def read_rb():
+        c = pymongo.MongoClient(proxy_uri, serverSelectionTimeoutMS=5000)
+        try:
+            d = c[DB].rollback.find_one({"_id": "rb"})
+            return d.get("v") if d else None
+        finally:
+            c.close()
+    h0 = hits()
+    first, second = read_rb(), read_rb()
+    k.check(first == 10 and second == 10 and hits() > h0,
+            "before the switch: read %r then %r (want 10, the second a hit)" % (first, second))
+    flushed0 = log_count(r"event=cache_flushed reason=primary_changed ")
+    answer = rs_relay.control(a.control, "switch")
+    v = None
+    for _ in range(100):
+        # The first reads reach the old member and get its NotPrimaryNoSecondaryOk, which
+        # makes the monitor check at once (the heartbeat here is a minute).
+        try:
+            v = read_rb()
+            if v == 20 or topology().get("primary") == answer.get("primary"):
+                break
+        except PyMongoError:
+            pass
+        time.sleep(0.05)
+    k.check(topology().get("primary") == answer.get("primary"),
+            "the proxy did not follow (relay: %r; topology: %r)" % (answer, topology()))
+    v = read_rb()
+    k.check(v == 20, "after the switch the read gave %r, not 20: the old primary's answer was "
+            "served from the cache" % (v,))
+    k.check(log_count(r"event=cache_flushed reason=primary_changed ") == flushed0 + 1,
+            "the flush was not logged once")
+
 # ---- 6. an election: no primary for a while ---------------------------------------------
 
 
