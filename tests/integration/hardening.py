@@ -694,6 +694,52 @@ def group_eof_pipeline(a):
         "(sent, replies, closed within 2 s): %s" % counts)
 
 
+def group_hits_backlog(a):
+    """Pipelined hits of a 6 KB reply (sent whole from a stack copy) to a client with a 4 KB
+    receive window that reads nothing for a while: what its socket does not take is
+    queued (12 MB: more than the kernel's buffers hold), and every reply then arrives
+    whole, in order, each naming its request."""
+    addr = "127.0.0.1:%d" % a.port
+    direct = direct_client(a)
+    direct.hard.backlog.delete_many({})
+    direct.hard.backlog.insert_one({"_id": 1, "pad": "p" * 6000})
+    q = find("backlog", filt={"_id": 1})
+    c = mf.Conn(addr, 5.0)
+    c.call(mf.op_msg(q), 5.0)
+    first = c.call(mf.op_msg(q), 5.0)
+    want = first.doc["cursor"]["firstBatch"] if first.ok() else None
+    c.sock.close()
+    hits0 = stat(a.http, "cache.hits") or 0
+    s = slow_socket(a.port)
+    ids = list(range(5000, 7000))
+    s.sendall(b"".join(mf.op_msg(q, request_id=i) for i in ids))
+    time.sleep(0.5)  # the socket fills; the rest waits in the proxy
+    got, buf, pos = [], b"", 0
+    s.settimeout(5.0)
+    try:
+        while len(got) < len(ids):
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                break
+            buf += chunk
+            while len(buf) - pos >= 4:
+                n = struct.unpack("<i", buf[pos:pos + 4])[0]
+                if len(buf) - pos < n:
+                    break
+                r = mf.Reply(buf[pos:pos + n])
+                pos += n
+                got.append((r.response_to, r.ok() and r.doc["cursor"]["firstBatch"] == want))
+    except (socket.timeout, OSError):
+        pass
+    s.close()
+    hits = (stat(a.http, "cache.hits") or 0) - hits0
+    tap(want and [x[0] for x in got] == ids and all(x[1] for x in got) and hits >= len(ids),
+        "hits_backlog: 2000 pipelined 6 KB hits (12 MB) to a slow reader arrive whole and in "
+        "order (%d replies, %d hits)" % (len(got), hits),
+        "first mismatch: %r" % next((x for x, i in zip(got, ids) if x[0] != i or not x[1]),
+                                    None))
+
+
 def _read_all(sock, timeout):
     """Reads until EOF or timeout: (number of whole messages, EOF seen)."""
     sock.settimeout(timeout)
@@ -785,6 +831,7 @@ GROUPS = {
     "slow_reader": group_slow_reader,
     "memory_eof": group_memory_eof,
     "eof_pipeline": group_eof_pipeline,
+    "hits_backlog": group_hits_backlog,
     "redis_unreachable": group_redis_unreachable,
     "memory_wakeup": group_memory_wakeup,
     "memory_admitted": group_memory_admitted,

@@ -50,6 +50,7 @@ group cursors --direct "$FERRET_URI"
 group volatile --direct "$FERRET_URI"
 group oneway --direct "$FERRET_URI"
 group eof_pipeline --direct "$FERRET_URI"
+group hits_backlog --direct "$FERRET_URI"
 proxy_exit_ok "cursors, volatile, oneway"
 
 # ---- found in review: max_memory: an admitted message is read to its end;
