@@ -379,13 +379,11 @@ write_hit_compressed(struct proxy_client *c, struct proxy_request *req)
 
 /*
  * Writes a stored reply for req: a fresh header (new requestID, responseTo
- * the client's request) and the stored bytes after it. Up to HIT_FLAT_MAX
- * bytes, copied whole to the stack and sent in one send() (what the socket
- * does not take is queued, copied); larger, in one sendmsg from the stored
- * value (no copy), what is left queued by reference. Either way nothing is
- * allocated when the socket takes it all.
+ * the client's request) and the stored bytes after it, in one sendmsg from
+ * the stored value when nothing is queued before it (no buffer, no copy, no
+ * allocation); what the socket does not take is queued, the stored bytes
+ * by reference.
  */
-#define HIT_FLAT_MAX 8192
 void
 proxy_lookup_write_hit(struct proxy_client *c, struct proxy_request *req)
 {
@@ -408,24 +406,6 @@ proxy_lookup_write_hit(struct proxy_client *c, struct proxy_request *req)
                                  req->cursor_upstream_id, &owner, proxy_server_reply_id(c->server),
                                  req->request_id, out);
         proxy_conn_send(c->conn, out);
-        return;
-    }
-    if (len <= HIT_FLAT_MAX) {
-        /* One buffer, one send(): cheaper in the kernel than a two-part
-         * sendmsg by more than the copy costs (bench/README.md). */
-        uint8_t flat[HIT_FLAT_MAX];
-
-        memcpy(flat, data, len);
-        wire_reply_restamp(flat, proxy_server_reply_id(c->server), req->request_id);
-        iov[0].iov_base = flat;
-        iov[0].iov_len = len;
-        done = proxy_conn_write_now(c->conn, iov, 1);
-        if (done < len && evbuffer_add(out, flat + done, len - done) != 0) {
-            proxy_conn_fail(c->conn, ENOMEM);
-            return;
-        }
-        if (done < len)
-            proxy_conn_send(c->conn, out);
         return;
     }
     memcpy(header, data, sizeof header);

@@ -695,14 +695,14 @@ def group_eof_pipeline(a):
 
 
 def group_hits_backlog(a):
-    """Pipelined hits of a 6 KB reply (sent whole from a stack copy) to a client with a 4 KB
+    """Pipelined hits of a 700 B reply to a client with a 4 KB
     receive window that reads nothing for a while: what its socket does not take is
     queued (12 MB: more than the kernel's buffers hold), and every reply then arrives
     whole, in order, each naming its request."""
     addr = "127.0.0.1:%d" % a.port
     direct = direct_client(a)
     direct.hard.backlog.delete_many({})
-    direct.hard.backlog.insert_one({"_id": 1, "pad": "p" * 6000})
+    direct.hard.backlog.insert_one({"_id": 1, "pad": "p" * 600})
     q = find("backlog", filt={"_id": 1})
     c = mf.Conn(addr, 5.0)
     c.call(mf.op_msg(q), 5.0)
@@ -711,7 +711,8 @@ def group_hits_backlog(a):
     c.sock.close()
     hits0 = stat(a.http, "cache.hits") or 0
     s = slow_socket(a.port)
-    ids = list(range(5000, 7000))
+    s.settimeout(10.0)  # the proxy reads on while its replies queue: a hang would be a failure
+    ids = list(range(5000, 23000))
     s.sendall(b"".join(mf.op_msg(q, request_id=i) for i in ids))
     time.sleep(0.5)  # the socket fills; the rest waits in the proxy
     got, buf, pos = [], b"", 0
@@ -734,7 +735,7 @@ def group_hits_backlog(a):
     s.close()
     hits = (stat(a.http, "cache.hits") or 0) - hits0
     tap(want and [x[0] for x in got] == ids and all(x[1] for x in got) and hits >= len(ids),
-        "hits_backlog: 2000 pipelined 6 KB hits (12 MB) to a slow reader arrive whole and in "
+        "hits_backlog: 18000 pipelined 700 B hits (12 MB) to a slow reader arrive whole and in "
         "order (%d replies, %d hits)" % (len(got), hits),
         "first mismatch: %r" % next((x for x, i in zip(got, ids) if x[0] != i or not x[1]),
                                     None))
