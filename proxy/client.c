@@ -1641,23 +1641,6 @@ reply_ok(const bson_t *reply, const struct wire_doc_top *top)
                : wire_msg_ok(bson_get_data(reply), reply->len);
 }
 
-/* Whether the reply's top level has a writeConcernError (read from top's records when whole). */
-static bool
-has_write_concern_error(const bson_t *reply, const struct wire_doc_top *top)
-{
-    static const char key[] = "writeConcernError";
-    const uint8_t *body = bson_get_data(reply);
-    bson_iter_t it;
-
-    if (!top || !top->all)
-        return bson_iter_init_find(&it, reply, key);
-    for (uint32_t i = 0; i < top->n; i++)
-        if (top->key_len[i] == sizeof key - 1 &&
-            memcmp(body + top->off[i] + 1, key, sizeof key - 1) == 0)
-            return true;
-    return false;
-}
-
 /*
  * A reply (ok: its "ok" as reply_ok gives it, -1 not read yet) from the
  * client's upstream: when it says its server is not primary, recovering or
@@ -1677,7 +1660,8 @@ note_state_change(struct proxy_client *c, const bson_t *reply,
         return;
     if (ok < 0)
         ok = reply_ok(reply, top);
-    if (ok != 0 && !has_write_concern_error(reply, top))
+    if (ok != 0 && !wire_msg_top_has(bson_get_data(reply), reply->len, top, "writeConcernError",
+                                     sizeof "writeConcernError" - 1))
         return; /* a success without a writeConcernError (a write's may carry one) */
     e = wire_sdam_classify(reply, &code);
     if (e == WIRE_SDAM_NONE)

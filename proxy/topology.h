@@ -29,7 +29,8 @@
  * The monitor is a single-threaded mongoc_client_t on its own thread, every
  * server message checked by advice/guard.h before libmongoc reads it (a
  * mongoc_client_pool_t's monitors cannot be guarded: see advice/guard.h).
- * It runs no command: server selection alone drives its checks, every
+ * Server selection drives its checks (its one command of its own is a
+ * ping, to check the URI's credentials when it has some), every
  * heartbeatFrequencyMS (10 s unless the URI sets it; 500 ms while no
  * server fits), and at once when the loop asks (proxy_topology_recheck).
  * The loop never calls libmongoc and never waits for the thread, but at

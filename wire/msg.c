@@ -362,6 +362,26 @@ wire_msg_ok(const uint8_t *body, uint32_t body_len)
     return -1;
 }
 
+bool
+wire_msg_top_has(const uint8_t *body, uint32_t body_len, const struct wire_doc_top *top,
+                 const char *key, uint32_t key_len)
+{
+    struct wire_reader r;
+
+    if (top && top->all) {
+        for (uint32_t i = 0; i < top->n; i++)
+            if (top->key_len[i] == key_len && memcmp(body + top->off[i] + 1, key, key_len) == 0)
+                return true;
+        return false;
+    }
+    if (!wire_reader_init(&r, body, body_len))
+        return false;
+    while (wire_reader_next(&r))
+        if (r.key_len == key_len && memcmp(r.key, key, key_len) == 0)
+            return true;
+    return false;
+}
+
 int
 wire_msg_ok_top(const uint8_t *body, uint32_t body_len, const struct wire_doc_top *top)
 {

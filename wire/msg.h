@@ -115,6 +115,13 @@ int wire_msg_ok(const uint8_t *body, uint32_t body_len);
 int wire_msg_ok_top(const uint8_t *body, uint32_t body_len, const struct wire_doc_top *top);
 
 /*
+ * Whether the checked body has a top-level key (key_len bytes), read from
+ * top's records when they hold every element (no walk), else by a walk.
+ */
+bool wire_msg_top_has(const uint8_t *body, uint32_t body_len, const struct wire_doc_top *top,
+                      const char *key, uint32_t key_len);
+
+/*
  * Clears the flag bits `bits` of the OP_MSG at data (len bytes, already
  * parsed) in place, recomputing the checksum trailer when one is present.
  * checksumPresent itself is never cleared (the trailer cannot be dropped in

@@ -833,6 +833,36 @@ test_reply_ok(void)
         bson_destroy(doc);
     }
     {
+        /* wire_msg_top_has, from the records and by a walk, against bson_iter's find. */
+        static const char *const docs[] = {
+            "{'ok': 1, 'writeConcernError': {'code': 91}}",
+            "{'ok': 1, 'n': 1}",
+            "{'writeConcernErrors': 1, 'ok': 1}",
+            "{'ok': 1, 'writeConcernErro': 1}",
+            "{'ok': 1, 'x': {'writeConcernError': 1}}",
+            "{}",
+        };
+        bool all = true;
+
+        for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+            bson_t *doc = json(docs[i]);
+            struct wire_doc_top top;
+            bson_error_t error;
+            bson_iter_t it;
+            bool want = bson_iter_init_find(&it, doc, "writeConcernError");
+            bool checked = wire_doc_check_top(bson_get_data(doc), doc->len, 0, NULL, &top, &error);
+
+            all = all && checked &&
+                  wire_msg_top_has(bson_get_data(doc), doc->len, &top, "writeConcernError", 17) ==
+                      want &&
+                  wire_msg_top_has(bson_get_data(doc), doc->len, NULL, "writeConcernError", 17) ==
+                      want;
+            bson_destroy(doc);
+        }
+        ok(all, "wire_msg_top_has: from the records and by a walk, as bson_iter finds it "
+                "(a longer, a shorter and a nested key are not it)");
+    }
+    {
         /* More top-level elements than the check records: read by a walk instead. */
         bson_t doc = BSON_INITIALIZER;
         struct wire_doc_top top;
