@@ -220,6 +220,21 @@ for d in _build _build-asan; do
     printf '\nThe slowest tests of %s:\n' "$d"
     slowest "$d" 10
 done
+# The failures again, last, where a truncated log still shows them: each failed
+# check's name, then the lines its test printed around it.
+if [ "$fail" -gt 0 ]; then
+    printf '\nThe failed checks:\n'
+    for d in _build _build-asan _build-tiny; do
+        [ -d "$d" ] || continue
+        grep -h '^FAIL:\|^ERROR:' "$d"/test-suite-*.log 2>/dev/null | sed "s|^|  $d: |"
+        find "$d/tests" -name '*.log' -exec grep -l '^not ok\|^ERROR\|^Bail out' {} + 2>/dev/null |
+            while read -r l; do
+                printf '  ---- %s\n' "$l"
+                grep -B3 -A12 '^not ok\|^Bail out' "$l" | head -n 40 | sed 's/^/    /'
+            done
+    done
+    grep -h 'FAIL' _build-fuzz/fuzz.log 2>/dev/null | sed 's/^/  _build-fuzz: /'
+fi
 printf '\nmongocache: all tests ran in %d s\n' $(( $(date +%s) - START ))
 printf '%d passed, %d failed, %d skipped\n' "$pass" "$fail" "$skip"
 exit $status
