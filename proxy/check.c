@@ -36,8 +36,8 @@
  * credentials and auth options (its own login: clients still log in
  * themselves); its TLS options are proxy/tls.c's; the proxy forwards each
  * client's own commands, login, read preference and write concern
- * untouched. So TLS options it does not support, loadBalanced=true, a read
- * preference, write concern or read concern would each be silently
+ * untouched; with loadBalanced=true each hello it sends upstream says
+ * so. So TLS options it does not support, a read preference, write concern or read concern would each be silently
  * ignored while promising something else: refused, naming the option.
  * Options that only tune a driver (other timeouts, pool sizes) have no
  * effect, but promise nothing a client would get: a warning.
@@ -90,7 +90,6 @@ enum uri_kind {
     URI_MONITOR,   /* read by the topology monitor: accepted */
     URI_TLS,
     URI_DIRECT,
-    URI_LOAD_BALANCED,
     URI_READ_PREFERENCE,
     URI_WRITE_CONCERN,
     URI_READ_CONCERN,
@@ -106,7 +105,9 @@ static const struct {
     {MONGOC_URI_CONNECTTIMEOUTMS, URI_MONITOR},
     {MONGOC_URI_APPNAME, URI_MONITOR},
     {MONGOC_URI_DIRECTCONNECTION, URI_DIRECT},
-    {MONGOC_URI_LOADBALANCED, URI_LOAD_BALANCED},
+    /* each hello sent upstream says loadBalanced (proxy/handshake.c); libmongoc
+     * refuses it with several hosts, replicaSet or directConnection=true */
+    {MONGOC_URI_LOADBALANCED, URI_MONITOR},
     /* the monitor's own login (proxy/topology.c login_check) */
     {MONGOC_URI_AUTHSOURCE, URI_MONITOR},
     {MONGOC_URI_AUTHMECHANISM, URI_MONITOR},
@@ -194,12 +195,6 @@ check_uri_options(const char *text, char *why, size_t why_len, char *no_effect, 
             break;
         case URI_MONITOR:
         case URI_DIRECT:
-            break;
-        case URI_LOAD_BALANCED:
-            if (!value_is(value, value_len, "false"))
-                add_reason(why, why_len,
-                           "%s: the proxy does not connect as a load-balanced client; remove it",
-                           key);
             break;
         case URI_READ_PREFERENCE:
             if (!(value_is(p, key_len, MONGOC_URI_READPREFERENCE) &&

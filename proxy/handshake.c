@@ -2,7 +2,8 @@
  * proxy/handshake.c: what the proxy makes of one client's hello and
  * authentication as they pass through the request pipeline (see the diagram
  * in client.c): the hello sent upstream is prepared (compression and
- * loadBalanced stripped, the proxy's own compressors for the upstream
+ * the client's loadBalanced stripped, loadBalanced: true when the upstream
+ * is a load balancer, the proxy's own compressors for the upstream
  * offered, a speculative SCRAM start noted, the driver logged; the
  * upstream's choice read from its reply), the hello reply is rewritten for the persona hello.c picks from
  * it (with the proxy's serviceId, max_message_size and the compressors it
@@ -68,6 +69,14 @@ proxy_handshake_prepare_hello(struct proxy_client *c, const bson_t *cmd,
 
     bson_init(stripped);
     changed = proxy_hello_prepare(cmd, stripped, &req->hello);
+    if (c->server->upstream_load_balanced || proxy_topology_load_balanced(c->server->topology)) {
+        /* Behind a load balancer, a connection's first hello must say so
+         * (else mongos answers LoadBalancerSupportMismatch and closes it);
+         * later ones may: every one does. The client's own loadBalanced is
+         * the proxy's business (its serviceId), stripped above. */
+        BSON_APPEND_BOOL(stripped, "loadBalanced", true);
+        changed = true;
+    }
     if (c->server->upstream_n_compressors > 0) {
         /* The proxy's own offer to the upstream, whatever the client asked of the proxy. */
         proxy_compress_upstream_offer(c->server, stripped);
@@ -214,6 +223,15 @@ proxy_handshake_rewrite_hello(struct proxy_client *c, struct proxy_request *req,
         req->hello.n_compressors > 0 ? proxy_compress_offer(c->server->conf->compressors) : 0;
     persona = proxy_hello_rewrite(reply, &req->hello, &self, &out, &upstream);
     log_persona(c, req, upstream, persona);
+    if (upstream == PROXY_HELLO_UPSTREAM_UNKNOWN && !c->server->hello_warned_lb_needed &&
+        bson_iter_init_find(&it, reply, "code") && BSON_ITER_HOLDS_INT32(&it) &&
+        bson_iter_int32(&it) == 354 /* LoadBalancerSupportMismatch */) {
+        /* The client gets the server's error as it is; the operator gets the fix. */
+        c->server->hello_warned_lb_needed = true;
+        conf_log(CONF_LOG_WARN, c->id, "upstream_load_balancer",
+                 "msg=\"the upstream is reached through a load balancer and refuses hellos "
+                 "that do not say so: add loadBalanced=true to upstream\"");
+    }
     if (c->up && (upstream == PROXY_HELLO_UPSTREAM_RS_SECONDARY ||
                   upstream == PROXY_HELLO_UPSTREAM_RS_ARBITER ||
                   upstream == PROXY_HELLO_UPSTREAM_RS_OTHER ||

@@ -79,6 +79,9 @@ proxy_server_set_upstream(struct proxy_server *server, bson_error_t *error)
         server->upstream_zlib_level =
             mongoc_uri_get_option_as_int32(uri, MONGOC_URI_ZLIBCOMPRESSIONLEVEL, -1);
     }
+    /* (A mongodb+srv:// name's TXT record may set it too: the monitor's view says so.) */
+    server->upstream_load_balanced =
+        mongoc_uri_get_option_as_bool(uri, MONGOC_URI_LOADBALANCED, false);
     mongoc_uri_destroy(uri);
     return true;
 }

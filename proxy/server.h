@@ -79,10 +79,14 @@ struct proxy_server {
     uint8_t upstream_compressors[4];
     uint8_t upstream_n_compressors;
     int upstream_zlib_level;
+    bool upstream_load_balanced; /* loadBalanced=true in the URI: each hello sent upstream
+                                  * says loadBalanced: true (handshake.c) */
     bson_oid_t service_id;      /* given to loadBalanced clients */
     int hello_upstream;         /* enum proxy_hello_upstream of the latest hello reply, so
                                  * that handshake.c logs a change once */
     bool hello_warned_lb_standalone; /* handshake.c warned of loadBalanced + standalone */
+    bool hello_warned_lb_needed;     /* handshake.c warned of a load balancer upstream
+                                      * that the URI does not name as one */
     struct proxy_listener *listener;
     struct proxy_tls *tls_clients;  /* the TCP listener's TLS (tls_cert_file), owned; NULL:
                                      * plaintext; replaced on SIGHUP */

@@ -181,7 +181,9 @@ is_target(const char *topology, const char *server)
     if (strcmp(server, "Unknown") == 0)
         return false;
     if (strcmp(topology, "Single") == 0)
-        return true; /* (LoadBalanced would be too; proxy/check.c refuses loadBalanced=true) */
+        return true;
+    if (strcmp(topology, "LoadBalanced") == 0)
+        return strcmp(server, "LoadBalancer") == 0;
     if (strcmp(topology, "ReplicaSetWithPrimary") == 0)
         return strcmp(server, "RSPrimary") == 0;
     if (strcmp(topology, "Sharded") == 0)
@@ -445,9 +447,9 @@ now_ms(void)
  * (source/initial-dns-seedlist-discovery/: res_nsearch, blocking this
  * thread only; hosts outside the name's domain dropped, TXT options other
  * than authSource, replicaSet and loadBalanced refused) and the client's
- * URI holds what they said. A TXT record's loadBalanced=true is refused
- * here, as proxy/check.c refuses it in the URI. NULL with *text set
- * (scrubbed, bson_free) on failure.
+ * URI holds what they said (a TXT record's loadBalanced=true with more than
+ * one SRV record is refused by libmongoc, as the specification says).
+ * NULL with *text set (scrubbed, bson_free) on failure.
  */
 static mongoc_client_t *
 make_client(struct worker *w, char **text)
@@ -463,14 +465,6 @@ make_client(struct worker *w, char **text)
 
         *text = bson_strdup_printf("upstream: %s", msg);
         bson_free(msg);
-        return NULL;
-    }
-    if (w->srv && mongoc_uri_get_option_as_bool(mongoc_client_get_uri(client),
-                                                MONGOC_URI_LOADBALANCED, false)) {
-        *text = bson_strdup_printf("upstream: the TXT record of %s sets loadBalanced=true: the "
-                                   "proxy does not connect as a load-balanced client",
-                                   mongoc_uri_get_srv_hostname(w->uri));
-        mongoc_client_destroy(client);
         return NULL;
     }
     if (w->srv && mongoc_uri_get_replica_set(w->uri) == NULL &&
@@ -924,6 +918,12 @@ proxy_topology_error(const struct proxy_topology *t)
 }
 
 bool
+proxy_topology_load_balanced(const struct proxy_topology *t)
+{
+    return t != NULL && t->view != NULL && strcmp(t->view->type, "LoadBalanced") == 0;
+}
+
+bool
 proxy_topology_electing(const struct proxy_topology *t)
 {
     return t != NULL && electing(t->view);
@@ -949,9 +949,11 @@ proxy_topology_recheck(struct proxy_topology *t, const char *address, const char
 
     /* Only a server new connections go to: an error from one the monitor
      * already knows is not primary tells it nothing; nor does a check of a
-     * single server (new connections go to it whatever it is). */
+     * single server or a load balancer (new connections go to it whatever
+     * it is: a load balancer is never monitored). */
     if (t == NULL || t->view == NULL || t->view->n_targets == 0 ||
-        strcmp(t->view->type, "Single") == 0 || !proxy_topology_is_target(t, address))
+        strcmp(t->view->type, "Single") == 0 || strcmp(t->view->type, "LoadBalanced") == 0 ||
+        !proxy_topology_is_target(t, address))
         return;
     pthread_mutex_lock(&t->mu);
     asked = !t->recheck;

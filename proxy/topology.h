@@ -11,6 +11,9 @@
  *   Single                    the one server
  *   ReplicaSetWithPrimary     the primary
  *   Sharded                   a mongos that answers, chosen at random
+ *   LoadBalanced              the load balancer (loadBalanced=true: the one
+ *                             host, whatever answers behind it; each hello
+ *                             sent upstream says loadBalanced: true)
  *   ReplicaSetNoPrimary       none yet: they wait for a primary, up to
  *                             connect_timeout (proxy/upstream.c), then
  *                             their requests get HostUnreachable
@@ -89,6 +92,14 @@ bool proxy_topology_pick(struct proxy_topology *topology, const char **host, uin
 
 /* Why the monitor knows no server to use (scrubbed of secrets), or NULL. */
 const char *proxy_topology_error(const struct proxy_topology *topology);
+
+/*
+ * Whether the monitor found a load balancer (loadBalanced=true in the URI
+ * or in a mongodb+srv:// name's TXT record): each hello sent upstream
+ * then says loadBalanced: true, as a service behind a load balancer
+ * requires of a connection's first one (source/load-balancers/).
+ */
+bool proxy_topology_load_balanced(const struct proxy_topology *topology);
 
 /*
  * Whether a replica set has no primary while a member answers (an

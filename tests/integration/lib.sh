@@ -4,7 +4,7 @@
 #   mc_init                      # dirs, $MC_TMP, teardown trap, tool check
 #   mc_start_ferretdb [ARGS]     # FERRET_PORT FERRET_URI FERRET_PID FERRET_LOG
 #   mc_start_redis               # REDIS_PORT REDIS_PID
-#   mc_start_rs_relay NAME FA,FB [--mongos]  # RELAY_A RELAY_B RELAY_CTL RELAY_PID
+#   mc_start_rs_relay NAME FA,FB [--mongos|--lb]  # RELAY_A RELAY_B RELAY_CTL RELAY_PID
 #   mc_make_ca DIR NAME; mc_make_cert DIR NAME CA SAN  # test certificates (openssl CLI)
 #   mc_start_proxy [FLAGS]       # PROXY_PORT PROXY_URI PROXY_HTTP_PORT PROXY_PID PROXY_LOG
 #   mc_stop_proxy                # SIGTERM, bounded wait; MC_PROXY_STATUS = exit status
@@ -214,11 +214,12 @@ mc_start_ferretdb() {
 }
 
 # mc_start_rs_relay NAME FERRET_A,FERRET_B [ARGS]: rs_relay.py in front of two FerretDBs
-# (a two-member replica set; two mongos servers with --mongos), its log and output in
+# (a two-member replica set; two mongos servers with --mongos; a load balancer in front
+# of two mongos with --lb, listening on RELAY_A only), its log and output in
 # $MC_TMP/NAME.log and NAME.out. Sets RELAY_A, RELAY_B (the members' ports), RELAY_CTL
 # (its control port) and RELAY_PID.
 mc_start_rs_relay() {
-    local name=$1 ferret=$2 port
+    local name=$1 ferret=$2 port ports
     shift 2
     RELAY_A=$(mc_free_port)
     RELAY_B=$(mc_free_port)
@@ -227,7 +228,9 @@ mc_start_rs_relay() {
         --control "$RELAY_CTL" --log "$MC_TMP/$name.log" >"$MC_TMP/$name.out" 2>&1 &
     RELAY_PID=$!
     mc_track "$RELAY_PID"
-    for port in "$RELAY_A" "$RELAY_B" "$RELAY_CTL"; do
+    # (with --lb only the first port listens: the balancer)
+    case " $* " in *" --lb "*) ports="$RELAY_A $RELAY_CTL" ;; *) ports="$RELAY_A $RELAY_B $RELAY_CTL" ;; esac
+    for port in $ports; do
         mc_wait_port "$port" "$RELAY_PID" 10 ||
             { mc_log_tail "$MC_TMP/$name.out"; mc_bail "$name: rs_relay.py did not start"; }
     done

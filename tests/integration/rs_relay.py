@@ -35,6 +35,15 @@ connections open (a 4.2+ stepdown): writes on them get NotWritablePrimary.
 With --mongos it answers hello as two mongos servers instead (msg: isdbgrid, no
 replica-set fields) and never refuses a command: a sharded cluster's router list.
 
+With --lb it is a load balancer in front of those two mongos: one listening
+address (the first of --listen), each new connection given to the next mongos
+in turn (an L4 balancer's round robin), each mongos answering as one behind a
+load balancer does (mongos's load_balancer_support: the connection's first
+hello must say loadBalanced: true, else it gets LoadBalancerSupportMismatch
+(354) and the connection is closed; that first hello's reply carries the
+mongos's serviceId, later ones none). "stats" counts the connections each
+mongos got, the first hellos that said loadBalanced and those refused.
+
 The two FerretDBs do not replicate: a write is on the member that was
 primary when it ran, which lets a test count where each write landed.
 """
@@ -122,7 +131,8 @@ class Conn:
 class Relay:
     """Two members on ports listen[0], listen[1] in front of FerretDB ports ferret[0], ferret[1]."""
 
-    def __init__(self, ferret_ports, listen_ports, set_name="rs0", log=None, mongos=False):
+    def __init__(self, ferret_ports, listen_ports, set_name="rs0", log=None, mongos=False,
+                 lb=False):
         self.ferret = list(ferret_ports)
         self.listen = list(listen_ports)
         self.set_name = set_name
@@ -137,6 +147,12 @@ class Relay:
         self.mongos = mongos  # answer hello as two mongos servers, never switch
         self.last = 0         # the last member that was primary (self.primary None: elect)
         self.hold = None      # {"coll", "mode", "held": Event, "release": Future, "data"}
+        self.lb = lb          # a load balancer in front of the two mongos
+        self.lb_next = 0      # the mongos the next connection goes to
+        self.lb_conns = [0, 0]
+        self.lb_hellos = 0    # first hellos that said loadBalanced: true
+        self.lb_refused = 0   # first hellos that did not (connection closed)
+        self.service_ids = [ObjectId(), ObjectId()]
 
     def addr(self, i):
         return "127.0.0.1:%d" % self.listen[i] if i is not None else "-"
@@ -168,7 +184,12 @@ class Relay:
 
     # ---- one client connection -------------------------------------------
     async def _serve(self, member, reader, writer):
+        if self.lb:
+            member = self.lb_next
+            self.lb_next = 1 - member
+            self.lb_conns[member] += 1
         c = Conn(member, reader, writer)
+        c.did_hello = False
         self.conns.append(c)
         try:
             c.up_reader, c.up_writer = await asyncio.open_connection(
@@ -204,7 +225,7 @@ class Relay:
                   "primary", "hosts", "setName", "setVersion", "electionId", "passives",
                   "arbiters"):
             doc.pop(k, None)
-        if self.mongos:
+        if self.mongos or self.lb:
             doc["ismaster" if legacy_name else "isWritablePrimary"] = True
             doc["msg"] = "isdbgrid"
             return doc
@@ -228,11 +249,24 @@ class Relay:
             cmd, flags = None, 0
         name = next(iter(cmd)).lower() if cmd else ""
         oneway = opcode == OP_MSG and (flags & 2)
-        secondary = c.member != self.primary and not self.mongos
-        if name in HELLO:
+        secondary = c.member != self.primary and not self.mongos and not self.lb
+        first_lb_hello = self.lb and name in HELLO and not c.did_hello
+        if first_lb_hello and cmd.get("loadBalanced") is not True:
+            self.lb_refused += 1
+            err = {"ok": 0.0, "code": 354, "codeName": "LoadBalancerSupportMismatch",
+                   "errmsg": "The server is being accessed through a load balancer, but this "
+                             "driver does not have load balancing enabled"}
+            c.writer.write(encode_reply(opcode, request_id, err))
+            await c.writer.drain()
+            c.closing = True
+        elif name in HELLO:
             rhead, rbody = await self._upstream(c, head + body)
             rop = struct.unpack_from("<i", rhead, 12)[0]
             doc = self._hello(c.member, reply_doc(rop, rbody), name == "ismaster")
+            if first_lb_hello:
+                self.lb_hellos += 1
+                c.did_hello = True
+                doc["serviceId"] = self.service_ids[c.member]
             c.writer.write(encode_reply(opcode, request_id, doc))
             await c.writer.drain()
         elif (self.hold is not None and not self.hold["held"].is_set() and not secondary
@@ -330,7 +364,10 @@ class Relay:
                 out = await self._release(words[1:])
             else:
                 out = {"primary": self.addr(self.primary), "served": self.served,
-                       "refused": self.refused, "closed_at_switch": self.closed_at_switch}
+                       "refused": self.refused, "closed_at_switch": self.closed_at_switch,
+                       "lb_conns": self.lb_conns, "lb_hellos": self.lb_hellos,
+                       "lb_refused": self.lb_refused,
+                       "service_ids": [str(x) for x in self.service_ids]}
             writer.write((json.dumps(out) + "\n").encode())
             await writer.drain()
         writer.close()
@@ -354,13 +391,15 @@ def main():
     p.add_argument("--control", type=int, required=True)
     p.add_argument("--log")
     p.add_argument("--mongos", action="store_true", help="two mongos servers, not a set")
+    p.add_argument("--lb", action="store_true",
+                   help="a load balancer (the first --listen port) in front of two mongos")
     a = p.parse_args()
     relay = Relay([int(x) for x in a.ferret.split(",")], [int(x) for x in a.listen.split(",")],
-                  log=a.log, mongos=a.mongos)
+                  log=a.log, mongos=a.mongos, lb=a.lb)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     relay.loop = loop
-    for i in range(2):
+    for i in range(1 if relay.lb else 2):
         loop.run_until_complete(asyncio.start_server(
             lambda r, w, i=i: relay._serve(i, r, w), "127.0.0.1", relay.listen[i]))
     loop.run_until_complete(asyncio.start_server(relay._control, "127.0.0.1", a.control))

@@ -13,6 +13,11 @@ script changes the DNS records between phases). Prints unnumbered TAP lines and 
   tls     --http H --proxy P --targets t:3 --ferret F
           TLS on by default: the monitor and the proxy's connection check the server's
           certificate against the SRV record's host name; a write lands on FerretDB F
+  lb      --http H --proxy P --targets a:1 --ferret F --control C
+          a load balancer named by the SRV record, loadBalanced=true by the TXT record:
+          /stats shows a LoadBalanced topology, a write through the proxy lands on
+          FerretDB F, and the balancer (rs_relay.py --lb, control port C) refused no
+          first hello: each said loadBalanced
   refused --http H --proxy P --error TEXT
           the monitor found no server: /stats says why (TEXT), and a client's command
           through the proxy fails at once with that reason instead of hanging
@@ -137,6 +142,21 @@ def tls(a):
                "before %r after %r" % (before, after))
 
 
+def lb(a):
+    import rs_relay
+    want = set(a.targets.split(","))
+    took, t = wait_targets(a.http, want, 10, kind="LoadBalanced")
+    mctest.tap(took is not None, "lb: the TXT record's loadBalanced=true is followed, the SRV "
+               "record's host the one target", "want %s" % sorted(want), "got %r" % t)
+    before = counts(a.ferret)
+    err = insert_through(a.proxy, {"_id": "lb"})
+    after = counts(a.ferret)
+    relay = rs_relay.control(a.control, "stats")
+    mctest.tap(after[0] - before[0] == 1 and relay["lb_hellos"] > 0 and relay["lb_refused"] == 0,
+               "lb: a write through the proxy lands behind the balancer, every first hello "
+               "saying loadBalanced", err, "before %r after %r" % (before, after), repr(relay))
+
+
 def refused(a):
     deadline = time.monotonic() + 10
     t = {}
@@ -177,16 +197,17 @@ def nodns(a):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("phase", choices=["serve", "follow", "rs", "tls", "refused", "nodns"])
+    p.add_argument("phase", choices=["serve", "follow", "rs", "tls", "lb", "refused", "nodns"])
     p.add_argument("--http", type=int, required=True)
     p.add_argument("--proxy", type=int, required=True)
     p.add_argument("--targets", default="")
     p.add_argument("--ferret", default="")
     p.add_argument("--within", type=float, default=10)
     p.add_argument("--error", default="")
+    p.add_argument("--control", type=int, default=0)
     a = p.parse_args()
     a.ferret = [int(x) for x in a.ferret.split(",")] if a.ferret else []
-    {"serve": serve, "follow": follow, "rs": rs, "tls": tls, "refused": refused,
+    {"serve": serve, "follow": follow, "rs": rs, "tls": tls, "lb": lb, "refused": refused,
      "nodns": nodns}[a.phase](a)
     mctest.plan()
     return 0

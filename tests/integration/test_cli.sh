@@ -203,7 +203,7 @@ done <<'CASES'
 --upstream|mongodb://127.0.0.1:1/?tls=true&tlsDisableOCSPEndpointCheck=true|for upstream (from flag --upstream): tlsDisableOCSPEndpointCheck: the proxy's TLS to the upstream does not support this option
 --upstream|mongodb://127.0.0.1:1/?ssl=true&tlsDisableCertificateRevocationCheck=true|tlsDisableCertificateRevocationCheck: the proxy's TLS to the upstream does not support
 --upstream|mongodb://127.0.0.1:1/?wtimeoutMS=5|wtimeoutMS: the proxy forwards each client's own write concern
---upstream|mongodb://127.0.0.1:1/?loadBalanced=true|loadBalanced: the proxy does not connect as a load-balanced client
+--upstream|mongodb://127.0.0.1:1,127.0.0.1:2/?loadBalanced=true|URI with "loadbalanced" enabled must not contain more than one host
 --upstream|mongodb://127.0.0.1:1/?readPreference=secondary|readPreference: the proxy forwards each client's own read preference
 --upstream|mongodb://127.0.0.1:1/?w=majority&journal=true|w: the proxy forwards each client's own write concern and adds none; remove it; journal:
 --upstream|mongodb://127.0.0.1:1/?readConcernLevel=majority|readConcernLevel: the proxy forwards each client's own read concern
@@ -228,7 +228,7 @@ listen = 0.0.0.0
 max_client = 3
 redis = http://x
 pid_file = "/run/unterminated
-upstream = mongodb://127.0.0.1:1/?loadBalanced=true
+upstream = mongodb://127.0.0.1:1/?loadBalanced=true&replicaSet=rs0
 idle_timeout = 5s
 CONF
 run --config "$tmp/many.conf" --check-config
@@ -240,7 +240,7 @@ f=$tmp/many.conf
     err_has "$f:5: unknown option \"max_client\" (did you mean max_clients?)" &&
     err_has "invalid value for redis (from $f:6)" &&
     err_has "$f:7: missing closing quote for pid_file" &&
-    err_has "for upstream (from $f:8): loadBalanced" &&
+    err_has "for upstream (from $f:8): " && err_has 'must not contain option "replicaset"' &&
     err_has "mongocache: 6 errors in the configuration"
 ok $? "--check-config reports every bad line of a file, each with FILE:LINE"
 [ "$(grep -c '^mongocache: ' "$tmp/err")" -eq 7 ] && out_lacks "max_clients"

@@ -17,8 +17,10 @@
 #                names the same server as u.mc.test: refused (hostname mismatch)
 #   bad.mc.test  a TXT record with w=majority, which only authSource, replicaSet and
 #                loadBalanced may set: refused with the reason
-#   lb.mc.test   a TXT record with loadBalanced=true: refused (the proxy does not
-#                connect as a load-balanced client)
+#   lb.mc.test   SRV to a load balancer (rs_relay.py --lb) and a TXT record with
+#                loadBalanced=true: followed as one, each hello sent upstream says so;
+#                lb2.mc.test the same with two SRV records: refused (the specification
+#                allows one host behind loadBalanced=true)
 #   none.mc.test no record: a clear error at once, not a hang
 # And with dnsmasq stopped, new connections still go to the server found: the loop
 # connects to the address the monitor's thread resolved and looks up no name itself.
@@ -56,6 +58,8 @@ mc_start_rs_relay mongos "$FA,$FB" --mongos
 MA=$RELAY_A MB=$RELAY_B
 mc_start_rs_relay rs "$FA,$FB"
 RA=$RELAY_A RB=$RELAY_B
+mc_start_rs_relay lb "$FA,$FA" --lb
+LBR=$RELAY_A LBR_CTL=$RELAY_CTL
 
 # ---- the DNS server ---------------------------------------------------------------------
 DNS_ADDR=127.$((RANDOM % 200 + 50)).$((RANDOM % 254 + 1)).$((RANDOM % 253 + 2))
@@ -89,8 +93,11 @@ dns_start() {
         echo "txt-record=rsx.mc.test,\"replicaSet=other\""
         echo "srv-host=_mongodb._tcp.bad.mc.test,a.mc.test,$MA"
         echo "txt-record=bad.mc.test,\"w=majority\""
-        echo "srv-host=_mongodb._tcp.lb.mc.test,a.mc.test,$MA"
+        echo "srv-host=_mongodb._tcp.lb.mc.test,a.mc.test,$LBR"
         echo "txt-record=lb.mc.test,\"loadBalanced=true\""
+        echo "srv-host=_mongodb._tcp.lb2.mc.test,a.mc.test,$LBR"
+        echo "srv-host=_mongodb._tcp.lb2.mc.test,b.mc.test,$LBR"
+        echo "txt-record=lb2.mc.test,\"loadBalanced=true\""
     } >"$MC_TMP/dnsmasq.conf"
     dnsmasq --keep-in-foreground --conf-file="$MC_TMP/dnsmasq.conf" --pid-file= \
         --log-facility="$MC_TMP/dnsmasq.log" >>"$MC_TMP/dnsmasq.out" 2>&1 &
@@ -161,18 +168,23 @@ MC_PROXY_UPSTREAM="mongodb+srv://tlsx.mc.test/?tlsCAFile=$CERTS/ca.pem&heartbeat
 mc_run_lines srv tlsx "$MC_PYTHON" "$MC_TESTDIR/srv_check.py" refused --http "$PROXY_HTTP_PORT" \
     --proxy "$PROXY_PORT" --error 'certificate verify failed (62): hostname mismatch'
 
+# ---- a load balancer found through SRV, loadBalanced=true from the TXT record ------------
+MC_PROXY_UPSTREAM="mongodb+srv://lb.mc.test/?tls=false&heartbeatFrequencyMS=500" mc_start_proxy
+mc_run_lines srv lb "$MC_PYTHON" "$MC_TESTDIR/srv_check.py" lb --http "$PROXY_HTTP_PORT" \
+    --proxy "$PROXY_PORT" --targets "a.mc.test:$LBR" --ferret "$FA" --control "$LBR_CTL"
+
 # ---- names whose records the proxy refuses, or that do not resolve -----------------------
 # (three proxies at once; TLS left on by default for one: +srv implies tls=true)
 MC_PROXY_UPSTREAM="mongodb+srv://bad.mc.test/?tls=false" mc_start_proxy
 BAD_PORT=$PROXY_PORT BAD_HTTP=$PROXY_HTTP_PORT
-MC_PROXY_UPSTREAM="mongodb+srv://lb.mc.test/?tls=false" mc_start_proxy
+MC_PROXY_UPSTREAM="mongodb+srv://lb2.mc.test/?tls=false" mc_start_proxy
 LB_PORT=$PROXY_PORT LB_HTTP=$PROXY_HTTP_PORT
 MC_PROXY_UPSTREAM="mongodb+srv://none.mc.test/?heartbeatFrequencyMS=500" mc_start_proxy
 NONE_PORT=$PROXY_PORT NONE_HTTP=$PROXY_HTTP_PORT NONE_LOG=$PROXY_LOG
 mc_run_lines srv txt "$MC_PYTHON" "$MC_TESTDIR/srv_check.py" refused --http "$BAD_HTTP" \
     --proxy "$BAD_PORT" --error 'URI option "w" prohibited in TXT record'
-mc_run_lines srv lb "$MC_PYTHON" "$MC_TESTDIR/srv_check.py" refused --http "$LB_HTTP" \
-    --proxy "$LB_PORT" --error 'sets loadBalanced=true'
+mc_run_lines srv lb2 "$MC_PYTHON" "$MC_TESTDIR/srv_check.py" refused --http "$LB_HTTP" \
+    --proxy "$LB_PORT" --error 'must not contain more than one host'
 mc_run_lines srv none "$MC_PYTHON" "$MC_TESTDIR/srv_check.py" refused --http "$NONE_HTTP" \
     --proxy "$NONE_PORT" --error 'Failed to look up SRV record "_mongodb._tcp.none.mc.test"'
 st=0

@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # test_workload.sh: the scripted workload of each client (official Node.js
 # driver, Mongoose, pymongo, libmongoc) runs once straight against FerretDB
-# and once through mongocache; the normalized transcripts must be identical.
+# and once through mongocache; the normalized transcripts must be identical. Then once
+# more through a second mongocache whose upstream is a load balancer (loadBalanced=true:
+# rs_relay.py --lb in front of the same FerretDB, as test_load_balanced.sh describes).
 set -eu
 # shellcheck source=tests/integration/lib.sh source-path=SCRIPTDIR/../..
 . "$(dirname "$0")/lib.sh"
 mc_init
 
 CLIENTS="node-driver mongoose pymongo libmongoc"
-mc_plan 16
+mc_plan 24
 
 mc_start_ferretdb
+mc_start_rs_relay lb "$FERRET_PORT,$FERRET_PORT" --lb
+MC_PROXY_UPSTREAM="mongodb://127.0.0.1:$RELAY_A/?loadBalanced=true" mc_start_proxy
+LB_PROXY_URI=$PROXY_URI
 mc_start_proxy
 
 # The C client is built here, into $MC_TMP (not part of the autotools build).
@@ -57,14 +62,23 @@ for name in $CLIENTS; do
     st=0; run "$name" proxy "$PROXY_URI" || st=$?
     mc_ok "$st" "$name: workload runs through mongocache"
 
-    d=$MC_TMP/$name.out.diff
-    st=0; diff "$MC_TMP/$name.direct.out" "$MC_TMP/$name.proxy.out" >"$d" 2>&1 || st=$?
-    mc_ok "$st" "$name: transcript through mongocache identical to direct"
-    if [ "$st" -ne 0 ]; then
-        mc_diag "$(grep -c '^<' "$d" || true) line(s) differ (< direct, > through mongocache; cut to 300 chars):"
-        head -n 40 "$d" | cut -c1-300 | sed 's/^/#   /'
-        [ "${MC_KEEP_TMP:-0}" = 1 ] || mc_diag "(MC_KEEP_TMP=1 keeps the full transcripts)"
-    fi
+    st=0; run "$name" lb "$LB_PROXY_URI" || st=$?
+    mc_ok "$st" "$name: workload runs through mongocache in front of a load balancer"
+
+    for mode in proxy lb; do
+        d=$MC_TMP/$name.$mode.diff
+        st=0; diff "$MC_TMP/$name.direct.out" "$MC_TMP/$name.$mode.out" >"$d" 2>&1 || st=$?
+        if [ "$mode" = proxy ]; then
+            mc_ok "$st" "$name: transcript through mongocache identical to direct"
+        else
+            mc_ok "$st" "$name: transcript through mongocache and a load balancer identical to direct"
+        fi
+        if [ "$st" -ne 0 ]; then
+            mc_diag "$(grep -c '^<' "$d" || true) line(s) differ (< direct, > through mongocache; cut to 300 chars):"
+            head -n 40 "$d" | cut -c1-300 | sed 's/^/#   /'
+            [ "${MC_KEEP_TMP:-0}" = 1 ] || mc_diag "(MC_KEEP_TMP=1 keeps the full transcripts)"
+        fi
+    done
 
     # The transcript is worth comparing: enough operations, results and
     # errors both, and cursors read through getMore.
