@@ -65,8 +65,9 @@ start_reading(struct proxy_upstream *up)
     proxy_conn_read_enable(up->conn, !up->paused);
 }
 
-/* Most replies handled in a row before the loop serves other connections. */
-#define PROXY_UPSTREAM_BATCH 16
+/* Most replies handled in a row before the loop serves other connections
+ * (as PROXY_CLIENT_BATCH, proxy/client.c). */
+#define PROXY_UPSTREAM_BATCH 8
 
 void
 proxy_upstream_process(struct proxy_upstream *up)

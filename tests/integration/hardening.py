@@ -654,7 +654,7 @@ def group_redis_unreachable(a):
 
 
 def group_eof_pipeline(a):
-    """A client that pipelines more than 16 reads (the fairness batch) and then
+    """A client that pipelines more than 8 reads (the fairness batch) and then
     shuts down its sending side gets every reply: the ones handled after the
     loop's yield were dropped when the EOF closed the connection first."""
     addr = "127.0.0.1:%d" % a.port
