@@ -230,7 +230,7 @@ cache_new(const struct conf *conf, struct event_base *base, bson_error_t *error)
             return NULL;
         }
     }
-    cache->inval = cache_inval_new(cache->gen, cache->lru, cache->redis);
+    cache->inval = cache_inval_new(cache->gen, cache->lru, cache->redis, cache->base);
     cache_inval_set_grace(cache->inval, cache->write_grace_ms);
     if (cache->redis)
         cache_redis_on_invalidation(cache->redis, cache_inval_remote, cache->inval);

@@ -41,6 +41,7 @@ struct cache_gen_rec {
     uint64_t fills;
     uint64_t invalidations;
     uint32_t refs;             /* holders (cache_gen_ref); 0: idle */
+    bool late_bump;            /* inval.c holds it for a bump in Redis at no_fill_until */
     struct cache_gen *gen;     /* its table, private */
     TAILQ_ENTRY(cache_gen_rec) idle_link; /* on the table's idle list while refs == 0, private */
     struct cache_gen_rec *next; /* hash chain, private */

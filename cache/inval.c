@@ -4,9 +4,10 @@
  * changes) into held generation records, the first bump before
  * the write is forwarded and the second at its end, the transaction write
  * sets (through txn.c) that make a commit bump again, the grace period
- * of a w:0 write and of a write whose reply was lost, an operator's
- * drop, the bumps heard from other proxies, sending our bumps to the
- * Redis tier, and the generation check a fill passes
+ * of a w:0 write and of a write whose reply was lost (with the shared tier,
+ * a late bump in Redis when it ends), an operator's drop, the bumps heard
+ * from other proxies, sending our bumps to the Redis tier, and the
+ * generation check a fill passes
  * before it is stored. It does not decide what is cacheable (policy.c),
  * and it never stores or serves anything (cache.c).
  */
@@ -21,8 +22,13 @@
 #include "cache/redis.h"
 #include "cache/txn.h"
 #include "cache/value.h"
+#include "conf/clock.h"
 
+#include <event2/event.h>
 #include <string.h>
+
+/* The late bumps' timer fires at most this often (ms): a later bump is as safe. */
+#define LATE_BUMP_MIN_INTERVAL_MS 100
 
 struct cache_inval_ctx {
     struct cache_gen *gen;     /* borrowed */
@@ -31,10 +37,18 @@ struct cache_inval_ctx {
     struct cache_txn *txns;    /* transaction write sets, by session */
     int64_t write_grace_ms;
     uint64_t invalidations; /* writes and drops that bumped something */
+    /* Records whose grace ends in a bump in Redis (late_bump set, each held
+     * with cache_gen_ref until then), and the timer that sends them. */
+    struct cache_gen_rec **late;
+    uint32_t n_late, cap_late;
+    struct event *late_timer; /* NULL without the shared tier */
 };
 
+static void late_timer_cb(evutil_socket_t fd, short what, void *arg);
+
 struct cache_inval_ctx *
-cache_inval_new(struct cache_gen *gen, struct cache_lru *lru, struct cache_redis *redis)
+cache_inval_new(struct cache_gen *gen, struct cache_lru *lru, struct cache_redis *redis,
+                struct event_base *base)
 {
     struct cache_inval_ctx *ctx = bson_malloc0(sizeof *ctx);
 
@@ -42,6 +56,8 @@ cache_inval_new(struct cache_gen *gen, struct cache_lru *lru, struct cache_redis
     ctx->lru = lru;
     ctx->redis = redis;
     ctx->txns = cache_txn_new();
+    if (redis && base)
+        ctx->late_timer = evtimer_new(base, late_timer_cb, ctx);
     return ctx;
 }
 
@@ -50,6 +66,13 @@ cache_inval_destroy(struct cache_inval_ctx *ctx)
 {
     if (!ctx)
         return;
+    if (ctx->late_timer)
+        event_free(ctx->late_timer);
+    for (uint32_t i = 0; i < ctx->n_late; i++) {
+        ctx->late[i]->late_bump = false;
+        cache_gen_unref(ctx->late[i]);
+    }
+    bson_free(ctx->late);
     cache_txn_destroy(ctx->txns); /* releases its records: before the generation table goes */
     bson_free(ctx);
 }
@@ -98,6 +121,83 @@ redis_bump(struct cache_inval_ctx *ctx, const struct cache_inval *inv, cache_red
     return cache_redis_bump(ctx->redis, gens, inv->n, cb, arg);
 }
 
+/*
+ * The late bumps. A w:0 write, or one whose reply was lost, may be applied
+ * by the server after its second bump; this proxy refuses fills of what it
+ * touches until rec->no_fill_until, but another proxy sharing the tier
+ * does not know, and may fill (in Redis or in its own process) what it
+ * read before the write landed. So when the grace ends, the generations
+ * are bumped once more in Redis (and published): whatever was filled
+ * meanwhile, anywhere, is then stale. A record waits here once (held,
+ * late_bump set), however many writes extend its grace.
+ */
+static void
+late_arm(struct cache_inval_ctx *ctx, uint64_t now_ms)
+{
+    uint64_t due = UINT64_MAX;
+    struct timeval tv;
+
+    for (uint32_t i = 0; i < ctx->n_late; i++)
+        if (ctx->late[i]->no_fill_until < due)
+            due = ctx->late[i]->no_fill_until;
+    if (due == UINT64_MAX)
+        return;
+    due = due > now_ms ? due - now_ms : 0;
+    if (due < LATE_BUMP_MIN_INTERVAL_MS)
+        due = LATE_BUMP_MIN_INTERVAL_MS;
+    tv.tv_sec = (time_t)(due / 1000);
+    tv.tv_usec = (suseconds_t)(due % 1000) * 1000;
+    evtimer_add(ctx->late_timer, &tv);
+}
+
+static void
+late_add(struct cache_inval_ctx *ctx, struct cache_gen_rec *rec, uint64_t now_ms)
+{
+    if (!ctx->late_timer || rec->late_bump)
+        return;
+    if (ctx->n_late == ctx->cap_late) {
+        ctx->cap_late = ctx->cap_late ? ctx->cap_late * 2 : 16;
+        ctx->late = bson_realloc(ctx->late, ctx->cap_late * sizeof *ctx->late);
+    }
+    cache_gen_ref(rec);
+    rec->late_bump = true;
+    ctx->late[ctx->n_late++] = rec;
+    if (!evtimer_pending(ctx->late_timer, NULL))
+        late_arm(ctx, now_ms);
+}
+
+static void
+late_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct cache_inval_ctx *ctx = arg;
+    uint64_t now_ms = (uint64_t)conf_clock_ms();
+    struct cache_inval batch;
+    uint32_t i = 0;
+
+    (void)fd;
+    (void)what;
+    batch.n = 0;
+    while (i < ctx->n_late) {
+        struct cache_gen_rec *rec = ctx->late[i];
+
+        if (rec->no_fill_until > now_ms) {
+            i++;
+            continue;
+        }
+        ctx->late[i] = ctx->late[--ctx->n_late];
+        rec->late_bump = false;
+        /* batch takes over the hold (released by cache_inval_write_end's release) */
+        batch.recs[batch.n++] = rec;
+        if (batch.n == CACHE_MAX_INVAL) {
+            cache_inval_write_end(ctx, &batch);
+            batch.n = 0;
+        }
+    }
+    if (batch.n)
+        cache_inval_write_end(ctx, &batch);
+    late_arm(ctx, now_ms);
+}
+
 /* The first bump (a write before it is forwarded, or a drop), in process. */
 static void
 bump_all(struct cache_inval_ctx *ctx, struct cache_inval *inv, bool oneway, uint64_t now_ms)
@@ -109,6 +209,8 @@ bump_all(struct cache_inval_ctx *ctx, struct cache_inval *inv, bool oneway, uint
         inv->recs[i]->invalidations++;
         if (oneway && inv->recs[i]->no_fill_until < until)
             inv->recs[i]->no_fill_until = until;
+        if (oneway)
+            late_add(ctx, inv->recs[i], now_ms);
     }
     if (inv->n)
         ctx->invalidations++;
@@ -213,9 +315,11 @@ cache_inval_write_lost(struct cache_inval_ctx *ctx, struct cache_inval *inv, uin
     /* The server may apply it after the connection is gone (it runs an
      * operation to its end, or to its next interruption check): fills read
      * before that would keep the old data past the second bump. */
-    for (uint32_t i = 0; i < inv->n; i++)
+    for (uint32_t i = 0; i < inv->n; i++) {
         if (inv->recs[i]->no_fill_until < until)
             inv->recs[i]->no_fill_until = until;
+        late_add(ctx, inv->recs[i], now_ms);
+    }
     cache_inval_write_end(ctx, inv);
 }
 

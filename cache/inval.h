@@ -25,6 +25,7 @@
 
 struct cache_gen;
 struct cache_gen_rec;
+struct event_base;
 struct cache_lru;
 struct cache_redis;
 struct cache_write_wait;
@@ -57,11 +58,11 @@ enum cache_drop_state {
 
 /*
  * Invalidation over gen's records, dropping from lru, and with redis (NULL
- * without the shared tier) sending bumps to other proxies. All three are
- * borrowed for the room's life. Free with cache_inval_destroy (before gen).
+ * without the shared tier) sending bumps to other proxies, on base's loop
+ * (the late bumps' timer). All four are borrowed for the room's life. Free with cache_inval_destroy (before gen).
  */
 struct cache_inval_ctx *cache_inval_new(struct cache_gen *gen, struct cache_lru *lru,
-                                        struct cache_redis *redis);
+                                        struct cache_redis *redis, struct event_base *base);
 void cache_inval_destroy(struct cache_inval_ctx *ctx);
 
 /* How long a oneway write's fills are refused (cache_write_grace, ms). */

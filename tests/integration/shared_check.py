@@ -182,6 +182,44 @@ def g_share(a):
         c.note("P2: redis_hits +%d, hits +%d, misses +%d" % (dh, dc, dm))
 
 
+# ---- late: a w:0 write's grace ends in a bump other proxies hear ---------------------------
+
+
+def g_late(a):
+    """P1 refuses fills of what a w:0 write touches for cache_write_grace (1 s): the
+    server may apply it later. P2 does not know and fills what it reads meanwhile; the
+    bump P1 sends when the grace ends makes that stale everywhere. The FerretDB write
+    that stands for the late-applied one bypasses both proxies, so only that bump can
+    make P2 see it."""
+    c1, c2, d = client(a.p1), client(a.p2), client(a.direct)
+    with Case("shared late: when P1's w:0 grace ends, P2's entry filled during it is "
+              "stale (P1's late bump, heard through Redis)") as c:
+        d[DB].late.drop()
+        d[DB].late.insert_one({"_id": 1, "v": 0})
+        t0 = time.monotonic()
+        client(a.p1, w=0)[DB].late.update_one({"_id": 1}, {"$set": {"v": 1}})
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and d[DB].late.find_one({"_id": 1})["v"] != 1:
+            time.sleep(0.02)
+        first = c2[DB].late.find_one({"_id": 1})
+        s = snap(a.h2)
+        again = c2[DB].late.find_one({"_id": 1})
+        c.check(first == again == {"_id": 1, "v": 1} and cval(snap(a.h2), "hits") > cval(s, "hits"),
+                "P2 did not fill during the grace: %r, %r" % (first, again))
+        d[DB].late.update_one({"_id": 1}, {"$set": {"v": 2}})  # behind both proxies' backs
+        inside = c2[DB].late.find_one({"_id": 1})
+        took = time.monotonic() - t0
+        if took < 0.9:  # (a slower run proves less, but not wrong)
+            c.check(inside == {"_id": 1, "v": 1},
+                    "inside the grace P2 should still serve its entry (%r after %.2f s)"
+                    % (inside, took))
+        c.note("P2's entry filled and read back %.2f s into the grace" % took)
+        time.sleep(max(0.0, 1.6 - (time.monotonic() - t0)))  # the grace, the timer's step, Redis
+        after = c2[DB].late.find_one({"_id": 1})
+        c.check(after == {"_id": 1, "v": 2}, "after the grace P2 served %r" % (after,))
+        c.note("P2 after the grace: %r" % (after,))
+
+
 # ---- 2: history check ----------------------------------------------------------------------
 
 
@@ -483,7 +521,7 @@ def g_pause(a):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("group", choices=["share", "history", "kill", "pause", "killpause"])
+    ap.add_argument("group", choices=["share", "late", "history", "kill", "pause", "killpause"])
     ap.add_argument("--p1", type=int, required=True)
     ap.add_argument("--h1", type=int, required=True)
     ap.add_argument("--p2", type=int, required=True)
@@ -500,6 +538,8 @@ def main():
     print("# seed %d" % a.seed, flush=True)
     if a.group == "share":
         g_share(a)
+    elif a.group == "late":
+        g_late(a)
     elif a.group == "history":
         g_history(a)
     else:

@@ -7,6 +7,8 @@
 # results are compared with FerretDB's own.
 #
 #   1 share    a query filled through P1 is a Redis hit through P2
+#   late       a w:0 write through P1: P2 fills what it reads during P1's grace,
+#              and P1's bump at the grace's end makes it stale there too
 #   2 history  randomized readers and writers (8 threads, about 1,500 ops,
 #              at most 20 s) through P1 and P2: no read returns a value older
 #              than a write acknowledged before the read started; both
@@ -85,6 +87,7 @@ py() { # GROUP [ARGS]
 }
 
 py share
+py late
 py history
 py killpause
 # the redis-servers the kill case restarted die at teardown
