@@ -69,7 +69,7 @@ proxy_handshake_prepare_hello(struct proxy_client *c, const bson_t *cmd,
 
     bson_init(stripped);
     changed = proxy_hello_prepare(cmd, stripped, &req->hello);
-    if (c->server->upstream_load_balanced || proxy_topology_load_balanced(c->server->topology)) {
+    if (proxy_server_upstream_load_balanced(c->server)) {
         /* Behind a load balancer, a connection's first hello must say so
          * (else mongos answers LoadBalancerSupportMismatch and closes it);
          * later ones may: every one does. The client's own loadBalanced is

@@ -237,6 +237,8 @@ probe_start(struct proxy_ready *ready)
     proxy_conn_read_enable(ready->conn, true); /* once connected */
     proxy_conn_write_enable(ready->conn, true);
     BSON_APPEND_INT32(&hello, "hello", 1);
+    if (proxy_server_upstream_load_balanced(server))
+        BSON_APPEND_BOOL(&hello, "loadBalanced", true); /* as every upstream hello (handshake.c) */
     BSON_APPEND_UTF8(&hello, "$db", "admin");
     bytes = wire_reply_msg(ready->request_id, 0, &hello, &len);
     bson_destroy(&hello);

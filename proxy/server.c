@@ -86,6 +86,12 @@ proxy_server_set_upstream(struct proxy_server *server, bson_error_t *error)
     return true;
 }
 
+bool
+proxy_server_upstream_load_balanced(const struct proxy_server *server)
+{
+    return server->upstream_load_balanced || proxy_topology_load_balanced(server->topology);
+}
+
 /* ---- the memory budget ----------------------------------------------------- */
 
 bool

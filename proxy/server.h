@@ -173,6 +173,14 @@ proxy_server_memory_used(const struct proxy_server *server)
     return server->mem_buffered - shared + server->mem_promised;
 }
 
+/*
+ * Whether the upstream is a load balancer (loadBalanced=true in the URI, or
+ * in a mongodb+srv:// name's TXT record: the monitor's view): every hello
+ * the proxy sends upstream, a client's (handshake.c) or its own (ready.c),
+ * then says loadBalanced: true.
+ */
+bool proxy_server_upstream_load_balanced(const struct proxy_server *server);
+
 /* True when max_memory is set and extra more bytes would take the total past it. */
 bool proxy_server_memory_over(const struct proxy_server *server, size_t extra);
 

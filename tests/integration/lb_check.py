@@ -10,7 +10,8 @@ connection is closed; that hello's reply carries the mongos's serviceId.
           the relay itself, seen by pymongo: with loadBalanced=true it works, without
           it the hello is refused (354): the relay enforces what mongos does. Through
           the proxy (URI loadBalanced=true): /stats shows a LoadBalanced topology, the
-          balancer its one target; pymongo and the Node driver write and read, a cursor
+          balancer its one target; /readyz's probe reaches it; pymongo and the Node
+          driver write and read, a cursor
           is read to its end through getMore, a repeated find is a cache hit and a write
           invalidates it; every first hello the relay got said loadBalanced (none
           refused), and the proxy's connections went to both mongos. The upstream's
@@ -83,6 +84,11 @@ def lb(a):
     t = wait_topology(a.http, "LoadBalanced")
     mctest.tap(t.get("type") == "LoadBalanced" and t.get("targets") == ["127.0.0.1:%d" % a.relay],
                "/stats shows a LoadBalanced topology, the balancer its one target", repr(t))
+
+    status, _, body = mctest.http(a.http, "/readyz")
+    mctest.tap(status == 200 and b'"reachable"' in body,
+               "/readyz's own probe (its hello says loadBalanced too) finds the upstream "
+               "reachable", "%d %r" % (status, body[:300]))
 
     uri = "mongodb://127.0.0.1:%d/" % a.proxy
     with mctest.Case(None, "pymongo through the proxy: writes, reads, a cursor read through "
