@@ -639,7 +639,7 @@ cache_lookup(struct cache *cache, struct cache_request *req, struct cache_pendin
     add_dep(&local, local.ns); /* held: a stale entry's removal may free idle records */
     cache_key_build(&cache->secret, req->principal, req->db, read.ns[0].coll, read.ns[0].coll_len,
                     req->body, req->cmd, NULL, &local.key, &local.digest);
-    local.looked_up_ms = (uint64_t)conf_clock_ms();
+    local.looked_up_ms = (uint64_t)(req->now_ms > 0 ? req->now_ms : conf_clock_ms());
     node = cache_lru_get(cache->lru, &local.key, local.looked_up_ms);
     if (node) {
         struct cache_value *v = cache_value_of_node(node);
@@ -773,7 +773,7 @@ cache_write_begin(struct cache *cache, const bson_t *body, const struct wire_cmd
                   struct cache_inval *inv)
 {
     return cache_inval_write_begin(cache->inval, body, cmd, db, seq_ids, seq_docs, seq_lens,
-                                   n_seqs, oneway, (uint64_t)conf_clock_ms(), inv);
+                                   n_seqs, oneway, inv);
 }
 
 void

@@ -78,6 +78,9 @@ struct cache_request {
     uint32_t n_sequences;   /* OP_MSG kind-1 sections */
     const char *principal;  /* "user@db", "" when unauthenticated, NULL: auth state unusable */
     int bypass_reason;      /* out: after CACHE_BYPASS, why (cache_bypass_name) */
+    int64_t now_ms;         /* when the request was read, on the cache's monotonic clock
+                             * (CLOCK_MONOTONIC, ms): the lookup's time for expiry and the
+                             * write grace (cache_lookup then reads no clock); 0: read it */
 };
 
 enum cache_outcome {

@@ -220,7 +220,7 @@ bool
 cache_inval_write_begin(struct cache_inval_ctx *ctx, const bson_t *body,
                         const struct wire_cmd *cmd, const char *db, const char *const *seq_ids,
                         const uint8_t *const *seq_docs, const uint32_t *seq_lens,
-                        uint32_t n_seqs, bool oneway, uint64_t now_ms, struct cache_inval *inv)
+                        uint32_t n_seqs, bool oneway, struct cache_inval *inv)
 {
     struct cache_write w;
     char ns[512];
@@ -289,7 +289,7 @@ cache_inval_write_begin(struct cache_inval_ctx *ctx, const bson_t *body,
                 cache_txn_add(t, inv->recs[i]);
         }
     }
-    bump_all(ctx, inv, oneway, now_ms);
+    bump_all(ctx, inv, oneway, (uint64_t)conf_clock_ms());
     /* Before forwarding: fire and forget (a failure leaves the tier dirty). */
     redis_bump(ctx, inv, NULL, NULL);
     inv->write = inv->n > 0;

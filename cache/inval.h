@@ -68,12 +68,13 @@ void cache_inval_destroy(struct cache_inval_ctx *ctx);
 /* How long a oneway write's fills are refused (cache_write_grace, ms). */
 void cache_inval_set_grace(struct cache_inval_ctx *ctx, int64_t write_grace_ms);
 
-/* See cache_write_begin (cache.h); now_ms on the cache's monotonic clock. */
+/* See cache_write_begin (cache.h). The cache's monotonic clock is read
+ * only for a command that writes: a read costs no clock call here. */
 bool cache_inval_write_begin(struct cache_inval_ctx *ctx, const bson_t *body,
                              const struct wire_cmd *cmd, const char *db,
                              const char *const *seq_ids, const uint8_t *const *seq_docs,
                              const uint32_t *seq_lens, uint32_t n_seqs, bool oneway,
-                             uint64_t now_ms, struct cache_inval *inv);
+                             struct cache_inval *inv);
 
 /* See cache_write_end. */
 void cache_inval_write_end(struct cache_inval_ctx *ctx, struct cache_inval *inv);

@@ -325,10 +325,10 @@ proxy_advice_indexes_changed(struct proxy_advice *a, const char *db, const char 
 }
 
 void
-proxy_advice_hit(struct proxy_advice *a, uint64_t hash)
+proxy_advice_hit(struct proxy_advice *a, uint64_t hash, int64_t now_ms)
 {
     if (a && hash)
-        advice_table_hit(a->table, hash, conf_clock_ms());
+        advice_table_hit(a->table, hash, now_ms);
 }
 
 char *

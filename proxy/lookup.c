@@ -239,6 +239,9 @@ proxy_lookup_consult(struct proxy_client *c, const struct wire_msg *msg, const s
     read.n_sequences = msg->n_seqs;
     read.principal = proxy_lookup_principal(c);
     read.bypass_reason = 0;
+    /* One clock read per request: the time it was taken from the client's
+     * buffer (push_request) when it was timed, microseconds ago. */
+    read.now_ms = req->started_us > 0 ? req->started_us / 1000 : conf_clock_ms();
     proxy_stats_add(&c->server->stats, PROXY_STAT_cache_lookups, 1);
     outcome = cache_lookup(cache, &read, &pending, &req->hit, cache_resolved, req, &req->wait);
     if (conf_log_enabled(CONF_LOG_DEBUG))
@@ -255,7 +258,7 @@ proxy_lookup_consult(struct proxy_client *c, const struct wire_msg *msg, const s
         keep_session(req, cmd, body);
         return PROXY_LOOKUP_FORWARD;
     case CACHE_HIT:
-        proxy_advice_hit(c->server->advice, cache_value_tag(req->hit));
+        proxy_advice_hit(c->server->advice, cache_value_tag(req->hit), read.now_ms);
         if (cache_value_is_docs(req->hit))
             keep_session(req, cmd, body); /* its proxy cursor belongs to this session */
         proxy_request_set_state(req, PROXY_REQUEST_READY);
@@ -291,7 +294,7 @@ cache_resolved(void *arg, enum cache_outcome outcome, struct cache_value *hit)
         proxy_request_drop_miss(req, server->cache);
     if (outcome == CACHE_HIT) {
         req->hit = hit;
-        proxy_advice_hit(server->advice, cache_value_tag(hit));
+        proxy_advice_hit(server->advice, cache_value_tag(hit), conf_clock_ms());
         proxy_request_set_state(req, PROXY_REQUEST_READY); /* frees the held message */
     }
     req->ops->resolved(req);
