@@ -61,6 +61,23 @@ struct cache_pending {
     uint64_t tag; /* the caller's (cache_pending_set_tag), kept with the stored value */
 };
 
+/*
+ * A namespace record found by a lookup, remembered by the raw bytes of the
+ * $db and collection it was found from (the same bytes give the same
+ * "db.coll" text, so the same record). It holds no reference: it is good
+ * only while the generation table has freed no record since it was taken
+ * (cache_gen_forgotten unchanged; records are freed nowhere else), and the
+ * record was then in the table, the one record of its name.
+ */
+#define NS_MEMO_SLOTS 8
+#define NS_MEMO_ROOM 48
+struct ns_memo {
+    struct cache_gen_rec *rec; /* NULL: empty */
+    uint64_t forgotten;        /* cache_gen_forgotten when rec was found */
+    uint32_t db_len, coll_len; /* the raw parts, db then coll, in bytes */
+    char bytes[NS_MEMO_ROOM];
+};
+
 struct cache {
     bool enabled;
     size_t max_entry;
@@ -85,6 +102,7 @@ struct cache {
     struct cache_ns_label *labels;
     size_t n_labels;
     struct cache_ns_stats last_other; /* "other" as last rendered */
+    struct ns_memo ns_memo[NS_MEMO_SLOTS]; /* the last lookups' namespace records (ns_record) */
 };
 
 /*
@@ -545,6 +563,42 @@ ns_text(char *buf, size_t size, const struct cache_ns_ref *ref)
 }
 
 /*
+ * The namespace record ("n:db.coll") of ref, or NULL when its text does not
+ * fit (ns_text). A lookup's namespace is usually one of the last few: its
+ * record is taken from the memo (two short compares) rather than formatted
+ * and hashed again.
+ */
+static struct cache_gen_rec *
+ns_record(struct cache *cache, const struct cache_ns_ref *ref)
+{
+    uint32_t db_len = ref->db_len, coll_len = ref->coll_len;
+    struct ns_memo *m = &cache->ns_memo[(db_len * 7 + coll_len +
+                                         (coll_len ? (uint8_t)ref->coll[coll_len - 1] : 0)) &
+                                        (NS_MEMO_SLOTS - 1)];
+    struct cache_gen_rec *rec;
+    char ns[512];
+    size_t n;
+
+    if (m->rec && m->db_len == db_len && m->coll_len == coll_len &&
+        m->forgotten == cache_gen_forgotten(cache->gen) && memcmp(m->bytes, ref->db, db_len) == 0 &&
+        memcmp(m->bytes + db_len, ref->coll, coll_len) == 0)
+        return m->rec;
+    n = ns_text(ns, sizeof ns, ref);
+    if (n == 0)
+        return NULL;
+    rec = cache_gen_get(cache->gen, 'n', ns, n);
+    if ((size_t)db_len + coll_len <= sizeof m->bytes) {
+        m->rec = rec;
+        m->forgotten = cache_gen_forgotten(cache->gen); /* after the get: it may free idle ones */
+        m->db_len = db_len;
+        m->coll_len = coll_len;
+        memcpy(m->bytes, ref->db, db_len);
+        memcpy(m->bytes + db_len, ref->coll, coll_len);
+    }
+    return rec;
+}
+
+/*
  * A read not answered at once: local (on the lookup's stack: its key,
  * digest, namespace record and TTL) moves to the heap, with the key
  * material built now (a hit never builds it: coalescing and the Redis tier
@@ -597,8 +651,6 @@ cache_lookup(struct cache *cache, struct cache_request *req, struct cache_pendin
     enum cache_policy_reason reason;
     struct cache_lru_node *node;
     struct cache_pending local, *p = NULL;
-    char ns[512];
-    size_t n;
 
     *hit = NULL;
     *wait = NULL;
@@ -628,11 +680,10 @@ cache_lookup(struct cache *cache, struct cache_request *req, struct cache_pendin
     }
     /* The command's own namespace first: its TTL decides whether the read
      * is cached at all, and its record counts the hit. */
-    n = ns_text(ns, sizeof ns, &read.ns[0]);
-    if (n == 0)
+    local.ns = ns_record(cache, &read.ns[0]);
+    if (!local.ns)
         return bypass(cache, req, NULL, CACHE_POLICY_NO_COLLECTION);
     local.n_deps = 0;
-    local.ns = cache_gen_get(cache->gen, 'n', ns, n);
     local.ttl_ms = ns_ttl(cache, local.ns);
     if (local.ttl_ms <= 0)
         return bypass(cache, req, NULL, CACHE_BYPASS_EXCLUDED);

@@ -139,10 +139,15 @@ struct proxy_request {
     char *index_coll;
     struct proxy_client *client;  /* the owner, borrowed; opaque here */
     const struct proxy_request_ops *ops; /* the owner's, static */
+    /* Last, and read only as strings: a spare taken again clears their first
+     * byte, not all of them (proxy_request_new). */
     char log_cmd[32];             /* command name and namespace for the slow-request line
                                    * (proxy/slow.c), cut to fit; "" when slow logging is off */
     char log_ns[128];
 };
+_Static_assert(sizeof(struct proxy_request) - (offsetof(struct proxy_request, log_ns) + 128) <
+                   sizeof(void *),
+               "the log texts end the request (proxy_request_new clears them as strings)");
 
 TAILQ_HEAD(proxy_request_list, proxy_request);
 
