@@ -75,7 +75,7 @@ main(int argc, char **argv)
     r0 = rss_kib();
     for (long i = 0; i < n; i++) {
         bson_t *cmd = BCON_NEW("find", "c", "filter", "{", "a", BCON_INT64(i), "}", "$db", "d");
-        struct cache_request req = {cmd, NULL, "d", 0, "5:alice@d", 0};
+        struct cache_request req = {cmd, NULL, "d", 0, "5:alice@d", 0, 0};
         struct cache_pending *pending;
         struct cache_value *hit;
         struct cache_wait *wait;

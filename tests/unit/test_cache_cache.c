@@ -51,7 +51,7 @@ static enum cache_outcome
 read_once(struct fx *f, const char *cmd_json, const char *principal, int n, int *got)
 {
     bson_t *cmd = json(cmd_json);
-    struct cache_request req = {cmd, NULL, db_of(cmd), 0, principal, 0};
+    struct cache_request req = {cmd, NULL, db_of(cmd), 0, principal, 0, 0};
     struct cache_pending *p;
     struct cache_value *hit;
     struct cache_wait *wait;
@@ -209,7 +209,7 @@ test_race(void)
 {
     struct fx f = setup(NULL, 0);
     bson_t *cmd = json(Q);
-    struct cache_request req = {cmd, NULL, "d", 0, "", 0};
+    struct cache_request req = {cmd, NULL, "d", 0, "", 0, 0};
     struct cache_pending *p;
     struct cache_value *hit;
     struct cache_wait *wait;
@@ -319,7 +319,7 @@ test_write_lost(void)
         /* A read looked up inside the grace, its reply stored after it: it may
          * have run before the late write, so it is not stored either. */
         bson_t *cmd = json(Q);
-        struct cache_request req = {cmd, NULL, db_of(cmd), 0, "", 0};
+        struct cache_request req = {cmd, NULL, db_of(cmd), 0, "", 0, 0};
         struct cache_pending *p;
         struct cache_value *hit;
         struct cache_wait *wait;
@@ -455,7 +455,7 @@ test_coalescing(void)
 {
     struct fx f = setup(NULL, 0);
     bson_t *cmd = json(Q);
-    struct cache_request req = {cmd, NULL, "d", 0, "", 0};
+    struct cache_request req = {cmd, NULL, "d", 0, "", 0, 0};
     struct cache_pending *leader, *p2, *p3;
     struct cache_value *hit;
     struct cache_wait *w2, *w3, *w1;
@@ -579,7 +579,7 @@ test_admin_drop(void)
     {
         /* A read in flight when its namespace is invalidated is not stored. */
         bson_t *cmd = json(q2);
-        struct cache_request req = {cmd, NULL, "d", 0, "", 0};
+        struct cache_request req = {cmd, NULL, "d", 0, "", 0, 0};
         struct cache_pending *p;
         struct cache_value *hit;
         struct cache_wait *wait;
@@ -684,6 +684,62 @@ test_entry_bytes(void)
     teardown(&f);
 }
 
+/* Looks cmd up and lets the read go without storing anything (its records go idle). */
+static enum cache_outcome
+look_only(struct fx *f, const char *cmd_json)
+{
+    bson_t *cmd = json(cmd_json);
+    struct cache_request req = {cmd, NULL, db_of(cmd), 0, "", 0, 0};
+    struct cache_pending *p;
+    struct cache_value *hit;
+    struct cache_wait *wait;
+    enum cache_outcome out = cache_lookup(f->cache, &req, &p, &hit, NULL, NULL, &wait);
+
+    if (hit)
+        cache_value_unref(hit);
+    if (out != CACHE_BYPASS)
+        cache_pending_free(f->cache, p);
+    bson_destroy(cmd);
+    return out;
+}
+
+/*
+ * The lookup's namespace memo (cache.c ns_record) holds no reference: once
+ * the table has forgotten the record it remembers, a lookup of that
+ * namespace must find the record that now stands for it, the one writes
+ * bump. The flood's namespaces ("f.gNNNNNz") share no memo slot with d.m,
+ * so only the forgotten count can tell the memo that d.m's record is gone.
+ */
+static void
+test_ns_memo_forgotten(void)
+{
+    struct fx f = setup(NULL, 0);
+    enum { FLOOD = CACHE_GEN_MAX_IDLE + 2000 };
+    char text[160];
+    int got;
+
+    is_int(look_only(&f, "{'find': 'm', 'filter': {}, '$db': 'd'}"), CACHE_MISS,
+           "memo: d.m is looked up, nothing stored (its record idle)");
+    for (int i = 0; i < FLOOD; i++) {
+        snprintf(text, sizeof text, "{'find': 'g%05dz', 'filter': {}, '$db': 'f'}", i);
+        (void)look_only(&f, text);
+    }
+    ok(cache_records_forgotten(f.cache) > (uint64_t)FLOOD - CACHE_GEN_MAX_IDLE,
+       "memo: the flood made the table forget idle records (%llu)",
+       (unsigned long long)cache_records_forgotten(f.cache));
+    is_int(read_once(&f, "{'find': 'm', 'filter': {}, '$db': 'd'}", "", 1, &got), CACHE_MISS,
+           "memo: d.m is read again and stored");
+    is_int(read_once(&f, "{'find': 'm', 'filter': {}, '$db': 'd'}", "", 2, &got), CACHE_HIT,
+           "memo: and hit");
+    write_cmd(&f, "{'update': 'm', 'updates': [{'q': {}, 'u': {}}], '$db': 'd'}", false);
+    is_int(read_once(&f, "{'find': 'm', 'filter': {}, '$db': 'd'}", "", 3, &got), CACHE_MISS,
+           "memo: a write to d.m invalidates it (the entry hangs on the record writes bump)");
+    is_int(read_once(&f, "{'find': 'm', 'filter': {}, '$db': 'd'}", "", 4, &got), CACHE_HIT,
+           "memo: cached again");
+    is_int(got, 3, "memo: with the reply read after the write");
+    teardown(&f);
+}
+
 int
 main(void)
 {
@@ -704,6 +760,7 @@ main(void)
     test_rules();
     test_coalescing();
     test_bounded_namespaces();
+    test_ns_memo_forgotten();
     test_collisions();
     test_entry_bytes();
     return done_testing();

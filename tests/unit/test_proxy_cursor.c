@@ -34,7 +34,7 @@ result(struct fixture *f, const char *coll, uint32_t n, bool complete)
 {
     char text[128];
     bson_t *cmd;
-    struct cache_request req = {NULL, NULL, "d", 0, "", 0};
+    struct cache_request req = {NULL, NULL, "d", 0, "", 0, 0};
     struct cache_pending *pending;
     struct cache_value *hit, *v;
     struct cache_wait *wait;
