@@ -215,6 +215,14 @@ proxy_request_new(struct proxy_client *client, const struct proxy_request_ops *o
     return req;
 }
 
+/* bson_free for what is usually NULL (a hit's payloads): no call then. */
+static inline void
+free_set(void *p)
+{
+    if (p)
+        bson_free(p);
+}
+
 static void
 free_drain(struct proxy_drain *d)
 {
@@ -252,7 +260,7 @@ release_state(struct proxy_request *req, enum proxy_request_state from)
             cache_value_unref(req->hit);
             req->hit = NULL;
         }
-        bson_free(req->canned);
+        free_set(req->canned);
         req->canned = NULL;
         req->ack_in_upstream = 0; /* the bytes are the upstream's (client.c) */
         break;
@@ -367,10 +375,10 @@ proxy_request_destroy(struct proxy_request *req, struct cache *cache,
     /* A request that never reached READY may still hold a reply made for it. */
     if (req->hit)
         cache_value_unref(req->hit);
-    bson_free(req->canned);
-    bson_free(req->lsid);
-    bson_free(req->index_db);
-    bson_free(req->index_coll);
+    free_set(req->canned);
+    free_set(req->lsid);
+    free_set(req->index_db);
+    free_set(req->index_coll);
     if (KEEP_SPARE && spares && spares->n < PROXY_REQUEST_SPARES_MAX) {
         TAILQ_NEXT(req, link) = spares->head;
         spares->head = req;
