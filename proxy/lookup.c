@@ -308,11 +308,12 @@ bool
 proxy_lookup_answer_cursor(struct proxy_client *c, const struct wire_cmd *cmd, const bson_t *body,
                            struct proxy_request *req)
 {
-    struct proxy_cursor_owner owner = {proxy_lookup_principal(c), NULL, 0};
+    struct proxy_cursor_owner owner;
     int32_t id;
 
     if (cmd->name_id != WIRE_NAME_GET_MORE && cmd->name_id != WIRE_NAME_KILL_CURSORS)
-        return false;
+        return false; /* every other command: nothing looked at */
+    owner.principal = proxy_lookup_principal(c);
     id = proxy_server_reply_id(c->server);
     owner.lsid = lsid_of(cmd, body, &owner.lsid_len);
     if (cmd->name_id == WIRE_NAME_GET_MORE)
