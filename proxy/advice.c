@@ -328,7 +328,7 @@ void
 proxy_advice_hit(struct proxy_advice *a, uint64_t hash, int64_t now_ms)
 {
     if (a && hash)
-        advice_table_hit(a->table, hash, now_ms);
+        advice_table_hit(a->table, hash, now_ms > 0 ? now_ms : conf_clock_ms());
 }
 
 char *

@@ -77,7 +77,8 @@ void proxy_advice_reply(struct proxy_advice *advice, const uint64_t *hashes, uin
  */
 void proxy_advice_indexes_changed(struct proxy_advice *advice, const char *db, const char *coll);
 
-/* A cache hit of an entry stored with this shape hash (0: none), at now_ms (conf_clock_ms). */
+/* A cache hit of an entry stored with this shape hash (0: none), at now_ms
+ * (conf_clock_ms; 0: the clock is read here, only when the hit is noted). */
 void proxy_advice_hit(struct proxy_advice *advice, uint64_t hash, int64_t now_ms);
 
 /*

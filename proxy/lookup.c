@@ -294,7 +294,7 @@ cache_resolved(void *arg, enum cache_outcome outcome, struct cache_value *hit)
         proxy_request_drop_miss(req, server->cache);
     if (outcome == CACHE_HIT) {
         req->hit = hit;
-        proxy_advice_hit(server->advice, cache_value_tag(hit), conf_clock_ms());
+        proxy_advice_hit(server->advice, cache_value_tag(hit), 0);
         proxy_request_set_state(req, PROXY_REQUEST_READY); /* frees the held message */
     }
     req->ops->resolved(req);
