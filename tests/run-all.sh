@@ -14,8 +14,8 @@
 #      running the collision and workload tests: never a wrong answer
 #   5. a --enable-fuzzing build (_build-fuzz, clang-14 + libFuzzer, ASan, UBSan):
 #      every committed fuzz input replayed, then each fuzz target run for
-#      FUZZ_SECONDS (default 30: CI has 20 minutes for everything), FUZZ_JOBS targets at a time
-#      (default: one per core), so 6 targets x 30 s / 2 cores = 90 s here.
+#      FUZZ_SECONDS (default 20: CI has 20 minutes for everything), FUZZ_JOBS targets at a time
+#      (default: one per core), so 7 targets x 20 s / 2 cores = 80 s here.
 #      FUZZ_SECONDS=0 keeps only the replay. See tests/fuzz/README.md.
 #   6. `make distcheck` (the release tarball builds and its unit tests pass)
 #
@@ -183,7 +183,7 @@ build_tree _build-tiny --enable-werror --enable-tiny-keys &&
     alone="" run_check _build-tiny \
     TESTS="tests/unit/test_cache_cache tests/integration/test_collisions.sh tests/integration/test_workload.sh" || status=1
 
-FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 step "libFuzzer targets (_build-fuzz): corpus replay, then ${FUZZ_SECONDS} s per target"
 mkdir -p _build-fuzz
 rm -rf _build-fuzz/fuzz-findings
