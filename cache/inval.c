@@ -145,8 +145,7 @@ late_arm(struct cache_inval_ctx *ctx, uint64_t now_ms)
     due = due > now_ms ? due - now_ms : 0;
     if (due < LATE_BUMP_MIN_INTERVAL_MS)
         due = LATE_BUMP_MIN_INTERVAL_MS;
-    tv.tv_sec = (time_t)(due / 1000);
-    tv.tv_usec = (suseconds_t)(due % 1000) * 1000;
+    tv = conf_clock_tv((int64_t)due);
     evtimer_add(ctx->late_timer, &tv);
 }
 

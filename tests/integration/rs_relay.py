@@ -258,7 +258,8 @@ class Relay:
                              "driver does not have load balancing enabled"}
             c.writer.write(encode_reply(opcode, request_id, err))
             await c.writer.drain()
-            c.closing = True
+            c.closing = True  # _serve closes it (not a stepdown: closed_at_switch untouched)
+            return
         elif name in HELLO:
             rhead, rbody = await self._upstream(c, head + body)
             rop = struct.unpack_from("<i", rhead, 12)[0]
