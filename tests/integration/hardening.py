@@ -474,7 +474,7 @@ def group_shutdown_hit(a):
 def read_reply(sock, timeout):
     """Reads one whole message from a raw socket; None on timeout or close."""
     sock.settimeout(timeout)
-    buf = b""
+    buf = bytearray()
     try:
         while len(buf) < 4 or len(buf) < struct.unpack("<i", buf[:4])[0]:
             chunk = sock.recv(1 << 20)
@@ -483,7 +483,7 @@ def read_reply(sock, timeout):
             buf += chunk
     except (socket.timeout, OSError):
         return None
-    return mf.Reply(buf)
+    return mf.Reply(bytes(buf))
 
 
 def _paused_client(a, label):
@@ -672,7 +672,7 @@ def group_eof_pipeline(a):
         s.sendall(b"".join(mf.op_msg(q) for _ in range(n)))
         s.shutdown(socket.SHUT_WR)
         s.settimeout(5.0)
-        buf, closed, t0 = b"", False, time.time()
+        buf, closed, t0 = bytearray(), False, time.time()
         try:
             while True:
                 chunk = s.recv(65536)
@@ -715,7 +715,7 @@ def group_hits_backlog(a):
     ids = list(range(5000, 23000))
     s.sendall(b"".join(mf.op_msg(q, request_id=i) for i in ids))
     time.sleep(0.5)  # the socket fills; the rest waits in the proxy
-    got, buf, pos = [], b"", 0
+    got, buf, pos = [], bytearray(), 0
     s.settimeout(5.0)
     try:
         while len(got) < len(ids):
@@ -727,7 +727,7 @@ def group_hits_backlog(a):
                 n = struct.unpack("<i", buf[pos:pos + 4])[0]
                 if len(buf) - pos < n:
                     break
-                r = mf.Reply(buf[pos:pos + n])
+                r = mf.Reply(bytes(buf[pos:pos + n]))
                 pos += n
                 got.append((r.response_to, r.ok() and r.doc["cursor"]["firstBatch"] == want))
     except (socket.timeout, OSError):
@@ -744,7 +744,7 @@ def group_hits_backlog(a):
 def _read_all(sock, timeout):
     """Reads until EOF or timeout: (number of whole messages, EOF seen)."""
     sock.settimeout(timeout)
-    buf, eof = b"", False
+    buf, eof = bytearray(), False
     try:
         while True:
             chunk = sock.recv(1 << 20)

@@ -389,7 +389,7 @@ class Conn:
             host, port = addr if isinstance(addr, tuple) else parse_addr(addr)
             self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.settimeout(timeout)
-        self.buf = b""
+        self.buf = bytearray()  # appended and consumed in place: no quadratic copies
 
     def send(self, data):
         self.sock.sendall(data)
@@ -416,7 +416,8 @@ class Conn:
         if length < 16 or length > 48_000_000:
             raise ValueError("reply with bad length %d" % length)
         self._fill(length, deadline)
-        raw, self.buf = self.buf[:length], self.buf[length:]
+        raw = bytes(self.buf[:length])
+        del self.buf[:length]
         return Reply(raw, self.decoder)
 
     def call(self, msg, timeout=2.0):

@@ -82,7 +82,7 @@ def small_window(addr):
     s.settimeout(5.0)
     s.connect(addr)
     c = mf.Conn.__new__(mf.Conn)
-    c.sock, c.buf = s, b""
+    c.sock, c.buf = s, bytearray()
     return c
 
 
@@ -288,7 +288,7 @@ def phase_halfsent(a):
             if kind != "sent":
                 silent += 1
                 continue
-            data = b""
+            data = bytearray()
             try:
                 x.settimeout(0.5)
                 while b"ExceededMemoryLimit" not in data:
