@@ -224,8 +224,8 @@ proxy_handshake_rewrite_hello(struct proxy_client *c, struct proxy_request *req,
     persona = proxy_hello_rewrite(reply, &req->hello, &self, &out, &upstream);
     log_persona(c, req, upstream, persona);
     if (upstream == PROXY_HELLO_UPSTREAM_UNKNOWN && !c->server->hello_warned_lb_needed &&
-        bson_iter_init_find(&it, reply, "code") && BSON_ITER_HOLDS_INT32(&it) &&
-        bson_iter_int32(&it) == 354 /* LoadBalancerSupportMismatch */) {
+        bson_iter_init_find(&it, reply, "code") && BSON_ITER_HOLDS_NUMBER(&it) &&
+        bson_iter_as_int64(&it) == 354 /* LoadBalancerSupportMismatch: any numeric type */) {
         /* The client gets the server's error as it is; the operator gets the fix. */
         c->server->hello_warned_lb_needed = true;
         conf_log(CONF_LOG_WARN, c->id, "upstream_load_balancer",

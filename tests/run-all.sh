@@ -8,8 +8,10 @@
 #   3. the same `make check` in _build-asan
 #      Both run CHECK_JOBS tests at a time (default: one per core, the
 #      slowest started first: most integration tests wait on timers and
-#      servers, not the CPU: a test uses about 0.4 of a core on average),
+#      servers, not the CPU: a test uses about 0.4 to 0.75 of a core on average),
 #      then the few that must run alone (ALONE and ALONE_TIMED below).
+#      Meanwhile the builds of steps 4 and 5 are made at nice 19: they
+#      take the CPU the tests leave idle.
 #   4. a --enable-tiny-keys build (8-bit cache keys: collisions everywhere)
 #      running the collision and workload tests: never a wrong answer
 #   5. a --enable-fuzzing build (_build-fuzz, clang-14 + libFuzzer, ASan, UBSan):
@@ -163,6 +165,24 @@ if [ $built -eq 0 ] || [ $built_asan -eq 0 ]; then
 fi
 rm -f setup.log build.log build-asan.log
 
+# The builds of steps 4 and 5 are made meanwhile, at the lowest priority:
+# the test steps leave about half of the two cores idle (their tests wait on
+# timers and servers), and a niced compiler takes only that (a woken test
+# process preempts it at once).
+bg() {
+    # bg LOG COMMAND...: COMMAND (a function too) at nice 19 in the background.
+    local log=$1; shift
+    (renice -n 19 -p "$BASHPID" >/dev/null && "$@") >"$log" 2>&1 &
+}
+build_fuzz() {
+    mkdir -p _build-fuzz && cd _build-fuzz &&
+        "$TOP/configure" -q --enable-werror --enable-fuzzing && make -j"$JOBS" >/dev/null
+}
+bg build-tiny.log build_tree _build-tiny --enable-werror --enable-tiny-keys
+tiny_pid=$!
+bg build-fuzz.log build_fuzz
+fuzz_pid=$!
+
 step "-Werror build: every test (_build)"
 if [ $built -eq 1 ]; then
     alone="$ALONE $ALONE_TIMED" run_check _build || status=1
@@ -179,16 +199,26 @@ else
 fi
 
 step "8-bit cache keys (_build-tiny): collisions never give a wrong answer"
-build_tree _build-tiny --enable-werror --enable-tiny-keys &&
+tiny_st=0
+wait "$tiny_pid" || tiny_st=$?
+cat build-tiny.log
+rm -f build-tiny.log
+if [ "$tiny_st" -eq 0 ]; then
     alone="" run_check _build-tiny \
-    TESTS="tests/unit/test_cache_cache tests/integration/test_collisions.sh tests/integration/test_workload.sh" || status=1
+        TESTS="tests/unit/test_cache_cache tests/integration/test_collisions.sh tests/integration/test_workload.sh" ||
+        status=1
+else
+    echo "the tiny-keys build failed"; fail=$((fail + 1)); status=1
+fi
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 step "libFuzzer targets (_build-fuzz): corpus replay, then ${FUZZ_SECONDS} s per target"
-mkdir -p _build-fuzz
+fuzz_st=0
+wait "$fuzz_pid" || fuzz_st=$?
+cat build-fuzz.log
+rm -f build-fuzz.log
 rm -rf _build-fuzz/fuzz-findings
-if (cd _build-fuzz && "$TOP/configure" -q --enable-werror --enable-fuzzing &&
-    make -j"$JOBS" >/dev/null); then
+if [ "$fuzz_st" -eq 0 ]; then
     if [ "$FUZZ_SECONDS" -gt 0 ]; then fuzz_mode=fuzz; else fuzz_mode=fuzz-replay; fi
     # An input counts as a hang after FUZZ_TIMEOUT s (10 here: under load,
     # ASan's allocator returning memory to the kernel has stalled a 45 ms
