@@ -7,8 +7,9 @@
 # Node driver and Mongoose through the proxy across two switches and checks that the
 # monitor follows, that new connections go to the new primary (the time is printed),
 # and that no client got a wrong reply or had a write applied twice; then writes in
-# flight at a failover and the cache, two elections and the persona. Then mongos
-# servers, and a bounded stop of a monitor stuck in a check.
+# flight at a failover and the cache, two elections and the persona. Then a write
+# whose reply is lost and is applied late, seen by a second proxy sharing a Redis tier
+# (failover_shared.py), mongos servers, and a bounded stop of a monitor stuck in a check.
 set -eu
 # shellcheck source=tests/integration/lib.sh source-path=SCRIPTDIR/../..
 . "$(dirname "$0")/lib.sh"
@@ -38,6 +39,24 @@ mc_run_lines failover check "$MC_PYTHON" "$MC_TESTDIR/failover_check.py" --proxy
     --http "$PROXY_HTTP_PORT" --log "$PROXY_LOG" --control "$RC" --members "$RA,$RB" \
     --ferret "$FA,$FB" --node "$MC_NODE" --node-dir "$MC_NODE_DIR" --tmp "$MC_TMP"
 # the results' diagnostics (follow times, counts) are in the relayed output above
+
+# ---- a lost write and the Redis tier: P1's late bump reaches P2 -------------------------
+mc_start_redis
+RS_URI="mongodb://127.0.0.1:$RA,127.0.0.1:$RB/?replicaSet=rs0&heartbeatFrequencyMS=60000"
+TIER=(--redis "redis://127.0.0.1:$REDIS_PORT" --cache-key-secret "failover-$$-$RANDOM")
+MC_PROXY_UPSTREAM=$RS_URI mc_start_proxy "${TIER[@]}"
+P1_PORT=$PROXY_PORT P1_HTTP=$PROXY_HTTP_PORT
+MC_PROXY_UPSTREAM=$RS_URI mc_start_proxy "${TIER[@]}"
+for _ in $(seq 1 100); do # (bounded) both tiers connected
+    n=0
+    for h in "$P1_HTTP" "$PROXY_HTTP_PORT"; do
+        curl -s "http://127.0.0.1:$h/stats" | grep -Eq '"state" ?: ?"connected"' && n=$((n + 1))
+    done
+    [ "$n" = 2 ] && break
+    sleep 0.1
+done
+mc_run_lines failover shared "$MC_PYTHON" "$MC_TESTDIR/failover_shared.py" --p1 "$P1_PORT" \
+    --p2 "$PROXY_PORT" --h2 "$PROXY_HTTP_PORT" --control "$RC" --ferret "$FA,$FB"
 
 # ---- mongos servers: new connections are spread across them ----------------------------
 MA=$(mc_free_port)
