@@ -307,20 +307,7 @@ def cached(expect, timeout=10.0):
 
 def held_write(v):
     """Starts an update to v with no retry; returns (thread, outcome list)."""
-    out = []
-
-    def run():
-        c = pymongo.MongoClient(proxy_uri, retryWrites=False, serverSelectionTimeoutMS=5000)
-        try:
-            c[DB].inflight.update_one({"_id": "k"}, {"$set": {"v": v}})
-            out.append("acknowledged")
-        except PyMongoError as e:
-            out.append(type(e).__name__)
-        finally:
-            c.close()
-    th2 = threading.Thread(target=run)
-    th2.start()
-    return th2, out
+    return rs_relay.update_in_thread(proxy_uri, DB, "inflight", "k", v)
 
 
 def hold(k, before, mode, v):

@@ -17,14 +17,13 @@ import argparse
 import os
 import socket
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import mctest  # noqa: E402
+import rs_relay  # noqa: E402
 
 import pymongo  # noqa: E402
-from pymongo.errors import PyMongoError  # noqa: E402
 
 LATE_MS = 700
 GRACE_S = 1.0
@@ -76,20 +75,7 @@ for c in direct:
 with mctest.Case(None, "shared tier: a write applied after its reply was lost (through P1) is "
                  "seen by P2 once P1's grace ends (P1's late bump in Redis)") as k:
     answer(control("hold %s unapplied" % COLL))
-    out = []
-
-    def write():
-        c = pymongo.MongoClient("mongodb://127.0.0.1:%d/" % a.p1, retryWrites=False,
-                                serverSelectionTimeoutMS=5000)
-        try:
-            c[DB][COLL].update_one({"_id": "L"}, {"$set": {"v": 1}})
-            out.append("acknowledged")
-        except PyMongoError as e:
-            out.append(type(e).__name__)
-        finally:
-            c.close()
-    w = threading.Thread(target=write)
-    w.start()
+    w, out = rs_relay.update_in_thread("mongodb://127.0.0.1:%d/" % a.p1, DB, COLL, "L", 1)
     k.check('"held": true' in answer(control("wait_held")), "the relay held no write")
     release = control("release late %d" % LATE_MS)  # answered after the late apply
     t0 = time.monotonic()

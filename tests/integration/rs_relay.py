@@ -384,6 +384,29 @@ def control(port, line):
         return json.loads(f.readline())
 
 
+def update_in_thread(uri, db, coll, doc_id, v):
+    """A test's write for the relay to hold: sets v of {_id: doc_id} through uri (pymongo,
+    no retry) in a thread. Returns (thread, outcome list: "acknowledged" or the error's
+    class name)."""
+    import threading
+    import pymongo
+    from pymongo.errors import PyMongoError
+    out = []
+
+    def run():
+        c = pymongo.MongoClient(uri, retryWrites=False, serverSelectionTimeoutMS=5000)
+        try:
+            c[db][coll].update_one({"_id": doc_id}, {"$set": {"v": v}})
+            out.append("acknowledged")
+        except PyMongoError as e:
+            out.append(type(e).__name__)
+        finally:
+            c.close()
+    th = threading.Thread(target=run)
+    th.start()
+    return th, out
+
+
 def main():
     import argparse
     p = argparse.ArgumentParser()
