@@ -88,13 +88,33 @@ GOOD_PORT=$TLS_PORT
 start_tls_redis elsewhere no
 ELSEWHERE_PORT=$TLS_PORT
 mc_start_redis # plaintext, for case 6
-CLUSTER_PORT=$(mc_free_port)
-mkdir -p "$MC_TMP/cluster"
-redis-server --bind 127.0.0.1 --port "$CLUSTER_PORT" --cluster-enabled yes \
-    --cluster-config-file "$MC_TMP/cluster/nodes.conf" --save '' --appendonly no \
-    --daemonize no --dir "$MC_TMP/cluster" >"$MC_TMP/cluster/redis.log" 2>&1 &
-mc_track $!
-mc_wait_port "$CLUSTER_PORT" $! 10 || mc_bail "cluster-mode redis-server did not come up"
+# start_cluster_redis: a cluster-mode redis-server (case 7); sets CLUSTER_PORT. Its
+# cluster bus listens on CLUSTER_PORT + 10000 as well, so that port must be free too,
+# and below the kernel's ephemeral ports, where other tests' connections take their
+# local ports. Retried like start_tls_redis: once, in a full parallel suite, the one
+# try it had did not come up (its log was not kept).
+start_cluster_redis() {
+    local dir=$MC_TMP/cluster try i pid lo
+    lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null) || lo=32768
+    mkdir -p "$dir"
+    for try in 1 2 3; do
+        for i in $(seq 1 50); do
+            CLUSTER_PORT=$(mc_free_port)
+            [ $((CLUSTER_PORT + 10000)) -lt "$lo" ] || [ "$lo" -lt 30000 ] || continue
+            (exec 3<>"/dev/tcp/127.0.0.1/$((CLUSTER_PORT + 10000))") 2>/dev/null || break
+        done
+        redis-server --bind 127.0.0.1 --port "$CLUSTER_PORT" --cluster-enabled yes \
+            --cluster-config-file "$dir/nodes.$try.conf" --save '' --appendonly no \
+            --daemonize no --dir "$dir" >"$dir/redis.$try.log" 2>&1 &
+        pid=$!
+        mc_track "$pid"
+        mc_wait_port "$CLUSTER_PORT" "$pid" 10 && return 0
+        mc_log_tail "$dir/redis.$try.log"
+        kill "$pid" 2>/dev/null || true
+    done
+    mc_bail "cluster-mode redis-server did not come up (last port 127.0.0.1:$CLUSTER_PORT)"
+}
+start_cluster_redis
 SECRET="tls-secret-$$-$RANDOM"
 CLIENT_CERT="--redis-tls-cert-file $PKI/client.crt --redis-tls-key-file $PKI/client.key"
 
