@@ -15,8 +15,8 @@ that bump P2 serves the old value until its TTL.
 """
 import argparse
 import os
-import socket
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -44,22 +44,6 @@ p2 = pymongo.MongoClient("mongodb://127.0.0.1:%d/" % a.p2, serverSelectionTimeou
                          retryReads=False)[DB][COLL]
 
 
-def control(line):
-    """One control line to the relay; returns the socket its answer will come on."""
-    s = socket.create_connection(("127.0.0.1", a.control), timeout=15)
-    s.sendall((line + "\n").encode())
-    return s
-
-
-def answer(s):
-    f = s.makefile("r")
-    try:
-        return f.readline().strip()
-    finally:
-        f.close()
-        s.close()
-
-
 def hits():
     return mctest.stats(a.h2).get("cache", {}).get("hits", 0)
 
@@ -74,13 +58,17 @@ for c in direct:
 
 with mctest.Case(None, "shared tier: a write applied after its reply was lost (through P1) is "
                  "seen by P2 once P1's grace ends (P1's late bump in Redis)") as k:
-    answer(control("hold %s unapplied" % COLL))
+    rs_relay.control(a.control, "hold %s unapplied" % COLL)
     w, out = rs_relay.update_in_thread("mongodb://127.0.0.1:%d/" % a.p1, DB, COLL, "L", 1)
-    k.check('"held": true' in answer(control("wait_held")), "the relay held no write")
-    release = control("release late %d" % LATE_MS)  # answered after the late apply
+    k.check(rs_relay.control(a.control, "wait_held").get("held"), "the relay held no write")
+    rel = []  # the relay answers the release after the late apply: asked from a thread
+    r_th = threading.Thread(target=lambda: rel.append(
+        rs_relay.control(a.control, "release late %d" % LATE_MS)))
+    r_th.start()
     t0 = time.monotonic()
-    # P2 fills the old value after P1 lost the reply (P1's second bump came first):
-    # two reads in a row of 0, the second a hit, before the late apply.
+    # P2 fills the old value after P1 lost the reply: a read of 0 that is a hit, before
+    # the late apply (a hit is checked against Redis's generations, so its entry was
+    # filled after P1's second bump).
     filled = False
     while not filled and time.monotonic() - t0 < LATE_MS / 1000.0 - 0.15:
         h = hits()
@@ -89,7 +77,7 @@ with mctest.Case(None, "shared tier: a write applied after its reply was lost (t
     # (the sleep paces the reads; the first may precede P1's second bump)
     k.check(filled, "P2 filled no entry of the old value before the late apply (%.2f s)"
             % (time.monotonic() - t0))
-    rel = answer(release)
+    r_th.join(30)
     w.join(30)
     k.check(out and out[0] != "acknowledged", "the held write was acknowledged: %r" % out)
     applied = [c.find_one({"_id": "L"})["v"] for c in direct]

@@ -269,6 +269,22 @@ mc_start_redis() {
     fi
 }
 
+# mc_wait_tiers HTTP_PORT...: waits (at most 10 s) until each proxy's /stats shows its
+# Redis tier connected; the callers' checks say what a tier still down did.
+mc_wait_tiers() {
+    local h n
+    for _ in $(seq 1 100); do
+        n=0
+        for h in "$@"; do
+            curl -s "http://127.0.0.1:$h/stats" 2>/dev/null |
+                grep -Eq '"state" ?: ?"connected"' && n=$((n + 1))
+        done
+        [ "$n" = $# ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
 MC_PROXY_N=0
 mc_start_proxy() {
     # the upstream: FerretDB started above, or MC_PROXY_UPSTREAM (a URI)

@@ -47,14 +47,7 @@ TIER=(--redis "redis://127.0.0.1:$REDIS_PORT" --cache-key-secret "failover-$$-$R
 MC_PROXY_UPSTREAM=$RS_URI mc_start_proxy "${TIER[@]}"
 P1_PORT=$PROXY_PORT P1_HTTP=$PROXY_HTTP_PORT
 MC_PROXY_UPSTREAM=$RS_URI mc_start_proxy "${TIER[@]}"
-for _ in $(seq 1 100); do # (bounded) both tiers connected
-    n=0
-    for h in "$P1_HTTP" "$PROXY_HTTP_PORT"; do
-        curl -s "http://127.0.0.1:$h/stats" | grep -Eq '"state" ?: ?"connected"' && n=$((n + 1))
-    done
-    [ "$n" = 2 ] && break
-    sleep 0.1
-done
+mc_wait_tiers "$P1_HTTP" "$PROXY_HTTP_PORT" || true
 mc_run_lines failover shared "$MC_PYTHON" "$MC_TESTDIR/failover_shared.py" --p1 "$P1_PORT" \
     --p2 "$PROXY_PORT" --h2 "$PROXY_HTTP_PORT" --control "$RC" --ferret "$FA,$FB"
 

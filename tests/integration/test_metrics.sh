@@ -25,10 +25,7 @@ url=http://127.0.0.1:$PROXY_HTTP_PORT
 
 # (--redis-timeout 1s: a loaded machine must not turn the 10,000 misses into
 # bypasses by timing Redis out.) Wait (bounded) for the Redis tier.
-for _ in $(seq 1 100); do
-    curl -s "$url/stats" | grep -Eq '"state" ?: ?"connected"' && break
-    sleep 0.1
-done
+mc_wait_tiers "$PROXY_HTTP_PORT" || true
 
 MC_GROUP_TIMEOUT=90 mc_run_lines metrics check "$MC_PYTHON" "$MC_TESTDIR/metrics_check.py" \
     "$PROXY_URI" "$PROXY_HTTP_PORT" "$abs_top_srcdir" "$TOP" 10000

@@ -154,12 +154,7 @@ check() { # LABEL NAME GROUP ARGS...
 }
 
 # ---- 1: share over TLS -----------------------------------------------------------------
-for _ in $(seq 1 100); do
-    c1=$(curl -s "http://127.0.0.1:$P1_HTTP/stats" 2>/dev/null | grep -Ec '"state" ?: ?"connected"')
-    c2=$(curl -s "http://127.0.0.1:$P2_HTTP/stats" 2>/dev/null | grep -Ec '"state" ?: ?"connected"')
-    [ "$c1" -ge 1 ] && [ "$c2" -ge 1 ] && break
-    sleep 0.1
-done
+mc_wait_tiers "$P1_HTTP" "$P2_HTTP" || true
 run share shared_check.py share --p1 "$P1_PORT" --h1 "$P1_HTTP" --p2 "$P2_PORT" \
     --h2 "$P2_HTTP" --direct "$FERRET_PORT"
 

@@ -70,12 +70,7 @@ mc_start_proxy $TIER_FLAGS
 P2_PORT=$PROXY_PORT P2_HTTP=$PROXY_HTTP_PORT P2_PID=$PROXY_PID P2_LOG=$PROXY_LOG
 
 # wait (bounded) for both tiers to be connected
-for _ in $(seq 1 100); do
-    c1=$(curl -s "http://127.0.0.1:$P1_HTTP/stats" 2>/dev/null | grep -Ec '"state" ?: ?"connected"')
-    c2=$(curl -s "http://127.0.0.1:$P2_HTTP/stats" 2>/dev/null | grep -Ec '"state" ?: ?"connected"')
-    [ "$c1" -ge 1 ] && [ "$c2" -ge 1 ] && break
-    sleep 0.1
-done
+mc_wait_tiers "$P1_HTTP" "$P2_HTTP" || true
 
 py() { # GROUP [ARGS]
     local group=$1
