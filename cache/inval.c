@@ -263,7 +263,7 @@ cache_inval_write_begin(struct cache_inval_ctx *ctx, const bson_t *body,
         inval_add(inv, cache_gen_global(ctx->gen));
         break;
     case CACHE_WRITE_TXN_END: {
-        struct cache_txn_writes *t = cache_txn_find(ctx->txns, body, false);
+        struct cache_txn_writes *t = cache_txn_find(ctx->txns, body, false, false, 0);
 
         if (!t || t->overflow || t->n > CACHE_MAX_INVAL) {
             /* The session's writes are not known here, or more than one
@@ -279,7 +279,9 @@ cache_inval_write_begin(struct cache_inval_ctx *ctx, const bson_t *body,
     }
     }
     if (w.in_transaction && w.scope != CACHE_WRITE_TXN_END) {
-        struct cache_txn_writes *t = cache_txn_find(ctx->txns, body, true);
+        struct cache_txn_writes *t =
+            cache_txn_find(ctx->txns, body, true, w.starts_transaction,
+                           (uint64_t)conf_clock_ms());
 
         if (!t) {
             inval_add(inv, cache_gen_global(ctx->gen));

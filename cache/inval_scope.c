@@ -307,13 +307,14 @@ map_reduce_target(struct cache_write *w, const bson_t *body, const char *db, uin
     return bson_iter_recurse(&out, &it) && bson_iter_find(&it, "inline");
 }
 
-/* txnNumber with autocommit: false. */
+/* txnNumber with autocommit: false; *starts: with startTransaction: true as well. */
 static bool
-in_transaction(const bson_t *body)
+in_transaction(const bson_t *body, bool *starts)
 {
-    bool txn = false, no_autocommit = false;
+    bool txn = false, no_autocommit = false, start = false;
     bson_iter_t it;
 
+    *starts = false;
     if (!bson_iter_init(&it, body))
         return false;
     while (bson_iter_next(&it)) {
@@ -323,7 +324,10 @@ in_transaction(const bson_t *body)
             txn = true;
         else if (id == WIRE_NAME_AUTOCOMMIT && !bson_iter_as_bool(&it))
             no_autocommit = true;
+        else if (id == WIRE_NAME_START_TRANSACTION && bson_iter_as_bool(&it))
+            start = true;
     }
+    *starts = txn && no_autocommit && start;
     return txn && no_autocommit;
 }
 
@@ -410,6 +414,7 @@ cache_inval_scope_classify(const bson_t *body, const struct wire_cmd *parsed, co
     write->user = NULL;
     write->user_len = 0;
     write->in_transaction = false;
+    write->starts_transaction = false;
     if (!cmd) {
         if (!wire_cmd_parse(bson_get_data(body), body->len, &own, &error)) {
             write_all(write);
@@ -418,7 +423,8 @@ cache_inval_scope_classify(const bson_t *body, const struct wire_cmd *parsed, co
         cmd = &own;
     }
     /* Only a body holding both keys (the parse noted them) is walked for their values. */
-    write->in_transaction = cmd->has_txn_number && cmd->has_autocommit && in_transaction(body);
+    write->in_transaction = cmd->has_txn_number && cmd->has_autocommit &&
+                            in_transaction(body, &write->starts_transaction);
     if (db) {
         db_len = db == cmd->db ? cmd->db_len : (uint32_t)strlen(db); /* no NUL in $db */
     } else if (cmd->db) {

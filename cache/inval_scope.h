@@ -33,6 +33,7 @@ struct cache_write {
     const char *user;     /* CACHE_WRITE_USER: the user name, inside the command */
     uint32_t user_len;
     bool in_transaction;  /* txnNumber with autocommit:false: bump again at commit */
+    bool starts_transaction; /* in_transaction, with startTransaction: true */
 };
 
 /*
@@ -63,7 +64,8 @@ struct cache_write {
  * CACHE_INVAL_SCOPE_MAX_NS namespaces) -> ALL. An NS command whose
  * collection is not a string (a UUID) -> DB. For DB scope ns[] holds
  * databases only (coll NULL). in_transaction is set for any command
- * carrying txnNumber together with autocommit: false.
+ * carrying txnNumber together with autocommit: false (a read too),
+ * starts_transaction when it also carries startTransaction: true.
  */
 void cache_inval_scope_classify(const bson_t *body, const struct wire_cmd *cmd, const char *db,
                                 const char *const *seq_ids, const uint8_t *const *seq_docs,

@@ -26,6 +26,8 @@ struct txn_entry {
 struct cache_txn {
     struct txn_entry *txns; /* newest first */
     uint32_t n_txns;
+    bool lost;        /* a set was forgotten, at lost_ms */
+    uint64_t lost_ms;
 };
 
 /* Frees an entry and releases the records its set held. */
@@ -72,7 +74,8 @@ find_lsid(const bson_t *body, const uint8_t **data, uint32_t *len)
 }
 
 struct cache_txn_writes *
-cache_txn_find(struct cache_txn *txn, const bson_t *body, bool create)
+cache_txn_find(struct cache_txn *txn, const bson_t *body, bool create, bool starts,
+               uint64_t now_ms)
 {
     const uint8_t *lsid = NULL;
     uint32_t len = 0;
@@ -86,7 +89,8 @@ cache_txn_find(struct cache_txn *txn, const bson_t *body, bool create)
     if (!create)
         return NULL;
     if (txn->n_txns >= MAX_OPEN_TXNS) {
-        /* Forget the oldest: its commit will then bump everything, which is safe. */
+        /* Forget the oldest: its commit will then bump everything, which is
+         * safe; a write of it before that opens a set marked overflow. */
         struct txn_entry **last = &txn->txns;
 
         while ((*last)->next)
@@ -94,10 +98,16 @@ cache_txn_find(struct cache_txn *txn, const bson_t *body, bool create)
         entry_free(*last);
         *last = NULL;
         txn->n_txns--;
+        txn->lost = true;
+        txn->lost_ms = now_ms;
     }
     t = bson_malloc0(sizeof *t);
     memcpy(t->lsid, lsid, len);
     t->lsid_len = len;
+    /* Its first statement seen here did not start it: this may be the
+     * forgotten set's session, whose earlier writes are not known here. */
+    t->writes.overflow =
+        !starts && txn->lost && now_ms - txn->lost_ms < (uint64_t)CACHE_TXN_LOST_WINDOW_MS;
     t->next = txn->txns;
     txn->txns = t;
     txn->n_txns++;

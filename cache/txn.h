@@ -32,15 +32,28 @@ struct cache_txn *cache_txn_new(void);
 void cache_txn_destroy(struct cache_txn *txn);
 
 /*
+ * How long after the table forgot a set (the bound below) a set opened by
+ * a statement that does not start its transaction is marked overflow: well
+ * past mongod's transaction lifetime (transactionLifetimeLimitSeconds, 60 s
+ * by default), after which the server has aborted a transaction whose set
+ * could have been the one forgotten.
+ */
+#define CACHE_TXN_LOST_WINDOW_MS (10 * 60 * 1000)
+
+/*
  * The write set of the session named by body's lsid, or NULL when body has
  * no lsid document (or one too long to be ours). With create, a set is
  * opened when there is none; the number open is bounded, so opening one
- * more may forget the oldest (whose end then finds none and bumps
- * everything). Without create, NULL when none is open. The pointer is
- * valid until cache_txn_drop or the next cache_txn_find with create.
+ * more may forget the oldest: its end then finds none and bumps
+ * everything, and if the session writes again first, the set opened then
+ * would miss what was forgotten; so a set opened by a statement that does
+ * not start the transaction (starts false) within CACHE_TXN_LOST_WINDOW_MS
+ * of a set forgotten (now_ms) is overflow from the start. Without create,
+ * NULL when none is open. The pointer is valid until cache_txn_drop or the
+ * next cache_txn_find with create.
  */
-struct cache_txn_writes *cache_txn_find(struct cache_txn *txn, const bson_t *body,
-                                        bool create);
+struct cache_txn_writes *cache_txn_find(struct cache_txn *txn, const bson_t *body, bool create,
+                                        bool starts, uint64_t now_ms);
 
 /* Adds rec to the set (once, held until the set is dropped), or marks the set overflow when it is full. */
 void cache_txn_add(struct cache_txn_writes *writes, struct cache_gen_rec *rec);

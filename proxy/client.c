@@ -33,6 +33,7 @@
 #include "proxy/client_internal.h"
 #include "proxy/compress.h"
 #include "proxy/conn.h"
+#include "proxy/cursor.h"
 #include "proxy/drain.h"
 #include "proxy/handshake.h"
 #include "proxy/io.h"
@@ -258,6 +259,38 @@ static bool
 queue_over(const struct proxy_client *c, size_t limit)
 {
     return (c->up ? proxy_upstream_queued(c->up) : 0) + c->held_bytes > limit;
+}
+
+/*
+ * Counts bytes that req, answered here, holds until it ends (its message
+ * and its answer) in the client's held_bytes, with its relayed requests
+ * (queue_over): past buffer_limit the client is read no further until
+ * they are back under half of it. pop_request gives them back.
+ */
+static void
+hold_answer(struct proxy_client *c, struct proxy_request *req, size_t bytes)
+{
+    req->held_bytes = (uint32_t)bytes;
+    c->held_bytes += req->held_bytes;
+    if (queue_over(c, (size_t)c->server->conf->buffer_limit) && !c->reading_paused)
+        c->reading_paused = true; /* process_input stops; update_reading follows */
+}
+
+/*
+ * A request answered here (a hit, a proxy cursor's batch) that waits
+ * behind an earlier one for its turn: it holds its request, its stored
+ * value or answer, until then; counted (hold_answer), or a client could
+ * pipeline hits behind one slow read without end.
+ */
+static void
+hold_if_queued(struct proxy_client *c, struct proxy_request *req, size_t msg_len)
+{
+    size_t answer;
+
+    if (TAILQ_FIRST(&c->pending) == req)
+        return; /* flush_canned writes it now */
+    answer = req->hit ? cache_value_payload_len(req->hit) + WIRE_HEADER_LEN : req->canned_len;
+    hold_answer(c, req, msg_len + answer + sizeof *req);
 }
 
 /* ---- timers ------------------------------------------------------------- */
@@ -783,6 +816,8 @@ pop_request(struct proxy_client *c, struct proxy_request *req)
 {
     TAILQ_REMOVE(&c->pending, req, link);
     c->n_pending--;
+    if (req->inval)
+        c->writes_open--; /* its end: lost (proxy_request_destroy) */
     if (req->state == PROXY_REQUEST_WAITING_CACHE || req->state == PROXY_REQUEST_DRAINING)
         c->blocked = false; /* the request the client waited on is gone */
     if (req->untracked)
@@ -796,6 +831,22 @@ pop_request(struct proxy_client *c, struct proxy_request *req)
         }
     }
     proxy_request_destroy(req, c->server->cache, &c->server->spares);
+}
+
+/*
+ * Ends every request with no reply (the client is closed next). A cache
+ * wait that ends as the request it followed goes (coalescing hands it
+ * over) sends nothing on: it is ended in its turn (ending_all).
+ */
+static void
+drop_all(struct proxy_client *c)
+{
+    struct proxy_request *req;
+
+    c->ending_all = true;
+    while ((req = TAILQ_FIRST(&c->pending)))
+        pop_request(c, req);
+    c->ending_all = false;
 }
 
 /*
@@ -1127,10 +1178,7 @@ handle_op_msg(struct proxy_client *c, const uint8_t *data, const struct wire_hea
             sync_upstream(c); /* a held answer at the head: later replies wait */
             /* Until it ends it holds its answer (and a Redis bump): bounded
              * with the client's relayed requests (queue_over). */
-            req->held_bytes = (uint32_t)((size_t)h->length + req->canned_len);
-            c->held_bytes += req->held_bytes;
-            if (queue_over(c, (size_t)conf->buffer_limit) && !c->reading_paused)
-                c->reading_paused = true; /* process_input stops; update_reading follows */
+            hold_answer(c, req, (size_t)h->length + req->canned_len);
         } else
             conf_log(CONF_LOG_INFO, c->id, "admin_action",
                      "via=wire action=%s result=refused_oneway", cmd.name);
@@ -1141,6 +1189,7 @@ handle_op_msg(struct proxy_client *c, const uint8_t *data, const struct wire_hea
         if (!c->server->cache || !cmd.db)
             break;
         if (req && proxy_lookup_answer_cursor(c, &cmd, &body, req)) {
+            hold_if_queued(c, req, (size_t)h->length);
             proxy_conn_drain(c->conn, in_len);
             flush_canned(c);
             return true;
@@ -1149,6 +1198,7 @@ handle_op_msg(struct proxy_client *c, const uint8_t *data, const struct wire_hea
         case PROXY_LOOKUP_FORWARD:
             break;
         case PROXY_LOOKUP_ANSWERED:
+            hold_if_queued(c, req, (size_t)h->length);
             proxy_conn_drain(c->conn, in_len);
             flush_canned(c);
             return true;
@@ -1438,7 +1488,8 @@ request_resolved(struct proxy_request *req)
 {
     struct proxy_client *c = req->client;
 
-    if (req->state == PROXY_REQUEST_WAITING_CACHE && c->phase < PROXY_CLIENT_DEAD) {
+    if (req->state == PROXY_REQUEST_WAITING_CACHE && c->phase < PROXY_CLIENT_DEAD &&
+        !c->ending_all) {
         uint8_t *held;
         size_t len;
 
@@ -1582,8 +1633,7 @@ upstream_protocol_error(struct proxy_client *c, struct proxy_request *req, const
     }
     proxy_upstream_destroy(c->up);
     c->up = NULL;
-    while ((req = TAILQ_FIRST(&c->pending)))
-        pop_request(c, req);
+    drop_all(c);
     finish(c);
 }
 
@@ -1853,12 +1903,15 @@ handle_reply(struct proxy_client *c, struct proxy_request *req, const uint8_t *d
     case PROXY_ROUTE_ADMIN: /* answered by the proxy: never upstream */
         break;
     case PROXY_ROUTE_FORWARD:
-        /* A stored reply is replayed with a new header, which a checksum
-         * would cover: checksummed replies are not stored. */
-        if (!req->miss || (reply_flags & WIRE_MSG_CHECKSUM_PRESENT))
+        if (!req->miss)
             break;
+        /* A drain keeps the documents, not the reply: a checksum (checked
+         * when the reply was read) does not stop it. With the proxy's
+         * cursor table full, a reply with an open cursor goes to the client
+         * as it came, the server's cursor in it. */
         if (req->state == PROXY_REQUEST_DRAINING ||
-            (c->n_pending == 1 && proxy_drain_open_cursor(&reply, NULL, NULL, NULL))) {
+            (c->n_pending == 1 && !proxy_cursor_full(c->server->cursors) &&
+             proxy_drain_open_cursor(&reply, NULL, NULL, NULL))) {
             /* The reply (a batch) stays with the proxy; the client gets the
              * whole result once the cursor is drained (req READY). */
             bool over = proxy_drain_step(c, req, &reply);
@@ -1870,7 +1923,10 @@ handle_reply(struct proxy_client *c, struct proxy_request *req, const uint8_t *d
                 set_blocked(c, true);
             return c->phase < PROXY_CLIENT_DEAD;
         }
-        cache_store(c->server->cache, req->miss, data, (size_t)h->length, &reply);
+        /* A stored reply is replayed with a new header, which a checksum
+         * would cover: checksummed replies are not stored. */
+        if (!(reply_flags & WIRE_MSG_CHECKSUM_PRESENT))
+            cache_store(c->server->cache, req->miss, data, (size_t)h->length, &reply);
         break;
     }
     proxy_stats_add(&c->server->stats, PROXY_STAT_replies, 1);
@@ -1888,6 +1944,7 @@ handle_reply(struct proxy_client *c, struct proxy_request *req, const uint8_t *d
          * and is gone with the upstream if that is lost (so are all the
          * requests: on_upstream_down); otherwise it is copied out. */
         proxy_request_forget_inval(req);
+        c->writes_open--;
         if (TAILQ_FIRST(&c->pending) == req && req->reply_compressor < 0 && !owned) {
             req->ack_in_upstream = (size_t)h->length;
         } else if (owned) {
@@ -1970,6 +2027,7 @@ on_upstream_down(void *arg, const char *why, bool connected)
             char errmsg[512];
 
             snprintf(errmsg, sizeof errmsg, "mongocache: %s", why);
+            c->ending_all = true; /* a wait ended by a pop below is answered here too */
             while ((req = TAILQ_FIRST(&c->pending))) {
                 size_t len;
                 uint8_t *bytes = proxy_request_make_labeled_error(
@@ -1980,6 +2038,7 @@ on_upstream_down(void *arg, const char *why, bool connected)
                 proxy_client_observe(c, req, PROXY_OUTCOME_ERROR);
                 pop_request(c, req);
             }
+            c->ending_all = false;
             maybe_finish(c);
             /* Requests buffered behind the failure are tried on a new
              * connection (the old one's queue is gone, and so is any wait). */
@@ -2014,8 +2073,7 @@ on_upstream_down(void *arg, const char *why, bool connected)
              "upstream=%s error=\"%s\" in_flight=%u msg=\"closing the client so its driver "
              "reconnects\"",
              address, why, c->n_pending);
-    while ((req = TAILQ_FIRST(&c->pending)))
-        pop_request(c, req);
+    drop_all(c);
     finish(c);
 }
 

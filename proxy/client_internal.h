@@ -93,9 +93,14 @@ struct proxy_client {
     bool linger;                  /* close by start_linger: a refused message is still arriving */
     size_t admitted_len;          /* the message arriving now was admitted at this length */
     size_t promised;              /* its bytes not yet arrived (in server->mem_promised) */
-    size_t held_bytes;            /* in-band admin commands answered but not ended (their
-                                   * messages and answers): counted with the upstream's
+    size_t held_bytes;            /* requests answered here but not sent (an admin command
+                                   * until it ends, a hit behind an earlier request): their
+                                   * messages and answers, counted with the upstream's
                                    * queue, as relayed requests are */
+    uint32_t writes_open;         /* requests whose write's end is not bumped yet (req->inval):
+                                   * a read behind one is not answered from the cache */
+    bool ending_all;              /* every request is being ended (its upstream is lost): a
+                                   * cache wait that ends meanwhile sends nothing on */
     struct event *resume_ev;      /* runs process_input once a wait is over; frees the
                                    * client once dead; created on first need (set_blocked
                                    * creates it) */

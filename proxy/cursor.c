@@ -5,7 +5,8 @@
  * the random ids. Draining the server's cursor is drain.c's; storing
  * results is the cache's; the first batch is written when lookup.c writes
  * a drained result as a hit. Cursors idle for ten minutes are dropped, as
- * the server drops its own; at most MAX_CURSORS are open.
+ * the server drops its own; past PROXY_CURSORS_MAX open no more are wanted
+ * (proxy_cursor_full).
  *
  * Like mongod's, a cursor can be read only by the principal that opened it,
  * on its own namespace, in its own session; and its id is 63 random bits,
@@ -27,7 +28,6 @@
 
 #define BUCKETS 4096
 #define IDLE_LIMIT_SECONDS 600
-#define MAX_CURSORS 100000
 
 struct proxy_cursor {
     struct proxy_cursor *next; /* hash chain */
@@ -48,6 +48,7 @@ struct proxy_cursors {
     struct event *sweep;
     size_t max_batch_bytes; /* at most PROXY_CURSOR_MAX_BATCH_BYTES */
     size_t *shared;         /* bytes of stored results queued by reference (proxy_io_add_value) */
+    time_t full_swept;      /* when proxy_cursor_full last swept a full table */
 };
 
 static struct proxy_cursor **
@@ -135,6 +136,22 @@ proxy_cursors_destroy(struct proxy_cursors *t)
     bson_free(t);
 }
 
+bool
+proxy_cursor_full(struct proxy_cursors *t)
+{
+    time_t now;
+
+    if (t->count < PROXY_CURSORS_MAX)
+        return false;
+    /* A sweep walks every cursor: once a second at most, not per request. */
+    now = time(NULL);
+    if (now != t->full_swept) {
+        t->full_swept = now;
+        sweep_cb(-1, 0, t);
+    }
+    return t->count >= PROXY_CURSORS_MAX;
+}
+
 size_t
 proxy_cursor_count(const struct proxy_cursors *t)
 {
@@ -160,8 +177,6 @@ open_cursor(struct proxy_cursors *t, struct cache_value *value, uint32_t positio
     struct proxy_cursor *c = bson_malloc0(sizeof *c);
     struct proxy_cursor **head;
 
-    if (t->count >= MAX_CURSORS)
-        sweep_cb(-1, 0, t);
     c->id = random_id(t);
     cache_value_ref(value);
     c->value = value;

@@ -57,6 +57,17 @@ void proxy_cursors_destroy(struct proxy_cursors *cursors);
 void proxy_cursors_set_max_batch_bytes(struct proxy_cursors *cursors, size_t bytes);
 
 /*
+ * Whether PROXY_CURSORS_MAX cursors are open, once those idle for ten
+ * minutes are dropped (looked for at most once a second while full): then
+ * a drained result is not served from the cache nor a reply drained
+ * (lookup.c, client.c), and the server answers with a cursor of its own.
+ * The cursors of hits already answered but not yet written still open, so
+ * the table passes the mark by at most those.
+ */
+#define PROXY_CURSORS_MAX 100000
+bool proxy_cursor_full(struct proxy_cursors *cursors);
+
+/*
  * Appends to out the reply to the command that produced value (a drained
  * result): an OP_MSG with firstBatch (batch_size documents, or 101 when
  * batch_size < 0), whose documents are added by reference to value (out

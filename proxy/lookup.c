@@ -216,10 +216,20 @@ proxy_lookup_consult(struct proxy_client *c, const struct wire_msg *msg, const s
                           &inval)) {
         req->inval = bson_malloc(sizeof inval);
         *req->inval = inval;
+        c->writes_open++; /* until its end is bumped (client.c: end_inval) */
         return PROXY_LOOKUP_FORWARD;
     }
     if (oneway || inval.write || !req)
         return PROXY_LOOKUP_FORWARD;
+    if (c->writes_open > 0) {
+        /* Behind a write of its own still on its way: the server runs this
+         * read after that write, but an entry another client filled while
+         * the write ran may not show it (its fill was taken between the
+         * write's two bumps). Sent on, with nothing looked up or stored. */
+        if (is_read_name(cmd->name_id))
+            proxy_stats_add(&c->server->stats, PROXY_STAT_reads_behind_write, 1);
+        return PROXY_LOOKUP_FORWARD;
+    }
     if (!c->server->conf->cache || untracked_running(c->server)) {
         /* cache = off with a Redis tier, or back on while unclassified
          * commands may still run: a read looks nothing up and allocates
@@ -258,6 +268,14 @@ proxy_lookup_consult(struct proxy_client *c, const struct wire_msg *msg, const s
         keep_session(req, cmd, body);
         return PROXY_LOOKUP_FORWARD;
     case CACHE_HIT:
+        if (cache_value_is_docs(req->hit) && proxy_cursor_full(c->server->cursors)) {
+            /* A drained result, and no room for another cursor of the
+             * proxy's: the server answers, with a cursor of its own. */
+            cache_value_unref(req->hit);
+            req->hit = NULL;
+            proxy_stats_add(&c->server->stats, PROXY_STAT_cursors_full, 1);
+            break;
+        }
         proxy_advice_hit(c->server->advice, cache_value_tag(req->hit), read.now_ms);
         if (cache_value_is_docs(req->hit))
             keep_session(req, cmd, body); /* its proxy cursor belongs to this session */

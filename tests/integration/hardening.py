@@ -12,6 +12,8 @@ Groups:
                (item 2), unambiguous principals (item 6)
   volatile     only valid lsid/$clusterTime/comment/maxTimeMS are left out
                of the key (item 9)
+  behind_write a read pipelined behind its client's own write goes to the
+               server (found in review)
   oneway       more than 4,096 outstanding w:0 writes (item 11)
   cursors      proxy cursor ids: unguessable, bound to user, namespace and
                session (item 12)
@@ -402,6 +404,41 @@ def group_volatile(a):
         tap(not r.ok() and (r.doc or {}).get("code") == want.get("code"),
             "volatile: Q with %s gets the server's error (%s), not Q's cached reply"
             % (extra, want.get("codeName")), r, want)
+    c.sock.close()
+
+
+def group_behind_write(a):
+    """Found in review: a read pipelined behind the same client's write is
+    answered by the server, after that write (an entry another client filled
+    while the write ran may not show it), never from the cache."""
+    addr = "127.0.0.1:%d" % a.port
+    direct = direct_client(a)
+    direct.hard.bw.delete_many({})
+    direct.hard.bw.insert_one({"_id": 1, "v": 1})
+    c = mf.Conn(addr, 5.0)
+    q = find("bw", filt={"_id": 1})
+    c.call(mf.op_msg(q), 5.0)
+    h0 = stat(a.http, "cache.hits") or 0
+    r = c.call(mf.op_msg(q), 5.0)
+    h1 = stat(a.http, "cache.hits") or 0
+    tap(r.ok() and h1 - h0 == 1, "behind_write: the read is cached (hits +%d)" % (h1 - h0))
+    upd = {"update": "bw", "updates": [{"q": {"_id": 1}, "u": {"$set": {"v": 2}}}], "$db": "hard"}
+    behind0 = stat(a.http, "counters.reads_behind_write") or 0
+    c.send(mf.op_msg(upd, request_id=10) + mf.op_msg(q, request_id=11))
+    w = c.recv_msg(5.0)
+    r = c.recv_msg(5.0)
+    behind1 = stat(a.http, "counters.reads_behind_write") or 0
+    batch = (r.doc or {}).get("cursor", {}).get("firstBatch") if r.ok() else None
+    tap(w.ok() and w.response_to == 10 and r.response_to == 11 and batch == [{"_id": 1, "v": 2}]
+        and behind1 - behind0 == 1,
+        "behind_write: update then find, pipelined: the find goes to the server and shows "
+        "the update (reads_behind_write +%d)" % (behind1 - behind0), w, r)
+    r = c.call(mf.op_msg(q), 5.0)
+    r = c.call(mf.op_msg(q), 5.0)
+    h2 = stat(a.http, "cache.hits") or 0
+    batch = (r.doc or {}).get("cursor", {}).get("firstBatch") if r.ok() else None
+    tap(batch == [{"_id": 1, "v": 2}] and h2 - h1 >= 1,
+        "behind_write: once the write is answered, reads are cached again (hits +%d)" % (h2 - h1))
     c.sock.close()
 
 
@@ -839,6 +876,7 @@ GROUPS = {
     "memory_reload": group_memory_reload,
     "shutdown_hit": group_shutdown_hit,
     "volatile": group_volatile,
+    "behind_write": group_behind_write,
     "oneway": group_oneway,
     "cursors": group_cursors,
     "scram": group_scram,

@@ -17,6 +17,8 @@ Phases:
   halfsent    20 connections each announce a 47 MB message and send half
   waiting     4 clients whose read waits (coalesced behind a slow identical
               read) keep sending 145 MB each
+  held        hits pipelined behind a read the server holds for 3 s (found in
+              review): read no further past buffer_limit, then all answered
 
 Prints unnumbered TAP lines, then its plan (mctest.py); the wrapper numbers
 them. With --no-bounds (sanitizer builds, whose shadow memory and quarantine
@@ -345,8 +347,80 @@ def phase_waiting(a):
     leader.sock.close()
 
 
+def _replies(sock, want, timeout):
+    """The responseTo of each whole reply read from sock, until want of them or timeout."""
+    got, buf, pos = [], bytearray(), 0
+    sock.settimeout(timeout)
+    deadline = time.monotonic() + timeout
+    try:
+        while len(got) < want and time.monotonic() < deadline:
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                break
+            buf += chunk
+            while len(buf) - pos >= 16:
+                n = struct.unpack_from("<i", buf, pos)[0]
+                if len(buf) - pos < n:
+                    break
+                got.append(struct.unpack_from("<i", buf, pos + 8)[0])
+                pos += n
+    except (socket.timeout, OSError):
+        pass
+    return got
+
+
+def phase_held(a):
+    """Found in review: hits pipelined behind a read the server holds (3 s) wait
+    for their turn in the proxy; they count with the client's queue, so past
+    buffer_limit (1 MiB on this proxy) it reads the client no further. Then every
+    reply arrives, in order."""
+    count_q = {"count": "held", "query": {}, "$db": "res"}
+    warm = mf.Conn(a.held_addr, 10.0)
+    warm.call(mf.op_msg(count_q), 10.0)
+    h0 = mf.stats(a.held_http, timeout=10.0).get("cache", {}).get("hits", 0)
+    second = warm.call(mf.op_msg(count_q), 10.0)
+    h1 = mf.stats(a.held_http, timeout=10.0).get("cache", {}).get("hits", 0)
+    warm.sock.close()
+    tap(second.ok() and h1 - h0 == 1, "held: the count is cached (hits +%d)" % (h1 - h0))
+    pad = "x" * 4000  # the comment is left out of the key: each one is a hit
+    s = socket.create_connection(a.held_tuple, timeout=10.0)
+    try:
+        with Phase(a, "held", a.held_pid, a.held_addr):
+            s.sendall(mf.op_msg({"find": "slow", "filter": {"_id": 1}, "$db": "res"},
+                                request_id=1))
+            time.sleep(0.2)  # the find is on its way to the server, which holds it 3 s
+            s.setblocking(False)
+            ids, sent, cap = [1], 0, 64 * MIB
+            out, t_end = b"", time.monotonic() + 2.0
+            while time.monotonic() < t_end and sent < cap:
+                if not out:
+                    rid = 2 + len(ids) - 1
+                    out = mf.op_msg(dict(count_q, comment=pad), request_id=rid)
+                    ids.append(rid)
+                try:
+                    n = s.send(out)
+                    sent += n
+                    out = out[n:]
+                except BlockingIOError:
+                    time.sleep(0.005)
+            accepted = sent
+            s.setblocking(True)
+            s.settimeout(10.0)
+            if out:
+                s.sendall(out)  # the last message whole: taken once the find is answered
+            tap(accepted < 24 * MIB,
+                "held: hits behind a held read are read no further past buffer_limit "
+                "(%.1f MiB taken in 2 s, the kernel's buffers included; %.0f MiB offered)"
+                % (accepted / MIB, cap / MIB))
+            got = _replies(s, len(ids), 20.0)
+        tap(got == ids, "held: then all %d replies arrive, in order (%d came)" % (len(ids), len(got)),
+            "first out of order: %r" % next((g for g, i in zip(got, ids) if g != i), None))
+    finally:
+        s.close()
+
+
 PHASES = {"hits": phase_hits, "namespaces": phase_namespaces, "halfsent": phase_halfsent,
-          "waiting": phase_waiting}
+          "waiting": phase_waiting, "held": phase_held}
 
 
 def main():
@@ -361,6 +435,9 @@ def main():
     p.add_argument("--slow-port", type=int, required=True)
     p.add_argument("--slow-http", type=int, required=True)
     p.add_argument("--slow-pid", type=int, required=True)
+    p.add_argument("--held-port", type=int, required=True)
+    p.add_argument("--held-http", type=int, required=True)
+    p.add_argument("--held-pid", type=int, required=True)
     p.add_argument("--max-memory", type=int, required=True)
     p.add_argument("--cache-memory", type=int, required=True)
     p.add_argument("--no-bounds", action="store_true")
@@ -371,8 +448,11 @@ def main():
     a.canned_addr = "127.0.0.1:%d" % a.canned_port
     a.slow_addr = "127.0.0.1:%d" % a.slow_port
     a.slow_tuple = ("127.0.0.1", a.slow_port)
+    a.held_addr = "127.0.0.1:%d" % a.held_port
+    a.held_tuple = ("127.0.0.1", a.held_port)
     a.figures = {}
-    base = max(status_kb(pid, "VmRSS") for pid in (a.pid, a.canned_pid, a.slow_pid)) * 1024
+    base = max(status_kb(pid, "VmRSS")
+               for pid in (a.pid, a.canned_pid, a.slow_pid, a.held_pid)) * 1024
     a.bound = a.max_memory + a.cache_memory + base + SLACK
     print("# bound: max_memory %.0f MiB + cache_memory %.0f MiB + RSS before the attacks "
           "%.1f MiB + %d MiB = %.1f MiB" % (a.max_memory / MIB, a.cache_memory / MIB, base / MIB,

@@ -401,6 +401,73 @@ test_txn_many_namespaces(void)
     teardown(&f);
 }
 
+/* One statement of session `id`'s transaction writing d.COLL (start: its first). */
+static void
+txn_write(struct fx *f, int id, const char *coll, bool start)
+{
+    char text[256];
+    struct cache_inval inv;
+    bson_t *w;
+
+    snprintf(text, sizeof text,
+             "{'insert': '%s', 'documents': [{}], '$db': 'd', 'lsid': {'id': %d}, "
+             "'txnNumber': 1, 'autocommit': false%s}",
+             coll, id, start ? ", 'startTransaction': true" : "");
+    w = json(text);
+    if (cache_write_begin(f->cache, w, NULL, "d", NULL, NULL, NULL, 0, false, &inv))
+        cache_write_end(f->cache, &inv);
+    bson_destroy(w);
+}
+
+/*
+ * More transactions open than the table keeps (1,024): the oldest set is
+ * forgotten. When that session then writes again before its commit, the
+ * set opened then must not stand for the whole transaction (found in
+ * review: the commit bumped only the later write's namespace, and a read
+ * of the first one filled before the commit was served after it).
+ */
+static void
+test_txn_forgotten(void)
+{
+    struct fx f = setup(NULL, 0);
+    const char *qa = "{'find': 'a', 'filter': {}, '$db': 'd'}";
+    const char *qc = "{'find': 'quiet', 'filter': {}, '$db': 'd'}";
+    bson_t *commit;
+    struct cache_inval inv;
+    int got;
+
+    txn_write(&f, 1, "a", true);
+    for (int id = 100; id < 100 + 1024; id++)
+        txn_write(&f, id, "other", true); /* session 1's set is forgotten */
+    txn_write(&f, 1, "b", false);
+    read_once(&f, qa, "", 1, &got); /* before the commit: the old data of d.a, stored */
+    is_int(read_once(&f, qa, "", 2, &got), CACHE_HIT, "txn forgotten: d.a read before the commit");
+    commit = json("{'commitTransaction': 1, '$db': 'admin', 'lsid': {'id': 1}, 'txnNumber': 1, "
+                  "'autocommit': false}");
+    ok(cache_write_begin(f.cache, commit, NULL, "admin", NULL, NULL, NULL, 0, false, &inv),
+       "txn forgotten: the commit is a write");
+    cache_write_end(f.cache, &inv);
+    is_int(read_once(&f, qa, "", 3, &got), CACHE_MISS,
+           "txn forgotten: the commit invalidates d.a, written before its set was forgotten");
+
+    /* A transaction that starts with a read and is not near a forgotten
+     * set keeps its precise set: checked with a fresh table. */
+    bson_destroy(commit);
+    teardown(&f);
+    f = setup(NULL, 0);
+    read_once(&f, qc, "", 1, &got);
+    txn_write(&f, 2, "b", false); /* its first write: the transaction began with a read */
+    commit = json("{'commitTransaction': 1, '$db': 'admin', 'lsid': {'id': 2}, 'txnNumber': 1, "
+                  "'autocommit': false}");
+    ok(cache_write_begin(f.cache, commit, NULL, "admin", NULL, NULL, NULL, 0, false, &inv),
+       "txn begun by a read: the commit is a write");
+    cache_write_end(f.cache, &inv);
+    is_int(read_once(&f, qc, "", 2, &got), CACHE_HIT,
+           "txn begun by a read, no set forgotten: the commit invalidates only what it wrote");
+    bson_destroy(commit);
+    teardown(&f);
+}
+
 static void
 test_rules(void)
 {
@@ -739,6 +806,7 @@ main(void)
     test_oneway_and_txn();
     test_write_lost();
     test_txn_many_namespaces();
+    test_txn_forgotten();
     test_rules();
     test_coalescing();
     test_bounded_namespaces();

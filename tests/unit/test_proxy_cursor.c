@@ -371,6 +371,35 @@ test_handover(struct fixture *f)
     cache_value_unref(v);
 }
 
+/*
+ * The table's bound (found in review: past it every open swept the table
+ * and opened anyway): full at PROXY_CURSORS_MAX open, whose idle ones are
+ * not yet old enough to drop, and no longer once one is closed.
+ */
+static void
+test_full(struct fixture *f)
+{
+    struct cache_value *v = result(f, "full", 2, true);
+    size_t before = proxy_cursor_count(f->cursors);
+    int64_t id = 0, last = 0, next;
+    uint32_t count;
+    int32_t first;
+    bool opened = true;
+
+    ok(!proxy_cursor_full(f->cursors), "full: not with %zu open", before);
+    while (proxy_cursor_count(f->cursors) < PROXY_CURSORS_MAX && opened) {
+        opened = first_batch(f, v, 1, 0, &anyone, &id, &count, &first) && id != 0;
+        last = id;
+    }
+    ok(opened, "full: %d cursors opened", PROXY_CURSORS_MAX);
+    ok(proxy_cursor_full(f->cursors), "full: at %d open", PROXY_CURSORS_MAX);
+    ok(proxy_cursor_full(f->cursors), "full: still, asked again within the second (no sweep)");
+    ok(get_more(f, last, 5, "", &next, &count, &first) && next == 0 && count == 1,
+       "full: a cursor read to its end closes");
+    ok(!proxy_cursor_full(f->cursors), "full: not any more, with one closed");
+    cache_value_unref(v);
+}
+
 int
 main(void)
 {
@@ -388,6 +417,7 @@ main(void)
     test_random_ids(&f);
     test_first_reply_bytes(&f);
     test_handover(&f);
+    test_full(&f);
     proxy_cursors_destroy(f.cursors);
     cache_destroy(f.cache);
     conf_destroy(f.conf);
