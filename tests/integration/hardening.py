@@ -24,6 +24,8 @@ Found in review:
   memory_wakeup    a paused client resumes when another client's close frees
                    the memory; memory_reload: when SIGHUP lifts max_memory
   redis_unreachable  the upstream unreachable while a read waits on Redis
+  coalesced_unreachable  the upstream unreachable while a read waits behind
+                   an identical one of the same client
   eof_pipeline     more than 16 pipelined reads, then EOF: every reply
   memory_eof       a client paused over max_memory with reads buffered, then EOF
   memory_admitted  a large message admitted under max_memory is read to its
@@ -690,6 +692,45 @@ def group_redis_unreachable(a):
     c.sock.close()
 
 
+def group_coalesced_unreachable(a):
+    """Found in review: a read waiting behind an identical one of the same
+    client (coalesced) when the upstream cannot be reached. Every request
+    gets the error; the wait that ends as its leader is answered must not be
+    sent again on a new upstream connection meanwhile (one failed connection,
+    not two). Needs a proxy without Redis whose upstream is a closed port."""
+    addr = "127.0.0.1:%d" % a.port
+    c = mf.Conn(addr, 10.0)
+
+    def failures():
+        return sum(stat(a.http, "counters." + k) or 0
+                   for k in ("upstream_connect_failures", "upstream_no_primary"))
+
+    f0 = failures()
+    q = find("coal", filt={"_id": 1})
+    c.send(mf.op_msg(q, request_id=21) + mf.op_msg(q, request_id=22))
+    got = []
+    for _ in range(2):
+        try:
+            got.append(c.recv_msg(10.0))
+        except (socket.timeout, mf.Closed, OSError) as e:
+            got.append(e)
+    tap([getattr(x, "response_to", None) for x in got] == [21, 22] and
+        all(isinstance(x, mf.Reply) and (x.doc or {}).get("codeName") == "HostUnreachable"
+            for x in got),
+        "coalesced_unreachable: both reads get HostUnreachable, in order", *got)
+    time.sleep(0.5)  # a second connection, if one was opened, has failed by now
+    f1 = failures()
+    tap(f1 - f0 == 1, "coalesced_unreachable: one upstream connection failed, not a second "
+        "for the waiting read (%d)" % (f1 - f0))
+    try:
+        r = c.call(mf.ping(), 10.0)
+    except (socket.timeout, mf.Closed, OSError) as e:
+        r = e
+    tap(isinstance(r, mf.Reply) and (r.doc or {}).get("codeName") == "HostUnreachable",
+        "coalesced_unreachable: the connection is still read (its next ping is answered)", r)
+    c.sock.close()
+
+
 def group_eof_pipeline(a):
     """A client that pipelines more than 8 reads (the fairness batch) and then
     shuts down its sending side gets every reply: the ones handled after the
@@ -871,6 +912,7 @@ GROUPS = {
     "eof_pipeline": group_eof_pipeline,
     "hits_backlog": group_hits_backlog,
     "redis_unreachable": group_redis_unreachable,
+    "coalesced_unreachable": group_coalesced_unreachable,
     "memory_wakeup": group_memory_wakeup,
     "memory_admitted": group_memory_admitted,
     "memory_reload": group_memory_reload,

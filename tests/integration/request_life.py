@@ -10,8 +10,10 @@ it never received. The proxy must treat that as the upstream's protocol
 error (close B, count it), never relay it to B nor abort; A's read, released
 afterwards, is answered. Then (admin_pipelined) in-band admin commands
 pipelined behind a find the upstream holds are bounded by buffer_limit and
-answered in order, and (error_in_order) an upstream protocol error answers
-the request in flight before the hit ready behind it, which gets nothing.
+answered in order, (error_in_order) an upstream protocol error answers
+the request in flight before the hit ready behind it, which gets nothing,
+and (checksum_drain) a drained result's checksummed getMore reply is
+drained, not relayed.
 The proxy exits 0 on SIGTERM.
 
 Usage (the wrapper test_request_life.sh runs it):
@@ -33,8 +35,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mctest import (  # noqa: E402
-    OP_MSG, OP_QUERY, OP_REPLY, Closed, Conn, counters, decode, encode, op_msg, ping, plan,
-    read_message, tap)
+    OP_MSG, OP_QUERY, OP_REPLY, Closed, Conn, counters, crc32c, decode, encode, op_msg, ping,
+    plan, read_message, tap)
 
 FIND = {"find": "c", "filter": {}, "$db": "mcl"}
 
@@ -52,9 +54,11 @@ def hello_reply(response_to, opcode):
     return struct.pack("<iiii", 16 + len(payload), 9000, response_to, OP_REPLY) + payload
 
 
-def reply(response_to, doc):
-    payload = struct.pack("<I", 0) + b"\x00" + encode(doc)
-    return struct.pack("<iiii", 16 + len(payload), 9000 + response_to, response_to, OP_MSG) + payload
+def reply(response_to, doc, checksum=False):
+    payload = struct.pack("<I", 1 if checksum else 0) + b"\x00" + encode(doc)
+    length = 16 + len(payload) + (4 if checksum else 0)
+    msg = struct.pack("<iiii", length, 9000 + response_to, response_to, OP_MSG) + payload
+    return msg + struct.pack("<I", crc32c(msg)) if checksum else msg
 
 
 class FakeUpstream:
@@ -106,7 +110,14 @@ class FakeUpstream:
                         self.n += 1
                         n = self.n
                 body = decode(m, 21)
-                if body.get("find") == "bad":
+                if body.get("find") == "ck":
+                    # a result of two batches: the proxy drains it (getMore below)
+                    s.sendall(reply(rid, {"cursor": {"firstBatch": [{"_id": 1}], "id": 77,
+                                                     "ns": "mcl.ck"}, "ok": 1.0}))
+                elif body.get("getMore") == 77:
+                    s.sendall(reply(rid, {"cursor": {"nextBatch": [{"_id": 2}], "id": 0,
+                                                     "ns": "mcl.ck"}, "ok": 1.0}, checksum=True))
+                elif body.get("find") == "bad":
                     time.sleep(0.3)  # the find behind it is answered (a hit) meanwhile
                     s.sendall(reply(rid + 77, {"ok": 1.0}))  # names no request: invalid
                 elif body.get("find") == "slow":
@@ -182,6 +193,24 @@ def error_in_order(http, port):
         D.close()
 
 
+def checksum_drain(port):
+    """Found in review: a result the proxy drains whose getMore reply carries a
+    checksum (checksumPresent, its CRC-32C right) is drained like any other:
+    the client gets the whole result in one reply naming its request, never
+    the raw reply to the proxy's own getMore."""
+    E = Conn(("127.0.0.1", port), 3.0)
+    try:
+        r = E.call(op_msg({"find": "ck", "filter": {}, "$db": "mcl"}, request_id=500), 3.0)
+        batch = (r.doc or {}).get("cursor", {}).get("firstBatch")
+        out(r.response_to == 500 and r.ok() and batch == [{"_id": 1}, {"_id": 2}],
+            "a drain whose getMore reply is checksummed: the whole result, naming the "
+            "client's request", r)
+    except (socket.timeout, Closed, OSError) as e:
+        out(False, "a drain whose getMore reply is checksummed", e)
+    finally:
+        E.close()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
@@ -241,6 +270,7 @@ def main():
         A.close()
         admin_pipelined(up, http, port)
         error_in_order(http, port)
+        checksum_drain(port)
     finally:
         if proxy.poll() is None:
             proxy.send_signal(signal.SIGTERM)

@@ -76,6 +76,9 @@ MC_PROXY_UPSTREAM=mongodb://127.0.0.1:$CLOSED_PORT mc_start_proxy \
     --redis "redis://127.0.0.1:$REDIS_PORT" $REDIS_OPTS
 group redis_unreachable --redis-pid "$REDIS_PID"
 proxy_exit_ok "redis_unreachable"
+MC_PROXY_UPSTREAM=mongodb://127.0.0.1:$CLOSED_PORT mc_start_proxy --cache-coalesce-wait 10s
+group coalesced_unreachable
+proxy_exit_ok "coalesced_unreachable"
 
 # ---- found in review: a hit still queued at shutdown (canned upstream) ----
 MCLOAD=$abs_top_builddir/bench/mcload
