@@ -793,6 +793,95 @@ cache_store_docs(struct cache *cache, struct cache_pending *p, const uint8_t *do
     return v;
 }
 
+/*
+ * Reads that followed a leader whose reply was stored, with the shared tier
+ * on, waiting for Redis to confirm the value's generations (see
+ * followers_check). One Redis check for all of them; never cancelled (the
+ * tier calls back once, FAILED at its destroy at the latest).
+ */
+struct followers {
+    struct cache *cache;
+    struct cache_inflight *f;  /* detached: no read joins it any more */
+    struct cache_value *value; /* one reference */
+    struct cache_gen_rec *ns;  /* held: its hits are counted */
+    struct cache_redis_gen rgens[CACHE_MAX_DEPS]; /* names: the value's records' */
+    uint32_t n;
+};
+
+/* Followers answered: with the value when hit, else sent to the server. */
+static void
+followers_end(struct followers *g, bool hit)
+{
+    uint64_t hits = cache_coalesce_answer(g->f, hit ? g->value : NULL);
+
+    g->cache->counters[CACHE_CTR_hits] += hits;
+    g->ns->hits += hits;
+    cache_value_unref(g->value);
+    cache_gen_unref(g->ns);
+    bson_free(g);
+}
+
+static void
+followers_checked(void *arg, enum cache_redis_status status, const uint8_t *reply,
+                  size_t reply_len, const uint8_t *material, size_t material_len, uint64_t epoch)
+{
+    struct followers *g = arg;
+    const struct cache_deps *deps = cache_value_deps(g->value);
+    uint64_t rgens[CACHE_MAX_DEPS];
+
+    (void)reply;
+    (void)reply_len;
+    (void)material;
+    (void)material_len;
+    for (uint32_t i = 0; i < g->n; i++)
+        rgens[i] = g->rgens[i].value;
+    followers_end(g, status == CACHE_REDIS_MISS &&
+                         cache_deps_redis_same(deps, rgens, g->n, epoch) &&
+                         cache_deps_current(deps));
+}
+
+/*
+ * The leader p's miss is over and f's followers wait. In process alone they
+ * get what it stored (a write through this proxy since would have refused
+ * the fill). With the shared tier, a follower came after the leader was
+ * sent, and a write acknowledged through another proxy since is in Redis
+ * before this proxy hears of it by pub/sub: as an in-process copy is
+ * (redis_check), the value is served only once Redis confirms that its
+ * generations have not moved; otherwise the followers go to the server.
+ */
+static void
+followers_finish(struct cache *cache, struct cache_pending *p, struct cache_inflight *f)
+{
+    struct cache_value *v = cache_coalesce_value(f);
+    struct followers *g;
+    uint64_t hits;
+
+    if (!cache->redis || !v || !cache_coalesce_waited(f)) {
+        hits = cache_coalesce_finish(cache->coalesce, f);
+        cache->counters[CACHE_CTR_hits] += hits;
+        p->ns->hits += hits;
+        return;
+    }
+    cache_coalesce_detach(cache->coalesce, f);
+    g = bson_malloc0(sizeof *g);
+    g->cache = cache;
+    g->f = f;
+    cache_value_ref(v);
+    g->value = v;
+    cache_gen_ref(p->ns);
+    g->ns = p->ns;
+    if (!cache_deps_redis_vouched(cache_value_deps(v))) {
+        followers_end(g, false); /* nothing Redis said to compare with */
+        return;
+    }
+    /* The names are the records' (held by the value's snapshot). */
+    redis_gens_from(p);
+    memcpy(g->rgens, p->rgens, p->n_deps * sizeof *g->rgens);
+    g->n = p->n_deps;
+    if (!cache_redis_check(cache->redis, g->rgens, g->n, followers_checked, g))
+        followers_end(g, false);
+}
+
 void
 cache_pending_free(struct cache *cache, struct cache_pending *p)
 {
@@ -804,11 +893,10 @@ cache_pending_free(struct cache *cache, struct cache_pending *p)
         cache_coalesce_wait_stop(p->redis_wait);
     if (p->inflight) {
         /* The followers answered with the stored value are hits of this namespace. */
-        uint64_t hits = cache_coalesce_finish(cache->coalesce, p->inflight);
+        struct cache_inflight *f = p->inflight;
 
         p->inflight = NULL;
-        cache->counters[CACHE_CTR_hits] += hits;
-        p->ns->hits += hits;
+        followers_finish(cache, p, f);
     }
     release_deps(p);
     cache_key_material_cleanup(&p->material);

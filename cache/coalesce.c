@@ -167,25 +167,47 @@ cache_coalesce_stored(struct cache_inflight *f, struct cache_value *v)
     f->stored = v;
 }
 
-uint64_t
-cache_coalesce_finish(struct cache_coalesce *t, struct cache_inflight *f)
+bool
+cache_coalesce_waited(const struct cache_inflight *f)
+{
+    return f->waiters != NULL;
+}
+
+struct cache_value *
+cache_coalesce_value(const struct cache_inflight *f)
+{
+    return f->stored;
+}
+
+void
+cache_coalesce_detach(struct cache_coalesce *t, struct cache_inflight *f)
 {
     struct cache_inflight **link = slot(t, f->key);
-    struct cache_wait *w;
-    uint64_t hits = 0;
 
     while (*link != f)
         link = &(*link)->next;
     *link = f->next;
+    f->next = NULL;
+    f->key = NULL; /* the leader's, about to go */
+    f->material = NULL;
+    f->material_len = 0;
+}
+
+uint64_t
+cache_coalesce_answer(struct cache_inflight *f, struct cache_value *value)
+{
+    struct cache_wait *w;
+    uint64_t hits = 0;
+
     while ((w = f->waiters)) {
         cache_wait_cb cb = w->cb;
         void *cb_arg = w->arg;
 
         cache_coalesce_wait_free(w);
-        if (f->stored) {
-            cache_value_ref(f->stored);
+        if (value) {
+            cache_value_ref(value);
             hits++;
-            cb(cb_arg, CACHE_HIT, f->stored);
+            cb(cb_arg, CACHE_HIT, value);
         } else {
             cb(cb_arg, CACHE_BYPASS, NULL);
         }
@@ -193,6 +215,13 @@ cache_coalesce_finish(struct cache_coalesce *t, struct cache_inflight *f)
     cache_value_unref(f->stored);
     bson_free(f);
     return hits;
+}
+
+uint64_t
+cache_coalesce_finish(struct cache_coalesce *t, struct cache_inflight *f)
+{
+    cache_coalesce_detach(t, f);
+    return cache_coalesce_answer(f, f->stored);
 }
 
 uint64_t

@@ -84,6 +84,20 @@ void cache_coalesce_stored(struct cache_inflight *f, struct cache_value *value);
  */
 uint64_t cache_coalesce_finish(struct cache_coalesce *table, struct cache_inflight *f);
 
+/*
+ * cache_coalesce_finish in two steps, for a leader whose followers are
+ * answered later (cache.c checks the value with the Redis tier first):
+ * detach takes f out of the table (no read follows it any more; its key
+ * and material, the leader's, are no longer read), answer then answers
+ * every follower still waiting, HIT with a reference to value or BYPASS
+ * (value NULL), and frees f. answer returns the hits. waited: whether
+ * reads wait for f; value: what its leader stored, or NULL.
+ */
+void cache_coalesce_detach(struct cache_coalesce *table, struct cache_inflight *f);
+uint64_t cache_coalesce_answer(struct cache_inflight *f, struct cache_value *value);
+bool cache_coalesce_waited(const struct cache_inflight *f);
+struct cache_value *cache_coalesce_value(const struct cache_inflight *f);
+
 /* A wait not on any leader's list (a Redis wait): cb and arg as for follow. */
 struct cache_wait *cache_coalesce_wait_new(cache_wait_cb cb, void *arg);
 

@@ -673,23 +673,34 @@ def group_redis_unreachable(a):
     os.kill(a.redis_pid, signal.SIGSTOP)
     try:
         c.send(mf.ping() + mf.op_msg(find("u2")))  # the find's lookup waits on Redis
-        got = []
-        for _ in range(2):
-            try:
-                got.append(c.recv_msg(5.0))
-            except (socket.timeout, mf.Closed, OSError) as e:
-                got.append(e)
+        got = _recv_n(c, 2, 5.0)
         tap(all(isinstance(x, mf.Reply) and not x.ok() for x in got),
             "redis_unreachable: the ping and the waiting find both get an error", *got)
     finally:
         os.kill(a.redis_pid, signal.SIGCONT)
+    _still_read(c, "redis_unreachable", 5.0)
+    c.sock.close()
+
+
+def _recv_n(c, n, timeout):
+    """The next n replies on c, or in their place what ended the reading."""
+    got = []
+    for _ in range(n):
+        try:
+            got.append(c.recv_msg(timeout))
+        except (socket.timeout, mf.Closed, OSError) as e:
+            got.append(e)
+    return got
+
+
+def _still_read(c, label, timeout):
+    """c, whose upstream cannot be reached, is still read: its next ping gets HostUnreachable."""
     try:
-        r = c.call(mf.ping(), 5.0)
+        r = c.call(mf.ping(), timeout)
     except (socket.timeout, mf.Closed, OSError) as e:
         r = e
     tap(isinstance(r, mf.Reply) and (r.doc or {}).get("codeName") == "HostUnreachable",
-        "redis_unreachable: the same connection is still read (its next ping is answered)", r)
-    c.sock.close()
+        "%s: the same connection is still read (its next ping is answered)" % label, r)
 
 
 def group_coalesced_unreachable(a):
@@ -708,12 +719,7 @@ def group_coalesced_unreachable(a):
     f0 = failures()
     q = find("coal", filt={"_id": 1})
     c.send(mf.op_msg(q, request_id=21) + mf.op_msg(q, request_id=22))
-    got = []
-    for _ in range(2):
-        try:
-            got.append(c.recv_msg(10.0))
-        except (socket.timeout, mf.Closed, OSError) as e:
-            got.append(e)
+    got = _recv_n(c, 2, 10.0)
     tap([getattr(x, "response_to", None) for x in got] == [21, 22] and
         all(isinstance(x, mf.Reply) and (x.doc or {}).get("codeName") == "HostUnreachable"
             for x in got),
@@ -722,12 +728,7 @@ def group_coalesced_unreachable(a):
     f1 = failures()
     tap(f1 - f0 == 1, "coalesced_unreachable: one upstream connection failed, not a second "
         "for the waiting read (%d)" % (f1 - f0))
-    try:
-        r = c.call(mf.ping(), 10.0)
-    except (socket.timeout, mf.Closed, OSError) as e:
-        r = e
-    tap(isinstance(r, mf.Reply) and (r.doc or {}).get("codeName") == "HostUnreachable",
-        "coalesced_unreachable: the connection is still read (its next ping is answered)", r)
+    _still_read(c, "coalesced_unreachable", 10.0)
     c.sock.close()
 
 

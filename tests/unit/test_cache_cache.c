@@ -419,6 +419,25 @@ txn_write(struct fx *f, int id, const char *coll, bool start)
     bson_destroy(w);
 }
 
+/* Session `id` commits its transaction (a write, checked). */
+static void
+txn_commit(struct fx *f, int id, const char *label)
+{
+    char text[256];
+    struct cache_inval inv;
+    bson_t *commit;
+
+    snprintf(text, sizeof text,
+             "{'commitTransaction': 1, '$db': 'admin', 'lsid': {'id': %d}, 'txnNumber': 1, "
+             "'autocommit': false}",
+             id);
+    commit = json(text);
+    ok(cache_write_begin(f->cache, commit, NULL, "admin", NULL, NULL, NULL, 0, false, &inv),
+       "%s: the commit is a write", label);
+    cache_write_end(f->cache, &inv);
+    bson_destroy(commit);
+}
+
 /*
  * More transactions open than the table keeps (1,024): the oldest set is
  * forgotten. When that session then writes again before its commit, the
@@ -432,8 +451,6 @@ test_txn_forgotten(void)
     struct fx f = setup(NULL, 0);
     const char *qa = "{'find': 'a', 'filter': {}, '$db': 'd'}";
     const char *qc = "{'find': 'quiet', 'filter': {}, '$db': 'd'}";
-    bson_t *commit;
-    struct cache_inval inv;
     int got;
 
     txn_write(&f, 1, "a", true);
@@ -442,29 +459,19 @@ test_txn_forgotten(void)
     txn_write(&f, 1, "b", false);
     read_once(&f, qa, "", 1, &got); /* before the commit: the old data of d.a, stored */
     is_int(read_once(&f, qa, "", 2, &got), CACHE_HIT, "txn forgotten: d.a read before the commit");
-    commit = json("{'commitTransaction': 1, '$db': 'admin', 'lsid': {'id': 1}, 'txnNumber': 1, "
-                  "'autocommit': false}");
-    ok(cache_write_begin(f.cache, commit, NULL, "admin", NULL, NULL, NULL, 0, false, &inv),
-       "txn forgotten: the commit is a write");
-    cache_write_end(f.cache, &inv);
+    txn_commit(&f, 1, "txn forgotten");
     is_int(read_once(&f, qa, "", 3, &got), CACHE_MISS,
            "txn forgotten: the commit invalidates d.a, written before its set was forgotten");
 
     /* A transaction that starts with a read and is not near a forgotten
      * set keeps its precise set: checked with a fresh table. */
-    bson_destroy(commit);
     teardown(&f);
     f = setup(NULL, 0);
     read_once(&f, qc, "", 1, &got);
     txn_write(&f, 2, "b", false); /* its first write: the transaction began with a read */
-    commit = json("{'commitTransaction': 1, '$db': 'admin', 'lsid': {'id': 2}, 'txnNumber': 1, "
-                  "'autocommit': false}");
-    ok(cache_write_begin(f.cache, commit, NULL, "admin", NULL, NULL, NULL, 0, false, &inv),
-       "txn begun by a read: the commit is a write");
-    cache_write_end(f.cache, &inv);
+    txn_commit(&f, 2, "txn begun by a read");
     is_int(read_once(&f, qc, "", 2, &got), CACHE_HIT,
            "txn begun by a read, no set forgotten: the commit invalidates only what it wrote");
-    bson_destroy(commit);
     teardown(&f);
 }
 
