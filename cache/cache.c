@@ -796,7 +796,7 @@ cache_store_docs(struct cache *cache, struct cache_pending *p, const uint8_t *do
 /*
  * Reads that followed a leader whose reply was stored, with the shared tier
  * on, waiting for Redis to confirm the value's generations (see
- * followers_check). One Redis check for all of them; never cancelled (the
+ * followers_finish). One Redis check for all of them; never cancelled (the
  * tier calls back once, FAILED at its destroy at the latest).
  */
 struct followers {

@@ -1,9 +1,11 @@
 /*
  * cache/txn.c: the transaction write sets (see txn.h): a list of sets, one
  * per session, found by the raw bytes of the command's lsid, newest first,
- * and bounded (the oldest is forgotten). It does not own deciding what a
- * command writes or whether it is inside a transaction (policy.c), nor the
- * bumps themselves (cache.c): it only remembers records.
+ * and bounded (the oldest is forgotten), each for one transaction of its
+ * session (txnNumber); and a ring remembering the transactions whose sets
+ * were forgotten. It does not own deciding what a command writes or
+ * whether it is inside a transaction (policy.c), nor the bumps themselves
+ * (cache.c): it only remembers records.
  */
 #include "config.h"
 
@@ -14,28 +16,48 @@
 #include <string.h>
 
 #define MAX_OPEN_TXNS 1024
+/* Transactions whose sets were forgotten, remembered (16 bytes each). */
+#define FORGOTTEN 4096
 
-/* One session's write set. */
+/* One session's write set, for its transaction txn_number. */
 struct txn_entry {
     struct txn_entry *next;
     uint8_t lsid[64];
     uint32_t lsid_len;
+    int64_t txn_number;
     struct cache_txn_writes writes;
+};
+
+/* A transaction whose set was forgotten: its session (a hash of the lsid's bytes) and number. */
+struct forgotten {
+    uint64_t session;
+    int64_t txn_number;
 };
 
 struct cache_txn {
     struct txn_entry *txns; /* newest first */
     uint32_t n_txns;
-    bool lost;        /* a set was forgotten, at lost_ms */
-    uint64_t lost_ms;
+    struct forgotten ring[FORGOTTEN];
+    uint32_t ring_next, ring_n;
+    bool ring_lost;          /* the ring overwrote one, at ring_lost_ms */
+    uint64_t ring_lost_ms;
 };
+
+/* Releases the records a set holds and empties it. */
+static void
+writes_clear(struct cache_txn_writes *w)
+{
+    for (uint32_t i = 0; i < w->n; i++)
+        cache_gen_unref(w->recs[i]);
+    w->n = 0;
+    w->overflow = false;
+}
 
 /* Frees an entry and releases the records its set held. */
 static void
 entry_free(struct txn_entry *t)
 {
-    for (uint32_t i = 0; i < t->writes.n; i++)
-        cache_gen_unref(t->writes.recs[i]);
+    writes_clear(&t->writes);
     bson_free(t);
 }
 
@@ -61,16 +83,72 @@ cache_txn_destroy(struct cache_txn *txn)
     bson_free(txn);
 }
 
-/* The raw bytes of the command's lsid value, or false. */
+/* The raw bytes of the command's lsid value and its txnNumber (0 without one), or false. */
 static bool
-find_lsid(const bson_t *body, const uint8_t **data, uint32_t *len)
+find_session(const bson_t *body, const uint8_t **data, uint32_t *len, int64_t *txn_number)
 {
     bson_iter_t it;
+    bool found = false;
 
-    if (!bson_iter_init_find(&it, body, "lsid") || !BSON_ITER_HOLDS_DOCUMENT(&it))
+    *txn_number = 0;
+    if (!bson_iter_init(&it, body))
         return false;
-    bson_iter_document(&it, len, data);
-    return *len <= sizeof(((struct txn_entry *)0)->lsid);
+    while (bson_iter_next(&it)) {
+        const char *key = bson_iter_key(&it);
+
+        if (!found && strcmp(key, "lsid") == 0) {
+            if (!BSON_ITER_HOLDS_DOCUMENT(&it))
+                return false;
+            bson_iter_document(&it, len, data);
+            found = true;
+        } else if (strcmp(key, "txnNumber") == 0 && BSON_ITER_HOLDS_NUMBER(&it)) {
+            *txn_number = bson_iter_as_int64(&it);
+        }
+    }
+    return found && *len <= sizeof(((struct txn_entry *)0)->lsid);
+}
+
+/* FNV-1a of the lsid's bytes: two sessions that meet only look forgotten (safe). */
+static uint64_t
+session_hash(const uint8_t *lsid, uint32_t len)
+{
+    uint64_t h = UINT64_C(0xcbf29ce484222325);
+
+    for (uint32_t i = 0; i < len; i++)
+        h = (h ^ lsid[i]) * UINT64_C(0x100000001b3);
+    return h;
+}
+
+static void
+remember_forgotten(struct cache_txn *txn, const struct txn_entry *t, uint64_t now_ms)
+{
+    if (txn->ring_n == FORGOTTEN) {
+        txn->ring_lost = true; /* the oldest remembered goes */
+        txn->ring_lost_ms = now_ms;
+    } else {
+        txn->ring_n++;
+    }
+    txn->ring[txn->ring_next].session = session_hash(t->lsid, t->lsid_len);
+    txn->ring[txn->ring_next].txn_number = t->txn_number;
+    txn->ring_next = (txn->ring_next + 1) % FORGOTTEN;
+}
+
+/*
+ * Whether the set of (lsid, txn_number) may have been forgotten: it is in
+ * the ring, or the ring itself forgot one within CACHE_TXN_LOST_WINDOW_MS.
+ */
+static bool
+maybe_forgotten(const struct cache_txn *txn, const uint8_t *lsid, uint32_t len,
+                int64_t txn_number, uint64_t now_ms)
+{
+    uint64_t h = session_hash(lsid, len);
+
+    if (txn->ring_lost && now_ms - txn->ring_lost_ms < (uint64_t)CACHE_TXN_LOST_WINDOW_MS)
+        return true;
+    for (uint32_t i = 0; i < txn->ring_n; i++)
+        if (txn->ring[i].session == h && txn->ring[i].txn_number == txn_number)
+            return true;
+    return false;
 }
 
 struct cache_txn_writes *
@@ -79,38 +157,47 @@ cache_txn_find(struct cache_txn *txn, const bson_t *body, bool create, bool star
 {
     const uint8_t *lsid = NULL;
     uint32_t len = 0;
+    int64_t number;
     struct txn_entry *t;
 
-    if (!find_lsid(body, &lsid, &len))
+    if (!find_session(body, &lsid, &len, &number))
         return NULL;
     for (t = txn->txns; t; t = t->next)
         if (t->lsid_len == len && memcmp(t->lsid, lsid, len) == 0)
-            return &t->writes;
+            break;
+    if (t && t->txn_number == number)
+        return &t->writes;
     if (!create)
-        return NULL;
-    if (txn->n_txns >= MAX_OPEN_TXNS) {
-        /* Forget the oldest: its commit will then bump everything, which is
-         * safe; a write of it before that opens a set marked overflow. */
-        struct txn_entry **last = &txn->txns;
+        return NULL; /* none, or the set of another of its transactions */
+    if (t) {
+        /* The session's earlier transaction is over (a session runs one at
+         * a time; the server ends an open one when the next starts): its
+         * set is dropped, not forgotten, and serves this one. */
+        writes_clear(&t->writes);
+    } else {
+        if (txn->n_txns >= MAX_OPEN_TXNS) {
+            /* Forget the oldest: its commit then finds no set and bumps
+             * everything; a write of it before that finds it in the ring. */
+            struct txn_entry **last = &txn->txns;
 
-        while ((*last)->next)
-            last = &(*last)->next;
-        entry_free(*last);
-        *last = NULL;
-        txn->n_txns--;
-        txn->lost = true;
-        txn->lost_ms = now_ms;
+            while ((*last)->next)
+                last = &(*last)->next;
+            remember_forgotten(txn, *last, now_ms);
+            entry_free(*last);
+            *last = NULL;
+            txn->n_txns--;
+        }
+        t = bson_malloc0(sizeof *t);
+        memcpy(t->lsid, lsid, len);
+        t->lsid_len = len;
+        t->next = txn->txns;
+        txn->txns = t;
+        txn->n_txns++;
     }
-    t = bson_malloc0(sizeof *t);
-    memcpy(t->lsid, lsid, len);
-    t->lsid_len = len;
-    /* Its first statement seen here did not start it: this may be the
-     * forgotten set's session, whose earlier writes are not known here. */
-    t->writes.overflow =
-        !starts && txn->lost && now_ms - txn->lost_ms < (uint64_t)CACHE_TXN_LOST_WINDOW_MS;
-    t->next = txn->txns;
-    txn->txns = t;
-    txn->n_txns++;
+    t->txn_number = number;
+    /* Its first statement seen here did not start it: if its set was
+     * forgotten, its earlier writes are not known here. */
+    t->writes.overflow = !starts && maybe_forgotten(txn, lsid, len, number, now_ms);
     return &t->writes;
 }
 

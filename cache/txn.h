@@ -32,25 +32,28 @@ struct cache_txn *cache_txn_new(void);
 void cache_txn_destroy(struct cache_txn *txn);
 
 /*
- * How long after the table forgot a set (the bound below) a set opened by
- * a statement that does not start its transaction is marked overflow: well
- * past mongod's transaction lifetime (transactionLifetimeLimitSeconds, 60 s
- * by default), after which the server has aborted a transaction whose set
- * could have been the one forgotten.
+ * How long the table, once its ring of forgotten transactions has itself
+ * forgotten one, treats every transaction as possibly forgotten (below):
+ * well past mongod's transaction lifetime (transactionLifetimeLimitSeconds,
+ * 60 s by default), after which the server has aborted it.
  */
 #define CACHE_TXN_LOST_WINDOW_MS (10 * 60 * 1000)
 
 /*
- * The write set of the session named by body's lsid, or NULL when body has
- * no lsid document (or one too long to be ours). With create, a set is
- * opened when there is none; the number open is bounded, so opening one
- * more may forget the oldest: its end then finds none and bumps
- * everything, and if the session writes again first, the set opened then
- * would miss what was forgotten; so a set opened by a statement that does
- * not start the transaction (starts false) within CACHE_TXN_LOST_WINDOW_MS
- * of a set forgotten (now_ms) is overflow from the start. Without create,
- * NULL when none is open. The pointer is valid until cache_txn_drop or the
- * next cache_txn_find with create.
+ * The write set of the transaction named by body's lsid and txnNumber, or
+ * NULL when body has no lsid document (or one too long to be ours). A
+ * session has one set, for its latest transaction seen here. With create,
+ * a set is opened when there is none (or the session's is for an earlier
+ * transaction, which is over: that set is dropped); the number open is
+ * bounded, so opening one more may forget the oldest: its end then finds
+ * none and bumps everything, and if the transaction writes again first,
+ * the set opened then would miss what was forgotten; so the table
+ * remembers the last 4,096 transactions whose sets it forgot, and a set
+ * opened by a statement that does not start its transaction (starts
+ * false) for one of them (or for any, within CACHE_TXN_LOST_WINDOW_MS of
+ * that memory running over; now_ms) is overflow from the start. Without
+ * create, NULL when the transaction has no set. The pointer is valid
+ * until cache_txn_drop or the next cache_txn_find with create.
  */
 struct cache_txn_writes *cache_txn_find(struct cache_txn *txn, const bson_t *body, bool create,
                                         bool starts, uint64_t now_ms);

@@ -250,10 +250,10 @@ release_promise(struct proxy_client *c)
 
 /*
  * Whether what this client has asked of the proxy and not had answered
- * passes limit: the requests queued toward its upstream, and the in-band
- * admin commands answered here but held behind earlier requests
- * (held_bytes). Over buffer_limit, the client is read no further
- * (reading_paused) until it is back under half of it.
+ * passes limit: the requests queued toward its upstream, and those
+ * answered here but held (held_bytes: in-band admin commands until they
+ * end, hits behind earlier requests). Over buffer_limit, the client is
+ * read no further (reading_paused) until it is back under half of it.
  */
 static bool
 queue_over(const struct proxy_client *c, size_t limit)
@@ -296,6 +296,7 @@ hold_if_queued(struct proxy_client *c, struct proxy_request *req, size_t msg_len
 /* ---- timers ------------------------------------------------------------- */
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg);
+static void drop_all(struct proxy_client *c);
 
 /*
  * Arms the client's timer for ms. The timer is made the first time it is
@@ -544,15 +545,12 @@ free_parts(struct proxy_client *c)
 void
 proxy_client_free(struct proxy_client *c)
 {
-    struct proxy_request *req;
-
     if (!c)
         return;
     conf_log(CONF_LOG_INFO, c->id, "client_close", "peer=%s reason=%s requests=%llu", c->peer,
              c->close_reason ? c->close_reason : "shutdown", (unsigned long long)c->n_requests);
     /* A write whose reply never came ends here: its generations are bumped. */
-    while ((req = TAILQ_FIRST(&c->pending)))
-        pop_request(c, req);
+    drop_all(c);
     proxy_upstream_destroy(c->up);
     release_promise(c);
     if (c->memory_paused)
@@ -1499,6 +1497,8 @@ request_resolved(struct proxy_request *req)
         held = proxy_request_take_held(req, &len);
         proxy_request_set_state(req, PROXY_REQUEST_UPSTREAM);
         forward(c, NULL, 0, held, len, false, true);
+    } else if (req->state == PROXY_REQUEST_READY && c->phase < PROXY_CLIENT_DEAD) {
+        hold_if_queued(c, req, 0); /* a hit after the wait: its message is gone already */
     }
     unblock(c);
 }

@@ -216,7 +216,7 @@ proxy_lookup_consult(struct proxy_client *c, const struct wire_msg *msg, const s
                           &inval)) {
         req->inval = bson_malloc(sizeof inval);
         *req->inval = inval;
-        c->writes_open++; /* until its end is bumped (client.c: end_inval) */
+        c->writes_open++; /* until its end is bumped or lost (client.c: pop_request, on_reply) */
         return PROXY_LOOKUP_FORWARD;
     }
     if (oneway || inval.write || !req)
@@ -308,6 +308,12 @@ cache_resolved(void *arg, enum cache_outcome outcome, struct cache_value *hit)
     struct proxy_server *server = req->client->server;
 
     req->wait = NULL; /* the cache has let go of it: nothing to cancel */
+    if (outcome == CACHE_HIT && cache_value_is_docs(hit) && proxy_cursor_full(server->cursors)) {
+        /* As in proxy_lookup_consult: no room for a cursor of the proxy's. */
+        cache_value_unref(hit);
+        proxy_stats_add(&server->stats, PROXY_STAT_cursors_full, 1);
+        outcome = CACHE_BYPASS;
+    }
     if (outcome != CACHE_MISS)
         proxy_request_drop_miss(req, server->cache);
     if (outcome == CACHE_HIT) {

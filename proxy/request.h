@@ -98,8 +98,9 @@ struct proxy_request {
                      * in server->untracked until it ends */
     bool internal; /* the proxy's own request (a oneway barrier): its reply is read by the
                     * proxy, never relayed */
-    uint32_t held_bytes; /* an in-band admin command: what it counts in its client's
-                          * held_bytes (client.c) until it ends */
+    uint32_t held_bytes; /* answered here and held (an in-band admin command, a hit
+                          * behind an earlier request): what it counts in its
+                          * client's held_bytes (client.c) until it ends */
     uint8_t outcome; /* enum proxy_outcome of a reply the proxy made itself (canned):
                       * pass-through unless set */
     struct proxy_hello_request hello;

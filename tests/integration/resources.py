@@ -19,6 +19,7 @@ Phases:
               read) keep sending 145 MB each
   held        hits pipelined behind a read the server holds for 3 s (found in
               review): read no further past buffer_limit, then all answered
+  held_tier   the same with the Redis tier (each hit first checked with Redis)
 
 Prints unnumbered TAP lines, then its plan (mctest.py); the wrapper numbers
 them. With --no-bounds (sanitizer builds, whose shadow memory and quarantine
@@ -369,23 +370,23 @@ def _replies(sock, want, timeout):
     return got
 
 
-def phase_held(a):
-    """Found in review: hits pipelined behind a read the server holds (3 s) wait
-    for their turn in the proxy; they count with the client's queue, so past
-    buffer_limit (1 MiB on this proxy) it reads the client no further. Then every
-    reply arrives, in order."""
+def _held(a, name, addr, tup, http, pid):
+    """Hits pipelined behind a read the server holds (3 s) wait for their turn
+    in the proxy; they count with the client's queue, so past buffer_limit
+    (1 MiB on these proxies) it reads the client no further. Then every reply
+    arrives, in order."""
     count_q = {"count": "held", "query": {}, "$db": "res"}
-    warm = mf.Conn(a.held_addr, 10.0)
+    warm = mf.Conn(addr, 10.0)
     warm.call(mf.op_msg(count_q), 10.0)
-    h0 = mf.stats(a.held_http, timeout=10.0).get("cache", {}).get("hits", 0)
+    h0 = mf.stats(http, timeout=10.0).get("cache", {}).get("hits", 0)
     second = warm.call(mf.op_msg(count_q), 10.0)
-    h1 = mf.stats(a.held_http, timeout=10.0).get("cache", {}).get("hits", 0)
+    h1 = mf.stats(http, timeout=10.0).get("cache", {}).get("hits", 0)
     warm.sock.close()
-    tap(second.ok() and h1 - h0 == 1, "held: the count is cached (hits +%d)" % (h1 - h0))
+    tap(second.ok() and h1 - h0 == 1, "%s: the count is cached (hits +%d)" % (name, h1 - h0))
     pad = "x" * 4000  # the comment is left out of the key: each one is a hit
-    s = socket.create_connection(a.held_tuple, timeout=10.0)
+    s = socket.create_connection(tup, timeout=10.0)
     try:
-        with Phase(a, "held", a.held_pid, a.held_addr):
+        with Phase(a, name, pid, addr):
             s.sendall(mf.op_msg({"find": "slow", "filter": {"_id": 1}, "$db": "res"},
                                 request_id=1))
             time.sleep(0.2)  # the find is on its way to the server, which holds it 3 s
@@ -394,33 +395,43 @@ def phase_held(a):
             out, t_end = b"", time.monotonic() + 2.0
             while time.monotonic() < t_end and sent < cap:
                 if not out:
-                    rid = 2 + len(ids) - 1
-                    out = mf.op_msg(dict(count_q, comment=pad), request_id=rid)
-                    ids.append(rid)
+                    ids.append(len(ids) + 1)
+                    out = mf.op_msg(dict(count_q, comment=pad), request_id=ids[-1])
                 try:
                     n = s.send(out)
                     sent += n
                     out = out[n:]
                 except BlockingIOError:
                     time.sleep(0.005)
-            accepted = sent
+            hits = mf.stats(http, timeout=5.0).get("cache", {}).get("hits", 0) - h1
             s.setblocking(True)
             s.settimeout(10.0)
             if out:
                 s.sendall(out)  # the last message whole: taken once the find is answered
-            tap(accepted < 24 * MIB,
-                "held: hits behind a held read are read no further past buffer_limit "
-                "(%.1f MiB taken in 2 s, the kernel's buffers included; %.0f MiB offered)"
-                % (accepted / MIB, cap / MIB))
-            got = _replies(s, len(ids), 20.0)
-        tap(got == ids, "held: then all %d replies arrive, in order (%d came)" % (len(ids), len(got)),
+            tap(hits < 4000,
+                "%s: hits behind a held read are read no further past buffer_limit (%d answered "
+                "while it was held; %.1f MiB taken in 2 s, the kernel's buffers included)"
+                % (name, hits, sent / MIB))
+            got = _replies(s, len(ids), 30.0)
+        tap(got == ids, "%s: then all %d replies arrive, in order (%d came)"
+            % (name, len(ids), len(got)),
             "first out of order: %r" % next((g for g, i in zip(got, ids) if g != i), None))
     finally:
         s.close()
 
 
+def phase_held(a):
+    """Found in review: hits behind a held read, in process."""
+    _held(a, "held", a.held_addr, a.held_tuple, a.held_http, a.held_pid)
+
+
+def phase_held_tier(a):
+    """The same with the Redis tier, where each hit waits for Redis's check first."""
+    _held(a, "held_tier", a.tier_addr, a.tier_tuple, a.tier_http, a.tier_pid)
+
+
 PHASES = {"hits": phase_hits, "namespaces": phase_namespaces, "halfsent": phase_halfsent,
-          "waiting": phase_waiting, "held": phase_held}
+          "waiting": phase_waiting, "held": phase_held, "held_tier": phase_held_tier}
 
 
 def main():
@@ -438,6 +449,9 @@ def main():
     p.add_argument("--held-port", type=int, required=True)
     p.add_argument("--held-http", type=int, required=True)
     p.add_argument("--held-pid", type=int, required=True)
+    p.add_argument("--tier-port", type=int, required=True)
+    p.add_argument("--tier-http", type=int, required=True)
+    p.add_argument("--tier-pid", type=int, required=True)
     p.add_argument("--max-memory", type=int, required=True)
     p.add_argument("--cache-memory", type=int, required=True)
     p.add_argument("--no-bounds", action="store_true")
@@ -450,9 +464,11 @@ def main():
     a.slow_tuple = ("127.0.0.1", a.slow_port)
     a.held_addr = "127.0.0.1:%d" % a.held_port
     a.held_tuple = ("127.0.0.1", a.held_port)
+    a.tier_addr = "127.0.0.1:%d" % a.tier_port
+    a.tier_tuple = ("127.0.0.1", a.tier_port)
     a.figures = {}
     base = max(status_kb(pid, "VmRSS")
-               for pid in (a.pid, a.canned_pid, a.slow_pid, a.held_pid)) * 1024
+               for pid in (a.pid, a.canned_pid, a.slow_pid, a.held_pid, a.tier_pid)) * 1024
     a.bound = a.max_memory + a.cache_memory + base + SLACK
     print("# bound: max_memory %.0f MiB + cache_memory %.0f MiB + RSS before the attacks "
           "%.1f MiB + %d MiB = %.1f MiB" % (a.max_memory / MIB, a.cache_memory / MIB, base / MIB,

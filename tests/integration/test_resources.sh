@@ -6,14 +6,15 @@
 # cache_memory + a stated constant, and a fresh client's ping under 50 ms
 # meanwhile (resources.py has the phases and the constant).
 #
-# Four proxies, each with --max-memory 128MiB --cache-memory 32MiB:
+# Five proxies, each with --max-memory 128MiB --cache-memory 32MiB:
 #   1. in front of FerretDB: the drained-result hits and the half-sent messages;
 #   2. in front of bench/mcload --server (a canned reply to every find, no
 #      storage: only the proxy's own memory is measured) for the namespace flood;
 #   3. in front of mcload --server --delay-us 30s, with a long coalescing wait,
 #      so that identical reads wait behind the first;
 #   4. in front of mcload --server --delay-us 3s (its other commands answered at
-#      once), with --buffer-limit 1MiB: hits pipelined behind a held find.
+#      once), with --buffer-limit 1MiB: hits pipelined behind a held find;
+#   5. the same with a Redis tier (redis-server started here).
 # Sanitizer builds run the attacks (the proxy must survive them cleanly) but
 # skip the RSS and latency bounds, which their shadow memory makes meaningless.
 set -u
@@ -57,6 +58,14 @@ start_canned "$HELD" --delay-us 3000000
 MC_PROXY_UPSTREAM=mongodb://127.0.0.1:$HELD mc_start_proxy "${LIMITS[@]}" --buffer-limit 1MiB
 P4_PORT=$PROXY_PORT P4_HTTP=$PROXY_HTTP_PORT P4_PID=$PROXY_PID
 
+mc_start_redis
+HELD2=$(mc_free_port)
+start_canned "$HELD2" --delay-us 3000000
+MC_PROXY_UPSTREAM=mongodb://127.0.0.1:$HELD2 mc_start_proxy "${LIMITS[@]}" --buffer-limit 1MiB \
+    --redis "redis://127.0.0.1:$REDIS_PORT" --cache-key-secret resources-secret
+P5_PORT=$PROXY_PORT P5_HTTP=$PROXY_HTTP_PORT P5_PID=$PROXY_PID
+mc_wait_tiers "$P5_HTTP" || echo "# the fifth proxy's Redis tier is not connected yet"
+
 NO_BOUNDS=()
 if ldd "$MC_MONGOCACHE" 2>/dev/null | grep -q 'libasan\|libubsan'; then
     NO_BOUNDS=(--no-bounds)
@@ -68,6 +77,7 @@ MC_GROUP_TIMEOUT=600 mc_run_lines resources phases "$MC_PYTHON" "$MC_TESTDIR/res
     --canned-port "$P2_PORT" --canned-http "$P2_HTTP" --canned-pid "$P2_PID" \
     --slow-port "$P3_PORT" --slow-http "$P3_HTTP" --slow-pid "$P3_PID" \
     --held-port "$P4_PORT" --held-http "$P4_HTTP" --held-pid "$P4_PID" \
+    --tier-port "$P5_PORT" --tier-http "$P5_HTTP" --tier-pid "$P5_PID" \
     --max-memory "$MAXMEM" --cache-memory "$CACHEMEM" "${NO_BOUNDS[@]}" \
     --figures-file "${MC_RESOURCE_FIGURES:-$MC_TMP/figures.json}"
 

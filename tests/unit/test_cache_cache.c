@@ -401,9 +401,9 @@ test_txn_many_namespaces(void)
     teardown(&f);
 }
 
-/* One statement of session `id`'s transaction writing d.COLL (start: its first). */
+/* One statement of session `id`'s transaction `number` writing d.COLL (start: its first). */
 static void
-txn_write(struct fx *f, int id, const char *coll, bool start)
+txn_write_n(struct fx *f, int id, int number, const char *coll, bool start)
 {
     char text[256];
     struct cache_inval inv;
@@ -411,26 +411,33 @@ txn_write(struct fx *f, int id, const char *coll, bool start)
 
     snprintf(text, sizeof text,
              "{'insert': '%s', 'documents': [{}], '$db': 'd', 'lsid': {'id': %d}, "
-             "'txnNumber': 1, 'autocommit': false%s}",
-             coll, id, start ? ", 'startTransaction': true" : "");
+             "'txnNumber': %d, 'autocommit': false%s}",
+             coll, id, number, start ? ", 'startTransaction': true" : "");
     w = json(text);
     if (cache_write_begin(f->cache, w, NULL, "d", NULL, NULL, NULL, 0, false, &inv))
         cache_write_end(f->cache, &inv);
     bson_destroy(w);
 }
 
-/* Session `id` commits its transaction (a write, checked). */
+/* One statement of session `id`'s transaction 1 writing d.COLL (start: its first). */
 static void
-txn_commit(struct fx *f, int id, const char *label)
+txn_write(struct fx *f, int id, const char *coll, bool start)
+{
+    txn_write_n(f, id, 1, coll, start);
+}
+
+/* Session `id` commits its transaction `number` (a write, checked). */
+static void
+txn_commit(struct fx *f, int id, int number, const char *label)
 {
     char text[256];
     struct cache_inval inv;
     bson_t *commit;
 
     snprintf(text, sizeof text,
-             "{'commitTransaction': 1, '$db': 'admin', 'lsid': {'id': %d}, 'txnNumber': 1, "
+             "{'commitTransaction': 1, '$db': 'admin', 'lsid': {'id': %d}, 'txnNumber': %d, "
              "'autocommit': false}",
-             id);
+             id, number);
     commit = json(text);
     ok(cache_write_begin(f->cache, commit, NULL, "admin", NULL, NULL, NULL, 0, false, &inv),
        "%s: the commit is a write", label);
@@ -459,19 +466,32 @@ test_txn_forgotten(void)
     txn_write(&f, 1, "b", false);
     read_once(&f, qa, "", 1, &got); /* before the commit: the old data of d.a, stored */
     is_int(read_once(&f, qa, "", 2, &got), CACHE_HIT, "txn forgotten: d.a read before the commit");
-    txn_commit(&f, 1, "txn forgotten");
+    txn_commit(&f, 1, 1, "txn forgotten");
     is_int(read_once(&f, qa, "", 3, &got), CACHE_MISS,
            "txn forgotten: the commit invalidates d.a, written before its set was forgotten");
 
-    /* A transaction that starts with a read and is not near a forgotten
-     * set keeps its precise set: checked with a fresh table. */
+    /* Another transaction begun by a read, whose set was never forgotten,
+     * keeps a precise set, even now that the table forgets sets. */
+    read_once(&f, qc, "", 4, &got);
+    txn_write(&f, 2, "b", false); /* its first write: the transaction began with a read */
+    txn_commit(&f, 2, 1, "txn begun by a read");
+    is_int(read_once(&f, qc, "", 5, &got), CACHE_HIT,
+           "txn begun by a read, its set not forgotten: the commit invalidates only what it "
+           "wrote");
+
+    /* A session's next transaction: the set of the one before (never
+     * committed here) is dropped, not merged, and not taken as forgotten. */
     teardown(&f);
     f = setup(NULL, 0);
-    read_once(&f, qc, "", 1, &got);
-    txn_write(&f, 2, "b", false); /* its first write: the transaction began with a read */
-    txn_commit(&f, 2, "txn begun by a read");
-    is_int(read_once(&f, qc, "", 2, &got), CACHE_HIT,
-           "txn begun by a read, no set forgotten: the commit invalidates only what it wrote");
+    txn_write_n(&f, 3, 1, "a", true);
+    read_once(&f, qa, "", 6, &got);
+    read_once(&f, qc, "", 7, &got);
+    txn_write_n(&f, 3, 2, "b", false); /* transaction 2, begun by a read */
+    txn_commit(&f, 3, 2, "the session's next txn");
+    is_int(read_once(&f, qa, "", 8, &got), CACHE_HIT,
+           "the session's next txn: its commit does not bump what the one before wrote");
+    is_int(read_once(&f, qc, "", 9, &got), CACHE_HIT,
+           "the session's next txn: nor everything (its set is precise)");
     teardown(&f);
 }
 
