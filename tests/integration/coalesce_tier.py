@@ -21,11 +21,8 @@ Usage: coalesce_tier.py --bin MONGOCACHE --log LOG --port PORT --http HTTP --red
 
 Prints unnumbered TAP lines and its plan last (mctest.py).
 """
-import argparse
 import os
-import signal
 import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -33,52 +30,30 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mctest import (  # noqa: E402
-    OP_QUERY, Closed, Conn, decode, op_msg, plan, read_message, stats, tap)
-from request_life import hello_reply, reply  # noqa: E402
+    Closed, Conn, FakeServer, op_msg, plan, stats, stop_process, tap)
+from request_life import arguments, client_messages, reply  # noqa: E402
 
 DB = "mcl"
 
 
-class Upstream:
+class Upstream(FakeServer):
     """Holds the first find of each collection until release(coll); numbers the replies."""
 
     def __init__(self):
-        self.lsock = socket.socket()
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(8)
-        self.port = self.lsock.getsockname()[1]
         self.lock = threading.Lock()
         self.count = {}  # finds answered per collection
         self.held = {}  # collection -> Event released by the test
         self.seen = {}  # collection -> Event set when its first find arrives
-        threading.Thread(target=self.accept, daemon=True).start()
+        self.start()
 
     def events(self, coll):
         with self.lock:
             self.held.setdefault(coll, threading.Event())
             return self.seen.setdefault(coll, threading.Event()), self.held[coll]
 
-    def accept(self):
-        while True:
-            try:
-                s, _ = self.lsock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(s,), daemon=True).start()
-
     def serve(self, s):
-        monitor = False
         try:
-            while True:
-                m = read_message(s)
-                if m is None:
-                    return
-                rid, _, opcode = struct.unpack_from("<iii", m, 4)
-                if monitor or opcode == OP_QUERY:
-                    monitor = True  # the proxy's topology monitor: a standalone's hello
-                    s.sendall(hello_reply(rid, opcode))
-                    continue
-                body = decode(m, 21)
+            for rid, body in client_messages(s):
                 coll = body.get("find")
                 if not coll:
                     s.sendall(reply(rid, {"ok": 1.0}))
@@ -173,13 +148,7 @@ def case(up, a, name, coll, bump):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bin", required=True)
-    ap.add_argument("--log", required=True)
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--http", type=int, required=True)
-    ap.add_argument("--redis-port", type=int, required=True)
-    a = ap.parse_args()
+    a = arguments("--redis-port")
     up = Upstream()
     log = open(a.log, "w")
     proxy = subprocess.Popen([a.bin, "--listen", "127.0.0.1:%d" % a.port, "--upstream",
@@ -196,13 +165,7 @@ def main():
             case(up, a, "confirmed", "fol0", bump=False)
             case(up, a, "moved", "fol1", bump=True)
     finally:
-        if proxy.poll() is None:
-            proxy.send_signal(signal.SIGTERM)
-        try:
-            st = proxy.wait(15)
-        except subprocess.TimeoutExpired:
-            proxy.kill()
-            st = proxy.wait()
+        st = stop_process(proxy)
         tap(st == 0, "the proxy exits 0 on SIGTERM", "status %s" % st)
         plan()
 

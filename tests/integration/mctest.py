@@ -22,7 +22,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))).
 import json
 import socket
 import ssl
+import signal
 import struct
+import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -527,3 +530,38 @@ def stats(port, token=None, timeout=5.0):
 
 def counters(port):
     return stats(port)["counters"]
+
+
+class FakeServer:
+    """A listening socket on 127.0.0.1 (self.port); each connection is served by
+    self.serve(sock) on a thread of its own. Subclasses set their state, then
+    call start()."""
+
+    def start(self):
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(8)
+        self.port = self.lsock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                s, _ = self.lsock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(s,), daemon=True).start()
+
+    def serve(self, sock):
+        raise NotImplementedError
+
+
+def stop_process(proc, timeout=15):
+    """SIGTERM to proc (if still running), then its exit status (killed after timeout s)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()

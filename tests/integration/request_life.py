@@ -25,7 +25,6 @@ last; the wrapper numbers them (mc_relay in lib.sh). Python 3 stdlib only
 """
 import argparse
 import os
-import signal
 import socket
 import struct
 import subprocess
@@ -35,8 +34,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mctest import (  # noqa: E402
-    OP_MSG, OP_QUERY, OP_REPLY, Closed, Conn, counters, crc32c, decode, encode, op_msg, ping,
-    plan, read_message, tap)
+    OP_MSG, OP_QUERY, OP_REPLY, Closed, Conn, FakeServer, counters, crc32c, decode, encode,
+    op_msg, ping, plan, read_message, stop_process, tap)
 
 FIND = {"find": "c", "filter": {}, "$db": "mcl"}
 
@@ -61,7 +60,25 @@ def reply(response_to, doc, checksum=False):
     return msg + struct.pack("<I", crc32c(msg)) if checksum else msg
 
 
-class FakeUpstream:
+def client_messages(s):
+    """The OP_MSG requests read from s, as (requestID, body), until it closes.
+    mongocache's topology monitor (proxy/topology.h), whose handshake is an
+    OP_QUERY isMaster, gets a standalone's hello to every message here and
+    yields nothing."""
+    monitor = False
+    while True:
+        m = read_message(s)
+        if m is None:
+            return
+        rid, _, opcode = struct.unpack_from("<iii", m, 4)
+        if monitor or opcode == OP_QUERY:
+            monitor = True
+            s.sendall(hello_reply(rid, opcode))
+            continue
+        yield rid, decode(m, 21)
+
+
+class FakeUpstream(FakeServer):
     """Connection 1 (A): its find is held until release. Connection 2 (B): a
     ping is answered, then a reply naming the ping's requestID + 1 follows
     (B's held find, never sent here). The proxy's topology monitor connects
@@ -69,10 +86,6 @@ class FakeUpstream:
     are not numbered."""
 
     def __init__(self):
-        self.lsock = socket.socket()
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(8)
-        self.port = self.lsock.getsockname()[1]
         self.release = threading.Event()
         self.hostile_sent = threading.Event()
         self.find_seen = threading.Event()
@@ -80,36 +93,16 @@ class FakeUpstream:
         self.slow_release = threading.Event()
         self.n = 0
         self.lock = threading.Lock()
-        threading.Thread(target=self.accept, daemon=True).start()
-
-    def accept(self):
-        while True:
-            try:
-                s, _ = self.lsock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.serve, args=(s,), daemon=True).start()
+        self.start()
 
     def serve(self, s):
         n = None  # the client connections (A, B) are numbered by their first OP_MSG
-        monitor = False
         try:
-            while True:
-                m = read_message(s)
-                if m is None:
-                    return
-                rid, _, opcode = struct.unpack_from("<iii", m, 4)
-                if monitor or opcode == OP_QUERY:
-                    # mongocache's topology monitor (proxy/topology.h): its handshake is an
-                    # OP_QUERY isMaster; it gets a standalone's hello, on every message
-                    monitor = True
-                    s.sendall(hello_reply(rid, opcode))
-                    continue
+            for rid, body in client_messages(s):
                 if n is None:
                     with self.lock:
                         self.n += 1
                         n = self.n
-                body = decode(m, 21)
                 if body.get("find") == "ck":
                     # a result of two batches: the proxy drains it (getMore below)
                     s.sendall(reply(rid, {"cursor": {"firstBatch": [{"_id": 1}], "id": 77,
@@ -211,13 +204,19 @@ def checksum_drain(port):
         E.close()
 
 
-def main():
+def arguments(*ports):
+    """The command line of a script that runs its own proxy: --bin, --log, --port,
+    --http, and each of ports (more port numbers, "--redis-port")."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
     ap.add_argument("--log", required=True)
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--http", type=int, required=True)
-    a = ap.parse_args()
+    for name in ("--port", "--http") + ports:
+        ap.add_argument(name, type=int, required=True)
+    return ap.parse_args()
+
+
+def main():
+    a = arguments()
     up = FakeUpstream()
     port, http = a.port, a.http
     log = open(a.log, "w")
@@ -272,13 +271,7 @@ def main():
         error_in_order(http, port)
         checksum_drain(port)
     finally:
-        if proxy.poll() is None:
-            proxy.send_signal(signal.SIGTERM)
-        try:
-            st = proxy.wait(15)
-        except subprocess.TimeoutExpired:
-            proxy.kill()
-            st = proxy.wait()
+        st = stop_process(proxy)
         out(st == 0, "the proxy exits 0 on SIGTERM", "status %s" % st)
         plan()
 
