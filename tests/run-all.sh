@@ -17,10 +17,11 @@
 #      running the collision and workload tests: never a wrong answer
 #   5. a --enable-fuzzing build (_build-fuzz, clang-14 + libFuzzer, ASan, UBSan):
 #      every committed fuzz input replayed, then each fuzz target run for
-#      FUZZ_SECONDS (default 20: CI has 20 minutes for everything), FUZZ_JOBS targets at a time
-#      (default: one per core), so 7 targets x 20 s / 2 cores = 80 s here.
+#      FUZZ_SECONDS (default 15: CI has 20 minutes for everything), FUZZ_JOBS targets at a time
+#      (default: one per core), so 7 targets x 15 s / 2 cores = 60 s here.
 #      FUZZ_SECONDS=0 keeps only the replay. See tests/fuzz/README.md.
-#   6. `make distcheck` (the release tarball builds and its unit tests pass)
+#   6. `make distcheck` (the release tarball builds and its unit tests pass),
+#      made at nice 19 while step 3's tests run, waited for at the end
 #
 # Integration tests fail instead of skipping here (MONGOCACHE_REQUIRE_INTEGRATION=1).
 # Ends with each step's time, the slowest tests of each build, then one line:
@@ -193,6 +194,17 @@ else
 fi
 
 step "AddressSanitizer + UBSan build, every test again (_build-asan)"
+# The release tarball is built and checked meanwhile, at the lowest priority
+# (step 6 only waits for it): its compiler takes the CPU these tests leave.
+distcheck() {
+    cd _build && make -j"$JOBS" distcheck >distcheck.log 2>&1
+}
+if [ $built -eq 1 ]; then
+    bg distcheck.out distcheck
+    distcheck_pid=$!
+else
+    distcheck_pid=""
+fi
 if [ $built_asan -eq 1 ]; then
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 alone=$ALONE \
         run_check _build-asan || status=1
@@ -213,7 +225,7 @@ else
     echo "the tiny-keys build failed"; fail=$((fail + 1)); status=1
 fi
 
-FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+FUZZ_SECONDS=${FUZZ_SECONDS:-15}
 step "libFuzzer targets (_build-fuzz): corpus replay, then ${FUZZ_SECONDS} s per target"
 fuzz_st=0
 wait "$fuzz_pid" || fuzz_st=$?
@@ -237,14 +249,16 @@ else
     fail=$((fail + 1)); status=1
 fi
 
-step "make distcheck"
-if (cd _build && make -j"$JOBS" distcheck >distcheck.log 2>&1); then
+step "make distcheck (made during step 3)"
+if [ -n "$distcheck_pid" ] && wait "$distcheck_pid"; then
     echo "distcheck: ok"
     pass=$((pass + 1))
 else
-    tail -n 40 _build/distcheck.log
+    cat distcheck.out
+    tail -n 40 _build/distcheck.log 2>/dev/null
     fail=$((fail + 1)); status=1
 fi
+rm -f distcheck.out
 
 step "done"
 printf '\nTime per step:\n%s' "$phases"

@@ -653,10 +653,16 @@ def group_offreload(a, tap):
         os.kill(a.ferret_pid, signal.SIGSTOP)
         try:
             done = []
+            n0 = st.snap()["counters"]["requests"]
             w = threading.Thread(target=lambda: done.append(
                 W[db][coll].insert_one({"_id": 11}).acknowledged))
             w.start()
-            time.sleep(0.5)  # the insert is upstream, unanswered
+            # The insert is upstream, unanswered, once the proxy has taken it (a
+            # loaded machine may take more than a moment to send it).
+            deadline = time.monotonic() + 10
+            while st.snap()["counters"]["requests"] == n0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(0.3)
             c.check(reload_cache(a, st, True), "cache.enabled never became true")
             s0 = st.snap()
             got = []
