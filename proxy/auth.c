@@ -170,7 +170,11 @@ proxy_auth_start(struct proxy_auth *auth, const bson_t *cmd, const char *db)
     auth->pending = cache_key_principal(user, strlen(user), db, strlen(db));
     auth->pending_name = bson_strdup_printf("%s@%s", user, db);
     bson_free(user);
-    if (auth->state != PROXY_AUTH_OK)
+    /* Logged in already, as this very user: its reads stay its own. As
+     * another (a second user, which servers before 6.0 allow), reads
+     * meanwhile may run with both users' rights: they bypass the cache
+     * until the verdict (and a second user is UNKNOWN then: credit). */
+    if (auth->state != PROXY_AUTH_OK || strcmp(auth->principal, auth->pending) != 0)
         auth->state = PROXY_AUTH_IN_PROGRESS;
 }
 
@@ -223,7 +227,7 @@ proxy_auth_reply(struct proxy_auth *auth, enum proxy_auth_step step, const bson_
         conversation_clear(auth);
         /* A refused attempt after a success leaves the earlier login in force
          * upstream, but the proxy treats the mixed state as unknown. */
-        auth->state = auth->state == PROXY_AUTH_OK ? PROXY_AUTH_UNKNOWN : PROXY_AUTH_FAILED;
+        auth->state = auth->principal ? PROXY_AUTH_UNKNOWN : PROXY_AUTH_FAILED;
         return auth->state;
     }
     if (step == PROXY_AUTH_STEP_START) {
@@ -232,6 +236,10 @@ proxy_auth_reply(struct proxy_auth *auth, enum proxy_auth_step step, const bson_
         auth->open = true;
         auth->have_conv_id = conversation_id(reply, &auth->conv_id);
     } else if (!auth->open) {
+        /* A login the server confirms in a conversation the proxy does not
+         * know (it forgot one, or never saw its start): nobody to credit. */
+        if (done)
+            proxy_auth_unknown(auth);
         return auth->state;
     }
     if (done)

@@ -1153,6 +1153,11 @@ handle_op_msg(struct proxy_client *c, const uint8_t *data, const struct wire_hea
             if (proxy_handshake_prepare_hello(c, &body, req, &stripped))
                 replacement = wire_msg_rebuild(&msg, &stripped, &replacement_len);
             bson_destroy(&stripped);
+        } else if (bson_has_field(&body, "speculativeAuthenticate")) {
+            /* A moreToCome hello (no driver sends one): a login in it could
+             * succeed upstream with no reply to follow (X.509 needs none). */
+            c->server->auth_seen = true;
+            proxy_auth_unknown(&c->auth);
         }
         break;
     case PROXY_ROUTE_SASL_START:

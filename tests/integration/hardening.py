@@ -14,6 +14,7 @@ Groups:
                of the key (item 9)
   behind_write a read pipelined behind its client's own write goes to the
                server (found in review)
+  oneway_hello a moreToCome hello with speculativeAuthenticate: reads bypass
   oneway       more than 4,096 outstanding w:0 writes (item 11)
   cursors      proxy cursor ids: unguessable, bound to user, namespace and
                session (item 12)
@@ -441,6 +442,28 @@ def group_behind_write(a):
     batch = (r.doc or {}).get("cursor", {}).get("firstBatch") if r.ok() else None
     tap(batch == [{"_id": 1, "v": 2}] and h2 - h1 >= 1,
         "behind_write: once the write is answered, reads are cached again (hits +%d)" % (h2 - h1))
+    c.sock.close()
+
+
+def group_oneway_hello(a):
+    """Found in review: a hello sent with moreToCome (no driver sends one) that
+    carries speculativeAuthenticate could log the connection in upstream with no
+    reply for the proxy to follow: the connection's reads then bypass the cache."""
+    addr = "127.0.0.1:%d" % a.port
+    c = mf.Conn(addr, 5.0)
+    hello = {"hello": 1, "speculativeAuthenticate": {
+        "saslStart": 1, "mechanism": "SCRAM-SHA-256", "payload": "n,,n=x,r=nonce", "db": "admin"},
+        "$db": "admin"}
+    c.send(mf.op_msg(hello, flags=2))
+    q = find("onewayhello", filt={"_id": 1})
+    b0 = stat(a.http, "cache.bypass_reasons.auth_state") or 0
+    h0 = stat(a.http, "cache.hits") or 0
+    got = [c.call(mf.op_msg(q), 5.0) for _ in range(2)]
+    b1 = stat(a.http, "cache.bypass_reasons.auth_state") or 0
+    h1 = stat(a.http, "cache.hits") or 0
+    tap(all(r.ok() for r in got) and b1 - b0 == 2 and h1 == h0,
+        "oneway_hello: after a moreToCome hello with speculativeAuthenticate, reads bypass the "
+        "cache (auth_state +%d, hits +%d)" % (b1 - b0, h1 - h0), *got)
     c.sock.close()
 
 
@@ -920,6 +943,7 @@ GROUPS = {
     "shutdown_hit": group_shutdown_hit,
     "volatile": group_volatile,
     "behind_write": group_behind_write,
+    "oneway_hello": group_oneway_hello,
     "oneway": group_oneway,
     "cursors": group_cursors,
     "scram": group_scram,

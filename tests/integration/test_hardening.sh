@@ -49,6 +49,7 @@ mc_start_proxy
 group cursors --direct "$FERRET_URI"
 group volatile --direct "$FERRET_URI"
 group behind_write --direct "$FERRET_URI"
+group oneway_hello
 group oneway --direct "$FERRET_URI"
 group eof_pipeline --direct "$FERRET_URI"
 group hits_backlog --direct "$FERRET_URI"
