@@ -126,6 +126,14 @@
 /* Largest reply read on each connection: a lookup's value and counters; a published message. */
 #define CMD_MAX_REPLY (CACHE_REDIS_MAX_BLOB + (size_t)1048576)
 #define SUB_MAX_REPLY ((size_t)1048576)
+/*
+ * Most elements in one array a link takes behind a Sentinel: its
+ * handshake's ROLE reply lists every replica of the master (found in
+ * review: with 4 replicas the subscription's limit of 3, a push's size,
+ * refused it, and the link never came up).
+ */
+#define ROLE_MAX_ELEMENTS 1024
+#define LINK_ELEMENTS(n, sentinel) ((sentinel) && (n) < ROLE_MAX_ELEMENTS ? ROLE_MAX_ELEMENTS : (n))
 #define BASE_MASK ((UINT64_C(1) << 62) - 1)
 #define FREE_OPS_MAX 1024 /* ops kept for reuse */
 
@@ -1060,7 +1068,7 @@ cache_redis_new(struct event_base *base, const struct conf *conf, bson_error_t *
         .scripts = scripts,
         .n_scripts = CACHE_REDIS_SCRIPT_COUNT,
         .max_reply = CMD_MAX_REPLY,
-        .max_elements = 2 + CACHE_REDIS_MAX_GENS,
+        .max_elements = LINK_ELEMENTS(2 + CACHE_REDIS_MAX_GENS, redis->url.n_sentinels > 0),
         .timeout_ms = redis->timeout_ms,
         .sentinel = redis->url.n_sentinels > 0,
     };
@@ -1071,7 +1079,7 @@ cache_redis_new(struct event_base *base, const struct conf *conf, bson_error_t *
     lc.channel = redis->keys.inval;
     lc.channel_len = redis->keys.inval_len;
     lc.max_reply = SUB_MAX_REPLY;
-    lc.max_elements = 3;
+    lc.max_elements = LINK_ELEMENTS(3, lc.sentinel); /* a push: message, channel, payload */
     redis->sub = cache_redis_link_new(&lc, &sub_handlers, redis);
     if (redis->url.n_sentinels > 0) { /* the links wait for the master's address */
         static const struct cache_redis_sentinel_handlers sh = {sentinel_master};

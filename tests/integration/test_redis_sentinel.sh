@@ -2,7 +2,8 @@
 # tests/integration/test_redis_sentinel.sh: the shared tier behind Redis
 # Sentinel (redis-sentinel://, cache/redis_sentinel.c, the links' ROLE check).
 #
-# On loopback: a master M, a replica R of it, one Sentinel watching them
+# On loopback: a master M, a replica R of it (and three more never promoted),
+# one Sentinel watching them
 # (quorum 1, down-after 1 s), and two proxies P1 and P2 on
 # redis-sentinel://DEAD,SENTINEL/mymaster (DEAD: a port nobody listens on,
 # so the first question fails and the next Sentinel is asked). The cases
@@ -51,6 +52,12 @@ S_PORT=$(mc_free_port)
 DEAD_PORT=$(mc_free_port)
 node M "$M_PORT"
 node R "$R_PORT" --replicaof 127.0.0.1 "$M_PORT"
+# Three more replicas that are never promoted (priority 0), so that the master's
+# ROLE reply, which the proxies' links check, lists four (found in review: a
+# link's element limit refused more than three, and the tier never came up).
+for e in E1 E2 E3; do
+    node "$e" "$(mc_free_port)" --replicaof 127.0.0.1 "$M_PORT" --replica-priority 0
+done
 for _ in $(seq 1 100); do
     redis-cli -p "$R_PORT" INFO replication | grep -q '^master_link_status:up' && break
     sleep 0.1

@@ -142,6 +142,17 @@ test_state_machine(void)
  * own conversation with a saslStart naming another user. The done:true that
  * ends her conversation must never be credited to the other name.
  */
+/* start's user logs in: its saslStart and saslContinue, each answered (step, then done). */
+static void
+login(struct proxy_auth *auth, const bson_t *start, const bson_t *step, const bson_t *cont,
+      const bson_t *done)
+{
+    proxy_auth_start(auth, start, "admin");
+    proxy_auth_reply(auth, PROXY_AUTH_STEP_START, step);
+    proxy_auth_continue(auth, cont);
+    proxy_auth_reply(auth, PROXY_AUTH_STEP_CONTINUE, done);
+}
+
 static void
 test_pipelined(void)
 {
@@ -173,10 +184,7 @@ test_pipelined(void)
 
     /* The same after alice had logged in once already (the reported attack). */
     proxy_auth_init(&auth);
-    proxy_auth_start(&auth, alice, "admin");
-    proxy_auth_reply(&auth, PROXY_AUTH_STEP_START, step1);
-    proxy_auth_continue(&auth, cont1);
-    proxy_auth_reply(&auth, PROXY_AUTH_STEP_CONTINUE, done1);
+    login(&auth, alice, step1, cont1, done1);
     is_str(auth.principal_name, "alice@admin", "alice is logged in");
     proxy_auth_start(&auth, alice, "admin");
     proxy_auth_reply(&auth, PROXY_AUTH_STEP_START, step1);
@@ -206,10 +214,7 @@ test_pipelined(void)
     /* A done:true with no open conversation credits nobody: a login the
      * server confirms that the proxy cannot attribute makes it unknown. */
     proxy_auth_init(&auth);
-    proxy_auth_start(&auth, alice, "admin");
-    proxy_auth_reply(&auth, PROXY_AUTH_STEP_START, step1);
-    proxy_auth_continue(&auth, cont1);
-    proxy_auth_reply(&auth, PROXY_AUTH_STEP_CONTINUE, done1);
+    login(&auth, alice, step1, cont1, done1);
     proxy_auth_continue(&auth, cont1);
     proxy_auth_reply(&auth, PROXY_AUTH_STEP_CONTINUE, done1);
     is_int(auth.state, PROXY_AUTH_UNKNOWN,
@@ -220,10 +225,7 @@ test_pipelined(void)
      * Reads meanwhile may run with both users' rights (servers before 6.0
      * allow two users on a connection): never alice's entries. */
     proxy_auth_init(&auth);
-    proxy_auth_start(&auth, alice, "admin");
-    proxy_auth_reply(&auth, PROXY_AUTH_STEP_START, step1);
-    proxy_auth_continue(&auth, cont1);
-    proxy_auth_reply(&auth, PROXY_AUTH_STEP_CONTINUE, done1);
+    login(&auth, alice, step1, cont1, done1);
     proxy_auth_start(&auth, bob, "admin");
     is_int(auth.state, PROXY_AUTH_IN_PROGRESS,
            "alice logged in, bob's saslStart sent: in progress (the cache is bypassed)");
