@@ -360,7 +360,7 @@ value_insert(struct cache *cache, struct cache_pending *p, struct cache_value *v
 /* The shared tier answered a lookup (see redis_lookup). */
 static void
 redis_answer(void *arg, enum cache_redis_status status, const uint8_t *reply, size_t reply_len,
-             const uint8_t *material, size_t material_len, uint64_t epoch)
+             const uint8_t *material, size_t material_len, uint64_t epoch, int64_t ttl_left_ms)
 {
     struct cache_wait *w = arg;
     struct cache *cache = w->ctx;
@@ -378,7 +378,10 @@ redis_answer(void *arg, enum cache_redis_status status, const uint8_t *reply, si
         status = CACHE_REDIS_MISS;
     }
     if (status == CACHE_REDIS_HIT && still_current(cache, p)) {
-        /* Kept in process too: the next hit needs no round trip. */
+        /* Kept in process too (the next hit needs no round trip), no longer
+         * than the stored value lives: its TTL counts from its fill. */
+        if (ttl_left_ms < p->ttl_ms)
+            p->ttl_ms = ttl_left_ms;
         v = cache_value_new(reply, reply_len, p->digest, deps_for(cache, p, true, epoch));
         value_insert(cache, p, v);
         p->ns->hits++;
@@ -397,7 +400,7 @@ redis_answer(void *arg, enum cache_redis_status status, const uint8_t *reply, si
 /* Redis answered the check of an in-process copy (see redis_check). */
 static void
 redis_checked(void *arg, enum cache_redis_status status, const uint8_t *reply, size_t reply_len,
-              const uint8_t *material, size_t material_len, uint64_t epoch)
+              const uint8_t *material, size_t material_len, uint64_t epoch, int64_t ttl_left_ms)
 {
     struct cache_wait *w = arg;
     struct cache *cache = w->ctx;
@@ -412,6 +415,7 @@ redis_checked(void *arg, enum cache_redis_status status, const uint8_t *reply, s
     (void)reply_len;
     (void)material;
     (void)material_len;
+    (void)ttl_left_ms; /* a check reads no value */
     w->op = NULL;
     w->value = NULL; /* ours now */
     cache_coalesce_wait_free(w);
@@ -823,7 +827,8 @@ followers_end(struct followers *g, bool hit)
 
 static void
 followers_checked(void *arg, enum cache_redis_status status, const uint8_t *reply,
-                  size_t reply_len, const uint8_t *material, size_t material_len, uint64_t epoch)
+                  size_t reply_len, const uint8_t *material, size_t material_len, uint64_t epoch,
+                  int64_t ttl_left_ms)
 {
     struct followers *g = arg;
     const struct cache_deps *deps = cache_value_deps(g->value);
@@ -833,6 +838,7 @@ followers_checked(void *arg, enum cache_redis_status status, const uint8_t *repl
     (void)reply_len;
     (void)material;
     (void)material_len;
+    (void)ttl_left_ms; /* a check reads no value */
     for (uint32_t i = 0; i < g->n; i++)
         rgens[i] = g->rgens[i].value;
     followers_end(g, status == CACHE_REDIS_MISS &&

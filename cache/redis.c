@@ -530,16 +530,16 @@ value_refused(struct cache_redis *redis, size_t bytes, const bson_error_t *error
 
 static void
 lookup_deliver(struct cache_redis_op *op, enum cache_redis_status st,
-               const struct cache_redis_blob *blob, uint64_t epoch)
+               const struct cache_redis_blob *blob, uint64_t epoch, int64_t ttl_left_ms)
 {
     struct cache_redis *redis = op->redis;
 
     redis->in_callback++;
     if (st == CACHE_REDIS_HIT)
         op->lookup_cb(op->arg, st, blob->reply, blob->reply_len, blob->material,
-                      blob->material_len, epoch);
+                      blob->material_len, epoch, ttl_left_ms);
     else
-        op->lookup_cb(op->arg, st, NULL, 0, NULL, 0, epoch);
+        op->lookup_cb(op->arg, st, NULL, 0, NULL, 0, epoch, 0);
     redis->in_callback--;
 }
 
@@ -551,6 +551,7 @@ lookup_done(struct cache_redis_op *op, const redisReply *reply)
     enum cache_redis_status st = CACHE_REDIS_FAILED;
     struct cache_redis_blob blob;
     uint64_t epoch = 0;
+    int64_t ttl_left_ms = 0;
 
     if (!op->wanted) /* cancelled: gens may be gone */
         return;
@@ -573,7 +574,7 @@ lookup_done(struct cache_redis_op *op, const redisReply *reply)
     }
     if (reply && op->check) {
         /* The generations and the epoch are all the caller wants. */
-        lookup_deliver(op, redis->dirty ? CACHE_REDIS_FAILED : CACHE_REDIS_MISS, NULL, epoch);
+        lookup_deliver(op, redis->dirty ? CACHE_REDIS_FAILED : CACHE_REDIS_MISS, NULL, epoch, 0);
         return;
     }
     if (reply) {
@@ -590,13 +591,22 @@ lookup_done(struct cache_redis_op *op, const redisReply *reply)
                 value_refused(redis, v->len, &error);
             } else if (blob.epoch == epoch && cache_redis_cmd_gens_match(&blob, op->gens, op->n) &&
                        !redis->dirty) {
-                st = CACHE_REDIS_HIT;
+                /* Current; and a hit only before its sealed expiry (kept in
+                 * Redis past its TTL, or set there again, it is a miss). */
+                uint64_t wall = (uint64_t)conf_clock_wall_ms();
+
+                if (blob.expires_ms > wall) {
+                    st = CACHE_REDIS_HIT;
+                    ttl_left_ms = blob.expires_ms - wall > (uint64_t)INT64_MAX
+                                      ? INT64_MAX
+                                      : (int64_t)(blob.expires_ms - wall);
+                }
             }
         }
         count(redis, st == CACHE_REDIS_HIT ? CACHE_REDIS_CTR_redis_hits
                                            : CACHE_REDIS_CTR_redis_misses);
     }
-    lookup_deliver(op, st, &blob, epoch);
+    lookup_deliver(op, st, &blob, epoch, ttl_left_ms);
 }
 
 static void
@@ -1243,6 +1253,7 @@ cache_redis_fill(struct cache_redis *redis, const struct cache_key *key,
         ttl_ms <= 0 || !names_ok(gens, n))
         return;
     blob.epoch = epoch;
+    blob.expires_ms = (uint64_t)conf_clock_wall_ms() + (uint64_t)ttl_ms;
     blob.n_gens = n;
     memcpy(blob.gens, gens, n * sizeof *gens);
     blob.material = material;

@@ -105,21 +105,22 @@ enum cache_redis_status {
 
 /*
  * Called once per lookup. On HIT, reply (a whole reply message, checked)
- * and material are valid only during the call: copy what you keep. gens[]
- * (the array passed to cache_redis_lookup) holds the current values on HIT
- * and MISS; epoch is the current epoch.
+ * and material are valid only during the call: copy what you keep, for no
+ * longer than ttl_left_ms (what is left of the value's sealed lifetime; 0
+ * otherwise). gens[] (the array passed to cache_redis_lookup) holds the
+ * current values on HIT and MISS; epoch is the current epoch.
  */
 typedef void (*cache_redis_lookup_cb)(void *arg, enum cache_redis_status status,
                                       const uint8_t *reply, size_t reply_len,
                                       const uint8_t *material, size_t material_len,
-                                      uint64_t epoch);
+                                      uint64_t epoch, int64_t ttl_left_ms);
 
 /*
  * Looks key up: one MGET reading the value, every generation in gens[0..n)
  * and the epoch; when a counter does not exist, a second round trip (the
  * lookup script) creates it at a random base and reads everything again.
  * A value is a HIT only if its stored generations and epoch equal the
- * current ones. gens (names and the array itself) must stay valid until
+ * current ones and its sealed expiry has not passed (this proxy's clock). gens (names and the array itself) must stay valid until
  * the callback, which is never called before this function returns.
  * Returns a handle for cache_redis_cancel, or NULL when Redis is not usable
  * (then the callback is not called).

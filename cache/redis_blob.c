@@ -16,8 +16,8 @@
 
 #include <string.h>
 
-#define BLOB_MAGIC "MCV3"
-#define BLOB_FIXED (4 + 8 + 4 + 4 + 4) /* magic, epoch, n_gens, material_len, reply_len */
+#define BLOB_MAGIC "MCV4"
+#define BLOB_FIXED (4 + 8 + 8 + 4 + 4 + 4) /* magic, epoch, expires, n_gens, material_len, reply_len */
 
 /* ---- encoding ------------------------------------------------------------ */
 
@@ -69,6 +69,7 @@ cache_redis_blob_write(const struct cache_redis_blob *blob, const struct cache_r
 
     p = put_bytes(p, BLOB_MAGIC, 4);
     p = put_u64(p, blob->epoch);
+    p = put_u64(p, blob->expires_ms);
     p = put_u32(p, blob->n_gens);
     for (uint32_t i = 0; i < blob->n_gens; i++) {
         p = put_u32(p, (uint32_t)blob->gens[i].name_len);
@@ -175,7 +176,7 @@ cache_redis_blob_decode(const uint8_t *data, size_t len, const struct cache_redi
     if (len > CACHE_REDIS_MAX_BLOB)
         return blob_fail(error, "too large");
     if (!(magic = take(&r, 4)) || memcmp(magic, BLOB_MAGIC, 4) != 0)
-        return blob_fail(error, "not an MCV3 value");
+        return blob_fail(error, "not an MCV4 value");
     if (len < BLOB_FIXED + CACHE_REDIS_MAC_LEN)
         return blob_fail(error, "truncated");
     /* Nothing of a value is read before it is known to be ours. */
@@ -186,7 +187,8 @@ cache_redis_blob_decode(const uint8_t *data, size_t len, const struct cache_redi
                        "stored value refused: its MAC does not verify");
         return false;
     }
-    if (!take_u64(&r, &blob->epoch) || !take_u32(&r, &blob->n_gens))
+    if (!take_u64(&r, &blob->epoch) || !take_u64(&r, &blob->expires_ms) ||
+        !take_u32(&r, &blob->n_gens))
         return blob_fail(error, "truncated header");
     if (blob->n_gens > CACHE_REDIS_MAX_GENS)
         return blob_fail(error, "too many generations");

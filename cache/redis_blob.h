@@ -20,25 +20,30 @@
 #define CACHE_REDIS_MAX_MATERIAL 48000000
 /* Largest encoded value: header, generations, material, reply, MAC. */
 #define CACHE_REDIS_MAX_BLOB                                                                    \
-    ((size_t)24 + (size_t)CACHE_REDIS_MAX_GENS * (12 + CACHE_REDIS_MAX_NAME) +                  \
+    ((size_t)32 + (size_t)CACHE_REDIS_MAX_GENS * (12 + CACHE_REDIS_MAX_NAME) +                  \
      (size_t)CACHE_REDIS_MAX_MATERIAL + (size_t)CACHE_REDIS_MAX_REPLY + CACHE_REDIS_MAC_LEN)
 /* BSON depth the reply in a value is re-checked with. */
 #define CACHE_REDIS_MAX_DEPTH 200
 
 /*
  * A stored value. Encoded little-endian, exactly this and nothing after:
- *   "MCV3"  epoch:u64  n_gens:u32 (<= CACHE_REDIS_MAX_GENS)
+ *   "MCV4"  epoch:u64  expires:u64  n_gens:u32 (<= CACHE_REDIS_MAX_GENS)
  *   n_gens x { name_len:u32 (1..CACHE_REDIS_MAX_NAME)  name  value:u64 }
  *   material_len:u32  material  reply_len:u32  reply (a whole OP_MSG)
  *   mac: 16 bytes, cache_redis_mac_compute(Redis key, every byte before it)
+ * expires is when the value stops being served, in milliseconds since the
+ * Unix epoch by the filling proxy's clock (its fill time plus its TTL):
+ * sealed, so that a value kept past its TTL in Redis (PERSIST, or set
+ * again) is refused, and a copy kept in process lives no longer.
  * A decoded blob points into the bytes it was decoded from. Every other
  * version is refused (CACHE_REDIS_BLOB_MALFORMED: a miss, counted as
- * redis_corrupt): "MCV1" (no MAC), "MCV2" (the same layout sealed with a
- * 32-byte HMAC-SHA-256), so proxies of different versions sharing a Redis
- * never accept each other's values, whatever their MACs.
+ * redis_corrupt): "MCV1" (no MAC), "MCV2" (sealed with a 32-byte
+ * HMAC-SHA-256), "MCV3" (no expiry), so proxies of different versions
+ * sharing a Redis never accept each other's values, whatever their MACs.
  */
 struct cache_redis_blob {
     uint64_t epoch;
+    uint64_t expires_ms;
     uint32_t n_gens;
     struct cache_redis_gen gens[CACHE_REDIS_MAX_GENS];
     const uint8_t *material;

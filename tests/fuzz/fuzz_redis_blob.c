@@ -103,6 +103,7 @@ store_and_load(const uint8_t *reply, size_t reply_len)
 
     memset(&in, 0, sizeof in);
     in.epoch = (uint64_t)reply_len * 0x9e3779b97f4a7c15ull;
+    in.expires_ms = in.epoch ^ 0x5555555555555555ull;
     in.n_gens = 4;
     for (uint32_t i = 0; i < in.n_gens; i++) {
         in.gens[i].name = names[i];
@@ -116,7 +117,8 @@ store_and_load(const uint8_t *reply, size_t reply_len)
     bytes = encode(&in, &len);
     FUZZ_CHECK(bytes != NULL);
     FUZZ_CHECK(decode(bytes, len, &out, &error));
-    FUZZ_CHECK(out.epoch == in.epoch && out.n_gens == in.n_gens);
+    FUZZ_CHECK(out.epoch == in.epoch && out.expires_ms == in.expires_ms &&
+               out.n_gens == in.n_gens);
     for (uint32_t i = 0; i < in.n_gens; i++) {
         FUZZ_CHECK(out.gens[i].name_len == in.gens[i].name_len &&
                    memcmp(out.gens[i].name, in.gens[i].name, in.gens[i].name_len) == 0);

@@ -396,8 +396,9 @@ def upstream_reply():
     return s
 
 
-def blob(reply, gens=(("ndb.coll", 3), ("ddb", 1)), epoch=7, material=b"material"):
-    out = b"MCV3" + struct.pack("<QI", epoch, len(gens))
+def blob(reply, gens=(("ndb.coll", 3), ("ddb", 1)), epoch=7, material=b"material",
+         expires=1900000000000):
+    out = b"MCV4" + struct.pack("<QQI", epoch, expires, len(gens))
     for name, value in gens:
         out += struct.pack("<I", len(name)) + name.encode() + struct.pack("<Q", value)
     out += struct.pack("<I", len(material)) + material
@@ -417,10 +418,10 @@ def redis_blob():
     s["value-trailing"] = blob(reply) + b"x"
     s["value-truncated"] = blob(reply)[:-1]
     s["value-bad-magic"] = b"MCV1" + blob(reply)[4:]  # the old versions are refused
-    s["value-previous-version"] = b"MCV2" + blob(reply)[4:]
+    s["value-previous-version"] = b"MCV3" + blob(reply)[4:]
     s["value-op-reply"] = blob(op_reply([doc({"ok": 1.0})]))
     s["value-bad-reply"] = blob(b"\x10\0\0\0" + b"\0" * 12)
-    s["value-huge-length"] = b"MCV3" + struct.pack("<QI", 0, 0) + struct.pack("<I", 0xFFFFFFFF)
+    s["value-huge-length"] = b"MCV4" + struct.pack("<QQI", 0, 0, 0) + struct.pack("<I", 0xFFFFFFFF)
     s["plain-reply"] = reply
     return s
 

@@ -72,21 +72,39 @@ class Upstream(FakeServer):
 
 
 def redis_call(port, *args):
-    """One Redis command over RESP; the reply's first line (enough for INCR and KEYS' count)."""
+    """One Redis command over RESP: its reply's raw bytes (an integer ":1\r\n", or an
+    array of bulk strings as sent), read whole."""
     cmd = b"*%d\r\n" % len(args) + b"".join(
         b"$%d\r\n%s\r\n" % (len(a), a) for a in (x.encode() if isinstance(x, str) else x
                                                   for x in args))
     with socket.create_connection(("127.0.0.1", port), timeout=3.0) as s:
         s.sendall(cmd)
         buf = b""
-        while not buf.endswith(b"\r\n") or (buf.startswith(b"*") and buf.count(b"\r\n") < 3):
+        while _resp_end(buf, 0) is None:
             chunk = s.recv(4096)
             if not chunk:
                 break
             buf += chunk
-            if not buf.startswith(b"*") and buf.endswith(b"\r\n"):
-                break
     return buf
+
+
+def _resp_end(buf, pos):
+    """Where the RESP value at pos ends in buf, or None while it is incomplete."""
+    eol = buf.find(b"\r\n", pos)
+    if eol < 0:
+        return None
+    kind, n = buf[pos:pos + 1], buf[pos + 1:eol]
+    if kind == b"$":
+        end = eol + 2 + int(n) + 2 if int(n) >= 0 else eol + 2
+        return end if len(buf) >= end else None
+    if kind == b"*":
+        at = eol + 2
+        for _ in range(max(int(n), 0)):
+            at = _resp_end(buf, at)
+            if at is None:
+                return None
+        return at
+    return eol + 2
 
 
 def cache(http):
@@ -159,7 +177,7 @@ def main():
                               "--cache-coalesce-wait", "5s", "--advice", "false"],
                              stdout=log, stderr=log)
     try:
-        up_ok = wait_for(lambda: proxy.poll() is None and _tier_up(a.http), 10)
+        up_ok = wait_for(lambda: proxy.poll() is None and tier_up(a.http), 10)
         tap(up_ok, "the proxy is up, its Redis tier connected and subscribed")
         if up_ok:
             case(up, a, "confirmed", "fol0", bump=False)
@@ -170,7 +188,7 @@ def main():
         plan()
 
 
-def _tier_up(http):
+def tier_up(http):
     try:
         r = stats(http, timeout=1.0).get("cache", {}).get("redis", {})
     except (OSError, AssertionError, ValueError):

@@ -37,7 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define N_CHECKS 69
+#define N_CHECKS 70
 #define TIMEOUT_MS 50
 #define SLACK_MS 100 /* scheduling slack allowed around redis_timeout (ASan, busy CI) */
 #define FAILURES 3
@@ -62,6 +62,7 @@ struct res {
     size_t reply_len;
     uint64_t epoch;
     uint64_t at_ms;
+    int64_t ttl_left_ms; /* a HIT's: what is left of the value's sealed lifetime */
 };
 
 /* What a bump callback saw. */
@@ -129,7 +130,7 @@ wait_state(struct drv *d, struct cache_redis *redis, enum cache_redis_state stat
 
 static void
 lookup_cb(void *arg, enum cache_redis_status status, const uint8_t *reply, size_t reply_len,
-          const uint8_t *material, size_t material_len, uint64_t epoch)
+          const uint8_t *material, size_t material_len, uint64_t epoch, int64_t ttl_left_ms)
 {
     struct res *res = arg;
 
@@ -138,6 +139,7 @@ lookup_cb(void *arg, enum cache_redis_status status, const uint8_t *reply, size_
     res->done = true;
     res->status = status;
     res->epoch = epoch;
+    res->ttl_left_ms = ttl_left_ms;
     res->at_ms = (uint64_t)conf_clock_ms();
     res->reply_len = reply_len <= sizeof res->reply ? reply_len : 0;
     if (reply && res->reply_len)
@@ -695,8 +697,11 @@ phase_mac(struct drv *d, struct cache_redis *a)
     st = lookup(d, a, &k10, gens, &res);
     value = get_value(d, &k10, &len);
     check(d, st == CACHE_REDIS_HIT && is_tagged_reply(&res, 10) && value && len > 4 &&
-                 memcmp(value, "MCV3", 4) == 0,
-          "k10 filled: an MCV3 value, a HIT (%s)", status_name(st));
+                 memcmp(value, "MCV4", 4) == 0,
+          "k10 filled: an MCV4 value, a HIT (%s)", status_name(st));
+    check(d, res.ttl_left_ms > 55000 && res.ttl_left_ms <= 60000,
+          "k10's hit: what is left of its sealed 60 s lifetime (%lld ms)",
+          (long long)res.ttl_left_ms);
 
     /* a genuine value copied under another key */
     check(d, value && set_value(d, &k11, value, len), "k10's value copied to k11's key");
@@ -929,11 +934,11 @@ struct chained {
 
 static void
 chained_cb(void *arg, enum cache_redis_status status, const uint8_t *reply, size_t reply_len,
-           const uint8_t *mat, size_t mat_len, uint64_t epoch)
+           const uint8_t *mat, size_t mat_len, uint64_t epoch, int64_t ttl_left_ms)
 {
     struct chained *c = arg;
 
-    lookup_cb(&c->res, status, reply, reply_len, mat, mat_len, epoch);
+    lookup_cb(&c->res, status, reply, reply_len, mat, mat_len, epoch, ttl_left_ms);
     gens_init(c->gens);
     memset(&c->next, 0, sizeof c->next);
     c->started = cache_redis_lookup(c->redis, c->key, c->gens, 2, lookup_cb, &c->next) != NULL;

@@ -86,9 +86,11 @@ def rcounter(http, name):
 
 
 def split_value(v):
-    """A stored value (MCV1, MCV2 or MCV3) as (everything before the reply's length, reply, rest)."""
-    pos = 16
-    (n,) = struct.unpack_from("<I", v, 12)
+    """A stored value (MCV1 to MCV4) as (everything before the reply's length, reply, rest).
+    MCV4 has the expiry (u64) after the epoch."""
+    at = 20 if v[:4] == b"MCV4" else 12
+    pos = at + 4
+    (n,) = struct.unpack_from("<I", v, at)
     for _ in range(n):
         (nl,) = struct.unpack_from("<I", v, pos)
         pos += 4 + nl + 8
@@ -99,10 +101,10 @@ def split_value(v):
 
 
 def previous_version(value, key, secret):
-    """value (MCV3) as the previous version stored it: "MCV2", the same layout, and
-    HMAC-SHA-256 (32 bytes) over u32 len(key) || key || the rest, under the key it
-    derived from the secret with its label."""
-    body = b"MCV2" + value[4:-16]
+    """value (MCV4) as the MCV2 version stored it: its layout (no expiry after the
+    epoch), and HMAC-SHA-256 (32 bytes) over u32 len(key) || key || the rest, under
+    the key it derived from the secret with its label."""
+    body = b"MCV2" + value[4:12] + value[20:-16]
     mac_key = hmac.new(secret.encode(), b"mongocache value MAC v2", hashlib.sha256).digest()
     tag = hmac.new(mac_key, struct.pack("<I", len(key)) + key + body, hashlib.sha256).digest()
     return body + tag
@@ -224,7 +226,7 @@ def main():
         time.sleep(0.05)
     value = refilled()
     old = previous_version(value, key, args.secret) if value else None
-    t.ok(value is not None and value[:4] == b"MCV3" and r.call("SET", key, old, "KEEPTTL") == "OK",
+    t.ok(value is not None and value[:4] == b"MCV4" and r.call("SET", key, old, "KEEPTTL") == "OK",
          "the value, re-sealed as the previous version (MCV2, HMAC-SHA-256), planted",
          "value %r" % (value[:4] if value else None))
     corrupt0 = rcounter(args.http, "redis_corrupt") or 0

@@ -111,6 +111,7 @@ make_blob_with(struct cache_redis_mac *mac, const uint8_t *reply, size_t reply_l
     struct cache_redis_blob b = {0};
 
     b.epoch = UINT64_C(0x1234567890abcdef);
+    b.expires_ms = UINT64_C(1900000000123);
     b.n_gens = 2;
     b.gens[0] = (struct cache_redis_gen){"n:db.coll", 9, 17};
     b.gens[1] = (struct cache_redis_gen){"d:db", 4, UINT64_MAX};
@@ -148,9 +149,10 @@ test_round_trip(struct cache_redis_mac *mac)
     uint8_t *blob = make_blob(mac, &len, &reply, &reply_len);
 
     ok(blob != NULL, "a value encodes");
-    ok(len > 4 && memcmp(blob, "MCV3", 4) == 0, "it starts with the MCV3 magic");
+    ok(len > 4 && memcmp(blob, "MCV4", 4) == 0, "it starts with the MCV4 magic");
     ok(cache_redis_blob_decode(blob, len, mac, RKEY, strlen(RKEY), &d, &error), "and decodes");
     is_int((long long)(d.epoch == UINT64_C(0x1234567890abcdef)), 1, "epoch kept");
+    is_int((long long)d.expires_ms, 1900000000123LL, "expiry kept");
     is_int(d.n_gens, 2, "two generations");
     ok(d.gens[0].name_len == 9 && memcmp(d.gens[0].name, "n:db.coll", 9) == 0 &&
            d.gens[0].value == 17,
@@ -249,7 +251,8 @@ test_hostile(struct cache_redis_mac *mac)
     size_t len;
     uint8_t *blob = make_blob(mac, &len, &reply, &reply_len);
     uint8_t *bad = bson_malloc(len + 8);
-    size_t gen0 = 4 + 8 + 4; /* offset of the first name_len */
+    size_t n_gens_at = 4 + 8 + 8; /* magic, epoch, expires */
+    size_t gen0 = n_gens_at + 4;    /* offset of the first name_len */
     size_t mat = gen0 + (4 + 9 + 8) + (4 + 4 + 8);
     uint8_t *deep;
     size_t deep_len;
@@ -257,11 +260,11 @@ test_hostile(struct cache_redis_mac *mac)
     ok(!decode_copy(mac, (const uint8_t *)"", 0, &error), "empty input refused");
 
     memcpy(bad, blob, len);
-    put32(bad + 12, CACHE_REDIS_MAX_GENS + 1);
+    put32(bad + n_gens_at, CACHE_REDIS_MAX_GENS + 1);
     ok(!decode_resealed(mac, bad, len, &error) && error.code == CACHE_REDIS_BLOB_MALFORMED,
        "too many generations refused");
     memcpy(bad, blob, len);
-    put32(bad + 12, 0xffffffffu);
+    put32(bad + n_gens_at, 0xffffffffu);
     ok(!decode_resealed(mac, bad, len, &error), "generation count 2^32-1 refused");
 
     memcpy(bad, blob, len);
@@ -445,10 +448,20 @@ test_mac(struct cache_redis_mac *mac)
     /* The old, unsealed version. */
     v1 = make_v1(reply, reply_len, &v1_len);
     ok(!decode_copy(mac, v1, v1_len, &error) && error.code == CACHE_REDIS_BLOB_MALFORMED &&
-           strstr(error.message, "MCV3"),
+           strstr(error.message, "MCV4"),
        "an MCV1 value (before the MAC) is refused: %s", error.message);
-    memcpy(v1, "MCV3", 4);
-    ok(!decode_copy(mac, v1, v1_len, &error), "and so is one relabelled MCV3");
+    memcpy(v1, "MCV4", 4);
+    ok(!decode_copy(mac, v1, v1_len, &error), "and so is one relabelled MCV4");
+    {
+        /* The previous version (MCV3: no expiry) is refused for its version. */
+        uint8_t *old = bson_malloc(len);
+
+        memcpy(old, blob, len);
+        memcpy(old, "MCV3", 4);
+        ok(!decode_copy(mac, old, len, &error) && error.code == CACHE_REDIS_BLOB_MALFORMED,
+           "an MCV3 value (before the sealed expiry) is refused: %s", error.message);
+        bson_free(old);
+    }
     bson_free(v1);
 
     bson_free(forged_reply);
@@ -591,11 +604,11 @@ test_old_format(const char *secret, struct cache_redis_mac *mac)
              got == 32;
     ok(sealed, "an MCV2 value sealed as the previous version did");
     ok(!decode_copy(mac, old, old_len, &error) && error.code == CACHE_REDIS_BLOB_MALFORMED &&
-           strstr(error.message, "MCV3"),
+           strstr(error.message, "MCV4"),
        "a previous version's value is refused for its version, not by the MAC: %s",
        error.message);
-    ok(len > 4 && memcmp(blob, "MCV3", 4) == 0 && memcmp(blob, "MCV2", 4) != 0,
-       "ours start with MCV3, which the previous version refuses as not MCV2");
+    ok(len > 4 && memcmp(blob, "MCV4", 4) == 0 && memcmp(blob, "MCV2", 4) != 0,
+       "ours start with MCV4, which an MCV2 proxy refuses as not MCV2");
     EVP_MAC_CTX_free(ctx);
     EVP_MAC_free(alg);
     bson_free(old);
