@@ -125,6 +125,8 @@ metrics_cb(struct evhttp_request *req, void *arg)
     struct proxy_admin *admin = arg;
     struct evbuffer *body;
 
+    if (!get_only(req))
+        return;
     if (!proxy_http_authorized(admin->server, req)) {
         unauthorized(req);
         return;

@@ -251,6 +251,8 @@ def group_http(a):
     tap(code == 413, "a POST with a body: 413", code)
     code, _, _ = http(a.a_http, "/stats", "POST", a.token)
     tap(code == 501, "POST /stats: still refused (GET only)", code)
+    code, _, _ = http(a.a_http, "/metrics", "POST", a.token)
+    tap(code == 501, "POST /metrics: refused too (GET only; found in review: it answered)", code)
     bad = [http(a.a_http, "/cache/invalidate" + q, "POST", a.token)
            for q in ("", "?namespace=appbooks", "?namespace=app%00.books", "?namespace=.books",
                      "?namespace=app.books&namespace=app.other", "?ns=app.books",
