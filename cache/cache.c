@@ -397,6 +397,24 @@ redis_answer(void *arg, enum cache_redis_status status, const uint8_t *reply, si
     cb(cb_arg, CACHE_MISS, NULL);
 }
 
+/*
+ * Whether Redis's answer to a check (status, the current values in gens,
+ * epoch) confirms deps: its generations in Redis and in process have not
+ * moved.
+ */
+static bool
+redis_confirms(const struct cache_deps *deps, enum cache_redis_status status,
+               const struct cache_redis_gen *gens, uint32_t n, uint64_t epoch)
+{
+    uint64_t rgens[CACHE_MAX_DEPS];
+
+    if (status != CACHE_REDIS_MISS)
+        return false;
+    for (uint32_t i = 0; i < n; i++)
+        rgens[i] = gens[i].value;
+    return cache_deps_redis_same(deps, rgens, n, epoch) && cache_deps_current(deps);
+}
+
 /* Redis answered the check of an in-process copy (see redis_check). */
 static void
 redis_checked(void *arg, enum cache_redis_status status, const uint8_t *reply, size_t reply_len,
@@ -408,8 +426,6 @@ redis_checked(void *arg, enum cache_redis_status status, const uint8_t *reply, s
     struct cache_value *v = w->value;
     cache_wait_cb cb = w->cb;
     void *cb_arg = w->arg;
-    uint64_t rgens[CACHE_MAX_DEPS];
-    bool same;
 
     (void)reply;
     (void)reply_len;
@@ -419,11 +435,7 @@ redis_checked(void *arg, enum cache_redis_status status, const uint8_t *reply, s
     w->op = NULL;
     w->value = NULL; /* ours now */
     cache_coalesce_wait_free(w);
-    for (uint32_t i = 0; i < p->n_deps; i++)
-        rgens[i] = p->rgens[i].value;
-    same = status == CACHE_REDIS_MISS &&
-           cache_deps_redis_same(cache_value_deps(v), rgens, p->n_deps, epoch);
-    if (same && cache_deps_current(cache_value_deps(v))) {
+    if (redis_confirms(cache_value_deps(v), status, p->rgens, p->n_deps, epoch)) {
         p->ns->hits++;
         cache->counters[CACHE_CTR_hits]++;
         cb(cb_arg, CACHE_HIT, v);
@@ -831,19 +843,13 @@ followers_checked(void *arg, enum cache_redis_status status, const uint8_t *repl
                   int64_t ttl_left_ms)
 {
     struct followers *g = arg;
-    const struct cache_deps *deps = cache_value_deps(g->value);
-    uint64_t rgens[CACHE_MAX_DEPS];
 
     (void)reply;
     (void)reply_len;
     (void)material;
     (void)material_len;
     (void)ttl_left_ms; /* a check reads no value */
-    for (uint32_t i = 0; i < g->n; i++)
-        rgens[i] = g->rgens[i].value;
-    followers_end(g, status == CACHE_REDIS_MISS &&
-                         cache_deps_redis_same(deps, rgens, g->n, epoch) &&
-                         cache_deps_current(deps));
+    followers_end(g, redis_confirms(cache_value_deps(g->value), status, g->rgens, g->n, epoch));
 }
 
 /*

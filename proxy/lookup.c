@@ -191,6 +191,22 @@ note_resumed(struct proxy_server *server)
              "again\"");
 }
 
+/*
+ * Whether hit, a stored result, is a drained one and the proxy's cursor
+ * table is full (proxy_cursor_full): then the hit is let go (its
+ * reference released, counted) and the server answers, with a cursor of
+ * its own.
+ */
+static bool
+no_cursor_room(struct proxy_server *server, struct cache_value *hit)
+{
+    if (!cache_value_is_docs(hit) || !proxy_cursor_full(server->cursors))
+        return false;
+    cache_value_unref(hit);
+    proxy_stats_add(&server->stats, PROXY_STAT_cursors_full, 1);
+    return true;
+}
+
 enum proxy_lookup_verdict
 proxy_lookup_consult(struct proxy_client *c, const struct wire_msg *msg, const struct wire_cmd *cmd,
                      const bson_t *body, struct proxy_request *req, bool oneway)
@@ -268,12 +284,8 @@ proxy_lookup_consult(struct proxy_client *c, const struct wire_msg *msg, const s
         keep_session(req, cmd, body);
         return PROXY_LOOKUP_FORWARD;
     case CACHE_HIT:
-        if (cache_value_is_docs(req->hit) && proxy_cursor_full(c->server->cursors)) {
-            /* A drained result, and no room for another cursor of the
-             * proxy's: the server answers, with a cursor of its own. */
-            cache_value_unref(req->hit);
+        if (no_cursor_room(c->server, req->hit)) {
             req->hit = NULL;
-            proxy_stats_add(&c->server->stats, PROXY_STAT_cursors_full, 1);
             break;
         }
         proxy_advice_hit(c->server->advice, cache_value_tag(req->hit), read.now_ms);
@@ -308,12 +320,8 @@ cache_resolved(void *arg, enum cache_outcome outcome, struct cache_value *hit)
     struct proxy_server *server = req->client->server;
 
     req->wait = NULL; /* the cache has let go of it: nothing to cancel */
-    if (outcome == CACHE_HIT && cache_value_is_docs(hit) && proxy_cursor_full(server->cursors)) {
-        /* As in proxy_lookup_consult: no room for a cursor of the proxy's. */
-        cache_value_unref(hit);
-        proxy_stats_add(&server->stats, PROXY_STAT_cursors_full, 1);
+    if (outcome == CACHE_HIT && no_cursor_room(server, hit))
         outcome = CACHE_BYPASS;
-    }
     if (outcome != CACHE_MISS)
         proxy_request_drop_miss(req, server->cache);
     if (outcome == CACHE_HIT) {
