@@ -40,7 +40,7 @@ sleep 0.5
 "$B/bench/mcload" --port "$P" -c 1 -n $((KEYS * 5)) --warmup "$KEYS" --keys "$KEYS" --size "$SIZE" \
     --seconds 120 --warmup-seconds 120 >/dev/null 2>>"$OUT/$NAME.err"
 callgrind_control -i on "$cg" >/dev/null 2>&1
-"$B/bench/mcload" --port "$P" -c 1 -n "$N" --warmup 0 --keys "$KEYS" --size "$SIZE" \
+"$B/bench/mcload" --port "$P" -c ${CG_CONNS:-1} -n "$N" --warmup 0 --keys "$KEYS" --size "$SIZE" \
     --seconds 120 >"$OUT/$NAME.mcload" 2>>"$OUT/$NAME.err"
 callgrind_control -i off "$cg" >/dev/null 2>&1
 callgrind_control -d "$cg" >/dev/null 2>&1

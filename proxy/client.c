@@ -100,12 +100,6 @@ static struct event *wake_event(struct proxy_client *c);
 static void start_linger(struct proxy_client *c);
 static void pop_request(struct proxy_client *c, struct proxy_request *req);
 
-static struct evbuffer *
-client_output(struct proxy_client *c)
-{
-    return proxy_conn_output(c->conn);
-}
-
 /*
  * Moves the client along its phases (struct proxy_client): only forward,
  * from open to gone; a move back is our own bug.
@@ -192,7 +186,7 @@ check_output(struct proxy_client *c)
 
     if (c->output_full)
         return true;
-    if (c->phase == PROXY_CLIENT_GONE || evbuffer_get_length(client_output(c)) <= limit)
+    if (c->phase == PROXY_CLIENT_GONE || proxy_conn_output_length(c->conn) <= limit)
         return false;
     c->output_full = true;
     sync_upstream(c);
@@ -205,7 +199,7 @@ static size_t
 client_share(struct proxy_client *c)
 {
     size_t n = proxy_conn_input_length(c->conn) +
-               evbuffer_get_length(client_output(c)) + c->promised + c->held_bytes;
+               proxy_conn_output_length(c->conn) + c->promised + c->held_bytes;
 
     return c->up ? n + proxy_upstream_buffered(c->up) : n;
 }
@@ -345,7 +339,7 @@ update_timer(struct proxy_client *c, bool progressed)
     if (c->phase >= PROXY_CLIENT_PEER_EOF) {
         arm_timer(c, conf->drain_timeout);
     } else if (c->n_pending == 0 && conf->idle_timeout > 0 && can_take_input(c) &&
-               evbuffer_get_length(client_output(c)) == 0) {
+               proxy_conn_output_length(c->conn) == 0) {
         arm_timer(c, conf->idle_timeout);
     } else {
         disarm_timer(c);
@@ -370,7 +364,7 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
     } else if (c->phase >= PROXY_CLIENT_PEER_EOF) {
         close_now(c, "drain_timeout");
     } else if (c->n_pending == 0 && can_take_input(c) &&
-               evbuffer_get_length(client_output(c)) == 0) {
+               proxy_conn_output_length(c->conn) == 0) {
         proxy_stats_add(stats, PROXY_STAT_idle_timeouts, 1);
         close_now(c, "idle_timeout");
     }
@@ -458,7 +452,7 @@ maybe_finish(struct proxy_client *c)
         proxy_upstream_set_low_watermark(c->up, 0);
         return;
     }
-    if (evbuffer_get_length(client_output(c)) == 0) {
+    if (proxy_conn_output_length(c->conn) == 0) {
         if (c->linger)
             start_linger(c);
         else
@@ -1555,7 +1549,7 @@ write_cb(struct proxy_conn *conn, void *arg)
 
     (void)conn;
     if (c->output_full &&
-        evbuffer_get_length(client_output(c)) <= (size_t)c->server->conf->buffer_limit / 2) {
+        proxy_conn_output_length(c->conn) <= (size_t)c->server->conf->buffer_limit / 2) {
         c->output_full = false;
         proxy_conn_set_write_low(c->conn, 0);
         sync_upstream(c);
@@ -1586,7 +1580,7 @@ event_cb(struct proxy_conn *conn, short what, void *arg)
         conf_log(CONF_LOG_WARN, c->id, "write_timeout",
                  "peer=%s queued=%zu timeout_ms=%lld msg=\"the client took none of its replies "
                  "in time; closing\"",
-                 c->peer, evbuffer_get_length(client_output(c)),
+                 c->peer, proxy_conn_output_length(c->conn),
                  (long long)c->server->conf->message_timeout);
         lose_peer(c, "write_timeout");
         return;
@@ -2147,6 +2141,7 @@ proxy_client_new(struct proxy_server *server, evutil_socket_t fd, const struct s
     }
     proxy_conn_setcb(c->conn, read_cb, write_cb, event_cb, c);
     proxy_conn_read_in_place(c->conn); /* the input is read only through proxy_conn_* calls */
+    proxy_conn_batch_writes(c->conn);  /* replies leave together at the end of a loop turn */
     /* TLS on the TCP port (a unix socket stays plaintext): the handshake must end within
      * message_timeout, as a message must. */
     tls_failed = server->tls_clients && addr->sa_family != AF_UNIX &&

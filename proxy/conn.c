@@ -1,7 +1,9 @@
 /*
  * proxy/conn.c: a socket with its two buffers (see conn.h). Owns the
  * descriptor, the one struct event that watches it, the input and output
- * evbuffers, an address lookup in flight and, on a TLS connection, its
+ * evbuffers, its slot in the loop's write batch (and the reply held there;
+ * the batch's event and list are the loop's, driven from here: see "the
+ * write batch" below), an address lookup in flight and, on a TLS connection, its
  * session (struct conn_tls: the link made by proxy/tls.c and the
  * handshake's deadline; see the TLS section at the end); borrows the
  * loop's read buffer (struct proxy_io_loop) and the memory meter.
@@ -48,9 +50,11 @@
  */
 #include "proxy/conn.h"
 
+#include "cache/value.h"
 #include "conf/sock.h"
 #include "proxy/io.h"
 #include "proxy/tls_link.h"
+#include "wire/frame.h"
 
 #include <bson/bson.h>
 #include <errno.h>
@@ -106,13 +110,14 @@ struct proxy_conn {
     size_t write_low;
     int64_t write_timeout_ms;
     evutil_socket_t fd;
-    short dns_error;   /* EVUTIL_EAI_* (short: the struct stays within 280 bytes) */
-    short err;         /* errno behind a pending ERROR */
-    uint32_t flat_off; /* while read_cb runs after a read in place, the input is */
-    uint32_t flat_len; /* these bytes of the loop's buffer (the evbuffer is empty) */
-    uint16_t busy;     /* callbacks of ours on the stack */
-    short registered;  /* the interest event_add was given (0: not added) */
-    short pending;     /* an outcome to deliver from the loop (PROXY_CONN_*) */
+    /* Narrow fields (the struct stays within 280 bytes): */
+    short dns_error;    /* EVUTIL_EAI_* */
+    uint8_t err;        /* errno behind a pending ERROR (Linux's are below 256) */
+    uint8_t pending;    /* an outcome to deliver from the loop (PROXY_CONN_* bits) */
+    uint32_t flat_off;  /* while read_cb runs after a read in place, the input is */
+    uint32_t flat_len;  /* these bytes of the loop's buffer (the evbuffer is empty) */
+    uint8_t busy;       /* callbacks of ours on the stack (never nested deeply) */
+    uint8_t registered; /* the interest event_add was given (EV_READ | EV_WRITE; 0: not added) */
     bool reading : 1;
     bool read_lazy : 1;    /* reading is off but its interest is still registered */
     bool wtimer_armed : 1; /* the write timeout runs */
@@ -122,9 +127,16 @@ struct proxy_conn {
     bool resolving : 1;
     bool freed : 1;
     bool in_place : 1;     /* proxy_conn_read_in_place */
+    bool batch : 1;        /* proxy_conn_batch_writes */
+    bool flush_queued : 1; /* listed in the loop's write batch, at flush_slot */
+    bool holding : 1;      /* and a reply is held there, before the output */
+    uint32_t flush_slot;
 };
 
 static void conn_cb(evutil_socket_t fd, short what, void *arg);
+static void flush_cb(evutil_socket_t fd, short what, void *arg);
+static void do_write(struct proxy_conn *conn);
+static void unhold(struct proxy_conn *conn, size_t done);
 
 /* A TLS connection's own state (allocated with it: a plaintext connection holds only the
  * NULL pointer). */
@@ -205,7 +217,7 @@ update_events(struct proxy_conn *conn)
         else {
             if (conn->reading || (conn->read_lazy && (conn->registered & EV_READ)))
                 want |= EV_READ;
-            if (conn->writing && evbuffer_get_length(conn->output) > 0)
+            if (conn->writing && !conn->flush_queued && evbuffer_get_length(conn->output) > 0)
                 want |= EV_WRITE;
             if (conn->tls)
                 want |= proxy_tls_link_wants(conn->tls->link); /* a record the other way */
@@ -214,7 +226,7 @@ update_events(struct proxy_conn *conn)
     if (want != conn->registered) {
         if (conn->registered)
             event_del(&conn->ev);
-        conn->registered = want;
+        conn->registered = (uint8_t)want;
         if (want) {
             event_assign(&conn->ev, conn->base, conn->fd, want | EV_PERSIST, conn_cb, conn);
             event_add(&conn->ev, NULL);
@@ -239,8 +251,8 @@ deliver_later(struct proxy_conn *conn, short what, int err)
         event_del(&conn->ev);
         conn->registered = 0;
     }
-    conn->pending = what;
-    conn->err = (short)err;
+    conn->pending = (uint8_t)what;
+    conn->err = (uint8_t)(err >= 0 && err < 256 ? err : EIO);
     event_assign(&conn->ev, conn->base, conn->fd, EV_PERSIST, conn_cb, conn);
     event_active(&conn->ev, EV_WRITE, 0);
 }
@@ -293,6 +305,11 @@ proxy_conn_free(struct proxy_conn *conn)
     conn->registered = 0;
     conn->pending = 0;
     conn->freed = true;
+    unhold(conn, 0); /* freed: its reference goes, nothing is queued */
+    if (conn->flush_queued) {
+        conn->loop->flush[conn->flush_slot].conn = NULL;
+        conn->flush_queued = false;
+    }
     if (conn->lookup) {
         /* Its callback still runs, with EVUTIL_EAI_CANCEL, and touches nothing. */
         evdns_getaddrinfo_cancel(conn->lookup);
@@ -382,40 +399,20 @@ proxy_conn_set_write_low(struct proxy_conn *conn, size_t low)
     conn->write_low = low;
 }
 
-/* True when a write now goes straight to the socket: nothing queued before it, and up. */
+/* True when a write now goes straight to the socket: nothing queued or held before it, and up. */
 static bool
 can_write_now(const struct proxy_conn *conn)
 {
-    return evbuffer_get_length(conn->output) == 0 && conn->fd >= 0 && conn->writing &&
-           !conn->connecting && !conn->handshaking && !conn->pending;
+    return evbuffer_get_length(conn->output) == 0 && !conn->holding && conn->fd >= 0 &&
+           conn->writing && !conn->connecting && !conn->handshaking && !conn->pending;
 }
 
-void
-proxy_conn_send(struct proxy_conn *conn, struct evbuffer *data)
-{
-    size_t rest;
-
-    if (can_write_now(conn)) {
-        if (conn->tls)
-            (void)tls_write_buffer(conn, data); /* an error is met again by the queued write */
-        else
-            conf_sock_write_first(conn->fd, data);
-    }
-    rest = evbuffer_get_length(data);
-    if (rest > 0) {
-        evbuffer_add_buffer(conn->output, data);
-        count_in(conn, rest);
-        update_events(conn);
-    }
-}
-
-size_t
-proxy_conn_write_now(struct proxy_conn *conn, const struct iovec *iov, int n)
+/* One send (n 1) or sendmsg of the pieces at iov: the bytes the socket took (0 on an error). */
+static size_t
+write_iov(struct proxy_conn *conn, const struct iovec *iov, int n)
 {
     ssize_t written;
 
-    if (!can_write_now(conn))
-        return 0;
     if (conn->tls)
         return tls_write_iov(conn, iov, n);
     /* send and sendmsg, not writev: the socket calls skip the file layer
@@ -433,6 +430,267 @@ proxy_conn_write_now(struct proxy_conn *conn, const struct iovec *iov, int n)
         while (written < 0 && errno == EINTR);
     }
     return written > 0 ? (size_t)written : 0;
+}
+
+/* ---- the write batch --------------------------------------------------------
+ *
+ * A connection that batches its writes (proxy_conn_batch_writes: the
+ * clients) does not write at once while other callbacks of the loop's turn
+ * are still to run (event_base_get_num_events counts them). It joins the
+ * loop's list (loop->flush), and the loop's flush event, activated behind every
+ * callback already active, writes each listed connection with one call
+ * (flush_cb). So the replies to the requests one poll returned leave
+ * together, after all of them were read, as Redis writes its replies before
+ * it sleeps: a client woken by the first of them is still awake for the
+ * next, and the kernel does not wake it (an interrupt to its CPU, dear in a
+ * VM) once per reply. When nothing else is active (one client busy), the
+ * write happens at once, as before.
+ *
+ * What waits is queued in the output, except a stored reply sent alone
+ * (proxy_conn_send_value, a cache hit), which is held in the connection's
+ * slot of the list (struct proxy_io_flush: its header and a reference to
+ * the value), so that the common case costs no buffer. A held reply comes
+ * before everything in the output: any other write first moves it there
+ * (unhold). A listed connection has no write interest; what the flush
+ * cannot write waits for it as any queued output. A connection freed while
+ * listed leaves its slot empty (its held reply released at once).
+ */
+
+/* Whether a write to conn that could go now should wait for the loop's flush. */
+static bool
+defer_write(struct proxy_conn *conn)
+{
+    struct proxy_io_loop *loop = conn->loop;
+
+    if (!conn->batch || conn->tls || !loop ||
+        event_base_get_num_events(conn->base, EVENT_BASE_COUNT_ACTIVE) == 0)
+        return false;
+    if (!loop->flush_ev)
+        loop->flush_ev = event_new(conn->base, -1, 0, flush_cb, loop);
+    return loop->flush_ev != NULL; /* out of memory for it: written at once */
+}
+
+/* conn is listed in the loop's write batch (defer_write said it may be): its slot. */
+static struct proxy_io_flush *
+queue_flush(struct proxy_conn *conn)
+{
+    struct proxy_io_loop *loop = conn->loop;
+    struct proxy_io_flush *f;
+
+    if (!conn->flush_queued) {
+        if (loop->n_flush == loop->cap_flush) {
+            loop->cap_flush = loop->cap_flush ? 2 * loop->cap_flush : 64;
+            loop->flush = bson_realloc(loop->flush, loop->cap_flush * sizeof *loop->flush);
+        }
+        conn->flush_queued = true;
+        conn->flush_slot = loop->n_flush++;
+        f = &loop->flush[conn->flush_slot];
+        f->conn = conn;
+        f->value = NULL;
+    }
+    if (!loop->flush_active) {
+        loop->flush_active = true;
+        event_active(loop->flush_ev, 0, 0);
+    }
+    return &loop->flush[conn->flush_slot];
+}
+
+/* The body of the stored reply in value: what follows its header. */
+static const uint8_t *
+value_body(const struct cache_value *value, size_t *len)
+{
+    const uint8_t *data = cache_value_data(value, len);
+
+    *len -= WIRE_HEADER_LEN;
+    return data + WIRE_HEADER_LEN;
+}
+
+/*
+ * Queues a stored reply in the output from byte `done` on: the rest of its
+ * header (copied; out of memory cuts the stream) and of its body, by
+ * reference. The caller updates the events.
+ */
+static void
+queue_value(struct proxy_conn *conn, const uint8_t *head, struct cache_value *value,
+            size_t done, size_t *shared)
+{
+    size_t before = evbuffer_get_length(conn->output), len;
+    const uint8_t *data = value_body(value, &len);
+
+    if (done < WIRE_HEADER_LEN) {
+        if (evbuffer_add(conn->output, head + done, WIRE_HEADER_LEN - done) != 0) {
+            proxy_conn_fail(conn, ENOMEM); /* a cut header: the stream is lost */
+            return;
+        }
+        done = WIRE_HEADER_LEN;
+    }
+    done -= WIRE_HEADER_LEN;
+    proxy_io_add_value(conn->output, value, data + done, len - done, shared);
+    count_in(conn, evbuffer_get_length(conn->output) - before);
+}
+
+/* The held reply moves to the output (whose front it becomes), from byte done on; the hold ends. */
+static void
+unhold(struct proxy_conn *conn, size_t done)
+{
+    struct proxy_io_flush *f;
+    struct cache_value *value;
+    size_t len;
+
+    if (!conn->holding)
+        return;
+    f = &conn->loop->flush[conn->flush_slot];
+    value = f->value;
+    f->value = NULL;
+    conn->holding = false;
+    (void)value_body(value, &len);
+    if (done < WIRE_HEADER_LEN + len && !conn->freed)
+        queue_value(conn, f->head, value, done, f->shared);
+    cache_value_unref(value);
+}
+
+/*
+ * One listed connection, written by the flush: its held reply (what the
+ * socket does not take is queued), then its output. write_cb runs as after
+ * any queued write that left at most the low watermark.
+ */
+static void
+flush_one(struct proxy_conn *conn)
+{
+    if (conn->holding) {
+        struct proxy_io_flush *f = &conn->loop->flush[conn->flush_slot];
+        size_t done = 0, len;
+        struct iovec iov[2];
+
+        iov[1].iov_base = (void *)value_body(f->value, &len);
+        iov[1].iov_len = len;
+        if (conn->fd >= 0 && conn->writing && !conn->pending) {
+            iov[0].iov_base = f->head;
+            iov[0].iov_len = WIRE_HEADER_LEN;
+            done = write_iov(conn, iov, 2);
+        }
+        unhold(conn, done); /* nothing was queued behind it */
+        if (done == WIRE_HEADER_LEN + len) {
+            if (conn->write_cb)
+                conn->write_cb(conn, conn->arg);
+        } else if (done > 0) {
+            update_events(conn); /* the socket is full: the rest waits for write interest */
+            return;
+        }
+    }
+    if (!conn->freed && !conn->pending)
+        do_write(conn);
+    if (!conn->freed)
+        update_events(conn);
+}
+
+/* The loop's flush: each listed connection, written, in the order they were listed. */
+static void
+flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct proxy_io_loop *loop = arg;
+
+    (void)fd;
+    (void)what;
+    loop->flush_active = false;
+    /* Connections listed meanwhile (by a write_cb) are written in this pass too. */
+    for (uint32_t i = 0; i < loop->n_flush; i++) {
+        struct proxy_conn *conn = loop->flush[i].conn;
+
+        if (!conn)
+            continue; /* freed since: its held reply was released then */
+        /* Off the list first: a write its write_cb makes lists it again. A held
+         * reply stays in its slot until flush_one has written it. */
+        loop->flush[i].conn = NULL;
+        conn->flush_queued = false;
+        conn->busy++;
+        flush_one(conn);
+        if (--conn->busy == 0 && conn->freed)
+            destroy(conn);
+    }
+    loop->n_flush = 0;
+}
+
+void
+proxy_conn_batch_writes(struct proxy_conn *conn)
+{
+    conn->batch = true;
+}
+
+size_t
+proxy_conn_output_length(const struct proxy_conn *conn)
+{
+    size_t n = evbuffer_get_length(conn->output), len;
+
+    if (conn->holding) {
+        (void)value_body(conn->loop->flush[conn->flush_slot].value, &len);
+        n += WIRE_HEADER_LEN + len;
+    }
+    return n;
+}
+
+void
+proxy_conn_send(struct proxy_conn *conn, struct evbuffer *data)
+{
+    bool deferred = false;
+    size_t rest;
+
+    unhold(conn, 0); /* a held reply goes first */
+    if (can_write_now(conn)) {
+        if (conn->tls)
+            (void)tls_write_buffer(conn, data); /* an error is met again by the queued write */
+        else if (!(deferred = defer_write(conn)))
+            conf_sock_write_first(conn->fd, data);
+    }
+    rest = evbuffer_get_length(data);
+    if (rest > 0) {
+        evbuffer_add_buffer(conn->output, data);
+        count_in(conn, rest);
+        if (deferred)
+            (void)queue_flush(conn);
+        update_events(conn);
+    }
+}
+
+void
+proxy_conn_send_value(struct proxy_conn *conn, const uint8_t *head, struct cache_value *value,
+                      size_t *shared)
+{
+    size_t done = 0, len;
+
+    unhold(conn, 0);
+    if (can_write_now(conn)) {
+        struct iovec iov[2];
+
+        if (defer_write(conn)) {
+            struct proxy_io_flush *f = queue_flush(conn);
+
+            memcpy(f->head, head, WIRE_HEADER_LEN);
+            cache_value_ref(value);
+            f->value = value;
+            f->shared = shared;
+            conn->holding = true;
+            return;
+        }
+        iov[0].iov_base = (void *)head;
+        iov[0].iov_len = WIRE_HEADER_LEN;
+        iov[1].iov_base = (void *)value_body(value, &len);
+        iov[1].iov_len = len;
+        done = write_iov(conn, iov, 2);
+        if (done == WIRE_HEADER_LEN + len)
+            return;
+    }
+    queue_value(conn, head, value, done, shared);
+    update_events(conn);
+}
+
+size_t
+proxy_conn_write_now(struct proxy_conn *conn, const struct iovec *iov, int n)
+{
+    unhold(conn, 0); /* then nothing is written now: it is queued first */
+    if (!can_write_now(conn))
+        return 0;
+    return write_iov(conn, iov, n);
 }
 
 /* Where the input read in place starts. */
@@ -458,9 +716,10 @@ proxy_conn_send_from(struct proxy_conn *conn, struct proxy_conn *src, const uint
     struct iovec iov;
     size_t done;
 
+    unhold(conn, 0);
     iov.iov_base = (void *)data;
     iov.iov_len = len;
-    done = len > 0 && data ? proxy_conn_write_now(conn, &iov, 1) : 0;
+    done = len > 0 && data && can_write_now(conn) ? write_iov(conn, &iov, 1) : 0;
     if (src->flat_len > 0) {
         /* The loop's buffer is read into again: what is left is copied. */
         if (!data)

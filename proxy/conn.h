@@ -7,7 +7,10 @@
  * enabled, write interest only while output is queued (or a connect is in
  * progress). Sending is "write first": proxy_conn_send writes to the socket
  * at once when nothing is queued before it, and queues only what the socket
- * does not take, so a steady request loop costs no epoll_ctl. Turning
+ * does not take, so a steady request loop costs no epoll_ctl. A client's
+ * connection (proxy_conn_batch_writes) leaves that write to the end of the
+ * loop's turn while other callbacks are still to run, so that the replies
+ * to one poll's requests go out together (the write batch). Turning
  * reading off leaves the read interest registered until the socket is
  * readable while off (then it is dropped), so a short pause costs no
  * epoll_ctl either. Reading is one read() of up to PROXY_IO_READ bytes into
@@ -97,10 +100,35 @@ void proxy_conn_set_write_low(struct proxy_conn *conn, size_t low);
 
 /*
  * Sends (and empties) data: written at once when nothing is queued, writing
- * is enabled and the connection is up; the rest (or everything) is queued.
+ * is enabled and the connection is up (and, on a batching connection, when
+ * nothing else is left of the loop's turn); the rest (or everything) is
+ * queued.
  * A socket error is reported by the queued write that meets it.
  */
 void proxy_conn_send(struct proxy_conn *conn, struct evbuffer *data);
+
+/*
+ * From now on writes to conn wait, while other callbacks of the loop's turn
+ * are still to run, for the end of that turn, where the loop writes the
+ * replies of all its connections together (the write batch: see conn.c).
+ * For the clients' sockets; a TLS connection writes at once all the same.
+ */
+void proxy_conn_batch_writes(struct proxy_conn *conn);
+
+/*
+ * Sends a stored reply: head (WIRE_HEADER_LEN bytes, copied: the reply's
+ * own header restamped) then the rest of value's reply. Written at once
+ * as proxy_conn_send would; on a batching connection that must wait, held
+ * for the loop's flush (one reference to value, no buffer); what the socket
+ * does not take is queued by reference (proxy_io_add_value, counted in
+ * *shared).
+ */
+struct cache_value;
+void proxy_conn_send_value(struct proxy_conn *conn, const uint8_t *head, struct cache_value *value,
+                           size_t *shared);
+
+/* Bytes owed to the peer: the output's, and a reply held for the loop's flush. */
+size_t proxy_conn_output_length(const struct proxy_conn *conn);
 
 /*
  * Sends the len bytes at the front of src's input (data: where they are,
@@ -161,8 +189,8 @@ void proxy_conn_count_memory(struct proxy_conn *conn, const struct proxy_conn_me
 
 /*
  * Writes the n pieces at iov at once when proxy_conn_send would (nothing
- * queued, writing enabled, the connection up), with one send or sendmsg and no
- * buffer: the bytes it took (0 when it wrote nothing, an error included).
+ * queued, writing enabled, the connection up, not batched for later), with
+ * one send or sendmsg and no buffer: the bytes it took (0 when it wrote nothing, an error included).
  * The caller sends what is left with proxy_conn_send, which queues it (a
  * socket error is then reported by the queued write that meets it).
  */

@@ -20,6 +20,11 @@ proxy_io_loop_get(struct proxy_server *server)
         struct proxy_io_loop *loop = bson_malloc(sizeof *loop);
 
         loop->compress = NULL;
+        loop->flush = NULL;
+        loop->n_flush = 0;
+        loop->cap_flush = 0;
+        loop->flush_ev = NULL;
+        loop->flush_active = false;
         loop->scratch = evbuffer_new();
         if (!loop->scratch) {
             bson_free(loop);
@@ -35,6 +40,9 @@ proxy_io_loop_free(struct proxy_io_loop *loop)
 {
     if (!loop)
         return;
+    if (loop->flush_ev)
+        event_free(loop->flush_ev);
+    bson_free(loop->flush);
     evbuffer_free(loop->scratch);
     wire_compress_ctx_destroy(loop->compress);
     bson_free(loop);

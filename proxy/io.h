@@ -16,6 +16,7 @@
 
 struct cache_value;
 struct evbuffer;
+struct proxy_conn;
 struct proxy_server;
 struct wire_compress_ctx;
 
@@ -23,15 +24,34 @@ struct wire_compress_ctx;
 #define PROXY_IO_READ (64 * 1024)
 
 /*
+ * A connection whose writes wait for the end of the loop's turn (proxy/conn.c's
+ * write batch), and the stored reply held for it with no buffer, if any: its
+ * header, and one reference to the value whose reply it heads.
+ */
+struct proxy_io_flush {
+    struct proxy_conn *conn;   /* NULL: freed since it was listed */
+    struct cache_value *value; /* the held reply's value, or NULL */
+    size_t *shared;            /* where its bytes are counted once queued by reference */
+    uint8_t head[16];          /* the held reply's header (WIRE_HEADER_LEN) */
+};
+
+/*
  * What every connection of one event loop shares: the buffer sockets are
  * read into, an evbuffer for one message on its way out (filled and
- * sent at once: empty between uses), and the compression libraries' state.
- * Created on first use, freed with proxy_io_loop_free.
+ * sent at once: empty between uses), the compression libraries' state, and
+ * the write batch: the connections to write at the end of the loop's turn,
+ * in the order they were listed (an array kept from turn to turn, grown as
+ * needed), and the event that writes them. Created on first use, freed
+ * with proxy_io_loop_free, after every connection.
  */
 struct proxy_io_loop {
     struct evbuffer *scratch;
     struct wire_compress_ctx *compress; /* the compressors' state (proxy/compress.c), made on
                                          * first use; NULL until then */
+    struct proxy_io_flush *flush;       /* n_flush listed, room for cap_flush */
+    uint32_t n_flush, cap_flush;
+    struct event *flush_ev; /* made on first use (proxy/conn.c); NULL until then */
+    bool flush_active;      /* flush_ev is active */
     uint8_t buf[PROXY_IO_READ];
 };
 

@@ -417,8 +417,8 @@ write_hit_compressed(struct proxy_client *c, struct proxy_request *req)
  * Writes a stored reply for req: a fresh header (new requestID, responseTo
  * the client's request) and the stored bytes after it, in one sendmsg from
  * the stored value when nothing is queued before it (no buffer, no copy, no
- * allocation); what the socket does not take is queued, the stored bytes
- * by reference.
+ * allocation), now or at the end of the loop's turn (proxy_conn_send_value);
+ * what the socket does not take is queued, the stored bytes by reference.
  */
 void
 proxy_lookup_write_hit(struct proxy_client *c, struct proxy_request *req)
@@ -427,8 +427,6 @@ proxy_lookup_write_hit(struct proxy_client *c, struct proxy_request *req)
     const uint8_t *data = cache_value_data(req->hit, &len);
     uint8_t header[WIRE_HEADER_LEN];
     struct evbuffer *out = c->scratch;
-    struct iovec iov[2];
-    size_t done;
 
     if (c->phase == PROXY_CLIENT_GONE)
         return;
@@ -446,22 +444,7 @@ proxy_lookup_write_hit(struct proxy_client *c, struct proxy_request *req)
     }
     memcpy(header, data, sizeof header);
     wire_reply_restamp(header, proxy_server_reply_id(c->server), req->request_id);
-    iov[0].iov_base = header;
-    iov[0].iov_len = sizeof header;
-    iov[1].iov_base = (void *)(data + WIRE_HEADER_LEN);
-    iov[1].iov_len = len - WIRE_HEADER_LEN;
-    done = proxy_conn_write_now(c->conn, iov, 2);
-    if (done == len)
-        return;
-    if (done < sizeof header) {
-        if (evbuffer_add(out, header + done, sizeof header - done) != 0) {
-            proxy_conn_fail(c->conn, ENOMEM); /* a cut header: the stream is lost */
-            return;
-        }
-        done = sizeof header;
-    }
-    proxy_io_add_value(out, req->hit, data + done, len - done, &c->server->mem_referenced);
-    proxy_conn_send(c->conn, out);
+    proxy_conn_send_value(c->conn, header, req->hit, &c->server->mem_referenced);
 }
 
 /* An acknowledged write's bump reached Redis (or gave up): its ack may go out. */

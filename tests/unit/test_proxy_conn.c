@@ -10,9 +10,12 @@
  * memory count that follows it (no evbuffer callback), reads handled in
  * place in the loop's buffer, reading again
  * without a read, free from inside a callback, connects (by name and
- * address, refused), and the bytes a connection costs beside a libevent
- * bufferevent. Owns nothing beyond the test.
+ * address, refused), the write batch (writes that wait for the end of the
+ * loop's turn while other callbacks are active, a stored reply held with no
+ * buffer, their order, a free while held), and the bytes a connection costs
+ * beside a libevent bufferevent. Owns nothing beyond the test.
  */
+#include "cache/value.h"
 #include "proxy/conn.h"
 #include "proxy/io.h"
 #include "tap.h"
@@ -927,6 +930,152 @@ test_bytes(struct event_base *base, struct proxy_io_loop *loop)
 #endif
 }
 
+
+/* ---- the write batch ---- */
+
+struct batch {
+    struct proxy_conn *a, *b;
+    int peer_a, peer_b;
+    struct cache_value *value;
+    size_t shared;
+    int step;
+    /* what the callbacks saw */
+    ssize_t peer_a_inside, peer_b_inside, peer_a_behind;
+    size_t held_len, b_out_len;
+};
+
+/* Bytes readable on fd now (0 when none): read and kept in buf. */
+static ssize_t
+take(int fd, uint8_t *buf, size_t cap)
+{
+    ssize_t n = recv(fd, buf, cap, MSG_DONTWAIT);
+
+    return n < 0 ? 0 : n;
+}
+
+/* The first callback of a turn: sends on a and b (what step says). */
+static void
+batch_first(evutil_socket_t fd, short what, void *arg)
+{
+    struct batch *t = arg;
+    size_t len;
+    const uint8_t *data = cache_value_data(t->value, &len);
+    uint8_t head[16];
+    struct evbuffer *buf = evbuffer_new();
+    uint8_t got[512];
+
+    (void)fd;
+    (void)what;
+    memcpy(head, data, sizeof head);
+    head[4] = 0x77; /* a restamped requestID */
+    proxy_conn_send_value(t->a, head, t->value, &t->shared);
+    t->held_len = proxy_conn_output_length(t->a);
+    if (t->step == 1) {
+        evbuffer_add(buf, "tail", 4); /* behind the held reply, on the same connection */
+        proxy_conn_send(t->a, buf);
+    } else if (t->step == 2) {
+        proxy_conn_free(t->a); /* while held: its reference goes */
+        t->a = NULL;
+    }
+    evbuffer_add(buf, "bee", 3);
+    proxy_conn_send(t->b, buf);
+    t->b_out_len = evbuffer_get_length(proxy_conn_output(t->b));
+    t->peer_a_inside = take(t->peer_a, got, sizeof got);
+    t->peer_b_inside = take(t->peer_b, got, sizeof got);
+    evbuffer_free(buf);
+}
+
+/* A callback active behind the first: the flush has not run yet. */
+static void
+batch_behind(evutil_socket_t fd, short what, void *arg)
+{
+    struct batch *t = arg;
+    uint8_t got[512];
+
+    (void)fd;
+    (void)what;
+    t->peer_a_behind = take(t->peer_a, got, sizeof got);
+}
+
+static void
+test_batch(struct event_base *base, struct proxy_io_loop *loop)
+{
+    int sa[2], sb[2];
+    struct seen s = {0}, sbs = {0};
+    struct batch t = {0};
+    struct event *first, *behind;
+    uint8_t reply[200], got[512];
+    size_t len;
+    ssize_t n;
+
+    for (size_t i = 0; i < sizeof reply; i++)
+        reply[i] = (uint8_t)i;
+    memcpy(reply, (uint8_t[]){200, 0, 0, 0}, 4);
+    t.value = cache_value_new(reply, sizeof reply, 1, NULL);
+    first = event_new(base, -1, 0, batch_first, &t);
+    behind = event_new(base, -1, 0, batch_behind, &t);
+    for (int step = 0; step < 3; step++) {
+        pair(sa);
+        pair(sb);
+        t.a = make(base, loop, sa[0], &s);
+        t.b = make(base, loop, sb[0], &sbs);
+        proxy_conn_batch_writes(t.a);
+        proxy_conn_batch_writes(t.b);
+        proxy_conn_write_enable(t.a, true);
+        proxy_conn_write_enable(t.b, true);
+        t.peer_a = sa[1];
+        t.peer_b = sb[1];
+        t.step = step;
+        s.writes = 0;
+        event_active(first, 0, 0);
+        event_active(behind, 0, 0);
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        is_int(t.peer_a_inside + t.peer_b_inside, 0,
+               "batch: nothing is written while another callback is active");
+        is_int(t.peer_a_behind, 0, "batch: nor while the callbacks active behind it run");
+        is_int((long long)t.held_len, sizeof reply, "batch: the held reply is owed (output length)");
+        is_int((long long)t.b_out_len, step == 2 ? 3 : 3, "batch: a plain send waits in the output");
+        n = take(sa[1], got, sizeof got);
+        if (step == 0) {
+            is_int(n, sizeof reply, "batch: the flush wrote the held reply");
+            ok(got[4] == 0x77 && memcmp(got + 5, reply + 5, sizeof reply - 5) == 0,
+               "batch: its new header, then the stored bytes");
+            is_int(s.writes, 1, "batch: write_cb ran once it was written");
+            is_int((long long)proxy_conn_output_length(t.a), 0, "batch: nothing is owed after it");
+        } else if (step == 1) {
+            is_int(n, sizeof reply + 4, "batch: the held reply and the send behind it");
+            ok(got[4] == 0x77 && memcmp(got + sizeof reply, "tail", 4) == 0,
+               "batch: in the order they were sent");
+            is_int((long long)t.shared, 0, "batch: no referenced bytes are left counted");
+        } else {
+            is_int(n, 0, "batch: a connection freed while holding writes nothing");
+        }
+        is_int(take(sb[1], got, sizeof got), 3, "batch: the other connection's send went too");
+        proxy_conn_free(t.a);
+        proxy_conn_free(t.b);
+        close(sa[1]);
+        close(sb[1]);
+    }
+
+    /* Alone in its turn (nothing else active), a send goes at once. */
+    pair(sa);
+    t.a = make(base, loop, sa[0], &s);
+    proxy_conn_batch_writes(t.a);
+    proxy_conn_write_enable(t.a, true);
+    {
+        const uint8_t *data = cache_value_data(t.value, &len);
+
+        proxy_conn_send_value(t.a, data, t.value, &t.shared);
+    }
+    is_int(take(sa[1], got, sizeof got), sizeof reply, "batch: alone, written at once");
+    is_int((long long)proxy_conn_output_length(t.a), 0, "batch: alone, nothing held");
+    proxy_conn_free(t.a);
+    close(sa[1]);
+    event_free(first);
+    event_free(behind);
+    cache_value_unref(t.value); /* the last reference: a leak or a double free shows under ASan */
+}
+
 int
 main(void)
 {
@@ -951,6 +1100,7 @@ main(void)
     test_read_in_place(base, loop);
     test_free_inside(base, loop);
     test_connect(base, loop);
+    test_batch(base, loop);
     test_bytes(base, loop);
     proxy_io_loop_free(loop);
     event_base_free(base);
