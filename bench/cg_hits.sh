@@ -11,8 +11,14 @@
 # cache policy reads that lsid element by element on every request (about
 # +300 instructions per hit). The line after the count says so; run again.
 #
+# CG_CONNS (default 1) sets the clients of the counted run (50: the write
+# batch at work); CG_ARGS adds mongocache flags (a Redis tier: "--redis
+# redis://127.0.0.1:PORT --cache-memory 0 --cache-key-secret K"); CG_OUT
+# is where the results go.
+#
 #   bench/cg_hits.sh _build-bench 256
 #   bench/cg_hits.sh _build-bench 4096
+#   CG_CONNS=50 bench/cg_hits.sh _build-bench 256
 set -u
 B=${1:?build dir}
 SIZE=${2:-256}
@@ -31,7 +37,7 @@ sleep 0.3
 rm -f "$OUT/$NAME.out"*
 timeout 600 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT/$NAME.out" \
     "$B/mongocache" --listen "127.0.0.1:$P" --upstream "mongodb://127.0.0.1:$UP" \
-    --http-listen "127.0.0.1:$H" --log-level warn --cache-ttl 1h >"$OUT/$NAME.log" 2>&1 &
+    --http-listen "127.0.0.1:$H" --log-level warn --cache-ttl 1h ${CG_ARGS:-} >"$OUT/$NAME.log" 2>&1 &
 cg=$!
 for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$P") 2>/dev/null && break; sleep 0.2; done
 child=$(pgrep -P "$cg" | head -n 1 || true)
