@@ -933,6 +933,18 @@ test_bytes(struct event_base *base, struct proxy_io_loop *loop)
 
 /* ---- the write batch ---- */
 
+/* Sends value's stored reply on conn with a header of its own (requestID byte `stamp`), as a hit is. */
+static void
+send_stamped(struct proxy_conn *conn, struct cache_value *value, uint8_t stamp, size_t *shared)
+{
+    size_t len;
+    uint8_t head[16];
+
+    memcpy(head, cache_value_data(value, &len), sizeof head);
+    head[4] = stamp;
+    proxy_conn_send_value(conn, head, value, shared);
+}
+
 struct batch {
     struct proxy_conn *a, *b;
     int peer_a, peer_b;
@@ -958,17 +970,12 @@ static void
 batch_first(evutil_socket_t fd, short what, void *arg)
 {
     struct batch *t = arg;
-    size_t len;
-    const uint8_t *data = cache_value_data(t->value, &len);
-    uint8_t head[16];
     struct evbuffer *buf = evbuffer_new();
     uint8_t got[512];
 
     (void)fd;
     (void)what;
-    memcpy(head, data, sizeof head);
-    head[4] = 0x77; /* a restamped requestID */
-    proxy_conn_send_value(t->a, head, t->value, &t->shared);
+    send_stamped(t->a, t->value, 0x77, &t->shared);
     t->held_len = proxy_conn_output_length(t->a);
     if (t->step == 1) {
         evbuffer_add(buf, "tail", 4); /* behind the held reply, on the same connection */
@@ -1010,18 +1017,11 @@ static void
 many_first(evutil_socket_t fd, short what, void *arg)
 {
     struct many *m = arg;
-    size_t len;
-    const uint8_t *data = cache_value_data(m->value, &len);
 
     (void)fd;
     (void)what;
-    for (int i = 0; i < BATCH_MANY; i++) {
-        uint8_t head[16];
-
-        memcpy(head, data, sizeof head);
-        head[4] = (uint8_t)i; /* each its own requestID */
-        proxy_conn_send_value(m->conn[i], head, m->value, &m->shared);
-    }
+    for (int i = 0; i < BATCH_MANY; i++)
+        send_stamped(m->conn[i], m->value, (uint8_t)i, &m->shared); /* each its own requestID */
     proxy_conn_free(m->conn[7]); /* one leaves while listed */
     m->conn[7] = NULL;
 }
@@ -1085,14 +1085,10 @@ static void
 full_send(evutil_socket_t fd, short what, void *arg)
 {
     struct full *f = arg;
-    size_t len;
-    uint8_t head[16];
 
     (void)fd;
     (void)what;
-    memcpy(head, cache_value_data(f->value, &len), sizeof head);
-    head[4] = 0x55;
-    proxy_conn_send_value(f->conn, head, f->value, &f->shared);
+    send_stamped(f->conn, f->value, 0x55, &f->shared);
 }
 
 static void
