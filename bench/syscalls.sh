@@ -10,7 +10,8 @@
 # requests sent while attached (the handshake adds a few calls once, which N
 # makes negligible). --scenario picks scenarios (repeatable; default all).
 # A count, not a timing: the result does not depend on what else runs on
-# the machine. Targets (issue 9) at one client: <= 3 per hit, <= 6 per
+# the machine. A line "NAME: mcload errors E" follows each count (replies
+# mcload refused: not its request's, not ok, or of the wrong size). Targets (issue 9) at one client: <= 3 per hit, <= 6 per
 # pass-through and per Redis-tier hit (two sockets: each a poll, a read and
 # a write), no epoll_ctl in steady state.
 #
@@ -66,6 +67,8 @@ measure() { # NAME MONGOCACHE_ARGS...
     kill -INT "$spid"
     wait "$spid" 2>/dev/null || true
     total=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d["n"]+d["warmup_n"])' "$json")
+    # mcload checks every reply (its request's responseTo, ok: 1, the size)
+    echo "$name: mcload errors $(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["errors"])' "$json")"
     awk -v name="$name" -v n="$total" '
         # % time, seconds, usecs/call, calls, [errors,] syscall
         $1 ~ /^[0-9.]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" { per[$NF] = $4 / n; sum += $4 / n }
