@@ -290,6 +290,14 @@ destroy(struct proxy_conn *conn)
     bson_free(conn);
 }
 
+/* A callback of ours on conn's stack returns: a free inside it takes effect now. */
+static void
+unbusy(struct proxy_conn *conn)
+{
+    if (--conn->busy == 0 && conn->freed)
+        destroy(conn);
+}
+
 void
 proxy_conn_free(struct proxy_conn *conn)
 {
@@ -462,8 +470,11 @@ defer_write(struct proxy_conn *conn)
 {
     struct proxy_io_loop *loop = conn->loop;
 
-    if (!conn->batch || conn->tls || !loop ||
-        event_base_get_num_events(conn->base, EVENT_BASE_COUNT_ACTIVE) == 0)
+    if (!conn->batch || conn->tls || !loop)
+        return false;
+    if (loop->flush_active)
+        return true; /* the flush is still to run this turn: no need to ask libevent */
+    if (event_base_get_num_events(conn->base, EVENT_BASE_COUNT_ACTIVE) == 0)
         return false;
     if (!loop->flush_ev)
         loop->flush_ev = event_new(conn->base, -1, 0, flush_cb, loop);
@@ -605,8 +616,7 @@ flush_cb(evutil_socket_t fd, short what, void *arg)
         conn->flush_queued = false;
         conn->busy++;
         flush_one(conn);
-        if (--conn->busy == 0 && conn->freed)
-            destroy(conn);
+        unbusy(conn);
     }
     loop->n_flush = 0;
 }
@@ -854,8 +864,7 @@ again_cb(evutil_socket_t fd, short what, void *arg)
     conn->busy++;
     if (conn->read_cb)
         conn->read_cb(conn, conn->arg);
-    if (--conn->busy == 0 && conn->freed)
-        destroy(conn);
+    unbusy(conn);
 }
 
 void
@@ -1200,8 +1209,7 @@ conn_cb(evutil_socket_t fd, short what, void *arg)
             tls_kick(conn);
         }
     }
-    if (--conn->busy == 0 && conn->freed)
-        destroy(conn);
+    unbusy(conn);
 }
 
 /* No write progress for the write timeout while write interest was registered. */
@@ -1220,8 +1228,7 @@ wtimer_cb(evutil_socket_t fd, short what, void *arg)
     update_events(conn);
     if (conn->event_cb)
         conn->event_cb(conn, PROXY_CONN_WRITING | PROXY_CONN_TIMEOUT, conn->arg);
-    if (--conn->busy == 0 && conn->freed)
-        destroy(conn);
+    unbusy(conn);
 }
 
 /* ---- TLS ------------------------------------------------------------------
@@ -1409,8 +1416,7 @@ hs_timer_cb(evutil_socket_t fd, short what, void *arg)
     proxy_tls_link_fail(conn->tls->link, why);
     conn->busy++;
     tls_end(conn, ETIMEDOUT);
-    if (--conn->busy == 0 && conn->freed)
-        destroy(conn);
+    unbusy(conn);
 }
 
 /* Gives conn a TLS session on tls (server: accepting). False when out of memory. */

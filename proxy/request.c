@@ -75,7 +75,10 @@
  *  there for a compressed request: copied to canned), or the hit
  *  (proxy_lookup_write_hit: a fresh header and the stored bytes, in one
  *  sendmsg or by reference, or compressed from them; a drained result's
- *  first batch from proxy_cursor_first),
+ *  first batch from proxy_cursor_first). While other callbacks of the
+ *  loop's turn are still to run, what would be written at once waits for
+ *  the turn's end, where conn.c's write batch writes every client's
+ *  replies together (a hit held with no buffer until then);
  *  times it (proxy_client_observe) ...................................... DONE
  *
  *  DONE, or the client closing with the request in any state: client.c
