@@ -1078,10 +1078,10 @@ cache_redis_new(struct event_base *base, const struct conf *conf, bson_error_t *
         .scripts = scripts,
         .n_scripts = CACHE_REDIS_SCRIPT_COUNT,
         .max_reply = CMD_MAX_REPLY,
-        .max_elements = LINK_ELEMENTS(2 + CACHE_REDIS_MAX_GENS, redis->url.n_sentinels > 0),
         .timeout_ms = redis->timeout_ms,
         .sentinel = redis->url.n_sentinels > 0,
     };
+    lc.max_elements = LINK_ELEMENTS(2 + CACHE_REDIS_MAX_GENS, lc.sentinel);
     redis->cmd = cache_redis_link_new(&lc, &cmd_handlers, redis);
     lc.name = "pubsub";
     lc.scripts = NULL;
@@ -1091,7 +1091,7 @@ cache_redis_new(struct event_base *base, const struct conf *conf, bson_error_t *
     lc.max_reply = SUB_MAX_REPLY;
     lc.max_elements = LINK_ELEMENTS(3, lc.sentinel); /* a push: message, channel, payload */
     redis->sub = cache_redis_link_new(&lc, &sub_handlers, redis);
-    if (redis->url.n_sentinels > 0) { /* the links wait for the master's address */
+    if (lc.sentinel) { /* the links wait for the master's address */
         static const struct cache_redis_sentinel_handlers sh = {sentinel_master};
         struct cache_redis_sentinel_conf sc = {
             .base = base,

@@ -3,7 +3,9 @@
  * durations, deadlines and TTLs (never steps back when the wall clock is
  * set); a coarse monotonic read for callers that only need milliseconds
  * to a few (one tick, about 4 ms, at a fraction of the cost); the wall
- * clock only for times shown to people (dates in /shapes, "last run").
+ * clock for times shown to people (dates in /shapes, "last run") and for
+ * the one time several proxies must agree on: a Redis tier value's sealed
+ * expiry (cache/redis.c; the README asks for clocks kept in sync).
  * Static inline: a read is one vDSO call, no function of ours between.
  * Owns nothing; no state.
  */
@@ -45,7 +47,7 @@ conf_clock_coarse_ms(void)
     return conf_clock_read(CLOCK_MONOTONIC_COARSE, 1000);
 }
 
-/* CLOCK_REALTIME in milliseconds since the epoch: for display only. */
+/* CLOCK_REALTIME in ms since the epoch: for display, and the Redis tier's sealed expiry. */
 static inline int64_t
 conf_clock_wall_ms(void)
 {

@@ -55,12 +55,18 @@ node R "$R_PORT" --replicaof 127.0.0.1 "$M_PORT"
 # Three more replicas that are never promoted (priority 0), so that the master's
 # ROLE reply, which the proxies' links check, lists four (found in review: a
 # link's element limit refused more than three, and the tier never came up).
+E_PORTS=""
 for e in E1 E2 E3; do
-    node "$e" "$(mc_free_port)" --replicaof 127.0.0.1 "$M_PORT" --replica-priority 0
+    p=$(mc_free_port)
+    node "$e" "$p" --replicaof 127.0.0.1 "$M_PORT" --replica-priority 0
+    E_PORTS="$E_PORTS $p"
 done
-for _ in $(seq 1 100); do
-    redis-cli -p "$R_PORT" INFO replication | grep -q '^master_link_status:up' && break
-    sleep 0.1
+# Every replica synced, so that ROLE lists all four when the links first ask.
+for p in $R_PORT $E_PORTS; do
+    for _ in $(seq 1 100); do
+        redis-cli -p "$p" INFO replication | grep -q '^master_link_status:up' && break
+        sleep 0.1
+    done
 done
 mkdir -p "$MC_TMP/S"
 cat >"$MC_TMP/S/sentinel.conf" <<CONF
