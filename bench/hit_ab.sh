@@ -59,6 +59,7 @@ if [ "$TIER" = 1 ]; then
     start tier "$TP" redis-server --bind 127.0.0.1 --port "$TP" --save '' --appendonly no \
         --dir "$OUT/tier"
     tier=(--redis "redis://127.0.0.1:$TP" --cache-memory 0 --cache-key-secret bench)
+    TPID=${PIDS[-1]}
 fi
 declare -A PORT HTTP PID
 BIN=$A
@@ -72,16 +73,19 @@ RESULTS=$OUT/results.jsonl
 : >"$RESULTS"
 # One measurement: mcload against PORT, the server PID's CPU ticks (user,
 # system) and mcload's context switches around it.
+ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12, $13}'; }
 measure() { # ROUND SIDE PORT PID EXTRA...
-    local round=$1 side=$2 port=$3 pid=$4 u0 s0 u1 s1 json cs
+    local round=$1 side=$2 port=$3 pid=$4 u0 s0 u1 s1 tu0=0 ts0=0 tu1=0 ts1=0 json cs
     shift 4
-    read -r u0 s0 < <(sed 's/^.*) //' "/proc/$pid/stat" | awk '{print $12, $13}')
+    [ "$TIER" = 1 ] && read -r tu0 ts0 < <(ticks "$TPID")
+    read -r u0 s0 < <(ticks "$pid")
     json=$(perf stat -x, -e context-switches -o "$OUT/cs.txt" taskset -c "$LOADGEN_CPU" \
         "$MCLOAD" --port "$port" -c 50 -n 1000000 --warmup 20000 --keys "$KEYS" --size "$SIZE" \
         --seconds "$SECONDS_EACH" --scenario "$side" "$@")
-    read -r u1 s1 < <(sed 's/^.*) //' "/proc/$pid/stat" | awk '{print $12, $13}')
+    read -r u1 s1 < <(ticks "$pid")
+    [ "$TIER" = 1 ] && read -r tu1 ts1 < <(ticks "$TPID")
     cs=$(grep context-switches "$OUT/cs.txt" | cut -d, -f1)
-    echo "${json%\}}, \"round\": $round, \"user_ticks\": $((u1 - u0)), \"sys_ticks\": $((s1 - s0)), \"loadgen_cs\": ${cs:-0}}" >>"$RESULTS"
+    echo "${json%\}}, \"round\": $round, \"user_ticks\": $((u1 - u0)), \"sys_ticks\": $((s1 - s0)), \"tier_ticks\": $((tu1 + ts1 - tu0 - ts0)), \"loadgen_cs\": ${cs:-0}}" >>"$RESULTS"
 }
 for round in $(seq 1 "$ROUNDS"); do
     measure "$round" redis "$RP" "$RPID" --resp
@@ -122,4 +126,9 @@ for side in ("a", "b"):
     if rs:
         print("Redis CPU per GET / %s's CPU per hit: %s" % (side, med(cpu(x["redis"]) / cpu(x[side])
                                                                   for x in rs)))
+        if tier:
+            print("  the tier's Redis, CPU us per %s hit: %s; Redis CPU per GET / (%s's + its "
+                  "tier's): %s" % (side, med(cpu(x[side], "tier_ticks") for x in rs), side,
+                                   med(cpu(x["redis"]) / (cpu(x[side]) + cpu(x[side], "tier_ticks"))
+                                       for x in rs)))
 EOF

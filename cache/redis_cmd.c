@@ -222,16 +222,20 @@ hex64(char *out, uint64_t v)
 }
 
 void
-cache_redis_keys_set_value(struct cache_redis_keys *keys, const struct cache_key *key)
+cache_redis_keys_hex(char hex[32], const struct cache_key *key)
 {
-    char *hex = keys->value + keys->value_len - 32;
-
     if (!key) {
         memcpy(hex, check_name, 32);
         return;
     }
     hex64(hex, key->hi);
     hex64(hex + 16, key->lo);
+}
+
+void
+cache_redis_keys_set_value(struct cache_redis_keys *keys, const struct cache_key *key)
+{
+    cache_redis_keys_hex(keys->value + keys->value_len - 32, key);
 }
 
 /* ---- encoding ---------------------------------------------------------------------------- */
@@ -334,25 +338,14 @@ script_begin(struct cache_redis_cmd *cmd, enum cache_redis_script script, const 
 }
 
 /*
- * The keys every read names: value, epoch, then each generation. Every
- * read (a hit too) encodes them: room is made once, then they are written
- * without a check per part (a generation's argument: "$", at most 20
- * digits, CRLF, prefix, name, CRLF).
+ * The epoch's key, then each generation's, at at (room made by the caller:
+ * a generation's argument is "$", at most 20 digits, CRLF, prefix, name,
+ * CRLF); returns the end.
  */
-static void
-read_keys(struct cache_redis_cmd *cmd, struct cache_redis_keys *keys, const struct cache_key *key,
-          const struct cache_redis_gen *gens, uint32_t n)
+static char *
+counter_keys(char *at, const struct cache_redis_keys *keys, const struct cache_redis_gen *gens,
+             uint32_t n)
 {
-    size_t need = keys->value_arg_len + keys->epoch_arg_len;
-    char *at;
-
-    for (uint32_t i = 0; i < n; i++)
-        need += 25 + keys->gen_len + gens[i].name_len;
-    reserve(cmd, need);
-    cache_redis_keys_set_value(keys, key);
-    at = cmd->buf + cmd->len;
-    memcpy(at, keys->value_arg, keys->value_arg_len);
-    at += keys->value_arg_len;
     memcpy(at, keys->epoch_arg, keys->epoch_arg_len);
     at += keys->epoch_arg_len;
     for (uint32_t i = 0; i < n; i++) {
@@ -367,7 +360,38 @@ read_keys(struct cache_redis_cmd *cmd, struct cache_redis_keys *keys, const stru
         *at++ = '\r';
         *at++ = '\n';
     }
-    cmd->len = (size_t)(at - cmd->buf);
+    return at;
+}
+
+/* The room counter_keys needs. */
+static size_t
+counter_keys_len(const struct cache_redis_keys *keys, const struct cache_redis_gen *gens,
+                 uint32_t n)
+{
+    size_t need = keys->epoch_arg_len;
+
+    for (uint32_t i = 0; i < n; i++)
+        need += 25 + keys->gen_len + gens[i].name_len;
+    return need;
+}
+
+/*
+ * The keys every read names: value, epoch, then each generation. Every
+ * read (a hit too) encodes them: room is made once, then they are written
+ * without a check per part.
+ */
+static void
+read_keys(struct cache_redis_cmd *cmd, struct cache_redis_keys *keys, const struct cache_key *key,
+          const struct cache_redis_gen *gens, uint32_t n)
+{
+    char *at;
+
+    reserve(cmd, keys->value_arg_len + counter_keys_len(keys, gens, n));
+    cache_redis_keys_set_value(keys, key);
+    at = cmd->buf + cmd->len;
+    memcpy(at, keys->value_arg, keys->value_arg_len);
+    at += keys->value_arg_len;
+    cmd->len = (size_t)(counter_keys(at, keys, gens, n) - cmd->buf);
 }
 
 void
@@ -377,6 +401,41 @@ cache_redis_cmd_mget(struct cache_redis_cmd *cmd, struct cache_redis_keys *keys,
     begin(cmd, 3 + (int)n);
     put(cmd, "$4\r\nMGET\r\n", 10);
     read_keys(cmd, keys, key, gens, n);
+}
+
+void
+cache_redis_cmd_mget_batch(struct cache_redis_cmd *cmd, const struct cache_redis_keys *keys,
+                           const char *const *hex, uint32_t k, const struct cache_redis_gen *names,
+                           uint32_t n)
+{
+    /* The value key's digits end its argument: 32 of them, then CRLF. */
+    size_t digits = keys->value_arg_len - 34;
+    char *at;
+
+    begin(cmd, 2 + (int)k + (int)n);
+    put(cmd, "$4\r\nMGET\r\n", 10);
+    reserve(cmd, (size_t)k * keys->value_arg_len + counter_keys_len(keys, names, n));
+    at = cmd->buf + cmd->len;
+    for (uint32_t i = 0; i < k; i++) {
+        memcpy(at, keys->value_arg, keys->value_arg_len);
+        memcpy(at + digits, hex[i], 32);
+        at += keys->value_arg_len;
+    }
+    cmd->len = (size_t)(counter_keys(at, keys, names, n) - cmd->buf);
+}
+
+bool
+cache_redis_cmd_batch_shape_ok(uint32_t k, uint32_t n, const redisReply *reply)
+{
+    if (reply->type == REDIS_REPLY_ERROR)
+        return true;
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != (size_t)k + 1 + n)
+        return false;
+    for (size_t i = 0; i < reply->elements; i++)
+        if (reply->element[i]->type != REDIS_REPLY_STRING &&
+            reply->element[i]->type != REDIS_REPLY_NIL)
+            return false;
+    return true;
 }
 
 void

@@ -67,6 +67,8 @@ void cache_redis_keys_cleanup(struct cache_redis_keys *keys);
 
 /* Writes key's 32 hex digits into keys->value (or "check" padding when key is NULL). */
 void cache_redis_keys_set_value(struct cache_redis_keys *keys, const struct cache_key *key);
+/* The same 32 digits at hex. */
+void cache_redis_keys_hex(char hex[32], const struct cache_key *key);
 
 /*
  * An encoded command: RESP bytes in a buffer that grows and is reused
@@ -90,6 +92,19 @@ void cache_redis_cmd_cleanup(struct cache_redis_cmd *cmd);
 void cache_redis_cmd_mget(struct cache_redis_cmd *cmd, struct cache_redis_keys *keys,
                           const struct cache_key *key, const struct cache_redis_gen *gens,
                           uint32_t n);
+
+/*
+ * The read batch's MGET (cache/redis.c): k values (the 32 hex digits of
+ * value i's key at hex[i]), then the epoch and the n generations named in
+ * names[] (their values unused), each once. Its reply: the k values, then
+ * the epoch and the n counters, in that order.
+ */
+void cache_redis_cmd_mget_batch(struct cache_redis_cmd *cmd, const struct cache_redis_keys *keys,
+                                const char *const *hex, uint32_t k,
+                                const struct cache_redis_gen *names, uint32_t n);
+
+/* Whether reply can answer a read batch of k values and n generations (an error reply can). */
+bool cache_redis_cmd_batch_shape_ok(uint32_t k, uint32_t n, const redisReply *reply);
 
 /*
  * The lookup script over the same keys as cache_redis_cmd_mget; sha NULL:

@@ -37,7 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define N_CHECKS 70
+#define N_CHECKS 76
 #define TIMEOUT_MS 50
 #define SLACK_MS 100 /* scheduling slack allowed around redis_timeout (ASan, busy CI) */
 #define FAILURES 3
@@ -623,6 +623,117 @@ phase_bad_counters(struct drv *d, struct cache_redis *a)
                      lookup(d, a, &k20, gens, &res) == CACHE_REDIS_HIT,
               "%s: after the bump, a miss, a fill and a hit (%s)", what[i], status_name(st));
     }
+}
+
+/* A counter's value in Redis (GET t:g:NAME), or 0. */
+static uint64_t
+counter_of(struct drv *d, const char *name)
+{
+    redisReply *r = sync_cmd(d->port, "GET t:g:%s", name);
+    uint64_t v = r && r->type == REDIS_REPLY_STRING ? strtoull(r->str, NULL, 10) : 0;
+
+    reply_drop(r);
+    return v;
+}
+
+/*
+ * The read batch: lookups started in one loop turn go out as one MGET
+ * naming each counter once; each gets its own outcome and its own
+ * generations, in its own order, whatever the others asked for.
+ */
+static void
+phase_batch(struct drv *d, struct cache_redis *a)
+{
+    struct cache_key k30 = {30, 30}, k31 = {31, 31}, k32 = {32, 32}, k33 = {33, 33};
+    struct cache_redis_gen g30[2], g31[2], g32[2], g33[2], g34[2], gc[2], fresh[2];
+    struct res r30, r31, r32, r33, r34, rc;
+    struct cache_redis_op *cancelled;
+    uint64_t commands, slow;
+    bool all;
+
+    /* k30 and k31 under db.coll, k32 under db.other; k33 never stored. */
+    gens_init(fresh);
+    check(d, lookup(d, a, &k30, fresh, &r30) == CACHE_REDIS_MISS &&
+                 fill(d, a, &k30, fresh, r30.epoch, 30) && fill(d, a, &k31, fresh, r30.epoch, 31),
+          "batch: k30 and k31 stored under n:db.coll and d:db");
+    fresh[0] = (struct cache_redis_gen){"n:db.other", 10, 0};
+    fresh[1] = (struct cache_redis_gen){"d:db", 4, 0};
+    check(d, lookup(d, a, &k32, fresh, &r32) == CACHE_REDIS_MISS &&
+                 fill(d, a, &k32, fresh, r32.epoch, 32),
+          "batch: k32 stored under n:db.other and d:db");
+
+    gens_init(g30);
+    g31[0] = (struct cache_redis_gen){"d:db", 4, 0}; /* the other order */
+    g31[1] = (struct cache_redis_gen){"n:db.coll", 9, 0};
+    g32[0] = (struct cache_redis_gen){"n:db.other", 10, 0};
+    g32[1] = (struct cache_redis_gen){"d:db", 4, 0};
+    gens_init(g33);
+    gens_init(g34);
+    gens_init(gc);
+    memset(&r30, 0, sizeof r30);
+    memset(&r31, 0, sizeof r31);
+    memset(&r32, 0, sizeof r32);
+    memset(&r33, 0, sizeof r33);
+    memset(&r34, 0, sizeof r34);
+    memset(&rc, 0, sizeof rc);
+    commands = cache_redis_counter(a, CACHE_REDIS_CTR_redis_commands);
+    all = cache_redis_lookup(a, &k30, g30, 2, lookup_cb, &r30) &&
+          cache_redis_lookup(a, &k31, g31, 2, lookup_cb, &r31) &&
+          cache_redis_lookup(a, &k32, g32, 2, lookup_cb, &r32) &&
+          cache_redis_lookup(a, &k33, g33, 2, lookup_cb, &r33) &&
+          (cancelled = cache_redis_lookup(a, &k30, g34, 2, lookup_cb, &r34)) &&
+          cache_redis_check(a, gc, 2, lookup_cb, &rc);
+    if (all)
+        cache_redis_cancel(cancelled);
+    all = all && run_until(d, &r30.done, 3000) && run_until(d, &r31.done, 3000) &&
+          run_until(d, &r32.done, 3000) && run_until(d, &r33.done, 3000) &&
+          run_until(d, &rc.done, 3000);
+    run_until(d, NULL, 20);
+    check(d,
+          all && cache_redis_counter(a, CACHE_REDIS_CTR_redis_commands) == commands + 1 &&
+              !r34.done,
+          "batch: six reads of one turn (one cancelled) are one command (%llu)",
+          (unsigned long long)(cache_redis_counter(a, CACHE_REDIS_CTR_redis_commands) -
+                               commands));
+    check(d,
+          r30.status == CACHE_REDIS_HIT && is_tagged_reply(&r30, 30) &&
+              r31.status == CACHE_REDIS_HIT && is_tagged_reply(&r31, 31) &&
+              r32.status == CACHE_REDIS_HIT && is_tagged_reply(&r32, 32) &&
+              r33.status == CACHE_REDIS_MISS && rc.status == CACHE_REDIS_MISS,
+          "batch: each read its own outcome: three hits of their own values (one naming its "
+          "generations in another order, one of another namespace), a miss, a check (%s %s %s "
+          "%s %s)",
+          status_name(r30.status), status_name(r31.status), status_name(r32.status),
+          status_name(r33.status), status_name(rc.status));
+    check(d,
+          g30[0].value == counter_of(d, "n:db.coll") && g30[1].value == counter_of(d, "d:db") &&
+              g31[0].value == g30[1].value && g31[1].value == g30[0].value &&
+              g32[0].value == counter_of(d, "n:db.other") && g32[1].value == g30[1].value &&
+              g33[0].value == g30[0].value && gc[0].value == g30[0].value &&
+              gc[1].value == g30[1].value && g30[0].value != 0 && g32[0].value != 0 &&
+              r30.epoch == rc.epoch && r32.epoch == rc.epoch,
+          "batch: each read's generations are its own names' counters, in its own order");
+
+    /* A counter missing for one read of the batch: that read alone takes the slow path. */
+    reply_drop(sync_cmd(d->port, "DEL t:g:n:db.other"));
+    gens_init(g30);
+    g32[0] = (struct cache_redis_gen){"n:db.other", 10, 0};
+    g32[1] = (struct cache_redis_gen){"d:db", 4, 0};
+    memset(&r30, 0, sizeof r30);
+    memset(&r32, 0, sizeof r32);
+    commands = cache_redis_counter(a, CACHE_REDIS_CTR_redis_commands);
+    slow = cache_redis_counter(a, CACHE_REDIS_CTR_redis_slow_reads);
+    all = cache_redis_lookup(a, &k32, g32, 2, lookup_cb, &r32) &&
+          cache_redis_lookup(a, &k30, g30, 2, lookup_cb, &r30) &&
+          run_until(d, &r30.done, 3000) && run_until(d, &r32.done, 3000);
+    check(d,
+          all && r30.status == CACHE_REDIS_HIT && r32.status == CACHE_REDIS_MISS &&
+              g32[0].value != 0 && g32[0].value == counter_of(d, "n:db.other") &&
+              cache_redis_counter(a, CACHE_REDIS_CTR_redis_slow_reads) == slow + 1 &&
+              cache_redis_counter(a, CACHE_REDIS_CTR_redis_commands) == commands + 2,
+          "batch: a counter missing for one read: it alone runs the lookup script (a miss, the "
+          "counter re-made); the other is a hit (%s %s)",
+          status_name(r30.status), status_name(r32.status));
 }
 
 /* Reads the value stored for key (GET, binary); *len its length. bson_free, or NULL. */
@@ -1283,6 +1394,7 @@ main(int argc, char **argv)
     phase_shared(&d, a, b, &heard_a, &heard_b);
     phase_junk(&d, a);
     phase_bad_counters(&d, a);
+    phase_batch(&d, a);
     phase_mac(&d, a);
     phase_names(&d);
     phase_kill(&d, a, b, &k5);
