@@ -222,6 +222,7 @@ struct cache_redis {
     size_t name_len, name_cap;
     int64_t open_us;         /* when the open batch's first op joined */
     struct event *batch_ev;  /* sends the open batch behind the turn's callbacks */
+    struct read_batch *spare; /* a sent batch's memory, kept for the next */
 };
 
 /* A sent read batch: its MGET's callback argument, until the reply splits it. */
@@ -229,7 +230,7 @@ struct read_batch {
     struct cache_redis *redis;
     int64_t sent_us;
     uint32_t n_ops, n_names;
-    struct cache_redis_op *ops[]; /* in the order their values are named */
+    struct cache_redis_op *ops[BATCH_KEYS]; /* in the order their values are named */
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -946,6 +947,28 @@ batch_join(struct cache_redis *redis, struct cache_redis_op *op, const struct ca
     return true;
 }
 
+/* A batch's memory: the spare, or new. */
+static struct read_batch *
+batch_get(struct cache_redis *redis)
+{
+    struct read_batch *b = redis->spare;
+
+    redis->spare = NULL;
+    return b ? b : bson_malloc(sizeof *b);
+}
+
+/* A batch is done with: kept as the spare, unless there is one. */
+static void
+batch_put(struct read_batch *b)
+{
+    struct cache_redis *redis = b->redis;
+
+    if (redis->spare || redis->destroying)
+        bson_free(b);
+    else
+        redis->spare = b;
+}
+
 /* The reply to a read batch (NULL: the connection is gone): each op's share, in order. */
 static bool
 batch_reply(void *arg, const redisReply *reply)
@@ -1001,7 +1024,7 @@ batch_reply(void *arg, const redisReply *reply)
         }
         (void)op_reply(op, &view);
     }
-    bson_free(b);
+    batch_put(b);
     return shape;
 }
 
@@ -1020,7 +1043,7 @@ batch_send(struct cache_redis *redis)
     if (n == 0)
         return;
     redis->n_open = 0; /* the callbacks below may start reads: a new batch */
-    b = bson_malloc(sizeof *b + n * sizeof b->ops[0]);
+    b = batch_get(redis);
     b->redis = redis;
     b->n_names = redis->n_names;
     for (uint32_t i = 0; i < n; i++) {
@@ -1042,14 +1065,14 @@ batch_send(struct cache_redis *redis)
     redis->n_names = 0; /* the names are encoded (or not needed) */
     redis->name_len = 0;
     if (k == 0) {
-        bson_free(b);
+        batch_put(b);
         return;
     }
     if (!cache_redis_conn_send_raw(cache_redis_link_conn(redis->cmd), redis->enc.buf,
                                    redis->enc.len, batch_reply, b)) {
         for (uint32_t i = 0; i < k; i++)
             op_abandon(b->ops[i]);
-        bson_free(b);
+        batch_put(b);
         return;
     }
     count(redis, CACHE_REDIS_CTR_redis_commands);
@@ -1240,6 +1263,7 @@ redis_free(struct cache_redis *redis)
     cache_redis_keys_cleanup(&redis->keys);
     cache_redis_cmd_cleanup(&redis->enc);
     bson_free(redis->name_buf);
+    bson_free(redis->spare);
     bson_free(redis);
 }
 

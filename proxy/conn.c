@@ -474,7 +474,7 @@ defer_write(struct proxy_conn *conn)
         return false;
     if (loop->flush_active)
         return true; /* the flush is still to run this turn: no need to ask libevent */
-    if (!loop->batching && event_base_get_num_events(conn->base, EVENT_BASE_COUNT_ACTIVE) == 0)
+    if (event_base_get_num_events(conn->base, EVENT_BASE_COUNT_ACTIVE) == 0)
         return false;
     if (!loop->flush_ev)
         loop->flush_ev = event_new(conn->base, -1, 0, flush_cb, loop);
@@ -625,20 +625,6 @@ void
 proxy_conn_batch_writes(struct proxy_conn *conn)
 {
     conn->batch = true;
-}
-
-void
-proxy_conn_batch_begin(struct proxy_io_loop *loop)
-{
-    if (loop)
-        loop->batching++;
-}
-
-void
-proxy_conn_batch_end(struct proxy_io_loop *loop)
-{
-    if (loop)
-        loop->batching--;
 }
 
 size_t

@@ -116,17 +116,6 @@ void proxy_conn_send(struct proxy_conn *conn, struct evbuffer *data);
 void proxy_conn_batch_writes(struct proxy_conn *conn);
 
 /*
- * Between begin and end, those writes wait for the end of the turn even
- * when nothing else of the turn is active: for the answers that one
- * callback of another connection delivers to many clients (a Redis reply
- * batch resolving reads that waited), so that they too leave together.
- * Nests; the loop's flush writes them after the callback returns.
- */
-struct proxy_io_loop;
-void proxy_conn_batch_begin(struct proxy_io_loop *loop);
-void proxy_conn_batch_end(struct proxy_io_loop *loop);
-
-/*
  * Sends a stored reply: head (WIRE_HEADER_LEN bytes, copied: the reply's
  * own header restamped) then the rest of value's reply. Written at once
  * as proxy_conn_send would; on a batching connection that must wait, held

@@ -52,7 +52,6 @@ struct proxy_io_loop {
     uint32_t n_flush, cap_flush;
     struct event *flush_ev; /* made on first use (proxy/conn.c); NULL until then */
     bool flush_active;      /* flush_ev is active */
-    uint32_t batching;      /* > 0: every batched write waits (proxy_conn_batch_begin) */
     uint8_t buf[PROXY_IO_READ];
 };
 

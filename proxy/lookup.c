@@ -329,10 +329,7 @@ cache_resolved(void *arg, enum cache_outcome outcome, struct cache_value *hit)
         proxy_advice_hit(server->advice, cache_value_tag(hit), 0);
         proxy_request_set_state(req, PROXY_REQUEST_READY); /* frees the held message */
     }
-    /* Often one of many a Redis reply batch resolves: their replies leave together. */
-    proxy_conn_batch_begin(server->io);
     req->ops->resolved(req);
-    proxy_conn_batch_end(server->io);
 }
 
 /*
