@@ -883,12 +883,20 @@ op_reply(void *arg, const redisReply *reply)
  * the counters.
  */
 
-/* Drops a read that never went out: forgotten by the breaker; FAILED to its caller if wanted. */
+/*
+ * Drops a read that never went out: forgotten by the breaker, FAILED to its
+ * caller if wanted. One its deadline settled already (its caller told, the
+ * breaker fed) only goes back.
+ */
 static void
 op_abandon(struct cache_redis_op *op)
 {
     struct cache_redis *redis = op->redis;
 
+    if (op->settled) {
+        op_put(op);
+        return;
+    }
     cache_redis_breaker_unadmit(&redis->breaker, &op->ticket);
     due_remove(redis, op);
     if (op->wanted) {
@@ -1006,7 +1014,7 @@ batch_reply(void *arg, const redisReply *reply)
         elem[1] = reply->element[k];
         for (uint32_t g = 0; g < op->n; g++)
             elem[2 + g] = reply->element[k + 1 + op->slot[g]];
-        if (op->wanted) { /* a cancelled op's gens may be gone */
+        if (op->wanted && !op->settled) { /* a cancelled or settled op's gens may be gone */
             /* As cache_redis_cmd_read: a missing counter wins over junk. */
             enum cache_redis_cmd_read r = state[0];
 
@@ -1049,7 +1057,7 @@ batch_send(struct cache_redis *redis)
     for (uint32_t i = 0; i < n; i++) {
         struct cache_redis_op *op = redis->open[i];
 
-        if (!op->wanted) {
+        if (!op->wanted || op->settled) {
             op_abandon(op);
             continue;
         }

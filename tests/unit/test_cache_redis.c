@@ -1516,6 +1516,55 @@ test_commands(void)
     cache_redis_keys_cleanup(&keys);
 }
 
+/* The read batch's MGET (cache/redis.c): values first, then the epoch and each name once. */
+static void
+test_read_batch(void)
+{
+    struct cache_redis_keys keys;
+    struct cache_redis_cmd one = {0};
+    struct cache_redis_cmd many = {0};
+    struct cache_redis_gen gens[2] = {{"n:db.c", 6, 0}, {"d:db", 4, 0}};
+    struct cache_key k1 = {0x0123456789abcdefULL, 0xfedcba9876543210ULL};
+    struct cache_key k2 = {1, 2};
+    char h1[32], h2[32], hc[32];
+    const char *hex[3] = {h1, h2, hc};
+    static const char want[] =
+        "*7\r\n$4\r\nMGET\r\n$36\r\nP:v:0123456789abcdeffedcba9876543210\r\n"
+        "$36\r\nP:v:00000000000000010000000000000002\r\n$36\r\nP:v:check---------------------------"
+        "\r\n$7\r\nP:epoch\r\n$10\r\nP:g:n:db.c\r\n$8\r\nP:g:d:db\r\n";
+    redisReply error = {.type = REDIS_REPLY_ERROR};
+    redisReply *r;
+
+    cache_redis_keys_init(&keys, "P:");
+    cache_redis_keys_hex(h1, &k1);
+    cache_redis_keys_hex(h2, &k2);
+    cache_redis_keys_hex(hc, NULL);
+    cache_redis_cmd_mget_batch(&many, &keys, hex, 3, gens, 2);
+    ok(many.len == sizeof want - 1 && memcmp(many.buf, want, many.len) == 0,
+       "a batch of three reads (one a check) is one MGET: the values, the epoch, each name "
+       "once, encoded exactly");
+    cache_redis_cmd_mget(&one, &keys, &k1, gens, 2);
+    cache_redis_cmd_mget_batch(&many, &keys, hex, 1, gens, 2);
+    ok(many.len == one.len && memcmp(many.buf, one.buf, one.len) == 0,
+       "a batch of one is the read's own MGET, byte for byte");
+    r = reply_of("snssn");
+    ok(cache_redis_cmd_batch_shape_ok(2, 2, r), "batch: values, epoch and counters, nil or not");
+    ok(!cache_redis_cmd_batch_shape_ok(2, 1, r) && !cache_redis_cmd_batch_shape_ok(3, 2, r),
+       "batch: one element more or fewer than keys asked is refused");
+    freeReplyObject(r);
+    r = reply_of("ssiss");
+    ok(!cache_redis_cmd_batch_shape_ok(2, 2, r), "batch: an integer element is refused");
+    freeReplyObject(r);
+    r = reply_of("sasss");
+    ok(!cache_redis_cmd_batch_shape_ok(2, 2, r), "batch: an array element is refused");
+    freeReplyObject(r);
+    ok(cache_redis_cmd_batch_shape_ok(2, 2, &error),
+       "batch: an error answers it (each read gets the error)");
+    cache_redis_cmd_cleanup(&one);
+    cache_redis_cmd_cleanup(&many);
+    cache_redis_keys_cleanup(&keys);
+}
+
 int
 main(void)
 {
@@ -1541,6 +1590,7 @@ main(void)
     test_push_names();
     test_resp_random();
     test_commands();
+    test_read_batch();
     test_parse_int();
     test_gens_match();
     test_value_key_hex();
