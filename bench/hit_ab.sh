@@ -12,7 +12,8 @@
 #
 # --b may be left out (one binary against Redis). --tier serves the hits
 # from a Redis tier (--redis, --cache-memory 0) instead of the process's
-# memory. CPUs as bench/run.sh: Redis and the proxies on SUT_CPU (0), mcload
+# memory, and adds the CPU per hit of the tier's Redis (on the proxies'
+# CPU: it counts against their throughput). CPUs as bench/run.sh: Redis and the proxies on SUT_CPU (0), mcload
 # on LOADGEN_CPU (1). Every process runs under the script and ends with it.
 set -euo pipefail
 
