@@ -117,10 +117,12 @@ typedef void (*cache_redis_lookup_cb)(void *arg, enum cache_redis_status status,
 
 /*
  * Looks key up: one MGET reading the value, every generation in gens[0..n)
- * and the epoch; when a counter does not exist, a second round trip (the
- * lookup script) creates it at a random base and reads everything again.
- * A value is a HIT only if its stored generations and epoch equal the
- * current ones and its sealed expiry has not passed (this proxy's clock). gens (names and the array itself) must stay valid until
+ * and the epoch (shared by every lookup and check started in the same loop
+ * turn: the read batch, redis.c); when a counter does not exist, a second
+ * round trip (the lookup script) creates it at a random base and reads
+ * everything again. A value is a HIT only if its stored generations and
+ * epoch equal the current ones and its sealed expiry has not passed (this
+ * proxy's clock). gens (names and the array itself) must stay valid until
  * the callback, which is never called before this function returns.
  * Returns a handle for cache_redis_cancel, or NULL when Redis is not usable
  * (then the callback is not called).
