@@ -3,8 +3,8 @@
 Redis cannot produce (stdlib only).
 
 It speaks just enough RESP for mongocache's shared tier: AUTH and SELECT
-(+OK), PING, SCRIPT LOAD (the SHA-1 of the script), MGET (a read: always
-a miss, [nil, epoch, generations...]), EVALSHA / EVAL of the tier's four
+(+OK), PING, SCRIPT LOAD (the SHA-1 of the script), MGET (reads: always
+misses, nil for every value key, 100 for every counter), EVALSHA / EVAL of the tier's four
 scripts (the lookup script answers as MGET does;
 a fill is refused; a bump and the epoch bump succeed), and SUBSCRIBE (the
 confirmation). One fault can be armed at a time (FakeRedis.arm): raw bytes
@@ -218,10 +218,14 @@ class FakeRedis:
                     if f:
                         asyncio.ensure_future(self._later(writer, cid, f))
                 elif name == b"MGET" and len(cmd) >= 2:
-                    # a read: value, epoch, generations (a lookup's fast path)
+                    # reads (the proxy's read batch): values, the epoch, the
+                    # generations; no value exists, every counter is 100
                     nkeys = len(cmd) - 1
                     self.record(cid, "mget", "lookup")
-                    out = b"*%d\r\n$-1\r\n" % nkeys + bulk(b"100") * (nkeys - 1)
+                    keys = cmd[1:]
+                    nvalues = next((i for i, k in enumerate(keys) if k.endswith(b"epoch")), 1)
+                    out = (b"*%d\r\n" % nkeys + b"$-1\r\n" * nvalues +
+                           bulk(b"100") * (nkeys - nvalues))
                     f = self._take_fault("cmd", "lookup")
                     if f:
                         out = f.data(nkeys) if callable(f.data) else f.data

@@ -37,7 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define N_CHECKS 76
+#define N_CHECKS 78
 #define TIMEOUT_MS 50
 #define SLACK_MS 100 /* scheduling slack allowed around redis_timeout (ASan, busy CI) */
 #define FAILURES 3
@@ -648,7 +648,7 @@ phase_batch(struct drv *d, struct cache_redis *a)
     struct cache_redis_gen g30[2], g31[2], g32[2], g33[2], g34[2], gc[2], fresh[2];
     struct res r30, r31, r32, r33, r34, rc;
     struct cache_redis_op *cancelled;
-    uint64_t commands, slow;
+    uint64_t commands, slow, errors;
     bool all;
 
     /* k30 and k31 under db.coll, k32 under db.other; k33 never stored. */
@@ -734,6 +734,35 @@ phase_batch(struct drv *d, struct cache_redis *a)
           "batch: a counter missing for one read: it alone runs the lookup script (a miss, the "
           "counter re-made); the other is a hit (%s %s)",
           status_name(r30.status), status_name(r32.status));
+
+    /* An error answering the batch (MGET denied by an ACL) is each read's error. */
+    reply_drop(sync_cmd(d->port, "ACL SETUSER default -mget"));
+    gens_init(g30);
+    gens_init(g31);
+    gens_init(g33);
+    memset(&r30, 0, sizeof r30);
+    memset(&r31, 0, sizeof r31);
+    memset(&r33, 0, sizeof r33);
+    commands = cache_redis_counter(a, CACHE_REDIS_CTR_redis_commands);
+    errors = cache_redis_counter(a, CACHE_REDIS_CTR_redis_errors);
+    all = cache_redis_lookup(a, &k30, g30, 2, lookup_cb, &r30) &&
+          cache_redis_lookup(a, &k31, g31, 2, lookup_cb, &r31) &&
+          cache_redis_lookup(a, &k33, g33, 2, lookup_cb, &r33) &&
+          run_until(d, &r30.done, 3000) && run_until(d, &r31.done, 3000) &&
+          run_until(d, &r33.done, 3000);
+    reply_drop(sync_cmd(d->port, "ACL SETUSER default +mget"));
+    check(d,
+          all && r30.status == CACHE_REDIS_FAILED && r31.status == CACHE_REDIS_FAILED &&
+              r33.status == CACHE_REDIS_FAILED &&
+              cache_redis_counter(a, CACHE_REDIS_CTR_redis_commands) == commands + 1 &&
+              cache_redis_counter(a, CACHE_REDIS_CTR_redis_errors) == errors + 3 &&
+              cache_redis_state(a) == CACHE_REDIS_CONNECTED,
+          "batch: an error reply (MGET denied) fails each of its three reads, counted for each; "
+          "an answer, so the breaker stays closed (%s %s %s)",
+          status_name(r30.status), status_name(r31.status), status_name(r33.status));
+    gens_init(g30);
+    check(d, lookup(d, a, &k30, g30, &r30) == CACHE_REDIS_HIT,
+          "batch: MGET allowed again, a hit again");
 }
 
 /* Reads the value stored for key (GET, binary); *len its length. bson_free, or NULL. */
