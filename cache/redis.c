@@ -138,6 +138,15 @@
 #define FREE_OPS_MAX 1024 /* ops kept for reuse */
 /* Most keys one read batch's MGET names, so most elements in its reply (>= 2 + MAX_GENS). */
 #define BATCH_KEYS 256
+/*
+ * What a value holds beside its reply, at most, for the batch's byte bound:
+ * the generations' names (CACHE_REDIS_MAX_GENS of CACHE_REDIS_MAX_NAME) and
+ * key material up to 1 MiB (a find's command; a larger one, or a value sealed
+ * by a proxy with a larger cache_max_entry_bytes, can make a full batch's
+ * reply go over CMD_MAX_REPLY: the connection is then dropped as for any
+ * reply over it).
+ */
+#define BATCH_VALUE_EXTRA ((uint64_t)CACHE_REDIS_MAX_GENS * (12 + CACHE_REDIS_MAX_NAME) + 1048576)
 
 static const char *const state_names[] = {"disconnected", "connected", "breaker_open", "dirty"};
 
@@ -223,6 +232,7 @@ struct cache_redis {
     int64_t open_us;         /* when the open batch's first op joined */
     struct event *batch_ev;  /* sends the open batch behind the turn's callbacks */
     struct read_batch *spare; /* a sent batch's memory, kept for the next */
+    uint32_t batch_values;    /* most reads one batch holds (cache_redis_reconfigure) */
 };
 
 /* A sent read batch: its MGET's callback argument, until the reply splits it. */
@@ -938,7 +948,8 @@ batch_name(struct cache_redis *redis, const struct cache_redis_gen *g)
 static bool
 batch_join(struct cache_redis *redis, struct cache_redis_op *op, const struct cache_key *key)
 {
-    if (!redis->batch_ev || redis->n_open + 1 + 1 + redis->n_names + op->n > BATCH_KEYS)
+    if (!redis->batch_ev || redis->n_open == redis->batch_values ||
+        redis->n_open + 1 + 1 + redis->n_names + op->n > BATCH_KEYS)
         return false;
     if (redis->n_open == 0) {
         redis->open_us = conf_clock_us();
@@ -990,8 +1001,13 @@ batch_reply(void *arg, const redisReply *reply)
     uint64_t value[1 + BATCH_KEYS];
     enum cache_redis_cmd_read state[1 + BATCH_KEYS];
 
-    if (reply && shape)
-        conf_hist_observe(&redis->rtt, conf_clock_us() - b->sent_us);
+    if (reply && shape) { /* a round trip, unless every read of it timed out (late) */
+        for (uint32_t i = 0; i < k; i++)
+            if (!b->ops[i]->settled) {
+                conf_hist_observe(&redis->rtt, conf_clock_us() - b->sent_us);
+                break;
+            }
+    }
     for (uint32_t j = 0; array && j <= b->n_names; j++) {
         const redisReply *e = reply->element[k + j];
 
@@ -1018,7 +1034,8 @@ batch_reply(void *arg, const redisReply *reply)
             /* As cache_redis_cmd_read: a missing counter wins over junk. */
             enum cache_redis_cmd_read r = state[0];
 
-            op->epoch = value[0];
+            if (r == CACHE_REDIS_CMD_READ_OK)
+                op->epoch = value[0];
             for (uint32_t g = 0; g < op->n && r != CACHE_REDIS_CMD_READ_MISSING; g++) {
                 enum cache_redis_cmd_read sg = state[1 + op->slot[g]];
 
@@ -1410,7 +1427,12 @@ cache_redis_destroy(struct cache_redis *redis)
 void
 cache_redis_reconfigure(struct cache_redis *redis, const struct conf *conf)
 {
+    uint64_t per_value = (uint64_t)conf->cache_max_entry_bytes + BATCH_VALUE_EXTRA;
+    uint64_t values = (uint64_t)CACHE_REDIS_MAX_BLOB / per_value;
+
     redis->timeout_ms = conf->redis_timeout > 0 ? conf->redis_timeout : 1;
+    /* A batch's reply must fit the reader's budget, every value as large as we store one. */
+    redis->batch_values = values < 1 ? 1 : values > BATCH_KEYS - 2 ? BATCH_KEYS - 2 : (uint32_t)values;
     cache_redis_breaker_configure(&redis->breaker, conf->redis_breaker_failures,
                                   conf->redis_breaker_cooldown);
     if (redis->cmd)
