@@ -948,7 +948,7 @@ batch_name(struct cache_redis *redis, const struct cache_redis_gen *g)
 static bool
 batch_join(struct cache_redis *redis, struct cache_redis_op *op, const struct cache_key *key)
 {
-    if (!redis->batch_ev || redis->n_open == redis->batch_values ||
+    if (!redis->batch_ev || redis->n_open >= redis->batch_values ||
         redis->n_open + 1 + 1 + redis->n_names + op->n > BATCH_KEYS)
         return false;
     if (redis->n_open == 0) {
