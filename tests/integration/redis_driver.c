@@ -637,6 +637,21 @@ counter_of(struct drv *d, const char *name)
 }
 
 /*
+ * Starts a lookup of key (NULL: a check of the generations only) over the
+ * generations first and second, into res (cleared); the op, or NULL.
+ */
+static struct cache_redis_op *
+start_read(struct cache_redis *redis, const struct cache_key *key, struct cache_redis_gen gens[2],
+           const char *first, const char *second, struct res *res)
+{
+    gens[0] = (struct cache_redis_gen){first, strlen(first), 0};
+    gens[1] = (struct cache_redis_gen){second, strlen(second), 0};
+    memset(res, 0, sizeof *res);
+    return key ? cache_redis_lookup(redis, key, gens, 2, lookup_cb, res)
+               : cache_redis_check(redis, gens, 2, lookup_cb, res);
+}
+
+/*
  * The read batch: lookups started in one loop turn go out as one MGET
  * naming each counter once; each gets its own outcome and its own
  * generations, in its own order, whatever the others asked for.
@@ -662,27 +677,13 @@ phase_batch(struct drv *d, struct cache_redis *a)
                  fill(d, a, &k32, fresh, r32.epoch, 32),
           "batch: k32 stored under n:db.other and d:db");
 
-    gens_init(g30);
-    g31[0] = (struct cache_redis_gen){"d:db", 4, 0}; /* the other order */
-    g31[1] = (struct cache_redis_gen){"n:db.coll", 9, 0};
-    g32[0] = (struct cache_redis_gen){"n:db.other", 10, 0};
-    g32[1] = (struct cache_redis_gen){"d:db", 4, 0};
-    gens_init(g33);
-    gens_init(g34);
-    gens_init(gc);
-    memset(&r30, 0, sizeof r30);
-    memset(&r31, 0, sizeof r31);
-    memset(&r32, 0, sizeof r32);
-    memset(&r33, 0, sizeof r33);
-    memset(&r34, 0, sizeof r34);
-    memset(&rc, 0, sizeof rc);
     commands = cache_redis_counter(a, CACHE_REDIS_CTR_redis_commands);
-    all = cache_redis_lookup(a, &k30, g30, 2, lookup_cb, &r30) &&
-          cache_redis_lookup(a, &k31, g31, 2, lookup_cb, &r31) &&
-          cache_redis_lookup(a, &k32, g32, 2, lookup_cb, &r32) &&
-          cache_redis_lookup(a, &k33, g33, 2, lookup_cb, &r33) &&
-          (cancelled = cache_redis_lookup(a, &k30, g34, 2, lookup_cb, &r34)) &&
-          cache_redis_check(a, gc, 2, lookup_cb, &rc);
+    all = start_read(a, &k30, g30, "n:db.coll", "d:db", &r30) &&
+          start_read(a, &k31, g31, "d:db", "n:db.coll", &r31) && /* the other order */
+          start_read(a, &k32, g32, "n:db.other", "d:db", &r32) &&
+          start_read(a, &k33, g33, "n:db.coll", "d:db", &r33) &&
+          (cancelled = start_read(a, &k30, g34, "n:db.coll", "d:db", &r34)) &&
+          start_read(a, NULL, gc, "n:db.coll", "d:db", &rc);
     if (all)
         cache_redis_cancel(cancelled);
     all = all && run_until(d, &r30.done, 3000) && run_until(d, &r31.done, 3000) &&
@@ -720,15 +721,10 @@ phase_batch(struct drv *d, struct cache_redis *a)
 
     /* A counter missing for one read of the batch: that read alone takes the slow path. */
     reply_drop(sync_cmd(d->port, "DEL t:g:n:db.other"));
-    gens_init(g30);
-    g32[0] = (struct cache_redis_gen){"n:db.other", 10, 0};
-    g32[1] = (struct cache_redis_gen){"d:db", 4, 0};
-    memset(&r30, 0, sizeof r30);
-    memset(&r32, 0, sizeof r32);
     commands = cache_redis_counter(a, CACHE_REDIS_CTR_redis_commands);
     slow = cache_redis_counter(a, CACHE_REDIS_CTR_redis_slow_reads);
-    all = cache_redis_lookup(a, &k32, g32, 2, lookup_cb, &r32) &&
-          cache_redis_lookup(a, &k30, g30, 2, lookup_cb, &r30) &&
+    all = start_read(a, &k32, g32, "n:db.other", "d:db", &r32) &&
+          start_read(a, &k30, g30, "n:db.coll", "d:db", &r30) &&
           run_until(d, &r30.done, 3000) && run_until(d, &r32.done, 3000);
     check(d,
           all && r30.status == CACHE_REDIS_HIT && r32.status == CACHE_REDIS_MISS &&
@@ -741,17 +737,11 @@ phase_batch(struct drv *d, struct cache_redis *a)
 
     /* An error answering the batch (MGET denied by an ACL) is each read's error. */
     reply_drop(sync_cmd(d->port, "ACL SETUSER default -mget"));
-    gens_init(g30);
-    gens_init(g31);
-    gens_init(g33);
-    memset(&r30, 0, sizeof r30);
-    memset(&r31, 0, sizeof r31);
-    memset(&r33, 0, sizeof r33);
     commands = cache_redis_counter(a, CACHE_REDIS_CTR_redis_commands);
     errors = cache_redis_counter(a, CACHE_REDIS_CTR_redis_errors);
-    all = cache_redis_lookup(a, &k30, g30, 2, lookup_cb, &r30) &&
-          cache_redis_lookup(a, &k31, g31, 2, lookup_cb, &r31) &&
-          cache_redis_lookup(a, &k33, g33, 2, lookup_cb, &r33) &&
+    all = start_read(a, &k30, g30, "n:db.coll", "d:db", &r30) &&
+          start_read(a, &k31, g31, "n:db.coll", "d:db", &r31) &&
+          start_read(a, &k33, g33, "n:db.coll", "d:db", &r33) &&
           run_until(d, &r30.done, 3000) && run_until(d, &r31.done, 3000) &&
           run_until(d, &r33.done, 3000);
     reply_drop(sync_cmd(d->port, "ACL SETUSER default +mget"));
