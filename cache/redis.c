@@ -890,7 +890,10 @@ op_reply(void *arg, const redisReply *reply)
  * come back (op_reply: the slow path, judging, its callback). Each op keeps
  * its deadline, breaker ticket and callback; one cancelled before the batch
  * goes out is dropped then. A batch is one command and one round trip in
- * the counters.
+ * the counters (redis_errors and redis_timeouts still count each read).
+ * A batch is full at batch_values reads (the reply's byte bound, see
+ * BATCH_VALUE_EXTRA) or BATCH_KEYS keys; a read that finds it full goes
+ * out alone, as every read did before (lookup_start).
  */
 
 /*
@@ -1008,14 +1011,8 @@ batch_reply(void *arg, const redisReply *reply)
                 break;
             }
     }
-    for (uint32_t j = 0; array && j <= b->n_names; j++) {
-        const redisReply *e = reply->element[k + j];
-
-        state[j] = e->type == REDIS_REPLY_NIL ? CACHE_REDIS_CMD_READ_MISSING
-                   : cache_redis_cmd_parse_int(e->str, e->len, &value[j])
-                       ? CACHE_REDIS_CMD_READ_OK
-                       : CACHE_REDIS_CMD_READ_MALFORMED;
-    }
+    for (uint32_t j = 0; array && j <= b->n_names; j++)
+        state[j] = cache_redis_cmd_counter(reply->element[k + j], &value[j]);
     for (uint32_t i = 0; i < k; i++) {
         struct cache_redis_op *op = b->ops[i];
         redisReply *elem[2 + CACHE_REDIS_MAX_GENS];
@@ -1031,17 +1028,14 @@ batch_reply(void *arg, const redisReply *reply)
         for (uint32_t g = 0; g < op->n; g++)
             elem[2 + g] = reply->element[k + 1 + op->slot[g]];
         if (op->wanted && !op->settled) { /* a cancelled or settled op's gens may be gone */
-            /* As cache_redis_cmd_read: a missing counter wins over junk. */
+            /* As cache_redis_cmd_read would on the view, from the counters parsed once. */
             enum cache_redis_cmd_read r = state[0];
 
             if (r == CACHE_REDIS_CMD_READ_OK)
                 op->epoch = value[0];
             for (uint32_t g = 0; g < op->n && r != CACHE_REDIS_CMD_READ_MISSING; g++) {
-                enum cache_redis_cmd_read sg = state[1 + op->slot[g]];
-
-                if (sg != CACHE_REDIS_CMD_READ_OK)
-                    r = sg;
-                else
+                r = cache_redis_cmd_worse(r, state[1 + op->slot[g]]);
+                if (state[1 + op->slot[g]] == CACHE_REDIS_CMD_READ_OK)
                     op->gens[g].value = value[1 + op->slot[g]];
             }
             op->read = r;

@@ -568,21 +568,38 @@ cache_redis_cmd_shape_ok(enum cache_redis_cmd_kind kind, uint32_t n, const redis
 }
 
 enum cache_redis_cmd_read
+cache_redis_cmd_counter(const redisReply *e, uint64_t *value)
+{
+    if (e->type == REDIS_REPLY_NIL)
+        return CACHE_REDIS_CMD_READ_MISSING;
+    if (e->type != REDIS_REPLY_STRING || !cache_redis_cmd_parse_int(e->str, e->len, value))
+        return CACHE_REDIS_CMD_READ_MALFORMED;
+    return CACHE_REDIS_CMD_READ_OK;
+}
+
+enum cache_redis_cmd_read
+cache_redis_cmd_worse(enum cache_redis_cmd_read a, enum cache_redis_cmd_read b)
+{
+    if (a == CACHE_REDIS_CMD_READ_MISSING || b == CACHE_REDIS_CMD_READ_MISSING)
+        return CACHE_REDIS_CMD_READ_MISSING;
+    return a == CACHE_REDIS_CMD_READ_OK ? b : a;
+}
+
+enum cache_redis_cmd_read
 cache_redis_cmd_read(const redisReply *reply, struct cache_redis_gen *gens, uint32_t n,
                      uint64_t *epoch)
 {
     enum cache_redis_cmd_read r = CACHE_REDIS_CMD_READ_OK;
 
     /* Every counter is looked at: a missing one wins over junk (the slow path re-reads). */
-    for (size_t i = 1; i < reply->elements; i++) {
-        const redisReply *e = reply->element[i];
+    for (size_t i = 1; i < reply->elements && r != CACHE_REDIS_CMD_READ_MISSING; i++) {
         uint64_t v;
+        enum cache_redis_cmd_read c = cache_redis_cmd_counter(reply->element[i], &v);
 
-        if (e->type == REDIS_REPLY_NIL)
-            return CACHE_REDIS_CMD_READ_MISSING;
-        if (e->type != REDIS_REPLY_STRING || !cache_redis_cmd_parse_int(e->str, e->len, &v))
-            r = CACHE_REDIS_CMD_READ_MALFORMED;
-        else if (i == 1)
+        r = cache_redis_cmd_worse(r, c);
+        if (c != CACHE_REDIS_CMD_READ_OK)
+            continue;
+        if (i == 1)
             *epoch = v;
         else if (i - 2 < n)
             gens[i - 2].value = v;

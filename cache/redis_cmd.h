@@ -163,6 +163,13 @@ enum cache_redis_cmd_read cache_redis_cmd_read(const redisReply *reply,
                                                struct cache_redis_gen *gens, uint32_t n,
                                                uint64_t *epoch);
 
+/* One counter element of a read's reply: OK (*value set), MISSING (nil) or MALFORMED. */
+enum cache_redis_cmd_read cache_redis_cmd_counter(const redisReply *e, uint64_t *value);
+
+/* What two counters say together: a missing one wins over junk, junk over OK. */
+enum cache_redis_cmd_read cache_redis_cmd_worse(enum cache_redis_cmd_read a,
+                                                enum cache_redis_cmd_read b);
+
 /*
  * Redis's decimal integer text as INCR writes it, as a uint64 (two's
  * complement). Anything else is refused, "007" or "+7" too: the fill script
