@@ -123,7 +123,11 @@
 
 #define EPOCH_RETRY_MS 250
 #define MAC_LOG_EVERY_MS 60000 /* at most one warning a minute about forged values, Cluster */
-/* Largest reply read on each connection: a lookup's value and counters; a published message. */
+/*
+ * Largest reply read on each connection: a lookup's value and counters; a
+ * published message. A read batch's values beyond it spill (batch_reply):
+ * the largest value we store always fits, alone or first.
+ */
 #define CMD_MAX_REPLY (CACHE_REDIS_MAX_BLOB + (size_t)1048576)
 #define SUB_MAX_REPLY ((size_t)1048576)
 /*
@@ -138,15 +142,6 @@
 #define FREE_OPS_MAX 1024 /* ops kept for reuse */
 /* Most keys one read batch's MGET names, so most elements in its reply (>= 2 + MAX_GENS). */
 #define BATCH_KEYS 256
-/*
- * What a value holds beside its reply, at most, for the batch's byte bound:
- * the generations' names (CACHE_REDIS_MAX_GENS of CACHE_REDIS_MAX_NAME) and
- * key material up to 1 MiB (a find's command; a larger one, or a value sealed
- * by a proxy with a larger cache_max_entry_bytes, can make a full batch's
- * reply go over CMD_MAX_REPLY: the connection is then dropped as for any
- * reply over it).
- */
-#define BATCH_VALUE_EXTRA ((uint64_t)CACHE_REDIS_MAX_GENS * (12 + CACHE_REDIS_MAX_NAME) + 1048576)
 
 static const char *const state_names[] = {"disconnected", "connected", "breaker_open", "dirty"};
 
@@ -232,7 +227,6 @@ struct cache_redis {
     int64_t open_us;         /* when the open batch's first op joined */
     struct event *batch_ev;  /* sends the open batch behind the turn's callbacks */
     struct read_batch *spare; /* a sent batch's memory, kept for the next */
-    uint32_t batch_values;    /* most reads one batch holds (cache_redis_reconfigure) */
 };
 
 /* A sent read batch: its MGET's callback argument, until the reply splits it. */
@@ -891,9 +885,16 @@ op_reply(void *arg, const redisReply *reply)
  * its deadline, breaker ticket and callback; one cancelled before the batch
  * goes out is dropped then. A batch is one command and one round trip in
  * the counters (redis_errors and redis_timeouts still count each read).
- * A batch is full at batch_values reads (the reply's byte bound, see
- * BATCH_VALUE_EXTRA) or BATCH_KEYS keys; a read that finds it full goes
- * out alone, as every read did before (lookup_start).
+ * A batch is full at BATCH_KEYS keys; a read that finds it full goes out
+ * alone, as every read did before (lookup_start).
+ *
+ * Large values. A batch's reply holds at most the reader's budget
+ * (CMD_MAX_REPLY), every value of ours fitting it alone. Values that would
+ * take the reply past it spill (cache_redis_conn_send_values): the reader
+ * consumes them without keeping them, and each such read goes out again
+ * alone (batch_reply, with its deadline and ticket): it is a read Redis
+ * answers later, which the argument above allows. So the bound on a batch
+ * is its keys, not the largest value a proxy could store.
  */
 
 /*
@@ -951,8 +952,7 @@ batch_name(struct cache_redis *redis, const struct cache_redis_gen *g)
 static bool
 batch_join(struct cache_redis *redis, struct cache_redis_op *op, const struct cache_key *key)
 {
-    if (!redis->batch_ev || redis->n_open >= redis->batch_values ||
-        redis->n_open + 1 + 1 + redis->n_names + op->n > BATCH_KEYS)
+    if (!redis->batch_ev || redis->n_open + 1 + 1 + redis->n_names + op->n > BATCH_KEYS)
         return false;
     if (redis->n_open == 0) {
         redis->open_us = conf_clock_us();
@@ -991,6 +991,23 @@ batch_put(struct read_batch *b)
         redis->spare = b;
 }
 
+/*
+ * A read whose value spilled from its batch's reply goes out again alone,
+ * as lookup_start sends one (its deadline and ticket kept); settled as
+ * lost when it cannot be sent.
+ */
+static void
+op_alone(struct cache_redis_op *op)
+{
+    struct cache_redis *redis = op->redis;
+
+    cache_redis_cmd_mget(&redis->enc, &redis->keys, &op->key, op->gens, op->n);
+    if (op_send(op, &redis->enc))
+        return;
+    op_settle(op, NULL, false);
+    op_put(op);
+}
+
 /* The reply to a read batch (NULL: the connection is gone): each op's share, in order. */
 static bool
 batch_reply(void *arg, const redisReply *reply)
@@ -1003,6 +1020,7 @@ batch_reply(void *arg, const redisReply *reply)
     /* The epoch (0) and each name's counter (1 + i): its value, or what is wrong with it. */
     uint64_t value[1 + BATCH_KEYS];
     enum cache_redis_cmd_read state[1 + BATCH_KEYS];
+    redisReply nil = {.type = REDIS_REPLY_NIL}; /* a spilled value no read needs */
 
     if (reply && shape) { /* a round trip, unless every read of it timed out (late) */
         for (uint32_t i = 0; i < k; i++)
@@ -1024,6 +1042,13 @@ batch_reply(void *arg, const redisReply *reply)
             continue;
         }
         elem[0] = reply->element[i];
+        if (elem[0]->type == CACHE_REDIS_REPLY_SPILLED) {
+            if (op->wanted && !op->settled && !op->check) {
+                op_alone(op);
+                continue;
+            }
+            elem[0] = &nil; /* a check, or a read nobody waits for */
+        }
         elem[1] = reply->element[k];
         for (uint32_t g = 0; g < op->n; g++)
             elem[2 + g] = reply->element[k + 1 + op->slot[g]];
@@ -1087,8 +1112,8 @@ batch_send(struct cache_redis *redis)
         batch_put(b);
         return;
     }
-    if (!cache_redis_conn_send_raw(cache_redis_link_conn(redis->cmd), redis->enc.buf,
-                                   redis->enc.len, batch_reply, b)) {
+    if (!cache_redis_conn_send_values(cache_redis_link_conn(redis->cmd), redis->enc.buf,
+                                      redis->enc.len, k, batch_reply, b)) {
         for (uint32_t i = 0; i < k; i++)
             op_abandon(b->ops[i]);
         batch_put(b);
@@ -1421,12 +1446,7 @@ cache_redis_destroy(struct cache_redis *redis)
 void
 cache_redis_reconfigure(struct cache_redis *redis, const struct conf *conf)
 {
-    uint64_t per_value = (uint64_t)conf->cache_max_entry_bytes + BATCH_VALUE_EXTRA;
-    uint64_t values = (uint64_t)CACHE_REDIS_MAX_BLOB / per_value;
-
     redis->timeout_ms = conf->redis_timeout > 0 ? conf->redis_timeout : 1;
-    /* A batch's reply must fit the reader's budget, every value as large as we store one. */
-    redis->batch_values = values < 1 ? 1 : values > BATCH_KEYS - 2 ? BATCH_KEYS - 2 : (uint32_t)values;
     cache_redis_breaker_configure(&redis->breaker, conf->redis_breaker_failures,
                                   conf->redis_breaker_cooldown);
     if (redis->cmd)

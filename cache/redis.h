@@ -118,7 +118,7 @@ typedef void (*cache_redis_lookup_cb)(void *arg, enum cache_redis_status status,
 /*
  * Looks key up: one MGET reading the value, every generation in gens[0..n)
  * and the epoch (shared with the other lookups and checks started in the
- * same loop turn, up to a bound: the read batch, redis.c); when a counter does not exist, a second
+ * same loop turn: the read batch, redis.c); when a counter does not exist, a second
  * round trip (the lookup script) creates it at a random base and reads
  * everything again. A value is a HIT only if its stored generations and
  * epoch equal the current ones and its sealed expiry has not passed (this

@@ -22,6 +22,8 @@
 
 #include "cache/redis_cmd.h"
 
+#include "cache/redis_resp.h"
+
 #include <string.h>
 
 /*
@@ -433,7 +435,8 @@ cache_redis_cmd_batch_shape_ok(uint32_t k, uint32_t n, const redisReply *reply)
         return false;
     for (size_t i = 0; i < reply->elements; i++)
         if (reply->element[i]->type != REDIS_REPLY_STRING &&
-            reply->element[i]->type != REDIS_REPLY_NIL)
+            reply->element[i]->type != REDIS_REPLY_NIL &&
+            (i >= k || reply->element[i]->type != CACHE_REDIS_REPLY_SPILLED))
             return false;
     return true;
 }

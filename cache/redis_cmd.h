@@ -103,7 +103,10 @@ void cache_redis_cmd_mget_batch(struct cache_redis_cmd *cmd, const struct cache_
                                 const char *const *hex, uint32_t k,
                                 const struct cache_redis_gen *names, uint32_t n);
 
-/* Whether reply can answer a read batch of k values and n generations (an error reply can). */
+/*
+ * Whether reply can answer a read batch of k values and n generations (an
+ * error reply can; a value may have spilled: cache/redis_resp.h).
+ */
 bool cache_redis_cmd_batch_shape_ok(uint32_t k, uint32_t n, const redisReply *reply);
 
 /*

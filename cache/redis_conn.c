@@ -81,6 +81,7 @@
 struct waiter {
     cache_redis_conn_reply_cb cb;
     void *arg;
+    uint32_t spill; /* elements of its reply that may spill (cache_redis_resp_spill) */
 };
 
 struct cache_redis_conn {
@@ -121,7 +122,7 @@ struct cache_redis_conn {
 /* ---- the FIFO --------------------------------------------------------------------- */
 
 static void
-fifo_push(struct cache_redis_conn *conn, cache_redis_conn_reply_cb cb, void *arg)
+fifo_push(struct cache_redis_conn *conn, cache_redis_conn_reply_cb cb, void *arg, uint32_t spill)
 {
     if (conn->count == conn->cap) {
         size_t cap = conn->cap ? 2 * conn->cap : 16;
@@ -134,7 +135,7 @@ fifo_push(struct cache_redis_conn *conn, cache_redis_conn_reply_cb cb, void *arg
         conn->head = 0;
         conn->cap = cap;
     }
-    conn->fifo[(conn->head + conn->count) % conn->cap] = (struct waiter){cb, arg};
+    conn->fifo[(conn->head + conn->count) % conn->cap] = (struct waiter){cb, arg, spill};
     conn->count++;
 }
 
@@ -266,6 +267,8 @@ dispatch(struct cache_redis_conn *conn)
             read_pushes(conn, NULL, 0);
             return;
         }
+        /* The reply being read is the oldest waiter's (none: nothing may spill). */
+        cache_redis_resp_spill(conn->resp, conn->count ? conn->fifo[conn->head].spill : 0);
         switch (cache_redis_resp_next(conn->resp, &reply, &error)) {
         case CACHE_REDIS_RESP_NEED_MORE:
             return;
@@ -732,7 +735,7 @@ cache_redis_conn_send(struct cache_redis_conn *conn, int argc, const char **argv
 {
     if (!conn || conn->dead || conn->channel || !queue(conn, argc, argv, argvlen, secret))
         return false;
-    fifo_push(conn, cb, arg);
+    fifo_push(conn, cb, arg, 0);
     return true;
 }
 
@@ -740,10 +743,17 @@ bool
 cache_redis_conn_send_raw(struct cache_redis_conn *conn, const void *data, size_t len,
                           cache_redis_conn_reply_cb cb, void *arg)
 {
+    return cache_redis_conn_send_values(conn, data, len, 0, cb, arg);
+}
+
+bool
+cache_redis_conn_send_values(struct cache_redis_conn *conn, const void *data, size_t len,
+                             uint32_t values, cache_redis_conn_reply_cb cb, void *arg)
+{
     if (!conn || conn->dead || conn->channel || evbuffer_add(conn->pending, data, len) != 0)
         return false;
     schedule_flush(conn);
-    fifo_push(conn, cb, arg);
+    fifo_push(conn, cb, arg, values);
     return true;
 }
 
@@ -755,7 +765,7 @@ cache_redis_conn_send_buffer(struct cache_redis_conn *conn, struct evbuffer *cmd
         evbuffer_add_buffer_reference(conn->pending, cmd) != 0)
         return false;
     schedule_flush(conn);
-    fifo_push(conn, cb, arg);
+    fifo_push(conn, cb, arg, 0);
     return true;
 }
 

@@ -119,6 +119,17 @@ bool cache_redis_conn_send_raw(struct cache_redis_conn *conn, const void *data, 
     __attribute__((warn_unused_result));
 
 /*
+ * As cache_redis_conn_send_raw, for a command whose reply is an array
+ * beginning with `values` values (a read batch's MGET): one that would take
+ * the reply past the reader's budget reaches cb as a
+ * CACHE_REDIS_REPLY_SPILLED object (cache/redis_resp.h) instead of losing
+ * the connection.
+ */
+bool cache_redis_conn_send_values(struct cache_redis_conn *conn, const void *data, size_t len,
+                                  uint32_t values, cache_redis_conn_reply_cb cb, void *arg)
+    __attribute__((warn_unused_result));
+
+/*
  * Queues the command held in cmd (RESP, exactly one whole command) by
  * reference: its bytes are not copied. cmd stays the caller's (free it when
  * it likes: libevent keeps the bytes until they are written) and must not

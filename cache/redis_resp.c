@@ -23,6 +23,15 @@
  * a reply: the object functions' free is a no-op (hiredis calls it on a
  * partial reply it gives up on; that memory is rewound or freed with the
  * reader).
+ *
+ * Spilling. A reply whose first elements are values (a read batch's MGET,
+ * cache/redis.c) may be larger than the budget in all, each value fitting
+ * alone. The caller says so before reading it (cache_redis_resp_spill): a
+ * value that would take the reply past its values' budget is consumed
+ * without being kept, and a SPILLED object, which costs a few bytes, stands
+ * in its place. The reader's buffer holds at most one partial value
+ * (hiredis discards what it has consumed after each reply it is asked
+ * for), so the memory of a reply stays under the budget whatever it holds.
  */
 #include "config.h"
 
@@ -38,12 +47,16 @@
 /* The arena's reused block: a lookup's reply (value, counters) fits for values up to ~15 KB. */
 #define ARENA_BLOCK 16384
 #define ARENA_ALIGN 16
+/* What a small element (a nil, an integer, a string of up to 64 bytes) is charged, at most. */
+#define SMALL_ELEMENT (sizeof(redisReply) + 65 + sizeof(redisReply *))
 
 struct cache_redis_resp {
     redisReader *reader;
     size_t max_bytes;
     size_t max_elements;
     size_t used;      /* object bytes of the reply being read */
+    size_t spill;     /* elements of the next reply that may spill (cache_redis_resp_spill) */
+    size_t spill_budget; /* what the reply's objects may reach before one does */
     const char *over; /* why an object function or a limit refused, or NULL */
     bool failed;      /* unusable from the first error on */
     bool handed_out;  /* the last call returned a reply: rewind before the next */
@@ -162,15 +175,34 @@ object_done(const redisReadTask *task, redisReply *r)
     return r;
 }
 
+/* True when the string task would take the reply past its values' budget and may spill. */
+static bool
+spills(const struct cache_redis_resp *resp, const redisReadTask *task, size_t len)
+{
+    /* Elements of the top array only: its task has no parent. */
+    if (!task->parent || task->parent->parent || task->idx < 0 ||
+        (size_t)task->idx >= resp->spill || task->type != REDIS_REPLY_STRING)
+        return false;
+    return resp->used > resp->spill_budget ||
+           len + 1 + sizeof(redisReply) > resp->spill_budget - resp->used;
+}
+
 static void *
 create_string(const redisReadTask *task, char *str, size_t len)
 {
+    struct cache_redis_resp *resp = task->privdata;
     redisReply *r;
 
     if (task->type != REDIS_REPLY_STRING && task->type != REDIS_REPLY_STATUS &&
         task->type != REDIS_REPLY_ERROR) {
-        ((struct cache_redis_resp *)task->privdata)->over = "a string of an unknown type";
+        resp->over = "a string of an unknown type";
         return NULL;
+    }
+    if (spills(resp, task, len)) {
+        if (!(r = object_new(task, CACHE_REDIS_REPLY_SPILLED, 0, 0)))
+            return NULL;
+        r->len = len; /* str stays NULL */
+        return object_done(task, r);
     }
     /* The bytes right after the object: one allocation. */
     if (len > SIZE_MAX - 1 - sizeof *r - 2 * ARENA_ALIGN ||
@@ -244,7 +276,17 @@ cache_redis_resp_new(size_t max_bytes, size_t max_elements)
     resp->reader->privdata = resp; /* hiredis's redisReaderSetPrivdata casts a pointer to int */
     resp->max_bytes = max_bytes;
     resp->max_elements = max_elements;
+    /* Room for max_elements small elements beyond the values (saturating). */
+    resp->spill_budget = max_elements < max_bytes / SMALL_ELEMENT
+                             ? max_bytes - max_elements * SMALL_ELEMENT
+                             : 0;
     return resp;
+}
+
+void
+cache_redis_resp_spill(struct cache_redis_resp *resp, size_t values)
+{
+    resp->spill = values;
 }
 
 void

@@ -43,6 +43,25 @@ bool cache_redis_resp_feed(struct cache_redis_resp *resp, const void *data, size
                            bson_error_t *error) __attribute__((warn_unused_result));
 
 /*
+ * A value a reply did not keep (cache_redis_resp_spill): its object's type.
+ * len is how many bytes it had; str is NULL.
+ */
+#define CACHE_REDIS_REPLY_SPILLED 64
+
+/*
+ * How the reply read next (a reply may arrive in several calls: say it
+ * before each cache_redis_resp_next) treats its first `values` elements,
+ * when it is an array: a string among them that would take the reply's
+ * objects past the values' budget is not kept but consumed, and a
+ * CACHE_REDIS_REPLY_SPILLED object stands in its place. The budget leaves
+ * room for max_elements small elements beyond it (a nil, an integer or a
+ * string of up to 64 bytes each) and is at least max_bytes less 1 MiB when
+ * max_elements is at most 1024. 0 (the default): nothing spills, every
+ * string counts against max_bytes alone.
+ */
+void cache_redis_resp_spill(struct cache_redis_resp *resp, size_t values);
+
+/*
  * The next whole reply, or NEED_MORE, or ERROR with error set (and the
  * reader unusable from then on). A reply is resp's: valid until the next
  * call of this function or cache_redis_resp_destroy; never free it.

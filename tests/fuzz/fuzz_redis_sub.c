@@ -10,6 +10,9 @@
  *     names (cache_redis_push_names) as redis.c reads it.
  *   - As the command connection reads it (cache_redis_resp_feed/next, the
  *     proxy's budget): every reply taken is freed.
+ *   - As the command connection reads a read batch's reply, under a small
+ *     budget whose first values may spill (cache_redis_resp_spill): only
+ *     those may, each with no bytes, and what is kept stays in the budget.
  * Properties: cutting the stream anywhere changes nothing (the same pushes,
  * names and replies, the same verdict); a name is never empty, never
  * longer than CACHE_REDIS_MAX_NAME, never holds a NUL or a newline.
@@ -92,11 +95,39 @@ subscription(const uint8_t *data, size_t len, size_t cut)
     return s;
 }
 
-/* The stream read as the command connection reads it, in slices of `cut` bytes. */
-static struct seen
-commands(const uint8_t *data, size_t len, size_t cut)
+#define SPILL_BUDGET 4096
+#define SPILL_VALUES 4
+
+/* A reply read with SPILL_VALUES values allowed to spill: where they are, what they hold. */
+static void
+spilled(struct seen *s, const redisReply *reply)
 {
-    struct cache_redis_resp *resp = cache_redis_resp_new(97 * 1000 * 1000, 66);
+    size_t kept = 0;
+
+    if (reply->type != REDIS_REPLY_ARRAY)
+        return;
+    for (size_t i = 0; i < reply->elements; i++) {
+        const redisReply *e = reply->element[i];
+
+        FUZZ_CHECK(e->type != CACHE_REDIS_REPLY_SPILLED || (i < SPILL_VALUES && !e->str));
+        if (e->type == CACHE_REDIS_REPLY_SPILLED)
+            mix(s, &e->len, sizeof e->len);
+        else if (e->type == REDIS_REPLY_STRING)
+            kept += e->len;
+    }
+    FUZZ_CHECK(kept <= SPILL_BUDGET);
+}
+
+/*
+ * The stream read as the command connection reads it, in slices of `cut`
+ * bytes: with the proxy's budget, or (batch) a small one whose first values
+ * may spill.
+ */
+static struct seen
+commands(const uint8_t *data, size_t len, size_t cut, bool batch)
+{
+    struct cache_redis_resp *resp =
+        batch ? cache_redis_resp_new(SPILL_BUDGET, 8) : cache_redis_resp_new(97 * 1000 * 1000, 66);
     struct seen s = {0, 0, 0, true};
     bson_error_t error;
 
@@ -107,6 +138,7 @@ commands(const uint8_t *data, size_t len, size_t cut)
 
         s.ok = cache_redis_resp_feed(resp, data + at, n, &error);
         while (s.ok) {
+            cache_redis_resp_spill(resp, batch ? SPILL_VALUES : 0);
             st = cache_redis_resp_next(resp, &reply, &error);
             if (st == CACHE_REDIS_RESP_NEED_MORE)
                 break;
@@ -119,6 +151,8 @@ commands(const uint8_t *data, size_t len, size_t cut)
             if (reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_ERROR ||
                 reply->type == REDIS_REPLY_STATUS)
                 mix(&s, reply->str, reply->len);
+            if (batch)
+                spilled(&s, reply);
         }
     }
     cache_redis_resp_destroy(resp);
@@ -144,11 +178,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (whole.ok && sliced.ok)
         FUZZ_CHECK(whole.pushes == sliced.pushes && whole.names == sliced.names &&
                    whole.hash == sliced.hash);
-    whole = commands(data, size, size ? size : 1);
-    sliced = commands(data, size, cut);
-    FUZZ_CHECK(whole.ok == sliced.ok);
-    if (whole.ok)
-        FUZZ_CHECK(whole.pushes == sliced.pushes && whole.hash == sliced.hash);
+    for (int batch = 0; batch < 2; batch++) {
+        whole = commands(data, size, size ? size : 1, batch);
+        sliced = commands(data, size, cut, batch);
+        /* Fed whole, an input past the feed's limit (budget and slack) is refused at once. */
+        FUZZ_CHECK((batch && size >= SPILL_BUDGET + 65536) || whole.ok == sliced.ok);
+        if (whole.ok && sliced.ok)
+            FUZZ_CHECK(whole.pushes == sliced.pushes && whole.hash == sliced.hash);
+    }
     (void)sliced.names;
     return 0;
 }

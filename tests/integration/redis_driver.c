@@ -37,7 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define N_CHECKS 78
+#define N_CHECKS 81
 #define TIMEOUT_MS 50
 #define SLACK_MS 100 /* scheduling slack allowed around redis_timeout (ASan, busy CI) */
 #define FAILURES 3
@@ -690,14 +690,11 @@ phase_batch(struct drv *d, struct cache_redis *a)
           run_until(d, &r32.done, 3000) && run_until(d, &r33.done, 3000) &&
           run_until(d, &rc.done, 3000);
     run_until(d, NULL, 20);
-    /* cache_max_entry_bytes is 16 MiB here: five such values (with their
-     * material and names) fit the reply budget, so a batch holds five reads. */
     check(d,
-          all && cache_redis_counter(a, CACHE_REDIS_CTR_redis_commands) == commands + 2 &&
+          all && cache_redis_counter(a, CACHE_REDIS_CTR_redis_commands) == commands + 1 &&
               !r34.done,
-          "batch: six reads of one turn (one cancelled) are two commands: five in one batch "
-          "(the most whose reply fits the budget at cache_max_entry_bytes 16 MiB), the sixth "
-          "alone (%llu)",
+          "batch: six reads of one turn (one cancelled) are one command, the cancelled one "
+          "never called back (%llu)",
           (unsigned long long)(cache_redis_counter(a, CACHE_REDIS_CTR_redis_commands) -
                                commands));
     check(d,
@@ -757,6 +754,95 @@ phase_batch(struct drv *d, struct cache_redis *a)
     gens_init(g30);
     check(d, lookup(d, a, &k30, g30, &r30) == CACHE_REDIS_HIT,
           "batch: MGET allowed again, a hit again");
+}
+
+/* Fills key with material_len bytes of key material (large values) and waits for Redis. */
+static bool
+fill_large(struct drv *d, struct cache_redis *redis, const struct cache_key *key,
+           const struct cache_redis_gen *gens, uint64_t epoch, int tag, size_t material_len)
+{
+    uint8_t reply[256];
+    size_t len = make_reply(reply, sizeof reply, tag);
+    uint8_t *big = bson_malloc(material_len);
+    uint64_t before = cache_redis_counter(redis, CACHE_REDIS_CTR_redis_fills);
+    uint64_t end = (uint64_t)conf_clock_ms() + 20000;
+    bool stored = false;
+
+    memset(big, 'm' + tag % 8, material_len);
+    cache_redis_fill(redis, key, big, material_len, reply, len, gens, 2, epoch, 60000);
+    bson_free(big);
+    while (!stored && (uint64_t)conf_clock_ms() < end) {
+        stored = cache_redis_counter(redis, CACHE_REDIS_CTR_redis_fills) > before;
+        run_until(d, NULL, 5);
+    }
+    return stored;
+}
+
+/*
+ * A read batch whose values do not fit one reply together (about 92 MiB):
+ * the reader keeps those that fit, lets the others go by (spills) and each
+ * of those goes out again alone; no connection is lost, no epoch moves.
+ */
+static void
+phase_spill(struct drv *d, struct cache_redis *a)
+{
+    enum { BIG = 4, MATERIAL = 25000000 };
+    struct cache_key keys[BIG + 1] = {{50, 50}, {51, 51}, {52, 52}, {53, 53}, {30, 30}};
+    struct cache_redis_gen gens[BIG + 1][2], fresh[2];
+    struct res res[BIG + 1], first;
+    char url[64];
+    struct conf *patient, *usual;
+    uint64_t commands, reconnects;
+    bool all = true, hits = true;
+
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", d->port);
+    patient = make_conf(url, "t:");
+    usual = make_conf(url, "t:");
+    if (!patient || !usual) {
+        for (int i = 0; i < 3; i++)
+            check(d, false, "confs for the spill");
+        conf_destroy(patient);
+        conf_destroy(usual);
+        return;
+    }
+    patient->redis_timeout = 30000; /* a hundred megabytes each way, under ASan */
+    cache_redis_reconfigure(a, patient);
+    gens_init(fresh);
+    all = lookup(d, a, &keys[0], fresh, &first) == CACHE_REDIS_MISS;
+    for (int i = 0; i < BIG && all; i++)
+        all = fill_large(d, a, &keys[i], fresh, first.epoch, 50 + i, MATERIAL);
+    check(d, all, "spill: four values of 25 MB stored (k30's small one from the batch phase)");
+
+    commands = cache_redis_counter(a, CACHE_REDIS_CTR_redis_commands);
+    reconnects = cache_redis_counter(a, CACHE_REDIS_CTR_redis_reconnects);
+    for (int i = 0; i <= BIG && all; i++)
+        all = start_read(a, &keys[i], gens[i], "n:db.coll", "d:db", &res[i]) != NULL;
+    for (int i = 0; i <= BIG && all; i++)
+        all = run_until(d, &res[i].done, 30000);
+    for (int i = 0; i <= BIG && all; i++)
+        hits = hits && res[i].status == CACHE_REDIS_HIT &&
+               is_tagged_reply(&res[i], i < BIG ? 50 + i : 30) && res[i].epoch == first.epoch;
+    printf("# spill: %llu commands for five reads\n",
+           (unsigned long long)(cache_redis_counter(a, CACHE_REDIS_CTR_redis_commands) -
+                                commands));
+    check(d, all && hits,
+          "spill: five reads of one turn, 100 MB of values among them: each a hit of its own "
+          "value, the epoch unchanged");
+    check(d,
+          all && cache_redis_counter(a, CACHE_REDIS_CTR_redis_commands) == commands + 2 &&
+              cache_redis_counter(a, CACHE_REDIS_CTR_redis_reconnects) == reconnects &&
+              cache_redis_state(a) == CACHE_REDIS_CONNECTED,
+          "spill: the fourth large value did not fit the batch's reply and was read again "
+          "alone (two commands); the small one after it was kept; no connection lost");
+    for (int i = 0; i < BIG; i++) {
+        char hex[33];
+
+        key_hex(&keys[i], hex);
+        reply_drop(sync_cmd(d->port, "DEL t:v:%s", hex));
+    }
+    cache_redis_reconfigure(a, usual);
+    conf_destroy(patient);
+    conf_destroy(usual);
 }
 
 /* Reads the value stored for key (GET, binary); *len its length. bson_free, or NULL. */
@@ -1418,6 +1504,7 @@ main(int argc, char **argv)
     phase_junk(&d, a);
     phase_bad_counters(&d, a);
     phase_batch(&d, a);
+    phase_spill(&d, a);
     phase_mac(&d, a);
     phase_names(&d);
     phase_kill(&d, a, b, &k5);

@@ -938,10 +938,14 @@ test_redact(void)
 
 /* ---- reading what Redis sends (redis_resp.c, redis_push.c) ---------------------------- */
 
-/* Feeds text in slices of step bytes; returns the replies' types joined, or "ERR:why". */
+/*
+ * Feeds text in slices of step bytes, the first `spill` elements of every
+ * reply allowed to spill; returns the replies' types joined (a spilled
+ * value with its length), or "ERR:why".
+ */
 static void
-read_all(const char *data, size_t len, size_t step, size_t max_bytes, size_t max_elements,
-         char *out, size_t cap)
+read_spill(const char *data, size_t len, size_t step, size_t max_bytes, size_t max_elements,
+           size_t spill, char *out, size_t cap)
 {
     struct cache_redis_resp *resp = cache_redis_resp_new(max_bytes, max_elements);
     bson_error_t error;
@@ -958,14 +962,21 @@ read_all(const char *data, size_t len, size_t step, size_t max_bytes, size_t max
             break;
         }
         at += n;
-        while ((st = cache_redis_resp_next(resp, &r, &error)) == CACHE_REDIS_RESP_REPLY) {
+        while ((cache_redis_resp_spill(resp, spill),
+                st = cache_redis_resp_next(resp, &r, &error)) == CACHE_REDIS_RESP_REPLY) {
             size_t used = strlen(out);
 
             snprintf(out + used, cap - used, "%d%s", r->type,
                      r->type == REDIS_REPLY_ARRAY ? "[" : ",");
             for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+                const redisReply *e = r->element[i];
+
                 used = strlen(out);
-                snprintf(out + used, cap - used, "%d,", r->element[i]->type);
+                if (e->type == CACHE_REDIS_REPLY_SPILLED)
+                    snprintf(out + used, cap - used, "%d:%zu%s,", e->type, e->len,
+                             e->str ? "+str" : "");
+                else
+                    snprintf(out + used, cap - used, "%d,", e->type);
             }
             if (r->type == REDIS_REPLY_ARRAY) {
                 used = strlen(out);
@@ -978,6 +989,80 @@ read_all(const char *data, size_t len, size_t step, size_t max_bytes, size_t max
         }
     }
     cache_redis_resp_destroy(resp);
+}
+
+/* As read_spill, nothing allowed to spill. */
+static void
+read_all(const char *data, size_t len, size_t step, size_t max_bytes, size_t max_elements,
+         char *out, size_t cap)
+{
+    read_spill(data, len, step, max_bytes, max_elements, 0, out, cap);
+}
+
+/* Appends a bulk string of n bytes of c to buf at *len. */
+static void
+put_bulk(char *buf, size_t *len, size_t n, char c)
+{
+    *len += (size_t)sprintf(buf + *len, "$%zu\r\n", n);
+    memset(buf + *len, c, n);
+    *len += n;
+    memcpy(buf + *len, "\r\n", 2);
+    *len += 2;
+}
+
+/*
+ * A read batch's reply over the budget: the values that do not fit spill
+ * (consumed, not kept), the rest of the reply is read, and the next reply
+ * is whole again; only the top array's first values spill.
+ */
+static void
+test_resp_spill(void)
+{
+    /* Room for 5 small elements (121 bytes each on 64 bits) leaves 3491 bytes for the values. */
+    char *buf = bson_malloc(16384);
+    char want[256];
+    char got[256];
+    size_t len = 0;
+    bool same = true;
+
+    len += (size_t)sprintf(buf, "*5\r\n");
+    put_bulk(buf, &len, 1500, 'a');
+    put_bulk(buf, &len, 1500, 'b');
+    put_bulk(buf, &len, 1500, 'c');
+    put_bulk(buf, &len, 2, '7');
+    len += (size_t)sprintf(buf + len, "$-1\r\n+OK\r\n");
+    read_all(buf, len, len, 4096, 5, got, sizeof got);
+    ok(strncmp(got, "ERR:", 4) == 0 && strstr(got, "budget"),
+       "three 1500-byte values are over a 4096-byte budget when nothing may spill: %s", got);
+    read_spill(buf, len, len, 4096, 5, 3, want, sizeof want);
+    is_str(want, "2[1,1,64:1500,1,4,],5,",
+           "the third value spills (its length kept, no bytes), the counters and the next "
+           "reply are read");
+    for (size_t step = 1; step < len; step += step < 64 ? 1 : 97) {
+        read_spill(buf, len, step, 4096, 5, 3, got, sizeof got);
+        if (strcmp(got, want) != 0) {
+            same = false;
+            diag("slices of %zu: %s", step, got);
+        }
+    }
+    ok(same, "the same whatever the slices");
+    read_spill(buf, len, len, 4096, 5, 2, got, sizeof got);
+    ok(strncmp(got, "ERR:", 4) == 0 && strstr(got, "budget"),
+       "an element past the values does not spill: over the budget, refused: %s", got);
+
+    len = (size_t)sprintf(buf, "*2\r\n");
+    put_bulk(buf, &len, 4000, 'a');
+    put_bulk(buf, &len, 100, 'b');
+    read_spill(buf, len, 512, 4096, 5, 2, got, sizeof got);
+    is_str(got, "2[64:4000,1,],", "a value over the values' budget alone spills; a small one after it is kept");
+
+    len = (size_t)sprintf(buf, "*1\r\n*3\r\n");
+    put_bulk(buf, &len, 1500, 'a');
+    put_bulk(buf, &len, 1500, 'b');
+    put_bulk(buf, &len, 1500, 'c');
+    read_spill(buf, len, len, 4096, 5, 1, got, sizeof got);
+    ok(strncmp(got, "ERR:", 4) == 0, "strings of a nested array never spill: %s", got);
+    bson_free(buf);
 }
 
 static void
@@ -1279,6 +1364,7 @@ reply_of(const char *types)
         e->type = types[i] == 's' || types[i] == 'x' || types[i] == 'z' ? REDIS_REPLY_STRING
                   : types[i] == 'n'                  ? REDIS_REPLY_NIL
                   : types[i] == 'a'                  ? REDIS_REPLY_ARRAY
+                  : types[i] == 'p'                  ? CACHE_REDIS_REPLY_SPILLED
                                                      : REDIS_REPLY_INTEGER;
         if (e->type == REDIS_REPLY_STRING) {
             e->str = strdup(types[i] == 'x' ? "7x" : types[i] == 'z' ? "007" : "7");
@@ -1558,6 +1644,17 @@ test_read_batch(void)
     r = reply_of("sasss");
     ok(!cache_redis_cmd_batch_shape_ok(2, 2, r), "batch: an array element is refused");
     freeReplyObject(r);
+    r = reply_of("pps");
+    ok(cache_redis_cmd_batch_shape_ok(2, 0, r), "batch: a spilled value is one the reader let go");
+    freeReplyObject(r);
+    r = reply_of("spsp");
+    ok(!cache_redis_cmd_batch_shape_ok(1, 2, r) && !cache_redis_cmd_batch_shape_ok(3, 0, r),
+       "batch: a spilled epoch or counter is refused");
+    freeReplyObject(r);
+    r = reply_of("pss");
+    ok(!cache_redis_cmd_shape_ok(CACHE_REDIS_CMD_MGET, 1, r),
+       "a read's own MGET never has a spilled value");
+    freeReplyObject(r);
     ok(cache_redis_cmd_batch_shape_ok(2, 2, &error),
        "batch: an error answers it (each read gets the error)");
     cache_redis_cmd_cleanup(&one);
@@ -1586,6 +1683,7 @@ main(void)
     test_url_bad();
     test_redact();
     test_resp();
+    test_resp_spill();
     test_pushes();
     test_push_names();
     test_resp_random();
