@@ -142,6 +142,8 @@
 #define FREE_OPS_MAX 1024 /* ops kept for reuse */
 /* Most keys one read batch's MGET names, so most elements in its reply (>= 2 + MAX_GENS). */
 #define BATCH_KEYS 256
+/* The bytes of values a batch is sized for, at the largest value seen lately (batch_size). */
+#define BATCH_BYTES CACHE_REDIS_MAX_BLOB
 
 static const char *const state_names[] = {"disconnected", "connected", "breaker_open", "dirty"};
 
@@ -224,6 +226,8 @@ struct cache_redis {
     } names[BATCH_KEYS];
     char *name_buf;
     size_t name_len, name_cap;
+    uint32_t batch_cap;      /* most reads a batch holds now (batch_size) */
+    size_t value_peak;       /* the largest value seen lately, decaying (batch_size) */
     int64_t open_us;         /* when the open batch's first op joined */
     struct event *batch_ev;  /* sends the open batch behind the turn's callbacks */
     struct read_batch *spare; /* a sent batch's memory, kept for the next */
@@ -885,16 +889,22 @@ op_reply(void *arg, const redisReply *reply)
  * its deadline, breaker ticket and callback; one cancelled before the batch
  * goes out is dropped then. A batch is one command and one round trip in
  * the counters (redis_errors and redis_timeouts still count each read).
- * A batch is full at BATCH_KEYS keys; a read that finds it full goes out
- * alone, as every read did before (lookup_start).
+ * A batch is full at BATCH_KEYS keys or batch_cap reads; a read that finds
+ * it full goes out alone, as every read did before (lookup_start).
  *
- * Large values. A batch's reply holds at most the reader's budget
- * (CMD_MAX_REPLY), every value of ours fitting it alone. Values that would
- * take the reply past it spill (cache_redis_conn_send_values): the reader
- * consumes them without keeping them, and each such read goes out again
- * alone (batch_reply, with its deadline and ticket): it is a read Redis
- * answers later, which the argument above allows. So the bound on a batch
- * is its keys, not the largest value a proxy could store.
+ * Large values. A batch is sized by the values it is likely to meet:
+ * batch_cap reads of the largest value seen lately (value_peak, which
+ * decays by an eighth with each batch answered) fill BATCH_BYTES, the most
+ * one reply may keep (batch_size). Values are small in most workloads, so
+ * batches are bounded by their keys; a run of large values shrinks them
+ * (to one read for values over half of BATCH_BYTES). A batch that meets
+ * larger values than that is still safe: values that would take its reply
+ * past the reader's budget spill (cache_redis_conn_send_values): the
+ * reader consumes them without keeping them, and each such read goes out
+ * again alone (batch_reply, with its deadline and ticket), a read Redis
+ * answers later, which the argument above allows. So a large value never
+ * costs the connection (and the epoch) and costs at most one wasted
+ * transfer of itself.
  */
 
 /*
@@ -952,7 +962,8 @@ batch_name(struct cache_redis *redis, const struct cache_redis_gen *g)
 static bool
 batch_join(struct cache_redis *redis, struct cache_redis_op *op, const struct cache_key *key)
 {
-    if (!redis->batch_ev || redis->n_open + 1 + 1 + redis->n_names + op->n > BATCH_KEYS)
+    if (!redis->batch_ev || redis->n_open >= redis->batch_cap ||
+        redis->n_open + 1 + 1 + redis->n_names + op->n > BATCH_KEYS)
         return false;
     if (redis->n_open == 0) {
         redis->open_us = conf_clock_us();
@@ -989,6 +1000,20 @@ batch_put(struct read_batch *b)
         bson_free(b);
     else
         redis->spare = b;
+}
+
+/* A batch's reply showed its largest value (len): value_peak and batch_cap follow. */
+static void
+batch_size(struct cache_redis *redis, size_t len)
+{
+    redis->value_peak -= redis->value_peak / 8;
+    if (len > redis->value_peak)
+        redis->value_peak = len;
+    redis->batch_cap = redis->value_peak <= BATCH_BYTES / BATCH_KEYS
+                           ? BATCH_KEYS
+                           : (uint32_t)(BATCH_BYTES / redis->value_peak);
+    if (redis->batch_cap < 1)
+        redis->batch_cap = 1;
 }
 
 /*
@@ -1031,6 +1056,14 @@ batch_reply(void *arg, const redisReply *reply)
     }
     for (uint32_t j = 0; array && j <= b->n_names; j++)
         state[j] = cache_redis_cmd_counter(reply->element[k + j], &value[j]);
+    if (array) { /* a nil's len is 0; a spilled value's is what it had */
+        size_t largest = 0;
+
+        for (uint32_t i = 0; i < k; i++)
+            if (reply->element[i]->len > largest)
+                largest = reply->element[i]->len;
+        batch_size(redis, largest);
+    }
     for (uint32_t i = 0; i < k; i++) {
         struct cache_redis_op *op = b->ops[i];
         redisReply *elem[2 + CACHE_REDIS_MAX_GENS];
@@ -1372,6 +1405,7 @@ cache_redis_new(struct event_base *base, const struct conf *conf, bson_error_t *
     redis->epoch_timer = evtimer_new(base, epoch_timer_cb, redis);
     redis->due_timer = evtimer_new(base, due_timer_cb, redis);
     redis->batch_ev = event_new(base, -1, 0, batch_cb, redis);
+    redis->batch_cap = BATCH_KEYS; /* no value seen yet */
     for (int i = 0; i < CACHE_REDIS_SCRIPT_COUNT; i++)
         scripts[i] = cache_redis_cmd_script_text((enum cache_redis_script)i);
     lc = (struct cache_redis_link_conf){

@@ -264,6 +264,7 @@ dispatch(struct cache_redis_conn *conn)
         int type;
 
         if (conn->channel) { /* subscribed by the callback of the last reply */
+            cache_redis_resp_spill(conn->resp, 0); /* pushes never spill */
             read_pushes(conn, NULL, 0);
             return;
         }

@@ -121,9 +121,9 @@ bool cache_redis_conn_send_raw(struct cache_redis_conn *conn, const void *data, 
 /*
  * As cache_redis_conn_send_raw, for a command whose reply is an array
  * beginning with `values` values (a read batch's MGET): one that would take
- * the reply past the reader's budget reaches cb as a
- * CACHE_REDIS_REPLY_SPILLED object (cache/redis_resp.h) instead of losing
- * the connection.
+ * the reply past the values' budget (max_reply less room for max_elements
+ * small elements) reaches cb as a CACHE_REDIS_REPLY_SPILLED object
+ * (cache/redis_resp.h) instead of losing the connection.
  */
 bool cache_redis_conn_send_values(struct cache_redis_conn *conn, const void *data, size_t len,
                                   uint32_t values, cache_redis_conn_reply_cb cb, void *arg)

@@ -29,9 +29,11 @@
  * alone. The caller says so before reading it (cache_redis_resp_spill): a
  * value that would take the reply past its values' budget is consumed
  * without being kept, and a SPILLED object, which costs a few bytes, stands
- * in its place. The reader's buffer holds at most one partial value
- * (hiredis discards what it has consumed after each reply it is asked
- * for), so the memory of a reply stays under the budget whatever it holds.
+ * in its place. So a reply's objects stay under the budget whatever it
+ * holds, and the reader's buffer beside them holds at most one partial
+ * value and a feed (hiredis drops what it has consumed at the end of each
+ * call asking it for a reply, redis_conn.c asks after each 4 KB fed): at
+ * worst about twice the budget per connection, as without spilling.
  */
 #include "config.h"
 

@@ -37,7 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define N_CHECKS 81
+#define N_CHECKS 82
 #define TIMEOUT_MS 50
 #define SLACK_MS 100 /* scheduling slack allowed around redis_timeout (ASan, busy CI) */
 #define FAILURES 3
@@ -834,6 +834,24 @@ phase_spill(struct drv *d, struct cache_redis *a)
               cache_redis_state(a) == CACHE_REDIS_CONNECTED,
           "spill: the fourth large value did not fit the batch's reply and was read again "
           "alone (two commands); the small one after it was kept; no connection lost");
+
+    /* The next turn's batch is sized by the large values seen: three of them fill it. */
+    commands = cache_redis_counter(a, CACHE_REDIS_CTR_redis_commands);
+    for (int i = 0; i <= BIG && all; i++)
+        all = start_read(a, &keys[i], gens[i], "n:db.coll", "d:db", &res[i]) != NULL;
+    for (int i = 0; i <= BIG && all; i++)
+        all = run_until(d, &res[i].done, 30000);
+    for (int i = 0; i <= BIG && all; i++)
+        hits = hits && res[i].status == CACHE_REDIS_HIT &&
+               is_tagged_reply(&res[i], i < BIG ? 50 + i : 30);
+    check(d,
+          all && hits &&
+              cache_redis_counter(a, CACHE_REDIS_CTR_redis_commands) == commands + 3 &&
+              cache_redis_counter(a, CACHE_REDIS_CTR_redis_reconnects) == reconnects,
+          "spill: the next turn's batch is sized by the values seen (three of 25 MB fit), the "
+          "other two reads go alone: five hits, nothing read twice (%llu commands)",
+          (unsigned long long)(cache_redis_counter(a, CACHE_REDIS_CTR_redis_commands) -
+                               commands));
     for (int i = 0; i < BIG; i++) {
         char hex[33];
 
