@@ -142,8 +142,14 @@
 #define FREE_OPS_MAX 1024 /* ops kept for reuse */
 /* Most keys one read batch's MGET names, so most elements in its reply (>= 2 + MAX_GENS). */
 #define BATCH_KEYS 256
-/* The bytes of values a batch is sized for, at the largest value seen lately (batch_size). */
-#define BATCH_BYTES CACHE_REDIS_MAX_BLOB
+/*
+ * The bytes of values a batch is sized for, at the largest value seen
+ * lately (batch_size): one read of the command connection (READ_CHUNK,
+ * redis_conn.c), so a batch's reply is most often taken in one wake.
+ * Larger batches cost the proxy more kernel time per hit at 4 KB values
+ * (replies split over segments and reads) for less of Redis's (bench/README.md).
+ */
+#define BATCH_BYTES ((size_t)65536)
 
 static const char *const state_names[] = {"disconnected", "connected", "breaker_open", "dirty"};
 
@@ -894,17 +900,17 @@ op_reply(void *arg, const redisReply *reply)
  *
  * Large values. A batch is sized by the values it is likely to meet:
  * batch_cap reads of the largest value seen lately (value_peak, which
- * decays by an eighth with each batch answered) fill BATCH_BYTES, the most
- * one reply may keep (batch_size). Values are small in most workloads, so
- * batches are bounded by their keys; a run of large values shrinks them
- * (to one read for values over half of BATCH_BYTES). A batch that meets
- * larger values than that is still safe: values that would take its reply
- * past the reader's budget spill (cache_redis_conn_send_values): the
- * reader consumes them without keeping them, and each such read goes out
- * again alone (batch_reply, with its deadline and ticket), a read Redis
- * answers later, which the argument above allows. So a large value never
- * costs the connection (and the epoch) and costs at most one wasted
- * transfer of itself.
+ * decays by an eighth with each batch answered) fill BATCH_BYTES
+ * (batch_size). With values of a few hundred bytes, batches are bounded by
+ * their keys; larger values shrink them, to one read for values over half
+ * of BATCH_BYTES. A batch that meets far larger values than it was sized
+ * for (the first after a run of small ones) is still safe: values that
+ * would take its reply past the reader's budget (about 92 MiB) spill
+ * (cache_redis_conn_send_values): the reader consumes them without keeping
+ * them, and each such read goes out again alone (batch_reply, with its
+ * deadline and ticket), a read Redis answers later, which the argument
+ * above allows. So a large value never costs the connection (and the
+ * epoch), and costs at most one wasted transfer of itself.
  */
 
 /*
