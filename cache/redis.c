@@ -1083,6 +1083,7 @@ batch_reply(void *arg, const redisReply *reply)
         elem[0] = reply->element[i];
         if (elem[0]->type == CACHE_REDIS_REPLY_SPILLED) {
             if (op->wanted && !op->settled && !op->check) {
+                count(redis, CACHE_REDIS_CTR_redis_spills);
                 op_alone(op);
                 continue;
             }

@@ -814,7 +814,7 @@ phase_spill(struct drv *d, struct cache_redis *a)
     struct res res[SPILL_BIG + 1], first;
     char url[64];
     struct conf *patient, *usual;
-    uint64_t commands, reconnects;
+    uint64_t commands, reconnects, spills;
     bool all = true;
 
     snprintf(url, sizeof url, "redis://127.0.0.1:%d", d->port);
@@ -837,6 +837,7 @@ phase_spill(struct drv *d, struct cache_redis *a)
 
     commands = cache_redis_counter(a, CACHE_REDIS_CTR_redis_commands);
     reconnects = cache_redis_counter(a, CACHE_REDIS_CTR_redis_reconnects);
+    spills = cache_redis_counter(a, CACHE_REDIS_CTR_redis_spills);
     all = all && spill_round(d, a, keys, gens, res, first.epoch);
     printf("# spill: %llu commands for five reads\n",
            (unsigned long long)(cache_redis_counter(a, CACHE_REDIS_CTR_redis_commands) -
@@ -846,16 +847,19 @@ phase_spill(struct drv *d, struct cache_redis *a)
           "value, the epoch unchanged");
     check(d,
           all && cache_redis_counter(a, CACHE_REDIS_CTR_redis_commands) == commands + 2 &&
+              cache_redis_counter(a, CACHE_REDIS_CTR_redis_spills) == spills + 1 &&
               cache_redis_counter(a, CACHE_REDIS_CTR_redis_reconnects) == reconnects &&
               cache_redis_state(a) == CACHE_REDIS_CONNECTED,
           "spill: the fourth large value did not fit the batch's reply and was read again "
-          "alone (two commands); the small one after it was kept; no connection lost");
+          "alone (two commands, one spill counted); the small one after it was kept; no "
+          "connection lost");
 
     /* The next turn's batch is sized by the large values seen: one of them fills it. */
     commands = cache_redis_counter(a, CACHE_REDIS_CTR_redis_commands);
     all = all && spill_round(d, a, keys, gens, res, first.epoch);
     check(d,
           all && cache_redis_counter(a, CACHE_REDIS_CTR_redis_commands) == commands + 5 &&
+              cache_redis_counter(a, CACHE_REDIS_CTR_redis_spills) == spills + 1 &&
               cache_redis_counter(a, CACHE_REDIS_CTR_redis_reconnects) == reconnects,
           "spill: the next turn's batch is sized by the values seen (one of 25 MB fills it), "
           "the other four reads go alone: five hits, nothing read twice (%llu commands)",
