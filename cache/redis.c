@@ -901,9 +901,10 @@ op_reply(void *arg, const redisReply *reply)
  * Large values. A batch is sized by the values it is likely to meet:
  * batch_cap reads of the largest value seen lately (value_peak, which
  * decays by an eighth with each batch answered) fill BATCH_BYTES
- * (batch_size). With values of a few hundred bytes, batches are bounded by
- * their keys; larger values shrink them, to one read for values over half
- * of BATCH_BYTES. A batch that meets far larger values than it was sized
+ * (batch_size): bounded by their keys for values up to 256 bytes, 128
+ * reads for a 256-byte reply's value (510 bytes with its key material and
+ * seal), 15 for a 4 KB reply's, one read for values over half of
+ * BATCH_BYTES. A batch that meets far larger values than it was sized
  * for (the first after a run of small ones) is still safe: values that
  * would take its reply past the reader's budget (about 92 MiB) spill
  * (cache_redis_conn_send_values): the reader consumes them without keeping

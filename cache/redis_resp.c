@@ -291,6 +291,12 @@ cache_redis_resp_spill(struct cache_redis_resp *resp, size_t values)
     resp->spill = values;
 }
 
+size_t
+cache_redis_resp_spill_budget(const struct cache_redis_resp *resp)
+{
+    return resp->spill_budget;
+}
+
 void
 cache_redis_resp_destroy(struct cache_redis_resp *resp)
 {

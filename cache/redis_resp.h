@@ -61,6 +61,9 @@ bool cache_redis_resp_feed(struct cache_redis_resp *resp, const void *data, size
  */
 void cache_redis_resp_spill(struct cache_redis_resp *resp, size_t values);
 
+/* The values' budget above: what a reply's objects may reach before a value spills. */
+size_t cache_redis_resp_spill_budget(const struct cache_redis_resp *resp);
+
 /*
  * The next whole reply, or NEED_MORE, or ERROR with error set (and the
  * reader unusable from then on). A reply is resp's: valid until the next

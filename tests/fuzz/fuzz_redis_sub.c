@@ -98,9 +98,6 @@ subscription(const uint8_t *data, size_t len, size_t cut)
 #define SPILL_BUDGET 4096
 #define SPILL_VALUES 4
 #define SPILL_ELEMENTS 8
-/* What the values may take (redis_resp.c: room for SPILL_ELEMENTS small elements left). */
-#define VALUES_BUDGET                                                                           \
-    (SPILL_BUDGET - SPILL_ELEMENTS * (sizeof(redisReply) + 65 + sizeof(redisReply *)))
 
 /*
  * A reply read with SPILL_VALUES values allowed to spill: only those spill,
@@ -108,7 +105,7 @@ subscription(const uint8_t *data, size_t len, size_t cut)
  * was kept exactly when it fit the values' budget at its turn.
  */
 static void
-spilled(struct seen *s, const redisReply *reply)
+spilled(struct seen *s, const redisReply *reply, size_t budget)
 {
     size_t used;
     bool flat = true;
@@ -125,9 +122,9 @@ spilled(struct seen *s, const redisReply *reply)
             mix(s, &e->len, sizeof e->len);
         flat = flat && e->type != REDIS_REPLY_ARRAY;
         if (flat && i < SPILL_VALUES && e->type == CACHE_REDIS_REPLY_SPILLED)
-            FUZZ_CHECK(used > VALUES_BUDGET || cost > VALUES_BUDGET - used);
+            FUZZ_CHECK(used > budget || cost > budget - used);
         if (flat && i < SPILL_VALUES && e->type == REDIS_REPLY_STRING)
-            FUZZ_CHECK(used <= VALUES_BUDGET && cost <= VALUES_BUDGET - used);
+            FUZZ_CHECK(used <= budget && cost <= budget - used);
         used += e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS ||
                         e->type == REDIS_REPLY_ERROR
                     ? cost
@@ -170,7 +167,7 @@ commands(const uint8_t *data, size_t len, size_t cut, bool batch)
                 reply->type == REDIS_REPLY_STATUS)
                 mix(&s, reply->str, reply->len);
             if (batch)
-                spilled(&s, reply);
+                spilled(&s, reply, cache_redis_resp_spill_budget(resp));
         }
     }
     cache_redis_resp_destroy(resp);

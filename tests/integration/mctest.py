@@ -532,6 +532,11 @@ def counters(port):
     return stats(port)["counters"]
 
 
+def redis_counter(port, name):
+    """A counter of the proxy's Redis tier (/stats: cache.redis.counters), 0 when absent."""
+    return stats(port, timeout=3.0).get("cache", {}).get("redis", {}).get("counters", {}).get(name, 0)
+
+
 class FakeServer:
     """A listening socket on 127.0.0.1 (self.port); each connection is served by
     self.serve(sock) on a thread of its own. Subclasses set their state, then

@@ -65,11 +65,6 @@ def rsec(s):
     return s["cache"].get("redis") or s.get("redis") or {}
 
 
-def rctr(http, name):
-    """A counter of the proxy's Redis tier."""
-    return rsec(mctest.stats(http, timeout=3)).get("counters", {}).get(name, 0)
-
-
 def wait_state(https, want, secs):
     """The tier's state once every proxy's is want, or the first one's when secs ran out."""
     deadline = time.monotonic() + secs
@@ -149,14 +144,14 @@ def g_up(a):
         state = wait_state([a.http], "connected", a.secs)
         c.check(state == "connected", "state %r after %.0f s" % (state, a.secs))
         seed(d, coll)
-        fills = rctr(a.http, "redis_fills")
+        fills = mctest.redis_counter(a.http, "redis_fills")
         got, want = rows(p, coll, {"k": 2}), rows(d, coll, {"k": 2})
         c.check(got == want, "read differs from FerretDB's: %r" % got[:3])
         deadline = time.monotonic() + 3
         now = fills
         while time.monotonic() < deadline and now <= fills:
             time.sleep(0.05)
-            now = rctr(a.http, "redis_fills")
+            now = mctest.redis_counter(a.http, "redis_fills")
         c.check(now > fills, "nothing stored in Redis (redis_fills %d -> %d)" % (fills, now))
 
 
@@ -216,7 +211,7 @@ def role(port):
 
 
 def switches(h):
-    return rctr(h, "redis_master_switches")
+    return mctest.redis_counter(h, "redis_master_switches")
 
 
 def shared_hit(c, a, d, p1, p2, coll, label):
@@ -225,20 +220,20 @@ def shared_hit(c, a, d, p1, p2, coll, label):
     q = {"k": int(time.monotonic() * 1000) % 1000003, "label": label}
     d[DB][coll].insert_one(dict(q, _id="%s-%d" % (label, q["k"])))
     want = rows(d, coll, q)
-    f0 = rctr(a.h1, "redis_fills")
+    f0 = mctest.redis_counter(a.h1, "redis_fills")
     if rows(p1, coll, q) != want:
         return "P1 differs from FerretDB"
     deadline = time.monotonic() + 2
     while time.monotonic() < deadline:
-        if rctr(a.h1, "redis_fills") > f0:
+        if mctest.redis_counter(a.h1, "redis_fills") > f0:
             break
         time.sleep(0.05)
     else:
         return "P1 stored nothing in Redis"
-    h0 = rctr(a.h2, "redis_hits")
+    h0 = mctest.redis_counter(a.h2, "redis_hits")
     if rows(p2, coll, q) != want:
         return "P2 differs from FerretDB"
-    h1 = rctr(a.h2, "redis_hits")
+    h1 = mctest.redis_counter(a.h2, "redis_hits")
     return None if h1 == h0 + 1 else "P2's read was not a Redis hit (+%d)" % (h1 - h0)
 
 
@@ -379,12 +374,12 @@ def g_demoted(a):
     with mctest.Case(mctest.TAP, "%s: the master a Sentinel names is used" % a.name) as c:
         state = wait_state([a.http], "connected", 8)
         c.check(state == "connected", "state %r" % state)
-        fills = rctr(a.http, "redis_fills")
+        fills = mctest.redis_counter(a.http, "redis_fills")
         c.check(rows(p, coll, {"k": 1}) == rows(d, coll, {"k": 1}), "read differs")
         deadline = time.monotonic() + 3
-        while time.monotonic() < deadline and rctr(a.http, "redis_fills") <= fills:
+        while time.monotonic() < deadline and mctest.redis_counter(a.http, "redis_fills") <= fills:
             time.sleep(0.05)
-        c.check(rctr(a.http, "redis_fills") > fills, "nothing stored on the master")
+        c.check(mctest.redis_counter(a.http, "redis_fills") > fills, "nothing stored on the master")
     with mctest.Case(mctest.TAP, "%s: the master turned replica under the proxy: READONLY drops "
                      "it, ROLE keeps it out, reads answered" % a.name) as c:
         out = rcli(a.node_port, "REPLICAOF", "127.0.0.1", str(a.replica_port))

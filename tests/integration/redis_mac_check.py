@@ -33,7 +33,7 @@ import pymongo
 from pymongo.errors import PyMongoError
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mctest import OP_MSG, Tap, frame, plan, section_body, stats  # noqa: E402
+from mctest import OP_MSG, Tap, frame, plan, redis_counter, section_body, stats  # noqa: E402
 
 DB = "mcmac"
 
@@ -79,10 +79,6 @@ class Redis:
             out += b"$%d\r\n%s\r\n" % (len(a), a)
         self.sock.sendall(out)
         return self._reply()
-
-
-def rcounter(http, name):
-    return stats(http).get("cache", {}).get("redis", {}).get("counters", {}).get(name)
 
 
 def split_value(v):
@@ -149,7 +145,7 @@ def main():
         time.sleep(0.1)
 
     # 1: miss, fill, then a Redis hit
-    hits0 = rcounter(args.http, "redis_hits") or 0
+    hits0 = redis_counter(args.http, "redis_hits") or 0
     first = read(proxy, q)
     key = None
     for _ in range(50):
@@ -159,7 +155,7 @@ def main():
             break
         time.sleep(0.05)
     second = read(proxy, q)
-    hits1 = rcounter(args.http, "redis_hits") or 0
+    hits1 = redis_counter(args.http, "redis_hits") or 0
     t.ok(first == want and second == want and key is not None and hits1 == hits0 + 1,
          "a read is filled into Redis, and the next one is a Redis hit",
          "first %s second %s want %s key %s hits %s -> %s" % (first, second, want, key, hits0,
@@ -171,7 +167,7 @@ def main():
     print("# value %s: %d bytes, version %r" % (key.decode(), len(value), value[:4]), flush=True)
 
     # 2: one bit flipped inside the stored reply: v 30 -> 31, still a valid document
-    refused0 = rcounter(args.http, "redis_values_refused_mac") or 0
+    refused0 = redis_counter(args.http, "redis_values_refused_mac") or 0
     needle = b"\x10v\x00" + struct.pack("<i", 30)
     at = value.find(needle)
     if not t.ok(at > 0, "the stored reply holds {v: 30}"):
@@ -180,7 +176,7 @@ def main():
     flipped[at + 3] ^= 0x01
     r.call("SET", key, bytes(flipped), "KEEPTTL")
     got = read(proxy, q)
-    refused1 = rcounter(args.http, "redis_values_refused_mac")
+    refused1 = redis_counter(args.http, "redis_values_refused_mac")
     t.ok(got == want, "a bit flipped in the stored reply is not served: the answer is FerretDB's",
          "got %s, want %s" % (got, want))
     t.ok(refused1 == refused0 + 1, "the refusal is counted (redis_values_refused_mac %s -> %s)" %
@@ -195,9 +191,9 @@ def main():
             break
         time.sleep(0.05)
     value = refilled()
-    hits2 = rcounter(args.http, "redis_hits") or 0
+    hits2 = redis_counter(args.http, "redis_hits") or 0
     got = read(proxy, q)
-    hits3 = rcounter(args.http, "redis_hits") or 0
+    hits3 = redis_counter(args.http, "redis_hits") or 0
     t.ok(value is not None and got == want and hits3 == hits2 + 1,
          "the proxy stored the value again, and serves it from Redis",
          "hits %s -> %s, got %s" % (hits2, hits3, got))
@@ -211,9 +207,9 @@ def main():
     t.ok(cli.returncode == 0 and b"OK" in cli.stdout,
          "a forged error reply planted with redis-cli under the proxy's prefix",
          "redis-cli: %s %s" % (cli.stdout, cli.stderr))
-    refused2 = rcounter(args.http, "redis_values_refused_mac") or 0
+    refused2 = redis_counter(args.http, "redis_values_refused_mac") or 0
     got = read(proxy, q)
-    refused3 = rcounter(args.http, "redis_values_refused_mac")
+    refused3 = redis_counter(args.http, "redis_values_refused_mac")
     t.ok(got == want, "the forged reply is not served: the answer is FerretDB's",
          "got %s, want %s" % (got, want))
     t.ok(refused3 == refused2 + 1, "the refusal is counted (redis_values_refused_mac %s -> %s)" %
@@ -229,13 +225,13 @@ def main():
     t.ok(value is not None and value[:4] == b"MCV4" and r.call("SET", key, old, "KEEPTTL") == "OK",
          "the value, re-sealed as the previous version (MCV2, HMAC-SHA-256), planted",
          "value %r" % (value[:4] if value else None))
-    corrupt0 = rcounter(args.http, "redis_corrupt") or 0
-    refused4 = rcounter(args.http, "redis_values_refused_mac") or 0
-    hits4 = rcounter(args.http, "redis_hits") or 0
+    corrupt0 = redis_counter(args.http, "redis_corrupt") or 0
+    refused4 = redis_counter(args.http, "redis_values_refused_mac") or 0
+    hits4 = redis_counter(args.http, "redis_hits") or 0
     got = read(proxy, q)
-    corrupt1 = rcounter(args.http, "redis_corrupt") or 0
-    refused5 = rcounter(args.http, "redis_values_refused_mac") or 0
-    hits5 = rcounter(args.http, "redis_hits") or 0
+    corrupt1 = redis_counter(args.http, "redis_corrupt") or 0
+    refused5 = redis_counter(args.http, "redis_values_refused_mac") or 0
+    hits5 = redis_counter(args.http, "redis_hits") or 0
     t.ok(got == want and hits5 == hits4,
          "a previous version's value is a miss: the answer is FerretDB's",
          "got %s, want %s, hits %s -> %s" % (got, want, hits4, hits5))

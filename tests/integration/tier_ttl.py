@@ -26,7 +26,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from coalesce_tier import DB, Upstream, first_n, redis_call, tier_up, wait_for  # noqa: E402
-from mctest import Closed, Conn, op_msg, plan, stats, stop_process, tap  # noqa: E402
+from mctest import Closed, Conn, op_msg, plan, redis_counter, stop_process, tap  # noqa: E402
 from request_life import arguments  # noqa: E402
 
 TTL_S = 2.0
@@ -50,8 +50,7 @@ def value_keys(redis_port):
 
 def fills(http):
     """The fills the proxy's tier has had answered (stored or refused)."""
-    c = stats(http, timeout=3.0).get("cache", {}).get("redis", {}).get("counters", {})
-    return c.get("redis_fills", 0) + c.get("redis_fills_refused", 0)
+    return redis_counter(http, "redis_fills") + redis_counter(http, "redis_fills_refused")
 
 
 def case_copy(up, a):

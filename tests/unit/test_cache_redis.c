@@ -1025,6 +1025,14 @@ test_resp_spill(void)
     size_t len = 0;
     bool same = true;
 
+    {
+        struct cache_redis_resp *r = cache_redis_resp_new(97000000, 1024);
+
+        ok(cache_redis_resp_spill_budget(r) >= 97000000 - 1048576 &&
+               cache_redis_resp_spill_budget(r) < 97000000,
+           "the values' budget leaves room for 1024 small elements, less than 1 MiB");
+        cache_redis_resp_destroy(r);
+    }
     len += (size_t)sprintf(buf, "*5\r\n");
     put_bulk(buf, &len, 1500, 'a');
     put_bulk(buf, &len, 1500, 'b');
